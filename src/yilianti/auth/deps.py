@@ -1,0 +1,104 @@
+"""FastAPI dependencies: the database unit of work, the acting subject, role checks, CSRF."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from yilianti.auth import service
+from yilianti.authz.subject import Subject
+from yilianti.db import get_db
+from yilianti.exceptions import AppError, Forbidden, Unauthenticated
+from yilianti.models.auth import User
+
+DB = Annotated[Session, Depends(get_db, scope="function")]
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class CsrfFailed(AppError):
+    status, code, default_message = 403, "csrf_failed", "页面已过期，请刷新后重试"
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return None
+
+
+async def csrf_protect(request: Request) -> None:
+    """Every state-changing request made with the session cookie carries the session's token."""
+    if request.method not in UNSAFE or _bearer(request):
+        return
+    expected = request.session.get("csrf")
+    sent = request.headers.get("x-csrf-token")
+    if sent is None:
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            form = await request.form()
+            value = form.get("csrf_token")
+            sent = value if isinstance(value, str) else None
+    if not expected or not sent or not hmac.compare_digest(str(expected), sent):
+        raise CsrfFailed()
+
+
+def _client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def optional_subject(request: Request, db: DB, _csrf: None = Depends(csrf_protect)) -> Subject | None:
+    token = _bearer(request)
+    if token:
+        user, row = service.resolve_api_token(db, token)
+        subject = service.build_subject(db, user, row.institution_id, via_token=True, ip=_client_ip(request))
+        if subject.acting_institution_id != row.institution_id:
+            raise Unauthenticated("API 令牌无效或已过期", code="bad_token")
+        request.state.subject = subject
+        return subject
+    uid = request.session.get("uid")
+    if not uid:
+        return None
+    user = db.get(User, uid)
+    if user is None or not user.active or request.session.get("epoch") != user.session_epoch:
+        request.session.clear()
+        return None
+    subject = service.build_subject(db, user, request.session.get("inst"), ip=_client_ip(request))
+    request.session["inst"] = subject.acting_institution_id
+    request.state.subject = subject
+    from yilianti.notifications.service import unread_count
+
+    request.state.unread = unread_count(db, subject)
+    return subject
+
+
+def current_subject(subject: Annotated[Subject | None, Depends(optional_subject)]) -> Subject:
+    if subject is None:
+        raise Unauthenticated()
+    return subject
+
+
+CurrentSubject = Annotated[Subject, Depends(current_subject)]
+
+
+def require(*roles: str) -> Callable[[Subject], Subject]:
+    """Route-level role check (the resource check comes after, in the service)."""
+
+    def _check(subject: CurrentSubject) -> Subject:
+        if not subject.has(*roles) and not subject.is_system_admin:
+            raise Forbidden()
+        return subject
+
+    return _check
+
+
+def require_clinical(subject: CurrentSubject) -> Subject:
+    if not subject.is_clinical:
+        raise Forbidden("此功能仅限临床人员（医生、护士、诊断医师、转诊协调员）")
+    return subject
+
+
+Clinical = Annotated[Subject, Depends(require_clinical)]

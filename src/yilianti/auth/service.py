@@ -1,0 +1,204 @@
+"""Login with lock-out, password change, account creation, API tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from yilianti.audit import service as audit
+from yilianti.auth.security import DUMMY_HASH, hash_password, new_api_token, token_hash, verify_password
+from yilianti.authz.subject import InstitutionChoice, Subject
+from yilianti.config import get_settings
+from yilianti.exceptions import Conflict, InvalidInput, Locked, NotFound, Unauthenticated
+from yilianti.kit import clock
+from yilianti.kit.validate import Invalid
+from yilianti.kit.validate import username as valid_username
+from yilianti.models.alliance import Institution
+from yilianti.models.auth import ApiToken, Role, RoleAssignment, User
+from yilianti.models.workforce import Practitioner
+
+GLOBAL_ROLES = frozenset({Role.system_admin})
+
+
+def authenticate(db: Session, username: str, password: str, ip: str | None = None) -> User:
+    settings = get_settings()
+    name = username.strip().lower()
+    user = db.scalar(select(User).where(User.username == name))
+    now = clock.now()
+    if user is None or not user.active:
+        verify_password(password, DUMMY_HASH)
+        audit.record(db, None, "login_failed", "user", None, username=name[:64], ip=ip, channel="web")
+        raise Unauthenticated("用户名或密码不正确", code="bad_credentials")
+    if user.locked_until and clock.as_utc(user.locked_until) > now:
+        audit.record(db, None, "login_locked", "user", user.id, username=user.username, ip=ip, channel="web")
+        raise Locked("账号因多次登录失败已锁定，请 {minutes} 分钟后再试",
+                     minutes=max(1, int((clock.as_utc(user.locked_until) - now).total_seconds() // 60) + 1))
+    ok, new_hash = verify_password(password, user.password_hash)
+    if not ok:
+        user.failed_logins += 1
+        detail = {"failures": user.failed_logins}
+        if user.failed_logins >= settings.login_max_failures:
+            user.locked_until = now + timedelta(minutes=settings.login_lockout_minutes)
+            user.failed_logins = 0
+            detail["locked_until"] = user.locked_until.isoformat()
+        audit.record(db, None, "login_failed", "user", user.id, username=user.username, ip=ip,
+                     channel="web", detail=detail)
+        raise Unauthenticated("用户名或密码不正确", code="bad_credentials")
+    if new_hash:
+        user.password_hash = new_hash
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+    audit.record(db, None, "login", "user", user.id, username=user.username, ip=ip, channel="web")
+    return user
+
+
+def check_password_strength(password: str) -> None:
+    settings = get_settings()
+    if len(password) < settings.password_min_length:
+        raise InvalidInput(fields={"password": f"密码至少 {settings.password_min_length} 位"})
+    if password.isdigit() or password.isalpha():
+        raise InvalidInput(fields={"password": "密码需同时包含字母和数字"})
+
+
+def change_password(db: Session, subject: Subject, current: str, new: str) -> None:
+    user = db.get(User, subject.user_id)
+    if user is None:
+        raise NotFound()
+    if not verify_password(current, user.password_hash)[0]:
+        raise InvalidInput(fields={"current_password": "当前密码不正确"})
+    try:
+        check_password_strength(new)
+    except InvalidInput as exc:
+        raise InvalidInput(fields={"new_password": exc.fields["password"]}) from None
+    user.password_hash = hash_password(new)
+    user.password_changed_at = clock.now()
+    user.session_epoch += 1  # ends every other session of this user
+    audit.record(db, subject, "password_change", "user", user.id)
+
+
+def create_user(
+    db: Session,
+    actor: Subject | None,
+    username: str,
+    password: str,
+    display_name: str,
+    roles: list[tuple[str, int | None, int | None]],
+    practitioner_id: int | None = None,
+) -> User:
+    fields: dict[str, str] = {}
+    try:
+        name = valid_username(username)
+    except Invalid as exc:
+        fields["username"] = exc.message
+        name = username
+    try:
+        check_password_strength(password)
+    except InvalidInput as exc:
+        fields.update(exc.fields)
+    if not display_name.strip():
+        fields["display_name"] = "必填"
+    for role, inst, _alliance in roles:
+        if role not in Role.__members__:
+            fields["role"] = "未知角色"
+        if inst is not None and db.get(Institution, inst) is None:
+            fields["institution_id"] = "机构不存在"
+    if not fields and db.scalar(select(User.id).where(User.username == name)) is not None:
+        fields["username"] = "用户名已存在"
+    if fields:
+        raise InvalidInput(fields=fields)
+    user = User(username=name, display_name=display_name.strip(), password_hash=hash_password(password),
+                practitioner_id=practitioner_id, password_changed_at=clock.now())
+    db.add(user)
+    db.flush()
+    for role, inst, alliance in roles:
+        db.add(RoleAssignment(user_id=user.id, role=role, institution_id=inst, alliance_id=alliance))
+    db.flush()
+    audit.record(db, actor, "create", "user", user.id, detail={"username": name, "roles": [list(r) for r in roles]},
+                 channel=None if actor else "cli")
+    return user
+
+
+def build_subject(db: Session, user: User, acting_institution_id: int | None, *, via_token: bool = False,
+                  ip: str | None = None) -> Subject:
+    assignments = db.execute(
+        select(RoleAssignment, Institution.name)
+        .outerjoin(Institution, Institution.id == RoleAssignment.institution_id)
+        .where(RoleAssignment.user_id == user.id)
+    ).all()
+    choices: dict[int, str] = {}
+    for ra, inst_name in assignments:
+        if ra.institution_id is not None:
+            choices[ra.institution_id] = inst_name
+    if acting_institution_id not in choices:
+        acting_institution_id = min(choices) if choices else None
+        if user.practitioner_id and choices:
+            # the default acting site is the practitioner's home institution
+            home = db.scalar(select(Practitioner.home_institution_id).where(Practitioner.id == user.practitioner_id))
+            if home in choices:
+                acting_institution_id = home
+    roles = {ra.role for ra, _ in assignments if ra.institution_id == acting_institution_id and ra.institution_id}
+    roles |= {ra.role for ra, _ in assignments if ra.institution_id is None}
+    return Subject(
+        user_id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        practitioner_id=user.practitioner_id,
+        acting_institution_id=acting_institution_id,
+        acting_institution_name=choices.get(acting_institution_id) if acting_institution_id else None,
+        roles=frozenset(roles),
+        alliance_admin_of=frozenset(
+            ra.alliance_id for ra, _ in assignments if ra.role == Role.alliance_admin and ra.alliance_id
+        ),
+        institutions=tuple(InstitutionChoice(i, n) for i, n in sorted(choices.items())),
+        via_token=via_token,
+        all_roles=frozenset(ra.role for ra, _ in assignments),
+        ip=ip,
+    )
+
+
+def issue_api_token(db: Session, actor: Subject, user_id: int, institution_id: int, name: str,
+                    days: int | None = 365) -> tuple[ApiToken, str]:
+    user = db.get(User, user_id)
+    if user is None:
+        raise NotFound()
+    has_role = db.scalar(select(RoleAssignment.id).where(
+        RoleAssignment.user_id == user_id, RoleAssignment.institution_id == institution_id))
+    if has_role is None:
+        raise InvalidInput(fields={"institution_id": "该用户在此机构没有角色"})
+    token, prefix, hashed = new_api_token()
+    row = ApiToken(user_id=user_id, institution_id=institution_id, name=name.strip() or "api", prefix=prefix,
+                   token_hash=hashed, expires_at=clock.now() + timedelta(days=days) if days else None)
+    db.add(row)
+    db.flush()
+    audit.record(db, actor, "create", "api_token", row.id, detail={"user_id": user_id, "name": row.name})
+    return row, token
+
+
+def resolve_api_token(db: Session, token: str) -> tuple[User, ApiToken]:
+    row = db.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(token)))
+    now = clock.now()
+    if row is None or row.revoked_at is not None or (row.expires_at and clock.as_utc(row.expires_at) <= now):
+        raise Unauthenticated("API 令牌无效或已过期", code="bad_token")
+    user = db.get(User, row.user_id)
+    if user is None or not user.active:
+        raise Unauthenticated("API 令牌无效或已过期", code="bad_token")
+    if row.last_used_at is None or (now - clock.as_utc(row.last_used_at)) > timedelta(minutes=5):
+        row.last_used_at = now
+    return user, row
+
+
+def revoke_api_token(db: Session, actor: Subject, token_id: int) -> None:
+    row = db.get(ApiToken, token_id)
+    if row is None:
+        raise NotFound()
+    if row.revoked_at is not None:
+        raise Conflict("令牌已被吊销")
+    row.revoked_at = clock.now()
+    audit.record(db, actor, "revoke", "api_token", row.id)
+
+
+def is_locked(user: User, at: datetime) -> bool:
+    return bool(user.locked_until and clock.as_utc(user.locked_until) > at)

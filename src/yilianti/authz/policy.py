@@ -1,0 +1,187 @@
+"""Who may see a patient's data — one policy for pages, API and member systems (DOMAIN.md §4b).
+
+- A care relationship (registered there, an active referral/consultation/transfer/order,
+  a family-doctor contract) lets the institution's clinical staff see its own data.
+- With the patient's sharing consent in force for an alliance the institution belongs to
+  (or for all), they also see the shared record from every member.
+- An explicit, unexpired, unrevoked grant (referral, consultation, break-glass) works like
+  a care relationship for its holder until it ends.
+- Everything else is "not found" (404): existence does not leak.
+Every decision that lets someone read is audited by the caller through `require_patient`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy.orm import Session
+
+from yilianti.audit import service as audit
+from yilianti.authz.subject import Subject
+from yilianti.config import get_settings
+from yilianti.exceptions import Forbidden, InvalidInput, NotFound
+from yilianti.kit import clock
+from yilianti.models.alliance import Membership
+from yilianti.models.patient import (
+    AccessGrant,
+    CareRelationship,
+    Consent,
+    ConsentScope,
+    GrantKind,
+    Patient,
+    PatientIdentifier,
+)
+
+
+@dataclass(frozen=True)
+class PatientAccess:
+    patient_id: int
+    basis: str  # own | grant | break_glass
+    shared: bool  # the shared record from other members is visible too
+    grant_id: int | None = None
+
+
+def _active_care(subject: Subject) -> ColumnElement[bool]:
+    return exists().where(
+        CareRelationship.patient_id == Patient.id,
+        CareRelationship.institution_id == subject.acting_institution_id,
+        CareRelationship.ended_at.is_(None),
+    )
+
+
+def _active_grant(subject: Subject) -> ColumnElement[bool]:
+    now = clock.now()
+    return exists().where(
+        AccessGrant.patient_id == Patient.id,
+        AccessGrant.institution_id == subject.acting_institution_id,
+        or_(AccessGrant.user_id.is_(None), AccessGrant.user_id == subject.user_id),
+        AccessGrant.revoked_at.is_(None),
+        AccessGrant.starts_at <= now,
+        AccessGrant.expires_at > now,
+    )
+
+
+def readable(subject: Subject) -> ColumnElement[bool]:
+    """SQL filter on `Patient` for every list or search: the one place scoping is applied."""
+    if not subject.is_clinical:
+        return and_(Patient.id.is_(None), Patient.id.is_not(None))  # nothing
+    return or_(_active_care(subject), _active_grant(subject))
+
+
+def consent_in_force(db: Session, patient_id: int, institution_id: int) -> bool:
+    today = clock.today_local()
+    member_alliances = select(Membership.alliance_id).where(
+        Membership.institution_id == institution_id,
+        or_(Membership.left_on.is_(None), Membership.left_on > today),
+    )
+    row = db.scalar(
+        select(Consent.id).where(
+            Consent.patient_id == patient_id,
+            Consent.withdrawn_at.is_(None),
+            Consent.granted_at <= clock.now(),
+            or_(Consent.scope == ConsentScope.all,
+                and_(Consent.scope == ConsentScope.alliance, Consent.alliance_id.in_(member_alliances))),
+        ).limit(1)
+    )
+    return row is not None
+
+
+def decide(db: Session, subject: Subject, patient_id: int) -> PatientAccess | None:
+    if not subject.is_clinical:
+        return None
+    inst = subject.acting_institution_id
+    assert inst is not None
+    has_care = db.scalar(
+        select(CareRelationship.id).where(
+            CareRelationship.patient_id == patient_id,
+            CareRelationship.institution_id == inst,
+            CareRelationship.ended_at.is_(None),
+        ).limit(1)
+    )
+    if has_care is not None:
+        return PatientAccess(patient_id, "own", consent_in_force(db, patient_id, inst))
+    now = clock.now()
+    grant = db.scalar(
+        select(AccessGrant).where(
+            AccessGrant.patient_id == patient_id,
+            AccessGrant.institution_id == inst,
+            or_(AccessGrant.user_id.is_(None), AccessGrant.user_id == subject.user_id),
+            AccessGrant.revoked_at.is_(None),
+            AccessGrant.starts_at <= now,
+            AccessGrant.expires_at > now,
+        ).order_by(AccessGrant.expires_at.desc()).limit(1)
+    )
+    if grant is None:
+        return None
+    basis = "break_glass" if grant.kind == GrantKind.break_glass else "grant"
+    # break-glass is an emergency: it sees everything; other grants honour consent
+    shared = grant.includes_shared and (basis == "break_glass" or consent_in_force(db, patient_id, inst))
+    return PatientAccess(patient_id, basis, shared, grant.id)
+
+
+def require_patient(db: Session, subject: Subject, patient_id: int, *, action: str = "read",
+                    resource_type: str = "patient", resource_id: object = None,
+                    detail: dict | None = None) -> PatientAccess:  # type: ignore[type-arg]
+    """Check access to one patient and audit the read; 404 when not visible."""
+    access = decide(db, subject, patient_id)
+    if access is None:
+        raise NotFound()
+    audit.record(db, subject, action, resource_type, resource_id if resource_id is not None else patient_id,
+                 patient_id=patient_id, basis=access.basis, detail=detail)
+    return access
+
+
+def grant_access(db: Session, actor: Subject | None, *, patient_id: int, institution_id: int, kind: str,
+                 reason: str, expires_in: timedelta | None = None, user_id: int | None = None,
+                 source: tuple[str, int] | None = None, includes_shared: bool = True) -> AccessGrant:
+    """An explicit, expiring, audited grant (referral and consultation create these)."""
+    now = clock.now()
+    grant = AccessGrant(
+        patient_id=patient_id, institution_id=institution_id, user_id=user_id, kind=kind, reason=reason,
+        includes_shared=includes_shared,
+        source_type=source[0] if source else None, source_id=source[1] if source else None,
+        granted_by_user_id=actor.user_id if actor else None, starts_at=now,
+        expires_at=now + (expires_in or timedelta(days=get_settings().grant_default_days)),
+        needs_review=kind == GrantKind.break_glass,
+    )
+    db.add(grant)
+    db.flush()
+    audit.record(db, actor, "grant", "access_grant", grant.id, patient_id=patient_id, reason=reason,
+                 detail={"institution_id": institution_id, "kind": kind, "user_id": user_id,
+                         "expires_at": grant.expires_at.isoformat()})
+    return grant
+
+
+def end_grants(db: Session, actor: Subject | None, source_type: str, source_id: int) -> int:
+    """A cancelled or closed referral/consultation ends its temporary grants."""
+    now = clock.now()
+    grants = db.scalars(select(AccessGrant).where(
+        AccessGrant.source_type == source_type, AccessGrant.source_id == source_id,
+        AccessGrant.revoked_at.is_(None))).all()
+    for grant in grants:
+        grant.revoked_at = now
+        audit.record(db, actor, "revoke", "access_grant", grant.id, patient_id=grant.patient_id)
+    return len(grants)
+
+
+def break_glass(db: Session, subject: Subject, authority: str, value: str, reason: str) -> AccessGrant:
+    """Emergency access: a clinician without a relationship states a reason; flagged for review.
+
+    The patient is found by an exact identifier (e.g. the full resident ID the patient or
+    the ambulance crew gives), never by browsing, so break-glass cannot be used to search.
+    """
+    if not subject.has("doctor", "nurse", "coordinator"):
+        raise Forbidden("只有临床人员可以使用紧急访问")
+    if len(reason.strip()) < 10:
+        raise InvalidInput(fields={"reason": "请写明紧急访问的理由（至少10个字）"})
+    patient_id = db.scalar(select(PatientIdentifier.patient_id).where(
+        PatientIdentifier.authority == authority, PatientIdentifier.value == value.strip().upper()))
+    if patient_id is None:
+        raise NotFound("未找到该证件号对应的患者")
+    assert subject.acting_institution_id is not None
+    hours = get_settings().break_glass_hours
+    return grant_access(db, subject, patient_id=patient_id, institution_id=subject.acting_institution_id,
+                        kind=GrantKind.break_glass, reason=reason.strip(), expires_in=timedelta(hours=hours),
+                        user_id=subject.user_id)

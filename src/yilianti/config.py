@@ -1,0 +1,96 @@
+"""One Settings object; every knob has a default that works for the demo (CONTRACTS.md)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import warnings
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="YILIANTI_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = "sqlite:///./var/yilianti.db"
+    test_database_url: str | None = None
+    secret_key: str | None = None
+    data_keys: str | None = None
+    var_dir: Path = Path("./var")
+    production: bool = False
+
+    dicom_port: int = 11112
+    dicom_ae_title: str = "YILIANTI"
+    dicom_allowed_aes: str = ""
+    hl7_port: int = 2575
+
+    # authentication
+    session_max_age_hours: int = 12
+    login_max_failures: int = 5
+    login_lockout_minutes: int = 15
+    password_min_length: int = 8
+
+    # authorization
+    break_glass_hours: int = 4
+    grant_default_days: int = 30
+
+    # jobs
+    run_jobs_in_process: bool = True
+    job_poll_seconds: float = 1.0
+    outbox_max_attempts: int = 5
+
+    timezone: str = "Asia/Shanghai"
+    default_locale: str = Field(default="zh")
+
+    def resolved_secret_key(self) -> str:
+        if self.secret_key:
+            return self.secret_key
+        return _read_or_create(self.var_dir / "secret.key", lambda: secrets.token_urlsafe(48))
+
+    def resolved_data_keys(self) -> list[str]:
+        """Field-encryption keys, newest first (comma separated), for key rotation."""
+        if self.data_keys:
+            return [k.strip() for k in self.data_keys.split(",") if k.strip()]
+        path = self.var_dir / "data.keys"
+        if self.production and not path.exists():
+            warnings.warn(
+                "YILIANTI_DATA_KEYS unset in production: generating var/data.keys; back it up", stacklevel=2
+            )
+        from cryptography.fernet import Fernet
+
+        raw = _read_or_create(path, lambda: Fernet.generate_key().decode())
+        return [k.strip() for k in raw.splitlines() if k.strip()]
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return normalise_db_url(self.database_url)
+
+
+def normalise_db_url(url: str) -> str:
+    """Accept `postgresql://user@host:port/db` and pick the driver ourselves."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def _read_or_create(path: Path, make) -> str:  # type: ignore[no-untyped-def]
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = make()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,84 @@
+"""App factory: routers of every domain folder, sessions, errors, static files, offline API docs."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+from starlette.middleware.sessions import SessionMiddleware
+
+import yilianti
+from yilianti import db as dbmod
+from yilianti.config import Settings, get_settings
+from yilianti.exceptions import install_handlers
+
+STATIC = Path(__file__).parent / "web" / "static"
+log = logging.getLogger("yilianti")
+
+
+def discover_routers() -> list[APIRouter]:
+    """Every domain folder may have `pages.py` and `api.py` exposing `router`."""
+    routers = []
+    for mod in sorted(pkgutil.iter_modules(yilianti.__path__), key=lambda m: m.name):
+        if not mod.ispkg:
+            continue
+        for part in ("api", "pages"):
+            name = f"yilianti.{mod.name}.{part}"
+            try:
+                module = importlib.import_module(name)
+            except ModuleNotFoundError as exc:
+                if exc.name == name:
+                    continue
+                raise
+            router = getattr(module, "router", None)
+            if isinstance(router, APIRouter):
+                routers.append(router)
+    return routers
+
+
+def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    in_process_jobs = settings.run_jobs_in_process if run_jobs is None else run_jobs
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runner = None
+        if in_process_jobs:
+            from yilianti.worker.runner import JobRunner
+
+            runner = JobRunner(dbmod.session_factory())
+            runner.start()
+        yield
+        if runner is not None:
+            runner.stop()
+
+    app = FastAPIOffline(
+        title="Yilianti 医联体协同平台 API",
+        version=yilianti.__version__,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+        lifespan=lifespan,
+        description="JSON API of the medical-alliance platform. Errors: "
+        '`{"error": code, "message": text, "fields": {...}}`; `Accept-Language: en` for English.',
+    )
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.resolved_secret_key(),
+        session_cookie="ylt_session",
+        max_age=settings.session_max_age_hours * 3600,
+        same_site="lax",
+        https_only=settings.production,
+    )
+    install_handlers(app)
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    for router in discover_routers():
+        app.include_router(router)
+    return app

@@ -1,0 +1,33 @@
+"""Alembic environment: render_as_batch so that SQLite migrates too."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import Connection
+
+from yilianti.db import make_engine
+from yilianti.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=True,
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+connection = config.attributes.get("connection")
+if connection is not None:
+    _run(connection)
+else:
+    engine = make_engine(config.get_main_option("sqlalchemy.url") or "")
+    with engine.connect() as conn:
+        _run(conn)
+    engine.dispose()

@@ -1,0 +1,21 @@
+"""All ORM models, imported here so that Alembic and the app see one metadata."""
+
+from yilianti.models.alliance import Alliance, Department, Institution, Membership
+from yilianti.models.audit import AuditEvent
+from yilianti.models.auth import ApiToken, RoleAssignment, User
+from yilianti.models.base import Base
+from yilianti.models.outbox import Notification, OutboxMessage
+from yilianti.models.patient import (
+    AccessGrant,
+    CareRelationship,
+    Consent,
+    Patient,
+    PatientIdentifier,
+)
+from yilianti.models.workforce import PracticeSite, Practitioner
+
+__all__ = [
+    "AccessGrant", "Alliance", "ApiToken", "AuditEvent", "Base", "CareRelationship", "Consent",
+    "Department", "Institution", "Membership", "Notification", "OutboxMessage", "Patient",
+    "PatientIdentifier", "PracticeSite", "Practitioner", "RoleAssignment", "User",
+]

@@ -1,0 +1,35 @@
+"""Append-only audit log (no update or delete path; database triggers refuse both)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from yilianti.kit import clock
+from yilianti.models.base import BigId, Base, IdMixin
+
+
+class AuditEvent(IdMixin, Base):
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        Index("ix_audit_event_at", "at"),
+        Index("ix_audit_event_patient", "patient_id", "at"),
+        Index("ix_audit_event_user", "user_id", "at"),
+    )
+
+    at: Mapped[datetime] = mapped_column(default=clock.now)
+    user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("app_user.id"))
+    username: Mapped[str | None] = mapped_column(String(64))
+    acting_institution_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("institution.id"))
+    action: Mapped[str] = mapped_column(String(32))  # read | create | update | delete | login | ...
+    resource_type: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str | None] = mapped_column(String(64))
+    patient_id: Mapped[int | None] = mapped_column(BigId)
+    access_basis: Mapped[str | None] = mapped_column(String(32))  # own | shared | grant | break_glass
+    reason: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    channel: Mapped[str | None] = mapped_column(String(16))  # web | api | job | cli

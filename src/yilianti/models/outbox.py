@@ -1,0 +1,43 @@
+"""Outbox (jobs and notifications sent only after commit) and in-app notifications."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from yilianti.kit import clock
+from yilianti.models.base import BigId, Base, CreatedMixin, IdMixin
+
+
+class OutboxMessage(IdMixin, CreatedMixin, Base):
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "status", "available_at"),)
+
+    topic: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done | failed
+    available_at: Mapped[datetime] = mapped_column(default=clock.now)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None] = mapped_column()
+    dedupe_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+
+
+class Notification(IdMixin, CreatedMixin, Base):
+    """In-app notification to a user or to everyone of a role at an institution."""
+
+    __tablename__ = "notification"
+    __table_args__ = (Index("ix_notification_user", "user_id", "read_at"),
+                      Index("ix_notification_inst", "institution_id", "read_at"))
+
+    user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("app_user.id"))
+    institution_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("institution.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str | None] = mapped_column(Text)
+    link: Mapped[str | None] = mapped_column(String(300))
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    read_at: Mapped[datetime | None] = mapped_column()

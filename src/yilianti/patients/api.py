@@ -1,0 +1,112 @@
+"""Patients JSON API (member systems use API tokens; the same policy as the pages)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from fastapi import APIRouter, Body, status
+from pydantic import BaseModel
+
+from yilianti.auth.deps import DB, Clinical
+from yilianti.authz import policy
+from yilianti.patients import service
+from yilianti.patients.schemas import ConsentIn, RegistrationIn
+
+router = APIRouter(prefix="/api/v1/patients", tags=["patients"])
+
+
+class IdentifierOut(BaseModel):
+    authority: str
+    value: str
+
+
+class PatientOut(BaseModel):
+    id: int
+    name: str
+    sex: str
+    birth_date: date | None
+    phone: str | None
+    address: str | None
+    guardian_name: str | None
+    guardian_phone: str | None
+    identifiers: list[IdentifierOut] = []
+    access_basis: str | None = None
+    shared_record_visible: bool | None = None
+
+
+class PatientBrief(BaseModel):
+    id: int
+    name: str
+    sex: str
+    birth_date: date | None
+
+
+class RegisteredOut(PatientOut):
+    existing: bool
+
+
+class ConsentOut(BaseModel):
+    id: int
+    scope: str
+    alliance_id: int | None
+    granted_at: datetime
+    withdrawn_at: datetime | None
+
+
+class BreakGlassIn(BaseModel):
+    authority: str = "CN-RIC"
+    value: str
+    reason: str
+
+
+def _out(p: Any, access: policy.PatientAccess | None = None, identifiers: bool = True) -> dict[str, Any]:
+    data = {k: getattr(p, k) for k in ("id", "name", "sex", "birth_date", "phone", "address", "guardian_name",
+                                       "guardian_phone")}
+    if identifiers:
+        data["identifiers"] = [{"authority": i.authority, "value": i.value} for i in p.identifiers]
+    if access:
+        data["access_basis"], data["shared_record_visible"] = access.basis, access.shared
+    return data
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=RegisteredOut)
+def register(db: DB, subject: Clinical, body: RegistrationIn = Body()) -> dict[str, Any]:
+    result = service.register(db, subject, body)
+    patient, access = service.get_patient(db, subject, result.patient.id)
+    return {**_out(patient, access), "existing": result.existing}
+
+
+@router.get("", response_model=list[PatientBrief])
+def search(db: DB, subject: Clinical, q: str = "", limit: int = 50, offset: int = 0) -> list[Any]:
+    return service.search(db, subject, q, min(max(limit, 1), 200), max(offset, 0))
+
+
+@router.get("/{patient_id}", response_model=PatientOut)
+def read(patient_id: int, db: DB, subject: Clinical) -> dict[str, Any]:
+    patient, access = service.get_patient(db, subject, patient_id)
+    return _out(patient, access)
+
+
+@router.get("/{patient_id}/consents", response_model=list[ConsentOut])
+def consents(patient_id: int, db: DB, subject: Clinical) -> list[Any]:
+    policy.require_patient(db, subject, patient_id, resource_type="consent")
+    return service.consents_of(db, patient_id)
+
+
+@router.post("/{patient_id}/consents", status_code=201, response_model=ConsentOut)
+def grant_consent(patient_id: int, db: DB, subject: Clinical, body: ConsentIn = Body()) -> Any:
+    return service.grant_consent(db, subject, patient_id, body)
+
+
+@router.post("/{patient_id}/consents/{consent_id}/withdraw", status_code=204)
+def withdraw_consent(patient_id: int, consent_id: int, db: DB, subject: Clinical) -> None:
+    service.withdraw_consent(db, subject, patient_id, consent_id)
+
+
+@router.post("/break-glass", response_model=PatientOut, tags=["patients"])
+def break_glass(db: DB, subject: Clinical, body: BreakGlassIn = Body()) -> dict[str, Any]:
+    """Emergency access by exact identifier with a stated reason; time-limited, flagged for review."""
+    grant = policy.break_glass(db, subject, body.authority, body.value, body.reason)
+    patient, access = service.get_patient(db, subject, grant.patient_id)
+    return _out(patient, access)

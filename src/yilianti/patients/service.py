@@ -1,0 +1,191 @@
+"""Registration at a member, identifiers, consent; every read goes through authz.policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from yilianti.audit import service as audit
+from yilianti.authz import policy
+from yilianti.authz.subject import Subject
+from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
+from yilianti.kit import clock
+from yilianti.models.alliance import Institution, Membership
+from yilianti.models.patient import (
+    Authority,
+    CareKind,
+    CareRelationship,
+    Consent,
+    Patient,
+    PatientIdentifier,
+    mrn_authority,
+)
+from yilianti.patients.schemas import ConsentIn, RegistrationIn
+
+__all__ = ["RegistrationIn", "ConsentIn", "register", "Registered", "parse_registration"]
+
+
+@dataclass
+class Registered:
+    patient: Patient
+    existing: bool  # the resident ID was already known: a care relationship was added instead
+
+
+def parse_registration(data: dict[str, object]) -> RegistrationIn:
+    """Form data → validated input; errors become field-level messages."""
+    try:
+        return RegistrationIn.model_validate(data)
+    except ValidationError as exc:
+        fields: dict[str, str] = {}
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "_form"
+            ctx = err.get("ctx") or {}
+            original = ctx.get("error")
+            msg = getattr(original, "message", None) or str(err["msg"]).removeprefix("Value error, ")
+            if err["type"] == "missing":
+                msg = "必填"
+            fields.setdefault(name, msg)
+        raise InvalidInput(fields=fields) from None
+
+
+def _require_registrar(subject: Subject) -> int:
+    if not subject.has("doctor", "nurse", "coordinator") or subject.acting_institution_id is None:
+        raise Forbidden("只有医生、护士或转诊协调员可以登记患者")
+    return subject.acting_institution_id
+
+
+def register(db: Session, subject: Subject, data: RegistrationIn) -> Registered:
+    """Register a patient at the acting institution.
+
+    A resident ID already on the platform is the same person (deterministic rule): the
+    institution gets a care relationship and its record number; nothing is duplicated.
+    """
+    inst_id = _require_registrar(subject)
+    now = clock.now()
+    existing: Patient | None = None
+    if data.resident_id:
+        existing = db.scalar(select(Patient).join(PatientIdentifier).where(
+            PatientIdentifier.authority == Authority.resident_id, PatientIdentifier.value == data.resident_id))
+    if data.mrn:
+        owner = db.scalar(select(PatientIdentifier.patient_id).where(
+            PatientIdentifier.authority == mrn_authority(inst_id), PatientIdentifier.value == data.mrn))
+        if owner is not None and (existing is None or owner != existing.id):
+            raise InvalidInput(fields={"mrn": "本机构已有患者使用该病历号"})
+    for authority, value, field in ((Authority.insurance, data.insurance_no, "insurance_no"),
+                                    (Authority.health_card, data.health_card_no, "health_card_no")):
+        if value:
+            owner = db.scalar(select(PatientIdentifier.patient_id).where(
+                PatientIdentifier.authority == authority, PatientIdentifier.value == value))
+            if owner is not None and (existing is None or owner != existing.id):
+                raise InvalidInput(fields={field: "该号码已属于另一位患者"})
+    if data.consent_scope == "alliance":
+        member = db.scalar(select(Membership.id).where(
+            Membership.alliance_id == data.consent_alliance_id, Membership.institution_id == inst_id))
+        if member is None:
+            raise InvalidInput(fields={"consent_alliance_id": "本机构不是该医联体成员"})
+
+    if existing is not None:
+        if existing.name != data.name or existing.birth_date != data.birth_date:
+            raise InvalidInput(fields={"resident_id": "该身份证号已登记，但姓名或出生日期不一致，请核对"})
+        patient = existing
+    else:
+        inst = db.get(Institution, inst_id)
+        patient = Patient(
+            name=data.name, sex=data.sex, birth_date=data.birth_date, phone=data.phone, address=data.address,
+            province=inst.province if inst else None, city=inst.city if inst else None,
+            guardian_name=data.guardian_name, guardian_relation=data.guardian_relation,
+            guardian_phone=data.guardian_phone, registered_by_institution_id=inst_id,
+        )
+        db.add(patient)
+        db.flush()
+    identifiers = [(Authority.resident_id, data.resident_id), (Authority.insurance, data.insurance_no),
+                   (Authority.health_card, data.health_card_no), (mrn_authority(inst_id), data.mrn)]
+    have = {(i.authority, i.value) for i in db.scalars(
+        select(PatientIdentifier).where(PatientIdentifier.patient_id == patient.id))}
+    for authority, value in identifiers:
+        if value and (authority, value) not in have:
+            db.add(PatientIdentifier(patient_id=patient.id, authority=authority, value=value))
+    has_care = db.scalar(select(CareRelationship.id).where(
+        CareRelationship.patient_id == patient.id, CareRelationship.institution_id == inst_id,
+        CareRelationship.kind == CareKind.registered, CareRelationship.ended_at.is_(None)))
+    if has_care is None:
+        db.add(CareRelationship(patient_id=patient.id, institution_id=inst_id, kind=CareKind.registered,
+                                started_at=now))
+    if data.consent_scope != "none":
+        _grant_consent(db, subject, patient.id, ConsentIn(scope=data.consent_scope,
+                                                          alliance_id=data.consent_alliance_id))
+    db.flush()
+    audit.record(db, subject, "update" if existing else "create", "patient", patient.id, patient_id=patient.id,
+                 basis="own", detail={"registered_at": inst_id, "existing": existing is not None})
+    return Registered(patient, existing is not None)
+
+
+def _grant_consent(db: Session, subject: Subject, patient_id: int, data: ConsentIn) -> Consent:
+    consent = Consent(patient_id=patient_id, scope=data.scope,
+                      alliance_id=data.alliance_id if data.scope == "alliance" else None,
+                      granted_at=clock.now(), recorded_by_user_id=subject.user_id,
+                      recorded_at_institution_id=subject.acting_institution_id, note=data.note)
+    db.add(consent)
+    db.flush()
+    audit.record(db, subject, "consent_grant", "consent", consent.id, patient_id=patient_id,
+                 detail={"scope": data.scope, "alliance_id": data.alliance_id})
+    return consent
+
+
+def grant_consent(db: Session, subject: Subject, patient_id: int, data: ConsentIn) -> Consent:
+    access = policy.require_patient(db, subject, patient_id, action="read", resource_type="consent")
+    if access.basis not in ("own",):
+        raise Forbidden("只有与患者有诊疗关系的机构可以记录授权")
+    if data.scope == "alliance":
+        member = db.scalar(select(Membership.id).where(
+            Membership.alliance_id == data.alliance_id, Membership.institution_id == subject.acting_institution_id))
+        if member is None:
+            raise InvalidInput(fields={"alliance_id": "本机构不是该医联体成员"})
+    return _grant_consent(db, subject, patient_id, data)
+
+
+def withdraw_consent(db: Session, subject: Subject, patient_id: int, consent_id: int) -> None:
+    policy.require_patient(db, subject, patient_id, action="read", resource_type="consent")
+    consent = db.scalar(select(Consent).where(Consent.id == consent_id, Consent.patient_id == patient_id))
+    if consent is None:
+        raise NotFound()
+    if consent.withdrawn_at is not None:
+        raise Conflict("该授权已撤回")
+    consent.withdrawn_at = clock.now()
+    audit.record(db, subject, "consent_withdraw", "consent", consent.id, patient_id=patient_id)
+
+
+def get_patient(db: Session, subject: Subject, patient_id: int) -> tuple[Patient, policy.PatientAccess]:
+    access = policy.require_patient(db, subject, patient_id)
+    patient = db.scalar(select(Patient).options(selectinload(Patient.identifiers))
+                        .where(Patient.id == patient_id))
+    if patient is None:
+        raise NotFound()
+    return patient, access
+
+
+def search(db: Session, subject: Subject, q: str = "", limit: int = 50, offset: int = 0) -> list[Patient]:
+    """Patients the acting institution may see, filtered by name, identifier or phone."""
+    stmt = select(Patient).where(policy.readable(subject))
+    q = q.strip()
+    if q:
+        ident = select(PatientIdentifier.patient_id).where(PatientIdentifier.value == q.upper())
+        stmt = stmt.where(or_(Patient.name.contains(q), Patient.phone == q, Patient.id.in_(ident)))
+    rows = list(db.scalars(stmt.order_by(Patient.id.desc()).limit(limit).offset(offset)))
+    audit.record(db, subject, "search", "patient", None, detail={"q": q, "results": [p.id for p in rows]})
+    return rows
+
+
+def consents_of(db: Session, patient_id: int) -> list[Consent]:
+    return list(db.scalars(select(Consent).options(selectinload(Consent.alliance))
+                           .where(Consent.patient_id == patient_id).order_by(Consent.granted_at.desc())))
+
+
+def care_of(db: Session, patient_id: int) -> list[tuple[CareRelationship, str]]:
+    return list(db.execute(select(CareRelationship, Institution.name)
+                           .join(Institution, Institution.id == CareRelationship.institution_id)
+                           .where(CareRelationship.patient_id == patient_id)
+                           .order_by(CareRelationship.started_at)).tuples())

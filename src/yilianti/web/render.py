@@ -1,0 +1,86 @@
+"""Server-rendered pages: one Jinja2 Environment per locale (gettext-style `_` is bound per locale)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+
+from yilianti.kit import clock
+from yilianti.kit.i18n import translate
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _fmt_dt(value: datetime | None, seconds: bool = False) -> str:
+    return clock.fmt_local(value, seconds) if value else ""
+
+
+def _fmt_date(value: date | datetime | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return clock.to_local(value).strftime("%Y-%m-%d")
+    return value.isoformat()
+
+
+def mask_id(value: str | None) -> str:
+    """Show a resident ID as 110105********002X."""
+    if not value:
+        return ""
+    return value[:6] + "*" * max(len(value) - 10, 0) + value[-4:] if len(value) > 10 else value
+
+
+def mask_phone(value: str | None) -> str:
+    if not value:
+        return ""
+    return value[:3] + "****" + value[-4:] if len(value) == 11 else value
+
+
+@lru_cache
+def environment(locale: str) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=jinja2.select_autoescape(["html", "xml"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.ChainableUndefined,
+    )
+
+    def _(text: str, **params: object) -> str:
+        return translate(text, locale, **params)
+
+    env.globals.update(_=_, locale=locale, fmt_dt=_fmt_dt, fmt_date=_fmt_date, mask_id=mask_id,
+                       mask_phone=mask_phone)
+    env.filters.update(dt=_fmt_dt, d=_fmt_date, mask_id=mask_id, mask_phone=mask_phone)
+    return env
+
+
+def render_page(request: Request, template: str, context: dict[str, Any] | None = None,
+                status_code: int = 200) -> HTMLResponse:
+    from yilianti.exceptions import request_locale
+
+    locale = request_locale(request)
+    env = environment(locale)
+    ctx: dict[str, Any] = {
+        "request": request,
+        "subject": getattr(request.state, "subject", None),
+        "csrf_token": request.session.get("csrf", "") if "session" in request.scope else "",
+        "path": request.url.path,
+        "unread": getattr(request.state, "unread", 0),
+    }
+    if context:
+        ctx.update(context)
+    html = env.get_template(template).render(ctx)
+    return HTMLResponse(html, status_code=status_code)
+
+
+def t(request: Request, text: str, **params: object) -> str:
+    from yilianti.exceptions import request_locale
+
+    return translate(text, request_locale(request), **params)

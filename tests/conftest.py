@@ -1,0 +1,126 @@
+"""Test harness.
+
+The schema is built by running the migrations, once per test session, in a database of
+its own: a temporary SQLite file by default, or (YILIANTI_TEST_BACKEND=postgresql) a fresh
+database created on the server named by YILIANTI_TEST_DATABASE_URL and dropped afterwards.
+Each test runs inside a transaction that is rolled back; the app under test shares it
+(its commits become savepoints).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+os.environ.setdefault("YILIANTI_VAR_DIR", tempfile.mkdtemp(prefix="ylt-var-"))
+os.environ.setdefault("YILIANTI_SECRET_KEY", "test-secret-key")
+os.environ["YILIANTI_RUN_JOBS_IN_PROCESS"] = "false"
+
+from yilianti import db as dbmod  # noqa: E402
+from yilianti.config import normalise_db_url  # noqa: E402
+from yilianti.migrate import upgrade  # noqa: E402
+
+BACKEND = os.environ.get("YILIANTI_TEST_BACKEND", "sqlite")
+
+
+def _pg_admin_url() -> str:
+    url = os.environ.get("YILIANTI_TEST_DATABASE_URL")
+    if not url:
+        pytest.exit("YILIANTI_TEST_BACKEND=postgresql needs YILIANTI_TEST_DATABASE_URL", returncode=2)
+    return normalise_db_url(url)
+
+
+class TestDatabase:
+    """A database of our own for this test session."""
+
+    def __init__(self) -> None:
+        self.backend = BACKEND
+        if BACKEND == "postgresql":
+            admin_url = _pg_admin_url()
+            self.name = f"ylt_test_{os.getpid()}_{secrets.token_hex(3)}"
+            self._admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+            with self._admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{self.name}"'))
+            self.url = make_url(admin_url).set(database=self.name).render_as_string(hide_password=False)
+        else:
+            self._dir = tempfile.mkdtemp(prefix="ylt-db-")
+            self.url = f"sqlite:///{self._dir}/test.db"
+        self.engine: Engine = dbmod.make_engine(self.url)
+
+    def new_database_url(self) -> str:
+        """Another empty database (for tests that commit for real, e.g. a live server)."""
+        if self.backend == "postgresql":
+            name = f"ylt_test_{os.getpid()}_{secrets.token_hex(3)}"
+            with self._admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            self._extra = [*getattr(self, "_extra", []), name]
+            return make_url(self.url).set(database=name).render_as_string(hide_password=False)
+        return f"sqlite:///{tempfile.mkdtemp(prefix='ylt-db-')}/live.db"
+
+    def drop(self) -> None:
+        self.engine.dispose()
+        if self.backend == "postgresql":
+            with self._admin.connect() as conn:
+                for name in [self.name, *getattr(self, "_extra", [])]:
+                    if re.fullmatch(r"ylt_test_\w+", name):
+                        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            self._admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def test_db() -> Iterator[TestDatabase]:
+    database = TestDatabase()
+    with database.engine.connect() as conn:
+        upgrade(connection=conn)
+        conn.commit()
+    yield database
+    database.drop()
+
+
+@pytest.fixture
+def db(test_db: TestDatabase) -> Iterator[Session]:
+    """A session inside a transaction that is rolled back after the test."""
+    connection = test_db.engine.connect()
+    outer = connection.begin()
+    factory = sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    previous = (dbmod._engine, dbmod._factory)
+    dbmod.set_session_factory(factory, test_db.engine)
+    session = factory()
+    try:
+        yield session
+    finally:
+        session.close()
+        outer.rollback()
+        connection.close()
+        dbmod._engine, dbmod._factory = previous
+
+
+@pytest.fixture
+def app(db: Session):  # type: ignore[no-untyped-def]
+    from yilianti.main import create_app
+
+    return create_app(run_jobs=False)
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+def pytest_report_header(config):  # type: ignore[no-untyped-def]
+    return f"yilianti test backend: {BACKEND}"
+
+
+ROOT = Path(__file__).resolve().parent.parent
