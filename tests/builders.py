@@ -85,7 +85,7 @@ def resident_id(birth: date = date(2015, 3, 8), region: str = "110105", seq: int
 def patient(db: Session, subject: Subject, name: str = "王小明", birth: date = date(2015, 3, 8),
             consent: str | None = "all", **kw):  # type: ignore[no-untyped-def]
     data = {
-        "name": name, "sex": "男", "birth_date": birth.isoformat(),
+        "name": name, "sex": "未知", "birth_date": birth.isoformat(),
         "resident_id": kw.pop("resident_id", resident_id(birth)), "phone": kw.pop("phone", "13800138000"),
         "address": "北京市朝阳区测试路1号", "consent_scope": consent or "none",
     }

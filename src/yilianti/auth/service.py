@@ -58,7 +58,7 @@ def authenticate(db: Session, username: str, password: str, ip: str | None = Non
 def check_password_strength(password: str) -> None:
     settings = get_settings()
     if len(password) < settings.password_min_length:
-        raise InvalidInput(fields={"password": f"密码至少 {settings.password_min_length} 位"})
+        raise InvalidInput(fields={"password": "密码太短（至少8位）" if settings.password_min_length <= 8 else "密码太短"})
     if password.isdigit() or password.isalpha():
         raise InvalidInput(fields={"password": "密码需同时包含字母和数字"})
 

@@ -25,8 +25,7 @@ def catalogue(locale: str) -> dict[str, str]:
 
 
 def translate(text: str, locale: str, **params: object) -> str:
-    if locale != "zh":
-        text = catalogue(locale).get(text, text)
+    text = catalogue(locale).get(text, text)
     if params:
         try:
             return text.format(**params)

@@ -1,0 +1,161 @@
+"""`yilianti demo | serve | worker | migrate | load-demo | create-user` (CONTRACTS.md)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from sqlalchemy import or_, select
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from yilianti.config import get_settings
+
+    return get_settings()
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    from yilianti.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    print(f"database migrated: {_safe_url(settings.database_url)}")
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def _load_demo(quiet: bool = False) -> list:  # type: ignore[type-arg]
+    from yilianti.db import session_factory
+    from yilianti.demo.loader import load_demo
+
+    with session_factory()() as db:
+        accounts = load_demo(db)
+        db.commit()
+    return accounts
+
+
+def cmd_load_demo(_args: argparse.Namespace) -> int:
+    cmd_migrate(_args)
+    accounts = _load_demo()
+    _print_accounts(accounts)
+    return 0
+
+
+def _print_accounts(accounts: Sequence) -> None:  # type: ignore[type-arg]
+    for a in accounts:
+        print(f"demo account: username={a.username} password={a.password} role={a.role} "
+              f"institution={a.institution_name}")
+    sys.stdout.flush()
+
+
+def _serve(run_jobs: bool) -> int:
+    import uvicorn
+
+    from yilianti.main import create_app
+
+    settings = _settings()
+    app = create_app(settings, run_jobs=run_jobs)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", proxy_headers=False)
+    return 0
+
+
+def cmd_serve(_args: argparse.Namespace) -> int:
+    return _serve(run_jobs=False)
+
+
+def cmd_demo(_args: argparse.Namespace) -> int:
+    settings = _settings()
+    cmd_migrate(_args)
+    print("loading demo data (kept if already present) ...", flush=True)
+    accounts = _load_demo()
+    print(f"Yilianti demo: http://{settings.host}:{settings.port}/  (API docs: /api/docs)")
+    _print_accounts(accounts)
+    return _serve(run_jobs=True)
+
+
+def cmd_worker(_args: argparse.Namespace) -> int:
+    from yilianti.db import session_factory
+    from yilianti.worker.runner import JobRunner
+
+    runner = JobRunner(session_factory())
+    signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+    print("yilianti worker: delivering outbox messages and running periodic jobs (Ctrl-C stops)", flush=True)
+    try:
+        runner.loop()
+    except KeyboardInterrupt:
+        runner.stop()
+    return 0
+
+
+def cmd_create_user(args: argparse.Namespace) -> int:
+    from yilianti.auth.service import create_user
+    from yilianti.db import session_factory
+    from yilianti.exceptions import AppError
+    from yilianti.models.alliance import Institution
+
+    password = args.password or os.environ.get("YILIANTI_NEW_USER_PASSWORD") or getpass.getpass("password: ")
+    with session_factory()() as db:
+        inst_id = None
+        if args.institution:
+            inst = db.scalar(select(Institution).where(or_(
+                Institution.name == args.institution,
+                Institution.id == (int(args.institution) if args.institution.isdigit() else -1))))
+            if inst is None:
+                print(f"error: unknown institution {args.institution!r}", file=sys.stderr)
+                return 2
+            inst_id = inst.id
+        if args.role != "system_admin" and inst_id is None:
+            print("error: --institution is required for this role", file=sys.stderr)
+            return 2
+        try:
+            user = create_user(db, None, args.username, password, args.display_name or args.username,
+                               [(args.role, inst_id, None)])
+            db.commit()
+        except AppError as exc:
+            print(f"error: {exc.message} {exc.fields}", file=sys.stderr)
+            return 2
+    print(f"created user {user.username} (id {user.id}) role={args.role}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="yilianti", description="Yilianti 医联体协同平台")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("demo", help="migrate, load demo data if absent, serve with in-process jobs").set_defaults(
+        fn=cmd_demo)
+    sub.add_parser("serve", help="web app only").set_defaults(fn=cmd_serve)
+    sub.add_parser("worker", help="background jobs (production)").set_defaults(fn=cmd_worker)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(fn=cmd_migrate)
+    sub.add_parser("load-demo", help="load the demo data set (idempotent)").set_defaults(fn=cmd_load_demo)
+    cu = sub.add_parser("create-user", help="create an account")
+    cu.add_argument("--username", required=True)
+    cu.add_argument("--password", help="or YILIANTI_NEW_USER_PASSWORD, or asked interactively")
+    cu.add_argument("--display-name")
+    cu.add_argument("--role", required=True, choices=["system_admin", "alliance_admin", "institution_admin",
+                                                      "doctor", "nurse", "reader", "coordinator", "auditor"])
+    cu.add_argument("--institution", help="institution name or id")
+    cu.set_defaults(fn=cmd_create_user)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return int(args.fn(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

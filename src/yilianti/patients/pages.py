@@ -1,0 +1,118 @@
+"""Patient pages: search, register at the acting institution, view, consent, break-glass."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+
+from yilianti.auth.deps import DB, Clinical
+from yilianti.authz import policy
+from yilianti.exceptions import AppError, InvalidInput
+from yilianti.models.alliance import Alliance, Membership
+from yilianti.models.patient import Authority
+from yilianti.patients import service
+from yilianti.patients.schemas import ConsentIn
+from yilianti.web.forms import errors_of, opt_int
+from yilianti.web.render import render_page, t
+
+router = APIRouter(include_in_schema=False)
+
+FORM_FIELDS = ("name", "sex", "birth_date", "resident_id", "phone", "address", "mrn", "insurance_no",
+               "health_card_no", "guardian_name", "guardian_relation", "guardian_phone", "consent_scope",
+               "consent_alliance_id")
+
+
+def _my_alliances(db: DB, institution_id: int | None) -> list[tuple[int, str]]:
+    rows = db.execute(select(Alliance.id, Alliance.name).join(Membership, Membership.alliance_id == Alliance.id)
+                      .where(Membership.institution_id == institution_id, Membership.left_on.is_(None))
+                      .order_by(Alliance.name)).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+@router.get("/patients")
+def patient_list(request: Request, db: DB, subject: Clinical, q: str = "", page: int = 1) -> Response:
+    page = max(page, 1)
+    rows = service.search(db, subject, q, limit=51, offset=(page - 1) * 50)
+    return render_page(request, "patients/list.html", {"patients": rows[:50], "q": q, "page": page,
+                                                       "has_next": len(rows) > 50})
+
+
+@router.get("/patients/new")
+def patient_new(request: Request, db: DB, subject: Clinical) -> Response:
+    return render_page(request, "patients/form.html", {
+        "values": {"consent_scope": "alliance"}, "errors": {},
+        "alliances": _my_alliances(db, subject.acting_institution_id)})
+
+
+@router.post("/patients/new")
+async def patient_create(request: Request, db: DB, subject: Clinical) -> Response:
+    form = await request.form()
+    values = {k: str(form.get(k, "") or "") for k in FORM_FIELDS}
+    data: dict[str, object] = {k: v for k, v in values.items() if v != ""}
+    try:
+        parsed = service.parse_registration(data)
+        result = service.register(db, subject, parsed)
+    except AppError as exc:
+        return render_page(request, "patients/form.html", {
+            "values": values, "errors": errors_of(request, exc),
+            "alliances": _my_alliances(db, subject.acting_institution_id)}, 422)
+    flag = "existing" if result.existing else "created"
+    return RedirectResponse(f"/patients/{result.patient.id}?{flag}=1", status_code=303)
+
+
+@router.get("/patients/{patient_id}")
+def patient_view(request: Request, patient_id: int, db: DB, subject: Clinical) -> Response:
+    patient, access = service.get_patient(db, subject, patient_id)
+    flash = None
+    if request.query_params.get("created"):
+        flash = t(request, "患者已登记")
+    elif request.query_params.get("existing"):
+        flash = t(request, "该身份证号已在平台登记：已关联到同一患者，并为本机构建立诊疗关系")
+    return render_page(request, "patients/view.html", {
+        "patient": patient, "access": access, "consents": service.consents_of(db, patient_id),
+        "care": service.care_of(db, patient_id), "alliances": _my_alliances(db, subject.acting_institution_id),
+        "flash": flash, "Authority": Authority})
+
+
+@router.post("/patients/{patient_id}/consents")
+def consent_grant(request: Request, patient_id: int, db: DB, subject: Clinical,
+                  scope: Annotated[str, Form()] = "", alliance_id: Annotated[str, Form()] = "") -> Response:
+    try:
+        if scope not in ("all", "alliance"):
+            raise InvalidInput(fields={"scope": "请选择授权范围"})
+        service.grant_consent(db, subject, patient_id, ConsentIn(scope=scope, alliance_id=opt_int(alliance_id)))
+    except InvalidInput as exc:
+        patient, access = service.get_patient(db, subject, patient_id)
+        return render_page(request, "patients/view.html", {
+            "patient": patient, "access": access, "consents": service.consents_of(db, patient_id),
+            "care": service.care_of(db, patient_id), "alliances": _my_alliances(db, subject.acting_institution_id),
+            "consent_errors": errors_of(request, exc), "Authority": Authority}, 422)
+    return RedirectResponse(f"/patients/{patient_id}", status_code=303)
+
+
+@router.post("/patients/{patient_id}/consents/{consent_id}/withdraw")
+def consent_withdraw(patient_id: int, consent_id: int, db: DB, subject: Clinical) -> Response:
+    service.withdraw_consent(db, subject, patient_id, consent_id)
+    return RedirectResponse(f"/patients/{patient_id}", status_code=303)
+
+
+@router.get("/break-glass")
+def break_glass_form(request: Request, subject: Clinical) -> Response:
+    return render_page(request, "patients/break_glass.html", {"errors": {}, "values": {}})
+
+
+@router.post("/break-glass")
+def break_glass(request: Request, db: DB, subject: Clinical, value: Annotated[str, Form()] = "",
+                reason: Annotated[str, Form()] = "") -> Response:
+    try:
+        grant = policy.break_glass(db, subject, Authority.resident_id, value, reason)
+    except AppError as exc:
+        errors = errors_of(request, exc)
+        if exc.status == 404:
+            errors = {"value": t(request, exc.message)}
+        return render_page(request, "patients/break_glass.html",
+                           {"errors": errors, "values": {"value": value, "reason": reason}}, exc.status)
+    return RedirectResponse(f"/patients/{grant.patient_id}", status_code=303)

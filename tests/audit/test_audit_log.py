@@ -1,0 +1,60 @@
+"""The audit log is append-only, searchable, and scoped."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+
+from tests import builders as b
+from yilianti.models.audit import AuditEvent
+
+
+def test_audit_rows_cannot_be_updated_or_deleted(db):  # type: ignore[no-untyped-def]
+    inst = b.institution(db)
+    b.user(db, inst, "doctor")
+    event_id = db.scalars(select(AuditEvent.id)).first()
+    assert event_id is not None
+    for stmt in ("UPDATE audit_event SET action='x' WHERE id=:i", "DELETE FROM audit_event WHERE id=:i"):
+        with pytest.raises(DBAPIError), db.begin_nested():
+            db.execute(text(stmt), {"i": event_id})
+    assert db.get(AuditEvent, event_id) is not None
+
+
+def test_auditor_searches_reads_of_a_patient(db, client):  # type: ignore[no-untyped-def]
+    inst = b.institution(db, "测试社区卫生服务中心", kind="community_center", level=1)
+    doc = b.user(db, inst, "doctor", username="reader1")
+    b.user(db, None, "system_admin", username="root1")
+    patient = b.patient(db, b.subject_for(db, doc), name="陈静")
+    b.login(client, "reader1")
+    client.get(f"/api/v1/patients/{patient.id}")
+    client.cookies.clear()
+    b.login(client, "root1")
+    page = client.get("/audit", params={"patient_id": patient.id, "action": "read"})
+    assert page.status_code == 200
+    assert "reader1" in page.text and str(patient.id) in page.text
+    client.cookies.clear()
+    b.login(client, "reader1")
+    assert client.get("/audit").status_code == 403
+
+
+def test_break_glass_review_by_another_admin(db, client):  # type: ignore[no-untyped-def]
+    from yilianti.authz import policy
+
+    home = b.institution(db)
+    er = b.institution(db, "急诊医院")
+    owner = b.subject_for(db, b.user(db, home, "doctor"))
+    rid = b.resident_id(seq=21)
+    patient = b.patient(db, owner, resident_id=rid)
+    er_doc = b.subject_for(db, b.user(db, er, "doctor"))
+    grant = policy.break_glass(db, er_doc, "CN-RIC", rid, "车祸昏迷，需了解既往史与过敏史")
+    b.user(db, None, "system_admin", username="root2")
+    csrf = b.login(client, "root2")
+    listing = client.get("/audit/break-glass")
+    assert "车祸昏迷" in listing.text
+    r = client.post(f"/audit/break-glass/{grant.id}/review",
+                    data={"csrf_token": csrf, "outcome": "抢救需要，合理", "revoke": "1"}, follow_redirects=False)
+    assert r.status_code == 303
+    db.refresh(grant)
+    assert grant.reviewed_at is not None and grant.revoked_at is not None
+    assert policy.decide(db, er_doc, patient.id) is None
