@@ -1,0 +1,157 @@
+"""Every query of the alliance registry."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy.orm import Session, joinedload
+
+from yilianti.models.alliance import Alliance, Department, Institution, MemberRole, Membership
+from yilianti.models.workforce import PracticeSite, Practitioner
+
+
+def current_on(on: date) -> ColumnElement[bool]:
+    """SQL twin of `Membership.is_current(on)`."""
+    return and_(or_(Membership.joined_on.is_(None), Membership.joined_on <= on),
+                or_(Membership.left_on.is_(None), Membership.left_on > on))
+
+
+def search_alliances(db: Session, *, model: str | None = None, q: str | None = None,
+                     include_inactive: bool = False, only_ids: frozenset[int] | None = None) -> list[Alliance]:
+    stmt = select(Alliance)
+    if not include_inactive:
+        stmt = stmt.where(Alliance.active.is_(True))
+    if model:
+        stmt = stmt.where(Alliance.model == model)
+    if only_ids is not None:
+        stmt = stmt.where(Alliance.id.in_(only_ids))
+    if q:
+        member_named = exists().where(
+            Membership.alliance_id == Alliance.id, Membership.institution_id == Institution.id,
+            or_(Institution.name.contains(q), Institution.short_name.contains(q)))
+        stmt = stmt.where(or_(Alliance.name.contains(q), Alliance.name_en.ilike(f"%{q}%"),
+                              Alliance.key.contains(q.lower()), Alliance.specialty.contains(q), member_named))
+    return list(db.scalars(stmt.order_by(Alliance.name)))
+
+
+def member_counts(db: Session, alliance_ids: Sequence[int], on: date) -> dict[int, int]:
+    if not alliance_ids:
+        return {}
+    rows = db.execute(
+        select(Membership.alliance_id, func.count(func.distinct(Membership.institution_id)))
+        .where(Membership.alliance_id.in_(alliance_ids), current_on(on))
+        .group_by(Membership.alliance_id))
+    return {a: n for a, n in rows.tuples()}
+
+
+def leads_of(db: Session, alliance_ids: Sequence[int], on: date) -> dict[int, list[Institution]]:
+    out: dict[int, list[Institution]] = {a: [] for a in alliance_ids}
+    if not alliance_ids:
+        return out
+    rows = db.execute(
+        select(Membership.alliance_id, Institution).join(Institution, Institution.id == Membership.institution_id)
+        .where(Membership.alliance_id.in_(alliance_ids), Membership.role == MemberRole.lead, current_on(on))
+        .order_by(Institution.level.desc(), Institution.name))
+    for alliance_id, inst in rows.tuples():
+        out[alliance_id].append(inst)
+    return out
+
+
+def memberships_of_alliance(db: Session, alliance_id: int) -> list[Membership]:
+    return list(db.scalars(
+        select(Membership).options(joinedload(Membership.institution))
+        .where(Membership.alliance_id == alliance_id)
+        .order_by(Membership.joined_on, Membership.id)))
+
+
+def current_memberships(db: Session, alliance_id: int, on: date) -> list[Membership]:
+    return list(db.scalars(
+        select(Membership).options(joinedload(Membership.institution))
+        .where(Membership.alliance_id == alliance_id, current_on(on))
+        .order_by(Membership.id)))
+
+
+def memberships_of_institution(db: Session, institution_id: int) -> list[Membership]:
+    return list(db.scalars(
+        select(Membership).options(joinedload(Membership.alliance))
+        .where(Membership.institution_id == institution_id)
+        .order_by(Membership.joined_on, Membership.id)))
+
+
+def memberships_of_pair(db: Session, alliance_id: int, institution_id: int) -> list[Membership]:
+    return list(db.scalars(select(Membership).where(
+        Membership.alliance_id == alliance_id, Membership.institution_id == institution_id)))
+
+
+def alliance_named(db: Session, *, key: str | None = None, name: str | None = None) -> Alliance | None:
+    if key is not None:
+        return db.scalar(select(Alliance).where(Alliance.key == key))
+    return db.scalar(select(Alliance).where(Alliance.name == name))
+
+
+def institution_where(db: Session, **equals: object) -> Institution | None:
+    stmt = select(Institution)
+    for column, value in equals.items():
+        stmt = stmt.where(getattr(Institution, column) == value)
+    return db.scalar(stmt.limit(1))
+
+
+def search_institutions(db: Session, *, q: str | None = None, kind: str | None = None,
+                        level: int | None = None, province: str | None = None,
+                        include_inactive: bool = True, only_ids: frozenset[int] | None = None,
+                        limit: int = 500, offset: int = 0) -> list[Institution]:
+    stmt = select(Institution)
+    if q:
+        stmt = stmt.where(or_(Institution.name.contains(q), Institution.short_name.contains(q),
+                              Institution.code == q, Institution.city.contains(q), Institution.county.contains(q)))
+    if kind:
+        stmt = stmt.where(Institution.kind == kind)
+    if level is not None:
+        stmt = stmt.where(Institution.level == level)
+    if province:
+        stmt = stmt.where(Institution.province == province)
+    if not include_inactive:
+        stmt = stmt.where(Institution.active.is_(True))
+    if only_ids is not None:
+        stmt = stmt.where(Institution.id.in_(only_ids))
+    return list(db.scalars(stmt.order_by(Institution.province, Institution.name).limit(limit).offset(offset)))
+
+
+def member_institution_ids(db: Session, alliance_ids: frozenset[int], on: date) -> frozenset[int]:
+    if not alliance_ids:
+        return frozenset()
+    return frozenset(db.scalars(select(Membership.institution_id).where(
+        Membership.alliance_id.in_(alliance_ids), current_on(on))))
+
+
+def departments_of(db: Session, institution_id: int, include_inactive: bool = True) -> list[Department]:
+    stmt = select(Department).where(Department.institution_id == institution_id)
+    if not include_inactive:
+        stmt = stmt.where(Department.active.is_(True))
+    return list(db.scalars(stmt.order_by(Department.active.desc(), Department.name)))
+
+
+def department_named(db: Session, institution_id: int, name: str) -> Department | None:
+    return db.scalar(select(Department).where(Department.institution_id == institution_id,
+                                              Department.name == name))
+
+
+def home_practitioners(db: Session, institution_id: int) -> list[Practitioner]:
+    return list(db.scalars(
+        select(Practitioner).options(joinedload(Practitioner.department))
+        .where(Practitioner.home_institution_id == institution_id, Practitioner.active.is_(True))
+        .order_by(Practitioner.name)))
+
+
+def visiting_sessions(db: Session, institution_id: int, on: date) -> list[PracticeSite]:
+    """Sessions of practitioners from elsewhere at this institution, in force on `on` or later."""
+    return list(db.scalars(
+        select(PracticeSite)
+        .options(joinedload(PracticeSite.practitioner).joinedload(Practitioner.home_institution),
+                 joinedload(PracticeSite.department))
+        .join(Practitioner, Practitioner.id == PracticeSite.practitioner_id)
+        .where(PracticeSite.institution_id == institution_id, Practitioner.active.is_(True),
+               or_(PracticeSite.ends_on.is_(None), PracticeSite.ends_on >= on))
+        .order_by(PracticeSite.weekday, PracticeSite.period, Practitioner.name)))
