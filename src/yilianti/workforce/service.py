@@ -310,7 +310,7 @@ def add_site(db: Session, actor: Subject, practitioner_id: int, data: SiteIn) ->
                 if s.institution_id == data.institution_id:
                     fields["weekday"] = "该时段已有相同机构的出诊安排"
                 else:
-                    fields["weekday"] = f"该时段已安排在{s.institution.name}出诊"
+                    fields["weekday"] = "该时段已安排在其他机构出诊"
                 break
     if fields:
         raise InvalidInput(fields=fields)
