@@ -99,6 +99,9 @@ def test_every_alliance_institution_and_membership_of_the_yaml_is_there(db: Sess
     assert joined["乌鲁木齐儿童医院"] == date(2016, 6, 1)
     assert joined["廊坊市儿童医院"] == date(2018, 10, 25)
     assert joined["太阳宫社区卫生服务中心"] == date(2013, 12, 1)
+    # the Tianjin pediatric alliance of secondary hospitals shares its reserved pool with every member
+    pools = dict(db.execute(select(Alliance.key, Alliance.reserve_for)).tuples().all())
+    assert pools["tianjin-pediatric"] == "members" and pools["xianghe-county"] == "grassroots"
     # alliances without listed institutions exist on their own
     lone = db.scalar(select(Alliance).where(Alliance.key == "jinjinji-recognition"))
     assert lone is not None and lone.cross_province

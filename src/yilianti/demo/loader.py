@@ -7,8 +7,18 @@ describe (experts sitting one day a week at a community centre, a county expert 
 visiting a township every Friday, Beijing experts running departments in Baoding ...).
 
 `load_demo(db)` flushes but never commits (the caller owns the transaction). It is
-idempotent: once the marker audit event is present it creates nothing and returns the
-same account list as `demo_accounts()`.
+idempotent: once the marker audit event (action "demo_load") is present it creates
+nothing and returns the same account list as `demo_accounts()`. Typical use::
+
+    with session_factory() as db:
+        accounts = load_demo(db)
+        db.commit()
+    for a in accounts:
+        print(f"demo account: username={a.username} password={a.password} role={a.role} "
+              f"institution={a.institution_name}")
+
+`TWINS` and `NAMESAKES` give the resident IDs of the deliberate hard negatives for the
+identity matching (twins; two men called 王伟 born in 1985).
 """
 
 from __future__ import annotations
@@ -633,8 +643,9 @@ def _load_alliances(db: Session) -> tuple[dict[str, Alliance], dict[str, Institu
                 cross_province=bool(entry.get("cross_province", False)),
                 founded=None if entry.get("founded") is None else str(entry["founded"]),
                 notes=_alliance_notes(entry),
-                # a specialty alliance of (mostly secondary) hospitals shares its pool with every member
-                reserve_for="members" if model == AllianceModel.specialty_alliance else "grassroots",
+                # a specialty alliance (e.g. a pediatric one of secondary hospitals) shares its reserved
+                # pool with every member; the others with their grassroots members only (DOMAIN.md §3)
+                reserve_for="members" if entry.get("specialty") else "grassroots",
             )
             db.add(alliance)
             alliances[key] = alliance
