@@ -18,8 +18,9 @@ def current_on(on: date) -> ColumnElement[bool]:
                 or_(Membership.left_on.is_(None), Membership.left_on > on))
 
 
-def search_alliances(db: Session, *, model: str | None = None, q: str | None = None,
+def search_alliances(db: Session, on: date, *, model: str | None = None, q: str | None = None,
                      include_inactive: bool = False, only_ids: frozenset[int] | None = None) -> list[Alliance]:
+    """Alliances by model and text (name, English name, key, specialty, or a current member's name)."""
     stmt = select(Alliance)
     if not include_inactive:
         stmt = stmt.where(Alliance.active.is_(True))
@@ -29,7 +30,7 @@ def search_alliances(db: Session, *, model: str | None = None, q: str | None = N
         stmt = stmt.where(Alliance.id.in_(only_ids))
     if q:
         member_named = exists().where(
-            Membership.alliance_id == Alliance.id, Membership.institution_id == Institution.id,
+            Membership.alliance_id == Alliance.id, Membership.institution_id == Institution.id, current_on(on),
             or_(Institution.name.contains(q), Institution.short_name.contains(q)))
         stmt = stmt.where(or_(Alliance.name.contains(q), Alliance.name_en.ilike(f"%{q}%"),
                               Alliance.key.contains(q.lower()), Alliance.specialty.contains(q), member_named))

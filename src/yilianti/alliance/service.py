@@ -157,7 +157,7 @@ def list_alliances(db: Session, *, model: str | None = None, q: str | None = Non
                    include_inactive: bool = False, only_ids: frozenset[int] | None = None) -> list[AllianceRow]:
     day = clock.today_local()
     q = (q or "").strip() or None
-    alliances = repo.search_alliances(db, model=model or None, q=q, include_inactive=include_inactive,
+    alliances = repo.search_alliances(db, day, model=model or None, q=q, include_inactive=include_inactive,
                                       only_ids=only_ids)
     ids = [a.id for a in alliances]
     counts, leads = repo.member_counts(db, ids, day), repo.leads_of(db, ids, day)
@@ -253,23 +253,35 @@ def _snapshot(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
     return {n: _plain(getattr(obj, n)) for n in names}
 
 
-def _unique_alliance(db: Session, data: AllianceIn, self_id: int | None) -> None:
+def _text(raw: dict[str, Any], name: str) -> str | None:
+    value = raw.get(name)
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def _valid_alliance(db: Session, raw: dict[str, Any], self_id: int | None) -> AllianceIn:
+    """Field checks and uniqueness together, so the form shows every problem at once."""
     fields: dict[str, str] = {}
-    other = repo.alliance_named(db, key=data.key)
+    data: AllianceIn | None = None
+    try:
+        data = parse(AllianceIn, raw)
+    except InvalidInput as exc:
+        fields = dict(exc.fields)
+    key = data.key if data else (_text(raw, "key") or "").lower() or None
+    name = data.name if data else _text(raw, "name")
+    other = repo.alliance_named(db, key=key) if key else None
     if other is not None and other.id != self_id:
         fields["key"] = "该编码已被其他医联体使用"
-    other = repo.alliance_named(db, name=data.name)
+    other = repo.alliance_named(db, name=name) if name else None
     if other is not None and other.id != self_id:
         fields["name"] = "已有同名医联体"
-    if fields:
+    if fields or data is None:
         raise InvalidInput(fields=fields)
+    return data
 
 
 def create_alliance(db: Session, subject: Subject, data: AllianceIn | dict[str, Any]) -> Alliance:
     _require_system_admin(subject)
-    if isinstance(data, dict):
-        data = parse(AllianceIn, data)
-    _unique_alliance(db, data, None)
+    data = _valid_alliance(db, data if isinstance(data, dict) else data.model_dump(), None)
     values = {k: _plain(v) for k, v in data.model_dump().items()}
     alliance = Alliance(**values, active=True)
     db.add(alliance)
@@ -285,8 +297,8 @@ def update_alliance(db: Session, subject: Subject, alliance_id: int, changes: di
     changes = dict(changes)
     active = changes.pop("active", None)
     before = _snapshot(alliance, ALLIANCE_FIELDS)
-    data = parse(AllianceIn, {**before, **{k: v for k, v in changes.items() if k in ALLIANCE_FIELDS}})
-    _unique_alliance(db, data, alliance_id)
+    data = _valid_alliance(db, {**before, **{k: v for k, v in changes.items() if k in ALLIANCE_FIELDS}},
+                           alliance_id)
     after = {k: _plain(v) for k, v in data.model_dump().items()}
     detail = audit.diff(before, after)
     for name, value in after.items():
@@ -385,24 +397,29 @@ def parse_date(value: str | None, field_name: str) -> date | None:
 # =========================================================================== institutions
 
 
-def _unique_institution(db: Session, data: InstitutionIn, self_id: int | None) -> None:
+def _valid_institution(db: Session, raw: dict[str, Any], self_id: int | None) -> InstitutionIn:
     fields: dict[str, str] = {}
-    other = repo.institution_where(db, name=data.name)
+    data: InstitutionIn | None = None
+    try:
+        data = parse(InstitutionIn, raw)
+    except InvalidInput as exc:
+        fields = dict(exc.fields)
+    name = data.name if data else _text(raw, "name")
+    code = data.code if data else _text(raw, "code")
+    other = repo.institution_where(db, name=name) if name else None
     if other is not None and other.id != self_id:
         fields["name"] = "已有同名机构"
-    if data.code:
-        other = repo.institution_where(db, code=data.code)
-        if other is not None and other.id != self_id:
-            fields["code"] = "该登记号已被其他机构使用"
-    if fields:
+    other = repo.institution_where(db, code=code) if code else None
+    if other is not None and other.id != self_id:
+        fields["code"] = "该登记号已被其他机构使用"
+    if fields or data is None:
         raise InvalidInput(fields=fields)
+    return data
 
 
 def create_institution(db: Session, subject: Subject, data: InstitutionIn | dict[str, Any]) -> Institution:
     _require_system_admin(subject)
-    if isinstance(data, dict):
-        data = parse(InstitutionIn, data)
-    _unique_institution(db, data, None)
+    data = _valid_institution(db, data if isinstance(data, dict) else data.model_dump(), None)
     values = {k: _plain(v) for k, v in data.model_dump().items()}
     inst = Institution(**values, active=True)
     db.add(inst)
@@ -417,8 +434,8 @@ def update_institution(db: Session, subject: Subject, institution_id: int, chang
     changes = dict(changes)
     active = changes.pop("active", None)
     before = _snapshot(inst, INSTITUTION_FIELDS)
-    data = parse(InstitutionIn, {**before, **{k: v for k, v in changes.items() if k in INSTITUTION_FIELDS}})
-    _unique_institution(db, data, institution_id)
+    data = _valid_institution(db, {**before, **{k: v for k, v in changes.items() if k in INSTITUTION_FIELDS}},
+                              institution_id)
     after = {k: _plain(v) for k, v in data.model_dump().items()}
     detail = audit.diff(before, after)
     for name, value in after.items():
