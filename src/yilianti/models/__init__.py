@@ -12,10 +12,23 @@ from yilianti.models.patient import (
     Patient,
     PatientIdentifier,
 )
+from yilianti.models.scheduling import (
+    BedReservation,
+    Booking,
+    BookingRequest,
+    ClinicSession,
+    Closure,
+    Schedule,
+    ScheduleTemplate,
+    Slot,
+    Ward,
+)
 from yilianti.models.workforce import PracticeSite, Practitioner
 
 __all__ = [
     "AccessGrant", "Alliance", "ApiToken", "AuditEvent", "Base", "CareRelationship", "Consent",
     "Department", "Institution", "Membership", "Notification", "OutboxMessage", "Patient",
     "PatientIdentifier", "PracticeSite", "Practitioner", "RoleAssignment", "User",
+    "BedReservation", "Booking", "BookingRequest", "ClinicSession", "Closure", "Schedule", "ScheduleTemplate",
+    "Slot", "Ward",
 ]

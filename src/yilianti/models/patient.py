@@ -9,7 +9,7 @@ from sqlalchemy import Boolean, Date, ForeignKey, Index, String, Text, UniqueCon
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from yilianti.models.alliance import Alliance, Institution
-from yilianti.models.base import BigId, Base, CreatedMixin, IdMixin
+from yilianti.models.base import Base, BigId, CreatedMixin, IdMixin
 
 
 class Authority(StrEnum):
@@ -112,6 +112,7 @@ class GrantKind(StrEnum):
     referral = "referral"
     consultation = "consultation"
     break_glass = "break_glass"
+    booking = "booking"  # the site holding a booked session sees the patient it will receive
     manual = "manual"
 
 

@@ -1,0 +1,23 @@
+"""Periodic jobs of the scheduling domain."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from yilianti.scheduling import service
+from yilianti.worker.runner import periodic
+
+
+@periodic("scheduling.release_reserves", every_seconds=60)
+def release_reserves(db: Session) -> int:
+    return service.release_reserves(db)
+
+
+@periodic("scheduling.expire_bed_reservations", every_seconds=300)
+def expire_beds(db: Session) -> int:
+    return service.expire_reservations(db)
+
+
+@periodic("scheduling.overdue_wait_requests", every_seconds=600)
+def overdue_requests(db: Session) -> int:
+    return service.overdue_requests(db)

@@ -1,0 +1,174 @@
+"""Reserved pools, booking rules, cancel/reschedule/arrival, cut-off release, wait-list, beds."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from tests import builders as b
+from tests.scheduling.helpers import world
+from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
+from yilianti.kit import clock
+from yilianti.models.scheduling import Booking, Slot
+from yilianti.scheduling import service
+from yilianti.scheduling.schemas import BedReservationIn, BookingIn, WaitRequestIn, WardIn
+
+
+def test_reserved_share_is_ceil_of_capacity_and_spread(db):  # type: ignore[no-untyped-def]
+    w = world(db, capacity=30)
+    assert w.session.capacity == 30 and w.session.reserved_capacity == 10  # ceil(30 × 1/3)
+    seqs = sorted(db.scalars(select(Slot.seq).where(Slot.session_id == w.session.id, Slot.pool == "reserved")))
+    assert len(seqs) == 10 and seqs[0] == 1 and seqs[-1] > 20  # spread over the morning
+    assert service.reserved_count(31, 1 / 3) == 11 and service.reserved_count(10, 0.25) == 3
+
+
+def test_grassroots_doctor_books_reserved_pool_first_and_gets_a_slip(db):  # type: ignore[no-untyped-def]
+    w = world(db, capacity=6)
+    patient = b.patient(db, w.comm_doc, name="王小虎")
+    av = service.availability(db, w.comm_doc, w.session.id)
+    assert av.pools == ["reserved", "public"] and av.free_reserved == 2 and av.free_public == 4
+    booking = service.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=patient.id))
+    assert booking.pool == "reserved" and booking.number.startswith(f"{w.day:%Y%m%d}-")
+    av = service.availability(db, w.comm_doc, w.session.id)
+    assert av.free_reserved == 1 and av.booked == 1
+    # the lead hospital now sees the patient it will receive (booking grant), and it is audited
+    from yilianti.authz import policy
+
+    assert policy.decide(db, w.lead_doc, patient.id) is not None
+    # a secondary hospital (not grassroots) only sees the public pool in a grassroots-only alliance
+    assert service.availability(db, w.second_doc, w.session.id).pools == ["public"]
+    # an institution outside the alliance cannot book at all
+    out_patient = b.patient(db, w.out_doc, name="李四", resident_id=b.resident_id(seq=44))
+    with pytest.raises(Forbidden):
+        service.book(db, w.out_doc, BookingIn(session_id=w.session.id, patient_id=out_patient.id))
+
+
+def test_members_setting_opens_reserve_to_secondary_hospitals(db):  # type: ignore[no-untyped-def]
+    w = world(db, capacity=6, reserve_for="members")
+    assert service.availability(db, w.second_doc, w.session.id).pools == ["reserved", "public"]
+
+
+def test_bad_bookings_change_nothing(db):  # type: ignore[no-untyped-def]
+    w = world(db, capacity=4)
+    patient = b.patient(db, w.comm_doc)
+    stranger = b.patient(db, w.out_doc, name="赵六", resident_id=b.resident_id(seq=33))
+    before = db.scalar(select(func.count()).select_from(Booking))
+    with pytest.raises(NotFound):  # a patient this site has no relationship with
+        service.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=stranger.id))
+    with pytest.raises(NotFound):
+        service.book(db, w.comm_doc, BookingIn(session_id=999999, patient_id=patient.id))
+    service.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=patient.id))
+    with pytest.raises(service.DuplicateBooking):
+        service.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=patient.id))
+    with clock.frozen(datetime.combine(w.day, time(9, 0), clock.SHANGHAI)), pytest.raises(service.SessionClosed):
+        other = b.patient(db, w.comm_doc, name="钱七", resident_id=b.resident_id(seq=12))
+        service.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=other.id))
+    assert db.scalar(select(func.count()).select_from(Booking)) == before + 1
+
+
+def test_full_session_offers_the_waitlist_and_cancel_frees_the_slot(db):  # type: ignore[no-untyped-def]
+    w = world(db, capacity=3)
+    patients = [b.patient(db, w.comm_doc, name=n, resident_id=b.resident_id(seq=i))
+                for i, n in enumerate(["甲一", "乙二", "丙三", "丁四"])]
+    bookings = [service.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=p.id))
+                for p in patients[:3]]
+    with pytest.raises(service.SlotFull):
+        service.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=patients[3].id))
+    req = service.request_wait(db, w.comm_doc, WaitRequestIn(patient_id=patients[3].id,
+                                                             target_institution_id=w.lead.id, specialty="儿童呼吸"))
+    assert req.status == "waiting" and clock.as_utc(req.contact_by) > clock.now()
+    assert [r.id for r, _ in service.waitlist(db, w.lead_coord)] == [req.id]
+    service.cancel(db, w.comm_doc, bookings[0].id, "家长改期")
+    booking = service.book_from_request(db, w.comm_doc2, req.id, w.session.id)
+    assert booking.slot_id == bookings[0].slot_id and db.get(type(req), req.id).status == "booked"
+
+
+def test_reschedule_and_arrival_and_no_show(db):  # type: ignore[no-untyped-def]
+    w = world(db, capacity=4)
+    later_day = w.day + timedelta(days=7)
+    service.generate_sessions(db, w.lead_coord, w.schedule.id, later_day, later_day)
+    later = service.upcoming_sessions(db, schedule_id=w.schedule.id, start=later_day, days=1)[0][0]
+    p = b.patient(db, w.comm_doc)
+    first = service.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=p.id))
+    moved = service.reschedule(db, w.comm_doc, first.id, later.id)
+    assert db.get(Booking, first.id).status == "cancelled" and moved.rescheduled_from_id == first.id
+    with pytest.raises(Forbidden):  # only the session's site records arrival
+        service.mark_arrived(db, w.comm_doc, moved.id)
+    with pytest.raises(Conflict):  # not the day yet
+        service.mark_arrived(db, w.lead_coord, moved.id)
+    with clock.frozen(datetime.combine(later_day, time(8, 40), clock.SHANGHAI)):
+        assert service.mark_arrived(db, w.lead_coord, moved.id).status == "arrived"
+        with pytest.raises(Conflict):
+            service.cancel(db, w.comm_doc, moved.id)
+
+
+def test_reserve_returns_to_public_pool_at_cutoff(db):  # type: ignore[no-untyped-def]
+    w = world(db, capacity=9)
+    p = b.patient(db, w.comm_doc)
+    service.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=p.id))
+    assert service.release_reserves(db) == 0  # not yet
+    cutoff = clock.as_utc(w.session.reserve_cutoff_at)
+    assert cutoff == clock.as_utc(w.session.starts_at) - timedelta(hours=24)
+    released = service.release_reserves(db, cutoff + timedelta(seconds=1))
+    assert released == 2  # 3 reserved, 1 booked
+    av = service.availability(db, w.second_doc, w.session.id)
+    assert av.free_reserved == 0 and av.free_public == 8
+    assert service.release_reserves(db, cutoff + timedelta(minutes=5)) == 0  # runs once
+
+
+def test_cancel_session_notifies_bookers(db):  # type: ignore[no-untyped-def]
+    from yilianti.models.outbox import OutboxMessage
+
+    w = world(db, capacity=4)
+    p = b.patient(db, w.comm_doc)
+    booking = service.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=p.id))
+    with pytest.raises(Forbidden):
+        service.cancel_session(db, w.comm_doc, w.session.id, "专家外出")
+    assert service.cancel_session(db, w.lead_coord, w.session.id, "专家外出会诊") == 1
+    assert db.get(Booking, booking.id).status == "cancelled"
+    msgs = db.scalars(select(OutboxMessage).where(OutboxMessage.topic == "notify")).all()
+    assert any(m.payload["institution_id"] == w.community.id and "停诊" in m.payload["title"] for m in msgs)
+
+
+def test_sinking_ratio_from_real_bookings(db):  # type: ignore[no-untyped-def]
+    w = world(db, capacity=30)
+    for i in range(4):
+        p = b.patient(db, w.comm_doc, name="患者" + "甲乙丙丁"[i], resident_id=b.resident_id(seq=i + 5))
+        service.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=p.id))
+    lp = b.patient(db, w.lead_doc, name="院内患者", resident_id=b.resident_id(seq=40))
+    service.book(db, w.lead_doc, BookingIn(session_id=w.session.id, patient_id=lp.id))
+    [month] = service.sinking_by_month(db, w.alliance.id, w.day.replace(day=1), w.day)
+    assert (month.offered, month.reserved, month.reserved_booked, month.member_booked) == (30, 10, 4, 4)
+    assert month.sinking_ratio == pytest.approx(1 / 3) and month.reserve_use == pytest.approx(0.4)
+
+
+def test_bed_pool_reserves_a_quarter_for_members(db):  # type: ignore[no-untyped-def]
+    w = world(db, capacity=2)
+    ward = service.create_ward(db, w.lead_coord, WardIn(institution_id=w.lead.id, name="儿内一病区",
+                                                        beds_total=10, occupied=5,
+                                                        reserve_alliance_id=w.alliance.id))
+    assert ward.reserved_beds == 3  # ceil(10 × 1/4)
+    pats = [b.patient(db, w.comm_doc, name=f"住院{'甲乙丙丁'[i]}", resident_id=b.resident_id(seq=60 + i))
+            for i in range(4)]
+    res = [service.reserve_bed(db, w.comm_doc, BedReservationIn(ward_id=ward.id, patient_id=p.id))
+           for p in pats]
+    assert [r.pool for r in res] == ["reserved", "reserved", "reserved", "public"]
+    db.refresh(ward)
+    assert (ward.reserved_held, ward.public_held) == (3, 1)
+    lead_patient = b.patient(db, w.lead_doc, name="院内住院", resident_id=b.resident_id(seq=70))
+    assert service.reserve_bed(db, w.lead_doc, BedReservationIn(ward_id=ward.id, patient_id=lead_patient.id)).pool \
+        == "public"
+    with pytest.raises(service.BedsFull):  # 5 occupied + 3 reserved + 2 public = 10
+        service.reserve_bed(db, w.lead_doc, BedReservationIn(ward_id=ward.id, patient_id=b.patient(
+            db, w.lead_doc, name="院内二", resident_id=b.resident_id(seq=71)).id))
+    service.admit_reservation(db, w.lead_coord, res[0].id)
+    db.refresh(ward)
+    assert (ward.occupied, ward.reserved_held) == (6, 2)
+    with clock.frozen(clock.now() + timedelta(hours=49)):
+        assert service.expire_reservations(db) == 4
+    db.refresh(ward)
+    assert (ward.reserved_held, ward.public_held) == (0, 0)
+    with pytest.raises(InvalidInput):
+        service.create_ward(db, w.lead_coord, WardIn(institution_id=w.lead.id, name="儿内一病区", beds_total=5))
