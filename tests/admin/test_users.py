@@ -162,6 +162,7 @@ def test_api_token_acts_for_its_institution_without_csrf(db, app, client):  # ty
     page = client.post(f"/admin/users/{his.id}/tokens", data={"csrf_token": csrf, "name": "桃园街社区HIS",
                                                               "institution_id": str(t.community.id), "days": "30"})
     assert page.status_code == 200 and 'id="token-value"' in page.text
+    assert page.headers["cache-control"] == "no-store"
     bearer = page.text.split('id="token-value"')[1].split(">")[1].split("<")[0]
     assert bearer.startswith("ylt_")
     assert bearer not in client.get(f"/admin/users/{his.id}").text  # shown once

@@ -92,6 +92,10 @@ def practitioner_new(request: Request, db: DB, subject: Admin) -> Response:
         **_practitioner_options(db, subject)})
 
 
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
 def _practitioner_values(form: dict[str, Any]) -> dict[str, Any]:
     data = blank_to_none(form)
     data["is_department_head"] = bool(form.get("is_department_head"))
@@ -120,7 +124,7 @@ def _practitioner_page(request: Request, db: DB, subject: Subject, practitioner_
     sites = sorted(p.sites, key=lambda s: (s.ends_on is not None and s.ends_on < today, s.weekday or 8, s.id))
     flash = t(request, "已保存") if request.query_params.get("saved") else None
     return render_page(request, "admin/practitioners_form.html", {
-        "p": p, "values": values or {k: getattr(p, k) for k in wf.EDITABLE}, "errors": errors or {},
+        "p": p, "values": values or {k: _plain(getattr(p, k)) for k in wf.EDITABLE}, "errors": errors or {},
         "site_errors": site_errors or {}, "site_values": site_values or {}, "sites": sites, "today": today,
         "can_edit": can_edit, "can_edit_sites": can_edit or scope.writable_institutions(subject) != set(),
         "flash": flash, **_practitioner_options(db, subject)}, status)
@@ -313,8 +317,10 @@ def user_token_issue(user_id: int, request: Request, db: DB, subject: Admin, for
     except InvalidInput as exc:
         return _user_page(request, db, subject, user_id, errors=errors_of(request, exc), section="tokens",
                           values=form, status=422)
-    # shown once, on this answer only (never stored in clear, never in a redirect URL)
-    return _user_page(request, db, subject, user_id, issued=issued)
+    # shown once, on this answer only (never stored in clear, never in a redirect URL, never cached)
+    response = _user_page(request, db, subject, user_id, issued=issued)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @router.post("/admin/users/{user_id}/tokens/{token_id}/revoke")
