@@ -170,3 +170,22 @@ def test_alliance_admin_reads_but_cannot_change(db, client):  # type: ignore[no-
     assert r.status_code == 403
     db.expire_all()
     assert db.get(Practitioner, t.expert.id).title == "主任医师"  # type: ignore[union-attr]
+
+
+def test_deactivated_practitioner_leaves_the_directory(db, client):  # type: ignore[no-untyped-def]
+    from yilianti.workforce import service
+
+    t = tianjin(db)
+    b.user(db, t.lead, "institution_admin", username="etyy-admin")
+    token = b.login(client, "etyy-admin")
+    r = client.post(f"/admin/practitioners/{t.expert.id}/active", data={"csrf_token": token, "active": "0"},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    assert "刘建华" not in client.get("/practitioners").text
+    assert "刘建华" in client.get("/admin/practitioners").text  # still administrable
+    assert t.expert.id not in {p.id for p in service.practising_at(db, t.community.id)}
+    event = db.scalar(select(AuditEvent).where(AuditEvent.action == "deactivate",
+                                               AuditEvent.resource_type == "practitioner"))
+    assert event and event.detail == {"active": {"from": True, "to": False}}
+    r = client.patch(f"/api/v1/practitioners/{t.expert.id}", headers={"X-CSRF-Token": token}, json={"active": True})
+    assert r.status_code == 200 and r.json()["active"] is True

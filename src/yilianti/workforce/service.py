@@ -244,14 +244,14 @@ def update_practitioner(db: Session, actor: Subject, practitioner_id: int, chang
     _require_writer(actor, p.home_institution_id)
     before = _snapshot(p)
     active = changes.pop("active", None)
-    merged = {k: before[k] for k in EDITABLE}
-    merged.update({k: v for k, v in changes.items() if k in EDITABLE})
-    data = parse(PractitionerIn, merged)
-    if data.home_institution_id != p.home_institution_id:
-        _require_writer(actor, data.home_institution_id)
-    _check_refs(db, data)
-    for k, v in data.model_dump().items():
-        setattr(p, k, v)
+    edits = {k: v for k, v in changes.items() if k in EDITABLE}
+    if edits:  # (de)activation alone does not re-validate the other fields
+        data = parse(PractitionerIn, {**{k: before[k] for k in EDITABLE}, **edits})
+        if data.home_institution_id != p.home_institution_id:
+            _require_writer(actor, data.home_institution_id)
+        _check_refs(db, data)
+        for k, v in data.model_dump().items():
+            setattr(p, k, v)
     if active is not None:
         p.active = bool(active)
     db.flush()
