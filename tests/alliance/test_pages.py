@@ -156,3 +156,12 @@ def test_department_pages(db, client, tj: Tianjin) -> None:  # type: ignore[no-u
     assert r.status_code == 303 and dept.active is False
     assert client.post(f"/admin/institutions/{tj.dongli.id}/departments",
                        data={"csrf_token": token, "name": "儿科"}).status_code == 403
+
+
+def test_unknown_ids_are_404_and_login_is_required(db, client, tj: Tianjin) -> None:  # type: ignore[no-untyped-def]
+    r = client.get(f"/alliances/{tj.peds.id}", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    b.login(client, "taoyuanadmin")
+    assert client.get("/alliances/999999").status_code == 404
+    assert client.get("/institutions/999999").status_code == 404
+    assert client.get("/admin/alliances").status_code == 403  # an institution admin manages no alliance
