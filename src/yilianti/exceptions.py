@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from yilianti.kit.i18n import pick_locale, translate
@@ -76,7 +76,9 @@ def wants_json(request: Request) -> bool:
 
 
 def request_locale(request: Request) -> str:
-    return pick_locale(request.cookies.get("lang"), request.headers.get("accept-language"))
+    """Pages are Chinese unless the user chose English (cookie); the API follows Accept-Language."""
+    accept = request.headers.get("accept-language") if wants_json(request) else None
+    return pick_locale(request.cookies.get("lang"), accept)
 
 
 def error_body(request: Request, code: str, message: str, fields: dict[str, str] | None = None,

@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import Boolean, Date, ForeignKey, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from yilianti.models.base import BigId, Base, CreatedMixin, IdMixin
+from yilianti.models.base import Base, BigId, CreatedMixin, IdMixin
 
 
 class AllianceModel(StrEnum):
@@ -61,7 +61,7 @@ class Alliance(IdMixin, CreatedMixin, Base):
     notes: Mapped[str | None] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # reserved pools (DOMAIN.md §3): share of the lead's slots/beds kept for members below it
-    slot_reserve_share: Mapped[float] = mapped_column(Numeric(5, 4, asdecimal=False), default=0.3334)
+    slot_reserve_share: Mapped[float] = mapped_column(Numeric(5, 4, asdecimal=False), default=0.3333)  # one third (reserved_count reads it as 1/3)
     bed_reserve_share: Mapped[float] = mapped_column(Numeric(5, 4, asdecimal=False), default=0.25)
     reserve_for: Mapped[str] = mapped_column(String(16), default="grassroots")  # grassroots | members
     reserve_cutoff_hours: Mapped[int] = mapped_column(default=24)

@@ -9,7 +9,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yilianti.kit import clock
-from yilianti.models.base import BigId, Base, IdMixin
+from yilianti.models.base import Base, BigId, IdMixin
 
 
 class AuditEvent(IdMixin, Base):

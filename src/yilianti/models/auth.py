@@ -9,7 +9,7 @@ from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from yilianti.models.alliance import Alliance, Institution
-from yilianti.models.base import BigId, Base, CreatedMixin, IdMixin
+from yilianti.models.base import Base, BigId, CreatedMixin, IdMixin
 from yilianti.models.workforce import Practitioner
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yilianti.kit import clock
-from yilianti.models.base import BigId, Base, CreatedMixin, IdMixin
+from yilianti.models.base import Base, BigId, CreatedMixin, IdMixin
 
 
 class OutboxMessage(IdMixin, CreatedMixin, Base):

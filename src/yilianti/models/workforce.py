@@ -9,7 +9,7 @@ from sqlalchemy import Boolean, Date, ForeignKey, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from yilianti.models.alliance import Department, Institution
-from yilianti.models.base import BigId, Base, CreatedMixin, IdMixin
+from yilianti.models.base import Base, BigId, CreatedMixin, IdMixin
 
 
 class Title(StrEnum):
