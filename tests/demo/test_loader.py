@@ -1,24 +1,22 @@
 """The demo data set: real alliances from the YAML, synthetic staff, accounts and patients.
 
-The data set is loaded once for this module (in a transaction rolled back at the end);
-the tests only read it, except the login tests whose writes are rolled back too.
+The data set is loaded once for the package (tests/demo/conftest.py, in a transaction rolled
+back at the end); the tests only read it, except the login tests whose writes are rolled back too.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
 from datetime import date
 
-import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from tests import builders as b
-from yilianti import db as dbmod
 from yilianti.auth.service import build_subject
 from yilianti.demo import loader
+from yilianti.demo import scheduling as demo_scheduling
 from yilianti.kit import validate
 from yilianti.models import (
     Alliance,
@@ -36,27 +34,20 @@ from yilianti.models import (
     User,
 )
 from yilianti.models.alliance import GRASSROOTS_KINDS
+from yilianti.models.outbox import OutboxMessage
 from yilianti.models.patient import Authority
+from yilianti.models.scheduling import (
+    BedReservation,
+    Booking,
+    BookingRequest,
+    ClinicSession,
+    Schedule,
+    ScheduleTemplate,
+    Slot,
+    Ward,
+)
 
-
-@pytest.fixture(scope="module")
-def db(test_db) -> Iterator[Session]:  # type: ignore[no-untyped-def]
-    """Overrides the per-test session: one load for the whole module, rolled back at the end."""
-    connection = test_db.engine.connect()
-    outer = connection.begin()
-    factory = sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
-    previous = (dbmod._engine, dbmod._factory)
-    dbmod.set_session_factory(factory, test_db.engine)
-    session = factory()
-    try:
-        loader.load_demo(session)
-        session.commit()  # a savepoint inside the outer transaction
-        yield session
-    finally:
-        session.close()
-        outer.rollback()
-        connection.close()
-        dbmod._engine, dbmod._factory = previous
+PATIENTS = 300 + 36  # the first data set, then 36 registered at 太阳宫 with the booking data
 
 
 def _inst(db: Session, name: str) -> Institution:
@@ -180,13 +171,14 @@ def test_multi_site_practice_follows_the_articles(db: Session) -> None:
 
 def test_loading_again_creates_nothing(db: Session) -> None:
     tables = [Alliance, Institution, Membership, Department, Practitioner, PracticeSite, User, RoleAssignment,
-              Patient, PatientIdentifier, Consent, CareRelationship, AuditEvent]
+              Patient, PatientIdentifier, Consent, CareRelationship, AuditEvent, Schedule, ScheduleTemplate,
+              ClinicSession, Slot, Booking, BookingRequest, Ward, BedReservation, OutboxMessage]
 
     def counts() -> dict[str, int]:
         return {t.__name__: db.scalar(select(func.count()).select_from(t)) or 0 for t in tables}
 
     before = counts()
-    assert loader.is_loaded(db)
+    assert loader.is_loaded(db) and demo_scheduling.is_loaded(db)
     assert loader.load_demo(db) == loader.demo_accounts()
     db.flush()
     assert counts() == before
@@ -255,10 +247,10 @@ def test_visiting_expert_switches_to_the_community_centre(db: Session, client) -
 
 def test_patients_have_valid_resident_ids_matching_birth_date_and_sex(db: Session) -> None:
     patients = db.scalars(select(Patient)).all()
-    assert len(patients) == 300
+    assert len(patients) == PATIENTS
     ids = dict(db.execute(select(PatientIdentifier.patient_id, PatientIdentifier.value)
                           .where(PatientIdentifier.authority == Authority.resident_id)).tuples().all())
-    assert len(ids) == 300 and len(set(ids.values())) == 300
+    assert len(ids) == PATIENTS and len(set(ids.values())) == PATIENTS
     for p in patients:
         rid = validate.resident_id(ids[p.id])
         assert rid.birth_date == p.birth_date and rid.sex == p.sex, p.name
@@ -267,17 +259,20 @@ def test_patients_have_valid_resident_ids_matching_birth_date_and_sex(db: Sessio
             assert p.guardian_relation and validate.mobile(p.guardian_phone or "") == p.guardian_phone
         else:
             assert validate.mobile(p.phone or "") == p.phone
-        assert p.address and p.city and p.address.startswith(("天津市", "河北省廊坊市"))
+        assert p.address and p.city and p.address.startswith(("天津市", "河北省廊坊市", "北京市朝阳区"))
     children = [p for p in patients if p.birth_date and p.birth_date.year >= 2012]
     assert len(children) > 80 and all(c.guardian_name for c in children)
     # the region codes are in the registering institution's region
     lead = _inst(db, "天津市儿童医院")
     township = _inst(db, "渠口镇卫生院")
+    taiyanggong = _inst(db, "太阳宫社区卫生服务中心")
     for p in patients:
         if p.registered_by_institution_id in (lead.id,):
             assert ids[p.id][:2] == "12"
         if p.registered_by_institution_id == township.id:
             assert ids[p.id][:6] in ("131024", "132823")
+        if p.registered_by_institution_id == taiyanggong.id:
+            assert ids[p.id][:6] == "110105" and p.city == "北京"
 
 
 def test_registration_went_through_the_real_flow(db: Session) -> None:
@@ -292,14 +287,15 @@ def test_registration_went_through_the_real_flow(db: Session) -> None:
         care = db.scalars(select(CareRelationship.institution_id).where(CareRelationship.patient_id == pid)).all()
         assert len(set(care)) == 2
     consented = set(db.scalars(select(Consent.patient_id)))
-    assert 0.75 <= len(consented) / 300 <= 0.95  # ~15 % gave no sharing consent
+    assert 0.75 <= len(consented) / PATIENTS <= 0.95  # ~15 % gave no sharing consent
     assert set(db.scalars(select(Consent.scope))) == {"alliance", "all"}
     by_inst = Counter(db.scalars(select(Patient.registered_by_institution_id)))
     for name in ("河西区桃园街社区卫生服务中心", "天津市儿童医院", "渠口镇卫生院", "香河县人民医院"):
         assert by_inst[_inst(db, name).id] >= 50
+    assert by_inst[_inst(db, "太阳宫社区卫生服务中心").id] == 36
     created = db.scalar(select(func.count()).select_from(AuditEvent).where(
         AuditEvent.resource_type == "patient", AuditEvent.action == "create"))
-    assert created == 300
+    assert created == PATIENTS
 
 
 def test_twins_and_namesakes_stay_separate_people(db: Session) -> None:

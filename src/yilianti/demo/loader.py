@@ -55,8 +55,8 @@ from yilianti.models.workforce import PracticeSite, Practitioner, Title
 from yilianti.patients import service as patient_service
 
 __all__ = [
-    "DEMO_PASSWORD", "NAMESAKES", "TWINS", "DemoAccount", "alliances_data", "demo_accounts", "is_loaded",
-    "load_demo",
+    "DEMO_PASSWORD", "NAMESAKES", "SCHEDULING_ACCOUNTS", "TWINS", "DemoAccount", "alliances_data", "demo_accounts",
+    "is_loaded", "load_demo", "resident_id_for",
 ]
 
 SEED = 2026
@@ -74,6 +74,9 @@ COUNTY = "香河县人民医院"
 TOWNSHIP = "渠口镇卫生院"
 TIANJIN_ALLIANCE = "tianjin-pediatric"
 XIANGHE_ALLIANCE = "xianghe-county"
+CY_LEAD = "首都儿科研究所"
+CY_COMMUNITY = "太阳宫社区卫生服务中心"
+CHAOYANG_ALLIANCE = "chaoyang-pediatric"
 
 
 @dataclass(frozen=True)
@@ -116,10 +119,20 @@ _ACCOUNTS: tuple[_AccountSpec, ...] = (
     _AccountSpec("qukou-doctor", Role.doctor, TOWNSHIP, "李春生", staff="qukou-doctor"),
 )
 
+# Added with the booking data (demo/scheduling.py creates them, behind its own marker, so that a
+# demo database loaded before gets them too). `staff` here names (department, head) of the
+# institution: the account is linked to that department's head.
+SCHEDULING_ACCOUNTS: tuple[_AccountSpec, ...] = (
+    _AccountSpec("chaoyang-community-doctor", Role.doctor, CY_COMMUNITY, "", staff="全科"),
+    _AccountSpec("chaoyang-lead-coordinator", Role.coordinator, CY_LEAD, "首都儿科研究所转诊预约中心"),
+    _AccountSpec("chaoyang-lead-doctor", Role.doctor, CY_LEAD, "", staff="儿童呼吸科"),
+)
+
 
 def demo_accounts() -> list[DemoAccount]:
     """The demo accounts (one line each is printed by `make demo`)."""
-    return [DemoAccount(a.username, DEMO_PASSWORD, str(a.role), a.institution or PLATFORM) for a in _ACCOUNTS]
+    return [DemoAccount(a.username, DEMO_PASSWORD, str(a.role), a.institution or PLATFORM)
+            for a in (*_ACCOUNTS, *SCHEDULING_ACCOUNTS)]
 
 
 @dataclass(frozen=True)
@@ -463,6 +476,7 @@ _REGIONS: dict[str, tuple[str, list[str], bool]] = {
     "120110": ("天津市东丽区", ["津塘公路", "先锋路", "跃进路", "东丽大道", "成林道"], False),
     "131024": ("河北省廊坊市香河县", ["新华大街", "秀水街", "香安路", "运河大街", "交通路"], False),
     "131024-v": ("河北省廊坊市香河县渠口镇", ["渠口村", "东营村", "西营村", "南庄村", "北辛庄村"], True),
+    "110105": ("北京市朝阳区", ["太阳宫中路", "太阳宫北街", "西坝河南路", "曙光西里", "芍药居北里", "夏家园"], False),
 }
 
 
@@ -587,10 +601,20 @@ def load_demo(db: Session) -> list[DemoAccount]:
 
     Flushes, never commits. Alliances, institutions, memberships and departments that
     already exist (by key / name) are reused, so loading over a database that already
-    holds some of the real alliances does not duplicate them.
+    holds some of the real alliances does not duplicate them. The booking data (schedules,
+    eight weeks of booking history, wards, the wait-list) sits behind a marker of its own
+    (demo/scheduling.py), so a database loaded before it existed gets it on the next load.
     """
-    if is_loaded(db):
-        return demo_accounts()
+    from yilianti.demo import scheduling
+
+    if not is_loaded(db):
+        _load_base(db)
+    if not scheduling.is_loaded(db):
+        scheduling.load(db)
+    return demo_accounts()
+
+
+def _load_base(db: Session) -> None:
     r = random.Random(SEED)
     alliances, institutions, leads = _load_alliances(db)
     departments = _load_departments(db, institutions.values())
@@ -603,7 +627,6 @@ def load_demo(db: Session) -> list[DemoAccount]:
                  detail={"alliances": len(alliances), "institutions": len(institutions),
                          "accounts": len(users), "patients": patients})
     db.flush()
-    return demo_accounts()
 
 
 def _load_alliances(db: Session) -> tuple[dict[str, Alliance], dict[str, Institution], set[int]]:

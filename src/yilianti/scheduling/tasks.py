@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from yilianti.scheduling import service
+from yilianti.scheduling import rolling, service
 from yilianti.worker.runner import periodic
 
 
@@ -21,3 +21,8 @@ def expire_beds(db: Session) -> int:
 @periodic("scheduling.overdue_wait_requests", every_seconds=600)
 def overdue_requests(db: Session) -> int:
     return service.overdue_requests(db)
+
+
+@periodic("scheduling.roll_sessions", every_seconds=3600)
+def roll_sessions(db: Session) -> int:
+    return rolling.roll_sessions(db)
