@@ -188,4 +188,4 @@ def care_of(db: Session, patient_id: int) -> list[tuple[CareRelationship, str]]:
     return list(db.execute(select(CareRelationship, Institution.name)
                            .join(Institution, Institution.id == CareRelationship.institution_id)
                            .where(CareRelationship.patient_id == patient_id)
-                           .order_by(CareRelationship.started_at)).tuples())
+                           .order_by(CareRelationship.started_at)))

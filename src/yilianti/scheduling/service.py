@@ -312,7 +312,7 @@ def pools_for(db: Session, institution_id: int | None, session: ClinicSession) -
 def availability(db: Session, subject: Subject, session_id: int) -> Availability:
     session = get_session(db, session_id)
     counts = dict(db.execute(select(Slot.pool, func.count()).where(
-        Slot.session_id == session_id, Slot.booked.is_(False)).group_by(Slot.pool)).tuples().all())
+        Slot.session_id == session_id, Slot.booked.is_(False)).group_by(Slot.pool)).all())
     booked = db.scalar(select(func.count()).select_from(Slot).where(
         Slot.session_id == session_id, Slot.booked.is_(True))) or 0
     pools, reason = pools_for(db, subject.acting_institution_id, session)
@@ -349,7 +349,7 @@ def upcoming_sessions(db: Session, *, institution_id: int | None = None, schedul
         stmt = stmt.where(ClinicSession.schedule_id == schedule_id)
     if specialty:
         stmt = stmt.where(or_(Schedule.specialty.contains(specialty), Schedule.name.contains(specialty)))
-    return [(s, int(fr or 0), int(fp or 0)) for s, fr, fp in db.execute(stmt).unique().tuples()]
+    return [(s, int(fr or 0), int(fp or 0)) for s, fr, fp in db.execute(stmt).unique()]
 
 
 # ---------------------------------------------------------------------------------------- booking
@@ -578,7 +578,7 @@ def bookings_of_site(db: Session, subject: Subject, *, made_here: bool = True, d
         stmt = stmt.where(ClinicSession.day == day)
     if status:
         stmt = stmt.where(Booking.status == status)
-    rows = list(db.execute(stmt).unique().tuples())
+    rows = list(db.execute(stmt).unique())
     if rows:
         audit.record(db, subject, "search", "booking", None,
                      detail={"made_here": made_here, "patients": sorted({p.id for _, _, p in rows})[:200]})
@@ -633,7 +633,7 @@ def waitlist(db: Session, subject: Subject, *, incoming: bool = True,
             .where(col == inst).order_by(BookingRequest.contact_by))
     if status:
         stmt = stmt.where(BookingRequest.status == status)
-    return list(db.execute(stmt.limit(300)).tuples())
+    return list(db.execute(stmt.limit(300)))
 
 
 def book_from_request(db: Session, subject: Subject, request_id: int, session_id: int) -> Booking:
@@ -713,7 +713,7 @@ def sinking_by_month(db: Session, alliance_id: int, start: date, end: date) -> l
                              .where(Schedule.reserve_alliance_id == alliance_id, Booking.pool == Pool.reserved,
                                     Booking.status.in_(("booked", "arrived", "no_show")),
                                     ClinicSession.day >= start, ClinicSession.day <= end)
-                             .group_by(Booking.session_id)).tuples().all())
+                             .group_by(Booking.session_id)).all())
     member_booked = dict(db.execute(select(Booking.session_id, func.count())
                                     .join(ClinicSession, ClinicSession.id == Booking.session_id)
                                     .join(Schedule, Schedule.id == ClinicSession.schedule_id)
@@ -721,7 +721,7 @@ def sinking_by_month(db: Session, alliance_id: int, start: date, end: date) -> l
                                            Booking.booked_by_institution_id != Schedule.institution_id,
                                            Booking.status.in_(("booked", "arrived", "no_show")),
                                            ClinicSession.day >= start, ClinicSession.day <= end)
-                                    .group_by(Booking.session_id)).tuples().all())
+                                    .group_by(Booking.session_id)).all())
     months: dict[str, MonthFigures] = {}
     for sid, day, capacity, reserved in sessions:
         key = f"{day:%Y-%m}"
@@ -889,7 +889,7 @@ def wards_view(db: Session, institution_id: int | None = None) -> list[tuple[War
         Ward.active.is_(True)).order_by(Institution.name, Ward.name)
     if institution_id:
         stmt = stmt.where(Ward.institution_id == institution_id)
-    return list(db.execute(stmt).tuples())
+    return list(db.execute(stmt))
 
 
 def reservations_of(db: Session, subject: Subject, status: str = "held") -> list[tuple[BedReservation, Ward, Patient]]:
@@ -900,7 +900,7 @@ def reservations_of(db: Session, subject: Subject, status: str = "held") -> list
             .order_by(BedReservation.expires_at))
     if status:
         stmt = stmt.where(BedReservation.status == status)
-    return list(db.execute(stmt.limit(300)).tuples())
+    return list(db.execute(stmt.limit(300)))
 
 
 def counts_by_status(rows: list[tuple[Booking, ClinicSession, Patient]]) -> dict[str, int]:

@@ -1,0 +1,318 @@
+"""B1 (slot-release burst) and B2 (steady booking) over HTTP, as ratios to raw PostgreSQL.
+
+    python bench/booking.py [--quick] [--pairs 3] [--reps 20] [--url postgresql://postgres@127.0.0.1:5432]
+
+Needs: a local PostgreSQL (trust auth), `wrk` (apt-get install wrk), pgbench, and
+../shared/bench/pg_reference.sh. Creates and drops the database `ylt_bench`. The app runs
+as `uvicorn yilianti.main:create_app --factory --workers 2` on 127.0.0.1 only; every load
+loop is bounded by wrk's duration. Writes bench/out/booking-<time>.json and prints the
+lines for docs/benchmarks.md.
+
+Protocol (PERFORMANCE.md): warm up, interleave reference and app runs, report the median
+per-pair ratio; correctness invariants are hard pass/fail (0 overbooked, 0 duplicates).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parent.parent
+REF = ROOT.parent / "shared" / "bench" / "pg_reference.sh"
+DBNAME = "ylt_bench"
+
+
+def sh(cmd: list[str], **kw) -> str:  # type: ignore[no-untyped-def]
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout
+
+
+def reference(name: str, clients: int, secs: int) -> dict[str, float]:
+    out = sh(["bash", str(REF), name, str(clients), str(secs)])
+    m = dict(re.findall(r"(\w+)=([\d.]+)", out))
+    return {"tps": float(m["tps"]), "p50_ms": float(m["p50_ms"]), "p99_ms": float(m["p99_ms"])}
+
+
+# ---------------------------------------------------------------------------------------- data
+
+
+def setup_database(base_url: str, patients: int) -> tuple[str, str, dict[str, int]]:
+    admin = create_engine(base_url + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f"DROP DATABASE IF EXISTS {DBNAME} WITH (FORCE)"))
+        c.execute(text(f"CREATE DATABASE {DBNAME}"))
+    admin.dispose()
+    url = f"{base_url}/{DBNAME}"
+    from yilianti.migrate import upgrade
+
+    upgrade(url)
+    from sqlalchemy.orm import sessionmaker
+
+    from yilianti.auth import service as auth
+    from yilianti.auth.security import new_api_token
+    from yilianti.db import make_engine
+    from yilianti.models import Alliance, ApiToken, Institution, Membership, Schedule
+
+    engine = make_engine(url)
+    with sessionmaker(bind=engine)() as db:
+        lead = Institution(name="首都儿科研究所", kind="specialty", level=3, province="北京")
+        comm = Institution(name="太阳宫社区卫生服务中心", kind="community_center", level=1, province="北京")
+        db.add_all([lead, comm])
+        db.flush()
+        alliance = Alliance(key="bench", name="基准医联体", model="urban_group")
+        db.add(alliance)
+        db.flush()
+        db.add_all([Membership(alliance_id=alliance.id, institution_id=lead.id, role="lead"),
+                    Membership(alliance_id=alliance.id, institution_id=comm.id, role="member")])
+        user = auth.create_user(db, None, "bench-doctor", "Bench2026!", "基准医生", [("doctor", comm.id, None)])
+        token, prefix, hashed = new_api_token()
+        db.add(ApiToken(user_id=user.id, institution_id=comm.id, name="bench", prefix=prefix, token_hash=hashed))
+        schedule = Schedule(institution_id=lead.id, kind="clinic", name="基准专家门诊", reserve_alliance_id=alliance.id)
+        db.add(schedule)
+        db.commit()
+        ids = {"lead": lead.id, "comm": comm.id, "alliance": alliance.id, "schedule": schedule.id}
+    with engine.begin() as c:
+        c.execute(text(
+            "INSERT INTO patient (name, sex, birth_date, registered_by_institution_id, active, created_at) "
+            "SELECT '患者' || g, CASE WHEN g % 2 = 0 THEN '女' ELSE '男' END, DATE '2010-01-01' + (g % 3000), "
+            ":comm, true, now() FROM generate_series(1, :n) g"), {"comm": ids["comm"], "n": patients})
+        c.execute(text(
+            "INSERT INTO care_relationship (patient_id, institution_id, kind, started_at, created_at) "
+            "SELECT id, :comm, 'registered', now(), now() FROM patient"), {"comm": ids["comm"]})
+        ids["pmin"], ids["pmax"] = c.execute(text("SELECT min(id), max(id) FROM patient")).one()
+        c.execute(text("ANALYZE"))
+    engine.dispose()
+    return url, token, ids
+
+
+def make_sessions(url: str, schedule_id: int, alliance_id: int, n: int, capacity: int,
+                  reserved_share: float = 1 / 3, day_offset: int = 3) -> list[int]:
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    starts = datetime.now(UTC) + timedelta(days=day_offset)
+    ids: list[int] = []
+    with engine.begin() as c:
+        base = c.execute(text("SELECT coalesce(max(id), 0) FROM clinic_session")).scalar_one()
+        for i in range(n):
+            at = starts + timedelta(minutes=base + i)
+            reserved = -(-capacity // 3) if reserved_share else 0
+            sid = c.execute(text(
+                "INSERT INTO clinic_session (schedule_id, day, starts_at, ends_at, capacity, reserved_capacity, "
+                "reserve_alliance_id, reserve_cutoff_at, reserve_released_count, status, created_at) "
+                "VALUES (:s, :day, :at, :end, :cap, :res, :a, :cut, 0, 'open', now()) RETURNING id"),
+                {"s": schedule_id, "day": at.date(), "at": at, "end": at + timedelta(hours=3), "cap": capacity,
+                 "res": reserved, "a": alliance_id, "cut": at - timedelta(hours=24)}).scalar_one()
+            c.execute(text(
+                "INSERT INTO slot (session_id, seq, starts_at, pool, reserved_origin, booked) "
+                "SELECT :sid, g, NULL, CASE WHEN g % 3 = 1 AND g <= :res * 3 THEN 'reserved' ELSE 'public' END, "
+                "g % 3 = 1 AND g <= :res * 3, false FROM generate_series(1, :cap) g"),
+                {"sid": sid, "cap": capacity, "res": reserved})
+            ids.append(sid)
+        c.execute(text("ANALYZE slot"))
+    engine.dispose()
+    return ids
+
+
+def check_invariants(url: str, session_ids: list[int]) -> dict[str, int]:
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as c:
+        row = c.execute(text("""
+            WITH b AS (SELECT session_id, count(*) n FROM booking
+                       WHERE status IN ('booked','arrived') AND session_id = ANY(:ids) GROUP BY session_id),
+                 s AS (SELECT id, capacity FROM clinic_session WHERE id = ANY(:ids)),
+                 bs AS (SELECT session_id, count(*) n FROM slot WHERE booked AND session_id = ANY(:ids)
+                        GROUP BY session_id)
+            SELECT
+              coalesce(sum(greatest(coalesce(b.n, 0) - s.capacity, 0)), 0) AS overbooked,
+              coalesce(sum(abs(coalesce(b.n, 0) - coalesce(bs.n, 0))), 0) AS phantom,
+              coalesce(sum(coalesce(b.n, 0)), 0) AS bookings,
+              coalesce(sum(s.capacity), 0) AS capacity
+            FROM s LEFT JOIN b ON b.session_id = s.id LEFT JOIN bs ON bs.session_id = s.id
+        """), {"ids": session_ids}).one()
+        dup_slot = c.execute(text(
+            "SELECT count(*) FROM (SELECT slot_id FROM booking WHERE status IN ('booked','arrived') "
+            "AND session_id = ANY(:ids) GROUP BY slot_id HAVING count(*) > 1) x"), {"ids": session_ids}).scalar_one()
+        dup_patient = c.execute(text(
+            "SELECT count(*) FROM (SELECT session_id, patient_id FROM booking WHERE status IN ('booked','arrived') "
+            "AND session_id = ANY(:ids) GROUP BY session_id, patient_id HAVING count(*) > 1) x"),
+            {"ids": session_ids}).scalar_one()
+    engine.dispose()
+    return {"overbooked": int(row.overbooked), "phantom": int(row.phantom), "bookings": int(row.bookings),
+            "capacity": int(row.capacity), "duplicate_slot": int(dup_slot), "duplicate_patient": int(dup_patient)}
+
+
+# ---------------------------------------------------------------------------------------- load
+
+
+LUA = """
+local sessions = {%(sessions)s}
+local token = "%(token)s"
+local pmin, pmax = %(pmin)d, %(pmax)d
+local threads = {}
+local counts = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) math.randomseed(os.time() * 1000 + math.floor(os.clock() * 1e6)) end
+function request()
+  local s = sessions[math.random(#sessions)]
+  local p = math.random(pmin, pmax)
+  return wrk.format("POST", "/api/v1/bookings",
+    {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token},
+    '{"session_id":' .. s .. ',"patient_id":' .. p .. '}')
+end
+function response(status, headers, body)
+  counts[status] = (counts[status] or 0) + 1
+end
+function done(summary, latency, requests)
+  local total = {}
+  for _, t in ipairs(threads) do
+    for _, code in ipairs({200, 201, 401, 403, 404, 409, 422, 500, 503}) do
+      local v = t:get("c" .. code)
+      if v then total[code] = (total[code] or 0) + v end
+    end
+  end
+  io.write("STATUS")
+  for code, v in pairs(total) do io.write(" " .. code .. "=" .. v) end
+  io.write("\\n")
+end
+"""
+LUA_COUNTS = """
+function response(status, headers, body)
+  _G["c" .. status] = (_G["c" .. status] or 0) + 1
+end
+"""
+
+
+def wrk(base: str, script: str, clients: int, secs: float) -> dict[str, object]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(script.replace(
+            "function response(status, headers, body)\n  counts[status] = (counts[status] or 0) + 1\nend",
+            LUA_COUNTS.strip()))
+        path = fh.name
+    out = sh(["wrk", "-t2", f"-c{clients}", f"-d{secs}s", "--timeout", "10s", "--latency", "-s", path, base])
+    os.unlink(path)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+    def ms(label: str) -> float:
+        m = re.search(rf"\s{label}%\s+([\d.]+)(us|ms|s)", out)
+        if not m:
+            return float("nan")
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+
+    status = dict((int(k), int(v)) for k, v in re.findall(r"(\d+)=(\d+)", out.split("STATUS", 1)[1]))
+    return {"rps": rps, "p50_ms": ms("50"), "p99_ms": ms("99"), "status": status}
+
+
+def start_server(url: str, port: int, workers: int) -> subprocess.Popen:  # type: ignore[type-arg]
+    env = dict(os.environ, YILIANTI_DATABASE_URL=url, YILIANTI_RUN_JOBS_IN_PROCESS="false",
+               YILIANTI_SECRET_KEY="bench", YILIANTI_VAR_DIR=tempfile.mkdtemp())
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "yilianti.main:create_app", "--factory",
+                             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+                             "--no-access-log", "--log-level", "warning"], env=env, start_new_session=True)
+    import urllib.request
+
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return proc
+        except Exception:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432")
+    ap.add_argument("--quick", action="store_true", help="a short run (minutes): fewer reps and seconds")
+    ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--secs", type=int, default=10)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--port", type=int, default=8911)
+    args = ap.parse_args()
+    if args.quick:
+        args.reps, args.secs, args.pairs = 5, 5, 2
+    started = time.time()
+    print(f"nproc={os.cpu_count()} workers={args.workers} pairs={args.pairs} reps={args.reps} secs={args.secs}",
+          flush=True)
+    url, token, ids = setup_database(args.url, patients=20000)
+    server = start_server(url, args.port, args.workers)
+    base = f"http://127.0.0.1:{args.port}"
+    result: dict[str, object] = {"nproc": os.cpu_count(), "workers": args.workers, "at": datetime.now(UTC).isoformat()}
+    try:
+        def script(sessions: list[int]) -> str:
+            return LUA % {"sessions": ",".join(map(str, sessions)), "token": token, "pmin": ids["pmin"],
+                          "pmax": ids["pmax"]}
+
+        # warm-up
+        warm = make_sessions(url, ids["schedule"], ids["alliance"], 5, 2000)
+        wrk(base, script(warm), 32, 3)
+
+        # ---- B1 correctness: 10 hot sessions × 30 slots, 200 clients, sold out `reps` times
+        burst = []
+        for rep in range(args.reps):
+            sessions = make_sessions(url, ids["schedule"], ids["alliance"], 10, 30, day_offset=5 + rep)
+            load = wrk(base, script(sessions), 200, 2)
+            inv = check_invariants(url, sessions)
+            burst.append({"rep": rep, **inv, "status": load["status"], "p99_ms": load["p99_ms"]})
+            print(f"B1 rep {rep}: {inv} status={load['status']}", flush=True)
+        b1_bad = sum(r["overbooked"] + r["phantom"] + r["duplicate_slot"] + r["duplicate_patient"]  # type: ignore[operator]
+                     for r in burst)
+        b1_soldout = sum(1 for r in burst if r["bookings"] == r["capacity"])
+
+        # ---- B1 throughput (large capacity) vs `pg_reference.sh hot 64`, and B2 uniform vs `book 8`
+        hot = make_sessions(url, ids["schedule"], ids["alliance"], 10, 200000, day_offset=40)
+        uniform = make_sessions(url, ids["schedule"], ids["alliance"], 2000, 50, day_offset=60)
+        b1_pairs, b2_pairs = [], []
+        for i in range(args.pairs):
+            ref = reference("hot", 64, args.secs)
+            app = wrk(base, script(hot), 200, args.secs)
+            b1_pairs.append({"ref": ref, "app": app, "ratio": app["rps"] / ref["tps"]})  # type: ignore[operator]
+            print(f"B1 pair {i}: app {app['rps']:.0f} req/s p99 {app['p99_ms']:.0f} ms; ref {ref['tps']:.0f} tps",
+                  flush=True)
+            ref = reference("book", 8, args.secs)
+            app = wrk(base, script(uniform), 64, args.secs)
+            b2_pairs.append({"ref": ref, "app": app, "ratio": app["rps"] / ref["tps"]})  # type: ignore[operator]
+            print(f"B2 pair {i}: app {app['rps']:.0f} req/s p99 {app['p99_ms']:.0f} ms; ref {ref['tps']:.0f} tps",
+                  flush=True)
+        b1_inv = check_invariants(url, hot)
+        b2_inv = check_invariants(url, uniform)
+        result.update({
+            "b1": {"burst": burst, "violations": b1_bad, "sold_out_reps": b1_soldout, "pairs": b1_pairs,
+                   "ratio_median": statistics.median(p["ratio"] for p in b1_pairs),  # type: ignore[misc]
+                   "p99_ms_median": statistics.median(p["app"]["p99_ms"] for p in b1_pairs),  # type: ignore[index]
+                   "throughput_invariants": b1_inv},
+            "b2": {"pairs": b2_pairs, "ratio_median": statistics.median(p["ratio"] for p in b2_pairs),  # type: ignore[misc]
+                   "p99_ms_median": statistics.median(p["app"]["p99_ms"] for p in b2_pairs),  # type: ignore[index]
+                   "invariants": b2_inv},
+            "seconds": round(time.time() - started),
+        })
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=20)
+    out = ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"booking-{datetime.now():%Y%m%d-%H%M%S}.json"
+    path.write_text(json.dumps(result, indent=1, ensure_ascii=False, default=str))
+    b1, b2 = result["b1"], result["b2"]  # type: ignore[index]
+    print(f"\nB1 burst: {args.reps} reps, sold out {b1['sold_out_reps']}, violations {b1['violations']}; "  # type: ignore[index]
+          f"throughput ratio (median) {b1['ratio_median']:.2f} of `pg_reference.sh hot 64`, p99 {b1['p99_ms_median']:.0f} ms")  # type: ignore[index]
+    print(f"B2 steady: ratio (median) {b2['ratio_median']:.2f} of `pg_reference.sh book 8`, "  # type: ignore[index]
+          f"p99 {b2['p99_ms_median']:.0f} ms; invariants {b2['invariants']}")  # type: ignore[index]
+    print(f"results: {path}")
+    return 0 if b1["violations"] == 0 and b2["invariants"]["overbooked"] == 0 else 1  # type: ignore[index]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
