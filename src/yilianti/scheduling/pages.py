@@ -1,0 +1,746 @@
+"""Scheduling pages: schedule management at the site, booking from member sites, slips, beds, sinking ratio.
+
+Every page calls scheduling.service (rules) or scheduling.queries (reads). Forms post back:
+303 on success, the same page with field errors (422) or the domain error's status otherwise.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
+
+from yilianti.auth.deps import DB, Clinical, CurrentSubject
+from yilianti.authz.subject import Subject
+from yilianti.exceptions import AppError, Forbidden, InvalidInput, NotFound, _pydantic_message
+from yilianti.kit import clock
+from yilianti.models.alliance import Alliance
+from yilianti.models.scheduling import BookingStatus, ClinicSession, Pool, SessionStatus, Ward
+from yilianti.patients import service as patients
+from yilianti.scheduling import queries, service
+from yilianti.scheduling.schemas import (
+    BedReservationIn,
+    BookingIn,
+    ScheduleIn,
+    TemplateIn,
+    WaitRequestIn,
+    WardIn,
+)
+from yilianti.web.forms import errors_of, opt_int
+from yilianti.web.render import render_page, t
+
+router = APIRouter(include_in_schema=False)
+
+WEEKDAYS = [(1, "周一"), (2, "周二"), (3, "周三"), (4, "周四"), (5, "周五"), (6, "周六"), (7, "周日")]
+KINDS = [("practitioner", "专家号"), ("clinic", "科室普通号"), ("device", "检查设备")]
+DEVICES = [("CT", "CT"), ("MR", "MR"), ("US", "超声"), ("DR", "DR"), ("ECG", "心电")]
+STATUSES = ["booked", "arrived", "no_show", "cancelled"]
+
+# model-level validation messages → the form field they belong to
+_MODEL_ERROR_FIELD = {
+    "结束时间应晚于开始时间": "end_time",
+    "有效期结束日期早于开始日期": "valid_to",
+    "专家号需要指定医师": "practitioner_id",
+    "设备号需要指定设备类型": "device_type",
+}
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def _parse(model: type[BaseModel], data: dict[str, Any]) -> Any:
+    """Form values → a validated input model; errors become field-level InvalidInput."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fields: dict[str, str] = {}
+        for err in exc.errors():
+            msg = _pydantic_message(dict(err))
+            name = ".".join(str(p) for p in err["loc"]) or _MODEL_ERROR_FIELD.get(msg, "_form")
+            fields.setdefault(name, msg)
+        raise InvalidInput(fields=fields) from None
+
+
+async def _form(request: Request) -> dict[str, str]:
+    form = await request.form()
+    return {k: str(v).strip() for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+
+
+def _clean(values: dict[str, str]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v != ""}
+
+
+def _failed(db: Session) -> None:
+    """A service call failed: undo anything it may have flushed before the page is re-rendered."""
+    db.rollback()
+
+
+def _is_scheduler(subject: Subject) -> bool:
+    return subject.is_system_admin or (subject.acting_institution_id is not None
+                                       and subject.has("institution_admin", "coordinator"))
+
+
+def _require_scheduler(subject: Subject) -> int:
+    if not _is_scheduler(subject) or subject.acting_institution_id is None:
+        raise Forbidden("只有本院的机构管理员或转诊协调员可以管理排班")
+    return subject.acting_institution_id
+
+
+def _opt_date(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _reserve_text(request: Request, s: ClinicSession) -> str:
+    if not s.reserved_capacity:
+        return t(request, "无预留号源")
+    if s.reserve_released_at is not None:
+        return t(request, "已于 {time} 回归公共号池 {n} 个", time=clock.fmt_local(s.reserve_released_at),
+                 n=s.reserve_released_count)
+    return t(request, "截止 {time} 前为基层预留", time=clock.fmt_local(s.reserve_cutoff_at))
+
+
+def _session_rows(request: Request, rows: list[tuple[ClinicSession, int, int]]) -> list[dict[str, Any]]:
+    now = clock.now()
+    out = []
+    for s, fr, fp in rows:
+        cancelled = s.status == SessionStatus.cancelled
+        out.append({"s": s, "free_reserved": fr, "free_public": fp,
+                    "booked": None if cancelled else s.capacity - fr - fp,
+                    "cancelled": cancelled, "started": clock.as_utc(s.starts_at) <= now,
+                    "reserve_text": _reserve_text(request, s)})
+    return out
+
+
+def _expert(schedule: Any) -> str:
+    if schedule.practitioner is not None:
+        return f"{schedule.practitioner.name} {schedule.practitioner.title}"
+    if schedule.department is not None:
+        return str(schedule.department.name)
+    return str(schedule.name)
+
+
+def _patient_choices(db: Session, subject: Subject, q: str, patient_id: int | None) -> list[Any]:
+    """Patients readable by the acting institution (a search), with a chosen one kept on top."""
+    rows = patients.search(db, subject, q, limit=20) if (q or patient_id is None) else []
+    if patient_id is not None and all(p.id != patient_id for p in rows):
+        try:
+            chosen, _ = patients.get_patient(db, subject, patient_id)
+            rows = [chosen, *rows]
+        except AppError:
+            pass
+    return rows
+
+
+def _context_common(subject: Subject) -> dict[str, Any]:
+    return {"is_scheduler": _is_scheduler(subject), "is_clinical": subject.is_clinical}
+
+
+# ------------------------------------------------------------------------------------------ entry
+
+
+@router.get("/scheduling")
+def index(request: Request, db: DB, subject: CurrentSubject) -> Response:
+    inst = subject.acting_institution_id
+    ctx: dict[str, Any] = _context_common(subject)
+    ctx["lead_alliances"] = queries.alliances_of(db, inst, lead_only=True)
+    ctx["alliances"] = queries.alliances_of(db, inst)
+    if subject.is_clinical:
+        ctx["partners"] = [p for p in queries.partner_institutions(db, inst) if p.id != inst]
+    return render_page(request, "scheduling/index.html", ctx)
+
+
+# ------------------------------------------------------------------------------------------ schedules
+
+
+def _schedule_form_ctx(db: Session, inst_id: int) -> dict[str, Any]:
+    return {"practitioners": queries.practitioners_for_site(db, inst_id),
+            "departments": queries.departments_of(db, inst_id),
+            "lead_alliances": queries.alliances_of(db, inst_id, lead_only=True),
+            "kinds": KINDS, "devices": DEVICES}
+
+
+@router.get("/scheduling/schedules")
+def schedule_list(request: Request, db: DB, subject: CurrentSubject) -> Response:
+    inst = _require_scheduler(subject)
+    rows = [(s, service.templates_of(db, s.id)) for s in service.schedules_of(db, inst)]
+    return render_page(request, "scheduling/schedules.html", {
+        "rows": rows, "closures": queries.closures_of(db, inst), "weekdays": dict(WEEKDAYS),
+        "alliance_names": {a.id: a.name for a in queries.alliances_of(db, inst)}})
+
+
+@router.get("/scheduling/schedules/new")
+def schedule_new(request: Request, db: DB, subject: CurrentSubject) -> Response:
+    inst = _require_scheduler(subject)
+    return render_page(request, "scheduling/schedule_form.html", {
+        **_schedule_form_ctx(db, inst), "values": {"kind": "practitioner"}, "errors": {}})
+
+
+@router.post("/scheduling/schedules/new")
+async def schedule_create(request: Request, db: DB, subject: CurrentSubject) -> Response:
+    inst = _require_scheduler(subject)
+    values = await _form(request)
+    try:
+        data = _clean(values)
+        if "reserve_share" in data:
+            share = opt_int(data["reserve_share"])
+            if share is None or share > 100:
+                raise InvalidInput(fields={"reserve_share": "请填写0–100之间的整数百分比"})
+            data["reserve_share"] = share / 100
+        parsed = _parse(ScheduleIn, {**data, "institution_id": inst})
+        schedule = service.create_schedule(db, subject, parsed)
+    except AppError as exc:
+        _failed(db)
+        return render_page(request, "scheduling/schedule_form.html", {
+            **_schedule_form_ctx(db, inst), "values": values, "errors": errors_of(request, exc)},
+            422 if isinstance(exc, InvalidInput) else exc.status)
+    return RedirectResponse(f"/scheduling/schedules/{schedule.id}?created=1", status_code=303)
+
+
+def _own_schedule(db: Session, subject: Subject, schedule_id: int) -> Any:
+    inst = _require_scheduler(subject)
+    schedule = service.get_schedule(db, schedule_id)
+    if schedule.institution_id != inst and not subject.is_system_admin:
+        raise NotFound()
+    return schedule
+
+
+def _schedule_page(request: Request, db: Session, subject: Subject, schedule: Any, status: int = 200,
+                   **extra: Any) -> Response:
+    today = clock.today_local()
+    rows = queries.search_sessions(db, institution_ids=[schedule.institution_id], schedule_id=schedule.id,
+                                   start=today, end=today + timedelta(days=90))
+    reserve_alliance = db.get(Alliance, schedule.reserve_alliance_id) if schedule.reserve_alliance_id else None
+    ctx: dict[str, Any] = {
+        "schedule": schedule, "templates": service.templates_of(db, schedule.id),
+        "sessions": _session_rows(request, rows), "weekdays": WEEKDAYS, "weekday_names": dict(WEEKDAYS),
+        "reserve_alliance": reserve_alliance, "closures": queries.closures_of(db, schedule.institution_id),
+        "expert": _expert(schedule),
+        "tpl_values": {"weekday": "", "start_time": "08:00", "end_time": "11:30", "capacity": "20", "timed": "1"},
+        "tpl_errors": {}, "gen_values": {"start": today.isoformat(), "end": (today + timedelta(days=27)).isoformat()},
+        "gen_errors": {}, "closure_values": {}, "closure_errors": {}, "flash": None,
+    }
+    q = request.query_params
+    if q.get("created"):
+        ctx["flash"] = t(request, "排班已创建，请添加每周出诊模板并生成出诊时段")
+    elif q.get("generated") is not None:
+        ctx["flash"] = t(request, "已生成 {n} 个出诊时段", n=q.get("generated"))
+    elif q.get("template"):
+        ctx["flash"] = t(request, "出诊模板已添加")
+    elif q.get("closed") is not None:
+        ctx["flash"] = t(request, "停诊日已登记，当天已生成的 {n} 个出诊时段已停诊并通知预约机构", n=q.get("closed"))
+    elif q.get("cancelled") is not None:
+        ctx["flash"] = t(request, "已停诊，{n} 个预约已取消并通知预约机构", n=q.get("cancelled"))
+    ctx.update(extra)
+    return render_page(request, "scheduling/schedule.html", ctx, status)
+
+
+@router.get("/scheduling/schedules/{schedule_id}")
+def schedule_view(request: Request, schedule_id: int, db: DB, subject: CurrentSubject) -> Response:
+    schedule = _own_schedule(db, subject, schedule_id)
+    return _schedule_page(request, db, subject, schedule)
+
+
+@router.post("/scheduling/schedules/{schedule_id}/templates")
+async def template_add(request: Request, schedule_id: int, db: DB, subject: CurrentSubject) -> Response:
+    schedule = _own_schedule(db, subject, schedule_id)
+    values = await _form(request)
+    try:
+        data = _clean(values)
+        data["timed"] = values.get("timed") == "1"
+        service.add_template(db, subject, schedule.id, _parse(TemplateIn, data))
+    except AppError as exc:
+        _failed(db)
+        schedule = _own_schedule(db, subject, schedule_id)
+        return _schedule_page(request, db, subject, schedule, 422 if isinstance(exc, InvalidInput) else exc.status,
+                              tpl_values=values, tpl_errors=errors_of(request, exc))
+    return RedirectResponse(f"/scheduling/schedules/{schedule_id}?template=1", status_code=303)
+
+
+@router.post("/scheduling/schedules/{schedule_id}/generate")
+async def sessions_generate(request: Request, schedule_id: int, db: DB, subject: CurrentSubject) -> Response:
+    schedule = _own_schedule(db, subject, schedule_id)
+    values = await _form(request)
+    try:
+        start, end = _opt_date(values.get("start")), _opt_date(values.get("end"))
+        fields = {}
+        if start is None:
+            fields["start"] = "日期格式应为 YYYY-MM-DD"
+        if end is None:
+            fields["end"] = "日期格式应为 YYYY-MM-DD"
+        if fields:
+            raise InvalidInput(fields=fields)
+        assert start is not None and end is not None
+        created = service.generate_sessions(db, subject, schedule.id, start, end)
+    except AppError as exc:
+        _failed(db)
+        schedule = _own_schedule(db, subject, schedule_id)
+        return _schedule_page(request, db, subject, schedule, 422 if isinstance(exc, InvalidInput) else exc.status,
+                              gen_values=values, gen_errors=errors_of(request, exc))
+    return RedirectResponse(f"/scheduling/schedules/{schedule_id}?generated={created}", status_code=303)
+
+
+@router.post("/scheduling/schedules/{schedule_id}/closures")
+async def closure_add(request: Request, schedule_id: int, db: DB, subject: CurrentSubject) -> Response:
+    schedule = _own_schedule(db, subject, schedule_id)
+    values = await _form(request)
+    try:
+        day = _opt_date(values.get("day"))
+        if day is None:
+            raise InvalidInput(fields={"day": "日期格式应为 YYYY-MM-DD"})
+        whole_site = values.get("whole_site") == "1"
+        _, cancelled = service.add_closure(db, subject, schedule.institution_id, day, values.get("reason", ""),
+                                           None if whole_site else schedule.id)
+    except AppError as exc:
+        _failed(db)
+        schedule = _own_schedule(db, subject, schedule_id)
+        return _schedule_page(request, db, subject, schedule, 422 if isinstance(exc, InvalidInput) else exc.status,
+                              closure_values=values, closure_errors=errors_of(request, exc))
+    return RedirectResponse(f"/scheduling/schedules/{schedule_id}?closed={cancelled}", status_code=303)
+
+
+@router.post("/scheduling/sessions/{session_id}/cancel")
+async def session_cancel(request: Request, session_id: int, db: DB, subject: CurrentSubject) -> Response:
+    values = await _form(request)
+    session = service.get_session(db, session_id)
+    try:
+        n = service.cancel_session(db, subject, session_id, values.get("reason", ""))
+    except AppError as exc:
+        _failed(db)
+        return _session_page(request, db, subject, session_id, exc.status if exc.status != 400 else 422,
+                             cancel_errors=errors_of(request, exc))
+    if _is_scheduler(subject) and subject.acting_institution_id == session.schedule.institution_id:
+        return RedirectResponse(f"/scheduling/schedules/{session.schedule_id}?cancelled={n}", status_code=303)
+    return RedirectResponse(f"/scheduling/sessions/{session_id}", status_code=303)
+
+
+# ------------------------------------------------------------------------------------------ booking
+
+
+@router.get("/scheduling/book")
+def book_search(request: Request, db: DB, subject: Clinical, institution_id: str = "", q: str = "",
+                start: str = "", end: str = "") -> Response:
+    inst = subject.acting_institution_id
+    partners = queries.partner_institutions(db, inst)
+    partner_ids = [p.id for p in partners]
+    chosen = opt_int(institution_id)
+    ids = [chosen] if chosen in partner_ids and chosen is not None else partner_ids
+    d_start = _opt_date(start) or clock.today_local()
+    d_end = _opt_date(end) or d_start + timedelta(days=13)
+    if d_end < d_start:
+        d_end = d_start
+    d_end = min(d_end, d_start + timedelta(days=90))
+    rows = queries.search_sessions(db, institution_ids=ids, q=q, start=d_start, end=d_end)
+    sessions = []
+    for r in _session_rows(request, rows):
+        pools, reason = service.pools_for(db, inst, r["s"])
+        sessions.append({**r, "pools": pools, "reason": reason})
+    return render_page(request, "scheduling/book.html", {
+        "partners": partners, "sessions": sessions, "institution_id": chosen, "q": q,
+        "start": d_start.isoformat(), "end": d_end.isoformat(), "expert": _expert})
+
+
+def _session_page(request: Request, db: Session, subject: Subject, session_id: int, status: int = 200,
+                  **extra: Any) -> Response:
+    av = service.availability(db, subject, session_id)
+    s = av.session
+    q = extra.pop("q", request.query_params.get("q", ""))
+    values = extra.pop("values", {})
+    patient_id = opt_int(values.get("patient_id") or request.query_params.get("patient_id"))
+    free: dict[str, int] = {Pool.reserved: av.free_reserved, Pool.public: av.free_public}
+    usable = [p for p in av.pools if free.get(p, 0) > 0]
+    site_staff = subject.acting_institution_id == s.schedule.institution_id or subject.is_system_admin
+    bookable = s.status == SessionStatus.open and clock.as_utc(s.starts_at) > clock.now()
+    can_book = subject.is_clinical and subject.has("doctor", "nurse", "coordinator")
+    ctx: dict[str, Any] = {
+        "av": av, "s": s, "schedule": s.schedule, "expert": _expert(s.schedule), "usable_pools": usable,
+        "free_slots": service.free_slots(db, session_id, usable) if usable and bookable else [],
+        "reserve_text": _reserve_text(request, s), "bookable": bookable, "can_book": can_book,
+        "patients": _patient_choices(db, subject, q, patient_id) if can_book and bookable else [],
+        "q": q, "values": values, "patient_id": patient_id, "errors": {}, "book_error": None,
+        "offer_wait": False, "site_staff": site_staff, "is_scheduler": _is_scheduler(subject),
+        "cancel_errors": {}, "bookings": [], "slots": {},
+    }
+    if site_staff:
+        bookings = queries.session_bookings(db, session_id)
+        ctx["bookings"] = bookings
+        ctx["slots"] = queries.slots_by_id(db, [b.slot_id for b in bookings])
+        ctx["booked_by"] = queries.institution_names(db, {b.booked_by_institution_id for b in bookings})
+    ctx.update(extra)
+    return render_page(request, "scheduling/session.html", ctx, status)
+
+
+@router.get("/scheduling/sessions/{session_id}")
+def session_view(request: Request, session_id: int, db: DB, subject: CurrentSubject) -> Response:
+    return _session_page(request, db, subject, session_id)
+
+
+@router.post("/scheduling/sessions/{session_id}/book")
+async def session_book(request: Request, session_id: int, db: DB, subject: Clinical) -> Response:
+    values = await _form(request)
+    try:
+        patient_id = opt_int(values.get("patient_id"))
+        if patient_id is None:
+            raise InvalidInput(fields={"patient_id": "请选择患者"})
+        slot_id = opt_int(values.get("slot_id"))
+        pool = values.get("pool") or None
+        data = _parse(BookingIn, {"session_id": session_id, "patient_id": patient_id, "slot_id": slot_id,
+                                  "pool": None if slot_id else pool, "note": values.get("note") or None})
+        booking = service.book(db, subject, data)
+    except AppError as exc:
+        _failed(db)
+        errors = errors_of(request, exc)
+        return _session_page(request, db, subject, session_id, 422 if isinstance(exc, InvalidInput) else exc.status,
+                             values=values, errors=errors if exc.fields else {},
+                             book_error=None if exc.fields else errors.get("_form"),
+                             offer_wait=isinstance(exc, service.SlotFull))
+    return RedirectResponse(f"/bookings/{booking.id}/slip", status_code=303)
+
+
+# ------------------------------------------------------------------------------------------ bookings
+
+
+def _booking_ctx(request: Request, db: Session, subject: Subject, booking_id: int) -> dict[str, Any]:
+    booking, session, patient, slot = service.get_booking(db, subject, booking_id)
+    rid = queries.resident_ids(db, [patient.id]).get(patient.id)
+    names = queries.institution_names(db, {booking.booked_by_institution_id})
+    site = session.schedule.institution
+    return {"booking": booking, "s": session, "schedule": session.schedule, "patient": patient, "slot": slot,
+            "resident_id": rid, "booked_by": names.get(booking.booked_by_institution_id, ""), "site": site,
+            "expert": _expert(session.schedule),
+            "site_staff": subject.acting_institution_id == site.id or subject.is_system_admin}
+
+
+@router.get("/bookings/{booking_id}/slip")
+def booking_slip(request: Request, booking_id: int, db: DB, subject: CurrentSubject) -> Response:
+    return render_page(request, "scheduling/slip.html", _booking_ctx(request, db, subject, booking_id))
+
+
+def _booking_page(request: Request, db: Session, subject: Subject, booking_id: int, status: int = 200,
+                  **extra: Any) -> Response:
+    ctx = _booking_ctx(request, db, subject, booking_id)
+    booking, s = ctx["booking"], ctx["s"]
+    alternatives = []
+    if booking.status == BookingStatus.booked:
+        rows = queries.search_sessions(db, institution_ids=[s.schedule.institution_id], schedule_id=s.schedule_id,
+                                       start=clock.today_local(), end=clock.today_local() + timedelta(days=60))
+        alternatives = [r for r in _session_rows(request, rows)
+                        if r["s"].id != s.id and not r["cancelled"] and not r["started"]]
+    ctx.update({"alternatives": alternatives, "errors": {}, "error": None,
+                "can_mark": ctx["site_staff"] and booking.status == BookingStatus.booked})
+    flash = request.query_params.get("done")
+    if flash:
+        ctx["flash"] = t(request, {"cancelled": "预约已取消，号源已释放", "arrived": "已登记到诊",
+                                   "no_show": "已登记爽约", "rescheduled": "已改约"}.get(flash, ""))
+    ctx.update(extra)
+    return render_page(request, "scheduling/booking.html", ctx, status)
+
+
+@router.get("/bookings/{booking_id}")
+def booking_view(request: Request, booking_id: int, db: DB, subject: CurrentSubject) -> Response:
+    return _booking_page(request, db, subject, booking_id)
+
+
+async def _booking_action(request: Request, db: Session, subject: Subject, booking_id: int, action: str) -> Response:
+    values = await _form(request)
+    try:
+        if action == "cancel":
+            service.cancel(db, subject, booking_id, values.get("reason", ""))
+            target = booking_id
+        elif action == "reschedule":
+            session_id = opt_int(values.get("session_id"))
+            if session_id is None:
+                raise InvalidInput(fields={"session_id": "请选择改约的出诊时段"})
+            target = service.reschedule(db, subject, booking_id, session_id).id
+        elif action == "arrived":
+            service.mark_arrived(db, subject, booking_id)
+            target = booking_id
+        else:
+            service.mark_no_show(db, subject, booking_id)
+            target = booking_id
+    except AppError as exc:
+        _failed(db)
+        if exc.status == 404:
+            raise
+        errors = errors_of(request, exc)
+        return _booking_page(request, db, subject, booking_id, 422 if isinstance(exc, InvalidInput) else exc.status,
+                             errors=errors if exc.fields else {}, error=None if exc.fields else errors["_form"])
+    if action == "reschedule":
+        return RedirectResponse(f"/bookings/{target}/slip", status_code=303)
+    return RedirectResponse(f"/bookings/{target}?done={action}", status_code=303)
+
+
+@router.post("/bookings/{booking_id}/cancel")
+async def booking_cancel(request: Request, booking_id: int, db: DB, subject: CurrentSubject) -> Response:
+    return await _booking_action(request, db, subject, booking_id, "cancel")
+
+
+@router.post("/bookings/{booking_id}/reschedule")
+async def booking_reschedule(request: Request, booking_id: int, db: DB, subject: Clinical) -> Response:
+    return await _booking_action(request, db, subject, booking_id, "reschedule")
+
+
+@router.post("/bookings/{booking_id}/arrive")
+async def booking_arrive(request: Request, booking_id: int, db: DB, subject: CurrentSubject) -> Response:
+    return await _booking_action(request, db, subject, booking_id, "arrived")
+
+
+@router.post("/bookings/{booking_id}/no-show")
+async def booking_no_show(request: Request, booking_id: int, db: DB, subject: CurrentSubject) -> Response:
+    return await _booking_action(request, db, subject, booking_id, "no_show")
+
+
+@router.get("/scheduling/bookings")
+def site_bookings(request: Request, db: DB, subject: CurrentSubject, tab: str = "made", day: str = "",
+                  status: str = "") -> Response:
+    if subject.acting_institution_id is None:
+        raise Forbidden("请先选择执业机构")
+    made_here = tab != "incoming"
+    d = _opt_date(day)
+    rows = service.bookings_of_site(db, subject, made_here=made_here, day=d)
+    counts = service.counts_by_status(rows)
+    if status in STATUSES:
+        rows = [r for r in rows if r[0].status == status]
+    slots = queries.slots_by_id(db, [bk.slot_id for bk, _, _ in rows])
+    names = queries.institution_names(db, {bk.booked_by_institution_id for bk, _, _ in rows})
+    return render_page(request, "scheduling/bookings.html", {
+        "rows": rows, "counts": counts, "total": sum(counts.values()), "tab": "made" if made_here else "incoming",
+        "day": d.isoformat() if d else "", "status": status if status in STATUSES else "", "statuses": STATUSES,
+        "slots": slots, "booked_by": names, "expert": _expert})
+
+
+# ------------------------------------------------------------------------------------------ wait-list
+
+
+def _waitlist_page(request: Request, db: Session, subject: Subject, status: int = 200, **extra: Any) -> Response:
+    incoming = service.waitlist(db, subject, incoming=True)
+    outgoing = service.waitlist(db, subject, incoming=False)
+    names = queries.requests_with_names(db, incoming + outgoing)  # type: ignore[arg-type]
+    sched_names = queries.schedule_names(db, {r.schedule_id for r, _ in incoming + outgoing})
+    choices: dict[int, list[dict[str, Any]]] = {}
+    today = clock.today_local()
+    for req, _ in incoming + outgoing:
+        start = max(req.earliest or today, today)
+        end = max(req.latest or start + timedelta(days=27), start)
+        rows = queries.search_sessions(db, institution_ids=[req.target_institution_id], schedule_id=req.schedule_id,
+                                       q="" if req.schedule_id else (req.specialty or ""), start=start, end=end,
+                                       limit=50)
+        choices[req.id] = [r for r in _session_rows(request, rows)
+                           if not r["cancelled"] and not r["started"] and r["free_reserved"] + r["free_public"] > 0]
+    q = extra.pop("q", request.query_params.get("q", ""))
+    values = extra.pop("values", {})
+    ctx: dict[str, Any] = {
+        "incoming": incoming, "outgoing": outgoing, "names": names, "sched_names": sched_names,
+        "choices": choices, "now": clock.now(), "as_utc": clock.as_utc, "expert": _expert,
+        "partners": [p for p in queries.partner_institutions(db, subject.acting_institution_id)
+                     if p.id != subject.acting_institution_id],
+        "patients": _patient_choices(db, subject, q, opt_int(values.get("patient_id"))) if q else [],
+        "q": q, "values": values, "errors": {}, "row_errors": {},
+    }
+    if request.query_params.get("created"):
+        ctx["flash"] = t(request, "候补请求已登记，对方将在联系时限内联系患者")
+    elif request.query_params.get("closed"):
+        ctx["flash"] = t(request, "候补请求已关闭")
+    ctx.update(extra)
+    return render_page(request, "scheduling/waitlist.html", ctx, status)
+
+
+@router.get("/scheduling/waitlist")
+def waitlist(request: Request, db: DB, subject: Clinical) -> Response:
+    return _waitlist_page(request, db, subject)
+
+
+@router.post("/scheduling/waitlist")
+async def waitlist_add(request: Request, db: DB, subject: Clinical) -> Response:
+    values = await _form(request)
+    try:
+        data = _clean(values)
+        data.pop("from_session", None)
+        req = service.request_wait(db, subject, _parse(WaitRequestIn, data))
+    except AppError as exc:
+        _failed(db)
+        errors = errors_of(request, exc)
+        session_id = opt_int(values.get("from_session"))
+        if session_id is not None:
+            return _session_page(request, db, subject, session_id, 422 if exc.fields else exc.status,
+                                 values=values, book_error=errors.get("_form") or "; ".join(errors.values()),
+                                 offer_wait=True)
+        return _waitlist_page(request, db, subject, 422 if isinstance(exc, InvalidInput) else exc.status,
+                              values=values, errors=errors, q=values.get("q", ""))
+    return RedirectResponse(f"/scheduling/waitlist?created={req.id}", status_code=303)
+
+
+@router.post("/scheduling/waitlist/{request_id}/book")
+async def waitlist_book(request: Request, request_id: int, db: DB, subject: Clinical) -> Response:
+    values = await _form(request)
+    try:
+        session_id = opt_int(values.get("session_id"))
+        if session_id is None:
+            raise InvalidInput(fields={"session_id": "请选择出诊时段"})
+        booking = service.book_from_request(db, subject, request_id, session_id)
+    except AppError as exc:
+        _failed(db)
+        if exc.status == 404:
+            raise
+        errors = errors_of(request, exc)
+        return _waitlist_page(request, db, subject, 422 if isinstance(exc, InvalidInput) else exc.status,
+                              row_errors={request_id: errors.get("_form") or "; ".join(errors.values())})
+    return RedirectResponse(f"/bookings/{booking.id}/slip", status_code=303)
+
+
+@router.post("/scheduling/waitlist/{request_id}/close")
+async def waitlist_close(request: Request, request_id: int, db: DB, subject: Clinical) -> Response:
+    values = await _form(request)
+    try:
+        service.close_request(db, subject, request_id, values.get("reason", ""))
+    except AppError as exc:
+        _failed(db)
+        if exc.status == 404:
+            raise
+        errors = errors_of(request, exc)
+        return _waitlist_page(request, db, subject, 422 if isinstance(exc, InvalidInput) else exc.status,
+                              row_errors={request_id: errors.get("_form") or "; ".join(errors.values())})
+    return RedirectResponse("/scheduling/waitlist?closed=1", status_code=303)
+
+
+# ------------------------------------------------------------------------------------------ beds
+
+
+def _beds_page(request: Request, db: Session, subject: Subject, status: int = 200, **extra: Any) -> Response:
+    inst = subject.acting_institution_id
+    own = [w for w, _ in service.wards_view(db, inst)] if inst else []
+    partner_ids = {p.id for p in queries.partner_institutions(db, inst)} - {inst}
+    others = [(w, name, service.bed_pools_for(db, inst, w)) for w, name in service.wards_view(db)
+              if w.institution_id in partner_ids]
+    reservations = service.reservations_of(db, subject) if inst else []
+    inst_ids: set[int | None] = {r.requested_by_institution_id for r, _, _ in reservations}
+    names = queries.institution_names(db, inst_ids | {w.institution_id for _, w, _ in reservations})
+    q = extra.pop("q", request.query_params.get("q", ""))
+    values = extra.pop("values", {})
+    can_reserve = subject.is_clinical and subject.has("doctor", "nurse", "coordinator")
+    ctx: dict[str, Any] = {
+        "own": own, "others": others, "reservations": reservations, "names": names,
+        "is_scheduler": _is_scheduler(subject), "can_reserve": can_reserve,
+        "lead_alliances": queries.alliances_of(db, inst, lead_only=True), "departments":
+        queries.departments_of(db, inst) if inst else [], "free_of": _free_beds,
+        "patients": _patient_choices(db, subject, q, opt_int(values.get("patient_id"))) if can_reserve and q else [],
+        "q": q, "values": values, "ward_values": extra.pop("ward_values", {}), "ward_errors": {}, "res_errors": {},
+        "occ_errors": {},
+    }
+    ctx.update(extra)
+    return render_page(request, "scheduling/beds.html", ctx, status)
+
+
+def _free_beds(w: Ward) -> dict[str, int]:
+    free_reserved = max(min(w.reserved_beds - w.reserved_held,
+                            w.beds_total - w.occupied - w.reserved_held - w.public_held), 0)
+    free_public = max(w.beds_total - w.occupied - w.public_held - w.reserved_beds, 0)
+    return {"reserved": free_reserved, "public": free_public}
+
+
+@router.get("/scheduling/beds")
+def beds(request: Request, db: DB, subject: CurrentSubject) -> Response:
+    return _beds_page(request, db, subject)
+
+
+@router.post("/scheduling/wards")
+async def ward_create(request: Request, db: DB, subject: CurrentSubject) -> Response:
+    inst = _require_scheduler(subject)
+    values = await _form(request)
+    try:
+        data = _clean(values)
+        if "reserve_share" in data:
+            share = opt_int(data["reserve_share"])
+            if share is None or share > 100:
+                raise InvalidInput(fields={"reserve_share": "请填写0–100之间的整数百分比"})
+            data["reserve_share"] = share / 100
+        service.create_ward(db, subject, _parse(WardIn, {**data, "institution_id": inst}))
+    except AppError as exc:
+        _failed(db)
+        return _beds_page(request, db, subject, 422 if isinstance(exc, InvalidInput) else exc.status,
+                          ward_values=values, ward_errors=errors_of(request, exc))
+    return RedirectResponse("/scheduling/beds", status_code=303)
+
+
+@router.post("/scheduling/wards/{ward_id}/occupied")
+async def ward_occupied(request: Request, ward_id: int, db: DB, subject: CurrentSubject) -> Response:
+    values = await _form(request)
+    try:
+        occupied = opt_int(values.get("occupied"))
+        if occupied is None:
+            raise InvalidInput(fields={"occupied": "应为整数"})
+        service.set_occupied(db, subject, ward_id, occupied)
+    except AppError as exc:
+        _failed(db)
+        if exc.status == 404:
+            raise
+        errors = errors_of(request, exc)
+        return _beds_page(request, db, subject, 422 if isinstance(exc, InvalidInput) else exc.status,
+                          occ_errors={ward_id: errors.get("occupied") or errors.get("_form")})
+    return RedirectResponse("/scheduling/beds", status_code=303)
+
+
+@router.post("/scheduling/bed-reservations")
+async def bed_reserve(request: Request, db: DB, subject: Clinical) -> Response:
+    values = await _form(request)
+    try:
+        data = _clean(values)
+        data.pop("q", None)
+        if "patient_id" not in data:
+            raise InvalidInput(fields={"patient_id": "请选择患者"})
+        service.reserve_bed(db, subject, _parse(BedReservationIn, data))
+    except AppError as exc:
+        _failed(db)
+        errors = errors_of(request, exc)
+        return _beds_page(request, db, subject, 422 if isinstance(exc, InvalidInput) else exc.status,
+                          values=values, res_errors=errors, q=values.get("q", ""))
+    return RedirectResponse("/scheduling/beds?reserved=1", status_code=303)
+
+
+@router.post("/scheduling/bed-reservations/{reservation_id}/{action}")
+def bed_reservation_action(request: Request, reservation_id: int, action: str, db: DB,
+                           subject: CurrentSubject) -> Response:
+    if action == "admit":
+        service.admit_reservation(db, subject, reservation_id)
+    elif action == "release":
+        service.release_reservation(db, subject, reservation_id)
+    else:
+        raise NotFound()
+    return RedirectResponse("/scheduling/beds", status_code=303)
+
+
+# ------------------------------------------------------------------------------------------ sinking ratio
+
+
+def can_see_alliance_figures(db: Session, subject: Subject, alliance_id: int) -> bool:
+    return (subject.is_system_admin or alliance_id in subject.alliance_admin_of
+            or queries.is_current_member(db, alliance_id, subject.acting_institution_id))
+
+
+@router.get("/scheduling/sinking")
+def sinking(request: Request, db: DB, subject: CurrentSubject, alliance_id: str = "", start: str = "",
+            end: str = "") -> Response:
+    mine = queries.alliances_of(db, subject.acting_institution_id)
+    chosen = opt_int(alliance_id) or (mine[0].id if mine else None)
+    alliance = db.get(Alliance, chosen) if chosen else None
+    if chosen is not None and alliance is None:
+        raise NotFound()
+    if alliance is not None and not can_see_alliance_figures(db, subject, alliance.id):
+        raise Forbidden("只有该医联体的成员或管理员可以查看")
+    today = clock.today_local()
+    d_start = _opt_date(start) or (today.replace(day=1) - timedelta(days=150)).replace(day=1)
+    d_end = _opt_date(end) or today + timedelta(days=60)
+    months = service.sinking_by_month(db, alliance.id, d_start, d_end) if alliance else []
+    chart = {"months": [m.month for m in months],
+             "ratio": [round(m.sinking_ratio * 100, 1) if m.sinking_ratio is not None else None for m in months],
+             "use": [round(m.reserve_use * 100, 1) if m.reserve_use is not None else None for m in months]}
+    return render_page(request, "scheduling/sinking.html", {
+        "alliances": mine, "alliance": alliance, "months": months, "start": d_start.isoformat(),
+        "end": d_end.isoformat(), "chart": chart,
+        "share": alliance.slot_reserve_share if alliance else None})

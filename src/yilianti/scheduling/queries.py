@@ -1,0 +1,171 @@
+"""Read helpers for the scheduling pages and API (no business rules; those live in service.py)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from sqlalchemy import Integer, and_, func, or_, select
+from sqlalchemy.orm import Session, joinedload
+
+from yilianti.kit import clock
+from yilianti.models.alliance import Alliance, Department, Institution, MemberRole, Membership
+from yilianti.models.patient import Authority, PatientIdentifier
+from yilianti.models.scheduling import (
+    BedReservation,
+    Booking,
+    BookingRequest,
+    ClinicSession,
+    Closure,
+    Pool,
+    Schedule,
+    Slot,
+)
+from yilianti.models.workforce import PracticeSite, Practitioner
+
+
+def _current_membership():  # type: ignore[no-untyped-def]
+    today = clock.today_local()
+    return and_(or_(Membership.joined_on.is_(None), Membership.joined_on <= today),
+                or_(Membership.left_on.is_(None), Membership.left_on > today))
+
+
+def partner_institutions(db: Session, institution_id: int | None) -> list[Institution]:
+    """Institutions sharing a current alliance with this one (itself included), by name."""
+    if institution_id is None:
+        return []
+    mine = select(Membership.alliance_id).where(Membership.institution_id == institution_id, _current_membership())
+    ids = select(Membership.institution_id).where(Membership.alliance_id.in_(mine), _current_membership())
+    return list(db.scalars(select(Institution).where(or_(Institution.id.in_(ids), Institution.id == institution_id))
+                           .order_by(Institution.name)))
+
+
+def alliances_of(db: Session, institution_id: int | None, *, lead_only: bool = False) -> list[Alliance]:
+    """Current alliances of an institution (only those it leads, with lead_only)."""
+    if institution_id is None:
+        return []
+    stmt = (select(Alliance).join(Membership, Membership.alliance_id == Alliance.id)
+            .where(Membership.institution_id == institution_id, _current_membership()).order_by(Alliance.name))
+    if lead_only:
+        stmt = stmt.where(Membership.role == MemberRole.lead)
+    return list(db.scalars(stmt).unique())
+
+
+def is_current_member(db: Session, alliance_id: int, institution_id: int | None) -> bool:
+    if institution_id is None:
+        return False
+    return db.scalar(select(Membership.id).where(Membership.alliance_id == alliance_id,
+                                                 Membership.institution_id == institution_id,
+                                                 _current_membership()).limit(1)) is not None
+
+
+def practitioners_for_site(db: Session, institution_id: int) -> list[tuple[Practitioner, bool]]:
+    """Practitioners at home here, then visiting ones (multi-site practice); (practitioner, visiting)."""
+    home = list(db.scalars(select(Practitioner).where(Practitioner.home_institution_id == institution_id,
+                                                      Practitioner.active.is_(True)).order_by(Practitioner.name)))
+    visiting_ids = select(PracticeSite.practitioner_id).where(PracticeSite.institution_id == institution_id)
+    visiting = list(db.scalars(select(Practitioner).where(Practitioner.id.in_(visiting_ids),
+                                                          Practitioner.home_institution_id != institution_id,
+                                                          Practitioner.active.is_(True))
+                               .order_by(Practitioner.name)))
+    return [(p, False) for p in home] + [(p, True) for p in visiting]
+
+
+def departments_of(db: Session, institution_id: int) -> list[Department]:
+    return list(db.scalars(select(Department).where(Department.institution_id == institution_id,
+                                                    Department.active.is_(True)).order_by(Department.name)))
+
+
+def closures_of(db: Session, institution_id: int, start: date | None = None) -> list[Closure]:
+    start = start or clock.today_local()
+    return list(db.scalars(select(Closure).where(Closure.institution_id == institution_id, Closure.day >= start)
+                           .order_by(Closure.day).limit(100)))
+
+
+def search_sessions(db: Session, *, institution_ids: list[int], q: str = "", start: date | None = None,
+                    end: date | None = None, schedule_id: int | None = None,
+                    limit: int = 200) -> list[tuple[ClinicSession, int, int]]:
+    """Sessions at any of `institution_ids` between start and end (inclusive), with (free reserved, free public).
+
+    `q` matches the schedule's name or specialty, the expert's name or the department's name.
+    """
+    if not institution_ids:
+        return []
+    start = start or clock.today_local()
+    end = end or start + timedelta(days=13)
+    free = (select(Slot.session_id,
+                   func.sum(func.cast(and_(Slot.pool == Pool.reserved, Slot.booked.is_(False)), Integer)).label("fr"),
+                   func.sum(func.cast(and_(Slot.pool == Pool.public, Slot.booked.is_(False)), Integer)).label("fp"))
+            .group_by(Slot.session_id).subquery())
+    stmt = (select(ClinicSession, free.c.fr, free.c.fp)
+            .join(free, free.c.session_id == ClinicSession.id)
+            .join(Schedule, Schedule.id == ClinicSession.schedule_id)
+            .outerjoin(Practitioner, Practitioner.id == Schedule.practitioner_id)
+            .outerjoin(Department, Department.id == Schedule.department_id)
+            .options(joinedload(ClinicSession.schedule).joinedload(Schedule.institution),
+                     joinedload(ClinicSession.schedule).joinedload(Schedule.practitioner),
+                     joinedload(ClinicSession.schedule).joinedload(Schedule.department))
+            .where(Schedule.institution_id.in_(institution_ids), Schedule.active.is_(True),
+                   ClinicSession.day >= start, ClinicSession.day <= end)
+            .order_by(ClinicSession.starts_at, ClinicSession.id).limit(limit))
+    if schedule_id:
+        stmt = stmt.where(ClinicSession.schedule_id == schedule_id)
+    q = q.strip()
+    if q:
+        stmt = stmt.where(or_(Schedule.name.contains(q), Schedule.specialty.contains(q), Practitioner.name.contains(q),
+                              Department.name.contains(q)))
+    return [(s, int(fr or 0), int(fp or 0)) for s, fr, fp in db.execute(stmt).unique().tuples()]
+
+
+def resident_ids(db: Session, patient_ids: list[int]) -> dict[int, str]:
+    if not patient_ids:
+        return {}
+    rows = db.execute(select(PatientIdentifier.patient_id, PatientIdentifier.value).where(
+        PatientIdentifier.patient_id.in_(patient_ids), PatientIdentifier.authority == Authority.resident_id))
+    return {pid: value for pid, value in rows.tuples()}
+
+
+def institution_names(db: Session, ids: set[int | None] | list[int | None]) -> dict[int, str]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    return {i: n for i, n in db.execute(select(Institution.id, Institution.name).where(Institution.id.in_(wanted)))
+            .tuples()}
+
+
+def session_bookings(db: Session, session_id: int) -> list[Booking]:
+    """Bookings of one session (for its site's staff), by slot order."""
+    return list(db.scalars(select(Booking).join(Slot, Slot.id == Booking.slot_id)
+                           .where(Booking.session_id == session_id).order_by(Slot.seq, Booking.id)))
+
+
+def slots_by_id(db: Session, ids: list[int]) -> dict[int, Slot]:
+    if not ids:
+        return {}
+    return {s.id: s for s in db.scalars(select(Slot).where(Slot.id.in_(ids)))}
+
+
+def booking_count(db: Session) -> int:
+    return int(db.scalar(select(func.count()).select_from(Booking)) or 0)
+
+
+def requests_with_names(db: Session, rows: list[tuple[BookingRequest, object]]) -> dict[int, str]:
+    ids: set[int | None] = set()
+    for req, _ in rows:
+        ids.update({req.requested_by_institution_id, req.target_institution_id})
+    return institution_names(db, ids)
+
+
+def schedule_names(db: Session, ids: set[int | None]) -> dict[int, str]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    return {i: n for i, n in db.execute(select(Schedule.id, Schedule.name).where(Schedule.id.in_(wanted))).tuples()}
+
+
+def reservation_counts(db: Session, ward_ids: list[int]) -> dict[int, int]:
+    if not ward_ids:
+        return {}
+    return {w: int(n) for w, n in db.execute(
+        select(BedReservation.ward_id, func.count()).where(BedReservation.ward_id.in_(ward_ids),
+                                                           BedReservation.status == "held")
+        .group_by(BedReservation.ward_id)).tuples()}
