@@ -401,11 +401,7 @@ def book(db: Session, subject: Subject, data: BookingIn, *, rescheduled_from: in
         raise DuplicateBooking()
     claimed = None
     for pool in pools:
-        try:
-            with db.begin_nested():
-                claimed = _claim(db, session.id, pool, data.slot_id)
-        except IntegrityError:
-            claimed = None
+        claimed = _claim(db, session.id, pool, data.slot_id)
         if claimed is not None:
             break
     if claimed is None:
@@ -416,12 +412,12 @@ def book(db: Session, subject: Subject, data: BookingIn, *, rescheduled_from: in
                       patient_id=data.patient_id, pool=claimed.pool, status=BookingStatus.booked,
                       booked_by_user_id=subject.user_id, booked_by_institution_id=subject.acting_institution_id,
                       note=data.note, referral_id=data.referral_id, rescheduled_from_id=rescheduled_from)
+    db.add(booking)
     try:
-        with db.begin_nested():
-            db.add(booking)
-            db.flush()
+        db.flush()
     except IntegrityError:
-        # the partial unique index caught a concurrent booking of the same patient in this session
+        # the partial unique index caught a concurrent booking of the same patient in this session;
+        # the request's unit of work rolls back, so the claimed slot is released with it
         raise DuplicateBooking() from None
     site_id = session.schedule.institution_id
     if site_id != subject.acting_institution_id:
