@@ -62,11 +62,11 @@ def optional_subject(request: Request, db: DB, _csrf: None = Depends(csrf_protec
     uid = request.session.get("uid")
     if not uid:
         return None
-    user = db.get(User, uid)
-    if user is None or not user.active or request.session.get("epoch") != user.session_epoch:
+    session_user = db.get(User, uid)
+    if session_user is None or not session_user.active or request.session.get("epoch") != session_user.session_epoch:
         request.session.clear()
         return None
-    subject = service.build_subject(db, user, request.session.get("inst"), ip=_client_ip(request))
+    subject = service.build_subject(db, session_user, request.session.get("inst"), ip=_client_ip(request))
     request.session["inst"] = subject.acting_institution_id
     request.state.subject = subject
     from yilianti.notifications.service import unread_count

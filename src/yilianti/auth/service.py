@@ -38,7 +38,7 @@ def authenticate(db: Session, username: str, password: str, ip: str | None = Non
     ok, new_hash = verify_password(password, user.password_hash)
     if not ok:
         user.failed_logins += 1
-        detail = {"failures": user.failed_logins}
+        detail: dict[str, object] = {"failures": user.failed_logins}
         if user.failed_logins >= settings.login_max_failures:
             user.locked_until = now + timedelta(minutes=settings.login_lockout_minutes)
             user.failed_logins = 0

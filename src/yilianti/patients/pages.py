@@ -83,7 +83,8 @@ def consent_grant(request: Request, patient_id: int, db: DB, subject: Clinical,
     try:
         if scope not in ("all", "alliance"):
             raise InvalidInput(fields={"scope": "请选择授权范围"})
-        service.grant_consent(db, subject, patient_id, ConsentIn(scope=scope, alliance_id=opt_int(alliance_id)))
+        service.grant_consent(db, subject, patient_id,
+                              ConsentIn.model_validate({"scope": scope, "alliance_id": opt_int(alliance_id)}))
     except InvalidInput as exc:
         patient, access = service.get_patient(db, subject, patient_id)
         return render_page(request, "patients/view.html", {

@@ -101,13 +101,14 @@ def register(db: Session, subject: Subject, data: RegistrationIn) -> Registered:
         )
         db.add(patient)
         db.flush()
-    identifiers = [(Authority.resident_id, data.resident_id), (Authority.insurance, data.insurance_no),
-                   (Authority.health_card, data.health_card_no), (mrn_authority(inst_id), data.mrn)]
+    identifiers: list[tuple[str, str | None]] = [
+        (Authority.resident_id, data.resident_id), (Authority.insurance, data.insurance_no),
+        (Authority.health_card, data.health_card_no), (mrn_authority(inst_id), data.mrn)]
     have = {(i.authority, i.value) for i in db.scalars(
         select(PatientIdentifier).where(PatientIdentifier.patient_id == patient.id))}
-    for authority, value in identifiers:
-        if value and (authority, value) not in have:
-            db.add(PatientIdentifier(patient_id=patient.id, authority=authority, value=value))
+    for id_authority, id_value in identifiers:
+        if id_value and (id_authority, id_value) not in have:
+            db.add(PatientIdentifier(patient_id=patient.id, authority=id_authority, value=id_value))
     has_care = db.scalar(select(CareRelationship.id).where(
         CareRelationship.patient_id == patient.id, CareRelationship.institution_id == inst_id,
         CareRelationship.kind == CareKind.registered, CareRelationship.ended_at.is_(None)))

@@ -18,8 +18,8 @@ from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
+from sqlalchemy import CursorResult, and_, func, insert, or_, select, update
 from sqlalchemy import Integer as _Int
-from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -262,7 +262,7 @@ def _create_slots(db: Session, session: ClinicSession, timed: bool) -> None:
              "pool": Pool.reserved if seq in reserved else Pool.public,
              "reserved_origin": seq in reserved, "booked": False}
             for seq in range(1, session.capacity + 1)]
-    db.execute(Slot.__table__.insert(), rows)
+    db.execute(insert(Slot), rows)
 
 
 # ---------------------------------------------------------------------------------------- availability
@@ -545,8 +545,9 @@ def release_reserves(db: Session, now: datetime | None = None) -> int:
         ClinicSession.reserve_released_at.is_(None)).limit(1000)))
     total = 0
     for session in due:
-        released = db.execute(update(Slot).where(Slot.session_id == session.id, Slot.pool == Pool.reserved,
-                                                 Slot.booked.is_(False)).values(pool=Pool.public)).rowcount
+        result = db.execute(update(Slot).where(Slot.session_id == session.id, Slot.pool == Pool.reserved,
+                                               Slot.booked.is_(False)).values(pool=Pool.public))
+        released = result.rowcount if isinstance(result, CursorResult) else 0
         session.reserve_released_at = now
         session.reserve_released_count = released or 0
         total += released or 0
@@ -574,7 +575,7 @@ def bookings_of_site(db: Session, subject: Subject, *, made_here: bool = True, d
         stmt = stmt.where(ClinicSession.day == day)
     if status:
         stmt = stmt.where(Booking.status == status)
-    rows = list(db.execute(stmt).unique())
+    rows: list[Any] = list(db.execute(stmt).unique())
     if rows:
         audit.record(db, subject, "search", "booking", None,
                      detail={"made_here": made_here, "patients": sorted({p.id for _, _, p in rows})[:200]})

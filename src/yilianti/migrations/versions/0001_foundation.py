@@ -1,7 +1,7 @@
 """foundation: alliance registry, accounts, patients, access, audit, outbox
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23 04:03:41.628334
 """
 
@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from alembic import op
 
 import yilianti.models.base
-
 
 revision = '0001'
 down_revision = None
