@@ -45,6 +45,7 @@ def discover_routers() -> list[APIRouter]:
 
 def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None) -> FastAPI:
     settings = settings or get_settings()
+    settings.resolved_data_keys()  # generated into var/data.keys (0600) on first run
     in_process_jobs = settings.run_jobs_in_process if run_jobs is None else run_jobs
 
     @asynccontextmanager
