@@ -718,11 +718,6 @@ def bed_reservation_action(request: Request, reservation_id: int, action: str, d
 # ------------------------------------------------------------------------------------------ sinking ratio
 
 
-def can_see_alliance_figures(db: Session, subject: Subject, alliance_id: int) -> bool:
-    return (subject.is_system_admin or alliance_id in subject.alliance_admin_of
-            or queries.is_current_member(db, alliance_id, subject.acting_institution_id))
-
-
 @router.get("/scheduling/sinking")
 def sinking(request: Request, db: DB, subject: CurrentSubject, alliance_id: str = "", start: str = "",
             end: str = "") -> Response:
@@ -731,7 +726,7 @@ def sinking(request: Request, db: DB, subject: CurrentSubject, alliance_id: str 
     alliance = db.get(Alliance, chosen) if chosen else None
     if chosen is not None and alliance is None:
         raise NotFound()
-    if alliance is not None and not can_see_alliance_figures(db, subject, alliance.id):
+    if alliance is not None and not queries.can_see_alliance_figures(db, subject, alliance.id):
         raise Forbidden("只有该医联体的成员或管理员可以查看")
     today = clock.today_local()
     d_start = _opt_date(start) or (today.replace(day=1) - timedelta(days=150)).replace(day=1)

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from sqlalchemy import Integer, and_, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
+from yilianti.authz.subject import Subject
 from yilianti.kit import clock
 from yilianti.models.alliance import Alliance, Department, Institution, MemberRole, Membership
 from yilianti.models.patient import Authority, PatientIdentifier
@@ -56,6 +57,12 @@ def is_current_member(db: Session, alliance_id: int, institution_id: int | None)
     return db.scalar(select(Membership.id).where(Membership.alliance_id == alliance_id,
                                                  Membership.institution_id == institution_id,
                                                  _current_membership()).limit(1)) is not None
+
+
+def can_see_alliance_figures(db: Session, subject: Subject, alliance_id: int) -> bool:
+    """Aggregate figures of an alliance: its members, its administrators, system administrators."""
+    return (subject.is_system_admin or alliance_id in subject.alliance_admin_of
+            or is_current_member(db, alliance_id, subject.acting_institution_id))
 
 
 def practitioners_for_site(db: Session, institution_id: int) -> list[tuple[Practitioner, bool]]:
@@ -113,7 +120,7 @@ def search_sessions(db: Session, *, institution_ids: list[int], q: str = "", sta
     if q:
         stmt = stmt.where(or_(Schedule.name.contains(q), Schedule.specialty.contains(q), Practitioner.name.contains(q),
                               Department.name.contains(q)))
-    return [(s, int(fr or 0), int(fp or 0)) for s, fr, fp in db.execute(stmt).unique().tuples()]
+    return [(s, int(fr or 0), int(fp or 0)) for s, fr, fp in db.execute(stmt).unique()]
 
 
 def resident_ids(db: Session, patient_ids: list[int]) -> dict[int, str]:
@@ -121,15 +128,14 @@ def resident_ids(db: Session, patient_ids: list[int]) -> dict[int, str]:
         return {}
     rows = db.execute(select(PatientIdentifier.patient_id, PatientIdentifier.value).where(
         PatientIdentifier.patient_id.in_(patient_ids), PatientIdentifier.authority == Authority.resident_id))
-    return {pid: value for pid, value in rows.tuples()}
+    return {pid: value for pid, value in rows}
 
 
 def institution_names(db: Session, ids: set[int | None] | list[int | None]) -> dict[int, str]:
     wanted = {i for i in ids if i is not None}
     if not wanted:
         return {}
-    return {i: n for i, n in db.execute(select(Institution.id, Institution.name).where(Institution.id.in_(wanted)))
-            .tuples()}
+    return {i: n for i, n in db.execute(select(Institution.id, Institution.name).where(Institution.id.in_(wanted)))}
 
 
 def session_bookings(db: Session, session_id: int) -> list[Booking]:
@@ -159,7 +165,7 @@ def schedule_names(db: Session, ids: set[int | None]) -> dict[int, str]:
     wanted = {i for i in ids if i is not None}
     if not wanted:
         return {}
-    return {i: n for i, n in db.execute(select(Schedule.id, Schedule.name).where(Schedule.id.in_(wanted))).tuples()}
+    return {i: n for i, n in db.execute(select(Schedule.id, Schedule.name).where(Schedule.id.in_(wanted)))}
 
 
 def reservation_counts(db: Session, ward_ids: list[int]) -> dict[int, int]:
@@ -168,4 +174,4 @@ def reservation_counts(db: Session, ward_ids: list[int]) -> dict[int, int]:
     return {w: int(n) for w, n in db.execute(
         select(BedReservation.ward_id, func.count()).where(BedReservation.ward_id.in_(ward_ids),
                                                            BedReservation.status == "held")
-        .group_by(BedReservation.ward_id)).tuples()}
+        .group_by(BedReservation.ward_id))}
