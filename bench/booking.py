@@ -214,6 +214,11 @@ def wrk(base: str, script: str, clients: int, secs: float) -> dict[str, object]:
 
 
 def start_server(url: str, port: int, workers: int) -> subprocess.Popen:  # type: ignore[type-arg]
+    import socket
+
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            raise RuntimeError(f"port {port} is already in use (a server left over from another run?)")
     env = dict(os.environ, YILIANTI_DATABASE_URL=url, YILIANTI_RUN_JOBS_IN_PROCESS="false",
                YILIANTI_SECRET_KEY="bench", YILIANTI_VAR_DIR=tempfile.mkdtemp())
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "yilianti.main:create_app", "--factory",

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from yilianti.kit.i18n import pick_locale, translate
@@ -124,6 +125,13 @@ def install_handlers(app: FastAPI) -> None:
             403: ("forbidden", "您没有执行此操作的权限"),
         }.get(exc.status_code, ("http_error", str(exc.detail)))
         return render_error(request, exc.status_code, error_body(request, code, message))
+
+    @app.exception_handler(SATimeoutError)
+    async def _pool_busy(request: Request, exc: SATimeoutError) -> Response:
+        log.warning("database pool exhausted on %s %s", request.method, request.url.path)
+        response = render_error(request, 503, error_body(request, "busy", "系统繁忙，请稍后重试"))
+        response.headers["Retry-After"] = "1"
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

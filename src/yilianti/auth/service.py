@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from yilianti.audit import service as audit
@@ -186,8 +186,35 @@ def resolve_api_token(db: Session, token: str) -> tuple[User, ApiToken]:
     if user is None or not user.active:
         raise Unauthenticated("API 令牌无效或已过期", code="bad_token")
     if row.last_used_at is None or (now - clock.as_utc(row.last_used_at)) > timedelta(minutes=5):
-        row.last_used_at = now
+        _touch_token(db, row, now)
     return user, row
+
+
+_touched: dict[int, datetime] = {}
+
+
+def _touch_token(db: Session, row: ApiToken, now: datetime) -> None:
+    """Record last use at most every 5 minutes per process, never inside the request's transaction.
+
+    Every request of a member system uses the same token row: updating it in the request's
+    own transaction would queue all concurrent requests behind one row lock. On PostgreSQL it
+    is a short separate transaction that skips the row if another worker is already touching
+    it; SQLite has a single writer anyway, so it stays in the request's transaction there.
+    """
+    last = _touched.get(row.id)
+    if last is not None and now - last < timedelta(minutes=5):
+        return
+    _touched[row.id] = now
+    bind = db.get_bind()
+    if bind.dialect.name != "postgresql" or not isinstance(bind, Engine):
+        row.last_used_at = now
+        return
+    with bind.connect() as conn:
+        locked = conn.execute(select(ApiToken.id).where(ApiToken.id == row.id)
+                              .with_for_update(skip_locked=True)).first()
+        if locked is not None:
+            conn.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
+        conn.commit()
 
 
 def revoke_api_token(db: Session, actor: Subject, token_id: int) -> None:

@@ -138,7 +138,9 @@ class ClinicSession(IdMixin, CreatedMixin, Base):
 class Slot(IdMixin, Base):
     __tablename__ = "slot"
     __table_args__ = (UniqueConstraint("session_id", "seq"),
-                      Index("ix_slot_free", "session_id", "pool", "booked"))
+                      # the next free seat of a pool is the first entry of this partial index
+                      Index("ix_slot_free", "session_id", "pool", "seq",
+                            postgresql_where=text("NOT booked"), sqlite_where=text("NOT booked")))
 
     session_id: Mapped[int] = mapped_column(BigId, ForeignKey("clinic_session.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column()  # 就诊序号

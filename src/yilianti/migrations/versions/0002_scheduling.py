@@ -163,7 +163,8 @@ def upgrade() -> None:
     sa.UniqueConstraint('session_id', 'seq', name=op.f('uq_slot_session_id'))
     )
     with op.batch_alter_table('slot', schema=None) as batch_op:
-        batch_op.create_index('ix_slot_free', ['session_id', 'pool', 'booked'], unique=False)
+        batch_op.create_index('ix_slot_free', ['session_id', 'pool', 'seq'], unique=False,
+                              postgresql_where=sa.text('NOT booked'), sqlite_where=sa.text('NOT booked'))
 
     op.create_table('booking',
     sa.Column('number', sa.String(length=32), nullable=False),
