@@ -243,6 +243,7 @@ def main() -> int:
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--secs", type=int, default=10)
+    ap.add_argument("--burst-secs", type=int, default=6, help="seconds of each sell-out repetition")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--port", type=int, default=8911)
     args = ap.parse_args()
@@ -268,7 +269,7 @@ def main() -> int:
         burst = []
         for rep in range(args.reps):
             sessions = make_sessions(url, ids["schedule"], ids["alliance"], 10, 30, day_offset=5 + rep)
-            load = wrk(base, script(sessions), 200, 2)
+            load = wrk(base, script(sessions), 200, args.burst_secs)
             inv = check_invariants(url, sessions)
             burst.append({"rep": rep, **inv, "status": load["status"], "p99_ms": load["p99_ms"]})
             print(f"B1 rep {rep}: {inv} status={load['status']}", flush=True)

@@ -45,8 +45,8 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = 5
 
     # database pool per process (PostgreSQL max_connections defaults to 100: keep workers × 20 below it)
-    db_pool_size: int = 10
-    db_max_overflow: int = 10
+    db_pool_size: int = 5
+    db_max_overflow: int = 15
     db_pool_timeout: float = 30.0
 
     timezone: str = "Asia/Shanghai"

@@ -18,6 +18,7 @@ import yilianti
 from yilianti import db as dbmod
 from yilianti.config import Settings, get_settings
 from yilianti.exceptions import install_handlers
+from yilianti.web.limit import InflightLimit
 
 STATIC = Path(__file__).parent / "web" / "static"
 log = logging.getLogger("yilianti")
@@ -78,6 +79,8 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         same_site="lax",
         https_only=settings.production,
     )
+    # at most as many requests in flight as the pool has connections (see web/limit.py)
+    app.add_middleware(InflightLimit, limit=settings.db_pool_size + settings.db_max_overflow)
     install_handlers(app)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     for router in discover_routers():
