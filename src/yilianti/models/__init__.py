@@ -12,6 +12,7 @@ from yilianti.models.patient import (
     Patient,
     PatientIdentifier,
 )
+from yilianti.models.referral import FollowUpTask, Referral, ReferralHistory
 from yilianti.models.scheduling import (
     BedReservation,
     Booking,
@@ -31,4 +32,5 @@ __all__ = [
     "PatientIdentifier", "PracticeSite", "Practitioner", "RoleAssignment", "User",
     "BedReservation", "Booking", "BookingRequest", "ClinicSession", "Closure", "Schedule", "ScheduleTemplate",
     "Slot", "Ward",
+    "FollowUpTask", "Referral", "ReferralHistory",
 ]
