@@ -1,0 +1,443 @@
+"""Two-way referral: one `transition()` for every status change (DOMAIN.md §4).
+
+Every step goes through `transition`: the referral row is locked (SELECT … FOR UPDATE on
+PostgreSQL; BEGIN IMMEDIATE already serialises writers on SQLite), the move is checked
+against the declared table in `states.MOVES` and the acting side, a history row is
+written, the next step's deadline is set, the step is audited and the other side is
+notified through the outbox. Nothing else writes `Referral.status`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, func, select
+from sqlalchemy.orm import Session
+
+from yilianti.audit import service as audit
+from yilianti.authz import policy
+from yilianti.authz.subject import Subject
+from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
+from yilianti.kit import clock
+from yilianti.models.alliance import Department, Institution
+from yilianti.models.outbox import OutboxMessage
+from yilianti.models.patient import GrantKind
+from yilianti.models.referral import FollowUpTask, Referral, ReferralHistory
+from yilianti.models.scheduling import BedReservation, Booking, ClinicSession
+from yilianti.models.workforce import Practitioner
+from yilianti.notifications.service import notify
+from yilianti.referral import states
+from yilianti.referral.schemas import ReferralIn
+from yilianti.referral.states import FINAL, REJECT_LABELS, STATUS_LABELS, RejectCode, Side, Status
+from yilianti.scheduling.service import share_alliance
+
+ACTING_ROLES = ("doctor", "nurse", "coordinator")
+STATE_CONFLICT = "referral_state_conflict"
+
+
+# ------------------------------------------------------------------------------------- access
+
+
+def _side(subject: Subject, ref: Referral) -> Side:
+    inst = subject.acting_institution_id
+    if inst is not None and inst == ref.from_institution_id:
+        return Side.sender
+    if inst is not None and inst == ref.to_institution_id:
+        return Side.receiver
+    raise NotFound()
+
+
+def get(db: Session, subject: Subject, referral_id: int) -> tuple[Referral, Side]:
+    """The referral and the side the subject acts for; 404 when the subject is on neither side."""
+    ref = db.get(Referral, referral_id)
+    if ref is None or not subject.is_clinical:
+        raise NotFound()
+    return ref, _side(subject, ref)
+
+
+def history(db: Session, subject: Subject, referral_id: int) -> list[ReferralHistory]:
+    get(db, subject, referral_id)
+    return list(db.scalars(select(ReferralHistory).where(ReferralHistory.referral_id == referral_id)
+                           .order_by(ReferralHistory.at, ReferralHistory.id)))
+
+
+# ------------------------------------------------------------------------------------- the one transition
+
+
+def transition(db: Session, subject: Subject, referral_id: int, to_status: str, *, reason: str | None = None,
+               detail: dict[str, Any] | None = None, expected_status: str | None = None) -> Referral:
+    ref = db.scalar(select(Referral).where(Referral.id == referral_id).with_for_update()
+                    .execution_options(populate_existing=True))
+    if ref is None or not subject.is_clinical:
+        raise NotFound()
+    side = _side(subject, ref)
+    sides = states.allowed(ref.status, to_status)
+    if sides is None or (expected_status is not None and expected_status != ref.status):
+        raise Conflict("转诊单当前状态为“{current}”，不能执行该操作，请刷新后重试", code=STATE_CONFLICT,
+                       current=STATUS_LABELS.get(Status(ref.status), ref.status))
+    if side not in sides or not subject.has(*ACTING_ROLES):
+        raise Forbidden("该操作应由转诊的另一方执行" if side not in sides else "只有临床人员可以处理转诊")
+    return _move(db, subject, ref, to_status, side, reason=reason, detail=detail)
+
+
+def _move(db: Session, subject: Subject, ref: Referral, to_status: str, side: Side | None, *,
+          reason: str | None, detail: dict[str, Any] | None) -> Referral:
+    now = clock.now()
+    before = ref.status
+    ref.status = to_status
+    step = states.step_deadline(to_status, ref.priority)
+    ref.due_at = now + step if step is not None else None
+    ref.updated_at = now
+    db.add(ReferralHistory(referral_id=ref.id, at=now, user_id=subject.user_id,
+                           acting_institution_id=subject.acting_institution_id, from_status=before,
+                           to_status=to_status, reason=reason, detail=detail))
+    audit.record(db, subject, f"referral.{to_status}", "referral", ref.id, patient_id=ref.patient_id,
+                 reason=reason, detail={"from": before, "to": to_status, **(detail or {})})
+    if side is not None:
+        other = ref.to_institution_id if side == Side.sender else ref.from_institution_id
+        label = STATUS_LABELS.get(Status(to_status), to_status)
+        notify(db, title=f"转诊单 #{ref.id}：{label}", body=reason, link=f"/referrals/{ref.id}",
+               institution_id=other, kind="referral", urgent=ref.priority == "emergency")
+    db.flush()
+    return ref
+
+
+# ------------------------------------------------------------------------------------- creating
+
+
+def _require_actor(subject: Subject) -> int:
+    if not subject.is_clinical or not subject.has(*ACTING_ROLES):
+        raise Forbidden("只有临床人员可以发起转诊")
+    assert subject.acting_institution_id is not None
+    return subject.acting_institution_id
+
+
+def _check_target(db: Session, own: int, to_institution_id: int, fields: dict[str, str],
+                  name: str = "to_institution_id") -> None:
+    if db.get(Institution, to_institution_id) is None:
+        fields[name] = "目标机构不存在"
+    elif to_institution_id == own:
+        fields[name] = "不能转诊到本机构"
+    elif not share_alliance(db, own, to_institution_id):
+        fields[name] = "目标机构与本机构不在同一医联体"
+
+
+def create_draft(db: Session, subject: Subject, data: ReferralIn) -> Referral:
+    own = _require_actor(subject)
+    policy.require_patient(db, subject, data.patient_id, action="refer")
+    fields: dict[str, str] = {}
+    _check_target(db, own, data.to_institution_id, fields)
+    if data.to_department_id is not None:
+        dept = db.get(Department, data.to_department_id)
+        if dept is None or dept.institution_id != data.to_institution_id:
+            fields["to_department_id"] = "科室不属于目标机构"
+    if data.to_practitioner_id is not None and db.get(Practitioner, data.to_practitioner_id) is None:
+        fields["to_practitioner_id"] = "医师不存在"
+    if data.follow_up_plan is not None and data.follow_up_plan.items and data.direction != "down":
+        fields["follow_up_plan"] = "只有下转单可以填写随访计划"
+    if data.linked_referral_id is not None:
+        linked = db.get(Referral, data.linked_referral_id)
+        if (linked is None or linked.patient_id != data.patient_id
+                or own not in (linked.from_institution_id, linked.to_institution_id)):
+            fields["linked_referral_id"] = "关联的转诊单不存在或不属于该患者"
+    if fields:
+        raise InvalidInput(fields=fields)
+    ref = Referral(
+        direction=data.direction, linked_referral_id=data.linked_referral_id, patient_id=data.patient_id,
+        from_institution_id=own, from_user_id=subject.user_id, to_institution_id=data.to_institution_id,
+        to_department_id=data.to_department_id, to_practitioner_id=data.to_practitioner_id,
+        reason=data.reason, priority=data.priority, target_service=data.target_service,
+        permanent=data.permanent, summary=data.summary.model_dump(),
+        follow_up_plan=data.follow_up_plan.model_dump() if data.follow_up_plan else None,
+        status=Status.draft,
+    )
+    db.add(ref)
+    db.flush()
+    db.add(ReferralHistory(referral_id=ref.id, at=clock.now(), user_id=subject.user_id,
+                           acting_institution_id=own, from_status=None, to_status=Status.draft))
+    audit.record(db, subject, "create", "referral", ref.id, patient_id=ref.patient_id,
+                 detail={"direction": ref.direction, "to_institution_id": ref.to_institution_id})
+    db.flush()
+    return ref
+
+
+def submit(db: Session, subject: Subject, referral_id: int, *, expected_status: str | None = None) -> Referral:
+    ref, _ = get(db, subject, referral_id)
+    policy.require_patient(db, subject, ref.patient_id, action="refer")
+    if not share_alliance(db, ref.from_institution_id, ref.to_institution_id):
+        raise InvalidInput(fields={"to_institution_id": "目标机构与本机构不在同一医联体"})
+    ref = transition(db, subject, referral_id, Status.submitted, expected_status=expected_status)
+    ref.submitted_at = clock.now()
+    return ref
+
+
+def draft_and_submit(db: Session, subject: Subject, data: ReferralIn) -> Referral:
+    return submit(db, subject, create_draft(db, subject, data).id)
+
+
+# ------------------------------------------------------------------------------------- receiving side
+
+
+def receive(db: Session, subject: Subject, referral_id: int, *, expected_status: str | None = None) -> Referral:
+    return transition(db, subject, referral_id, Status.received, expected_status=expected_status)
+
+
+def accept(db: Session, subject: Subject, referral_id: int, *, note: str | None = None,
+           expected_status: str | None = None) -> Referral:
+    """Accepting moves responsibility: the receiver gets access; a down-referral's plan becomes tasks."""
+    ref = transition(db, subject, referral_id, Status.accepted, reason=note, expected_status=expected_status)
+    policy.grant_access(db, subject, patient_id=ref.patient_id, institution_id=ref.to_institution_id,
+                        kind=GrantKind.referral, reason=f"转诊 #{ref.id}", source=("referral", ref.id),
+                        expires_in=None if ref.permanent else timedelta(days=7))
+    if ref.direction == "down" and ref.follow_up_plan:
+        today = clock.today_local()
+        for item in ref.follow_up_plan.get("items", []):
+            db.add(FollowUpTask(referral_id=ref.id, patient_id=ref.patient_id, institution_id=ref.to_institution_id,
+                                due_on=today + timedelta(days=int(item["due_in_days"])), text=item["text"]))
+        db.flush()
+    return ref
+
+
+def reject(db: Session, subject: Subject, referral_id: int, code: str, comment: str | None = None, *,
+           expected_status: str | None = None) -> Referral:
+    get(db, subject, referral_id)
+    fields: dict[str, str] = {}
+    if code not in RejectCode.__members__:
+        fields["reject_code"] = "请选择拒绝原因"
+    comment = (comment or "").strip() or None
+    if code == RejectCode.other and not comment:
+        fields["comment"] = "选择“其他”时请说明原因"
+    if fields:
+        raise InvalidInput(fields=fields)
+    label = REJECT_LABELS[RejectCode(code)]
+    ref = transition(db, subject, referral_id, Status.rejected, reason=f"{label}：{comment}" if comment else label,
+                     detail={"reject_code": code}, expected_status=expected_status)
+    ref.reject_code, ref.reject_comment = code, comment
+    return ref
+
+
+def return_with_advice(db: Session, subject: Subject, referral_id: int, advice: str, *,
+                       expected_status: str | None = None) -> Referral:
+    get(db, subject, referral_id)
+    advice = (advice or "").strip()
+    if len(advice) < 2:
+        raise InvalidInput(fields={"advice": "请填写处理建议"})
+    ref = transition(db, subject, referral_id, Status.returned, reason=advice, expected_status=expected_status)
+    ref.reject_comment = advice
+    return ref
+
+
+def schedule(db: Session, subject: Subject, referral_id: int, *, booking_id: int | None = None,
+             bed_reservation_id: int | None = None, expected_status: str | None = None) -> Referral:
+    """Attach an existing booking (slot) or bed reservation of the same patient."""
+    ref, _ = get(db, subject, referral_id)
+    if (booking_id is None) == (bed_reservation_id is None):
+        raise InvalidInput(fields={"booking_id": "请选择一个预约号源或一张预留床位"})
+    due: datetime | None = None
+    booking: Booking | None = None
+    bed: BedReservation | None = None
+    if booking_id is not None:
+        booking = db.get(Booking, booking_id)
+        if booking is None or booking.patient_id != ref.patient_id or booking.status != "booked":
+            raise InvalidInput(fields={"booking_id": "预约不存在、已取消或不属于该患者"})
+        session = db.get(ClinicSession, booking.session_id)
+        due = session.ends_at + timedelta(hours=2) if session is not None else None
+    else:
+        bed = db.get(BedReservation, bed_reservation_id)
+        if bed is None or bed.patient_id != ref.patient_id or bed.status != "held":
+            raise InvalidInput(fields={"bed_reservation_id": "床位预留不存在、已失效或不属于该患者"})
+        due = bed.expires_at
+    ref = transition(db, subject, referral_id, Status.scheduled, expected_status=expected_status,
+                     detail={"booking_id": booking_id, "bed_reservation_id": bed_reservation_id})
+    ref.booking_id, ref.bed_reservation_id = booking_id, bed_reservation_id
+    if booking is not None:
+        booking.referral_id = ref.id
+    if bed is not None:
+        bed.referral_id = ref.id
+    if due is not None:
+        ref.due_at = due
+    db.flush()
+    return ref
+
+
+def arrive(db: Session, subject: Subject, referral_id: int, *, expected_status: str | None = None) -> Referral:
+    return transition(db, subject, referral_id, Status.arrived, expected_status=expected_status)
+
+
+def did_not_attend(db: Session, subject: Subject, referral_id: int, *,
+                   expected_status: str | None = None) -> Referral:
+    ref = transition(db, subject, referral_id, Status.did_not_attend, expected_status=expected_status)
+    policy.end_grants(db, subject, "referral", ref.id)
+    return ref
+
+
+def return_outcome(db: Session, subject: Subject, referral_id: int, outcome: str, *,
+                   expected_status: str | None = None) -> Referral:
+    get(db, subject, referral_id)
+    outcome = (outcome or "").strip()
+    if len(outcome) < 2:
+        raise InvalidInput(fields={"outcome": "请填写诊疗结果（会诊意见或出院小结）"})
+    ref = transition(db, subject, referral_id, Status.outcome_returned, expected_status=expected_status)
+    ref.outcome_note = outcome
+    return ref
+
+
+def close(db: Session, subject: Subject, referral_id: int, *, expected_status: str | None = None) -> Referral:
+    ref = transition(db, subject, referral_id, Status.closed, expected_status=expected_status)
+    if not ref.permanent:
+        policy.end_grants(db, subject, "referral", ref.id)
+    return ref
+
+
+def cancel(db: Session, subject: Subject, referral_id: int, reason: str, *,
+           expected_status: str | None = None) -> Referral:
+    get(db, subject, referral_id)
+    reason = (reason or "").strip()
+    if len(reason) < 2:
+        raise InvalidInput(fields={"reason": "请填写取消原因"})
+    ref = transition(db, subject, referral_id, Status.cancelled, reason=reason, expected_status=expected_status)
+    policy.end_grants(db, subject, "referral", ref.id)
+    return ref
+
+
+def forward(db: Session, subject: Subject, referral_id: int, to_institution_id: int, reason: str, *,
+            expected_status: str | None = None) -> Referral:
+    """The receiver passes the referral on: this one ends as forwarded, a linked new one is submitted."""
+    ref, side = get(db, subject, referral_id)
+    fields: dict[str, str] = {}
+    reason = (reason or "").strip()
+    if len(reason) < 2:
+        fields["reason"] = "请填写转至其他机构的原因"
+    _check_target(db, ref.to_institution_id, to_institution_id, fields)
+    if to_institution_id == ref.from_institution_id:
+        fields["to_institution_id"] = "不能转回发起机构，请使用“退回”"
+    if fields:
+        raise InvalidInput(fields=fields)
+    old = transition(db, subject, referral_id, Status.forwarded, reason=reason,
+                     detail={"to_institution_id": to_institution_id}, expected_status=expected_status)
+    new = Referral(
+        direction=old.direction, linked_referral_id=old.id, patient_id=old.patient_id,
+        from_institution_id=old.to_institution_id, from_user_id=subject.user_id,
+        to_institution_id=to_institution_id, reason=f"{old.reason}\n（转至本机构：{reason}）",
+        priority=old.priority, target_service=old.target_service, permanent=old.permanent,
+        summary=dict(old.summary or {}), follow_up_plan=old.follow_up_plan, status=Status.draft,
+    )
+    db.add(new)
+    db.flush()
+    db.add(ReferralHistory(referral_id=new.id, at=clock.now(), user_id=subject.user_id,
+                           acting_institution_id=subject.acting_institution_id, from_status=None,
+                           to_status=Status.draft, detail={"forwarded_from": old.id}))
+    _move(db, subject, new, Status.submitted, Side.sender, reason=reason, detail={"forwarded_from": old.id})
+    new.submitted_at = clock.now()
+    old.forwarded_to_id = new.id
+    policy.end_grants(db, subject, "referral", old.id)
+    db.flush()
+    return new
+
+
+# ------------------------------------------------------------------------------------- worklists
+
+BUCKETS = ("to_triage", "awaiting_booking", "awaiting_arrival", "awaiting_outcome", "overdue", "closed",
+           "drafts", "all")
+
+
+@dataclass(frozen=True)
+class WorklistFilter:
+    side: Side
+    bucket: str = "all"
+    direction: str | None = None
+    priority: str | None = None
+    patient_id: int | None = None
+
+
+def _worklist_query(subject: Subject, f: WorklistFilter, now: datetime) -> Select[Any]:
+    inst = subject.acting_institution_id
+    column = Referral.from_institution_id if f.side == Side.sender else Referral.to_institution_id
+    q = select(Referral).where(column == inst)
+    if f.side == Side.receiver:
+        q = q.where(Referral.status != Status.draft)  # drafts are the sender's own
+    by_bucket = {
+        "to_triage": Referral.status.in_((Status.submitted, Status.received)),
+        "awaiting_booking": Referral.status == Status.accepted,
+        "awaiting_arrival": Referral.status == Status.scheduled,
+        "awaiting_outcome": Referral.status == Status.arrived,
+        "overdue": and_(Referral.due_at < now, Referral.status.not_in(tuple(FINAL))),
+        "closed": Referral.status.in_(tuple(FINAL)),
+        "drafts": Referral.status == Status.draft,
+    }
+    if f.bucket in by_bucket:
+        q = q.where(by_bucket[f.bucket])
+    if f.direction:
+        q = q.where(Referral.direction == f.direction)
+    if f.priority:
+        q = q.where(Referral.priority == f.priority)
+    if f.patient_id is not None:
+        q = q.where(Referral.patient_id == f.patient_id)
+    return q
+
+
+def worklist(db: Session, subject: Subject, f: WorklistFilter, limit: int = 200) -> list[Referral]:
+    if not subject.is_clinical:
+        return []
+    if f.bucket not in BUCKETS:
+        raise InvalidInput(fields={"bucket": "取值不在允许范围内"})
+    q = _worklist_query(subject, f, clock.now())
+    order = (Referral.due_at.asc(), Referral.id.asc()) if f.bucket != "closed" else (Referral.updated_at.desc(),)
+    return list(db.scalars(q.order_by(*order).limit(limit)))
+
+
+def worklist_counts(db: Session, subject: Subject, side: Side) -> dict[str, int]:
+    if not subject.is_clinical:
+        return dict.fromkeys(BUCKETS, 0)
+    now = clock.now()
+    return {bucket: db.scalar(select(func.count()).select_from(
+        _worklist_query(subject, WorklistFilter(side, bucket), now).subquery())) or 0 for bucket in BUCKETS}
+
+
+def follow_up_tasks(db: Session, subject: Subject, status: str | None = "open") -> list[FollowUpTask]:
+    if not subject.is_clinical:
+        return []
+    q = select(FollowUpTask).where(FollowUpTask.institution_id == subject.acting_institution_id)
+    if status:
+        q = q.where(FollowUpTask.status == status)
+    return list(db.scalars(q.order_by(FollowUpTask.due_on, FollowUpTask.id)))
+
+
+def complete_task(db: Session, subject: Subject, task_id: int) -> FollowUpTask:
+    task = db.get(FollowUpTask, task_id)
+    if task is None or not subject.is_clinical or task.institution_id != subject.acting_institution_id:
+        raise NotFound()
+    if not subject.has(*ACTING_ROLES):
+        raise Forbidden()
+    if task.status != "done":
+        task.status, task.done_at = "done", clock.now()
+        audit.record(db, subject, "complete", "follow_up_task", task.id, patient_id=task.patient_id)
+        db.flush()
+    return task
+
+
+# ------------------------------------------------------------------------------------- overdue sweep
+
+
+def sweep_overdue(db: Session, now: datetime | None = None) -> int:
+    """Alert both sides once per overdue step (the outbox dedupe key names the step)."""
+    now = now or clock.now()
+    refs = db.scalars(select(Referral).where(Referral.due_at < now, Referral.status.not_in(tuple(FINAL)),
+                                             Referral.status != Status.draft)
+                      .order_by(Referral.due_at).limit(1000)).all()
+    alerted = 0
+    for ref in refs:
+        assert ref.due_at is not None
+        step = f"referral-overdue:{ref.id}:{ref.status}:{int(ref.due_at.timestamp())}"
+        if db.scalar(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == f"{step}:from")) is not None:
+            continue
+        label = STATUS_LABELS.get(Status(ref.status), ref.status)
+        for suffix, inst in (("from", ref.from_institution_id), ("to", ref.to_institution_id)):
+            notify(db, title=f"转诊单 #{ref.id} 已超时（{label}）",
+                   body=f"截止时间 {clock.fmt_local(ref.due_at)}", link=f"/referrals/{ref.id}",
+                   institution_id=inst, kind="referral_overdue", urgent=True, dedupe_key=f"{step}:{suffix}")
+        alerted += 1
+    db.flush()
+    return alerted

@@ -1,0 +1,119 @@
+"""The referral state machine, declared once (DOMAIN.md §4).
+
+draft → submitted → received → accepted | rejected | returned (returned-with-advice)
+accepted → scheduled (slot or bed) → arrived (到诊回传) → outcome_returned → closed;
+also cancelled, did_not_attend and forwarded. `MOVES` says who may make each move:
+the sender side (from_institution) or the receiver side (to_institution).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    draft = "draft"
+    submitted = "submitted"
+    received = "received"
+    accepted = "accepted"
+    rejected = "rejected"
+    returned = "returned"  # returned with advice (退回并给出建议)
+    scheduled = "scheduled"
+    arrived = "arrived"
+    outcome_returned = "outcome_returned"
+    closed = "closed"
+    cancelled = "cancelled"
+    did_not_attend = "did_not_attend"
+    forwarded = "forwarded"
+
+
+class Side(StrEnum):
+    sender = "sender"
+    receiver = "receiver"
+
+
+SENDER = frozenset({Side.sender})
+RECEIVER = frozenset({Side.receiver})
+EITHER = frozenset({Side.sender, Side.receiver})
+
+S = Status
+# (from, to) → the sides allowed to make the move. Anything not listed is refused (409).
+MOVES: dict[tuple[Status, Status], frozenset[Side]] = {
+    (S.draft, S.submitted): SENDER,
+    (S.submitted, S.received): RECEIVER,
+    (S.received, S.accepted): RECEIVER,
+    (S.received, S.rejected): RECEIVER,
+    (S.received, S.returned): RECEIVER,
+    (S.received, S.forwarded): RECEIVER,
+    (S.accepted, S.forwarded): RECEIVER,
+    (S.accepted, S.scheduled): EITHER,  # the receiver books, or the sender books a reserved slot
+    (S.scheduled, S.arrived): RECEIVER,
+    (S.scheduled, S.did_not_attend): RECEIVER,
+    (S.arrived, S.outcome_returned): RECEIVER,
+    (S.outcome_returned, S.closed): EITHER,
+    (S.returned, S.closed): SENDER,  # the sender acknowledges the advice
+    (S.draft, S.cancelled): SENDER,
+    (S.submitted, S.cancelled): SENDER,
+    (S.received, S.cancelled): SENDER,
+    (S.accepted, S.cancelled): EITHER,
+    (S.scheduled, S.cancelled): EITHER,
+}
+
+FINAL = frozenset({S.closed, S.cancelled, S.rejected, S.did_not_attend, S.forwarded})
+OPEN = frozenset(s for s in Status if s not in FINAL)
+
+
+def allowed(from_status: str, to_status: str) -> frozenset[Side] | None:
+    """The sides that may make this move, or None when the move is not declared."""
+    try:
+        return MOVES.get((Status(from_status), Status(to_status)))
+    except ValueError:
+        return None
+
+
+def next_moves(from_status: str, side: Side) -> list[Status]:
+    return [to for (frm, to), sides in MOVES.items() if frm == from_status and side in sides]
+
+
+class RejectCode(StrEnum):
+    no_capability = "no_capability"  # 无相应诊疗能力
+    no_bed = "no_bed"  # 床位已满
+    incomplete = "incomplete"  # 资料不全
+    not_indicated = "not_indicated"  # 不符合转诊指征
+    patient_declined = "patient_declined"  # 患者拒绝
+    other = "other"  # 其他
+
+
+REJECT_LABELS = {
+    RejectCode.no_capability: "无相应诊疗能力",
+    RejectCode.no_bed: "床位已满",
+    RejectCode.incomplete: "资料不全",
+    RejectCode.not_indicated: "不符合转诊指征",
+    RejectCode.patient_declined: "患者拒绝",
+    RejectCode.other: "其他",
+}
+
+STATUS_LABELS = {
+    S.draft: "草稿", S.submitted: "已提交", S.received: "已接收", S.accepted: "已同意",
+    S.rejected: "已拒绝", S.returned: "已退回（附建议）", S.scheduled: "已预约", S.arrived: "已到诊",
+    S.outcome_returned: "已回传结果", S.closed: "已结案", S.cancelled: "已取消",
+    S.did_not_attend: "未到诊", S.forwarded: "已转至其他机构",
+}
+
+# Deadline of the step that follows entering a status, by priority (settings-like defaults).
+_H = timedelta(hours=1)
+STEP_DEADLINES: dict[Status, dict[str, timedelta]] = {
+    S.submitted: {"routine": 4 * _H, "urgent": 1 * _H, "emergency": timedelta(minutes=30)},  # to be received
+    S.received: {"routine": 24 * _H, "urgent": 4 * _H, "emergency": timedelta(minutes=30)},  # to be decided
+    S.accepted: {"routine": 72 * _H, "urgent": 24 * _H, "emergency": 2 * _H},  # to be scheduled
+    S.scheduled: {"routine": 14 * 24 * _H, "urgent": 3 * 24 * _H, "emergency": 6 * _H},  # to arrive
+    S.arrived: {"routine": 7 * 24 * _H, "urgent": 3 * 24 * _H, "emergency": 2 * 24 * _H},  # outcome back
+    S.outcome_returned: {"routine": 3 * 24 * _H, "urgent": 3 * 24 * _H, "emergency": 3 * 24 * _H},  # closed
+    S.returned: {"routine": 3 * 24 * _H, "urgent": 24 * _H, "emergency": 2 * _H},  # advice acknowledged
+}
+
+
+def step_deadline(status: str, priority: str) -> timedelta | None:
+    per = STEP_DEADLINES.get(Status(status))
+    return None if per is None else per.get(priority, per["routine"])
