@@ -243,7 +243,7 @@ def main() -> int:
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--secs", type=int, default=10)
-    ap.add_argument("--burst-secs", type=int, default=6, help="seconds of each sell-out repetition")
+    ap.add_argument("--burst-secs", type=int, default=9, help="seconds of each sell-out repetition")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--port", type=int, default=8911)
     args = ap.parse_args()

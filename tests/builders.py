@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import random
 from datetime import date
 
 from fastapi.testclient import TestClient
@@ -70,12 +69,14 @@ def subject_for(db: Session, u: User, institution_id: int | None = None) -> Subj
     return auth_service.build_subject(db, u, institution_id)
 
 
+_id_seq = itertools.count()
 _ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 
 
 def resident_id(birth: date = date(2015, 3, 8), region: str = "110105", seq: int | None = None,
                 male: bool = True) -> str:
-    s = seq if seq is not None else random.randint(0, 49)
+    # explicit seqs in tests stay below 100; generated ones cycle above, so they never collide
+    s = seq if seq is not None else 100 + next(_id_seq) % 400
     order = s * 2 + (1 if male else 0)
     body = f"{region}{birth:%Y%m%d}{order:03d}"
     total = sum(int(c) * w for c, w in zip(body, _ID_WEIGHTS, strict=True))

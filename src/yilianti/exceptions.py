@@ -7,11 +7,12 @@ Messages are written in Chinese and translated by catalogue when the client asks
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -112,7 +113,7 @@ def install_handlers(app: FastAPI) -> None:
         for err in exc.errors():
             loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form")]
             name = ".".join(loc) or "body"
-            fields.setdefault(name, _pydantic_message(err))
+            fields.setdefault(name, field_message(err))
         body = error_body(request, "invalid_input", "输入有误，请检查标出的字段", fields)
         return render_error(request, 422, body)
 
@@ -139,26 +140,54 @@ def install_handlers(app: FastAPI) -> None:
         return render_error(request, 500, error_body(request, "internal_error", "服务器内部错误，已记录，请稍后重试"))
 
 
-def _pydantic_message(err: dict[str, Any]) -> str:
+def field_message(err: Any) -> str:
+    """One pydantic error → a short Chinese message (translated later by catalogue)."""
     kind = err.get("type", "")
-    if kind == "missing":
+    if kind == "missing" or (err.get("input") is None and kind.endswith("_type")):
         return "必填"
-    if kind in ("int_parsing", "int_type"):
+    if kind in ("int_parsing", "int_type", "int_from_float"):
         return "应为整数"
-    if kind in ("date_parsing", "date_from_datetime_parsing", "date_type"):
+    if kind in ("float_parsing", "float_type"):
+        return "应为数字"
+    if kind.startswith("date"):
         return "日期格式应为 YYYY-MM-DD"
-    if kind == "value_error":
-        ctx = err.get("ctx") or {}
-        original = ctx.get("error")
-        if original is not None and hasattr(original, "message"):
-            return str(original.message)
-        return str(err.get("msg", "格式不正确")).removeprefix("Value error, ")
-    if kind in ("string_too_long",):
+    if kind.startswith("time"):
+        return "时间格式应为 HH:MM"
+    if kind == "bool_parsing":
+        return "应为是或否"
+    if kind == "string_too_long":
         return "内容过长"
-    if kind in ("string_too_short",):
+    if kind == "string_too_short":
         return "内容过短"
-    if kind == "enum" or kind == "literal_error":
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        return "数值超出允许范围"
+    if kind in ("enum", "literal_error"):
         return "取值不在允许范围内"
     if kind == "json_invalid":
         return "JSON 格式不正确"
+    if kind == "value_error":
+        original = (err.get("ctx") or {}).get("error")
+        if original is not None and hasattr(original, "message"):
+            return str(original.message)
+        return str(err.get("msg", "格式不正确")).removeprefix("Value error, ")
     return "格式不正确"
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_input(model: type[M], data: Any, model_field: dict[str, str] | None = None) -> M:
+    """Validate form or dict data; errors become InvalidInput with one message per field.
+
+    `model_field` maps a model-level message (no field in its location) to the field it
+    concerns, so that the page can show it beside that field.
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fields: dict[str, str] = {}
+        for err in exc.errors():
+            msg = field_message(err)
+            name = ".".join(str(p) for p in err["loc"]) or (model_field or {}).get(msg, "_form")
+            fields.setdefault(name, msg)
+        raise InvalidInput(fields=fields) from None

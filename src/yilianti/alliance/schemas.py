@@ -11,9 +11,9 @@ import re
 from datetime import date
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-from yilianti.exceptions import InvalidInput
+from yilianti.exceptions import parse_input
 from yilianti.kit.validate import normalise_text
 from yilianti.models.alliance import AllianceModel, InstitutionKind, MemberRole
 
@@ -47,34 +47,7 @@ def _share(value: object) -> object:
 
 def parse(model: type[M], data: dict[str, Any]) -> M:
     """Validate `data` into `model`; errors become InvalidInput with one message per field."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        fields: dict[str, str] = {}
-        for err in exc.errors():
-            name = ".".join(str(p) for p in err["loc"]) or "_form"
-            kind = err["type"]
-            ctx = err.get("ctx") or {}
-            original = ctx.get("error")
-            msg = getattr(original, "message", None) or str(err["msg"]).removeprefix("Value error, ")
-            if kind == "missing" or (err.get("input") is None and kind.endswith("_type")):
-                msg = "必填"
-            elif kind in ("enum", "literal_error"):
-                msg = "取值不在允许范围内"
-            elif kind in ("int_parsing", "int_type", "int_from_float"):
-                msg = "应为整数"
-            elif kind in ("float_parsing", "float_type"):
-                msg = "应为数字"
-            elif kind.startswith("date"):
-                msg = "日期格式应为 YYYY-MM-DD"
-            elif kind == "string_too_long":
-                msg = "内容过长"
-            elif kind in ("greater_than_equal", "less_than_equal"):
-                msg = "数值超出允许范围"
-            elif kind == "bool_parsing":
-                msg = "应为是或否"
-            fields.setdefault(name, msg)
-        raise InvalidInput(fields=fields) from None
+    return parse_input(model, data)
 
 
 # --------------------------------------------------------------------------- alliance

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import ValidationError
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from yilianti.audit import service as audit
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
-from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
+from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound, parse_input
 from yilianti.kit import clock
 from yilianti.models.alliance import Institution, Membership
 from yilianti.models.patient import (
@@ -36,19 +35,7 @@ class Registered:
 
 def parse_registration(data: dict[str, object]) -> RegistrationIn:
     """Form data → validated input; errors become field-level messages."""
-    try:
-        return RegistrationIn.model_validate(data)
-    except ValidationError as exc:
-        fields: dict[str, str] = {}
-        for err in exc.errors():
-            name = ".".join(str(p) for p in err["loc"]) or "_form"
-            ctx = err.get("ctx") or {}
-            original = ctx.get("error")
-            msg = getattr(original, "message", None) or str(err["msg"]).removeprefix("Value error, ")
-            if err["type"] == "missing":
-                msg = "必填"
-            fields.setdefault(name, msg)
-        raise InvalidInput(fields=fields) from None
+    return parse_input(RegistrationIn, data)
 
 
 def _require_registrar(subject: Subject) -> int:

@@ -11,12 +11,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from yilianti.auth.deps import DB, Clinical, CurrentSubject
 from yilianti.authz.subject import Subject
-from yilianti.exceptions import AppError, Forbidden, InvalidInput, NotFound, _pydantic_message
+from yilianti.exceptions import AppError, Forbidden, InvalidInput, NotFound, parse_input
 from yilianti.kit import clock
 from yilianti.models.alliance import Alliance
 from yilianti.models.scheduling import BookingStatus, ClinicSession, Pool, SessionStatus, Ward
@@ -54,15 +54,7 @@ _MODEL_ERROR_FIELD = {
 
 def _parse(model: type[BaseModel], data: dict[str, Any]) -> Any:
     """Form values → a validated input model; errors become field-level InvalidInput."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        fields: dict[str, str] = {}
-        for err in exc.errors():
-            msg = _pydantic_message(dict(err))
-            name = ".".join(str(p) for p in err["loc"]) or _MODEL_ERROR_FIELD.get(msg, "_form")
-            fields.setdefault(name, msg)
-        raise InvalidInput(fields=fields) from None
+    return parse_input(model, data, _MODEL_ERROR_FIELD)
 
 
 async def _form(request: Request) -> dict[str, str]:

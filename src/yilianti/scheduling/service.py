@@ -297,16 +297,21 @@ def pools_for(db: Session, institution_id: int | None, session: ClinicSession) -
     site_id = session.schedule.institution_id
     if not share_alliance(db, institution_id, site_id):
         return [], "本机构与该院不在同一医联体，不能预约"
-    pools: list[str] = []
-    if session.reserve_alliance_id and session.reserve_released_at is None and institution_id != site_id:
-        membership = _current_membership(db, session.reserve_alliance_id, institution_id)
-        alliance = db.get(Alliance, session.reserve_alliance_id)
-        inst = db.get(Institution, institution_id)
-        if membership and alliance and inst and membership.role != MemberRole.lead and (
-                alliance.reserve_for == "members" or is_grassroots(inst)):
-            pools.append(Pool.reserved)
-    pools.append(Pool.public)
-    return pools, None
+    reserve_open = session.reserve_alliance_id is not None and session.reserve_released_at is None
+    if reserve_open and _may_use_reserve(db, institution_id, session.reserve_alliance_id, site_id):
+        return [Pool.reserved, Pool.public], None
+    return [Pool.public], None
+
+
+def _may_use_reserve(db: Session, institution_id: int, alliance_id: int | None, site_id: int) -> bool:
+    """The lead's reserve is for the members below it: grassroots only, or every member (a setting)."""
+    if alliance_id is None or institution_id == site_id:
+        return False
+    membership = _current_membership(db, alliance_id, institution_id)
+    alliance = db.get(Alliance, alliance_id)
+    inst = db.get(Institution, institution_id)
+    return bool(membership and alliance and inst and membership.role != MemberRole.lead
+                and (alliance.reserve_for == "members" or is_grassroots(inst)))
 
 
 def availability(db: Session, subject: Subject, session_id: int) -> Availability:
@@ -775,16 +780,9 @@ def bed_pools_for(db: Session, institution_id: int | None, ward: Ward) -> list[s
         return []
     if not share_alliance(db, institution_id, ward.institution_id):
         return []
-    pools: list[str] = []
-    if ward.reserve_alliance_id and institution_id != ward.institution_id:
-        m = _current_membership(db, ward.reserve_alliance_id, institution_id)
-        alliance = db.get(Alliance, ward.reserve_alliance_id)
-        inst = db.get(Institution, institution_id)
-        if m and alliance and inst and m.role != MemberRole.lead and (
-                alliance.reserve_for == "members" or is_grassroots(inst)):
-            pools.append(Pool.reserved)
-    pools.append(Pool.public)
-    return pools
+    if _may_use_reserve(db, institution_id, ward.reserve_alliance_id, ward.institution_id):
+        return [Pool.reserved, Pool.public]
+    return [Pool.public]
 
 
 def reserve_bed(db: Session, subject: Subject, data: BedReservationIn) -> BedReservation:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-from yilianti.exceptions import InvalidInput
+from yilianti.exceptions import parse_input
 from yilianti.kit import clock
 from yilianti.kit import validate as v
 from yilianti.models.workforce import Title
@@ -20,29 +20,8 @@ TITLES = [t.value for t in Title]
 
 
 def parse(model: type[M], data: dict[str, Any]) -> M:
-    """Form or dict data → validated model; errors become field-level messages (InvalidInput)."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        fields: dict[str, str] = {}
-        for err in exc.errors():
-            name = ".".join(str(p) for p in err["loc"]) or "_form"
-            ctx = err.get("ctx") or {}
-            original = ctx.get("error")
-            msg = getattr(original, "message", None) or str(err["msg"]).removeprefix("Value error, ")
-            kind = err["type"]
-            if kind == "missing":
-                msg = "必填"
-            elif kind in ("int_parsing", "int_type"):
-                msg = "应为整数"
-            elif kind.startswith("date"):
-                msg = "日期格式应为 YYYY-MM-DD"
-            elif kind in ("literal_error", "enum"):
-                msg = "取值不在允许范围内"
-            elif kind == "string_too_long":
-                msg = "内容过长"
-            fields.setdefault(name, msg)
-        raise InvalidInput(fields=fields) from None
+    """Validate `data` into `model`; errors become InvalidInput with one message per field."""
+    return parse_input(model, data)
 
 
 def blank_to_none(data: dict[str, Any]) -> dict[str, Any]:
