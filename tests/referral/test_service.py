@@ -183,3 +183,16 @@ def test_sweep_is_a_registered_periodic_job() -> None:
 
     load_job_modules()
     assert "referral.sweep_overdue" in PERIODIC
+
+
+def test_history_is_append_only_at_the_database(db: Session) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    w, patient = setup(db)
+    ref = submitted_up(db, w, patient)
+    with pytest.raises(DBAPIError, match="append-only"), db.begin_nested():
+        db.execute(text("UPDATE referral_history SET to_status = 'closed' WHERE referral_id = :id"), {"id": ref.id})
+    with pytest.raises(DBAPIError, match="append-only"), db.begin_nested():
+        db.execute(text("DELETE FROM referral_history WHERE referral_id = :id"), {"id": ref.id})
+    assert history_count(db, ref.id) == 2
