@@ -24,6 +24,9 @@ from sqlalchemy.orm import Session, sessionmaker
 os.environ.setdefault("YILIANTI_VAR_DIR", tempfile.mkdtemp(prefix="ylt-var-"))
 os.environ.setdefault("YILIANTI_SECRET_KEY", "test-secret-key")
 os.environ["YILIANTI_RUN_JOBS_IN_PROCESS"] = "false"
+# tests share one connection and roll back; the async booking path has its own test with real commits
+os.environ["YILIANTI_BOOKING_FAST_PATH"] = "false"
+os.environ["YILIANTI_AUTH_CACHE_SECONDS"] = "0"
 
 from yilianti import db as dbmod  # noqa: E402
 from yilianti.config import normalise_db_url  # noqa: E402

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     db_max_overflow: int = 15
     db_pool_timeout: float = 30.0
 
+    # POST /api/v1/bookings on PostgreSQL: one async statement instead of the ORM path
+    booking_fast_path: bool = True
+    # how long a resolved token/session subject is reused by the fast path (revocation delay)
+    auth_cache_seconds: float = 5.0
+
     timezone: str = "Asia/Shanghai"
     default_locale: str = Field(default="zh")
 

@@ -60,6 +60,9 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         yield
         if runner is not None:
             runner.stop()
+        from yilianti.scheduling import fastpath
+
+        await fastpath.dispose()
 
     app = FastAPIOffline(
         title="Yilianti 医联体协同平台 API",

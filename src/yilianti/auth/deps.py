@@ -50,7 +50,8 @@ def _client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def optional_subject(request: Request, db: DB, _csrf: None = Depends(csrf_protect)) -> Subject | None:
+def resolve_subject(db: Session, request: Request) -> Subject | None:
+    """Who is acting: an API token, or the session cookie (CSRF is checked separately)."""
     token = _bearer(request)
     if token:
         user, row = service.resolve_api_token(db, token)
@@ -69,6 +70,13 @@ def optional_subject(request: Request, db: DB, _csrf: None = Depends(csrf_protec
     subject = service.build_subject(db, session_user, request.session.get("inst"), ip=_client_ip(request))
     request.session["inst"] = subject.acting_institution_id
     request.state.subject = subject
+    return subject
+
+
+def optional_subject(request: Request, db: DB, _csrf: None = Depends(csrf_protect)) -> Subject | None:
+    subject = resolve_subject(db, request)
+    if subject is None or subject.via_token:
+        return subject
     from yilianti.notifications.service import unread_count
 
     request.state.unread = unread_count(db, subject)

@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body, Query, status
+from fastapi import APIRouter, Body, Query, Request, status
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
-from yilianti.auth.deps import DB, Clinical, CurrentSubject
-from yilianti.exceptions import Forbidden, InvalidInput, NotFound
+from yilianti.auth.deps import DB, Clinical, CurrentSubject, csrf_protect, resolve_subject
+from yilianti.exceptions import Forbidden, InvalidInput, NotFound, Unauthenticated
 from yilianti.kit import clock
 from yilianti.models.alliance import Alliance
 from yilianti.models.scheduling import (
@@ -27,7 +28,7 @@ from yilianti.models.scheduling import (
     Slot,
     Ward,
 )
-from yilianti.scheduling import queries, service
+from yilianti.scheduling import fastpath, queries, service
 from yilianti.scheduling.schemas import (
     BedReservationIn,
     BookingIn,
@@ -346,8 +347,25 @@ def cancel_session(session_id: int, db: DB, subject: CurrentSubject, body: Cance
 
 
 @router.post("/bookings", status_code=status.HTTP_201_CREATED, response_model=BookingOut, responses=ERRORS)
-def create_booking(db: DB, subject: Clinical, body: BookingIn = Body()) -> dict[str, Any]:
-    """Book a slot for a patient the acting institution may see (reserved pool first when eligible)."""
+async def create_booking(request: Request, body: BookingIn = Body()) -> dict[str, Any]:
+    """Book a slot for a patient the acting institution may see (reserved pool first when eligible).
+
+    On PostgreSQL this is the platform's hot path (scheduling/fastpath.py: one statement);
+    elsewhere, and whenever that statement books nothing, `service.book` decides.
+    """
+    if fastpath.enabled():
+        return await fastpath.book(request, body)
+    await csrf_protect(request)
+    result: dict[str, Any] = await fastpath._sync(_book_sync, request, body)
+    return result
+
+
+def _book_sync(db: Session, request: Request, body: BookingIn) -> dict[str, Any]:
+    subject = resolve_subject(db, request)
+    if subject is None:
+        raise Unauthenticated()
+    if not subject.is_clinical:
+        raise Forbidden("此功能仅限临床人员（医生、护士、诊断医师、转诊协调员）")
     booking = service.book(db, subject, body)
     return _read_booking(db, subject, booking.id)
 

@@ -1,0 +1,155 @@
+"""The one-statement booking path on PostgreSQL gives the same outcomes as service.book.
+
+Real commits in a database of its own, a real uvicorn server, API tokens as member systems
+use them; 60 concurrent bookers for 20 slots must give exactly 20 bookings.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections import Counter
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
+
+from tests import builders as b
+from tests.scheduling.helpers import world
+from yilianti import db as dbmod
+from yilianti.auth.security import new_api_token
+from yilianti.config import get_settings
+from yilianti.migrate import upgrade
+from yilianti.models import ApiToken, AuditEvent, Booking, Slot
+from yilianti.models.patient import AccessGrant
+
+pytestmark = pytest.mark.skipif(os.environ.get("YILIANTI_TEST_BACKEND") != "postgresql",
+                                reason="the async booking path runs on PostgreSQL only")
+
+
+def _token(db, subject) -> str:  # type: ignore[no-untyped-def]
+    token, prefix, hashed = new_api_token()
+    db.add(ApiToken(user_id=subject.user_id, institution_id=subject.acting_institution_id, name="his",
+                    prefix=prefix, token_hash=hashed))
+    return token
+
+
+@pytest.fixture(scope="module")
+def server(test_db):  # type: ignore[no-untyped-def]
+    import uvicorn
+
+    from yilianti.main import create_app
+
+    url = test_db.new_database_url()
+    upgrade(url)
+    settings = get_settings()
+    saved = (settings.database_url, settings.booking_fast_path, settings.auth_cache_seconds)
+    settings.database_url, settings.booking_fast_path, settings.auth_cache_seconds = url, True, 5.0
+    engine = dbmod.make_engine(url)
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    previous = (dbmod._engine, dbmod._factory)
+    dbmod.set_session_factory(factory, engine)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(create_app(run_jobs=False), host="127.0.0.1", port=port,
+                                        log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", factory
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+        engine.dispose()
+        dbmod._engine, dbmod._factory = previous
+        settings.database_url, settings.booking_fast_path, settings.auth_cache_seconds = saved
+
+
+def test_fast_booking_writes_booking_grant_and_audit(server):  # type: ignore[no-untyped-def]
+    base, factory = server
+    with factory() as db:
+        w = world(db, capacity=6, tag="快")
+        patient = b.patient(db, w.comm_doc, name="快速预约").id
+        stranger = b.patient(db, w.out_doc, name="联盟外患者", resident_id=b.resident_id(seq=98)).id
+        token, out_token = _token(db, w.comm_doc), _token(db, w.out_doc)
+        db.commit()
+        session_id, lead_id = w.session.id, w.lead.id
+    from yilianti.scheduling import fastpath
+
+    h = {"Authorization": f"Bearer {token}"}
+    before_stats = fastpath.stats["statement"]
+    r = httpx.post(f"{base}/api/v1/bookings", json={"session_id": session_id, "patient_id": patient}, headers=h)
+    assert r.status_code == 201, r.text
+    assert fastpath.stats["statement"] == before_stats + 1  # booked by the one-statement path
+    body = r.json()
+    assert body["pool"] == "reserved" and body["seq"] == 1 and body["site_institution_id"] == lead_id
+    with factory() as db:
+        booking = db.get(Booking, body["id"])
+        assert booking is not None and booking.number == body["number"] and booking.status == "booked"
+        assert db.scalar(select(Slot.booked).where(Slot.id == booking.slot_id)) is True
+        grant = db.scalar(select(AccessGrant).where(AccessGrant.source_type == "booking",
+                                                    AccessGrant.source_id == booking.id))
+        assert grant is not None and grant.institution_id == lead_id and grant.kind == "booking"
+        actions = set(db.scalars(select(AuditEvent.action).where(AuditEvent.patient_id == patient)))
+        assert {"create", "grant"} <= actions
+
+    # the same errors as the reference implementation, and nothing written
+    def count() -> int:
+        with factory() as db:
+            return db.scalar(select(func.count()).select_from(Booking)) or 0
+
+    before = count()
+    dup = httpx.post(f"{base}/api/v1/bookings", json={"session_id": session_id, "patient_id": patient}, headers=h)
+    assert dup.status_code == 409 and dup.json()["error"] == "duplicate_booking"
+    unseen = httpx.post(f"{base}/api/v1/bookings", json={"session_id": session_id, "patient_id": stranger},
+                        headers=h)
+    assert unseen.status_code == 404
+    gone = httpx.post(f"{base}/api/v1/bookings", json={"session_id": 999999, "patient_id": patient}, headers=h)
+    assert gone.status_code == 404
+    outsider = httpx.post(f"{base}/api/v1/bookings", json={"session_id": session_id, "patient_id": stranger},
+                          headers={"Authorization": f"Bearer {out_token}"})
+    assert outsider.status_code == 403
+    assert count() == before
+
+
+def test_sixty_concurrent_bookers_over_http(server):  # type: ignore[no-untyped-def]
+    base, factory = server
+    with factory() as db:
+        w = world(db, capacity=20, tag="并")
+        patients = [b.patient(db, w.comm_doc, name="并发" + "甲乙丙丁戊己庚辛壬癸"[i % 10] + "子丑寅卯辰巳"[i // 10],
+                              resident_id=b.resident_id(seq=i % 50, male=i < 50, region="110102")).id
+                    for i in range(60)]
+        token = _token(db, w.comm_doc)
+        db.commit()
+        session_id = w.session.id
+    barrier = threading.Barrier(60)
+    codes: list[int] = []
+    lock = threading.Lock()
+
+    def run(i: int) -> None:
+        with httpx.Client(timeout=60) as client:
+            barrier.wait()
+            r = client.post(f"{base}/api/v1/bookings", json={"session_id": session_id, "patient_id": patients[i]},
+                            headers={"Authorization": f"Bearer {token}"})
+        with lock:
+            codes.append(r.status_code)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(60)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert Counter(codes) == Counter({201: 20, 409: 40})
+    with factory() as db:
+        active = db.scalars(select(Booking).where(Booking.session_id == session_id,
+                                                  Booking.status == "booked")).all()
+        assert len(active) == 20 and len({x.slot_id for x in active}) == 20
+        assert db.scalar(select(func.count()).select_from(Slot).where(
+            Slot.session_id == session_id, Slot.booked.is_(True))) == 20
