@@ -1,0 +1,300 @@
+"""Referral pages: worklists per side, new referral, detail with the allowed moves, printable 转诊单.
+
+Every action form carries `expected_status` (the status the page showed), so a stale page
+answers 409 with the message rendered on the detail page and nothing changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from yilianti.auth.deps import DB, Clinical
+from yilianti.authz.subject import Subject
+from yilianti.exceptions import AppError, InvalidInput, parse_input
+from yilianti.kit import clock
+from yilianti.models.alliance import Department, Institution
+from yilianti.models.auth import User
+from yilianti.models.patient import Patient
+from yilianti.models.referral import FollowUpTask, Referral
+from yilianti.models.scheduling import Booking, ClinicSession
+from yilianti.patients import service as patients
+from yilianti.referral import service, states
+from yilianti.referral.api import apply_move
+from yilianti.referral.schemas import ReferralIn
+from yilianti.referral.states import FINAL, REJECT_LABELS, Side, Status
+from yilianti.scheduling import queries
+from yilianti.web.forms import errors_of, opt_int
+from yilianti.web.render import render_page, t
+
+router = APIRouter(include_in_schema=False)
+
+BUCKET_LABELS = {"to_triage": "待处理", "awaiting_booking": "待预约", "awaiting_arrival": "待到诊",
+                 "awaiting_outcome": "待回传结果", "overdue": "已超时", "closed": "已结束", "drafts": "草稿",
+                 "all": "全部"}
+# to_status → the action name used in URLs and form ids
+ACTIONS = {Status.submitted: "submit", Status.received: "receive", Status.accepted: "accept",
+           Status.rejected: "reject", Status.returned: "return", Status.forwarded: "forward",
+           Status.scheduled: "schedule", Status.arrived: "arrive", Status.did_not_attend: "dna",
+           Status.outcome_returned: "outcome", Status.closed: "close", Status.cancelled: "cancel"}
+BY_ACTION = {v: k for k, v in ACTIONS.items()}
+FORM_FIELDS = ("direction", "patient_id", "to_institution_id", "to_department_id", "reason", "priority",
+               "target_service", "permanent", "diagnoses", "key_results", "medications", "allergies",
+               "follow_up_plan", "linked_referral_id")
+
+
+def _names(db: Session, ids: Iterable[int | None]) -> dict[int, str]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    return {i: n for i, n in db.execute(select(Institution.id, Institution.name).where(Institution.id.in_(wanted)))}
+
+
+def _patients(db: Session, ids: set[int]) -> dict[int, Patient]:
+    if not ids:
+        return {}
+    return {p.id: p for p in db.scalars(select(Patient).where(Patient.id.in_(ids)))}
+
+
+# ------------------------------------------------------------------------------------- worklist
+
+
+@router.get("/referrals")
+def referral_list(request: Request, db: DB, subject: Clinical, side: str = "sender", bucket: str = "to_triage",
+                  direction: str = "", priority: str = "") -> Response:
+    side_ = Side.receiver if side == "receiver" else Side.sender
+    if bucket not in service.BUCKETS:
+        bucket = "all"
+    f = service.WorklistFilter(side_, bucket, direction if direction in ("up", "down") else None,
+                               priority if priority in ("routine", "urgent", "emergency") else None)
+    rows = service.worklist(db, subject, f)
+    now = clock.now()
+    return render_page(request, "referral/list.html", {
+        "rows": rows, "side": side_.value, "bucket": bucket, "direction": f.direction or "",
+        "priority": f.priority or "", "counts": service.worklist_counts(db, subject, side_),
+        "buckets": BUCKET_LABELS, "names": _names(db, [i for r in rows for i in (r.from_institution_id,
+                                                                               r.to_institution_id)]),
+        "patients": _patients(db, {r.patient_id for r in rows}), "now": now, "FINAL": FINAL,
+        "tasks": service.follow_up_tasks(db, subject) if side_ == Side.receiver else []})
+
+
+# ------------------------------------------------------------------------------------- new
+
+
+def _new_context(db: Session, subject: Subject, values: dict[str, str], errors: dict[str, str],
+                 q: str = "") -> dict[str, Any]:
+    own = subject.acting_institution_id
+    targets = [i for i in queries.partner_institutions(db, own) if i.id != own]
+    target = opt_int(values.get("to_institution_id"))
+    departments = list(db.scalars(select(Department).where(Department.institution_id == target,
+                                                           Department.active.is_(True))
+                                  .order_by(Department.name))) if target else []
+    patient_rows = patients.search(db, subject, q, limit=30) if q or not values.get("patient_id") else []
+    chosen = opt_int(values.get("patient_id"))
+    if chosen is not None and all(p.id != chosen for p in patient_rows):
+        p = db.get(Patient, chosen)
+        if p is not None:
+            patient_rows = [p, *patient_rows]
+    linked: list[Referral] = []
+    if chosen is not None:
+        linked = list(db.scalars(select(Referral).where(
+            Referral.patient_id == chosen, Referral.direction == "up",
+            (Referral.from_institution_id == own) | (Referral.to_institution_id == own)).order_by(Referral.id.desc())))
+    return {"values": values, "errors": errors, "targets": targets, "departments": departments,
+            "patients": patient_rows, "q": q, "linked": linked}
+
+
+@router.get("/referrals/new")
+def referral_new(request: Request, db: DB, subject: Clinical, q: str = "", patient_id: str = "",
+                 direction: str = "up", to_institution_id: str = "", linked_referral_id: str = "") -> Response:
+    values = {"direction": "down" if direction == "down" else "up", "patient_id": patient_id,
+              "to_institution_id": to_institution_id, "linked_referral_id": linked_referral_id,
+              "priority": "routine", "permanent": "1"}
+    if linked_referral_id and patient_id == "":
+        link = db.get(Referral, opt_int(linked_referral_id) or 0)
+        if link is not None and subject.acting_institution_id in (link.from_institution_id, link.to_institution_id):
+            values["patient_id"] = str(link.patient_id)
+            values["to_institution_id"] = str(link.from_institution_id)
+    return render_page(request, "referral/new.html", _new_context(db, subject, values, {}, q))
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.replace("\r", "").split("\n") if line.strip()]
+
+
+def parse_form(values: dict[str, str]) -> ReferralIn:
+    """The form as a ReferralIn: diagnoses as lines "ICD10 文本", follow-up as lines "天数 内容"."""
+    fields: dict[str, str] = {}
+    diagnoses = []
+    for line in _lines(values.get("diagnoses", "")):
+        code, _, text = line.partition(" ")
+        if not text.strip():
+            fields["diagnoses"] = "每行一个诊断：ICD-10 编码 + 空格 + 诊断名称（例如 J18.9 肺炎）"
+            break
+        diagnoses.append({"icd10": code, "text": text.strip()})
+    items = []
+    for line in _lines(values.get("follow_up_plan", "")):
+        days, _, text = line.partition(" ")
+        if not days.isdigit() or not text.strip():
+            fields["follow_up_plan"] = "每行一项：天数 + 空格 + 随访内容（例如 7 复查血常规）"
+            break
+        items.append({"due_in_days": int(days), "text": text.strip()})
+    data: dict[str, Any] = {
+        "direction": values.get("direction") or "up", "patient_id": values.get("patient_id") or None,
+        "to_institution_id": values.get("to_institution_id") or None,
+        "to_department_id": values.get("to_department_id") or None, "reason": values.get("reason", ""),
+        "priority": values.get("priority") or "routine", "target_service": values.get("target_service") or None,
+        "permanent": values.get("permanent") == "1",
+        "summary": {"diagnoses": diagnoses, "key_results": values.get("key_results") or None,
+                    "medications": _lines(values.get("medications", "")),
+                    "allergies": _lines(values.get("allergies", ""))},
+        "follow_up_plan": {"items": items} if items else None,
+        "linked_referral_id": values.get("linked_referral_id") or None,
+    }
+    try:
+        parsed = parse_input(ReferralIn, data)
+    except InvalidInput as exc:
+        for key, msg in exc.fields.items():
+            name = key
+            for prefix, short in (("summary.diagnoses", "diagnoses"), ("follow_up_plan", "follow_up_plan"),
+                                  ("summary.", "")):
+                if key.startswith(prefix):
+                    name = short or key.removeprefix("summary.").split(".")[0]
+                    break
+            fields.setdefault(name, msg)
+        raise InvalidInput(fields=fields) from None
+    if fields:
+        raise InvalidInput(fields=fields)
+    return parsed
+
+
+@router.post("/referrals/new")
+async def referral_create(request: Request, db: DB, subject: Clinical) -> Response:
+    form = await request.form()
+    values = {k: str(form.get(k, "") or "") for k in FORM_FIELDS}
+    try:
+        with db.begin_nested():
+            ref = service.draft_and_submit(db, subject, parse_form(values))
+    except AppError as exc:
+        if exc.status not in (403, 422):
+            raise
+        return render_page(request, "referral/new.html",
+                           _new_context(db, subject, values, errors_of(request, exc)), exc.status)
+    return RedirectResponse(f"/referrals/{ref.id}?done=submit", status_code=303)
+
+
+# ------------------------------------------------------------------------------------- detail
+
+
+def _durations(history: list[Any]) -> list[timedelta | None]:
+    out: list[timedelta | None] = [None]
+    for prev, cur in zip(history, history[1:], strict=False):
+        out.append(cur.at - prev.at)
+    return out
+
+
+def fmt_duration(value: timedelta | None) -> str:
+    if value is None:
+        return ""
+    minutes = int(value.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{days}天"] if days else []
+    if hours:
+        parts.append(f"{hours}小时")
+    if mins or not parts:
+        parts.append(f"{mins}分钟")
+    return "".join(parts)
+
+
+def _detail_context(db: Session, subject: Subject, referral_id: int) -> dict[str, Any]:
+    ref, side = service.get(db, subject, referral_id)
+    history = service.history(db, subject, referral_id)
+    users = {u.id: u.display_name for u in db.scalars(select(User).where(
+        User.id.in_({h.user_id for h in history if h.user_id is not None})))} if history else {}
+    names = _names(db, [ref.from_institution_id, ref.to_institution_id,
+                        *(h.acting_institution_id for h in history)])
+    moves = states.next_moves(ref.status, side)
+    bookings: list[tuple[Booking, ClinicSession | None]] = []
+    if Status.scheduled in moves:
+        for bk in db.scalars(select(Booking).where(Booking.patient_id == ref.patient_id,
+                                                   Booking.status == "booked").order_by(Booking.id.desc())):
+            bookings.append((bk, db.get(ClinicSession, bk.session_id)))
+    forward_targets = [i for i in queries.partner_institutions(db, ref.to_institution_id)
+                       if i.id not in (ref.to_institution_id, ref.from_institution_id)] \
+        if Status.forwarded in moves else []
+    tasks = list(db.scalars(select(FollowUpTask).where(FollowUpTask.referral_id == ref.id)
+                            .order_by(FollowUpTask.due_on, FollowUpTask.id)))
+    dept = db.get(Department, ref.to_department_id) if ref.to_department_id else None
+    return {"ref": ref, "side": side.value, "history": history, "durations": _durations(history),
+            "users": users, "names": names, "moves": [ACTIONS[m] for m in moves], "bookings": bookings,
+            "forward_targets": forward_targets, "tasks": tasks, "department": dept,
+            "patient": db.get(Patient, ref.patient_id), "reject_labels": REJECT_LABELS,
+            "overdue": ref.due_at is not None and ref.due_at < clock.now() and ref.status not in FINAL,
+            "fmt_duration": fmt_duration, "errors": {}, "error": None}
+
+
+DONE_FLASH = {"submit": "转诊单已提交", "receive": "已接收", "accept": "已同意接收", "reject": "已拒绝",
+              "return": "已退回并给出建议", "forward": "已转至其他机构", "schedule": "已关联预约",
+              "arrive": "已登记到诊", "dna": "已登记未到诊", "outcome": "已回传诊疗结果", "close": "已结案",
+              "cancel": "已取消", "task": "随访任务已完成"}
+
+
+@router.get("/referrals/{referral_id}")
+def referral_view(request: Request, referral_id: int, db: DB, subject: Clinical, done: str = "") -> Response:
+    ctx = _detail_context(db, subject, referral_id)
+    if done in DONE_FLASH:
+        ctx["flash"] = t(request, DONE_FLASH[done])
+    return render_page(request, "referral/detail.html", ctx)
+
+
+@router.post("/referrals/{referral_id}/{action}")
+async def referral_act(request: Request, referral_id: int, action: str, db: DB, subject: Clinical) -> Response:
+    if action not in BY_ACTION:
+        service.get(db, subject, referral_id)
+        raise InvalidInput(fields={"action": "取值不在允许范围内"})
+    form = await request.form()
+    value = lambda k: str(form.get(k, "") or "")  # noqa: E731
+    try:
+        with db.begin_nested():
+            result = apply_move(db, subject, referral_id, BY_ACTION[action],
+                                expected_status=value("expected_status") or None,
+                                reason=value("reason"), reject_code=value("reject_code") or None,
+                                booking_id=opt_int(value("booking_id")),
+                                to_institution_id=opt_int(value("to_institution_id")))
+    except AppError as exc:
+        if exc.status not in (403, 409, 422):
+            raise
+        db.expire_all()
+        ctx = _detail_context(db, subject, referral_id)
+        ctx["errors"] = {f"{action}.{k}": v for k, v in errors_of(request, exc).items()}
+        ctx["error"] = ctx["errors"].get(f"{action}._form") or t(request, "输入有误，请检查标出的字段")
+        if exc.status == 409:
+            ctx["error"] = t(request, exc.message, **exc.params)
+        ctx["error_action"] = action
+        return render_page(request, "referral/detail.html", ctx, exc.status)
+    del result
+    return RedirectResponse(f"/referrals/{referral_id}?done={action}", status_code=303)
+
+
+@router.post("/follow-up-tasks/{task_id}/done")
+def task_done(task_id: int, db: DB, subject: Clinical) -> Response:
+    task = service.complete_task(db, subject, task_id)
+    return RedirectResponse(f"/referrals/{task.referral_id}?done=task", status_code=303)
+
+
+# ------------------------------------------------------------------------------------- print
+
+
+@router.get("/referrals/{referral_id}/print")
+def referral_print(request: Request, referral_id: int, db: DB, subject: Clinical) -> Response:
+    ctx = _detail_context(db, subject, referral_id)
+    ctx["resident_id"] = queries.resident_ids(db, [ctx["ref"].patient_id]).get(ctx["ref"].patient_id)
+    ctx["printed_at"] = clock.now()
+    return render_page(request, "referral/print.html", ctx)
