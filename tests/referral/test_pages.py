@@ -103,6 +103,13 @@ def test_up_loop_through_the_pages(db: Session, client: TestClient) -> None:
         assert label in timeline
     assert f'id="ref-{ref_id}"' in client.get("/referrals?side=sender&bucket=closed").text
 
+    assert "分钟" in timeline  # each step shows its duration
+
+    client.cookies.set("lang", "en")
+    english = client.get(f"/referrals/{ref_id}").text
+    assert "Timeline" in english and "Closed" in english and "min" in english
+    client.cookies.set("lang", "zh")
+
     printed = client.get(f"/referrals/{ref_id}/print").text
     assert "<b>J18.9</b> 肺炎" in printed and "<b>R50.9</b> 发热" in printed
     assert "青霉素过敏" in printed and "急危重" in printed and "签名" in printed

@@ -199,18 +199,14 @@ def _durations(history: list[Any]) -> list[timedelta | None]:
     return out
 
 
-def fmt_duration(value: timedelta | None) -> str:
+def split_duration(value: timedelta | None) -> tuple[int, int, int] | None:
+    """(days, hours, minutes) of a step's duration, for the timeline."""
     if value is None:
-        return ""
-    minutes = int(value.total_seconds() // 60)
+        return None
+    minutes = max(int(value.total_seconds() // 60), 0)
     days, rest = divmod(minutes, 24 * 60)
     hours, mins = divmod(rest, 60)
-    parts = [f"{days}天"] if days else []
-    if hours:
-        parts.append(f"{hours}小时")
-    if mins or not parts:
-        parts.append(f"{mins}分钟")
-    return "".join(parts)
+    return days, hours, mins
 
 
 def _detail_context(db: Session, subject: Subject, referral_id: int) -> dict[str, Any]:
@@ -237,7 +233,7 @@ def _detail_context(db: Session, subject: Subject, referral_id: int) -> dict[str
             "forward_targets": forward_targets, "tasks": tasks, "department": dept,
             "patient": db.get(Patient, ref.patient_id), "reject_labels": REJECT_LABELS,
             "overdue": ref.due_at is not None and ref.due_at < clock.now() and ref.status not in FINAL,
-            "fmt_duration": fmt_duration, "errors": {}, "error": None}
+            "split_duration": split_duration, "errors": {}, "error": None}
 
 
 DONE_FLASH = {"submit": "转诊单已提交", "receive": "已接收", "accept": "已同意接收", "reject": "已拒绝",
