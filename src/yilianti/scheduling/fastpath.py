@@ -123,17 +123,19 @@ class SessionFacts:
     ends_at: datetime
 
 
-def _session_facts(db: Any, session_id: int) -> SessionFacts | None:
-    row = db.execute(select(Schedule.institution_id, ClinicSession.reserve_alliance_id, ClinicSession.day,
+async def _session_facts(session_id: int) -> SessionFacts | None:
+    async with engine().connect() as conn:
+        row = (await conn.execute(select(Schedule.institution_id, ClinicSession.reserve_alliance_id, ClinicSession.day,
                             ClinicSession.starts_at, ClinicSession.ends_at)
-                     .join(Schedule, Schedule.id == ClinicSession.schedule_id)
-                     .where(ClinicSession.id == session_id)).first()
+                                  .join(Schedule, Schedule.id == ClinicSession.schedule_id)
+                                  .where(ClinicSession.id == session_id))).first()
     if row is None:
         return None
     return SessionFacts(row[0], row[1], f"{row[2]:%Y%m%d}", clock.as_utc(row[3]), clock.as_utc(row[4]))
 
 
 def _pools(db: Any, institution_id: int, facts: SessionFacts) -> list[str]:
+    """Pools depend on the institution, the session's site and reserve alliance only (cached on those)."""
     if not service.share_alliance(db, institution_id, facts.site_id):
         return []
     if service._may_use_reserve(db, institution_id, facts.reserve_alliance_id, facts.site_id):
@@ -207,13 +209,14 @@ async def book(request: Request, body: BookingIn) -> dict[str, Any]:
     assert inst is not None
     facts = _cached(("session", body.session_id), 60)
     if facts is None:
-        facts = await _sync(_session_facts, body.session_id)
+        facts = await _session_facts(body.session_id)
         if facts is None:
             raise NotFound("出诊时段不存在")
         _remember(("session", body.session_id), facts, 60)
-    pools = _cached(("pools", inst, body.session_id), 30)
+    pools_key = ("pools", inst, facts.site_id, facts.reserve_alliance_id)
+    pools = _cached(pools_key, 30)
     if pools is None:
-        pools = _remember(("pools", inst, body.session_id), await _sync(_pools, inst, facts), 30)
+        pools = _remember(pools_key, await _sync(_pools, inst, facts), 30)
     if body.pool is not None:
         pools = [p for p in pools if p == body.pool]
     row = None
