@@ -128,3 +128,9 @@ def test_outsider_gets_404_and_wrong_side_gets_403(db: Session, client: TestClie
     r = client.post(f"/referrals/{ref.id}/receive", data={"csrf_token": csrf, "expected_status": "submitted"})
     assert r.status_code == 403 and 'id="action-error"' in r.text
     assert db.get(Referral, ref.id).status == "submitted"  # type: ignore[union-attr]
+    # a patient this institution may not see cannot be referred: a field error, nothing created
+    stranger = b.patient(db, w.out_doc, name="王外院")
+    r = client.post("/referrals/new", data={"csrf_token": csrf, "direction": "up", "patient_id": str(stranger.id),
+                                            "to_institution_id": str(w.lead.id), "reason": "需要专科会诊"})
+    assert r.status_code == 422 and 'id="err-patient_id"' in r.text
+    assert db.query(Referral).count() == 1

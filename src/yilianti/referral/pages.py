@@ -182,10 +182,13 @@ async def referral_create(request: Request, db: DB, subject: Clinical) -> Respon
         with db.begin_nested():
             ref = service.draft_and_submit(db, subject, parse_form(values))
     except AppError as exc:
-        if exc.status not in (403, 422):
+        if exc.status not in (403, 404, 422):
             raise
-        return render_page(request, "referral/new.html",
-                           _new_context(db, subject, values, errors_of(request, exc)), exc.status)
+        errors = errors_of(request, exc)
+        if exc.status == 404:  # the patient is not (or no longer) visible to this institution
+            errors = {"patient_id": t(request, "未找到该患者，或您无权查看")}
+        return render_page(request, "referral/new.html", _new_context(db, subject, values, errors),
+                           422 if exc.status == 404 else exc.status)
     return RedirectResponse(f"/referrals/{ref.id}?done=submit", status_code=303)
 
 
