@@ -134,3 +134,38 @@ def test_outsider_gets_404_and_wrong_side_gets_403(db: Session, client: TestClie
                                             "to_institution_id": str(w.lead.id), "reason": "需要专科会诊"})
     assert r.status_code == 422 and 'id="err-patient_id"' in r.text
     assert db.query(Referral).count() == 1
+
+
+def test_down_referral_with_follow_up_plan_and_done_button(db: Session, client: TestClient) -> None:
+    from tests.referral.helpers import drive
+
+    w, patient = setup(db)
+    up = drive(db, w, patient, "outcome_returned")
+    csrf = b.login(client, w.lead_doc.username)
+    up_page = client.get(f"/referrals/{up.id}").text
+    assert 'id="refer-down"' in up_page
+    form = client.get(f"/referrals/new?direction=down&linked_referral_id={up.id}").text
+    assert f'<option value="{w.community.id}" selected' in form and f'<option value="{up.id}" selected' in form
+    data = {"csrf_token": csrf, "direction": "down", "patient_id": str(patient.id),
+            "to_institution_id": str(w.community.id), "linked_referral_id": str(up.id),
+            "reason": "肺炎恢复期，下转社区继续康复", "diagnoses": "J18.9 肺炎（恢复期）",
+            "follow_up_plan": "7 复查血常规\n三十 复查胸片"}
+    bad = client.post("/referrals/new", data=data)
+    assert bad.status_code == 422 and 'id="err-follow_up_plan"' in bad.text
+    data["follow_up_plan"] = "7 复查血常规\n30 复查胸片"
+    r = client.post("/referrals/new", data=data, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    down_id = int(r.headers["location"].split("/")[2].split("?")[0])
+
+    client.cookies.clear()
+    b.login(client, w.comm_doc.username)
+    _act(client, down_id, "receive")
+    page = _act(client, down_id, "accept")
+    assert "复查血常规" in page.split('id="tasks"')[1] and "第 7 天" in page
+    listing = client.get("/referrals?side=receiver&bucket=all").text
+    assert "复查胸片" in listing.split('id="tasks"')[1]
+    task_id = int(re.findall(r'action="/follow-up-tasks/(\d+)/done"', page)[0])
+    r = client.post(f"/follow-up-tasks/{task_id}/done", data={"csrf_token": _csrf(page)}, follow_redirects=False)
+    assert r.status_code == 303
+    page = client.get(r.headers["location"]).text
+    assert "随访任务已完成" in page and f'action="/follow-up-tasks/{task_id}/done"' not in page
