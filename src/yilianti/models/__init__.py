@@ -24,6 +24,7 @@ from yilianti.models.scheduling import (
     Slot,
     Ward,
 )
+from yilianti.models.transfer import CriticalTransfer, TransferMilestone
 from yilianti.models.workforce import PracticeSite, Practitioner
 
 __all__ = [
@@ -33,4 +34,5 @@ __all__ = [
     "BedReservation", "Booking", "BookingRequest", "ClinicSession", "Closure", "Schedule", "ScheduleTemplate",
     "Slot", "Ward",
     "FollowUpTask", "Referral", "ReferralHistory",
+    "CriticalTransfer", "TransferMilestone",
 ]
