@@ -55,9 +55,10 @@ def engine() -> AsyncEngine:
     global _engine
     if _engine is None:
         s = get_settings()
+        # one statement is its own transaction: autocommit saves the BEGIN and COMMIT round trips
         _engine = create_async_engine(normalise_db_url(s.database_url), pool_size=s.db_pool_size,
                                       max_overflow=s.db_max_overflow, pool_timeout=s.db_pool_timeout,
-                                      pool_pre_ping=True)
+                                      pool_recycle=1800, isolation_level="AUTOCOMMIT")
     return _engine
 
 
@@ -227,7 +228,7 @@ async def book(request: Request, body: BookingIn) -> dict[str, Any]:
                   "ref": body.referral_id, "site": facts.site_id, "ip": subject.ip, "channel": subject.channel,
                   "grant_until": facts.ends_at + timedelta(days=7)}
         try:
-            async with engine().begin() as conn:
+            async with engine().connect() as conn:
                 for pool in pools:
                     row = (await conn.execute(BOOK, {**params, "pool": pool,
                                                      "rand": secrets.token_hex(2).upper()})).first()
