@@ -1,4 +1,4 @@
-"""`yilianti demo | serve | worker | migrate | load-demo | create-user` (CONTRACTS.md)."""
+"""`yilianti demo | serve | worker | migrate | load-demo | create-user | empi link` (CONTRACTS.md)."""
 
 from __future__ import annotations
 
@@ -131,6 +131,12 @@ def cmd_create_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_empi_link(args: argparse.Namespace) -> int:
+    from yilianti.empi.batch import main as link_main
+
+    return link_main(args.input, args.output, args.review)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yilianti", description="Yilianti 医联体协同平台")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -148,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "doctor", "nurse", "reader", "coordinator", "auditor"])
     cu.add_argument("--institution", help="institution name or id")
     cu.set_defaults(fn=cmd_create_user)
+    empi = sub.add_parser("empi", help="master patient index tools")
+    empi_sub = empi.add_subparsers(dest="empi_command", required=True)
+    el = empi_sub.add_parser("link", help="stand-alone batch record linkage of a CSV file")
+    el.add_argument("--input", required=True, help="CSV: record_id,source,name,sex,birth_date,id_number,phone,address")
+    el.add_argument("--output", required=True, help="CSV written: record_id,person_id")
+    el.add_argument("--review", help="CSV written: record_id_a,record_id_b,score (review band)")
+    el.set_defaults(fn=cmd_empi_link)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Enterprise master patient index (EMPI): normalisation, matching rules, batch linkage."""

@@ -1,0 +1,254 @@
+"""`yilianti empi link --input IN.csv --output OUT.csv [--review REVIEW.csv]` (CONTRACTS.md).
+
+Stand-alone: reads the CSV, normalises, links deterministically on valid resident IDs,
+scores blocked candidate pairs (rules v1), groups auto-links with a union-find that never
+joins two different valid resident IDs, writes one output row per input row in input order.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from yilianti.empi import matching
+from yilianti.empi.matching import RULES_V1, Rules
+from yilianti.empi.normalise import Malformed, Record, record
+
+COLUMNS = ("record_id", "source", "name", "sex", "birth_date", "id_number", "phone", "address")
+PROGRESS_EVERY = 100_000
+
+
+class InputError(Exception):
+    pass
+
+
+@dataclass
+class Result:
+    record_ids: list[str]
+    person_ids: list[str]
+    review: list[tuple[str, str, float]]
+    malformed: Counter[str]
+    stats: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def persons(self) -> int:
+        return len(set(self.person_ids))
+
+
+class _UnionFind:
+    """Groups of records; a group keeps its valid resident ID so two different IDs never join."""
+
+    def __init__(self, rids: Sequence[str]) -> None:
+        self.parent = list(range(len(rids)))
+        self.rid = list(rids)
+
+    def find(self, i: int) -> int:
+        parent = self.parent
+        root = i
+        while parent[root] != root:
+            root = parent[root]
+        while parent[i] != root:
+            parent[i], i = root, parent[i]
+        return root
+
+    def union(self, a: int, b: int) -> bool:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return True
+        ida, idb = self.rid[ra], self.rid[rb]
+        if ida and idb and ida != idb:
+            return False
+        if rb < ra:
+            ra, rb = rb, ra
+        self.parent[rb] = ra
+        self.rid[ra] = ida or idb
+        return True
+
+
+def _log(out: TextIO | None, msg: str) -> None:
+    if out is not None:
+        print(msg, file=out, flush=True)
+
+
+def read_csv(path: str, malformed: Malformed, log: TextIO | None = None) -> tuple[list[str], list[Record]]:
+    ids: list[str] = []
+    recs: list[Record] = []
+    try:
+        fh = open(path, encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    with fh:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader, None)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise InputError(f"cannot read {path}: {exc}") from exc
+        if header is None:
+            raise InputError(f"{path} is empty (expected header {','.join(COLUMNS)})")
+        header = [h.strip().lower() for h in header]
+        missing = [c for c in COLUMNS if c not in header]
+        if missing:
+            raise InputError(f"{path}: missing columns {', '.join(missing)}")
+        pos = {c: header.index(c) for c in COLUMNS}
+        width = len(header)
+        try:
+            for n, row in enumerate(reader, 1):
+                if not row:
+                    continue
+                if len(row) < width:
+                    row = row + [""] * (width - len(row))
+                values = {c: row[p] for c, p in pos.items()}
+                ids.append(values["record_id"].strip() or f"#{n}")
+                recs.append(record(values, malformed))
+                if n % PROGRESS_EVERY == 0:
+                    _log(log, f"read {n:,} records")
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise InputError(f"cannot read {path}: {exc}") from exc
+    return ids, recs
+
+
+def _blocks(recs: Sequence[Record]) -> Iterable[tuple[str, dict[tuple[str, ...], list[int]]]]:
+    """Blocking keys: none depends on the resident ID (those are linked deterministically)."""
+    def build(keyfn) -> dict[tuple[str, ...], list[int]]:  # type: ignore[no-untyped-def]
+        d: dict[tuple[str, ...], list[int]] = defaultdict(list)
+        for i, r in enumerate(recs):
+            k = keyfn(r)
+            if k is not None:
+                d[k].append(i)
+        return d
+
+    yield "name_pinyin+year", build(lambda r: (r.surname_py, r.given_py, r.birth[:4])
+                                    if r.given_py and r.birth else None)
+    yield "phone", build(lambda r: (r.phone,) if r.phone else None)
+    yield "surname+birth_date", build(lambda r: (r.surname_py, r.birth) if r.surname_py and r.birth else None)
+    yield "given+birth_date", build(lambda r: (r.given_py, r.birth) if r.given_py and r.birth else None)
+    yield "name+sex", build(lambda r: (r.name, r.sex) if r.name and not r.birth else None)
+
+
+def candidate_pairs(recs: Sequence[Record], rules: Rules, stats: Counter[str],
+                    log: TextIO | None = None) -> set[int]:
+    """Pair codes i*n+j (i<j). Blocks above rules.max_block use a sorted window, so the work per
+    record is bounded whatever the size of the data set."""
+    n = len(recs)
+    pairs: set[int] = set()
+    w = rules.window
+    for key_name, blocks in _blocks(recs):
+        before = len(pairs)
+        for members in blocks.values():
+            m = len(members)
+            if m < 2:
+                continue
+            if m <= rules.max_block:
+                for x in range(m):
+                    i = members[x]
+                    for y in range(x + 1, m):
+                        j = members[y]
+                        if recs[i].rid and recs[j].rid:
+                            continue
+                        pairs.add(i * n + j)
+            else:
+                stats["oversize_blocks"] += 1
+                ordered = sorted(members, key=lambda k: (recs[k].birth, recs[k].given_py, recs[k].name, k))
+                for x in range(m):
+                    i = ordered[x]
+                    for y in range(x + 1, min(m, x + 1 + w)):
+                        j = ordered[y]
+                        if recs[i].rid and recs[j].rid:
+                            continue
+                        pairs.add(i * n + j if i < j else j * n + i)
+        stats[f"pairs_{key_name}"] = len(pairs) - before
+        _log(log, f"blocking {key_name}: {len(blocks):,} blocks, {len(pairs) - before:,} new candidate pairs")
+    return pairs
+
+
+def link(ids: Sequence[str], recs: Sequence[Record], rules: Rules = RULES_V1,
+         log: TextIO | None = None) -> tuple[list[str], list[tuple[str, str, float]], Counter[str]]:
+    n = len(recs)
+    stats: Counter[str] = Counter()
+    uf = _UnionFind([r.rid for r in recs])
+    # 1. deterministic: same valid resident ID → same person
+    first_of: dict[str, int] = {}
+    for i, r in enumerate(recs):
+        if r.rid:
+            if r.rid in first_of:
+                uf.union(first_of[r.rid], i)
+                stats["id_links"] += 1
+            else:
+                first_of[r.rid] = i
+    _log(log, f"deterministic: {stats['id_links']:,} links on valid resident IDs")
+    # 2. probabilistic on blocked candidates
+    pairs = candidate_pairs(recs, rules, stats, log)
+    name_count = Counter(r.name for r in recs if r.name)
+    name_weight = {nm: matching.name_exact_weight(rules, c, n) for nm, c in name_count.items()}
+    auto: list[tuple[float, int, int]] = []
+    review: list[tuple[float, int, int]] = []
+    score = matching.score
+    done = 0
+    for code in pairs:
+        i, j = divmod(code, n)
+        a, b = recs[i], recs[j]
+        s = score(rules, a, b, name_weight.get(a.name, rules.name_exact_min))
+        if s >= rules.auto_link:
+            auto.append((-s, i, j))
+        elif s >= rules.review:
+            review.append((-s, i, j))
+        done += 1
+        if done % 1_000_000 == 0:
+            _log(log, f"scored {done:,} / {len(pairs):,} pairs")
+    stats["pairs_scored"] = len(pairs)
+    del pairs
+    auto.sort()
+    for _neg, i, j in auto:
+        if uf.union(i, j):
+            stats["auto_links"] += 1
+        else:
+            stats["auto_links_refused_id_conflict"] += 1
+    _log(log, f"scored {stats['pairs_scored']:,} pairs: {len(auto):,} above auto-link, "
+              f"{len(review):,} in the review band")
+    roots = [uf.find(i) for i in range(n)]
+    person = [f"P{r + 1}" for r in roots]
+    review_out = sorted(
+        ((i, j, -neg) for neg, i, j in review if roots[i] != roots[j]), key=lambda t: (t[0], t[1]))
+    return person, [(ids[i], ids[j], round(s, 2)) for i, j, s in review_out], stats
+
+
+def run(input_path: str, output_path: str, review_path: str | None = None, rules: Rules = RULES_V1,
+        log: TextIO | None = sys.stderr) -> Result:
+    started = time.monotonic()
+    malformed = Malformed()
+    _log(log, f"empi link (rules {rules.version}): reading {input_path}")
+    ids, recs = read_csv(input_path, malformed, log)
+    _log(log, f"read {len(recs):,} records in {time.monotonic() - started:.1f}s")
+    person, review, stats = link(ids, recs, rules, log)
+    try:
+        with open(output_path, "w", encoding="utf-8", newline="") as fh:
+            wr = csv.writer(fh, lineterminator="\n")
+            wr.writerow(("record_id", "person_id"))
+            wr.writerows(zip(ids, person, strict=True))
+        if review_path:
+            with open(review_path, "w", encoding="utf-8", newline="") as fh:
+                wr = csv.writer(fh, lineterminator="\n")
+                wr.writerow(("record_id_a", "record_id_b", "score"))
+                wr.writerows(review)
+    except OSError as exc:
+        raise InputError(f"cannot write output: {exc}") from exc
+    result = Result(list(ids), person, review, malformed.counts, dict(stats))
+    seconds = time.monotonic() - started
+    bad = ", ".join(f"{k}={v}" for k, v in sorted(malformed.counts.items())) or "none"
+    _log(log, f"summary: records={len(ids)} persons={result.persons} review_pairs={len(review)} "
+              f"malformed: {bad} seconds={seconds:.1f} rules={rules.version}")
+    return result
+
+
+def main(input_path: str, output_path: str, review_path: str | None = None) -> int:
+    try:
+        run(input_path, output_path, review_path)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

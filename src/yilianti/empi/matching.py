@@ -1,0 +1,126 @@
+"""Matching rules: versioned data (weights and thresholds) and the pair score.
+
+Fellegi–Sunter-like: each field comparison adds a log2 likelihood-ratio weight (m/u);
+the sum is compared with two thresholds (auto-link above, review between, new person below).
+A valid resident ID is deterministic: equal → same person; two different valid IDs →
+never the same person (hard negative), whatever the other fields say.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from rapidfuzz.distance import Levenshtein
+
+from yilianti.empi.normalise import Record
+
+HARD_NEGATIVE = -1000.0
+
+
+@dataclass(frozen=True)
+class Rules:
+    version: str = "v1"
+    # name
+    name_exact_min: float = 7.0        # exact name, frequency-adjusted between min and max
+    name_exact_max: float = 14.0
+    name_exact_m: float = 0.95
+    name_reference_n: int = 100_000    # small files use this as the population size
+    name_homophone: float = 6.0        # same toneless pinyin, different characters
+    name_surname_only: float = -10.0   # same surname, clearly different given name (twins, siblings)
+    name_different: float = -12.0
+    name_latin_close: float = 3.0      # Latin names, one edit apart
+    # birth date
+    birth_exact: float = 6.0
+    birth_swap: float = 3.0            # day and month swapped
+    birth_one_digit: float = 2.0       # one digit differs (typo)
+    birth_different: float = -8.0
+    # sex
+    sex_agree: float = 0.5
+    sex_disagree: float = -4.0
+    # phone (guardians' phones are shared by siblings: moderate weight)
+    phone_agree: float = 4.0
+    phone_disagree: float = -0.5
+    # address (character-bigram Jaccard)
+    address_high: float = 2.0          # ≥ address_high_at
+    address_high_at: float = 0.75
+    address_mid: float = 1.0           # ≥ address_mid_at
+    address_mid_at: float = 0.45
+    address_low: float = -1.0          # < address_low_at
+    address_low_at: float = 0.15
+    # an ID-shaped value failing validation equal on both sides is weak evidence
+    weak_id_agree: float = 4.0
+    # thresholds
+    auto_link: float = 15.0
+    review: float = 8.0
+    # blocking
+    max_block: int = 60                # larger blocks are compared with a sorted window
+    window: int = 12
+
+
+RULES_V1 = Rules()
+
+
+def name_exact_weight(rules: Rules, count: int, n_records: int) -> float:
+    """Term-frequency adjusted weight for an exact name agreement (王伟 weighs less than a rare name)."""
+    u = max(count, 1) / max(n_records, rules.name_reference_n)
+    w = math.log2(rules.name_exact_m / u)
+    return min(max(w, rules.name_exact_min), rules.name_exact_max)
+
+
+def _birth(rules: Rules, a: str, b: str) -> float:
+    if not a or not b:
+        return 0.0
+    if a == b:
+        return rules.birth_exact
+    if a[:4] == b[:4] and a[4:6] == b[6:8] and a[6:8] == b[4:6]:
+        return rules.birth_swap
+    if sum(1 for x, y in zip(a, b, strict=True) if x != y) == 1:
+        return rules.birth_one_digit
+    return rules.birth_different
+
+
+def _name(rules: Rules, a: Record, b: Record, exact_weight: float) -> float:
+    if not a.name or not b.name:
+        return 0.0
+    if a.name == b.name:
+        return exact_weight
+    if a.surname_py == b.surname_py and a.given_py == b.given_py and a.given_py:
+        return rules.name_homophone
+    if not ("\u3400" <= a.name[0] <= "\u9fff") and Levenshtein.distance(a.name, b.name) <= 1:
+        return rules.name_latin_close
+    if a.surname_py == b.surname_py:
+        return rules.name_surname_only
+    return rules.name_different
+
+
+def score(rules: Rules, a: Record, b: Record, exact_name_weight: float) -> float:
+    if a.rid and b.rid:
+        if a.rid != b.rid:
+            return HARD_NEGATIVE
+        return 100.0
+    s = _name(rules, a, b, exact_name_weight)
+    s += _birth(rules, a.birth, b.birth)
+    if a.sex and b.sex:
+        s += rules.sex_agree if a.sex == b.sex else rules.sex_disagree
+    if a.phone and b.phone:
+        s += rules.phone_agree if a.phone == b.phone else rules.phone_disagree
+    if a.addr and b.addr:
+        inter = len(a.addr & b.addr)
+        j = inter / (len(a.addr) + len(b.addr) - inter)
+        if j >= rules.address_high_at:
+            s += rules.address_high
+        elif j >= rules.address_mid_at:
+            s += rules.address_mid
+        elif j < rules.address_low_at:
+            s += rules.address_low
+    if a.rid_weak and b.rid_weak and a.rid_weak == b.rid_weak:
+        s += rules.weak_id_agree
+    return s
+
+
+def explain(rules: Rules, a: Record, b: Record, exact_name_weight: float) -> dict[str, float]:
+    """Per-field weights of one pair (for review screens and tests)."""
+    out = {"name": _name(rules, a, b, exact_name_weight), "birth_date": _birth(rules, a.birth, b.birth)}
+    out["total"] = score(rules, a, b, exact_name_weight)
+    return out
