@@ -79,7 +79,7 @@ def read_csv(path: str, malformed: Malformed, log: TextIO | None = None) -> tupl
     ids: list[str] = []
     recs: list[Record] = []
     try:
-        fh = open(path, encoding="utf-8-sig", newline="")
+        fh = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 (closed by the with below)
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
     with fh:
@@ -184,12 +184,11 @@ def link(ids: Sequence[str], recs: Sequence[Record], rules: Rules = RULES_V1,
     # 2. probabilistic on blocked candidates
     pairs = candidate_pairs(recs, rules, stats, log)
     name_count = Counter(r.name for r in recs if r.name)
-    name_weight = {nm: matching.name_exact_weight(rules, c, n) for nm, c in name_count.items()}
+    name_weight = {nm: matching.name_exact_weight(rules, c, n, nm) for nm, c in name_count.items()}
     auto: list[tuple[float, int, int]] = []
     review: list[tuple[float, int, int]] = []
     score = matching.score
-    done = 0
-    for code in pairs:
+    for done, code in enumerate(pairs, 1):
         i, j = divmod(code, n)
         a, b = recs[i], recs[j]
         s = score(rules, a, b, name_weight.get(a.name, rules.name_exact_min))
@@ -197,7 +196,6 @@ def link(ids: Sequence[str], recs: Sequence[Record], rules: Rules = RULES_V1,
             auto.append((-s, i, j))
         elif s >= rules.review:
             review.append((-s, i, j))
-        done += 1
         if done % 1_000_000 == 0:
             _log(log, f"scored {done:,} / {len(pairs):,} pairs")
     stats["pairs_scored"] = len(pairs)
@@ -218,7 +216,12 @@ def link(ids: Sequence[str], recs: Sequence[Record], rules: Rules = RULES_V1,
 
 
 def run(input_path: str, output_path: str, review_path: str | None = None, rules: Rules = RULES_V1,
-        log: TextIO | None = sys.stderr) -> Result:
+        log: TextIO | None | bool = True) -> Result:
+    """log=True writes progress to the current sys.stderr; None/False is silent."""
+    if log is True:
+        log = sys.stderr
+    elif log is False:
+        log = None
     started = time.monotonic()
     malformed = Malformed()
     _log(log, f"empi link (rules {rules.version}): reading {input_path}")

@@ -17,6 +17,15 @@ from yilianti.empi.normalise import Record
 
 HARD_NEGATIVE = -1000.0
 
+# The most frequent full names in China (public name statistics): their exact agreement is weak
+# evidence even when a small file holds only a few of them.
+COMMON_NAMES = frozenset([
+    "王伟", "张伟", "王芳", "李伟", "李娜", "张敏", "李静", "王静", "刘伟", "王秀英", "张丽", "李秀英", "王丽", "张静", "张秀英", "李强",
+    "王敏", "李敏", "王磊", "刘洋", "王艳", "王勇", "李军", "张勇", "李杰", "张杰", "张磊", "王强", "李娟", "王军", "张艳", "张涛",
+    "王涛", "李艳", "王超", "李明", "李勇", "王娟", "刘杰", "刘敏", "李霞", "李丽", "张军", "王杰", "张强", "王秀兰", "王刚", "王平",
+    "刘芳", "张燕", "李燕", "刘静", "张丹", "王鹏", "李平", "王霞", "李刚", "王辉", "张婷", "李红"
+])
+
 
 @dataclass(frozen=True)
 class Rules:
@@ -26,6 +35,7 @@ class Rules:
     name_exact_max: float = 14.0
     name_exact_m: float = 0.95
     name_reference_n: int = 100_000    # small files use this as the population size
+    common_name_u: float = 0.002       # floor of the agreement frequency u for COMMON_NAMES
     name_homophone: float = 6.0        # same toneless pinyin, different characters
     name_surname_only: float = -10.0   # same surname, clearly different given name (twins, siblings)
     name_different: float = -12.0
@@ -61,9 +71,11 @@ class Rules:
 RULES_V1 = Rules()
 
 
-def name_exact_weight(rules: Rules, count: int, n_records: int) -> float:
+def name_exact_weight(rules: Rules, count: int, n_records: int, name: str = "") -> float:
     """Term-frequency adjusted weight for an exact name agreement (王伟 weighs less than a rare name)."""
     u = max(count, 1) / max(n_records, rules.name_reference_n)
+    if name in COMMON_NAMES:
+        u = max(u, rules.common_name_u)
     w = math.log2(rules.name_exact_m / u)
     return min(max(w, rules.name_exact_min), rules.name_exact_max)
 
