@@ -172,9 +172,10 @@ def accept(db: Session, subject: Subject, transfer_id: int, data: AcceptIn) -> C
             fields["accepting_practitioner_id"] = "请选择本院的医生"
         else:
             physician = physician or prac.name
-    elif physician is None:
+    elif physician is None:  # the accepting user themself
         prac_id = subject.practitioner_id
-        physician = subject.display_name
+        own = db.get(Practitioner, prac_id) if prac_id is not None else None
+        physician = own.name if own is not None else subject.display_name
     if data.ward_id is not None:
         ward = db.get(Ward, data.ward_id)
         if ward is None or ward.institution_id != t.destination_institution_id:

@@ -1,0 +1,147 @@
+"""Critical transfer pages: list (both directions, open first), new request, detail with timeline.
+
+Forms post back; on bad input the page is re-rendered with 422 and field errors, a state
+conflict (409) is shown on the detail page, success redirects (303) to the detail page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from yilianti.auth.deps import DB, Clinical
+from yilianti.authz.subject import Subject
+from yilianti.exceptions import AppError, Conflict, InvalidInput, parse_input
+from yilianti.models.patient import Patient
+from yilianti.models.scheduling import Ward
+from yilianti.models.workforce import Practitioner
+from yilianti.patients import service as patients
+from yilianti.transfer import service
+from yilianti.transfer.schemas import (
+    VITAL_RANGES,
+    AcceptIn,
+    CancelIn,
+    DispatchIn,
+    MilestoneIn,
+    Network,
+    TransferIn,
+)
+from yilianti.web.forms import errors_of
+from yilianti.web.render import render_page
+
+router = APIRouter(include_in_schema=False)
+
+VITAL_LABELS = {"hr": "心率（次/分）", "bp_sys": "收缩压（mmHg）", "bp_dia": "舒张压（mmHg）", "spo2": "血氧饱和度（%）",
+                "rr": "呼吸（次/分）", "temp": "体温（℃）", "gcs": "GCS 评分", "weight_kg": "体重（kg）"}
+
+
+def _blank_to_none(form: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.strip() or None) if isinstance(v, str) else v for k, v in form.items() if k != "csrf_token"}
+
+
+async def _form(request: Request) -> dict[str, Any]:
+    return _blank_to_none(dict((await request.form()).items()))
+
+
+@router.get("/transfers")
+def transfer_list(request: Request, db: DB, subject: Clinical, direction: str = "all") -> Response:
+    if direction not in ("all", "incoming", "outgoing"):
+        direction = "all"
+    rows = service.list_for(db, subject, direction=direction)
+    inst = service.names(db, {r.origin_institution_id for r in rows} | {r.destination_institution_id for r in rows})
+    pats = service.patient_names(db, {r.patient_id for r in rows})
+    return render_page(request, "transfer/list.html", {
+        "rows": rows, "inst": inst, "pats": pats, "direction": direction, "final": service.FINAL})
+
+
+def _new_ctx(db: Session, subject: Subject, values: dict[str, Any], errors: dict[str, str], q: str = "") -> dict[str, Any]:
+    rows = patients.search(db, subject, q, limit=50)
+    chosen = values.get("patient_id")
+    if chosen and str(chosen).isdigit() and all(p.id != int(chosen) for p in rows):
+        p = db.get(Patient, int(chosen))
+        if p is not None:
+            rows.insert(0, p)
+    return {"values": values, "errors": errors, "q": q, "patients": rows,
+            "destinations": service.destinations(db, subject), "networks": [n.value for n in Network],
+            "vital_labels": VITAL_LABELS, "vital_ranges": VITAL_RANGES}
+
+
+@router.get("/transfers/new")
+def transfer_new(request: Request, db: DB, subject: Clinical, q: str = "", patient_id: str = "",
+                 network: str = "general") -> Response:
+    values = {"patient_id": patient_id, "network": network if network in {n.value for n in Network} else "general"}
+    return render_page(request, "transfer/new.html", _new_ctx(db, subject, values, {}, q))
+
+
+@router.post("/transfers/new")
+async def transfer_create(request: Request, db: DB, subject: Clinical) -> Response:
+    form = await _form(request)
+    vitals = {k: form.get(f"vitals.{k}") for k in VITAL_LABELS if form.get(f"vitals.{k}") is not None}
+    data = {k: form.get(k) for k in ("patient_id", "destination_institution_id", "network", "diagnosis",
+                                     "referral_id") if form.get(k) is not None}
+    data["vitals"] = vitals
+    try:
+        t = service.request(db, subject, parse_input(TransferIn, data))
+    except InvalidInput as exc:
+        db.rollback()
+        return render_page(request, "transfer/new.html", _new_ctx(db, subject, form, errors_of(request, exc)),
+                           status_code=422)
+    return RedirectResponse(f"/transfers/{t.id}", status_code=303)
+
+
+def _detail_ctx(db: Session, subject: Subject, transfer_id: int) -> dict[str, Any]:
+    v = service.view(db, subject, transfer_id)
+    t = v["transfer"]
+    v["inst"] = service.names(db, {t.origin_institution_id, t.destination_institution_id})
+    v["patient"] = db.get(Patient, t.patient_id)
+    v["labels"] = service.MILESTONE_LABELS
+    v["indicator_labels"] = service.INDICATOR_LABELS
+    v["main_chain"] = service.MAIN_CHAIN
+    v["vital_labels"] = VITAL_LABELS
+    since = {leg.kind: leg for leg in v["metrics"].legs}
+    v["since"] = since
+    v["total"] = service.duration_parts(v["metrics"].total_minutes)
+    if v["side"] == "destination" and t.status == "requested":
+        v["practitioners"] = list(db.scalars(select(Practitioner).where(
+            Practitioner.home_institution_id == t.destination_institution_id, Practitioner.active.is_(True))
+            .order_by(Practitioner.name)))
+        v["wards"] = list(db.scalars(select(Ward).where(Ward.institution_id == t.destination_institution_id)
+                                     .order_by(Ward.name)))
+    return v
+
+
+@router.get("/transfers/{transfer_id}")
+def transfer_detail(request: Request, db: DB, subject: Clinical, transfer_id: int) -> Response:
+    return render_page(request, "transfer/detail.html", {**_detail_ctx(db, subject, transfer_id), "errors": {},
+                                                         "form": ""})
+
+
+@router.post("/transfers/{transfer_id}/{action}")
+async def transfer_action(request: Request, db: DB, subject: Clinical, transfer_id: int, action: str) -> Response:
+    form = await _form(request)
+    try:
+        if action == "accept":
+            service.accept(db, subject, transfer_id, parse_input(AcceptIn, form))
+        elif action == "dispatch":
+            service.dispatch(db, subject, transfer_id, parse_input(DispatchIn, form))
+        elif action == "milestone":
+            service.record_milestone(db, subject, transfer_id, parse_input(MilestoneIn, form))
+        elif action == "cancel":
+            service.cancel(db, subject, transfer_id, parse_input(CancelIn, form))
+        else:
+            service.get(db, subject, transfer_id)
+            raise InvalidInput(fields={"action": "取值不在允许范围内"})
+    except (InvalidInput, Conflict) as exc:
+        db.rollback()
+        service.get(db, subject, transfer_id)  # an outsider still gets 404, not the form
+        status = exc.status
+        ctx = _detail_ctx(db, subject, transfer_id)
+        return render_page(request, "transfer/detail.html", {**ctx, "errors": errors_of(request, exc),
+                                                             "form": action, "values": form}, status_code=status)
+    except AppError:
+        raise
+    return RedirectResponse(f"/transfers/{transfer_id}", status_code=303)
