@@ -58,16 +58,26 @@ class Gen:
     def __init__(self, seed: int) -> None:
         self.r = random.Random(seed)
         self.seq = 0
+        self.used: set[str] = set()
 
     def rid(self, region: str, birth: date, male: bool) -> str:
-        self.seq += 1
-        order = (self.seq * 7919 % 499) * 2 + (1 if male else 0)
-        body = f"{region}{birth:%Y%m%d}{order:03d}"
-        number = body + check_digit(body)
-        if not ric.is_valid(number):  # region codes change over time (廊坊 was 1326xx before 1989)
-            body = f"{_OLD_REGION.get(region, '110105')}{birth:%Y%m%d}{order:03d}"
+        """A valid, unique resident ID (real IDs are unique: a collision would be a false truth)."""
+        if not self._region_ok(region, birth):
+            region = _OLD_REGION.get(region, "110105")  # region codes change (廊坊 was 1326xx before 1989)
+        for _ in range(500):
+            self.seq += 1
+            order = (self.seq * 7919 % 499) * 2 + (1 if male else 0)
+            body = f"{region}{birth:%Y%m%d}{order:03d}"
             number = body + check_digit(body)
-        return number
+            if number not in self.used:
+                self.used.add(number)
+                return number
+        raise RuntimeError("resident ID sequence exhausted")
+
+    @staticmethod
+    def _region_ok(region: str, birth: date) -> bool:
+        body = f"{region}{birth:%Y%m%d}001"
+        return ric.is_valid(body + check_digit(body))
 
     def phone(self) -> str:
         return f"1{self.r.choice('3456789')}{self.r.randrange(10**9):09d}"

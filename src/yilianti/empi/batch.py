@@ -183,8 +183,15 @@ def link(ids: Sequence[str], recs: Sequence[Record], rules: Rules = RULES_V1,
     _log(log, f"deterministic: {stats['id_links']:,} links on valid resident IDs")
     # 2. probabilistic on blocked candidates
     pairs = candidate_pairs(recs, rules, stats, log)
+    # exact-name weight by frequency; homophones of a common name (王玮 ~ 王伟) are as common as it
     name_count = Counter(r.name for r in recs if r.name)
-    name_weight = {nm: matching.name_exact_weight(rules, c, n, nm) for nm, c in name_count.items()}
+    sound_count = Counter((r.surname_py, r.given_py) for r in recs if r.name)
+    sound_of = {r.name: (r.surname_py, r.given_py) for r in recs if r.name}
+    common_sounds = {sound_of[nm] for nm in matching.COMMON_NAMES if nm in sound_of}
+    name_weight = {
+        nm: matching.name_exact_weight(rules, max(c, sound_count[sound_of[nm]]), n,
+                                       nm, sound_of[nm] in common_sounds)
+        for nm, c in name_count.items()}
     auto: list[tuple[float, int, int]] = []
     review: list[tuple[float, int, int]] = []
     score = matching.score

@@ -71,10 +71,10 @@ class Rules:
 RULES_V1 = Rules()
 
 
-def name_exact_weight(rules: Rules, count: int, n_records: int, name: str = "") -> float:
+def name_exact_weight(rules: Rules, count: int, n_records: int, name: str = "", common: bool = False) -> float:
     """Term-frequency adjusted weight for an exact name agreement (王伟 weighs less than a rare name)."""
     u = max(count, 1) / max(n_records, rules.name_reference_n)
-    if name in COMMON_NAMES:
+    if common or name in COMMON_NAMES:
         u = max(u, rules.common_name_u)
     w = math.log2(rules.name_exact_m / u)
     return min(max(w, rules.name_exact_min), rules.name_exact_max)
