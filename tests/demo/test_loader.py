@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from tests import builders as b
 from yilianti.auth.service import build_subject
-from yilianti.demo import loader
+from yilianti.demo import loader, referrals
 from yilianti.demo import scheduling as demo_scheduling
 from yilianti.kit import validate
 from yilianti.models import (
@@ -47,7 +47,7 @@ from yilianti.models.scheduling import (
     Ward,
 )
 
-PATIENTS = 300 + 36  # the first data set, then 36 registered at 太阳宫 with the booking data
+PATIENTS = 300 + 36 + referrals.PATIENTS  # the first data set, 36 at 太阳宫 (booking data), then the referral data
 
 
 def _inst(db: Session, name: str) -> Institution:
@@ -259,7 +259,7 @@ def test_patients_have_valid_resident_ids_matching_birth_date_and_sex(db: Sessio
             assert p.guardian_relation and validate.mobile(p.guardian_phone or "") == p.guardian_phone
         else:
             assert validate.mobile(p.phone or "") == p.phone
-        assert p.address and p.city and p.address.startswith(("天津市", "河北省廊坊市", "北京市朝阳区"))
+        assert p.address and p.city and p.address.startswith(("天津市", "河北省廊坊市", "北京市朝阳区", "河北省保定市"))
     children = [p for p in patients if p.birth_date and p.birth_date.year >= 2012]
     assert len(children) > 80 and all(c.guardian_name for c in children)
     # the region codes are in the registering institution's region

@@ -55,7 +55,7 @@ from yilianti.models.workforce import PracticeSite, Practitioner, Title
 from yilianti.patients import service as patient_service
 
 __all__ = [
-    "DEMO_PASSWORD", "NAMESAKES", "SCHEDULING_ACCOUNTS", "TWINS", "DemoAccount", "alliances_data", "demo_accounts",
+    "DEMO_PASSWORD", "NAMESAKES", "REFERRAL_ACCOUNTS", "SCHEDULING_ACCOUNTS", "TWINS", "DemoAccount", "alliances_data", "demo_accounts",
     "is_loaded", "load_demo", "resident_id_for",
 ]
 
@@ -129,10 +129,25 @@ SCHEDULING_ACCOUNTS: tuple[_AccountSpec, ...] = (
 )
 
 
+# Added with the referral and critical-transfer data (demo/referrals.py creates them behind its own
+# marker). `staff` names a department of the institution: the account is linked to its head.
+REFERRAL_ACCOUNTS: tuple[_AccountSpec, ...] = (
+    _AccountSpec("guangyang-doctor", Role.doctor, "广阳区人民医院", "", staff="神经内科"),
+    _AccountSpec("yinhe-doctor", Role.doctor, "银河北路办事处社区卫生服务中心", "", staff="全科"),
+    _AccountSpec("jiefang-doctor", Role.doctor, "解放道办事处社区卫生服务中心", "", staff="全科"),
+    _AccountSpec("baoding-doctor", Role.doctor, "北京儿童医院保定医院(保定市儿童医院)", "", staff="儿内科"),
+    _AccountSpec("bch-doctor", Role.doctor, "首都医科大学附属北京儿童医院", "", staff="儿内科"),
+    _AccountSpec("lfch-doctor", Role.doctor, "廊坊市儿童医院", "", staff="新生儿科"),
+    _AccountSpec("jinglang-doctor", Role.doctor, "首都儿科研究所附属儿童医院", "", staff="新生儿科"),
+    _AccountSpec("langfang-lead-doctor", Role.doctor, "廊坊市人民医院", "", staff="心内科"),
+    _AccountSpec("lf120-doctor", Role.doctor, "廊坊市120卫生急救中心", "", staff="院前急救科"),
+)
+
+
 def demo_accounts() -> list[DemoAccount]:
     """The demo accounts (one line each is printed by `make demo`)."""
     return [DemoAccount(a.username, DEMO_PASSWORD, str(a.role), a.institution or PLATFORM)
-            for a in (*_ACCOUNTS, *SCHEDULING_ACCOUNTS)]
+            for a in (*_ACCOUNTS, *SCHEDULING_ACCOUNTS, *REFERRAL_ACCOUNTS)]
 
 
 @dataclass(frozen=True)
@@ -476,6 +491,7 @@ _REGIONS: dict[str, tuple[str, list[str], bool]] = {
     "120110": ("天津市东丽区", ["津塘公路", "先锋路", "跃进路", "东丽大道", "成林道"], False),
     "131024": ("河北省廊坊市香河县", ["新华大街", "秀水街", "香安路", "运河大街", "交通路"], False),
     "131024-v": ("河北省廊坊市香河县渠口镇", ["渠口村", "东营村", "西营村", "南庄村", "北辛庄村"], True),
+    "130602": ("河北省保定市竞秀区", ["东风中路", "朝阳北大街", "七一西路", "复兴中路", "天威西路"], False),
     "110105": ("北京市朝阳区", ["太阳宫中路", "太阳宫北街", "西坝河南路", "曙光西里", "芍药居北里", "夏家园"], False),
 }
 
@@ -605,12 +621,14 @@ def load_demo(db: Session) -> list[DemoAccount]:
     eight weeks of booking history, wards, the wait-list) sits behind a marker of its own
     (demo/scheduling.py), so a database loaded before it existed gets it on the next load.
     """
-    from yilianti.demo import scheduling
+    from yilianti.demo import referrals, scheduling
 
     if not is_loaded(db):
         _load_base(db)
     if not scheduling.is_loaded(db):
         scheduling.load(db)
+    if not referrals.is_loaded(db):
+        referrals.load(db)
     return demo_accounts()
 
 
