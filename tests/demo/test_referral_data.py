@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tests import builders as b
 from yilianti.auth import service as auth_service
 from yilianti.demo import loader, referrals
 from yilianti.models.alliance import Institution
@@ -77,3 +80,16 @@ def test_new_accounts_log_in(db: Session) -> None:
         assert user is not None
         assert auth_service.authenticate(db, spec.username, loader.DEMO_PASSWORD) is not None
 
+
+
+def test_the_pages_show_the_neonatal_timeline_and_the_community_tasks(db: Session, client) -> None:  # type: ignore[no-untyped-def]
+    t = db.scalar(select(CriticalTransfer).where(CriticalTransfer.network == "neonatal"))
+    assert t is not None
+    b.login(client, "lfch-doctor", loader.DEMO_PASSWORD)
+    page = client.get(f"/transfers/{t.id}")
+    assert page.status_code == 200
+    assert re.search(r'id="total"><b>2 小时 40 分', page.text), page.text[:2000]
+    client.cookies.clear()
+    b.login(client, "tj-community-doctor", loader.DEMO_PASSWORD)
+    page = client.get("/referrals?side=receiver")
+    assert page.status_code == 200 and "随访吸入装置使用方法" in page.text

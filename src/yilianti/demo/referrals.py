@@ -196,13 +196,10 @@ def _tianjin(ctx: _Ctx) -> None:
     schedule_ids = list(db.scalars(select(Schedule.id).where(Schedule.institution_id == lead,
                                                              Schedule.specialty == "儿童呼吸")))
     now = clock.now()
-    session = None
-    for s in db.scalars(select(ClinicSession).where(ClinicSession.schedule_id.in_(schedule_ids),
-                                                    ClinicSession.status == SessionStatus.open)
-                        .order_by(ClinicSession.starts_at)):
-        if clock.as_utc(s.starts_at) >= now - timedelta(days=16):
-            session = s
-            break
+    session = db.scalar(select(ClinicSession).where(ClinicSession.schedule_id.in_(schedule_ids),
+                                                    ClinicSession.status == SessionStatus.open,
+                                                    ClinicSession.starts_at < now - timedelta(days=12))
+                        .order_by(ClinicSession.starts_at.desc()).limit(1))
     up_at = (clock.as_utc(session.starts_at) if session else now - timedelta(days=14)) - timedelta(days=4)
     summary = {"diagnoses": _dx("J45.9", "支气管哮喘（控制不佳）", "J30.4", "变应性鼻炎"),
                "key_results": "近3月喘息发作4次；肺功能：FEV1 72%预计值，支气管舒张试验阳性；血嗜酸粒细胞 6.2%",
@@ -231,6 +228,17 @@ def _tianjin(ctx: _Ctx) -> None:
         with clock.frozen(seen_at):
             referral.arrive(db, lead_doc, up)
             scheduling.mark_arrived(db, ctx.subject("tj-lead-coordinator"), booking_id)
+    else:  # no past session to book (a database whose booking data is older): a bed instead
+        ward = db.scalar(select(Ward).where(Ward.institution_id == lead).order_by(Ward.id).limit(1))
+        if ward is None:
+            return
+        with clock.frozen(up_at + timedelta(hours=3)):
+            bed = scheduling.reserve_bed(db, ctx.subject("tj-community-doctor"), BedReservationIn(
+                ward_id=ward.id, patient_id=patient, hours=72, referral_id=up))
+            referral.schedule(db, ctx.subject("tj-community-doctor"), up, bed_reservation_id=bed.id)
+        with clock.frozen(seen_at):
+            referral.arrive(db, lead_doc, up)
+            scheduling.admit_reservation(db, lead_doc, bed.id)
     with clock.frozen(seen_at + timedelta(days=2)):
         referral.return_outcome(db, lead_doc, up, "诊断：支气管哮喘（中度持续）。吸入激素升级为布地奈德福莫特罗160/4.5μg "
                                 "1吸 bid，继续孟鲁司特；尘螨脱敏评估。病情稳定，转回社区随访。")
