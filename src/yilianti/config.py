@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     db_max_overflow: int = 15
     db_pool_timeout: float = 30.0
 
+    # critical transfers: chest-pain and stroke network targets in minutes (DOMAIN.md §4)
+    transfer_target_fmc_to_ecg: int = 10
+    transfer_target_door_to_balloon: int = 90
+    transfer_target_door_to_needle: int = 60
+
     # POST /api/v1/bookings on PostgreSQL: one async statement instead of the ORM path
     booking_fast_path: bool = True
     # how long a resolved token/session subject is reused by the fast path (revocation delay)
