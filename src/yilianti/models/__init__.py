@@ -4,6 +4,13 @@ from yilianti.models.alliance import Alliance, Department, Institution, Membersh
 from yilianti.models.audit import AuditEvent
 from yilianti.models.auth import ApiToken, RoleAssignment, User
 from yilianti.models.base import Base
+from yilianti.models.diagnostics import (
+    DiagnosticOrder,
+    ImagingInstance,
+    ImagingStudy,
+    InboundMessage,
+    LabObservation,
+)
 from yilianti.models.outbox import Notification, OutboxMessage
 from yilianti.models.patient import (
     AccessGrant,
@@ -35,4 +42,5 @@ __all__ = [
     "Slot", "Ward",
     "FollowUpTask", "Referral", "ReferralHistory",
     "CriticalTransfer", "TransferMilestone",
+    "DiagnosticOrder", "ImagingInstance", "ImagingStudy", "InboundMessage", "LabObservation",
 ]

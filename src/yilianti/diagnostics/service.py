@@ -1,0 +1,305 @@
+"""Ingest of results and images for shared diagnostic centres (CONTRACTS.md "HL7 v2 ORU^R01 mapping", "DICOM").
+
+Pure, synchronous functions over a Session: the receivers call them inside one transaction per
+message (see `ingest_hl7` / `ingest_dicom`) and commit. Nothing received is silently dropped:
+every message or instance leaves an `InboundMessage` (stored | quarantined | rejected).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import hl7
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from yilianti.audit import service as audit
+from yilianti.kit import clock
+from yilianti.models.diagnostics import (
+    DiagnosticOrder,
+    ImagingInstance,
+    ImagingStudy,
+    InboundMessage,
+    LabObservation,
+)
+from yilianti.models.patient import Patient, PatientIdentifier
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------- HL7 v2
+
+
+@dataclass
+class Hl7Outcome:
+    code: str  # AA | AE | AR
+    reason: str | None
+    control_id: str
+    sending_app: str
+    sending_facility: str
+    version: str
+    inbound_id: int | None = None
+    error_code: str | None = None  # HL7 table 0357: 204 unknown key identifier, 100 segment sequence, ...
+
+
+def normalise_segments(text: str) -> str:
+    """Accept `\\r`, `\\n` and `\\r\\n` segment separators; HL7 wants `\\r`."""
+    lines = [ln for ln in re.split(r"\r\n|\r|\n", text.strip("\x0b\x1c\r\n ")) if ln.strip()]
+    return "\r".join(lines)
+
+
+def _field(seg: Any, n: int) -> str:
+    try:
+        return str(seg[n]) if len(seg) > n else ""
+    except (IndexError, KeyError):
+        return ""
+
+
+def _component(value: str, n: int, sep: str = "^") -> str:
+    parts = value.split(sep)
+    return parts[n] if len(parts) > n else ""
+
+
+def _hl7_ts(value: str) -> datetime | None:
+    digits = re.sub(r"[^0-9]", "", value.split("+")[0].split("-")[0])[:14]
+    for fmt, size in (("%Y%m%d%H%M%S", 14), ("%Y%m%d%H%M", 12), ("%Y%m%d", 8)):
+        if len(digits) >= size:
+            try:
+                local = datetime.strptime(digits[:size], fmt)
+            except ValueError:
+                return None
+            return clock.as_utc(local.replace(tzinfo=clock.SHANGHAI))  # sender local time (Beijing)
+    return None
+
+
+def _identifiers(pid3: str, rep: str = "~", comp: str = "^") -> list[tuple[str, str]]:
+    out = []
+    for one in pid3.split(rep):
+        value = _component(one, 0, comp).strip()
+        if value:
+            out.append((_component(one, 3, comp).split("&")[0].strip(), value))
+    return out
+
+
+def _patient_matches(db: Session, patient_id: int, pid3: list[tuple[str, str]], name: str) -> bool:
+    """PID-3 identifiers must meet the order's patient; without identifiers the PID-5 name must."""
+    if pid3:
+        known = db.execute(select(PatientIdentifier.authority, PatientIdentifier.value)
+                           .where(PatientIdentifier.patient_id == patient_id)).all()
+        for authority, value in pid3:
+            for k_auth, k_value in known:
+                if value == k_value and (not authority or authority == k_auth):
+                    return True
+        return False
+    if name:
+        patient = db.get(Patient, patient_id)
+        return patient is not None and patient.name == name
+    return True
+
+
+def ingest_hl7(db: Session, raw: str, *, sender: str | None = None) -> Hl7Outcome:
+    """Parse one ORU^R01 and store it (or quarantine / reject it). Flushes; the caller commits."""
+    text = normalise_segments(raw)
+    try:
+        if not text.startswith("MSH"):
+            raise ValueError("no MSH segment")
+        msg = hl7.parse(text)
+        msh = msg.segment("MSH")
+    except Exception as exc:  # noqa: BLE001 - anything unparseable is an AR
+        inbound = InboundMessage(channel="hl7", status="rejected", reason=f"无法解析的 HL7 消息: {exc}",
+                                 raw=raw, sender=sender)
+        db.add(inbound)
+        db.flush()
+        return Hl7Outcome("AR", "无法解析的 HL7 消息 (unparseable HL7 message)", "", "", "", "2.5.1",
+                          inbound.id, "100")
+
+    control_id = _field(msh, 10)
+    outcome = Hl7Outcome("AA", None, control_id, _field(msh, 3), _field(msh, 4), _field(msh, 12) or "2.5.1")
+    msg_type = _field(msh, 9)
+    inbound = InboundMessage(channel="hl7", raw=text, control_id=control_id[:64] or None,
+                             sender=(sender or f"{outcome.sending_app}@{outcome.sending_facility}")[:100],
+                             status="stored")
+
+    def reject(code: str, reason: str, err: str, status: str = "quarantined") -> Hl7Outcome:
+        inbound.status, inbound.reason = status, reason
+        db.add(inbound)
+        db.flush()
+        outcome.code, outcome.reason, outcome.error_code, outcome.inbound_id = code, reason, err, inbound.id
+        return outcome
+
+    if not msg_type.startswith("ORU"):
+        return reject("AR", f"不支持的消息类型 {msg_type} (unsupported message type)", "200", "rejected")
+    if not _has(msg, "OBR"):
+        return reject("AR", "缺少 OBR 段 (no OBR segment)", "101", "rejected")
+    pid = msg.segments("PID")[0] if _has(msg, "PID") else None
+    pid3 = _identifiers(_field(pid, 3)) if pid is not None else []
+    pid_name = _component(_field(pid, 5), 0) if pid is not None else ""
+    # Chinese names are usually sent whole in PID-5.1; western senders split family^given
+    if pid is not None and _component(_field(pid, 5), 1) and not re.search(r"[\u4e00-\u9fff]", pid_name):
+        pid_name = f"{pid_name} {_component(_field(pid, 5), 1)}"
+
+    stored = 0
+    orders: dict[int, DiagnosticOrder] = {}
+    current: DiagnosticOrder | None = None
+    for seg in msg:
+        kind = str(seg[0])
+        if kind == "OBR":
+            accession = _component(_field(seg, 2), 0).strip()
+            inbound.accession_number = accession[:32] or None
+            order = db.scalar(select(DiagnosticOrder).where(DiagnosticOrder.accession_number == accession)) \
+                if accession else None
+            if order is None:
+                return reject("AE", f"未知的检查号 {accession or '(空)'} (unknown accession number)", "204")
+            if not _patient_matches(db, order.patient_id, pid3, pid_name):
+                return reject("AE", f"患者与检查号 {accession} 的申请不符 (patient does not match the order)", "204")
+            filler = _component(_field(seg, 3), 0).strip()
+            if filler:
+                order.filler_order_number = filler[:64]
+            orders[order.id] = order
+            current = order
+            inbound.order_id = order.id
+        elif kind == "OBX":
+            if current is None:
+                return reject("AR", "OBX 出现在 OBR 之前 (OBX before OBR)", "100", "rejected")
+            code3 = _field(seg, 3)
+            set_id = _field(seg, 1)
+            db.add(LabObservation(
+                order_id=current.id, set_id=int(set_id) if set_id.isdigit() else None,
+                value_type=_field(seg, 2)[:8] or None,
+                code=_component(code3, 0)[:64] or "?", name=_component(code3, 1)[:200] or None,
+                code_system=_component(code3, 2)[:32] or None, value=_field(seg, 5) or None,
+                units=_component(_field(seg, 6), 0)[:64] or None, reference_range=_field(seg, 7)[:64] or None,
+                abnormal_flags=_field(seg, 8)[:16] or None, result_status=_field(seg, 11)[:4] or None,
+                observed_at=_hl7_ts(_field(seg, 14)),
+            ))
+            stored += 1
+    if not orders:
+        return reject("AR", "缺少 OBR 段 (no OBR segment)", "101", "rejected")
+    db.add(inbound)
+    db.flush()
+    for order in orders.values():
+        order.status = "reported" if stored else "received"
+        audit.record(db, None, "diagnostics.result_received", "diagnostic_order", order.id,
+                     patient_id=order.patient_id, channel="hl7", username=outcome.sending_app or None,
+                     detail={"accession_number": order.accession_number, "control_id": control_id,
+                             "observations": stored, "inbound_message_id": inbound.id})
+    db.flush()
+    outcome.inbound_id = inbound.id
+    return outcome
+
+
+def _has(msg: Any, name: str) -> bool:
+    try:
+        msg.segments(name)
+        return True
+    except KeyError:
+        return False
+
+
+def _escape(text: str) -> str:
+    return (text.replace("\\", "\\E\\").replace("|", "\\F\\").replace("^", "\\S\\")
+            .replace("~", "\\R\\").replace("&", "\\T\\"))
+
+
+def build_ack(outcome: Hl7Outcome, *, app: str = "YILIANTI", facility: str = "YILIANTI") -> str:
+    now = clock.now().strftime("%Y%m%d%H%M%S")
+    ack_id = f"ACK{clock.now().strftime('%Y%m%d%H%M%S%f')}"[:20]
+    segments = [
+        f"MSH|^~\\&|{app}|{facility}|{_escape(outcome.sending_app)}|{_escape(outcome.sending_facility)}|{now}||"
+        f"ACK^R01^ACK|{ack_id}|P|{_escape(outcome.version)}",
+        f"MSA|{outcome.code}|{_escape(outcome.control_id)}" + (f"|{_escape(outcome.reason)}" if outcome.reason else ""),
+    ]
+    if outcome.code != "AA":
+        segments.append(f"ERR||||E|{outcome.error_code or '207'}^{_escape(outcome.reason or '')}^HL70357")
+    return "\r".join(segments) + "\r"
+
+
+def process_hl7(factory: Callable[[], Session] | sessionmaker[Session], raw: str,
+                sender: str | None = None) -> str:
+    """One message, one transaction; returns the ACK text."""
+    with factory() as db:
+        try:
+            outcome = ingest_hl7(db, raw, sender=sender)
+            db.commit()
+        except Exception:
+            db.rollback()
+            log.exception("HL7 message could not be stored")
+            outcome = Hl7Outcome("AE", "内部错误，请重发 (internal error, resend)", "", "", "", "2.5.1",
+                                 error_code="207")
+    return build_ack(outcome)
+
+
+# ---------------------------------------------------------------- DICOM
+
+
+@dataclass
+class DicomOutcome:
+    status: str  # stored | quarantined
+    path: Path
+    inbound_id: int
+    study_id: int | None = None
+
+
+def _dicom_date(value: str | None) -> date | None:
+    if not value or len(value) < 8:
+        return None
+    try:
+        return datetime.strptime(value[:8], "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def ingest_dicom(db: Session, ds: Any, path: Path, *, calling_ae: str | None = None) -> DicomOutcome:
+    """Link one saved instance (already written to `path`) to its order, or quarantine it. Flushes."""
+    accession = str(ds.get("AccessionNumber", "") or "").strip()
+    study_uid = str(ds.get("StudyInstanceUID", "") or "")
+    sop_uid = str(ds.get("SOPInstanceUID", "") or "")
+    order = db.scalar(select(DiagnosticOrder).where(DiagnosticOrder.accession_number == accession)) \
+        if accession else None
+    inbound = InboundMessage(channel="dicom", path=str(path), control_id=sop_uid[:64] or None,
+                             accession_number=accession[:32] or None, sender=(calling_ae or "")[:100] or None,
+                             status="stored")
+    if order is None:
+        inbound.status = "quarantined"
+        inbound.reason = f"未知的检查号 {accession or '(空)'} (unknown accession number)"
+        db.add(inbound)
+        db.flush()
+        return DicomOutcome("quarantined", path, inbound.id)
+    inbound.order_id = order.id
+    study = db.scalar(select(ImagingStudy).where(ImagingStudy.study_instance_uid == study_uid))
+    if study is None:
+        study = ImagingStudy(
+            order_id=order.id, study_instance_uid=study_uid, accession_number=accession[:32],
+            patient_identifier=str(ds.get("PatientID", "") or "")[:64] or None,
+            issuer=str(ds.get("IssuerOfPatientID", "") or "")[:64] or None,
+            modality=str(ds.get("Modality", "") or "")[:16] or None,
+            study_date=_dicom_date(str(ds.get("StudyDate", "") or "")),
+            description=str(ds.get("StudyDescription", "") or "")[:200] or None,
+            received_at=clock.now(), instance_count=0)
+        db.add(study)
+        db.flush()
+    instance = db.scalar(select(ImagingInstance).where(ImagingInstance.sop_instance_uid == sop_uid))
+    if instance is None:
+        number = ds.get("InstanceNumber")
+        db.add(ImagingInstance(
+            study_id=study.id, sop_instance_uid=sop_uid, sop_class_uid=str(ds.get("SOPClassUID", "") or "") or None,
+            series_instance_uid=str(ds.get("SeriesInstanceUID", "") or "") or None,
+            instance_number=int(number) if number not in (None, "") else None,
+            path=str(path), size_bytes=path.stat().st_size if path.exists() else None))
+        study.instance_count += 1
+    else:  # resent: the file was overwritten in place
+        instance.path = str(path)
+    if order.status == "ordered":
+        order.status = "received"
+    db.add(inbound)
+    db.flush()
+    audit.record(db, None, "diagnostics.image_received", "imaging_study", study.id, patient_id=order.patient_id,
+                 channel="dicom", username=calling_ae or None,
+                 detail={"accession_number": accession, "sop_instance_uid": sop_uid})
+    return DicomOutcome("stored", path, inbound.id, study.id)
