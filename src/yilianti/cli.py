@@ -83,20 +83,30 @@ def cmd_demo(_args: argparse.Namespace) -> int:
     accounts = _load_demo()
     print(f"Yilianti demo: http://{settings.host}:{settings.port}/  (API docs: /api/docs)")
     _print_accounts(accounts)
-    return _serve(run_jobs=True)
+    from yilianti.diagnostics.receivers import start_all
+
+    receivers = start_all(settings)
+    try:
+        return _serve(run_jobs=True)
+    finally:
+        receivers.stop()
 
 
 def cmd_worker(_args: argparse.Namespace) -> int:
     from yilianti.db import session_factory
+    from yilianti.diagnostics.receivers import start_all
     from yilianti.worker.runner import JobRunner
 
     runner = JobRunner(session_factory())
     signal.signal(signal.SIGTERM, lambda *_: runner.stop())
     print("yilianti worker: delivering outbox messages and running periodic jobs (Ctrl-C stops)", flush=True)
+    receivers = start_all(_settings())
     try:
         runner.loop()
     except KeyboardInterrupt:
         runner.stop()
+    finally:
+        receivers.stop()
     return 0
 
 

@@ -1,0 +1,44 @@
+"""Start the HL7 MLLP and DICOM C-STORE receivers together (yilianti demo / yilianti worker)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from yilianti.config import Settings
+
+
+@dataclass
+class Receivers:
+    parts: list[Any] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for part in reversed(self.parts):
+            part.stop()
+        self.parts.clear()
+
+
+def start_all(settings: Settings, *, verbose: bool = True) -> Receivers:
+    from yilianti.db import session_factory
+    from yilianti.diagnostics.dicom_receiver import DicomReceiver
+    from yilianti.diagnostics.hl7_receiver import Hl7Receiver
+
+    factory = session_factory()
+    handle = Receivers()
+    hl7 = Hl7Receiver(factory, settings.host, settings.hl7_port).start()
+    handle.parts.append(hl7)
+    handle.lines.append(f"HL7 MLLP receiver on {settings.host}:{hl7.port}")
+    try:
+        allowed = [a.strip() for a in settings.dicom_allowed_aes.split(",") if a.strip()]
+        dicom = DicomReceiver(factory, settings.host, settings.dicom_port, settings.dicom_ae_title,
+                              settings.var_dir / "dicom", allowed).start()
+    except BaseException:
+        handle.stop()
+        raise
+    handle.parts.append(dicom)
+    handle.lines.append(f"DICOM receiver AE {settings.dicom_ae_title} on {settings.host}:{dicom.port}")
+    if verbose:
+        for line in handle.lines:
+            print(line, flush=True)
+    return handle
