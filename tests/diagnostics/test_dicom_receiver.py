@@ -10,7 +10,7 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 from pynetdicom import AE
-from pynetdicom.sop_class import CTImageStorage
+from pynetdicom.sop_class import CTImageStorage, TwelveLeadECGWaveformStorage
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -87,3 +87,24 @@ def test_allowed_calling_aes_are_enforced(committed, tmp_path):  # type: ignore[
         assert c_store(rx.port, ct("UNKNOWN-778")) == 0x0000
     finally:
         rx.stop()
+
+
+def test_twelve_lead_ecg_waveform_is_stored(committed, receiver):  # type: ignore[no-untyped-def]
+    order_id, _ = make_order(committed, "ECG20261123001", kind="ecg", modality="ECG",
+                             resident_id="110105196501010070")
+    ds = pydicom.dcmread(get_testdata_file("waveform_ecg.dcm"))
+    ds.AccessionNumber = "ECG20261123001"
+    ae = AE(ae_title="QUKOU_ECG")
+    ae.add_requested_context(TwelveLeadECGWaveformStorage, ds.file_meta.TransferSyntaxUID)
+    assoc = ae.associate("127.0.0.1", receiver.port, ae_title="YILIANTI")
+    assert assoc.is_established
+    try:
+        assert int(assoc.send_c_store(ds).Status) == 0x0000
+    finally:
+        assoc.release()
+    with committed() as db:
+        study = db.scalar(select(ImagingStudy).where(ImagingStudy.order_id == order_id))
+        assert study is not None and study.modality == "ECG" and study.instance_count == 1
+        instance = db.scalar(select(ImagingInstance).where(ImagingInstance.study_id == study.id))
+        assert instance is not None
+        assert len(pydicom.dcmread(instance.path).WaveformSequence) >= 1

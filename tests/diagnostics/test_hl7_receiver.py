@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import hl7
 import pytest
@@ -104,3 +107,20 @@ def test_garbage_is_ar_and_kept(committed, receiver):  # type: ignore[no-untyped
     with committed() as db:
         rejected = db.scalars(select(InboundMessage).where(InboundMessage.status == "rejected")).all()
         assert any("乱码" in (m.raw or "") for m in rejected)
+
+
+def test_mllp_send_console_script_with_loose_file(committed, receiver, tmp_path):  # type: ignore[no-untyped-def]
+    """python-hl7's `mllp_send --loose` (a third-party sender): two messages, `\\n` line ends, one file."""
+    order_id, _ = make_order(committed, "LAB20261123009", resident_id="110105196501010099")
+    path = tmp_path / "batch.hl7"
+    path.write_bytes((oru("LAB20261123009", "MSG0091", rid="110105196501010099", sep="\n")
+                      + oru("NOPE-999", "MSG0092", sep="\n")).encode("utf-8"))
+    script = Path(sys.executable).with_name("mllp_send")
+    done = subprocess.run([str(script), "--loose", "-f", str(path), "-p", str(receiver.port), "127.0.0.1"],
+                          capture_output=True, timeout=60, check=True)
+    acks = done.stdout.decode("utf-8")
+    assert "MSA|AA|MSG0091" in acks and "MSA|AE|MSG0092" in acks
+    with committed() as db:
+        assert len(db.scalars(select(LabObservation).where(LabObservation.order_id == order_id)).all()) == 3
+        quarantined = db.scalar(select(InboundMessage).where(InboundMessage.control_id == "MSG0092"))
+        assert quarantined is not None and quarantined.status == "quarantined"
