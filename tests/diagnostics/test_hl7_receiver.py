@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.diagnostics.conftest import free_port, make_order
+from yilianti.diagnostics import service
 from yilianti.diagnostics.hl7_receiver import Hl7Receiver
 from yilianti.models.audit import AuditEvent
 from yilianti.models.diagnostics import DiagnosticOrder, InboundMessage, LabObservation
@@ -124,3 +125,12 @@ def test_mllp_send_console_script_with_loose_file(committed, receiver, tmp_path)
         assert len(db.scalars(select(LabObservation).where(LabObservation.order_id == order_id)).all()) == 3
         quarantined = db.scalar(select(InboundMessage).where(InboundMessage.control_id == "MSG0092"))
         assert quarantined is not None and quarantined.status == "quarantined"
+
+
+def test_quarantine_lists_what_a_person_must_resolve(committed, receiver):  # type: ignore[no-untyped-def]
+    send(receiver.port, oru("NOPE-500", "MSG0500"))
+    with committed() as db:
+        listed = service.list_quarantine(db, channel="hl7")
+        assert listed[0].control_id == "MSG0500" and listed[0].status == "quarantined"
+        assert {m.status for m in listed} <= {"quarantined", "rejected"}
+        assert all(m.channel == "hl7" for m in listed)

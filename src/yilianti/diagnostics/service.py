@@ -303,3 +303,15 @@ def ingest_dicom(db: Session, ds: Any, path: Path, *, calling_ae: str | None = N
                  channel="dicom", username=calling_ae or None,
                  detail={"accession_number": accession, "sop_instance_uid": sop_uid})
     return DicomOutcome("stored", path, inbound.id, study.id)
+
+
+# ---------------------------------------------------------------- quarantine
+
+
+def list_quarantine(db: Session, channel: str | None = None, limit: int = 200) -> list[InboundMessage]:
+    """What a person must resolve: quarantined and rejected inbound messages, newest first."""
+    stmt = select(InboundMessage).where(InboundMessage.status.in_(("quarantined", "rejected")))
+    if channel:
+        stmt = stmt.where(InboundMessage.channel == channel)
+    return list(db.scalars(stmt.order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
+                           .limit(limit)))
