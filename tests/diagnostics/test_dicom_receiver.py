@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,3 +110,26 @@ def test_twelve_lead_ecg_waveform_is_stored(committed, receiver):  # type: ignor
         instance = db.scalar(select(ImagingInstance).where(ImagingInstance.study_id == study.id))
         assert instance is not None
         assert len(pydicom.dcmread(instance.path).WaveformSequence) >= 1
+
+
+@pytest.mark.skipif(shutil.which("storescu") is None, reason="Debian dcmtk (storescu) not installed")
+def test_dcmtk_storescu_sends_a_study(committed, receiver, tmp_path):  # type: ignore[no-untyped-def]
+    """dcmtk's storescu, the third-party sender named in the issue, over loopback."""
+    order_id, _ = make_order(committed, "CT20261123005", kind="imaging", modality="CT",
+                             resident_id="110105196501010118")
+    files = []
+    for n in range(3):
+        ds = ct("CT20261123005" if n < 2 else "UNKNOWN-779")
+        if n == 1:
+            ds.StudyInstanceUID = files[0][1].StudyInstanceUID
+        path = tmp_path / f"{n}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        files.append((path, ds))
+    done = subprocess.run(["storescu", "-aet", "QUKOU_CT", "-aec", "YILIANTI", "127.0.0.1", str(receiver.port),
+                           *[str(p) for p, _ in files]], capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    with committed() as db:
+        study = db.scalar(select(ImagingStudy).where(ImagingStudy.order_id == order_id))
+        assert study is not None and study.instance_count == 2
+        quarantined = db.scalar(select(InboundMessage).where(InboundMessage.control_id == files[2][1].SOPInstanceUID))
+        assert quarantined is not None and quarantined.status == "quarantined"
