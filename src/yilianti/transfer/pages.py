@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yilianti.auth.deps import DB, Clinical
+from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import AppError, Conflict, InvalidInput, parse_input
 from yilianti.models.patient import Patient
@@ -61,7 +62,9 @@ def transfer_list(request: Request, db: DB, subject: Clinical, direction: str = 
 def _new_ctx(db: Session, subject: Subject, values: dict[str, Any], errors: dict[str, str], q: str = "") -> dict[str, Any]:
     rows = patients.search(db, subject, q, limit=50)
     chosen = values.get("patient_id")
-    if chosen and str(chosen).isdigit() and all(p.id != int(chosen) for p in rows):
+    # only a patient this institution may see: an id in the URL must not reveal anyone else
+    if (chosen and str(chosen).isdigit() and all(p.id != int(chosen) for p in rows)
+            and policy.decide(db, subject, int(chosen)) is not None):
         p = db.get(Patient, int(chosen))
         if p is not None:
             rows.insert(0, p)
@@ -72,8 +75,10 @@ def _new_ctx(db: Session, subject: Subject, values: dict[str, Any], errors: dict
 
 @router.get("/transfers/new")
 def transfer_new(request: Request, db: DB, subject: Clinical, q: str = "", patient_id: str = "",
-                 network: str = "general") -> Response:
-    values = {"patient_id": patient_id, "network": network if network in {n.value for n in Network} else "general"}
+                 network: str = "general", referral_id: str = "", destination_institution_id: str = "") -> Response:
+    values = {"patient_id": patient_id, "network": network if network in {n.value for n in Network} else "general",
+              "referral_id": referral_id if referral_id.isdigit() else "",
+              "destination_institution_id": destination_institution_id}
     return render_page(request, "transfer/new.html", _new_ctx(db, subject, values, {}, q))
 
 
