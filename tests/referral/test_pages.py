@@ -169,3 +169,14 @@ def test_down_referral_with_follow_up_plan_and_done_button(db: Session, client: 
     assert r.status_code == 303
     page = client.get(r.headers["location"]).text
     assert "随访任务已完成" in page and f'action="/follow-up-tasks/{task_id}/done"' not in page
+
+
+def test_new_referral_form_does_not_reveal_a_stranger_by_id(db, client):  # type: ignore[no-untyped-def]
+    mine = b.institution(db, "解放道办事处社区卫生服务中心", kind="community_center", level=1, province="河北")
+    other = b.institution(db, "无关医院")
+    b.user(db, mine, "doctor", username="jfd-doc")
+    stranger = b.patient(db, b.subject_for(db, b.user(db, other, "doctor")), name="外院病人",
+                         resident_id=b.resident_id(seq=88))
+    b.login(client, "jfd-doc")
+    page = client.get(f"/referrals/new?patient_id={stranger.id}")
+    assert page.status_code == 200 and "外院病人" not in page.text

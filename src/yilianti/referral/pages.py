@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yilianti.auth.deps import DB, Clinical
+from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import AppError, InvalidInput, parse_input
 from yilianti.kit import clock
@@ -97,7 +98,9 @@ def _new_context(db: Session, subject: Subject, values: dict[str, str], errors: 
                                   .order_by(Department.name))) if target else []
     patient_rows = patients.search(db, subject, q, limit=30) if q or not values.get("patient_id") else []
     chosen = opt_int(values.get("patient_id"))
-    if chosen is not None and all(p.id != chosen for p in patient_rows):
+    # only a patient this institution may see: an id in the URL must not reveal anyone else
+    if (chosen is not None and all(p.id != chosen for p in patient_rows)
+            and policy.decide(db, subject, chosen) is not None):
         p = db.get(Patient, chosen)
         if p is not None:
             patient_rows = [p, *patient_rows]
