@@ -47,10 +47,11 @@ def record(
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """What an admin change altered, for the audit detail."""
-    return {k: {"from": _plain(before.get(k)), "to": _plain(v)} for k, v in after.items() if before.get(k) != v}
+    return {k: {"from": plain(before.get(k)), "to": plain(v)} for k, v in after.items() if before.get(k) != v}
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A JSON-safe form of a column value for audit details."""
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)

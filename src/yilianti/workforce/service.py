@@ -195,12 +195,6 @@ def departments_of(db: Session, institution_id: int) -> list[Department]:
 # ---------------------------------------------------------------- administration
 
 
-def _plain(value: Any) -> Any:
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
-
-
 def _snapshot(p: Practitioner) -> dict[str, Any]:
     return {k: getattr(p, k) for k in (*EDITABLE, "active")}
 
@@ -232,7 +226,7 @@ def create_practitioner(db: Session, actor: Subject, data: PractitionerIn) -> Pr
     db.add(p)
     db.flush()
     audit.record(db, actor, "create", "practitioner", p.id,
-                 detail={k: _plain(v) for k, v in _snapshot(p).items()})
+                 detail={k: audit.plain(v) for k, v in _snapshot(p).items()})
     return p
 
 
@@ -318,7 +312,7 @@ def add_site(db: Session, actor: Subject, practitioner_id: int, data: SiteIn) ->
     db.add(site)
     db.flush()
     audit.record(db, actor, "create", "practice_site", site.id,
-                 detail={"practitioner_id": p.id, **{k: _plain(v) for k, v in data.model_dump().items()}})
+                 detail={"practitioner_id": p.id, **{k: audit.plain(v) for k, v in data.model_dump().items()}})
     return site
 
 
@@ -350,7 +344,7 @@ def end_site(db: Session, actor: Subject, practitioner_id: int, site_id: int, on
 def remove_site(db: Session, actor: Subject, practitioner_id: int, site_id: int) -> None:
     """Delete an arrangement entered by mistake (ending it keeps history; this does not)."""
     site = _site_for_change(db, actor, practitioner_id, site_id)
-    detail = {k: _plain(getattr(site, k)) for k in ("practitioner_id", "institution_id", "department_id",
+    detail = {k: audit.plain(getattr(site, k)) for k in ("practitioner_id", "institution_id", "department_id",
                                                              "weekday", "period", "starts_on", "ends_on")}
     db.delete(site)
     audit.record(db, actor, "delete", "practice_site", site_id, detail=detail)
