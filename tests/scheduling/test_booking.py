@@ -172,3 +172,25 @@ def test_bed_pool_reserves_a_quarter_for_members(db):  # type: ignore[no-untyped
     assert (ward.reserved_held, ward.public_held) == (0, 0)
     with pytest.raises(InvalidInput):
         service.create_ward(db, w.lead_coord, WardIn(institution_id=w.lead.id, name="儿内一病区", beds_total=5))
+
+
+def test_a_colliding_slip_number_draws_again_and_keeps_the_booking(db, monkeypatch):  # type: ignore[no-untyped-def]
+    # the number's random part is 4 hex digits: two sessions of one day share "date-seq-", so a
+    # collision is rare but real (it once failed a demo load as a false "duplicate booking")
+    w = world(db, capacity=6)
+    first = b.patient(db, w.comm_doc, name="王小虎")
+    second = b.patient(db, w.comm_doc, name="李小龙", resident_id=b.resident_id(seq=45))
+    drawn = iter(["abcd", "abcd", "abcd", "beef"])
+    monkeypatch.setattr(service.secrets, "token_hex", lambda n: next(drawn))
+    one = service.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=first.id))
+    # give the first booking the number the second will draw first: same "date-seq-ABCD"
+    next_seq = db.scalar(select(func.min(Slot.seq)).where(Slot.session_id == w.session.id, Slot.pool == "reserved",
+                                                          Slot.booked.is_(False)))
+    db.execute(Booking.__table__.update().where(Booking.id == one.id)
+               .values(number=f"{w.day:%Y%m%d}-{next_seq:03d}-ABCD"))
+    one_number = db.scalar(select(Booking.number).where(Booking.id == one.id))
+    two = service.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=second.id))
+    assert two.number.endswith("-BEEF") and two.number != one_number
+    assert db.scalar(select(func.count()).select_from(Booking).where(Booking.session_id == w.session.id)) == 2
+    with pytest.raises(service.DuplicateBooking):  # the real duplicate is still refused
+        service.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=second.id))

@@ -97,8 +97,13 @@ def test_fast_booking_writes_booking_grant_and_audit(server):  # type: ignore[no
         grant = db.scalar(select(AccessGrant).where(AccessGrant.source_type == "booking",
                                                     AccessGrant.source_id == booking.id))
         assert grant is not None and grant.institution_id == lead_id and grant.kind == "booking"
-        actions = set(db.scalars(select(AuditEvent.action).where(AuditEvent.patient_id == patient)))
-        assert {"create", "grant"} <= actions
+        events = {(e.action, e.resource_type): e for e in db.scalars(
+            select(AuditEvent).where(AuditEvent.patient_id == patient))}
+        # the same audit trail as service.book: the patient read with its basis, the grant, the booking
+        assert events[("read", "booking_patient")].access_basis == "own"
+        assert events[("grant", "access_grant")].resource_id == str(grant.id)
+        assert events[("create", "booking")].resource_id == str(booking.id)
+        assert events[("create", "booking")].channel == "api"
 
     # the same errors as the reference implementation, and nothing written
     def count() -> int:
@@ -117,6 +122,40 @@ def test_fast_booking_writes_booking_grant_and_audit(server):  # type: ignore[no
                           headers={"Authorization": f"Bearer {out_token}"})
     assert outsider.status_code == 403
     assert count() == before
+
+
+def test_refusals_answered_by_the_statement_are_the_reference_errors(server):  # type: ignore[no-untyped-def]
+    base, factory = server
+    with factory() as db:
+        w = world(db, capacity=2, tag="满")
+        patients = [b.patient(db, w.comm_doc, name="约满" + "甲乙丙"[i], resident_id=b.resident_id(seq=60 + i)).id
+                    for i in range(3)]
+        token = _token(db, w.comm_doc)
+        db.commit()
+        session_id = w.session.id
+    from yilianti.scheduling import fastpath
+
+    h = {"Authorization": f"Bearer {token}", "Accept-Language": "en"}
+    for p in patients[:2]:
+        r = httpx.post(f"{base}/api/v1/bookings", json={"session_id": session_id, "patient_id": p}, headers=h)
+        assert r.status_code == 201, r.text
+    refused, fallback = fastpath.stats["refused"], fastpath.stats["fallback"]
+    full = httpx.post(f"{base}/api/v1/bookings", json={"session_id": session_id, "patient_id": patients[2]},
+                      headers=h)
+    assert full.status_code == 409
+    assert full.json() == {"error": "slot_full", "message": "This session is full; you can put the request on "
+                                                            "the wait-list"}
+    dup = httpx.post(f"{base}/api/v1/bookings", json={"session_id": session_id, "patient_id": patients[0]},
+                     headers={"Authorization": f"Bearer {token}"})
+    assert dup.status_code == 409 and dup.json()["error"] == "duplicate_booking"
+    assert dup.json()["message"] == "该患者在此出诊时段已有预约"
+    # answered from the statement's row, not by a second pass through service.book
+    assert (fastpath.stats["refused"], fastpath.stats["fallback"]) == (refused + 2, fallback)
+    # a body the schema rejects is the route's 422, as before
+    bad = httpx.post(f"{base}/api/v1/bookings", json={"session_id": "x"}, headers=h)
+    assert bad.status_code == 422 and bad.json()["error"] == "invalid_input"
+    with factory() as db:
+        assert db.scalar(select(func.count()).select_from(Booking).where(Booking.session_id == session_id)) == 2
 
 
 def test_sixty_concurrent_bookers_over_http(server):  # type: ignore[no-untyped-def]

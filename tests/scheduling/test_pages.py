@@ -247,3 +247,27 @@ def test_beds_page_creates_ward_and_reserves_for_member(db, client) -> None:  # 
                     follow_redirects=False)
     assert r.status_code == 303
     assert "住院甲" in _table(client.get("/scheduling/beds").text, "reservations")
+
+
+def test_site_bookings_name_a_device_schedule_by_its_department(db, client) -> None:  # type: ignore[no-untyped-def]
+    # A CT schedule has no practitioner: the list names the department (it once crashed on lazy loading).
+    from datetime import time
+
+    from yilianti.scheduling.schemas import BookingIn, ScheduleIn, TemplateIn
+
+    w = world(db)
+    dept = b.department(db, w.lead, "医学影像科")
+    ct = service.create_schedule(db, w.lead_coord, ScheduleIn(
+        institution_id=w.lead.id, kind="device", name="CT 1号机", department_id=dept.id, device_type="CT",
+        location="医技楼1层", reserve_alliance_id=w.alliance.id))
+    service.add_template(db, w.lead_coord, ct.id, TemplateIn(
+        weekday=w.day.isoweekday(), start_time=time(8, 0), end_time=time(11, 0), capacity=6))
+    service.generate_sessions(db, w.lead_coord, ct.id, w.day, w.day)
+    session = service.upcoming_sessions(db, schedule_id=ct.id, start=w.day, days=1)[0][0]
+    patient = b.patient(db, w.comm_doc, name="赵影像")
+    booking = service.book(db, w.comm_doc, BookingIn(session_id=session.id, patient_id=patient.id))
+    b.login(client, w.comm_doc.username)
+    r = client.get("/scheduling/bookings")
+    assert r.status_code == 200
+    rows = _table(r.text, "bookings")
+    assert booking.number in rows and "医学影像科" in rows

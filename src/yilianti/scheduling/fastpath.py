@@ -1,49 +1,70 @@
-"""The hot path of booking on PostgreSQL: one asynchronous statement per booking.
+"""The hot path of booking on PostgreSQL: one prepared statement per booking, on asyncpg.
 
 `service.book` is the reference implementation (and the only one on SQLite). Here the same
-rules run as ONE data-modifying statement on an async connection:
+rules run as ONE data-modifying statement, its own transaction (autocommit):
 
-- the session is open and has not started; the acting institution may see the patient
-  (care relationship or unexpired grant); the patient holds no active booking there;
-- the first free seat of the pool is claimed (`FOR UPDATE SKIP LOCKED`, then a conditional
-  UPDATE) and the booking row is inserted FROM the claim — no claim, no booking;
-- the lead's booking grant and the audit rows are inserted from the booking row, in the
-  same transaction.
+- the session is open and has not started; the acting institution shares an alliance with
+  the session's site; it may see the patient (care relationship or unexpired grant — the
+  basis is audited as the reference's `require_patient` does); the patient holds no active
+  booking there;
+- the pools are decided in the statement (the reserve while it is open, for a non-lead
+  member that is grassroots or when the alliance reserves for all members), the first free
+  seat of the reserved pool, else of the public pool, is claimed (`FOR UPDATE SKIP LOCKED`,
+  then a conditional UPDATE) and the booking row is inserted FROM the claim — no claim, no
+  booking;
+- the lead's booking grant and the audit rows (read of the patient, grant, create) are
+  inserted from the booking row, in the same transaction.
 
-Static facts (a session's site and reserve alliance, which pools an institution may use)
-and the acting subject are cached for a few seconds. When the statement books nothing,
-the request is handed to `service.book`, which either books (a race lost on the last seat
-of one pool) or raises the precise error (full, duplicate, closed, not visible, forbidden).
+When nothing is booked, the statement's row tells why. A closed session, a duplicate or no
+free seat, once every earlier check of `service.book` passed, is answered with that same
+error; anything else (no such session, patient not visible, no common alliance, a pool that
+may not be used, a particular slot) goes to `service.book`, which books or raises the precise
+error. Nothing is written in either case.
+
+`BookingRoute` serves `POST /api/v1/bookings` with an API token before the framework's
+middleware and routing (the cost of a booking is then mostly PostgreSQL's); what it cannot
+serve (no bearer token, a body the schema rejects, a token that does not resolve, a case for
+`service.book`) goes to the regular route with the body replayed, so errors, cookie sessions
+and OpenAPI stay the route's. Only the acting subject is cached (auth_cache_seconds).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
 import time
 from collections import Counter
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
+import asyncpg
 from fastapi import Request
-from sqlalchemy import select, text
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from yilianti import db as dbmod
 from yilianti.auth.deps import _bearer, csrf_protect, resolve_subject
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings, normalise_db_url
-from yilianti.exceptions import Forbidden, NotFound, Unauthenticated
+from yilianti.exceptions import AppError, Forbidden, Unauthenticated, error_body, render_error
 from yilianti.kit import clock
-from yilianti.models.scheduling import ClinicSession, Pool, Schedule
+from yilianti.models.alliance import GRASSROOTS_KINDS
+from yilianti.models.scheduling import Pool
 from yilianti.scheduling import service
 from yilianti.scheduling.schemas import BookingIn
 
-_engine: AsyncEngine | None = None
+PATH = "/api/v1/bookings"
+TRIED = "yilianti.booking_statement_tried"  # scope key: the statement ran for this request and booked nothing
 _cache: dict[Any, tuple[float, Any]] = {}
-stats: Counter[str] = Counter()  # "statement" (booked in one statement) / "fallback" (service.book)
+_pending: dict[Any, asyncio.Future[Any]] = {}
+_background: set[asyncio.Future[Any]] = set()
+log = logging.getLogger("yilianti")
+stats: Counter[str] = Counter()  # booked by the "statement" / "refused" by it / "fallback" to service.book
+_pool: asyncpg.Pool | None = None
+_pool_loop: asyncio.AbstractEventLoop | None = None
+_pool_lock: asyncio.Lock | None = None
 
 
 def enabled() -> bool:
@@ -51,25 +72,49 @@ def enabled() -> bool:
     return settings.booking_fast_path and normalise_db_url(settings.database_url).startswith("postgresql")
 
 
-def engine() -> AsyncEngine:
-    global _engine
-    if _engine is None:
-        s = get_settings()
-        # one statement is its own transaction: autocommit saves the BEGIN and COMMIT round trips
-        _engine = create_async_engine(normalise_db_url(s.database_url), pool_size=s.db_pool_size,
-                                      max_overflow=s.db_max_overflow, pool_timeout=s.db_pool_timeout,
-                                      pool_recycle=1800, isolation_level="AUTOCOMMIT")
-    return _engine
+async def pool() -> asyncpg.Pool:
+    """One asyncpg pool per process (and event loop): a fixed number of connections, no churn."""
+    global _pool, _pool_loop, _pool_lock
+    loop = asyncio.get_running_loop()
+    if _pool is not None and _pool_loop is loop:
+        return _pool
+    if _pool_lock is None or _pool_loop is not loop:
+        if _pool is not None:
+            _pool.terminate()  # left by another event loop (tests start several servers)
+            _pool = None
+        _pool_lock, _pool_loop = asyncio.Lock(), loop
+    async with _pool_lock:
+        if _pool is None:
+            s = get_settings()
+            dsn = make_url(normalise_db_url(s.database_url)).set(drivername="postgresql")
+            _pool = await asyncpg.create_pool(
+                dsn.render_as_string(hide_password=False), min_size=1, max_size=s.booking_pool_size,
+                max_inactive_connection_lifetime=1800, command_timeout=s.db_pool_timeout, reset=_keep_session,
+                server_settings={"timezone": "UTC", "application_name": "yilianti-booking",
+                                 # the prepared statement's generic plan is the right one; skip 5 custom plans
+                                 "plan_cache_mode": "force_generic_plan"})
+    assert _pool is not None
+    return _pool
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """On release asyncpg still rolls back an open transaction; its RESET ALL/UNLISTEN/CLOSE query,
+    a round trip per booking, is not needed: these connections only run the booking statement."""
 
 
 async def dispose() -> None:
-    global _engine
-    if _engine is not None:
-        await _engine.dispose()
-        _engine = None
+    global _pool, _pool_loop, _pool_lock
+    if _pool is not None and _pool_loop is asyncio.get_running_loop():
+        try:
+            await asyncio.wait_for(_pool.close(), 5)
+        except TimeoutError:
+            _pool.terminate()
+    elif _pool is not None:
+        _pool.terminate()
+    _pool, _pool_loop, _pool_lock = None, None, None
 
 
-def _cached(key: Any, ttl: float) -> Any:
+def _cached(key: Any) -> Any:
     hit = _cache.get(key)
     if hit is not None and hit[0] > time.monotonic():
         return hit[1]
@@ -95,158 +140,243 @@ def _sync(fn: Any, *args: Any) -> Any:
     return anyio.to_thread.run_sync(run)
 
 
+async def _token_subject(request: Request, token: str) -> Subject | None:
+    """The subject of an API token, cached for auth_cache_seconds (a revoked token stops within that).
+
+    Under load the entry is refreshed in the background once half its time is gone, so requests
+    never queue behind the lookup; when it has expired, requests wait for one shared lookup.
+    """
+    key = ("token", token)
+    hit = _cache.get(key)
+    now = time.monotonic()
+    if hit is not None and hit[0] > now:
+        if hit[0] - now < get_settings().auth_cache_seconds / 2 and key not in _pending:
+            task = asyncio.ensure_future(_resolve(key, request))
+            _background.add(task)
+            task.add_done_callback(_refreshed)
+        subject: Subject | None = hit[1]
+        return subject
+    return await _resolve(key, request)
+
+
+def _refreshed(task: asyncio.Future[Any]) -> None:
+    _background.discard(task)
+    exc = None if task.cancelled() else task.exception()
+    if exc is not None and not isinstance(exc, AppError):  # a revoked token is not worth a warning
+        log.warning("refreshing an API token's subject failed: %r", exc)
+
+
+async def _resolve(key: Any, request: Request) -> Subject | None:
+    # one lookup per token at a time: when the entry expires under load, hundreds of requests
+    # would otherwise each take a worker thread and a pooled connection to resolve the same token
+    pending = _pending.get(key)
+    if pending is not None:
+        result: Subject | None = await asyncio.shield(pending)
+        return result
+    future: asyncio.Future[Subject | None] = asyncio.get_running_loop().create_future()
+    _pending[key] = future
+    try:
+        subject = await _sync(resolve_subject, request)
+        if subject is not None:
+            _remember(key, subject, get_settings().auth_cache_seconds)
+        future.set_result(subject)
+    except BaseException as exc:
+        _cache.pop(key, None)  # revoked or expired: nobody keeps using the old subject
+        future.set_exception(exc)
+        future.exception()  # retrieved: no "never retrieved" warning when nobody else waited
+        raise
+    finally:
+        _pending.pop(key, None)
+    return subject
+
+
 async def subject_of(request: Request) -> Subject:
     await csrf_protect(request)
-    ttl = get_settings().auth_cache_seconds
     token = _bearer(request)
     if token:
-        key: tuple[Any, ...] = ("token", token)
+        subject = await _token_subject(request, token)
     else:
         key = ("session", request.session.get("uid"), request.session.get("epoch"), request.session.get("inst"))
-    subject = _cached(key, ttl)
-    if subject is None:
-        subject = await _sync(resolve_subject, request)
+        subject = _cached(key)
         if subject is None:
-            raise Unauthenticated()
-        _remember(key, subject, ttl)
+            subject = await _sync(resolve_subject, request)
+            if subject is not None:
+                _remember(key, subject, get_settings().auth_cache_seconds)
+    if subject is None:
+        raise Unauthenticated()
     request.state.subject = subject
     if not subject.is_clinical:
         raise Forbidden("此功能仅限临床人员（医生、护士、诊断医师、转诊协调员）")
     return subject
 
 
-@dataclass(frozen=True)
-class SessionFacts:
-    site_id: int
-    reserve_alliance_id: int | None
-    day: str
-    starts_at: datetime
-    ends_at: datetime
+class Busy(AppError):
+    status, code, default_message = 503, "busy", "系统繁忙，请稍后重试"
 
 
-async def _session_facts(session_id: int) -> SessionFacts | None:
-    async with engine().connect() as conn:
-        row = (await conn.execute(select(Schedule.institution_id, ClinicSession.reserve_alliance_id, ClinicSession.day,
-                            ClinicSession.starts_at, ClinicSession.ends_at)
-                                  .join(Schedule, Schedule.id == ClinicSession.schedule_id)
-                                  .where(ClinicSession.id == session_id))).first()
-    if row is None:
-        return None
-    return SessionFacts(row[0], row[1], f"{row[2]:%Y%m%d}", clock.as_utc(row[3]), clock.as_utc(row[4]))
+def _may_book(subject: Subject) -> bool:
+    return subject.is_clinical and subject.has("doctor", "nurse", "coordinator")
 
 
-def _pools(db: Any, institution_id: int, facts: SessionFacts) -> list[str]:
-    """Pools depend on the institution, the session's site and reserve alliance only (cached on those)."""
-    if not service.share_alliance(db, institution_id, facts.site_id):
-        return []
-    if service._may_use_reserve(db, institution_id, facts.reserve_alliance_id, facts.site_id):
-        return [Pool.reserved, Pool.public]
-    return [Pool.public]
+_GRASSROOTS = ", ".join(f"'{k}'" for k in sorted(GRASSROOTS_KINDS))
+_CURRENT = "({m}.joined_on IS NULL OR {m}.joined_on <= $7::date) AND ({m}.left_on IS NULL OR {m}.left_on > $7::date)"
 
-
-BOOK = text("""
-WITH ok AS (
-  SELECT 1 FROM clinic_session cs
-  WHERE cs.id = :sid AND cs.status = 'open' AND cs.starts_at > :now
-    AND (EXISTS (SELECT 1 FROM care_relationship c WHERE c.patient_id = :pid AND c.institution_id = :inst
-                 AND c.ended_at IS NULL)
-         OR EXISTS (SELECT 1 FROM access_grant g WHERE g.patient_id = :pid AND g.institution_id = :inst
-                    AND (g.user_id IS NULL OR g.user_id = :uid) AND g.revoked_at IS NULL
-                    AND g.starts_at <= :now AND g.expires_at > :now))
-    AND NOT EXISTS (SELECT 1 FROM booking b WHERE b.session_id = :sid AND b.patient_id = :pid
-                    AND b.status IN ('booked', 'arrived'))
+# $1 session, $2 patient, $3 acting institution, $4 user, $5 username, $6 now, $7 today (Beijing),
+# $8 requested pool or NULL, $9 note, $10 referral, $11 random part of the number, $12 ip, $13 channel
+BOOK = f"""
+WITH s AS (
+  SELECT cs.day, cs.starts_at, cs.ends_at, sc.institution_id AS site,
+         (cs.status = 'open' AND cs.starts_at > $6::timestamptz) AS open,
+         (sc.institution_id = $3::bigint
+          OR EXISTS (SELECT 1 FROM membership m1 JOIN membership m2 ON m2.alliance_id = m1.alliance_id
+                     WHERE m1.institution_id = $3::bigint AND m2.institution_id = sc.institution_id
+                       AND {_CURRENT.format(m="m1")} AND {_CURRENT.format(m="m2")})) AS shares,
+         (cs.reserve_alliance_id IS NOT NULL AND cs.reserve_released_at IS NULL AND sc.institution_id <> $3::bigint
+          AND EXISTS (SELECT 1 FROM membership m JOIN alliance a ON a.id = m.alliance_id
+                      JOIN institution i ON i.id = m.institution_id
+                      WHERE m.alliance_id = cs.reserve_alliance_id AND m.institution_id = $3::bigint
+                        AND {_CURRENT.format(m="m")} AND m.role <> 'lead'
+                        AND (a.reserve_for = 'members' OR i.kind IN ({_GRASSROOTS})))) AS reserve_ok,
+         CASE WHEN EXISTS (SELECT 1 FROM care_relationship c WHERE c.patient_id = $2::bigint
+                           AND c.institution_id = $3::bigint AND c.ended_at IS NULL) THEN 'own'
+              ELSE (SELECT CASE WHEN g.kind = 'break_glass' THEN 'break_glass' ELSE 'grant' END
+                    FROM access_grant g WHERE g.patient_id = $2::bigint AND g.institution_id = $3::bigint
+                      AND (g.user_id IS NULL OR g.user_id = $4::bigint) AND g.revoked_at IS NULL
+                      AND g.starts_at <= $6::timestamptz AND g.expires_at > $6::timestamptz
+                    ORDER BY g.expires_at DESC LIMIT 1) END AS basis,
+         EXISTS (SELECT 1 FROM booking b WHERE b.session_id = $1::bigint AND b.patient_id = $2::bigint
+                 AND b.status IN ('booked', 'arrived')) AS duplicate
+  FROM clinic_session cs JOIN schedule sc ON sc.id = cs.schedule_id
+  WHERE cs.id = $1::bigint
 ),
-pick AS (
-  SELECT s.id FROM slot s
-  WHERE s.session_id = :sid AND s.pool = :pool AND NOT s.booked AND EXISTS (SELECT 1 FROM ok)
-  ORDER BY s.seq LIMIT 1 FOR UPDATE SKIP LOCKED
+ok AS (SELECT * FROM s WHERE open AND shares AND basis IS NOT NULL AND NOT duplicate),
+pick_r AS (
+  SELECT sl.id FROM slot sl
+  WHERE sl.session_id = $1::bigint AND sl.pool = 'reserved' AND NOT sl.booked
+    AND ($8::text IS NULL OR $8::text = 'reserved') AND EXISTS (SELECT 1 FROM ok WHERE ok.reserve_ok)
+  ORDER BY sl.seq LIMIT 1 FOR UPDATE SKIP LOCKED
+),
+pick_p AS (
+  SELECT sl.id FROM slot sl
+  WHERE sl.session_id = $1::bigint AND sl.pool = 'public' AND NOT sl.booked
+    AND ($8::text IS NULL OR $8::text = 'public') AND EXISTS (SELECT 1 FROM ok)
+    AND NOT EXISTS (SELECT 1 FROM pick_r)
+  ORDER BY sl.seq LIMIT 1 FOR UPDATE SKIP LOCKED
 ),
 claim AS (
-  UPDATE slot s SET booked = true FROM pick WHERE s.id = pick.id AND NOT s.booked
-  RETURNING s.id, s.seq, s.pool, s.starts_at
+  UPDATE slot sl SET booked = true
+  WHERE sl.id = (SELECT id FROM pick_r UNION ALL SELECT id FROM pick_p LIMIT 1) AND NOT sl.booked
+  RETURNING sl.id, sl.seq, sl.pool, sl.starts_at
 ),
 bk AS (
   INSERT INTO booking (number, session_id, slot_id, patient_id, pool, status, booked_by_user_id,
                        booked_by_institution_id, note, referral_id, created_at)
-  SELECT CAST(:day AS TEXT) || '-' || lpad(claim.seq::text, 3, '0') || '-' || CAST(:rand AS TEXT),
-         :sid, claim.id, :pid, claim.pool, 'booked', :uid, :inst, CAST(:note AS VARCHAR),
-         CAST(:ref AS BIGINT), :now
-  FROM claim
+  SELECT to_char(ok.day, 'YYYYMMDD') || '-' || lpad(claim.seq::text, greatest(3, length(claim.seq::text)), '0')
+           || '-' || $11::text,
+         $1::bigint, claim.id, $2::bigint, claim.pool, 'booked', $4::bigint, $3::bigint, $9::text, $10::bigint,
+         $6::timestamptz
+  FROM claim, ok
   RETURNING id, number, slot_id, pool, created_at
 ),
 gr AS (
   INSERT INTO access_grant (patient_id, institution_id, user_id, kind, reason, includes_shared, source_type,
                             source_id, granted_by_user_id, starts_at, expires_at, needs_review, created_at)
-  SELECT :pid, :site, NULL, 'booking', '预约就诊', true, 'booking', bk.id, :uid, :now, :grant_until, false, :now
-  FROM bk WHERE CAST(:site AS BIGINT) <> CAST(:inst AS BIGINT)
-  RETURNING id
+  SELECT $2::bigint, ok.site, NULL, 'booking', '预约就诊', true, 'booking', bk.id, $4::bigint, $6::timestamptz,
+         ok.ends_at + interval '7 days', false, $6::timestamptz
+  FROM bk, ok WHERE ok.site <> $3::bigint
+  RETURNING id, institution_id, expires_at
 ),
 au AS (
   INSERT INTO audit_event (at, user_id, username, acting_institution_id, action, resource_type, resource_id,
                            patient_id, access_basis, reason, detail, ip, channel)
-  SELECT :now, :uid, CAST(:uname AS VARCHAR), :inst, 'create', 'booking', bk.id::text, :pid, NULL, NULL,
-         json_build_object('session_id', CAST(:sid AS BIGINT), 'seq', claim.seq, 'pool', claim.pool,
-                           'number', bk.number),
-         CAST(:ip AS VARCHAR), CAST(:channel AS VARCHAR)
-  FROM bk JOIN claim ON claim.id = bk.slot_id
+  SELECT $6::timestamptz, $4::bigint, $5::text, $3::bigint, 'read', 'booking_patient', $2::bigint::text,
+         $2::bigint, ok.basis, NULL, NULL, $12::text, $13::text
+  FROM bk, ok
   UNION ALL
-  SELECT :now, :uid, CAST(:uname AS VARCHAR), :inst, 'grant', 'access_grant', gr.id::text, :pid, NULL,
-         '预约就诊', json_build_object('institution_id', CAST(:site AS BIGINT), 'kind', 'booking'),
-         CAST(:ip AS VARCHAR), CAST(:channel AS VARCHAR)
+  SELECT $6::timestamptz, $4::bigint, $5::text, $3::bigint, 'grant', 'access_grant', gr.id::text, $2::bigint,
+         NULL, '预约就诊',
+         json_build_object('institution_id', gr.institution_id, 'kind', 'booking', 'user_id', NULL,
+                           'expires_at', gr.expires_at),
+         $12::text, $13::text
   FROM gr
+  UNION ALL
+  SELECT $6::timestamptz, $4::bigint, $5::text, $3::bigint, 'create', 'booking', bk.id::text, $2::bigint, NULL,
+         NULL, json_build_object('session_id', $1::bigint, 'seq', claim.seq, 'pool', claim.pool,
+                                 'number', bk.number),
+         $12::text, $13::text
+  FROM bk JOIN claim ON claim.id = bk.slot_id
   RETURNING id
 )
-SELECT bk.id, bk.number, bk.slot_id, claim.seq, claim.starts_at, bk.pool, bk.created_at,
-       (SELECT count(*) FROM au) AS audited
-FROM bk JOIN claim ON claim.id = bk.slot_id
-""")
+SELECT s.open, s.shares, s.reserve_ok, s.basis, s.duplicate, s.starts_at AS session_starts_at, s.site,
+       r.id, r.number, r.slot_id, r.seq, r.starts_at, r.pool, r.created_at, (SELECT count(*) FROM au) AS audited
+FROM s LEFT JOIN (SELECT bk.id, bk.number, bk.slot_id, claim.seq, claim.starts_at, bk.pool, bk.created_at
+                  FROM bk JOIN claim ON claim.id = bk.slot_id) r ON true
+"""
+
+
+async def _statement(subject: Subject, body: BookingIn, ip: str | None) -> dict[str, Any] | AppError | None:
+    """Book in one statement. Returns the booking; or the error the reference would raise when the
+    statement shows it unambiguously (closed session, duplicate, no free seat — after every earlier
+    check passed, as service.book orders them); or None: service.book decides and explains."""
+    now = clock.now()
+    args = [body.session_id, body.patient_id, subject.acting_institution_id, subject.user_id, subject.username,
+            now, clock.today_local(), body.pool, body.note, body.referral_id, None, ip, subject.channel]
+    row = None
+    connections = await pool()
+    try:
+        conn = await connections.acquire(timeout=get_settings().db_pool_timeout)
+    except TimeoutError:
+        return Busy()  # every connection busy for db_pool_timeout: nothing written, as the ORM path's 503
+    try:
+        for _ in range(3):
+            args[10] = secrets.token_hex(2).upper()
+            try:
+                row = await conn.fetchrow(BOOK, *args)
+                break
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name == "uq_booking_active_patient_session":
+                    return service.DuplicateBooking()  # a concurrent booking of this patient won
+                if exc.constraint_name != "uq_booking_number":
+                    return None
+                # the random part of the number collided with another booking's: draw again
+    finally:
+        await connections.release(conn)
+    if row is None or row["basis"] is None or not row["shares"]:
+        return None  # no such session, patient not visible, no common alliance: service.book explains
+    if row["id"] is None:
+        if not row["open"]:
+            return service.SessionClosed()
+        if body.pool == Pool.reserved and not row["reserve_ok"]:
+            return None  # a pool this institution may not use: service.book explains
+        if row["duplicate"]:
+            return service.DuplicateBooking()
+        return service.SlotFull()
+    return {"id": row["id"], "number": row["number"], "status": "booked", "session_id": body.session_id,
+            "slot_id": row["slot_id"], "seq": row["seq"], "slot_starts_at": row["starts_at"],
+            "session_starts_at": row["session_starts_at"], "pool": row["pool"], "patient_id": body.patient_id,
+            "site_institution_id": row["site"], "booked_by_institution_id": subject.acting_institution_id,
+            "note": body.note, "rescheduled_from_id": None, "created_at": row["created_at"], "cancelled_at": None,
+            "cancel_reason": None, "arrived_at": None, "no_show_at": None}
 
 
 async def book(request: Request, body: BookingIn) -> dict[str, Any]:
+    """The route's path on PostgreSQL (cookie sessions, and whatever BookingRoute handed over)."""
     subject = await subject_of(request)
     if not subject.has("doctor", "nurse", "coordinator"):
         raise Forbidden("只有医生、护士或转诊协调员可以预约")
-    inst = subject.acting_institution_id
-    assert inst is not None
-    facts = _cached(("session", body.session_id), 60)
-    if facts is None:
-        facts = await _session_facts(body.session_id)
-        if facts is None:
-            raise NotFound("出诊时段不存在")
-        _remember(("session", body.session_id), facts, 60)
-    pools_key = ("pools", inst, facts.site_id, facts.reserve_alliance_id)
-    pools = _cached(pools_key, 30)
-    if pools is None:
-        pools = _remember(pools_key, await _sync(_pools, inst, facts), 30)
-    if body.pool is not None:
-        pools = [p for p in pools if p == body.pool]
-    row = None
-    if pools and body.slot_id is None:
-        now = clock.now()
-        params = {"sid": body.session_id, "pid": body.patient_id, "inst": inst, "uid": subject.user_id,
-                  "uname": subject.username, "now": now, "day": facts.day, "note": body.note,
-                  "ref": body.referral_id, "site": facts.site_id, "ip": subject.ip, "channel": subject.channel,
-                  "grant_until": facts.ends_at + timedelta(days=7)}
-        try:
-            async with engine().connect() as conn:
-                for pool in pools:
-                    row = (await conn.execute(BOOK, {**params, "pool": pool,
-                                                     "rand": secrets.token_hex(2).upper()})).first()
-                    if row is not None:
-                        break
-        except IntegrityError:
-            row = None  # a concurrent booking of this patient: service.book reports it
-    stats["fallback" if row is None else "statement"] += 1
-    if row is None:
-        # nothing booked: the reference implementation books or raises the precise error
-        booking = await _sync(lambda db, s, b: service.book(db, s, b).id, subject, body)
-        return await _sync(_booking_out, subject, booking)
-    return {"id": row.id, "number": row.number, "status": "booked", "session_id": body.session_id,
-            "slot_id": row.slot_id, "seq": row.seq, "slot_starts_at": row.starts_at,
-            "session_starts_at": facts.starts_at, "pool": row.pool, "patient_id": body.patient_id,
-            "site_institution_id": facts.site_id, "booked_by_institution_id": inst, "note": body.note,
-            "rescheduled_from_id": None, "created_at": row.created_at, "cancelled_at": None,
-            "cancel_reason": None, "arrived_at": None, "no_show_at": None}
+    out = None
+    if body.slot_id is None and not request.scope.get(TRIED):
+        out = await _statement(subject, body, subject.ip)
+    if isinstance(out, AppError):
+        stats["refused"] += 1
+        raise out
+    if out is not None:
+        stats["statement"] += 1
+        return out
+    stats["fallback"] += 1
+    # nothing booked: the reference implementation books or raises the precise error
+    booking = await _sync(lambda db, s, b: service.book(db, s, b).id, subject, body)
+    return await _sync(_booking_out, subject, booking)
 
 
 def _booking_out(db: Any, subject: Subject, booking_id: int) -> dict[str, Any]:
@@ -254,3 +384,106 @@ def _booking_out(db: Any, subject: Subject, booking_id: int) -> dict[str, Any]:
 
     booking, session, _, slot = service.get_booking(db, subject, booking_id)
     return out(booking, session, slot, session.schedule.institution_id)
+
+
+class BookingRoute:
+    """Pure ASGI: `POST /api/v1/bookings` with a bearer token, served without the framework stack.
+
+    Anything else, and every case where the statement books nothing, goes to the app
+    unchanged (the body replayed), so errors, cookie sessions and OpenAPI stay the route's.
+    """
+
+    MAX_BODY = 16 * 1024
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST" or not enabled():
+            await self.app(scope, receive, send)
+            return
+        token = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                if value[:7].lower() == b"bearer ":
+                    token = value[7:].decode("latin-1").strip()
+                break
+        if not token:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more and size <= self.MAX_BODY:
+            message = await receive()
+            if message["type"] != "http.request":  # disconnected
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        out = None
+        if not more:
+            out = await self._book(scope, token, body)
+        if isinstance(out, AppError):
+            stats["refused"] += 1
+            # rendered as the app's handler renders it (JSON, translated by Accept-Language)
+            request = Request(scope)
+            response = render_error(request, out.status, error_body(request, out.code, out.message, out.fields,
+                                                                    out.params))
+            if isinstance(out, Busy):
+                response.headers["Retry-After"] = "1"
+            await response(scope, receive, send)
+            return
+        if out is not None:
+            stats["statement"] += 1
+            payload = _dump(out)
+            await send({"type": "http.response.start", "status": 201,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(payload)).encode())]})
+            await send({"type": "http.response.body", "body": payload})
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": more}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _book(self, scope: Scope, token: str, raw: bytes) -> dict[str, Any] | AppError | None:
+        try:
+            data = BookingIn.model_validate_json(raw)
+        except ValidationError:
+            return None
+        if data.slot_id is not None:
+            return None
+        try:
+            subject = await _token_subject(Request(scope), token)
+        except AppError:
+            return None
+        if subject is None or not _may_book(subject):
+            return None
+        client = scope.get("client")
+        try:
+            out = await _statement(subject, data, client[0] if client else None)
+        except asyncpg.PostgresError:
+            out = None  # the statement failed as a whole: nothing was written
+        if out is None:
+            scope[TRIED] = True
+        return out
+
+
+_out_model: Any = None
+
+
+def _dump(out: dict[str, Any]) -> bytes:
+    """Serialise as the route's response model does (BookingOut lives in api.py, which imports this module)."""
+    global _out_model
+    if _out_model is None:
+        from yilianti.scheduling.api import BookingOut
+
+        _out_model = BookingOut
+    return _out_model.model_validate(out).model_dump_json().encode()

@@ -364,6 +364,24 @@ def _booking_number(session: ClinicSession, seq: int) -> str:
     return f"{session.day:%Y%m%d}-{seq:03d}-{secrets.token_hex(2).upper()}"
 
 
+def _insert_booking(db: Session, values: dict[str, Any], session: ClinicSession, seq: int) -> Booking:
+    """Insert a booking under a fresh number. The number's random part may collide with another
+    booking's (same day and sequence in another session): that draws again, inside a savepoint so the
+    claimed slot stays claimed. Any other unique violation is the partial index catching a concurrent
+    booking of the same patient in this session: the caller's unit of work rolls back with the slot."""
+    for attempt in range(4):
+        booking = Booking(number=_booking_number(session, seq), **values)
+        try:
+            with db.begin_nested():
+                db.add(booking)
+                db.flush()
+            return booking
+        except IntegrityError as exc:
+            if "number" not in str(exc.orig) or attempt == 3:
+                raise DuplicateBooking() from None
+    raise AssertionError("unreachable")
+
+
 def _claim(db: Session, session_id: int, pool: str, slot_id: int | None) -> Any:
     if slot_id is not None:
         stmt = (update(Slot).where(Slot.id == slot_id, Slot.session_id == session_id, Slot.pool == pool,
@@ -380,7 +398,10 @@ def _claim(db: Session, session_id: int, pool: str, slot_id: int | None) -> Any:
     return db.execute(stmt).first()
 
 
-def book(db: Session, subject: Subject, data: BookingIn, *, rescheduled_from: int | None = None) -> Booking:
+def book(db: Session, subject: Subject, data: BookingIn, *, rescheduled_from: int | None = None,
+         pool_institution_id: int | None = None) -> Booking:
+    """`pool_institution_id`: whose pools apply when booking for another site (a referral's origin,
+    booked by the receiving site from inside the referral); the caller has checked that relation."""
     if not subject.has("doctor", "nurse", "coordinator"):
         raise Forbidden("只有医生、护士或转诊协调员可以预约")
     session = db.scalar(select(ClinicSession).options(joinedload(ClinicSession.schedule))
@@ -392,7 +413,7 @@ def book(db: Session, subject: Subject, data: BookingIn, *, rescheduled_from: in
     policy.require_patient(db, subject, data.patient_id, action="read", resource_type="booking_patient")
     if session.status != SessionStatus.open or clock.as_utc(session.starts_at) <= clock.now():
         raise SessionClosed()
-    pools, reason = pools_for(db, subject.acting_institution_id, session)
+    pools, reason = pools_for(db, pool_institution_id or subject.acting_institution_id, session)
     if not pools:
         raise Forbidden(reason or "不能预约该出诊时段")
     if data.pool is not None:
@@ -413,17 +434,14 @@ def book(db: Session, subject: Subject, data: BookingIn, *, rescheduled_from: in
         if data.slot_id is not None:
             raise SlotFull("该号已被预约，请选择其他号")
         raise SlotFull()
-    booking = Booking(number=_booking_number(session, claimed.seq), session_id=session.id, slot_id=claimed.id,
-                      patient_id=data.patient_id, pool=claimed.pool, status=BookingStatus.booked,
-                      booked_by_user_id=subject.user_id, booked_by_institution_id=subject.acting_institution_id,
-                      note=data.note, referral_id=data.referral_id, rescheduled_from_id=rescheduled_from)
-    db.add(booking)
-    try:
-        db.flush()
-    except IntegrityError:
-        # the partial unique index caught a concurrent booking of the same patient in this session;
-        # the request's unit of work rolls back, so the claimed slot is released with it
-        raise DuplicateBooking() from None
+    booking = _insert_booking(db, dict(
+        session_id=session.id, slot_id=claimed.id, patient_id=data.patient_id, pool=claimed.pool,
+        status=BookingStatus.booked,
+        # on behalf of a referral's origin: the booking is the origin's (its list, its
+        # arrival notice, the sinking ratio); the user who booked stays recorded
+        booked_by_user_id=subject.user_id,
+        booked_by_institution_id=pool_institution_id or subject.acting_institution_id,
+        note=data.note, referral_id=data.referral_id, rescheduled_from_id=rescheduled_from), session, claimed.seq)
     site_id = session.schedule.institution_id
     if site_id != subject.acting_institution_id:
         policy.grant_access(db, subject, patient_id=data.patient_id, institution_id=site_id, kind=GrantKind.booking,
@@ -573,7 +591,8 @@ def bookings_of_site(db: Session, subject: Subject, *, made_here: bool = True, d
             .join(Schedule, Schedule.id == ClinicSession.schedule_id)
             .join(Patient, Patient.id == Booking.patient_id)
             .options(joinedload(ClinicSession.schedule).joinedload(Schedule.institution),
-                     joinedload(ClinicSession.schedule).joinedload(Schedule.practitioner))
+                     joinedload(ClinicSession.schedule).joinedload(Schedule.practitioner),
+                     joinedload(ClinicSession.schedule).joinedload(Schedule.department))
             .order_by(ClinicSession.starts_at.desc(), Booking.id.desc()).limit(limit))
     stmt = stmt.where(Booking.booked_by_institution_id == inst if made_here else Schedule.institution_id == inst)
     if day:
@@ -785,14 +804,16 @@ def bed_pools_for(db: Session, institution_id: int | None, ward: Ward) -> list[s
     return [Pool.public]
 
 
-def reserve_bed(db: Session, subject: Subject, data: BedReservationIn) -> BedReservation:
+def reserve_bed(db: Session, subject: Subject, data: BedReservationIn, *,
+                pool_institution_id: int | None = None) -> BedReservation:
+    """`pool_institution_id`: as in `book` (a referral's origin when the receiving site reserves)."""
     if not subject.has("doctor", "nurse", "coordinator"):
         raise Forbidden()
     ward = db.get(Ward, data.ward_id)
     if ward is None or not ward.active:
         raise NotFound("病区不存在")
     policy.require_patient(db, subject, data.patient_id, resource_type="bed_reservation_patient")
-    pools = bed_pools_for(db, subject.acting_institution_id, ward)
+    pools = bed_pools_for(db, pool_institution_id or subject.acting_institution_id, ward)
     if not pools:
         raise Forbidden("本机构与该院不在同一医联体，不能预留床位")
     held = None
