@@ -1,0 +1,234 @@
+"""Teleconsultation JSON API: request, worklists, case with history/opinions/messages, every move, report.
+
+404 for a case the acting institution is on neither side of (or, at the consulted
+institution, neither its assigner nor an assigned expert); 403 for the wrong side or role;
+409 `consultation_state_conflict` when a move does not fit the current status.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Body, Query
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from yilianti.auth.deps import DB, Clinical, CurrentSubject
+from yilianti.authz.subject import Subject
+from yilianti.consultation import queries, service, states
+from yilianti.consultation.schemas import (
+    AssignIn,
+    CloseOutIn,
+    ConsultationIn,
+    ConvertIn,
+    LinkOrderIn,
+    MessageIn,
+    OpinionIn,
+)
+from yilianti.consultation.states import Side
+from yilianti.exceptions import Forbidden, InvalidInput
+from yilianti.kit import clock
+
+router = APIRouter(prefix="/api/v1", tags=["consultations"])
+
+
+class HistoryOut(BaseModel):
+    at: datetime
+    user_id: int | None
+    acting_institution_id: int | None
+    from_status: str | None
+    to_status: str
+    reason: str | None
+
+
+class ParticipantOut(BaseModel):
+    practitioner_id: int
+    user_id: int | None
+    role: str
+    acknowledged_at: datetime | None
+
+
+class OpinionOut(BaseModel):
+    id: int
+    practitioner_id: int
+    outcome: str
+    text: str
+    signed_at: datetime
+    signature: str
+
+
+class MessageOut(BaseModel):
+    id: int
+    at: datetime
+    user_id: int | None
+    institution_id: int | None
+    body: str
+
+
+class OrderLinkOut(BaseModel):
+    order_id: int
+    accession_number: str
+    kind: str
+    item_name: str
+    status: str
+    purpose: str
+
+
+class ConsultationOut(BaseModel):
+    id: int
+    case_no: str | None
+    kind: str
+    patient_id: int
+    requesting_institution_id: int
+    consulted_institution_id: int
+    department_id: int | None
+    specialty: str | None
+    question: str
+    clinical_summary: str | None
+    urgency: str
+    consent_confirmed: bool
+    scheduled_at: datetime | None
+    status: str
+    due_at: datetime | None
+    answer_due_at: datetime | None
+    first_answered_at: datetime | None
+    outcome: str | None
+    referral_id: int | None
+    rating: int | None
+    action_taken: str | None
+    avoided_referral: bool | None
+    created_at: datetime
+
+
+class ConsultationDetail(ConsultationOut):
+    side: str
+    next_moves: list[str]
+    video_link: str | None
+    participants: list[ParticipantOut]
+    opinions: list[OpinionOut]
+    messages: list[MessageOut]
+    orders: list[OrderLinkOut]
+    history: list[HistoryOut]
+
+
+class TransitionIn(BaseModel):
+    expected_status: str | None = Field(default=None, description="the status the client last saw; else 409")
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+def detail(db: Session, subject: Subject, consultation_id: int) -> dict[str, Any]:
+    c, side = service.read(db, subject, consultation_id)
+    data = ConsultationOut.model_validate(c, from_attributes=True).model_dump()
+    data.update(
+        side=side.value, next_moves=[m.value for m in states.next_moves(c.status, side)],
+        video_link=service.video_link(c),
+        participants=[ParticipantOut.model_validate(p, from_attributes=True) for p in service.participants(db, c.id)],
+        opinions=[OpinionOut.model_validate(o, from_attributes=True) for o in service.opinions(db, c.id)],
+        messages=[MessageOut.model_validate(m, from_attributes=True) for m in service.messages(db, c.id)],
+        orders=[OrderLinkOut(order_id=o.id, accession_number=o.accession_number, kind=o.kind, item_name=o.item_name,
+                             status=o.status, purpose=co.purpose) for co, o in service.orders(db, c.id)],
+        history=[HistoryOut.model_validate(h, from_attributes=True)
+                 for h in service.history(db, subject, consultation_id)],
+    )
+    return data
+
+
+@router.post("/consultations", status_code=201, response_model=ConsultationDetail)
+def create(db: DB, subject: Clinical, body: ConsultationIn = Body()) -> dict[str, Any]:
+    """Request a consultation (consent confirmed); named experts are assigned at once, else the pool's assigner assigns."""
+    c = service.request(db, subject, body)
+    return detail(db, subject, c.id)
+
+
+@router.get("/consultations", response_model=list[ConsultationOut])
+def worklist(db: DB, subject: Clinical, side: Side = Side.requester,
+             bucket: Literal["open", "to_assign", "mine", "overdue", "done", "all"] = "open",
+             kind: Literal["econsult", "mdt", "cloud"] | None = None,
+             limit: int = Query(200, ge=1, le=500)) -> list[Any]:
+    return service.worklist(db, subject, service.WorklistFilter(side, bucket, kind), limit)
+
+
+@router.get("/consultations/report")
+def report(db: DB, subject: CurrentSubject, by: Literal["month", "expert", "member", "consulted"] = "month",
+           start: date | None = None, end: date | None = None) -> dict[str, Any]:
+    """Volumes, median answer time, share within deadline, avoided referrals and conversions."""
+    from yilianti.consultation.pages import report_scope
+
+    require_report_viewer(subject)
+    start, end = _period(start, end)
+    rows = queries.figures(db, start, end, by=by, institution_ids=report_scope(db, subject))
+    return {"by": by, "start": start.isoformat(), "end": end.isoformat(),
+            "rows": [r.as_dict() for r in rows], "totals": queries.totals(rows) if by != "expert" else None}
+
+
+def _period(start: date | None, end: date | None) -> tuple[date, date]:
+    today = clock.today_local()
+    end = end or today
+    if start is None:  # the last twelve months, from the first of the month
+        months = end.year * 12 + end.month - 1 - 11
+        start = date(months // 12, months % 12 + 1, 1)
+    if start > end:
+        raise InvalidInput(fields={"start": "开始日期不能晚于结束日期"})
+    return start, end
+
+
+@router.get("/consultations/{consultation_id}", response_model=ConsultationDetail)
+def read(consultation_id: int, db: DB, subject: Clinical) -> dict[str, Any]:
+    return detail(db, subject, consultation_id)
+
+
+@router.post("/consultations/{consultation_id}/assign", response_model=ConsultationDetail)
+def assign(consultation_id: int, db: DB, subject: Clinical, body: AssignIn = Body()) -> dict[str, Any]:
+    service.assign(db, subject, consultation_id, body)
+    return detail(db, subject, consultation_id)
+
+
+@router.post("/consultations/{consultation_id}/acknowledge", response_model=ConsultationDetail)
+def acknowledge(consultation_id: int, db: DB, subject: Clinical, body: TransitionIn = Body(default=None)) -> dict[str, Any]:
+    service.acknowledge(db, subject, consultation_id, expected_status=body.expected_status if body else None)
+    return detail(db, subject, consultation_id)
+
+
+@router.post("/consultations/{consultation_id}/opinions", status_code=201, response_model=ConsultationDetail)
+def sign(consultation_id: int, db: DB, subject: Clinical, body: OpinionIn = Body()) -> dict[str, Any]:
+    """Sign an opinion: advice / more_info / recommend_referral. Signed opinions are never edited."""
+    service.sign_opinion(db, subject, consultation_id, body)
+    return detail(db, subject, consultation_id)
+
+
+@router.post("/consultations/{consultation_id}/messages", status_code=201, response_model=ConsultationDetail)
+def message(consultation_id: int, db: DB, subject: Clinical, body: MessageIn = Body()) -> dict[str, Any]:
+    service.post_message(db, subject, consultation_id, body)
+    return detail(db, subject, consultation_id)
+
+
+@router.post("/consultations/{consultation_id}/orders", status_code=201, response_model=ConsultationDetail)
+def link_order(consultation_id: int, db: DB, subject: Clinical, body: LinkOrderIn = Body()) -> dict[str, Any]:
+    """Attach a result / image / ECG: a diagnostic order of the same patient."""
+    service.link_order(db, subject, consultation_id, body.order_id)
+    return detail(db, subject, consultation_id)
+
+
+@router.post("/consultations/{consultation_id}/close", response_model=ConsultationDetail)
+def close(consultation_id: int, db: DB, subject: Clinical, body: CloseOutIn = Body()) -> dict[str, Any]:
+    service.close_out(db, subject, consultation_id, body)
+    return detail(db, subject, consultation_id)
+
+
+@router.post("/consultations/{consultation_id}/cancel", response_model=ConsultationDetail)
+def cancel(consultation_id: int, db: DB, subject: Clinical, body: TransitionIn = Body()) -> dict[str, Any]:
+    service.cancel(db, subject, consultation_id, body.reason or "", expected_status=body.expected_status)
+    return detail(db, subject, consultation_id)
+
+
+@router.post("/consultations/{consultation_id}/convert", response_model=ConsultationDetail)
+def convert(consultation_id: int, db: DB, subject: Clinical, body: ConvertIn = Body(default=None)) -> dict[str, Any]:
+    """Convert to an up-referral carrying the question, summary, opinion and attachment references."""
+    service.convert_to_referral(db, subject, consultation_id, body)
+    return detail(db, subject, consultation_id)
+
+
+def require_report_viewer(subject: Subject) -> None:
+    if not (subject.is_clinical or subject.has("system_admin", "alliance_admin", "institution_admin")):
+        raise Forbidden()

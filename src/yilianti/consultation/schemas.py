@@ -1,0 +1,94 @@
+"""Consultation input, validated as a requesting doctor and an expert would check it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+
+def _text(value: str, message: str) -> str:
+    value = (value or "").strip()
+    if len(value) < 2:
+        raise ValueError(message)
+    return value
+
+
+class ConsultationIn(BaseModel):
+    patient_id: int
+    consulted_institution_id: int
+    kind: Literal["econsult", "mdt", "cloud"] = "econsult"
+    department_id: int | None = None
+    specialty: str | None = Field(default=None, max_length=64)
+    expert_practitioner_ids: list[int] = Field(default_factory=list, max_length=12,
+                                               description="named experts; empty = the department/specialty pool")
+    question: str = Field(max_length=4000)
+    clinical_summary: str | None = Field(default=None, max_length=8000)
+    urgency: Literal["routine", "urgent", "emergency"] = "routine"
+    consent_confirmed: bool = Field(default=False, description="the patient (or guardian) agreed to the consultation")
+    consent_note: str | None = Field(default=None, max_length=200)
+    scheduled_at: datetime | None = Field(default=None, description="MDT session time")
+    video_url: str | None = Field(default=None, max_length=500)
+    order_ids: list[int] = Field(default_factory=list, max_length=30,
+                                 description="diagnostic orders (results, images, ECG) of the same patient")
+
+    @field_validator("question")
+    @classmethod
+    def _question(cls, value: str) -> str:
+        return _text(value, "请填写会诊问题")
+
+    @field_validator("video_url")
+    @classmethod
+    def _video(cls, value: str | None) -> str | None:
+        value = (value or "").strip() or None
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("视频链接应以 http:// 或 https:// 开头")
+        return value
+
+
+class AssignIn(BaseModel):
+    practitioner_ids: list[int] = Field(min_length=1, max_length=12)
+    lead_practitioner_id: int | None = None
+
+
+class OpinionIn(BaseModel):
+    outcome: Literal["advice", "more_info", "recommend_referral"]
+    text: str = Field(max_length=8000)
+
+    @field_validator("text")
+    @classmethod
+    def _body(cls, value: str) -> str:
+        return _text(value, "请填写会诊意见")
+
+
+class MessageIn(BaseModel):
+    body: str = Field(max_length=4000)
+
+    @field_validator("body")
+    @classmethod
+    def _body(cls, value: str) -> str:
+        value = (value or "").strip()
+        if not value:
+            raise ValueError("消息不能为空")
+        return value
+
+
+class CloseOutIn(BaseModel):
+    rating: int = Field(ge=1, le=5)
+    action_taken: str = Field(max_length=4000)
+    avoided_referral: bool
+
+    @field_validator("action_taken")
+    @classmethod
+    def _action(cls, value: str) -> str:
+        return _text(value, "请填写根据会诊意见采取的处理")
+
+
+class ConvertIn(BaseModel):
+    reason: str | None = Field(default=None, max_length=2000, description="defaults to the question and the opinion")
+    target_service: str | None = Field(default="门诊", max_length=64)
+
+
+class LinkOrderIn(BaseModel):
+    order_id: int
