@@ -61,7 +61,7 @@ def test_known_accession_is_stored_and_acknowledged_aa(committed, receiver):  # 
         assert obs[1].name == "白细胞计数"
         assert obs[0].observed_at is not None
         order = db.get(DiagnosticOrder, order_id)
-        assert order is not None and order.status == "reported" and order.filler_order_number == "F-778"
+        assert order is not None and order.status == "final" and order.filler_order_number == "F-778"
         inbound = db.scalar(select(InboundMessage).where(InboundMessage.control_id == "MSG0001"))
         assert inbound is not None and inbound.status == "stored"
         assert "张三丰" in (inbound.raw or "")  # the Chinese name survived the trip
@@ -76,6 +76,20 @@ def test_newline_separated_segments_are_accepted(committed, receiver):  # type: 
     assert str(ack.segment("MSA")[1]) == "AA"
     with committed() as db:
         assert len(db.scalars(select(LabObservation).where(LabObservation.order_id == order_id)).all()) == 3
+
+
+def test_a_resent_message_is_acknowledged_again_and_stored_once(committed, receiver):  # type: ignore[no-untyped-def]
+    # an interface engine that missed the ACK resends the same MSH-10: AA again, no second set of results
+    order_id, _ = make_order(committed, "LAB20261123077", resident_id="110105196501010937")
+    message = oru("LAB20261123077", "MSG0077", rid="110105196501010937")
+    assert str(send(receiver.port, message).segment("MSA")[1]) == "AA"
+    ack = send(receiver.port, message)
+    assert str(ack.segment("MSA")[1]) == "AA" and str(ack.segment("MSA")[2]) == "MSG0077"
+    with committed() as db:
+        assert len(db.scalars(select(LabObservation).where(LabObservation.order_id == order_id)).all()) == 3
+        rows = db.scalars(select(InboundMessage).where(InboundMessage.control_id == "MSG0077")
+                          .order_by(InboundMessage.id)).all()
+        assert [r.status for r in rows] == ["stored", "duplicate"] and rows[1].order_id == order_id
 
 
 def test_unknown_accession_is_ae_and_quarantined(committed, receiver):  # type: ignore[no-untyped-def]

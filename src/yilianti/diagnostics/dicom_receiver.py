@@ -32,6 +32,11 @@ def _safe(uid: str) -> str:
     return re.sub(r"[^0-9A-Za-z.\-]", "_", uid.strip().rstrip("\x00")) or "unknown"
 
 
+def instance_path(storage_dir: Path, study_uid: str, sop_uid: str) -> Path:
+    """Where an instance is kept (the C-STORE receiver and the web upload write the same place)."""
+    return storage_dir / _safe(study_uid) / f"{_safe(sop_uid)}.dcm"
+
+
 class DicomReceiver:
     def __init__(self, factory: Callable[[], Session], host: str, port: int, ae_title: str,
                  storage_dir: Path, allowed_aes: list[str] | None = None) -> None:
@@ -55,7 +60,7 @@ class DicomReceiver:
                                       reason=f"无法解析的 DICOM 数据集 (undecodable data set): {exc}"[:2000]))
                 db.commit()
             return CANNOT_UNDERSTAND
-        path = self.storage_dir / _safe(study_uid) / f"{_safe(sop_uid)}.dcm"
+        path = instance_path(self.storage_dir, study_uid, sop_uid)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".part")

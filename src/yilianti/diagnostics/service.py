@@ -20,6 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from yilianti.audit import service as audit
+from yilianti.authz.subject import Subject
+from yilianti.diagnostics import critical, workflow
+from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
 from yilianti.models.diagnostics import (
     DiagnosticOrder,
@@ -103,8 +106,30 @@ def _patient_matches(db: Session, patient_id: int, pid3: list[tuple[str, str]], 
     return True
 
 
-def ingest_hl7(db: Session, raw: str, *, sender: str | None = None) -> Hl7Outcome:
-    """Parse one ORU^R01 and store it (or quarantine / reject it). Flushes; the caller commits."""
+def suggest_patient(db: Session, identifiers: list[tuple[str, str]]) -> int | None:
+    """EMPI-ish: the one patient whose identifier matches exactly (value, and issuer when given)."""
+    found: set[int] = set()
+    for authority, value in identifiers:
+        stmt = select(PatientIdentifier.patient_id).where(PatientIdentifier.value == value.strip().upper())
+        if authority:
+            stmt = stmt.where(PatientIdentifier.authority == authority)
+        found.update(db.scalars(stmt.limit(3)).all())
+    return found.pop() if len(found) == 1 else None
+
+
+def _msh_origin(raw: str | None) -> tuple[str, str]:
+    """MSH-3 and MSH-4 (sending application, facility) of a stored message's text."""
+    parts = (raw or "").split("\r", 1)[0].split("|")
+    return (parts[2] if len(parts) > 2 else "", parts[3] if len(parts) > 3 else "")
+
+
+def ingest_hl7(db: Session, raw: str, *, sender: str | None = None, order_override: DiagnosticOrder | None = None,
+               inbound_override: InboundMessage | None = None) -> Hl7Outcome:
+    """Parse one ORU^R01 and store it (or quarantine / reject it). Flushes; the caller commits.
+
+    `order_override` / `inbound_override`: a person resolving a quarantined message attaches it
+    to an order; the OBR accession number and the patient check are then not used.
+    """
     text = normalise_segments(raw)
     try:
         if not text.startswith("MSH"):
@@ -122,9 +147,11 @@ def ingest_hl7(db: Session, raw: str, *, sender: str | None = None) -> Hl7Outcom
     control_id = _field(msh, 10)
     outcome = Hl7Outcome("AA", None, control_id, _field(msh, 3), _field(msh, 4), _field(msh, 12) or "2.5.1")
     msg_type = _field(msh, 9)
-    inbound = InboundMessage(channel="hl7", raw=text, control_id=control_id[:64] or None,
-                             sender=(sender or f"{outcome.sending_app}@{outcome.sending_facility}")[:100],
-                             status="stored")
+    inbound = inbound_override or InboundMessage(
+        channel="hl7", raw=text, control_id=control_id[:64] or None,
+        sender=(sender or f"{outcome.sending_app}@{outcome.sending_facility}")[:100], status="stored")
+    if inbound_override is not None:
+        inbound.status, inbound.reason = "stored", None
 
     def reject(code: str, reason: str, err: str, status: str = "quarantined") -> Hl7Outcome:
         inbound.status, inbound.reason = status, reason
@@ -135,6 +162,23 @@ def ingest_hl7(db: Session, raw: str, *, sender: str | None = None) -> Hl7Outcom
 
     if not msg_type.startswith("ORU"):
         return reject("AR", f"不支持的消息类型 {msg_type} (unsupported message type)", "200", "rejected")
+    if inbound_override is None and control_id:
+        # An interface engine resends a message whose ACK it did not get: acknowledge it again,
+        # store nothing twice, and keep the resend on record.
+        # same MSH-10 from the same sending application and facility (MSH-3/4; the TCP peer
+        # changes with every connection)
+        origin = (outcome.sending_app, outcome.sending_facility)
+        first = next((m for m in db.scalars(select(InboundMessage).where(
+            InboundMessage.channel == "hl7", InboundMessage.control_id == control_id[:64],
+            InboundMessage.status.in_(("stored", "resolved"))).order_by(InboundMessage.id).limit(20))
+            if _msh_origin(m.raw) == origin), None)
+        if first is not None:
+            inbound.status, inbound.reason, inbound.order_id = "duplicate", f"重发的消息，已于 #{first.id} 接收", first.order_id
+            inbound.accession_number = first.accession_number
+            db.add(inbound)
+            db.flush()
+            outcome.inbound_id = inbound.id
+            return outcome
     if not _has(msg, "OBR"):
         return reject("AR", "缺少 OBR 段 (no OBR segment)", "101", "rejected")
     pid = msg.segments("PID")[0] if _has(msg, "PID") else None
@@ -143,20 +187,27 @@ def ingest_hl7(db: Session, raw: str, *, sender: str | None = None) -> Hl7Outcom
     # Chinese names are usually sent whole in PID-5.1; western senders split family^given
     if pid is not None and _component(_field(pid, 5), 1) and not re.search(r"[\u4e00-\u9fff]", pid_name):
         pid_name = f"{pid_name} {_component(_field(pid, 5), 1)}"
+    if pid3:
+        inbound.issuer = pid3[0][0][:64] or None
+        inbound.patient_identifier = pid3[0][1][:64]
 
     stored = 0
     orders: dict[int, DiagnosticOrder] = {}
+    observations: dict[int, list[LabObservation]] = {}
     current: DiagnosticOrder | None = None
     for seg in msg:
         kind = str(seg[0])
         if kind == "OBR":
             accession = _component(_field(seg, 2), 0).strip()
-            inbound.accession_number = accession[:32] or None
-            order = db.scalar(select(DiagnosticOrder).where(DiagnosticOrder.accession_number == accession)) \
-                if accession else None
+            if order_override is None:
+                inbound.accession_number = accession[:32] or None
+            order = order_override or (db.scalar(
+                select(DiagnosticOrder).where(DiagnosticOrder.accession_number == accession)) if accession else None)
             if order is None:
+                inbound.suggested_patient_id = suggest_patient(db, pid3)
                 return reject("AE", f"未知的检查号 {accession or '(空)'} (unknown accession number)", "204")
-            if not _patient_matches(db, order.patient_id, pid3, pid_name):
+            if order_override is None and not _patient_matches(db, order.patient_id, pid3, pid_name):
+                inbound.suggested_patient_id = suggest_patient(db, pid3)
                 return reject("AE", f"患者与检查号 {accession} 的申请不符 (patient does not match the order)", "204")
             filler = _component(_field(seg, 3), 0).strip()
             if filler:
@@ -169,7 +220,7 @@ def ingest_hl7(db: Session, raw: str, *, sender: str | None = None) -> Hl7Outcom
                 return reject("AR", "OBX 出现在 OBR 之前 (OBX before OBR)", "100", "rejected")
             code3 = _field(seg, 3)
             set_id = _field(seg, 1)
-            db.add(LabObservation(
+            obs = LabObservation(
                 order_id=current.id, set_id=int(set_id) if set_id.isdigit() else None,
                 value_type=_field(seg, 2)[:8] or None,
                 code=_component(code3, 0)[:64] or "?", name=_component(code3, 1)[:200] or None,
@@ -177,14 +228,25 @@ def ingest_hl7(db: Session, raw: str, *, sender: str | None = None) -> Hl7Outcom
                 units=_component(_field(seg, 6), 0)[:64] or None, reference_range=_field(seg, 7)[:64] or None,
                 abnormal_flags=_field(seg, 8)[:16] or None, result_status=_field(seg, 11)[:4] or None,
                 observed_at=_hl7_ts(_field(seg, 14)),
-            ))
+            )
+            db.add(obs)
+            observations.setdefault(current.id, []).append(obs)
             stored += 1
     if not orders:
         return reject("AR", "缺少 OBR 段 (no OBR segment)", "101", "rejected")
     db.add(inbound)
     db.flush()
     for order in orders.values():
-        order.status = "reported" if stored else "received"
+        obs_list = observations.get(order.id, [])
+        for obs in obs_list:
+            obs.inbound_message_id = inbound.id
+        if obs_list and all((o.result_status or "").upper() == "F" for o in obs_list):
+            workflow.system_final(db, order, channel="hl7")
+        else:
+            workflow.system_received(db, order, channel="hl7")
+        for obs in obs_list:
+            if critical.is_critical_flag(obs.abnormal_flags):
+                critical.raise_for_observation(db, order, obs)
         audit.record(db, None, "diagnostics.result_received", "diagnostic_order", order.id,
                      patient_id=order.patient_id, channel="hl7", username=outcome.sending_app or None,
                      detail={"accession_number": order.accession_number, "control_id": control_id,
@@ -255,19 +317,30 @@ def _dicom_date(value: str | None) -> date | None:
         return None
 
 
-def ingest_dicom(db: Session, ds: Any, path: Path, *, calling_ae: str | None = None) -> DicomOutcome:
+def ingest_dicom(db: Session, ds: Any, path: Path, *, calling_ae: str | None = None,
+                 order_override: DiagnosticOrder | None = None,
+                 inbound_override: InboundMessage | None = None) -> DicomOutcome:
     """Link one saved instance (already written to `path`) to its order, or quarantine it. Flushes."""
     accession = str(ds.get("AccessionNumber", "") or "").strip()
     study_uid = str(ds.get("StudyInstanceUID", "") or "")
     sop_uid = str(ds.get("SOPInstanceUID", "") or "")
     order = db.scalar(select(DiagnosticOrder).where(DiagnosticOrder.accession_number == accession)) \
         if accession else None
-    inbound = InboundMessage(channel="dicom", path=str(path), control_id=sop_uid[:64] or None,
-                             accession_number=accession[:32] or None, sender=(calling_ae or "")[:100] or None,
-                             status="stored")
+    if order_override is not None:
+        order = order_override
+    patient_identifier = str(ds.get("PatientID", "") or "").strip()
+    issuer = str(ds.get("IssuerOfPatientID", "") or "").strip()
+    inbound = inbound_override or InboundMessage(
+        channel="dicom", path=str(path), control_id=sop_uid[:64] or None, accession_number=accession[:32] or None,
+        sender=(calling_ae or "")[:100] or None, status="stored")
+    inbound.patient_identifier, inbound.issuer = patient_identifier[:64] or None, issuer[:64] or None
+    if inbound_override is not None:
+        inbound.status, inbound.reason = "stored", None
     if order is None:
         inbound.status = "quarantined"
         inbound.reason = f"未知的检查号 {accession or '(空)'} (unknown accession number)"
+        inbound.suggested_patient_id = suggest_patient(db, [(issuer, patient_identifier)]) \
+            if patient_identifier else None
         db.add(inbound)
         db.flush()
         return DicomOutcome("quarantined", path, inbound.id)
@@ -275,7 +348,7 @@ def ingest_dicom(db: Session, ds: Any, path: Path, *, calling_ae: str | None = N
     study = db.scalar(select(ImagingStudy).where(ImagingStudy.study_instance_uid == study_uid))
     if study is None:
         study = ImagingStudy(
-            order_id=order.id, study_instance_uid=study_uid, accession_number=accession[:32],
+            order_id=order.id, study_instance_uid=study_uid, accession_number=order.accession_number,
             patient_identifier=str(ds.get("PatientID", "") or "")[:64] or None,
             issuer=str(ds.get("IssuerOfPatientID", "") or "")[:64] or None,
             modality=str(ds.get("Modality", "") or "")[:16] or None,
@@ -295,8 +368,7 @@ def ingest_dicom(db: Session, ds: Any, path: Path, *, calling_ae: str | None = N
         study.instance_count += 1
     else:  # resent: the file was overwritten in place
         instance.path = str(path)
-    if order.status == "ordered":
-        order.status = "received"
+    workflow.system_received(db, order, channel="dicom")
     db.add(inbound)
     db.flush()
     audit.record(db, None, "diagnostics.image_received", "imaging_study", study.id, patient_id=order.patient_id,
@@ -315,3 +387,73 @@ def list_quarantine(db: Session, channel: str | None = None, limit: int = 200) -
         stmt = stmt.where(InboundMessage.channel == channel)
     return list(db.scalars(stmt.order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
                            .limit(limit)))
+
+
+QUARANTINE_ROLES = ("reader", "institution_admin", "system_admin")
+
+
+def _require_resolver(subject: Subject) -> None:
+    if not subject.has(*QUARANTINE_ROLES):
+        raise Forbidden("只有阅片中心人员或管理员可以处理隔离消息")
+
+
+def quarantined(db: Session, subject: Subject, inbound_id: int) -> InboundMessage:
+    _require_resolver(subject)
+    inbound = db.scalar(select(InboundMessage).where(InboundMessage.id == inbound_id).with_for_update())
+    if inbound is None:
+        raise NotFound()
+    if inbound.status != "quarantined":
+        raise Conflict("该消息已处理", code="inbound_not_quarantined")
+    return inbound
+
+
+def candidate_orders(db: Session, subject: Subject, inbound: InboundMessage) -> list[DiagnosticOrder]:
+    """Open orders of the suggested patient that the subject's centre reads (one click to attach)."""
+    if inbound.suggested_patient_id is None or subject.acting_institution_id is None:
+        return []
+    return list(db.scalars(select(DiagnosticOrder).where(
+        DiagnosticOrder.patient_id == inbound.suggested_patient_id,
+        DiagnosticOrder.reading_centre_institution_id == subject.acting_institution_id,
+        DiagnosticOrder.status.in_(("ordered", "acquired", "transmitted", "received", "claimed")))
+        .order_by(DiagnosticOrder.created_at.desc()).limit(20)))
+
+
+def resolve(db: Session, subject: Subject, inbound_id: int, order_id: int) -> InboundMessage:
+    """Attach a quarantined HL7 message / DICOM instance to an order the subject's centre reads."""
+    inbound = quarantined(db, subject, inbound_id)
+    order = db.get(DiagnosticOrder, order_id)
+    if order is None or order.reading_centre_institution_id != subject.acting_institution_id:
+        raise InvalidInput(fields={"order_id": "检查单不存在或不属于本阅片中心"})
+    if inbound.channel == "hl7":
+        outcome = ingest_hl7(db, inbound.raw or "", order_override=order, inbound_override=inbound)
+        if outcome.code != "AA":
+            raise InvalidInput(fields={"order_id": outcome.reason or "无法关联"})
+    else:
+        import pydicom
+
+        path = Path(inbound.path or "")
+        try:
+            ds = pydicom.dcmread(str(path), stop_before_pixels=True)
+        except Exception as exc:  # noqa: BLE001 - a file that cannot be read cannot be attached
+            raise InvalidInput(fields={"order_id": f"无法读取 DICOM 文件: {exc}"}) from None
+        ingest_dicom(db, ds, path, order_override=order, inbound_override=inbound)
+    inbound.order_id = order.id
+    inbound.status = "resolved"
+    inbound.resolved_by_user_id, inbound.resolved_at = subject.user_id, clock.now()
+    audit.record(db, subject, "diagnostics.inbound_resolved", "inbound_message", inbound.id,
+                 patient_id=order.patient_id, detail={"order_id": order.id, "channel": inbound.channel})
+    db.flush()
+    return inbound
+
+
+def reject_inbound(db: Session, subject: Subject, inbound_id: int, reason: str) -> InboundMessage:
+    inbound = quarantined(db, subject, inbound_id)
+    if not reason.strip():
+        raise InvalidInput(fields={"reason": "请填写拒收原因"})
+    inbound.status = "rejected"
+    inbound.reason = f"{inbound.reason or ''}；人工拒收：{reason.strip()}"[:2000]
+    inbound.resolved_by_user_id, inbound.resolved_at = subject.user_id, clock.now()
+    audit.record(db, subject, "diagnostics.inbound_rejected", "inbound_message", inbound.id,
+                 reason=reason.strip())
+    db.flush()
+    return inbound

@@ -1,0 +1,166 @@
+"""Critical values (危急值): pushed to the ordering doctor at once, acknowledged, escalated otherwise.
+
+A lab observation flagged HH / LL / AA (HL7 OBX-8) or a report the reader marks critical
+raises a `CriticalValue`: an urgent in-app notification to the ordering doctor (and the
+ordering site) plus an outbox message `diagnostics.critical_value` that SMS/WeChat
+channels can handle. When nobody acknowledges within `critical_value_escalate_minutes`
+(default 10), the periodic job escalates to the ordering department's head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from yilianti.audit import service as audit
+from yilianti.authz import policy
+from yilianti.authz.subject import Subject
+from yilianti.config import get_settings
+from yilianti.exceptions import Conflict, Forbidden, NotFound
+from yilianti.kit import clock
+from yilianti.models.alliance import Institution
+from yilianti.models.auth import User
+from yilianti.models.diagnostics import CriticalValue, DiagnosticOrder, DiagnosticReport, LabObservation
+from yilianti.models.patient import Patient
+from yilianti.models.workforce import Practitioner
+from yilianti.notifications.service import notify
+from yilianti.worker.outbox import enqueue
+
+CRITICAL_FLAGS = frozenset({"HH", "LL", "AA"})
+
+
+def is_critical_flag(flags: str | None) -> bool:
+    if not flags:
+        return False
+    return any(f.strip().upper() in CRITICAL_FLAGS for f in flags.replace("~", "^").split("^"))
+
+
+def _raise(db: Session, order: DiagnosticOrder, *, source: str, value_text: str,
+           observation_id: int | None = None, report_id: int | None = None) -> CriticalValue:
+    now = clock.now()
+    cv = CriticalValue(order_id=order.id, patient_id=order.patient_id, observation_id=observation_id,
+                       report_id=report_id, source=source, value_text=value_text[:300],
+                       notified_to_user_id=order.ordering_user_id, notified_at=now)
+    db.add(cv)
+    db.flush()
+    patient = db.get(Patient, order.patient_id)
+    title = f"危急值：{patient.name if patient else ''} {order.item_name} {value_text}"[:200]
+    notify(db, title=title, body="请立即处理并确认", link="/diagnostics/critical", user_id=order.ordering_user_id,
+           institution_id=order.ordering_institution_id, kind="critical", urgent=True,
+           dedupe_key=f"critical-{cv.id}")
+    enqueue(db, "diagnostics.critical_value",
+            {"critical_value_id": cv.id, "order_id": order.id, "accession_number": order.accession_number,
+             "user_id": order.ordering_user_id, "institution_id": order.ordering_institution_id,
+             "value": cv.value_text}, dedupe_key=f"critical-out-{cv.id}")
+    audit.record(db, None, "diagnostics.critical_value", "critical_value", cv.id, patient_id=order.patient_id,
+                 channel="system", detail={"order_id": order.id, "source": source, "value": cv.value_text})
+    return cv
+
+
+def raise_for_observation(db: Session, order: DiagnosticOrder, obs: LabObservation) -> CriticalValue:
+    text = f"{obs.name or obs.code} {obs.value or ''} {obs.units or ''} ({obs.abnormal_flags})".strip()
+    return _raise(db, order, source="hl7", value_text=text, observation_id=obs.id)
+
+
+def raise_for_report(db: Session, order: DiagnosticOrder, report: DiagnosticReport) -> CriticalValue | None:
+    if db.scalar(select(CriticalValue.id).where(CriticalValue.report_id == report.id)) is not None:
+        return None
+    return _raise(db, order, source="reader", value_text=report.conclusion or "报告危急值", report_id=report.id)
+
+
+def acknowledge(db: Session, subject: Subject, cv_id: int, note: str | None = None) -> CriticalValue:
+    cv = db.scalar(select(CriticalValue).where(CriticalValue.id == cv_id).with_for_update())
+    if cv is None or not subject.is_clinical:
+        raise NotFound()
+    order = db.get(DiagnosticOrder, cv.order_id)
+    assert order is not None
+    if subject.acting_institution_id != order.ordering_institution_id:
+        raise NotFound()
+    if not subject.has("doctor", "nurse", "coordinator"):
+        raise Forbidden("只有临床人员可以确认危急值")
+    if cv.acknowledged_at is not None:
+        raise Conflict("该危急值已确认", code="critical_already_acknowledged")
+    cv.acknowledged_by_user_id, cv.acknowledged_at = subject.user_id, clock.now()
+    cv.acknowledge_note = (note or "").strip()[:300] or None
+    audit.record(db, subject, "diagnostics.critical_ack", "critical_value", cv.id,
+                 patient_id=cv.patient_id, detail={"order_id": cv.order_id,
+                                                   "minutes": int((cv.acknowledged_at - cv.notified_at).total_seconds() // 60)})
+    db.flush()
+    return cv
+
+
+def _head_for(db: Session, order: DiagnosticOrder) -> User | None:
+    department_id = order.ordering_department_id
+    if department_id is None and order.ordering_practitioner_id:
+        doctor = db.get(Practitioner, order.ordering_practitioner_id)
+        department_id = doctor.department_id if doctor else None
+    stmt = select(User).join(Practitioner, Practitioner.id == User.practitioner_id).where(
+        Practitioner.is_department_head.is_(True), Practitioner.active.is_(True),
+        Practitioner.home_institution_id == order.ordering_institution_id)
+    if order.ordering_practitioner_id is not None:  # the head above the doctor, not the doctor again
+        stmt = stmt.where(Practitioner.id != order.ordering_practitioner_id)
+    head = None
+    if department_id is not None:
+        head = db.scalar(stmt.where(Practitioner.department_id == department_id).order_by(User.id).limit(1))
+    return head or db.scalar(stmt.order_by(User.id).limit(1))
+
+
+def escalate_overdue(db: Session) -> int:
+    """Escalate every critical value unacknowledged for longer than the setting. Returns how many."""
+    limit = clock.now() - timedelta(minutes=get_settings().critical_value_escalate_minutes)
+    due = db.scalars(select(CriticalValue).where(
+        CriticalValue.acknowledged_at.is_(None), CriticalValue.escalated_at.is_(None),
+        CriticalValue.notified_at <= limit).with_for_update(skip_locked=True)).all()
+    for cv in due:
+        order = db.get(DiagnosticOrder, cv.order_id)
+        assert order is not None
+        head = _head_for(db, order)
+        cv.escalated_at = clock.now()
+        cv.escalated_to_user_id = head.id if head else None
+        notify(db, title=f"危急值超时未确认：{order.item_name}（{order.accession_number}）{cv.value_text}"[:200],
+               body="已超过时限未确认，请科主任督办", link="/diagnostics/critical",
+               user_id=head.id if head else None, institution_id=order.ordering_institution_id,
+               kind="critical", urgent=True, dedupe_key=f"critical-esc-{cv.id}")
+        audit.record(db, None, "diagnostics.critical_escalated", "critical_value", cv.id, patient_id=cv.patient_id,
+                     channel="system", detail={"to_user_id": cv.escalated_to_user_id})
+    db.flush()
+    return len(due)
+
+
+@dataclass
+class CriticalRow:
+    cv: CriticalValue
+    order: DiagnosticOrder
+    patient_name: str
+    notified_to: str | None
+    acknowledged_by: str | None
+    escalated_to: str | None
+    ordering_name: str
+    can_acknowledge: bool
+
+
+def list_for(db: Session, subject: Subject, *, open_only: bool = True, limit: int = 200) -> list[CriticalRow]:
+    """Critical values of orders the subject's institution placed or reads."""
+    if not subject.is_clinical:
+        raise NotFound()
+    inst = subject.acting_institution_id
+    stmt = (select(CriticalValue, DiagnosticOrder, Patient.name)
+            .join(DiagnosticOrder, DiagnosticOrder.id == CriticalValue.order_id)
+            .join(Patient, Patient.id == CriticalValue.patient_id)
+            .where(or_(DiagnosticOrder.ordering_institution_id == inst,
+                       DiagnosticOrder.reading_centre_institution_id == inst), policy.readable(subject)))
+    if open_only:
+        stmt = stmt.where(CriticalValue.acknowledged_at.is_(None))
+    rows = db.execute(stmt.order_by(CriticalValue.notified_at.desc()).limit(limit)).all()
+    ids = {u for cv, _o, _n in rows for u in (cv.notified_to_user_id, cv.acknowledged_by_user_id,
+                                              cv.escalated_to_user_id) if u}
+    users = dict(db.execute(select(User.id, User.display_name).where(User.id.in_(ids))).all()) if ids else {}
+    names = dict(db.execute(select(Institution.id, Institution.name)).all())
+    return [CriticalRow(cv, order, name, users.get(cv.notified_to_user_id or 0), users.get(cv.acknowledged_by_user_id or 0),
+                        users.get(cv.escalated_to_user_id or 0), names.get(order.ordering_institution_id, ""),
+                        cv.acknowledged_at is None and inst == order.ordering_institution_id
+                        and subject.has("doctor", "nurse", "coordinator"))
+            for cv, order, name in rows]

@@ -1,0 +1,711 @@
+"""Order → report workflow of the shared diagnostic centres (DOMAIN.md §5).
+
+A grassroots site orders an item of a centre's catalogue for a registered patient (an
+accession number, the price at the site's fee standard, and an access grant for the
+reading centre); the study or results arrive (DICOM/HL7 receivers, or a manual receipt);
+one reader claims it from the centre's worklist, writes and signs the report (a trainee's
+report needs a second signature by a non-trainee before it is final); the ordering site
+sees the final report. Every status change goes through `transition` (row locked with
+SELECT … FOR UPDATE on PostgreSQL, BEGIN IMMEDIATE on SQLite), which checks
+`states.MOVES`, writes a `DiagnosticOrderHistory` row, audits and notifies.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from yilianti.audit import service as audit
+from yilianti.authz import policy
+from yilianti.authz.subject import Subject
+from yilianti.diagnostics import states
+from yilianti.diagnostics.states import STATUS_LABELS, Side, Status
+from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
+from yilianti.kit import clock
+from yilianti.models.alliance import Institution
+from yilianti.models.auth import User
+from yilianti.models.diagnostics import (
+    DiagnosticItem,
+    DiagnosticOrder,
+    DiagnosticOrderHistory,
+    DiagnosticReport,
+    ItemPrice,
+    LabObservation,
+)
+from yilianti.models.patient import Patient
+from yilianti.models.workforce import Practitioner
+from yilianti.notifications.service import notify
+from yilianti.scheduling.service import share_alliance
+
+STATE_CONFLICT = "diagnostic_state_conflict"
+ORDERING_ROLES = ("doctor", "nurse", "coordinator")
+READING_ROLES = ("reader", "doctor")
+ADMIN_ROLES = ("system_admin", "alliance_admin", "institution_admin")
+GRANT_KIND = "diagnostic"
+GRANT_DAYS = 90
+
+
+# ------------------------------------------------------------------------------------- catalogue
+
+
+@dataclass
+class CatalogueRow:
+    item: DiagnosticItem
+    centre_name: str
+    price_fen: int | None
+    fee_standard: str | None
+
+
+def catalogue(db: Session, *, for_institution_id: int | None = None, centre_id: int | None = None,
+              active_only: bool = True) -> list[CatalogueRow]:
+    """Items (optionally of one centre), with the price at `for_institution_id`'s fee standard."""
+    stmt = select(DiagnosticItem, Institution.name).join(
+        Institution, Institution.id == DiagnosticItem.reading_centre_institution_id)
+    if centre_id is not None:
+        stmt = stmt.where(DiagnosticItem.reading_centre_institution_id == centre_id)
+    if active_only:
+        stmt = stmt.where(DiagnosticItem.active.is_(True))
+    rows = db.execute(stmt.order_by(DiagnosticItem.kind, DiagnosticItem.code)).all()
+    prices: dict[int, ItemPrice] = {}
+    if for_institution_id is not None and rows:
+        prices = {p.item_id: p for p in db.scalars(select(ItemPrice).where(
+            ItemPrice.institution_id == for_institution_id,
+            ItemPrice.item_id.in_([r[0].id for r in rows])))}
+    out = []
+    for item, centre_name in rows:
+        price = prices.get(item.id)
+        out.append(CatalogueRow(item, centre_name, price.price_fen if price else None,
+                                price.fee_standard if price else None))
+    return out
+
+
+def orderable(db: Session, institution_id: int) -> list[CatalogueRow]:
+    """Items a site can order: a centre in one of its alliances, with a price for the site."""
+    return [r for r in catalogue(db, for_institution_id=institution_id)
+            if r.price_fen is not None and share_alliance(db, institution_id, r.item.reading_centre_institution_id)]
+
+
+def prices_of(db: Session, item_id: int) -> list[tuple[ItemPrice, str]]:
+    return [(p, n) for p, n in db.execute(
+        select(ItemPrice, Institution.name).join(Institution, Institution.id == ItemPrice.institution_id)
+        .where(ItemPrice.item_id == item_id).order_by(Institution.name)).all()]
+
+
+def _require_catalogue_admin(subject: Subject, centre_id: int) -> None:
+    if subject.is_system_admin or subject.alliance_admin_of:
+        return
+    if subject.has("institution_admin") and subject.acting_institution_id == centre_id:
+        return
+    raise Forbidden("只有管理员可以维护检查项目目录")
+
+
+def save_item(db: Session, subject: Subject, *, item_id: int | None, centre_id: int, code: str, name: str,
+              kind: str, modality: str | None, loinc_code: str | None, local_code: str | None,
+              expected_tat_minutes: int, active: bool = True, name_en: str | None = None) -> DiagnosticItem:
+    _require_catalogue_admin(subject, centre_id)
+    fields: dict[str, str] = {}
+    code, name = code.strip(), name.strip()
+    if not code:
+        fields["code"] = "请填写项目编码"
+    if not name:
+        fields["name"] = "请填写项目名称"
+    if kind not in states.KIND_LABELS:
+        fields["kind"] = "类别无效"
+    if expected_tat_minutes <= 0:
+        fields["expected_tat_minutes"] = "预期报告时间须为正数（分钟）"
+    if db.get(Institution, centre_id) is None:
+        fields["centre_id"] = "阅片中心不存在"
+    clash = db.scalar(select(DiagnosticItem.id).where(DiagnosticItem.reading_centre_institution_id == centre_id,
+                                                      DiagnosticItem.code == code))
+    if clash is not None and clash != item_id:
+        fields["code"] = "该中心已有相同编码的项目"
+    if fields:
+        raise InvalidInput(fields=fields)
+    if item_id is None:
+        item = DiagnosticItem(reading_centre_institution_id=centre_id, code=code, name=name, kind=kind)
+        db.add(item)
+    else:
+        found = db.get(DiagnosticItem, item_id)
+        if found is None:
+            raise NotFound()
+        _require_catalogue_admin(subject, found.reading_centre_institution_id)
+        item = found
+    item.code, item.name, item.kind, item.name_en = code, name, kind, (name_en or None)
+    item.modality = (modality or "").strip() or None
+    item.loinc_code = (loinc_code or "").strip() or None
+    item.local_code = (local_code or "").strip() or None
+    item.expected_tat_minutes = expected_tat_minutes
+    item.active = active
+    db.flush()
+    audit.record(db, subject, "update" if item_id else "create", "diagnostic_item", item.id,
+                 detail={"code": code, "name": name})
+    return item
+
+
+def set_price(db: Session, subject: Subject, item_id: int, institution_id: int, price_fen: int,
+              fee_standard: str | None = None) -> ItemPrice:
+    item = db.get(DiagnosticItem, item_id)
+    if item is None:
+        raise NotFound()
+    _require_catalogue_admin(subject, item.reading_centre_institution_id)
+    if price_fen < 0:
+        raise InvalidInput(fields={"price": "价格不能为负"})
+    if db.get(Institution, institution_id) is None:
+        raise InvalidInput(fields={"institution_id": "机构不存在"})
+    price = db.scalar(select(ItemPrice).where(ItemPrice.item_id == item_id, ItemPrice.institution_id == institution_id))
+    if price is None:
+        price = ItemPrice(item_id=item_id, institution_id=institution_id, price_fen=price_fen)
+        db.add(price)
+    price.price_fen = price_fen
+    price.fee_standard = (fee_standard or "").strip() or None
+    db.flush()
+    audit.record(db, subject, "price", "diagnostic_item", item_id,
+                 detail={"institution_id": institution_id, "price_fen": price_fen})
+    return price
+
+
+# ------------------------------------------------------------------------------------- access
+
+
+def sides_of(subject: Subject | None, order: DiagnosticOrder) -> frozenset[Side]:
+    if subject is None:
+        return frozenset({Side.system})
+    inst = subject.acting_institution_id
+    out = set()
+    if inst is not None and inst == order.ordering_institution_id:
+        out.add(Side.site)
+    if inst is not None and inst == order.reading_centre_institution_id:
+        out.add(Side.centre)
+    return frozenset(out)
+
+
+def get(db: Session, subject: Subject, order_id: int, *, audit_read: bool = True) -> tuple[DiagnosticOrder, frozenset[Side]]:
+    """The order and the sides the subject acts for; 404 on neither side or without patient access."""
+    order = db.get(DiagnosticOrder, order_id)
+    if order is None or not subject.is_clinical:
+        raise NotFound()
+    sides = sides_of(subject, order)
+    if not sides:
+        raise NotFound()
+    if audit_read:
+        policy.require_patient(db, subject, order.patient_id, resource_type="diagnostic_order",
+                               resource_id=order.id)
+    return order, sides
+
+
+def history(db: Session, subject: Subject, order_id: int) -> list[DiagnosticOrderHistory]:
+    get(db, subject, order_id, audit_read=False)
+    return list(db.scalars(select(DiagnosticOrderHistory).where(DiagnosticOrderHistory.order_id == order_id)
+                           .order_by(DiagnosticOrderHistory.at, DiagnosticOrderHistory.id)))
+
+
+def report_of(db: Session, order_id: int) -> DiagnosticReport | None:
+    return db.scalar(select(DiagnosticReport).where(DiagnosticReport.order_id == order_id))
+
+
+def observations_of(db: Session, order_id: int) -> list[LabObservation]:
+    return list(db.scalars(select(LabObservation).where(LabObservation.order_id == order_id)
+                           .order_by(LabObservation.set_id, LabObservation.id)))
+
+
+# ------------------------------------------------------------------------------------- the one transition
+
+
+def _conflict(order: DiagnosticOrder) -> Conflict:
+    return Conflict("检查单当前状态为“{current}”，不能执行该操作，请刷新后重试", code=STATE_CONFLICT,
+                    current=STATUS_LABELS.get(Status(order.status), order.status))
+
+
+def transition(db: Session, subject: Subject | None, order_id: int, to_status: str, *, reason: str | None = None,
+               detail: dict[str, Any] | None = None, expected_status: str | None = None) -> DiagnosticOrder:
+    """The only writer of `DiagnosticOrder.status`. `subject=None` is a receiver (system side)."""
+    order = db.scalar(select(DiagnosticOrder).where(DiagnosticOrder.id == order_id).with_for_update()
+                      .execution_options(populate_existing=True))
+    if order is None or (subject is not None and not subject.is_clinical):
+        raise NotFound()
+    mine = sides_of(subject, order)
+    if not mine:
+        raise NotFound()
+    allowed = states.allowed(order.status, to_status)
+    if allowed is None or (expected_status is not None and expected_status != order.status):
+        raise _conflict(order)
+    if not (mine & allowed):
+        raise Forbidden("该操作应由检查的另一方执行")
+    return _move(db, subject, order, to_status, reason=reason, detail=detail)
+
+
+def _move(db: Session, subject: Subject | None, order: DiagnosticOrder, to_status: str, *,
+          reason: str | None, detail: dict[str, Any] | None) -> DiagnosticOrder:
+    now = clock.now()
+    before = order.status
+    order.status = to_status
+    order.updated_at = now
+    if to_status == Status.acquired:
+        order.acquired_at = now
+    elif to_status == Status.received:
+        if before == Status.claimed:  # released
+            order.claimed_by_user_id, order.claimed_at = None, None
+        else:
+            order.received_at = now
+    elif to_status == Status.claimed:
+        assert subject is not None
+        order.claimed_by_user_id = int((detail or {}).get("assigned_to") or subject.user_id)
+        order.claimed_at = now
+    elif to_status == Status.final and order.reported_at is None:
+        order.reported_at = now
+        start = order.ordered_at or order.created_at
+        order.tat_minutes = max(0, int((now - start).total_seconds() // 60))
+    db.add(DiagnosticOrderHistory(order_id=order.id, at=now, user_id=subject.user_id if subject else None,
+                                  acting_institution_id=subject.acting_institution_id if subject else None,
+                                  from_status=before, to_status=to_status, reason=reason, detail=detail))
+    audit.record(db, subject, f"diagnostics.{to_status}", "diagnostic_order", order.id,
+                 patient_id=order.patient_id, reason=reason,
+                 channel=None if subject else "system",
+                 detail={"from": before, "to": to_status, "accession_number": order.accession_number,
+                         **(detail or {})})
+    label = STATUS_LABELS.get(Status(to_status), to_status)
+    title = f"{order.item_name}（{order.accession_number}）：{label}"
+    link = f"/diagnostics/orders/{order.id}"
+    if to_status in (Status.final, Status.amended, Status.cancelled) and not (
+            subject is not None and subject.acting_institution_id == order.ordering_institution_id
+            and to_status == Status.cancelled):
+        notify(db, title=title, body=reason, link=link, institution_id=order.ordering_institution_id,
+               user_id=order.ordering_user_id, kind="diagnostics", urgent=order.priority == "stat")
+    if to_status == Status.received and order.reading_centre_institution_id is not None:
+        notify(db, title=title, link="/diagnostics/worklist", institution_id=order.reading_centre_institution_id,
+               kind="diagnostics", urgent=order.priority == "stat")
+    db.flush()
+    return order
+
+
+def system_received(db: Session, order: DiagnosticOrder, *, channel: str) -> None:
+    """A receiver got the study / results: move to received unless it is already there or past it."""
+    if order.status in states.BEFORE_RECEIPT:
+        transition(db, None, order.id, Status.received, detail={"channel": channel})
+
+
+def system_final(db: Session, order: DiagnosticOrder, *, channel: str) -> None:
+    """Verified results from the centre's LIS (every OBX-11 'F'): the results are the report."""
+    system_received(db, order, channel=channel)
+    if order.status == Status.received:
+        transition(db, None, order.id, Status.final, reason="检验结果已由检验科审核发布",
+                   detail={"channel": channel})
+
+
+# ------------------------------------------------------------------------------------- ordering
+
+
+def new_accession(db: Session) -> str:
+    day = clock.now().astimezone(clock.SHANGHAI).strftime("%y%m%d")
+    for _ in range(20):
+        acc = f"DX{day}{secrets.token_hex(3).upper()}"
+        if db.scalar(select(DiagnosticOrder.id).where(DiagnosticOrder.accession_number == acc)) is None:
+            return acc
+    raise Conflict("无法生成检查号，请重试")  # pragma: no cover
+
+
+def place_order(db: Session, subject: Subject, *, patient_id: int, item_id: int, priority: str = "routine",
+                clinical_question: str | None = None, performing_institution_id: int | None = None) -> DiagnosticOrder:
+    if not subject.is_clinical or not subject.has(*ORDERING_ROLES):
+        raise Forbidden("只有临床人员可以开具检查申请")
+    site = subject.acting_institution_id
+    assert site is not None
+    policy.require_patient(db, subject, patient_id, action="order")
+    fields: dict[str, str] = {}
+    item = db.get(DiagnosticItem, item_id)
+    price = None
+    if item is None or not item.active:
+        fields["item_id"] = "检查项目不存在或已停用"
+    else:
+        if not share_alliance(db, site, item.reading_centre_institution_id):
+            fields["item_id"] = "该项目的阅片中心与本机构不在同一医联体"
+        price = db.scalar(select(ItemPrice).where(ItemPrice.item_id == item.id, ItemPrice.institution_id == site))
+        if price is None and "item_id" not in fields:
+            fields["item_id"] = "本机构尚未设置该项目的收费标准"
+    if priority not in states.PRIORITY_LABELS:
+        fields["priority"] = "优先级无效"
+    if fields:
+        raise InvalidInput(fields=fields)
+    assert item is not None and price is not None
+    practitioner = db.get(Practitioner, subject.practitioner_id) if subject.practitioner_id else None
+    now = clock.now()
+    order = DiagnosticOrder(
+        accession_number=new_accession(db), patient_id=patient_id, ordering_institution_id=site,
+        reading_centre_institution_id=item.reading_centre_institution_id, kind=item.kind, modality=item.modality,
+        item_id=item.id, item_code=item.code, item_name=item.name, status=Status.ordered, priority=priority,
+        clinical_question=(clinical_question or "").strip() or None, ordering_user_id=subject.user_id,
+        ordering_practitioner_id=subject.practitioner_id,
+        ordering_department_id=practitioner.department_id if practitioner else None,
+        performing_institution_id=performing_institution_id or site, ordered_at=now,
+        due_at=now + timedelta(minutes=item.expected_tat_minutes), price_fen=price.price_fen,
+        fee_standard=price.fee_standard)
+    db.add(order)
+    db.flush()
+    db.add(DiagnosticOrderHistory(order_id=order.id, at=now, user_id=subject.user_id, acting_institution_id=site,
+                                  from_status=None, to_status=Status.ordered))
+    audit.record(db, subject, "create", "diagnostic_order", order.id, patient_id=patient_id,
+                 detail={"item_code": item.code, "accession_number": order.accession_number,
+                         "price_fen": price.price_fen})
+    if item.reading_centre_institution_id != site:
+        policy.grant_access(db, subject, patient_id=patient_id, institution_id=item.reading_centre_institution_id,
+                            kind=GRANT_KIND, reason=f"检查申请 {order.accession_number}",
+                            source=("diagnostic_order", order.id), expires_in=timedelta(days=GRANT_DAYS))
+        notify(db, title=f"新检查申请：{item.name}（{order.accession_number}）", link="/diagnostics/worklist",
+               institution_id=item.reading_centre_institution_id, kind="diagnostics", urgent=priority == "stat")
+    db.flush()
+    return order
+
+
+def cancel(db: Session, subject: Subject, order_id: int, reason: str, *,
+           expected_status: str | None = None) -> DiagnosticOrder:
+    if not reason.strip():
+        get(db, subject, order_id, audit_read=False)
+        raise InvalidInput(fields={"reason": "请填写取消原因"})
+    order = transition(db, subject, order_id, Status.cancelled, reason=reason.strip(), expected_status=expected_status)
+    policy.end_grants(db, subject, "diagnostic_order", order.id)
+    return order
+
+
+def mark_acquired(db: Session, subject: Subject, order_id: int, *, expected_status: str | None = None) -> DiagnosticOrder:
+    return transition(db, subject, order_id, Status.acquired, expected_status=expected_status)
+
+
+def mark_transmitted(db: Session, subject: Subject, order_id: int, *,
+                     expected_status: str | None = None) -> DiagnosticOrder:
+    return transition(db, subject, order_id, Status.transmitted, expected_status=expected_status)
+
+
+def mark_received(db: Session, subject: Subject, order_id: int, *,
+                  expected_status: str | None = None) -> DiagnosticOrder:
+    """Manual receipt at the centre (film or specimen handed over, or a study that came another way)."""
+    return transition(db, subject, order_id, Status.received, reason="中心手工接收", expected_status=expected_status)
+
+
+# ------------------------------------------------------------------------------------- reading
+
+
+def _require_reader(subject: Subject) -> None:
+    if not subject.is_clinical or not subject.has(*READING_ROLES):
+        raise Forbidden("只有阅片/报告医师可以执行该操作")
+
+
+def claim(db: Session, subject: Subject, order_id: int) -> DiagnosticOrder:
+    """Exactly one reader gets a received study: the row is locked, the loser gets 409."""
+    _require_reader(subject)
+    order = db.get(DiagnosticOrder, order_id)
+    if order is not None and order.status == Status.claimed and order.claimed_by_user_id == subject.user_id:
+        return order
+    try:
+        return transition(db, subject, order_id, Status.claimed, expected_status=Status.received)
+    except Conflict:
+        current = db.get(DiagnosticOrder, order_id)
+        if current is not None and current.status == Status.claimed and current.claimed_by_user_id:
+            who = db.get(User, current.claimed_by_user_id)
+            raise Conflict("该检查已由 {who} 认领阅片", code="diagnostic_already_claimed",
+                           who=who.display_name if who else "?") from None
+        raise
+
+
+def readers_of(db: Session, institution_id: int) -> list[User]:
+    """Active users holding the reader role at a centre (for assignment)."""
+    from yilianti.models.auth import RoleAssignment
+
+    return list(db.scalars(select(User).join(RoleAssignment, RoleAssignment.user_id == User.id).where(
+        RoleAssignment.institution_id == institution_id, RoleAssignment.role == "reader").distinct()
+        .order_by(User.display_name)))
+
+
+def can_assign(db: Session, subject: Subject) -> bool:
+    if not subject.is_clinical:
+        return False
+    if subject.has("institution_admin"):
+        return True
+    practitioner = db.get(Practitioner, subject.practitioner_id) if subject.practitioner_id else None
+    return bool(practitioner and practitioner.is_department_head and subject.has(*READING_ROLES))
+
+
+def assign(db: Session, subject: Subject, order_id: int, reader_user_id: int) -> DiagnosticOrder:
+    """A centre's head or administrator hands a received study to one reader (claimed on their behalf)."""
+    order, sides = get(db, subject, order_id, audit_read=False)
+    if Side.centre not in sides or not can_assign(db, subject):
+        raise Forbidden("只有阅片中心的科主任或管理员可以分配检查")
+    if reader_user_id not in {u.id for u in readers_of(db, subject.acting_institution_id or 0)}:
+        raise InvalidInput(fields={"reader_user_id": "请选择本中心的阅片医师"})
+    try:
+        return transition(db, subject, order_id, Status.claimed, reason="分配阅片",
+                          detail={"assigned_to": reader_user_id}, expected_status=Status.received)
+    except Conflict:
+        current = db.get(DiagnosticOrder, order_id)
+        if current is not None and current.status == Status.claimed and current.claimed_by_user_id:
+            who = db.get(User, current.claimed_by_user_id)
+            raise Conflict("该检查已由 {who} 认领阅片", code="diagnostic_already_claimed",
+                           who=who.display_name if who else "?") from None
+        raise
+
+
+def release(db: Session, subject: Subject, order_id: int) -> DiagnosticOrder:
+    order, _ = get(db, subject, order_id, audit_read=False)
+    if order.status != Status.claimed:
+        raise _conflict(order)
+    if order.claimed_by_user_id != subject.user_id and not can_assign(db, subject):
+        raise Forbidden("只能释放自己认领的检查")
+    return transition(db, subject, order_id, Status.received, reason="释放认领", expected_status=Status.claimed)
+
+
+def save_report(db: Session, subject: Subject, order_id: int, *, findings: str | None, conclusion: str | None,
+                measurements: dict[str, Any] | None = None, critical: bool = False) -> DiagnosticReport:
+    _require_reader(subject)
+    order, sides = get(db, subject, order_id)
+    if Side.centre not in sides:
+        raise Forbidden("只有阅片中心可以书写报告")
+    if order.status != Status.claimed or order.claimed_by_user_id != subject.user_id:
+        raise Conflict("请先认领该检查再书写报告", code="diagnostic_not_claimed")
+    report = report_of(db, order.id)
+    if report is None:
+        report = DiagnosticReport(order_id=order.id, status="draft", author_user_id=subject.user_id, version=1)
+        db.add(report)
+    report.findings = (findings or "").strip() or None
+    report.conclusion = (conclusion or "").strip() or None
+    report.measurements = measurements or None
+    report.critical = critical
+    report.updated_at = clock.now()
+    db.flush()
+    return report
+
+
+def _practitioner(db: Session, subject: Subject) -> Practitioner:
+    practitioner = db.get(Practitioner, subject.practitioner_id) if subject.practitioner_id else None
+    if practitioner is None:
+        raise Forbidden("签名需要关联执业医师档案")
+    return practitioner
+
+
+def sign(db: Session, subject: Subject, order_id: int, *, findings: str | None, conclusion: str | None,
+         measurements: dict[str, Any] | None = None, critical: bool = False) -> DiagnosticReport:
+    """The reader signs: final for a qualified reader, preliminary (reported) for a trainee."""
+    report = save_report(db, subject, order_id, findings=findings, conclusion=conclusion,
+                         measurements=measurements, critical=critical)
+    if not report.conclusion:
+        raise InvalidInput(fields={"conclusion": "请填写诊断意见"})
+    practitioner = _practitioner(db, subject)
+    now = clock.now()
+    report.signed_by_user_id, report.signed_by_practitioner_id, report.signed_at = subject.user_id, practitioner.id, now
+    if practitioner.is_trainee:
+        report.status = "preliminary"
+        order = transition(db, subject, order_id, Status.reported, reason="规培医师签名，待上级医师审核",
+                           expected_status=Status.claimed)
+    else:
+        report.status = "final"
+        order = transition(db, subject, order_id, Status.final, expected_status=Status.claimed)
+    if report.critical:
+        from yilianti.diagnostics import critical as critical_values
+
+        critical_values.raise_for_report(db, order, report)
+    db.flush()
+    return report
+
+
+def second_sign(db: Session, subject: Subject, order_id: int, *, conclusion: str | None = None) -> DiagnosticReport:
+    _require_reader(subject)
+    order, sides = get(db, subject, order_id)
+    if Side.centre not in sides:
+        raise Forbidden("只有阅片中心可以审核报告")
+    report = report_of(db, order.id)
+    if order.status != Status.reported or report is None:
+        raise _conflict(order)
+    practitioner = _practitioner(db, subject)
+    if practitioner.is_trainee:
+        raise Forbidden("审核签名须由非规培医师完成")
+    if report.signed_by_user_id == subject.user_id:
+        raise Forbidden("审核签名须由另一位医师完成")
+    if conclusion is not None and conclusion.strip():
+        report.conclusion = conclusion.strip()
+    report.second_signer_user_id, report.second_signer_practitioner_id = subject.user_id, practitioner.id
+    report.second_signed_at = clock.now()
+    report.status = "final"
+    transition(db, subject, order_id, Status.final, reason="上级医师审核签名", expected_status=Status.reported)
+    return report
+
+
+def amend(db: Session, subject: Subject, order_id: int, *, findings: str | None, conclusion: str | None,
+          reason: str) -> DiagnosticReport:
+    _require_reader(subject)
+    order, sides = get(db, subject, order_id)
+    if Side.centre not in sides:
+        raise Forbidden("只有阅片中心可以更正报告")
+    report = report_of(db, order.id)
+    if report is None or order.status not in states.RESULTED:
+        raise _conflict(order)
+    practitioner = _practitioner(db, subject)
+    if practitioner.is_trainee:
+        raise Forbidden("更正报告须由非规培医师完成")
+    fields = {}
+    if not reason.strip():
+        fields["reason"] = "请填写更正原因"
+    if not (conclusion or "").strip():
+        fields["conclusion"] = "请填写诊断意见"
+    if fields:
+        raise InvalidInput(fields=fields)
+    previous = {"findings": report.findings, "conclusion": report.conclusion, "version": report.version}
+    report.findings = (findings or "").strip() or None
+    report.conclusion = (conclusion or "").strip()
+    report.amendment_reason = reason.strip()
+    report.version += 1
+    report.status = "amended"
+    report.signed_by_user_id, report.signed_by_practitioner_id = subject.user_id, practitioner.id
+    report.signed_at = clock.now()
+    transition(db, subject, order_id, Status.amended, reason=reason.strip(), detail={"previous": previous})
+    return report
+
+
+# ------------------------------------------------------------------------------------- lists
+
+
+@dataclass
+class OrderRow:
+    order: DiagnosticOrder
+    patient_name: str
+    ordering_name: str
+    centre_name: str
+    waiting_minutes: int
+    overdue: bool
+    claimed_by: str | None = None
+
+
+def _rows(db: Session, stmt: Any) -> list[OrderRow]:
+    now = clock.now()
+    out = []
+    inst_names = dict(db.execute(select(Institution.id, Institution.name)).all())  # a small table
+    user_ids = set()
+    raw = db.execute(stmt).all()
+    for order, _name in raw:
+        if order.claimed_by_user_id:
+            user_ids.add(order.claimed_by_user_id)
+    users = dict(db.execute(select(User.id, User.display_name).where(User.id.in_(user_ids))).all()) if user_ids else {}
+    for order, name in raw:
+        start = order.received_at or order.ordered_at or order.created_at
+        end = order.reported_at if order.reported_at else now
+        out.append(OrderRow(order, name, inst_names.get(order.ordering_institution_id, ""),
+                            inst_names.get(order.reading_centre_institution_id or 0, ""),
+                            max(0, int((end - start).total_seconds() // 60)),
+                            order.due_at is not None and (order.reported_at or now) > order.due_at,
+                            users.get(order.claimed_by_user_id) if order.claimed_by_user_id else None))
+    return out
+
+
+def worklist(db: Session, subject: Subject, *, include_pending: bool = False, limit: int = 300) -> list[OrderRow]:
+    """The centre's reading worklist: stat first, then urgent, then the longest waiting."""
+    if not subject.is_clinical:
+        raise NotFound()
+    statuses = set(states.WORKLIST) | (set(states.BEFORE_RECEIPT) if include_pending else set())
+    stmt = (select(DiagnosticOrder, Patient.name).join(Patient, Patient.id == DiagnosticOrder.patient_id)
+            .where(DiagnosticOrder.reading_centre_institution_id == subject.acting_institution_id,
+                   DiagnosticOrder.status.in_(statuses), policy.readable(subject))
+            .limit(limit))
+    rows = _rows(db, stmt)
+    rows.sort(key=lambda r: (states.PRIORITY_RANK.get(r.order.priority, 9), -r.waiting_minutes))
+    return rows
+
+
+def site_orders(db: Session, subject: Subject, *, status: str | None = None, limit: int = 300) -> list[OrderRow]:
+    if not subject.is_clinical:
+        raise NotFound()
+    stmt = (select(DiagnosticOrder, Patient.name).join(Patient, Patient.id == DiagnosticOrder.patient_id)
+            .where(DiagnosticOrder.ordering_institution_id == subject.acting_institution_id, policy.readable(subject)))
+    if status:
+        stmt = stmt.where(DiagnosticOrder.status == status)
+    return _rows(db, stmt.order_by(DiagnosticOrder.created_at.desc(), DiagnosticOrder.id.desc()).limit(limit))
+
+
+def centre_orders(db: Session, subject: Subject, *, limit: int = 300) -> list[OrderRow]:
+    """Everything the centre has read or is reading (most recent first)."""
+    if not subject.is_clinical:
+        raise NotFound()
+    stmt = (select(DiagnosticOrder, Patient.name).join(Patient, Patient.id == DiagnosticOrder.patient_id)
+            .where(DiagnosticOrder.reading_centre_institution_id == subject.acting_institution_id,
+                   policy.readable(subject))
+            .order_by(DiagnosticOrder.created_at.desc(), DiagnosticOrder.id.desc()).limit(limit))
+    return _rows(db, stmt)
+
+
+def patient_orders(db: Session, subject: Subject, patient_id: int) -> list[DiagnosticOrder]:
+    """The shared record: every final report for a patient the subject may read."""
+    policy.require_patient(db, subject, patient_id, resource_type="diagnostic_order")
+    return list(db.scalars(select(DiagnosticOrder).where(
+        DiagnosticOrder.patient_id == patient_id, DiagnosticOrder.status.in_(states.RESULTED))
+        .order_by(DiagnosticOrder.reported_at.desc())))
+
+
+# ------------------------------------------------------------------------------------- TAT
+
+
+def _percentile(values: list[int], q: float) -> float:
+    values = sorted(values)
+    if not values:
+        return 0.0
+    pos = (len(values) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (pos - lo)
+
+
+@dataclass
+class TatRow:
+    month: str
+    key: str  # item name or centre name
+    count: int
+    median: float
+    p90: float
+    expected: int | None
+    over_target: int
+
+
+def tat_stats(db: Session, subject: Subject, *, by: str = "item", months: int = 6) -> list[TatRow]:
+    """Median and p90 TAT (minutes, order → final report) per month and item (or centre).
+
+    A centre sees what it read; a site sees what it ordered.
+    """
+    if not subject.is_clinical and not subject.is_system_admin and not subject.alliance_admin_of:
+        raise NotFound()
+    since = clock.now() - timedelta(days=31 * months)
+    stmt = (select(DiagnosticOrder.reported_at, DiagnosticOrder.tat_minutes, DiagnosticOrder.item_name,
+                   DiagnosticOrder.reading_centre_institution_id, DiagnosticOrder.due_at, DiagnosticItem.expected_tat_minutes)
+            .outerjoin(DiagnosticItem, DiagnosticItem.id == DiagnosticOrder.item_id)
+            .where(DiagnosticOrder.reported_at.is_not(None), DiagnosticOrder.tat_minutes.is_not(None),
+                   DiagnosticOrder.reported_at >= since))
+    if not subject.is_system_admin and subject.acting_institution_id is not None:
+        inst = subject.acting_institution_id
+        stmt = stmt.where(or_(DiagnosticOrder.reading_centre_institution_id == inst,
+                              DiagnosticOrder.ordering_institution_id == inst))
+    names = dict(db.execute(select(Institution.id, Institution.name)).all())
+    groups: dict[tuple[str, str], list[tuple[int, int | None]]] = {}
+    for reported_at, tat, item_name, centre_id, _due, expected in db.execute(stmt).all():
+        if reported_at is None or tat is None:
+            continue
+        month = reported_at.astimezone(clock.SHANGHAI).strftime("%Y-%m")
+        key = item_name if by == "item" else names.get(centre_id or 0, "?") if by == "centre" else ""
+        groups.setdefault((month, key), []).append((tat, expected))
+    out = []
+    for (month, key), vals in sorted(groups.items()):
+        tats = [v[0] for v in vals]
+        expected_vals = {v[1] for v in vals if v[1]}
+        out.append(TatRow(month, key, len(tats), _percentile(tats, 0.5), _percentile(tats, 0.9),
+                          expected_vals.pop() if len(expected_vals) == 1 else None,
+                          sum(1 for t, e in vals if e and t > e)))
+    return out
+
+
+def tat_monthly(db: Session, subject: Subject, months: int = 6) -> list[TatRow]:
+    """All items together, per month (for the chart)."""
+    return tat_stats(db, subject, by="all", months=months)
+
+
+def count_open(db: Session, institution_id: int) -> int:
+    return db.scalar(select(func.count()).select_from(DiagnosticOrder).where(
+        DiagnosticOrder.reading_centre_institution_id == institution_id,
+        DiagnosticOrder.status.in_(states.WORKLIST))) or 0

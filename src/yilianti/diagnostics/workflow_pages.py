@@ -1,0 +1,522 @@
+"""Diagnostics workflow pages: catalogue, order form, site orders, centre worklist (htmx claim),
+report editor and signature, printable report, TAT chart, critical values, inbound quarantine.
+
+Action forms carry `expected_status` where a stale page matters; errors are shown on the
+page that was acted on (403/409/422), 404 stays a 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from yilianti.auth.deps import DB, Clinical, CurrentSubject
+from yilianti.authz import policy
+from yilianti.authz.subject import Subject
+from yilianti.diagnostics import critical, service, states, workflow
+from yilianti.diagnostics.states import Side, Status
+from yilianti.exceptions import AppError, Forbidden, NotFound
+from yilianti.kit import clock
+from yilianti.models.alliance import Institution
+from yilianti.models.auth import User
+from yilianti.models.diagnostics import DiagnosticItem, DiagnosticOrder
+from yilianti.models.patient import Patient
+from yilianti.models.workforce import Practitioner
+from yilianti.patients import service as patients
+from yilianti.scheduling import queries
+from yilianti.web.forms import errors_of, opt_int
+from yilianti.web.render import render_page, t
+
+router = APIRouter(include_in_schema=False)
+
+LABELS = {"status": states.STATUS_LABELS, "priority": states.PRIORITY_LABELS, "kind": states.KIND_LABELS,
+          "report": states.REPORT_STATUS_LABELS}
+
+
+def yuan(fen: int | None) -> str:
+    return "—" if fen is None else f"{fen / 100:.2f}"
+
+
+def _ctx(extra: dict[str, Any]) -> dict[str, Any]:
+    return {"L": LABELS, "yuan": yuan, **extra}
+
+
+def _is_centre(db: Session, subject: Subject) -> bool:
+    inst = subject.acting_institution_id
+    return inst is not None and db.scalar(select(DiagnosticItem.id).where(
+        DiagnosticItem.reading_centre_institution_id == inst).limit(1)) is not None
+
+
+@router.get("/diagnostics")
+def diagnostics_home(db: DB, subject: CurrentSubject) -> Response:
+    if not subject.is_clinical:  # administrators keep the catalogue
+        target = "/diagnostics/catalogue"
+    elif _is_centre(db, subject) and subject.has("reader"):
+        target = "/diagnostics/worklist"
+    else:
+        target = "/diagnostics/orders"
+    return RedirectResponse(target, status_code=303)
+
+
+# ------------------------------------------------------------------------------------- catalogue
+
+
+def _can_admin(subject: Subject, centre_id: int | None = None) -> bool:
+    return subject.is_system_admin or bool(subject.alliance_admin_of) or (
+        subject.has("institution_admin") and (centre_id is None or subject.acting_institution_id == centre_id))
+
+
+@router.get("/diagnostics/catalogue")
+def catalogue_page(request: Request, db: DB, subject: CurrentSubject, centre_id: str = "") -> Response:
+    centre = opt_int(centre_id)
+    rows = workflow.catalogue(db, for_institution_id=subject.acting_institution_id, centre_id=centre,
+                              active_only=not _can_admin(subject))
+    centres = db.execute(select(Institution.id, Institution.name).where(Institution.id.in_(
+        select(DiagnosticItem.reading_centre_institution_id).distinct())).order_by(Institution.name)).all()
+    return render_page(request, "diagnostics/catalogue.html", _ctx({
+        "rows": rows, "centres": centres, "centre_id": centre, "can_admin": _can_admin(subject)}))
+
+
+def _item_context(db: Session, subject: Subject, item: DiagnosticItem | None, values: dict[str, str],
+                  errors: dict[str, str]) -> dict[str, Any]:
+    own = subject.acting_institution_id
+    centres = [(i.id, i.name) for i in db.scalars(select(Institution).order_by(Institution.name))
+               if subject.is_system_admin or subject.alliance_admin_of or i.id == own]
+    members = [(i.id, i.name) for i in queries.partner_institutions(db, item.reading_centre_institution_id)] \
+        if item else []
+    return _ctx({"item": item, "values": values, "errors": errors, "centres": centres, "members": members,
+                 "prices": workflow.prices_of(db, item.id) if item else []})
+
+
+ITEM_FIELDS = ("code", "name", "name_en", "kind", "modality", "loinc_code", "local_code", "expected_tat_minutes",
+               "centre_id", "active")
+
+
+@router.get("/diagnostics/catalogue/new")
+def item_new(request: Request, db: DB, subject: CurrentSubject) -> Response:
+    if not _can_admin(subject):
+        raise Forbidden("只有管理员可以维护检查项目目录")
+    values = {"kind": "imaging", "expected_tat_minutes": "120", "active": "1",
+              "centre_id": str(subject.acting_institution_id or "")}
+    return render_page(request, "diagnostics/item.html", _item_context(db, subject, None, values, {}))
+
+
+@router.get("/diagnostics/catalogue/{item_id}")
+def item_edit(request: Request, item_id: int, db: DB, subject: CurrentSubject) -> Response:
+    item = db.get(DiagnosticItem, item_id)
+    if item is None:
+        raise NotFound()
+    if not _can_admin(subject, item.reading_centre_institution_id):
+        raise Forbidden("只有管理员可以维护检查项目目录")
+    values = {"code": item.code, "name": item.name, "name_en": item.name_en or "", "kind": item.kind,
+              "modality": item.modality or "", "loinc_code": item.loinc_code or "", "local_code": item.local_code or "",
+              "expected_tat_minutes": str(item.expected_tat_minutes), "centre_id": str(item.reading_centre_institution_id),
+              "active": "1" if item.active else ""}
+    return render_page(request, "diagnostics/item.html", _item_context(db, subject, item, values, {}))
+
+
+@router.post("/diagnostics/catalogue/save")
+async def item_save(request: Request, db: DB, subject: CurrentSubject) -> Response:
+    form = await request.form()
+    values = {k: str(form.get(k, "") or "") for k in ITEM_FIELDS}
+    item_id = opt_int(str(form.get("item_id", "") or ""))
+    try:
+        with db.begin_nested():
+            item = workflow.save_item(
+                db, subject, item_id=item_id, centre_id=opt_int(values["centre_id"]) or 0, code=values["code"],
+                name=values["name"], kind=values["kind"], modality=values["modality"],
+                loinc_code=values["loinc_code"], local_code=values["local_code"],
+                expected_tat_minutes=opt_int(values["expected_tat_minutes"]) or 0, active=values["active"] == "1",
+                name_en=values["name_en"])
+    except AppError as exc:
+        if exc.status not in (403, 422):
+            raise
+        current = db.get(DiagnosticItem, item_id) if item_id else None
+        return render_page(request, "diagnostics/item.html",
+                           _item_context(db, subject, current, values, errors_of(request, exc)), exc.status)
+    return RedirectResponse(f"/diagnostics/catalogue/{item.id}?saved=1", status_code=303)
+
+
+@router.post("/diagnostics/catalogue/{item_id}/prices")
+async def item_price(request: Request, item_id: int, db: DB, subject: CurrentSubject) -> Response:
+    form = await request.form()
+    raw = str(form.get("price_yuan", "") or "").strip()
+    try:
+        fen = round(float(raw) * 100)
+    except ValueError:
+        fen = -1
+    try:
+        with db.begin_nested():
+            workflow.set_price(db, subject, item_id, opt_int(str(form.get("institution_id", ""))) or 0, fen,
+                               str(form.get("fee_standard", "") or ""))
+    except AppError as exc:
+        if exc.status not in (403, 422):
+            raise
+        item = db.get(DiagnosticItem, item_id)
+        values = {"code": item.code if item else "", "name": item.name if item else ""}
+        return render_page(request, "diagnostics/item.html",
+                           _item_context(db, subject, item, values, errors_of(request, exc)), exc.status)
+    return RedirectResponse(f"/diagnostics/catalogue/{item_id}?saved=1", status_code=303)
+
+
+# ------------------------------------------------------------------------------------- ordering
+
+
+def _order_form(db: Session, subject: Subject, values: dict[str, str], errors: dict[str, str], q: str) -> dict[str, Any]:
+    own = subject.acting_institution_id
+    assert own is not None
+    patient_rows = patients.search(db, subject, q, limit=30) if q or not values.get("patient_id") else []
+    chosen = opt_int(values.get("patient_id"))
+    if chosen is not None and all(p.id != chosen for p in patient_rows) and policy.decide(db, subject, chosen):
+        p = db.get(Patient, chosen)
+        if p is not None:
+            patient_rows = [p, *patient_rows]
+    return _ctx({"values": values, "errors": errors, "q": q, "patients": patient_rows,
+                 "items": workflow.orderable(db, own)})
+
+
+@router.get("/diagnostics/orders/new")
+def order_new(request: Request, db: DB, subject: Clinical, q: str = "", patient_id: str = "",
+              item_id: str = "") -> Response:
+    values = {"patient_id": patient_id, "item_id": item_id, "priority": "routine", "clinical_question": ""}
+    return render_page(request, "diagnostics/order_new.html", _order_form(db, subject, values, {}, q))
+
+
+@router.post("/diagnostics/orders/new")
+async def order_create(request: Request, db: DB, subject: Clinical) -> Response:
+    form = await request.form()
+    values = {k: str(form.get(k, "") or "") for k in ("patient_id", "item_id", "priority", "clinical_question")}
+    try:
+        with db.begin_nested():
+            order = workflow.place_order(db, subject, patient_id=opt_int(values["patient_id"]) or 0,
+                                         item_id=opt_int(values["item_id"]) or 0,
+                                         priority=values["priority"] or "routine",
+                                         clinical_question=values["clinical_question"])
+    except AppError as exc:
+        if exc.status not in (403, 404, 422):
+            raise
+        errors = errors_of(request, exc)
+        if exc.status == 404:
+            errors = {"patient_id": t(request, "未找到该患者，或您无权查看")}
+        return render_page(request, "diagnostics/order_new.html", _order_form(db, subject, values, errors, ""),
+                           422 if exc.status == 404 else exc.status)
+    return RedirectResponse(f"/diagnostics/orders/{order.id}?done=ordered", status_code=303)
+
+
+@router.get("/diagnostics/orders")
+def order_list(request: Request, db: DB, subject: Clinical, status: str = "", view: str = "site") -> Response:
+    centre = view == "centre"
+    rows = workflow.centre_orders(db, subject) if centre else \
+        workflow.site_orders(db, subject, status=status if status in states.STATUS_LABELS else None)
+    return render_page(request, "diagnostics/orders.html", _ctx({
+        "rows": rows, "status": status, "view": "centre" if centre else "site",
+        "is_centre": _is_centre(db, subject)}))
+
+
+# ------------------------------------------------------------------------------------- detail and moves
+
+
+def _detail_context(db: Session, subject: Subject, order_id: int, error: str | None = None) -> dict[str, Any]:
+    order, sides = workflow.get(db, subject, order_id)
+    report = workflow.report_of(db, order.id)
+    names = dict(db.execute(select(Institution.id, Institution.name)).all())
+    users = {u.id: u.display_name for u in db.scalars(select(User).where(User.id.in_(
+        {i for i in (order.ordering_user_id, order.claimed_by_user_id,
+                     report.signed_by_user_id if report else None,
+                     report.second_signer_user_id if report else None) if i})))}
+    practitioners = {p.id: p for p in db.scalars(select(Practitioner).where(Practitioner.id.in_(
+        {i for i in (report.signed_by_practitioner_id if report else None,
+                     report.second_signer_practitioner_id if report else None) if i})))}
+    show_report = report is not None and (Side.centre in sides or order.status in states.RESULTED)
+    moves = []
+    st = order.status
+    if Side.site in sides:
+        if st == Status.ordered:
+            moves.append("acquire")
+        if st in (Status.ordered, Status.acquired):
+            moves.append("transmit")
+    if Side.centre in sides:
+        if st in states.BEFORE_RECEIPT:
+            moves.append("receive")
+        if st == Status.received and subject.has(*workflow.READING_ROLES):
+            moves.append("claim")
+        if st == Status.claimed and (order.claimed_by_user_id == subject.user_id or workflow.can_assign(db, subject)):
+            moves.append("release")
+    if st in (*states.BEFORE_RECEIPT, Status.received) and sides & {Side.site, Side.centre}:
+        moves.append("cancel")
+    can_edit = Side.centre in sides and (
+        (st == Status.claimed and order.claimed_by_user_id == subject.user_id)
+        or st == Status.reported or st in states.RESULTED) and subject.has(*workflow.READING_ROLES)
+    return _ctx({
+        "order": order, "sides": {s.value for s in sides}, "report": report if show_report else None,
+        "patient": db.get(Patient, order.patient_id), "names": names, "users": users,
+        "practitioners": practitioners, "history": workflow.history(db, subject, order.id),
+        "observations": workflow.observations_of(db, order.id), "moves": moves, "can_edit": can_edit,
+        "error": error, "overdue": order.due_at is not None and order.reported_at is None and clock.now() > order.due_at,
+        "item": db.get(DiagnosticItem, order.item_id) if order.item_id else None,
+        "hr_mark": _hr_mark(db, order)})
+
+
+def _hr_mark(db: Session, order: DiagnosticOrder) -> str:
+    """The mutual-recognition mark ("HR 京津冀") the result carries, decided by QC on its date (DOMAIN §6)."""
+    from yilianti.recognition import service as recognition  # recognition builds on diagnostics
+
+    return recognition.hr_mark(db, order).label
+
+
+@router.get("/diagnostics/orders/{order_id}")
+def order_detail(request: Request, order_id: int, db: DB, subject: Clinical) -> Response:
+    return render_page(request, "diagnostics/detail.html", _detail_context(db, subject, order_id))
+
+
+def _assigners(db: Session, subject: Subject) -> list[tuple[int, str]]:
+    if not workflow.can_assign(db, subject):
+        return []
+    return [(u.id, u.display_name) for u in workflow.readers_of(db, subject.acting_institution_id or 0)]
+
+
+def _row_response(request: Request, db: Session, subject: Subject, order_id: int, error: str | None) -> HTMLResponse:
+    rows = [r for r in workflow.worklist(db, subject) if r.order.id == order_id]
+    return render_page(request, "diagnostics/_worklist_row.html", _ctx({
+        "r": rows[0] if rows else None, "order_id": order_id, "error": error, "me": subject.user_id,
+        "readers": _assigners(db, subject)}), 409 if error and not rows else 200)
+
+
+ORDER_ACTIONS = ("acquire", "transmit", "receive", "claim", "assign", "release", "cancel")
+
+
+async def order_action(request: Request, order_id: int, db: DB, subject: Clinical) -> Response:
+    """One handler for each explicit action path (explicit, so other routes under an order stay reachable)."""
+    action = request.url.path.rstrip("/").rsplit("/", 1)[-1]
+    form = await request.form()
+    expected = str(form.get("expected_status", "") or "") or None
+    reason = str(form.get("reason", "") or "")
+    htmx = request.headers.get("hx-request") == "true"
+    try:
+        with db.begin_nested():
+            match action:
+                case "acquire":
+                    workflow.mark_acquired(db, subject, order_id, expected_status=expected)
+                case "transmit":
+                    workflow.mark_transmitted(db, subject, order_id, expected_status=expected)
+                case "receive":
+                    workflow.mark_received(db, subject, order_id, expected_status=expected)
+                case "claim":
+                    workflow.claim(db, subject, order_id)
+                case "assign":
+                    workflow.assign(db, subject, order_id, opt_int(str(form.get("reader_user_id", ""))) or 0)
+                case "release":
+                    workflow.release(db, subject, order_id)
+                case "cancel":
+                    workflow.cancel(db, subject, order_id, reason, expected_status=expected)
+                case _:
+                    raise NotFound()
+    except AppError as exc:
+        if exc.status not in (403, 409, 422):
+            raise
+        message = next(iter(errors_of(request, exc).values()))
+        if htmx:
+            return _row_response(request, db, subject, order_id, message)
+        return render_page(request, "diagnostics/detail.html", _detail_context(db, subject, order_id, message),
+                           exc.status)
+    if htmx:
+        return _row_response(request, db, subject, order_id, None)
+    if action == "claim":
+        return RedirectResponse(f"/diagnostics/orders/{order_id}/report", status_code=303)
+    return RedirectResponse(f"/diagnostics/orders/{order_id}?done={action}", status_code=303)
+
+
+for _action in ORDER_ACTIONS:
+    router.add_api_route(f"/diagnostics/orders/{{order_id}}/{_action}", order_action, methods=["POST"],
+                         name=f"diagnostics_order_{_action}")
+
+
+# ------------------------------------------------------------------------------------- worklist
+
+
+@router.get("/diagnostics/worklist")
+def worklist_page(request: Request, db: DB, subject: Clinical, pending: str = "") -> Response:
+    rows = workflow.worklist(db, subject, include_pending=pending == "1")
+    return render_page(request, "diagnostics/worklist.html", _ctx({
+        "rows": rows, "pending": pending == "1", "me": subject.user_id, "readers": _assigners(db, subject)}))
+
+
+# ------------------------------------------------------------------------------------- report
+
+
+def _measurements(text: str) -> dict[str, Any] | None:
+    """Lines `name: value` (or `name=value`) as a dict; numbers kept as numbers."""
+    out: dict[str, Any] = {}
+    for line in text.replace("\r", "").split("\n"):
+        key, sep, value = line.replace("＝", "=").replace("：", ":").partition(":")
+        if not sep:
+            key, sep, value = line.partition("=")
+        if sep and key.strip():
+            v = value.strip()
+            try:
+                out[key.strip()] = float(v) if "." in v else int(v)
+            except ValueError:
+                out[key.strip()] = v
+    return out or None
+
+
+def _editor(request: Request, db: Session, subject: Subject, order_id: int, values: dict[str, str] | None = None,
+            errors: dict[str, str] | None = None, status: int = 200) -> HTMLResponse:
+    ctx = _detail_context(db, subject, order_id)
+    order, report = ctx["order"], workflow.report_of(db, order_id)
+    if Side.centre.value not in ctx["sides"]:
+        raise NotFound()
+    if values is None:
+        m = report.measurements if report and report.measurements else {}
+        values = {"findings": (report.findings or "") if report else "",
+                  "conclusion": (report.conclusion or "") if report else "",
+                  "measurements": "\n".join(f"{k}: {v}" for k, v in m.items()),
+                  "critical": "1" if report and report.critical else ""}
+    practitioner = db.get(Practitioner, subject.practitioner_id) if subject.practitioner_id else None
+    ctx.update({"values": values, "errors": errors or {}, "report": report, "me_trainee": bool(
+        practitioner and practitioner.is_trainee), "mode": (
+        "write" if order.status == Status.claimed else "second" if order.status == Status.reported
+        else "amend" if order.status in states.RESULTED else "none")})
+    return render_page(request, "diagnostics/report_edit.html", ctx, status)
+
+
+@router.get("/diagnostics/orders/{order_id}/report")
+def report_editor(request: Request, order_id: int, db: DB, subject: Clinical) -> Response:
+    return _editor(request, db, subject, order_id)
+
+
+@router.post("/diagnostics/orders/{order_id}/report")
+async def report_save(request: Request, order_id: int, db: DB, subject: Clinical) -> Response:
+    form = await request.form()
+    values = {k: str(form.get(k, "") or "") for k in ("findings", "conclusion", "measurements", "critical",
+                                                      "reason", "action")}
+    action = values["action"] or "save"
+    kw: dict[str, Any] = {"findings": values["findings"], "conclusion": values["conclusion"]}
+    try:
+        with db.begin_nested():
+            if action == "save":
+                workflow.save_report(db, subject, order_id, measurements=_measurements(values["measurements"]),
+                                     critical=values["critical"] == "1", **kw)
+            elif action == "sign":
+                workflow.sign(db, subject, order_id, measurements=_measurements(values["measurements"]),
+                              critical=values["critical"] == "1", **kw)
+            elif action == "second":
+                workflow.second_sign(db, subject, order_id, conclusion=values["conclusion"])
+            elif action == "amend":
+                workflow.amend(db, subject, order_id, reason=values["reason"], **kw)
+            else:
+                raise NotFound()
+    except AppError as exc:
+        if exc.status not in (403, 409, 422):
+            raise
+        return _editor(request, db, subject, order_id, values, errors_of(request, exc), exc.status)
+    if action == "save":
+        return RedirectResponse(f"/diagnostics/orders/{order_id}/report?saved=1", status_code=303)
+    return RedirectResponse(f"/diagnostics/orders/{order_id}?done={action}", status_code=303)
+
+
+@router.get("/diagnostics/orders/{order_id}/print")
+def report_print(request: Request, order_id: int, db: DB, subject: Clinical) -> Response:
+    ctx = _detail_context(db, subject, order_id)
+    if ctx["report"] is None or ctx["order"].status not in states.RESULTED | {Status.reported}:
+        raise NotFound("该检查尚无可打印的报告")
+    return render_page(request, "diagnostics/print.html", ctx)
+
+
+# ------------------------------------------------------------------------------------- TAT
+
+
+@router.get("/diagnostics/tat")
+def tat_page(request: Request, db: DB, subject: Clinical, by: str = "item", months: int = 6) -> Response:
+    by = "centre" if by == "centre" else "item"
+    months = max(1, min(months, 24))
+    rows = workflow.tat_stats(db, subject, by=by, months=months)
+    monthly = workflow.tat_monthly(db, subject, months=months)
+    chart = {"months": [m.month for m in monthly], "median": [round(m.median) for m in monthly],
+             "p90": [round(m.p90) for m in monthly], "count": [m.count for m in monthly]}
+    return render_page(request, "diagnostics/tat.html", _ctx({
+        "rows": rows, "by": by, "months": months, "monthly": monthly, "chart": chart}))
+
+
+# ------------------------------------------------------------------------------------- critical values
+
+
+@router.get("/diagnostics/critical")
+def critical_page(request: Request, db: DB, subject: Clinical, show: str = "open", error: str = "") -> Response:
+    rows = critical.list_for(db, subject, open_only=show != "all")
+    return render_page(request, "diagnostics/critical.html", _ctx({"rows": rows, "show": show, "error": error}))
+
+
+@router.post("/diagnostics/critical/{cv_id}/ack")
+async def critical_ack(request: Request, cv_id: int, db: DB, subject: Clinical) -> Response:
+    form = await request.form()
+    try:
+        with db.begin_nested():
+            critical.acknowledge(db, subject, cv_id, str(form.get("note", "") or ""))
+    except AppError as exc:
+        if exc.status not in (403, 409):
+            raise
+        rows = critical.list_for(db, subject)
+        return render_page(request, "diagnostics/critical.html", _ctx({
+            "rows": rows, "show": "open", "error": next(iter(errors_of(request, exc).values()))}), exc.status)
+    return RedirectResponse("/diagnostics/critical?done=ack", status_code=303)
+
+
+# ------------------------------------------------------------------------------------- quarantine
+
+
+@router.get("/diagnostics/quarantine")
+def quarantine_page(request: Request, db: DB, subject: Clinical, error: str = "") -> Response:
+    if not subject.has(*service.QUARANTINE_ROLES):
+        raise Forbidden("只有阅片中心人员或管理员可以处理隔离消息")
+    return render_page(request, "diagnostics/quarantine.html", _quarantine_ctx(db, subject, error))
+
+
+def _quarantine_ctx(db: Session, subject: Subject, error: str | None) -> dict[str, Any]:
+    """Quarantined messages; the suggested patient's name only for a patient the subject may see."""
+    items = [m for m in service.list_quarantine(db) if m.status == "quarantined"]
+    suggested = {m.id: db.get(Patient, m.suggested_patient_id) for m in items
+                 if m.suggested_patient_id and policy.decide(db, subject, m.suggested_patient_id) is not None}
+    hidden = {m.id for m in items if m.suggested_patient_id and m.id not in suggested}
+    candidates = {m.id: service.candidate_orders(db, subject, m) for m in items}
+    return _ctx({"items": items, "suggested": suggested, "hidden": hidden, "candidates": candidates,
+                 "error": error})
+
+
+def _quarantine_error(request: Request, db: Session, subject: Subject, exc: AppError) -> Response:
+    message = next(iter(errors_of(request, exc).values()))
+    return render_page(request, "diagnostics/quarantine.html", _quarantine_ctx(db, subject, message), exc.status)
+
+
+@router.post("/diagnostics/quarantine/{inbound_id}/resolve")
+async def quarantine_resolve(request: Request, inbound_id: int, db: DB, subject: Clinical) -> Response:
+    form = await request.form()
+    order_id = opt_int(str(form.get("order_id", "") or ""))
+    if order_id is None:
+        acc = str(form.get("accession_number", "") or "").strip()
+        order_id = db.scalar(select(DiagnosticOrder.id).where(DiagnosticOrder.accession_number == acc)) or 0
+    try:
+        with db.begin_nested():
+            service.resolve(db, subject, inbound_id, order_id)
+    except AppError as exc:
+        if exc.status not in (403, 409, 422):
+            raise
+        return _quarantine_error(request, db, subject, exc)
+    return RedirectResponse("/diagnostics/quarantine?done=resolve", status_code=303)
+
+
+@router.post("/diagnostics/quarantine/{inbound_id}/reject")
+async def quarantine_reject(request: Request, inbound_id: int, db: DB, subject: Clinical) -> Response:
+    form = await request.form()
+    try:
+        with db.begin_nested():
+            service.reject_inbound(db, subject, inbound_id, str(form.get("reason", "") or ""))
+    except AppError as exc:
+        if exc.status not in (403, 409, 422):
+            raise
+        return _quarantine_error(request, db, subject, exc)
+    return RedirectResponse("/diagnostics/quarantine?done=reject", status_code=303)
