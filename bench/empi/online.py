@@ -1,0 +1,318 @@
+"""B6 online: registrations/s through the real registration service at N persons (PostgreSQL).
+
+    .venv/bin/python bench/empi/online.py --persons 100000 1000000 --registrations 2000 --clients 4
+
+For each size: a fresh database (migrations), N persons bulk-loaded with COPY (patient,
+resident-ID identifier, source record with its blocking keys — one registration each, with
+the generator's realistic errors), ANALYZE; then `--registrations` registrations through
+`patients.service.register` (match on register: deterministic ID, else rules v1 on blocked
+candidates; care relationship, identifiers, audit), each its own committed transaction, from
+`--clients` threads: half are the same persons registering at another member (with new
+errors), half new persons. Reported: registrations/s, p50/p99 latency, how each was placed,
+and against the generator's truth the false links (joined a different person) and missed
+links among the returning half. Target (PERFORMANCE.md): ≥ 100/s at 1 M, cost flat in N.
+The databases are dropped afterwards unless --keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import psycopg  # noqa: E402
+from generate import SOURCES, Gen  # noqa: E402
+from sqlalchemy import select, text  # noqa: E402
+from sqlalchemy.orm import sessionmaker  # noqa: E402
+
+from yilianti import db as dbmod  # noqa: E402
+from yilianti.auth import service as auth_service  # noqa: E402
+from yilianti.empi import normalise as norm  # noqa: E402
+from yilianti.empi import online  # noqa: E402
+from yilianti.migrate import upgrade  # noqa: E402
+from yilianti.models.alliance import Institution  # noqa: E402
+from yilianti.patients import service as patients  # noqa: E402
+
+
+def _fast_birth_place() -> Callable[[], None]:
+    """Bulk loading only: stdnum's birth-place lookup depends on region and year alone; memoise it."""
+    from functools import lru_cache
+
+    from stdnum.cn import ric
+
+    original = ric.get_birth_place
+    cached = lru_cache(maxsize=None)(lambda region, year: original(f"{region}{year}0101001"))  # noqa: B023
+
+    def lookup(number: str) -> dict[str, str]:
+        number = ric.compact(number)
+        return cached(number[:6], number[6:10])
+
+    ric.get_birth_place = lookup
+
+    def restore() -> None:
+        ric.get_birth_place = original
+    return restore
+
+
+def _clean(rec: dict[str, str], person: dict[str, Any]) -> dict[str, Any] | None:
+    """A generator record as a registration clerk's validated form (invalid IDs dropped)."""
+    name = norm.name(rec["name"]) if rec["name"].strip() else person["name"]
+    raw_id = norm.nfkc(rec["id_number"]).upper()
+    if raw_id == person["rid"]:
+        rid: str | None = raw_id  # valid by construction (the generator validated it)
+    else:
+        rid, _weak = norm.id_number(rec["id_number"]) if rec["id_number"] else (None, None)
+    birth = norm.birth_date(rec["birth_date"]) if rec["birth_date"] else None
+    if rid:
+        birth = rid[6:14]  # the form checks the birth date against the ID
+    birth_iso = f"{birth[:4]}-{birth[4:6]}-{birth[6:]}" if birth else person["birth"].isoformat()
+    sex = norm.sex(rec["sex"]) or "未知"
+    if rid:
+        sex = "男" if int(rid[16]) % 2 else "女"
+    phone = norm.phone(rec["phone"]) if rec["phone"] else None
+    if phone and not phone.startswith("1"):
+        phone = None  # the form takes mobiles only
+    return {"name": name.replace(" ", "")[:60] if name else person["name"], "sex": sex, "birth_date": birth_iso,
+            "resident_id": rid, "phone": phone, "address": norm.nfkc(rec["address"]) or None,
+            "consent_scope": "none"}
+
+
+def _copy(conn: psycopg.Connection, table: str, cols: list[str], rows: list[tuple[Any, ...]]) -> None:
+    with conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as cp:
+        for row in rows:
+            cp.write_row(row)
+
+
+def _keys(demo: online.Demographics) -> online.Keys:
+    """online.keys(demo.normalised()) without re-validating the (valid) resident ID: bulk load only."""
+    nm = norm.name(demo.name)
+    sp, gp = norm.name_pinyin(nm) if nm else ("", "")
+    birth = demo.birth_date.strftime("%Y%m%d") if demo.birth_date else None
+    return online.Keys(name_key=f"{sp}|{gp}" if nm else None, surname_key=sp or None, given_key=gp or None,
+                       birth_key=birth, birth_year=int(birth[:4]) if birth else None,
+                       phone_key=norm.phone(demo.phone) if demo.phone else None, rid=demo.rid)
+
+
+def load(url: str, n: int, g: Gen) -> tuple[list[dict[str, Any]], dict[str, int], float]:
+    """COPY n persons; returns the persons (with their patient ids) and the institution ids."""
+    started = time.monotonic()
+    engine = dbmod.make_engine(url)
+    with sessionmaker(bind=engine)() as db:
+        insts = {}
+        for name in SOURCES:
+            inst = Institution(name=name, kind="general", level=2, province="河北")
+            db.add(inst)
+            db.flush()
+            insts[name] = inst.id
+            auth_service.create_user(db, None, f"bench{inst.id}", "Bench-pass-1", f"登记员{inst.id}",
+                                     [("doctor", inst.id, None)])
+        db.commit()
+    engine.dispose()
+    restore = _fast_birth_place()  # registrations measured later validate for real
+    plain = Gen._region_ok  # a staticmethod: validity depends on the region and the birth year only
+    region_ok = lru_cache(maxsize=None)(lambda region, year: plain(region, date(year, 6, 1)))
+    g._region_ok = lambda region, birth: region_ok(region, birth.year)  # type: ignore[method-assign]
+    persons = g.persons(n)
+    now = datetime.now(UTC)
+    pat, ident, recs = [], [], []
+    for pid, p in enumerate(persons, 1):
+        src = g.r.choice(SOURCES)
+        form = _clean(g.record(p, src), p)
+        assert form is not None
+        p["pid"] = pid
+        demo = online.Demographics(form["name"], form["sex"] if form["sex"] in ("男", "女") else None,
+                                   datetime.fromisoformat(form["birth_date"]).date(), form["phone"],
+                                   form["address"], form["resident_id"])
+        k = _keys(demo)
+        pat.append((pid, form["name"], form["sex"], demo.birth_date, form["phone"], form["address"], insts[src],
+                    True, now))
+        if form["resident_id"]:
+            ident.append((pid, "CN-RIC", form["resident_id"], now))
+        recs.append((pid, insts[src], form["name"], demo.sex, demo.birth_date, form["phone"], form["address"],
+                     k.rid, k.name_key, k.surname_key, k.given_key, k.birth_key, k.birth_year, k.phone_key,
+                     "bulk", None, "v1", now, now))
+        if pid % 200_000 == 0:
+            print(f"  prepared {pid:,} persons ({time.monotonic() - started:.0f}s)", file=sys.stderr, flush=True)
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        _copy(conn, "patient", ["id", "name", "sex", "birth_date", "phone", "address",
+                                "registered_by_institution_id", "active", "created_at"], pat)
+        _copy(conn, "patient_identifier", ["patient_id", "authority", "value", "created_at"], ident)
+        _copy(conn, "patient_record", ["patient_id", "institution_id", "name", "sex", "birth_date", "phone",
+                                       "address", "rid", "name_key", "surname_key", "given_key", "birth_key",
+                                       "birth_year", "phone_key", "link_method", "link_score", "rules_version",
+                                       "updated_at", "created_at"], recs)
+        for table in ("patient", "patient_identifier", "patient_record"):
+            conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("ANALYZE")
+    restore()
+    return persons, insts, time.monotonic() - started
+
+
+def run(url: str, persons: list[dict[str, Any]], insts: dict[str, int], g: Gen, m: int,
+        clients: int) -> dict[str, Any]:
+    engine = dbmod.make_engine(url, pool_size=clients, max_overflow=0)
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    with factory() as db:
+        from yilianti.models.auth import User
+
+        subjects = {name: auth_service.build_subject(db, db.scalar(select(User).where(
+            User.username == f"bench{iid}")), iid) for name, iid in insts.items()}
+    work: list[tuple[dict[str, Any], int | None]] = []
+    fresh = g.persons(m // 2 + 10)
+    for i in range(m):
+        if i % 2 == 0:
+            p = g.r.choice(persons)
+            work.append((p, p["pid"]))
+        else:
+            work.append((fresh[i // 2], None))
+    jobs = [(subjects[g.r.choice(SOURCES)], _clean(g.record(p, "x"), p), truth) for p, truth in work]
+    lat: list[float] = []
+    placed: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    false_links: list[tuple[dict[str, Any], int]] = []
+    lock = threading.Lock()
+    warm, jobs = jobs[:50], jobs[50:]
+    it = iter(range(len(jobs)))
+
+    def worker() -> None:
+        while True:
+            with lock:
+                i = next(it, None)
+            if i is None:
+                return
+            subject, form, truth = jobs[i]
+            t0 = time.perf_counter()
+            with factory() as db:
+                try:
+                    res = patients.register(db, subject, patients.RegistrationIn.model_validate(form))
+                    db.commit()
+                    outcome = res.link
+                    pid = res.patient.id
+                except Exception as exc:  # noqa: BLE001 — counted and reported
+                    db.rollback()
+                    with lock:
+                        errors[type(exc).__name__] += 1
+                    continue
+            dt = time.perf_counter() - t0
+            with lock:
+                lat.append(dt)
+                placed[outcome] += 1
+                if truth is None and outcome != "new":
+                    placed["false_link_new_person"] += 1
+                    false_links.append((form, pid))
+                elif truth is not None and outcome != "new" and pid != truth:
+                    placed["false_link_returning"] += 1
+                    false_links.append((form, pid))
+                elif truth is not None and outcome == "new":
+                    placed["missed_returning"] += 1
+                if res.review_candidates:
+                    placed["queued_for_review"] += 1
+
+    # warm-up: 50 registrations single-threaded (connections, caches), not counted
+    for subject, form, _ in warm:
+        with factory() as db:
+            try:
+                patients.register(db, subject, patients.RegistrationIn.model_validate(form))
+                db.commit()
+            except Exception:  # noqa: BLE001
+                db.rollback()
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - t0
+    with factory() as db:
+        sizes = dict(db.execute(text("SELECT 'records', count(*) FROM patient_record")).all())
+        for form, pid in false_links[:10]:  # what was wrongly joined, for the record
+            other = db.execute(text("SELECT name, birth_date, phone, address FROM patient WHERE id = :i"),
+                               {"i": pid}).one()
+            print(f"  false link: {form['name']} {form['birth_date']} {form['phone']} {form['address']} "
+                  f"→ #{pid} {other[0]} {other[1]} {other[2]} {other[3]}", flush=True)
+    engine.dispose()
+    lat.sort()
+    return {"registrations": len(lat), "seconds": wall, "per_s": len(lat) / wall,
+            "p50_ms": statistics.median(lat) * 1000, "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000,
+            "placed": dict(placed), "errors": dict(errors), "records_after": sizes.get("records")}
+
+
+def reference(clients: int, seconds: int = 10) -> dict[str, float]:
+    """`pg_reference.sh tx` (BEGIN/UPDATE/INSERT/COMMIT) in the same run: the write-transaction yardstick."""
+    import subprocess
+
+    script = Path(__file__).resolve().parents[3] / "shared" / "bench" / "pg_reference.sh"
+    if not script.exists():
+        return {}
+    out = subprocess.run(["bash", str(script), "tx", str(clients), str(seconds)], capture_output=True, text=True,
+                         timeout=seconds * 10).stdout.strip().splitlines()
+    line = out[-1] if out else ""
+    return {k: float(v) for k, v in (p.split("=") for p in line.split() if "=" in p)
+            if k in ("tps", "p50_ms", "p99_ms")}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--persons", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--registrations", type=int, default=2000)
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--admin-url", default=os.environ.get("YILIANTI_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    ap.add_argument("--keep", action="store_true")
+    a = ap.parse_args()
+    print(f"nproc={os.cpu_count()} clients={a.clients} registrations={a.registrations}", flush=True)
+    results = []
+    for n in a.persons:
+        name = f"ylt_bench_empi_{n}"
+        admin = psycopg.connect(a.admin_url, autocommit=True)
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+        url = a.admin_url.rsplit("/", 1)[0] + f"/{name}"
+        try:
+            upgrade(url)
+            g = Gen(6)
+            persons, insts, load_s = load(url, n, g)
+            print(f"{n:,} persons loaded in {load_s:.0f}s", flush=True)
+            ref_before = reference(a.clients)
+            res = run(url, persons, insts, g, a.registrations, a.clients)
+            ref_after = reference(a.clients)
+            tps = [r["tps"] for r in (ref_before, ref_after) if r.get("tps")]
+            res["ref_tx_tps"] = statistics.median(tps) if tps else None
+            res["persons"], res["load_s"] = n, load_s
+            results.append(res)
+            print(res, flush=True)
+        finally:
+            if not a.keep:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.close()
+    print("\n| persons | registrations | reg/s | ref tx tps | ratio | p50 ms | p99 ms | new | linked by ID | "
+          "linked by score | queued for review | false links | missed returning | errors |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        pl = r["placed"]
+        ref = r.get("ref_tx_tps")
+        ratio = f"{r['per_s'] / ref:.3f}" if ref else "–"
+        print(f"| {r['persons']:,} | {r['registrations']:,} | {r['per_s']:.0f} | {ref or '–'} | {ratio} | "
+              f"{r['p50_ms']:.1f} | "
+              f"{r['p99_ms']:.1f} | {pl.get('new', 0)} | {pl.get('resident_id', 0)} | {pl.get('score', 0)} | "
+              f"{pl.get('queued_for_review', 0)} | "
+              f"{pl.get('false_link_new_person', 0) + pl.get('false_link_returning', 0)} | "
+              f"{pl.get('missed_returning', 0)} | {sum(r['errors'].values())} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

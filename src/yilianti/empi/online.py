@@ -1,0 +1,227 @@
+"""Match on every registration: the online half of the master patient index (DOMAIN.md §5b).
+
+Same normalisation (empi/normalise.py), rules, weights and thresholds (empi/matching.py,
+`RULES_V1`) as the batch linker. The candidates come from indexed blocking-key columns of
+`patient_record` (name pinyin + birth year, phone, surname + birth date, given name + birth
+date), each query bounded by `rules.max_block` rows, so the cost of one registration does
+not grow with the size of the index.
+
+Decision for a registration without a known resident ID:
+- best person ≥ auto-link threshold → the record joins that person;
+- persons in the review band → a new person plus one `MatchCandidate` per such person
+  (or, after an auto-link, for other persons that also scored in the band);
+- never a candidate (or link) across a do-not-match pair; two different valid resident IDs
+  are never the same person (HARD_NEGATIVE).
+Concurrency: on PostgreSQL the registration takes transaction-scoped advisory locks on its
+resident ID and its name key (sorted, so no deadlock), so two simultaneous registrations of
+the same new person end as one person. SQLite runs one writer at a time anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
+
+from sqlalchemy import ColumnElement, func, or_, select, text, union
+from sqlalchemy.orm import Session
+
+from yilianti.empi import matching
+from yilianti.empi.matching import RULES_V1, Rules
+from yilianti.empi.normalise import Malformed, Record, name_pinyin, record
+from yilianti.models.empi import DoNotMatch, MergeEvent, PatientRecord
+
+RULES = RULES_V1  # the rules in force; a new version is a new Rules(...) value here
+
+_COMMON_SOUNDS = frozenset(name_pinyin(nm) for nm in matching.COMMON_NAMES)
+# counting stops here (an index-only range scan, bounded): enough to weigh the commonest names as the
+# batch does up to ~4 M persons (王伟 is ~0.5 %); above that the rules' common-name floor takes over
+NAME_COUNT_CAP = 20_000
+
+
+@dataclass(frozen=True)
+class Demographics:
+    name: str
+    sex: str | None
+    birth_date: date | None
+    phone: str | None
+    address: str | None
+    rid: str | None
+
+    def as_row(self) -> dict[str, str]:
+        return {"name": self.name or "", "sex": self.sex or "",
+                "birth_date": self.birth_date.isoformat() if self.birth_date else "",
+                "id_number": self.rid or "", "phone": self.phone or "", "address": self.address or ""}
+
+    def normalised(self) -> Record:
+        return _normalised(self)
+
+
+@lru_cache(maxsize=256)
+def _normalised(demo: Demographics) -> Record:
+    """One registration is normalised once (lock, match and record all use it): ID validation is not free."""
+    return record(demo.as_row(), Malformed())
+
+
+@dataclass(frozen=True)
+class Keys:
+    name_key: str | None
+    surname_key: str | None
+    given_key: str | None
+    birth_key: str | None
+    birth_year: int | None
+    phone_key: str | None
+    rid: str | None
+
+
+def keys(rec: Record) -> Keys:
+    birth = rec.birth or None
+    return Keys(
+        name_key=f"{rec.surname_py}|{rec.given_py}" if rec.name else None,
+        surname_key=rec.surname_py or None, given_key=rec.given_py or None,
+        birth_key=birth, birth_year=int(birth[:4]) if birth else None,
+        phone_key=rec.phone or None, rid=rec.rid or None)
+
+
+@dataclass
+class Scored:
+    patient_id: int
+    record_id: int
+    score: float
+    explanation: dict[str, float]
+
+
+@dataclass
+class Decision:
+    link_to: int | None  # person to join, or None for a new person
+    score: float | None
+    review: list[Scored] = field(default_factory=list)  # persons in the review band (not linked)
+    considered: int = 0  # candidate records scored
+
+
+def _lock_id(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def lock(db: Session, demo: Demographics) -> None:
+    """PostgreSQL: serialise registrations of the same resident ID / name key until commit."""
+    if db.get_bind().dialect.name != "postgresql":
+        return
+    k = keys(demo.normalised())
+    wanted = []
+    if k.rid:
+        wanted.append(f"rid:{k.rid}")
+    if k.name_key and k.birth_year:
+        wanted.append(f"name:{k.name_key}:{k.birth_year}")
+    wanted.sort()
+    if wanted:  # one round trip; the select list is evaluated left to right (sorted: no deadlock)
+        calls = ", ".join(f"pg_advisory_xact_lock(:k{i})" for i in range(len(wanted)))
+        db.execute(text(f"SELECT {calls}"), {f"k{i}": _lock_id(key) for i, key in enumerate(wanted)})
+
+
+def to_record(row: PatientRecord) -> Record:
+    return Demographics(row.name, row.sex, row.birth_date, row.phone, row.address, row.rid).normalised()
+
+
+def _blocked(db: Session, k: Keys, rules: Rules) -> list[PatientRecord]:
+    conds: list[tuple[ColumnElement[bool], ...]] = []
+    if k.name_key and k.birth_year:
+        conds.append((PatientRecord.name_key == k.name_key, PatientRecord.birth_year == k.birth_year))
+    if k.phone_key:
+        conds.append((PatientRecord.phone_key == k.phone_key,))
+    if k.birth_key and k.surname_key:
+        conds.append((PatientRecord.birth_key == k.birth_key, PatientRecord.surname_key == k.surname_key))
+    if k.birth_key and k.given_key:
+        conds.append((PatientRecord.given_key == k.given_key, PatientRecord.birth_key == k.birth_key))
+    if not conds:
+        return []
+    # one statement: each block newest first and bounded by max_block (an oversized block, e.g. a
+    # clinic's shared phone, cannot blow up the cost), each an index range scan
+    blocks = [select(PatientRecord.id).where(*cond).order_by(PatientRecord.id.desc()).limit(rules.max_block)
+              .subquery().select() for cond in conds]
+    ids = union(*blocks) if len(blocks) > 1 else blocks[0]
+    return list(db.scalars(select(PatientRecord).where(PatientRecord.id.in_(ids))))
+
+
+def name_weight(db: Session, rec: Record, rules: Rules) -> float:
+    """Frequency-adjusted exact-name weight, as in the batch (count of the same pinyin name)."""
+    if not rec.name:
+        return rules.name_exact_min
+    key = f"{rec.surname_py}|{rec.given_py}"
+    inner = select(PatientRecord.id).where(PatientRecord.name_key == key).limit(NAME_COUNT_CAP).subquery()
+    row = db.execute(select(select(func.count()).select_from(inner).scalar_subquery(),
+                            select(func.max(PatientRecord.id)).scalar_subquery())).one()
+    count, population = row[0] or 0, row[1] or 0
+    sound = (rec.surname_py, rec.given_py)
+    return matching.name_exact_weight(rules, count + 1, population + 1, rec.name, sound in _COMMON_SOUNDS)
+
+
+def explain(rules: Rules, a: Record, b: Record, exact_weight: float) -> dict[str, float]:
+    """Per-field weights of one pair: what agreed, what did not, and the total."""
+    out = matching.explain(rules, a, b, exact_weight)
+    parts: dict[str, float] = {"name": out["name"], "birth_date": out["birth_date"]}
+    if a.sex and b.sex:
+        parts["sex"] = rules.sex_agree if a.sex == b.sex else rules.sex_disagree
+    if a.phone and b.phone:
+        parts["phone"] = rules.phone_agree if a.phone == b.phone else rules.phone_disagree
+    if a.addr and b.addr:
+        inter = len(a.addr & b.addr)
+        j = inter / (len(a.addr) + len(b.addr) - inter)
+        parts["address"] = (rules.address_high if j >= rules.address_high_at else rules.address_mid
+                            if j >= rules.address_mid_at else rules.address_low if j < rules.address_low_at else 0.0)
+    if a.rid and b.rid:
+        parts["resident_id"] = out["total"]
+    parts["total"] = round(out["total"], 2)
+    return parts
+
+
+def merged_into(db: Session, patient_ids: Iterable[int]) -> set[int]:
+    """The given persons plus every person merged into them (merges not undone), transitively."""
+    found = set(patient_ids)
+    frontier = set(found)
+    while frontier:
+        more = set(db.scalars(select(MergeEvent.merged_id).where(
+            MergeEvent.kind == "merge", MergeEvent.undone_at.is_(None), MergeEvent.survivor_id.in_(frontier))))
+        frontier = more - found
+        found |= more
+    return found
+
+
+def do_not_match(db: Session, a: int, b: int) -> bool:
+    """Whether persons a and b (or anyone merged into them) were declared different."""
+    sa, sb = merged_into(db, [a]), merged_into(db, [b])
+    row = db.scalar(select(DoNotMatch.id).where(or_(
+        DoNotMatch.patient_a_id.in_(sa) & DoNotMatch.patient_b_id.in_(sb),
+        DoNotMatch.patient_a_id.in_(sb) & DoNotMatch.patient_b_id.in_(sa))).limit(1))
+    return row is not None
+
+
+def decide(db: Session, demo: Demographics, rules: Rules = RULES) -> Decision:
+    """Probabilistic decision for a registration whose resident ID (if any) is new."""
+    rec = demo.normalised()
+    k = keys(rec)
+    rows = _blocked(db, k, rules)
+    if not rows:
+        return Decision(None, None)
+    exact = name_weight(db, rec, rules)
+    best: dict[int, Scored] = {}
+    hard: set[int] = set()
+    for row in rows:
+        other = to_record(row)
+        s = matching.score(rules, rec, other, exact)
+        if s <= matching.HARD_NEGATIVE:
+            hard.add(row.patient_id)
+            continue
+        cur = best.get(row.patient_id)
+        if cur is None or s > cur.score:
+            best[row.patient_id] = Scored(row.patient_id, row.id, s, explain(rules, rec, other, exact))
+    ranked = sorted((c for pid, c in best.items() if pid not in hard and c.score >= rules.review),
+                    key=lambda c: -c.score)
+    decision = Decision(None, None, considered=len(rows))
+    if ranked and ranked[0].score >= rules.auto_link:
+        decision.link_to, decision.score = ranked[0].patient_id, ranked[0].score
+        ranked = [c for c in ranked[1:] if not do_not_match(db, decision.link_to, c.patient_id)]
+    decision.review = ranked[:5]
+    return decision

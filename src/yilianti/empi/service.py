@@ -1,0 +1,386 @@
+"""EMPI service: source records, the review queue, do-not-match, merge and unmerge (DOMAIN.md §5b).
+
+- `save_record` / `queue_candidates` are called by the registration path (patients/service.py).
+- Stewards (system, alliance and institution administrators) see the candidates that involve
+  a record registered at an institution they administer; confirming merges the two persons,
+  rejecting adds a do-not-match pair that later registrations and merges respect.
+- Merge moves every row that points at the merged person — found from the metadata, every
+  foreign key to `patient.id` — to the survivor, and records which rows moved (per
+  table.column) in the `MergeEvent`; unmerge moves exactly those rows back and reactivates
+  the merged person. Rows created on the survivor after the merge stay with the survivor.
+  Both are audited for both persons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Column, Table, and_, exists, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
+
+from yilianti.audit import service as audit
+from yilianti.authz.subject import Subject
+from yilianti.empi import online
+from yilianti.empi.matching import RULES_V1, Rules
+from yilianti.empi.normalise import name as norm_name
+from yilianti.empi.normalise import name_pinyin
+from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
+from yilianti.kit import clock
+from yilianti.models.alliance import Institution, Membership
+from yilianti.models.base import Base
+from yilianti.models.empi import CandidateStatus, DoNotMatch, MatchCandidate, MergeEvent, PatientRecord
+from yilianti.models.patient import Authority, Patient, PatientIdentifier
+
+STEWARD_ROLES = ("system_admin", "alliance_admin", "institution_admin")
+# bookkeeping that must not follow a merge: the do-not-match list is resolved through merge events
+NOT_MOVED = frozenset({"do_not_match"})
+
+
+# ------------------------------------------------------------------------------ registration
+
+
+def demographics_of(data: Any) -> online.Demographics:
+    """A RegistrationIn (or anything with the same fields) → the values the matcher compares."""
+    return online.Demographics(
+        name=data.name, sex=data.sex if data.sex in ("男", "女") else None, birth_date=data.birth_date,
+        phone=data.phone or data.guardian_phone, address=data.address, rid=data.resident_id)
+
+
+def same_name(a: str, b: str) -> bool:
+    """With the same resident ID, a typo or homophone is the same person; a clearly different name is not."""
+    na, nb = norm_name(a), norm_name(b)
+    if na == nb:
+        return True
+    (sa, ga), (sb, gb) = name_pinyin(na), name_pinyin(nb)
+    return sa == sb or (ga == gb and bool(ga))
+
+
+def save_record(db: Session, patient_id: int, institution_id: int, demo: online.Demographics, method: str,
+                score: float | None, rules: Rules = RULES_V1) -> PatientRecord:
+    """This member's registration of the person; one per (institution, person), refreshed on re-registration."""
+    k = online.keys(demo.normalised())
+    rec = None
+    if method != "new":  # a brand-new person has no record anywhere yet
+        rec = db.scalar(select(PatientRecord).where(PatientRecord.institution_id == institution_id,
+                                                    PatientRecord.patient_id == patient_id).limit(1))
+    if rec is None:
+        rec = PatientRecord(patient_id=patient_id, institution_id=institution_id, link_method=method,
+                            link_score=score, rules_version=rules.version)
+        db.add(rec)
+    rec.name, rec.sex, rec.birth_date = demo.name, demo.sex, demo.birth_date
+    rec.phone, rec.address, rec.rid = demo.phone, demo.address, k.rid
+    rec.name_key, rec.surname_key, rec.given_key = k.name_key, k.surname_key, k.given_key
+    rec.birth_key, rec.birth_year, rec.phone_key = k.birth_key, k.birth_year, k.phone_key
+    rec.updated_at = clock.now()
+    db.flush()
+    return rec
+
+
+def queue_candidates(db: Session, rec: PatientRecord, scored: list[online.Scored]) -> int:
+    queued = 0
+    for c in scored:
+        if c.patient_id == rec.patient_id or online.do_not_match(db, rec.patient_id, c.patient_id):
+            continue
+        dup = db.scalar(select(MatchCandidate.id).where(
+            or_(and_(MatchCandidate.record_id == rec.id, MatchCandidate.other_record_id == c.record_id),
+                and_(MatchCandidate.record_id == c.record_id, MatchCandidate.other_record_id == rec.id))))
+        if dup is not None:
+            continue
+        db.add(MatchCandidate(record_id=rec.id, other_record_id=c.record_id, score=round(c.score, 2),
+                              explanation=c.explanation, rules_version=rec.rules_version,
+                              status=CandidateStatus.open))
+        queued += 1
+    if queued:
+        db.flush()
+    return queued
+
+
+# ------------------------------------------------------------------------------ steward scope
+
+
+def require_steward(subject: Subject) -> None:
+    if not subject.has(*STEWARD_ROLES):
+        raise Forbidden("只有机构或医联体管理员可以处理患者身份核对")
+
+
+def steward_institutions(db: Session, subject: Subject) -> set[int] | None:
+    """Institutions whose records the subject may review; None = all (system administrator)."""
+    require_steward(subject)
+    if subject.is_system_admin:
+        return None
+    out: set[int] = set()
+    if subject.has("institution_admin") and subject.acting_institution_id is not None:
+        out.add(subject.acting_institution_id)
+    if subject.alliance_admin_of:
+        out |= set(db.scalars(select(Membership.institution_id).where(
+            Membership.alliance_id.in_(subject.alliance_admin_of))))
+    return out
+
+
+@dataclass
+class CandidateView:
+    candidate: MatchCandidate
+    record: PatientRecord
+    other: PatientRecord
+    institution: str
+    other_institution: str
+
+
+def _views(db: Session, rows: list[MatchCandidate]) -> list[CandidateView]:
+    ids = {r.record_id for r in rows} | {r.other_record_id for r in rows}
+    recs = {r.id: r for r in db.scalars(select(PatientRecord).where(PatientRecord.id.in_(ids)))} if ids else {}
+    inst_ids = {r.institution_id for r in recs.values()}
+    names: dict[int, str] = {i: n for i, n in db.execute(
+        select(Institution.id, Institution.name).where(Institution.id.in_(inst_ids)))} if inst_ids else {}
+    return [CandidateView(c, recs[c.record_id], recs[c.other_record_id], names.get(recs[c.record_id].institution_id, ""),
+                          names.get(recs[c.other_record_id].institution_id, "")) for c in rows]
+
+
+def _in_scope(insts: set[int] | None) -> Any:
+    if insts is None:
+        return and_(True)
+    a, b = aliased(PatientRecord), aliased(PatientRecord)
+    return or_(exists().where(a.id == MatchCandidate.record_id, a.institution_id.in_(insts)),
+               exists().where(b.id == MatchCandidate.other_record_id, b.institution_id.in_(insts)))
+
+
+def candidates(db: Session, subject: Subject, status: str = "open", limit: int = 50,
+               offset: int = 0) -> list[CandidateView]:
+    insts = steward_institutions(db, subject)
+    stmt = select(MatchCandidate).where(_in_scope(insts))
+    if status != "all":
+        stmt = stmt.where(MatchCandidate.status == status)
+    rows = list(db.scalars(stmt.order_by(MatchCandidate.created_at.desc(), MatchCandidate.id.desc())
+                           .limit(limit).offset(offset)))
+    views = _views(db, rows)
+    audit.record(db, subject, "search", "match_candidate", None,
+                 detail={"status": status, "results": [v.candidate.id for v in views]})
+    return views
+
+
+def get_candidate(db: Session, subject: Subject, candidate_id: int, *, audit_read: bool = True) -> CandidateView:
+    insts = steward_institutions(db, subject)
+    cand = db.scalar(select(MatchCandidate).where(MatchCandidate.id == candidate_id, _in_scope(insts)))
+    if cand is None:
+        raise NotFound()
+    view = _views(db, [cand])[0]
+    if audit_read:
+        for rec in (view.record, view.other):
+            audit.record(db, subject, "read", "match_candidate", cand.id, patient_id=rec.patient_id,
+                         basis="steward")
+    return view
+
+
+# ------------------------------------------------------------------------------ decisions
+
+
+def _decide(db: Session, subject: Subject, candidate_id: int, note: str | None) -> CandidateView:
+    view = get_candidate(db, subject, candidate_id, audit_read=False)
+    cand = db.scalar(select(MatchCandidate).where(MatchCandidate.id == candidate_id).with_for_update())
+    assert cand is not None
+    if cand.status != CandidateStatus.open:
+        raise Conflict("该候选已处理")
+    cand.decided_by_user_id, cand.decided_at = subject.user_id, clock.now()
+    cand.decision_note = (note or "").strip() or None
+    return view
+
+
+def reject(db: Session, subject: Subject, candidate_id: int, note: str | None = None) -> DoNotMatch | None:
+    """Different persons: the candidate closes and the two persons become a do-not-match pair."""
+    view = _decide(db, subject, candidate_id, note)
+    view.candidate.status = CandidateStatus.rejected
+    a, b = sorted((view.record.patient_id, view.other.patient_id))
+    dnm = None
+    if a != b:
+        dnm = db.scalar(select(DoNotMatch).where(DoNotMatch.patient_a_id == a, DoNotMatch.patient_b_id == b))
+        if dnm is None:
+            dnm = DoNotMatch(patient_a_id=a, patient_b_id=b, candidate_id=candidate_id, reason=note,
+                             created_by_user_id=subject.user_id)
+            db.add(dnm)
+    db.flush()
+    for pid in {a, b}:
+        audit.record(db, subject, "empi_reject", "match_candidate", candidate_id, patient_id=pid,
+                     basis="steward", reason=note, detail={"persons": [a, b], "score": view.candidate.score})
+    return dnm
+
+
+def confirm(db: Session, subject: Subject, candidate_id: int, note: str | None = None) -> MergeEvent | None:
+    """Same person: the newer record's person is merged into the existing one (None if already one)."""
+    view = _decide(db, subject, candidate_id, note)
+    view.candidate.status = CandidateStatus.confirmed
+    survivor, merged = view.other.patient_id, view.record.patient_id
+    if survivor == merged:
+        db.flush()
+        return None
+    event = merge(db, subject, survivor, merged, reason=note or "review queue", candidate_id=candidate_id)
+    view.candidate.merge_event_id = event.id
+    return event
+
+
+# ------------------------------------------------------------------------------ merge / unmerge
+
+
+def patient_references() -> list[tuple[Table, Column[Any], Column[Any]]]:
+    """(table, column, primary key) of every foreign key to patient.id in the metadata."""
+    out = []
+    patient_id = Patient.__table__.c.id
+    for table in Base.metadata.sorted_tables:
+        if table.name in NOT_MOVED:
+            continue
+        for fk in table.foreign_keys:
+            if fk.column is patient_id:
+                pk = list(table.primary_key.columns)
+                if len(pk) != 1:
+                    raise RuntimeError(f"{table.name}: a patient reference needs a one-column primary key")
+                out.append((table, fk.parent, pk[0]))
+    return sorted(out, key=lambda t: (t[0].name, t[1].name))
+
+
+def _rids(db: Session, patient_id: int) -> set[str]:
+    return set(db.scalars(select(PatientIdentifier.value).where(
+        PatientIdentifier.patient_id == patient_id, PatientIdentifier.authority == Authority.resident_id)))
+
+
+def _snapshot(p: Patient) -> dict[str, Any]:
+    return {c.key: audit.plain(getattr(p, c.key)) for c in Patient.__table__.columns}
+
+
+def merge(db: Session, subject: Subject, survivor_id: int, merged_id: int, *, reason: str,
+          candidate_id: int | None = None) -> MergeEvent:
+    require_steward(subject)
+    if survivor_id == merged_id:
+        raise InvalidInput(fields={"merged_id": "不能与自身合并"})
+    # lock both persons in id order (PostgreSQL), so two merges of the same pair cannot interleave
+    people = {p.id: p for p in db.scalars(select(Patient).where(Patient.id.in_(sorted((survivor_id, merged_id))))
+                                          .order_by(Patient.id).with_for_update())}
+    survivor, merged = people.get(survivor_id), people.get(merged_id)
+    if survivor is None or merged is None:
+        raise NotFound()
+    if not survivor.active or not merged.active:
+        raise Conflict("其中一位患者已被合并")
+    if online.do_not_match(db, survivor_id, merged_id):
+        raise Conflict("两位患者已被标记为不同的人，不能合并")
+    ra, rb = _rids(db, survivor_id), _rids(db, merged_id)
+    if ra and rb and ra != rb:
+        raise Conflict("两位患者的身份证号不同，不能合并")
+    snapshot = _snapshot(merged)
+    moved: dict[str, list[Any]] = {}
+    try:
+        with db.begin_nested():
+            for table, col, pk in patient_references():
+                ids = list(db.scalars(select(pk).where(col == merged_id)))
+                if ids:
+                    db.execute(update(table).where(pk.in_(ids)).values({col.name: survivor_id}))
+                    moved[f"{table.name}.{col.name}"] = ids
+    except IntegrityError as exc:
+        raise Conflict("两位患者有冲突的记录（例如同一门诊的两个预约），请先处理") from exc
+    db.expire_all()
+    merged = db.get(Patient, merged_id)
+    assert merged is not None
+    merged.active = False
+    event = MergeEvent(kind="merge", survivor_id=survivor_id, merged_id=merged_id, moved=moved,
+                       snapshot=snapshot, reason=reason, by_user_id=subject.user_id, candidate_id=candidate_id,
+                       at=clock.now())
+    db.add(event)
+    db.flush()
+    _supersede(db)
+    counts = {k: len(v) for k, v in moved.items()}
+    for pid in (survivor_id, merged_id):
+        audit.record(db, subject, "empi_merge", "patient", pid, patient_id=pid, basis="steward", reason=reason,
+                     detail={"merge_event_id": event.id, "survivor_id": survivor_id, "merged_id": merged_id,
+                             "moved": counts})
+    return event
+
+
+def _supersede(db: Session) -> None:
+    """Open candidates whose two records now belong to one person need no decision."""
+    a, b = aliased(PatientRecord), aliased(PatientRecord)
+    same = select(MatchCandidate.id).join(a, a.id == MatchCandidate.record_id).join(
+        b, b.id == MatchCandidate.other_record_id).where(
+        MatchCandidate.status == CandidateStatus.open, a.patient_id == b.patient_id)
+    ids = list(db.scalars(same))
+    if ids:
+        db.execute(update(MatchCandidate).where(MatchCandidate.id.in_(ids))
+                   .values(status=CandidateStatus.superseded, decided_at=clock.now()))
+
+
+def unmerge(db: Session, subject: Subject, event_id: int, reason: str) -> MergeEvent:
+    """Move back exactly the rows the merge moved; the merged person is active again."""
+    require_steward(subject)
+    if not reason or len(reason.strip()) < 2:
+        raise InvalidInput(fields={"reason": "请写明撤销合并的理由"})
+    event = db.scalar(select(MergeEvent).where(MergeEvent.id == event_id).with_for_update())
+    if event is None or event.kind != "merge":
+        raise NotFound()
+    _require_event_scope(db, subject, event)
+    if event.undone_at is not None:
+        raise Conflict("该合并已撤销")
+    later = db.scalar(select(MergeEvent.id).where(
+        MergeEvent.kind == "merge", MergeEvent.undone_at.is_(None), MergeEvent.id > event.id,
+        MergeEvent.merged_id == event.survivor_id).limit(1))
+    if later is not None:
+        raise Conflict("存活患者之后又被合并，请先撤销后来的合并")
+    tables = {f"{t.name}.{c.name}": (t, c, pk) for t, c, pk in patient_references()}
+    back: dict[str, list[Any]] = {}
+    try:
+        with db.begin_nested():
+            for key, ids in event.moved.items():
+                if key not in tables:
+                    continue
+                table, col, pk = tables[key]
+                still = list(db.scalars(select(pk).where(pk.in_(ids), col == event.survivor_id)))
+                if still:
+                    db.execute(update(table).where(pk.in_(still)).values({col.name: event.merged_id}))
+                    back[key] = still
+    except IntegrityError as exc:
+        raise Conflict("撤销合并时记录冲突，请联系管理员") from exc
+    db.expire_all()
+    merged = db.get(Patient, event.merged_id)
+    assert merged is not None
+    merged.active = bool(event.snapshot.get("active", True))
+    event = db.get(MergeEvent, event_id)  # type: ignore[assignment]
+    assert event is not None
+    now = clock.now()
+    event.undone_at = now
+    undo = MergeEvent(kind="unmerge", survivor_id=event.survivor_id, merged_id=event.merged_id,
+                      reverses_id=event.id, moved=back, snapshot={}, reason=reason.strip(),
+                      by_user_id=subject.user_id, at=now)
+    db.add(undo)
+    db.flush()
+    for pid in (event.survivor_id, event.merged_id):
+        audit.record(db, subject, "empi_unmerge", "patient", pid, patient_id=pid, basis="steward",
+                     reason=reason.strip(), detail={"merge_event_id": event.id, "unmerge_event_id": undo.id,
+                                                    "moved_back": {k: len(v) for k, v in back.items()}})
+    return undo
+
+
+def _require_event_scope(db: Session, subject: Subject, event: MergeEvent) -> None:
+    insts = steward_institutions(db, subject)
+    if insts is None:
+        return
+    touching = db.scalar(select(PatientRecord.id).where(
+        PatientRecord.patient_id.in_((event.survivor_id, event.merged_id)),
+        PatientRecord.institution_id.in_(insts)).limit(1))
+    if touching is None:
+        raise NotFound()
+
+
+def merges(db: Session, subject: Subject, limit: int = 50) -> list[tuple[MergeEvent, str, str]]:
+    insts = steward_institutions(db, subject)
+    stmt = select(MergeEvent, Patient.name).join(Patient, Patient.id == MergeEvent.survivor_id)
+    if insts is not None:
+        stmt = stmt.where(exists().where(
+            PatientRecord.patient_id.in_((MergeEvent.survivor_id, MergeEvent.merged_id)),
+            PatientRecord.institution_id.in_(insts)))
+    rows = [(e, n) for e, n in db.execute(stmt.order_by(MergeEvent.id.desc()).limit(limit))]
+    merged_names: dict[int, str] = {i: n for i, n in db.execute(select(Patient.id, Patient.name).where(
+        Patient.id.in_({e.merged_id for e, _ in rows})))} if rows else {}
+    return [(e, n, merged_names.get(e.merged_id, "")) for e, n in rows]
+
+
+def count_open(db: Session, subject: Subject) -> int:
+    insts = steward_institutions(db, subject)
+    return db.scalar(select(func.count()).select_from(MatchCandidate).where(
+        MatchCandidate.status == CandidateStatus.open, _in_scope(insts))) or 0

@@ -1,0 +1,143 @@
+"""The shared longitudinal record and the "who looked at my record" report (DOMAIN.md §4b).
+
+Record: every source in `record.sources.SOURCES` returns the person's rows of one kind;
+they are merged newest first and filtered by the access decision of `authz.policy.decide`:
+- own institution's data (it is involved in the entry) with a care relationship or grant;
+- every member's data only with the patient's sharing consent in force for an alliance the
+  viewer's institution belongs to (or scope all), or under break-glass;
+- anything else: 404 for the whole record.
+Each read writes one audit event (basis `own`, `shared` when other members' data were shown,
+`grant` or `break_glass`) with the kinds and entries shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from yilianti.audit import service as audit
+from yilianti.authz import policy
+from yilianti.authz.subject import Subject
+from yilianti.empi import online
+from yilianti.exceptions import NotFound
+from yilianti.models.alliance import Institution
+from yilianti.models.audit import AuditEvent
+from yilianti.models.auth import User
+from yilianti.models.patient import CareRelationship, Patient
+from yilianti.record.sources import SOURCES, Entry
+
+PER_SOURCE = 200
+READ_ACTIONS = ("read", "search", "export", "print")
+
+
+@dataclass
+class RecordView:
+    patient: Patient
+    access: policy.PatientAccess
+    entries: list[Entry]
+    institutions: dict[int, str]
+    hidden_other_members: int  # entries that exist at other members but are not shown (no consent)
+    kinds: list[str]
+
+
+def shared_record(db: Session, subject: Subject, patient_id: int, kinds: list[str] | None = None,
+                  limit: int = 200) -> RecordView:
+    access = policy.decide(db, subject, patient_id)
+    patient = db.get(Patient, patient_id)
+    if access is None or patient is None:
+        raise NotFound()
+    wanted = [k for k in (kinds or []) if k in SOURCES] or list(SOURCES)
+    inst = subject.acting_institution_id
+    entries: list[Entry] = []
+    hidden = 0
+    for kind in wanted:
+        for entry in SOURCES[kind].fn(db, patient_id, PER_SOURCE):
+            if access.shared or inst in entry.institutions:
+                entries.append(entry)
+            else:
+                hidden += 1
+    entries.sort(key=lambda e: (e.at, e.ref), reverse=True)
+    entries = entries[:limit]
+    others = sorted({e.source_institution_id for e in entries if inst not in e.institutions})
+    basis = "shared" if access.basis == "own" and others else access.basis
+    audit.record(db, subject, "read", "shared_record", patient_id, patient_id=patient_id, basis=basis,
+                 detail={"kinds": wanted, "entries": len(entries), "other_institutions": others,
+                         "grant_id": access.grant_id})
+    ids = {e.source_institution_id for e in entries} | {i for e in entries for i in e.institutions}
+    names = {i: n for i, n in db.execute(select(Institution.id, Institution.name).where(Institution.id.in_(ids)))} \
+        if ids else {}
+    return RecordView(patient, access, entries, names, hidden, wanted)
+
+
+def entry_out(e: Entry, names: dict[int, str]) -> dict[str, Any]:
+    return {"kind": e.kind, "at": e.at, "source_institution_id": e.source_institution_id,
+            "source_institution": names.get(e.source_institution_id, ""), "title": e.title, "detail": e.detail,
+            "status": e.status, "ref": e.ref, "link": e.link, "hr_mark": str(e.extra.get("hr") or "")}
+
+
+# ------------------------------------------------------------------------------ who looked
+
+
+@dataclass
+class AccessLogRow:
+    event: AuditEvent
+    institution: str
+    user: str
+
+
+def _may_see_access_log(db: Session, subject: Subject, patient_id: int) -> bool:
+    if subject.has("system_admin", "auditor"):
+        return True
+    inst = subject.acting_institution_id
+    if inst is None:
+        return False
+    if subject.is_clinical:
+        access = policy.decide(db, subject, patient_id)
+        if access is not None and access.basis == "own":
+            return True
+    if subject.has("institution_admin"):
+        care = db.scalar(select(CareRelationship.id).where(
+            CareRelationship.patient_id == patient_id, CareRelationship.institution_id == inst,
+            CareRelationship.ended_at.is_(None)).limit(1))
+        return care is not None
+    return False
+
+
+def access_log(db: Session, subject: Subject, patient_id: int, reads_only: bool = True,
+               limit: int = 200, offset: int = 0) -> tuple[Patient, list[AccessLogRow]]:
+    """Who looked at this patient's data: institution, user, time, basis (for care institutions and auditors)."""
+    patient = db.get(Patient, patient_id)
+    if patient is None or not _may_see_access_log(db, subject, patient_id):
+        raise NotFound()
+    ids = online.merged_into(db, [patient_id])  # a merged person's history belongs to the survivor too
+    stmt = select(AuditEvent).where(AuditEvent.patient_id.in_(ids))
+    if reads_only:
+        stmt = stmt.where(AuditEvent.action.in_(READ_ACTIONS))
+    events = list(db.scalars(stmt.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit).offset(offset)))
+    inst_ids = {e.acting_institution_id for e in events if e.acting_institution_id}
+    names = {i: n for i, n in db.execute(select(Institution.id, Institution.name)
+                                         .where(Institution.id.in_(inst_ids)))} if inst_ids else {}
+    user_ids = {e.user_id for e in events if e.user_id}
+    users = {i: n for i, n in db.execute(select(User.id, User.display_name).where(User.id.in_(user_ids)))} \
+        if user_ids else {}
+    audit.record(db, subject, "read", "access_log", patient_id, patient_id=patient_id,
+                 basis="auditor" if subject.has("system_admin", "auditor") else "own",
+                 detail={"events": len(events)})
+    rows = [AccessLogRow(e, names.get(e.acting_institution_id or 0, ""),
+                         users.get(e.user_id or 0, e.username or "")) for e in events]
+    return patient, rows
+
+
+def parse_kinds(value: str | list[str] | None) -> list[str]:
+    if not value:
+        return []
+    parts = value if isinstance(value, list) else value.split(",")
+    return [p.strip() for p in parts if p.strip() in SOURCES]
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
