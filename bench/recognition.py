@@ -1,0 +1,218 @@
+"""B3: the order-time recognised-result lookup over HTTP, as a ratio to `pg_reference.sh select 8`.
+
+    python bench/recognition.py [--patients 1000000] [--results 10000000] [--pairs 3] [--secs 10] [--quick]
+
+Needs: a local PostgreSQL (trust auth), `wrk`, pgbench and ../shared/bench/pg_reference.sh.
+Creates the database `ylt_bench_recognition` and drops it at the end.
+
+Data (bulk INSERT … SELECT, sized by the flags): patients registered at 香河县人民医院 with a
+sharing consent, each also registered at the Beijing hospital that looks them up; results spread
+over ten items (a third of them thyroid panels with three observations each — FT3/FT4/TSH), from
+香河 (QC-qualified in 京津冀), another qualified member and an unqualified one, reported over the
+past 200 days; the 京津冀 region scope with validity windows. Every request is
+`GET /api/v1/recognition/lookup?patient_id=<random>&item_code=TFT` with the Beijing doctor's
+API token: the access check (care relationship + consent), the audit row of the read (written
+in the request's transaction), the scope/QC/validity rules and the values.
+
+Protocol (PERFORMANCE.md): warm-up, then pairs of (reference, app at max rate) interleaved; the
+ratio is the median of per-pair app req/s ÷ reference tps; then one run at ~60 % of the app's
+max rate (wrk with a per-request delay) for the p99 target (≤ 50 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import booking as bb  # noqa: E402
+
+DBNAME = "ylt_bench_recognition"
+CODES = ("TFT", "CBC", "LFT", "RFT", "LIPID", "GLU", "HBA1C", "TM4", "CT-CHEST", "DR-CHEST")
+
+LUA = """
+local pmin, pmax = %(pmin)d, %(pmax)d
+local token = "%(token)s"
+local pause = %(delay)d
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) math.randomseed(os.time() * 1000 + math.floor(os.clock() * 1e6)) end
+function request()
+  local p = math.random(pmin, pmax)
+  return wrk.format("GET", "/api/v1/recognition/lookup?patient_id=" .. p .. "&item_code=TFT",
+    {["Authorization"] = "Bearer " .. token})
+end
+function delay() return pause end
+function response(status, headers, body)
+  counts[status] = (counts[status] or 0) + 1
+end
+function done(summary, latency, requests)
+  local total = {}
+  for _, t in ipairs(threads) do
+    for _, code in ipairs({200, 401, 403, 404, 409, 422, 500, 503}) do
+      local v = t:get("c" .. code)
+      if v then total[code] = (total[code] or 0) + v end
+    end
+  end
+  io.write("STATUS")
+  for code, v in pairs(total) do io.write(" " .. code .. "=" .. v) end
+  io.write("\\n")
+end
+"""
+
+
+def setup(base_url: str, patients: int, results: int) -> tuple[str, str, dict[str, int]]:
+    admin = create_engine(base_url + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f"DROP DATABASE IF EXISTS {DBNAME} WITH (FORCE)"))
+        c.execute(text(f"CREATE DATABASE {DBNAME}"))
+    admin.dispose()
+    url = f"{base_url}/{DBNAME}"
+    from yilianti.migrate import upgrade
+
+    upgrade(url)
+    from sqlalchemy.orm import sessionmaker
+
+    from yilianti.auth import service as auth
+    from yilianti.auth.security import new_api_token
+    from yilianti.db import make_engine
+    from yilianti.models import ApiToken, Institution
+    from yilianti.recognition import catalogue, service
+
+    engine = make_engine(url)
+    with sessionmaker(bind=engine)() as db:
+        xh = Institution(name="香河县人民医院", kind="general", province="河北", city="廊坊")
+        lf = Institution(name="廊坊市人民医院", kind="general", province="河北", city="廊坊")
+        other = Institution(name="未参加质控的医院", kind="general", province="河北", city="保定")
+        bj = Institution(name="北京朝阳医院", kind="general", level=3, province="北京", city="北京")
+        db.add_all([xh, lf, other, bj])
+        db.flush()
+        user = auth.create_user(db, None, "bench-bj-doctor", "Bench2026!", "基准医生", [("doctor", bj.id, None)])
+        token, prefix, hashed = new_api_token()
+        db.add(ApiToken(user_id=user.id, institution_id=bj.id, name="bench", prefix=prefix, token_hash=hashed))
+        service.create_scope(db, None, code="JJJ", name="京津冀", kind="region",
+                             areas=[("北京", None), ("天津", None), ("河北", None)])
+        year = datetime.now(UTC).year
+        rows = ["item_code,item_name,kind,codes,price_yuan,scope_code,valid_days,institution,qc_from,qc_to"]
+        for code in CODES:
+            kind = "imaging" if code.startswith(("CT", "DR")) else "lab"
+            days = 60 if code == "TFT" else 180 if kind == "imaging" else 30
+            for inst in (xh.name, lf.name):
+                rows.append(f"{code},{code},{kind},LAB-{code},100,JJJ,{days},{inst},{year - 1}-01-01,{year}-12-31")
+        catalogue.import_catalogue(db, None, catalogue.read_rows("\n".join(rows).encode()))
+        db.commit()
+        ids = {"xh": xh.id, "lf": lf.id, "other": other.id, "bj": bj.id}
+    started = time.perf_counter()
+    with engine.begin() as c:
+        c.execute(text(
+            "INSERT INTO patient (name, sex, birth_date, registered_by_institution_id, active, created_at) "
+            "SELECT '患者' || g, CASE WHEN g % 2 = 0 THEN '女' ELSE '男' END, DATE '1950-01-01' + (g % 20000), "
+            ":xh, true, now() FROM generate_series(1, :n) g"), {"xh": ids["xh"], "n": patients})
+        ids["pmin"], ids["pmax"] = c.execute(text("SELECT min(id), max(id) FROM patient")).one()
+        for inst in (ids["xh"], ids["bj"]):
+            c.execute(text("INSERT INTO care_relationship (patient_id, institution_id, kind, started_at, created_at) "
+                           "SELECT id, :inst, 'registered', now(), now() FROM patient"), {"inst": inst})
+        c.execute(text("INSERT INTO consent (patient_id, scope, granted_at, created_at) "
+                       "SELECT id, 'all', now() - interval '1 year', now() FROM patient"))
+        # results: patient = g mod P, item round-robin, source: 香河 60 %, 廊坊 25 %, unqualified 15 %
+        c.execute(text(f"""
+            INSERT INTO diagnostic_order (accession_number, patient_id, ordering_institution_id,
+                reading_centre_institution_id, performing_institution_id, kind, item_code, item_name, status,
+                priority, ordered_at, reported_at, updated_at, created_at)
+            SELECT 'B' || g, :pmin + (g % :np), src, src, src,
+                   CASE WHEN c IN ('CT-CHEST', 'DR-CHEST') THEN 'imaging' ELSE 'lab' END,
+                   'LAB-' || c, c, 'final', 'routine', t, t, t, t
+            FROM (SELECT g,
+                         (ARRAY{list(CODES)!r}::text[])[1 + (g / 7) % 10] AS c,
+                         CASE WHEN g % 20 < 12 THEN :xh WHEN g % 20 < 17 THEN :lf ELSE :other END AS src,
+                         now() - ((g % 200) || ' days')::interval - ((g % 1440) || ' minutes')::interval AS t
+                  FROM generate_series(1, :nr) g) s"""),
+                  {"pmin": ids["pmin"], "np": patients, "xh": ids["xh"], "lf": ids["lf"], "other": ids["other"],
+                   "nr": results})
+        c.execute(text("""
+            INSERT INTO lab_observation (order_id, set_id, code, name, value, units, observed_at, created_at)
+            SELECT o.id, v.n, v.code, v.name, v.value, v.units, o.reported_at, o.reported_at
+            FROM diagnostic_order o
+            CROSS JOIN (VALUES (1, '3051-0', 'FT3', '4.6', 'pmol/L'), (2, '3024-7', 'FT4', '14.8', 'pmol/L'),
+                               (3, '3016-3', 'TSH', '2.1', 'mIU/L')) AS v(n, code, name, value, units)
+            WHERE o.item_code = 'LAB-TFT'"""))
+        c.execute(text("ANALYZE"))
+    print(f"data: {patients} patients, {results} results in {time.perf_counter() - started:.0f} s", flush=True)
+    engine.dispose()
+    return url, token, ids
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432")
+    ap.add_argument("--patients", type=int, default=1_000_000)
+    ap.add_argument("--results", type=int, default=10_000_000)
+    ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--secs", type=int, default=10)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="100k patients, 1M results, 2 pairs × 5 s")
+    ap.add_argument("--port", type=int, default=8793)
+    args = ap.parse_args()
+    if args.quick:
+        args.patients, args.results, args.pairs, args.secs = 100_000, 1_000_000, 2, 5
+    url, token, ids = setup(args.url, args.patients, args.results)
+    server = bb.start_server(url, args.port, args.workers)
+    base = f"http://127.0.0.1:{args.port}"
+    out: dict[str, object] = {"at": datetime.now(UTC).isoformat(timespec="minutes"), "nproc": os.cpu_count(),
+                              "patients": args.patients, "results": args.results, "clients": args.clients,
+                              "workers": args.workers, "pairs": []}
+    try:
+        script = LUA % {"pmin": ids["pmin"], "pmax": ids["pmax"], "token": token, "delay": 0}
+        bb.wrk(base, script, args.clients, 3)  # warm-up
+        pairs = []
+        for i in range(args.pairs):
+            ref = bb.reference("select", 8, args.secs)
+            app = bb.wrk(base, script, args.clients, args.secs)
+            ratio = float(app["rps"]) / ref["tps"]  # type: ignore[arg-type]
+            pairs.append({"ref": ref, "app": app, "ratio": ratio})
+            print(f"pair {i}: app {app['rps']:.0f} req/s p50 {app['p50_ms']:.1f} ms p99 {app['p99_ms']:.1f} ms "
+                  f"status {app['status']} | ref {ref['tps']:.0f} tps p99 {ref['p99_ms']:.2f} ms | "
+                  f"ratio {ratio:.3f}", flush=True)
+        out["pairs"] = pairs
+        max_rps = statistics.median(float(p["app"]["rps"]) for p in pairs)  # type: ignore[index]
+        mean_ms = statistics.median(float(p["app"]["p50_ms"]) for p in pairs)  # type: ignore[index]
+        # each connection waits `delay` ms between its requests: rate ≈ clients / (latency + delay)
+        delay = max(1, int(args.clients * 1000 / (0.6 * max_rps) - mean_ms))
+        paced = bb.wrk(base, LUA % {"pmin": ids["pmin"], "pmax": ids["pmax"], "token": token,
+                                                       "delay": delay}, args.clients, args.secs)
+        out["paced"] = {"delay_ms": delay, **paced, "share_of_max": float(paced["rps"]) / max_rps}  # type: ignore[arg-type]
+        out["median_ratio"] = statistics.median(p["ratio"] for p in pairs)  # type: ignore[misc]
+        print(f"paced at {float(paced['rps']) / max_rps:.0%} of max ({paced['rps']:.0f} req/s): "
+              f"p50 {paced['p50_ms']:.1f} ms p99 {paced['p99_ms']:.1f} ms status {paced['status']}")
+        print(f"median ratio {out['median_ratio']:.3f} (target ≥ 0.20); p99 at ~60 % {paced['p99_ms']:.1f} ms "
+              f"(target ≤ 50)")
+        with create_engine(url.replace("postgresql://", "postgresql+psycopg://")).connect() as c:
+            out["audit_rows"] = c.execute(text(
+                "SELECT count(*) FROM audit_event WHERE resource_type = 'recognition_lookup'")).scalar()
+        print(f"audit rows of lookups: {out['audit_rows']}")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        admin = create_engine(args.url + "/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(text(f"DROP DATABASE IF EXISTS {DBNAME} WITH (FORCE)"))
+        admin.dispose()
+    path = Path(__file__).resolve().parent / "out" / f"recognition-{datetime.now(UTC):%Y%m%dT%H%M}.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(out, ensure_ascii=False, indent=1, default=str))
+    print(f"written {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""Recognition JSON API — what member HIS/LIS systems call with an API token (and the pages' JSON).
+
+- `GET  /api/v1/recognition/lookup?patient_id=&item_code=` the patient's valid recognised
+  results for the item, newest first (source, date, days left, HR scopes, values); other
+  members' results only with the patient's sharing consent in force — otherwise
+  `consent_missing: true` and a message saying so. Every call is audited.
+- `POST /api/v1/recognition/decisions` reuse (`reused_order_id`) or re-test (`reason_code`,
+  `reason_text` for "other", `patient_informed: true`).
+- `POST /api/v1/recognition/results` a member's own LIS/HIS result (numeric values need units).
+- `GET  /api/v1/recognition/report?months=6[&institution_id=]` the monthly figures.
+- `GET  /api/v1/recognition/items`, `PUT /api/v1/recognition/rules` (valid_days > 0),
+  `POST /api/v1/recognition/catalogue` (CSV/XLSX upload, all rows or none),
+  `GET  /api/v1/recognition/marks?order_id=…` HR marks of results.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Request, UploadFile
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from yilianti.auth.deps import DB, Clinical, CurrentSubject
+from yilianti.authz import policy
+from yilianti.authz.subject import Subject
+from yilianti.exceptions import Forbidden, InvalidInput
+from yilianti.kit.i18n import translate
+from yilianti.models.diagnostics import DiagnosticOrder
+from yilianti.models.recognition import RecognitionItem, RecognitionRule, RecognitionScope
+from yilianti.recognition import catalogue, service
+from yilianti.recognition.results import ExternalResultIn, import_external_result
+
+router = APIRouter(prefix="/api/v1/recognition", tags=["recognition"])
+
+
+class ObservationOut(BaseModel):
+    code: str
+    name: str | None
+    value: str | None
+    units: str | None
+    reference_range: str | None
+    abnormal_flags: str | None
+
+
+class ResultOut(BaseModel):
+    order_id: int
+    accession_number: str
+    item_code: str
+    item_name: str
+    source_institution_id: int
+    source_institution: str
+    result_date: date
+    valid_until: date
+    days_left: int
+    hr_mark: str
+    scopes: list[str]
+    own_institution: bool
+    imported_from_member_system: bool
+    observations: list[ObservationOut]
+
+
+class LookupOut(BaseModel):
+    patient_id: int
+    item_code: str
+    item_name: str
+    kind: str
+    in_scope: bool
+    scopes: list[str]
+    consent_missing: bool
+    message: str
+    results: list[ResultOut]
+    retest_reasons: dict[str, str]
+
+
+def lookup_out(found: service.Lookup, locale: str) -> LookupOut:
+    return LookupOut(
+        patient_id=found.patient_id, item_code=found.item.code, item_name=found.item.name, kind=found.item.kind,
+        in_scope=found.in_scope, scopes=found.scope_names, consent_missing=found.consent_missing,
+        message=translate(found.message, locale) if found.message else "",
+        results=[ResultOut(order_id=r.order_id, accession_number=r.accession_number, item_code=r.item_code,
+                           item_name=r.item_name, source_institution_id=r.institution_id,
+                           source_institution=r.institution_name, result_date=r.result_date,
+                           valid_until=r.valid_until, days_left=r.days_left, hr_mark="HR " + "、".join(r.scopes),
+                           scopes=r.scopes, own_institution=r.own, imported_from_member_system=r.imported,
+                           observations=[ObservationOut(**o) for o in r.observations]) for r in found.results],
+        retest_reasons={k: translate(v, locale) for k, v in service.RETEST_REASONS.items()},
+    )
+
+
+def _locale(request: Request) -> str:
+    from yilianti.exceptions import request_locale
+
+    return request_locale(request)
+
+
+@router.get("/lookup", response_model=LookupOut)
+def lookup(request: Request, db: DB, subject: Clinical, patient_id: int = Query(...),
+           item_code: str = Query(..., min_length=1, max_length=64)) -> LookupOut:
+    return lookup_out(service.lookup(db, subject, patient_id, item_code), _locale(request))
+
+
+class DecisionBody(BaseModel):
+    patient_id: int
+    item_code: str = Field(min_length=1, max_length=64)
+    decision: Literal["reuse", "retest"]
+    reused_order_id: int | None = None
+    reason_code: str | None = Field(default=None, description=", ".join(service.RETEST_REASONS))
+    reason_text: str | None = Field(default=None, max_length=2000)
+    patient_informed: bool = False
+    order_id: int | None = Field(default=None, description="the platform order being placed, if any")
+    referral_id: int | None = None
+    department_id: int | None = None
+
+
+class DecisionOut(BaseModel):
+    id: int
+    patient_id: int
+    item_code: str
+    decision: str
+    satisfied_by_recognition: bool
+    reused_order_id: int | None
+    reused_institution_id: int | None
+    reused_result_date: date | None
+    reason_code: str | None
+    reason: str | None
+    reason_text: str | None
+    patient_informed: bool
+    order_id: int | None
+    referral_id: int | None
+    institution_id: int
+    department_id: int | None
+    user_id: int | None
+    decided_at: datetime
+    price_saved_fen: int
+
+
+def decision_out(db: DB, row: Any, locale: str) -> DecisionOut:
+    item = db.get(RecognitionItem, row.item_id)
+    return DecisionOut(
+        id=row.id, patient_id=row.patient_id, item_code=item.code if item else row.requested_code,
+        decision=row.decision, satisfied_by_recognition=row.decision == "reuse",
+        reused_order_id=row.reused_order_id, reused_institution_id=row.reused_institution_id,
+        reused_result_date=row.reused_result_date, reason_code=row.reason_code,
+        reason=translate(service.RETEST_REASONS[row.reason_code], locale) if row.reason_code else None,
+        reason_text=row.reason_text, patient_informed=row.patient_informed, order_id=row.order_id,
+        referral_id=row.referral_id, institution_id=row.institution_id, department_id=row.department_id,
+        user_id=row.user_id, decided_at=row.decided_at, price_saved_fen=row.price_saved_fen)
+
+
+@router.post("/decisions", response_model=DecisionOut, status_code=201)
+def decide(request: Request, db: DB, subject: Clinical, body: DecisionBody) -> DecisionOut:
+    row = service.decide(db, subject, service.DecisionIn(**body.model_dump()))
+    return decision_out(db, row, _locale(request))
+
+
+@router.get("/decisions/{decision_id}", response_model=DecisionOut)
+def get_decision(request: Request, db: DB, subject: Clinical, decision_id: int) -> DecisionOut:
+    return decision_out(db, service.get_decision(db, subject, decision_id), _locale(request))
+
+
+class ImportedOut(BaseModel):
+    order_id: int
+    accession_number: str
+    item_code: str
+    hr_mark: str
+
+
+@router.post("/results", response_model=ImportedOut, status_code=201)
+def import_result(db: DB, subject: CurrentSubject, body: ExternalResultIn) -> ImportedOut:
+    order = import_external_result(db, subject, body)
+    return ImportedOut(order_id=order.id, accession_number=order.accession_number, item_code=order.item_code,
+                       hr_mark=service.hr_mark(db, order).label)
+
+
+class MarkOut(BaseModel):
+    order_id: int
+    marked: bool
+    hr_mark: str
+    scopes: list[str]
+
+
+@router.get("/marks", response_model=list[MarkOut])
+def marks(db: DB, subject: Clinical, order_id: list[int] = Query(...)) -> list[MarkOut]:
+    orders = list(db.scalars(select(DiagnosticOrder).where(DiagnosticOrder.id.in_(order_id[:200]))))
+    visible = []
+    for o in orders:
+        if policy.decide(db, subject, o.patient_id) is None:
+            continue
+        visible.append(o)
+    found = service.hr_marks(db, visible)
+    return [MarkOut(order_id=o.id, marked=found[o.id].marked, hr_mark=found[o.id].label, scopes=found[o.id].scopes)
+            for o in visible]
+
+
+@router.get("/report")
+def report(db: DB, subject: CurrentSubject, months: int = Query(6, ge=1, le=36),
+           institution_id: int | None = None) -> dict[str, Any]:
+    return service.monthly_report(db, subject, months=months, institution_id=institution_id)
+
+
+class ItemOut(BaseModel):
+    code: str
+    name: str
+    kind: str
+    loinc: str | None
+    price_fen: int | None
+    rules: dict[str, int]
+
+
+@router.get("/items", response_model=list[ItemOut])
+def items(db: DB, subject: CurrentSubject) -> list[ItemOut]:
+    scope_codes = {s.id: s.code for s in db.scalars(select(RecognitionScope))}
+    rules: dict[int, dict[str, int]] = {}
+    for r in db.scalars(select(RecognitionRule)):
+        rules.setdefault(r.item_id, {})[scope_codes.get(r.scope_id, "")] = r.valid_days
+    return [ItemOut(code=i.code, name=i.name, kind=i.kind, loinc=i.loinc, price_fen=i.price_fen,
+                    rules=rules.get(i.id, {}))
+            for i in db.scalars(select(RecognitionItem).where(RecognitionItem.active.is_(True))
+                                .order_by(RecognitionItem.kind, RecognitionItem.code))]
+
+
+def require_catalogue_admin(subject: Subject) -> None:
+    if not subject.has("system_admin", "alliance_admin"):
+        raise Forbidden("只有平台或医联体管理员可以维护互认目录")
+
+
+class RuleIn(BaseModel):
+    item_code: str = Field(min_length=1, max_length=64)
+    scope_code: str = Field(min_length=1, max_length=32)
+    valid_days: int
+
+
+@router.put("/rules")
+def set_rule(db: DB, subject: CurrentSubject, body: RuleIn) -> dict[str, Any]:
+    require_catalogue_admin(subject)
+    rule = service.set_rule(db, subject, item_code=body.item_code, scope_code=body.scope_code,
+                            valid_days=body.valid_days)
+    return {"item_code": body.item_code, "scope_code": body.scope_code, "valid_days": rule.valid_days}
+
+
+@router.post("/catalogue")
+def import_catalogue(db: DB, subject: CurrentSubject, file: UploadFile) -> dict[str, Any]:
+    require_catalogue_admin(subject)
+    content = file.file.read(20 * 1024 * 1024)
+    if not content:
+        raise InvalidInput(fields={"file": "文件是空的"})
+    summary = catalogue.import_catalogue(db, subject, catalogue.read_rows(content, file.filename or ""))
+    return summary.__dict__
