@@ -110,6 +110,86 @@ def invariants(url: str, lo: int, hi: int) -> dict[str, int]:
     return {"received": int(received), "history_rows": int(rows), "duplicate": int(dup)}
 
 
+def profile(url: str, ids: dict[str, int], token: str, n: int) -> None:
+    """In-process profile of the transition request on PostgreSQL: SQL statements per request by
+    kind and table, and where the Python time goes (cProfile, cumulative)."""
+    import collections
+    import cProfile
+    import pstats
+    import re
+
+    os.environ.update(YILIANTI_DATABASE_URL=url, YILIANTI_RUN_JOBS_IN_PROCESS="false", YILIANTI_SECRET_KEY="bench",
+                      YILIANTI_BOOKING_FAST_PATH="false")
+    from fastapi.testclient import TestClient
+    from sqlalchemy import event
+
+    from yilianti import db as dbmod
+    from yilianti.config import get_settings
+    from yilianti.main import create_app
+
+    get_settings.cache_clear()  # the set-up imported the app with the default settings
+    dbmod._engine, dbmod._factory = None, None
+
+    lo, hi = make_referrals(url, ids, n + 20)
+    app = create_app(run_jobs=False)
+    statements: collections.Counter[str] = collections.Counter()
+    engine = dbmod.get_engine()
+
+    def count(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        m = re.match(r"\s*(\w+)\s+(?:.*?\b(?:FROM|INTO|UPDATE)\s+)?(\w+)?", statement, re.S | re.I)
+        verb = (m.group(1).upper() if m else "?")
+        table = re.search(r"\b(?:FROM|INTO|UPDATE)\s+(\w+)", statement, re.I)
+        statements[f"{verb} {table.group(1) if table else ''}".strip()] += 1
+
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    body = '{"to_status":"received","expected_status":"submitted"}'
+    with TestClient(app) as client:
+        for rid in range(hi - 19, hi + 1):  # warm-up
+            client.post(f"/api/v1/referrals/{rid}/transition", content=body, headers=headers)
+        event.listen(engine, "before_cursor_execute", count)
+        prof = cProfile.Profile()
+        t0 = time.perf_counter()
+        prof.enable()
+        for rid in range(lo, lo + n):
+            r = client.post(f"/api/v1/referrals/{rid}/transition", content=body, headers=headers)
+            assert r.status_code == 200, r.text
+        prof.disable()
+        secs = time.perf_counter() - t0
+        event.remove(engine, "before_cursor_execute", count)
+    print(f"HTTP: {n} transitions in one client: {n / secs:.0f} req/s, {1000 * secs / n:.2f} ms each")
+    print(f"SQL statements per transition request: {sum(statements.values()) / n:.1f}")
+    for key, v in statements.most_common():
+        print(f"  {v / n:5.2f}  {key}")
+
+    # the transition path itself, without HTTP: the API's service calls and commit, profiled in this thread
+    from sqlalchemy import select
+
+    from yilianti.auth import service as auth
+    from yilianti.models import User
+    from yilianti.referral.api import _detail, apply_move
+
+    lo, hi = make_referrals(url, ids, n)
+    factory = dbmod.session_factory()
+    with factory() as db:
+        user = db.scalars(select(User).where(User.username == "bench-specialist")).one()
+        subject = auth.build_subject(db, user, ids["lead"])
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    for rid in range(lo, lo + n):
+        with factory() as db:
+            moved = apply_move(db, subject, rid, "received", expected_status="submitted")
+            _detail(db, subject, rid)  # as the API does, holding the moved referral (weak identity map)
+            db.commit()
+            del moved
+    prof.disable()
+    secs = time.perf_counter() - t0
+    print(f"service path: {n / secs:.0f} transitions/s, {1000 * secs / n:.2f} ms each (one thread)")
+    stats = pstats.Stats(prof)
+    stats.sort_stats("tottime").print_stats(15)
+    stats.sort_stats("cumulative").print_stats(r"yilianti/", 25)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432")
@@ -118,7 +198,14 @@ def main() -> int:
     ap.add_argument("--secs", type=int, default=10)
     ap.add_argument("--race-size", type=int, default=300, help="referrals per race round (small: many collide)")
     ap.add_argument("--port", type=int, default=8921)
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="profile N transitions in-process (statements per request, cProfile) instead of racing")
     args = ap.parse_args()
+    bb.DBNAME = "ylt_bench_referral"  # not the booking benchmark's database: both may run on one server
+    if args.profile:
+        url, _token, ids = bb.setup_database(args.url, patients=2000)
+        profile(url, ids, lead_token(url, ids["lead"]), args.profile)
+        return 0
     if args.quick:
         args.pairs, args.secs = 2, 5
     print(f"nproc={os.cpu_count()} pairs={args.pairs} secs={args.secs}", flush=True)

@@ -150,3 +150,86 @@ def test_referral_full_loop_up_and_back_down(live_server, browser, page) -> None
     page.goto(f"{base}/referrals?side=receiver&bucket=all")
     listed = page.inner_text("#tasks")
     assert "复查血常规" in listed and "复查胸片" in listed and f"#{down_id}" in listed
+
+
+def _seed_routing(db):  # type: ignore[no-untyped-def]
+    lead = b.institution(db, "天津市儿童医院北辰院区", kind="specialty", level=3, province="天津")
+    second = b.institution(db, "北辰区妇幼保健计划生育服务中心", kind="maternal_child", level=2, province="天津")
+    comm = b.institution(db, "北辰区果园新村街社区卫生服务中心", kind="community_center", level=1, province="天津")
+    alliance = b.alliance(db, (lead, "lead"), (second, "member"), (comm, "member"), name="北辰区儿科医联体")
+    coord = b.subject_for(db, b.user(db, lead, "coordinator"))
+    dept = b.department(db, lead, "儿童呼吸科")
+    schedule = scheduling.create_schedule(db, coord, ScheduleIn(
+        institution_id=lead.id, kind="clinic", name="儿童呼吸 普通门诊", department_id=dept.id,
+        specialty="儿童呼吸", location="门诊楼1层", reserve_alliance_id=alliance.id))
+    day = clock.today_local() + timedelta(days=2)
+    scheduling.add_template(db, coord, schedule.id, TemplateIn(
+        weekday=day.isoweekday(), start_time=time(8, 0), end_time=time(11, 0), capacity=10))
+    assert scheduling.generate_sessions(db, coord, schedule.id, day, day) == 1
+    session = scheduling.upcoming_sessions(db, schedule_id=schedule.id, start=day, days=1)[0][0]
+    comm_doc = b.user(db, comm, "doctor", username="guoyuan-doc")
+    b.user(db, lead, "doctor", username="beichen-specialist")
+    b.patient(db, b.subject_for(db, comm_doc), name="钱多多", resident_id=b.resident_id(region="120113", seq=9))
+    return {"session": session.id, "lead": lead.id, "second": second.id, "dept": dept.id}
+
+
+def test_book_a_reserved_slot_from_inside_the_referral(live_server, browser, page, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    seeded = live_server.seed(_seed_routing)
+    base = live_server.url
+
+    # 1. the community doctor looks for paediatric respiratory care in the alliance and picks the lead
+    login(page, base, "guoyuan-doc", b.PASSWORD)
+    page.goto(f"{base}/referrals/new?q=钱多多")
+    page.select_option("#f-patient_id", page.get_attribute("#f-patient_id option:has-text('钱多多')", "value"))
+    # the patient is chosen on the form; the routing search keeps it
+    patient_id = page.input_value("#f-patient_id")
+    page.goto(f"{base}/referrals/new?patient_id={patient_id}")
+    page.fill("#routing-search input[name=specialty]", "儿童呼吸")
+    page.click("#routing-search button[type=submit]")
+    page.wait_for_selector("#routing-candidates")
+    lead_row = page.locator(f"#candidate-{seeded['lead']}")
+    assert lead_row.locator(".free-reserved-slots").inner_text().strip() == "4"  # ceil(10 / 3)
+    assert page.locator(f"#candidate-{seeded['second']}").count() == 0  # no such specialty there
+    page.click(f"#choose-{seeded['lead']}")
+    page.wait_for_url(f"{base}/referrals/new*to_institution_id={seeded['lead']}*")
+    assert page.input_value("#f-to_institution_id") == str(seeded["lead"])
+    assert page.input_value("#f-to_department_id") == str(seeded["dept"])  # the matching department
+    page.fill("#f-reason", "喘息反复发作，需呼吸专科评估")
+    page.fill("#f-diagnoses", "J45.9 哮喘")
+    page.click("#submit-referral")
+    page.wait_for_url(f"{base}/referrals/*?done=submit")
+    ref_id = int(page.url.split("/referrals/")[1].split("?")[0])
+
+    # 2. attaches the chest film report (a PDF) to the referral
+    report = tmp_path / "胸片报告.pdf"
+    report.write_bytes(b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n")
+    page.set_input_files("#attachment-file", str(report))
+    page.click("#attach-button")
+    page.wait_for_url(f"{base}/referrals/{ref_id}?done=attach")
+    assert "胸片报告.pdf" in page.inner_text("#attachment-list")
+
+    spec_ctx, spec = _new_page(browser, base, "beichen-specialist")
+    try:
+        # 3. the specialist reads the attachment while triaging, accepts, and books from inside the referral
+        spec.goto(f"{base}/referrals/{ref_id}")
+        href = spec.get_attribute("#attachment-list a", "href")
+        got = spec.request.get(f"{base}{href}")
+        assert got.status == 200 and got.body().startswith(b"%PDF")
+        _act(spec, "receive", base, ref_id, "已接收")
+        _act(spec, "accept", base, ref_id, "已同意接收")
+        row = spec.locator(f"#slot-option-{seeded['session']}")
+        assert row.locator(".free-reserved").inner_text().strip() == "4"
+        spec.click(f"#book-slot-{seeded['session']} button[type=submit]")
+        spec.wait_for_url(f"{base}/referrals/{ref_id}?done=book-slot")
+        assert _status(spec) == "已预约"
+        assert "已为转诊预约号源" in spec.inner_text(".alert.ok")
+        assert spec.locator("#routing-book").count() == 0  # nothing more to book
+        assert "已预约" in _timeline(spec)
+    finally:
+        spec_ctx.close()
+
+    # 4. the referring doctor sees the booking, and one reserved slot fewer in the alliance
+    page.goto(f"{base}/referrals/{ref_id}")
+    assert _status(page) == "已预约" and "/bookings/" in page.content()
+    page.goto(f"{base}/referrals/new?patient_id={patient_id}&specialty=儿童呼吸")
+    assert page.locator(f"#candidate-{seeded['lead']} .free-reserved-slots").inner_text().strip() == "3"

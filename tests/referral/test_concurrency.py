@@ -65,4 +65,5 @@ def test_twenty_accept_the_same_referral(committed):  # type: ignore[no-untyped-
         assert db.scalar(select(func.count()).select_from(ReferralHistory).where(
             ReferralHistory.referral_id == referral_id, ReferralHistory.to_status == "accepted")) == 1
         assert db.scalar(select(func.count()).select_from(AccessGrant).where(
-            AccessGrant.source_type == "referral", AccessGrant.source_id == referral_id)) == 1
+            AccessGrant.source_type == "referral", AccessGrant.source_id == referral_id,
+            AccessGrant.revoked_at.is_(None))) == 1

@@ -12,6 +12,7 @@ from tests.referral.helpers import book, drive, history_count, received_up, setu
 from yilianti.authz import policy
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
+from yilianti.kit.i18n import translate
 from yilianti.models.outbox import OutboxMessage
 from yilianti.referral import service
 from yilianti.referral.schemas import ReferralIn
@@ -20,7 +21,9 @@ from yilianti.referral.states import Side
 
 def _notified(db: Session, institution_id: int) -> list[str]:
     rows = db.scalars(select(OutboxMessage).where(OutboxMessage.topic == "notify")).all()
-    return [r.payload["title"] for r in rows if r.payload.get("institution_id") == institution_id]
+    # titles are i18n codes with params: check what a Chinese reader sees
+    return [translate(r.payload["title"], "zh", **(r.payload.get("params") or {}))
+            for r in rows if r.payload.get("institution_id") == institution_id]
 
 
 def test_full_loop_up_then_down_with_follow_up_tasks(db: Session) -> None:

@@ -10,14 +10,16 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, File, Query, UploadFile
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from yilianti.auth.deps import DB, Clinical
 from yilianti.authz.subject import Subject
+from yilianti.config import get_settings
 from yilianti.exceptions import InvalidInput
-from yilianti.referral import service
+from yilianti.referral import flows, routing, service
 from yilianti.referral.schemas import ReferralIn
 from yilianti.referral.states import Side, Status
 
@@ -171,10 +173,14 @@ def read(referral_id: int, db: DB, subject: Clinical) -> dict[str, Any]:
 @router.post("/referrals/{referral_id}/transition", response_model=ReferralDetail)
 def transition(referral_id: int, db: DB, subject: Clinical, body: TransitionIn = Body()) -> dict[str, Any]:
     """Make one move. `expected_status` must equal the current status (optimistic check)."""
-    apply_move(db, subject, referral_id, body.to_status, expected_status=body.expected_status, reason=body.reason,
-               reject_code=body.reject_code, booking_id=body.booking_id,
-               bed_reservation_id=body.bed_reservation_id, to_institution_id=body.to_institution_id)
-    return _detail(db, subject, referral_id)
+    moved = apply_move(db, subject, referral_id, body.to_status, expected_status=body.expected_status,
+                       reason=body.reason, reject_code=body.reject_code, booking_id=body.booking_id,
+                       bed_reservation_id=body.bed_reservation_id, to_institution_id=body.to_institution_id)
+    # hold the moved referral while the detail is read: the session's identity map is weak, and
+    # without this reference the detail would SELECT the referral again (B4: one round trip per move)
+    detail = _detail(db, subject, referral_id)
+    del moved
+    return detail
 
 
 @router.get("/follow-up-tasks", response_model=list[TaskOut], tags=["referrals"])
@@ -185,3 +191,169 @@ def tasks(db: DB, subject: Clinical, status: Literal["open", "done"] | None = "o
 @router.post("/follow-up-tasks/{task_id}/done", response_model=TaskOut, tags=["referrals"])
 def task_done(task_id: int, db: DB, subject: Clinical) -> Any:
     return service.complete_task(db, subject, task_id)
+
+
+# ------------------------------------------------------------------------------------- routing help
+
+
+class SessionOptionOut(BaseModel):
+    session_id: int
+    institution_id: int
+    schedule_name: str
+    department: str | None
+    specialty: str | None
+    starts_at: datetime
+    ends_at: datetime
+    free_reserved: int = Field(description="free slots of the reserve the referral's origin may use")
+    free_public: int
+
+
+class WardOptionOut(BaseModel):
+    ward_id: int
+    institution_id: int
+    name: str
+    department: str | None
+    free_reserved: int = Field(description="free reserved beds the referral's origin may use")
+    free_public: int
+
+
+class CandidateOut(BaseModel):
+    institution_id: int
+    name: str
+    level: int | None
+    kind: str
+    same_area: str | None
+    free_reserved_slots: int
+    free_reserved_beds: int
+    sessions: list[SessionOptionOut]
+    wards: list[WardOptionOut]
+
+
+class RoutingOut(BaseModel):
+    specialty: str | None
+    days: int
+    candidates: list[CandidateOut]
+    # for a referral: what can be booked at its receiving institution now
+    sessions: list[SessionOptionOut] = []
+    wards: list[WardOptionOut] = []
+
+
+def _candidate_out(c: routing.Candidate) -> CandidateOut:
+    return CandidateOut(
+        institution_id=c.institution.id, name=c.institution.name, level=c.institution.level, kind=c.institution.kind,
+        same_area=c.same_area, free_reserved_slots=c.free_reserved_slots, free_reserved_beds=c.free_reserved_beds,
+        sessions=[SessionOptionOut(**vars(s)) for s in c.sessions], wards=[WardOptionOut(**vars(w)) for w in c.wards])
+
+
+@router.get("/referral-routing", response_model=RoutingOut)
+def routing_help(db: DB, subject: Clinical, specialty: str = Query("", max_length=64),
+                 direction: Literal["up", "down"] = "up", patient_id: int | None = None,
+                 days: int | None = Query(None, ge=1, le=60)) -> RoutingOut:
+    """Candidate institutions of the acting institution's alliances for a specialty, with the free
+    reserved slots (next `days` days) and beds it may use."""
+    from yilianti.authz import policy
+    from yilianti.models.patient import Patient
+
+    patient = None
+    if patient_id is not None:
+        policy.require_patient(db, subject, patient_id, action="read", resource_type="referral_routing")
+        patient = db.get(Patient, patient_id)
+    assert subject.acting_institution_id is not None
+    days = days or get_settings().referral_routing_days
+    found = routing.candidates(db, subject.acting_institution_id, specialty, direction, patient, days)
+    return RoutingOut(specialty=specialty.strip() or None, days=days, candidates=[_candidate_out(c) for c in found])
+
+
+@router.get("/referrals/{referral_id}/routing", response_model=RoutingOut)
+def referral_routing(referral_id: int, db: DB, subject: Clinical,
+                     days: int | None = Query(None, ge=1, le=60)) -> RoutingOut:
+    """For one referral: the alliance's candidates for its specialty, and the sessions and wards of
+    its receiving institution with the free slots/beds of the reserve for the referral's origin."""
+    from yilianti.models.patient import Patient
+
+    ref, _ = service.get(db, subject, referral_id)
+    days = days or get_settings().referral_routing_days
+    spec = routing.referral_specialty(db, ref.to_department_id)
+    found = routing.candidates(db, ref.from_institution_id, spec, ref.direction, db.get(Patient, ref.patient_id), days)
+    sessions = routing.session_options(db, ref.from_institution_id, [ref.to_institution_id], spec, days)
+    wards = routing.ward_options(db, ref.from_institution_id, [ref.to_institution_id], spec)
+    return RoutingOut(specialty=spec, days=days, candidates=[_candidate_out(c) for c in found],
+                      sessions=[SessionOptionOut(**vars(s)) for s in sessions],
+                      wards=[WardOptionOut(**vars(w)) for w in wards])
+
+
+class BookSlotIn(BaseModel):
+    session_id: int
+    slot_id: int | None = Field(default=None, description="a particular slot; otherwise the first free one")
+    pool: Literal["reserved", "public"] | None = Field(
+        default=None, description="default: the reserve for the referral's origin when it may use it, else public")
+    expected_status: Status = Field(default=Status.accepted, description="the status the client last saw")
+
+
+class ReserveBedIn(BaseModel):
+    ward_id: int
+    hours: int = Field(default=48, ge=1, le=24 * 14)
+    expected_status: Status = Status.accepted
+
+
+@router.post("/referrals/{referral_id}/book-slot", response_model=ReferralDetail)
+def book_slot(referral_id: int, db: DB, subject: Clinical, body: BookSlotIn = Body()) -> dict[str, Any]:
+    """Book a slot of the receiving institution and move the referral to scheduled (one transaction).
+    409 `referral_slot_taken` when the slot went meanwhile; the referral is then unchanged."""
+    flows.book_slot(db, subject, referral_id, body.session_id, slot_id=body.slot_id, pool=body.pool,
+                    expected_status=body.expected_status)
+    return _detail(db, subject, referral_id)
+
+
+@router.post("/referrals/{referral_id}/reserve-bed", response_model=ReferralDetail)
+def reserve_bed(referral_id: int, db: DB, subject: Clinical, body: ReserveBedIn = Body()) -> dict[str, Any]:
+    """Reserve a bed of the receiving institution and move the referral to scheduled (one transaction)."""
+    flows.reserve_bed(db, subject, referral_id, body.ward_id, hours=body.hours, expected_status=body.expected_status)
+    return _detail(db, subject, referral_id)
+
+
+# ------------------------------------------------------------------------------------- attachments
+
+
+class AttachmentOut(BaseModel):
+    id: int
+    filename: str
+    kind: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    institution_id: int | None
+    uploaded_by_user_id: int | None
+    created_at: datetime
+
+
+async def read_upload(file: UploadFile) -> bytes:
+    """At most one byte more than the limit is read, so an oversized upload is refused cheaply."""
+    return await file.read(get_settings().attachment_max_bytes + 1)
+
+
+@router.get("/referrals/{referral_id}/attachments", response_model=list[AttachmentOut])
+def attachment_list(referral_id: int, db: DB, subject: Clinical) -> list[Any]:
+    return service.attachments_of(db, subject, referral_id)
+
+
+@router.post("/referrals/{referral_id}/attachments", status_code=201, response_model=AttachmentOut)
+async def attachment_upload(referral_id: int, db: DB, subject: Clinical, file: UploadFile = File()) -> Any:
+    """PDF, JPEG, PNG or DICOM (recognised by content, not by the declared type); 413 too large,
+    415 other types, 422 empty; nothing is stored then."""
+    data = await read_upload(file)
+    return service.attach(db, subject, referral_id, file.filename, file.content_type, data)
+
+
+@router.get("/referrals/{referral_id}/attachments/{attachment_id}")
+def attachment_download(referral_id: int, attachment_id: int, db: DB, subject: Clinical) -> Response:
+    """The file itself; the read is audited. 404 when the patient is not visible to the institution."""
+    got = service.open_attachment(db, subject, referral_id, attachment_id)
+    return Response(got.data, media_type=got.attachment.content_type,
+                    headers={"Content-Disposition": got.content_disposition, "X-Content-Type-Options": "nosniff"})
+
+
+@router.delete("/referrals/{referral_id}/attachments/{attachment_id}", status_code=204)
+def attachment_delete(referral_id: int, attachment_id: int, db: DB, subject: Clinical) -> Response:
+    service.delete_attachment(db, subject, referral_id, attachment_id)
+    return Response(status_code=204)

@@ -9,15 +9,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile
 
 from yilianti.auth.deps import DB, Clinical
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
+from yilianti.config import get_settings
 from yilianti.exceptions import AppError, InvalidInput, parse_input
 from yilianti.kit import clock
 from yilianti.models.alliance import Department, Institution
@@ -25,8 +28,9 @@ from yilianti.models.auth import User
 from yilianti.models.patient import Patient
 from yilianti.models.referral import FollowUpTask, Referral
 from yilianti.models.scheduling import Booking, ClinicSession
+from yilianti.models.transfer import CriticalTransfer
 from yilianti.patients import service as patients
-from yilianti.referral import service, states
+from yilianti.referral import flows, routing, service, states
 from yilianti.referral.api import apply_move
 from yilianti.referral.schemas import ReferralIn
 from yilianti.referral.states import FINAL, REJECT_LABELS, Side, Status
@@ -109,16 +113,33 @@ def _new_context(db: Session, subject: Subject, values: dict[str, str], errors: 
         linked = list(db.scalars(select(Referral).where(
             Referral.patient_id == chosen, Referral.direction == "up",
             (Referral.from_institution_id == own) | (Referral.to_institution_id == own)).order_by(Referral.id.desc())))
+    # routing help: the alliance's candidates for the requested specialty, with free reserved slots and beds
+    specialty = (values.get("specialty") or "").strip()[:64]
+    candidates: list[routing.Candidate] = []
+    choose_url = None
+    if specialty and own is not None:
+        visible = chosen is not None and any(p.id == chosen for p in patient_rows)
+        candidates = routing.candidates(db, own, specialty, values.get("direction") or "up",
+                                        db.get(Patient, chosen) if visible and chosen is not None else None)
+        choose_url = "/referrals/new?" + urlencode({"direction": values.get("direction") or "up",
+                                                    "patient_id": values.get("patient_id") or "",
+                                                    "specialty": specialty})
+        if target is not None and not values.get("to_department_id"):
+            match = next((d for d in departments if specialty in d.name or specialty in (d.specialty or "")), None)
+            if match is not None:
+                values["to_department_id"] = str(match.id)
     return {"values": values, "errors": errors, "targets": targets, "departments": departments,
-            "patients": patient_rows, "q": q, "linked": linked}
+            "patients": patient_rows, "q": q, "linked": linked, "specialty": specialty, "candidates": candidates,
+            "choose_url": choose_url, "routing_days": get_settings().referral_routing_days}
 
 
 @router.get("/referrals/new")
 def referral_new(request: Request, db: DB, subject: Clinical, q: str = "", patient_id: str = "",
-                 direction: str = "up", to_institution_id: str = "", linked_referral_id: str = "") -> Response:
+                 direction: str = "up", to_institution_id: str = "", linked_referral_id: str = "",
+                 specialty: str = "") -> Response:
     values = {"direction": "down" if direction == "down" else "up", "patient_id": patient_id,
               "to_institution_id": to_institution_id, "linked_referral_id": linked_referral_id,
-              "priority": "routine", "permanent": "1"}
+              "priority": "routine", "permanent": "1", "specialty": specialty}
     if linked_referral_id and patient_id == "":
         link = db.get(Referral, opt_int(linked_referral_id) or 0)
         if link is not None and subject.acting_institution_id in (link.from_institution_id, link.to_institution_id):
@@ -234,18 +255,39 @@ def _detail_context(db: Session, subject: Subject, referral_id: int) -> dict[str
     tasks = list(db.scalars(select(FollowUpTask).where(FollowUpTask.referral_id == ref.id)
                             .order_by(FollowUpTask.due_on, FollowUpTask.id)))
     dept = db.get(Department, ref.to_department_id) if ref.to_department_id else None
+    spec = routing.referral_specialty(db, ref.to_department_id)
+    slot_options: list[routing.SessionOption] = []
+    ward_options: list[routing.WardOption] = []
+    candidates: list[routing.Candidate] = []
+    if Status.scheduled in moves:
+        slot_options = routing.session_options(db, ref.from_institution_id, [ref.to_institution_id], spec)
+        if spec and not slot_options:  # nothing for the department: show every session of the site
+            slot_options = routing.session_options(db, ref.from_institution_id, [ref.to_institution_id], None)
+        ward_options = routing.ward_options(db, ref.from_institution_id, [ref.to_institution_id], spec) or \
+            routing.ward_options(db, ref.from_institution_id, [ref.to_institution_id], None)
+    if Status.forwarded in moves or Status.scheduled in moves:
+        candidates = routing.candidates(db, ref.from_institution_id, spec, ref.direction,
+                                        db.get(Patient, ref.patient_id))
+    transfers = list(db.scalars(select(CriticalTransfer).where(CriticalTransfer.referral_id == ref.id)
+                                .order_by(CriticalTransfer.id)))
     return {"ref": ref, "side": side.value, "history": history, "durations": _durations(history),
             "users": users, "names": names, "moves": [ACTIONS[m] for m in moves], "bookings": bookings,
             "forward_targets": forward_targets, "tasks": tasks, "department": dept,
             "patient": db.get(Patient, ref.patient_id), "reject_labels": REJECT_LABELS,
             "overdue": ref.due_at is not None and ref.due_at < clock.now() and ref.status not in FINAL,
-            "split_duration": split_duration, "errors": {}, "error": None}
+            "split_duration": split_duration, "errors": {}, "error": None,
+            "attachments": service.attachments_of(db, subject, ref.id), "specialty": spec,
+            "slot_options": slot_options, "ward_options": ward_options, "candidates": candidates,
+            "routing_days": get_settings().referral_routing_days, "transfers": transfers,
+            "max_upload": get_settings().attachment_max_bytes, "can_attach": ref.status not in FINAL,
+            "current_institution_id": subject.acting_institution_id, "choose_url": None, "error_action": None}
 
 
 DONE_FLASH = {"submit": "转诊单已提交", "receive": "已接收", "accept": "已同意接收", "reject": "已拒绝",
               "return": "已退回并给出建议", "forward": "已转至其他机构", "schedule": "已关联预约",
               "arrive": "已登记到诊", "dna": "已登记未到诊", "outcome": "已回传诊疗结果", "close": "已结案",
-              "cancel": "已取消", "task": "随访任务已完成"}
+              "cancel": "已取消", "task": "随访任务已完成", "book-slot": "已为转诊预约号源",
+              "reserve-bed": "已为转诊预留床位", "attach": "附件已上传", "detach": "附件已删除"}
 
 
 @router.get("/referrals/{referral_id}")
@@ -254,6 +296,96 @@ def referral_view(request: Request, referral_id: int, db: DB, subject: Clinical,
     if done in DONE_FLASH:
         ctx["flash"] = t(request, DONE_FLASH[done])
     return render_page(request, "referral/detail.html", ctx)
+
+
+def _page_error(request: Request, db: Session, subject: Subject, referral_id: int, action: str,
+                exc: AppError) -> Response:
+    """Re-render the detail page with the error of one action, with its status (nothing was changed)."""
+    db.expire_all()
+    ctx = _detail_context(db, subject, referral_id)
+    ctx["errors"] = {f"{action}.{k}": v for k, v in errors_of(request, exc).items()}
+    ctx["error"] = ctx["errors"].get(f"{action}._form") or t(request, "输入有误，请检查标出的字段")
+    if exc.status in (409, 413, 415):
+        ctx["error"] = t(request, exc.message, **exc.params)
+    ctx["error_action"] = action
+    return render_page(request, "referral/detail.html", ctx, exc.status)
+
+
+@router.post("/referrals/{referral_id}/book-slot")
+async def referral_book_slot(request: Request, referral_id: int, db: DB, subject: Clinical) -> Response:
+    form = await request.form()
+    value = lambda k: str(form.get(k, "") or "")  # noqa: E731
+    try:
+        with db.begin_nested():
+            session_id = opt_int(value("session_id"))
+            if session_id is None:
+                service.get(db, subject, referral_id)
+                raise InvalidInput(fields={"session_id": "请选择出诊时段"})
+            pool = value("pool") if value("pool") in ("reserved", "public") else None
+            flows.book_slot(db, subject, referral_id, session_id, slot_id=opt_int(value("slot_id")), pool=pool,
+                            expected_status=value("expected_status") or None)
+    except AppError as exc:
+        if exc.status not in (403, 409, 422):
+            raise
+        return _page_error(request, db, subject, referral_id, "book-slot", exc)
+    return RedirectResponse(f"/referrals/{referral_id}?done=book-slot", status_code=303)
+
+
+@router.post("/referrals/{referral_id}/reserve-bed")
+async def referral_reserve_bed(request: Request, referral_id: int, db: DB, subject: Clinical) -> Response:
+    form = await request.form()
+    value = lambda k: str(form.get(k, "") or "")  # noqa: E731
+    try:
+        with db.begin_nested():
+            ward_id = opt_int(value("ward_id"))
+            if ward_id is None:
+                service.get(db, subject, referral_id)
+                raise InvalidInput(fields={"ward_id": "请选择病区"})
+            hours = opt_int(value("hours")) or 48
+            flows.reserve_bed(db, subject, referral_id, ward_id, hours=max(1, min(hours, 24 * 14)),
+                              expected_status=value("expected_status") or None)
+    except AppError as exc:
+        if exc.status not in (403, 409, 422):
+            raise
+        return _page_error(request, db, subject, referral_id, "reserve-bed", exc)
+    return RedirectResponse(f"/referrals/{referral_id}?done=reserve-bed", status_code=303)
+
+
+@router.post("/referrals/{referral_id}/attachments")
+async def referral_attach(request: Request, referral_id: int, db: DB, subject: Clinical) -> Response:
+    form = await request.form()
+    upload = form.get("file")
+    try:
+        with db.begin_nested():
+            if not isinstance(upload, UploadFile):
+                service.get(db, subject, referral_id)
+                raise InvalidInput(fields={"file": "请选择要上传的文件"})
+            data = await upload.read(get_settings().attachment_max_bytes + 1)
+            service.attach(db, subject, referral_id, upload.filename, upload.content_type, data)
+    except AppError as exc:
+        if exc.status not in (403, 409, 413, 415, 422):
+            raise
+        return _page_error(request, db, subject, referral_id, "attach", exc)
+    return RedirectResponse(f"/referrals/{referral_id}?done=attach", status_code=303)
+
+
+@router.get("/referrals/{referral_id}/attachments/{attachment_id}")
+def referral_attachment(referral_id: int, attachment_id: int, db: DB, subject: Clinical) -> Response:
+    got = service.open_attachment(db, subject, referral_id, attachment_id)
+    return Response(got.data, media_type=got.attachment.content_type,
+                    headers={"Content-Disposition": got.content_disposition, "X-Content-Type-Options": "nosniff"})
+
+
+@router.post("/referrals/{referral_id}/attachments/{attachment_id}/delete")
+def referral_detach(request: Request, referral_id: int, attachment_id: int, db: DB, subject: Clinical) -> Response:
+    try:
+        with db.begin_nested():
+            service.delete_attachment(db, subject, referral_id, attachment_id)
+    except AppError as exc:
+        if exc.status != 403:
+            raise
+        return _page_error(request, db, subject, referral_id, "attach", exc)
+    return RedirectResponse(f"/referrals/{referral_id}?done=detach", status_code=303)
 
 
 @router.post("/referrals/{referral_id}/{action}")

@@ -16,12 +16,14 @@ from typing import Any
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import Session
 
+from yilianti.attachments import service as attachments
 from yilianti.audit import service as audit
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
 from yilianti.models.alliance import Department, Institution
+from yilianti.models.attachment import Attachment
 from yilianti.models.outbox import OutboxMessage
 from yilianti.models.patient import GrantKind
 from yilianti.models.referral import FollowUpTask, Referral, ReferralHistory
@@ -66,8 +68,12 @@ def history(db: Session, subject: Subject, referral_id: int) -> list[ReferralHis
 # ------------------------------------------------------------------------------------- the one transition
 
 
-def transition(db: Session, subject: Subject, referral_id: int, to_status: str, *, reason: str | None = None,
-               detail: dict[str, Any] | None = None, expected_status: str | None = None) -> Referral:
+def lock_for_move(db: Session, subject: Subject, referral_id: int, to_status: str, *,
+                  expected_status: str | None = None) -> tuple[Referral, Side]:
+    """Lock the referral row and check that the subject may make this move now (404/409/403).
+
+    `transition` starts with this; cross-domain flows call it first too, so that a booking is
+    only made for a referral that can still be scheduled, while the row is held."""
     ref = db.scalar(select(Referral).where(Referral.id == referral_id).with_for_update()
                     .execution_options(populate_existing=True))
     if ref is None or not subject.is_clinical:
@@ -79,6 +85,12 @@ def transition(db: Session, subject: Subject, referral_id: int, to_status: str, 
                        current=STATUS_LABELS.get(Status(ref.status), ref.status))
     if side not in sides or not subject.has(*ACTING_ROLES):
         raise Forbidden("该操作应由转诊的另一方执行" if side not in sides else "只有临床人员可以处理转诊")
+    return ref, side
+
+
+def transition(db: Session, subject: Subject, referral_id: int, to_status: str, *, reason: str | None = None,
+               detail: dict[str, Any] | None = None, expected_status: str | None = None) -> Referral:
+    ref, side = lock_for_move(db, subject, referral_id, to_status, expected_status=expected_status)
     return _move(db, subject, ref, to_status, side, reason=reason, detail=detail)
 
 
@@ -97,8 +109,9 @@ def _move(db: Session, subject: Subject, ref: Referral, to_status: str, side: Si
                  reason=reason, detail={"from": before, "to": to_status, **(detail or {})})
     if side is not None:
         other = ref.to_institution_id if side == Side.sender else ref.from_institution_id
-        label = STATUS_LABELS.get(Status(to_status), to_status)
-        notify(db, title=f"转诊单 #{ref.id}：{label}", body=reason, link=f"/referrals/{ref.id}",
+        # i18n codes (locale/*/referral.json), rendered in each reader's language
+        notify(db, title=f"referral.notify.{to_status}", body="referral.notify.reason" if reason else None,
+               params={"id": ref.id, "reason": reason or ""}, link=f"/referrals/{ref.id}",
                institution_id=other, kind="referral", urgent=ref.priority == "emergency")
     db.flush()
     return ref
@@ -170,7 +183,17 @@ def submit(db: Session, subject: Subject, referral_id: int, *, expected_status: 
         raise InvalidInput(fields={"to_institution_id": "目标机构与本机构不在同一医联体"})
     ref = transition(db, subject, referral_id, Status.submitted, expected_status=expected_status)
     ref.submitted_at = clock.now()
+    _grant_triage(db, subject, ref)
     return ref
+
+
+def _grant_triage(db: Session, subject: Subject, ref: Referral) -> None:
+    """An active referral is a care relationship of the receiver (DOMAIN.md §4b): to triage it, the
+    receiving site may read what the referral carries (its attachments) — not the shared record —
+    until it decides; acceptance grants the full access, a refusal or cancel ends this one."""
+    policy.grant_access(db, subject, patient_id=ref.patient_id, institution_id=ref.to_institution_id,
+                        kind=GrantKind.referral, reason=f"转诊分诊 #{ref.id}", source=("referral", ref.id),
+                        includes_shared=False, expires_in=timedelta(days=7))
 
 
 def draft_and_submit(db: Session, subject: Subject, data: ReferralIn) -> Referral:
@@ -188,6 +211,7 @@ def accept(db: Session, subject: Subject, referral_id: int, *, note: str | None 
            expected_status: str | None = None) -> Referral:
     """Accepting moves responsibility: the receiver gets access; a down-referral's plan becomes tasks."""
     ref = transition(db, subject, referral_id, Status.accepted, reason=note, expected_status=expected_status)
+    policy.end_grants(db, subject, "referral", ref.id)  # the triage grant gives way to the full one
     policy.grant_access(db, subject, patient_id=ref.patient_id, institution_id=ref.to_institution_id,
                         kind=GrantKind.referral, reason=f"转诊 #{ref.id}", source=("referral", ref.id),
                         expires_in=None if ref.permanent else timedelta(days=7))
@@ -215,6 +239,8 @@ def reject(db: Session, subject: Subject, referral_id: int, code: str, comment: 
     ref = transition(db, subject, referral_id, Status.rejected, reason=f"{label}：{comment}" if comment else label,
                      detail={"reject_code": code}, expected_status=expected_status)
     ref.reject_code, ref.reject_comment = code, comment
+    policy.end_grants(db, subject, "referral", ref.id)
+    db.flush()
     return ref
 
 
@@ -226,6 +252,8 @@ def return_with_advice(db: Session, subject: Subject, referral_id: int, advice: 
         raise InvalidInput(fields={"advice": "请填写处理建议"})
     ref = transition(db, subject, referral_id, Status.returned, reason=advice, expected_status=expected_status)
     ref.reject_comment = advice
+    policy.end_grants(db, subject, "referral", ref.id)
+    db.flush()
     return ref
 
 
@@ -333,8 +361,41 @@ def forward(db: Session, subject: Subject, referral_id: int, to_institution_id: 
     new.submitted_at = clock.now()
     old.forwarded_to_id = new.id
     policy.end_grants(db, subject, "referral", old.id)
+    _grant_triage(db, subject, new)
     db.flush()
     return new
+
+
+# ------------------------------------------------------------------------------------- attachments
+
+OWNER = "referral"
+
+
+def attach(db: Session, subject: Subject, referral_id: int, filename: str | None, content_type: str | None,
+           data: bytes) -> Attachment:
+    """Either side adds a file (PDF, image, DICOM) while the referral is open."""
+    ref, _ = get(db, subject, referral_id)
+    if not subject.has(*ACTING_ROLES):
+        raise Forbidden("只有临床人员可以上传附件")
+    if ref.status in FINAL:
+        raise Conflict("转诊单已结束（{current}），不能再添加附件", code="referral_closed",
+                       current=STATUS_LABELS.get(Status(ref.status), ref.status))
+    return attachments.store(db, subject, ref.patient_id, OWNER, ref.id, filename, content_type, data)
+
+
+def attachments_of(db: Session, subject: Subject, referral_id: int) -> list[Attachment]:
+    get(db, subject, referral_id)
+    return attachments.list_for(db, OWNER, referral_id)
+
+
+def open_attachment(db: Session, subject: Subject, referral_id: int, attachment_id: int) -> attachments.Download:
+    get(db, subject, referral_id)
+    return attachments.open_for_download(db, subject, attachment_id, owner=(OWNER, referral_id))
+
+
+def delete_attachment(db: Session, subject: Subject, referral_id: int, attachment_id: int) -> Attachment:
+    get(db, subject, referral_id)
+    return attachments.delete(db, subject, attachment_id, owner=(OWNER, referral_id))
 
 
 # ------------------------------------------------------------------------------------- worklists
@@ -433,10 +494,9 @@ def sweep_overdue(db: Session, now: datetime | None = None) -> int:
         step = f"referral-overdue:{ref.id}:{ref.status}:{int(ref.due_at.timestamp())}"
         if db.scalar(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == f"{step}:from")) is not None:
             continue
-        label = STATUS_LABELS.get(Status(ref.status), ref.status)
         for suffix, inst in (("from", ref.from_institution_id), ("to", ref.to_institution_id)):
-            notify(db, title=f"转诊单 #{ref.id} 已超时（{label}）",
-                   body=f"截止时间 {clock.fmt_local(ref.due_at)}", link=f"/referrals/{ref.id}",
+            notify(db, title=f"referral.overdue.{ref.status}", body="referral.overdue.body",
+                   params={"id": ref.id, "due": clock.fmt_local(ref.due_at)}, link=f"/referrals/{ref.id}",
                    institution_id=inst, kind="referral_overdue", urgent=True, dedupe_key=f"{step}:{suffix}")
         alerted += 1
     db.flush()

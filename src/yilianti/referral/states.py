@@ -115,5 +115,26 @@ STEP_DEADLINES: dict[Status, dict[str, timedelta]] = {
 
 
 def step_deadline(status: str, priority: str) -> timedelta | None:
+    """The deadline of the step after entering `status`: YILIANTI_REFERRAL_STEP_DEADLINES overrides
+    (minutes per status and priority) over the defaults above."""
+    from yilianti.config import get_settings
+
+    minutes = get_settings().referral_step_deadlines.get(status, {}).get(priority)
+    if minutes is not None:
+        return timedelta(minutes=minutes)
     per = STEP_DEADLINES.get(Status(status))
     return None if per is None else per.get(priority, per["routine"])
+
+
+def check_deadline_overrides(value: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """Settings validation: only timed statuses and known priorities, positive minutes."""
+    priorities = {"routine", "urgent", "emergency"}
+    for status, per in value.items():
+        if status not in {s.value for s in STEP_DEADLINES}:
+            raise ValueError(f"referral_step_deadlines: {status!r} has no deadline "
+                             f"(one of {', '.join(s.value for s in STEP_DEADLINES)})")
+        for priority, minutes in per.items():
+            if priority not in priorities or int(minutes) <= 0:
+                raise ValueError(f"referral_step_deadlines: {status}.{priority}={minutes!r} "
+                                 "(priorities routine/urgent/emergency, minutes > 0)")
+    return value
