@@ -147,6 +147,18 @@ def cmd_empi_link(args: argparse.Namespace) -> int:
     return link_main(args.input, args.output, args.review)
 
 
+def cmd_empi_backfill(_args: argparse.Namespace) -> int:
+    from yilianti.db import make_engine
+    from yilianti.empi.backfill import backfill
+
+    engine = make_engine(_settings().database_url)
+    with engine.begin() as conn:
+        n = backfill(conn)
+    engine.dispose()
+    print(f"source records created for {n} persons")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yilianti", description="Yilianti 医联体协同平台")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -171,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     el.add_argument("--output", required=True, help="CSV written: record_id,person_id")
     el.add_argument("--review", help="CSV written: record_id_a,record_id_b,score (review band)")
     el.set_defaults(fn=cmd_empi_link)
+    empi_sub.add_parser("backfill", help="source records for persons registered before the online index").set_defaults(
+        fn=cmd_empi_backfill)
     return parser
 
 

@@ -8,7 +8,7 @@ import warnings
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,6 +28,14 @@ class Settings(BaseSettings):
     dicom_ae_title: str = "YILIANTI"
     dicom_allowed_aes: str = ""
     hl7_port: int = 2575
+    # Orthanc as the PACS behind the embedded store: received instances are POSTed to its REST API
+    # (empty = embedded store only); the public URL is what browsers are linked to, if different
+    orthanc_url: str = ""
+    orthanc_public_url: str = ""
+    orthanc_username: str = ""
+    orthanc_password: str = ""
+    # diagnostics: an unacknowledged critical value (危急值) goes to the department head after this
+    critical_value_escalate_minutes: int = 10
 
     # authentication
     session_max_age_hours: int = 12
@@ -56,8 +64,34 @@ class Settings(BaseSettings):
 
     # POST /api/v1/bookings on PostgreSQL: one async statement instead of the ORM path
     booking_fast_path: bool = True
+    # asyncpg connections per process for that statement (PostgreSQL's 100 connections are shared by all workers)
+    booking_pool_size: int = 8
     # how long a resolved token/session subject is reused by the fast path (revocation delay)
     auth_cache_seconds: float = 5.0
+
+    # referral routing help: how many days ahead free reserved slots are offered
+    referral_routing_days: int = 14
+    # referral step deadlines: minutes per status and priority over the defaults in referral/states.py, e.g.
+    # YILIANTI_REFERRAL_STEP_DEADLINES='{"submitted": {"urgent": 30}, "accepted": {"routine": 2880}}'
+    referral_step_deadlines: dict[str, dict[str, int]] = Field(default_factory=dict)
+
+    @field_validator("referral_step_deadlines")
+    @classmethod
+    def _deadlines(cls, value: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        from yilianti.referral.states import check_deadline_overrides
+
+        return check_deadline_overrides(value)
+
+    # attachments (referral, teleconsultation): PDF/JPEG/PNG/DICOM, stored under var_dir/attachments by default
+    attachment_max_bytes: int = 20 * 1024 * 1024
+    attachments_dir: Path | None = None
+
+    # teleconsultation (DOMAIN.md §7): answer deadline by urgency, expert qualification, video link
+    consultation_answer_hours_routine: int = 48
+    consultation_answer_hours_urgent: int = 24
+    consultation_answer_hours_emergency: int = 2
+    consultation_min_practice_years: int = 3
+    video_url_template: str = ""  # e.g. https://video.example/room/{case_no}; empty = no link
 
     timezone: str = "Asia/Shanghai"
     default_locale: str = Field(default="zh")

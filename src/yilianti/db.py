@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +13,9 @@ from yilianti.config import Settings, get_settings, normalise_db_url
 
 _engine: Engine | None = None
 _factory: sessionmaker[Session] | None = None
+# Request handlers run in a thread pool: without the lock, the first burst of requests each
+# created an engine of its own (one worker was seen holding 52 PostgreSQL connections).
+_init_lock = threading.Lock()
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -63,16 +67,22 @@ def init_engine(settings: Settings | None = None) -> Engine:
     return _engine
 
 
+def _init_once() -> None:
+    with _init_lock:
+        if _factory is None:
+            init_engine()
+
+
 def get_engine() -> Engine:
     if _engine is None:
-        init_engine()
+        _init_once()
     assert _engine is not None
     return _engine
 
 
 def session_factory() -> sessionmaker[Session]:
     if _factory is None:
-        init_engine()
+        _init_once()
     assert _factory is not None
     return _factory
 

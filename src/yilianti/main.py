@@ -18,6 +18,7 @@ import yilianti
 from yilianti import db as dbmod
 from yilianti.config import Settings, get_settings
 from yilianti.exceptions import install_handlers
+from yilianti.scheduling.fastpath import BookingRoute
 from yilianti.web.limit import InflightLimit
 
 STATIC = Path(__file__).parent / "web" / "static"
@@ -25,19 +26,22 @@ log = logging.getLogger("yilianti")
 
 
 def discover_routers() -> list[APIRouter]:
-    """Every domain folder may have `pages.py` and `api.py` exposing `router`."""
+    """Every domain folder may have `pages.py` and `api.py` exposing `router`.
+
+    A domain with several parts (diagnostics: workflow, imaging viewer, ECG) may split them
+    into `<part>_api.py` / `<part>_pages.py` modules; those are picked up too.
+    """
     routers = []
     for mod in sorted(pkgutil.iter_modules(yilianti.__path__), key=lambda m: m.name):
         if not mod.ispkg:
             continue
-        for part in ("api", "pages"):
-            name = f"yilianti.{mod.name}.{part}"
-            try:
-                module = importlib.import_module(name)
-            except ModuleNotFoundError as exc:
-                if exc.name == name:
-                    continue
-                raise
+        package = importlib.import_module(f"yilianti.{mod.name}")
+        parts = sorted(
+            sub.name for sub in pkgutil.iter_modules(package.__path__)
+            if sub.name in ("api", "pages") or sub.name.endswith(("_api", "_pages"))
+        )
+        for part in parts:
+            module = importlib.import_module(f"yilianti.{mod.name}.{part}")
             router = getattr(module, "router", None)
             if isinstance(router, APIRouter):
                 routers.append(router)
@@ -84,6 +88,8 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
     )
     # at most as many requests in flight as the pool has connections (see web/limit.py)
     app.add_middleware(InflightLimit, limit=settings.db_pool_size + settings.db_max_overflow)
+    # outermost: POST /api/v1/bookings with an API token is served before the stack above (scheduling/fastpath.py)
+    app.add_middleware(BookingRoute)
     install_handlers(app)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     for router in discover_routers():

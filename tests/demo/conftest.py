@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -10,8 +9,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from yilianti import db as dbmod
 from yilianti.demo import loader
-
-LOAD_SECONDS: list[float] = []
 
 
 @pytest.fixture(scope="package")
@@ -24,10 +21,8 @@ def db(test_db) -> Iterator[Session]:  # type: ignore[no-untyped-def]
     dbmod.set_session_factory(factory, test_db.engine)
     session = factory()
     try:
-        started = time.perf_counter()
         loader.load_demo(session)
         session.commit()  # a savepoint inside the outer transaction
-        LOAD_SECONDS.append(time.perf_counter() - started)
         yield session
     finally:
         session.close()

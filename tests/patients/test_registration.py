@@ -70,7 +70,7 @@ def test_resident_id_with_another_name_is_refused(db):  # type: ignore[no-untype
     rid = b.resident_id(seq=3)
     b.patient(db, doc, name="孙悦", resident_id=rid)
     with pytest.raises(InvalidInput) as err:
-        b.patient(db, doc, name="孙月", resident_id=rid)
+        b.patient(db, doc, name="李强", resident_id=rid)  # a typo (孙月) would link
     assert "resident_id" in err.value.fields
 
 

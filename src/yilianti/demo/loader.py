@@ -24,7 +24,8 @@ identity matching (twins; two men called 王伟 born in 1985).
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -55,7 +56,7 @@ from yilianti.models.workforce import PracticeSite, Practitioner, Title
 from yilianti.patients import service as patient_service
 
 __all__ = [
-    "DEMO_PASSWORD", "NAMESAKES", "REFERRAL_ACCOUNTS", "SCHEDULING_ACCOUNTS", "TWINS", "DemoAccount", "alliances_data", "demo_accounts",
+    "DEMO_PASSWORD", "NAMESAKES", "RECOGNITION_ACCOUNTS", "REFERRAL_ACCOUNTS", "SCHEDULING_ACCOUNTS", "TWINS", "DemoAccount", "alliances_data", "demo_accounts",
     "is_loaded", "load_demo", "resident_id_for",
 ]
 
@@ -143,11 +144,25 @@ REFERRAL_ACCOUNTS: tuple[_AccountSpec, ...] = (
     _AccountSpec("lf120-doctor", Role.doctor, "廊坊市120卫生急救中心", "", staff="院前急救科"),
 )
 
+# Added with the recognition data (demo/recognition.py creates them behind its own marker): the
+# Beijing doctor who receives 香河's referral and decides on recognising its thyroid panel.
+RECOGNITION_ACCOUNTS: tuple[_AccountSpec, ...] = (
+    _AccountSpec("bjcy-doctor", Role.doctor, "北京朝阳医院", "", staff="内分泌科"),
+)
+
+# Added with the diagnostics data (demo/diagnostics.py creates it behind its own marker): a 渠口镇卫生院
+# doctor in training (进修) at 香河县人民医院, reading there after switching the acting institution to the
+# county; the reports need 马文静's second signature.
+DIAGNOSTICS_ACCOUNTS: tuple[_AccountSpec, ...] = (
+    _AccountSpec("xianghe-trainee", Role.reader, TOWNSHIP, "", also_at=(COUNTY,)),
+)
+
 
 def demo_accounts() -> list[DemoAccount]:
     """The demo accounts (one line each is printed by `make demo`)."""
     return [DemoAccount(a.username, DEMO_PASSWORD, str(a.role), a.institution or PLATFORM)
-            for a in (*_ACCOUNTS, *SCHEDULING_ACCOUNTS, *REFERRAL_ACCOUNTS)]
+            for a in (*_ACCOUNTS, *SCHEDULING_ACCOUNTS, *REFERRAL_ACCOUNTS, *RECOGNITION_ACCOUNTS,
+                      *DIAGNOSTICS_ACCOUNTS)]
 
 
 @dataclass(frozen=True)
@@ -607,6 +622,24 @@ def _special_people() -> list[tuple[str, dict[str, Any]]]:
 
 # --------------------------------------------------------------------------- loading
 
+@contextmanager
+def history_kept_in_app(db: Session, keep: Callable[[Any], bool] = lambda message: False) -> Iterator[None]:
+    """Demo history happens "weeks ago": its notifications stay in-app, and the `notify` outbox
+    messages queued inside the block are dropped (except those `keep` accepts), so no other
+    channel (SMS) sends weeks-old alerts as new."""
+    from sqlalchemy import delete, func
+
+    from yilianti.models.outbox import OutboxMessage
+
+    last = db.scalar(select(func.max(OutboxMessage.id))) or 0
+    yield
+    stale = [m.id for m in db.scalars(select(OutboxMessage).where(OutboxMessage.id > last,
+                                                                   OutboxMessage.topic == "notify"))
+             if not keep(m)]
+    if stale:
+        db.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(stale)))
+
+
 def is_loaded(db: Session) -> bool:
     return db.scalar(select(AuditEvent.id).where(AuditEvent.action == MARKER_ACTION,
                                                  AuditEvent.resource_type == MARKER_RESOURCE).limit(1)) is not None
@@ -621,7 +654,7 @@ def load_demo(db: Session) -> list[DemoAccount]:
     eight weeks of booking history, wards, the wait-list) sits behind a marker of its own
     (demo/scheduling.py), so a database loaded before it existed gets it on the next load.
     """
-    from yilianti.demo import referrals, scheduling
+    from yilianti.demo import empi, recognition, referrals, scheduling
 
     if not is_loaded(db):
         _load_base(db)
@@ -629,6 +662,19 @@ def load_demo(db: Session) -> list[DemoAccount]:
         scheduling.load(db)
     if not referrals.is_loaded(db):
         referrals.load(db)
+    if not recognition.is_loaded(db):
+        recognition.load(db)
+    if not empi.is_loaded(db):
+        empi.load(db)
+    from yilianti.demo import consultation as demo_consultation
+    if not demo_consultation.is_loaded(db):
+        demo_consultation.load(db)
+    from yilianti.demo import diagnostics as demo_diagnostics
+    if not demo_diagnostics.is_loaded(db):
+        demo_diagnostics.load(db)
+    from yilianti.demo import diagnostics_media as demo_media
+    if not demo_media.is_loaded(db):
+        demo_media.load(db)
     return demo_accounts()
 
 

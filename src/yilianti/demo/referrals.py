@@ -25,7 +25,7 @@ import random
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from yilianti.audit import service as audit
@@ -36,7 +36,6 @@ from yilianti.kit import clock
 from yilianti.models.alliance import Alliance, Department, Institution
 from yilianti.models.audit import AuditEvent
 from yilianti.models.auth import User
-from yilianti.models.outbox import OutboxMessage
 from yilianti.models.patient import CareRelationship
 from yilianti.models.scheduling import ClinicSession, Schedule, SessionStatus, Ward
 from yilianti.models.workforce import Practitioner
@@ -467,14 +466,11 @@ def load(db: Session) -> dict[str, Any]:
     ctx = _Ctx(db)
     with clock.frozen(clock.now() - timedelta(days=200)):
         _accounts(ctx)
-    last_outbox = db.scalar(select(func.max(OutboxMessage.id))) or 0
-    _tianjin(ctx)
-    _langfang(ctx)
-    _baoding(ctx)
-    transfers = _transfers(ctx)
-    # the history's step notifications stay in-app; they are not queued for other channels (SMS):
-    # only the overdue alert of the sweep below is
-    db.execute(delete(OutboxMessage).where(OutboxMessage.id > last_outbox, OutboxMessage.topic == "notify"))
+    with loader.history_kept_in_app(db):
+        _tianjin(ctx)
+        _langfang(ctx)
+        _baoding(ctx)
+        transfers = _transfers(ctx)
     overdue = referral.sweep_overdue(db)
     from yilianti.models.referral import Referral
     counts = {"referrals": db.scalar(select(func.count(Referral.id))) or 0, "overdue_alerted": overdue, **transfers}

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yilianti.audit import service as audit
@@ -47,7 +47,6 @@ from yilianti.kit import clock
 from yilianti.models.alliance import Alliance, Department, Institution
 from yilianti.models.audit import AuditEvent
 from yilianti.models.auth import User
-from yilianti.models.outbox import OutboxMessage
 from yilianti.models.patient import CareRelationship, Patient
 from yilianti.models.scheduling import Booking, ClinicSession, Pool, Schedule, SessionStatus
 from yilianti.models.workforce import PracticeSite, Practitioner, Title
@@ -224,10 +223,8 @@ def load(db: Session) -> dict[str, int]:
         for schedule in schedules.values():
             service.generate_sessions(db, None, schedule.id, start, today + timedelta(days=AHEAD_DAYS))
     db.flush()
-    last_outbox = db.scalar(select(func.max(OutboxMessage.id))) or 0
-    history = _history(db, ctx, schedules, now)
-    # the notifications of weeks-old arrivals and no-shows would all arrive as new: not queued
-    db.execute(delete(OutboxMessage).where(OutboxMessage.id > last_outbox, OutboxMessage.topic == "notify"))
+    with loader.history_kept_in_app(db):
+        history = _history(db, ctx, schedules, now)
     closed = _closure(db, ctx, schedules, now)
     upcoming = _upcoming(db, ctx, schedules, now)
     released = service.release_reserves(db)  # sessions within their cut-off now

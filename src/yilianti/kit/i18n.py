@@ -2,6 +2,9 @@
 
 Every domain may add its own catalogue file (locale/en/<domain>.json), so that no two
 pieces of work edit the same file. Missing entries fall back to the Chinese text.
+`core.json` (navigation, shared words) is merged last, so a domain catalogue that gives
+a shared word another sense (患者 "Patient" on a form vs "Patients" in the menu) does not
+change the menu.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ def catalogue(locale: str) -> dict[str, str]:
     merged: dict[str, str] = {}
     folder = LOCALE_DIR / locale
     if folder.is_dir():
-        for path in sorted(folder.glob("*.json")):
+        for path in sorted(folder.glob("*.json"), key=lambda p: (p.stem == "core", p.stem)):
             merged.update(json.loads(path.read_text(encoding="utf-8")))
     return merged
 

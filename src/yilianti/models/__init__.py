@@ -1,16 +1,36 @@
 """All ORM models, imported here so that Alembic and the app see one metadata."""
 
 from yilianti.models.alliance import Alliance, Department, Institution, Membership
+from yilianti.models.attachment import Attachment
 from yilianti.models.audit import AuditEvent
 from yilianti.models.auth import ApiToken, RoleAssignment, User
 from yilianti.models.base import Base
+from yilianti.models.consultation import (
+    Consultation,
+    ConsultationHistory,
+    ConsultationMessage,
+    ConsultationOpinion,
+    ConsultationOrder,
+    ConsultationParticipant,
+    JointWard,
+    JointWardAdmission,
+    JointWardMember,
+    RoundRecord,
+)
 from yilianti.models.diagnostics import (
+    CriticalValue,
+    DiagnosticItem,
     DiagnosticOrder,
+    DiagnosticOrderHistory,
+    DiagnosticReport,
     ImagingInstance,
     ImagingStudy,
     InboundMessage,
+    ItemPrice,
     LabObservation,
 )
+from yilianti.models.diagnostics_media import EcgRecording, OrthancForward
+from yilianti.models.empi import DoNotMatch, MatchCandidate, MergeEvent, PatientRecord
 from yilianti.models.outbox import Notification, OutboxMessage
 from yilianti.models.patient import (
     AccessGrant,
@@ -18,6 +38,15 @@ from yilianti.models.patient import (
     Consent,
     Patient,
     PatientIdentifier,
+)
+from yilianti.models.recognition import (
+    QualifiedInstitution,
+    RecognitionDecision,
+    RecognitionItem,
+    RecognitionItemCode,
+    RecognitionRule,
+    RecognitionScope,
+    RecognitionScopeArea,
 )
 from yilianti.models.referral import FollowUpTask, Referral, ReferralHistory
 from yilianti.models.scheduling import (
@@ -41,6 +70,14 @@ __all__ = [
     "BedReservation", "Booking", "BookingRequest", "ClinicSession", "Closure", "Schedule", "ScheduleTemplate",
     "Slot", "Ward",
     "FollowUpTask", "Referral", "ReferralHistory",
+    "QualifiedInstitution", "RecognitionDecision", "RecognitionItem", "RecognitionItemCode", "RecognitionRule",
+    "RecognitionScope", "RecognitionScopeArea",
     "CriticalTransfer", "TransferMilestone",
+    "Attachment",
+    "Consultation", "ConsultationHistory", "ConsultationMessage", "ConsultationOpinion", "ConsultationOrder",
+    "ConsultationParticipant", "JointWard", "JointWardAdmission", "JointWardMember", "RoundRecord",
     "DiagnosticOrder", "ImagingInstance", "ImagingStudy", "InboundMessage", "LabObservation",
+    "CriticalValue", "DiagnosticItem", "DiagnosticOrderHistory", "DiagnosticReport", "ItemPrice",
+    "EcgRecording", "OrthancForward",
+    "DoNotMatch", "MatchCandidate", "MergeEvent", "PatientRecord",
 ]

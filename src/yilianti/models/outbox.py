@@ -38,6 +38,8 @@ class Notification(IdMixin, CreatedMixin, Base):
     kind: Mapped[str] = mapped_column(String(32))
     title: Mapped[str] = mapped_column(String(200))
     body: Mapped[str | None] = mapped_column(Text)
+    # title/body may be i18n codes (e.g. "referral.overdue.title") rendered with these params per reader's locale
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     link: Mapped[str | None] = mapped_column(String(300))
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
     read_at: Mapped[datetime | None] = mapped_column()

@@ -113,6 +113,7 @@ class GrantKind(StrEnum):
     consultation = "consultation"
     break_glass = "break_glass"
     booking = "booking"  # the site holding a booked session sees the patient it will receive
+    joint_ward = "joint_ward"  # the lead-hospital team of a joint ward (联合病房) sees its admitted patients
     manual = "manual"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
@@ -14,10 +16,13 @@ from yilianti.worker.outbox import enqueue
 
 def notify(db: Session, *, title: str, body: str | None = None, link: str | None = None,
            user_id: int | None = None, institution_id: int | None = None, kind: str = "info",
-           urgent: bool = False, dedupe_key: str | None = None) -> None:
-    """Queue a notification; it is delivered only if the current transaction commits."""
+           urgent: bool = False, dedupe_key: str | None = None, params: dict[str, Any] | None = None) -> None:
+    """Queue a notification; it is delivered only if the current transaction commits.
+
+    With `params`, `title` and `body` are i18n codes (locale/zh and locale/en catalogues) rendered
+    with these params in each reader's language; without, they are shown as written."""
     enqueue(db, "notify", {"title": title, "body": body, "link": link, "user_id": user_id,
-                           "institution_id": institution_id, "kind": kind, "urgent": urgent},
+                           "institution_id": institution_id, "kind": kind, "urgent": urgent, "params": params},
             dedupe_key=dedupe_key)
 
 

@@ -44,6 +44,8 @@ class PatientBrief(BaseModel):
 
 class RegisteredOut(PatientOut):
     existing: bool
+    link: str = "new"  # resident_id | score | new: how the master patient index placed the registration
+    review_candidates: int = 0  # possible duplicates sent to identity review
 
 
 class ConsentOut(BaseModel):
@@ -74,7 +76,8 @@ def _out(p: Any, access: policy.PatientAccess | None = None, identifiers: bool =
 def register(db: DB, subject: Clinical, body: RegistrationIn = Body()) -> dict[str, Any]:
     result = service.register(db, subject, body)
     patient, access = service.get_patient(db, subject, result.patient.id)
-    return {**_out(patient, access), "existing": result.existing}
+    return {**_out(patient, access), "existing": result.existing, "link": result.link,
+            "review_candidates": result.review_candidates}
 
 
 @router.get("", response_model=list[PatientBrief])

@@ -59,8 +59,9 @@ async def patient_create(request: Request, db: DB, subject: Clinical) -> Respons
         return render_page(request, "patients/form.html", {
             "values": values, "errors": errors_of(request, exc),
             "alliances": _my_alliances(db, subject.acting_institution_id)}, 422)
-    flag = "existing" if result.existing else "created"
-    return RedirectResponse(f"/patients/{result.patient.id}?{flag}=1", status_code=303)
+    flag = {"resident_id": "existing", "score": "linked"}.get(result.link, "created")
+    review = f"&review={result.review_candidates}" if result.review_candidates else ""
+    return RedirectResponse(f"/patients/{result.patient.id}?{flag}=1{review}", status_code=303)
 
 
 @router.get("/patients/{patient_id}")
@@ -71,6 +72,10 @@ def patient_view(request: Request, patient_id: int, db: DB, subject: Clinical) -
         flash = t(request, "患者已登记")
     elif request.query_params.get("existing"):
         flash = t(request, "该身份证号已在平台登记：已关联到同一患者，并为本机构建立诊疗关系")
+    elif request.query_params.get("linked"):
+        flash = t(request, "姓名、出生日期等信息与平台已有患者高度一致：已关联到同一患者，并为本机构建立诊疗关系")
+    if request.query_params.get("review"):
+        flash = (flash or "") + " " + t(request, "另有疑似同一人的记录，已提交患者身份核对")
     return render_page(request, "patients/view.html", {
         "patient": patient, "access": access, "consents": service.consents_of(db, patient_id),
         "care": service.care_of(db, patient_id), "alliances": _my_alliances(db, subject.acting_institution_id),

@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session, selectinload
 from yilianti.audit import service as audit
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
+from yilianti.empi import online
+from yilianti.empi import service as empi
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound, parse_input
 from yilianti.kit import clock
 from yilianti.models.alliance import Institution, Membership
@@ -30,7 +32,9 @@ __all__ = ["RegistrationIn", "ConsentIn", "register", "Registered", "parse_regis
 @dataclass
 class Registered:
     patient: Patient
-    existing: bool  # the resident ID was already known: a care relationship was added instead
+    existing: bool  # the person was already known: a care relationship was added instead
+    link: str = "new"  # resident_id | score | new (how the EMPI placed this registration)
+    review_candidates: int = 0  # possible duplicates queued for a steward
 
 
 def parse_registration(data: dict[str, object]) -> RegistrationIn:
@@ -45,17 +49,33 @@ def _require_registrar(subject: Subject) -> int:
 
 
 def register(db: Session, subject: Subject, data: RegistrationIn) -> Registered:
-    """Register a patient at the acting institution.
+    """Register a patient at the acting institution, matched against the master patient index.
 
-    A resident ID already on the platform is the same person (deterministic rule): the
-    institution gets a care relationship and its record number; nothing is duplicated.
+    A resident ID already on the platform is the same person (deterministic rule); otherwise
+    empi/online.py scores blocked candidates: above the auto-link threshold the registration
+    joins that person, in the review band a new person is created and a review-queue entry
+    written. A known person's institution gets a care relationship and its record number;
+    nothing is duplicated. Every registration leaves a source record (`patient_record`).
     """
     inst_id = _require_registrar(subject)
     now = clock.now()
+    demo = empi.demographics_of(data)
+    online.lock(db, demo)  # PostgreSQL: the same new person registered twice at once ends as one
     existing: Patient | None = None
+    method, score = "new", None
     if data.resident_id:
         existing = db.scalar(select(Patient).join(PatientIdentifier).where(
             PatientIdentifier.authority == Authority.resident_id, PatientIdentifier.value == data.resident_id))
+        if existing is not None:
+            if not empi.same_name(existing.name, data.name):
+                raise InvalidInput(fields={"resident_id": "该身份证号已登记，但姓名明显不同，请核对"})
+            method = "resident_id"
+    decision = None
+    if existing is None:
+        decision = online.decide(db, demo)
+        if decision.link_to is not None:
+            existing = db.get(Patient, decision.link_to)
+            method, score = "score", decision.score
     if data.mrn:
         owner = db.scalar(select(PatientIdentifier.patient_id).where(
             PatientIdentifier.authority == mrn_authority(inst_id), PatientIdentifier.value == data.mrn))
@@ -75,8 +95,6 @@ def register(db: Session, subject: Subject, data: RegistrationIn) -> Registered:
             raise InvalidInput(fields={"consent_alliance_id": "本机构不是该医联体成员"})
 
     if existing is not None:
-        if existing.name != data.name or existing.birth_date != data.birth_date:
-            raise InvalidInput(fields={"resident_id": "该身份证号已登记，但姓名或出生日期不一致，请核对"})
         patient = existing
     else:
         inst = db.get(Institution, inst_id)
@@ -91,14 +109,15 @@ def register(db: Session, subject: Subject, data: RegistrationIn) -> Registered:
     identifiers: list[tuple[str, str | None]] = [
         (Authority.resident_id, data.resident_id), (Authority.insurance, data.insurance_no),
         (Authority.health_card, data.health_card_no), (mrn_authority(inst_id), data.mrn)]
+    # a person created just now has no identifiers or care relationships yet: no need to ask
     have = {(i.authority, i.value) for i in db.scalars(
-        select(PatientIdentifier).where(PatientIdentifier.patient_id == patient.id))}
+        select(PatientIdentifier).where(PatientIdentifier.patient_id == patient.id))} if existing else set()
     for id_authority, id_value in identifiers:
         if id_value and (id_authority, id_value) not in have:
             db.add(PatientIdentifier(patient_id=patient.id, authority=id_authority, value=id_value))
     has_care = db.scalar(select(CareRelationship.id).where(
         CareRelationship.patient_id == patient.id, CareRelationship.institution_id == inst_id,
-        CareRelationship.kind == CareKind.registered, CareRelationship.ended_at.is_(None)))
+        CareRelationship.kind == CareKind.registered, CareRelationship.ended_at.is_(None))) if existing else None
     if has_care is None:
         db.add(CareRelationship(patient_id=patient.id, institution_id=inst_id, kind=CareKind.registered,
                                 started_at=now))
@@ -106,9 +125,12 @@ def register(db: Session, subject: Subject, data: RegistrationIn) -> Registered:
         _grant_consent(db, subject, patient.id, ConsentIn(scope=data.consent_scope,
                                                           alliance_id=data.consent_alliance_id))
     db.flush()
+    rec = empi.save_record(db, patient.id, inst_id, demo, method, score)
+    queued = empi.queue_candidates(db, rec, decision.review if decision else [])
     audit.record(db, subject, "update" if existing else "create", "patient", patient.id, patient_id=patient.id,
-                 basis="own", detail={"registered_at": inst_id, "existing": existing is not None})
-    return Registered(patient, existing is not None)
+                 basis="own", detail={"registered_at": inst_id, "existing": existing is not None,
+                                      "link": method, "score": score, "review_candidates": queued})
+    return Registered(patient, existing is not None, method, queued)
 
 
 def _grant_consent(db: Session, subject: Subject, patient_id: int, data: ConsentIn) -> Consent:

@@ -60,7 +60,7 @@ def _deliver_notification(db: Session, payload: dict[str, Any]) -> None:
     db.add(Notification(
         user_id=payload.get("user_id"), institution_id=payload.get("institution_id"),
         kind=payload.get("kind") or "info", title=payload["title"], body=payload.get("body"),
-        link=payload.get("link"), urgent=bool(payload.get("urgent")),
+        link=payload.get("link"), urgent=bool(payload.get("urgent")), params=payload.get("params"),
     ))
 
 
