@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     test_database_url: str | None = None
     secret_key: str | None = None
     data_keys: str | None = None
+    index_key: str | None = None  # blind-index HMAC key (exact search on encrypted fields)
     var_dir: Path = Path("./var")
     production: bool = False
 
@@ -68,6 +69,8 @@ class Settings(BaseSettings):
     booking_pool_size: int = 8
     # how long a resolved token/session subject is reused by the fast path (revocation delay)
     auth_cache_seconds: float = 5.0
+    # the hot paths' read audits are written in batches at least this often (DOMAIN.md §4b: ≤ 1 s)
+    audit_flush_seconds: float = 1.0
 
     # referral routing help: how many days ahead free reserved slots are offered
     referral_routing_days: int = 14
@@ -114,6 +117,17 @@ class Settings(BaseSettings):
 
         raw = _read_or_create(path, lambda: Fernet.generate_key().decode())
         return [k.strip() for k in raw.splitlines() if k.strip()]
+
+    def resolved_index_key(self) -> str:
+        """The blind-index key: YILIANTI_INDEX_KEY, else var/index.key (generated next to data.keys)."""
+        if self.index_key:
+            return self.index_key.strip()
+        path = self.var_dir / "index.key"
+        if self.production and not path.exists():
+            warnings.warn(
+                "YILIANTI_INDEX_KEY unset in production: generating var/index.key; back it up", stacklevel=2
+            )
+        return _read_or_create(path, lambda: secrets.token_urlsafe(32))
 
     @property
     def sqlalchemy_url(self) -> str:
