@@ -137,6 +137,7 @@ def build_message(rng: random.Random, control: str, accession: str, name: str, r
 def create_orders(url: str, n: int, run: str) -> tuple[list[tuple[str, str, str, date]], float]:
     """n patients (resident ID) with one lab order each, by multi-row INSERT; returns (accession, name, rid, birth)."""
     from yilianti import db as dbmod
+    from yilianti.kit.crypto import blind_index
     from yilianti.models.alliance import Institution
     from yilianti.models.diagnostics import DiagnosticOrder
     from yilianti.models.patient import Patient, PatientIdentifier
@@ -166,7 +167,8 @@ def create_orders(url: str, n: int, run: str) -> tuple[list[tuple[str, str, str,
                 accession = f"L{run}{k:07d}"
                 pats.append({"id": pid, "name": name, "sex": "男", "birth_date": birth,
                              "registered_by_institution_id": township_id, "active": True, "created_at": now})
-                idents.append({"patient_id": pid, "authority": "CN-RIC", "value": rid, "created_at": now})
+                idents.append({"patient_id": pid, "authority": "CN-RIC", "value_enc": rid,  # Encrypted: ciphertext
+                               "value_bidx": blind_index("id", rid), "created_at": now})
                 orders.append({"accession_number": accession, "patient_id": pid,
                                "ordering_institution_id": township_id, "reading_centre_institution_id": county_id,
                                "performing_institution_id": county_id, "kind": "lab", "item_code": "LAB001",

@@ -41,6 +41,7 @@ from yilianti import db as dbmod  # noqa: E402
 from yilianti.auth import service as auth_service  # noqa: E402
 from yilianti.empi import normalise as norm  # noqa: E402
 from yilianti.empi import online  # noqa: E402
+from yilianti.kit import crypto  # noqa: E402
 from yilianti.migrate import upgrade  # noqa: E402
 from yilianti.models.alliance import Institution  # noqa: E402
 from yilianti.patients import service as patients  # noqa: E402
@@ -102,7 +103,8 @@ def _keys(demo: online.Demographics) -> online.Keys:
     birth = demo.birth_date.strftime("%Y%m%d") if demo.birth_date else None
     return online.Keys(name_key=f"{sp}|{gp}" if nm else None, surname_key=sp or None, given_key=gp or None,
                        birth_key=birth, birth_year=int(birth[:4]) if birth else None,
-                       phone_key=norm.phone(demo.phone) if demo.phone else None, rid=demo.rid)
+                       phone_key=crypto.blind_index("phone", norm.phone(demo.phone)) if demo.phone else None,
+                       rid=demo.rid)
 
 
 def load(url: str, n: int, g: Gen) -> tuple[list[dict[str, Any]], dict[str, int], float]:
@@ -136,19 +138,23 @@ def load(url: str, n: int, g: Gen) -> tuple[list[dict[str, Any]], dict[str, int]
                                    datetime.fromisoformat(form["birth_date"]).date(), form["phone"],
                                    form["address"], form["resident_id"])
         k = _keys(demo)
-        pat.append((pid, form["name"], form["sex"], demo.birth_date, form["phone"], form["address"], insts[src],
-                    True, now))
+        # the same encrypted + blind-indexed form as the ORM writes (kit/crypto.py), computed here: COPY
+        phone_enc = crypto.encrypt(form["phone"]) if form["phone"] else None
+        pat.append((pid, form["name"], form["sex"], demo.birth_date, phone_enc,
+                    crypto.blind_index("phone", form["phone"]), form["address"], insts[src], True, now))
         if form["resident_id"]:
-            ident.append((pid, "CN-RIC", form["resident_id"], now))
-        recs.append((pid, insts[src], form["name"], demo.sex, demo.birth_date, form["phone"], form["address"],
-                     k.rid, k.name_key, k.surname_key, k.given_key, k.birth_key, k.birth_year, k.phone_key,
+            ident.append((pid, "CN-RIC", crypto.encrypt(form["resident_id"]),
+                          crypto.blind_index("id", form["resident_id"]), now))
+        recs.append((pid, insts[src], form["name"], demo.sex, demo.birth_date, phone_enc, form["address"],
+                     crypto.encrypt(k.rid) if k.rid else None, k.name_key, k.surname_key, k.given_key, k.birth_key, k.birth_year, k.phone_key,
                      "bulk", None, "v1", now, now))
         if pid % 200_000 == 0:
             print(f"  prepared {pid:,} persons ({time.monotonic() - started:.0f}s)", file=sys.stderr, flush=True)
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-        _copy(conn, "patient", ["id", "name", "sex", "birth_date", "phone", "address",
+        _copy(conn, "patient", ["id", "name", "sex", "birth_date", "phone_enc", "phone_bidx", "address",
                                 "registered_by_institution_id", "active", "created_at"], pat)
-        _copy(conn, "patient_identifier", ["patient_id", "authority", "value", "created_at"], ident)
+        _copy(conn, "patient_identifier", ["patient_id", "authority", "value_enc", "value_bidx", "created_at"],
+              ident)
         _copy(conn, "patient_record", ["patient_id", "institution_id", "name", "sex", "birth_date", "phone",
                                        "address", "rid", "name_key", "surname_key", "given_key", "birth_key",
                                        "birth_year", "phone_key", "link_method", "link_score", "rules_version",

@@ -1,4 +1,4 @@
-"""`yilianti demo | serve | worker | migrate | load-demo | create-user | empi link` (CONTRACTS.md)."""
+"""`yilianti demo | serve | worker | migrate | load-demo | create-user | empi link | keys rotate` (CONTRACTS.md)."""
 
 from __future__ import annotations
 
@@ -159,6 +159,20 @@ def cmd_empi_backfill(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from yilianti.db import make_engine
+    from yilianti.patients.keys import rotate_all
+
+    engine = make_engine(_settings().database_url)
+    with engine.connect() as conn:
+        done = rotate_all(conn, reindex=args.reindex, commit=conn.commit)
+        conn.commit()
+    engine.dispose()
+    print(f"re-encrypted under the newest key: {sum(done.values())} values "
+          + ", ".join(f"{k}={v}" for k, v in done.items()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yilianti", description="Yilianti 医联体协同平台")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -185,6 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     el.set_defaults(fn=cmd_empi_link)
     empi_sub.add_parser("backfill", help="source records for persons registered before the online index").set_defaults(
         fn=cmd_empi_backfill)
+    keys = sub.add_parser("keys", help="encryption keys of personal data")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    kr = keys_sub.add_parser("rotate", help="re-encrypt personal data under the newest YILIANTI_DATA_KEYS key")
+    kr.add_argument("--reindex", action="store_true", help="also recompute the blind indexes (index key changed)")
+    kr.set_defaults(fn=cmd_keys_rotate)
     return parser
 
 

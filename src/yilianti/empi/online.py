@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from yilianti.empi import matching
 from yilianti.empi.matching import RULES_V1, Rules
 from yilianti.empi.normalise import Malformed, Record, name_pinyin, record
+from yilianti.kit.crypto import blind_index
 from yilianti.models.empi import DoNotMatch, MergeEvent, PatientRecord
 
 RULES = RULES_V1  # the rules in force; a new version is a new Rules(...) value here
@@ -72,7 +73,7 @@ class Keys:
     given_key: str | None
     birth_key: str | None
     birth_year: int | None
-    phone_key: str | None
+    phone_key: str | None  # blind index of the normalised phone (the phone is never stored in clear)
     rid: str | None
 
 
@@ -82,7 +83,7 @@ def keys(rec: Record) -> Keys:
         name_key=f"{rec.surname_py}|{rec.given_py}" if rec.name else None,
         surname_key=rec.surname_py or None, given_key=rec.given_py or None,
         birth_key=birth, birth_year=int(birth[:4]) if birth else None,
-        phone_key=rec.phone or None, rid=rec.rid or None)
+        phone_key=blind_index("phone", rec.phone) if rec.phone else None, rid=rec.rid or None)
 
 
 @dataclass

@@ -28,6 +28,7 @@ from yilianti.empi.normalise import name as norm_name
 from yilianti.empi.normalise import name_pinyin
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
+from yilianti.kit.crypto import Encrypted
 from yilianti.models.alliance import Institution, Membership
 from yilianti.models.base import Base
 from yilianti.models.empi import CandidateStatus, DoNotMatch, MatchCandidate, MergeEvent, PatientRecord
@@ -244,7 +245,9 @@ def _rids(db: Session, patient_id: int) -> set[str]:
 
 
 def _snapshot(p: Patient) -> dict[str, Any]:
-    return {c.key: audit.plain(getattr(p, c.key)) for c in Patient.__table__.columns}
+    """The merged person's row, without the encrypted fields (never copied out in clear)."""
+    return {c.key: audit.plain(getattr(p, c.key)) for c in Patient.__table__.columns
+            if not isinstance(c.type, Encrypted) and not c.key.endswith("_bidx")}
 
 
 def merge(db: Session, subject: Subject, survivor_id: int, merged_id: int, *, reason: str,

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yilianti.kit import clock
+from yilianti.kit.crypto import BIDX_LENGTH, Encrypted
 from yilianti.models.base import Base, BigId, CreatedMixin, IdMixin
 
 
@@ -39,7 +40,6 @@ class PatientRecord(IdMixin, CreatedMixin, Base):
         Index("ix_patient_record_birth_surname", "birth_key", "surname_key"),
         Index("ix_patient_record_given_birth", "given_key", "birth_key"),
         Index("ix_patient_record_phone", "phone_key"),
-        Index("ix_patient_record_rid", "rid"),
         Index("ix_patient_record_patient", "patient_id"),
         Index("ix_patient_record_inst_patient", "institution_id", "patient_id"),
     )
@@ -50,16 +50,16 @@ class PatientRecord(IdMixin, CreatedMixin, Base):
     name: Mapped[str] = mapped_column(String(60))
     sex: Mapped[str | None] = mapped_column(String(2))
     birth_date: Mapped[date | None] = mapped_column(Date)
-    phone: Mapped[str | None] = mapped_column(String(20))  # own phone, else the guardian's
+    phone: Mapped[str | None] = mapped_column(Encrypted())  # own phone, else the guardian's (encrypted)
     address: Mapped[str | None] = mapped_column(String(300))
-    rid: Mapped[str | None] = mapped_column(String(18))  # valid resident ID, normalised
+    rid: Mapped[str | None] = mapped_column(Encrypted())  # valid resident ID, normalised (encrypted)
     # blocking keys (normalised; see empi/online.py keys())
     name_key: Mapped[str | None] = mapped_column(String(80))  # surname pinyin|given pinyin
     surname_key: Mapped[str | None] = mapped_column(String(40))
     given_key: Mapped[str | None] = mapped_column(String(60))
     birth_key: Mapped[str | None] = mapped_column(String(8))  # YYYYMMDD
     birth_year: Mapped[int | None] = mapped_column(Integer)
-    phone_key: Mapped[str | None] = mapped_column(String(20))
+    phone_key: Mapped[str | None] = mapped_column(String(BIDX_LENGTH))  # blind index of the phone
     # how the record was linked to its person
     link_method: Mapped[str] = mapped_column(String(16))  # resident_id | score | new | merge
     link_score: Mapped[float | None] = mapped_column(Float)

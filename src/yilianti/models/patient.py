@@ -8,6 +8,7 @@ from enum import StrEnum
 from sqlalchemy import Boolean, Date, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from yilianti.kit.crypto import BIDX_LENGTH, Encrypted, blind_indexed
 from yilianti.models.alliance import Alliance, Institution
 from yilianti.models.base import Base, BigId, CreatedMixin, IdMixin
 
@@ -26,19 +27,24 @@ def mrn_authority(institution_id: int) -> str:
 
 
 class Patient(IdMixin, CreatedMixin, Base):
+    """A person. The phone numbers are stored encrypted; `phone` has a blind index for exact search
+    (`Patient.phone == "138..."` compares the index; see kit/crypto.py)."""
+
     __tablename__ = "patient"
 
     name: Mapped[str] = mapped_column(String(50), index=True)
     sex: Mapped[str] = mapped_column(String(2))  # 男 | 女 | 未知
     birth_date: Mapped[date | None] = mapped_column(Date, index=True)
-    phone: Mapped[str | None] = mapped_column(String(20))
+    phone_enc: Mapped[str | None] = mapped_column(Encrypted())  # ciphertext in the table, plaintext here
+    phone_bidx: Mapped[str | None] = mapped_column(String(BIDX_LENGTH), index=True)
+    phone = blind_indexed("phone", "phone_enc", "phone_bidx", "phone")
     address: Mapped[str | None] = mapped_column(String(300))
     province: Mapped[str | None] = mapped_column(String(32))
     city: Mapped[str | None] = mapped_column(String(32))
     county: Mapped[str | None] = mapped_column(String(32))
     guardian_name: Mapped[str | None] = mapped_column(String(50))
     guardian_relation: Mapped[str | None] = mapped_column(String(16))
-    guardian_phone: Mapped[str | None] = mapped_column(String(20))
+    guardian_phone: Mapped[str | None] = mapped_column(Encrypted())
     registered_by_institution_id: Mapped[int] = mapped_column(BigId, ForeignKey("institution.id"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
@@ -47,14 +53,20 @@ class Patient(IdMixin, CreatedMixin, Base):
 
 
 class PatientIdentifier(IdMixin, CreatedMixin, Base):
-    """(assigning authority, value) — one value belongs to one patient record."""
+    """(assigning authority, value) — one value belongs to one patient record.
+
+    The value is stored encrypted with a blind index (`value_bidx`, HMAC of the normalised value):
+    `PatientIdentifier.value == x` finds it by exact value; the index leads the unique key so a
+    search without an authority uses it too."""
 
     __tablename__ = "patient_identifier"
-    __table_args__ = (UniqueConstraint("authority", "value"),)
+    __table_args__ = (UniqueConstraint("value_bidx", "authority"),)
 
     patient_id: Mapped[int] = mapped_column(BigId, ForeignKey("patient.id"), index=True)
     authority: Mapped[str] = mapped_column(String(32))
-    value: Mapped[str] = mapped_column(String(64))
+    value_enc: Mapped[str] = mapped_column(Encrypted())  # ciphertext in the table, plaintext here
+    value_bidx: Mapped[str] = mapped_column(String(BIDX_LENGTH))
+    value = blind_indexed("value", "value_enc", "value_bidx", "id")
 
     patient: Mapped[Patient] = relationship(back_populates="identifiers", lazy="raise")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import or_, select
@@ -177,6 +178,15 @@ def get_patient(db: Session, subject: Subject, patient_id: int) -> tuple[Patient
     return patient, access
 
 
+_NUMBER = re.compile(r"[0-9][0-9A-Za-z\- ]{4,}[0-9A-Za-z]")
+
+
+def masked_query(q: str) -> str:
+    """A search text as kept in the audit log: any ID- or phone-like run keeps only its last four
+    characters (the audit log must not become a list of resident IDs and phone numbers in clear)."""
+    return _NUMBER.sub(lambda m: "*" * (len(m.group()) - 4) + m.group()[-4:], q)
+
+
 def search(db: Session, subject: Subject, q: str = "", limit: int = 50, offset: int = 0) -> list[Patient]:
     """Patients the acting institution may see, filtered by name, identifier or phone."""
     stmt = select(Patient).where(policy.readable(subject))
@@ -185,7 +195,8 @@ def search(db: Session, subject: Subject, q: str = "", limit: int = 50, offset: 
         ident = select(PatientIdentifier.patient_id).where(PatientIdentifier.value == q.upper())
         stmt = stmt.where(or_(Patient.name.contains(q), Patient.phone == q, Patient.id.in_(ident)))
     rows = list(db.scalars(stmt.order_by(Patient.id.desc()).limit(limit).offset(offset)))
-    audit.record(db, subject, "search", "patient", None, detail={"q": q, "results": [p.id for p in rows]})
+    audit.record(db, subject, "search", "patient", None,
+                 detail={"q": masked_query(q), "results": [p.id for p in rows]})
     return rows
 
 

@@ -33,13 +33,19 @@ def mask_id(value: str | None) -> str:
     """Show a resident ID as 110105********002X."""
     if not value:
         return ""
-    return value[:6] + "*" * max(len(value) - 10, 0) + value[-4:] if len(value) > 10 else value
+    if len(value) > 10:
+        return value[:6] + "*" * (len(value) - 10) + value[-4:]
+    # short identifiers (record numbers, insurance numbers): the last four only
+    return "*" * (len(value) - 4) + value[-4:] if len(value) > 4 else "*" * len(value)
 
 
 def mask_phone(value: str | None) -> str:
     if not value:
         return ""
-    return value[:3] + "****" + value[-4:] if len(value) == 11 else value
+    if len(value) == 11:
+        return value[:3] + "****" + value[-4:]
+    # landlines, numbers with separators or a country code: never shown whole in a list
+    return value[:3] + "*" * (len(value) - 7) + value[-4:] if len(value) > 8 else "*" * (len(value) - 2) + value[-2:]
 
 
 @lru_cache
