@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from fastapi import APIRouter, Body, status
+from fastapi import APIRouter, Body, Request, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from yilianti.auth.deps import DB, Clinical
 from yilianti.authz import policy
+from yilianti.exceptions import error_body
 from yilianti.patients import service
 from yilianti.patients.schemas import ConsentIn, RegistrationIn
 
@@ -85,8 +87,14 @@ def search(db: DB, subject: Clinical, q: str = "", limit: int = 50, offset: int 
     return service.search(db, subject, q, min(max(limit, 1), 200), max(offset, 0))
 
 
-@router.get("/{patient_id}", response_model=PatientOut)
-def read(patient_id: int, db: DB, subject: Clinical) -> dict[str, Any]:
+@router.get("/{patient_id}", response_model=PatientOut,
+            responses={308: {"description": "merged into another person: Location and `merged_into` name them"}})
+def read(patient_id: int, request: Request, db: DB, subject: Clinical) -> Any:
+    survivor = service.merged_into(db, subject, patient_id)
+    if survivor is not None:  # permanent: the old id now always means the surviving person
+        body = error_body(request, "patient_merged", "该患者已合并到另一位患者")
+        return JSONResponse({**body, "merged_into": survivor}, status_code=308,
+                            headers={"Location": f"/api/v1/patients/{survivor}"})
     patient, access = service.get_patient(db, subject, patient_id)
     return _out(patient, access)
 

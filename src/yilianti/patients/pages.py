@@ -66,6 +66,9 @@ async def patient_create(request: Request, db: DB, subject: Clinical) -> Respons
 
 @router.get("/patients/{patient_id}")
 def patient_view(request: Request, patient_id: int, db: DB, subject: Clinical) -> Response:
+    survivor = service.merged_into(db, subject, patient_id)
+    if survivor is not None:  # a merged person's old link leads to the surviving person
+        return RedirectResponse(f"/patients/{survivor}", status_code=302)
     patient, access = service.get_patient(db, subject, patient_id)
     flash = None
     if request.query_params.get("created"):

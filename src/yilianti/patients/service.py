@@ -16,6 +16,7 @@ from yilianti.empi import service as empi
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound, parse_input
 from yilianti.kit import clock
 from yilianti.models.alliance import Institution, Membership
+from yilianti.models.empi import MergeEvent
 from yilianti.models.patient import (
     Authority,
     CareKind,
@@ -185,6 +186,32 @@ def masked_query(q: str) -> str:
     """A search text as kept in the audit log: any ID- or phone-like run keeps only its last four
     characters (the audit log must not become a list of resident IDs and phone numbers in clear)."""
     return _NUMBER.sub(lambda m: "*" * (len(m.group()) - 4) + m.group()[-4:], q)
+
+
+def merged_into(db: Session, subject: Subject, patient_id: int) -> int | None:
+    """For a merged person's old id: the surviving person (following later merges), if the subject
+    may see them — the redirect is audited; None if the id is not a merged person or the survivor
+    is not visible (the caller answers 404 as before)."""
+    patient = db.get(Patient, patient_id)
+    if patient is None or patient.active:
+        return None
+    current, seen = patient_id, {patient_id}
+    while True:
+        survivor = db.scalar(select(MergeEvent.survivor_id).where(
+            MergeEvent.kind == "merge", MergeEvent.merged_id == current, MergeEvent.undone_at.is_(None))
+            .order_by(MergeEvent.id.desc()).limit(1))
+        if survivor is None or survivor in seen:
+            break
+        seen.add(survivor)
+        current = survivor
+    if current == patient_id:
+        return None
+    access = policy.decide(db, subject, current)
+    if access is None:
+        return None
+    audit.record(db, subject, "merged_redirect", "patient", patient_id, patient_id=current, basis=access.basis,
+                 detail={"merged_id": patient_id, "survivor_id": current})
+    return current
 
 
 def search(db: Session, subject: Subject, q: str = "", limit: int = 50, offset: int = 0) -> list[Patient]:
