@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     dicom_ae_title: str = "YILIANTI"
     dicom_allowed_aes: str = ""
     hl7_port: int = 2575
+    # on PostgreSQL: the lean ingest path (diagnostics/hl7_fast.py), its receiver processes sharing the
+    # port (SO_REUSEPORT) and asyncpg writer connections per process (batched commits)
+    hl7_fast_path: bool = True
+    hl7_processes: int = 1
+    hl7_writers: int = 4
     # Orthanc as the PACS behind the embedded store: received instances are POSTed to its REST API
     # (empty = embedded store only); the public URL is what browsers are linked to, if different
     orthanc_url: str = ""

@@ -21,12 +21,18 @@ class Receivers:
 
 def start_all(settings: Settings, *, verbose: bool = True) -> Receivers:
     from yilianti.db import session_factory
+    from yilianti.diagnostics import hl7_fast
     from yilianti.diagnostics.dicom_receiver import DicomReceiver
     from yilianti.diagnostics.hl7_receiver import Hl7Receiver
 
     factory = session_factory()
     handle = Receivers()
-    hl7 = Hl7Receiver(factory, settings.host, settings.hl7_port).start()
+    hl7: Any
+    if settings.hl7_fast_path and hl7_fast.enabled(settings.database_url):
+        hl7 = hl7_fast.FastHl7Receiver(factory, settings.host, settings.hl7_port, database_url=settings.database_url,
+                                       processes=settings.hl7_processes, writers=settings.hl7_writers).start()
+    else:
+        hl7 = Hl7Receiver(factory, settings.host, settings.hl7_port).start()
     handle.parts.append(hl7)
     handle.lines.append(f"HL7 MLLP receiver on {settings.host}:{hl7.port}")
     try:
