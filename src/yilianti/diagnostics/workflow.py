@@ -400,8 +400,15 @@ def claim(db: Session, subject: Subject, order_id: int) -> DiagnosticOrder:
     order = db.get(DiagnosticOrder, order_id)
     if order is not None and order.status == Status.claimed and order.claimed_by_user_id == subject.user_id:
         return order
+    return _claim_received(db, subject, order_id)
+
+
+def _claim_received(db: Session, subject: Subject, order_id: int, *, reason: str | None = None,
+                    detail: dict[str, Any] | None = None) -> DiagnosticOrder:
+    """received → claimed under the row lock; when another reader won, 409 naming who holds it."""
     try:
-        return transition(db, subject, order_id, Status.claimed, expected_status=Status.received)
+        return transition(db, subject, order_id, Status.claimed, reason=reason, detail=detail,
+                          expected_status=Status.received)
     except Conflict:
         current = db.get(DiagnosticOrder, order_id)
         if current is not None and current.status == Status.claimed and current.claimed_by_user_id:
@@ -436,16 +443,7 @@ def assign(db: Session, subject: Subject, order_id: int, reader_user_id: int) ->
         raise Forbidden("只有阅片中心的科主任或管理员可以分配检查")
     if reader_user_id not in {u.id for u in readers_of(db, subject.acting_institution_id or 0)}:
         raise InvalidInput(fields={"reader_user_id": "请选择本中心的阅片医师"})
-    try:
-        return transition(db, subject, order_id, Status.claimed, reason="分配阅片",
-                          detail={"assigned_to": reader_user_id}, expected_status=Status.received)
-    except Conflict:
-        current = db.get(DiagnosticOrder, order_id)
-        if current is not None and current.status == Status.claimed and current.claimed_by_user_id:
-            who = db.get(User, current.claimed_by_user_id)
-            raise Conflict("该检查已由 {who} 认领阅片", code="diagnostic_already_claimed",
-                           who=who.display_name if who else "?") from None
-        raise
+    return _claim_received(db, subject, order_id, reason="分配阅片", detail={"assigned_to": reader_user_id})
 
 
 def release(db: Session, subject: Subject, order_id: int) -> DiagnosticOrder:

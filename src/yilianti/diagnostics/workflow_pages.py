@@ -7,6 +7,7 @@ page that was acted on (403/409/422), 404 stays a 404.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -487,9 +488,18 @@ def _quarantine_ctx(db: Session, subject: Subject, error: str | None) -> dict[st
                  "error": error})
 
 
-def _quarantine_error(request: Request, db: Session, subject: Subject, exc: AppError) -> Response:
-    message = next(iter(errors_of(request, exc).values()))
-    return render_page(request, "diagnostics/quarantine.html", _quarantine_ctx(db, subject, message), exc.status)
+def _quarantine_action(request: Request, db: Session, subject: Subject, done: str,
+                       action: Callable[[], object]) -> Response:
+    """Run one quarantine decision in a savepoint: back to the list, or the list with the refusal shown."""
+    try:
+        with db.begin_nested():
+            action()
+    except AppError as exc:
+        if exc.status not in (403, 409, 422):
+            raise
+        message = next(iter(errors_of(request, exc).values()))
+        return render_page(request, "diagnostics/quarantine.html", _quarantine_ctx(db, subject, message), exc.status)
+    return RedirectResponse(f"/diagnostics/quarantine?done={done}", status_code=303)
 
 
 @router.post("/diagnostics/quarantine/{inbound_id}/resolve")
@@ -499,24 +509,13 @@ async def quarantine_resolve(request: Request, inbound_id: int, db: DB, subject:
     if order_id is None:
         acc = str(form.get("accession_number", "") or "").strip()
         order_id = db.scalar(select(DiagnosticOrder.id).where(DiagnosticOrder.accession_number == acc)) or 0
-    try:
-        with db.begin_nested():
-            service.resolve(db, subject, inbound_id, order_id)
-    except AppError as exc:
-        if exc.status not in (403, 409, 422):
-            raise
-        return _quarantine_error(request, db, subject, exc)
-    return RedirectResponse("/diagnostics/quarantine?done=resolve", status_code=303)
+    return _quarantine_action(request, db, subject, "resolve",
+                              lambda: service.resolve(db, subject, inbound_id, order_id))
 
 
 @router.post("/diagnostics/quarantine/{inbound_id}/reject")
 async def quarantine_reject(request: Request, inbound_id: int, db: DB, subject: Clinical) -> Response:
     form = await request.form()
-    try:
-        with db.begin_nested():
-            service.reject_inbound(db, subject, inbound_id, str(form.get("reason", "") or ""))
-    except AppError as exc:
-        if exc.status not in (403, 409, 422):
-            raise
-        return _quarantine_error(request, db, subject, exc)
-    return RedirectResponse("/diagnostics/quarantine?done=reject", status_code=303)
+    reason = str(form.get("reason", "") or "")
+    return _quarantine_action(request, db, subject, "reject",
+                              lambda: service.reject_inbound(db, subject, inbound_id, reason))
