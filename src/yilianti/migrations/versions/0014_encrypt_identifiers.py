@@ -71,17 +71,30 @@ def _norm_phone(value: str | None) -> str | None:
     return phone(value) if value else None
 
 
+def _sqlite() -> bool:
+    return op.get_bind().dialect.name == "sqlite"
+
+
+def _retype(table: str, column: str, old: sa.types.TypeEngine, new: sa.types.TypeEngine) -> None:
+    """Widen a column. SQLite does not enforce lengths, and recreating `patient` or `patient_record`
+    there would trip over the rows that reference them: only PostgreSQL changes the type."""
+    if not _sqlite():
+        op.alter_column(table, column, existing_type=old, type_=new)
+
+
+# patient and patient_record are referenced by other tables: only operations SQLite does in place
+# (add/drop column, indexes) are used on them; patient_identifier (referenced by none) is rebuilt there.
+
+
 def upgrade() -> None:
-    with op.batch_alter_table('patient', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('phone_enc', sa.Text(), nullable=True))
-        batch_op.add_column(sa.Column('phone_bidx', sa.String(length=32), nullable=True))
-        batch_op.alter_column('guardian_phone', existing_type=sa.String(length=20), type_=sa.Text())
+    op.add_column('patient', sa.Column('phone_enc', sa.Text(), nullable=True))
+    op.add_column('patient', sa.Column('phone_bidx', sa.String(length=32), nullable=True))
+    _retype('patient', 'guardian_phone', sa.String(length=20), sa.Text())
     _convert('patient', ['phone', 'guardian_phone'], lambda r: {
         'phone_enc': _enc(r['phone']), 'phone_bidx': _bidx('phone', r['phone']),
         'guardian_phone': _enc(r['guardian_phone'])} if r['phone'] or r['guardian_phone'] else {})
-    with op.batch_alter_table('patient', schema=None) as batch_op:
-        batch_op.drop_column('phone')
-        batch_op.create_index(batch_op.f('ix_patient_phone_bidx'), ['phone_bidx'], unique=False)
+    op.drop_column('patient', 'phone')
+    op.create_index('ix_patient_phone_bidx', 'patient', ['phone_bidx'], unique=False)
 
     with op.batch_alter_table('patient_identifier', schema=None) as batch_op:
         batch_op.add_column(sa.Column('value_enc', sa.Text(), nullable=True))
@@ -95,11 +108,10 @@ def upgrade() -> None:
         batch_op.alter_column('value_bidx', existing_type=sa.String(length=32), nullable=False)
         batch_op.create_unique_constraint(batch_op.f('uq_patient_identifier_value_bidx'), ['value_bidx', 'authority'])
 
-    with op.batch_alter_table('patient_record', schema=None) as batch_op:
-        batch_op.drop_index('ix_patient_record_rid')
-        batch_op.alter_column('phone', existing_type=sa.String(length=20), type_=sa.Text())
-        batch_op.alter_column('rid', existing_type=sa.String(length=18), type_=sa.Text())
-        batch_op.alter_column('phone_key', existing_type=sa.String(length=20), type_=sa.String(length=32))
+    op.drop_index('ix_patient_record_rid', table_name='patient_record')
+    _retype('patient_record', 'phone', sa.String(length=20), sa.Text())
+    _retype('patient_record', 'rid', sa.String(length=18), sa.Text())
+    _retype('patient_record', 'phone_key', sa.String(length=20), sa.String(length=32))
     _convert('patient_record', ['phone', 'rid', 'phone_key'], lambda r: {
         'phone': _enc(r['phone']), 'rid': _enc(r['rid']), 'phone_key': _bidx('phone', r['phone_key'])}
         if r['phone'] or r['rid'] else {})
@@ -109,11 +121,10 @@ def downgrade() -> None:
     _convert('patient_record', ['phone', 'rid'], lambda r: {
         'phone': _dec(r['phone']), 'rid': _dec(r['rid']), 'phone_key': _norm_phone(_dec(r['phone']))}
         if r['phone'] or r['rid'] else {})
-    with op.batch_alter_table('patient_record', schema=None) as batch_op:
-        batch_op.alter_column('phone_key', existing_type=sa.String(length=32), type_=sa.String(length=20))
-        batch_op.alter_column('rid', existing_type=sa.Text(), type_=sa.String(length=18))
-        batch_op.alter_column('phone', existing_type=sa.Text(), type_=sa.String(length=20))
-        batch_op.create_index('ix_patient_record_rid', ['rid'], unique=False)
+    _retype('patient_record', 'phone_key', sa.String(length=32), sa.String(length=20))
+    _retype('patient_record', 'rid', sa.Text(), sa.String(length=18))
+    _retype('patient_record', 'phone', sa.Text(), sa.String(length=20))
+    op.create_index('ix_patient_record_rid', 'patient_record', ['rid'], unique=False)
 
     with op.batch_alter_table('patient_identifier', schema=None) as batch_op:
         batch_op.add_column(sa.Column('value', sa.String(length=64), nullable=True))
@@ -125,13 +136,11 @@ def downgrade() -> None:
         batch_op.alter_column('value', existing_type=sa.String(length=64), nullable=False)
         batch_op.create_unique_constraint('uq_patient_identifier_authority', ['authority', 'value'])
 
-    with op.batch_alter_table('patient', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('phone', sa.String(length=20), nullable=True))
+    op.add_column('patient', sa.Column('phone', sa.String(length=20), nullable=True))
     _convert('patient', ['phone_enc', 'guardian_phone'], lambda r: {
         'phone': _dec(r['phone_enc']), 'guardian_phone': _dec(r['guardian_phone'])}
         if r['phone_enc'] or r['guardian_phone'] else {})
-    with op.batch_alter_table('patient', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_patient_phone_bidx'))
-        batch_op.drop_column('phone_bidx')
-        batch_op.drop_column('phone_enc')
-        batch_op.alter_column('guardian_phone', existing_type=sa.Text(), type_=sa.String(length=20))
+    op.drop_index('ix_patient_phone_bidx', table_name='patient')
+    op.drop_column('patient', 'phone_bidx')
+    op.drop_column('patient', 'phone_enc')
+    _retype('patient', 'guardian_phone', sa.Text(), sa.String(length=20))
