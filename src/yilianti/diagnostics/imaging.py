@@ -10,9 +10,10 @@ window/level maths and forwarding to Orthanc.
   JSON header (rows, columns, dtype, rescale, default window, spacing, MONOCHROME1 inversion) padded
   to 4 bytes, then the stored pixel values (int16 / uint16 LE, or float32 when they fit neither,
   or rgb8). The browser applies rescale and window/level (web/static/js/viewer.js mirrors
-  `window_level` below). Compressed transfer syntaxes are decoded by pydicom with Pillow (JPEG
-  baseline/extended, JPEG 2000) and its own RLE decoder; others (JPEG-LS, JPEG lossless) raise
-  `NotDecodable` with a message the viewer shows.
+  `window_level` below). Compressed transfer syntaxes are decoded by pydicom's plug-ins: Pillow (JPEG
+  baseline/extended, JPEG 2000), pyjpegls / CharLS (JPEG-LS), python-gdcm (JPEG lossless process 14)
+  and its own RLE decoder; anything else (MPEG / HEVC video, HTJ2K, …) raises `NotDecodable`, whose
+  translated message the viewer shows — the instance itself stays stored and forwarded to the PACS.
 - Orthanc (`forward_pending`): when YILIANTI_ORTHANC_URL is set, received instances are POSTed to
   Orthanc's REST API `/instances` by a periodic job; the viewer links to Orthanc's explorer.
 """
@@ -64,6 +65,10 @@ MAX_ZIP_BYTES = 2 * 1024 ** 3  # uncompressed total of one zip
 
 class NotDecodable(AppError):
     status, code, default_message = 415, "pixel_data_not_decodable", "该图像的压缩格式无法在浏览器中显示"
+
+
+# the viewer shows it as is (translated by catalogue); the instance stays stored and is forwarded to the PACS
+CANNOT_DISPLAY = "无法在浏览器中显示该压缩格式（传输语法 {syntax}），请在 PACS 中打开"
 
 
 def storage_dir() -> Path:
@@ -303,8 +308,10 @@ def _pixels(ds: Any, index: int | None = None) -> Any:
         arr = pixel_array(ds, index=index) if index is not None else ds.pixel_array
     except Exception as exc:  # noqa: BLE001 - missing decoder plug-in, corrupt stream
         ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-        name = getattr(ts, "name", str(ts))
-        raise NotDecodable(f"无法解码的压缩格式：{name}，请在 PACS 工作站或 Orthanc 中查看 ({exc})"[:400]) from exc
+        name = getattr(ts, "name", "") or ""
+        syntax = f"{name} {ts}" if name and name != str(ts) else str(ts)
+        log.info("pixel data not decodable (%s): %s", syntax, exc)
+        raise NotDecodable(CANNOT_DISPLAY, syntax=syntax) from exc
     return np.asarray(arr)
 
 
