@@ -144,7 +144,7 @@ def cmd_create_user(args: argparse.Namespace) -> int:
 def cmd_empi_link(args: argparse.Namespace) -> int:
     from yilianti.empi.batch import main as link_main
 
-    return link_main(args.input, args.output, args.review)
+    return link_main(args.input, args.output, args.review, args.rules, args.links)
 
 
 def cmd_empi_backfill(_args: argparse.Namespace) -> int:
@@ -196,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     el.add_argument("--input", required=True, help="CSV: record_id,source,name,sex,birth_date,id_number,phone,address")
     el.add_argument("--output", required=True, help="CSV written: record_id,person_id")
     el.add_argument("--review", help="CSV written: record_id_a,record_id_b,score (review band)")
+    el.add_argument("--rules", help="matching rules version (default: the current one; v1 for the old rules)")
+    el.add_argument("--links", help="CSV written: record_id_a,record_id_b,method,score,rules_version per link")
     el.set_defaults(fn=cmd_empi_link)
     empi_sub.add_parser("backfill", help="source records for persons registered before the online index").set_defaults(
         fn=cmd_empi_backfill)

@@ -144,7 +144,7 @@ def test_same_name_same_date_different_everything_is_review_not_link(tmp_path: P
 
 
 def test_output_order_and_determinism(tmp_path: Path) -> None:
-    rows = [f"r{k},甲院,赵{'一二三四五'[k % 5]},男,1990-01-0{1 + k % 5},,,," for k in range(10)]
+    rows = [f"r{k},甲院,赵{'一二三四五'[k % 5]},男,1990-01-0{1 + k % 5},,1380000000{k % 5},," for k in range(10)]
     first = link(tmp_path, rows)
     second = link(tmp_path, rows)
     assert first == second

@@ -1,8 +1,10 @@
 """`yilianti empi link --input IN.csv --output OUT.csv [--review REVIEW.csv]` (CONTRACTS.md).
 
 Stand-alone: reads the CSV, normalises, links deterministically on valid resident IDs,
-scores blocked candidate pairs (rules v1), groups auto-links with a union-find that never
-joins two different valid resident IDs, writes one output row per input row in input order.
+scores blocked candidate pairs (the current rules, `matching.CURRENT`; `--rules v1` for the
+old ones), groups auto-links with a union-find that never joins two different valid resident
+IDs, writes one output row per input row in input order. `--links LINKS.csv` (optional, beyond
+the contract) lists every link that joined two groups with its method, score and rules version.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from yilianti.empi import matching
-from yilianti.empi.matching import RULES_V1, Rules
+from yilianti.empi.matching import CURRENT, Rules
 from yilianti.empi.normalise import Malformed, Record, record
 
 COLUMNS = ("record_id", "source", "name", "sex", "birth_date", "id_number", "phone", "address")
@@ -34,6 +36,9 @@ class Result:
     review: list[tuple[str, str, float]]
     malformed: Counter[str]
     stats: dict[str, int] = field(default_factory=dict)
+
+    links: list[tuple[str, str, str, float]] = field(default_factory=list)
+    rules_version: str = ""
 
     @property
     def persons(self) -> int:
@@ -166,8 +171,14 @@ def candidate_pairs(recs: Sequence[Record], rules: Rules, stats: Counter[str],
     return pairs
 
 
-def link(ids: Sequence[str], recs: Sequence[Record], rules: Rules = RULES_V1,
-         log: TextIO | None = None) -> tuple[list[str], list[tuple[str, str, float]], Counter[str]]:
+Link = tuple[str, str, str, float]  # record_id_a, record_id_b, method (resident_id | score), score
+
+
+def link(ids: Sequence[str], recs: Sequence[Record], rules: Rules = CURRENT,
+         log: TextIO | None = None, links: list[Link] | None = None,
+         ) -> tuple[list[str], list[tuple[str, str, float]], Counter[str]]:
+    """Person id per record, review-band pairs, counters. When `links` is a list, every link
+    that joined two groups is appended to it (made by `rules`)."""
     n = len(recs)
     stats: Counter[str] = Counter()
     uf = _UnionFind([r.rid for r in recs])
@@ -178,6 +189,8 @@ def link(ids: Sequence[str], recs: Sequence[Record], rules: Rules = RULES_V1,
             if r.rid in first_of:
                 uf.union(first_of[r.rid], i)
                 stats["id_links"] += 1
+                if links is not None:
+                    links.append((ids[first_of[r.rid]], ids[i], "resident_id", 100.0))
             else:
                 first_of[r.rid] = i
     _log(log, f"deterministic: {stats['id_links']:,} links on valid resident IDs")
@@ -208,9 +221,12 @@ def link(ids: Sequence[str], recs: Sequence[Record], rules: Rules = RULES_V1,
     stats["pairs_scored"] = len(pairs)
     del pairs
     auto.sort()
-    for _neg, i, j in auto:
+    for neg, i, j in auto:
+        joins = links is not None and uf.find(i) != uf.find(j)
         if uf.union(i, j):
             stats["auto_links"] += 1
+            if joins and links is not None:
+                links.append((ids[i], ids[j], "score", round(-neg, 2)))
         else:
             stats["auto_links_refused_id_conflict"] += 1
     _log(log, f"scored {stats['pairs_scored']:,} pairs: {len(auto):,} above auto-link, "
@@ -222,8 +238,8 @@ def link(ids: Sequence[str], recs: Sequence[Record], rules: Rules = RULES_V1,
     return person, [(ids[i], ids[j], round(s, 2)) for i, j, s in review_out], stats
 
 
-def run(input_path: str, output_path: str, review_path: str | None = None, rules: Rules = RULES_V1,
-        log: TextIO | None | bool = True) -> Result:
+def run(input_path: str, output_path: str, review_path: str | None = None, rules: Rules = CURRENT,
+        log: TextIO | None | bool = True, links_path: str | None = None) -> Result:
     """log=True writes progress to the current sys.stderr; None/False is silent."""
     if log is True:
         log = sys.stderr
@@ -234,7 +250,8 @@ def run(input_path: str, output_path: str, review_path: str | None = None, rules
     _log(log, f"empi link (rules {rules.version}): reading {input_path}")
     ids, recs = read_csv(input_path, malformed, log)
     _log(log, f"read {len(recs):,} records in {time.monotonic() - started:.1f}s")
-    person, review, stats = link(ids, recs, rules, log)
+    links: list[Link] | None = [] if links_path else None
+    person, review, stats = link(ids, recs, rules, log, links)
     try:
         with open(output_path, "w", encoding="utf-8", newline="") as fh:
             wr = csv.writer(fh, lineterminator="\n")
@@ -245,9 +262,14 @@ def run(input_path: str, output_path: str, review_path: str | None = None, rules
                 wr = csv.writer(fh, lineterminator="\n")
                 wr.writerow(("record_id_a", "record_id_b", "score"))
                 wr.writerows(review)
+        if links_path:
+            with open(links_path, "w", encoding="utf-8", newline="") as fh:
+                wr = csv.writer(fh, lineterminator="\n")
+                wr.writerow(("record_id_a", "record_id_b", "method", "score", "rules_version"))
+                wr.writerows((*lk, rules.version) for lk in links or ())
     except OSError as exc:
         raise InputError(f"cannot write output: {exc}") from exc
-    result = Result(list(ids), person, review, malformed.counts, dict(stats))
+    result = Result(list(ids), person, review, malformed.counts, dict(stats), links or [], rules.version)
     seconds = time.monotonic() - started
     bad = ", ".join(f"{k}={v}" for k, v in sorted(malformed.counts.items())) or "none"
     _log(log, f"summary: records={len(ids)} persons={result.persons} review_pairs={len(review)} "
@@ -255,9 +277,15 @@ def run(input_path: str, output_path: str, review_path: str | None = None, rules
     return result
 
 
-def main(input_path: str, output_path: str, review_path: str | None = None) -> int:
+def main(input_path: str, output_path: str, review_path: str | None = None, rules_version: str | None = None,
+         links_path: str | None = None) -> int:
     try:
-        run(input_path, output_path, review_path)
+        rules = matching.rules_for(rules_version) if rules_version else CURRENT
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        run(input_path, output_path, review_path, rules, links_path=links_path)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

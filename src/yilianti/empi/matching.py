@@ -4,6 +4,16 @@ Fellegi–Sunter-like: each field comparison adds a log2 likelihood-ratio weight
 the sum is compared with two thresholds (auto-link above, review between, new person below).
 A valid resident ID is deterministic: equal → same person; two different valid IDs →
 never the same person (hard negative), whatever the other fields say.
+
+Versions (each link records the version that made it: `patient_record.rules_version`,
+`match_candidate.rules_version`, the batch linker's summary and `--links` file):
+- v1: the weights below.
+- v2 (current): v1's weights, and a pair may auto-link only with a *supporting field* —
+  the same phone (a child's record carries the guardian's phone), an address at least
+  `address_mid_at` alike, or the same ID-shaped value failing its check. Name + birth date
+  (+ sex) alone, however rare the name, stays below the auto-link threshold: review online,
+  not linked in batch. (v1 auto-linked two different people with a rare identical name and
+  birth date in the 1 M batch run.)
 """
 
 from __future__ import annotations
@@ -60,6 +70,8 @@ class Rules:
     address_low_at: float = 0.15
     # an ID-shaped value failing validation equal on both sides is weak evidence
     weak_id_agree: float = 4.0
+    # v2: auto-link needs a supporting field (phone, address, weak ID) besides name + birth date
+    require_support: bool = False
     # thresholds
     auto_link: float = 15.0
     review: float = 8.0
@@ -69,6 +81,20 @@ class Rules:
 
 
 RULES_V1 = Rules()
+RULES_V2 = Rules(version="v2", require_support=True)
+RULES_BY_VERSION = {r.version: r for r in (RULES_V1, RULES_V2)}
+CURRENT = RULES_V2  # new matching (online registration and batch) uses this version
+
+# how far below the auto-link threshold v2 puts an unsupported pair (it stays in the review band)
+UNSUPPORTED_MARGIN = 0.01
+
+
+def rules_for(version: str) -> Rules:
+    """The rules of a recorded version (old links stay explainable by the rules that made them)."""
+    try:
+        return RULES_BY_VERSION[version]
+    except KeyError:
+        raise ValueError(f"unknown rules version {version!r} (known: {', '.join(RULES_BY_VERSION)})") from None
 
 
 def name_exact_weight(rules: Rules, count: int, n_records: int, name: str = "", common: bool = False) -> float:
@@ -106,7 +132,23 @@ def _name(rules: Rules, a: Record, b: Record, exact_weight: float) -> float:
     return rules.name_different
 
 
-def score(rules: Rules, a: Record, b: Record, exact_name_weight: float) -> float:
+def _address_jaccard(a: Record, b: Record) -> float:
+    inter = len(a.addr & b.addr)
+    return inter / (len(a.addr) + len(b.addr) - inter)
+
+
+def supported(rules: Rules, a: Record, b: Record) -> bool:
+    """A field besides name, birth date and sex agrees: phone (own or the guardian's), address,
+    or an ID-shaped value failing its check. (Equal valid resident IDs never get here.)"""
+    if a.phone and a.phone == b.phone:
+        return True
+    if a.rid_weak and a.rid_weak == b.rid_weak:
+        return True
+    return bool(a.addr and b.addr and _address_jaccard(a, b) >= rules.address_mid_at)
+
+
+def raw_score(rules: Rules, a: Record, b: Record, exact_name_weight: float) -> float:
+    """The sum of the field weights, before v2's supporting-field cap."""
     if a.rid and b.rid:
         if a.rid != b.rid:
             return HARD_NEGATIVE
@@ -118,8 +160,7 @@ def score(rules: Rules, a: Record, b: Record, exact_name_weight: float) -> float
     if a.phone and b.phone:
         s += rules.phone_agree if a.phone == b.phone else rules.phone_disagree
     if a.addr and b.addr:
-        inter = len(a.addr & b.addr)
-        j = inter / (len(a.addr) + len(b.addr) - inter)
+        j = _address_jaccard(a, b)
         if j >= rules.address_high_at:
             s += rules.address_high
         elif j >= rules.address_mid_at:
@@ -131,8 +172,19 @@ def score(rules: Rules, a: Record, b: Record, exact_name_weight: float) -> float
     return s
 
 
+def score(rules: Rules, a: Record, b: Record, exact_name_weight: float) -> float:
+    s = raw_score(rules, a, b, exact_name_weight)
+    if (rules.require_support and rules.auto_link <= s < 100.0 and not supported(rules, a, b)):
+        return rules.auto_link - UNSUPPORTED_MARGIN
+    return s
+
+
 def explain(rules: Rules, a: Record, b: Record, exact_name_weight: float) -> dict[str, float]:
-    """Per-field weights of one pair (for review screens and tests)."""
+    """Per-field weights of one pair (for review screens and tests); `no_supporting_field` is the
+    amount v2 took off a pair that reached auto-link on name + birth date alone."""
     out = {"name": _name(rules, a, b, exact_name_weight), "birth_date": _birth(rules, a.birth, b.birth)}
+    raw = raw_score(rules, a, b, exact_name_weight)
     out["total"] = score(rules, a, b, exact_name_weight)
+    if out["total"] != raw:
+        out["no_supporting_field"] = round(out["total"] - raw, 2)
     return out

@@ -1,7 +1,7 @@
 """Match on every registration: the online half of the master patient index (DOMAIN.md §5b).
 
 Same normalisation (empi/normalise.py), rules, weights and thresholds (empi/matching.py,
-`RULES_V1`) as the batch linker. The candidates come from indexed blocking-key columns of
+`CURRENT`) as the batch linker. The candidates come from indexed blocking-key columns of
 `patient_record` (name pinyin + birth year, phone, surname + birth date, given name + birth
 date), each query bounded by `rules.max_block` rows, so the cost of one registration does
 not grow with the size of the index.
@@ -29,12 +29,12 @@ from sqlalchemy import ColumnElement, func, or_, select, text, union
 from sqlalchemy.orm import Session
 
 from yilianti.empi import matching
-from yilianti.empi.matching import RULES_V1, Rules
+from yilianti.empi.matching import CURRENT, Rules
 from yilianti.empi.normalise import Malformed, Record, name_pinyin, record
 from yilianti.kit.crypto import blind_index
 from yilianti.models.empi import DoNotMatch, MergeEvent, PatientRecord
 
-RULES = RULES_V1  # the rules in force; a new version is a new Rules(...) value here
+RULES = CURRENT  # the rules in force (matching.CURRENT); each record and candidate stores its version
 
 _COMMON_SOUNDS = frozenset(name_pinyin(nm) for nm in matching.COMMON_NAMES)
 # counting stops here (an index-only range scan, bounded): enough to weigh the commonest names as the

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, aliased
 from yilianti.audit import service as audit
 from yilianti.authz.subject import Subject
 from yilianti.empi import online
-from yilianti.empi.matching import RULES_V1, Rules
+from yilianti.empi.matching import CURRENT, Rules
 from yilianti.empi.normalise import name as norm_name
 from yilianti.empi.normalise import name_pinyin
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
@@ -59,7 +59,7 @@ def same_name(a: str, b: str) -> bool:
 
 
 def save_record(db: Session, patient_id: int, institution_id: int, demo: online.Demographics, method: str,
-                score: float | None, rules: Rules = RULES_V1) -> PatientRecord:
+                score: float | None, rules: Rules = CURRENT) -> PatientRecord:
     """This member's registration of the person; one per (institution, person), refreshed on re-registration."""
     k = online.keys(demo.normalised())
     rec = None
