@@ -365,20 +365,37 @@ def _measurements(text: str) -> dict[str, Any] | None:
     return out or None
 
 
+def _ecg_measurements(db: Session, order: DiagnosticOrder) -> str:
+    """HR / PR / QRS / QT / QTc / axis of the order's ECG (the reader's values on the ECG page, which start
+    from the cart's or the automatic ones) as the editor's measurement lines; '' when no waveform came.
+
+    Only offered while the report holds no measurements of its own: once the reader saved theirs,
+    the editor shows those (the reader's edit wins)."""
+    from yilianti.diagnostics import ecg
+
+    rec = ecg.latest(db, order.id) or ecg.import_received(db, order)
+    return "\n".join(ecg.report_lines(rec)) if rec else ""
+
+
 def _editor(request: Request, db: Session, subject: Subject, order_id: int, values: dict[str, str] | None = None,
             errors: dict[str, str] | None = None, status: int = 200) -> HTMLResponse:
     ctx = _detail_context(db, subject, order_id)
     order, report = ctx["order"], workflow.report_of(db, order_id)
     if Side.centre.value not in ctx["sides"]:
         raise NotFound()
+    ecg_prefilled = False
     if values is None:
         m = report.measurements if report and report.measurements else {}
         values = {"findings": (report.findings or "") if report else "",
                   "conclusion": (report.conclusion or "") if report else "",
                   "measurements": "\n".join(f"{k}: {v}" for k, v in m.items()),
                   "critical": "1" if report and report.critical else ""}
+        if not m and order.kind == "ecg" and order.status == Status.claimed:
+            values["measurements"] = _ecg_measurements(db, order)
+            ecg_prefilled = bool(values["measurements"])
     practitioner = db.get(Practitioner, subject.practitioner_id) if subject.practitioner_id else None
-    ctx.update({"values": values, "errors": errors or {}, "report": report, "me_trainee": bool(
+    ctx.update({"values": values, "errors": errors or {}, "report": report, "ecg_prefilled": ecg_prefilled,
+                "me_trainee": bool(
         practitioner and practitioner.is_trainee), "mode": (
         "write" if order.status == Status.claimed else "second" if order.status == Status.reported
         else "amend" if order.status in states.RESULTED else "none")})
