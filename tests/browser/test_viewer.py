@@ -109,3 +109,38 @@ def test_viewer_presets_scrolling_measurement_and_ecg(live_server, page, tmp_pat
     page.screenshot(path=str(tmp_path / "ecg.png"), full_page=True)
     if os.environ.get("YILIANTI_SCREENSHOTS"):
         page.screenshot(path=os.path.join(os.environ["YILIANTI_SCREENSHOTS"], "ecg.png"), full_page=True)
+
+
+def test_jpeg_ls_renders_and_an_undecodable_compression_is_explained(live_server, page, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.diagnostics.test_imaging_codecs import mpeg2_instance
+
+    mr = live_server.seed(lambda db: order_setup(db, kind="imaging", modality="MR"))
+    study, series = generate_uid(), generate_uid()
+    ds = pydicom.dcmread(sample("MR_small_jpeg_ls_lossless.dcm"))  # JPEG-LS lossless
+    ds.AccessionNumber, ds.InstanceNumber = mr.accession, 1
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study, series, generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.save_as(tmp_path / "jls.dcm", enforce_file_format=True)
+    video = pydicom.dcmread(__import__("io").BytesIO(mpeg2_instance(mr.accession, study)))
+    video.SeriesInstanceUID, video.InstanceNumber = series, 2
+    video.save_as(tmp_path / "video.dcm", enforce_file_format=True)
+
+    base = live_server.url
+    login(page, base, mr.reader, b.PASSWORD)
+    page.context.add_cookies([{"name": "lang", "value": "en", "url": base}])
+    page.goto(f"{base}/diagnostics/orders/{mr.order_id}/images")
+    page.set_input_files("#dicom-files", [str(tmp_path / "jls.dcm"), str(tmp_path / "video.dcm")])
+    page.click("#dicom-upload-form button[type=submit]")
+    page.wait_for_selector("#viewer-canvas[data-loaded='0']")
+    assert page.locator("tr.upload-stored").count() == 2  # both kept, the video one too
+    original = pydicom.dcmread(sample("MR_small.dcm")).pixel_array
+    for x, y in [(32, 32), (5, 50), (60, 10)]:
+        assert page.evaluate(f"ylViewer.storedAt({x}, {y})") == int(original[y, x])
+    assert not page.is_visible("#viewer-message")
+
+    page.focus("#viewer-canvas")
+    page.keyboard.press("ArrowDown")
+    page.wait_for_selector("#viewer-message", state="visible")
+    text = page.inner_text("#viewer-message")
+    assert "cannot be displayed in the browser" in text and "1.2.840.10008.1.2.4.100" in text
+    assert "open the study in the PACS" in text
