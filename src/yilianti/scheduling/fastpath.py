@@ -30,25 +30,19 @@ and OpenAPI stay the route's. Only the acting subject is cached (auth_cache_seco
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import secrets
-import time
 from collections import Counter
 from typing import Any
 
-import anyio.to_thread
 import asyncpg
 from fastapi import Request
 from pydantic import ValidationError
-from sqlalchemy.engine import make_url
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from yilianti import db as dbmod
-from yilianti.auth.deps import _bearer, csrf_protect, resolve_subject
 from yilianti.authz.subject import Subject
-from yilianti.config import get_settings, normalise_db_url
-from yilianti.exceptions import AppError, Forbidden, Unauthenticated, error_body, render_error
+from yilianti.config import get_settings
+from yilianti.exceptions import AppError, Forbidden, error_body, render_error
+from yilianti.fastdb import Busy, _sync, _token_subject, dispose, on_postgresql, pool, subject_of
 from yilianti.kit import clock
 from yilianti.models.alliance import GRASSROOTS_KINDS
 from yilianti.models.scheduling import Pool
@@ -57,161 +51,12 @@ from yilianti.scheduling.schemas import BookingIn
 
 PATH = "/api/v1/bookings"
 TRIED = "yilianti.booking_statement_tried"  # scope key: the statement ran for this request and booked nothing
-_cache: dict[Any, tuple[float, Any]] = {}
-_pending: dict[Any, asyncio.Future[Any]] = {}
-_background: set[asyncio.Future[Any]] = set()
-log = logging.getLogger("yilianti")
 stats: Counter[str] = Counter()  # booked by the "statement" / "refused" by it / "fallback" to service.book
-_pool: asyncpg.Pool | None = None
-_pool_loop: asyncio.AbstractEventLoop | None = None
-_pool_lock: asyncio.Lock | None = None
+__all__ = ["BookingRoute", "book", "dispose", "enabled", "stats"]
 
 
 def enabled() -> bool:
-    settings = get_settings()
-    return settings.booking_fast_path and normalise_db_url(settings.database_url).startswith("postgresql")
-
-
-async def pool() -> asyncpg.Pool:
-    """One asyncpg pool per process (and event loop): a fixed number of connections, no churn."""
-    global _pool, _pool_loop, _pool_lock
-    loop = asyncio.get_running_loop()
-    if _pool is not None and _pool_loop is loop:
-        return _pool
-    if _pool_lock is None or _pool_loop is not loop:
-        if _pool is not None:
-            _pool.terminate()  # left by another event loop (tests start several servers)
-            _pool = None
-        _pool_lock, _pool_loop = asyncio.Lock(), loop
-    async with _pool_lock:
-        if _pool is None:
-            s = get_settings()
-            dsn = make_url(normalise_db_url(s.database_url)).set(drivername="postgresql")
-            _pool = await asyncpg.create_pool(
-                dsn.render_as_string(hide_password=False), min_size=1, max_size=s.booking_pool_size,
-                max_inactive_connection_lifetime=1800, command_timeout=s.db_pool_timeout, reset=_keep_session,
-                server_settings={"timezone": "UTC", "application_name": "yilianti-booking",
-                                 # the prepared statement's generic plan is the right one; skip 5 custom plans
-                                 "plan_cache_mode": "force_generic_plan"})
-    assert _pool is not None
-    return _pool
-
-
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """On release asyncpg still rolls back an open transaction; its RESET ALL/UNLISTEN/CLOSE query,
-    a round trip per booking, is not needed: these connections only run the booking statement."""
-
-
-async def dispose() -> None:
-    global _pool, _pool_loop, _pool_lock
-    if _pool is not None and _pool_loop is asyncio.get_running_loop():
-        try:
-            await asyncio.wait_for(_pool.close(), 5)
-        except TimeoutError:
-            _pool.terminate()
-    elif _pool is not None:
-        _pool.terminate()
-    _pool, _pool_loop, _pool_lock = None, None, None
-
-
-def _cached(key: Any) -> Any:
-    hit = _cache.get(key)
-    if hit is not None and hit[0] > time.monotonic():
-        return hit[1]
-    return None
-
-
-def _remember(key: Any, value: Any, ttl: float) -> Any:
-    if len(_cache) > 10000:
-        _cache.clear()
-    _cache[key] = (time.monotonic() + ttl, value)
-    return value
-
-
-def _sync(fn: Any, *args: Any) -> Any:
-    """Run fn(db, *args) in a worker thread with its own unit of work."""
-
-    def run() -> Any:
-        with dbmod.session_factory()() as db:
-            result = fn(db, *args)
-            db.commit()
-            return result
-
-    return anyio.to_thread.run_sync(run)
-
-
-async def _token_subject(request: Request, token: str) -> Subject | None:
-    """The subject of an API token, cached for auth_cache_seconds (a revoked token stops within that).
-
-    Under load the entry is refreshed in the background once half its time is gone, so requests
-    never queue behind the lookup; when it has expired, requests wait for one shared lookup.
-    """
-    key = ("token", token)
-    hit = _cache.get(key)
-    now = time.monotonic()
-    if hit is not None and hit[0] > now:
-        if hit[0] - now < get_settings().auth_cache_seconds / 2 and key not in _pending:
-            task = asyncio.ensure_future(_resolve(key, request))
-            _background.add(task)
-            task.add_done_callback(_refreshed)
-        subject: Subject | None = hit[1]
-        return subject
-    return await _resolve(key, request)
-
-
-def _refreshed(task: asyncio.Future[Any]) -> None:
-    _background.discard(task)
-    exc = None if task.cancelled() else task.exception()
-    if exc is not None and not isinstance(exc, AppError):  # a revoked token is not worth a warning
-        log.warning("refreshing an API token's subject failed: %r", exc)
-
-
-async def _resolve(key: Any, request: Request) -> Subject | None:
-    # one lookup per token at a time: when the entry expires under load, hundreds of requests
-    # would otherwise each take a worker thread and a pooled connection to resolve the same token
-    pending = _pending.get(key)
-    if pending is not None:
-        result: Subject | None = await asyncio.shield(pending)
-        return result
-    future: asyncio.Future[Subject | None] = asyncio.get_running_loop().create_future()
-    _pending[key] = future
-    try:
-        subject = await _sync(resolve_subject, request)
-        if subject is not None:
-            _remember(key, subject, get_settings().auth_cache_seconds)
-        future.set_result(subject)
-    except BaseException as exc:
-        _cache.pop(key, None)  # revoked or expired: nobody keeps using the old subject
-        future.set_exception(exc)
-        future.exception()  # retrieved: no "never retrieved" warning when nobody else waited
-        raise
-    finally:
-        _pending.pop(key, None)
-    return subject
-
-
-async def subject_of(request: Request) -> Subject:
-    await csrf_protect(request)
-    token = _bearer(request)
-    if token:
-        subject = await _token_subject(request, token)
-    else:
-        key = ("session", request.session.get("uid"), request.session.get("epoch"), request.session.get("inst"))
-        subject = _cached(key)
-        if subject is None:
-            subject = await _sync(resolve_subject, request)
-            if subject is not None:
-                _remember(key, subject, get_settings().auth_cache_seconds)
-    if subject is None:
-        raise Unauthenticated()
-    request.state.subject = subject
-    if not subject.is_clinical:
-        raise Forbidden("此功能仅限临床人员（医生、护士、诊断医师、转诊协调员）")
-    return subject
-
-
-class Busy(AppError):
-    status, code, default_message = 503, "busy", "系统繁忙，请稍后重试"
+    return get_settings().booking_fast_path and on_postgresql()
 
 
 def _may_book(subject: Subject) -> bool:
