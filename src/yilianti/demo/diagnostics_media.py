@@ -14,6 +14,7 @@ any accession number, to send with dcmtk: `storescu -aec YILIANTI 127.0.0.1 1111
 from __future__ import annotations
 
 import sys
+import zlib
 from datetime import datetime
 from pathlib import Path
 
@@ -87,7 +88,8 @@ def _phantom(kind: str, z: float, rng: np.random.Generator) -> np.ndarray:
 
 def ct_series(accession: str, kind: str, patient_name: str = "DEMO", patient_id: str = "") -> list[Dataset]:
     """A synthetic axial CT series (int16 stored, RescaleIntercept -1024) with the given accession."""
-    rng = np.random.default_rng(abs(hash((accession, kind))) % (2 ** 32))
+    # a stable seed: Python's hash() of a str changes per process, which made the demo differ per run
+    rng = np.random.default_rng(zlib.crc32(f"{accession}|{kind}".encode()))
     study, series = generate_uid(), generate_uid()
     now = clock.now().astimezone(clock.SHANGHAI)
     out = []
