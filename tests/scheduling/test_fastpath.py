@@ -81,6 +81,7 @@ def test_fast_booking_writes_booking_grant_and_audit(server):  # type: ignore[no
         token, out_token = _token(db, w.comm_doc), _token(db, w.out_doc)
         db.commit()
         session_id, lead_id = w.session.id, w.lead.id
+        w_user, w_inst = w.comm_doc.user_id, w.comm_doc.acting_institution_id
     from yilianti.scheduling import fastpath
 
     h = {"Authorization": f"Bearer {token}"}
@@ -99,11 +100,22 @@ def test_fast_booking_writes_booking_grant_and_audit(server):  # type: ignore[no
         assert grant is not None and grant.institution_id == lead_id and grant.kind == "booking"
         events = {(e.action, e.resource_type): e for e in db.scalars(
             select(AuditEvent).where(AuditEvent.patient_id == patient))}
-        # the same audit trail as service.book: the patient read with its basis, the grant, the booking
-        assert events[("read", "booking_patient")].access_basis == "own"
+        # the changes are audited in the booking's own transaction: the grant, the booking
         assert events[("grant", "access_grant")].resource_id == str(grant.id)
         assert events[("create", "booking")].resource_id == str(booking.id)
         assert events[("create", "booking")].channel == "api"
+        created_at = events[("create", "booking")].at
+    # the read of the patient (service.book's require_patient row, with its basis) arrives with the
+    # batched read audits, flushed at least every second
+    deadline, read = time.monotonic() + 3, None
+    while read is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        with factory() as db:
+            read = db.scalar(select(AuditEvent).where(AuditEvent.patient_id == patient, AuditEvent.action == "read",
+                                                      AuditEvent.resource_type == "booking_patient"))
+    assert read is not None, "the patient read was not audited within the flush interval"
+    assert (read.resource_id, read.access_basis, read.channel, read.detail) == (str(patient), "own", "api", None)
+    assert read.user_id == w_user and read.acting_institution_id == w_inst and read.at == created_at
 
     # the same errors as the reference implementation, and nothing written
     def count() -> int:

@@ -12,8 +12,11 @@ rules run as ONE data-modifying statement, its own transaction (autocommit):
   seat of the reserved pool, else of the public pool, is claimed (`FOR UPDATE SKIP LOCKED`,
   then a conditional UPDATE) and the booking row is inserted FROM the claim — no claim, no
   booking;
-- the lead's booking grant and the audit rows (read of the patient, grant, create) are
-  inserted from the booking row, in the same transaction.
+- the lead's booking grant and the audit rows of the changes (grant, create) are inserted
+  from the booking row, in the same transaction. The read of the patient (`booking_patient`,
+  with its basis — the row `require_patient` writes in the reference) changes nothing: it is
+  queued to `audit.batch` once the booking is made and written by COPY within a second
+  (DOMAIN.md §4b), as the reference's read row exists only when its booking commits.
 
 When nothing is booked, the statement's row tells why. A closed session, a duplicate or no
 free seat, once every earlier check of `service.book` passed, is answered with that same
@@ -39,6 +42,7 @@ from fastapi import Request
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from yilianti.audit import batch
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError, Forbidden, error_body, render_error
@@ -134,10 +138,6 @@ gr AS (
 au AS (
   INSERT INTO audit_event (at, user_id, username, acting_institution_id, action, resource_type, resource_id,
                            patient_id, access_basis, reason, detail, ip, channel)
-  SELECT $6::timestamptz, $4::bigint, $5::text, $3::bigint, 'read', 'booking_patient', $2::bigint::text,
-         $2::bigint, ok.basis, NULL, NULL, $12::text, $13::text
-  FROM bk, ok
-  UNION ALL
   SELECT $6::timestamptz, $4::bigint, $5::text, $3::bigint, 'grant', 'access_grant', gr.id::text, $2::bigint,
          NULL, '预约就诊',
          json_build_object('institution_id', gr.institution_id, 'kind', 'booking', 'user_id', NULL,
@@ -196,6 +196,9 @@ async def _statement(subject: Subject, body: BookingIn, ip: str | None) -> dict[
         if row["duplicate"]:
             return service.DuplicateBooking()
         return service.SlotFull()
+    # the reference's require_patient row (rolled back with a refused booking, so only for a booking)
+    batch.read(subject, "booking_patient", body.patient_id, patient_id=body.patient_id, basis=row["basis"],
+               ip=ip, at=now)
     return {"id": row["id"], "number": row["number"], "status": "booked", "session_id": body.session_id,
             "slot_id": row["slot_id"], "seq": row["seq"], "slot_starts_at": row["starts_at"],
             "session_starts_at": row["session_starts_at"], "pool": row["pool"], "patient_id": body.patient_id,
