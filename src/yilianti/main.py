@@ -18,6 +18,7 @@ import yilianti
 from yilianti import db as dbmod
 from yilianti.config import Settings, get_settings
 from yilianti.exceptions import install_handlers
+from yilianti.referral.fastpath import ReferralMoveRoute
 from yilianti.scheduling.fastpath import BookingRoute
 from yilianti.web.limit import InflightLimit
 
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
     app.add_middleware(InflightLimit, limit=settings.db_pool_size + settings.db_max_overflow)
     # outermost: POST /api/v1/bookings with an API token is served before the stack above (scheduling/fastpath.py)
     app.add_middleware(BookingRoute)
+    app.add_middleware(ReferralMoveRoute)  # and POST /api/v1/referrals/{id}/transition (referral/fastpath.py)
     install_handlers(app)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     for router in discover_routers():

@@ -1,0 +1,401 @@
+"""The hot path of the order-time recognition lookup on PostgreSQL (B3), on asyncpg.
+
+`service.lookup` is the reference implementation (and the only one on SQLite). Here the same
+decision is taken with:
+
+- a per-process snapshot of the catalogue (active items and their codes, active scopes with
+  their areas, rules, QC qualifications with their periods, institutions' names/areas and
+  memberships), reloaded when it is older than `CATALOGUE_SECONDS` (catalogue changes reach
+  every process within that time; `invalidate()` drops it at once in this process);
+- ONE prepared statement: the access check exactly as `policy.decide` (care relationship →
+  `own`; else the unexpired, unrevoked grant expiring last → `grant` / `break_glass`; the
+  shared record with the patient's sharing consent in force, break-glass seeing everything)
+  and the patient's resulted orders for the item's codes inside the longest validity window,
+  newest first, with their observations;
+- the read's audit row queued on `audit.batch` (DOMAIN.md §4b: reads may be written in
+  batches flushed at least every second and at shutdown), the same row `require_patient`
+  writes.
+
+The scope / QC-on-the-result-date / validity rules then run in Python on the snapshot, as
+`service._lookup` does. What it cannot decide — no bearer token, a query the route's
+validation would judge, a token that does not resolve or a non-clinical subject, an unknown
+item code, a patient not visible, a statement error — goes to the regular route unchanged,
+which answers (and audits) as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs
+
+import asyncpg
+from fastapi import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from yilianti.audit import batch
+from yilianti.authz.subject import Subject
+from yilianti.config import get_settings
+from yilianti.exceptions import AppError, error_body, render_error, request_locale
+from yilianti.fastdb import Busy, _token_subject, on_postgresql, pool
+from yilianti.kit import clock
+from yilianti.kit.i18n import translate
+from yilianti.recognition import service
+
+PATH = "/api/v1/recognition/lookup"
+CATALOGUE_SECONDS = 5.0
+stats: Counter[str] = Counter()  # served by the "statement" / "fallback" to the route
+__all__ = ["RecognitionRoute", "invalidate", "lookup", "stats"]
+
+
+def enabled() -> bool:
+    return get_settings().recognition_fast_path and on_postgresql()
+
+
+# ------------------------------------------------------------------------------------ the catalogue snapshot
+
+
+@dataclass
+class Catalogue:
+    loaded: float
+    items: dict[str, tuple[int, str, str, str]]  # active item code → (id, code, name, kind)
+    aliases: dict[str, int]  # mapped code → active item id
+    by_id: dict[int, tuple[int, str, str, str]]
+    codes: dict[int, list[str]]  # item id → every code that means it
+    scopes: list[service.ScopeInfo]
+    rules: dict[int, dict[int, int]]  # item id → scope id → valid days
+    quals: dict[tuple[int, int], list[tuple[int, date, date, str]]]  # (inst, item) → (scope, from, to, name)
+    names: dict[int, str]  # institution names
+    areas: dict[int, tuple[str | None, str | None]]  # institution → (province, city), normalised
+    memberships: dict[int, list[tuple[int, date | None, date | None]]] = field(default_factory=dict)
+
+    def find_item(self, code: str) -> tuple[int, str, str, str] | None:
+        code = (code or "").strip()
+        if not code:
+            return None
+        hit = self.items.get(code)
+        if hit is not None:
+            return hit
+        item_id = self.aliases.get(code)
+        return self.by_id.get(item_id) if item_id is not None else None
+
+    def covering(self, inst_id: int, today: date) -> list[service.ScopeInfo]:
+        """service.covering_scopes on the snapshot."""
+        if inst_id not in self.areas:
+            return []
+        alliances = {a for a, joined, left in self.memberships.get(inst_id, [])
+                     if (joined is None or joined <= today) and (left is None or left > today)}
+        prov, city = self.areas[inst_id]
+        out = []
+        for s in self.scopes:
+            if s.kind == "alliance":
+                if s.alliance_id in alliances:
+                    out.append(s)
+            elif any(p == prov and (c is None or c == city) for p, c in s.areas):
+                out.append(s)
+        return out
+
+
+_catalogue: Catalogue | None = None
+_catalogue_lock: asyncio.Lock | None = None
+_lock_loop: asyncio.AbstractEventLoop | None = None
+
+
+def invalidate() -> None:
+    """Drop this process's snapshot (the next lookup reloads it)."""
+    global _catalogue
+    _catalogue = None
+
+
+async def _load(conn: asyncpg.Connection) -> Catalogue:
+    items: dict[str, tuple[int, str, str, str]] = {}
+    by_id: dict[int, tuple[int, str, str, str]] = {}
+    codes: dict[int, list[str]] = defaultdict(list)
+    for r in await conn.fetch("SELECT id, code, name, kind FROM recognition_item WHERE active ORDER BY id"):
+        items[r["code"]] = by_id[r["id"]] = (r["id"], r["code"], r["name"], r["kind"])
+        codes[r["id"]].append(r["code"])
+    aliases: dict[str, int] = {}
+    for r in await conn.fetch("SELECT c.item_id, c.code FROM recognition_item_code c "
+                              "JOIN recognition_item i ON i.id = c.item_id WHERE i.active ORDER BY c.id"):
+        aliases.setdefault(r["code"], r["item_id"])
+        if r["code"] not in codes[r["item_id"]]:
+            codes[r["item_id"]].append(r["code"])
+    found: dict[int, tuple[Any, list[tuple[str, str | None]]]] = {}
+    for r in await conn.fetch("SELECT s.id, s.code, s.name, s.kind, s.alliance_id, a.province, a.city "
+                              "FROM recognition_scope s LEFT JOIN recognition_scope_area a ON a.scope_id = s.id "
+                              "WHERE s.active ORDER BY s.id"):
+        entry = found.setdefault(r["id"], (r, []))
+        if r["province"] is not None:
+            entry[1].append((service.norm_area(r["province"]) or "", service.norm_area(r["city"])))
+    scopes = [service.ScopeInfo(s["id"], s["code"], s["name"], s["kind"], s["alliance_id"], tuple(a))
+              for s, a in found.values()]
+    rules: dict[int, dict[int, int]] = defaultdict(dict)
+    for r in await conn.fetch("SELECT item_id, scope_id, valid_days FROM recognition_rule ORDER BY id"):
+        rules[r["item_id"]][r["scope_id"]] = r["valid_days"]
+    quals: dict[tuple[int, int], list[tuple[int, date, date, str]]] = defaultdict(list)
+    for r in await conn.fetch(
+            "SELECT q.institution_id, q.item_id, q.scope_id, q.qc_from, q.qc_to, s.name FROM recognition_qualified q "
+            "JOIN recognition_scope s ON s.id = q.scope_id "
+            "JOIN recognition_rule r ON r.scope_id = q.scope_id AND r.item_id = q.item_id "
+            "WHERE s.active ORDER BY s.id"):
+        quals[(r["institution_id"], r["item_id"])].append((r["scope_id"], r["qc_from"], r["qc_to"], r["name"]))
+    names: dict[int, str] = {}
+    areas: dict[int, tuple[str | None, str | None]] = {}
+    for r in await conn.fetch("SELECT id, name, province, city FROM institution"):
+        names[r["id"]] = r["name"]
+        areas[r["id"]] = (service.norm_area(r["province"]), service.norm_area(r["city"]))
+    memberships: dict[int, list[tuple[int, date | None, date | None]]] = defaultdict(list)
+    for r in await conn.fetch("SELECT institution_id, alliance_id, joined_on, left_on FROM membership"):
+        memberships[r["institution_id"]].append((r["alliance_id"], r["joined_on"], r["left_on"]))
+    return Catalogue(time.monotonic(), items, aliases, by_id, dict(codes), scopes, dict(rules), dict(quals), names,
+                     areas, dict(memberships))
+
+
+async def catalogue(conn: asyncpg.Connection) -> Catalogue:
+    global _catalogue, _catalogue_lock, _lock_loop
+    snap = _catalogue
+    if snap is not None and time.monotonic() - snap.loaded < CATALOGUE_SECONDS:
+        return snap
+    loop = asyncio.get_running_loop()
+    if _catalogue_lock is None or _lock_loop is not loop:
+        _catalogue_lock, _lock_loop = asyncio.Lock(), loop
+    async with _catalogue_lock:
+        snap = _catalogue
+        if snap is None or time.monotonic() - snap.loaded >= CATALOGUE_SECONDS:
+            snap = _catalogue = await _load(conn)
+    return snap
+
+
+# ------------------------------------------------------------------------------------ the statement
+
+# $1 patient, $2 acting institution, $3 user, $4 now, $5 today (Beijing), $6 the item's codes, $7 reported since
+LOOKUP = """
+WITH care AS (
+  SELECT EXISTS (SELECT 1 FROM care_relationship c WHERE c.patient_id = $1::bigint
+                 AND c.institution_id = $2::bigint AND c.ended_at IS NULL) AS own
+),
+gr AS (
+  SELECT g.kind, g.includes_shared FROM access_grant g, care
+  WHERE NOT care.own AND g.patient_id = $1::bigint AND g.institution_id = $2::bigint
+    AND (g.user_id IS NULL OR g.user_id = $3::bigint) AND g.revoked_at IS NULL
+    AND g.starts_at <= $4::timestamptz AND g.expires_at > $4::timestamptz
+  ORDER BY g.expires_at DESC LIMIT 1
+),
+acc AS (
+  SELECT CASE WHEN care.own THEN 'own' WHEN gr.kind = 'break_glass' THEN 'break_glass'
+              WHEN gr.kind IS NOT NULL THEN 'grant' END AS basis,
+         coalesce(gr.includes_shared, true) AS includes_shared,
+         EXISTS (SELECT 1 FROM consent k WHERE k.patient_id = $1::bigint AND k.withdrawn_at IS NULL
+                   AND k.granted_at <= $4::timestamptz
+                   AND (k.scope = 'all' OR (k.scope = 'alliance' AND k.alliance_id IN (
+                        SELECT m.alliance_id FROM membership m WHERE m.institution_id = $2::bigint
+                          AND (m.left_on IS NULL OR m.left_on > $5::date))))) AS consent
+  FROM care LEFT JOIN gr ON true
+),
+o AS (
+  SELECT d.id, d.accession_number, d.item_code, d.item_name, d.reported_at,
+         CASE WHEN d.kind = 'lab'
+              THEN coalesce(d.reading_centre_institution_id, d.performing_institution_id, d.ordering_institution_id)
+              ELSE coalesce(d.performing_institution_id, d.reading_centre_institution_id, d.ordering_institution_id)
+         END AS src
+  FROM diagnostic_order d
+  WHERE EXISTS (SELECT 1 FROM acc WHERE acc.basis IS NOT NULL) AND $7::timestamptz IS NOT NULL
+    AND d.patient_id = $1::bigint AND d.item_code = ANY($6::text[]) AND d.status IN ('final', 'amended')
+    AND d.reported_at IS NOT NULL AND d.reported_at >= $7::timestamptz
+  ORDER BY d.reported_at DESC LIMIT 200
+)
+SELECT acc.basis, acc.includes_shared, acc.consent,
+       (SELECT coalesce(json_agg(json_build_array(
+                  o.id, o.accession_number, o.item_code, o.item_name, o.reported_at, o.src,
+                  (SELECT coalesce(json_agg(json_build_array(ob.code, ob.name, ob.value, ob.units,
+                                                             ob.reference_range, ob.abnormal_flags)
+                                            ORDER BY ob.set_id, ob.id), '[]')
+                   FROM lab_observation ob WHERE ob.order_id = o.id))
+               ORDER BY o.reported_at DESC), '[]')
+        FROM o) AS orders
+FROM acc
+"""
+
+
+def _decide(cat: Catalogue, item: tuple[int, str, str, str], inst_id: int, shared: bool,
+            orders: list[list[Any]], today: date) -> dict[str, Any]:
+    """service._lookup's rules on the snapshot and the statement's rows; the LookupOut fields."""
+    mine = {s.id: s for s in cat.covering(inst_id, today)}
+    item_rules = cat.rules.get(item[0], {})
+    rules = {sid: days for sid, days in item_rules.items() if sid in mine}
+    scope_names = [mine[sid].name for sid in rules]  # in the rules' row order, as the reference reads them
+    if not rules:
+        orders = []
+    hidden_other = False
+    if not shared:
+        hidden_other = any(o[5] != inst_id for o in orders)
+        orders = [o for o in orders if o[5] == inst_id]
+    results: list[dict[str, Any]] = []
+    for oid, accession, code, name, reported, src, observations in orders:
+        on = clock.to_local(datetime.fromisoformat(reported)).date()
+        best: tuple[int, int] | None = None
+        in_scopes: list[str] = []
+        for scope_id, qc_from, qc_to, scope_name in cat.quals.get((src, item[0]), []):
+            if scope_id in rules and qc_from <= on <= qc_to:
+                days = rules[scope_id]
+                if scope_name not in in_scopes:
+                    in_scopes.append(scope_name)
+                if best is None or days > best[0]:
+                    best = (days, scope_id)
+        if best is None:
+            continue
+        valid_until = on + timedelta(days=best[0])
+        if valid_until < today:
+            continue
+        results.append({
+            "order_id": oid, "accession_number": accession, "item_code": code, "item_name": name,
+            "source_institution_id": src, "source_institution": cat.names.get(src, ""),
+            "result_date": on, "valid_until": valid_until, "days_left": (valid_until - today).days,
+            "hr_mark": "HR " + "、".join(in_scopes), "scopes": in_scopes, "own_institution": src == inst_id,
+            "imported_from_member_system": accession.startswith("EXT-"),
+            "observations": [dict(zip(_OBS, ob, strict=True)) for ob in observations]})
+    return {"in_scope": bool(rules), "scopes": scope_names,
+            "consent_missing": not shared and (hidden_other or bool(rules)), "results": results}
+
+
+_OBS = ("code", "name", "value", "units", "reference_range", "abnormal_flags")
+
+
+def _message(in_scope: bool, consent_missing: bool, results: list[Any]) -> str:
+    if not in_scope:
+        return "本机构不在该项目的互认范围内"
+    if consent_missing:
+        return "患者未授权共享（或已撤回），无法显示其他成员机构的结果"
+    if not results:
+        return "没有在有效期内的互认结果"
+    return ""
+
+
+async def lookup(subject: Subject, patient_id: int, item_code: str, locale: str,
+                 ip: str | None = None) -> dict[str, Any] | AppError | None:
+    """The LookupOut of the reference, or Busy, or None when the reference must decide."""
+    inst_id = subject.acting_institution_id
+    if inst_id is None or not subject.is_clinical:
+        return None
+    connections = await pool()
+    try:
+        conn = await connections.acquire(timeout=get_settings().db_pool_timeout)
+    except TimeoutError:
+        return Busy()
+    try:
+        cat = await catalogue(conn)
+        item = cat.find_item(item_code)
+        if item is None:
+            return None  # the reference answers unknown_item_code
+        now, today = clock.now(), clock.today_local()
+        mine = {s.id for s in cat.covering(inst_id, today)}
+        days = [d for sid, d in cat.rules.get(item[0], {}).items() if sid in mine]
+        since = now - timedelta(days=max(days) + 1) if days else None
+        row = await conn.fetchrow(LOOKUP, patient_id, inst_id, subject.user_id, now, today,
+                                  cat.codes.get(item[0], [item[1]]), since)
+    finally:
+        await connections.release(conn)
+    if row is None or row["basis"] is None:
+        return None  # not visible: the reference answers 404
+    basis = row["basis"]
+    shared = bool(row["consent"]) if basis == "own" else (
+        bool(row["includes_shared"]) and (basis == "break_glass" or bool(row["consent"])))
+    batch.read(subject, "recognition_lookup", item[1], patient_id=patient_id, basis=basis,
+               detail={"item_code": item_code}, ip=ip, at=now)
+    decided = _decide(cat, item, inst_id, shared, json.loads(row["orders"]), today)
+    return {"patient_id": patient_id, "item_code": item[1], "item_name": item[2], "kind": item[3],
+            "in_scope": decided["in_scope"], "scopes": decided["scopes"],
+            "consent_missing": decided["consent_missing"],
+            "message": translate(m, locale) if (m := _message(decided["in_scope"], decided["consent_missing"],
+                                                               decided["results"])) else "",
+            "results": decided["results"],
+            "retest_reasons": {k: translate(v, locale) for k, v in service.RETEST_REASONS.items()}}
+
+
+# ------------------------------------------------------------------------------------ the ASGI route
+
+
+class RecognitionRoute:
+    """Pure ASGI: `GET /api/v1/recognition/lookup` with a bearer token, served before the framework stack.
+
+    Everything it cannot decide goes to the app unchanged (a GET has no body to replay).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "GET" or not enabled():
+            await self.app(scope, receive, send)
+            return
+        token = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                if value[:7].lower() == b"bearer ":
+                    token = value[7:].decode("latin-1").strip()
+                break
+        out = await self._lookup(scope, token) if token else None
+        if out is None:
+            stats["fallback"] += 1
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        if isinstance(out, AppError):
+            response = render_error(request, out.status, error_body(request, out.code, out.message, out.fields,
+                                                                    out.params))
+            if isinstance(out, Busy):
+                response.headers["Retry-After"] = "1"
+            await response(scope, receive, send)
+            return
+        stats["statement"] += 1
+        payload = _dump(out)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(payload)).encode())]})
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _lookup(self, scope: Scope, token: str) -> dict[str, Any] | AppError | None:
+        try:
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True,
+                             strict_parsing=False)
+        except ValueError:
+            return None
+        pids, codes = query.get("patient_id", []), query.get("item_code", [])
+        if len(pids) != 1 or len(codes) != 1 or not 1 <= len(codes[0]) <= 64:
+            return None
+        raw = pids[0].strip()
+        if not raw.lstrip("-").isdigit() or not raw.isascii():
+            return None
+        patient_id = int(raw)
+        if not -(2 ** 63) <= patient_id < 2 ** 63:
+            return None
+        request = Request(scope)
+        try:
+            subject = await _token_subject(request, token)
+        except AppError:
+            return None
+        if subject is None or not subject.is_clinical:
+            return None
+        client = scope.get("client")
+        try:
+            return await lookup(subject, patient_id, codes[0], request_locale(request), client[0] if client else None)
+        except (asyncpg.PostgresError, OSError):
+            return None
+
+
+_out_model: Any = None
+
+
+def _dump(out: dict[str, Any]) -> bytes:
+    """Serialise as the route's response model does (LookupOut lives in api.py)."""
+    global _out_model
+    if _out_model is None:
+        from yilianti.recognition.api import LookupOut
+
+        _out_model = LookupOut
+    return _out_model.model_validate(out).model_dump_json().encode()

@@ -1,0 +1,269 @@
+"""The hot path of referral moves on PostgreSQL: one prepared statement per move, on asyncpg.
+
+`service.transition` is the reference implementation (and the only one on SQLite). Moves that
+are nothing but `transition` — `received` and `arrived`, which `apply_move` sends straight to it —
+run here as ONE data-modifying statement, its own transaction (autocommit):
+
+- the referral row is locked (`FOR UPDATE`, as `lock_for_move` does; under READ COMMITTED the
+  lock returns the latest committed version, so racing clients see the winner's status);
+- it is updated only when that status is the client's `expected_status`, the declared move
+  (`states.MOVES`) allows it and the acting institution is on an allowed side: the conditional
+  UPDATE is the race guard, exactly one racing client wins;
+- from the updated row: the history row, the audit row (`referral.<status>`, detail from/to) and
+  the outbox notification to the other side — the rows `transition` writes, in the same
+  transaction; the response carries the referral's history as the route's does.
+
+When nothing is updated, the locked row says why: no such referral or an institution on neither
+side (404), another current status (409 `referral_state_conflict`, naming it), the wrong side
+(403) — the reference's answers, in its order. Nothing is written then.
+
+`ReferralMoveRoute` serves `POST /api/v1/referrals/{id}/transition` with an API token before
+the framework's middleware; what it cannot decide (no bearer token, other moves, a body the
+schema rejects, a token that does not resolve, a subject the route would refuse, a move the table
+does not declare from `expected_status`, a failed statement) goes to the regular route with the
+body replayed, which runs the reference. Only the acting subject is cached (auth_cache_seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+from fastapi import Request
+from pydantic import ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from yilianti.authz.subject import Subject
+from yilianti.config import get_settings
+from yilianti.exceptions import AppError, Conflict, Forbidden, NotFound, error_body, render_error
+from yilianti.fastdb import Busy, _token_subject, on_postgresql, pool
+from yilianti.kit import clock
+from yilianti.referral import states
+from yilianti.referral.service import ACTING_ROLES, STATE_CONFLICT
+from yilianti.referral.states import STATUS_LABELS, Side, Status
+
+PATH = re.compile(r"/api/v1/referrals/([1-9][0-9]{0,17})/transition")
+# the moves apply_move sends to service.transition and nothing else (no reason, grants or extra columns)
+FAST_MOVES = frozenset({Status.received, Status.arrived})
+PRIORITIES = ("routine", "urgent", "emergency")
+stats: Counter[str] = Counter()  # moved by the "statement" / "refused" by it / handed to the route ("fallback")
+__all__ = ["FAST_MOVES", "ReferralMoveRoute", "enabled", "move", "stats"]
+
+
+def enabled() -> bool:
+    return get_settings().referral_fast_path and on_postgresql()
+
+
+_REFERRAL = ("id, direction, linked_referral_id, patient_id, from_institution_id, to_institution_id, "
+             "to_department_id, to_practitioner_id, reason, priority, target_service, permanent, summary, "
+             "follow_up_plan, status, due_at, booking_id, bed_reservation_id, reject_code, reject_comment, "
+             "outcome_note, forwarded_to_id, submitted_at, created_at")
+_HISTORY = "id, at, user_id, acting_institution_id, from_status, to_status, reason, detail"
+
+# $1 referral, $2 to status, $3 acting institution, $4 expected status, $5 now, $6 sides allowed,
+# $7/$8/$9 the step deadline for routine/urgent/emergency (NULL: none), $10 user, $11 username,
+# $12 audit detail (json), $13 ip, $14 channel
+MOVE = f"""
+WITH cur AS (
+  SELECT id, status, priority, from_institution_id, to_institution_id,
+         CASE WHEN from_institution_id = $3::bigint THEN 'sender'
+              WHEN to_institution_id = $3::bigint THEN 'receiver' END AS side
+  FROM referral WHERE id = $1::bigint FOR UPDATE
+),
+u AS (
+  UPDATE referral r SET status = $2::text, updated_at = $5::timestamptz,
+         due_at = $5::timestamptz + CASE cur.priority WHEN 'urgent' THEN $8::interval
+                                                       WHEN 'emergency' THEN $9::interval ELSE $7::interval END
+  FROM cur
+  WHERE r.id = cur.id AND cur.status = $4::text AND r.status = $4::text AND cur.side = ANY($6::text[])
+  RETURNING {", ".join("r." + c.strip() for c in _REFERRAL.split(","))}
+),
+h AS (
+  INSERT INTO referral_history (referral_id, at, user_id, acting_institution_id, from_status, to_status, reason,
+                                detail)
+  SELECT u.id, $5::timestamptz, $10::bigint, $3::bigint, $4::text, $2::text, NULL, NULL FROM u
+  RETURNING {_HISTORY}
+),
+a AS (
+  INSERT INTO audit_event (at, user_id, username, acting_institution_id, action, resource_type, resource_id,
+                           patient_id, access_basis, reason, detail, ip, channel)
+  SELECT $5::timestamptz, $10::bigint, $11::text, $3::bigint, 'referral.' || $2::text, 'referral', u.id::text,
+         u.patient_id, NULL, NULL, $12::json, $13::text, $14::text FROM u
+  RETURNING id
+),
+o AS (
+  INSERT INTO outbox (topic, payload, status, available_at, attempts, last_error, processed_at, dedupe_key,
+                      created_at)
+  SELECT 'notify',
+         json_build_object('title', 'referral.notify.' || $2::text, 'body', NULL, 'link', '/referrals/' || u.id,
+                           'user_id', NULL,
+                           'institution_id', CASE WHEN cur.side = 'sender' THEN u.to_institution_id
+                                                  ELSE u.from_institution_id END,
+                           'kind', 'referral', 'urgent', u.priority = 'emergency',
+                           'params', json_build_object('id', u.id, 'reason', '')),
+         'pending', $5::timestamptz, 0, NULL, NULL, NULL, $5::timestamptz
+  FROM u, cur
+  RETURNING id
+)
+SELECT cur.status AS current, cur.side, (SELECT count(*) FROM a) + (SELECT count(*) FROM o) AS written,
+       (SELECT json_agg(x ORDER BY x.at, x.id) FROM (
+          SELECT {_HISTORY} FROM referral_history WHERE referral_id = $1::bigint AND EXISTS (SELECT 1 FROM u)
+          UNION ALL SELECT {_HISTORY} FROM h) x) AS history,
+       u.*
+FROM cur LEFT JOIN u ON true
+"""
+
+
+def _deadlines(to_status: str) -> list[timedelta | None]:
+    return [states.step_deadline(to_status, p) for p in PRIORITIES]
+
+
+async def move(subject: Subject, referral_id: int, to_status: Status, expected_status: Status,
+               ip: str | None) -> dict[str, Any] | AppError | None:
+    """Make the move in one statement. Returns the referral detail the route returns; or the error
+    the reference raises (404/409/403, decided from the locked row); or None: the route decides."""
+    sides = states.allowed(expected_status, to_status)
+    if to_status not in FAST_MOVES or sides is None or not subject.is_clinical or not subject.has(*ACTING_ROLES):
+        return None
+    now = clock.now()
+    args = [referral_id, to_status.value, subject.acting_institution_id, expected_status.value, now,
+            sorted(s.value for s in sides), *_deadlines(to_status), subject.user_id, subject.username,
+            json.dumps({"from": expected_status.value, "to": to_status.value}), ip, subject.channel]
+    connections = await pool()
+    try:
+        conn = await connections.acquire(timeout=get_settings().db_pool_timeout)
+    except TimeoutError:
+        return Busy()  # every connection busy for db_pool_timeout: nothing written, as the ORM path's 503
+    try:
+        row = await conn.fetchrow(MOVE, *args)
+    finally:
+        await connections.release(conn)
+    if row is None or row["side"] is None:
+        return NotFound()  # no such referral, or the acting institution is on neither side
+    if row["id"] is None:
+        current = row["current"]
+        if current != expected_status or states.allowed(current, to_status) is None:
+            return Conflict("转诊单当前状态为“{current}”，不能执行该操作，请刷新后重试", code=STATE_CONFLICT,
+                            current=STATUS_LABELS.get(Status(current), current))
+        if Side(row["side"]) not in sides:
+            return Forbidden("该操作应由转诊的另一方执行")
+        return None  # not expected: the reference decides
+    side = Side(row["side"])
+    out = {k: v for k, v in row.items() if k not in ("current", "side", "written", "history")}
+    for k in ("summary", "follow_up_plan"):
+        if isinstance(out[k], str):
+            out[k] = json.loads(out[k])
+    out["side"] = side.value
+    out["next_moves"] = [m.value for m in states.next_moves(out["status"], side)]
+    out["history"] = json.loads(row["history"]) if row["history"] else []
+    return out
+
+
+class ReferralMoveRoute:
+    """Pure ASGI: `POST /api/v1/referrals/{id}/transition` with a bearer token, served without the
+    framework stack for the moves in FAST_MOVES. Anything else goes to the app unchanged (the body
+    replayed), so errors, cookie sessions and OpenAPI stay the route's."""
+
+    MAX_BODY = 16 * 1024
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].endswith("/transition"):
+            await self.app(scope, receive, send)
+            return
+        match = PATH.fullmatch(scope["path"])
+        if match is None or not enabled():
+            await self.app(scope, receive, send)
+            return
+        token = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                if value[:7].lower() == b"bearer ":
+                    token = value[7:].decode("latin-1").strip()
+                break
+        if not token:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more and size <= self.MAX_BODY:
+            message = await receive()
+            if message["type"] != "http.request":  # disconnected
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        out = None
+        if not more:
+            out = await self._move(scope, token, int(match.group(1)), body)
+        if isinstance(out, AppError):
+            stats["refused"] += 1
+            request = Request(scope)  # rendered as the app's handler renders it (JSON, Accept-Language)
+            response = render_error(request, out.status, error_body(request, out.code, out.message, out.fields,
+                                                                    out.params))
+            if isinstance(out, Busy):
+                response.headers["Retry-After"] = "1"
+            await response(scope, receive, send)
+            return
+        if out is not None:
+            stats["statement"] += 1
+            payload = _dump(out)
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(payload)).encode())]})
+            await send({"type": "http.response.body", "body": payload})
+            return
+        stats["fallback"] += 1
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": more}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _move(self, scope: Scope, token: str, referral_id: int,
+                    raw: bytes) -> dict[str, Any] | AppError | None:
+        from yilianti.referral.api import TransitionIn
+
+        try:
+            data = TransitionIn.model_validate_json(raw)
+        except ValidationError:
+            return None
+        if data.to_status not in FAST_MOVES:
+            return None
+        try:
+            subject = await _token_subject(Request(scope), token)
+        except AppError:
+            return None
+        if subject is None:
+            return None
+        client = scope.get("client")
+        try:
+            return await move(subject, referral_id, data.to_status, data.expected_status,
+                              client[0] if client else None)
+        except asyncpg.PostgresError:
+            return None  # the statement failed as a whole: nothing was written, the route decides
+
+
+_out_model: Any = None
+
+
+def _dump(out: dict[str, Any]) -> bytes:
+    """Serialise as the route's response model does."""
+    global _out_model
+    if _out_model is None:
+        from yilianti.referral.api import ReferralDetail
+
+        _out_model = ReferralDetail
+    return _out_model.model_validate(out).model_dump_json().encode()

@@ -1,0 +1,228 @@
+"""The one-statement referral move on PostgreSQL writes what service.transition writes.
+
+Real commits in a database of its own, a real uvicorn server, API tokens as member systems use
+them. Each move is made once by the fast path and once by the reference (the setting off, same
+server, same token), and the rows and responses are compared; 30 clients racing one move give
+exactly one winner.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
+
+from tests import builders as b
+from tests.referral.helpers import drive, setup, submitted_up
+from yilianti import db as dbmod
+from yilianti.auth.security import new_api_token
+from yilianti.config import get_settings
+from yilianti.migrate import upgrade
+from yilianti.models import ApiToken, AuditEvent
+from yilianti.models.outbox import OutboxMessage
+from yilianti.models.referral import Referral, ReferralHistory
+
+pytestmark = pytest.mark.skipif(os.environ.get("YILIANTI_TEST_BACKEND") != "postgresql",
+                                reason="the async referral move runs on PostgreSQL only")
+
+
+def _token(db, subject) -> str:  # type: ignore[no-untyped-def]
+    token, prefix, hashed = new_api_token()
+    db.add(ApiToken(user_id=subject.user_id, institution_id=subject.acting_institution_id, name="his",
+                    prefix=prefix, token_hash=hashed))
+    return token
+
+
+@pytest.fixture(scope="module")
+def server(test_db):  # type: ignore[no-untyped-def]
+    import uvicorn
+
+    from yilianti.main import create_app
+
+    url = test_db.new_database_url()
+    upgrade(url)
+    settings = get_settings()
+    saved = (settings.database_url, settings.referral_fast_path, settings.auth_cache_seconds)
+    settings.database_url, settings.referral_fast_path, settings.auth_cache_seconds = url, True, 5.0
+    engine = dbmod.make_engine(url)
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    previous = (dbmod._engine, dbmod._factory)
+    dbmod.set_session_factory(factory, engine)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(create_app(run_jobs=False), host="127.0.0.1", port=port,
+                                        log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", factory
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+        engine.dispose()
+        dbmod._engine, dbmod._factory = previous
+        settings.database_url, settings.referral_fast_path, settings.auth_cache_seconds = saved
+
+
+def _post(base: str, referral_id: int, token: str, to: str, expected: str, *, fast: bool,
+          served: bool | None = None, lang: str = "zh") -> httpx.Response:
+    from yilianti.referral import fastpath
+
+    settings = get_settings()
+    settings.referral_fast_path = fast
+    before = fastpath.stats["statement"] + fastpath.stats["refused"]
+    try:
+        r = httpx.post(f"{base}/api/v1/referrals/{referral_id}/transition",
+                       json={"to_status": to, "expected_status": expected},
+                       headers={"Authorization": f"Bearer {token}", "Accept-Language": lang})
+    finally:
+        settings.referral_fast_path = True
+    # answered by the statement exactly when the fast path is on
+    assert (fastpath.stats["statement"] + fastpath.stats["refused"] == before + 1) == (fast if served is None
+                                                                                       else served)
+    return r
+
+
+def _rows(db, referral_id: int) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    ref = db.get(Referral, referral_id)
+    hist = db.scalars(select(ReferralHistory).where(ReferralHistory.referral_id == referral_id)
+                      .order_by(ReferralHistory.id)).all()
+    new = hist[-1]
+    events = db.scalars(select(AuditEvent).where(AuditEvent.resource_type == "referral",
+                                                 AuditEvent.resource_id == str(referral_id),
+                                                 AuditEvent.action.like("referral.%"))
+                        .order_by(AuditEvent.id)).all()
+    event = events[-1]
+    notes = db.scalars(select(OutboxMessage).where(OutboxMessage.topic == "notify")
+                       .order_by(OutboxMessage.id)).all()
+    note = [n for n in notes if n.payload.get("link") == f"/referrals/{referral_id}"][-1]
+    return {
+        "referral": (ref.status, ref.due_at - new.at if ref.due_at else None, ref.updated_at == new.at),
+        "history": (len(hist), new.user_id, new.acting_institution_id, new.from_status, new.to_status, new.reason,
+                    new.detail),
+        "audit": (len(events), event.user_id, event.username, event.acting_institution_id, event.action,
+                  event.patient_id == ref.patient_id, event.access_basis, event.reason, event.detail, event.ip,
+                  event.channel, abs((event.at - new.at).total_seconds()) < 5),
+        "outbox": ({**note.payload, "link": "L", "params": {**note.payload["params"], "id": "I"}}, note.status,
+                   note.attempts, note.dedupe_key, note.processed_at, note.last_error,
+                   abs((note.available_at - new.at).total_seconds()) < 5),
+    }
+
+
+def _same_body(a: dict[str, Any], b: dict[str, Any]) -> None:
+    skip = {"id", "created_at", "submitted_at", "due_at", "history", "patient_id", "booking_id"}
+    assert {k: v for k, v in a.items() if k not in skip} == {k: v for k, v in b.items() if k not in skip}
+    strip = ("at", "detail")  # detail of earlier steps names each one's booking; the new step's is compared
+    assert a["history"][-1]["detail"] == b["history"][-1]["detail"]
+    assert [{k: v for k, v in h.items() if k not in strip} for h in a["history"]] == \
+        [{k: v for k, v in h.items() if k not in strip} for h in b["history"]]
+
+
+def test_fast_move_writes_the_rows_transition_writes(server):  # type: ignore[no-untyped-def]
+    base, factory = server
+    with factory() as db:
+        w, patient = setup(db, tag="快")
+        fast_id, ref_id = (submitted_up(db, w, patient).id for _ in range(2))
+        emergency = [submitted_up(db, w, patient, priority="emergency").id for _ in range(2)]
+        other = b.patient(db, w.comm_doc, name="王小明", resident_id=b.resident_id(seq=77))
+        sched = [drive(db, w, p, "scheduled").id for p in (patient, other)]  # one booking per patient and session
+        token = _token(db, w.lead_doc)
+        db.commit()
+    for fast, reference, to, frm in ((fast_id, ref_id, "received", "submitted"),
+                                     (*emergency, "received", "submitted"), (*sched, "arrived", "scheduled")):
+        got = _post(base, fast, token, to, frm, fast=True)
+        want = _post(base, reference, token, to, frm, fast=False)
+        assert got.status_code == want.status_code == 200, (got.text, want.text)
+        _same_body(got.json(), want.json())
+        assert got.json()["status"] == to and got.json()["history"][-1]["to_status"] == to
+        with factory() as db:
+            assert _rows(db, fast) == _rows(db, reference)
+
+
+def test_refusals_are_the_reference_errors_and_write_nothing(server):  # type: ignore[no-untyped-def]
+    base, factory = server
+    with factory() as db:
+        w, patient = setup(db, tag="拒")
+        ids = [submitted_up(db, w, patient).id for _ in range(2)]
+        lead, comm, out = _token(db, w.lead_doc), _token(db, w.comm_doc), _token(db, w.out_doc)
+        db.commit()
+
+    def counts() -> tuple[int, int, int]:
+        with factory() as db:
+            return (db.scalar(select(func.count()).select_from(ReferralHistory)) or 0,
+                    db.scalar(select(func.count()).select_from(AuditEvent)) or 0,
+                    db.scalar(select(func.count()).select_from(OutboxMessage)) or 0)
+
+    before = counts()
+    cases = [(ids[0], lead, "received", "received"),  # no received → received: the route answers (409)
+             (ids[0], lead, "arrived", "submitted"),  # nor submitted → arrived
+             (ids[0], comm, "received", "submitted"),  # the sender may not receive → 403
+             (ids[0], out, "received", "submitted"),  # neither side → 404
+             (999_999_999, lead, "received", "submitted")]  # no such referral → 404
+    for rid, token, to, expected in cases:
+        for lang in ("zh", "en"):
+            want = _post(base, rid, token, to, expected, fast=False, lang=lang)
+            # a move the table does not declare from expected_status goes to the route even with the fast path on
+            got = _post(base, rid, token, to, expected, fast=True, served=(to, expected) == ("received", "submitted"),
+                        lang=lang)
+            assert (got.status_code, got.json()) == (want.status_code, want.json()), (rid, to, expected)
+            assert got.status_code in (403, 404, 409)
+    assert counts() == before
+    # once received, a late client gets the 409 naming the current status
+    assert _post(base, ids[0], lead, "received", "submitted", fast=True).status_code == 200
+    late = _post(base, ids[0], lead, "received", "submitted", fast=True, lang="en")
+    ref = _post(base, ids[0], lead, "received", "submitted", fast=False, lang="en")
+    assert late.status_code == ref.status_code == 409 and late.json() == ref.json()
+    assert late.json()["error"] == "referral_state_conflict"
+
+
+def test_thirty_clients_race_one_move(server):  # type: ignore[no-untyped-def]
+    base, factory = server
+    with factory() as db:
+        w, patient = setup(db, tag="抢")
+        rid = submitted_up(db, w, patient).id
+        token = _token(db, w.lead_doc)
+        db.commit()
+    n = 30
+    barrier = threading.Barrier(n)
+    codes: list[int] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        with httpx.Client(timeout=60) as client:
+            barrier.wait()
+            r = client.post(f"{base}/api/v1/referrals/{rid}/transition",
+                            json={"to_status": "received", "expected_status": "submitted"},
+                            headers={"Authorization": f"Bearer {token}"})
+        with lock:
+            codes.append(r.status_code)
+            if r.status_code == 409:
+                assert r.json()["error"] == "referral_state_conflict"
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert Counter(codes) == Counter({200: 1, 409: n - 1})
+    with factory() as db:
+        assert db.scalar(select(Referral.status).where(Referral.id == rid)) == "received"
+        assert db.scalar(select(func.count()).select_from(ReferralHistory).where(
+            ReferralHistory.referral_id == rid, ReferralHistory.to_status == "received")) == 1
+        assert db.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.resource_id == str(rid), AuditEvent.action == "referral.received")) == 1
+        assert db.scalar(select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.payload["link"].as_string() == f"/referrals/{rid}",
+            OutboxMessage.payload["title"].as_string() == "referral.notify.received")) == 1
