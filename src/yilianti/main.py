@@ -18,6 +18,7 @@ import yilianti
 from yilianti import db as dbmod
 from yilianti.config import Settings, get_settings
 from yilianti.exceptions import install_handlers
+from yilianti.recognition.fastpath import RecognitionRoute
 from yilianti.referral.fastpath import ReferralMoveRoute
 from yilianti.scheduling.fastpath import BookingRoute
 from yilianti.web.limit import InflightLimit
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
     # outermost: POST /api/v1/bookings with an API token is served before the stack above (scheduling/fastpath.py)
     app.add_middleware(BookingRoute)
     app.add_middleware(ReferralMoveRoute)  # and POST /api/v1/referrals/{id}/transition (referral/fastpath.py)
+    app.add_middleware(RecognitionRoute)  # likewise GET /api/v1/recognition/lookup (recognition/fastpath.py)
     install_handlers(app)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     for router in discover_routers():
