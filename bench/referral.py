@@ -8,6 +8,8 @@ token). Clients race on the same referrals: exactly one move per referral may wi
 others must get 409. Afterwards: wins == referrals received == `received` history rows,
 and no referral has two (wrk does not count the ≤ 64 requests still in flight when its
 time is up, so wins ≤ received ≤ wins + 64). Reference: `pg_reference.sh tx 8` (BEGIN/UPDATE/INSERT/COMMIT).
+On PostgreSQL the move is served by referral/fastpath.py (one statement); `--orm` turns that off
+(YILIANTI_REFERRAL_FAST_PATH=false) to measure the reference path `service.transition`.
 Reuses the database set-up, wrk driver and server start of bench/booking.py.
 """
 
@@ -119,7 +121,7 @@ def profile(url: str, ids: dict[str, int], token: str, n: int) -> None:
     import re
 
     os.environ.update(YILIANTI_DATABASE_URL=url, YILIANTI_RUN_JOBS_IN_PROCESS="false", YILIANTI_SECRET_KEY="bench",
-                      YILIANTI_BOOKING_FAST_PATH="false")
+                      YILIANTI_BOOKING_FAST_PATH="false", YILIANTI_REFERRAL_FAST_PATH="false")
     from fastapi.testclient import TestClient
     from sqlalchemy import event
 
@@ -200,7 +202,10 @@ def main() -> int:
     ap.add_argument("--port", type=int, default=8921)
     ap.add_argument("--profile", type=int, default=0, metavar="N",
                     help="profile N transitions in-process (statements per request, cProfile) instead of racing")
+    ap.add_argument("--orm", action="store_true", help="the reference ORM path (referral_fast_path off)")
     args = ap.parse_args()
+    if args.orm:
+        os.environ["YILIANTI_REFERRAL_FAST_PATH"] = "false"  # inherited by the server
     bb.DBNAME = "ylt_bench_referral"  # not the booking benchmark's database: both may run on one server
     if args.profile:
         url, _token, ids = bb.setup_database(args.url, patients=2000)
@@ -208,7 +213,8 @@ def main() -> int:
         return 0
     if args.quick:
         args.pairs, args.secs = 2, 5
-    print(f"nproc={os.cpu_count()} pairs={args.pairs} secs={args.secs}", flush=True)
+    print(f"nproc={os.cpu_count()} pairs={args.pairs} secs={args.secs} path={'orm' if args.orm else 'statement'} "
+          f"load={os.getloadavg()[0]:.1f}", flush=True)
     url, _token, ids = bb.setup_database(args.url, patients=5000)
     token = lead_token(url, ids["lead"])
     server = bb.start_server(url, args.port, 2)
@@ -241,7 +247,7 @@ def main() -> int:
     p99 = statistics.median(p["app"]["p99_ms"] for p in pairs)  # type: ignore[index]
     bad = sum(0 if r["ok"] else 1 for r in races)
     print(f"\nB4 {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: ratio (median) {ratio:.3f} of `pg_reference.sh tx 8`, "
-          f"p99 {p99:.0f} ms; rounds with lost or duplicate transitions: {bad}")
+          f"p99 {p99:.0f} ms; rounds with lost or duplicate transitions: {bad}; load {os.getloadavg()}")
     return 0 if bad == 0 else 1
 
 
