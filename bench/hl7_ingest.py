@@ -193,15 +193,15 @@ def create_orders(url: str, n: int, run: str) -> tuple[list[tuple[str, str, str,
 class Worker:
     """`yilianti worker` in its own process (receivers + job runner), as in production."""
 
-    def __init__(self, url: str, work: Path) -> None:
-        self.url, self.work = url, work
+    def __init__(self, url: str, work: Path, env: dict[str, str] | None = None) -> None:
+        self.url, self.work, self.extra_env = url, work, env or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = free_port()
 
     def start(self) -> int:
         env = dict(os.environ, YILIANTI_DATABASE_URL=self.url, YILIANTI_HOST="127.0.0.1",
                    YILIANTI_HL7_PORT=str(self.port), YILIANTI_DICOM_PORT=str(free_port()),
-                   YILIANTI_VAR_DIR=str(self.work / "var"), PYTHONUNBUFFERED="1")
+                   YILIANTI_VAR_DIR=str(self.work / "var"), PYTHONUNBUFFERED="1", **self.extra_env)
         exe = Path(sys.executable).with_name("yilianti")
         cmd = [str(exe), "worker"] if exe.exists() else [sys.executable, "-m", "yilianti.cli", "worker"]
         self.log = open(self.work / "worker.log", "wb")  # noqa: SIM115 - closed in stop()
@@ -237,6 +237,19 @@ def proc_cpu(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its children (the worker's extra receiver processes)."""
+    total = proc_cpu(pid)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    total += proc_cpu(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return total
 
 
 def postgres_cpu() -> float:
@@ -277,12 +290,12 @@ def send_level(port: int, level: Level, max_seconds: float, worker_pid: int | No
     for t in threads:
         t.start()
     barrier.wait(30)
-    cpu0, pg0 = proc_cpu(worker_pid) if worker_pid else 0.0, postgres_cpu()
+    cpu0, pg0 = tree_cpu(worker_pid) if worker_pid else 0.0, postgres_cpu()
     t0 = time.perf_counter()
     for t in threads:
         t.join(max_seconds + 60)
     level.seconds = time.perf_counter() - t0
-    level.worker_cpu = (proc_cpu(worker_pid) - cpu0) if worker_pid else 0.0
+    level.worker_cpu = (tree_cpu(worker_pid) - cpu0) if worker_pid else 0.0
     level.pg_cpu = postgres_cpu() - pg0
     level.sent = sum(1 for m in level.msgs if m.ack)
 
@@ -399,6 +412,10 @@ def main() -> None:
     ap.add_argument("--database-url", default=None, help="use this database as is (e.g. SQLite) instead of a fresh one")
     ap.add_argument("--no-reference", action="store_true", help="skip pg_reference.sh tx 8 5")
     ap.add_argument("--keep", action="store_true", help="keep the database")
+    ap.add_argument("--processes", type=int, default=1, help="HL7 receiver processes (YILIANTI_HL7_PROCESSES)")
+    ap.add_argument("--writers", type=int, default=4, help="asyncpg writers per process (YILIANTI_HL7_WRITERS)")
+    ap.add_argument("--reference-path", action="store_true",
+                    help="the reference receiver (ORM, one transaction per message) instead of the lean path")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     per_level = 10_000 if a.large else a.messages
@@ -426,7 +443,9 @@ def main() -> None:
         upgrade(url)
         orders, load_s = create_orders(url, total, run)
         print(f"nproc={os.cpu_count()} db={url.split(':')[0]} orders={total:,} (inserted in {load_s:.1f}s) "
-              f"messages/level={per_level:,} connections={a.connections} obx={a.obx} load={os.getloadavg()[0]:.1f}",
+              f"messages/level={per_level:,} connections={a.connections} obx={a.obx} "
+              f"path={'reference' if a.reference_path else 'lean'} processes={a.processes} writers={a.writers} "
+              f"load={os.getloadavg()[0]:.1f}",
               flush=True)
         rng = random.Random(7)
         msgs: list[Msg] = []
@@ -437,7 +456,8 @@ def main() -> None:
             acc = accession if known else f"X{accession}"
             body, hh = build_message(rng, control, acc, name, rid, birth, critical, a.obx)
             msgs.append(Msg(control, accession, body, a.obx if known else 0, hh, known))
-        worker = Worker(url, work)
+        worker = Worker(url, work, {"YILIANTI_HL7_PROCESSES": str(a.processes), "YILIANTI_HL7_WRITERS": str(a.writers),
+                                    "YILIANTI_HL7_FAST_PATH": "0" if a.reference_path else "1"})
         port = worker.start()
         ref_before = {} if a.no_reference else reference()
         warm = Level(2, msgs[:warmup])
