@@ -1,9 +1,12 @@
 """B3: the order-time recognised-result lookup over HTTP, as a ratio to `pg_reference.sh select 8`.
 
     python bench/recognition.py [--patients 1000000] [--results 10000000] [--pairs 3] [--secs 10] [--quick]
+                                [--keep] [--reuse] [--no-fast]
 
 Needs: a local PostgreSQL (trust auth), `wrk`, pgbench and ../shared/bench/pg_reference.sh.
-Creates the database `ylt_bench_recognition` and drops it at the end.
+Creates the database `ylt_bench_recognition` and drops it at the end (`--keep` leaves it, with the
+token and ids in its table `bench_meta`; `--reuse` runs on the kept database instead of building it).
+`--no-fast` runs the server with YILIANTI_RECOGNITION_FAST_PATH=false (the ORM reference route).
 
 Data (bulk INSERT … SELECT, sized by the flags): patients registered at 香河县人民医院 with a
 sharing consent, each also registered at the Beijing hospital that looks them up; results spread
@@ -11,8 +14,9 @@ over ten items (a third of them thyroid panels with three observations each — 
 香河 (QC-qualified in 京津冀), another qualified member and an unqualified one, reported over the
 past 200 days; the 京津冀 region scope with validity windows. Every request is
 `GET /api/v1/recognition/lookup?patient_id=<random>&item_code=TFT` with the Beijing doctor's
-API token: the access check (care relationship + consent), the audit row of the read (written
-in the request's transaction), the scope/QC/validity rules and the values.
+API token: the access check (care relationship + consent), the audit row of the read (queued and
+written by COPY at least every second on the fast path — DOMAIN.md §4b; in the request's
+transaction on the reference route), the scope/QC/validity rules and the values.
 
 Protocol (PERFORMANCE.md): warm-up, then pairs of (reference, app at max rate) interleaved; the
 ratio is the median of per-pair app req/s ÷ reference tps; then one run at ~60 % of the app's
@@ -146,6 +150,9 @@ def setup(base_url: str, patients: int, results: int) -> tuple[str, str, dict[st
                                (3, '3016-3', 'TSH', '2.1', 'mIU/L')) AS v(n, code, name, value, units)
             WHERE o.item_code = 'LAB-TFT'"""))
         c.execute(text("ANALYZE"))
+        c.execute(text("CREATE TABLE bench_meta (k text PRIMARY KEY, v text)"))
+        for k, v in {**ids, "token": token, "patients": patients, "results": results}.items():
+            c.execute(text("INSERT INTO bench_meta VALUES (:k, :v)"), {"k": k, "v": str(v)})
     print(f"data: {patients} patients, {results} results in {time.perf_counter() - started:.0f} s", flush=True)
     engine.dispose()
     return url, token, ids
@@ -162,22 +169,39 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="100k patients, 1M results, 2 pairs × 5 s")
     ap.add_argument("--port", type=int, default=8793)
+    ap.add_argument("--keep", action="store_true", help="leave the database for --reuse")
+    ap.add_argument("--reuse", action="store_true", help="run on the database a --keep run left")
+    ap.add_argument("--no-fast", action="store_true", help="the ORM reference route (fast path off)")
     args = ap.parse_args()
     if args.quick:
         args.patients, args.results, args.pairs, args.secs = 100_000, 1_000_000, 2, 5
-    url, token, ids = setup(args.url, args.patients, args.results)
+    if args.reuse:
+        url = f"{args.url}/{DBNAME}"
+        with create_engine(url.replace("postgresql://", "postgresql+psycopg://")).connect() as c:
+            meta = dict(c.execute(text("SELECT k, v FROM bench_meta")).tuples().all())
+        token = meta.pop("token")
+        ids = {k: int(v) for k, v in meta.items()}
+        args.patients, args.results = ids["patients"], ids["results"]
+        print(f"reusing {DBNAME}: {args.patients} patients, {args.results} results", flush=True)
+    else:
+        url, token, ids = setup(args.url, args.patients, args.results)
+    if args.no_fast:
+        os.environ["YILIANTI_RECOGNITION_FAST_PATH"] = "false"
     server = bb.start_server(url, args.port, args.workers)
+    runs: list[dict[str, object]] = []
+    before = None
     base = f"http://127.0.0.1:{args.port}"
     out: dict[str, object] = {"at": datetime.now(UTC).isoformat(timespec="minutes"), "nproc": os.cpu_count(),
                               "patients": args.patients, "results": args.results, "clients": args.clients,
-                              "workers": args.workers, "pairs": []}
+                              "workers": args.workers, "fast_path": not args.no_fast, "pairs": []}
     try:
         script = LUA % {"pmin": ids["pmin"], "pmax": ids["pmax"], "token": token, "delay": 0}
-        bb.wrk(base, script, args.clients, 3)  # warm-up
+        runs = [bb.wrk(base, script, args.clients, 3)]  # warm-up
         pairs = []
         for i in range(args.pairs):
             ref = bb.reference("select", 8, args.secs)
             app = bb.wrk(base, script, args.clients, args.secs)
+            runs.append(app)
             ratio = float(app["rps"]) / ref["tps"]  # type: ignore[arg-type]
             pairs.append({"ref": ref, "app": app, "ratio": ratio})
             print(f"pair {i}: app {app['rps']:.0f} req/s p50 {app['p50_ms']:.1f} ms p99 {app['p99_ms']:.1f} ms "
@@ -190,6 +214,7 @@ def main() -> int:
         delay = max(1, int(args.clients * 1000 / (0.6 * max_rps) - mean_ms))
         paced = bb.wrk(base, LUA % {"pmin": ids["pmin"], "pmax": ids["pmax"], "token": token,
                                                        "delay": delay}, args.clients, args.secs)
+        runs.append(paced)
         out["paced"] = {"delay_ms": delay, **paced, "share_of_max": float(paced["rps"]) / max_rps}  # type: ignore[arg-type]
         out["median_ratio"] = statistics.median(p["ratio"] for p in pairs)  # type: ignore[misc]
         print(f"paced at {float(paced['rps']) / max_rps:.0%} of max ({paced['rps']:.0f} req/s): "
@@ -197,16 +222,29 @@ def main() -> int:
         print(f"median ratio {out['median_ratio']:.3f} (target ≥ 0.20); p99 at ~60 % {paced['p99_ms']:.1f} ms "
               f"(target ≤ 50)")
         with create_engine(url.replace("postgresql://", "postgresql+psycopg://")).connect() as c:
-            out["audit_rows"] = c.execute(text(
+            before = c.execute(text(
                 "SELECT count(*) FROM audit_event WHERE resource_type = 'recognition_lookup'")).scalar()
-        print(f"audit rows of lookups: {out['audit_rows']}")
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-        admin = create_engine(args.url + "/postgres", isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f"DROP DATABASE IF EXISTS {DBNAME} WITH (FORCE)"))
-        admin.dispose()
+    try:
+        # after the shutdown: the batched read audits are all written by then
+        with create_engine(url.replace("postgresql://", "postgresql+psycopg://")).connect() as c:
+            out["audit_rows"] = c.execute(text(
+                "SELECT count(*) FROM audit_event WHERE resource_type = 'recognition_lookup'")).scalar()
+        print(f"audit rows of lookups: {out['audit_rows']} ({before} before the server stopped)")
+        out["ok_requests"] = sum(int(r["status"].get(200, 0)) for r in runs)  # type: ignore[attr-defined]
+        print(f"200 answers in all runs (warm-up and paced included): {out['ok_requests']}")
+    finally:
+        if not args.keep:
+            admin = create_engine(args.url + "/postgres", isolation_level="AUTOCOMMIT")
+            with admin.connect() as c:
+                c.execute(text(f"DROP DATABASE IF EXISTS {DBNAME} WITH (FORCE)"))
+            admin.dispose()
+    return _written(out)
+
+
+def _written(out: dict[str, object]) -> int:
     path = Path(__file__).resolve().parent / "out" / f"recognition-{datetime.now(UTC):%Y%m%dT%H%M}.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, ensure_ascii=False, indent=1, default=str))
