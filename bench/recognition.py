@@ -178,7 +178,7 @@ def main() -> int:
     if args.reuse:
         url = f"{args.url}/{DBNAME}"
         with create_engine(url.replace("postgresql://", "postgresql+psycopg://")).connect() as c:
-            meta = dict(c.execute(text("SELECT k, v FROM bench_meta")).tuples().all())
+            meta = {k: v for k, v in c.execute(text("SELECT k, v FROM bench_meta"))}
         token = meta.pop("token")
         ids = {k: int(v) for k, v in meta.items()}
         args.patients, args.results = ids["patients"], ids["results"]
