@@ -128,7 +128,7 @@ def resident_ids(db: Session, patient_ids: list[int]) -> dict[int, str]:
         return {}
     rows = db.execute(select(PatientIdentifier.patient_id, PatientIdentifier.value).where(
         PatientIdentifier.patient_id.in_(patient_ids), PatientIdentifier.authority == Authority.resident_id))
-    return {pid: value for pid, value in rows}
+    return {pid: value for pid, value in rows if value is not None}
 
 
 def institution_names(db: Session, ids: set[int | None] | list[int | None]) -> dict[int, str]:
