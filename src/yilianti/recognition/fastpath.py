@@ -36,13 +36,13 @@ from urllib.parse import parse_qs
 
 import asyncpg
 from fastapi import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from yilianti.audit import batch
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
-from yilianti.exceptions import AppError, error_body, render_error, request_locale
-from yilianti.fastdb import Busy, _token_subject, on_postgresql, pool
+from yilianti.exceptions import AppError, request_locale
+from yilianti.fastdb import Busy, FastRoute, _token_subject, on_postgresql, pool
 from yilianti.kit import clock
 from yilianti.kit.i18n import translate
 from yilianti.recognition import service
@@ -320,44 +320,23 @@ async def lookup(subject: Subject, patient_id: int, item_code: str, locale: str,
 # ------------------------------------------------------------------------------------ the ASGI route
 
 
-class RecognitionRoute:
+class RecognitionRoute(FastRoute):
     """Pure ASGI: `GET /api/v1/recognition/lookup` with a bearer token, served before the framework stack.
 
     Everything it cannot decide goes to the app unchanged (a GET has no body to replay).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    method = "GET"
+    stats = stats
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "GET" or not enabled():
-            await self.app(scope, receive, send)
-            return
-        token = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                if value[:7].lower() == b"bearer ":
-                    token = value[7:].decode("latin-1").strip()
-                break
-        out = await self._lookup(scope, token) if token else None
-        if out is None:
-            stats["fallback"] += 1
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope)
-        if isinstance(out, AppError):
-            response = render_error(request, out.status, error_body(request, out.code, out.message, out.fields,
-                                                                    out.params))
-            if isinstance(out, Busy):
-                response.headers["Retry-After"] = "1"
-            await response(scope, receive, send)
-            return
-        stats["statement"] += 1
-        payload = _dump(out)
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(payload)).encode())]})
-        await send({"type": "http.response.body", "body": payload})
+    def claim(self, scope: Scope) -> Any:
+        return True if scope["path"] == PATH and enabled() else None
+
+    async def serve(self, scope: Scope, token: str, claimed: Any, body: bytes) -> dict[str, Any] | AppError | None:
+        return await self._lookup(scope, token)
+
+    def dump(self, out: dict[str, Any]) -> bytes:
+        return _dump(out)
 
     async def _lookup(self, scope: Scope, token: str) -> dict[str, Any] | AppError | None:
         try:

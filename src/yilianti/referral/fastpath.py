@@ -35,12 +35,12 @@ from typing import Any
 import asyncpg
 from fastapi import Request
 from pydantic import ValidationError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
-from yilianti.exceptions import AppError, Conflict, Forbidden, NotFound, error_body, render_error
-from yilianti.fastdb import Busy, _token_subject, on_postgresql, pool
+from yilianti.exceptions import AppError, Conflict, Forbidden, NotFound
+from yilianti.fastdb import Busy, FastRoute, _token_subject, on_postgresql, pool
 from yilianti.kit import clock
 from yilianti.referral import states
 from yilianti.referral.service import ACTING_ROLES, STATE_CONFLICT
@@ -163,74 +163,24 @@ async def move(subject: Subject, referral_id: int, to_status: Status, expected_s
     return out
 
 
-class ReferralMoveRoute:
+class ReferralMoveRoute(FastRoute):
     """Pure ASGI: `POST /api/v1/referrals/{id}/transition` with a bearer token, served without the
     framework stack for the moves in FAST_MOVES. Anything else goes to the app unchanged (the body
     replayed), so errors, cookie sessions and OpenAPI stay the route's."""
 
-    MAX_BODY = 16 * 1024
+    stats = stats
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].endswith("/transition"):
-            await self.app(scope, receive, send)
-            return
+    def claim(self, scope: Scope) -> Any:
+        if not scope["path"].endswith("/transition"):
+            return None
         match = PATH.fullmatch(scope["path"])
-        if match is None or not enabled():
-            await self.app(scope, receive, send)
-            return
-        token = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                if value[:7].lower() == b"bearer ":
-                    token = value[7:].decode("latin-1").strip()
-                break
-        if not token:
-            await self.app(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        size, more = 0, True
-        while more and size <= self.MAX_BODY:
-            message = await receive()
-            if message["type"] != "http.request":  # disconnected
-                return
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
-        out = None
-        if not more:
-            out = await self._move(scope, token, int(match.group(1)), body)
-        if isinstance(out, AppError):
-            stats["refused"] += 1
-            request = Request(scope)  # rendered as the app's handler renders it (JSON, Accept-Language)
-            response = render_error(request, out.status, error_body(request, out.code, out.message, out.fields,
-                                                                    out.params))
-            if isinstance(out, Busy):
-                response.headers["Retry-After"] = "1"
-            await response(scope, receive, send)
-            return
-        if out is not None:
-            stats["statement"] += 1
-            payload = _dump(out)
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(payload)).encode())]})
-            await send({"type": "http.response.body", "body": payload})
-            return
-        stats["fallback"] += 1
-        replayed = False
+        return int(match.group(1)) if match is not None and enabled() else None
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": more}
-            return await receive()
+    async def serve(self, scope: Scope, token: str, claimed: Any, body: bytes) -> dict[str, Any] | AppError | None:
+        return await self._move(scope, token, claimed, body)
 
-        await self.app(scope, replay, send)
+    def dump(self, out: dict[str, Any]) -> bytes:
+        return _dump(out)
 
     async def _move(self, scope: Scope, token: str, referral_id: int,
                     raw: bytes) -> dict[str, Any] | AppError | None:

@@ -40,13 +40,13 @@ from typing import Any
 import asyncpg
 from fastapi import Request
 from pydantic import ValidationError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from yilianti.audit import batch
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
-from yilianti.exceptions import AppError, Forbidden, error_body, render_error
-from yilianti.fastdb import Busy, _sync, _token_subject, dispose, on_postgresql, pool, subject_of
+from yilianti.exceptions import AppError, Forbidden
+from yilianti.fastdb import Busy, FastRoute, _sync, _token_subject, dispose, on_postgresql, pool, subject_of
 from yilianti.kit import clock
 from yilianti.models.alliance import GRASSROOTS_KINDS
 from yilianti.models.scheduling import Pool
@@ -234,72 +234,25 @@ def _booking_out(db: Any, subject: Subject, booking_id: int) -> dict[str, Any]:
     return out(booking, session, slot, session.schedule.institution_id)
 
 
-class BookingRoute:
+class BookingRoute(FastRoute):
     """Pure ASGI: `POST /api/v1/bookings` with a bearer token, served without the framework stack.
 
     Anything else, and every case where the statement books nothing, goes to the app
     unchanged (the body replayed), so errors, cookie sessions and OpenAPI stay the route's.
     """
 
-    MAX_BODY = 16 * 1024
+    ok_status = 201
+    count_fallback = False  # the route's `book` counts the fallbacks it serves
+    stats = stats
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def claim(self, scope: Scope) -> Any:
+        return True if scope["path"] == PATH and enabled() else None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST" or not enabled():
-            await self.app(scope, receive, send)
-            return
-        token = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                if value[:7].lower() == b"bearer ":
-                    token = value[7:].decode("latin-1").strip()
-                break
-        if not token:
-            await self.app(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        size, more = 0, True
-        while more and size <= self.MAX_BODY:
-            message = await receive()
-            if message["type"] != "http.request":  # disconnected
-                return
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
-        out = None
-        if not more:
-            out = await self._book(scope, token, body)
-        if isinstance(out, AppError):
-            stats["refused"] += 1
-            # rendered as the app's handler renders it (JSON, translated by Accept-Language)
-            request = Request(scope)
-            response = render_error(request, out.status, error_body(request, out.code, out.message, out.fields,
-                                                                    out.params))
-            if isinstance(out, Busy):
-                response.headers["Retry-After"] = "1"
-            await response(scope, receive, send)
-            return
-        if out is not None:
-            stats["statement"] += 1
-            payload = _dump(out)
-            await send({"type": "http.response.start", "status": 201,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(payload)).encode())]})
-            await send({"type": "http.response.body", "body": payload})
-            return
-        replayed = False
+    async def serve(self, scope: Scope, token: str, claimed: Any, body: bytes) -> dict[str, Any] | AppError | None:
+        return await self._book(scope, token, body)
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": more}
-            return await receive()
-
-        await self.app(scope, replay, send)
+    def dump(self, out: dict[str, Any]) -> bytes:
+        return _dump(out)
 
     async def _book(self, scope: Scope, token: str, raw: bytes) -> dict[str, Any] | AppError | None:
         try:
