@@ -8,24 +8,19 @@ then off (the reference `service.lookup`) — and the two JSON bodies must be eq
 from __future__ import annotations
 
 import os
-import socket
-import threading
 import time
 from datetime import timedelta
 
 import httpx
 import pytest
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import sessionmaker
 
 from tests import builders as b
+from tests.live import api_token, live_server
 from tests.recognition.helpers import days_ago, thyroid, world
-from yilianti import db as dbmod
-from yilianti.auth.security import new_api_token
 from yilianti.config import get_settings
 from yilianti.kit import clock
-from yilianti.migrate import upgrade
-from yilianti.models import ApiToken, AuditEvent
+from yilianti.models import AuditEvent
 from yilianti.models.recognition import QualifiedInstitution
 from yilianti.recognition import fastpath
 
@@ -34,45 +29,13 @@ pytestmark = pytest.mark.skipif(os.environ.get("YILIANTI_TEST_BACKEND") != "post
 
 
 def _token(db, subject) -> str:  # type: ignore[no-untyped-def]
-    token, prefix, hashed = new_api_token()
-    db.add(ApiToken(user_id=subject.user_id, institution_id=subject.acting_institution_id, name="his",
-                    prefix=prefix, token_hash=hashed))
-    return token
+    return api_token(db, subject)
 
 
 @pytest.fixture(scope="module")
 def server(test_db):  # type: ignore[no-untyped-def]
-    import uvicorn
-
-    from yilianti.main import create_app
-
-    url = test_db.new_database_url()
-    upgrade(url)
-    settings = get_settings()
-    saved = (settings.database_url, settings.recognition_fast_path)
-    settings.database_url, settings.recognition_fast_path = url, True
-    engine = dbmod.make_engine(url)
-    factory = sessionmaker(bind=engine, expire_on_commit=False)
-    previous = (dbmod._engine, dbmod._factory)
-    dbmod.set_session_factory(factory, engine)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(run_jobs=False), host="127.0.0.1", port=port,
-                                        log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", factory
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
-        engine.dispose()
-        dbmod._engine, dbmod._factory = previous
-        settings.database_url, settings.recognition_fast_path = saved
+    with live_server(test_db, recognition_fast_path=True) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

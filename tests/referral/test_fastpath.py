@@ -9,24 +9,19 @@ exactly one winner.
 from __future__ import annotations
 
 import os
-import socket
 import threading
-import time
 from collections import Counter
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import sessionmaker
 
 from tests import builders as b
+from tests.live import api_token, live_server
 from tests.referral.helpers import drive, setup, submitted_up
-from yilianti import db as dbmod
-from yilianti.auth.security import new_api_token
 from yilianti.config import get_settings
-from yilianti.migrate import upgrade
-from yilianti.models import ApiToken, AuditEvent
+from yilianti.models import AuditEvent
 from yilianti.models.outbox import OutboxMessage
 from yilianti.models.referral import Referral, ReferralHistory
 
@@ -35,45 +30,13 @@ pytestmark = pytest.mark.skipif(os.environ.get("YILIANTI_TEST_BACKEND") != "post
 
 
 def _token(db, subject) -> str:  # type: ignore[no-untyped-def]
-    token, prefix, hashed = new_api_token()
-    db.add(ApiToken(user_id=subject.user_id, institution_id=subject.acting_institution_id, name="his",
-                    prefix=prefix, token_hash=hashed))
-    return token
+    return api_token(db, subject)
 
 
 @pytest.fixture(scope="module")
 def server(test_db):  # type: ignore[no-untyped-def]
-    import uvicorn
-
-    from yilianti.main import create_app
-
-    url = test_db.new_database_url()
-    upgrade(url)
-    settings = get_settings()
-    saved = (settings.database_url, settings.referral_fast_path, settings.auth_cache_seconds)
-    settings.database_url, settings.referral_fast_path, settings.auth_cache_seconds = url, True, 5.0
-    engine = dbmod.make_engine(url)
-    factory = sessionmaker(bind=engine, expire_on_commit=False)
-    previous = (dbmod._engine, dbmod._factory)
-    dbmod.set_session_factory(factory, engine)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(run_jobs=False), host="127.0.0.1", port=port,
-                                        log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", factory
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
-        engine.dispose()
-        dbmod._engine, dbmod._factory = previous
-        settings.database_url, settings.referral_fast_path, settings.auth_cache_seconds = saved
+    with live_server(test_db, referral_fast_path=True, auth_cache_seconds=5.0) as served:
+        yield served
 
 
 def _post(base: str, referral_id: int, token: str, to: str, expected: str, *, fast: bool,

@@ -1,0 +1,69 @@
+"""A real uvicorn server on a database of its own, for the PostgreSQL hot-path tests.
+
+The hot paths (booking, referral moves, recognition lookup) are pure-ASGI routes with their own
+asyncpg pool: they are tested as member systems use them — over HTTP with API tokens, real commits.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from yilianti import db as dbmod
+from yilianti.auth.security import new_api_token
+from yilianti.authz.subject import Subject
+from yilianti.config import get_settings
+from yilianti.migrate import upgrade
+from yilianti.models import ApiToken
+
+
+def api_token(db: Session, subject: Subject) -> str:
+    token, prefix, hashed = new_api_token()
+    db.add(ApiToken(user_id=subject.user_id, institution_id=subject.acting_institution_id, name="his",
+                    prefix=prefix, token_hash=hashed))
+    return token
+
+
+@contextmanager
+def live_server(test_db: Any, **overrides: Any) -> Iterator[tuple[str, sessionmaker[Session]]]:
+    """Serve the app on a fresh migrated database with these settings; yields (base URL, session factory)."""
+    import uvicorn
+
+    from yilianti.main import create_app
+
+    url = test_db.new_database_url()
+    upgrade(url)
+    settings = get_settings()
+    overrides = {"database_url": url, **overrides}
+    saved = {name: getattr(settings, name) for name in overrides}
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    engine = dbmod.make_engine(url)
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    previous = (dbmod._engine, dbmod._factory)
+    dbmod.set_session_factory(factory, engine)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(create_app(run_jobs=False), host="127.0.0.1", port=port,
+                                        log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", factory
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+        engine.dispose()
+        dbmod._engine, dbmod._factory = previous
+        for name, value in saved.items():
+            setattr(settings, name, value)
