@@ -153,13 +153,30 @@ def normalise_db_url(url: str) -> str:
 
 
 def _read_or_create(path: Path, make) -> str:  # type: ignore[no-untyped-def]
-    if path.exists():
-        return path.read_text().strip()
+    """Read a generated secret, or create it (0600). Processes and threads starting at once agree on
+    one value: the file is written under a temporary name and linked into place, so it appears
+    complete, and whoever links second reads the winner's value."""
+    try:
+        value = path.read_text().strip()
+        if value:
+            return value
+    except FileNotFoundError:
+        pass
     path.parent.mkdir(parents=True, exist_ok=True)
     value = make()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(value + "\n")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(value + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            value = path.read_text().strip()
+    finally:
+        tmp.unlink(missing_ok=True)
     return value
 
 
