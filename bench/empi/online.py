@@ -44,6 +44,7 @@ from yilianti.empi import online  # noqa: E402
 from yilianti.kit import crypto  # noqa: E402
 from yilianti.migrate import upgrade  # noqa: E402
 from yilianti.models.alliance import Institution  # noqa: E402
+from yilianti.models.patient import Patient  # noqa: E402
 from yilianti.patients import service as patients  # noqa: E402
 
 
@@ -246,10 +247,10 @@ def run(url: str, persons: list[dict[str, Any]], insts: dict[str, int], g: Gen, 
     with factory() as db:
         sizes = dict(db.execute(text("SELECT 'records', count(*) FROM patient_record")).all())
         for form, pid in false_links[:10]:  # what was wrongly joined, for the record
-            other = db.execute(text("SELECT name, birth_date, phone, address FROM patient WHERE id = :i"),
-                               {"i": pid}).one()
+            other = db.get(Patient, pid)  # the phone is encrypted at rest: read through the model
+            assert other is not None
             print(f"  false link: {form['name']} {form['birth_date']} {form['phone']} {form['address']} "
-                  f"→ #{pid} {other[0]} {other[1]} {other[2]} {other[3]}", flush=True)
+                  f"→ #{pid} {other.name} {other.birth_date} {other.phone} {other.address}", flush=True)
     engine.dispose()
     lat.sort()
     return {"registrations": len(lat), "seconds": wall, "per_s": len(lat) / wall,
