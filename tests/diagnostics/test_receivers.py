@@ -23,5 +23,11 @@ def test_start_all_listens_on_the_configured_ports(committed, tmp_path, capsys):
                 pass
     finally:
         handle.stop()
-    with socket.socket() as s:  # both ports are free again
-        s.bind(("127.0.0.1", hl7_port))
+    # both ports are free again: a restarted receiver can listen there. SO_REUSEADDR as servers set
+    # it — without it a connection of ours left in TIME_WAIT made this bind fail now and then; with
+    # it, Linux still refuses while a socket is listening on the port.
+    for port in (hl7_port, dicom_port):
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))
+            s.listen()
