@@ -11,6 +11,8 @@
 - `GET  /api/v1/recognition/items`, `PUT /api/v1/recognition/rules` (valid_days > 0),
   `POST /api/v1/recognition/catalogue` (CSV/XLSX upload, all rows or none),
   `GET  /api/v1/recognition/marks?order_id=…` HR marks of results.
+- Maintenance (administrators): `POST /items`, `PUT /items/{code}`, `DELETE /rules?item_code=&scope_code=`,
+  `GET|POST /qualifications`, `PUT|DELETE /qualifications/{id}` (QC period from/to) — 422 per field.
 """
 
 from __future__ import annotations
@@ -25,11 +27,16 @@ from sqlalchemy import select
 from yilianti.auth.deps import DB, Clinical, CurrentSubject
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
-from yilianti.exceptions import Forbidden, InvalidInput
+from yilianti.exceptions import Forbidden, InvalidInput, NotFound
 from yilianti.kit.i18n import translate
 from yilianti.models.diagnostics import DiagnosticOrder
-from yilianti.models.recognition import RecognitionItem, RecognitionRule, RecognitionScope
-from yilianti.recognition import catalogue, service
+from yilianti.models.recognition import (
+    QualifiedInstitution,
+    RecognitionItem,
+    RecognitionRule,
+    RecognitionScope,
+)
+from yilianti.recognition import admin, catalogue, service
 from yilianti.recognition.results import ExternalResultIn, import_external_result
 
 router = APIRouter(prefix="/api/v1/recognition", tags=["recognition"])
@@ -248,3 +255,112 @@ def import_catalogue(db: DB, subject: CurrentSubject, file: UploadFile) -> dict[
         raise InvalidInput(fields={"file": "文件是空的"})
     summary = catalogue.import_catalogue(db, subject, catalogue.read_rows(content, file.filename or ""))
     return summary.__dict__
+
+
+# ------------------------------------------------------------------------------------ catalogue maintenance
+# Administrators (platform / alliance): the same checks as the pages (`recognition.admin`); any wrong field →
+# 422 with one message per field and nothing written; every change audited.
+
+class ItemBody(BaseModel):
+    code: str = Field(max_length=64)
+    name: str = Field(max_length=200)
+    kind: str = Field(description="lab | imaging")
+    loinc: str | None = None
+    codes: list[str] | None = Field(default=None, description="other codes that mean the item; omitted = unchanged")
+    price_yuan: str | None = Field(default=None, description="reference price in yuan, e.g. \"120.00\"")
+    active: bool = True
+
+
+def _item_in(body: ItemBody) -> admin.ItemIn:
+    return admin.ItemIn(code=body.code, name=body.name, kind=body.kind, loinc=body.loinc, codes=body.codes,
+                        price_yuan=body.price_yuan, active=body.active)
+
+
+def _item_out(db: DB, item: RecognitionItem) -> ItemOut:
+    scope_codes = {s.id: s.code for s in db.scalars(select(RecognitionScope))}
+    rules = {scope_codes.get(r.scope_id, ""): r.valid_days
+             for r in db.scalars(select(RecognitionRule).where(RecognitionRule.item_id == item.id))}
+    return ItemOut(code=item.code, name=item.name, kind=item.kind, loinc=item.loinc, price_fen=item.price_fen,
+                   rules=rules)
+
+
+@router.post("/items", response_model=ItemOut, status_code=201)
+def create_item(db: DB, subject: CurrentSubject, body: ItemBody) -> ItemOut:
+    require_catalogue_admin(subject)
+    return _item_out(db, admin.save_item(db, subject, _item_in(body)))
+
+
+@router.put("/items/{code}", response_model=ItemOut)
+def update_item(db: DB, subject: CurrentSubject, code: str, body: ItemBody) -> ItemOut:
+    require_catalogue_admin(subject)
+    item = admin.item_by_code(db, code)
+    return _item_out(db, admin.save_item(db, subject, _item_in(body), item_id=item.id))
+
+
+@router.delete("/rules", status_code=204)
+def delete_rule(db: DB, subject: CurrentSubject, item_code: str = Query(...), scope_code: str = Query(...)) -> None:
+    require_catalogue_admin(subject)
+    item = service.require_item(db, item_code)
+    rule = db.scalar(select(RecognitionRule).join(RecognitionScope, RecognitionScope.id == RecognitionRule.scope_id)
+                     .where(RecognitionRule.item_id == item.id, RecognitionScope.code == scope_code))
+    if rule is None:
+        raise NotFound("互认范围设置不存在")
+    admin.remove_rule(db, subject, rule.id)
+
+
+class QualificationBody(BaseModel):
+    item_code: str = Field(max_length=64)
+    scope_code: str = Field(max_length=32)
+    institution_id: int | None = None
+    qc_from: str | None = Field(default=None, description="YYYY-MM-DD")
+    qc_to: str | None = Field(default=None, description="YYYY-MM-DD, not before qc_from")
+    qc_body: str | None = None
+
+
+class QualificationOut(BaseModel):
+    id: int
+    item_code: str
+    scope_code: str
+    institution_id: int
+    qc_from: date
+    qc_to: date
+    qc_body: str | None
+
+
+def _qual_out(db: DB, q: QualifiedInstitution) -> QualificationOut:
+    item, scope = db.get(RecognitionItem, q.item_id), db.get(RecognitionScope, q.scope_id)
+    return QualificationOut(id=q.id, item_code=item.code if item else "", scope_code=scope.code if scope else "",
+                            institution_id=q.institution_id, qc_from=q.qc_from, qc_to=q.qc_to, qc_body=q.qc_body)
+
+
+@router.get("/qualifications", response_model=list[QualificationOut])
+def list_qualifications(db: DB, subject: CurrentSubject, item_code: str | None = None) -> list[QualificationOut]:
+    q = select(QualifiedInstitution).order_by(QualifiedInstitution.item_id, QualifiedInstitution.institution_id,
+                                              QualifiedInstitution.qc_from)
+    if item_code:
+        q = q.where(QualifiedInstitution.item_id == service.require_item(db, item_code).id)
+    return [_qual_out(db, row) for row in db.scalars(q.limit(5000))]
+
+
+def _qual_in(body: QualificationBody) -> admin.QualificationIn:
+    return admin.QualificationIn(item_code=body.item_code, scope_code=body.scope_code,
+                                 institution_id=body.institution_id, qc_from=body.qc_from, qc_to=body.qc_to,
+                                 qc_body=body.qc_body)
+
+
+@router.post("/qualifications", response_model=QualificationOut, status_code=201)
+def create_qualification(db: DB, subject: CurrentSubject, body: QualificationBody) -> QualificationOut:
+    require_catalogue_admin(subject)
+    return _qual_out(db, admin.save_qualification(db, subject, _qual_in(body)))
+
+
+@router.put("/qualifications/{qual_id}", response_model=QualificationOut)
+def update_qualification(db: DB, subject: CurrentSubject, qual_id: int, body: QualificationBody) -> QualificationOut:
+    require_catalogue_admin(subject)
+    return _qual_out(db, admin.save_qualification(db, subject, _qual_in(body), qual_id=qual_id))
+
+
+@router.delete("/qualifications/{qual_id}", status_code=204)
+def delete_qualification(db: DB, subject: CurrentSubject, qual_id: int) -> None:
+    require_catalogue_admin(subject)
+    admin.remove_qualification(db, subject, qual_id)

@@ -17,18 +17,20 @@ from sqlalchemy.orm import Session
 from yilianti.auth.deps import DB, Clinical, CurrentSubject
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
-from yilianti.exceptions import AppError, InvalidInput
-from yilianti.models.alliance import Department, Institution
+from yilianti.exceptions import AppError, InvalidInput, NotFound
+from yilianti.kit import clock
+from yilianti.models.alliance import Alliance, Department, Institution
 from yilianti.models.patient import Patient
 from yilianti.models.recognition import (
     QualifiedInstitution,
     RecognitionItem,
+    RecognitionItemCode,
     RecognitionRule,
     RecognitionScope,
     RecognitionScopeArea,
 )
 from yilianti.models.referral import Referral
-from yilianti.recognition import catalogue, service
+from yilianti.recognition import admin, catalogue, service
 from yilianti.recognition.api import require_catalogue_admin
 from yilianti.web.forms import errors_of, opt_int
 from yilianti.web.render import render_page, t
@@ -119,12 +121,14 @@ def decision_page(request: Request, db: DB, subject: Clinical, decision_id: int)
 
 
 @router.get("/recognition/catalogue")
-def catalogue_page(request: Request, db: DB, subject: CurrentSubject, imported: str = "") -> Response:
-    return _catalogue(request, db, subject, {}, imported)
+def catalogue_page(request: Request, db: DB, subject: CurrentSubject, imported: str = "", saved: str = "") -> Response:
+    return _catalogue(request, db, subject, {}, imported, saved=saved)
 
 
 def _catalogue(request: Request, db: Session, subject: Subject, errors: dict[str, str], imported: str = "",
-               status_code: int = 200) -> Response:
+               status_code: int = 200, *, saved: str = "", qual_errors: dict[str, str] | None = None,
+               qual_values: dict[str, str] | None = None, scope_errors: dict[str, str] | None = None,
+               scope_values: dict[str, str] | None = None) -> Response:
     scopes = list(db.scalars(select(RecognitionScope).order_by(RecognitionScope.id)))
     areas: dict[int, list[str]] = {}
     for a in db.scalars(select(RecognitionScopeArea)):
@@ -139,9 +143,14 @@ def _catalogue(request: Request, db: Session, subject: Subject, errors: dict[str
              for q in db.scalars(select(QualifiedInstitution).order_by(QualifiedInstitution.institution_id,
                                                                        QualifiedInstitution.item_id))]
     return render_page(request, "recognition/catalogue.html", {
-        "items": _items(db), "scopes": scopes, "areas": areas, "rules": rules, "quals": quals,
+        "items": list(db.scalars(select(RecognitionItem).order_by(RecognitionItem.active.desc(), RecognitionItem.kind,
+                                                                  RecognitionItem.code))),
+        "scopes": scopes, "areas": areas, "rules": rules, "quals": quals,
         "errors": errors, "imported": imported, "can_import": subject.has("system_admin", "alliance_admin"),
-        "kinds": service.SCOPE_KINDS, "item_kinds": service.ITEM_KINDS}, status_code=status_code)
+        "kinds": service.SCOPE_KINDS, "item_kinds": service.ITEM_KINDS, "saved": saved,
+        "qual_errors": qual_errors or {}, "qual_values": qual_values or {}, "scope_errors": scope_errors or {},
+        "scope_values": scope_values or {}, "institutions": _institutions(db),
+        "alliances": list(db.scalars(select(Alliance).order_by(Alliance.name)))}, status_code=status_code)
 
 
 @router.post("/recognition/catalogue")
@@ -178,3 +187,228 @@ def report_page(request: Request, db: DB, subject: CurrentSubject, months: int =
     return render_page(request, "recognition/report.html", {
         "data": data, "chart": chart, "months": months, "institution_id": inst,
         "institutions": list(db.scalars(q.limit(300)))})
+
+
+# ------------------------------------------------------------------------------------ catalogue management
+# For platform and alliance administrators (`require_catalogue_admin`): items, their scopes with the
+# validity window, QC-qualified institutions with their periods, scopes. Every form re-renders with the
+# field errors and status 422 when anything is wrong; nothing is written then (`recognition.admin`).
+
+_ITEM_FIELDS = ("code", "name", "kind", "loinc", "codes", "price_yuan", "active")
+_QUAL_FIELDS = ("item_code", "scope_code", "institution_id", "qc_from", "qc_to", "qc_body")
+
+
+def _form_values(form: Any, names: tuple[str, ...]) -> dict[str, str]:
+    return {k: str(form.get(k) or "").strip() for k in names}
+
+
+def _institutions(db: Session) -> list[Institution]:
+    return list(db.scalars(select(Institution).order_by(Institution.province, Institution.city, Institution.name)
+                           .limit(2000)))
+
+
+def _item_page(request: Request, db: Session, item: RecognitionItem | None, *, values: dict[str, str] | None = None,
+               errors: dict[str, dict[str, str]] | None = None, status_code: int = 200, saved: str = "") -> Response:
+    all_scopes = list(db.scalars(select(RecognitionScope).where(RecognitionScope.active.is_(True))
+                                 .order_by(RecognitionScope.id)))
+    scope_by_id = {s.id: s for s in all_scopes}
+    rules: list[tuple[RecognitionRule, RecognitionScope | None]] = []
+    quals: list[tuple[QualifiedInstitution, str, str]] = []
+    codes: list[str] = []
+    if item is not None:
+        rules = [(r, scope_by_id.get(r.scope_id)) for r in db.scalars(
+            select(RecognitionRule).where(RecognitionRule.item_id == item.id).order_by(RecognitionRule.scope_id))]
+        inst_names = {i.id: i.name for i in db.scalars(select(Institution).where(Institution.id.in_(
+            select(QualifiedInstitution.institution_id).where(QualifiedInstitution.item_id == item.id))))}
+        quals = [(q, inst_names.get(q.institution_id, ""), scope_by_id[q.scope_id].name if q.scope_id in scope_by_id else "")
+                 for q in db.scalars(select(QualifiedInstitution).where(QualifiedInstitution.item_id == item.id)
+                                     .order_by(QualifiedInstitution.institution_id, QualifiedInstitution.qc_from))]
+        codes = [c.code for c in db.scalars(select(RecognitionItemCode).where(RecognitionItemCode.item_id == item.id,
+                                                                              RecognitionItemCode.system == "local")
+                                            .order_by(RecognitionItemCode.id))]
+    base = {"code": item.code, "name": item.name, "kind": item.kind, "loinc": item.loinc or "",
+            "codes": "; ".join(codes),
+            "price_yuan": "" if item.price_fen is None else f"{item.price_fen / 100:.2f}",
+            "active": "1" if item.active else ""} if item is not None else {"kind": "lab", "active": "1"}
+    return render_page(request, "recognition/item.html", {
+        "item": item, "values": base | (values or {}), "errors": errors or {}, "rules": rules, "quals": quals,
+        "scopes": all_scopes, "institutions": _institutions(db), "item_kinds": service.ITEM_KINDS,
+        "today": clock.today_local(), "saved": saved}, status_code=status_code)
+
+
+def _failed(request: Request, db: Session, exc: AppError) -> dict[str, str]:
+    db.rollback()
+    return errors_of(request, exc) | {"_form": t(request, exc.message, **exc.params)}
+
+
+@router.get("/recognition/catalogue/items/new")
+def item_new_page(request: Request, db: DB, subject: CurrentSubject) -> Response:
+    require_catalogue_admin(subject)
+    return _item_page(request, db, None)
+
+
+def _item_in(values: dict[str, str]) -> admin.ItemIn:
+    return admin.ItemIn(code=values["code"], name=values["name"], kind=values["kind"], loinc=values["loinc"],
+                        codes=admin.split_codes(values["codes"]), price_yuan=values["price_yuan"],
+                        active=values["active"] == "1")
+
+
+@router.post("/recognition/catalogue/items")
+async def item_create_page(request: Request, db: DB, subject: CurrentSubject) -> Response:
+    require_catalogue_admin(subject)
+    values = _form_values(await request.form(), _ITEM_FIELDS)
+    try:
+        item = admin.save_item(db, subject, _item_in(values))
+    except AppError as exc:
+        if exc.status == 404:
+            raise
+        return _item_page(request, db, None, values=values, errors={"item": _failed(request, db, exc)},
+                          status_code=exc.status)
+    return RedirectResponse(f"/recognition/catalogue/items/{item.code}?saved=item", status_code=303)
+
+
+@router.get("/recognition/catalogue/items/{code}")
+def item_page(request: Request, db: DB, subject: CurrentSubject, code: str, saved: str = "") -> Response:
+    require_catalogue_admin(subject)
+    return _item_page(request, db, admin.item_by_code(db, code), saved=saved)
+
+
+@router.post("/recognition/catalogue/items/{code}")
+async def item_update_page(request: Request, db: DB, subject: CurrentSubject, code: str) -> Response:
+    require_catalogue_admin(subject)
+    item = admin.item_by_code(db, code)
+    values = _form_values(await request.form(), _ITEM_FIELDS)
+    try:
+        admin.save_item(db, subject, _item_in(values), item_id=item.id)
+    except AppError as exc:
+        if exc.status == 404:
+            raise
+        errors = _failed(request, db, exc)
+        return _item_page(request, db, db.get(RecognitionItem, item.id), values=values, errors={"item": errors},
+                          status_code=exc.status)
+    return RedirectResponse(f"/recognition/catalogue/items/{values['code']}?saved=item", status_code=303)
+
+
+@router.post("/recognition/catalogue/items/{code}/rules")
+async def rule_page(request: Request, db: DB, subject: CurrentSubject, code: str) -> Response:
+    require_catalogue_admin(subject)
+    item = admin.item_by_code(db, code)
+    form = await request.form()
+    values = _form_values(form, ("scope_code", "valid_days"))
+    try:
+        admin.set_rule(db, subject, item_code=item.code, scope_code=values["scope_code"],
+                       valid_days=values["valid_days"])
+    except AppError as exc:
+        if exc.status == 404:
+            raise
+        errors = _failed(request, db, exc)
+        return _item_page(request, db, db.get(RecognitionItem, item.id),
+                          values={"rule_" + k: v for k, v in values.items()}, errors={"rule": errors},
+                          status_code=exc.status)
+    return RedirectResponse(f"/recognition/catalogue/items/{item.code}?saved=rule", status_code=303)
+
+
+@router.post("/recognition/catalogue/rules/{rule_id}/delete")
+def rule_delete_page(db: DB, subject: CurrentSubject, rule_id: int) -> Response:
+    require_catalogue_admin(subject)
+    rule = db.get(RecognitionRule, rule_id)
+    item = db.get(RecognitionItem, rule.item_id) if rule is not None else None
+    admin.remove_rule(db, subject, rule_id)
+    return RedirectResponse(f"/recognition/catalogue/items/{item.code if item else ''}?saved=rule", status_code=303)
+
+
+def _qual_in(values: dict[str, str]) -> admin.QualificationIn:
+    return admin.QualificationIn(item_code=values["item_code"], scope_code=values["scope_code"],
+                                 institution_id=opt_int(values["institution_id"]), qc_from=values["qc_from"],
+                                 qc_to=values["qc_to"], qc_body=values["qc_body"])
+
+
+@router.post("/recognition/catalogue/qualifications")
+async def qualification_create_page(request: Request, db: DB, subject: CurrentSubject) -> Response:
+    """Add a QC qualification; from an item's page (`back=item`) or from the catalogue page."""
+    require_catalogue_admin(subject)
+    form = await request.form()
+    values = _form_values(form, _QUAL_FIELDS)
+    from_item = str(form.get("back") or "") == "item"
+    try:
+        admin.save_qualification(db, subject, _qual_in(values))
+    except AppError as exc:
+        if exc.status == 404:
+            raise
+        errors = _failed(request, db, exc)
+        item = service.find_item(db, values["item_code"]) if from_item else None
+        if item is not None:
+            return _item_page(request, db, item, values={"q_" + k: v for k, v in values.items()},
+                              errors={"qual": errors}, status_code=exc.status)
+        return _catalogue(request, db, subject, {}, qual_errors=errors, qual_values=values, status_code=exc.status)
+    item = service.find_item(db, values["item_code"])
+    if from_item and item is not None:
+        return RedirectResponse(f"/recognition/catalogue/items/{item.code}?saved=qual", status_code=303)
+    return RedirectResponse("/recognition/catalogue?saved=qual#qualified", status_code=303)
+
+
+@router.get("/recognition/catalogue/qualifications/{qual_id}")
+def qualification_page(request: Request, db: DB, subject: CurrentSubject, qual_id: int) -> Response:
+    require_catalogue_admin(subject)
+    q = db.get(QualifiedInstitution, qual_id)
+    if q is None:
+        raise NotFound("质控资格不存在")
+    item, scope = db.get(RecognitionItem, q.item_id), db.get(RecognitionScope, q.scope_id)
+    values = {"item_code": item.code if item else "", "scope_code": scope.code if scope else "",
+              "institution_id": str(q.institution_id), "qc_from": q.qc_from.isoformat(),
+              "qc_to": q.qc_to.isoformat(), "qc_body": q.qc_body or ""}
+    return _qualification_page(request, db, q, values, {})
+
+
+def _qualification_page(request: Request, db: Session, q: QualifiedInstitution, values: dict[str, str],
+                        errors: dict[str, str], status_code: int = 200) -> Response:
+    return render_page(request, "recognition/qualification.html", {
+        "q": q, "values": values, "errors": errors, "items": _items(db), "institutions": _institutions(db),
+        "scopes": list(db.scalars(select(RecognitionScope).where(RecognitionScope.active.is_(True))
+                                  .order_by(RecognitionScope.id)))}, status_code=status_code)
+
+
+@router.post("/recognition/catalogue/qualifications/{qual_id}")
+async def qualification_update_page(request: Request, db: DB, subject: CurrentSubject, qual_id: int) -> Response:
+    require_catalogue_admin(subject)
+    values = _form_values(await request.form(), _QUAL_FIELDS)
+    try:
+        q = admin.save_qualification(db, subject, _qual_in(values), qual_id=qual_id)
+    except AppError as exc:
+        if exc.status == 404:
+            raise
+        errors = _failed(request, db, exc)
+        q0 = db.get(QualifiedInstitution, qual_id)
+        assert q0 is not None
+        return _qualification_page(request, db, q0, values, errors, status_code=exc.status)
+    item = db.get(RecognitionItem, q.item_id)
+    return RedirectResponse(f"/recognition/catalogue/items/{item.code if item else ''}?saved=qual", status_code=303)
+
+
+@router.post("/recognition/catalogue/qualifications/{qual_id}/delete")
+def qualification_delete_page(db: DB, subject: CurrentSubject, qual_id: int) -> Response:
+    require_catalogue_admin(subject)
+    q = db.get(QualifiedInstitution, qual_id)
+    item = db.get(RecognitionItem, q.item_id) if q is not None else None
+    admin.remove_qualification(db, subject, qual_id)
+    return RedirectResponse(f"/recognition/catalogue/items/{item.code if item else ''}?saved=qual", status_code=303)
+
+
+@router.post("/recognition/catalogue/scopes")
+async def scope_create_page(request: Request, db: DB, subject: CurrentSubject) -> Response:
+    """A new scope: an alliance, or areas written as 北京; 天津; 河北·廊坊 (province, or province·city)."""
+    require_catalogue_admin(subject)
+    values = _form_values(await request.form(), ("code", "name", "kind", "alliance_id", "areas"))
+    areas: list[tuple[str, str | None]] = []
+    for part in admin.split_codes(values["areas"]):
+        prov, _, city = part.replace("/", "·").replace(" ", "·").partition("·")
+        areas.append((prov, city or None))
+    try:
+        service.create_scope(db, subject, code=values["code"], name=values["name"], kind=values["kind"],
+                             alliance_id=opt_int(values["alliance_id"]), areas=areas)
+    except AppError as exc:
+        if exc.status == 404:
+            raise
+        errors = _failed(request, db, exc)
+        return _catalogue(request, db, subject, {}, scope_errors=errors, scope_values=values, status_code=exc.status)
+    return RedirectResponse("/recognition/catalogue?saved=scope#scopes", status_code=303)
