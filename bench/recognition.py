@@ -1,7 +1,7 @@
 """B3: the order-time recognised-result lookup over HTTP, as a ratio to `pg_reference.sh select 8`.
 
     python bench/recognition.py [--patients 1000000] [--results 10000000] [--pairs 3] [--secs 10] [--quick]
-                                [--keep] [--reuse] [--no-fast]
+                                [--keep] [--reuse] [--no-fast] [--mix lookup|record|both]
 
 Needs: a local PostgreSQL (trust auth), `wrk`, pgbench and ../shared/bench/pg_reference.sh.
 Creates the database `ylt_bench_recognition` and drops it at the end (`--keep` leaves it, with the
@@ -17,6 +17,12 @@ past 200 days; the 京津冀 region scope with validity windows. Every request i
 API token: the access check (care relationship + consent), the audit row of the read (queued and
 written by COPY at least every second on the fast path — DOMAIN.md §4b; in the request's
 transaction on the reference route), the scope/QC/validity rules and the values.
+
+B3 is "shared-record AND recognised-result lookup": `--mix record` measures
+`GET /api/v1/patients/<random>/record` with the same token instead (the access check, every
+member's entries newest first with HR marks — the patient's ~10 results, their observations and
+reports, referrals, bookings … — and the read's audit row); `--mix both` (the default) measures the
+two one after the other, each with its own interleaved reference pairs and paced p99 run.
 
 Protocol (PERFORMANCE.md): warm-up, then pairs of (reference, app at max rate) interleaved; the
 ratio is the median of per-pair app req/s ÷ reference tps; then one run at ~60 % of the app's
@@ -41,6 +47,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import booking as bb  # noqa: E402
 
 DBNAME = "ylt_bench_recognition"
+PATHS = {"lookup": '"/api/v1/recognition/lookup?patient_id=" .. p .. "&item_code=TFT"',
+         "record": '"/api/v1/patients/" .. p .. "/record"'}
+AUDITED = {"lookup": "recognition_lookup", "record": "shared_record"}
 CODES = ("TFT", "CBC", "LFT", "RFT", "LIPID", "GLU", "HBA1C", "TM4", "CT-CHEST", "DR-CHEST")
 
 LUA = """
@@ -52,8 +61,7 @@ function setup(thread) table.insert(threads, thread) end
 function init(args) math.randomseed(os.time() * 1000 + math.floor(os.clock() * 1e6)) end
 function request()
   local p = math.random(pmin, pmax)
-  return wrk.format("GET", "/api/v1/recognition/lookup?patient_id=" .. p .. "&item_code=TFT",
-    {["Authorization"] = "Bearer " .. token})
+  return wrk.format("GET", %(path)s, {["Authorization"] = "Bearer " .. token})
 end
 function delay() return pause end
 function response(status, headers, body)
@@ -172,6 +180,8 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="leave the database for --reuse")
     ap.add_argument("--reuse", action="store_true", help="run on the database a --keep run left")
     ap.add_argument("--no-fast", action="store_true", help="the ORM reference route (fast path off)")
+    ap.add_argument("--mix", choices=("lookup", "record", "both"), default="both",
+                    help="the recognised-result lookup, the shared-record read, or both (B3 covers both)")
     args = ap.parse_args()
     if args.quick:
         args.patients, args.results, args.pairs, args.secs = 100_000, 1_000_000, 2, 5
@@ -189,50 +199,33 @@ def main() -> int:
         os.environ["YILIANTI_RECOGNITION_FAST_PATH"] = "false"
     server = bb.start_server(url, args.port, args.workers)
     runs: list[dict[str, object]] = []
-    before = None
+    before: dict[str, int] = {}
     base = f"http://127.0.0.1:{args.port}"
+    mixes = ["lookup", "record"] if args.mix == "both" else [args.mix]
     out: dict[str, object] = {"at": datetime.now(UTC).isoformat(timespec="minutes"), "nproc": os.cpu_count(),
-                              "patients": args.patients, "results": args.results, "clients": args.clients,
-                              "workers": args.workers, "fast_path": not args.no_fast, "pairs": []}
+                              "load_start": os.getloadavg(), "patients": args.patients, "results": args.results,
+                              "clients": args.clients, "workers": args.workers, "fast_path": not args.no_fast,
+                              "mixes": {}}
     try:
-        script = LUA % {"pmin": ids["pmin"], "pmax": ids["pmax"], "token": token, "delay": 0}
-        runs = [bb.wrk(base, script, args.clients, 3)]  # warm-up
-        pairs = []
-        for i in range(args.pairs):
-            ref = bb.reference("select", 8, args.secs)
-            app = bb.wrk(base, script, args.clients, args.secs)
-            runs.append(app)
-            ratio = float(app["rps"]) / ref["tps"]  # type: ignore[arg-type]
-            pairs.append({"ref": ref, "app": app, "ratio": ratio})
-            print(f"pair {i}: app {app['rps']:.0f} req/s p50 {app['p50_ms']:.1f} ms p99 {app['p99_ms']:.1f} ms "
-                  f"status {app['status']} | ref {ref['tps']:.0f} tps p99 {ref['p99_ms']:.2f} ms | "
-                  f"ratio {ratio:.3f}", flush=True)
-        out["pairs"] = pairs
-        max_rps = statistics.median(float(p["app"]["rps"]) for p in pairs)  # type: ignore[index]
-        mean_ms = statistics.median(float(p["app"]["p50_ms"]) for p in pairs)  # type: ignore[index]
-        # each connection waits `delay` ms between its requests: rate ≈ clients / (latency + delay)
-        delay = max(1, int(args.clients * 1000 / (0.6 * max_rps) - mean_ms))
-        paced = bb.wrk(base, LUA % {"pmin": ids["pmin"], "pmax": ids["pmax"], "token": token,
-                                                       "delay": delay}, args.clients, args.secs)
-        runs.append(paced)
-        out["paced"] = {"delay_ms": delay, **paced, "share_of_max": float(paced["rps"]) / max_rps}  # type: ignore[arg-type]
-        out["median_ratio"] = statistics.median(p["ratio"] for p in pairs)  # type: ignore[misc]
-        print(f"paced at {float(paced['rps']) / max_rps:.0%} of max ({paced['rps']:.0f} req/s): "
-              f"p50 {paced['p50_ms']:.1f} ms p99 {paced['p99_ms']:.1f} ms status {paced['status']}")
-        print(f"median ratio {out['median_ratio']:.3f} (target ≥ 0.20); p99 at ~60 % {paced['p99_ms']:.1f} ms "
-              f"(target ≤ 50)")
+        for mix in mixes:
+            print(f"== {mix}: GET {PATHS[mix]}", flush=True)
+            out["mixes"][mix] = _measure(base, mix, ids, token, args, runs)  # type: ignore[index]
         with create_engine(url.replace("postgresql://", "postgresql+psycopg://")).connect() as c:
-            before = c.execute(text(
-                "SELECT count(*) FROM audit_event WHERE resource_type = 'recognition_lookup'")).scalar()
+            for mix in mixes:
+                before[mix] = int(c.execute(text("SELECT count(*) FROM audit_event WHERE resource_type = :r"),
+                                            {"r": AUDITED[mix]}).scalar() or 0)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+    out["load_end"] = os.getloadavg()
     try:
         # after the shutdown: the batched read audits are all written by then
         with create_engine(url.replace("postgresql://", "postgresql+psycopg://")).connect() as c:
-            out["audit_rows"] = c.execute(text(
-                "SELECT count(*) FROM audit_event WHERE resource_type = 'recognition_lookup'")).scalar()
-        print(f"audit rows of lookups: {out['audit_rows']} ({before} before the server stopped)")
+            for mix in mixes:
+                n = int(c.execute(text("SELECT count(*) FROM audit_event WHERE resource_type = :r"),
+                                  {"r": AUDITED[mix]}).scalar() or 0)
+                out[f"audit_rows_{mix}"] = n
+                print(f"audit rows ({AUDITED[mix]}): {n} ({before.get(mix)} before the server stopped)")
         out["ok_requests"] = sum(int(r["status"].get(200, 0)) for r in runs)  # type: ignore[attr-defined]
         print(f"200 answers in all runs (warm-up and paced included): {out['ok_requests']}")
     finally:
@@ -242,6 +235,38 @@ def main() -> int:
                 c.execute(text(f"DROP DATABASE IF EXISTS {DBNAME} WITH (FORCE)"))
             admin.dispose()
     return _written(out)
+
+
+def _measure(base: str, mix: str, ids: dict[str, int], token: str, args: argparse.Namespace,
+             runs: list[dict[str, object]]) -> dict[str, object]:
+    """Warm-up, `args.pairs` interleaved (reference, app at max rate) pairs, one paced run at ~60 %."""
+    def script(delay: int) -> str:
+        return LUA % {"pmin": ids["pmin"], "pmax": ids["pmax"], "token": token, "delay": delay, "path": PATHS[mix]}
+
+    runs.append(bb.wrk(base, script(0), args.clients, 3))  # warm-up
+    pairs = []
+    for i in range(args.pairs):
+        ref = bb.reference("select", 8, args.secs)
+        app = bb.wrk(base, script(0), args.clients, args.secs)
+        runs.append(app)
+        ratio = float(app["rps"]) / ref["tps"]  # type: ignore[arg-type]
+        pairs.append({"ref": ref, "app": app, "ratio": ratio})
+        print(f"{mix} pair {i}: app {app['rps']:.0f} req/s p50 {app['p50_ms']:.1f} ms p99 {app['p99_ms']:.1f} ms "
+              f"status {app['status']} | ref {ref['tps']:.0f} tps p99 {ref['p99_ms']:.2f} ms | "
+              f"ratio {ratio:.3f}", flush=True)
+    max_rps = statistics.median(float(p["app"]["rps"]) for p in pairs)  # type: ignore[index]
+    mean_ms = statistics.median(float(p["app"]["p50_ms"]) for p in pairs)  # type: ignore[index]
+    # each connection waits `delay` ms between its requests: rate ≈ clients / (latency + delay)
+    delay = max(1, int(args.clients * 1000 / (0.6 * max_rps) - mean_ms))
+    paced = bb.wrk(base, script(delay), args.clients, args.secs)
+    runs.append(paced)
+    median_ratio = statistics.median(p["ratio"] for p in pairs)  # type: ignore[misc]
+    print(f"{mix} paced at {float(paced['rps']) / max_rps:.0%} of max ({paced['rps']:.0f} req/s): "
+          f"p50 {paced['p50_ms']:.1f} ms p99 {paced['p99_ms']:.1f} ms status {paced['status']}")
+    print(f"{mix} median ratio {median_ratio:.3f} (target ≥ 0.20); p99 at ~60 % {paced['p99_ms']:.1f} ms "
+          f"(target ≤ 50)", flush=True)
+    return {"pairs": pairs, "median_ratio": median_ratio,
+            "paced": {"delay_ms": delay, **paced, "share_of_max": float(paced["rps"]) / max_rps}}
 
 
 def _written(out: dict[str, object]) -> int:
