@@ -45,6 +45,32 @@ def test_grassroots_doctor_books_reserved_pool_first_and_gets_a_slip(db):  # typ
         service.book(db, w.out_doc, BookingIn(session_id=w.session.id, patient_id=out_patient.id))
 
 
+def test_the_booking_lets_the_site_see_the_patient_until_cancelled_or_a_week_after(db):  # type: ignore[no-untyped-def]
+    from yilianti.authz import policy
+    from yilianti.models.patient import AccessGrant, Patient
+
+    w = world(db, capacity=6)
+    patient = b.patient(db, w.comm_doc, name="王小明")
+    assert policy.decide(db, w.lead_doc, patient.id) is None  # the lead has no relationship yet
+    booking = service.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=patient.id))
+    # the booking itself is the basis: no grant row is written for it
+    assert db.scalar(select(func.count()).select_from(AccessGrant).where(AccessGrant.patient_id == patient.id)) == 0
+    access = policy.decide(db, w.lead_doc, patient.id)
+    assert access is not None and access.basis == "grant" and access.grant_id is None
+    assert patient.id in db.scalars(select(Patient.id).where(policy.readable(w.lead_doc)))
+    # the secondary hospital (no booking there) still sees nothing
+    assert policy.decide(db, w.second_doc, patient.id) is None
+    ends = clock.as_utc(w.session.ends_at)
+    with clock.frozen(ends + timedelta(days=6)):  # arrived or not, until a week after the session
+        assert policy.decide(db, w.lead_doc, patient.id) is not None
+    with clock.frozen(ends + timedelta(days=7, minutes=1)):
+        assert policy.decide(db, w.lead_doc, patient.id) is None
+        assert patient.id not in db.scalars(select(Patient.id).where(policy.readable(w.lead_doc)))
+    service.cancel(db, w.comm_doc, booking.id, "家长改期")  # cancelling ends it at once
+    assert policy.decide(db, w.lead_doc, patient.id) is None
+    assert patient.id not in db.scalars(select(Patient.id).where(policy.readable(w.lead_doc)))
+
+
 def test_members_setting_opens_reserve_to_secondary_hospitals(db):  # type: ignore[no-untyped-def]
     w = world(db, capacity=6, reserve_for="members")
     assert service.availability(db, w.second_doc, w.session.id).pools == ["reserved", "public"]

@@ -18,7 +18,8 @@ from sqlalchemy import func, select
 from tests import builders as b
 from tests.live import api_token, live_server
 from tests.scheduling.helpers import world
-from yilianti.models import AuditEvent, Booking, Slot
+from yilianti.authz import policy
+from yilianti.models import AuditEvent, Booking, Institution, Slot
 from yilianti.models.patient import AccessGrant
 
 pytestmark = pytest.mark.skipif(os.environ.get("YILIANTI_TEST_BACKEND") != "postgresql",
@@ -35,7 +36,7 @@ def server(test_db):  # type: ignore[no-untyped-def]
         yield served
 
 
-def test_fast_booking_writes_booking_grant_and_audit(server):  # type: ignore[no-untyped-def]
+def test_fast_booking_writes_booking_and_audit(server):  # type: ignore[no-untyped-def]
     base, factory = server
     with factory() as db:
         w = world(db, capacity=6, tag="快")
@@ -58,13 +59,17 @@ def test_fast_booking_writes_booking_grant_and_audit(server):  # type: ignore[no
         booking = db.get(Booking, body["id"])
         assert booking is not None and booking.number == body["number"] and booking.status == "booked"
         assert db.scalar(select(Slot.booked).where(Slot.id == booking.slot_id)) is True
-        grant = db.scalar(select(AccessGrant).where(AccessGrant.source_type == "booking",
-                                                    AccessGrant.source_id == booking.id))
-        assert grant is not None and grant.institution_id == lead_id and grant.kind == "booking"
+        # the booking itself is the lead's access basis: no grant row, no grant audit
+        assert db.scalar(select(func.count()).select_from(AccessGrant).where(
+            AccessGrant.patient_id == patient)) == 0
+        lead_doc = b.subject_for(db, b.user(db, db.get(Institution, lead_id), "doctor"))
+        db.commit()
+        access = policy.decide(db, lead_doc, patient)
+        assert access is not None and access.basis == "grant"
         events = {(e.action, e.resource_type): e for e in db.scalars(
             select(AuditEvent).where(AuditEvent.patient_id == patient))}
-        # the changes are audited in the booking's own transaction: the grant, the booking
-        assert events[("grant", "access_grant")].resource_id == str(grant.id)
+        # the change is audited in the booking's own transaction
+        assert ("grant", "access_grant") not in events
         assert events[("create", "booking")].resource_id == str(booking.id)
         assert events[("create", "booking")].channel == "api"
         created_at = events[("create", "booking")].at

@@ -6,6 +6,10 @@
   (or for all), they also see the shared record from every member.
 - An explicit, unexpired, unrevoked grant (referral, consultation, break-glass) works like
   a care relationship for its holder until it ends.
+- A booking into one of the institution's sessions is its grant for the patient it will
+  receive: from the booking until 7 days after the session, ended by cancelling the booking
+  (audited as basis "grant", as the booking grant rows that bookings wrote until 2026-11-23;
+  those rows stay valid until they expire or the booking is cancelled).
 - Everything else is "not found" (404): existence does not leak.
 Every decision that lets someone read is audited by the caller through `require_patient`.
 """
@@ -16,7 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import ColumnElement, and_, exists, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from yilianti.audit import service as audit
 from yilianti.authz.subject import Subject
@@ -33,6 +37,9 @@ from yilianti.models.patient import (
     Patient,
     PatientIdentifier,
 )
+from yilianti.models.scheduling import Booking, BookingStatus, ClinicSession, Schedule
+
+BOOKING_ACCESS = timedelta(days=7)  # a booking lets its site see the patient until 7 days after the session
 
 
 @dataclass(frozen=True)
@@ -63,11 +70,24 @@ def _active_grant(subject: Subject) -> ColumnElement[bool]:
     )
 
 
+def _booking_basis(subject: Subject, patient: InstrumentedAttribute[int] | int) -> ColumnElement[bool]:
+    """A booking (not cancelled) of the patient into a session of the acting institution that
+    ended less than BOOKING_ACCESS ago — what the booking grant row expressed."""
+    return exists().where(
+        Booking.patient_id == patient,
+        Booking.status != BookingStatus.cancelled,
+        ClinicSession.id == Booking.session_id,
+        ClinicSession.ends_at > clock.now() - BOOKING_ACCESS,
+        Schedule.id == ClinicSession.schedule_id,
+        Schedule.institution_id == subject.acting_institution_id,
+    )
+
+
 def readable(subject: Subject) -> ColumnElement[bool]:
     """SQL filter on `Patient` for every list or search: the one place scoping is applied."""
     if not subject.is_clinical:
         return and_(Patient.id.is_(None), Patient.id.is_not(None))  # nothing
-    return or_(_active_care(subject), _active_grant(subject))
+    return or_(_active_care(subject), _active_grant(subject), _booking_basis(subject, Patient.id))
 
 
 def consent_in_force(db: Session, patient_id: int, institution_id: int) -> bool:
@@ -114,6 +134,8 @@ def decide(db: Session, subject: Subject, patient_id: int) -> PatientAccess | No
         ).order_by(AccessGrant.expires_at.desc()).limit(1)
     )
     if grant is None:
+        if db.scalar(select(_booking_basis(subject, patient_id))):
+            return PatientAccess(patient_id, "grant", consent_in_force(db, patient_id, inst))
         return None
     basis = "break_glass" if grant.kind == GrantKind.break_glass else "grant"
     # break-glass is an emergency: it sees everything; other grants honour consent

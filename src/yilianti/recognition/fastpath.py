@@ -188,7 +188,13 @@ gr AS (
 ),
 acc AS (
   SELECT CASE WHEN care.own THEN 'own' WHEN gr.kind = 'break_glass' THEN 'break_glass'
-              WHEN gr.kind IS NOT NULL THEN 'grant' END AS basis,
+              WHEN gr.kind IS NOT NULL THEN 'grant'
+              -- a booking into one of its sessions (authz.policy BOOKING_ACCESS, 7 days)
+              WHEN EXISTS (SELECT 1 FROM booking b JOIN clinic_session bs ON bs.id = b.session_id
+                             JOIN schedule bsc ON bsc.id = bs.schedule_id
+                           WHERE b.patient_id = $1::bigint AND b.status <> 'cancelled'
+                             AND bsc.institution_id = $2::bigint
+                             AND bs.ends_at > $4::timestamptz - interval '7 days') THEN 'grant' END AS basis,
          coalesce(gr.includes_shared, true) AS includes_shared,
          EXISTS (SELECT 1 FROM consent k WHERE k.patient_id = $1::bigint AND k.withdrawn_at IS NULL
                    AND k.granted_at <= $4::timestamptz
@@ -266,6 +272,28 @@ def _decide(cat: Catalogue, item: tuple[int, str, str, str], inst_id: int, share
 _OBS = ("code", "name", "value", "units", "reference_range", "abnormal_flags")
 
 
+_translated: dict[tuple[str, str], Any] = {}
+
+
+def _reasons(locale: str) -> dict[str, str]:
+    """The re-test reasons in the caller's language (translated once per process and locale)."""
+    key = ("reasons", locale)
+    hit = _translated.get(key)
+    if hit is None:
+        hit = _translated[key] = {k: translate(v, locale) for k, v in service.RETEST_REASONS.items()}
+    return dict(hit)
+
+
+def _say(message: str, locale: str) -> str:
+    if not message:
+        return ""
+    key = (message, locale)
+    hit = _translated.get(key)
+    if hit is None:
+        hit = _translated[key] = translate(message, locale)
+    return str(hit)
+
+
 def _message(in_scope: bool, consent_missing: bool, results: list[Any]) -> str:
     if not in_scope:
         return "本机构不在该项目的互认范围内"
@@ -311,10 +339,8 @@ async def lookup(subject: Subject, patient_id: int, item_code: str, locale: str,
     return {"patient_id": patient_id, "item_code": item[1], "item_name": item[2], "kind": item[3],
             "in_scope": decided["in_scope"], "scopes": decided["scopes"],
             "consent_missing": decided["consent_missing"],
-            "message": translate(m, locale) if (m := _message(decided["in_scope"], decided["consent_missing"],
-                                                               decided["results"])) else "",
-            "results": decided["results"],
-            "retest_reasons": {k: translate(v, locale) for k, v in service.RETEST_REASONS.items()}}
+            "message": _say(_message(decided["in_scope"], decided["consent_missing"], decided["results"]), locale),
+            "results": decided["results"], "retest_reasons": _reasons(locale)}
 
 
 # ------------------------------------------------------------------------------------ the ASGI route
@@ -362,19 +388,44 @@ class RecognitionRoute(FastRoute):
             return None
         client = scope.get("client")
         try:
-            return await lookup(subject, patient_id, codes[0], request_locale(request), client[0] if client else None)
+            return await lookup(subject, patient_id, codes[0], _locale(scope), client[0] if client else None)
         except (asyncpg.PostgresError, OSError):
             return None
 
 
-_out_model: Any = None
+_locales: dict[tuple[bytes, bytes], str] = {}
+
+
+def _locale(scope: Scope) -> str:
+    """`request_locale` for this API path (the `lang` cookie, else Accept-Language), remembered per header pair."""
+    cookie = accept = b""
+    for name, value in scope["headers"]:
+        if name == b"cookie":
+            cookie = value
+        elif name == b"accept-language":
+            accept = value
+    key = (cookie, accept)
+    hit = _locales.get(key)
+    if hit is None:
+        if len(_locales) > 1000:
+            _locales.clear()
+        hit = _locales[key] = request_locale(Request(scope))
+    return hit
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_iso).encode
 
 
 def _dump(out: dict[str, Any]) -> bytes:
-    """Serialise as the route's response model does (LookupOut lives in api.py)."""
-    global _out_model
-    if _out_model is None:
-        from yilianti.recognition.api import LookupOut
+    """The bytes the route's response model (api.LookupOut) would write: its field order, compact, UTF-8.
 
-        _out_model = LookupOut
-    return _out_model.model_validate(out).model_dump_json().encode()
+    `lookup` builds the dict in LookupOut / ResultOut / ObservationOut field order with the model's types
+    (tests/recognition/test_fastpath.py compares the bodies byte for byte), so no model is validated here.
+    """
+    return _encode(out).encode()

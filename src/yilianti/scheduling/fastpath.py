@@ -4,17 +4,18 @@
 rules run as ONE data-modifying statement, its own transaction (autocommit):
 
 - the session is open and has not started; the acting institution shares an alliance with
-  the session's site; it may see the patient (care relationship or unexpired grant — the
-  basis is audited as the reference's `require_patient` does); the patient holds no active
-  booking there;
+  the session's site; it may see the patient (care relationship, unexpired grant or a
+  booking into one of its sessions — the basis is audited as the reference's
+  `require_patient` does); the patient holds no active booking there;
 - the pools are decided in the statement (the reserve while it is open, for a non-lead
   member that is grassroots or when the alliance reserves for all members), the first free
   seat of the reserved pool, else of the public pool, is claimed (`FOR UPDATE SKIP LOCKED`,
   then a conditional UPDATE) and the booking row is inserted FROM the claim — no claim, no
   booking;
-- the lead's booking grant and the audit rows of the changes (grant, create) are inserted
-  from the booking row, in the same transaction. The read of the patient (`booking_patient`,
-  with its basis — the row `require_patient` writes in the reference) changes nothing: it is
+- the audit row of the change (create) is inserted from the booking row, in the same
+  transaction. The booking itself is the site's access basis for the patient (authz.policy:
+  until 7 days after the session, ended by cancelling it) — no grant row. The read of the
+  patient (`booking_patient`, with its basis — the row `require_patient` writes in the reference) changes nothing: it is
   queued to `audit.batch` once the booking is made and written by COPY within a second
   (DOMAIN.md §4b), as the reference's read row exists only when its booking commits.
 
@@ -43,6 +44,7 @@ from pydantic import ValidationError
 from starlette.types import Scope
 
 from yilianti.audit import batch
+from yilianti.authz.policy import BOOKING_ACCESS
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError, Forbidden
@@ -67,13 +69,14 @@ def _may_book(subject: Subject) -> bool:
     return subject.is_clinical and subject.has("doctor", "nurse", "coordinator")
 
 
+BOOKING_ACCESS_DAYS = BOOKING_ACCESS.days
 _GRASSROOTS = ", ".join(f"'{k}'" for k in sorted(GRASSROOTS_KINDS))
 _CURRENT = "({m}.joined_on IS NULL OR {m}.joined_on <= $7::date) AND ({m}.left_on IS NULL OR {m}.left_on > $7::date)"
 
 # $1 session, $2 patient, $3 acting institution, $4 user, $5 username, $6 now, $7 today (Beijing),
 # $8 requested pool or NULL, $9 note, $10 referral, $11 random part of the number, $12 ip, $13 channel
 BOOK = f"""
-WITH s AS (
+WITH s0 AS (
   SELECT cs.day, cs.starts_at, cs.ends_at, sc.institution_id AS site,
          (cs.status = 'open' AND cs.starts_at > $6::timestamptz) AS open,
          (sc.institution_id = $3::bigint
@@ -92,11 +95,19 @@ WITH s AS (
                     FROM access_grant g WHERE g.patient_id = $2::bigint AND g.institution_id = $3::bigint
                       AND (g.user_id IS NULL OR g.user_id = $4::bigint) AND g.revoked_at IS NULL
                       AND g.starts_at <= $6::timestamptz AND g.expires_at > $6::timestamptz
-                    ORDER BY g.expires_at DESC LIMIT 1) END AS basis,
+                    ORDER BY g.expires_at DESC LIMIT 1) END AS basis0,
          EXISTS (SELECT 1 FROM booking b WHERE b.session_id = $1::bigint AND b.patient_id = $2::bigint
                  AND b.status IN ('booked', 'arrived')) AS duplicate
   FROM clinic_session cs JOIN schedule sc ON sc.id = cs.schedule_id
   WHERE cs.id = $1::bigint
+),
+s AS (
+  SELECT s0.*, coalesce(s0.basis0, CASE WHEN EXISTS (
+           SELECT 1 FROM booking b JOIN clinic_session bs ON bs.id = b.session_id
+             JOIN schedule bsc ON bsc.id = bs.schedule_id
+           WHERE b.patient_id = $2::bigint AND b.status <> 'cancelled' AND bsc.institution_id = $3::bigint
+             AND bs.ends_at > $6::timestamptz - interval '{BOOKING_ACCESS_DAYS} days') THEN 'grant' END) AS basis
+  FROM s0
 ),
 ok AS (SELECT * FROM s WHERE open AND shares AND basis IS NOT NULL AND NOT duplicate),
 pick_r AS (
@@ -127,24 +138,9 @@ bk AS (
   FROM claim, ok
   RETURNING id, number, slot_id, pool, created_at
 ),
-gr AS (
-  INSERT INTO access_grant (patient_id, institution_id, user_id, kind, reason, includes_shared, source_type,
-                            source_id, granted_by_user_id, starts_at, expires_at, needs_review, created_at)
-  SELECT $2::bigint, ok.site, NULL, 'booking', '预约就诊', true, 'booking', bk.id, $4::bigint, $6::timestamptz,
-         ok.ends_at + interval '7 days', false, $6::timestamptz
-  FROM bk, ok WHERE ok.site <> $3::bigint
-  RETURNING id, institution_id, expires_at
-),
 au AS (
   INSERT INTO audit_event (at, user_id, username, acting_institution_id, action, resource_type, resource_id,
                            patient_id, access_basis, reason, detail, ip, channel)
-  SELECT $6::timestamptz, $4::bigint, $5::text, $3::bigint, 'grant', 'access_grant', gr.id::text, $2::bigint,
-         NULL, '预约就诊',
-         json_build_object('institution_id', gr.institution_id, 'kind', 'booking', 'user_id', NULL,
-                           'expires_at', gr.expires_at),
-         $12::text, $13::text
-  FROM gr
-  UNION ALL
   SELECT $6::timestamptz, $4::bigint, $5::text, $3::bigint, 'create', 'booking', bk.id::text, $2::bigint, NULL,
          NULL, json_build_object('session_id', $1::bigint, 'seq', claim.seq, 'pool', claim.pool,
                                  'number', bk.number),

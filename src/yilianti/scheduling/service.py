@@ -442,11 +442,8 @@ def book(db: Session, subject: Subject, data: BookingIn, *, rescheduled_from: in
         booked_by_user_id=subject.user_id,
         booked_by_institution_id=pool_institution_id or subject.acting_institution_id,
         note=data.note, referral_id=data.referral_id, rescheduled_from_id=rescheduled_from), session, claimed.seq)
-    site_id = session.schedule.institution_id
-    if site_id != subject.acting_institution_id:
-        policy.grant_access(db, subject, patient_id=data.patient_id, institution_id=site_id, kind=GrantKind.booking,
-                            reason="预约就诊", source=("booking", booking.id), includes_shared=True,
-                            expires_in=(clock.as_utc(session.ends_at) + timedelta(days=7)) - clock.now())
+    # the booking itself lets the site see the patient it will receive until 7 days after the
+    # session unless cancelled (authz.policy: the booking is the site's grant; no grant row)
     audit.record(db, subject, "create", "booking", booking.id, patient_id=data.patient_id,
                  detail={"session_id": session.id, "seq": claimed.seq, "pool": claimed.pool,
                          "number": booking.number})
