@@ -108,8 +108,13 @@ def _keys(demo: online.Demographics) -> online.Keys:
                        rid=demo.rid)
 
 
+CHUNK = 200_000  # persons generated, encrypted and COPYed at a time (5 M persons do not fit in memory at once)
+SAMPLE = 50_000  # loaded persons kept (reservoir) for the returning half of the registrations
+
+
 def load(url: str, n: int, g: Gen) -> tuple[list[dict[str, Any]], dict[str, int], float]:
-    """COPY n persons; returns the persons (with their patient ids) and the institution ids."""
+    """COPY n persons, CHUNK at a time; returns a sample of the persons (with their patient ids) and the
+    institution ids."""
     started = time.monotonic()
     engine = dbmod.make_engine(url)
     with sessionmaker(bind=engine)() as db:
@@ -127,46 +132,54 @@ def load(url: str, n: int, g: Gen) -> tuple[list[dict[str, Any]], dict[str, int]
     plain = Gen._region_ok  # a staticmethod: validity depends on the region and the birth year only
     region_ok = lru_cache(maxsize=None)(lambda region, year: plain(region, date(year, 6, 1)))
     g._region_ok = lambda region, birth: region_ok(region, birth.year)  # type: ignore[method-assign]
-    persons = g.persons(n)
     now = datetime.now(UTC)
-    pat, ident, recs = [], [], []
-    for pid, p in enumerate(persons, 1):
-        src = g.r.choice(SOURCES)
-        form = _clean(g.record(p, src), p)
-        assert form is not None
-        p["pid"] = pid
-        demo = online.Demographics(form["name"], form["sex"] if form["sex"] in ("男", "女") else None,
-                                   datetime.fromisoformat(form["birth_date"]).date(), form["phone"],
-                                   form["address"], form["resident_id"])
-        k = _keys(demo)
-        # the same encrypted + blind-indexed form as the ORM writes (kit/crypto.py), computed here: COPY
-        phone_enc = crypto.encrypt(form["phone"]) if form["phone"] else None
-        pat.append((pid, form["name"], form["sex"], demo.birth_date, phone_enc,
-                    crypto.blind_index("phone", form["phone"]), form["address"], insts[src], True, now))
-        if form["resident_id"]:
-            ident.append((pid, "CN-RIC", crypto.encrypt(form["resident_id"]),
-                          crypto.blind_index("id", form["resident_id"]), now))
-        recs.append((pid, insts[src], form["name"], demo.sex, demo.birth_date, phone_enc, form["address"],
-                     crypto.encrypt(k.rid) if k.rid else None, k.name_key, k.surname_key, k.given_key, k.birth_key, k.birth_year, k.phone_key,
-                     "bulk", None, "v1", now, now))
-        if pid % 200_000 == 0:
-            print(f"  prepared {pid:,} persons ({time.monotonic() - started:.0f}s)", file=sys.stderr, flush=True)
+    sample: list[dict[str, Any]] = []
+    pid = 0
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-        _copy(conn, "patient", ["id", "name", "sex", "birth_date", "phone_enc", "phone_bidx", "address",
-                                "registered_by_institution_id", "active", "created_at"], pat)
-        _copy(conn, "patient_identifier", ["patient_id", "authority", "value_enc", "value_bidx", "created_at"],
-              ident)
-        _copy(conn, "patient_record", ["patient_id", "institution_id", "name", "sex", "birth_date", "phone",
-                                       "address", "rid", "name_key", "surname_key", "given_key", "birth_key",
-                                       "birth_year", "phone_key", "link_method", "link_score", "rules_version",
-                                       "updated_at", "created_at"], recs)
+        while pid < n:
+            pat, ident, recs = [], [], []
+            for p in g.persons(min(CHUNK, n - pid)):
+                pid += 1
+                src = g.r.choice(SOURCES)
+                form = _clean(g.record(p, src), p)
+                assert form is not None
+                p["pid"] = pid
+                if len(sample) < SAMPLE:
+                    sample.append(p)
+                elif (j := g.r.randrange(pid)) < SAMPLE:
+                    sample[j] = p
+                demo = online.Demographics(form["name"], form["sex"] if form["sex"] in ("男", "女") else None,
+                                           datetime.fromisoformat(form["birth_date"]).date(), form["phone"],
+                                           form["address"], form["resident_id"])
+                k = _keys(demo)
+                # the same encrypted + blind-indexed form as the ORM writes (kit/crypto.py), computed here: COPY
+                phone_enc = crypto.encrypt(form["phone"]) if form["phone"] else None
+                pat.append((pid, form["name"], form["sex"], demo.birth_date, phone_enc,
+                            crypto.blind_index("phone", form["phone"]), form["address"], insts[src], True, now))
+                if form["resident_id"]:
+                    ident.append((pid, "CN-RIC", crypto.encrypt(form["resident_id"]),
+                                  crypto.blind_index("id", form["resident_id"]), now))
+                recs.append((pid, insts[src], form["name"], demo.sex, demo.birth_date, phone_enc, form["address"],
+                             crypto.encrypt(k.rid) if k.rid else None, crypto.blind_index("id", k.rid) if k.rid else None,
+                             k.name_key, k.surname_key, k.given_key, k.birth_key, k.birth_year, k.phone_key,
+                             "bulk", None, "v1", now, now))
+            _copy(conn, "patient", ["id", "name", "sex", "birth_date", "phone_enc", "phone_bidx", "address",
+                                    "registered_by_institution_id", "active", "created_at"], pat)
+            _copy(conn, "patient_identifier", ["patient_id", "authority", "value_enc", "value_bidx", "created_at"],
+                  ident)
+            _copy(conn, "patient_record", ["patient_id", "institution_id", "name", "sex", "birth_date", "phone",
+                                           "address", "rid", "rid_key", "name_key", "surname_key", "given_key",
+                                           "birth_key", "birth_year", "phone_key", "link_method", "link_score",
+                                           "rules_version", "updated_at", "created_at"], recs)
+            conn.commit()
+            print(f"  loaded {pid:,} persons ({time.monotonic() - started:.0f}s)", file=sys.stderr, flush=True)
         for table in ("patient", "patient_identifier", "patient_record"):
             conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
         conn.commit()
         conn.autocommit = True
-        conn.execute("ANALYZE")
+        conn.execute("VACUUM ANALYZE")
     restore()
-    return persons, insts, time.monotonic() - started
+    return sample, insts, time.monotonic() - started
 
 
 def run(url: str, persons: list[dict[str, Any]], insts: dict[str, int], g: Gen, m: int,
@@ -272,52 +285,96 @@ def reference(clients: int, seconds: int = 10) -> dict[str, float]:
             if k in ("tps", "p50_ms", "p99_ms")}
 
 
+def _state_path(name: str) -> Path:
+    return Path(os.environ.get("TMPDIR", "/tmp")) / f"{name}.state.pickle"
+
+
+def prepare(admin: psycopg.Connection, admin_url: str, n: int, reuse: bool) -> tuple[str, list[dict[str, Any]],
+                                                                                     dict[str, int], float]:
+    """The database of n persons: loaded afresh, or with --reuse the one a previous --reuse run left
+    (its state file holds the sample of loaded persons and the institution ids)."""
+    import pickle
+
+    name = f"ylt_bench_empi_{n}"
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    state = _state_path(name)
+    exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+    if reuse and exists and state.exists():
+        upgrade(url)  # a new migration since the load applies to the loaded rows
+        sample, insts = pickle.loads(state.read_bytes())
+        print(f"{n:,} persons: reusing database {name}", flush=True)
+        return url, sample, insts, 0.0
+    state.unlink(missing_ok=True)
+    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.execute(f'CREATE DATABASE "{name}"')
+    upgrade(url)
+    sample, insts, load_s = load(url, n, Gen(6))
+    print(f"{n:,} persons loaded in {load_s:.0f}s", flush=True)
+    if reuse:
+        state.write_bytes(pickle.dumps((sample, insts)))
+    return url, sample, insts, load_s
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--persons", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--registrations", type=int, default=2000)
     ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="measure the sizes interleaved this many times (5M/1M ratio: median per round)")
     ap.add_argument("--admin-url", default=os.environ.get("YILIANTI_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"))
-    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep the databases")
+    ap.add_argument("--reuse", action="store_true",
+                    help="load each size once and keep it: later --reuse runs register into it (fresh work seed)")
+    ap.add_argument("--load-only", action="store_true", help="with --reuse: prepare the databases, measure nothing")
+    ap.add_argument("--work-seed", type=int, default=None,
+                    help="seed of the registrations (+ round); default random (printed): on a reused database "
+                         "the persons registered by an earlier run must not come again as 'new'")
     a = ap.parse_args()
-    print(f"nproc={os.cpu_count()} clients={a.clients} registrations={a.registrations}", flush=True)
+    print(f"nproc={os.cpu_count()} clients={a.clients} registrations={a.registrations} "
+          f"load={os.getloadavg()[0]:.2f} at {datetime.now(UTC):%Y-%m-%dT%H:%M}Z", flush=True)
     results = []
-    for n in a.persons:
-        name = f"ylt_bench_empi_{n}"
-        admin = psycopg.connect(a.admin_url, autocommit=True)
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.execute(f'CREATE DATABASE "{name}"')
-        url = a.admin_url.rsplit("/", 1)[0] + f"/{name}"
-        try:
-            upgrade(url)
-            g = Gen(6)
-            persons, insts, load_s = load(url, n, g)
-            print(f"{n:,} persons loaded in {load_s:.0f}s", flush=True)
-            ref_before = reference(a.clients)
-            res = run(url, persons, insts, g, a.registrations, a.clients)
-            ref_after = reference(a.clients)
-            tps = [r["tps"] for r in (ref_before, ref_after) if r.get("tps")]
-            res["ref_tx_tps"] = statistics.median(tps) if tps else None
-            res["persons"], res["load_s"] = n, load_s
-            results.append(res)
-            print(res, flush=True)
-        finally:
-            if not a.keep:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.close()
-    print("\n| persons | registrations | reg/s | ref tx tps | ratio | p50 ms | p99 ms | new | linked by ID | "
+    admin = psycopg.connect(a.admin_url, autocommit=True)
+    dbs = {n: prepare(admin, a.admin_url, n, a.reuse) for n in a.persons}
+    try:
+        for rnd in range(0 if a.load_only else a.rounds):
+            for n in a.persons:
+                url, sample, insts, load_s = dbs[n]
+                seed = a.work_seed + rnd if a.work_seed is not None else int.from_bytes(os.urandom(4), "big")
+                g = Gen(seed)
+                ref = reference(a.clients)
+                res = run(url, sample, insts, g, a.registrations, a.clients)
+                res["ref_tx_tps"] = ref.get("tps")
+                res["persons"], res["load_s"], res["round"], res["seed"] = n, load_s, rnd, seed
+                res["load_avg"] = os.getloadavg()[0]
+                results.append(res)
+                print(res, flush=True)
+    finally:
+        for n in a.persons:
+            if not (a.keep or a.reuse):
+                admin.execute(f'DROP DATABASE IF EXISTS "ylt_bench_empi_{n}" WITH (FORCE)')
+        admin.close()
+    print("\n| round | persons | registrations | reg/s | ref tx tps | ratio | p50 ms | p99 ms | new | linked by ID | "
           "linked by score | queued for review | false links | missed returning | errors |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         pl = r["placed"]
         ref = r.get("ref_tx_tps")
         ratio = f"{r['per_s'] / ref:.3f}" if ref else "–"
-        print(f"| {r['persons']:,} | {r['registrations']:,} | {r['per_s']:.0f} | {ref or '–'} | {ratio} | "
+        print(f"| {r['round']} | {r['persons']:,} | {r['registrations']:,} | {r['per_s']:.0f} | {ref or '–'} | {ratio} | "
               f"{r['p50_ms']:.1f} | "
               f"{r['p99_ms']:.1f} | {pl.get('new', 0)} | {pl.get('resident_id', 0)} | {pl.get('score', 0)} | "
               f"{pl.get('queued_for_review', 0)} | "
               f"{pl.get('false_link_new_person', 0) + pl.get('false_link_returning', 0)} | "
               f"{pl.get('missed_returning', 0)} | {sum(r['errors'].values())} |")
+    if len(a.persons) > 1:
+        lo, hi = min(a.persons), max(a.persons)
+        rate = {(r["round"], r["persons"]): r["per_s"] for r in results}
+        ratios = [rate[(i, lo)] / rate[(i, hi)] for i in range(a.rounds) if (i, lo) in rate and (i, hi) in rate]
+        if ratios:
+            print(f"\nslowdown {hi:,} vs {lo:,} persons per round (reg/s at {lo:,} / reg/s at {hi:,}): "
+                  f"{', '.join(f'{x:.3f}' for x in ratios)}; median {statistics.median(ratios):.3f}")
+    print(f"load={os.getloadavg()[0]:.2f} at {datetime.now(UTC):%Y-%m-%dT%H:%M}Z")
     return 0
 
 

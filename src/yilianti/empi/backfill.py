@@ -10,7 +10,7 @@ from sqlalchemy import Connection, inspect, text
 
 from yilianti.empi import online
 from yilianti.empi.matching import RULES_V1
-from yilianti.kit.crypto import decrypt, encrypt
+from yilianti.kit.crypto import blind_index, decrypt, encrypt
 
 _SELECT = """
 SELECT p.id, p.name, p.sex, p.birth_date, p.{phone}, p.guardian_phone, p.address, p.registered_by_institution_id,
@@ -19,13 +19,13 @@ FROM patient p
 WHERE p.active AND NOT EXISTS (SELECT 1 FROM patient_record r WHERE r.patient_id = p.id)
 ORDER BY p.id LIMIT :n
 """
-_INSERT = text("""
+_INSERT = """
 INSERT INTO patient_record (patient_id, institution_id, name, sex, birth_date, phone, address, rid, name_key,
   surname_key, given_key, birth_key, birth_year, phone_key, link_method, link_score, rules_version, updated_at,
-  created_at)
+  created_at{extra_cols})
 VALUES (:patient_id, :institution_id, :name, :sex, :birth_date, :phone, :address, :rid, :name_key, :surname_key,
-  :given_key, :birth_key, :birth_year, :phone_key, 'backfill', NULL, :rules_version, :now, :now)
-""")
+  :given_key, :birth_key, :birth_year, :phone_key, 'backfill', NULL, :rules_version, :now, :now{extra_vals})
+"""
 
 
 def _date(value: object) -> date | None:
@@ -50,6 +50,10 @@ def backfill(conn: Connection, batch: int = 5000) -> int:
     # from migration 0014 on, phones and identifier values are stored encrypted (run from 0009: in clear,
     # and 0014 converts what this wrote)
     encrypted = "phone_enc" in {c["name"] for c in inspect(conn).get_columns("patient")}
+    # from migration 0015 on, the record's resident ID also has a blind index (matching compares it)
+    rid_key = "rid_key" in {c["name"] for c in inspect(conn).get_columns("patient_record")}
+    insert = text(_INSERT.format(extra_cols=", rid_key" if rid_key else "",
+                                 extra_vals=", :rid_key" if rid_key else ""))
     select_sql = text(_SELECT.format(phone="phone_enc", value="value_enc") if encrypted
                       else _SELECT.format(phone="phone", value="value"))
     plain, cipher = (_plain, _cipher) if encrypted else (_same, _same)
@@ -74,5 +78,7 @@ def backfill(conn: Connection, batch: int = 5000) -> int:
                            "name_key": k.name_key, "surname_key": k.surname_key, "given_key": k.given_key,
                            "birth_key": k.birth_key, "birth_year": k.birth_year, "phone_key": phone_key,
                            "rules_version": RULES_V1.version, "now": now})
-        conn.execute(_INSERT, params)
+            if rid_key:
+                params[-1]["rid_key"] = blind_index("id", k.rid) if k.rid else None
+        conn.execute(insert, params)
         done += len(params)

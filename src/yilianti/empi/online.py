@@ -21,16 +21,20 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, text, union
+from sqlalchemy import ColumnElement, func, literal, or_, select, text, union
 from sqlalchemy.orm import Session
 
 from yilianti.empi import matching
 from yilianti.empi.matching import CURRENT, Rules
-from yilianti.empi.normalise import Malformed, Record, name_pinyin, record
+from yilianti.empi.normalise import Malformed, Record, bigrams, name_pinyin, record
+from yilianti.empi.normalise import address as norm_address
+from yilianti.empi.normalise import name as norm_name
+from yilianti.empi.normalise import sex as norm_sex
 from yilianti.kit.crypto import blind_index
 from yilianti.models.empi import DoNotMatch, MergeEvent, PatientRecord
 
@@ -126,7 +130,53 @@ def to_record(row: PatientRecord) -> Record:
     return Demographics(row.name, row.sex, row.birth_date, row.phone, row.address, row.rid).normalised()
 
 
-def _blocked(db: Session, k: Keys, rules: Rules) -> list[PatientRecord]:
+def keyed(rec: Record, k: Keys) -> Record:
+    """The registration as matching compares it: phone and resident ID by their blind indexes (HMAC),
+    as the candidates' are read (`_candidates`). Scoring only tests these two fields for equality and
+    presence, which the keyed HMAC preserves, so the scores are those of the plaintext."""
+    return replace(rec, phone=k.phone_key or "", rid=blind_index("id", rec.rid) or "" if rec.rid else "")
+
+
+# what scoring reads of a candidate record: no ciphertext is decrypted (phone and ID by blind index)
+_CANDIDATE_COLUMNS = (PatientRecord.id, PatientRecord.patient_id, PatientRecord.name, PatientRecord.sex,
+                      PatientRecord.address, PatientRecord.birth_key, PatientRecord.name_key,
+                      PatientRecord.surname_key, PatientRecord.given_key, PatientRecord.phone_key,
+                      PatientRecord.rid_key, PatientRecord.rid.is_not(None))
+
+
+@lru_cache(maxsize=65536)
+def _name(value: str) -> str:
+    return norm_name(value) if value.strip() else ""
+
+
+@lru_cache(maxsize=65536)
+def _addr(value: str) -> frozenset[str]:
+    return bigrams(norm_address(value)) if value.strip() else frozenset()
+
+
+def _candidate(db: Session, row: tuple[Any, ...]) -> Record:
+    """A stored record as `record()` would normalise it (to_record), from its stored keys: name pinyin and
+    birth date as the blocking keys hold them; phone and resident ID as blind indexes (see `keyed`)."""
+    rec_id, _pid, name, sex_, address, birth_key, name_key, surname_key, given_key, phone_key, rid_key, has_rid = row
+    nm = _name(name or "")
+    if nm and name_key is None:  # written without keys (not by this application): compute them
+        surname_py, given_py = name_pinyin(nm)
+    else:
+        surname_py, given_py = surname_key or "", given_key or ""
+    sx = norm_sex(sex_) if sex_ else None
+    if has_rid and (rid_key is None or sx is None):  # rare: the ID is needed in clear
+        rid = db.scalar(select(PatientRecord.rid).where(PatientRecord.id == rec_id))
+        if rid:
+            rid_key = rid_key or blind_index("id", rid)
+            sx = sx or ("男" if int(rid[16]) % 2 == 1 else "女")
+    return Record(nm, surname_py, given_py, birth_key or "", sx or "", rid_key or "", "", phone_key or "",
+                  _addr(address or ""))
+
+
+def _candidates(db: Session, k: Keys, rules: Rules, name_key: str | None) -> tuple[list[tuple[Any, ...]], int, int]:
+    """The blocked candidate records (the columns scoring needs) and, in the same statement, the count of
+    records with the registration's name key (capped) and the size of the index (max id), for the
+    frequency-adjusted name weight."""
     conds: list[tuple[ColumnElement[bool], ...]] = []
     if k.name_key and k.birth_year:
         conds.append((PatientRecord.name_key == k.name_key, PatientRecord.birth_year == k.birth_year))
@@ -137,13 +187,21 @@ def _blocked(db: Session, k: Keys, rules: Rules) -> list[PatientRecord]:
     if k.birth_key and k.given_key:
         conds.append((PatientRecord.given_key == k.given_key, PatientRecord.birth_key == k.birth_key))
     if not conds:
-        return []
+        return [], 0, 0
     # one statement: each block newest first and bounded by max_block (an oversized block, e.g. a
     # clinic's shared phone, cannot blow up the cost), each an index range scan
     blocks = [select(PatientRecord.id).where(*cond).order_by(PatientRecord.id.desc()).limit(rules.max_block)
               .subquery().select() for cond in conds]
     ids = union(*blocks) if len(blocks) > 1 else blocks[0]
-    return list(db.scalars(select(PatientRecord).where(PatientRecord.id.in_(ids))))
+    count: ColumnElement[int] = literal(0)
+    if name_key is not None:
+        inner = select(PatientRecord.id).where(PatientRecord.name_key == name_key).limit(NAME_COUNT_CAP).subquery()
+        count = select(func.count()).select_from(inner).scalar_subquery()
+    population = select(func.max(PatientRecord.id)).scalar_subquery()
+    rows = list(db.execute(select(*_CANDIDATE_COLUMNS, count, population).where(PatientRecord.id.in_(ids))))
+    if not rows:
+        return [], 0, 0
+    return [tuple(r)[:-2] for r in rows], int(rows[0][-2] or 0), int(rows[0][-1] or 0)
 
 
 def name_weight(db: Session, rec: Record, rules: Rules) -> float:
@@ -154,7 +212,12 @@ def name_weight(db: Session, rec: Record, rules: Rules) -> float:
     inner = select(PatientRecord.id).where(PatientRecord.name_key == key).limit(NAME_COUNT_CAP).subquery()
     row = db.execute(select(select(func.count()).select_from(inner).scalar_subquery(),
                             select(func.max(PatientRecord.id)).scalar_subquery())).one()
-    count, population = row[0] or 0, row[1] or 0
+    return _name_weight(rules, rec, row[0] or 0, row[1] or 0)
+
+
+def _name_weight(rules: Rules, rec: Record, count: int, population: int) -> float:
+    if not rec.name:
+        return rules.name_exact_min
     sound = (rec.surname_py, rec.given_py)
     return matching.name_exact_weight(rules, count + 1, population + 1, rec.name, sound in _COMMON_SOUNDS)
 
@@ -203,26 +266,31 @@ def decide(db: Session, demo: Demographics, rules: Rules = RULES) -> Decision:
     """Probabilistic decision for a registration whose resident ID (if any) is new."""
     rec = demo.normalised()
     k = keys(rec)
-    rows = _blocked(db, k, rules)
+    rows, count, population = _candidates(db, k, rules, f"{rec.surname_py}|{rec.given_py}" if rec.name else None)
     if not rows:
         return Decision(None, None)
-    exact = name_weight(db, rec, rules)
+    exact = _name_weight(rules, rec, count, population)
+    mine = keyed(rec, k)
     best: dict[int, Scored] = {}
     hard: set[int] = set()
     for row in rows:
-        other = to_record(row)
-        s = matching.score(rules, rec, other, exact)
+        record_id, patient_id = row[0], row[1]
+        other = _candidate(db, row)
+        s = matching.score(rules, mine, other, exact)
         if s <= matching.HARD_NEGATIVE:
-            hard.add(row.patient_id)
+            hard.add(patient_id)
             continue
-        cur = best.get(row.patient_id)
+        cur = best.get(patient_id)
         if cur is None or s > cur.score:
-            best[row.patient_id] = Scored(row.patient_id, row.id, s, explain(rules, rec, other, exact))
+            best[patient_id] = Scored(patient_id, record_id, s, explain(rules, mine, other, exact))
     ranked = sorted((c for pid, c in best.items() if pid not in hard and c.score >= rules.review),
                     key=lambda c: -c.score)
     decision = Decision(None, None, considered=len(rows))
     if ranked and ranked[0].score >= rules.auto_link:
         decision.link_to, decision.score = ranked[0].patient_id, ranked[0].score
-        ranked = [c for c in ranked[1:] if not do_not_match(db, decision.link_to, c.patient_id)]
+        if len(ranked) > 1:
+            ranked = [c for c in ranked[1:] if not do_not_match(db, decision.link_to, c.patient_id)]
+        else:
+            ranked = []
     decision.review = ranked[:5]
     return decision

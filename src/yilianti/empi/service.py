@@ -28,7 +28,7 @@ from yilianti.empi.normalise import name as norm_name
 from yilianti.empi.normalise import name_pinyin
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
-from yilianti.kit.crypto import Encrypted
+from yilianti.kit.crypto import Encrypted, blind_index
 from yilianti.models.alliance import Institution, Membership
 from yilianti.models.base import Base
 from yilianti.models.empi import CandidateStatus, DoNotMatch, MatchCandidate, MergeEvent, PatientRecord
@@ -74,6 +74,7 @@ def save_record(db: Session, patient_id: int, institution_id: int, demo: online.
     rec.phone, rec.address, rec.rid = demo.phone, demo.address, k.rid
     rec.name_key, rec.surname_key, rec.given_key = k.name_key, k.surname_key, k.given_key
     rec.birth_key, rec.birth_year, rec.phone_key = k.birth_key, k.birth_year, k.phone_key
+    rec.rid_key = blind_index("id", k.rid) if k.rid else None
     rec.updated_at = clock.now()
     db.flush()
     return rec

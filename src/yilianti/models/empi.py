@@ -60,6 +60,7 @@ class PatientRecord(IdMixin, CreatedMixin, Base):
     birth_key: Mapped[str | None] = mapped_column(String(8))  # YYYYMMDD
     birth_year: Mapped[int | None] = mapped_column(Integer)
     phone_key: Mapped[str | None] = mapped_column(String(BIDX_LENGTH))  # blind index of the phone
+    rid_key: Mapped[str | None] = mapped_column(String(BIDX_LENGTH))  # blind index of rid (matching compares it)
     # how the record was linked to its person
     link_method: Mapped[str] = mapped_column(String(16))  # resident_id | score | new | merge
     link_score: Mapped[float | None] = mapped_column(Float)

@@ -33,6 +33,7 @@ BLIND_INDEXES: list[tuple[str, str, str, Callable[[str], str | None]]] = [
     ("patient", "phone_enc", "phone_bidx", lambda v: crypto.blind_index("phone", v)),
     ("patient_identifier", "value_enc", "value_bidx", lambda v: crypto.blind_index("id", v)),
     ("patient_record", "phone", "phone_key", _phone_key),  # the EMPI blocking key: normalised phone only
+    ("patient_record", "rid", "rid_key", lambda v: crypto.blind_index("id", v)),  # EMPI matching compares it
 ]
 
 
