@@ -85,6 +85,7 @@ def test_own_results_same_as_reference_and_audited(data):  # type: ignore[no-unt
     assert fast.status_code == ref.status_code == 200
     assert fast.extensions["served_fast"] == 1
     assert fast.json() == ref.json()
+    assert fast.content == ref.content  # byte for byte: same field order and encoding as the response model
     body = fast.json()
     assert [r["own_institution"] for r in body["results"]] == [True, True]  # the 45-day-old one has expired
     assert body["results"][0]["result_date"] > body["results"][1]["result_date"]  # newest first
@@ -108,6 +109,7 @@ def test_other_member_with_consent_and_alias_code(data):  # type: ignore[no-unty
         assert fast.status_code == ref.status_code == 200
         assert fast.extensions["served_fast"] == 1
         assert fast.json() == ref.json()
+        assert fast.content == ref.content
         body = fast.json()
         assert body["consent_missing"] is False and body["scopes"] == ["京津冀"]
         assert len(body["results"]) == 2 and not body["results"][0]["own_institution"]
@@ -120,6 +122,7 @@ def test_consent_missing_says_so_in_both_languages(data):  # type: ignore[no-unt
         fast, ref = _both(base, tokens["bj"], {"patient_id": ids["no_consent"], "item_code": "TFT"}, lang)
         assert fast.status_code == ref.status_code == 200
         assert fast.json() == ref.json()
+        assert fast.content == ref.content
         assert fast.json()["consent_missing"] is True and fast.json()["results"] == []
         assert fast.json()["message"]
 

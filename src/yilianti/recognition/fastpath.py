@@ -73,6 +73,7 @@ class Catalogue:
     names: dict[int, str]  # institution names
     areas: dict[int, tuple[str | None, str | None]]  # institution → (province, city), normalised
     memberships: dict[int, list[tuple[int, date | None, date | None]]] = field(default_factory=dict)
+    _covering: dict[tuple[int, date], list[service.ScopeInfo]] = field(default_factory=dict)
 
     def find_item(self, code: str) -> tuple[int, str, str, str] | None:
         code = (code or "").strip()
@@ -85,7 +86,14 @@ class Catalogue:
         return self.by_id.get(item_id) if item_id is not None else None
 
     def covering(self, inst_id: int, today: date) -> list[service.ScopeInfo]:
-        """service.covering_scopes on the snapshot."""
+        """service.covering_scopes on the snapshot (remembered per institution and day for the snapshot's life)."""
+        key = (inst_id, today)
+        hit = self._covering.get(key)
+        if hit is None:
+            hit = self._covering[key] = self._cover(inst_id, today)
+        return hit
+
+    def _cover(self, inst_id: int, today: date) -> list[service.ScopeInfo]:
         if inst_id not in self.areas:
             return []
         alliances = {a for a, joined, left in self.memberships.get(inst_id, [])
