@@ -11,6 +11,7 @@ from sqlalchemy import select
 from tests import builders as b
 from tests.empi.helpers import count, open_candidates, register, world
 from yilianti.empi import service as empi
+from yilianti.empi.matching import CURRENT
 from yilianti.exceptions import Conflict, InvalidInput, NotFound
 from yilianti.models.audit import AuditEvent
 from yilianti.models.diagnostics import DiagnosticOrder
@@ -55,7 +56,7 @@ def test_same_details_without_an_id_at_another_member_auto_link(db):  # type: ig
     second = register(db, w.d_county, "孫 浩然")  # traditional character and a space
     assert second.patient.id == first.patient.id and second.link == "score"
     rec = db.scalar(select(PatientRecord).where(PatientRecord.institution_id == w.county.id))
-    assert rec.link_method == "score" and rec.link_score >= 15 and rec.rules_version == "v2"
+    assert rec.link_method == "score" and rec.link_score >= 15 and rec.rules_version == CURRENT.version
 
 
 def test_two_different_valid_ids_never_link_even_with_everything_else_equal(db):  # type: ignore[no-untyped-def]
@@ -77,7 +78,7 @@ def test_uncertain_match_gives_a_new_person_and_an_explained_review_entry(db):  
     a, c = _review_pair(db, w)
     assert c.patient.id != a.patient.id and c.review_candidates == 1
     [cand] = open_candidates(db)
-    assert 8 <= cand.score < 15 and cand.rules_version == "v2"
+    assert 8 <= cand.score < 15 and cand.rules_version == CURRENT.version
     assert cand.explanation["birth_date"] > 0 and cand.explanation["phone"] < 0 and cand.explanation["name"] == 6.0
     views = empi.candidates(db, w.steward)
     assert [v.candidate.id for v in views] == [cand.id]

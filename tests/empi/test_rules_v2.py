@@ -14,7 +14,7 @@ from tests.empi.helpers import open_candidates, register, world
 from yilianti.cli import main as cli_main
 from yilianti.empi import matching
 from yilianti.empi.batch import run
-from yilianti.empi.matching import CURRENT, RULES_V1, RULES_V2, rules_for
+from yilianti.empi.matching import CURRENT, RULES_V1, RULES_V2, RULES_V3, rules_for
 from yilianti.empi.normalise import Malformed, record
 from yilianti.models.empi import PatientRecord
 
@@ -37,9 +37,9 @@ RARE = ["a1,香河县人民医院,欧阳翊宸,男,1979-04-17,,13900000001,北�
         "a2,北京朝阳医院,欧阳翊宸,男,1979-04-17,,13611112222,河北省廊坊市霸州市胜芳镇西街8号"]
 
 
-def test_v2_is_current_and_v1_stays_loadable() -> None:
-    assert CURRENT is RULES_V2 and CURRENT.version == "v2"
-    assert rules_for("v1") is RULES_V1 and rules_for("v2") is RULES_V2
+def test_v3_is_current_and_v1_v2_stay_loadable() -> None:
+    assert CURRENT is RULES_V3 and CURRENT.version == "v3"
+    assert rules_for("v1") is RULES_V1 and rules_for("v2") is RULES_V2 and rules_for("v3") is RULES_V3
     assert RULES_V1.auto_link == RULES_V2.auto_link and RULES_V1.review == RULES_V2.review
     with pytest.raises(ValueError, match="v9"):
         rules_for("v9")
@@ -126,7 +126,7 @@ def test_links_file_names_method_and_rules_version(tmp_path: Path, capsys: pytes
         assert cli_main(args + (["--rules", version] if version else [])) == 0
         with (tmp_path / "l.csv").open(encoding="utf-8") as fh:
             got = {(r["record_id_a"], r["record_id_b"]): (r["method"], r["rules_version"]) for r in csv.DictReader(fh)}
-        want = version or "v2"
+        want = version or CURRENT.version
         assert got == {("r1", "r2"): ("score", want), ("r3", "r4"): ("resident_id", want)}
         assert f"rules={want}" in capsys.readouterr().err
     assert cli_main(args + ["--rules", "v9"]) == 2
@@ -144,5 +144,37 @@ def test_online_registration_records_the_rules_version(db) -> None:  # type: ign
     c = register(db, w.d_county, "欧阳翊宸", birth=date(1979, 4, 17), phone="13611112222",
                  address="河北省廊坊市霸州市胜芳镇西街8号")
     assert c.patient.id != a.patient.id
-    [cand] = [x for x in open_candidates(db) if x.rules_version == "v2"]
+    [cand] = [x for x in open_candidates(db) if x.rules_version == CURRENT.version]
     assert cand.score < RULES_V2.auto_link and cand.explanation.get("total") == cand.score
+
+
+# the B6 online run's false link under v2: a rare name, birth dates one digit apart, no phone, and two
+# addresses in the same town (a long shared county + town prefix reaches v2's address Jaccard 0.45)
+SAME_TOWN = ["t1,甲院,罗明轩,男,1947-03-29,,,河北省廊坊市大厂回族自治县蒋辛屯镇东村117号",
+             "t2,乙院,罗明轩,男,1947-03-20,,,河北省廊坊市大厂回族自治县蒋辛屯镇前屯25号"]
+
+
+def test_v3_a_differing_birth_date_with_only_a_same_town_address_goes_to_review(tmp_path: Path) -> None:
+    v2, _ = link(tmp_path, SAME_TOWN, RULES_V2)
+    assert v2["t1"] == v2["t2"]  # what v2 did
+    v3, review = link(tmp_path, SAME_TOWN, RULES_V3)
+    assert v3["t1"] != v3["t2"]
+    [pair] = review
+    assert RULES_V3.review <= float(pair["score"]) < RULES_V3.auto_link
+
+
+@pytest.mark.parametrize("rows", [
+    # the same phone supports a birth-date typo, as in v2
+    ["t1,甲院,罗明轩,男,1947-03-29,,13900000001,河北省廊坊市大厂回族自治县蒋辛屯镇东村117号",
+     "t2,乙院,罗明轩,男,1947-03-20,,13900000001,河北省廊坊市大厂回族自治县蒋辛屯镇前屯25号"],
+    # nearly the same address supports a birth-date typo
+    ["t1,甲院,罗明轩,男,1947-03-29,,,河北省廊坊市大厂回族自治县蒋辛屯镇东村117号",
+     "t2,乙院,罗明轩,男,1947-03-20,,,河北省廊坊市大厂回族自治县蒋辛屯镇东村117号"],
+    # the same birth date: a same-town address still supports, as in v2
+    ["t1,甲院,罗明轩,男,1947-03-29,,,河北省廊坊市大厂回族自治县蒋辛屯镇东村117号",
+     "t2,乙院,罗明轩,男,1947-03-29,,,河北省廊坊市大厂回族自治县蒋辛屯镇前屯25号"],
+])
+def test_v3_still_links_with_a_phone_a_near_identical_address_or_the_same_birth_date(
+        tmp_path: Path, rows: list[str]) -> None:
+    v3, _ = link(tmp_path, rows, RULES_V3)
+    assert v3["t1"] == v3["t2"]
