@@ -182,6 +182,7 @@ async def catalogue(conn: asyncpg.Connection) -> Catalogue:
 # ------------------------------------------------------------------------------------ the statement
 
 # $1 patient, $2 acting institution, $3 user, $4 now, $5 today (Beijing), $6 the item's codes, $7 reported since
+# (basis: care relationship, grant, or a booking into one of its sessions — authz.policy BOOKING_ACCESS, 7 days)
 LOOKUP = """
 WITH care AS (
   SELECT EXISTS (SELECT 1 FROM care_relationship c WHERE c.patient_id = $1::bigint
@@ -197,7 +198,6 @@ gr AS (
 acc AS (
   SELECT CASE WHEN care.own THEN 'own' WHEN gr.kind = 'break_glass' THEN 'break_glass'
               WHEN gr.kind IS NOT NULL THEN 'grant'
-              -- a booking into one of its sessions (authz.policy BOOKING_ACCESS, 7 days)
               WHEN EXISTS (SELECT 1 FROM booking b JOIN clinic_session bs ON bs.id = b.session_id
                              JOIN schedule bsc ON bsc.id = bs.schedule_id
                            WHERE b.patient_id = $1::bigint AND b.status <> 'cancelled'
