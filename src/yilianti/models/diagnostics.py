@@ -74,7 +74,7 @@ class ItemPrice(IdMixin, CreatedMixin, Base):
 class DiagnosticOrder(IdMixin, CreatedMixin, Base):
     __tablename__ = "diagnostic_order"
     __table_args__ = (
-        Index("ix_diagnostic_order_patient", "patient_id"),
+        Index("ix_diagnostic_order_patient_item", "patient_id", "item_code", "reported_at"),  # B3 lookup (0016)
         Index("ix_diagnostic_order_ordering", "ordering_institution_id", "status"),
         Index("ix_diagnostic_order_centre", "reading_centre_institution_id", "status"),
     )
