@@ -124,3 +124,23 @@ def test_matching_still_works_after_rotating_the_data_key_and_reindexing(db, key
     other_rid = b.resident_id(date(1980, 3, 14), region="110105", seq=11)
     decision = online.decide(db, _demo("欧阳明远", "13700001111", "河北省沧州市献县", rid=other_rid))
     assert twin.patient.id not in {decision.link_to, *(c.patient_id for c in decision.review)}
+
+
+def test_do_not_match_reaches_persons_merged_into_either_side_until_the_merge_is_undone(db):  # type: ignore[no-untyped-def]
+    from yilianti.kit import clock
+    from yilianti.models.empi import DoNotMatch, MergeEvent
+
+    w = world(db)
+    p = [register(db, w.d_town, name, birth=date(1980 + i, 1, 2), phone=None, address=None).patient.id
+         for i, name in enumerate(["甲一", "乙二", "丙三", "丁四", "戊五"])]
+    # p1 ← p2 ← p3 merged (transitively into p1); p3 and p4 declared different people
+    m1 = MergeEvent(kind="merge", survivor_id=p[0], merged_id=p[1], moved={}, snapshot={})
+    db.add_all([m1, MergeEvent(kind="merge", survivor_id=p[1], merged_id=p[2], moved={}, snapshot={}),
+                DoNotMatch(patient_a_id=p[2], patient_b_id=p[3])])
+    db.flush()
+    assert online.do_not_match(db, p[0], p[3]) and online.do_not_match(db, p[3], p[0])
+    assert online.do_not_match(db, p[2], p[3]) and online.do_not_match(db, p[1], p[3])
+    assert not online.do_not_match(db, p[0], p[4]) and not online.do_not_match(db, p[3], p[4])
+    m1.undone_at = clock.now()  # unmerged: p2 and p3 are no longer part of p1
+    db.flush()
+    assert not online.do_not_match(db, p[0], p[3]) and online.do_not_match(db, p[1], p[3])

@@ -26,7 +26,7 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal, or_, select, text, union
+from sqlalchemy import BigInteger, ColumnElement, Select, bindparam, func, literal, or_, select, text, union
 from sqlalchemy.orm import Session
 
 from yilianti.empi import matching
@@ -173,32 +173,54 @@ def _candidate(db: Session, row: tuple[Any, ...]) -> Record:
                   _addr(address or ""))
 
 
-def _candidates(db: Session, k: Keys, rules: Rules, name_key: str | None) -> tuple[list[tuple[Any, ...]], int, int]:
-    """The blocked candidate records (the columns scoring needs) and, in the same statement, the count of
-    records with the registration's name key (capped) and the size of the index (max id), for the
-    frequency-adjusted name weight."""
+@lru_cache(maxsize=64)
+def _candidates_statement(by_name: bool, by_phone: bool, by_surname: bool, by_given: bool, count_name: bool,
+                          max_block: int) -> Select[Any]:
+    """The candidates statement for the blocking keys a registration has (built once per combination)."""
     conds: list[tuple[ColumnElement[bool], ...]] = []
-    if k.name_key and k.birth_year:
-        conds.append((PatientRecord.name_key == k.name_key, PatientRecord.birth_year == k.birth_year))
-    if k.phone_key:
-        conds.append((PatientRecord.phone_key == k.phone_key,))
-    if k.birth_key and k.surname_key:
-        conds.append((PatientRecord.birth_key == k.birth_key, PatientRecord.surname_key == k.surname_key))
-    if k.birth_key and k.given_key:
-        conds.append((PatientRecord.given_key == k.given_key, PatientRecord.birth_key == k.birth_key))
-    if not conds:
-        return [], 0, 0
-    # one statement: each block newest first and bounded by max_block (an oversized block, e.g. a
-    # clinic's shared phone, cannot blow up the cost), each an index range scan
-    blocks = [select(PatientRecord.id).where(*cond).order_by(PatientRecord.id.desc()).limit(rules.max_block)
+    if by_name:
+        conds.append((PatientRecord.name_key == bindparam("name_key"), PatientRecord.birth_year == bindparam("birth_year")))
+    if by_phone:
+        conds.append((PatientRecord.phone_key == bindparam("phone_key"),))
+    if by_surname:
+        conds.append((PatientRecord.birth_key == bindparam("birth_key"), PatientRecord.surname_key == bindparam("surname_key")))
+    if by_given:
+        conds.append((PatientRecord.given_key == bindparam("given_key"), PatientRecord.birth_key == bindparam("birth_key")))
+    # each block newest first and bounded by max_block (an oversized block, e.g. a clinic's shared
+    # phone, cannot blow up the cost), each an index range scan
+    blocks = [select(PatientRecord.id).where(*cond).order_by(PatientRecord.id.desc()).limit(max_block)
               .subquery().select() for cond in conds]
     ids = union(*blocks) if len(blocks) > 1 else blocks[0]
     count: ColumnElement[int] = literal(0)
-    if name_key is not None:
-        inner = select(PatientRecord.id).where(PatientRecord.name_key == name_key).limit(NAME_COUNT_CAP).subquery()
+    if count_name:
+        inner = (select(PatientRecord.id).where(PatientRecord.name_key == bindparam("count_key"))
+                 .limit(NAME_COUNT_CAP).subquery())
         count = select(func.count()).select_from(inner).scalar_subquery()
     population = select(func.max(PatientRecord.id)).scalar_subquery()
-    rows = list(db.execute(select(*_CANDIDATE_COLUMNS, count, population).where(PatientRecord.id.in_(ids))))
+    return select(*_CANDIDATE_COLUMNS, count, population).where(  # type: ignore[return-value]
+        PatientRecord.id.in_(ids))
+
+
+def _candidates(db: Session, k: Keys, rules: Rules, name_key: str | None) -> tuple[list[tuple[Any, ...]], int, int]:
+    """The blocked candidate records (the columns scoring needs) and, in the same statement, the count of
+    records with the registration's name key (capped) and the size of the index (max id), for the
+    frequency-adjusted name weight. One statement: the union of the blocks' bounded index range scans."""
+    flags = (bool(k.name_key and k.birth_year), bool(k.phone_key), bool(k.birth_key and k.surname_key),
+             bool(k.birth_key and k.given_key))
+    if not any(flags):
+        return [], 0, 0
+    params: dict[str, Any] = {}
+    if flags[0]:
+        params.update(name_key=k.name_key, birth_year=k.birth_year)
+    if flags[1]:
+        params["phone_key"] = k.phone_key
+    if flags[2]:
+        params.update(birth_key=k.birth_key, surname_key=k.surname_key)
+    if flags[3]:
+        params.update(birth_key=k.birth_key, given_key=k.given_key)
+    if name_key is not None:
+        params["count_key"] = name_key
+    rows = list(db.execute(_candidates_statement(*flags, name_key is not None, rules.max_block), params))
     if not rows:
         return [], 0, 0
     return [tuple(r)[:-2] for r in rows], int(rows[0][-2] or 0), int(rows[0][-1] or 0)
@@ -253,13 +275,25 @@ def merged_into(db: Session, patient_ids: Iterable[int]) -> set[int]:
     return found
 
 
+@lru_cache(maxsize=1)
+def _do_not_match_statement() -> Select[Any]:
+    """One statement: each side's person plus everyone merged into them (merges not undone,
+    transitively: a recursive CTE, as `merged_into` walks it), then a do-not-match row between the sides."""
+    def merged(name: str, start: str) -> Any:
+        cte = select(bindparam(start, type_=BigInteger).label("id")).cte(name, recursive=True)
+        return cte.union(select(MergeEvent.merged_id).where(
+            MergeEvent.kind == "merge", MergeEvent.undone_at.is_(None), MergeEvent.survivor_id == cte.c.id))
+
+    sa, sb = merged("side_a", "a"), merged("side_b", "b")
+    ids_a, ids_b = select(sa.c.id), select(sb.c.id)
+    return select(DoNotMatch.id).where(or_(
+        DoNotMatch.patient_a_id.in_(ids_a) & DoNotMatch.patient_b_id.in_(ids_b),
+        DoNotMatch.patient_a_id.in_(ids_b) & DoNotMatch.patient_b_id.in_(ids_a))).limit(1)
+
+
 def do_not_match(db: Session, a: int, b: int) -> bool:
     """Whether persons a and b (or anyone merged into them) were declared different."""
-    sa, sb = merged_into(db, [a]), merged_into(db, [b])
-    row = db.scalar(select(DoNotMatch.id).where(or_(
-        DoNotMatch.patient_a_id.in_(sa) & DoNotMatch.patient_b_id.in_(sb),
-        DoNotMatch.patient_a_id.in_(sb) & DoNotMatch.patient_b_id.in_(sa))).limit(1))
-    return row is not None
+    return db.scalar(_do_not_match_statement(), {"a": a, "b": b}) is not None
 
 
 def decide(db: Session, demo: Demographics, rules: Rules = RULES) -> Decision:
