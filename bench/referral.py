@@ -203,6 +203,8 @@ def main() -> int:
     ap.add_argument("--profile", type=int, default=0, metavar="N",
                     help="profile N transitions in-process (statements per request, cProfile) instead of racing")
     ap.add_argument("--orm", action="store_true", help="the reference ORM path (referral_fast_path off)")
+    ap.add_argument("--workers", type=int, default=2, help="server processes")
+    ap.add_argument("--pool", type=int, default=8, help="asyncpg connections per process (YILIANTI_BOOKING_POOL_SIZE)")
     args = ap.parse_args()
     if args.orm:
         os.environ["YILIANTI_REFERRAL_FAST_PATH"] = "false"  # inherited by the server
@@ -214,10 +216,11 @@ def main() -> int:
     if args.quick:
         args.pairs, args.secs = 2, 5
     print(f"nproc={os.cpu_count()} pairs={args.pairs} secs={args.secs} path={'orm' if args.orm else 'statement'} "
+          f"workers={args.workers} pool={args.pool} "
           f"load={os.getloadavg()[0]:.1f}", flush=True)
     url, _token, ids = bb.setup_database(args.url, patients=5000)
     token = lead_token(url, ids["lead"])
-    server = bb.start_server(url, args.port, 2)
+    server = bb.start_server(url, args.port, args.workers, args.pool)
     base = f"http://127.0.0.1:{args.port}"
     pairs, races = [], []
     try:

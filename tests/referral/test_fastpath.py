@@ -189,3 +189,46 @@ def test_thirty_clients_race_one_move(server):  # type: ignore[no-untyped-def]
         assert db.scalar(select(func.count()).select_from(OutboxMessage).where(
             OutboxMessage.payload["link"].as_string() == f"/referrals/{rid}",
             OutboxMessage.payload["title"].as_string() == "referral.notify.received")) == 1
+
+
+def test_a_move_that_waited_for_a_racing_one_gets_the_409_naming_it(server):  # type: ignore[no-untyped-def]
+    """The move waits on the row another move holds; once that one commits, the update finds the
+    status changed and writes nothing, and the 409 names the status now committed (as the reference)."""
+    import time
+
+    from sqlalchemy import text, update
+
+    base, factory = server
+    with factory() as db:
+        w, patient = setup(db, tag="等")
+        rid = submitted_up(db, w, patient).id
+        token = _token(db, w.lead_doc)
+        db.commit()
+    got: list[httpx.Response] = []
+
+    def move() -> None:
+        got.append(httpx.post(f"{base}/api/v1/referrals/{rid}/transition", timeout=60,
+                              json={"to_status": "received", "expected_status": "submitted"},
+                              headers={"Authorization": f"Bearer {token}", "Accept-Language": "en"}))
+
+    with factory() as racer, factory() as watch:
+        racer.execute(update(Referral).where(Referral.id == rid).values(status="received"))  # holds the row
+        thread = threading.Thread(target=move)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not watch.scalar(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'yilianti-fast' "
+                "AND wait_event_type = 'Lock'")):
+            watch.rollback()
+            time.sleep(0.05)
+        assert time.monotonic() < deadline, "the move never waited on the row"
+        racer.commit()
+    thread.join(timeout=60)
+    want = _post(base, rid, token, "received", "submitted", fast=False, lang="en")
+    assert got[0].status_code == want.status_code == 409
+    assert got[0].json() == want.json() and got[0].json()["error"] == "referral_state_conflict"
+    with factory() as db:  # nothing written by the move that lost
+        assert db.scalar(select(func.count()).select_from(ReferralHistory).where(
+            ReferralHistory.referral_id == rid, ReferralHistory.to_status == "received")) == 0
+        assert db.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.resource_id == str(rid), AuditEvent.action == "referral.received")) == 0

@@ -4,18 +4,21 @@
 are nothing but `transition` — `received` and `arrived`, which `apply_move` sends straight to it —
 run here as ONE data-modifying statement, its own transaction (autocommit):
 
-- the referral row is locked (`FOR UPDATE`, as `lock_for_move` does; under READ COMMITTED the
-  lock returns the latest committed version, so racing clients see the winner's status);
-- it is updated only when that status is the client's `expected_status`, the declared move
-  (`states.MOVES`) allows it and the acting institution is on an allowed side: the conditional
-  UPDATE is the race guard, exactly one racing client wins;
+- the referral row is updated only when its status is the client's `expected_status` (the declared
+  move, `states.MOVES`, allows it) and the acting institution is on an allowed side: the
+  conditional UPDATE is the race guard — a client that waited for a racing move re-checks the
+  condition on the committed version (READ COMMITTED), so exactly one racing client wins. No
+  separate `FOR UPDATE`: the update's own row lock serialises the movers, and a lock before it
+  would write the row twice;
 - from the updated row: the history row, the audit row (`referral.<status>`, detail from/to) and
   the outbox notification to the other side — the rows `transition` writes, in the same
   transaction; the response carries the referral's history as the route's does.
 
-When nothing is updated, the locked row says why: no such referral or an institution on neither
-side (404), another current status (409 `referral_state_conflict`, naming it), the wrong side
-(403) — the reference's answers, in its order. Nothing is written then.
+When nothing is updated, the row as the statement saw it says why: no such referral or an
+institution on neither side (404), another current status (409 `referral_state_conflict`, naming
+it), the wrong side (403) — the reference's answers, in its order. When that row would have moved,
+a racing move committed in between: one more read gives the status to name in the 409. Nothing is
+written then.
 
 `ReferralMoveRoute` serves `POST /api/v1/referrals/{id}/transition` with an API token before
 the framework's middleware; what it cannot decide (no bearer token, other moves, a body the
@@ -67,20 +70,18 @@ _HISTORY = "id, at, user_id, acting_institution_id, from_status, to_status, reas
 # $1 referral, $2 to status, $3 acting institution, $4 expected status, $5 now, $6 sides allowed,
 # $7/$8/$9 the step deadline for routine/urgent/emergency (NULL: none), $10 user, $11 username,
 # $12 audit detail (json), $13 ip, $14 channel
+_SIDE = ("CASE WHEN {t}from_institution_id = $3::bigint THEN 'sender' "
+         "WHEN {t}to_institution_id = $3::bigint THEN 'receiver' END")
 MOVE = f"""
 WITH cur AS (
-  SELECT id, status, priority, from_institution_id, to_institution_id,
-         CASE WHEN from_institution_id = $3::bigint THEN 'sender'
-              WHEN to_institution_id = $3::bigint THEN 'receiver' END AS side
-  FROM referral WHERE id = $1::bigint FOR UPDATE
+  SELECT status, {_SIDE.format(t='')} AS side FROM referral WHERE id = $1::bigint
 ),
 u AS (
   UPDATE referral r SET status = $2::text, updated_at = $5::timestamptz,
-         due_at = $5::timestamptz + CASE cur.priority WHEN 'urgent' THEN $8::interval
-                                                       WHEN 'emergency' THEN $9::interval ELSE $7::interval END
-  FROM cur
-  WHERE r.id = cur.id AND cur.status = $4::text AND r.status = $4::text AND cur.side = ANY($6::text[])
-  RETURNING {", ".join("r." + c.strip() for c in _REFERRAL.split(","))}
+         due_at = $5::timestamptz + CASE r.priority WHEN 'urgent' THEN $8::interval
+                                                     WHEN 'emergency' THEN $9::interval ELSE $7::interval END
+  WHERE r.id = $1::bigint AND r.status = $4::text AND {_SIDE.format(t='r.')} = ANY($6::text[])
+  RETURNING {", ".join("r." + c.strip() for c in _REFERRAL.split(","))}, {_SIDE.format(t='r.')} AS moved_side
 ),
 h AS (
   INSERT INTO referral_history (referral_id, at, user_id, acting_institution_id, from_status, to_status, reason,
@@ -101,21 +102,24 @@ o AS (
   SELECT 'notify',
          json_build_object('title', 'referral.notify.' || $2::text, 'body', NULL, 'link', '/referrals/' || u.id,
                            'user_id', NULL,
-                           'institution_id', CASE WHEN cur.side = 'sender' THEN u.to_institution_id
+                           'institution_id', CASE WHEN u.moved_side = 'sender' THEN u.to_institution_id
                                                   ELSE u.from_institution_id END,
                            'kind', 'referral', 'urgent', u.priority = 'emergency',
                            'params', json_build_object('id', u.id, 'reason', '')),
          'pending', $5::timestamptz, 0, NULL, NULL, NULL, $5::timestamptz
-  FROM u, cur
+  FROM u
   RETURNING id
 )
-SELECT cur.status AS current, cur.side, (SELECT count(*) FROM a) + (SELECT count(*) FROM o) AS written,
+SELECT cur.status AS current, coalesce(u.moved_side, cur.side) AS side,
+       (SELECT count(*) FROM a) + (SELECT count(*) FROM o) AS written,
        (SELECT json_agg(x ORDER BY x.at, x.id) FROM (
           SELECT {_HISTORY} FROM referral_history WHERE referral_id = $1::bigint AND EXISTS (SELECT 1 FROM u)
           UNION ALL SELECT {_HISTORY} FROM h) x) AS history,
        u.*
-FROM cur LEFT JOIN u ON true
+FROM (SELECT 1) one LEFT JOIN cur ON true LEFT JOIN u ON true
 """
+# the current status after a lost race (a move committed after the statement's snapshot)
+CURRENT = "SELECT status FROM referral WHERE id = $1::bigint"
 
 
 def _deadlines(to_status: str) -> list[timedelta | None]:
@@ -140,12 +144,16 @@ async def move(subject: Subject, referral_id: int, to_status: Status, expected_s
         return Busy()  # every connection busy for db_pool_timeout: nothing written, as the ORM path's 503
     try:
         row = await conn.fetchrow(MOVE, *args)
+        current = row["current"] if row is not None else None
+        if (row is not None and row["id"] is None and row["side"] is not None and Side(row["side"]) in sides
+                and current == expected_status):
+            # the snapshot would have moved, the update did not: a racing move committed in between
+            current = await conn.fetchval(CURRENT, referral_id)
     finally:
         await connections.release(conn)
-    if row is None or row["side"] is None:
+    if row is None or row["side"] is None or current is None:
         return NotFound()  # no such referral, or the acting institution is on neither side
     if row["id"] is None:
-        current = row["current"]
         if current != expected_status or states.allowed(current, to_status) is None:
             return Conflict("转诊单当前状态为“{current}”，不能执行该操作，请刷新后重试", code=STATE_CONFLICT,
                             current=STATUS_LABELS.get(Status(current), current))
@@ -153,7 +161,7 @@ async def move(subject: Subject, referral_id: int, to_status: Status, expected_s
             return Forbidden("该操作应由转诊的另一方执行")
         return None  # not expected: the reference decides
     side = Side(row["side"])
-    out = {k: v for k, v in row.items() if k not in ("current", "side", "written", "history")}
+    out = {k: v for k, v in row.items() if k not in ("current", "side", "moved_side", "written", "history")}
     for k in ("summary", "follow_up_plan"):
         if isinstance(out[k], str):
             out[k] = json.loads(out[k])
