@@ -7,7 +7,8 @@ decision is taken with:
   their areas, rules, QC qualifications with their periods, institutions' names/areas and
   memberships), reloaded when it is older than `CATALOGUE_SECONDS` (catalogue changes reach
   every process within that time; `invalidate()` drops it at once in this process);
-- ONE prepared statement: the access check exactly as `policy.decide` (care relationship →
+- ONE prepared statement (for a batch of concurrent lookups, see MAX_BATCH): the access check exactly as
+  `policy.decide` (care relationship →
   `own`; else the unexpired, unrevoked grant expiring last → `grant` / `break_glass`; the
   shared record with the patient's sharing consent in force, break-glass seeing everything)
   and the patient's resulted orders for the item's codes inside the longest validity window,
@@ -312,30 +313,146 @@ def _message(in_scope: bool, consent_missing: bool, results: list[Any]) -> str:
     return ""
 
 
-async def lookup(subject: Subject, patient_id: int, item_code: str, locale: str,
-                 ip: str | None = None) -> dict[str, Any] | AppError | None:
-    """The LookupOut of the reference, or Busy, or None when the reference must decide."""
-    inst_id = subject.acting_institution_id
-    if inst_id is None or not subject.is_clinical:
-        return None
+# Concurrent lookups of one process go to PostgreSQL together: ONE statement for up to MAX_BATCH of them
+# (the statement above once per request, as a LATERAL over the requests' parameter arrays), at most
+# MAX_INFLIGHT such statements at a time. A lookup that finds nothing in flight goes at once (alone, as
+# the plain statement); the ones arriving while a statement runs wait for the next batch. What PostgreSQL
+# spends per statement — bind, executor start-up of this many-node plan, the round trip — is then paid
+# once per batch (measured sequentially on a loaded machine: 390 µs per lookup alone, 157 µs in batches
+# of 4, 96 in 8). One statement in flight per process did better than two (in-process, 4 concurrent
+# lookups: 2,150–2,570 vs 1,300–1,540 lookups/s; unbatched 1,850–2,100 with 8).
+MAX_BATCH = 32
+MAX_INFLIGHT = 1
+_PARAMS = (("$1::bigint", "r.pid"), ("$2::bigint", "r.inst"), ("$3::bigint", "r.uid"), ("$4::timestamptz", "r.at"),
+           ("$5::date", "r.today"), ("$6::text[]", "r.codes"), ("$7::timestamptz", "r.since"))
+
+
+def _batched(statement: str) -> str:
+    inner = statement
+    for param, column in _PARAMS:
+        inner = inner.replace(param, column)
+    if "$" in inner:
+        raise RuntimeError("LOOKUP has a parameter the batch statement does not map")
+    return ("SELECT r0.n, x.basis, x.includes_shared, x.consent, x.orders "
+            "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::date[], $6::text[], "
+            "$7::timestamptz[]) WITH ORDINALITY AS r0(pid, inst, uid, at, today, codes, since, n) "
+            "CROSS JOIN LATERAL (SELECT r0.pid, r0.inst, r0.uid, r0.at, r0.today, "
+            "string_to_array(r0.codes, chr(31)) AS codes, r0.since) r "
+            "CROSS JOIN LATERAL (" + inner + ") x ORDER BY r0.n")
+
+
+LOOKUP_BATCH = _batched(LOOKUP)
+Params = tuple[int, int, int | None, datetime, date, list[str], datetime | None]
+
+
+class _Batcher:
+    """Collects the lookups of one event loop into batch statements (see MAX_BATCH)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: list[tuple[Params, asyncio.Future[Any]]] = []
+        self.running = 0
+        self.tasks: set[asyncio.Future[Any]] = set()
+
+    async def fetch(self, params: Params) -> Any:
+        """The statement's row for these parameters, or Busy when no connection came free in time."""
+        future: asyncio.Future[Any] = self.loop.create_future()
+        self.queue.append((params, future))
+        if self.running < MAX_INFLIGHT:
+            self._launch()
+        return await future
+
+    def _launch(self) -> None:
+        batch, self.queue = self.queue[:MAX_BATCH], self.queue[MAX_BATCH:]
+        self.running += 1
+        task = asyncio.ensure_future(self._run(batch))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _run(self, batch: list[tuple[Params, asyncio.Future[Any]]]) -> None:
+        try:
+            rows = await self._execute([p for p, _ in batch])
+            for (_, future), row in zip(batch, rows, strict=True):
+                if not future.done():
+                    future.set_result(row)
+        except BaseException as exc:  # every waiter sees it (the route falls back to the reference)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self.running -= 1
+            if self.queue and self.running < MAX_INFLIGHT:
+                self._launch()
+
+    async def _execute(self, params: list[Params]) -> list[Any]:
+        connections = await pool()
+        try:
+            conn = await connections.acquire(timeout=get_settings().db_pool_timeout)
+        except TimeoutError:
+            return [Busy() for _ in params]
+        try:
+            stats["batches"] += 1
+            if len(params) == 1:
+                return [await conn.fetchrow(LOOKUP, *params[0])]
+            columns = list(zip(*params, strict=True))
+            codes = ["\x1f".join(c) for c in columns[5]]
+            rows = await conn.fetch(LOOKUP_BATCH, list(columns[0]), list(columns[1]), list(columns[2]),
+                                    list(columns[3]), list(columns[4]), codes, list(columns[6]))
+        finally:
+            await connections.release(conn)
+        by_n = {r["n"]: r for r in rows}
+        return [by_n.get(n) for n in range(1, len(params) + 1)]
+
+
+_batcher: _Batcher | None = None
+
+
+def batcher() -> _Batcher:
+    global _batcher
+    loop = asyncio.get_running_loop()
+    if _batcher is None or _batcher.loop is not loop:
+        _batcher = _Batcher(loop)
+    return _batcher
+
+
+async def _snapshot() -> Catalogue | Busy:
+    """The catalogue snapshot; a connection only when it must be (re)loaded."""
+    snap = _catalogue
+    if snap is not None and time.monotonic() - snap.loaded < CATALOGUE_SECONDS:
+        return snap
     connections = await pool()
     try:
         conn = await connections.acquire(timeout=get_settings().db_pool_timeout)
     except TimeoutError:
         return Busy()
     try:
-        cat = await catalogue(conn)
-        item = cat.find_item(item_code)
-        if item is None:
-            return None  # the reference answers unknown_item_code
-        now, today = clock.now(), clock.today_local()
-        mine = {s.id for s in cat.covering(inst_id, today)}
-        days = [d for sid, d in cat.rules.get(item[0], {}).items() if sid in mine]
-        since = now - timedelta(days=max(days) + 1) if days else None
-        row = await conn.fetchrow(LOOKUP, patient_id, inst_id, subject.user_id, now, today,
-                                  cat.codes.get(item[0], [item[1]]), since)
+        return await catalogue(conn)
     finally:
         await connections.release(conn)
+
+
+async def lookup(subject: Subject, patient_id: int, item_code: str, locale: str,
+                 ip: str | None = None) -> dict[str, Any] | AppError | None:
+    """The LookupOut of the reference, or Busy, or None when the reference must decide."""
+    inst_id = subject.acting_institution_id
+    if inst_id is None or not subject.is_clinical:
+        return None
+    cat = await _snapshot()
+    if isinstance(cat, Busy):
+        return cat
+    item = cat.find_item(item_code)
+    if item is None:
+        return None  # the reference answers unknown_item_code
+    now, today = clock.now(), clock.today_local()
+    mine = {s.id for s in cat.covering(inst_id, today)}
+    days = [d for sid, d in cat.rules.get(item[0], {}).items() if sid in mine]
+    since = now - timedelta(days=max(days) + 1) if days else None
+    row = await batcher().fetch((patient_id, inst_id, subject.user_id, now, today,
+                                 cat.codes.get(item[0], [item[1]]), since))
+    if isinstance(row, Busy):
+        return row
     if row is None or row["basis"] is None:
         return None  # not visible: the reference answers 404
     basis = row["basis"]
