@@ -67,9 +67,70 @@ def _serve(run_jobs: bool) -> int:
     from yilianti.main import create_app
 
     settings = _settings()
+    if settings.web_processes > 1:
+        return _serve_processes(settings.web_processes, run_jobs)
     app = create_app(settings, run_jobs=run_jobs)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", proxy_headers=False)
     return 0
+
+
+def _reuseport_socket(host: str, port: int):  # type: ignore[no-untyped-def]
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def _serve_one(index: int, run_jobs: bool) -> None:
+    """One web process on its own SO_REUSEPORT socket (runs in a child process)."""
+    import uvicorn
+
+    from yilianti.main import create_app
+
+    settings = _settings()
+    sock = _reuseport_socket(settings.host, settings.port)
+    app = create_app(settings, run_jobs=run_jobs and index == 0)  # periodic jobs run once
+    config = uvicorn.Config(app, log_level="info", proxy_headers=False)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _serve_processes(processes: int, run_jobs: bool) -> int:
+    """`processes` web processes sharing the port: each binds its own SO_REUSEPORT socket, so the
+    kernel spreads connections over them (uvicorn --workers' one shared socket lets one process accept
+    most of a burst). SIGTERM / Ctrl-C stops them all; a process that dies stops the rest."""
+    import multiprocessing
+    import time
+
+    settings = _settings()
+    _reuseport_socket(settings.host, settings.port).close()  # fail fast and clearly if the port is taken
+    ctx = multiprocessing.get_context("spawn")
+    children = [ctx.Process(target=_serve_one, args=(i, run_jobs), name=f"yilianti-web-{i}")
+                for i in range(processes)]
+    for child in children:
+        child.start()
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    print(f"yilianti: {processes} web processes on {settings.host}:{settings.port} (SO_REUSEPORT)", flush=True)
+    try:
+        while not stopping and all(c.is_alive() for c in children):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    for child in children:
+        if child.is_alive():
+            child.terminate()  # SIGTERM: uvicorn finishes its requests and runs the lifespan shutdown
+    for child in children:
+        child.join(timeout=30)
+    return 0 if stopping or all(c.exitcode in (0, -signal.SIGTERM) for c in children) else 1
 
 
 def cmd_serve(_args: argparse.Namespace) -> int:

@@ -17,6 +17,9 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    # web server processes of `yilianti serve` / `yilianti demo`: more than 1 binds one SO_REUSEPORT
+    # socket per process, so the kernel spreads connections evenly (a shared socket does not)
+    web_processes: int = Field(default=1, ge=1, le=64)
     database_url: str = "sqlite:///./var/yilianti.db"
     test_database_url: str | None = None
     secret_key: str | None = None
