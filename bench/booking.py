@@ -253,7 +253,8 @@ def wrk(base: str, script: str, clients: int, secs: float) -> dict[str, object]:
     return {"rps": rps, "p50_ms": ms("50"), "p99_ms": ms("99"), "status": status}
 
 
-def start_server(url: str, port: int, workers: int, pool: int = 8) -> subprocess.Popen:  # type: ignore[type-arg]
+def start_server(url: str, port: int, workers: int, pool: int = 8,  # type: ignore[type-arg]
+                 reuseport: bool = False) -> subprocess.Popen:
     import socket
 
     with socket.socket() as probe:
@@ -262,9 +263,13 @@ def start_server(url: str, port: int, workers: int, pool: int = 8) -> subprocess
     env = dict(os.environ, YILIANTI_DATABASE_URL=url, YILIANTI_RUN_JOBS_IN_PROCESS="false",
                YILIANTI_SECRET_KEY="bench", YILIANTI_VAR_DIR=tempfile.mkdtemp(),
                YILIANTI_BOOKING_POOL_SIZE=str(pool))
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "yilianti.main:create_app", "--factory",
-                             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-                             "--no-access-log", "--log-level", "warning"], env=env, start_new_session=True)
+    if reuseport:  # `yilianti serve`: one SO_REUSEPORT socket per process, the kernel spreads connections
+        env.update(YILIANTI_WEB_PROCESSES=str(workers), YILIANTI_HOST="127.0.0.1", YILIANTI_PORT=str(port))
+        cmd = [sys.executable, "-c", "import sys; from yilianti.cli import main; sys.exit(main())", "serve"]
+    else:  # uvicorn --workers: one shared listening socket
+        cmd = [sys.executable, "-m", "uvicorn", "yilianti.main:create_app", "--factory", "--host", "127.0.0.1",
+               "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
     import urllib.request
 
     deadline = time.monotonic() + 90  # a shared, loaded machine can take long to import the app twice
@@ -289,6 +294,9 @@ def main() -> int:
     ap.add_argument("--burst-secs", type=int, default=9, help="seconds of each sell-out repetition")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--port", type=int, default=8911)
+    ap.add_argument("--reuseport", action="store_true",
+                    help="serve with `yilianti serve` (YILIANTI_WEB_PROCESSES=--workers, SO_REUSEPORT) "
+                         "instead of uvicorn --workers")
     ap.add_argument("--pool", type=int, default=8, help="booking connections per worker (YILIANTI_BOOKING_POOL_SIZE)")
     ap.add_argument("--patients", type=int, default=100000)
     ap.add_argument("--hot-seats", type=int, default=50000, help="seats of each hot session in B1's throughput phase")
@@ -299,9 +307,9 @@ def main() -> int:
     print(f"nproc={os.cpu_count()} workers={args.workers} pairs={args.pairs} reps={args.reps} secs={args.secs}",
           flush=True)
     url, token, ids = setup_database(args.url, patients=args.patients)
-    server = start_server(url, args.port, args.workers, args.pool)
+    server = start_server(url, args.port, args.workers, args.pool, reuseport=args.reuseport)
     base = f"http://127.0.0.1:{args.port}"
-    result: dict[str, object] = {"nproc": os.cpu_count(), "workers": args.workers, "at": datetime.now(UTC).isoformat()}
+    result: dict[str, object] = {"nproc": os.cpu_count(), "workers": args.workers, "reuseport": args.reuseport, "at": datetime.now(UTC).isoformat()}
     try:
         def script(sessions: list[int]) -> str:
             return LUA % {"sessions": ",".join(map(str, sessions)), "token": token, "pmin": ids["pmin"],
