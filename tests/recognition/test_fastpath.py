@@ -201,7 +201,11 @@ def test_concurrent_lookups_batched_answer_as_one_by_one(data):  # type: ignore[
                 client.get("/api/v1/recognition/lookup", params={"patient_id": p, "item_code": c}) for p, c in cases]))
 
     before = (fastpath.stats["batches"], fastpath.stats["statement"])
-    answers = asyncio.run(together())
+    fastpath.BATCHING = True  # off by default (see fastpath.BATCHING); the server runs in this process
+    try:
+        answers = asyncio.run(together())
+    finally:
+        fastpath.BATCHING = False
     batches, served = fastpath.stats["batches"] - before[0], fastpath.stats["statement"] - before[1]
     alone = [httpx.get(f"{base}/api/v1/recognition/lookup", params={"patient_id": p, "item_code": c}, headers=headers,
                        timeout=30) for p, c in cases]

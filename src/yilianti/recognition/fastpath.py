@@ -7,7 +7,7 @@ decision is taken with:
   their areas, rules, QC qualifications with their periods, institutions' names/areas and
   memberships), reloaded when it is older than `CATALOGUE_SECONDS` (catalogue changes reach
   every process within that time; `invalidate()` drops it at once in this process);
-- ONE prepared statement (for a batch of concurrent lookups, see MAX_BATCH): the access check exactly as
+- ONE prepared statement (optionally shared by concurrent lookups, BATCHING, off): the access check as
   `policy.decide` (care relationship →
   `own`; else the unexpired, unrevoked grant expiring last → `grant` / `break_glass`; the
   shared record with the patient's sharing consent in force, break-glass seeing everything)
@@ -321,6 +321,10 @@ def _message(in_scope: bool, consent_missing: bool, results: list[Any]) -> str:
 # once per batch (measured sequentially on a loaded machine: 390 µs per lookup alone, 157 µs in batches
 # of 4, 96 in 8). One statement in flight per process did better than two (in-process, 4 concurrent
 # lookups: 2,150–2,570 vs 1,300–1,540 lookups/s; unbatched 1,850–2,100 with 8).
+# OFF by default: at 1 M / 10 M (data not in the cache) one statement in flight per process serialised the
+# backends' page reads and the lookup fell from ≈ 2,300 to ≈ 200 req/s (docs/benchmarks.md B3, 16:13 run);
+# the small-database gain came from cached pages. Kept for a run with more statements in flight.
+BATCHING = False
 MAX_BATCH = 32
 MAX_INFLIGHT = 1
 _PARAMS = (("$1::bigint", "r.pid"), ("$2::bigint", "r.inst"), ("$3::bigint", "r.uid"), ("$4::timestamptz", "r.at"),
@@ -449,10 +453,21 @@ async def lookup(subject: Subject, patient_id: int, item_code: str, locale: str,
     mine = {s.id for s in cat.covering(inst_id, today)}
     days = [d for sid, d in cat.rules.get(item[0], {}).items() if sid in mine]
     since = now - timedelta(days=max(days) + 1) if days else None
-    row = await batcher().fetch((patient_id, inst_id, subject.user_id, now, today,
-                                 cat.codes.get(item[0], [item[1]]), since))
-    if isinstance(row, Busy):
-        return row
+    params: Params = (patient_id, inst_id, subject.user_id, now, today, cat.codes.get(item[0], [item[1]]), since)
+    if BATCHING:
+        row = await batcher().fetch(params)
+        if isinstance(row, Busy):
+            return row
+    else:
+        connections = await pool()
+        try:
+            conn = await connections.acquire(timeout=get_settings().db_pool_timeout)
+        except TimeoutError:
+            return Busy()
+        try:
+            row = await conn.fetchrow(LOOKUP, *params)
+        finally:
+            await connections.release(conn)
     if row is None or row["basis"] is None:
         return None  # not visible: the reference answers 404
     basis = row["basis"]
