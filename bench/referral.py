@@ -19,7 +19,6 @@ import argparse
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -58,41 +57,6 @@ function done(summary, latency, requests)
   io.write("\\n")
 end
 """
-
-
-SERVE_REUSEPORT = """
-import socket, sys, uvicorn
-port = int(sys.argv[1])
-sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-sock.bind(("127.0.0.1", port))
-config = uvicorn.Config("yilianti.main:create_app", factory=True, access_log=False, log_level="warning")
-uvicorn.Server(config).run(sockets=[sock])
-"""
-
-
-def start_reuseport(url: str, port: int, processes: int, pool: int) -> subprocess.Popen:  # type: ignore[type-arg]
-    """`processes` single-process uvicorn servers, each with its own SO_REUSEPORT socket on the port: the
-    kernel spreads the connections over them (one shared socket lets one process accept most of them)."""
-    import tempfile
-    import urllib.request
-
-    env = dict(os.environ, YILIANTI_DATABASE_URL=url, YILIANTI_RUN_JOBS_IN_PROCESS="false",
-               YILIANTI_SECRET_KEY="bench", YILIANTI_VAR_DIR=tempfile.mkdtemp(), YILIANTI_BOOKING_POOL_SIZE=str(pool))
-    cmd = " & ".join(f"{sys.executable} -c '{SERVE_REUSEPORT}' {port}" for _ in range(processes)) + " & wait"
-    proc = subprocess.Popen(["bash", "-c", cmd], env=env, start_new_session=True)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            time.sleep(5)  # every process up, not just the first
-            return proc
-        except Exception:
-            time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=20)
-    raise RuntimeError("server did not start")
 
 
 def lead_token(url: str, lead_id: int) -> str:
@@ -241,7 +205,8 @@ def main() -> int:
     ap.add_argument("--orm", action="store_true", help="the reference ORM path (referral_fast_path off)")
     ap.add_argument("--workers", type=int, default=2, help="server processes")
     ap.add_argument("--reuseport", action="store_true",
-                    help="--workers separate uvicorn processes on SO_REUSEPORT sockets instead of uvicorn --workers")
+                    help="serve with `yilianti serve` (YILIANTI_WEB_PROCESSES=--workers, SO_REUSEPORT) "
+                         "instead of uvicorn --workers")
     ap.add_argument("--pool", type=int, default=8, help="asyncpg connections per process (YILIANTI_BOOKING_POOL_SIZE)")
     args = ap.parse_args()
     if args.orm:
@@ -258,8 +223,7 @@ def main() -> int:
           f"load={os.getloadavg()[0]:.1f}", flush=True)
     url, _token, ids = bb.setup_database(args.url, patients=5000)
     token = lead_token(url, ids["lead"])
-    server = (start_reuseport(url, args.port, args.workers, args.pool) if args.reuseport
-              else bb.start_server(url, args.port, args.workers, args.pool))
+    server = bb.start_server(url, args.port, args.workers, args.pool, reuseport=args.reuseport)
     base = f"http://127.0.0.1:{args.port}"
     pairs, races = [], []
     try:
