@@ -321,9 +321,10 @@ def _message(in_scope: bool, consent_missing: bool, results: list[Any]) -> str:
 # once per batch (measured sequentially on a loaded machine: 390 µs per lookup alone, 157 µs in batches
 # of 4, 96 in 8). One statement in flight per process did better than two (in-process, 4 concurrent
 # lookups: 2,150–2,570 vs 1,300–1,540 lookups/s; unbatched 1,850–2,100 with 8).
-# OFF by default: at 1 M / 10 M (data not in the cache) one statement in flight per process serialised the
-# backends' page reads and the lookup fell from ≈ 2,300 to ≈ 200 req/s (docs/benchmarks.md B3, 16:13 run);
-# the small-database gain came from cached pages. Kept for a run with more statements in flight.
+# OFF by default: at 1 M / 10 M it showed no gain (212 req/s in a run at load ≈ 6–7, where the unbatched
+# path did 300–900 at load ≈ 9–10 and ≈ 2,300–2,900 at load ≈ 4; docs/benchmarks.md B3) — one statement in
+# flight per process may serialise page reads that parallel connections overlap when data is not cached.
+# Kept, with its equality test, for a measurement on a quiet machine with more statements in flight.
 BATCHING = False
 MAX_BATCH = 32
 MAX_INFLIGHT = 1
