@@ -264,7 +264,8 @@ def start_server(url: str, port: int, workers: int, pool: int = 8,  # type: igno
                YILIANTI_SECRET_KEY="bench", YILIANTI_VAR_DIR=tempfile.mkdtemp(),
                YILIANTI_BOOKING_POOL_SIZE=str(pool))
     if reuseport:  # `yilianti serve`: one SO_REUSEPORT socket per process, the kernel spreads connections
-        env.update(YILIANTI_WEB_PROCESSES=str(workers), YILIANTI_HOST="127.0.0.1", YILIANTI_PORT=str(port))
+        env.update(YILIANTI_WEB_PROCESSES=str(workers), YILIANTI_HOST="127.0.0.1", YILIANTI_PORT=str(port),
+                   YILIANTI_ACCESS_LOG="false")  # as uvicorn --no-access-log below
         cmd = [sys.executable, "-c", "import sys; from yilianti.cli import main; sys.exit(main())", "serve"]
     else:  # uvicorn --workers: one shared listening socket
         cmd = [sys.executable, "-m", "uvicorn", "yilianti.main:create_app", "--factory", "--host", "127.0.0.1",
@@ -276,6 +277,8 @@ def start_server(url: str, port: int, workers: int, pool: int = 8,  # type: igno
     while time.monotonic() < deadline:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            if reuseport:
+                time.sleep(5)  # the first process answers; give the others time to finish starting
             return proc
         except Exception:
             time.sleep(0.2)

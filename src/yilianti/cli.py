@@ -70,7 +70,8 @@ def _serve(run_jobs: bool) -> int:
     if settings.web_processes > 1:
         return _serve_processes(settings.web_processes, run_jobs)
     app = create_app(settings, run_jobs=run_jobs)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", proxy_headers=False)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", proxy_headers=False,
+                access_log=settings.access_log)
     return 0
 
 
@@ -94,7 +95,7 @@ def _serve_one(index: int, run_jobs: bool) -> None:
     settings = _settings()
     sock = _reuseport_socket(settings.host, settings.port)
     app = create_app(settings, run_jobs=run_jobs and index == 0)  # periodic jobs run once
-    config = uvicorn.Config(app, log_level="info", proxy_headers=False)
+    config = uvicorn.Config(app, log_level="info", proxy_headers=False, access_log=settings.access_log)
     uvicorn.Server(config).run(sockets=[sock])
 
 

@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     # web server processes of `yilianti serve` / `yilianti demo`: more than 1 binds one SO_REUSEPORT
     # socket per process, so the kernel spreads connections evenly (a shared socket does not)
     web_processes: int = Field(default=1, ge=1, le=64)
+    access_log: bool = True  # one log line per request (off behind a proxy that logs, or when benchmarking)
     database_url: str = "sqlite:///./var/yilianti.db"
     test_database_url: str | None = None
     secret_key: str | None = None
