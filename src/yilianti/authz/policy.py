@@ -42,6 +42,14 @@ from yilianti.models.scheduling import Booking, BookingStatus, ClinicSession, Sc
 BOOKING_ACCESS = timedelta(days=7)  # a booking lets its site see the patient until 7 days after the session
 
 
+def booking_basis_sql(patient: str, institution: str, now: str) -> str:
+    """`_booking_basis` as an SQL EXISTS for the hot paths' raw statements (their parameter placeholders)."""
+    return (f"EXISTS (SELECT 1 FROM booking b JOIN clinic_session bs ON bs.id = b.session_id "
+            f"JOIN schedule bsc ON bsc.id = bs.schedule_id "
+            f"WHERE b.patient_id = {patient} AND b.status <> 'cancelled' AND bsc.institution_id = {institution} "
+            f"AND bs.ends_at > {now} - interval '{BOOKING_ACCESS.days} days')")
+
+
 @dataclass(frozen=True)
 class PatientAccess:
     patient_id: int

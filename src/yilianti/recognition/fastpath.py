@@ -40,6 +40,7 @@ from fastapi import Request
 from starlette.types import Scope
 
 from yilianti.audit import batch
+from yilianti.authz.policy import booking_basis_sql
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError, request_locale
@@ -183,8 +184,8 @@ async def catalogue(conn: asyncpg.Connection) -> Catalogue:
 # ------------------------------------------------------------------------------------ the statement
 
 # $1 patient, $2 acting institution, $3 user, $4 now, $5 today (Beijing), $6 the item's codes, $7 reported since
-# (basis: care relationship, grant, or a booking into one of its sessions — authz.policy BOOKING_ACCESS, 7 days)
-LOOKUP = """
+# (basis: care relationship, grant, or a booking into one of its sessions — authz.policy.booking_basis_sql)
+LOOKUP = f"""
 WITH care AS (
   SELECT EXISTS (SELECT 1 FROM care_relationship c WHERE c.patient_id = $1::bigint
                  AND c.institution_id = $2::bigint AND c.ended_at IS NULL) AS own
@@ -199,11 +200,7 @@ gr AS (
 acc AS (
   SELECT CASE WHEN care.own THEN 'own' WHEN gr.kind = 'break_glass' THEN 'break_glass'
               WHEN gr.kind IS NOT NULL THEN 'grant'
-              WHEN EXISTS (SELECT 1 FROM booking b JOIN clinic_session bs ON bs.id = b.session_id
-                             JOIN schedule bsc ON bsc.id = bs.schedule_id
-                           WHERE b.patient_id = $1::bigint AND b.status <> 'cancelled'
-                             AND bsc.institution_id = $2::bigint
-                             AND bs.ends_at > $4::timestamptz - interval '7 days') THEN 'grant' END AS basis,
+              WHEN {booking_basis_sql("$1::bigint", "$2::bigint", "$4::timestamptz")} THEN 'grant' END AS basis,
          coalesce(gr.includes_shared, true) AS includes_shared,
          EXISTS (SELECT 1 FROM consent k WHERE k.patient_id = $1::bigint AND k.withdrawn_at IS NULL
                    AND k.granted_at <= $4::timestamptz

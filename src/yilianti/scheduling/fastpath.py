@@ -44,7 +44,7 @@ from pydantic import ValidationError
 from starlette.types import Scope
 
 from yilianti.audit import batch
-from yilianti.authz.policy import BOOKING_ACCESS
+from yilianti.authz.policy import booking_basis_sql
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError, Forbidden
@@ -69,7 +69,6 @@ def _may_book(subject: Subject) -> bool:
     return subject.is_clinical and subject.has("doctor", "nurse", "coordinator")
 
 
-BOOKING_ACCESS_DAYS = BOOKING_ACCESS.days
 _GRASSROOTS = ", ".join(f"'{k}'" for k in sorted(GRASSROOTS_KINDS))
 _CURRENT = "({m}.joined_on IS NULL OR {m}.joined_on <= $7::date) AND ({m}.left_on IS NULL OR {m}.left_on > $7::date)"
 
@@ -97,11 +96,7 @@ WITH s AS (
                    AND (g.user_id IS NULL OR g.user_id = $4::bigint) AND g.revoked_at IS NULL
                    AND g.starts_at <= $6::timestamptz AND g.expires_at > $6::timestamptz
                  ORDER BY g.expires_at DESC LIMIT 1),
-                CASE WHEN EXISTS (SELECT 1 FROM booking b JOIN clinic_session bs ON bs.id = b.session_id
-                                    JOIN schedule bsc ON bsc.id = bs.schedule_id
-                                  WHERE b.patient_id = $2::bigint AND b.status <> 'cancelled'
-                                    AND bsc.institution_id = $3::bigint
-                                    AND bs.ends_at > $6::timestamptz - interval '{BOOKING_ACCESS_DAYS} days')
+                CASE WHEN {booking_basis_sql("$2::bigint", "$3::bigint", "$6::timestamptz")}
                      THEN 'grant' END) END AS basis,
          EXISTS (SELECT 1 FROM booking b WHERE b.session_id = $1::bigint AND b.patient_id = $2::bigint
                  AND b.status IN ('booked', 'arrived')) AS duplicate
