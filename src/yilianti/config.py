@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     referral_fast_path: bool = True
     # GET /api/v1/recognition/lookup on PostgreSQL: catalogue snapshot + one async statement (recognition/fastpath.py)
     recognition_fast_path: bool = True
+    # GET /api/v1/patients/{id}/record with an API token on PostgreSQL: one async statement (record/fastpath.py)
+    record_fast_path: bool = True
     # asyncpg connections per process for that statement (PostgreSQL's 100 connections are shared by all workers)
     booking_pool_size: int = 8
     # how long a resolved token/session subject is reused by the fast path (revocation delay)

@@ -19,6 +19,7 @@ from yilianti import db as dbmod
 from yilianti.config import Settings, get_settings
 from yilianti.exceptions import install_handlers
 from yilianti.recognition.fastpath import RecognitionRoute
+from yilianti.record.fastpath import RecordRoute
 from yilianti.referral.fastpath import ReferralMoveRoute
 from yilianti.scheduling.fastpath import BookingRoute
 from yilianti.web.limit import InflightLimit
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
     app.add_middleware(BookingRoute)
     app.add_middleware(ReferralMoveRoute)  # and POST /api/v1/referrals/{id}/transition (referral/fastpath.py)
     app.add_middleware(RecognitionRoute)  # likewise GET /api/v1/recognition/lookup (recognition/fastpath.py)
+    app.add_middleware(RecordRoute)  # and GET /api/v1/patients/{id}/record (record/fastpath.py)
     install_handlers(app)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     for router in discover_routers():

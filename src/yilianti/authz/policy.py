@@ -50,6 +50,36 @@ def booking_basis_sql(patient: str, institution: str, now: str) -> str:
             f"AND bs.ends_at > {now} - interval '{BOOKING_ACCESS.days} days')")
 
 
+def access_sql(patient: str, institution: str, user: str, now: str, today: str) -> str:
+    """`decide` as SQL for the hot paths' raw statements: CTEs `care`, `gr` and `acc`, where `acc` is one row
+    (basis own | break_glass | grant | NULL when not visible, includes_shared, consent in force, grant_id).
+    The caller derives `shared` as `decide` does: own → consent; else includes_shared and (break-glass or consent)."""
+    return f"""care AS (
+  SELECT EXISTS (SELECT 1 FROM care_relationship c WHERE c.patient_id = {patient}
+                 AND c.institution_id = {institution} AND c.ended_at IS NULL) AS own
+),
+gr AS (
+  SELECT g.id, g.kind, g.includes_shared FROM access_grant g, care
+  WHERE NOT care.own AND g.patient_id = {patient} AND g.institution_id = {institution}
+    AND (g.user_id IS NULL OR g.user_id = {user}) AND g.revoked_at IS NULL
+    AND g.starts_at <= {now} AND g.expires_at > {now}
+  ORDER BY g.expires_at DESC LIMIT 1
+),
+acc AS (
+  SELECT CASE WHEN care.own THEN 'own' WHEN gr.kind = 'break_glass' THEN 'break_glass'
+              WHEN gr.kind IS NOT NULL THEN 'grant'
+              WHEN {booking_basis_sql(patient, institution, now)} THEN 'grant' END AS basis,
+         coalesce(gr.includes_shared, true) AS includes_shared,
+         EXISTS (SELECT 1 FROM consent k WHERE k.patient_id = {patient} AND k.withdrawn_at IS NULL
+                   AND k.granted_at <= {now}
+                   AND (k.scope = 'all' OR (k.scope = 'alliance' AND k.alliance_id IN (
+                        SELECT m.alliance_id FROM membership m WHERE m.institution_id = {institution}
+                          AND (m.left_on IS NULL OR m.left_on > {today}))))) AS consent,
+         gr.id AS grant_id
+  FROM care LEFT JOIN gr ON true
+)"""
+
+
 @dataclass(frozen=True)
 class PatientAccess:
     patient_id: int

@@ -40,7 +40,7 @@ from fastapi import Request
 from starlette.types import Scope
 
 from yilianti.audit import batch
-from yilianti.authz.policy import booking_basis_sql
+from yilianti.authz.policy import access_sql
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError, request_locale
@@ -86,6 +86,13 @@ class Catalogue:
             return hit
         item_id = self.aliases.get(code)
         return self.by_id.get(item_id) if item_id is not None else None
+
+    def by_code(self, code: str) -> tuple[int, str, str, str] | None:
+        """The active item an order's code means, as `service._items_by_code` finds it (exact code, then alias)."""
+        hit = self.items.get(code)
+        if hit is None and code in self.aliases:
+            hit = self.by_id.get(self.aliases[code])
+        return hit
 
     def covering(self, inst_id: int, today: date) -> list[service.ScopeInfo]:
         """service.covering_scopes on the snapshot (remembered per institution and day for the snapshot's life)."""
@@ -186,29 +193,7 @@ async def catalogue(conn: asyncpg.Connection) -> Catalogue:
 # $1 patient, $2 acting institution, $3 user, $4 now, $5 today (Beijing), $6 the item's codes, $7 reported since
 # (basis: care relationship, grant, or a booking into one of its sessions — authz.policy.booking_basis_sql)
 LOOKUP = f"""
-WITH care AS (
-  SELECT EXISTS (SELECT 1 FROM care_relationship c WHERE c.patient_id = $1::bigint
-                 AND c.institution_id = $2::bigint AND c.ended_at IS NULL) AS own
-),
-gr AS (
-  SELECT g.kind, g.includes_shared FROM access_grant g, care
-  WHERE NOT care.own AND g.patient_id = $1::bigint AND g.institution_id = $2::bigint
-    AND (g.user_id IS NULL OR g.user_id = $3::bigint) AND g.revoked_at IS NULL
-    AND g.starts_at <= $4::timestamptz AND g.expires_at > $4::timestamptz
-  ORDER BY g.expires_at DESC LIMIT 1
-),
-acc AS (
-  SELECT CASE WHEN care.own THEN 'own' WHEN gr.kind = 'break_glass' THEN 'break_glass'
-              WHEN gr.kind IS NOT NULL THEN 'grant'
-              WHEN {booking_basis_sql("$1::bigint", "$2::bigint", "$4::timestamptz")} THEN 'grant' END AS basis,
-         coalesce(gr.includes_shared, true) AS includes_shared,
-         EXISTS (SELECT 1 FROM consent k WHERE k.patient_id = $1::bigint AND k.withdrawn_at IS NULL
-                   AND k.granted_at <= $4::timestamptz
-                   AND (k.scope = 'all' OR (k.scope = 'alliance' AND k.alliance_id IN (
-                        SELECT m.alliance_id FROM membership m WHERE m.institution_id = $2::bigint
-                          AND (m.left_on IS NULL OR m.left_on > $5::date))))) AS consent
-  FROM care LEFT JOIN gr ON true
-),
+WITH {access_sql("$1::bigint", "$2::bigint", "$3::bigint", "$4::timestamptz", "$5::date")},
 o AS (
   SELECT d.id, d.accession_number, d.item_code, d.item_name, d.reported_at,
          CASE WHEN d.kind = 'lab'

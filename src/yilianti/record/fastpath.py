@@ -1,0 +1,352 @@
+"""The hot path of the shared-record read for member systems on PostgreSQL (B3), on asyncpg.
+
+`GET /api/v1/patients/{id}/record` with an API token. `record.service.shared_record` is the
+reference (and the only implementation on SQLite and for browser sessions); this answers the same
+bytes with:
+
+- ONE prepared statement: the access decision (`authz.policy.access_sql`, as `policy.decide`) and,
+  only when the patient is visible, each wanted kind's newest rows (the same columns, order and
+  bound as its source in `record/sources.py` and `recognition/record.py`), each as a JSON array;
+- HR marks and institution names from the recognition catalogue snapshot of this process
+  (`recognition.fastpath`, reloaded every few seconds), decided as `recognition.service.hr_marks`;
+- the read's audit row (the same columns and detail `shared_record` writes) queued on `audit.batch`,
+  written by COPY within a second (DOMAIN.md §4b).
+
+Entries are built, filtered by the access decision (other members' entries only with the shared
+record visible), merged newest first and cut to `limit` exactly as the reference does. What it cannot
+decide goes to the regular route unchanged: no bearer token, a query the route would judge, a kind
+without a statement here (a source another domain registered later), a patient not visible (the
+reference answers 404), an institution the snapshot does not know yet, or a statement error.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+import asyncpg
+from fastapi import Request
+from starlette.types import Scope
+
+from yilianti.audit import batch
+from yilianti.authz.policy import access_sql
+from yilianti.authz.subject import Subject
+from yilianti.config import get_settings
+from yilianti.exceptions import AppError
+from yilianti.fastdb import Busy, FastRoute, _token_subject, on_postgresql, pool
+from yilianti.kit import clock
+from yilianti.recognition import fastpath as recognition_fast
+from yilianti.recognition.service import RESULTED, RETEST_REASONS
+from yilianti.record.service import PER_SOURCE
+from yilianti.record.sources import SOURCES
+
+PATH = re.compile(r"/api/v1/patients/(\d{1,18})/record")
+stats: Counter[str] = Counter()
+__all__ = ["RecordRoute", "KINDS", "record", "stats"]
+
+
+def enabled() -> bool:
+    return get_settings().record_fast_path and on_postgresql()
+
+
+# ------------------------------------------------------------------------------------ the statement
+
+# $1 patient, $2 acting institution, $3 user, $4 now, $5 today (Beijing), $6 wanted kinds
+_ORDER_HR = ("o.item_code", "o.kind", "o.status", "o.reported_at", "o.performing_institution_id")
+# kind → (the columns, in the order its builder below unpacks them; FROM … WHERE … ORDER BY as its source)
+KINDS: dict[str, tuple[tuple[str, ...], str]] = {
+    # record/sources.py bookings: newest session first
+    "booking": (("b.id", "s.starts_at", "sc.institution_id", "b.booked_by_institution_id", "sc.name", "b.number",
+                 "b.status"),
+                "booking b JOIN clinic_session s ON s.id = b.session_id JOIN schedule sc ON sc.id = s.schedule_id "
+                "WHERE b.patient_id = $1::bigint ORDER BY s.starts_at DESC"),
+    # record/sources.py referrals
+    "referral": (("r.id", "coalesce(r.submitted_at, r.created_at)", "r.from_institution_id", "r.to_institution_id",
+                  "r.status", "r.direction", "r.reason", "r.summary -> 'diagnoses'"),
+                 "referral r WHERE r.patient_id = $1::bigint ORDER BY r.created_at DESC"),
+    # record/sources.py transfers
+    "transfer": (("t.id", "t.created_at", "t.origin_institution_id", "t.destination_institution_id", "t.diagnosis",
+                  "t.case_no", "t.status"),
+                 "critical_transfer t WHERE t.patient_id = $1::bigint ORDER BY t.created_at DESC"),
+    # record/sources.py diagnostic_orders
+    "diagnostic_order": (("o.id", "coalesce(o.ordered_at, o.created_at)", "o.ordering_institution_id",
+                          "o.reading_centre_institution_id", "o.item_name", "o.accession_number", *_ORDER_HR),
+                         "diagnostic_order o WHERE o.patient_id = $1::bigint ORDER BY o.created_at DESC"),
+    # record/sources.py lab_results
+    "lab_result": (("ob.id", "coalesce(ob.observed_at, ob.created_at)", "o.ordering_institution_id",
+                    "o.reading_centre_institution_id", "ob.name", "ob.code", "ob.value", "ob.units", "ob.abnormal_flags",
+                    "ob.result_status", "o.item_name", "o.id", *_ORDER_HR),
+                   "lab_observation ob JOIN diagnostic_order o ON o.id = ob.order_id "
+                   "WHERE o.patient_id = $1::bigint ORDER BY ob.created_at DESC"),
+    # record/sources.py reports: signed reports only
+    "report": (("rp.id", "coalesce(rp.signed_at, rp.created_at)", "o.ordering_institution_id",
+                "o.reading_centre_institution_id", "rp.conclusion", "rp.status", "o.item_name", "o.id", *_ORDER_HR),
+               "diagnostic_report rp JOIN diagnostic_order o ON o.id = rp.order_id "
+               "WHERE o.patient_id = $1::bigint AND rp.status IN ('final', 'amended') ORDER BY rp.created_at DESC"),
+    # recognition/record.py recognition_decisions
+    "recognition": (("d.id", "d.decided_at", "d.institution_id", "d.reused_institution_id", "i.name", "d.decision",
+                     "d.reused_result_date", "d.reason_code", "d.reason_text"),
+                    "recognition_decision d JOIN recognition_item i ON i.id = d.item_id "
+                    "WHERE d.patient_id = $1::bigint ORDER BY d.decided_at DESC"),
+}
+
+
+def _statement() -> str:
+    parts = []
+    for kind, (columns, rest) in KINDS.items():
+        named = ", ".join(f"{c} AS c{i}" for i, c in enumerate(columns))
+        array = ", ".join(f"x.c{i}" for i in range(len(columns)))
+        parts.append(f"CASE WHEN acc.basis IS NOT NULL AND '{kind}' = ANY($6::text[]) THEN "
+                     f"(SELECT coalesce(json_agg(json_build_array({array})), '[]') "
+                     f"FROM (SELECT {named} FROM {rest} LIMIT {PER_SOURCE}) x) END AS {kind}")
+    return (f"WITH {access_sql('$1::bigint', '$2::bigint', '$3::bigint', '$4::timestamptz', '$5::date')}\n"
+            "SELECT acc.basis, acc.includes_shared, acc.consent, acc.grant_id,\n  " + ",\n  ".join(parts) +
+            "\nFROM acc")
+
+
+RECORD = _statement()
+
+
+# ------------------------------------------------------------------------------------ entries
+
+class _Entry:
+    """What `record.sources.Entry` carries that the answer needs, plus the sort key."""
+
+    __slots__ = ("kind", "at", "source", "institutions", "title", "detail", "status", "ref", "link", "hr")
+
+    def __init__(self, kind: str, at: datetime, source: int, institutions: set[int], title: str,
+                 detail: str = "", status: str | None = None, ref: str = "", link: str | None = None,
+                 hr: str = "") -> None:
+        self.kind, self.at, self.source, self.institutions = kind, at, source, institutions
+        self.title, self.detail, self.status, self.ref, self.link, self.hr = title, detail, status, ref, link, hr
+
+
+def _ts(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _ids(*values: int | None) -> set[int]:
+    return {v for v in values if v is not None}
+
+
+class _Marks:
+    """HR marks of orders (recognition.service.hr_marks on the catalogue snapshot), remembered per order."""
+
+    def __init__(self, cat: recognition_fast.Catalogue) -> None:
+        self.cat = cat
+        self.done: dict[int, str] = {}
+
+    def of(self, order_id: int, ordering: int, centre: int | None, item_code: str, kind: str, status: str,
+           reported_at: str | None, performing: int | None) -> str:
+        hit = self.done.get(order_id)
+        if hit is not None:
+            return hit
+        label = ""
+        item = self.cat.by_code(item_code)
+        if item is not None and reported_at is not None and status in RESULTED:
+            src = (centre or performing or ordering) if kind == "lab" else (performing or centre or ordering)
+            on = clock.to_local(_ts(reported_at)).date()
+            seen: list[int] = []
+            names: list[str] = []
+            for scope_id, qc_from, qc_to, scope_name in self.cat.quals.get((src, item[0]), []):
+                if qc_from <= on <= qc_to and scope_id not in seen:
+                    seen.append(scope_id)
+                    names.append(scope_name)
+            label = ("HR " + "、".join(names)) if names else ""
+        self.done[order_id] = label
+        return label
+
+
+def _bookings(rows: list[list[Any]], marks: _Marks) -> list[_Entry]:
+    return [_Entry("booking", _ts(at), inst, _ids(inst, by), name, number, status, f"booking:{bid}",
+                   f"/bookings/{bid}/slip") for bid, at, inst, by, name, number, status in rows]
+
+
+def _referrals(rows: list[list[Any]], marks: _Marks) -> list[_Entry]:
+    out = []
+    for rid, at, origin, to, status, direction, reason, diagnoses in rows:
+        involved = _ids(origin) if status == "draft" else _ids(origin, to)
+        out.append(_Entry("referral", _ts(at), origin, involved,
+                          ("上转" if direction == "up" else "下转") + "：" + (reason or "")[:80],
+                          str(diagnoses or ""), status, f"referral:{rid}", f"/referrals/{rid}"))
+    return out
+
+
+def _transfers(rows: list[list[Any]], marks: _Marks) -> list[_Entry]:
+    return [_Entry("transfer", _ts(at), origin, _ids(origin, dest), (diagnosis or "")[:80], case_no, status,
+                   f"transfer:{tid}", f"/transfers/{tid}") for tid, at, origin, dest, diagnosis, case_no, status in rows]
+
+
+def _orders(rows: list[list[Any]], marks: _Marks) -> list[_Entry]:
+    out = []
+    for oid, at, ordering, centre, item_name, accession, code, kind, status, reported, performing in rows:
+        out.append(_Entry("diagnostic_order", _ts(at), ordering, _ids(ordering, centre, performing), item_name,
+                          accession, status, f"diagnostic_order:{oid}", None,
+                          marks.of(oid, ordering, centre, code, kind, status, reported, performing)))
+    return out
+
+
+def _labs(rows: list[list[Any]], marks: _Marks) -> list[_Entry]:
+    out = []
+    for (obid, at, ordering, centre, name, code, value, units, flags, result_status, item_name, oid, item_code, kind,
+         status, reported, performing) in rows:
+        shown = " ".join(x for x in (value, units) if x)
+        flag = f" [{flags}]" if flags else ""
+        out.append(_Entry("lab_result", _ts(at), centre or ordering, _ids(ordering, centre),
+                          f"{name or code}: {shown}{flag}", item_name, result_status, f"lab_observation:{obid}", None,
+                          marks.of(oid, ordering, centre, item_code, kind, status, reported, performing)))
+    return out
+
+
+def _reports(rows: list[list[Any]], marks: _Marks) -> list[_Entry]:
+    out = []
+    for (rpid, at, ordering, centre, conclusion, status, item_name, oid, item_code, kind, order_status, reported,
+         performing) in rows:
+        out.append(_Entry("report", _ts(at), centre or ordering, _ids(ordering, centre), item_name,
+                          (conclusion or "")[:200], status, f"diagnostic_report:{rpid}", None,
+                          marks.of(oid, ordering, centre, item_code, kind, order_status, reported, performing)))
+    return out
+
+
+def _decisions(rows: list[list[Any]], marks: _Marks) -> list[_Entry]:
+    out = []
+    for did, at, inst, reused_inst, item_name, decision, reused_date, reason_code, reason_text in rows:
+        if decision == "reuse":
+            title = f"{item_name}：互认（采用已有结果）"
+            detail = f"结果日期 {reused_date or ''}"  # a JSON date is its ISO form
+        else:
+            title = f"{item_name}：重新检查"
+            detail = RETEST_REASONS.get(reason_code or "", "") + (f"（{reason_text}）" if reason_text else "")
+        out.append(_Entry("recognition", _ts(at), inst, _ids(inst, reused_inst), title, detail, decision,
+                          f"recognition_decision:{did}", f"/recognition/decisions/{did}"))
+    return out
+
+
+BUILD = {"booking": _bookings, "referral": _referrals, "transfer": _transfers, "diagnostic_order": _orders,
+         "lab_result": _labs, "report": _reports, "recognition": _decisions}
+
+
+def _at(value: datetime) -> str:
+    """As the response model writes a UTC datetime (pydantic: ISO 8601, "Z")."""
+    text = value.isoformat()  # the statement's session runs in UTC: "+00:00"
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+# ------------------------------------------------------------------------------------ the read
+
+
+async def record(subject: Subject, patient_id: int, kinds: list[str], limit: int,
+                 ip: str | None = None) -> dict[str, Any] | AppError | None:
+    """The RecordOut of the reference route, or Busy, or None when the reference must answer."""
+    inst_id = subject.acting_institution_id
+    if inst_id is None or not subject.is_clinical:
+        return None
+    wanted = kinds or list(SOURCES)
+    if any(k not in KINDS for k in wanted):
+        return None  # a source registered by another domain that has no statement here
+    cat = await recognition_fast._snapshot()  # noqa: SLF001 (the same process snapshot the lookup uses)
+    if isinstance(cat, Busy):
+        return cat
+    now, today = clock.now(), clock.today_local()
+    connections = await pool()
+    try:
+        conn = await connections.acquire(timeout=get_settings().db_pool_timeout)
+    except TimeoutError:
+        return Busy()
+    try:
+        row = await conn.fetchrow(RECORD, patient_id, inst_id, subject.user_id, now, today, list(set(wanted)))
+    finally:
+        await connections.release(conn)
+    if row is None or row["basis"] is None:
+        return None  # not visible: the reference answers 404
+    basis = row["basis"]
+    shared = bool(row["consent"]) if basis == "own" else (
+        bool(row["includes_shared"]) and (basis == "break_glass" or bool(row["consent"])))
+    marks = _Marks(cat)
+    built: dict[str, list[_Entry]] = {}
+    entries: list[_Entry] = []
+    hidden = 0
+    for kind in wanted:
+        rows = built.get(kind)
+        if rows is None:
+            rows = built[kind] = BUILD[kind](json.loads(row[kind]), marks)
+        for e in rows:
+            if shared or inst_id in e.institutions:
+                entries.append(e)
+            else:
+                hidden += 1
+    entries.sort(key=lambda e: (e.at, e.ref), reverse=True)
+    entries = entries[:limit]
+    names = cat.names
+    if any(e.source not in names for e in entries):
+        return None  # an institution newer than the snapshot: the reference reads the names
+    others = sorted({e.source for e in entries if inst_id not in e.institutions})
+    audit_basis = "shared" if basis == "own" and others else basis
+    batch.read(subject, "shared_record", patient_id, patient_id=patient_id, basis=audit_basis,
+               detail={"kinds": wanted, "entries": len(entries), "other_institutions": others,
+                       "grant_id": row["grant_id"]}, ip=ip, at=now)
+    return {"patient_id": patient_id, "access_basis": basis, "shared_record_visible": shared, "kinds": wanted,
+            "hidden_other_members": hidden,
+            "entries": [{"kind": e.kind, "at": _at(e.at), "source_institution_id": e.source,
+                         "source_institution": names[e.source], "title": e.title, "detail": e.detail,
+                         "status": e.status, "ref": e.ref, "link": e.link, "hr_mark": e.hr} for e in entries]}
+
+
+# ------------------------------------------------------------------------------------ the ASGI route
+
+
+def _query(scope: Scope) -> tuple[list[str], int] | None:
+    """The route's `kind` (repeatable, comma-separated) and `limit` as FastAPI reads them; None to let it judge."""
+    try:
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True,
+                         strict_parsing=False)
+    except ValueError:
+        return None
+    limit = 200
+    values = query.get("limit")
+    if values:
+        raw = values[-1]
+        if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
+            return None
+        limit = int(raw)
+    parts = [k for part in query.get("kind", []) for k in part.split(",")]
+    kinds = [p.strip() for p in parts if p.strip() in SOURCES]
+    return kinds, min(max(limit, 1), 500)
+
+
+class RecordRoute(FastRoute):
+    """Pure ASGI: `GET /api/v1/patients/{id}/record` with a bearer token, served before the framework stack."""
+
+    method = "GET"
+    stats = stats
+
+    def claim(self, scope: Scope) -> Any:
+        match = PATH.fullmatch(scope["path"])
+        return int(match.group(1)) if match is not None and enabled() else None
+
+    async def serve(self, scope: Scope, token: str, claimed: Any, body: bytes) -> dict[str, Any] | AppError | None:
+        query = _query(scope)
+        if query is None:
+            return None
+        try:
+            subject = await _token_subject(Request(scope), token)
+        except AppError:
+            return None
+        if subject is None or not subject.is_clinical:
+            return None
+        client = scope.get("client")
+        try:
+            return await record(subject, claimed, query[0], query[1], client[0] if client else None)
+        except (asyncpg.PostgresError, OSError):
+            return None
+
+    def dump(self, out: dict[str, Any]) -> bytes:
+        return _encode(out).encode()
+
+
+# as the route's JSONResponse writes the response model's dump: compact, UTF-8
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
