@@ -175,6 +175,8 @@ def main() -> int:
     ap.add_argument("--secs", type=int, default=10)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--reuseport", action="store_true",
+                    help="serve with `yilianti serve` (--workers SO_REUSEPORT processes) instead of uvicorn --workers")
     ap.add_argument("--quick", action="store_true", help="100k patients, 1M results, 2 pairs × 5 s")
     ap.add_argument("--port", type=int, default=8793)
     ap.add_argument("--keep", action="store_true", help="leave the database for --reuse")
@@ -197,14 +199,15 @@ def main() -> int:
         url, token, ids = setup(args.url, args.patients, args.results)
     if args.no_fast:
         os.environ["YILIANTI_RECOGNITION_FAST_PATH"] = "false"
-    server = bb.start_server(url, args.port, args.workers)
+    server = bb.start_server(url, args.port, args.workers, reuseport=args.reuseport)
     runs: list[dict[str, object]] = []
     before: dict[str, int] = {}
     base = f"http://127.0.0.1:{args.port}"
     mixes = ["lookup", "record"] if args.mix == "both" else [args.mix]
     out: dict[str, object] = {"at": datetime.now(UTC).isoformat(timespec="minutes"), "nproc": os.cpu_count(),
                               "load_start": os.getloadavg(), "patients": args.patients, "results": args.results,
-                              "clients": args.clients, "workers": args.workers, "fast_path": not args.no_fast,
+                              "clients": args.clients, "workers": args.workers, "reuseport": args.reuseport,
+                              "fast_path": not args.no_fast,
                               "mixes": {}}
     try:
         for mix in mixes:

@@ -183,14 +183,9 @@ def load(url: str, n: int, g: Gen) -> tuple[list[dict[str, Any]], dict[str, int]
 
 
 def run(url: str, persons: list[dict[str, Any]], insts: dict[str, int], g: Gen, m: int,
-        clients: int) -> dict[str, Any]:
-    engine = dbmod.make_engine(url, pool_size=clients, max_overflow=0)
-    factory = sessionmaker(bind=engine, expire_on_commit=False)
-    with factory() as db:
-        from yilianti.models.auth import User
-
-        subjects = {name: auth_service.build_subject(db, db.scalar(select(User).where(
-            User.username == f"bench{iid}")), iid) for name, iid in insts.items()}
+        clients: int, processes: int = 1) -> dict[str, Any]:
+    """`m` registrations (50 warm-up, not counted) from `clients` threads in all, spread over `processes`
+    processes (as `yilianti serve` runs one web process per core; threads of one process share its GIL)."""
     work: list[tuple[dict[str, Any], int | None]] = []
     fresh = g.persons(m // 2 + 10)
     for i in range(m):
@@ -199,13 +194,67 @@ def run(url: str, persons: list[dict[str, Any]], insts: dict[str, int], g: Gen, 
             work.append((p, p["pid"]))
         else:
             work.append((fresh[i // 2], None))
-    jobs = [(subjects[g.r.choice(SOURCES)], _clean(g.record(p, "x"), p), truth) for p, truth in work]
+    jobs = [(g.r.choice(SOURCES), _clean(g.record(p, "x"), p), truth) for p, truth in work]
+    warm, jobs = jobs[:50], jobs[50:]
+    _register(url, insts, warm, 1, None)  # warm-up single-threaded (caches), not counted
+    if processes <= 1:
+        out = _register(url, insts, jobs, clients, None)
+    else:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("fork")
+        barrier = ctx.Barrier(processes + 1)
+        queue = ctx.Queue()
+        children = [ctx.Process(target=_child, args=(url, insts, jobs[i::processes], max(1, clients // processes),
+                                                      barrier, queue)) for i in range(processes)]
+        for c in children:
+            c.start()
+        barrier.wait()  # every process has its connections and subjects
+        t0 = time.monotonic()
+        parts = [queue.get() for _ in children]
+        wall = time.monotonic() - t0
+        for c in children:
+            c.join()
+        out = {"lat": [x for p in parts for x in p["lat"]], "placed": sum((Counter(p["placed"]) for p in parts),
+                                                                           Counter()),
+               "errors": sum((Counter(p["errors"]) for p in parts), Counter()),
+               "false_links": [x for p in parts for x in p["false_links"]], "wall": wall}
+    engine = dbmod.make_engine(url, pool_size=1, max_overflow=0)
+    with sessionmaker(bind=engine, expire_on_commit=False)() as db:
+        sizes = dict(db.execute(text("SELECT 'records', count(*) FROM patient_record")).all())
+        for form, pid in out["false_links"][:10]:  # what was wrongly joined, for the record
+            other = db.get(Patient, pid)  # the phone is encrypted at rest: read through the model
+            assert other is not None
+            print(f"  false link: {form['name']} {form['birth_date']} {form['phone']} {form['address']} "
+                  f"→ #{pid} {other.name} {other.birth_date} {other.phone} {other.address}", flush=True)
+    engine.dispose()
+    lat = sorted(out["lat"])
+    return {"registrations": len(lat), "seconds": out["wall"], "per_s": len(lat) / out["wall"],
+            "p50_ms": statistics.median(lat) * 1000, "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000,
+            "placed": dict(out["placed"]), "errors": dict(out["errors"]), "records_after": sizes.get("records"),
+            "processes": processes}
+
+
+def _child(url: str, insts: dict[str, int], jobs: list[Any], clients: int, barrier: Any, queue: Any) -> None:
+    out = _register(url, insts, jobs, clients, barrier)
+    queue.put({**out, "placed": dict(out["placed"]), "errors": dict(out["errors"])})
+
+
+def _register(url: str, insts: dict[str, int], jobs: list[tuple[str, dict[str, Any], int | None]], clients: int,
+              barrier: Any) -> dict[str, Any]:
+    """Register `jobs` from `clients` threads of this process, each registration its own committed transaction."""
+    engine = dbmod.make_engine(url, pool_size=clients, max_overflow=0)
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    with factory() as db:
+        from yilianti.models.auth import User
+
+        subjects = {name: auth_service.build_subject(db, db.scalar(select(User).where(
+            User.username == f"bench{iid}")), iid) for name, iid in insts.items()}
     lat: list[float] = []
     placed: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     false_links: list[tuple[dict[str, Any], int]] = []
     lock = threading.Lock()
-    warm, jobs = jobs[:50], jobs[50:]
     it = iter(range(len(jobs)))
 
     def worker() -> None:
@@ -214,11 +263,11 @@ def run(url: str, persons: list[dict[str, Any]], insts: dict[str, int], g: Gen, 
                 i = next(it, None)
             if i is None:
                 return
-            subject, form, truth = jobs[i]
+            source, form, truth = jobs[i]
             t0 = time.perf_counter()
             with factory() as db:
                 try:
-                    res = patients.register(db, subject, patients.RegistrationIn.model_validate(form))
+                    res = patients.register(db, subjects[source], patients.RegistrationIn.model_validate(form))
                     db.commit()
                     outcome = res.link
                     pid = res.patient.id
@@ -242,14 +291,8 @@ def run(url: str, persons: list[dict[str, Any]], insts: dict[str, int], g: Gen, 
                 if res.review_candidates:
                     placed["queued_for_review"] += 1
 
-    # warm-up: 50 registrations single-threaded (connections, caches), not counted
-    for subject, form, _ in warm:
-        with factory() as db:
-            try:
-                patients.register(db, subject, patients.RegistrationIn.model_validate(form))
-                db.commit()
-            except Exception:  # noqa: BLE001
-                db.rollback()
+    if barrier is not None:
+        barrier.wait()
     t0 = time.monotonic()
     threads = [threading.Thread(target=worker) for _ in range(clients)]
     for t in threads:
@@ -257,18 +300,8 @@ def run(url: str, persons: list[dict[str, Any]], insts: dict[str, int], g: Gen, 
     for t in threads:
         t.join()
     wall = time.monotonic() - t0
-    with factory() as db:
-        sizes = dict(db.execute(text("SELECT 'records', count(*) FROM patient_record")).all())
-        for form, pid in false_links[:10]:  # what was wrongly joined, for the record
-            other = db.get(Patient, pid)  # the phone is encrypted at rest: read through the model
-            assert other is not None
-            print(f"  false link: {form['name']} {form['birth_date']} {form['phone']} {form['address']} "
-                  f"→ #{pid} {other.name} {other.birth_date} {other.phone} {other.address}", flush=True)
     engine.dispose()
-    lat.sort()
-    return {"registrations": len(lat), "seconds": wall, "per_s": len(lat) / wall,
-            "p50_ms": statistics.median(lat) * 1000, "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000,
-            "placed": dict(placed), "errors": dict(errors), "records_after": sizes.get("records")}
+    return {"lat": lat, "placed": placed, "errors": errors, "false_links": false_links, "wall": wall}
 
 
 def reference(clients: int, seconds: int = 10) -> dict[str, float]:
@@ -320,6 +353,9 @@ def main() -> int:
     ap.add_argument("--persons", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--registrations", type=int, default=2000)
     ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--processes", type=int, default=1,
+                    help="registering processes (the clients are spread over them; production runs one web "
+                         "process per core)")
     ap.add_argument("--rounds", type=int, default=1,
                     help="measure the sizes interleaved this many times (5M/1M ratio: median per round)")
     ap.add_argument("--admin-url", default=os.environ.get("YILIANTI_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"))
@@ -331,7 +367,7 @@ def main() -> int:
                     help="seed of the registrations (+ round); default random (printed): on a reused database "
                          "the persons registered by an earlier run must not come again as 'new'")
     a = ap.parse_args()
-    print(f"nproc={os.cpu_count()} clients={a.clients} registrations={a.registrations} "
+    print(f"nproc={os.cpu_count()} clients={a.clients} processes={a.processes} registrations={a.registrations} "
           f"load={os.getloadavg()[0]:.2f} at {datetime.now(UTC):%Y-%m-%dT%H:%M}Z", flush=True)
     results = []
     admin = psycopg.connect(a.admin_url, autocommit=True)
@@ -343,7 +379,7 @@ def main() -> int:
                 seed = a.work_seed + rnd if a.work_seed is not None else int.from_bytes(os.urandom(4), "big")
                 g = Gen(seed)
                 ref = reference(a.clients)
-                res = run(url, sample, insts, g, a.registrations, a.clients)
+                res = run(url, sample, insts, g, a.registrations, a.clients, a.processes)
                 res["ref_tx_tps"] = ref.get("tps")
                 res["persons"], res["load_s"], res["round"], res["seed"] = n, load_s, rnd, seed
                 res["load_avg"] = os.getloadavg()[0]

@@ -14,7 +14,7 @@ from tests.empi.helpers import open_candidates, register, world
 from yilianti.cli import main as cli_main
 from yilianti.empi import matching
 from yilianti.empi.batch import run
-from yilianti.empi.matching import CURRENT, RULES_V1, RULES_V2, RULES_V3, rules_for
+from yilianti.empi.matching import CURRENT, RULES_V1, RULES_V2, RULES_V3, RULES_V4, rules_for
 from yilianti.empi.normalise import Malformed, record
 from yilianti.models.empi import PatientRecord
 
@@ -37,8 +37,8 @@ RARE = ["a1,香河县人民医院,欧阳翊宸,男,1979-04-17,,13900000001,北�
         "a2,北京朝阳医院,欧阳翊宸,男,1979-04-17,,13611112222,河北省廊坊市霸州市胜芳镇西街8号"]
 
 
-def test_v3_is_current_and_v1_v2_stay_loadable() -> None:
-    assert CURRENT is RULES_V3 and CURRENT.version == "v3"
+def test_v4_is_current_and_v1_to_v3_stay_loadable() -> None:
+    assert CURRENT is RULES_V4 and CURRENT.version == "v4"
     assert rules_for("v1") is RULES_V1 and rules_for("v2") is RULES_V2 and rules_for("v3") is RULES_V3
     assert RULES_V1.auto_link == RULES_V2.auto_link and RULES_V1.review == RULES_V2.review
     with pytest.raises(ValueError, match="v9"):

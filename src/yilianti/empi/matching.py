@@ -14,7 +14,7 @@ Versions (each link records the version that made it: `patient_record.rules_vers
   (+ sex) alone, however rare the name, stays below the auto-link threshold: review online,
   not linked in batch. (v1 auto-linked two different people with a rare identical name and
   birth date in the 1 M batch run.)
-- v3 (current): v2, and when the two birth dates differ (a one-digit typo or a day/month swap) an
+- v3: v2, and when the two birth dates differ (a one-digit typo or a day/month swap) an
   address supports the pair only if nearly the same (bigram Jaccard ≥ `inexact_birth_address_at`,
   0.75): two addresses in one town share a long county + town prefix and reach v2's 0.45. A phone
   or a failing-check ID value still supports. (v2 linked 罗明轩 1947-03-29 to another 罗明轩
@@ -81,6 +81,8 @@ class Rules:
     # v3: when the birth dates differ (a typo or a day/month swap), an address supports only from this
     # bigram Jaccard on (a long shared county/town prefix is not the same address); None: address_mid_at
     inexact_birth_address_at: float | None = None
+    # v4: the supporting address is compared below the county (Record.addr_local), not as a whole
+    local_address_support: bool = False
     # thresholds
     auto_link: float = 15.0
     review: float = 8.0
@@ -92,8 +94,9 @@ class Rules:
 RULES_V1 = Rules()
 RULES_V2 = Rules(version="v2", require_support=True)
 RULES_V3 = Rules(version="v3", require_support=True, inexact_birth_address_at=0.75)
-RULES_BY_VERSION = {r.version: r for r in (RULES_V1, RULES_V2, RULES_V3)}
-CURRENT = RULES_V3  # new matching (online registration and batch) uses this version
+RULES_V4 = Rules(version="v4", require_support=True, inexact_birth_address_at=0.75, local_address_support=True)
+RULES_BY_VERSION = {r.version: r for r in (RULES_V1, RULES_V2, RULES_V3, RULES_V4)}
+CURRENT = RULES_V4  # new matching (online registration and batch) uses this version
 
 # how far below the auto-link threshold v2 puts an unsupported pair (it stays in the review band)
 UNSUPPORTED_MARGIN = 0.01
@@ -143,8 +146,12 @@ def _name(rules: Rules, a: Record, b: Record, exact_weight: float) -> float:
 
 
 def _address_jaccard(a: Record, b: Record) -> float:
-    inter = len(a.addr & b.addr)
-    return inter / (len(a.addr) + len(b.addr) - inter)
+    return _jaccard(a.addr, b.addr)
+
+
+def _jaccard(x: frozenset[str], y: frozenset[str]) -> float:
+    inter = len(x & y)
+    return inter / (len(x) + len(y) - inter)
 
 
 def supported(rules: Rules, a: Record, b: Record) -> bool:
@@ -154,12 +161,13 @@ def supported(rules: Rules, a: Record, b: Record) -> bool:
         return True
     if a.rid_weak and a.rid_weak == b.rid_weak:
         return True
-    if not (a.addr and b.addr):
+    x, y = (a.addr_local, b.addr_local) if rules.local_address_support else (a.addr, b.addr)
+    if not (x and y):
         return False
     at = rules.address_mid_at
     if rules.inexact_birth_address_at is not None and a.birth and b.birth and a.birth != b.birth:
         at = rules.inexact_birth_address_at  # v3: a differing birth date needs (nearly) the same address
-    return _address_jaccard(a, b) >= at
+    return _jaccard(x, y) >= at
 
 
 def raw_score(rules: Rules, a: Record, b: Record, exact_name_weight: float) -> float:

@@ -136,6 +136,22 @@ def address(value: str) -> str:
     return _SPACE_RE.sub("", nfkc(value).translate(_TRAD_TABLE))
 
 
+# the administrative prefix of a Chinese address: province / autonomous region, prefecture-level city (or
+# autonomous prefecture, league, region), county-level unit. Parts may be missing; none may hold a town,
+# street, road, village or house-number character, so "幸福小区3号楼" or "超市" are never taken for one.
+_NOT_ADMIN = "省市县区旗盟镇乡街路村屯号组弄巷栋楼单元室0-9"
+_ADMIN_PREFIX = re.compile(
+    rf"^(?:[^{_NOT_ADMIN}]{{2,8}}?(?:省|自治区))?"
+    rf"(?:[^{_NOT_ADMIN}]{{2,8}}?(?:市|自治州|州|盟|地区))?"
+    rf"(?:[^{_NOT_ADMIN}]{{1,10}}?(?:自治县|自治旗|县|区|旗|市))?")
+
+
+def address_local(normalised: str) -> str:
+    """The address below the county: what two neighbours in one county do not share (河北省廊坊市大厂回族自治县
+    钳屯镇后屯129号 → 钳屯镇后屯129号). A long common prefix makes two addresses of one county look alike."""
+    return normalised[_ADMIN_PREFIX.match(normalised).end():]  # type: ignore[union-attr]
+
+
 def bigrams(text: str) -> frozenset[str]:
     if len(text) < 2:
         return frozenset((text,)) if text else frozenset()
@@ -163,6 +179,7 @@ class Record:
     rid_weak: str      # ID-shaped value failing validation, or ''
     phone: str
     addr: frozenset[str]
+    addr_local: frozenset[str] = frozenset()  # bigrams of address_local (rules v4's supporting address)
 
 
 def record(row: dict[str, str], malformed: Malformed) -> Record:
@@ -196,5 +213,6 @@ def record(row: dict[str, str], malformed: Malformed) -> Record:
         malformed.add("phone")
 
     raw_addr = row.get("address") or ""
+    addr = address(raw_addr) if raw_addr.strip() else ""
     return Record(nm, sur_py, given_py, birth or "", sx or "", rid or "", weak or "", ph or "",
-                  bigrams(address(raw_addr)) if raw_addr.strip() else frozenset())
+                  bigrams(addr) if addr else frozenset(), bigrams(address_local(addr)) if addr else frozenset())

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from yilianti.empi import matching
 from yilianti.empi.matching import CURRENT, Rules
-from yilianti.empi.normalise import Malformed, Record, bigrams, name_pinyin, record
+from yilianti.empi.normalise import Malformed, Record, address_local, bigrams, name_pinyin, record
 from yilianti.empi.normalise import address as norm_address
 from yilianti.empi.normalise import name as norm_name
 from yilianti.empi.normalise import sex as norm_sex
@@ -150,8 +150,12 @@ def _name(value: str) -> str:
 
 
 @lru_cache(maxsize=65536)
-def _addr(value: str) -> frozenset[str]:
-    return bigrams(norm_address(value)) if value.strip() else frozenset()
+def _addr(value: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The address's bigrams, whole and below the county (as `record()` computes them)."""
+    if not value.strip():
+        return frozenset(), frozenset()
+    normalised = norm_address(value)
+    return bigrams(normalised), bigrams(address_local(normalised))
 
 
 def _candidate(db: Session, row: tuple[Any, ...]) -> Record:
@@ -170,7 +174,7 @@ def _candidate(db: Session, row: tuple[Any, ...]) -> Record:
             rid_key = rid_key or blind_index("id", rid)
             sx = sx or ("男" if int(rid[16]) % 2 == 1 else "女")
     return Record(nm, surname_py, given_py, birth_key or "", sx or "", rid_key or "", "", phone_key or "",
-                  _addr(address or ""))
+                  *_addr(address or ""))
 
 
 @lru_cache(maxsize=64)
