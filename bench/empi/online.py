@@ -183,20 +183,23 @@ def load(url: str, n: int, g: Gen) -> tuple[list[dict[str, Any]], dict[str, int]
 
 
 def run(url: str, persons: list[dict[str, Any]], insts: dict[str, int], g: Gen, m: int,
-        clients: int, processes: int = 1) -> dict[str, Any]:
+        clients: int, processes: int = 1, loaded: int = 0) -> dict[str, Any]:
     """`m` registrations (50 warm-up, not counted) from `clients` threads in all, spread over `processes`
     processes (as `yilianti serve` runs one web process per core; threads of one process share its GIL)."""
     work: list[tuple[dict[str, Any], int | None]] = []
-    fresh = g.persons(m // 2 + 10)
+    fresh = _unused(url, g.persons(m // 2 + 10 + m // 10))[:m // 2 + 10]
     for i in range(m):
         if i % 2 == 0:
             p = g.r.choice(persons)
             work.append((p, p["pid"]))
         else:
             work.append((fresh[i // 2], None))
-    jobs = [(g.r.choice(SOURCES), _clean(g.record(p, "x"), p), truth) for p, truth in work]
+    # truth: the loaded person's id, or a key of the new person (the same key wherever it registers)
+    tag = os.urandom(4).hex()
+    jobs = [(g.r.choice(SOURCES), _clean(g.record(p, "x"), p), truth if truth is not None else f"new:{tag}:{i}")
+            for i, (p, truth) in enumerate(work)]
     warm, jobs = jobs[:50], jobs[50:]
-    _register(url, insts, warm, 1, None)  # warm-up single-threaded (caches), not counted
+    _judge(url, loaded, _register(url, insts, warm, 1, None))  # warm-up single-threaded (caches), not counted
     if processes <= 1:
         out = _register(url, insts, jobs, clients, None)
     else:
@@ -218,7 +221,8 @@ def run(url: str, persons: list[dict[str, Any]], insts: dict[str, int], g: Gen, 
         out = {"lat": [x for p in parts for x in p["lat"]], "placed": sum((Counter(p["placed"]) for p in parts),
                                                                            Counter()),
                "errors": sum((Counter(p["errors"]) for p in parts), Counter()),
-               "false_links": [x for p in parts for x in p["false_links"]], "wall": wall}
+               "outcomes": [x for p in parts for x in p["outcomes"]], "wall": wall}
+    _judge(url, loaded, out)
     engine = dbmod.make_engine(url, pool_size=1, max_overflow=0)
     with sessionmaker(bind=engine, expire_on_commit=False)() as db:
         sizes = dict(db.execute(text("SELECT 'records', count(*) FROM patient_record")).all())
@@ -233,6 +237,51 @@ def run(url: str, persons: list[dict[str, Any]], insts: dict[str, int], g: Gen, 
             "p50_ms": statistics.median(lat) * 1000, "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000,
             "placed": dict(out["placed"]), "errors": dict(out["errors"]), "records_after": sizes.get("records"),
             "processes": processes}
+
+
+def _unused(url: str, fresh: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The new persons whose resident ID nobody holds yet. Real IDs are unique, but the work generator (another
+    seed) does not know the IDs the loaded persons (or an earlier run's) took: a new person given a taken ID
+    would be joined to (or refused by) its holder by the deterministic ID rule — a false truth, not a matching
+    error. Such persons are skipped (and counted)."""
+    keys = {crypto.blind_index("id", p["rid"]): i for i, p in enumerate(fresh) if p.get("rid")}
+    with psycopg.connect(url) as conn:
+        taken = {r[0] for r in conn.execute(
+            "SELECT value_bidx FROM patient_identifier WHERE value_bidx = ANY(%s) "
+            "UNION SELECT rid_key FROM patient_record WHERE rid_key = ANY(%s)", (list(keys), list(keys)))}
+    drop = {keys[k] for k in taken}
+    if drop:
+        print(f"  {len(drop)} new persons skipped: their resident ID is already taken", flush=True)
+    return [p for i, p in enumerate(fresh) if i not in drop]
+
+
+def _judge(url: str, loaded: int, out: dict[str, Any]) -> None:
+    """Each registration against the truth. A person the bench created (id above the load) stands for the truth
+    of the registration that created it, kept in `bench_truth` across runs (--reuse): a returning person whose
+    earlier registration was missed (a duplicate person) and who now joins that duplicate is not a false link.
+    Sets out["placed"] false_link_new_person / false_link_returning / missed_returning / unverifiable and
+    out["false_links"] (form, person id)."""
+    placed: Counter[str] = out["placed"]
+    created = {pid: str(truth) for truth, outcome, pid, _ in out["outcomes"] if outcome == "new"}
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_truth (patient_id bigint PRIMARY KEY, truth text NOT NULL)")
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO bench_truth VALUES (%s, %s) ON CONFLICT DO NOTHING", list(created.items()))
+        wanted = [pid for _, outcome, pid, _ in out["outcomes"] if outcome != "new" and pid > loaded]
+        known = dict(conn.execute("SELECT patient_id, truth FROM bench_truth WHERE patient_id = ANY(%s)",
+                                  (wanted,)).fetchall())
+    out["false_links"] = []
+    for truth, outcome, pid, form in out["outcomes"]:
+        if outcome == "new":
+            if isinstance(truth, int):
+                placed["missed_returning"] += 1
+            continue
+        actual = str(pid) if pid <= loaded else known.get(pid)
+        if actual is None:
+            placed["unverifiable"] += 1  # joined a person an earlier run made before bench_truth existed
+        elif actual != str(truth):
+            placed["false_link_returning" if isinstance(truth, int) else "false_link_new_person"] += 1
+            out["false_links"].append((form, pid))
 
 
 def _child(url: str, insts: dict[str, int], jobs: list[Any], clients: int, barrier: Any, queue: Any) -> None:
@@ -253,7 +302,7 @@ def _register(url: str, insts: dict[str, int], jobs: list[tuple[str, dict[str, A
     lat: list[float] = []
     placed: Counter[str] = Counter()
     errors: Counter[str] = Counter()
-    false_links: list[tuple[dict[str, Any], int]] = []
+    outcomes: list[tuple[int | str, str, int, dict[str, Any]]] = []
     lock = threading.Lock()
     it = iter(range(len(jobs)))
 
@@ -280,14 +329,7 @@ def _register(url: str, insts: dict[str, int], jobs: list[tuple[str, dict[str, A
             with lock:
                 lat.append(dt)
                 placed[outcome] += 1
-                if truth is None and outcome != "new":
-                    placed["false_link_new_person"] += 1
-                    false_links.append((form, pid))
-                elif truth is not None and outcome != "new" and pid != truth:
-                    placed["false_link_returning"] += 1
-                    false_links.append((form, pid))
-                elif truth is not None and outcome == "new":
-                    placed["missed_returning"] += 1
+                outcomes.append((truth, outcome, pid, form))
                 if res.review_candidates:
                     placed["queued_for_review"] += 1
 
@@ -301,7 +343,7 @@ def _register(url: str, insts: dict[str, int], jobs: list[tuple[str, dict[str, A
         t.join()
     wall = time.monotonic() - t0
     engine.dispose()
-    return {"lat": lat, "placed": placed, "errors": errors, "false_links": false_links, "wall": wall}
+    return {"lat": lat, "placed": placed, "errors": errors, "outcomes": outcomes, "wall": wall}
 
 
 def reference(clients: int, seconds: int = 10) -> dict[str, float]:
@@ -379,7 +421,7 @@ def main() -> int:
                 seed = a.work_seed + rnd if a.work_seed is not None else int.from_bytes(os.urandom(4), "big")
                 g = Gen(seed)
                 ref = reference(a.clients)
-                res = run(url, sample, insts, g, a.registrations, a.clients, a.processes)
+                res = run(url, sample, insts, g, a.registrations, a.clients, a.processes, n)
                 res["ref_tx_tps"] = ref.get("tps")
                 res["persons"], res["load_s"], res["round"], res["seed"] = n, load_s, rnd, seed
                 res["load_avg"] = os.getloadavg()[0]
@@ -391,8 +433,8 @@ def main() -> int:
                 admin.execute(f'DROP DATABASE IF EXISTS "ylt_bench_empi_{n}" WITH (FORCE)')
         admin.close()
     print("\n| round | persons | registrations | reg/s | ref tx tps | ratio | p50 ms | p99 ms | new | linked by ID | "
-          "linked by score | queued for review | false links | missed returning | errors |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "linked by score | queued for review | false links | missed returning | unverifiable | errors |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         pl = r["placed"]
         ref = r.get("ref_tx_tps")
@@ -402,7 +444,7 @@ def main() -> int:
               f"{r['p99_ms']:.1f} | {pl.get('new', 0)} | {pl.get('resident_id', 0)} | {pl.get('score', 0)} | "
               f"{pl.get('queued_for_review', 0)} | "
               f"{pl.get('false_link_new_person', 0) + pl.get('false_link_returning', 0)} | "
-              f"{pl.get('missed_returning', 0)} | {sum(r['errors'].values())} |")
+              f"{pl.get('missed_returning', 0)} | {pl.get('unverifiable', 0)} | {sum(r['errors'].values())} |")
     if len(a.persons) > 1:
         lo, hi = min(a.persons), max(a.persons)
         rate = {(r["round"], r["persons"]): r["per_s"] for r in results}
