@@ -197,8 +197,10 @@ def main() -> int:
         print(f"reusing {DBNAME}: {args.patients} patients, {args.results} results", flush=True)
     else:
         url, token, ids = setup(args.url, args.patients, args.results)
+    args.url_db = url
     if args.no_fast:
         os.environ["YILIANTI_RECOGNITION_FAST_PATH"] = "false"
+        os.environ["YILIANTI_RECORD_FAST_PATH"] = "false"
     server = bb.start_server(url, args.port, args.workers, reuseport=args.reuseport)
     runs: list[dict[str, object]] = []
     before: dict[str, int] = {}
@@ -240,6 +242,43 @@ def main() -> int:
     return _written(out)
 
 
+def statement_only(url: str, mix: str, ids: dict[str, int], clients: int, secs: int) -> dict[str, float]:
+    """The fast path's statement alone (recognition/fastpath.py LOOKUP, record/fastpath.py RECORD), by pgbench
+    with the parameters the app sends, the same generic plan and time zone: the most the route could reach if
+    HTTP, JSON, Python and the (batched) read audit cost nothing."""
+    import re
+    import subprocess
+    import tempfile
+
+    from sqlalchemy.engine import make_url
+
+    from yilianti.recognition.fastpath import LOOKUP
+    from yilianti.record.fastpath import KINDS, RECORD
+
+    with create_engine(url.replace("postgresql://", "postgresql+psycopg://")).connect() as c:
+        user = int(c.execute(text("SELECT id FROM app_user WHERE username = 'bench-bj-doctor'")).scalar_one())
+    common = {1: ":pid", 2: str(ids["bj"]), 3: str(user), 4: "now()", 5: "(now() AT TIME ZONE 'Asia/Shanghai')::date"}
+    if mix == "lookup":  # TFT: valid 60 days in the region scope; its codes as the catalogue snapshot has them
+        sql, values = LOOKUP, {**common, 6: "ARRAY['TFT', 'LAB-TFT']", 7: "(now() - interval '61 days')"}
+    else:
+        sql, values = RECORD, {**common, 6: "ARRAY[" + ", ".join(f"'{k}'" for k in KINDS) + "]"}
+    sql = " ".join(re.sub(r"\$(\d+)", lambda m: values[int(m.group(1))], sql).split())
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as fh:
+        fh.write(f"\\set pid random({ids['pmin']}, {ids['pmax']})\n{sql};\n")
+        path = fh.name
+    u = make_url(url)
+    env = dict(os.environ, PGOPTIONS="-c plan_cache_mode=force_generic_plan -c timezone=UTC")
+    proc = subprocess.run(["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(secs),
+                           "-h", u.host or "127.0.0.1", "-p", str(u.port or 5432), "-U", u.username or "postgres",
+                           "-f", path, u.database or DBNAME], capture_output=True, text=True, env=env)
+    os.unlink(path)
+    out = proc.stdout + proc.stderr
+    tps = re.search(r"tps = ([\d.]+)", out)
+    if tps is None:
+        print(f"statement alone failed: {out[-500:]}", flush=True)
+    return {"tps": float(tps.group(1)) if tps else float("nan")}
+
+
 def _measure(base: str, mix: str, ids: dict[str, int], token: str, args: argparse.Namespace,
              runs: list[dict[str, object]]) -> dict[str, object]:
     """Warm-up, `args.pairs` interleaved (reference, app at max rate) pairs, one paced run at ~60 %."""
@@ -253,10 +292,13 @@ def _measure(base: str, mix: str, ids: dict[str, int], token: str, args: argpars
         app = bb.wrk(base, script(0), args.clients, args.secs)
         runs.append(app)
         ratio = float(app["rps"]) / ref["tps"]  # type: ignore[arg-type]
-        pairs.append({"ref": ref, "app": app, "ratio": ratio})
+        alone = statement_only(args.url_db, mix, ids, 8, args.secs) if not args.no_fast else {"tps": float("nan")}
+        pairs.append({"ref": ref, "app": app, "ratio": ratio, "statement_alone": alone,
+                      "statement_ratio": alone["tps"] / ref["tps"]})
         print(f"{mix} pair {i}: app {app['rps']:.0f} req/s p50 {app['p50_ms']:.1f} ms p99 {app['p99_ms']:.1f} ms "
               f"status {app['status']} | ref {ref['tps']:.0f} tps p99 {ref['p99_ms']:.2f} ms | "
-              f"ratio {ratio:.3f}", flush=True)
+              f"ratio {ratio:.3f} | statement alone {alone['tps']:.0f} tps = {alone['tps'] / ref['tps']:.3f} "
+              f"of the reference", flush=True)
     max_rps = statistics.median(float(p["app"]["rps"]) for p in pairs)  # type: ignore[index]
     mean_ms = statistics.median(float(p["app"]["p50_ms"]) for p in pairs)  # type: ignore[index]
     # each connection waits `delay` ms between its requests: rate ≈ clients / (latency + delay)
