@@ -66,6 +66,19 @@ async def pool() -> asyncpg.Pool:
     return _pool
 
 
+async def fetchrow(statement: str, *params: Any) -> Any:
+    """One row of one statement on a pooled connection, or Busy when no connection comes free in time."""
+    connections = await pool()
+    try:
+        conn = await connections.acquire(timeout=get_settings().db_pool_timeout)
+    except TimeoutError:
+        return Busy()
+    try:
+        return await conn.fetchrow(statement, *params)
+    finally:
+        await connections.release(conn)
+
+
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """On release asyncpg still rolls back an open transaction; its RESET ALL/UNLISTEN/CLOSE query,
     a round trip per booking, is not needed: these connections only run the hot paths' statements."""

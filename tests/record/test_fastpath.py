@@ -155,6 +155,14 @@ def test_consent_withdrawn_hides_other_members_and_the_read_is_audited(demo):  #
                 db.execute(update(Consent).where(Consent.id == cid).values(withdrawn_at=withdrawn))
             db.commit()
 
+    def without_consent(token: str, pid: int) -> tuple[httpx.Response, httpx.Response, int]:
+        """Both reads with the patient's consents withdrawn for the moment."""
+        kept = withdraw(pid)
+        try:
+            return _both(base, token, pid)
+        finally:
+            restore(kept)
+
     def audited(pid: int, user_name: str) -> list[tuple[str | None, str | None]]:
         with factory() as db:
             return [tuple(r) for r in db.execute(select(AuditEvent.access_basis, AuditEvent.channel).where(
@@ -169,11 +177,7 @@ def test_consent_withdrawn_hides_other_members_and_the_read_is_audited(demo):  #
                           timeout=30)
             if r.status_code != 200 or not r.json()["shared_record_visible"] or r.json()["access_basis"] != "own":
                 continue
-            kept = withdraw(pid)
-            try:
-                fast, ref, served = _both(base, token, pid)
-            finally:
-                restore(kept)
+            fast, ref, served = without_consent(token, pid)
             assert served == 1 and fast.content == ref.content
             if fast.json()["hidden_other_members"] > 0:
                 found = key, token, pid, r.json()
@@ -184,11 +188,7 @@ def test_consent_withdrawn_hides_other_members_and_the_read_is_audited(demo):  #
     key, token, pid, with_consent = found
     time.sleep(1.5)  # the batch has written the reads so far
     before = len(audited(pid, key.split("@")[0]))
-    kept = withdraw(pid)
-    try:
-        fast, ref, served = _both(base, token, pid)
-    finally:
-        restore(kept)
+    fast, ref, served = without_consent(token, pid)
     assert served == 1 and fast.content == ref.content
     body = fast.json()
     assert body["shared_record_visible"] is False

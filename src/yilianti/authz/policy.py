@@ -80,6 +80,14 @@ acc AS (
 )"""
 
 
+def shared_of(basis: str, includes_shared: bool, consent: bool) -> bool:
+    """`decide`'s `shared` from an `access_sql` row: own → consent; a grant → includes_shared and consent;
+    break-glass → includes_shared (an emergency sees everything)."""
+    if basis == "own":
+        return bool(consent)
+    return bool(includes_shared) and (basis == "break_glass" or bool(consent))
+
+
 @dataclass(frozen=True)
 class PatientAccess:
     patient_id: int

@@ -32,7 +32,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import parse_qs
 
 import asyncpg
@@ -40,11 +40,11 @@ from fastapi import Request
 from starlette.types import Scope
 
 from yilianti.audit import batch
-from yilianti.authz.policy import access_sql
+from yilianti.authz.policy import access_sql, shared_of
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError, request_locale
-from yilianti.fastdb import Busy, FastRoute, _token_subject, on_postgresql, pool
+from yilianti.fastdb import Busy, FastRoute, _token_subject, fetchrow, on_postgresql, pool
 from yilianti.kit import clock
 from yilianti.kit.i18n import translate
 from yilianti.recognition import service
@@ -75,6 +75,7 @@ class Catalogue:
     names: dict[int, str]  # institution names
     areas: dict[int, tuple[str | None, str | None]]  # institution → (province, city), normalised
     memberships: dict[int, list[tuple[int, date | None, date | None]]] = field(default_factory=dict)
+    database: str = ""  # the database it was read from (a process serving another database reloads it)
     _covering: dict[tuple[int, date], list[service.ScopeInfo]] = field(default_factory=dict)
 
     def find_item(self, code: str) -> tuple[int, str, str, str] | None:
@@ -170,20 +171,25 @@ async def _load(conn: asyncpg.Connection) -> Catalogue:
     for r in await conn.fetch("SELECT institution_id, alliance_id, joined_on, left_on FROM membership"):
         memberships[r["institution_id"]].append((r["alliance_id"], r["joined_on"], r["left_on"]))
     return Catalogue(time.monotonic(), items, aliases, by_id, dict(codes), scopes, dict(rules), dict(quals), names,
-                     areas, dict(memberships))
+                     areas, dict(memberships), database=get_settings().database_url)
+
+
+def _fresh(snap: Catalogue | None) -> TypeGuard[Catalogue]:
+    return (snap is not None and time.monotonic() - snap.loaded < CATALOGUE_SECONDS
+            and snap.database == get_settings().database_url)
 
 
 async def catalogue(conn: asyncpg.Connection) -> Catalogue:
     global _catalogue, _catalogue_lock, _lock_loop
     snap = _catalogue
-    if snap is not None and time.monotonic() - snap.loaded < CATALOGUE_SECONDS:
+    if _fresh(snap):
         return snap
     loop = asyncio.get_running_loop()
     if _catalogue_lock is None or _lock_loop is not loop:
         _catalogue_lock, _lock_loop = asyncio.Lock(), loop
     async with _catalogue_lock:
         snap = _catalogue
-        if snap is None or time.monotonic() - snap.loaded >= CATALOGUE_SECONDS:
+        if not _fresh(snap):
             snap = _catalogue = await _load(conn)
     return snap
 
@@ -407,7 +413,7 @@ def batcher() -> _Batcher:
 async def _snapshot() -> Catalogue | Busy:
     """The catalogue snapshot; a connection only when it must be (re)loaded."""
     snap = _catalogue
-    if snap is not None and time.monotonic() - snap.loaded < CATALOGUE_SECONDS:
+    if _fresh(snap):
         return snap
     connections = await pool()
     try:
@@ -442,20 +448,13 @@ async def lookup(subject: Subject, patient_id: int, item_code: str, locale: str,
         if isinstance(row, Busy):
             return row
     else:
-        connections = await pool()
-        try:
-            conn = await connections.acquire(timeout=get_settings().db_pool_timeout)
-        except TimeoutError:
-            return Busy()
-        try:
-            row = await conn.fetchrow(LOOKUP, *params)
-        finally:
-            await connections.release(conn)
+        row = await fetchrow(LOOKUP, *params)
+        if isinstance(row, Busy):
+            return row
     if row is None or row["basis"] is None:
         return None  # not visible: the reference answers 404
     basis = row["basis"]
-    shared = bool(row["consent"]) if basis == "own" else (
-        bool(row["includes_shared"]) and (basis == "break_glass" or bool(row["consent"])))
+    shared = shared_of(basis, row["includes_shared"], row["consent"])
     batch.read(subject, "recognition_lookup", item[1], patient_id=patient_id, basis=basis,
                detail={"item_code": item_code}, ip=ip, at=now)
     decided = _decide(cat, item, inst_id, shared, json.loads(row["orders"]), today)

@@ -33,11 +33,11 @@ from fastapi import Request
 from starlette.types import Scope
 
 from yilianti.audit import batch
-from yilianti.authz.policy import access_sql
+from yilianti.authz.policy import access_sql, shared_of
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError
-from yilianti.fastdb import Busy, FastRoute, _token_subject, on_postgresql, pool
+from yilianti.fastdb import Busy, FastRoute, _token_subject, fetchrow, on_postgresql
 from yilianti.kit import clock
 from yilianti.recognition import fastpath as recognition_fast
 from yilianti.recognition.service import RESULTED, RETEST_REASONS
@@ -252,20 +252,13 @@ async def record(subject: Subject, patient_id: int, kinds: list[str], limit: int
     if isinstance(cat, Busy):
         return cat
     now, today = clock.now(), clock.today_local()
-    connections = await pool()
-    try:
-        conn = await connections.acquire(timeout=get_settings().db_pool_timeout)
-    except TimeoutError:
-        return Busy()
-    try:
-        row = await conn.fetchrow(RECORD, patient_id, inst_id, subject.user_id, now, today, list(set(wanted)))
-    finally:
-        await connections.release(conn)
+    row = await fetchrow(RECORD, patient_id, inst_id, subject.user_id, now, today, list(set(wanted)))
+    if isinstance(row, Busy):
+        return row
     if row is None or row["basis"] is None:
         return None  # not visible: the reference answers 404
     basis = row["basis"]
-    shared = bool(row["consent"]) if basis == "own" else (
-        bool(row["includes_shared"]) and (basis == "break_glass" or bool(row["consent"])))
+    shared = shared_of(basis, row["includes_shared"], row["consent"])
     marks = _Marks(cat)
     built: dict[str, list[_Entry]] = {}
     entries: list[_Entry] = []
