@@ -44,7 +44,7 @@ from yilianti.recognition.service import RESULTED, RETEST_REASONS
 from yilianti.record.service import PER_SOURCE
 from yilianti.record.sources import SOURCES
 
-PATH = re.compile(r"/api/v1/patients/(\d{1,18})/record")
+PATH = re.compile(r"/api/v1/patients/([0-9]{1,18})/record")
 stats: Counter[str] = Counter()
 __all__ = ["RecordRoute", "KINDS", "record", "stats"]
 
