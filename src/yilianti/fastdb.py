@@ -11,9 +11,11 @@ subject (API token or cookie session), the worker-thread bridge to the ORM refer
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio.to_thread
@@ -66,17 +68,25 @@ async def pool() -> asyncpg.Pool:
     return _pool
 
 
-async def fetchrow(statement: str, *params: Any) -> Any:
-    """One row of one statement on a pooled connection, or Busy when no connection comes free in time."""
+@contextlib.asynccontextmanager
+async def connection() -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection for one hot-path request. Raises Busy when every connection stays busy for
+    db_pool_timeout (nothing has been written): FastRoute answers it with 503, as the ORM path does."""
     connections = await pool()
     try:
         conn = await connections.acquire(timeout=get_settings().db_pool_timeout)
     except TimeoutError:
-        return Busy()
+        raise Busy() from None
     try:
-        return await conn.fetchrow(statement, *params)
+        yield conn
     finally:
         await connections.release(conn)
+
+
+async def fetchrow(statement: str, *params: Any) -> Any:
+    """One row of one statement on a pooled connection (Busy as `connection`)."""
+    async with connection() as conn:
+        return await conn.fetchrow(statement, *params)
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -244,7 +254,10 @@ class FastRoute:
                 size += len(chunks[-1])
                 more = message.get("more_body", False)
             body = b"".join(chunks)
-        out = None if more else await self.serve(scope, token, claimed, body)
+        try:
+            out = None if more else await self.serve(scope, token, claimed, body)
+        except Busy as busy:  # no connection came free (fastdb.connection): 503, nothing written
+            out = busy
         if isinstance(out, AppError):
             self.stats["refused"] += 1
             request = Request(scope)  # rendered as the app's handler renders it (JSON, Accept-Language)

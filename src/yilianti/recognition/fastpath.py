@@ -44,7 +44,7 @@ from yilianti.authz.policy import access_sql, shared_of
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError, request_locale
-from yilianti.fastdb import Busy, FastRoute, _token_subject, fetchrow, on_postgresql, pool
+from yilianti.fastdb import FastRoute, _token_subject, connection, fetchrow, on_postgresql
 from yilianti.kit import clock
 from yilianti.kit.i18n import translate
 from yilianti.recognition import service
@@ -348,7 +348,7 @@ class _Batcher:
         self.tasks: set[asyncio.Future[Any]] = set()
 
     async def fetch(self, params: Params) -> Any:
-        """The statement's row for these parameters, or Busy when no connection came free in time."""
+        """The statement's row for these parameters (Busy, raised, when no connection came free in time)."""
         future: asyncio.Future[Any] = self.loop.create_future()
         self.queue.append((params, future))
         if self.running < MAX_INFLIGHT:
@@ -380,12 +380,7 @@ class _Batcher:
                 self._launch()
 
     async def _execute(self, params: list[Params]) -> list[Any]:
-        connections = await pool()
-        try:
-            conn = await connections.acquire(timeout=get_settings().db_pool_timeout)
-        except TimeoutError:
-            return [Busy() for _ in params]
-        try:
+        async with connection() as conn:  # Busy reaches every waiter of the batch (_run)
             stats["batches"] += 1
             if len(params) == 1:
                 return [await conn.fetchrow(LOOKUP, *params[0])]
@@ -393,8 +388,6 @@ class _Batcher:
             codes = ["\x1f".join(c) for c in columns[5]]
             rows = await conn.fetch(LOOKUP_BATCH, list(columns[0]), list(columns[1]), list(columns[2]),
                                     list(columns[3]), list(columns[4]), codes, list(columns[6]))
-        finally:
-            await connections.release(conn)
         by_n = {r["n"]: r for r in rows}
         return [by_n.get(n) for n in range(1, len(params) + 1)]
 
@@ -410,31 +403,23 @@ def batcher() -> _Batcher:
     return _batcher
 
 
-async def _snapshot() -> Catalogue | Busy:
-    """The catalogue snapshot; a connection only when it must be (re)loaded."""
+async def snapshot() -> Catalogue:
+    """This process's catalogue snapshot (also the shared record's HR marks and names); a connection only
+    when it must be (re)loaded (Busy as `fastdb.connection`)."""
     snap = _catalogue
     if _fresh(snap):
         return snap
-    connections = await pool()
-    try:
-        conn = await connections.acquire(timeout=get_settings().db_pool_timeout)
-    except TimeoutError:
-        return Busy()
-    try:
+    async with connection() as conn:
         return await catalogue(conn)
-    finally:
-        await connections.release(conn)
 
 
 async def lookup(subject: Subject, patient_id: int, item_code: str, locale: str,
                  ip: str | None = None) -> dict[str, Any] | AppError | None:
-    """The LookupOut of the reference, or Busy, or None when the reference must decide."""
+    """The LookupOut of the reference (an AppError to answer), or None when the reference must decide; raises Busy."""
     inst_id = subject.acting_institution_id
     if inst_id is None or not subject.is_clinical:
         return None
-    cat = await _snapshot()
-    if isinstance(cat, Busy):
-        return cat
+    cat = await snapshot()
     item = cat.find_item(item_code)
     if item is None:
         return None  # the reference answers unknown_item_code
@@ -445,12 +430,8 @@ async def lookup(subject: Subject, patient_id: int, item_code: str, locale: str,
     params: Params = (patient_id, inst_id, subject.user_id, now, today, cat.codes.get(item[0], [item[1]]), since)
     if BATCHING:
         row = await batcher().fetch(params)
-        if isinstance(row, Busy):
-            return row
     else:
         row = await fetchrow(LOOKUP, *params)
-        if isinstance(row, Busy):
-            return row
     if row is None or row["basis"] is None:
         return None  # not visible: the reference answers 404
     basis = row["basis"]

@@ -37,7 +37,7 @@ from yilianti.authz.policy import access_sql, shared_of
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError
-from yilianti.fastdb import Busy, FastRoute, _token_subject, fetchrow, on_postgresql
+from yilianti.fastdb import FastRoute, _token_subject, fetchrow, on_postgresql
 from yilianti.kit import clock
 from yilianti.recognition import fastpath as recognition_fast
 from yilianti.recognition.service import RESULTED, RETEST_REASONS
@@ -241,20 +241,16 @@ def _at(value: datetime) -> str:
 
 async def record(subject: Subject, patient_id: int, kinds: list[str], limit: int,
                  ip: str | None = None) -> dict[str, Any] | AppError | None:
-    """The RecordOut of the reference route, or Busy, or None when the reference must answer."""
+    """The RecordOut of the reference route, or None when the reference must answer; raises Busy (no connection)."""
     inst_id = subject.acting_institution_id
     if inst_id is None or not subject.is_clinical:
         return None
     wanted = kinds or list(SOURCES)
     if any(k not in KINDS for k in wanted):
         return None  # a source registered by another domain that has no statement here
-    cat = await recognition_fast._snapshot()  # noqa: SLF001 (the same process snapshot the lookup uses)
-    if isinstance(cat, Busy):
-        return cat
+    cat = await recognition_fast.snapshot()  # the same process snapshot the lookup uses
     now, today = clock.now(), clock.today_local()
     row = await fetchrow(RECORD, patient_id, inst_id, subject.user_id, now, today, list(set(wanted)))
-    if isinstance(row, Busy):
-        return row
     if row is None or row["basis"] is None:
         return None  # not visible: the reference answers 404
     basis = row["basis"]

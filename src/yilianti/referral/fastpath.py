@@ -43,7 +43,7 @@ from starlette.types import Scope
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError, Conflict, Forbidden, NotFound
-from yilianti.fastdb import Busy, FastRoute, _token_subject, on_postgresql, pool
+from yilianti.fastdb import FastRoute, _token_subject, connection, on_postgresql
 from yilianti.kit import clock
 from yilianti.referral import states
 from yilianti.referral.service import ACTING_ROLES, STATE_CONFLICT
@@ -137,20 +137,13 @@ async def move(subject: Subject, referral_id: int, to_status: Status, expected_s
     args = [referral_id, to_status.value, subject.acting_institution_id, expected_status.value, now,
             sorted(s.value for s in sides), *_deadlines(to_status), subject.user_id, subject.username,
             json.dumps({"from": expected_status.value, "to": to_status.value}), ip, subject.channel]
-    connections = await pool()
-    try:
-        conn = await connections.acquire(timeout=get_settings().db_pool_timeout)
-    except TimeoutError:
-        return Busy()  # every connection busy for db_pool_timeout: nothing written, as the ORM path's 503
-    try:
+    async with connection() as conn:  # Busy when every connection stays busy: nothing written, 503
         row = await conn.fetchrow(MOVE, *args)
         current = row["current"] if row is not None else None
         if (row is not None and row["id"] is None and row["side"] is not None and Side(row["side"]) in sides
                 and current == expected_status):
             # the snapshot would have moved, the update did not: a racing move committed in between
             current = await conn.fetchval(CURRENT, referral_id)
-    finally:
-        await connections.release(conn)
     if row is None or row["side"] is None or current is None:
         return NotFound()  # no such referral, or the acting institution is on neither side
     if row["id"] is None:

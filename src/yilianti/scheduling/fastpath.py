@@ -48,7 +48,16 @@ from yilianti.authz.policy import booking_basis_sql
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError, Forbidden
-from yilianti.fastdb import Busy, FastRoute, _sync, _token_subject, dispose, on_postgresql, pool, subject_of
+from yilianti.fastdb import (
+    Busy,
+    FastRoute,
+    _sync,
+    _token_subject,
+    connection,
+    dispose,
+    on_postgresql,
+    subject_of,
+)
 from yilianti.kit import clock
 from yilianti.models.alliance import GRASSROOTS_KINDS
 from yilianti.models.scheduling import Pool
@@ -178,12 +187,7 @@ async def _statement(subject: Subject, body: BookingIn, ip: str | None) -> dict[
     args = [body.session_id, body.patient_id, subject.acting_institution_id, subject.user_id, subject.username,
             now, clock.today_local(), body.pool, body.note, body.referral_id, None, ip, subject.channel]
     row = None
-    connections = await pool()
-    try:
-        conn = await connections.acquire(timeout=get_settings().db_pool_timeout)
-    except TimeoutError:
-        return Busy()  # every connection busy for db_pool_timeout: nothing written, as the ORM path's 503
-    try:
+    async with connection() as conn:  # Busy when every connection stays busy: nothing written, 503
         if conn.get_server_pid() not in _planned:
             await _plan(conn, args)
         for _ in range(3):
@@ -197,8 +201,6 @@ async def _statement(subject: Subject, body: BookingIn, ip: str | None) -> dict[
                 if exc.constraint_name != "uq_booking_number":
                     return None
                 # the random part of the number collided with another booking's: draw again
-    finally:
-        await connections.release(conn)
     if row is None or row["basis"] is None or not row["shares"]:
         return None  # no such session, patient not visible, no common alliance: service.book explains
     if row["id"] is None:
@@ -227,7 +229,10 @@ async def book(request: Request, body: BookingIn) -> dict[str, Any]:
         raise Forbidden("只有医生、护士或转诊协调员可以预约")
     out = None
     if body.slot_id is None and not request.scope.get(TRIED):
-        out = await _statement(subject, body, subject.ip)
+        try:
+            out = await _statement(subject, body, subject.ip)
+        except Busy as busy:
+            out = busy
     if isinstance(out, AppError):
         stats["refused"] += 1
         raise out
