@@ -80,13 +80,7 @@ class Catalogue:
 
     def find_item(self, code: str) -> tuple[int, str, str, str] | None:
         code = (code or "").strip()
-        if not code:
-            return None
-        hit = self.items.get(code)
-        if hit is not None:
-            return hit
-        item_id = self.aliases.get(code)
-        return self.by_id.get(item_id) if item_id is not None else None
+        return self.by_code(code) if code else None
 
     def by_code(self, code: str) -> tuple[int, str, str, str] | None:
         """The active item an order's code means, as `service._items_by_code` finds it (exact code, then alias)."""
@@ -94,6 +88,16 @@ class Catalogue:
         if hit is None and code in self.aliases:
             hit = self.by_id.get(self.aliases[code])
         return hit
+
+    def hr_label(self, source: int, item_id: int, on: date) -> str:
+        """The HR mark of a result of `source` on `on` (as `service.hr_marks` decides it): "HR 京津冀" or ""."""
+        names: list[str] = []
+        seen: list[int] = []
+        for scope_id, qc_from, qc_to, scope_name in self.quals.get((source, item_id), []):
+            if qc_from <= on <= qc_to and scope_id not in seen:
+                seen.append(scope_id)
+                names.append(scope_name)
+        return ("HR " + "、".join(names)) if names else ""
 
     def covering(self, inst_id: int, today: date) -> list[service.ScopeInfo]:
         """service.covering_scopes on the snapshot (remembered per institution and day for the snapshot's life)."""

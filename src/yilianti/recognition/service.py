@@ -210,9 +210,15 @@ def result_date(order: DiagnosticOrder) -> date | None:
 
 def source_institution_id(order: DiagnosticOrder) -> int:
     """Whose quality control a result rests on: the lab that ran it, the site that acquired the image."""
-    if order.kind == "lab":
-        return order.reading_centre_institution_id or order.performing_institution_id or order.ordering_institution_id
-    return order.performing_institution_id or order.reading_centre_institution_id or order.ordering_institution_id
+    return source_of(order.kind, order.ordering_institution_id, order.reading_centre_institution_id,
+                     order.performing_institution_id)
+
+
+def source_of(kind: str, ordering: int, centre: int | None, performing: int | None) -> int:
+    """`source_institution_id` from an order's columns (the hot paths read rows, not models)."""
+    if kind == "lab":
+        return centre or performing or ordering
+    return performing or centre or ordering
 
 
 @dataclass

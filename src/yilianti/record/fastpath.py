@@ -40,9 +40,10 @@ from yilianti.exceptions import AppError
 from yilianti.fastdb import FastRoute, _token_subject, fetchrow, on_postgresql
 from yilianti.kit import clock
 from yilianti.recognition import fastpath as recognition_fast
-from yilianti.recognition.service import RESULTED, RETEST_REASONS
+from yilianti.recognition.service import RESULTED, RETEST_REASONS, source_of
+from yilianti.record import service
 from yilianti.record.service import PER_SOURCE
-from yilianti.record.sources import SOURCES
+from yilianti.record.sources import Entry, ids_of
 
 PATH = re.compile(r"/api/v1/patients/([0-9]{1,18})/record")
 stats: Counter[str] = Counter()
@@ -112,29 +113,15 @@ RECORD = _statement()
 
 
 # ------------------------------------------------------------------------------------ entries
-
-class _Entry:
-    """What `record.sources.Entry` carries that the answer needs, plus the sort key."""
-
-    __slots__ = ("kind", "at", "source", "institutions", "title", "detail", "status", "ref", "link", "hr")
-
-    def __init__(self, kind: str, at: datetime, source: int, institutions: set[int], title: str,
-                 detail: str = "", status: str | None = None, ref: str = "", link: str | None = None,
-                 hr: str = "") -> None:
-        self.kind, self.at, self.source, self.institutions = kind, at, source, institutions
-        self.title, self.detail, self.status, self.ref, self.link, self.hr = title, detail, status, ref, link, hr
+# Each builder makes the `record.sources.Entry` rows its source makes, from that kind's JSON array.
 
 
 def _ts(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-def _ids(*values: int | None) -> set[int]:
-    return {v for v in values if v is not None}
-
-
 class _Marks:
-    """HR marks of orders (recognition.service.hr_marks on the catalogue snapshot), remembered per order."""
+    """HR marks of orders (`Catalogue.hr_label` on the result's local date), remembered per order."""
 
     def __init__(self, cat: recognition_fast.Catalogue) -> None:
         self.cat = cat
@@ -143,76 +130,67 @@ class _Marks:
     def of(self, order_id: int, ordering: int, centre: int | None, item_code: str, kind: str, status: str,
            reported_at: str | None, performing: int | None) -> str:
         hit = self.done.get(order_id)
-        if hit is not None:
-            return hit
-        label = ""
-        item = self.cat.by_code(item_code)
-        if item is not None and reported_at is not None and status in RESULTED:
-            src = (centre or performing or ordering) if kind == "lab" else (performing or centre or ordering)
-            on = clock.to_local(_ts(reported_at)).date()
-            seen: list[int] = []
-            names: list[str] = []
-            for scope_id, qc_from, qc_to, scope_name in self.cat.quals.get((src, item[0]), []):
-                if qc_from <= on <= qc_to and scope_id not in seen:
-                    seen.append(scope_id)
-                    names.append(scope_name)
-            label = ("HR " + "、".join(names)) if names else ""
-        self.done[order_id] = label
-        return label
+        if hit is None:
+            item = self.cat.by_code(item_code)
+            hit = self.done[order_id] = "" if item is None or reported_at is None or status not in RESULTED else \
+                self.cat.hr_label(source_of(kind, ordering, centre, performing), item[0],
+                                  clock.to_local(_ts(reported_at)).date())
+        return hit
 
 
-def _bookings(rows: list[list[Any]], marks: _Marks) -> list[_Entry]:
-    return [_Entry("booking", _ts(at), inst, _ids(inst, by), name, number, status, f"booking:{bid}",
-                   f"/bookings/{bid}/slip") for bid, at, inst, by, name, number, status in rows]
+def _bookings(rows: list[list[Any]], marks: _Marks) -> list[Entry]:
+    return [Entry("booking", _ts(at), inst, ids_of(inst, by), name, number, status, f"booking:{bid}",
+                  f"/bookings/{bid}/slip") for bid, at, inst, by, name, number, status in rows]
 
 
-def _referrals(rows: list[list[Any]], marks: _Marks) -> list[_Entry]:
+def _referrals(rows: list[list[Any]], marks: _Marks) -> list[Entry]:
     out = []
     for rid, at, origin, to, status, direction, reason, diagnoses in rows:
-        involved = _ids(origin) if status == "draft" else _ids(origin, to)
-        out.append(_Entry("referral", _ts(at), origin, involved,
-                          ("上转" if direction == "up" else "下转") + "：" + (reason or "")[:80],
-                          str(diagnoses or ""), status, f"referral:{rid}", f"/referrals/{rid}"))
+        involved = ids_of(origin) if status == "draft" else ids_of(origin, to)
+        out.append(Entry("referral", _ts(at), origin, involved,
+                         ("上转" if direction == "up" else "下转") + "：" + (reason or "")[:80],
+                         str(diagnoses or ""), status, f"referral:{rid}", f"/referrals/{rid}"))
     return out
 
 
-def _transfers(rows: list[list[Any]], marks: _Marks) -> list[_Entry]:
-    return [_Entry("transfer", _ts(at), origin, _ids(origin, dest), (diagnosis or "")[:80], case_no, status,
-                   f"transfer:{tid}", f"/transfers/{tid}") for tid, at, origin, dest, diagnosis, case_no, status in rows]
+def _transfers(rows: list[list[Any]], marks: _Marks) -> list[Entry]:
+    return [Entry("transfer", _ts(at), origin, ids_of(origin, dest), (diagnosis or "")[:80], case_no, status,
+                  f"transfer:{tid}", f"/transfers/{tid}") for tid, at, origin, dest, diagnosis, case_no, status in rows]
 
 
-def _orders(rows: list[list[Any]], marks: _Marks) -> list[_Entry]:
+def _orders(rows: list[list[Any]], marks: _Marks) -> list[Entry]:
     out = []
     for oid, at, ordering, centre, item_name, accession, code, kind, status, reported, performing in rows:
-        out.append(_Entry("diagnostic_order", _ts(at), ordering, _ids(ordering, centre, performing), item_name,
-                          accession, status, f"diagnostic_order:{oid}", None,
-                          marks.of(oid, ordering, centre, code, kind, status, reported, performing)))
+        out.append(Entry("diagnostic_order", _ts(at), ordering, ids_of(ordering, centre, performing), item_name,
+                         accession, status, f"diagnostic_order:{oid}",
+                         extra={"hr": marks.of(oid, ordering, centre, code, kind, status, reported, performing)}))
     return out
 
 
-def _labs(rows: list[list[Any]], marks: _Marks) -> list[_Entry]:
+def _labs(rows: list[list[Any]], marks: _Marks) -> list[Entry]:
     out = []
     for (obid, at, ordering, centre, name, code, value, units, flags, result_status, item_name, oid, item_code, kind,
          status, reported, performing) in rows:
         shown = " ".join(x for x in (value, units) if x)
         flag = f" [{flags}]" if flags else ""
-        out.append(_Entry("lab_result", _ts(at), centre or ordering, _ids(ordering, centre),
-                          f"{name or code}: {shown}{flag}", item_name, result_status, f"lab_observation:{obid}", None,
-                          marks.of(oid, ordering, centre, item_code, kind, status, reported, performing)))
+        out.append(Entry("lab_result", _ts(at), centre or ordering, ids_of(ordering, centre),
+                         f"{name or code}: {shown}{flag}", item_name, result_status, f"lab_observation:{obid}",
+                         extra={"hr": marks.of(oid, ordering, centre, item_code, kind, status, reported, performing)}))
     return out
 
 
-def _reports(rows: list[list[Any]], marks: _Marks) -> list[_Entry]:
+def _reports(rows: list[list[Any]], marks: _Marks) -> list[Entry]:
     out = []
     for (rpid, at, ordering, centre, conclusion, status, item_name, oid, item_code, kind, order_status, reported,
          performing) in rows:
-        out.append(_Entry("report", _ts(at), centre or ordering, _ids(ordering, centre), item_name,
-                          (conclusion or "")[:200], status, f"diagnostic_report:{rpid}", None,
-                          marks.of(oid, ordering, centre, item_code, kind, order_status, reported, performing)))
+        out.append(Entry("report", _ts(at), centre or ordering, ids_of(ordering, centre), item_name,
+                         (conclusion or "")[:200], status, f"diagnostic_report:{rpid}",
+                         extra={"hr": marks.of(oid, ordering, centre, item_code, kind, order_status, reported,
+                                               performing)}))
     return out
 
 
-def _decisions(rows: list[list[Any]], marks: _Marks) -> list[_Entry]:
+def _decisions(rows: list[list[Any]], marks: _Marks) -> list[Entry]:
     out = []
     for did, at, inst, reused_inst, item_name, decision, reused_date, reason_code, reason_text in rows:
         if decision == "reuse":
@@ -221,8 +199,8 @@ def _decisions(rows: list[list[Any]], marks: _Marks) -> list[_Entry]:
         else:
             title = f"{item_name}：重新检查"
             detail = RETEST_REASONS.get(reason_code or "", "") + (f"（{reason_text}）" if reason_text else "")
-        out.append(_Entry("recognition", _ts(at), inst, _ids(inst, reused_inst), title, detail, decision,
-                          f"recognition_decision:{did}", f"/recognition/decisions/{did}"))
+        out.append(Entry("recognition", _ts(at), inst, ids_of(inst, reused_inst), title, detail, decision,
+                         f"recognition_decision:{did}", f"/recognition/decisions/{did}"))
     return out
 
 
@@ -245,7 +223,7 @@ async def record(subject: Subject, patient_id: int, kinds: list[str], limit: int
     inst_id = subject.acting_institution_id
     if inst_id is None or not subject.is_clinical:
         return None
-    wanted = kinds or list(SOURCES)
+    wanted = service.wanted_kinds(kinds)
     if any(k not in KINDS for k in wanted):
         return None  # a source registered by another domain that has no statement here
     cat = await recognition_fast.snapshot()  # the same process snapshot the lookup uses
@@ -256,33 +234,23 @@ async def record(subject: Subject, patient_id: int, kinds: list[str], limit: int
     basis = row["basis"]
     shared = shared_of(basis, row["includes_shared"], row["consent"])
     marks = _Marks(cat)
-    built: dict[str, list[_Entry]] = {}
-    entries: list[_Entry] = []
-    hidden = 0
-    for kind in wanted:
-        rows = built.get(kind)
-        if rows is None:
-            rows = built[kind] = BUILD[kind](json.loads(row[kind]), marks)
-        for e in rows:
-            if shared or inst_id in e.institutions:
-                entries.append(e)
-            else:
-                hidden += 1
-    entries.sort(key=lambda e: (e.at, e.ref), reverse=True)
-    entries = entries[:limit]
+    built: dict[str, list[Entry]] = {}
+
+    def rows_of(kind: str) -> list[Entry]:  # each kind built once, however often it is asked for
+        if kind not in built:
+            built[kind] = BUILD[kind](json.loads(row[kind]), marks)
+        return built[kind]
+
+    entries, hidden, others = service.arrange(rows_of, wanted, inst_id, shared, limit)
     names = cat.names
-    if any(e.source not in names for e in entries):
+    if any(e.source_institution_id not in names for e in entries):
         return None  # an institution newer than the snapshot: the reference reads the names
-    others = sorted({e.source for e in entries if inst_id not in e.institutions})
-    audit_basis = "shared" if basis == "own" and others else basis
-    batch.read(subject, "shared_record", patient_id, patient_id=patient_id, basis=audit_basis,
-               detail={"kinds": wanted, "entries": len(entries), "other_institutions": others,
-                       "grant_id": row["grant_id"]}, ip=ip, at=now)
+    audit_basis, detail = service.read_audit(basis, wanted, entries, others, row["grant_id"])
+    batch.read(subject, "shared_record", patient_id, patient_id=patient_id, basis=audit_basis, detail=detail,
+               ip=ip, at=now)
     return {"patient_id": patient_id, "access_basis": basis, "shared_record_visible": shared, "kinds": wanted,
             "hidden_other_members": hidden,
-            "entries": [{"kind": e.kind, "at": _at(e.at), "source_institution_id": e.source,
-                         "source_institution": names[e.source], "title": e.title, "detail": e.detail,
-                         "status": e.status, "ref": e.ref, "link": e.link, "hr_mark": e.hr} for e in entries]}
+            "entries": [{**service.entry_out(e, names), "at": _at(e.at)} for e in entries]}
 
 
 # ------------------------------------------------------------------------------------ the ASGI route
@@ -302,9 +270,7 @@ def _query(scope: Scope) -> tuple[list[str], int] | None:
         if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
             return None
         limit = int(raw)
-    parts = [k for part in query.get("kind", []) for k in part.split(",")]
-    kinds = [p.strip() for p in parts if p.strip() in SOURCES]
-    return kinds, min(max(limit, 1), 500)
+    return service.parse_kinds([k for part in query.get("kind", []) for k in part.split(",")]), min(max(limit, 1), 500)
 
 
 class RecordRoute(FastRoute):

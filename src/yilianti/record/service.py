@@ -12,6 +12,7 @@ Each read writes one audit event (basis `own`, `shared` when other members' data
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -50,27 +51,48 @@ def shared_record(db: Session, subject: Subject, patient_id: int, kinds: list[st
     patient = db.get(Patient, patient_id)
     if access is None or patient is None:
         raise NotFound()
-    wanted = [k for k in (kinds or []) if k in SOURCES] or list(SOURCES)
+    wanted = wanted_kinds(kinds)
     inst = subject.acting_institution_id
+    assert inst is not None  # decide() answers None for a subject without an acting institution
+    entries, hidden, others = arrange(lambda kind: SOURCES[kind].fn(db, patient_id, PER_SOURCE), wanted, inst,
+                                      access.shared, limit)
+    basis, detail = read_audit(access.basis, wanted, entries, others, access.grant_id)
+    audit.record(db, subject, "read", "shared_record", patient_id, patient_id=patient_id, basis=basis,
+                 detail=detail)
+    ids = {e.source_institution_id for e in entries} | {i for e in entries for i in e.institutions}
+    names = {i: n for i, n in db.execute(select(Institution.id, Institution.name).where(Institution.id.in_(ids)))} \
+        if ids else {}
+    return RecordView(patient, access, entries, names, hidden, wanted)
+
+
+def wanted_kinds(kinds: list[str] | None) -> list[str]:
+    """The kinds a read covers, in the order asked (every registered kind when none is)."""
+    return [k for k in (kinds or []) if k in SOURCES] or list(SOURCES)
+
+
+def arrange(rows_of: Callable[[str], list[Entry]], wanted: list[str], inst: int, shared: bool,
+            limit: int) -> tuple[list[Entry], int, list[int]]:
+    """The entries a viewer at `inst` sees, newest first and cut to `limit`; how many were hidden (other
+    members' entries without the shared record); the other members whose entries are shown."""
     entries: list[Entry] = []
     hidden = 0
     for kind in wanted:
-        for entry in SOURCES[kind].fn(db, patient_id, PER_SOURCE):
-            if access.shared or inst in entry.institutions:
+        for entry in rows_of(kind):
+            if shared or inst in entry.institutions:
                 entries.append(entry)
             else:
                 hidden += 1
     entries.sort(key=lambda e: (e.at, e.ref), reverse=True)
     entries = entries[:limit]
     others = sorted({e.source_institution_id for e in entries if inst not in e.institutions})
-    basis = "shared" if access.basis == "own" and others else access.basis
-    audit.record(db, subject, "read", "shared_record", patient_id, patient_id=patient_id, basis=basis,
-                 detail={"kinds": wanted, "entries": len(entries), "other_institutions": others,
-                         "grant_id": access.grant_id})
-    ids = {e.source_institution_id for e in entries} | {i for e in entries for i in e.institutions}
-    names = {i: n for i, n in db.execute(select(Institution.id, Institution.name).where(Institution.id.in_(ids)))} \
-        if ids else {}
-    return RecordView(patient, access, entries, names, hidden, wanted)
+    return entries, hidden, others
+
+
+def read_audit(access_basis: str, wanted: list[str], entries: list[Entry], others: list[int],
+               grant_id: int | None) -> tuple[str, dict[str, Any]]:
+    """The basis and detail of a record read's audit row (`shared` when other members' entries were shown)."""
+    basis = "shared" if access_basis == "own" and others else access_basis
+    return basis, {"kinds": wanted, "entries": len(entries), "other_institutions": others, "grant_id": grant_id}
 
 
 def entry_out(e: Entry, names: dict[int, str]) -> dict[str, Any]:

@@ -73,7 +73,7 @@ def source(kind: str, label: str) -> Callable[[SourceFn], SourceFn]:
     return register
 
 
-def _ids(*values: int | None) -> frozenset[int]:
+def ids_of(*values: int | None) -> frozenset[int]:
     return frozenset(v for v in values if v is not None)
 
 
@@ -88,7 +88,7 @@ def bookings(db: Session, patient_id: int, limit: int) -> list[Entry]:
         .join(Schedule, Schedule.id == ClinicSession.schedule_id)
         .where(Booking.patient_id == patient_id)
         .order_by(ClinicSession.starts_at.desc()).limit(limit))
-    return [Entry("booking", starts_at, inst, _ids(inst, bk.booked_by_institution_id), name,
+    return [Entry("booking", starts_at, inst, ids_of(inst, bk.booked_by_institution_id), name,
                   detail=bk.number, status=bk.status, ref=f"booking:{bk.id}", link=f"/bookings/{bk.id}/slip")
             for bk, starts_at, name, inst in rows]
 
@@ -99,7 +99,7 @@ def referrals(db: Session, patient_id: int, limit: int) -> list[Entry]:
                       .order_by(Referral.created_at.desc()).limit(limit))
     out = []
     for r in rows:
-        involved = _ids(r.from_institution_id) if r.status == "draft" else _ids(r.from_institution_id,
+        involved = ids_of(r.from_institution_id) if r.status == "draft" else ids_of(r.from_institution_id,
                                                                                  r.to_institution_id)
         out.append(Entry("referral", r.submitted_at or r.created_at, r.from_institution_id, involved,
                          ("上转" if r.direction == "up" else "下转") + "：" + (r.reason or "")[:80],
@@ -114,7 +114,7 @@ def transfers(db: Session, patient_id: int, limit: int) -> list[Entry]:
     rows = db.scalars(select(CriticalTransfer).where(CriticalTransfer.patient_id == patient_id)
                       .order_by(CriticalTransfer.created_at.desc()).limit(limit))
     return [Entry("transfer", t.created_at, t.origin_institution_id,
-                  _ids(t.origin_institution_id, t.destination_institution_id), t.diagnosis[:80],
+                  ids_of(t.origin_institution_id, t.destination_institution_id), t.diagnosis[:80],
                   detail=t.case_no, status=t.status, ref=f"transfer:{t.id}", link=f"/transfers/{t.id}",
                   extra={"destination_institution_id": t.destination_institution_id}) for t in rows]
 
@@ -132,7 +132,7 @@ def diagnostic_orders(db: Session, patient_id: int, limit: int) -> list[Entry]:
                            .order_by(dx.DiagnosticOrder.created_at.desc()).limit(limit)))
     hr = _hr(db, rows)
     return [Entry("diagnostic_order", o.ordered_at or o.created_at, o.ordering_institution_id,
-                  _ids(o.ordering_institution_id, o.reading_centre_institution_id, o.performing_institution_id),
+                  ids_of(o.ordering_institution_id, o.reading_centre_institution_id, o.performing_institution_id),
                   o.item_name, detail=o.accession_number, status=o.status, ref=f"diagnostic_order:{o.id}",
                   extra={"hr": hr.get(o.id, "")}) for o in rows]
 
@@ -148,7 +148,7 @@ def lab_results(db: Session, patient_id: int, limit: int) -> list[Entry]:
         ordering, centre = order.ordering_institution_id, order.reading_centre_institution_id
         value = " ".join(x for x in (ob.value, ob.units) if x)
         flag = f" [{ob.abnormal_flags}]" if ob.abnormal_flags else ""
-        out.append(Entry("lab_result", ob.observed_at or ob.created_at, centre or ordering, _ids(ordering, centre),
+        out.append(Entry("lab_result", ob.observed_at or ob.created_at, centre or ordering, ids_of(ordering, centre),
                          f"{ob.name or ob.code}: {value}{flag}", detail=order.item_name,
                          status=ob.result_status, ref=f"lab_observation:{ob.id}",
                          extra={"reference_range": ob.reference_range, "hr": hr.get(order.id, "")}))
@@ -166,7 +166,7 @@ def reports(db: Session, patient_id: int, limit: int) -> list[Entry]:
     out = []
     for rp, order in rows:
         ordering, centre = order.ordering_institution_id, order.reading_centre_institution_id
-        out.append(Entry("report", rp.signed_at or rp.created_at, centre or ordering, _ids(ordering, centre),
+        out.append(Entry("report", rp.signed_at or rp.created_at, centre or ordering, ids_of(ordering, centre),
                          order.item_name, detail=(rp.conclusion or "")[:200], status=rp.status,
                          ref=f"diagnostic_report:{rp.id}",
                          extra={"critical": rp.critical, "hr": hr.get(order.id, "")}))
