@@ -145,11 +145,8 @@ def _name(rules: Rules, a: Record, b: Record, exact_weight: float) -> float:
     return rules.name_different
 
 
-def _address_jaccard(a: Record, b: Record) -> float:
-    return _jaccard(a.addr, b.addr)
-
-
-def _jaccard(x: frozenset[str], y: frozenset[str]) -> float:
+def jaccard(x: frozenset[str], y: frozenset[str]) -> float:
+    """Bigram-set similarity of two addresses (both non-empty)."""
     inter = len(x & y)
     return inter / (len(x) + len(y) - inter)
 
@@ -167,7 +164,7 @@ def supported(rules: Rules, a: Record, b: Record) -> bool:
     at = rules.address_mid_at
     if rules.inexact_birth_address_at is not None and a.birth and b.birth and a.birth != b.birth:
         at = rules.inexact_birth_address_at  # v3: a differing birth date needs (nearly) the same address
-    return _jaccard(x, y) >= at
+    return jaccard(x, y) >= at
 
 
 def raw_score(rules: Rules, a: Record, b: Record, exact_name_weight: float) -> float:
@@ -183,7 +180,7 @@ def raw_score(rules: Rules, a: Record, b: Record, exact_name_weight: float) -> f
     if a.phone and b.phone:
         s += rules.phone_agree if a.phone == b.phone else rules.phone_disagree
     if a.addr and b.addr:
-        j = _address_jaccard(a, b)
+        j = jaccard(a.addr, b.addr)
         if j >= rules.address_high_at:
             s += rules.address_high
         elif j >= rules.address_mid_at:

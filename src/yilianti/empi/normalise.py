@@ -152,6 +152,14 @@ def address_local(normalised: str) -> str:
     return normalised[_ADMIN_PREFIX.match(normalised).end():]  # type: ignore[union-attr]
 
 
+def address_bigrams(raw: str) -> tuple[frozenset[str], frozenset[str]]:
+    """Record.addr and Record.addr_local of a raw address: bigrams of the whole and of the part below the county."""
+    if not raw.strip():
+        return frozenset(), frozenset()
+    normalised = address(raw)
+    return bigrams(normalised), bigrams(address_local(normalised))
+
+
 def bigrams(text: str) -> frozenset[str]:
     if len(text) < 2:
         return frozenset((text,)) if text else frozenset()
@@ -212,7 +220,5 @@ def record(row: dict[str, str], malformed: Malformed) -> Record:
     if raw_phone and ph is None:
         malformed.add("phone")
 
-    raw_addr = row.get("address") or ""
-    addr = address(raw_addr) if raw_addr.strip() else ""
     return Record(nm, sur_py, given_py, birth or "", sx or "", rid or "", weak or "", ph or "",
-                  bigrams(addr) if addr else frozenset(), bigrams(address_local(addr)) if addr else frozenset())
+                  *address_bigrams(row.get("address") or ""))

@@ -31,8 +31,7 @@ from sqlalchemy.orm import Session
 
 from yilianti.empi import matching
 from yilianti.empi.matching import CURRENT, Rules
-from yilianti.empi.normalise import Malformed, Record, address_local, bigrams, name_pinyin, record
-from yilianti.empi.normalise import address as norm_address
+from yilianti.empi.normalise import Malformed, Record, address_bigrams, name_pinyin, record
 from yilianti.empi.normalise import name as norm_name
 from yilianti.empi.normalise import sex as norm_sex
 from yilianti.kit.crypto import blind_index
@@ -149,13 +148,7 @@ def _name(value: str) -> str:
     return norm_name(value) if value.strip() else ""
 
 
-@lru_cache(maxsize=65536)
-def _addr(value: str) -> tuple[frozenset[str], frozenset[str]]:
-    """The address's bigrams, whole and below the county (as `record()` computes them)."""
-    if not value.strip():
-        return frozenset(), frozenset()
-    normalised = norm_address(value)
-    return bigrams(normalised), bigrams(address_local(normalised))
+_addr = lru_cache(maxsize=65536)(address_bigrams)  # candidates' addresses recur across registrations
 
 
 def _candidate(db: Session, row: tuple[Any, ...]) -> Record:
@@ -257,8 +250,7 @@ def explain(rules: Rules, a: Record, b: Record, exact_weight: float) -> dict[str
     if a.phone and b.phone:
         parts["phone"] = rules.phone_agree if a.phone == b.phone else rules.phone_disagree
     if a.addr and b.addr:
-        inter = len(a.addr & b.addr)
-        j = inter / (len(a.addr) + len(b.addr) - inter)
+        j = matching.jaccard(a.addr, b.addr)
         parts["address"] = (rules.address_high if j >= rules.address_high_at else rules.address_mid
                             if j >= rules.address_mid_at else rules.address_low if j < rules.address_low_at else 0.0)
     if a.rid and b.rid:
