@@ -9,10 +9,12 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from yilianti import db as dbmod
@@ -67,3 +69,23 @@ def live_server(test_db: Any, **overrides: Any) -> Iterator[tuple[str, sessionma
         dbmod._engine, dbmod._factory = previous
         for name, value in saved.items():
             setattr(settings, name, value)
+
+
+def fast_and_reference(url: str, token: str, setting: str, stats: Counter[str],
+                       params: dict[str, object] | None = None,
+                       lang: str = "zh") -> tuple[httpx.Response, httpx.Response, int]:
+    """GET url with the hot path on (settings.<setting>), then off (the reference route); and how many requests
+    the hot path served (its `stats["statement"]`) — the reference request must not have taken it."""
+    settings = get_settings()
+    headers = {"Authorization": f"Bearer {token}", "Accept-Language": lang}
+    before = stats["statement"]
+    setattr(settings, setting, True)
+    fast = httpx.get(url, params=params, headers=headers, timeout=30)  # type: ignore[arg-type]
+    served = stats["statement"] - before
+    setattr(settings, setting, False)
+    try:
+        ref = httpx.get(url, params=params, headers=headers, timeout=30)  # type: ignore[arg-type]
+    finally:
+        setattr(settings, setting, True)
+    assert stats["statement"] - before == served  # the reference request did not take the fast path
+    return fast, ref, served

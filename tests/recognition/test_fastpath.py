@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from tests import builders as b
-from tests.live import api_token, live_server
+from tests.live import api_token, fast_and_reference, live_server
 from tests.recognition.helpers import days_ago, thyroid, world
 from yilianti.config import get_settings
 from yilianti.kit import clock
@@ -63,18 +63,8 @@ def data(server):  # type: ignore[no-untyped-def]
 
 
 def _both(base: str, token: str, params: dict[str, object], lang: str = "zh") -> tuple[httpx.Response, httpx.Response]:
-    settings = get_settings()
-    headers = {"Authorization": f"Bearer {token}", "Accept-Language": lang}
-    before = fastpath.stats["statement"]
-    settings.recognition_fast_path = True
-    fast = httpx.get(f"{base}/api/v1/recognition/lookup", params=params, headers=headers, timeout=30)
-    served = fastpath.stats["statement"] - before
-    settings.recognition_fast_path = False
-    try:
-        ref = httpx.get(f"{base}/api/v1/recognition/lookup", params=params, headers=headers, timeout=30)
-    finally:
-        settings.recognition_fast_path = True
-    assert fastpath.stats["statement"] - before == served  # the reference request did not take the fast path
+    fast, ref, served = fast_and_reference(f"{base}/api/v1/recognition/lookup", token, "recognition_fast_path",
+                                           fastpath.stats, params, lang)
     fast.extensions["served_fast"] = served
     return fast, ref
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from tests.live import api_token, live_server
+from tests.live import api_token, fast_and_reference, live_server
 from yilianti.auth import service as auth_service
 from yilianti.authz.subject import CLINICAL_ROLES
 from yilianti.config import get_settings
@@ -73,20 +73,8 @@ def demo(server):  # type: ignore[no-untyped-def]
 
 def _both(base: str, token: str, patient_id: int, params: dict[str, object] | None = None,
           lang: str = "zh") -> tuple[httpx.Response, httpx.Response, int]:
-    settings = get_settings()
-    headers = {"Authorization": f"Bearer {token}", "Accept-Language": lang}
-    url = f"{base}/api/v1/patients/{patient_id}/record"
-    before = fastpath.stats["statement"]
-    settings.record_fast_path = True
-    fast = httpx.get(url, params=params, headers=headers, timeout=30)
-    served = fastpath.stats["statement"] - before
-    settings.record_fast_path = False
-    try:
-        ref = httpx.get(url, params=params, headers=headers, timeout=30)
-    finally:
-        settings.record_fast_path = True
-    assert fastpath.stats["statement"] - before == served  # the reference request did not take the fast path
-    return fast, ref, served
+    return fast_and_reference(f"{base}/api/v1/patients/{patient_id}/record", token, "record_fast_path",
+                              fastpath.stats, params, lang)
 
 
 def test_every_demo_clinician_sees_every_patient_exactly_as_the_reference(demo):  # type: ignore[no-untyped-def]
