@@ -151,6 +151,20 @@ async def _token_subject(request: Request, token: str) -> Subject | None:
     return await _resolve(key, request)
 
 
+async def route_subject(scope: Scope, token: str) -> Subject | None:
+    """The API token's subject for a FastRoute, or None when the regular route must answer (a token that
+    does not resolve gets the route's own 401/403)."""
+    try:
+        return await _token_subject(Request(scope), token)
+    except AppError:
+        return None
+
+
+def client_ip(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return client[0] if client else None
+
+
 def _refreshed(task: asyncio.Future[Any]) -> None:
     _background.discard(task)
     exc = None if task.cancelled() else task.exception()

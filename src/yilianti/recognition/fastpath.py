@@ -44,7 +44,7 @@ from yilianti.authz.policy import access_sql, shared_of
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError, request_locale
-from yilianti.fastdb import FastRoute, _token_subject, connection, fetchrow, on_postgresql
+from yilianti.fastdb import FastRoute, client_ip, connection, fetchrow, on_postgresql, route_subject
 from yilianti.kit import clock
 from yilianti.kit.i18n import translate
 from yilianti.recognition import service
@@ -486,16 +486,11 @@ class RecognitionRoute(FastRoute):
         patient_id = int(raw)
         if not -(2 ** 63) <= patient_id < 2 ** 63:
             return None
-        request = Request(scope)
-        try:
-            subject = await _token_subject(request, token)
-        except AppError:
-            return None
+        subject = await route_subject(scope, token)
         if subject is None or not subject.is_clinical:
             return None
-        client = scope.get("client")
         try:
-            return await lookup(subject, patient_id, codes[0], _locale(scope), client[0] if client else None)
+            return await lookup(subject, patient_id, codes[0], _locale(scope), client_ip(scope))
         except (asyncpg.PostgresError, OSError):
             return None
 

@@ -29,7 +29,6 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import asyncpg
-from fastapi import Request
 from starlette.types import Scope
 
 from yilianti.audit import batch
@@ -37,7 +36,7 @@ from yilianti.authz.policy import access_sql, shared_of
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError
-from yilianti.fastdb import FastRoute, _token_subject, fetchrow, on_postgresql
+from yilianti.fastdb import FastRoute, client_ip, fetchrow, on_postgresql, route_subject
 from yilianti.kit import clock
 from yilianti.recognition import fastpath as recognition_fast
 from yilianti.recognition.service import RESULTED, RETEST_REASONS, source_of
@@ -287,15 +286,11 @@ class RecordRoute(FastRoute):
         query = _query(scope)
         if query is None:
             return None
-        try:
-            subject = await _token_subject(Request(scope), token)
-        except AppError:
-            return None
+        subject = await route_subject(scope, token)
         if subject is None or not subject.is_clinical:
             return None
-        client = scope.get("client")
         try:
-            return await record(subject, claimed, query[0], query[1], client[0] if client else None)
+            return await record(subject, claimed, query[0], query[1], client_ip(scope))
         except (asyncpg.PostgresError, OSError):
             return None
 

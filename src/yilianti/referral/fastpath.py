@@ -36,14 +36,13 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
-from fastapi import Request
 from pydantic import ValidationError
 from starlette.types import Scope
 
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError, Conflict, Forbidden, NotFound
-from yilianti.fastdb import FastRoute, _token_subject, connection, on_postgresql
+from yilianti.fastdb import FastRoute, client_ip, connection, on_postgresql, route_subject
 from yilianti.kit import clock
 from yilianti.referral import states
 from yilianti.referral.service import ACTING_ROLES, STATE_CONFLICT
@@ -193,16 +192,12 @@ class ReferralMoveRoute(FastRoute):
             return None
         if data.to_status not in FAST_MOVES:
             return None
-        try:
-            subject = await _token_subject(Request(scope), token)
-        except AppError:
-            return None
+        subject = await route_subject(scope, token)
         if subject is None:
             return None
-        client = scope.get("client")
         try:
             return await move(subject, referral_id, data.to_status, data.expected_status,
-                              client[0] if client else None)
+                              client_ip(scope))
         except asyncpg.PostgresError:
             return None  # the statement failed as a whole: nothing was written, the route decides
 

@@ -52,10 +52,11 @@ from yilianti.fastdb import (
     Busy,
     FastRoute,
     _sync,
-    _token_subject,
+    client_ip,
     connection,
     dispose,
     on_postgresql,
+    route_subject,
     subject_of,
 )
 from yilianti.kit import clock
@@ -279,15 +280,11 @@ class BookingRoute(FastRoute):
             return None
         if data.slot_id is not None:
             return None
-        try:
-            subject = await _token_subject(Request(scope), token)
-        except AppError:
-            return None
+        subject = await route_subject(scope, token)
         if subject is None or not _may_book(subject):
             return None
-        client = scope.get("client")
         try:
-            out = await _statement(subject, data, client[0] if client else None)
+            out = await _statement(subject, data, client_ip(scope))
         except asyncpg.PostgresError:
             out = None  # the statement failed as a whole: nothing was written
         if out is None:
