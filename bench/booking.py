@@ -60,9 +60,11 @@ def statement_only(url: str, sessions: list[int], ids: dict[str, int], clients: 
     from yilianti.scheduling.fastpath import BOOK
 
     assert sessions == list(range(sessions[0], sessions[0] + len(sessions))), "sessions must be contiguous ids"
-    values = {1: ":sid", 2: ":pid", 3: str(ids["comm"]), 4: str(ids["user"]), 5: "'bench-doctor'", 6: "now()",
-              7: "(now() AT TIME ZONE 'Asia/Shanghai')::date", 8: "NULL", 9: "NULL", 10: "NULL", 11: ":rnd",
-              12: "'127.0.0.1'", 13: "'api'"}
+    # one booking per statement (BOOK takes arrays: the app sends the bookings that arrive together)
+    values = {1: "ARRAY[:sid]::bigint[]", 2: "ARRAY[:pid]::bigint[]", 3: f"ARRAY[{ids['comm']}]::bigint[]",
+              4: f"ARRAY[{ids['user']}]::bigint[]", 5: "ARRAY['bench-doctor']", 6: "now()",
+              7: "(now() AT TIME ZONE 'Asia/Shanghai')::date", 8: "ARRAY[NULL]::text[]", 9: "ARRAY[NULL]::text[]",
+              10: "ARRAY[NULL]::bigint[]", 11: "ARRAY[:rnd::text]", 12: "ARRAY['127.0.0.1']", 13: "ARRAY['api']"}
     sql = " ".join(re.sub(r"\$(\d+)", lambda m: values[int(m.group(1))], BOOK).split())
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as fh:
         fh.write(f"\\set sid random({sessions[0]}, {sessions[-1]})\n"

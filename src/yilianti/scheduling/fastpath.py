@@ -1,7 +1,10 @@
-"""The hot path of booking on PostgreSQL: one prepared statement per booking, on asyncpg.
+"""The hot path of booking on PostgreSQL: one prepared statement per batch of bookings, on asyncpg.
 
 `service.book` is the reference implementation (and the only one on SQLite). Here the same
-rules run as ONE data-modifying statement, its own transaction (autocommit):
+rules run as ONE data-modifying statement, its own transaction (autocommit), for every booking
+that arrived together (`_Booker`, group commit: while earlier bookings are at PostgreSQL the next
+ones wait and then go in one statement and one commit — never two of one session). For each
+booking, on its own row:
 
 - the session is open and has not started; the acting institution shares an alliance with
   the session's site; it may see the patient (care relationship, unexpired grant or a
@@ -23,7 +26,13 @@ When nothing is booked, the statement's row tells why. A closed session, a dupli
 free seat, once every earlier check of `service.book` passed, is answered with that same
 error; anything else (no such session, patient not visible, no common alliance, a pool that
 may not be used, a particular slot) goes to `service.book`, which books or raises the precise
-error. Nothing is written in either case.
+error. Nothing is written in either case. A statement that fails as a whole (a number drawn
+twice, a concurrent duplicate caught by the unique index) writes nothing; its bookings are run
+again, one by one where needed, so each still gets its own answer.
+
+Why batches: a booking's statement costs PostgreSQL far more in starting the statement, the
+commit and the round trip than in its rows; eight bookings in one statement cost about as much
+as three alone (bench/booking.py, docs/benchmarks.md).
 
 `BookingRoute` serves `POST /api/v1/bookings` with an API token before the framework's
 middleware and routing (the cost of a booking is then mostly PostgreSQL's); what it cannot
@@ -34,8 +43,10 @@ and OpenAPI stay the route's. Only the acting subject is cached (auth_cache_seco
 
 from __future__ import annotations
 
+import asyncio
 import secrets
-from collections import Counter
+from collections import Counter, deque
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -82,87 +93,121 @@ def _may_book(subject: Subject) -> bool:
 _GRASSROOTS = ", ".join(f"'{k}'" for k in sorted(GRASSROOTS_KINDS))
 _CURRENT = "({m}.joined_on IS NULL OR {m}.joined_on <= $7::date) AND ({m}.left_on IS NULL OR {m}.left_on > $7::date)"
 
-# $1 session, $2 patient, $3 acting institution, $4 user, $5 username, $6 now, $7 today (Beijing),
-# $8 requested pool or NULL, $9 note, $10 referral, $11 random part of the number, $12 ip, $13 channel
+# One element per booking: $1 sessions, $2 patients, $3 acting institutions, $4 users, $5 usernames, $8 requested
+# pools (NULL: any), $9 notes, $10 referrals, $11 random parts of the numbers, $12 ips, $13 channels;
+# and for the whole batch $6 now, $7 today (Beijing). Every row of `r` is one booking, decided on its own.
 BOOK = f"""
-WITH s AS (
-  SELECT cs.day, cs.starts_at, cs.ends_at, sc.institution_id AS site,
+WITH r AS (
+  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $8::text[], $9::text[],
+                       $10::bigint[], $11::text[], $12::text[], $13::text[]) WITH ORDINALITY
+    AS r(session_id, patient_id, inst, user_id, username, pool, note, referral_id, rnd, ip, channel, i)
+),
+s AS (
+  SELECT r.*, cs.day, cs.starts_at, sc.institution_id AS site,
          (cs.status = 'open' AND cs.starts_at > $6::timestamptz) AS open,
-         (sc.institution_id = $3::bigint
+         (sc.institution_id = r.inst
           OR EXISTS (SELECT 1 FROM membership m1 JOIN membership m2 ON m2.alliance_id = m1.alliance_id
-                     WHERE m1.institution_id = $3::bigint AND m2.institution_id = sc.institution_id
+                     WHERE m1.institution_id = r.inst AND m2.institution_id = sc.institution_id
                        AND {_CURRENT.format(m="m1")} AND {_CURRENT.format(m="m2")})) AS shares,
-         (cs.reserve_alliance_id IS NOT NULL AND cs.reserve_released_at IS NULL AND sc.institution_id <> $3::bigint
+         (cs.reserve_alliance_id IS NOT NULL AND cs.reserve_released_at IS NULL AND sc.institution_id <> r.inst
           AND EXISTS (SELECT 1 FROM membership m JOIN alliance a ON a.id = m.alliance_id
                       JOIN institution i ON i.id = m.institution_id
-                      WHERE m.alliance_id = cs.reserve_alliance_id AND m.institution_id = $3::bigint
+                      WHERE m.alliance_id = cs.reserve_alliance_id AND m.institution_id = r.inst
                         AND {_CURRENT.format(m="m")} AND m.role <> 'lead'
                         AND (a.reserve_for = 'members' OR i.kind IN ({_GRASSROOTS})))) AS reserve_ok,
-         CASE WHEN EXISTS (SELECT 1 FROM care_relationship c WHERE c.patient_id = $2::bigint
-                           AND c.institution_id = $3::bigint AND c.ended_at IS NULL) THEN 'own'
+         CASE WHEN EXISTS (SELECT 1 FROM care_relationship c WHERE c.patient_id = r.patient_id
+                           AND c.institution_id = r.inst AND c.ended_at IS NULL) THEN 'own'
               ELSE coalesce(
                 (SELECT CASE WHEN g.kind = 'break_glass' THEN 'break_glass' ELSE 'grant' END
-                 FROM access_grant g WHERE g.patient_id = $2::bigint AND g.institution_id = $3::bigint
-                   AND (g.user_id IS NULL OR g.user_id = $4::bigint) AND g.revoked_at IS NULL
+                 FROM access_grant g WHERE g.patient_id = r.patient_id AND g.institution_id = r.inst
+                   AND (g.user_id IS NULL OR g.user_id = r.user_id) AND g.revoked_at IS NULL
                    AND g.starts_at <= $6::timestamptz AND g.expires_at > $6::timestamptz
                  ORDER BY g.expires_at DESC LIMIT 1),
-                CASE WHEN {booking_basis_sql("$2::bigint", "$3::bigint", "$6::timestamptz")}
+                CASE WHEN {booking_basis_sql("r.patient_id", "r.inst", "$6::timestamptz")}
                      THEN 'grant' END) END AS basis,
-         EXISTS (SELECT 1 FROM booking b WHERE b.session_id = $1::bigint AND b.patient_id = $2::bigint
+         EXISTS (SELECT 1 FROM booking b WHERE b.session_id = r.session_id AND b.patient_id = r.patient_id
                  AND b.status IN ('booked', 'arrived')) AS duplicate
-  FROM clinic_session cs JOIN schedule sc ON sc.id = cs.schedule_id
-  WHERE cs.id = $1::bigint
+  FROM r JOIN clinic_session cs ON cs.id = r.session_id JOIN schedule sc ON sc.id = cs.schedule_id
 ),
-ok AS (SELECT * FROM s WHERE open AND shares AND basis IS NOT NULL AND NOT duplicate),
-pick_r AS (
-  SELECT sl.id FROM slot sl
-  WHERE sl.session_id = $1::bigint AND sl.pool = 'reserved' AND NOT sl.booked
-    AND ($8::text IS NULL OR $8::text = 'reserved') AND EXISTS (SELECT 1 FROM ok WHERE ok.reserve_ok)
-  ORDER BY sl.seq LIMIT 1 FOR UPDATE SKIP LOCKED
-),
-pick_p AS (
-  SELECT sl.id FROM slot sl
-  WHERE sl.session_id = $1::bigint AND sl.pool = 'public' AND NOT sl.booked
-    AND ($8::text IS NULL OR $8::text = 'public') AND EXISTS (SELECT 1 FROM ok)
-    AND NOT EXISTS (SELECT 1 FROM pick_r)
-  ORDER BY sl.seq LIMIT 1 FOR UPDATE SKIP LOCKED
+pick AS (
+  SELECT s.i, coalesce(pr.id, pp.id) AS id
+  FROM s
+  LEFT JOIN LATERAL (
+    SELECT sl.id FROM slot sl
+    WHERE sl.session_id = s.session_id AND sl.pool = 'reserved' AND NOT sl.booked
+      AND (s.pool IS NULL OR s.pool = 'reserved') AND s.reserve_ok
+    ORDER BY sl.seq LIMIT 1 FOR UPDATE SKIP LOCKED) pr ON true
+  LEFT JOIN LATERAL (
+    SELECT sl.id FROM slot sl
+    WHERE sl.session_id = s.session_id AND sl.pool = 'public' AND NOT sl.booked
+      AND (s.pool IS NULL OR s.pool = 'public') AND pr.id IS NULL
+    ORDER BY sl.seq LIMIT 1 FOR UPDATE SKIP LOCKED) pp ON true
+  WHERE s.open AND s.shares AND s.basis IS NOT NULL AND NOT s.duplicate
 ),
 claim AS (
   UPDATE slot sl SET booked = true
-  WHERE sl.id = (SELECT id FROM pick_r UNION ALL SELECT id FROM pick_p LIMIT 1) AND NOT sl.booked
-  RETURNING sl.id, sl.seq, sl.pool, sl.starts_at
+  FROM pick WHERE sl.id = pick.id AND NOT sl.booked
+  RETURNING pick.i, sl.id, sl.seq, sl.pool, sl.starts_at
 ),
 bk AS (
   INSERT INTO booking (number, session_id, slot_id, patient_id, pool, status, booked_by_user_id,
                        booked_by_institution_id, note, referral_id, created_at)
-  SELECT to_char(ok.day, 'YYYYMMDD') || '-' || lpad(claim.seq::text, greatest(3, length(claim.seq::text)), '0')
-           || '-' || $11::text,
-         $1::bigint, claim.id, $2::bigint, claim.pool, 'booked', $4::bigint, $3::bigint, $9::text, $10::bigint,
+  SELECT to_char(s.day, 'YYYYMMDD') || '-' || lpad(claim.seq::text, greatest(3, length(claim.seq::text)), '0')
+           || '-' || s.rnd,
+         s.session_id, claim.id, s.patient_id, claim.pool, 'booked', s.user_id, s.inst, s.note, s.referral_id,
          $6::timestamptz
-  FROM claim, ok
+  FROM claim JOIN s ON s.i = claim.i
   RETURNING id, number, slot_id, pool, created_at
 ),
 au AS (
   INSERT INTO audit_event (at, user_id, username, acting_institution_id, action, resource_type, resource_id,
                            patient_id, access_basis, reason, detail, ip, channel)
-  SELECT $6::timestamptz, $4::bigint, $5::text, $3::bigint, 'create', 'booking', bk.id::text, $2::bigint, NULL,
-         NULL, json_build_object('session_id', $1::bigint, 'seq', claim.seq, 'pool', claim.pool,
+  SELECT $6::timestamptz, s.user_id, s.username, s.inst, 'create', 'booking', bk.id::text, s.patient_id, NULL,
+         NULL, json_build_object('session_id', s.session_id, 'seq', claim.seq, 'pool', claim.pool,
                                  'number', bk.number),
-         $12::text, $13::text
-  FROM bk JOIN claim ON claim.id = bk.slot_id
-  RETURNING id
+         s.ip, s.channel
+  FROM bk JOIN claim ON claim.id = bk.slot_id JOIN s ON s.i = claim.i
+  RETURNING resource_id
 )
-SELECT s.open, s.shares, s.reserve_ok, s.basis, s.duplicate, s.starts_at AS session_starts_at, s.site,
-       r.id, r.number, r.slot_id, r.seq, r.starts_at, r.pool, r.created_at, (SELECT count(*) FROM au) AS audited
-FROM s LEFT JOIN (SELECT bk.id, bk.number, bk.slot_id, claim.seq, claim.starts_at, bk.pool, bk.created_at
-                  FROM bk JOIN claim ON claim.id = bk.slot_id) r ON true
+SELECT r.i, s.open, s.shares, s.reserve_ok, s.basis, s.duplicate, s.starts_at AS session_starts_at, s.site,
+       x.id, x.number, x.slot_id, x.seq, x.starts_at, x.pool, x.created_at,
+       (SELECT count(*) FROM au WHERE au.resource_id = x.id::text) AS audited
+FROM r LEFT JOIN s ON s.i = r.i
+LEFT JOIN (SELECT claim.i, bk.id, bk.number, bk.slot_id, claim.seq, claim.starts_at, bk.pool, bk.created_at
+           FROM bk JOIN claim ON claim.id = bk.slot_id) x ON x.i = r.i
 """
+MAX_BATCH = 32  # bookings in one statement
+
+
+@dataclass(eq=False)
+class _Ask:
+    """One booking waiting for its batch; `row` is its row of BOOK's answer once the batch ran."""
+
+    session_id: int
+    patient_id: int
+    institution_id: int
+    user_id: int
+    username: str
+    pool: str | None
+    note: str | None
+    referral_id: int | None
+    ip: str | None
+    channel: str
+    done: asyncio.Future[Any]
+
+
+def _arguments(asks: list[_Ask]) -> list[Any]:
+    now = clock.now()
+    return [[a.session_id for a in asks], [a.patient_id for a in asks], [a.institution_id for a in asks],
+            [a.user_id for a in asks], [a.username for a in asks], now, clock.today_local(),
+            [a.pool for a in asks], [a.note for a in asks], [a.referral_id for a in asks],
+            [secrets.token_hex(2).upper() for _ in asks], [a.ip for a in asks], [a.channel for a in asks]]
 
 
 _planned: set[int] = set()  # server pids whose connection holds BOOK's generic plan, made by _plan
 
 
-async def _plan(conn: Any, args: list[Any]) -> None:
+async def _plan(conn: Any) -> None:
     """Make BOOK's generic plan on this connection with sequential scans off, by running it once
     for no session (it matches nothing and writes nothing).
 
@@ -172,36 +217,134 @@ async def _plan(conn: Any, args: list[Any]) -> None:
     scan `booking` sequentially for the duplicate check on every booking (1.2 ms at 10,000 rows,
     growing with the table) — measured 2026-11-23. With sequential scans off at planning time
     every lookup in the plan uses its index, whatever the statistics say then."""
+    nobody = _Ask(0, 0, 0, 0, "", None, None, None, None, "", asyncio.get_running_loop().create_future())
     try:
         await conn.execute("SET enable_seqscan = off")
-        await conn.fetchrow(BOOK, 0, *args[1:10], "PLAN", *args[11:])
+        await conn.fetch(BOOK, *_arguments([nobody]))
     finally:
         await conn.execute("RESET enable_seqscan")
     _planned.add(conn.get_server_pid())
 
 
-async def _statement(subject: Subject, body: BookingIn, ip: str | None) -> dict[str, Any] | AppError | None:
-    """Book in one statement. Returns the booking; or the error the reference would raise when the
-    statement shows it unambiguously (closed session, duplicate, no free seat — after every earlier
-    check passed, as service.book orders them); or None: service.book decides and explains."""
-    now = clock.now()
-    args = [body.session_id, body.patient_id, subject.acting_institution_id, subject.user_id, subject.username,
-            now, clock.today_local(), body.pool, body.note, body.referral_id, None, ip, subject.channel]
-    row = None
-    async with connection() as conn:  # Busy when every connection stays busy: nothing written, 503
-        if conn.get_server_pid() not in _planned:
-            await _plan(conn, args)
-        for _ in range(3):
-            args[10] = secrets.token_hex(2).upper()
+class _Booker:
+    """Group commit for the bookings of one process: a booking that arrives while `lanes` batches are
+    at PostgreSQL waits for the next batch, which takes every waiting booking (up to MAX_BATCH, one per
+    session) into one statement and one commit. With nothing in flight a booking goes at once, alone.
+
+    Each booking in a batch is decided on its own (its row of BOOK); one session per batch, so two
+    bookings never compete for a seat inside one statement. A batch that fails as a whole (a number
+    drawn twice, a concurrent duplicate caught by the unique index) is run again, its bookings one by
+    one where needed, so each gets its own answer; nothing of a failed statement is written."""
+
+    def __init__(self, lanes: int) -> None:
+        self.lanes = lanes
+        self.running = 0
+        self.waiting: deque[_Ask] = deque()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def book(self, ask: _Ask) -> Any:
+        self.waiting.append(ask)
+        if self.running < self.lanes:
+            self.running += 1
+            task = asyncio.ensure_future(self._lane())
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        return await ask.done
+
+    def _next(self) -> list[_Ask]:
+        batch: list[_Ask] = []
+        sessions: set[int] = set()
+        later: deque[_Ask] = deque()
+        while self.waiting and len(batch) < MAX_BATCH:
+            ask = self.waiting.popleft()
+            if ask.done.done():  # its request went away: nothing to book
+                continue
+            if ask.session_id in sessions:
+                later.append(ask)
+            else:
+                sessions.add(ask.session_id)
+                batch.append(ask)
+        later.extend(self.waiting)
+        self.waiting = later
+        return batch
+
+    async def _lane(self) -> None:
+        try:
+            while batch := self._next():
+                try:
+                    await self._run(batch)
+                except Exception as exc:  # Busy, or a statement that failed alone: its bookings' answer
+                    for ask in batch:
+                        if not ask.done.done():
+                            ask.done.set_exception(exc)
+                except BaseException:
+                    for ask in batch:
+                        ask.done.cancel()
+                    raise
+        finally:
+            self.running -= 1
+
+    async def _run(self, batch: list[_Ask]) -> None:
+        async with connection() as conn:  # Busy when every connection stays busy: nothing written, 503
+            if conn.get_server_pid() not in _planned:
+                await _plan(conn)
+            pending = [batch]
+            while pending:
+                asks = pending.pop()
+                try:
+                    rows = await self._execute(conn, asks)
+                except asyncpg.UniqueViolationError as exc:
+                    if len(asks) > 1:  # which booking met a concurrent one is for each alone to say
+                        pending.extend([a] for a in asks)
+                        continue
+                    if exc.constraint_name != "uq_booking_active_patient_session":
+                        raise
+                    rows = [service.DuplicateBooking()]  # a concurrent booking of this patient won
+                except asyncpg.PostgresError:
+                    if len(asks) == 1:
+                        raise
+                    pending.extend([a] for a in asks)
+                    continue
+                answers = {row["i"]: row for row in rows} if not isinstance(rows[0], AppError) else {1: rows[0]}
+                for i, ask in enumerate(asks, 1):
+                    if not ask.done.done():
+                        ask.done.set_result(answers[i])
+
+    @staticmethod
+    async def _execute(conn: Any, asks: list[_Ask]) -> list[Any]:
+        for attempt in range(3):
             try:
-                row = await conn.fetchrow(BOOK, *args)
-                break
+                return list(await conn.fetch(BOOK, *_arguments(asks)))
             except asyncpg.UniqueViolationError as exc:
-                if exc.constraint_name == "uq_booking_active_patient_session":
-                    return service.DuplicateBooking()  # a concurrent booking of this patient won
-                if exc.constraint_name != "uq_booking_number":
-                    return None
-                # the random part of the number collided with another booking's: draw again
+                if exc.constraint_name != "uq_booking_number" or attempt == 2:
+                    raise
+                # the random part of a number collided with another booking's: draw again
+        raise AssertionError("unreachable")
+
+
+_booker: tuple[asyncio.AbstractEventLoop, _Booker] | None = None
+
+
+def _booker_here() -> _Booker:
+    global _booker
+    loop = asyncio.get_running_loop()
+    if _booker is None or _booker[0] is not loop:
+        _booker = (loop, _Booker(lanes=max(1, get_settings().booking_pool_size // 2)))
+    return _booker[1]
+
+
+async def _statement(subject: Subject, body: BookingIn, ip: str | None) -> dict[str, Any] | AppError | None:
+    """Book in one statement (with the bookings of other requests arriving meanwhile). Returns the booking;
+    or the error the reference would raise when the statement shows it unambiguously (closed session,
+    duplicate, no free seat — after every earlier check passed, as service.book orders them); or None:
+    service.book decides and explains."""
+    assert subject.user_id is not None and subject.acting_institution_id is not None
+    ask = _Ask(body.session_id, body.patient_id, subject.acting_institution_id, subject.user_id, subject.username,
+               body.pool, body.note, body.referral_id, ip, subject.channel,
+               asyncio.get_running_loop().create_future())
+    row = await _booker_here().book(ask)
+    if isinstance(row, AppError):
+        return row
     if row is None or row["basis"] is None or not row["shares"]:
         return None  # no such session, patient not visible, no common alliance: service.book explains
     if row["id"] is None:
@@ -214,7 +357,7 @@ async def _statement(subject: Subject, body: BookingIn, ip: str | None) -> dict[
         return service.SlotFull()
     # the reference's require_patient row (rolled back with a refused booking, so only for a booking)
     batch.read(subject, "booking_patient", body.patient_id, patient_id=body.patient_id, basis=row["basis"],
-               ip=ip, at=now)
+               ip=ip, at=row["created_at"])
     return {"id": row["id"], "number": row["number"], "status": "booked", "session_id": body.session_id,
             "slot_id": row["slot_id"], "seq": row["seq"], "slot_starts_at": row["starts_at"],
             "session_starts_at": row["session_starts_at"], "pool": row["pool"], "patient_id": body.patient_id,

@@ -1,0 +1,170 @@
+"""Group commit of the PostgreSQL booking path: bookings that arrive together go in one statement.
+
+Each booking in a batch must get exactly the answer it would get alone — booked, the reference's
+error, or handed to service.book — and a batch that fails as a whole must leave nothing written and
+still answer every booking. Real commits in a database of its own; the batches are driven directly
+(one lane, so every booking gathered at once waits for the same statement).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import func, select
+
+from tests import builders as b
+from tests.live import live_server
+from tests.scheduling.helpers import world
+from yilianti import fastdb
+from yilianti.audit import batch as audit_batch
+from yilianti.models import AuditEvent, Booking, Slot
+from yilianti.scheduling import fastpath, service
+from yilianti.scheduling.schemas import BookingIn
+
+pytestmark = pytest.mark.skipif(os.environ.get("YILIANTI_TEST_BACKEND") != "postgresql",
+                                reason="the async booking path runs on PostgreSQL only")
+
+
+@pytest.fixture()
+def live(test_db):  # type: ignore[no-untyped-def]
+    with live_server(test_db, booking_fast_path=True) as served:
+        yield served
+
+
+def _drive(asks: list[tuple[Any, int, int]], monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], list[int]]:
+    """Book (subject, session, patient) all at once through one lane; the answers and the batch sizes run."""
+    sizes: list[int] = []
+    execute = fastpath._Booker._execute
+
+    async def counted(conn: Any, batch: list[Any]) -> list[Any]:
+        sizes.append(len(batch))
+        return await execute(conn, batch)
+
+    monkeypatch.setattr(fastpath._Booker, "_execute", staticmethod(counted))
+
+    async def main() -> list[Any]:
+        fastpath._booker = (asyncio.get_running_loop(), fastpath._Booker(lanes=1))
+        try:
+            return await asyncio.gather(*(
+                fastpath._statement(subject, BookingIn(session_id=session, patient_id=patient), "10.0.0.9")
+                for subject, session, patient in asks), return_exceptions=True)
+        finally:
+            await audit_batch.stop()
+            await fastdb.dispose()
+            fastpath._booker = None
+
+    return asyncio.run(main()), sizes
+
+
+def test_each_booking_of_a_batch_gets_its_own_answer(live, monkeypatch):  # type: ignore[no-untyped-def]
+    _, factory = live
+    with factory() as db:
+        w1, w2, w3, w4 = (world(db, capacity=c, tag=t) for c, t in ((3, "批一"), (1, "批二"), (2, "批三"), (2, "批四")))
+        p = [b.patient(db, w.comm_doc, name="批量" + "甲乙丙丁戊己"[i], resident_id=b.resident_id(seq=70 + i)).id
+             for i, w in enumerate((w1, w2, w1, w2, w3, w4))]
+        stranger = b.patient(db, w3.out_doc, name="联盟外患者", resident_id=b.resident_id(seq=80)).id
+        service.book(db, w3.comm_doc, BookingIn(session_id=w3.session.id, patient_id=p[4]))  # booked before
+        service.cancel_session(db, w4.lead_coord, w4.session.id, "专家临时出诊任务")
+        db.commit()
+        s1, s2, s3, s4 = (w.session.id for w in (w1, w2, w3, w4))
+        asks = [
+            (w1.comm_doc, s1, p[0]),       # booked: the reserved pool, seat 1
+            (w2.comm_doc, s2, p[1]),       # booked: the only seat
+            (w3.out_doc, s3, stranger),    # no common alliance: service.book explains (None)
+            (w4.comm_doc, s4, p[5]),       # session cancelled
+            (w1.comm_doc, 999999, p[0]),   # no such session: service.book explains (None)
+            (w1.comm_doc2, s1, p[2]),      # same session as the first: next batch, booked
+            (w2.comm_doc2, s2, p[3]),      # same session as the second: next batch, full
+            (w3.comm_doc, s3, p[4]),       # already booked there
+        ]
+        users = {i: (a[0].user_id, a[0].acting_institution_id) for i, a in enumerate(asks)}
+    answers, sizes = _drive(asks, monkeypatch)
+    assert sizes == [5, 3]  # one statement for the five sessions, one for the three that had to wait
+    booked = {i: a for i, a in enumerate(answers) if isinstance(a, dict)}
+    assert sorted(booked) == [0, 1, 5]
+    assert (booked[0]["seq"], booked[0]["pool"], booked[5]["seq"]) == (1, "reserved", 2)
+    assert booked[1]["seq"] == 1 and booked[1]["session_id"] == s2
+    assert answers[2] is None and answers[4] is None
+    assert isinstance(answers[3], service.SessionClosed)
+    assert isinstance(answers[6], service.SlotFull)
+    assert isinstance(answers[7], service.DuplicateBooking)
+    with factory() as db:
+        for i, out in booked.items():
+            row = db.get(Booking, out["id"])
+            assert row is not None and (row.session_id, row.patient_id, row.number) == (asks[i][1], asks[i][2],
+                                                                                         out["number"])
+            assert (row.booked_by_user_id, row.booked_by_institution_id) == users[i]
+            assert db.scalar(select(Slot.booked).where(Slot.id == row.slot_id)) is True
+            events = db.scalars(select(AuditEvent).where(AuditEvent.patient_id == asks[i][2],
+                                                         AuditEvent.at >= row.created_at)).all()
+            kinds = {(e.action, e.resource_type, e.resource_id, e.user_id, e.acting_institution_id, e.ip)
+                     for e in events}
+            assert ("create", "booking", str(row.id), *users[i], "10.0.0.9") in kinds
+            assert ("read", "booking_patient", str(asks[i][2]), *users[i], "10.0.0.9") in kinds
+        # nothing for the refused ones; one booking per seat
+        assert db.scalar(select(func.count()).select_from(Booking).where(
+            Booking.session_id.in_([s1, s2, s3, s4]))) == 4  # these three and the earlier one
+        assert db.scalar(select(func.count()).select_from(Slot).where(
+            Slot.session_id == s2, Slot.booked.is_(True))) == 1
+
+
+def test_a_batch_that_fails_as_a_whole_answers_each_booking(live, monkeypatch):  # type: ignore[no-untyped-def]
+    _, factory = live
+    with factory() as db:
+        ws = [world(db, capacity=2, tag=t) for t in ("败一", "败二", "败三")]
+        p = [b.patient(db, w.comm_doc, name="整批" + "甲乙丙"[i], resident_id=b.resident_id(seq=85 + i)).id
+             for i, w in enumerate(ws)]
+        db.commit()
+        asks = [(w.comm_doc, w.session.id, p[i]) for i, w in enumerate(ws)]
+    # the first statement meets a concurrent duplicate (the unique index): every booking is run again alone
+    execute = fastpath._Booker._execute
+    calls: list[int] = []
+
+    async def failing_once(conn: Any, batch: list[Any]) -> list[Any]:
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise asyncpg.UniqueViolationError.new({"C": "23505", "n": "uq_booking_active_patient_session",
+                                                    "M": "duplicate key value"})
+        return await execute(conn, batch)
+
+    monkeypatch.setattr(fastpath._Booker, "_execute", staticmethod(failing_once))
+
+    async def main() -> list[Any]:
+        fastpath._booker = (asyncio.get_running_loop(), fastpath._Booker(lanes=1))
+        try:
+            return await asyncio.gather(*(fastpath._statement(s, BookingIn(session_id=sid, patient_id=pid), None)
+                                          for s, sid, pid in asks))
+        finally:
+            await audit_batch.stop()
+            await fastdb.dispose()
+            fastpath._booker = None
+
+    answers = asyncio.run(main())
+    assert calls == [3, 1, 1, 1]
+    assert [a["patient_id"] for a in answers] == p and all(a["seq"] == 1 for a in answers)
+    with factory() as db:
+        assert db.scalar(select(func.count()).select_from(Booking).where(Booking.patient_id.in_(p))) == 3
+
+
+def test_numbers_drawn_twice_in_one_batch_are_drawn_again(live, monkeypatch):  # type: ignore[no-untyped-def]
+    _, factory = live
+    with factory() as db:
+        ws = [world(db, capacity=2, tag=t) for t in ("号一", "号二")]  # the same day: both first seats are 001
+        p = [b.patient(db, w.comm_doc, name="同号" + "甲乙"[i], resident_id=b.resident_id(seq=90 + i)).id
+             for i, w in enumerate(ws)]
+        db.commit()
+        asks = [(w.comm_doc, w.session.id, p[i]) for i, w in enumerate(ws)]
+    fastpath._planned.clear()  # the plan's own statement on the new connection draws first
+    draws = iter(["AAAA"] * 3)
+    real = fastpath.secrets.token_hex
+    monkeypatch.setattr(fastpath.secrets, "token_hex", lambda n: next(draws, None) or real(n))
+    answers, sizes = _drive(asks, monkeypatch)
+    assert sizes == [2]  # one batch, its statement run again with new numbers
+    numbers = [a["number"] for a in answers]
+    assert len(set(numbers)) == 2 and not any(n.endswith("-AAAA") for n in numbers)
+    with factory() as db:
+        assert sorted(db.scalars(select(Booking.number).where(Booking.patient_id.in_(p)))) == sorted(numbers)
