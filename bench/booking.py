@@ -54,33 +54,78 @@ def reference(name: str, clients: int, secs: int) -> dict[str, float]:
     return {"tps": float(m["tps"]), "p50_ms": float(m["p50_ms"]), "p99_ms": float(m["p99_ms"])}
 
 
-def statement_only(url: str, sessions: list[int], ids: dict[str, int], clients: int, secs: int) -> dict[str, float]:
-    """The app's booking statement alone (scheduling/fastpath.py BOOK), run by pgbench: the most the app
-    could reach if HTTP, JSON and Python cost nothing. Same parameters as the app sends."""
+def statement_only(url: str, sessions: list[int], ids: dict[str, int], clients: int, secs: int,
+                   per_statement: int = 1) -> dict[str, float]:
+    """The app's booking statement alone (scheduling/fastpath.py BOOK), run by pgbench with `per_statement`
+    bookings in each (as the app batched them in the run beside it): the most the app could reach if HTTP,
+    JSON and Python cost nothing. Same parameters as the app sends; bookings counted in the database."""
     from yilianti.scheduling.fastpath import BOOK
 
     assert sessions == list(range(sessions[0], sessions[0] + len(sessions))), "sessions must be contiguous ids"
-    # one booking per statement (BOOK takes arrays: the app sends the bookings that arrive together)
-    values = {1: "ARRAY[:sid]::bigint[]", 2: "ARRAY[:pid]::bigint[]", 3: f"ARRAY[{ids['comm']}]::bigint[]",
-              4: f"ARRAY[{ids['user']}]::bigint[]", 5: "ARRAY['bench-doctor']", 6: "now()",
-              7: "(now() AT TIME ZONE 'Asia/Shanghai')::date", 8: "ARRAY[NULL]::text[]", 9: "ARRAY[NULL]::text[]",
-              10: "ARRAY[NULL]::bigint[]", 11: "ARRAY[:rnd::text]", 12: "ARRAY['127.0.0.1']", 13: "ARRAY['api']"}
+    k = max(1, per_statement)
+
+    def array(element: str, cast: str = "") -> str:
+        return "ARRAY[" + ",".join(element.format(j=j) for j in range(k)) + "]" + cast
+
+    values = {1: array(":sid{j}", "::bigint[]"), 2: array(":pid{j}", "::bigint[]"),
+              3: array(str(ids["comm"]), "::bigint[]"), 4: array(str(ids["user"]), "::bigint[]"),
+              5: array("'bench-doctor'"), 6: "now()", 7: "(now() AT TIME ZONE 'Asia/Shanghai')::date",
+              8: array("NULL", "::text[]"), 9: array("NULL", "::text[]"), 10: array("NULL", "::bigint[]"),
+              11: array(":rnd{j}::text"), 12: array("'127.0.0.1'"), 13: array("'api'")}
     sql = " ".join(re.sub(r"\$(\d+)", lambda m: values[int(m.group(1))], BOOK).split())
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as fh:
-        fh.write(f"\\set sid random({sessions[0]}, {sessions[-1]})\n"
-                 f"\\set pid random({ids['pmin']}, {ids['pmax']})\n\\set rnd random(0, 999999999)\n{sql};\n")
+        # k different sessions from a random start, as the app never puts one session twice in a statement
+        fh.write(f"\\set r random(0, {len(sessions) - 1})\n")
+        for j in range(k):
+            fh.write(f"\\set sid{j} {sessions[0]} + (:r + {j}) % {len(sessions)}\n"
+                     f"\\set pid{j} random({ids['pmin']}, {ids['pmax']})\n\\set rnd{j} random(0, 999999999)\n")
+        fh.write(f"{sql};\n")
         path = fh.name
     u = make_url(url)
+    before = booked_in(url, sessions)
+    started = time.monotonic()
     proc = subprocess.run(["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(secs),
                            "-h", u.host or "127.0.0.1", "-p", str(u.port or 5432), "-U", u.username or "postgres",
                            "-f", path, u.database or DBNAME], capture_output=True, text=True)
+    elapsed = time.monotonic() - started
     os.unlink(path)
     out = proc.stdout + proc.stderr
     tps = re.search(r"tps = ([\d.]+)", out)
     lat = re.search(r"latency average = ([\d.]+) ms", out)
     # a concurrent booking of the same patient aborts that pgbench client (unique index): counted, rare
-    return {"tps": float(tps.group(1)) if tps else float("nan"), "latency_ms": float(lat.group(1)) if lat else
-            float("nan"), "aborted_clients": float(len(re.findall(r"client \d+ script \d+ aborted", out)))}
+    return {"tps": (booked_in(url, sessions) - before) / min(elapsed, secs + 0.5), "statements_per_s":
+            float(tps.group(1)) if tps else float("nan"), "per_statement": k,
+            "latency_ms": float(lat.group(1)) if lat else float("nan"),
+            "aborted_clients": float(len(re.findall(r"client \d+ script \d+ aborted", out)))}
+
+
+def db_now(url: str) -> datetime:
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as c:
+        now: datetime = c.execute(text("SELECT now()")).scalar_one()
+    engine.dispose()
+    return now
+
+
+def booked_in(url: str, sessions: list[int]) -> int:
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as c:
+        n = c.execute(text("SELECT count(*) FROM booking WHERE session_id = ANY(:ids)"), {"ids": sessions}).scalar_one()
+    engine.dispose()
+    return int(n)
+
+
+def batching(url: str, sessions: list[int], since: datetime) -> dict[str, float]:
+    """How the app grouped its bookings: a batch's bookings share their created_at (the statement's now)."""
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as c:
+        n, statements, biggest = c.execute(text(
+            "SELECT count(*), count(DISTINCT created_at), coalesce(max(n), 0) FROM booking "
+            "JOIN (SELECT created_at AS at, count(*) n FROM booking WHERE session_id = ANY(:ids) AND created_at >= :t "
+            "      GROUP BY created_at) g ON g.at = booking.created_at "
+            "WHERE session_id = ANY(:ids) AND created_at >= :t"), {"ids": sessions, "t": since}).one()
+    engine.dispose()
+    return {"bookings": int(n), "statements": int(statements), "mean": n / max(statements, 1), "max": int(biggest)}
 
 
 # ---------------------------------------------------------------------------------------- data
@@ -350,25 +395,33 @@ def main() -> int:
             status: dict[int, int] = app["status"]  # type: ignore[assignment]
             booked = app["rps"] * status.get(201, 0) / max(sum(status.values()), 1)  # type: ignore[operator]
             print(f"{name}: app {app['rps']:.0f} req/s, {booked:.0f} booked/s, p99 {app['p99_ms']:.0f} ms "
-                  f"{app['status']}; statement alone {stmt['tps']:.0f} tps; ref {ref['tps']:.0f} tps", flush=True)
+                  f"{app['status']}; statement alone {stmt['tps']:.0f} booked/s ({stmt['per_statement']} per statement); ref {ref['tps']:.0f} tps", flush=True)
             return {"ref": ref, "app": app, "statement": stmt, "booked_per_s": booked, "ratio": booked / ref["tps"],
                     "statement_ratio": stmt["tps"] / ref["tps"], "app_of_statement": booked / stmt["tps"]}
 
+        def app_then_statement(sessions: list[int], clients: int, stmt_sessions: list[int]
+                               ) -> tuple[dict[str, object], dict[str, float]]:
+            since = db_now(url)
+            app = wrk(base, script(sessions), clients, args.secs)
+            app["batching"] = grouped = batching(url, sessions, since)
+            print(f"  the app's statements: {grouped['statements']} for {grouped['bookings']} bookings, "
+                  f"{grouped['mean']:.1f} on average, at most {grouped['max']}", flush=True)
+            # the statement alone with as many bookings in each as the app sent on average
+            return app, statement_only(url, stmt_sessions, ids, conns, args.secs, round(grouped["mean"]))
+
         for i in range(args.pairs):
             ref = reference("hot", 64, args.secs)
-            app = wrk(base, script(hot), 200, args.secs)
-            stmt = statement_only(url, hot_stmt, ids, conns, args.secs)
+            app, stmt = app_then_statement(hot, 200, hot_stmt)
             b1_pairs.append(pair(f"B1 pair {i}", ref, app, stmt))
             ref = reference("book", 8, args.secs)
-            app = wrk(base, script(uniform), 64, args.secs)
-            stmt = statement_only(url, uniform_stmt, ids, conns, args.secs)
+            app, stmt = app_then_statement(uniform, 64, uniform_stmt)
             b2_pairs.append(pair(f"B2 pair {i}", ref, app, stmt))
         b1_inv = check_invariants(url, hot)
         b2_inv = check_invariants(url, uniform)
         stmt_inv = check_invariants(url, hot_stmt + uniform_stmt)
 
         def summary(pairs: list[dict[str, object]]) -> dict[str, float]:
-            return {k: statistics.median(p[k] for p in pairs)  # type: ignore[misc]
+            return {k: statistics.median(p[k] for p in pairs)  # type: ignore[misc,type-var]
                     for k in ("ratio", "statement_ratio", "app_of_statement", "booked_per_s")} | {
                 "p99_ms": statistics.median(p["app"]["p99_ms"] for p in pairs)}  # type: ignore[index,misc]
 
