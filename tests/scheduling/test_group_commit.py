@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import Any
 
 import asyncpg
@@ -21,6 +22,7 @@ from tests.live import live_server
 from tests.scheduling.helpers import world
 from yilianti import fastdb
 from yilianti.audit import batch as audit_batch
+from yilianti.config import get_settings
 from yilianti.models import AuditEvent, Booking, Slot
 from yilianti.scheduling import fastpath, service
 from yilianti.scheduling.schemas import BookingIn
@@ -168,3 +170,35 @@ def test_numbers_drawn_twice_in_one_batch_are_drawn_again(live, monkeypatch):  #
     assert len(set(numbers)) == 2 and not any(n.endswith("-AAAA") for n in numbers)
     with factory() as db:
         assert sorted(db.scalars(select(Booking.number).where(Booking.patient_id.in_(p)))) == sorted(numbers)
+
+
+def test_a_booking_that_waited_too_long_is_busy_and_not_booked(live, monkeypatch):  # type: ignore[no-untyped-def]
+    _, factory = live
+    with factory() as db:
+        w = world(db, capacity=2, tag="久等")
+        p = [b.patient(db, w.comm_doc, name="久等" + "甲乙"[i], resident_id=b.resident_id(seq=93 + i)).id
+             for i in range(2)]
+        db.commit()
+        doc, session_id = w.comm_doc, w.session.id
+
+    async def main() -> list[Any]:
+        booker = fastpath._Booker(lanes=1)
+        loop = asyncio.get_running_loop()
+
+        def ask(patient: int, since: float) -> fastpath._Ask:
+            return fastpath._Ask(session_id, patient, doc.acting_institution_id, doc.user_id, doc.username, None,
+                                 None, None, None, "api", loop.create_future(), since)
+
+        # the first waited longer than a request waits for a pooled connection (db_pool_timeout)
+        stale = ask(p[0], time.monotonic() - get_settings().db_pool_timeout - 1)
+        try:
+            return await asyncio.gather(booker.book(stale), booker.book(ask(p[1], time.monotonic())),
+                                        return_exceptions=True)
+        finally:
+            await fastdb.dispose()
+
+    stale, fresh = asyncio.run(main())
+    assert isinstance(stale, fastdb.Busy) and stale.status == 503
+    assert fresh["id"] is not None and fresh["seq"] == 1
+    with factory() as db:
+        assert db.scalars(select(Booking.patient_id).where(Booking.session_id == session_id)).all() == [p[1]]

@@ -45,8 +45,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -184,7 +185,7 @@ MAX_BATCH = 32  # bookings in one statement
 
 @dataclass(eq=False)
 class _Ask:
-    """One booking waiting for its batch; `row` is its row of BOOK's answer once the batch ran."""
+    """One booking waiting for its batch; `done` gets its row of BOOK's answer once the batch ran."""
 
     session_id: int
     patient_id: int
@@ -197,6 +198,7 @@ class _Ask:
     ip: str | None
     channel: str
     done: asyncio.Future[Any]
+    since: float = field(default_factory=time.monotonic)
 
 
 def _arguments(asks: list[_Ask]) -> list[Any]:
@@ -258,9 +260,13 @@ class _Booker:
         batch: list[_Ask] = []
         sessions: set[int] = set()
         later: deque[_Ask] = deque()
+        too_old = time.monotonic() - get_settings().db_pool_timeout
         while self.waiting and len(batch) < MAX_BATCH:
             ask = self.waiting.popleft()
             if ask.done.done():  # its request went away: nothing to book
+                continue
+            if ask.since < too_old:  # waited as long as for a pooled connection: 503, nothing written
+                ask.done.set_exception(Busy())
                 continue
             if ask.session_id in sessions:
                 later.append(ask)
