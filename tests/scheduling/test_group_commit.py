@@ -134,18 +134,7 @@ def test_a_batch_that_fails_as_a_whole_answers_each_booking(live, monkeypatch): 
         return await execute(conn, batch)
 
     monkeypatch.setattr(fastpath._Booker, "_execute", staticmethod(failing_once))
-
-    async def main() -> list[Any]:
-        fastpath._booker = (asyncio.get_running_loop(), fastpath._Booker(lanes=1))
-        try:
-            return await asyncio.gather(*(fastpath._statement(s, BookingIn(session_id=sid, patient_id=pid), None)
-                                          for s, sid, pid in asks))
-        finally:
-            await audit_batch.stop()
-            await fastdb.dispose()
-            fastpath._booker = None
-
-    answers = asyncio.run(main())
+    answers, _ = _drive(asks, monkeypatch)
     assert calls == [3, 1, 1, 1]
     assert [a["patient_id"] for a in answers] == p and all(a["seq"] == 1 for a in answers)
     with factory() as db:
