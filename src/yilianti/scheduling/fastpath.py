@@ -347,7 +347,8 @@ async def _statement(subject: Subject, body: BookingIn, ip: str | None) -> dict[
     or the error the reference would raise when the statement shows it unambiguously (closed session,
     duplicate, no free seat — after every earlier check passed, as service.book orders them); or None:
     service.book decides and explains."""
-    assert subject.user_id is not None and subject.acting_institution_id is not None
+    if subject.user_id is None or subject.acting_institution_id is None:
+        return None  # no acting user or institution: service.book explains
     ask = _Ask(body.session_id, body.patient_id, subject.acting_institution_id, subject.user_id, subject.username,
                body.pool, body.note, body.referral_id, ip, subject.channel,
                asyncio.get_running_loop().create_future())
