@@ -302,19 +302,19 @@ class _Booker:
                 asks = pending.pop()
                 try:
                     rows = await self._execute(conn, asks)
-                except asyncpg.UniqueViolationError as exc:
-                    if len(asks) > 1:  # which booking met a concurrent one is for each alone to say
+                except asyncpg.PostgresError as exc:
+                    if len(asks) > 1:  # which booking met a concurrent one (or failed) is for each alone to say
                         pending.extend([a] for a in asks)
                         continue
-                    if exc.constraint_name != "uq_booking_active_patient_session":
-                        raise
-                    rows = [service.DuplicateBooking()]  # a concurrent booking of this patient won
-                except asyncpg.PostgresError:
-                    if len(asks) == 1:
-                        raise
-                    pending.extend([a] for a in asks)
+                    if asks[0].done.done():
+                        continue
+                    if (isinstance(exc, asyncpg.UniqueViolationError)
+                            and exc.constraint_name == "uq_booking_active_patient_session"):
+                        asks[0].done.set_result(service.DuplicateBooking())  # a concurrent booking of the patient won
+                    else:
+                        asks[0].done.set_exception(exc)  # this booking's own failure; the others still run
                     continue
-                answers = {row["i"]: row for row in rows} if not isinstance(rows[0], AppError) else {1: rows[0]}
+                answers = {row["i"]: row for row in rows}
                 for i, ask in enumerate(asks, 1):
                     if not ask.done.done():
                         ask.done.set_result(answers[i])
