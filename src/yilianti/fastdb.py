@@ -11,12 +11,14 @@ subject (API token or cookie session), the worker-thread bridge to the ORM refer
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import anyio.to_thread
 import asyncpg
@@ -30,6 +32,8 @@ from yilianti.authz.subject import Subject
 from yilianti.config import get_settings, normalise_db_url
 from yilianti.exceptions import AppError, Forbidden, Unauthenticated, error_body, render_error
 
+T = TypeVar("T")
+G = TypeVar("G", bound="GroupCommit[Any]")
 _cache: dict[Any, tuple[float, Any]] = {}
 _pending: dict[Any, asyncio.Future[Any]] = {}
 _background: set[asyncio.Future[Any]] = set()
@@ -218,6 +222,130 @@ async def subject_of(request: Request) -> Subject:
 
 class Busy(AppError):
     status, code, default_message = 503, "busy", "系统繁忙，请稍后重试"
+
+
+@dataclass(eq=False)
+class _Entry(Generic[T]):
+    item: T
+    done: asyncio.Future[Any]
+    since: float
+
+
+class GroupCommit(Generic[T]):
+    """Group commit for one kind of hot-path write in one process: an item that arrives while `lanes`
+    statements are at PostgreSQL waits for the next, which takes every waiting item (up to `most`,
+    one per `key`) into one statement and one commit. With nothing in flight an item goes at once, alone.
+
+    `execute` answers each item of a batch on its own (one answer per item, in order). A statement
+    that fails as a whole writes nothing; its items are run again one by one, so each gets its own
+    answer (`failed_alone` turns an item's own failure into its answer, or raises it to that item
+    alone). An item that waited db_pool_timeout is answered Busy (503) unrun, as a request waiting
+    that long for a pooled connection is."""
+
+    most = 32
+
+    def __init__(self, lanes: int) -> None:
+        self.lanes = lanes
+        self.running = 0
+        self.waiting: collections.deque[_Entry[T]] = collections.deque()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def key(self, item: T) -> Any:
+        raise NotImplementedError
+
+    async def prepare(self, conn: asyncpg.Connection) -> None:
+        """Called with each connection before a batch runs on it."""
+
+    async def execute(self, conn: asyncpg.Connection, items: list[T]) -> list[Any]:
+        raise NotImplementedError
+
+    def failed_alone(self, item: T, exc: asyncpg.PostgresError) -> Any:
+        raise exc
+
+    async def submit(self, item: T, since: float | None = None) -> Any:
+        entry = _Entry(item, asyncio.get_running_loop().create_future(),
+                       time.monotonic() if since is None else since)
+        self.waiting.append(entry)
+        if self.running < self.lanes:
+            self.running += 1
+            task = asyncio.ensure_future(self._lane())
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        return await entry.done
+
+    def _next(self) -> list[_Entry[T]]:
+        batch: list[_Entry[T]] = []
+        keys: set[Any] = set()
+        later: collections.deque[_Entry[T]] = collections.deque()
+        too_old = time.monotonic() - get_settings().db_pool_timeout
+        while self.waiting and len(batch) < self.most:
+            entry = self.waiting.popleft()
+            if entry.done.done():  # its request went away: nothing to do
+                continue
+            if entry.since < too_old:  # waited as long as for a pooled connection: 503, nothing written
+                entry.done.set_exception(Busy())
+                continue
+            key = self.key(entry.item)
+            if key in keys:
+                later.append(entry)
+            else:
+                keys.add(key)
+                batch.append(entry)
+        later.extend(self.waiting)
+        self.waiting = later
+        return batch
+
+    async def _lane(self) -> None:
+        try:
+            while batch := self._next():
+                try:
+                    await self._run(batch)
+                except Exception as exc:  # Busy, a lost connection: the answer of the batch's items
+                    for entry in batch:
+                        if not entry.done.done():
+                            entry.done.set_exception(exc)
+                except BaseException:
+                    for entry in batch:
+                        entry.done.cancel()
+                    raise
+        finally:
+            self.running -= 1
+
+    async def _run(self, batch: list[_Entry[T]]) -> None:
+        async with connection() as conn:  # Busy when every connection stays busy: nothing written, 503
+            await self.prepare(conn)
+            pending = [batch]
+            while pending:
+                entries = pending.pop()
+                try:
+                    answers = await self.execute(conn, [e.item for e in entries])
+                except asyncpg.PostgresError as exc:
+                    if len(entries) > 1:  # which item failed (or met a concurrent one) is for each alone to say
+                        pending.extend([e] for e in entries)
+                        continue
+                    entry = entries[0]
+                    if not entry.done.done():
+                        try:
+                            entry.done.set_result(self.failed_alone(entry.item, exc))
+                        except asyncpg.PostgresError as own:  # this item's own failure; the others still run
+                            entry.done.set_exception(own)
+                    continue
+                for entry, answer in zip(entries, answers, strict=True):
+                    if not entry.done.done():
+                        entry.done.set_result(answer)
+
+
+_groups: dict[type, tuple[asyncio.AbstractEventLoop, Any]] = {}
+
+
+def group(kind: type[G], lanes: int) -> G:
+    """This process's (and event loop's) GroupCommit of that kind."""
+    loop = asyncio.get_running_loop()
+    held = _groups.get(kind)
+    if held is None or held[0] is not loop:
+        held = _groups[kind] = (loop, kind(lanes))
+    instance: G = held[1]
+    return instance
 
 
 class FastRoute:

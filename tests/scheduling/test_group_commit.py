@@ -49,7 +49,7 @@ def _drive(asks: list[tuple[Any, int, int]], monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(fastpath._Booker, "_execute", staticmethod(counted))
 
     async def main() -> list[Any]:
-        fastpath._booker = (asyncio.get_running_loop(), fastpath._Booker(lanes=1))
+        fastdb._groups[fastpath._Booker] = (asyncio.get_running_loop(), fastpath._Booker(lanes=1))
         try:
             return await asyncio.gather(*(
                 fastpath._statement(subject, BookingIn(session_id=session, patient_id=patient), "10.0.0.9")
@@ -57,7 +57,7 @@ def _drive(asks: list[tuple[Any, int, int]], monkeypatch: pytest.MonkeyPatch) ->
         finally:
             await audit_batch.stop()
             await fastdb.dispose()
-            fastpath._booker = None
+            fastdb._groups.pop(fastpath._Booker, None)
 
     return asyncio.run(main()), sizes
 
@@ -177,16 +177,15 @@ def test_a_booking_that_waited_too_long_is_busy_and_not_booked(live, monkeypatch
 
     async def main() -> list[Any]:
         booker = fastpath._Booker(lanes=1)
-        loop = asyncio.get_running_loop()
 
-        def ask(patient: int, since: float) -> fastpath._Ask:
+        def ask(patient: int) -> fastpath._Ask:
             return fastpath._Ask(session_id, patient, doc.acting_institution_id, doc.user_id, doc.username, None,
-                                 None, None, None, "api", loop.create_future(), since)
+                                 None, None, None, "api")
 
         # the first waited longer than a request waits for a pooled connection (db_pool_timeout)
-        stale = ask(p[0], time.monotonic() - get_settings().db_pool_timeout - 1)
+        long_ago = time.monotonic() - get_settings().db_pool_timeout - 1
         try:
-            return await asyncio.gather(booker.book(stale), booker.book(ask(p[1], time.monotonic())),
+            return await asyncio.gather(booker.submit(ask(p[0]), since=long_ago), booker.submit(ask(p[1])),
                                         return_exceptions=True)
         finally:
             await fastdb.dispose()

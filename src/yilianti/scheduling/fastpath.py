@@ -2,7 +2,7 @@
 
 `service.book` is the reference implementation (and the only one on SQLite). Here the same
 rules run as ONE data-modifying statement, its own transaction (autocommit), for every booking
-that arrived together (`_Booker`, group commit: while earlier bookings are at PostgreSQL the next
+that arrived together (`_Booker`, a `fastdb.GroupCommit`: while earlier bookings are at PostgreSQL the next
 ones wait and then go in one statement and one commit — never two of one session). For each
 booking, on its own row:
 
@@ -43,11 +43,9 @@ and OpenAPI stay the route's. Only the acting subject is cached (auth_cache_seco
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import time
-from collections import Counter, deque
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -63,10 +61,11 @@ from yilianti.exceptions import AppError, Forbidden
 from yilianti.fastdb import (
     Busy,
     FastRoute,
+    GroupCommit,
     _sync,
     client_ip,
-    connection,
     dispose,
+    group,
     on_postgresql,
     route_subject,
     subject_of,
@@ -180,12 +179,9 @@ FROM r LEFT JOIN s ON s.i = r.i
 LEFT JOIN (SELECT claim.i, bk.id, bk.number, bk.slot_id, claim.seq, claim.starts_at, bk.pool, bk.created_at
            FROM bk JOIN claim ON claim.id = bk.slot_id) x ON x.i = r.i
 """
-MAX_BATCH = 32  # bookings in one statement
-
-
-@dataclass(eq=False)
+@dataclass(frozen=True)
 class _Ask:
-    """One booking waiting for its batch; `done` gets its row of BOOK's answer once the batch ran."""
+    """One booking for the next batch."""
 
     session_id: int
     patient_id: int
@@ -197,8 +193,6 @@ class _Ask:
     referral_id: int | None
     ip: str | None
     channel: str
-    done: asyncio.Future[Any]
-    since: float = field(default_factory=time.monotonic)
 
 
 def _arguments(asks: list[_Ask]) -> list[Any]:
@@ -222,102 +216,33 @@ async def _plan(conn: Any) -> None:
     scan `booking` sequentially for the duplicate check on every booking (1.2 ms at 10,000 rows,
     growing with the table) — measured 2026-11-23. With sequential scans off at planning time
     every lookup in the plan uses its index, whatever the statistics say then."""
-    nobody = _Ask(0, 0, 0, 0, "", None, None, None, None, "", asyncio.get_running_loop().create_future())
     try:
         await conn.execute("SET enable_seqscan = off")
-        await conn.fetch(BOOK, *_arguments([nobody]))
+        await conn.fetch(BOOK, *_arguments([_Ask(0, 0, 0, 0, "", None, None, None, None, "")]))
     finally:
         await conn.execute("RESET enable_seqscan")
     _planned.add(conn.get_server_pid())
 
 
-class _Booker:
-    """Group commit for the bookings of one process: a booking that arrives while `lanes` batches are
-    at PostgreSQL waits for the next batch, which takes every waiting booking (up to MAX_BATCH, one per
-    session) into one statement and one commit. With nothing in flight a booking goes at once, alone.
+class _Booker(GroupCommit[_Ask]):
+    """The bookings of one process, grouped (fastdb.GroupCommit): one session per statement, so two
+    bookings never compete for a seat inside one statement; each is decided on its own row of BOOK."""
 
-    Each booking in a batch is decided on its own (its row of BOOK); one session per batch, so two
-    bookings never compete for a seat inside one statement. A batch that fails as a whole (a number
-    drawn twice, a concurrent duplicate caught by the unique index) is run again, its bookings one by
-    one where needed, so each gets its own answer; nothing of a failed statement is written."""
+    def key(self, item: _Ask) -> Any:
+        return item.session_id
 
-    def __init__(self, lanes: int) -> None:
-        self.lanes = lanes
-        self.running = 0
-        self.waiting: deque[_Ask] = deque()
-        self.tasks: set[asyncio.Task[None]] = set()
+    async def prepare(self, conn: Any) -> None:
+        if conn.get_server_pid() not in _planned:
+            await _plan(conn)
 
-    async def book(self, ask: _Ask) -> Any:
-        self.waiting.append(ask)
-        if self.running < self.lanes:
-            self.running += 1
-            task = asyncio.ensure_future(self._lane())
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
-        return await ask.done
+    async def execute(self, conn: Any, items: list[_Ask]) -> list[Any]:
+        rows = {row["i"]: row for row in await self._execute(conn, items)}
+        return [rows[i] for i in range(1, len(items) + 1)]
 
-    def _next(self) -> list[_Ask]:
-        batch: list[_Ask] = []
-        sessions: set[int] = set()
-        later: deque[_Ask] = deque()
-        too_old = time.monotonic() - get_settings().db_pool_timeout
-        while self.waiting and len(batch) < MAX_BATCH:
-            ask = self.waiting.popleft()
-            if ask.done.done():  # its request went away: nothing to book
-                continue
-            if ask.since < too_old:  # waited as long as for a pooled connection: 503, nothing written
-                ask.done.set_exception(Busy())
-                continue
-            if ask.session_id in sessions:
-                later.append(ask)
-            else:
-                sessions.add(ask.session_id)
-                batch.append(ask)
-        later.extend(self.waiting)
-        self.waiting = later
-        return batch
-
-    async def _lane(self) -> None:
-        try:
-            while batch := self._next():
-                try:
-                    await self._run(batch)
-                except Exception as exc:  # Busy, or a statement that failed alone: its bookings' answer
-                    for ask in batch:
-                        if not ask.done.done():
-                            ask.done.set_exception(exc)
-                except BaseException:
-                    for ask in batch:
-                        ask.done.cancel()
-                    raise
-        finally:
-            self.running -= 1
-
-    async def _run(self, batch: list[_Ask]) -> None:
-        async with connection() as conn:  # Busy when every connection stays busy: nothing written, 503
-            if conn.get_server_pid() not in _planned:
-                await _plan(conn)
-            pending = [batch]
-            while pending:
-                asks = pending.pop()
-                try:
-                    rows = await self._execute(conn, asks)
-                except asyncpg.PostgresError as exc:
-                    if len(asks) > 1:  # which booking met a concurrent one (or failed) is for each alone to say
-                        pending.extend([a] for a in asks)
-                        continue
-                    if asks[0].done.done():
-                        continue
-                    if (isinstance(exc, asyncpg.UniqueViolationError)
-                            and exc.constraint_name == "uq_booking_active_patient_session"):
-                        asks[0].done.set_result(service.DuplicateBooking())  # a concurrent booking of the patient won
-                    else:
-                        asks[0].done.set_exception(exc)  # this booking's own failure; the others still run
-                    continue
-                answers = {row["i"]: row for row in rows}
-                for i, ask in enumerate(asks, 1):
-                    if not ask.done.done():
-                        ask.done.set_result(answers[i])
+    def failed_alone(self, item: _Ask, exc: asyncpg.PostgresError) -> Any:
+        if isinstance(exc, asyncpg.UniqueViolationError) and exc.constraint_name == "uq_booking_active_patient_session":
+            return service.DuplicateBooking()  # a concurrent booking of the patient won
+        raise exc
 
     @staticmethod
     async def _execute(conn: Any, asks: list[_Ask]) -> list[Any]:
@@ -331,17 +256,6 @@ class _Booker:
         raise AssertionError("unreachable")
 
 
-_booker: tuple[asyncio.AbstractEventLoop, _Booker] | None = None
-
-
-def _booker_here() -> _Booker:
-    global _booker
-    loop = asyncio.get_running_loop()
-    if _booker is None or _booker[0] is not loop:
-        _booker = (loop, _Booker(lanes=max(1, get_settings().booking_pool_size // 2)))
-    return _booker[1]
-
-
 async def _statement(subject: Subject, body: BookingIn, ip: str | None) -> dict[str, Any] | AppError | None:
     """Book in one statement (with the bookings of other requests arriving meanwhile). Returns the booking;
     or the error the reference would raise when the statement shows it unambiguously (closed session,
@@ -350,9 +264,8 @@ async def _statement(subject: Subject, body: BookingIn, ip: str | None) -> dict[
     if subject.user_id is None or subject.acting_institution_id is None:
         return None  # no acting user or institution: service.book explains
     ask = _Ask(body.session_id, body.patient_id, subject.acting_institution_id, subject.user_id, subject.username,
-               body.pool, body.note, body.referral_id, ip, subject.channel,
-               asyncio.get_running_loop().create_future())
-    row = await _booker_here().book(ask)
+               body.pool, body.note, body.referral_id, ip, subject.channel)
+    row = await group(_Booker, lanes=max(1, get_settings().booking_pool_size // 2)).submit(ask)
     if isinstance(row, AppError):
         return row
     if row is None or row["basis"] is None or not row["shares"]:
