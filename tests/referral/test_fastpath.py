@@ -232,3 +232,59 @@ def test_a_move_that_waited_for_a_racing_one_gets_the_409_naming_it(server):  # 
             ReferralHistory.referral_id == rid, ReferralHistory.to_status == "received")) == 0
         assert db.scalar(select(func.count()).select_from(AuditEvent).where(
             AuditEvent.resource_id == str(rid), AuditEvent.action == "referral.received")) == 0
+
+
+def test_moves_that_arrive_together_each_get_their_own_answer(server, monkeypatch):  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from tests.referral.helpers import history_count
+    from yilianti import fastdb
+    from yilianti.referral import fastpath
+    from yilianti.referral.states import Status
+
+    _, factory = server
+    with factory() as db:
+        w, patient = setup(db, tag="批")
+        ids = [submitted_up(db, w, patient).id for _ in range(4)]
+        db.commit()
+        lead, comm, out = w.lead_doc, w.comm_doc, w.out_doc
+        steps = [history_count(db, i) for i in ids]
+    sizes: list[int] = []
+    execute = fastpath._Mover.execute
+
+    async def counted(self, conn, items):  # type: ignore[no-untyped-def]
+        sizes.append(len(items))
+        return await execute(self, conn, items)
+
+    monkeypatch.setattr(fastpath._Mover, "execute", counted)
+    moves = [(lead, ids[0]),    # received
+             (lead, ids[1]),    # received
+             (comm, ids[2]),    # the sender may not receive: 403
+             (out, ids[3]),     # neither side: 404
+             (lead, 999_999),   # no such referral: 404
+             (lead, ids[0])]    # the same referral again: the next statement, 409 naming 已接收
+
+    async def main() -> list[Any]:
+        fastdb._groups[fastpath._Mover] = (asyncio.get_running_loop(), fastpath._Mover(lanes=1))
+        try:
+            return await asyncio.gather(*(fastpath.move(s, rid, Status.received, Status.submitted, "10.0.0.7")
+                                          for s, rid in moves))
+        finally:
+            await fastdb.dispose()
+            fastdb._groups.pop(fastpath._Mover, None)
+
+    answers = asyncio.run(main())
+    assert sizes == [5, 1]
+    assert [a["id"] for a in answers[:2]] == ids[:2]
+    assert all(a["status"] == "received" and a["side"] == "receiver" for a in answers[:2])
+    assert [h["to_status"] for h in answers[0]["history"]][-1] == "received"
+    assert [type(a).__name__ for a in answers[2:]] == ["Forbidden", "NotFound", "NotFound", "Conflict"]
+    assert answers[5].code == "referral_state_conflict" and answers[5].params["current"] == "已接收"
+    with factory() as db:
+        assert [db.get(Referral, i).status for i in ids] == ["received", "received", "submitted", "submitted"]
+        assert [history_count(db, i) - n for i, n in zip(ids, steps, strict=True)] == [1, 1, 0, 0]
+        moved = db.scalars(select(AuditEvent).where(AuditEvent.action == "referral.received",
+                                                    AuditEvent.resource_id.in_([str(i) for i in ids]))).all()
+        assert sorted(int(e.resource_id) for e in moved) == ids[:2]
+        assert {(e.user_id, e.acting_institution_id, e.ip) for e in moved} == {
+            (lead.user_id, lead.acting_institution_id, "10.0.0.7")}

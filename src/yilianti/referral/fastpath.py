@@ -1,8 +1,10 @@
-"""The hot path of referral moves on PostgreSQL: one prepared statement per move, on asyncpg.
+"""The hot path of referral moves on PostgreSQL: one prepared statement per batch of moves, on asyncpg.
 
 `service.transition` is the reference implementation (and the only one on SQLite). Moves that
 are nothing but `transition` — `received` and `arrived`, which `apply_move` sends straight to it —
-run here as ONE data-modifying statement, its own transaction (autocommit):
+run here as ONE data-modifying statement, its own transaction (autocommit), for every move that
+arrived together (`_Mover`, a `fastdb.GroupCommit`: one referral per statement; a statement that
+fails as a whole is run again move by move). For each move, on its own row:
 
 - the referral row is updated only when its status is the client's `expected_status` (the declared
   move, `states.MOVES`, allows it) and the acting institution is on an allowed side: the
@@ -17,8 +19,8 @@ run here as ONE data-modifying statement, its own transaction (autocommit):
 When nothing is updated, the row as the statement saw it says why: no such referral or an
 institution on neither side (404), another current status (409 `referral_state_conflict`, naming
 it), the wrong side (403) — the reference's answers, in its order. When that row would have moved,
-a racing move committed in between: one more read gives the status to name in the 409. Nothing is
-written then.
+a racing move committed in between: one more read (for all such moves of the statement) gives the
+status to name in the 409. Nothing is written then.
 
 `ReferralMoveRoute` serves `POST /api/v1/referrals/{id}/transition` with an API token before
 the framework's middleware; what it cannot decide (no bearer token, other moves, a body the
@@ -32,6 +34,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -42,7 +45,7 @@ from starlette.types import Scope
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError, Conflict, Forbidden, NotFound
-from yilianti.fastdb import FastRoute, client_ip, connection, on_postgresql, route_subject
+from yilianti.fastdb import FastRoute, GroupCommit, client_ip, group, on_postgresql, route_subject
 from yilianti.kit import clock
 from yilianti.referral import states
 from yilianti.referral.service import ACTING_ROLES, STATE_CONFLICT
@@ -66,84 +69,129 @@ _REFERRAL = ("id, direction, linked_referral_id, patient_id, from_institution_id
              "outcome_note, forwarded_to_id, submitted_at, created_at")
 _HISTORY = "id, at, user_id, acting_institution_id, from_status, to_status, reason, detail"
 
-# $1 referral, $2 to status, $3 acting institution, $4 expected status, $5 now, $6 sides allowed,
-# $7/$8/$9 the step deadline for routine/urgent/emergency (NULL: none), $10 user, $11 username,
-# $12 audit detail (json), $13 ip, $14 channel
-_SIDE = ("CASE WHEN {t}from_institution_id = $3::bigint THEN 'sender' "
-         "WHEN {t}to_institution_id = $3::bigint THEN 'receiver' END")
+# One element per move: $1 referrals, $2 to statuses, $3 acting institutions, $4 expected statuses, $6 sides
+# allowed (comma-separated), $7/$8/$9 the step deadlines for routine/urgent/emergency (NULL: none), $10 users,
+# $11 usernames, $12 audit details (json), $13 ips, $14 channels; for the whole statement $5 now.
+# Every row of `r` is one move, decided on its own (one referral per statement: fastdb.GroupCommit's key).
+_SIDE = ("CASE WHEN {t}from_institution_id = r.inst THEN 'sender' "
+         "WHEN {t}to_institution_id = r.inst THEN 'receiver' END")
 MOVE = f"""
-WITH cur AS (
-  SELECT status, {_SIDE.format(t='')} AS side FROM referral WHERE id = $1::bigint
+WITH r AS (
+  SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $6::text[], $7::interval[],
+                       $8::interval[], $9::interval[], $10::bigint[], $11::text[], $12::text[], $13::text[],
+                       $14::text[]) WITH ORDINALITY
+    AS r(id, to_status, inst, expected, sides, d_routine, d_urgent, d_emergency, user_id, username, detail, ip,
+         channel, i)
+),
+cur AS (
+  SELECT r.i, x.status, {_SIDE.format(t='x.')} AS side FROM r JOIN referral x ON x.id = r.id
 ),
 u AS (
-  UPDATE referral r SET status = $2::text, updated_at = $5::timestamptz,
-         due_at = $5::timestamptz + CASE r.priority WHEN 'urgent' THEN $8::interval
-                                                     WHEN 'emergency' THEN $9::interval ELSE $7::interval END
-  WHERE r.id = $1::bigint AND r.status = $4::text AND {_SIDE.format(t='r.')} = ANY($6::text[])
-  RETURNING {", ".join("r." + c.strip() for c in _REFERRAL.split(","))}, {_SIDE.format(t='r.')} AS moved_side
+  UPDATE referral x SET status = r.to_status, updated_at = $5::timestamptz,
+         due_at = $5::timestamptz + CASE x.priority WHEN 'urgent' THEN r.d_urgent
+                                                     WHEN 'emergency' THEN r.d_emergency ELSE r.d_routine END
+  FROM r
+  WHERE x.id = r.id AND x.status = r.expected AND {_SIDE.format(t='x.')} = ANY(string_to_array(r.sides, ','))
+  RETURNING r.i, {", ".join("x." + c.strip() for c in _REFERRAL.split(","))}, {_SIDE.format(t='x.')} AS moved_side
 ),
 h AS (
   INSERT INTO referral_history (referral_id, at, user_id, acting_institution_id, from_status, to_status, reason,
                                 detail)
-  SELECT u.id, $5::timestamptz, $10::bigint, $3::bigint, $4::text, $2::text, NULL, NULL FROM u
-  RETURNING {_HISTORY}
+  SELECT u.id, $5::timestamptz, r.user_id, r.inst, r.expected, r.to_status, NULL, NULL FROM u JOIN r ON r.i = u.i
+  RETURNING referral_id, {_HISTORY}
 ),
 a AS (
   INSERT INTO audit_event (at, user_id, username, acting_institution_id, action, resource_type, resource_id,
                            patient_id, access_basis, reason, detail, ip, channel)
-  SELECT $5::timestamptz, $10::bigint, $11::text, $3::bigint, 'referral.' || $2::text, 'referral', u.id::text,
-         u.patient_id, NULL, NULL, $12::json, $13::text, $14::text FROM u
+  SELECT $5::timestamptz, r.user_id, r.username, r.inst, 'referral.' || r.to_status, 'referral', u.id::text,
+         u.patient_id, NULL, NULL, r.detail::json, r.ip, r.channel FROM u JOIN r ON r.i = u.i
   RETURNING id
 ),
 o AS (
   INSERT INTO outbox (topic, payload, status, available_at, attempts, last_error, processed_at, dedupe_key,
                       created_at)
   SELECT 'notify',
-         json_build_object('title', 'referral.notify.' || $2::text, 'body', NULL, 'link', '/referrals/' || u.id,
+         json_build_object('title', 'referral.notify.' || r.to_status, 'body', NULL, 'link', '/referrals/' || u.id,
                            'user_id', NULL,
                            'institution_id', CASE WHEN u.moved_side = 'sender' THEN u.to_institution_id
                                                   ELSE u.from_institution_id END,
                            'kind', 'referral', 'urgent', u.priority = 'emergency',
                            'params', json_build_object('id', u.id, 'reason', '')),
          'pending', $5::timestamptz, 0, NULL, NULL, NULL, $5::timestamptz
-  FROM u
+  FROM u JOIN r ON r.i = u.i
   RETURNING id
 )
-SELECT cur.status AS current, coalesce(u.moved_side, cur.side) AS side,
+SELECT r.i AS ask, cur.status AS current, coalesce(u.moved_side, cur.side) AS side,
        (SELECT count(*) FROM a) + (SELECT count(*) FROM o) AS written,
        (SELECT json_agg(x ORDER BY x.at, x.id) FROM (
-          SELECT {_HISTORY} FROM referral_history WHERE referral_id = $1::bigint AND EXISTS (SELECT 1 FROM u)
-          UNION ALL SELECT {_HISTORY} FROM h) x) AS history,
+          SELECT {_HISTORY} FROM referral_history WHERE referral_id = r.id AND u.id IS NOT NULL
+          UNION ALL SELECT {_HISTORY} FROM h WHERE h.referral_id = r.id) x) AS history,
        u.*
-FROM (SELECT 1) one LEFT JOIN cur ON true LEFT JOIN u ON true
+FROM r LEFT JOIN cur ON cur.i = r.i LEFT JOIN u ON u.i = r.i
 """
-# the current status after a lost race (a move committed after the statement's snapshot)
-CURRENT = "SELECT status FROM referral WHERE id = $1::bigint"
+# the current statuses after lost races (moves committed after the statement's snapshot)
+CURRENT = "SELECT id, status FROM referral WHERE id = ANY($1::bigint[])"
 
 
 def _deadlines(to_status: str) -> list[timedelta | None]:
     return [states.step_deadline(to_status, p) for p in PRIORITIES]
 
 
+@dataclass(frozen=True)
+class _Ask:
+    """One move for the next statement."""
+
+    referral_id: int
+    to_status: Status
+    expected_status: Status
+    sides: frozenset[Side]
+    institution_id: int | None
+    user_id: int | None
+    username: str
+    ip: str | None
+    channel: str
+
+
+class _Mover(GroupCommit[_Ask]):
+    """The moves of one process, grouped (fastdb.GroupCommit): one referral per statement. Each answer is
+    the move's row of MOVE and, when the snapshot would have moved but the update did not (a racing move
+    committed in between), the status read after the statement."""
+
+    def key(self, item: _Ask) -> Any:
+        return item.referral_id
+
+    async def execute(self, conn: Any, items: list[_Ask]) -> list[Any]:
+        deadlines = [_deadlines(a.to_status) for a in items]
+        rows = {row["ask"]: row for row in await conn.fetch(
+            MOVE, [a.referral_id for a in items], [a.to_status.value for a in items],
+            [a.institution_id for a in items], [a.expected_status.value for a in items], clock.now(),
+            [",".join(sorted(s.value for s in a.sides)) for a in items], [d[0] for d in deadlines],
+            [d[1] for d in deadlines], [d[2] for d in deadlines], [a.user_id for a in items],
+            [a.username for a in items],
+            [json.dumps({"from": a.expected_status.value, "to": a.to_status.value}) for a in items],
+            [a.ip for a in items], [a.channel for a in items])}
+        answers = [(rows[i], rows[i]["current"]) for i in range(1, len(items) + 1)]
+        raced = [a.referral_id for a, (row, current) in zip(items, answers, strict=True)
+                 if row["id"] is None and row["side"] is not None and Side(row["side"]) in a.sides
+                 and current == a.expected_status]
+        if raced:
+            now = dict(await conn.fetch(CURRENT, raced))
+            answers = [(row, now.get(a.referral_id, current)) for a, (row, current) in zip(items, answers, strict=True)]
+        return answers
+
+
 async def move(subject: Subject, referral_id: int, to_status: Status, expected_status: Status,
                ip: str | None) -> dict[str, Any] | AppError | None:
-    """Make the move in one statement. Returns the referral detail the route returns; or the error
-    the reference raises (404/409/403, decided from the locked row); or None: the route decides."""
+    """Make the move in one statement (with the moves of other requests arriving meanwhile). Returns the
+    referral detail the route returns; or the error the reference raises (404/409/403, decided from the
+    locked row); or None: the route decides."""
     sides = states.allowed(expected_status, to_status)
     if to_status not in FAST_MOVES or sides is None or not subject.is_clinical or not subject.has(*ACTING_ROLES):
         return None
-    now = clock.now()
-    args = [referral_id, to_status.value, subject.acting_institution_id, expected_status.value, now,
-            sorted(s.value for s in sides), *_deadlines(to_status), subject.user_id, subject.username,
-            json.dumps({"from": expected_status.value, "to": to_status.value}), ip, subject.channel]
-    async with connection() as conn:  # Busy when every connection stays busy: nothing written, 503
-        row = await conn.fetchrow(MOVE, *args)
-        current = row["current"] if row is not None else None
-        if (row is not None and row["id"] is None and row["side"] is not None and Side(row["side"]) in sides
-                and current == expected_status):
-            # the snapshot would have moved, the update did not: a racing move committed in between
-            current = await conn.fetchval(CURRENT, referral_id)
-    if row is None or row["side"] is None or current is None:
+    ask = _Ask(referral_id, to_status, expected_status, frozenset(sides), subject.acting_institution_id,
+               subject.user_id, subject.username, ip, subject.channel)
+    row, current = await group(_Mover, lanes=max(1, get_settings().booking_pool_size // 2)).submit(ask)
+    if row["side"] is None or current is None:
         return NotFound()  # no such referral, or the acting institution is on neither side
     if row["id"] is None:
         if current != expected_status or states.allowed(current, to_status) is None:
@@ -153,7 +201,8 @@ async def move(subject: Subject, referral_id: int, to_status: Status, expected_s
             return Forbidden("该操作应由转诊的另一方执行")
         return None  # not expected: the reference decides
     side = Side(row["side"])
-    out = {k: v for k, v in row.items() if k not in ("current", "side", "moved_side", "written", "history")}
+    out = {k: v for k, v in row.items() if k not in ("ask", "i", "current", "side", "moved_side", "written",
+                                                     "history")}
     for k in ("summary", "follow_up_plan"):
         if isinstance(out[k], str):
             out[k] = json.loads(out[k])
