@@ -254,7 +254,7 @@ class GroupCommit(Generic[T]):
         raise NotImplementedError
 
     async def prepare(self, conn: asyncpg.Connection) -> None:
-        """Called with each connection before a batch runs on it."""
+        """Called with each connection a lane takes, before its first batch runs on it."""
 
     async def execute(self, conn: asyncpg.Connection, items: list[T]) -> list[Any]:
         raise NotImplementedError
@@ -296,14 +296,20 @@ class GroupCommit(Generic[T]):
         return batch
 
     async def _lane(self) -> None:
+        batch = self._next()
         try:
-            while batch := self._next():
-                try:
-                    await self._run(batch)
+            while batch:
+                try:  # one connection for as long as batches keep coming
+                    async with connection() as conn:  # Busy when every connection stays busy: nothing written, 503
+                        await self.prepare(conn)
+                        while batch:
+                            await self._run(conn, batch)
+                            batch = self._next()
                 except Exception as exc:  # Busy, a lost connection: the answer of the batch's items
                     for entry in batch:
                         if not entry.done.done():
                             entry.done.set_exception(exc)
+                    batch = self._next()
                 except BaseException:
                     for entry in batch:
                         entry.done.cancel()
@@ -311,39 +317,38 @@ class GroupCommit(Generic[T]):
         finally:
             self.running -= 1
 
-    async def _run(self, batch: list[_Entry[T]]) -> None:
-        async with connection() as conn:  # Busy when every connection stays busy: nothing written, 503
-            await self.prepare(conn)
-            pending = [batch]
-            while pending:
-                entries = pending.pop()
-                try:
-                    answers = await self.execute(conn, [e.item for e in entries])
-                except asyncpg.PostgresError as exc:
-                    if len(entries) > 1:  # which item failed (or met a concurrent one) is for each alone to say
-                        pending.extend([e] for e in entries)
-                        continue
-                    entry = entries[0]
-                    if not entry.done.done():
-                        try:
-                            entry.done.set_result(self.failed_alone(entry.item, exc))
-                        except asyncpg.PostgresError as own:  # this item's own failure; the others still run
-                            entry.done.set_exception(own)
+    async def _run(self, conn: asyncpg.Connection, batch: list[_Entry[T]]) -> None:
+        pending = [batch]
+        while pending:
+            entries = pending.pop()
+            try:
+                answers = await self.execute(conn, [e.item for e in entries])
+            except asyncpg.PostgresError as exc:
+                if len(entries) > 1:  # which item failed (or met a concurrent one) is for each alone to say
+                    pending.extend([e] for e in entries)
                     continue
-                for entry, answer in zip(entries, answers, strict=True):
-                    if not entry.done.done():
-                        entry.done.set_result(answer)
+                entry = entries[0]
+                if not entry.done.done():
+                    try:
+                        entry.done.set_result(self.failed_alone(entry.item, exc))
+                    except asyncpg.PostgresError as own:  # this item's own failure; the others still run
+                        entry.done.set_exception(own)
+                continue
+            for entry, answer in zip(entries, answers, strict=True):
+                if not entry.done.done():
+                    entry.done.set_result(answer)
 
 
 _groups: dict[type, tuple[asyncio.AbstractEventLoop, Any]] = {}
 
 
-def group(kind: type[G], lanes: int) -> G:
-    """This process's (and event loop's) GroupCommit of that kind."""
+def group(kind: type[G]) -> G:
+    """This process's (and event loop's) GroupCommit of that kind; each kind keeps at most half the hot-path
+    pool (booking_pool_size) at PostgreSQL at once, so the other hot paths still find a connection."""
     loop = asyncio.get_running_loop()
     held = _groups.get(kind)
     if held is None or held[0] is not loop:
-        held = _groups[kind] = (loop, kind(lanes))
+        held = _groups[kind] = (loop, kind(lanes=max(1, get_settings().booking_pool_size // 2)))
     instance: G = held[1]
     return instance
 

@@ -105,7 +105,6 @@ a AS (
                            patient_id, access_basis, reason, detail, ip, channel)
   SELECT $5::timestamptz, r.user_id, r.username, r.inst, 'referral.' || r.to_status, 'referral', u.id::text,
          u.patient_id, NULL, NULL, r.detail::json, r.ip, r.channel FROM u JOIN r ON r.i = u.i
-  RETURNING id
 ),
 o AS (
   INSERT INTO outbox (topic, payload, status, available_at, attempts, last_error, processed_at, dedupe_key,
@@ -119,10 +118,8 @@ o AS (
                            'params', json_build_object('id', u.id, 'reason', '')),
          'pending', $5::timestamptz, 0, NULL, NULL, NULL, $5::timestamptz
   FROM u JOIN r ON r.i = u.i
-  RETURNING id
 )
 SELECT r.i AS ask, cur.status AS current, coalesce(u.moved_side, cur.side) AS side,
-       (SELECT count(*) FROM a) + (SELECT count(*) FROM o) AS written,
        (SELECT json_agg(x ORDER BY x.at, x.id) FROM (
           SELECT {_HISTORY} FROM referral_history WHERE referral_id = r.id AND u.id IS NOT NULL
           UNION ALL SELECT {_HISTORY} FROM h WHERE h.referral_id = r.id) x) AS history,
@@ -190,7 +187,7 @@ async def move(subject: Subject, referral_id: int, to_status: Status, expected_s
         return None
     ask = _Ask(referral_id, to_status, expected_status, frozenset(sides), subject.acting_institution_id,
                subject.user_id, subject.username, ip, subject.channel)
-    row, current = await group(_Mover, lanes=max(1, get_settings().booking_pool_size // 2)).submit(ask)
+    row, current = await group(_Mover).submit(ask)
     if row["side"] is None or current is None:
         return NotFound()  # no such referral, or the acting institution is on neither side
     if row["id"] is None:
@@ -201,8 +198,7 @@ async def move(subject: Subject, referral_id: int, to_status: Status, expected_s
             return Forbidden("该操作应由转诊的另一方执行")
         return None  # not expected: the reference decides
     side = Side(row["side"])
-    out = {k: v for k, v in row.items() if k not in ("ask", "i", "current", "side", "moved_side", "written",
-                                                     "history")}
+    out = {k: v for k, v in row.items() if k not in ("ask", "i", "current", "side", "moved_side", "history")}
     for k in ("summary", "follow_up_plan"):
         if isinstance(out[k], str):
             out[k] = json.loads(out[k])

@@ -170,11 +170,9 @@ au AS (
                                  'number', bk.number),
          s.ip, s.channel
   FROM bk JOIN claim ON claim.id = bk.slot_id JOIN s ON s.i = claim.i
-  RETURNING resource_id
 )
 SELECT r.i, s.open, s.shares, s.reserve_ok, s.basis, s.duplicate, s.starts_at AS session_starts_at, s.site,
-       x.id, x.number, x.slot_id, x.seq, x.starts_at, x.pool, x.created_at,
-       (SELECT count(*) FROM au WHERE au.resource_id = x.id::text) AS audited
+       x.id, x.number, x.slot_id, x.seq, x.starts_at, x.pool, x.created_at
 FROM r LEFT JOIN s ON s.i = r.i
 LEFT JOIN (SELECT claim.i, bk.id, bk.number, bk.slot_id, claim.seq, claim.starts_at, bk.pool, bk.created_at
            FROM bk JOIN claim ON claim.id = bk.slot_id) x ON x.i = r.i
@@ -265,7 +263,7 @@ async def _statement(subject: Subject, body: BookingIn, ip: str | None) -> dict[
         return None  # no acting user or institution: service.book explains
     ask = _Ask(body.session_id, body.patient_id, subject.acting_institution_id, subject.user_id, subject.username,
                body.pool, body.note, body.referral_id, ip, subject.channel)
-    row = await group(_Booker, lanes=max(1, get_settings().booking_pool_size // 2)).submit(ask)
+    row = await group(_Booker).submit(ask)
     if isinstance(row, AppError):
         return row
     if row is None or row["basis"] is None or not row["shares"]:
