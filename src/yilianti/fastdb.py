@@ -254,7 +254,7 @@ class GroupCommit(Generic[T]):
         raise NotImplementedError
 
     async def prepare(self, conn: asyncpg.Connection) -> None:
-        """Called with each connection a lane takes, before its first batch runs on it."""
+        """Called with the connection before each batch runs on it."""
 
     async def execute(self, conn: asyncpg.Connection, items: list[T]) -> list[Any]:
         raise NotImplementedError
@@ -296,20 +296,18 @@ class GroupCommit(Generic[T]):
         return batch
 
     async def _lane(self) -> None:
-        batch = self._next()
         try:
-            while batch:
-                try:  # one connection for as long as batches keep coming
+            # `_next` right before the loop ends: no await between an empty queue and `running -= 1`, so an
+            # item that arrives meanwhile either finds a lane still running or starts one
+            while batch := self._next():
+                try:
                     async with connection() as conn:  # Busy when every connection stays busy: nothing written, 503
                         await self.prepare(conn)
-                        while batch:
-                            await self._run(conn, batch)
-                            batch = self._next()
+                        await self._run(conn, batch)
                 except Exception as exc:  # Busy, a lost connection: the answer of the batch's items
                     for entry in batch:
                         if not entry.done.done():
                             entry.done.set_exception(exc)
-                    batch = self._next()
                 except BaseException:
                     for entry in batch:
                         entry.done.cancel()
