@@ -21,12 +21,19 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-os.environ.setdefault("YILIANTI_VAR_DIR", tempfile.mkdtemp(prefix="ylt-var-"))
+# a var dir of our own per process: pytest-xdist workers inherit the controller's environment, so the
+# marker says "made by this harness" and each worker makes its own (a var dir given by the caller is kept)
+if "YILIANTI_VAR_DIR" not in os.environ or os.environ.get("YLT_TEST_OWN_VAR_DIR"):
+    os.environ["YILIANTI_VAR_DIR"] = tempfile.mkdtemp(prefix="ylt-var-")
+    os.environ["YLT_TEST_OWN_VAR_DIR"] = "1"
 os.environ.setdefault("YILIANTI_SECRET_KEY", "test-secret-key")
 os.environ["YILIANTI_RUN_JOBS_IN_PROCESS"] = "false"
 # tests share one connection and roll back; the async booking path has its own test with real commits
 os.environ["YILIANTI_BOOKING_FAST_PATH"] = "false"
 os.environ["YILIANTI_AUTH_CACHE_SECONDS"] = "0"
+# argon2 at its lowest cost: the standard one takes about a second per hash here, and the demo hashes
+# a password per user (auth/security.py; production refuses this setting)
+os.environ["YILIANTI_PASSWORD_HASH_COST"] = "minimal"
 
 from yilianti import db as dbmod  # noqa: E402
 from yilianti.config import normalise_db_url  # noqa: E402

@@ -7,8 +7,9 @@ import secrets
 import warnings
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,6 +53,10 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_lockout_minutes: int = 15
     password_min_length: int = 8
+    # "standard" = pwdlib's recommended argon2 (about a second per hash on a small server). "minimal" is
+    # for the test harness only (argon2 at its lowest cost, so thousands of demo/test users hash fast);
+    # it is refused when production is set. Stored hashes of either kind always verify.
+    password_hash_cost: Literal["standard", "minimal"] = "standard"
 
     # authorization
     break_glass_hours: int = 4
@@ -92,6 +97,12 @@ class Settings(BaseSettings):
     # referral step deadlines: minutes per status and priority over the defaults in referral/states.py, e.g.
     # YILIANTI_REFERRAL_STEP_DEADLINES='{"submitted": {"urgent": 30}, "accepted": {"routine": 2880}}'
     referral_step_deadlines: dict[str, dict[str, int]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _production_hashes_passwords_fully(self) -> Settings:
+        if self.production and self.password_hash_cost != "standard":
+            raise ValueError("YILIANTI_PASSWORD_HASH_COST=minimal is for tests; production hashes at standard cost")
+        return self
 
     @field_validator("referral_step_deadlines")
     @classmethod

@@ -4,26 +4,45 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from functools import lru_cache
 
 from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 
-_hasher = PasswordHash.recommended()
+from yilianti.config import get_settings
+
+
+@lru_cache
+def _hasher(cost: str) -> PasswordHash:
+    if cost == "minimal":  # tests only (config refuses it in production): argon2's lowest parameters
+        return PasswordHash((Argon2Hasher(time_cost=1, memory_cost=8, parallelism=1),))
+    return PasswordHash.recommended()
+
+
+def _current() -> PasswordHash:
+    return _hasher(get_settings().password_hash_cost)
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _current().hash(password)
 
 
 def verify_password(password: str, hashed: str) -> tuple[bool, str | None]:
     """Returns (ok, new_hash_if_the_stored_one_should_be_upgraded)."""
     try:
-        return _hasher.verify_and_update(password, hashed)
+        return _current().verify_and_update(password, hashed)
     except Exception:  # malformed stored hash: never crash a login
         return False, None
 
 
-# A hash computed once, so that unknown usernames cost as much as known ones (no timing oracle).
-DUMMY_HASH = hash_password("not-a-real-password-" + secrets.token_hex(4))
+@lru_cache
+def _dummy_hash(cost: str) -> str:
+    return _hasher(cost).hash("not-a-real-password-" + secrets.token_hex(4))
+
+
+def dummy_hash() -> str:
+    """A hash computed once, so that unknown usernames cost as much as known ones (no timing oracle)."""
+    return _dummy_hash(get_settings().password_hash_cost)
 
 
 def new_api_token() -> tuple[str, str, str]:

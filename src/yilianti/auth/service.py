@@ -8,7 +8,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from yilianti.audit import service as audit
-from yilianti.auth.security import DUMMY_HASH, hash_password, new_api_token, token_hash, verify_password
+from yilianti.auth.security import dummy_hash, hash_password, new_api_token, token_hash, verify_password
 from yilianti.authz.subject import InstitutionChoice, Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import Conflict, InvalidInput, Locked, NotFound, Unauthenticated
@@ -28,7 +28,7 @@ def authenticate(db: Session, username: str, password: str, ip: str | None = Non
     user = db.scalar(select(User).where(User.username == name))
     now = clock.now()
     if user is None or not user.active:
-        verify_password(password, DUMMY_HASH)
+        verify_password(password, dummy_hash())
         audit.record(db, None, "login_failed", "user", None, username=name[:64], ip=ip, channel="web")
         raise Unauthenticated("用户名或密码不正确", code="bad_credentials")
     if user.locked_until and clock.as_utc(user.locked_until) > now:
