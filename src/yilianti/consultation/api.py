@@ -7,11 +7,10 @@ institution, neither its assigner nor an assigned expert); 403 for the wrong sid
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Query
-from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from yilianti.auth.deps import DB, Clinical, CurrentSubject
@@ -20,101 +19,25 @@ from yilianti.consultation import queries, service, states
 from yilianti.consultation.schemas import (
     AssignIn,
     CloseOutIn,
+    ConsultationDetail,
     ConsultationIn,
+    ConsultationOut,
     ConvertIn,
+    HistoryOut,
     LinkOrderIn,
     MessageIn,
+    MessageOut,
     OpinionIn,
+    OpinionOut,
+    OrderLinkOut,
+    ParticipantOut,
+    TransitionIn,
 )
 from yilianti.consultation.states import Side
 from yilianti.exceptions import Forbidden, InvalidInput
 from yilianti.kit import clock
 
 router = APIRouter(prefix="/api/v1", tags=["consultations"])
-
-
-class HistoryOut(BaseModel):
-    at: datetime
-    user_id: int | None
-    acting_institution_id: int | None
-    from_status: str | None
-    to_status: str
-    reason: str | None
-
-
-class ParticipantOut(BaseModel):
-    practitioner_id: int
-    user_id: int | None
-    role: str
-    acknowledged_at: datetime | None
-
-
-class OpinionOut(BaseModel):
-    id: int
-    practitioner_id: int
-    outcome: str
-    text: str
-    signed_at: datetime
-    signature: str
-
-
-class MessageOut(BaseModel):
-    id: int
-    at: datetime
-    user_id: int | None
-    institution_id: int | None
-    body: str
-
-
-class OrderLinkOut(BaseModel):
-    order_id: int
-    accession_number: str
-    kind: str
-    item_name: str
-    status: str
-    purpose: str
-
-
-class ConsultationOut(BaseModel):
-    id: int
-    case_no: str | None
-    kind: str
-    patient_id: int
-    requesting_institution_id: int
-    consulted_institution_id: int
-    department_id: int | None
-    specialty: str | None
-    question: str
-    clinical_summary: str | None
-    urgency: str
-    consent_confirmed: bool
-    scheduled_at: datetime | None
-    status: str
-    due_at: datetime | None
-    answer_due_at: datetime | None
-    first_answered_at: datetime | None
-    outcome: str | None
-    referral_id: int | None
-    rating: int | None
-    action_taken: str | None
-    avoided_referral: bool | None
-    created_at: datetime
-
-
-class ConsultationDetail(ConsultationOut):
-    side: str
-    next_moves: list[str]
-    video_link: str | None
-    participants: list[ParticipantOut]
-    opinions: list[OpinionOut]
-    messages: list[MessageOut]
-    orders: list[OrderLinkOut]
-    history: list[HistoryOut]
-
-
-class TransitionIn(BaseModel):
-    expected_status: str | None = Field(default=None, description="the status the client last saw; else 409")
-    reason: str | None = Field(default=None, max_length=2000)
 
 
 def detail(db: Session, subject: Subject, consultation_id: int) -> dict[str, Any]:

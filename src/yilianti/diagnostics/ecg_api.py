@@ -6,10 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 
 from yilianti.auth.deps import DB, Clinical
 from yilianti.diagnostics import ecg, imaging
+from yilianti.diagnostics.schemas import (
+    ReadingIn,
+)
 
 router = APIRouter(prefix="/api/v1/diagnostics", tags=["diagnostics ECG"])
 
@@ -44,17 +46,6 @@ def get_ecg(rec_id: int, db: DB, subject: Clinical, samples: bool = False) -> di
         wf = ecg.waveform_of(rec)
         out["samples_uv"] = {name: [int(v) for v in wf.leads[name]] for name in rec.leads}
     return out
-
-
-class ReadingIn(BaseModel):
-    heart_rate: int | None = None
-    pr_ms: int | None = None
-    qrs_ms: int | None = None
-    qt_ms: int | None = None
-    qtc_ms: int | None = None
-    axis_deg: int | None = None
-    rhythm: str | None = Field(None, max_length=100)
-    conclusion: str | None = Field(None, max_length=4000)
 
 
 @router.put("/ecg/{rec_id}/reading")

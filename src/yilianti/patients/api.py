@@ -2,66 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Any
 
 from fastapi import APIRouter, Body, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 
 from yilianti.auth.deps import DB, Clinical
 from yilianti.authz import policy
 from yilianti.exceptions import error_body
 from yilianti.patients import service
-from yilianti.patients.schemas import ConsentIn, RegistrationIn
+from yilianti.patients.schemas import (
+    BreakGlassIn,
+    ConsentIn,
+    ConsentOut,
+    PatientBrief,
+    PatientOut,
+    RegisteredOut,
+    RegistrationIn,
+)
 
 router = APIRouter(prefix="/api/v1/patients", tags=["patients"])
-
-
-class IdentifierOut(BaseModel):
-    authority: str
-    value: str
-
-
-class PatientOut(BaseModel):
-    id: int
-    name: str
-    sex: str
-    birth_date: date | None
-    phone: str | None
-    address: str | None
-    guardian_name: str | None
-    guardian_phone: str | None
-    identifiers: list[IdentifierOut] = []
-    access_basis: str | None = None
-    shared_record_visible: bool | None = None
-
-
-class PatientBrief(BaseModel):
-    id: int
-    name: str
-    sex: str
-    birth_date: date | None
-
-
-class RegisteredOut(PatientOut):
-    existing: bool
-    link: str = "new"  # resident_id | score | new: how the master patient index placed the registration
-    review_candidates: int = 0  # possible duplicates sent to identity review
-
-
-class ConsentOut(BaseModel):
-    id: int
-    scope: str
-    alliance_id: int | None
-    granted_at: datetime
-    withdrawn_at: datetime | None
-
-
-class BreakGlassIn(BaseModel):
-    authority: str = "CN-RIC"
-    value: str
-    reason: str
 
 
 def _out(p: Any, access: policy.PatientAccess | None = None, identifiers: bool = True) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -90,3 +90,49 @@ class ConsentIn(BaseModel):
     scope: Literal["all", "alliance"]
     alliance_id: int | None = None
     note: str | None = Field(default=None, max_length=300)
+
+
+class IdentifierOut(BaseModel):
+    authority: str
+    value: str
+
+
+class PatientOut(BaseModel):
+    id: int
+    name: str
+    sex: str
+    birth_date: date | None
+    phone: str | None
+    address: str | None
+    guardian_name: str | None
+    guardian_phone: str | None
+    identifiers: list[IdentifierOut] = []
+    access_basis: str | None = None
+    shared_record_visible: bool | None = None
+
+
+class PatientBrief(BaseModel):
+    id: int
+    name: str
+    sex: str
+    birth_date: date | None
+
+
+class RegisteredOut(PatientOut):
+    existing: bool
+    link: str = "new"  # resident_id | score | new: how the master patient index placed the registration
+    review_candidates: int = 0  # possible duplicates sent to identity review
+
+
+class ConsentOut(BaseModel):
+    id: int
+    scope: str
+    alliance_id: int | None
+    granted_at: datetime
+    withdrawn_at: datetime | None
+
+
+class BreakGlassIn(BaseModel):
+    authority: str = "CN-RIC"
+    value: str
+    reason: str

@@ -17,11 +17,9 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Query, Request, UploadFile
-from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from yilianti.auth.deps import DB, Clinical, CurrentSubject
@@ -38,47 +36,22 @@ from yilianti.models.recognition import (
 )
 from yilianti.recognition import admin, catalogue, service
 from yilianti.recognition.results import ExternalResultIn, import_external_result
+from yilianti.recognition.schemas import (
+    DecisionBody,
+    DecisionOut,
+    ImportedOut,
+    ItemBody,
+    ItemOut,
+    LookupOut,
+    MarkOut,
+    ObservationOut,
+    QualificationBody,
+    QualificationOut,
+    ResultOut,
+    RuleIn,
+)
 
 router = APIRouter(prefix="/api/v1/recognition", tags=["recognition"])
-
-
-class ObservationOut(BaseModel):
-    code: str
-    name: str | None
-    value: str | None
-    units: str | None
-    reference_range: str | None
-    abnormal_flags: str | None
-
-
-class ResultOut(BaseModel):
-    order_id: int
-    accession_number: str
-    item_code: str
-    item_name: str
-    source_institution_id: int
-    source_institution: str
-    result_date: date
-    valid_until: date
-    days_left: int
-    hr_mark: str
-    scopes: list[str]
-    own_institution: bool
-    imported_from_member_system: bool
-    observations: list[ObservationOut]
-
-
-class LookupOut(BaseModel):
-    patient_id: int
-    item_code: str
-    item_name: str
-    kind: str
-    in_scope: bool
-    scopes: list[str]
-    consent_missing: bool
-    message: str
-    results: list[ResultOut]
-    retest_reasons: dict[str, str]
 
 
 def lookup_out(found: service.Lookup, locale: str) -> LookupOut:
@@ -108,41 +81,6 @@ def lookup(request: Request, db: DB, subject: Clinical, patient_id: int = Query(
     return lookup_out(service.lookup(db, subject, patient_id, item_code), _locale(request))
 
 
-class DecisionBody(BaseModel):
-    patient_id: int
-    item_code: str = Field(min_length=1, max_length=64)
-    decision: Literal["reuse", "retest"]
-    reused_order_id: int | None = None
-    reason_code: str | None = Field(default=None, description=", ".join(service.RETEST_REASONS))
-    reason_text: str | None = Field(default=None, max_length=2000)
-    patient_informed: bool = False
-    order_id: int | None = Field(default=None, description="the platform order being placed, if any")
-    referral_id: int | None = None
-    department_id: int | None = None
-
-
-class DecisionOut(BaseModel):
-    id: int
-    patient_id: int
-    item_code: str
-    decision: str
-    satisfied_by_recognition: bool
-    reused_order_id: int | None
-    reused_institution_id: int | None
-    reused_result_date: date | None
-    reason_code: str | None
-    reason: str | None
-    reason_text: str | None
-    patient_informed: bool
-    order_id: int | None
-    referral_id: int | None
-    institution_id: int
-    department_id: int | None
-    user_id: int | None
-    decided_at: datetime
-    price_saved_fen: int
-
-
 def decision_out(db: DB, row: Any, locale: str) -> DecisionOut:
     item = db.get(RecognitionItem, row.item_id)
     return DecisionOut(
@@ -167,25 +105,11 @@ def get_decision(request: Request, db: DB, subject: Clinical, decision_id: int) 
     return decision_out(db, service.get_decision(db, subject, decision_id), _locale(request))
 
 
-class ImportedOut(BaseModel):
-    order_id: int
-    accession_number: str
-    item_code: str
-    hr_mark: str
-
-
 @router.post("/results", response_model=ImportedOut, status_code=201)
 def import_result(db: DB, subject: CurrentSubject, body: ExternalResultIn) -> ImportedOut:
     order = import_external_result(db, subject, body)
     return ImportedOut(order_id=order.id, accession_number=order.accession_number, item_code=order.item_code,
                        hr_mark=service.hr_mark(db, order).label)
-
-
-class MarkOut(BaseModel):
-    order_id: int
-    marked: bool
-    hr_mark: str
-    scopes: list[str]
 
 
 @router.get("/marks", response_model=list[MarkOut])
@@ -207,15 +131,6 @@ def report(db: DB, subject: CurrentSubject, months: int = Query(6, ge=1, le=36),
     return service.monthly_report(db, subject, months=months, institution_id=institution_id)
 
 
-class ItemOut(BaseModel):
-    code: str
-    name: str
-    kind: str
-    loinc: str | None
-    price_fen: int | None
-    rules: dict[str, int]
-
-
 @router.get("/items", response_model=list[ItemOut])
 def items(db: DB, subject: CurrentSubject) -> list[ItemOut]:
     scope_codes = {s.id: s.code for s in db.scalars(select(RecognitionScope))}
@@ -231,12 +146,6 @@ def items(db: DB, subject: CurrentSubject) -> list[ItemOut]:
 def require_catalogue_admin(subject: Subject) -> None:
     if not subject.has("system_admin", "alliance_admin"):
         raise Forbidden("只有平台或医联体管理员可以维护互认目录")
-
-
-class RuleIn(BaseModel):
-    item_code: str = Field(min_length=1, max_length=64)
-    scope_code: str = Field(min_length=1, max_length=32)
-    valid_days: int
 
 
 @router.put("/rules")
@@ -260,16 +169,6 @@ def import_catalogue(db: DB, subject: CurrentSubject, file: UploadFile) -> dict[
 # ------------------------------------------------------------------------------------ catalogue maintenance
 # Administrators (platform / alliance): the same checks as the pages (`recognition.admin`); any wrong field →
 # 422 with one message per field and nothing written; every change audited.
-
-class ItemBody(BaseModel):
-    code: str = Field(max_length=64)
-    name: str = Field(max_length=200)
-    kind: str = Field(description="lab | imaging")
-    loinc: str | None = None
-    codes: list[str] | None = Field(default=None, description="other codes that mean the item; omitted = unchanged")
-    price_yuan: str | None = Field(default=None, description="reference price in yuan, e.g. \"120.00\"")
-    active: bool = True
-
 
 def _item_in(body: ItemBody) -> admin.ItemIn:
     return admin.ItemIn(code=body.code, name=body.name, kind=body.kind, loinc=body.loinc, codes=body.codes,
@@ -306,25 +205,6 @@ def delete_rule(db: DB, subject: CurrentSubject, item_code: str = Query(...), sc
     if rule is None:
         raise NotFound("互认范围设置不存在")
     admin.remove_rule(db, subject, rule.id)
-
-
-class QualificationBody(BaseModel):
-    item_code: str = Field(max_length=64)
-    scope_code: str = Field(max_length=32)
-    institution_id: int | None = None
-    qc_from: str | None = Field(default=None, description="YYYY-MM-DD")
-    qc_to: str | None = Field(default=None, description="YYYY-MM-DD, not before qc_from")
-    qc_body: str | None = None
-
-
-class QualificationOut(BaseModel):
-    id: int
-    item_code: str
-    scope_code: str
-    institution_id: int
-    qc_from: date
-    qc_to: date
-    qc_body: str | None
 
 
 def _qual_out(db: DB, q: QualifiedInstitution) -> QualificationOut:

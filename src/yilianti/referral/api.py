@@ -7,12 +7,10 @@ Every move goes through the service functions (and so through `service.transitio
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, File, Query, UploadFile
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from yilianti.auth.deps import DB, Clinical
@@ -20,7 +18,21 @@ from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import InvalidInput
 from yilianti.referral import flows, routing, service
-from yilianti.referral.schemas import ReferralIn
+from yilianti.referral.schemas import (
+    AttachmentOut,
+    BookSlotIn,
+    CandidateOut,
+    HistoryOut,
+    ReferralDetail,
+    ReferralIn,
+    ReferralOut,
+    ReserveBedIn,
+    RoutingOut,
+    SessionOptionOut,
+    TaskOut,
+    TransitionIn,
+    WardOptionOut,
+)
 from yilianti.referral.states import Side, Status
 
 router = APIRouter(prefix="/api/v1", tags=["referrals"])
@@ -63,74 +75,6 @@ def apply_move(db: Session, subject: Subject, referral_id: int, to_status: str, 
             return service.forward(db, subject, referral_id, to_institution_id, text, **kw)
     service.get(db, subject, referral_id)
     raise InvalidInput(fields={"to_status": "取值不在允许范围内"})
-
-
-# ------------------------------------------------------------------------------------- models
-
-
-class HistoryOut(BaseModel):
-    at: datetime
-    user_id: int | None
-    acting_institution_id: int | None
-    from_status: str | None
-    to_status: str
-    reason: str | None
-    detail: dict[str, Any] | None
-
-
-class ReferralOut(BaseModel):
-    id: int
-    direction: str
-    linked_referral_id: int | None
-    patient_id: int
-    from_institution_id: int
-    to_institution_id: int
-    to_department_id: int | None
-    to_practitioner_id: int | None
-    reason: str
-    priority: str
-    target_service: str | None
-    permanent: bool
-    summary: dict[str, Any]
-    follow_up_plan: dict[str, Any] | None
-    status: str
-    due_at: datetime | None
-    booking_id: int | None
-    bed_reservation_id: int | None
-    reject_code: str | None
-    reject_comment: str | None
-    outcome_note: str | None
-    forwarded_to_id: int | None
-    submitted_at: datetime | None
-    created_at: datetime
-
-
-class ReferralDetail(ReferralOut):
-    side: str
-    next_moves: list[str]
-    history: list[HistoryOut]
-
-
-class TransitionIn(BaseModel):
-    to_status: Status
-    expected_status: Status = Field(description="The status the client last saw; a different current status → 409")
-    reason: str | None = Field(default=None, max_length=2000,
-                               description="note / advice / outcome / cancel or forward reason, by move")
-    reject_code: str | None = None
-    booking_id: int | None = None
-    bed_reservation_id: int | None = None
-    to_institution_id: int | None = Field(default=None, description="forward: the next institution")
-
-
-class TaskOut(BaseModel):
-    id: int
-    referral_id: int
-    patient_id: int
-    institution_id: int
-    due_on: date
-    text: str
-    status: str
-    done_at: datetime | None
 
 
 def _detail(db: Session, subject: Subject, referral_id: int) -> dict[str, Any]:
@@ -196,48 +140,6 @@ def task_done(task_id: int, db: DB, subject: Clinical) -> Any:
 # ------------------------------------------------------------------------------------- routing help
 
 
-class SessionOptionOut(BaseModel):
-    session_id: int
-    institution_id: int
-    schedule_name: str
-    department: str | None
-    specialty: str | None
-    starts_at: datetime
-    ends_at: datetime
-    free_reserved: int = Field(description="free slots of the reserve the referral's origin may use")
-    free_public: int
-
-
-class WardOptionOut(BaseModel):
-    ward_id: int
-    institution_id: int
-    name: str
-    department: str | None
-    free_reserved: int = Field(description="free reserved beds the referral's origin may use")
-    free_public: int
-
-
-class CandidateOut(BaseModel):
-    institution_id: int
-    name: str
-    level: int | None
-    kind: str
-    same_area: str | None
-    free_reserved_slots: int
-    free_reserved_beds: int
-    sessions: list[SessionOptionOut]
-    wards: list[WardOptionOut]
-
-
-class RoutingOut(BaseModel):
-    specialty: str | None
-    days: int
-    candidates: list[CandidateOut]
-    # for a referral: what can be booked at its receiving institution now
-    sessions: list[SessionOptionOut] = []
-    wards: list[WardOptionOut] = []
-
-
 def _candidate_out(c: routing.Candidate) -> CandidateOut:
     return CandidateOut(
         institution_id=c.institution.id, name=c.institution.name, level=c.institution.level, kind=c.institution.kind,
@@ -282,20 +184,6 @@ def referral_routing(referral_id: int, db: DB, subject: Clinical,
                       wards=[WardOptionOut(**vars(w)) for w in wards])
 
 
-class BookSlotIn(BaseModel):
-    session_id: int
-    slot_id: int | None = Field(default=None, description="a particular slot; otherwise the first free one")
-    pool: Literal["reserved", "public"] | None = Field(
-        default=None, description="default: the reserve for the referral's origin when it may use it, else public")
-    expected_status: Status = Field(default=Status.accepted, description="the status the client last saw")
-
-
-class ReserveBedIn(BaseModel):
-    ward_id: int
-    hours: int = Field(default=48, ge=1, le=24 * 14)
-    expected_status: Status = Status.accepted
-
-
 @router.post("/referrals/{referral_id}/book-slot", response_model=ReferralDetail)
 def book_slot(referral_id: int, db: DB, subject: Clinical, body: BookSlotIn = Body()) -> dict[str, Any]:
     """Book a slot of the receiving institution and move the referral to scheduled (one transaction).
@@ -313,18 +201,6 @@ def reserve_bed(referral_id: int, db: DB, subject: Clinical, body: ReserveBedIn 
 
 
 # ------------------------------------------------------------------------------------- attachments
-
-
-class AttachmentOut(BaseModel):
-    id: int
-    filename: str
-    kind: str
-    content_type: str
-    size_bytes: int
-    sha256: str
-    institution_id: int | None
-    uploaded_by_user_id: int | None
-    created_at: datetime
 
 
 async def read_upload(file: UploadFile) -> bytes:

@@ -48,6 +48,7 @@ from yilianti.exceptions import AppError, Conflict, Forbidden, NotFound
 from yilianti.fastdb import FastRoute, GroupCommit, client_ip, group, on_postgresql, route_subject
 from yilianti.kit import clock
 from yilianti.referral import states
+from yilianti.referral.schemas import ReferralDetail, TransitionIn
 from yilianti.referral.service import ACTING_ROLES, STATE_CONFLICT
 from yilianti.referral.states import STATUS_LABELS, Side, Status
 
@@ -229,8 +230,6 @@ class ReferralMoveRoute(FastRoute):
 
     async def _move(self, scope: Scope, token: str, referral_id: int,
                     raw: bytes) -> dict[str, Any] | AppError | None:
-        from yilianti.referral.api import TransitionIn
-
         try:
             data = TransitionIn.model_validate_json(raw)
         except ValidationError:
@@ -247,14 +246,6 @@ class ReferralMoveRoute(FastRoute):
             return None  # the statement failed as a whole: nothing was written, the route decides
 
 
-_out_model: Any = None
-
-
 def _dump(out: dict[str, Any]) -> bytes:
     """Serialise as the route's response model does."""
-    global _out_model
-    if _out_model is None:
-        from yilianti.referral.api import ReferralDetail
-
-        _out_model = ReferralDetail
-    return _out_model.model_validate(out).model_dump_json().encode()
+    return ReferralDetail.model_validate(out).model_dump_json().encode()

@@ -7,11 +7,10 @@ another alliance 403; malformed bodies 422) and change nothing.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request, status
-from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from yilianti.auth.deps import DB, Clinical, CurrentSubject, csrf_protect, resolve_subject
@@ -20,23 +19,37 @@ from yilianti.kit import clock
 from yilianti.models.alliance import Alliance
 from yilianti.models.scheduling import (
     BedReservation,
-    Booking,
     BookingRequest,
     ClinicSession,
     Schedule,
     ScheduleTemplate,
-    Slot,
     Ward,
 )
 from yilianti.scheduling import fastpath, queries, service
 from yilianti.scheduling.schemas import (
+    AvailabilityOut,
     BedReservationIn,
+    BedReservationOut,
     BookingIn,
+    BookingOut,
+    BookingRequestOut,
+    CancelIn,
+    GeneratedOut,
+    GenerateIn,
+    MonthOut,
+    RescheduleIn,
     ScheduleIn,
+    ScheduleOut,
+    SessionCancelledOut,
+    SessionOut,
+    SlotOut,
     TemplateIn,
+    TemplateOut,
     WaitRequestIn,
     WardIn,
+    WardOut,
 )
+from yilianti.scheduling.schemas import booking_out as _booking_out
 
 router = APIRouter(prefix="/api/v1", tags=["scheduling"])
 
@@ -46,184 +59,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"description": "state conflict: session_not_bookable, slot_full, duplicate_booking"},
     422: {"description": "malformed input, with field errors"},
 }
-
-
-# ------------------------------------------------------------------------------------------ models
-
-
-class SessionOut(BaseModel):
-    id: int
-    schedule_id: int
-    schedule_name: str
-    kind: str
-    institution_id: int
-    institution_name: str
-    practitioner_name: str | None
-    practitioner_title: str | None
-    department: str | None
-    specialty: str | None
-    location: str | None
-    day: date
-    starts_at: datetime
-    ends_at: datetime
-    status: str
-    capacity: int
-    reserved_capacity: int
-    free_reserved: int
-    free_public: int
-    reserve_cutoff_at: datetime | None
-    reserve_released_at: datetime | None
-    reserve_released_count: int
-
-
-class AvailabilityOut(BaseModel):
-    session_id: int
-    status: str
-    bookable: bool = Field(description="open and not yet started")
-    capacity: int
-    reserved_capacity: int
-    free_reserved: int
-    free_public: int
-    booked: int
-    pools: list[str] = Field(description="pools the acting institution may book from")
-    reason: str | None = Field(description="why it may not book, when pools is empty")
-    reserve_cutoff_at: datetime | None
-    reserve_released_at: datetime | None
-    reserve_released_count: int
-
-
-class SlotOut(BaseModel):
-    id: int
-    seq: int
-    starts_at: datetime | None
-    pool: str
-
-
-class BookingOut(BaseModel):
-    id: int
-    number: str
-    status: str
-    session_id: int
-    slot_id: int
-    seq: int
-    slot_starts_at: datetime | None
-    session_starts_at: datetime
-    pool: str
-    patient_id: int
-    site_institution_id: int
-    booked_by_institution_id: int
-    note: str | None
-    rescheduled_from_id: int | None
-    created_at: datetime
-    cancelled_at: datetime | None
-    cancel_reason: str | None
-    arrived_at: datetime | None
-    no_show_at: datetime | None
-
-
-class CancelIn(BaseModel):
-    reason: str = Field(default="", max_length=200)
-
-
-class RescheduleIn(BaseModel):
-    session_id: int
-    slot_id: int | None = None
-
-
-class BookingRequestOut(BaseModel):
-    id: int
-    patient_id: int
-    requested_by_institution_id: int
-    target_institution_id: int
-    schedule_id: int | None
-    specialty: str | None
-    earliest: date | None
-    latest: date | None
-    contact_by: datetime
-    overdue: bool
-    note: str | None
-    status: str
-    booking_id: int | None
-    closed_reason: str | None
-
-
-class ScheduleOut(BaseModel):
-    id: int
-    institution_id: int
-    kind: str
-    name: str
-    practitioner_id: int | None
-    department_id: int | None
-    device_type: str | None
-    specialty: str | None
-    location: str | None
-    instructions: str | None
-    fee_yuan: str | None
-    reserve_alliance_id: int | None
-    reserve_share: float | None
-
-
-class TemplateOut(BaseModel):
-    id: int
-    schedule_id: int
-    weekday: int
-    start_time: time
-    end_time: time
-    capacity: int
-    timed: bool
-    valid_from: date | None
-    valid_to: date | None
-
-
-class GenerateIn(BaseModel):
-    start: date
-    end: date
-
-
-class GeneratedOut(BaseModel):
-    created: int
-
-
-class SessionCancelledOut(BaseModel):
-    session_id: int
-    bookings_cancelled: int
-
-
-class WardOut(BaseModel):
-    id: int
-    institution_id: int
-    department_id: int | None
-    name: str
-    beds_total: int
-    occupied: int
-    reserved_beds: int
-    reserved_held: int
-    public_held: int
-    free_reserved: int
-    free_public: int
-    reserve_alliance_id: int | None
-
-
-class BedReservationOut(BaseModel):
-    id: int
-    ward_id: int
-    patient_id: int
-    pool: str
-    status: str
-    requested_by_institution_id: int
-    expires_at: datetime
-    ended_at: datetime | None
-    note: str | None
-
-
-class MonthOut(BaseModel):
-    month: str = Field(description="YYYY-MM of the session day")
-    offered: int
-    reserved: int
-    sinking_ratio: float | None = Field(description="reserved ÷ offered")
-    reserved_booked: int
-    reserve_use: float | None = Field(description="reserved slots booked ÷ reserved")
-    member_booked: int
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -246,16 +81,6 @@ def _session_out(s: ClinicSession, fr: int, fp: int) -> dict[str, Any]:
 
 def _utc(value: datetime | None) -> datetime | None:
     return clock.as_utc(value) if value else None
-
-
-def _booking_out(b: Booking, session: ClinicSession, slot: Slot, site_id: int) -> dict[str, Any]:
-    return {"id": b.id, "number": b.number, "status": b.status, "session_id": b.session_id, "slot_id": b.slot_id,
-            "seq": slot.seq, "slot_starts_at": _utc(slot.starts_at), "session_starts_at": _utc(session.starts_at),
-            "pool": b.pool, "patient_id": b.patient_id, "site_institution_id": site_id,
-            "booked_by_institution_id": b.booked_by_institution_id, "note": b.note,
-            "rescheduled_from_id": b.rescheduled_from_id, "created_at": _utc(b.created_at),
-            "cancelled_at": _utc(b.cancelled_at), "cancel_reason": b.cancel_reason,
-            "arrived_at": _utc(b.arrived_at), "no_show_at": _utc(b.no_show_at)}
 
 
 def _read_booking(db: DB, subject: Any, booking_id: int) -> dict[str, Any]:

@@ -74,7 +74,7 @@ from yilianti.kit import clock
 from yilianti.models.alliance import GRASSROOTS_KINDS
 from yilianti.models.scheduling import Pool
 from yilianti.scheduling import service
-from yilianti.scheduling.schemas import BookingIn
+from yilianti.scheduling.schemas import BookingIn, BookingOut, booking_out
 
 PATH = "/api/v1/bookings"
 TRIED = "yilianti.booking_statement_tried"  # scope key: the statement ran for this request and booked nothing
@@ -311,10 +311,8 @@ async def book(request: Request, body: BookingIn) -> dict[str, Any]:
 
 
 def _booking_out(db: Any, subject: Subject, booking_id: int) -> dict[str, Any]:
-    from yilianti.scheduling.api import _booking_out as out
-
     booking, session, _, slot = service.get_booking(db, subject, booking_id)
-    return out(booking, session, slot, session.schedule.institution_id)
+    return booking_out(booking, session, slot, session.schedule.institution_id)
 
 
 class BookingRoute(FastRoute):
@@ -356,14 +354,6 @@ class BookingRoute(FastRoute):
         return out
 
 
-_out_model: Any = None
-
-
 def _dump(out: dict[str, Any]) -> bytes:
-    """Serialise as the route's response model does (BookingOut lives in api.py, which imports this module)."""
-    global _out_model
-    if _out_model is None:
-        from yilianti.scheduling.api import BookingOut
-
-        _out_model = BookingOut
-    return _out_model.model_validate(out).model_dump_json().encode()
+    """Serialise as the route's response model does."""
+    return BookingOut.model_validate(out).model_dump_json().encode()

@@ -1,11 +1,14 @@
-"""Inputs of the scheduling domain."""
+"""Request and response models of the scheduling domain (and the rows → BookingOut mapping)."""
 
 from __future__ import annotations
 
-from datetime import date, time
-from typing import Literal
+from datetime import date, datetime, time
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
+
+from yilianti.kit import clock
+from yilianti.models.scheduling import Booking, ClinicSession, Slot
 
 
 class ScheduleIn(BaseModel):
@@ -86,3 +89,193 @@ class BedReservationIn(BaseModel):
     hours: int = Field(default=48, ge=1, le=24 * 14)
     note: str | None = Field(default=None, max_length=300)
     referral_id: int | None = None
+
+
+class SessionOut(BaseModel):
+    id: int
+    schedule_id: int
+    schedule_name: str
+    kind: str
+    institution_id: int
+    institution_name: str
+    practitioner_name: str | None
+    practitioner_title: str | None
+    department: str | None
+    specialty: str | None
+    location: str | None
+    day: date
+    starts_at: datetime
+    ends_at: datetime
+    status: str
+    capacity: int
+    reserved_capacity: int
+    free_reserved: int
+    free_public: int
+    reserve_cutoff_at: datetime | None
+    reserve_released_at: datetime | None
+    reserve_released_count: int
+
+
+class AvailabilityOut(BaseModel):
+    session_id: int
+    status: str
+    bookable: bool = Field(description="open and not yet started")
+    capacity: int
+    reserved_capacity: int
+    free_reserved: int
+    free_public: int
+    booked: int
+    pools: list[str] = Field(description="pools the acting institution may book from")
+    reason: str | None = Field(description="why it may not book, when pools is empty")
+    reserve_cutoff_at: datetime | None
+    reserve_released_at: datetime | None
+    reserve_released_count: int
+
+
+class SlotOut(BaseModel):
+    id: int
+    seq: int
+    starts_at: datetime | None
+    pool: str
+
+
+class BookingOut(BaseModel):
+    id: int
+    number: str
+    status: str
+    session_id: int
+    slot_id: int
+    seq: int
+    slot_starts_at: datetime | None
+    session_starts_at: datetime
+    pool: str
+    patient_id: int
+    site_institution_id: int
+    booked_by_institution_id: int
+    note: str | None
+    rescheduled_from_id: int | None
+    created_at: datetime
+    cancelled_at: datetime | None
+    cancel_reason: str | None
+    arrived_at: datetime | None
+    no_show_at: datetime | None
+
+
+class CancelIn(BaseModel):
+    reason: str = Field(default="", max_length=200)
+
+
+class RescheduleIn(BaseModel):
+    session_id: int
+    slot_id: int | None = None
+
+
+class BookingRequestOut(BaseModel):
+    id: int
+    patient_id: int
+    requested_by_institution_id: int
+    target_institution_id: int
+    schedule_id: int | None
+    specialty: str | None
+    earliest: date | None
+    latest: date | None
+    contact_by: datetime
+    overdue: bool
+    note: str | None
+    status: str
+    booking_id: int | None
+    closed_reason: str | None
+
+
+class ScheduleOut(BaseModel):
+    id: int
+    institution_id: int
+    kind: str
+    name: str
+    practitioner_id: int | None
+    department_id: int | None
+    device_type: str | None
+    specialty: str | None
+    location: str | None
+    instructions: str | None
+    fee_yuan: str | None
+    reserve_alliance_id: int | None
+    reserve_share: float | None
+
+
+class TemplateOut(BaseModel):
+    id: int
+    schedule_id: int
+    weekday: int
+    start_time: time
+    end_time: time
+    capacity: int
+    timed: bool
+    valid_from: date | None
+    valid_to: date | None
+
+
+class GenerateIn(BaseModel):
+    start: date
+    end: date
+
+
+class GeneratedOut(BaseModel):
+    created: int
+
+
+class SessionCancelledOut(BaseModel):
+    session_id: int
+    bookings_cancelled: int
+
+
+class WardOut(BaseModel):
+    id: int
+    institution_id: int
+    department_id: int | None
+    name: str
+    beds_total: int
+    occupied: int
+    reserved_beds: int
+    reserved_held: int
+    public_held: int
+    free_reserved: int
+    free_public: int
+    reserve_alliance_id: int | None
+
+
+class BedReservationOut(BaseModel):
+    id: int
+    ward_id: int
+    patient_id: int
+    pool: str
+    status: str
+    requested_by_institution_id: int
+    expires_at: datetime
+    ended_at: datetime | None
+    note: str | None
+
+
+class MonthOut(BaseModel):
+    month: str = Field(description="YYYY-MM of the session day")
+    offered: int
+    reserved: int
+    sinking_ratio: float | None = Field(description="reserved ÷ offered")
+    reserved_booked: int
+    reserve_use: float | None = Field(description="reserved slots booked ÷ reserved")
+    member_booked: int
+
+
+def utc_or_none(value: datetime | None) -> datetime | None:
+    return clock.as_utc(value) if value else None
+
+
+# BookingOut's fields from the rows (the route and the booking fast path's fallback answer alike)
+def booking_out(b: Booking, session: ClinicSession, slot: Slot, site_id: int) -> dict[str, Any]:
+    return {"id": b.id, "number": b.number, "status": b.status, "session_id": b.session_id, "slot_id": b.slot_id,
+            "seq": slot.seq, "slot_starts_at": utc_or_none(slot.starts_at), "session_starts_at": utc_or_none(session.starts_at),
+            "pool": b.pool, "patient_id": b.patient_id, "site_institution_id": site_id,
+            "booked_by_institution_id": b.booked_by_institution_id, "note": b.note,
+            "rescheduled_from_id": b.rescheduled_from_id, "created_at": utc_or_none(b.created_at),
+            "cancelled_at": utc_or_none(b.cancelled_at), "cancel_reason": b.cancel_reason,
+            "arrived_at": utc_or_none(b.arrived_at), "no_show_at": utc_or_none(b.no_show_at)}

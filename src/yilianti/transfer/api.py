@@ -9,67 +9,26 @@ neither side; 409 `transfer_state_conflict` / `milestone_out_of_order` /
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from yilianti.auth.deps import DB, Clinical
 from yilianti.authz.subject import Subject
 from yilianti.models.transfer import CriticalTransfer
 from yilianti.transfer import service
-from yilianti.transfer.schemas import AcceptIn, CancelIn, DispatchIn, MilestoneIn, TransferIn
+from yilianti.transfer.schemas import (
+    AcceptIn,
+    CancelIn,
+    DispatchIn,
+    IndicatorOut,
+    MilestoneIn,
+    MilestoneOut,
+    TransferDetailOut,
+    TransferIn,
+    TransferOut,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["transfers"])
-
-
-class MilestoneOut(BaseModel):
-    kind: str
-    at: datetime
-    minutes_since_previous: int | None = None
-    recorded_by_user_id: int | None
-    recorded_by_institution_id: int | None
-    note: str | None
-
-
-class IndicatorOut(BaseModel):
-    key: str
-    minutes: int | None
-    target_minutes: int
-    met: bool | None
-
-
-class TransferOut(BaseModel):
-    id: int
-    case_no: str
-    patient_id: int
-    origin_institution_id: int
-    destination_institution_id: int
-    referral_id: int | None
-    network: str
-    diagnosis: str
-    vitals: dict[str, Any]
-    status: str
-    accepting_practitioner_id: int | None
-    accepting_physician: str | None
-    ward_id: int | None
-    bed_reservation_id: int | None
-    bed_note: str | None
-    vehicle: str | None
-    team: str | None
-    cancel_reason: str | None
-    created_at: datetime
-    updated_at: datetime
-
-
-class TransferDetailOut(TransferOut):
-    side: str | None
-    milestones: list[MilestoneOut]
-    next_milestones: list[str]
-    total_minutes: int | None
-    indicators: list[IndicatorOut]
 
 
 def _out(t: CriticalTransfer) -> TransferOut:

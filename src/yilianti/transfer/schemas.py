@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
@@ -96,3 +96,50 @@ class MilestoneIn(BaseModel):
 
 class CancelIn(BaseModel):
     reason: str = Field(min_length=1, max_length=1000)
+
+
+class MilestoneOut(BaseModel):
+    kind: str
+    at: datetime
+    minutes_since_previous: int | None = None
+    recorded_by_user_id: int | None
+    recorded_by_institution_id: int | None
+    note: str | None
+
+
+class IndicatorOut(BaseModel):
+    key: str
+    minutes: int | None
+    target_minutes: int
+    met: bool | None
+
+
+class TransferOut(BaseModel):
+    id: int
+    case_no: str
+    patient_id: int
+    origin_institution_id: int
+    destination_institution_id: int
+    referral_id: int | None
+    network: str
+    diagnosis: str
+    vitals: dict[str, Any]
+    status: str
+    accepting_practitioner_id: int | None
+    accepting_physician: str | None
+    ward_id: int | None
+    bed_reservation_id: int | None
+    bed_note: str | None
+    vehicle: str | None
+    team: str | None
+    cancel_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TransferDetailOut(TransferOut):
+    side: str | None
+    milestones: list[MilestoneOut]
+    next_milestones: list[str]
+    total_minutes: int | None
+    indicators: list[IndicatorOut]
