@@ -39,7 +39,7 @@ def _safe_url(url: str) -> str:
 
 def _load_demo(quiet: bool = False) -> list:  # type: ignore[type-arg]
     from yilianti.db import session_factory
-    from yilianti.demo.loader import load_demo
+    from yilianti.demo.dataset import load_demo
 
     with session_factory()() as db:
         accounts = load_demo(db)

@@ -5,12 +5,26 @@ from __future__ import annotations
 import os
 import secrets
 import warnings
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Referral step deadlines: how long the step that follows entering a status may take, by priority
+# (referral/states.py's step_deadline; YILIANTI_REFERRAL_STEP_DEADLINES overrides them per status and priority).
+_H = timedelta(hours=1)
+REFERRAL_STEP_DEADLINES: dict[str, dict[str, timedelta]] = {
+    "submitted": {"routine": 4 * _H, "urgent": 1 * _H, "emergency": timedelta(minutes=30)},  # to be received
+    "received": {"routine": 24 * _H, "urgent": 4 * _H, "emergency": timedelta(minutes=30)},  # to be decided
+    "accepted": {"routine": 72 * _H, "urgent": 24 * _H, "emergency": 2 * _H},  # to be scheduled
+    "scheduled": {"routine": 14 * 24 * _H, "urgent": 3 * 24 * _H, "emergency": 6 * _H},  # to arrive
+    "arrived": {"routine": 7 * 24 * _H, "urgent": 3 * 24 * _H, "emergency": 2 * 24 * _H},  # outcome back
+    "outcome_returned": {"routine": 3 * 24 * _H, "urgent": 3 * 24 * _H, "emergency": 3 * 24 * _H},  # closed
+    "returned": {"routine": 3 * 24 * _H, "urgent": 24 * _H, "emergency": 2 * _H},  # advice acknowledged
+}
 
 
 class Settings(BaseSettings):
@@ -94,7 +108,7 @@ class Settings(BaseSettings):
 
     # referral routing help: how many days ahead free reserved slots are offered
     referral_routing_days: int = 14
-    # referral step deadlines: minutes per status and priority over the defaults in referral/states.py, e.g.
+    # referral step deadlines: minutes per status and priority over REFERRAL_STEP_DEADLINES above, e.g.
     # YILIANTI_REFERRAL_STEP_DEADLINES='{"submitted": {"urgent": 30}, "accepted": {"routine": 2880}}'
     referral_step_deadlines: dict[str, dict[str, int]] = Field(default_factory=dict)
 
@@ -107,9 +121,17 @@ class Settings(BaseSettings):
     @field_validator("referral_step_deadlines")
     @classmethod
     def _deadlines(cls, value: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
-        from yilianti.referral.states import check_deadline_overrides
-
-        return check_deadline_overrides(value)
+        """Only timed statuses and known priorities, positive minutes."""
+        priorities = {"routine", "urgent", "emergency"}
+        for status, per in value.items():
+            if status not in REFERRAL_STEP_DEADLINES:
+                raise ValueError(f"referral_step_deadlines: {status!r} has no deadline "
+                                 f"(one of {', '.join(REFERRAL_STEP_DEADLINES)})")
+            for priority, minutes in per.items():
+                if priority not in priorities or int(minutes) <= 0:
+                    raise ValueError(f"referral_step_deadlines: {status}.{priority}={minutes!r} "
+                                     "(priorities routine/urgent/emergency, minutes > 0)")
+        return value
 
     # attachments (referral, teleconsultation): PDF/JPEG/PNG/DICOM, stored under var_dir/attachments by default
     attachment_max_bytes: int = 20 * 1024 * 1024

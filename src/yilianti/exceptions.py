@@ -1,4 +1,4 @@
-"""Domain errors carry their HTTP status; one set of handlers renders JSON or HTML.
+"""Domain errors carry their HTTP status; web/errors.py's handlers render them as JSON or HTML.
 
 JSON body (CONTRACTS.md): {"error": code, "message": text, "fields": {field: text}}.
 Messages are written in Chinese and translated by catalogue when the client asks for English.
@@ -6,19 +6,12 @@ Messages are written in Chinese and translated by catalogue when the client asks
 
 from __future__ import annotations
 
-import logging
 from typing import Any, TypeVar
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi import Request
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.exc import TimeoutError as SATimeoutError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from yilianti.kit.i18n import pick_locale, translate
-
-log = logging.getLogger("yilianti")
 
 
 class AppError(Exception):
@@ -90,54 +83,6 @@ def error_body(request: Request, code: str, message: str, fields: dict[str, str]
     if fields:
         body["fields"] = {k: translate(v, locale) for k, v in fields.items()}
     return body
-
-
-def render_error(request: Request, status: int, body: dict[str, Any]) -> Response:
-    if wants_json(request):
-        return JSONResponse(body, status_code=status)
-    if status == 401:
-        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-    from yilianti.web.render import render_page
-
-    return render_page(request, "error.html", {"status": status, "body": body}, status_code=status)
-
-
-def install_handlers(app: FastAPI) -> None:
-    @app.exception_handler(AppError)
-    async def _app_error(request: Request, exc: AppError) -> Response:
-        return render_error(request, exc.status, error_body(request, exc.code, exc.message, exc.fields, exc.params))
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> Response:
-        fields: dict[str, str] = {}
-        for err in exc.errors():
-            loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form")]
-            name = ".".join(loc) or "body"
-            fields.setdefault(name, field_message(err))
-        body = error_body(request, "invalid_input", "输入有误，请检查标出的字段", fields)
-        return render_error(request, 422, body)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        code, message = {
-            404: ("not_found", "未找到该资源，或您无权查看"),
-            405: ("method_not_allowed", "不支持该请求方法"),
-            401: ("unauthenticated", "请先登录"),
-            403: ("forbidden", "您没有执行此操作的权限"),
-        }.get(exc.status_code, ("http_error", str(exc.detail)))
-        return render_error(request, exc.status_code, error_body(request, code, message))
-
-    @app.exception_handler(SATimeoutError)
-    async def _pool_busy(request: Request, exc: SATimeoutError) -> Response:
-        log.warning("database pool exhausted on %s %s", request.method, request.url.path)
-        response = render_error(request, 503, error_body(request, "busy", "系统繁忙，请稍后重试"))
-        response.headers["Retry-After"] = "1"
-        return response
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return render_error(request, 500, error_body(request, "internal_error", "服务器内部错误，已记录，请稍后重试"))
 
 
 def field_message(err: Any) -> str:

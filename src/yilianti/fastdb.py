@@ -30,7 +30,8 @@ from yilianti import db as dbmod
 from yilianti.auth.deps import _bearer, csrf_protect, resolve_subject
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings, normalise_db_url
-from yilianti.exceptions import AppError, Forbidden, Unauthenticated, error_body, render_error
+from yilianti.exceptions import AppError, Forbidden, Unauthenticated, error_body
+from yilianti.web.errors import render_error
 
 T = TypeVar("T")
 G = TypeVar("G", bound="GroupCommit[Any]")

@@ -17,11 +17,11 @@ from starlette.middleware.sessions import SessionMiddleware
 import yilianti
 from yilianti import db as dbmod
 from yilianti.config import Settings, get_settings
-from yilianti.exceptions import install_handlers
 from yilianti.recognition.fastpath import RecognitionRoute
 from yilianti.record.fastpath import RecordRoute
 from yilianti.referral.fastpath import ReferralMoveRoute
 from yilianti.scheduling.fastpath import BookingRoute
+from yilianti.web.errors import install_handlers
 from yilianti.web.limit import InflightLimit
 
 STATIC = Path(__file__).parent / "web" / "static"

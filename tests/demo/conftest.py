@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from yilianti import db as dbmod
-from yilianti.demo import loader
+from yilianti.demo import dataset
 
 
 @pytest.fixture(scope="package")
@@ -21,7 +21,7 @@ def db(test_db) -> Iterator[Session]:  # type: ignore[no-untyped-def]
     dbmod.set_session_factory(factory, test_db.engine)
     session = factory()
     try:
-        loader.load_demo(session)
+        dataset.load_demo(session)
         session.commit()  # a savepoint inside the outer transaction
         yield session
     finally:

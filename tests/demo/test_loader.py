@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from tests import builders as b
 from yilianti.auth.service import build_subject
+from yilianti.demo import dataset, loader, recognition, referrals
 from yilianti.demo import empi as demo_empi
-from yilianti.demo import loader, recognition, referrals
 from yilianti.demo import scheduling as demo_scheduling
 from yilianti.kit import validate
 from yilianti.models import (
@@ -180,7 +180,7 @@ def test_loading_again_creates_nothing(db: Session) -> None:
 
     before = counts()
     assert loader.is_loaded(db) and demo_scheduling.is_loaded(db)
-    assert loader.load_demo(db) == loader.demo_accounts()
+    assert dataset.load_demo(db) == loader.demo_accounts()
     db.flush()
     assert counts() == before
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from tests import builders as b
 from yilianti.auth import service as auth_service
-from yilianti.demo import loader, referrals
+from yilianti.demo import dataset, loader, referrals
 from yilianti.models.alliance import Institution
 from yilianti.models.auth import User
 from yilianti.models.referral import FollowUpTask, Referral
@@ -68,7 +68,7 @@ def test_one_overdue_referral(db: Session) -> None:
 
 def test_a_second_load_adds_nothing(db: Session) -> None:
     before = (db.scalar(select(func.count(Referral.id))), db.scalar(select(func.count(CriticalTransfer.id))))
-    loader.load_demo(db)
+    dataset.load_demo(db)
     assert (db.scalar(select(func.count(Referral.id))), db.scalar(select(func.count(CriticalTransfer.id)))) == before
 
 

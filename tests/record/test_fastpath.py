@@ -42,11 +42,11 @@ def server(test_db):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def demo(server):  # type: ignore[no-untyped-def]
-    from yilianti.demo import loader
+    from yilianti.demo import dataset
 
     base, factory = server
     with factory() as db:
-        loader.load_demo(db)
+        dataset.load_demo(db)
         db.commit()
         tokens: dict[str, str] = {}
         for user, inst in db.execute(select(User, RoleAssignment.institution_id)

@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 from yilianti.auth.deps import DB, Clinical, CurrentSubject
 from yilianti.authz.subject import Subject
 from yilianti.consultation import queries, service, states
+from yilianti.consultation.reports import report_period as _period
+from yilianti.consultation.reports import report_scope, require_report_viewer
 from yilianti.consultation.schemas import (
     AssignIn,
     CloseOutIn,
@@ -34,8 +36,6 @@ from yilianti.consultation.schemas import (
     TransitionIn,
 )
 from yilianti.consultation.states import Side
-from yilianti.exceptions import Forbidden, InvalidInput
-from yilianti.kit import clock
 
 router = APIRouter(prefix="/api/v1", tags=["consultations"])
 
@@ -76,24 +76,11 @@ def worklist(db: DB, subject: Clinical, side: Side = Side.requester,
 def report(db: DB, subject: CurrentSubject, by: Literal["month", "expert", "member", "consulted"] = "month",
            start: date | None = None, end: date | None = None) -> dict[str, Any]:
     """Volumes, median answer time, share within deadline, avoided referrals and conversions."""
-    from yilianti.consultation.pages import report_scope
-
     require_report_viewer(subject)
     start, end = _period(start, end)
     rows = queries.figures(db, start, end, by=by, institution_ids=report_scope(db, subject))
     return {"by": by, "start": start.isoformat(), "end": end.isoformat(),
             "rows": [r.as_dict() for r in rows], "totals": queries.totals(rows) if by != "expert" else None}
-
-
-def _period(start: date | None, end: date | None) -> tuple[date, date]:
-    today = clock.today_local()
-    end = end or today
-    if start is None:  # the last twelve months, from the first of the month
-        months = end.year * 12 + end.month - 1 - 11
-        start = date(months // 12, months % 12 + 1, 1)
-    if start > end:
-        raise InvalidInput(fields={"start": "开始日期不能晚于结束日期"})
-    return start, end
 
 
 @router.get("/consultations/{consultation_id}", response_model=ConsultationDetail)
@@ -150,8 +137,3 @@ def convert(consultation_id: int, db: DB, subject: Clinical, body: ConvertIn = B
     """Convert to an up-referral carrying the question, summary, opinion and attachment references."""
     service.convert_to_referral(db, subject, consultation_id, body)
     return detail(db, subject, consultation_id)
-
-
-def require_report_viewer(subject: Subject) -> None:
-    if not (subject.is_clinical or subject.has("system_admin", "alliance_admin", "institution_admin")):
-        raise Forbidden()

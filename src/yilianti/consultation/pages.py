@@ -18,7 +18,8 @@ from yilianti.auth.deps import DB, Clinical, CurrentSubject
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.consultation import queries, service, states
-from yilianti.consultation.api import _period, require_report_viewer
+from yilianti.consultation.reports import report_period as _period
+from yilianti.consultation.reports import report_scope, require_report_viewer
 from yilianti.consultation.schemas import (
     AssignIn,
     CloseOutIn,
@@ -66,18 +67,6 @@ def _patients(db: Session, ids: set[int]) -> dict[int, Patient]:
     if not ids:
         return {}
     return {p.id: p for p in db.scalars(select(Patient).where(Patient.id.in_(ids)))}
-
-
-def report_scope(db: Session, subject: Subject) -> list[int] | None:
-    """Whose cases a report covers: all (system admin), an alliance's members, or the acting institution."""
-    if subject.is_system_admin:
-        return None
-    ids: set[int] = set()
-    for alliance_id in subject.alliance_admin_of:
-        ids.update(queries.alliance_institutions(db, alliance_id))
-    if subject.acting_institution_id is not None:
-        ids.add(subject.acting_institution_id)
-    return sorted(ids)
 
 
 # ------------------------------------------------------------------------------------- worklist

@@ -6,9 +6,10 @@ synthetic and deterministic (`random.Random(SEED)`), shaped after what the artic
 describe (experts sitting one day a week at a community centre, a county expert team
 visiting a township every Friday, Beijing experts running departments in Baoding ...).
 
-`load_demo(db)` flushes but never commits (the caller owns the transaction). It is
-idempotent: once the marker audit event (action "demo_load") is present it creates
-nothing and returns the same account list as `demo_accounts()`. Typical use::
+`dataset.load_demo(db)` (this module's base data, then each domain's: demo/dataset.py)
+flushes but never commits (the caller owns the transaction). It is idempotent: once the
+marker audit event (action "demo_load") is present it creates nothing and returns the same
+account list as `demo_accounts()`. Typical use::
 
     with session_factory() as db:
         accounts = load_demo(db)
@@ -33,7 +34,7 @@ from importlib import resources
 from typing import Any
 
 import yaml
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from yilianti.audit import service as audit
@@ -52,12 +53,13 @@ from yilianti.models.alliance import (
 )
 from yilianti.models.audit import AuditEvent
 from yilianti.models.auth import Role, User
+from yilianti.models.outbox import OutboxMessage
 from yilianti.models.workforce import PracticeSite, Practitioner, Title
 from yilianti.patients import service as patient_service
 
 __all__ = [
     "DEMO_PASSWORD", "NAMESAKES", "RECOGNITION_ACCOUNTS", "REFERRAL_ACCOUNTS", "SCHEDULING_ACCOUNTS", "TWINS", "DemoAccount", "alliances_data", "demo_accounts",
-    "is_loaded", "load_demo", "resident_id_for",
+    "is_loaded", "resident_id_for",
 ]
 
 SEED = 2026
@@ -627,10 +629,6 @@ def history_kept_in_app(db: Session, keep: Callable[[Any], bool] = lambda messag
     """Demo history happens "weeks ago": its notifications stay in-app, and the `notify` outbox
     messages queued inside the block are dropped (except those `keep` accepts), so no other
     channel (SMS) sends weeks-old alerts as new."""
-    from sqlalchemy import delete, func
-
-    from yilianti.models.outbox import OutboxMessage
-
     last = db.scalar(select(func.max(OutboxMessage.id))) or 0
     yield
     stale = [m.id for m in db.scalars(select(OutboxMessage).where(OutboxMessage.id > last,
@@ -645,40 +643,8 @@ def is_loaded(db: Session) -> bool:
                                                  AuditEvent.resource_type == MARKER_RESOURCE).limit(1)) is not None
 
 
-def load_demo(db: Session) -> list[DemoAccount]:
-    """Load the demo data set unless it is already there; returns the demo accounts.
-
-    Flushes, never commits. Alliances, institutions, memberships and departments that
-    already exist (by key / name) are reused, so loading over a database that already
-    holds some of the real alliances does not duplicate them. The booking data (schedules,
-    eight weeks of booking history, wards, the wait-list) sits behind a marker of its own
-    (demo/scheduling.py), so a database loaded before it existed gets it on the next load.
-    """
-    from yilianti.demo import empi, recognition, referrals, scheduling
-
-    if not is_loaded(db):
-        _load_base(db)
-    if not scheduling.is_loaded(db):
-        scheduling.load(db)
-    if not referrals.is_loaded(db):
-        referrals.load(db)
-    if not recognition.is_loaded(db):
-        recognition.load(db)
-    if not empi.is_loaded(db):
-        empi.load(db)
-    from yilianti.demo import consultation as demo_consultation
-    if not demo_consultation.is_loaded(db):
-        demo_consultation.load(db)
-    from yilianti.demo import diagnostics as demo_diagnostics
-    if not demo_diagnostics.is_loaded(db):
-        demo_diagnostics.load(db)
-    from yilianti.demo import diagnostics_media as demo_media
-    if not demo_media.is_loaded(db):
-        demo_media.load(db)
-    return demo_accounts()
-
-
-def _load_base(db: Session) -> None:
+def load_base(db: Session) -> None:
+    """The base data set (alliances, departments, staff, sites, accounts, patients) and its marker."""
     r = random.Random(SEED)
     alliances, institutions, leads = _load_alliances(db)
     departments = _load_departments(db, institutions.values())

@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import timedelta
 from enum import StrEnum
 
+from yilianti.config import REFERRAL_STEP_DEADLINES, get_settings
+
 
 class Status(StrEnum):
     draft = "draft"
@@ -101,40 +103,16 @@ STATUS_LABELS = {
     S.did_not_attend: "未到诊", S.forwarded: "已转至其他机构",
 }
 
-# Deadline of the step that follows entering a status, by priority (settings-like defaults).
-_H = timedelta(hours=1)
-STEP_DEADLINES: dict[Status, dict[str, timedelta]] = {
-    S.submitted: {"routine": 4 * _H, "urgent": 1 * _H, "emergency": timedelta(minutes=30)},  # to be received
-    S.received: {"routine": 24 * _H, "urgent": 4 * _H, "emergency": timedelta(minutes=30)},  # to be decided
-    S.accepted: {"routine": 72 * _H, "urgent": 24 * _H, "emergency": 2 * _H},  # to be scheduled
-    S.scheduled: {"routine": 14 * 24 * _H, "urgent": 3 * 24 * _H, "emergency": 6 * _H},  # to arrive
-    S.arrived: {"routine": 7 * 24 * _H, "urgent": 3 * 24 * _H, "emergency": 2 * 24 * _H},  # outcome back
-    S.outcome_returned: {"routine": 3 * 24 * _H, "urgent": 3 * 24 * _H, "emergency": 3 * 24 * _H},  # closed
-    S.returned: {"routine": 3 * 24 * _H, "urgent": 24 * _H, "emergency": 2 * _H},  # advice acknowledged
-}
+# Deadline of the step that follows entering a status, by priority: the defaults live in config.py next to the
+# setting that overrides them (YILIANTI_REFERRAL_STEP_DEADLINES), which validates against them.
+STEP_DEADLINES: dict[Status, dict[str, timedelta]] = {Status(k): v for k, v in REFERRAL_STEP_DEADLINES.items()}
 
 
 def step_deadline(status: str, priority: str) -> timedelta | None:
     """The deadline of the step after entering `status`: YILIANTI_REFERRAL_STEP_DEADLINES overrides
     (minutes per status and priority) over the defaults above."""
-    from yilianti.config import get_settings
-
     minutes = get_settings().referral_step_deadlines.get(status, {}).get(priority)
     if minutes is not None:
         return timedelta(minutes=minutes)
     per = STEP_DEADLINES.get(Status(status))
     return None if per is None else per.get(priority, per["routine"])
-
-
-def check_deadline_overrides(value: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
-    """Settings validation: only timed statuses and known priorities, positive minutes."""
-    priorities = {"routine", "urgent", "emergency"}
-    for status, per in value.items():
-        if status not in {s.value for s in STEP_DEADLINES}:
-            raise ValueError(f"referral_step_deadlines: {status!r} has no deadline "
-                             f"(one of {', '.join(s.value for s in STEP_DEADLINES)})")
-        for priority, minutes in per.items():
-            if priority not in priorities or int(minutes) <= 0:
-                raise ValueError(f"referral_step_deadlines: {status}.{priority}={minutes!r} "
-                                 "(priorities routine/urgent/emergency, minutes > 0)")
-    return value

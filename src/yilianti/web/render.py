@@ -11,6 +11,7 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from yilianti.exceptions import request_locale
 from yilianti.kit import clock
 from yilianti.kit.i18n import translate
 
@@ -69,8 +70,6 @@ def environment(locale: str) -> jinja2.Environment:
 
 def render_page(request: Request, template: str, context: dict[str, Any] | None = None,
                 status_code: int = 200) -> HTMLResponse:
-    from yilianti.exceptions import request_locale
-
     locale = request_locale(request)
     env = environment(locale)
     ctx: dict[str, Any] = {
@@ -87,6 +86,4 @@ def render_page(request: Request, template: str, context: dict[str, Any] | None 
 
 
 def t(request: Request, text: str, **params: object) -> str:
-    from yilianti.exceptions import request_locale
-
     return translate(text, request_locale(request), **params)

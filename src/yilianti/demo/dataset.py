@@ -1,0 +1,40 @@
+"""The whole demo data set: the base (alliances, staff, accounts, patients: demo/loader.py), then each
+domain's data behind a marker of its own."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from yilianti.demo import consultation as demo_consultation
+from yilianti.demo import diagnostics as demo_diagnostics
+from yilianti.demo import diagnostics_media as demo_media
+from yilianti.demo import empi, loader, recognition, referrals, scheduling
+from yilianti.demo.loader import DemoAccount
+
+
+def load_demo(db: Session) -> list[DemoAccount]:
+    """Load the demo data set unless it is already there; returns the demo accounts.
+
+    Flushes, never commits. Alliances, institutions, memberships and departments that
+    already exist (by key / name) are reused, so loading over a database that already
+    holds some of the real alliances does not duplicate them. The booking data (schedules,
+    eight weeks of booking history, wards, the wait-list) sits behind a marker of its own
+    (demo/scheduling.py), so a database loaded before it existed gets it on the next load.
+    """
+    if not loader.is_loaded(db):
+        loader.load_base(db)
+    if not scheduling.is_loaded(db):
+        scheduling.load(db)
+    if not referrals.is_loaded(db):
+        referrals.load(db)
+    if not recognition.is_loaded(db):
+        recognition.load(db)
+    if not empi.is_loaded(db):
+        empi.load(db)
+    if not demo_consultation.is_loaded(db):
+        demo_consultation.load(db)
+    if not demo_diagnostics.is_loaded(db):
+        demo_diagnostics.load(db)
+    if not demo_media.is_loaded(db):
+        demo_media.load(db)
+    return loader.demo_accounts()
