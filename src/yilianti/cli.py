@@ -37,7 +37,7 @@ def _safe_url(url: str) -> str:
         return url
 
 
-def _load_demo(quiet: bool = False) -> list:  # type: ignore[type-arg]
+def _load_demo() -> list:  # type: ignore[type-arg]
     from yilianti.db import session_factory
     from yilianti.demo.dataset import load_demo
 

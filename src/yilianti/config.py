@@ -177,11 +177,6 @@ class Settings(BaseSettings):
             )
         return _read_or_create(path, lambda: secrets.token_urlsafe(32))
 
-    @property
-    def sqlalchemy_url(self) -> str:
-        return normalise_db_url(self.database_url)
-
-
 def normalise_db_url(url: str) -> str:
     """Accept `postgresql://user@host:port/db` and pick the driver ourselves."""
     if url.startswith("postgres://"):

@@ -120,13 +120,6 @@ def search_institutions(db: Session, *, q: str | None = None, kind: str | None =
     return list(db.scalars(stmt.order_by(Institution.province, Institution.name).limit(limit).offset(offset)))
 
 
-def member_institution_ids(db: Session, alliance_ids: frozenset[int], on: date) -> frozenset[int]:
-    if not alliance_ids:
-        return frozenset()
-    return frozenset(db.scalars(select(Membership.institution_id).where(
-        Membership.alliance_id.in_(alliance_ids), current_on(on))))
-
-
 def departments_of(db: Session, institution_id: int, include_inactive: bool = True) -> list[Department]:
     stmt = select(Department).where(Department.institution_id == institution_id)
     if not include_inactive:

@@ -233,10 +233,6 @@ def manageable_alliance_ids(subject: Subject) -> frozenset[int] | None:
     return None if subject.is_system_admin else subject.alliance_admin_of
 
 
-def memberships_for_admin(db: Session, alliance_id: int) -> list[Membership]:
-    return repo.memberships_of_alliance(db, alliance_id)
-
-
 def departments(db: Session, institution_id: int) -> list[Department]:
     get_institution(db, institution_id)
     return repo.departments_of(db, institution_id)

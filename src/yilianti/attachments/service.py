@@ -142,17 +142,6 @@ def list_for(db: Session, owner_type: str, owner_id: int) -> list[Attachment]:
         Attachment.deleted_at.is_(None)).order_by(Attachment.created_at, Attachment.id)))
 
 
-def counts_for(db: Session, owner_type: str, owner_ids: list[int]) -> dict[int, int]:
-    from sqlalchemy import func
-
-    if not owner_ids:
-        return {}
-    rows = db.execute(select(Attachment.owner_id, func.count()).where(
-        Attachment.owner_type == owner_type, Attachment.owner_id.in_(owner_ids),
-        Attachment.deleted_at.is_(None)).group_by(Attachment.owner_id))
-    return {int(r[0]): int(r[1]) for r in rows}
-
-
 @dataclass(frozen=True)
 class Download:
     attachment: Attachment

@@ -19,8 +19,6 @@ from yilianti.models.alliance import Institution
 from yilianti.models.auth import ApiToken, Role, RoleAssignment, User
 from yilianti.models.workforce import Practitioner
 
-GLOBAL_ROLES = frozenset({Role.system_admin})
-
 
 def authenticate(db: Session, username: str, password: str, ip: str | None = None) -> User:
     settings = get_settings()

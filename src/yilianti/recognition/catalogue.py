@@ -34,7 +34,6 @@ from yilianti.models.recognition import (
     RecognitionItem,
     RecognitionItemCode,
     RecognitionRule,
-    RecognitionScope,
 )
 from yilianti.recognition.service import covering_scopes, scopes
 
@@ -221,7 +220,3 @@ def _apply(db: Session, actor: Subject | None, plans: list[dict[str, Any]]) -> I
     summary = ImportSummary(len(plans), created, updated, rules, quals)
     audit.record(db, actor, "import", "recognition_catalogue", None, detail=summary.__dict__)
     return summary
-
-
-def scope_by_code(db: Session, code: str) -> RecognitionScope | None:
-    return db.scalar(select(RecognitionScope).where(RecognitionScope.code == code))

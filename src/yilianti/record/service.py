@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -159,7 +158,3 @@ def parse_kinds(value: str | list[str] | None) -> list[str]:
         return []
     parts = value if isinstance(value, list) else value.split(",")
     return [p.strip() for p in parts if p.strip() in SOURCES]
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
