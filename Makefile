@@ -34,11 +34,16 @@ browser-deps:
 	else echo "NOTICE: /usr/bin/chromium missing and not root; browser tests will be skipped"; fi
 
 # Whole suite on SQLite; and on PostgreSQL too when YILIANTI_TEST_DATABASE_URL is set.
+# pytest-xdist: one worker per core (TEST_WORKERS=0 runs in this process), each with a test database and
+# var dir of its own (tests/conftest.py); --dist loadscope keeps a module's tests on one worker, so a
+# module-scoped fixture (a demo load, a live server) is built once.
+TEST_WORKERS ?= auto
+PYTEST_PARALLEL := $(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope
 test: $(TEST_STAMP) browser-deps
-	$(BIN)/pytest
+	$(PYTEST_PARALLEL)
 	@if [ -n "$$YILIANTI_TEST_DATABASE_URL" ]; then \
 	  echo "=== second pass on PostgreSQL ($$YILIANTI_TEST_DATABASE_URL) ==="; \
-	  YILIANTI_TEST_BACKEND=postgresql $(BIN)/pytest -m "not browser"; \
+	  YILIANTI_TEST_BACKEND=postgresql $(PYTEST_PARALLEL) -m "not browser"; \
 	else echo "NOTICE: YILIANTI_TEST_DATABASE_URL unset; PostgreSQL pass skipped"; fi
 
 lint: $(TEST_STAMP)

@@ -29,6 +29,7 @@ from yilianti.authz.subject import Subject
 from yilianti.consultation import joint, service
 from yilianti.consultation.schemas import AssignIn, CloseOutIn, ConsultationIn, MessageIn, OpinionIn
 from yilianti.demo import loader
+from yilianti.diagnostics import workflow
 from yilianti.kit import clock
 from yilianti.models.alliance import Department, Institution
 from yilianti.models.audit import AuditEvent
@@ -69,8 +70,6 @@ def _children(db: Session, institution_id: int) -> list[int]:
 def _ecg(db: Session, doctor: Subject, patient_id: int, lead_id: int) -> DiagnosticOrder:
     """The child's ECG: ordered through the diagnostics workflow when the lead's centre offers a
     priced ECG item to the community, else recorded as an ECG order of the community."""
-    from yilianti.diagnostics import workflow
-
     item = db.scalar(select(DiagnosticItem).join(ItemPrice, ItemPrice.item_id == DiagnosticItem.id).where(
         DiagnosticItem.kind == "ecg", DiagnosticItem.active.is_(True),
         DiagnosticItem.reading_centre_institution_id == lead_id,

@@ -36,7 +36,8 @@ from yilianti.kit import clock
 from yilianti.models.alliance import Alliance, Department, Institution
 from yilianti.models.audit import AuditEvent
 from yilianti.models.auth import User
-from yilianti.models.patient import CareRelationship
+from yilianti.models.patient import CareRelationship, Patient
+from yilianti.models.referral import Referral
 from yilianti.models.scheduling import ClinicSession, Schedule, SessionStatus, Ward
 from yilianti.models.workforce import Practitioner
 from yilianti.patients import service as patient_service
@@ -133,7 +134,6 @@ def _register(ctx: _Ctx, username: str, inst: str, alliance: str, n: int, child_
 
 
 def _registered_children(ctx: _Ctx, inst: str) -> list[int]:
-    from yilianti.models.patient import Patient
     return list(dict.fromkeys(ctx.db.scalars(
         select(Patient.id).join(CareRelationship, CareRelationship.patient_id == Patient.id)
         .where(CareRelationship.institution_id == ctx.inst[inst].id, CareRelationship.ended_at.is_(None),
@@ -472,7 +472,6 @@ def load(db: Session) -> dict[str, Any]:
         _baoding(ctx)
         transfers = _transfers(ctx)
     overdue = referral.sweep_overdue(db)
-    from yilianti.models.referral import Referral
     counts = {"referrals": db.scalar(select(func.count(Referral.id))) or 0, "overdue_alerted": overdue, **transfers}
     audit.record(db, None, MARKER_ACTION, loader.MARKER_RESOURCE, loader.DEMO_VERSION, channel="cli", detail=counts)
     db.flush()
