@@ -208,11 +208,12 @@ class Workflow(Generic[R]):
             values["detail"] = detail
         return values
 
-    def create(self, db: Session, subject: Subject | None, row: Any, *, detail: dict[str, Any] | None = None) -> None:
+    def create(self, db: Session, subject: Subject | None, row: Any, *, at: datetime | None = None,
+               detail: dict[str, Any] | None = None) -> None:
         """The first history row of a row just created in its initial status (from nothing)."""
         if self.history_model is not None:
             db.add(self.history_model(**self.history_row(
-                row.id, at=clock.now(), user_id=subject.user_id if subject else None,
+                row.id, at=at or clock.now(), user_id=subject.user_id if subject else None,
                 institution_id=subject.acting_institution_id if subject else None,
                 from_status=None, to_status=row.status, detail=detail)))
 
@@ -223,13 +224,16 @@ _PG = postgresql.dialect()
 
 
 def sql(expr: Any) -> str:
-    """A Python value or Core expression as PostgreSQL text, constants inlined (compiled once, at import)."""
+    """A Python value or Core expression as PostgreSQL text, constants inlined (compiled once, at import);
+    a dict becomes json_build_object(…)."""
     return str(_expr(expr).compile(dialect=_PG, compile_kwargs={"literal_binds": True}))
 
 
 def _expr(v: Any) -> ColumnElement[Any]:
     if isinstance(v, ColumnElement):
         return v
+    if isinstance(v, Mapping):
+        return _json(v)
     if v is None:
         return null()
     return literal(v.value if isinstance(v, StrEnum) else v)
@@ -254,7 +258,7 @@ def _json(value: Mapping[str, Any]) -> ColumnElement[Any]:
     args: list[Any] = []
     for key, v in value.items():
         args.append(literal(key, Text))
-        args.append(_json(v) if isinstance(v, Mapping) else _expr(v))
+        args.append(_expr(v))
     return func.json_build_object(*args)
 
 
