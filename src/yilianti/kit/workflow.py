@@ -144,11 +144,11 @@ class Workflow(Generic[R]):
             raise NotFound()
         current: str = row.status  # type: ignore[attr-defined]
         allowed = self.machine.allowed(current, to_status)
-        if self.side_first and allowed is not None:
-            self._check_side(subject, mine, allowed)
+        if self.side_first:  # the sides of this move, or of any move to `to_status` when this one is undeclared
+            sides = allowed if allowed is not None else self._any_side(to_status)
+            if sides:
+                self._check_side(subject, mine, sides)
         if allowed is None or (expected_status is not None and expected_status != current):
-            if self.side_first and allowed is None:
-                self._check_side(subject, mine, self._any_side(to_status))
             raise self.machine.conflict(current)
         acting = self._check_side(subject, mine, allowed)
         return row, acting
