@@ -13,7 +13,10 @@ helpers) and stored by ONE statement per message (`ingest_sql`):
   history rows, the audit rows, the outbox (notification) rows and the critical values with
   their urgent notification, outbox message and audit row are inserted from it: the same
   tables and the same rows as the reference's `workflow.system_received` / `system_final` /
-  `critical.raise_for_observation` (tests/diagnostics/test_hl7_fast.py compares them).
+  `critical.raise_for_observation` (tests/diagnostics/test_hl7_fast.py compares them); the
+  moves' history rows, notifications, audit details and statuses are compiled from the
+  reference's builders and enums (`workflow.WORKFLOW.history_row`, `workflow.notice`,
+  `workflow.audit_detail`, `states.Status`), not copied.
 
 Whatever the statement does not store (unknown accession, patient mismatch, a resend) and
 whatever the lean parse does not take (unparseable, not ORU, no OBR, several OBR, no PID-3,

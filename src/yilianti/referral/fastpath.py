@@ -14,7 +14,9 @@ fails as a whole is run again move by move). For each move, on its own row:
   would write the row twice;
 - from the updated row: the history row, the audit row (`referral.<status>`, detail from/to) and
   the outbox notification to the other side — the rows `transition` writes, in the same
-  transaction; the response carries the referral's history as the route's does.
+  transaction (the history row and the notification are `transition`'s own builders,
+  `WORKFLOW.history_row` and `service.notice`, compiled into the statement at import time);
+  the response carries the referral's history as the route's does.
 
 When nothing is updated, the row as the statement saw it says why: no such referral or an
 institution on neither side (404), another current status (409 `referral_state_conflict`, naming
