@@ -36,6 +36,7 @@ from yilianti.consultation.schemas import (
 from yilianti.consultation.states import FINAL, OUTCOME_LABELS, STATUS_LABELS, Side, Status
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
+from yilianti.kit.workflow import Step, Workflow, move_detail
 from yilianti.models.alliance import Department, Institution
 from yilianti.models.attachment import Attachment
 from yilianti.models.auth import User
@@ -57,7 +58,7 @@ from yilianti.scheduling.service import share_alliance
 
 ACTING_ROLES = ("doctor", "nurse", "coordinator")
 ASSIGNER_ROLES = ("coordinator",)
-STATE_CONFLICT = "consultation_state_conflict"
+STATE_CONFLICT = states.STATE_CONFLICT
 SOURCE = "consultation"
 
 
@@ -133,42 +134,41 @@ def video_link(c: Consultation) -> str | None:
 # ------------------------------------------------------------------------------------- the one transition
 
 
+def _sides(db: Session, subject: Subject | None, c: Consultation) -> tuple[Side]:
+    assert subject is not None
+    return (_side(db, subject, c),)
+
+
+def _deadline(step: Step[Consultation]) -> datetime | None:
+    c = step.row
+    assert c.answer_due_at is not None
+    return states.step_due(step.to, c.created_at, c.answer_due_at)
+
+
+def _audit(db: Session, step: Step[Consultation]) -> None:
+    audit.record(db, step.subject, f"consultation.{step.to}", "consultation", step.row.id,
+                 patient_id=step.row.patient_id, reason=step.reason, detail=move_detail(step.before, step.to))
+
+
+def _notify(db: Session, step: Step[Consultation]) -> None:
+    if step.side is not None:
+        c = step.row
+        other = c.consulted_institution_id if step.side == Side.requester else c.requesting_institution_id
+        label = STATUS_LABELS.get(Status(step.to), step.to)
+        notify(db, title=f"会诊 {c.case_no}：{label}", body=step.reason, link=f"/consultations/{c.id}",
+               institution_id=other, kind="consultation", urgent=c.urgency == "emergency")
+
+
+WORKFLOW: Workflow[Consultation] = Workflow(
+    machine=states.MACHINE, model=Consultation, sides=_sides, wrong_side="该操作应由会诊的另一方执行",
+    roles=ACTING_ROLES, roles_message="只有临床人员可以处理会诊", history_model=ConsultationHistory,
+    history_key="consultation_id", history_detail=False, deadline=_deadline, audit=_audit, notify=_notify)
+
+
 def transition(db: Session, subject: Subject, consultation_id: int, to_status: str, *, reason: str | None = None,
                expected_status: str | None = None) -> Consultation:
-    c = db.scalar(select(Consultation).where(Consultation.id == consultation_id).with_for_update()
-                  .execution_options(populate_existing=True))
-    if c is None:
-        raise NotFound()
-    side = _side(db, subject, c)
-    sides = states.allowed(c.status, to_status)
-    if sides is None or (expected_status is not None and expected_status != c.status):
-        raise Conflict("会诊当前状态为“{current}”，不能执行该操作，请刷新后重试", code=STATE_CONFLICT,
-                       current=STATUS_LABELS.get(Status(c.status), c.status))
-    if side not in sides or not subject.has(*ACTING_ROLES):
-        raise Forbidden("该操作应由会诊的另一方执行" if side not in sides else "只有临床人员可以处理会诊")
-    return _move(db, subject, c, to_status, side, reason=reason)
-
-
-def _move(db: Session, subject: Subject, c: Consultation, to_status: str, side: Side | None, *,
-          reason: str | None) -> Consultation:
-    now = clock.now()
-    before = c.status
-    c.status = to_status
-    assert c.answer_due_at is not None
-    c.due_at = states.step_due(to_status, c.created_at, c.answer_due_at)
-    c.updated_at = now
-    db.add(ConsultationHistory(consultation_id=c.id, at=now, user_id=subject.user_id,
-                               acting_institution_id=subject.acting_institution_id, from_status=before,
-                               to_status=to_status, reason=reason))
-    audit.record(db, subject, f"consultation.{to_status}", "consultation", c.id, patient_id=c.patient_id,
-                 reason=reason, detail={"from": before, "to": to_status})
-    if side is not None:
-        other = c.consulted_institution_id if side == Side.requester else c.requesting_institution_id
-        label = STATUS_LABELS.get(Status(to_status), to_status)
-        notify(db, title=f"会诊 {c.case_no}：{label}", body=reason, link=f"/consultations/{c.id}",
-               institution_id=other, kind="consultation", urgent=c.urgency == "emergency")
-    db.flush()
-    return c
+    return WORKFLOW.transition(db, subject, consultation_id, to_status, reason=reason,
+                               expected_status=expected_status)
 
 
 # ------------------------------------------------------------------------------------- experts
@@ -327,8 +327,7 @@ def request(db: Session, subject: Subject, data: ConsultationIn) -> Consultation
     db.flush()
     c.case_no = f"HZ{clock.to_local(now):%Y%m%d}-{c.id:05d}"
     c.due_at = states.step_due(Status.requested, now, c.answer_due_at)  # type: ignore[arg-type]
-    db.add(ConsultationHistory(consultation_id=c.id, at=now, user_id=subject.user_id, acting_institution_id=own,
-                               from_status=None, to_status=Status.requested))
+    WORKFLOW.create(db, subject, c, at=now)
     for order_id in data.order_ids:
         db.add(ConsultationOrder(consultation_id=c.id, order_id=order_id, purpose="attachment",
                                  linked_by_user_id=subject.user_id))
@@ -338,7 +337,7 @@ def request(db: Session, subject: Subject, data: ConsultationIn) -> Consultation
     db.flush()
     if experts:  # named experts: assigned at once, the assigner has nothing to do
         _add_participants(db, subject, c, experts, None)
-        _move(db, subject, c, Status.assigned, None, reason="申请时指定专家")
+        WORKFLOW.move(db, subject, c, Status.assigned, None, reason="申请时指定专家")
     notify(db, title=f"新的会诊申请 {c.case_no}", body=c.question[:200], link=f"/consultations/{c.id}",
            institution_id=c.consulted_institution_id, kind="consultation", urgent=c.urgency == "emergency")
     return c

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from yilianti.config import get_settings
+from yilianti.kit.workflow import Machine
 
 
 class Status(StrEnum):
@@ -63,16 +64,12 @@ OUTCOME_LABELS = {"advice": "给出诊疗建议", "more_info": "需补充资料"
 KIND_LABELS = {"econsult": "单专家会诊", "mdt": "多学科会诊（MDT）", "cloud": "云门诊"}
 URGENCY_LABELS = {"routine": "普通", "urgent": "加急", "emergency": "急会诊"}
 
-
-def allowed(from_status: str, to_status: str) -> frozenset[Side] | None:
-    try:
-        return MOVES.get((Status(from_status), Status(to_status)))
-    except ValueError:
-        return None
-
-
-def next_moves(from_status: str, side: Side) -> list[Status]:
-    return [to for (frm, to), sides in MOVES.items() if frm == from_status and side in sides]
+STATE_CONFLICT = "consultation_state_conflict"
+MACHINE: Machine[Status, Side] = Machine(
+    status=Status, moves=MOVES, final=FINAL, labels=STATUS_LABELS, conflict_code=STATE_CONFLICT,
+    conflict_message="会诊当前状态为“{current}”，不能执行该操作，请刷新后重试")
+allowed = MACHINE.allowed
+next_moves = MACHINE.next_moves
 
 
 def answer_window(urgency: str) -> timedelta:

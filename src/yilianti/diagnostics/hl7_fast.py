@@ -13,7 +13,10 @@ helpers) and stored by ONE statement per message (`ingest_sql`):
   history rows, the audit rows, the outbox (notification) rows and the critical values with
   their urgent notification, outbox message and audit row are inserted from it: the same
   tables and the same rows as the reference's `workflow.system_received` / `system_final` /
-  `critical.raise_for_observation` (tests/diagnostics/test_hl7_fast.py compares them).
+  `critical.raise_for_observation` (tests/diagnostics/test_hl7_fast.py compares them); the
+  moves' history rows, notifications, audit details and statuses are compiled from the
+  reference's builders and enums (`workflow.WORKFLOW.history_row`, `workflow.notice`,
+  `workflow.audit_detail`, `states.Status`), not copied.
 
 Whatever the statement does not store (unknown accession, patient mismatch, a resend) and
 whatever the lean parse does not take (unparseable, not ORU, no OBR, several OBR, no PID-3,
@@ -42,22 +45,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
 import hl7
+from sqlalchemy import Text
 from sqlalchemy.orm import Session
 
-from yilianti.diagnostics import critical, service
+from yilianti.diagnostics import critical, service, states, workflow
 from yilianti.diagnostics.service import Hl7Outcome, _component, _field, _hl7_ts, _identifiers
 from yilianti.kit import clock
+from yilianti.kit.workflow import column, sql, sql_in, sql_insert, sql_json
 
 log = logging.getLogger(__name__)
 
 START, END = b"\x0b", b"\x1c\x0d"
-FINAL_REASON = "检验结果已由检验科审核发布"  # workflow.system_final's reason
-LABEL_RECEIVED, LABEL_FINAL = "待阅片", "已出报告"  # states.STATUS_LABELS
-BEFORE_RECEIPT = ("ordered", "acquired", "transmitted")  # states.BEFORE_RECEIPT
+FINAL_REASON = workflow.FINAL_REASON
 
 # One message, one statement (`ingest_sql`). $1 accession, $2 MSH-10 (≤64, or NULL), $3/$4 MSH-3/4, $5 text,
 # $6 sender, $7 issuer, $8 patient identifier, $9/$10 PID-3 authorities/values, $11 OBR-3,
@@ -82,8 +86,8 @@ WITH o AS (
     FROM o
 ), go AS MATERIALIZED (
     SELECT chk.*, p.name AS patient_name,
-           chk.status IN ('ordered', 'acquired', 'transmitted') AS to_received,
-           ($13::boolean AND chk.status IN ('ordered', 'acquired', 'transmitted', 'received')) AS to_final
+           chk.status IN %(before_receipt)s AS to_received,
+           ($13::boolean AND chk.status IN %(before_final)s) AS to_final
     FROM chk LEFT JOIN patient p ON p.id = chk.patient_id
     WHERE chk.patient_ok AND NOT chk.dup
 ), ib AS (
@@ -108,7 +112,7 @@ WITH o AS (
     RETURNING id
 ), upd AS (
     UPDATE diagnostic_order d SET
-        status = CASE WHEN go.to_final THEN 'final' WHEN go.to_received THEN 'received' ELSE d.status END,
+        status = CASE WHEN go.to_final THEN %(final)s WHEN go.to_received THEN %(received)s ELSE d.status END,
         received_at = CASE WHEN go.to_received THEN $12 ELSE d.received_at END,
         tat_minutes = CASE WHEN go.to_final AND d.reported_at IS NULL
                            THEN greatest(0, floor(extract(epoch FROM ($12 - go.started)) / 60))::int
@@ -122,13 +126,13 @@ WITH o AS (
 ), steps AS MATERIALIZED (
     SELECT go.*, s.n, s.from_status, s.to_status, s.reason
     FROM go CROSS JOIN LATERAL (VALUES
-        (1, go.status, 'received', NULL::text, go.to_received),
-        (2, CASE WHEN go.to_received THEN 'received' ELSE go.status END, 'final', %(final_reason)s, go.to_final)
+        (1, go.status, %(received)s, NULL::text, go.to_received),
+        (2, CASE WHEN go.to_received THEN %(received)s ELSE go.status END, %(final)s, %(final_reason)s, go.to_final)
     ) AS s(n, from_status, to_status, reason, happens)
     WHERE s.happens
 ), hist AS (
-    INSERT INTO diagnostic_order_history (order_id, at, from_status, to_status, reason, detail)
-    SELECT steps.id, $12, steps.from_status, steps.to_status, steps.reason, json_build_object('channel', 'hl7')
+    INSERT INTO diagnostic_order_history (%(history_columns)s)
+    SELECT %(history_values)s
     FROM steps ORDER BY steps.n
     RETURNING id
 ), cv AS MATERIALIZED (
@@ -144,16 +148,8 @@ WITH o AS (
 ), outbox_rows AS (
     INSERT INTO outbox (topic, payload, status, available_at, attempts, dedupe_key, created_at)
     SELECT r.topic, r.payload, 'pending', $12, 0, r.dedupe_key, $12 FROM (
-        SELECT steps.n AS k, 0 AS sub, 'notify' AS topic, CASE WHEN steps.n = 1 THEN json_build_object(
-                'title', steps.item_name || '（' || steps.accession_number || '）：' || %(label_received)s,
-                'body', NULL, 'link', '/diagnostics/worklist', 'user_id', NULL,
-                'institution_id', steps.reading_centre_institution_id, 'kind', 'diagnostics',
-                'urgent', steps.priority = 'stat', 'params', NULL)
-            ELSE json_build_object(
-                'title', steps.item_name || '（' || steps.accession_number || '）：' || %(label_final)s,
-                'body', steps.reason, 'link', '/diagnostics/orders/' || steps.id, 'user_id', steps.ordering_user_id,
-                'institution_id', steps.ordering_institution_id, 'kind', 'diagnostics',
-                'urgent', steps.priority = 'stat', 'params', NULL) END AS payload,
+        SELECT steps.n AS k, 0 AS sub, 'notify' AS topic,
+            CASE WHEN steps.n = 1 THEN %(notice_received)s ELSE %(notice_final)s END AS payload,
             NULL::text AS dedupe_key
         FROM steps WHERE steps.n = 2 OR steps.reading_centre_institution_id IS NOT NULL
         UNION ALL
@@ -178,8 +174,7 @@ WITH o AS (
     FROM (
         SELECT steps.n AS k, 0 AS sub, NULL::text AS username, 'diagnostics.' || steps.to_status AS action,
                'diagnostic_order' AS resource_type, steps.id::text AS resource_id, steps.patient_id,
-               steps.reason, json_build_object('from', steps.from_status, 'to', steps.to_status,
-                                               'accession_number', steps.accession_number, 'channel', 'hl7') AS detail,
+               steps.reason, %(audit_detail)s AS detail,
                'system' AS channel
         FROM steps
         UNION ALL
@@ -202,11 +197,32 @@ SELECT (SELECT count(*) FROM o) AS found, (SELECT bool_and(patient_ok) FROM chk)
 """
 
 
+# The rows of the status moves are the reference's builders (workflow.WORKFLOW.history_row, workflow.notice,
+# workflow.audit_detail) compiled over the columns of `steps` (one row per move), the statuses the enum's.
+_STEP = SimpleNamespace(id=column("steps.id"), item_name=column("steps.item_name", Text),
+                        accession_number=column("steps.accession_number", Text), priority=column("steps.priority"),
+                        reading_centre_institution_id=column("steps.reading_centre_institution_id"),
+                        ordering_institution_id=column("steps.ordering_institution_id"),
+                        ordering_user_id=column("steps.ordering_user_id"))
+_HISTORY_COLUMNS, _HISTORY_VALUES = sql_insert(workflow.WORKFLOW.history_row(
+    column("steps.id"), at=column("$12"), user_id=None, institution_id=None, from_status=column("steps.from_status"),
+    to_status=column("steps.to_status"), reason=column("steps.reason"), detail={"channel": "hl7"}))
+_PARTS = {
+    "before_receipt": sql_in(states.BEFORE_RECEIPT),
+    "before_final": sql_in(states.BEFORE_RECEIPT | {states.Status.received}),
+    "received": sql(states.Status.received), "final": sql(states.Status.final), "final_reason": sql(FINAL_REASON),
+    "history_columns": _HISTORY_COLUMNS, "history_values": _HISTORY_VALUES,
+    "notice_received": sql_json(workflow.notice(states.Status.received, _STEP)),
+    "notice_final": sql_json(workflow.notice(states.Status.final, _STEP, column("steps.reason"))),
+    "audit_detail": sql_json(workflow.audit_detail(column("steps.from_status"), column("steps.to_status"),
+                                                   column("steps.accession_number"), {"channel": "hl7"})),
+}
+
+
 def ingest_sql(ident_col: str) -> str:
     """`patient_identifier.value` in clear, or `value_bidx` where identifiers are encrypted (blind index)."""
     assert ident_col in ("value", "value_bidx")
-    return _SQL % {"final_reason": f"'{FINAL_REASON}'", "label_received": f"'{LABEL_RECEIVED}'",  # noqa: UP031
-                   "label_final": f"'{LABEL_FINAL}'", "ident_col": ident_col}
+    return _SQL % {**_PARTS, "ident_col": ident_col}
 
 
 @dataclass

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from yilianti.kit.workflow import Machine
+
 
 class Status(StrEnum):
     ordered = "ordered"
@@ -66,18 +68,17 @@ WORKLIST = frozenset({S.received, S.claimed, S.reported})  # what the centre sti
 BEFORE_RECEIPT = frozenset({S.ordered, S.acquired, S.transmitted})
 
 
-def allowed(from_status: str, to_status: str) -> frozenset[Side] | None:
-    try:
-        return MOVES.get((Status(from_status), Status(to_status)))
-    except ValueError:
-        return None
-
-
 STATUS_LABELS = {
     S.ordered: "已申请", S.acquired: "已采集", S.transmitted: "已传输", S.received: "待阅片",
     S.claimed: "阅片中", S.reported: "待审核（初步报告）", S.final: "已出报告", S.amended: "已更正",
     S.cancelled: "已取消",
 }
+
+STATE_CONFLICT = "diagnostic_state_conflict"
+MACHINE: Machine[Status, Side] = Machine(
+    status=Status, moves=MOVES, final=FINAL, labels=STATUS_LABELS, conflict_code=STATE_CONFLICT,
+    conflict_message="检查单当前状态为“{current}”，不能执行该操作，请刷新后重试")
+allowed = MACHINE.allowed
 
 PRIORITY_LABELS = {"routine": "普通", "urgent": "加急", "stat": "急诊"}
 PRIORITY_RANK = {"stat": 0, "urgent": 1, "routine": 2}

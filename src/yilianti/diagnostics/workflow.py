@@ -27,6 +27,7 @@ from yilianti.diagnostics import states
 from yilianti.diagnostics.states import STATUS_LABELS, Side, Status
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
+from yilianti.kit.workflow import Step, Workflow, as_text, move_detail
 from yilianti.models.alliance import Institution
 from yilianti.models.auth import User
 from yilianti.models.diagnostics import (
@@ -39,10 +40,11 @@ from yilianti.models.diagnostics import (
 )
 from yilianti.models.patient import Patient
 from yilianti.models.workforce import Practitioner
-from yilianti.notifications.service import notify
+from yilianti.notifications.service import enqueue_notice, notify, payload
 from yilianti.scheduling.service import share_alliance
 
-STATE_CONFLICT = "diagnostic_state_conflict"
+STATE_CONFLICT = states.STATE_CONFLICT
+FINAL_REASON = "检验结果已由检验科审核发布"  # the reason of a move to final by verified LIS results
 ORDERING_ROLES = ("doctor", "nurse", "coordinator")
 READING_ROLES = ("reader", "doctor")
 ADMIN_ROLES = ("system_admin", "alliance_admin", "institution_admin")
@@ -217,70 +219,75 @@ def observations_of(db: Session, order_id: int) -> list[LabObservation]:
 
 
 def _conflict(order: DiagnosticOrder) -> Conflict:
-    return Conflict("检查单当前状态为“{current}”，不能执行该操作，请刷新后重试", code=STATE_CONFLICT,
-                    current=STATUS_LABELS.get(Status(order.status), order.status))
+    return states.MACHINE.conflict(order.status)
+
+
+def _sides(db: Session, subject: Subject | None, order: DiagnosticOrder) -> frozenset[Side]:
+    return sides_of(subject, order)
+
+
+def notice(to_status: Status, order: Any, reason: Any = None) -> dict[str, Any]:
+    """The notification of a move: received → the reading centre's worklist; otherwise → the ordering
+    site (and its doctor). `order` may be columns: the lean HL7 statement compiles this into its SQL."""
+    title = order.item_name + "（" + order.accession_number + "）：" + STATUS_LABELS[to_status]
+    if to_status == Status.received:
+        return payload(title=title, link="/diagnostics/worklist", institution_id=order.reading_centre_institution_id,
+                       kind="diagnostics", urgent=order.priority == "stat")
+    return payload(title=title, body=reason, link="/diagnostics/orders/" + as_text(order.id),
+                   institution_id=order.ordering_institution_id, user_id=order.ordering_user_id, kind="diagnostics",
+                   urgent=order.priority == "stat")
+
+
+def audit_detail(before: Any, to: Any, accession_number: Any, detail: dict[str, Any] | None) -> dict[str, Any]:
+    return move_detail(before, to, {"accession_number": accession_number, **(detail or {})})
+
+
+def _effects(step: Step[DiagnosticOrder]) -> None:
+    order, now, subject, detail = step.row, step.at, step.subject, step.detail
+    if step.to == Status.acquired:
+        order.acquired_at = now
+    elif step.to == Status.received:
+        if step.before == Status.claimed:  # released
+            order.claimed_by_user_id, order.claimed_at = None, None
+        else:
+            order.received_at = now
+    elif step.to == Status.claimed:
+        assert subject is not None
+        order.claimed_by_user_id = int((detail or {}).get("assigned_to") or subject.user_id)
+        order.claimed_at = now
+    elif step.to == Status.final and order.reported_at is None:
+        order.reported_at = now
+        start = order.ordered_at or order.created_at
+        order.tat_minutes = max(0, int((now - start).total_seconds() // 60))
+
+
+def _audit(db: Session, step: Step[DiagnosticOrder]) -> None:
+    order = step.row
+    audit.record(db, step.subject, f"diagnostics.{step.to}", "diagnostic_order", order.id,
+                 patient_id=order.patient_id, reason=step.reason, channel=None if step.subject else "system",
+                 detail=audit_detail(step.before, step.to, order.accession_number, step.detail))
+
+
+def _notify(db: Session, step: Step[DiagnosticOrder]) -> None:
+    order, to, subject = step.row, Status(step.to), step.subject
+    if to in (Status.final, Status.amended, Status.cancelled) and not (
+            subject is not None and subject.acting_institution_id == order.ordering_institution_id
+            and to == Status.cancelled):
+        enqueue_notice(db, notice(to, order, step.reason))
+    if to == Status.received and order.reading_centre_institution_id is not None:
+        enqueue_notice(db, notice(to, order))
+
+
+WORKFLOW: Workflow[DiagnosticOrder] = Workflow(
+    machine=states.MACHINE, model=DiagnosticOrder, sides=_sides, wrong_side="该操作应由检查的另一方执行",
+    history_model=DiagnosticOrderHistory, history_key="order_id", effects=_effects, audit=_audit, notify=_notify)
 
 
 def transition(db: Session, subject: Subject | None, order_id: int, to_status: str, *, reason: str | None = None,
                detail: dict[str, Any] | None = None, expected_status: str | None = None) -> DiagnosticOrder:
     """The only writer of `DiagnosticOrder.status`. `subject=None` is a receiver (system side)."""
-    order = db.scalar(select(DiagnosticOrder).where(DiagnosticOrder.id == order_id).with_for_update()
-                      .execution_options(populate_existing=True))
-    if order is None or (subject is not None and not subject.is_clinical):
-        raise NotFound()
-    mine = sides_of(subject, order)
-    if not mine:
-        raise NotFound()
-    allowed = states.allowed(order.status, to_status)
-    if allowed is None or (expected_status is not None and expected_status != order.status):
-        raise _conflict(order)
-    if not (mine & allowed):
-        raise Forbidden("该操作应由检查的另一方执行")
-    return _move(db, subject, order, to_status, reason=reason, detail=detail)
-
-
-def _move(db: Session, subject: Subject | None, order: DiagnosticOrder, to_status: str, *,
-          reason: str | None, detail: dict[str, Any] | None) -> DiagnosticOrder:
-    now = clock.now()
-    before = order.status
-    order.status = to_status
-    order.updated_at = now
-    if to_status == Status.acquired:
-        order.acquired_at = now
-    elif to_status == Status.received:
-        if before == Status.claimed:  # released
-            order.claimed_by_user_id, order.claimed_at = None, None
-        else:
-            order.received_at = now
-    elif to_status == Status.claimed:
-        assert subject is not None
-        order.claimed_by_user_id = int((detail or {}).get("assigned_to") or subject.user_id)
-        order.claimed_at = now
-    elif to_status == Status.final and order.reported_at is None:
-        order.reported_at = now
-        start = order.ordered_at or order.created_at
-        order.tat_minutes = max(0, int((now - start).total_seconds() // 60))
-    db.add(DiagnosticOrderHistory(order_id=order.id, at=now, user_id=subject.user_id if subject else None,
-                                  acting_institution_id=subject.acting_institution_id if subject else None,
-                                  from_status=before, to_status=to_status, reason=reason, detail=detail))
-    audit.record(db, subject, f"diagnostics.{to_status}", "diagnostic_order", order.id,
-                 patient_id=order.patient_id, reason=reason,
-                 channel=None if subject else "system",
-                 detail={"from": before, "to": to_status, "accession_number": order.accession_number,
-                         **(detail or {})})
-    label = STATUS_LABELS.get(Status(to_status), to_status)
-    title = f"{order.item_name}（{order.accession_number}）：{label}"
-    link = f"/diagnostics/orders/{order.id}"
-    if to_status in (Status.final, Status.amended, Status.cancelled) and not (
-            subject is not None and subject.acting_institution_id == order.ordering_institution_id
-            and to_status == Status.cancelled):
-        notify(db, title=title, body=reason, link=link, institution_id=order.ordering_institution_id,
-               user_id=order.ordering_user_id, kind="diagnostics", urgent=order.priority == "stat")
-    if to_status == Status.received and order.reading_centre_institution_id is not None:
-        notify(db, title=title, link="/diagnostics/worklist", institution_id=order.reading_centre_institution_id,
-               kind="diagnostics", urgent=order.priority == "stat")
-    db.flush()
-    return order
+    return WORKFLOW.transition(db, subject, order_id, to_status, reason=reason, detail=detail,
+                               expected_status=expected_status)
 
 
 def system_received(db: Session, order: DiagnosticOrder, *, channel: str) -> None:
@@ -293,7 +300,7 @@ def system_final(db: Session, order: DiagnosticOrder, *, channel: str) -> None:
     """Verified results from the centre's LIS (every OBX-11 'F'): the results are the report."""
     system_received(db, order, channel=channel)
     if order.status == Status.received:
-        transition(db, None, order.id, Status.final, reason="检验结果已由检验科审核发布",
+        transition(db, None, order.id, Status.final, reason=FINAL_REASON,
                    detail={"channel": channel})
 
 
@@ -346,8 +353,7 @@ def place_order(db: Session, subject: Subject, *, patient_id: int, item_id: int,
         fee_standard=price.fee_standard)
     db.add(order)
     db.flush()
-    db.add(DiagnosticOrderHistory(order_id=order.id, at=now, user_id=subject.user_id, acting_institution_id=site,
-                                  from_status=None, to_status=Status.ordered))
+    WORKFLOW.create(db, subject, order, at=now)
     audit.record(db, subject, "create", "diagnostic_order", order.id, patient_id=patient_id,
                  detail={"item_code": item.code, "accession_number": order.accession_number,
                          "price_fen": price.price_fen})

@@ -21,9 +21,21 @@ def notify(db: Session, *, title: str, body: str | None = None, link: str | None
 
     With `params`, `title` and `body` are i18n codes (locale/zh and locale/en catalogues) rendered
     with these params in each reader's language; without, they are shown as written."""
-    enqueue(db, "notify", {"title": title, "body": body, "link": link, "user_id": user_id,
-                           "institution_id": institution_id, "kind": kind, "urgent": urgent, "params": params},
-            dedupe_key=dedupe_key)
+    enqueue_notice(db, payload(title=title, body=body, link=link, user_id=user_id, institution_id=institution_id,
+                               kind=kind, urgent=urgent, params=params), dedupe_key=dedupe_key)
+
+
+def payload(*, title: Any, body: Any = None, link: Any = None, user_id: Any = None, institution_id: Any = None,
+            kind: Any = "info", urgent: Any = False, params: Any = None) -> dict[str, Any]:
+    """The outbox payload of one notification. The fast paths build theirs with it too (with column
+    expressions for values their statement reads, compiled by kit.workflow.sql_json)."""
+    return {"title": title, "body": body, "link": link, "user_id": user_id, "institution_id": institution_id,
+            "kind": kind, "urgent": urgent, "params": params}
+
+
+def enqueue_notice(db: Session, notice: dict[str, Any], *, dedupe_key: str | None = None) -> None:
+    """Queue a notification built by `payload`."""
+    enqueue(db, "notify", notice, dedupe_key=dedupe_key)
 
 
 def _mine(subject: Subject):  # type: ignore[no-untyped-def]

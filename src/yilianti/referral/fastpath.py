@@ -14,7 +14,9 @@ fails as a whole is run again move by move). For each move, on its own row:
   would write the row twice;
 - from the updated row: the history row, the audit row (`referral.<status>`, detail from/to) and
   the outbox notification to the other side — the rows `transition` writes, in the same
-  transaction; the response carries the referral's history as the route's does.
+  transaction (the history row and the notification are `transition`'s own builders,
+  `WORKFLOW.history_row` and `service.notice`, compiled into the statement at import time);
+  the response carries the referral's history as the route's does.
 
 When nothing is updated, the row as the statement saw it says why: no such referral or an
 institution on neither side (404), another current status (409 `referral_state_conflict`, naming
@@ -36,10 +38,12 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
 from pydantic import ValidationError
+from sqlalchemy import Text, case
 from starlette.types import Scope
 
 from yilianti.authz.subject import Subject
@@ -47,7 +51,8 @@ from yilianti.config import get_settings
 from yilianti.exceptions import AppError, Conflict, Forbidden, NotFound
 from yilianti.fastdb import FastRoute, GroupCommit, client_ip, group, on_postgresql, route_subject
 from yilianti.kit import clock
-from yilianti.referral import states
+from yilianti.kit.workflow import column, move_detail, sql, sql_insert, sql_json
+from yilianti.referral import service, states
 from yilianti.referral.schemas import ReferralDetail, TransitionIn
 from yilianti.referral.service import ACTING_ROLES, STATE_CONFLICT
 from yilianti.referral.states import STATUS_LABELS, Side, Status
@@ -74,8 +79,18 @@ _HISTORY = "id, at, user_id, acting_institution_id, from_status, to_status, reas
 # allowed (comma-separated), $7/$8/$9 the step deadlines for routine/urgent/emergency (NULL: none), $10 users,
 # $11 usernames, $12 audit details (json), $13 ips, $14 channels; for the whole statement $5 now.
 # Every row of `r` is one move, decided on its own (one referral per statement: fastdb.GroupCommit's key).
-_SIDE = ("CASE WHEN {t}from_institution_id = r.inst THEN 'sender' "
-         "WHEN {t}to_institution_id = r.inst THEN 'receiver' END")
+_SIDE = (f"CASE WHEN {{t}}from_institution_id = r.inst THEN {sql(Side.sender)} "
+         f"WHEN {{t}}to_institution_id = r.inst THEN {sql(Side.receiver)} END")
+# The history row and the notification are the reference's builders (service.WORKFLOW.history_row,
+# service.notice), compiled here over the statement's columns: `u` the moved referral, `r` the move.
+_U = SimpleNamespace(id=column("u.id"), priority=column("u.priority"))
+_HISTORY_COLUMNS, _HISTORY_VALUES = sql_insert(service.WORKFLOW.history_row(
+    column("u.id"), at=column("$5::timestamptz"), user_id=column("r.user_id"), institution_id=column("r.inst"),
+    from_status=column("r.expected"), to_status=column("r.to_status")))
+_NOTICE = sql_json(service.notice(
+    column("r.to_status", Text), _U, None,
+    case((column("u.moved_side") == Side.sender.value, column("u.to_institution_id")),
+         else_=column("u.from_institution_id"))))
 MOVE = f"""
 WITH r AS (
   SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $6::text[], $7::interval[],
@@ -96,9 +111,8 @@ u AS (
   RETURNING r.i, {", ".join("x." + c.strip() for c in _REFERRAL.split(","))}, {_SIDE.format(t='x.')} AS moved_side
 ),
 h AS (
-  INSERT INTO referral_history (referral_id, at, user_id, acting_institution_id, from_status, to_status, reason,
-                                detail)
-  SELECT u.id, $5::timestamptz, r.user_id, r.inst, r.expected, r.to_status, NULL, NULL FROM u JOIN r ON r.i = u.i
+  INSERT INTO referral_history ({_HISTORY_COLUMNS})
+  SELECT {_HISTORY_VALUES} FROM u JOIN r ON r.i = u.i
   RETURNING referral_id, {_HISTORY}
 ),
 a AS (
@@ -110,14 +124,7 @@ a AS (
 o AS (
   INSERT INTO outbox (topic, payload, status, available_at, attempts, last_error, processed_at, dedupe_key,
                       created_at)
-  SELECT 'notify',
-         json_build_object('title', 'referral.notify.' || r.to_status, 'body', NULL, 'link', '/referrals/' || u.id,
-                           'user_id', NULL,
-                           'institution_id', CASE WHEN u.moved_side = 'sender' THEN u.to_institution_id
-                                                  ELSE u.from_institution_id END,
-                           'kind', 'referral', 'urgent', u.priority = 'emergency',
-                           'params', json_build_object('id', u.id, 'reason', '')),
-         'pending', $5::timestamptz, 0, NULL, NULL, NULL, $5::timestamptz
+  SELECT 'notify', {_NOTICE}, 'pending', $5::timestamptz, 0, NULL, NULL, NULL, $5::timestamptz
   FROM u JOIN r ON r.i = u.i
 )
 SELECT r.i AS ask, cur.status AS current, coalesce(u.moved_side, cur.side) AS side,
@@ -166,7 +173,7 @@ class _Mover(GroupCommit[_Ask]):
             [",".join(sorted(s.value for s in a.sides)) for a in items], [d[0] for d in deadlines],
             [d[1] for d in deadlines], [d[2] for d in deadlines], [a.user_id for a in items],
             [a.username for a in items],
-            [json.dumps({"from": a.expected_status.value, "to": a.to_status.value}) for a in items],
+            [json.dumps(move_detail(a.expected_status.value, a.to_status.value)) for a in items],
             [a.ip for a in items], [a.channel for a in items])}
         answers = [(rows[i], rows[i]["current"]) for i in range(1, len(items) + 1)]
         raced = [a.referral_id for a, (row, current) in zip(items, answers, strict=True)

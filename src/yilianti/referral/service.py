@@ -22,6 +22,7 @@ from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
+from yilianti.kit.workflow import Step, Workflow, as_text, move_detail
 from yilianti.models.alliance import Department, Institution
 from yilianti.models.attachment import Attachment
 from yilianti.models.outbox import OutboxMessage
@@ -29,14 +30,14 @@ from yilianti.models.patient import GrantKind
 from yilianti.models.referral import FollowUpTask, Referral, ReferralHistory
 from yilianti.models.scheduling import BedReservation, Booking, ClinicSession
 from yilianti.models.workforce import Practitioner
-from yilianti.notifications.service import notify
+from yilianti.notifications.service import enqueue_notice, notify, payload
 from yilianti.referral import states
 from yilianti.referral.schemas import ReferralIn
 from yilianti.referral.states import FINAL, REJECT_LABELS, STATUS_LABELS, RejectCode, Side, Status
 from yilianti.scheduling.service import share_alliance
 
 ACTING_ROLES = ("doctor", "nurse", "coordinator")
-STATE_CONFLICT = "referral_state_conflict"
+STATE_CONFLICT = states.STATE_CONFLICT
 
 
 # ------------------------------------------------------------------------------------- access
@@ -68,53 +69,55 @@ def history(db: Session, subject: Subject, referral_id: int) -> list[ReferralHis
 # ------------------------------------------------------------------------------------- the one transition
 
 
+def _sides(db: Session, subject: Subject | None, ref: Referral) -> tuple[Side]:
+    assert subject is not None
+    return (_side(subject, ref),)
+
+
+def notice(to_status: Any, ref: Any, reason: Any, institution_id: Any) -> dict[str, Any]:
+    """The notification of a move to the other side: i18n codes (locale/*/referral.json), rendered in
+    each reader's language. `ref` may be columns: the fast path compiles this into its statement."""
+    return payload(title="referral.notify." + to_status, body="referral.notify.reason" if reason else None,
+                   params={"id": ref.id, "reason": reason or ""}, link="/referrals/" + as_text(ref.id),
+                   institution_id=institution_id, kind="referral", urgent=ref.priority == "emergency")
+
+
+def _deadline(step: Step[Referral]) -> datetime | None:
+    due = states.step_deadline(step.to, step.row.priority)
+    return step.at + due if due is not None else None
+
+
+def _audit(db: Session, step: Step[Referral]) -> None:
+    audit.record(db, step.subject, f"referral.{step.to}", "referral", step.row.id, patient_id=step.row.patient_id,
+                 reason=step.reason, detail=move_detail(step.before, step.to, step.detail))
+
+
+def _notify(db: Session, step: Step[Referral]) -> None:
+    if step.side is not None:
+        ref = step.row
+        other = ref.to_institution_id if step.side == Side.sender else ref.from_institution_id
+        enqueue_notice(db, notice(step.to, ref, step.reason, other))
+
+
+WORKFLOW: Workflow[Referral] = Workflow(
+    machine=states.MACHINE, model=Referral, sides=_sides, wrong_side="该操作应由转诊的另一方执行",
+    roles=ACTING_ROLES, roles_message="只有临床人员可以处理转诊", history_model=ReferralHistory,
+    history_key="referral_id", deadline=_deadline, audit=_audit, notify=_notify)
+
+
 def lock_for_move(db: Session, subject: Subject, referral_id: int, to_status: str, *,
                   expected_status: str | None = None) -> tuple[Referral, Side]:
     """Lock the referral row and check that the subject may make this move now (404/409/403).
 
     `transition` starts with this; cross-domain flows call it first too, so that a booking is
     only made for a referral that can still be scheduled, while the row is held."""
-    ref = db.scalar(select(Referral).where(Referral.id == referral_id).with_for_update()
-                    .execution_options(populate_existing=True))
-    if ref is None or not subject.is_clinical:
-        raise NotFound()
-    side = _side(subject, ref)
-    sides = states.allowed(ref.status, to_status)
-    if sides is None or (expected_status is not None and expected_status != ref.status):
-        raise Conflict("转诊单当前状态为“{current}”，不能执行该操作，请刷新后重试", code=STATE_CONFLICT,
-                       current=STATUS_LABELS.get(Status(ref.status), ref.status))
-    if side not in sides or not subject.has(*ACTING_ROLES):
-        raise Forbidden("该操作应由转诊的另一方执行" if side not in sides else "只有临床人员可以处理转诊")
-    return ref, side
+    return WORKFLOW.lock(db, subject, referral_id, to_status, expected_status=expected_status)
 
 
 def transition(db: Session, subject: Subject, referral_id: int, to_status: str, *, reason: str | None = None,
                detail: dict[str, Any] | None = None, expected_status: str | None = None) -> Referral:
-    ref, side = lock_for_move(db, subject, referral_id, to_status, expected_status=expected_status)
-    return _move(db, subject, ref, to_status, side, reason=reason, detail=detail)
-
-
-def _move(db: Session, subject: Subject, ref: Referral, to_status: str, side: Side | None, *,
-          reason: str | None, detail: dict[str, Any] | None) -> Referral:
-    now = clock.now()
-    before = ref.status
-    ref.status = to_status
-    step = states.step_deadline(to_status, ref.priority)
-    ref.due_at = now + step if step is not None else None
-    ref.updated_at = now
-    db.add(ReferralHistory(referral_id=ref.id, at=now, user_id=subject.user_id,
-                           acting_institution_id=subject.acting_institution_id, from_status=before,
-                           to_status=to_status, reason=reason, detail=detail))
-    audit.record(db, subject, f"referral.{to_status}", "referral", ref.id, patient_id=ref.patient_id,
-                 reason=reason, detail={"from": before, "to": to_status, **(detail or {})})
-    if side is not None:
-        other = ref.to_institution_id if side == Side.sender else ref.from_institution_id
-        # i18n codes (locale/*/referral.json), rendered in each reader's language
-        notify(db, title=f"referral.notify.{to_status}", body="referral.notify.reason" if reason else None,
-               params={"id": ref.id, "reason": reason or ""}, link=f"/referrals/{ref.id}",
-               institution_id=other, kind="referral", urgent=ref.priority == "emergency")
-    db.flush()
-    return ref
+    return WORKFLOW.transition(db, subject, referral_id, to_status, reason=reason, detail=detail,
+                               expected_status=expected_status)
 
 
 # ------------------------------------------------------------------------------------- creating
@@ -168,8 +171,7 @@ def create_draft(db: Session, subject: Subject, data: ReferralIn) -> Referral:
     )
     db.add(ref)
     db.flush()
-    db.add(ReferralHistory(referral_id=ref.id, at=clock.now(), user_id=subject.user_id,
-                           acting_institution_id=own, from_status=None, to_status=Status.draft))
+    WORKFLOW.create(db, subject, ref)
     audit.record(db, subject, "create", "referral", ref.id, patient_id=ref.patient_id,
                  detail={"direction": ref.direction, "to_institution_id": ref.to_institution_id})
     db.flush()
@@ -354,10 +356,8 @@ def forward(db: Session, subject: Subject, referral_id: int, to_institution_id: 
     )
     db.add(new)
     db.flush()
-    db.add(ReferralHistory(referral_id=new.id, at=clock.now(), user_id=subject.user_id,
-                           acting_institution_id=subject.acting_institution_id, from_status=None,
-                           to_status=Status.draft, detail={"forwarded_from": old.id}))
-    _move(db, subject, new, Status.submitted, Side.sender, reason=reason, detail={"forwarded_from": old.id})
+    WORKFLOW.create(db, subject, new, detail={"forwarded_from": old.id})
+    WORKFLOW.move(db, subject, new, Status.submitted, Side.sender, reason=reason, detail={"forwarded_from": old.id})
     new.submitted_at = clock.now()
     old.forwarded_to_id = new.id
     policy.end_grants(db, subject, "referral", old.id)

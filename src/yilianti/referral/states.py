@@ -12,6 +12,7 @@ from datetime import timedelta
 from enum import StrEnum
 
 from yilianti.config import REFERRAL_STEP_DEADLINES, get_settings
+from yilianti.kit.workflow import Machine
 
 
 class Status(StrEnum):
@@ -66,18 +67,6 @@ FINAL = frozenset({S.closed, S.cancelled, S.rejected, S.did_not_attend, S.forwar
 OPEN = frozenset(s for s in Status if s not in FINAL)
 
 
-def allowed(from_status: str, to_status: str) -> frozenset[Side] | None:
-    """The sides that may make this move, or None when the move is not declared."""
-    try:
-        return MOVES.get((Status(from_status), Status(to_status)))
-    except ValueError:
-        return None
-
-
-def next_moves(from_status: str, side: Side) -> list[Status]:
-    return [to for (frm, to), sides in MOVES.items() if frm == from_status and side in sides]
-
-
 class RejectCode(StrEnum):
     no_capability = "no_capability"  # 无相应诊疗能力
     no_bed = "no_bed"  # 床位已满
@@ -102,6 +91,13 @@ STATUS_LABELS = {
     S.outcome_returned: "已回传结果", S.closed: "已结案", S.cancelled: "已取消",
     S.did_not_attend: "未到诊", S.forwarded: "已转至其他机构",
 }
+
+STATE_CONFLICT = "referral_state_conflict"
+MACHINE: Machine[Status, Side] = Machine(
+    status=Status, moves=MOVES, final=FINAL, labels=STATUS_LABELS, conflict_code=STATE_CONFLICT,
+    conflict_message="转诊单当前状态为“{current}”，不能执行该操作，请刷新后重试")
+allowed = MACHINE.allowed  # the sides that may make a move, or None when it is not declared
+next_moves = MACHINE.next_moves
 
 # Deadline of the step that follows entering a status, by priority: the defaults live in config.py next to the
 # setting that overrides them (YILIANTI_REFERRAL_STEP_DEADLINES), which validates against them.

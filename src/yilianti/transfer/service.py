@@ -27,6 +27,7 @@ from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
+from yilianti.kit.workflow import Workflow
 from yilianti.models.alliance import Institution
 from yilianti.models.patient import GrantKind, Patient
 from yilianti.models.referral import Referral
@@ -35,7 +36,9 @@ from yilianti.models.transfer import CriticalTransfer, TransferMilestone
 from yilianti.models.workforce import Practitioner
 from yilianti.notifications.service import notify
 from yilianti.scheduling.service import share_alliance
+from yilianti.transfer import states
 from yilianti.transfer.schemas import AcceptIn, CancelIn, DispatchIn, MilestoneIn, Network, TransferIn
+from yilianti.transfer.states import Side, Status
 
 MAIN_CHAIN = ("requested", "team_departed", "arrived_at_origin", "assessed", "departed_with_patient", "arrived",
               "handed_over")
@@ -44,8 +47,9 @@ NETWORK_KINDS = ("first_medical_contact", "first_ecg", "door", "balloon", "needl
 NETWORK_AFTER = {"first_ecg": "first_medical_contact", "balloon": "door", "needle": "door"}
 TIMED_NETWORKS = (Network.chest_pain, Network.stroke)
 
-OPEN = ("requested", "accepted", "dispatched", "in_progress")
-FINAL = ("handed_over", "cancelled")
+OPEN = tuple(s for s in Status if s in states.OPEN)
+FINAL = tuple(s for s in Status if s in states.FINAL)
+ACTING_ROLES = ("doctor", "nurse", "coordinator")
 
 # Quality targets in minutes (DOMAIN.md §4); a settings field `transfer_target_<key>` overrides each.
 TARGET_MINUTES: dict[str, int] = {"fmc_to_ecg": 10, "door_to_balloon": 90, "door_to_needle": 60}
@@ -62,12 +66,12 @@ def targets() -> dict[str, int]:
 # ------------------------------------------------------------------------------------------ access
 
 
-def _side(subject: Subject, t: CriticalTransfer) -> str | None:
+def _side(subject: Subject, t: CriticalTransfer) -> Side | None:
     inst = subject.acting_institution_id
     if inst == t.origin_institution_id:
-        return "origin"
+        return Side.origin
     if inst == t.destination_institution_id:
-        return "destination"
+        return Side.destination
     return None
 
 
@@ -82,15 +86,22 @@ def get(db: Session, subject: Subject, transfer_id: int, *, for_update: bool = F
     return t
 
 
-def _clinical_of(subject: Subject, t: CriticalTransfer, side: str) -> None:
-    if _side(subject, t) != side:
-        raise Forbidden("只有接收医院的医护人员可以接收转运" if side == "destination" else "只有申请方可以执行此操作")
-    if not subject.has("doctor", "nurse", "coordinator"):
-        raise Forbidden()
+def _sides(db: Session, subject: Subject | None, t: CriticalTransfer) -> tuple[Side, ...]:
+    side = _side(subject, t) if subject is not None else None
+    return () if side is None else (side,)
+
+
+# The status moves only through WORKFLOW (states.MOVES): the row locked, 404 for other institutions,
+# the side and the clinical roles checked before the status (403, then 409 transfer_state_conflict).
+# A transfer has no history table: its milestones and audit events (written below, after each move)
+# are its history.
+WORKFLOW: Workflow[CriticalTransfer] = Workflow(
+    machine=states.MACHINE, model=CriticalTransfer, sides=_sides, wrong_side="只有接收医院的医护人员可以接收转运",
+    roles=ACTING_ROLES, side_first=True)
 
 
 def _other_side(subject: Subject, t: CriticalTransfer) -> int:
-    return t.destination_institution_id if _side(subject, t) == "origin" else t.origin_institution_id
+    return t.destination_institution_id if _side(subject, t) == Side.origin else t.origin_institution_id
 
 
 def _notify(db: Session, t: CriticalTransfer, institution_id: int, title: str) -> None:
@@ -109,7 +120,7 @@ def _next_case_no(db: Session) -> str:
 
 
 def request(db: Session, subject: Subject, data: TransferIn) -> CriticalTransfer:
-    if not subject.is_clinical or not subject.has("doctor", "nurse", "coordinator"):
+    if not subject.is_clinical or not subject.has(*ACTING_ROLES):
         raise Forbidden("此功能仅限临床人员（医生、护士、转诊协调员）")
     origin = subject.acting_institution_id
     assert origin is not None
@@ -131,7 +142,7 @@ def request(db: Session, subject: Subject, data: TransferIn) -> CriticalTransfer
         t = CriticalTransfer(
             case_no=_next_case_no(db), patient_id=data.patient_id, origin_institution_id=origin,
             destination_institution_id=dest.id, referral_id=data.referral_id, network=data.network.value,
-            diagnosis=data.diagnosis, vitals=vitals, requested_by_user_id=subject.user_id, status="requested",
+            diagnosis=data.diagnosis, vitals=vitals, requested_by_user_id=subject.user_id, status=Status.requested,
             created_at=now, updated_at=now)
         try:
             with db.begin_nested():
@@ -154,15 +165,8 @@ def request(db: Session, subject: Subject, data: TransferIn) -> CriticalTransfer
 # ----------------------------------------------------------------------------------- accept / dispatch
 
 
-def _require_status(t: CriticalTransfer, *allowed: str) -> None:
-    if t.status not in allowed:
-        raise Conflict("转运当前状态不允许此操作", code="transfer_state_conflict")
-
-
 def accept(db: Session, subject: Subject, transfer_id: int, data: AcceptIn) -> CriticalTransfer:
-    t = get(db, subject, transfer_id, for_update=True)
-    _clinical_of(subject, t, "destination")
-    _require_status(t, "requested")
+    t, side = WORKFLOW.lock(db, subject, transfer_id, Status.accepted)
     fields: dict[str, str] = {}
     physician = (data.accepting_physician or "").strip() or None
     prac_id = data.accepting_practitioner_id
@@ -194,9 +198,7 @@ def accept(db: Session, subject: Subject, transfer_id: int, data: AcceptIn) -> C
     t.ward_id = data.ward_id
     t.bed_reservation_id = data.bed_reservation_id
     t.bed_note = (data.bed_note or "").strip() or None
-    t.status = "accepted"
-    t.updated_at = clock.now()
-    db.flush()
+    WORKFLOW.move(db, subject, t, Status.accepted, side)
     policy.grant_access(db, subject, patient_id=t.patient_id, institution_id=t.destination_institution_id,
                         kind=GrantKind.referral, reason=f"重症转运 {t.case_no}", source=("transfer", t.id))
     audit.record(db, subject, "accept", "critical_transfer", t.id, patient_id=t.patient_id,
@@ -208,17 +210,12 @@ def accept(db: Session, subject: Subject, transfer_id: int, data: AcceptIn) -> C
 
 
 def dispatch(db: Session, subject: Subject, transfer_id: int, data: DispatchIn) -> CriticalTransfer:
-    t = get(db, subject, transfer_id, for_update=True)
-    if not subject.has("doctor", "nurse", "coordinator"):
-        raise Forbidden()
-    _require_status(t, "accepted")
+    t, side = WORKFLOW.lock(db, subject, transfer_id, Status.dispatched)
     t.vehicle = data.vehicle.strip()
     t.team = data.team.strip()
-    t.status = "dispatched"
-    t.updated_at = clock.now()
-    db.flush()
+    WORKFLOW.move(db, subject, t, Status.dispatched, side)
     audit.record(db, subject, "dispatch", "critical_transfer", t.id, patient_id=t.patient_id,
-                 detail=audit.diff({"status": "accepted"}, {"status": t.status, "vehicle": t.vehicle,
+                 detail=audit.diff({"status": Status.accepted}, {"status": t.status, "vehicle": t.vehicle,
                                                             "team": t.team}))
     _notify(db, t, _other_side(subject, t), "重症转运已派车")
     return t
@@ -242,11 +239,11 @@ def next_main(recorded: dict[str, TransferMilestone]) -> str | None:
 
 def allowed_kinds(t: CriticalTransfer, recorded: dict[str, TransferMilestone]) -> list[str]:
     """What the page offers next: the next step of the chain, plus the network's markers."""
-    if t.status == "cancelled":
+    if t.status == Status.cancelled:
         return []
     kinds: list[str] = []
     nxt = next_main(recorded)
-    if nxt is not None and t.status in ("dispatched", "in_progress"):
+    if nxt is not None and t.status in states.MOVING:
         kinds.append(nxt)
     if t.network in TIMED_NETWORKS:
         kinds += [k for k in NETWORK_KINDS if k not in recorded and (k not in NETWORK_AFTER
@@ -256,7 +253,7 @@ def allowed_kinds(t: CriticalTransfer, recorded: dict[str, TransferMilestone]) -
 
 def record_milestone(db: Session, subject: Subject, transfer_id: int, data: MilestoneIn) -> TransferMilestone:
     t = get(db, subject, transfer_id, for_update=True)
-    if not subject.has("doctor", "nurse", "coordinator"):
+    if not subject.has(*ACTING_ROLES):
         raise Forbidden()
     now = clock.now()
     # a time without a zone is wall-clock time in China (what a nurse types in)
@@ -264,16 +261,16 @@ def record_milestone(db: Session, subject: Subject, transfer_id: int, data: Mile
         data.at if data.at.tzinfo is not None else data.at.replace(tzinfo=clock.SHANGHAI))
     if at > now + timedelta(minutes=1):
         raise InvalidInput(fields={"at": "时间不能晚于当前时间"})
-    if t.status == "cancelled":
-        raise Conflict("转运已取消，不能再记录节点", code="transfer_state_conflict")
+    if t.status == Status.cancelled:
+        raise Conflict("转运已取消，不能再记录节点", code=states.STATE_CONFLICT)
     recorded = {m.kind: m for m in milestones(db, t.id)}
     kind = data.kind
     if kind in recorded:
         raise Conflict("该节点已记录，不能重复记录", code="milestone_recorded")
     previous: TransferMilestone | None = None
     if kind in MAIN_CHAIN:
-        if t.status not in ("dispatched", "in_progress"):
-            raise Conflict("转运尚未派车，不能记录转运节点", code="transfer_state_conflict")
+        if t.status not in states.MOVING:
+            raise Conflict("转运尚未派车，不能记录转运节点", code=states.STATE_CONFLICT)
         expected = next_main(recorded)
         if kind != expected:
             raise Conflict("节点顺序不对：下一个应记录的是「{expected}」", code="milestone_out_of_order",
@@ -296,11 +293,12 @@ def record_milestone(db: Session, subject: Subject, transfer_id: int, data: Mile
     db.add(m)
     before_status = t.status
     if kind == "handed_over":
-        t.status = "handed_over"
-    elif kind in MAIN_CHAIN and t.status == "dispatched":
-        t.status = "in_progress"
-    t.updated_at = now
-    db.flush()
+        WORKFLOW.move(db, subject, t, Status.handed_over, _side(subject, t))
+    elif kind in MAIN_CHAIN and t.status == Status.dispatched:
+        WORKFLOW.move(db, subject, t, Status.in_progress, _side(subject, t))
+    else:
+        t.updated_at = now
+        db.flush()
     audit.record(db, subject, "milestone", "critical_transfer", t.id, patient_id=t.patient_id,
                  detail={"kind": kind, "at": at.isoformat(), "late_entry": data.at is not None,
                          **({"status": {"from": before_status, "to": t.status}} if t.status != before_status else {})})
@@ -309,18 +307,13 @@ def record_milestone(db: Session, subject: Subject, transfer_id: int, data: Mile
 
 
 def cancel(db: Session, subject: Subject, transfer_id: int, data: CancelIn) -> CriticalTransfer:
-    t = get(db, subject, transfer_id, for_update=True)
-    if not subject.has("doctor", "nurse", "coordinator"):
-        raise Forbidden()
-    _require_status(t, *OPEN)
+    t, side = WORKFLOW.lock(db, subject, transfer_id, Status.cancelled)
     reason = data.reason.strip()
     if not reason:
         raise InvalidInput(fields={"reason": "必填"})
     before = t.status
-    t.status = "cancelled"
     t.cancel_reason = reason
-    t.updated_at = clock.now()
-    db.flush()
+    WORKFLOW.move(db, subject, t, Status.cancelled, side)
     policy.end_grants(db, subject, "transfer", t.id)
     audit.record(db, subject, "cancel", "critical_transfer", t.id, patient_id=t.patient_id, reason=reason,
                  detail=audit.diff({"status": before}, {"status": t.status}))
