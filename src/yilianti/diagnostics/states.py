@@ -79,6 +79,15 @@ STATUS_LABELS = {
     S.cancelled: "已取消",
 }
 
+class ReportStatus(StrEnum):
+    draft = "draft"
+    preliminary = "preliminary"  # a trainee signed; a second signature is due
+    final = "final"
+    amended = "amended"
+
+
+SIGNED = frozenset({ReportStatus.final, ReportStatus.amended})  # a report the ordering site may read
+
 PRIORITY_LABELS = {"routine": "普通", "urgent": "加急", "stat": "急诊"}
 PRIORITY_RANK = {"stat": 0, "urgent": 1, "routine": 2}
 KIND_LABELS = {"imaging": "影像", "ecg": "心电", "lab": "检验"}
