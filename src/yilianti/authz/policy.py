@@ -120,6 +120,7 @@ def access(patient: Arg, institution: Arg, user: Arg, now: Arg, today: Arg) -> C
     The caller derives `shared` with `shared_of`, as `decide` does."""
     own = select(exists().where(*care(patient, institution)).label("own")).cte("care")
     gr = (select(AccessGrant.id, AccessGrant.kind, AccessGrant.includes_shared)
+          .select_from(AccessGrant).join(own, true())  # one row: whether the institution has its own relationship
           .where(not_(own.c.own), *grant(patient, institution, user, now))
           .order_by(AccessGrant.expires_at.desc()).limit(1).cte("gr"))
     basis = case((own.c.own, "own"), (gr.c.kind == GrantKind.break_glass, "break_glass"),
