@@ -99,12 +99,7 @@ class Catalogue:
 
     def hr_label(self, source: int, item_id: int, on: date) -> str:
         """The HR mark of a result of `source` on `on` (as `service.hr_marks` decides it): "HR 京津冀" or ""."""
-        names: list[str] = []
-        seen: list[int] = []
-        for scope_id, qc_from, qc_to, scope_name in self.quals.get((source, item_id), []):
-            if qc_from <= on <= qc_to and scope_id not in seen:
-                seen.append(scope_id)
-                names.append(scope_name)
+        names = [name for _, name in service.qualified_on(self.quals.get((source, item_id), []), on)]
         return ("HR " + "、".join(names)) if names else ""
 
     def covering(self, inst_id: int, today: date) -> list[service.ScopeInfo]:

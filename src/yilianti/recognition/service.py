@@ -283,6 +283,19 @@ def _qualified(db: Session, pairs: set[tuple[int, int]],
     return out
 
 
+Qual = tuple[int, date, date, str]  # a QC qualification: (scope id, from, to, scope name)
+
+
+def qualified_on(quals: Iterable[Qual], on: date) -> list[tuple[int, str]]:
+    """The HR mark's scopes: (id, name) of each scope the producer was QC-qualified in on the result's date,
+    once each, in the qualifications' order (for `hr_marks` and the hot paths' catalogue alike)."""
+    out: list[tuple[int, str]] = []
+    for scope_id, qc_from, qc_to, name in quals:
+        if qc_from <= on <= qc_to and all(scope_id != s for s, _ in out):
+            out.append((scope_id, name))
+    return out
+
+
 def hr_marks(db: Session, orders: Sequence[DiagnosticOrder]) -> dict[int, HrMark]:
     """The HR mark of each order's result, decided by the QC status on the result's date.
 
@@ -298,10 +311,11 @@ def hr_marks(db: Session, orders: Sequence[DiagnosticOrder]) -> dict[int, HrMark
         item = items.get(o.item_code)
         on = result_date(o)
         if item is not None and on is not None and o.status in RESULTED:
-            for q, name, _days in quals.get((source_institution_id(o), item.id), []):
-                if q.qc_from <= on <= q.qc_to and q.scope_id not in mark.scope_ids:
-                    mark.scope_ids.append(q.scope_id)
-                    mark.scopes.append(name)
+            for scope_id, name in qualified_on([(q.scope_id, q.qc_from, q.qc_to, name)
+                                                for q, name, _days in quals.get((source_institution_id(o), item.id), [])],
+                                               on):
+                mark.scope_ids.append(scope_id)
+                mark.scopes.append(name)
             mark.marked = bool(mark.scopes)
         out[o.id] = mark
     return out
@@ -350,9 +364,6 @@ class Lookup:
         if not self.results:
             return "没有在有效期内的互认结果"
         return ""
-
-
-Qual = tuple[int, date, date, str]  # a QC qualification: (scope id, from, to, scope name)
 
 
 @dataclass(frozen=True)
