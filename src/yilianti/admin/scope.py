@@ -7,9 +7,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from yilianti.alliance.repository import current_on
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import Forbidden
 from yilianti.kit import clock
@@ -33,9 +34,7 @@ def alliance_members(db: Session, alliance_ids: frozenset[int] | set[int]) -> se
         return set()
     today = clock.today_local()
     return set(db.scalars(select(Membership.institution_id).where(
-        Membership.alliance_id.in_(alliance_ids),
-        or_(Membership.left_on.is_(None), Membership.left_on > today),
-    )))
+        Membership.alliance_id.in_(alliance_ids), current_on(today))))
 
 
 def readable_institutions(db: Session, subject: Subject) -> set[int] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, joinedload
@@ -12,10 +13,12 @@ from yilianti.models.alliance import Alliance, Department, Institution, MemberRo
 from yilianti.models.workforce import PracticeSite, Practitioner
 
 
-def current_on(on: date) -> ColumnElement[bool]:
-    """SQL twin of `Membership.is_current(on)`."""
-    return and_(or_(Membership.joined_on.is_(None), Membership.joined_on <= on),
-                or_(Membership.left_on.is_(None), Membership.left_on > on))
+def current_on(on: date | ColumnElement[Any], member: Any = Membership) -> ColumnElement[bool]:
+    """Membership in force on `on` — the SQL twin of `Membership.is_current(on)`, the one clause every query and
+    hot-path statement uses. `on`: a date, or a date expression (a hot path's `$n::date`); `member`: the
+    Membership entity or an alias of it (`aliased(Membership)`)."""
+    return and_(or_(member.joined_on.is_(None), member.joined_on <= on),
+                or_(member.left_on.is_(None), member.left_on > on))
 
 
 def search_alliances(db: Session, on: date, *, model: str | None = None, q: str | None = None,

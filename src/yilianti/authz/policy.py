@@ -17,16 +17,20 @@ Every decision that lets someone read is audited by the caller through `require_
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, not_, or_, select, true
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import CTE
 
+from yilianti.alliance.repository import current_on
 from yilianti.audit import service as audit
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
+from yilianti.kit.sqlcompile import minus
 from yilianti.models.alliance import Membership
 from yilianti.models.patient import (
     AccessGrant,
@@ -41,53 +45,90 @@ from yilianti.models.scheduling import Booking, BookingStatus, ClinicSession, Sc
 
 BOOKING_ACCESS = timedelta(days=7)  # a booking lets its site see the patient until 7 days after the session
 
+# ------------------------------------------------------------------------------------ the rules, as clauses
+# Each basis is one list of conditions, built from its arguments: ORM columns or Python values for the ORM
+# path (`decide`, `readable`), placeholders or a row's columns for the hot paths' statements (`access`, the
+# booking statement; kit/sqlcompile). `exists` and `found` turn them into a condition.
 
-def booking_basis_sql(patient: str, institution: str, now: str) -> str:
-    """`_booking_basis` as an SQL condition for the hot paths' raw statements (their parameter placeholders,
-    or a row's columns). Written as a scalar subquery, not EXISTS: evaluated for many rows (a batch of
-    bookings), an EXISTS may be planned as a hash of every booking, built on every execution."""
-    return (f"(SELECT true FROM booking b JOIN clinic_session bs ON bs.id = b.session_id "
-            f"JOIN schedule bsc ON bsc.id = bs.schedule_id "
-            f"WHERE b.patient_id = {patient} AND b.status <> 'cancelled' AND bsc.institution_id = {institution} "
-            f"AND bs.ends_at > {now} - interval '{BOOKING_ACCESS.days} days' LIMIT 1) IS NOT NULL")
+Arg = Any  # a value, an ORM column, or a SQL expression (a hot path's `$n::type`)
 
 
-def access_sql(patient: str, institution: str, user: str, now: str, today: str) -> str:
-    """`decide` as SQL for the hot paths' raw statements: CTEs `care`, `gr` and `acc`, where `acc` is one row
-    (basis own | break_glass | grant | NULL when not visible, includes_shared, consent in force, grant_id).
-    The caller derives `shared` as `decide` does: own → consent; else includes_shared and (break-glass or consent)."""
-    return f"""care AS (
-  SELECT EXISTS (SELECT 1 FROM care_relationship c WHERE c.patient_id = {patient}
-                 AND c.institution_id = {institution} AND c.ended_at IS NULL) AS own
-),
-gr AS (
-  SELECT g.id, g.kind, g.includes_shared FROM access_grant g, care
-  WHERE NOT care.own AND g.patient_id = {patient} AND g.institution_id = {institution}
-    AND (g.user_id IS NULL OR g.user_id = {user}) AND g.revoked_at IS NULL
-    AND g.starts_at <= {now} AND g.expires_at > {now}
-  ORDER BY g.expires_at DESC LIMIT 1
-),
-acc AS (
-  SELECT CASE WHEN care.own THEN 'own' WHEN gr.kind = 'break_glass' THEN 'break_glass'
-              WHEN gr.kind IS NOT NULL THEN 'grant'
-              WHEN {booking_basis_sql(patient, institution, now)} THEN 'grant' END AS basis,
-         coalesce(gr.includes_shared, true) AS includes_shared,
-         EXISTS (SELECT 1 FROM consent k WHERE k.patient_id = {patient} AND k.withdrawn_at IS NULL
-                   AND k.granted_at <= {now}
-                   AND (k.scope = 'all' OR (k.scope = 'alliance' AND k.alliance_id IN (
-                        SELECT m.alliance_id FROM membership m WHERE m.institution_id = {institution}
-                          AND (m.left_on IS NULL OR m.left_on > {today}))))) AS consent,
-         gr.id AS grant_id
-  FROM care LEFT JOIN gr ON true
-)"""
+def care(patient: Arg, institution: Arg) -> list[ColumnElement[bool]]:
+    """A care relationship in force between the patient and the institution."""
+    return [CareRelationship.patient_id == patient, CareRelationship.institution_id == institution,
+            CareRelationship.ended_at.is_(None)]
+
+
+def grant(patient: Arg, institution: Arg, user: Arg, now: Arg) -> list[ColumnElement[bool]]:
+    """An explicit grant for the institution (or only this user of it), started, unexpired and unrevoked."""
+    return [AccessGrant.patient_id == patient, AccessGrant.institution_id == institution,
+            or_(AccessGrant.user_id.is_(None), AccessGrant.user_id == user), AccessGrant.revoked_at.is_(None),
+            AccessGrant.starts_at <= now, AccessGrant.expires_at > now]
+
+
+def booking(patient: Arg, institution: Arg, now: Arg) -> list[ColumnElement[bool]]:
+    """A booking (not cancelled) of the patient into a session of the institution that ended less than
+    BOOKING_ACCESS ago — what the booking grant row expressed."""
+    return [Booking.patient_id == patient, Booking.status != BookingStatus.cancelled,
+            ClinicSession.id == Booking.session_id, Schedule.id == ClinicSession.schedule_id,
+            Schedule.institution_id == institution, ClinicSession.ends_at > minus(now, BOOKING_ACCESS)]
+
+
+def consent(patient: Arg, institution: Arg, now: Arg, today: Arg) -> list[ColumnElement[bool]]:
+    """The patient's sharing consent in force for all members, or for an alliance the institution is a
+    member of today."""
+    member_alliances = select(Membership.alliance_id).where(Membership.institution_id == institution,
+                                                            current_on(today))
+    return [Consent.patient_id == patient, Consent.withdrawn_at.is_(None), Consent.granted_at <= now,
+            or_(Consent.scope == ConsentScope.all,
+                and_(Consent.scope == ConsentScope.alliance, Consent.alliance_id.in_(member_alliances)))]
+
+
+def found(conditions: list[ColumnElement[bool]]) -> ColumnElement[bool]:
+    """The conditions as `(SELECT true … LIMIT 1) IS NOT NULL` — the hot paths' form for lookups into large
+    tables evaluated for many rows: there the planner may run an EXISTS as a hash of the whole table, built on
+    every execution (measured 2026-12-06: 30–120 ms a batch of bookings, growing with the table)."""
+    return select(true()).where(*conditions).limit(1).scalar_subquery().is_not(None)
 
 
 def shared_of(basis: str, includes_shared: bool, consent: bool) -> bool:
-    """`decide`'s `shared` from an `access_sql` row: own → consent; a grant → includes_shared and consent;
-    break-glass → includes_shared (an emergency sees everything)."""
+    """Whether the shared record is visible: own → consent; a grant → includes_shared and consent;
+    break-glass → includes_shared (an emergency sees everything). A booking basis is a grant that
+    includes the shared record."""
     if basis == "own":
         return bool(consent)
     return bool(includes_shared) and (basis == "break_glass" or bool(consent))
+
+
+def grant_basis(kind: str) -> str:
+    return "break_glass" if kind == GrantKind.break_glass else "grant"
+
+
+def basis(patient: Arg, institution: Arg, user: Arg, now: Arg) -> ColumnElement[str]:
+    """`decide`'s basis as one expression (own | break_glass | grant | NULL), for a statement deciding many rows
+    (the booking statement): every lookup a scalar subquery with LIMIT 1 (see `found`)."""
+    first_grant = (select(case((AccessGrant.kind == GrantKind.break_glass, "break_glass"), else_="grant"))
+                   .where(*grant(patient, institution, user, now))
+                   .order_by(AccessGrant.expires_at.desc()).limit(1).scalar_subquery())
+    return case((found(care(patient, institution)), "own"),
+                else_=func.coalesce(first_grant, case((found(booking(patient, institution, now)), "grant"))))
+
+
+def access(patient: Arg, institution: Arg, user: Arg, now: Arg, today: Arg) -> CTE:
+    """`decide` as one row for the hot paths' statements: the CTE `acc` (over `care` and `gr`) with basis
+    (own | break_glass | grant | NULL when not visible), includes_shared, consent (in force), grant_id.
+    The caller derives `shared` with `shared_of`, as `decide` does."""
+    own = select(exists().where(*care(patient, institution)).label("own")).cte("care")
+    gr = (select(AccessGrant.id, AccessGrant.kind, AccessGrant.includes_shared)
+          .select_from(AccessGrant).join(own, true())  # one row: whether the institution has its own relationship
+          .where(not_(own.c.own), *grant(patient, institution, user, now))
+          .order_by(AccessGrant.expires_at.desc()).limit(1).cte("gr"))
+    basis = case((own.c.own, "own"), (gr.c.kind == GrantKind.break_glass, "break_glass"),
+                 (gr.c.kind.is_not(None), "grant"), (found(booking(patient, institution, now)), "grant"))
+    return (select(basis.label("basis"), func.coalesce(gr.c.includes_shared, true()).label("includes_shared"),
+                   exists().where(*consent(patient, institution, now, today)).label("consent"),
+                   gr.c.id.label("grant_id"))
+            .select_from(own.outerjoin(gr, true())).cte("acc"))
 
 
 @dataclass(frozen=True)
@@ -98,62 +139,24 @@ class PatientAccess:
     grant_id: int | None = None
 
 
-def _active_care(subject: Subject) -> ColumnElement[bool]:
-    return exists().where(
-        CareRelationship.patient_id == Patient.id,
-        CareRelationship.institution_id == subject.acting_institution_id,
-        CareRelationship.ended_at.is_(None),
-    )
-
-
-def _active_grant(subject: Subject) -> ColumnElement[bool]:
-    now = clock.now()
-    return exists().where(
-        AccessGrant.patient_id == Patient.id,
-        AccessGrant.institution_id == subject.acting_institution_id,
-        or_(AccessGrant.user_id.is_(None), AccessGrant.user_id == subject.user_id),
-        AccessGrant.revoked_at.is_(None),
-        AccessGrant.starts_at <= now,
-        AccessGrant.expires_at > now,
-    )
-
-
-def _booking_basis(subject: Subject, patient: InstrumentedAttribute[int] | int) -> ColumnElement[bool]:
-    """A booking (not cancelled) of the patient into a session of the acting institution that
-    ended less than BOOKING_ACCESS ago — what the booking grant row expressed."""
-    return exists().where(
-        Booking.patient_id == patient,
-        Booking.status != BookingStatus.cancelled,
-        ClinicSession.id == Booking.session_id,
-        ClinicSession.ends_at > clock.now() - BOOKING_ACCESS,
-        Schedule.id == ClinicSession.schedule_id,
-        Schedule.institution_id == subject.acting_institution_id,
-    )
-
-
 def readable(subject: Subject) -> ColumnElement[bool]:
     """SQL filter on `Patient` for every list or search: the one place scoping is applied."""
     if not subject.is_clinical:
         return and_(Patient.id.is_(None), Patient.id.is_not(None))  # nothing
-    return or_(_active_care(subject), _active_grant(subject), _booking_basis(subject, Patient.id))
+    inst, now = subject.acting_institution_id, clock.now()
+    return or_(exists().where(*care(Patient.id, inst)), exists().where(*grant(Patient.id, inst, subject.user_id, now)),
+               exists().where(*booking(Patient.id, inst, now)))
 
 
-def consent_in_force(db: Session, patient_id: int, institution_id: int) -> bool:
-    today = clock.today_local()
-    member_alliances = select(Membership.alliance_id).where(
-        Membership.institution_id == institution_id,
-        or_(Membership.left_on.is_(None), Membership.left_on > today),
-    )
-    row = db.scalar(
-        select(Consent.id).where(
-            Consent.patient_id == patient_id,
-            Consent.withdrawn_at.is_(None),
-            Consent.granted_at <= clock.now(),
-            or_(Consent.scope == ConsentScope.all,
-                and_(Consent.scope == ConsentScope.alliance, Consent.alliance_id.in_(member_alliances))),
-        ).limit(1)
-    )
-    return row is not None
+def consent_in_force(db: Session, patient_id: int, institution_id: int, now: datetime | None = None,
+                     today: date | None = None) -> bool:
+    return db.scalar(select(Consent.id).where(*consent(patient_id, institution_id, now or clock.now(),
+                                                      today or clock.today_local())).limit(1)) is not None
+
+
+def _first_grant(patient_id: int, institution_id: int, user_id: int | None, now: datetime) -> Select[Any]:
+    return (select(AccessGrant).where(*grant(patient_id, institution_id, user_id, now))
+            .order_by(AccessGrant.expires_at.desc()).limit(1))
 
 
 def decide(db: Session, subject: Subject, patient_id: int) -> PatientAccess | None:
@@ -161,34 +164,21 @@ def decide(db: Session, subject: Subject, patient_id: int) -> PatientAccess | No
         return None
     inst = subject.acting_institution_id
     assert inst is not None
-    has_care = db.scalar(
-        select(CareRelationship.id).where(
-            CareRelationship.patient_id == patient_id,
-            CareRelationship.institution_id == inst,
-            CareRelationship.ended_at.is_(None),
-        ).limit(1)
-    )
-    if has_care is not None:
-        return PatientAccess(patient_id, "own", consent_in_force(db, patient_id, inst))
-    now = clock.now()
-    grant = db.scalar(
-        select(AccessGrant).where(
-            AccessGrant.patient_id == patient_id,
-            AccessGrant.institution_id == inst,
-            or_(AccessGrant.user_id.is_(None), AccessGrant.user_id == subject.user_id),
-            AccessGrant.revoked_at.is_(None),
-            AccessGrant.starts_at <= now,
-            AccessGrant.expires_at > now,
-        ).order_by(AccessGrant.expires_at.desc()).limit(1)
-    )
-    if grant is None:
-        if db.scalar(select(_booking_basis(subject, patient_id))):
-            return PatientAccess(patient_id, "grant", consent_in_force(db, patient_id, inst))
+    now, today = clock.now(), clock.today_local()
+    if db.scalar(select(CareRelationship.id).where(*care(patient_id, inst)).limit(1)) is not None:
+        return PatientAccess(patient_id, "own", shared_of("own", True, consent_in_force(db, patient_id, inst, now, today)))
+    first = db.scalar(_first_grant(patient_id, inst, subject.user_id, now))
+    if first is None:
+        if db.scalar(select(exists().where(*booking(patient_id, inst, now)))):
+            return PatientAccess(patient_id, "grant",
+                                 shared_of("grant", True, consent_in_force(db, patient_id, inst, now, today)))
         return None
-    basis = "break_glass" if grant.kind == GrantKind.break_glass else "grant"
-    # break-glass is an emergency: it sees everything; other grants honour consent
-    shared = grant.includes_shared and (basis == "break_glass" or consent_in_force(db, patient_id, inst))
-    return PatientAccess(patient_id, basis, shared, grant.id)
+    basis = grant_basis(first.kind)
+    # break-glass is an emergency: it sees everything; other grants honour consent (asked only when it counts)
+    shared = shared_of(basis, first.includes_shared,
+                       first.includes_shared and basis != "break_glass"
+                       and consent_in_force(db, patient_id, inst, now, today))
+    return PatientAccess(patient_id, basis, shared, first.id)
 
 
 def require_patient(db: Session, subject: Subject, patient_id: int, *, action: str = "read",

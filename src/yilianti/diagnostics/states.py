@@ -80,6 +80,16 @@ MACHINE: Machine[Status, Side] = Machine(
     conflict_message="检查单当前状态为“{current}”，不能执行该操作，请刷新后重试")
 allowed = MACHINE.allowed
 
+
+class ReportStatus(StrEnum):
+    draft = "draft"
+    preliminary = "preliminary"  # a trainee signed; a second signature is due
+    final = "final"
+    amended = "amended"
+
+
+SIGNED = frozenset({ReportStatus.final, ReportStatus.amended})  # a report the ordering site may read
+
 PRIORITY_LABELS = {"routine": "普通", "urgent": "加急", "stat": "急诊"}
 PRIORITY_RANK = {"stat": 0, "urgent": 1, "routine": 2}
 KIND_LABELS = {"imaging": "影像", "ecg": "心电", "lab": "检验"}

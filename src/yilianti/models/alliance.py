@@ -111,6 +111,7 @@ class Membership(IdMixin, CreatedMixin, Base):
     institution: Mapped[Institution] = relationship(back_populates="memberships", lazy="raise")
 
     def is_current(self, on: date) -> bool:
+        """In force on `on`; the SQL twin is `alliance.repository.current_on`."""
         return (self.joined_on is None or self.joined_on <= on) and (self.left_on is None or on < self.left_on)
 
 

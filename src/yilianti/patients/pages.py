@@ -8,9 +8,11 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
+from yilianti.alliance.repository import current_on
 from yilianti.auth.deps import DB, Clinical
 from yilianti.authz import policy
 from yilianti.exceptions import AppError, InvalidInput
+from yilianti.kit import clock
 from yilianti.models.alliance import Alliance, Membership
 from yilianti.models.patient import Authority
 from yilianti.patients import service
@@ -27,7 +29,7 @@ FORM_FIELDS = ("name", "sex", "birth_date", "resident_id", "phone", "address", "
 
 def _my_alliances(db: DB, institution_id: int | None) -> list[tuple[int, str]]:
     rows = db.execute(select(Alliance.id, Alliance.name).join(Membership, Membership.alliance_id == Alliance.id)
-                      .where(Membership.institution_id == institution_id, Membership.left_on.is_(None))
+                      .where(Membership.institution_id == institution_id, current_on(clock.today_local()))
                       .order_by(Alliance.name)).all()
     return [(r[0], r[1]) for r in rows]
 

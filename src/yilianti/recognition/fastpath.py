@@ -7,8 +7,8 @@ decision is taken with:
   their areas, rules, QC qualifications with their periods, institutions' names/areas and
   memberships), reloaded when it is older than `CATALOGUE_SECONDS` (catalogue changes reach
   every process within that time; `invalidate()` drops it at once in this process);
-- ONE prepared statement (optionally shared by concurrent lookups, BATCHING, off): the access check as
-  `policy.decide` (care relationship →
+- ONE prepared statement: the access check of `policy.decide`, built from the same clauses
+  (`policy.access`: care relationship →
   `own`; else the unexpired, unrevoked grant expiring last → `grant` / `break_glass`; the
   shared record with the patient's sharing consent in force, break-glass seeing everything)
   and the patient's resulted orders for the item's codes inside the longest validity window,
@@ -17,8 +17,8 @@ decision is taken with:
   batches flushed at least every second and at shutdown), the same row `require_patient`
   writes.
 
-The scope / QC-on-the-result-date / validity rules then run in Python on the snapshot, as
-`service._lookup` does. What it cannot decide — no bearer token, a query the route's
+The scope / QC-on-the-result-date / validity rules then run in Python on the snapshot: the
+reference's own decision, `service.recognise`. What it cannot decide — no bearer token, a query the route's
 validation would judge, a token that does not resolve or a non-clinical subject, an unknown
 item code, a patient not visible, a statement error — goes to the regular route unchanged,
 which answers (and audits) as before.
@@ -37,17 +37,25 @@ from urllib.parse import parse_qs
 
 import asyncpg
 from fastapi import Request
+from sqlalchemy import ColumnElement, any_, exists, func, literal_column, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from starlette.types import Scope
 
 from yilianti.audit import batch
-from yilianti.authz.policy import access_sql, shared_of
+from yilianti.authz import policy
+from yilianti.authz.policy import shared_of
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
+from yilianti.diagnostics.states import RESULTED
 from yilianti.exceptions import AppError, request_locale
 from yilianti.fastdb import FastRoute, client_ip, connection, fetchrow, on_postgresql, route_subject
 from yilianti.kit import clock
 from yilianti.kit.i18n import translate
+from yilianti.kit.sqlcompile import Params, sql
+from yilianti.models.alliance import Membership
+from yilianti.models.diagnostics import DiagnosticOrder, LabObservation
 from yilianti.recognition import service
+from yilianti.recognition.service import source_clause
 
 PATH = "/api/v1/recognition/lookup"
 CATALOGUE_SECONDS = 5.0
@@ -74,7 +82,7 @@ class Catalogue:
     quals: dict[tuple[int, int], list[tuple[int, date, date, str]]]  # (inst, item) → (scope, from, to, name)
     names: dict[int, str]  # institution names
     areas: dict[int, tuple[str | None, str | None]]  # institution → (province, city), normalised
-    memberships: dict[int, list[tuple[int, date | None, date | None]]] = field(default_factory=dict)
+    memberships: dict[int, list[Membership]] = field(default_factory=dict)  # institution → its memberships
     database: str = ""  # the database it was read from (a process serving another database reloads it)
     _covering: dict[tuple[int, date], list[service.ScopeInfo]] = field(default_factory=dict)
 
@@ -91,12 +99,7 @@ class Catalogue:
 
     def hr_label(self, source: int, item_id: int, on: date) -> str:
         """The HR mark of a result of `source` on `on` (as `service.hr_marks` decides it): "HR 京津冀" or ""."""
-        names: list[str] = []
-        seen: list[int] = []
-        for scope_id, qc_from, qc_to, scope_name in self.quals.get((source, item_id), []):
-            if qc_from <= on <= qc_to and scope_id not in seen:
-                seen.append(scope_id)
-                names.append(scope_name)
+        names = [name for _, name in service.qualified_on(self.quals.get((source, item_id), []), on)]
         return ("HR " + "、".join(names)) if names else ""
 
     def covering(self, inst_id: int, today: date) -> list[service.ScopeInfo]:
@@ -110,17 +113,8 @@ class Catalogue:
     def _cover(self, inst_id: int, today: date) -> list[service.ScopeInfo]:
         if inst_id not in self.areas:
             return []
-        alliances = {a for a, joined, left in self.memberships.get(inst_id, [])
-                     if (joined is None or joined <= today) and (left is None or left > today)}
-        prov, city = self.areas[inst_id]
-        out = []
-        for s in self.scopes:
-            if s.kind == "alliance":
-                if s.alliance_id in alliances:
-                    out.append(s)
-            elif any(p == prov and (c is None or c == city) for p, c in s.areas):
-                out.append(s)
-        return out
+        alliances = {m.alliance_id for m in self.memberships.get(inst_id, []) if m.is_current(today)}
+        return service.covering(self.scopes, alliances, *self.areas[inst_id])
 
 
 _catalogue: Catalogue | None = None
@@ -171,9 +165,10 @@ async def _load(conn: asyncpg.Connection) -> Catalogue:
     for r in await conn.fetch("SELECT id, name, province, city FROM institution"):
         names[r["id"]] = r["name"]
         areas[r["id"]] = (service.norm_area(r["province"]), service.norm_area(r["city"]))
-    memberships: dict[int, list[tuple[int, date | None, date | None]]] = defaultdict(list)
+    memberships: dict[int, list[Membership]] = defaultdict(list)
     for r in await conn.fetch("SELECT institution_id, alliance_id, joined_on, left_on FROM membership"):
-        memberships[r["institution_id"]].append((r["alliance_id"], r["joined_on"], r["left_on"]))
+        memberships[r["institution_id"]].append(Membership(alliance_id=r["alliance_id"], joined_on=r["joined_on"],
+                                                           left_on=r["left_on"]))
     return Catalogue(time.monotonic(), items, aliases, by_id, dict(codes), scopes, dict(rules), dict(quals), names,
                      areas, dict(memberships), database=get_settings().database_url)
 
@@ -200,74 +195,57 @@ async def catalogue(conn: asyncpg.Connection) -> Catalogue:
 
 # ------------------------------------------------------------------------------------ the statement
 
-# $1 patient, $2 acting institution, $3 user, $4 now, $5 today (Beijing), $6 the item's codes, $7 reported since
-# (basis: care relationship, grant, or a booking into one of its sessions — authz.policy.booking_basis_sql)
-LOOKUP = f"""
-WITH {access_sql("$1::bigint", "$2::bigint", "$3::bigint", "$4::timestamptz", "$5::date")},
-o AS (
-  SELECT d.id, d.accession_number, d.item_code, d.item_name, d.reported_at,
-         CASE WHEN d.kind = 'lab'
-              THEN coalesce(d.reading_centre_institution_id, d.performing_institution_id, d.ordering_institution_id)
-              ELSE coalesce(d.performing_institution_id, d.reading_centre_institution_id, d.ordering_institution_id)
-         END AS src
-  FROM diagnostic_order d
-  WHERE EXISTS (SELECT 1 FROM acc WHERE acc.basis IS NOT NULL) AND $7::timestamptz IS NOT NULL
-    AND d.patient_id = $1::bigint AND d.item_code = ANY($6::text[]) AND d.status IN ('final', 'amended')
-    AND d.reported_at IS NOT NULL AND d.reported_at >= $7::timestamptz
-  ORDER BY d.reported_at DESC LIMIT 200
-)
-SELECT acc.basis, acc.includes_shared, acc.consent,
-       (SELECT coalesce(json_agg(json_build_array(
-                  o.id, o.accession_number, o.item_code, o.item_name, o.reported_at, o.src,
-                  (SELECT coalesce(json_agg(json_build_array(ob.code, ob.name, ob.value, ob.units,
-                                                             ob.reference_range, ob.abnormal_flags)
-                                            ORDER BY ob.set_id, ob.id), '[]')
-                   FROM lab_observation ob WHERE ob.order_id = o.id))
-               ORDER BY o.reported_at DESC), '[]')
-        FROM o) AS orders
-FROM acc
-"""
+P = Params(patient="bigint", institution="bigint", user="bigint", now="timestamptz", today="date", codes="text[]",
+           since="timestamptz")  # since: reported since (None when the institution is in no scope of the item)
+
+
+def _statement() -> str:
+    """The access decision (`policy.access`: care relationship, grant, or a booking into one of its sessions; the
+    consent in force) and, only when the patient is visible, the resulted orders of the item's codes inside the
+    longest validity window, newest first (at most 200, as the reference), with their observations."""
+    acc = policy.access(P.patient, P.institution, P.user, P.now, P.today)
+    d, ob = DiagnosticOrder, LabObservation
+    o = (select(d.id, d.accession_number, d.item_code, d.item_name, d.reported_at, source_clause(d).label("src"))
+         .where(exists().where(acc.c.basis.is_not(None)), P.since.is_not(None), d.patient_id == P.patient,
+                d.item_code == any_(P.codes), d.status.in_(sorted(RESULTED)), d.reported_at.is_not(None),
+                d.reported_at >= P.since)
+         .order_by(d.reported_at.desc()).limit(200).cte("o"))
+    empty: ColumnElement[Any] = literal_column("'[]'")
+    observations = (select(func.coalesce(func.json_agg(aggregate_order_by(
+        func.json_build_array(ob.code, ob.name, ob.value, ob.units, ob.reference_range, ob.abnormal_flags),
+        ob.set_id, ob.id)), empty)).where(ob.order_id == o.c.id).scalar_subquery())
+    orders = (select(func.coalesce(func.json_agg(aggregate_order_by(
+        func.json_build_array(o.c.id, o.c.accession_number, o.c.item_code, o.c.item_name, o.c.reported_at, o.c.src,
+                              observations), o.c.reported_at.desc())), empty)).scalar_subquery())
+    return sql(select(acc.c.basis, acc.c.includes_shared, acc.c.consent, orders.label("orders")).select_from(acc))
+
+
+LOOKUP = _statement()
 
 
 def _decide(cat: Catalogue, item: tuple[int, str, str, str], inst_id: int, shared: bool,
             orders: list[list[Any]], today: date) -> dict[str, Any]:
-    """service._lookup's rules on the snapshot and the statement's rows; the LookupOut fields."""
+    """service.recognise on the snapshot and the statement's rows; the LookupOut fields."""
     mine = {s.id: s for s in cat.covering(inst_id, today)}
     item_rules = cat.rules.get(item[0], {})
     rules = {sid: days for sid, days in item_rules.items() if sid in mine}
     scope_names = [mine[sid].name for sid in rules]  # in the rules' row order, as the reference reads them
-    if not rules:
-        orders = []
-    hidden_other = False
-    if not shared:
-        hidden_other = any(o[5] != inst_id for o in orders)
-        orders = [o for o in orders if o[5] == inst_id]
+    decided = service.recognise(orders, source=lambda o: o[5],
+                                on=lambda o: clock.to_local(datetime.fromisoformat(o[4])).date(), item_id=item[0],
+                                rules=rules, quals=lambda pairs: cat.quals, inst_id=inst_id, shared=shared,
+                                today=today)
     results: list[dict[str, Any]] = []
-    for oid, accession, code, name, reported, src, observations in orders:
-        on = clock.to_local(datetime.fromisoformat(reported)).date()
-        best: tuple[int, int] | None = None
-        in_scopes: list[str] = []
-        for scope_id, qc_from, qc_to, scope_name in cat.quals.get((src, item[0]), []):
-            if scope_id in rules and qc_from <= on <= qc_to:
-                days = rules[scope_id]
-                if scope_name not in in_scopes:
-                    in_scopes.append(scope_name)
-                if best is None or days > best[0]:
-                    best = (days, scope_id)
-        if best is None:
-            continue
-        valid_until = on + timedelta(days=best[0])
-        if valid_until < today:
-            continue
+    for v in decided.results:
+        oid, accession, code, name, _reported, src, observations = v.order
         results.append({
             "order_id": oid, "accession_number": accession, "item_code": code, "item_name": name,
             "source_institution_id": src, "source_institution": cat.names.get(src, ""),
-            "result_date": on, "valid_until": valid_until, "days_left": (valid_until - today).days,
-            "hr_mark": "HR " + "、".join(in_scopes), "scopes": in_scopes, "own_institution": src == inst_id,
+            "result_date": v.on, "valid_until": v.valid_until, "days_left": (v.valid_until - today).days,
+            "hr_mark": "HR " + "、".join(v.scopes), "scopes": v.scopes, "own_institution": src == inst_id,
             "imported_from_member_system": accession.startswith("EXT-"),
             "observations": [dict(zip(_OBS, ob, strict=True)) for ob in observations]})
-    return {"in_scope": bool(rules), "scopes": scope_names,
-            "consent_missing": not shared and (hidden_other or bool(rules)), "results": results}
+    return {"in_scope": decided.in_scope, "scopes": scope_names, "consent_missing": decided.consent_missing,
+            "results": results}
 
 
 _OBS = ("code", "name", "value", "units", "reference_range", "abnormal_flags")
@@ -305,108 +283,6 @@ def _message(in_scope: bool, consent_missing: bool, results: list[Any]) -> str:
     return ""
 
 
-# Concurrent lookups of one process go to PostgreSQL together: ONE statement for up to MAX_BATCH of them
-# (the statement above once per request, as a LATERAL over the requests' parameter arrays), at most
-# MAX_INFLIGHT such statements at a time. A lookup that finds nothing in flight goes at once (alone, as
-# the plain statement); the ones arriving while a statement runs wait for the next batch. What PostgreSQL
-# spends per statement — bind, executor start-up of this many-node plan, the round trip — is then paid
-# once per batch (measured sequentially on a loaded machine: 390 µs per lookup alone, 157 µs in batches
-# of 4, 96 in 8). One statement in flight per process did better than two (in-process, 4 concurrent
-# lookups: 2,150–2,570 vs 1,300–1,540 lookups/s; unbatched 1,850–2,100 with 8).
-# OFF by default: at 1 M / 10 M it showed no gain (212 req/s in a run at load ≈ 6–7, where the unbatched
-# path did 300–900 at load ≈ 9–10 and ≈ 2,300–2,900 at load ≈ 4; docs/benchmarks.md B3) — one statement in
-# flight per process may serialise page reads that parallel connections overlap when data is not cached.
-# Kept, with its equality test, for a measurement on a quiet machine with more statements in flight.
-BATCHING = False
-MAX_BATCH = 32
-MAX_INFLIGHT = 1
-_PARAMS = (("$1::bigint", "r.pid"), ("$2::bigint", "r.inst"), ("$3::bigint", "r.uid"), ("$4::timestamptz", "r.at"),
-           ("$5::date", "r.today"), ("$6::text[]", "r.codes"), ("$7::timestamptz", "r.since"))
-
-
-def _batched(statement: str) -> str:
-    inner = statement
-    for param, column in _PARAMS:
-        inner = inner.replace(param, column)
-    if "$" in inner:
-        raise RuntimeError("LOOKUP has a parameter the batch statement does not map")
-    return ("SELECT r0.n, x.basis, x.includes_shared, x.consent, x.orders "
-            "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::date[], $6::text[], "
-            "$7::timestamptz[]) WITH ORDINALITY AS r0(pid, inst, uid, at, today, codes, since, n) "
-            "CROSS JOIN LATERAL (SELECT r0.pid, r0.inst, r0.uid, r0.at, r0.today, "
-            "string_to_array(r0.codes, chr(31)) AS codes, r0.since) r "
-            "CROSS JOIN LATERAL (" + inner + ") x ORDER BY r0.n")
-
-
-LOOKUP_BATCH = _batched(LOOKUP)
-Params = tuple[int, int, int | None, datetime, date, list[str], datetime | None]
-
-
-class _Batcher:
-    """Collects the lookups of one event loop into batch statements (see MAX_BATCH)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.queue: list[tuple[Params, asyncio.Future[Any]]] = []
-        self.running = 0
-        self.tasks: set[asyncio.Future[Any]] = set()
-
-    async def fetch(self, params: Params) -> Any:
-        """The statement's row for these parameters (Busy, raised, when no connection came free in time)."""
-        future: asyncio.Future[Any] = self.loop.create_future()
-        self.queue.append((params, future))
-        if self.running < MAX_INFLIGHT:
-            self._launch()
-        return await future
-
-    def _launch(self) -> None:
-        batch, self.queue = self.queue[:MAX_BATCH], self.queue[MAX_BATCH:]
-        self.running += 1
-        task = asyncio.ensure_future(self._run(batch))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def _run(self, batch: list[tuple[Params, asyncio.Future[Any]]]) -> None:
-        try:
-            rows = await self._execute([p for p, _ in batch])
-            for (_, future), row in zip(batch, rows, strict=True):
-                if not future.done():
-                    future.set_result(row)
-        except BaseException as exc:  # every waiter sees it (the route falls back to the reference)
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-        finally:
-            self.running -= 1
-            if self.queue and self.running < MAX_INFLIGHT:
-                self._launch()
-
-    async def _execute(self, params: list[Params]) -> list[Any]:
-        async with connection() as conn:  # Busy reaches every waiter of the batch (_run)
-            stats["batches"] += 1
-            if len(params) == 1:
-                return [await conn.fetchrow(LOOKUP, *params[0])]
-            columns = list(zip(*params, strict=True))
-            codes = ["\x1f".join(c) for c in columns[5]]
-            rows = await conn.fetch(LOOKUP_BATCH, list(columns[0]), list(columns[1]), list(columns[2]),
-                                    list(columns[3]), list(columns[4]), codes, list(columns[6]))
-        by_n = {r["n"]: r for r in rows}
-        return [by_n.get(n) for n in range(1, len(params) + 1)]
-
-
-_batcher: _Batcher | None = None
-
-
-def batcher() -> _Batcher:
-    global _batcher
-    loop = asyncio.get_running_loop()
-    if _batcher is None or _batcher.loop is not loop:
-        _batcher = _Batcher(loop)
-    return _batcher
-
-
 async def snapshot() -> Catalogue:
     """This process's catalogue snapshot (also the shared record's HR marks and names); a connection only
     when it must be (re)loaded (Busy as `fastdb.connection`)."""
@@ -431,11 +307,8 @@ async def lookup(subject: Subject, patient_id: int, item_code: str, locale: str,
     mine = {s.id for s in cat.covering(inst_id, today)}
     days = [d for sid, d in cat.rules.get(item[0], {}).items() if sid in mine]
     since = now - timedelta(days=max(days) + 1) if days else None
-    params: Params = (patient_id, inst_id, subject.user_id, now, today, cat.codes.get(item[0], [item[1]]), since)
-    if BATCHING:
-        row = await batcher().fetch(params)
-    else:
-        row = await fetchrow(LOOKUP, *params)
+    row = await fetchrow(LOOKUP, *P.args(patient=patient_id, institution=inst_id, user=subject.user_id, now=now,
+                                         today=today, codes=cat.codes.get(item[0], [item[1]]), since=since))
     if row is None or row["basis"] is None:
         return None  # not visible: the reference answers 404
     basis = row["basis"]

@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
+from yilianti.alliance.repository import current_on
 from yilianti.audit import service as audit
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
+from yilianti.diagnostics.states import BEFORE_RECEIPT, RESULTED
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
 from yilianti.models.alliance import Department, Institution, Membership
@@ -45,8 +47,7 @@ from yilianti.models.recognition import (
 from yilianti.models.referral import Referral
 from yilianti.models.workforce import Practitioner
 
-RESULTED = ("final", "amended")  # diagnostics/states.py RESULTED: a signed, final report exists
-BEFORE_RECEIPT = ("ordered", "acquired", "transmitted")  # diagnostics/states.py: nothing done yet at the centre
+OrderT = TypeVar("OrderT")
 SCOPE_KINDS = {"alliance": "医联体", "city": "市", "province": "省", "region": "区域"}
 ITEM_KINDS = {"lab": "检验", "imaging": "检查"}
 RETEST_REASONS = {
@@ -130,20 +131,24 @@ def covering_scopes(db: Session, institution_id: int, all_scopes: Sequence[Scope
     today = clock.today_local()
     rows = db.execute(
         select(Institution.province, Institution.city, Membership.alliance_id)
-        .outerjoin(Membership, and_(Membership.institution_id == Institution.id,
-                                    or_(Membership.joined_on.is_(None), Membership.joined_on <= today),
-                                    or_(Membership.left_on.is_(None), Membership.left_on > today)))
+        .outerjoin(Membership, and_(Membership.institution_id == Institution.id, current_on(today)))
         .where(Institution.id == institution_id)).all()
     if not rows:
         return []
     alliances = {r[2] for r in rows if r[2] is not None}
-    prov, city = norm_area(rows[0][0]), norm_area(rows[0][1])
+    return covering(all_scopes if all_scopes is not None else scopes(db), alliances,
+                    norm_area(rows[0][0]), norm_area(rows[0][1]))
+
+
+def covering(all_scopes: Iterable[ScopeInfo], alliances: set[int], province: str | None,
+             city: str | None) -> list[ScopeInfo]:
+    """The scopes covering an institution with these current alliances and this (normalised) area."""
     out = []
-    for s in all_scopes if all_scopes is not None else scopes(db):
+    for s in all_scopes:
         if s.kind == "alliance":
             if s.alliance_id in alliances:
                 out.append(s)
-        elif any(p == prov and (c is None or c == city) for p, c in s.areas):
+        elif any(p == province and (c is None or c == city) for p, c in s.areas):
             out.append(s)
     return out
 
@@ -221,6 +226,14 @@ def source_of(kind: str, ordering: int, centre: int | None, performing: int | No
     return performing or centre or ordering
 
 
+def source_clause(order: Any = DiagnosticOrder) -> ColumnElement[int]:
+    """`source_of` in SQL, on DiagnosticOrder (or an alias of it)."""
+    return case((order.kind == "lab", func.coalesce(order.reading_centre_institution_id,
+                                                    order.performing_institution_id, order.ordering_institution_id)),
+                else_=func.coalesce(order.performing_institution_id, order.reading_centre_institution_id,
+                                    order.ordering_institution_id))
+
+
 @dataclass
 class HrMark:
     marked: bool
@@ -270,6 +283,19 @@ def _qualified(db: Session, pairs: set[tuple[int, int]],
     return out
 
 
+Qual = tuple[int, date, date, str]  # a QC qualification: (scope id, from, to, scope name)
+
+
+def qualified_on(quals: Iterable[Qual], on: date) -> list[tuple[int, str]]:
+    """The HR mark's scopes: (id, name) of each scope the producer was QC-qualified in on the result's date,
+    once each, in the qualifications' order (for `hr_marks` and the hot paths' catalogue alike)."""
+    out: list[tuple[int, str]] = []
+    for scope_id, qc_from, qc_to, name in quals:
+        if qc_from <= on <= qc_to and all(scope_id != s for s, _ in out):
+            out.append((scope_id, name))
+    return out
+
+
 def hr_marks(db: Session, orders: Sequence[DiagnosticOrder]) -> dict[int, HrMark]:
     """The HR mark of each order's result, decided by the QC status on the result's date.
 
@@ -285,10 +311,11 @@ def hr_marks(db: Session, orders: Sequence[DiagnosticOrder]) -> dict[int, HrMark
         item = items.get(o.item_code)
         on = result_date(o)
         if item is not None and on is not None and o.status in RESULTED:
-            for q, name, _days in quals.get((source_institution_id(o), item.id), []):
-                if q.qc_from <= on <= q.qc_to and q.scope_id not in mark.scope_ids:
-                    mark.scope_ids.append(q.scope_id)
-                    mark.scopes.append(name)
+            for scope_id, name in qualified_on([(q.scope_id, q.qc_from, q.qc_to, name)
+                                                for q, name, _days in quals.get((source_institution_id(o), item.id), [])],
+                                               on):
+                mark.scope_ids.append(scope_id)
+                mark.scopes.append(name)
             mark.marked = bool(mark.scopes)
         out[o.id] = mark
     return out
@@ -339,6 +366,61 @@ class Lookup:
         return ""
 
 
+@dataclass(frozen=True)
+class Valid(Generic[OrderT]):
+    """One result recognised for the deciding institution, valid today."""
+
+    order: OrderT
+    source: int
+    on: date  # the result's date
+    valid_until: date
+    scope_id: int  # the scope with the longest window
+    scopes: list[str]  # every scope the result is recognised in (its HR mark)
+
+
+@dataclass(frozen=True)
+class Recognised(Generic[OrderT]):
+    results: list[Valid[OrderT]]
+    in_scope: bool
+    consent_missing: bool
+
+
+def recognise(orders: Sequence[OrderT], *, source: Callable[[OrderT], int], on: Callable[[OrderT], date], item_id: int,
+              rules: Mapping[int, int], quals: Callable[[set[tuple[int, int]]], Mapping[tuple[int, int], list[Qual]]],
+              inst_id: int, shared: bool, today: date) -> Recognised[OrderT]:
+    """The lookup's decision, for the ORM path and the hot path alike: of the patient's resulted orders (newest
+    first), the ones the deciding institution may see (its own, or every member's with the shared record),
+    recognised in a scope covering it (`rules`: scope id → valid days) because the producer was QC-qualified in
+    that scope on the result's date, and still valid today. `quals` gives the qualifications of the
+    (source, item) pairs asked for."""
+    if not rules:
+        orders = []
+    hidden_other = False
+    if not shared:
+        hidden_other = any(source(o) != inst_id for o in orders)
+        orders = [o for o in orders if source(o) == inst_id]
+    qualified = quals({(source(o), item_id) for o in orders}) if orders else {}
+    results: list[Valid[OrderT]] = []
+    for o in orders:
+        src, day = source(o), on(o)
+        best: tuple[int, int] | None = None  # (valid_days, scope_id)
+        in_scopes: list[str] = []
+        for scope_id, qc_from, qc_to, name in qualified.get((src, item_id), []):
+            if scope_id in rules and qc_from <= day <= qc_to:
+                days = rules[scope_id]
+                if name not in in_scopes:
+                    in_scopes.append(name)
+                if best is None or days > best[0]:
+                    best = (days, scope_id)
+        if best is None:
+            continue
+        valid_until = day + timedelta(days=best[0])
+        if valid_until < today:
+            continue
+        results.append(Valid(o, src, day, valid_until, best[1], in_scopes))
+    return Recognised(results, bool(rules), not shared and (hidden_other or bool(rules)))
+
+
 def lookup(db: Session, subject: Subject, patient_id: int, item_code: str, *, audit_action: str = "read") -> Lookup:
     """The patient's valid recognised results for an item, newest first, for the acting institution."""
     if not subject.is_clinical:
@@ -349,6 +431,12 @@ def lookup(db: Session, subject: Subject, patient_id: int, item_code: str, *, au
     inst_id = subject.acting_institution_id
     assert inst_id is not None
     return _lookup(db, patient_id, item, inst_id, shared=access.shared)
+
+
+def _reported_on(order: DiagnosticOrder) -> date:
+    on = result_date(order)
+    assert on is not None  # the lookup reads reported orders only
+    return on
 
 
 def _lookup(db: Session, patient_id: int, item: RecognitionItem, inst_id: int, *, shared: bool) -> Lookup:
@@ -364,36 +452,20 @@ def _lookup(db: Session, patient_id: int, item: RecognitionItem, inst_id: int, *
         longest = max(rules.values())
         q = q.where(DiagnosticOrder.reported_at >= clock.now() - timedelta(days=longest + 1))
     orders = list(db.scalars(q.order_by(DiagnosticOrder.reported_at.desc()).limit(200))) if rules else []
-    hidden_other = False
-    if not shared:
-        hidden_other = any(source_institution_id(o) != inst_id for o in orders)
-        orders = [o for o in orders if source_institution_id(o) == inst_id]
     names: dict[int, str] = {}
-    quals = _qualified(db, {(source_institution_id(o), item.id) for o in orders}, names)
-    results: list[RecognisedResult] = []
-    for o in orders:
-        on = result_date(o)
-        assert on is not None
-        src = source_institution_id(o)
-        best: tuple[int, int] | None = None  # (valid_days, scope_id)
-        in_scopes: list[str] = []
-        for qrow, name, _d in quals.get((src, item.id), []):
-            if qrow.scope_id in rules and qrow.qc_from <= on <= qrow.qc_to:
-                days = rules[qrow.scope_id]
-                if name not in in_scopes:
-                    in_scopes.append(name)
-                if best is None or days > best[0]:
-                    best = (days, qrow.scope_id)
-        if best is None:
-            continue
-        valid_until = on + timedelta(days=best[0])
-        if valid_until < today:
-            continue
-        results.append(RecognisedResult(
-            order_id=o.id, accession_number=o.accession_number, item_code=o.item_code, item_name=o.item_name,
-            institution_id=src, institution_name=names.get(src, ""), result_date=on, valid_until=valid_until,
-            days_left=(valid_until - today).days, scopes=in_scopes, scope_id=best[1], own=src == inst_id,
-            imported=o.accession_number.startswith("EXT-"), observations=[]))
+
+    def quals(pairs: set[tuple[int, int]]) -> dict[tuple[int, int], list[Qual]]:
+        return {k: [(q.scope_id, q.qc_from, q.qc_to, name) for q, name, _d in v]
+                for k, v in _qualified(db, pairs, names).items()}
+
+    decided = recognise(orders, source=source_institution_id, on=_reported_on,
+                        item_id=item.id, rules=rules, quals=quals, inst_id=inst_id, shared=shared, today=today)
+    results = [RecognisedResult(
+        order_id=v.order.id, accession_number=v.order.accession_number, item_code=v.order.item_code,
+        item_name=v.order.item_name, institution_id=v.source, institution_name=names.get(v.source, ""),
+        result_date=v.on, valid_until=v.valid_until, days_left=(v.valid_until - today).days, scopes=v.scopes,
+        scope_id=v.scope_id, own=v.source == inst_id, imported=v.order.accession_number.startswith("EXT-"),
+        observations=[]) for v in decided.results]
     if results:
         obs: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for ob in db.scalars(select(LabObservation).where(LabObservation.order_id.in_([r.order_id for r in results]))
@@ -402,8 +474,8 @@ def _lookup(db: Session, patient_id: int, item: RecognitionItem, inst_id: int, *
                                      "reference_range": ob.reference_range, "abnormal_flags": ob.abnormal_flags})
         for r in results:
             r.observations = obs.get(r.order_id, [])
-    return Lookup(patient_id, item, results, consent_missing=not shared and (hidden_other or bool(rules)),
-                  in_scope=bool(rules), scope_names=scope_names)
+    return Lookup(patient_id, item, results, consent_missing=decided.consent_missing, in_scope=decided.in_scope,
+                  scope_names=scope_names)
 
 
 # ------------------------------------------------------------------------------------ decisions

@@ -4,7 +4,7 @@
 reference (and the only implementation on SQLite and for browser sessions); this answers the same
 bytes with:
 
-- ONE prepared statement: the access decision (`authz.policy.access_sql`, as `policy.decide`) and,
+- ONE prepared statement: the access decision (`authz.policy.access`, the clauses of `policy.decide`) and,
   only when the patient is visible, each wanted kind's newest rows (the same columns, order and
   bound as its source in `record/sources.py` and `recognition/record.py`), each as a JSON array;
 - HR marks and institution names from the recognition catalogue snapshot of this process
@@ -29,17 +29,21 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import asyncpg
+from sqlalchemy import ColumnElement, literal_column, select
 from starlette.types import Scope
 
 from yilianti.audit import batch
-from yilianti.authz.policy import access_sql, shared_of
+from yilianti.authz import policy
+from yilianti.authz.policy import shared_of
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
+from yilianti.diagnostics.states import RESULTED, SIGNED
 from yilianti.exceptions import AppError
 from yilianti.fastdb import FastRoute, client_ip, fetchrow, on_postgresql, route_subject
 from yilianti.kit import clock
+from yilianti.kit.sqlcompile import Params, sql
 from yilianti.recognition import fastpath as recognition_fast
-from yilianti.recognition.service import RESULTED, RETEST_REASONS, source_of
+from yilianti.recognition.service import RETEST_REASONS, source_of
 from yilianti.record import service
 from yilianti.record.service import PER_SOURCE
 from yilianti.record.sources import Entry, ids_of
@@ -55,7 +59,9 @@ def enabled() -> bool:
 
 # ------------------------------------------------------------------------------------ the statement
 
-# $1 patient, $2 acting institution, $3 user, $4 now, $5 today (Beijing), $6 wanted kinds
+P = Params(patient="bigint", institution="bigint", user="bigint", now="timestamptz", today="date", kinds="text[]")
+_PATIENT = P.text("patient")
+_SIGNED = ", ".join(f"'{s}'" for s in sorted(SIGNED))  # report statuses (diagnostics.states), as SQL constants
 _ORDER_HR = ("o.item_code", "o.kind", "o.status", "o.reported_at", "o.performing_institution_id")
 # kind → (the columns, in the order its builder below unpacks them; FROM … WHERE … ORDER BY as its source)
 KINDS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -63,49 +69,49 @@ KINDS: dict[str, tuple[tuple[str, ...], str]] = {
     "booking": (("b.id", "s.starts_at", "sc.institution_id", "b.booked_by_institution_id", "sc.name", "b.number",
                  "b.status"),
                 "booking b JOIN clinic_session s ON s.id = b.session_id JOIN schedule sc ON sc.id = s.schedule_id "
-                "WHERE b.patient_id = $1::bigint ORDER BY s.starts_at DESC"),
+                f"WHERE b.patient_id = {_PATIENT} ORDER BY s.starts_at DESC"),
     # record/sources.py referrals
     "referral": (("r.id", "coalesce(r.submitted_at, r.created_at)", "r.from_institution_id", "r.to_institution_id",
                   "r.status", "r.direction", "r.reason", "r.summary -> 'diagnoses'"),
-                 "referral r WHERE r.patient_id = $1::bigint ORDER BY r.created_at DESC"),
+                 f"referral r WHERE r.patient_id = {_PATIENT} ORDER BY r.created_at DESC"),
     # record/sources.py transfers
     "transfer": (("t.id", "t.created_at", "t.origin_institution_id", "t.destination_institution_id", "t.diagnosis",
                   "t.case_no", "t.status"),
-                 "critical_transfer t WHERE t.patient_id = $1::bigint ORDER BY t.created_at DESC"),
+                 f"critical_transfer t WHERE t.patient_id = {_PATIENT} ORDER BY t.created_at DESC"),
     # record/sources.py diagnostic_orders
     "diagnostic_order": (("o.id", "coalesce(o.ordered_at, o.created_at)", "o.ordering_institution_id",
                           "o.reading_centre_institution_id", "o.item_name", "o.accession_number", *_ORDER_HR),
-                         "diagnostic_order o WHERE o.patient_id = $1::bigint ORDER BY o.created_at DESC"),
+                         f"diagnostic_order o WHERE o.patient_id = {_PATIENT} ORDER BY o.created_at DESC"),
     # record/sources.py lab_results
     "lab_result": (("ob.id", "coalesce(ob.observed_at, ob.created_at)", "o.ordering_institution_id",
                     "o.reading_centre_institution_id", "ob.name", "ob.code", "ob.value", "ob.units", "ob.abnormal_flags",
                     "ob.result_status", "o.item_name", "o.id", *_ORDER_HR),
                    "lab_observation ob JOIN diagnostic_order o ON o.id = ob.order_id "
-                   "WHERE o.patient_id = $1::bigint ORDER BY ob.created_at DESC"),
+                   f"WHERE o.patient_id = {_PATIENT} ORDER BY ob.created_at DESC"),
     # record/sources.py reports: signed reports only
     "report": (("rp.id", "coalesce(rp.signed_at, rp.created_at)", "o.ordering_institution_id",
                 "o.reading_centre_institution_id", "rp.conclusion", "rp.status", "o.item_name", "o.id", *_ORDER_HR),
                "diagnostic_report rp JOIN diagnostic_order o ON o.id = rp.order_id "
-               "WHERE o.patient_id = $1::bigint AND rp.status IN ('final', 'amended') ORDER BY rp.created_at DESC"),
+               f"WHERE o.patient_id = {_PATIENT} AND rp.status IN ({_SIGNED}) ORDER BY rp.created_at DESC"),
     # recognition/record.py recognition_decisions
     "recognition": (("d.id", "d.decided_at", "d.institution_id", "d.reused_institution_id", "i.name", "d.decision",
                      "d.reused_result_date", "d.reason_code", "d.reason_text"),
                     "recognition_decision d JOIN recognition_item i ON i.id = d.item_id "
-                    "WHERE d.patient_id = $1::bigint ORDER BY d.decided_at DESC"),
+                    f"WHERE d.patient_id = {_PATIENT} ORDER BY d.decided_at DESC"),
 }
 
 
 def _statement() -> str:
-    parts = []
+    acc = policy.access(P.patient, P.institution, P.user, P.now, P.today)
+    parts: list[ColumnElement[Any]] = []
     for kind, (columns, rest) in KINDS.items():
         named = ", ".join(f"{c} AS c{i}" for i, c in enumerate(columns))
         array = ", ".join(f"x.c{i}" for i in range(len(columns)))
-        parts.append(f"CASE WHEN acc.basis IS NOT NULL AND '{kind}' = ANY($6::text[]) THEN "
-                     f"(SELECT coalesce(json_agg(json_build_array({array})), '[]') "
-                     f"FROM (SELECT {named} FROM {rest} LIMIT {PER_SOURCE}) x) END AS {kind}")
-    return (f"WITH {access_sql('$1::bigint', '$2::bigint', '$3::bigint', '$4::timestamptz', '$5::date')}\n"
-            "SELECT acc.basis, acc.includes_shared, acc.consent, acc.grant_id,\n  " + ",\n  ".join(parts) +
-            "\nFROM acc")
+        parts.append(literal_column(
+            f"CASE WHEN acc.basis IS NOT NULL AND '{kind}' = ANY({P.text('kinds')}) THEN "
+            f"(SELECT coalesce(json_agg(json_build_array({array})), '[]') "
+            f"FROM (SELECT {named} FROM {rest} LIMIT {PER_SOURCE}) x) END").label(kind))
+    return sql(select(acc.c.basis, acc.c.includes_shared, acc.c.consent, acc.c.grant_id, *parts).select_from(acc))
 
 
 RECORD = _statement()
@@ -227,7 +233,8 @@ async def record(subject: Subject, patient_id: int, kinds: list[str], limit: int
         return None  # a source registered by another domain that has no statement here
     cat = await recognition_fast.snapshot()  # the same process snapshot the lookup uses
     now, today = clock.now(), clock.today_local()
-    row = await fetchrow(RECORD, patient_id, inst_id, subject.user_id, now, today, list(set(wanted)))
+    row = await fetchrow(RECORD, *P.args(patient=patient_id, institution=inst_id, user=subject.user_id, now=now,
+                                        today=today, kinds=list(set(wanted))))
     if row is None or row["basis"] is None:
         return None  # not visible: the reference answers 404
     basis = row["basis"]

@@ -33,6 +33,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from yilianti.diagnostics.states import SIGNED
 from yilianti.models import diagnostics as dx
 from yilianti.models.referral import Referral
 from yilianti.models.scheduling import Booking, ClinicSession, Schedule
@@ -160,7 +161,7 @@ def reports(db: Session, patient_id: int, limit: int) -> list[Entry]:
     """Signed reports only: a trainee's preliminary report waits for its second signature first."""
     o, report = dx.DiagnosticOrder, dx.DiagnosticReport
     rows = list(db.execute(select(report, o).join(o, o.id == report.order_id)
-                           .where(o.patient_id == patient_id, report.status.in_(("final", "amended")))
+                           .where(o.patient_id == patient_id, report.status.in_(sorted(SIGNED)))
                            .order_by(report.created_at.desc()).limit(limit)))
     hr = _hr(db, list({order.id: order for _, order in rows}.values()))
     out = []

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from yilianti.alliance.repository import current_on
 from yilianti.config import get_settings
 from yilianti.kit import clock
 from yilianti.models.alliance import Alliance, Department, Institution, MemberRole, Membership
@@ -63,9 +64,7 @@ class Candidate:
 
 
 def _current() -> ColumnElement[bool]:
-    today = clock.today_local()
-    return and_(or_(Membership.joined_on.is_(None), Membership.joined_on <= today),
-                or_(Membership.left_on.is_(None), Membership.left_on > today))
+    return current_on(clock.today_local())
 
 
 def origin_alliances(db: Session, origin_id: int) -> tuple[list[int], list[int]]:

@@ -51,10 +51,12 @@ from typing import Any
 import asyncpg
 from fastapi import Request
 from pydantic import ValidationError
+from sqlalchemy import and_
+from sqlalchemy.orm import aliased
 from starlette.types import Scope
 
 from yilianti.audit import batch
-from yilianti.authz.policy import booking_basis_sql
+from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError, Forbidden
@@ -71,8 +73,8 @@ from yilianti.fastdb import (
     subject_of,
 )
 from yilianti.kit import clock
-from yilianti.models.alliance import GRASSROOTS_KINDS
-from yilianti.models.scheduling import Pool
+from yilianti.kit.sqlcompile import Params, column, sql
+from yilianti.models.scheduling import BookingStatus, ClinicSession, Pool, SessionStatus
 from yilianti.scheduling import service
 from yilianti.scheduling.schemas import BookingIn, BookingOut, booking_out
 
@@ -90,46 +92,45 @@ def _may_book(subject: Subject) -> bool:
     return subject.is_clinical and subject.has("doctor", "nurse", "coordinator")
 
 
-_GRASSROOTS = ", ".join(f"'{k}'" for k in sorted(GRASSROOTS_KINDS))
-_CURRENT = "({m}.joined_on IS NULL OR {m}.joined_on <= $7::date) AND ({m}.left_on IS NULL OR {m}.left_on > $7::date)"
+# One element per booking: sessions, patients, acting institutions, users, usernames, requested pools (NULL: any),
+# notes, referrals, random parts of the numbers, ips, channels; and for the whole batch now, today (Beijing).
+P = Params(sessions="bigint[]", patients="bigint[]", insts="bigint[]", users="bigint[]", usernames="text[]",
+           now="timestamptz", today="date", pools="text[]", notes="text[]", referrals="bigint[]", rnds="text[]",
+           ips="text[]", channels="text[]")
+_cs = aliased(ClinicSession, name="cs")
+_row = {name: column(f"r.{name}") for name in ("session_id", "patient_id", "inst", "user_id")}
+_site, _reserve_alliance = column("sc.institution_id"), column("cs.reserve_alliance_id")
 
-# One element per booking: $1 sessions, $2 patients, $3 acting institutions, $4 users, $5 usernames, $8 requested
-# pools (NULL: any), $9 notes, $10 referrals, $11 random parts of the numbers, $12 ips, $13 channels;
-# and for the whole batch $6 now, $7 today (Beijing). Every row of `r` is one booking, decided on its own.
-# The lookups into large tables (care relationships, bookings) are scalar subqueries with LIMIT 1, not EXISTS:
-# for several outer rows the planner may run an EXISTS as a hash of the whole table, built on every execution
-# (with statistics taken while the table was small, measured 2026-12-06: 30–120 ms a batch, growing with it).
-BOOK = f"""
+
+def _book_statement() -> str:
+    """BOOK. Every rule in it is a clause of its domain (authz.policy: the access basis; scheduling.service: a
+    shared alliance, the reserve and who may use it, an active booking; alliance.repository.current_on:
+    membership in force), compiled here once for the rows of `r`; the rest is the statement's own fetch and
+    commit. The lookups into large tables (care relationships, grants, bookings) are scalar subqueries with
+    LIMIT 1, not EXISTS (`policy.found`): for several outer rows the planner may run an EXISTS as a hash of the
+    whole table, built on every execution (with statistics taken while the table was small, measured
+    2026-12-06: 30–120 ms a batch, growing with it)."""
+    r = _row
+    bookable = sql(and_(_cs.status == SessionStatus.open, _cs.starts_at > P.now))
+    shares = sql(service.shares_alliance(_site, r["inst"], P.today))
+    reserve_ok = sql(and_(service.reserve_open(_cs),
+                          service.may_use_reserve(r["inst"], _reserve_alliance, _site, P.today)))
+    basis = sql(policy.basis(r["patient_id"], r["inst"], r["user_id"], P.now))
+    duplicate = sql(policy.found(service.active_booking(r["session_id"], r["patient_id"])))
+    reserved, public = f"'{Pool.reserved}'", f"'{Pool.public}'"
+    return f"""
 WITH r AS (
-  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $8::text[], $9::text[],
-                       $10::bigint[], $11::text[], $12::text[], $13::text[]) WITH ORDINALITY
+  SELECT * FROM unnest({P.sessions}, {P.patients}, {P.insts}, {P.users}, {P.usernames}, {P.pools}, {P.notes},
+                       {P.referrals}, {P.rnds}, {P.ips}, {P.channels}) WITH ORDINALITY
     AS r(session_id, patient_id, inst, user_id, username, pool, note, referral_id, rnd, ip, channel, i)
 ),
 s AS (
   SELECT r.*, cs.day, cs.starts_at, sc.institution_id AS site,
-         (cs.status = 'open' AND cs.starts_at > $6::timestamptz) AS open,
-         (sc.institution_id = r.inst
-          OR EXISTS (SELECT 1 FROM membership m1 JOIN membership m2 ON m2.alliance_id = m1.alliance_id
-                     WHERE m1.institution_id = r.inst AND m2.institution_id = sc.institution_id
-                       AND {_CURRENT.format(m="m1")} AND {_CURRENT.format(m="m2")})) AS shares,
-         (cs.reserve_alliance_id IS NOT NULL AND cs.reserve_released_at IS NULL AND sc.institution_id <> r.inst
-          AND EXISTS (SELECT 1 FROM membership m JOIN alliance a ON a.id = m.alliance_id
-                      JOIN institution i ON i.id = m.institution_id
-                      WHERE m.alliance_id = cs.reserve_alliance_id AND m.institution_id = r.inst
-                        AND {_CURRENT.format(m="m")} AND m.role <> 'lead'
-                        AND (a.reserve_for = 'members' OR i.kind IN ({_GRASSROOTS})))) AS reserve_ok,
-         CASE WHEN (SELECT true FROM care_relationship c WHERE c.patient_id = r.patient_id
-                    AND c.institution_id = r.inst AND c.ended_at IS NULL LIMIT 1) THEN 'own'
-              ELSE coalesce(
-                (SELECT CASE WHEN g.kind = 'break_glass' THEN 'break_glass' ELSE 'grant' END
-                 FROM access_grant g WHERE g.patient_id = r.patient_id AND g.institution_id = r.inst
-                   AND (g.user_id IS NULL OR g.user_id = r.user_id) AND g.revoked_at IS NULL
-                   AND g.starts_at <= $6::timestamptz AND g.expires_at > $6::timestamptz
-                 ORDER BY g.expires_at DESC LIMIT 1),
-                CASE WHEN {booking_basis_sql("r.patient_id", "r.inst", "$6::timestamptz")}
-                     THEN 'grant' END) END AS basis,
-         (SELECT true FROM booking b WHERE b.session_id = r.session_id AND b.patient_id = r.patient_id
-          AND b.status IN ('booked', 'arrived') LIMIT 1) IS NOT NULL AS duplicate
+         ({bookable}) AS open,
+         ({shares}) AS shares,
+         ({reserve_ok}) AS reserve_ok,
+         {basis} AS basis,
+         {duplicate} AS duplicate
   FROM r JOIN clinic_session cs ON cs.id = r.session_id JOIN schedule sc ON sc.id = cs.schedule_id
 ),
 pick AS (
@@ -137,13 +138,13 @@ pick AS (
   FROM s
   LEFT JOIN LATERAL (
     SELECT sl.id FROM slot sl
-    WHERE sl.session_id = s.session_id AND sl.pool = 'reserved' AND NOT sl.booked
-      AND (s.pool IS NULL OR s.pool = 'reserved') AND s.reserve_ok
+    WHERE sl.session_id = s.session_id AND sl.pool = {reserved} AND NOT sl.booked
+      AND (s.pool IS NULL OR s.pool = {reserved}) AND s.reserve_ok
     ORDER BY sl.seq LIMIT 1 FOR UPDATE SKIP LOCKED) pr ON true
   LEFT JOIN LATERAL (
     SELECT sl.id FROM slot sl
-    WHERE sl.session_id = s.session_id AND sl.pool = 'public' AND NOT sl.booked
-      AND (s.pool IS NULL OR s.pool = 'public') AND pr.id IS NULL
+    WHERE sl.session_id = s.session_id AND sl.pool = {public} AND NOT sl.booked
+      AND (s.pool IS NULL OR s.pool = {public}) AND pr.id IS NULL
     ORDER BY sl.seq LIMIT 1 FOR UPDATE SKIP LOCKED) pp ON true
   WHERE s.open AND s.shares AND s.basis IS NOT NULL AND NOT s.duplicate
 ),
@@ -157,15 +158,15 @@ bk AS (
                        booked_by_institution_id, note, referral_id, created_at)
   SELECT to_char(s.day, 'YYYYMMDD') || '-' || lpad(claim.seq::text, greatest(3, length(claim.seq::text)), '0')
            || '-' || s.rnd,
-         s.session_id, claim.id, s.patient_id, claim.pool, 'booked', s.user_id, s.inst, s.note, s.referral_id,
-         $6::timestamptz
+         s.session_id, claim.id, s.patient_id, claim.pool, '{BookingStatus.booked}', s.user_id, s.inst, s.note,
+         s.referral_id, {P.now}
   FROM claim JOIN s ON s.i = claim.i
   RETURNING id, number, slot_id, pool, created_at
 ),
 au AS (
   INSERT INTO audit_event (at, user_id, username, acting_institution_id, action, resource_type, resource_id,
                            patient_id, access_basis, reason, detail, ip, channel)
-  SELECT $6::timestamptz, s.user_id, s.username, s.inst, 'create', 'booking', bk.id::text, s.patient_id, NULL,
+  SELECT {P.now}, s.user_id, s.username, s.inst, 'create', 'booking', bk.id::text, s.patient_id, NULL,
          NULL, json_build_object('session_id', s.session_id, 'seq', claim.seq, 'pool', claim.pool,
                                  'number', bk.number),
          s.ip, s.channel
@@ -177,6 +178,11 @@ FROM r LEFT JOIN s ON s.i = r.i
 LEFT JOIN (SELECT claim.i, bk.id, bk.number, bk.slot_id, claim.seq, claim.starts_at, bk.pool, bk.created_at
            FROM bk JOIN claim ON claim.id = bk.slot_id) x ON x.i = r.i
 """
+
+
+BOOK = _book_statement()
+
+
 @dataclass(frozen=True)
 class _Ask:
     """One booking for the next batch."""
@@ -194,11 +200,12 @@ class _Ask:
 
 
 def _arguments(asks: list[_Ask]) -> list[Any]:
-    now = clock.now()
-    return [[a.session_id for a in asks], [a.patient_id for a in asks], [a.institution_id for a in asks],
-            [a.user_id for a in asks], [a.username for a in asks], now, clock.today_local(),
-            [a.pool for a in asks], [a.note for a in asks], [a.referral_id for a in asks],
-            [secrets.token_hex(2).upper() for _ in asks], [a.ip for a in asks], [a.channel for a in asks]]
+    return P.args(sessions=[a.session_id for a in asks], patients=[a.patient_id for a in asks],
+                  insts=[a.institution_id for a in asks], users=[a.user_id for a in asks],
+                  usernames=[a.username for a in asks], now=clock.now(), today=clock.today_local(),
+                  pools=[a.pool for a in asks], notes=[a.note for a in asks], referrals=[a.referral_id for a in asks],
+                  rnds=[secrets.token_hex(2).upper() for _ in asks], ips=[a.ip for a in asks],
+                  channels=[a.channel for a in asks])
 
 
 _planned: set[int] = set()  # server pids whose connection holds BOOK's generic plan, made by _plan

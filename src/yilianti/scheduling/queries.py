@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from sqlalchemy import Integer, and_, func, or_, select
+from sqlalchemy import ColumnElement, Integer, and_, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
+from yilianti.alliance.repository import current_on
 from yilianti.authz.subject import Subject
 from yilianti.kit import clock
 from yilianti.models.alliance import Alliance, Department, Institution, MemberRole, Membership
@@ -24,10 +25,8 @@ from yilianti.models.scheduling import (
 from yilianti.models.workforce import PracticeSite, Practitioner
 
 
-def _current_membership():  # type: ignore[no-untyped-def]
-    today = clock.today_local()
-    return and_(or_(Membership.joined_on.is_(None), Membership.joined_on <= today),
-                or_(Membership.left_on.is_(None), Membership.left_on > today))
+def _current_membership() -> ColumnElement[bool]:
+    return current_on(clock.today_local())
 
 
 def partner_institutions(db: Session, institution_id: int | None) -> list[Institution]:

@@ -18,18 +18,25 @@ from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import CursorResult, and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, exists, func, insert, or_, select, update
 from sqlalchemy import Integer as _Int
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, aliased, joinedload
 
-from yilianti.alliance.service import is_grassroots
+from yilianti.alliance.repository import current_on
 from yilianti.audit import service as audit
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
-from yilianti.models.alliance import Alliance, Department, Institution, MemberRole, Membership
+from yilianti.models.alliance import (
+    GRASSROOTS_KINDS,
+    Alliance,
+    Department,
+    Institution,
+    MemberRole,
+    Membership,
+)
 from yilianti.models.patient import GrantKind, Patient
 from yilianti.models.scheduling import (
     ACTIVE_BOOKING,
@@ -109,19 +116,43 @@ def _current_membership(db: Session, alliance_id: int, institution_id: int) -> M
     today = clock.today_local()
     return db.scalar(select(Membership).where(
         Membership.alliance_id == alliance_id, Membership.institution_id == institution_id,
-        or_(Membership.joined_on.is_(None), Membership.joined_on <= today),
-        or_(Membership.left_on.is_(None), Membership.left_on > today)).limit(1))
+        current_on(today)).limit(1))
+
+
+# ------------------------------------------------------------------------------- the rules, as clauses
+# Built from their arguments — values for this module's queries, a row's columns and the placeholders for the
+# booking statement (fastpath.BOOK, compiled once with kit/sqlcompile).
+
+
+def shares_alliance(a: Any, b: Any, on: Any) -> ColumnElement[bool]:
+    """Institutions `a` and `b` are the same or current members of one alliance on `on`."""
+    m1, m2 = aliased(Membership, name="m1"), aliased(Membership, name="m2")
+    return or_(a == b, exists().where(m1.institution_id == a, m2.institution_id == b,
+                                      m2.alliance_id == m1.alliance_id, current_on(on, m1), current_on(on, m2)))
+
+
+def reserve_open(session: Any) -> ColumnElement[bool]:
+    """The session (ClinicSession or an alias) still holds a reserve for an alliance."""
+    return and_(session.reserve_alliance_id.is_not(None), session.reserve_released_at.is_(None))
+
+
+def may_use_reserve(institution: Any, alliance: Any, site: Any, on: Any) -> ColumnElement[bool]:
+    """The lead's reserve is for the members below it: a current member of the reserving alliance other than
+    the site, not a lead, and grassroots — or any member when the alliance reserves for all members."""
+    return and_(institution != site, exists().where(
+        Membership.alliance_id == alliance, Membership.institution_id == institution, current_on(on),
+        Membership.role != MemberRole.lead, Alliance.id == Membership.alliance_id,
+        Institution.id == Membership.institution_id,
+        or_(Alliance.reserve_for == "members", Institution.kind.in_(sorted(GRASSROOTS_KINDS)))))
+
+
+def active_booking(session: Any, patient: Any) -> list[ColumnElement[bool]]:
+    """The patient's active booking in the session (at most one: uq_booking_active_patient_session)."""
+    return [Booking.session_id == session, Booking.patient_id == patient, Booking.status.in_(ACTIVE_BOOKING)]
 
 
 def share_alliance(db: Session, a: int, b: int) -> bool:
-    if a == b:
-        return True
-    today = clock.today_local()
-    current = and_(or_(Membership.joined_on.is_(None), Membership.joined_on <= today),
-                   or_(Membership.left_on.is_(None), Membership.left_on > today))
-    mine = select(Membership.alliance_id).where(Membership.institution_id == a, current)
-    return db.scalar(select(Membership.id).where(Membership.institution_id == b, current,
-                                                 Membership.alliance_id.in_(mine)).limit(1)) is not None
+    return a == b or bool(db.scalar(select(shares_alliance(a, b, clock.today_local()))))
 
 
 # ---------------------------------------------------------------------------------------- schedules
@@ -297,8 +328,8 @@ def pools_for(db: Session, institution_id: int | None, session: ClinicSession) -
     site_id = session.schedule.institution_id
     if not share_alliance(db, institution_id, site_id):
         return [], "本机构与该院不在同一医联体，不能预约"
-    reserve_open = session.reserve_alliance_id is not None and session.reserve_released_at is None
-    if reserve_open and _may_use_reserve(db, institution_id, session.reserve_alliance_id, site_id):
+    if session.reserve_alliance_id is not None and session.reserve_released_at is None \
+            and _may_use_reserve(db, institution_id, session.reserve_alliance_id, site_id):
         return [Pool.reserved, Pool.public], None
     return [Pool.public], None
 
@@ -307,11 +338,7 @@ def _may_use_reserve(db: Session, institution_id: int, alliance_id: int | None, 
     """The lead's reserve is for the members below it: grassroots only, or every member (a setting)."""
     if alliance_id is None or institution_id == site_id:
         return False
-    membership = _current_membership(db, alliance_id, institution_id)
-    alliance = db.get(Alliance, alliance_id)
-    inst = db.get(Institution, institution_id)
-    return bool(membership and alliance and inst and membership.role != MemberRole.lead
-                and (alliance.reserve_for == "members" or is_grassroots(inst)))
+    return bool(db.scalar(select(may_use_reserve(institution_id, alliance_id, site_id, clock.today_local()))))
 
 
 def availability(db: Session, subject: Subject, session_id: int) -> Availability:
@@ -420,9 +447,7 @@ def book(db: Session, subject: Subject, data: BookingIn, *, rescheduled_from: in
         if data.pool not in pools:
             raise Forbidden("本机构不能使用该号源池" if data.pool == Pool.reserved else "不能预约该号源")
         pools = [data.pool]
-    duplicate = db.scalar(select(Booking.id).where(Booking.session_id == session.id,
-                                                   Booking.patient_id == data.patient_id,
-                                                   Booking.status.in_(ACTIVE_BOOKING)))
+    duplicate = db.scalar(select(Booking.id).where(*active_booking(session.id, data.patient_id)))
     if duplicate is not None:
         raise DuplicateBooking()
     claimed = None

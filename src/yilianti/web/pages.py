@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 
+from yilianti.alliance.repository import current_on
 from yilianti.auth.deps import DB, optional_subject
 from yilianti.authz import policy
 from yilianti.kit import clock
@@ -27,7 +28,7 @@ def home(request: Request, db: DB) -> Response:
         ctx["institution"] = inst
         ctx["my_alliances"] = db.execute(
             select(Alliance, Membership.role).join(Membership, Membership.alliance_id == Alliance.id)
-            .where(Membership.institution_id == subject.acting_institution_id, Membership.left_on.is_(None))
+            .where(Membership.institution_id == subject.acting_institution_id, current_on(clock.today_local()))
             .order_by(Alliance.name)
         ).all()
     if subject.is_clinical:
