@@ -214,3 +214,22 @@ def all_institution_names(db: Session) -> dict[int, str]:
 def all_institutions(db: Session) -> list[Institution]:
     """Every institution, by name."""
     return list(db.scalars(select(Institution).order_by(Institution.name)))
+
+
+def all_alliances(db: Session) -> list[Alliance]:
+    """Every alliance, active or not, by name."""
+    return list(db.scalars(select(Alliance).order_by(Alliance.name)))
+
+
+def institutions_by_place(db: Session, limit: int = 2000) -> list[Institution]:
+    """Institutions by province, city and name (pickers that group by place)."""
+    return list(db.scalars(select(Institution).order_by(Institution.province, Institution.city, Institution.name)
+                           .limit(limit)))
+
+
+def institutions_among(db: Session, ids: Iterable[int] | None, limit: int = 300) -> list[Institution]:
+    """The institutions with these ids (None = all), by name."""
+    q = select(Institution).order_by(Institution.name)
+    if ids is not None:
+        q = q.where(Institution.id.in_(ids))
+    return list(db.scalars(q.limit(limit)))

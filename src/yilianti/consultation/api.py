@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from yilianti.auth.deps import DB, Clinical, CurrentSubject
 from yilianti.authz.subject import Subject
-from yilianti.consultation import queries, service, states
+from yilianti.consultation import repository, service, states
 from yilianti.consultation.schemas import (
     AssignIn,
     CloseOutIn,
@@ -157,9 +157,9 @@ def report(db: DB, subject: CurrentSubject, by: Literal["month", "expert", "memb
 
     require_report_viewer(subject)
     start, end = _period(start, end)
-    rows = queries.figures(db, start, end, by=by, institution_ids=report_scope(db, subject))
+    rows = repository.figures(db, start, end, by=by, institution_ids=report_scope(db, subject))
     return {"by": by, "start": start.isoformat(), "end": end.isoformat(),
-            "rows": [r.as_dict() for r in rows], "totals": queries.totals(rows) if by != "expert" else None}
+            "rows": [r.as_dict() for r in rows], "totals": repository.totals(rows) if by != "expert" else None}
 
 
 def _period(start: date | None, end: date | None) -> tuple[date, date]:
