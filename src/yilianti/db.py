@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from yilianti.config import Settings, get_settings, normalise_db_url
@@ -104,3 +104,9 @@ def get_db() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def ping(db: Session) -> str:
+    """One round trip to the database (raises when it is unreachable); the dialect's name."""
+    db.execute(text("SELECT 1"))
+    return db.get_bind().dialect.name

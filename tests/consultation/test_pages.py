@@ -110,7 +110,7 @@ def test_api_refuses_bad_input_with_clear_messages(db: Session, client: TestClie
 
 
 def test_report_counts_answered_avoided_and_converted(db: Session, client: TestClient) -> None:
-    from yilianti.consultation import queries, service
+    from yilianti.consultation import repository, service
     from yilianti.consultation.schemas import CloseOutIn
 
     w = world(db)
@@ -128,13 +128,13 @@ def test_report_counts_answered_avoided_and_converted(db: Session, client: TestC
     with clock.frozen(now + timedelta(hours=5)):  # emergency window is 2 h: answered late
         service.sign_opinion(db, w.expert_doc, late.id, OpinionIn(outcome="advice", text="迟到的意见"))
     today = clock.today_local()
-    [month] = queries.figures(db, today.replace(day=1), today, by="month", institution_ids=[w.community.id])
+    [month] = repository.figures(db, today.replace(day=1), today, by="month", institution_ids=[w.community.id])
     assert (month.requested, month.answered, month.within_deadline, month.avoided, month.converted) == (3, 3, 2, 1, 1)
     assert month.within_deadline_share == round(2 / 3, 3)
-    [expert] = queries.figures(db, today.replace(day=1), today, by="expert", institution_ids=[w.lead.id])
+    [expert] = repository.figures(db, today.replace(day=1), today, by="expert", institution_ids=[w.lead.id])
     assert expert.label == w.expert.name and expert.requested == 3
     # other institutions' cases do not leak into a member's report
-    assert queries.figures(db, today.replace(day=1), today, by="month", institution_ids=[w.outsider.id]) == []
+    assert repository.figures(db, today.replace(day=1), today, by="month", institution_ids=[w.outsider.id]) == []
 
     b.login(client, w.comm_doc.username)
     data = client.get("/api/v1/consultations/report?by=month").json()

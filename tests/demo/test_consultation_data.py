@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from yilianti.consultation import queries, service
+from yilianti.consultation import repository, service
 from yilianti.demo import loader
 from yilianti.kit import clock
 from yilianti.models.alliance import Institution
@@ -43,7 +43,7 @@ def test_done_when_ecg_question_answered_in_time_and_a_second_case_converted(db:
     assert b.status == "converted" and ref is not None and ref.status == "submitted"
     assert ref.to_institution_id == lead and b.question in ref.reason
     # the report counts both
-    rows = queries.figures(db, clock.today_local().replace(month=1, day=1), clock.today_local(), by="member",
+    rows = repository.figures(db, clock.today_local().replace(month=1, day=1), clock.today_local(), by="member",
                            institution_ids=[community])
     [row] = [r for r in rows if r.key == str(community)]
     assert row.avoided >= 1 and row.converted >= 1 and row.within_deadline >= 1

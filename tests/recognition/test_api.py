@@ -11,6 +11,7 @@ from tests.recognition.helpers import days_ago, thyroid, world
 from yilianti.auth import service as auth_service
 from yilianti.models.audit import AuditEvent
 from yilianti.models.diagnostics import DiagnosticOrder
+from yilianti.models.patient import Patient
 from yilianti.models.recognition import RecognitionDecision, RecognitionItem
 
 
@@ -137,6 +138,10 @@ def test_pages_lookup_decide_and_report(db, client):  # type: ignore[no-untyped-
     assert r.status_code == 303
     detail = client.get(r.headers["location"])
     assert "已互认" in detail.text and "120.00" in detail.text
+    # item, patient, the reused result's institution and the scope: all on the page (one query behind it)
+    patient = db.get(Patient, w.patient_id)
+    assert patient is not None and f"{patient.name} ·" in detail.text
+    assert "(TFT)" in detail.text and f"{w.xianghe.name} ·" in detail.text and "HR 京津冀" in detail.text
     report = client.get("/recognition/report")
     assert report.status_code == 200
     row = re.search(r'<tr id="month-[^"]+">(.*?)</tr>', report.text.split('id="report-months"')[1], re.S)

@@ -10,16 +10,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import select
 
 from yilianti.admin import scope
 from yilianti.admin import service as users
 from yilianti.admin.schemas import RoleIn, UserIn
+from yilianti.alliance import repository as alliances
 from yilianti.auth.deps import DB, CurrentSubject
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import InvalidInput
 from yilianti.kit import clock
-from yilianti.models.alliance import Department, Institution
 from yilianti.web.forms import errors_of, opt_int
 from yilianti.web.render import render_page, t
 from yilianti.workforce import service as wf
@@ -58,14 +57,9 @@ def index(request: Request, subject: Admin) -> Response:
 
 def _practitioner_options(db: DB, subject: Subject) -> dict[str, Any]:
     writable = scope.writable_institutions(subject)
-    q = select(Institution.id, Institution.name).where(Institution.active.is_(True)).order_by(Institution.name)
-    all_institutions = [(i, n) for i, n in db.execute(q).all()]
+    all_institutions = alliances.active_institution_choices(db)
     home = [(i, n) for i, n in all_institutions if writable is None or i in writable]
-    dq = select(Department.id, Department.name, Institution.name).join(
-        Institution, Institution.id == Department.institution_id).where(Department.active.is_(True))
-    departments: dict[str, list[tuple[int, str]]] = {}
-    for d_id, d_name, i_name in db.execute(dq.order_by(Institution.name, Department.name).limit(5000)):
-        departments.setdefault(i_name, []).append((d_id, d_name))
+    departments = alliances.active_departments_by_institution(db)
     home_names = {n for _, n in home}
     return {"home_institutions": home, "all_institutions": all_institutions, "titles": TITLES,
             "home_departments": {k: v for k, v in departments.items() if k in home_names},

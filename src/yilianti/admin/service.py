@@ -10,7 +10,6 @@ Every change is audited in the same transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -24,6 +23,8 @@ from yilianti.auth.security import hash_password
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
+from yilianti.kit import repository as kit
+from yilianti.kit.repository import Page
 from yilianti.kit.validate import Invalid
 from yilianti.kit.validate import username as valid_username
 from yilianti.models.alliance import Alliance, Institution
@@ -33,16 +34,7 @@ from yilianti.models.workforce import Practitioner
 ADMIN_LEVEL_ROLES = frozenset({Role.system_admin, Role.alliance_admin})
 
 
-@dataclass
-class UserPage:
-    items: list[User]
-    total: int
-    page: int
-    per_page: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
+UserPage = Page[User]
 
 
 # ---------------------------------------------------------------- reading
@@ -75,11 +67,7 @@ def list_users(db: Session, actor: Subject, q: str | None = None, page: int = 1,
         conds.append(or_(func.lower(User.username).like(like), func.lower(User.display_name).like(like)))
     if institution_id:
         conds.append(User.id.in_(select(RoleAssignment.user_id).where(RoleAssignment.institution_id == institution_id)))
-    page, per_page = max(page, 1), min(max(per_page, 1), 200)
-    total = db.scalar(select(func.count()).select_from(User).where(*conds)) or 0
-    items = list(db.scalars(select(User).where(*conds).options(_with_roles()).order_by(User.username)
-                            .limit(per_page).offset((page - 1) * per_page)))
-    return UserPage(items, total, page, per_page)
+    return kit.page(db, select(User).where(*conds).options(_with_roles()).order_by(User.username), page, per_page)
 
 
 def get_user(db: Session, actor: Subject, user_id: int) -> User:

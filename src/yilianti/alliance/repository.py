@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
+from yilianti.kit import clock
 from yilianti.models.alliance import Alliance, Department, Institution, MemberRole, Membership
 from yilianti.models.workforce import PracticeSite, Practitioner
 
@@ -152,3 +153,80 @@ def visiting_sessions(db: Session, institution_id: int, on: date) -> list[Practi
         .where(PracticeSite.institution_id == institution_id, Practitioner.active.is_(True),
                or_(PracticeSite.ends_on.is_(None), PracticeSite.ends_on >= on))
         .order_by(PracticeSite.weekday, PracticeSite.period, Practitioner.name)))
+
+
+def active_institution_choices(db: Session) -> list[tuple[int, str]]:
+    """(id, name) of every active institution, by name — for pickers."""
+    q = select(Institution.id, Institution.name).where(Institution.active.is_(True)).order_by(Institution.name)
+    return [(i, n) for i, n in db.execute(q).all()]
+
+
+def active_departments_by_institution(db: Session, limit: int = 5000) -> dict[str, list[tuple[int, str]]]:
+    """Active departments as (id, name), grouped by their institution's name — for pickers."""
+    dq = select(Department.id, Department.name, Institution.name).join(
+        Institution, Institution.id == Department.institution_id).where(Department.active.is_(True))
+    departments: dict[str, list[tuple[int, str]]] = {}
+    for d_id, d_name, i_name in db.execute(dq.order_by(Institution.name, Department.name).limit(limit)):
+        departments.setdefault(i_name, []).append((d_id, d_name))
+    return departments
+
+
+def alliance_choices_of(db: Session, institution_id: int | None) -> list[tuple[int, str]]:
+    """(id, name) of the alliances the institution is a member of today, by name."""
+    rows = db.execute(select(Alliance.id, Alliance.name).join(Membership, Membership.alliance_id == Alliance.id)
+                      .where(Membership.institution_id == institution_id, current_on(clock.today_local()))
+                      .order_by(Alliance.name)).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+def alliances_with_role_of(db: Session, institution_id: int) -> list[tuple[Alliance, str]]:
+    """(alliance, the institution's role in it) for the alliances it is a member of today, by name."""
+    return [(a, r) for a, r in db.execute(
+        select(Alliance, Membership.role).join(Membership, Membership.alliance_id == Alliance.id)
+        .where(Membership.institution_id == institution_id, current_on(clock.today_local()))
+        .order_by(Alliance.name))]
+
+
+def count_alliances(db: Session) -> int:
+    return db.scalar(select(func.count()).select_from(Alliance)) or 0
+
+
+def count_institutions(db: Session) -> int:
+    return db.scalar(select(func.count()).select_from(Institution)) or 0
+
+
+def institution_names(db: Session, ids: Iterable[int | None]) -> dict[int, str]:
+    """Names of the given institutions by id (None ids are skipped; no query when there are none)."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    return {i: n for i, n in db.execute(select(Institution.id, Institution.name).where(Institution.id.in_(wanted)))}
+
+
+def all_institution_names(db: Session) -> dict[int, str]:
+    """Every institution's name by id."""
+    return {i: n for i, n in db.execute(select(Institution.id, Institution.name))}
+
+
+def all_institutions(db: Session) -> list[Institution]:
+    """Every institution, by name."""
+    return list(db.scalars(select(Institution).order_by(Institution.name)))
+
+
+def all_alliances(db: Session) -> list[Alliance]:
+    """Every alliance, active or not, by name."""
+    return list(db.scalars(select(Alliance).order_by(Alliance.name)))
+
+
+def institutions_by_place(db: Session, limit: int = 2000) -> list[Institution]:
+    """Institutions by province, city and name (pickers that group by place)."""
+    return list(db.scalars(select(Institution).order_by(Institution.province, Institution.city, Institution.name)
+                           .limit(limit)))
+
+
+def institutions_among(db: Session, ids: Iterable[int] | None, limit: int = 300) -> list[Institution]:
+    """The institutions with these ids (None = all), by name."""
+    q = select(Institution).order_by(Institution.name)
+    if ids is not None:
+        q = q.where(Institution.id.in_(ids))
+    return list(db.scalars(q.limit(limit)))

@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from yilianti.audit import service_query as q
+from yilianti.audit import repository, service
+from yilianti.audit.repository import AuditFilter
 from yilianti.auth.deps import DB, require
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import AppError
@@ -30,12 +31,11 @@ def _date(value: str) -> date | None:
 def audit_search(request: Request, db: DB, subject: Auditor, username: str = "", action: str = "",
                  resource_type: str = "", patient_id: str = "", institution_id: str = "",
                  date_from: str = "", date_to: str = "", page: int = 1) -> Response:
-    f = q.AuditFilter(username, action, resource_type, opt_int(patient_id), opt_int(institution_id),
+    f = AuditFilter(username, action, resource_type, opt_int(patient_id), opt_int(institution_id),
                       _date(date_from), _date(date_to))
-    page = max(page, 1)
-    rows = q.search(db, subject, f, limit=101, offset=(page - 1) * 100)
+    result = service.search(db, subject, f, page)
     return render_page(request, "audit/search.html", {
-        "events": rows[:100], "f": f, "page": page, "has_next": len(rows) > 100,
+        "events": result.items, "f": f, "page": result.page, "has_next": result.has_next,
         "raw": {"date_from": date_from, "date_to": date_to, "patient_id": patient_id,
                 "institution_id": institution_id}})
 
@@ -43,18 +43,18 @@ def audit_search(request: Request, db: DB, subject: Auditor, username: str = "",
 @router.get("/audit/break-glass")
 def break_glass_list(request: Request, db: DB, subject: Auditor, all: int = 0) -> Response:
     return render_page(request, "audit/break_glass.html",
-                       {"grants": q.break_glass_to_review(db, subject, bool(all)), "all": all, "errors": {}})
+                       {"grants": repository.break_glass_to_review(db, subject, bool(all)), "all": all, "errors": {}})
 
 
 @router.post("/audit/break-glass/{grant_id}/review")
 def break_glass_review(request: Request, grant_id: int, db: DB, subject: Auditor,
                        outcome: Annotated[str, Form()] = "", revoke: Annotated[str, Form()] = "") -> Response:
     try:
-        q.review_break_glass(db, subject, grant_id, outcome, revoke == "1")
+        service.review_break_glass(db, subject, grant_id, outcome, revoke == "1")
     except AppError as exc:
         if exc.status == 404:
             raise
         return render_page(request, "audit/break_glass.html", {
-            "grants": q.break_glass_to_review(db, subject), "all": 0, "errors": errors_of(request, exc),
+            "grants": repository.break_glass_to_review(db, subject), "all": 0, "errors": errors_of(request, exc),
             "error_grant": grant_id}, exc.status)
     return RedirectResponse("/audit/break-glass", status_code=303)

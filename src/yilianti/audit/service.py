@@ -6,8 +6,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from yilianti.audit import repository
+from yilianti.audit.repository import AuditFilter
 from yilianti.authz.subject import Subject
+from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
+from yilianti.kit.repository import Page
 from yilianti.models.audit import AuditEvent
 
 
@@ -55,3 +59,33 @@ def plain(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
+
+
+# ---------------------------------------------------------------- the auditor's views
+
+
+def search(db: Session, subject: Subject, f: AuditFilter, page: int = 1, per_page: int = 100) -> Page[AuditEvent]:
+    """One page of the audit log as the subject may see it; the search itself is audited."""
+    result = repository.events_matching(db, subject, f, page, per_page)
+    record(db, subject, "search", "audit_log", None,
+           detail={k: str(v) for k, v in f.__dict__.items() if v not in (None, "")})
+    return result
+
+
+def review_break_glass(db: Session, subject: Subject, grant_id: int, outcome: str, revoke: bool) -> None:
+    grant = repository.grant_scoped(db, subject, grant_id)
+    if grant is None:
+        raise NotFound()
+    if grant.reviewed_at is not None:
+        raise Conflict("该紧急访问已复核")
+    if grant.granted_by_user_id == subject.user_id:
+        raise Forbidden("不能复核自己的紧急访问")
+    if len(outcome.strip()) < 2:
+        raise InvalidInput(fields={"outcome": "请填写复核意见"})
+    grant.reviewed_at = clock.now()
+    grant.reviewed_by_user_id = subject.user_id
+    grant.review_outcome = outcome.strip()
+    if revoke and grant.revoked_at is None:
+        grant.revoked_at = clock.now()
+    record(db, subject, "review", "access_grant", grant.id, patient_id=grant.patient_id,
+           reason=outcome.strip(), detail={"revoked": revoke})

@@ -11,6 +11,8 @@ from yilianti.auth import service
 from yilianti.auth.deps import DB, CurrentSubject, csrf_protect
 from yilianti.auth.security import new_csrf_token
 from yilianti.exceptions import AppError, InvalidInput, Locked, Unauthenticated
+from yilianti.kit import repository as kit
+from yilianti.models.auth import User
 from yilianti.web.forms import errors_of, safe_next
 from yilianti.web.render import render_page, t
 
@@ -88,9 +90,7 @@ def change_password(request: Request, db: DB, subject: CurrentSubject,
     except InvalidInput as exc:
         return render_page(request, "account.html", {"errors": errors_of(request, exc)}, 422)
     db.flush()
-    from yilianti.models.auth import User
-
-    user = db.get(User, subject.user_id)
+    user = kit.get(db, User, subject.user_id)
     assert user is not None
     request.session["epoch"] = user.session_epoch  # this session stays; all others end
     return render_page(request, "account.html", {"flash": t(request, "密码已修改，其他设备上的登录已失效")})

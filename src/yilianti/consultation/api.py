@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from yilianti.auth.deps import DB, Clinical, CurrentSubject
 from yilianti.authz.subject import Subject
-from yilianti.consultation import queries, service, states
+from yilianti.consultation import repository, service, states
 from yilianti.consultation.reports import report_period as _period
 from yilianti.consultation.reports import report_scope, require_report_viewer
 from yilianti.consultation.schemas import (
@@ -78,9 +78,9 @@ def report(db: DB, subject: CurrentSubject, by: Literal["month", "expert", "memb
     """Volumes, median answer time, share within deadline, avoided referrals and conversions."""
     require_report_viewer(subject)
     start, end = _period(start, end)
-    rows = queries.figures(db, start, end, by=by, institution_ids=report_scope(db, subject))
+    rows = repository.figures(db, start, end, by=by, institution_ids=report_scope(db, subject))
     return {"by": by, "start": start.isoformat(), "end": end.isoformat(),
-            "rows": [r.as_dict() for r in rows], "totals": queries.totals(rows) if by != "expert" else None}
+            "rows": [r.as_dict() for r in rows], "totals": repository.totals(rows) if by != "expert" else None}
 
 
 @router.get("/consultations/{consultation_id}", response_model=ConsultationDetail)

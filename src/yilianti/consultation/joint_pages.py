@@ -6,29 +6,25 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from yilianti.alliance import repository as alliances
+from yilianti.auth import repository as accounts
 from yilianti.auth.deps import DB, CurrentSubject
 from yilianti.authz.subject import Subject
-from yilianti.consultation import joint
+from yilianti.consultation import joint, repository
 from yilianti.exceptions import AppError, InvalidInput
-from yilianti.models.alliance import Institution
-from yilianti.models.auth import User
-from yilianti.models.consultation import RoundRecord
-from yilianti.models.workforce import Practitioner
 from yilianti.patients import service as patients
-from yilianti.scheduling import queries as sched_queries
+from yilianti.scheduling import repository as sched_repo
 from yilianti.web.forms import errors_of, opt_int
 from yilianti.web.render import render_page, t
+from yilianti.workforce import repository as workforce
 
 router = APIRouter(include_in_schema=False)
 
 
 def _names(db: Session, ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    return {i: n for i, n in db.execute(select(Institution.id, Institution.name).where(Institution.id.in_(ids)))}
+    return alliances.institution_names(db, ids)
 
 
 @router.get("/joint-wards")
@@ -38,7 +34,7 @@ def ward_list(request: Request, db: DB, subject: CurrentSubject) -> Response:
     return render_page(request, "consultation/joint_list.html", {
         "wards": wards, "names": _names(db, {w.institution_id for w in wards} | {w.lead_institution_id for w in wards}),
         "can_create": subject.has(*joint.MANAGER_ROLES) and own is not None,
-        "leads": [i for i in sched_queries.partner_institutions(db, own) if i.id != own] if own else [],
+        "leads": [i for i in sched_repo.partner_institutions(db, own) if i.id != own] if own else [],
         "errors": {}})
 
 
@@ -62,13 +58,10 @@ async def ward_create(request: Request, db: DB, subject: CurrentSubject) -> Resp
 def _ward_context(db: Session, subject: Subject, ward_id: int) -> dict[str, Any]:
     ward, team = joint.get_ward(db, subject, ward_id)
     rows = joint.admissions(db, subject, ward.id)
-    rounds = {a.id: list(db.scalars(select(RoundRecord).where(RoundRecord.admission_id == a.id)
-                                    .order_by(RoundRecord.at, RoundRecord.id))) for a, _ in rows}
-    user_ids = {r.user_id for rs in rounds.values() for r in rs if r.user_id is not None}
-    users = {u.id: u.display_name for u in db.scalars(select(User).where(User.id.in_(user_ids)))} if user_ids else {}
-    candidates = list(db.scalars(select(Practitioner).where(
-        Practitioner.home_institution_id.in_([ward.institution_id, ward.lead_institution_id]),
-        Practitioner.active.is_(True)).order_by(Practitioner.name))) if subject.has(*joint.MANAGER_ROLES) else []
+    rounds = repository.rounds_by_admission(db, [a.id for a, _ in rows])
+    users = accounts.display_names(db, {r.user_id for rs in rounds.values() for r in rs})
+    candidates = workforce.active_practitioners_of(db, [ward.institution_id, ward.lead_institution_id]) \
+        if subject.has(*joint.MANAGER_ROLES) else []
     return {"ward": ward, "team": team, "members": joint.members(db, ward.id), "admissions": rows, "rounds": rounds,
             "users": users, "names": _names(db, {ward.institution_id, ward.lead_institution_id}),
             "patients": patients.search(db, subject, "", limit=50) if team == "local" and subject.is_clinical else [],

@@ -11,13 +11,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from yilianti.alliance import repository as alliances
+from yilianti.auth import repository as accounts
 from yilianti.auth.deps import DB, Clinical, CurrentSubject
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
-from yilianti.consultation import queries, service, states
+from yilianti.consultation import repository, service, states
 from yilianti.consultation.reports import report_period as _period
 from yilianti.consultation.reports import report_scope, require_report_viewer
 from yilianti.consultation.schemas import (
@@ -38,14 +39,15 @@ from yilianti.consultation.states import (
 )
 from yilianti.exceptions import AppError, InvalidInput, parse_input
 from yilianti.kit import clock
-from yilianti.models.alliance import Department, Institution
-from yilianti.models.auth import User
+from yilianti.kit import repository as kit
+from yilianti.models.alliance import Department
 from yilianti.models.patient import Patient
-from yilianti.models.workforce import Practitioner
 from yilianti.patients import service as patients
-from yilianti.scheduling import queries as sched_queries
+from yilianti.patients.repository import patients_by_id as patient_rows_by_id
+from yilianti.scheduling import repository as sched_repo
 from yilianti.web.forms import errors_of, opt_int
 from yilianti.web.render import render_page, t
+from yilianti.workforce import repository as workforce
 
 router = APIRouter(include_in_schema=False)
 
@@ -57,16 +59,11 @@ LABELS = {"status": STATUS_LABELS, "outcome": OUTCOME_LABELS, "kind": KIND_LABEL
 
 
 def _names(db: Session, ids: Iterable[int | None]) -> dict[int, str]:
-    wanted = {i for i in ids if i is not None}
-    if not wanted:
-        return {}
-    return {i: n for i, n in db.execute(select(Institution.id, Institution.name).where(Institution.id.in_(wanted)))}
+    return alliances.institution_names(db, ids)
 
 
 def _patients(db: Session, ids: set[int]) -> dict[int, Patient]:
-    if not ids:
-        return {}
-    return {p.id: p for p in db.scalars(select(Patient).where(Patient.id.in_(ids)))}
+    return patient_rows_by_id(db, ids)
 
 
 # ------------------------------------------------------------------------------------- worklist
@@ -93,18 +90,16 @@ def consultation_list(request: Request, db: DB, subject: Clinical, side: str = "
 def _new_context(db: Session, subject: Subject, values: dict[str, Any], errors: dict[str, str],
                  q: str = "") -> dict[str, Any]:
     own = subject.acting_institution_id
-    targets = [i for i in sched_queries.partner_institutions(db, own) if i.id != own]
+    targets = [i for i in sched_repo.partner_institutions(db, own) if i.id != own]
     target = opt_int(str(values.get("consulted_institution_id") or ""))
-    departments = list(db.scalars(select(Department).where(Department.institution_id == target,
-                                                           Department.active.is_(True))
-                                  .order_by(Department.name))) if target else []
+    departments = alliances.departments_of(db, target, include_inactive=False) if target else []
     experts = service.qualified_experts(db, target) if target else []
     patient_rows = patients.search(db, subject, q, limit=30) if q or not values.get("patient_id") else []
     chosen = opt_int(str(values.get("patient_id") or ""))
     orders = []
     if chosen is not None and policy.decide(db, subject, chosen) is not None:
         if all(p.id != chosen for p in patient_rows):
-            p = db.get(Patient, chosen)
+            p = kit.get(db, Patient, chosen)
             if p is not None:
                 patient_rows = [p, *patient_rows]
         orders = service.patient_orders(db, chosen)
@@ -173,11 +168,8 @@ def _case_context(db: Session, subject: Subject, consultation_id: int) -> dict[s
     ops = service.opinions(db, c.id)
     msgs = service.messages(db, c.id)
     prac_ids = {p.practitioner_id for p in parts} | {o.practitioner_id for o in ops}
-    practitioners = {p.id: p for p in db.scalars(select(Practitioner).where(Practitioner.id.in_(prac_ids)))} \
-        if prac_ids else {}
-    user_ids = {h.user_id for h in hist} | {m.user_id for m in msgs}
-    users = {u.id: u.display_name for u in db.scalars(select(User).where(
-        User.id.in_({i for i in user_ids if i is not None})))}
+    practitioners = workforce.practitioners_by_id(db, prac_ids)
+    users = accounts.display_names(db, {h.user_id for h in hist} | {m.user_id for m in msgs})
     mine = service.my_participation(db, subject, c)
     moves = [m.value for m in states.next_moves(c.status, side)]
     from yilianti.attachments import service as attachments
@@ -188,8 +180,8 @@ def _case_context(db: Session, subject: Subject, consultation_id: int) -> dict[s
         "opinions": ops, "messages": msgs, "users": users, "orders": service.orders(db, c.id), "files": files,
         "names": _names(db, [c.requesting_institution_id, c.consulted_institution_id,
                              *(h.acting_institution_id for h in hist), *(m.institution_id for m in msgs)]),
-        "patient": db.get(Patient, c.patient_id), "video_link": service.video_link(c),
-        "department": db.get(Department, c.department_id) if c.department_id else None,
+        "patient": kit.get(db, Patient, c.patient_id), "video_link": service.video_link(c),
+        "department": kit.get(db, Department, c.department_id) if c.department_id else None,
         "is_assigner": service.is_assigner(subject, c), "is_expert": mine is not None, "mine": mine,
         "experts": service.qualified_experts(db, c.consulted_institution_id)
         if service.is_assigner(subject, c) and c.status not in FINAL else [],
@@ -227,16 +219,16 @@ def consultation_report(request: Request, db: DB, subject: CurrentSubject, by: s
         except ValueError:
             return None
 
-    if by not in queries.GROUPS:
+    if by not in repository.GROUPS:
         by = "month"
     lo, hi = _period(_d(start), _d(end))
-    rows = queries.figures(db, lo, hi, by=by, institution_ids=report_scope(db, subject))
+    rows = repository.figures(db, lo, hi, by=by, institution_ids=report_scope(db, subject))
     chart = {"keys": [r.label for r in rows], "requested": [r.requested for r in rows],
              "answered": [r.answered for r in rows], "avoided": [r.avoided for r in rows],
              "converted": [r.converted for r in rows], "median": [r.median_answer_hours for r in rows]}
     return render_page(request, "consultation/report.html", {
         "rows": rows, "by": by, "start": lo.isoformat(), "end": hi.isoformat(), "chart": chart,
-        "totals": queries.totals(rows) if by != "expert" else None})
+        "totals": repository.totals(rows) if by != "expert" else None})
 
 
 @router.get("/consultations/{consultation_id}")

@@ -7,7 +7,7 @@ from datetime import date
 from sqlalchemy.orm import Session
 
 from yilianti.authz.subject import Subject
-from yilianti.consultation import queries
+from yilianti.consultation import repository as queries
 from yilianti.exceptions import Forbidden, InvalidInput
 from yilianti.kit import clock
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import JSONResponse
 
 from yilianti.auth.deps import DB, Clinical
-from yilianti.diagnostics import ecg, imaging
+from yilianti.diagnostics import ecg, imaging, repository
 from yilianti.diagnostics.schemas import (
     ReadingIn,
 )
@@ -30,12 +30,7 @@ async def import_ecg(order_id: int, db: DB, subject: Clinical, file: UploadFile 
 def order_ecgs(order_id: int, db: DB, subject: Clinical) -> list[dict[str, Any]]:
     order = imaging.order_for(db, subject, order_id, "diagnostics.ecg_view")
     ecg.import_received(db, order)
-    from sqlalchemy import select
-
-    from yilianti.models.diagnostics_media import EcgRecording
-
-    return [ecg.summary(r) for r in db.scalars(select(EcgRecording).where(EcgRecording.order_id == order.id)
-                                               .order_by(EcgRecording.id))]
+    return [ecg.summary(r) for r in repository.ecg_recordings_of(db, order.id)]
 
 
 @router.get("/ecg/{rec_id}")

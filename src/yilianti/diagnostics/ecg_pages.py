@@ -13,6 +13,7 @@ from yilianti.auth.deps import DB, Clinical
 from yilianti.authz.subject import Subject
 from yilianti.diagnostics import ecg, imaging
 from yilianti.exceptions import AppError, InvalidInput
+from yilianti.kit import repository as kit
 from yilianti.models.alliance import Institution
 from yilianti.models.diagnostics import DiagnosticOrder
 from yilianti.models.diagnostics_media import EcgRecording
@@ -25,10 +26,10 @@ router = APIRouter(include_in_schema=False)
 def _context(db: Session, subject: Subject, order: DiagnosticOrder, rec: EcgRecording | None,
               layout: str) -> dict[str, Any]:
     return {
-        "order": order, "patient": db.get(Patient, order.patient_id), "rec": rec,
+        "order": order, "patient": kit.get(db, Patient, order.patient_id), "rec": rec,
         "paper": ecg.paper(rec, layout) if rec else None, "layout": layout,
         "limits": ecg.MEASURE_LIMITS, "labels": ecg.MEASURE_LABELS,
-        "ordering": db.get(Institution, order.ordering_institution_id),
+        "ordering": kit.get(db, Institution, order.ordering_institution_id),
         "may_read": not order.reading_centre_institution_id
         or subject.acting_institution_id == order.reading_centre_institution_id,
         "error": None, "fields": {}, "form": {},
@@ -83,7 +84,7 @@ async def ecg_reading(rec_id: int, request: Request, db: DB, subject: Clinical) 
         ecg.save_reading(db, subject, rec, order, values, str(form.get("conclusion") or ""),
                          str(form.get("rhythm") or ""))
     except AppError as exc:
-        ctx = _context(db, subject, order, db.get(EcgRecording, rec_id), "3x4")
+        ctx = _context(db, subject, order, kit.get(db, EcgRecording, rec_id), "3x4")
         ctx.update(error=exc.message, fields=exc.fields, form=dict(form))
         return render_page(request, "diagnostics/ecg.html", ctx, status_code=exc.status)
     return RedirectResponse(f"/diagnostics/orders/{order.id}/ecg?saved=1", status_code=303)

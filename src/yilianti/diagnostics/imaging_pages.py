@@ -12,6 +12,7 @@ from starlette.datastructures import UploadFile
 from yilianti.auth.deps import DB, Clinical
 from yilianti.authz.subject import Subject
 from yilianti.diagnostics import imaging
+from yilianti.kit import repository as kit
 from yilianti.models.alliance import Institution
 from yilianti.models.diagnostics import DiagnosticOrder
 from yilianti.models.patient import Patient
@@ -24,12 +25,12 @@ def _context(db: Session, subject: Subject, order: DiagnosticOrder, study_id: in
     studies = imaging.studies_of_order(db, order.id)
     current = next((s for s in studies if s.id == study_id), studies[0] if studies else None)
     series = imaging.series_json(imaging.series_of(db, current)) if current else []
-    centre = db.get(Institution, order.reading_centre_institution_id) if order.reading_centre_institution_id else None
+    centre = kit.get(db, Institution, order.reading_centre_institution_id) if order.reading_centre_institution_id else None
     return {
-        "order": order, "patient": db.get(Patient, order.patient_id), "studies": studies, "study": current,
+        "order": order, "patient": kit.get(db, Patient, order.patient_id), "studies": studies, "study": current,
         "series": series, "presets": imaging.PRESETS, "preset_labels": imaging.PRESET_LABELS,
         "orthanc_url": imaging.orthanc_link(db, current) if current else None,
-        "ordering": db.get(Institution, order.ordering_institution_id), "centre": centre,
+        "ordering": kit.get(db, Institution, order.ordering_institution_id), "centre": centre,
         "results": None,
     }
 

@@ -12,25 +12,26 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from yilianti.alliance import repository as alliances
+from yilianti.auth import repository as accounts
 from yilianti.auth.deps import DB, Clinical, CurrentSubject
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
-from yilianti.diagnostics import critical, service, states, workflow
+from yilianti.diagnostics import critical, repository, service, states, workflow
 from yilianti.diagnostics.states import Side, Status
 from yilianti.exceptions import AppError, Forbidden, NotFound
 from yilianti.kit import clock
-from yilianti.models.alliance import Institution
-from yilianti.models.auth import User
+from yilianti.kit import repository as kit
 from yilianti.models.diagnostics import DiagnosticItem, DiagnosticOrder
 from yilianti.models.patient import Patient
 from yilianti.models.workforce import Practitioner
 from yilianti.patients import service as patients
-from yilianti.scheduling import queries
+from yilianti.scheduling import repository as sched_repo
 from yilianti.web.forms import errors_of, opt_int
 from yilianti.web.render import render_page, t
+from yilianti.workforce import repository as workforce
 
 router = APIRouter(include_in_schema=False)
 
@@ -47,9 +48,7 @@ def _ctx(extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def _is_centre(db: Session, subject: Subject) -> bool:
-    inst = subject.acting_institution_id
-    return inst is not None and db.scalar(select(DiagnosticItem.id).where(
-        DiagnosticItem.reading_centre_institution_id == inst).limit(1)) is not None
+    return repository.is_reading_centre(db, subject.acting_institution_id)
 
 
 @router.get("/diagnostics")
@@ -76,8 +75,7 @@ def catalogue_page(request: Request, db: DB, subject: CurrentSubject, centre_id:
     centre = opt_int(centre_id)
     rows = workflow.catalogue(db, for_institution_id=subject.acting_institution_id, centre_id=centre,
                               active_only=not _can_admin(subject))
-    centres = db.execute(select(Institution.id, Institution.name).where(Institution.id.in_(
-        select(DiagnosticItem.reading_centre_institution_id).distinct())).order_by(Institution.name)).all()
+    centres = repository.reading_centre_choices(db)
     return render_page(request, "diagnostics/catalogue.html", _ctx({
         "rows": rows, "centres": centres, "centre_id": centre, "can_admin": _can_admin(subject)}))
 
@@ -85,9 +83,9 @@ def catalogue_page(request: Request, db: DB, subject: CurrentSubject, centre_id:
 def _item_context(db: Session, subject: Subject, item: DiagnosticItem | None, values: dict[str, str],
                   errors: dict[str, str]) -> dict[str, Any]:
     own = subject.acting_institution_id
-    centres = [(i.id, i.name) for i in db.scalars(select(Institution).order_by(Institution.name))
+    centres = [(i.id, i.name) for i in alliances.all_institutions(db)
                if subject.is_system_admin or subject.alliance_admin_of or i.id == own]
-    members = [(i.id, i.name) for i in queries.partner_institutions(db, item.reading_centre_institution_id)] \
+    members = [(i.id, i.name) for i in sched_repo.partner_institutions(db, item.reading_centre_institution_id)] \
         if item else []
     return _ctx({"item": item, "values": values, "errors": errors, "centres": centres, "members": members,
                  "prices": workflow.prices_of(db, item.id) if item else []})
@@ -108,9 +106,7 @@ def item_new(request: Request, db: DB, subject: CurrentSubject) -> Response:
 
 @router.get("/diagnostics/catalogue/{item_id}")
 def item_edit(request: Request, item_id: int, db: DB, subject: CurrentSubject) -> Response:
-    item = db.get(DiagnosticItem, item_id)
-    if item is None:
-        raise NotFound()
+    item = kit.get_or_404(db, DiagnosticItem, item_id)
     if not _can_admin(subject, item.reading_centre_institution_id):
         raise Forbidden("只有管理员可以维护检查项目目录")
     values = {"code": item.code, "name": item.name, "name_en": item.name_en or "", "kind": item.kind,
@@ -136,7 +132,7 @@ async def item_save(request: Request, db: DB, subject: CurrentSubject) -> Respon
     except AppError as exc:
         if exc.status not in (403, 422):
             raise
-        current = db.get(DiagnosticItem, item_id) if item_id else None
+        current = kit.get(db, DiagnosticItem, item_id) if item_id else None
         return render_page(request, "diagnostics/item.html",
                            _item_context(db, subject, current, values, errors_of(request, exc)), exc.status)
     return RedirectResponse(f"/diagnostics/catalogue/{item.id}?saved=1", status_code=303)
@@ -157,7 +153,7 @@ async def item_price(request: Request, item_id: int, db: DB, subject: CurrentSub
     except AppError as exc:
         if exc.status not in (403, 422):
             raise
-        item = db.get(DiagnosticItem, item_id)
+        item = kit.get(db, DiagnosticItem, item_id)
         values = {"code": item.code if item else "", "name": item.name if item else ""}
         return render_page(request, "diagnostics/item.html",
                            _item_context(db, subject, item, values, errors_of(request, exc)), exc.status)
@@ -173,7 +169,7 @@ def _order_form(db: Session, subject: Subject, values: dict[str, str], errors: d
     patient_rows = patients.search(db, subject, q, limit=30) if q or not values.get("patient_id") else []
     chosen = opt_int(values.get("patient_id"))
     if chosen is not None and all(p.id != chosen for p in patient_rows) and policy.decide(db, subject, chosen):
-        p = db.get(Patient, chosen)
+        p = kit.get(db, Patient, chosen)
         if p is not None:
             patient_rows = [p, *patient_rows]
     return _ctx({"values": values, "errors": errors, "q": q, "patients": patient_rows,
@@ -224,14 +220,13 @@ def order_list(request: Request, db: DB, subject: Clinical, status: str = "", vi
 def _detail_context(db: Session, subject: Subject, order_id: int, error: str | None = None) -> dict[str, Any]:
     order, sides = workflow.get(db, subject, order_id)
     report = workflow.report_of(db, order.id)
-    names = dict(db.execute(select(Institution.id, Institution.name)).all())
-    users = {u.id: u.display_name for u in db.scalars(select(User).where(User.id.in_(
-        {i for i in (order.ordering_user_id, order.claimed_by_user_id,
-                     report.signed_by_user_id if report else None,
-                     report.second_signer_user_id if report else None) if i})))}
-    practitioners = {p.id: p for p in db.scalars(select(Practitioner).where(Practitioner.id.in_(
-        {i for i in (report.signed_by_practitioner_id if report else None,
-                     report.second_signer_practitioner_id if report else None) if i})))}
+    names = alliances.all_institution_names(db)
+    users = accounts.display_names(db, {i for i in (order.ordering_user_id, order.claimed_by_user_id,
+                                                    report.signed_by_user_id if report else None,
+                                                    report.second_signer_user_id if report else None) if i})
+    practitioners = workforce.practitioners_by_id(db, {i for i in (
+        report.signed_by_practitioner_id if report else None,
+        report.second_signer_practitioner_id if report else None) if i})
     show_report = report is not None and (Side.centre in sides or order.status in states.RESULTED)
     moves = []
     st = order.status
@@ -254,11 +249,11 @@ def _detail_context(db: Session, subject: Subject, order_id: int, error: str | N
         or st == Status.reported or st in states.RESULTED) and subject.has(*workflow.READING_ROLES)
     return _ctx({
         "order": order, "sides": {s.value for s in sides}, "report": report if show_report else None,
-        "patient": db.get(Patient, order.patient_id), "names": names, "users": users,
+        "patient": kit.get(db, Patient, order.patient_id), "names": names, "users": users,
         "practitioners": practitioners, "history": workflow.history(db, subject, order.id),
         "observations": workflow.observations_of(db, order.id), "moves": moves, "can_edit": can_edit,
         "error": error, "overdue": order.due_at is not None and order.reported_at is None and clock.now() > order.due_at,
-        "item": db.get(DiagnosticItem, order.item_id) if order.item_id else None,
+        "item": kit.get(db, DiagnosticItem, order.item_id) if order.item_id else None,
         "hr_mark": _hr_mark(db, order)})
 
 
@@ -393,7 +388,7 @@ def _editor(request: Request, db: Session, subject: Subject, order_id: int, valu
         if not m and order.kind == "ecg" and order.status == Status.claimed:
             values["measurements"] = _ecg_measurements(db, order)
             ecg_prefilled = bool(values["measurements"])
-    practitioner = db.get(Practitioner, subject.practitioner_id) if subject.practitioner_id else None
+    practitioner = kit.get(db, Practitioner, subject.practitioner_id) if subject.practitioner_id else None
     ctx.update({"values": values, "errors": errors or {}, "report": report, "ecg_prefilled": ecg_prefilled,
                 "me_trainee": bool(
         practitioner and practitioner.is_trainee), "mode": (
@@ -497,7 +492,7 @@ def quarantine_page(request: Request, db: DB, subject: Clinical, error: str = ""
 def _quarantine_ctx(db: Session, subject: Subject, error: str | None) -> dict[str, Any]:
     """Quarantined messages; the suggested patient's name only for a patient the subject may see."""
     items = [m for m in service.list_quarantine(db) if m.status == "quarantined"]
-    suggested = {m.id: db.get(Patient, m.suggested_patient_id) for m in items
+    suggested = {m.id: kit.get(db, Patient, m.suggested_patient_id) for m in items
                  if m.suggested_patient_id and policy.decide(db, subject, m.suggested_patient_id) is not None}
     hidden = {m.id for m in items if m.suggested_patient_id and m.id not in suggested}
     candidates = {m.id: service.candidate_orders(db, subject, m) for m in items}
@@ -525,7 +520,7 @@ async def quarantine_resolve(request: Request, inbound_id: int, db: DB, subject:
     order_id = opt_int(str(form.get("order_id", "") or ""))
     if order_id is None:
         acc = str(form.get("accession_number", "") or "").strip()
-        order_id = db.scalar(select(DiagnosticOrder.id).where(DiagnosticOrder.accession_number == acc)) or 0
+        order_id = repository.order_id_by_accession(db, acc) or 0
     return _quarantine_action(request, db, subject, "resolve",
                               lambda: service.resolve(db, subject, inbound_id, order_id))
 

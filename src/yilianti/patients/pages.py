@@ -6,14 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import select
 
-from yilianti.alliance.repository import current_on
+from yilianti.alliance import repository as alliances
 from yilianti.auth.deps import DB, Clinical
 from yilianti.authz import policy
 from yilianti.exceptions import AppError, InvalidInput
-from yilianti.kit import clock
-from yilianti.models.alliance import Alliance, Membership
 from yilianti.models.patient import Authority
 from yilianti.patients import service
 from yilianti.patients.schemas import ConsentIn
@@ -28,10 +25,7 @@ FORM_FIELDS = ("name", "sex", "birth_date", "resident_id", "phone", "address", "
 
 
 def _my_alliances(db: DB, institution_id: int | None) -> list[tuple[int, str]]:
-    rows = db.execute(select(Alliance.id, Alliance.name).join(Membership, Membership.alliance_id == Alliance.id)
-                      .where(Membership.institution_id == institution_id, current_on(clock.today_local()))
-                      .order_by(Alliance.name)).all()
-    return [(r[0], r[1]) for r in rows]
+    return alliances.alliance_choices_of(db, institution_id)
 
 
 @router.get("/patients")

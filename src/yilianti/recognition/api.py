@@ -20,21 +20,20 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, UploadFile
-from sqlalchemy import select
 
 from yilianti.auth.deps import DB, Clinical, CurrentSubject
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
+from yilianti.diagnostics import repository as diagnostics
 from yilianti.exceptions import Forbidden, InvalidInput, NotFound
+from yilianti.kit import repository as kit
 from yilianti.kit.i18n import translate
-from yilianti.models.diagnostics import DiagnosticOrder
 from yilianti.models.recognition import (
     QualifiedInstitution,
     RecognitionItem,
-    RecognitionRule,
     RecognitionScope,
 )
-from yilianti.recognition import admin, catalogue, service
+from yilianti.recognition import admin, catalogue, repository, service
 from yilianti.recognition.results import ExternalResultIn, import_external_result
 from yilianti.recognition.schemas import (
     DecisionBody,
@@ -82,7 +81,7 @@ def lookup(request: Request, db: DB, subject: Clinical, patient_id: int = Query(
 
 
 def decision_out(db: DB, row: Any, locale: str) -> DecisionOut:
-    item = db.get(RecognitionItem, row.item_id)
+    item = kit.get(db, RecognitionItem, row.item_id)
     return DecisionOut(
         id=row.id, patient_id=row.patient_id, item_code=item.code if item else row.requested_code,
         decision=row.decision, satisfied_by_recognition=row.decision == "reuse",
@@ -114,7 +113,7 @@ def import_result(db: DB, subject: CurrentSubject, body: ExternalResultIn) -> Im
 
 @router.get("/marks", response_model=list[MarkOut])
 def marks(db: DB, subject: Clinical, order_id: list[int] = Query(...)) -> list[MarkOut]:
-    orders = list(db.scalars(select(DiagnosticOrder).where(DiagnosticOrder.id.in_(order_id[:200]))))
+    orders = diagnostics.orders_with_ids(db, order_id[:200])
     visible = []
     for o in orders:
         if policy.decide(db, subject, o.patient_id) is None:
@@ -133,14 +132,13 @@ def report(db: DB, subject: CurrentSubject, months: int = Query(6, ge=1, le=36),
 
 @router.get("/items", response_model=list[ItemOut])
 def items(db: DB, subject: CurrentSubject) -> list[ItemOut]:
-    scope_codes = {s.id: s.code for s in db.scalars(select(RecognitionScope))}
+    scope_codes = repository.scope_codes(db)
     rules: dict[int, dict[str, int]] = {}
-    for r in db.scalars(select(RecognitionRule)):
+    for r in repository.rules_of(db):
         rules.setdefault(r.item_id, {})[scope_codes.get(r.scope_id, "")] = r.valid_days
     return [ItemOut(code=i.code, name=i.name, kind=i.kind, loinc=i.loinc, price_fen=i.price_fen,
                     rules=rules.get(i.id, {}))
-            for i in db.scalars(select(RecognitionItem).where(RecognitionItem.active.is_(True))
-                                .order_by(RecognitionItem.kind, RecognitionItem.code))]
+            for i in repository.active_items(db)]
 
 
 def require_catalogue_admin(subject: Subject) -> None:
@@ -176,9 +174,8 @@ def _item_in(body: ItemBody) -> admin.ItemIn:
 
 
 def _item_out(db: DB, item: RecognitionItem) -> ItemOut:
-    scope_codes = {s.id: s.code for s in db.scalars(select(RecognitionScope))}
-    rules = {scope_codes.get(r.scope_id, ""): r.valid_days
-             for r in db.scalars(select(RecognitionRule).where(RecognitionRule.item_id == item.id))}
+    scope_codes = repository.scope_codes(db)
+    rules = {scope_codes.get(r.scope_id, ""): r.valid_days for r in repository.rules_of(db, item.id)}
     return ItemOut(code=item.code, name=item.name, kind=item.kind, loinc=item.loinc, price_fen=item.price_fen,
                    rules=rules)
 
@@ -200,26 +197,22 @@ def update_item(db: DB, subject: CurrentSubject, code: str, body: ItemBody) -> I
 def delete_rule(db: DB, subject: CurrentSubject, item_code: str = Query(...), scope_code: str = Query(...)) -> None:
     require_catalogue_admin(subject)
     item = service.require_item(db, item_code)
-    rule = db.scalar(select(RecognitionRule).join(RecognitionScope, RecognitionScope.id == RecognitionRule.scope_id)
-                     .where(RecognitionRule.item_id == item.id, RecognitionScope.code == scope_code))
+    rule = repository.rule_of(db, item.id, scope_code)
     if rule is None:
         raise NotFound("互认范围设置不存在")
     admin.remove_rule(db, subject, rule.id)
 
 
 def _qual_out(db: DB, q: QualifiedInstitution) -> QualificationOut:
-    item, scope = db.get(RecognitionItem, q.item_id), db.get(RecognitionScope, q.scope_id)
+    item, scope = kit.get(db, RecognitionItem, q.item_id), kit.get(db, RecognitionScope, q.scope_id)
     return QualificationOut(id=q.id, item_code=item.code if item else "", scope_code=scope.code if scope else "",
                             institution_id=q.institution_id, qc_from=q.qc_from, qc_to=q.qc_to, qc_body=q.qc_body)
 
 
 @router.get("/qualifications", response_model=list[QualificationOut])
 def list_qualifications(db: DB, subject: CurrentSubject, item_code: str | None = None) -> list[QualificationOut]:
-    q = select(QualifiedInstitution).order_by(QualifiedInstitution.item_id, QualifiedInstitution.institution_id,
-                                              QualifiedInstitution.qc_from)
-    if item_code:
-        q = q.where(QualifiedInstitution.item_id == service.require_item(db, item_code).id)
-    return [_qual_out(db, row) for row in db.scalars(q.limit(5000))]
+    item_id = service.require_item(db, item_code).id if item_code else None
+    return [_qual_out(db, row) for row in repository.qualifications(db, item_id)]
 
 
 def _qual_in(body: QualificationBody) -> admin.QualificationIn:

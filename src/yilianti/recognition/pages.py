@@ -11,26 +11,24 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from yilianti.alliance import repository as alliances
 from yilianti.auth.deps import DB, Clinical, CurrentSubject
-from yilianti.authz import policy
 from yilianti.authz.subject import Subject
-from yilianti.exceptions import AppError, InvalidInput, NotFound
+from yilianti.exceptions import AppError, InvalidInput
 from yilianti.kit import clock
-from yilianti.models.alliance import Alliance, Department, Institution
+from yilianti.kit import repository as kit
+from yilianti.models.alliance import Institution
 from yilianti.models.patient import Patient
 from yilianti.models.recognition import (
     QualifiedInstitution,
     RecognitionItem,
-    RecognitionItemCode,
     RecognitionRule,
     RecognitionScope,
-    RecognitionScopeArea,
 )
 from yilianti.models.referral import Referral
-from yilianti.recognition import admin, catalogue, service
+from yilianti.recognition import admin, catalogue, repository, service
 from yilianti.recognition.api import require_catalogue_admin
 from yilianti.web.forms import errors_of, opt_int
 from yilianti.web.render import render_page, t
@@ -39,12 +37,11 @@ router = APIRouter(include_in_schema=False)
 
 
 def _items(db: Session) -> list[RecognitionItem]:
-    return list(db.scalars(select(RecognitionItem).where(RecognitionItem.active.is_(True))
-                           .order_by(RecognitionItem.kind, RecognitionItem.code)))
+    return repository.active_items(db)
 
 
 def _patients(db: Session, subject: Subject) -> list[Patient]:
-    return list(db.scalars(select(Patient).where(policy.readable(subject)).order_by(Patient.id.desc()).limit(200)))
+    return repository.readable_patients(db, subject)
 
 
 def _lookup_page(request: Request, db: Session, subject: Subject, values: dict[str, Any],
@@ -56,13 +53,13 @@ def _lookup_page(request: Request, db: Session, subject: Subject, values: dict[s
     if pid is not None and code:
         try:
             found = service.lookup(db, subject, pid, code)
-            patient = db.get(Patient, pid)
+            patient = kit.get(db, Patient, pid)
         except AppError as exc:
             if exc.status == 404:
                 raise
             lookup_error = errors_of(request, exc)
-    departments = list(db.scalars(select(Department).where(Department.institution_id == subject.acting_institution_id,
-                                                           Department.active.is_(True)).order_by(Department.name)))
+    departments = alliances.departments_of(db, subject.acting_institution_id, include_inactive=False) \
+        if subject.acting_institution_id is not None else []
     return render_page(request, "recognition/lookup.html", {
         "items": _items(db), "patients": _patients(db, subject), "values": values, "found": found,
         "patient": patient, "errors": errors or {}, "lookup_error": lookup_error or {},
@@ -77,7 +74,7 @@ def lookup_page(request: Request, db: DB, subject: Clinical, patient_id: str = "
     ref_id = opt_int(referral_id)
     if ref_id is not None and not patient_id:
         # opened from a referral: its patient, when the referral involves the acting institution
-        ref = db.get(Referral, ref_id)
+        ref = kit.get(db, Referral, ref_id)
         if ref is not None and subject.acting_institution_id in (ref.from_institution_id, ref.to_institution_id):
             values["patient_id"] = str(ref.patient_id)
     return _lookup_page(request, db, subject, values)
@@ -110,13 +107,9 @@ async def decide_page(request: Request, db: DB, subject: Clinical) -> Response:
 @router.get("/recognition/decisions/{decision_id}")
 def decision_page(request: Request, db: DB, subject: Clinical, decision_id: int) -> Response:
     row = service.get_decision(db, subject, decision_id)
-    item = db.get(RecognitionItem, row.item_id)
-    patient = db.get(Patient, row.patient_id)
-    source = db.get(Institution, row.reused_institution_id) if row.reused_institution_id else None
-    scope = db.get(RecognitionScope, row.scope_id) if row.scope_id else None
-    dept = db.get(Department, row.department_id) if row.department_id else None
+    c = repository.decision_context(db, row)
     return render_page(request, "recognition/decision.html", {
-        "d": row, "item": item, "patient": patient, "source": source, "scope": scope, "dept": dept,
+        "d": row, "item": c.item, "patient": c.patient, "source": c.source, "scope": c.scope, "dept": c.department,
         "reasons": service.RETEST_REASONS})
 
 
@@ -129,28 +122,24 @@ def _catalogue(request: Request, db: Session, subject: Subject, errors: dict[str
                status_code: int = 200, *, saved: str = "", qual_errors: dict[str, str] | None = None,
                qual_values: dict[str, str] | None = None, scope_errors: dict[str, str] | None = None,
                scope_values: dict[str, str] | None = None) -> Response:
-    scopes = list(db.scalars(select(RecognitionScope).order_by(RecognitionScope.id)))
-    areas: dict[int, list[str]] = {}
-    for a in db.scalars(select(RecognitionScopeArea)):
-        areas.setdefault(a.scope_id, []).append(a.province + (f"·{a.city}" if a.city else ""))
+    scopes = repository.all_scopes(db)
+    areas = repository.scope_area_labels(db)
     rules: dict[int, list[tuple[str, int]]] = {}
     scope_names = {s.id: s.name for s in scopes}
-    for r in db.scalars(select(RecognitionRule)):
+    for r in repository.rules_of(db):
         rules.setdefault(r.item_id, []).append((scope_names.get(r.scope_id, ""), r.valid_days))
-    inst_names = {i.id: i.name for i in db.scalars(select(Institution))}
-    item_names = {i.id: i.name for i in db.scalars(select(RecognitionItem))}
-    quals = [(item_names.get(q.item_id, ""), scope_names.get(q.scope_id, ""), inst_names.get(q.institution_id, ""), q)
-             for q in db.scalars(select(QualifiedInstitution).order_by(QualifiedInstitution.institution_id,
-                                                                       QualifiedInstitution.item_id))]
+    items = repository.all_items(db)
+    item_names = {i.id: i.name for i in items}
+    quals = [(item_names.get(q.item_id, ""), scope_names.get(q.scope_id, ""), inst_name, q)
+             for q, inst_name in repository.qualifications_with_institution(db)]
     return render_page(request, "recognition/catalogue.html", {
-        "items": list(db.scalars(select(RecognitionItem).order_by(RecognitionItem.active.desc(), RecognitionItem.kind,
-                                                                  RecognitionItem.code))),
+        "items": items,
         "scopes": scopes, "areas": areas, "rules": rules, "quals": quals,
         "errors": errors, "imported": imported, "can_import": subject.has("system_admin", "alliance_admin"),
         "kinds": service.SCOPE_KINDS, "item_kinds": service.ITEM_KINDS, "saved": saved,
         "qual_errors": qual_errors or {}, "qual_values": qual_values or {}, "scope_errors": scope_errors or {},
         "scope_values": scope_values or {}, "institutions": _institutions(db),
-        "alliances": list(db.scalars(select(Alliance).order_by(Alliance.name)))}, status_code=status_code)
+        "alliances": alliances.all_alliances(db)}, status_code=status_code)
 
 
 @router.post("/recognition/catalogue")
@@ -177,16 +166,13 @@ def report_page(request: Request, db: DB, subject: CurrentSubject, months: int =
     inst = opt_int(institution_id)
     data = service.monthly_report(db, subject, months=months, institution_id=inst)
     allowed = service.report_institutions(db, subject)
-    q = select(Institution).order_by(Institution.name)
-    if allowed is not None:
-        q = q.where(Institution.id.in_(allowed))
     chart = {"months": [m["month"] for m in data["months"]],
              "rate": [None if m["rate"] is None else round(m["rate"] * 100, 1) for m in data["months"]],
              "saved": [m["saved_yuan"] for m in data["months"]],
              "avoided": [m["tests_avoided"] for m in data["months"]]}
     return render_page(request, "recognition/report.html", {
         "data": data, "chart": chart, "months": months, "institution_id": inst,
-        "institutions": list(db.scalars(q.limit(300)))})
+        "institutions": alliances.institutions_among(db, allowed)})
 
 
 # ------------------------------------------------------------------------------------ catalogue management
@@ -203,29 +189,21 @@ def _form_values(form: Any, names: tuple[str, ...]) -> dict[str, str]:
 
 
 def _institutions(db: Session) -> list[Institution]:
-    return list(db.scalars(select(Institution).order_by(Institution.province, Institution.city, Institution.name)
-                           .limit(2000)))
+    return alliances.institutions_by_place(db)
 
 
 def _item_page(request: Request, db: Session, item: RecognitionItem | None, *, values: dict[str, str] | None = None,
                errors: dict[str, dict[str, str]] | None = None, status_code: int = 200, saved: str = "") -> Response:
-    all_scopes = list(db.scalars(select(RecognitionScope).where(RecognitionScope.active.is_(True))
-                                 .order_by(RecognitionScope.id)))
+    all_scopes = repository.active_scopes(db)
     scope_by_id = {s.id: s for s in all_scopes}
     rules: list[tuple[RecognitionRule, RecognitionScope | None]] = []
     quals: list[tuple[QualifiedInstitution, str, str]] = []
     codes: list[str] = []
     if item is not None:
-        rules = [(r, scope_by_id.get(r.scope_id)) for r in db.scalars(
-            select(RecognitionRule).where(RecognitionRule.item_id == item.id).order_by(RecognitionRule.scope_id))]
-        inst_names = {i.id: i.name for i in db.scalars(select(Institution).where(Institution.id.in_(
-            select(QualifiedInstitution.institution_id).where(QualifiedInstitution.item_id == item.id))))}
-        quals = [(q, inst_names.get(q.institution_id, ""), scope_by_id[q.scope_id].name if q.scope_id in scope_by_id else "")
-                 for q in db.scalars(select(QualifiedInstitution).where(QualifiedInstitution.item_id == item.id)
-                                     .order_by(QualifiedInstitution.institution_id, QualifiedInstitution.qc_from))]
-        codes = [c.code for c in db.scalars(select(RecognitionItemCode).where(RecognitionItemCode.item_id == item.id,
-                                                                              RecognitionItemCode.system == "local")
-                                            .order_by(RecognitionItemCode.id))]
+        rules = [(r, scope_by_id.get(r.scope_id)) for r in repository.rules_of_item(db, item.id)]
+        quals = [(q, inst_name, scope_by_id[q.scope_id].name if q.scope_id in scope_by_id else "")
+                 for q, inst_name in repository.qualifications_of_item(db, item.id)]
+        codes = repository.local_codes_of_item(db, item.id)
     base = {"code": item.code, "name": item.name, "kind": item.kind, "loinc": item.loinc or "",
             "codes": "; ".join(codes),
             "price_yuan": "" if item.price_fen is None else f"{item.price_fen / 100:.2f}",
@@ -284,7 +262,7 @@ async def item_update_page(request: Request, db: DB, subject: CurrentSubject, co
         if exc.status == 404:
             raise
         errors = _failed(request, db, exc)
-        return _item_page(request, db, db.get(RecognitionItem, item.id), values=values, errors={"item": errors},
+        return _item_page(request, db, kit.get(db, RecognitionItem, item.id), values=values, errors={"item": errors},
                           status_code=exc.status)
     return RedirectResponse(f"/recognition/catalogue/items/{values['code']}?saved=item", status_code=303)
 
@@ -302,7 +280,7 @@ async def rule_page(request: Request, db: DB, subject: CurrentSubject, code: str
         if exc.status == 404:
             raise
         errors = _failed(request, db, exc)
-        return _item_page(request, db, db.get(RecognitionItem, item.id),
+        return _item_page(request, db, kit.get(db, RecognitionItem, item.id),
                           values={"rule_" + k: v for k, v in values.items()}, errors={"rule": errors},
                           status_code=exc.status)
     return RedirectResponse(f"/recognition/catalogue/items/{item.code}?saved=rule", status_code=303)
@@ -311,8 +289,8 @@ async def rule_page(request: Request, db: DB, subject: CurrentSubject, code: str
 @router.post("/recognition/catalogue/rules/{rule_id}/delete")
 def rule_delete_page(db: DB, subject: CurrentSubject, rule_id: int) -> Response:
     require_catalogue_admin(subject)
-    rule = db.get(RecognitionRule, rule_id)
-    item = db.get(RecognitionItem, rule.item_id) if rule is not None else None
+    rule = kit.get(db, RecognitionRule, rule_id)
+    item = kit.get(db, RecognitionItem, rule.item_id) if rule is not None else None
     admin.remove_rule(db, subject, rule_id)
     return RedirectResponse(f"/recognition/catalogue/items/{item.code if item else ''}?saved=rule", status_code=303)
 
@@ -350,10 +328,8 @@ async def qualification_create_page(request: Request, db: DB, subject: CurrentSu
 @router.get("/recognition/catalogue/qualifications/{qual_id}")
 def qualification_page(request: Request, db: DB, subject: CurrentSubject, qual_id: int) -> Response:
     require_catalogue_admin(subject)
-    q = db.get(QualifiedInstitution, qual_id)
-    if q is None:
-        raise NotFound("质控资格不存在")
-    item, scope = db.get(RecognitionItem, q.item_id), db.get(RecognitionScope, q.scope_id)
+    q = kit.get_or_404(db, QualifiedInstitution, qual_id, "质控资格不存在")
+    item, scope = kit.get(db, RecognitionItem, q.item_id), kit.get(db, RecognitionScope, q.scope_id)
     values = {"item_code": item.code if item else "", "scope_code": scope.code if scope else "",
               "institution_id": str(q.institution_id), "qc_from": q.qc_from.isoformat(),
               "qc_to": q.qc_to.isoformat(), "qc_body": q.qc_body or ""}
@@ -364,8 +340,7 @@ def _qualification_page(request: Request, db: Session, q: QualifiedInstitution, 
                         errors: dict[str, str], status_code: int = 200) -> Response:
     return render_page(request, "recognition/qualification.html", {
         "q": q, "values": values, "errors": errors, "items": _items(db), "institutions": _institutions(db),
-        "scopes": list(db.scalars(select(RecognitionScope).where(RecognitionScope.active.is_(True))
-                                  .order_by(RecognitionScope.id)))}, status_code=status_code)
+        "scopes": repository.active_scopes(db)}, status_code=status_code)
 
 
 @router.post("/recognition/catalogue/qualifications/{qual_id}")
@@ -378,18 +353,18 @@ async def qualification_update_page(request: Request, db: DB, subject: CurrentSu
         if exc.status == 404:
             raise
         errors = _failed(request, db, exc)
-        q0 = db.get(QualifiedInstitution, qual_id)
+        q0 = kit.get(db, QualifiedInstitution, qual_id)
         assert q0 is not None
         return _qualification_page(request, db, q0, values, errors, status_code=exc.status)
-    item = db.get(RecognitionItem, q.item_id)
+    item = kit.get(db, RecognitionItem, q.item_id)
     return RedirectResponse(f"/recognition/catalogue/items/{item.code if item else ''}?saved=qual", status_code=303)
 
 
 @router.post("/recognition/catalogue/qualifications/{qual_id}/delete")
 def qualification_delete_page(db: DB, subject: CurrentSubject, qual_id: int) -> Response:
     require_catalogue_admin(subject)
-    q = db.get(QualifiedInstitution, qual_id)
-    item = db.get(RecognitionItem, q.item_id) if q is not None else None
+    q = kit.get(db, QualifiedInstitution, qual_id)
+    item = kit.get(db, RecognitionItem, q.item_id) if q is not None else None
     admin.remove_qualification(db, subject, qual_id)
     return RedirectResponse(f"/recognition/catalogue/items/{item.code if item else ''}?saved=qual", status_code=303)
 

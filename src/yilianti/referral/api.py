@@ -17,6 +17,7 @@ from yilianti.auth.deps import DB, Clinical
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import InvalidInput
+from yilianti.kit import repository as kit
 from yilianti.referral import flows, routing, service
 from yilianti.referral.schemas import (
     AttachmentOut,
@@ -159,7 +160,7 @@ def routing_help(db: DB, subject: Clinical, specialty: str = Query("", max_lengt
     patient = None
     if patient_id is not None:
         policy.require_patient(db, subject, patient_id, action="read", resource_type="referral_routing")
-        patient = db.get(Patient, patient_id)
+        patient = kit.get(db, Patient, patient_id)
     assert subject.acting_institution_id is not None
     days = days or get_settings().referral_routing_days
     found = routing.candidates(db, subject.acting_institution_id, specialty, direction, patient, days)
@@ -176,7 +177,7 @@ def referral_routing(referral_id: int, db: DB, subject: Clinical,
     ref, _ = service.get(db, subject, referral_id)
     days = days or get_settings().referral_routing_days
     spec = routing.referral_specialty(db, ref.to_department_id)
-    found = routing.candidates(db, ref.from_institution_id, spec, ref.direction, db.get(Patient, ref.patient_id), days)
+    found = routing.candidates(db, ref.from_institution_id, spec, ref.direction, kit.get(db, Patient, ref.patient_id), days)
     sessions = routing.session_options(db, ref.from_institution_id, [ref.to_institution_id], spec, days)
     wards = routing.ward_options(db, ref.from_institution_id, [ref.to_institution_id], spec)
     return RoutingOut(specialty=spec, days=days, candidates=[_candidate_out(c) for c in found],

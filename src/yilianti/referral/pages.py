@@ -13,28 +13,30 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
+from yilianti.alliance import repository as alliances
+from yilianti.auth import repository as accounts
 from yilianti.auth.deps import DB, Clinical
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError, InvalidInput, parse_input
 from yilianti.kit import clock
-from yilianti.models.alliance import Department, Institution
-from yilianti.models.auth import User
+from yilianti.kit import repository as kit
+from yilianti.models.alliance import Department
 from yilianti.models.patient import Patient
-from yilianti.models.referral import FollowUpTask, Referral
+from yilianti.models.referral import Referral
 from yilianti.models.scheduling import Booking, ClinicSession
-from yilianti.models.transfer import CriticalTransfer
 from yilianti.patients import service as patients
-from yilianti.referral import flows, routing, service, states
+from yilianti.patients.repository import patients_by_id as patient_rows_by_id
+from yilianti.referral import flows, repository, routing, service, states
 from yilianti.referral.api import apply_move
 from yilianti.referral.schemas import ReferralIn
 from yilianti.referral.states import FINAL, REJECT_LABELS, Side, Status
-from yilianti.scheduling import queries
+from yilianti.scheduling import repository as sched_repo
+from yilianti.transfer import repository as transfer_repo
 from yilianti.web.forms import errors_of, opt_int
 from yilianti.web.render import render_page, t
 
@@ -55,16 +57,11 @@ FORM_FIELDS = ("direction", "patient_id", "to_institution_id", "to_department_id
 
 
 def _names(db: Session, ids: Iterable[int | None]) -> dict[int, str]:
-    wanted = {i for i in ids if i is not None}
-    if not wanted:
-        return {}
-    return {i: n for i, n in db.execute(select(Institution.id, Institution.name).where(Institution.id.in_(wanted)))}
+    return alliances.institution_names(db, ids)
 
 
 def _patients(db: Session, ids: set[int]) -> dict[int, Patient]:
-    if not ids:
-        return {}
-    return {p.id: p for p in db.scalars(select(Patient).where(Patient.id.in_(ids)))}
+    return patient_rows_by_id(db, ids)
 
 
 # ------------------------------------------------------------------------------------- worklist
@@ -95,24 +92,20 @@ def referral_list(request: Request, db: DB, subject: Clinical, side: str = "send
 def _new_context(db: Session, subject: Subject, values: dict[str, str], errors: dict[str, str],
                  q: str = "") -> dict[str, Any]:
     own = subject.acting_institution_id
-    targets = [i for i in queries.partner_institutions(db, own) if i.id != own]
+    targets = [i for i in sched_repo.partner_institutions(db, own) if i.id != own]
     target = opt_int(values.get("to_institution_id"))
-    departments = list(db.scalars(select(Department).where(Department.institution_id == target,
-                                                           Department.active.is_(True))
-                                  .order_by(Department.name))) if target else []
+    departments = alliances.departments_of(db, target, include_inactive=False) if target else []
     patient_rows = patients.search(db, subject, q, limit=30) if q or not values.get("patient_id") else []
     chosen = opt_int(values.get("patient_id"))
     # only a patient this institution may see: an id in the URL must not reveal anyone else
     if (chosen is not None and all(p.id != chosen for p in patient_rows)
             and policy.decide(db, subject, chosen) is not None):
-        p = db.get(Patient, chosen)
+        p = kit.get(db, Patient, chosen)
         if p is not None:
             patient_rows = [p, *patient_rows]
     linked: list[Referral] = []
     if chosen is not None:
-        linked = list(db.scalars(select(Referral).where(
-            Referral.patient_id == chosen, Referral.direction == "up",
-            (Referral.from_institution_id == own) | (Referral.to_institution_id == own)).order_by(Referral.id.desc())))
+        linked = repository.up_referrals_of_patient_at(db, chosen, own)
     # routing help: the alliance's candidates for the requested specialty, with free reserved slots and beds
     specialty = (values.get("specialty") or "").strip()[:64]
     candidates: list[routing.Candidate] = []
@@ -120,7 +113,7 @@ def _new_context(db: Session, subject: Subject, values: dict[str, str], errors: 
     if specialty and own is not None:
         visible = chosen is not None and any(p.id == chosen for p in patient_rows)
         candidates = routing.candidates(db, own, specialty, values.get("direction") or "up",
-                                        db.get(Patient, chosen) if visible and chosen is not None else None)
+                                        kit.get(db, Patient, chosen) if visible and chosen is not None else None)
         choose_url = "/referrals/new?" + urlencode({"direction": values.get("direction") or "up",
                                                     "patient_id": values.get("patient_id") or "",
                                                     "specialty": specialty})
@@ -141,7 +134,7 @@ def referral_new(request: Request, db: DB, subject: Clinical, q: str = "", patie
               "to_institution_id": to_institution_id, "linked_referral_id": linked_referral_id,
               "priority": "routine", "permanent": "1", "specialty": specialty}
     if linked_referral_id and patient_id == "":
-        link = db.get(Referral, opt_int(linked_referral_id) or 0)
+        link = kit.get(db, Referral, opt_int(linked_referral_id) or 0)
         if link is not None and subject.acting_institution_id in (link.from_institution_id, link.to_institution_id):
             values["patient_id"] = str(link.patient_id)
             values["to_institution_id"] = str(link.from_institution_id)
@@ -239,22 +232,18 @@ def split_duration(value: timedelta | None) -> tuple[int, int, int] | None:
 def _detail_context(db: Session, subject: Subject, referral_id: int) -> dict[str, Any]:
     ref, side = service.get(db, subject, referral_id)
     history = service.history(db, subject, referral_id)
-    users = {u.id: u.display_name for u in db.scalars(select(User).where(
-        User.id.in_({h.user_id for h in history if h.user_id is not None})))} if history else {}
+    users = accounts.display_names(db, {h.user_id for h in history})
     names = _names(db, [ref.from_institution_id, ref.to_institution_id,
                         *(h.acting_institution_id for h in history)])
     moves = states.next_moves(ref.status, side)
     bookings: list[tuple[Booking, ClinicSession | None]] = []
     if Status.scheduled in moves:
-        for bk in db.scalars(select(Booking).where(Booking.patient_id == ref.patient_id,
-                                                   Booking.status == "booked").order_by(Booking.id.desc())):
-            bookings.append((bk, db.get(ClinicSession, bk.session_id)))
-    forward_targets = [i for i in queries.partner_institutions(db, ref.to_institution_id)
+        bookings = sched_repo.open_bookings_of_patient(db, ref.patient_id)
+    forward_targets = [i for i in sched_repo.partner_institutions(db, ref.to_institution_id)
                        if i.id not in (ref.to_institution_id, ref.from_institution_id)] \
         if Status.forwarded in moves else []
-    tasks = list(db.scalars(select(FollowUpTask).where(FollowUpTask.referral_id == ref.id)
-                            .order_by(FollowUpTask.due_on, FollowUpTask.id)))
-    dept = db.get(Department, ref.to_department_id) if ref.to_department_id else None
+    tasks = repository.follow_up_tasks_of(db, ref.id)
+    dept = kit.get(db, Department, ref.to_department_id) if ref.to_department_id else None
     spec = routing.referral_specialty(db, ref.to_department_id)
     slot_options: list[routing.SessionOption] = []
     ward_options: list[routing.WardOption] = []
@@ -267,13 +256,12 @@ def _detail_context(db: Session, subject: Subject, referral_id: int) -> dict[str
             routing.ward_options(db, ref.from_institution_id, [ref.to_institution_id], None)
     if Status.forwarded in moves or Status.scheduled in moves:
         candidates = routing.candidates(db, ref.from_institution_id, spec, ref.direction,
-                                        db.get(Patient, ref.patient_id))
-    transfers = list(db.scalars(select(CriticalTransfer).where(CriticalTransfer.referral_id == ref.id)
-                                .order_by(CriticalTransfer.id)))
+                                        kit.get(db, Patient, ref.patient_id))
+    transfers = transfer_repo.transfers_of_referral(db, ref.id)
     return {"ref": ref, "side": side.value, "history": history, "durations": _durations(history),
             "users": users, "names": names, "moves": [ACTIONS[m] for m in moves], "bookings": bookings,
             "forward_targets": forward_targets, "tasks": tasks, "department": dept,
-            "patient": db.get(Patient, ref.patient_id), "reject_labels": REJECT_LABELS,
+            "patient": kit.get(db, Patient, ref.patient_id), "reject_labels": REJECT_LABELS,
             "overdue": ref.due_at is not None and ref.due_at < clock.now() and ref.status not in FINAL,
             "split_duration": split_duration, "errors": {}, "error": None,
             "attachments": service.attachments_of(db, subject, ref.id), "specialty": spec,
@@ -429,6 +417,6 @@ def task_done(task_id: int, db: DB, subject: Clinical) -> Response:
 @router.get("/referrals/{referral_id}/print")
 def referral_print(request: Request, referral_id: int, db: DB, subject: Clinical) -> Response:
     ctx = _detail_context(db, subject, referral_id)
-    ctx["resident_id"] = queries.resident_ids(db, [ctx["ref"].patient_id]).get(ctx["ref"].patient_id)
+    ctx["resident_id"] = sched_repo.resident_ids(db, [ctx["ref"].patient_id]).get(ctx["ref"].patient_id)
     ctx["printed_at"] = clock.now()
     return render_page(request, "referral/print.html", ctx)

@@ -14,8 +14,9 @@ from fastapi import APIRouter, Body, Query, Request, status
 from sqlalchemy.orm import Session
 
 from yilianti.auth.deps import DB, Clinical, CurrentSubject, csrf_protect, resolve_subject
-from yilianti.exceptions import Forbidden, InvalidInput, NotFound, Unauthenticated
+from yilianti.exceptions import Forbidden, InvalidInput, Unauthenticated
 from yilianti.kit import clock
+from yilianti.kit import repository as kit
 from yilianti.models.alliance import Alliance
 from yilianti.models.scheduling import (
     BedReservation,
@@ -25,7 +26,7 @@ from yilianti.models.scheduling import (
     ScheduleTemplate,
     Ward,
 )
-from yilianti.scheduling import fastpath, queries, service
+from yilianti.scheduling import fastpath, repository, service
 from yilianti.scheduling.schemas import (
     AvailabilityOut,
     BedReservationIn,
@@ -121,7 +122,7 @@ def list_sessions(db: DB, subject: CurrentSubject, institution_id: int | None = 
                   start: date | None = None, end: date | None = None,
                   limit: int = Query(100, ge=1, le=500)) -> list[dict[str, Any]]:
     """Upcoming sessions at institutions sharing an alliance with the acting one, with free slots per pool."""
-    partners = [p.id for p in queries.partner_institutions(db, subject.acting_institution_id)]
+    partners = [p.id for p in repository.partner_institutions(db, subject.acting_institution_id)]
     if subject.is_system_admin and institution_id is not None:
         partners = [institution_id]
     ids = [institution_id] if institution_id is not None and institution_id in partners else partners
@@ -131,8 +132,8 @@ def list_sessions(db: DB, subject: CurrentSubject, institution_id: int | None = 
     d_end = end or d_start + timedelta(days=13)
     if d_end < d_start or (d_end - d_start).days > 120:
         raise InvalidInput(fields={"end": "日期范围应为0–120天"})
-    rows = queries.search_sessions(db, institution_ids=ids, q=q, start=d_start, end=d_end, schedule_id=schedule_id,
-                                   limit=limit)
+    rows = repository.search_sessions(db, institution_ids=ids, q=q, start=d_start, end=d_end, schedule_id=schedule_id,
+                                      limit=limit)
     return [_session_out(s, fr, fp) for s, fr, fp in rows]
 
 
@@ -204,7 +205,7 @@ def list_bookings(db: DB, subject: CurrentSubject,
     if subject.acting_institution_id is None:
         raise Forbidden("请先选择执业机构")
     rows = service.bookings_of_site(db, subject, made_here=scope == "mine", day=day, status=status_, limit=limit)
-    slots = queries.slots_by_id(db, [bk.slot_id for bk, _, _ in rows])
+    slots = repository.slots_by_id(db, [bk.slot_id for bk, _, _ in rows])
     return [_booking_out(bk, s, slots[bk.slot_id], s.schedule.institution_id) for bk, s, _ in rows]
 
 
@@ -286,7 +287,7 @@ def generate(schedule_id: int, db: DB, subject: CurrentSubject, body: GenerateIn
 @router.get("/wards", response_model=list[WardOut])
 def list_wards(db: DB, subject: CurrentSubject, institution_id: int | None = None) -> list[dict[str, Any]]:
     """Wards of institutions sharing an alliance with the acting one (or of one of them)."""
-    partners = {p.id for p in queries.partner_institutions(db, subject.acting_institution_id)}
+    partners = {p.id for p in repository.partner_institutions(db, subject.acting_institution_id)}
     if institution_id is not None and institution_id not in partners and not subject.is_system_admin:
         return []
     return [_ward_out(w) for w, _ in service.wards_view(db, institution_id)
@@ -321,9 +322,8 @@ def release(reservation_id: int, db: DB, subject: CurrentSubject) -> dict[str, A
 def sinking(alliance_id: int, db: DB, subject: CurrentSubject, start: date | None = None,
             end: date | None = None) -> list[dict[str, Any]]:
     """号源下沉比例 per month: reserved ÷ offered, and reserved booked ÷ reserved."""
-    if db.get(Alliance, alliance_id) is None:
-        raise NotFound()
-    if not queries.can_see_alliance_figures(db, subject, alliance_id):
+    kit.get_or_404(db, Alliance, alliance_id)
+    if not repository.can_see_alliance_figures(db, subject, alliance_id):
         raise Forbidden("只有该医联体的成员或管理员可以查看")
     today = clock.today_local()
     d_start = start or (today.replace(day=1) - timedelta(days=150)).replace(day=1)

@@ -1,6 +1,6 @@
 """Scheduling pages: schedule management at the site, booking from member sites, slips, beds, sinking ratio.
 
-Every page calls scheduling.service (rules) or scheduling.queries (reads). Forms post back:
+Every page calls scheduling.service (rules) or scheduling.repository (reads). Forms post back:
 303 on success, the same page with field errors (422) or the domain error's status otherwise.
 """
 
@@ -18,10 +18,11 @@ from yilianti.auth.deps import DB, Clinical, CurrentSubject
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import AppError, Forbidden, InvalidInput, NotFound, parse_input
 from yilianti.kit import clock
+from yilianti.kit import repository as kit
 from yilianti.models.alliance import Alliance
 from yilianti.models.scheduling import BookingStatus, ClinicSession, Pool, SessionStatus, Ward
 from yilianti.patients import service as patients
-from yilianti.scheduling import queries, service
+from yilianti.scheduling import repository, service
 from yilianti.scheduling.schemas import (
     BedReservationIn,
     BookingIn,
@@ -141,10 +142,10 @@ def _context_common(subject: Subject) -> dict[str, Any]:
 def index(request: Request, db: DB, subject: CurrentSubject) -> Response:
     inst = subject.acting_institution_id
     ctx: dict[str, Any] = _context_common(subject)
-    ctx["lead_alliances"] = queries.alliances_of(db, inst, lead_only=True)
-    ctx["alliances"] = queries.alliances_of(db, inst)
+    ctx["lead_alliances"] = repository.alliances_of(db, inst, lead_only=True)
+    ctx["alliances"] = repository.alliances_of(db, inst)
     if subject.is_clinical:
-        ctx["partners"] = [p for p in queries.partner_institutions(db, inst) if p.id != inst]
+        ctx["partners"] = [p for p in repository.partner_institutions(db, inst) if p.id != inst]
     return render_page(request, "scheduling/index.html", ctx)
 
 
@@ -152,9 +153,9 @@ def index(request: Request, db: DB, subject: CurrentSubject) -> Response:
 
 
 def _schedule_form_ctx(db: Session, inst_id: int) -> dict[str, Any]:
-    return {"practitioners": queries.practitioners_for_site(db, inst_id),
-            "departments": queries.departments_of(db, inst_id),
-            "lead_alliances": queries.alliances_of(db, inst_id, lead_only=True),
+    return {"practitioners": repository.practitioners_for_site(db, inst_id),
+            "departments": repository.departments_of(db, inst_id),
+            "lead_alliances": repository.alliances_of(db, inst_id, lead_only=True),
             "kinds": KINDS, "devices": DEVICES}
 
 
@@ -163,8 +164,8 @@ def schedule_list(request: Request, db: DB, subject: CurrentSubject) -> Response
     inst = _require_scheduler(subject)
     rows = [(s, service.templates_of(db, s.id)) for s in service.schedules_of(db, inst)]
     return render_page(request, "scheduling/schedules.html", {
-        "rows": rows, "closures": queries.closures_of(db, inst), "weekdays": dict(WEEKDAYS),
-        "alliance_names": {a.id: a.name for a in queries.alliances_of(db, inst)}})
+        "rows": rows, "closures": repository.closures_of(db, inst), "weekdays": dict(WEEKDAYS),
+        "alliance_names": {a.id: a.name for a in repository.alliances_of(db, inst)}})
 
 
 @router.get("/scheduling/schedules/new")
@@ -206,13 +207,13 @@ def _own_schedule(db: Session, subject: Subject, schedule_id: int) -> Any:
 def _schedule_page(request: Request, db: Session, subject: Subject, schedule: Any, status: int = 200,
                    **extra: Any) -> Response:
     today = clock.today_local()
-    rows = queries.search_sessions(db, institution_ids=[schedule.institution_id], schedule_id=schedule.id,
-                                   start=today, end=today + timedelta(days=90))
-    reserve_alliance = db.get(Alliance, schedule.reserve_alliance_id) if schedule.reserve_alliance_id else None
+    rows = repository.search_sessions(db, institution_ids=[schedule.institution_id], schedule_id=schedule.id,
+                                      start=today, end=today + timedelta(days=90))
+    reserve_alliance = kit.get(db, Alliance, schedule.reserve_alliance_id) if schedule.reserve_alliance_id else None
     ctx: dict[str, Any] = {
         "schedule": schedule, "templates": service.templates_of(db, schedule.id),
         "sessions": _session_rows(request, rows), "weekdays": WEEKDAYS, "weekday_names": dict(WEEKDAYS),
-        "reserve_alliance": reserve_alliance, "closures": queries.closures_of(db, schedule.institution_id),
+        "reserve_alliance": reserve_alliance, "closures": repository.closures_of(db, schedule.institution_id),
         "expert": _expert(schedule),
         "tpl_values": {"weekday": "", "start_time": "08:00", "end_time": "11:30", "capacity": "20", "timed": "1"},
         "tpl_errors": {}, "gen_values": {"start": today.isoformat(), "end": (today + timedelta(days=27)).isoformat()},
@@ -319,7 +320,7 @@ async def session_cancel(request: Request, session_id: int, db: DB, subject: Cur
 def book_search(request: Request, db: DB, subject: Clinical, institution_id: str = "", q: str = "",
                 start: str = "", end: str = "") -> Response:
     inst = subject.acting_institution_id
-    partners = queries.partner_institutions(db, inst)
+    partners = repository.partner_institutions(db, inst)
     partner_ids = [p.id for p in partners]
     chosen = opt_int(institution_id)
     ids = [chosen] if chosen in partner_ids and chosen is not None else partner_ids
@@ -328,7 +329,7 @@ def book_search(request: Request, db: DB, subject: Clinical, institution_id: str
     if d_end < d_start:
         d_end = d_start
     d_end = min(d_end, d_start + timedelta(days=90))
-    rows = queries.search_sessions(db, institution_ids=ids, q=q, start=d_start, end=d_end)
+    rows = repository.search_sessions(db, institution_ids=ids, q=q, start=d_start, end=d_end)
     sessions = []
     for r in _session_rows(request, rows):
         pools, reason = service.pools_for(db, inst, r["s"])
@@ -360,10 +361,10 @@ def _session_page(request: Request, db: Session, subject: Subject, session_id: i
         "cancel_errors": {}, "bookings": [], "slots": {},
     }
     if site_staff:
-        bookings = queries.session_bookings(db, session_id)
+        bookings = repository.session_bookings(db, session_id)
         ctx["bookings"] = bookings
-        ctx["slots"] = queries.slots_by_id(db, [b.slot_id for b in bookings])
-        ctx["booked_by"] = queries.institution_names(db, {b.booked_by_institution_id for b in bookings})
+        ctx["slots"] = repository.slots_by_id(db, [b.slot_id for b in bookings])
+        ctx["booked_by"] = repository.institution_names(db, {b.booked_by_institution_id for b in bookings})
     ctx.update(extra)
     return render_page(request, "scheduling/session.html", ctx, status)
 
@@ -400,8 +401,8 @@ async def session_book(request: Request, session_id: int, db: DB, subject: Clini
 
 def _booking_ctx(request: Request, db: Session, subject: Subject, booking_id: int) -> dict[str, Any]:
     booking, session, patient, slot = service.get_booking(db, subject, booking_id)
-    rid = queries.resident_ids(db, [patient.id]).get(patient.id)
-    names = queries.institution_names(db, {booking.booked_by_institution_id})
+    rid = repository.resident_ids(db, [patient.id]).get(patient.id)
+    names = repository.institution_names(db, {booking.booked_by_institution_id})
     site = session.schedule.institution
     return {"booking": booking, "s": session, "schedule": session.schedule, "patient": patient, "slot": slot,
             "resident_id": rid, "booked_by": names.get(booking.booked_by_institution_id, ""), "site": site,
@@ -420,8 +421,8 @@ def _booking_page(request: Request, db: Session, subject: Subject, booking_id: i
     booking, s = ctx["booking"], ctx["s"]
     alternatives = []
     if booking.status == BookingStatus.booked:
-        rows = queries.search_sessions(db, institution_ids=[s.schedule.institution_id], schedule_id=s.schedule_id,
-                                       start=clock.today_local(), end=clock.today_local() + timedelta(days=60))
+        rows = repository.search_sessions(db, institution_ids=[s.schedule.institution_id], schedule_id=s.schedule_id,
+                                          start=clock.today_local(), end=clock.today_local() + timedelta(days=60))
         alternatives = [r for r in _session_rows(request, rows)
                         if r["s"].id != s.id and not r["cancelled"] and not r["started"]]
     ctx.update({"alternatives": alternatives, "errors": {}, "error": None,
@@ -499,8 +500,8 @@ def site_bookings(request: Request, db: DB, subject: CurrentSubject, tab: str = 
     counts = service.counts_by_status(rows)
     if status in STATUSES:
         rows = [r for r in rows if r[0].status == status]
-    slots = queries.slots_by_id(db, [bk.slot_id for bk, _, _ in rows])
-    names = queries.institution_names(db, {bk.booked_by_institution_id for bk, _, _ in rows})
+    slots = repository.slots_by_id(db, [bk.slot_id for bk, _, _ in rows])
+    names = repository.institution_names(db, {bk.booked_by_institution_id for bk, _, _ in rows})
     return render_page(request, "scheduling/bookings.html", {
         "rows": rows, "counts": counts, "total": sum(counts.values()), "tab": "made" if made_here else "incoming",
         "day": d.isoformat() if d else "", "status": status if status in STATUSES else "", "statuses": STATUSES,
@@ -513,16 +514,16 @@ def site_bookings(request: Request, db: DB, subject: CurrentSubject, tab: str = 
 def _waitlist_page(request: Request, db: Session, subject: Subject, status: int = 200, **extra: Any) -> Response:
     incoming = service.waitlist(db, subject, incoming=True)
     outgoing = service.waitlist(db, subject, incoming=False)
-    names = queries.requests_with_names(db, incoming + outgoing)  # type: ignore[arg-type]
-    sched_names = queries.schedule_names(db, {r.schedule_id for r, _ in incoming + outgoing})
+    names = repository.requests_with_names(db, incoming + outgoing)  # type: ignore[arg-type]
+    sched_names = repository.schedule_names(db, {r.schedule_id for r, _ in incoming + outgoing})
     choices: dict[int, list[dict[str, Any]]] = {}
     today = clock.today_local()
     for req, _ in incoming + outgoing:
         start = max(req.earliest or today, today)
         end = max(req.latest or start + timedelta(days=27), start)
-        rows = queries.search_sessions(db, institution_ids=[req.target_institution_id], schedule_id=req.schedule_id,
-                                       q="" if req.schedule_id else (req.specialty or ""), start=start, end=end,
-                                       limit=50)
+        rows = repository.search_sessions(db, institution_ids=[req.target_institution_id], schedule_id=req.schedule_id,
+                                          q="" if req.schedule_id else (req.specialty or ""), start=start, end=end,
+                                          limit=50)
         choices[req.id] = [r for r in _session_rows(request, rows)
                            if not r["cancelled"] and not r["started"] and r["free_reserved"] + r["free_public"] > 0]
     q = extra.pop("q", request.query_params.get("q", ""))
@@ -530,7 +531,7 @@ def _waitlist_page(request: Request, db: Session, subject: Subject, status: int 
     ctx: dict[str, Any] = {
         "incoming": incoming, "outgoing": outgoing, "names": names, "sched_names": sched_names,
         "choices": choices, "now": clock.now(), "as_utc": clock.as_utc, "expert": _expert,
-        "partners": [p for p in queries.partner_institutions(db, subject.acting_institution_id)
+        "partners": [p for p in repository.partner_institutions(db, subject.acting_institution_id)
                      if p.id != subject.acting_institution_id],
         "patients": _patient_choices(db, subject, q, opt_int(values.get("patient_id"))) if q else [],
         "q": q, "values": values, "errors": {}, "row_errors": {},
@@ -607,20 +608,20 @@ async def waitlist_close(request: Request, request_id: int, db: DB, subject: Cli
 def _beds_page(request: Request, db: Session, subject: Subject, status: int = 200, **extra: Any) -> Response:
     inst = subject.acting_institution_id
     own = [w for w, _ in service.wards_view(db, inst)] if inst else []
-    partner_ids = {p.id for p in queries.partner_institutions(db, inst)} - {inst}
+    partner_ids = {p.id for p in repository.partner_institutions(db, inst)} - {inst}
     others = [(w, name, service.bed_pools_for(db, inst, w)) for w, name in service.wards_view(db)
               if w.institution_id in partner_ids]
     reservations = service.reservations_of(db, subject) if inst else []
     inst_ids: set[int | None] = {r.requested_by_institution_id for r, _, _ in reservations}
-    names = queries.institution_names(db, inst_ids | {w.institution_id for _, w, _ in reservations})
+    names = repository.institution_names(db, inst_ids | {w.institution_id for _, w, _ in reservations})
     q = extra.pop("q", request.query_params.get("q", ""))
     values = extra.pop("values", {})
     can_reserve = subject.is_clinical and subject.has("doctor", "nurse", "coordinator")
     ctx: dict[str, Any] = {
         "own": own, "others": others, "reservations": reservations, "names": names,
         "is_scheduler": _is_scheduler(subject), "can_reserve": can_reserve,
-        "lead_alliances": queries.alliances_of(db, inst, lead_only=True), "departments":
-        queries.departments_of(db, inst) if inst else [], "free_of": _free_beds,
+        "lead_alliances": repository.alliances_of(db, inst, lead_only=True), "departments":
+        repository.departments_of(db, inst) if inst else [], "free_of": _free_beds,
         "patients": _patient_choices(db, subject, q, opt_int(values.get("patient_id"))) if can_reserve and q else [],
         "q": q, "values": values, "ward_values": extra.pop("ward_values", {}), "ward_errors": {}, "res_errors": {},
         "occ_errors": {},
@@ -713,12 +714,12 @@ def bed_reservation_action(request: Request, reservation_id: int, action: str, d
 @router.get("/scheduling/sinking")
 def sinking(request: Request, db: DB, subject: CurrentSubject, alliance_id: str = "", start: str = "",
             end: str = "") -> Response:
-    mine = queries.alliances_of(db, subject.acting_institution_id)
+    mine = repository.alliances_of(db, subject.acting_institution_id)
     chosen = opt_int(alliance_id) or (mine[0].id if mine else None)
-    alliance = db.get(Alliance, chosen) if chosen else None
+    alliance = kit.get(db, Alliance, chosen) if chosen else None
     if chosen is not None and alliance is None:
         raise NotFound()
-    if alliance is not None and not queries.can_see_alliance_figures(db, subject, alliance.id):
+    if alliance is not None and not repository.can_see_alliance_figures(db, subject, alliance.id):
         raise Forbidden("只有该医联体的成员或管理员可以查看")
     today = clock.today_local()
     d_start = _opt_date(start) or (today.replace(day=1) - timedelta(days=150)).replace(day=1)

@@ -10,17 +10,16 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yilianti.auth.deps import DB, Clinical
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import AppError, Conflict, InvalidInput, parse_input
+from yilianti.kit import repository as kit
 from yilianti.models.patient import Patient
-from yilianti.models.scheduling import Ward
-from yilianti.models.workforce import Practitioner
 from yilianti.patients import service as patients
+from yilianti.scheduling import repository as beds
 from yilianti.transfer import service
 from yilianti.transfer.schemas import (
     VITAL_RANGES,
@@ -33,6 +32,7 @@ from yilianti.transfer.schemas import (
 )
 from yilianti.web.forms import errors_of
 from yilianti.web.render import render_page
+from yilianti.workforce import repository as workforce
 
 router = APIRouter(include_in_schema=False)
 
@@ -65,7 +65,7 @@ def _new_ctx(db: Session, subject: Subject, values: dict[str, Any], errors: dict
     # only a patient this institution may see: an id in the URL must not reveal anyone else
     if (chosen and str(chosen).isdigit() and all(p.id != int(chosen) for p in rows)
             and policy.decide(db, subject, int(chosen)) is not None):
-        p = db.get(Patient, int(chosen))
+        p = kit.get(db, Patient, int(chosen))
         if p is not None:
             rows.insert(0, p)
     return {"values": values, "errors": errors, "q": q, "patients": rows,
@@ -102,7 +102,7 @@ def _detail_ctx(db: Session, subject: Subject, transfer_id: int) -> dict[str, An
     v = service.view(db, subject, transfer_id)
     t = v["transfer"]
     v["inst"] = service.names(db, {t.origin_institution_id, t.destination_institution_id})
-    v["patient"] = db.get(Patient, t.patient_id)
+    v["patient"] = kit.get(db, Patient, t.patient_id)
     v["labels"] = service.MILESTONE_LABELS
     v["indicator_labels"] = service.INDICATOR_LABELS
     v["main_chain"] = service.MAIN_CHAIN
@@ -111,11 +111,8 @@ def _detail_ctx(db: Session, subject: Subject, transfer_id: int) -> dict[str, An
     v["since"] = since
     v["total"] = service.duration_parts(v["metrics"].total_minutes)
     if v["side"] == "destination" and t.status == "requested":
-        v["practitioners"] = list(db.scalars(select(Practitioner).where(
-            Practitioner.home_institution_id == t.destination_institution_id, Practitioner.active.is_(True))
-            .order_by(Practitioner.name)))
-        v["wards"] = list(db.scalars(select(Ward).where(Ward.institution_id == t.destination_institution_id)
-                                     .order_by(Ward.name)))
+        v["practitioners"] = workforce.active_practitioners_of(db, [t.destination_institution_id])
+        v["wards"] = beds.wards_of(db, t.destination_institution_id)
     return v
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from sqlalchemy import text
 
 from yilianti.auth.deps import DB
+from yilianti.db import ping
 
 router = APIRouter(tags=["system"])
 
 
 @router.get("/healthz")
 def healthz(db: DB) -> dict[str, str]:
-    db.execute(text("SELECT 1"))
-    return {"status": "ok", "database": db.get_bind().dialect.name}
+    return {"status": "ok", "database": ping(db)}

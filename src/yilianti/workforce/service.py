@@ -11,7 +11,7 @@ Functions other domains call:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -23,6 +23,7 @@ from yilianti.audit import service as audit
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
+from yilianti.kit import repository as kit
 from yilianti.models.alliance import Department, Institution
 from yilianti.models.workforce import PracticeSite, Practitioner
 from yilianti.workforce.schemas import PERIODS, WEEKDAYS, PractitionerIn, SiteIn, parse
@@ -45,17 +46,7 @@ class Filters:
     institution_ids: set[int] | None = None  # admin scoping: None = all
 
 
-@dataclass
-class Page:
-    items: list[Practitioner]
-    total: int
-    page: int
-    per_page: int
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
+Page = kit.Page[Practitioner]
 
 
 def _site_in_force(on: date) -> ColumnElement[bool]:
@@ -103,14 +94,9 @@ def _where(f: Filters, today: date) -> list[ColumnElement[bool]]:
 
 def search(db: Session, f: Filters, page: int = 1, per_page: int = 20) -> Page:
     today = clock.today_local()
-    page, per_page = max(page, 1), min(max(per_page, 1), 200)
     conds = _where(f, today)
-    total = db.scalar(select(func.count()).select_from(Practitioner).where(*conds)) or 0
-    items = list(db.scalars(
-        select(Practitioner).where(*conds).options(*_loaded())
-        .order_by(Practitioner.name, Practitioner.id).limit(per_page).offset((page - 1) * per_page)
-    ))
-    return Page(items, total, page, per_page)
+    return kit.page(db, select(Practitioner).where(*conds).options(*_loaded())
+                    .order_by(Practitioner.name, Practitioner.id), page, per_page)
 
 
 def get(db: Session, practitioner_id: int) -> Practitioner:

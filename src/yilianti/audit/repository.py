@@ -1,17 +1,17 @@
-"""Searching the audit log, scoped by who is looking."""
+"""Every query of the audit log and of break-glass grants, scoped by who is looking."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from yilianti.audit import service as audit
 from yilianti.authz.subject import Subject
-from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
+from yilianti.exceptions import Forbidden
 from yilianti.kit import clock
+from yilianti.kit import repository as kit
 from yilianti.models.alliance import Institution, Membership
 from yilianti.models.audit import AuditEvent
 from yilianti.models.patient import AccessGrant
@@ -28,7 +28,7 @@ class AuditFilter:
     date_to: date | None = None
 
 
-def _scope(db: Session, subject: Subject) -> Select | None:  # type: ignore[type-arg]
+def visible_scope(db: Session, subject: Subject) -> Select | None:  # type: ignore[type-arg]
     """None = everything; otherwise a select of institution ids whose events may be seen."""
     if subject.has("system_admin", "auditor"):
         return None
@@ -39,8 +39,10 @@ def _scope(db: Session, subject: Subject) -> Select | None:  # type: ignore[type
     raise Forbidden()
 
 
-def search(db: Session, subject: Subject, f: AuditFilter, limit: int = 100, offset: int = 0) -> list[AuditEvent]:
-    scope = _scope(db, subject)
+def events_matching(db: Session, subject: Subject, f: AuditFilter, page: int = 1,
+                    per_page: int = 100) -> kit.Page[AuditEvent]:
+    """Events the subject may see that match `f`, newest first, one page (not counted: the log is large)."""
+    scope = visible_scope(db, subject)
     stmt = select(AuditEvent)
     if scope is not None:
         stmt = stmt.where(AuditEvent.acting_institution_id.in_(scope))
@@ -59,14 +61,11 @@ def search(db: Session, subject: Subject, f: AuditFilter, limit: int = 100, offs
         stmt = stmt.where(AuditEvent.at >= datetime.combine(f.date_from, time.min, tz))
     if f.date_to:
         stmt = stmt.where(AuditEvent.at < datetime.combine(f.date_to + timedelta(days=1), time.min, tz))
-    rows = list(db.scalars(stmt.order_by(AuditEvent.id.desc()).limit(limit).offset(offset)))
-    audit.record(db, subject, "search", "audit_log", None,
-                 detail={k: str(v) for k, v in f.__dict__.items() if v not in (None, "")})
-    return rows
+    return kit.page(db, stmt.order_by(AuditEvent.id.desc()), page, per_page, count=False, max_per_page=per_page)
 
 
 def break_glass_to_review(db: Session, subject: Subject, include_reviewed: bool = False) -> list[AccessGrant]:
-    scope = _scope(db, subject)
+    scope = visible_scope(db, subject)
     stmt = select(AccessGrant).where(AccessGrant.kind == "break_glass")
     if not include_reviewed:
         stmt = stmt.where(AccessGrant.reviewed_at.is_(None))
@@ -75,23 +74,18 @@ def break_glass_to_review(db: Session, subject: Subject, include_reviewed: bool 
     return list(db.scalars(stmt.order_by(AccessGrant.starts_at.desc()).limit(200)))
 
 
-def review_break_glass(db: Session, subject: Subject, grant_id: int, outcome: str, revoke: bool) -> None:
-    scope = _scope(db, subject)
+def grant_scoped(db: Session, subject: Subject, grant_id: int) -> AccessGrant | None:
+    """The break-glass grant `grant_id` if the subject's audit scope covers it, else None."""
+    scope = visible_scope(db, subject)
     grant = db.get(AccessGrant, grant_id)
     if grant is None or grant.kind != "break_glass":
-        raise NotFound()
+        return None
     if scope is not None and grant.institution_id not in set(db.scalars(scope)):
-        raise NotFound()
-    if grant.reviewed_at is not None:
-        raise Conflict("该紧急访问已复核")
-    if grant.granted_by_user_id == subject.user_id:
-        raise Forbidden("不能复核自己的紧急访问")
-    if len(outcome.strip()) < 2:
-        raise InvalidInput(fields={"outcome": "请填写复核意见"})
-    grant.reviewed_at = clock.now()
-    grant.reviewed_by_user_id = subject.user_id
-    grant.review_outcome = outcome.strip()
-    if revoke and grant.revoked_at is None:
-        grant.revoked_at = clock.now()
-    audit.record(db, subject, "review", "access_grant", grant.id, patient_id=grant.patient_id,
-                 reason=outcome.strip(), detail={"revoked": revoke})
+        return None
+    return grant
+
+
+def count_break_glass_to_review(db: Session) -> int:
+    """Break-glass grants across the platform still waiting for an auditor's review."""
+    return db.scalar(select(func.count()).select_from(AccessGrant).where(
+        AccessGrant.needs_review.is_(True), AccessGrant.reviewed_at.is_(None))) or 0

@@ -1,4 +1,5 @@
-"""Teleconsultation figures by month, expert or member — reusable by the KPI cockpit.
+"""Queries of the consultation domain: joint-ward rounds, and teleconsultation figures by month,
+expert or member — reusable by the KPI cockpit.
 
 `figures()` returns one `Figures` row per group:
 - requested: cases requested in the period (cancelled ones included, they were asked)
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from yilianti.kit import clock
 from yilianti.models.alliance import Institution, Membership
-from yilianti.models.consultation import Consultation, ConsultationParticipant
+from yilianti.models.consultation import Consultation, ConsultationParticipant, RoundRecord
 from yilianti.models.workforce import Practitioner
 
 GROUPS = ("month", "expert", "member", "consulted")
@@ -144,3 +145,14 @@ def totals(rows: list[Figures]) -> dict[str, Any]:
             "within_deadline_share": round(within / answered, 3) if answered else None,
             "closed": sum(r.closed for r in rows), "avoided": sum(r.avoided for r in rows),
             "converted": sum(r.converted for r in rows)}
+
+
+def rounds_by_admission(db: Session, admission_ids: list[int]) -> dict[int, list[RoundRecord]]:
+    """Ward-round records of each joint-ward admission, oldest first (every given id is a key)."""
+    out: dict[int, list[RoundRecord]] = {i: [] for i in admission_ids}
+    if not admission_ids:
+        return out
+    for r in db.scalars(select(RoundRecord).where(RoundRecord.admission_id.in_(admission_ids))
+                        .order_by(RoundRecord.at, RoundRecord.id)):
+        out[r.admission_id].append(r)
+    return out

@@ -21,6 +21,7 @@ from yilianti.models.scheduling import (
     Pool,
     Schedule,
     Slot,
+    Ward,
 )
 from yilianti.models.workforce import PracticeSite, Practitioner
 
@@ -174,3 +175,15 @@ def reservation_counts(db: Session, ward_ids: list[int]) -> dict[int, int]:
         select(BedReservation.ward_id, func.count()).where(BedReservation.ward_id.in_(ward_ids),
                                                            BedReservation.status == "held")
         .group_by(BedReservation.ward_id))}
+
+
+def wards_of(db: Session, institution_id: int) -> list[Ward]:
+    """The institution's wards, by name."""
+    return list(db.scalars(select(Ward).where(Ward.institution_id == institution_id).order_by(Ward.name)))
+
+
+def open_bookings_of_patient(db: Session, patient_id: int) -> list[tuple[Booking, ClinicSession | None]]:
+    """The patient's bookings still booked, newest first, each with its clinic session (one query)."""
+    return [(bk, cs) for bk, cs in db.execute(
+        select(Booking, ClinicSession).outerjoin(ClinicSession, ClinicSession.id == Booking.session_id)
+        .where(Booking.patient_id == patient_id, Booking.status == "booked").order_by(Booking.id.desc()))]

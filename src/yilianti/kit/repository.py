@@ -1,0 +1,89 @@
+"""What every domain's repository.py shares: fetch-or-404 and one way to page a list.
+
+Pages and API routes never build queries themselves; they call a domain's repository (queries,
+named for what they return) or its service (rules). The helpers here are the only place that
+knows how a list is cut into pages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from yilianti.exceptions import NotFound
+
+T = TypeVar("T")
+M = TypeVar("M")
+
+MAX_PER_PAGE = 200
+
+
+def get(db: Session, model: type[M], ident: Any) -> M | None:
+    """The row of `model` with primary key `ident`, or None (a missing or blank id gives None)."""
+    if ident is None:
+        return None
+    return db.get(model, ident)
+
+
+def get_or_404(db: Session, model: type[M], ident: Any, message: str | None = None) -> M:
+    """The row of `model` with primary key `ident`; NotFound (404) when there is none."""
+    row = get(db, model, ident)
+    if row is None:
+        raise NotFound(message)
+    return row
+
+
+def get_many(db: Session, model: type[M], idents: Sequence[Any]) -> list[M | None]:
+    """`get` for several keys, in their order (rows already in the session cost no query)."""
+    return [get(db, model, i) for i in idents]
+
+
+@dataclass
+class Page(Generic[T]):
+    """One page of a list. `total` is None when the list was paged without counting (`count=False`):
+    then `has_next` says whether a further page exists."""
+
+    items: list[T]
+    total: int | None
+    page: int
+    per_page: int
+    more: bool = False
+
+    @property
+    def pages(self) -> int:
+        if self.total is None:
+            return self.page + (1 if self.more else 0)
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_next(self) -> bool:
+        return self.more if self.total is None else self.page < self.pages
+
+
+def bounds(page: int, per_page: int, max_per_page: int = MAX_PER_PAGE) -> tuple[int, int]:
+    """The page number (at least 1) and page size (1 to `max_per_page`) actually used."""
+    return max(page, 1), min(max(per_page, 1), max_per_page)
+
+
+def page(db: Session, stmt: Select[Any], page: int = 1, per_page: int = 20, *, count: bool = True,
+         scalars: bool = True, max_per_page: int = MAX_PER_PAGE) -> Page[Any]:
+    """Page `stmt` (already ordered): rows `(page-1)*per_page` onwards, at most `per_page` of them.
+
+    With `count` the total is counted over the same statement (without its ordering); without it, one
+    row more is fetched to know whether a further page exists — cheaper on large tables such as the
+    audit log. `scalars=False` pages rows of several columns (tuples) instead of entities.
+    """
+    page, per_page = bounds(page, per_page, max_per_page)
+    offset = (page - 1) * per_page
+    if count:
+        total = db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+        window = stmt.limit(per_page).offset(offset)
+        items = list(db.scalars(window)) if scalars else [tuple(r) for r in db.execute(window)]
+        return Page(items, int(total), page, per_page)
+    window = stmt.limit(per_page + 1).offset(offset)
+    rows = list(db.scalars(window)) if scalars else [tuple(r) for r in db.execute(window)]
+    return Page(rows[:per_page], None, page, per_page, more=len(rows) > per_page)
