@@ -19,7 +19,8 @@ from tests.transfer.helpers import neonatal_in, tworld
 from yilianti import db as dbmod
 from yilianti.exceptions import Conflict, Forbidden, NotFound
 from yilianti.kit import clock
-from yilianti.kit.workflow import Machine, column, move_detail, sql, sql_in, sql_insert, sql_json
+from yilianti.kit.sqlcompile import column, sql, sql_in, sql_insert, sql_json
+from yilianti.kit.workflow import Machine, move_detail
 from yilianti.migrate import upgrade
 from yilianti.models.referral import ReferralHistory
 from yilianti.models.transfer import CriticalTransfer

@@ -56,7 +56,7 @@ from sqlalchemy.orm import Session
 from yilianti.diagnostics import critical, service, states, workflow
 from yilianti.diagnostics.service import Hl7Outcome, _component, _field, _hl7_ts, _identifiers
 from yilianti.kit import clock
-from yilianti.kit.workflow import column, sql, sql_in, sql_insert, sql_json
+from yilianti.kit.sqlcompile import column, sql, sql_in, sql_insert, sql_json
 
 log = logging.getLogger(__name__)
 

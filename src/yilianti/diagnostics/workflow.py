@@ -27,7 +27,8 @@ from yilianti.diagnostics import states
 from yilianti.diagnostics.states import STATUS_LABELS, Side, Status
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
-from yilianti.kit.workflow import Step, Workflow, as_text, move_detail
+from yilianti.kit.sqlcompile import as_text
+from yilianti.kit.workflow import Step, Workflow, move_detail
 from yilianti.models.alliance import Institution
 from yilianti.models.auth import User
 from yilianti.models.diagnostics import (

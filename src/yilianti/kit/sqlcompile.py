@@ -12,7 +12,9 @@ statuses rendered from the enums and the statement's parameters left as asyncpg'
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -24,7 +26,11 @@ from sqlalchemy import (
     DateTime,
     Interval,
     Text,
+    cast,
+    func,
+    literal,
     literal_column,
+    null,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import TypeEngine
@@ -34,12 +40,53 @@ _TYPES: dict[str, TypeEngine[Any]] = {"bigint": BigInteger(), "text": Text(), "t
                                       "date": Date(), "boolean": Boolean()}
 
 
-def sql(clause: ClauseElement) -> str:
-    """PostgreSQL text of a Core statement or clause: constants inline, placeholders (`Params`) as they are."""
-    return str(clause.compile(dialect=_DIALECT, compile_kwargs={"literal_binds": True}))
+def sql(clause: Any) -> str:
+    """PostgreSQL text of a Core statement or clause, or of a Python value (an enum member by its value; a dict
+    becomes json_build_object(…)): constants inline, placeholders (`Params`) as they are."""
+    return str(_expr(clause).compile(dialect=_DIALECT, compile_kwargs={"literal_binds": True}))
 
 
-def column(text: str, type_: str | TypeEngine[Any] | None = None) -> ColumnElement[Any]:
+def _expr(v: Any) -> ClauseElement:
+    if isinstance(v, ClauseElement):
+        return v
+    if isinstance(v, Mapping):
+        return _json(v)
+    if v is None:
+        return null()
+    return literal(v.value if isinstance(v, StrEnum) else v)
+
+
+def _json(value: Mapping[str, Any]) -> ColumnElement[Any]:
+    args: list[Any] = []
+    for key, v in value.items():
+        args.append(literal(key, Text))
+        args.append(_expr(v))
+    return func.json_build_object(*args)
+
+
+def sql_json(value: Mapping[str, Any]) -> str:
+    """A payload (a dict of values and column expressions, nested dicts allowed) as json_build_object(…)."""
+    return sql(_json(value))
+
+
+def sql_insert(values: Mapping[str, Any]) -> tuple[str, str]:
+    """A row builder's values as the column list and the select list of an INSERT … SELECT."""
+    return ", ".join(values), ", ".join(sql(v) for v in values.values())
+
+
+def sql_in(statuses: Iterable[StrEnum]) -> str:
+    """Statuses as a SQL list, `('a', 'b')`, in the enum's order (taken from the enum, not written twice)."""
+    chosen = set(statuses)
+    ordered = [s for s in type(next(iter(chosen))) if s in chosen]
+    return "(" + ", ".join(sql(s.value) for s in ordered) + ")"
+
+
+def as_text(value: Any) -> Any:
+    """`str(value)` for a Python value, a cast to text for a column expression: a row builder serves both."""
+    return cast(value, Text) if isinstance(value, ColumnElement) else str(value)
+
+
+def column(text: str, type_: str | TypeEngine[Any] | type[TypeEngine[Any]] | None = None) -> ColumnElement[Any]:
     """A column of the surrounding hand-written statement (e.g. `r.patient_id`) as a clause argument."""
     return literal_column(text, _TYPES.get(type_) if isinstance(type_, str) else type_)
 

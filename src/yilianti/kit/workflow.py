@@ -32,10 +32,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sqlalchemy import Text, cast, func, literal, literal_column, null, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import select
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
 from yilianti.exceptions import Conflict, Forbidden, NotFound
 from yilianti.kit import clock
@@ -218,61 +216,4 @@ class Workflow(Generic[R]):
                 from_status=None, to_status=row.status, detail=detail)))
 
 
-# ------------------------------------------------------------------------------ compiling builders into SQL
-
-_PG = postgresql.dialect()
-
-
-def sql(expr: Any) -> str:
-    """A Python value or Core expression as PostgreSQL text, constants inlined (compiled once, at import);
-    a dict becomes json_build_object(…)."""
-    return str(_expr(expr).compile(dialect=_PG, compile_kwargs={"literal_binds": True}))
-
-
-def _expr(v: Any) -> ColumnElement[Any]:
-    if isinstance(v, ColumnElement):
-        return v
-    if isinstance(v, Mapping):
-        return _json(v)
-    if v is None:
-        return null()
-    return literal(v.value if isinstance(v, StrEnum) else v)
-
-
-def column(name: str, type_: Any = None) -> ColumnElement[Any]:
-    """A column (or any SQL text) of the statement a builder is compiled into, e.g. `column("u.id")`."""
-    return literal_column(name, type_)
-
-
-def as_text(value: Any) -> Any:
-    """`str(value)`, also for a column expression (a cast to text)."""
-    return cast(value, Text) if isinstance(value, ColumnElement) else str(value)
-
-
-def sql_json(value: Mapping[str, Any]) -> str:
-    """A payload (a dict of values and column expressions, nested dicts allowed) as json_build_object(…)."""
-    return sql(_json(value))
-
-
-def _json(value: Mapping[str, Any]) -> ColumnElement[Any]:
-    args: list[Any] = []
-    for key, v in value.items():
-        args.append(literal(key, Text))
-        args.append(_expr(v))
-    return func.json_build_object(*args)
-
-
-def sql_insert(values: Mapping[str, Any]) -> tuple[str, str]:
-    """A row builder's values as the column list and the select list of an INSERT … SELECT."""
-    return ", ".join(values), ", ".join(sql(v) for v in values.values())
-
-
-def sql_in(statuses: Iterable[StrEnum]) -> str:
-    """Statuses as a SQL list, `('a', 'b')`, in the enum's order (taken from the enum, not written twice)."""
-    chosen = set(statuses)
-    ordered = [s for s in type(next(iter(chosen))) if s in chosen]
-    return "(" + ", ".join(sql(s.value) for s in ordered) + ")"
-
-
-__all__ = ["Machine", "Step", "Workflow", "as_text", "column", "move_detail", "sql", "sql_in",
-           "sql_insert", "sql_json"]
+__all__ = ["Machine", "Step", "Workflow", "move_detail"]

@@ -51,7 +51,8 @@ from yilianti.config import get_settings
 from yilianti.exceptions import AppError, Conflict, Forbidden, NotFound
 from yilianti.fastdb import FastRoute, GroupCommit, client_ip, group, on_postgresql, route_subject
 from yilianti.kit import clock
-from yilianti.kit.workflow import column, move_detail, sql, sql_insert, sql_json
+from yilianti.kit.sqlcompile import column, sql, sql_insert, sql_json
+from yilianti.kit.workflow import move_detail
 from yilianti.referral import service, states
 from yilianti.referral.schemas import ReferralDetail, TransitionIn
 from yilianti.referral.service import ACTING_ROLES, STATE_CONFLICT

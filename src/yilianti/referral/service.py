@@ -22,7 +22,8 @@ from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
-from yilianti.kit.workflow import Step, Workflow, as_text, move_detail
+from yilianti.kit.sqlcompile import as_text
+from yilianti.kit.workflow import Step, Workflow, move_detail
 from yilianti.models.alliance import Department, Institution
 from yilianti.models.attachment import Attachment
 from yilianti.models.outbox import OutboxMessage
