@@ -129,6 +129,29 @@ def client(app):  # type: ignore[no-untyped-def]
         yield c
 
 
+# pytest-xdist (`make test`: --dist loadscope): every module is a unit of work given whole to one worker, so
+# its module-scoped fixtures are built once. These packages share a package-scoped fixture (tests/demo: one
+# demo load for all its modules): each goes to one worker as a single unit, or the load would be repeated
+# whenever the worker switched modules.
+ONE_UNIT_PACKAGES = ("tests/demo/",)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):  # type: ignore[no-untyped-def]
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class PackageUnits(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            for package in ONE_UNIT_PACKAGES:
+                if nodeid.startswith(package):
+                    return package
+            return super()._split_scope(nodeid)
+
+    return PackageUnits(config, log)
+
+
 def pytest_report_header(config):  # type: ignore[no-untyped-def]
     return f"yilianti test backend: {BACKEND}"
 

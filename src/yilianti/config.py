@@ -177,6 +177,7 @@ class Settings(BaseSettings):
             )
         return _read_or_create(path, lambda: secrets.token_urlsafe(32))
 
+
 def normalise_db_url(url: str) -> str:
     """Accept `postgresql://user@host:port/db` and pick the driver ourselves."""
     if url.startswith("postgres://"):
