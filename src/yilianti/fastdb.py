@@ -55,8 +55,8 @@ async def pool() -> asyncpg.Pool:
     if _pool is not None and _pool_loop is loop:
         return _pool
     if _pool_lock is None or _pool_loop is not loop:
-        if _pool is not None:
-            _pool.terminate()  # left by another event loop (tests start several servers)
+        if _pool is not None:  # left by another event loop (tests start several servers and event loops)
+            _drop_foreign(_pool, _pool_loop)
             _pool = None
         _pool_lock, _pool_loop = asyncio.Lock(), loop
     async with _pool_lock:
@@ -107,8 +107,16 @@ async def dispose() -> None:
         except TimeoutError:
             _pool.terminate()
     elif _pool is not None:
-        _pool.terminate()
+        _drop_foreign(_pool, _pool_loop)
     _pool, _pool_loop, _pool_lock = None, None, None
+
+
+def _drop_foreign(old: asyncpg.Pool, loop: asyncio.AbstractEventLoop | None) -> None:
+    """Let go of a pool that belongs to another event loop. Its connections' transports are that loop's: they
+    are aborted by that loop while it runs (another server's thread), and never touched once it is closed —
+    aborting them from here crashed the process (uvloop) now and then."""
+    if loop is not None and loop.is_running():
+        loop.call_soon_threadsafe(old.terminate)
 
 
 def _cached(key: Any) -> Any:
