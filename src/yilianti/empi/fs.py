@@ -17,8 +17,10 @@ log2(m / u): m = P(level | same person), u = P(level | two different people).
 
 A pair's score is its match weight (log2 odds); its probability is 1 / (1 + 2^-score).
 Two different valid resident IDs never link (HARD_NEGATIVE). A name that is not the same
-person's name (a different given name: twins, siblings) never auto-links: such a pair is
-capped just below the auto-link threshold (review at most).
+person's name (another given name: twins, siblings) or a birth date that is no typo of the other
+(siblings given the same name) is no candidate: such a pair is capped just below the review
+threshold, whatever the shared phone, address and surname add up to (families share them; the
+model's independence assumption does not hold for them).
 
 One implementation (`score`, `explain`) serves the batch linker and online registration.
 """
@@ -58,9 +60,11 @@ LEVELS: dict[str, tuple[str, ...]] = {
 }
 FIELDS = tuple(LEVELS)
 NAME_AGREES = (0, 1, 2, 3)  # levels at which the name can be the same person's name
+BIRTH_DIFFERENT = 4  # a birth date that is no typo of the other: siblings (of the same name, on one phone)
 # EM would take families for one person (twins and siblings share a birth date or a phone, an address, a
 # surname): a different given name is at most this likely for one person (a character mistyped, a new name)
 NAME_M_CEILING = {4: 0.02, 5: 0.005, 6: 0.005}
+M_FLOOR = 0.001
 
 # starting values for EM (m) and fallbacks (u)
 _M0 = {"name": (0.8, 0.08, 0.03, 0.02, 0.02, 0.005, 0.005), "birth_date": (0.85, 0.05, 0.02, 0.02, 0.06),
@@ -81,8 +85,8 @@ class Model:
     given_freq: dict[str, float] = field(default_factory=dict)     # pinyin given name → frequency
     year_freq: dict[str, float] = field(default_factory=dict)      # birth year → frequency
     min_freq: float = 1e-5                 # frequency of a value the tables do not hold
-    auto_probability: float = 0.95         # auto-link at or above (thresholds chosen on seed-6 data)
-    review_probability: float = 0.5        # review band [review, auto)
+    auto_probability: float = 0.5          # auto-link at or above (thresholds chosen on seed-6 data)
+    review_probability: float = 0.05       # review band [review, auto)
     review_max_fraction: float = 0.02      # batch: at most this many review pairs per record
     trained: dict[str, Any] = field(default_factory=dict)          # provenance (records, pairs, date)
 
@@ -303,37 +307,61 @@ class Scorer:
             if level is None:
                 continue
             f = FIELDS[k]
-            if k == 0 and level in (0, 1, 2, 3):
-                w = self.name_tf(level, a, b, c)[1]
-            else:
-                w = self.w[f][level]
+            w = self.name_tf(level, a, b, c)[1] if k == 0 and level in (0, 1, 2, 3) else self.w[f][level]
             total += w
             out.append((f, level, w))
-        return total, out, lv[0] in NAME_AGREES
+        return total, out, lv[0] in NAME_AGREES and lv[1] != BIRTH_DIFFERENT
 
     def score(self, a: Record, b: Record, c: NameCounts) -> float:
         total, _parts, name_agrees = self.parts(a, b, c)
         if total >= self.review and not name_agrees and total > HARD_NEGATIVE:
-            return self.review - GATE_MARGIN  # another given name: twins, siblings — not a candidate
+            return self.review - GATE_MARGIN  # another given name or birth date: twins, siblings — not a candidate
         return total
 
-    def explain(self, a: Record, b: Record, c: NameCounts) -> dict[str, Any]:
-        """What a reviewer reads: per field the level and how much it counted (log2 odds), how rare a
-        name is, the prior, the total, the match probability."""
+    def explain(self, a: Record, b: Record, c: NameCounts) -> dict[str, float]:
+        """What a reviewer reads, as numbers (the review queue stores and shows a dict of floats): per field
+        how much it counted (log2 odds, the key is the field) and its level (`<field>_level`, an index into
+        LEVELS), how rare the name is (`name_one_in`: one record in so many has it), the prior, the total and
+        the match probability. `describe` turns it into sentences."""
         total, parts, name_agrees = self.parts(a, b, c)
-        out: dict[str, Any] = {"prior": round(self.prior(c.n), 2)}
+        out: dict[str, float] = {"prior": round(self.prior(c.n), 2)}
         for f, level, w in parts:
             out[f] = round(w, 2)
-            out[f"{f}_level"] = LEVELS[f][level] if level >= 0 else "two different valid IDs"
+            out[f"{f}_level"] = float(level)
             if f == "name" and level in (0, 1, 2, 3):
-                freq = self.name_tf(level, a, b, c)[0]
-                out["name_frequency"] = f"1 in {max(1, round(1 / freq)):,}"
+                out["name_one_in"] = float(max(1, round(1 / self.name_tf(level, a, b, c)[0])))
         final = self.score(a, b, c)
         if final != total:
-            out["name_not_the_same"] = round(final - total, 2)
+            out["not_the_same_name_or_birth"] = round(final - total, 2)
         out["total"] = round(final, 2)
         out["probability"] = round(probability(final), 4)
         return out
+
+
+def describe(explanation: dict[str, float]) -> list[str]:
+    """A v5 explanation as sentences: "name: same name (1 in 3,214 born that year) +11.4", …"""
+    lines = []
+    for f in FIELDS:
+        if f not in explanation:
+            continue
+        level = int(explanation.get(f"{f}_level", -1))
+        label = LEVELS[f][level] if 0 <= level < len(LEVELS[f]) else "two different valid IDs"
+        rare = f" (1 in {int(explanation['name_one_in']):,})" if f == "name" and "name_one_in" in explanation else ""
+        lines.append(f"{f}: {label}{rare} {explanation[f]:+.1f}")
+    lines.append(f"prior {explanation.get('prior', 0):+.1f}; total {explanation.get('total', 0):+.1f}, "
+                 f"match probability {explanation.get('probability', 0):.1%}")
+    return lines
+
+
+_SCORERS: dict[int, tuple[Model, Scorer]] = {}
+
+
+def scorer(model: Model) -> Scorer:
+    """The model's Scorer, built once (online registration scores a few pairs at a time)."""
+    hit = _SCORERS.get(id(model))
+    if hit is None or hit[0] is not model:
+        hit = _SCORERS[id(model)] = (model, Scorer(model))
+    return hit[1]
 
 
 # ---- training ----------------------------------------------------------------------------------
@@ -413,6 +441,7 @@ def em(patterns: Counter[tuple[int | None, ...]], m0: dict[str, list[float]] | N
         free = sum(x for k, x in enumerate(capped) if k not in NAME_M_CEILING)
         left = 1 - sum(x for k, x in enumerate(capped) if k in NAME_M_CEILING)
         m["name"] = [x if k in NAME_M_CEILING else x * left / free for k, x in enumerate(capped)]
+        m = {f: [max(x, M_FLOOR) for x in v] for f, v in m.items()}  # a level never seen is not impossible
         ub = {f: [x / sum(v) for x in v] for f, v in su.items()}
     return m, lam
 
