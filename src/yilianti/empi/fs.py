@@ -85,6 +85,8 @@ class Model:
     given_freq: dict[str, float] = field(default_factory=dict)     # pinyin given name → frequency
     year_freq: dict[str, float] = field(default_factory=dict)      # birth year → frequency
     min_freq: float = 1e-5                 # frequency of a value the tables do not hold
+    reference_n: int = 100_000             # a smaller index counts as this many records (prior, name frequency):
+    #                                        22 王伟 in a 31-record file are not rare, a name seen once there is not either
     auto_probability: float = 0.5          # auto-link at or above (thresholds chosen on seed-6 data)
     review_probability: float = 0.05       # review band [review, auto)
     review_max_fraction: float = 0.02      # batch: at most this many review pairs per record
@@ -103,7 +105,7 @@ class Model:
                 for f in FIELDS}
 
     def to_json(self) -> str:
-        d = {k: getattr(self, k) for k in ("version", "m", "u", "rho", "min_freq", "auto_probability",
+        d = {k: getattr(self, k) for k in ("version", "m", "u", "rho", "min_freq", "reference_n", "auto_probability",
                                             "review_probability", "review_max_fraction", "trained",
                                             "year_freq", "surname_freq", "given_freq")}
         return json.dumps(d, ensure_ascii=False, indent=1, sort_keys=False)
@@ -189,12 +191,12 @@ def birth_level(a: str, b: str) -> int | None:
         return None
     if a == b:
         return 0
+    if a[4:] == b[4:] and (abs(int(a[:4]) - int(b[:4])) == 1 or sorted(a[:4]) == sorted(b[:4])):
+        return 3
     if sum(1 for x, y in zip(a, b, strict=True) if x != y) == 1 or abs(_ordinal(a) - _ordinal(b)) == 1:
         return 1
     if a[:4] == b[:4] and a[4:6] == b[6:8] and a[6:8] == b[4:6]:
         return 2
-    if a[4:] == b[4:] and (abs(int(a[:4]) - int(b[:4])) == 1 or sorted(a[:4]) == sorted(b[:4])):
-        return 3
     return 4
 
 
@@ -278,22 +280,23 @@ class Scorer:
         self.review = model.review
 
     def prior(self, n: int) -> float:
-        return math.log2(2 * self.model.rho / max(n, 2))
+        return math.log2(2 * self.model.rho / max(n, self.model.reference_n, 2))
 
     def name_tf(self, level: int, a: Record, b: Record, c: NameCounts) -> tuple[float, float]:
         """(frequency used, its weight) of a term-frequency adjusted name level."""
         mod = self.model
+        n = max(c.n, mod.reference_n, 1)
         if level in (0, 1):
             y = a.birth[:4]
             if y and b.birth[:4] == y:
-                f = max(c.name_year, 1) / max(mod.year_freq.get(y, mod.min_freq) * c.n, 1.0)
+                f = max(c.name_year, 1) / max(mod.year_freq.get(y, mod.min_freq) * n, 1.0)
             else:
-                f = max(c.name, 1) / max(c.n, 1)
+                f = max(c.name, 1) / n
         elif level == 2:
             f = mod.surname_freq.get(a.surname_py, mod.min_freq)
         else:
             f = mod.given_freq.get(a.given_py, mod.min_freq)
-        f = min(max(f, 1.0 / max(c.n, 1), mod.min_freq), 1.0)
+        f = min(max(f, 1.0 / n, mod.min_freq), 1.0)
         return f, math.log2(max(self.m["name"][level], 1e-9) / f)
 
     def parts(self, a: Record, b: Record, c: NameCounts) -> tuple[float, list[tuple[str, int, float]], bool]:
