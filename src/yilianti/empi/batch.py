@@ -24,6 +24,7 @@ from yilianti.empi.normalise import Malformed, Record, record
 
 COLUMNS = ("record_id", "source", "name", "sex", "birth_date", "id_number", "phone", "address")
 PROGRESS_EVERY = 100_000
+TRAIN_MIN_RECORDS = 2_000  # rules v5 estimates its weights from a file at least this large (EM needs pairs)
 
 
 class InputError(Exception):
@@ -198,9 +199,10 @@ def link(ids: Sequence[str], recs: Sequence[Record], rules: Rules = CURRENT,
     # 2. probabilistic on blocked candidates
     pairs = candidate_pairs(recs, rules, stats, log)
     if rules.fellegi_sunter:
-        if rules.model is None:  # weights estimated from the records being linked (no labels)
+        if rules.model is None and n >= TRAIN_MIN_RECORDS:  # weights estimated from the records linked (no labels)
             rules = matching.with_model(rules, fs.train(recs, [divmod(code, n) for code in pairs],
                                                         fs.default_model(), log=lambda m: _log(log, m)))
+        rules = matching.fs_rules(rules)  # a small file: the stored weights (fs.default_model)
         auto, review = _score_fs(recs, pairs, rules, stats, log)
     else:
         auto, review = _score_rules(recs, pairs, rules, stats, log)

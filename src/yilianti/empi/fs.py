@@ -65,6 +65,7 @@ BIRTH_DIFFERENT = 4  # a birth date that is no typo of the other: siblings (of t
 # surname): a different given name is at most this likely for one person (a character mistyped, a new name)
 NAME_M_CEILING = {4: 0.02, 5: 0.005, 6: 0.005}
 M_FLOOR = 0.001
+COMMON_NAME_FREQ = 0.001  # names at least this frequent are kept in the model (Model.name_freq)
 
 # starting values for EM (m) and fallbacks (u)
 _M0 = {"name": (0.8, 0.08, 0.03, 0.02, 0.02, 0.005, 0.005), "birth_date": (0.85, 0.05, 0.02, 0.02, 0.06),
@@ -84,10 +85,13 @@ class Model:
     surname_freq: dict[str, float] = field(default_factory=dict)   # pinyin surname → frequency
     given_freq: dict[str, float] = field(default_factory=dict)     # pinyin given name → frequency
     year_freq: dict[str, float] = field(default_factory=dict)      # birth year → frequency
+    # the commonest full names (pinyin key "surname|given") at training: the floor of a name's frequency when
+    # the index at hand is small or skewed (two 王伟 in a small file are still two of the commonest name)
+    name_freq: dict[str, float] = field(default_factory=dict)
     min_freq: float = 1e-5                 # frequency of a value the tables do not hold
     reference_n: int = 100_000             # a smaller index counts as this many records (prior, name frequency):
     #                                        22 王伟 in a 31-record file are not rare, a name seen once there is not either
-    auto_probability: float = 0.5          # auto-link at or above (thresholds chosen on seed-6 data)
+    auto_probability: float = 0.8          # auto-link at or above (chosen on seed-6 data, see docs/benchmarks.md B6)
     review_probability: float = 0.05       # review band [review, auto)
     review_max_fraction: float = 0.02      # batch: at most this many review pairs per record
     trained: dict[str, Any] = field(default_factory=dict)          # provenance (records, pairs, date)
@@ -107,7 +111,7 @@ class Model:
     def to_json(self) -> str:
         d = {k: getattr(self, k) for k in ("version", "m", "u", "rho", "min_freq", "reference_n", "auto_probability",
                                             "review_probability", "review_max_fraction", "trained",
-                                            "year_freq", "surname_freq", "given_freq")}
+                                            "year_freq", "name_freq", "surname_freq", "given_freq")}
         return json.dumps(d, ensure_ascii=False, indent=1, sort_keys=False)
 
     @classmethod
@@ -292,6 +296,7 @@ class Scorer:
                 f = max(c.name_year, 1) / max(mod.year_freq.get(y, mod.min_freq) * n, 1.0)
             else:
                 f = max(c.name, 1) / n
+            f = max(f, mod.name_freq.get(f"{a.surname_py}|{a.given_py}", 0.0))
         elif level == 2:
             f = mod.surname_freq.get(a.surname_py, mod.min_freq)
         else:
@@ -472,6 +477,8 @@ def train(recs: Sequence[Record], pairs: Sequence[tuple[int, int]], base: Model 
                   surname_freq={k: round(v, 8) for k, v in _freq([r.surname_py for r in named]).items()},
                   given_freq={k: round(v, 8) for k, v in _freq([r.given_py for r in named]).items()},
                   year_freq={k: round(v, 8) for k, v in _freq([r.birth[:4] for r in recs]).items()},
+                  name_freq={k: round(v, 8) for k, v in _freq([f"{r.surname_py}|{r.given_py}" for r in named]).items()
+                             if v >= COMMON_NAME_FREQ},
                   min_freq=1.0 / max(n, 1), auto_probability=base.auto_probability,
                   review_probability=base.review_probability, review_max_fraction=base.review_max_fraction,
                   trained={"records": n, "candidate_pairs": n_pairs, "lambda": round(lam, 5),
