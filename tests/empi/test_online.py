@@ -18,6 +18,9 @@ from yilianti.models.diagnostics import DiagnosticOrder
 from yilianti.models.empi import DoNotMatch, MergeEvent, PatientRecord
 from yilianti.models.patient import CareRelationship, Consent, Patient, PatientIdentifier
 
+# built on rules v4's weights and thresholds (v5 has its own: test_rules_v5.py)
+pytestmark = pytest.mark.usefixtures("rules_v4")
+
 
 def test_twins_with_the_same_birth_date_address_and_guardian_phone_stay_two_persons(db):  # type: ignore[no-untyped-def]
     w = world(db)

@@ -17,6 +17,9 @@ from yilianti.empi.normalise import address, address_local
 SAME_COUNTY = ["c1,甲院,王芳,女,1985-01-25,,16064902576,河北省廊坊市大厂回族自治县钳屯镇后屯129号",
                "c2,乙院,王芳,女,1985-01-25,,,河北省廊坊市大厂回族自治县蒋辛屯镇后街179号"]
 
+# built on rules v4's weights and thresholds (v5 has its own: test_rules_v5.py)
+pytestmark = pytest.mark.usefixtures("rules_v4")
+
 
 @pytest.mark.parametrize(("raw", "local"), [
     ("河北省廊坊市大厂回族自治县钳屯镇后屯129号", "钳屯镇后屯129号"),

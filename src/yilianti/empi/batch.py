@@ -201,7 +201,7 @@ def link(ids: Sequence[str], recs: Sequence[Record], rules: Rules = CURRENT,
     if rules.fellegi_sunter:
         if rules.model is None and n >= TRAIN_MIN_RECORDS:  # weights estimated from the records linked (no labels)
             rules = matching.with_model(rules, fs.train(recs, [divmod(code, n) for code in pairs],
-                                                        fs.default_model(), log=lambda m: _log(log, m)))
+                                                        log=lambda m: _log(log, m)))
         rules = matching.fs_rules(rules)  # a small file: the stored weights (fs.default_model)
         auto, review = _score_fs(recs, pairs, rules, stats, log)
     else:
@@ -302,8 +302,7 @@ def train_on(recs: Sequence[Record], rules: Rules = matching.RULES_V5, log: Text
     """v5 weights estimated from these records (no labels): EM over their candidate pairs."""
     n = len(recs)
     pairs = candidate_pairs(recs, rules, Counter(), None)
-    base = rules.model or fs.default_model()
-    return fs.train(recs, [divmod(code, n) for code in pairs], base, log=lambda m: _log(log, m))
+    return fs.train(recs, [divmod(code, n) for code in pairs], rules.model, log=lambda m: _log(log, m))
 
 
 def run(input_path: str, output_path: str, review_path: str | None = None, rules: Rules = CURRENT,

@@ -457,8 +457,8 @@ def em(patterns: Counter[tuple[int | None, ...]], m0: dict[str, list[float]] | N
 def train(recs: Sequence[Record], pairs: Sequence[tuple[int, int]], base: Model | None = None, samples: int = 200_000,
           log: Callable[[str], None] | None = None) -> Model:
     """A model trained on `recs` (no labels): u from random pairs, m and ρ by EM over the candidate
-    pairs (index pairs), frequency tables of surnames, given names and birth years. Thresholds are
-    kept from `base` (they were chosen once, on generated data)."""
+    pairs (index pairs), frequency tables of surnames, given names and birth years. The thresholds are
+    `base`'s, by default v5's (Model's defaults: chosen once, on generated seed-6 data)."""
     base = base or Model()
     n = len(recs)
     u = estimate_u(recs, samples)

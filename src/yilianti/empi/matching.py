@@ -103,7 +103,7 @@ RULES_V3 = Rules(version="v3", require_support=True, inexact_birth_address_at=0.
 RULES_V4 = Rules(version="v4", require_support=True, inexact_birth_address_at=0.75, local_address_support=True)
 RULES_V5 = Rules(version="v5", fellegi_sunter=True)  # thresholds and weights: fs.Model (weights_v5.json)
 RULES_BY_VERSION = {r.version: r for r in (RULES_V1, RULES_V2, RULES_V3, RULES_V4, RULES_V5)}
-CURRENT = RULES_V4  # new matching (online registration and batch) uses this version
+CURRENT = RULES_V5  # new matching (online registration and batch) uses this version
 
 # how far below the auto-link threshold v2 puts an unsupported pair (it stays in the review band)
 UNSUPPORTED_MARGIN = 0.01

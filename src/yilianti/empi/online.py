@@ -316,8 +316,10 @@ def do_not_match(db: Session, a: int, b: int) -> bool:
     return db.scalar(_do_not_match_statement(), {"a": a, "b": b}) is not None
 
 
-def decide(db: Session, demo: Demographics, rules: Rules = RULES) -> Decision:
-    """Probabilistic decision for a registration whose resident ID (if any) is new."""
+def decide(db: Session, demo: Demographics, rules: Rules | None = None) -> Decision:
+    """Probabilistic decision for a registration whose resident ID (if any) is new (by `RULES`, the rules
+    in force, unless others are given)."""
+    rules = rules or RULES
     rec = demo.normalised()
     k = keys(rec)
     if rules.fellegi_sunter:
