@@ -11,7 +11,7 @@ from sqlalchemy import select
 from tests import builders as b
 from tests.empi.helpers import count, open_candidates, register, world
 from yilianti.empi import service as empi
-from yilianti.empi.matching import CURRENT
+from yilianti.empi.matching import RULES_V4 as CURRENT  # this module matches online by v4 (pytestmark)
 from yilianti.exceptions import Conflict, InvalidInput, NotFound
 from yilianti.models.audit import AuditEvent
 from yilianti.models.diagnostics import DiagnosticOrder

@@ -216,3 +216,25 @@ def test_weights_option_and_train_command(tmp_path: Path, capsys: pytest.Capture
                      "--weights", str(weights)]) == 2
 
 
+
+
+def test_online_registration_by_v5(db) -> None:  # type: ignore[no-untyped-def]
+    """Through the registration service (v5 is current): a rare name with an ID at one member and none at
+    another, another phone and only the district, links; two 王伟 of one birth date with nothing else in
+    common go to review, explained."""
+    from tests.empi.helpers import open_candidates, register, world
+    assert matching.CURRENT is matching.RULES_V5 and online.RULES is matching.RULES_V5
+    w = world(db)
+    rid = b.resident_id(date(1979, 11, 23), male=False)
+    first = register(db, w.d_county, "欧阳思齐", sex="女", birth=date(1979, 11, 23), rid=rid, phone="13911112222")
+    second = register(db, w.d_town, "欧阳思齐", sex="女", birth=date(1979, 11, 23), phone="13588889999",
+                      address="北京市朝阳区")
+    assert second.patient.id == first.patient.id and second.link == "score"
+    a = register(db, w.d_town, "王伟", birth=date(1986, 3, 3), phone="13900000001", address="北京市朝阳区建国路1号")
+    c = register(db, w.d_county, "王伟", birth=date(1986, 3, 3), phone="13900000002", address="河北省廊坊市霸州市胜芳镇")
+    assert c.patient.id != a.patient.id and c.review_candidates == 1
+    [cand] = open_candidates(db)
+    assert cand.rules_version == "v5"
+    e = cand.explanation
+    assert e["name_level"] == 0 and e["birth_date"] > 0 and e["phone"] < 0 and 0.05 <= e["probability"] < 0.8
+    assert cand.score == e["total"]
