@@ -238,3 +238,22 @@ def test_online_registration_by_v5(db) -> None:  # type: ignore[no-untyped-def]
     e = cand.explanation
     assert e["name_level"] == 0 and e["birth_date"] > 0 and e["phone"] < 0 and 0.05 <= e["probability"] < 0.8
     assert cand.score == e["total"]
+
+
+def test_train_from_the_index(db) -> None:  # type: ignore[no-untyped-def]
+    """`yilianti empi train` reads the index as online matching does (phone and ID by blind index)."""
+    from yilianti.empi.train import records_of_index
+    inst = b.institution(db, "香河县人民医院")
+    demos = _generated(700, 23)[:1300]
+    rules = matching.with_model(matching.RULES_V5, fs.default_model())
+    for d in demos:
+        p = Patient(name=d.name, sex=d.sex or "未知", birth_date=d.birth_date, registered_by_institution_id=inst.id)
+        db.add(p)
+        db.flush()
+        empi.save_record(db, p.id, inst.id, d, "new", None, rules)
+    recs = records_of_index(db)
+    assert len(recs) == len(demos) and any(r.phone for r in recs) and not any(r.rid_weak for r in recs)
+    model = batch.train_on(recs)
+    assert model.trained["records"] == len(demos) and model.rho > 0
+    w = model.weights()
+    assert w["name"][0] > 5 and w["birth_date"][0] > 5 and w["phone"][0] > 5 and w["sex"][1] < 0

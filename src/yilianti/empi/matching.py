@@ -14,14 +14,17 @@ Versions (each link records the version that made it: `patient_record.rules_vers
   (+ sex) alone, however rare the name, stays below the auto-link threshold: review online,
   not linked in batch. (v1 auto-linked two different people with a rare identical name and
   birth date in the 1 M batch run.)
-- v5: a Fellegi–Sunter model with m/u probabilities estimated from the data (EM, no labels) and
-  term-frequency adjusted names; thresholds in match probability (empi/fs.py, weights_v5.json).
 - v3: v2, and when the two birth dates differ (a one-digit typo or a day/month swap) an
   address supports the pair only if nearly the same (bigram Jaccard ≥ `inexact_birth_address_at`,
   0.75): two addresses in one town share a long county + town prefix and reach v2's 0.45. A phone
   or a failing-check ID value still supports. (v2 linked 罗明轩 1947-03-29 to another 罗明轩
   1947-03-20, no phone, both in 蒋辛屯镇, in the B6 online run; batch at 100k: 4 → 0 false pairs,
   recall 0.9236 → 0.9234.)
+- v4: v3, and the supporting address is compared below the county.
+- v5 (current, issue 17): a Fellegi–Sunter model whose m/u probabilities are estimated from the data
+  (u from random pairs, m by EM over the candidate pairs, no labels), names weighed by their frequency
+  in the index, near-equal IDs as evidence; thresholds in match probability; one scoring (empi/fs.py)
+  for batch and online; weights in weights_v5.json / `yilianti empi train`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Reads the index (every `patient_record`, as online matching sees it: phone and resident ID by their
 blind indexes) or a CSV, estimates the model without labels (empi/fs.py `train`: u from random
 pairs, m by EM over the blocked candidate pairs, name/surname/given-name/birth-year frequencies)
-and writes the weights file online matching loads (YILIANTI_EMPI_WEIGHTS). The thresholds are kept.
+and writes the weights file online matching loads (YILIANTI_EMPI_WEIGHTS; read once per process: the
+servers pick it up when restarted). The thresholds stay v5's.
 """
 
 from __future__ import annotations
@@ -12,22 +13,28 @@ import os
 import sys
 import time
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from yilianti.empi import fs, matching
 from yilianti.empi.batch import InputError, read_csv, train_on
 from yilianti.empi.normalise import Malformed, Record
 
 
-def records_from_database(database_url: str) -> list[Record]:
-    from sqlalchemy import select
-    from sqlalchemy.orm import Session
-
-    from yilianti.db import make_engine
+def records_of_index(db: Session) -> list[Record]:
+    """Every source record of the index as online matching reads a candidate (no ciphertext decrypted)."""
     from yilianti.empi.online import _CANDIDATE_COLUMNS, _candidate
+
+    return [_candidate(db, tuple(row)) for row in db.execute(select(*_CANDIDATE_COLUMNS))]
+
+
+def records_from_database(database_url: str) -> list[Record]:
+    from yilianti.db import make_engine
 
     engine = make_engine(database_url)
     try:
         with Session(engine) as db:
-            return [_candidate(db, tuple(row)) for row in db.execute(select(*_CANDIDATE_COLUMNS))]
+            return records_of_index(db)
     finally:
         engine.dispose()
 
