@@ -8,6 +8,13 @@ day/month swaps, one-digit date typos, changed phones, shortened addresses), plu
 negatives: twins (same birth date, address, guardian phone; different names and IDs,
 usually no ID at registration), siblings on a guardian's phone, and many people called
 王伟/张伟/王芳/李娜 born in the same few years.
+
+Issue 17 added: surnames and given names at realistic frequencies (王 7 %, … rare and compound
+surnames; top given names Zipf-like, most two-character given names rare); registrations of a
+person who moved (another phone or none, another address, only the county, or none — with an ID
+at one member and none at another that leaves only name, sex and birth date in common); IDs with
+two adjacent digits swapped or the year's digits misplaced; a given-name character dropped or
+added; more homophones (思琪/思齐); birth dates a day off or the year off by one.
 """
 
 from __future__ import annotations
@@ -38,6 +45,20 @@ TRAD = {"张": "張", "陈": "陳", "刘": "劉", "黄": "黃", "赵": "趙", "�
 SIMILAR = {"王": "汪", "李": "季", "刘": "浏", "明": "朋", "伟": "佛", "晓": "烧", "玉": "王", "建": "健"}
 TWIN_SUFFIX = [("大", "二"), ("一", "二"), ("涵", "轩"), ("欣", "悦"), ("博", "文"), ("明", "亮")]
 COMMON = ["王伟", "张伟", "王芳", "李娜", "张敏", "李静", "王静", "刘伟"]
+# realistic frequencies (issue 17): surnames by their share of the population (public statistics, per cent;
+# the rest of SURNAMES share what is left, rare and compound surnames at the tail)
+SURNAME_SHARE = {"王": 7.1, "李": 7.0, "张": 6.7, "刘": 5.4, "陈": 4.6, "杨": 3.1, "黄": 2.2, "赵": 2.0, "吴": 2.0,
+                 "周": 1.9, "徐": 1.5, "孙": 1.5, "马": 1.4, "朱": 1.3, "胡": 1.2, "郭": 1.1, "何": 1.1, "高": 1.0,
+                 "林": 1.0, "罗": 0.9}
+RARE_SURNAMES = ["欧阳", "司马", "诸葛", "上官", "皇甫", "慕容", "令狐", "东方", "宇文", "闻", "宓", "蔺", "綦", "谯",
+                 "隗", "郗", "苑", "濮", "甘", "佘"]
+# characters of given names; two of them make the many rare given names (most people's given name is not in a
+# top list); single-character names are common (伟, 芳, 敏 …)
+GIVEN_CHARS = ("子浩宇轩涵梓欣怡思雨嘉俊博文佳明晨一诺雅婷紫萱皓若曦彤航鑫玲斌鹏辉晶萍凤海燕春梅国强建军永刚晓东丹宁"
+               "志华玉兰红秀英桂德福祥瑞安康乐天逸飞鸿昊泽睿翔杰涛磊勇超霞丽娟静敏芳伟洋艳琳颖慧琪琦楠柏桐诗韵凯锦")
+# more homophones (思琪/思齐 …)
+HOMOPHONE_MORE = {"琪": "齐", "琦": "奇", "诗": "师", "梦": "孟", "晨": "辰", "睿": "瑞", "泽": "则", "琳": "霖",
+                  "颖": "影", "慧": "惠", "凯": "楷", "鸿": "宏", "逸": "义", "翔": "祥", "彤": "童", "韵": "运"}
 # region code → county (codes checked against python-stdnum's table)
 COUNTIES = {"131024": "河北省廊坊市香河县", "131022": "河北省廊坊市固安县", "131025": "河北省廊坊市大城县",
             "131026": "河北省廊坊市文安县", "131023": "河北省廊坊市永清县", "131028": "河北省廊坊市大厂回族自治县",
@@ -46,6 +67,9 @@ COUNTIES = {"131024": "河北省廊坊市香河县", "131022": "河北省廊坊�
 TOWNS = ["渠口镇", "淑阳镇", "蒋辛屯镇", "安平镇", "五百户镇", "钱旺乡", "刘宋镇", "钳屯镇"]
 SOURCES = ["香河县人民医院", "香河县中医医院", "渠口镇卫生院", "淑阳镇卫生院", "蒋辛屯镇卫生院",
            "北京儿童医院", "北京朝阳医院", "安平镇卫生院"]
+_REST = [c for c in SURNAMES if c not in SURNAME_SHARE]
+_REST_W = [1 / (k + 8) for k in range(len(_REST))]  # Zipf-like below the top 20
+_GIVEN_W = [1 / (k + 5) for k in range(len(GIVEN))]
 _OLD_REGION = {"120104": "120104", "110106": "110106", "110108": "110108"}
 _W = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
@@ -89,12 +113,32 @@ class Gen:
     def birth(self, lo: int = 1940, hi: int = 2024) -> date:
         return date(lo, 1, 1) + timedelta(days=self.r.randrange((date(hi, 12, 31) - date(lo, 1, 1)).days))
 
+    def surname(self) -> str:
+        r = self.r
+        x = r.random() * 100
+        for sn, share in SURNAME_SHARE.items():
+            x -= share
+            if x < 0:
+                return sn
+        if x < 2.0:
+            return r.choice(RARE_SURNAMES)
+        return r.choices(_REST, _REST_W)[0]
+
+    def given(self) -> str:
+        r = self.r
+        x = r.random()
+        if x < 0.35:  # a top given name (GIVEN in rank order), Zipf-like
+            return r.choices(GIVEN, _GIVEN_W)[0]
+        if x < 0.45:
+            return r.choice(GIVEN_CHARS)
+        return r.choice(GIVEN_CHARS) + r.choice(GIVEN_CHARS)
+
     def person(self, **kw: object) -> dict:  # type: ignore[type-arg]
         r = self.r
         region = kw.get("region") or r.choice(list(COUNTIES))
         birth = kw.get("birth") or self.birth()
         male = kw.get("male", r.random() < 0.5)
-        name = kw.get("name") or (r.choice(SURNAMES) + r.choice(GIVEN))
+        name = kw.get("name") or (self.surname() + self.given())
         return {"name": name, "birth": birth, "male": male, "region": region,
                 "rid": self.rid(str(region), birth, bool(male)),  # type: ignore[arg-type]
                 "phone": kw.get("phone") or self.phone(), "address": kw.get("address") or self.address(str(region))}
@@ -106,13 +150,18 @@ class Gen:
         name = p["name"]
         x = r.random()
         if x < 0.06:
-            name = name[0] + "".join(HOMOPHONE.get(c, c) for c in name[1:])
+            name = name[0] + "".join(HOMOPHONE.get(c, HOMOPHONE_MORE.get(c, c)) for c in name[1:])
         elif x < 0.09:
             name = "".join(TRAD.get(c, c) for c in name)
         elif x < 0.13:
             name = " ".join(name) if r.random() < 0.5 else name[0] + " " + name[1:]
         elif x < 0.145:
             name = "".join(SIMILAR.get(c, c) for c in name)  # a non-homophone typo: review at best
+        elif x < 0.165 and len(name) >= 3:
+            k = r.randrange(1 if len(name) == 3 else 2, len(name))
+            name = name[:k] + name[k + 1:]  # a given-name character dropped (王思琪 → 王思)
+        elif x < 0.175:
+            name = name + r.choice(GIVEN_CHARS) if len(name) <= 3 else name  # one added
         birth = p["birth"].strftime("%Y-%m-%d")
         x = r.random()
         if x < 0.03 and p["birth"].day <= 12 and p["birth"].day != p["birth"].month:
@@ -128,6 +177,10 @@ class Gen:
             birth = p["birth"].strftime(r.choice(["%Y/%m/%d", "%Y%m%d", "%Y年%m月%d日"]))
         elif x < 0.105:
             birth = f"{p['birth'].year}-02-30"
+        elif x < 0.12:  # a day off (midnight births, a clerk's off-by-one)
+            birth = (p["birth"] + timedelta(days=r.choice([-1, 1]))).strftime("%Y-%m-%d")
+        elif x < 0.13 and not (p["birth"].month == 2 and p["birth"].day == 29):  # the year off by one
+            birth = p["birth"].replace(year=p["birth"].year + r.choice([-1, 1])).strftime("%Y-%m-%d")
         sex = "男" if p["male"] else "女"
         x = r.random()
         if x < 0.03:
@@ -139,11 +192,17 @@ class Gen:
         if rid and x < 0.03:
             k = r.randrange(17)
             rid = rid[:k] + str((int(rid[k]) + 1) % 10) + rid[k + 1:]  # fails the check digit
+        elif rid and x < 0.035:
+            k = r.randrange(16)  # two adjacent digits swapped (fails the check unless they were equal)
+            rid = rid[:k] + rid[k + 1] + rid[k] + rid[k + 2:]
+        elif rid and x < 0.04:
+            rid = rid[:8] + rid[9] + rid[8] + rid[10:]  # the year's last two digits misplaced (1986 → 1968)
         elif rid and x < 0.06:
             rid = rid.lower()
         elif rid and x < 0.08:
             rid = rid[:6] + rid[8:17] if p["birth"].year < 2000 else rid  # legacy 15-digit
         phone = p["phone"]
+        moved = r.random() < 0.12  # registered elsewhere in life: another phone, another or no address
         x = r.random()
         if x < 0.15:
             phone = self.phone()
@@ -161,6 +220,9 @@ class Gen:
             address = ""
         elif x < 0.45:
             address = self.address(p["region"])
+        if moved:
+            phone = r.choice([self.phone(), self.phone(), ""])  # changed number, a guardian's, none
+            address = r.choice([self.address(r.choice(list(COUNTIES))), COUNTIES[p["region"]], ""])
         if r.random() < 0.05:
             trans = str.maketrans("0123456789", "０１２３４５６７８９")
             rid, phone, birth = rid.translate(trans), phone.translate(trans), birth.translate(trans)

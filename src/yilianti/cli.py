@@ -206,7 +206,13 @@ def cmd_create_user(args: argparse.Namespace) -> int:
 def cmd_empi_link(args: argparse.Namespace) -> int:
     from yilianti.empi.batch import main as link_main
 
-    return link_main(args.input, args.output, args.review, args.rules, args.links)
+    return link_main(args.input, args.output, args.review, args.rules, args.links, args.weights)
+
+
+def cmd_empi_train(args: argparse.Namespace) -> int:
+    from yilianti.empi.train import main as train_main
+
+    return train_main(args.input, args.output, None if args.input else _settings().database_url)
 
 
 def cmd_empi_backfill(_args: argparse.Namespace) -> int:
@@ -260,7 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
     el.add_argument("--review", help="CSV written: record_id_a,record_id_b,score (review band)")
     el.add_argument("--rules", help="matching rules version (default: the current one; v1 for the old rules)")
     el.add_argument("--links", help="CSV written: record_id_a,record_id_b,method,score,rules_version per link")
+    el.add_argument("--weights", help="rules v5: trained weights (yilianti empi train); default: estimated from --input")
     el.set_defaults(fn=cmd_empi_link)
+    et = empi_sub.add_parser("train", help="estimate the v5 matching weights from the index (or a CSV)")
+    et.add_argument("--input", help="CSV of records (as empi link); default: the database's patient records")
+    et.add_argument("--output", help="weights file written (default: YILIANTI_EMPI_WEIGHTS, else ./empi_weights_v5.json)")
+    et.set_defaults(fn=cmd_empi_train)
     empi_sub.add_parser("backfill", help="source records for persons registered before the online index").set_defaults(
         fn=cmd_empi_backfill)
     keys = sub.add_parser("keys", help="encryption keys of personal data")

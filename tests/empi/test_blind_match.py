@@ -22,6 +22,9 @@ from yilianti.models.empi import PatientRecord
 from yilianti.patients import keys as key_rotation
 from yilianti.patients import service as patients
 
+# built on rules v4's weights and thresholds (v5 has its own: test_rules_v5.py)
+pytestmark = pytest.mark.usefixtures("rules_v4")
+
 
 @pytest.fixture
 def keys_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:

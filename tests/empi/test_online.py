@@ -11,12 +11,15 @@ from sqlalchemy import select
 from tests import builders as b
 from tests.empi.helpers import count, open_candidates, register, world
 from yilianti.empi import service as empi
-from yilianti.empi.matching import CURRENT
+from yilianti.empi.matching import RULES_V4 as CURRENT  # this module matches online by v4 (pytestmark)
 from yilianti.exceptions import Conflict, InvalidInput, NotFound
 from yilianti.models.audit import AuditEvent
 from yilianti.models.diagnostics import DiagnosticOrder
 from yilianti.models.empi import DoNotMatch, MergeEvent, PatientRecord
 from yilianti.models.patient import CareRelationship, Consent, Patient, PatientIdentifier
+
+# built on rules v4's weights and thresholds (v5 has its own: test_rules_v5.py)
+pytestmark = pytest.mark.usefixtures("rules_v4")
 
 
 def test_twins_with_the_same_birth_date_address_and_guardian_phone_stay_two_persons(db):  # type: ignore[no-untyped-def]

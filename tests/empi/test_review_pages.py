@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import select
 
 from tests import builders as b
 from tests.empi.helpers import count, open_candidates, register, world
 from yilianti.models.empi import DoNotMatch, MergeEvent
 from yilianti.models.patient import Patient
+
+# built on rules v4's weights and thresholds (v5 has its own: test_rules_v5.py)
+pytestmark = pytest.mark.usefixtures("rules_v4")
 
 
 def _pair(db):  # type: ignore[no-untyped-def]

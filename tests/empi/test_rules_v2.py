@@ -12,9 +12,9 @@ from sqlalchemy import select
 from tests.builders import resident_id
 from tests.empi.helpers import open_candidates, register, world
 from yilianti.cli import main as cli_main
-from yilianti.empi import matching
+from yilianti.empi import matching, online
 from yilianti.empi.batch import run
-from yilianti.empi.matching import CURRENT, RULES_V1, RULES_V2, RULES_V3, RULES_V4, rules_for
+from yilianti.empi.matching import CURRENT, RULES_V1, RULES_V2, RULES_V3, RULES_V4, RULES_V5, rules_for
 from yilianti.empi.normalise import Malformed, record
 from yilianti.models.empi import PatientRecord
 
@@ -37,9 +37,10 @@ RARE = ["a1,香河县人民医院,欧阳翊宸,男,1979-04-17,,13900000001,北�
         "a2,北京朝阳医院,欧阳翊宸,男,1979-04-17,,13611112222,河北省廊坊市霸州市胜芳镇西街8号"]
 
 
-def test_v4_is_current_and_v1_to_v3_stay_loadable() -> None:
-    assert CURRENT is RULES_V4 and CURRENT.version == "v4"
+def test_v5_is_current_and_v1_to_v4_stay_loadable() -> None:
+    assert CURRENT is RULES_V5 and CURRENT.version == "v5"
     assert rules_for("v1") is RULES_V1 and rules_for("v2") is RULES_V2 and rules_for("v3") is RULES_V3
+    assert rules_for("v4") is RULES_V4
     assert RULES_V1.auto_link == RULES_V2.auto_link and RULES_V1.review == RULES_V2.review
     with pytest.raises(ValueError, match="v9"):
         rules_for("v9")
@@ -48,7 +49,7 @@ def test_v4_is_current_and_v1_to_v3_stay_loadable() -> None:
 def test_rare_name_and_birth_date_alone_no_longer_auto_link(tmp_path: Path) -> None:
     v1, _ = link(tmp_path, RARE, RULES_V1)
     assert v1["a1"] == v1["a2"]  # the 1 M run's false link
-    v2, review = link(tmp_path, RARE)
+    v2, review = link(tmp_path, RARE, RULES_V2)  # v2–v4 (v5 weighs a rare name by its frequency and links)
     assert v2["a1"] != v2["a2"]
     [pair] = review  # goes to the review band instead
     assert {pair["record_id_a"], pair["record_id_b"]} == {"a1", "a2"}
@@ -132,7 +133,9 @@ def test_links_file_names_method_and_rules_version(tmp_path: Path, capsys: pytes
     assert cli_main(args + ["--rules", "v9"]) == 2
 
 
+@pytest.mark.usefixtures("rules_v4")
 def test_online_registration_records_the_rules_version(db) -> None:  # type: ignore[no-untyped-def]
+    CURRENT = online.RULES  # noqa: N806 (v4 here: the pairs below were built on its weights)
     w = world(db)
     first = register(db, w.d_town, "孙浩然")
     second = register(db, w.d_county, "孫 浩然")

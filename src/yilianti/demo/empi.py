@@ -109,7 +109,7 @@ def load(db: Session) -> None:
     _register(db, town, _at(20, 9), name="王小明", sex="男", birth_date="2017-09-03", phone="13831645502",
               address="河北省廊坊市香河县渠口镇西街6号")
     _register(db, county, _at(19, 15), name="王晓明", sex="男", birth_date="2017-09-03", phone="15903162271",
-              address="河北省廊坊市香河县渠口镇西街6号")
+              address="河北省廊坊市香河县淑阳镇北街15号")  # another town (rules v5 would link the same address)
     _register(db, county, _at(15, 10), name="张伟", sex="男", birth_date="2016-03-07", phone="13703160814",
               address="河北省廊坊市香河县淑阳镇新华大街21号")
     _register(db, bch, _at(14, 9), name="张伟", sex="男", birth_date="2016-07-03", phone="13520117736",
@@ -117,7 +117,7 @@ def load(db: Session) -> None:
     _register(db, town, _at(10, 8), name="李思琪", sex="女", birth_date="2020-01-21",
               address="河北省廊坊市香河县渠口镇渠口村南街3号", guardian_name="李建军", guardian_relation="父亲")
     _register(db, bch, _at(9, 14), name="李思齐", sex="女", birth_date="2020-01-21",
-              address="河北省廊坊市香河县渠口镇渠口村3号", guardian_name="李建军", guardian_relation="父亲")
+              address="北京市西城区南礼士路56号", guardian_name="李建军", guardian_relation="父亲")
     audit.record(db, None, MARKER_ACTION, loader.MARKER_RESOURCE, "v1", channel="cli",
                  detail={"linked_patient_id": pid})
     db.flush()

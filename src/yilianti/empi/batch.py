@@ -13,16 +13,18 @@ import csv
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from yilianti.empi import matching
+from yilianti.empi import fs, matching
+from yilianti.empi.fs import NameCounts
 from yilianti.empi.matching import CURRENT, Rules
 from yilianti.empi.normalise import Malformed, Record, record
 
 COLUMNS = ("record_id", "source", "name", "sex", "birth_date", "id_number", "phone", "address")
 PROGRESS_EVERY = 100_000
+TRAIN_MIN_RECORDS = 2_000  # rules v5 estimates its weights from a file at least this large (EM needs pairs)
 
 
 class InputError(Exception):
@@ -196,6 +198,47 @@ def link(ids: Sequence[str], recs: Sequence[Record], rules: Rules = CURRENT,
     _log(log, f"deterministic: {stats['id_links']:,} links on valid resident IDs")
     # 2. probabilistic on blocked candidates
     pairs = candidate_pairs(recs, rules, stats, log)
+    if rules.fellegi_sunter:
+        if rules.model is None and n >= TRAIN_MIN_RECORDS:  # weights estimated from the records linked (no labels)
+            rules = matching.with_model(rules, fs.train(recs, [divmod(code, n) for code in pairs],
+                                                        log=lambda m: _log(log, m)))
+        rules = matching.fs_rules(rules)  # a small file: the stored weights (fs.default_model)
+        auto, review = _score_fs(recs, pairs, rules, stats, log)
+    else:
+        auto, review = _score_rules(recs, pairs, rules, stats, log)
+    stats["pairs_scored"] = len(pairs)
+    del pairs
+    auto.sort()
+    for neg, i, j in auto:
+        joins = links is not None and uf.find(i) != uf.find(j)
+        if uf.union(i, j):
+            stats["auto_links"] += 1
+            if joins and links is not None:
+                links.append((ids[i], ids[j], "score", round(-neg, 2)))
+        else:
+            stats["auto_links_refused_id_conflict"] += 1
+    _log(log, f"scored {stats['pairs_scored']:,} pairs: {len(auto):,} above auto-link, "
+              f"{len(review):,} in the review band")
+    roots = [uf.find(i) for i in range(n)]
+    person = [f"P{r + 1}" for r in roots]
+    if rules.fellegi_sunter:
+        # most likely first, at most review_max_fraction of the records (a band people can clear)
+        cap = int(rules.model.review_max_fraction * n)
+        review.sort()
+        review_out = [(i, j, -neg) for neg, i, j in review if roots[i] != roots[j]][:cap]
+    else:
+        review_out = sorted(
+            ((i, j, -neg) for neg, i, j in review if roots[i] != roots[j]), key=lambda t: (t[0], t[1]))
+    return person, [(ids[i], ids[j], round(s, 2)) for i, j, s in review_out], stats
+
+
+Scored = list[tuple[float, int, int]]
+
+
+def _score_rules(recs: Sequence[Record], pairs: set[int], rules: Rules, stats: Counter[str],
+                 log: TextIO | None) -> tuple[Scored, Scored]:
+    """Rules v1–v4: hand-set weights, the exact name weighed by its frequency in the file."""
+    n = len(recs)
     # exact-name weight by frequency; homophones of a common name (王玮 ~ 王伟) are as common as it
     name_count = Counter(r.name for r in recs if r.name)
     sound_count = Counter((r.surname_py, r.given_py) for r in recs if r.name)
@@ -218,24 +261,48 @@ def link(ids: Sequence[str], recs: Sequence[Record], rules: Rules = CURRENT,
             review.append((-s, i, j))
         if done % 1_000_000 == 0:
             _log(log, f"scored {done:,} / {len(pairs):,} pairs")
-    stats["pairs_scored"] = len(pairs)
-    del pairs
-    auto.sort()
-    for neg, i, j in auto:
-        joins = links is not None and uf.find(i) != uf.find(j)
-        if uf.union(i, j):
-            stats["auto_links"] += 1
-            if joins and links is not None:
-                links.append((ids[i], ids[j], "score", round(-neg, 2)))
-        else:
-            stats["auto_links_refused_id_conflict"] += 1
-    _log(log, f"scored {stats['pairs_scored']:,} pairs: {len(auto):,} above auto-link, "
-              f"{len(review):,} in the review band")
-    roots = [uf.find(i) for i in range(n)]
-    person = [f"P{r + 1}" for r in roots]
-    review_out = sorted(
-        ((i, j, -neg) for neg, i, j in review if roots[i] != roots[j]), key=lambda t: (t[0], t[1]))
-    return person, [(ids[i], ids[j], round(s, 2)) for i, j, s in review_out], stats
+    return auto, review
+
+
+def name_counts(recs: Sequence[Record]) -> Callable[[Record], NameCounts]:
+    """The frequency of a record's name among the other records of the file (v5's term-frequency
+    adjustment): records with its name key (pinyin), and with its name key and birth year."""
+    n = len(recs)
+    by_name = Counter((r.surname_py, r.given_py) for r in recs if r.name)
+    by_year = Counter((r.surname_py, r.given_py, r.birth[:4]) for r in recs if r.name and r.birth)
+
+    def counts(r: Record) -> NameCounts:
+        if not r.name:
+            return NameCounts(n, 0, 0)
+        key = (r.surname_py, r.given_py)
+        return NameCounts(n, by_name[key] - 1, by_year[(*key, r.birth[:4])] - 1 if r.birth else 0)
+    return counts
+
+
+def _score_fs(recs: Sequence[Record], pairs: set[int], rules: Rules, stats: Counter[str],
+              log: TextIO | None) -> tuple[Scored, Scored]:
+    """Rules v5 (empi/fs.py): the model's weights, the names weighed by their frequency in the file."""
+    n = len(recs)
+    scorer = fs.Scorer(rules.model)
+    counts = name_counts(recs)
+    auto: Scored = []
+    review: Scored = []
+    for code in pairs:
+        i, j = divmod(code, n)
+        a, b = recs[i], recs[j]
+        s = scorer.score(a, b, counts(a))
+        if s >= scorer.auto_link:
+            auto.append((-s, i, j))
+        elif s >= scorer.review:
+            review.append((-s, i, j))
+    return auto, review
+
+
+def train_on(recs: Sequence[Record], rules: Rules = matching.RULES_V5, log: TextIO | None = None) -> fs.Model:
+    """v5 weights estimated from these records (no labels): EM over their candidate pairs."""
+    n = len(recs)
+    pairs = candidate_pairs(recs, rules, Counter(), None)
+    return fs.train(recs, [divmod(code, n) for code in pairs], rules.model, log=lambda m: _log(log, m))
 
 
 def run(input_path: str, output_path: str, review_path: str | None = None, rules: Rules = CURRENT,
@@ -278,10 +345,14 @@ def run(input_path: str, output_path: str, review_path: str | None = None, rules
 
 
 def main(input_path: str, output_path: str, review_path: str | None = None, rules_version: str | None = None,
-         links_path: str | None = None) -> int:
+         links_path: str | None = None, weights_path: str | None = None) -> int:
     try:
         rules = matching.rules_for(rules_version) if rules_version else CURRENT
-    except ValueError as exc:
+        if weights_path:
+            if not rules.fellegi_sunter:
+                raise ValueError(f"--weights applies to rules v5, not {rules.version}")
+            rules = matching.with_model(rules, fs.Model.load(weights_path))
+    except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:

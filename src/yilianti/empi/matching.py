@@ -20,12 +20,18 @@ Versions (each link records the version that made it: `patient_record.rules_vers
   or a failing-check ID value still supports. (v2 linked 罗明轩 1947-03-29 to another 罗明轩
   1947-03-20, no phone, both in 蒋辛屯镇, in the B6 online run; batch at 100k: 4 → 0 false pairs,
   recall 0.9236 → 0.9234.)
+- v4: v3, and the supporting address is compared below the county.
+- v5 (current, issue 17): a Fellegi–Sunter model whose m/u probabilities are estimated from the data
+  (u from random pairs, m by EM over the candidate pairs, no labels), names weighed by their frequency
+  in the index, near-equal IDs as evidence; thresholds in match probability; one scoring (empi/fs.py)
+  for batch and online; weights in weights_v5.json / `yilianti empi train`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from rapidfuzz.distance import Levenshtein
 
@@ -89,17 +95,34 @@ class Rules:
     # blocking
     max_block: int = 60                # larger blocks are compared with a sorted window
     window: int = 12
+    # v5: a Fellegi–Sunter model estimated from the data (empi/fs.py); the thresholds are its own
+    fellegi_sunter: bool = False
+    model: Any = field(default=None, compare=False, hash=False, repr=False)
 
 
 RULES_V1 = Rules()
 RULES_V2 = Rules(version="v2", require_support=True)
 RULES_V3 = Rules(version="v3", require_support=True, inexact_birth_address_at=0.75)
 RULES_V4 = Rules(version="v4", require_support=True, inexact_birth_address_at=0.75, local_address_support=True)
-RULES_BY_VERSION = {r.version: r for r in (RULES_V1, RULES_V2, RULES_V3, RULES_V4)}
-CURRENT = RULES_V4  # new matching (online registration and batch) uses this version
+RULES_V5 = Rules(version="v5", fellegi_sunter=True)  # thresholds and weights: fs.Model (weights_v5.json)
+RULES_BY_VERSION = {r.version: r for r in (RULES_V1, RULES_V2, RULES_V3, RULES_V4, RULES_V5)}
+CURRENT = RULES_V5  # new matching (online registration and batch) uses this version
 
 # how far below the auto-link threshold v2 puts an unsupported pair (it stays in the review band)
 UNSUPPORTED_MARGIN = 0.01
+
+
+def with_model(rules: Rules, model: Any) -> Rules:
+    """v5 rules bound to trained weights (`fs.Model`): thresholds are the model's."""
+    return replace(rules, model=model, auto_link=model.auto_link, review=model.review)
+
+
+def fs_rules(rules: Rules) -> Rules:
+    """v5 rules with a model: the one given, else the weights online matching uses (fs.default_model)."""
+    if rules.model is not None:
+        return rules
+    from yilianti.empi import fs
+    return with_model(rules, fs.default_model())
 
 
 def rules_for(version: str) -> Rules:

@@ -20,7 +20,7 @@ the same new person end as one person. SQLite runs one writer at a time anyway.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import lru_cache
@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ColumnElement, Select, bindparam, func, literal, or_, select, text, union
 from sqlalchemy.orm import Session
 
-from yilianti.empi import matching
+from yilianti.empi import fs, matching
 from yilianti.empi.matching import CURRENT, Rules
 from yilianti.empi.normalise import Malformed, Record, address_bigrams, name_pinyin, record
 from yilianti.empi.normalise import name as norm_name
@@ -172,7 +172,7 @@ def _candidate(db: Session, row: tuple[Any, ...]) -> Record:
 
 @lru_cache(maxsize=64)
 def _candidates_statement(by_name: bool, by_phone: bool, by_surname: bool, by_given: bool, count_name: bool,
-                          max_block: int) -> Select[Any]:
+                          max_block: int, count_name_year: bool = False) -> Select[Any]:
     """The candidates statement for the blocking keys a registration has (built once per combination)."""
     conds: list[tuple[ColumnElement[bool], ...]] = []
     if by_name:
@@ -193,19 +193,27 @@ def _candidates_statement(by_name: bool, by_phone: bool, by_surname: bool, by_gi
         inner = (select(PatientRecord.id).where(PatientRecord.name_key == bindparam("count_key"))
                  .limit(NAME_COUNT_CAP).subquery())
         count = select(func.count()).select_from(inner).scalar_subquery()
+    count_year: ColumnElement[int] = literal(0)
+    if count_name_year:  # v5: the name's frequency among those born in the same year (the same index)
+        inner = (select(PatientRecord.id).where(PatientRecord.name_key == bindparam("count_key"),
+                                                PatientRecord.birth_year == bindparam("count_year"))
+                 .limit(NAME_COUNT_CAP).subquery())
+        count_year = select(func.count()).select_from(inner).scalar_subquery()
     population = select(func.max(PatientRecord.id)).scalar_subquery()
-    return select(*_CANDIDATE_COLUMNS, count, population).where(  # type: ignore[return-value]
+    return select(*_CANDIDATE_COLUMNS, count, count_year, population).where(  # type: ignore[return-value]
         PatientRecord.id.in_(ids))
 
 
-def _candidates(db: Session, k: Keys, rules: Rules, name_key: str | None) -> tuple[list[tuple[Any, ...]], int, int]:
+def _candidates(db: Session, k: Keys, rules: Rules, name_key: str | None,
+                ) -> tuple[list[tuple[Any, ...]], int, int, int]:
     """The blocked candidate records (the columns scoring needs) and, in the same statement, the count of
-    records with the registration's name key (capped) and the size of the index (max id), for the
-    frequency-adjusted name weight. One statement: the union of the blocks' bounded index range scans."""
+    records with the registration's name key (capped), (rules v5) with its name key and birth year, and the
+    size of the index (max id), for the frequency-adjusted name weight. One statement: the union of the
+    blocks' bounded index range scans."""
     flags = (bool(k.name_key and k.birth_year), bool(k.phone_key), bool(k.birth_key and k.surname_key),
              bool(k.birth_key and k.given_key))
     if not any(flags):
-        return [], 0, 0
+        return [], 0, 0, 0
     params: dict[str, Any] = {}
     if flags[0]:
         params.update(name_key=k.name_key, birth_year=k.birth_year)
@@ -217,10 +225,13 @@ def _candidates(db: Session, k: Keys, rules: Rules, name_key: str | None) -> tup
         params.update(birth_key=k.birth_key, given_key=k.given_key)
     if name_key is not None:
         params["count_key"] = name_key
-    rows = list(db.execute(_candidates_statement(*flags, name_key is not None, rules.max_block), params))
+    by_year = bool(rules.fellegi_sunter and name_key is not None and k.birth_year)
+    if by_year:
+        params["count_year"] = k.birth_year
+    rows = list(db.execute(_candidates_statement(*flags, name_key is not None, rules.max_block, by_year), params))
     if not rows:
-        return [], 0, 0
-    return [tuple(r)[:-2] for r in rows], int(rows[0][-2] or 0), int(rows[0][-1] or 0)
+        return [], 0, 0, 0
+    return [tuple(r)[:-3] for r in rows], int(rows[0][-3] or 0), int(rows[0][-2] or 0), int(rows[0][-1] or 0)
 
 
 def name_weight(db: Session, rec: Record, rules: Rules) -> float:
@@ -259,6 +270,19 @@ def explain(rules: Rules, a: Record, b: Record, exact_weight: float) -> dict[str
     return parts
 
 
+def _scoring(rules: Rules, rec: Record, count: int, count_year: int, population: int,
+             ) -> tuple[Callable[[Record, Record], float], Callable[[Record, Record], dict[str, float]]]:
+    """(score, explain) of pairs (registration, candidate): the batch linker's scoring, fed with the index's
+    counts. v5: `fs.Scorer`, the name's frequency among the index's records (the registration is not one
+    of them yet; the batch counts a record's name among the others too); v1–v4: the rules' weights."""
+    if rules.fellegi_sunter:
+        scorer = fs.scorer(rules.model)
+        counts = fs.NameCounts(population + 1, count, count_year)
+        return (lambda a, b: scorer.score(a, b, counts)), (lambda a, b: scorer.explain(a, b, counts))
+    exact = _name_weight(rules, rec, count, population)
+    return (lambda a, b: matching.score(rules, a, b, exact)), (lambda a, b: explain(rules, a, b, exact))
+
+
 def merged_into(db: Session, patient_ids: Iterable[int]) -> set[int]:
     """The given persons plus every person merged into them (merges not undone), transitively."""
     found = set(patient_ids)
@@ -292,27 +316,32 @@ def do_not_match(db: Session, a: int, b: int) -> bool:
     return db.scalar(_do_not_match_statement(), {"a": a, "b": b}) is not None
 
 
-def decide(db: Session, demo: Demographics, rules: Rules = RULES) -> Decision:
-    """Probabilistic decision for a registration whose resident ID (if any) is new."""
+def decide(db: Session, demo: Demographics, rules: Rules | None = None) -> Decision:
+    """Probabilistic decision for a registration whose resident ID (if any) is new (by `RULES`, the rules
+    in force, unless others are given)."""
+    rules = rules or RULES
     rec = demo.normalised()
     k = keys(rec)
-    rows, count, population = _candidates(db, k, rules, f"{rec.surname_py}|{rec.given_py}" if rec.name else None)
+    if rules.fellegi_sunter:
+        rules = matching.fs_rules(rules)
+    rows, count, count_year, population = _candidates(
+        db, k, rules, f"{rec.surname_py}|{rec.given_py}" if rec.name else None)
     if not rows:
         return Decision(None, None)
-    exact = _name_weight(rules, rec, count, population)
     mine = keyed(rec, k)
+    score, explained = _scoring(rules, rec, count, count_year, population)
     best: dict[int, Scored] = {}
     hard: set[int] = set()
     for row in rows:
         record_id, patient_id = row[0], row[1]
         other = _candidate(db, row)
-        s = matching.score(rules, mine, other, exact)
+        s = score(mine, other)
         if s <= matching.HARD_NEGATIVE:
             hard.add(patient_id)
             continue
         cur = best.get(patient_id)
         if cur is None or s > cur.score:
-            best[patient_id] = Scored(patient_id, record_id, s, explain(rules, mine, other, exact))
+            best[patient_id] = Scored(patient_id, record_id, s, explained(mine, other))
     ranked = sorted((c for pid, c in best.items() if pid not in hard and c.score >= rules.review),
                     key=lambda c: -c.score)
     decision = Decision(None, None, considered=len(rows))

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, aliased
 from yilianti.audit import service as audit
 from yilianti.authz.subject import Subject
 from yilianti.empi import online
-from yilianti.empi.matching import CURRENT, Rules
+from yilianti.empi.matching import Rules
 from yilianti.empi.normalise import name as norm_name
 from yilianti.empi.normalise import name_pinyin
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
@@ -59,8 +59,9 @@ def same_name(a: str, b: str) -> bool:
 
 
 def save_record(db: Session, patient_id: int, institution_id: int, demo: online.Demographics, method: str,
-                score: float | None, rules: Rules = CURRENT) -> PatientRecord:
+                score: float | None, rules: Rules | None = None) -> PatientRecord:
     """This member's registration of the person; one per (institution, person), refreshed on re-registration."""
+    rules = rules or online.RULES  # the rules that decided (online.decide's default)
     k = online.keys(demo.normalised())
     rec = None
     if method != "new":  # a brand-new person has no record anywhere yet
