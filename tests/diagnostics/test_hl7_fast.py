@@ -91,7 +91,8 @@ def _new_rows(db: Session, since: dict[str, int], names: dict[Any, str]) -> dict
                         value = value.replace(f"critical-{i}", f"critical-{name}").replace(
                             f"critical-out-{i}", f"critical-out-{name}")
             return value
-        if isinstance(value, int) and not isinstance(value, bool) and key.endswith("_id"):
+        # a foreign key, not OBX-1's set_id (which may equal the patient's id: a flaky comparison once)
+        if isinstance(value, int) and not isinstance(value, bool) and key.endswith("_id") and key != "set_id":
             return names.get(value, value)
         return value
 

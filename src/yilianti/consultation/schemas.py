@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from yilianti.kit.schemas import HistoryOut
+
 
 def _text(value: str, message: str) -> str:
     value = (value or "").strip()
@@ -92,15 +94,6 @@ class ConvertIn(BaseModel):
 
 class LinkOrderIn(BaseModel):
     order_id: int
-
-
-class HistoryOut(BaseModel):
-    at: datetime
-    user_id: int | None
-    acting_institution_id: int | None
-    from_status: str | None
-    to_status: str
-    reason: str | None
 
 
 class ParticipantOut(BaseModel):

@@ -40,7 +40,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,6 +55,7 @@ from sqlalchemy.orm import Session
 from yilianti.diagnostics import critical, service, states, workflow
 from yilianti.diagnostics.service import Hl7Outcome, _component, _field, _hl7_ts, _identifiers
 from yilianti.kit import clock
+from yilianti.kit.loopthread import LoopThread
 from yilianti.kit.sqlcompile import column, sql, sql_in, sql_insert, sql_json
 
 log = logging.getLogger(__name__)
@@ -500,53 +500,40 @@ def asyncpg_dsn(url: str) -> str:
     return make_url(normalise_db_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-class FastHl7Receiver:
+class FastHl7Receiver(LoopThread):
     """Same interface as `Hl7Receiver` (start / stop / port): this process serves in a thread of its
     own event loop; `processes` - 1 more receiver processes share the port (SO_REUSEPORT)."""
+
+    thread_name = "hl7-mllp-fast"
+    ready_timeout = 30.0
 
     def __init__(self, factory: Callable[[], Session], host: str, port: int, *, database_url: str,
                  processes: int = 1, writers: int = 4) -> None:
         self.factory, self.host, self.port = factory, host, port
+        super().__init__()
         self.database_url, self.processes, self.writers = database_url, max(1, processes), writers
         self.ingest: FastHl7Ingest | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
         self._children: list[subprocess.Popen[bytes]] = []
 
-    def _run(self) -> None:
-        loop = _new_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            sock = bind_socket(self.host, self.port, reuse_port=self.processes > 1)
-            self.port = sock.getsockname()[1]
-            self.ingest = FastHl7Ingest(asyncpg_dsn(self.database_url), self.factory, writers=self.writers)
-            loop.run_until_complete(self.ingest.start())
-            ingest = self.ingest
-            self._server = loop.run_until_complete(asyncio.start_server(
-                lambda r, w: _handle(ingest, r, w), sock=sock, limit=8 * 1024 * 1024))
-        except BaseException as exc:  # noqa: BLE001 - reported to start()
-            self._error = exc
-            self._ready.set()
-            loop.close()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            self._server.close()
-            loop.run_until_complete(self.ingest.close())
-            loop.close()
+    def new_loop(self) -> asyncio.AbstractEventLoop:
+        return _new_loop()
+
+    async def open(self) -> None:
+        sock = bind_socket(self.host, self.port, reuse_port=self.processes > 1)
+        self.port = sock.getsockname()[1]
+        ingest = self.ingest = FastHl7Ingest(asyncpg_dsn(self.database_url), self.factory, writers=self.writers)
+        await ingest.start()
+        self._server = await asyncio.start_server(lambda r, w: _handle(ingest, r, w), sock=sock,
+                                                  limit=8 * 1024 * 1024)
+
+    async def close(self) -> None:
+        assert self._server is not None and self.ingest is not None
+        self._server.close()
+        await self.ingest.close()
 
     def start(self) -> FastHl7Receiver:
-        self._thread = threading.Thread(target=self._run, name="hl7-mllp-fast", daemon=True)
-        self._thread.start()
-        self._ready.wait(30)
-        if self._error is not None:
-            raise self._error
+        self.start_thread()
         for _ in range(self.processes - 1):
             self._children.append(subprocess.Popen(
                 [sys.executable, "-m", "yilianti.diagnostics.hl7_fast", "--host", self.host, "--port", str(self.port),
@@ -564,10 +551,7 @@ class FastHl7Receiver:
                 child.kill()
                 child.wait(5)
         self._children.clear()
-        if self._loop is not None and self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
+        self.stop_thread()
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:

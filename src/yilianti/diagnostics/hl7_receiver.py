@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -20,19 +19,19 @@ from hl7.mllp.streams import InvalidBlockError
 from sqlalchemy.orm import Session
 
 from yilianti.diagnostics import service
+from yilianti.kit.loopthread import LoopThread
 
 log = logging.getLogger(__name__)
 
 
-class Hl7Receiver:
+class Hl7Receiver(LoopThread):
+    thread_name = "hl7-mllp"
+
     def __init__(self, factory: Callable[[], Session], host: str, port: int) -> None:
+        super().__init__()
         self.factory = factory
         self.host, self.port = host, port
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._server: Any = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
 
     async def _handle(self, reader: Any, writer: Any) -> None:
         peer = writer.get_extra_info("peername")
@@ -58,39 +57,19 @@ class Hl7Receiver:
         finally:
             writer.close()
 
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            self._server = loop.run_until_complete(start_hl7_server(
-                self._handle, host=self.host, port=self.port, encoding="utf-8", encoding_errors="replace",
-                limit=8 * 1024 * 1024))
-            sock = self._server.sockets[0]
-            self.port = sock.getsockname()[1]
-        except BaseException as exc:  # noqa: BLE001 - reported to start()
-            self._error = exc
-            self._ready.set()
-            loop.close()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            self._server.close()
-            loop.run_until_complete(self._server.wait_closed())
-            loop.close()
+    async def open(self) -> None:
+        self._server = await start_hl7_server(
+            self._handle, host=self.host, port=self.port, encoding="utf-8", encoding_errors="replace",
+            limit=8 * 1024 * 1024)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        self._server.close()
+        await self._server.wait_closed()
 
     def start(self) -> Hl7Receiver:
-        self._thread = threading.Thread(target=self._run, name="hl7-mllp", daemon=True)
-        self._thread.start()
-        self._ready.wait(10)
-        if self._error is not None:
-            raise self._error
+        self.start_thread()
         return self
 
     def stop(self) -> None:
-        if self._loop is not None and self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
+        self.stop_thread()

@@ -29,7 +29,6 @@ from yilianti.referral.schemas import (
     ReferralOut,
     ReserveBedIn,
     RoutingOut,
-    SessionOptionOut,
     TaskOut,
     TransitionIn,
     WardOptionOut,
@@ -145,7 +144,7 @@ def _candidate_out(c: routing.Candidate) -> CandidateOut:
     return CandidateOut(
         institution_id=c.institution.id, name=c.institution.name, level=c.institution.level, kind=c.institution.kind,
         same_area=c.same_area, free_reserved_slots=c.free_reserved_slots, free_reserved_beds=c.free_reserved_beds,
-        sessions=[SessionOptionOut(**vars(s)) for s in c.sessions], wards=[WardOptionOut(**vars(w)) for w in c.wards])
+        sessions=c.sessions, wards=[WardOptionOut(**vars(w)) for w in c.wards])
 
 
 @router.get("/referral-routing", response_model=RoutingOut)
@@ -181,7 +180,7 @@ def referral_routing(referral_id: int, db: DB, subject: Clinical,
     sessions = routing.session_options(db, ref.from_institution_id, [ref.to_institution_id], spec, days)
     wards = routing.ward_options(db, ref.from_institution_id, [ref.to_institution_id], spec)
     return RoutingOut(specialty=spec, days=days, candidates=[_candidate_out(c) for c in found],
-                      sessions=[SessionOptionOut(**vars(s)) for s in sessions],
+                      sessions=sessions,
                       wards=[WardOptionOut(**vars(w)) for w in wards])
 
 

@@ -33,7 +33,7 @@ from yilianti.patients import service as patients
 from yilianti.patients.repository import patients_by_id as patient_rows_by_id
 from yilianti.referral import flows, repository, routing, service, states
 from yilianti.referral.api import apply_move
-from yilianti.referral.schemas import ReferralIn
+from yilianti.referral.schemas import ReferralIn, SessionOptionOut
 from yilianti.referral.states import FINAL, REJECT_LABELS, Side, Status
 from yilianti.scheduling import repository as sched_repo
 from yilianti.transfer import repository as transfer_repo
@@ -245,7 +245,7 @@ def _detail_context(db: Session, subject: Subject, referral_id: int) -> dict[str
     tasks = repository.follow_up_tasks_of(db, ref.id)
     dept = kit.get(db, Department, ref.to_department_id) if ref.to_department_id else None
     spec = routing.referral_specialty(db, ref.to_department_id)
-    slot_options: list[routing.SessionOption] = []
+    slot_options: list[SessionOptionOut] = []
     ward_options: list[routing.WardOption] = []
     candidates: list[routing.Candidate] = []
     if Status.scheduled in moves:

@@ -17,7 +17,7 @@ other alliances never count. Read-only: booking is in `flows.py`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
@@ -28,19 +28,7 @@ from yilianti.kit import clock
 from yilianti.models.alliance import Alliance, Department, Institution, MemberRole, Membership
 from yilianti.models.patient import Patient
 from yilianti.models.scheduling import ClinicSession, Pool, Schedule, SessionStatus, Slot, Ward
-
-
-@dataclass
-class SessionOption:
-    session_id: int
-    institution_id: int
-    schedule_name: str
-    department: str | None
-    specialty: str | None
-    starts_at: datetime
-    ends_at: datetime
-    free_reserved: int
-    free_public: int
+from yilianti.referral.schemas import SessionOptionOut
 
 
 @dataclass
@@ -59,7 +47,7 @@ class Candidate:
     free_reserved_slots: int = 0
     free_reserved_beds: int = 0
     same_area: str | None = None  # "county" | "city" | None
-    sessions: list[SessionOption] = field(default_factory=list)
+    sessions: list[SessionOptionOut] = field(default_factory=list)
     wards: list[WardOption] = field(default_factory=list)
 
 
@@ -96,7 +84,7 @@ def _matches_ward(spec: str) -> ColumnElement[bool]:
 
 
 def session_options(db: Session, origin_id: int, institution_ids: list[int], specialty: str | None,
-                    days: int | None = None, reserve_alliances: list[int] | None = None) -> list[SessionOption]:
+                    days: int | None = None, reserve_alliances: list[int] | None = None) -> list[SessionOptionOut]:
     """Bookable sessions (not started, open) at these sites in the next `days` days, with the free
     reserved slots the origin may use and the free public slots."""
     if not institution_ids:
@@ -123,7 +111,9 @@ def session_options(db: Session, origin_id: int, institution_ids: list[int], spe
             .order_by(ClinicSession.starts_at, ClinicSession.id))
     if specialty:
         stmt = stmt.where(_matches_schedule(specialty))
-    return [SessionOption(r[0], r[1], r[2], r[3], r[4], r[5], r[6], int(r[7] or 0), int(r[8] or 0))
+    return [SessionOptionOut(session_id=r[0], institution_id=r[1], schedule_name=r[2], department=r[3],
+                             specialty=r[4], starts_at=r[5], ends_at=r[6], free_reserved=int(r[7] or 0),
+                             free_public=int(r[8] or 0))
             for r in db.execute(stmt)]
 
 

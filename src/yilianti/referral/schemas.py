@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from yilianti.kit.schemas import HistoryOut
 from yilianti.referral.states import Status
 
 ICD10 = re.compile(r"^[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$")
@@ -64,16 +65,6 @@ class ReferralIn(BaseModel):
         if len(value) < 2:
             raise ValueError("请填写转诊原因")
         return value
-
-
-class HistoryOut(BaseModel):
-    at: datetime
-    user_id: int | None
-    acting_institution_id: int | None
-    from_status: str | None
-    to_status: str
-    reason: str | None
-    detail: dict[str, Any] | None
 
 
 class ReferralOut(BaseModel):
