@@ -35,11 +35,31 @@ os.environ["YILIANTI_AUTH_CACHE_SECONDS"] = "0"
 # a password per user (auth/security.py; production refuses this setting)
 os.environ["YILIANTI_PASSWORD_HASH_COST"] = "minimal"
 
+import functools  # noqa: E402
+
+import httpx  # noqa: E402
+
 from yilianti import db as dbmod  # noqa: E402
 from yilianti.config import normalise_db_url  # noqa: E402
 from yilianti.migrate import upgrade  # noqa: E402
 
 BACKEND = os.environ.get("YILIANTI_TEST_BACKEND", "sqlite")
+
+
+def _patient(call):  # type: ignore[no-untyped-def]
+    """httpx's module-level calls wait 30 s, not 5, for a live test server: on a loaded 2-core machine (xdist
+    workers, a first request that prepares the hot paths' statements) 5 s timed out now and then."""
+
+    @functools.wraps(call)
+    def wrapped(*args, **kwargs):  # type: ignore[no-untyped-def]
+        kwargs.setdefault("timeout", 30.0)
+        return call(*args, **kwargs)
+
+    return wrapped
+
+
+for _name in ("request", "get", "post", "put", "patch", "delete"):
+    setattr(httpx, _name, _patient(getattr(httpx, _name)))
 
 
 def _pg_admin_url() -> str:
