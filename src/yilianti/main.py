@@ -67,11 +67,11 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         yield
         if runner is not None:
             runner.stop()
-        from yilianti import fastdb
         from yilianti.audit import batch
+        from yilianti.fastdb import pool as fastpool
 
         await batch.stop()  # queued read audits are written before the pool closes
-        await fastdb.dispose()
+        await fastpool.dispose()
 
     app = FastAPIOffline(
         title="Yilianti 医联体协同平台 API",

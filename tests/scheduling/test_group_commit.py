@@ -20,9 +20,10 @@ from sqlalchemy import func, select
 from tests import builders as b
 from tests.live import live_server
 from tests.scheduling.helpers import world
-from yilianti import fastdb
 from yilianti.audit import batch as audit_batch
 from yilianti.config import get_settings
+from yilianti.fastdb import group as fastgroup
+from yilianti.fastdb import pool as fastpool
 from yilianti.models import AuditEvent, Booking, Slot
 from yilianti.scheduling import fastpath, service
 from yilianti.scheduling.schemas import BookingIn
@@ -49,15 +50,15 @@ def _drive(asks: list[tuple[Any, int, int]], monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(fastpath._Booker, "_execute", staticmethod(counted))
 
     async def main() -> list[Any]:
-        fastdb._groups[fastpath._Booker] = (asyncio.get_running_loop(), fastpath._Booker(lanes=1))
+        fastgroup._groups[fastpath._Booker] = (asyncio.get_running_loop(), fastpath._Booker(lanes=1))
         try:
             return await asyncio.gather(*(
                 fastpath._statement(subject, BookingIn(session_id=session, patient_id=patient), "10.0.0.9")
                 for subject, session, patient in asks), return_exceptions=True)
         finally:
             await audit_batch.stop()
-            await fastdb.dispose()
-            fastdb._groups.pop(fastpath._Booker, None)
+            await fastpool.dispose()
+            fastgroup._groups.pop(fastpath._Booker, None)
 
     return asyncio.run(main()), sizes
 
@@ -188,10 +189,10 @@ def test_a_booking_that_waited_too_long_is_busy_and_not_booked(live, monkeypatch
             return await asyncio.gather(booker.submit(ask(p[0]), since=long_ago), booker.submit(ask(p[1])),
                                         return_exceptions=True)
         finally:
-            await fastdb.dispose()
+            await fastpool.dispose()
 
     stale, fresh = asyncio.run(main())
-    assert isinstance(stale, fastdb.Busy) and stale.status == 503
+    assert isinstance(stale, fastpool.Busy) and stale.status == 503
     assert fresh["id"] is not None and fresh["seq"] == 1
     with factory() as db:
         assert db.scalars(select(Booking.patient_id).where(Booking.session_id == session_id)).all() == [p[1]]

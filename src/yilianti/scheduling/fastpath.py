@@ -60,18 +60,10 @@ from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError, Forbidden
-from yilianti.fastdb import (
-    Busy,
-    FastRoute,
-    GroupCommit,
-    _sync,
-    client_ip,
-    dispose,
-    group,
-    on_postgresql,
-    route_subject,
-    subject_of,
-)
+from yilianti.fastdb.group import GroupCommit, group
+from yilianti.fastdb.pool import Busy, dispose, on_postgresql
+from yilianti.fastdb.route import FastRoute, _sync
+from yilianti.fastdb.subject import client_ip, route_subject, subject_of
 from yilianti.kit import clock
 from yilianti.kit.sqlcompile import Params, column, sql
 from yilianti.models.scheduling import BookingStatus, ClinicSession, Pool, SessionStatus
