@@ -54,7 +54,7 @@ from yilianti.models.outbox import OutboxMessage
 from yilianti.models.patient import GrantKind
 from yilianti.models.workforce import PracticeSite, Practitioner, Title
 from yilianti.notifications.service import notify
-from yilianti.scheduling.service import share_alliance
+from yilianti.scheduling.rules import share_alliance
 
 ACTING_ROLES = ("doctor", "nurse", "coordinator")
 ASSIGNER_ROLES = ("coordinator",)
