@@ -197,7 +197,7 @@ def _case_context(db: Session, subject: Subject, consultation_id: int) -> dict[s
 
 def _reports(db: Session, order_ids: list[int]) -> dict[int, Any]:
     """Final reports of the linked orders (the lead hospital's report and advice for cloud outpatient)."""
-    from yilianti.diagnostics import workflow
+    from yilianti.diagnostics.orders import workflow
 
     return {oid: rep for oid in order_ids if (rep := workflow.report_of(db, oid)) is not None}
 

@@ -368,7 +368,7 @@ def order_exam(db: Session, subject: Subject, consultation_id: int, item_id: int
                clinical_question: str | None = None) -> DiagnosticOrder:
     """Cloud outpatient (云门诊): with the patient present, the requesting doctor orders an examination
     read by the consulted institution's centre through the diagnostics workflow; the case links it."""
-    from yilianti.diagnostics import workflow
+    from yilianti.diagnostics.orders import workflow
     from yilianti.models.diagnostics import DiagnosticItem
 
     c, side = get(db, subject, consultation_id)
@@ -391,7 +391,7 @@ def order_exam(db: Session, subject: Subject, consultation_id: int, item_id: int
 
 def orderable_items(db: Session, c: Consultation) -> list[Any]:
     """Items of the consulted centre the requesting site can order (has a price for)."""
-    from yilianti.diagnostics import workflow
+    from yilianti.diagnostics.orders import workflow
 
     return [r for r in workflow.orderable(db, c.requesting_institution_id)
             if r.item.reading_centre_institution_id == c.consulted_institution_id]

@@ -29,7 +29,7 @@ from yilianti.authz.subject import Subject
 from yilianti.consultation import joint, service
 from yilianti.consultation.schemas import AssignIn, CloseOutIn, ConsultationIn, MessageIn, OpinionIn
 from yilianti.demo import loader
-from yilianti.diagnostics import workflow
+from yilianti.diagnostics.orders import workflow
 from yilianti.kit import clock
 from yilianti.models.alliance import Department, Institution
 from yilianti.models.audit import AuditEvent
@@ -101,7 +101,7 @@ def _waveform(db: Session, doctor: Subject, order: DiagnosticOrder) -> None:
     try:
         import pydicom
 
-        from yilianti.diagnostics import ecg
+        from yilianti.diagnostics.ecg import service as ecg
     except ImportError:  # pragma: no cover - the ECG module is optional for this demo
         return
     path = Path(pydicom.data.__file__).parent / "test_files" / "waveform_ecg.dcm"

@@ -508,7 +508,7 @@ def sign(db: Session, subject: Subject, order_id: int, *, findings: str | None, 
         report.status = "final"
         order = transition(db, subject, order_id, Status.final, expected_status=Status.claimed)
     if report.critical:
-        from yilianti.diagnostics import critical as critical_values
+        from yilianti.diagnostics.reading import critical as critical_values
 
         critical_values.raise_for_report(db, order, report)
     db.flush()

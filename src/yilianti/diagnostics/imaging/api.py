@@ -12,7 +12,7 @@ from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from yilianti.auth.deps import DB, Clinical
-from yilianti.diagnostics import imaging
+from yilianti.diagnostics.imaging import service as imaging
 
 router = APIRouter(prefix="/api/v1/diagnostics", tags=["diagnostics imaging"])
 
