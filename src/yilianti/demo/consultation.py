@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from yilianti.audit import service as audit
 from yilianti.auth import service as auth_service
 from yilianti.authz.subject import Subject
-from yilianti.consultation import joint, service
+from yilianti.consultation import flows, joint, service
 from yilianti.consultation.schemas import AssignIn, CloseOutIn, ConsultationIn, MessageIn, OpinionIn
 from yilianti.demo import loader
 from yilianti.diagnostics.orders import workflow
@@ -161,7 +161,7 @@ def load(db: Session) -> None:
                 outcome="recommend_referral", text="难治性喘息，建议转诊至我院儿童呼吸科门诊，完善肺功能、"
                                                    "呼出气一氧化氮和支气管镜评估。"))
         with clock.frozen(clock.now() - timedelta(hours=2)):
-            service.convert_to_referral(db, doctor, b.id)
+            flows.convert_to_referral(db, doctor, b.id)
 
     # case C: a pool request, assigned by the case assigner, waiting for the expert
     with clock.frozen(clock.now() - timedelta(hours=3)):
