@@ -3,7 +3,7 @@ window/level maths and forwarding to Orthanc.
 
 - Upload (`ingest_upload`): several files or a zip, each checked like a C-STORE instance: a DICOM
   Part 10 file with Study/SOP Instance UIDs, written where the C-STORE receiver writes
-  (`dicom_receiver.instance_path`) and linked by `ingest.ingest_dicom` (AccessionNumber → order,
+  (`receivers.dicom.instance_path`) and linked by `ingest.ingest_dicom` (AccessionNumber → order,
   else quarantine). Anything that is not DICOM is kept under `dicom/rejected/` with a `rejected`
   InboundMessage — nothing received is silently dropped.
 - Viewer (`frame`): one frame as a compact binary answer — a 4-byte little-endian length, an ASCII

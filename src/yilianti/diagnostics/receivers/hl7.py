@@ -2,7 +2,7 @@
 
 Each framed block is decoded as UTF-8, stored in its own DB transaction (in a worker thread, so
 several connections are served concurrently) and acknowledged AA / AE / AR (ingest.process_hl7).
-This is the reference receiver and the one used on SQLite; on PostgreSQL `receivers.start_all`
+This is the reference receiver and the one used on SQLite; on PostgreSQL `start.start_all`
 starts the lean one (hl7_fast.py: one statement per message, batched commits, same ACKs and rows)
 unless YILIANTI_HL7_FAST_PATH=0.
 """
