@@ -114,7 +114,7 @@ class Ours:
         self.run_no = 0
 
     def start(self) -> int:
-        from yilianti.diagnostics.dicom_receiver import DicomReceiver
+        from yilianti.diagnostics.receivers.dicom import DicomReceiver
 
         self.run_no += 1
         self.rx = DicomReceiver(self.factory, "127.0.0.1", free_port(), "YILIANTI",

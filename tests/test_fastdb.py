@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 
-from yilianti.fastdb import Busy, FastRoute
+from yilianti.fastdb.pool import Busy
+from yilianti.fastdb.route import FastRoute
 
 
 class _NoConnection(FastRoute):

@@ -69,7 +69,7 @@ def test_the_check_sees_queries() -> None:
 
 def test_there_are_route_modules_to_check() -> None:
     names = {str(p.relative_to(SRC)) for p in route_modules()}
-    assert {"web/pages.py", "recognition/pages.py", "diagnostics/workflow_api.py", "referral/api.py"} <= names
+    assert {"web/pages.py", "recognition/pages.py", "diagnostics/orders/api.py", "referral/api.py"} <= names
     assert not any(n.endswith("fastpath.py") for n in names)
 
 

@@ -145,7 +145,7 @@ def cmd_demo(_args: argparse.Namespace) -> int:
     accounts = _load_demo()
     print(f"Yilianti demo: http://{settings.host}:{settings.port}/  (API docs: /api/docs)")
     _print_accounts(accounts)
-    from yilianti.diagnostics.receivers import start_all
+    from yilianti.diagnostics.receivers.start import start_all
 
     receivers = start_all(settings)
     try:
@@ -156,7 +156,7 @@ def cmd_demo(_args: argparse.Namespace) -> int:
 
 def cmd_worker(_args: argparse.Namespace) -> int:
     from yilianti.db import session_factory
-    from yilianti.diagnostics.receivers import start_all
+    from yilianti.diagnostics.receivers.start import start_all
     from yilianti.worker.runner import JobRunner
 
     runner = JobRunner(session_factory())

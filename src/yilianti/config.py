@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     dicom_ae_title: str = "YILIANTI"
     dicom_allowed_aes: str = ""
     hl7_port: int = 2575
-    # on PostgreSQL: the lean ingest path (diagnostics/hl7_fast.py), its receiver processes sharing the
+    # on PostgreSQL: the lean ingest path (diagnostics/receivers/hl7_fast.py), its receiver processes sharing the
     # port (SO_REUSEPORT) and asyncpg writer connections per process (batched commits)
     hl7_fast_path: bool = True
     hl7_processes: int = 1

@@ -31,21 +31,26 @@ log = logging.getLogger("yilianti")
 def discover_routers() -> list[APIRouter]:
     """Every domain folder may have `pages.py` and `api.py` exposing `router`.
 
-    A domain with several parts (diagnostics: workflow, imaging viewer, ECG) may split them
-    into `<part>_api.py` / `<part>_pages.py` modules; those are picked up too.
+    A domain with several parts may split them into `<part>_api.py` / `<part>_pages.py` modules
+    (consultation: joint wards) or into subpackages with their own `api.py` / `pages.py`
+    (diagnostics: orders, imaging, ECG); those are picked up too, in name order.
     """
     routers = []
     for mod in sorted(pkgutil.iter_modules(yilianti.__path__), key=lambda m: m.name):
-        if not mod.ispkg:
-            continue
-        package = importlib.import_module(f"yilianti.{mod.name}")
-        parts = sorted(
-            sub.name for sub in pkgutil.iter_modules(package.__path__)
-            if sub.name in ("api", "pages") or sub.name.endswith(("_api", "_pages"))
-        )
-        for part in parts:
-            module = importlib.import_module(f"yilianti.{mod.name}.{part}")
-            router = getattr(module, "router", None)
+        if mod.ispkg:
+            routers.extend(_routers_of(f"yilianti.{mod.name}"))
+    return routers
+
+
+def _routers_of(name: str) -> list[APIRouter]:
+    """The routers of one package and of its subpackages, by module name (a subpackage as its name)."""
+    routers = []
+    package = importlib.import_module(name)
+    for sub in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if sub.ispkg:
+            routers.extend(_routers_of(f"{name}.{sub.name}"))
+        elif sub.name in ("api", "pages") or sub.name.endswith(("_api", "_pages")):
+            router = getattr(importlib.import_module(f"{name}.{sub.name}"), "router", None)
             if isinstance(router, APIRouter):
                 routers.append(router)
     return routers
@@ -67,11 +72,11 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         yield
         if runner is not None:
             runner.stop()
-        from yilianti import fastdb
         from yilianti.audit import batch
+        from yilianti.fastdb import pool as fastpool
 
         await batch.stop()  # queued read audits are written before the pool closes
-        await fastdb.dispose()
+        await fastpool.dispose()
 
     app = FastAPIOffline(
         title="Yilianti 医联体协同平台 API",

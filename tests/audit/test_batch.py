@@ -11,10 +11,10 @@ from sqlalchemy.orm import sessionmaker
 
 from tests import builders as b
 from yilianti import db as dbmod
-from yilianti import fastdb
 from yilianti.audit import batch
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
+from yilianti.fastdb import pool as fastpool
 from yilianti.migrate import upgrade
 from yilianti.models import AuditEvent
 
@@ -64,7 +64,7 @@ def test_queued_reads_are_written_within_the_flush_interval_and_at_shutdown(pg):
         batch.read(subject, "referral", 9, patient_id=9, basis="grant")
         await batch.stop()  # shutdown: what is still queued is written
         at_shutdown = _reads(pg)
-        await fastdb.dispose()
+        await fastpool.dispose()
         return by_flusher, at_shutdown
 
     by_flusher, at_shutdown = asyncio.run(scenario())
@@ -78,18 +78,18 @@ def test_a_failed_write_keeps_the_rows_for_the_next_flush(pg, monkeypatch):  # t
 
     async def scenario() -> int:
         batch.read(subject, "record", 1, patient_id=1, basis="own")
-        real = fastdb.pool
+        real = fastpool.pool
 
         async def broken() -> None:
             raise OSError("database unreachable")
 
-        monkeypatch.setattr(fastdb, "pool", broken)
+        monkeypatch.setattr(fastpool, "pool", broken)
         with pytest.raises(OSError):
             await batch.flush()
         kept = batch.pending()
-        monkeypatch.setattr(fastdb, "pool", real)
+        monkeypatch.setattr(fastpool, "pool", real)
         await batch.stop()
-        await fastdb.dispose()
+        await fastpool.dispose()
         return kept
 
     assert asyncio.run(scenario()) == 1

@@ -22,7 +22,7 @@ from yilianti.kit.sqlcompile import Params, sql
 from yilianti.models.alliance import Membership
 from yilianti.models.patient import AccessGrant, CareRelationship, Consent, Patient
 from yilianti.models.scheduling import Booking, ClinicSession, Schedule, Slot
-from yilianti.scheduling import service as scheduling
+from yilianti.scheduling import rules
 
 CARE = ("none", "active", "ended")
 GRANT = ("none", "valid", "expired", "revoked", "other_user", "break_glass", "no_shared")
@@ -174,9 +174,9 @@ def test_membership_in_force_is_one_clause(db: Session, world: dict[str, Any]) -
     assert {m.id for m in rows if m.is_current(today)} == in_force
     assert len(rows) == 3 and len(in_force) == 1  # the current alliance; not the one left today, not the future one
     other = world["other"].id
-    assert scheduling.share_alliance(db, site, other)
+    assert rules.share_alliance(db, site, other)
     for key in ("left_alliance", "future_alliance"):
         alone = b.institution(db)
         db.add(Membership(alliance_id=world["alliances"][key].id, institution_id=alone.id, role="member"))
         db.flush()
-        assert not scheduling.share_alliance(db, site, alone.id), key
+        assert not rules.share_alliance(db, site, alone.id), key

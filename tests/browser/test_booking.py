@@ -5,14 +5,14 @@ from __future__ import annotations
 from tests import builders as b
 from tests.browser.conftest import login
 from tests.scheduling.helpers import world
-from yilianti.scheduling import service
+from yilianti.scheduling import booking
 from yilianti.scheduling.schemas import BookingIn
 
 
 def _seed(db):  # type: ignore[no-untyped-def]
     w = world(db, capacity=6)  # 2 reserved for grassroots members, 4 public
     early = b.patient(db, w.comm_doc2, name="李早到", resident_id=b.resident_id(seq=3))
-    service.book(db, w.comm_doc2, BookingIn(session_id=w.session.id, patient_id=early.id, pool="reserved"))
+    booking.book(db, w.comm_doc2, BookingIn(session_id=w.session.id, patient_id=early.id, pool="reserved"))
     b.patient(db, w.comm_doc, name="王小虎", resident_id=b.resident_id(seq=5))
     return {"session": w.session.id, "doc1": w.comm_doc.username, "doc2": w.comm_doc2.username}
 

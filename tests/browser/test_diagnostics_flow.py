@@ -7,7 +7,7 @@ from __future__ import annotations
 from tests import builders as b
 from tests.browser.conftest import login
 from tests.diagnostics.helpers import dx_world
-from yilianti.diagnostics import workflow
+from yilianti.diagnostics.orders import workflow
 from yilianti.models.diagnostics import DiagnosticOrder
 
 

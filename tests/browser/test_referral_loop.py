@@ -13,7 +13,7 @@ from datetime import time, timedelta
 from tests import builders as b
 from tests.browser.conftest import login
 from yilianti.kit import clock
-from yilianti.scheduling import service as scheduling
+from yilianti.scheduling import booking, schedules
 from yilianti.scheduling.schemas import ScheduleIn, TemplateIn
 
 
@@ -23,14 +23,14 @@ def _seed(db):  # type: ignore[no-untyped-def]
     alliance = b.alliance(db, (lead, "lead"), (comm, "member"), name="天津市儿科医疗联合体")
     expert = b.practitioner(db, lead, "刘呼吸", "主任医师")
     coord = b.subject_for(db, b.user(db, lead, "coordinator"))
-    schedule = scheduling.create_schedule(db, coord, ScheduleIn(
+    schedule = schedules.create_schedule(db, coord, ScheduleIn(
         institution_id=lead.id, kind="practitioner", name="刘呼吸 专家门诊", practitioner_id=expert.id,
         specialty="儿童呼吸", location="门诊楼2层 呼吸专家诊区", reserve_alliance_id=alliance.id))
     day = clock.today_local() + timedelta(days=3)
-    scheduling.add_template(db, coord, schedule.id, TemplateIn(
+    schedules.add_template(db, coord, schedule.id, TemplateIn(
         weekday=day.isoweekday(), start_time=time(8, 0), end_time=time(11, 30), capacity=10))
-    assert scheduling.generate_sessions(db, coord, schedule.id, day, day) == 1
-    session = scheduling.upcoming_sessions(db, schedule_id=schedule.id, start=day, days=1)[0][0]
+    assert schedules.generate_sessions(db, coord, schedule.id, day, day) == 1
+    session = booking.upcoming_sessions(db, schedule_id=schedule.id, start=day, days=1)[0][0]
     comm_doc = b.user(db, comm, "doctor", username="taoyuan-doc")
     b.user(db, lead, "doctor", username="tjch-specialist")
     b.patient(db, b.subject_for(db, comm_doc), name="赵乐乐", resident_id=b.resident_id(region="120103", seq=7))
@@ -159,14 +159,14 @@ def _seed_routing(db):  # type: ignore[no-untyped-def]
     alliance = b.alliance(db, (lead, "lead"), (second, "member"), (comm, "member"), name="北辰区儿科医联体")
     coord = b.subject_for(db, b.user(db, lead, "coordinator"))
     dept = b.department(db, lead, "儿童呼吸科")
-    schedule = scheduling.create_schedule(db, coord, ScheduleIn(
+    schedule = schedules.create_schedule(db, coord, ScheduleIn(
         institution_id=lead.id, kind="clinic", name="儿童呼吸 普通门诊", department_id=dept.id,
         specialty="儿童呼吸", location="门诊楼1层", reserve_alliance_id=alliance.id))
     day = clock.today_local() + timedelta(days=2)
-    scheduling.add_template(db, coord, schedule.id, TemplateIn(
+    schedules.add_template(db, coord, schedule.id, TemplateIn(
         weekday=day.isoweekday(), start_time=time(8, 0), end_time=time(11, 0), capacity=10))
-    assert scheduling.generate_sessions(db, coord, schedule.id, day, day) == 1
-    session = scheduling.upcoming_sessions(db, schedule_id=schedule.id, start=day, days=1)[0][0]
+    assert schedules.generate_sessions(db, coord, schedule.id, day, day) == 1
+    session = booking.upcoming_sessions(db, schedule_id=schedule.id, start=day, days=1)[0][0]
     comm_doc = b.user(db, comm, "doctor", username="guoyuan-doc")
     b.user(db, lead, "doctor", username="beichen-specialist")
     b.patient(db, b.subject_for(db, comm_doc), name="钱多多", resident_id=b.resident_id(region="120113", seq=9))

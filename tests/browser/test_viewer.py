@@ -18,8 +18,8 @@ from pydicom.uid import generate_uid
 from tests import builders as b
 from tests.browser.conftest import login
 from tests.diagnostics.media_helpers import order_setup, sample
-from yilianti.diagnostics import ecg
-from yilianti.diagnostics.imaging import window_level
+from yilianti.diagnostics.ecg import service as ecg
+from yilianti.diagnostics.imaging.service import window_level
 
 
 def _slices(tmp_path, accession: str) -> list[str]:  # type: ignore[no-untyped-def]

@@ -11,7 +11,7 @@ from sqlalchemy.orm import sessionmaker
 
 from tests.consultation.helpers import answered, world
 from yilianti import db as dbmod
-from yilianti.consultation import service
+from yilianti.consultation import flows
 from yilianti.exceptions import Conflict
 from yilianti.migrate import upgrade
 from yilianti.models.consultation import ConsultationHistory
@@ -44,7 +44,7 @@ def test_ten_concurrent_conversions_make_one_referral(committed):  # type: ignor
         barrier.wait()
         with committed() as db:
             try:
-                service.convert_to_referral(db, doc, case_id)
+                flows.convert_to_referral(db, doc, case_id)
                 db.commit()
                 result = "ok"
             except Conflict as exc:

@@ -110,7 +110,7 @@ def test_api_refuses_bad_input_with_clear_messages(db: Session, client: TestClie
 
 
 def test_report_counts_answered_avoided_and_converted(db: Session, client: TestClient) -> None:
-    from yilianti.consultation import repository, service
+    from yilianti.consultation import flows, repository, service
     from yilianti.consultation.schemas import CloseOutIn
 
     w = world(db)
@@ -120,7 +120,7 @@ def test_report_counts_answered_avoided_and_converted(db: Session, client: TestC
     with clock.frozen(now + timedelta(hours=1)):
         service.close_out(db, w.comm_doc, first.id, CloseOutIn(rating=5, action_taken="社区随访", avoided_referral=True))
         second = answered(db, w, outcome="recommend_referral")
-        service.convert_to_referral(db, w.comm_doc, second.id)
+        flows.convert_to_referral(db, w.comm_doc, second.id)
         late = service.request(db, w.comm_doc, __import__("tests.consultation.helpers", fromlist=["x"]).request_data(
             w, expert_practitioner_ids=[w.expert.id], urgency="emergency"))
     from yilianti.consultation.schemas import OpinionIn
@@ -145,7 +145,7 @@ def test_report_counts_answered_avoided_and_converted(db: Session, client: TestC
 
 def test_uploaded_file_reaches_the_expert_and_the_referral(db: Session, client: TestClient) -> None:
     from yilianti.attachments import service as attachments
-    from yilianti.consultation import service
+    from yilianti.consultation import flows
 
     w = world(db)
     c = answered(db, w, outcome="recommend_referral")
@@ -164,6 +164,6 @@ def test_uploaded_file_reaches_the_expert_and_the_referral(db: Session, client: 
     b.login(client, w.expert_doc.username)
     got = client.get(f"/consultations/{c.id}/attachments/{att.id}")
     assert got.status_code == 200 and got.content == pdf
-    _, ref = service.convert_to_referral(db, w.comm_doc, c.id)
+    _, ref = flows.convert_to_referral(db, w.comm_doc, c.id)
     [copied] = attachments.list_for(db, "referral", ref.id)
     assert copied.sha256 == att.sha256 and "心电图报告.pdf" in (ref.summary["key_results"] or "")

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from tests import builders as b
 from tests.consultation.helpers import answered, ecg_order, request_data, requested, world
 from yilianti.authz import policy
-from yilianti.consultation import service
+from yilianti.consultation import flows, service
 from yilianti.consultation.schemas import AssignIn, CloseOutIn, MessageIn, OpinionIn
 from yilianti.consultation.states import Side
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
@@ -119,8 +119,8 @@ def test_conversion_carries_content_and_leaves_case_converted(db: Session) -> No
     c = answered(db, w, outcome="recommend_referral", order_ids=[ecg.id])
     assert policy.decide(db, w.expert_doc, w.patient.id) is not None
     with pytest.raises(Forbidden):
-        service.convert_to_referral(db, w.expert_doc, c.id)
-    c, ref = service.convert_to_referral(db, w.comm_doc, c.id)
+        flows.convert_to_referral(db, w.expert_doc, c.id)
+    c, ref = flows.convert_to_referral(db, w.comm_doc, c.id)
     assert c.status == "converted" and c.referral_id == ref.id
     ref = db.get(Referral, ref.id)
     assert ref is not None and (ref.direction, ref.status, ref.patient_id) == ("up", "submitted", w.patient.id)
@@ -132,7 +132,7 @@ def test_conversion_carries_content_and_leaves_case_converted(db: Session) -> No
     grants = db.scalars(select(AccessGrant).where(AccessGrant.patient_id == w.patient.id)).all()
     assert {(g.source_type, g.revoked_at is None) for g in grants} == {("consultation", False), ("referral", True)}
     with pytest.raises(Conflict):  # converting twice is refused
-        service.convert_to_referral(db, w.comm_doc, c.id)
+        flows.convert_to_referral(db, w.comm_doc, c.id)
     assert db.scalar(select(ConsultationOrder.id).where(ConsultationOrder.consultation_id == c.id)) is not None
 
 
@@ -147,7 +147,7 @@ def test_conversion_is_one_unit_of_work(db: Session) -> None:
         m.left_on = clock.today_local()  # the lead left the alliance meanwhile
     db.flush()
     with pytest.raises(InvalidInput), db.begin_nested():
-        service.convert_to_referral(db, w.comm_doc, c.id)
+        flows.convert_to_referral(db, w.comm_doc, c.id)
     db.expire_all()
     assert service.get(db, w.comm_doc, c.id)[0].status == "answered"
     assert db.scalar(select(Referral.id).where(Referral.patient_id == w.patient.id)) is None

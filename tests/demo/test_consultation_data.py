@@ -29,7 +29,7 @@ def test_done_when_ecg_question_answered_in_time_and_a_second_case_converted(db:
     # A: ECG of the same patient attached, signed by the 天津市儿童医院 expert within the deadline
     [(link, order)] = service.orders(db, a.id)
     assert order.kind == "ecg" and order.patient_id == a.patient_id and link.purpose == "attachment"
-    from yilianti.diagnostics import ecg
+    from yilianti.diagnostics.ecg import service as ecg
 
     rec = ecg.latest(db, order.id)
     assert rec is not None and len(rec.leads) == 12  # a real 12-lead waveform for the viewer

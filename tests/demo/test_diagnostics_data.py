@@ -7,7 +7,8 @@ from sqlalchemy.orm import Session
 
 from yilianti.auth import service as auth_service
 from yilianti.demo import diagnostics as demo
-from yilianti.diagnostics import critical, workflow
+from yilianti.diagnostics.orders import workflow
+from yilianti.diagnostics.reading import critical
 from yilianti.models.alliance import Institution
 from yilianti.models.auth import User
 from yilianti.models.diagnostics import (

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from tests import builders as b
 from yilianti.demo import diagnostics_media as demo
 from yilianti.demo import loader
-from yilianti.diagnostics import imaging
+from yilianti.diagnostics.imaging import service as imaging
 from yilianti.models.diagnostics import DiagnosticOrder, ImagingStudy
 from yilianti.models.diagnostics_media import EcgRecording
 

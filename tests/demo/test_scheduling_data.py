@@ -29,7 +29,8 @@ from yilianti.models.scheduling import (
     ScheduleTemplate,
     Ward,
 )
-from yilianti.scheduling import rolling, service
+from yilianti.scheduling import booking as booking_rules
+from yilianti.scheduling import rolling, sinking
 from yilianti.scheduling.schemas import BookingIn
 
 
@@ -86,13 +87,13 @@ def test_community_doctor_can_book_the_reserved_pool_of_upcoming_lead_sessions(d
     doctor = _subject(db, "chaoyang-community-doctor")
     assert doctor.acting_institution_name == "太阳宫社区卫生服务中心"
     lead = _inst(db, "首都儿科研究所")
-    upcoming = [(s, fr, fp) for s, fr, fp in service.upcoming_sessions(db, institution_id=lead.id, days=28)
+    upcoming = [(s, fr, fp) for s, fr, fp in booking_rules.upcoming_sessions(db, institution_id=lead.id, days=28)
                 if clock.as_utc(s.starts_at) > clock.now()]
     with_reserve = [(s, fr) for s, fr, _ in upcoming if fr > 0]
     assert len(with_reserve) >= 10
     assert any(fr == 1 for _, fr in with_reserve)  # one session keeps exactly one reserved slot (live demo)
     session, _ = with_reserve[0]
-    avail = service.availability(db, doctor, session.id)
+    avail = booking_rules.availability(db, doctor, session.id)
     assert "reserved" in avail.pools and avail.free_reserved > 0
     patient_id = db.scalar(select(Patient.id).join(CareRelationship, CareRelationship.patient_id == Patient.id)
                            .where(CareRelationship.institution_id == doctor.acting_institution_id,
@@ -102,23 +103,23 @@ def test_community_doctor_can_book_the_reserved_pool_of_upcoming_lead_sessions(d
     assert patient_id is not None
     nested = db.begin_nested()
     try:
-        booking = service.book(db, doctor, BookingIn(session_id=session.id, patient_id=patient_id))
+        booking = booking_rules.book(db, doctor, BookingIn(session_id=session.id, patient_id=patient_id))
         assert booking.pool == "reserved"
-        assert service.availability(db, doctor, session.id).free_reserved == avail.free_reserved - 1
+        assert booking_rules.availability(db, doctor, session.id).free_reserved == avail.free_reserved - 1
     finally:
         nested.rollback()
 
 
 def test_sinking_ratio_comes_from_real_bookings(db: Session) -> None:
     today = clock.today_local()
-    months = service.sinking_by_month(db, _alliance(db, "chaoyang-pediatric").id,
+    months = sinking.sinking_by_month(db, _alliance(db, "chaoyang-pediatric").id,
                                       today - timedelta(days=60), today - timedelta(days=1))
     assert len(months) >= 2
     for m in months:
         assert m.sinking_ratio is not None and abs(m.sinking_ratio - 1 / 3) < 0.01
         assert m.reserve_use is not None and 0 < m.reserve_use <= 1 and m.member_booked > 0
     for key in ("tianjin-pediatric", "xianghe-county"):
-        figures = service.sinking_by_month(db, _alliance(db, key).id, today - timedelta(days=60), today)
+        figures = sinking.sinking_by_month(db, _alliance(db, key).id, today - timedelta(days=60), today)
         assert figures and all(f.reserved_booked > 0 for f in figures)
 
 

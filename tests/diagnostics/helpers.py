@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from tests import builders as b
 from yilianti.authz.subject import Subject
-from yilianti.diagnostics import workflow
+from yilianti.diagnostics.orders import workflow
 from yilianti.models.alliance import Institution
 from yilianti.models.diagnostics import DiagnosticItem, DiagnosticOrder, ItemPrice
 from yilianti.models.patient import Patient

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests import builders as b
 from tests.diagnostics.helpers import dx_world, received
-from yilianti.diagnostics import workflow
+from yilianti.diagnostics.orders import workflow
 from yilianti.exceptions import Conflict
 from yilianti.models.diagnostics import DiagnosticOrder, DiagnosticOrderHistory
 

@@ -9,7 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.diagnostics.helpers import dx_world, ordered, received
-from yilianti.diagnostics import critical, service, workflow
+from yilianti.diagnostics.orders import workflow
+from yilianti.diagnostics.reading import critical
+from yilianti.diagnostics.receivers import ingest
 from yilianti.exceptions import Conflict, NotFound
 from yilianti.kit import clock
 from yilianti.models.diagnostics import CriticalValue, InboundMessage, LabObservation
@@ -76,7 +78,7 @@ def _rid(db: Session, patient_id: int) -> str:
 def test_hl7_hh_flag_raises_a_critical_value_and_final_results(db: Session) -> None:
     w = dx_world(db)
     order = ordered(db, w, item=w.tsh)
-    outcome = service.ingest_hl7(db, HL7.format(cid="C1", rid=_rid(db, w.patient.id), acc=order.accession_number))
+    outcome = ingest.ingest_hl7(db, HL7.format(cid="C1", rid=_rid(db, w.patient.id), acc=order.accession_number))
     assert outcome.code == "AA"
     assert order.status == "final" and order.reported_at is not None
     cvs = db.scalars(select(CriticalValue).where(CriticalValue.order_id == order.id)).all()
@@ -87,27 +89,27 @@ def test_hl7_hh_flag_raises_a_critical_value_and_final_results(db: Session) -> N
 def test_unknown_accession_is_quarantined_with_the_suggested_patient_and_resolved_in_one_click(db: Session) -> None:
     w = dx_world(db)
     order = ordered(db, w, item=w.tsh)
-    outcome = service.ingest_hl7(db, HL7.format(cid="C2", rid=_rid(db, w.patient.id), acc="LIS-99999"))
+    outcome = ingest.ingest_hl7(db, HL7.format(cid="C2", rid=_rid(db, w.patient.id), acc="LIS-99999"))
     assert outcome.code == "AE"
     inbound = db.get(InboundMessage, outcome.inbound_id)
     assert inbound is not None and inbound.status == "quarantined"
     assert inbound.suggested_patient_id == w.patient.id and inbound.patient_identifier
-    assert [o.id for o in service.candidate_orders(db, w.reader, inbound)] == [order.id]
-    service.resolve(db, w.reader, inbound.id, order.id)
+    assert [o.id for o in ingest.candidate_orders(db, w.reader, inbound)] == [order.id]
+    ingest.resolve(db, w.reader, inbound.id, order.id)
     assert inbound.status == "resolved" and inbound.order_id == order.id
     assert inbound.resolved_by_user_id == w.reader.user_id
     assert len(db.scalars(select(LabObservation).where(LabObservation.order_id == order.id)).all()) == 2
     assert order.status == "final"
     with pytest.raises(Conflict):
-        service.resolve(db, w.reader, inbound.id, order.id)
+        ingest.resolve(db, w.reader, inbound.id, order.id)
 
 
 def test_quarantined_message_can_be_rejected_by_a_person(db: Session) -> None:
     w = dx_world(db)
-    outcome = service.ingest_hl7(db, HL7.format(cid="C3", rid="110105190001010000", acc="NOPE"))
+    outcome = ingest.ingest_hl7(db, HL7.format(cid="C3", rid="110105190001010000", acc="NOPE"))
     inbound = db.get(InboundMessage, outcome.inbound_id)
     assert inbound is not None and inbound.suggested_patient_id is None
-    service.reject_inbound(db, w.reader, inbound.id, "外院误发")
+    ingest.reject_inbound(db, w.reader, inbound.id, "外院误发")
     assert inbound.status == "rejected" and "外院误发" in (inbound.reason or "")
 
 
@@ -125,15 +127,15 @@ def test_dicom_with_unknown_accession_is_suggested_and_attached(db: Session, tmp
     ds.IssuerOfPatientID = "CN-RIC"
     path = tmp_path / "ct.dcm"
     ds.save_as(str(path))
-    outcome = service.ingest_dicom(db, ds, path, calling_ae="QUKOU_CT")
+    outcome = ingest.ingest_dicom(db, ds, path, calling_ae="QUKOU_CT")
     assert outcome.status == "quarantined"
     inbound = db.get(InboundMessage, outcome.inbound_id)
     assert inbound is not None and inbound.suggested_patient_id == w.patient.id
     assert order.status == "ordered"
-    service.resolve(db, w.reader, inbound.id, order.id)
+    ingest.resolve(db, w.reader, inbound.id, order.id)
     study = db.scalar(select(ImagingStudy).where(ImagingStudy.order_id == order.id))
     assert study is not None and study.accession_number == order.accession_number and study.instance_count == 1
     assert inbound.status == "resolved" and order.status == "received"
     # resolved once: a second click is refused
     with pytest.raises(Conflict):
-        service.resolve(db, w.reader, inbound.id, order.id)
+        ingest.resolve(db, w.reader, inbound.id, order.id)

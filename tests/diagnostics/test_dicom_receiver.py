@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.diagnostics.conftest import free_port, make_order
-from yilianti.diagnostics.dicom_receiver import DicomReceiver
+from yilianti.diagnostics.receivers.dicom import DicomReceiver
 from yilianti.models.diagnostics import DiagnosticOrder, ImagingInstance, ImagingStudy, InboundMessage
 
 

@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 
 from tests import builders as b
 from tests.diagnostics.media_helpers import Setup, ecg_csv, order_setup, sample, synthetic_ecg
-from yilianti.diagnostics import ecg, service
+from yilianti.diagnostics.ecg import service as ecg
+from yilianti.diagnostics.receivers import ingest
 from yilianti.exceptions import InvalidInput
 from yilianti.models.alliance import Institution
 from yilianti.models.diagnostics import DiagnosticOrder
@@ -179,7 +180,7 @@ def test_waveform_received_by_c_store_becomes_a_recording(client, db, setup, tmp
     ds.AccessionNumber = setup.accession
     path = tmp_path / "ecg.dcm"
     ds.save_as(path)
-    assert service.ingest_dicom(db, ds, path, calling_ae="QUKOU_ECG").status == "stored"
+    assert ingest.ingest_dicom(db, ds, path, calling_ae="QUKOU_ECG").status == "stored"
     b.login(client, setup.reader)
     page = client.get(f"/diagnostics/orders/{setup.order_id}/ecg")
     assert page.status_code == 200 and 'data-lead="V6"' in page.text

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from tests import builders as b
 from tests.diagnostics.helpers import DxWorld, dx_world
 from tests.diagnostics.media_helpers import sample
-from yilianti.diagnostics import ecg, workflow
+from yilianti.diagnostics.ecg import service as ecg
+from yilianti.diagnostics.orders import workflow
 from yilianti.models.diagnostics import DiagnosticItem, DiagnosticOrder, DiagnosticReport, ItemPrice
 
 CART = "HR: 61\nPR: 161\nQRS: 75\nQT: 368\nQTc: 370\nAxis: 52"  # waveform_ecg.dcm, the cart's own values

@@ -29,8 +29,8 @@ from tests.diagnostics.test_hl7_receiver import (  # noqa: F401 - run again agai
     test_quarantine_lists_what_a_person_must_resolve,
     test_unknown_accession_is_ae_and_quarantined,
 )
-from yilianti.diagnostics import service
-from yilianti.diagnostics.hl7_fast import FastHl7Ingest, FastHl7Receiver, asyncpg_dsn, parse_lean
+from yilianti.diagnostics.receivers import ingest as hl7_ingest
+from yilianti.diagnostics.receivers.hl7_fast import FastHl7Ingest, FastHl7Receiver, asyncpg_dsn, parse_lean
 from yilianti.models.audit import AuditEvent
 from yilianti.models.diagnostics import (
     CriticalValue,
@@ -155,7 +155,7 @@ def test_lean_path_writes_the_reference_rows(committed, all_final):  # type: ign
         text = text.replace("|F|||2026", "|P|||2026", 1)
     with committed() as db:
         since = _max_ids(db)
-    ack = service.process_hl7(committed, text, "peer")
+    ack = hl7_ingest.process_hl7(committed, text, "peer")
     assert "MSA|AA|" in ack
     with committed() as db:
         reference = _new_rows(db, since, _names(db, ref_id))
@@ -251,8 +251,8 @@ def test_the_direct_split_gives_python_hl7s_fields() -> None:
     (repetitions, components, escapes and empty fields included)."""
     import hl7
 
-    from yilianti.diagnostics.hl7_fast import segments
-    from yilianti.diagnostics.service import _field, normalise_segments
+    from yilianti.diagnostics.receivers.hl7_fast import segments
+    from yilianti.diagnostics.receivers.ingest import _field, normalise_segments
 
     text = normalise_segments(oru("LAB1", "CTL1") + "OBX|4|ST|X^注释^L||a\\F\\b~c^d&e||||||F\r"
                               + "PID|2||A1^^^X~B2^^^Y||王^五||19700101|F|||\r")

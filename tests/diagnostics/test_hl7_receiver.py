@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.diagnostics.conftest import free_port, make_order
-from yilianti.diagnostics import service
-from yilianti.diagnostics.hl7_receiver import Hl7Receiver
+from yilianti.diagnostics.receivers import ingest
+from yilianti.diagnostics.receivers.hl7 import Hl7Receiver
 from yilianti.models.audit import AuditEvent
 from yilianti.models.diagnostics import DiagnosticOrder, InboundMessage, LabObservation
 
@@ -144,7 +144,7 @@ def test_mllp_send_console_script_with_loose_file(committed, receiver, tmp_path)
 def test_quarantine_lists_what_a_person_must_resolve(committed, receiver):  # type: ignore[no-untyped-def]
     send(receiver.port, oru("NOPE-500", "MSG0500"))
     with committed() as db:
-        listed = service.list_quarantine(db, channel="hl7")
+        listed = ingest.list_quarantine(db, channel="hl7")
         assert listed[0].control_id == "MSG0500" and listed[0].status == "quarantined"
         assert {m.status for m in listed} <= {"quarantined", "rejected"}
         assert all(m.channel == "hl7" for m in listed)

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from tests import builders as b
 from tests.diagnostics.media_helpers import Setup, order_setup, sample
 from yilianti.config import get_settings
-from yilianti.diagnostics import imaging
+from yilianti.diagnostics.imaging import service as imaging
 from yilianti.models.diagnostics import ImagingInstance
 from yilianti.models.diagnostics_media import OrthancForward
 

@@ -17,7 +17,8 @@ from sqlalchemy import select
 from tests.diagnostics.conftest import free_port
 from tests.diagnostics.media_helpers import order_setup, sample
 from yilianti.config import get_settings
-from yilianti.diagnostics import imaging, service
+from yilianti.diagnostics.imaging import service as imaging
+from yilianti.diagnostics.receivers import ingest
 from yilianti.models.diagnostics import ImagingInstance, ImagingStudy
 from yilianti.models.diagnostics_media import OrthancForward
 
@@ -71,7 +72,7 @@ def _received(db, tmp_path):  # type: ignore[no-untyped-def]
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     path = tmp_path / "ct.dcm"
     ds.save_as(path, enforce_file_format=True)
-    service.ingest_dicom(db, ds, path, calling_ae="QUKOU_CT")
+    ingest.ingest_dicom(db, ds, path, calling_ae="QUKOU_CT")
     return ds
 
 

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.diagnostics.conftest import free_port
 from tests.diagnostics.media_helpers import Setup, committed_setup, logged_in, sample
-from yilianti.diagnostics import imaging
-from yilianti.diagnostics.dicom_receiver import DicomReceiver
+from yilianti.diagnostics.imaging import service as imaging
+from yilianti.diagnostics.receivers.dicom import DicomReceiver
 from yilianti.kit import clock
 from yilianti.models.audit import AuditEvent
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from yilianti.diagnostics.imaging import PRESETS, apply_window, distance_mm, window_level
+from yilianti.diagnostics.imaging.service import PRESETS, apply_window, distance_mm, window_level
 
 
 def test_presets_are_the_usual_ct_windows() -> None:

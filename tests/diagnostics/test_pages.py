@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from tests import builders as b
 from tests.diagnostics.helpers import dx_world
-from yilianti.diagnostics import service, workflow
+from yilianti.diagnostics.orders import workflow
+from yilianti.diagnostics.receivers import ingest
 from yilianti.models.diagnostics import DiagnosticOrder, DiagnosticReport, InboundMessage
 
 
@@ -129,7 +130,7 @@ def test_quarantine_page_resolves_in_one_click(db: Session, client: TestClient) 
     order = workflow.place_order(db, w.site_doc, patient_id=w.patient.id, item_id=w.tsh.id)
     from tests.diagnostics.test_critical import HL7, _rid
 
-    outcome = service.ingest_hl7(db, HL7.format(cid="Q1", rid=_rid(db, w.patient.id), acc="LIS-1"))
+    outcome = ingest.ingest_hl7(db, HL7.format(cid="Q1", rid=_rid(db, w.patient.id), acc="LIS-1"))
     csrf = b.login(client, w.usernames["reader"])
     page = client.get("/diagnostics/quarantine").text
     assert f'id="resolve-{outcome.inbound_id}-{order.id}"' in page and w.patient.name in page

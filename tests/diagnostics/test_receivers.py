@@ -6,7 +6,7 @@ import socket
 
 from tests.diagnostics.conftest import free_port
 from yilianti.config import Settings
-from yilianti.diagnostics.receivers import start_all
+from yilianti.diagnostics.receivers.start import start_all
 
 
 def test_start_all_listens_on_the_configured_ports(committed, tmp_path, capsys):  # type: ignore[no-untyped-def]

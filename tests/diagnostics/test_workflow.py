@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from tests.diagnostics.helpers import dx_world, ordered, received
 from yilianti.authz import policy
-from yilianti.diagnostics import workflow
+from yilianti.diagnostics.orders import workflow
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
 from yilianti.models.diagnostics import DiagnosticOrderHistory

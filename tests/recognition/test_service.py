@@ -229,7 +229,7 @@ def test_catalogue_import_from_xlsx(db):
 
 
 def test_reuse_for_a_platform_order_marks_it_satisfied_and_cancels_it_through_diagnostics(db):
-    from yilianti.diagnostics import workflow
+    from yilianti.diagnostics.orders import workflow
     from yilianti.models.diagnostics import DiagnosticOrderHistory
 
     w = world(db)

@@ -45,10 +45,10 @@ def history_count(db: Session, referral_id: int) -> int:
 
 
 def book(db: Session, w: World, patient: Patient) -> int:
-    from yilianti.scheduling import service as scheduling
+    from yilianti.scheduling import booking
     from yilianti.scheduling.schemas import BookingIn
 
-    return scheduling.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=patient.id)).id
+    return booking.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=patient.id)).id
 
 
 # how to reach each status, step by step (actor: "s" sender, "r" receiver)

@@ -238,7 +238,8 @@ def test_moves_that_arrive_together_each_get_their_own_answer(server, monkeypatc
     import asyncio
 
     from tests.referral.helpers import history_count
-    from yilianti import fastdb
+    from yilianti.fastdb import group as fastgroup
+    from yilianti.fastdb import pool as fastpool
     from yilianti.referral import fastpath
     from yilianti.referral.states import Status
 
@@ -265,13 +266,13 @@ def test_moves_that_arrive_together_each_get_their_own_answer(server, monkeypatc
              (lead, ids[0])]    # the same referral again: the next statement, 409 naming 已接收
 
     async def main() -> list[Any]:
-        fastdb._groups[fastpath._Mover] = (asyncio.get_running_loop(), fastpath._Mover(lanes=1))
+        fastgroup._groups[fastpath._Mover] = (asyncio.get_running_loop(), fastpath._Mover(lanes=1))
         try:
             return await asyncio.gather(*(fastpath.move(s, rid, Status.received, Status.submitted, "10.0.0.7")
                                           for s, rid in moves))
         finally:
-            await fastdb.dispose()
-            fastdb._groups.pop(fastpath._Mover, None)
+            await fastpool.dispose()
+            fastgroup._groups.pop(fastpath._Mover, None)
 
     answers = asyncio.run(main())
     assert sizes == [5, 1]

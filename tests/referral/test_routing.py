@@ -17,7 +17,8 @@ from yilianti.models.patient import Patient
 from yilianti.models.referral import Referral
 from yilianti.models.scheduling import Booking, Slot, Ward
 from yilianti.referral import flows, routing, service
-from yilianti.scheduling import service as scheduling
+from yilianti.scheduling import beds as beds_rules
+from yilianti.scheduling import booking, schedules
 from yilianti.scheduling.schemas import BedReservationIn, BookingIn, ScheduleIn, TemplateIn, WardIn
 
 
@@ -29,7 +30,7 @@ def _accepted(db: Session, w: World, patient: Patient) -> Referral:
 
 def _ward(db: Session, w: World, beds: int = 20, name: str = "儿童呼吸病区") -> Ward:
     dept = b.department(db, w.lead, "儿童呼吸科")
-    return scheduling.create_ward(db, w.lead_coord, WardIn(institution_id=w.lead.id, department_id=dept.id,
+    return beds_rules.create_ward(db, w.lead_coord, WardIn(institution_id=w.lead.id, department_id=dept.id,
                                                            name=name, beds_total=beds,
                                                            reserve_alliance_id=w.alliance.id))
 
@@ -37,16 +38,16 @@ def _ward(db: Session, w: World, beds: int = 20, name: str = "儿童呼吸病区
 def _book_others(db: Session, w: World, n: int, pool: str = "reserved") -> None:
     for i in range(n):
         p = b.patient(db, w.comm_doc, name="预约" + "甲乙丙丁戊"[i])
-        scheduling.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=p.id, pool=pool))  # type: ignore[arg-type]
+        booking.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=p.id, pool=pool))  # type: ignore[arg-type]
 
 
 def _session_elsewhere(db: Session, inst_coord, inst_id: int, alliance_id: int | None, name: str):  # type: ignore[no-untyped-def]
-    sched = scheduling.create_schedule(db, inst_coord, ScheduleIn(
+    sched = schedules.create_schedule(db, inst_coord, ScheduleIn(
         institution_id=inst_id, kind="clinic", name=name, specialty="儿童呼吸", reserve_alliance_id=alliance_id))
     day = clock.today_local() + timedelta(days=2)
-    scheduling.add_template(db, inst_coord, sched.id, TemplateIn(
+    schedules.add_template(db, inst_coord, sched.id, TemplateIn(
         weekday=day.isoweekday(), start_time=time(8, 0), end_time=time(11, 0), capacity=9))
-    scheduling.generate_sessions(db, inst_coord, sched.id, day, day)
+    schedules.generate_sessions(db, inst_coord, sched.id, day, day)
     return sched
 
 
@@ -55,7 +56,7 @@ def test_candidates_show_free_reserved_slots_and_beds(db: Session) -> None:
     ward = _ward(db, w)
     assert ward.reserved_beds == 5
     _book_others(db, w, 2)
-    scheduling.reserve_bed(db, w.comm_doc, BedReservationIn(ward_id=ward.id, patient_id=patient.id))
+    beds_rules.reserve_bed(db, w.comm_doc, BedReservationIn(ward_id=ward.id, patient_id=patient.id))
     found = routing.candidates(db, w.community.id, "儿童呼吸", "up", patient)
     lead = next(c for c in found if c.institution.id == w.lead.id)
     assert found[0].institution.id == w.lead.id  # level 3 first for an up-referral
@@ -128,7 +129,7 @@ def test_a_raced_slot_answers_409_and_leaves_the_referral_unchanged(db: Session)
                       .order_by(Slot.seq)).first()
     assert slot is not None
     rival = b.patient(db, w.comm_doc, name="抢先者")
-    scheduling.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=rival.id, slot_id=slot.id,
+    booking.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=rival.id, slot_id=slot.id,
                                               pool="reserved"))
     before_hist = history_count(db, ref.id)
     with pytest.raises(Conflict) as exc:

@@ -12,7 +12,7 @@ from yilianti.authz.subject import Subject
 from yilianti.kit import clock
 from yilianti.models.alliance import Alliance, Institution
 from yilianti.models.scheduling import ClinicSession, Schedule
-from yilianti.scheduling import service
+from yilianti.scheduling import booking, schedules
 from yilianti.scheduling.schemas import ScheduleIn, TemplateIn
 
 
@@ -47,15 +47,15 @@ def world(db: Session, capacity: int = 30, days_ahead: int = 3, reserve_for: str
     expert = b.practitioner(db, lead, "张儿科", "主任医师")
     s = lambda inst, *roles: b.subject_for(db, b.user(db, inst, *roles))  # noqa: E731
     w_lead_coord = s(lead, "coordinator")
-    schedule = service.create_schedule(db, w_lead_coord, ScheduleIn(
+    schedule = schedules.create_schedule(db, w_lead_coord, ScheduleIn(
         institution_id=lead.id, kind="practitioner", name="张儿科 专家门诊", practitioner_id=expert.id,
         specialty="儿童呼吸", location="门诊楼3层 儿科专家诊区", instructions="请携带身份证和既往检查结果，提前30分钟取号",
         reserve_alliance_id=alliance.id))
     day = clock.today_local() + timedelta(days=days_ahead)
-    service.add_template(db, w_lead_coord, schedule.id, TemplateIn(
+    schedules.add_template(db, w_lead_coord, schedule.id, TemplateIn(
         weekday=day.isoweekday(), start_time=time(8, 0), end_time=time(11, 30), capacity=capacity))
-    assert service.generate_sessions(db, w_lead_coord, schedule.id, day, day) == 1
-    session = service.upcoming_sessions(db, schedule_id=schedule.id, start=day, days=1)[0][0]
+    assert schedules.generate_sessions(db, w_lead_coord, schedule.id, day, day) == 1
+    session = booking.upcoming_sessions(db, schedule_id=schedule.id, start=day, days=1)[0][0]
     return World(alliance, lead, second, community, outsider, w_lead_coord, s(community, "doctor"),
                  s(community, "doctor"), s(second, "doctor"), s(lead, "doctor"), s(outsider, "doctor"),
                  schedule, session, day)

@@ -116,9 +116,9 @@ def test_every_refusal_has_its_code_and_changes_nothing(db, client) -> None:  # 
 def test_cancel_frees_the_slot_and_site_records_arrival(db, client) -> None:  # type: ignore[no-untyped-def]
     w: World = world(db, capacity=3)
     later_day = w.day + timedelta(days=7)
-    from yilianti.scheduling import service
+    from yilianti.scheduling import schedules
 
-    service.generate_sessions(db, w.lead_coord, w.schedule.id, later_day, later_day)
+    schedules.generate_sessions(db, w.lead_coord, w.schedule.id, later_day, later_day)
     later = db.scalar(select(ClinicSession).where(ClinicSession.day == later_day))
     patient = b.patient(db, w.comm_doc)
     h = _login(client, w.comm_doc)

@@ -1,4 +1,4 @@
-"""Which pools a site may use is one clause (scheduling.service.may_use_reserve): `book` (through pools_for)
+"""Which pools a site may use is one clause (scheduling.rules.may_use_reserve): `book` (through pools_for)
 and the booking statement (fastpath.BOOK, compiled) run it. Checked here against the rule as DOMAIN.md §3
 states it, on a matrix of kinds × roles × settings × membership dates — on PostgreSQL also as compiled text."""
 
@@ -15,10 +15,10 @@ from tests import builders as b
 from yilianti.kit import clock
 from yilianti.kit.sqlcompile import Params, sql
 from yilianti.models.alliance import GRASSROOTS_KINDS, Alliance, Membership
-from yilianti.scheduling import service
+from yilianti.scheduling import rules
 
 _P = Params(inst="bigint", alliance="bigint", site="bigint", today="date")
-COMPILED = sql(select(service.may_use_reserve(_P.inst, _P.alliance, _P.site, _P.today)))
+COMPILED = sql(select(rules.may_use_reserve(_P.inst, _P.alliance, _P.site, _P.today)))
 
 
 def _compiled(db: Session, inst: int, alliance: int, site: int) -> bool:
@@ -45,7 +45,7 @@ def test_reserve_eligibility_matrix(db: Session) -> None:
         expected = (when in ("current", "open") and role != "lead"
                     and (reserve_for == "members" or kind in GRASSROOTS_KINDS))
         case = (kind, role, reserve_for, when)
-        assert service._may_use_reserve(db, inst.id, alliance.id, site.id) is expected, case
-        assert service._may_use_reserve(db, site.id, alliance.id, site.id) is False  # the site's own reserve
+        assert rules._may_use_reserve(db, inst.id, alliance.id, site.id) is expected, case
+        assert rules._may_use_reserve(db, site.id, alliance.id, site.id) is False  # the site's own reserve
         if postgres:
             assert _compiled(db, inst.id, alliance.id, site.id) is expected, case

@@ -18,7 +18,7 @@ from tests.scheduling.helpers import world
 from yilianti import db as dbmod
 from yilianti.migrate import upgrade
 from yilianti.models.scheduling import Booking, Slot
-from yilianti.scheduling import service
+from yilianti.scheduling import booking, rules
 from yilianti.scheduling.schemas import BookingIn
 
 
@@ -44,10 +44,10 @@ def _race(factory, n, make_call):  # type: ignore[no-untyped-def]
                 make_call(db, i)
                 db.commit()
                 result = "ok"
-            except service.SlotFull:
+            except rules.SlotFull:
                 db.rollback()
                 result = "full"
-            except service.DuplicateBooking:
+            except rules.DuplicateBooking:
                 db.rollback()
                 result = "duplicate"
         with lock:
@@ -69,7 +69,7 @@ def test_sixty_bookers_race_for_twenty_slots(committed):  # type: ignore[no-unty
         db.commit()
         session_id, doc = w.session.id, w.comm_doc
 
-    outcomes = _race(committed, 60, lambda db, i: service.book(
+    outcomes = _race(committed, 60, lambda db, i: booking.book(
         db, doc, BookingIn(session_id=session_id, patient_id=patients[i])))
     assert outcomes == Counter({"ok": 20, "full": 40})
 
@@ -91,7 +91,7 @@ def test_same_patient_booked_at_once_by_twenty_clerks(committed):  # type: ignor
         db.commit()
         session_id, docs = w.session.id, [w.comm_doc, w.comm_doc2]
 
-    outcomes = _race(committed, 20, lambda db, i: service.book(
+    outcomes = _race(committed, 20, lambda db, i: booking.book(
         db, docs[i % 2], BookingIn(session_id=session_id, patient_id=patient)))
     assert outcomes["ok"] == 1 and outcomes["duplicate"] == 19
 

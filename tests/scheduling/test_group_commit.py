@@ -1,7 +1,7 @@
 """Group commit of the PostgreSQL booking path: bookings that arrive together go in one statement.
 
 Each booking in a batch must get exactly the answer it would get alone — booked, the reference's
-error, or handed to service.book — and a batch that fails as a whole must leave nothing written and
+error, or handed to booking.book — and a batch that fails as a whole must leave nothing written and
 still answer every booking. Real commits in a database of its own; the batches are driven directly
 (one lane, so every booking gathered at once waits for the same statement).
 """
@@ -20,11 +20,12 @@ from sqlalchemy import func, select
 from tests import builders as b
 from tests.live import live_server
 from tests.scheduling.helpers import world
-from yilianti import fastdb
 from yilianti.audit import batch as audit_batch
 from yilianti.config import get_settings
+from yilianti.fastdb import group as fastgroup
+from yilianti.fastdb import pool as fastpool
 from yilianti.models import AuditEvent, Booking, Slot
-from yilianti.scheduling import fastpath, service
+from yilianti.scheduling import booking, fastpath, rules, schedules
 from yilianti.scheduling.schemas import BookingIn
 
 pytestmark = pytest.mark.skipif(os.environ.get("YILIANTI_TEST_BACKEND") != "postgresql",
@@ -49,15 +50,15 @@ def _drive(asks: list[tuple[Any, int, int]], monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(fastpath._Booker, "_execute", staticmethod(counted))
 
     async def main() -> list[Any]:
-        fastdb._groups[fastpath._Booker] = (asyncio.get_running_loop(), fastpath._Booker(lanes=1))
+        fastgroup._groups[fastpath._Booker] = (asyncio.get_running_loop(), fastpath._Booker(lanes=1))
         try:
             return await asyncio.gather(*(
                 fastpath._statement(subject, BookingIn(session_id=session, patient_id=patient), "10.0.0.9")
                 for subject, session, patient in asks), return_exceptions=True)
         finally:
             await audit_batch.stop()
-            await fastdb.dispose()
-            fastdb._groups.pop(fastpath._Booker, None)
+            await fastpool.dispose()
+            fastgroup._groups.pop(fastpath._Booker, None)
 
     return asyncio.run(main()), sizes
 
@@ -69,16 +70,16 @@ def test_each_booking_of_a_batch_gets_its_own_answer(live, monkeypatch):  # type
         p = [b.patient(db, w.comm_doc, name="批量" + "甲乙丙丁戊己"[i], resident_id=b.resident_id(seq=70 + i)).id
              for i, w in enumerate((w1, w2, w1, w2, w3, w4))]
         stranger = b.patient(db, w3.out_doc, name="联盟外患者", resident_id=b.resident_id(seq=80)).id
-        service.book(db, w3.comm_doc, BookingIn(session_id=w3.session.id, patient_id=p[4]))  # booked before
-        service.cancel_session(db, w4.lead_coord, w4.session.id, "专家临时出诊任务")
+        booking.book(db, w3.comm_doc, BookingIn(session_id=w3.session.id, patient_id=p[4]))  # booked before
+        schedules.cancel_session(db, w4.lead_coord, w4.session.id, "专家临时出诊任务")
         db.commit()
         s1, s2, s3, s4 = (w.session.id for w in (w1, w2, w3, w4))
         asks = [
             (w1.comm_doc, s1, p[0]),       # booked: the reserved pool, seat 1
             (w2.comm_doc, s2, p[1]),       # booked: the only seat
-            (w3.out_doc, s3, stranger),    # no common alliance: service.book explains (None)
+            (w3.out_doc, s3, stranger),    # no common alliance: booking.book explains (None)
             (w4.comm_doc, s4, p[5]),       # session cancelled
-            (w1.comm_doc, 999999, p[0]),   # no such session: service.book explains (None)
+            (w1.comm_doc, 999999, p[0]),   # no such session: booking.book explains (None)
             (w1.comm_doc2, s1, p[2]),      # same session as the first: next batch, booked
             (w2.comm_doc2, s2, p[3]),      # same session as the second: next batch, full
             (w3.comm_doc, s3, p[4]),       # already booked there
@@ -91,9 +92,9 @@ def test_each_booking_of_a_batch_gets_its_own_answer(live, monkeypatch):  # type
     assert (booked[0]["seq"], booked[0]["pool"], booked[5]["seq"]) == (1, "reserved", 2)
     assert booked[1]["seq"] == 1 and booked[1]["session_id"] == s2
     assert answers[2] is None and answers[4] is None
-    assert isinstance(answers[3], service.SessionClosed)
-    assert isinstance(answers[6], service.SlotFull)
-    assert isinstance(answers[7], service.DuplicateBooking)
+    assert isinstance(answers[3], rules.SessionClosed)
+    assert isinstance(answers[6], rules.SlotFull)
+    assert isinstance(answers[7], rules.DuplicateBooking)
     with factory() as db:
         for i, out in booked.items():
             row = db.get(Booking, out["id"])
@@ -138,7 +139,7 @@ def test_a_batch_that_fails_as_a_whole_answers_each_booking(live, monkeypatch): 
     monkeypatch.setattr(fastpath._Booker, "_execute", staticmethod(failing_once))
     answers, _ = _drive(asks, monkeypatch)
     assert calls == [3, 1, 1, 1]
-    # its own error for the one that failed (the route then hands it to service.book); the others booked
+    # its own error for the one that failed (the route then hands it to booking.book); the others booked
     assert isinstance(answers[1], asyncpg.DeadlockDetectedError)
     assert [answers[0]["patient_id"], answers[2]["patient_id"]] == [p[0], p[2]]
     assert answers[0]["seq"] == answers[2]["seq"] == 1
@@ -188,10 +189,10 @@ def test_a_booking_that_waited_too_long_is_busy_and_not_booked(live, monkeypatch
             return await asyncio.gather(booker.submit(ask(p[0]), since=long_ago), booker.submit(ask(p[1])),
                                         return_exceptions=True)
         finally:
-            await fastdb.dispose()
+            await fastpool.dispose()
 
     stale, fresh = asyncio.run(main())
-    assert isinstance(stale, fastdb.Busy) and stale.status == 503
+    assert isinstance(stale, fastpool.Busy) and stale.status == 503
     assert fresh["id"] is not None and fresh["seq"] == 1
     with factory() as db:
         assert db.scalars(select(Booking.patient_id).where(Booking.session_id == session_id)).all() == [p[1]]

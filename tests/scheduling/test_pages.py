@@ -11,7 +11,9 @@ from tests import builders as b
 from tests.scheduling.helpers import world
 from yilianti.kit import clock
 from yilianti.models.scheduling import Booking, ClinicSession, Schedule, ScheduleTemplate
-from yilianti.scheduling import service
+from yilianti.scheduling import beds, schedules
+from yilianti.scheduling import booking as booking_rules
+from yilianti.scheduling.schemas import BookingIn, WardIn
 
 
 def _by_id(html: str, element_id: str) -> str:
@@ -154,7 +156,7 @@ def test_full_session_offers_the_waitlist(db, client) -> None:  # type: ignore[n
     w = world(db, capacity=1)
     first = b.patient(db, w.comm_doc, name="甲一", resident_id=b.resident_id(seq=1))
     second = b.patient(db, w.comm_doc, name="乙二", resident_id=b.resident_id(seq=2))
-    service.book(db, w.comm_doc, service.BookingIn(session_id=w.session.id, patient_id=first.id))
+    booking_rules.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=first.id))
     csrf = b.login(client, w.comm_doc2.username)
     page = client.get(f"/scheduling/sessions/{w.session.id}").text
     assert _by_id(page, "free-reserved") == "0" and 'id="no-slots"' in page
@@ -173,7 +175,7 @@ def test_full_session_offers_the_waitlist(db, client) -> None:  # type: ignore[n
 
 def test_reserve_returned_at_cutoff_is_shown(db, client) -> None:  # type: ignore[no-untyped-def]
     w = world(db, capacity=9)
-    service.release_reserves(db, clock.as_utc(w.session.reserve_cutoff_at) + timedelta(seconds=1))
+    booking_rules.release_reserves(db, clock.as_utc(w.session.reserve_cutoff_at) + timedelta(seconds=1))
     db.flush()
     b.login(client, w.lead_coord.username)
     page = client.get(f"/scheduling/schedules/{w.schedule.id}").text
@@ -184,8 +186,8 @@ def test_reserve_returned_at_cutoff_is_shown(db, client) -> None:  # type: ignor
 def test_pages_render_in_both_languages(db, client) -> None:  # type: ignore[no-untyped-def]
     w = world(db, capacity=6)
     patient = b.patient(db, w.comm_doc, name="王小虎")
-    booking = service.book(db, w.comm_doc, service.BookingIn(session_id=w.session.id, patient_id=patient.id))
-    service.create_ward(db, w.lead_coord, service.WardIn(institution_id=w.lead.id, name="儿内一病区",
+    booking = booking_rules.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=patient.id))
+    beds.create_ward(db, w.lead_coord, WardIn(institution_id=w.lead.id, name="儿内一病区",
                                                          beds_total=20, occupied=10,
                                                          reserve_alliance_id=w.alliance.id))
     for who, urls in ((w.comm_doc, ["/scheduling", "/scheduling/book", f"/scheduling/sessions/{w.session.id}",
@@ -213,7 +215,7 @@ def test_sinking_page_shows_table_and_chart(db, client) -> None:  # type: ignore
     w = world(db, capacity=30)
     for i in range(3):
         p = b.patient(db, w.comm_doc, name="患者" + "甲乙丙"[i], resident_id=b.resident_id(seq=i + 5))
-        service.book(db, w.comm_doc, service.BookingIn(session_id=w.session.id, patient_id=p.id))
+        booking_rules.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=p.id))
     b.login(client, w.comm_doc.username)
     page = client.get("/scheduling/sinking", params={"alliance_id": w.alliance.id}).text
     row = _table(page, "sinking-table")
@@ -257,15 +259,15 @@ def test_site_bookings_name_a_device_schedule_by_its_department(db, client) -> N
 
     w = world(db)
     dept = b.department(db, w.lead, "医学影像科")
-    ct = service.create_schedule(db, w.lead_coord, ScheduleIn(
+    ct = schedules.create_schedule(db, w.lead_coord, ScheduleIn(
         institution_id=w.lead.id, kind="device", name="CT 1号机", department_id=dept.id, device_type="CT",
         location="医技楼1层", reserve_alliance_id=w.alliance.id))
-    service.add_template(db, w.lead_coord, ct.id, TemplateIn(
+    schedules.add_template(db, w.lead_coord, ct.id, TemplateIn(
         weekday=w.day.isoweekday(), start_time=time(8, 0), end_time=time(11, 0), capacity=6))
-    service.generate_sessions(db, w.lead_coord, ct.id, w.day, w.day)
-    session = service.upcoming_sessions(db, schedule_id=ct.id, start=w.day, days=1)[0][0]
+    schedules.generate_sessions(db, w.lead_coord, ct.id, w.day, w.day)
+    session = booking_rules.upcoming_sessions(db, schedule_id=ct.id, start=w.day, days=1)[0][0]
     patient = b.patient(db, w.comm_doc, name="赵影像")
-    booking = service.book(db, w.comm_doc, BookingIn(session_id=session.id, patient_id=patient.id))
+    booking = booking_rules.book(db, w.comm_doc, BookingIn(session_id=session.id, patient_id=patient.id))
     b.login(client, w.comm_doc.username)
     r = client.get("/scheduling/bookings")
     assert r.status_code == 200

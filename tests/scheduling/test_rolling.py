@@ -11,7 +11,8 @@ from tests import builders as b
 from tests.scheduling.helpers import world
 from yilianti.kit import clock
 from yilianti.models.scheduling import Booking, ClinicSession, Slot
-from yilianti.scheduling import rolling, service, tasks
+from yilianti.scheduling import booking as booking_rules
+from yilianti.scheduling import rolling, schedules, tasks
 from yilianti.scheduling.schemas import BookingIn
 from yilianti.worker.runner import PERIODIC
 
@@ -26,7 +27,7 @@ def _days(db: Session, schedule_id: int) -> list[date]:
 def test_roll_generates_the_coming_weeks_and_keeps_what_exists(db: Session) -> None:
     with clock.frozen(MONDAY):
         w = world(db, capacity=12, days_ahead=3)  # one session on Thursday 5 March, weekly template
-        booking = service.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=b.patient(db, w.comm_doc).id))
+        booking = booking_rules.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=b.patient(db, w.comm_doc).id))
         assert rolling.roll_sessions(db, days_ahead=28) == 3  # 12, 19, 26 March (5 March exists)
         assert _days(db, w.schedule.id) == [date(2026, 3, 5), date(2026, 3, 12), date(2026, 3, 19),
                                             date(2026, 3, 26)]
@@ -41,7 +42,7 @@ def test_roll_generates_the_coming_weeks_and_keeps_what_exists(db: Session) -> N
     with clock.frozen(MONDAY + timedelta(days=35)):
         assert rolling.roll_sessions(db, days_ahead=28) == 4  # 9, 16, 23, 30 April
         assert _days(db, w.schedule.id)[-1] == date(2026, 4, 30)
-        sessions = service.upcoming_sessions(db, schedule_id=w.schedule.id, days=30)
+        sessions = booking_rules.upcoming_sessions(db, schedule_id=w.schedule.id, days=30)
         assert [s.day for s, _, _ in sessions] == [date(2026, 4, 9), date(2026, 4, 16), date(2026, 4, 23),
                                                    date(2026, 4, 30)]
         assert all(fr == 4 and fp == 8 for _, fr, fp in sessions)
@@ -50,7 +51,7 @@ def test_roll_generates_the_coming_weeks_and_keeps_what_exists(db: Session) -> N
 def test_inactive_schedules_and_closures_are_left_alone(db: Session) -> None:
     with clock.frozen(MONDAY):
         w = world(db, capacity=6, days_ahead=3)
-        service.add_closure(db, w.lead_coord, w.lead.id, date(2026, 3, 19), "院内停电检修")
+        schedules.add_closure(db, w.lead_coord, w.lead.id, date(2026, 3, 19), "院内停电检修")
         assert rolling.roll_sessions(db, days_ahead=21) == 1  # 12 March; 19 March is closed
         assert _days(db, w.schedule.id) == [date(2026, 3, 5), date(2026, 3, 12)]
         w.schedule.active = False

@@ -142,6 +142,18 @@ def list_for(db: Session, owner_type: str, owner_id: int) -> list[Attachment]:
         Attachment.deleted_at.is_(None)).order_by(Attachment.created_at, Attachment.id)))
 
 
+def copy_all(db: Session, source: tuple[str, int], target: tuple[str, int]) -> list[Attachment]:
+    """The live attachments of `source` attached to `target` too: a row of its own for each, the same stored
+    file (content-addressed, nothing written to storage), uploader and institution kept."""
+    copies = [Attachment(owner_type=target[0], owner_id=target[1], patient_id=att.patient_id,
+                         institution_id=att.institution_id, uploaded_by_user_id=att.uploaded_by_user_id,
+                         filename=att.filename, kind=att.kind, content_type=att.content_type,
+                         size_bytes=att.size_bytes, sha256=att.sha256, storage_key=att.storage_key)
+              for att in list_for(db, *source)]
+    db.add_all(copies)
+    return copies
+
+
 @dataclass(frozen=True)
 class Download:
     attachment: Attachment

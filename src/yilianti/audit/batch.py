@@ -73,7 +73,7 @@ async def flush() -> int:
     global written
     if not _rows:
         return 0
-    from yilianti import fastdb
+    from yilianti.fastdb import pool as fastpool
 
     lock = _lock if _lock is not None and _loop is asyncio.get_running_loop() else asyncio.Lock()
     async with lock:
@@ -82,7 +82,7 @@ async def flush() -> int:
         if not batch:
             return 0
         try:
-            connections = await fastdb.pool()
+            connections = await fastpool.pool()
             async with connections.acquire() as conn:
                 await conn.copy_records_to_table("audit_event", records=batch, columns=COLUMNS)
         except BaseException:

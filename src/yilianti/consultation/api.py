@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from yilianti.auth.deps import DB, Clinical, CurrentSubject
 from yilianti.authz.subject import Subject
-from yilianti.consultation import repository, service, states
+from yilianti.consultation import flows, repository, service, states
 from yilianti.consultation.reports import report_period as _period
 from yilianti.consultation.reports import report_scope, require_report_viewer
 from yilianti.consultation.schemas import (
@@ -135,5 +135,5 @@ def cancel(consultation_id: int, db: DB, subject: Clinical, body: TransitionIn =
 @router.post("/consultations/{consultation_id}/convert", response_model=ConsultationDetail)
 def convert(consultation_id: int, db: DB, subject: Clinical, body: ConvertIn = Body(default=None)) -> dict[str, Any]:
     """Convert to an up-referral carrying the question, summary, opinion and attachment references."""
-    service.convert_to_referral(db, subject, consultation_id, body)
+    flows.convert_to_referral(db, subject, consultation_id, body)
     return detail(db, subject, consultation_id)

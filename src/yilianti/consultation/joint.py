@@ -21,7 +21,7 @@ from yilianti.models.alliance import Institution
 from yilianti.models.consultation import JointWard, JointWardAdmission, JointWardMember, RoundRecord, Team
 from yilianti.models.patient import GrantKind, Patient
 from yilianti.models.workforce import PracticeSite, Practitioner
-from yilianti.scheduling.service import share_alliance
+from yilianti.scheduling.rules import share_alliance
 
 SOURCE = "joint_ward_admission"
 MANAGER_ROLES = ("institution_admin", "coordinator")

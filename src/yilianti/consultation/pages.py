@@ -18,7 +18,7 @@ from yilianti.auth import repository as accounts
 from yilianti.auth.deps import DB, Clinical, CurrentSubject
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
-from yilianti.consultation import repository, service, states
+from yilianti.consultation import flows, repository, service, states
 from yilianti.consultation.reports import report_period as _period
 from yilianti.consultation.reports import report_scope, require_report_viewer
 from yilianti.consultation.schemas import (
@@ -189,7 +189,7 @@ def _case_context(db: Session, subject: Subject, consultation_id: int) -> dict[s
         else [],
         "moves": moves, "labels": LABELS, "FINAL": FINAL, "errors": {}, "error": None,
         "overdue": c.due_at is not None and c.due_at < clock.now() and c.status not in FINAL,
-        "referral_draft": service.referral_draft(db, c) if "converted" in moves else None,
+        "referral_draft": flows.referral_draft(db, c) if "converted" in moves else None,
         "orderable": service.orderable_items(db, c) if side == Side.requester and c.status not in FINAL else [],
         "reports": _reports(db, [o.id for _, o in service.orders(db, c.id)]),
     }
@@ -197,7 +197,7 @@ def _case_context(db: Session, subject: Subject, consultation_id: int) -> dict[s
 
 def _reports(db: Session, order_ids: list[int]) -> dict[int, Any]:
     """Final reports of the linked orders (the lead hospital's report and advice for cloud outpatient)."""
-    from yilianti.diagnostics import workflow
+    from yilianti.diagnostics.orders import workflow
 
     return {oid: rep for oid in order_ids if (rep := workflow.report_of(db, oid)) is not None}
 
@@ -291,7 +291,7 @@ async def _act(request: Request, db: Session, subject: Subject, consultation_id:
         case "cancel":
             service.cancel(db, subject, consultation_id, value("reason"), expected_status=expected)
         case "convert":
-            service.convert_to_referral(db, subject, consultation_id,
+            flows.convert_to_referral(db, subject, consultation_id,
                                         ConvertIn(reason=value("reason") or None,
                                                   target_service=value("target_service") or "门诊"),
                                         expected_status=expected)

@@ -29,7 +29,6 @@ from yilianti.consultation.schemas import (
     AssignIn,
     CloseOutIn,
     ConsultationIn,
-    ConvertIn,
     MessageIn,
     OpinionIn,
 )
@@ -38,7 +37,6 @@ from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
 from yilianti.kit.workflow import Step, Workflow, move_detail
 from yilianti.models.alliance import Department, Institution
-from yilianti.models.attachment import Attachment
 from yilianti.models.auth import User
 from yilianti.models.consultation import (
     Consultation,
@@ -54,7 +52,7 @@ from yilianti.models.outbox import OutboxMessage
 from yilianti.models.patient import GrantKind
 from yilianti.models.workforce import PracticeSite, Practitioner, Title
 from yilianti.notifications.service import notify
-from yilianti.scheduling.service import share_alliance
+from yilianti.scheduling.rules import share_alliance
 
 ACTING_ROLES = ("doctor", "nurse", "coordinator")
 ASSIGNER_ROLES = ("coordinator",)
@@ -368,7 +366,7 @@ def order_exam(db: Session, subject: Subject, consultation_id: int, item_id: int
                clinical_question: str | None = None) -> DiagnosticOrder:
     """Cloud outpatient (云门诊): with the patient present, the requesting doctor orders an examination
     read by the consulted institution's centre through the diagnostics workflow; the case links it."""
-    from yilianti.diagnostics import workflow
+    from yilianti.diagnostics.orders import workflow
     from yilianti.models.diagnostics import DiagnosticItem
 
     c, side = get(db, subject, consultation_id)
@@ -391,7 +389,7 @@ def order_exam(db: Session, subject: Subject, consultation_id: int, item_id: int
 
 def orderable_items(db: Session, c: Consultation) -> list[Any]:
     """Items of the consulted centre the requesting site can order (has a price for)."""
-    from yilianti.diagnostics import workflow
+    from yilianti.diagnostics.orders import workflow
 
     return [r for r in workflow.orderable(db, c.requesting_institution_id)
             if r.item.reading_centre_institution_id == c.consulted_institution_id]
@@ -570,61 +568,6 @@ def cancel(db: Session, subject: Subject, consultation_id: int, reason: str, *,
     policy.end_grants(db, subject, SOURCE, c.id)
     db.flush()
     return c
-
-
-def referral_draft(db: Session, c: Consultation) -> dict[str, Any]:
-    """The up-referral a conversion creates: the whole content of the case, prefilled."""
-    latest = next(iter(reversed(opinions(db, c.id))), None)
-    parts = [f"远程会诊 {c.case_no} 转诊", f"会诊问题：{c.question}"]
-    if latest is not None:
-        parts.append(f"会诊意见（{OUTCOME_LABELS.get(latest.outcome, latest.outcome)}）：{latest.text}")
-    linked = orders(db, c.id)
-    files = list(db.scalars(select(Attachment).where(Attachment.owner_type == SOURCE, Attachment.owner_id == c.id,
-                                                     Attachment.deleted_at.is_(None)).order_by(Attachment.id)))
-    results = [f"{o.item_name}（{o.accession_number}）" for _, o in linked]
-    key_results = "\n".join(filter(None, [
-        c.clinical_summary or "", ("会诊附带检查：" + "；".join(results)) if results else "",
-        ("会诊附件：" + "；".join(f.filename for f in files)) if files else ""]))
-    expert = next(iter(participants(db, c.id)), None)
-    return {
-        "direction": "up", "patient_id": c.patient_id, "to_institution_id": c.consulted_institution_id,
-        "to_department_id": c.department_id, "to_practitioner_id": expert.practitioner_id if expert else None,
-        "reason": "\n".join(parts)[:2000], "priority": c.urgency, "target_service": "门诊",
-        "summary": {"key_results": key_results[:4000] or None},
-    }
-
-
-def convert_to_referral(db: Session, subject: Subject, consultation_id: int, data: ConvertIn | None = None, *,
-                        expected_status: str | None = None) -> tuple[Consultation, Any]:
-    """One click: an up-referral carrying the question, summary, opinion and attachment references,
-    submitted in the same unit of work; the case ends as converted."""
-    from yilianti.referral import service as referral_service
-    from yilianti.referral.schemas import ReferralIn
-
-    c, side = get(db, subject, consultation_id)
-    if side != Side.requester:
-        raise Forbidden("该操作应由会诊的另一方执行")
-    draft = referral_draft(db, c)
-    if data is not None:
-        if data.reason and data.reason.strip():
-            draft["reason"] = data.reason.strip()
-        draft["target_service"] = data.target_service or draft["target_service"]
-    c = transition(db, subject, consultation_id, Status.converted, expected_status=expected_status,
-                   reason="转为上转转诊")
-    ref = referral_service.draft_and_submit(db, subject, ReferralIn.model_validate(draft))
-    for att in db.scalars(select(Attachment).where(Attachment.owner_type == SOURCE, Attachment.owner_id == c.id,
-                                                   Attachment.deleted_at.is_(None))).all():
-        db.add(Attachment(owner_type="referral", owner_id=ref.id, patient_id=att.patient_id,
-                          institution_id=att.institution_id, uploaded_by_user_id=att.uploaded_by_user_id,
-                          filename=att.filename, kind=att.kind, content_type=att.content_type,
-                          size_bytes=att.size_bytes, sha256=att.sha256, storage_key=att.storage_key))
-    c.referral_id = ref.id
-    c.closed_at, c.closed_by_user_id = clock.now(), subject.user_id
-    policy.end_grants(db, subject, SOURCE, c.id)
-    audit.record(db, subject, "convert", "consultation", c.id, patient_id=c.patient_id,
-                 detail={"referral_id": ref.id})
-    db.flush()
-    return c, ref
 
 
 # ------------------------------------------------------------------------------------- worklists

@@ -26,10 +26,10 @@ from sqlalchemy.orm import Session
 from yilianti.audit import service as audit
 from yilianti.auth import service as auth_service
 from yilianti.authz.subject import Subject
-from yilianti.consultation import joint, service
+from yilianti.consultation import flows, joint, service
 from yilianti.consultation.schemas import AssignIn, CloseOutIn, ConsultationIn, MessageIn, OpinionIn
 from yilianti.demo import loader
-from yilianti.diagnostics import workflow
+from yilianti.diagnostics.orders import workflow
 from yilianti.kit import clock
 from yilianti.models.alliance import Department, Institution
 from yilianti.models.audit import AuditEvent
@@ -101,7 +101,7 @@ def _waveform(db: Session, doctor: Subject, order: DiagnosticOrder) -> None:
     try:
         import pydicom
 
-        from yilianti.diagnostics import ecg
+        from yilianti.diagnostics.ecg import service as ecg
     except ImportError:  # pragma: no cover - the ECG module is optional for this demo
         return
     path = Path(pydicom.data.__file__).parent / "test_files" / "waveform_ecg.dcm"
@@ -161,7 +161,7 @@ def load(db: Session) -> None:
                 outcome="recommend_referral", text="难治性喘息，建议转诊至我院儿童呼吸科门诊，完善肺功能、"
                                                    "呼出气一氧化氮和支气管镜评估。"))
         with clock.frozen(clock.now() - timedelta(hours=2)):
-            service.convert_to_referral(db, doctor, b.id)
+            flows.convert_to_referral(db, doctor, b.id)
 
     # case C: a pool request, assigned by the case assigner, waiting for the expert
     with clock.frozen(clock.now() - timedelta(hours=3)):

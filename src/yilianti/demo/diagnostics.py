@@ -31,8 +31,8 @@ from yilianti.audit import service as audit
 from yilianti.auth import service as auth_service
 from yilianti.authz.subject import Subject
 from yilianti.demo import loader
-from yilianti.diagnostics import service as ingest
-from yilianti.diagnostics import workflow
+from yilianti.diagnostics.orders import workflow
+from yilianti.diagnostics.receivers import ingest
 from yilianti.kit import clock
 from yilianti.models.alliance import Institution
 from yilianti.models.audit import AuditEvent

@@ -4,7 +4,7 @@ Today's open CT orders of 渠口镇卫生院 (loaded by demo/diagnostics.py) get
 — a head or chest phantom in Hounsfield units (skull, grey/white matter and ventricles; or lungs with
 vessels, mediastinum, spine), so the lung, mediastinum, bone and brain presets each show something —
 and today's open 12-lead ECG gets pydicom's real 12-lead waveform. Both go through the same path as a
-modality's C-STORE (file under var/dicom, `service.ingest_dicom`), the ECG then through
+modality's C-STORE (file under var/dicom, `ingest.ingest_dicom`), the ECG then through
 `ecg.import_received`.
 
 `python -m yilianti.demo.diagnostics_media ACCESSION OUTDIR [head|chest]` writes such a series for
@@ -29,8 +29,9 @@ from sqlalchemy.orm import Session
 from yilianti.audit import service as audit
 from yilianti.config import get_settings
 from yilianti.demo import loader
-from yilianti.diagnostics import ecg, service
-from yilianti.diagnostics.dicom_receiver import instance_path
+from yilianti.diagnostics.ecg import service as ecg
+from yilianti.diagnostics.receivers import ingest
+from yilianti.diagnostics.receivers.dicom import instance_path
 from yilianti.kit import clock
 from yilianti.models.alliance import Institution
 from yilianti.models.audit import AuditEvent
@@ -131,7 +132,7 @@ def _store(db: Session, ds: Dataset, calling_ae: str) -> None:
     path = instance_path(get_settings().var_dir / "dicom", str(ds.StudyInstanceUID), str(ds.SOPInstanceUID))
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
-    service.ingest_dicom(db, ds, path, calling_ae=calling_ae)
+    ingest.ingest_dicom(db, ds, path, calling_ae=calling_ae)
 
 
 def is_loaded(db: Session) -> bool:

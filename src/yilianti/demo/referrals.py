@@ -43,7 +43,8 @@ from yilianti.models.workforce import Practitioner
 from yilianti.patients import service as patient_service
 from yilianti.referral import service as referral
 from yilianti.referral.schemas import ReferralIn
-from yilianti.scheduling import service as scheduling
+from yilianti.scheduling import beds as beds_rules
+from yilianti.scheduling import booking, rules
 from yilianti.scheduling.schemas import BedReservationIn, BookingIn, WardIn
 from yilianti.transfer import service as transfer
 from yilianti.transfer.schemas import AcceptIn, DispatchIn, MilestoneIn, TransferIn
@@ -142,7 +143,7 @@ def _registered_children(ctx: _Ctx, inst: str) -> list[int]:
 
 def _ward(ctx: _Ctx, inst: str, dept: str, name: str, beds: int, occupied: int, alliance: str | None) -> Ward:
     d = ctx.dept(inst, dept)
-    return scheduling.create_ward(ctx.db, ctx.subject("admin"), WardIn(
+    return beds_rules.create_ward(ctx.db, ctx.subject("admin"), WardIn(
         institution_id=ctx.inst[inst].id, department_id=d.id if d else None, name=name, beds_total=beds,
         occupied=occupied, reserve_alliance_id=ctx.alliances[alliance].id if alliance else None))
 
@@ -169,12 +170,12 @@ def _bed_loop(ctx: _Ctx, ref_id: int, patient_id: int, sender: str, receiver: st
     with clock.frozen(start + timedelta(hours=3)):
         referral.accept(db, rcv, ref_id, note="同意接收")
     with clock.frozen(start + timedelta(hours=4)):
-        bed = scheduling.reserve_bed(db, s, BedReservationIn(ward_id=ward.id, patient_id=patient_id, hours=48,
+        bed = beds_rules.reserve_bed(db, s, BedReservationIn(ward_id=ward.id, patient_id=patient_id, hours=48,
                                                              referral_id=ref_id, note="转诊预留床位"))
         referral.schedule(db, s, ref_id, bed_reservation_id=bed.id)
     with clock.frozen(start + timedelta(days=1, hours=2)):
         referral.arrive(db, rcv, ref_id)
-        scheduling.admit_reservation(db, rcv, bed.id)
+        beds_rules.admit_reservation(db, rcv, bed.id)
     with clock.frozen(start + timedelta(days=1 + stay_days, hours=3)):
         referral.return_outcome(db, rcv, ref_id, outcome)
     if close:
@@ -216,9 +217,9 @@ def _tianjin(ctx: _Ctx) -> None:
     if session is not None:
         with clock.frozen(up_at + timedelta(hours=3)):
             try:  # the service picks the pool this site may use (the alliance reserve first)
-                booking_id = scheduling.book(db, ctx.subject("tj-community-doctor"), BookingIn(
+                booking_id = booking.book(db, ctx.subject("tj-community-doctor"), BookingIn(
                     session_id=session.id, patient_id=patient)).id
-            except scheduling.SlotFull:
+            except rules.SlotFull:
                 booking_id = None
     seen_at = clock.as_utc(session.starts_at) + timedelta(minutes=40) if session else up_at + timedelta(days=4)
     if booking_id is not None:
@@ -226,18 +227,18 @@ def _tianjin(ctx: _Ctx) -> None:
             referral.schedule(db, ctx.subject("tj-community-doctor"), up, booking_id=booking_id)
         with clock.frozen(seen_at):
             referral.arrive(db, lead_doc, up)
-            scheduling.mark_arrived(db, ctx.subject("tj-lead-coordinator"), booking_id)
+            booking.mark_arrived(db, ctx.subject("tj-lead-coordinator"), booking_id)
     else:  # no past session to book (a database whose booking data is older): a bed instead
         ward = db.scalar(select(Ward).where(Ward.institution_id == lead).order_by(Ward.id).limit(1))
         if ward is None:
             return
         with clock.frozen(up_at + timedelta(hours=3)):
-            bed = scheduling.reserve_bed(db, ctx.subject("tj-community-doctor"), BedReservationIn(
+            bed = beds_rules.reserve_bed(db, ctx.subject("tj-community-doctor"), BedReservationIn(
                 ward_id=ward.id, patient_id=patient, hours=72, referral_id=up))
             referral.schedule(db, ctx.subject("tj-community-doctor"), up, bed_reservation_id=bed.id)
         with clock.frozen(seen_at):
             referral.arrive(db, lead_doc, up)
-            scheduling.admit_reservation(db, lead_doc, bed.id)
+            beds_rules.admit_reservation(db, lead_doc, bed.id)
     with clock.frozen(seen_at + timedelta(days=2)):
         referral.return_outcome(db, lead_doc, up, "诊断：支气管哮喘（中度持续）。吸入激素升级为布地奈德福莫特罗160/4.5μg "
                                 "1吸 bid，继续孟鲁司特；尘螨脱敏评估。病情稳定，转回社区随访。")
@@ -380,7 +381,7 @@ def _baoding(ctx: _Ctx) -> None:
     # the wards back to their usual occupancy (the history admitted patients)
     for ward, occupied in ((bch_ward, 40), (bd_ward, 50)):
         db.refresh(ward)
-        scheduling.set_occupied(db, ctx.subject("admin"), ward.id, occupied)
+        beds_rules.set_occupied(db, ctx.subject("admin"), ward.id, occupied)
 
 
 # --------------------------------------------------------------------------------- critical transfers

@@ -1,9 +1,9 @@
 """Demo booking data: schedules, eight weeks of booking history, wards with bed pools, a wait-list.
 
-Everything goes through yilianti.scheduling.service, as a user would do it: the history is
-booked under a frozen clock some days before each past session (`service.book` refuses a
+Everything goes through the yilianti.scheduling rules, as a user would do it: the history is
+booked under a frozen clock some days before each past session (`booking.book` refuses a
 session that has started), the reserve is returned at each session's cut-off by
-`service.release_reserves`, and arrivals and no-shows are marked on the session day. So the
+`booking_rules.release_reserves`, and arrivals and no-shows are marked on the session day. So the
 sinking ratio (号源下沉比例) and its use that the alliance pages show are computed from real
 bookings.
 
@@ -51,7 +51,10 @@ from yilianti.models.patient import CareRelationship, Patient
 from yilianti.models.scheduling import Booking, ClinicSession, Pool, Schedule, SessionStatus
 from yilianti.models.workforce import PracticeSite, Practitioner, Title
 from yilianti.patients import service as patient_service
-from yilianti.scheduling import service
+from yilianti.scheduling import beds as beds_rules
+from yilianti.scheduling import booking as booking_rules
+from yilianti.scheduling import rules, waitlist
+from yilianti.scheduling import schedules as schedules_rules
 from yilianti.scheduling.schemas import (
     BedReservationIn,
     BookingIn,
@@ -221,13 +224,13 @@ def load(db: Session) -> dict[str, int]:
     with clock.frozen(origin + timedelta(hours=2)):
         schedules = _schedules(db, ctx)
         for schedule in schedules.values():
-            service.generate_sessions(db, None, schedule.id, start, today + timedelta(days=AHEAD_DAYS))
+            schedules_rules.generate_sessions(db, None, schedule.id, start, today + timedelta(days=AHEAD_DAYS))
     db.flush()
     with loader.history_kept_in_app(db):
         history = _history(db, ctx, schedules, now)
     closed = _closure(db, ctx, schedules, now)
     upcoming = _upcoming(db, ctx, schedules, now)
-    released = service.release_reserves(db)  # sessions within their cut-off now
+    released = booking_rules.release_reserves(db)  # sessions within their cut-off now
     beds = _wards(db, ctx)
     _waitlist(db, ctx, schedules)
     counts = {"schedules": len(schedules), "patients": registered, "history_bookings": history,
@@ -319,14 +322,14 @@ def _schedules(db: Session, ctx: _Ctx) -> dict[str, Schedule]:
             assert practitioner is not None
             name = f"{practitioner.name} {plan.specialty}专家门诊"
         subject = ctx.subject(plan.scheduler)
-        schedule = service.create_schedule(db, subject, ScheduleIn(
+        schedule = schedules_rules.create_schedule(db, subject, ScheduleIn(
             institution_id=inst.id, kind=plan.kind, name=name,  # type: ignore[arg-type]
             practitioner_id=practitioner.id if practitioner else None, department_id=dept.id,
             device_type=plan.device_type, specialty=plan.specialty, location=plan.location,  # type: ignore[arg-type]
             instructions=plan.instructions, fee_yuan=plan.fee,
             reserve_alliance_id=ctx.alliances[plan.alliance].id if plan.alliance else None))
         for weekday in plan.weekdays:
-            service.add_template(db, subject, schedule.id, TemplateIn(
+            schedules_rules.add_template(db, subject, schedule.id, TemplateIn(
                 weekday=weekday, start_time=plan.start, end_time=plan.end, capacity=plan.capacity, timed=True))
         out[plan.key] = schedule
     return out
@@ -344,9 +347,9 @@ def _book(db: Session, ctx: _Ctx, username: str, session: ClinicSession, pool: s
         return None
     patient_id = ctx.r.choice(candidates)
     try:
-        booking = service.book(db, ctx.subject(username),
+        booking = booking_rules.book(db, ctx.subject(username),
                                BookingIn(session_id=session.id, patient_id=patient_id, pool=pool))  # type: ignore[arg-type]
-    except service.SlotFull:
+    except rules.SlotFull:
         return None
     taken.add(patient_id)
     return booking
@@ -392,11 +395,11 @@ def _history(db: Session, ctx: _Ctx, schedules: dict[str, Schedule], now: dateti
             booker = next(u for u in (*plan.bookers, plan.public_by)
                           if ctx.subject(u).acting_institution_id == booking.booked_by_institution_id)
             with clock.frozen(booked_at + timedelta(hours=r.randint(2, 20))):
-                service.cancel(db, ctx.subject(booker), booking.id, r.choice(["患儿已好转", "家长临时有事", "已在他院就诊"]))
+                booking_rules.cancel(db, ctx.subject(booker), booking.id, r.choice(["患儿已好转", "家长临时有事", "已在他院就诊"]))
             cancelled.add(booking.id)
     for cutoff in sorted({clock.as_utc(s.reserve_cutoff_at) for s in past if s.reserve_cutoff_at is not None}):
         with clock.frozen(cutoff):
-            service.release_reserves(db, cutoff)
+            booking_rules.release_reserves(db, cutoff)
     for plan, session, booking, _ in made:
         if booking.id in cancelled:
             continue
@@ -404,10 +407,10 @@ def _history(db: Session, ctx: _Ctx, schedules: dict[str, Schedule], now: dateti
         starts = clock.as_utc(session.starts_at)
         if r.random() < 0.08:
             with clock.frozen(clock.as_utc(session.ends_at) + timedelta(minutes=10)):
-                service.mark_no_show(db, site, booking.id)
+                booking_rules.mark_no_show(db, site, booking.id)
         else:
             with clock.frozen(starts + timedelta(minutes=r.randint(-25, 120))):
-                service.mark_arrived(db, site, booking.id)
+                booking_rules.mark_arrived(db, site, booking.id)
     db.flush()
     return len(made)
 
@@ -418,7 +421,7 @@ def _closure(db: Session, ctx: _Ctx, schedules: dict[str, Schedule], now: dateti
     upcoming = [s for s in _sessions(db, schedule.id) if clock.as_utc(s.starts_at) > now + timedelta(days=3)]
     if len(upcoming) < 2:
         return 0
-    _, cancelled = service.add_closure(db, ctx.subject("tj-lead-coordinator"), schedule.institution_id,
+    _, cancelled = schedules_rules.add_closure(db, ctx.subject("tj-lead-coordinator"), schedule.institution_id,
                                        upcoming[1].day, "专家外出参加对口帮扶义诊", schedule_id=schedule.id)
     return cancelled
 
@@ -459,7 +462,7 @@ def _wards(db: Session, ctx: _Ctx) -> int:
     )
     made = {}
     for username, inst, dept, name, beds, occupied, alliance in wards:
-        made[(inst, name)] = service.create_ward(db, ctx.subject(username), WardIn(
+        made[(inst, name)] = beds_rules.create_ward(db, ctx.subject(username), WardIn(
             institution_id=ctx.inst[inst].id, department_id=ctx.dept(inst, dept).id, name=name, beds_total=beds,
             occupied=occupied, reserve_alliance_id=ctx.alliances[alliance].id))
     holds: Iterable[tuple[str, str, str, int, str]] = (
@@ -473,7 +476,7 @@ def _wards(db: Session, ctx: _Ctx) -> int:
     for username, inst, ward_name, hours, note in holds:
         patient_id = ctx.r.choice([p for p in ctx.patients[username] if p not in taken])
         taken.add(patient_id)
-        service.reserve_bed(db, ctx.subject(username), BedReservationIn(
+        beds_rules.reserve_bed(db, ctx.subject(username), BedReservationIn(
             ward_id=made[(inst, ward_name)].id, patient_id=patient_id, hours=hours, note=note))
         count += 1
     db.flush()
@@ -483,7 +486,7 @@ def _wards(db: Session, ctx: _Ctx) -> int:
 def _waitlist(db: Session, ctx: _Ctx, schedules: dict[str, Schedule]) -> None:
     today = clock.today_local()
     patient_id = ctx.patients["chaoyang-community-doctor"][3]
-    service.request_wait(db, ctx.subject("chaoyang-community-doctor"), WaitRequestIn(
+    waitlist.request_wait(db, ctx.subject("chaoyang-community-doctor"), WaitRequestIn(
         patient_id=patient_id, target_institution_id=ctx.inst[CY_LEAD].id, schedule_id=schedules["cy-gi"].id,
         specialty="儿童消化", earliest=today + timedelta(days=1), latest=today + timedelta(days=14), contact_by_days=2,
         note="患儿反复腹痛两月伴体重下降，社区治疗效果欠佳；家长希望两周内就诊，周一至周三上午均可。"))

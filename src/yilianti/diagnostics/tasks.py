@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from yilianti.diagnostics import critical
+from yilianti.diagnostics.reading import critical
 from yilianti.worker.runner import handler, periodic
 
 log = logging.getLogger(__name__)

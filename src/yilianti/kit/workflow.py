@@ -20,7 +20,7 @@ Domain-specific consequences (grants, tasks, extra columns) stay in the domains,
 
 The row builders here (`Workflow.history_row`, `move_detail`) and the domains' notification builders
 are written so that they also take SQLAlchemy Core column expressions: the hand-written fast paths
-(`referral/fastpath.py`, `diagnostics/hl7_fast.py`) compile them once, at import time, into their
+(`referral/fastpath.py`, `diagnostics/receivers/hl7_fast.py`) compile them once, at import time, into their
 SQL (`sql_json`, `sql_insert`, `sql_in`) instead of copying the rows they write.
 """
 

@@ -48,7 +48,9 @@ from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.diagnostics.states import RESULTED
 from yilianti.exceptions import AppError, request_locale
-from yilianti.fastdb import FastRoute, client_ip, connection, fetchrow, on_postgresql, route_subject
+from yilianti.fastdb.pool import connection, fetchrow, on_postgresql
+from yilianti.fastdb.route import FastRoute
+from yilianti.fastdb.subject import client_ip, route_subject
 from yilianti.kit import clock
 from yilianti.kit.i18n import translate
 from yilianti.kit.sqlcompile import Params, sql

@@ -576,7 +576,7 @@ def decide(db: Session, subject: Subject, data: DecisionIn) -> RecognitionDecisi
     if order is not None and chosen is not None:
         # the platform order is satisfied by recognition: it leaves the worklists through the
         # diagnostics state machine (cancelled, with the recognition as its reason)
-        from yilianti.diagnostics import workflow
+        from yilianti.diagnostics.orders import workflow
 
         workflow.cancel(db, subject, order.id, f"由互认结果满足：{chosen.institution_name} {chosen.result_date.isoformat()}"
                         f"（HR {'、'.join(chosen.scopes)}，互认决定 #{row.id}）")

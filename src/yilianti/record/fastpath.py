@@ -39,7 +39,9 @@ from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.diagnostics.states import RESULTED, SIGNED
 from yilianti.exceptions import AppError
-from yilianti.fastdb import FastRoute, client_ip, fetchrow, on_postgresql, route_subject
+from yilianti.fastdb.pool import fetchrow, on_postgresql
+from yilianti.fastdb.route import FastRoute
+from yilianti.fastdb.subject import client_ip, route_subject
 from yilianti.kit import clock
 from yilianti.kit.sqlcompile import Params, sql
 from yilianti.recognition import fastpath as recognition_fast

@@ -49,7 +49,10 @@ from starlette.types import Scope
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError, Conflict, Forbidden, NotFound
-from yilianti.fastdb import FastRoute, GroupCommit, client_ip, group, on_postgresql, route_subject
+from yilianti.fastdb.group import GroupCommit, group
+from yilianti.fastdb.pool import on_postgresql
+from yilianti.fastdb.route import FastRoute
+from yilianti.fastdb.subject import client_ip, route_subject
 from yilianti.kit import clock
 from yilianti.kit.sqlcompile import column, sql, sql_insert, sql_json
 from yilianti.kit.workflow import move_detail

@@ -6,7 +6,7 @@ ORIGIN, even when the receiving site books — or reserves a bed in one of its w
 referral moves to `scheduled`, all in the caller's one unit of work:
 
 1. lock the referral row and check the move (409 when it can no longer be scheduled),
-2. book through `scheduling.service.book` / `reserve_bed` (their own 409s: slot or bed gone),
+2. book through `scheduling.booking.book` / `reserve_bed` (their own 409s: slot or bed gone),
 3. `service.schedule` → `transition` (history row, deadline, audit, notification).
 
 Any error raises before the unit of work commits, so a raced slot leaves the referral, the
@@ -24,7 +24,8 @@ from yilianti.models.referral import Referral
 from yilianti.models.scheduling import ClinicSession, Schedule, Ward
 from yilianti.referral import service
 from yilianti.referral.states import Status
-from yilianti.scheduling import service as scheduling
+from yilianti.scheduling import beds, rules
+from yilianti.scheduling import booking as booking_rules
 from yilianti.scheduling.schemas import BedReservationIn, BookingIn
 
 SLOT_TAKEN = "referral_slot_taken"
@@ -44,12 +45,12 @@ def book_slot(db: Session, subject: Subject, referral_id: int, session_id: int, 
     if schedule.institution_id != ref.to_institution_id:
         raise InvalidInput(fields={"session_id": "只能预约接收机构的号源"})
     try:
-        booking = scheduling.book(
+        booking = booking_rules.book(
             db, subject, BookingIn(session_id=session_id, patient_id=ref.patient_id, slot_id=slot_id,
                                    pool=pool,  # type: ignore[arg-type]
                                    referral_id=ref.id, note=f"转诊单 #{ref.id}"),
             pool_institution_id=ref.from_institution_id)
-    except scheduling.SlotFull:
+    except rules.SlotFull:
         raise Conflict("该号源刚刚已被预约，转诊单未改变，请选择其他号源", code=SLOT_TAKEN) from None
     except NotFound:
         raise InvalidInput(fields={"session_id": "出诊时段不存在"}) from None
@@ -66,10 +67,10 @@ def reserve_bed(db: Session, subject: Subject, referral_id: int, ward_id: int, *
     if ward.institution_id != ref.to_institution_id:
         raise InvalidInput(fields={"ward_id": "只能预留接收机构的床位"})
     try:
-        res = scheduling.reserve_bed(
+        res = beds.reserve_bed(
             db, subject, BedReservationIn(ward_id=ward_id, patient_id=ref.patient_id, hours=hours,
                                           referral_id=ref.id, note=f"转诊单 #{ref.id}"),
             pool_institution_id=ref.from_institution_id)
-    except scheduling.BedsFull:
+    except rules.BedsFull:
         raise Conflict("该病区的床位刚刚已被预留完，转诊单未改变，请选择其他病区", code=BEDS_TAKEN) from None
     return service.schedule(db, subject, ref.id, bed_reservation_id=res.id, expected_status=Status.accepted)

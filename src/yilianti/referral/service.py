@@ -35,7 +35,7 @@ from yilianti.notifications.service import enqueue_notice, notify, payload
 from yilianti.referral import states
 from yilianti.referral.schemas import ReferralIn
 from yilianti.referral.states import FINAL, REJECT_LABELS, STATUS_LABELS, RejectCode, Side, Status
-from yilianti.scheduling.service import share_alliance
+from yilianti.scheduling.rules import share_alliance
 
 ACTING_ROLES = ("doctor", "nurse", "coordinator")
 STATE_CONFLICT = states.STATE_CONFLICT

@@ -1,6 +1,6 @@
 """Scheduling JSON API: sessions and availability per pool, bookings, wait-list, schedules, wards, sinking ratio.
 
-Every route calls scheduling.service; errors follow CONTRACTS.md (`session_not_bookable`,
+Every route calls the scheduling rules (schedules, booking, waitlist, beds, sinking); errors follow CONTRACTS.md (`session_not_bookable`,
 `slot_full`, `duplicate_booking` answer 409; unknown or invisible resources 404; a site of
 another alliance 403; malformed bodies 422) and change nothing.
 """
@@ -26,7 +26,10 @@ from yilianti.models.scheduling import (
     ScheduleTemplate,
     Ward,
 )
-from yilianti.scheduling import fastpath, repository, service
+from yilianti.scheduling import beds, fastpath, repository, schedules
+from yilianti.scheduling import booking as booking_rules
+from yilianti.scheduling import sinking as sinking_rules
+from yilianti.scheduling import waitlist as waitlist_rules
 from yilianti.scheduling.schemas import (
     AvailabilityOut,
     BedReservationIn,
@@ -85,7 +88,7 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def _read_booking(db: DB, subject: Any, booking_id: int) -> dict[str, Any]:
-    booking, session, _, slot = service.get_booking(db, subject, booking_id)
+    booking, session, _, slot = booking_rules.get_booking(db, subject, booking_id)
     return _booking_out(booking, session, slot, session.schedule.institution_id)
 
 
@@ -140,7 +143,7 @@ def list_sessions(db: DB, subject: CurrentSubject, institution_id: int | None = 
 @router.get("/sessions/{session_id}/availability", response_model=AvailabilityOut, responses=ERRORS)
 def session_availability(session_id: int, db: DB, subject: CurrentSubject) -> dict[str, Any]:
     """Free slots per pool before booking, and which pools the acting institution may use."""
-    av = service.availability(db, subject, session_id)
+    av = booking_rules.availability(db, subject, session_id)
     s = av.session
     return {"session_id": s.id, "status": s.status,
             "bookable": s.status == "open" and clock.as_utc(s.starts_at) > clock.now(),
@@ -154,18 +157,18 @@ def session_availability(session_id: int, db: DB, subject: CurrentSubject) -> di
 def session_slots(session_id: int, db: DB, subject: CurrentSubject,
                   pool: Literal["reserved", "public"] | None = None) -> list[Any]:
     """Free slots of the pools the acting institution may use (timed slots carry a time; others a number)."""
-    av = service.availability(db, subject, session_id)
+    av = booking_rules.availability(db, subject, session_id)
     pools = [p for p in av.pools if pool is None or p == pool]
     if not pools or av.session.status != "open":
         return []
     return [{"id": s.id, "seq": s.seq, "starts_at": _utc(s.starts_at), "pool": s.pool}
-            for s in service.free_slots(db, session_id, pools)]
+            for s in booking_rules.free_slots(db, session_id, pools)]
 
 
 @router.post("/sessions/{session_id}/cancel", response_model=SessionCancelledOut, responses=ERRORS)
 def cancel_session(session_id: int, db: DB, subject: CurrentSubject, body: CancelIn = Body()) -> dict[str, Any]:
     """Stop a session (停诊): every active booking is cancelled and its booking site notified."""
-    n = service.cancel_session(db, subject, session_id, body.reason)
+    n = schedules.cancel_session(db, subject, session_id, body.reason)
     return {"session_id": session_id, "bookings_cancelled": n}
 
 
@@ -177,7 +180,7 @@ async def create_booking(request: Request, body: BookingIn = Body()) -> dict[str
     """Book a slot for a patient the acting institution may see (reserved pool first when eligible).
 
     On PostgreSQL this is the platform's hot path (scheduling/fastpath.py: one statement);
-    elsewhere, and whenever that statement books nothing, `service.book` decides.
+    elsewhere, and whenever that statement books nothing, `booking_rules.book` decides.
     """
     if fastpath.enabled():
         return await fastpath.book(request, body)
@@ -192,7 +195,7 @@ def _book_sync(db: Session, request: Request, body: BookingIn) -> dict[str, Any]
         raise Unauthenticated()
     if not subject.is_clinical:
         raise Forbidden("此功能仅限临床人员（医生、护士、诊断医师、转诊协调员）")
-    booking = service.book(db, subject, body)
+    booking = booking_rules.book(db, subject, body)
     return _read_booking(db, subject, booking.id)
 
 
@@ -204,7 +207,7 @@ def list_bookings(db: DB, subject: CurrentSubject,
                   limit: int = Query(200, ge=1, le=500)) -> list[dict[str, Any]]:
     if subject.acting_institution_id is None:
         raise Forbidden("请先选择执业机构")
-    rows = service.bookings_of_site(db, subject, made_here=scope == "mine", day=day, status=status_, limit=limit)
+    rows = booking_rules.bookings_of_site(db, subject, made_here=scope == "mine", day=day, status=status_, limit=limit)
     slots = repository.slots_by_id(db, [bk.slot_id for bk, _, _ in rows])
     return [_booking_out(bk, s, slots[bk.slot_id], s.schedule.institution_id) for bk, s, _ in rows]
 
@@ -217,28 +220,28 @@ def read_booking(booking_id: int, db: DB, subject: CurrentSubject) -> dict[str, 
 @router.post("/bookings/{booking_id}/cancel", response_model=BookingOut, responses=ERRORS)
 def cancel_booking(booking_id: int, db: DB, subject: CurrentSubject, body: CancelIn = Body(CancelIn())) -> dict[str, Any]:
     """Cancel: the slot is free again."""
-    service.cancel(db, subject, booking_id, body.reason)
+    booking_rules.cancel(db, subject, booking_id, body.reason)
     return _read_booking(db, subject, booking_id)
 
 
 @router.post("/bookings/{booking_id}/reschedule", response_model=BookingOut, status_code=201, responses=ERRORS)
 def reschedule_booking(booking_id: int, db: DB, subject: Clinical, body: RescheduleIn = Body()) -> dict[str, Any]:
     """Move to another session: the old booking is cancelled and a new one returned."""
-    booking = service.reschedule(db, subject, booking_id, body.session_id, body.slot_id)
+    booking = booking_rules.reschedule(db, subject, booking_id, body.session_id, body.slot_id)
     return _read_booking(db, subject, booking.id)
 
 
 @router.post("/bookings/{booking_id}/arrive", response_model=BookingOut, responses=ERRORS)
 def arrive(booking_id: int, db: DB, subject: CurrentSubject) -> dict[str, Any]:
     """Record arrival (到诊回传); only the session's site, on the day."""
-    service.mark_arrived(db, subject, booking_id)
+    booking_rules.mark_arrived(db, subject, booking_id)
     return _read_booking(db, subject, booking_id)
 
 
 @router.post("/bookings/{booking_id}/no-show", response_model=BookingOut, responses=ERRORS)
 def no_show(booking_id: int, db: DB, subject: CurrentSubject) -> dict[str, Any]:
     """Record a no-show; only the session's site, once the session has started."""
-    service.mark_no_show(db, subject, booking_id)
+    booking_rules.mark_no_show(db, subject, booking_id)
     return _read_booking(db, subject, booking_id)
 
 
@@ -249,7 +252,7 @@ def no_show(booking_id: int, db: DB, subject: CurrentSubject) -> dict[str, Any]:
              responses=ERRORS)
 def create_request(db: DB, subject: Clinical, body: WaitRequestIn = Body()) -> dict[str, Any]:
     """Nothing fits: the request waits on the target's worklist with a contact-by deadline."""
-    return _request_out(service.request_wait(db, subject, body))
+    return _request_out(waitlist_rules.request_wait(db, subject, body))
 
 
 @router.get("/booking-requests", response_model=list[BookingRequestOut])
@@ -257,7 +260,7 @@ def list_requests(db: DB, subject: Clinical,
                   direction: Literal["incoming", "outgoing"] = "incoming",
                   status_: Literal["waiting", "booked", "closed", ""] = Query("waiting", alias="status"),
                   ) -> list[dict[str, Any]]:
-    rows = service.waitlist(db, subject, incoming=direction == "incoming", status=status_)
+    rows = waitlist_rules.waitlist(db, subject, incoming=direction == "incoming", status=status_)
     return [_request_out(r) for r, _ in rows]
 
 
@@ -266,19 +269,19 @@ def list_requests(db: DB, subject: Clinical,
 
 @router.post("/schedules", status_code=status.HTTP_201_CREATED, response_model=ScheduleOut, responses=ERRORS)
 def create_schedule(db: DB, subject: CurrentSubject, body: ScheduleIn = Body()) -> Schedule:
-    return service.create_schedule(db, subject, body)
+    return schedules.create_schedule(db, subject, body)
 
 
 @router.post("/schedules/{schedule_id}/templates", status_code=status.HTTP_201_CREATED, response_model=TemplateOut,
              responses=ERRORS)
 def add_template(schedule_id: int, db: DB, subject: CurrentSubject, body: TemplateIn = Body()) -> ScheduleTemplate:
-    return service.add_template(db, subject, schedule_id, body)
+    return schedules.add_template(db, subject, schedule_id, body)
 
 
 @router.post("/schedules/{schedule_id}/generate", response_model=GeneratedOut, responses=ERRORS)
 def generate(schedule_id: int, db: DB, subject: CurrentSubject, body: GenerateIn = Body()) -> dict[str, int]:
     """Templates → dated sessions → slots for days in [start, end]; existing sessions are kept."""
-    return {"created": service.generate_sessions(db, subject, schedule_id, body.start, body.end)}
+    return {"created": schedules.generate_sessions(db, subject, schedule_id, body.start, body.end)}
 
 
 # ------------------------------------------------------------------------------------------ beds
@@ -290,29 +293,29 @@ def list_wards(db: DB, subject: CurrentSubject, institution_id: int | None = Non
     partners = {p.id for p in repository.partner_institutions(db, subject.acting_institution_id)}
     if institution_id is not None and institution_id not in partners and not subject.is_system_admin:
         return []
-    return [_ward_out(w) for w, _ in service.wards_view(db, institution_id)
+    return [_ward_out(w) for w, _ in beds.wards_view(db, institution_id)
             if subject.is_system_admin or w.institution_id in partners]
 
 
 @router.post("/wards", status_code=status.HTTP_201_CREATED, response_model=WardOut, responses=ERRORS)
 def create_ward(db: DB, subject: CurrentSubject, body: WardIn = Body()) -> dict[str, Any]:
-    return _ward_out(service.create_ward(db, subject, body))
+    return _ward_out(beds.create_ward(db, subject, body))
 
 
 @router.post("/bed-reservations", status_code=status.HTTP_201_CREATED, response_model=BedReservationOut,
              responses=ERRORS)
 def reserve_bed(db: DB, subject: Clinical, body: BedReservationIn = Body()) -> dict[str, Any]:
-    return _reservation_out(service.reserve_bed(db, subject, body))
+    return _reservation_out(beds.reserve_bed(db, subject, body))
 
 
 @router.post("/bed-reservations/{reservation_id}/admit", response_model=BedReservationOut, responses=ERRORS)
 def admit(reservation_id: int, db: DB, subject: CurrentSubject) -> dict[str, Any]:
-    return _reservation_out(service.admit_reservation(db, subject, reservation_id))
+    return _reservation_out(beds.admit_reservation(db, subject, reservation_id))
 
 
 @router.post("/bed-reservations/{reservation_id}/release", response_model=BedReservationOut, responses=ERRORS)
 def release(reservation_id: int, db: DB, subject: CurrentSubject) -> dict[str, Any]:
-    return _reservation_out(service.release_reservation(db, subject, reservation_id))
+    return _reservation_out(beds.release_reservation(db, subject, reservation_id))
 
 
 # ------------------------------------------------------------------------------------------ sinking ratio
@@ -330,4 +333,4 @@ def sinking(alliance_id: int, db: DB, subject: CurrentSubject, start: date | Non
     d_end = end or today + timedelta(days=60)
     return [{"month": m.month, "offered": m.offered, "reserved": m.reserved, "sinking_ratio": m.sinking_ratio,
              "reserved_booked": m.reserved_booked, "reserve_use": m.reserve_use, "member_booked": m.member_booked}
-            for m in service.sinking_by_month(db, alliance_id, d_start, d_end)]
+            for m in sinking_rules.sinking_by_month(db, alliance_id, d_start, d_end)]

@@ -1,6 +1,6 @@
 """The hot path of booking on PostgreSQL: one prepared statement per batch of bookings, on asyncpg.
 
-`service.book` is the reference implementation (and the only one on SQLite). Here the same
+`booking_rules.book` is the reference implementation (and the only one on SQLite). Here the same
 rules run as ONE data-modifying statement, its own transaction (autocommit), for every booking
 that arrived together (`_Booker`, a `fastdb.GroupCommit`: while earlier bookings are at PostgreSQL the next
 ones wait and then go in one statement and one commit — never two of one session). For each
@@ -23,9 +23,9 @@ booking, on its own row:
   (DOMAIN.md §4b), as the reference's read row exists only when its booking commits.
 
 When nothing is booked, the statement's row tells why. A closed session, a duplicate or no
-free seat, once every earlier check of `service.book` passed, is answered with that same
+free seat, once every earlier check of `booking_rules.book` passed, is answered with that same
 error; anything else (no such session, patient not visible, no common alliance, a pool that
-may not be used, a particular slot) goes to `service.book`, which books or raises the precise
+may not be used, a particular slot) goes to `booking_rules.book`, which books or raises the precise
 error. Nothing is written in either case. A statement that fails as a whole (a number drawn
 twice, a concurrent duplicate caught by the unique index) writes nothing; its bookings are run
 again, one by one where needed, so each still gets its own answer.
@@ -37,7 +37,7 @@ as three alone (bench/booking.py, docs/benchmarks.md).
 `BookingRoute` serves `POST /api/v1/bookings` with an API token before the framework's
 middleware and routing (the cost of a booking is then mostly PostgreSQL's); what it cannot
 serve (no bearer token, a body the schema rejects, a token that does not resolve, a case for
-`service.book`) goes to the regular route with the body replayed, so errors, cookie sessions
+`booking_rules.book`) goes to the regular route with the body replayed, so errors, cookie sessions
 and OpenAPI stay the route's. Only the acting subject is cached (auth_cache_seconds).
 """
 
@@ -60,27 +60,20 @@ from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError, Forbidden
-from yilianti.fastdb import (
-    Busy,
-    FastRoute,
-    GroupCommit,
-    _sync,
-    client_ip,
-    dispose,
-    group,
-    on_postgresql,
-    route_subject,
-    subject_of,
-)
+from yilianti.fastdb.group import GroupCommit, group
+from yilianti.fastdb.pool import Busy, dispose, on_postgresql
+from yilianti.fastdb.route import FastRoute, _sync
+from yilianti.fastdb.subject import client_ip, route_subject, subject_of
 from yilianti.kit import clock
 from yilianti.kit.sqlcompile import Params, column, sql
 from yilianti.models.scheduling import BookingStatus, ClinicSession, Pool, SessionStatus
-from yilianti.scheduling import service
+from yilianti.scheduling import booking as booking_rules
+from yilianti.scheduling import rules
 from yilianti.scheduling.schemas import BookingIn, BookingOut, booking_out
 
 PATH = "/api/v1/bookings"
 TRIED = "yilianti.booking_statement_tried"  # scope key: the statement ran for this request and booked nothing
-stats: Counter[str] = Counter()  # booked by the "statement" / "refused" by it / "fallback" to service.book
+stats: Counter[str] = Counter()  # booked by the "statement" / "refused" by it / "fallback" to booking_rules.book
 __all__ = ["BookingRoute", "book", "dispose", "enabled", "stats"]
 
 
@@ -103,7 +96,7 @@ _site, _reserve_alliance = column("sc.institution_id"), column("cs.reserve_allia
 
 
 def _book_statement() -> str:
-    """BOOK. Every rule in it is a clause of its domain (authz.policy: the access basis; scheduling.service: a
+    """BOOK. Every rule in it is a clause of its domain (authz.policy: the access basis; scheduling.rules: a
     shared alliance, the reserve and who may use it, an active booking; alliance.repository.current_on:
     membership in force), compiled here once for the rows of `r`; the rest is the statement's own fetch and
     commit. The lookups into large tables (care relationships, grants, bookings) are scalar subqueries with
@@ -112,11 +105,11 @@ def _book_statement() -> str:
     2026-12-06: 30–120 ms a batch, growing with it)."""
     r = _row
     bookable = sql(and_(_cs.status == SessionStatus.open, _cs.starts_at > P.now))
-    shares = sql(service.shares_alliance(_site, r["inst"], P.today))
-    reserve_ok = sql(and_(service.reserve_open(_cs),
-                          service.may_use_reserve(r["inst"], _reserve_alliance, _site, P.today)))
+    shares = sql(rules.shares_alliance(_site, r["inst"], P.today))
+    reserve_ok = sql(and_(rules.reserve_open(_cs),
+                          rules.may_use_reserve(r["inst"], _reserve_alliance, _site, P.today)))
     basis = sql(policy.basis(r["patient_id"], r["inst"], r["user_id"], P.now))
-    duplicate = sql(policy.found(service.active_booking(r["session_id"], r["patient_id"])))
+    duplicate = sql(policy.found(rules.active_booking(r["session_id"], r["patient_id"])))
     reserved, public = f"'{Pool.reserved}'", f"'{Pool.public}'"
     return f"""
 WITH r AS (
@@ -246,7 +239,7 @@ class _Booker(GroupCommit[_Ask]):
 
     def failed_alone(self, item: _Ask, exc: asyncpg.PostgresError) -> Any:
         if isinstance(exc, asyncpg.UniqueViolationError) and exc.constraint_name == "uq_booking_active_patient_session":
-            return service.DuplicateBooking()  # a concurrent booking of the patient won
+            return rules.DuplicateBooking()  # a concurrent booking of the patient won
         raise exc
 
     @staticmethod
@@ -264,25 +257,25 @@ class _Booker(GroupCommit[_Ask]):
 async def _statement(subject: Subject, body: BookingIn, ip: str | None) -> dict[str, Any] | AppError | None:
     """Book in one statement (with the bookings of other requests arriving meanwhile). Returns the booking;
     or the error the reference would raise when the statement shows it unambiguously (closed session,
-    duplicate, no free seat — after every earlier check passed, as service.book orders them); or None:
-    service.book decides and explains."""
+    duplicate, no free seat — after every earlier check passed, as booking_rules.book orders them); or None:
+    booking_rules.book decides and explains."""
     if subject.user_id is None or subject.acting_institution_id is None:
-        return None  # no acting user or institution: service.book explains
+        return None  # no acting user or institution: booking_rules.book explains
     ask = _Ask(body.session_id, body.patient_id, subject.acting_institution_id, subject.user_id, subject.username,
                body.pool, body.note, body.referral_id, ip, subject.channel)
     row = await group(_Booker).submit(ask)
     if isinstance(row, AppError):
         return row
     if row is None or row["basis"] is None or not row["shares"]:
-        return None  # no such session, patient not visible, no common alliance: service.book explains
+        return None  # no such session, patient not visible, no common alliance: booking_rules.book explains
     if row["id"] is None:
         if not row["open"]:
-            return service.SessionClosed()
+            return rules.SessionClosed()
         if body.pool == Pool.reserved and not row["reserve_ok"]:
-            return None  # a pool this institution may not use: service.book explains
+            return None  # a pool this institution may not use: booking_rules.book explains
         if row["duplicate"]:
-            return service.DuplicateBooking()
-        return service.SlotFull()
+            return rules.DuplicateBooking()
+        return rules.SlotFull()
     # the reference's require_patient row (rolled back with a refused booking, so only for a booking)
     batch.read(subject, "booking_patient", body.patient_id, patient_id=body.patient_id, basis=row["basis"],
                ip=ip, at=row["created_at"])
@@ -313,12 +306,12 @@ async def book(request: Request, body: BookingIn) -> dict[str, Any]:
         return out
     stats["fallback"] += 1
     # nothing booked: the reference implementation books or raises the precise error
-    booking = await _sync(lambda db, s, b: service.book(db, s, b).id, subject, body)
+    booking = await _sync(lambda db, s, b: booking_rules.book(db, s, b).id, subject, body)
     return await _sync(_booking_out, subject, booking)
 
 
 def _booking_out(db: Any, subject: Subject, booking_id: int) -> dict[str, Any]:
-    booking, session, _, slot = service.get_booking(db, subject, booking_id)
+    booking, session, _, slot = booking_rules.get_booking(db, subject, booking_id)
     return booking_out(booking, session, slot, session.schedule.institution_id)
 
 

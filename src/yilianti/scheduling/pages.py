@@ -1,6 +1,6 @@
 """Scheduling pages: schedule management at the site, booking from member sites, slips, beds, sinking ratio.
 
-Every page calls scheduling.service (rules) or scheduling.repository (reads). Forms post back:
+Every page calls the scheduling rules (schedules, booking, waitlist, beds, sinking) or scheduling.repository (reads). Forms post back:
 303 on success, the same page with field errors (422) or the domain error's status otherwise.
 """
 
@@ -22,7 +22,11 @@ from yilianti.kit import repository as kit
 from yilianti.models.alliance import Alliance
 from yilianti.models.scheduling import BookingStatus, ClinicSession, Pool, SessionStatus, Ward
 from yilianti.patients import service as patients
-from yilianti.scheduling import repository, service
+from yilianti.scheduling import beds as beds_rules
+from yilianti.scheduling import booking as booking_rules
+from yilianti.scheduling import repository, rules, schedules
+from yilianti.scheduling import sinking as sinking_rules
+from yilianti.scheduling import waitlist as waitlist_rules
 from yilianti.scheduling.schemas import (
     BedReservationIn,
     BookingIn,
@@ -162,7 +166,7 @@ def _schedule_form_ctx(db: Session, inst_id: int) -> dict[str, Any]:
 @router.get("/scheduling/schedules")
 def schedule_list(request: Request, db: DB, subject: CurrentSubject) -> Response:
     inst = _require_scheduler(subject)
-    rows = [(s, service.templates_of(db, s.id)) for s in service.schedules_of(db, inst)]
+    rows = [(s, schedules.templates_of(db, s.id)) for s in schedules.schedules_of(db, inst)]
     return render_page(request, "scheduling/schedules.html", {
         "rows": rows, "closures": repository.closures_of(db, inst), "weekdays": dict(WEEKDAYS),
         "alliance_names": {a.id: a.name for a in repository.alliances_of(db, inst)}})
@@ -187,7 +191,7 @@ async def schedule_create(request: Request, db: DB, subject: CurrentSubject) -> 
                 raise InvalidInput(fields={"reserve_share": "请填写0–100之间的整数百分比"})
             data["reserve_share"] = share / 100
         parsed = _parse(ScheduleIn, {**data, "institution_id": inst})
-        schedule = service.create_schedule(db, subject, parsed)
+        schedule = schedules.create_schedule(db, subject, parsed)
     except AppError as exc:
         _failed(db)
         return render_page(request, "scheduling/schedule_form.html", {
@@ -198,7 +202,7 @@ async def schedule_create(request: Request, db: DB, subject: CurrentSubject) -> 
 
 def _own_schedule(db: Session, subject: Subject, schedule_id: int) -> Any:
     inst = _require_scheduler(subject)
-    schedule = service.get_schedule(db, schedule_id)
+    schedule = schedules.get_schedule(db, schedule_id)
     if schedule.institution_id != inst and not subject.is_system_admin:
         raise NotFound()
     return schedule
@@ -211,7 +215,7 @@ def _schedule_page(request: Request, db: Session, subject: Subject, schedule: An
                                       start=today, end=today + timedelta(days=90))
     reserve_alliance = kit.get(db, Alliance, schedule.reserve_alliance_id) if schedule.reserve_alliance_id else None
     ctx: dict[str, Any] = {
-        "schedule": schedule, "templates": service.templates_of(db, schedule.id),
+        "schedule": schedule, "templates": schedules.templates_of(db, schedule.id),
         "sessions": _session_rows(request, rows), "weekdays": WEEKDAYS, "weekday_names": dict(WEEKDAYS),
         "reserve_alliance": reserve_alliance, "closures": repository.closures_of(db, schedule.institution_id),
         "expert": _expert(schedule),
@@ -247,7 +251,7 @@ async def template_add(request: Request, schedule_id: int, db: DB, subject: Curr
     try:
         data = _clean(values)
         data["timed"] = values.get("timed") == "1"
-        service.add_template(db, subject, schedule.id, _parse(TemplateIn, data))
+        schedules.add_template(db, subject, schedule.id, _parse(TemplateIn, data))
     except AppError as exc:
         _failed(db)
         schedule = _own_schedule(db, subject, schedule_id)
@@ -270,7 +274,7 @@ async def sessions_generate(request: Request, schedule_id: int, db: DB, subject:
         if fields:
             raise InvalidInput(fields=fields)
         assert start is not None and end is not None
-        created = service.generate_sessions(db, subject, schedule.id, start, end)
+        created = schedules.generate_sessions(db, subject, schedule.id, start, end)
     except AppError as exc:
         _failed(db)
         schedule = _own_schedule(db, subject, schedule_id)
@@ -288,7 +292,7 @@ async def closure_add(request: Request, schedule_id: int, db: DB, subject: Curre
         if day is None:
             raise InvalidInput(fields={"day": "日期格式应为 YYYY-MM-DD"})
         whole_site = values.get("whole_site") == "1"
-        _, cancelled = service.add_closure(db, subject, schedule.institution_id, day, values.get("reason", ""),
+        _, cancelled = schedules.add_closure(db, subject, schedule.institution_id, day, values.get("reason", ""),
                                            None if whole_site else schedule.id)
     except AppError as exc:
         _failed(db)
@@ -301,9 +305,9 @@ async def closure_add(request: Request, schedule_id: int, db: DB, subject: Curre
 @router.post("/scheduling/sessions/{session_id}/cancel")
 async def session_cancel(request: Request, session_id: int, db: DB, subject: CurrentSubject) -> Response:
     values = await _form(request)
-    session = service.get_session(db, session_id)
+    session = schedules.get_session(db, session_id)
     try:
-        n = service.cancel_session(db, subject, session_id, values.get("reason", ""))
+        n = schedules.cancel_session(db, subject, session_id, values.get("reason", ""))
     except AppError as exc:
         _failed(db)
         return _session_page(request, db, subject, session_id, exc.status if exc.status != 400 else 422,
@@ -332,7 +336,7 @@ def book_search(request: Request, db: DB, subject: Clinical, institution_id: str
     rows = repository.search_sessions(db, institution_ids=ids, q=q, start=d_start, end=d_end)
     sessions = []
     for r in _session_rows(request, rows):
-        pools, reason = service.pools_for(db, inst, r["s"])
+        pools, reason = booking_rules.pools_for(db, inst, r["s"])
         sessions.append({**r, "pools": pools, "reason": reason})
     return render_page(request, "scheduling/book.html", {
         "partners": partners, "sessions": sessions, "institution_id": chosen, "q": q,
@@ -341,7 +345,7 @@ def book_search(request: Request, db: DB, subject: Clinical, institution_id: str
 
 def _session_page(request: Request, db: Session, subject: Subject, session_id: int, status: int = 200,
                   **extra: Any) -> Response:
-    av = service.availability(db, subject, session_id)
+    av = booking_rules.availability(db, subject, session_id)
     s = av.session
     q = extra.pop("q", request.query_params.get("q", ""))
     values = extra.pop("values", {})
@@ -353,7 +357,7 @@ def _session_page(request: Request, db: Session, subject: Subject, session_id: i
     can_book = subject.is_clinical and subject.has("doctor", "nurse", "coordinator")
     ctx: dict[str, Any] = {
         "av": av, "s": s, "schedule": s.schedule, "expert": _expert(s.schedule), "usable_pools": usable,
-        "free_slots": service.free_slots(db, session_id, usable) if usable and bookable else [],
+        "free_slots": booking_rules.free_slots(db, session_id, usable) if usable and bookable else [],
         "reserve_text": _reserve_text(request, s), "bookable": bookable, "can_book": can_book,
         "patients": _patient_choices(db, subject, q, patient_id) if can_book and bookable else [],
         "q": q, "values": values, "patient_id": patient_id, "errors": {}, "book_error": None,
@@ -385,14 +389,14 @@ async def session_book(request: Request, session_id: int, db: DB, subject: Clini
         pool = values.get("pool") or None
         data = _parse(BookingIn, {"session_id": session_id, "patient_id": patient_id, "slot_id": slot_id,
                                   "pool": None if slot_id else pool, "note": values.get("note") or None})
-        booking = service.book(db, subject, data)
+        booking = booking_rules.book(db, subject, data)
     except AppError as exc:
         _failed(db)
         errors = errors_of(request, exc)
         return _session_page(request, db, subject, session_id, 422 if isinstance(exc, InvalidInput) else exc.status,
                              values=values, errors=errors if exc.fields else {},
                              book_error=None if exc.fields else errors.get("_form"),
-                             offer_wait=isinstance(exc, service.SlotFull))
+                             offer_wait=isinstance(exc, rules.SlotFull))
     return RedirectResponse(f"/bookings/{booking.id}/slip", status_code=303)
 
 
@@ -400,7 +404,7 @@ async def session_book(request: Request, session_id: int, db: DB, subject: Clini
 
 
 def _booking_ctx(request: Request, db: Session, subject: Subject, booking_id: int) -> dict[str, Any]:
-    booking, session, patient, slot = service.get_booking(db, subject, booking_id)
+    booking, session, patient, slot = booking_rules.get_booking(db, subject, booking_id)
     rid = repository.resident_ids(db, [patient.id]).get(patient.id)
     names = repository.institution_names(db, {booking.booked_by_institution_id})
     site = session.schedule.institution
@@ -444,18 +448,18 @@ async def _booking_action(request: Request, db: Session, subject: Subject, booki
     values = await _form(request)
     try:
         if action == "cancel":
-            service.cancel(db, subject, booking_id, values.get("reason", ""))
+            booking_rules.cancel(db, subject, booking_id, values.get("reason", ""))
             target = booking_id
         elif action == "reschedule":
             session_id = opt_int(values.get("session_id"))
             if session_id is None:
                 raise InvalidInput(fields={"session_id": "请选择改约的出诊时段"})
-            target = service.reschedule(db, subject, booking_id, session_id).id
+            target = booking_rules.reschedule(db, subject, booking_id, session_id).id
         elif action == "arrived":
-            service.mark_arrived(db, subject, booking_id)
+            booking_rules.mark_arrived(db, subject, booking_id)
             target = booking_id
         else:
-            service.mark_no_show(db, subject, booking_id)
+            booking_rules.mark_no_show(db, subject, booking_id)
             target = booking_id
     except AppError as exc:
         _failed(db)
@@ -496,8 +500,8 @@ def site_bookings(request: Request, db: DB, subject: CurrentSubject, tab: str = 
         raise Forbidden("请先选择执业机构")
     made_here = tab != "incoming"
     d = _opt_date(day)
-    rows = service.bookings_of_site(db, subject, made_here=made_here, day=d)
-    counts = service.counts_by_status(rows)
+    rows = booking_rules.bookings_of_site(db, subject, made_here=made_here, day=d)
+    counts = booking_rules.counts_by_status(rows)
     if status in STATUSES:
         rows = [r for r in rows if r[0].status == status]
     slots = repository.slots_by_id(db, [bk.slot_id for bk, _, _ in rows])
@@ -512,8 +516,8 @@ def site_bookings(request: Request, db: DB, subject: CurrentSubject, tab: str = 
 
 
 def _waitlist_page(request: Request, db: Session, subject: Subject, status: int = 200, **extra: Any) -> Response:
-    incoming = service.waitlist(db, subject, incoming=True)
-    outgoing = service.waitlist(db, subject, incoming=False)
+    incoming = waitlist_rules.waitlist(db, subject, incoming=True)
+    outgoing = waitlist_rules.waitlist(db, subject, incoming=False)
     names = repository.requests_with_names(db, incoming + outgoing)  # type: ignore[arg-type]
     sched_names = repository.schedule_names(db, {r.schedule_id for r, _ in incoming + outgoing})
     choices: dict[int, list[dict[str, Any]]] = {}
@@ -555,7 +559,7 @@ async def waitlist_add(request: Request, db: DB, subject: Clinical) -> Response:
     try:
         data = _clean(values)
         data.pop("from_session", None)
-        req = service.request_wait(db, subject, _parse(WaitRequestIn, data))
+        req = waitlist_rules.request_wait(db, subject, _parse(WaitRequestIn, data))
     except AppError as exc:
         _failed(db)
         errors = errors_of(request, exc)
@@ -576,7 +580,7 @@ async def waitlist_book(request: Request, request_id: int, db: DB, subject: Clin
         session_id = opt_int(values.get("session_id"))
         if session_id is None:
             raise InvalidInput(fields={"session_id": "请选择出诊时段"})
-        booking = service.book_from_request(db, subject, request_id, session_id)
+        booking = waitlist_rules.book_from_request(db, subject, request_id, session_id)
     except AppError as exc:
         _failed(db)
         if exc.status == 404:
@@ -591,7 +595,7 @@ async def waitlist_book(request: Request, request_id: int, db: DB, subject: Clin
 async def waitlist_close(request: Request, request_id: int, db: DB, subject: Clinical) -> Response:
     values = await _form(request)
     try:
-        service.close_request(db, subject, request_id, values.get("reason", ""))
+        waitlist_rules.close_request(db, subject, request_id, values.get("reason", ""))
     except AppError as exc:
         _failed(db)
         if exc.status == 404:
@@ -607,11 +611,11 @@ async def waitlist_close(request: Request, request_id: int, db: DB, subject: Cli
 
 def _beds_page(request: Request, db: Session, subject: Subject, status: int = 200, **extra: Any) -> Response:
     inst = subject.acting_institution_id
-    own = [w for w, _ in service.wards_view(db, inst)] if inst else []
+    own = [w for w, _ in beds_rules.wards_view(db, inst)] if inst else []
     partner_ids = {p.id for p in repository.partner_institutions(db, inst)} - {inst}
-    others = [(w, name, service.bed_pools_for(db, inst, w)) for w, name in service.wards_view(db)
+    others = [(w, name, beds_rules.bed_pools_for(db, inst, w)) for w, name in beds_rules.wards_view(db)
               if w.institution_id in partner_ids]
-    reservations = service.reservations_of(db, subject) if inst else []
+    reservations = beds_rules.reservations_of(db, subject) if inst else []
     inst_ids: set[int | None] = {r.requested_by_institution_id for r, _, _ in reservations}
     names = repository.institution_names(db, inst_ids | {w.institution_id for _, w, _ in reservations})
     q = extra.pop("q", request.query_params.get("q", ""))
@@ -653,7 +657,7 @@ async def ward_create(request: Request, db: DB, subject: CurrentSubject) -> Resp
             if share is None or share > 100:
                 raise InvalidInput(fields={"reserve_share": "请填写0–100之间的整数百分比"})
             data["reserve_share"] = share / 100
-        service.create_ward(db, subject, _parse(WardIn, {**data, "institution_id": inst}))
+        beds_rules.create_ward(db, subject, _parse(WardIn, {**data, "institution_id": inst}))
     except AppError as exc:
         _failed(db)
         return _beds_page(request, db, subject, 422 if isinstance(exc, InvalidInput) else exc.status,
@@ -668,7 +672,7 @@ async def ward_occupied(request: Request, ward_id: int, db: DB, subject: Current
         occupied = opt_int(values.get("occupied"))
         if occupied is None:
             raise InvalidInput(fields={"occupied": "应为整数"})
-        service.set_occupied(db, subject, ward_id, occupied)
+        beds_rules.set_occupied(db, subject, ward_id, occupied)
     except AppError as exc:
         _failed(db)
         if exc.status == 404:
@@ -687,7 +691,7 @@ async def bed_reserve(request: Request, db: DB, subject: Clinical) -> Response:
         data.pop("q", None)
         if "patient_id" not in data:
             raise InvalidInput(fields={"patient_id": "请选择患者"})
-        service.reserve_bed(db, subject, _parse(BedReservationIn, data))
+        beds_rules.reserve_bed(db, subject, _parse(BedReservationIn, data))
     except AppError as exc:
         _failed(db)
         errors = errors_of(request, exc)
@@ -700,9 +704,9 @@ async def bed_reserve(request: Request, db: DB, subject: Clinical) -> Response:
 def bed_reservation_action(request: Request, reservation_id: int, action: str, db: DB,
                            subject: CurrentSubject) -> Response:
     if action == "admit":
-        service.admit_reservation(db, subject, reservation_id)
+        beds_rules.admit_reservation(db, subject, reservation_id)
     elif action == "release":
-        service.release_reservation(db, subject, reservation_id)
+        beds_rules.release_reservation(db, subject, reservation_id)
     else:
         raise NotFound()
     return RedirectResponse("/scheduling/beds", status_code=303)
@@ -724,7 +728,7 @@ def sinking(request: Request, db: DB, subject: CurrentSubject, alliance_id: str 
     today = clock.today_local()
     d_start = _opt_date(start) or (today.replace(day=1) - timedelta(days=150)).replace(day=1)
     d_end = _opt_date(end) or today + timedelta(days=60)
-    months = service.sinking_by_month(db, alliance.id, d_start, d_end) if alliance else []
+    months = sinking_rules.sinking_by_month(db, alliance.id, d_start, d_end) if alliance else []
     chart = {"months": [m.month for m in months],
              "ratio": [round(m.sinking_ratio * 100, 1) if m.sinking_ratio is not None else None for m in months],
              "use": [round(m.reserve_use * 100, 1) if m.reserve_use is not None else None for m in months]}

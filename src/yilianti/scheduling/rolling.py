@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from yilianti.kit import clock
 from yilianti.models.scheduling import Schedule, ScheduleTemplate
-from yilianti.scheduling import service
+from yilianti.scheduling import schedules
 
 __all__ = ["roll_sessions"]
 
@@ -28,4 +28,4 @@ def roll_sessions(db: Session, days_ahead: int = 28) -> int:
     ids = db.scalars(select(Schedule.id).where(
         Schedule.active.is_(True),
         exists().where(ScheduleTemplate.schedule_id == Schedule.id)).order_by(Schedule.id)).all()
-    return sum(service.generate_sessions(db, None, schedule_id, today, end) for schedule_id in ids)
+    return sum(schedules.generate_sessions(db, None, schedule_id, today, end) for schedule_id in ids)

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from yilianti.scheduling import rolling, service
+from yilianti.scheduling import beds, booking, rolling, waitlist
 from yilianti.worker.runner import periodic
 
 
 @periodic("scheduling.release_reserves", every_seconds=60)
 def release_reserves(db: Session) -> int:
-    return service.release_reserves(db)
+    return booking.release_reserves(db)
 
 
 @periodic("scheduling.expire_bed_reservations", every_seconds=300)
 def expire_beds(db: Session) -> int:
-    return service.expire_reservations(db)
+    return beds.expire_reservations(db)
 
 
 @periodic("scheduling.overdue_wait_requests", every_seconds=600)
 def overdue_requests(db: Session) -> int:
-    return service.overdue_requests(db)
+    return waitlist.overdue_requests(db)
 
 
 @periodic("scheduling.roll_sessions", every_seconds=3600)

@@ -35,7 +35,7 @@ from yilianti.models.scheduling import BedReservation, Ward
 from yilianti.models.transfer import CriticalTransfer, TransferMilestone
 from yilianti.models.workforce import Practitioner
 from yilianti.notifications.service import notify
-from yilianti.scheduling.service import share_alliance
+from yilianti.scheduling.rules import share_alliance
 from yilianti.transfer import states
 from yilianti.transfer.schemas import AcceptIn, CancelIn, DispatchIn, MilestoneIn, Network, TransferIn
 from yilianti.transfer.states import Side, Status

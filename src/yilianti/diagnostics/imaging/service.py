@@ -3,7 +3,7 @@ window/level maths and forwarding to Orthanc.
 
 - Upload (`ingest_upload`): several files or a zip, each checked like a C-STORE instance: a DICOM
   Part 10 file with Study/SOP Instance UIDs, written where the C-STORE receiver writes
-  (`dicom_receiver.instance_path`) and linked by `service.ingest_dicom` (AccessionNumber → order,
+  (`receivers.dicom.instance_path`) and linked by `ingest.ingest_dicom` (AccessionNumber → order,
   else quarantine). Anything that is not DICOM is kept under `dicom/rejected/` with a `rejected`
   InboundMessage — nothing received is silently dropped.
 - Viewer (`frame`): one frame as a compact binary answer — a 4-byte little-endian length, an ASCII
@@ -40,8 +40,8 @@ from sqlalchemy.orm import Session
 from yilianti.audit import service as audit
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
-from yilianti.diagnostics import service
-from yilianti.diagnostics.dicom_receiver import instance_path
+from yilianti.diagnostics.receivers import ingest
+from yilianti.diagnostics.receivers.dicom import instance_path
 from yilianti.exceptions import AppError
 from yilianti.kit import clock
 from yilianti.models.diagnostics import DiagnosticOrder, ImagingInstance, ImagingStudy, InboundMessage
@@ -226,7 +226,7 @@ def ingest_upload(db: Session, subject: Subject, order: DiagnosticOrder,
             continue
         path = instance_path(storage_dir(), study_uid, sop_uid)
         _write(path, data)
-        done = service.ingest_dicom(db, ds, path, calling_ae=f"web:{subject.username}")
+        done = ingest.ingest_dicom(db, ds, path, calling_ae=f"web:{subject.username}")
         outcome.results.append(UploadResult(name, done.status, None, sop_uid, done.study_id, done.inbound_id))
     audit.record(db, subject, "diagnostics.dicom_upload", "diagnostic_order", order.id, patient_id=order.patient_id,
                  detail={"accession_number": order.accession_number, **outcome.counts()})

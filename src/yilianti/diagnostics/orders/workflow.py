@@ -42,7 +42,7 @@ from yilianti.models.diagnostics import (
 from yilianti.models.patient import Patient
 from yilianti.models.workforce import Practitioner
 from yilianti.notifications.service import enqueue_notice, notify, payload
-from yilianti.scheduling.service import share_alliance
+from yilianti.scheduling.rules import share_alliance
 
 STATE_CONFLICT = states.STATE_CONFLICT
 FINAL_REASON = "检验结果已由检验科审核发布"  # the reason of a move to final by verified LIS results
@@ -508,7 +508,7 @@ def sign(db: Session, subject: Subject, order_id: int, *, findings: str | None, 
         report.status = "final"
         order = transition(db, subject, order_id, Status.final, expected_status=Status.claimed)
     if report.critical:
-        from yilianti.diagnostics import critical as critical_values
+        from yilianti.diagnostics.reading import critical as critical_values
 
         critical_values.raise_for_report(db, order, report)
     db.flush()

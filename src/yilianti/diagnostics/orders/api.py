@@ -13,7 +13,8 @@ from typing import Any, Literal
 from fastapi import APIRouter, Body, Query
 
 from yilianti.auth.deps import DB, Clinical
-from yilianti.diagnostics import critical, workflow
+from yilianti.diagnostics.orders import workflow
+from yilianti.diagnostics.reading import critical
 from yilianti.diagnostics.schemas import (
     AssignIn,
     ItemOut,

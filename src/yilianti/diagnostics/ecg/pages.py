@@ -11,7 +11,8 @@ from starlette.datastructures import UploadFile
 
 from yilianti.auth.deps import DB, Clinical
 from yilianti.authz.subject import Subject
-from yilianti.diagnostics import ecg, imaging
+from yilianti.diagnostics.ecg import service as ecg
+from yilianti.diagnostics.imaging import service as imaging
 from yilianti.exceptions import AppError, InvalidInput
 from yilianti.kit import repository as kit
 from yilianti.models.alliance import Institution

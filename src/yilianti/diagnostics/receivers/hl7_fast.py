@@ -1,6 +1,6 @@
 """The lean HL7 ORU^R01 ingest path on PostgreSQL: an asyncio MLLP server on asyncpg.
 
-`service.ingest_hl7` is the reference (and the only path on SQLite). Here the common case —
+`reference.ingest_hl7` is the reference (and the only path on SQLite). Here the common case —
 an ORU^R01 with PID-3 identifiers and one OBR whose accession number is a known order of the
 same patient, not a resend — is parsed once (python-hl7, with the reference's own field
 helpers) and stored by ONE statement per message (`ingest_sql`):
@@ -20,7 +20,7 @@ helpers) and stored by ONE statement per message (`ingest_sql`):
 
 Whatever the statement does not store (unknown accession, patient mismatch, a resend) and
 whatever the lean parse does not take (unparseable, not ORU, no OBR, several OBR, no PID-3,
-an invalid MLLP block) goes, after the batch's commit, to `service.process_hl7` in a thread:
+an invalid MLLP block) goes, after the batch's commit, to `reference.process_hl7` in a thread:
 the same quarantine, AE/AR acknowledgements and resend handling as before.
 
 Several messages waiting at once (busy connections) are written in one transaction by one of
@@ -52,8 +52,11 @@ import hl7
 from sqlalchemy import Text
 from sqlalchemy.orm import Session
 
-from yilianti.diagnostics import critical, service, states, workflow
-from yilianti.diagnostics.service import Hl7Outcome, _component, _field, _hl7_ts, _identifiers
+from yilianti.diagnostics import states
+from yilianti.diagnostics.orders import workflow
+from yilianti.diagnostics.reading import critical
+from yilianti.diagnostics.receivers import ingest as reference
+from yilianti.diagnostics.receivers.ingest import Hl7Outcome, _component, _field, _hl7_ts, _identifiers
 from yilianti.kit import clock
 from yilianti.kit.loopthread import LoopThread
 from yilianti.kit.sqlcompile import column, sql, sql_in, sql_insert, sql_json
@@ -267,7 +270,7 @@ def _ts(value: str) -> datetime | None:
 
 def parse_lean(raw: str, sender: str | None) -> Lean | None:
     """The parameters of `ingest_sql` for an ORU^R01 with one OBR and PID-3; None → reference path."""
-    text = service.normalise_segments(raw)
+    text = reference.normalise_segments(raw)
     segs = segments(text)
     if segs is None:
         return None
@@ -389,7 +392,7 @@ class FastHl7Ingest:
             lean = _blind(lean)
         if lean is None:
             self.stats["reference"] += 1
-            return await asyncio.to_thread(service.process_hl7, self.factory, raw, sender)
+            return await asyncio.to_thread(reference.process_hl7, self.factory, raw, sender)
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.queue.put_nowait(Job(raw, sender, lean, fut))
         return await fut
@@ -438,13 +441,13 @@ class FastHl7Ingest:
                 self.stats["lean"] += 1
                 assert job.lean is not None
                 job.lean.outcome.inbound_id = row["inbound_id"]
-                job.future.set_result(service.build_ack(job.lean.outcome))
+                job.future.set_result(reference.build_ack(job.lean.outcome))
             else:  # unknown accession, patient mismatch, resend: nothing written; the reference decides
                 job.future.set_result(await self._reference(job))
 
     async def _reference(self, job: Job) -> str:
         self.stats["reference"] += 1
-        return await asyncio.to_thread(service.process_hl7, self.factory, job.raw, job.sender)
+        return await asyncio.to_thread(reference.process_hl7, self.factory, job.raw, job.sender)
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:
@@ -462,7 +465,7 @@ async def _handle(ingest: FastHl7Ingest, reader: asyncio.StreamReader, writer: a
                 break
             except asyncio.LimitOverrunError as exc:
                 await reader.readexactly(exc.consumed)
-                ack = await asyncio.to_thread(service.process_hl7, ingest.factory,
+                ack = await asyncio.to_thread(reference.process_hl7, ingest.factory,
                                               f"MLLP block too large ({exc.consumed} bytes)", sender)
                 writer.write(START + ack.encode("utf-8") + END)
                 await writer.drain()
@@ -536,7 +539,7 @@ class FastHl7Receiver(LoopThread):
         self.start_thread()
         for _ in range(self.processes - 1):
             self._children.append(subprocess.Popen(
-                [sys.executable, "-m", "yilianti.diagnostics.hl7_fast", "--host", self.host, "--port", str(self.port),
+                [sys.executable, "-m", "yilianti.diagnostics.receivers.hl7_fast", "--host", self.host, "--port", str(self.port),
                  "--database-url", self.database_url, "--writers", str(self.writers)],
                 env=dict(os.environ, YILIANTI_DATABASE_URL=self.database_url)))
         return self

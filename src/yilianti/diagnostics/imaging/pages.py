@@ -11,7 +11,7 @@ from starlette.datastructures import UploadFile
 
 from yilianti.auth.deps import DB, Clinical
 from yilianti.authz.subject import Subject
-from yilianti.diagnostics import imaging
+from yilianti.diagnostics.imaging import service as imaging
 from yilianti.kit import repository as kit
 from yilianti.models.alliance import Institution
 from yilianti.models.diagnostics import DiagnosticOrder

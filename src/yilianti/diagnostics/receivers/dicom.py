@@ -18,7 +18,7 @@ from pynetdicom import AE, StoragePresentationContexts, evt
 from pynetdicom.transport import ThreadedAssociationServer
 from sqlalchemy.orm import Session
 
-from yilianti.diagnostics import service
+from yilianti.diagnostics.receivers import ingest
 from yilianti.models.diagnostics import InboundMessage
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class DicomReceiver:
             return OUT_OF_RESOURCES
         with self.factory() as db:
             try:
-                service.ingest_dicom(db, ds, path, calling_ae=calling)
+                ingest.ingest_dicom(db, ds, path, calling_ae=calling)
                 db.commit()
             except Exception:
                 db.rollback()

@@ -21,9 +21,9 @@ class Receivers:
 
 def start_all(settings: Settings, *, verbose: bool = True) -> Receivers:
     from yilianti.db import session_factory
-    from yilianti.diagnostics import hl7_fast
-    from yilianti.diagnostics.dicom_receiver import DicomReceiver
-    from yilianti.diagnostics.hl7_receiver import Hl7Receiver
+    from yilianti.diagnostics.receivers import hl7_fast
+    from yilianti.diagnostics.receivers.dicom import DicomReceiver
+    from yilianti.diagnostics.receivers.hl7 import Hl7Receiver
 
     factory = session_factory()
     handle = Receivers()

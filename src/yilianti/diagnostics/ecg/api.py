@@ -8,7 +8,9 @@ from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import JSONResponse
 
 from yilianti.auth.deps import DB, Clinical
-from yilianti.diagnostics import ecg, imaging, repository
+from yilianti.diagnostics import repository
+from yilianti.diagnostics.ecg import service as ecg
+from yilianti.diagnostics.imaging import service as imaging
 from yilianti.diagnostics.schemas import (
     ReadingIn,
 )

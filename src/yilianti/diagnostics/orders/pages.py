@@ -19,7 +19,10 @@ from yilianti.auth import repository as accounts
 from yilianti.auth.deps import DB, Clinical, CurrentSubject
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
-from yilianti.diagnostics import critical, repository, service, states, workflow
+from yilianti.diagnostics import repository, states
+from yilianti.diagnostics.orders import workflow
+from yilianti.diagnostics.reading import critical
+from yilianti.diagnostics.receivers import ingest
 from yilianti.diagnostics.states import Side, Status
 from yilianti.exceptions import AppError, Forbidden, NotFound
 from yilianti.kit import clock
@@ -366,7 +369,7 @@ def _ecg_measurements(db: Session, order: DiagnosticOrder) -> str:
 
     Only offered while the report holds no measurements of its own: once the reader saved theirs,
     the editor shows those (the reader's edit wins)."""
-    from yilianti.diagnostics import ecg
+    from yilianti.diagnostics.ecg import service as ecg
 
     rec = ecg.latest(db, order.id) or ecg.import_received(db, order)
     return "\n".join(ecg.report_lines(rec)) if rec else ""
@@ -484,18 +487,18 @@ async def critical_ack(request: Request, cv_id: int, db: DB, subject: Clinical) 
 
 @router.get("/diagnostics/quarantine")
 def quarantine_page(request: Request, db: DB, subject: Clinical, error: str = "") -> Response:
-    if not subject.has(*service.QUARANTINE_ROLES):
+    if not subject.has(*ingest.QUARANTINE_ROLES):
         raise Forbidden("只有阅片中心人员或管理员可以处理隔离消息")
     return render_page(request, "diagnostics/quarantine.html", _quarantine_ctx(db, subject, error))
 
 
 def _quarantine_ctx(db: Session, subject: Subject, error: str | None) -> dict[str, Any]:
     """Quarantined messages; the suggested patient's name only for a patient the subject may see."""
-    items = [m for m in service.list_quarantine(db) if m.status == "quarantined"]
+    items = [m for m in ingest.list_quarantine(db) if m.status == "quarantined"]
     suggested = {m.id: kit.get(db, Patient, m.suggested_patient_id) for m in items
                  if m.suggested_patient_id and policy.decide(db, subject, m.suggested_patient_id) is not None}
     hidden = {m.id for m in items if m.suggested_patient_id and m.id not in suggested}
-    candidates = {m.id: service.candidate_orders(db, subject, m) for m in items}
+    candidates = {m.id: ingest.candidate_orders(db, subject, m) for m in items}
     return _ctx({"items": items, "suggested": suggested, "hidden": hidden, "candidates": candidates,
                  "error": error})
 
@@ -522,7 +525,7 @@ async def quarantine_resolve(request: Request, inbound_id: int, db: DB, subject:
         acc = str(form.get("accession_number", "") or "").strip()
         order_id = repository.order_id_by_accession(db, acc) or 0
     return _quarantine_action(request, db, subject, "resolve",
-                              lambda: service.resolve(db, subject, inbound_id, order_id))
+                              lambda: ingest.resolve(db, subject, inbound_id, order_id))
 
 
 @router.post("/diagnostics/quarantine/{inbound_id}/reject")
@@ -530,4 +533,4 @@ async def quarantine_reject(request: Request, inbound_id: int, db: DB, subject: 
     form = await request.form()
     reason = str(form.get("reason", "") or "")
     return _quarantine_action(request, db, subject, "reject",
-                              lambda: service.reject_inbound(db, subject, inbound_id, reason))
+                              lambda: ingest.reject_inbound(db, subject, inbound_id, reason))

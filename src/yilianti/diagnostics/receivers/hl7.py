@@ -1,8 +1,8 @@
 """HL7 v2 MLLP receiver (python-hl7's asyncio MLLP server, UTF-8) in a thread of its own.
 
 Each framed block is decoded as UTF-8, stored in its own DB transaction (in a worker thread, so
-several connections are served concurrently) and acknowledged AA / AE / AR (service.process_hl7).
-This is the reference receiver and the one used on SQLite; on PostgreSQL `receivers.start_all`
+several connections are served concurrently) and acknowledged AA / AE / AR (ingest.process_hl7).
+This is the reference receiver and the one used on SQLite; on PostgreSQL `start.start_all`
 starts the lean one (hl7_fast.py: one statement per message, batched commits, same ACKs and rows)
 unless YILIANTI_HL7_FAST_PATH=0.
 """
@@ -18,7 +18,7 @@ from hl7.mllp import start_hl7_server
 from hl7.mllp.streams import InvalidBlockError
 from sqlalchemy.orm import Session
 
-from yilianti.diagnostics import service
+from yilianti.diagnostics.receivers import ingest
 from yilianti.kit.loopthread import LoopThread
 
 log = logging.getLogger(__name__)
@@ -42,14 +42,14 @@ class Hl7Receiver(LoopThread):
                     block = await reader.readblock()
                 except InvalidBlockError as exc:
                     log.warning("HL7 invalid MLLP block from %s: %s", sender, exc)
-                    ack = await asyncio.to_thread(service.process_hl7, self.factory, repr(exc), sender)
+                    ack = await asyncio.to_thread(ingest.process_hl7, self.factory, repr(exc), sender)
                     writer.writeblock(ack.encode("utf-8"))
                     await writer.drain()
                     continue
                 except asyncio.IncompleteReadError:
                     break
                 text = block.decode("utf-8", errors="replace")
-                ack = await asyncio.to_thread(service.process_hl7, self.factory, text, sender)
+                ack = await asyncio.to_thread(ingest.process_hl7, self.factory, text, sender)
                 writer.writeblock(ack.encode("utf-8"))
                 await writer.drain()
         except (ConnectionError, asyncio.CancelledError):

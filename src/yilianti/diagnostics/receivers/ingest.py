@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from yilianti.audit import service as audit
 from yilianti.authz.subject import Subject
-from yilianti.diagnostics import critical, workflow
+from yilianti.diagnostics.orders import workflow
+from yilianti.diagnostics.reading import critical
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
 from yilianti.models.diagnostics import (

@@ -1,7 +1,7 @@
 """Imaging JSON/binary API: DICOM upload to an order, study series, frames for the viewer, PNG previews.
 
 Frames: `GET /api/v1/diagnostics/instances/{id}/frames/{n}` answers `application/octet-stream`:
-uint32 LE header length, ASCII JSON header, then the pixels (see diagnostics/imaging.py).
+uint32 LE header length, ASCII JSON header, then the pixels (see diagnostics/imaging/service.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from yilianti.auth.deps import DB, Clinical
-from yilianti.diagnostics import imaging
+from yilianti.diagnostics.imaging import service as imaging
 
 router = APIRouter(prefix="/api/v1/diagnostics", tags=["diagnostics imaging"])
 

@@ -1,0 +1,1 @@
+"""12-lead ECG: import, measurements, the paper-grid display (service.py), its API and pages."""

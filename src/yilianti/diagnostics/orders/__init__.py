@@ -1,0 +1,1 @@
+"""Diagnostic orders: the catalogue, ordering, the order state machine in use (workflow.py), their API and pages."""

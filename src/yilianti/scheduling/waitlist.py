@@ -1,0 +1,111 @@
+"""The wait-list: a site asks for a booking no session has room for; the hospital books it or closes it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from yilianti.audit import service as audit
+from yilianti.authz import policy
+from yilianti.authz.subject import Subject
+from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
+from yilianti.kit import clock
+from yilianti.models.alliance import (
+    Institution,
+)
+from yilianti.models.patient import GrantKind, Patient
+from yilianti.models.scheduling import (
+    Booking,
+    BookingRequest,
+)
+from yilianti.notifications.service import notify
+from yilianti.scheduling.booking import book
+from yilianti.scheduling.rules import share_alliance
+from yilianti.scheduling.schemas import (
+    BookingIn,
+    WaitRequestIn,
+)
+
+
+def request_wait(db: Session, subject: Subject, data: WaitRequestIn) -> BookingRequest:
+    if not subject.has("doctor", "nurse", "coordinator"):
+        raise Forbidden()
+    policy.require_patient(db, subject, data.patient_id, resource_type="booking_request")
+    assert subject.acting_institution_id is not None
+    if db.get(Institution, data.target_institution_id) is None:
+        raise InvalidInput(fields={"target_institution_id": "机构不存在"})
+    if not share_alliance(db, subject.acting_institution_id, data.target_institution_id):
+        raise Forbidden("本机构与该院不在同一医联体")
+    if data.earliest and data.latest and data.latest < data.earliest:
+        raise InvalidInput(fields={"latest": "最晚日期早于最早日期"})
+    req = BookingRequest(patient_id=data.patient_id, requested_by_user_id=subject.user_id,
+                         requested_by_institution_id=subject.acting_institution_id,
+                         target_institution_id=data.target_institution_id, schedule_id=data.schedule_id,
+                         specialty=data.specialty, earliest=data.earliest, latest=data.latest,
+                         contact_by=clock.now() + timedelta(days=data.contact_by_days), note=data.note)
+    db.add(req)
+    db.flush()
+    policy.grant_access(db, subject, patient_id=data.patient_id, institution_id=data.target_institution_id,
+                        kind=GrantKind.booking, reason="候补预约", source=("booking_request", req.id),
+                        expires_in=timedelta(days=max(data.contact_by_days, 1) + 14))
+    notify(db, title="新的候补预约请求", body=f"需在 {clock.fmt_local(req.contact_by)} 前联系患者",
+           institution_id=data.target_institution_id, link="/scheduling/waitlist", kind="booking")
+    audit.record(db, subject, "create", "booking_request", req.id, patient_id=data.patient_id)
+    return req
+
+
+def waitlist(db: Session, subject: Subject, *, incoming: bool = True,
+             status: str = "waiting") -> list[tuple[BookingRequest, Patient]]:
+    inst = subject.acting_institution_id
+    col = BookingRequest.target_institution_id if incoming else BookingRequest.requested_by_institution_id
+    stmt = (select(BookingRequest, Patient).join(Patient, Patient.id == BookingRequest.patient_id)
+            .where(col == inst).order_by(BookingRequest.contact_by))
+    if status:
+        stmt = stmt.where(BookingRequest.status == status)
+    return list(db.execute(stmt.limit(300)))
+
+
+def book_from_request(db: Session, subject: Subject, request_id: int, session_id: int) -> Booking:
+    req = db.get(BookingRequest, request_id)
+    if req is None or subject.acting_institution_id not in (req.target_institution_id,
+                                                            req.requested_by_institution_id):
+        raise NotFound()
+    if req.status != "waiting":
+        raise Conflict("该候补请求已处理")
+    booking = book(db, subject, BookingIn(session_id=session_id, patient_id=req.patient_id))
+    # a coordinator at the target books from the requester's reserved pool on their behalf
+    req.status, req.booking_id, req.handled_by_user_id = "booked", booking.id, subject.user_id
+    notify(db, title="候补请求已预约成功", body=f"预约号 {booking.number}",
+           institution_id=req.requested_by_institution_id, link=f"/bookings/{booking.id}", kind="booking")
+    audit.record(db, subject, "book", "booking_request", req.id, patient_id=req.patient_id)
+    return booking
+
+
+def close_request(db: Session, subject: Subject, request_id: int, reason: str) -> BookingRequest:
+    req = db.get(BookingRequest, request_id)
+    if req is None or subject.acting_institution_id not in (req.target_institution_id,
+                                                            req.requested_by_institution_id):
+        raise NotFound()
+    if req.status != "waiting":
+        raise Conflict("该候补请求已处理")
+    if not reason.strip():
+        raise InvalidInput(fields={"reason": "请填写关闭原因"})
+    req.status, req.closed_reason, req.handled_by_user_id = "closed", reason.strip(), subject.user_id
+    policy.end_grants(db, subject, "booking_request", req.id)
+    audit.record(db, subject, "close", "booking_request", req.id, patient_id=req.patient_id, reason=reason)
+    return req
+
+
+def overdue_requests(db: Session, now: datetime | None = None) -> int:
+    """Requests past their contact-by deadline alert both sides once."""
+    now = now or clock.now()
+    count = 0
+    for req in db.scalars(select(BookingRequest).where(BookingRequest.status == "waiting",
+                                                       BookingRequest.contact_by <= now).limit(500)):
+        for inst in (req.target_institution_id, req.requested_by_institution_id):
+            notify(db, title="候补预约已超过联系时限", urgent=True, institution_id=inst,
+                   link="/scheduling/waitlist", kind="booking", dedupe_key=f"waitreq-overdue-{req.id}-{inst}")
+        count += 1
+    return count
