@@ -30,6 +30,7 @@ LEVEL_LABELS: dict[str, tuple[str, ...]] = {
     "resident_id": ("号码相同但校验位不符", "号码相近（录错、颠倒或 15/18 位）", "不同"),
 }
 TWO_VALID_IDS = "两个不同的有效身份证号"
+WHOLE_BELOW = 0.4  # similarity (difflib ratio) under which two values are marked whole
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,14 @@ def strongest(explanation: dict[str, Any], n: int = 3) -> list[Reason]:
 
 
 def diff(a: str, b: str) -> tuple[Markup, Markup]:
-    """Both strings, escaped, with the characters that differ from the other wrapped in <mark>."""
+    """Both strings, escaped, with the characters that differ from the other wrapped in <mark>; two values with
+    little in common (another address) are marked whole rather than as a scatter of chance matches."""
+    matcher = SequenceMatcher(None, a, b, autojunk=False)
+    if a and b and matcher.ratio() < WHOLE_BELOW:
+        return Markup(f"<mark>{escape(a)}</mark>"), Markup(f"<mark>{escape(b)}</mark>")
     out_a: list[str] = []
     out_b: list[str] = []
-    for op, i1, i2, j1, j2 in SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
         x, y = str(escape(a[i1:i2])), str(escape(b[j1:j2]))
         if op == "equal":
             out_a.append(x)
