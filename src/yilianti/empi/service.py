@@ -194,8 +194,7 @@ def queue(db: Session, subject: Subject, status: str = "open", *, institution_id
     result = kit.page(db, _queue_stmt(insts, status, institution_id, band), page, per_page)
     views = _views(db, result.items)
     audit.record(db, subject, "search", "match_candidate", None,
-                 detail={"status": status, "institution_id": institution_id, "band": band,
-                         "results": [v.candidate.id for v in views]})
+                 detail={"status": status, "results": [v.candidate.id for v in views]})
     return kit.Page(views, result.total, result.page, result.per_page, result.more)
 
 
