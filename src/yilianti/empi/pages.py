@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from yilianti.auth.deps import DB, CurrentSubject
-from yilianti.empi import service
+from yilianti.empi import explain, service
 from yilianti.exceptions import AppError
 from yilianti.web.forms import errors_of
-from yilianti.web.render import render_page
+from yilianti.web.render import mask_id, mask_phone, render_page, t
 
 router = APIRouter(include_in_schema=False)
 
@@ -21,30 +23,88 @@ FIELD_LABELS = {"name": "姓名", "birth_date": "出生日期", "sex": "性别",
                 "resident_id": "身份证号", "total": "总分"}
 
 
-@router.get("/empi/review")
-def review_list(request: Request, db: DB, subject: CurrentSubject, status: str = "open") -> Response:
+BAND_LABELS = {"": "全部概率", "95": "≥ 95%", "80": "80%–95%", "50": "50%–80%", "low": "< 50%"}
+
+
+def _filters(institution: int | None, band: str | None) -> dict[str, str]:
+    """The queue's filters as query parameters (kept from the list to a pair and from a pair to the next)."""
+    out = {}
+    if institution is not None:
+        out["institution"] = str(institution)
+    if band in service.BANDS:
+        out["band"] = str(band)
+    return out
+
+
+def _qs(params: dict[str, str]) -> str:
+    return ("?" + urlencode(params)) if params else ""
+
+
+def _day(d: date | None) -> str:
+    return d.isoformat() if d else ""
+
+
+def _list(request: Request, db: DB, subject: CurrentSubject, status: str, institution: int | None, band: str | None,
+          page: int, bulk: dict[int, str | None] | None = None, bulk_action: str = "",
+          status_code: int = 200) -> Response:
     if status not in STATUS_LABELS:
         status = "open"
-    rows = service.candidates(db, subject, status)
+    band = band if band in service.BANDS else ""
+    result = service.queue(db, subject, status, institution_id=institution, band=band or None, page=page)
+    rows = [(v, explain.probability(v.candidate), explain.strongest(v.candidate.explanation or {}))
+            for v in result.items]
+    filters = _filters(institution, band)
     return render_page(request, "empi/review_list.html", {
-        "rows": rows, "status": status, "status_labels": STATUS_LABELS})
+        "rows": rows, "result": result, "status": status, "status_labels": STATUS_LABELS,
+        "band": band, "band_labels": BAND_LABELS, "institution": institution,
+        "members": service.waiting_by_member(db, subject), "filters": filters, "detail_qs": _qs(filters),
+        "page_query": lambda n: _qs({**filters, "status": status, "page": str(n)}), "bulk": bulk, "bulk_action": bulk_action}, status_code)
+
+
+@router.get("/empi/review")
+def review_list(request: Request, db: DB, subject: CurrentSubject, status: str = "open",
+                institution: int | None = None, band: str = "", page: int = 1) -> Response:
+    return _list(request, db, subject, status, institution, band, page)
+
+
+@router.post("/empi/review/bulk")
+def review_bulk(request: Request, db: DB, subject: CurrentSubject, action: Annotated[str, Form()],
+                ids: Annotated[list[int] | None, Form()] = None, note: Annotated[str, Form()] = "",
+                institution: Annotated[int | None, Form()] = None, band: Annotated[str, Form()] = "") -> Response:
+    """Merge / not-a-match several pairs: each through the single decision (audited), per-pair outcome shown."""
+    outcome = service.decide_many(db, subject, ids or [], action, note)
+    return _list(request, db, subject, "open", institution, band, 1, outcome, action)
 
 
 def _detail(request: Request, db: DB, subject: CurrentSubject, candidate_id: int, errors: dict[str, str] | None = None,
-            status_code: int = 200) -> Response:
+            status_code: int = 200, institution: int | None = None, band: str | None = None) -> Response:
     view = service.get_candidate(db, subject, candidate_id)
+    c = view.candidate
+    why = {r.field: r for r in explain.reasons(c.explanation or {})}
+    a, b = view.record, view.other
+    shown = [("name", a.name or "", b.name or ""), ("birth_date", _day(a.birth_date), _day(b.birth_date)),
+             ("sex", t(request, a.sex) if a.sex else "", t(request, b.sex) if b.sex else ""),
+             ("phone", mask_phone(a.phone), mask_phone(b.phone)), ("address", a.address or "", b.address or ""),
+             ("resident_id", mask_id(a.rid), mask_id(b.rid))]
+    rows = [(key, *explain.diff(x, y), why.get(key)) for key, x, y in shown]
+    filters = _filters(institution, band)
+    nxt = service.next_open(db, subject, c, institution_id=institution, band=band) if c.status == "open" else None
     return render_page(request, "empi/review_detail.html", {
-        "v": view, "c": view.candidate, "field_labels": FIELD_LABELS, "status_labels": STATUS_LABELS,
-        "errors": errors or {}}, status_code)
+        "v": view, "c": c, "rows": rows, "probability": explain.probability(c), "field_labels": FIELD_LABELS,
+        "status_labels": STATUS_LABELS, "errors": errors or {}, "filters": filters, "list_qs": _qs(filters),
+        "next_id": nxt, "next_qs": _qs(filters)}, status_code)
 
 
 @router.get("/empi/review/{candidate_id}")
-def review_detail(request: Request, candidate_id: int, db: DB, subject: CurrentSubject) -> Response:
-    return _detail(request, db, subject, candidate_id)
+def review_detail(request: Request, candidate_id: int, db: DB, subject: CurrentSubject,
+                  institution: int | None = None, band: str = "") -> Response:
+    return _detail(request, db, subject, candidate_id, institution=institution, band=band)
 
 
-def _decide(request: Request, db: DB, subject: CurrentSubject, candidate_id: int, action: str, note: str) -> Response:
-    """Confirm (merge) or reject (do-not-match) a candidate; a refusal re-renders the pair with the message."""
+def _decide(request: Request, db: DB, subject: CurrentSubject, candidate_id: int, action: str, note: str,
+            institution: int | None, band: str) -> Response:
+    """Confirm (merge) or reject (do-not-match) a candidate, then on to the next pair in the queue's order;
+    a refusal re-renders the pair with the message."""
     decide = service.confirm if action == "confirmed" else service.reject
     try:
         decide(db, subject, candidate_id, note)
@@ -52,20 +112,27 @@ def _decide(request: Request, db: DB, subject: CurrentSubject, candidate_id: int
         if exc.status == 404:
             raise
         db.rollback()
-        return _detail(request, db, subject, candidate_id, errors_of(request, exc), exc.status)
-    return RedirectResponse(f"/empi/review/{candidate_id}?done={action}", status_code=303)
+        return _detail(request, db, subject, candidate_id, errors_of(request, exc), exc.status, institution, band)
+    filters = _filters(institution, band)
+    cand = service.get_candidate(db, subject, candidate_id, audit_read=False).candidate
+    nxt = service.next_open(db, subject, cand, institution_id=institution, band=band or None)
+    if nxt is None:
+        return RedirectResponse("/empi/review" + _qs({**filters, "done": action}), status_code=303)
+    return RedirectResponse(f"/empi/review/{nxt}" + _qs({**filters, "done": action}), status_code=303)
 
 
 @router.post("/empi/review/{candidate_id}/confirm")
 def review_confirm(request: Request, candidate_id: int, db: DB, subject: CurrentSubject,
-                   note: Annotated[str, Form()] = "") -> Response:
-    return _decide(request, db, subject, candidate_id, "confirmed", note)
+                   note: Annotated[str, Form()] = "", institution: Annotated[int | None, Form()] = None,
+                   band: Annotated[str, Form()] = "") -> Response:
+    return _decide(request, db, subject, candidate_id, "confirmed", note, institution, band)
 
 
 @router.post("/empi/review/{candidate_id}/reject")
 def review_reject(request: Request, candidate_id: int, db: DB, subject: CurrentSubject,
-                  note: Annotated[str, Form()] = "") -> Response:
-    return _decide(request, db, subject, candidate_id, "rejected", note)
+                  note: Annotated[str, Form()] = "", institution: Annotated[int | None, Form()] = None,
+                  band: Annotated[str, Form()] = "") -> Response:
+    return _decide(request, db, subject, candidate_id, "rejected", note, institution, band)
 
 
 @router.get("/empi/merges")

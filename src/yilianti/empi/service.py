@@ -13,10 +13,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Table, and_, exists, func, or_, select, update
+from sqlalchemy import Column, Select, Table, and_, distinct, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -26,8 +27,9 @@ from yilianti.empi import online
 from yilianti.empi.matching import Rules
 from yilianti.empi.normalise import name as norm_name
 from yilianti.empi.normalise import name_pinyin
-from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
+from yilianti.exceptions import AppError, Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
+from yilianti.kit import repository as kit
 from yilianti.kit.crypto import Encrypted, blind_index
 from yilianti.models.alliance import Institution, Membership
 from yilianti.models.base import Base
@@ -149,18 +151,79 @@ def _in_scope(insts: set[int] | None) -> Any:
                exists().where(b.id == MatchCandidate.other_record_id, b.institution_id.in_(insts)))
 
 
-def candidates(db: Session, subject: Subject, status: str = "open", limit: int = 50,
-               offset: int = 0) -> list[CandidateView]:
-    insts = steward_institutions(db, subject)
+# probability bands of the review queue's filter: key → [low, high) as match probabilities (rules v5: the
+# score is the pair's match weight, log2 odds, so a band is a range of scores)
+BANDS: dict[str, tuple[float | None, float | None]] = {
+    "95": (0.95, None), "80": (0.80, 0.95), "50": (0.50, 0.80), "low": (None, 0.50)}
+
+
+def _odds(p: float) -> float:
+    return math.log2(p / (1 - p))
+
+
+def _queue_stmt(insts: set[int] | None, status: str, institution_id: int | None = None,
+                band: str | None = None) -> Select[Any]:
+    """The review queue in the order an identity team works it: the likeliest match first (then oldest)."""
     stmt = select(MatchCandidate).where(_in_scope(insts))
     if status != "all":
         stmt = stmt.where(MatchCandidate.status == status)
-    rows = list(db.scalars(stmt.order_by(MatchCandidate.created_at.desc(), MatchCandidate.id.desc())
-                           .limit(limit).offset(offset)))
+    if institution_id is not None:
+        stmt = stmt.where(_in_scope({institution_id}))
+    low, high = BANDS.get(band or "", (None, None))
+    if low is not None:
+        stmt = stmt.where(MatchCandidate.score >= _odds(low))
+    if high is not None:
+        stmt = stmt.where(MatchCandidate.score < _odds(high))
+    return stmt.order_by(MatchCandidate.score.desc(), MatchCandidate.id)
+
+
+def candidates(db: Session, subject: Subject, status: str = "open", limit: int = 50,
+               offset: int = 0) -> list[CandidateView]:
+    insts = steward_institutions(db, subject)
+    rows = list(db.scalars(_queue_stmt(insts, status).limit(limit).offset(offset)))
     views = _views(db, rows)
     audit.record(db, subject, "search", "match_candidate", None,
                  detail={"status": status, "results": [v.candidate.id for v in views]})
     return views
+
+
+def queue(db: Session, subject: Subject, status: str = "open", *, institution_id: int | None = None,
+          band: str | None = None, page: int = 1, per_page: int = 25) -> kit.Page[CandidateView]:
+    """One page of the review queue (likeliest first), filtered by member institution and probability band."""
+    insts = steward_institutions(db, subject)
+    result = kit.page(db, _queue_stmt(insts, status, institution_id, band), page, per_page)
+    views = _views(db, result.items)
+    audit.record(db, subject, "search", "match_candidate", None,
+                 detail={"status": status, "results": [v.candidate.id for v in views]})
+    return kit.Page(views, result.total, result.page, result.per_page, result.more)
+
+
+def next_open(db: Session, subject: Subject, after: MatchCandidate, *, institution_id: int | None = None,
+              band: str | None = None) -> int | None:
+    """The open pair after `after` in the queue's order (wrapping round to the first), None when none is left."""
+    stmt = _queue_stmt(steward_institutions(db, subject), "open", institution_id, band).where(
+        MatchCandidate.id != after.id)
+    later = db.scalar(stmt.where(or_(MatchCandidate.score < after.score, and_(
+        MatchCandidate.score == after.score, MatchCandidate.id > after.id))).limit(1))
+    hit = later if later is not None else db.scalar(stmt.limit(1))
+    return hit.id if hit is not None else None
+
+
+def waiting_by_member(db: Session, subject: Subject) -> list[tuple[int, str, int]]:
+    """(institution id, name, open pairs) per member the subject stewards: a pair counts for both its records'
+    members (once for a pair within one member), most waiting first."""
+    insts = steward_institutions(db, subject)
+    rec = aliased(PatientRecord)
+    stmt = (select(rec.institution_id, func.count(distinct(MatchCandidate.id)))
+            .join(rec, or_(rec.id == MatchCandidate.record_id, rec.id == MatchCandidate.other_record_id))
+            .where(MatchCandidate.status == CandidateStatus.open, _in_scope(insts))
+            .group_by(rec.institution_id))
+    if insts is not None:
+        stmt = stmt.where(rec.institution_id.in_(insts))
+    counts = {i: int(n) for i, n in db.execute(stmt)}
+    names: dict[int, str] = {i: n for i, n in db.execute(
+        select(Institution.id, Institution.name).where(Institution.id.in_(counts)))} if counts else {}
+    return sorted(((i, names.get(i, ""), n) for i, n in counts.items()), key=lambda t: (-t[2], t[1]))
 
 
 def get_candidate(db: Session, subject: Subject, candidate_id: int, *, audit_read: bool = True) -> CandidateView:
@@ -220,6 +283,26 @@ def confirm(db: Session, subject: Subject, candidate_id: int, note: str | None =
     event = merge(db, subject, survivor, merged, reason=note or "review queue", candidate_id=candidate_id)
     view.candidate.merge_event_id = event.id
     return event
+
+
+def decide_many(db: Session, subject: Subject, candidate_ids: list[int], action: str,
+                note: str | None = None) -> dict[int, str | None]:
+    """Bulk decisions for the obvious: each pair through `confirm` / `reject` (each audited as a single
+    decision), all-or-nothing per pair in a savepoint of its own; {candidate id: None, or why it failed}."""
+    require_steward(subject)
+    if action not in ("confirmed", "rejected"):
+        raise InvalidInput(fields={"action": "未知的操作"})
+    decide = confirm if action == "confirmed" else reject
+    out: dict[int, str | None] = {}
+    for cid in dict.fromkeys(candidate_ids):
+        try:
+            with db.begin_nested():
+                decide(db, subject, cid, note)
+            out[cid] = None
+        except AppError as exc:
+            out[cid] = "未找到该候选或无权处理" if isinstance(exc, NotFound) else next(iter(exc.fields.values()),
+                                                                                   exc.message)
+    return out
 
 
 # ------------------------------------------------------------------------------ merge / unmerge
