@@ -7,8 +7,8 @@ from sqlalchemy.orm import Session
 
 from yilianti.auth import service as auth_service
 from yilianti.demo import diagnostics as demo
-from yilianti.diagnostics.orders import workflow
 from yilianti.diagnostics.reading import critical
+from yilianti.diagnostics.reading import service as reading
 from yilianti.models.alliance import Institution
 from yilianti.models.auth import User
 from yilianti.models.diagnostics import (
@@ -43,9 +43,9 @@ def test_two_months_of_reports_give_tat_and_open_work(db: Session) -> None:
     finals = db.scalar(select(func.count()).select_from(DiagnosticOrder).where(DiagnosticOrder.status == "final",
                                                                                DiagnosticOrder.tat_minutes.is_not(None)))
     assert (finals or 0) > 60
-    months = {r.month for r in workflow.tat_stats(db, reader, by="item", months=3)}
+    months = {r.month for r in reading.tat_stats(db, reader, by="item", months=3)}
     assert len(months) >= 2
-    wl = workflow.worklist(db, reader)
+    wl = reading.worklist(db, reader)
     assert len(wl) >= 5 and wl[0].order.priority == "stat"
     assert any(r.order.status == "claimed" for r in wl)
     assert any(r.order.status == "reported" for r in wl)  # the trainee's report awaits a second signature

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests import builders as b
 from tests.diagnostics.helpers import dx_world, received
-from yilianti.diagnostics.orders import workflow
+from yilianti.diagnostics.reading import service as reading
 from yilianti.exceptions import Conflict
 from yilianti.models.diagnostics import DiagnosticOrder, DiagnosticOrderHistory
 
@@ -36,7 +36,7 @@ def test_twenty_readers_race_for_one_study_exactly_one_wins(committed: sessionma
             db.commit()
             barrier.wait()
             try:
-                workflow.claim(db, subject, order_id)
+                reading.claim(db, subject, order_id)
                 db.commit()
                 wins.append(user_id)
             except Conflict:

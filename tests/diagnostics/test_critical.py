@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.diagnostics.helpers import dx_world, ordered, received
-from yilianti.diagnostics.orders import workflow
 from yilianti.diagnostics.reading import critical
+from yilianti.diagnostics.reading import service as reading
 from yilianti.diagnostics.receivers import ingest
 from yilianti.exceptions import Conflict, NotFound
 from yilianti.kit import clock
@@ -27,8 +27,8 @@ def _urgent_to(db: Session, user_id: int | None) -> list[str]:
 def test_reader_ticks_critical_ordering_doctor_is_notified_and_acknowledges(db: Session) -> None:
     w = dx_world(db)
     order = received(db, w)
-    workflow.claim(db, w.reader, order.id)
-    workflow.sign(db, w.reader, order.id, findings="左侧基底节区高密度影", conclusion="脑出血", critical=True)
+    reading.claim(db, w.reader, order.id)
+    reading.sign(db, w.reader, order.id, findings="左侧基底节区高密度影", conclusion="脑出血", critical=True)
     cv = db.scalar(select(CriticalValue).where(CriticalValue.order_id == order.id))
     assert cv is not None and cv.source == "reader" and cv.notified_to_user_id == w.site_doc.user_id
     assert any("危急值" in t for t in _urgent_to(db, w.site_doc.user_id))
@@ -50,8 +50,8 @@ def test_unacknowledged_value_escalates_to_the_department_head_after_ten_minutes
     order = received(db, w)
     t0 = clock.now()
     with clock.frozen(t0):
-        workflow.claim(db, w.reader, order.id)
-        workflow.sign(db, w.reader, order.id, findings="f", conclusion="大面积肺栓塞", critical=True)
+        reading.claim(db, w.reader, order.id)
+        reading.sign(db, w.reader, order.id, findings="f", conclusion="大面积肺栓塞", critical=True)
     with clock.frozen(t0 + timedelta(minutes=9)):
         assert critical.escalate_overdue(db) == 0
     with clock.frozen(t0 + timedelta(minutes=11)):

@@ -15,6 +15,7 @@ from tests.diagnostics.helpers import DxWorld, dx_world
 from tests.diagnostics.media_helpers import sample
 from yilianti.diagnostics.ecg import service as ecg
 from yilianti.diagnostics.orders import workflow
+from yilianti.diagnostics.reading import service as reading
 from yilianti.models.diagnostics import DiagnosticItem, DiagnosticOrder, DiagnosticReport, ItemPrice
 
 CART = "HR: 61\nPR: 161\nQRS: 75\nQT: 368\nQTc: 370\nAxis: 52"  # waveform_ecg.dcm, the cart's own values
@@ -34,7 +35,7 @@ def _claimed_ecg_order(db: Session, w: DxWorld, with_waveform: bool = True) -> D
     workflow.mark_received(db, w.reader, order.id)
     if with_waveform:
         ecg.store(db, None, order, ecg.parse_dicom(str(sample("waveform_ecg.dcm"))), "dicom")
-    workflow.claim(db, w.reader, order.id)
+    reading.claim(db, w.reader, order.id)
     db.flush()
     return order
 
@@ -96,7 +97,7 @@ def test_editor_without_a_waveform_or_with_saved_measurements_is_not_prefilled(d
     db.flush()
     assert _measurement_box(client.get(f"/diagnostics/orders/{order.id}/report").text) == CART
     # a report signed without ECG values keeps what was signed
-    workflow.sign(db, w.reader, order.id, findings="", conclusion="窦性心律", measurements={"HR": 58})
+    reading.sign(db, w.reader, order.id, findings="", conclusion="窦性心律", measurements={"HR": 58})
     db.flush()
     assert ecg.latest(db, order.id) is not None
     page = client.get(f"/diagnostics/orders/{order.id}/report").text

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from tests import builders as b
 from tests.diagnostics.helpers import dx_world
 from yilianti.diagnostics.orders import workflow
+from yilianti.diagnostics.reading import service as reading
 from yilianti.diagnostics.receivers import ingest
 from yilianti.models.diagnostics import DiagnosticOrder, DiagnosticReport, InboundMessage
 
@@ -97,8 +98,8 @@ def test_site_does_not_see_a_draft_and_outsider_gets_404(db: Session, client: Te
     w = dx_world(db)
     order = workflow.place_order(db, w.site_doc, patient_id=w.patient.id, item_id=w.ct.id)
     workflow.mark_received(db, w.reader, order.id)
-    workflow.claim(db, w.reader, order.id)
-    workflow.save_report(db, w.reader, order.id, findings="草稿所见", conclusion="草稿结论")
+    reading.claim(db, w.reader, order.id)
+    reading.save_report(db, w.reader, order.id, findings="草稿所见", conclusion="草稿结论")
     b.login(client, w.usernames["site"])
     page = client.get(f"/diagnostics/orders/{order.id}").text
     assert "草稿结论" not in page and 'id="no-report"' in page
@@ -112,8 +113,8 @@ def test_critical_value_acknowledged_on_the_page(db: Session, client: TestClient
     w = dx_world(db)
     order = workflow.place_order(db, w.site_doc, patient_id=w.patient.id, item_id=w.ct.id)
     workflow.mark_received(db, w.reader, order.id)
-    workflow.claim(db, w.reader, order.id)
-    workflow.sign(db, w.reader, order.id, findings="f", conclusion="硬膜外血肿", critical=True)
+    reading.claim(db, w.reader, order.id)
+    reading.sign(db, w.reader, order.id, findings="f", conclusion="硬膜外血肿", critical=True)
     csrf = b.login(client, w.usernames["site"])
     page = client.get("/diagnostics/critical").text
     m = re.search(r'id="ack-(\d+)"', page)

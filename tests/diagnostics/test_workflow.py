@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from tests.diagnostics.helpers import dx_world, ordered, received
 from yilianti.authz import policy
 from yilianti.diagnostics.orders import workflow
+from yilianti.diagnostics.reading import service as reading
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
 from yilianti.models.diagnostics import DiagnosticOrderHistory
@@ -57,12 +58,12 @@ def test_full_loop_reader_signs_and_site_sees_final_with_tat(db: Session) -> Non
     with clock.frozen(start):
         order = received(db, w)
     assert order.status == "received" and order.received_at is not None
-    rows = workflow.worklist(db, w.reader)
+    rows = reading.worklist(db, w.reader)
     assert [r.order.id for r in rows] == [order.id] and rows[0].patient_name == "赵桂兰"
-    assert workflow.worklist(db, w.site_doc) == []  # the township has no worklist of its own orders
+    assert reading.worklist(db, w.site_doc) == []  # the township has no worklist of its own orders
     with clock.frozen(start + timedelta(minutes=95)):
-        workflow.claim(db, w.reader, order.id)
-        report = workflow.sign(db, w.reader, order.id, findings="脑实质未见明显异常密度影。",
+        reading.claim(db, w.reader, order.id)
+        report = reading.sign(db, w.reader, order.id, findings="脑实质未见明显异常密度影。",
                                conclusion="头颅CT平扫未见明显异常。", measurements={"midline_shift_mm": 0})
     assert report.status == "final" and report.signed_by_user_id == w.reader.user_id
     assert order.status == "final" and order.tat_minutes == 95 and order.reported_at is not None
@@ -80,13 +81,13 @@ def test_full_loop_reader_signs_and_site_sees_final_with_tat(db: Session) -> Non
 def test_trainee_report_needs_a_second_signature_by_a_non_trainee(db: Session) -> None:
     w = dx_world(db)
     order = received(db, w)
-    workflow.claim(db, w.trainee, order.id)
-    report = workflow.sign(db, w.trainee, order.id, findings="所见", conclusion="初步诊断")
+    reading.claim(db, w.trainee, order.id)
+    report = reading.sign(db, w.trainee, order.id, findings="所见", conclusion="初步诊断")
     assert report.status == "preliminary" and order.status == "reported" and order.reported_at is None
-    assert [r.order.id for r in workflow.worklist(db, w.reader)] == [order.id]  # still to be signed
+    assert [r.order.id for r in reading.worklist(db, w.reader)] == [order.id]  # still to be signed
     with pytest.raises(Forbidden):
-        workflow.second_sign(db, w.trainee, order.id)
-    report = workflow.second_sign(db, w.reader, order.id, conclusion="审核后诊断")
+        reading.second_sign(db, w.trainee, order.id)
+    report = reading.second_sign(db, w.reader, order.id, conclusion="审核后诊断")
     assert report.status == "final" and report.second_signer_user_id == w.reader.user_id
     assert report.conclusion == "审核后诊断" and order.status == "final" and order.reported_at is not None
 
@@ -94,17 +95,17 @@ def test_trainee_report_needs_a_second_signature_by_a_non_trainee(db: Session) -
 def test_claim_is_exclusive_and_can_be_released(db: Session) -> None:
     w = dx_world(db)
     order = received(db, w)
-    workflow.claim(db, w.reader, order.id)
+    reading.claim(db, w.reader, order.id)
     with pytest.raises(Conflict) as err:
-        workflow.claim(db, w.reader2, order.id)
+        reading.claim(db, w.reader2, order.id)
     assert err.value.code == "diagnostic_already_claimed"
     with pytest.raises(Conflict):  # the other reader cannot write on it
-        workflow.save_report(db, w.reader2, order.id, findings="x", conclusion="y")
+        reading.save_report(db, w.reader2, order.id, findings="x", conclusion="y")
     with pytest.raises(Forbidden):
-        workflow.release(db, w.reader2, order.id)
-    workflow.release(db, w.reader, order.id)
+        reading.release(db, w.reader2, order.id)
+    reading.release(db, w.reader, order.id)
     assert order.status == "received" and order.claimed_by_user_id is None
-    workflow.claim(db, w.reader2, order.id)
+    reading.claim(db, w.reader2, order.id)
     assert order.claimed_by_user_id == w.reader2.user_id
 
 
@@ -114,10 +115,10 @@ def test_site_cannot_read_and_centre_cannot_transmit(db: Session) -> None:
     with pytest.raises(Forbidden):
         workflow.mark_transmitted(db, w.reader, order.id)
     with pytest.raises(Conflict):  # not received yet
-        workflow.claim(db, w.reader, order.id)
+        reading.claim(db, w.reader, order.id)
     workflow.mark_received(db, w.reader, order.id)
     with pytest.raises(Forbidden):
-        workflow.claim(db, w.site_doc, order.id)
+        reading.claim(db, w.site_doc, order.id)
     with pytest.raises(Conflict):  # a stale expected status
         workflow.mark_acquired(db, w.site_doc, order.id, expected_status="ordered")
 
@@ -135,9 +136,9 @@ def test_cancel_ends_the_centre_grant(db: Session) -> None:
 def test_amendment_keeps_the_previous_text_in_history(db: Session) -> None:
     w = dx_world(db)
     order = received(db, w)
-    workflow.claim(db, w.reader, order.id)
-    workflow.sign(db, w.reader, order.id, findings="A", conclusion="旧结论")
-    report = workflow.amend(db, w.reader, order.id, findings="A2", conclusion="新结论", reason="左右侧写错")
+    reading.claim(db, w.reader, order.id)
+    reading.sign(db, w.reader, order.id, findings="A", conclusion="旧结论")
+    report = reading.amend(db, w.reader, order.id, findings="A2", conclusion="新结论", reason="左右侧写错")
     assert report.status == "amended" and report.version == 2 and order.status == "amended"
     last = db.scalars(select(DiagnosticOrderHistory).where(DiagnosticOrderHistory.order_id == order.id)
                       .order_by(DiagnosticOrderHistory.id.desc())).first()
@@ -152,7 +153,7 @@ def test_worklist_puts_stat_first_and_flags_overdue(db: Session) -> None:
     with clock.frozen(t0 + timedelta(minutes=10)):
         stat = received(db, w, priority="stat")
     with clock.frozen(t0 + timedelta(minutes=180)):
-        rows = workflow.worklist(db, w.reader)
+        rows = reading.worklist(db, w.reader)
     assert [r.order.id for r in rows] == [stat.id, routine.id]
     assert rows[1].overdue and rows[1].waiting_minutes == 180
 
@@ -164,30 +165,30 @@ def test_tat_median_and_p90_per_item_and_month(db: Session) -> None:
         with clock.frozen(t0):
             order = received(db, w)
         with clock.frozen(t0 + timedelta(minutes=minutes)):
-            workflow.claim(db, w.reader, order.id)
-            workflow.sign(db, w.reader, order.id, findings="f", conclusion="c")
-    rows = workflow.tat_stats(db, w.reader, by="item")
+            reading.claim(db, w.reader, order.id)
+            reading.sign(db, w.reader, order.id, findings="f", conclusion="c")
+    rows = reading.tat_stats(db, w.reader, by="item")
     assert len(rows) == 1 and rows[0].key == "头颅CT平扫" and rows[0].count == 5
     assert rows[0].median == 90 and rows[0].p90 == pytest.approx(408) and rows[0].over_target == 1
-    by_centre = workflow.tat_stats(db, w.site_doc, by="centre")
+    by_centre = reading.tat_stats(db, w.site_doc, by="centre")
     assert by_centre[0].key == w.county.name and by_centre[0].count == 5
-    monthly = workflow.tat_monthly(db, w.reader)
+    monthly = reading.tat_monthly(db, w.reader)
     assert sum(m.count for m in monthly) == 5 and all(m.key == "" for m in monthly)
-    assert workflow.tat_stats(db, w.outsider_doc) == []
+    assert reading.tat_stats(db, w.outsider_doc) == []
 
 
 def test_department_head_assigns_a_study_to_one_reader(db: Session) -> None:
     w = dx_world(db)
     order = received(db, w)
     with pytest.raises(Forbidden):  # a plain reader does not assign
-        workflow.assign(db, w.reader2, order.id, w.reader.user_id)
+        reading.assign(db, w.reader2, order.id, w.reader.user_id)
     with pytest.raises(NotFound):  # an administrator without a clinical role does not see the study
-        workflow.assign(db, w.admin, order.id, w.reader2.user_id)
+        reading.assign(db, w.admin, order.id, w.reader2.user_id)
     with pytest.raises(InvalidInput):  # only a reader of the centre
-        workflow.assign(db, w.reader, order.id, w.site_doc.user_id)
-    workflow.assign(db, w.reader, order.id, w.reader2.user_id)
+        reading.assign(db, w.reader, order.id, w.site_doc.user_id)
+    reading.assign(db, w.reader, order.id, w.reader2.user_id)
     assert order.status == "claimed" and order.claimed_by_user_id == w.reader2.user_id
     with pytest.raises(Conflict):
-        workflow.claim(db, w.reader, order.id)
-    report = workflow.sign(db, w.reader2, order.id, findings="f", conclusion="c")
+        reading.claim(db, w.reader, order.id)
+    report = reading.sign(db, w.reader2, order.id, findings="f", conclusion="c")
     assert report.signed_by_user_id == w.reader2.user_id

@@ -32,6 +32,7 @@ from yilianti.auth import service as auth_service
 from yilianti.authz.subject import Subject
 from yilianti.demo import loader
 from yilianti.diagnostics.orders import workflow
+from yilianti.diagnostics.reading import service as reading
 from yilianti.diagnostics.receivers import ingest
 from yilianti.kit import clock
 from yilianti.models.alliance import Institution
@@ -169,13 +170,13 @@ def _report(db: Session, reader: Subject, order: DiagnosticOrder, item: Diagnost
     """Results (for lab items) arrive, the reader claims and signs — at `at`; a trainee's report is
     countersigned by `senior` shortly after."""
     with clock.frozen(at - timedelta(minutes=r.randint(3, 20))):
-        workflow.claim(db, reader, order.id)
+        reading.claim(db, reader, order.id)
     if senior is not None:
         with clock.frozen(at):
             findings, conclusion = _IMAGING_REPORTS.get(item.code, ("所见未见明显异常。", f"{item.name}未见明显异常。"))
-            workflow.sign(db, reader, order.id, findings=findings, conclusion=conclusion)
+            reading.sign(db, reader, order.id, findings=findings, conclusion=conclusion)
         with clock.frozen(at + timedelta(minutes=r.randint(10, 40))):
-            workflow.second_sign(db, senior, order.id)
+            reading.second_sign(db, senior, order.id)
         return
     with clock.frozen(at):
         if item.kind == "lab":
@@ -186,16 +187,16 @@ def _report(db: Session, reader: Subject, order: DiagnosticOrder, item: Diagnost
                                       code=code, code_system="LN", name=name, value=shown, units=units or None,
                                       reference_range=rng, abnormal_flags="N", result_status="F", observed_at=at))
             db.flush()
-            workflow.sign(db, reader, order.id, findings=None, conclusion="检验结果见上表，各项在参考范围内。")
+            reading.sign(db, reader, order.id, findings=None, conclusion="检验结果见上表，各项在参考范围内。")
         elif item.code == "ECG-12":
             findings, conclusion, m = _ECG_REPORT
-            workflow.sign(db, reader, order.id, findings=findings, conclusion=conclusion, measurements=dict(m))
+            reading.sign(db, reader, order.id, findings=findings, conclusion=conclusion, measurements=dict(m))
         elif item.code == "ECG-HOLTER":
             findings, conclusion, m = _HOLTER_REPORT
-            workflow.sign(db, reader, order.id, findings=findings, conclusion=conclusion, measurements=dict(m))
+            reading.sign(db, reader, order.id, findings=findings, conclusion=conclusion, measurements=dict(m))
         else:
             findings, conclusion = _IMAGING_REPORTS.get(item.code, ("所见未见明显异常。", f"{item.name}未见明显异常。"))
-            workflow.sign(db, reader, order.id, findings=findings, conclusion=conclusion)
+            reading.sign(db, reader, order.id, findings=findings, conclusion=conclusion)
 
 
 def _arrive(db: Session, site: Subject, reader: Subject, order: DiagnosticOrder, at: datetime) -> None:
@@ -264,12 +265,12 @@ def load(db: Session) -> dict[str, int]:
             _arrive(db, site, reader, order, at)
             open_orders.append(order)
         with clock.frozen(clock.now() - timedelta(minutes=30)):
-            workflow.claim(db, reader, open_orders[-1].id)
+            reading.claim(db, reader, open_orders[-1].id)
         if trainee is not None:  # the trainee's preliminary report waits for 马文静's second signature
             with clock.frozen(clock.now() - timedelta(minutes=50)):
-                workflow.claim(db, trainee, open_orders[1].id)
+                reading.claim(db, trainee, open_orders[1].id)
             with clock.frozen(clock.now() - timedelta(minutes=15)):
-                workflow.sign(db, trainee, open_orders[1].id, findings=_IMAGING_REPORTS["DR-CHEST"][0],
+                reading.sign(db, trainee, open_orders[1].id, findings=_IMAGING_REPORTS["DR-CHEST"][0],
                               conclusion=_IMAGING_REPORTS["DR-CHEST"][1])
         for code in ("LAB-TSH", "CT-ABD"):
             with clock.frozen(clock.now() - timedelta(hours=1)):

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Body, Query
 from yilianti.auth.deps import DB, Clinical
 from yilianti.diagnostics.orders import workflow
 from yilianti.diagnostics.reading import critical
+from yilianti.diagnostics.reading import service as reading
 from yilianti.diagnostics.schemas import (
     AssignIn,
     ItemOut,
@@ -48,7 +49,7 @@ def api_place_order(db: DB, subject: Clinical, data: OrderIn = Body()) -> OrderO
 @router.get("/orders", response_model=list[OrderOut])
 def api_orders(db: DB, subject: Clinical, side: Literal["site", "centre"] = "site",
                status: str | None = None) -> list[OrderOut]:
-    rows = workflow.centre_orders(db, subject) if side == "centre" else workflow.site_orders(db, subject, status=status)
+    rows = reading.centre_orders(db, subject) if side == "centre" else workflow.site_orders(db, subject, status=status)
     return [OrderOut.of(r.order) for r in rows]
 
 
@@ -87,35 +88,35 @@ def api_move(order_id: int, db: DB, subject: Clinical, data: MoveIn = Body()) ->
 def api_worklist(db: DB, subject: Clinical, include_pending: bool = Query(False)) -> list[WorklistRow]:  # noqa: B008
     return [WorklistRow(order=OrderOut.of(r.order), patient_name=r.patient_name, ordering_institution_name=r.ordering_name,
                         waiting_minutes=r.waiting_minutes, overdue=r.overdue, claimed_by=r.claimed_by)
-            for r in workflow.worklist(db, subject, include_pending=include_pending)]
+            for r in reading.worklist(db, subject, include_pending=include_pending)]
 
 
 @router.post("/orders/{order_id}/claim", response_model=OrderOut)
 def api_claim(order_id: int, db: DB, subject: Clinical) -> OrderOut:
-    return OrderOut.of(workflow.claim(db, subject, order_id))
+    return OrderOut.of(reading.claim(db, subject, order_id))
 
 
 @router.post("/orders/{order_id}/assign", response_model=OrderOut)
 def api_assign(order_id: int, db: DB, subject: Clinical, data: AssignIn = Body()) -> OrderOut:  # noqa: B008
     """A centre head or administrator hands a received study to one of the centre's readers."""
-    return OrderOut.of(workflow.assign(db, subject, order_id, data.reader_user_id))
+    return OrderOut.of(reading.assign(db, subject, order_id, data.reader_user_id))
 
 
 @router.post("/orders/{order_id}/release", response_model=OrderOut)
 def api_release(order_id: int, db: DB, subject: Clinical) -> OrderOut:
-    return OrderOut.of(workflow.release(db, subject, order_id))
+    return OrderOut.of(reading.release(db, subject, order_id))
 
 
 @router.put("/orders/{order_id}/report", response_model=ReportOut)
 def api_report(order_id: int, db: DB, subject: Clinical, data: ReportIn = Body()) -> ReportOut:  # noqa: B008
-    fn = workflow.sign if data.sign else workflow.save_report
+    fn = reading.sign if data.sign else reading.save_report
     return ReportOut.of(fn(db, subject, order_id, findings=data.findings, conclusion=data.conclusion,
                            measurements=data.measurements, critical=data.critical))
 
 
 @router.post("/orders/{order_id}/report/second-signature", response_model=ReportOut)
 def api_second_sign(order_id: int, db: DB, subject: Clinical) -> ReportOut:
-    return ReportOut.of(workflow.second_sign(db, subject, order_id))
+    return ReportOut.of(reading.second_sign(db, subject, order_id))
 
 
 @router.get("/critical-values")
@@ -134,4 +135,4 @@ def api_ack(cv_id: int, db: DB, subject: Clinical, body: dict[str, Any] | None =
 
 @router.get("/tat")
 def api_tat(db: DB, subject: Clinical, by: Literal["item", "centre"] = "item", months: int = 6) -> list[dict[str, Any]]:
-    return [r.__dict__ for r in workflow.tat_stats(db, subject, by=by, months=max(1, min(months, 24)))]
+    return [r.__dict__ for r in reading.tat_stats(db, subject, by=by, months=max(1, min(months, 24)))]

@@ -22,6 +22,7 @@ from yilianti.authz.subject import Subject
 from yilianti.diagnostics import repository, states
 from yilianti.diagnostics.orders import workflow
 from yilianti.diagnostics.reading import critical
+from yilianti.diagnostics.reading import service as reading
 from yilianti.diagnostics.receivers import ingest
 from yilianti.diagnostics.states import Side, Status
 from yilianti.exceptions import AppError, Forbidden, NotFound
@@ -210,7 +211,7 @@ async def order_create(request: Request, db: DB, subject: Clinical) -> Response:
 @router.get("/diagnostics/orders")
 def order_list(request: Request, db: DB, subject: Clinical, status: str = "", view: str = "site") -> Response:
     centre = view == "centre"
-    rows = workflow.centre_orders(db, subject) if centre else \
+    rows = reading.centre_orders(db, subject) if centre else \
         workflow.site_orders(db, subject, status=status if status in states.STATUS_LABELS else None)
     return render_page(request, "diagnostics/orders.html", _ctx({
         "rows": rows, "status": status, "view": "centre" if centre else "site",
@@ -241,15 +242,15 @@ def _detail_context(db: Session, subject: Subject, order_id: int, error: str | N
     if Side.centre in sides:
         if st in states.BEFORE_RECEIPT:
             moves.append("receive")
-        if st == Status.received and subject.has(*workflow.READING_ROLES):
+        if st == Status.received and subject.has(*reading.READING_ROLES):
             moves.append("claim")
-        if st == Status.claimed and (order.claimed_by_user_id == subject.user_id or workflow.can_assign(db, subject)):
+        if st == Status.claimed and (order.claimed_by_user_id == subject.user_id or reading.can_assign(db, subject)):
             moves.append("release")
     if st in (*states.BEFORE_RECEIPT, Status.received) and sides & {Side.site, Side.centre}:
         moves.append("cancel")
     can_edit = Side.centre in sides and (
         (st == Status.claimed and order.claimed_by_user_id == subject.user_id)
-        or st == Status.reported or st in states.RESULTED) and subject.has(*workflow.READING_ROLES)
+        or st == Status.reported or st in states.RESULTED) and subject.has(*reading.READING_ROLES)
     return _ctx({
         "order": order, "sides": {s.value for s in sides}, "report": report if show_report else None,
         "patient": kit.get(db, Patient, order.patient_id), "names": names, "users": users,
@@ -273,13 +274,13 @@ def order_detail(request: Request, order_id: int, db: DB, subject: Clinical) -> 
 
 
 def _assigners(db: Session, subject: Subject) -> list[tuple[int, str]]:
-    if not workflow.can_assign(db, subject):
+    if not reading.can_assign(db, subject):
         return []
-    return [(u.id, u.display_name) for u in workflow.readers_of(db, subject.acting_institution_id or 0)]
+    return [(u.id, u.display_name) for u in reading.readers_of(db, subject.acting_institution_id or 0)]
 
 
 def _row_response(request: Request, db: Session, subject: Subject, order_id: int, error: str | None) -> HTMLResponse:
-    rows = [r for r in workflow.worklist(db, subject) if r.order.id == order_id]
+    rows = [r for r in reading.worklist(db, subject) if r.order.id == order_id]
     return render_page(request, "diagnostics/_worklist_row.html", _ctx({
         "r": rows[0] if rows else None, "order_id": order_id, "error": error, "me": subject.user_id,
         "readers": _assigners(db, subject)}), 409 if error and not rows else 200)
@@ -305,11 +306,11 @@ async def order_action(request: Request, order_id: int, db: DB, subject: Clinica
                 case "receive":
                     workflow.mark_received(db, subject, order_id, expected_status=expected)
                 case "claim":
-                    workflow.claim(db, subject, order_id)
+                    reading.claim(db, subject, order_id)
                 case "assign":
-                    workflow.assign(db, subject, order_id, opt_int(str(form.get("reader_user_id", ""))) or 0)
+                    reading.assign(db, subject, order_id, opt_int(str(form.get("reader_user_id", ""))) or 0)
                 case "release":
-                    workflow.release(db, subject, order_id)
+                    reading.release(db, subject, order_id)
                 case "cancel":
                     workflow.cancel(db, subject, order_id, reason, expected_status=expected)
                 case _:
@@ -339,7 +340,7 @@ for _action in ORDER_ACTIONS:
 
 @router.get("/diagnostics/worklist")
 def worklist_page(request: Request, db: DB, subject: Clinical, pending: str = "") -> Response:
-    rows = workflow.worklist(db, subject, include_pending=pending == "1")
+    rows = reading.worklist(db, subject, include_pending=pending == "1")
     return render_page(request, "diagnostics/worklist.html", _ctx({
         "rows": rows, "pending": pending == "1", "me": subject.user_id, "readers": _assigners(db, subject)}))
 
@@ -415,15 +416,15 @@ async def report_save(request: Request, order_id: int, db: DB, subject: Clinical
     try:
         with db.begin_nested():
             if action == "save":
-                workflow.save_report(db, subject, order_id, measurements=_measurements(values["measurements"]),
+                reading.save_report(db, subject, order_id, measurements=_measurements(values["measurements"]),
                                      critical=values["critical"] == "1", **kw)
             elif action == "sign":
-                workflow.sign(db, subject, order_id, measurements=_measurements(values["measurements"]),
+                reading.sign(db, subject, order_id, measurements=_measurements(values["measurements"]),
                               critical=values["critical"] == "1", **kw)
             elif action == "second":
-                workflow.second_sign(db, subject, order_id, conclusion=values["conclusion"])
+                reading.second_sign(db, subject, order_id, conclusion=values["conclusion"])
             elif action == "amend":
-                workflow.amend(db, subject, order_id, reason=values["reason"], **kw)
+                reading.amend(db, subject, order_id, reason=values["reason"], **kw)
             else:
                 raise NotFound()
     except AppError as exc:
@@ -450,8 +451,8 @@ def report_print(request: Request, order_id: int, db: DB, subject: Clinical) -> 
 def tat_page(request: Request, db: DB, subject: Clinical, by: str = "item", months: int = 6) -> Response:
     by = "centre" if by == "centre" else "item"
     months = max(1, min(months, 24))
-    rows = workflow.tat_stats(db, subject, by=by, months=months)
-    monthly = workflow.tat_monthly(db, subject, months=months)
+    rows = reading.tat_stats(db, subject, by=by, months=months)
+    monthly = reading.tat_monthly(db, subject, months=months)
     chart = {"months": [m.month for m in monthly], "median": [round(m.median) for m in monthly],
              "p90": [round(m.p90) for m in monthly], "count": [m.count for m in monthly]}
     return render_page(request, "diagnostics/tat.html", _ctx({

@@ -5,7 +5,8 @@ accession number, the price at the site's fee standard, and an access grant for 
 reading centre); the study or results arrive (DICOM/HL7 receivers, or a manual receipt);
 one reader claims it from the centre's worklist, writes and signs the report (a trainee's
 report needs a second signature by a non-trainee before it is final); the ordering site
-sees the final report. Every status change goes through `transition` (row locked with
+sees the final report (the reading centre's side — worklist, claims, reports, TAT — is in
+`diagnostics/reading/service.py`). Every status change goes through `transition` (row locked with
 SELECT … FOR UPDATE on PostgreSQL, BEGIN IMMEDIATE on SQLite), which checks
 `states.MOVES`, writes a `DiagnosticOrderHistory` row, audits and notifies.
 """
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from yilianti.audit import service as audit
@@ -47,7 +48,6 @@ from yilianti.scheduling.rules import share_alliance
 STATE_CONFLICT = states.STATE_CONFLICT
 FINAL_REASON = "检验结果已由检验科审核发布"  # the reason of a move to final by verified LIS results
 ORDERING_ROLES = ("doctor", "nurse", "coordinator")
-READING_ROLES = ("reader", "doctor")
 ADMIN_ROLES = ("system_admin", "alliance_admin", "institution_admin")
 GRANT_KIND = "diagnostic"
 GRANT_DAYS = 90
@@ -217,10 +217,6 @@ def observations_of(db: Session, order_id: int) -> list[LabObservation]:
 
 
 # ------------------------------------------------------------------------------------- the one transition
-
-
-def _conflict(order: DiagnosticOrder) -> Conflict:
-    return states.MACHINE.conflict(order.status)
 
 
 def _sides(db: Session, subject: Subject | None, order: DiagnosticOrder) -> frozenset[Side]:
@@ -393,181 +389,6 @@ def mark_received(db: Session, subject: Subject, order_id: int, *,
     return transition(db, subject, order_id, Status.received, reason="中心手工接收", expected_status=expected_status)
 
 
-# ------------------------------------------------------------------------------------- reading
-
-
-def _require_reader(subject: Subject) -> None:
-    if not subject.is_clinical or not subject.has(*READING_ROLES):
-        raise Forbidden("只有阅片/报告医师可以执行该操作")
-
-
-def claim(db: Session, subject: Subject, order_id: int) -> DiagnosticOrder:
-    """Exactly one reader gets a received study: the row is locked, the loser gets 409."""
-    _require_reader(subject)
-    order = db.get(DiagnosticOrder, order_id)
-    if order is not None and order.status == Status.claimed and order.claimed_by_user_id == subject.user_id:
-        return order
-    return _claim_received(db, subject, order_id)
-
-
-def _claim_received(db: Session, subject: Subject, order_id: int, *, reason: str | None = None,
-                    detail: dict[str, Any] | None = None) -> DiagnosticOrder:
-    """received → claimed under the row lock; when another reader won, 409 naming who holds it."""
-    try:
-        return transition(db, subject, order_id, Status.claimed, reason=reason, detail=detail,
-                          expected_status=Status.received)
-    except Conflict:
-        current = db.get(DiagnosticOrder, order_id)
-        if current is not None and current.status == Status.claimed and current.claimed_by_user_id:
-            who = db.get(User, current.claimed_by_user_id)
-            raise Conflict("该检查已由 {who} 认领阅片", code="diagnostic_already_claimed",
-                           who=who.display_name if who else "?") from None
-        raise
-
-
-def readers_of(db: Session, institution_id: int) -> list[User]:
-    """Active users holding the reader role at a centre (for assignment)."""
-    from yilianti.models.auth import RoleAssignment
-
-    return list(db.scalars(select(User).join(RoleAssignment, RoleAssignment.user_id == User.id).where(
-        RoleAssignment.institution_id == institution_id, RoleAssignment.role == "reader").distinct()
-        .order_by(User.display_name)))
-
-
-def can_assign(db: Session, subject: Subject) -> bool:
-    if not subject.is_clinical:
-        return False
-    if subject.has("institution_admin"):
-        return True
-    practitioner = db.get(Practitioner, subject.practitioner_id) if subject.practitioner_id else None
-    return bool(practitioner and practitioner.is_department_head and subject.has(*READING_ROLES))
-
-
-def assign(db: Session, subject: Subject, order_id: int, reader_user_id: int) -> DiagnosticOrder:
-    """A centre's head or administrator hands a received study to one reader (claimed on their behalf)."""
-    order, sides = get(db, subject, order_id, audit_read=False)
-    if Side.centre not in sides or not can_assign(db, subject):
-        raise Forbidden("只有阅片中心的科主任或管理员可以分配检查")
-    if reader_user_id not in {u.id for u in readers_of(db, subject.acting_institution_id or 0)}:
-        raise InvalidInput(fields={"reader_user_id": "请选择本中心的阅片医师"})
-    return _claim_received(db, subject, order_id, reason="分配阅片", detail={"assigned_to": reader_user_id})
-
-
-def release(db: Session, subject: Subject, order_id: int) -> DiagnosticOrder:
-    order, _ = get(db, subject, order_id, audit_read=False)
-    if order.status != Status.claimed:
-        raise _conflict(order)
-    if order.claimed_by_user_id != subject.user_id and not can_assign(db, subject):
-        raise Forbidden("只能释放自己认领的检查")
-    return transition(db, subject, order_id, Status.received, reason="释放认领", expected_status=Status.claimed)
-
-
-def save_report(db: Session, subject: Subject, order_id: int, *, findings: str | None, conclusion: str | None,
-                measurements: dict[str, Any] | None = None, critical: bool = False) -> DiagnosticReport:
-    _require_reader(subject)
-    order, sides = get(db, subject, order_id)
-    if Side.centre not in sides:
-        raise Forbidden("只有阅片中心可以书写报告")
-    if order.status != Status.claimed or order.claimed_by_user_id != subject.user_id:
-        raise Conflict("请先认领该检查再书写报告", code="diagnostic_not_claimed")
-    report = report_of(db, order.id)
-    if report is None:
-        report = DiagnosticReport(order_id=order.id, status="draft", author_user_id=subject.user_id, version=1)
-        db.add(report)
-    report.findings = (findings or "").strip() or None
-    report.conclusion = (conclusion or "").strip() or None
-    report.measurements = measurements or None
-    report.critical = critical
-    report.updated_at = clock.now()
-    db.flush()
-    return report
-
-
-def _practitioner(db: Session, subject: Subject) -> Practitioner:
-    practitioner = db.get(Practitioner, subject.practitioner_id) if subject.practitioner_id else None
-    if practitioner is None:
-        raise Forbidden("签名需要关联执业医师档案")
-    return practitioner
-
-
-def sign(db: Session, subject: Subject, order_id: int, *, findings: str | None, conclusion: str | None,
-         measurements: dict[str, Any] | None = None, critical: bool = False) -> DiagnosticReport:
-    """The reader signs: final for a qualified reader, preliminary (reported) for a trainee."""
-    report = save_report(db, subject, order_id, findings=findings, conclusion=conclusion,
-                         measurements=measurements, critical=critical)
-    if not report.conclusion:
-        raise InvalidInput(fields={"conclusion": "请填写诊断意见"})
-    practitioner = _practitioner(db, subject)
-    now = clock.now()
-    report.signed_by_user_id, report.signed_by_practitioner_id, report.signed_at = subject.user_id, practitioner.id, now
-    if practitioner.is_trainee:
-        report.status = "preliminary"
-        order = transition(db, subject, order_id, Status.reported, reason="规培医师签名，待上级医师审核",
-                           expected_status=Status.claimed)
-    else:
-        report.status = "final"
-        order = transition(db, subject, order_id, Status.final, expected_status=Status.claimed)
-    if report.critical:
-        from yilianti.diagnostics.reading import critical as critical_values
-
-        critical_values.raise_for_report(db, order, report)
-    db.flush()
-    return report
-
-
-def second_sign(db: Session, subject: Subject, order_id: int, *, conclusion: str | None = None) -> DiagnosticReport:
-    _require_reader(subject)
-    order, sides = get(db, subject, order_id)
-    if Side.centre not in sides:
-        raise Forbidden("只有阅片中心可以审核报告")
-    report = report_of(db, order.id)
-    if order.status != Status.reported or report is None:
-        raise _conflict(order)
-    practitioner = _practitioner(db, subject)
-    if practitioner.is_trainee:
-        raise Forbidden("审核签名须由非规培医师完成")
-    if report.signed_by_user_id == subject.user_id:
-        raise Forbidden("审核签名须由另一位医师完成")
-    if conclusion is not None and conclusion.strip():
-        report.conclusion = conclusion.strip()
-    report.second_signer_user_id, report.second_signer_practitioner_id = subject.user_id, practitioner.id
-    report.second_signed_at = clock.now()
-    report.status = "final"
-    transition(db, subject, order_id, Status.final, reason="上级医师审核签名", expected_status=Status.reported)
-    return report
-
-
-def amend(db: Session, subject: Subject, order_id: int, *, findings: str | None, conclusion: str | None,
-          reason: str) -> DiagnosticReport:
-    _require_reader(subject)
-    order, sides = get(db, subject, order_id)
-    if Side.centre not in sides:
-        raise Forbidden("只有阅片中心可以更正报告")
-    report = report_of(db, order.id)
-    if report is None or order.status not in states.RESULTED:
-        raise _conflict(order)
-    practitioner = _practitioner(db, subject)
-    if practitioner.is_trainee:
-        raise Forbidden("更正报告须由非规培医师完成")
-    fields = {}
-    if not reason.strip():
-        fields["reason"] = "请填写更正原因"
-    if not (conclusion or "").strip():
-        fields["conclusion"] = "请填写诊断意见"
-    if fields:
-        raise InvalidInput(fields=fields)
-    previous = {"findings": report.findings, "conclusion": report.conclusion, "version": report.version}
-    report.findings = (findings or "").strip() or None
-    report.conclusion = (conclusion or "").strip()
-    report.amendment_reason = reason.strip()
-    report.version += 1
-    report.status = "amended"
-    report.signed_by_user_id, report.signed_by_practitioner_id = subject.user_id, practitioner.id
-    report.signed_at = clock.now()
-    transition(db, subject, order_id, Status.amended, reason=reason.strip(), detail={"previous": previous})
-    return report
-
-
 # ------------------------------------------------------------------------------------- lists
 
 
@@ -603,20 +424,6 @@ def _rows(db: Session, stmt: Any) -> list[OrderRow]:
     return out
 
 
-def worklist(db: Session, subject: Subject, *, include_pending: bool = False, limit: int = 300) -> list[OrderRow]:
-    """The centre's reading worklist: stat first, then urgent, then the longest waiting."""
-    if not subject.is_clinical:
-        raise NotFound()
-    statuses = set(states.WORKLIST) | (set(states.BEFORE_RECEIPT) if include_pending else set())
-    stmt = (select(DiagnosticOrder, Patient.name).join(Patient, Patient.id == DiagnosticOrder.patient_id)
-            .where(DiagnosticOrder.reading_centre_institution_id == subject.acting_institution_id,
-                   DiagnosticOrder.status.in_(statuses), policy.readable(subject))
-            .limit(limit))
-    rows = _rows(db, stmt)
-    rows.sort(key=lambda r: (states.PRIORITY_RANK.get(r.order.priority, 9), -r.waiting_minutes))
-    return rows
-
-
 def site_orders(db: Session, subject: Subject, *, status: str | None = None, limit: int = 300) -> list[OrderRow]:
     if not subject.is_clinical:
         raise NotFound()
@@ -627,87 +434,12 @@ def site_orders(db: Session, subject: Subject, *, status: str | None = None, lim
     return _rows(db, stmt.order_by(DiagnosticOrder.created_at.desc(), DiagnosticOrder.id.desc()).limit(limit))
 
 
-def centre_orders(db: Session, subject: Subject, *, limit: int = 300) -> list[OrderRow]:
-    """Everything the centre has read or is reading (most recent first)."""
-    if not subject.is_clinical:
-        raise NotFound()
-    stmt = (select(DiagnosticOrder, Patient.name).join(Patient, Patient.id == DiagnosticOrder.patient_id)
-            .where(DiagnosticOrder.reading_centre_institution_id == subject.acting_institution_id,
-                   policy.readable(subject))
-            .order_by(DiagnosticOrder.created_at.desc(), DiagnosticOrder.id.desc()).limit(limit))
-    return _rows(db, stmt)
-
-
 def patient_orders(db: Session, subject: Subject, patient_id: int) -> list[DiagnosticOrder]:
     """The shared record: every final report for a patient the subject may read."""
     policy.require_patient(db, subject, patient_id, resource_type="diagnostic_order")
     return list(db.scalars(select(DiagnosticOrder).where(
         DiagnosticOrder.patient_id == patient_id, DiagnosticOrder.status.in_(states.RESULTED))
         .order_by(DiagnosticOrder.reported_at.desc())))
-
-
-# ------------------------------------------------------------------------------------- TAT
-
-
-def _percentile(values: list[int], q: float) -> float:
-    values = sorted(values)
-    if not values:
-        return 0.0
-    pos = (len(values) - 1) * q
-    lo = int(pos)
-    hi = min(lo + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (pos - lo)
-
-
-@dataclass
-class TatRow:
-    month: str
-    key: str  # item name or centre name
-    count: int
-    median: float
-    p90: float
-    expected: int | None
-    over_target: int
-
-
-def tat_stats(db: Session, subject: Subject, *, by: str = "item", months: int = 6) -> list[TatRow]:
-    """Median and p90 TAT (minutes, order → final report) per month and item (or centre).
-
-    A centre sees what it read; a site sees what it ordered.
-    """
-    if not subject.is_clinical and not subject.is_system_admin and not subject.alliance_admin_of:
-        raise NotFound()
-    since = clock.now() - timedelta(days=31 * months)
-    stmt = (select(DiagnosticOrder.reported_at, DiagnosticOrder.tat_minutes, DiagnosticOrder.item_name,
-                   DiagnosticOrder.reading_centre_institution_id, DiagnosticOrder.due_at, DiagnosticItem.expected_tat_minutes)
-            .outerjoin(DiagnosticItem, DiagnosticItem.id == DiagnosticOrder.item_id)
-            .where(DiagnosticOrder.reported_at.is_not(None), DiagnosticOrder.tat_minutes.is_not(None),
-                   DiagnosticOrder.reported_at >= since))
-    if not subject.is_system_admin and subject.acting_institution_id is not None:
-        inst = subject.acting_institution_id
-        stmt = stmt.where(or_(DiagnosticOrder.reading_centre_institution_id == inst,
-                              DiagnosticOrder.ordering_institution_id == inst))
-    names = dict(db.execute(select(Institution.id, Institution.name)).all())
-    groups: dict[tuple[str, str], list[tuple[int, int | None]]] = {}
-    for reported_at, tat, item_name, centre_id, _due, expected in db.execute(stmt).all():
-        if reported_at is None or tat is None:
-            continue
-        month = reported_at.astimezone(clock.SHANGHAI).strftime("%Y-%m")
-        key = item_name if by == "item" else names.get(centre_id or 0, "?") if by == "centre" else ""
-        groups.setdefault((month, key), []).append((tat, expected))
-    out = []
-    for (month, key), vals in sorted(groups.items()):
-        tats = [v[0] for v in vals]
-        expected_vals = {v[1] for v in vals if v[1]}
-        out.append(TatRow(month, key, len(tats), _percentile(tats, 0.5), _percentile(tats, 0.9),
-                          expected_vals.pop() if len(expected_vals) == 1 else None,
-                          sum(1 for t, e in vals if e and t > e)))
-    return out
-
-
-def tat_monthly(db: Session, subject: Subject, months: int = 6) -> list[TatRow]:
-    """All items together, per month (for the chart)."""
-    return tat_stats(db, subject, by="all", months=months)
 
 
 def count_open(db: Session, institution_id: int) -> int:

@@ -1,2 +1,2 @@
-"""Reading: critical values (危急值) raised from results and reports; the worklist, claims and reports are
-in orders/workflow.py, which every move goes through."""
+"""Reading: the centre's worklist, claims, reports and TAT (service.py), and critical values (危急值)
+raised from results and reports (critical.py); every move goes through orders/workflow.py's transition."""
