@@ -21,11 +21,12 @@ from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.diagnostics import states
 from yilianti.diagnostics.orders.workflow import OrderRow, _rows, get, report_of, transition
+from yilianti.diagnostics.reading import critical as critical_values
 from yilianti.diagnostics.states import Side, Status
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
 from yilianti.models.alliance import Institution
-from yilianti.models.auth import User
+from yilianti.models.auth import RoleAssignment, User
 from yilianti.models.diagnostics import DiagnosticItem, DiagnosticOrder, DiagnosticReport
 from yilianti.models.patient import Patient
 from yilianti.models.workforce import Practitioner
@@ -71,8 +72,6 @@ def _claim_received(db: Session, subject: Subject, order_id: int, *, reason: str
 
 def readers_of(db: Session, institution_id: int) -> list[User]:
     """Active users holding the reader role at a centre (for assignment)."""
-    from yilianti.models.auth import RoleAssignment
-
     return list(db.scalars(select(User).join(RoleAssignment, RoleAssignment.user_id == User.id).where(
         RoleAssignment.institution_id == institution_id, RoleAssignment.role == "reader").distinct()
         .order_by(User.display_name)))
@@ -152,8 +151,6 @@ def sign(db: Session, subject: Subject, order_id: int, *, findings: str | None, 
         report.status = "final"
         order = transition(db, subject, order_id, Status.final, expected_status=Status.claimed)
     if report.critical:
-        from yilianti.diagnostics.reading import critical as critical_values
-
         critical_values.raise_for_report(db, order, report)
     db.flush()
     return report
