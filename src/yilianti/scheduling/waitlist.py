@@ -67,13 +67,19 @@ def waitlist(db: Session, subject: Subject, *, incoming: bool = True,
     return list(db.execute(stmt.limit(300)))
 
 
-def book_from_request(db: Session, subject: Subject, request_id: int, session_id: int) -> Booking:
+def _waiting_request(db: Session, subject: Subject, request_id: int) -> BookingRequest:
+    """A wait-list request still waiting, for a user of either side (404 otherwise, 409 once handled)."""
     req = db.get(BookingRequest, request_id)
     if req is None or subject.acting_institution_id not in (req.target_institution_id,
                                                             req.requested_by_institution_id):
         raise NotFound()
     if req.status != "waiting":
         raise Conflict("该候补请求已处理")
+    return req
+
+
+def book_from_request(db: Session, subject: Subject, request_id: int, session_id: int) -> Booking:
+    req = _waiting_request(db, subject, request_id)
     booking = book(db, subject, BookingIn(session_id=session_id, patient_id=req.patient_id))
     # a coordinator at the target books from the requester's reserved pool on their behalf
     req.status, req.booking_id, req.handled_by_user_id = "booked", booking.id, subject.user_id
@@ -84,12 +90,7 @@ def book_from_request(db: Session, subject: Subject, request_id: int, session_id
 
 
 def close_request(db: Session, subject: Subject, request_id: int, reason: str) -> BookingRequest:
-    req = db.get(BookingRequest, request_id)
-    if req is None or subject.acting_institution_id not in (req.target_institution_id,
-                                                            req.requested_by_institution_id):
-        raise NotFound()
-    if req.status != "waiting":
-        raise Conflict("该候补请求已处理")
+    req = _waiting_request(db, subject, request_id)
     if not reason.strip():
         raise InvalidInput(fields={"reason": "请填写关闭原因"})
     req.status, req.closed_reason, req.handled_by_user_id = "closed", reason.strip(), subject.user_id
