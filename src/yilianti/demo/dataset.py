@@ -23,18 +23,7 @@ def load_demo(db: Session) -> list[DemoAccount]:
     """
     if not loader.is_loaded(db):
         loader.load_base(db)
-    if not scheduling.is_loaded(db):
-        scheduling.load(db)
-    if not referrals.is_loaded(db):
-        referrals.load(db)
-    if not recognition.is_loaded(db):
-        recognition.load(db)
-    if not empi.is_loaded(db):
-        empi.load(db)
-    if not demo_consultation.is_loaded(db):
-        demo_consultation.load(db)
-    if not demo_diagnostics.is_loaded(db):
-        demo_diagnostics.load(db)
-    if not demo_media.is_loaded(db):
-        demo_media.load(db)
+    for part in (scheduling, referrals, recognition, empi, demo_consultation, demo_diagnostics, demo_media):
+        if not part.is_loaded(db):
+            part.load(db)
     return loader.demo_accounts()
