@@ -1,6 +1,6 @@
 """The identity review queue in a real browser, on the demo's three review pairs: `admin` opens the queue
 (likeliest first, the count per member), opens the first pair, presses N (not a match) and lands on the next
-pair in the same order; M asks before it merges. Screenshots at 1280 px and 390 px (YILIANTI_SCREENSHOTS, a
+pair in the same order; M asks before it merges. Screenshots at 1366 px and 390 px (YILIANTI_SCREENSHOTS, a
 directory, keeps them)."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def test_admin_works_the_queue_with_the_keyboard(live_server, page) -> None:  # 
     ids = s["ids"]
     assert len(ids) >= 3, "the demo queues three review pairs"
     base = live_server.url
-    page.set_viewport_size({"width": 1280, "height": 900})
+    page.set_viewport_size({"width": 1366, "height": 900})
     login(page, base, "admin", s["password"])
     page.goto(f"{base}/empi/review")
     rows = page.locator("#candidates tbody tr")
