@@ -1,0 +1,57 @@
+/* Shared page behaviour (ES5, no build step, no inline script: the pages work without it). It adds:
+   - the ☰ menu on a phone: the button opens and closes the navigation (aria-expanded kept in step);
+   - list tables stacked as cards on a phone: each cell gets its column's heading as data-label;
+   - data-confirm="…" on a form (or a submit button) asks before sending it;
+   - data-autosubmit on a select sends its form when the choice changes. */
+(function () {
+  'use strict';
+  var toggle = document.getElementById('menu-toggle');
+  var header = document.querySelector('header.top');
+  if (toggle && header) {
+    toggle.addEventListener('click', function () {
+      var open = header.className.indexOf(' open') < 0;
+      header.className = open ? header.className + ' open' : header.className.replace(' open', '');
+      toggle.setAttribute('aria-expanded', open ? 'true' : 'false');
+    });
+  }
+
+  function text(el) { return (el.textContent || '').replace(/\s+/g, ' ').replace(/^ | $/g, ''); }
+  function label(table) {
+    var heads = table.querySelectorAll('thead tr:first-child th');
+    if (!heads.length) { return; }
+    var names = [];
+    for (var i = 0; i < heads.length; i++) {
+      var span = parseInt(heads[i].getAttribute('colspan') || '1', 10);
+      for (var j = 0; j < span; j++) { names.push(text(heads[i])); }
+    }
+    var rows = table.querySelectorAll('tbody tr');
+    for (var r = 0; r < rows.length; r++) {
+      var col = 0;
+      for (var c = 0; c < rows[r].children.length; c++) {
+        var cell = rows[r].children[c];
+        if (names[col] && !cell.hasAttribute('data-label')) { cell.setAttribute('data-label', names[col]); }
+        col += parseInt(cell.getAttribute('colspan') || '1', 10);
+      }
+    }
+  }
+  function labelAll(root) {
+    var tables = (root || document).querySelectorAll('main table');
+    for (var t = 0; t < tables.length; t++) { label(tables[t]); }
+  }
+  labelAll(document);
+  document.addEventListener('htmx:afterSettle', function () { labelAll(document); });
+
+  document.addEventListener('submit', function (e) {
+    var form = e.target;
+    var button = e.submitter;
+    var ask = (button && button.getAttribute('data-confirm')) || form.getAttribute('data-confirm');
+    if (ask && !window.confirm(ask)) { e.preventDefault(); e.stopImmediatePropagation(); }
+  }, true);
+
+  document.addEventListener('change', function (e) {
+    var el = e.target;
+    if (el.hasAttribute && el.hasAttribute('data-autosubmit') && el.form) {
+      if (el.form.requestSubmit) { el.form.requestSubmit(); } else { el.form.submit(); }
+    }
+  });
+}());
