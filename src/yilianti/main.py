@@ -21,6 +21,7 @@ from yilianti.recognition.fastpath import RecognitionRoute
 from yilianti.record.fastpath import RecordRoute
 from yilianti.referral.fastpath import ReferralMoveRoute
 from yilianti.scheduling.fastpath import BookingRoute
+from yilianti.web.edge import Edge
 from yilianti.web.errors import install_handlers
 from yilianti.web.limit import InflightLimit
 
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
     app.add_middleware(ReferralMoveRoute)  # and POST /api/v1/referrals/{id}/transition (referral/fastpath.py)
     app.add_middleware(RecognitionRoute)  # likewise GET /api/v1/recognition/lookup (recognition/fastpath.py)
     app.add_middleware(RecordRoute)  # and GET /api/v1/patients/{id}/record (record/fastpath.py)
+    app.add_middleware(Edge)  # outermost: security headers on every response, whoever served it (web/edge.py)
     install_handlers(app)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     for router in discover_routers():

@@ -24,3 +24,9 @@ function ylFillReport(box) {
   if (c && conclusion && !c.value) { c.value = conclusion; }
   return false;
 }
+
+// the ECG summary comes in by htmx: its button is bound once, on the document
+document.addEventListener('click', function (e) {
+  'use strict';
+  if (e.target && e.target.id === 'ecg-fill-report') { ylFillReport(e.target.parentNode); }
+});
