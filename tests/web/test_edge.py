@@ -44,7 +44,7 @@ def test_security_headers_on_pages_api_errors_and_static(db, client) -> None:  #
     _assert_secured(client.get("/patients"))
     _assert_secured(client.get("/api/v1/patients"))
     _assert_secured(client.get("/api/v1/patients/999999"))  # 404
-    static = client.get("/static/js/page.js")
+    static = client.get("/static/js/app.js")
     assert static.status_code == 200
     _assert_secured(static, no_store=False)
     assert "no-store" not in static.headers.get("cache-control", "")

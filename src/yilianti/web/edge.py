@@ -2,7 +2,7 @@
 response of the platform carries whatever served it.
 
 - Security headers: a Content-Security-Policy that allows scripts from /static only (no inline
-  script or on*= handler: web/static/js/page.js binds the pages' behaviours), no framing
+  script or on*= handler: web/static/js/app.js binds the pages' behaviours), no framing
   (X-Frame-Options and frame-ancestors), nosniff, a same-origin Referrer-Policy, and
   Cache-Control: no-store on everything but /static (patient pages and the API) unless the route
   chose its own (private image caching of the viewer).

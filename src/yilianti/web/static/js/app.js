@@ -2,7 +2,11 @@
    - the ☰ menu on a phone: the button opens and closes the navigation (aria-expanded kept in step);
    - list tables stacked as cards on a phone: each cell gets its column's heading as data-label;
    - data-confirm="…" on a form (or a submit button) asks before sending it;
-   - data-autosubmit on a select sends its form when the choice changes. */
+   - data-autosubmit on a select sends its form when the choice changes;
+   - data-print on a button prints the page; data-hide-broken on an image hides it when it cannot load;
+   - <script type="application/json" data-chart="element-id" [data-percent]>option</script> draws an echarts
+     chart into element-id (tooltips in % with data-percent).
+   The Content-Security-Policy (web/edge.py) allows scripts from /static only: behaviours are bound here. */
 (function () {
   'use strict';
   var toggle = document.getElementById('menu-toggle');
@@ -54,4 +58,31 @@
       if (el.form.requestSubmit) { el.form.requestSubmit(); } else { el.form.submit(); }
     }
   });
+
+  document.addEventListener('click', function (e) {
+    var el = e.target && e.target.closest ? e.target.closest('[data-print]') : null;
+    if (el) { e.preventDefault(); window.print(); }
+  });
+  document.addEventListener('error', function (e) {  // error does not bubble: listen while it is captured
+    var el = e.target;
+    if (el && el.tagName === 'IMG' && el.hasAttribute('data-hide-broken')) { el.style.display = 'none'; }
+  }, true);
+
+  function percent(v) { return v === null || v === undefined ? '\u2014' : v + '%'; }
+  function drawCharts() {
+    if (!window.echarts) { return; }
+    var specs = document.querySelectorAll('script[type="application/json"][data-chart]');
+    for (var i = 0; i < specs.length; i++) {
+      var target = document.getElementById(specs[i].getAttribute('data-chart'));
+      if (!target) { continue; }
+      var option = JSON.parse(specs[i].textContent);
+      if (specs[i].hasAttribute('data-percent')) {
+        option.tooltip = option.tooltip || {};
+        option.tooltip.valueFormatter = percent;
+      }
+      window.echarts.init(target).setOption(option);
+    }
+  }
+  // echarts is loaded (deferred) by the page's head block, after this file: draw once everything has run
+  document.addEventListener('DOMContentLoaded', drawCharts);
 }());
