@@ -20,12 +20,12 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yilianti.audit import service as audit
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import InvalidInput, NotFound
+from yilianti.kit import repository as kit
 from yilianti.models.alliance import Institution
 from yilianti.models.recognition import (
     QualifiedInstitution,
@@ -34,6 +34,7 @@ from yilianti.models.recognition import (
     RecognitionRule,
     RecognitionScope,
 )
+from yilianti.recognition import repository as repo
 from yilianti.recognition import service
 
 CODE_MAX = 32
@@ -97,7 +98,7 @@ class ItemIn:
 def save_item(db: Session, actor: Subject | None, data: ItemIn, item_id: int | None = None) -> RecognitionItem:
     item = None
     if item_id is not None:
-        item = db.get(RecognitionItem, item_id)
+        item = kit.get(db, RecognitionItem, item_id)
         if item is None:
             raise NotFound("互认项目不存在")
     code, name = (data.code or "").strip(), (data.name or "").strip()
@@ -108,7 +109,7 @@ def save_item(db: Session, actor: Subject | None, data: ItemIn, item_id: int | N
     elif len(code) > CODE_MAX or any(ch.isspace() for ch in code):
         errors["code"] = "项目编码不能含空格，最长 32 个字符"
     else:
-        other = db.scalar(select(RecognitionItem).where(RecognitionItem.code == code))
+        other = repo.item_with_code(db, code)
         if other is not None and (item is None or other.id != item.id):
             errors["code"] = "项目编码已存在"
     if not name:
@@ -131,11 +132,10 @@ def save_item(db: Session, actor: Subject | None, data: ItemIn, item_id: int | N
             if len(c) > 64:
                 taken.append(c)
                 continue
-            owner = db.scalar(select(RecognitionItemCode).where(RecognitionItemCode.code == c,
-                                                                RecognitionItemCode.system == system))
-            main = db.scalar(select(RecognitionItem.id).where(RecognitionItem.code == c))
+            owner = repo.code_mapping(db, c, system)
+            main = repo.item_with_code(db, c)
             if (owner is not None and (item is None or owner.item_id != item.id)) or \
-                    (main is not None and (item is None or main != item.id)):
+                    (main is not None and (item is None or main.id != item.id)):
                 taken.append(c)
         if taken:
             errors["codes"] = "以下编码已属于其他互认项目或过长：" + "、".join(taken)
@@ -152,7 +152,7 @@ def save_item(db: Session, actor: Subject | None, data: ItemIn, item_id: int | N
         item.code, item.name, item.kind, item.loinc = code, name, data.kind, loinc
         item.numeric, item.price_fen, item.active = numeric, price_fen, data.active
     if codes is not None:
-        existing = list(db.scalars(select(RecognitionItemCode).where(RecognitionItemCode.item_id == item.id)))
+        existing = repo.code_mappings_of_item(db, item.id)
         keep = set(wanted)
         for row in existing:
             if (row.system, row.code) not in keep:
@@ -173,11 +173,11 @@ def save_item(db: Session, actor: Subject | None, data: ItemIn, item_id: int | N
 def _item_view(db: Session, item: RecognitionItem) -> dict[str, Any]:
     return {"code": item.code, "name": item.name, "kind": item.kind, "loinc": item.loinc,
             "price_fen": item.price_fen, "numeric": item.numeric, "active": item.active,
-            "codes": sorted(db.scalars(select(RecognitionItemCode.code).where(RecognitionItemCode.item_id == item.id)))}
+            "codes": sorted(repo.mapped_codes(db, item.id))}
 
 
 def item_by_code(db: Session, code: str) -> RecognitionItem:
-    item = db.scalar(select(RecognitionItem).where(RecognitionItem.code == (code or "").strip()))
+    item = repo.item_with_code(db, (code or "").strip())
     if item is None:
         raise NotFound("互认项目不存在")
     return item
@@ -189,7 +189,7 @@ def set_rule(db: Session, actor: Subject | None, *, item_code: str, scope_code: 
     errors: dict[str, str] = {}
     if service.find_item(db, item_code) is None:
         errors["item_code"] = "未知的互认项目编码"
-    if db.scalar(select(RecognitionScope.id).where(RecognitionScope.code == (scope_code or "").strip())) is None:
+    if repo.scope_by_code(db, (scope_code or "").strip()) is None:
         errors["scope_code"] = "未知的互认范围编码"
     days = _int(valid_days)
     if days is None or days <= 0:
@@ -203,11 +203,11 @@ def set_rule(db: Session, actor: Subject | None, *, item_code: str, scope_code: 
 
 
 def remove_rule(db: Session, actor: Subject | None, rule_id: int) -> None:
-    rule = db.get(RecognitionRule, rule_id)
+    rule = kit.get(db, RecognitionRule, rule_id)
     if rule is None:
         raise NotFound("互认范围设置不存在")
-    scope = db.get(RecognitionScope, rule.scope_id)
-    item = db.get(RecognitionItem, rule.item_id)
+    scope = kit.get(db, RecognitionScope, rule.scope_id)
+    item = kit.get(db, RecognitionItem, rule.item_id)
     detail = {"item": item.code if item else None, "scope": scope.code if scope else None,
               "valid_days": rule.valid_days}
     db.delete(rule)
@@ -241,17 +241,17 @@ def save_qualification(db: Session, actor: Subject | None, data: QualificationIn
     """Add (or edit) an institution's QC qualification for an item in a scope, with its period."""
     qual = None
     if qual_id is not None:
-        qual = db.get(QualifiedInstitution, qual_id)
+        qual = kit.get(db, QualifiedInstitution, qual_id)
         if qual is None:
             raise NotFound("质控资格不存在")
     errors: dict[str, str] = {}
     item = service.find_item(db, data.item_code)
     if item is None:
         errors["item_code"] = "未知的互认项目编码"
-    scope = db.scalar(select(RecognitionScope).where(RecognitionScope.code == (data.scope_code or "").strip()))
+    scope = repo.scope_by_code(db, (data.scope_code or "").strip())
     if scope is None:
         errors["scope_code"] = "未知的互认范围编码"
-    inst = db.get(Institution, data.institution_id) if data.institution_id is not None else None
+    inst = kit.get(db, Institution, data.institution_id) if data.institution_id is not None else None
     if inst is None:
         errors["institution_id"] = "请选择机构"
     qc_from, qc_to = parse_date(data.qc_from), parse_date(data.qc_to)
@@ -264,17 +264,14 @@ def save_qualification(db: Session, actor: Subject | None, data: QualificationIn
     body = (data.qc_body or "").strip() or None
     if body is not None and len(body) > 100:
         errors["qc_body"] = "质控机构最长 100 个字符"
-    if item is not None and scope is not None and db.scalar(select(RecognitionRule.id).where(
-            RecognitionRule.item_id == item.id, RecognitionRule.scope_id == scope.id)) is None:
+    if item is not None and scope is not None and repo.rule_of_scope(db, item.id, scope.id) is None:
         errors["scope_code"] = "该项目在此范围内尚未设定互认有效期，请先添加范围与有效期"
     if inst is not None and scope is not None and scope.id not in {
             s.id for s in service.covering_scopes(db, inst.id)}:
         errors["institution_id"] = "该机构不在所选互认范围内"
-    if not errors and item is not None and scope is not None and inst is not None:
-        dup = db.scalar(select(QualifiedInstitution.id).where(
-            QualifiedInstitution.item_id == item.id, QualifiedInstitution.scope_id == scope.id,
-            QualifiedInstitution.institution_id == inst.id, QualifiedInstitution.qc_from == qc_from))
-        if dup is not None and (qual is None or dup != qual.id):
+    if not errors and item is not None and scope is not None and inst is not None and qc_from is not None:
+        dup = repo.qualification_on(db, item.id, scope.id, inst.id, qc_from)
+        if dup is not None and (qual is None or dup.id != qual.id):
             errors["qc_from"] = "该机构此项目在此范围内已有同一开始日期的质控期"
     if errors:
         raise InvalidInput("质控资格有误，未保存", code="invalid_qualification", fields=errors)
@@ -296,15 +293,15 @@ def save_qualification(db: Session, actor: Subject | None, data: QualificationIn
 
 
 def _qual_view(db: Session, q: QualifiedInstitution) -> dict[str, Any]:
-    item = db.get(RecognitionItem, q.item_id)
-    scope = db.get(RecognitionScope, q.scope_id)
+    item = kit.get(db, RecognitionItem, q.item_id)
+    scope = kit.get(db, RecognitionScope, q.scope_id)
     return {"item": item.code if item else None, "scope": scope.code if scope else None,
             "institution_id": q.institution_id, "qc_from": q.qc_from.isoformat(), "qc_to": q.qc_to.isoformat(),
             "qc_body": q.qc_body}
 
 
 def remove_qualification(db: Session, actor: Subject | None, qual_id: int) -> None:
-    qual = db.get(QualifiedInstitution, qual_id)
+    qual = kit.get(db, QualifiedInstitution, qual_id)
     if qual is None:
         raise NotFound("质控资格不存在")
     detail = _qual_view(db, qual)

@@ -22,19 +22,19 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from yilianti.alliance.repository import all_institutions
 from yilianti.audit import service as audit
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import InvalidInput
-from yilianti.models.alliance import Institution
 from yilianti.models.recognition import (
     QualifiedInstitution,
     RecognitionItem,
     RecognitionItemCode,
     RecognitionRule,
 )
+from yilianti.recognition import repository as repo
 from yilianti.recognition.service import covering_scopes, scopes
 
 COLUMNS = ("item_code", "item_name", "kind", "loinc", "codes", "price_yuan", "scope_code", "valid_days",
@@ -108,7 +108,7 @@ def _date(value: str) -> date | None:
 
 def import_catalogue(db: Session, actor: Subject | None, rows: list[dict[str, str]]) -> ImportSummary:
     all_scopes = {s.code: s for s in scopes(db)}
-    institutions = {i.name: i for i in db.scalars(select(Institution))}
+    institutions = {i.name: i for i in all_institutions(db)}
     by_short = {i.short_name: i for i in institutions.values() if i.short_name}
     errors: dict[str, str] = {}
     plans: list[dict[str, Any]] = []
@@ -178,7 +178,7 @@ def _apply(db: Session, actor: Subject | None, plans: list[dict[str, Any]]) -> I
     created = updated = rules = quals = 0
     items: dict[str, RecognitionItem] = {}
     for p in plans:
-        item = items.get(p["code"]) or db.scalar(select(RecognitionItem).where(RecognitionItem.code == p["code"]))
+        item = items.get(p["code"]) or repo.item_with_code(db, p["code"])
         if item is None:
             item = RecognitionItem(code=p["code"], name=p["name"], kind=p["kind"], loinc=p["loinc"],
                                    numeric=p["kind"] == "lab", price_fen=p["price_fen"])
@@ -193,13 +193,12 @@ def _apply(db: Session, actor: Subject | None, plans: list[dict[str, Any]]) -> I
         items[p["code"]] = item
         extra = list(p["codes"]) + ([p["loinc"]] if p["loinc"] else [])
         for c in extra:
-            existing = db.scalar(select(RecognitionItemCode).where(RecognitionItemCode.code == c))
+            existing = repo.code_mapping(db, c)
             if existing is None:
                 db.add(RecognitionItemCode(item_id=item.id, system="LN" if c == p["loinc"] else "local", code=c))
                 db.flush()
         scope = p["scope"]
-        rule = db.scalar(select(RecognitionRule).where(RecognitionRule.item_id == item.id,
-                                                       RecognitionRule.scope_id == scope.id))
+        rule = repo.rule_of_scope(db, item.id, scope.id)
         if rule is None:
             db.add(RecognitionRule(item_id=item.id, scope_id=scope.id, valid_days=p["valid_days"]))
             rules += 1
@@ -207,9 +206,7 @@ def _apply(db: Session, actor: Subject | None, plans: list[dict[str, Any]]) -> I
             rule.valid_days = p["valid_days"]
             rules += 1
         if p["inst"] is not None:
-            q = db.scalar(select(QualifiedInstitution).where(
-                QualifiedInstitution.item_id == item.id, QualifiedInstitution.scope_id == scope.id,
-                QualifiedInstitution.institution_id == p["inst"].id, QualifiedInstitution.qc_from == p["qc_from"]))
+            q = repo.qualification_on(db, item.id, scope.id, p["inst"].id, p["qc_from"])
             if q is None:
                 db.add(QualifiedInstitution(item_id=item.id, scope_id=scope.id, institution_id=p["inst"].id,
                                             qc_from=p["qc_from"], qc_to=p["qc_to"], qc_body=p["qc_body"]))

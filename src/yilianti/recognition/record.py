@@ -4,20 +4,16 @@ the reused result's source (both involved) and the reason."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from yilianti.models.recognition import RecognitionDecision, RecognitionItem
+from yilianti.recognition import repository as repo
 from yilianti.recognition.service import RETEST_REASONS
 from yilianti.record.sources import Entry, source
 
 
 @source("recognition", "结果互认")
 def recognition_decisions(db: Session, patient_id: int, limit: int) -> list[Entry]:
-    rows = db.execute(select(RecognitionDecision, RecognitionItem.name)
-                      .join(RecognitionItem, RecognitionItem.id == RecognitionDecision.item_id)
-                      .where(RecognitionDecision.patient_id == patient_id)
-                      .order_by(RecognitionDecision.decided_at.desc()).limit(limit)).all()
+    rows = repo.decisions_with_item_name(db, patient_id, limit)
     out = []
     for d, item_name in rows:
         involved = frozenset(i for i in (d.institution_id, d.reused_institution_id) if i is not None)

@@ -15,12 +15,12 @@ import re
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yilianti.audit import service as audit
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
+from yilianti.diagnostics.repository import order_id_by_accession
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput
 from yilianti.kit import clock
 from yilianti.models.diagnostics import (
@@ -84,7 +84,7 @@ def import_external_result(db: Session, subject: Subject, data: ExternalResultIn
     policy.require_patient(db, subject, data.patient_id, action="write", resource_type="external_result",
                            resource_id=data.external_id)
     accession = f"EXT-{inst_id}-{data.external_id.strip()}"[:32]
-    if db.scalar(select(DiagnosticOrder.id).where(DiagnosticOrder.accession_number == accession)) is not None:
+    if order_id_by_accession(db, accession) is not None:
         raise Conflict("该结果已导入", code="already_imported")
     order = DiagnosticOrder(
         accession_number=accession, patient_id=data.patient_id, ordering_institution_id=inst_id,

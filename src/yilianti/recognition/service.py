@@ -22,30 +22,28 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, case, func
 from sqlalchemy.orm import Session
 
-from yilianti.alliance.repository import current_on
 from yilianti.audit import service as audit
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.diagnostics.states import BEFORE_RECEIPT, RESULTED
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
-from yilianti.models.alliance import Department, Institution, Membership
-from yilianti.models.auth import User
-from yilianti.models.diagnostics import DiagnosticItem, DiagnosticOrder, ItemPrice, LabObservation
+from yilianti.kit import repository as kit
+from yilianti.models.alliance import Department
+from yilianti.models.diagnostics import DiagnosticOrder
 from yilianti.models.recognition import (
     QualifiedInstitution,
     RecognitionDecision,
     RecognitionItem,
-    RecognitionItemCode,
     RecognitionRule,
     RecognitionScope,
     RecognitionScopeArea,
 )
 from yilianti.models.referral import Referral
-from yilianti.models.workforce import Practitioner
+from yilianti.recognition import repository as repo
 
 OrderT = TypeVar("OrderT")
 SCOPE_KINDS = {"alliance": "医联体", "city": "市", "province": "省", "region": "区域"}
@@ -78,11 +76,7 @@ def find_item(db: Session, code: str) -> RecognitionItem | None:
     code = (code or "").strip()
     if not code:
         return None
-    item = db.scalar(select(RecognitionItem).where(RecognitionItem.code == code, RecognitionItem.active.is_(True)))
-    if item is not None:
-        return item
-    return db.scalar(select(RecognitionItem).join(RecognitionItemCode, RecognitionItemCode.item_id == RecognitionItem.id)
-                     .where(RecognitionItemCode.code == code, RecognitionItem.active.is_(True)).limit(1))
+    return repo.active_item_by_code(db, code)
 
 
 def require_item(db: Session, code: str, field_name: str = "item_code") -> RecognitionItem:
@@ -96,7 +90,7 @@ def require_item(db: Session, code: str, field_name: str = "item_code") -> Recog
 def item_codes(db: Session, item: RecognitionItem) -> set[str]:
     """Every code that means this item on an order: its own and the mapped catalogue / LOINC codes."""
     codes = {item.code}
-    codes.update(db.scalars(select(RecognitionItemCode.code).where(RecognitionItemCode.item_id == item.id)))
+    codes.update(repo.mapped_codes(db, item.id))
     return codes
 
 
@@ -116,10 +110,7 @@ class ScopeInfo:
 def scopes(db: Session) -> list[ScopeInfo]:
     """Active scopes with their areas (one query)."""
     found: dict[int, tuple[RecognitionScope, list[tuple[str, str | None]]]] = {}
-    for scope, province, city in db.execute(
-            select(RecognitionScope, RecognitionScopeArea.province, RecognitionScopeArea.city)
-            .outerjoin(RecognitionScopeArea, RecognitionScopeArea.scope_id == RecognitionScope.id)
-            .where(RecognitionScope.active.is_(True)).order_by(RecognitionScope.id)):
+    for scope, province, city in repo.active_scopes_with_areas(db):
         entry = found.setdefault(scope.id, (scope, []))
         if province is not None:
             entry[1].append((norm_area(province) or "", norm_area(city)))
@@ -129,10 +120,7 @@ def scopes(db: Session) -> list[ScopeInfo]:
 def covering_scopes(db: Session, institution_id: int, all_scopes: Sequence[ScopeInfo] | None = None) -> list[ScopeInfo]:
     """The scopes an institution belongs to (alliance membership today, or its province/city)."""
     today = clock.today_local()
-    rows = db.execute(
-        select(Institution.province, Institution.city, Membership.alliance_id)
-        .outerjoin(Membership, and_(Membership.institution_id == Institution.id, current_on(today)))
-        .where(Institution.id == institution_id)).all()
+    rows = repo.institution_area_and_alliances(db, institution_id, today)
     if not rows:
         return []
     alliances = {r[2] for r in rows if r[2] is not None}
@@ -171,7 +159,7 @@ def create_scope(db: Session, actor: Subject | None, *, code: str, name: str, ki
         fields["areas"] = "市级范围须写明省和市"
     if fields:
         raise InvalidInput(fields=fields)
-    if db.scalar(select(RecognitionScope.id).where(RecognitionScope.code == code.strip())) is not None:
+    if repo.scope_by_code(db, code.strip()) is not None:
         raise Conflict("范围编码已存在")
     scope = RecognitionScope(code=code.strip(), name=name.strip(), kind=kind, alliance_id=alliance_id)
     db.add(scope)
@@ -189,10 +177,10 @@ def set_rule(db: Session, actor: Subject | None, *, item_code: str, scope_code: 
     if valid_days is None or int(valid_days) <= 0:
         raise InvalidInput("有效期天数必须大于 0", code="invalid_valid_days", fields={"valid_days": "有效期天数必须大于 0"})
     item = require_item(db, item_code)
-    scope = db.scalar(select(RecognitionScope).where(RecognitionScope.code == scope_code))
+    scope = repo.scope_by_code(db, scope_code)
     if scope is None:
         raise InvalidInput(fields={"scope_code": "未知的互认范围编码"})
-    rule = db.scalar(select(RecognitionRule).where(RecognitionRule.item_id == item.id, RecognitionRule.scope_id == scope.id))
+    rule = repo.rule_of_scope(db, item.id, scope.id)
     before = rule.valid_days if rule else None
     if rule is None:
         rule = RecognitionRule(item_id=item.id, scope_id=scope.id, valid_days=int(valid_days))
@@ -245,18 +233,6 @@ class HrMark:
         return ("HR " + "、".join(self.scopes)) if self.marked else ""
 
 
-def _items_by_code(db: Session, codes: set[str]) -> dict[str, RecognitionItem]:
-    if not codes:
-        return {}
-    out = {i.code: i for i in db.scalars(select(RecognitionItem).where(RecognitionItem.code.in_(codes),
-                                                                      RecognitionItem.active.is_(True)))}
-    for code, item in db.execute(select(RecognitionItemCode.code, RecognitionItem)
-                                 .join(RecognitionItem, RecognitionItem.id == RecognitionItemCode.item_id)
-                                 .where(RecognitionItemCode.code.in_(codes), RecognitionItem.active.is_(True))):
-        out.setdefault(code, item)
-    return out
-
-
 def _qualified(db: Session, pairs: set[tuple[int, int]],
                names: dict[int, str] | None = None) -> dict[tuple[int, int], list[tuple[QualifiedInstitution, str, int]]]:
     """(institution, item) → [(qualification, scope name, valid_days)] where the item has a rule in that scope;
@@ -265,16 +241,7 @@ def _qualified(db: Session, pairs: set[tuple[int, int]],
         return {}
     insts = {p[0] for p in pairs}
     items = {p[1] for p in pairs}
-    rows = db.execute(
-        select(QualifiedInstitution, RecognitionScope.name, RecognitionRule.valid_days, Institution.name)
-        .join(Institution, Institution.id == QualifiedInstitution.institution_id)
-        .join(RecognitionScope, RecognitionScope.id == QualifiedInstitution.scope_id)
-        .join(RecognitionRule, and_(RecognitionRule.scope_id == QualifiedInstitution.scope_id,
-                                    RecognitionRule.item_id == QualifiedInstitution.item_id))
-        .where(QualifiedInstitution.institution_id.in_(insts), QualifiedInstitution.item_id.in_(items),
-               RecognitionScope.active.is_(True))
-        .order_by(RecognitionScope.id)
-    ).all()
+    rows = repo.qualifications_with_rules(db, insts, items)
     out: dict[tuple[int, int], list[tuple[QualifiedInstitution, str, int]]] = defaultdict(list)
     for q, name, days, inst_name in rows:
         out[(q.institution_id, q.item_id)].append((q, name, days))
@@ -302,7 +269,7 @@ def hr_marks(db: Session, orders: Sequence[DiagnosticOrder]) -> dict[int, HrMark
     For diagnostics report pages and the shared record: `hr_marks(db, orders)[order.id].label`
     is "HR 京津冀" (or "" when the result carries no mark).
     """
-    items = _items_by_code(db, {o.item_code for o in orders})
+    items = repo.items_by_code(db, {o.item_code for o in orders})
     pairs = {(source_institution_id(o), items[o.item_code].id) for o in orders if o.item_code in items}
     quals = _qualified(db, pairs)
     out: dict[int, HrMark] = {}
@@ -442,16 +409,11 @@ def _reported_on(order: DiagnosticOrder) -> date:
 def _lookup(db: Session, patient_id: int, item: RecognitionItem, inst_id: int, *, shared: bool) -> Lookup:
     today = clock.today_local()
     mine = {s.id: s for s in covering_scopes(db, inst_id)}
-    rules = {r.scope_id: r.valid_days for r in db.scalars(select(RecognitionRule).where(
-        RecognitionRule.item_id == item.id, RecognitionRule.scope_id.in_(list(mine) or [-1])))}
+    rules = {r.scope_id: r.valid_days for r in repo.rules_in_scopes(db, item.id, mine)}
     scope_names = [mine[s].name for s in rules]
     codes = item_codes(db, item)
-    q = select(DiagnosticOrder).where(DiagnosticOrder.patient_id == patient_id, DiagnosticOrder.item_code.in_(codes),
-                                      DiagnosticOrder.status.in_(RESULTED), DiagnosticOrder.reported_at.is_not(None))
-    if rules:
-        longest = max(rules.values())
-        q = q.where(DiagnosticOrder.reported_at >= clock.now() - timedelta(days=longest + 1))
-    orders = list(db.scalars(q.order_by(DiagnosticOrder.reported_at.desc()).limit(200))) if rules else []
+    orders = repo.resulted_orders(db, patient_id, codes, clock.now() - timedelta(days=max(rules.values()) + 1)
+                                  ) if rules else []
     names: dict[int, str] = {}
 
     def quals(pairs: set[tuple[int, int]]) -> dict[tuple[int, int], list[Qual]]:
@@ -468,8 +430,7 @@ def _lookup(db: Session, patient_id: int, item: RecognitionItem, inst_id: int, *
         observations=[]) for v in decided.results]
     if results:
         obs: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for ob in db.scalars(select(LabObservation).where(LabObservation.order_id.in_([r.order_id for r in results]))
-                             .order_by(LabObservation.order_id, LabObservation.set_id, LabObservation.id)):
+        for ob in repo.observations_of_orders(db, [r.order_id for r in results]):
             obs[ob.order_id].append({"code": ob.code, "name": ob.name, "value": ob.value, "units": ob.units,
                                      "reference_range": ob.reference_range, "abnormal_flags": ob.abnormal_flags})
         for r in results:
@@ -497,14 +458,9 @@ class DecisionIn:
 
 def price_at(db: Session, item: RecognitionItem, institution_id: int) -> int:
     """What the test costs at this member: its diagnostics catalogue price, else the item's price."""
-    codes = item_codes(db, item)
-    conds: list[ColumnElement[bool]] = [DiagnosticItem.code.in_(codes), DiagnosticItem.local_code.in_(codes)]
-    if item.loinc:
-        conds.append(DiagnosticItem.loinc_code == item.loinc)
-    price = db.scalar(select(func.min(ItemPrice.price_fen)).join(DiagnosticItem, DiagnosticItem.id == ItemPrice.item_id)
-                      .where(ItemPrice.institution_id == institution_id, or_(*conds)))
+    price = repo.lowest_price(db, institution_id, item_codes(db, item), item.loinc)
     if price is not None:
-        return int(price)
+        return price
     return int(item.price_fen or 0)
 
 
@@ -532,17 +488,17 @@ def decide(db: Session, subject: Subject, data: DecisionIn) -> RecognitionDecisi
     assert inst_id is not None
     order = None
     if data.order_id is not None:
-        order = db.get(DiagnosticOrder, data.order_id)
+        order = kit.get(db, DiagnosticOrder, data.order_id)
         if order is None or order.patient_id != data.patient_id or order.ordering_institution_id != inst_id:
             raise NotFound("未找到该申请单")
-        if db.scalar(select(RecognitionDecision.id).where(RecognitionDecision.order_id == order.id)) is not None:
+        if repo.decision_of_order(db, order.id) is not None:
             raise Conflict("该申请单已有互认决定", code="already_decided")
         if order.item_code not in item_codes(db, item):
             raise InvalidInput(fields={"order_id": "申请单的项目与互认项目不一致"})
         if data.decision == "reuse" and order.status not in BEFORE_RECEIPT:
             raise Conflict("该申请已采集或送检，不能再由互认结果满足", code="order_in_progress")
     if data.referral_id is not None:
-        ref = db.get(Referral, data.referral_id)
+        ref = kit.get(db, Referral, data.referral_id)
         if ref is None or ref.patient_id != data.patient_id or inst_id not in (ref.from_institution_id, ref.to_institution_id):
             raise NotFound("未找到该转诊单")
     chosen = None
@@ -553,9 +509,9 @@ def decide(db: Session, subject: Subject, data: DecisionIn) -> RecognitionDecisi
     dept_id = data.department_id
     prac_id = subject.practitioner_id
     if dept_id is None and prac_id is not None:
-        dept_id = db.scalar(select(Practitioner.department_id).where(Practitioner.id == prac_id))
+        dept_id = repo.department_of_practitioner(db, prac_id)
     if dept_id is not None:
-        d = db.get(Department, dept_id)
+        d = kit.get(db, Department, dept_id)
         if d is None or d.institution_id != inst_id:
             dept_id = None
     row = RecognitionDecision(
@@ -591,7 +547,7 @@ def decide(db: Session, subject: Subject, data: DecisionIn) -> RecognitionDecisi
 
 
 def get_decision(db: Session, subject: Subject, decision_id: int) -> RecognitionDecision:
-    row = db.get(RecognitionDecision, decision_id)
+    row = kit.get(db, RecognitionDecision, decision_id)
     if row is None or not subject.is_clinical:
         raise NotFound()
     if row.institution_id != subject.acting_institution_id:
@@ -605,8 +561,7 @@ def satisfied_by_recognition(db: Session, order_ids: Iterable[int]) -> dict[int,
     ids = list(order_ids)
     if not ids:
         return {}
-    return {d.order_id: d for d in db.scalars(select(RecognitionDecision).where(
-        RecognitionDecision.order_id.in_(ids), RecognitionDecision.decision == "reuse")) if d.order_id is not None}
+    return {d.order_id: d for d in repo.reuse_decisions_of_orders(db, ids) if d.order_id is not None}
 
 
 # ------------------------------------------------------------------------------------ the monthly report
@@ -618,8 +573,7 @@ def report_institutions(db: Session, subject: Subject) -> list[int] | None:
         return None
     ids: set[int] = set()
     if subject.alliance_admin_of:
-        ids.update(db.scalars(select(Membership.institution_id).where(
-            Membership.alliance_id.in_(subject.alliance_admin_of))))
+        ids.update(repo.members_of_alliances(db, subject.alliance_admin_of))
     if subject.acting_institution_id is not None:
         ids.add(subject.acting_institution_id)
     if not ids:
@@ -643,20 +597,14 @@ def monthly_report(db: Session, subject: Subject, *, months: int = 6, institutio
     allowed = report_institutions(db, subject)
     months = max(1, min(int(months), 36))
     start = month_start(months - 1)
-    q = select(RecognitionDecision).where(RecognitionDecision.decided_at >= start)
     if institution_id is not None:
         if allowed is not None and institution_id not in allowed:
             raise NotFound()
-        q = q.where(RecognitionDecision.institution_id == institution_id)
-    elif allowed is not None:
-        q = q.where(RecognitionDecision.institution_id.in_(allowed))
-    rows = list(db.scalars(q.order_by(RecognitionDecision.decided_at)))
-    inst_names = {k: v for k, v in db.execute(select(Institution.id, Institution.name).where(
-        Institution.id.in_({r.institution_id for r in rows} or {-1})))}
-    dept_names = {k: v for k, v in db.execute(select(Department.id, Department.name).where(
-        Department.id.in_({r.department_id for r in rows if r.department_id} or {-1})))}
-    user_names = {k: v for k, v in db.execute(select(User.id, User.display_name).where(
-        User.id.in_({r.user_id for r in rows if r.user_id} or {-1})))}
+        allowed = [institution_id]
+    rows = repo.decisions_since(db, start, allowed)
+    inst_names, dept_names, user_names = repo.names_for_report(
+        db, {r.institution_id for r in rows}, {r.department_id for r in rows if r.department_id},
+        {r.user_id for r in rows if r.user_id})
     month_keys = [month_start(i).strftime("%Y-%m") for i in range(months - 1, -1, -1)]
     by_month: dict[str, dict[str, Any]] = {m: {"month": m, "decisions": 0, "reused": 0, "retested": 0,
                                                "saved_fen": 0, "offered": 0} for m in month_keys}
