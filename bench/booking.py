@@ -300,6 +300,27 @@ def wrk(base: str, script: str, clients: int, secs: float) -> dict[str, object]:
     return {"rps": rps, "p50_ms": ms("50"), "p99_ms": ms("99"), "status": status}
 
 
+# YLT_BENCH_SEAL=1: seal the audit hash chain while the load runs (the job `audit.seal` of `yilianti worker`)
+SEALER = """
+import sys, time
+from sqlalchemy.orm import sessionmaker
+from yilianti.audit import chain
+from yilianti.config import get_settings
+from yilianti.db import make_engine
+factory = sessionmaker(bind=make_engine(get_settings().database_url), expire_on_commit=False)
+links, busy, started = 0, 0.0, time.monotonic()
+while True:
+    t = time.monotonic()
+    with factory() as db:
+        links += chain.seal_committed(db)
+    busy += time.monotonic() - t
+    if time.monotonic() - started > 10:
+        print(f"sealer: {links} links in 10 s, {busy:.2f} s busy", file=sys.stderr, flush=True)
+        links, busy, started = 0, 0.0, time.monotonic()
+    time.sleep(get_settings().audit_seal_seconds)
+"""
+
+
 def start_server(url: str, port: int, workers: int, pool: int = 8,  # type: ignore[type-arg]
                  reuseport: bool = False) -> subprocess.Popen:
     import socket
@@ -318,6 +339,8 @@ def start_server(url: str, port: int, workers: int, pool: int = 8,  # type: igno
         cmd = [sys.executable, "-m", "uvicorn", "yilianti.main:create_app", "--factory", "--host", "127.0.0.1",
                "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
     proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    if os.environ.get("YLT_BENCH_SEAL"):  # the audit chain's sealer alongside, as `yilianti worker` runs it
+        subprocess.Popen([sys.executable, "-c", SEALER], env=env, process_group=proc.pid)
     import urllib.request
 
     deadline = time.monotonic() + 90  # a shared, loaded machine can take long to import the app twice

@@ -1,4 +1,4 @@
-"""`yilianti demo | serve | worker | migrate | load-demo | create-user | empi link | keys rotate` (CONTRACTS.md)."""
+"""`yilianti demo | serve | worker | migrate | load-demo | create-user | empi link | keys rotate | audit verify | audit seal` (CONTRACTS.md)."""
 
 from __future__ import annotations
 
@@ -241,6 +241,41 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_seal(_args: argparse.Namespace) -> int:
+    from sqlalchemy.orm import sessionmaker
+
+    from yilianti.audit import chain
+    from yilianti.db import make_engine
+
+    engine = make_engine(_settings().database_url)
+    made = chain.seal_all(sessionmaker(bind=engine, expire_on_commit=False))
+    engine.dispose()
+    print(f"audit seal: {made} new link(s); head written to {chain.head_target()}")
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from sqlalchemy.orm import Session
+
+    from yilianti.audit import chain
+    from yilianti.db import make_engine
+
+    if args.head and not os.path.exists(args.head):
+        print(f"error: no such head file {args.head}", file=sys.stderr)
+        return 2
+    engine = make_engine(_settings().database_url)
+    with Session(engine) as db:
+        report = chain.verify(db, args.head, out=sys.stderr)
+    engine.dispose()
+    for problem in report.problems:
+        print(f"FAIL {problem}")
+    for note in report.notes:
+        print(f"note: {note}")
+    print(f"audit verify: {report.links} links, {report.rows} rows sealed, {report.unsealed} not yet sealed: "
+          + ("OK" if report.ok else f"{len(report.problems)} problem(s)"))
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yilianti", description="Yilianti 医联体协同平台")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -279,6 +314,14 @@ def build_parser() -> argparse.ArgumentParser:
     kr = keys_sub.add_parser("rotate", help="re-encrypt personal data under the newest YILIANTI_DATA_KEYS key")
     kr.add_argument("--reindex", action="store_true", help="also recompute the blind indexes (index key changed)")
     kr.set_defaults(fn=cmd_keys_rotate)
+    audit = sub.add_parser("audit", help="the audit log's hash chain")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    av = audit_sub.add_parser("verify", help="walk the hash chain; exit 1 naming each removed or altered row")
+    av.add_argument("--head", help="file holding the external heads (default: YILIANTI_AUDIT_HEAD; a syslog file "
+                                   "works too)")
+    av.set_defaults(fn=cmd_audit_verify)
+    audit_sub.add_parser("seal", help="seal every committed audit row now (the job runner does it continuously)"
+                         ).set_defaults(fn=cmd_audit_seal)
     return parser
 
 

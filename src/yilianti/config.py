@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     data_keys: str | None = None
     index_key: str | None = None  # blind-index HMAC key (exact search on encrypted fields)
+    # algorithms of field encryption, blind index and audit chain: standard = AES (Fernet) / HMAC-SHA256 / SHA-256,
+    # sm = the Chinese commercial ones (GB/T 39786): SM4-GCM / HMAC-SM3 / SM3 (kit/crypto.py; `keys rotate` migrates)
+    crypto_suite: Literal["standard", "sm"] = "standard"
+    # the audit hash chain (audit/chain.py): its head is also appended here, outside the database: a file
+    # (empty = var_dir/audit-head.log) or "syslog"; links are sealed by the job runner this often
+    audit_head: str = ""
+    audit_seal_seconds: float = 1.0
     var_dir: Path = Path("./var")
     production: bool = False
 

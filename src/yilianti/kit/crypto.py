@@ -25,6 +25,7 @@ from functools import lru_cache
 from typing import Any
 
 from cryptography.fernet import Fernet, MultiFernet
+from cryptography.hazmat.primitives import hashes
 from sqlalchemy import ColumnElement, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.hybrid import Comparator, hybrid_property
@@ -76,6 +77,22 @@ def is_current(token: str) -> bool:
     except Exception:
         return False
     return True
+
+
+def chain_algorithm() -> str:
+    """The hash of new audit chain links (audit/chain.py): SM3 under YILIANTI_CRYPTO_SUITE=sm, else SHA-256."""
+    return "sm3" if get_settings().crypto_suite == "sm" else "sha256"
+
+
+def digest(algorithm: str, data: bytes) -> bytes:
+    """SM3 (GB/T 32905) or SHA-256 of `data`; each audit chain link names the one it used."""
+    if algorithm == "sm3":
+        h = hashes.Hash(hashes.SM3())
+        h.update(data)
+        return h.finalize()
+    if algorithm == "sha256":
+        return hashlib.sha256(data).digest()
+    raise ValueError(f"unknown hash algorithm {algorithm!r}")
 
 
 _PHONE_JUNK = re.compile(r"[\s()\-.]")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yilianti.kit import clock
@@ -33,3 +33,20 @@ class AuditEvent(IdMixin, Base):
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     ip: Mapped[str | None] = mapped_column(String(64))
     channel: Mapped[str | None] = mapped_column(String(16))  # web | api | job | cli
+
+
+class AuditSeal(IdMixin, Base):
+    """One link of the audit hash chain (audit/chain.py): the audit rows with `after_id` < id <= `to_id`,
+    sealed with the previous link's hash. Append-only like the log itself (database triggers)."""
+
+    __tablename__ = "audit_seal"
+
+    sealed_at: Mapped[datetime] = mapped_column(default=clock.now)
+    after_id: Mapped[int] = mapped_column(BigId)  # the previous link's to_id (0 for the first)
+    to_id: Mapped[int] = mapped_column(BigId)
+    row_count: Mapped[int]
+    ids: Mapped[str] = mapped_column(Text)  # the sealed row ids as runs: "1-500,502-900"
+    digests: Mapped[bytes] = mapped_column(LargeBinary)  # 16 bytes per sealed row, in id order
+    algorithm: Mapped[str] = mapped_column(String(16))  # sha256 | sm3
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
