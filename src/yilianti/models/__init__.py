@@ -5,6 +5,7 @@ from yilianti.models.attachment import Attachment
 from yilianti.models.audit import AuditEvent, AuditSeal
 from yilianti.models.auth import ApiToken, RoleAssignment, User
 from yilianti.models.base import Base
+from yilianti.models.cockpit import Indicator, IndicatorTarget
 from yilianti.models.consultation import (
     Consultation,
     ConsultationHistory,
@@ -80,4 +81,5 @@ __all__ = [
     "CriticalValue", "DiagnosticItem", "DiagnosticOrderHistory", "DiagnosticReport", "ItemPrice",
     "EcgRecording", "OrthancForward",
     "DoNotMatch", "MatchCandidate", "MergeEvent", "PatientRecord",
+    "Indicator", "IndicatorTarget",
 ]

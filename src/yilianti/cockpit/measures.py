@@ -1,0 +1,226 @@
+"""The measures the indicator library names: each one the rows it counts, dated, with a value.
+
+A measure gives `Event`s — (row id, the local day that dates the row, value) — for an alliance and a
+period; the cockpit sums them (counts, money) or takes their median (times) per month and for the whole
+period, and divides numerator by denominator for a ratio. Because every figure is built from events
+that carry their row ids, any number on the cockpit can be traced to the rows it counts (the drill-down,
+and the test that recounts each indicator straight from the tables).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from statistics import median
+
+from sqlalchemy.orm import Session
+
+from yilianti.alliance.repository import memberships_of_alliance
+from yilianti.cockpit import repository
+from yilianti.kit import clock
+from yilianti.models.alliance import Membership
+from yilianti.models.referral import Direction
+from yilianti.referral.states import Status as RS
+from yilianti.scheduling.sinking import sinking_by_month
+
+
+@dataclass(frozen=True)
+class Event:
+    row_id: int
+    day: date
+    value: float = 1.0
+
+
+@dataclass
+class Scope:
+    """An alliance over a period of local days [start, end], with its memberships."""
+
+    alliance_id: int
+    start: date
+    end: date
+    memberships: dict[int, list[Membership]]
+
+    @property
+    def institutions(self) -> list[int]:
+        return sorted(self.memberships)
+
+    @property
+    def utc_bounds(self) -> tuple[datetime, datetime]:
+        """The period as UTC instants: local midnight of `start` to local midnight after `end`."""
+        return (clock.as_utc(datetime.combine(self.start, time(0), clock.SHANGHAI)),
+                clock.as_utc(datetime.combine(self.end + timedelta(days=1), time(0), clock.SHANGHAI)))
+
+    def member_on(self, institution_id: int | None, day: date) -> bool:
+        return any(m.is_current(day) for m in self.memberships.get(institution_id or 0, ()))
+
+
+def scope_of(db: Session, alliance_id: int, start: date, end: date) -> Scope:
+    memberships: dict[int, list[Membership]] = {}
+    for m in memberships_of_alliance(db, alliance_id):
+        memberships.setdefault(m.institution_id, []).append(m)
+    return Scope(alliance_id, start, end, memberships)
+
+
+def _day(at: datetime) -> date:
+    return clock.to_local(at).date()
+
+
+# ------------------------------------------------------------------------------------------ referral
+
+
+def _referrals(db: Session, scope: Scope, direction: str, admitted: bool | None = None) -> list[Event]:
+    out = []
+    for rid, d, at, f, t, after_admission in repository.referrals_between(db, *scope.utc_bounds, scope.institutions):
+        day = _day(at)
+        if d == direction and scope.member_on(f, day) and scope.member_on(t, day) \
+                and (admitted is None or after_admission == admitted):
+            out.append(Event(rid, day))
+    return out
+
+
+def referrals_up(db: Session, scope: Scope) -> list[Event]:
+    return _referrals(db, scope, Direction.up)
+
+
+def referrals_down(db: Session, scope: Scope) -> list[Event]:
+    return _referrals(db, scope, Direction.down)
+
+
+def referrals_down_inpatient(db: Session, scope: Scope) -> list[Event]:
+    return _referrals(db, scope, Direction.down, admitted=True)
+
+
+def referrals_down_outpatient(db: Session, scope: Scope) -> list[Event]:
+    return _referrals(db, scope, Direction.down, admitted=False)
+
+
+def referral_loops_closed(db: Session, scope: Scope) -> list[Event]:
+    return [Event(rid, _day(at)) for rid, at, f, t in repository.loops_closed_between(db, *scope.utc_bounds, scope.institutions)
+            if scope.member_on(f, _day(at)) and scope.member_on(t, _day(at))]
+
+
+def _step_hours(db: Session, scope: Scope, start_moves: set[tuple[str | None, str]],
+                end_moves: set[tuple[str | None, str]]) -> list[Event]:
+    """Hours from the first of `start_moves` to the first of `end_moves`, per referral submitted in the
+    period (dated by its submission)."""
+    rows = repository.referral_moves(db, *scope.utc_bounds, scope.institutions, sorted(start_moves | end_moves, key=str))
+    first: dict[int, dict[str, datetime]] = {}
+    placed: dict[int, date] = {}
+    for rid, submitted, f, t, a, b, at in rows:
+        day = _day(submitted)
+        if not (scope.member_on(f, day) and scope.member_on(t, day)):
+            continue
+        placed[rid] = day
+        side = "start" if (a, b) in start_moves else "end"
+        if side not in first.setdefault(rid, {}) or at < first[rid][side]:
+            first[rid][side] = at
+    return [Event(rid, placed[rid], (ends["end"] - ends["start"]).total_seconds() / 3600)
+            for rid, ends in sorted(first.items()) if "start" in ends and "end" in ends and ends["end"] >= ends["start"]]
+
+
+_SUBMIT: set[tuple[str | None, str]] = {(RS.draft.value, RS.submitted.value), (None, RS.submitted.value)}
+_RECEIVE: set[tuple[str | None, str]] = {(RS.submitted.value, RS.received.value)}
+_DECIDE: set[tuple[str | None, str]] = {(RS.received.value, RS.accepted.value), (RS.received.value, RS.rejected.value),
+           (RS.received.value, RS.returned.value)}
+
+
+def referral_receive_hours(db: Session, scope: Scope) -> list[Event]:
+    return _step_hours(db, scope, _SUBMIT, _RECEIVE)
+
+
+def referral_decide_hours(db: Session, scope: Scope) -> list[Event]:
+    return _step_hours(db, scope, _RECEIVE, _DECIDE)
+
+
+# ------------------------------------------------------------------------------------------ sinking
+
+
+def _sinking(db: Session, scope: Scope, field: str) -> list[Event]:
+    """Slots of the lead's reserve schedules, one event per month (the figures are per clinic month)."""
+    return [Event(0, date.fromisoformat(m.month + "-01"), float(getattr(m, field)))
+            for m in sinking_by_month(db, scope.alliance_id, scope.start, scope.end)]
+
+
+def slots_offered(db: Session, scope: Scope) -> list[Event]:
+    return _sinking(db, scope, "offered")
+
+
+def slots_reserved(db: Session, scope: Scope) -> list[Event]:
+    return _sinking(db, scope, "reserved")
+
+
+def slots_reserved_booked(db: Session, scope: Scope) -> list[Event]:
+    return _sinking(db, scope, "reserved_booked")
+
+
+# ------------------------------------------------------------------------------------------ shared centres
+
+
+def _reads(db: Session, scope: Scope) -> Iterable[tuple[int, date, int | None]]:
+    for oid, at, ordering, _centre, tat, _modality in repository.remote_reads_between(db, *scope.utc_bounds, scope.institutions):
+        if scope.member_on(ordering, _day(at)):
+            yield oid, _day(at), tat
+
+
+def remote_reads(db: Session, scope: Scope) -> list[Event]:
+    return [Event(oid, day) for oid, day, _ in _reads(db, scope)]
+
+
+def remote_read_tat_minutes(db: Session, scope: Scope) -> list[Event]:
+    return [Event(oid, day, float(tat)) for oid, day, tat in _reads(db, scope) if tat is not None]
+
+
+def consultations(db: Session, scope: Scope) -> list[Event]:
+    return [Event(cid, _day(at)) for cid, at, req, _ in repository.consultations_between(db, *scope.utc_bounds, scope.institutions)
+            if scope.member_on(req, _day(at))]
+
+
+# ------------------------------------------------------------------------------------------ recognition
+
+
+def _decisions(db: Session, scope: Scope) -> Iterable[tuple[int, date, str, int]]:
+    for did, at, inst, decision, saved in repository.recognition_decisions_between(db, *scope.utc_bounds, scope.institutions):
+        if scope.member_on(inst, _day(at)):
+            yield did, _day(at), decision, saved or 0
+
+
+def recognition_decisions(db: Session, scope: Scope) -> list[Event]:
+    return [Event(did, day) for did, day, _, _ in _decisions(db, scope)]
+
+
+def recognition_reused(db: Session, scope: Scope) -> list[Event]:
+    return [Event(did, day) for did, day, decision, _ in _decisions(db, scope) if decision == "reuse"]
+
+
+def recognition_saved_yuan(db: Session, scope: Scope) -> list[Event]:
+    return [Event(did, day, saved / 100) for did, day, decision, saved in _decisions(db, scope) if decision == "reuse"]
+
+
+Measure = Callable[[Session, Scope], list[Event]]
+
+# name → (the rows it counts, how its events combine: "sum" or "median")
+MEASURES: dict[str, tuple[Measure, str]] = {
+    "referrals_up": (referrals_up, "sum"),
+    "referrals_down": (referrals_down, "sum"),
+    "referrals_down_inpatient": (referrals_down_inpatient, "sum"),
+    "referrals_down_outpatient": (referrals_down_outpatient, "sum"),
+    "referral_loops_closed": (referral_loops_closed, "sum"),
+    "referral_receive_hours": (referral_receive_hours, "median"),
+    "referral_decide_hours": (referral_decide_hours, "median"),
+    "slots_offered": (slots_offered, "sum"),
+    "slots_reserved": (slots_reserved, "sum"),
+    "slots_reserved_booked": (slots_reserved_booked, "sum"),
+    "remote_reads": (remote_reads, "sum"),
+    "remote_read_tat_minutes": (remote_read_tat_minutes, "median"),
+    "consultations": (consultations, "sum"),
+    "recognition_decisions": (recognition_decisions, "sum"),
+    "recognition_reused": (recognition_reused, "sum"),
+    "recognition_saved_yuan": (recognition_saved_yuan, "sum"),
+}
+
+
+def combine(values: list[float], how: str) -> float | None:
+    if not values:
+        return 0.0 if how == "sum" else None
+    return float(sum(values)) if how == "sum" else float(median(values))

@@ -1,0 +1,153 @@
+"""The cockpit (驾驶舱) pages: an alliance's indicators against target, the monthly curves, the numbers behind
+them, the targets and their history, and the export for the monthly assessment meeting."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from openpyxl import Workbook
+
+from yilianti.alliance.repository import all_alliances
+from yilianti.auth.deps import DB, CurrentSubject
+from yilianti.authz.subject import Subject
+from yilianti.cockpit import repository, service
+from yilianti.cockpit.service import Figure
+from yilianti.exceptions import AppError, InvalidInput, request_locale
+from yilianti.kit import clock
+from yilianti.kit import repository as kit
+from yilianti.models.alliance import Alliance
+from yilianti.scheduling.repository import can_see_alliance_figures
+from yilianti.web.forms import errors_of, opt_int
+from yilianti.web.render import render_page
+
+router = APIRouter(include_in_schema=False)
+
+# the charts of the cockpit: (element id, title, indicator codes)
+CHARTS = (
+    ("chart-referral", "双向转诊曲线（上转与下转，按月）", ["referral.up", "referral.down"]),
+    ("chart-sinking", "号源下沉比例与预留号使用率", ["sinking.slot_ratio", "sinking.reserve_use"]),
+    ("chart-centres", "远程诊断量与报告中位时长", ["centres.remote_reads", "centres.tat_median"]),
+    ("chart-recognition", "结果互认率与节省费用", ["recognition.rate", "recognition.saved"]),
+)
+GROUPS = (("referral", "双向转诊"), ("sinking", "资源下沉"), ("centres", "共享中心与远程医疗"),
+          ("recognition", "结果互认"))
+
+
+def _month(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value + "-01") if value else None
+    except ValueError:
+        return None
+
+
+def _period(start: str, end: str) -> tuple[date, date]:
+    """From the first day of the start month to the last day of the end month (default: the last 12 months)."""
+    today = clock.today_local()
+    e = _month(end) or today.replace(day=1)
+    s = _month(start) or date(e.year - 1, e.month, 1)
+    if s > e:
+        raise InvalidInput(fields={"start": "开始月份不能晚于结束月份"})
+    nxt = date(e.year + (e.month == 12), e.month % 12 + 1, 1)
+    return s, date.fromordinal(nxt.toordinal() - 1)
+
+
+def visible_alliances(db: Any, subject: Subject) -> list[Alliance]:
+    return [a for a in all_alliances(db) if a.active and can_see_alliance_figures(db, subject, a.id)]
+
+
+def fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    if unit == "ratio":
+        return f"{value * 100:.1f}%"
+    if unit in ("hours", "minutes"):
+        return f"{value:.1f}"
+    if unit == "yuan":
+        return f"{value:,.0f}"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+
+
+def _context(request: Request, db: Any, subject: Subject, alliance_id: str, start: str, end: str) -> dict[str, Any]:
+    alliances = visible_alliances(db, subject)
+    chosen = opt_int(alliance_id) or (alliances[0].id if alliances else None)
+    alliance = service.require_view(db, subject, kit.get(db, Alliance, chosen)) if chosen else None
+    s, e = _period(start, end)
+    figures = service.compute(db, alliance.id, s, e) if alliance else []
+    locale = request_locale(request)
+    return {"alliances": alliances, "alliance": alliance, "start": f"{s:%Y-%m}", "end": f"{e:%Y-%m}",
+            "figures": figures, "groups": GROUPS, "fmt": fmt, "months": service.months_between(s, e),
+            "charts": [(cid, title, service.chart(figures, codes, locale)) for cid, title, codes in CHARTS],
+            "can_set": bool(alliance) and service.can_set_targets(subject, alliance.id) if alliance else False,
+            "targets": repository.targets_of(db, alliance.id) if alliance else [],
+            "library": repository.library(db)}
+
+
+@router.get("/cockpit")
+def cockpit(request: Request, db: DB, subject: CurrentSubject, alliance_id: str = "", start: str = "",
+            end: str = "") -> Response:
+    return render_page(request, "cockpit/index.html", _context(request, db, subject, alliance_id, start, end))
+
+
+@router.post("/cockpit/targets")
+async def set_target(request: Request, db: DB, subject: CurrentSubject) -> Response:
+    form = {k: str(v).strip() for k, v in (await request.form()).items() if isinstance(v, str)}
+    alliance_id = opt_int(form.get("alliance_id")) or 0
+    try:
+        try:
+            value = float(form.get("value", ""))
+        except ValueError:
+            raise InvalidInput(fields={"value": "请输入数字"}) from None
+        effective = None
+        if form.get("effective_from"):
+            try:
+                effective = date.fromisoformat(form["effective_from"])
+            except ValueError:
+                raise InvalidInput(fields={"effective_from": "日期格式应为 YYYY-MM-DD"}) from None
+        service.require_view(db, subject, kit.get(db, Alliance, alliance_id))
+        service.set_target(db, subject, alliance_id, code=form.get("code", ""), value=value,
+                           source=form.get("source", ""), effective_from=effective)
+    except AppError as exc:
+        db.rollback()
+        ctx = _context(request, db, subject, str(alliance_id), "", "")
+        ctx.update(errors=errors_of(request, exc), form=form)
+        return render_page(request, "cockpit/index.html", ctx, status_code=exc.status)
+    return RedirectResponse(f"/cockpit?alliance_id={alliance_id}&saved=1#targets", status_code=303)
+
+
+def _cell(value: float | None, scale: int) -> float | None:
+    return None if value is None else round(value * scale, 2)
+
+
+def workbook(figures: list[Figure], months: list[str], locale: str, title: str) -> bytes:
+    """The indicator table as xlsx: one row per indicator, its period value, target, status and each month."""
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "indicators"
+    zh = locale == "zh"
+    ws.append([title])
+    ws.append(["指标代码" if zh else "Code", "指标" if zh else "Indicator", "单位" if zh else "Unit",
+               "本期" if zh else "Period", "目标" if zh else "Target", "状态" if zh else "Status", *months])
+    for f in figures:
+        scale = 100 if f.indicator.unit == "ratio" else 1
+        ws.append([f.indicator.code, f.indicator.name if zh else f.indicator.name_en,
+                   "%" if f.indicator.unit == "ratio" else f.indicator.unit, _cell(f.value, scale),
+                   _cell(f.target, scale), f.status or "", *[_cell(v, scale) for v in f.series]])
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+@router.get("/cockpit/export.xlsx")
+def export(request: Request, db: DB, subject: CurrentSubject, alliance_id: str = "", start: str = "",
+           end: str = "") -> Response:
+    ctx = _context(request, db, subject, alliance_id, start, end)
+    alliance = ctx["alliance"]
+    title = f"{alliance.name if alliance else ''} {ctx['start']} – {ctx['end']}"
+    body = workbook(ctx["figures"], ctx["months"], request_locale(request), title)
+    name = f"cockpit-{alliance.key if alliance else 'none'}-{ctx['start']}-{ctx['end']}.xlsx"
+    return Response(body, media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})

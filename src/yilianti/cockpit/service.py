@@ -1,0 +1,192 @@
+"""The cockpit's figures: each indicator of the library for an alliance and a period, by month, against its
+target — green when met, amber within a tenth of it, red beyond — with the trend of the last two months.
+
+Who sees an alliance's cockpit: its members, its administrators and system administrators (the same rule as
+every alliance figure, `scheduling.repository.can_see_alliance_figures`). The figures are aggregates; the
+row ids behind them are only handed to the drill-down, which goes through each row's own access rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from yilianti.audit import service as audit
+from yilianti.authz.subject import Subject
+from yilianti.cockpit import repository
+from yilianti.cockpit.measures import MEASURES, Event, combine, scope_of
+from yilianti.exceptions import Forbidden, InvalidInput, NotFound
+from yilianti.kit import clock
+from yilianti.models.alliance import Alliance
+from yilianti.models.cockpit import Indicator, IndicatorTarget
+from yilianti.scheduling.repository import can_see_alliance_figures
+
+AMBER_BAND = 0.10  # within 10 % of the target: amber
+
+
+def months_between(start: date, end: date) -> list[str]:
+    out, y, m = [], start.year, start.month
+    while (y, m) <= (end.year, end.month):
+        out.append(f"{y:04d}-{m:02d}")
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
+@dataclass
+class Figure:
+    """One indicator for one alliance and period."""
+
+    indicator: Indicator
+    value: float | None
+    by_month: dict[str, float | None]
+    numerator: float | None = None
+    denominator: float | None = None
+    target: float | None = None
+    target_source: str | None = None
+    status: str | None = None  # green | amber | red | None (no target, or no direction)
+    trend: str | None = None  # up | down | flat | None
+    row_ids: dict[str, list[int]] = field(default_factory=dict)  # measure → the rows counted
+
+    @property
+    def series(self) -> list[float | None]:
+        return list(self.by_month.values())
+
+
+def rag(value: float | None, target: float | None, direction: str) -> str | None:
+    if value is None or target is None or direction == "none":
+        return None
+    if direction == "up":
+        if value >= target:
+            return "green"
+        return "amber" if value >= target * (1 - AMBER_BAND) else "red"
+    if value <= target:
+        return "green"
+    return "amber" if value <= target * (1 + AMBER_BAND) else "red"
+
+
+def trend(by_month: dict[str, float | None]) -> str | None:
+    """The direction of the last two months that have a value."""
+    values = [v for v in by_month.values() if v is not None]
+    if len(values) < 2:
+        return None
+    a, b = values[-2], values[-1]
+    if abs(b - a) <= 1e-9 * max(1.0, abs(a)):
+        return "flat"
+    return "up" if b > a else "down"
+
+
+def target_in_force(indicator: Indicator, targets: list[IndicatorTarget], on: date) -> tuple[float | None, str | None]:
+    """The newest target of the indicator in force on `on` (targets newest first), else the library default."""
+    for t in targets:
+        if t.indicator_id == indicator.id and t.effective_from <= on:
+            return t.value, t.source
+    return indicator.default_target, indicator.target_source
+
+
+def _by_month(events: list[Event], how: str, months: list[str]) -> dict[str, float | None]:
+    buckets: dict[str, list[float]] = {m: [] for m in months}
+    for e in events:
+        key = f"{e.day:%Y-%m}"
+        if key in buckets:
+            buckets[key].append(e.value)
+    return {m: combine(v, how) for m, v in buckets.items()}
+
+
+def _ratio(n: float | None, d: float | None) -> float | None:
+    return (n or 0.0) / d if d else None
+
+
+def compute(db: Session, alliance_id: int, start: date, end: date, *, codes: list[str] | None = None) -> list[Figure]:
+    """Every computed indicator of the library (or those in `codes`) for the alliance and period."""
+    scope = scope_of(db, alliance_id, start, end)
+    months = months_between(start, end)
+    targets = repository.targets_of(db, alliance_id)
+    cache: dict[str, list[Event]] = {}
+
+    def events(measure: str) -> list[Event]:
+        if measure not in cache:
+            cache[measure] = MEASURES[measure][0](db, scope)
+        return cache[measure]
+
+    figures = []
+    for ind in repository.library(db):
+        if ind.source != "computed" or ind.numerator is None or (codes is not None and ind.code not in codes):
+            continue
+        num_how = MEASURES[ind.numerator][1]
+        num = events(ind.numerator)
+        row_ids = {ind.numerator: sorted({e.row_id for e in num if e.row_id})}
+        if ind.denominator is None:
+            by_month = _by_month(num, num_how, months)
+            value = combine([e.value for e in num], num_how)
+            n = d = None
+        else:
+            den = events(ind.denominator)
+            den_how = MEASURES[ind.denominator][1]
+            row_ids[ind.denominator] = sorted({e.row_id for e in den if e.row_id})
+            nm, dm = _by_month(num, num_how, months), _by_month(den, den_how, months)
+            by_month = {m: _ratio(nm[m], dm[m]) for m in months}
+            n, d = combine([e.value for e in num], num_how), combine([e.value for e in den], den_how)
+            value = _ratio(n, d)
+        target, source = target_in_force(ind, targets, end)
+        figures.append(Figure(ind, value, by_month, n, d, target, source, rag(value, target, ind.direction),
+                              trend(by_month), row_ids))
+    return figures
+
+
+# ------------------------------------------------------------------------------------------ access
+
+
+def require_view(db: Session, subject: Subject, alliance: Alliance | None) -> Alliance:
+    if alliance is None:
+        raise NotFound()
+    if not can_see_alliance_figures(db, subject, alliance.id):
+        raise Forbidden("只有该医联体的成员、管理员或主管部门可以查看驾驶舱")
+    return alliance
+
+
+def can_set_targets(subject: Subject, alliance_id: int) -> bool:
+    return subject.is_system_admin or alliance_id in subject.alliance_admin_of
+
+
+def set_target(db: Session, subject: Subject, alliance_id: int, *, code: str, value: float, source: str,
+               effective_from: date | None = None) -> IndicatorTarget:
+    """A new target from `effective_from` (today by default); earlier targets stay as the history."""
+    if not can_set_targets(subject, alliance_id):
+        raise Forbidden("只有医联体管理员可以设置指标目标值")
+    ind = repository.indicator_by_code(db, code)
+    if ind is None:
+        raise InvalidInput(fields={"code": "没有这个指标"})
+    errors: dict[str, str] = {}
+    if ind.unit == "ratio" and not 0 <= value <= 1:
+        errors["value"] = "比例的目标值应在 0 到 1 之间（如 0.3 表示 30%）"
+    elif value < 0:
+        errors["value"] = "目标值不能为负数"
+    if not source.strip():
+        errors["source"] = "请注明目标值的出处（文件、会议纪要或章程条款）"
+    if errors:
+        raise InvalidInput(fields=errors)
+    row = IndicatorTarget(indicator_id=ind.id, alliance_id=alliance_id, value=value, source=source.strip()[:200],
+                          effective_from=effective_from or clock.today_local(), set_by_user_id=subject.user_id,
+                          set_at=clock.now())
+    db.add(row)
+    db.flush()
+    audit.record(db, subject, "create", "indicator_target", row.id,
+                 detail={"indicator": code, "alliance_id": alliance_id, "value": value, "source": row.source,
+                         "effective_from": row.effective_from.isoformat()})
+    return row
+
+
+def chart(figures: list[Figure], codes: list[str], locale: str) -> dict[str, Any]:
+    """The monthly series of some indicators for one chart (ECharts option data)."""
+    chosen = [f for f in figures if f.indicator.code in codes]
+    months = list(chosen[0].by_month) if chosen else []
+    return {"months": months,
+            "series": [{"code": f.indicator.code,
+                        "name": f.indicator.name if locale == "zh" else f.indicator.name_en,
+                        "unit": f.indicator.unit,
+                        "target": f.target,
+                        "data": [None if v is None else round(v * 100, 1) if f.indicator.unit == "ratio" else round(v, 2)
+                                 for v in f.series]} for f in chosen]}

@@ -1,0 +1,52 @@
+"""The alliance cockpit (驾驶舱): the indicator library and the targets set against it (DOMAIN.md §9).
+
+`Indicator` rows are the library — what each figure means, how it is counted and which way is better;
+they are loaded from `cockpit/library.yaml` (the library is data: an alliance can read, and a later
+release can extend, the definitions without reading code). `IndicatorTarget` rows are the targets,
+never updated: a new target is a new row from its effective date, so the history of targets stays.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Date, Float, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from yilianti.kit import clock
+from yilianti.models.base import Base, BigId, IdMixin
+
+
+class Indicator(IdMixin, Base):
+    __tablename__ = "indicator"
+
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    group: Mapped[str] = mapped_column(String(32))  # referral | sinking | centres | recognition | national …
+    name: Mapped[str] = mapped_column(String(100))  # Chinese
+    name_en: Mapped[str] = mapped_column(String(200))
+    definition: Mapped[str] = mapped_column(Text)  # the formula in words, Chinese
+    numerator: Mapped[str | None] = mapped_column(String(64))  # a measure of cockpit/measures.py
+    denominator: Mapped[str | None] = mapped_column(String(64))  # a measure, or none for a count
+    unit: Mapped[str] = mapped_column(String(16))  # count | ratio | hours | minutes | yuan
+    direction: Mapped[str] = mapped_column(String(8))  # up (higher is better) | down | none
+    level: Mapped[str] = mapped_column(String(16), default="alliance")  # alliance | member | department
+    source: Mapped[str] = mapped_column(String(16), default="computed")  # computed | imported
+    data_source: Mapped[str] = mapped_column(String(200))  # the tables or the import it comes from
+    default_target: Mapped[float | None] = mapped_column(Float)
+    target_source: Mapped[str | None] = mapped_column(String(200))
+    sort: Mapped[int] = mapped_column(default=0)
+
+
+class IndicatorTarget(IdMixin, Base):
+    """A target of one indicator for one alliance from `effective_from` on (the newest row in force wins)."""
+
+    __tablename__ = "indicator_target"
+    __table_args__ = (UniqueConstraint("indicator_id", "alliance_id", "effective_from", "set_at"),)
+
+    indicator_id: Mapped[int] = mapped_column(BigId, ForeignKey("indicator.id"), index=True)
+    alliance_id: Mapped[int] = mapped_column(BigId, ForeignKey("alliance.id"), index=True)
+    value: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(200))  # 文件、会议纪要或章程条款
+    effective_from: Mapped[date] = mapped_column(Date)
+    set_by_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("app_user.id"))
+    set_at: Mapped[datetime] = mapped_column(default=clock.now)

@@ -1,0 +1,150 @@
+"""The alliance cockpit: each indicator counts the rows it says it counts, by month, against a target with
+history; who may see it; the export opens in a spreadsheet."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import date, datetime, time, timedelta
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import func, select
+
+from tests import builders as b
+from yilianti.auth import service as auth_service
+from yilianti.cockpit import library, service
+from yilianti.exceptions import Forbidden, InvalidInput
+from yilianti.kit import clock
+from yilianti.models.alliance import Membership
+from yilianti.models.cockpit import Indicator, IndicatorTarget
+from yilianti.models.referral import Referral, ReferralHistory
+
+
+def _at(day: date, hour: int = 10) -> datetime:
+    return clock.as_utc(datetime.combine(day, time(hour), clock.SHANGHAI))
+
+
+def _referral(db, patient, frm, to, direction: str, day: date, *, moves=(), linked=None):  # type: ignore[no-untyped-def]
+    r = Referral(direction=direction, patient_id=patient.id, from_institution_id=frm.id, to_institution_id=to.id,
+                 reason="测试", status="submitted", submitted_at=_at(day), linked_referral_id=linked)
+    db.add(r)
+    db.flush()
+    at = _at(day)
+    for a, bb, hours in (("draft", "submitted", 0), *moves):
+        at = at + timedelta(hours=hours)
+        db.add(ReferralHistory(referral_id=r.id, at=at, from_status=a, to_status=bb))
+    db.flush()
+    return r
+
+
+@pytest.fixture
+def world(db):  # type: ignore[no-untyped-def]
+    lead = b.institution(db, "保定市第一中心医院", level=3)
+    county = b.institution(db, "涞源县医院", level=2)
+    late = b.institution(db, "易县医院", level=2)
+    outsider = b.institution(db, "北京某医院", level=3)
+    alliance = b.alliance(db, (lead, "lead"), (county, "member"), name="保定托管医联体")
+    # 易县医院 joins on 2026-03-01: its earlier referrals are not the alliance's
+    db.add(Membership(alliance_id=alliance.id, institution_id=late.id, role="member", joined_on=date(2026, 3, 1)))
+    db.flush()
+    admin = auth_service.create_user(db, None, "cockpitadmin", b.PASSWORD, "联盟管理员",
+                                     [("alliance_admin", None, alliance.id)])
+    doctor = b.user(db, county, "doctor", username="cockpitdoc")
+    stranger = b.user(db, outsider, "doctor", username="cockpitstranger")
+    db.flush()
+    pat = b.patient(db, b.subject_for(db, doctor), "张三")
+    up1 = _referral(db, pat, county, lead, "up", date(2026, 1, 10),
+                    moves=(("submitted", "received", 2), ("received", "accepted", 10)))
+    _referral(db, pat, county, lead, "up", date(2026, 1, 20), moves=(("submitted", "received", 6),))
+    _referral(db, pat, late, lead, "up", date(2026, 2, 5))  # before 易县 joined: not counted
+    _referral(db, pat, late, lead, "up", date(2026, 3, 5))  # after: counted
+    _referral(db, pat, outsider, lead, "up", date(2026, 2, 5))  # not a member: never counted
+    _referral(db, pat, lead, county, "down", date(2026, 2, 1), linked=up1.id)
+    return {"alliance": alliance, "admin": admin, "doctor": doctor, "stranger": stranger, "lead": lead}
+
+
+def _by_code(figures):  # type: ignore[no-untyped-def]
+    return {f.indicator.code: f for f in figures}
+
+
+def test_library_is_loaded_by_the_migrations_and_sync_is_idempotent(db) -> None:  # type: ignore[no-untyped-def]
+    codes = {e["code"] for e in library.entries()}
+    assert codes == set(db.scalars(select(Indicator.code)))
+    assert {"referral.up", "referral.down", "sinking.slot_ratio", "recognition.rate"} <= codes
+    assert library.sync(db) == 0
+
+
+def test_referral_indicators_count_members_on_the_referral_day(db, world) -> None:  # type: ignore[no-untyped-def]
+    figs = _by_code(service.compute(db, world["alliance"].id, date(2026, 1, 1), date(2026, 3, 31)))
+    up, down, rate = figs["referral.up"], figs["referral.down"], figs["referral.down_rate"]
+    assert up.by_month == {"2026-01": 2, "2026-02": 0, "2026-03": 1}
+    assert up.value == 3 and down.value == 1
+    assert down.by_month["2026-02"] == 1
+    assert rate.value == pytest.approx(1 / 3) and rate.numerator == 1 and rate.denominator == 3
+    assert rate.by_month == {"2026-01": 0.0, "2026-02": None, "2026-03": 0.0}
+    assert figs["referral.down_outpatient"].value == 1 and figs["referral.down_inpatient"].value == 0
+    # receive: 2 h and 6 h, median 4; decide: 10 h for the one decided
+    assert figs["referral.receive_hours"].value == pytest.approx(4.0)
+    assert figs["referral.decide_hours"].value == pytest.approx(10.0)
+    # the rows behind the figure are the ones counted
+    assert len(up.row_ids["referrals_up"]) == 3
+    # 1/3 against the default target 0.3: met
+    assert rate.target == pytest.approx(0.3) and rate.status == "green"
+    assert up.trend == "up"
+
+
+def test_status_against_target() -> None:
+    assert service.rag(0.28, 0.3, "up") == "amber" and service.rag(0.2, 0.3, "up") == "red"
+    assert service.rag(4.2, 4, "down") == "amber" and service.rag(3, 4, "down") == "green"
+    assert service.rag(5, 4, "down") == "red" and service.rag(5, None, "up") is None
+    assert service.rag(5, 4, "none") is None
+
+
+def test_targets_are_set_by_the_alliance_admin_and_keep_their_history(db, world) -> None:  # type: ignore[no-untyped-def]
+    aid = world["alliance"].id
+    admin = b.subject_for(db, world["admin"])
+    service.set_target(db, admin, aid, code="referral.down_rate", value=0.5, source="2026年考核方案",
+                       effective_from=date(2026, 3, 1))
+    service.set_target(db, admin, aid, code="referral.down_rate", value=0.4, source="2026年中调整",
+                       effective_from=date(2026, 6, 1))
+    march = _by_code(service.compute(db, aid, date(2026, 1, 1), date(2026, 3, 31)))["referral.down_rate"]
+    assert march.target == 0.5 and march.target_source == "2026年考核方案" and march.status == "red"
+    july = _by_code(service.compute(db, aid, date(2026, 1, 1), date(2026, 7, 31)))["referral.down_rate"]
+    assert july.target == 0.4
+    assert db.scalar(select(func.count()).select_from(IndicatorTarget)) == 2
+    with pytest.raises(Forbidden):
+        service.set_target(db, b.subject_for(db, world["doctor"]), aid, code="referral.down_rate", value=0.1,
+                           source="x")
+    with pytest.raises(InvalidInput) as e:
+        service.set_target(db, admin, aid, code="referral.down_rate", value=30, source="")
+    assert set(e.value.fields) == {"value", "source"}
+
+
+def test_cockpit_page_export_and_who_sees_it(db, client, world) -> None:  # type: ignore[no-untyped-def]
+    aid = world["alliance"].id
+    csrf = b.login(client, "cockpitadmin")
+    page = client.get(f"/cockpit?alliance_id={aid}&start=2026-01&end=2026-03")
+    assert page.status_code == 200, page.text
+    row = re.search(r'id="row-referral-up">(.*?)</tr>', page.text, re.S).group(1)  # type: ignore[union-attr]
+    assert re.findall(r"<td>([^<]*)</td>", row)[-3:] == ["2", "0", "1"]
+    assert "下转率（下转÷上转）" in page.text and 'id="chart-referral"' in page.text
+    # a failed target keeps what was typed, with the errors beside the fields
+    r = client.post("/cockpit/targets", data={"csrf_token": csrf, "alliance_id": str(aid),
+                                              "code": "referral.down_rate", "value": "abc", "source": "考核方案"})
+    assert r.status_code == 422 and 'value="abc"' in r.text and 'value="考核方案"' in r.text
+    r = client.post("/cockpit/targets", data={"csrf_token": csrf, "alliance_id": str(aid),
+                                              "code": "referral.down_rate", "value": "0.45", "source": "考核方案",
+                                              "effective_from": "2026-01-01"},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    assert "考核方案" in client.get(f"/cockpit?alliance_id={aid}").text
+    x = client.get(f"/cockpit/export.xlsx?alliance_id={aid}&start=2026-01&end=2026-03")
+    assert x.status_code == 200 and x.headers["content-type"].startswith("application/vnd.openxmlformats")
+    ws = load_workbook(io.BytesIO(x.content)).active
+    rows = {r[0]: r for r in ws.iter_rows(min_row=3, values_only=True)}
+    assert rows["referral.up"][-3:] == (2, 0, 1) and rows["referral.down_rate"][4] == 45
+    # a doctor of a member sees it; a doctor elsewhere does not
+    client.post("/logout", data={"csrf_token": csrf})
+    b.login(client, "cockpitstranger")
+    assert client.get(f"/cockpit?alliance_id={aid}").status_code == 403
