@@ -1,7 +1,7 @@
 """The cockpit's indicator library and the targets set against it (issue 19).
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from alembic import op
 
 from yilianti.models.base import BigId, UTCDateTime
 
-revision = '0017'
-down_revision = '0016'
+revision = '0018'
+down_revision = '0017'
 branch_labels = None
 depends_on = None
 
