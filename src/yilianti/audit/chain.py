@@ -21,18 +21,19 @@ import logging
 import logging.handlers
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import Row, func, select, text
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
+from yilianti.audit import repository
 from yilianti.config import get_settings
 from yilianti.kit import clock, crypto
-from yilianti.models.audit import AuditEvent, AuditSeal
+from yilianti.models.audit import AuditSeal
 
 log = logging.getLogger("yilianti.audit")
 
@@ -40,9 +41,6 @@ GENESIS = "0" * 64
 DIGEST_BYTES = 16
 MAX_ROWS = 20_000  # rows per link
 HEAD_MARK = "yilianti-audit-head "
-_T = AuditEvent.__table__.c
-COLUMNS = (_T.id, _T.at, _T.user_id, _T.username, _T.acting_institution_id, _T.action, _T.resource_type,
-           _T.resource_id, _T.patient_id, _T.access_basis, _T.reason, _T.detail, _T.ip, _T.channel)
 
 
 # ---------------------------------------------------------------- what is hashed
@@ -94,11 +92,6 @@ def expand(text_runs: str) -> list[int]:
 
 # ---------------------------------------------------------------- sealing
 
-_RUNNING = text("SELECT backend_xid::text::bigint FROM pg_stat_activity WHERE datname = current_database() "
-                "AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()")
-_LAST_ID = text("SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('audit_event', 'id')::regclass), 0)")
-
-
 class Horizon:
     """Up to which id every audit row is final. PostgreSQL hands out ids before commit, so a row with a
     smaller id may still appear: the last id given out is noted at one run, the transactions writing at
@@ -109,9 +102,9 @@ class Horizon:
 
     def step(self, db: Session) -> int | None:
         if db.get_bind().dialect.name != "postgresql":
-            return db.scalar(select(func.max(AuditEvent.id)))
-        running = frozenset(db.scalars(_RUNNING))
-        last = int(db.scalar(_LAST_ID) or 0)
+            return repository.newest_audit_id(db)
+        running = repository.running_writers(db)
+        last = repository.last_audit_id_given(db)
         final: int | None = None
         kept: list[tuple[int, frozenset[int] | None]] = []
         for upto, writers in self._pending:
@@ -128,13 +121,11 @@ def seal(db: Session, upto: int | None, *, limit: int = MAX_ROWS) -> AuditSeal |
     """Seal the rows after the chain's newest link, up to id `upto` (at most `limit` of them), as one link."""
     if upto is None:
         return None
-    if db.get_bind().dialect.name == "postgresql":
-        db.execute(text("LOCK TABLE audit_seal IN EXCLUSIVE MODE"))  # one sealer at a time
-    head = db.scalar(select(AuditSeal).order_by(AuditSeal.id.desc()).limit(1))
+    head = repository.lock_chain(db)
     after, prev_hash = (head.to_id, head.hash) if head is not None else (0, GENESIS)
     if upto <= after:
         return None
-    rows = db.execute(select(*COLUMNS).where(_T.id > after, _T.id <= upto).order_by(_T.id).limit(limit)).all()
+    rows = repository.rows_to_seal(db, after, upto, limit)
     if not rows:
         return None
     to_id = rows[-1][0] if len(rows) == limit else upto
@@ -168,12 +159,12 @@ def seal_all(factory: Any, timeout: float = 60.0) -> int:
     """Seal every row committed before the call (waits for the writers then in progress; CLI and tests)."""
     horizon = Horizon()
     with factory() as db:
-        target = db.scalar(select(func.max(AuditEvent.id))) or 0
+        target = repository.newest_audit_id(db) or 0
     made, deadline = 0, time.monotonic() + timeout
     while True:
         with factory() as db:
             made += seal_committed(db, horizon)
-            head = db.scalar(select(func.max(AuditSeal.to_id))) or 0
+            head = repository.newest_sealed_id(db)
         if head >= target:
             return made
         if time.monotonic() > deadline:
@@ -236,7 +227,7 @@ def publish_new(db: Session) -> int:
     """Append the heads of the links not yet recorded outside the database (after their commit)."""
     global _syslog, _syslog_last
     target = head_target()
-    newest = db.scalar(select(func.max(AuditSeal.id))) or 0
+    newest = repository.newest_link_id(db)
     if target == "syslog":
         if _syslog is None:
             _syslog = logging.getLogger("yilianti.audit.head")
@@ -247,7 +238,7 @@ def publish_new(db: Session) -> int:
         last = _syslog_last if _syslog_last is not None else newest - 1
     else:
         last = _last_in_file(Path(target))
-    links = list(db.scalars(select(AuditSeal).where(AuditSeal.id > last).order_by(AuditSeal.id)))
+    links = repository.links_after(db, last)
     if not links:
         return 0
     if target == "syslog":
@@ -281,27 +272,16 @@ class Report:
         return not self.problems
 
 
-def _chunks(db: Session, stmt: Any, key: Any, size: int = 10_000) -> Iterator[Row[Any]]:
-    last = 0
-    while True:
-        batch = db.execute(stmt.where(key > last).order_by(key).limit(size)).all()
-        yield from batch
-        if len(batch) < size:
-            return
-        last = batch[-1][0]
-
-
 def verify(db: Session, head_file: str | None = None, out: TextIO | None = None) -> Report:
     """Walk the chain over the audit rows; every finding names the row or link where it is."""
     report = Report()
-    rows = _chunks(db, select(*COLUMNS), _T.id)
+    rows = repository.all_chain_rows(db)
     pending: Row[Any] | None = next(rows, None)
     prev_hash, prev_to, prev_id = GENESIS, 0, 0
     link_hashes: dict[int, tuple[str, int]] = {}
     heads = _external_heads(head_file, report)
     wanted = {int(h["link"]) for h in heads[-1:]}
-    for link in _chunks(db, select(AuditSeal), AuditSeal.id):
-        link = link[0]
+    for link in repository.all_links(db):
         report.links += 1
         where = f"link {link.id} (rows {link.after_id + 1}–{link.to_id}, sealed {clock.fmt_local(link.sealed_at, with_seconds=True)})"
         if link.prev_hash != prev_hash or link.after_id != prev_to:

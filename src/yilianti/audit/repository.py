@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Row, Select, and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from yilianti.authz.subject import Subject
@@ -13,7 +15,7 @@ from yilianti.exceptions import Forbidden
 from yilianti.kit import clock
 from yilianti.kit import repository as kit
 from yilianti.models.alliance import Institution, Membership
-from yilianti.models.audit import AuditEvent
+from yilianti.models.audit import AuditEvent, AuditSeal
 from yilianti.models.patient import AccessGrant
 
 
@@ -89,3 +91,76 @@ def count_break_glass_to_review(db: Session) -> int:
     """Break-glass grants across the platform still waiting for an auditor's review."""
     return db.scalar(select(func.count()).select_from(AccessGrant).where(
         AccessGrant.needs_review.is_(True), AccessGrant.reviewed_at.is_(None))) or 0
+
+
+# ---------------------------------------------------------------- the hash chain's queries (audit/chain.py)
+
+_T = AuditEvent.__table__.c
+CHAIN_COLUMNS = (_T.id, _T.at, _T.user_id, _T.username, _T.acting_institution_id, _T.action, _T.resource_type,
+                 _T.resource_id, _T.patient_id, _T.access_basis, _T.reason, _T.detail, _T.ip, _T.channel)
+_RUNNING = text("SELECT backend_xid::text::bigint FROM pg_stat_activity WHERE datname = current_database() "
+                "AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()")
+_LAST_ID = text("SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('audit_event', 'id')::regclass), 0)")
+
+
+def running_writers(db: Session) -> frozenset[int]:
+    """PostgreSQL: the transaction ids now writing in this database (other than ours)."""
+    return frozenset(db.scalars(_RUNNING))
+
+
+def last_audit_id_given(db: Session) -> int:
+    """PostgreSQL: the last audit id handed out, committed or not."""
+    return int(db.scalar(_LAST_ID) or 0)
+
+
+def newest_audit_id(db: Session) -> int | None:
+    return db.scalar(select(func.max(AuditEvent.id)))
+
+
+def lock_chain(db: Session) -> AuditSeal | None:
+    """The chain's newest link, with the chain locked for this transaction (one sealer at a time)."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("LOCK TABLE audit_seal IN EXCLUSIVE MODE"))
+    return db.scalar(select(AuditSeal).order_by(AuditSeal.id.desc()).limit(1))
+
+
+def rows_to_seal(db: Session, after: int, upto: int, limit: int) -> list[Row[Any]]:
+    return list(db.execute(select(*CHAIN_COLUMNS).where(_T.id > after, _T.id <= upto).order_by(_T.id).limit(limit)))
+
+
+def newest_sealed_id(db: Session) -> int:
+    return db.scalar(select(func.max(AuditSeal.to_id))) or 0
+
+
+def newest_link_id(db: Session) -> int:
+    return db.scalar(select(func.max(AuditSeal.id))) or 0
+
+
+def links_after(db: Session, link_id: int) -> list[AuditSeal]:
+    return list(db.scalars(select(AuditSeal).where(AuditSeal.id > link_id).order_by(AuditSeal.id)))
+
+
+def _chunks(db: Session, stmt: Any, key: Any, size: int) -> Iterator[Row[Any]]:
+    last = 0
+    while True:
+        batch = db.execute(stmt.where(key > last).order_by(key).limit(size)).all()
+        yield from batch
+        if len(batch) < size:
+            return
+        last = batch[-1][0]
+
+
+def all_chain_rows(db: Session, size: int = 10_000) -> Iterator[Row[Any]]:
+    """Every audit row (CHAIN_COLUMNS) in id order, read in pages."""
+    return _chunks(db, select(*CHAIN_COLUMNS), _T.id, size)
+
+
+def all_links(db: Session, size: int = 1_000) -> Iterator[AuditSeal]:
+    """Every link in id order, read in pages."""
+    last = 0
+    while True:
+        batch = list(db.scalars(select(AuditSeal).where(AuditSeal.id > last).order_by(AuditSeal.id).limit(size)))
+        yield from batch
+        if len(batch) < size:
+            return
+        last = batch[-1].id
