@@ -107,3 +107,10 @@ def login(page, base: str, username: str, password: str) -> None:  # type: ignor
     page.fill("#f-password", password)
     page.click("button[type=submit]")
     page.wait_for_url(f"{base}/")
+
+
+def pick_patient(page, typed: str, name: str, field: str = "patient_id") -> None:  # type: ignore[no-untyped-def]
+    """Choose a patient in the type-ahead picker (patients/_picker.html): type, wait for the match, click it."""
+    page.fill(f"#pick-{field}", typed)
+    page.click(f"#pick-results-{field} .pick-option:has-text('{name}')")
+    page.wait_for_selector(f"#picked-{field}:has-text('{name}')")

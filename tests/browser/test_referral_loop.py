@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import time, timedelta
 
 from tests import builders as b
-from tests.browser.conftest import login
+from tests.browser.conftest import login, pick_patient
 from yilianti.kit import clock
 from yilianti.scheduling import booking, schedules
 from yilianti.scheduling.schemas import ScheduleIn, TemplateIn
@@ -65,8 +65,8 @@ def test_referral_full_loop_up_and_back_down(live_server, browser, page) -> None
 
     # 1. the community doctor refers the child up
     login(page, base, "taoyuan-doc", b.PASSWORD)
-    page.goto(f"{base}/referrals/new?q=赵乐乐")
-    page.select_option("#f-patient_id", page.get_attribute("#f-patient_id option:has-text('赵乐乐')", "value"))
+    page.goto(f"{base}/referrals/new")
+    pick_patient(page, "赵乐乐", "赵乐乐")
     page.select_option("#f-to_institution_id", str(seeded["lead"]))
     page.select_option("#f-priority", "urgent")
     page.fill("#f-reason", "反复发热咳嗽5天，社区抗感染治疗效果不佳")
@@ -179,20 +179,19 @@ def test_book_a_reserved_slot_from_inside_the_referral(live_server, browser, pag
 
     # 1. the community doctor looks for paediatric respiratory care in the alliance and picks the lead
     login(page, base, "guoyuan-doc", b.PASSWORD)
-    page.goto(f"{base}/referrals/new?q=钱多多")
-    page.select_option("#f-patient_id", page.get_attribute("#f-patient_id option:has-text('钱多多')", "value"))
-    # the patient is chosen on the form; the routing search keeps it
+    page.goto(f"{base}/referrals/new")
+    pick_patient(page, "qdd", "钱多多")  # by 拼音首字母
     patient_id = page.input_value("#f-patient_id")
-    page.goto(f"{base}/referrals/new?patient_id={patient_id}")
-    page.fill("#routing-search input[name=specialty]", "儿童呼吸")
-    page.click("#routing-search button[type=submit]")
+    # the routing search fills its part of the form in place: the patient stays chosen
+    page.fill("#f-specialty", "儿童呼吸")
+    page.click("#routing-button")
     page.wait_for_selector("#routing-candidates")
+    assert page.input_value("#f-patient_id") == patient_id
     lead_row = page.locator(f"#candidate-{seeded['lead']}")
     assert lead_row.locator(".free-reserved-slots").inner_text().strip() == "4"  # ceil(10 / 3)
     assert page.locator(f"#candidate-{seeded['second']}").count() == 0  # no such specialty there
     page.click(f"#choose-{seeded['lead']}")
-    page.wait_for_url(f"{base}/referrals/new*to_institution_id={seeded['lead']}*")
-    assert page.input_value("#f-to_institution_id") == str(seeded["lead"])
+    page.wait_for_function(f"document.querySelector('#f-to_institution_id').value === '{seeded['lead']}'")
     assert page.input_value("#f-to_department_id") == str(seeded["dept"])  # the matching department
     page.fill("#f-reason", "喘息反复发作，需呼吸专科评估")
     page.fill("#f-diagnoses", "J45.9 哮喘")

@@ -39,7 +39,8 @@ def test_up_loop_through_the_pages(db: Session, client: TestClient) -> None:
     csrf = b.login(client, w.comm_doc.username)
     assert 'href="/referrals"' in client.get("/").text
     form = client.get("/referrals/new").text
-    assert w.lead.name in form and w.outsider.name not in form and patient.name in form
+    assert w.lead.name in form and w.outsider.name not in form and 'id="pick-patient_id"' in form
+    assert patient.name in client.get("/patients/pick", params={"pick_q": patient.name[:1]}).text
 
     # a field error re-renders the form with the values kept
     bad = client.post("/referrals/new", data={

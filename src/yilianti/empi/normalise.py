@@ -87,6 +87,23 @@ def name_pinyin(text: str) -> tuple[str, str]:
     return SURNAME_PINYIN.get(surname) or _pinyin(surname), _pinyin(given)
 
 
+def name_initials(text: str) -> str | None:
+    """拼音首字母 of a name, lower case (张三丰 → "zsf"; 单田芳 → "stf", the surname read as a surname);
+    a name in Latin letters gives its words' initials; None when nothing is left."""
+    normal = name(text)
+    if not normal:
+        return None
+    if _is_cjk(normal[0]):
+        surname, given = split_name(normal)
+        read = SURNAME_PINYIN.get(surname)
+        sur = ("".join(lazy_pinyin(surname, style=Style.FIRST_LETTER, errors="ignore")) if read is None
+               or len(surname) > 1 else read[0])
+        out = sur + "".join(lazy_pinyin(given, style=Style.FIRST_LETTER, errors="ignore"))
+    else:
+        out = "".join(w[0] for w in normal.split() if w)
+    return out.lower()[:16] or None
+
+
 def birth_date(value: str, today: date | None = None) -> str | None:
     """'YYYYMMDD' or None when impossible (bad calendar date, before 1900, in the future)."""
     text = nfkc(value)

@@ -123,6 +123,20 @@ def blind_index(kind: str, value: str | None) -> str | None:
     return hmac.new(_index_key(), f"{kind}\x1f{norm}".encode(), hashlib.sha256).hexdigest()[:BIDX_LENGTH]
 
 
+TAIL_LENGTH = 4
+
+
+def tail_index(value: str | None) -> str | None:
+    """Blind index of the last four characters of a phone number or an identifier (the picker's
+    "last digits" search); None for a value shorter than that."""
+    if value is None:
+        return None
+    norm = normalise("phone", value).upper()  # separators out; a resident ID's x as X
+    if len(norm) < TAIL_LENGTH:
+        return None
+    return blind_index("tail", norm[-TAIL_LENGTH:])
+
+
 class Encrypted(TypeDecorator[str]):
     """Text column holding a Fernet token; Python sees the plaintext. Never compare it in SQL."""
 

@@ -38,6 +38,9 @@ class Patient(IdMixin, CreatedMixin, Base):
     phone_enc: Mapped[str | None] = mapped_column(Encrypted())  # ciphertext in the table, plaintext here
     phone_bidx: Mapped[str | None] = mapped_column(String(BIDX_LENGTH), index=True)
     phone = blind_indexed("phone", "phone_enc", "phone_bidx", "phone")
+    # the patient picker's keys (patients/service.search_keys): 拼音首字母 and the phone's last four (HMAC)
+    name_initials: Mapped[str | None] = mapped_column(String(16), index=True)
+    phone_tail_bidx: Mapped[str | None] = mapped_column(String(BIDX_LENGTH), index=True)
     address: Mapped[str | None] = mapped_column(String(300))
     province: Mapped[str | None] = mapped_column(String(32))
     city: Mapped[str | None] = mapped_column(String(32))
@@ -67,6 +70,7 @@ class PatientIdentifier(IdMixin, CreatedMixin, Base):
     value_enc: Mapped[str] = mapped_column(Encrypted())  # ciphertext in the table, plaintext here
     value_bidx: Mapped[str] = mapped_column(String(BIDX_LENGTH))
     value = blind_indexed("value", "value_enc", "value_bidx", "id")
+    tail_bidx: Mapped[str | None] = mapped_column(String(BIDX_LENGTH), index=True)  # the picker: last four
 
     patient: Mapped[Patient] = relationship(back_populates="identifiers", lazy="raise")
 

@@ -32,6 +32,8 @@ def _phone_key(value: str) -> str | None:
 BLIND_INDEXES: list[tuple[str, str, str, Callable[[str], str | None]]] = [
     ("patient", "phone_enc", "phone_bidx", lambda v: crypto.blind_index("phone", v)),
     ("patient_identifier", "value_enc", "value_bidx", lambda v: crypto.blind_index("id", v)),
+    ("patient", "phone_enc", "phone_tail_bidx", crypto.tail_index),  # the picker's "last four"
+    ("patient_identifier", "value_enc", "tail_bidx", crypto.tail_index),
     ("patient_record", "phone", "phone_key", _phone_key),  # the EMPI blocking key: normalised phone only
     ("patient_record", "rid", "rid_key", lambda v: crypto.blind_index("id", v)),  # EMPI matching compares it
 ]
@@ -50,7 +52,9 @@ def rotate_all(conn: Connection, *, reindex: bool = False, out: TextIO | None = 
                commit: Callable[[], None] | None = None) -> dict[str, int]:
     """Re-encrypt every encrypted value under the newest key; returns {table.column: values rewritten}."""
     out = out if out is not None else sys.stderr
-    indexes = {(t, enc): (bidx, fn) for t, enc, bidx, fn in BLIND_INDEXES} if reindex else {}
+    indexes: dict[tuple[str, str], list[tuple[str, Callable[[str], str | None]]]] = {}
+    for t, enc, bidx, fn in BLIND_INDEXES if reindex else []:
+        indexes.setdefault((t, enc), []).append((bidx, fn))
     done: dict[str, int] = {}
     for table, cols in encrypted_columns():
         total = conn.scalar(text(f"SELECT count(*) FROM {table.name}")) or 0
@@ -71,9 +75,8 @@ def rotate_all(conn: Connection, *, reindex: bool = False, out: TextIO | None = 
                     new_values: dict[str, str | None] = {}
                     if not crypto.is_current(token):
                         new_values[col] = crypto.rotate(token)
-                    index = indexes.get((table.name, col))
-                    if index is not None:
-                        new_values[index[0]] = index[1](crypto.decrypt(token))
+                    for bidx, fn in indexes.get((table.name, col), []):
+                        new_values[bidx] = fn(crypto.decrypt(token))
                     if not new_values:
                         continue
                     sets = ", ".join(f"{k} = :v_{k}" for k in new_values)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -12,7 +14,7 @@ from yilianti.auth.deps import DB, Clinical
 from yilianti.authz import policy
 from yilianti.exceptions import AppError, InvalidInput
 from yilianti.models.patient import Authority
-from yilianti.patients import service
+from yilianti.patients import repository, service
 from yilianti.patients.schemas import ConsentIn
 from yilianti.web.forms import errors_of, opt_int
 from yilianti.web.render import render_page, t
@@ -34,6 +36,42 @@ def patient_list(request: Request, db: DB, subject: Clinical, q: str = "", page:
     rows = service.search(db, subject, q, limit=51, offset=(page - 1) * 50)
     return render_page(request, "patients/list.html", {"patients": rows[:50], "q": q, "page": page,
                                                        "has_next": len(rows) > 50})
+
+
+PICK_LIMIT = 8
+_FIELD = re.compile(r"[a-z_]{1,40}")
+
+
+def _field(value: str) -> str:
+    return value if _FIELD.fullmatch(value) else "patient_id"
+
+
+@router.get("/patients/pick")
+def patient_pick(request: Request, db: DB, subject: Clinical, pick_q: str = "", field: str = "patient_id") -> Response:
+    """The picker's matches as a fragment (the same search, access rule and audit as the patient list)."""
+    q = pick_q.strip()[:64]
+    rows = service.search(db, subject, q, limit=PICK_LIMIT + 1) if q else []
+    return render_page(request, "patients/_pick_results.html", {
+        "patients": rows[:PICK_LIMIT], "more": len(rows) > PICK_LIMIT, "q": q, "field": _field(field),
+        "rids": repository.resident_ids(db, [p.id for p in rows])})
+
+
+@router.get("/patients/pick/chosen")
+def patient_pick_chosen(request: Request, db: DB, subject: Clinical, id: str = "",
+                        field: str = "patient_id") -> Response:
+    """The picker with one patient chosen; other parts of the form listen for `patient-chosen`."""
+    patient = service.picked(db, subject, opt_int(id))
+    response = render_page(request, "patients/_picker_fragment.html", {"patient": patient, "field": _field(field)})
+    response.headers["HX-Trigger-After-Settle"] = json.dumps({"patient-chosen": {"field": _field(field),
+                                                                    "id": patient.id if patient else None}})
+    return response
+
+
+@router.get("/patients/pick/clear")
+def patient_pick_clear(request: Request, subject: Clinical, field: str = "patient_id") -> Response:
+    response = render_page(request, "patients/_picker_fragment.html", {"patient": None, "field": _field(field)})
+    response.headers["HX-Trigger-After-Settle"] = json.dumps({"patient-chosen": {"field": _field(field), "id": None}})
+    return response
 
 
 @router.get("/patients/new")

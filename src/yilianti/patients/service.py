@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from yilianti.audit import service as audit
@@ -13,8 +13,9 @@ from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.empi import online
 from yilianti.empi import service as empi
+from yilianti.empi.normalise import name_initials
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound, parse_input
-from yilianti.kit import clock
+from yilianti.kit import clock, crypto
 from yilianti.models.alliance import Institution, Membership
 from yilianti.models.empi import MergeEvent
 from yilianti.models.patient import (
@@ -26,6 +27,7 @@ from yilianti.models.patient import (
     PatientIdentifier,
     mrn_authority,
 )
+from yilianti.patients import repository
 from yilianti.patients.schemas import ConsentIn, RegistrationIn
 
 __all__ = ["RegistrationIn", "ConsentIn", "register", "Registered", "parse_registration"]
@@ -42,6 +44,13 @@ class Registered:
 def parse_registration(data: dict[str, object]) -> RegistrationIn:
     """Form data → validated input; errors become field-level messages."""
     return parse_input(RegistrationIn, data)
+
+
+def set_search_keys(patient: Patient) -> None:
+    """The picker's keys of a person (拼音首字母, the phone's last four as a blind index); set wherever a
+    person's name or phone is written."""
+    patient.name_initials = name_initials(patient.name or "")
+    patient.phone_tail_bidx = crypto.tail_index(patient.phone)
 
 
 def _require_registrar(subject: Subject) -> int:
@@ -106,6 +115,7 @@ def register(db: Session, subject: Subject, data: RegistrationIn) -> Registered:
             guardian_name=data.guardian_name, guardian_relation=data.guardian_relation,
             guardian_phone=data.guardian_phone, registered_by_institution_id=inst_id,
         )
+        set_search_keys(patient)
         db.add(patient)
         db.flush()
     identifiers: list[tuple[str, str | None]] = [
@@ -116,7 +126,8 @@ def register(db: Session, subject: Subject, data: RegistrationIn) -> Registered:
         select(PatientIdentifier).where(PatientIdentifier.patient_id == patient.id))} if existing else set()
     for id_authority, id_value in identifiers:
         if id_value and (id_authority, id_value) not in have:
-            db.add(PatientIdentifier(patient_id=patient.id, authority=id_authority, value=id_value))
+            db.add(PatientIdentifier(patient_id=patient.id, authority=id_authority, value=id_value,
+                                     tail_bidx=crypto.tail_index(id_value)))
     has_care = db.scalar(select(CareRelationship.id).where(
         CareRelationship.patient_id == patient.id, CareRelationship.institution_id == inst_id,
         CareRelationship.kind == CareKind.registered, CareRelationship.ended_at.is_(None))) if existing else None
@@ -215,16 +226,29 @@ def merged_into(db: Session, subject: Subject, patient_id: int) -> int | None:
 
 
 def search(db: Session, subject: Subject, q: str = "", limit: int = 50, offset: int = 0) -> list[Patient]:
-    """Patients the acting institution may see, filtered by name, identifier or phone."""
-    stmt = select(Patient).where(policy.readable(subject))
+    """Patients the acting institution may see, found by name, 拼音首字母, the last four characters of
+    the phone or resident ID, a whole identifier (resident ID, record number...) or phone; audited."""
     q = q.strip()
-    if q:
-        ident = select(PatientIdentifier.patient_id).where(PatientIdentifier.value == q.upper())
-        stmt = stmt.where(or_(Patient.name.contains(q), Patient.phone == q, Patient.id.in_(ident)))
-    rows = list(db.scalars(stmt.order_by(Patient.id.desc()).limit(limit).offset(offset)))
+    rows = repository.search_readable(db, subject, q, limit=limit, offset=offset)
     audit.record(db, subject, "search", "patient", None,
                  detail={"q": masked_query(q), "results": [p.id for p in rows]})
     return rows
+
+
+def picked(db: Session, subject: Subject, patient_id: int | None) -> Patient | None:
+    """The patient a form has chosen, if the acting institution may see them (None otherwise: an id in a
+    form or URL never shows anyone else). Audited as a read of the patient's demographics."""
+    if patient_id is None:
+        return None
+    access = policy.decide(db, subject, patient_id)
+    if access is None:
+        return None
+    patient = db.get(Patient, patient_id)
+    if patient is None or not patient.active:
+        return None
+    audit.record(db, subject, "read", "patient", patient_id, patient_id=patient_id, basis=access.basis,
+                 detail={"view": "picker"})
+    return patient
 
 
 def consents_of(db: Session, patient_id: int) -> list[Consent]:

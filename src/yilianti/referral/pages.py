@@ -19,7 +19,6 @@ from starlette.datastructures import UploadFile
 from yilianti.alliance import repository as alliances
 from yilianti.auth import repository as accounts
 from yilianti.auth.deps import DB, Clinical
-from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError, InvalidInput, parse_input
@@ -53,7 +52,7 @@ ACTIONS = {Status.submitted: "submit", Status.received: "receive", Status.accept
 BY_ACTION = {v: k for k, v in ACTIONS.items()}
 FORM_FIELDS = ("direction", "patient_id", "to_institution_id", "to_department_id", "reason", "priority",
                "target_service", "permanent", "diagnoses", "key_results", "medications", "allergies",
-               "follow_up_plan", "linked_referral_id")
+               "follow_up_plan", "linked_referral_id", "specialty")
 
 
 def _names(db: Session, ids: Iterable[int | None]) -> dict[int, str]:
@@ -89,45 +88,64 @@ def referral_list(request: Request, db: DB, subject: Clinical, side: str = "send
 # ------------------------------------------------------------------------------------- new
 
 
-def _new_context(db: Session, subject: Subject, values: dict[str, str], errors: dict[str, str],
-                 q: str = "") -> dict[str, Any]:
+def _target_context(db: Session, subject: Subject, values: dict[str, str]) -> dict[str, Any]:
+    """The dependent target fields: the alliance's institutions, the chosen one's departments (the one
+    matching the searched specialty preselected)."""
     own = subject.acting_institution_id
     targets = [i for i in sched_repo.partner_institutions(db, own) if i.id != own]
     target = opt_int(values.get("to_institution_id"))
+    if target is not None and all(i.id != target for i in targets):
+        target, values["to_institution_id"], values["to_department_id"] = None, "", ""
     departments = alliances.departments_of(db, target, include_inactive=False) if target else []
-    patient_rows = patients.search(db, subject, q, limit=30) if q or not values.get("patient_id") else []
-    chosen = opt_int(values.get("patient_id"))
-    # only a patient this institution may see: an id in the URL must not reveal anyone else
-    if (chosen is not None and all(p.id != chosen for p in patient_rows)
-            and policy.decide(db, subject, chosen) is not None):
-        p = kit.get(db, Patient, chosen)
-        if p is not None:
-            patient_rows = [p, *patient_rows]
-    linked: list[Referral] = []
-    if chosen is not None:
-        linked = repository.up_referrals_of_patient_at(db, chosen, own)
-    # routing help: the alliance's candidates for the requested specialty, with free reserved slots and beds
+    specialty = (values.get("specialty") or "").strip()[:64]
+    if all(str(d.id) != values.get("to_department_id") for d in departments):
+        values["to_department_id"] = ""
+    if specialty and target is not None and not values.get("to_department_id"):
+        match = next((d for d in departments if specialty in d.name or specialty in (d.specialty or "")), None)
+        if match is not None:
+            values["to_department_id"] = str(match.id)
+    return {"values": values, "targets": targets, "departments": departments}
+
+
+def _routing_context(db: Session, subject: Subject, values: dict[str, str],
+                     patient: Patient | None) -> dict[str, Any]:
+    """Routing help: the alliance's candidates for the requested specialty, with free reserved slots and beds."""
+    own = subject.acting_institution_id
     specialty = (values.get("specialty") or "").strip()[:64]
     candidates: list[routing.Candidate] = []
     choose_url = None
     if specialty and own is not None:
-        visible = chosen is not None and any(p.id == chosen for p in patient_rows)
-        candidates = routing.candidates(db, own, specialty, values.get("direction") or "up",
-                                        kit.get(db, Patient, chosen) if visible and chosen is not None else None)
+        candidates = routing.candidates(db, own, specialty, values.get("direction") or "up", patient)
         choose_url = "/referrals/new?" + urlencode({"direction": values.get("direction") or "up",
                                                     "patient_id": values.get("patient_id") or "",
                                                     "specialty": specialty})
-        if target is not None and not values.get("to_department_id"):
-            match = next((d for d in departments if specialty in d.name or specialty in (d.specialty or "")), None)
-            if match is not None:
-                values["to_department_id"] = str(match.id)
-    return {"values": values, "errors": errors, "targets": targets, "departments": departments,
-            "patients": patient_rows, "q": q, "linked": linked, "specialty": specialty, "candidates": candidates,
-            "choose_url": choose_url, "routing_days": get_settings().referral_routing_days}
+    return {"specialty": specialty, "candidates": candidates, "choose_url": choose_url,
+            "routing_days": get_settings().referral_routing_days}
+
+
+def _linked_context(db: Session, subject: Subject, values: dict[str, str]) -> dict[str, Any]:
+    chosen = opt_int(values.get("patient_id"))
+    linked: list[Referral] = []
+    if chosen is not None and subject.acting_institution_id is not None:
+        linked = repository.up_referrals_of_patient_at(db, chosen, subject.acting_institution_id)
+    return {"values": values, "linked": linked, "errors": {}}
+
+
+def _new_context(db: Session, subject: Subject, values: dict[str, str], errors: dict[str, str]) -> dict[str, Any]:
+    # only a patient this institution may see: an id in the URL or the form must not reveal anyone else
+    patient = patients.picked(db, subject, opt_int(values.get("patient_id")))
+    if patient is None:
+        values["patient_id"] = ""
+    ctx: dict[str, Any] = {"values": values, "errors": errors, "patient": patient}
+    ctx.update(_target_context(db, subject, values))
+    ctx.update(_routing_context(db, subject, values, patient))
+    ctx.update(_linked_context(db, subject, values))
+    ctx["errors"] = errors
+    return ctx
 
 
 @router.get("/referrals/new")
-def referral_new(request: Request, db: DB, subject: Clinical, q: str = "", patient_id: str = "",
+def referral_new(request: Request, db: DB, subject: Clinical, patient_id: str = "",
                  direction: str = "up", to_institution_id: str = "", linked_referral_id: str = "",
                  specialty: str = "") -> Response:
     values = {"direction": "down" if direction == "down" else "up", "patient_id": patient_id,
@@ -138,7 +156,37 @@ def referral_new(request: Request, db: DB, subject: Clinical, q: str = "", patie
         if link is not None and subject.acting_institution_id in (link.from_institution_id, link.to_institution_id):
             values["patient_id"] = str(link.patient_id)
             values["to_institution_id"] = str(link.from_institution_id)
-    return render_page(request, "referral/new.html", _new_context(db, subject, values, {}, q))
+    return render_page(request, "referral/new.html", _new_context(db, subject, values, {}))
+
+
+def _form_values(params: Any) -> dict[str, str]:
+    return {k: str(params.get(k, "") or "") for k in FORM_FIELDS}
+
+
+@router.get("/referrals/new/target")
+def referral_new_target(request: Request, db: DB, subject: Clinical) -> Response:
+    """Fragment: the target institution and its departments, after the institution (or a routing
+    candidate) was chosen — filled in place, nothing else on the form is touched."""
+    values = _form_values(request.query_params)
+    return render_page(request, "referral/_target_fields.html",
+                       {**_target_context(db, subject, values), "errors": {}})
+
+
+@router.get("/referrals/new/candidates")
+def referral_new_candidates(request: Request, db: DB, subject: Clinical) -> Response:
+    """Fragment: the alliance's candidates for the specialty typed on the form."""
+    values = _form_values(request.query_params)
+    patient = patients.picked(db, subject, opt_int(values.get("patient_id")))
+    return render_page(request, "referral/_routing.html", _routing_context(db, subject, values, patient))
+
+
+@router.get("/referrals/new/linked")
+def referral_new_linked(request: Request, db: DB, subject: Clinical) -> Response:
+    """Fragment: the chosen patient's up-referrals this institution received (a down-referral closes one)."""
+    values = _form_values(request.query_params)
+    if patients.picked(db, subject, opt_int(values.get("patient_id"))) is None:
+        values["patient_id"] = ""
+    return render_page(request, "referral/_linked.html", _linked_context(db, subject, values))
 
 
 def _lines(text: str) -> list[str]:

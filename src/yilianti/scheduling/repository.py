@@ -11,7 +11,6 @@ from yilianti.alliance.repository import current_on
 from yilianti.authz.subject import Subject
 from yilianti.kit import clock
 from yilianti.models.alliance import Alliance, Department, Institution, MemberRole, Membership
-from yilianti.models.patient import Authority, PatientIdentifier
 from yilianti.models.scheduling import (
     BedReservation,
     Booking,
@@ -24,6 +23,7 @@ from yilianti.models.scheduling import (
     Ward,
 )
 from yilianti.models.workforce import PracticeSite, Practitioner
+from yilianti.patients.repository import resident_ids  # noqa: F401  (moved; callers kept)
 
 
 def _current_membership() -> ColumnElement[bool]:
@@ -121,14 +121,6 @@ def search_sessions(db: Session, *, institution_ids: list[int], q: str = "", sta
         stmt = stmt.where(or_(Schedule.name.contains(q), Schedule.specialty.contains(q), Practitioner.name.contains(q),
                               Department.name.contains(q)))
     return [(s, int(fr or 0), int(fp or 0)) for s, fr, fp in db.execute(stmt).unique()]
-
-
-def resident_ids(db: Session, patient_ids: list[int]) -> dict[int, str]:
-    if not patient_ids:
-        return {}
-    rows = db.execute(select(PatientIdentifier.patient_id, PatientIdentifier.value).where(
-        PatientIdentifier.patient_id.in_(patient_ids), PatientIdentifier.authority == Authority.resident_id))
-    return {pid: value for pid, value in rows if value is not None}
 
 
 def institution_names(db: Session, ids: set[int | None] | list[int | None]) -> dict[int, str]:

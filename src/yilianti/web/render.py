@@ -49,6 +49,22 @@ def mask_phone(value: str | None) -> str:
     return value[:3] + "*" * (len(value) - 7) + value[-4:] if len(value) > 8 else "*" * (len(value) - 2) + value[-2:]
 
 
+def age_parts(birth: date | None, today: date | None = None) -> tuple[int, str] | None:
+    """Age as a Chinese clinic shows it: years from 1 year on, months under 1 year, days under 1 month."""
+    if birth is None:
+        return None
+    today = today or clock.today_local()
+    if birth > today:
+        return None
+    years = today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
+    if years >= 1:
+        return years, "{n}岁"
+    months = (today.year - birth.year) * 12 + today.month - birth.month - (today.day < birth.day)
+    if months >= 1:
+        return months, "{n}个月"
+    return (today - birth).days, "{n}天"
+
+
 @lru_cache
 def environment(locale: str) -> jinja2.Environment:
     env = jinja2.Environment(
@@ -62,9 +78,13 @@ def environment(locale: str) -> jinja2.Environment:
     def _(text: str, **params: object) -> str:
         return translate(text, locale, **params)
 
+    def age(birth: date | None) -> str:
+        parts = age_parts(birth)
+        return translate(parts[1], locale, n=parts[0]) if parts else ""
+
     env.globals.update(_=_, locale=locale, fmt_dt=_fmt_dt, fmt_date=_fmt_date, mask_id=mask_id,
                        mask_phone=mask_phone)
-    env.filters.update(dt=_fmt_dt, d=_fmt_date, mask_id=mask_id, mask_phone=mask_phone)
+    env.filters.update(dt=_fmt_dt, d=_fmt_date, mask_id=mask_id, mask_phone=mask_phone, age=age)
     return env
 
 
