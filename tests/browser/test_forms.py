@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from datetime import date
 
+from playwright.sync_api import expect
+
 from tests import builders as b
 from tests.browser.conftest import login, pick_patient
 from tests.browser.test_referral_loop import _seed_routing
@@ -21,7 +23,7 @@ SHOTS = os.environ.get("YILIANTI_SCREENSHOTS")  # a folder: the pages are saved 
 
 def settled(page) -> None:  # type: ignore[no-untyped-def]
     """htmx has swapped and processed what it swapped in (a user is never this quick)."""
-    page.wait_for_function("!document.querySelector('.htmx-request, .htmx-settling, .htmx-swapping, .htmx-added')")
+    page.locator(".htmx-request, .htmx-settling, .htmx-swapping, .htmx-added").first.wait_for(state="detached")
     page.wait_for_timeout(50)
 
 
@@ -56,13 +58,13 @@ def test_a_failed_referral_submit_keeps_every_value(live_server, browser, page) 
     page.press("#f-specialty", "Enter")  # Enter looks up; it does not submit the form
     page.wait_for_selector("#routing-candidates")
     page.click(f"#choose-{seeded['lead']}")
-    page.wait_for_function(f"document.querySelector('#f-to_institution_id').value === '{seeded['lead']}'")
+    expect(page.locator("#f-to_institution_id")).to_have_value(str(seeded["lead"]))
     assert page.input_value("#f-to_department_id") == str(seeded["dept"])
     assert page.url == url and page.input_value("#f-reason").startswith("喘息反复发作")
     assert page.input_value("#f-patient_id") == patient_id
     # institution → departments: the other institution has none of these departments
     page.select_option("#f-to_institution_id", str(seeded["second"]))
-    page.wait_for_function("document.querySelectorAll('#f-to_department_id option').length === 1")
+    expect(page.locator("#f-to_department_id option")).to_have_count(1)
     settled(page)
     page.select_option("#f-to_institution_id", str(seeded["lead"]))
     page.wait_for_selector("#f-to_department_id option:has-text('小儿外科')", state="attached")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from datetime import time, timedelta
 
+from playwright.sync_api import expect
+
 from tests import builders as b
 from tests.browser.conftest import login, pick_patient
 from yilianti.kit import clock
@@ -191,7 +193,7 @@ def test_book_a_reserved_slot_from_inside_the_referral(live_server, browser, pag
     assert lead_row.locator(".free-reserved-slots").inner_text().strip() == "4"  # ceil(10 / 3)
     assert page.locator(f"#candidate-{seeded['second']}").count() == 0  # no such specialty there
     page.click(f"#choose-{seeded['lead']}")
-    page.wait_for_function(f"document.querySelector('#f-to_institution_id').value === '{seeded['lead']}'")
+    expect(page.locator("#f-to_institution_id")).to_have_value(str(seeded["lead"]))
     assert page.input_value("#f-to_department_id") == str(seeded["dept"])  # the matching department
     page.fill("#f-reason", "喘息反复发作，需呼吸专科评估")
     page.fill("#f-diagnoses", "J45.9 哮喘")
