@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from tests import builders as b
@@ -19,6 +19,19 @@ def test_audit_rows_cannot_be_updated_or_deleted(db):  # type: ignore[no-untyped
         with pytest.raises(DBAPIError), db.begin_nested():
             db.execute(text(stmt), {"i": event_id})
     assert db.get(AuditEvent, event_id) is not None
+
+
+def test_audit_log_cannot_be_emptied(db):  # type: ignore[no-untyped-def]
+    """TRUNCATE fires no row trigger: PostgreSQL refuses it by a statement trigger (SQLite has no TRUNCATE and
+    refuses DELETE without WHERE by the row trigger)."""
+    inst = b.institution(db)
+    b.user(db, inst, "doctor")
+    before = db.scalar(select(func.count()).select_from(AuditEvent))
+    assert before
+    stmt = "TRUNCATE audit_event" if db.get_bind().dialect.name == "postgresql" else "DELETE FROM audit_event"
+    with pytest.raises(DBAPIError, match="append-only"), db.begin_nested():
+        db.execute(text(stmt))
+    assert db.scalar(select(func.count()).select_from(AuditEvent)) == before
 
 
 def test_auditor_searches_reads_of_a_patient(db, client):  # type: ignore[no-untyped-def]

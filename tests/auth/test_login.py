@@ -22,6 +22,27 @@ def test_login_logout_and_home_shows_acting_institution(db, client):  # type: ig
     assert client.get("/", follow_redirects=False).status_code == 303
 
 
+def test_logout_ends_the_session_on_the_server(db, app):  # type: ignore[no-untyped-def]
+    """A copy of the cookie taken before the logout no longer signs anyone in (pages, API, the hot paths)."""
+    from fastapi.testclient import TestClient
+
+    inst = b.institution(db)
+    b.user(db, inst, "doctor", username="outdoc")
+    with TestClient(app) as browser, TestClient(app) as thief:
+        csrf = b.login(browser, "outdoc")
+        thief.cookies.update(dict(browser.cookies))  # captured before the logout
+        assert thief.get("/", follow_redirects=False).status_code == 200
+        assert thief.get("/api/v1/patients").status_code == 200
+        browser.post("/logout", data={"csrf_token": csrf})
+        assert thief.get("/", follow_redirects=False).status_code == 303
+        assert thief.get("/api/v1/patients").status_code == 401
+    assert db.scalar(select(AuditEvent.id).where(AuditEvent.username == "outdoc", AuditEvent.action == "logout"))
+    # a new login is a new session, unaffected by the ended one
+    with TestClient(app) as again:
+        b.login(again, "outdoc")
+        assert again.get("/api/v1/patients").status_code == 200
+
+
 def test_wrong_password_locks_account_after_five_failures(db, client):  # type: ignore[no-untyped-def]
     inst = b.institution(db)
     b.user(db, inst, "doctor", username="locky")

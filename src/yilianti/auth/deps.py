@@ -13,7 +13,6 @@ from yilianti.auth import service
 from yilianti.authz.subject import Subject
 from yilianti.db import get_db
 from yilianti.exceptions import AppError, Forbidden, Unauthenticated
-from yilianti.models.auth import User
 
 DB = Annotated[Session, Depends(get_db, scope="function")]
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -60,10 +59,10 @@ def resolve_subject(db: Session, request: Request) -> Subject | None:
             raise Unauthenticated("API 令牌无效或已过期", code="bad_token")
         request.state.subject = subject
         return subject
-    uid = request.session.get("uid")
-    if not uid:
+    uid, sid = request.session.get("uid"), request.session.get("sid")
+    if not uid or not isinstance(sid, str):
         return None
-    session_user = db.get(User, uid)
+    session_user = service.session_user(db, uid, sid)
     if session_user is None or not session_user.active or request.session.get("epoch") != session_user.session_epoch:
         request.session.clear()
         return None

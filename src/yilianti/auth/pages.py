@@ -46,13 +46,16 @@ async def login(request: Request, db: DB, username: Annotated[str, Form()] = "",
         db.commit()  # keep the failure count and the audit row even though we answer an error
         return render_page(request, "login.html", {"error": t(request, exc.message, **exc.params),
                                                    "username": username, "next": next}, exc.status)
+    session_id = service.start_session(db, user)
     request.session.clear()
-    request.session.update({"uid": user.id, "epoch": user.session_epoch, "csrf": new_csrf_token()})
+    request.session.update({"uid": user.id, "sid": session_id, "epoch": user.session_epoch,
+                            "csrf": new_csrf_token()})
     return RedirectResponse(safe_next(next), status_code=303)
 
 
 @router.post("/logout")
-def logout(request: Request, subject: CurrentSubject) -> Response:
+def logout(request: Request, db: DB, subject: CurrentSubject) -> Response:
+    service.end_session(db, subject, request.session.get("sid"))
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 

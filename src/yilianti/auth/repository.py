@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from yilianti.models.auth import User
+from yilianti.models.auth import LoginSession, User
 
 
 def display_names(db: Session, ids: Iterable[int | None]) -> dict[int, str]:
@@ -16,3 +17,23 @@ def display_names(db: Session, ids: Iterable[int | None]) -> dict[int, str]:
     if not wanted:
         return {}
     return {u.id: u.display_name for u in db.scalars(select(User).where(User.id.in_(wanted)))}
+
+
+def session_user(db: Session, user_id: int, session_key: str, at: datetime) -> User | None:
+    """The user of a login session that is still in force (not ended, not expired), in one query."""
+    return db.scalar(
+        select(User).join(LoginSession, LoginSession.user_id == User.id)
+        .where(User.id == user_id, LoginSession.id == session_key, LoginSession.ended_at.is_(None),
+               LoginSession.expires_at > at)
+    )
+
+
+def login_session(db: Session, session_key: str) -> LoginSession | None:
+    return db.get(LoginSession, session_key)
+
+
+def delete_expired_sessions(db: Session, user_id: int, before: datetime) -> None:
+    """A user's sessions that expired or ended before `before` (kept a while for the audit trail)."""
+    db.execute(delete(LoginSession).where(
+        LoginSession.user_id == user_id,
+        (LoginSession.expires_at < before) | (LoginSession.ended_at < before)))

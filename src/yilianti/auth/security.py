@@ -55,5 +55,9 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def new_session_id() -> str:
+    return secrets.token_urlsafe(32)
+
+
 def new_csrf_token() -> str:
     return secrets.token_urlsafe(24)

@@ -8,7 +8,15 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from yilianti.audit import service as audit
-from yilianti.auth.security import dummy_hash, hash_password, new_api_token, token_hash, verify_password
+from yilianti.auth import repository as auth_repo
+from yilianti.auth.security import (
+    dummy_hash,
+    hash_password,
+    new_api_token,
+    new_session_id,
+    token_hash,
+    verify_password,
+)
 from yilianti.authz.subject import InstitutionChoice, Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import Conflict, InvalidInput, Locked, NotFound, Unauthenticated
@@ -16,7 +24,7 @@ from yilianti.kit import clock
 from yilianti.kit.validate import Invalid
 from yilianti.kit.validate import username as valid_username
 from yilianti.models.alliance import Institution
-from yilianti.models.auth import ApiToken, Role, RoleAssignment, User
+from yilianti.models.auth import ApiToken, LoginSession, Role, RoleAssignment, User
 from yilianti.models.workforce import Practitioner
 
 
@@ -51,6 +59,29 @@ def authenticate(db: Session, username: str, password: str, ip: str | None = Non
     user.last_login_at = now
     audit.record(db, None, "login", "user", user.id, username=user.username, ip=ip, channel="web")
     return user
+
+
+def start_session(db: Session, user: User) -> str:
+    """A new login session of the user: the id for the cookie (only its hash is stored)."""
+    now = clock.now()
+    session_id = new_session_id()
+    auth_repo.delete_expired_sessions(db, user.id, now - timedelta(days=1))
+    db.add(LoginSession(id=token_hash(session_id), user_id=user.id, created_at=now,
+                        expires_at=now + timedelta(hours=get_settings().session_max_age_hours)))
+    return session_id
+
+
+def session_user(db: Session, user_id: int, session_id: str) -> User | None:
+    """The user of a cookie's login session while the session is in force (None once logged out or expired)."""
+    return auth_repo.session_user(db, user_id, token_hash(session_id), clock.now())
+
+
+def end_session(db: Session, subject: Subject, session_id: str | None) -> None:
+    """Logout: the session ends on the server, so a copy of the cookie no longer signs anyone in."""
+    row = auth_repo.login_session(db, token_hash(session_id)) if session_id else None
+    if row is not None and row.ended_at is None:
+        row.ended_at = clock.now()
+    audit.record(db, subject, "logout", "user", subject.user_id)
 
 
 def check_password_strength(password: str) -> None:

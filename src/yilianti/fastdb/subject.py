@@ -111,7 +111,8 @@ async def subject_of(request: Request) -> Subject:
     if token:
         subject = await _token_subject(request, token)
     else:
-        key = ("session", request.session.get("uid"), request.session.get("epoch"), request.session.get("inst"))
+        key = ("session", request.session.get("uid"), request.session.get("sid"), request.session.get("epoch"),
+               request.session.get("inst"))
         subject = _cached(key)
         if subject is None:
             subject = await _sync(resolve_subject, request)

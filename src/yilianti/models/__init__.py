@@ -3,7 +3,7 @@
 from yilianti.models.alliance import Alliance, Department, Institution, Membership
 from yilianti.models.attachment import Attachment
 from yilianti.models.audit import AuditEvent, AuditSeal
-from yilianti.models.auth import ApiToken, RoleAssignment, User
+from yilianti.models.auth import ApiToken, LoginSession, RoleAssignment, User
 from yilianti.models.base import Base
 from yilianti.models.cockpit import Indicator, IndicatorTarget
 from yilianti.models.consultation import (
@@ -67,7 +67,7 @@ from yilianti.models.workforce import PracticeSite, Practitioner
 __all__ = [
     "AccessGrant", "Alliance", "ApiToken", "AuditEvent", "AuditSeal", "Base", "CareRelationship", "Consent",
     "Department", "Institution", "Membership", "Notification", "OutboxMessage", "Patient",
-    "PatientIdentifier", "PracticeSite", "Practitioner", "RoleAssignment", "User",
+    "LoginSession", "PatientIdentifier", "PracticeSite", "Practitioner", "RoleAssignment", "User",
     "BedReservation", "Booking", "BookingRequest", "ClinicSession", "Closure", "Schedule", "ScheduleTemplate",
     "Slot", "Ward",
     "FollowUpTask", "Referral", "ReferralHistory",
