@@ -106,7 +106,6 @@ SERVICES_STILL_QUERYING = frozenset({
     "admin/service.py",
     "alliance/service.py",
     "attachments/service.py",
-    "auth/deps.py",
     "auth/service.py",
     "cli.py",
     "consultation/joint.py",

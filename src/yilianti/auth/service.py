@@ -72,8 +72,10 @@ def start_session(db: Session, user: User) -> str:
 
 
 def session_user(db: Session, user_id: int, session_id: str) -> User | None:
-    """The user of a cookie's login session while the session is in force (None once logged out or expired)."""
-    return auth_repo.session_user(db, user_id, token_hash(session_id), clock.now())
+    """The user of a cookie's login session until it is logged out (None after). Its age is bounded by the
+    cookie's signature (session_max_age_hours, checked by the session middleware); expires_at is kept for
+    clearing old rows."""
+    return auth_repo.session_user(db, user_id, token_hash(session_id))
 
 
 def end_session(db: Session, subject: Subject, session_id: str | None) -> None:
