@@ -2,8 +2,12 @@
 
 - `encrypt`/`decrypt`/`rotate`: MultiFernet (AES-128-CBC + HMAC-SHA256) under the keys of
   YILIANTI_DATA_KEYS or var/data.keys, newest first: encrypt with the newest, decrypt with any;
-  `rotate()` re-encrypts a token under the newest key (`yilianti keys rotate`).
-- `blind_index(kind, value)`: a keyed HMAC-SHA256 of the normalised value, under an index key of
+  `rotate()` re-encrypts a token under the newest key and the suite's algorithm (`yilianti keys rotate`).
+  With YILIANTI_CRYPTO_SUITE=sm (GB/T 39786 commercial cryptography) new tokens are SM4-GCM instead
+  ("sm4:" + base64 of key id, nonce, ciphertext and tag; the SM4 key is derived from the data key
+  with HMAC-SM3); tokens of either kind decrypt under either suite, so a change of suite is migrated
+  by `yilianti keys rotate` while the application runs.
+- `blind_index(kind, value)`: a keyed HMAC-SHA256 (HMAC-SM3 under the sm suite) of the normalised value, under an index key of
   its own (YILIANTI_INDEX_KEY or var/index.key, generated on first run next to data.keys), so a
   resident ID or a phone number can be found by exact value without being stored in clear.
   `kind` separates the domains ("id" for identifier values, "phone" for phone numbers).
@@ -16,16 +20,20 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import os
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
 
-from cryptography.fernet import Fernet, MultiFernet
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as crypto_hmac
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from sqlalchemy import ColumnElement, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.hybrid import Comparator, hybrid_property
@@ -51,27 +59,94 @@ def _index_key() -> bytes:
     return get_settings().resolved_index_key().encode()
 
 
+SM4_PREFIX = "sm4:"
+_SM4_KID, _SM4_NONCE, _SM4_TAG = 4, 12, 16
+
+
+def _hmac_sm3(key: bytes, data: bytes) -> bytes:
+    mac = crypto_hmac.HMAC(key, hashes.SM3())
+    mac.update(data)
+    return mac.finalize()
+
+
+@lru_cache
+def _sm4_keys() -> list[tuple[bytes, bytes]]:
+    """(key id, SM4 key) per data key, newest first: derived from the data key with HMAC-SM3."""
+    out = []
+    for key in get_settings().resolved_data_keys():
+        derived = _hmac_sm3(base64.urlsafe_b64decode(key.encode()), b"yilianti/sm4-field-key/v1")
+        out.append((derived[16:16 + _SM4_KID], derived[:16]))
+    return out
+
+
+def _sm_suite() -> bool:
+    return get_settings().crypto_suite == "sm"
+
+
 def reset() -> None:
     """Forget cached keys (after the settings changed, e.g. a key was added)."""
     _fernet.cache_clear()
     _newest.cache_clear()
     _index_key.cache_clear()
+    _sm4_keys.cache_clear()
+
+
+def _sm4_encrypt(value: str) -> str:
+    kid, key = _sm4_keys()[0]
+    nonce = os.urandom(_SM4_NONCE)
+    enc = Cipher(algorithms.SM4(key), modes.GCM(nonce)).encryptor()
+    body = enc.update(value.encode()) + enc.finalize()
+    return SM4_PREFIX + base64.urlsafe_b64encode(kid + nonce + body + enc.tag).decode()
+
+
+def _sm4_decrypt(token: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(token[len(SM4_PREFIX):].encode())
+    except ValueError as exc:
+        raise InvalidToken from exc
+    kid, nonce = raw[:_SM4_KID], raw[_SM4_KID:_SM4_KID + _SM4_NONCE]
+    body, tag = raw[_SM4_KID + _SM4_NONCE:-_SM4_TAG], raw[-_SM4_TAG:]
+    for key_id, key in _sm4_keys():
+        if key_id != kid:
+            continue
+        try:
+            dec = Cipher(algorithms.SM4(key), modes.GCM(nonce, tag)).decryptor()
+            return (dec.update(body) + dec.finalize()).decode()
+        except Exception:
+            continue
+    raise InvalidToken
 
 
 def encrypt(value: str) -> str:
+    if _sm_suite():
+        return _sm4_encrypt(value)
     return _fernet().encrypt(value.encode()).decode()
 
 
 def decrypt(token: str) -> str:
+    if token.startswith(SM4_PREFIX):
+        return _sm4_decrypt(token)
     return _fernet().decrypt(token.encode()).decode()
 
 
 def rotate(token: str) -> str:
-    return _fernet().rotate(token.encode()).decode()
+    """The token's value encrypted under the newest key with the suite's algorithm."""
+    if not _sm_suite() and not token.startswith(SM4_PREFIX):
+        return _fernet().rotate(token.encode()).decode()
+    return encrypt(decrypt(token))
 
 
 def is_current(token: str) -> bool:
-    """Whether the token is already encrypted under the newest key (rotation skips those)."""
+    """Whether the token is already under the newest key and the suite's algorithm (rotation skips those)."""
+    if token.startswith(SM4_PREFIX):
+        if not _sm_suite():
+            return False
+        try:
+            return base64.urlsafe_b64decode(token[len(SM4_PREFIX):].encode())[:_SM4_KID] == _sm4_keys()[0][0]
+        except ValueError:
+            return False
+    if _sm_suite():
+        return False
     try:
         _newest().decrypt(token.encode())
     except Exception:
@@ -120,7 +195,10 @@ def blind_index(kind: str, value: str | None) -> str | None:
     norm = normalise(kind, value)
     if not norm:
         return None
-    return hmac.new(_index_key(), f"{kind}\x1f{norm}".encode(), hashlib.sha256).hexdigest()[:BIDX_LENGTH]
+    message = f"{kind}\x1f{norm}".encode()
+    if _sm_suite():
+        return _hmac_sm3(_index_key(), message).hex()[:BIDX_LENGTH]
+    return hmac.new(_index_key(), message, hashlib.sha256).hexdigest()[:BIDX_LENGTH]
 
 
 TAIL_LENGTH = 4
@@ -138,7 +216,7 @@ def tail_index(value: str | None) -> str | None:
 
 
 class Encrypted(TypeDecorator[str]):
-    """Text column holding a Fernet token; Python sees the plaintext. Never compare it in SQL."""
+    """Text column holding a Fernet or SM4 token; Python sees the plaintext. Never compare it in SQL."""
 
     impl = Text
     cache_ok = True

@@ -1,10 +1,12 @@
 """Key rotation for the encrypted personal data (`yilianti keys rotate`).
 
 Every column of type `kit.crypto.Encrypted` in the schema is re-encrypted under the newest key of
-YILIANTI_DATA_KEYS (newest first); tokens already under the newest key are left alone, so a run
-that was interrupted can simply be started again. Each row is updated only if its token is still
-the one that was read (a concurrent change wins). With `reindex`, the blind indexes are recomputed
-from the decrypted values (after the index key changed). Progress goes to `out` (stderr).
+YILIANTI_DATA_KEYS (newest first) and the algorithm of YILIANTI_CRYPTO_SUITE (Fernet or SM4); tokens
+already current are left alone, and every blind index is recomputed from the decrypted value when it
+differs (the index key or the suite's HMAC changed), so a run that was interrupted can simply be
+started again. Each row's ciphertext and indexes change in one UPDATE, only if the token is still the
+one that was read (a concurrent change wins), committed per batch of rows: nothing is half-written.
+Progress goes to `out` (stderr).
 """
 
 from __future__ import annotations
@@ -50,33 +52,39 @@ def encrypted_columns() -> list[tuple[Table, list[str]]]:
 
 def rotate_all(conn: Connection, *, reindex: bool = False, out: TextIO | None = None,
                commit: Callable[[], None] | None = None) -> dict[str, int]:
-    """Re-encrypt every encrypted value under the newest key; returns {table.column: values rewritten}."""
+    """Bring every encrypted value and blind index to the newest key and the suite's algorithms; returns
+    {table.column: values rewritten}. `reindex` is kept for the command line: the indexes are always checked."""
     out = out if out is not None else sys.stderr
     indexes: dict[tuple[str, str], list[tuple[str, Callable[[str], str | None]]]] = {}
-    for t, enc, bidx, fn in BLIND_INDEXES if reindex else []:
+    for t, enc, bidx, fn in BLIND_INDEXES:
         indexes.setdefault((t, enc), []).append((bidx, fn))
     done: dict[str, int] = {}
     for table, cols in encrypted_columns():
         total = conn.scalar(text(f"SELECT count(*) FROM {table.name}")) or 0
         for col in cols:
             done[f"{table.name}.{col}"] = 0
+        names = [*cols, *(bidx for col in cols for bidx, _ in indexes.get((table.name, col), []))]
         last, seen = 0, 0
-        select_cols = ", ".join(cols)
         while True:
-            rows = conn.execute(text(f"SELECT id, {select_cols} FROM {table.name} WHERE id > :last "
+            rows = conn.execute(text(f"SELECT id, {', '.join(names)} FROM {table.name} WHERE id > :last "
                                      f"ORDER BY id LIMIT :n"), {"last": last, "n": BATCH}).all()
             if not rows:
                 break
             for row in rows:
-                for i, col in enumerate(cols, 1):
-                    token = row[i]
+                stored = dict(zip(names, row[1:], strict=True))
+                for col in cols:
+                    token = stored[col]
                     if token is None:
                         continue
                     new_values: dict[str, str | None] = {}
                     if not crypto.is_current(token):
                         new_values[col] = crypto.rotate(token)
-                    for bidx, fn in indexes.get((table.name, col), []):
-                        new_values[bidx] = fn(crypto.decrypt(token))
+                    col_indexes = indexes.get((table.name, col), [])
+                    plain = crypto.decrypt(token) if col_indexes else ""
+                    for bidx, fn in col_indexes:
+                        fresh = fn(plain)
+                        if fresh != stored[bidx]:
+                            new_values[bidx] = fresh
                     if not new_values:
                         continue
                     sets = ", ".join(f"{k} = :v_{k}" for k in new_values)
