@@ -290,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     cu.add_argument("--password", help="or YILIANTI_NEW_USER_PASSWORD, or asked interactively")
     cu.add_argument("--display-name")
     cu.add_argument("--role", required=True, choices=["system_admin", "alliance_admin", "institution_admin",
-                                                      "doctor", "nurse", "reader", "coordinator", "auditor"])
+                                                      "doctor", "nurse", "reader", "coordinator", "auditor",
+                                                      "health_commission"])
     cu.add_argument("--institution", help="institution name or id")
     cu.set_defaults(fn=cmd_create_user)
     empi = sub.add_parser("empi", help="master patient index tools")

@@ -148,3 +148,29 @@ def test_cockpit_page_export_and_who_sees_it(db, client, world) -> None:  # type
     client.post("/logout", data={"csrf_token": csrf})
     b.login(client, "cockpitstranger")
     assert client.get(f"/cockpit?alliance_id={aid}").status_code == 403
+
+
+def test_health_commission_sees_the_alliances_of_its_region_and_no_patient(db, client, world) -> None:  # type: ignore[no-untyped-def]
+    from yilianti.models.alliance import Institution
+
+    commission = Institution(name="廊坊市卫生健康委员会", kind="health_authority", province="河北", city="廊坊")
+    county_lead = b.institution(db, "香河县人民医院", province="河北", city="廊坊")
+    township = b.institution(db, "渠口镇卫生院", kind="township", level=1, province="河北", city="廊坊")
+    db.add(commission)
+    db.flush()
+    xianghe = b.alliance(db, (county_lead, "lead"), (township, "member"), name="香河县医共体")
+    auth_service.create_user(db, None, "lfcommission", b.PASSWORD, "廊坊市卫健委", [("health_commission", commission.id, None)])
+    doctor = b.user(db, township, "doctor", username="qkdoc")
+    pat = b.patient(db, b.subject_for(db, doctor), "李四")
+    db.flush()
+    b.login(client, "lfcommission")
+    page = client.get("/cockpit")
+    assert page.status_code == 200
+    options = re.search(r'<select id="f-alliance_id" name="alliance_id">(.*?)</select>', page.text, re.S).group(1)  # type: ignore[union-attr]
+    assert "香河县医共体" in options and "保定托管医联体" not in options
+    assert client.get(f"/cockpit?alliance_id={world['alliance'].id}").status_code == 403
+    assert client.get(f"/cockpit?alliance_id={xianghe.id}").status_code == 200
+    # figures, never a patient
+    assert client.get("/patients").status_code in (403, 404)
+    assert client.get(f"/api/v1/patients/{pat.id}").status_code in (401, 403, 404)
+    assert "张三" not in page.text and "李四" not in page.text

@@ -10,7 +10,7 @@ from yilianti.models.auth import Role
 
 ROLE_CODES = [r.value for r in Role]
 # roles held at an institution; alliance_admin is held for an alliance, system_admin for everything
-INSTITUTION_ROLES = ("institution_admin", "doctor", "nurse", "reader", "coordinator", "auditor")
+INSTITUTION_ROLES = ("institution_admin", "doctor", "nurse", "reader", "coordinator", "auditor", "health_commission")
 
 
 def _blank(value: object) -> object:

@@ -10,7 +10,14 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from yilianti.kit import clock
-from yilianti.models.alliance import Alliance, Department, Institution, MemberRole, Membership
+from yilianti.models.alliance import (
+    Alliance,
+    Department,
+    Institution,
+    InstitutionKind,
+    MemberRole,
+    Membership,
+)
 from yilianti.models.workforce import PracticeSite, Practitioner
 
 
@@ -20,6 +27,21 @@ def current_on(on: date | ColumnElement[Any], member: Any = Membership) -> Colum
     Membership entity or an alias of it (`aliased(Membership)`)."""
     return and_(or_(member.joined_on.is_(None), member.joined_on <= on),
                 or_(member.left_on.is_(None), member.left_on > on))
+
+
+def alliances_in_region(db: Session, authority_id: int | None, on: date) -> set[int]:
+    """The alliances a health authority supervises: those whose lead institution (in force on `on`) lies in its
+    region — the same province, and the same city and county where the authority names them."""
+    authority = db.get(Institution, authority_id) if authority_id is not None else None
+    if authority is None or authority.kind != InstitutionKind.health_authority:
+        return set()
+    stmt = (select(Membership.alliance_id).join(Institution, Institution.id == Membership.institution_id)
+            .where(Membership.role == MemberRole.lead, current_on(on), Institution.province == authority.province))
+    if authority.city:
+        stmt = stmt.where(Institution.city == authority.city)
+    if authority.county:
+        stmt = stmt.where(Institution.county == authority.county)
+    return set(db.scalars(stmt))
 
 
 def search_alliances(db: Session, on: date, *, model: str | None = None, q: str | None = None,

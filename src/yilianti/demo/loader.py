@@ -160,11 +160,17 @@ DIAGNOSTICS_ACCOUNTS: tuple[_AccountSpec, ...] = (
 )
 
 
+# Added with the cockpit (demo/cockpit.py creates the authority and the account behind its own marker).
+COCKPIT_ACCOUNTS: tuple[_AccountSpec, ...] = (
+    _AccountSpec("langfang-commission", Role.health_commission, "廊坊市卫生健康委员会", "廊坊市卫健委医政科"),
+)
+
+
 def demo_accounts() -> list[DemoAccount]:
     """The demo accounts (one line each is printed by `make demo`)."""
     return [DemoAccount(a.username, DEMO_PASSWORD, str(a.role), a.institution or PLATFORM)
             for a in (*_ACCOUNTS, *SCHEDULING_ACCOUNTS, *REFERRAL_ACCOUNTS, *RECOGNITION_ACCOUNTS,
-                      *DIAGNOSTICS_ACCOUNTS)]
+                      *DIAGNOSTICS_ACCOUNTS, *COCKPIT_ACCOUNTS)]
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ class InstitutionKind(StrEnum):
     village = "village"
     emergency = "emergency"
     private = "private"
+    health_authority = "health_authority"  # 卫生健康委员会: supervises the alliances of its region, treats no one
 
 
 GRASSROOTS_KINDS = frozenset(

@@ -22,6 +22,7 @@ class Role(StrEnum):
     reader = "reader"
     coordinator = "coordinator"
     auditor = "auditor"
+    health_commission = "health_commission"  # a 卫健委 seeing the cockpits of its region, no patient data
 
 
 CLINICAL_ROLES = frozenset({Role.doctor, Role.nurse, Role.reader, Role.coordinator})

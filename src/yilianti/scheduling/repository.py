@@ -7,10 +7,11 @@ from datetime import date, timedelta
 from sqlalchemy import ColumnElement, Integer, and_, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
-from yilianti.alliance.repository import current_on
+from yilianti.alliance.repository import alliances_in_region, current_on
 from yilianti.authz.subject import Subject
 from yilianti.kit import clock
 from yilianti.models.alliance import Alliance, Department, Institution, MemberRole, Membership
+from yilianti.models.auth import Role
 from yilianti.models.scheduling import (
     BedReservation,
     Booking,
@@ -60,9 +61,12 @@ def is_current_member(db: Session, alliance_id: int, institution_id: int | None)
 
 
 def can_see_alliance_figures(db: Session, subject: Subject, alliance_id: int) -> bool:
-    """Aggregate figures of an alliance: its members, its administrators, system administrators."""
+    """Aggregate figures of an alliance: its members, its administrators, system administrators, and the health
+    commission of the region its lead institution lies in (which sees figures, never a patient)."""
     return (subject.is_system_admin or alliance_id in subject.alliance_admin_of
-            or is_current_member(db, alliance_id, subject.acting_institution_id))
+            or is_current_member(db, alliance_id, subject.acting_institution_id)
+            or (subject.has(Role.health_commission)
+                and alliance_id in alliances_in_region(db, subject.acting_institution_id, clock.today_local())))
 
 
 def practitioners_for_site(db: Session, institution_id: int) -> list[tuple[Practitioner, bool]]:

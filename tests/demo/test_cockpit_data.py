@@ -1,0 +1,93 @@
+"""The demo's cockpit, recounted straight from the tables: for every alliance of the demo and the last year,
+each computed indicator equals what a plain count over the source tables gives (written here without the
+cockpit's measures: raw SQL and date arithmetic of its own)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+from statistics import median
+
+from sqlalchemy import text
+
+from yilianti.cockpit import service
+from yilianti.kit import clock
+
+
+def _members(db, alliance_id):  # type: ignore[no-untyped-def]
+    spans: dict[int, list[tuple[date | None, date | None]]] = {}
+    for inst, joined, left in db.execute(text(
+            "SELECT institution_id, joined_on, left_on FROM membership WHERE alliance_id = :a"), {"a": alliance_id}):
+        j = date.fromisoformat(str(joined)) if joined else None
+        lft = date.fromisoformat(str(left)) if left else None
+        spans.setdefault(inst, []).append((j, lft))
+
+    def member(inst: int, day: date) -> bool:
+        return any((j is None or j <= day) and (lft is None or day < lft) for j, lft in spans.get(inst, []))
+    return member
+
+
+def _local_day(value) -> date:  # type: ignore[no-untyped-def]
+    from datetime import datetime
+    at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return clock.to_local(clock.as_utc(at)).date()
+
+
+def test_every_computed_indicator_recounts_from_the_tables(db) -> None:  # type: ignore[no-untyped-def]
+    today = clock.today_local()
+    start, end = date(today.year - 1, today.month, 1), today
+    checked = 0
+    for (alliance_id,) in db.execute(text("SELECT id FROM alliance ORDER BY id")).all():
+        member = _members(db, alliance_id)
+        figs = {f.indicator.code: f for f in service.compute(db, alliance_id, start, end)}
+        up: Counter[str] = Counter()
+        down: Counter[str] = Counter()
+        for direction, at, f, t in db.execute(text(
+                "SELECT direction, submitted_at, from_institution_id, to_institution_id FROM referral "
+                "WHERE submitted_at IS NOT NULL")):
+            day = _local_day(at)
+            if start <= day <= end and member(f, day) and member(t, day):
+                (up if direction == "up" else down)[f"{day:%Y-%m}"] += 1
+        assert figs["referral.up"].value == sum(up.values())
+        assert figs["referral.down"].value == sum(down.values())
+        assert {m: v for m, v in figs["referral.up"].by_month.items() if v} == {m: float(v) for m, v in up.items()}
+        reads, tats = 0, []
+        for at, ordering, _centre, tat in db.execute(text(
+                "SELECT reported_at, ordering_institution_id, reading_centre_institution_id, tat_minutes "
+                "FROM diagnostic_order WHERE status IN ('final', 'amended') AND reading_centre_institution_id IS NOT NULL "
+                "AND reading_centre_institution_id <> ordering_institution_id AND reported_at IS NOT NULL")):
+            day = _local_day(at)
+            if start <= day <= end and member(ordering, day):
+                reads += 1
+                if tat is not None:
+                    tats.append(tat)
+        assert figs["centres.remote_reads"].value == reads
+        assert figs["centres.tat_median"].value == (median(tats) if tats else None)
+        decisions = reused = saved = 0
+        for at, inst, decision, fen in db.execute(text(
+                "SELECT decided_at, institution_id, decision, price_saved_fen FROM recognition_decision")):
+            day = _local_day(at)
+            if start <= day <= end and member(inst, day):
+                decisions += 1
+                if decision == "reuse":
+                    reused += 1
+                    saved += fen or 0
+        assert figs["recognition.rate"].value == (reused / decisions if decisions else None)
+        assert figs["recognition.saved"].value == saved / 100
+        consults = sum(1 for at, req in db.execute(text(
+            "SELECT created_at, requesting_institution_id FROM consultation"))
+            if start <= _local_day(at) <= end and member(req, _local_day(at)))
+        assert figs["centres.consultations"].value == consults
+        checked += 1
+    assert checked >= 10
+
+
+def test_the_langfang_commission_sees_the_alliances_led_from_langfang(db) -> None:  # type: ignore[no-untyped-def]
+    from yilianti.alliance.repository import alliances_in_region
+    from yilianti.demo.cockpit import COMMISSION
+
+    authority = db.execute(text("SELECT id FROM institution WHERE name = :n"), {"n": COMMISSION}).scalar_one()
+    keys = {k for (k,) in db.execute(text("SELECT key FROM alliance WHERE id IN ({})".format(
+        ",".join(str(i) for i in alliances_in_region(db, authority, clock.today_local())) or "0")))}
+    assert {"xianghe-county", "guan-county", "langfang-chest-pain"} <= keys
+    assert not keys & {"baoding-trusteeship", "tianjin-pediatric", "chaoyang-pediatric"}
