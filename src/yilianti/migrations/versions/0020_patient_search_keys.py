@@ -7,8 +7,8 @@ blind indexes (kit/crypto.py `tail_index`; kind "tail"), never in clear; the ini
 name, which is stored in clear. Existing rows are filled here with the application's keys;
 `yilianti keys rotate --reindex` recomputes the tails with the other blind indexes.
 
-Revision ID: 0019
-Revises: 0018
+Revision ID: 0020
+Revises: 0019
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0019'
-down_revision = '0018'
+revision = '0020'
+down_revision = '0019'
 branch_labels = None
 depends_on = None
 
