@@ -5,7 +5,7 @@ claims it from the worklist (htmx), writes and signs the report; the township se
 from __future__ import annotations
 
 from tests import builders as b
-from tests.browser.conftest import login
+from tests.browser.conftest import login, pick_patient
 from tests.diagnostics.helpers import dx_world
 from yilianti.diagnostics.orders import workflow
 from yilianti.models.diagnostics import DiagnosticOrder
@@ -23,10 +23,10 @@ def test_township_orders_county_reads_and_signs(live_server, browser, page) -> N
 
     # 1. the township doctor orders a head CT
     login(page, base, seeded["site"], b.PASSWORD)
-    page.goto(f"{base}/diagnostics/orders/new?q={seeded['patient']}")
-    page.select_option("#f-patient_id", page.get_attribute(f"#f-patient_id option:has-text('{seeded['patient']}')",
-                                                           "value"))
-    page.select_option("#f-item_id", str(seeded["ct"]))
+    page.goto(f"{base}/diagnostics/orders/new")
+    pick_patient(page, seeded["patient"], seeded["patient"])
+    page.check(f"#item-{seeded['ct']}")
+    page.wait_for_selector(f"#check-{seeded['ct']}")  # the item's recognition check, filled in place
     page.select_option("#f-priority", "urgent")
     page.fill("#f-clinical_question", "突发头痛伴呕吐2小时")
     page.click("#submit-order")

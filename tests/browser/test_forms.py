@@ -104,3 +104,45 @@ def test_a_failed_referral_submit_keeps_every_value(live_server, browser, page) 
     page.wait_for_url(f"{base}/referrals/*?done=submit")
     content = page.content()
     assert "J45.9" in content and "布地奈德雾化" in content and "头孢类" in content
+
+
+def _seed_recognition(db):  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from tests.recognition.helpers import days_ago, price, thyroid, world
+    from yilianti.models.diagnostics import DiagnosticItem
+
+    w = world(db)
+    result_id = thyroid(db, w, days_ago(3))
+    price(db, w.beijing, "LAB-TFT", 12000)
+    price(db, w.beijing, "LAB-GLU", 1000)
+    items = {i.code: i.id for i in db.scalars(select(DiagnosticItem).where(
+        DiagnosticItem.reading_centre_institution_id == w.beijing.id))}
+    return {"user": w.bj_doctor.username, "result": result_id, "tft": items["LAB-TFT"], "glu": items["LAB-GLU"]}
+
+
+def test_the_new_order_form_offers_recognised_results_inline(live_server, browser, page) -> None:  # type: ignore[no-untyped-def]
+    seeded = live_server.seed(_seed_recognition)
+    base = live_server.url
+    login(page, base, seeded["user"], b.PASSWORD)
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.goto(f"{base}/diagnostics/orders/new")
+    page.check(f"#item-{seeded['glu']}")
+    page.check(f"#item-{seeded['tft']}")
+    pick_patient(page, "lxl", "李秀兰")  # choosing the patient checks the items already ticked
+    check = page.locator(f"#check-{seeded['tft']}")
+    expect(check.locator(".hr-mark")).to_have_text("HR 京津冀")
+    assert "测试香河县人民医院" in check.inner_text() and "TSH 2.1" in check.inner_text()
+    expect(page.locator(f"#check-{seeded['glu']}")).to_contain_text("不在互认目录")
+    page.fill("#f-clinical_question", "甲亢复查")
+    page.click("#submit-order")  # no choice yet: asked beside the item, nothing placed, nothing lost
+    page.wait_for_selector(f"#err-choice_{seeded['tft']}")
+    assert page.is_checked(f"#item-{seeded['glu']}") and page.input_value("#f-clinical_question") == "甲亢复查"
+    _shot(page, "order-recognition-1366")
+    page.set_viewport_size({"width": 390, "height": 844})
+    _shot(page, "order-recognition-390")
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.check(f"#reuse-{seeded['tft']}-{seeded['result']}")
+    page.click("#submit-order")
+    page.wait_for_url(f"{base}/diagnostics/orders?placed=1&reused=1")
+    assert "1项采用互认结果" in page.inner_text(".alert.ok")

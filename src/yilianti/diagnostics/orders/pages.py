@@ -32,6 +32,8 @@ from yilianti.models.diagnostics import DiagnosticItem, DiagnosticOrder
 from yilianti.models.patient import Patient
 from yilianti.models.workforce import Practitioner
 from yilianti.patients import service as patients
+from yilianti.recognition import ordering
+from yilianti.recognition import service as recognition
 from yilianti.scheduling import repository as sched_repo
 from yilianti.web.forms import errors_of, opt_int
 from yilianti.web.render import render_page, t
@@ -167,55 +169,98 @@ async def item_price(request: Request, item_id: int, db: DB, subject: CurrentSub
 # ------------------------------------------------------------------------------------- ordering
 
 
-def _order_form(db: Session, subject: Subject, values: dict[str, str], errors: dict[str, str], q: str) -> dict[str, Any]:
+ORDER_FIELDS = ("patient_id", "priority", "clinical_question")
+
+
+def _order_values(params: Any) -> tuple[dict[str, str], list[int], dict[int, ordering.Choice]]:
+    """The form's values, its chosen item ids (`item_ids`, or one `item_id`) and each item's recognition choice."""
+    values = {k: str(params.get(k, "") or "") for k in ORDER_FIELDS}
+    ids: list[int] = []
+    for raw in [*params.getlist("item_ids"), params.get("item_id") or ""]:
+        got = opt_int(str(raw))
+        if got is not None and got not in ids:
+            ids.append(got)
+    choices = {i: ordering.Choice(choice=str(params.get(f"choice_{i}", "") or ""),
+                                  reason_code=str(params.get(f"reason_code_{i}", "") or ""),
+                                  reason_text=str(params.get(f"reason_text_{i}", "") or ""),
+                                  informed=params.get(f"informed_{i}") == "1") for i in ids}
+    return values, ids, choices
+
+
+def _check_context(db: Session, subject: Subject, patient: Patient | None, item_ids: list[int],
+                   choices: dict[int, ordering.Choice], errors: dict[str, str]) -> dict[str, Any]:
+    rows = ordering.chosen_rows(db, subject, item_ids)
+    checks = ordering.check(db, subject, patient.id, rows) if patient is not None else []
+    return {"checks": checks, "choices": choices, "errors": errors, "patient": patient,
+            "reasons": recognition.RETEST_REASONS}
+
+
+def _order_form(db: Session, subject: Subject, values: dict[str, str], item_ids: list[int],
+                choices: dict[int, ordering.Choice], errors: dict[str, str]) -> dict[str, Any]:
     own = subject.acting_institution_id
     assert own is not None
-    patient_rows = patients.search(db, subject, q, limit=30) if q or not values.get("patient_id") else []
-    chosen = opt_int(values.get("patient_id"))
-    if chosen is not None and all(p.id != chosen for p in patient_rows) and policy.decide(db, subject, chosen):
-        p = kit.get(db, Patient, chosen)
-        if p is not None:
-            patient_rows = [p, *patient_rows]
-    return _ctx({"values": values, "errors": errors, "q": q, "patients": patient_rows,
-                 "items": workflow.orderable(db, own)})
+    patient = patients.picked(db, subject, opt_int(values.get("patient_id")))
+    ctx = _check_context(db, subject, patient, item_ids, choices, errors)
+    ctx.update({"values": values, "item_ids": item_ids, "items": workflow.orderable(db, own)})
+    return _ctx(ctx)
 
 
 @router.get("/diagnostics/orders/new")
-def order_new(request: Request, db: DB, subject: Clinical, q: str = "", patient_id: str = "",
-              item_id: str = "") -> Response:
-    values = {"patient_id": patient_id, "item_id": item_id, "priority": "routine", "clinical_question": ""}
-    return render_page(request, "diagnostics/order_new.html", _order_form(db, subject, values, {}, q))
+def order_new(request: Request, db: DB, subject: Clinical) -> Response:
+    values, item_ids, choices = _order_values(request.query_params)
+    values["priority"] = values["priority"] or "routine"
+    return render_page(request, "diagnostics/order_new.html", _order_form(db, subject, values, item_ids, choices, {}))
+
+
+@router.get("/diagnostics/orders/new/check")
+def order_new_check(request: Request, db: DB, subject: Clinical) -> Response:
+    """Fragment: each chosen item's recognised results for the chosen patient, with the reuse / re-test choice."""
+    values, item_ids, choices = _order_values(request.query_params)
+    patient = patients.picked(db, subject, opt_int(values.get("patient_id")))
+    return render_page(request, "diagnostics/_order_check.html",
+                       _ctx(_check_context(db, subject, patient, item_ids, choices, {})))
 
 
 @router.post("/diagnostics/orders/new")
 async def order_create(request: Request, db: DB, subject: Clinical) -> Response:
     form = await request.form()
-    values = {k: str(form.get(k, "") or "") for k in ("patient_id", "item_id", "priority", "clinical_question")}
+    values, item_ids, choices = _order_values(form)
     try:
         with db.begin_nested():
-            order = workflow.place_order(db, subject, patient_id=opt_int(values["patient_id"]) or 0,
-                                         item_id=opt_int(values["item_id"]) or 0,
-                                         priority=values["priority"] or "routine",
-                                         clinical_question=values["clinical_question"])
+            placed = ordering.place(db, subject, patient_id=opt_int(values["patient_id"]) or 0, item_ids=item_ids,
+                                    choices=choices, priority=values["priority"] or "routine",
+                                    clinical_question=values["clinical_question"])
     except AppError as exc:
-        if exc.status not in (403, 404, 422):
+        if exc.status not in (403, 404, 409, 422):
             raise
+        db.expire_all()
         errors = errors_of(request, exc)
         if exc.status == 404:
             errors = {"patient_id": t(request, "未找到该患者，或您无权查看")}
-        return render_page(request, "diagnostics/order_new.html", _order_form(db, subject, values, errors, ""),
+        elif exc.status in (403, 409):
+            errors = {"_form": t(request, exc.message, **exc.params)}
+        if "item_id" in errors:
+            errors["item_ids"] = errors.pop("item_id")
+        return render_page(request, "diagnostics/order_new.html",
+                           _order_form(db, subject, values, item_ids, choices, errors),
                            422 if exc.status == 404 else exc.status)
-    return RedirectResponse(f"/diagnostics/orders/{order.id}?done=ordered", status_code=303)
+    if len(placed.orders) == 1 and not placed.reused:
+        return RedirectResponse(f"/diagnostics/orders/{placed.orders[0].id}?done=ordered", status_code=303)
+    return RedirectResponse(f"/diagnostics/orders?placed={len(placed.orders)}&reused={len(placed.reused)}",
+                            status_code=303)
 
 
 @router.get("/diagnostics/orders")
-def order_list(request: Request, db: DB, subject: Clinical, status: str = "", view: str = "site") -> Response:
+def order_list(request: Request, db: DB, subject: Clinical, status: str = "", view: str = "site",
+               placed: str = "", reused: str = "") -> Response:
     centre = view == "centre"
     rows = reading.centre_orders(db, subject) if centre else \
         workflow.site_orders(db, subject, status=status if status in states.STATUS_LABELS else None)
     return render_page(request, "diagnostics/orders.html", _ctx({
         "rows": rows, "status": status, "view": "centre" if centre else "site",
-        "is_centre": _is_centre(db, subject)}))
+        "is_centre": _is_centre(db, subject),
+        "flash": t(request, "已开具{n}项检查申请，{m}项采用互认结果（不再检查）", n=opt_int(placed) or 0,
+                   m=opt_int(reused) or 0) if placed or reused else None}))
 
 
 # ------------------------------------------------------------------------------------- detail and moves
@@ -263,8 +308,6 @@ def _detail_context(db: Session, subject: Subject, order_id: int, error: str | N
 
 def _hr_mark(db: Session, order: DiagnosticOrder) -> str:
     """The mutual-recognition mark ("HR 京津冀") the result carries, decided by QC on its date (DOMAIN §6)."""
-    from yilianti.recognition import service as recognition  # recognition builds on diagnostics
-
     return recognition.hr_mark(db, order).label
 
 
