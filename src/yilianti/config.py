@@ -60,6 +60,14 @@ class Settings(BaseSettings):
     hl7_fast_path: bool = True
     hl7_processes: int = 1
     hl7_writers: int = 4
+    # an MLLP connection with no byte for this long between messages (idle, or half-open) is closed; so is one
+    # whose frame has not ended this long after its first byte
+    hl7_idle_timeout: float = Field(default=600.0, gt=0)
+    hl7_frame_timeout: float = Field(default=30.0, gt=0)
+    # character set of senders that leave MSH-18 empty, by MSH-3 sending application and/or MSH-4 facility, e.g.
+    # YILIANTI_HL7_CHARSETS='{"LIS@渠口镇卫生院": "GB18030", "ECG": "GBK", "*": "UNICODE UTF-8"}' (others: UTF-8);
+    # checked when the receivers start (diagnostics/receivers/mllp.SenderCharsets)
+    hl7_charsets: dict[str, str] = Field(default_factory=dict)
     # Orthanc as the PACS behind the embedded store: received instances are POSTed to its REST API
     # (empty = embedded store only); the public URL is what browsers are linked to, if different
     orthanc_url: str = ""

@@ -110,7 +110,7 @@ def test_quarantined_message_can_be_rejected_by_a_person(db: Session) -> None:
     inbound = db.get(InboundMessage, outcome.inbound_id)
     assert inbound is not None and inbound.suggested_patient_id is None
     ingest.reject_inbound(db, w.reader, inbound.id, "外院误发")
-    assert inbound.status == "rejected" and "外院误发" in (inbound.reason or "")
+    assert inbound.status == "discarded" and "外院误发" in (inbound.reason or "")
 
 
 def test_dicom_with_unknown_accession_is_suggested_and_attached(db: Session, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -20,8 +20,13 @@ from tests.diagnostics.conftest import free_port, make_order
 from tests.diagnostics.test_hl7_receiver import (  # noqa: F401 - run again against the lean receiver
     oru,
     send,
+    test_a_gb18030_message_with_a_rare_character_is_stored_and_acked_in_gb18030,
+    test_a_gbk_message_without_msh18_uses_the_senders_default,
+    test_a_nul_byte_is_ar_kept_as_bytes_and_never_ae,
     test_a_resent_message_is_acknowledged_again_and_stored_once,
     test_garbage_is_ar_and_kept,
+    test_gbk_bytes_from_an_unconfigured_sender_are_ar_and_kept,
+    test_idle_and_half_open_connections_are_closed,
     test_known_accession_is_stored_and_acknowledged_aa,
     test_mllp_send_console_script_with_loose_file,
     test_newline_separated_segments_are_accepted,
@@ -31,6 +36,7 @@ from tests.diagnostics.test_hl7_receiver import (  # noqa: F401 - run again agai
 )
 from yilianti.diagnostics.receivers import ingest as hl7_ingest
 from yilianti.diagnostics.receivers.hl7_fast import FastHl7Ingest, FastHl7Receiver, asyncpg_dsn, parse_lean
+from yilianti.diagnostics.receivers.mllp import MllpOptions
 from yilianti.models.audit import AuditEvent
 from yilianti.models.diagnostics import (
     CriticalValue,
@@ -55,6 +61,20 @@ def receiver(committed: sessionmaker[Session]) -> Iterator[FastHl7Receiver]:
     rx = FastHl7Receiver(committed, "127.0.0.1", free_port(), database_url=url).start()
     yield rx
     rx.stop()
+
+
+@pytest.fixture(scope="module")
+def make_receiver(committed: sessionmaker[Session]) -> Iterator[Callable[[MllpOptions], FastHl7Receiver]]:
+    url = committed.kw["bind"].url.render_as_string(hide_password=False)
+    started: list[FastHl7Receiver] = []
+
+    def make(options: MllpOptions) -> FastHl7Receiver:
+        started.append(FastHl7Receiver(committed, "127.0.0.1", free_port(), database_url=url, options=options).start())
+        return started[-1]
+
+    yield make
+    for rx in started:
+        rx.stop()
 
 
 TABLES: list[Any] = [InboundMessage, LabObservation, DiagnosticOrderHistory, AuditEvent, OutboxMessage, CriticalValue]

@@ -1,10 +1,17 @@
-"""HL7 v2 ORU^R01 over MLLP with python-hl7's own client: AA stored, AE quarantined, AR rejected."""
+"""HL7 v2 ORU^R01 over MLLP with python-hl7's own client: AA stored, AE quarantined, AR rejected.
+
+Also: refused content (NUL) kept as bytes with AR, never "AE, resend"; idle and half-open
+connections closed; GB 18030 / GBK messages (MSH-18 or the sender's default) and ACKs in them.
+test_hl7_fast.py runs the MLLP tests again against the lean receiver.
+"""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import hl7
@@ -16,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.diagnostics.conftest import free_port, make_order
 from yilianti.diagnostics.receivers import ingest
 from yilianti.diagnostics.receivers.hl7 import Hl7Receiver
+from yilianti.diagnostics.receivers.mllp import MllpOptions, SenderCharsets
 from yilianti.models.audit import AuditEvent
 from yilianti.models.diagnostics import DiagnosticOrder, InboundMessage, LabObservation
 
@@ -27,10 +35,23 @@ def receiver(committed: sessionmaker[Session]) -> Iterator[Hl7Receiver]:
     rx.stop()
 
 
+@pytest.fixture(scope="module")
+def make_receiver(committed: sessionmaker[Session]) -> Iterator[Callable[[MllpOptions], Hl7Receiver]]:
+    started: list[Hl7Receiver] = []
+
+    def make(options: MllpOptions) -> Hl7Receiver:
+        started.append(Hl7Receiver(committed, "127.0.0.1", free_port(), options).start())
+        return started[-1]
+
+    yield make
+    for rx in started:
+        rx.stop()
+
+
 def oru(accession: str, control: str, name: str = "张三丰", rid: str = "110105196501010011",
-        sep: str = "\r") -> str:
+        sep: str = "\r", charset: str = "UNICODE UTF-8") -> str:
     return sep.join([
-        f"MSH|^~\\&|LIS|渠口镇卫生院|YILIANTI|香河县人民医院|20261123083000||ORU^R01^ORU_R01|{control}|P|2.5.1|||||CHN|UNICODE UTF-8",
+        f"MSH|^~\\&|LIS|渠口镇卫生院|YILIANTI|香河县人民医院|20261123083000||ORU^R01^ORU_R01|{control}|P|2.5.1|||||CHN|{charset}",
         f"PID|1||{rid}^^^CN-RIC||{name}||19650101|M",
         f"OBR|1|{accession}|F-778|LAB001^血常规^L|||20261123080000",
         "OBX|1|NM|718-7^Hemoglobin^LN||96|g/L|130-175|L|||F|||20261123081500",
@@ -148,3 +169,118 @@ def test_quarantine_lists_what_a_person_must_resolve(committed, receiver):  # ty
         assert listed[0].control_id == "MSG0500" and listed[0].status == "quarantined"
         assert {m.status for m in listed} <= {"quarantined", "rejected"}
         assert all(m.channel == "hl7" for m in listed)
+
+
+def _send_bytes(port: int, data: bytes, encoding: str = "utf-8") -> tuple[bytes, hl7.Message]:
+    with MLLPClient("127.0.0.1", port, encoding=encoding) as client:
+        ack = client.send_message(data)
+    return ack, hl7.parse(ack.decode(encoding))
+
+
+def _inbound(committed: sessionmaker[Session], control: str) -> list[InboundMessage]:
+    with committed() as db:
+        return list(db.scalars(select(InboundMessage).where(InboundMessage.control_id == control)
+                               .order_by(InboundMessage.id)))
+
+
+def test_a_nul_byte_is_ar_kept_as_bytes_and_never_ae(committed, receiver):  # type: ignore[no-untyped-def]
+    """A NUL inside a result (PostgreSQL's text refuses it): AR with an ERR saying why, the bytes kept in
+    the quarantine, nothing stored — and the same answer when the engine sends it again (no AE loop)."""
+    order_id, _ = make_order(committed, "LAB20261123NUL", resident_id="110105196501010118")
+    data = oru("LAB20261123NUL", "MSGNUL1", rid="110105196501010118").replace("||96|", "||9\x006|").encode("utf-8")
+    for attempt in (1, 2):
+        _, ack = _send_bytes(receiver.port, data)
+        assert str(ack.segment("MSA")[1]) == "AR" and str(ack.segment("MSA")[2]) == "MSGNUL1"
+        err = ack.segment("ERR")
+        assert str(err[3][0][0]) == "102" and "控制字符" in str(err[3][0][1]) and str(err[4]) == "E"
+        rows = _inbound(committed, "MSGNUL1")
+        assert len(rows) == attempt and {r.status for r in rows} == {"rejected"}
+        assert rows[-1].reason_code == "control_chars" and rows[-1].raw_bytes == data
+        assert rows[-1].sender and rows[-1].received_at is not None
+    with committed() as db:
+        assert db.scalars(select(LabObservation).where(LabObservation.order_id == order_id)).all() == []
+        order = db.get(DiagnosticOrder, order_id)
+        assert order is not None and order.status == "ordered"
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> float | None:
+    """Seconds until the receiver closed the connection, or None if it is still open after `seconds`."""
+    sock.settimeout(seconds)
+    t0 = time.monotonic()
+    try:
+        while sock.recv(4096):
+            pass
+    except TimeoutError:
+        return None
+    except ConnectionError:
+        pass
+    return time.monotonic() - t0
+
+
+def test_idle_and_half_open_connections_are_closed(make_receiver):  # type: ignore[no-untyped-def]
+    rx = make_receiver(MllpOptions(idle_timeout=0.5, frame_timeout=30))
+    with socket.create_connection(("127.0.0.1", rx.port)) as silent:  # connects, sends nothing
+        closed = _closed_within(silent, 5)
+        assert closed is not None and closed < 4
+    rx = make_receiver(MllpOptions(idle_timeout=30, frame_timeout=0.6))
+    with socket.create_connection(("127.0.0.1", rx.port)) as half, \
+            socket.create_connection(("127.0.0.1", rx.port)) as quiet:
+        half.sendall(b"\x0bMSH|^~\\&|LIS|X|YILIANTI|Y|20261123083000||ORU^R01|HALF1|P|2.5.1\r")  # never ends
+        assert _closed_within(half, 5) is not None
+        assert _closed_within(quiet, 0.5) is None  # an idle connection is under the (longer) idle timeout
+    with socket.create_connection(("127.0.0.1", rx.port)) as trickle:  # bytes keep coming, the frame never ends
+        t0 = time.monotonic()
+        trickle.sendall(b"\x0bMSH|")
+        try:
+            for _ in range(40):
+                time.sleep(0.1)
+                trickle.sendall(b"x")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        assert _closed_within(trickle, 5) is not None and time.monotonic() - t0 < 4.5
+
+
+GB_NAME = "王𠮷"  # 𠮷 (U+20BB7) is in GB 18030 (four bytes) but not in GBK
+
+
+def test_a_gb18030_message_with_a_rare_character_is_stored_and_acked_in_gb18030(committed, receiver):  # type: ignore[no-untyped-def]
+    order_id, _ = make_order(committed, "LAB20261123GB1", name=GB_NAME, resident_id="110105196501010126")
+    text = oru("LAB20261123GB1", "MSGGB1", name=GB_NAME, rid="110105196501010126", charset="GB 18030-2000")
+    text += f"OBX|4|ST|NOTE^备注^L||{GB_NAME}，复查血钾||||||F\r"
+    with MLLPClient("127.0.0.1", receiver.port, encoding="gb18030") as client:  # python-hl7 encodes the text
+        raw_ack = client.send_message(text)
+    ack = hl7.parse(raw_ack.decode("gb18030"))
+    assert str(ack.segment("MSA")[1]) == "AA" and str(ack.segment("MSH")[18]) == "GB 18030-2000"
+    assert "渠口镇卫生院".encode("gb18030") in raw_ack and "渠口镇卫生院".encode() not in raw_ack
+    with committed() as db:
+        inbound = db.scalar(select(InboundMessage).where(InboundMessage.control_id == "MSGGB1"))
+        assert inbound is not None and inbound.status == "stored" and f"{GB_NAME}^^" not in (inbound.raw or "")
+        assert f"||{GB_NAME}||" in (inbound.raw or "")
+        values = db.scalars(select(LabObservation.value).where(LabObservation.order_id == order_id)).all()
+        assert f"{GB_NAME}，复查血钾" in values
+
+
+def test_a_gbk_message_without_msh18_uses_the_senders_default(committed, make_receiver):  # type: ignore[no-untyped-def]
+    name = "阿依古丽·买买提"  # the middle dot of minority names is A1A4 in GBK
+    rx = make_receiver(MllpOptions(charsets=SenderCharsets({"LIS@渠口镇卫生院": "GBK"})))
+    order_id, _ = make_order(committed, "LAB20261123GBK", name=name, resident_id="110105196501010134")
+    data = oru("LAB20261123GBK", "MSGGBK1", name=name, rid="110105196501010134", charset="").encode("gbk")
+    raw_ack, ack = _send_bytes(rx.port, data, encoding="gbk")
+    assert str(ack.segment("MSA")[1]) == "AA"
+    assert "渠口镇卫生院".encode("gbk") in raw_ack  # the ACK in the sender's character set
+    with committed() as db:
+        inbound = db.scalar(select(InboundMessage).where(InboundMessage.control_id == "MSGGBK1"))
+        assert inbound is not None and inbound.status == "stored" and name in (inbound.raw or "")
+        names = db.scalars(select(LabObservation.name).where(LabObservation.order_id == order_id)).all()
+        assert "白细胞计数" in names
+
+
+def test_gbk_bytes_from_an_unconfigured_sender_are_ar_and_kept(committed, receiver):  # type: ignore[no-untyped-def]
+    """Without MSH-18 and without a configured default the message is read as UTF-8: GBK bytes are not
+    valid there → AR (no mojibake stored), the bytes kept to be re-processed once the sender is configured."""
+    make_order(committed, "LAB20261123GB2", resident_id="110105196501010142")
+    data = oru("LAB20261123GB2", "MSGGBK2", rid="110105196501010142", charset="").encode("gbk")
+    _, ack = _send_bytes(receiver.port, data)  # the ACK is in UTF-8, what the receiver took the message for
+    assert str(ack.segment("MSA")[1]) == "AR" and "字符集" in str(ack.segment("MSA")[3])
+    [row] = _inbound(committed, "MSGGBK2")
+    assert row.status == "rejected" and row.reason_code == "charset_invalid" and row.raw_bytes == data

@@ -146,6 +146,51 @@ def test_quarantine_page_resolves_in_one_click(db: Session, client: TestClient) 
     assert client.get("/diagnostics/quarantine").status_code == 403
 
 
+def test_refused_messages_are_listed_with_labels_reprocessed_and_discarded(db: Session, client: TestClient,
+                                                                          monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A GBK message from a sender with no MSH-18 and no configured default is refused (AR) and kept as
+    bytes; the reading centre sees it with its labelled reason and what arrived, configures the sender's
+    character set and re-processes it: stored. A NUL message is discarded instead."""
+    from tests.diagnostics.test_critical import HL7, _rid
+    from yilianti.config import get_settings
+    from yilianti.diagnostics.receivers import mllp
+
+    w = dx_world(db)
+    order = workflow.place_order(db, w.site_doc, patient_id=w.patient.id, item_id=w.tsh.id)
+    text = HL7.format(cid="GBK1", rid=_rid(db, w.patient.id), acc=order.accession_number) + "\r"
+    refused = ingest.ingest_hl7(db, mllp.decode(text.encode("gbk")))
+    nul = ingest.ingest_hl7(db, mllp.decode(text.replace("GBK1", "NUL1").replace("6.8", "6\x008").encode()))
+    assert (refused.code, refused.problem, nul.code, nul.problem) == ("AR", "charset_invalid", "AR", "control_chars")
+    db.commit()
+    csrf = b.login(client, w.usernames["reader"])
+    page = client.get("/diagnostics/quarantine").text
+    assert f'id="reprocess-{refused.inbound_id}"' in page and f'id="reject-{nul.inbound_id}"' in page
+    assert "消息内容与其字符集不符" in page and "消息中含有控制字符（如 NUL）" in page and "已拒收待处理（AR）" in page
+    assert "\\x00" in page  # the NUL shown, not swallowed
+    client.cookies.set("lang", "en")
+    english = client.get("/diagnostics/quarantine").text
+    client.cookies.set("lang", "zh")
+    assert "Bytes not valid in the message&#39;s character set" in english and "Refused, to handle (AR)" in english
+    # still refused while the sender is not configured: said on the page, the message stays
+    r = client.post(f"/diagnostics/quarantine/{refused.inbound_id}/reprocess", data={"csrf_token": csrf})
+    assert r.status_code == 200 and "仍未能接收" in r.text
+    monkeypatch.setattr(get_settings(), "hl7_charsets", {"LIS@XHXRMYY": "GBK"})
+    r = client.post(f"/diagnostics/quarantine/{refused.inbound_id}/reprocess", data={"csrf_token": csrf},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    r = client.post(f"/diagnostics/quarantine/{nul.inbound_id}/reject", data={"csrf_token": csrf, "reason": "仪器故障"},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    db.expire_all()
+    kept = db.get(InboundMessage, refused.inbound_id)
+    assert kept is not None and kept.status == "resolved" and "赵桂兰" in (kept.raw or "")
+    assert order.status == "final"
+    gone = db.get(InboundMessage, nul.inbound_id)
+    assert gone is not None and gone.status == "discarded" and "仪器故障" in (gone.reason or "")
+    page = client.get("/diagnostics/quarantine").text
+    assert f'id="inbound-{refused.inbound_id}"' not in page and f'id="inbound-{nul.inbound_id}"' not in page
+
+
 def test_catalogue_admin_edits_an_item_and_a_price(db: Session, client: TestClient) -> None:
     w = dx_world(db)
     csrf = b.login(client, w.usernames["admin"])

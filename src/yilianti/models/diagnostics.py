@@ -33,7 +33,18 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yilianti.kit import clock
@@ -223,9 +234,13 @@ class InboundMessage(IdMixin, CreatedMixin, Base):
 
     channel: Mapped[str] = mapped_column(String(8))  # hl7 | dicom
     received_at: Mapped[datetime] = mapped_column(default=clock.now)
-    status: Mapped[str] = mapped_column(String(16))  # stored | quarantined | rejected | resolved | duplicate (a resend, acknowledged again)
+    # stored | quarantined (AE: a person attaches it) | rejected (AR: a person re-processes or discards it) |
+    # resolved | discarded (by a person) | duplicate (a resend, acknowledged again)
+    status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text)
+    reason_code: Mapped[str | None] = mapped_column(String(32))  # hl7_rules.Hl7Problem
     raw: Mapped[str | None] = mapped_column(Text)  # HL7 text
+    raw_bytes: Mapped[bytes | None] = mapped_column(LargeBinary)  # a refused (AR) message as received
     path: Mapped[str | None] = mapped_column(String(500))  # DICOM file
     control_id: Mapped[str | None] = mapped_column(String(64))  # MSH-10 / SOPInstanceUID
     accession_number: Mapped[str | None] = mapped_column(String(32), index=True)

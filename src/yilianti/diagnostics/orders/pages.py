@@ -19,11 +19,12 @@ from yilianti.auth import repository as accounts
 from yilianti.auth.deps import DB, Clinical, CurrentSubject
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
+from yilianti.config import get_settings
 from yilianti.diagnostics import repository, states
 from yilianti.diagnostics.orders import workflow
 from yilianti.diagnostics.reading import critical
 from yilianti.diagnostics.reading import service as reading
-from yilianti.diagnostics.receivers import ingest
+from yilianti.diagnostics.receivers import hl7_rules, ingest, mllp
 from yilianti.diagnostics.states import Side, Status
 from yilianti.exceptions import AppError, Forbidden, NotFound
 from yilianti.kit import clock
@@ -536,15 +537,19 @@ def quarantine_page(request: Request, db: DB, subject: Clinical, error: str = ""
     return render_page(request, "diagnostics/quarantine.html", _quarantine_ctx(db, subject, error))
 
 
-def _quarantine_ctx(db: Session, subject: Subject, error: str | None) -> dict[str, Any]:
-    """Quarantined messages; the suggested patient's name only for a patient the subject may see."""
-    items = [m for m in ingest.list_quarantine(db) if m.status == "quarantined"]
+def _quarantine_ctx(db: Session, subject: Subject, error: str | None, notice: str | None = None) -> dict[str, Any]:
+    """Quarantined (AE) and refused (AR) messages; the suggested patient's name only for a patient the
+    subject may see; what arrived, as the sender's character set reads it."""
+    items = ingest.list_quarantine(db)
     suggested = {m.id: kit.get(db, Patient, m.suggested_patient_id) for m in items
                  if m.suggested_patient_id and policy.decide(db, subject, m.suggested_patient_id) is not None}
     hidden = {m.id for m in items if m.suggested_patient_id and m.id not in suggested}
-    candidates = {m.id: ingest.candidate_orders(db, subject, m) for m in items}
+    candidates = {m.id: ingest.candidate_orders(db, subject, m) for m in items if m.status == "quarantined"}
+    charsets = mllp.SenderCharsets(get_settings().hl7_charsets)
+    previews = {m.id: ingest.preview(m, charsets) for m in items if m.channel == "hl7"}
     return _ctx({"items": items, "suggested": suggested, "hidden": hidden, "candidates": candidates,
-                 "error": error})
+                 "previews": previews, "reason_labels": hl7_rules.LABELS,
+                 "status_labels": ingest.INBOUND_STATUS_LABELS, "error": error, "notice": notice})
 
 
 def _quarantine_action(request: Request, db: Session, subject: Subject, done: str,
@@ -570,6 +575,20 @@ async def quarantine_resolve(request: Request, inbound_id: int, db: DB, subject:
         order_id = repository.order_id_by_accession(db, acc) or 0
     return _quarantine_action(request, db, subject, "resolve",
                               lambda: ingest.resolve(db, subject, inbound_id, order_id))
+
+
+@router.post("/diagnostics/quarantine/{inbound_id}/reprocess")
+def quarantine_reprocess(request: Request, inbound_id: int, db: DB, subject: Clinical) -> Response:
+    """Run a kept HL7 message through the ingest again (after its sender's character set was configured,
+    say); when it is still not stored, the list shows why."""
+    outcomes: list[ingest.Hl7Outcome] = []
+    charsets = mllp.SenderCharsets(get_settings().hl7_charsets)
+    response = _quarantine_action(request, db, subject, "reprocess",
+                                  lambda: outcomes.append(ingest.reprocess(db, subject, inbound_id, charsets)))
+    if outcomes and outcomes[0].code != "AA":
+        return render_page(request, "diagnostics/quarantine.html", _quarantine_ctx(
+            db, subject, None, t(request, "仍未能接收：{reason}", reason=outcomes[0].reason or "")))
+    return response
 
 
 @router.post("/diagnostics/quarantine/{inbound_id}/reject")

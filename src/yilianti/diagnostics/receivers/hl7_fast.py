@@ -20,8 +20,10 @@ helpers) and stored by ONE statement per message (`ingest_sql`):
 
 Whatever the statement does not store (unknown accession, patient mismatch, a resend) and
 whatever the lean parse does not take (unparseable, not ORU, no OBR, several OBR, no PID-3,
-an invalid MLLP block) goes, after the batch's commit, to `reference.process_hl7` in a thread:
-the same quarantine, AE/AR acknowledgements and resend handling as before.
+a frame refused by mllp.decode: NUL, character set, invalid MLLP block) goes, after the batch's
+commit, to `reference.process_hl7` in a thread: the same quarantine, AE/AR acknowledgements
+(hl7_rules) and resend handling. Framing, timeouts and character sets are mllp.serve's, shared
+with the reference receiver.
 
 Several messages waiting at once (busy connections) are written in one transaction by one of
 `hl7_writers` writer tasks; each is acknowledged only after that commit. A batch that fails is
@@ -56,6 +58,7 @@ from yilianti.diagnostics import states
 from yilianti.diagnostics.orders import workflow
 from yilianti.diagnostics.reading import critical
 from yilianti.diagnostics.receivers import ingest as reference
+from yilianti.diagnostics.receivers import mllp
 from yilianti.diagnostics.receivers.ingest import Hl7Outcome, _component, _field, _hl7_ts, _identifiers
 from yilianti.kit import clock
 from yilianti.kit.loopthread import LoopThread
@@ -63,7 +66,6 @@ from yilianti.kit.sqlcompile import column, sql, sql_in, sql_insert, sql_json
 
 log = logging.getLogger(__name__)
 
-START, END = b"\x0b", b"\x1c\x0d"
 FINAL_REASON = workflow.FINAL_REASON
 
 # One message, one statement (`ingest_sql`). $1 accession, $2 MSH-10 (≤64, or NULL), $3/$4 MSH-3/4, $5 text,
@@ -341,7 +343,7 @@ def _blind(lean: Lean) -> Lean | None:
 
 @dataclass
 class Job:
-    raw: str
+    raw: mllp.Frame
     sender: str | None
     lean: Lean | None
     future: asyncio.Future[str]
@@ -386,15 +388,18 @@ class FastHl7Ingest:
             except TimeoutError:
                 self.pool.terminate()
 
-    async def submit(self, raw: str, sender: str | None) -> str:
-        lean = parse_lean(raw, sender)
+    async def submit(self, frame: mllp.Frame | str, sender: str | None) -> str:
+        if isinstance(frame, str):
+            frame = mllp.Frame.of_text(frame)
+        lean = parse_lean(frame.text, sender) if frame.text is not None else None
         if lean is not None and self.blind:
             lean = _blind(lean)
         if lean is None:
             self.stats["reference"] += 1
-            return await asyncio.to_thread(reference.process_hl7, self.factory, raw, sender)
+            return await asyncio.to_thread(reference.process_hl7, self.factory, frame, sender)
+        lean.outcome.charset = frame.charset
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self.queue.put_nowait(Job(raw, sender, lean, fut))
+        self.queue.put_nowait(Job(frame, sender, lean, fut))
         return await fut
 
     async def _writer(self) -> None:
@@ -454,34 +459,9 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
     """These connections only run `ingest_sql` in explicit transactions: no RESET ALL round trip."""
 
 
-async def _handle(ingest: FastHl7Ingest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    peer = writer.get_extra_info("peername")
-    sender = f"{peer[0]}:{peer[1]}" if peer else None
-    try:
-        while True:
-            try:
-                block = await reader.readuntil(END)
-            except asyncio.IncompleteReadError:
-                break
-            except asyncio.LimitOverrunError as exc:
-                await reader.readexactly(exc.consumed)
-                ack = await asyncio.to_thread(reference.process_hl7, ingest.factory,
-                                              f"MLLP block too large ({exc.consumed} bytes)", sender)
-                writer.write(START + ack.encode("utf-8") + END)
-                await writer.drain()
-                continue
-            start = block.find(START)
-            if start == -1:  # as python-hl7's InvalidBlockError: kept and answered AR
-                text = f"InvalidBlockError('Block does not begin with magic start byte') {block[:200]!r}"
-            else:
-                text = block[start + 1:-2].decode("utf-8", errors="replace")
-            ack = await ingest.submit(text, sender)
-            writer.write(START + ack.encode("utf-8") + END)
-            await writer.drain()
-    except (ConnectionError, asyncio.CancelledError):
-        pass
-    finally:
-        writer.close()
+async def _handle(ingest: FastHl7Ingest, options: mllp.MllpOptions, reader: asyncio.StreamReader,
+                  writer: asyncio.StreamWriter) -> None:
+    await mllp.serve(reader, writer, ingest.submit, options)
 
 
 def bind_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
@@ -511,8 +491,9 @@ class FastHl7Receiver(LoopThread):
     ready_timeout = 30.0
 
     def __init__(self, factory: Callable[[], Session], host: str, port: int, *, database_url: str,
-                 processes: int = 1, writers: int = 4) -> None:
+                 processes: int = 1, writers: int = 4, options: mllp.MllpOptions | None = None) -> None:
         self.factory, self.host, self.port = factory, host, port
+        self.options = options or mllp.MllpOptions()
         super().__init__()
         self.database_url, self.processes, self.writers = database_url, max(1, processes), writers
         self.ingest: FastHl7Ingest | None = None
@@ -527,8 +508,7 @@ class FastHl7Receiver(LoopThread):
         self.port = sock.getsockname()[1]
         ingest = self.ingest = FastHl7Ingest(asyncpg_dsn(self.database_url), self.factory, writers=self.writers)
         await ingest.start()
-        self._server = await asyncio.start_server(lambda r, w: _handle(ingest, r, w), sock=sock,
-                                                  limit=8 * 1024 * 1024)
+        self._server = await asyncio.start_server(lambda r, w: _handle(ingest, self.options, r, w), sock=sock)
 
     async def close(self) -> None:
         assert self._server is not None and self.ingest is not None
@@ -593,11 +573,15 @@ def _child_main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    from yilianti.config import get_settings
+
+    options = mllp.MllpOptions.from_settings(get_settings())  # the parent's environment
+
     async def serve() -> None:
         ingest = FastHl7Ingest(asyncpg_dsn(a.database_url), factory, writers=a.writers)
         await ingest.start()
         sock = bind_socket(a.host, a.port, reuse_port=True)
-        server = await asyncio.start_server(lambda r, w: _handle(ingest, r, w), sock=sock, limit=8 * 1024 * 1024)
+        server = await asyncio.start_server(lambda r, w: _handle(ingest, options, r, w), sock=sock)
         await stop.wait()
         server.close()
         await ingest.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,8 @@ from yilianti.audit import service as audit
 from yilianti.authz.subject import Subject
 from yilianti.diagnostics.orders import workflow
 from yilianti.diagnostics.reading import critical
+from yilianti.diagnostics.receivers import mllp
+from yilianti.diagnostics.receivers.hl7_rules import RULES, Hl7Problem, kept_as, reason_text
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
 from yilianti.models.diagnostics import (
@@ -50,6 +52,15 @@ class Hl7Outcome:
     version: str
     inbound_id: int | None = None
     error_code: str | None = None  # HL7 table 0357: 204 unknown key identifier, 100 segment sequence, ...
+    charset: str = ""  # MSH-18 as sent, echoed in the ACK (which is encoded in it)
+    problem: Hl7Problem | None = None
+
+    def refuse(self, problem: Hl7Problem, detail: str = "") -> Hl7Outcome:
+        """AE or AR, as hl7_rules.RULES says for the problem."""
+        rule = RULES[problem]
+        self.code, self.reason, self.error_code, self.problem = rule.ack, reason_text(problem, detail), \
+            rule.error_code, problem
+        return self
 
 
 def normalise_segments(text: str) -> str:
@@ -124,46 +135,54 @@ def _msh_origin(raw: str | None) -> tuple[str, str]:
     return (parts[2] if len(parts) > 2 else "", parts[3] if len(parts) > 3 else "")
 
 
-def ingest_hl7(db: Session, raw: str, *, sender: str | None = None, order_override: DiagnosticOrder | None = None,
+def ingest_hl7(db: Session, raw: str | mllp.Frame, *, sender: str | None = None,
+               order_override: DiagnosticOrder | None = None,
                inbound_override: InboundMessage | None = None) -> Hl7Outcome:
     """Parse one ORU^R01 and store it (or quarantine / reject it). Flushes; the caller commits.
 
+    `raw`: the received frame (mllp.decode: its bytes, text and character set, or why it has no
+    text), or text handed over directly (screened the same way).
     `order_override` / `inbound_override`: a person resolving a quarantined message attaches it
     to an order; the OBR accession number and the patient check are then not used.
     """
-    text = normalise_segments(raw)
+    frame = raw if isinstance(raw, mllp.Frame) else mllp.Frame.of_text(raw)
+    if frame.problem is not None:
+        return refuse_frame(db, frame, sender, inbound_override)
+    assert frame.text is not None
+    text = normalise_segments(frame.text)
     try:
         if not text.startswith("MSH"):
             raise ValueError("no MSH segment")
         msg = hl7.parse(text)
         msh = msg.segment("MSH")
     except Exception as exc:  # noqa: BLE001 - anything unparseable is an AR
-        inbound = InboundMessage(channel="hl7", status="rejected", reason=f"无法解析的 HL7 消息: {exc}",
-                                 raw=raw, sender=sender)
-        db.add(inbound)
-        db.flush()
-        return Hl7Outcome("AR", "无法解析的 HL7 消息 (unparseable HL7 message)", "", "", "", "2.5.1",
-                          inbound.id, "100")
+        return refuse_frame(db, replace(frame, problem=Hl7Problem.unparseable, detail=str(exc)[:200]), sender,
+                            inbound_override)
 
     control_id = _field(msh, 10)
-    outcome = Hl7Outcome("AA", None, control_id, _field(msh, 3), _field(msh, 4), _field(msh, 12) or "2.5.1")
+    outcome = Hl7Outcome("AA", None, control_id, _field(msh, 3), _field(msh, 4), _field(msh, 12) or "2.5.1",
+                         charset=frame.charset)
     msg_type = _field(msh, 9)
     inbound = inbound_override or InboundMessage(
         channel="hl7", raw=text, control_id=control_id[:64] or None,
         sender=(sender or f"{outcome.sending_app}@{outcome.sending_facility}")[:100], status="stored")
     if inbound_override is not None:
-        inbound.status, inbound.reason = "stored", None
+        inbound.status, inbound.reason, inbound.reason_code, inbound.raw = "stored", None, None, text
+        inbound.control_id = control_id[:64] or None
 
-    def reject(code: str, reason: str, err: str, status: str = "quarantined") -> Hl7Outcome:
-        inbound.status, inbound.reason = status, reason
+    def reject(problem: Hl7Problem, detail: str = "") -> Hl7Outcome:
+        outcome.refuse(problem, detail)
+        inbound.status, inbound.reason, inbound.reason_code = kept_as(problem), outcome.reason, str(problem)
+        if RULES[problem].ack == "AR" and frame.raw:
+            inbound.raw_bytes = frame.raw  # AR: what arrived, byte for byte, for re-processing
         db.add(inbound)
         db.flush()
-        outcome.code, outcome.reason, outcome.error_code, outcome.inbound_id = code, reason, err, inbound.id
+        outcome.inbound_id = inbound.id
         return outcome
 
     if not msg_type.startswith("ORU"):
-        return reject("AR", f"不支持的消息类型 {msg_type} (unsupported message type)", "200", "rejected")
-    if inbound_override is None and control_id:
+        return reject(Hl7Problem.unsupported_type, msg_type)
+    if order_override is None and control_id:
         # An interface engine resends a message whose ACK it did not get: acknowledge it again,
         # store nothing twice, and keep the resend on record.
         # same MSH-10 from the same sending application and facility (MSH-3/4; the TCP peer
@@ -171,7 +190,8 @@ def ingest_hl7(db: Session, raw: str, *, sender: str | None = None, order_overri
         origin = (outcome.sending_app, outcome.sending_facility)
         first = next((m for m in db.scalars(select(InboundMessage).where(
             InboundMessage.channel == "hl7", InboundMessage.control_id == control_id[:64],
-            InboundMessage.status.in_(("stored", "resolved"))).order_by(InboundMessage.id).limit(20))
+            InboundMessage.status.in_(("stored", "resolved")),
+            InboundMessage.id != (inbound.id or 0)).order_by(InboundMessage.id).limit(20))  # not itself (re-processed)
             if _msh_origin(m.raw) == origin), None)
         if first is not None:
             inbound.status, inbound.reason, inbound.order_id = "duplicate", f"重发的消息，已于 #{first.id} 接收", first.order_id
@@ -181,7 +201,7 @@ def ingest_hl7(db: Session, raw: str, *, sender: str | None = None, order_overri
             outcome.inbound_id = inbound.id
             return outcome
     if not _has(msg, "OBR"):
-        return reject("AR", "缺少 OBR 段 (no OBR segment)", "101", "rejected")
+        return reject(Hl7Problem.no_obr)
     pid = msg.segments("PID")[0] if _has(msg, "PID") else None
     pid3 = _identifiers(_field(pid, 3)) if pid is not None else []
     pid_name = _component(_field(pid, 5), 0) if pid is not None else ""
@@ -206,10 +226,10 @@ def ingest_hl7(db: Session, raw: str, *, sender: str | None = None, order_overri
                 select(DiagnosticOrder).where(DiagnosticOrder.accession_number == accession)) if accession else None)
             if order is None:
                 inbound.suggested_patient_id = suggest_patient(db, pid3)
-                return reject("AE", f"未知的检查号 {accession or '(空)'} (unknown accession number)", "204")
+                return reject(Hl7Problem.unknown_accession, accession or "(空)")
             if order_override is None and not _patient_matches(db, order.patient_id, pid3, pid_name):
                 inbound.suggested_patient_id = suggest_patient(db, pid3)
-                return reject("AE", f"患者与检查号 {accession} 的申请不符 (patient does not match the order)", "204")
+                return reject(Hl7Problem.patient_mismatch, accession)
             filler = _component(_field(seg, 3), 0).strip()
             if filler:
                 order.filler_order_number = filler[:64]
@@ -218,7 +238,7 @@ def ingest_hl7(db: Session, raw: str, *, sender: str | None = None, order_overri
             inbound.order_id = order.id
         elif kind == "OBX":
             if current is None:
-                return reject("AR", "OBX 出现在 OBR 之前 (OBX before OBR)", "100", "rejected")
+                return reject(Hl7Problem.segment_order)
             code3 = _field(seg, 3)
             set_id = _field(seg, 1)
             obs = LabObservation(
@@ -234,7 +254,7 @@ def ingest_hl7(db: Session, raw: str, *, sender: str | None = None, order_overri
             observations.setdefault(current.id, []).append(obs)
             stored += 1
     if not orders:
-        return reject("AR", "缺少 OBR 段 (no OBR segment)", "101", "rejected")
+        return reject(Hl7Problem.no_obr)
     db.add(inbound)
     db.flush()
     for order in orders.values():
@@ -271,30 +291,78 @@ def _escape(text: str) -> str:
 
 
 def build_ack(outcome: Hl7Outcome, *, app: str = "YILIANTI", facility: str = "YILIANTI") -> str:
+    """ACK^R01: MSA-1 AA / AE / AR with the message's control ID; ERR-3 the HL7 table 0357 code and the
+    reason; MSH-18 the message's own character set (the receiver encodes the ACK in it)."""
     now = clock.now().strftime("%Y%m%d%H%M%S")
     ack_id = f"ACK{clock.now().strftime('%Y%m%d%H%M%S%f')}"[:20]
     segments = [
         f"MSH|^~\\&|{app}|{facility}|{_escape(outcome.sending_app)}|{_escape(outcome.sending_facility)}|{now}||"
-        f"ACK^R01^ACK|{ack_id}|P|{_escape(outcome.version)}",
+        f"ACK^R01^ACK|{ack_id}|P|{_escape(outcome.version)}" + (f"||||||{_escape(outcome.charset)}"
+                                                                  if outcome.charset else ""),
         f"MSA|{outcome.code}|{_escape(outcome.control_id)}" + (f"|{_escape(outcome.reason)}" if outcome.reason else ""),
     ]
     if outcome.code != "AA":
-        segments.append(f"ERR||||E|{outcome.error_code or '207'}^{_escape(outcome.reason or '')}^HL70357")
+        segments.append(f"ERR|||{outcome.error_code or '207'}^{_escape(outcome.reason or '')}^HL70357|E")
     return "\r".join(segments) + "\r"
 
 
-def process_hl7(factory: Callable[[], Session] | sessionmaker[Session], raw: str,
+def _printable(text: str) -> str:
+    return re.sub(r"[\x00-\x1f\x7f]", "", text)
+
+
+def _header(frame: mllp.Frame) -> Hl7Outcome:
+    """MSH-3/4/10/12 of a frame that may not parse (for the ACK and the kept row)."""
+    fields = [_printable(f.decode(frame.codec, errors="replace")) for f in (mllp.msh_fields(frame.raw) or [])]
+    if not fields and frame.text and len(frame.text) > 3 and frame.text.startswith("MSH"):
+        fields = [_printable(f) for f in frame.text.split("\r", 1)[0].split("\n", 1)[0].split(frame.text[3])]
+        fields[1:1] = [frame.text[3]]
+
+    def f(n: int) -> str:
+        return fields[n] if len(fields) > n else ""
+
+    return Hl7Outcome("AA", None, f(10), f(3), f(4), f(12)[:16] or "2.5.1", charset=frame.charset)
+
+
+def refuse_frame(db: Session, frame: mllp.Frame, sender: str | None,
+                 inbound_override: InboundMessage | None = None) -> Hl7Outcome:
+    """A message refused as it is (AR, hl7_rules): kept with its bytes in the quarantine. Flushes."""
+    assert frame.problem is not None
+    outcome = _header(frame).refuse(frame.problem, frame.detail)
+    inbound = inbound_override or InboundMessage(channel="hl7")
+    inbound.status, inbound.reason, inbound.reason_code = kept_as(frame.problem), outcome.reason, str(frame.problem)
+    inbound.raw = frame.text if frame.problem is not Hl7Problem.store_failed else None
+    inbound.raw_bytes = frame.raw or (frame.text or "").encode("utf-8")
+    inbound.control_id = outcome.control_id[:64] or None
+    inbound.sender = inbound.sender or (sender or f"{outcome.sending_app}@{outcome.sending_facility}")[:100]
+    db.add(inbound)
+    db.flush()
+    outcome.inbound_id = inbound.id
+    return outcome
+
+
+def process_hl7(factory: Callable[[], Session] | sessionmaker[Session], raw: str | mllp.Frame,
                 sender: str | None = None) -> str:
-    """One message, one transaction; returns the ACK text."""
+    """One message, one transaction; returns the ACK text.
+
+    Content the database refuses (a failure while storing) is kept as bytes in the quarantine and
+    answered AR; only when even that cannot be written is the answer AE "resend" (hl7_rules)."""
+    frame = raw if isinstance(raw, mllp.Frame) else mllp.Frame.of_text(raw)
     with factory() as db:
         try:
-            outcome = ingest_hl7(db, raw, sender=sender)
+            outcome = ingest_hl7(db, frame, sender=sender)
             db.commit()
-        except Exception:
+        except Exception as exc:  # noqa: BLE001 - every message gets an answer
             db.rollback()
             log.exception("HL7 message could not be stored")
-            outcome = Hl7Outcome("AE", "内部错误，请重发 (internal error, resend)", "", "", "", "2.5.1",
-                                 error_code="207")
+            failed = replace(frame, text=None, problem=Hl7Problem.store_failed, detail=type(exc).__name__,
+                             raw=frame.raw or (frame.text or "").encode("utf-8"))
+            try:
+                outcome = refuse_frame(db, failed, sender)
+                db.commit()
+            except Exception:  # noqa: BLE001 - the database is unreachable: nothing could be kept
+                db.rollback()
+                log.exception("HL7 message could not be kept in the quarantine either")
+                outcome = _header(frame).refuse(Hl7Problem.unavailable)
     return build_ack(outcome)
 
 
@@ -383,7 +451,7 @@ def ingest_dicom(db: Session, ds: Any, path: Path, *, calling_ae: str | None = N
 
 def list_quarantine(db: Session, channel: str | None = None, limit: int = 200) -> list[InboundMessage]:
     """What a person must resolve: quarantined and rejected inbound messages, newest first."""
-    stmt = select(InboundMessage).where(InboundMessage.status.in_(("quarantined", "rejected")))
+    stmt = select(InboundMessage).where(InboundMessage.status.in_(PENDING))
     if channel:
         stmt = stmt.where(InboundMessage.channel == channel)
     return list(db.scalars(stmt.order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
@@ -398,14 +466,53 @@ def _require_resolver(subject: Subject) -> None:
         raise Forbidden("只有阅片中心人员或管理员可以处理隔离消息")
 
 
-def quarantined(db: Session, subject: Subject, inbound_id: int) -> InboundMessage:
+def quarantined(db: Session, subject: Subject, inbound_id: int,
+                statuses: tuple[str, ...] = ("quarantined",)) -> InboundMessage:
     _require_resolver(subject)
     inbound = db.scalar(select(InboundMessage).where(InboundMessage.id == inbound_id).with_for_update())
     if inbound is None:
         raise NotFound()
-    if inbound.status != "quarantined":
+    if inbound.status not in statuses:
         raise Conflict("该消息已处理", code="inbound_not_quarantined")
     return inbound
+
+
+INBOUND_STATUS_LABELS = {"stored": "已接收", "quarantined": "待关联检查单（AE）", "rejected": "已拒收待处理（AR）",
+                         "resolved": "已处理", "discarded": "已丢弃", "duplicate": "重发"}
+PENDING = ("quarantined", "rejected")  # what the quarantine page lists: AE to attach, AR to re-process or discard
+
+
+def preview(inbound: InboundMessage, charsets: mllp.SenderCharsets, limit: int = 4000) -> str:
+    """What arrived, for a person: the kept bytes in the message's character set (control characters and
+    bytes not valid there shown as \\xNN), or the stored text."""
+    if inbound.raw_bytes:
+        frame = mllp.decode(inbound.raw_bytes, charsets)
+        text = mllp.Frame(inbound.raw_bytes, codec=frame.codec).preview()
+    else:
+        text = inbound.raw or ""
+    return text.replace("\r", "\n")[:limit]
+
+
+def reprocess(db: Session, subject: Subject, inbound_id: int, charsets: mllp.SenderCharsets) -> Hl7Outcome:
+    """Run a kept HL7 message through the ingest again — its bytes decoded anew, with the senders' character
+    sets as now configured (YILIANTI_HL7_CHARSETS). Stored → `resolved`; otherwise it stays in the
+    quarantine with the new reason."""
+    inbound = quarantined(db, subject, inbound_id, PENDING)
+    if inbound.channel != "hl7":
+        raise InvalidInput("只有 HL7 消息可以重新处理", code="inbound_not_hl7")
+    frame = mllp.decode(inbound.raw_bytes, charsets) if inbound.raw_bytes else mllp.Frame.of_text(inbound.raw or "")
+    before = inbound.reason_code or inbound.status
+    outcome = ingest_hl7(db, frame, sender=inbound.sender, inbound_override=inbound)
+    if inbound.status == "stored":
+        inbound.status = "resolved"
+        inbound.resolved_by_user_id, inbound.resolved_at = subject.user_id, clock.now()
+    order = db.get(DiagnosticOrder, inbound.order_id) if inbound.order_id else None
+    audit.record(db, subject, "diagnostics.inbound_reprocessed", "inbound_message", inbound.id,
+                 patient_id=order.patient_id if order is not None else None,
+                 detail={"before": before, "ack": outcome.code, "reason_code": inbound.reason_code,
+                         "status": inbound.status, "charset": frame.charset or frame.codec})
+    db.flush()
+    return outcome
 
 
 def candidate_orders(db: Session, subject: Subject, inbound: InboundMessage) -> list[DiagnosticOrder]:
@@ -448,11 +555,12 @@ def resolve(db: Session, subject: Subject, inbound_id: int, order_id: int) -> In
 
 
 def reject_inbound(db: Session, subject: Subject, inbound_id: int, reason: str) -> InboundMessage:
-    inbound = quarantined(db, subject, inbound_id)
+    """A person discards a kept message (quarantined or refused): it leaves the quarantine, on record."""
+    inbound = quarantined(db, subject, inbound_id, PENDING)
     if not reason.strip():
-        raise InvalidInput(fields={"reason": "请填写拒收原因"})
-    inbound.status = "rejected"
-    inbound.reason = f"{inbound.reason or ''}；人工拒收：{reason.strip()}"[:2000]
+        raise InvalidInput(fields={"reason": "请填写丢弃原因"})
+    inbound.status = "discarded"
+    inbound.reason = f"{inbound.reason or ''}；人工丢弃：{reason.strip()}"[:2000]
     inbound.resolved_by_user_id, inbound.resolved_at = subject.user_id, clock.now()
     audit.record(db, subject, "diagnostics.inbound_rejected", "inbound_message", inbound.id,
                  reason=reason.strip())

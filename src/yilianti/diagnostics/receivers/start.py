@@ -21,18 +21,20 @@ class Receivers:
 
 def start_all(settings: Settings, *, verbose: bool = True) -> Receivers:
     from yilianti.db import session_factory
-    from yilianti.diagnostics.receivers import hl7_fast
+    from yilianti.diagnostics.receivers import hl7_fast, mllp
     from yilianti.diagnostics.receivers.dicom import DicomReceiver
     from yilianti.diagnostics.receivers.hl7 import Hl7Receiver
 
     factory = session_factory()
     handle = Receivers()
     hl7: Any
+    options = mllp.MllpOptions.from_settings(settings)
     if settings.hl7_fast_path and hl7_fast.enabled(settings.database_url):
         hl7 = hl7_fast.FastHl7Receiver(factory, settings.host, settings.hl7_port, database_url=settings.database_url,
-                                       processes=settings.hl7_processes, writers=settings.hl7_writers).start()
+                                       processes=settings.hl7_processes, writers=settings.hl7_writers,
+                                       options=options).start()
     else:
-        hl7 = Hl7Receiver(factory, settings.host, settings.hl7_port).start()
+        hl7 = Hl7Receiver(factory, settings.host, settings.hl7_port, options).start()
     handle.parts.append(hl7)
     handle.lines.append(f"HL7 MLLP receiver on {settings.host}:{hl7.port}")
     try:
