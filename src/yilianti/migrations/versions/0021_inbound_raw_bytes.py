@@ -4,8 +4,8 @@ A NUL byte, bytes not valid in the message's character set or an unknown MSH-18 
 store (PostgreSQL's text refuses NUL); the bytes are kept for re-processing, the coded reason
 (hl7_rules.Hl7Problem) is shown with its label in the quarantine.
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0021
+Revises: 0020
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0017'
-down_revision = '0016'
+revision = '0021'
+down_revision = '0020'
 branch_labels = None
 depends_on = None
 
