@@ -189,3 +189,40 @@ def test_the_sealer_waits_for_a_writer_still_in_progress(chained, test_db) -> No
             chain.seal_committed(db, horizon)
     report = _verify(chained)
     assert report.ok and report.rows == 4 and report.unsealed == 0, report
+
+
+def test_the_job_runner_seals_and_the_head_can_go_to_syslog(chained, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    from yilianti.worker.runner import PERIODIC, load_job_modules
+
+    sent: list[str] = []
+
+    class Syslog(logging.Handler):  # stands in for SysLogHandler(address="/dev/log")
+        def __init__(self, address: str) -> None:
+            super().__init__()
+            assert address == "/dev/log"
+
+        def emit(self, record: logging.LogRecord) -> None:
+            sent.append(self.format(record))
+
+    monkeypatch.setattr(logging.handlers, "SysLogHandler", Syslog)
+    monkeypatch.setattr(chain, "_syslog", None)
+    monkeypatch.setattr(chain, "_syslog_last", 0)
+    get_settings().audit_head = "syslog"
+    load_job_modules()
+    job = PERIODIC["audit.seal"]
+    _audit(chained, 4)
+    for _ in range(3):  # PostgreSQL: the ids are final a run or two after they were given out
+        with chained() as db:
+            job.fn(db)
+    with chained() as db:
+        link = db.scalar(select(AuditSeal).order_by(AuditSeal.id.desc()).limit(1))
+    assert link is not None and link.row_count == 4
+    assert sent == [f"yilianti: {chain.head_line(link)}"]
+    syslog_file = Path(get_settings().var_dir) / "syslog-copy.log"
+    syslog_file.write_text(f"Dec  7 14:00:01 host {sent[0]}\n", encoding="utf-8")
+    code, output = _cli("audit", "verify", "--head", str(syslog_file))
+    assert code == 0, output
+    code, output = _cli("audit", "verify")
+    assert code == 1 and "give the syslog file with --head" in output

@@ -232,6 +232,7 @@ def publish_new(db: Session) -> int:
         if _syslog is None:
             _syslog = logging.getLogger("yilianti.audit.head")
             _syslog.propagate = False
+            _syslog.setLevel(logging.INFO)  # whatever the root logger's level
             handler = logging.handlers.SysLogHandler(address="/dev/log")
             handler.setFormatter(logging.Formatter("yilianti: %(message)s"))
             _syslog.addHandler(handler)
