@@ -18,7 +18,7 @@ from yilianti.auth.deps import DB, CurrentSubject, require
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import Forbidden, InvalidInput, NotFound, request_locale
 from yilianti.kit import clock
-from yilianti.kit.i18n import catalogue
+from yilianti.kit.i18n import catalogue, codes
 from yilianti.models.alliance import AllianceModel, InstitutionKind, MemberRole
 from yilianti.web.forms import errors_of, opt_int
 from yilianti.web.render import render_page, t
@@ -60,6 +60,7 @@ def _page(request: Request, template: str, ctx: dict[str, Any], status_code: int
     ctx.setdefault("kinds", [k.value for k in InstitutionKind])
     ctx.setdefault("roles", [r.value for r in MemberRole])
     ctx.setdefault("today", clock.today_local())
+    ctx.setdefault("specialties", codes("specialty"))
     return render_page(request, f"alliance/{template}", ctx, status_code)
 
 

@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from yilianti.audit import repository, service
+from yilianti.audit import display, repository, service
 from yilianti.audit.repository import AuditFilter
 from yilianti.auth.deps import DB, require
 from yilianti.authz.subject import Subject
-from yilianti.exceptions import AppError
+from yilianti.exceptions import AppError, request_locale
 from yilianti.web.forms import errors_of, opt_int
 from yilianti.web.render import render_page
 
@@ -35,7 +35,7 @@ def audit_search(request: Request, db: DB, subject: Auditor, username: str = "",
                       _date(date_from), _date(date_to))
     result = service.search(db, subject, f, page)
     return render_page(request, "audit/search.html", {
-        "events": result.items, "f": f, "page": result.page, "has_next": result.has_next,
+        "events": result.items, "shown": [display.show(e, request_locale(request)) for e in result.items], "f": f, "page": result.page, "has_next": result.has_next,
         "raw": {"date_from": date_from, "date_to": date_to, "patient_id": patient_id,
                 "institution_id": institution_id}})
 

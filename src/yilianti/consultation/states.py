@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from yilianti.config import get_settings
+from yilianti.kit.i18n import code_table
 from yilianti.kit.workflow import Machine
 
 
@@ -56,13 +57,13 @@ MOVES: dict[tuple[Status, Status], frozenset[Side]] = {
 FINAL = frozenset({S.closed, S.cancelled, S.converted})
 OPEN = frozenset(s for s in Status if s not in FINAL)
 
-STATUS_LABELS = {
+STATUS_LABELS = code_table("consultation.status", {
     S.requested: "待分派", S.assigned: "已分派", S.acknowledged: "专家已确认", S.more_info_needed: "需补充资料",
     S.answered: "已答复", S.closed: "已结案", S.cancelled: "已取消", S.converted: "已转为转诊",
-}
-OUTCOME_LABELS = {"advice": "给出诊疗建议", "more_info": "需补充资料", "recommend_referral": "建议转诊"}
-KIND_LABELS = {"econsult": "单专家会诊", "mdt": "多学科会诊（MDT）", "cloud": "云门诊"}
-URGENCY_LABELS = {"routine": "普通", "urgent": "加急", "emergency": "急会诊"}
+})
+OUTCOME_LABELS = code_table("consultation.outcome", {"advice": "给出诊疗建议", "more_info": "需补充资料", "recommend_referral": "建议转诊"})
+KIND_LABELS = code_table("consultation.kind", {"econsult": "单专家会诊", "mdt": "多学科会诊（MDT）", "cloud": "云门诊"})
+URGENCY_LABELS = code_table("consultation.urgency", {"routine": "普通", "urgent": "加急", "emergency": "急会诊"})
 
 STATE_CONFLICT = "consultation_state_conflict"
 MACHINE: Machine[Status, Side] = Machine(

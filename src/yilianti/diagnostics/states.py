@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from yilianti.kit.i18n import code_table
 from yilianti.kit.workflow import Machine
 
 
@@ -68,11 +69,11 @@ WORKLIST = frozenset({S.received, S.claimed, S.reported})  # what the centre sti
 BEFORE_RECEIPT = frozenset({S.ordered, S.acquired, S.transmitted})
 
 
-STATUS_LABELS = {
+STATUS_LABELS = code_table("diagnostics.status", {
     S.ordered: "已申请", S.acquired: "已采集", S.transmitted: "已传输", S.received: "待阅片",
     S.claimed: "阅片中", S.reported: "待审核（初步报告）", S.final: "已出报告", S.amended: "已更正",
     S.cancelled: "已取消",
-}
+})
 
 STATE_CONFLICT = "diagnostic_state_conflict"
 MACHINE: Machine[Status, Side] = Machine(
@@ -90,7 +91,7 @@ class ReportStatus(StrEnum):
 
 SIGNED = frozenset({ReportStatus.final, ReportStatus.amended})  # a report the ordering site may read
 
-PRIORITY_LABELS = {"routine": "普通", "urgent": "加急", "stat": "急诊"}
+PRIORITY_LABELS = code_table("diagnostics.priority", {"routine": "普通", "urgent": "加急", "stat": "急诊"})
 PRIORITY_RANK = {"stat": 0, "urgent": 1, "routine": 2}
-KIND_LABELS = {"imaging": "影像", "ecg": "心电", "lab": "检验"}
-REPORT_STATUS_LABELS = {"draft": "草稿", "preliminary": "初步报告", "final": "正式报告", "amended": "更正报告"}
+KIND_LABELS = code_table("diagnostics.kind", {"imaging": "影像", "ecg": "心电", "lab": "检验"})
+REPORT_STATUS_LABELS = code_table("diagnostics.report_status", {"draft": "草稿", "preliminary": "初步报告", "final": "正式报告", "amended": "更正报告"})

@@ -12,13 +12,14 @@ from fastapi.responses import RedirectResponse, Response
 from yilianti.auth.deps import DB, CurrentSubject
 from yilianti.empi import explain, service
 from yilianti.exceptions import AppError
+from yilianti.kit.i18n import code_table
 from yilianti.web.forms import errors_of
 from yilianti.web.render import mask_id, mask_phone, render_page, t
 
 router = APIRouter(include_in_schema=False)
 
-STATUS_LABELS = {"open": "待核对", "confirmed": "已确认同一人", "rejected": "已确认不同人",
-                 "superseded": "已无需处理", "all": "全部"}
+STATUS_LABELS = code_table("empi.status", {"open": "待核对", "confirmed": "已确认同一人", "rejected": "已确认不同人",
+                                          "superseded": "已无需处理", "all": "全部"})
 FIELD_LABELS = {"name": "姓名", "birth_date": "出生日期", "sex": "性别", "phone": "电话", "address": "住址",
                 "resident_id": "身份证号", "total": "总分"}
 

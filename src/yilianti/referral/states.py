@@ -12,6 +12,7 @@ from datetime import timedelta
 from enum import StrEnum
 
 from yilianti.config import REFERRAL_STEP_DEADLINES, get_settings
+from yilianti.kit.i18n import code_table
 from yilianti.kit.workflow import Machine
 
 
@@ -76,21 +77,21 @@ class RejectCode(StrEnum):
     other = "other"  # 其他
 
 
-REJECT_LABELS = {
+REJECT_LABELS = code_table("referral.reject", {
     RejectCode.no_capability: "无相应诊疗能力",
     RejectCode.no_bed: "床位已满",
     RejectCode.incomplete: "资料不全",
     RejectCode.not_indicated: "不符合转诊指征",
     RejectCode.patient_declined: "患者拒绝",
     RejectCode.other: "其他",
-}
+})
 
-STATUS_LABELS = {
+STATUS_LABELS = code_table("referral.status", {
     S.draft: "草稿", S.submitted: "已提交", S.received: "已接收", S.accepted: "已同意",
     S.rejected: "已拒绝", S.returned: "已退回（附建议）", S.scheduled: "已预约", S.arrived: "已到诊",
     S.outcome_returned: "已回传结果", S.closed: "已结案", S.cancelled: "已取消",
     S.did_not_attend: "未到诊", S.forwarded: "已转至其他机构",
-}
+})
 
 STATE_CONFLICT = "referral_state_conflict"
 MACHINE: Machine[Status, Side] = Machine(

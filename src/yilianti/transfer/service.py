@@ -27,6 +27,7 @@ from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
+from yilianti.kit.i18n import code_table
 from yilianti.kit.workflow import Workflow
 from yilianti.models.alliance import Institution
 from yilianti.models.patient import GrantKind, Patient
@@ -364,12 +365,12 @@ def patient_names(db: Session, ids: set[int]) -> dict[int, str]:
 
 # ------------------------------------------------------------------------------------------ metrics
 
-MILESTONE_LABELS = {
+MILESTONE_LABELS = code_table("transfer.milestone", {
     "requested": "发起申请", "team_departed": "转运团队出发", "arrived_at_origin": "到达申请医院",
     "assessed": "完成评估", "departed_with_patient": "携患者出发", "arrived": "到达接收医院",
     "handed_over": "完成交接", "first_medical_contact": "首次医疗接触", "first_ecg": "首份心电图",
     "door": "到达救治医院（进门）", "balloon": "球囊扩张/取栓器械", "needle": "溶栓给药",
-}
+})
 INDICATOR_LABELS = {"fmc_to_ecg": "首次医疗接触至首份心电图", "door_to_balloon": "进门至球囊扩张（D2B）",
                     "door_to_needle": "进门至溶栓（DNT）"}
 

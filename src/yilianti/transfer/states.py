@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from yilianti.kit.i18n import code_table
 from yilianti.kit.workflow import Machine
 
 
@@ -47,10 +48,10 @@ FINAL = frozenset({S.handed_over, S.cancelled})
 OPEN = frozenset(s for s in Status if s not in FINAL)
 MOVING = frozenset({S.dispatched, S.in_progress})  # milestones of the chain may be recorded
 
-STATUS_LABELS = {  # as locale/zh/transfer.json's transfer.status.*
+STATUS_LABELS = code_table("transfer.status", {  # as locale/zh/transfer.json's transfer.status.*
     S.requested: "已申请", S.accepted: "已接收", S.dispatched: "已派车", S.in_progress: "转运中",
     S.handed_over: "已交接", S.cancelled: "已取消",
-}
+})
 
 STATE_CONFLICT = "transfer_state_conflict"
 MACHINE: Machine[Status, Side] = Machine(

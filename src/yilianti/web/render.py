@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 
 from yilianti.exceptions import request_locale
 from yilianti.kit import clock
-from yilianti.kit.i18n import translate
+from yilianti.kit.i18n import label, translate
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -82,9 +82,12 @@ def environment(locale: str) -> jinja2.Environment:
         parts = age_parts(birth)
         return translate(parts[1], locale, n=parts[0]) if parts else ""
 
+    def _label(code: object, kind: str) -> str:
+        return label(kind, code, locale)
+
     env.globals.update(_=_, locale=locale, fmt_dt=_fmt_dt, fmt_date=_fmt_date, mask_id=mask_id,
                        mask_phone=mask_phone)
-    env.filters.update(dt=_fmt_dt, d=_fmt_date, mask_id=mask_id, mask_phone=mask_phone, age=age)
+    env.filters.update(label=_label, dt=_fmt_dt, d=_fmt_date, mask_id=mask_id, mask_phone=mask_phone, age=age)
     return env
 
 
