@@ -19,7 +19,7 @@ from yilianti.cockpit.measures import MEASURES
 from yilianti.models.cockpit import Indicator
 
 LIBRARY = Path(__file__).with_name("library.yaml")
-UNITS = ("count", "ratio", "hours", "minutes", "yuan", "per10k", "yesno")
+UNITS = ("count", "ratio", "times", "change", "hours", "minutes", "yuan", "per10k", "yesno")
 DIRECTIONS = ("up", "down", "none")
 FIELDS = ("group", "name", "name_en", "definition", "numerator", "denominator", "unit", "direction", "level",
           "source", "data_source", "default_target", "target_source")

@@ -157,18 +157,23 @@ def slots_reserved_booked(db: Session, scope: Scope) -> list[Event]:
 # ------------------------------------------------------------------------------------------ shared centres
 
 
-def _reads(db: Session, scope: Scope) -> Iterable[tuple[int, date, int | None]]:
-    for oid, at, ordering, _centre, tat, _modality in repository.remote_reads_between(db, *scope.utc_bounds, scope.institutions):
+def _reads(db: Session, scope: Scope) -> Iterable[tuple[int, date, int | None, str]]:
+    for oid, at, ordering, _centre, tat, kind in repository.remote_reads_between(db, *scope.utc_bounds, scope.institutions):
         if scope.member_on(ordering, _day(at)):
-            yield oid, _day(at), tat
+            yield oid, _day(at), tat, kind
 
 
 def remote_reads(db: Session, scope: Scope) -> list[Event]:
-    return [Event(oid, day) for oid, day, _ in _reads(db, scope)]
+    return [Event(oid, day) for oid, day, _, _ in _reads(db, scope)]
+
+
+def remote_reads_imaging_ecg(db: Session, scope: Scope) -> list[Event]:
+    """National indicator (5): the imaging and ECG centres' volume (lab excluded)."""
+    return [Event(oid, day) for oid, day, _, kind in _reads(db, scope) if kind in ("imaging", "ecg")]
 
 
 def remote_read_tat_minutes(db: Session, scope: Scope) -> list[Event]:
-    return [Event(oid, day, float(tat)) for oid, day, tat in _reads(db, scope) if tat is not None]
+    return [Event(oid, day, float(tat)) for oid, day, tat, _ in _reads(db, scope) if tat is not None]
 
 
 def consultations(db: Session, scope: Scope) -> list[Event]:
@@ -212,6 +217,7 @@ MEASURES: dict[str, tuple[Measure, str]] = {
     "slots_reserved": (slots_reserved, "sum"),
     "slots_reserved_booked": (slots_reserved_booked, "sum"),
     "remote_reads": (remote_reads, "sum"),
+    "remote_reads_imaging_ecg": (remote_reads_imaging_ecg, "sum"),
     "remote_read_tat_minutes": (remote_read_tat_minutes, "median"),
     "consultations": (consultations, "sum"),
     "recognition_decisions": (recognition_decisions, "sum"),

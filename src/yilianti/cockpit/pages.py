@@ -3,13 +3,14 @@ them, the targets and their history, and the export for the monthly assessment m
 
 from __future__ import annotations
 
+import csv
 import io
 from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from openpyxl import Workbook
+from openpyxl import Workbook, load_workbook
 
 from yilianti.alliance.repository import all_alliances
 from yilianti.auth.deps import DB, CurrentSubject
@@ -25,6 +26,7 @@ from yilianti.web.forms import errors_of, opt_int
 from yilianti.web.render import render_page
 
 router = APIRouter(include_in_schema=False)
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 # the charts of the cockpit: (element id, title, indicator codes)
 CHARTS = (
@@ -64,6 +66,12 @@ def fmt(value: float | None, unit: str) -> str:
         return "—"
     if unit == "ratio":
         return f"{value * 100:.1f}%"
+    if unit == "change":
+        return f"{value * 100:+.1f}%"
+    if unit == "yesno":
+        return "是" if value >= 1 else "否"
+    if unit in ("times", "per10k"):
+        return f"{value:.2f}"
     if unit in ("hours", "minutes"):
         return f"{value:.1f}"
     if unit == "yuan":
@@ -83,6 +91,7 @@ def _context(request: Request, db: Any, subject: Subject, alliance_id: str, star
             "charts": [(cid, title, service.chart(figures, codes, locale)) for cid, title, codes in CHARTS],
             "can_set": bool(alliance) and service.can_set_targets(subject, alliance.id) if alliance else False,
             "targets": repository.targets_of(db, alliance.id) if alliance else [],
+            "can_enter": bool(alliance) and service.can_enter_figures(db, subject, alliance.id) if alliance else False,
             "library": repository.library(db)}
 
 
@@ -149,5 +158,108 @@ def export(request: Request, db: DB, subject: CurrentSubject, alliance_id: str =
     title = f"{alliance.name if alliance else ''} {ctx['start']} – {ctx['end']}"
     body = workbook(ctx["figures"], ctx["months"], request_locale(request), title)
     name = f"cockpit-{alliance.key if alliance else 'none'}-{ctx['start']}-{ctx['end']}.xlsx"
-    return Response(body, media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    return Response(body, media_type=XLSX,
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+# ------------------------------------------------------------------------------------------ imported figures
+
+IMPORT_COLUMNS = ("指标代码", "开始日期", "结束日期", "数值", "出处", "佐证")
+
+
+def _date(value: object) -> date | None:
+    if isinstance(value, date):
+        return value if not hasattr(value, "date") else value.date()  # a datetime cell is a date
+    try:
+        return date.fromisoformat(str(value).strip()) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _number(value: object) -> float | None:
+    try:
+        return float(str(value).strip().rstrip("%")) / (100 if str(value).strip().endswith("%") else 1) \
+            if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _figure_in(cells: dict[str, object]) -> service.FigureIn:
+    return service.FigureIn(code=str(cells.get("code") or "").strip(), period_start=_date(cells.get("period_start")),
+                            period_end=_date(cells.get("period_end")), value=_number(cells.get("value")),
+                            source=str(cells.get("source") or ""), evidence=str(cells.get("evidence") or "") or None)
+
+
+def _rows_of(filename: str, content: bytes) -> list[service.FigureIn]:
+    """The data rows of an uploaded xlsx or UTF-8 CSV whose first row names the columns (IMPORT_COLUMNS)."""
+    keys = dict(zip(IMPORT_COLUMNS, ("code", "period_start", "period_end", "value", "source", "evidence"), strict=True))
+    if filename.lower().endswith(".xlsx") or content[:2] == b"PK":
+        try:
+            sheet = load_workbook(io.BytesIO(content), read_only=True, data_only=True).active
+        except Exception:  # noqa: BLE001 - any unreadable workbook is the user's file, not our fault
+            raise InvalidInput(fields={"file": "无法读取该 Excel 文件"}) from None
+        table = [list(r) for r in sheet.iter_rows(values_only=True)] if sheet is not None else []
+    else:
+        try:
+            text = content.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise InvalidInput(fields={"file": "CSV 文件应为 UTF-8 编码"}) from None
+        table = [list(r) for r in csv.reader(io.StringIO(text))]
+    if not table:
+        raise InvalidInput(fields={"file": "文件是空的"})
+    header = [str(c or "").strip() for c in table[0]]
+    missing = [c for c in IMPORT_COLUMNS[:5] if c not in header]
+    if missing:
+        raise InvalidInput(fields={"file": "缺少列：" + "、".join(missing)})
+    return [_figure_in({keys[h]: row[i] for i, h in enumerate(header) if h in keys and i < len(row)})
+            for row in table[1:] if any(c not in (None, "") for c in row)]
+
+
+async def _figure_action(request: Request, db: Any, subject: Subject, upload: bool) -> Response:
+    form = await request.form()
+    values: dict[str, object] = {k: v for k, v in form.items() if isinstance(v, str)}
+    alliance_id = opt_int(values.get("alliance_id")) or 0
+    try:
+        service.require_view(db, subject, kit.get(db, Alliance, alliance_id))
+        if upload:
+            file = form.get("file")
+            if file is None or isinstance(file, str):
+                raise InvalidInput(fields={"file": "请选择要导入的文件"})
+            rows = _rows_of(file.filename or "", await file.read())
+            stored = service.import_figures(db, subject, alliance_id, rows)
+        else:
+            stored = [service.record_figure(db, subject, alliance_id, _figure_in(values))]
+    except AppError as exc:
+        db.rollback()
+        ctx = _context(request, db, subject, str(alliance_id), "", "")
+        ctx.update(figure_errors=errors_of(request, exc), figure_form=values)
+        return render_page(request, "cockpit/index.html", ctx, status_code=exc.status)
+    return RedirectResponse(f"/cockpit?alliance_id={alliance_id}&entered={len(stored)}#national", status_code=303)
+
+
+@router.post("/cockpit/figures")
+async def enter_figure(request: Request, db: DB, subject: CurrentSubject) -> Response:
+    return await _figure_action(request, db, subject, upload=False)
+
+
+@router.post("/cockpit/figures/import")
+async def import_figures(request: Request, db: DB, subject: CurrentSubject) -> Response:
+    return await _figure_action(request, db, subject, upload=True)
+
+
+@router.get("/cockpit/figures/template.xlsx")
+def figures_template(db: DB, subject: CurrentSubject) -> Response:
+    """An empty import sheet with its columns, and on a second sheet the indicators it accepts."""
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "figures"
+    ws.append(list(IMPORT_COLUMNS))
+    ref = wb.create_sheet("indicators")
+    ref.append(["指标代码", "指标", "单位", "定义"])
+    for i in repository.library(db):
+        if i.source == "imported":
+            ref.append([i.code, i.name, i.unit, i.definition])
+    out = io.BytesIO()
+    wb.save(out)
+    return Response(out.getvalue(), media_type=XLSX,
+                    headers={"Content-Disposition": 'attachment; filename="cockpit-figures-template.xlsx"'})

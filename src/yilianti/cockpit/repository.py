@@ -9,14 +9,14 @@ left inside the period is counted only for its days in the alliance.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from yilianti.diagnostics.states import RESULTED
-from yilianti.models.cockpit import Indicator, IndicatorTarget
+from yilianti.models.cockpit import Indicator, IndicatorFigure, IndicatorTarget
 from yilianti.models.consultation import Consultation
 from yilianti.models.diagnostics import DiagnosticOrder
 from yilianti.models.recognition import RecognitionDecision
@@ -83,10 +83,10 @@ def loops_closed_between(db: Session, start: datetime, end: datetime,
 def remote_reads_between(db: Session, start: datetime, end: datetime,
                          institutions: Sequence[int]) -> list[tuple[Any, ...]]:
     """Orders read by a shared centre and resulted in the period: (id, reported_at, ordering institution,
-    centre, TAT minutes, modality)."""
+    centre, TAT minutes, kind: imaging | ecg | lab)."""
     rows = db.execute(
         select(DiagnosticOrder.id, DiagnosticOrder.reported_at, DiagnosticOrder.ordering_institution_id,
-               DiagnosticOrder.reading_centre_institution_id, DiagnosticOrder.tat_minutes, DiagnosticOrder.modality)
+               DiagnosticOrder.reading_centre_institution_id, DiagnosticOrder.tat_minutes, DiagnosticOrder.kind)
         .where(DiagnosticOrder.status.in_(sorted(RESULTED)), DiagnosticOrder.reading_centre_institution_id.is_not(None),
                DiagnosticOrder.reading_centre_institution_id != DiagnosticOrder.ordering_institution_id,
                DiagnosticOrder.reported_at >= start, DiagnosticOrder.reported_at < end,
@@ -113,3 +113,10 @@ def recognition_decisions_between(db: Session, start: datetime, end: datetime,
         .where(RecognitionDecision.decided_at >= start, RecognitionDecision.decided_at < end,
                RecognitionDecision.institution_id.in_(institutions)))
     return [tuple(r) for r in rows]
+
+
+def figures_of(db: Session, alliance_id: int, start: date, end: date) -> list[IndicatorFigure]:
+    """Imported figures of the alliance whose period ends inside [start, end], newest entry first."""
+    return list(db.scalars(select(IndicatorFigure).where(
+        IndicatorFigure.alliance_id == alliance_id, IndicatorFigure.period_end >= start,
+        IndicatorFigure.period_end <= end).order_by(IndicatorFigure.entered_at.desc(), IndicatorFigure.id.desc())))

@@ -21,7 +21,8 @@ from yilianti.cockpit.measures import MEASURES, Event, combine, scope_of
 from yilianti.exceptions import Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
 from yilianti.models.alliance import Alliance
-from yilianti.models.cockpit import Indicator, IndicatorTarget
+from yilianti.models.auth import Role
+from yilianti.models.cockpit import Indicator, IndicatorFigure, IndicatorTarget
 from yilianti.scheduling.repository import can_see_alliance_figures
 
 AMBER_BAND = 0.10  # within 10 % of the target: amber
@@ -49,6 +50,7 @@ class Figure:
     status: str | None = None  # green | amber | red | None (no target, or no direction)
     trend: str | None = None  # up | down | flat | None
     row_ids: dict[str, list[int]] = field(default_factory=dict)  # measure → the rows counted
+    figure: IndicatorFigure | None = None  # an imported indicator: the entry shown, with its source and evidence
 
     @property
     def series(self) -> list[float | None]:
@@ -112,8 +114,12 @@ def compute(db: Session, alliance_id: int, start: date, end: date, *, codes: lis
         return cache[measure]
 
     figures = []
+    imported = _latest_figures(db, alliance_id, start, end)
     for ind in repository.library(db):
-        if ind.source != "computed" or ind.numerator is None or (codes is not None and ind.code not in codes):
+        if codes is not None and ind.code not in codes:
+            continue
+        if ind.source != "computed" or ind.numerator is None:
+            figures.append(_imported(ind, imported.get(ind.id, []), months, targets, end))
             continue
         num_how = MEASURES[ind.numerator][1]
         num = events(ind.numerator)
@@ -134,6 +140,30 @@ def compute(db: Session, alliance_id: int, start: date, end: date, *, codes: lis
         figures.append(Figure(ind, value, by_month, n, d, target, source, rag(value, target, ind.direction),
                               trend(by_month), row_ids))
     return figures
+
+
+def _latest_figures(db: Session, alliance_id: int, start: date, end: date) -> dict[int, list[IndicatorFigure]]:
+    """Per indicator, the figures in force for each period (a correction entered later replaces the figure of the
+    same period), by period end."""
+    out: dict[int, dict[tuple[date, date], IndicatorFigure]] = {}
+    for f in repository.figures_of(db, alliance_id, start, end):  # newest entry first
+        out.setdefault(f.indicator_id, {}).setdefault((f.period_start, f.period_end), f)
+    return {i: sorted(periods.values(), key=lambda f: (f.period_end, f.period_start)) for i, periods in out.items()}
+
+
+def _imported(ind: Indicator, rows: list[IndicatorFigure], months: list[str], targets: list[IndicatorTarget],
+              end: date) -> Figure:
+    """An imported indicator: the latest period's figure is the value; each figure also sits in the month its
+    period ends."""
+    by_month: dict[str, float | None] = {m: None for m in months}
+    for f in rows:
+        by_month[f"{f.period_end:%Y-%m}"] = f.value
+    latest = rows[-1] if rows else None
+    value = latest.value if latest else None
+    target, source = target_in_force(ind, targets, end)
+    fig = Figure(ind, value, by_month, None, None, target, source, rag(value, target, ind.direction), trend(by_month))
+    fig.figure = latest
+    return fig
 
 
 # ------------------------------------------------------------------------------------------ access
@@ -190,3 +220,81 @@ def chart(figures: list[Figure], codes: list[str], locale: str) -> dict[str, Any
                         "target": f.target,
                         "data": [None if v is None else round(v * 100, 1) if f.indicator.unit == "ratio" else round(v, 2)
                                  for v in f.series]} for f in chosen]}
+
+
+# ------------------------------------------------------------------------------------------ imported figures
+
+
+def can_enter_figures(db: Session, subject: Subject, alliance_id: int) -> bool:
+    """The alliance's administrators, and the health commission of its region (which holds the statistics)."""
+    return can_set_targets(subject, alliance_id) or (
+        subject.has(Role.health_commission) and can_see_alliance_figures(db, subject, alliance_id))
+
+
+@dataclass
+class FigureIn:
+    code: str
+    period_start: date | None
+    period_end: date | None
+    value: float | None
+    source: str
+    evidence: str | None = None
+
+
+def _check_figure(db: Session, data: FigureIn) -> tuple[Indicator | None, dict[str, str]]:
+    ind = repository.indicator_by_code(db, data.code)
+    errors: dict[str, str] = {}
+    if ind is None or ind.source != "imported":
+        errors["code"] = "没有这个需导入的指标" if ind is None else "该指标由平台数据计算，不能录入"
+    if data.period_start is None:
+        errors["period_start"] = "请填写统计期开始日期"
+    if data.period_end is None:
+        errors["period_end"] = "请填写统计期结束日期"
+    elif data.period_start is not None and data.period_end < data.period_start:
+        errors["period_end"] = "结束日期不能早于开始日期"
+    if data.value is None:
+        errors["value"] = "请填写数值"
+    elif ind is not None and ind.unit == "yesno" and data.value not in (0, 1):
+        errors["value"] = "是/否指标填 1（是）或 0（否）"
+    elif ind is not None and ind.unit == "ratio" and not 0 <= data.value <= 1:
+        errors["value"] = "比例填小数，如 0.65 表示 65%"
+    elif data.value < 0 and not (ind is not None and ind.unit == "change"):
+        errors["value"] = "数值不能为负数"
+    if not data.source.strip():
+        errors["source"] = "请注明数据来源"
+    return ind, errors
+
+
+def record_figure(db: Session, subject: Subject, alliance_id: int, data: FigureIn) -> IndicatorFigure:
+    return import_figures(db, subject, alliance_id, [data])[0]
+
+
+def import_figures(db: Session, subject: Subject, alliance_id: int, rows: list[FigureIn]) -> list[IndicatorFigure]:
+    """All or nothing: every row is checked first; any error → InvalidInput naming each row's fields
+    (`row 3: value`), and nothing is stored."""
+    if not can_enter_figures(db, subject, alliance_id):
+        raise Forbidden("只有医联体管理员或区域卫健委可以录入指标数据")
+    checked, errors = [], {}
+    for n, data in enumerate(rows, start=1):
+        ind, row_errors = _check_figure(db, data)
+        prefix = f"第{n}行 " if len(rows) > 1 else ""
+        errors.update({(f"row{n}.{k}" if len(rows) > 1 else k): prefix + v for k, v in row_errors.items()})
+        checked.append((ind, data))
+    if not rows:
+        errors["file"] = "文件中没有数据行"
+    if errors:
+        raise InvalidInput(fields=errors)
+    out = []
+    for ind, data in checked:
+        assert ind is not None and data.period_start and data.period_end and data.value is not None
+        row = IndicatorFigure(indicator_id=ind.id, alliance_id=alliance_id, period_start=data.period_start,
+                              period_end=data.period_end, value=data.value, source=data.source.strip()[:200],
+                              evidence=(data.evidence or "").strip() or None, entered_by_user_id=subject.user_id,
+                              entered_at=clock.now())
+        db.add(row)
+        out.append(row)
+    db.flush()
+    audit.record(db, subject, "create", "indicator_figure", ",".join(str(r.id) for r in out),
+                 detail={"alliance_id": alliance_id, "rows": len(out),
+                         "indicators": sorted({d.code for _, d in checked})})
+    return out

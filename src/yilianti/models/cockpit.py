@@ -50,3 +50,21 @@ class IndicatorTarget(IdMixin, Base):
     effective_from: Mapped[date] = mapped_column(Date)
     set_by_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("app_user.id"))
     set_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class IndicatorFigure(IdMixin, Base):
+    """A figure of an imported indicator (one the platform does not hold the data for: incomes, the insurance
+    fund, mortality, the yes/no judgements) for one alliance and period, with its source and evidence. Never
+    updated: a corrected figure is a new row, and the newest entered for a period is the one shown."""
+
+    __tablename__ = "indicator_figure"
+
+    indicator_id: Mapped[int] = mapped_column(BigId, ForeignKey("indicator.id"), index=True)
+    alliance_id: Mapped[int] = mapped_column(BigId, ForeignKey("alliance.id"), index=True)
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date] = mapped_column(Date)
+    value: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(200))
+    evidence: Mapped[str | None] = mapped_column(Text)
+    entered_by_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("app_user.id"))
+    entered_at: Mapped[datetime] = mapped_column(default=clock.now)
