@@ -218,7 +218,7 @@ def _rows_of(filename: str, content: bytes) -> list[service.FigureIn]:
 async def _figure_action(request: Request, db: Any, subject: Subject, upload: bool) -> Response:
     form = await request.form()
     values: dict[str, object] = {k: v for k, v in form.items() if isinstance(v, str)}
-    alliance_id = opt_int(values.get("alliance_id")) or 0
+    alliance_id = opt_int(str(values.get("alliance_id") or "")) or 0
     try:
         service.require_view(db, subject, kit.get(db, Alliance, alliance_id))
         if upload:
