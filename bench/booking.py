@@ -302,14 +302,21 @@ def wrk(base: str, script: str, clients: int, secs: float) -> dict[str, object]:
 
 # YLT_BENCH_SEAL=1: seal the audit hash chain while the load runs (the job `audit.seal` of `yilianti worker`)
 SEALER = """
-import sys, time
+import os, sys, time
 from sqlalchemy.orm import sessionmaker
 from yilianti.audit import chain
 from yilianti.config import get_settings
 from yilianti.db import make_engine
 factory = sessionmaker(bind=make_engine(get_settings().database_url), expire_on_commit=False)
 links, busy, started = 0, 0.0, time.monotonic()
-while True:
+def server_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+watch = int(os.environ["YLT_SEAL_WATCH_PID"])
+while server_alive(watch):
     t = time.monotonic()
     with factory() as db:
         links += chain.seal_committed(db)
@@ -340,7 +347,8 @@ def start_server(url: str, port: int, workers: int, pool: int = 8,  # type: igno
                "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
     proc = subprocess.Popen(cmd, env=env, start_new_session=True)
     if os.environ.get("YLT_BENCH_SEAL"):  # the audit chain's sealer alongside, as `yilianti worker` runs it
-        subprocess.Popen([sys.executable, "-c", SEALER], env=env, process_group=proc.pid)
+        subprocess.Popen([sys.executable, "-c", SEALER], env=dict(env, YLT_SEAL_WATCH_PID=str(proc.pid)),
+                         start_new_session=True)  # it ends with the server
     import urllib.request
 
     deadline = time.monotonic() + 90  # a shared, loaded machine can take long to import the app twice

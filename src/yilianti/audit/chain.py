@@ -54,9 +54,8 @@ def _canonical(value: Any) -> Any:
 
 
 def row_digest(algorithm: str, row: Sequence[Any]) -> bytes:
-    """The digest of one audit row: every column, in a form both databases give back alike."""
-    data = json.dumps([_canonical(v) for v in row], ensure_ascii=False, sort_keys=True, separators=(",", ":"),
-                      default=str)
+    """The digest of one audit row: every column (repository.CHAIN_COLUMNS), the time as UTC text."""
+    data = json.dumps([_canonical(v) for v in row], ensure_ascii=False, separators=(",", ":"), default=str)
     return crypto.digest(algorithm, data.encode())[:DIGEST_BYTES]
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, func, or_, select, text
+from sqlalchemy import Row, Select, Text, and_, cast, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from yilianti.authz.subject import Subject
@@ -96,8 +96,10 @@ def count_break_glass_to_review(db: Session) -> int:
 # ---------------------------------------------------------------- the hash chain's queries (audit/chain.py)
 
 _T = AuditEvent.__table__.c
+# every column; the detail as the text stored (JSON, not JSONB, keeps it as written: no parse and re-serialise)
 CHAIN_COLUMNS = (_T.id, _T.at, _T.user_id, _T.username, _T.acting_institution_id, _T.action, _T.resource_type,
-                 _T.resource_id, _T.patient_id, _T.access_basis, _T.reason, _T.detail, _T.ip, _T.channel)
+                 _T.resource_id, _T.patient_id, _T.access_basis, _T.reason, cast(_T.detail, Text).label("detail"),
+                 _T.ip, _T.channel)
 _RUNNING = text("SELECT backend_xid::text::bigint FROM pg_stat_activity WHERE datname = current_database() "
                 "AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()")
 _LAST_ID = text("SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('audit_event', 'id')::regclass), 0)")
