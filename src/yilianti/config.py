@@ -100,6 +100,16 @@ class Settings(BaseSettings):
     db_pool_size: int = 5
     db_max_overflow: int = 15
     db_pool_timeout: float = 30.0
+    # PostgreSQL: a statement running longer, or waiting for a lock longer, is cancelled and the request gets
+    # 503 with Retry-After (web/faults.py) instead of hanging; migrations run without them; 0 = no limit
+    db_statement_timeout_seconds: float = Field(default=30.0, ge=0)
+    db_lock_timeout_seconds: float = Field(default=5.0, ge=0)
+    db_connect_timeout_seconds: int = Field(default=5, ge=1)
+
+    # request bodies: at most this many bytes (413 before more is read), file uploads (multipart) at most
+    # upload_max_bytes in all (each attachment also at most attachment_max_bytes)
+    request_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+    upload_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
 
     # critical transfers: chest-pain and stroke network targets in minutes (DOMAIN.md §4)
     transfer_target_fmc_to_ecg: int = 10

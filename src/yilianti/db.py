@@ -18,7 +18,10 @@ _factory: sessionmaker[Session] | None = None
 _init_lock = threading.Lock()
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, timeouts: bool = True, **kwargs: Any) -> Engine:
+    """The engine for a database URL. On PostgreSQL every connection gets the statement and lock timeouts of
+    the settings (a held lock answers 503 after a bounded wait; `timeouts=False` for migrations) and a
+    connect timeout (an unreachable server answers 503, not a hang)."""
     url = normalise_db_url(url)
     if url.startswith("sqlite"):
         if ":///" in url and not url.endswith(":memory:"):
@@ -33,7 +36,21 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("max_overflow", settings.db_max_overflow)
     kwargs.setdefault("pool_timeout", settings.db_pool_timeout)
     kwargs.setdefault("pool_pre_ping", True)
+    connect_args = kwargs.setdefault("connect_args", {})
+    connect_args.setdefault("connect_timeout", settings.db_connect_timeout_seconds)
+    if timeouts:
+        connect_args.setdefault("options", pg_timeout_options(settings))
     return create_engine(url, **kwargs)
+
+
+def pg_timeouts(settings: Settings) -> dict[str, str]:
+    """PostgreSQL's statement_timeout and lock_timeout of the settings (milliseconds; 0 = none)."""
+    return {"statement_timeout": str(int(settings.db_statement_timeout_seconds * 1000)),
+            "lock_timeout": str(int(settings.db_lock_timeout_seconds * 1000))}
+
+
+def pg_timeout_options(settings: Settings) -> str:
+    return " ".join(f"-c {name}={value}" for name, value in pg_timeouts(settings).items())
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -110,3 +127,9 @@ def ping(db: Session) -> str:
     """One round trip to the database (raises when it is unreachable); the dialect's name."""
     db.execute(text("SELECT 1"))
     return db.get_bind().dialect.name
+
+
+def ready() -> str:
+    """The database answers (raises when it does not): the dialect's name (GET /readyz)."""
+    with session_factory()() as db:
+        return ping(db)

@@ -21,7 +21,7 @@ from yilianti.recognition.fastpath import RecognitionRoute
 from yilianti.record.fastpath import RecordRoute
 from yilianti.referral.fastpath import ReferralMoveRoute
 from yilianti.scheduling.fastpath import BookingRoute
-from yilianti.web.edge import Edge
+from yilianti.web.edge import SESSION_COOKIE, Edge
 from yilianti.web.errors import install_handlers
 from yilianti.web.limit import InflightLimit
 
@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.resolved_secret_key(),
-        session_cookie="ylt_session",
+        session_cookie=SESSION_COOKIE,
         max_age=settings.session_max_age_hours * 3600,
         same_site="lax",
         https_only=settings.production,
@@ -104,7 +104,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
     app.add_middleware(ReferralMoveRoute)  # and POST /api/v1/referrals/{id}/transition (referral/fastpath.py)
     app.add_middleware(RecognitionRoute)  # likewise GET /api/v1/recognition/lookup (recognition/fastpath.py)
     app.add_middleware(RecordRoute)  # and GET /api/v1/patients/{id}/record (record/fastpath.py)
-    app.add_middleware(Edge)  # outermost: security headers on every response, whoever served it (web/edge.py)
+    app.add_middleware(Edge, settings=settings)  # outermost: security headers on every response, whoever served it (web/edge.py)
     install_handlers(app)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     for router in discover_routers():

@@ -40,7 +40,7 @@ def sync_reference_data(url: str | None = None, connection: Connection | None = 
             library.sync(db)
             db.commit()  # joins the caller's transaction: the caller commits
         return
-    engine = make_engine(url or get_settings().database_url)
+    engine = make_engine(url or get_settings().database_url, timeouts=False)
     try:
         with Session(engine) as db:
             library.sync(db)

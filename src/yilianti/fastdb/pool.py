@@ -16,6 +16,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from yilianti.config import get_settings, normalise_db_url
+from yilianti.db import pg_timeouts
 from yilianti.exceptions import AppError
 
 _pool: asyncpg.Pool | None = None
@@ -47,7 +48,8 @@ async def pool() -> asyncpg.Pool:
                 max_inactive_connection_lifetime=1800, command_timeout=s.db_pool_timeout, reset=_keep_session,
                 server_settings={"timezone": "UTC", "application_name": "yilianti-fast",
                                  # the prepared statement's generic plan is the right one; skip 5 custom plans
-                                 "plan_cache_mode": "force_generic_plan"})
+                                 "plan_cache_mode": "force_generic_plan", **pg_timeouts(s)},
+                timeout=s.db_connect_timeout_seconds)
     assert _pool is not None
     return _pool
 

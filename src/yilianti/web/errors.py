@@ -12,10 +12,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from yilianti.exceptions import AppError, error_body, field_message, wants_json
+from yilianti.web.faults import RETRY_AFTER_SECONDS, fault_of
 from yilianti.web.render import render_page
 
 log = logging.getLogger("yilianti")
@@ -54,14 +54,13 @@ def install_handlers(app: FastAPI) -> None:
         }.get(exc.status_code, ("http_error", str(exc.detail)))
         return render_error(request, exc.status_code, error_body(request, code, message))
 
-    @app.exception_handler(SATimeoutError)
-    async def _pool_busy(request: Request, exc: SATimeoutError) -> Response:
-        log.warning("database pool exhausted on %s %s", request.method, request.url.path)
-        response = render_error(request, 503, error_body(request, "busy", "系统繁忙，请稍后重试"))
-        response.headers["Retry-After"] = "1"
-        return response
-
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
+        fault = fault_of(exc)
+        if fault is not None:  # refused, timed out, no pooled connection: retry later, nothing was written
+            log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+            response = render_error(request, 503, error_body(request, fault.code, fault.message))
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return response
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return render_error(request, 500, error_body(request, "internal_error", "服务器内部错误，已记录，请稍后重试"))
