@@ -26,6 +26,7 @@ import re
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from yilianti.diagnostics.receivers.hl7_rules import Hl7Problem
 
@@ -55,6 +56,7 @@ def charset_key(value: str) -> str:
 _CODECS = {charset_key(k): v for k, v in CHARSETS.items()}
 
 
+@lru_cache(maxsize=256)
 def codec_for(charset: str) -> str | None:
     """The Python codec for an MSH-18 value (table 0211 or a common Chinese name); None: not one we read."""
     return _CODECS.get(charset_key(charset))
@@ -137,10 +139,11 @@ class Frame:
 
 
 def msh_line(body: bytes) -> bytes | None:
-    head = body.lstrip(b"\r\n \t")
-    end = min((i for i in (head.find(b"\r"), head.find(b"\n")) if i >= 0), default=len(head))
-    msh = head[:end]
-    return msh if msh.startswith(b"MSH") and len(msh) >= 8 else None
+    head = body if body[:3] == b"MSH" else body.lstrip(b"\r\n \t")
+    end = head.find(b"\r")
+    nl = head.find(b"\n", 0, end if end >= 0 else len(head))
+    msh = head[:nl if nl >= 0 else end if end >= 0 else len(head)]
+    return msh if msh[:3] == b"MSH" and len(msh) >= 8 else None
 
 
 def msh_fields(body: bytes) -> list[bytes] | None:
@@ -173,6 +176,14 @@ def _dbcs_split(line: bytes, sep: int) -> list[bytes]:
     return out
 
 
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _msh18(fields: list[bytes], line: bytes) -> str:
     """MSH-18's first repetition. A GBK or Big5 name before it may hold a '|' byte (院 is B0 7C in Big5), which
     shifts a plain split: then the split as a double-byte character set is asked too."""
@@ -182,7 +193,9 @@ def _msh18(fields: list[bytes], line: bytes) -> str:
         return fs[18].split(rep)[0].strip().decode("ascii", errors="replace") if len(fs) > 18 else ""
 
     values = [value(fields)]
-    if max(line, default=0) >= 0x81:
+    if values[0] and codec_for(values[0]) is not None:
+        return values[0]
+    if not line.isascii() and not _utf8(line):  # UTF-8 never has a "|" byte inside a character
         dbcs = _dbcs_split(line, line[3])
         dbcs[1:1] = [line[3:4]]
         values.append(value(dbcs))
