@@ -20,6 +20,7 @@ from tests.diagnostics.conftest import free_port, make_order
 from tests.diagnostics.test_hl7_receiver import (  # noqa: F401 - run again against the lean receiver
     oru,
     send,
+    test_a_frame_too_large_is_ar_and_its_head_kept,
     test_a_gb18030_message_with_a_rare_character_is_stored_and_acked_in_gb18030,
     test_a_gbk_message_without_msh18_uses_the_senders_default,
     test_a_nul_byte_is_ar_kept_as_bytes_and_never_ae,

@@ -203,6 +203,18 @@ def test_a_nul_byte_is_ar_kept_as_bytes_and_never_ae(committed, receiver):  # ty
         assert order is not None and order.status == "ordered"
 
 
+def test_a_frame_too_large_is_ar_and_its_head_kept(committed, receiver):  # type: ignore[no-untyped-def]
+    from yilianti.diagnostics.receivers.mllp import KEEP_BYTES, MAX_FRAME
+
+    head = oru("LAB-BIG", "MSGBIG1").encode()
+    data = head + b"NTE|1||" + b"x" * (MAX_FRAME + 1024) + b"\r"
+    _, ack = _send_bytes(receiver.port, data)
+    assert str(ack.segment("MSA")[1]) == "AR" and "过大" in str(ack.segment("MSA")[3])
+    [row] = _inbound(committed, "MSGBIG1")
+    assert row.status == "rejected" and row.reason_code == "frame_too_large" and row.raw_bytes == data[:KEEP_BYTES]
+    assert str(send(receiver.port, "garbage after a large frame").segment("MSA")[1]) == "AR"  # still serving
+
+
 def _closed_within(sock: socket.socket, seconds: float) -> float | None:
     """Seconds until the receiver closed the connection, or None if it is still open after `seconds`."""
     sock.settimeout(seconds)

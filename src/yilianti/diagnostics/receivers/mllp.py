@@ -285,12 +285,14 @@ async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, hand
 
 
 def _frame(block: bytes, oversize: int, charsets: SenderCharsets) -> Frame:
-    if oversize:
-        return Frame(block[:KEEP_BYTES], None, problem=Hl7Problem.frame_too_large,
-                     detail=f"{len(block) + oversize} bytes > {MAX_FRAME}")
     start = block.find(START)
     if start == -1:
         return Frame(block[:KEEP_BYTES], None, problem=Hl7Problem.frame_invalid, detail=repr(block[:80]))
+    if oversize or len(block) > MAX_FRAME:
+        head = block[start + 1:start + 1 + KEEP_BYTES]
+        known = decode(head, charsets)  # its character set, for the kept row and the ACK
+        return Frame(head, None, known.charset, known.codec, Hl7Problem.frame_too_large,
+                     f"{len(block) + oversize} bytes > {MAX_FRAME}")
     return decode(block[start + 1:], charsets)
 
 
