@@ -20,16 +20,34 @@
   }
 
   function text(el) { return (el.textContent || '').replace(/\s+/g, ' ').replace(/^ | $/g, ''); }
+  // a list table: a <thead>, or a first row of headings only (<tr><th>…<th>…); a key/value table (one <th> per
+  // row) is left as it is. A list table gets class list-table (stacked as cards on a phone, app.css) and each
+  // cell its column's heading as data-label.
+  function headRow(table) {
+    var thead = table.querySelector('thead tr');
+    if (thead) { return thead; }
+    var first = table.querySelector('tr');
+    if (!first || first.children.length < 2) { return null; }
+    for (var i = 0; i < first.children.length; i++) {
+      if (first.children[i].tagName !== 'TH') { return null; }
+    }
+    return first;
+  }
   function label(table) {
-    var heads = table.querySelectorAll('thead tr:first-child th');
-    if (!heads.length) { return; }
+    if (table.id === 'candidates' || /(^| )(compare|keep-table)( |$)/.test(table.className)) { return; }
+    var head = headRow(table);
+    if (!head) { return; }
+    if (!/(^| )list-table( |$)/.test(table.className)) { table.className += ' list-table'; }
+    if (!/(^| )head-row( |$)/.test(head.className)) { head.className += ' head-row'; }
+    var heads = head.children;
     var names = [];
     for (var i = 0; i < heads.length; i++) {
       var span = parseInt(heads[i].getAttribute('colspan') || '1', 10);
       for (var j = 0; j < span; j++) { names.push(text(heads[i])); }
     }
-    var rows = table.querySelectorAll('tbody tr');
+    var rows = table.querySelectorAll('tr');
     for (var r = 0; r < rows.length; r++) {
+      if (rows[r] === head || rows[r].parentNode.tagName === 'THEAD') { continue; }
       var col = 0;
       for (var c = 0; c < rows[r].children.length; c++) {
         var cell = rows[r].children[c];
