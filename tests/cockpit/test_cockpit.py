@@ -225,3 +225,48 @@ def test_national_figures_are_entered_and_imported_all_or_nothing(db, client, wo
                                               "period_start": "2026-01-01", "period_end": "2026-06-30", "value": "1",
                                               "source": "x"})
     assert r.status_code == 403
+
+
+def test_assistance_records_feed_the_cockpit(db, client, world) -> None:  # type: ignore[no-untyped-def]
+    from yilianti.models.cockpit import AssistanceRecord
+    from yilianti.models.workforce import PracticeSite
+
+    aid, lead = world["alliance"].id, world["lead"]
+    county = db.scalar(select(Membership).where(Membership.alliance_id == aid, Membership.role == "member",
+                                                Membership.joined_on.is_(None))).institution_id
+    csrf = b.login(client, "cockpitadmin")
+    # a posting of January–March (90 days), entered by hand
+    r = client.post("/cockpit/assistance", data={
+        "csrf_token": csrf, "alliance_id": str(aid), "kind": "posting", "from_institution_id": str(lead.id),
+        "to_institution_id": str(county), "start_date": "2026-01-01", "end_date": "2026-03-31", "person": "王主任",
+        "title": "主任医师", "post": "儿科副主任"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    # an import with one bad row stores nothing and says which row
+    head = ["类型", "派出机构", "接收机构", "开始日期", "结束日期", "人员", "手术台次", "三四级手术台次", "次数", "人次"]
+    bad = _sheet([head, ["带教手术", "保定市第一中心医院", "涞源县医院", "2026-02-10", "", "", 10, 4, "", ""],
+                  ["下沉坐诊", "保定市第一中心医院", "北京某医院", "2026-02-11", "", "", "", "", 4, 60]])
+    r = client.post("/cockpit/assistance", data={"csrf_token": csrf, "alliance_id": str(aid)},
+                    files={"file": ("a.xlsx", bad, "application/octet-stream")})
+    assert r.status_code == 422 and "第2行 该机构在开始日期不是本医联体成员" in r.text
+    assert db.scalar(select(func.count()).select_from(AssistanceRecord)) == 1
+    good = _sheet([head, ["带教手术", "保定市第一中心医院", "涞源县医院", "2026-02-10", "", "", 10, 4, "", ""],
+                   ["下沉坐诊", "保定市第一中心医院", "涞源县医院", "2026-02-11", "", "", "", "", 4, 60]])
+    r = client.post("/cockpit/assistance", data={"csrf_token": csrf, "alliance_id": str(aid)},
+                    files={"file": ("a.xlsx", good, "application/octet-stream")}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    # a lead practitioner rostered every Monday at the county in March (5 Mondays), mornings only
+    prac = b.practitioner(db, lead, "李专家")
+    db.add(PracticeSite(practitioner_id=prac.id, institution_id=county, weekday=1, period="am",
+                        starts_on=date(2026, 3, 1), ends_on=date(2026, 3, 31)))
+    db.flush()
+    figs = _by_code(service.compute(db, aid, date(2026, 1, 1), date(2026, 3, 31)))
+    days = figs["assistance.person_days"]
+    assert days.by_month["2026-01"] == pytest.approx(31) and days.by_month["2026-02"] == pytest.approx(28)
+    assert days.by_month["2026-03"] == pytest.approx(31 + 5 * 0.5)
+    assert figs["assistance.surgeries"].value == 10 and figs["assistance.grade34_share"].value == pytest.approx(0.4)
+    assert figs["assistance.patients"].value == 60 and figs["assistance.clinics"].value == 4
+    page = client.get(f"/cockpit/assistance?alliance_id={aid}&start=2026-01&end=2026-03")
+    assert page.status_code == 200 and "王主任" in page.text and "儿科副主任" in page.text and "带教手术" in page.text
+    x = client.get(f"/cockpit/assistance/export.xlsx?alliance_id={aid}&start=2026-01&end=2026-03&kind=surgery")
+    rows = list(load_workbook(io.BytesIO(x.content)).active.iter_rows(min_row=2, values_only=True))
+    assert len(rows) == 1 and rows[0][0] == "带教手术" and rows[0][12] == 10

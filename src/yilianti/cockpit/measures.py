@@ -20,6 +20,7 @@ from yilianti.alliance.repository import memberships_of_alliance
 from yilianti.cockpit import repository
 from yilianti.kit import clock
 from yilianti.models.alliance import Membership
+from yilianti.models.cockpit import AssistanceKind
 from yilianti.models.referral import Direction
 from yilianti.referral.states import Status as RS
 from yilianti.scheduling.sinking import sinking_by_month
@@ -202,6 +203,81 @@ def recognition_saved_yuan(db: Session, scope: Scope) -> list[Event]:
     return [Event(did, day, saved / 100) for did, day, decision, saved in _decisions(db, scope) if decision == "reuse"]
 
 
+# ------------------------------------------------------------------------------------------ assistance (帮扶)
+
+
+def _days(a: date, b: date) -> Iterable[date]:
+    d = a
+    while d <= b:
+        yield d
+        d += timedelta(days=1)
+
+
+def assistance_person_days(db: Session, scope: Scope) -> list[Event]:
+    """Expert person-days sent to members: postings spread evenly over their days (so a year-long posting
+    counts in every month it runs), and the multi-site practice rosters' sessions (a whole day 1, a half 0.5)
+    of practitioners working at a member other than their home one."""
+    out: list[Event] = []
+    for r in repository.assistance_between(db, scope.alliance_id, scope.start, scope.end, AssistanceKind.posting):
+        last = r.end_date or max(r.start_date, scope.end)
+        span = (last - r.start_date).days + 1
+        per_day = (r.person_days or span) / span
+        for day in _days(max(r.start_date, scope.start), min(last, scope.end)):
+            if scope.member_on(r.from_institution_id, day) and scope.member_on(r.to_institution_id, day):
+                out.append(Event(r.id, day, per_day))
+    for sid, _prac, home, weekday, period, starts, ends, site in repository.rostered_sites(
+            db, scope.institutions, scope.start, scope.end):
+        for day in _days(max(starts or scope.start, scope.start), min(ends or scope.end, scope.end)):
+            if day.isoweekday() == weekday and scope.member_on(home, day) and scope.member_on(site, day):
+                out.append(Event(sid, day, 1.0 if period == "all" else 0.5))
+    return out
+
+
+def _assistance(db: Session, scope: Scope, kind: str | tuple[str, ...], field: str | None) -> list[Event]:
+    """Help of a kind dated by its start day: the field's amount, or one per record (field None)."""
+    kinds = (kind,) if isinstance(kind, str) else kind
+    return [Event(r.id, r.start_date, 1.0 if field is None else float(getattr(r, field) or 0))
+            for r in repository.assistance_between(db, scope.alliance_id, scope.start, scope.end)
+            if r.kind in kinds and scope.start <= r.start_date <= scope.end
+            and scope.member_on(r.from_institution_id, r.start_date) and scope.member_on(r.to_institution_id, r.start_date)]
+
+
+def assistance_clinics(db: Session, scope: Scope) -> list[Event]:
+    return _assistance(db, scope, AssistanceKind.clinic, "sessions")
+
+
+def assistance_patients(db: Session, scope: Scope) -> list[Event]:
+    return _assistance(db, scope, AssistanceKind.clinic, "patients")
+
+
+def assistance_surgeries(db: Session, scope: Scope) -> list[Event]:
+    return _assistance(db, scope, AssistanceKind.surgery, "surgeries")
+
+
+def assistance_surgeries_grade34(db: Session, scope: Scope) -> list[Event]:
+    return _assistance(db, scope, AssistanceKind.surgery, "surgeries_grade34")
+
+
+def assistance_teaching(db: Session, scope: Scope) -> list[Event]:
+    return _assistance(db, scope, (AssistanceKind.lecture, AssistanceKind.rounds), "sessions")
+
+
+def assistance_trainees(db: Session, scope: Scope) -> list[Event]:
+    return _assistance(db, scope, AssistanceKind.trainee, "patients")
+
+
+def assistance_departments(db: Session, scope: Scope) -> list[Event]:
+    return _assistance(db, scope, AssistanceKind.department, None)
+
+
+def assistance_techniques(db: Session, scope: Scope) -> list[Event]:
+    return _assistance(db, scope, AssistanceKind.technique, None)
+
+
+def assistance_money(db: Session, scope: Scope) -> list[Event]:
+    return _assistance(db, scope, (AssistanceKind.equipment, AssistanceKind.funds), "amount_yuan")
+
+
 Measure = Callable[[Session, Scope], list[Event]]
 
 # name → (the rows it counts, how its events combine: "sum" or "median")
@@ -223,6 +299,16 @@ MEASURES: dict[str, tuple[Measure, str]] = {
     "recognition_decisions": (recognition_decisions, "sum"),
     "recognition_reused": (recognition_reused, "sum"),
     "recognition_saved_yuan": (recognition_saved_yuan, "sum"),
+    "assistance_person_days": (assistance_person_days, "sum"),
+    "assistance_clinics": (assistance_clinics, "sum"),
+    "assistance_patients": (assistance_patients, "sum"),
+    "assistance_surgeries": (assistance_surgeries, "sum"),
+    "assistance_surgeries_grade34": (assistance_surgeries_grade34, "sum"),
+    "assistance_teaching": (assistance_teaching, "sum"),
+    "assistance_trainees": (assistance_trainees, "sum"),
+    "assistance_departments": (assistance_departments, "sum"),
+    "assistance_techniques": (assistance_techniques, "sum"),
+    "assistance_money": (assistance_money, "sum"),
 }
 
 

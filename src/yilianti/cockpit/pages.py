@@ -12,10 +12,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from openpyxl import Workbook, load_workbook
 
-from yilianti.alliance.repository import all_alliances
+from yilianti.alliance.repository import (
+    all_alliances,
+    all_institution_names,
+    current_memberships,
+    institution_names,
+)
 from yilianti.auth.deps import DB, CurrentSubject
 from yilianti.authz.subject import Subject
-from yilianti.cockpit import repository, service
+from yilianti.cockpit import assistance, repository, service
 from yilianti.cockpit.service import Figure
 from yilianti.exceptions import AppError, InvalidInput, request_locale
 from yilianti.kit import clock
@@ -34,9 +39,10 @@ CHARTS = (
     ("chart-sinking", "号源下沉比例与预留号使用率", ["sinking.slot_ratio", "sinking.reserve_use"]),
     ("chart-centres", "远程诊断量与报告中位时长", ["centres.remote_reads", "centres.tat_median"]),
     ("chart-recognition", "结果互认率与节省费用", ["recognition.rate", "recognition.saved"]),
+    ("chart-assistance", "帮扶：专家下沉人日与坐诊接诊人次", ["assistance.person_days", "assistance.patients"]),
 )
 GROUPS = (("referral", "双向转诊"), ("sinking", "资源下沉"), ("centres", "共享中心与远程医疗"),
-          ("recognition", "结果互认"))
+          ("recognition", "结果互认"), ("assistance", "帮扶"))
 
 
 def _month(value: str | None) -> date | None:
@@ -190,9 +196,8 @@ def _figure_in(cells: dict[str, object]) -> service.FigureIn:
                             source=str(cells.get("source") or ""), evidence=str(cells.get("evidence") or "") or None)
 
 
-def _rows_of(filename: str, content: bytes) -> list[service.FigureIn]:
-    """The data rows of an uploaded xlsx or UTF-8 CSV whose first row names the columns (IMPORT_COLUMNS)."""
-    keys = dict(zip(IMPORT_COLUMNS, ("code", "period_start", "period_end", "value", "source", "evidence"), strict=True))
+def _table_of(filename: str, content: bytes) -> list[list[Any]]:
+    """The cells of an uploaded xlsx or UTF-8 CSV, row by row (the first names the columns)."""
     if filename.lower().endswith(".xlsx") or content[:2] == b"PK":
         try:
             sheet = load_workbook(io.BytesIO(content), read_only=True, data_only=True).active
@@ -207,6 +212,13 @@ def _rows_of(filename: str, content: bytes) -> list[service.FigureIn]:
         table = [list(r) for r in csv.reader(io.StringIO(text))]
     if not table:
         raise InvalidInput(fields={"file": "文件是空的"})
+    return table
+
+
+def _rows_of(filename: str, content: bytes) -> list[service.FigureIn]:
+    """The figures of an uploaded sheet whose first row names the columns (IMPORT_COLUMNS)."""
+    keys = dict(zip(IMPORT_COLUMNS, ("code", "period_start", "period_end", "value", "source", "evidence"), strict=True))
+    table = _table_of(filename, content)
     header = [str(c or "").strip() for c in table[0]]
     missing = [c for c in IMPORT_COLUMNS[:5] if c not in header]
     if missing:
@@ -263,3 +275,99 @@ def figures_template(db: DB, subject: CurrentSubject) -> Response:
     wb.save(out)
     return Response(out.getvalue(), media_type=XLSX,
                     headers={"Content-Disposition": 'attachment; filename="cockpit-figures-template.xlsx"'})
+
+
+# ------------------------------------------------------------------------------------------ assistance (帮扶)
+
+ASSISTANCE_COLUMNS = {"类型": "kind", "派出机构": "from", "接收机构": "to", "开始日期": "start_date",
+                      "结束日期": "end_date", "人员": "person", "职称": "title", "担任职务": "post",
+                      "内容": "subject", "人日": "person_days", "次数": "sessions", "人次": "patients",
+                      "手术台次": "surgeries", "三四级手术台次": "surgeries_grade34", "金额（元）": "amount_yuan",
+                      "备注": "note"}
+
+
+def _assistance_in(cells: dict[str, object], names: dict[str, int]) -> assistance.AssistanceIn:
+    """A form or sheet row → AssistanceIn: institutions by id or by name, kinds by code or Chinese label."""
+    def inst(value: object) -> int | None:
+        text = str(value or "").strip()
+        return opt_int(text) if text.isdigit() else names.get(text)
+    kind = str(cells.get("kind") or "").strip()
+    kind = {v: k for k, v in assistance.LABELS.items()}.get(kind, kind)
+    nums = {f: _number(cells.get(f)) for f in assistance.NUMBERS}
+    return assistance.AssistanceIn(
+        kind=kind, from_institution_id=inst(cells.get("from") or cells.get("from_institution_id")),
+        to_institution_id=inst(cells.get("to") or cells.get("to_institution_id")),
+        start_date=_date(cells.get("start_date")), end_date=_date(cells.get("end_date")),
+        person=str(cells.get("person") or "") or None, title=str(cells.get("title") or "") or None,
+        post=str(cells.get("post") or "") or None, subject=str(cells.get("subject") or "") or None,
+        note=str(cells.get("note") or "") or None, **nums)
+
+
+def _assistance_context(request: Request, db: Any, subject: Subject, alliance_id: str, start: str, end: str,
+                        kind: str) -> dict[str, Any]:
+    alliances = visible_alliances(db, subject)
+    chosen = opt_int(alliance_id) or (alliances[0].id if alliances else None)
+    alliance = service.require_view(db, subject, kit.get(db, Alliance, chosen)) if chosen else None
+    s, e = _period(start, end)
+    members = current_memberships(db, alliance.id, clock.today_local()) if alliance else []
+    names = institution_names(db, {m.institution_id for m in members} |
+                              {i for r in (assistance.listing(db, alliance.id, s, e) if alliance else [])
+                               for i in (r.from_institution_id, r.to_institution_id)})
+    rows = assistance.listing(db, alliance.id, s, e, kind) if alliance else []
+    return {"alliances": alliances, "alliance": alliance, "start": f"{s:%Y-%m}", "end": f"{e:%Y-%m}",
+            "kind": kind, "kinds": assistance.LABELS, "rows": rows, "names": names,
+            "members": sorted({m.institution_id for m in members}, key=lambda i: names.get(i, "")),
+            "can_enter": bool(alliance) and assistance.can_enter(db, subject, alliance.id) if alliance else False}
+
+
+@router.get("/cockpit/assistance")
+def assistance_page(request: Request, db: DB, subject: CurrentSubject, alliance_id: str = "", start: str = "",
+                    end: str = "", kind: str = "") -> Response:
+    return render_page(request, "cockpit/assistance.html",
+                       _assistance_context(request, db, subject, alliance_id, start, end, kind))
+
+
+@router.get("/cockpit/assistance/export.xlsx")
+def assistance_export(request: Request, db: DB, subject: CurrentSubject, alliance_id: str = "", start: str = "",
+                      end: str = "", kind: str = "") -> Response:
+    ctx = _assistance_context(request, db, subject, alliance_id, start, end, kind)
+    wb = Workbook()
+    ws = wb.active
+    ws.append(list(ASSISTANCE_COLUMNS))
+    for r in ctx["rows"]:
+        ws.append([assistance.LABELS[r.kind], ctx["names"].get(r.from_institution_id), ctx["names"].get(r.to_institution_id),
+                   r.start_date, r.end_date, r.person, r.title, r.post, r.subject, r.person_days, r.sessions, r.patients,
+                   r.surgeries, r.surgeries_grade34, r.amount_yuan, r.note])
+    out = io.BytesIO()
+    wb.save(out)
+    return Response(out.getvalue(), media_type=XLSX,
+                    headers={"Content-Disposition": 'attachment; filename="assistance.xlsx"'})
+
+
+@router.post("/cockpit/assistance")
+async def assistance_enter(request: Request, db: DB, subject: CurrentSubject) -> Response:
+    form = await request.form()
+    values: dict[str, object] = {k: v for k, v in form.items() if isinstance(v, str)}
+    alliance_id = opt_int(str(values.get("alliance_id") or "")) or 0
+    try:
+        service.require_view(db, subject, kit.get(db, Alliance, alliance_id))
+        names = {n: i for i, n in all_institution_names(db).items()}
+        file = form.get("file")
+        if file is not None and not isinstance(file, str) and file.filename:
+            table = _table_of(file.filename, await file.read())
+            header = [str(c or "").strip() for c in table[0]]
+            missing = [c for c in ("类型", "派出机构", "接收机构", "开始日期") if c not in header]
+            if missing:
+                raise InvalidInput(fields={"file": "缺少列：" + "、".join(missing)})
+            rows = [_assistance_in({ASSISTANCE_COLUMNS[h]: r[i] for i, h in enumerate(header)
+                                    if h in ASSISTANCE_COLUMNS and i < len(r)}, names)
+                    for r in table[1:] if any(c not in (None, "") for c in r)]
+        else:
+            rows = [_assistance_in(values, names)]
+        stored = assistance.import_rows(db, subject, alliance_id, rows)
+    except AppError as exc:
+        db.rollback()
+        ctx = _assistance_context(request, db, subject, str(alliance_id), "", "", "")
+        ctx.update(errors=errors_of(request, exc), form=values)
+        return render_page(request, "cockpit/assistance.html", ctx, status_code=exc.status)
+    return RedirectResponse(f"/cockpit/assistance?alliance_id={alliance_id}&entered={len(stored)}", status_code=303)

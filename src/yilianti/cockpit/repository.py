@@ -16,11 +16,12 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from yilianti.diagnostics.states import RESULTED
-from yilianti.models.cockpit import Indicator, IndicatorFigure, IndicatorTarget
+from yilianti.models.cockpit import AssistanceRecord, Indicator, IndicatorFigure, IndicatorTarget
 from yilianti.models.consultation import Consultation
 from yilianti.models.diagnostics import DiagnosticOrder
 from yilianti.models.recognition import RecognitionDecision
 from yilianti.models.referral import Referral, ReferralHistory
+from yilianti.models.workforce import PracticeSite, Practitioner
 from yilianti.referral.states import Status as RS
 
 
@@ -120,3 +121,30 @@ def figures_of(db: Session, alliance_id: int, start: date, end: date) -> list[In
     return list(db.scalars(select(IndicatorFigure).where(
         IndicatorFigure.alliance_id == alliance_id, IndicatorFigure.period_end >= start,
         IndicatorFigure.period_end <= end).order_by(IndicatorFigure.entered_at.desc(), IndicatorFigure.id.desc())))
+
+
+def assistance_between(db: Session, alliance_id: int, start: date, end: date, kind: str | None = None) -> list[AssistanceRecord]:
+    """Help recorded for the alliance that overlaps [start, end] (a posting that began earlier and still runs
+    counts), newest first."""
+    stmt = select(AssistanceRecord).where(
+        AssistanceRecord.alliance_id == alliance_id, AssistanceRecord.start_date <= end,
+        or_(AssistanceRecord.end_date.is_(None), AssistanceRecord.end_date >= start,
+            AssistanceRecord.start_date >= start))
+    if kind:
+        stmt = stmt.where(AssistanceRecord.kind == kind)
+    return list(db.scalars(stmt.order_by(AssistanceRecord.start_date.desc(), AssistanceRecord.id.desc())))
+
+
+def rostered_sites(db: Session, institutions: Sequence[int], start: date,
+                   end: date) -> list[tuple[Any, ...]]:
+    """Multi-site practice rosters between members, for the person-days sent down: (site id, practitioner,
+    home institution, weekday, period, starts_on, ends_on, site institution) of rosters away from home."""
+    rows = db.execute(
+        select(PracticeSite.id, PracticeSite.practitioner_id, Practitioner.home_institution_id, PracticeSite.weekday,
+               PracticeSite.period, PracticeSite.starts_on, PracticeSite.ends_on, PracticeSite.institution_id)
+        .join(Practitioner, Practitioner.id == PracticeSite.practitioner_id)
+        .where(PracticeSite.institution_id.in_(institutions), Practitioner.home_institution_id.in_(institutions),
+               PracticeSite.institution_id != Practitioner.home_institution_id, PracticeSite.weekday.is_not(None),
+               or_(PracticeSite.starts_on.is_(None), PracticeSite.starts_on <= end),
+               or_(PracticeSite.ends_on.is_(None), PracticeSite.ends_on >= start)))
+    return [tuple(r) for r in rows]

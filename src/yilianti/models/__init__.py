@@ -5,7 +5,7 @@ from yilianti.models.attachment import Attachment
 from yilianti.models.audit import AuditEvent, AuditSeal
 from yilianti.models.auth import ApiToken, LoginSession, RoleAssignment, User
 from yilianti.models.base import Base
-from yilianti.models.cockpit import Indicator, IndicatorFigure, IndicatorTarget
+from yilianti.models.cockpit import AssistanceRecord, Indicator, IndicatorFigure, IndicatorTarget
 from yilianti.models.consultation import (
     Consultation,
     ConsultationHistory,
@@ -81,5 +81,5 @@ __all__ = [
     "CriticalValue", "DiagnosticItem", "DiagnosticOrderHistory", "DiagnosticReport", "ItemPrice",
     "EcgRecording", "OrthancForward",
     "DoNotMatch", "MatchCandidate", "MergeEvent", "PatientRecord",
-    "Indicator", "IndicatorFigure", "IndicatorTarget",
+    "AssistanceRecord", "Indicator", "IndicatorFigure", "IndicatorTarget",
 ]

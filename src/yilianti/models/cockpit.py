@@ -68,3 +68,47 @@ class IndicatorFigure(IdMixin, Base):
     evidence: Mapped[str | None] = mapped_column(Text)
     entered_by_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("app_user.id"))
     entered_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class AssistanceKind:
+    """What the lead hospital sent down (帮扶), DOMAIN.md §9."""
+
+    posting = "posting"  # an expert posted to a member (派驻), e.g. as department co-director
+    clinic = "clinic"  # clinics held (坐诊) and patients seen
+    surgery = "surgery"  # surgeries guided (带教手术), with the grade 3–4 ones
+    lecture = "lecture"  # lectures and training sessions (讲座、培训)
+    rounds = "rounds"  # teaching rounds (教学查房)
+    trainee = "trainee"  # member staff received for further study (进修)
+    department = "department"  # departments co-built (共建科室)
+    technique = "technique"  # a technique transferred, first done at the member on a date
+    equipment = "equipment"  # equipment given or lent
+    funds = "funds"  # money
+    ALL = ("posting", "clinic", "surgery", "lecture", "rounds", "trainee", "department", "technique", "equipment",
+           "funds")
+
+
+class AssistanceRecord(IdMixin, Base):
+    """One act of help from one institution of an alliance to another: who, from, to, when, how much."""
+
+    __tablename__ = "assistance_record"
+
+    alliance_id: Mapped[int] = mapped_column(BigId, ForeignKey("alliance.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    from_institution_id: Mapped[int] = mapped_column(BigId, ForeignKey("institution.id"))
+    to_institution_id: Mapped[int] = mapped_column(BigId, ForeignKey("institution.id"), index=True)
+    practitioner_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("practitioner.id"))
+    person: Mapped[str | None] = mapped_column(String(64))  # who went (or came, for a trainee)
+    title: Mapped[str | None] = mapped_column(String(32))  # 主任医师, 副主任医师, 主治医师 …
+    post: Mapped[str | None] = mapped_column(String(64))  # post held at the member: 科室副主任 …
+    subject: Mapped[str | None] = mapped_column(String(200))  # the lecture's topic, the technique, the department
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+    person_days: Mapped[float] = mapped_column(Float, default=0)
+    sessions: Mapped[int] = mapped_column(default=0)  # clinics, lectures, rounds held
+    patients: Mapped[int] = mapped_column(default=0)  # patients seen / attendees / trainees
+    surgeries: Mapped[int] = mapped_column(default=0)
+    surgeries_grade34: Mapped[int] = mapped_column(default=0)  # of which grade 3–4 (三、四级手术)
+    amount_yuan: Mapped[float] = mapped_column(Float, default=0)
+    note: Mapped[str | None] = mapped_column(Text)
+    entered_by_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("app_user.id"))
+    entered_at: Mapped[datetime] = mapped_column(default=clock.now)
