@@ -87,7 +87,7 @@ def test_migration_0019_fills_the_keys_of_existing_patients(test_db) -> None:  #
     from yilianti.migrate import alembic_config, upgrade
 
     url = test_db.new_database_url()
-    upgrade(url, revision="0018")
+    upgrade(url, revision="0019")
     engine = dbmod.make_engine(url)
     rid = b.resident_id(region="131024", seq=5)
     now = datetime.now(UTC).replace(tzinfo=None)
@@ -108,6 +108,6 @@ def test_migration_0019_fills_the_keys_of_existing_patients(test_db) -> None:  #
             assert conn.execute(text("SELECT name_initials, phone_tail_bidx FROM patient")).one() == \
                 ("zym", crypto.tail_index("5678"))
             assert conn.scalar(text("SELECT tail_bidx FROM patient_identifier")) == crypto.tail_index(rid[-4:])
-        command.downgrade(alembic_config(url), "0018")
+        command.downgrade(alembic_config(url), "0019")
     finally:
         engine.dispose()

@@ -40,7 +40,8 @@ router = APIRouter(prefix="/api/v1", tags=["referrals"])
 
 def apply_move(db: Session, subject: Subject, referral_id: int, to_status: str, *, expected_status: str | None,
                reason: str | None = None, reject_code: str | None = None, booking_id: int | None = None,
-               bed_reservation_id: int | None = None, to_institution_id: int | None = None) -> Any:
+               bed_reservation_id: int | None = None, to_institution_id: int | None = None,
+               arrival_mode: str | None = None) -> Any:
     """One entry for every move the pages and the API offer; each calls its service function."""
     kw: dict[str, Any] = {"expected_status": expected_status}
     text = reason or ""
@@ -59,7 +60,7 @@ def apply_move(db: Session, subject: Subject, referral_id: int, to_status: str, 
             return service.schedule(db, subject, referral_id, booking_id=booking_id,
                                     bed_reservation_id=bed_reservation_id, **kw)
         case Status.arrived:
-            return service.arrive(db, subject, referral_id, **kw)
+            return service.arrive(db, subject, referral_id, mode=arrival_mode, **kw)
         case Status.did_not_attend:
             return service.did_not_attend(db, subject, referral_id, **kw)
         case Status.outcome_returned:
@@ -83,7 +84,7 @@ def _detail(db: Session, subject: Subject, referral_id: int) -> dict[str, Any]:
     ref, side = service.get(db, subject, referral_id)
     data = ReferralOut.model_validate(ref, from_attributes=True).model_dump()
     data["side"] = side.value
-    data["next_moves"] = [m.value for m in states.next_moves(ref.status, side)]
+    data["next_moves"] = [m.value for m in states.moves_for(ref.status, ref.direction, side)]
     data["history"] = [HistoryOut.model_validate(h, from_attributes=True)
                        for h in service.history(db, subject, referral_id)]
     return data
@@ -119,7 +120,8 @@ def transition(referral_id: int, db: DB, subject: Clinical, body: TransitionIn =
     """Make one move. `expected_status` must equal the current status (optimistic check)."""
     moved = apply_move(db, subject, referral_id, body.to_status, expected_status=body.expected_status,
                        reason=body.reason, reject_code=body.reject_code, booking_id=body.booking_id,
-                       bed_reservation_id=body.bed_reservation_id, to_institution_id=body.to_institution_id)
+                       bed_reservation_id=body.bed_reservation_id, to_institution_id=body.to_institution_id,
+                       arrival_mode=body.arrival_mode)
     # hold the moved referral while the detail is read: the session's identity map is weak, and
     # without this reference the detail would SELECT the referral again (B4: one round trip per move)
     detail = _detail(db, subject, referral_id)

@@ -197,6 +197,8 @@ async def move(subject: Subject, referral_id: int, to_status: Status, expected_s
     sides = states.allowed(expected_status, to_status)
     if to_status not in FAST_MOVES or sides is None or not subject.is_clinical or not subject.has(*ACTING_ROLES):
         return None
+    if expected_status == Status.accepted:
+        return None  # arrival without a slot has rules of its own (service.arrive): the route decides
     ask = _Ask(referral_id, to_status, expected_status, frozenset(sides), subject.acting_institution_id,
                subject.user_id, subject.username, ip, subject.channel)
     row, current = await group(_Mover).submit(ask)
@@ -215,7 +217,7 @@ async def move(subject: Subject, referral_id: int, to_status: Status, expected_s
         if isinstance(out[k], str):
             out[k] = json.loads(out[k])
     out["side"] = side.value
-    out["next_moves"] = [m.value for m in states.next_moves(out["status"], side)]
+    out["next_moves"] = [m.value for m in states.moves_for(out["status"], out["direction"], side)]
     out["history"] = json.loads(row["history"]) if row["history"] else []
     return out
 

@@ -283,7 +283,7 @@ def _detail_context(db: Session, subject: Subject, referral_id: int) -> dict[str
     users = accounts.display_names(db, {h.user_id for h in history})
     names = _names(db, [ref.from_institution_id, ref.to_institution_id,
                         *(h.acting_institution_id for h in history)])
-    moves = states.next_moves(ref.status, side)
+    moves = states.moves_for(ref.status, ref.direction, side)
     bookings: list[tuple[Booking, ClinicSession | None]] = []
     if Status.scheduled in moves:
         bookings = sched_repo.open_bookings_of_patient(db, ref.patient_id)
@@ -316,7 +316,20 @@ def _detail_context(db: Session, subject: Subject, referral_id: int) -> dict[str
             "slot_options": slot_options, "ward_options": ward_options, "candidates": candidates,
             "routing_days": get_settings().referral_routing_days, "transfers": transfers,
             "max_upload": get_settings().attachment_max_bytes, "can_attach": ref.status not in FINAL,
-            "current_institution_id": subject.acting_institution_id, "choose_url": None, "error_action": None}
+            "current_institution_id": subject.acting_institution_id, "choose_url": None, "error_action": None,
+            "arrival_labels": states.ARRIVAL_LABELS, "unbooked_arrival": ref.status == Status.accepted,
+            "linked_up": _linked_up(db, subject, ref)}
+
+
+def _linked_up(db: Session, subject: Subject, ref: Referral) -> Referral | None:
+    """The up-referral a down-referral answers, when this institution took part in it (its outcome is the
+    discharge summary the grassroots site goes on from)."""
+    if ref.direction != "down" or ref.linked_referral_id is None:
+        return None
+    up = kit.get(db, Referral, ref.linked_referral_id)
+    if up is None or subject.acting_institution_id not in (up.from_institution_id, up.to_institution_id):
+        return None
+    return up
 
 
 DONE_FLASH = {"submit": "转诊单已提交", "receive": "已接收", "accept": "已同意接收", "reject": "已拒绝",
@@ -437,7 +450,8 @@ async def referral_act(request: Request, referral_id: int, action: str, db: DB, 
                                 expected_status=value("expected_status") or None,
                                 reason=value("reason"), reject_code=value("reject_code") or None,
                                 booking_id=opt_int(value("booking_id")),
-                                to_institution_id=opt_int(value("to_institution_id")))
+                                to_institution_id=opt_int(value("to_institution_id")),
+                                arrival_mode=value("arrival_mode") or None)
     except AppError as exc:
         if exc.status not in (403, 409, 422):
             raise

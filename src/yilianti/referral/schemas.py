@@ -109,6 +109,8 @@ class TransitionIn(BaseModel):
     booking_id: int | None = None
     bed_reservation_id: int | None = None
     to_institution_id: int | None = Field(default=None, description="forward: the next institution")
+    arrival_mode: str | None = Field(default=None, description="arrived without a slot (an accepted down-referral): "
+                                     "walk_in | home_visit")
 
 
 class TaskOut(BaseModel):

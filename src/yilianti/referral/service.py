@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from yilianti.attachments import service as attachments
@@ -187,7 +187,18 @@ def submit(db: Session, subject: Subject, referral_id: int, *, expected_status: 
     ref = transition(db, subject, referral_id, Status.submitted, expected_status=expected_status)
     ref.submitted_at = clock.now()
     _grant_triage(db, subject, ref)
+    _close_linked_up(db, subject, ref)
     return ref
+
+
+def _close_linked_up(db: Session, subject: Subject, down: Referral) -> None:
+    """A down-referral closes the up-referral it answers: once the lead hospital has returned the
+    outcome and sends the patient back down, the up-referral is done (its history says by which)."""
+    if down.direction != "down" or down.linked_referral_id is None:
+        return
+    up, side = get(db, subject, down.linked_referral_id)
+    if up.direction == "up" and Status.closed in states.moves_for(up.status, up.direction, side):
+        close(db, subject, up.id, reason=f"患者已下转（转诊单 #{down.id}）")
 
 
 def _grant_triage(db: Session, subject: Subject, ref: Referral) -> None:
@@ -293,7 +304,19 @@ def schedule(db: Session, subject: Subject, referral_id: int, *, booking_id: int
     return ref
 
 
-def arrive(db: Session, subject: Subject, referral_id: int, *, expected_status: str | None = None) -> Referral:
+def arrive(db: Session, subject: Subject, referral_id: int, *, mode: str | None = None,
+           expected_status: str | None = None) -> Referral:
+    """The receiving site records the patient's arrival: on the booked slot or bed, or — for a
+    down-referral at a grassroots site — without one (walk-in, or a family doctor's home visit)."""
+    ref, side = get(db, subject, referral_id)
+    if ref.status == Status.accepted:
+        if Status.arrived not in states.moves_for(ref.status, ref.direction, side):
+            raise Conflict("上转患者须先预约号源或床位，再登记到诊", code=states.STATE_CONFLICT)
+        if mode not in states.UNBOOKED_ARRIVAL:
+            raise InvalidInput(fields={"arrival_mode": "请选择到诊方式：直接到诊或家庭医生上门"})
+        return transition(db, subject, referral_id, Status.arrived, expected_status=expected_status,
+                          detail={"mode": mode})
+    # on the booked slot or bed: nothing but the move (referral/fastpath.py makes it the same way)
     return transition(db, subject, referral_id, Status.arrived, expected_status=expected_status)
 
 
@@ -315,8 +338,9 @@ def return_outcome(db: Session, subject: Subject, referral_id: int, outcome: str
     return ref
 
 
-def close(db: Session, subject: Subject, referral_id: int, *, expected_status: str | None = None) -> Referral:
-    ref = transition(db, subject, referral_id, Status.closed, expected_status=expected_status)
+def close(db: Session, subject: Subject, referral_id: int, *, expected_status: str | None = None,
+          reason: str | None = None) -> Referral:
+    ref = transition(db, subject, referral_id, Status.closed, expected_status=expected_status, reason=reason)
     if not ref.permanent:
         policy.end_grants(db, subject, "referral", ref.id)
     return ref
@@ -422,8 +446,10 @@ def _worklist_query(subject: Subject, f: WorklistFilter, now: datetime) -> Selec
         q = q.where(Referral.status != Status.draft)  # drafts are the sender's own
     by_bucket = {
         "to_triage": Referral.status.in_((Status.submitted, Status.received)),
-        "awaiting_booking": Referral.status == Status.accepted,
-        "awaiting_arrival": Referral.status == Status.scheduled,
+        # an accepted down-referral needs no slot: the grassroots site waits for the patient (or visits)
+        "awaiting_booking": and_(Referral.status == Status.accepted, Referral.direction != "down"),
+        "awaiting_arrival": or_(Referral.status == Status.scheduled,
+                                and_(Referral.status == Status.accepted, Referral.direction == "down")),
         "awaiting_outcome": Referral.status == Status.arrived,
         "overdue": and_(Referral.due_at < now, Referral.status.not_in(tuple(FINAL))),
         "closed": Referral.status.in_(tuple(FINAL)),

@@ -53,6 +53,9 @@ MOVES: dict[tuple[Status, Status], frozenset[Side]] = {
     (S.accepted, S.forwarded): RECEIVER,
     (S.accepted, S.scheduled): EITHER,  # the receiver books, or the sender books a reserved slot
     (S.scheduled, S.arrived): RECEIVER,
+    # a down-referral received at a grassroots site without a slot: walk-in or a family-doctor home visit
+    # (only down-referrals: `moves_for` and service.arrive say so)
+    (S.accepted, S.arrived): RECEIVER,
     (S.scheduled, S.did_not_attend): RECEIVER,
     (S.arrived, S.outcome_returned): RECEIVER,
     (S.outcome_returned, S.closed): EITHER,
@@ -99,6 +102,26 @@ MACHINE: Machine[Status, Side] = Machine(
     conflict_message="转诊单当前状态为“{current}”，不能执行该操作，请刷新后重试")
 allowed = MACHINE.allowed  # the sides that may make a move, or None when it is not declared
 next_moves = MACHINE.next_moves
+
+
+class ArrivalMode(StrEnum):
+    booked = "booked"  # on the booked slot or bed
+    walk_in = "walk_in"  # came to the grassroots site without a slot (down-referrals)
+    home_visit = "home_visit"  # the family doctor saw the patient at home (down-referrals)
+
+
+ARRIVAL_LABELS = {ArrivalMode.booked: "按预约到诊", ArrivalMode.walk_in: "直接到诊（未预约）",
+                  ArrivalMode.home_visit: "家庭医生上门"}
+UNBOOKED_ARRIVAL = frozenset({ArrivalMode.walk_in, ArrivalMode.home_visit})
+
+
+def moves_for(status: str, direction: str, side: Side) -> list[Status]:
+    """The moves a side may offer on a referral: the machine's, except that arrival without a slot
+    (accepted → arrived) is for down-referrals only — an up-referral is seen on its booked slot or bed."""
+    moves = next_moves(status, side)
+    if status == Status.accepted and direction != "down":
+        moves = [m for m in moves if m != Status.arrived]
+    return moves
 
 # Deadline of the step that follows entering a status, by priority: the defaults live in config.py next to the
 # setting that overrides them (YILIANTI_REFERRAL_STEP_DEADLINES), which validates against them.
