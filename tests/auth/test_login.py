@@ -53,7 +53,8 @@ def test_wrong_password_locks_account_after_five_failures(db, client):  # type: 
         assert r.status_code in (401, 423)
         assert "用户名或密码不正确" in r.text
     r = client.post("/login", data={"username": "locky", "password": b.PASSWORD, "csrf_token": token})
-    assert r.status_code == 423 and "锁定" in r.text  # even the right password is refused while locked
+    assert r.status_code == 401 and "锁定" in r.text  # even the right password is refused while locked
+    assert db.scalar(select(AuditEvent.id).where(AuditEvent.username == "locky", AuditEvent.action == "login_locked"))
     with clock.frozen(clock.now() + timedelta(minutes=16)):
         r = client.post("/login", data={"username": "locky", "password": b.PASSWORD, "csrf_token": token},
                         follow_redirects=False)
@@ -61,6 +62,33 @@ def test_wrong_password_locks_account_after_five_failures(db, client):  # type: 
     failures = db.scalars(select(AuditEvent).where(AuditEvent.username == "locky",
                                                    AuditEvent.action == "login_failed")).all()
     assert len(failures) == 5
+
+
+def test_lock_out_does_not_tell_which_usernames_exist(db, client, monkeypatch):  # type: ignore[no-untyped-def]
+    """Unknown user, wrong password, locked account: the same status and page, and one password hash each."""
+    import re
+
+    from yilianti.auth import service
+
+    inst = b.institution(db)
+    b.user(db, inst, "doctor", username="realdoc")
+    hashes: list[str] = []
+    real_verify = service.verify_password
+    monkeypatch.setattr(service, "verify_password", lambda p, h: hashes.append(h) or real_verify(p, h))
+    token = b._csrf(client.get("/login").text)
+
+    def answer(username: str, password: str = "wrong-pass1") -> tuple[int, str]:
+        hashes.clear()
+        r = client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+        assert len(hashes) == 1  # the same work whether the user exists or not
+        alert = re.search(r'<div class="alert[^"]*"[^>]*>(.*?)</div>', r.text, re.S)
+        return r.status_code, alert.group(1) if alert else r.text
+
+    known = [answer("realdoc") for _ in range(6)]
+    unknown = [answer("nobody-here") for _ in range(6)]
+    assert known == unknown
+    assert answer("realdoc", b.PASSWORD) == answer("nobody-here", b.PASSWORD)  # locked vs unknown
+    assert known[0][0] == 401 and "锁定" in known[0][1]
 
 
 def test_post_without_csrf_token_is_refused(db, client):  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from yilianti.auth import service
 from yilianti.auth.deps import DB, CurrentSubject, csrf_protect
 from yilianti.auth.security import new_csrf_token
-from yilianti.exceptions import AppError, InvalidInput, Locked, Unauthenticated
+from yilianti.exceptions import AppError, InvalidInput, Unauthenticated
 from yilianti.kit import repository as kit
 from yilianti.models.auth import User
 from yilianti.web.forms import errors_of, safe_next
@@ -42,7 +42,7 @@ async def login(request: Request, db: DB, username: Annotated[str, Form()] = "",
     ip = request.client.host if request.client else None
     try:
         user = service.authenticate(db, username, password, ip)
-    except (Unauthenticated, Locked) as exc:
+    except Unauthenticated as exc:
         db.commit()  # keep the failure count and the audit row even though we answer an error
         return render_page(request, "login.html", {"error": t(request, exc.message, **exc.params),
                                                    "username": username, "next": next}, exc.status)

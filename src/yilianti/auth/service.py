@@ -19,13 +19,23 @@ from yilianti.auth.security import (
 )
 from yilianti.authz.subject import InstitutionChoice, Subject
 from yilianti.config import get_settings
-from yilianti.exceptions import Conflict, InvalidInput, Locked, NotFound, Unauthenticated
+from yilianti.exceptions import Conflict, InvalidInput, NotFound, Unauthenticated
 from yilianti.kit import clock
 from yilianti.kit.validate import Invalid
 from yilianti.kit.validate import username as valid_username
 from yilianti.models.alliance import Institution
 from yilianti.models.auth import ApiToken, LoginSession, Role, RoleAssignment, User
 from yilianti.models.workforce import Practitioner
+
+BAD_CREDENTIALS = "用户名或密码不正确（连续失败 {failures} 次，账号将锁定 {minutes} 分钟）"
+
+
+def _refused() -> Unauthenticated:
+    """The one answer to every refused login — unknown user, wrong password, locked account — so that the
+    answer does not tell which usernames exist (their cost is the same too: one password hash each)."""
+    settings = get_settings()
+    return Unauthenticated(BAD_CREDENTIALS, code="bad_credentials", failures=settings.login_max_failures,
+                           minutes=settings.login_lockout_minutes)
 
 
 def authenticate(db: Session, username: str, password: str, ip: str | None = None) -> User:
@@ -36,12 +46,11 @@ def authenticate(db: Session, username: str, password: str, ip: str | None = Non
     if user is None or not user.active:
         verify_password(password, dummy_hash())
         audit.record(db, None, "login_failed", "user", None, username=name[:64], ip=ip, channel="web")
-        raise Unauthenticated("用户名或密码不正确", code="bad_credentials")
+        raise _refused()
+    ok, new_hash = verify_password(password, user.password_hash)
     if user.locked_until and clock.as_utc(user.locked_until) > now:
         audit.record(db, None, "login_locked", "user", user.id, username=user.username, ip=ip, channel="web")
-        raise Locked("账号因多次登录失败已锁定，请 {minutes} 分钟后再试",
-                     minutes=max(1, int((clock.as_utc(user.locked_until) - now).total_seconds() // 60) + 1))
-    ok, new_hash = verify_password(password, user.password_hash)
+        raise _refused()
     if not ok:
         user.failed_logins += 1
         detail: dict[str, object] = {"failures": user.failed_logins}
@@ -51,7 +60,7 @@ def authenticate(db: Session, username: str, password: str, ip: str | None = Non
             detail["locked_until"] = user.locked_until.isoformat()
         audit.record(db, None, "login_failed", "user", user.id, username=user.username, ip=ip,
                      channel="web", detail=detail)
-        raise Unauthenticated("用户名或密码不正确", code="bad_credentials")
+        raise _refused()
     if new_hash:
         user.password_hash = new_hash
     user.failed_logins = 0
