@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 from tests import builders as b
 from tests.empi.helpers import register, world
 from yilianti.config import get_settings
-from yilianti.empi import online
+from yilianti.empi import online, repository
 from yilianti.empi import service as empi
 from yilianti.empi.matching import CURRENT
 from yilianti.kit import crypto
@@ -141,9 +141,9 @@ def test_do_not_match_reaches_persons_merged_into_either_side_until_the_merge_is
     db.add_all([m1, MergeEvent(kind="merge", survivor_id=p[1], merged_id=p[2], moved={}, snapshot={}),
                 DoNotMatch(patient_a_id=p[2], patient_b_id=p[3])])
     db.flush()
-    assert online.do_not_match(db, p[0], p[3]) and online.do_not_match(db, p[3], p[0])
-    assert online.do_not_match(db, p[2], p[3]) and online.do_not_match(db, p[1], p[3])
-    assert not online.do_not_match(db, p[0], p[4]) and not online.do_not_match(db, p[3], p[4])
+    assert repository.do_not_match(db, p[0], p[3]) and repository.do_not_match(db, p[3], p[0])
+    assert repository.do_not_match(db, p[2], p[3]) and repository.do_not_match(db, p[1], p[3])
+    assert not repository.do_not_match(db, p[0], p[4]) and not repository.do_not_match(db, p[3], p[4])
     m1.undone_at = clock.now()  # unmerged: p2 and p3 are no longer part of p1
     db.flush()
-    assert not online.do_not_match(db, p[0], p[3]) and online.do_not_match(db, p[1], p[3])
+    assert not repository.do_not_match(db, p[0], p[3]) and repository.do_not_match(db, p[1], p[3])

@@ -20,29 +20,26 @@ the same new person end as one person. SQLite runs one writer at a time anyway.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Select, bindparam, func, literal, or_, select, text, union
 from sqlalchemy.orm import Session
 
 from yilianti.empi import fs, matching
+from yilianti.empi import repository as repo
 from yilianti.empi.matching import CURRENT, Rules
 from yilianti.empi.normalise import Malformed, Record, address_bigrams, name_pinyin, record
 from yilianti.empi.normalise import name as norm_name
 from yilianti.empi.normalise import sex as norm_sex
 from yilianti.kit.crypto import blind_index
-from yilianti.models.empi import DoNotMatch, MergeEvent, PatientRecord
+from yilianti.models.empi import PatientRecord
 
 RULES = CURRENT  # the rules in force (matching.CURRENT); each record and candidate stores its version
 
 _COMMON_SOUNDS = frozenset(name_pinyin(nm) for nm in matching.COMMON_NAMES)
-# counting stops here (an index-only range scan, bounded): enough to weigh the commonest names as the
-# batch does up to ~4 M persons (王伟 is ~0.5 %); above that the rules' common-name floor takes over
-NAME_COUNT_CAP = 20_000
 
 
 @dataclass(frozen=True)
@@ -119,10 +116,8 @@ def lock(db: Session, demo: Demographics) -> None:
         wanted.append(f"rid:{k.rid}")
     if k.name_key and k.birth_year:
         wanted.append(f"name:{k.name_key}:{k.birth_year}")
-    wanted.sort()
-    if wanted:  # one round trip; the select list is evaluated left to right (sorted: no deadlock)
-        calls = ", ".join(f"pg_advisory_xact_lock(:k{i})" for i in range(len(wanted)))
-        db.execute(text(f"SELECT {calls}"), {f"k{i}": _lock_id(key) for i, key in enumerate(wanted)})
+    wanted.sort()  # one round trip, in this order (sorted: no deadlock)
+    repo.advisory_locks(db, [_lock_id(key) for key in wanted])
 
 
 def to_record(row: PatientRecord) -> Record:
@@ -134,13 +129,6 @@ def keyed(rec: Record, k: Keys) -> Record:
     as the candidates' are read (`_candidates`). Scoring only tests these two fields for equality and
     presence, which the keyed HMAC preserves, so the scores are those of the plaintext."""
     return replace(rec, phone=k.phone_key or "", rid=blind_index("id", rec.rid) or "" if rec.rid else "")
-
-
-# what scoring reads of a candidate record: no ciphertext is decrypted (phone and ID by blind index)
-_CANDIDATE_COLUMNS = (PatientRecord.id, PatientRecord.patient_id, PatientRecord.name, PatientRecord.sex,
-                      PatientRecord.address, PatientRecord.birth_key, PatientRecord.name_key,
-                      PatientRecord.surname_key, PatientRecord.given_key, PatientRecord.phone_key,
-                      PatientRecord.rid_key, PatientRecord.rid.is_not(None))
 
 
 @lru_cache(maxsize=65536)
@@ -162,46 +150,12 @@ def _candidate(db: Session, row: tuple[Any, ...]) -> Record:
         surname_py, given_py = surname_key or "", given_key or ""
     sx = norm_sex(sex_) if sex_ else None
     if has_rid and (rid_key is None or sx is None):  # rare: the ID is needed in clear
-        rid = db.scalar(select(PatientRecord.rid).where(PatientRecord.id == rec_id))
+        rid = repo.record_rid(db, rec_id)
         if rid:
             rid_key = rid_key or blind_index("id", rid)
             sx = sx or ("男" if int(rid[16]) % 2 == 1 else "女")
     return Record(nm, surname_py, given_py, birth_key or "", sx or "", rid_key or "", "", phone_key or "",
                   *_addr(address or ""))
-
-
-@lru_cache(maxsize=64)
-def _candidates_statement(by_name: bool, by_phone: bool, by_surname: bool, by_given: bool, count_name: bool,
-                          max_block: int, count_name_year: bool = False) -> Select[Any]:
-    """The candidates statement for the blocking keys a registration has (built once per combination)."""
-    conds: list[tuple[ColumnElement[bool], ...]] = []
-    if by_name:
-        conds.append((PatientRecord.name_key == bindparam("name_key"), PatientRecord.birth_year == bindparam("birth_year")))
-    if by_phone:
-        conds.append((PatientRecord.phone_key == bindparam("phone_key"),))
-    if by_surname:
-        conds.append((PatientRecord.birth_key == bindparam("birth_key"), PatientRecord.surname_key == bindparam("surname_key")))
-    if by_given:
-        conds.append((PatientRecord.given_key == bindparam("given_key"), PatientRecord.birth_key == bindparam("birth_key")))
-    # each block newest first and bounded by max_block (an oversized block, e.g. a clinic's shared
-    # phone, cannot blow up the cost), each an index range scan
-    blocks = [select(PatientRecord.id).where(*cond).order_by(PatientRecord.id.desc()).limit(max_block)
-              .subquery().select() for cond in conds]
-    ids = union(*blocks) if len(blocks) > 1 else blocks[0]
-    count: ColumnElement[int] = literal(0)
-    if count_name:
-        inner = (select(PatientRecord.id).where(PatientRecord.name_key == bindparam("count_key"))
-                 .limit(NAME_COUNT_CAP).subquery())
-        count = select(func.count()).select_from(inner).scalar_subquery()
-    count_year: ColumnElement[int] = literal(0)
-    if count_name_year:  # v5: the name's frequency among those born in the same year (the same index)
-        inner = (select(PatientRecord.id).where(PatientRecord.name_key == bindparam("count_key"),
-                                                PatientRecord.birth_year == bindparam("count_year"))
-                 .limit(NAME_COUNT_CAP).subquery())
-        count_year = select(func.count()).select_from(inner).scalar_subquery()
-    population = select(func.max(PatientRecord.id)).scalar_subquery()
-    return select(*_CANDIDATE_COLUMNS, count, count_year, population).where(  # type: ignore[return-value]
-        PatientRecord.id.in_(ids))
 
 
 def _candidates(db: Session, k: Keys, rules: Rules, name_key: str | None,
@@ -228,7 +182,7 @@ def _candidates(db: Session, k: Keys, rules: Rules, name_key: str | None,
     by_year = bool(rules.fellegi_sunter and name_key is not None and k.birth_year)
     if by_year:
         params["count_year"] = k.birth_year
-    rows = list(db.execute(_candidates_statement(*flags, name_key is not None, rules.max_block, by_year), params))
+    rows = repo.blocked_candidates(db, flags, name_key is not None, rules.max_block, by_year, params)
     if not rows:
         return [], 0, 0, 0
     return [tuple(r)[:-3] for r in rows], int(rows[0][-3] or 0), int(rows[0][-2] or 0), int(rows[0][-1] or 0)
@@ -239,10 +193,8 @@ def name_weight(db: Session, rec: Record, rules: Rules) -> float:
     if not rec.name:
         return rules.name_exact_min
     key = f"{rec.surname_py}|{rec.given_py}"
-    inner = select(PatientRecord.id).where(PatientRecord.name_key == key).limit(NAME_COUNT_CAP).subquery()
-    row = db.execute(select(select(func.count()).select_from(inner).scalar_subquery(),
-                            select(func.max(PatientRecord.id)).scalar_subquery())).one()
-    return _name_weight(rules, rec, row[0] or 0, row[1] or 0)
+    count, population = repo.name_count(db, key)
+    return _name_weight(rules, rec, count, population)
 
 
 def _name_weight(rules: Rules, rec: Record, count: int, population: int) -> float:
@@ -283,39 +235,6 @@ def _scoring(rules: Rules, rec: Record, count: int, count_year: int, population:
     return (lambda a, b: matching.score(rules, a, b, exact)), (lambda a, b: explain(rules, a, b, exact))
 
 
-def merged_into(db: Session, patient_ids: Iterable[int]) -> set[int]:
-    """The given persons plus every person merged into them (merges not undone), transitively."""
-    found = set(patient_ids)
-    frontier = set(found)
-    while frontier:
-        more = set(db.scalars(select(MergeEvent.merged_id).where(
-            MergeEvent.kind == "merge", MergeEvent.undone_at.is_(None), MergeEvent.survivor_id.in_(frontier))))
-        frontier = more - found
-        found |= more
-    return found
-
-
-@lru_cache(maxsize=1)
-def _do_not_match_statement() -> Select[Any]:
-    """One statement: each side's person plus everyone merged into them (merges not undone,
-    transitively: a recursive CTE, as `merged_into` walks it), then a do-not-match row between the sides."""
-    def merged(name: str, start: str) -> Any:
-        cte = select(bindparam(start, type_=BigInteger).label("id")).cte(name, recursive=True)
-        return cte.union(select(MergeEvent.merged_id).where(
-            MergeEvent.kind == "merge", MergeEvent.undone_at.is_(None), MergeEvent.survivor_id == cte.c.id))
-
-    sa, sb = merged("side_a", "a"), merged("side_b", "b")
-    ids_a, ids_b = select(sa.c.id), select(sb.c.id)
-    return select(DoNotMatch.id).where(or_(
-        DoNotMatch.patient_a_id.in_(ids_a) & DoNotMatch.patient_b_id.in_(ids_b),
-        DoNotMatch.patient_a_id.in_(ids_b) & DoNotMatch.patient_b_id.in_(ids_a))).limit(1)
-
-
-def do_not_match(db: Session, a: int, b: int) -> bool:
-    """Whether persons a and b (or anyone merged into them) were declared different."""
-    return db.scalar(_do_not_match_statement(), {"a": a, "b": b}) is not None
-
-
 def decide(db: Session, demo: Demographics, rules: Rules | None = None) -> Decision:
     """Probabilistic decision for a registration whose resident ID (if any) is new (by `RULES`, the rules
     in force, unless others are given)."""
@@ -348,7 +267,7 @@ def decide(db: Session, demo: Demographics, rules: Rules | None = None) -> Decis
     if ranked and ranked[0].score >= rules.auto_link:
         decision.link_to, decision.score = ranked[0].patient_id, ranked[0].score
         if len(ranked) > 1:
-            ranked = [c for c in ranked[1:] if not do_not_match(db, decision.link_to, c.patient_id)]
+            ranked = [c for c in ranked[1:] if not repo.do_not_match(db, decision.link_to, c.patient_id)]
         else:
             ranked = []
     decision.review = ranked[:5]

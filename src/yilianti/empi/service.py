@@ -17,13 +17,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Select, Table, and_, distinct, exists, func, or_, select, update
+from sqlalchemy import Column, Select, Table
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from yilianti.audit import service as audit
 from yilianti.authz.subject import Subject
 from yilianti.empi import online
+from yilianti.empi import repository as repo
 from yilianti.empi.matching import Rules
 from yilianti.empi.normalise import name as norm_name
 from yilianti.empi.normalise import name_pinyin
@@ -31,10 +32,9 @@ from yilianti.exceptions import AppError, Conflict, Forbidden, InvalidInput, Not
 from yilianti.kit import clock
 from yilianti.kit import repository as kit
 from yilianti.kit.crypto import Encrypted, blind_index
-from yilianti.models.alliance import Institution, Membership
 from yilianti.models.base import Base
 from yilianti.models.empi import CandidateStatus, DoNotMatch, MatchCandidate, MergeEvent, PatientRecord
-from yilianti.models.patient import Authority, Patient, PatientIdentifier
+from yilianti.models.patient import Patient
 
 STEWARD_ROLES = ("system_admin", "alliance_admin", "institution_admin")
 # bookkeeping that must not follow a merge: the do-not-match list is resolved through merge events
@@ -67,8 +67,7 @@ def save_record(db: Session, patient_id: int, institution_id: int, demo: online.
     k = online.keys(demo.normalised())
     rec = None
     if method != "new":  # a brand-new person has no record anywhere yet
-        rec = db.scalar(select(PatientRecord).where(PatientRecord.institution_id == institution_id,
-                                                    PatientRecord.patient_id == patient_id).limit(1))
+        rec = repo.record_at(db, institution_id, patient_id)
     if rec is None:
         rec = PatientRecord(patient_id=patient_id, institution_id=institution_id, link_method=method,
                             link_score=score, rules_version=rules.version)
@@ -86,12 +85,9 @@ def save_record(db: Session, patient_id: int, institution_id: int, demo: online.
 def queue_candidates(db: Session, rec: PatientRecord, scored: list[online.Scored]) -> int:
     queued = 0
     for c in scored:
-        if c.patient_id == rec.patient_id or online.do_not_match(db, rec.patient_id, c.patient_id):
+        if c.patient_id == rec.patient_id or repo.do_not_match(db, rec.patient_id, c.patient_id):
             continue
-        dup = db.scalar(select(MatchCandidate.id).where(
-            or_(and_(MatchCandidate.record_id == rec.id, MatchCandidate.other_record_id == c.record_id),
-                and_(MatchCandidate.record_id == c.record_id, MatchCandidate.other_record_id == rec.id))))
-        if dup is not None:
+        if repo.candidate_between(db, rec.id, c.record_id) is not None:
             continue
         db.add(MatchCandidate(record_id=rec.id, other_record_id=c.record_id, score=round(c.score, 2),
                               explanation=c.explanation, rules_version=rec.rules_version,
@@ -119,8 +115,7 @@ def steward_institutions(db: Session, subject: Subject) -> set[int] | None:
     if subject.has("institution_admin") and subject.acting_institution_id is not None:
         out.add(subject.acting_institution_id)
     if subject.alliance_admin_of:
-        out |= set(db.scalars(select(Membership.institution_id).where(
-            Membership.alliance_id.in_(subject.alliance_admin_of))))
+        out |= repo.members_of_alliances(db, subject.alliance_admin_of)
     return out
 
 
@@ -135,20 +130,10 @@ class CandidateView:
 
 def _views(db: Session, rows: list[MatchCandidate]) -> list[CandidateView]:
     ids = {r.record_id for r in rows} | {r.other_record_id for r in rows}
-    recs = {r.id: r for r in db.scalars(select(PatientRecord).where(PatientRecord.id.in_(ids)))} if ids else {}
-    inst_ids = {r.institution_id for r in recs.values()}
-    names: dict[int, str] = {i: n for i, n in db.execute(
-        select(Institution.id, Institution.name).where(Institution.id.in_(inst_ids)))} if inst_ids else {}
+    recs = repo.records_with_ids(db, ids)
+    names = repo.institution_names(db, {r.institution_id for r in recs.values()})
     return [CandidateView(c, recs[c.record_id], recs[c.other_record_id], names.get(recs[c.record_id].institution_id, ""),
                           names.get(recs[c.other_record_id].institution_id, "")) for c in rows]
-
-
-def _in_scope(insts: set[int] | None) -> Any:
-    if insts is None:
-        return and_(True)
-    a, b = aliased(PatientRecord), aliased(PatientRecord)
-    return or_(exists().where(a.id == MatchCandidate.record_id, a.institution_id.in_(insts)),
-               exists().where(b.id == MatchCandidate.other_record_id, b.institution_id.in_(insts)))
 
 
 # probability bands of the review queue's filter: key → [low, high) as match probabilities (rules v5: the
@@ -164,23 +149,15 @@ def _odds(p: float) -> float:
 def _queue_stmt(insts: set[int] | None, status: str, institution_id: int | None = None,
                 band: str | None = None) -> Select[Any]:
     """The review queue in the order an identity team works it: the likeliest match first (then oldest)."""
-    stmt = select(MatchCandidate).where(_in_scope(insts))
-    if status != "all":
-        stmt = stmt.where(MatchCandidate.status == status)
-    if institution_id is not None:
-        stmt = stmt.where(_in_scope({institution_id}))
     low, high = BANDS.get(band or "", (None, None))
-    if low is not None:
-        stmt = stmt.where(MatchCandidate.score >= _odds(low))
-    if high is not None:
-        stmt = stmt.where(MatchCandidate.score < _odds(high))
-    return stmt.order_by(MatchCandidate.score.desc(), MatchCandidate.id)
+    return repo.queue_statement(insts, status, institution_id, None if low is None else _odds(low),
+                                None if high is None else _odds(high))
 
 
 def candidates(db: Session, subject: Subject, status: str = "open", limit: int = 50,
                offset: int = 0) -> list[CandidateView]:
     insts = steward_institutions(db, subject)
-    rows = list(db.scalars(_queue_stmt(insts, status).limit(limit).offset(offset)))
+    rows = repo.queue_rows(db, _queue_stmt(insts, status), limit, offset)
     views = _views(db, rows)
     audit.record(db, subject, "search", "match_candidate", None,
                  detail={"status": status, "results": [v.candidate.id for v in views]})
@@ -201,34 +178,21 @@ def queue(db: Session, subject: Subject, status: str = "open", *, institution_id
 def next_open(db: Session, subject: Subject, after: MatchCandidate, *, institution_id: int | None = None,
               band: str | None = None) -> int | None:
     """The open pair after `after` in the queue's order (wrapping round to the first), None when none is left."""
-    stmt = _queue_stmt(steward_institutions(db, subject), "open", institution_id, band).where(
-        MatchCandidate.id != after.id)
-    later = db.scalar(stmt.where(or_(MatchCandidate.score < after.score, and_(
-        MatchCandidate.score == after.score, MatchCandidate.id > after.id))).limit(1))
-    hit = later if later is not None else db.scalar(stmt.limit(1))
+    hit = repo.open_after(db, _queue_stmt(steward_institutions(db, subject), "open", institution_id, band), after)
     return hit.id if hit is not None else None
 
 
 def waiting_by_member(db: Session, subject: Subject) -> list[tuple[int, str, int]]:
     """(institution id, name, open pairs) per member the subject stewards: a pair counts for both its records'
     members (once for a pair within one member), most waiting first."""
-    insts = steward_institutions(db, subject)
-    rec = aliased(PatientRecord)
-    stmt = (select(rec.institution_id, func.count(distinct(MatchCandidate.id)))
-            .join(rec, or_(rec.id == MatchCandidate.record_id, rec.id == MatchCandidate.other_record_id))
-            .where(MatchCandidate.status == CandidateStatus.open, _in_scope(insts))
-            .group_by(rec.institution_id))
-    if insts is not None:
-        stmt = stmt.where(rec.institution_id.in_(insts))
-    counts = {i: int(n) for i, n in db.execute(stmt)}
-    names: dict[int, str] = {i: n for i, n in db.execute(
-        select(Institution.id, Institution.name).where(Institution.id.in_(counts)))} if counts else {}
+    counts = repo.open_by_member(db, steward_institutions(db, subject))
+    names = repo.institution_names(db, counts)
     return sorted(((i, names.get(i, ""), n) for i, n in counts.items()), key=lambda t: (-t[2], t[1]))
 
 
 def get_candidate(db: Session, subject: Subject, candidate_id: int, *, audit_read: bool = True) -> CandidateView:
     insts = steward_institutions(db, subject)
-    cand = db.scalar(select(MatchCandidate).where(MatchCandidate.id == candidate_id, _in_scope(insts)))
+    cand = repo.candidate_in_scope(db, candidate_id, insts)
     if cand is None:
         raise NotFound()
     view = _views(db, [cand])[0]
@@ -244,7 +208,7 @@ def get_candidate(db: Session, subject: Subject, candidate_id: int, *, audit_rea
 
 def _decide(db: Session, subject: Subject, candidate_id: int, note: str | None) -> CandidateView:
     view = get_candidate(db, subject, candidate_id, audit_read=False)
-    cand = db.scalar(select(MatchCandidate).where(MatchCandidate.id == candidate_id).with_for_update())
+    cand = repo.lock_candidate(db, candidate_id)
     assert cand is not None
     if cand.status != CandidateStatus.open:
         raise Conflict("该候选已处理")
@@ -260,7 +224,7 @@ def reject(db: Session, subject: Subject, candidate_id: int, note: str | None = 
     a, b = sorted((view.record.patient_id, view.other.patient_id))
     dnm = None
     if a != b:
-        dnm = db.scalar(select(DoNotMatch).where(DoNotMatch.patient_a_id == a, DoNotMatch.patient_b_id == b))
+        dnm = repo.do_not_match_pair(db, a, b)
         if dnm is None:
             dnm = DoNotMatch(patient_a_id=a, patient_b_id=b, candidate_id=candidate_id, reason=note,
                              created_by_user_id=subject.user_id)
@@ -324,11 +288,6 @@ def patient_references() -> list[tuple[Table, Column[Any], Column[Any]]]:
     return sorted(out, key=lambda t: (t[0].name, t[1].name))
 
 
-def _rids(db: Session, patient_id: int) -> set[str]:
-    return set(db.scalars(select(PatientIdentifier.value).where(
-        PatientIdentifier.patient_id == patient_id, PatientIdentifier.authority == Authority.resident_id)))
-
-
 def _snapshot(p: Patient) -> dict[str, Any]:
     """The merged person's row, without the encrypted fields (never copied out in clear)."""
     return {c.key: audit.plain(getattr(p, c.key)) for c in Patient.__table__.columns
@@ -340,17 +299,15 @@ def merge(db: Session, subject: Subject, survivor_id: int, merged_id: int, *, re
     require_steward(subject)
     if survivor_id == merged_id:
         raise InvalidInput(fields={"merged_id": "不能与自身合并"})
-    # lock both persons in id order (PostgreSQL), so two merges of the same pair cannot interleave
-    people = {p.id: p for p in db.scalars(select(Patient).where(Patient.id.in_(sorted((survivor_id, merged_id))))
-                                          .order_by(Patient.id).with_for_update())}
+    people = repo.lock_patients(db, (survivor_id, merged_id))
     survivor, merged = people.get(survivor_id), people.get(merged_id)
     if survivor is None or merged is None:
         raise NotFound()
     if not survivor.active or not merged.active:
         raise Conflict("其中一位患者已被合并")
-    if online.do_not_match(db, survivor_id, merged_id):
+    if repo.do_not_match(db, survivor_id, merged_id):
         raise Conflict("两位患者已被标记为不同的人，不能合并")
-    ra, rb = _rids(db, survivor_id), _rids(db, merged_id)
+    ra, rb = repo.resident_ids(db, survivor_id), repo.resident_ids(db, merged_id)
     if ra and rb and ra != rb:
         raise Conflict("两位患者的身份证号不同，不能合并")
     snapshot = _snapshot(merged)
@@ -358,14 +315,13 @@ def merge(db: Session, subject: Subject, survivor_id: int, merged_id: int, *, re
     try:
         with db.begin_nested():
             for table, col, pk in patient_references():
-                ids = list(db.scalars(select(pk).where(col == merged_id)))
+                ids = repo.move_references(db, table, col, pk, merged_id, survivor_id)
                 if ids:
-                    db.execute(update(table).where(pk.in_(ids)).values({col.name: survivor_id}))
                     moved[f"{table.name}.{col.name}"] = ids
     except IntegrityError as exc:
         raise Conflict("两位患者有冲突的记录（例如同一门诊的两个预约），请先处理") from exc
     db.expire_all()
-    merged = db.get(Patient, merged_id)
+    merged = kit.get(db, Patient, merged_id)
     assert merged is not None
     merged.active = False
     event = MergeEvent(kind="merge", survivor_id=survivor_id, merged_id=merged_id, moved=moved,
@@ -373,7 +329,7 @@ def merge(db: Session, subject: Subject, survivor_id: int, merged_id: int, *, re
                        at=clock.now())
     db.add(event)
     db.flush()
-    _supersede(db)
+    repo.supersede_same_person(db)
     counts = {k: len(v) for k, v in moved.items()}
     for pid in (survivor_id, merged_id):
         audit.record(db, subject, "empi_merge", "patient", pid, patient_id=pid, basis="steward", reason=reason,
@@ -382,33 +338,18 @@ def merge(db: Session, subject: Subject, survivor_id: int, merged_id: int, *, re
     return event
 
 
-def _supersede(db: Session) -> None:
-    """Open candidates whose two records now belong to one person need no decision."""
-    a, b = aliased(PatientRecord), aliased(PatientRecord)
-    same = select(MatchCandidate.id).join(a, a.id == MatchCandidate.record_id).join(
-        b, b.id == MatchCandidate.other_record_id).where(
-        MatchCandidate.status == CandidateStatus.open, a.patient_id == b.patient_id)
-    ids = list(db.scalars(same))
-    if ids:
-        db.execute(update(MatchCandidate).where(MatchCandidate.id.in_(ids))
-                   .values(status=CandidateStatus.superseded, decided_at=clock.now()))
-
-
 def unmerge(db: Session, subject: Subject, event_id: int, reason: str) -> MergeEvent:
     """Move back exactly the rows the merge moved; the merged person is active again."""
     require_steward(subject)
     if not reason or len(reason.strip()) < 2:
         raise InvalidInput(fields={"reason": "请写明撤销合并的理由"})
-    event = db.scalar(select(MergeEvent).where(MergeEvent.id == event_id).with_for_update())
+    event = repo.lock_merge_event(db, event_id)
     if event is None or event.kind != "merge":
         raise NotFound()
     _require_event_scope(db, subject, event)
     if event.undone_at is not None:
         raise Conflict("该合并已撤销")
-    later = db.scalar(select(MergeEvent.id).where(
-        MergeEvent.kind == "merge", MergeEvent.undone_at.is_(None), MergeEvent.id > event.id,
-        MergeEvent.merged_id == event.survivor_id).limit(1))
-    if later is not None:
+    if repo.later_merge_of(db, event) is not None:
         raise Conflict("存活患者之后又被合并，请先撤销后来的合并")
     tables = {f"{t.name}.{c.name}": (t, c, pk) for t, c, pk in patient_references()}
     back: dict[str, list[Any]] = {}
@@ -418,17 +359,16 @@ def unmerge(db: Session, subject: Subject, event_id: int, reason: str) -> MergeE
                 if key not in tables:
                     continue
                 table, col, pk = tables[key]
-                still = list(db.scalars(select(pk).where(pk.in_(ids), col == event.survivor_id)))
+                still = repo.move_references(db, table, col, pk, event.survivor_id, event.merged_id, among=ids)
                 if still:
-                    db.execute(update(table).where(pk.in_(still)).values({col.name: event.merged_id}))
                     back[key] = still
     except IntegrityError as exc:
         raise Conflict("撤销合并时记录冲突，请联系管理员") from exc
     db.expire_all()
-    merged = db.get(Patient, event.merged_id)
+    merged = kit.get(db, Patient, event.merged_id)
     assert merged is not None
     merged.active = bool(event.snapshot.get("active", True))
-    event = db.get(MergeEvent, event_id)  # type: ignore[assignment]
+    event = kit.get(db, MergeEvent, event_id)  # type: ignore[assignment]
     assert event is not None
     now = clock.now()
     event.undone_at = now
@@ -448,27 +388,13 @@ def _require_event_scope(db: Session, subject: Subject, event: MergeEvent) -> No
     insts = steward_institutions(db, subject)
     if insts is None:
         return
-    touching = db.scalar(select(PatientRecord.id).where(
-        PatientRecord.patient_id.in_((event.survivor_id, event.merged_id)),
-        PatientRecord.institution_id.in_(insts)).limit(1))
-    if touching is None:
+    if not repo.touches_institutions(db, (event.survivor_id, event.merged_id), insts):
         raise NotFound()
 
 
 def merges(db: Session, subject: Subject, limit: int = 50) -> list[tuple[MergeEvent, str, str]]:
-    insts = steward_institutions(db, subject)
-    stmt = select(MergeEvent, Patient.name).join(Patient, Patient.id == MergeEvent.survivor_id)
-    if insts is not None:
-        stmt = stmt.where(exists().where(
-            PatientRecord.patient_id.in_((MergeEvent.survivor_id, MergeEvent.merged_id)),
-            PatientRecord.institution_id.in_(insts)))
-    rows = [(e, n) for e, n in db.execute(stmt.order_by(MergeEvent.id.desc()).limit(limit))]
-    merged_names: dict[int, str] = {i: n for i, n in db.execute(select(Patient.id, Patient.name).where(
-        Patient.id.in_({e.merged_id for e, _ in rows})))} if rows else {}
-    return [(e, n, merged_names.get(e.merged_id, "")) for e, n in rows]
+    return repo.merge_events(db, steward_institutions(db, subject), limit)
 
 
 def count_open(db: Session, subject: Subject) -> int:
-    insts = steward_institutions(db, subject)
-    return db.scalar(select(func.count()).select_from(MatchCandidate).where(
-        MatchCandidate.status == CandidateStatus.open, _in_scope(insts))) or 0
+    return repo.count_open(db, steward_institutions(db, subject))

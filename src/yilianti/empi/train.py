@@ -13,19 +13,19 @@ import os
 import sys
 import time
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yilianti.empi import fs, matching
+from yilianti.empi import repository as repo
 from yilianti.empi.batch import InputError, read_csv, train_on
 from yilianti.empi.normalise import Malformed, Record
 
 
 def records_of_index(db: Session) -> list[Record]:
     """Every source record of the index as online matching reads a candidate (no ciphertext decrypted)."""
-    from yilianti.empi.online import _CANDIDATE_COLUMNS, _candidate
+    from yilianti.empi.online import _candidate
 
-    return [_candidate(db, tuple(row)) for row in db.execute(select(*_CANDIDATE_COLUMNS))]
+    return [_candidate(db, tuple(row)) for row in repo.every_candidate_row(db)]
 
 
 def records_from_database(database_url: str) -> list[Record]:

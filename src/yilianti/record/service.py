@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from yilianti.audit import service as audit
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
-from yilianti.empi import online
+from yilianti.empi import repository as empi_repo
 from yilianti.exceptions import NotFound
 from yilianti.models.alliance import Institution
 from yilianti.models.audit import AuditEvent
@@ -134,7 +134,7 @@ def access_log(db: Session, subject: Subject, patient_id: int, reads_only: bool 
     patient = db.get(Patient, patient_id)
     if patient is None or not _may_see_access_log(db, subject, patient_id):
         raise NotFound()
-    ids = online.merged_into(db, [patient_id])  # a merged person's history belongs to the survivor too
+    ids = empi_repo.merged_into(db, [patient_id])  # a merged person's history belongs to the survivor too
     stmt = select(AuditEvent).where(AuditEvent.patient_id.in_(ids))
     if reads_only:
         stmt = stmt.where(AuditEvent.action.in_(READ_ACTIONS))
