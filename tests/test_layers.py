@@ -108,8 +108,6 @@ SERVICES_STILL_QUERYING = frozenset({
     "attachments/service.py",
     "auth/service.py",
     "cli.py",
-    "consultation/joint.py",
-    "consultation/service.py",
     "diagnostics/ecg/service.py",
     "diagnostics/imaging/service.py",
     "diagnostics/orders/workflow.py",
@@ -133,8 +131,6 @@ SERVICES_STILL_QUERYING = frozenset({
     "scheduling/sinking.py",
     "scheduling/waitlist.py",
     "transfer/service.py",
-    "worker/outbox.py",
-    "worker/runner.py",
     "workforce/service.py",
 })
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from tests import builders as b
 from tests.consultation.helpers import answered, ecg_order, request_data, requested, world
 from yilianti.authz import policy
-from yilianti.consultation import flows, service
+from yilianti.consultation import flows, repository, service
 from yilianti.consultation.schemas import AssignIn, CloseOutIn, MessageIn, OpinionIn
 from yilianti.consultation.states import Side
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
@@ -65,7 +65,7 @@ def test_attachment_of_another_patient_is_refused(db: Session) -> None:
     c = requested(db, w, order_ids=[mine.id])
     with pytest.raises(InvalidInput):
         service.link_order(db, w.comm_doc, c.id, theirs.id)
-    assert [o.id for _, o in service.orders(db, c.id)] == [mine.id]
+    assert [o.id for _, o in repository.orders(db, c.id)] == [mine.id]
 
 
 def test_econsult_loop_with_ecg_grants_and_close_out(db: Session) -> None:
@@ -99,7 +99,7 @@ def test_econsult_loop_with_ecg_grants_and_close_out(db: Session) -> None:
     service.post_message(db, w.comm_doc, c.id, MessageIn(body="动态心电图：室早 1200 次/24h，无连发"))
     op = service.sign_opinion(db, w.expert_doc, c.id, OpinionIn(outcome="advice", text="良性室早，3个月后复查"))
     assert c.status == "answered" and c.outcome == "advice" and len(op.signature) == 64
-    assert [m.body for m in service.messages(db, c.id)] == ["动态心电图：室早 1200 次/24h，无连发"]
+    assert [m.body for m in repository.messages(db, c.id)] == ["动态心电图：室早 1200 次/24h，无连发"]
     with pytest.raises(Forbidden):  # the requester keeps the decision: the expert cannot close
         service.close_out(db, w.expert_doc, c.id, CloseOutIn(rating=5, action_taken="x" * 3, avoided_referral=True))
 
@@ -176,7 +176,7 @@ def test_mdt_needs_a_time_and_takes_several_experts(db: Session) -> None:
     assert c.answer_due_at == at + timedelta(hours=48)
     service.assign(db, w.coordinator, c.id, AssignIn(practitioner_ids=[w.expert.id, w.expert2.id],
                                                      lead_practitioner_id=w.expert2.id))
-    roles = {p.practitioner_id: p.role for p in service.participants(db, c.id)}
+    roles = {p.practitioner_id: p.role for p in repository.participants(db, c.id)}
     assert roles == {w.expert.id: "member", w.expert2.id: "lead"}
     assert policy.decide(db, w.expert_doc, w.patient.id) is not None
     assert policy.decide(db, w.expert2_doc, w.patient.id) is not None
@@ -250,5 +250,5 @@ def test_cloud_outpatient_orders_at_the_consulted_centre(db: Session) -> None:
     assert isinstance(order, DiagnosticOrder)
     assert (order.patient_id, order.ordering_institution_id, order.reading_centre_institution_id) == (
         w.patient.id, w.community.id, w.lead.id)
-    assert [(co.purpose, o.id) for co, o in service.orders(db, c.id)] == [("ordered", order.id)]
+    assert [(co.purpose, o.id) for co, o in repository.orders(db, c.id)] == [("ordered", order.id)]
     assert c.case_no in (order.clinical_question or "")

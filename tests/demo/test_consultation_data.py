@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from yilianti.consultation import repository, service
+from yilianti.consultation import repository
 from yilianti.demo import loader
 from yilianti.kit import clock
 from yilianti.models.alliance import Institution
@@ -27,13 +27,13 @@ def test_done_when_ecg_question_answered_in_time_and_a_second_case_converted(db:
     expert = db.scalar(select(User).where(User.username == "tj-lead-doctor"))
     assert expert is not None
     # A: ECG of the same patient attached, signed by the 天津市儿童医院 expert within the deadline
-    [(link, order)] = service.orders(db, a.id)
+    [(link, order)] = repository.orders(db, a.id)
     assert order.kind == "ecg" and order.patient_id == a.patient_id and link.purpose == "attachment"
     from yilianti.diagnostics.ecg import service as ecg
 
     rec = ecg.latest(db, order.id)
     assert rec is not None and len(rec.leads) == 12  # a real 12-lead waveform for the viewer
-    [opinion] = service.opinions(db, a.id)
+    [opinion] = repository.opinions(db, a.id)
     assert opinion.practitioner_id == expert.practitioner_id and len(opinion.signature) == 64
     assert a.first_answered_at is not None and a.answer_due_at is not None
     assert a.first_answered_at <= a.answer_due_at

@@ -46,11 +46,11 @@ def detail(db: Session, subject: Subject, consultation_id: int) -> dict[str, Any
     data.update(
         side=side.value, next_moves=[m.value for m in states.next_moves(c.status, side)],
         video_link=service.video_link(c),
-        participants=[ParticipantOut.model_validate(p, from_attributes=True) for p in service.participants(db, c.id)],
-        opinions=[OpinionOut.model_validate(o, from_attributes=True) for o in service.opinions(db, c.id)],
-        messages=[MessageOut.model_validate(m, from_attributes=True) for m in service.messages(db, c.id)],
+        participants=[ParticipantOut.model_validate(p, from_attributes=True) for p in repository.participants(db, c.id)],
+        opinions=[OpinionOut.model_validate(o, from_attributes=True) for o in repository.opinions(db, c.id)],
+        messages=[MessageOut.model_validate(m, from_attributes=True) for m in repository.messages(db, c.id)],
         orders=[OrderLinkOut(order_id=o.id, accession_number=o.accession_number, kind=o.kind, item_name=o.item_name,
-                             status=o.status, purpose=co.purpose) for co, o in service.orders(db, c.id)],
+                             status=o.status, purpose=co.purpose) for co, o in repository.orders(db, c.id)],
         history=[HistoryOut.model_validate(h, from_attributes=True)
                  for h in service.history(db, subject, consultation_id)],
     )

@@ -16,7 +16,7 @@ from yilianti.attachments import service as attachments
 from yilianti.audit import service as audit
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
-from yilianti.consultation import service
+from yilianti.consultation import repository, service
 from yilianti.consultation.schemas import ConvertIn
 from yilianti.consultation.service import SOURCE
 from yilianti.consultation.states import OUTCOME_LABELS, Side, Status
@@ -29,17 +29,17 @@ from yilianti.referral.schemas import ReferralIn
 
 def referral_draft(db: Session, c: Consultation) -> dict[str, Any]:
     """The up-referral a conversion creates: the whole content of the case, prefilled."""
-    latest = next(iter(reversed(service.opinions(db, c.id))), None)
+    latest = next(iter(reversed(repository.opinions(db, c.id))), None)
     parts = [f"远程会诊 {c.case_no} 转诊", f"会诊问题：{c.question}"]
     if latest is not None:
         parts.append(f"会诊意见（{OUTCOME_LABELS.get(latest.outcome, latest.outcome)}）：{latest.text}")
-    linked = service.orders(db, c.id)
+    linked = repository.orders(db, c.id)
     files = sorted(attachments.list_for(db, SOURCE, c.id), key=lambda f: f.id)
     results = [f"{o.item_name}（{o.accession_number}）" for _, o in linked]
     key_results = "\n".join(filter(None, [
         c.clinical_summary or "", ("会诊附带检查：" + "；".join(results)) if results else "",
         ("会诊附件：" + "；".join(f.filename for f in files)) if files else ""]))
-    expert = next(iter(service.participants(db, c.id)), None)
+    expert = next(iter(repository.participants(db, c.id)), None)
     return {
         "direction": "up", "patient_id": c.patient_id, "to_institution_id": c.consulted_institution_id,
         "to_department_id": c.department_id, "to_practitioner_id": expert.practitioner_id if expert else None,

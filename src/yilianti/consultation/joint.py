@@ -9,18 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from yilianti.audit import service as audit
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
+from yilianti.consultation import repository as repo
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
+from yilianti.kit import repository as kit
 from yilianti.models.alliance import Institution
 from yilianti.models.consultation import JointWard, JointWardAdmission, JointWardMember, RoundRecord, Team
 from yilianti.models.patient import GrantKind, Patient
-from yilianti.models.workforce import PracticeSite, Practitioner
+from yilianti.models.workforce import Practitioner
 from yilianti.scheduling.rules import share_alliance
 
 SOURCE = "joint_ward_admission"
@@ -48,7 +49,7 @@ def _team_of_subject(subject: Subject, ward: JointWard) -> str:
 
 
 def get_ward(db: Session, subject: Subject, ward_id: int) -> tuple[JointWard, str]:
-    ward = db.get(JointWard, ward_id)
+    ward = kit.get(db, JointWard, ward_id)
     if ward is None:
         raise NotFound()
     return ward, _team_of_subject(subject, ward)
@@ -58,8 +59,7 @@ def wards_for(db: Session, subject: Subject) -> list[JointWard]:
     inst = subject.acting_institution_id
     if inst is None:
         return []
-    return list(db.scalars(select(JointWard).where(
-        or_(JointWard.institution_id == inst, JointWard.lead_institution_id == inst)).order_by(JointWard.id)))
+    return repo.wards_of(db, inst)
 
 
 def create_ward(db: Session, subject: Subject, data: WardIn) -> JointWard:
@@ -70,7 +70,7 @@ def create_ward(db: Session, subject: Subject, data: WardIn) -> JointWard:
     fields: dict[str, str] = {}
     if len((data.name or "").strip()) < 2:
         fields["name"] = "请填写病房名称"
-    if db.get(Institution, data.lead_institution_id) is None:
+    if kit.get(db, Institution, data.lead_institution_id) is None:
         fields["lead_institution_id"] = "牵头医院不存在"
     elif data.lead_institution_id == inst:
         fields["lead_institution_id"] = "牵头医院不能是本机构"
@@ -93,13 +93,12 @@ def add_member(db: Session, subject: Subject, ward_id: int, practitioner_id: int
     ward, _ = get_ward(db, subject, ward_id)
     if not subject.has(*MANAGER_ROLES):
         raise Forbidden("只有机构管理员或协调员可以调整联合病房团队")
-    p = db.get(Practitioner, practitioner_id)
+    p = kit.get(db, Practitioner, practitioner_id)
     if p is None:
         raise InvalidInput(fields={"practitioner_id": "医师不存在"})
 
     def works_at(inst: int) -> bool:
-        return p.home_institution_id == inst or db.scalar(select(PracticeSite.id).where(
-            PracticeSite.practitioner_id == p.id, PracticeSite.institution_id == inst).limit(1)) is not None
+        return p.home_institution_id == inst or repo.practises_at(db, p.id, inst)
 
     if p.home_institution_id == ward.lead_institution_id:
         team = Team.lead
@@ -109,8 +108,7 @@ def add_member(db: Session, subject: Subject, ward_id: int, practitioner_id: int
         team = Team.lead
     else:
         raise InvalidInput(fields={"practitioner_id": "该医师既不在本中心也不在牵头医院执业"})
-    member = db.scalar(select(JointWardMember).where(JointWardMember.joint_ward_id == ward.id,
-                                                     JointWardMember.practitioner_id == p.id))
+    member = repo.ward_member(db, ward.id, p.id)
     if member is None:
         member = JointWardMember(joint_ward_id=ward.id, practitioner_id=p.id, team=team, role=role,
                                  joined_on=clock.today_local())
@@ -122,19 +120,10 @@ def add_member(db: Session, subject: Subject, ward_id: int, practitioner_id: int
     return member
 
 
-def members(db: Session, ward_id: int) -> list[tuple[JointWardMember, Practitioner]]:
-    return [(m, p) for m, p in db.execute(
-        select(JointWardMember, Practitioner).join(Practitioner, Practitioner.id == JointWardMember.practitioner_id)
-        .where(JointWardMember.joint_ward_id == ward_id, JointWardMember.left_on.is_(None))
-        .order_by(JointWardMember.team, Practitioner.name))]
-
-
 def _membership(db: Session, subject: Subject, ward: JointWard) -> JointWardMember | None:
     if subject.practitioner_id is None:
         return None
-    return db.scalar(select(JointWardMember).where(
-        JointWardMember.joint_ward_id == ward.id, JointWardMember.practitioner_id == subject.practitioner_id,
-        JointWardMember.left_on.is_(None)))
+    return repo.ward_member(db, ward.id, subject.practitioner_id, current=True)
 
 
 def admit(db: Session, subject: Subject, ward_id: int, patient_id: int, *, bed_no: str | None = None,
@@ -143,9 +132,7 @@ def admit(db: Session, subject: Subject, ward_id: int, patient_id: int, *, bed_n
     if team != Team.local or not subject.is_clinical:
         raise Forbidden("由病房所在中心的医护人员办理入住")
     policy.require_patient(db, subject, patient_id, action="admit", resource_type="joint_ward", resource_id=ward.id)
-    if db.scalar(select(JointWardAdmission.id).where(JointWardAdmission.joint_ward_id == ward.id,
-                                                     JointWardAdmission.patient_id == patient_id,
-                                                     JointWardAdmission.discharged_at.is_(None))) is not None:
+    if repo.current_admission_id(db, ward.id, patient_id) is not None:
         raise Conflict("该患者已在本联合病房住院", code="already_admitted")
     adm = JointWardAdmission(joint_ward_id=ward.id, patient_id=patient_id, bed_no=(bed_no or "").strip() or None,
                              diagnosis=(diagnosis or "").strip() or None, admitted_at=clock.now(),
@@ -158,7 +145,7 @@ def admit(db: Session, subject: Subject, ward_id: int, patient_id: int, *, bed_n
 
 
 def _admission(db: Session, subject: Subject, admission_id: int) -> tuple[JointWardAdmission, JointWard, str]:
-    adm = db.get(JointWardAdmission, admission_id)
+    adm = kit.get(db, JointWardAdmission, admission_id)
     if adm is None:
         raise NotFound()
     ward, team = get_ward(db, subject, adm.joint_ward_id)
@@ -202,11 +189,7 @@ def admissions(db: Session, subject: Subject, ward_id: int, *, current: bool = T
                ) -> list[tuple[JointWardAdmission, Patient]]:
     """The shared patient list, audited as one read per patient shown."""
     ward, team = get_ward(db, subject, ward_id)
-    q = select(JointWardAdmission, Patient).join(Patient, Patient.id == JointWardAdmission.patient_id).where(
-        JointWardAdmission.joint_ward_id == ward.id)
-    if current:
-        q = q.where(JointWardAdmission.discharged_at.is_(None))
-    rows = [(a, p) for a, p in db.execute(q.order_by(JointWardAdmission.bed_no, JointWardAdmission.id))]
+    rows = repo.ward_admissions(db, ward.id, current=current)
     for a, _ in rows:
         audit.record(db, subject, "read", "joint_ward_admission", a.id, patient_id=a.patient_id, basis=team)
     return rows
@@ -214,6 +197,5 @@ def admissions(db: Session, subject: Subject, ward_id: int, *, current: bool = T
 
 def rounds(db: Session, subject: Subject, admission_id: int) -> list[RoundRecord]:
     _admission(db, subject, admission_id)
-    return list(db.scalars(select(RoundRecord).where(RoundRecord.admission_id == admission_id)
-                           .order_by(RoundRecord.at, RoundRecord.id)))
+    return repo.rounds_of(db, admission_id)
 

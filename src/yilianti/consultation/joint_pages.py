@@ -62,7 +62,7 @@ def _ward_context(db: Session, subject: Subject, ward_id: int) -> dict[str, Any]
     users = accounts.display_names(db, {r.user_id for rs in rounds.values() for r in rs})
     candidates = workforce.active_practitioners_of(db, [ward.institution_id, ward.lead_institution_id]) \
         if subject.has(*joint.MANAGER_ROLES) else []
-    return {"ward": ward, "team": team, "members": joint.members(db, ward.id), "admissions": rows, "rounds": rounds,
+    return {"ward": ward, "team": team, "members": repository.ward_members(db, ward.id), "admissions": rows, "rounds": rounds,
             "users": users, "names": _names(db, {ward.institution_id, ward.lead_institution_id}),
             "patients": patients.search(db, subject, "", limit=50) if team == "local" and subject.is_clinical else [],
             "candidates": candidates, "is_manager": subject.has(*joint.MANAGER_ROLES), "errors": {}, "error": None}

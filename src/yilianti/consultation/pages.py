@@ -102,7 +102,7 @@ def _new_context(db: Session, subject: Subject, values: dict[str, Any], errors: 
             p = kit.get(db, Patient, chosen)
             if p is not None:
                 patient_rows = [p, *patient_rows]
-        orders = service.patient_orders(db, chosen)
+        orders = repository.patient_orders(db, chosen)
     return {"values": values, "errors": errors, "targets": targets, "departments": departments, "experts": experts,
             "patients": patient_rows, "q": q, "orders": orders, "labels": LABELS}
 
@@ -164,9 +164,9 @@ async def consultation_create(request: Request, db: DB, subject: Clinical) -> Re
 def _case_context(db: Session, subject: Subject, consultation_id: int) -> dict[str, Any]:
     c, side = service.read(db, subject, consultation_id)
     hist = service.history(db, subject, c.id)
-    parts = service.participants(db, c.id)
-    ops = service.opinions(db, c.id)
-    msgs = service.messages(db, c.id)
+    parts = repository.participants(db, c.id)
+    ops = repository.opinions(db, c.id)
+    msgs = repository.messages(db, c.id)
     prac_ids = {p.practitioner_id for p in parts} | {o.practitioner_id for o in ops}
     practitioners = workforce.practitioners_by_id(db, prac_ids)
     users = accounts.display_names(db, {h.user_id for h in hist} | {m.user_id for m in msgs})
@@ -177,7 +177,7 @@ def _case_context(db: Session, subject: Subject, consultation_id: int) -> dict[s
     files = attachments.list_for(db, service.SOURCE, c.id)
     return {
         "c": c, "side": side.value, "history": hist, "participants": parts, "practitioners": practitioners,
-        "opinions": ops, "messages": msgs, "users": users, "orders": service.orders(db, c.id), "files": files,
+        "opinions": ops, "messages": msgs, "users": users, "orders": repository.orders(db, c.id), "files": files,
         "names": _names(db, [c.requesting_institution_id, c.consulted_institution_id,
                              *(h.acting_institution_id for h in hist), *(m.institution_id for m in msgs)]),
         "patient": kit.get(db, Patient, c.patient_id), "video_link": service.video_link(c),
@@ -185,13 +185,13 @@ def _case_context(db: Session, subject: Subject, consultation_id: int) -> dict[s
         "is_assigner": service.is_assigner(subject, c), "is_expert": mine is not None, "mine": mine,
         "experts": service.qualified_experts(db, c.consulted_institution_id)
         if service.is_assigner(subject, c) and c.status not in FINAL else [],
-        "patient_orders": service.patient_orders(db, c.patient_id) if side == Side.requester and c.status not in FINAL
+        "patient_orders": repository.patient_orders(db, c.patient_id) if side == Side.requester and c.status not in FINAL
         else [],
         "moves": moves, "labels": LABELS, "FINAL": FINAL, "errors": {}, "error": None,
         "overdue": c.due_at is not None and c.due_at < clock.now() and c.status not in FINAL,
         "referral_draft": flows.referral_draft(db, c) if "converted" in moves else None,
         "orderable": service.orderable_items(db, c) if side == Side.requester and c.status not in FINAL else [],
-        "reports": _reports(db, [o.id for _, o in service.orders(db, c.id)]),
+        "reports": _reports(db, [o.id for _, o in repository.orders(db, c.id)]),
     }
 
 

@@ -18,13 +18,27 @@ from datetime import date, datetime, time, timedelta
 from statistics import median
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from yilianti.kit import clock
 from yilianti.models.alliance import Institution, Membership
-from yilianti.models.consultation import Consultation, ConsultationParticipant, RoundRecord
-from yilianti.models.workforce import Practitioner
+from yilianti.models.auth import User
+from yilianti.models.consultation import (
+    Consultation,
+    ConsultationHistory,
+    ConsultationMessage,
+    ConsultationOpinion,
+    ConsultationOrder,
+    ConsultationParticipant,
+    JointWard,
+    JointWardAdmission,
+    JointWardMember,
+    RoundRecord,
+)
+from yilianti.models.diagnostics import DiagnosticOrder
+from yilianti.models.patient import AccessGrant, Patient
+from yilianti.models.workforce import PracticeSite, Practitioner
 
 GROUPS = ("month", "expert", "member", "consulted")
 
@@ -156,3 +170,195 @@ def rounds_by_admission(db: Session, admission_ids: list[int]) -> dict[int, list
                         .order_by(RoundRecord.at, RoundRecord.id)):
         out[r.admission_id].append(r)
     return out
+
+
+# ------------------------------------------------------------------------------------- a case's parts
+
+
+def participants(db: Session, consultation_id: int, *, active: bool = True) -> list[ConsultationParticipant]:
+    """The case's experts (still assigned, unless `active` is False), in the order they were added."""
+    q = select(ConsultationParticipant).where(ConsultationParticipant.consultation_id == consultation_id)
+    if active:
+        q = q.where(ConsultationParticipant.removed_at.is_(None))
+    return list(db.scalars(q.order_by(ConsultationParticipant.id)))
+
+
+def participation_of(db: Session, consultation_id: int, user_id: int | None,
+                     practitioner_id: int | None) -> ConsultationParticipant | None:
+    """The user's (or their practitioner's) current assignment to the case."""
+    return db.scalar(select(ConsultationParticipant).where(
+        ConsultationParticipant.consultation_id == consultation_id, ConsultationParticipant.removed_at.is_(None),
+        or_(ConsultationParticipant.user_id == user_id,
+            and_(ConsultationParticipant.practitioner_id == practitioner_id,
+                 ConsultationParticipant.practitioner_id.is_not(None)))).limit(1))
+
+
+def history(db: Session, consultation_id: int) -> list[ConsultationHistory]:
+    """The case's status changes, oldest first (no access check: `service.history` makes it)."""
+    return list(db.scalars(select(ConsultationHistory).where(ConsultationHistory.consultation_id == consultation_id)
+                           .order_by(ConsultationHistory.at, ConsultationHistory.id)))
+
+
+def opinions(db: Session, consultation_id: int) -> list[ConsultationOpinion]:
+    """The case's signed opinions, oldest first."""
+    return list(db.scalars(select(ConsultationOpinion).where(ConsultationOpinion.consultation_id == consultation_id)
+                           .order_by(ConsultationOpinion.signed_at, ConsultationOpinion.id)))
+
+
+def messages(db: Session, consultation_id: int) -> list[ConsultationMessage]:
+    """The case's messages, oldest first."""
+    return list(db.scalars(select(ConsultationMessage).where(ConsultationMessage.consultation_id == consultation_id)
+                           .order_by(ConsultationMessage.at, ConsultationMessage.id)))
+
+
+def orders(db: Session, consultation_id: int) -> list[tuple[ConsultationOrder, DiagnosticOrder]]:
+    """The diagnostic orders linked to the case, with their links, in the order they were linked."""
+    return [(co, o) for co, o in db.execute(
+        select(ConsultationOrder, DiagnosticOrder).join(DiagnosticOrder, DiagnosticOrder.id == ConsultationOrder.order_id)
+        .where(ConsultationOrder.consultation_id == consultation_id).order_by(ConsultationOrder.id))]
+
+
+def order_link(db: Session, consultation_id: int, order_id: int) -> ConsultationOrder | None:
+    return db.scalar(select(ConsultationOrder).where(ConsultationOrder.consultation_id == consultation_id,
+                                                     ConsultationOrder.order_id == order_id))
+
+
+def patient_orders(db: Session, patient_id: int, limit: int = 50) -> list[DiagnosticOrder]:
+    """The patient's diagnostic orders a requester may attach (newest first)."""
+    return list(db.scalars(select(DiagnosticOrder).where(DiagnosticOrder.patient_id == patient_id)
+                           .order_by(DiagnosticOrder.id.desc()).limit(limit)))
+
+
+# ------------------------------------------------------------------------------------- experts
+
+
+def practises_at(db: Session, practitioner_id: int, institution_id: int) -> bool:
+    """Whether the practitioner has a practice site (多点执业) at the institution."""
+    return db.scalar(select(PracticeSite.id).where(PracticeSite.practitioner_id == practitioner_id,
+                                                   PracticeSite.institution_id == institution_id).limit(1)) is not None
+
+
+def practitioners_at(db: Session, institution_id: int, department_id: int | None = None) -> list[Practitioner]:
+    """Active practitioners whose home or practice site is the institution (of one department), by name."""
+    q = select(Practitioner).where(Practitioner.active.is_(True), or_(
+        Practitioner.home_institution_id == institution_id,
+        exists().where(PracticeSite.practitioner_id == Practitioner.id, PracticeSite.institution_id == institution_id)))
+    if department_id is not None:
+        q = q.where(Practitioner.department_id == department_id)
+    return list(db.scalars(q.order_by(Practitioner.name)))
+
+
+def active_user_of(db: Session, practitioner_id: int) -> int | None:
+    """The practitioner's (first) active account."""
+    return db.scalar(select(User.id).where(User.practitioner_id == practitioner_id, User.active.is_(True))
+                     .order_by(User.id).limit(1))
+
+
+def open_grants_of_case(db: Session, source: str, consultation_id: int, user_id: int | None) -> list[AccessGrant]:
+    """The user's access grants from the case not yet revoked."""
+    return list(db.scalars(select(AccessGrant).where(
+        AccessGrant.source_type == source, AccessGrant.source_id == consultation_id, AccessGrant.revoked_at.is_(None),
+        AccessGrant.user_id == user_id)))
+
+
+# ------------------------------------------------------------------------------------- worklists
+
+
+def worklist_statement(inst: int | None, requester: bool, expert_user_id: int | None, expert_practitioner_id: int | None,
+                       only_experts: bool, bucket: str, kind: str | None, now: datetime,
+                       final: Iterable[str], requested: str) -> Select[Any]:
+    """Cases of the institution on one side (requesting, or consulted — an expert's own only when
+    `only_experts`), cut by worklist bucket and kind."""
+    final = tuple(final)
+    if requester:
+        q = select(Consultation).where(Consultation.requesting_institution_id == inst)
+    else:
+        q = select(Consultation).where(Consultation.consulted_institution_id == inst)
+        if only_experts:  # an expert sees the cases assigned to them
+            q = q.where(exists().where(
+                ConsultationParticipant.consultation_id == Consultation.id,
+                ConsultationParticipant.removed_at.is_(None),
+                or_(ConsultationParticipant.user_id == expert_user_id,
+                    and_(ConsultationParticipant.practitioner_id == expert_practitioner_id,
+                         ConsultationParticipant.practitioner_id.is_not(None)))))
+    mine = exists().where(ConsultationParticipant.consultation_id == Consultation.id,
+                          ConsultationParticipant.removed_at.is_(None),
+                          ConsultationParticipant.user_id == expert_user_id)
+    by_bucket = {
+        "open": Consultation.status.not_in(final),
+        "to_assign": Consultation.status == requested,
+        "mine": and_(mine, Consultation.status.not_in(final)),
+        "overdue": and_(Consultation.due_at < now, Consultation.status.not_in(final)),
+        "done": Consultation.status.in_(final),
+    }
+    if bucket in by_bucket:
+        q = q.where(by_bucket[bucket])
+    if kind:
+        q = q.where(Consultation.kind == kind)
+    return q
+
+
+def worklist_rows(db: Session, stmt: Select[Any], done: bool, limit: int) -> list[Consultation]:
+    """The worklist in its order: the finished by last change, newest first; the others by due time."""
+    order = (Consultation.updated_at.desc(),) if done else (Consultation.due_at.asc(), Consultation.id)
+    return list(db.scalars(stmt.order_by(*order).limit(limit)))
+
+
+def count_rows(db: Session, stmt: Select[Any]) -> int:
+    return db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+
+
+def overdue_cases(db: Session, now: datetime, final: Iterable[str], limit: int = 1000) -> list[Consultation]:
+    """Unfinished cases past their step's deadline, the longest overdue first."""
+    return list(db.scalars(select(Consultation).where(Consultation.due_at < now,
+                                                      Consultation.status.not_in(tuple(final)))
+                           .order_by(Consultation.due_at).limit(limit)))
+
+
+# ------------------------------------------------------------------------------------- joint wards
+
+
+def wards_of(db: Session, institution_id: int) -> list[JointWard]:
+    """Joint wards the institution hosts or leads, oldest first."""
+    return list(db.scalars(select(JointWard).where(
+        or_(JointWard.institution_id == institution_id, JointWard.lead_institution_id == institution_id))
+        .order_by(JointWard.id)))
+
+
+def ward_member(db: Session, ward_id: int, practitioner_id: int, *, current: bool = False) -> JointWardMember | None:
+    """The practitioner's membership of the ward's team (only one not left, with `current`)."""
+    q = select(JointWardMember).where(JointWardMember.joint_ward_id == ward_id,
+                                      JointWardMember.practitioner_id == practitioner_id)
+    if current:
+        q = q.where(JointWardMember.left_on.is_(None))
+    return db.scalar(q)
+
+
+def ward_members(db: Session, ward_id: int) -> list[tuple[JointWardMember, Practitioner]]:
+    """The ward's current team members with their practitioners, by team and name."""
+    return [(m, p) for m, p in db.execute(
+        select(JointWardMember, Practitioner).join(Practitioner, Practitioner.id == JointWardMember.practitioner_id)
+        .where(JointWardMember.joint_ward_id == ward_id, JointWardMember.left_on.is_(None))
+        .order_by(JointWardMember.team, Practitioner.name))]
+
+
+def current_admission_id(db: Session, ward_id: int, patient_id: int) -> int | None:
+    """The patient's admission to the ward not yet discharged, if any."""
+    return db.scalar(select(JointWardAdmission.id).where(JointWardAdmission.joint_ward_id == ward_id,
+                                                         JointWardAdmission.patient_id == patient_id,
+                                                         JointWardAdmission.discharged_at.is_(None)))
+
+
+def ward_admissions(db: Session, ward_id: int, *, current: bool = True) -> list[tuple[JointWardAdmission, Patient]]:
+    """The ward's admissions (those not discharged, with `current`) with their patients, by bed."""
+    q = select(JointWardAdmission, Patient).join(Patient, Patient.id == JointWardAdmission.patient_id).where(
+        JointWardAdmission.joint_ward_id == ward_id)
+    if current:
+        q = q.where(JointWardAdmission.discharged_at.is_(None))
+    return [(a, p) for a, p in db.execute(q.order_by(JointWardAdmission.bed_no, JointWardAdmission.id))]
+
+
+def rounds_of(db: Session, admission_id: int) -> list[RoundRecord]:
+    """An admission's rounds records, oldest first."""
+    return list(db.scalars(select(RoundRecord).where(RoundRecord.admission_id == admission_id)
+                           .order_by(RoundRecord.at, RoundRecord.id)))

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from yilianti.audit import service as audit
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
+from yilianti.consultation import repository as repo
 from yilianti.consultation import states
 from yilianti.consultation.schemas import (
     AssignIn,
@@ -35,6 +36,7 @@ from yilianti.consultation.schemas import (
 from yilianti.consultation.states import FINAL, OUTCOME_LABELS, STATUS_LABELS, Side, Status
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
+from yilianti.kit import repository as kit
 from yilianti.kit.workflow import Step, Workflow, move_detail
 from yilianti.models.alliance import Department, Institution
 from yilianti.models.auth import User
@@ -48,11 +50,11 @@ from yilianti.models.consultation import (
     ParticipantRole,
 )
 from yilianti.models.diagnostics import DiagnosticOrder
-from yilianti.models.outbox import OutboxMessage
 from yilianti.models.patient import GrantKind
-from yilianti.models.workforce import PracticeSite, Practitioner, Title
+from yilianti.models.workforce import Practitioner, Title
 from yilianti.notifications.service import notify
 from yilianti.scheduling.rules import share_alliance
+from yilianti.worker import repository as outbox
 
 ACTING_ROLES = ("doctor", "nurse", "coordinator")
 ASSIGNER_ROLES = ("coordinator",)
@@ -67,21 +69,10 @@ def is_assigner(subject: Subject, c: Consultation) -> bool:
     return subject.acting_institution_id == c.consulted_institution_id and subject.has(*ASSIGNER_ROLES)
 
 
-def participants(db: Session, consultation_id: int, *, active: bool = True) -> list[ConsultationParticipant]:
-    q = select(ConsultationParticipant).where(ConsultationParticipant.consultation_id == consultation_id)
-    if active:
-        q = q.where(ConsultationParticipant.removed_at.is_(None))
-    return list(db.scalars(q.order_by(ConsultationParticipant.id)))
-
-
 def my_participation(db: Session, subject: Subject, c: Consultation) -> ConsultationParticipant | None:
     if subject.acting_institution_id != c.consulted_institution_id:
         return None
-    return db.scalar(select(ConsultationParticipant).where(
-        ConsultationParticipant.consultation_id == c.id, ConsultationParticipant.removed_at.is_(None),
-        or_(ConsultationParticipant.user_id == subject.user_id,
-            and_(ConsultationParticipant.practitioner_id == subject.practitioner_id,
-                 ConsultationParticipant.practitioner_id.is_not(None)))).limit(1))
+    return repo.participation_of(db, c.id, subject.user_id, subject.practitioner_id)
 
 
 def _side(db: Session, subject: Subject, c: Consultation) -> Side:
@@ -97,7 +88,7 @@ def _side(db: Session, subject: Subject, c: Consultation) -> Side:
 
 def get(db: Session, subject: Subject, consultation_id: int) -> tuple[Consultation, Side]:
     """The case and the side the subject acts for; 404 when the subject is on neither side."""
-    c = db.get(Consultation, consultation_id)
+    c = kit.get(db, Consultation, consultation_id)
     if c is None:
         raise NotFound()
     return c, _side(db, subject, c)
@@ -112,8 +103,7 @@ def read(db: Session, subject: Subject, consultation_id: int) -> tuple[Consultat
 
 def history(db: Session, subject: Subject, consultation_id: int) -> list[ConsultationHistory]:
     get(db, subject, consultation_id)
-    return list(db.scalars(select(ConsultationHistory).where(ConsultationHistory.consultation_id == consultation_id)
-                           .order_by(ConsultationHistory.at, ConsultationHistory.id)))
+    return repo.history(db, consultation_id)
 
 
 def video_link(c: Consultation) -> str | None:
@@ -188,9 +178,8 @@ def qualification_problem(db: Session, practitioner: Practitioner, institution_i
         return "inactive"
     if practitioner.title not in PHYSICIAN_TITLES:
         return "not_physician"
-    at_site = practitioner.home_institution_id == institution_id or db.scalar(
-        select(PracticeSite.id).where(PracticeSite.practitioner_id == practitioner.id,
-                                      PracticeSite.institution_id == institution_id).limit(1)) is not None
+    at_site = (practitioner.home_institution_id == institution_id
+               or repo.practises_at(db, practitioner.id, institution_id))
     if not at_site:
         return "not_at_site"
     years = get_settings().consultation_min_practice_years
@@ -201,19 +190,14 @@ def qualification_problem(db: Session, practitioner: Practitioner, institution_i
 
 def qualified_experts(db: Session, institution_id: int, department_id: int | None = None) -> list[Practitioner]:
     """Experts of the consulted institution who may answer (for the request and assignment forms)."""
-    q = select(Practitioner).where(Practitioner.active.is_(True), or_(
-        Practitioner.home_institution_id == institution_id,
-        exists().where(PracticeSite.practitioner_id == Practitioner.id, PracticeSite.institution_id == institution_id)))
-    if department_id is not None:
-        q = q.where(Practitioner.department_id == department_id)
-    return [p for p in db.scalars(q.order_by(Practitioner.name))
+    return [p for p in repo.practitioners_at(db, institution_id, department_id)
             if qualification_problem(db, p, institution_id) is None]
 
 
 def _check_experts(db: Session, institution_id: int, ids: list[int], field: str) -> list[Practitioner]:
     experts: list[Practitioner] = []
     for pid in dict.fromkeys(ids):
-        p = db.get(Practitioner, pid)
+        p = kit.get(db, Practitioner, pid)
         problem = "missing" if p is None else qualification_problem(db, p, institution_id)
         if problem is not None:
             field_text, message = PROBLEMS[problem]
@@ -225,14 +209,9 @@ def _check_experts(db: Session, institution_id: int, ids: list[int], field: str)
     return experts
 
 
-def _user_of(db: Session, practitioner_id: int) -> int | None:
-    return db.scalar(select(User.id).where(User.practitioner_id == practitioner_id, User.active.is_(True))
-                     .order_by(User.id).limit(1))
-
-
 def _add_participants(db: Session, subject: Subject, c: Consultation, experts: list[Practitioner],
                       lead_id: int | None) -> list[ConsultationParticipant]:
-    existing = {p.practitioner_id: p for p in participants(db, c.id, active=False)}
+    existing = {p.practitioner_id: p for p in repo.participants(db, c.id, active=False)}
     added: list[ConsultationParticipant] = []
     for p in experts:
         role = ParticipantRole.expert if c.kind != "mdt" else (
@@ -243,7 +222,7 @@ def _add_participants(db: Session, subject: Subject, c: Consultation, experts: l
         if part is not None:
             part.removed_at, part.role = None, role
         else:
-            part = ConsultationParticipant(consultation_id=c.id, practitioner_id=p.id, user_id=_user_of(db, p.id),
+            part = ConsultationParticipant(consultation_id=c.id, practitioner_id=p.id, user_id=repo.active_user_of(db, p.id),
                                            institution_id=c.consulted_institution_id, role=role,
                                            assigned_by_user_id=subject.user_id)
             db.add(part)
@@ -269,7 +248,7 @@ def _require_actor(subject: Subject) -> int:
 
 
 def _check_order(db: Session, c_patient_id: int, order_id: int) -> DiagnosticOrder:
-    order = db.get(DiagnosticOrder, order_id)
+    order = kit.get(db, DiagnosticOrder, order_id)
     if order is None:
         raise InvalidInput("检查单不存在", fields={"order_ids": "检查单不存在"})
     if order.patient_id != c_patient_id:
@@ -286,14 +265,14 @@ def request(db: Session, subject: Subject, data: ConsultationIn) -> Consultation
     if not data.consent_confirmed:
         raise InvalidInput("请先确认患者（或监护人）已知情同意远程会诊", code="consent_required",
                            fields={"consent_confirmed": "请先确认患者（或监护人）已知情同意远程会诊"})
-    if db.get(Institution, data.consulted_institution_id) is None:
+    if kit.get(db, Institution, data.consulted_institution_id) is None:
         fields["consulted_institution_id"] = "被邀请机构不存在"
     elif data.consulted_institution_id == own:
         fields["consulted_institution_id"] = "不能邀请本机构会诊"
     elif not share_alliance(db, own, data.consulted_institution_id):
         fields["consulted_institution_id"] = "被邀请机构与本机构不在同一医联体"
     if data.department_id is not None:
-        dept = db.get(Department, data.department_id)
+        dept = kit.get(db, Department, data.department_id)
         if dept is None or dept.institution_id != data.consulted_institution_id:
             fields["department_id"] = "科室不属于被邀请机构"
     now = clock.now()
@@ -310,7 +289,7 @@ def request(db: Session, subject: Subject, data: ConsultationIn) -> Consultation
                              "expert_practitioner_ids")
     for order_id in data.order_ids:
         _check_order(db, data.patient_id, order_id)
-    user = db.get(User, subject.user_id)
+    user = kit.get(db, User, subject.user_id)
     scheduled = clock.as_utc(data.scheduled_at) if data.scheduled_at is not None else None
     c = Consultation(
         kind=data.kind, patient_id=data.patient_id, requesting_institution_id=own, requesting_user_id=subject.user_id,
@@ -350,8 +329,7 @@ def link_order(db: Session, subject: Subject, consultation_id: int, order_id: in
     if c.status in FINAL:
         raise Conflict("会诊已结束，不能再添加资料", code=STATE_CONFLICT)
     _check_order(db, c.patient_id, order_id)
-    row = db.scalar(select(ConsultationOrder).where(ConsultationOrder.consultation_id == c.id,
-                                                    ConsultationOrder.order_id == order_id))
+    row = repo.order_link(db, c.id, order_id)
     if row is None:
         row = ConsultationOrder(consultation_id=c.id, order_id=order_id, purpose=purpose,
                                 linked_by_user_id=subject.user_id)
@@ -374,7 +352,7 @@ def order_exam(db: Session, subject: Subject, consultation_id: int, item_id: int
         raise Forbidden("只有申请方可以开具云门诊检查")
     if c.status in FINAL:
         raise Conflict("会诊已结束，不能再添加资料", code=STATE_CONFLICT)
-    item = db.get(DiagnosticItem, item_id)
+    item = kit.get(db, DiagnosticItem, item_id)
     if item is None or item.reading_centre_institution_id != c.consulted_institution_id:
         raise InvalidInput(fields={"item_id": "请选择会诊机构诊断中心的检查项目"})
     order = workflow.place_order(db, subject, patient_id=c.patient_id, item_id=item_id, priority=priority,
@@ -395,18 +373,6 @@ def orderable_items(db: Session, c: Consultation) -> list[Any]:
             if r.item.reading_centre_institution_id == c.consulted_institution_id]
 
 
-def orders(db: Session, consultation_id: int) -> list[tuple[ConsultationOrder, DiagnosticOrder]]:
-    return [(co, o) for co, o in db.execute(
-        select(ConsultationOrder, DiagnosticOrder).join(DiagnosticOrder, DiagnosticOrder.id == ConsultationOrder.order_id)
-        .where(ConsultationOrder.consultation_id == consultation_id).order_by(ConsultationOrder.id))]
-
-
-def patient_orders(db: Session, patient_id: int) -> list[DiagnosticOrder]:
-    """The patient's diagnostic orders a requester may attach (newest first)."""
-    return list(db.scalars(select(DiagnosticOrder).where(DiagnosticOrder.patient_id == patient_id)
-                           .order_by(DiagnosticOrder.id.desc()).limit(50)))
-
-
 # ------------------------------------------------------------------------------------- consulted side
 
 
@@ -423,7 +389,7 @@ def assign(db: Session, subject: Subject, consultation_id: int, data: AssignIn, 
     if c.kind != "mdt" and len(experts) > 1:
         raise InvalidInput(fields={"practitioner_ids": "单专家会诊只能分派一位专家；多位专家请使用多学科会诊"})
     if c.kind != "mdt":  # an e-consult has one expert: a new assignment replaces the previous one
-        for part in participants(db, c.id):
+        for part in repo.participants(db, c.id):
             if part.practitioner_id != experts[0].id:
                 part.removed_at = clock.now()
                 _end_participant_grants(db, subject, c, part)
@@ -439,11 +405,7 @@ def assign(db: Session, subject: Subject, consultation_id: int, data: AssignIn, 
 
 
 def _end_participant_grants(db: Session, subject: Subject, c: Consultation, part: ConsultationParticipant) -> None:
-    from yilianti.models.patient import AccessGrant
-
-    for grant in db.scalars(select(AccessGrant).where(
-            AccessGrant.source_type == SOURCE, AccessGrant.source_id == c.id, AccessGrant.revoked_at.is_(None),
-            AccessGrant.user_id == part.user_id)):
+    for grant in repo.open_grants_of_case(db, SOURCE, c.id, part.user_id):
         grant.revoked_at = clock.now()
         audit.record(db, subject, "revoke", "access_grant", grant.id, patient_id=grant.patient_id)
 
@@ -507,11 +469,6 @@ def sign_opinion(db: Session, subject: Subject, consultation_id: int, data: Opin
     return opinion
 
 
-def opinions(db: Session, consultation_id: int) -> list[ConsultationOpinion]:
-    return list(db.scalars(select(ConsultationOpinion).where(ConsultationOpinion.consultation_id == consultation_id)
-                           .order_by(ConsultationOpinion.signed_at, ConsultationOpinion.id)))
-
-
 # ------------------------------------------------------------------------------------- messages
 
 
@@ -526,7 +483,7 @@ def post_message(db: Session, subject: Subject, consultation_id: int, data: Mess
     db.add(msg)
     audit.record(db, subject, "message", "consultation", c.id, patient_id=c.patient_id)
     if side == Side.requester:
-        for part in participants(db, c.id):
+        for part in repo.participants(db, c.id):
             if part.user_id is not None:
                 notify(db, title=f"会诊 {c.case_no} 有新消息", body=data.body[:200], link=f"/consultations/{c.id}",
                        user_id=part.user_id, kind="consultation")
@@ -535,11 +492,6 @@ def post_message(db: Session, subject: Subject, consultation_id: int, data: Mess
                institution_id=c.requesting_institution_id, kind="consultation")
     db.flush()
     return msg
-
-
-def messages(db: Session, consultation_id: int) -> list[ConsultationMessage]:
-    return list(db.scalars(select(ConsultationMessage).where(ConsultationMessage.consultation_id == consultation_id)
-                           .order_by(ConsultationMessage.at, ConsultationMessage.id)))
 
 
 # ------------------------------------------------------------------------------------- requester decides
@@ -583,33 +535,9 @@ class WorklistFilter:
 
 
 def _worklist_query(subject: Subject, f: WorklistFilter, now: datetime) -> Select[Any]:
-    inst = subject.acting_institution_id
-    if f.side == Side.requester:
-        q = select(Consultation).where(Consultation.requesting_institution_id == inst)
-    else:
-        q = select(Consultation).where(Consultation.consulted_institution_id == inst)
-        if not subject.has(*ASSIGNER_ROLES):  # an expert sees the cases assigned to them
-            q = q.where(exists().where(
-                ConsultationParticipant.consultation_id == Consultation.id,
-                ConsultationParticipant.removed_at.is_(None),
-                or_(ConsultationParticipant.user_id == subject.user_id,
-                    and_(ConsultationParticipant.practitioner_id == subject.practitioner_id,
-                         ConsultationParticipant.practitioner_id.is_not(None)))))
-    mine = exists().where(ConsultationParticipant.consultation_id == Consultation.id,
-                          ConsultationParticipant.removed_at.is_(None),
-                          ConsultationParticipant.user_id == subject.user_id)
-    by_bucket = {
-        "open": Consultation.status.not_in(tuple(FINAL)),
-        "to_assign": Consultation.status == Status.requested,
-        "mine": and_(mine, Consultation.status.not_in(tuple(FINAL))),
-        "overdue": and_(Consultation.due_at < now, Consultation.status.not_in(tuple(FINAL))),
-        "done": Consultation.status.in_(tuple(FINAL)),
-    }
-    if f.bucket in by_bucket:
-        q = q.where(by_bucket[f.bucket])
-    if f.kind:
-        q = q.where(Consultation.kind == f.kind)
-    return q
+    return repo.worklist_statement(subject.acting_institution_id, f.side == Side.requester, subject.user_id,
+                                   subject.practitioner_id, not subject.has(*ASSIGNER_ROLES), f.bucket, f.kind, now,
+                                   FINAL, Status.requested)
 
 
 def worklist(db: Session, subject: Subject, f: WorklistFilter, limit: int = 200) -> list[Consultation]:
@@ -617,17 +545,15 @@ def worklist(db: Session, subject: Subject, f: WorklistFilter, limit: int = 200)
         return []
     if f.bucket not in BUCKETS:
         raise InvalidInput(fields={"bucket": "取值不在允许范围内"})
-    q = _worklist_query(subject, f, clock.now())
-    order = (Consultation.updated_at.desc(),) if f.bucket == "done" else (Consultation.due_at.asc(), Consultation.id)
-    return list(db.scalars(q.order_by(*order).limit(limit)))
+    return repo.worklist_rows(db, _worklist_query(subject, f, clock.now()), f.bucket == "done", limit)
 
 
 def worklist_counts(db: Session, subject: Subject, side: Side) -> dict[str, int]:
     if not subject.is_clinical:
         return dict.fromkeys(BUCKETS, 0)
     now = clock.now()
-    return {bucket: db.scalar(select(func.count()).select_from(
-        _worklist_query(subject, WorklistFilter(side, bucket), now).subquery())) or 0 for bucket in BUCKETS}
+    return {bucket: repo.count_rows(db, _worklist_query(subject, WorklistFilter(side, bucket), now))
+            for bucket in BUCKETS}
 
 
 # ------------------------------------------------------------------------------------- overdue sweep
@@ -636,14 +562,12 @@ def worklist_counts(db: Session, subject: Subject, side: Side) -> dict[str, int]
 def sweep_overdue(db: Session, now: datetime | None = None) -> int:
     """Alert both sides (and the assigned experts) once per overdue step."""
     now = now or clock.now()
-    cases = db.scalars(select(Consultation).where(Consultation.due_at < now,
-                                                  Consultation.status.not_in(tuple(FINAL)))
-                       .order_by(Consultation.due_at).limit(1000)).all()
+    cases = repo.overdue_cases(db, now, FINAL)
     alerted = 0
     for c in cases:
         assert c.due_at is not None
         step = f"consultation-overdue:{c.id}:{c.status}:{int(c.due_at.timestamp())}"
-        if db.scalar(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == f"{step}:to")) is not None:
+        if outbox.queued(db, f"{step}:to"):
             continue
         label = STATUS_LABELS.get(Status(c.status), c.status)
         title = f"会诊 {c.case_no} 已超时（{label}）"
@@ -651,7 +575,7 @@ def sweep_overdue(db: Session, now: datetime | None = None) -> int:
         for suffix, inst in (("from", c.requesting_institution_id), ("to", c.consulted_institution_id)):
             notify(db, title=title, body=body, link=f"/consultations/{c.id}", institution_id=inst,
                    kind="consultation_overdue", urgent=True, dedupe_key=f"{step}:{suffix}")
-        for part in participants(db, c.id):
+        for part in repo.participants(db, c.id):
             if part.user_id is not None:
                 notify(db, title=title, body=body, link=f"/consultations/{c.id}", user_id=part.user_id,
                        kind="consultation_overdue", urgent=True, dedupe_key=f"{step}:u{part.user_id}")

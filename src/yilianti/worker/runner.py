@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from yilianti.config import get_settings
 from yilianti.kit import clock
-from yilianti.models.outbox import Notification, OutboxMessage
+from yilianti.models.outbox import Notification
+from yilianti.worker import repository
 
 log = logging.getLogger("yilianti.worker")
 
@@ -85,17 +85,11 @@ def run_pending(factory: sessionmaker[Session], batch: int = 50) -> int:
     settings = get_settings()
     done = 0
     with factory() as db:
-        query = (select(OutboxMessage.id)
-                 .where(OutboxMessage.status == "pending", OutboxMessage.available_at <= clock.now())
-                 .order_by(OutboxMessage.id).limit(batch))
-        ids = list(db.scalars(query))
+        ids = repository.due_ids(db, clock.now(), batch)
         db.rollback()
     for msg_id in ids:
         with factory() as db:
-            stmt = select(OutboxMessage).where(OutboxMessage.id == msg_id, OutboxMessage.status == "pending")
-            if db.get_bind().dialect.name == "postgresql":
-                stmt = stmt.with_for_update(skip_locked=True)
-            msg = db.scalar(stmt)
+            msg = repository.claim(db, msg_id)
             if msg is None:
                 db.rollback()
                 continue
