@@ -37,6 +37,7 @@ from yilianti.consultation.states import (
     URGENCY_LABELS,
     Side,
 )
+from yilianti.diagnostics import repository as diagnostics_repo
 from yilianti.exceptions import AppError, InvalidInput, parse_input
 from yilianti.kit import clock
 from yilianti.kit import repository as kit
@@ -197,9 +198,7 @@ def _case_context(db: Session, subject: Subject, consultation_id: int) -> dict[s
 
 def _reports(db: Session, order_ids: list[int]) -> dict[int, Any]:
     """Final reports of the linked orders (the lead hospital's report and advice for cloud outpatient)."""
-    from yilianti.diagnostics.orders import workflow
-
-    return {oid: rep for oid in order_ids if (rep := workflow.report_of(db, oid)) is not None}
+    return {oid: rep for oid in order_ids if (rep := diagnostics_repo.report_of(db, oid)) is not None}
 
 
 DONE_FLASH = {"exam": "已开具云门诊检查", "request": "会诊申请已提交", "assign": "已分派专家", "acknowledge": "已确认接诊", "opinion": "会诊意见已签署",

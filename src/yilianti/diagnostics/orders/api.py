@@ -13,6 +13,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Body, Query
 
 from yilianti.auth.deps import DB, Clinical
+from yilianti.diagnostics import repository as diagnostics_repo
 from yilianti.diagnostics.orders import workflow
 from yilianti.diagnostics.reading import critical
 from yilianti.diagnostics.reading import service as reading
@@ -55,7 +56,7 @@ def api_orders(db: DB, subject: Clinical, side: Literal["site", "centre"] = "sit
 
 def _detail(db: Any, subject: Any, order_id: int) -> OrderDetail:
     order, sides = workflow.get(db, subject, order_id)
-    report = workflow.report_of(db, order.id)
+    report = diagnostics_repo.report_of(db, order.id)
     from yilianti.diagnostics.states import RESULTED, Side
 
     visible = report is not None and (Side.centre in sides or order.status in RESULTED)

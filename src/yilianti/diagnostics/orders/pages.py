@@ -95,7 +95,7 @@ def _item_context(db: Session, subject: Subject, item: DiagnosticItem | None, va
     members = [(i.id, i.name) for i in sched_repo.partner_institutions(db, item.reading_centre_institution_id)] \
         if item else []
     return _ctx({"item": item, "values": values, "errors": errors, "centres": centres, "members": members,
-                 "prices": workflow.prices_of(db, item.id) if item else []})
+                 "prices": repository.prices_of(db, item.id) if item else []})
 
 
 ITEM_FIELDS = ("code", "name", "name_en", "kind", "modality", "loinc_code", "local_code", "expected_tat_minutes",
@@ -269,7 +269,7 @@ def order_list(request: Request, db: DB, subject: Clinical, status: str = "", vi
 
 def _detail_context(db: Session, subject: Subject, order_id: int, error: str | None = None) -> dict[str, Any]:
     order, sides = workflow.get(db, subject, order_id)
-    report = workflow.report_of(db, order.id)
+    report = repository.report_of(db, order.id)
     names = alliances.all_institution_names(db)
     users = accounts.display_names(db, {i for i in (order.ordering_user_id, order.claimed_by_user_id,
                                                     report.signed_by_user_id if report else None,
@@ -301,7 +301,7 @@ def _detail_context(db: Session, subject: Subject, order_id: int, error: str | N
         "order": order, "sides": {s.value for s in sides}, "report": report if show_report else None,
         "patient": kit.get(db, Patient, order.patient_id), "names": names, "users": users,
         "practitioners": practitioners, "history": workflow.history(db, subject, order.id),
-        "observations": workflow.observations_of(db, order.id), "moves": moves, "can_edit": can_edit,
+        "observations": repository.observations_of(db, order.id), "moves": moves, "can_edit": can_edit,
         "error": error, "overdue": order.due_at is not None and order.reported_at is None and clock.now() > order.due_at,
         "item": kit.get(db, DiagnosticItem, order.item_id) if order.item_id else None,
         "hr_mark": _hr_mark(db, order)})
@@ -423,7 +423,7 @@ def _ecg_measurements(db: Session, order: DiagnosticOrder) -> str:
 def _editor(request: Request, db: Session, subject: Subject, order_id: int, values: dict[str, str] | None = None,
             errors: dict[str, str] | None = None, status: int = 200) -> HTMLResponse:
     ctx = _detail_context(db, subject, order_id)
-    order, report = ctx["order"], workflow.report_of(db, order_id)
+    order, report = ctx["order"], repository.report_of(db, order_id)
     if Side.centre.value not in ctx["sides"]:
         raise NotFound()
     ecg_prefilled = False

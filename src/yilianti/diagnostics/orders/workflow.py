@@ -18,29 +18,26 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from yilianti.audit import service as audit
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
+from yilianti.diagnostics import repository as repo
 from yilianti.diagnostics import states
 from yilianti.diagnostics.states import STATUS_LABELS, Side, Status
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
+from yilianti.kit import repository as kit
 from yilianti.kit.sqlcompile import as_text
 from yilianti.kit.workflow import Step, Workflow, move_detail
 from yilianti.models.alliance import Institution
-from yilianti.models.auth import User
 from yilianti.models.diagnostics import (
     DiagnosticItem,
     DiagnosticOrder,
     DiagnosticOrderHistory,
-    DiagnosticReport,
     ItemPrice,
-    LabObservation,
 )
-from yilianti.models.patient import Patient
 from yilianti.models.workforce import Practitioner
 from yilianti.notifications.service import enqueue_notice, notify, payload
 from yilianti.scheduling.rules import share_alliance
@@ -67,18 +64,10 @@ class CatalogueRow:
 def catalogue(db: Session, *, for_institution_id: int | None = None, centre_id: int | None = None,
               active_only: bool = True) -> list[CatalogueRow]:
     """Items (optionally of one centre), with the price at `for_institution_id`'s fee standard."""
-    stmt = select(DiagnosticItem, Institution.name).join(
-        Institution, Institution.id == DiagnosticItem.reading_centre_institution_id)
-    if centre_id is not None:
-        stmt = stmt.where(DiagnosticItem.reading_centre_institution_id == centre_id)
-    if active_only:
-        stmt = stmt.where(DiagnosticItem.active.is_(True))
-    rows = db.execute(stmt.order_by(DiagnosticItem.kind, DiagnosticItem.code)).all()
+    rows = repo.catalogue_rows(db, centre_id, active_only)
     prices: dict[int, ItemPrice] = {}
     if for_institution_id is not None and rows:
-        prices = {p.item_id: p for p in db.scalars(select(ItemPrice).where(
-            ItemPrice.institution_id == for_institution_id,
-            ItemPrice.item_id.in_([r[0].id for r in rows])))}
+        prices = repo.prices_at(db, for_institution_id, [r[0].id for r in rows])
     out = []
     for item, centre_name in rows:
         price = prices.get(item.id)
@@ -91,12 +80,6 @@ def orderable(db: Session, institution_id: int) -> list[CatalogueRow]:
     """Items a site can order: a centre in one of its alliances, with a price for the site."""
     return [r for r in catalogue(db, for_institution_id=institution_id)
             if r.price_fen is not None and share_alliance(db, institution_id, r.item.reading_centre_institution_id)]
-
-
-def prices_of(db: Session, item_id: int) -> list[tuple[ItemPrice, str]]:
-    return [(p, n) for p, n in db.execute(
-        select(ItemPrice, Institution.name).join(Institution, Institution.id == ItemPrice.institution_id)
-        .where(ItemPrice.item_id == item_id).order_by(Institution.name)).all()]
 
 
 def _require_catalogue_admin(subject: Subject, centre_id: int) -> None:
@@ -121,10 +104,9 @@ def save_item(db: Session, subject: Subject, *, item_id: int | None, centre_id: 
         fields["kind"] = "类别无效"
     if expected_tat_minutes <= 0:
         fields["expected_tat_minutes"] = "预期报告时间须为正数（分钟）"
-    if db.get(Institution, centre_id) is None:
+    if kit.get(db, Institution, centre_id) is None:
         fields["centre_id"] = "阅片中心不存在"
-    clash = db.scalar(select(DiagnosticItem.id).where(DiagnosticItem.reading_centre_institution_id == centre_id,
-                                                      DiagnosticItem.code == code))
+    clash = repo.item_id_with_code(db, centre_id, code)
     if clash is not None and clash != item_id:
         fields["code"] = "该中心已有相同编码的项目"
     if fields:
@@ -133,7 +115,7 @@ def save_item(db: Session, subject: Subject, *, item_id: int | None, centre_id: 
         item = DiagnosticItem(reading_centre_institution_id=centre_id, code=code, name=name, kind=kind)
         db.add(item)
     else:
-        found = db.get(DiagnosticItem, item_id)
+        found = kit.get(db, DiagnosticItem, item_id)
         if found is None:
             raise NotFound()
         _require_catalogue_admin(subject, found.reading_centre_institution_id)
@@ -152,15 +134,15 @@ def save_item(db: Session, subject: Subject, *, item_id: int | None, centre_id: 
 
 def set_price(db: Session, subject: Subject, item_id: int, institution_id: int, price_fen: int,
               fee_standard: str | None = None) -> ItemPrice:
-    item = db.get(DiagnosticItem, item_id)
+    item = kit.get(db, DiagnosticItem, item_id)
     if item is None:
         raise NotFound()
     _require_catalogue_admin(subject, item.reading_centre_institution_id)
     if price_fen < 0:
         raise InvalidInput(fields={"price": "价格不能为负"})
-    if db.get(Institution, institution_id) is None:
+    if kit.get(db, Institution, institution_id) is None:
         raise InvalidInput(fields={"institution_id": "机构不存在"})
-    price = db.scalar(select(ItemPrice).where(ItemPrice.item_id == item_id, ItemPrice.institution_id == institution_id))
+    price = repo.price_of(db, item_id, institution_id)
     if price is None:
         price = ItemPrice(item_id=item_id, institution_id=institution_id, price_fen=price_fen)
         db.add(price)
@@ -189,7 +171,7 @@ def sides_of(subject: Subject | None, order: DiagnosticOrder) -> frozenset[Side]
 
 def get(db: Session, subject: Subject, order_id: int, *, audit_read: bool = True) -> tuple[DiagnosticOrder, frozenset[Side]]:
     """The order and the sides the subject acts for; 404 on neither side or without patient access."""
-    order = db.get(DiagnosticOrder, order_id)
+    order = kit.get(db, DiagnosticOrder, order_id)
     if order is None or not subject.is_clinical:
         raise NotFound()
     sides = sides_of(subject, order)
@@ -203,17 +185,7 @@ def get(db: Session, subject: Subject, order_id: int, *, audit_read: bool = True
 
 def history(db: Session, subject: Subject, order_id: int) -> list[DiagnosticOrderHistory]:
     get(db, subject, order_id, audit_read=False)
-    return list(db.scalars(select(DiagnosticOrderHistory).where(DiagnosticOrderHistory.order_id == order_id)
-                           .order_by(DiagnosticOrderHistory.at, DiagnosticOrderHistory.id)))
-
-
-def report_of(db: Session, order_id: int) -> DiagnosticReport | None:
-    return db.scalar(select(DiagnosticReport).where(DiagnosticReport.order_id == order_id))
-
-
-def observations_of(db: Session, order_id: int) -> list[LabObservation]:
-    return list(db.scalars(select(LabObservation).where(LabObservation.order_id == order_id)
-                           .order_by(LabObservation.set_id, LabObservation.id)))
+    return repo.history(db, order_id)
 
 
 # ------------------------------------------------------------------------------------- the one transition
@@ -308,7 +280,7 @@ def new_accession(db: Session) -> str:
     day = clock.now().astimezone(clock.SHANGHAI).strftime("%y%m%d")
     for _ in range(20):
         acc = f"DX{day}{secrets.token_hex(3).upper()}"
-        if db.scalar(select(DiagnosticOrder.id).where(DiagnosticOrder.accession_number == acc)) is None:
+        if repo.order_id_by_accession(db, acc) is None:
             return acc
     raise Conflict("无法生成检查号，请重试")  # pragma: no cover
 
@@ -321,14 +293,14 @@ def place_order(db: Session, subject: Subject, *, patient_id: int, item_id: int,
     assert site is not None
     policy.require_patient(db, subject, patient_id, action="order")
     fields: dict[str, str] = {}
-    item = db.get(DiagnosticItem, item_id)
+    item = kit.get(db, DiagnosticItem, item_id)
     price = None
     if item is None or not item.active:
         fields["item_id"] = "检查项目不存在或已停用"
     else:
         if not share_alliance(db, site, item.reading_centre_institution_id):
             fields["item_id"] = "该项目的阅片中心与本机构不在同一医联体"
-        price = db.scalar(select(ItemPrice).where(ItemPrice.item_id == item.id, ItemPrice.institution_id == site))
+        price = repo.price_of(db, item.id, site)
         if price is None and "item_id" not in fields:
             fields["item_id"] = "本机构尚未设置该项目的收费标准"
     if priority not in states.PRIORITY_LABELS:
@@ -336,7 +308,7 @@ def place_order(db: Session, subject: Subject, *, patient_id: int, item_id: int,
     if fields:
         raise InvalidInput(fields=fields)
     assert item is not None and price is not None
-    practitioner = db.get(Practitioner, subject.practitioner_id) if subject.practitioner_id else None
+    practitioner = kit.get(db, Practitioner, subject.practitioner_id) if subject.practitioner_id else None
     now = clock.now()
     order = DiagnosticOrder(
         accession_number=new_accession(db), patient_id=patient_id, ordering_institution_id=site,
@@ -403,16 +375,12 @@ class OrderRow:
     claimed_by: str | None = None
 
 
-def _rows(db: Session, stmt: Any) -> list[OrderRow]:
+def order_rows(db: Session, raw: list[tuple[DiagnosticOrder, str]]) -> list[OrderRow]:
+    """List rows of (order, patient name) pairs: institution and claimer names, waiting time, overdue."""
     now = clock.now()
     out = []
-    inst_names = dict(db.execute(select(Institution.id, Institution.name)).all())  # a small table
-    user_ids = set()
-    raw = db.execute(stmt).all()
-    for order, _name in raw:
-        if order.claimed_by_user_id:
-            user_ids.add(order.claimed_by_user_id)
-    users = dict(db.execute(select(User.id, User.display_name).where(User.id.in_(user_ids))).all()) if user_ids else {}
+    inst_names = repo.institution_names(db)
+    users = repo.user_names(db, {o.claimed_by_user_id for o, _ in raw if o.claimed_by_user_id})
     for order, name in raw:
         start = order.received_at or order.ordered_at or order.created_at
         end = order.reported_at if order.reported_at else now
@@ -427,22 +395,14 @@ def _rows(db: Session, stmt: Any) -> list[OrderRow]:
 def site_orders(db: Session, subject: Subject, *, status: str | None = None, limit: int = 300) -> list[OrderRow]:
     if not subject.is_clinical:
         raise NotFound()
-    stmt = (select(DiagnosticOrder, Patient.name).join(Patient, Patient.id == DiagnosticOrder.patient_id)
-            .where(DiagnosticOrder.ordering_institution_id == subject.acting_institution_id, policy.readable(subject)))
-    if status:
-        stmt = stmt.where(DiagnosticOrder.status == status)
-    return _rows(db, stmt.order_by(DiagnosticOrder.created_at.desc(), DiagnosticOrder.id.desc()).limit(limit))
+    return order_rows(db, repo.site_orders(db, subject.acting_institution_id, policy.readable(subject), status, limit))
 
 
 def patient_orders(db: Session, subject: Subject, patient_id: int) -> list[DiagnosticOrder]:
     """The shared record: every final report for a patient the subject may read."""
     policy.require_patient(db, subject, patient_id, resource_type="diagnostic_order")
-    return list(db.scalars(select(DiagnosticOrder).where(
-        DiagnosticOrder.patient_id == patient_id, DiagnosticOrder.status.in_(states.RESULTED))
-        .order_by(DiagnosticOrder.reported_at.desc())))
+    return repo.resulted_orders_of(db, patient_id)
 
 
 def count_open(db: Session, institution_id: int) -> int:
-    return db.scalar(select(func.count()).select_from(DiagnosticOrder).where(
-        DiagnosticOrder.reading_centre_institution_id == institution_id,
-        DiagnosticOrder.status.in_(states.WORKLIST))) or 0
+    return repo.count_on_worklist(db, institution_id)

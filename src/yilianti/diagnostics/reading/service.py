@@ -14,21 +14,20 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
+from yilianti.diagnostics import repository as repo
 from yilianti.diagnostics import states
-from yilianti.diagnostics.orders.workflow import OrderRow, _rows, get, report_of, transition
+from yilianti.diagnostics.orders.workflow import OrderRow, get, order_rows, transition
 from yilianti.diagnostics.reading import critical as critical_values
 from yilianti.diagnostics.states import Side, Status
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
-from yilianti.models.alliance import Institution
-from yilianti.models.auth import RoleAssignment, User
-from yilianti.models.diagnostics import DiagnosticItem, DiagnosticOrder, DiagnosticReport
-from yilianti.models.patient import Patient
+from yilianti.kit import repository as kit
+from yilianti.models.auth import User
+from yilianti.models.diagnostics import DiagnosticOrder, DiagnosticReport
 from yilianti.models.workforce import Practitioner
 
 READING_ROLES = ("reader", "doctor")
@@ -49,7 +48,7 @@ def _require_reader(subject: Subject) -> None:
 def claim(db: Session, subject: Subject, order_id: int) -> DiagnosticOrder:
     """Exactly one reader gets a received study: the row is locked, the loser gets 409."""
     _require_reader(subject)
-    order = db.get(DiagnosticOrder, order_id)
+    order = kit.get(db, DiagnosticOrder, order_id)
     if order is not None and order.status == Status.claimed and order.claimed_by_user_id == subject.user_id:
         return order
     return _claim_received(db, subject, order_id)
@@ -62,9 +61,9 @@ def _claim_received(db: Session, subject: Subject, order_id: int, *, reason: str
         return transition(db, subject, order_id, Status.claimed, reason=reason, detail=detail,
                           expected_status=Status.received)
     except Conflict:
-        current = db.get(DiagnosticOrder, order_id)
+        current = kit.get(db, DiagnosticOrder, order_id)
         if current is not None and current.status == Status.claimed and current.claimed_by_user_id:
-            who = db.get(User, current.claimed_by_user_id)
+            who = kit.get(db, User, current.claimed_by_user_id)
             raise Conflict("该检查已由 {who} 认领阅片", code="diagnostic_already_claimed",
                            who=who.display_name if who else "?") from None
         raise
@@ -72,9 +71,7 @@ def _claim_received(db: Session, subject: Subject, order_id: int, *, reason: str
 
 def readers_of(db: Session, institution_id: int) -> list[User]:
     """Active users holding the reader role at a centre (for assignment)."""
-    return list(db.scalars(select(User).join(RoleAssignment, RoleAssignment.user_id == User.id).where(
-        RoleAssignment.institution_id == institution_id, RoleAssignment.role == "reader").distinct()
-        .order_by(User.display_name)))
+    return repo.readers_at(db, institution_id)
 
 
 def can_assign(db: Session, subject: Subject) -> bool:
@@ -82,7 +79,7 @@ def can_assign(db: Session, subject: Subject) -> bool:
         return False
     if subject.has("institution_admin"):
         return True
-    practitioner = db.get(Practitioner, subject.practitioner_id) if subject.practitioner_id else None
+    practitioner = kit.get(db, Practitioner, subject.practitioner_id) if subject.practitioner_id else None
     return bool(practitioner and practitioner.is_department_head and subject.has(*READING_ROLES))
 
 
@@ -113,7 +110,7 @@ def save_report(db: Session, subject: Subject, order_id: int, *, findings: str |
         raise Forbidden("只有阅片中心可以书写报告")
     if order.status != Status.claimed or order.claimed_by_user_id != subject.user_id:
         raise Conflict("请先认领该检查再书写报告", code="diagnostic_not_claimed")
-    report = report_of(db, order.id)
+    report = repo.report_of(db, order.id)
     if report is None:
         report = DiagnosticReport(order_id=order.id, status="draft", author_user_id=subject.user_id, version=1)
         db.add(report)
@@ -127,7 +124,7 @@ def save_report(db: Session, subject: Subject, order_id: int, *, findings: str |
 
 
 def _practitioner(db: Session, subject: Subject) -> Practitioner:
-    practitioner = db.get(Practitioner, subject.practitioner_id) if subject.practitioner_id else None
+    practitioner = kit.get(db, Practitioner, subject.practitioner_id) if subject.practitioner_id else None
     if practitioner is None:
         raise Forbidden("签名需要关联执业医师档案")
     return practitioner
@@ -161,7 +158,7 @@ def second_sign(db: Session, subject: Subject, order_id: int, *, conclusion: str
     order, sides = get(db, subject, order_id)
     if Side.centre not in sides:
         raise Forbidden("只有阅片中心可以审核报告")
-    report = report_of(db, order.id)
+    report = repo.report_of(db, order.id)
     if order.status != Status.reported or report is None:
         raise _conflict(order)
     practitioner = _practitioner(db, subject)
@@ -184,7 +181,7 @@ def amend(db: Session, subject: Subject, order_id: int, *, findings: str | None,
     order, sides = get(db, subject, order_id)
     if Side.centre not in sides:
         raise Forbidden("只有阅片中心可以更正报告")
-    report = report_of(db, order.id)
+    report = repo.report_of(db, order.id)
     if report is None or order.status not in states.RESULTED:
         raise _conflict(order)
     practitioner = _practitioner(db, subject)
@@ -217,11 +214,8 @@ def worklist(db: Session, subject: Subject, *, include_pending: bool = False, li
     if not subject.is_clinical:
         raise NotFound()
     statuses = set(states.WORKLIST) | (set(states.BEFORE_RECEIPT) if include_pending else set())
-    stmt = (select(DiagnosticOrder, Patient.name).join(Patient, Patient.id == DiagnosticOrder.patient_id)
-            .where(DiagnosticOrder.reading_centre_institution_id == subject.acting_institution_id,
-                   DiagnosticOrder.status.in_(statuses), policy.readable(subject))
-            .limit(limit))
-    rows = _rows(db, stmt)
+    rows = order_rows(db, repo.centre_orders(db, subject.acting_institution_id, policy.readable(subject),
+                                             statuses=statuses, newest_first=False, limit=limit))
     rows.sort(key=lambda r: (states.PRIORITY_RANK.get(r.order.priority, 9), -r.waiting_minutes))
     return rows
 
@@ -230,11 +224,8 @@ def centre_orders(db: Session, subject: Subject, *, limit: int = 300) -> list[Or
     """Everything the centre has read or is reading (most recent first)."""
     if not subject.is_clinical:
         raise NotFound()
-    stmt = (select(DiagnosticOrder, Patient.name).join(Patient, Patient.id == DiagnosticOrder.patient_id)
-            .where(DiagnosticOrder.reading_centre_institution_id == subject.acting_institution_id,
-                   policy.readable(subject))
-            .order_by(DiagnosticOrder.created_at.desc(), DiagnosticOrder.id.desc()).limit(limit))
-    return _rows(db, stmt)
+    return order_rows(db, repo.centre_orders(db, subject.acting_institution_id, policy.readable(subject),
+                                             limit=limit))
 
 
 # ------------------------------------------------------------------------------------- TAT
@@ -269,18 +260,10 @@ def tat_stats(db: Session, subject: Subject, *, by: str = "item", months: int = 
     if not subject.is_clinical and not subject.is_system_admin and not subject.alliance_admin_of:
         raise NotFound()
     since = clock.now() - timedelta(days=31 * months)
-    stmt = (select(DiagnosticOrder.reported_at, DiagnosticOrder.tat_minutes, DiagnosticOrder.item_name,
-                   DiagnosticOrder.reading_centre_institution_id, DiagnosticOrder.due_at, DiagnosticItem.expected_tat_minutes)
-            .outerjoin(DiagnosticItem, DiagnosticItem.id == DiagnosticOrder.item_id)
-            .where(DiagnosticOrder.reported_at.is_not(None), DiagnosticOrder.tat_minutes.is_not(None),
-                   DiagnosticOrder.reported_at >= since))
-    if not subject.is_system_admin and subject.acting_institution_id is not None:
-        inst = subject.acting_institution_id
-        stmt = stmt.where(or_(DiagnosticOrder.reading_centre_institution_id == inst,
-                              DiagnosticOrder.ordering_institution_id == inst))
-    names = dict(db.execute(select(Institution.id, Institution.name)).all())
+    inst = subject.acting_institution_id if not subject.is_system_admin else None
+    names = repo.institution_names(db)
     groups: dict[tuple[str, str], list[tuple[int, int | None]]] = {}
-    for reported_at, tat, item_name, centre_id, _due, expected in db.execute(stmt).all():
+    for reported_at, tat, item_name, centre_id, _due, expected in repo.reported_tats(db, since, inst):
         if reported_at is None or tat is None:
             continue
         month = reported_at.astimezone(clock.SHANGHAI).strftime("%Y-%m")
