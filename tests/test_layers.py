@@ -115,7 +115,6 @@ SERVICES_STILL_QUERYING = frozenset({
     "empi/backfill.py",
     "notifications/service.py",
     "patients/keys.py",
-    "patients/service.py",
     "record/service.py",
     "record/sources.py",
     "referral/flows.py",

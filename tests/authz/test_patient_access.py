@@ -64,7 +64,7 @@ def test_consent_shares_record_only_within_alliance(db):  # type: ignore[no-unty
 
 
 def test_grant_expires_and_withdrawn_consent_stops_sharing(db):  # type: ignore[no-untyped-def]
-    from yilianti.patients import service
+    from yilianti.patients import repository, service
 
     lead, community, outsider, alliance, lead_doc, comm_doc, out_doc = _setup(db)
     comm = b.subject_for(db, comm_doc)
@@ -80,7 +80,7 @@ def test_grant_expires_and_withdrawn_consent_stops_sharing(db):  # type: ignore[
     assert policy.end_grants(db, comm, "consultation", 7) == 1
     assert policy.decide(db, b.subject_for(db, lead_doc), patient.id) is None
 
-    consent = service.consents_of(db, patient.id)[0]
+    consent = repository.consents_of(db, patient.id)[0]
     service.withdraw_consent(db, comm, patient.id, consent.id)
     assert policy.decide(db, comm, patient.id).shared is False  # type: ignore[union-attr]
 

@@ -252,3 +252,9 @@ def institutions_among(db: Session, ids: Iterable[int] | None, limit: int = 300)
     if ids is not None:
         q = q.where(Institution.id.in_(ids))
     return list(db.scalars(q.limit(limit)))
+
+
+def has_membership(db: Session, alliance_id: int | None, institution_id: int | None) -> bool:
+    """Whether the institution has (or had) a membership of the alliance, in any period."""
+    return db.scalar(select(Membership.id).where(Membership.alliance_id == alliance_id,
+                                                 Membership.institution_id == institution_id).limit(1)) is not None

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from yilianti.auth.deps import DB, Clinical
 from yilianti.authz import policy
 from yilianti.exceptions import error_body
-from yilianti.patients import service
+from yilianti.patients import repository, service
 from yilianti.patients.schemas import (
     BreakGlassIn,
     ConsentIn,
@@ -62,7 +62,7 @@ def read(patient_id: int, request: Request, db: DB, subject: Clinical) -> Any:
 @router.get("/{patient_id}/consents", response_model=list[ConsentOut])
 def consents(patient_id: int, db: DB, subject: Clinical) -> list[Any]:
     policy.require_patient(db, subject, patient_id, resource_type="consent")
-    return service.consents_of(db, patient_id)
+    return repository.consents_of(db, patient_id)
 
 
 @router.post("/{patient_id}/consents", status_code=201, response_model=ConsentOut)

@@ -114,8 +114,8 @@ def patient_view(request: Request, patient_id: int, db: DB, subject: Clinical) -
     if request.query_params.get("review"):
         flash = (flash or "") + " " + t(request, "另有疑似同一人的记录，已提交患者身份核对")
     return render_page(request, "patients/view.html", {
-        "patient": patient, "access": access, "consents": service.consents_of(db, patient_id),
-        "care": service.care_of(db, patient_id), "alliances": _my_alliances(db, subject.acting_institution_id),
+        "patient": patient, "access": access, "consents": repository.consents_of(db, patient_id),
+        "care": repository.care_of(db, patient_id), "alliances": _my_alliances(db, subject.acting_institution_id),
         "flash": flash, "Authority": Authority})
 
 
@@ -130,8 +130,8 @@ def consent_grant(request: Request, patient_id: int, db: DB, subject: Clinical,
     except InvalidInput as exc:
         patient, access = service.get_patient(db, subject, patient_id)
         return render_page(request, "patients/view.html", {
-            "patient": patient, "access": access, "consents": service.consents_of(db, patient_id),
-            "care": service.care_of(db, patient_id), "alliances": _my_alliances(db, subject.acting_institution_id),
+            "patient": patient, "access": access, "consents": repository.consents_of(db, patient_id),
+            "care": repository.care_of(db, patient_id), "alliances": _my_alliances(db, subject.acting_institution_id),
             "consent_errors": errors_of(request, exc), "Authority": Authority}, 422)
     return RedirectResponse(f"/patients/{patient_id}", status_code=303)
 

@@ -6,12 +6,14 @@ import re
 from collections.abc import Iterable
 
 from sqlalchemy import ColumnElement, false, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.kit import crypto
-from yilianti.models.patient import Authority, Patient, PatientIdentifier
+from yilianti.models.alliance import Institution
+from yilianti.models.empi import MergeEvent
+from yilianti.models.patient import Authority, CareKind, CareRelationship, Consent, Patient, PatientIdentifier
 
 _INITIALS = re.compile(r"[A-Za-z]{1,16}")
 _TAIL = re.compile(r"[0-9]{3}[0-9Xx]|[0-9]{4}")
@@ -63,3 +65,56 @@ def resident_ids(db: Session, patient_ids: list[int]) -> dict[int, str]:
     rows = db.execute(select(PatientIdentifier.patient_id, PatientIdentifier.value).where(
         PatientIdentifier.patient_id.in_(patient_ids), PatientIdentifier.authority == Authority.resident_id))
     return {pid: value for pid, value in rows if value is not None}
+
+
+def person_with_identifier(db: Session, authority: str, value: str) -> Patient | None:
+    """The person holding this identifier (a resident ID is unique on the platform)."""
+    return db.scalar(select(Patient).join(PatientIdentifier).where(
+        PatientIdentifier.authority == authority, PatientIdentifier.value == value))
+
+
+def identifier_owner(db: Session, authority: str, value: str) -> int | None:
+    """The id of the person holding this identifier."""
+    return db.scalar(select(PatientIdentifier.patient_id).where(
+        PatientIdentifier.authority == authority, PatientIdentifier.value == value))
+
+
+def identifiers_of(db: Session, patient_id: int) -> list[PatientIdentifier]:
+    return list(db.scalars(select(PatientIdentifier).where(PatientIdentifier.patient_id == patient_id)))
+
+
+def registered_care(db: Session, patient_id: int, institution_id: int) -> int | None:
+    """The id of the institution's open registered-care relationship with the person."""
+    return db.scalar(select(CareRelationship.id).where(
+        CareRelationship.patient_id == patient_id, CareRelationship.institution_id == institution_id,
+        CareRelationship.kind == CareKind.registered, CareRelationship.ended_at.is_(None)))
+
+
+def consent_of(db: Session, patient_id: int, consent_id: int) -> Consent | None:
+    return db.scalar(select(Consent).where(Consent.id == consent_id, Consent.patient_id == patient_id))
+
+
+def patient_with_identifiers(db: Session, patient_id: int) -> Patient | None:
+    """The person with their identifiers loaded."""
+    return db.scalar(select(Patient).options(selectinload(Patient.identifiers)).where(Patient.id == patient_id))
+
+
+def survivor_of(db: Session, merged_id: int) -> int | None:
+    """The person a merge (not undone) last merged this one into."""
+    return db.scalar(select(MergeEvent.survivor_id).where(
+        MergeEvent.kind == "merge", MergeEvent.merged_id == merged_id, MergeEvent.undone_at.is_(None))
+        .order_by(MergeEvent.id.desc()).limit(1))
+
+
+def consents_of(db: Session, patient_id: int) -> list[Consent]:
+    """The person's consents (with their alliance), newest first."""
+    return list(db.scalars(select(Consent).options(selectinload(Consent.alliance))
+                           .where(Consent.patient_id == patient_id).order_by(Consent.granted_at.desc())))
+
+
+def care_of(db: Session, patient_id: int) -> list[tuple[CareRelationship, str]]:
+    """The person's care relationships with their institution's name, oldest first."""
+    return [(c, n) for c, n in db.execute(select(CareRelationship, Institution.name)
+                                          .join(Institution, Institution.id == CareRelationship.institution_id)
+                                          .where(CareRelationship.patient_id == patient_id)
+                                          .order_by(CareRelationship.started_at))]

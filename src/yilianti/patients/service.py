@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
+from yilianti.alliance.repository import has_membership
 from yilianti.audit import service as audit
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
@@ -16,8 +16,8 @@ from yilianti.empi import service as empi
 from yilianti.empi.normalise import name_initials
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound, parse_input
 from yilianti.kit import clock, crypto
-from yilianti.models.alliance import Institution, Membership
-from yilianti.models.empi import MergeEvent
+from yilianti.kit import repository as kit
+from yilianti.models.alliance import Institution
 from yilianti.models.patient import (
     Authority,
     CareKind,
@@ -27,7 +27,7 @@ from yilianti.models.patient import (
     PatientIdentifier,
     mrn_authority,
 )
-from yilianti.patients import repository
+from yilianti.patients import repository as repo
 from yilianti.patients.schemas import ConsentIn, RegistrationIn
 
 __all__ = ["RegistrationIn", "ConsentIn", "register", "Registered", "parse_registration"]
@@ -75,8 +75,7 @@ def register(db: Session, subject: Subject, data: RegistrationIn) -> Registered:
     existing: Patient | None = None
     method, score = "new", None
     if data.resident_id:
-        existing = db.scalar(select(Patient).join(PatientIdentifier).where(
-            PatientIdentifier.authority == Authority.resident_id, PatientIdentifier.value == data.resident_id))
+        existing = repo.person_with_identifier(db, Authority.resident_id, data.resident_id)
         if existing is not None:
             if not empi.same_name(existing.name, data.name):
                 raise InvalidInput(fields={"resident_id": "该身份证号已登记，但姓名明显不同，请核对"})
@@ -85,30 +84,25 @@ def register(db: Session, subject: Subject, data: RegistrationIn) -> Registered:
     if existing is None:
         decision = online.decide(db, demo)
         if decision.link_to is not None:
-            existing = db.get(Patient, decision.link_to)
+            existing = kit.get(db, Patient, decision.link_to)
             method, score = "score", decision.score
     if data.mrn:
-        owner = db.scalar(select(PatientIdentifier.patient_id).where(
-            PatientIdentifier.authority == mrn_authority(inst_id), PatientIdentifier.value == data.mrn))
+        owner = repo.identifier_owner(db, mrn_authority(inst_id), data.mrn)
         if owner is not None and (existing is None or owner != existing.id):
             raise InvalidInput(fields={"mrn": "本机构已有患者使用该病历号"})
     for authority, value, field in ((Authority.insurance, data.insurance_no, "insurance_no"),
                                     (Authority.health_card, data.health_card_no, "health_card_no")):
         if value:
-            owner = db.scalar(select(PatientIdentifier.patient_id).where(
-                PatientIdentifier.authority == authority, PatientIdentifier.value == value))
+            owner = repo.identifier_owner(db, authority, value)
             if owner is not None and (existing is None or owner != existing.id):
                 raise InvalidInput(fields={field: "该号码已属于另一位患者"})
-    if data.consent_scope == "alliance":
-        member = db.scalar(select(Membership.id).where(
-            Membership.alliance_id == data.consent_alliance_id, Membership.institution_id == inst_id))
-        if member is None:
-            raise InvalidInput(fields={"consent_alliance_id": "本机构不是该医联体成员"})
+    if data.consent_scope == "alliance" and not has_membership(db, data.consent_alliance_id, inst_id):
+        raise InvalidInput(fields={"consent_alliance_id": "本机构不是该医联体成员"})
 
     if existing is not None:
         patient = existing
     else:
-        inst = db.get(Institution, inst_id)
+        inst = kit.get(db, Institution, inst_id)
         patient = Patient(
             name=data.name, sex=data.sex, birth_date=data.birth_date, phone=data.phone, address=data.address,
             province=inst.province if inst else None, city=inst.city if inst else None,
@@ -122,15 +116,12 @@ def register(db: Session, subject: Subject, data: RegistrationIn) -> Registered:
         (Authority.resident_id, data.resident_id), (Authority.insurance, data.insurance_no),
         (Authority.health_card, data.health_card_no), (mrn_authority(inst_id), data.mrn)]
     # a person created just now has no identifiers or care relationships yet: no need to ask
-    have = {(i.authority, i.value) for i in db.scalars(
-        select(PatientIdentifier).where(PatientIdentifier.patient_id == patient.id))} if existing else set()
+    have = {(i.authority, i.value) for i in repo.identifiers_of(db, patient.id)} if existing else set()
     for id_authority, id_value in identifiers:
         if id_value and (id_authority, id_value) not in have:
             db.add(PatientIdentifier(patient_id=patient.id, authority=id_authority, value=id_value,
                                      tail_bidx=crypto.tail_index(id_value)))
-    has_care = db.scalar(select(CareRelationship.id).where(
-        CareRelationship.patient_id == patient.id, CareRelationship.institution_id == inst_id,
-        CareRelationship.kind == CareKind.registered, CareRelationship.ended_at.is_(None))) if existing else None
+    has_care = repo.registered_care(db, patient.id, inst_id) if existing else None
     if has_care is None:
         db.add(CareRelationship(patient_id=patient.id, institution_id=inst_id, kind=CareKind.registered,
                                 started_at=now))
@@ -162,17 +153,14 @@ def grant_consent(db: Session, subject: Subject, patient_id: int, data: ConsentI
     access = policy.require_patient(db, subject, patient_id, action="read", resource_type="consent")
     if access.basis not in ("own",):
         raise Forbidden("只有与患者有诊疗关系的机构可以记录授权")
-    if data.scope == "alliance":
-        member = db.scalar(select(Membership.id).where(
-            Membership.alliance_id == data.alliance_id, Membership.institution_id == subject.acting_institution_id))
-        if member is None:
-            raise InvalidInput(fields={"alliance_id": "本机构不是该医联体成员"})
+    if data.scope == "alliance" and not has_membership(db, data.alliance_id, subject.acting_institution_id):
+        raise InvalidInput(fields={"alliance_id": "本机构不是该医联体成员"})
     return _grant_consent(db, subject, patient_id, data)
 
 
 def withdraw_consent(db: Session, subject: Subject, patient_id: int, consent_id: int) -> None:
     policy.require_patient(db, subject, patient_id, action="read", resource_type="consent")
-    consent = db.scalar(select(Consent).where(Consent.id == consent_id, Consent.patient_id == patient_id))
+    consent = repo.consent_of(db, patient_id, consent_id)
     if consent is None:
         raise NotFound()
     if consent.withdrawn_at is not None:
@@ -183,8 +171,7 @@ def withdraw_consent(db: Session, subject: Subject, patient_id: int, consent_id:
 
 def get_patient(db: Session, subject: Subject, patient_id: int) -> tuple[Patient, policy.PatientAccess]:
     access = policy.require_patient(db, subject, patient_id)
-    patient = db.scalar(select(Patient).options(selectinload(Patient.identifiers))
-                        .where(Patient.id == patient_id))
+    patient = repo.patient_with_identifiers(db, patient_id)
     if patient is None:
         raise NotFound()
     return patient, access
@@ -203,14 +190,12 @@ def merged_into(db: Session, subject: Subject, patient_id: int) -> int | None:
     """For a merged person's old id: the surviving person (following later merges), if the subject
     may see them — the redirect is audited; None if the id is not a merged person or the survivor
     is not visible (the caller answers 404 as before)."""
-    patient = db.get(Patient, patient_id)
+    patient = kit.get(db, Patient, patient_id)
     if patient is None or patient.active:
         return None
     current, seen = patient_id, {patient_id}
     while True:
-        survivor = db.scalar(select(MergeEvent.survivor_id).where(
-            MergeEvent.kind == "merge", MergeEvent.merged_id == current, MergeEvent.undone_at.is_(None))
-            .order_by(MergeEvent.id.desc()).limit(1))
+        survivor = repo.survivor_of(db, current)
         if survivor is None or survivor in seen:
             break
         seen.add(survivor)
@@ -229,7 +214,7 @@ def search(db: Session, subject: Subject, q: str = "", limit: int = 50, offset: 
     """Patients the acting institution may see, found by name, 拼音首字母, the last four characters of
     the phone or resident ID, a whole identifier (resident ID, record number...) or phone; audited."""
     q = q.strip()
-    rows = repository.search_readable(db, subject, q, limit=limit, offset=offset)
+    rows = repo.search_readable(db, subject, q, limit=limit, offset=offset)
     audit.record(db, subject, "search", "patient", None,
                  detail={"q": masked_query(q), "results": [p.id for p in rows]})
     return rows
@@ -243,21 +228,9 @@ def picked(db: Session, subject: Subject, patient_id: int | None) -> Patient | N
     access = policy.decide(db, subject, patient_id)
     if access is None:
         return None
-    patient = db.get(Patient, patient_id)
+    patient = kit.get(db, Patient, patient_id)
     if patient is None or not patient.active:
         return None
     audit.record(db, subject, "read", "patient", patient_id, patient_id=patient_id, basis=access.basis,
                  detail={"view": "picker"})
     return patient
-
-
-def consents_of(db: Session, patient_id: int) -> list[Consent]:
-    return list(db.scalars(select(Consent).options(selectinload(Consent.alliance))
-                           .where(Consent.patient_id == patient_id).order_by(Consent.granted_at.desc())))
-
-
-def care_of(db: Session, patient_id: int) -> list[tuple[CareRelationship, str]]:
-    return list(db.execute(select(CareRelationship, Institution.name)
-                           .join(Institution, Institution.id == CareRelationship.institution_id)
-                           .where(CareRelationship.patient_id == patient_id)
-                           .order_by(CareRelationship.started_at)))
