@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
+from yilianti.admin import repository as admin_repo
 from yilianti.admin import scope
 from yilianti.admin import service as users
 from yilianti.admin.schemas import RoleIn, UserIn
@@ -233,7 +234,7 @@ def _user_page(request: Request, db: DB, subject: Subject, user_id: int, *, erro
     can_manage = users.can_manage(subject, user)
     flash = t(request, "已保存") if request.query_params.get("saved") else None
     return render_page(request, "admin/users_edit.html", {
-        "u": user, "can_manage": can_manage, "tokens": users.tokens_of(db, user.id), "now": clock.now(),
+        "u": user, "can_manage": can_manage, "tokens": admin_repo.tokens_of(db, user.id), "now": clock.now(),
         "locked": users.auth.is_locked(user, clock.now()), "errors": errors or {}, "section": section,
         "values": values or {}, "issued": issued, "flash": flash,
         "roles_sorted": sorted(user.roles, key=lambda r: r.id), **users.role_choices(db, subject)}, status)

@@ -7,14 +7,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from yilianti.alliance.repository import current_on
+from yilianti.admin import repository
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import Forbidden
 from yilianti.kit import clock
-from yilianti.models.alliance import Membership
 
 ADMIN_ROLES = ("system_admin", "alliance_admin", "institution_admin")
 
@@ -32,9 +30,7 @@ def require_admin(subject: Subject) -> Subject:
 def alliance_members(db: Session, alliance_ids: frozenset[int] | set[int]) -> set[int]:
     if not alliance_ids:
         return set()
-    today = clock.today_local()
-    return set(db.scalars(select(Membership.institution_id).where(
-        Membership.alliance_id.in_(alliance_ids), current_on(today))))
+    return repository.current_members(db, alliance_ids, clock.today_local())
 
 
 def readable_institutions(db: Session, subject: Subject) -> set[int] | None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
+from yilianti.admin import repository as repo
 from yilianti.admin import scope
 from yilianti.admin.schemas import INSTITUTION_ROLES, ROLE_CODES, RoleIn, UserIn
 from yilianti.audit import service as audit
@@ -40,45 +40,28 @@ UserPage = Page[User]
 # ---------------------------------------------------------------- reading
 
 
-def _with_roles() -> Any:
-    return selectinload(User.roles).options(selectinload(RoleAssignment.institution),
-                                            selectinload(RoleAssignment.alliance))
-
-
 def _visible_filter(db: Session, actor: Subject) -> Any:
     institutions = scope.readable_institutions(db, actor)
     if institutions is None:
         return None
-    conds = [RoleAssignment.institution_id.in_(institutions or {-1})]
-    if actor.has("alliance_admin") and actor.alliance_admin_of:
-        conds.append(RoleAssignment.alliance_id.in_(actor.alliance_admin_of))
-    return User.id.in_(select(RoleAssignment.user_id).where(or_(*conds)))
+    return repo.users_with_roles_in(
+        institutions, actor.alliance_admin_of if actor.has("alliance_admin") and actor.alliance_admin_of else None)
 
 
 def list_users(db: Session, actor: Subject, q: str | None = None, page: int = 1, per_page: int = 30,
                institution_id: int | None = None) -> UserPage:
     scope.require_admin(actor)
-    conds = []
-    visible = _visible_filter(db, actor)
-    if visible is not None:
-        conds.append(visible)
-    if q and q.strip():
-        like = f"%{q.strip().lower()}%"
-        conds.append(or_(func.lower(User.username).like(like), func.lower(User.display_name).like(like)))
-    if institution_id:
-        conds.append(User.id.in_(select(RoleAssignment.user_id).where(RoleAssignment.institution_id == institution_id)))
-    return kit.page(db, select(User).where(*conds).options(_with_roles()).order_by(User.username), page, per_page)
+    return kit.page(db, repo.users_statement(_visible_filter(db, actor), q, institution_id), page, per_page)
 
 
 def get_user(db: Session, actor: Subject, user_id: int) -> User:
     """A user the administrator may see (404 otherwise), with roles loaded."""
     scope.require_admin(actor)
-    user = db.scalar(select(User).where(User.id == user_id).options(_with_roles())
-                     .execution_options(populate_existing=True))
+    user = repo.user_with_roles(db, user_id)
     if user is None:
         raise NotFound()
     visible = _visible_filter(db, actor)
-    if visible is not None and db.scalar(select(User.id).where(User.id == user_id, visible)) is None:
+    if visible is not None and not repo.is_user(db, user_id, visible):
         raise NotFound()
     return user
 
@@ -100,25 +83,13 @@ def _managed(db: Session, actor: Subject, user_id: int) -> User:
     return user
 
 
-def tokens_of(db: Session, user_id: int) -> list[ApiToken]:
-    return list(db.scalars(select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc())))
-
-
 def role_choices(db: Session, actor: Subject) -> dict[str, Any]:
     """What the forms offer this administrator."""
     writable = scope.writable_institutions(actor)
-    q = select(Institution.id, Institution.name).where(Institution.active.is_(True)).order_by(Institution.name)
-    if writable is not None:
-        q = q.where(Institution.id.in_(writable or {-1}))
-    institutions = [(i, n) for i, n in db.execute(q).all()]
-    alliances = [(i, n) for i, n in db.execute(select(Alliance.id, Alliance.name).order_by(Alliance.name)).all()] \
-        if actor.is_system_admin else []
+    institutions = repo.active_institution_choices(db, writable)
+    alliances = repo.alliance_choices(db) if actor.is_system_admin else []
     roles = ROLE_CODES if actor.is_system_admin else list(INSTITUTION_ROLES)
-    pq = select(Practitioner.id, Practitioner.name, Institution.name).join(
-        Institution, Institution.id == Practitioner.home_institution_id).where(Practitioner.active.is_(True))
-    if writable is not None:
-        pq = pq.where(Practitioner.home_institution_id.in_(writable or {-1}))
-    practitioners = [(i, f"{n}（{inst}）") for i, n, inst in db.execute(pq.order_by(Practitioner.name).limit(2000))]
+    practitioners = [(i, f"{n}（{inst}）") for i, n, inst in repo.practitioner_choices(db, writable)]
     return {"institutions": institutions, "alliances": alliances, "roles": roles, "practitioners": practitioners}
 
 
@@ -139,7 +110,7 @@ def _check_role(db: Session, actor: Subject, r: RoleIn) -> tuple[RoleIn, dict[st
             raise Forbidden("只有系统管理员可以授予医联体管理员角色")
         if r.alliance_id is None:
             fields["alliance_id"] = "请选择医联体"
-        elif db.get(Alliance, r.alliance_id) is None:
+        elif kit.get(db, Alliance, r.alliance_id) is None:
             fields["alliance_id"] = "医联体不存在"
         return RoleIn(role=r.role, alliance_id=r.alliance_id), fields
     if r.institution_id is None:
@@ -151,7 +122,7 @@ def _check_role(db: Session, actor: Subject, r: RoleIn) -> tuple[RoleIn, dict[st
             return r, {"institution_id": "请选择机构"}
     if not scope.can_write(actor, r.institution_id):
         raise Forbidden("您只能为本机构的人员分配角色")
-    if db.get(Institution, r.institution_id) is None:
+    if kit.get(db, Institution, r.institution_id) is None:
         fields["institution_id"] = "机构不存在"
     return RoleIn(role=r.role, institution_id=r.institution_id), fields
 
@@ -160,13 +131,12 @@ def _check_practitioner(db: Session, actor: Subject, practitioner_id: int | None
                         user_id: int | None = None) -> dict[str, str]:
     if practitioner_id is None:
         return {}
-    p = db.get(Practitioner, practitioner_id)
+    p = kit.get(db, Practitioner, practitioner_id)
     if p is None:
         return {"practitioner_id": "医务人员不存在"}
     if not scope.can_write(actor, p.home_institution_id):
         return {"practitioner_id": "只能关联本机构的医务人员"}
-    other = db.scalar(select(User.username).where(User.practitioner_id == practitioner_id,
-                                                  User.id != (user_id or -1)))
+    other = repo.username_linked_to(db, practitioner_id, user_id)
     if other is not None:
         return {"practitioner_id": "该医务人员已关联其他账号"}
     return {}
@@ -190,7 +160,7 @@ def create_user(db: Session, actor: Subject, data: UserIn) -> User:
         fields["role"] = "请至少分配一个角色"
     try:
         name = valid_username(data.username)
-        if db.scalar(select(User.id).where(User.username == name)) is not None:
+        if repo.user_id_named(db, name) is not None:
             fields["username"] = "用户名已存在"
     except Invalid as exc:
         fields["username"] = exc.message
@@ -338,7 +308,7 @@ def issue_token(db: Session, actor: Subject, user_id: int, institution_id: int, 
 
 def revoke_token(db: Session, actor: Subject, user_id: int, token_id: int) -> None:
     _managed(db, actor, user_id)
-    row = db.get(ApiToken, token_id)
+    row = kit.get(db, ApiToken, token_id)
     if row is None or row.user_id != user_id:
         raise NotFound()
     if not scope.can_write(actor, row.institution_id):
@@ -362,9 +332,7 @@ def user_out(u: User) -> dict[str, Any]:
 
 
 def me(db: Session, subject: Subject) -> dict[str, Any]:
-    assignments = db.scalars(select(RoleAssignment).where(RoleAssignment.user_id == subject.user_id)
-                             .options(selectinload(RoleAssignment.institution), selectinload(RoleAssignment.alliance))
-                             .order_by(RoleAssignment.id)).all()
+    assignments = repo.assignments_of(db, subject.user_id)
     acting = None
     if subject.acting_institution_id:
         acting = {"id": subject.acting_institution_id, "name": subject.acting_institution_name or ""}
