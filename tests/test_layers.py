@@ -119,7 +119,6 @@ SERVICES_STILL_QUERYING = frozenset({
     "referral/routing.py",
     "referral/service.py",
     "scheduling/beds.py",
-    "scheduling/booking.py",
     "scheduling/rolling.py",
     "scheduling/rules.py",
     "scheduling/schedules.py",

@@ -15,7 +15,8 @@ from playwright.sync_api import expect
 from tests import builders as b
 from tests.browser.conftest import login, pick_patient
 from yilianti.kit import clock
-from yilianti.scheduling import booking, schedules
+from yilianti.scheduling import repository as sched_repo
+from yilianti.scheduling import schedules
 from yilianti.scheduling.schemas import ScheduleIn, TemplateIn
 
 
@@ -32,7 +33,7 @@ def _seed(db):  # type: ignore[no-untyped-def]
     schedules.add_template(db, coord, schedule.id, TemplateIn(
         weekday=day.isoweekday(), start_time=time(8, 0), end_time=time(11, 30), capacity=10))
     assert schedules.generate_sessions(db, coord, schedule.id, day, day) == 1
-    session = booking.upcoming_sessions(db, schedule_id=schedule.id, start=day, days=1)[0][0]
+    session = sched_repo.upcoming_sessions(db, schedule_id=schedule.id, start=day, days=1)[0][0]
     comm_doc = b.user(db, comm, "doctor", username="taoyuan-doc")
     b.user(db, lead, "doctor", username="tjch-specialist")
     b.patient(db, b.subject_for(db, comm_doc), name="赵乐乐", resident_id=b.resident_id(region="120103", seq=7))
@@ -168,7 +169,7 @@ def _seed_routing(db):  # type: ignore[no-untyped-def]
     schedules.add_template(db, coord, schedule.id, TemplateIn(
         weekday=day.isoweekday(), start_time=time(8, 0), end_time=time(11, 0), capacity=10))
     assert schedules.generate_sessions(db, coord, schedule.id, day, day) == 1
-    session = booking.upcoming_sessions(db, schedule_id=schedule.id, start=day, days=1)[0][0]
+    session = sched_repo.upcoming_sessions(db, schedule_id=schedule.id, start=day, days=1)[0][0]
     comm_doc = b.user(db, comm, "doctor", username="guoyuan-doc")
     b.user(db, lead, "doctor", username="beichen-specialist")
     b.patient(db, b.subject_for(db, comm_doc), name="钱多多", resident_id=b.resident_id(region="120113", seq=9))

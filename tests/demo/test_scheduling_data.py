@@ -30,6 +30,7 @@ from yilianti.models.scheduling import (
     Ward,
 )
 from yilianti.scheduling import booking as booking_rules
+from yilianti.scheduling import repository as sched_repo
 from yilianti.scheduling import rolling, sinking
 from yilianti.scheduling.schemas import BookingIn
 
@@ -87,7 +88,7 @@ def test_community_doctor_can_book_the_reserved_pool_of_upcoming_lead_sessions(d
     doctor = _subject(db, "chaoyang-community-doctor")
     assert doctor.acting_institution_name == "太阳宫社区卫生服务中心"
     lead = _inst(db, "首都儿科研究所")
-    upcoming = [(s, fr, fp) for s, fr, fp in booking_rules.upcoming_sessions(db, institution_id=lead.id, days=28)
+    upcoming = [(s, fr, fp) for s, fr, fp in sched_repo.upcoming_sessions(db, institution_id=lead.id, days=28)
                 if clock.as_utc(s.starts_at) > clock.now()]
     with_reserve = [(s, fr) for s, fr, _ in upcoming if fr > 0]
     assert len(with_reserve) >= 10

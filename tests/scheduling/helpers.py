@@ -12,7 +12,8 @@ from yilianti.authz.subject import Subject
 from yilianti.kit import clock
 from yilianti.models.alliance import Alliance, Institution
 from yilianti.models.scheduling import ClinicSession, Schedule
-from yilianti.scheduling import booking, schedules
+from yilianti.scheduling import repository as sched_repo
+from yilianti.scheduling import schedules
 from yilianti.scheduling.schemas import ScheduleIn, TemplateIn
 
 
@@ -55,7 +56,7 @@ def world(db: Session, capacity: int = 30, days_ahead: int = 3, reserve_for: str
     schedules.add_template(db, w_lead_coord, schedule.id, TemplateIn(
         weekday=day.isoweekday(), start_time=time(8, 0), end_time=time(11, 30), capacity=capacity))
     assert schedules.generate_sessions(db, w_lead_coord, schedule.id, day, day) == 1
-    session = booking.upcoming_sessions(db, schedule_id=schedule.id, start=day, days=1)[0][0]
+    session = sched_repo.upcoming_sessions(db, schedule_id=schedule.id, start=day, days=1)[0][0]
     return World(alliance, lead, second, community, outsider, w_lead_coord, s(community, "doctor"),
                  s(community, "doctor"), s(second, "doctor"), s(lead, "doctor"), s(outsider, "doctor"),
                  schedule, session, day)

@@ -14,6 +14,7 @@ from yilianti.kit import clock
 from yilianti.models.scheduling import Booking, Slot
 from yilianti.scheduling import beds, rules, schedules, sinking
 from yilianti.scheduling import booking as booking_rules
+from yilianti.scheduling import repository as sched_repo
 from yilianti.scheduling import waitlist as waitlist_rules
 from yilianti.scheduling.schemas import BedReservationIn, BookingIn, WaitRequestIn, WardIn
 
@@ -117,7 +118,7 @@ def test_reschedule_and_arrival_and_no_show(db):  # type: ignore[no-untyped-def]
     w = world(db, capacity=4)
     later_day = w.day + timedelta(days=7)
     schedules.generate_sessions(db, w.lead_coord, w.schedule.id, later_day, later_day)
-    later = booking_rules.upcoming_sessions(db, schedule_id=w.schedule.id, start=later_day, days=1)[0][0]
+    later = sched_repo.upcoming_sessions(db, schedule_id=w.schedule.id, start=later_day, days=1)[0][0]
     p = b.patient(db, w.comm_doc)
     first = booking_rules.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=p.id))
     moved = booking_rules.reschedule(db, w.comm_doc, first.id, later.id)

@@ -13,6 +13,7 @@ from yilianti.kit import clock
 from yilianti.models.scheduling import Booking, ClinicSession, Schedule, ScheduleTemplate
 from yilianti.scheduling import beds, schedules
 from yilianti.scheduling import booking as booking_rules
+from yilianti.scheduling import repository as sched_repo
 from yilianti.scheduling.schemas import BookingIn, WardIn
 
 
@@ -265,7 +266,7 @@ def test_site_bookings_name_a_device_schedule_by_its_department(db, client) -> N
     schedules.add_template(db, w.lead_coord, ct.id, TemplateIn(
         weekday=w.day.isoweekday(), start_time=time(8, 0), end_time=time(11, 0), capacity=6))
     schedules.generate_sessions(db, w.lead_coord, ct.id, w.day, w.day)
-    session = booking_rules.upcoming_sessions(db, schedule_id=ct.id, start=w.day, days=1)[0][0]
+    session = sched_repo.upcoming_sessions(db, schedule_id=ct.id, start=w.day, days=1)[0][0]
     patient = b.patient(db, w.comm_doc, name="赵影像")
     booking = booking_rules.book(db, w.comm_doc, BookingIn(session_id=session.id, patient_id=patient.id))
     b.login(client, w.comm_doc.username)

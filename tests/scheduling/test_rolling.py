@@ -12,6 +12,7 @@ from tests.scheduling.helpers import world
 from yilianti.kit import clock
 from yilianti.models.scheduling import Booking, ClinicSession, Slot
 from yilianti.scheduling import booking as booking_rules
+from yilianti.scheduling import repository as sched_repo
 from yilianti.scheduling import rolling, schedules, tasks
 from yilianti.scheduling.schemas import BookingIn
 from yilianti.worker.runner import PERIODIC
@@ -42,7 +43,7 @@ def test_roll_generates_the_coming_weeks_and_keeps_what_exists(db: Session) -> N
     with clock.frozen(MONDAY + timedelta(days=35)):
         assert rolling.roll_sessions(db, days_ahead=28) == 4  # 9, 16, 23, 30 April
         assert _days(db, w.schedule.id)[-1] == date(2026, 4, 30)
-        sessions = booking_rules.upcoming_sessions(db, schedule_id=w.schedule.id, days=30)
+        sessions = sched_repo.upcoming_sessions(db, schedule_id=w.schedule.id, days=30)
         assert [s.day for s, _, _ in sessions] == [date(2026, 4, 9), date(2026, 4, 16), date(2026, 4, 23),
                                                    date(2026, 4, 30)]
         assert all(fr == 4 and fp == 8 for _, fr, fp in sessions)

@@ -162,7 +162,7 @@ def session_slots(session_id: int, db: DB, subject: CurrentSubject,
     if not pools or av.session.status != "open":
         return []
     return [{"id": s.id, "seq": s.seq, "starts_at": _utc(s.starts_at), "pool": s.pool}
-            for s in booking_rules.free_slots(db, session_id, pools)]
+            for s in repository.free_slots(db, session_id, pools)]
 
 
 @router.post("/sessions/{session_id}/cancel", response_model=SessionCancelledOut, responses=ERRORS)

@@ -14,19 +14,18 @@ from __future__ import annotations
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, and_, func, or_, select, update
-from sqlalchemy import Integer as _Int
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from yilianti.audit import service as audit
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import Conflict, Forbidden, NotFound
 from yilianti.kit import clock
+from yilianti.kit import repository as kit
 from yilianti.models.patient import Patient
 from yilianti.models.scheduling import (
     Booking,
@@ -38,12 +37,12 @@ from yilianti.models.scheduling import (
     Slot,
 )
 from yilianti.notifications.service import notify
+from yilianti.scheduling import repository as repo
 from yilianti.scheduling.rules import (
     DuplicateBooking,
     SessionClosed,
     SlotFull,
     _may_use_reserve,
-    active_booking,
     share_alliance,
 )
 from yilianti.scheduling.schedules import get_session
@@ -78,45 +77,10 @@ def pools_for(db: Session, institution_id: int | None, session: ClinicSession) -
 
 def availability(db: Session, subject: Subject, session_id: int) -> Availability:
     session = get_session(db, session_id)
-    counts = dict(db.execute(select(Slot.pool, func.count()).where(
-        Slot.session_id == session_id, Slot.booked.is_(False)).group_by(Slot.pool)).all())
-    booked = db.scalar(select(func.count()).select_from(Slot).where(
-        Slot.session_id == session_id, Slot.booked.is_(True))) or 0
+    counts, booked = repo.free_counts(db, session_id)
     pools, reason = pools_for(db, subject.acting_institution_id, session)
     return Availability(session, session.schedule, counts.get(Pool.reserved, 0), counts.get(Pool.public, 0),
                         booked, pools, reason)
-
-
-def free_slots(db: Session, session_id: int, pools: list[str]) -> list[Slot]:
-    return list(db.scalars(select(Slot).where(Slot.session_id == session_id, Slot.booked.is_(False),
-                                              Slot.pool.in_(pools)).order_by(Slot.seq)))
-
-
-def upcoming_sessions(db: Session, *, institution_id: int | None = None, schedule_id: int | None = None,
-                      specialty: str | None = None, start: date | None = None, days: int = 14,
-                      limit: int = 200) -> list[tuple[ClinicSession, int, int]]:
-    """Sessions from `start` (today) for `days`, with (free reserved, free public) counts."""
-    start = start or clock.today_local()
-    free = (select(Slot.session_id,
-                   func.sum(func.cast(and_(Slot.pool == Pool.reserved, Slot.booked.is_(False)), _Int)).label("fr"),
-                   func.sum(func.cast(and_(Slot.pool == Pool.public, Slot.booked.is_(False)), _Int)).label("fp"))
-            .group_by(Slot.session_id).subquery())
-    stmt = (select(ClinicSession, free.c.fr, free.c.fp)
-            .join(free, free.c.session_id == ClinicSession.id)
-            .join(Schedule, Schedule.id == ClinicSession.schedule_id)
-            .options(joinedload(ClinicSession.schedule).joinedload(Schedule.institution),
-                     joinedload(ClinicSession.schedule).joinedload(Schedule.practitioner),
-                     joinedload(ClinicSession.schedule).joinedload(Schedule.department))
-            .where(ClinicSession.day >= start, ClinicSession.day < start + timedelta(days=days),
-                   Schedule.active.is_(True))
-            .order_by(ClinicSession.starts_at).limit(limit))
-    if institution_id:
-        stmt = stmt.where(Schedule.institution_id == institution_id)
-    if schedule_id:
-        stmt = stmt.where(ClinicSession.schedule_id == schedule_id)
-    if specialty:
-        stmt = stmt.where(or_(Schedule.specialty.contains(specialty), Schedule.name.contains(specialty)))
-    return [(s, int(fr or 0), int(fp or 0)) for s, fr, fp in db.execute(stmt).unique()]
 
 
 # ---------------------------------------------------------------------------------------- booking
@@ -144,33 +108,16 @@ def _insert_booking(db: Session, values: dict[str, Any], session: ClinicSession,
     raise AssertionError("unreachable")
 
 
-def _claim(db: Session, session_id: int, pool: str, slot_id: int | None) -> Any:
-    if slot_id is not None:
-        stmt = (update(Slot).where(Slot.id == slot_id, Slot.session_id == session_id, Slot.pool == pool,
-                                   Slot.booked.is_(False))
-                .values(booked=True).returning(Slot.id, Slot.seq, Slot.starts_at, Slot.pool))
-        return db.execute(stmt).first()
-    pick = (select(Slot.id).where(Slot.session_id == session_id, Slot.pool == pool, Slot.booked.is_(False))
-            .order_by(Slot.seq).limit(1))
-    if db.get_bind().dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
-    stmt = (update(Slot).where(Slot.id == pick.scalar_subquery(), Slot.booked.is_(False))
-            .values(booked=True).returning(Slot.id, Slot.seq, Slot.starts_at, Slot.pool)
-            .execution_options(synchronize_session=False))
-    return db.execute(stmt).first()
-
-
 def book(db: Session, subject: Subject, data: BookingIn, *, rescheduled_from: int | None = None,
          pool_institution_id: int | None = None) -> Booking:
     """`pool_institution_id`: whose pools apply when booking for another site (a referral's origin,
     booked by the receiving site from inside the referral); the caller has checked that relation."""
     if not subject.has("doctor", "nurse", "coordinator"):
         raise Forbidden("只有医生、护士或转诊协调员可以预约")
-    session = db.scalar(select(ClinicSession).options(joinedload(ClinicSession.schedule))
-                        .where(ClinicSession.id == data.session_id))
+    session = repo.session_with_schedule(db, data.session_id)
     if session is None:
         raise NotFound("出诊时段不存在")
-    if db.get(Patient, data.patient_id) is None:
+    if kit.get(db, Patient, data.patient_id) is None:
         raise NotFound("患者不存在或您无权查看")
     policy.require_patient(db, subject, data.patient_id, action="read", resource_type="booking_patient")
     if session.status != SessionStatus.open or clock.as_utc(session.starts_at) <= clock.now():
@@ -182,12 +129,11 @@ def book(db: Session, subject: Subject, data: BookingIn, *, rescheduled_from: in
         if data.pool not in pools:
             raise Forbidden("本机构不能使用该号源池" if data.pool == Pool.reserved else "不能预约该号源")
         pools = [data.pool]
-    duplicate = db.scalar(select(Booking.id).where(*active_booking(session.id, data.patient_id)))
-    if duplicate is not None:
+    if repo.active_booking_id(db, session.id, data.patient_id) is not None:
         raise DuplicateBooking()
     claimed = None
     for pool in pools:
-        claimed = _claim(db, session.id, pool, data.slot_id)
+        claimed = repo.claim_slot(db, session.id, pool, data.slot_id)
         if claimed is not None:
             break
     if claimed is None:
@@ -211,8 +157,7 @@ def book(db: Session, subject: Subject, data: BookingIn, *, rescheduled_from: in
 
 
 def _booking_for_change(db: Session, subject: Subject, booking_id: int, *, site_only: bool = False) -> Booking:
-    row = db.execute(select(Booking, Schedule.institution_id).join(ClinicSession, ClinicSession.id == Booking.session_id)
-                     .join(Schedule, Schedule.id == ClinicSession.schedule_id).where(Booking.id == booking_id)).first()
+    row = repo.booking_with_site(db, booking_id)
     if row is None:
         raise NotFound()
     booking, site_id = row
@@ -229,17 +174,14 @@ def cancel(db: Session, subject: Subject, booking_id: int, reason: str = "") -> 
     booking = _booking_for_change(db, subject, booking_id)
     if booking.status != BookingStatus.booked:
         raise Conflict("只有待就诊的预约可以取消")
-    session = db.get(ClinicSession, booking.session_id)
+    session = kit.get(db, ClinicSession, booking.session_id)
     assert session is not None
     booking.status = BookingStatus.cancelled
     booking.cancelled_at = clock.now()
     booking.cancel_reason = reason.strip() or None
     db.flush()
     # free the slot; after the reserve returned to the public pool, a freed reserved seat goes public too
-    new_pool = {}
-    if session.reserve_released_at is not None:
-        new_pool = {"pool": Pool.public}
-    db.execute(update(Slot).where(Slot.id == booking.slot_id).values(booked=False, **new_pool))
+    repo.free_slot(db, booking.slot_id, to_public=session.reserve_released_at is not None)
     policy.end_grants(db, subject, "booking", booking.id)
     audit.record(db, subject, "cancel", "booking", booking.id, patient_id=booking.patient_id, reason=reason or None)
     return booking
@@ -258,7 +200,7 @@ def mark_arrived(db: Session, subject: Subject, booking_id: int) -> Booking:
     booking = _booking_for_change(db, subject, booking_id, site_only=True)
     if booking.status != BookingStatus.booked:
         raise Conflict("该预约当前状态不能登记到诊")
-    session = db.get(ClinicSession, booking.session_id)
+    session = kit.get(db, ClinicSession, booking.session_id)
     assert session is not None
     if session.day > clock.today_local():
         raise Conflict("就诊日尚未到，不能登记到诊")
@@ -274,7 +216,7 @@ def mark_no_show(db: Session, subject: Subject, booking_id: int) -> Booking:
     booking = _booking_for_change(db, subject, booking_id, site_only=True)
     if booking.status != BookingStatus.booked:
         raise Conflict("该预约当前状态不能登记爽约")
-    session = db.get(ClinicSession, booking.session_id)
+    session = kit.get(db, ClinicSession, booking.session_id)
     assert session is not None
     if clock.as_utc(session.starts_at) > clock.now():
         raise Conflict("出诊尚未开始，不能登记爽约")
@@ -289,17 +231,12 @@ def mark_no_show(db: Session, subject: Subject, booking_id: int) -> Booking:
 def release_reserves(db: Session, now: datetime | None = None) -> int:
     """At the cut-off, unused reserved slots return to the public pool. Returns slots released."""
     now = now or clock.now()
-    due = list(db.scalars(select(ClinicSession).where(
-        ClinicSession.reserve_cutoff_at.is_not(None), ClinicSession.reserve_cutoff_at <= now,
-        ClinicSession.reserve_released_at.is_(None)).limit(1000)))
     total = 0
-    for session in due:
-        result = db.execute(update(Slot).where(Slot.session_id == session.id, Slot.pool == Pool.reserved,
-                                               Slot.booked.is_(False)).values(pool=Pool.public))
-        released = result.rowcount if isinstance(result, CursorResult) else 0
+    for session in repo.sessions_to_release(db, now):
+        released = repo.release_reserved(db, session.id)
         session.reserve_released_at = now
-        session.reserve_released_count = released or 0
-        total += released or 0
+        session.reserve_released_count = released
+        total += released
         audit.record(db, None, "release_reserve", "clinic_session", session.id, channel="job",
                      detail={"released": released})
     return total
@@ -311,21 +248,8 @@ def release_reserves(db: Session, now: datetime | None = None) -> int:
 def bookings_of_site(db: Session, subject: Subject, *, made_here: bool = True, day: date | None = None,
                      status: str | None = None, limit: int = 200) -> list[tuple[Booking, ClinicSession, Patient]]:
     """Bookings made by the acting institution (made_here) or to be received by it."""
-    inst = subject.acting_institution_id
-    stmt = (select(Booking, ClinicSession, Patient)
-            .join(ClinicSession, ClinicSession.id == Booking.session_id)
-            .join(Schedule, Schedule.id == ClinicSession.schedule_id)
-            .join(Patient, Patient.id == Booking.patient_id)
-            .options(joinedload(ClinicSession.schedule).joinedload(Schedule.institution),
-                     joinedload(ClinicSession.schedule).joinedload(Schedule.practitioner),
-                     joinedload(ClinicSession.schedule).joinedload(Schedule.department))
-            .order_by(ClinicSession.starts_at.desc(), Booking.id.desc()).limit(limit))
-    stmt = stmt.where(Booking.booked_by_institution_id == inst if made_here else Schedule.institution_id == inst)
-    if day:
-        stmt = stmt.where(ClinicSession.day == day)
-    if status:
-        stmt = stmt.where(Booking.status == status)
-    rows: list[Any] = list(db.execute(stmt).unique())
+    rows = repo.site_bookings(db, subject.acting_institution_id, made_here=made_here, day=day, status=status,
+                              limit=limit)
     if rows:
         audit.record(db, subject, "search", "booking", None,
                      detail={"made_here": made_here, "patients": sorted({p.id for _, _, p in rows})[:200]})
@@ -335,8 +259,8 @@ def bookings_of_site(db: Session, subject: Subject, *, made_here: bool = True, d
 def get_booking(db: Session, subject: Subject, booking_id: int) -> tuple[Booking, ClinicSession, Patient, Slot]:
     booking = _booking_for_change(db, subject, booking_id)
     session = get_session(db, booking.session_id)
-    patient = db.get(Patient, booking.patient_id)
-    slot = db.get(Slot, booking.slot_id)
+    patient = kit.get(db, Patient, booking.patient_id)
+    slot = kit.get(db, Slot, booking.slot_id)
     assert patient is not None and slot is not None
     audit.record(db, subject, "read", "booking", booking.id, patient_id=patient.id, basis="booking")
     return booking, session, patient, slot

@@ -357,7 +357,7 @@ def _session_page(request: Request, db: Session, subject: Subject, session_id: i
     can_book = subject.is_clinical and subject.has("doctor", "nurse", "coordinator")
     ctx: dict[str, Any] = {
         "av": av, "s": s, "schedule": s.schedule, "expert": _expert(s.schedule), "usable_pools": usable,
-        "free_slots": booking_rules.free_slots(db, session_id, usable) if usable and bookable else [],
+        "free_slots": repository.free_slots(db, session_id, usable) if usable and bookable else [],
         "reserve_text": _reserve_text(request, s), "bookable": bookable, "can_book": can_book,
         "patients": _patient_choices(db, subject, q, patient_id) if can_book and bookable else [],
         "q": q, "values": values, "patient_id": patient_id, "errors": {}, "book_error": None,

@@ -1,10 +1,12 @@
-"""Read helpers for the scheduling pages and API (no business rules; those live in service.py)."""
+"""Queries of scheduling (schedules, sessions, booking, beds, the wait-list, the sinking figures) for its
+services, pages and API; the rules they apply are clauses from rules.py."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, and_, func, or_, select
+from sqlalchemy import ColumnElement, CursorResult, Integer, and_, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from yilianti.alliance.repository import alliances_in_region, current_on
@@ -12,6 +14,7 @@ from yilianti.authz.subject import Subject
 from yilianti.kit import clock
 from yilianti.models.alliance import Alliance, Department, Institution, MemberRole, Membership
 from yilianti.models.auth import Role
+from yilianti.models.patient import Patient
 from yilianti.models.scheduling import (
     BedReservation,
     Booking,
@@ -25,6 +28,7 @@ from yilianti.models.scheduling import (
 )
 from yilianti.models.workforce import PracticeSite, Practitioner
 from yilianti.patients.repository import resident_ids  # noqa: F401  (moved; callers kept)
+from yilianti.scheduling.rules import active_booking
 
 
 def _current_membership() -> ColumnElement[bool]:
@@ -183,3 +187,126 @@ def open_bookings_of_patient(db: Session, patient_id: int) -> list[tuple[Booking
     return [(bk, cs) for bk, cs in db.execute(
         select(Booking, ClinicSession).outerjoin(ClinicSession, ClinicSession.id == Booking.session_id)
         .where(Booking.patient_id == patient_id, Booking.status == "booked").order_by(Booking.id.desc()))]
+
+
+# ------------------------------------------------------------------------------------- booking
+
+
+def free_counts(db: Session, session_id: int) -> tuple[dict[str, int], int]:
+    """The session's free slots per pool, and how many are booked."""
+    counts = {p: int(n) for p, n in db.execute(select(Slot.pool, func.count()).where(
+        Slot.session_id == session_id, Slot.booked.is_(False)).group_by(Slot.pool)).all()}
+    booked = db.scalar(select(func.count()).select_from(Slot).where(
+        Slot.session_id == session_id, Slot.booked.is_(True))) or 0
+    return counts, booked
+
+
+def free_slots(db: Session, session_id: int, pools: list[str]) -> list[Slot]:
+    """The session's free slots in these pools, in order."""
+    return list(db.scalars(select(Slot).where(Slot.session_id == session_id, Slot.booked.is_(False),
+                                              Slot.pool.in_(pools)).order_by(Slot.seq)))
+
+
+def upcoming_sessions(db: Session, *, institution_id: int | None = None, schedule_id: int | None = None,
+                      specialty: str | None = None, start: date | None = None, days: int = 14,
+                      limit: int = 200) -> list[tuple[ClinicSession, int, int]]:
+    """Sessions of active schedules from `start` (today) for `days`, with (free reserved, free public) counts."""
+    start = start or clock.today_local()
+    free = (select(Slot.session_id,
+                   func.sum(func.cast(and_(Slot.pool == Pool.reserved, Slot.booked.is_(False)), Integer)).label("fr"),
+                   func.sum(func.cast(and_(Slot.pool == Pool.public, Slot.booked.is_(False)), Integer)).label("fp"))
+            .group_by(Slot.session_id).subquery())
+    stmt = (select(ClinicSession, free.c.fr, free.c.fp)
+            .join(free, free.c.session_id == ClinicSession.id)
+            .join(Schedule, Schedule.id == ClinicSession.schedule_id)
+            .options(joinedload(ClinicSession.schedule).joinedload(Schedule.institution),
+                     joinedload(ClinicSession.schedule).joinedload(Schedule.practitioner),
+                     joinedload(ClinicSession.schedule).joinedload(Schedule.department))
+            .where(ClinicSession.day >= start, ClinicSession.day < start + timedelta(days=days),
+                   Schedule.active.is_(True))
+            .order_by(ClinicSession.starts_at).limit(limit))
+    if institution_id:
+        stmt = stmt.where(Schedule.institution_id == institution_id)
+    if schedule_id:
+        stmt = stmt.where(ClinicSession.schedule_id == schedule_id)
+    if specialty:
+        stmt = stmt.where(or_(Schedule.specialty.contains(specialty), Schedule.name.contains(specialty)))
+    return [(s, int(fr or 0), int(fp or 0)) for s, fr, fp in db.execute(stmt).unique()]
+
+
+def claim_slot(db: Session, session_id: int, pool: str, slot_id: int | None) -> Any:
+    """Mark a free slot of the pool booked — this one, or the first free — in one conditional UPDATE …
+    RETURNING (id, seq, starts_at, pool); None when there is none. On PostgreSQL "the first free" skips
+    rows another booker holds (`FOR UPDATE SKIP LOCKED`)."""
+    if slot_id is not None:
+        stmt = (update(Slot).where(Slot.id == slot_id, Slot.session_id == session_id, Slot.pool == pool,
+                                   Slot.booked.is_(False))
+                .values(booked=True).returning(Slot.id, Slot.seq, Slot.starts_at, Slot.pool))
+        return db.execute(stmt).first()
+    pick = (select(Slot.id).where(Slot.session_id == session_id, Slot.pool == pool, Slot.booked.is_(False))
+            .order_by(Slot.seq).limit(1))
+    if db.get_bind().dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    stmt = (update(Slot).where(Slot.id == pick.scalar_subquery(), Slot.booked.is_(False))
+            .values(booked=True).returning(Slot.id, Slot.seq, Slot.starts_at, Slot.pool)
+            .execution_options(synchronize_session=False))
+    return db.execute(stmt).first()
+
+
+def free_slot(db: Session, slot_id: int, *, to_public: bool = False) -> None:
+    """Free a booked slot (into the public pool, with `to_public`)."""
+    values: dict[str, Any] = {"booked": False}
+    if to_public:
+        values["pool"] = Pool.public
+    db.execute(update(Slot).where(Slot.id == slot_id).values(**values))
+
+
+def session_with_schedule(db: Session, session_id: int) -> ClinicSession | None:
+    return db.scalar(select(ClinicSession).options(joinedload(ClinicSession.schedule))
+                     .where(ClinicSession.id == session_id))
+
+
+def active_booking_id(db: Session, session_id: int, patient_id: int) -> int | None:
+    """The patient's active booking in the session (rules.active_booking)."""
+    return db.scalar(select(Booking.id).where(*active_booking(session_id, patient_id)))
+
+
+def booking_with_site(db: Session, booking_id: int) -> tuple[Booking, int] | None:
+    """The booking and the institution whose session it is."""
+    row = db.execute(select(Booking, Schedule.institution_id).join(ClinicSession, ClinicSession.id == Booking.session_id)
+                     .join(Schedule, Schedule.id == ClinicSession.schedule_id).where(Booking.id == booking_id)).first()
+    return None if row is None else (row[0], row[1])
+
+
+def sessions_to_release(db: Session, now: datetime, limit: int = 1000) -> list[ClinicSession]:
+    """Sessions whose reserve cut-off has passed and whose reserve is not released yet."""
+    return list(db.scalars(select(ClinicSession).where(
+        ClinicSession.reserve_cutoff_at.is_not(None), ClinicSession.reserve_cutoff_at <= now,
+        ClinicSession.reserve_released_at.is_(None)).limit(limit)))
+
+
+def release_reserved(db: Session, session_id: int) -> int:
+    """The session's free reserved slots go to the public pool; how many."""
+    result = db.execute(update(Slot).where(Slot.session_id == session_id, Slot.pool == Pool.reserved,
+                                           Slot.booked.is_(False)).values(pool=Pool.public))
+    return (result.rowcount if isinstance(result, CursorResult) else 0) or 0
+
+
+def site_bookings(db: Session, institution_id: int | None, *, made_here: bool, day: date | None = None,
+                  status: str | None = None, limit: int = 200) -> list[tuple[Booking, ClinicSession, Patient]]:
+    """Bookings made by the institution (made_here) or to be received by it, latest session first."""
+    stmt = (select(Booking, ClinicSession, Patient)
+            .join(ClinicSession, ClinicSession.id == Booking.session_id)
+            .join(Schedule, Schedule.id == ClinicSession.schedule_id)
+            .join(Patient, Patient.id == Booking.patient_id)
+            .options(joinedload(ClinicSession.schedule).joinedload(Schedule.institution),
+                     joinedload(ClinicSession.schedule).joinedload(Schedule.practitioner),
+                     joinedload(ClinicSession.schedule).joinedload(Schedule.department))
+            .order_by(ClinicSession.starts_at.desc(), Booking.id.desc()).limit(limit))
+    stmt = stmt.where(Booking.booked_by_institution_id == institution_id if made_here
+                      else Schedule.institution_id == institution_id)
+    if day:
+        stmt = stmt.where(ClinicSession.day == day)
+    if status:
+        stmt = stmt.where(Booking.status == status)
+    return [(b, s, p) for b, s, p in db.execute(stmt).unique()]
