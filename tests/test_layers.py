@@ -94,9 +94,10 @@ def test_one_name_for_the_query_modules() -> None:
 # ------------------------------------------------------------------------------------ service modules
 
 # Modules that query by their role, not by accident: the schema and its migrations, the engine set-up,
-# the shared kit (kit/repository.py, kit/workflow.py's one transition), the access policy (its rules are
-# clause builders and `decide` is the one check that applies them) and the demo loaders.
-QUERYING_BY_ROLE = frozenset({"db.py", "authz/policy.py"})
+# the shared kit (kit/repository.py, kit/workflow.py's one transition), the demo loaders, and the modules of
+# rules written as clause builders, which evaluate them (authz/policy.py's `decide`, scheduling/rules.py's
+# `share_alliance` and `_may_use_reserve`): the clause is the rule, so its one evaluation stays beside it.
+QUERYING_BY_ROLE = frozenset({"db.py", "authz/policy.py", "scheduling/rules.py"})
 QUERYING_BY_ROLE_DIRS = frozenset({"migrations", "models", "kit", "demo"})
 
 # Service modules whose queries have not yet moved into their domain's repository.py. Only ever strike
@@ -118,12 +119,6 @@ SERVICES_STILL_QUERYING = frozenset({
     "referral/flows.py",
     "referral/routing.py",
     "referral/service.py",
-    "scheduling/beds.py",
-    "scheduling/rolling.py",
-    "scheduling/rules.py",
-    "scheduling/schedules.py",
-    "scheduling/sinking.py",
-    "scheduling/waitlist.py",
     "transfer/service.py",
     "workforce/service.py",
 })

@@ -258,3 +258,10 @@ def has_membership(db: Session, alliance_id: int | None, institution_id: int | N
     """Whether the institution has (or had) a membership of the alliance, in any period."""
     return db.scalar(select(Membership.id).where(Membership.alliance_id == alliance_id,
                                                  Membership.institution_id == institution_id).limit(1)) is not None
+
+
+def membership_in_force(db: Session, alliance_id: int, institution_id: int, on: date) -> Membership | None:
+    """The institution's membership of the alliance in force on `on`."""
+    return db.scalar(select(Membership).where(
+        Membership.alliance_id == alliance_id, Membership.institution_id == institution_id,
+        current_on(on)).limit(1))

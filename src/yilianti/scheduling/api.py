@@ -293,7 +293,7 @@ def list_wards(db: DB, subject: CurrentSubject, institution_id: int | None = Non
     partners = {p.id for p in repository.partner_institutions(db, subject.acting_institution_id)}
     if institution_id is not None and institution_id not in partners and not subject.is_system_admin:
         return []
-    return [_ward_out(w) for w, _ in beds.wards_view(db, institution_id)
+    return [_ward_out(w) for w, _ in repository.wards_view(db, institution_id)
             if subject.is_system_admin or w.institution_id in partners]
 
 

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from yilianti.alliance.repository import membership_in_force
 from yilianti.audit import service as audit
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
+from yilianti.kit import repository as kit
 from yilianti.models.alliance import (
     Alliance,
-    Institution,
     MemberRole,
 )
 from yilianti.models.patient import GrantKind, Patient
@@ -25,9 +24,9 @@ from yilianti.models.scheduling import (
     Ward,
 )
 from yilianti.notifications.service import notify
+from yilianti.scheduling import repository as repo
 from yilianti.scheduling.rules import (
     BedsFull,
-    _current_membership,
     _is_staff_of,
     _may_use_reserve,
     _require_scheduler,
@@ -44,14 +43,14 @@ def create_ward(db: Session, subject: Subject, data: WardIn) -> Ward:
     _require_scheduler(subject, data.institution_id)
     share = data.reserve_share
     if data.reserve_alliance_id is not None:
-        m = _current_membership(db, data.reserve_alliance_id, data.institution_id)
+        m = membership_in_force(db, data.reserve_alliance_id, data.institution_id, clock.today_local())
         if m is None or m.role != MemberRole.lead:
             raise InvalidInput(fields={"reserve_alliance_id": "只有牵头医院向下级成员预留床位"})
-        alliance = db.get(Alliance, data.reserve_alliance_id)
+        alliance = kit.get(db, Alliance, data.reserve_alliance_id)
         share = share if share is not None else (alliance.bed_reserve_share if alliance else 0.25)
     if data.occupied > data.beds_total:
         raise InvalidInput(fields={"occupied": "在院人数不能超过床位数"})
-    if db.scalar(select(Ward.id).where(Ward.institution_id == data.institution_id, Ward.name == data.name)):
+    if repo.ward_named(db, data.institution_id, data.name):
         raise InvalidInput(fields={"name": "病区名称已存在"})
     reserved = reserved_count(data.beds_total, share) if data.reserve_alliance_id else 0
     reserved = min(reserved, data.beds_total - data.occupied)
@@ -65,7 +64,7 @@ def create_ward(db: Session, subject: Subject, data: WardIn) -> Ward:
 
 
 def set_occupied(db: Session, subject: Subject, ward_id: int, occupied: int) -> Ward:
-    ward = db.get(Ward, ward_id)
+    ward = kit.get(db, Ward, ward_id)
     if ward is None:
         raise NotFound()
     _require_scheduler(subject, ward.institution_id)
@@ -92,7 +91,7 @@ def reserve_bed(db: Session, subject: Subject, data: BedReservationIn, *,
     """`pool_institution_id`: as in `book` (a referral's origin when the receiving site reserves)."""
     if not subject.has("doctor", "nurse", "coordinator"):
         raise Forbidden()
-    ward = db.get(Ward, data.ward_id)
+    ward = kit.get(db, Ward, data.ward_id)
     if ward is None or not ward.active:
         raise NotFound("病区不存在")
     policy.require_patient(db, subject, data.patient_id, resource_type="bed_reservation_patient")
@@ -101,15 +100,7 @@ def reserve_bed(db: Session, subject: Subject, data: BedReservationIn, *,
         raise Forbidden("本机构与该院不在同一医联体，不能预留床位")
     held = None
     for pool in pools:
-        if pool == Pool.reserved:
-            stmt = (update(Ward).where(Ward.id == ward.id, Ward.reserved_held < Ward.reserved_beds,
-                                       Ward.occupied + Ward.reserved_held + Ward.public_held < Ward.beds_total)
-                    .values(reserved_held=Ward.reserved_held + 1).returning(Ward.id))
-        else:
-            stmt = (update(Ward).where(Ward.id == ward.id,
-                                       Ward.occupied + Ward.public_held + Ward.reserved_beds < Ward.beds_total)
-                    .values(public_held=Ward.public_held + 1).returning(Ward.id))
-        if db.execute(stmt.execution_options(synchronize_session=False)).first() is not None:
+        if repo.hold_bed(db, ward.id, pool):
             held = pool
             break
     if held is None:
@@ -132,19 +123,14 @@ def reserve_bed(db: Session, subject: Subject, data: BedReservationIn, *,
 
 
 def _end_reservation(db: Session, res: BedReservation, status: str) -> None:
-    col = Ward.reserved_held if res.pool == Pool.reserved else Ward.public_held
-    values: dict[Any, Any] = {col: col - 1}
-    if status == "admitted":
-        values[Ward.occupied] = Ward.occupied + 1
-    db.execute(update(Ward).where(Ward.id == res.ward_id).values(values).execution_options(
-        synchronize_session=False))
+    repo.let_bed_go(db, res.ward_id, res.pool, admitted=status == "admitted")
     res.status = status
     res.ended_at = clock.now()
 
 
 def admit_reservation(db: Session, subject: Subject, reservation_id: int) -> BedReservation:
-    res = db.get(BedReservation, reservation_id)
-    ward = db.get(Ward, res.ward_id) if res else None
+    res = kit.get(db, BedReservation, reservation_id)
+    ward = kit.get(db, Ward, res.ward_id) if res else None
     if res is None or ward is None:
         raise NotFound()
     if not _is_staff_of(subject, ward.institution_id, "doctor", "nurse", "coordinator", "institution_admin"):
@@ -157,8 +143,8 @@ def admit_reservation(db: Session, subject: Subject, reservation_id: int) -> Bed
 
 
 def release_reservation(db: Session, subject: Subject, reservation_id: int) -> BedReservation:
-    res = db.get(BedReservation, reservation_id)
-    ward = db.get(Ward, res.ward_id) if res else None
+    res = kit.get(db, BedReservation, reservation_id)
+    ward = kit.get(db, Ward, res.ward_id) if res else None
     if res is None or ward is None:
         raise NotFound()
     if subject.acting_institution_id not in (ward.institution_id, res.requested_by_institution_id):
@@ -173,8 +159,7 @@ def release_reservation(db: Session, subject: Subject, reservation_id: int) -> B
 
 def expire_reservations(db: Session, now: datetime | None = None) -> int:
     now = now or clock.now()
-    expired = list(db.scalars(select(BedReservation).where(BedReservation.status == "held",
-                                                           BedReservation.expires_at <= now).limit(500)))
+    expired = repo.expired_holds(db, now)
     for res in expired:
         _end_reservation(db, res, "expired")
         notify(db, title="床位预留已过期", institution_id=res.requested_by_institution_id,
@@ -183,20 +168,5 @@ def expire_reservations(db: Session, now: datetime | None = None) -> int:
     return len(expired)
 
 
-def wards_view(db: Session, institution_id: int | None = None) -> list[tuple[Ward, str]]:
-    stmt = select(Ward, Institution.name).join(Institution, Institution.id == Ward.institution_id).where(
-        Ward.active.is_(True)).order_by(Institution.name, Ward.name)
-    if institution_id:
-        stmt = stmt.where(Ward.institution_id == institution_id)
-    return list(db.execute(stmt))
-
-
 def reservations_of(db: Session, subject: Subject, status: str = "held") -> list[tuple[BedReservation, Ward, Patient]]:
-    inst = subject.acting_institution_id
-    stmt = (select(BedReservation, Ward, Patient).join(Ward, Ward.id == BedReservation.ward_id)
-            .join(Patient, Patient.id == BedReservation.patient_id)
-            .where(or_(Ward.institution_id == inst, BedReservation.requested_by_institution_id == inst))
-            .order_by(BedReservation.expires_at))
-    if status:
-        stmt = stmt.where(BedReservation.status == status)
-    return list(db.execute(stmt.limit(300)))
+    return repo.reservations_of(db, subject.acting_institution_id, status)

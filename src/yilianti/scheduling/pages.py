@@ -166,7 +166,7 @@ def _schedule_form_ctx(db: Session, inst_id: int) -> dict[str, Any]:
 @router.get("/scheduling/schedules")
 def schedule_list(request: Request, db: DB, subject: CurrentSubject) -> Response:
     inst = _require_scheduler(subject)
-    rows = [(s, schedules.templates_of(db, s.id)) for s in schedules.schedules_of(db, inst)]
+    rows = [(s, repository.templates_of(db, s.id)) for s in repository.schedules_of(db, inst)]
     return render_page(request, "scheduling/schedules.html", {
         "rows": rows, "closures": repository.closures_of(db, inst), "weekdays": dict(WEEKDAYS),
         "alliance_names": {a.id: a.name for a in repository.alliances_of(db, inst)}})
@@ -215,7 +215,7 @@ def _schedule_page(request: Request, db: Session, subject: Subject, schedule: An
                                       start=today, end=today + timedelta(days=90))
     reserve_alliance = kit.get(db, Alliance, schedule.reserve_alliance_id) if schedule.reserve_alliance_id else None
     ctx: dict[str, Any] = {
-        "schedule": schedule, "templates": schedules.templates_of(db, schedule.id),
+        "schedule": schedule, "templates": repository.templates_of(db, schedule.id),
         "sessions": _session_rows(request, rows), "weekdays": WEEKDAYS, "weekday_names": dict(WEEKDAYS),
         "reserve_alliance": reserve_alliance, "closures": repository.closures_of(db, schedule.institution_id),
         "expert": _expert(schedule),
@@ -611,9 +611,9 @@ async def waitlist_close(request: Request, request_id: int, db: DB, subject: Cli
 
 def _beds_page(request: Request, db: Session, subject: Subject, status: int = 200, **extra: Any) -> Response:
     inst = subject.acting_institution_id
-    own = [w for w, _ in beds_rules.wards_view(db, inst)] if inst else []
+    own = [w for w, _ in repository.wards_view(db, inst)] if inst else []
     partner_ids = {p.id for p in repository.partner_institutions(db, inst)} - {inst}
-    others = [(w, name, beds_rules.bed_pools_for(db, inst, w)) for w, name in beds_rules.wards_view(db)
+    others = [(w, name, beds_rules.bed_pools_for(db, inst, w)) for w, name in repository.wards_view(db)
               if w.institution_id in partner_ids]
     reservations = beds_rules.reservations_of(db, subject) if inst else []
     inst_ids: set[int | None] = {r.requested_by_institution_id for r, _, _ in reservations}

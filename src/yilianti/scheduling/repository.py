@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, Integer, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, Integer, and_, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from yilianti.alliance.repository import alliances_in_region, current_on
@@ -19,10 +19,13 @@ from yilianti.models.scheduling import (
     BedReservation,
     Booking,
     BookingRequest,
+    BookingStatus,
     ClinicSession,
     Closure,
     Pool,
     Schedule,
+    ScheduleTemplate,
+    SessionStatus,
     Slot,
     Ward,
 )
@@ -310,3 +313,182 @@ def site_bookings(db: Session, institution_id: int | None, *, made_here: bool, d
     if status:
         stmt = stmt.where(Booking.status == status)
     return [(b, s, p) for b, s, p in db.execute(stmt).unique()]
+
+
+# ------------------------------------------------------------------------------------- schedules and sessions
+
+
+def schedule_loaded(db: Session, schedule_id: int) -> Schedule | None:
+    """The schedule with its institution, practitioner and department."""
+    return db.scalar(select(Schedule).options(joinedload(Schedule.institution), joinedload(Schedule.practitioner),
+                                              joinedload(Schedule.department))
+                     .where(Schedule.id == schedule_id))
+
+
+def schedules_of(db: Session, institution_id: int) -> list[Schedule]:
+    """The institution's schedules (practitioner and department loaded), by name."""
+    return list(db.scalars(select(Schedule).options(joinedload(Schedule.practitioner), joinedload(Schedule.department))
+                           .where(Schedule.institution_id == institution_id).order_by(Schedule.name)))
+
+
+def templates_of(db: Session, schedule_id: int) -> list[ScheduleTemplate]:
+    """The schedule's weekly templates by weekday and start."""
+    return list(db.scalars(select(ScheduleTemplate).where(ScheduleTemplate.schedule_id == schedule_id)
+                           .order_by(ScheduleTemplate.weekday, ScheduleTemplate.start_time)))
+
+
+def open_sessions_on(db: Session, institution_id: int, day: date, schedule_id: int | None = None) -> list[ClinicSession]:
+    """The institution's (one schedule's) open sessions on a day."""
+    stmt = (select(ClinicSession).join(Schedule, Schedule.id == ClinicSession.schedule_id)
+            .where(Schedule.institution_id == institution_id, ClinicSession.day == day,
+                   ClinicSession.status == SessionStatus.open))
+    if schedule_id is not None:
+        stmt = stmt.where(ClinicSession.schedule_id == schedule_id)
+    return list(db.scalars(stmt))
+
+
+def closed_days(db: Session, institution_id: int, start: date, end: date) -> set[tuple[date, int | None]]:
+    """(day, schedule id or None for the whole institution) of the institution's closures in [start, end]."""
+    return {(c.day, c.schedule_id) for c in db.scalars(select(Closure).where(
+        Closure.institution_id == institution_id, Closure.day >= start, Closure.day <= end))}
+
+
+def session_starts(db: Session, schedule_id: int) -> list[datetime]:
+    """When each session of the schedule starts."""
+    return list(db.scalars(select(ClinicSession.starts_at).where(ClinicSession.schedule_id == schedule_id)))
+
+
+def insert_slots(db: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert slot rows in one executemany."""
+    db.execute(insert(Slot), rows)
+
+
+def session_loaded(db: Session, session_id: int) -> ClinicSession | None:
+    """The session with its schedule's institution, practitioner and department."""
+    return db.scalar(select(ClinicSession).options(
+        joinedload(ClinicSession.schedule).joinedload(Schedule.institution),
+        joinedload(ClinicSession.schedule).joinedload(Schedule.practitioner),
+        joinedload(ClinicSession.schedule).joinedload(Schedule.department))
+        .where(ClinicSession.id == session_id))
+
+
+def booked_in_session(db: Session, session_id: int) -> list[Booking]:
+    """The session's bookings still to be seen (status booked)."""
+    return list(db.scalars(select(Booking).where(Booking.session_id == session_id,
+                                                 Booking.status == BookingStatus.booked)))
+
+
+def fill_session(db: Session, session_id: int) -> None:
+    """Mark every slot of the session booked: nothing more can be booked."""
+    db.execute(update(Slot).where(Slot.session_id == session_id).values(booked=True))
+
+
+def schedules_with_templates(db: Session) -> list[int]:
+    """Ids of active schedules that have at least one template."""
+    return list(db.scalars(select(Schedule.id).where(
+        Schedule.active.is_(True), exists().where(ScheduleTemplate.schedule_id == Schedule.id)).order_by(Schedule.id)))
+
+
+# ------------------------------------------------------------------------------------- beds
+
+
+def ward_named(db: Session, institution_id: int, name: str) -> int | None:
+    return db.scalar(select(Ward.id).where(Ward.institution_id == institution_id, Ward.name == name))
+
+
+def hold_bed(db: Session, ward_id: int, pool: str) -> bool:
+    """Hold one bed of the pool in a conditional UPDATE (a reserved bed while the reserve has one free and the
+    ward a free bed; a public bed while one is free besides the reserve); whether one was held."""
+    if pool == Pool.reserved:
+        stmt = (update(Ward).where(Ward.id == ward_id, Ward.reserved_held < Ward.reserved_beds,
+                                   Ward.occupied + Ward.reserved_held + Ward.public_held < Ward.beds_total)
+                .values(reserved_held=Ward.reserved_held + 1).returning(Ward.id))
+    else:
+        stmt = (update(Ward).where(Ward.id == ward_id,
+                                   Ward.occupied + Ward.public_held + Ward.reserved_beds < Ward.beds_total)
+                .values(public_held=Ward.public_held + 1).returning(Ward.id))
+    return db.execute(stmt.execution_options(synchronize_session=False)).first() is not None
+
+
+def let_bed_go(db: Session, ward_id: int, pool: str, *, admitted: bool) -> None:
+    """A held bed of the pool ends: freed, or (admitted) occupied."""
+    col = Ward.reserved_held if pool == Pool.reserved else Ward.public_held
+    values: dict[Any, Any] = {col: col - 1}
+    if admitted:
+        values[Ward.occupied] = Ward.occupied + 1
+    db.execute(update(Ward).where(Ward.id == ward_id).values(values).execution_options(synchronize_session=False))
+
+
+def expired_holds(db: Session, now: datetime, limit: int = 500) -> list[BedReservation]:
+    return list(db.scalars(select(BedReservation).where(BedReservation.status == "held",
+                                                        BedReservation.expires_at <= now).limit(limit)))
+
+
+def wards_view(db: Session, institution_id: int | None = None) -> list[tuple[Ward, str]]:
+    """Active wards (of one institution) with their institution's name, by institution and name."""
+    stmt = select(Ward, Institution.name).join(Institution, Institution.id == Ward.institution_id).where(
+        Ward.active.is_(True)).order_by(Institution.name, Ward.name)
+    if institution_id:
+        stmt = stmt.where(Ward.institution_id == institution_id)
+    return [(w, n) for w, n in db.execute(stmt)]
+
+
+def reservations_of(db: Session, institution_id: int | None,
+                    status: str = "held") -> list[tuple[BedReservation, Ward, Patient]]:
+    """Bed reservations in the institution's wards or requested by it (in one status), soonest expiry first."""
+    stmt = (select(BedReservation, Ward, Patient).join(Ward, Ward.id == BedReservation.ward_id)
+            .join(Patient, Patient.id == BedReservation.patient_id)
+            .where(or_(Ward.institution_id == institution_id,
+                       BedReservation.requested_by_institution_id == institution_id))
+            .order_by(BedReservation.expires_at))
+    if status:
+        stmt = stmt.where(BedReservation.status == status)
+    return [(r, w, p) for r, w, p in db.execute(stmt.limit(300))]
+
+
+# ------------------------------------------------------------------------------------- wait-list
+
+
+def waitlist(db: Session, institution_id: int | None, *, incoming: bool = True,
+             status: str = "waiting") -> list[tuple[BookingRequest, Patient]]:
+    """Wait-list requests to the institution (incoming) or from it (in one status), by contact-by time."""
+    col = BookingRequest.target_institution_id if incoming else BookingRequest.requested_by_institution_id
+    stmt = (select(BookingRequest, Patient).join(Patient, Patient.id == BookingRequest.patient_id)
+            .where(col == institution_id).order_by(BookingRequest.contact_by))
+    if status:
+        stmt = stmt.where(BookingRequest.status == status)
+    return [(r, p) for r, p in db.execute(stmt.limit(300))]
+
+
+def overdue_requests(db: Session, now: datetime, limit: int = 500) -> list[BookingRequest]:
+    """Waiting requests past their contact-by time."""
+    return list(db.scalars(select(BookingRequest).where(BookingRequest.status == "waiting",
+                                                        BookingRequest.contact_by <= now).limit(limit)))
+
+
+# ------------------------------------------------------------------------------------- sinking figures
+
+
+def reserving_sessions(db: Session, alliance_id: int, start: date, end: date) -> list[tuple[int, date, int, int]]:
+    """(id, day, capacity, reserved capacity) of open sessions in [start, end] reserving for the alliance."""
+    return [(i, d, c, r) for i, d, c, r in db.execute(
+        select(ClinicSession.id, ClinicSession.day, ClinicSession.capacity, ClinicSession.reserved_capacity)
+        .join(Schedule, Schedule.id == ClinicSession.schedule_id)
+        .where(Schedule.reserve_alliance_id == alliance_id, ClinicSession.day >= start,
+               ClinicSession.day <= end, ClinicSession.status == SessionStatus.open))]
+
+
+def taken_per_session(db: Session, alliance_id: int, start: date, end: date, *,
+                      by_members: bool) -> dict[int, int]:
+    """Bookings taken (booked, arrived or no-show) per session reserving for the alliance in [start, end]:
+    of the reserved pool, or (by_members) made by an institution other than the session's."""
+    cond = (Booking.booked_by_institution_id != Schedule.institution_id if by_members
+            else Booking.pool == Pool.reserved)
+    return {s: int(n) for s, n in db.execute(
+        select(Booking.session_id, func.count())
+        .join(ClinicSession, ClinicSession.id == Booking.session_id)
+        .join(Schedule, Schedule.id == ClinicSession.schedule_id)
+        .where(Schedule.reserve_alliance_id == alliance_id, cond,
+               Booking.status.in_(("booked", "arrived", "no_show")),
+               ClinicSession.day >= start, ClinicSession.day <= end)
+        .group_by(Booking.session_id))}

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from yilianti.kit import clock
-from yilianti.models.scheduling import Schedule, ScheduleTemplate
+from yilianti.scheduling import repository as repo
 from yilianti.scheduling import schedules
 
 __all__ = ["roll_sessions"]
@@ -25,7 +24,5 @@ def roll_sessions(db: Session, days_ahead: int = 28) -> int:
     """Generate the missing sessions of the coming `days_ahead` days; returns how many were created."""
     today = clock.today_local()
     end = today + timedelta(days=days_ahead)
-    ids = db.scalars(select(Schedule.id).where(
-        Schedule.active.is_(True),
-        exists().where(ScheduleTemplate.schedule_id == Schedule.id)).order_by(Schedule.id)).all()
+    ids = repo.schedules_with_templates(db)
     return sum(schedules.generate_sessions(db, None, schedule_id, today, end) for schedule_id in ids)

@@ -71,13 +71,6 @@ def _require_scheduler(subject: Subject, institution_id: int) -> None:
         raise Forbidden("只有本院的机构管理员或转诊协调员可以管理排班")
 
 
-def _current_membership(db: Session, alliance_id: int, institution_id: int) -> Membership | None:
-    today = clock.today_local()
-    return db.scalar(select(Membership).where(
-        Membership.alliance_id == alliance_id, Membership.institution_id == institution_id,
-        current_on(today)).limit(1))
-
-
 # ------------------------------------------------------------------------------- the rules, as clauses
 # Built from their arguments — values for this module's queries, a row's columns and the placeholders for the
 # booking statement (fastpath.BOOK, compiled once with kit/sqlcompile).

@@ -5,21 +5,21 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
+from yilianti.alliance.repository import membership_in_force
 from yilianti.audit import service as audit
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import Conflict, InvalidInput, NotFound
 from yilianti.kit import clock
+from yilianti.kit import repository as kit
 from yilianti.models.alliance import (
     Alliance,
     Department,
     MemberRole,
 )
 from yilianti.models.scheduling import (
-    Booking,
     BookingStatus,
     ClinicSession,
     Closure,
@@ -27,12 +27,11 @@ from yilianti.models.scheduling import (
     Schedule,
     ScheduleTemplate,
     SessionStatus,
-    Slot,
 )
 from yilianti.models.workforce import Practitioner
 from yilianti.notifications.service import notify
+from yilianti.scheduling import repository as repo
 from yilianti.scheduling.rules import (
-    _current_membership,
     _require_scheduler,
     _reserve_positions,
     reserved_count,
@@ -46,14 +45,14 @@ from yilianti.scheduling.schemas import (
 def create_schedule(db: Session, subject: Subject, data: ScheduleIn) -> Schedule:
     _require_scheduler(subject, data.institution_id)
     fields: dict[str, str] = {}
-    if data.practitioner_id is not None and db.get(Practitioner, data.practitioner_id) is None:
+    if data.practitioner_id is not None and kit.get(db, Practitioner, data.practitioner_id) is None:
         fields["practitioner_id"] = "医师不存在"
     if data.department_id is not None:
-        dept = db.get(Department, data.department_id)
+        dept = kit.get(db, Department, data.department_id)
         if dept is None or dept.institution_id != data.institution_id:
             fields["department_id"] = "科室不属于该机构"
     if data.reserve_alliance_id is not None:
-        m = _current_membership(db, data.reserve_alliance_id, data.institution_id)
+        m = membership_in_force(db, data.reserve_alliance_id, data.institution_id, clock.today_local())
         if m is None:
             fields["reserve_alliance_id"] = "本院不是该医联体成员"
         elif m.role != MemberRole.lead:
@@ -78,22 +77,10 @@ def add_template(db: Session, subject: Subject, schedule_id: int, data: Template
 
 
 def get_schedule(db: Session, schedule_id: int) -> Schedule:
-    schedule = db.scalar(select(Schedule).options(joinedload(Schedule.institution), joinedload(Schedule.practitioner),
-                                                  joinedload(Schedule.department))
-                         .where(Schedule.id == schedule_id))
+    schedule = repo.schedule_loaded(db, schedule_id)
     if schedule is None:
         raise NotFound()
     return schedule
-
-
-def schedules_of(db: Session, institution_id: int) -> list[Schedule]:
-    return list(db.scalars(select(Schedule).options(joinedload(Schedule.practitioner), joinedload(Schedule.department))
-                           .where(Schedule.institution_id == institution_id).order_by(Schedule.name)))
-
-
-def templates_of(db: Session, schedule_id: int) -> list[ScheduleTemplate]:
-    return list(db.scalars(select(ScheduleTemplate).where(ScheduleTemplate.schedule_id == schedule_id)
-                           .order_by(ScheduleTemplate.weekday, ScheduleTemplate.start_time)))
 
 
 def add_closure(db: Session, subject: Subject, institution_id: int, day: date, reason: str,
@@ -106,13 +93,8 @@ def add_closure(db: Session, subject: Subject, institution_id: int, day: date, r
     db.add(closure)
     db.flush()
     audit.record(db, subject, "create", "closure", closure.id, detail={"day": day.isoformat(), "reason": reason})
-    stmt = (select(ClinicSession).join(Schedule, Schedule.id == ClinicSession.schedule_id)
-            .where(Schedule.institution_id == institution_id, ClinicSession.day == day,
-                   ClinicSession.status == SessionStatus.open))
-    if schedule_id is not None:
-        stmt = stmt.where(ClinicSession.schedule_id == schedule_id)
     cancelled = 0
-    for session in db.scalars(stmt):
+    for session in repo.open_sessions_on(db, institution_id, day, schedule_id):
         cancel_session(db, subject, session.id, reason.strip())
         cancelled += 1
     return closure, cancelled
@@ -128,17 +110,15 @@ def generate_sessions(db: Session, subject: Subject | None, schedule_id: int, st
     share = schedule.reserve_share
     cutoff_hours = 24
     if schedule.reserve_alliance_id is not None:
-        alliance = db.get(Alliance, schedule.reserve_alliance_id)
+        alliance = kit.get(db, Alliance, schedule.reserve_alliance_id)
         if alliance is not None:
             share = share if share is not None else alliance.slot_reserve_share
             cutoff_hours = alliance.reserve_cutoff_hours
-    closed = {(c.day, c.schedule_id) for c in db.scalars(select(Closure).where(
-        Closure.institution_id == schedule.institution_id, Closure.day >= start, Closure.day <= end))}
-    existing = set(db.scalars(select(ClinicSession.starts_at).where(ClinicSession.schedule_id == schedule_id)))
-    existing = {clock.as_utc(e) for e in existing}
+    closed = repo.closed_days(db, schedule.institution_id, start, end)
+    existing = {clock.as_utc(e) for e in repo.session_starts(db, schedule_id)}
     created = 0
     day = start
-    templates = templates_of(db, schedule_id)
+    templates = repo.templates_of(db, schedule_id)
     while day <= end:
         if (day, None) in closed or (day, schedule_id) in closed:
             day += timedelta(days=1)
@@ -178,15 +158,11 @@ def _create_slots(db: Session, session: ClinicSession, timed: bool) -> None:
              "pool": Pool.reserved if seq in reserved else Pool.public,
              "reserved_origin": seq in reserved, "booked": False}
             for seq in range(1, session.capacity + 1)]
-    db.execute(insert(Slot), rows)
+    repo.insert_slots(db, rows)
 
 
 def get_session(db: Session, session_id: int) -> ClinicSession:
-    session = db.scalar(select(ClinicSession).options(
-        joinedload(ClinicSession.schedule).joinedload(Schedule.institution),
-        joinedload(ClinicSession.schedule).joinedload(Schedule.practitioner),
-        joinedload(ClinicSession.schedule).joinedload(Schedule.department))
-        .where(ClinicSession.id == session_id))
+    session = repo.session_loaded(db, session_id)
     if session is None:
         raise NotFound()
     return session
@@ -202,8 +178,7 @@ def cancel_session(db: Session, subject: Subject, session_id: int, reason: str) 
         raise InvalidInput(fields={"reason": "请填写停诊原因"})
     session.status = SessionStatus.cancelled
     session.cancelled_reason = reason.strip()
-    bookings = list(db.scalars(select(Booking).where(Booking.session_id == session_id,
-                                                     Booking.status == BookingStatus.booked)))
+    bookings = repo.booked_in_session(db, session_id)
     when = clock.fmt_local(session.starts_at)
     for b in bookings:
         b.status = BookingStatus.cancelled
@@ -217,7 +192,7 @@ def cancel_session(db: Session, subject: Subject, session_id: int, reason: str) 
             notify(db, title="预约的出诊已停诊，请联系患者改约", urgent=True,
                    body=f"{session.schedule.name} {when}；预约号 {b.number}", user_id=b.booked_by_user_id,
                    link=f"/bookings/{b.id}", kind="booking")
-    db.execute(update(Slot).where(Slot.session_id == session_id).values(booked=True))  # nothing more to book
+    repo.fill_session(db, session_id)  # nothing more to book
     audit.record(db, subject, "cancel", "clinic_session", session_id, reason=reason.strip(),
                  detail={"bookings_cancelled": len(bookings)})
     return len(bookings)

@@ -5,16 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from yilianti.models.scheduling import (
-    Booking,
-    ClinicSession,
-    Pool,
-    Schedule,
-    SessionStatus,
-)
+from yilianti.scheduling import repository as repo
 
 
 @dataclass
@@ -36,26 +29,9 @@ class MonthFigures:
 
 def sinking_by_month(db: Session, alliance_id: int, start: date, end: date) -> list[MonthFigures]:
     """号源下沉比例 (reserved ÷ offered) and its use (reserved booked by members ÷ reserved), per month."""
-    sessions = db.execute(select(ClinicSession.id, ClinicSession.day, ClinicSession.capacity,
-                                 ClinicSession.reserved_capacity)
-                          .join(Schedule, Schedule.id == ClinicSession.schedule_id)
-                          .where(Schedule.reserve_alliance_id == alliance_id, ClinicSession.day >= start,
-                                 ClinicSession.day <= end, ClinicSession.status == SessionStatus.open)).all()
-    booked = dict(db.execute(select(Booking.session_id, func.count())
-                             .join(ClinicSession, ClinicSession.id == Booking.session_id)
-                             .join(Schedule, Schedule.id == ClinicSession.schedule_id)
-                             .where(Schedule.reserve_alliance_id == alliance_id, Booking.pool == Pool.reserved,
-                                    Booking.status.in_(("booked", "arrived", "no_show")),
-                                    ClinicSession.day >= start, ClinicSession.day <= end)
-                             .group_by(Booking.session_id)).all())
-    member_booked = dict(db.execute(select(Booking.session_id, func.count())
-                                    .join(ClinicSession, ClinicSession.id == Booking.session_id)
-                                    .join(Schedule, Schedule.id == ClinicSession.schedule_id)
-                                    .where(Schedule.reserve_alliance_id == alliance_id,
-                                           Booking.booked_by_institution_id != Schedule.institution_id,
-                                           Booking.status.in_(("booked", "arrived", "no_show")),
-                                           ClinicSession.day >= start, ClinicSession.day <= end)
-                                    .group_by(Booking.session_id)).all())
+    sessions = repo.reserving_sessions(db, alliance_id, start, end)
+    booked = repo.taken_per_session(db, alliance_id, start, end, by_members=False)
+    member_booked = repo.taken_per_session(db, alliance_id, start, end, by_members=True)
     months: dict[str, MonthFigures] = {}
     for sid, day, capacity, reserved in sessions:
         key = f"{day:%Y-%m}"

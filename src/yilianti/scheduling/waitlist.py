@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yilianti.audit import service as audit
@@ -12,6 +11,7 @@ from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
+from yilianti.kit import repository as kit
 from yilianti.models.alliance import (
     Institution,
 )
@@ -21,6 +21,7 @@ from yilianti.models.scheduling import (
     BookingRequest,
 )
 from yilianti.notifications.service import notify
+from yilianti.scheduling import repository as repo
 from yilianti.scheduling.booking import book
 from yilianti.scheduling.rules import share_alliance
 from yilianti.scheduling.schemas import (
@@ -34,7 +35,7 @@ def request_wait(db: Session, subject: Subject, data: WaitRequestIn) -> BookingR
         raise Forbidden()
     policy.require_patient(db, subject, data.patient_id, resource_type="booking_request")
     assert subject.acting_institution_id is not None
-    if db.get(Institution, data.target_institution_id) is None:
+    if kit.get(db, Institution, data.target_institution_id) is None:
         raise InvalidInput(fields={"target_institution_id": "机构不存在"})
     if not share_alliance(db, subject.acting_institution_id, data.target_institution_id):
         raise Forbidden("本机构与该院不在同一医联体")
@@ -58,18 +59,12 @@ def request_wait(db: Session, subject: Subject, data: WaitRequestIn) -> BookingR
 
 def waitlist(db: Session, subject: Subject, *, incoming: bool = True,
              status: str = "waiting") -> list[tuple[BookingRequest, Patient]]:
-    inst = subject.acting_institution_id
-    col = BookingRequest.target_institution_id if incoming else BookingRequest.requested_by_institution_id
-    stmt = (select(BookingRequest, Patient).join(Patient, Patient.id == BookingRequest.patient_id)
-            .where(col == inst).order_by(BookingRequest.contact_by))
-    if status:
-        stmt = stmt.where(BookingRequest.status == status)
-    return list(db.execute(stmt.limit(300)))
+    return repo.waitlist(db, subject.acting_institution_id, incoming=incoming, status=status)
 
 
 def _waiting_request(db: Session, subject: Subject, request_id: int) -> BookingRequest:
     """A wait-list request still waiting, for a user of either side (404 otherwise, 409 once handled)."""
-    req = db.get(BookingRequest, request_id)
+    req = kit.get(db, BookingRequest, request_id)
     if req is None or subject.acting_institution_id not in (req.target_institution_id,
                                                             req.requested_by_institution_id):
         raise NotFound()
@@ -103,8 +98,7 @@ def overdue_requests(db: Session, now: datetime | None = None) -> int:
     """Requests past their contact-by deadline alert both sides once."""
     now = now or clock.now()
     count = 0
-    for req in db.scalars(select(BookingRequest).where(BookingRequest.status == "waiting",
-                                                       BookingRequest.contact_by <= now).limit(500)):
+    for req in repo.overdue_requests(db, now):
         for inst in (req.target_institution_id, req.requested_by_institution_id):
             notify(db, title="候补预约已超过联系时限", urgent=True, institution_id=inst,
                    link="/scheduling/waitlist", kind="booking", dedupe_key=f"waitreq-overdue-{req.id}-{inst}")
