@@ -61,11 +61,33 @@ def _print_accounts(accounts: Sequence) -> None:  # type: ignore[type-arg]
     sys.stdout.flush()
 
 
+def _keys_fit() -> bool:
+    """Refuse to start when the keys cannot read the personal data stored (patients/keys.py)."""
+    from yilianti.db import make_engine
+    from yilianti.patients.keys import stale_index_warning, stored_data_problem
+
+    engine = make_engine(_settings().database_url)
+    try:
+        with engine.connect() as conn:
+            problem = stored_data_problem(conn)
+            warning = None if problem else stale_index_warning(conn)
+    finally:
+        engine.dispose()
+    if warning:
+        logging.getLogger("yilianti").warning(warning)
+    if problem:
+        print(f"error: not starting: {problem}", file=sys.stderr)
+        return False
+    return True
+
+
 def _serve(run_jobs: bool) -> int:
     import uvicorn
 
     from yilianti.main import create_app
 
+    if not _keys_fit():
+        return 2
     settings = _settings()
     if settings.web_processes > 1:
         return _serve_processes(settings.web_processes, run_jobs)
@@ -159,6 +181,8 @@ def cmd_worker(_args: argparse.Namespace) -> int:
     from yilianti.diagnostics.receivers.start import start_all
     from yilianti.worker.runner import JobRunner
 
+    if not _keys_fit():
+        return 2
     runner = JobRunner(session_factory())
     signal.signal(signal.SIGTERM, lambda *_: runner.stop())
     print("yilianti worker: delivering outbox messages and running periodic jobs (Ctrl-C stops)", flush=True)

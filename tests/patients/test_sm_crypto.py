@@ -144,3 +144,28 @@ def test_an_interrupted_rotation_leaves_every_row_whole_and_resumes(tmp_path, en
         assert all(t.startswith("sm4:") for (t,) in s.execute(text(RAW_TOKENS)) if t)
         assert [s.scalar(select(Patient.id).where(Patient.phone == ph)) for ph in phones] == ids
     engine.dispose()
+
+
+def test_serve_and_worker_refuse_to_start_under_keys_that_cannot_read_the_data(tmp_path, env, capsys) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path}/keys.db"
+    written_with = Fernet.generate_key().decode()
+    _set(env, database_url=url, data_keys=written_with, index_key="i")
+    assert cli._keys_fit()  # not migrated yet: nothing stored
+    assert cli.main(["migrate"]) == 0
+    assert cli._keys_fit()  # an empty database fits any keys
+    engine = dbmod.make_engine(url)
+    with Session(engine) as s:
+        b.patient(s, _doctor(s), name="吴一凡", resident_id=b.resident_id(region="131024"), phone="13912345678")
+        s.commit()
+    engine.dispose()
+    assert cli._keys_fit()
+    _set(env, data_keys=Fernet.generate_key().decode())  # e.g. var/data.keys lost and generated anew
+    capsys.readouterr()
+    assert cli.main(["serve"]) == 2
+    assert cli.main(["worker"]) == 2
+    err = capsys.readouterr().err
+    assert "error: not starting: patient_identifier row 1 was encrypted under a key that YILIANTI_DATA_KEYS" in err
+    _set(env, data_keys=f"{Fernet.generate_key().decode()},{written_with}", crypto_suite="sm")  # a new key first
+    assert cli._keys_fit()  # readable: it starts, and warns that the indexes wait for `keys rotate`
+    with dbmod.make_engine(url).connect() as conn:
+        assert "keys rotate" in (key_rotation.stale_index_warning(conn) or "")

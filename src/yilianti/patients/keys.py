@@ -15,8 +15,10 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from sqlalchemy import Connection, Table, text
+from cryptography.fernet import InvalidToken
+from sqlalchemy import Connection, Table, inspect, text
 
+from yilianti.config import get_settings
 from yilianti.kit import crypto
 from yilianti.models.base import Base
 
@@ -96,3 +98,42 @@ def rotate_all(conn: Connection, *, reindex: bool = False, out: TextIO | None = 
                 commit()
             print(f"keys rotate: {table.name}: {seen}/{total} rows", file=out, flush=True)
     return done
+
+
+# (table, ciphertext column) sampled at start: the oldest and the newest value of each
+_SAMPLED = (("patient_identifier", "value_enc"), ("patient", "phone_enc"))
+
+
+def stored_data_problem(conn: Connection) -> str | None:
+    """Why the configured keys cannot read the personal data already stored (None when they can).
+
+    `yilianti serve`, `demo` and `worker` refuse to start on it: with other keys (a lost or newly generated
+    var/data.keys, a wrong YILIANTI_DATA_KEYS) every page listing patients would fail."""
+    tables = set(inspect(conn).get_table_names())
+    for table, col in _SAMPLED:
+        if table not in tables:  # not migrated yet: nothing stored
+            continue
+        for order in ("ASC", "DESC"):
+            row = conn.execute(text(f"SELECT id, {col} FROM {table} WHERE {col} IS NOT NULL "
+                                    f"ORDER BY id {order} LIMIT 1")).first()
+            if row is None:
+                continue
+            try:
+                crypto.decrypt(row[1])
+            except InvalidToken:
+                return (f"{table} row {row[0]} was encrypted under a key that YILIANTI_DATA_KEYS (or "
+                        f"{get_settings().var_dir / 'data.keys'}) does not hold: give the keys the data were "
+                        "written with (newest first, comma separated); a new key comes first, then "
+                        "`yilianti keys rotate`")
+    return None
+
+
+def stale_index_warning(conn: Connection) -> str | None:
+    """The newest identifier's blind index was made under another index key or suite (searches miss it)."""
+    if not inspect(conn).has_table("patient_identifier"):
+        return None
+    row = conn.execute(text("SELECT value_enc, value_bidx FROM patient_identifier ORDER BY id DESC LIMIT 1")).first()
+    if row is None or crypto.blind_index("id", crypto.decrypt(row[0])) == row[1]:
+        return None
+    return ("the blind indexes were made under another YILIANTI_INDEX_KEY or YILIANTI_CRYPTO_SUITE: exact search "
+            "misses records until `yilianti keys rotate` has run")
