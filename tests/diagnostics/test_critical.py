@@ -12,7 +12,7 @@ from tests.diagnostics.helpers import dx_world, ordered, received
 from yilianti.diagnostics.reading import critical
 from yilianti.diagnostics.reading import service as reading
 from yilianti.diagnostics.receivers import ingest
-from yilianti.exceptions import Conflict, NotFound
+from yilianti.exceptions import Conflict, Forbidden, NotFound
 from yilianti.kit import clock
 from yilianti.models.diagnostics import CriticalValue, InboundMessage, LabObservation
 from yilianti.models.outbox import OutboxMessage
@@ -36,8 +36,12 @@ def test_reader_ticks_critical_ordering_doctor_is_notified_and_acknowledges(db: 
     rows = critical.list_for(db, w.site_doc)
     assert [r.cv.id for r in rows] == [cv.id] and rows[0].can_acknowledge
     assert not critical.list_for(db, w.reader)[0].can_acknowledge  # the centre sees it but cannot acknowledge
-    with pytest.raises(NotFound):
+    with pytest.raises(Forbidden):  # visible to the reading centre, acknowledged by the ordering site: 403
         critical.acknowledge(db, w.reader, cv.id)
+    with pytest.raises(NotFound):  # invisible to an unrelated institution: 404, as for one that does not exist
+        critical.acknowledge(db, w.outsider_doc, cv.id)
+    with pytest.raises(NotFound):
+        critical.acknowledge(db, w.site_doc, cv.id + 1000)
     critical.acknowledge(db, w.site_doc, cv.id, "已电话通知患者立即转诊")
     assert cv.acknowledged_by_user_id == w.site_doc.user_id
     assert critical.list_for(db, w.site_doc) == []

@@ -223,3 +223,16 @@ def test_a_colliding_slip_number_draws_again_and_keeps_the_booking(db, monkeypat
     assert db.scalar(select(func.count()).select_from(Booking).where(Booking.session_id == w.session.id)) == 2
     with pytest.raises(rules.DuplicateBooking):  # the real duplicate is still refused
         booking_rules.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=second.id))
+
+
+def test_system_admin_does_not_read_or_change_bookings(db) -> None:  # type: ignore[no-untyped-def]
+    """A booking names its patient: only the booking and the site institutions see it, not the system admin."""
+    w = world(db)
+    patient = b.patient(db, w.comm_doc, name="王小虎")
+    booking = booking_rules.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=patient.id))
+    admin = b.subject_for(db, b.user(db, None, "system_admin"))
+    for attempt in (lambda: booking_rules.get_booking(db, admin, booking.id),
+                    lambda: booking_rules.cancel(db, admin, booking.id, "x")):
+        with pytest.raises(NotFound):
+            attempt()
+    assert booking_rules.get_booking(db, w.comm_doc, booking.id)[2].id == patient.id

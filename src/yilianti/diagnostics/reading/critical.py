@@ -77,8 +77,14 @@ def acknowledge(db: Session, subject: Subject, cv_id: int, note: str | None = No
         raise NotFound()
     order = db.get(DiagnosticOrder, cv.order_id)
     assert order is not None
-    if subject.acting_institution_id != order.ordering_institution_id:
+    inst = subject.acting_institution_id
+    # visible (list_for: the ordering or the reading institution, the patient readable) but not one's to
+    # acknowledge: 403; invisible: 404, as if it did not exist
+    if inst not in (order.ordering_institution_id, order.reading_centre_institution_id) \
+            or policy.decide(db, subject, cv.patient_id) is None:
         raise NotFound()
+    if inst != order.ordering_institution_id:
+        raise Forbidden("危急值由开单机构的临床人员确认")
     if not subject.has("doctor", "nurse", "coordinator"):
         raise Forbidden("只有临床人员可以确认危急值")
     if cv.acknowledged_at is not None:
