@@ -61,10 +61,10 @@ def test_rule_unknown_item_and_non_positive_window_rejected(db):  # type: ignore
     w = world(db)
     with pytest.raises(InvalidInput) as e:
         admin.set_rule(db, w.bj, item_code="NOPE", scope_code="JJJ", valid_days="0")
-    assert e.value.fields == {"item_code": "未知的互认项目编码", "valid_days": "有效期天数必须大于 0"}
+    assert e.value.fields == {"item_code": "未知的互认项目编码", "valid_days": "有效期天数应在 1–3650 天之间"}
     with pytest.raises(InvalidInput) as e:
         admin.set_rule(db, w.bj, item_code="TFT", scope_code="JJJ", valid_days="-5")
-    assert e.value.fields == {"valid_days": "有效期天数必须大于 0"}
+    assert e.value.fields == {"valid_days": "有效期天数应在 1–3650 天之间"}
     rule = admin.set_rule(db, w.bj, item_code="CT-CHEST", scope_code="JJJ", valid_days="90")
     assert rule.valid_days == 90
     admin.remove_rule(db, w.bj, rule.id)
@@ -133,7 +133,7 @@ def test_pages_create_item_rule_and_qualification_with_form_errors(db, client): 
     assert r.status_code == 303 and r.headers["location"].startswith("/recognition/catalogue/items/DR-CHEST")
     r = client.post("/recognition/catalogue/items/DR-CHEST/rules",
                     data={"csrf_token": csrf, "scope_code": "JJJ", "valid_days": "0"})
-    assert r.status_code == 422 and "有效期天数必须大于 0" in r.text
+    assert r.status_code == 422 and "有效期天数应在 1–3650 天之间" in r.text
     r = client.post("/recognition/catalogue/items/DR-CHEST/rules",
                     data={"csrf_token": csrf, "scope_code": "JJJ", "valid_days": "180"}, follow_redirects=True)
     assert r.status_code == 200 and 'class="valid-days">180<' in r.text

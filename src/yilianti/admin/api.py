@@ -19,6 +19,7 @@ from yilianti.admin.schemas import (
     UserPatch,
 )
 from yilianti.auth.deps import DB, CurrentSubject
+from yilianti.kit.schemas import Id, Limit, PageNo
 
 router = APIRouter(tags=["users"])
 
@@ -30,8 +31,8 @@ def me(db: DB, subject: CurrentSubject) -> dict[str, Any]:
 
 
 @router.get("/api/v1/users", response_model=UserPage)
-def list_users(db: DB, subject: CurrentSubject, q: str | None = None, institution_id: int | None = None,
-               page: int = 1, per_page: int = 30) -> dict[str, Any]:
+def list_users(db: DB, subject: CurrentSubject, q: str | None = None, institution_id: Id | None = None,
+               page: PageNo = 1, per_page: Limit = 30) -> dict[str, Any]:
     """Users the administrator may see (institution_admin: their institution; alliance_admin: its members)."""
     result = service.list_users(db, subject, q, page, per_page, institution_id)
     return {"items": [service.user_out(u) for u in result.items], "total": result.total, "page": result.page,
@@ -45,12 +46,12 @@ def create_user(db: DB, subject: CurrentSubject, body: UserIn = Body()) -> dict[
 
 
 @router.get("/api/v1/users/{user_id}", response_model=UserOut)
-def read_user(user_id: int, db: DB, subject: CurrentSubject) -> dict[str, Any]:
+def read_user(user_id: Id, db: DB, subject: CurrentSubject) -> dict[str, Any]:
     return service.user_out(service.get_user(db, subject, user_id))
 
 
 @router.patch("/api/v1/users/{user_id}", response_model=UserOut)
-def update_user(user_id: int, db: DB, subject: CurrentSubject, body: UserPatch = Body()) -> dict[str, Any]:
+def update_user(user_id: Id, db: DB, subject: CurrentSubject, body: UserPatch = Body()) -> dict[str, Any]:
     """`active: false` deactivates and ends the user's sessions; `password` sets a temporary one;
     `unlock: true` clears a lock-out."""
     service.update_user(db, subject, user_id, body.model_dump(exclude_unset=True))
@@ -58,19 +59,19 @@ def update_user(user_id: int, db: DB, subject: CurrentSubject, body: UserPatch =
 
 
 @router.post("/api/v1/users/{user_id}/roles", status_code=status.HTTP_201_CREATED, response_model=RoleOut)
-def add_role(user_id: int, db: DB, subject: CurrentSubject, body: RoleIn = Body()) -> dict[str, Any]:
+def add_role(user_id: Id, db: DB, subject: CurrentSubject, body: RoleIn = Body()) -> dict[str, Any]:
     ra = service.add_role(db, subject, user_id, body)
     user = service.get_user(db, subject, user_id)
     return service.role_out(next(r for r in user.roles if r.id == ra.id))
 
 
 @router.delete("/api/v1/users/{user_id}/roles/{assignment_id}", status_code=status.HTTP_204_NO_CONTENT)
-def remove_role(user_id: int, assignment_id: int, db: DB, subject: CurrentSubject) -> None:
+def remove_role(user_id: Id, assignment_id: Id, db: DB, subject: CurrentSubject) -> None:
     service.remove_role(db, subject, user_id, assignment_id)
 
 
 @router.post("/api/v1/users/{user_id}/tokens", status_code=status.HTTP_201_CREATED, response_model=TokenIssuedOut)
-def issue_token(user_id: int, db: DB, subject: CurrentSubject, body: TokenIn = Body()) -> dict[str, Any]:
+def issue_token(user_id: Id, db: DB, subject: CurrentSubject, body: TokenIn = Body()) -> dict[str, Any]:
     """Issue a bearer token for a member system; the token is in this answer only."""
     row, token = service.issue_token(db, subject, user_id, body.institution_id, body.name, body.days)
     return {**{k: getattr(row, k) for k in ("id", "name", "prefix", "institution_id", "expires_at", "revoked_at",
@@ -78,5 +79,5 @@ def issue_token(user_id: int, db: DB, subject: CurrentSubject, body: TokenIn = B
 
 
 @router.post("/api/v1/users/{user_id}/tokens/{token_id}/revoke", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_token(user_id: int, token_id: int, db: DB, subject: CurrentSubject) -> None:
+def revoke_token(user_id: Id, token_id: Id, db: DB, subject: CurrentSubject) -> None:
     service.revoke_token(db, subject, user_id, token_id)

@@ -20,6 +20,7 @@ from yilianti.auth.deps import DB, CurrentSubject
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import InvalidInput
 from yilianti.kit import clock
+from yilianti.kit.schemas import Id
 from yilianti.web.forms import errors_of, opt_int
 from yilianti.web.render import render_page, t
 from yilianti.workforce import service as wf
@@ -109,7 +110,7 @@ def practitioner_create(request: Request, db: DB, subject: Admin, form: Form) ->
     return _see_other(f"/admin/practitioners/{p.id}?saved=1")
 
 
-def _practitioner_page(request: Request, db: DB, subject: Subject, practitioner_id: int,
+def _practitioner_page(request: Request, db: DB, subject: Subject, practitioner_id: Id,
                        errors: dict[str, str] | None = None, site_errors: dict[str, str] | None = None,
                        values: dict[str, Any] | None = None, site_values: dict[str, Any] | None = None,
                        status: int = 200) -> Response:
@@ -126,12 +127,12 @@ def _practitioner_page(request: Request, db: DB, subject: Subject, practitioner_
 
 
 @router.get("/admin/practitioners/{practitioner_id}")
-def practitioner_edit(practitioner_id: int, request: Request, db: DB, subject: Admin) -> Response:
+def practitioner_edit(practitioner_id: Id, request: Request, db: DB, subject: Admin) -> Response:
     return _practitioner_page(request, db, subject, practitioner_id)
 
 
 @router.post("/admin/practitioners/{practitioner_id}")
-def practitioner_update(practitioner_id: int, request: Request, db: DB, subject: Admin, form: Form) -> Response:
+def practitioner_update(practitioner_id: Id, request: Request, db: DB, subject: Admin, form: Form) -> Response:
     wf.admin_get(db, subject, practitioner_id)  # 404 before 403
     values = _practitioner_values(form)
     try:
@@ -143,14 +144,14 @@ def practitioner_update(practitioner_id: int, request: Request, db: DB, subject:
 
 
 @router.post("/admin/practitioners/{practitioner_id}/active")
-def practitioner_active(practitioner_id: int, db: DB, subject: Admin, form: Form) -> Response:
+def practitioner_active(practitioner_id: Id, db: DB, subject: Admin, form: Form) -> Response:
     wf.admin_get(db, subject, practitioner_id)
     wf.set_active(db, subject, practitioner_id, form.get("active") == "1")
     return _see_other(f"/admin/practitioners/{practitioner_id}?saved=1")
 
 
 @router.post("/admin/practitioners/{practitioner_id}/sites")
-def site_add(practitioner_id: int, request: Request, db: DB, subject: Admin, form: Form) -> Response:
+def site_add(practitioner_id: Id, request: Request, db: DB, subject: Admin, form: Form) -> Response:
     wf.admin_get(db, subject, practitioner_id)
     try:
         wf.add_site(db, subject, practitioner_id, parse(SiteIn, blank_to_none(form)))
@@ -161,7 +162,7 @@ def site_add(practitioner_id: int, request: Request, db: DB, subject: Admin, for
 
 
 @router.post("/admin/practitioners/{practitioner_id}/sites/{site_id}/end")
-def site_end(practitioner_id: int, site_id: int, request: Request, db: DB, subject: Admin, form: Form) -> Response:
+def site_end(practitioner_id: Id, site_id: Id, request: Request, db: DB, subject: Admin, form: Form) -> Response:
     wf.admin_get(db, subject, practitioner_id)
     try:
         on = date.fromisoformat(form["ends_on"]) if form.get("ends_on") else None
@@ -176,7 +177,7 @@ def site_end(practitioner_id: int, site_id: int, request: Request, db: DB, subje
 
 
 @router.post("/admin/practitioners/{practitioner_id}/sites/{site_id}/remove")
-def site_remove(practitioner_id: int, site_id: int, db: DB, subject: Admin) -> Response:
+def site_remove(practitioner_id: Id, site_id: Id, db: DB, subject: Admin) -> Response:
     wf.admin_get(db, subject, practitioner_id)
     wf.remove_site(db, subject, practitioner_id, site_id)
     return _see_other(f"/admin/practitioners/{practitioner_id}?saved=1#sites")
@@ -227,7 +228,7 @@ def user_create(request: Request, db: DB, subject: Admin, form: Form) -> Respons
     return _see_other(f"/admin/users/{user.id}?saved=1")
 
 
-def _user_page(request: Request, db: DB, subject: Subject, user_id: int, *, errors: dict[str, str] | None = None,
+def _user_page(request: Request, db: DB, subject: Subject, user_id: Id, *, errors: dict[str, str] | None = None,
                section: str | None = None, values: dict[str, Any] | None = None, issued: tuple[Any, str] | None = None,
                status: int = 200) -> Response:
     user = users.get_user(db, subject, user_id)
@@ -241,11 +242,11 @@ def _user_page(request: Request, db: DB, subject: Subject, user_id: int, *, erro
 
 
 @router.get("/admin/users/{user_id}")
-def user_edit(user_id: int, request: Request, db: DB, subject: Admin) -> Response:
+def user_edit(user_id: Id, request: Request, db: DB, subject: Admin) -> Response:
     return _user_page(request, db, subject, user_id)
 
 
-def _user_action(request: Request, db: DB, subject: Subject, user_id: int, section: str, action: Any,
+def _user_action(request: Request, db: DB, subject: Subject, user_id: Id, section: str, action: Any,
                  values: dict[str, Any] | None = None) -> Response:
     users.get_user(db, subject, user_id)  # 404 before 403
     try:
@@ -257,7 +258,7 @@ def _user_action(request: Request, db: DB, subject: Subject, user_id: int, secti
 
 
 @router.post("/admin/users/{user_id}")
-def user_update(user_id: int, request: Request, db: DB, subject: Admin, form: Form) -> Response:
+def user_update(user_id: Id, request: Request, db: DB, subject: Admin, form: Form) -> Response:
     values = blank_to_none(form)
     changes = {"display_name": values.get("display_name") or "", "practitioner_id": opt_int(values.get("practitioner_id"))}
     return _user_action(request, db, subject, user_id, "profile",
@@ -265,18 +266,18 @@ def user_update(user_id: int, request: Request, db: DB, subject: Admin, form: Fo
 
 
 @router.post("/admin/users/{user_id}/active")
-def user_active(user_id: int, request: Request, db: DB, subject: Admin, form: Form) -> Response:
+def user_active(user_id: Id, request: Request, db: DB, subject: Admin, form: Form) -> Response:
     return _user_action(request, db, subject, user_id, "status",
                         lambda: users.set_active(db, subject, user_id, form.get("active") == "1"))
 
 
 @router.post("/admin/users/{user_id}/unlock")
-def user_unlock(user_id: int, request: Request, db: DB, subject: Admin) -> Response:
+def user_unlock(user_id: Id, request: Request, db: DB, subject: Admin) -> Response:
     return _user_action(request, db, subject, user_id, "status", lambda: users.unlock(db, subject, user_id))
 
 
 @router.post("/admin/users/{user_id}/password")
-def user_password(user_id: int, request: Request, db: DB, subject: Admin, form: Form) -> Response:
+def user_password(user_id: Id, request: Request, db: DB, subject: Admin, form: Form) -> Response:
     def _reset() -> None:
         if form.get("password", "") != form.get("confirm_password", ""):
             raise InvalidInput(fields={"confirm_password": "两次输入的密码不一致"})
@@ -286,7 +287,7 @@ def user_password(user_id: int, request: Request, db: DB, subject: Admin, form: 
 
 
 @router.post("/admin/users/{user_id}/roles")
-def user_role_add(user_id: int, request: Request, db: DB, subject: Admin, form: Form) -> Response:
+def user_role_add(user_id: Id, request: Request, db: DB, subject: Admin, form: Form) -> Response:
     def _add() -> None:
         users.add_role(db, subject, user_id, parse(RoleIn, blank_to_none(form)))
 
@@ -294,13 +295,13 @@ def user_role_add(user_id: int, request: Request, db: DB, subject: Admin, form: 
 
 
 @router.post("/admin/users/{user_id}/roles/{assignment_id}/remove")
-def user_role_remove(user_id: int, assignment_id: int, request: Request, db: DB, subject: Admin) -> Response:
+def user_role_remove(user_id: Id, assignment_id: Id, request: Request, db: DB, subject: Admin) -> Response:
     return _user_action(request, db, subject, user_id, "roles",
                         lambda: users.remove_role(db, subject, user_id, assignment_id))
 
 
 @router.post("/admin/users/{user_id}/tokens")
-def user_token_issue(user_id: int, request: Request, db: DB, subject: Admin, form: Form) -> Response:
+def user_token_issue(user_id: Id, request: Request, db: DB, subject: Admin, form: Form) -> Response:
     users.get_user(db, subject, user_id)
     values = blank_to_none(form)
     try:
@@ -319,6 +320,6 @@ def user_token_issue(user_id: int, request: Request, db: DB, subject: Admin, for
 
 
 @router.post("/admin/users/{user_id}/tokens/{token_id}/revoke")
-def user_token_revoke(user_id: int, token_id: int, request: Request, db: DB, subject: Admin) -> Response:
+def user_token_revoke(user_id: Id, token_id: Id, request: Request, db: DB, subject: Admin) -> Response:
     return _user_action(request, db, subject, user_id, "tokens",
                         lambda: users.revoke_token(db, subject, user_id, token_id))

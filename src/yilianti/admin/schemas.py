@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, field_validator
 
+from yilianti.kit.schemas import Id
 from yilianti.models.auth import Role
 
 ROLE_CODES = [r.value for r in Role]
@@ -21,8 +22,8 @@ def _blank(value: object) -> object:
 
 class RoleIn(BaseModel):
     role: str = Field(description="one of: " + ", ".join(ROLE_CODES))
-    institution_id: int | None = Field(default=None, description="required for institution roles")
-    alliance_id: int | None = Field(default=None, description="required for alliance_admin")
+    institution_id: Id | None = Field(default=None, description="required for institution roles")
+    alliance_id: Id | None = Field(default=None, description="required for alliance_admin")
 
     @field_validator("institution_id", "alliance_id", mode="before")
     @classmethod
@@ -34,7 +35,7 @@ class UserIn(BaseModel):
     username: str = Field(max_length=64)
     display_name: str = Field(max_length=64)
     password: str = Field(max_length=128)
-    practitioner_id: int | None = None
+    practitioner_id: Id | None = None
     roles: list[RoleIn] = []
 
     @field_validator("practitioner_id", mode="before")
@@ -48,14 +49,14 @@ class UserPatch(BaseModel):
     `active: false` deactivates and ends every session; `unlock: true` clears a lock-out."""
 
     display_name: str | None = Field(default=None, max_length=64)
-    practitioner_id: int | None = None
+    practitioner_id: Id | None = None
     active: bool | None = None
     password: str | None = Field(default=None, max_length=128)
     unlock: bool | None = None
 
 
 class TokenIn(BaseModel):
-    institution_id: int = Field(description="the institution the member system acts for")
+    institution_id: Id = Field(description="the institution the member system acts for")
     name: str = Field(max_length=100, description="e.g. the member's HIS")
     days: int | None = Field(default=365, ge=1, le=3650, description="validity; null = no expiry")
 

@@ -7,7 +7,7 @@ institution and its departments. 404 unknown, 403 forbidden, 422 with `fields`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Query, status
 
@@ -28,6 +28,7 @@ from yilianti.alliance.schemas import (
 )
 from yilianti.auth.deps import DB, CurrentSubject
 from yilianti.kit import clock
+from yilianti.kit.schemas import Id, Limit, Offset
 from yilianti.models.alliance import Alliance, Department, Institution, Membership
 
 router = APIRouter(prefix="/api/v1", tags=["alliance"])
@@ -46,7 +47,7 @@ def _alliance(a: Alliance, member_count: int, leads: list[Institution]) -> dict[
     return data
 
 
-def _alliance_by_id(db: DB, alliance_id: int) -> dict[str, Any]:
+def _alliance_by_id(db: DB, alliance_id: Id) -> dict[str, Any]:
     view = service.alliance_view(db, alliance_id)
     return _alliance(view.alliance, view.member_count, view.leads)
 
@@ -81,18 +82,18 @@ def create_alliance(db: DB, subject: CurrentSubject, body: AllianceCreate = Body
 
 
 @router.get("/alliances/{alliance_id}", response_model=AllianceOut)
-def read_alliance(alliance_id: int, db: DB, subject: CurrentSubject) -> dict[str, Any]:
+def read_alliance(alliance_id: Id, db: DB, subject: CurrentSubject) -> dict[str, Any]:
     return _alliance_by_id(db, alliance_id)
 
 
 @router.patch("/alliances/{alliance_id}", response_model=AllianceOut)
-def patch_alliance(alliance_id: int, db: DB, subject: CurrentSubject, body: AlliancePatch = Body()) -> dict[str, Any]:
+def patch_alliance(alliance_id: Id, db: DB, subject: CurrentSubject, body: AlliancePatch = Body()) -> dict[str, Any]:
     service.update_alliance(db, subject, alliance_id, body.model_dump(exclude_unset=True))
     return _alliance_by_id(db, alliance_id)
 
 
 @router.get("/alliances/{alliance_id}/members", response_model=list[MemberOut])
-def list_members(alliance_id: int, db: DB, subject: CurrentSubject,
+def list_members(alliance_id: Id, db: DB, subject: CurrentSubject,
                  include_former: bool = Query(default=False, description="also former and future members")
                  ) -> list[dict[str, Any]]:
     view = service.alliance_view(db, alliance_id)
@@ -103,13 +104,13 @@ def list_members(alliance_id: int, db: DB, subject: CurrentSubject,
 
 
 @router.post("/alliances/{alliance_id}/members", status_code=status.HTTP_201_CREATED, response_model=MemberOut)
-def add_member(alliance_id: int, db: DB, subject: CurrentSubject, body: MembershipIn = Body()) -> dict[str, Any]:
+def add_member(alliance_id: Id, db: DB, subject: CurrentSubject, body: MembershipIn = Body()) -> dict[str, Any]:
     membership = service.add_member(db, subject, alliance_id, body)
     return _member(membership, service.get_institution(db, membership.institution_id))
 
 
 @router.post("/memberships/{membership_id}/end", response_model=MemberOut)
-def end_membership(membership_id: int, db: DB, subject: CurrentSubject,
+def end_membership(membership_id: Id, db: DB, subject: CurrentSubject,
                    body: MembershipEnd = Body(default_factory=MembershipEnd)) -> dict[str, Any]:
     membership = service.end_membership(db, subject, membership_id, body.left_on)
     return _member(membership, service.get_institution(db, membership.institution_id))
@@ -120,8 +121,8 @@ def end_membership(membership_id: int, db: DB, subject: CurrentSubject,
 
 @router.get("/institutions", response_model=list[InstitutionOut])
 def list_institutions(db: DB, subject: CurrentSubject, q: str | None = None, kind: str | None = None,
-                      level: int | None = None, include_inactive: bool = False,
-                      limit: int = 200, offset: int = 0) -> list[dict[str, Any]]:
+                      level: Literal[1, 2, 3] | None = None, include_inactive: bool = False,
+                      limit: Limit = 200, offset: Offset = 0) -> list[dict[str, Any]]:
     rows = service.list_institutions(db, subject, q=q, kind=kind, level=level, include_inactive=include_inactive)
     offset = max(offset, 0)
     return [_inst(i) for i in rows[offset:offset + min(max(limit, 1), 500)]]
@@ -133,29 +134,29 @@ def create_institution(db: DB, subject: CurrentSubject, body: InstitutionIn = Bo
 
 
 @router.get("/institutions/{institution_id}", response_model=InstitutionOut)
-def read_institution(institution_id: int, db: DB, subject: CurrentSubject) -> dict[str, Any]:
+def read_institution(institution_id: Id, db: DB, subject: CurrentSubject) -> dict[str, Any]:
     return _inst(service.get_institution(db, institution_id))
 
 
 @router.patch("/institutions/{institution_id}", response_model=InstitutionOut)
-def patch_institution(institution_id: int, db: DB, subject: CurrentSubject,
+def patch_institution(institution_id: Id, db: DB, subject: CurrentSubject,
                       body: InstitutionPatch = Body()) -> dict[str, Any]:
     return _inst(service.update_institution(db, subject, institution_id, body.model_dump(exclude_unset=True)))
 
 
 @router.get("/institutions/{institution_id}/departments", response_model=list[DepartmentOut])
-def list_departments(institution_id: int, db: DB, subject: CurrentSubject) -> list[dict[str, Any]]:
+def list_departments(institution_id: Id, db: DB, subject: CurrentSubject) -> list[dict[str, Any]]:
     return [_dept(d) for d in service.departments(db, institution_id)]
 
 
 @router.post("/institutions/{institution_id}/departments", status_code=status.HTTP_201_CREATED,
              response_model=DepartmentOut)
-def add_department(institution_id: int, db: DB, subject: CurrentSubject, body: DepartmentIn = Body()) -> dict[str, Any]:
+def add_department(institution_id: Id, db: DB, subject: CurrentSubject, body: DepartmentIn = Body()) -> dict[str, Any]:
     return _dept(service.add_department(db, subject, institution_id, body))
 
 
 @router.patch("/departments/{department_id}", response_model=DepartmentOut)
-def patch_department(department_id: int, db: DB, subject: CurrentSubject,
+def patch_department(department_id: Id, db: DB, subject: CurrentSubject,
                      body: DepartmentPatch = Body()) -> dict[str, Any]:
     """Rename a department, change its specialty, or deactivate/reactivate it (`active`)."""
     return _dept(service.update_department(db, subject, department_id, body.model_dump(exclude_unset=True)))

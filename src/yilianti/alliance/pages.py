@@ -19,6 +19,7 @@ from yilianti.authz.subject import Subject
 from yilianti.exceptions import Forbidden, InvalidInput, NotFound, request_locale
 from yilianti.kit import clock
 from yilianti.kit.i18n import catalogue, codes
+from yilianti.kit.schemas import Id
 from yilianti.models.alliance import AllianceModel, InstitutionKind, MemberRole
 from yilianti.web.forms import errors_of, opt_int
 from yilianti.web.render import render_page, t
@@ -78,14 +79,14 @@ def alliances(request: Request, db: DB, subject: CurrentSubject, model: str = ""
 
 
 @router.get("/alliances/{alliance_id}")
-def alliance_detail(alliance_id: int, request: Request, db: DB, subject: CurrentSubject) -> Response:
+def alliance_detail(alliance_id: Id, request: Request, db: DB, subject: CurrentSubject) -> Response:
     view = service.alliance_view(db, alliance_id)
     return _page(request, "detail.html", {"view": view, "a": view.alliance, "tier_of": service.tier_of,
                                           "can_manage": service.can_manage_alliance(subject, alliance_id)})
 
 
 @router.get("/institutions/{institution_id}")
-def institution_detail(institution_id: int, request: Request, db: DB, subject: CurrentSubject) -> Response:
+def institution_detail(institution_id: Id, request: Request, db: DB, subject: CurrentSubject) -> Response:
     view = service.institution_view(db, institution_id)
     return _page(request, "institution.html", {
         "view": view, "inst": view.institution, "tier_of": service.tier_of,
@@ -137,7 +138,7 @@ def alliance_create(request: Request, db: DB, subject: AllianceAdmin, form: Form
 
 
 @router.get("/admin/alliances/{alliance_id}/edit")
-def alliance_edit(alliance_id: int, request: Request, db: DB, subject: AllianceAdmin) -> Response:
+def alliance_edit(alliance_id: Id, request: Request, db: DB, subject: AllianceAdmin) -> Response:
     alliance = service.get_alliance(db, alliance_id)
     if not service.can_manage_alliance(subject, alliance_id):
         raise Forbidden()
@@ -147,7 +148,7 @@ def alliance_edit(alliance_id: int, request: Request, db: DB, subject: AllianceA
 
 
 @router.post("/admin/alliances/{alliance_id}/edit")
-def alliance_update(alliance_id: int, request: Request, db: DB, subject: AllianceAdmin, form: Form) -> Response:
+def alliance_update(alliance_id: Id, request: Request, db: DB, subject: AllianceAdmin, form: Form) -> Response:
     values = _alliance_values(form)
     try:
         service.update_alliance(db, subject, alliance_id, values)
@@ -160,14 +161,14 @@ def alliance_update(alliance_id: int, request: Request, db: DB, subject: Allianc
 
 
 @router.post("/admin/alliances/{alliance_id}/deactivate")
-def alliance_deactivate(alliance_id: int, request: Request, db: DB, subject: AllianceAdmin) -> Response:
+def alliance_deactivate(alliance_id: Id, request: Request, db: DB, subject: AllianceAdmin) -> Response:
     service.set_alliance_active(db, subject, alliance_id, False)
     _flash(request, "医联体已停用")
     return _redirect("/admin/alliances")
 
 
 @router.post("/admin/alliances/{alliance_id}/reactivate")
-def alliance_reactivate(alliance_id: int, request: Request, db: DB, subject: AllianceAdmin) -> Response:
+def alliance_reactivate(alliance_id: Id, request: Request, db: DB, subject: AllianceAdmin) -> Response:
     service.set_alliance_active(db, subject, alliance_id, True)
     _flash(request, "医联体已重新启用")
     return _redirect("/admin/alliances")
@@ -176,7 +177,7 @@ def alliance_reactivate(alliance_id: int, request: Request, db: DB, subject: All
 # =========================================================================== admin: memberships
 
 
-def _members_page(request: Request, db: DB, subject: Subject, alliance_id: int, values: dict[str, Any] | None = None,
+def _members_page(request: Request, db: DB, subject: Subject, alliance_id: Id, values: dict[str, Any] | None = None,
                   errors: dict[str, str] | None = None, status_code: int = 200) -> Response:
     alliance = service.get_alliance(db, alliance_id)
     if not service.can_manage_alliance(subject, alliance_id):
@@ -191,12 +192,12 @@ def _members_page(request: Request, db: DB, subject: Subject, alliance_id: int, 
 
 
 @router.get("/admin/alliances/{alliance_id}/members")
-def members(alliance_id: int, request: Request, db: DB, subject: AllianceAdmin) -> Response:
+def members(alliance_id: Id, request: Request, db: DB, subject: AllianceAdmin) -> Response:
     return _members_page(request, db, subject, alliance_id)
 
 
 @router.post("/admin/alliances/{alliance_id}/members")
-def member_add(alliance_id: int, request: Request, db: DB, subject: AllianceAdmin, form: Form) -> Response:
+def member_add(alliance_id: Id, request: Request, db: DB, subject: AllianceAdmin, form: Form) -> Response:
     values = {k: form.get(k, "") for k in ("institution_id", "role", "joined_on", "left_on", "notes")}
     try:
         membership = service.add_member(db, subject, alliance_id, values)
@@ -208,7 +209,7 @@ def member_add(alliance_id: int, request: Request, db: DB, subject: AllianceAdmi
 
 
 @router.post("/admin/memberships/{membership_id}/end")
-def member_end(membership_id: int, request: Request, db: DB, subject: AllianceAdmin, form: Form) -> Response:
+def member_end(membership_id: Id, request: Request, db: DB, subject: AllianceAdmin, form: Form) -> Response:
     membership = service.get_membership(db, membership_id)
     try:
         left_on = service.parse_date(form.get("left_on"), "left_on")
@@ -259,7 +260,7 @@ def institution_create(request: Request, db: DB, subject: Admin, form: Form) -> 
 
 
 @router.get("/admin/institutions/{institution_id}/edit")
-def institution_edit(institution_id: int, request: Request, db: DB, subject: Admin) -> Response:
+def institution_edit(institution_id: Id, request: Request, db: DB, subject: Admin) -> Response:
     inst = service.get_institution(db, institution_id)
     if not service.can_edit_institution(subject, institution_id):
         raise Forbidden()
@@ -269,7 +270,7 @@ def institution_edit(institution_id: int, request: Request, db: DB, subject: Adm
 
 
 @router.post("/admin/institutions/{institution_id}/edit")
-def institution_update(institution_id: int, request: Request, db: DB, subject: Admin, form: Form) -> Response:
+def institution_update(institution_id: Id, request: Request, db: DB, subject: Admin, form: Form) -> Response:
     values = {k: form.get(k, "") for k in INSTITUTION_FORM_FIELDS}
     try:
         service.update_institution(db, subject, institution_id, values)
@@ -282,14 +283,14 @@ def institution_update(institution_id: int, request: Request, db: DB, subject: A
 
 
 @router.post("/admin/institutions/{institution_id}/deactivate")
-def institution_deactivate(institution_id: int, request: Request, db: DB, subject: Admin) -> Response:
+def institution_deactivate(institution_id: Id, request: Request, db: DB, subject: Admin) -> Response:
     service.set_institution_active(db, subject, institution_id, False)
     _flash(request, "机构已停用")
     return _redirect("/admin/institutions")
 
 
 @router.post("/admin/institutions/{institution_id}/reactivate")
-def institution_reactivate(institution_id: int, request: Request, db: DB, subject: Admin) -> Response:
+def institution_reactivate(institution_id: Id, request: Request, db: DB, subject: Admin) -> Response:
     service.set_institution_active(db, subject, institution_id, True)
     _flash(request, "机构已重新启用")
     return _redirect("/admin/institutions")
@@ -298,7 +299,7 @@ def institution_reactivate(institution_id: int, request: Request, db: DB, subjec
 # =========================================================================== admin: departments
 
 
-def _departments_page(request: Request, db: DB, subject: Subject, institution_id: int,
+def _departments_page(request: Request, db: DB, subject: Subject, institution_id: Id,
                       values: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
                       rename: tuple[int, dict[str, str]] | None = None, status_code: int = 200) -> Response:
     inst = service.get_institution(db, institution_id)
@@ -311,12 +312,12 @@ def _departments_page(request: Request, db: DB, subject: Subject, institution_id
 
 
 @router.get("/admin/institutions/{institution_id}/departments")
-def departments(institution_id: int, request: Request, db: DB, subject: Admin) -> Response:
+def departments(institution_id: Id, request: Request, db: DB, subject: Admin) -> Response:
     return _departments_page(request, db, subject, institution_id)
 
 
 @router.post("/admin/institutions/{institution_id}/departments")
-def department_add(institution_id: int, request: Request, db: DB, subject: Admin, form: Form) -> Response:
+def department_add(institution_id: Id, request: Request, db: DB, subject: Admin, form: Form) -> Response:
     values = {"name": form.get("name", ""), "specialty": form.get("specialty", "")}
     try:
         service.add_department(db, subject, institution_id, values)
@@ -328,7 +329,7 @@ def department_add(institution_id: int, request: Request, db: DB, subject: Admin
 
 
 @router.post("/admin/departments/{department_id}/{action}")
-def department_change(department_id: int, action: str, request: Request, db: DB, subject: Admin,
+def department_change(department_id: Id, action: str, request: Request, db: DB, subject: Admin,
                       form: Form) -> Response:
     dept = service.get_department(db, department_id)
     changes: dict[str, Any]

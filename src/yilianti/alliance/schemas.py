@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, field_validator
 
 from yilianti.exceptions import parse_input
+from yilianti.kit.schemas import Id
 from yilianti.kit.validate import normalise_text
 from yilianti.models.alliance import AllianceModel, InstitutionKind, MemberRole
 
@@ -53,6 +54,9 @@ def parse(model: type[M], data: dict[str, Any]) -> M:
 # --------------------------------------------------------------------------- alliance
 
 
+CutoffHours = Annotated[int, Field(ge=0, le=720)]
+"""Hours before a session when unused reserved slots return to the public pool."""
+
 class AllianceIn(BaseModel):
     """A whole alliance record (create, or the merged result of an update)."""
 
@@ -68,7 +72,7 @@ class AllianceIn(BaseModel):
     slot_reserve_share: float = Field(default=0.3334, ge=0, le=1, description="share of the lead's outpatient slots reserved for members (0–1)")
     bed_reserve_share: float = Field(default=0.25, ge=0, le=1, description="share of the lead's inpatient beds reserved (0–1)")
     reserve_for: ReserveFor = Field(default="grassroots", description="grassroots members only, or every member")
-    reserve_cutoff_hours: int = Field(default=24, ge=0, le=720, description="unused reserved slots return to the public pool this many hours before the session")
+    reserve_cutoff_hours: CutoffHours = Field(default=24, description="unused reserved slots return to the public pool this many hours before the session")
 
     @field_validator("key", "name", "name_en", "specialty", "founded", "notes", mode="before")
     @classmethod
@@ -124,7 +128,7 @@ class AlliancePatch(BaseModel):
     slot_reserve_share: float | str | None = None
     bed_reserve_share: float | str | None = None
     reserve_for: str | None = None
-    reserve_cutoff_hours: int | None = None
+    reserve_cutoff_hours: CutoffHours | None = None
     active: bool | None = None
 
 
@@ -195,7 +199,7 @@ class InstitutionPatch(BaseModel):
     name: str | None = None
     short_name: str | None = None
     code: str | None = None
-    level: int | str | None = None
+    level: Literal[1, 2, 3] | str | None = None  # InstitutionIn decides
     kind: str | None = None
     province: str | None = None
     city: str | None = None
@@ -225,7 +229,7 @@ class InstitutionOut(BaseModel):
 
 
 class MembershipIn(BaseModel):
-    institution_id: int
+    institution_id: Id
     role: MemberRole = MemberRole.member
     joined_on: date | None = None
     left_on: date | None = None

@@ -13,6 +13,7 @@ from yilianti.audit.repository import AuditFilter
 from yilianti.auth.deps import DB, require
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import AppError, request_locale
+from yilianti.kit.schemas import Id, PageNo
 from yilianti.web.forms import errors_of, opt_int
 from yilianti.web.render import render_page
 
@@ -30,7 +31,7 @@ def _date(value: str) -> date | None:
 @router.get("/audit")
 def audit_search(request: Request, db: DB, subject: Auditor, username: str = "", action: str = "",
                  resource_type: str = "", patient_id: str = "", institution_id: str = "",
-                 date_from: str = "", date_to: str = "", page: int = 1) -> Response:
+                 date_from: str = "", date_to: str = "", page: PageNo = 1) -> Response:
     f = AuditFilter(username, action, resource_type, opt_int(patient_id), opt_int(institution_id),
                       _date(date_from), _date(date_to))
     result = service.search(db, subject, f, page)
@@ -47,7 +48,7 @@ def break_glass_list(request: Request, db: DB, subject: Auditor, all: int = 0) -
 
 
 @router.post("/audit/break-glass/{grant_id}/review")
-def break_glass_review(request: Request, grant_id: int, db: DB, subject: Auditor,
+def break_glass_review(request: Request, grant_id: Id, db: DB, subject: Auditor,
                        outcome: Annotated[str, Form()] = "", revoke: Annotated[str, Form()] = "") -> Response:
     try:
         service.review_break_glass(db, subject, grant_id, outcome, revoke == "1")

@@ -36,11 +36,12 @@ from yilianti.consultation.schemas import (
     TransitionIn,
 )
 from yilianti.consultation.states import Side
+from yilianti.kit.schemas import Id
 
 router = APIRouter(prefix="/api/v1", tags=["consultations"])
 
 
-def detail(db: Session, subject: Subject, consultation_id: int) -> dict[str, Any]:
+def detail(db: Session, subject: Subject, consultation_id: Id) -> dict[str, Any]:
     c, side = service.read(db, subject, consultation_id)
     data = ConsultationOut.model_validate(c, from_attributes=True).model_dump()
     data.update(
@@ -84,56 +85,56 @@ def report(db: DB, subject: CurrentSubject, by: Literal["month", "expert", "memb
 
 
 @router.get("/consultations/{consultation_id}", response_model=ConsultationDetail)
-def read(consultation_id: int, db: DB, subject: Clinical) -> dict[str, Any]:
+def read(consultation_id: Id, db: DB, subject: Clinical) -> dict[str, Any]:
     return detail(db, subject, consultation_id)
 
 
 @router.post("/consultations/{consultation_id}/assign", response_model=ConsultationDetail)
-def assign(consultation_id: int, db: DB, subject: Clinical, body: AssignIn = Body()) -> dict[str, Any]:
+def assign(consultation_id: Id, db: DB, subject: Clinical, body: AssignIn = Body()) -> dict[str, Any]:
     service.assign(db, subject, consultation_id, body)
     return detail(db, subject, consultation_id)
 
 
 @router.post("/consultations/{consultation_id}/acknowledge", response_model=ConsultationDetail)
-def acknowledge(consultation_id: int, db: DB, subject: Clinical, body: TransitionIn = Body(default=None)) -> dict[str, Any]:
+def acknowledge(consultation_id: Id, db: DB, subject: Clinical, body: TransitionIn = Body(default=None)) -> dict[str, Any]:
     service.acknowledge(db, subject, consultation_id, expected_status=body.expected_status if body else None)
     return detail(db, subject, consultation_id)
 
 
 @router.post("/consultations/{consultation_id}/opinions", status_code=201, response_model=ConsultationDetail)
-def sign(consultation_id: int, db: DB, subject: Clinical, body: OpinionIn = Body()) -> dict[str, Any]:
+def sign(consultation_id: Id, db: DB, subject: Clinical, body: OpinionIn = Body()) -> dict[str, Any]:
     """Sign an opinion: advice / more_info / recommend_referral. Signed opinions are never edited."""
     service.sign_opinion(db, subject, consultation_id, body)
     return detail(db, subject, consultation_id)
 
 
 @router.post("/consultations/{consultation_id}/messages", status_code=201, response_model=ConsultationDetail)
-def message(consultation_id: int, db: DB, subject: Clinical, body: MessageIn = Body()) -> dict[str, Any]:
+def message(consultation_id: Id, db: DB, subject: Clinical, body: MessageIn = Body()) -> dict[str, Any]:
     service.post_message(db, subject, consultation_id, body)
     return detail(db, subject, consultation_id)
 
 
 @router.post("/consultations/{consultation_id}/orders", status_code=201, response_model=ConsultationDetail)
-def link_order(consultation_id: int, db: DB, subject: Clinical, body: LinkOrderIn = Body()) -> dict[str, Any]:
+def link_order(consultation_id: Id, db: DB, subject: Clinical, body: LinkOrderIn = Body()) -> dict[str, Any]:
     """Attach a result / image / ECG: a diagnostic order of the same patient."""
     service.link_order(db, subject, consultation_id, body.order_id)
     return detail(db, subject, consultation_id)
 
 
 @router.post("/consultations/{consultation_id}/close", response_model=ConsultationDetail)
-def close(consultation_id: int, db: DB, subject: Clinical, body: CloseOutIn = Body()) -> dict[str, Any]:
+def close(consultation_id: Id, db: DB, subject: Clinical, body: CloseOutIn = Body()) -> dict[str, Any]:
     service.close_out(db, subject, consultation_id, body)
     return detail(db, subject, consultation_id)
 
 
 @router.post("/consultations/{consultation_id}/cancel", response_model=ConsultationDetail)
-def cancel(consultation_id: int, db: DB, subject: Clinical, body: TransitionIn = Body()) -> dict[str, Any]:
+def cancel(consultation_id: Id, db: DB, subject: Clinical, body: TransitionIn = Body()) -> dict[str, Any]:
     service.cancel(db, subject, consultation_id, body.reason or "", expected_status=body.expected_status)
     return detail(db, subject, consultation_id)
 
 
 @router.post("/consultations/{consultation_id}/convert", response_model=ConsultationDetail)
-def convert(consultation_id: int, db: DB, subject: Clinical, body: ConvertIn = Body(default=None)) -> dict[str, Any]:
+def convert(consultation_id: Id, db: DB, subject: Clinical, body: ConvertIn = Body(default=None)) -> dict[str, Any]:
     """Convert to an up-referral carrying the question, summary, opinion and attachment references."""
     flows.convert_to_referral(db, subject, consultation_id, body)
     return detail(db, subject, consultation_id)

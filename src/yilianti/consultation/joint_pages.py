@@ -14,6 +14,7 @@ from yilianti.auth.deps import DB, CurrentSubject
 from yilianti.authz.subject import Subject
 from yilianti.consultation import joint, repository
 from yilianti.exceptions import AppError, InvalidInput
+from yilianti.kit.schemas import Id
 from yilianti.patients import service as patients
 from yilianti.scheduling import repository as sched_repo
 from yilianti.web.forms import errors_of, opt_int
@@ -55,7 +56,7 @@ async def ward_create(request: Request, db: DB, subject: CurrentSubject) -> Resp
     return RedirectResponse(f"/joint-wards/{ward.id}", status_code=303)
 
 
-def _ward_context(db: Session, subject: Subject, ward_id: int) -> dict[str, Any]:
+def _ward_context(db: Session, subject: Subject, ward_id: Id) -> dict[str, Any]:
     ward, team = joint.get_ward(db, subject, ward_id)
     rows = joint.admissions(db, subject, ward.id)
     rounds = repository.rounds_by_admission(db, [a.id for a, _ in rows])
@@ -69,12 +70,12 @@ def _ward_context(db: Session, subject: Subject, ward_id: int) -> dict[str, Any]
 
 
 @router.get("/joint-wards/{ward_id}")
-def ward_view(request: Request, ward_id: int, db: DB, subject: CurrentSubject) -> Response:
+def ward_view(request: Request, ward_id: Id, db: DB, subject: CurrentSubject) -> Response:
     return render_page(request, "consultation/joint_ward.html", _ward_context(db, subject, ward_id))
 
 
 @router.post("/joint-wards/{ward_id}/{action}")
-async def ward_act(request: Request, ward_id: int, action: str, db: DB, subject: CurrentSubject) -> Response:
+async def ward_act(request: Request, ward_id: Id, action: str, db: DB, subject: CurrentSubject) -> Response:
     form = await request.form()
 
     def value(k: str) -> str:

@@ -41,6 +41,7 @@ from yilianti.diagnostics import repository as diagnostics_repo
 from yilianti.exceptions import AppError, InvalidInput, parse_input
 from yilianti.kit import clock
 from yilianti.kit import repository as kit
+from yilianti.kit.schemas import Id
 from yilianti.models.alliance import Department
 from yilianti.models.patient import Patient
 from yilianti.patients import service as patients
@@ -162,7 +163,7 @@ async def consultation_create(request: Request, db: DB, subject: Clinical) -> Re
 # ------------------------------------------------------------------------------------- case page
 
 
-def _case_context(db: Session, subject: Subject, consultation_id: int) -> dict[str, Any]:
+def _case_context(db: Session, subject: Subject, consultation_id: Id) -> dict[str, Any]:
     c, side = service.read(db, subject, consultation_id)
     hist = service.history(db, subject, c.id)
     parts = repository.participants(db, c.id)
@@ -196,7 +197,7 @@ def _case_context(db: Session, subject: Subject, consultation_id: int) -> dict[s
     }
 
 
-def _reports(db: Session, order_ids: list[int]) -> dict[int, Any]:
+def _reports(db: Session, order_ids: list[Id]) -> dict[int, Any]:
     """Final reports of the linked orders (the lead hospital's report and advice for cloud outpatient)."""
     return {oid: rep for oid in order_ids if (rep := diagnostics_repo.report_of(db, oid)) is not None}
 
@@ -231,7 +232,7 @@ def consultation_report(request: Request, db: DB, subject: CurrentSubject, by: s
 
 
 @router.get("/consultations/{consultation_id}")
-def consultation_view(request: Request, consultation_id: int, db: DB, subject: Clinical, done: str = "") -> Response:
+def consultation_view(request: Request, consultation_id: Id, db: DB, subject: Clinical, done: str = "") -> Response:
     ctx = _case_context(db, subject, consultation_id)
     if done in DONE_FLASH:
         ctx["flash"] = t(request, DONE_FLASH[done])
@@ -239,7 +240,7 @@ def consultation_view(request: Request, consultation_id: int, db: DB, subject: C
 
 
 @router.get("/consultations/{consultation_id}/attachments/{attachment_id}")
-def consultation_file(consultation_id: int, attachment_id: int, db: DB, subject: Clinical) -> Response:
+def consultation_file(consultation_id: Id, attachment_id: Id, db: DB, subject: Clinical) -> Response:
     from yilianti.attachments import service as attachments
 
     service.get(db, subject, consultation_id)
@@ -248,7 +249,7 @@ def consultation_file(consultation_id: int, attachment_id: int, db: DB, subject:
                     headers={"Content-Disposition": dl.content_disposition, "X-Content-Type-Options": "nosniff"})
 
 
-async def _act(request: Request, db: Session, subject: Subject, consultation_id: int, action: str) -> None:
+async def _act(request: Request, db: Session, subject: Subject, consultation_id: Id, action: str) -> None:
     form = await request.form()
 
     def value(k: str) -> str:
@@ -313,7 +314,7 @@ async def _act(request: Request, db: Session, subject: Subject, consultation_id:
 
 
 @router.post("/consultations/{consultation_id}/{action}")
-async def consultation_act(request: Request, consultation_id: int, action: str, db: DB, subject: Clinical) -> Response:
+async def consultation_act(request: Request, consultation_id: Id, action: str, db: DB, subject: Clinical) -> Response:
     try:
         with db.begin_nested():
             await _act(request, db, subject, consultation_id, action)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from yilianti.kit.schemas import HistoryOut
+from yilianti.kit.schemas import HistoryOut, Id
 
 
 def _text(value: str, message: str) -> str:
@@ -18,12 +18,12 @@ def _text(value: str, message: str) -> str:
 
 
 class ConsultationIn(BaseModel):
-    patient_id: int
-    consulted_institution_id: int
+    patient_id: Id
+    consulted_institution_id: Id
     kind: Literal["econsult", "mdt", "cloud"] = "econsult"
-    department_id: int | None = None
+    department_id: Id | None = None
     specialty: str | None = Field(default=None, max_length=64)
-    expert_practitioner_ids: list[int] = Field(default_factory=list, max_length=12,
+    expert_practitioner_ids: list[Id] = Field(default_factory=list, max_length=12,
                                                description="named experts; empty = the department/specialty pool")
     question: str = Field(max_length=4000)
     clinical_summary: str | None = Field(default=None, max_length=8000)
@@ -32,7 +32,7 @@ class ConsultationIn(BaseModel):
     consent_note: str | None = Field(default=None, max_length=200)
     scheduled_at: datetime | None = Field(default=None, description="MDT session time")
     video_url: str | None = Field(default=None, max_length=500)
-    order_ids: list[int] = Field(default_factory=list, max_length=30,
+    order_ids: list[Id] = Field(default_factory=list, max_length=30,
                                  description="diagnostic orders (results, images, ECG) of the same patient")
 
     @field_validator("question")
@@ -50,8 +50,8 @@ class ConsultationIn(BaseModel):
 
 
 class AssignIn(BaseModel):
-    practitioner_ids: list[int] = Field(min_length=1, max_length=12)
-    lead_practitioner_id: int | None = None
+    practitioner_ids: list[Id] = Field(min_length=1, max_length=12)
+    lead_practitioner_id: Id | None = None
 
 
 class OpinionIn(BaseModel):
@@ -93,7 +93,7 @@ class ConvertIn(BaseModel):
 
 
 class LinkOrderIn(BaseModel):
-    order_id: int
+    order_id: Id
 
 
 class ParticipantOut(BaseModel):

@@ -7,16 +7,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from yilianti.kit.schemas import Id
 from yilianti.models.diagnostics import DiagnosticOrder, DiagnosticReport
 
 
 class ReadingIn(BaseModel):
-    heart_rate: int | None = None
-    pr_ms: int | None = None
-    qrs_ms: int | None = None
-    qt_ms: int | None = None
-    qtc_ms: int | None = None
-    axis_deg: int | None = None
+    heart_rate: int | None = Field(None, ge=0, le=400, description="/min")
+    pr_ms: int | None = Field(None, ge=0, le=2000)
+    qrs_ms: int | None = Field(None, ge=0, le=2000)
+    qt_ms: int | None = Field(None, ge=0, le=2000)
+    qtc_ms: int | None = Field(None, ge=0, le=2000)
+    axis_deg: int | None = Field(None, ge=-180, le=360, description="degrees")
     rhythm: str | None = Field(None, max_length=100)
     conclusion: str | None = Field(None, max_length=4000)
 
@@ -37,8 +38,8 @@ class ItemOut(BaseModel):
 
 
 class OrderIn(BaseModel):
-    patient_id: int
-    item_id: int
+    patient_id: Id
+    item_id: Id
     priority: Literal["routine", "urgent", "stat"] = "routine"
     clinical_question: str | None = Field(default=None, max_length=2000)
 
@@ -121,4 +122,4 @@ class MoveIn(BaseModel):
 
 
 class AssignIn(BaseModel):
-    reader_user_id: int
+    reader_user_id: Id

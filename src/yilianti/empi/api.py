@@ -14,6 +14,7 @@ from yilianti.empi.schemas import (
     MergeOut,
     UnmergeIn,
 )
+from yilianti.kit.schemas import Id, Limit, Offset
 from yilianti.models.empi import MergeEvent, PatientRecord
 from yilianti.web.render import mask_id, mask_phone
 
@@ -41,37 +42,37 @@ def merge_out(e: MergeEvent) -> dict[str, Any]:
 
 
 @router.get("/candidates", response_model=list[CandidateOut])
-def candidates(db: DB, subject: CurrentSubject, status: str = "open", limit: int = 50,
-               offset: int = 0) -> list[dict[str, Any]]:
+def candidates(db: DB, subject: CurrentSubject, status: str = "open", limit: Limit = 50,
+               offset: Offset = 0) -> list[dict[str, Any]]:
     """Pairs of records in the review band, with the per-field weights and the score."""
     return [candidate_out(v) for v in service.candidates(db, subject, status, min(max(limit, 1), 200),
                                                          max(offset, 0))]
 
 
 @router.get("/candidates/{candidate_id}", response_model=CandidateOut)
-def candidate(candidate_id: int, db: DB, subject: CurrentSubject) -> dict[str, Any]:
+def candidate(candidate_id: Id, db: DB, subject: CurrentSubject) -> dict[str, Any]:
     return candidate_out(service.get_candidate(db, subject, candidate_id))
 
 
 @router.post("/candidates/{candidate_id}/confirm", response_model=CandidateOut)
-def confirm(candidate_id: int, db: DB, subject: CurrentSubject, body: DecisionIn = Body()) -> dict[str, Any]:
+def confirm(candidate_id: Id, db: DB, subject: CurrentSubject, body: DecisionIn = Body()) -> dict[str, Any]:
     """Same person: merge (audited, reversible with unmerge)."""
     service.confirm(db, subject, candidate_id, body.note)
     return candidate_out(service.get_candidate(db, subject, candidate_id, audit_read=False))
 
 
 @router.post("/candidates/{candidate_id}/reject", response_model=CandidateOut)
-def reject(candidate_id: int, db: DB, subject: CurrentSubject, body: DecisionIn = Body()) -> dict[str, Any]:
+def reject(candidate_id: Id, db: DB, subject: CurrentSubject, body: DecisionIn = Body()) -> dict[str, Any]:
     """Different persons: the pair goes on the do-not-match list."""
     service.reject(db, subject, candidate_id, body.note)
     return candidate_out(service.get_candidate(db, subject, candidate_id, audit_read=False))
 
 
 @router.get("/merges", response_model=list[MergeOut])
-def merges(db: DB, subject: CurrentSubject, limit: int = 50) -> list[dict[str, Any]]:
+def merges(db: DB, subject: CurrentSubject, limit: Limit = 50) -> list[dict[str, Any]]:
     return [merge_out(e) for e, _, _ in service.merges(db, subject, min(max(limit, 1), 200))]
 
 
 @router.post("/merges/{event_id}/unmerge", response_model=MergeOut)
-def unmerge(event_id: int, db: DB, subject: CurrentSubject, body: UnmergeIn = Body()) -> dict[str, Any]:
+def unmerge(event_id: Id, db: DB, subject: CurrentSubject, body: UnmergeIn = Body()) -> dict[str, Any]:
     return merge_out(service.unmerge(db, subject, event_id, body.reason))

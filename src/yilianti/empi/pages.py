@@ -13,6 +13,7 @@ from yilianti.auth.deps import DB, CurrentSubject
 from yilianti.empi import explain, service
 from yilianti.exceptions import AppError
 from yilianti.kit.i18n import code_table
+from yilianti.kit.schemas import Id, PageNo
 from yilianti.web.forms import errors_of
 from yilianti.web.render import mask_id, mask_phone, render_page, t
 
@@ -64,7 +65,7 @@ def _list(request: Request, db: DB, subject: CurrentSubject, status: str, instit
 
 @router.get("/empi/review")
 def review_list(request: Request, db: DB, subject: CurrentSubject, status: str = "open",
-                institution: int | None = None, band: str = "", page: int = 1) -> Response:
+                institution: Id | None = None, band: str = "", page: PageNo = 1) -> Response:
     return _list(request, db, subject, status, institution, band, page)
 
 
@@ -77,7 +78,7 @@ def review_bulk(request: Request, db: DB, subject: CurrentSubject, action: Annot
     return _list(request, db, subject, "open", institution, band, 1, outcome, action)
 
 
-def _detail(request: Request, db: DB, subject: CurrentSubject, candidate_id: int, errors: dict[str, str] | None = None,
+def _detail(request: Request, db: DB, subject: CurrentSubject, candidate_id: Id, errors: dict[str, str] | None = None,
             status_code: int = 200, institution: int | None = None, band: str | None = None) -> Response:
     view = service.get_candidate(db, subject, candidate_id)
     c = view.candidate
@@ -97,12 +98,12 @@ def _detail(request: Request, db: DB, subject: CurrentSubject, candidate_id: int
 
 
 @router.get("/empi/review/{candidate_id}")
-def review_detail(request: Request, candidate_id: int, db: DB, subject: CurrentSubject,
-                  institution: int | None = None, band: str = "") -> Response:
+def review_detail(request: Request, candidate_id: Id, db: DB, subject: CurrentSubject,
+                  institution: Id | None = None, band: str = "") -> Response:
     return _detail(request, db, subject, candidate_id, institution=institution, band=band)
 
 
-def _decide(request: Request, db: DB, subject: CurrentSubject, candidate_id: int, action: str, note: str,
+def _decide(request: Request, db: DB, subject: CurrentSubject, candidate_id: Id, action: str, note: str,
             institution: int | None, band: str) -> Response:
     """Confirm (merge) or reject (do-not-match) a candidate, then on to the next pair in the queue's order;
     a refusal re-renders the pair with the message."""
@@ -123,14 +124,14 @@ def _decide(request: Request, db: DB, subject: CurrentSubject, candidate_id: int
 
 
 @router.post("/empi/review/{candidate_id}/confirm")
-def review_confirm(request: Request, candidate_id: int, db: DB, subject: CurrentSubject,
+def review_confirm(request: Request, candidate_id: Id, db: DB, subject: CurrentSubject,
                    note: Annotated[str, Form()] = "", institution: Annotated[int | None, Form()] = None,
                    band: Annotated[str, Form()] = "") -> Response:
     return _decide(request, db, subject, candidate_id, "confirmed", note, institution, band)
 
 
 @router.post("/empi/review/{candidate_id}/reject")
-def review_reject(request: Request, candidate_id: int, db: DB, subject: CurrentSubject,
+def review_reject(request: Request, candidate_id: Id, db: DB, subject: CurrentSubject,
                   note: Annotated[str, Form()] = "", institution: Annotated[int | None, Form()] = None,
                   band: Annotated[str, Form()] = "") -> Response:
     return _decide(request, db, subject, candidate_id, "rejected", note, institution, band)
@@ -142,7 +143,7 @@ def merge_list(request: Request, db: DB, subject: CurrentSubject) -> Response:
 
 
 @router.post("/empi/merges/{event_id}/unmerge")
-def merge_undo(request: Request, event_id: int, db: DB, subject: CurrentSubject,
+def merge_undo(request: Request, event_id: Id, db: DB, subject: CurrentSubject,
                reason: Annotated[str, Form()] = "") -> Response:
     try:
         service.unmerge(db, subject, event_id, reason)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from yilianti.auth.deps import DB, CurrentSubject
+from yilianti.kit.schemas import Id
 from yilianti.notifications import service
 from yilianti.web.render import render_page
 
@@ -18,6 +19,6 @@ def notifications(request: Request, db: DB, subject: CurrentSubject) -> Response
 
 
 @router.post("/notifications/{notification_id}/read")
-def mark_read(notification_id: int, db: DB, subject: CurrentSubject) -> Response:
+def mark_read(notification_id: Id, db: DB, subject: CurrentSubject) -> Response:
     service.mark_read(db, subject, notification_id)
     return RedirectResponse("/notifications", status_code=303)

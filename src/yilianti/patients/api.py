@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from yilianti.auth.deps import DB, Clinical
 from yilianti.authz import policy
 from yilianti.exceptions import error_body
+from yilianti.kit.schemas import Id, Limit, Offset
 from yilianti.patients import repository, service
 from yilianti.patients.schemas import (
     BreakGlassIn,
@@ -43,13 +44,13 @@ def register(db: DB, subject: Clinical, body: RegistrationIn = Body()) -> dict[s
 
 
 @router.get("", response_model=list[PatientBrief])
-def search(db: DB, subject: Clinical, q: str = "", limit: int = 50, offset: int = 0) -> list[Any]:
+def search(db: DB, subject: Clinical, q: str = "", limit: Limit = 50, offset: Offset = 0) -> list[Any]:
     return service.search(db, subject, q, min(max(limit, 1), 200), max(offset, 0))
 
 
 @router.get("/{patient_id}", response_model=PatientOut,
             responses={308: {"description": "merged into another person: Location and `merged_into` name them"}})
-def read(patient_id: int, request: Request, db: DB, subject: Clinical) -> Any:
+def read(patient_id: Id, request: Request, db: DB, subject: Clinical) -> Any:
     survivor = service.merged_into(db, subject, patient_id)
     if survivor is not None:  # permanent: the old id now always means the surviving person
         body = error_body(request, "patient_merged", "该患者已合并到另一位患者")
@@ -60,18 +61,18 @@ def read(patient_id: int, request: Request, db: DB, subject: Clinical) -> Any:
 
 
 @router.get("/{patient_id}/consents", response_model=list[ConsentOut])
-def consents(patient_id: int, db: DB, subject: Clinical) -> list[Any]:
+def consents(patient_id: Id, db: DB, subject: Clinical) -> list[Any]:
     policy.require_patient(db, subject, patient_id, resource_type="consent")
     return repository.consents_of(db, patient_id)
 
 
 @router.post("/{patient_id}/consents", status_code=201, response_model=ConsentOut)
-def grant_consent(patient_id: int, db: DB, subject: Clinical, body: ConsentIn = Body()) -> Any:
+def grant_consent(patient_id: Id, db: DB, subject: Clinical, body: ConsentIn = Body()) -> Any:
     return service.grant_consent(db, subject, patient_id, body)
 
 
 @router.post("/{patient_id}/consents/{consent_id}/withdraw", status_code=204)
-def withdraw_consent(patient_id: int, consent_id: int, db: DB, subject: Clinical) -> None:
+def withdraw_consent(patient_id: Id, consent_id: Id, db: DB, subject: Clinical) -> None:
     service.withdraw_consent(db, subject, patient_id, consent_id)
 
 

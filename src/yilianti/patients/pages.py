@@ -13,6 +13,7 @@ from yilianti.alliance import repository as alliances
 from yilianti.auth.deps import DB, Clinical
 from yilianti.authz import policy
 from yilianti.exceptions import AppError, InvalidInput
+from yilianti.kit.schemas import Id, PageNo
 from yilianti.models.patient import Authority
 from yilianti.patients import repository, service
 from yilianti.patients.schemas import ConsentIn
@@ -26,12 +27,12 @@ FORM_FIELDS = ("name", "sex", "birth_date", "resident_id", "phone", "address", "
                "consent_alliance_id")
 
 
-def _my_alliances(db: DB, institution_id: int | None) -> list[tuple[int, str]]:
+def _my_alliances(db: DB, institution_id: Id | None) -> list[tuple[int, str]]:
     return alliances.alliance_choices_of(db, institution_id)
 
 
 @router.get("/patients")
-def patient_list(request: Request, db: DB, subject: Clinical, q: str = "", page: int = 1) -> Response:
+def patient_list(request: Request, db: DB, subject: Clinical, q: str = "", page: PageNo = 1) -> Response:
     page = max(page, 1)
     rows = service.search(db, subject, q, limit=51, offset=(page - 1) * 50)
     return render_page(request, "patients/list.html", {"patients": rows[:50], "q": q, "page": page,
@@ -99,7 +100,7 @@ async def patient_create(request: Request, db: DB, subject: Clinical) -> Respons
 
 
 @router.get("/patients/{patient_id}")
-def patient_view(request: Request, patient_id: int, db: DB, subject: Clinical) -> Response:
+def patient_view(request: Request, patient_id: Id, db: DB, subject: Clinical) -> Response:
     survivor = service.merged_into(db, subject, patient_id)
     if survivor is not None:  # a merged person's old link leads to the surviving person
         return RedirectResponse(f"/patients/{survivor}", status_code=302)
@@ -120,7 +121,7 @@ def patient_view(request: Request, patient_id: int, db: DB, subject: Clinical) -
 
 
 @router.post("/patients/{patient_id}/consents")
-def consent_grant(request: Request, patient_id: int, db: DB, subject: Clinical,
+def consent_grant(request: Request, patient_id: Id, db: DB, subject: Clinical,
                   scope: Annotated[str, Form()] = "", alliance_id: Annotated[str, Form()] = "") -> Response:
     try:
         if scope not in ("all", "alliance"):
@@ -137,7 +138,7 @@ def consent_grant(request: Request, patient_id: int, db: DB, subject: Clinical,
 
 
 @router.post("/patients/{patient_id}/consents/{consent_id}/withdraw")
-def consent_withdraw(patient_id: int, consent_id: int, db: DB, subject: Clinical) -> Response:
+def consent_withdraw(patient_id: Id, consent_id: Id, db: DB, subject: Clinical) -> Response:
     service.withdraw_consent(db, subject, patient_id, consent_id)
     return RedirectResponse(f"/patients/{patient_id}", status_code=303)
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from yilianti.kit import clock
 from yilianti.kit import validate as v
+from yilianti.kit.schemas import Id
 
 
 class RegistrationIn(BaseModel):
@@ -25,7 +26,7 @@ class RegistrationIn(BaseModel):
     guardian_relation: str | None = Field(default=None, max_length=16)
     guardian_phone: str | None = None
     consent_scope: Literal["all", "alliance", "none"] = "none"
-    consent_alliance_id: int | None = None
+    consent_alliance_id: Id | None = None
 
     @field_validator("name")
     @classmethod
@@ -88,7 +89,7 @@ class RegistrationIn(BaseModel):
 
 class ConsentIn(BaseModel):
     scope: Literal["all", "alliance"]
-    alliance_id: int | None = None
+    alliance_id: Id | None = None
     note: str | None = Field(default=None, max_length=300)
 
 

@@ -192,8 +192,8 @@ def set_rule(db: Session, actor: Subject | None, *, item_code: str, scope_code: 
     if repo.scope_by_code(db, (scope_code or "").strip()) is None:
         errors["scope_code"] = "未知的互认范围编码"
     days = _int(valid_days)
-    if days is None or days <= 0:
-        errors["valid_days"] = "有效期天数必须大于 0"
+    if not service.valid_days_ok(days):
+        errors["valid_days"] = service.VALID_DAYS_MESSAGE
     if errors:
         raise InvalidInput("互认范围与有效期有误，未保存", code="invalid_rule", fields=errors)
     assert days is not None

@@ -28,6 +28,7 @@ from yilianti.diagnostics import repository as diagnostics
 from yilianti.exceptions import Forbidden, InvalidInput, NotFound
 from yilianti.kit import repository as kit
 from yilianti.kit.i18n import translate
+from yilianti.kit.schemas import Id
 from yilianti.models.recognition import (
     QualifiedInstitution,
     RecognitionItem,
@@ -75,7 +76,7 @@ def _locale(request: Request) -> str:
 
 
 @router.get("/lookup", response_model=LookupOut)
-def lookup(request: Request, db: DB, subject: Clinical, patient_id: int = Query(...),
+def lookup(request: Request, db: DB, subject: Clinical, patient_id: Id,
            item_code: str = Query(..., min_length=1, max_length=64)) -> LookupOut:
     return lookup_out(service.lookup(db, subject, patient_id, item_code), _locale(request))
 
@@ -100,7 +101,7 @@ def decide(request: Request, db: DB, subject: Clinical, body: DecisionBody) -> D
 
 
 @router.get("/decisions/{decision_id}", response_model=DecisionOut)
-def get_decision(request: Request, db: DB, subject: Clinical, decision_id: int) -> DecisionOut:
+def get_decision(request: Request, db: DB, subject: Clinical, decision_id: Id) -> DecisionOut:
     return decision_out(db, service.get_decision(db, subject, decision_id), _locale(request))
 
 
@@ -112,7 +113,7 @@ def import_result(db: DB, subject: CurrentSubject, body: ExternalResultIn) -> Im
 
 
 @router.get("/marks", response_model=list[MarkOut])
-def marks(db: DB, subject: Clinical, order_id: list[int] = Query(...)) -> list[MarkOut]:
+def marks(db: DB, subject: Clinical, order_id: list[Id] = Query(..., max_length=500)) -> list[MarkOut]:
     orders = diagnostics.orders_with_ids(db, order_id[:200])
     visible = []
     for o in orders:
@@ -126,7 +127,7 @@ def marks(db: DB, subject: Clinical, order_id: list[int] = Query(...)) -> list[M
 
 @router.get("/report")
 def report(db: DB, subject: CurrentSubject, months: int = Query(6, ge=1, le=36),
-           institution_id: int | None = None) -> dict[str, Any]:
+           institution_id: Id | None = None) -> dict[str, Any]:
     return service.monthly_report(db, subject, months=months, institution_id=institution_id)
 
 
@@ -228,12 +229,12 @@ def create_qualification(db: DB, subject: CurrentSubject, body: QualificationBod
 
 
 @router.put("/qualifications/{qual_id}", response_model=QualificationOut)
-def update_qualification(db: DB, subject: CurrentSubject, qual_id: int, body: QualificationBody) -> QualificationOut:
+def update_qualification(db: DB, subject: CurrentSubject, qual_id: Id, body: QualificationBody) -> QualificationOut:
     require_catalogue_admin(subject)
     return _qual_out(db, admin.save_qualification(db, subject, _qual_in(body), qual_id=qual_id))
 
 
 @router.delete("/qualifications/{qual_id}", status_code=204)
-def delete_qualification(db: DB, subject: CurrentSubject, qual_id: int) -> None:
+def delete_qualification(db: DB, subject: CurrentSubject, qual_id: Id) -> None:
     require_catalogue_admin(subject)
     admin.remove_qualification(db, subject, qual_id)

@@ -35,7 +35,7 @@ from yilianti.models.recognition import (
     RecognitionRule,
 )
 from yilianti.recognition import repository as repo
-from yilianti.recognition.service import covering_scopes, scopes
+from yilianti.recognition.service import VALID_DAYS_MESSAGE, covering_scopes, scopes, valid_days_ok
 
 COLUMNS = ("item_code", "item_name", "kind", "loinc", "codes", "price_yuan", "scope_code", "valid_days",
            "institution", "qc_from", "qc_to", "qc_body")
@@ -136,8 +136,8 @@ def import_catalogue(db: Session, actor: Subject | None, rows: list[dict[str, st
             valid_days = 0
             problems.append("有效期天数须为整数")
         else:
-            if valid_days <= 0:
-                problems.append("有效期天数必须大于 0")
+            if not valid_days_ok(valid_days):
+                problems.append(VALID_DAYS_MESSAGE)
         price_fen = None
         if row.get("price_yuan"):
             try:

@@ -53,6 +53,7 @@ from yilianti.fastdb.route import FastRoute
 from yilianti.fastdb.subject import client_ip, route_subject
 from yilianti.kit import clock
 from yilianti.kit.i18n import translate
+from yilianti.kit.schemas import parse_id
 from yilianti.kit.sqlcompile import Params, sql
 from yilianti.models.alliance import Membership
 from yilianti.models.diagnostics import DiagnosticOrder, LabObservation
@@ -355,11 +356,8 @@ class RecognitionRoute(FastRoute):
         pids, codes = query.get("patient_id", []), query.get("item_code", [])
         if len(pids) != 1 or len(codes) != 1 or not 1 <= len(codes[0]) <= 64:
             return None
-        raw = pids[0].strip()
-        if not raw.lstrip("-").isdigit() or not raw.isascii():
-            return None
-        patient_id = int(raw)
-        if not -(2 ** 63) <= patient_id < 2 ** 63:
+        patient_id = parse_id(pids[0].strip())
+        if patient_id is None:
             return None
         subject = await route_subject(scope, token)
         if subject is None or not subject.is_clinical:

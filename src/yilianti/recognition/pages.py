@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -19,6 +19,7 @@ from yilianti.authz.subject import Subject
 from yilianti.exceptions import AppError, InvalidInput
 from yilianti.kit import clock
 from yilianti.kit import repository as kit
+from yilianti.kit.schemas import Id
 from yilianti.models.alliance import Institution
 from yilianti.models.patient import Patient
 from yilianti.models.recognition import (
@@ -105,7 +106,7 @@ async def decide_page(request: Request, db: DB, subject: Clinical) -> Response:
 
 
 @router.get("/recognition/decisions/{decision_id}")
-def decision_page(request: Request, db: DB, subject: Clinical, decision_id: int) -> Response:
+def decision_page(request: Request, db: DB, subject: Clinical, decision_id: Id) -> Response:
     row = service.get_decision(db, subject, decision_id)
     c = repository.decision_context(db, row)
     return render_page(request, "recognition/decision.html", {
@@ -161,7 +162,7 @@ async def catalogue_import_page(request: Request, db: DB, subject: CurrentSubjec
 
 
 @router.get("/recognition/report")
-def report_page(request: Request, db: DB, subject: CurrentSubject, months: int = 6,
+def report_page(request: Request, db: DB, subject: CurrentSubject, months: int = Query(6, ge=1, le=36),
                 institution_id: str = "") -> Response:
     inst = opt_int(institution_id)
     data = service.monthly_report(db, subject, months=months, institution_id=inst)
@@ -287,7 +288,7 @@ async def rule_page(request: Request, db: DB, subject: CurrentSubject, code: str
 
 
 @router.post("/recognition/catalogue/rules/{rule_id}/delete")
-def rule_delete_page(db: DB, subject: CurrentSubject, rule_id: int) -> Response:
+def rule_delete_page(db: DB, subject: CurrentSubject, rule_id: Id) -> Response:
     require_catalogue_admin(subject)
     rule = kit.get(db, RecognitionRule, rule_id)
     item = kit.get(db, RecognitionItem, rule.item_id) if rule is not None else None
@@ -326,7 +327,7 @@ async def qualification_create_page(request: Request, db: DB, subject: CurrentSu
 
 
 @router.get("/recognition/catalogue/qualifications/{qual_id}")
-def qualification_page(request: Request, db: DB, subject: CurrentSubject, qual_id: int) -> Response:
+def qualification_page(request: Request, db: DB, subject: CurrentSubject, qual_id: Id) -> Response:
     require_catalogue_admin(subject)
     q = kit.get_or_404(db, QualifiedInstitution, qual_id, "质控资格不存在")
     item, scope = kit.get(db, RecognitionItem, q.item_id), kit.get(db, RecognitionScope, q.scope_id)
@@ -344,7 +345,7 @@ def _qualification_page(request: Request, db: Session, q: QualifiedInstitution, 
 
 
 @router.post("/recognition/catalogue/qualifications/{qual_id}")
-async def qualification_update_page(request: Request, db: DB, subject: CurrentSubject, qual_id: int) -> Response:
+async def qualification_update_page(request: Request, db: DB, subject: CurrentSubject, qual_id: Id) -> Response:
     require_catalogue_admin(subject)
     values = _form_values(await request.form(), _QUAL_FIELDS)
     try:
@@ -361,7 +362,7 @@ async def qualification_update_page(request: Request, db: DB, subject: CurrentSu
 
 
 @router.post("/recognition/catalogue/qualifications/{qual_id}/delete")
-def qualification_delete_page(db: DB, subject: CurrentSubject, qual_id: int) -> Response:
+def qualification_delete_page(db: DB, subject: CurrentSubject, qual_id: Id) -> Response:
     require_catalogue_admin(subject)
     q = kit.get(db, QualifiedInstitution, qual_id)
     item = kit.get(db, RecognitionItem, q.item_id) if q is not None else None

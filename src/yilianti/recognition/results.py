@@ -23,6 +23,7 @@ from yilianti.authz.subject import Subject
 from yilianti.diagnostics.repository import order_id_by_accession
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput
 from yilianti.kit import clock
+from yilianti.kit.schemas import Id
 from yilianti.models.diagnostics import (
     DiagnosticOrder,
     DiagnosticOrderHistory,
@@ -46,7 +47,7 @@ class ObservationIn(BaseModel):
 
 
 class ExternalResultIn(BaseModel):
-    patient_id: int
+    patient_id: Id
     item_code: str = Field(min_length=1, max_length=64)
     external_id: str = Field(min_length=1, max_length=40, description="the member's own report / specimen number")
     reported_at: datetime

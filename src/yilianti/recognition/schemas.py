@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from yilianti.kit.schemas import Id
 from yilianti.recognition import service
 
 
@@ -50,16 +51,16 @@ class LookupOut(BaseModel):
 
 
 class DecisionBody(BaseModel):
-    patient_id: int
+    patient_id: Id
     item_code: str = Field(min_length=1, max_length=64)
     decision: Literal["reuse", "retest"]
-    reused_order_id: int | None = None
+    reused_order_id: Id | None = None
     reason_code: str | None = Field(default=None, description=", ".join(service.RETEST_REASONS))
     reason_text: str | None = Field(default=None, max_length=2000)
     patient_informed: bool = False
-    order_id: int | None = Field(default=None, description="the platform order being placed, if any")
-    referral_id: int | None = None
-    department_id: int | None = None
+    order_id: Id | None = Field(default=None, description="the platform order being placed, if any")
+    referral_id: Id | None = None
+    department_id: Id | None = None
 
 
 class DecisionOut(BaseModel):
@@ -110,7 +111,8 @@ class ItemOut(BaseModel):
 class RuleIn(BaseModel):
     item_code: str = Field(min_length=1, max_length=64)
     scope_code: str = Field(min_length=1, max_length=32)
-    valid_days: int
+    valid_days: int = Field(json_schema_extra={"minimum": 1, "maximum": service.VALID_DAYS_MAX},
+                            description=f"1–{service.VALID_DAYS_MAX} days")
 
 
 class ItemBody(BaseModel):
@@ -126,7 +128,7 @@ class ItemBody(BaseModel):
 class QualificationBody(BaseModel):
     item_code: str = Field(max_length=64)
     scope_code: str = Field(max_length=32)
-    institution_id: int | None = None
+    institution_id: Id | None = None
     qc_from: str | None = Field(default=None, description="YYYY-MM-DD")
     qc_to: str | None = Field(default=None, description="YYYY-MM-DD, not before qc_from")
     qc_body: str | None = None

@@ -172,10 +172,20 @@ def create_scope(db: Session, actor: Subject | None, *, code: str, name: str, ki
     return scope
 
 
+VALID_DAYS_MAX = 3650
+"""The longest a result stays recognised: ten years."""
+VALID_DAYS_MESSAGE = "有效期天数应在 1–3650 天之间"
+
+
+def valid_days_ok(days: int | None) -> bool:
+    """A rule's validity window: 1 … VALID_DAYS_MAX days (the API, the form and the catalogue upload)."""
+    return days is not None and 0 < days <= VALID_DAYS_MAX
+
+
 def set_rule(db: Session, actor: Subject | None, *, item_code: str, scope_code: str, valid_days: int) -> RecognitionRule:
-    """Recognise an item in a scope with its validity window (days, > 0)."""
-    if valid_days is None or int(valid_days) <= 0:
-        raise InvalidInput("有效期天数必须大于 0", code="invalid_valid_days", fields={"valid_days": "有效期天数必须大于 0"})
+    """Recognise an item in a scope with its validity window (days, valid_days_ok)."""
+    if not valid_days_ok(valid_days):
+        raise InvalidInput(VALID_DAYS_MESSAGE, code="invalid_valid_days", fields={"valid_days": VALID_DAYS_MESSAGE})
     item = require_item(db, item_code)
     scope = repo.scope_by_code(db, scope_code)
     if scope is None:

@@ -43,6 +43,7 @@ from yilianti.fastdb.pool import fetchrow, on_postgresql
 from yilianti.fastdb.route import FastRoute
 from yilianti.fastdb.subject import client_ip, route_subject
 from yilianti.kit import clock
+from yilianti.kit.schemas import parse_id
 from yilianti.kit.sqlcompile import Params, sql
 from yilianti.recognition import fastpath as recognition_fast
 from yilianti.recognition.service import RETEST_REASONS, source_of
@@ -289,7 +290,7 @@ class RecordRoute(FastRoute):
 
     def claim(self, scope: Scope) -> Any:
         match = PATH.fullmatch(scope["path"])
-        return int(match.group(1)) if match is not None and enabled() else None
+        return parse_id(match.group(1)) if match is not None and enabled() else None
 
     async def serve(self, scope: Scope, token: str, claimed: Any, body: bytes) -> dict[str, Any] | AppError | None:
         query = _query(scope)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from yilianti.auth.deps import DB, Clinical, CurrentSubject
+from yilianti.kit.schemas import Id
 from yilianti.record import service
 from yilianti.record.sources import SOURCES
 from yilianti.web.render import render_page
@@ -14,7 +15,7 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/patients/{patient_id}/record")
-def record_page(request: Request, patient_id: int, db: DB, subject: Clinical, kind: str = "") -> Response:
+def record_page(request: Request, patient_id: Id, db: DB, subject: Clinical, kind: str = "") -> Response:
     kinds = service.parse_kinds(kind)
     view = service.shared_record(db, subject, patient_id, kinds)
     return render_page(request, "record/record.html", {
@@ -24,6 +25,6 @@ def record_page(request: Request, patient_id: int, db: DB, subject: Clinical, ki
 
 
 @router.get("/patients/{patient_id}/access-log")
-def access_log_page(request: Request, patient_id: int, db: DB, subject: CurrentSubject, all: int = 0) -> Response:
+def access_log_page(request: Request, patient_id: Id, db: DB, subject: CurrentSubject, all: int = 0) -> Response:
     patient, rows = service.access_log(db, subject, patient_id, reads_only=not all)
     return render_page(request, "record/access_log.html", {"patient": patient, "rows": rows, "all": all})

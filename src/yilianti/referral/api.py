@@ -18,6 +18,7 @@ from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import InvalidInput
 from yilianti.kit import repository as kit
+from yilianti.kit.schemas import Id
 from yilianti.referral import flows, routing, service
 from yilianti.referral.schemas import (
     AttachmentOut,
@@ -78,7 +79,7 @@ def apply_move(db: Session, subject: Subject, referral_id: int, to_status: str, 
     raise InvalidInput(fields={"to_status": "取值不在允许范围内"})
 
 
-def _detail(db: Session, subject: Subject, referral_id: int) -> dict[str, Any]:
+def _detail(db: Session, subject: Subject, referral_id: Id) -> dict[str, Any]:
     from yilianti.referral import states
 
     ref, side = service.get(db, subject, referral_id)
@@ -106,17 +107,17 @@ def worklist(db: DB, subject: Clinical, side: Side = Side.sender,
                              "closed", "drafts", "all"] = "all",
              direction: Literal["up", "down"] | None = None,
              priority: Literal["routine", "urgent", "emergency"] | None = None,
-             patient_id: int | None = None, limit: int = Query(200, ge=1, le=500)) -> list[Any]:
+             patient_id: Id | None = None, limit: int = Query(200, ge=1, le=500)) -> list[Any]:
     return service.worklist(db, subject, service.WorklistFilter(side, bucket, direction, priority, patient_id), limit)
 
 
 @router.get("/referrals/{referral_id}", response_model=ReferralDetail)
-def read(referral_id: int, db: DB, subject: Clinical) -> dict[str, Any]:
+def read(referral_id: Id, db: DB, subject: Clinical) -> dict[str, Any]:
     return _detail(db, subject, referral_id)
 
 
 @router.post("/referrals/{referral_id}/transition", response_model=ReferralDetail)
-def transition(referral_id: int, db: DB, subject: Clinical, body: TransitionIn = Body()) -> dict[str, Any]:
+def transition(referral_id: Id, db: DB, subject: Clinical, body: TransitionIn = Body()) -> dict[str, Any]:
     """Make one move. `expected_status` must equal the current status (optimistic check)."""
     moved = apply_move(db, subject, referral_id, body.to_status, expected_status=body.expected_status,
                        reason=body.reason, reject_code=body.reject_code, booking_id=body.booking_id,
@@ -135,7 +136,7 @@ def tasks(db: DB, subject: Clinical, status: Literal["open", "done"] | None = "o
 
 
 @router.post("/follow-up-tasks/{task_id}/done", response_model=TaskOut, tags=["referrals"])
-def task_done(task_id: int, db: DB, subject: Clinical) -> Any:
+def task_done(task_id: Id, db: DB, subject: Clinical) -> Any:
     return service.complete_task(db, subject, task_id)
 
 
@@ -151,7 +152,7 @@ def _candidate_out(c: routing.Candidate) -> CandidateOut:
 
 @router.get("/referral-routing", response_model=RoutingOut)
 def routing_help(db: DB, subject: Clinical, specialty: str = Query("", max_length=64),
-                 direction: Literal["up", "down"] = "up", patient_id: int | None = None,
+                 direction: Literal["up", "down"] = "up", patient_id: Id | None = None,
                  days: int | None = Query(None, ge=1, le=60)) -> RoutingOut:
     """Candidate institutions of the acting institution's alliances for a specialty, with the free
     reserved slots (next `days` days) and beds it may use."""
@@ -169,7 +170,7 @@ def routing_help(db: DB, subject: Clinical, specialty: str = Query("", max_lengt
 
 
 @router.get("/referrals/{referral_id}/routing", response_model=RoutingOut)
-def referral_routing(referral_id: int, db: DB, subject: Clinical,
+def referral_routing(referral_id: Id, db: DB, subject: Clinical,
                      days: int | None = Query(None, ge=1, le=60)) -> RoutingOut:
     """For one referral: the alliance's candidates for its specialty, and the sessions and wards of
     its receiving institution with the free slots/beds of the reserve for the referral's origin."""
@@ -187,7 +188,7 @@ def referral_routing(referral_id: int, db: DB, subject: Clinical,
 
 
 @router.post("/referrals/{referral_id}/book-slot", response_model=ReferralDetail)
-def book_slot(referral_id: int, db: DB, subject: Clinical, body: BookSlotIn = Body()) -> dict[str, Any]:
+def book_slot(referral_id: Id, db: DB, subject: Clinical, body: BookSlotIn = Body()) -> dict[str, Any]:
     """Book a slot of the receiving institution and move the referral to scheduled (one transaction).
     409 `referral_slot_taken` when the slot went meanwhile; the referral is then unchanged."""
     flows.book_slot(db, subject, referral_id, body.session_id, slot_id=body.slot_id, pool=body.pool,
@@ -196,7 +197,7 @@ def book_slot(referral_id: int, db: DB, subject: Clinical, body: BookSlotIn = Bo
 
 
 @router.post("/referrals/{referral_id}/reserve-bed", response_model=ReferralDetail)
-def reserve_bed(referral_id: int, db: DB, subject: Clinical, body: ReserveBedIn = Body()) -> dict[str, Any]:
+def reserve_bed(referral_id: Id, db: DB, subject: Clinical, body: ReserveBedIn = Body()) -> dict[str, Any]:
     """Reserve a bed of the receiving institution and move the referral to scheduled (one transaction)."""
     flows.reserve_bed(db, subject, referral_id, body.ward_id, hours=body.hours, expected_status=body.expected_status)
     return _detail(db, subject, referral_id)
@@ -211,12 +212,12 @@ async def read_upload(file: UploadFile) -> bytes:
 
 
 @router.get("/referrals/{referral_id}/attachments", response_model=list[AttachmentOut])
-def attachment_list(referral_id: int, db: DB, subject: Clinical) -> list[Any]:
+def attachment_list(referral_id: Id, db: DB, subject: Clinical) -> list[Any]:
     return service.attachments_of(db, subject, referral_id)
 
 
 @router.post("/referrals/{referral_id}/attachments", status_code=201, response_model=AttachmentOut)
-async def attachment_upload(referral_id: int, db: DB, subject: Clinical, file: UploadFile = File()) -> Any:
+async def attachment_upload(referral_id: Id, db: DB, subject: Clinical, file: UploadFile = File()) -> Any:
     """PDF, JPEG, PNG or DICOM (recognised by content, not by the declared type); 413 too large,
     415 other types, 422 empty; nothing is stored then."""
     data = await read_upload(file)
@@ -224,7 +225,7 @@ async def attachment_upload(referral_id: int, db: DB, subject: Clinical, file: U
 
 
 @router.get("/referrals/{referral_id}/attachments/{attachment_id}")
-def attachment_download(referral_id: int, attachment_id: int, db: DB, subject: Clinical) -> Response:
+def attachment_download(referral_id: Id, attachment_id: Id, db: DB, subject: Clinical) -> Response:
     """The file itself; the read is audited. 404 when the patient is not visible to the institution."""
     got = service.open_attachment(db, subject, referral_id, attachment_id)
     return Response(got.data, media_type=got.attachment.content_type,
@@ -232,6 +233,6 @@ def attachment_download(referral_id: int, attachment_id: int, db: DB, subject: C
 
 
 @router.delete("/referrals/{referral_id}/attachments/{attachment_id}", status_code=204)
-def attachment_delete(referral_id: int, attachment_id: int, db: DB, subject: Clinical) -> Response:
+def attachment_delete(referral_id: Id, attachment_id: Id, db: DB, subject: Clinical) -> Response:
     service.delete_attachment(db, subject, referral_id, attachment_id)
     return Response(status_code=204)

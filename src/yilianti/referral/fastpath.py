@@ -54,6 +54,7 @@ from yilianti.fastdb.pool import on_postgresql
 from yilianti.fastdb.route import FastRoute
 from yilianti.fastdb.subject import client_ip, route_subject
 from yilianti.kit import clock
+from yilianti.kit.schemas import parse_id
 from yilianti.kit.sqlcompile import column, sql, sql_insert, sql_json
 from yilianti.kit.workflow import move_detail
 from yilianti.referral import service, states
@@ -233,7 +234,7 @@ class ReferralMoveRoute(FastRoute):
         if not scope["path"].endswith("/transition"):
             return None
         match = PATH.fullmatch(scope["path"])
-        return int(match.group(1)) if match is not None and enabled() else None
+        return parse_id(match.group(1)) if match is not None and enabled() else None
 
     async def serve(self, scope: Scope, token: str, claimed: Any, body: bytes) -> dict[str, Any] | AppError | None:
         return await self._move(scope, token, claimed, body)

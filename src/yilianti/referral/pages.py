@@ -24,6 +24,7 @@ from yilianti.config import get_settings
 from yilianti.exceptions import AppError, InvalidInput, parse_input
 from yilianti.kit import clock
 from yilianti.kit import repository as kit
+from yilianti.kit.schemas import Id
 from yilianti.models.alliance import Department
 from yilianti.models.patient import Patient
 from yilianti.models.referral import Referral
@@ -277,7 +278,7 @@ def split_duration(value: timedelta | None) -> tuple[int, int, int] | None:
     return days, hours, mins
 
 
-def _detail_context(db: Session, subject: Subject, referral_id: int) -> dict[str, Any]:
+def _detail_context(db: Session, subject: Subject, referral_id: Id) -> dict[str, Any]:
     ref, side = service.get(db, subject, referral_id)
     history = service.history(db, subject, referral_id)
     users = accounts.display_names(db, {h.user_id for h in history})
@@ -340,14 +341,14 @@ DONE_FLASH = {"submit": "转诊单已提交", "receive": "已接收", "accept": 
 
 
 @router.get("/referrals/{referral_id}")
-def referral_view(request: Request, referral_id: int, db: DB, subject: Clinical, done: str = "") -> Response:
+def referral_view(request: Request, referral_id: Id, db: DB, subject: Clinical, done: str = "") -> Response:
     ctx = _detail_context(db, subject, referral_id)
     if done in DONE_FLASH:
         ctx["flash"] = t(request, DONE_FLASH[done])
     return render_page(request, "referral/detail.html", ctx)
 
 
-def _page_error(request: Request, db: Session, subject: Subject, referral_id: int, action: str,
+def _page_error(request: Request, db: Session, subject: Subject, referral_id: Id, action: str,
                 exc: AppError) -> Response:
     """Re-render the detail page with the error of one action, with its status (nothing was changed)."""
     db.expire_all()
@@ -361,7 +362,7 @@ def _page_error(request: Request, db: Session, subject: Subject, referral_id: in
 
 
 @router.post("/referrals/{referral_id}/book-slot")
-async def referral_book_slot(request: Request, referral_id: int, db: DB, subject: Clinical) -> Response:
+async def referral_book_slot(request: Request, referral_id: Id, db: DB, subject: Clinical) -> Response:
     form = await request.form()
     value = lambda k: str(form.get(k, "") or "")  # noqa: E731
     try:
@@ -381,7 +382,7 @@ async def referral_book_slot(request: Request, referral_id: int, db: DB, subject
 
 
 @router.post("/referrals/{referral_id}/reserve-bed")
-async def referral_reserve_bed(request: Request, referral_id: int, db: DB, subject: Clinical) -> Response:
+async def referral_reserve_bed(request: Request, referral_id: Id, db: DB, subject: Clinical) -> Response:
     form = await request.form()
     value = lambda k: str(form.get(k, "") or "")  # noqa: E731
     try:
@@ -401,7 +402,7 @@ async def referral_reserve_bed(request: Request, referral_id: int, db: DB, subje
 
 
 @router.post("/referrals/{referral_id}/attachments")
-async def referral_attach(request: Request, referral_id: int, db: DB, subject: Clinical) -> Response:
+async def referral_attach(request: Request, referral_id: Id, db: DB, subject: Clinical) -> Response:
     form = await request.form()
     upload = form.get("file")
     try:
@@ -419,14 +420,14 @@ async def referral_attach(request: Request, referral_id: int, db: DB, subject: C
 
 
 @router.get("/referrals/{referral_id}/attachments/{attachment_id}")
-def referral_attachment(referral_id: int, attachment_id: int, db: DB, subject: Clinical) -> Response:
+def referral_attachment(referral_id: Id, attachment_id: Id, db: DB, subject: Clinical) -> Response:
     got = service.open_attachment(db, subject, referral_id, attachment_id)
     return Response(got.data, media_type=got.attachment.content_type,
                     headers={"Content-Disposition": got.content_disposition, "X-Content-Type-Options": "nosniff"})
 
 
 @router.post("/referrals/{referral_id}/attachments/{attachment_id}/delete")
-def referral_detach(request: Request, referral_id: int, attachment_id: int, db: DB, subject: Clinical) -> Response:
+def referral_detach(request: Request, referral_id: Id, attachment_id: Id, db: DB, subject: Clinical) -> Response:
     try:
         with db.begin_nested():
             service.delete_attachment(db, subject, referral_id, attachment_id)
@@ -438,7 +439,7 @@ def referral_detach(request: Request, referral_id: int, attachment_id: int, db: 
 
 
 @router.post("/referrals/{referral_id}/{action}")
-async def referral_act(request: Request, referral_id: int, action: str, db: DB, subject: Clinical) -> Response:
+async def referral_act(request: Request, referral_id: Id, action: str, db: DB, subject: Clinical) -> Response:
     if action not in BY_ACTION:
         service.get(db, subject, referral_id)
         raise InvalidInput(fields={"action": "取值不在允许范围内"})
@@ -468,7 +469,7 @@ async def referral_act(request: Request, referral_id: int, action: str, db: DB, 
 
 
 @router.post("/follow-up-tasks/{task_id}/done")
-def task_done(task_id: int, db: DB, subject: Clinical) -> Response:
+def task_done(task_id: Id, db: DB, subject: Clinical) -> Response:
     task = service.complete_task(db, subject, task_id)
     return RedirectResponse(f"/referrals/{task.referral_id}?done=task", status_code=303)
 
@@ -477,7 +478,7 @@ def task_done(task_id: int, db: DB, subject: Clinical) -> Response:
 
 
 @router.get("/referrals/{referral_id}/print")
-def referral_print(request: Request, referral_id: int, db: DB, subject: Clinical) -> Response:
+def referral_print(request: Request, referral_id: Id, db: DB, subject: Clinical) -> Response:
     ctx = _detail_context(db, subject, referral_id)
     ctx["resident_id"] = sched_repo.resident_ids(db, [ctx["ref"].patient_id]).get(ctx["ref"].patient_id)
     ctx["printed_at"] = clock.now()

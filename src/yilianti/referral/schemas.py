@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from yilianti.kit.schemas import HistoryOut
+from yilianti.kit.schemas import HistoryOut, Id
 from yilianti.referral.states import Status
 
 ICD10 = re.compile(r"^[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$")
@@ -46,17 +46,17 @@ class FollowUpPlan(BaseModel):
 
 class ReferralIn(BaseModel):
     direction: Literal["up", "down"] = "up"
-    patient_id: int
-    to_institution_id: int
-    to_department_id: int | None = None
-    to_practitioner_id: int | None = None
+    patient_id: Id
+    to_institution_id: Id
+    to_department_id: Id | None = None
+    to_practitioner_id: Id | None = None
     reason: str = Field(min_length=2, max_length=2000)
     priority: Literal["routine", "urgent", "emergency"] = "routine"
     target_service: str | None = Field(default=None, max_length=64)
     permanent: bool = True
     summary: Summary = Field(default_factory=Summary)
     follow_up_plan: FollowUpPlan | None = None
-    linked_referral_id: int | None = None
+    linked_referral_id: Id | None = None
 
     @field_validator("reason")
     @classmethod
@@ -106,9 +106,9 @@ class TransitionIn(BaseModel):
     reason: str | None = Field(default=None, max_length=2000,
                                description="note / advice / outcome / cancel or forward reason, by move")
     reject_code: str | None = None
-    booking_id: int | None = None
-    bed_reservation_id: int | None = None
-    to_institution_id: int | None = Field(default=None, description="forward: the next institution")
+    booking_id: Id | None = None
+    bed_reservation_id: Id | None = None
+    to_institution_id: Id | None = Field(default=None, description="forward: the next institution")
     arrival_mode: str | None = Field(default=None, description="arrived without a slot (an accepted down-referral): "
                                      "walk_in | home_visit")
 
@@ -167,15 +167,15 @@ class RoutingOut(BaseModel):
 
 
 class BookSlotIn(BaseModel):
-    session_id: int
-    slot_id: int | None = Field(default=None, description="a particular slot; otherwise the first free one")
+    session_id: Id
+    slot_id: Id | None = Field(default=None, description="a particular slot; otherwise the first free one")
     pool: Literal["reserved", "public"] | None = Field(
         default=None, description="default: the reserve for the referral's origin when it may use it, else public")
     expected_status: Status = Field(default=Status.accepted, description="the status the client last saw")
 
 
 class ReserveBedIn(BaseModel):
-    ward_id: int
+    ward_id: Id
     hours: int = Field(default=48, ge=1, le=24 * 14)
     expected_status: Status = Status.accepted
 

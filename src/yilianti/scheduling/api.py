@@ -17,6 +17,7 @@ from yilianti.auth.deps import DB, Clinical, CurrentSubject, csrf_protect, resol
 from yilianti.exceptions import Forbidden, InvalidInput, Unauthenticated
 from yilianti.kit import clock
 from yilianti.kit import repository as kit
+from yilianti.kit.schemas import Id
 from yilianti.models.alliance import Alliance
 from yilianti.models.scheduling import (
     BedReservation,
@@ -87,7 +88,7 @@ def _utc(value: datetime | None) -> datetime | None:
     return clock.as_utc(value) if value else None
 
 
-def _read_booking(db: DB, subject: Any, booking_id: int) -> dict[str, Any]:
+def _read_booking(db: DB, subject: Any, booking_id: Id) -> dict[str, Any]:
     booking, session, _, slot = booking_rules.get_booking(db, subject, booking_id)
     return _booking_out(booking, session, slot, session.schedule.institution_id)
 
@@ -120,8 +121,8 @@ def _reservation_out(r: BedReservation) -> dict[str, Any]:
 
 
 @router.get("/sessions", response_model=list[SessionOut])
-def list_sessions(db: DB, subject: CurrentSubject, institution_id: int | None = None,
-                  schedule_id: int | None = None, q: str = Query("", description="specialty, expert or department"),
+def list_sessions(db: DB, subject: CurrentSubject, institution_id: Id | None = None,
+                  schedule_id: Id | None = None, q: str = Query("", description="specialty, expert or department"),
                   start: date | None = None, end: date | None = None,
                   limit: int = Query(100, ge=1, le=500)) -> list[dict[str, Any]]:
     """Upcoming sessions at institutions sharing an alliance with the acting one, with free slots per pool."""
@@ -141,7 +142,7 @@ def list_sessions(db: DB, subject: CurrentSubject, institution_id: int | None = 
 
 
 @router.get("/sessions/{session_id}/availability", response_model=AvailabilityOut, responses=ERRORS)
-def session_availability(session_id: int, db: DB, subject: CurrentSubject) -> dict[str, Any]:
+def session_availability(session_id: Id, db: DB, subject: CurrentSubject) -> dict[str, Any]:
     """Free slots per pool before booking, and which pools the acting institution may use."""
     av = booking_rules.availability(db, subject, session_id)
     s = av.session
@@ -154,7 +155,7 @@ def session_availability(session_id: int, db: DB, subject: CurrentSubject) -> di
 
 
 @router.get("/sessions/{session_id}/slots", response_model=list[SlotOut], responses=ERRORS)
-def session_slots(session_id: int, db: DB, subject: CurrentSubject,
+def session_slots(session_id: Id, db: DB, subject: CurrentSubject,
                   pool: Literal["reserved", "public"] | None = None) -> list[Any]:
     """Free slots of the pools the acting institution may use (timed slots carry a time; others a number)."""
     av = booking_rules.availability(db, subject, session_id)
@@ -166,7 +167,7 @@ def session_slots(session_id: int, db: DB, subject: CurrentSubject,
 
 
 @router.post("/sessions/{session_id}/cancel", response_model=SessionCancelledOut, responses=ERRORS)
-def cancel_session(session_id: int, db: DB, subject: CurrentSubject, body: CancelIn = Body()) -> dict[str, Any]:
+def cancel_session(session_id: Id, db: DB, subject: CurrentSubject, body: CancelIn = Body()) -> dict[str, Any]:
     """Stop a session (停诊): every active booking is cancelled and its booking site notified."""
     n = schedules.cancel_session(db, subject, session_id, body.reason)
     return {"session_id": session_id, "bookings_cancelled": n}
@@ -213,33 +214,33 @@ def list_bookings(db: DB, subject: CurrentSubject,
 
 
 @router.get("/bookings/{booking_id}", response_model=BookingOut, responses=ERRORS)
-def read_booking(booking_id: int, db: DB, subject: CurrentSubject) -> dict[str, Any]:
+def read_booking(booking_id: Id, db: DB, subject: CurrentSubject) -> dict[str, Any]:
     return _read_booking(db, subject, booking_id)
 
 
 @router.post("/bookings/{booking_id}/cancel", response_model=BookingOut, responses=ERRORS)
-def cancel_booking(booking_id: int, db: DB, subject: CurrentSubject, body: CancelIn = Body(CancelIn())) -> dict[str, Any]:
+def cancel_booking(booking_id: Id, db: DB, subject: CurrentSubject, body: CancelIn = Body(CancelIn())) -> dict[str, Any]:
     """Cancel: the slot is free again."""
     booking_rules.cancel(db, subject, booking_id, body.reason)
     return _read_booking(db, subject, booking_id)
 
 
 @router.post("/bookings/{booking_id}/reschedule", response_model=BookingOut, status_code=201, responses=ERRORS)
-def reschedule_booking(booking_id: int, db: DB, subject: Clinical, body: RescheduleIn = Body()) -> dict[str, Any]:
+def reschedule_booking(booking_id: Id, db: DB, subject: Clinical, body: RescheduleIn = Body()) -> dict[str, Any]:
     """Move to another session: the old booking is cancelled and a new one returned."""
     booking = booking_rules.reschedule(db, subject, booking_id, body.session_id, body.slot_id)
     return _read_booking(db, subject, booking.id)
 
 
 @router.post("/bookings/{booking_id}/arrive", response_model=BookingOut, responses=ERRORS)
-def arrive(booking_id: int, db: DB, subject: CurrentSubject) -> dict[str, Any]:
+def arrive(booking_id: Id, db: DB, subject: CurrentSubject) -> dict[str, Any]:
     """Record arrival (到诊回传); only the session's site, on the day."""
     booking_rules.mark_arrived(db, subject, booking_id)
     return _read_booking(db, subject, booking_id)
 
 
 @router.post("/bookings/{booking_id}/no-show", response_model=BookingOut, responses=ERRORS)
-def no_show(booking_id: int, db: DB, subject: CurrentSubject) -> dict[str, Any]:
+def no_show(booking_id: Id, db: DB, subject: CurrentSubject) -> dict[str, Any]:
     """Record a no-show; only the session's site, once the session has started."""
     booking_rules.mark_no_show(db, subject, booking_id)
     return _read_booking(db, subject, booking_id)
@@ -274,12 +275,12 @@ def create_schedule(db: DB, subject: CurrentSubject, body: ScheduleIn = Body()) 
 
 @router.post("/schedules/{schedule_id}/templates", status_code=status.HTTP_201_CREATED, response_model=TemplateOut,
              responses=ERRORS)
-def add_template(schedule_id: int, db: DB, subject: CurrentSubject, body: TemplateIn = Body()) -> ScheduleTemplate:
+def add_template(schedule_id: Id, db: DB, subject: CurrentSubject, body: TemplateIn = Body()) -> ScheduleTemplate:
     return schedules.add_template(db, subject, schedule_id, body)
 
 
 @router.post("/schedules/{schedule_id}/generate", response_model=GeneratedOut, responses=ERRORS)
-def generate(schedule_id: int, db: DB, subject: CurrentSubject, body: GenerateIn = Body()) -> dict[str, int]:
+def generate(schedule_id: Id, db: DB, subject: CurrentSubject, body: GenerateIn = Body()) -> dict[str, int]:
     """Templates → dated sessions → slots for days in [start, end]; existing sessions are kept."""
     return {"created": schedules.generate_sessions(db, subject, schedule_id, body.start, body.end)}
 
@@ -288,7 +289,7 @@ def generate(schedule_id: int, db: DB, subject: CurrentSubject, body: GenerateIn
 
 
 @router.get("/wards", response_model=list[WardOut])
-def list_wards(db: DB, subject: CurrentSubject, institution_id: int | None = None) -> list[dict[str, Any]]:
+def list_wards(db: DB, subject: CurrentSubject, institution_id: Id | None = None) -> list[dict[str, Any]]:
     """Wards of institutions sharing an alliance with the acting one (or of one of them)."""
     partners = {p.id for p in repository.partner_institutions(db, subject.acting_institution_id)}
     if institution_id is not None and institution_id not in partners and not subject.is_system_admin:
@@ -309,12 +310,12 @@ def reserve_bed(db: DB, subject: Clinical, body: BedReservationIn = Body()) -> d
 
 
 @router.post("/bed-reservations/{reservation_id}/admit", response_model=BedReservationOut, responses=ERRORS)
-def admit(reservation_id: int, db: DB, subject: CurrentSubject) -> dict[str, Any]:
+def admit(reservation_id: Id, db: DB, subject: CurrentSubject) -> dict[str, Any]:
     return _reservation_out(beds.admit_reservation(db, subject, reservation_id))
 
 
 @router.post("/bed-reservations/{reservation_id}/release", response_model=BedReservationOut, responses=ERRORS)
-def release(reservation_id: int, db: DB, subject: CurrentSubject) -> dict[str, Any]:
+def release(reservation_id: Id, db: DB, subject: CurrentSubject) -> dict[str, Any]:
     return _reservation_out(beds.release_reservation(db, subject, reservation_id))
 
 
@@ -322,7 +323,7 @@ def release(reservation_id: int, db: DB, subject: CurrentSubject) -> dict[str, A
 
 
 @router.get("/alliances/{alliance_id}/sinking", response_model=list[MonthOut], responses=ERRORS)
-def sinking(alliance_id: int, db: DB, subject: CurrentSubject, start: date | None = None,
+def sinking(alliance_id: Id, db: DB, subject: CurrentSubject, start: date | None = None,
             end: date | None = None) -> list[dict[str, Any]]:
     """号源下沉比例 per month: reserved ÷ offered, and reserved booked ÷ reserved."""
     kit.get_or_404(db, Alliance, alliance_id)

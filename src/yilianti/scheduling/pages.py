@@ -19,6 +19,7 @@ from yilianti.authz.subject import Subject
 from yilianti.exceptions import AppError, Forbidden, InvalidInput, NotFound, parse_input
 from yilianti.kit import clock
 from yilianti.kit import repository as kit
+from yilianti.kit.schemas import Id
 from yilianti.models.alliance import Alliance
 from yilianti.models.scheduling import BookingStatus, ClinicSession, Pool, SessionStatus, Ward
 from yilianti.patients import service as patients
@@ -123,7 +124,7 @@ def _expert(schedule: Any) -> str:
     return str(schedule.name)
 
 
-def _patient_choices(db: Session, subject: Subject, q: str, patient_id: int | None) -> list[Any]:
+def _patient_choices(db: Session, subject: Subject, q: str, patient_id: Id | None) -> list[Any]:
     """Patients readable by the acting institution (a search), with a chosen one kept on top."""
     rows = patients.search(db, subject, q, limit=20) if (q or patient_id is None) else []
     if patient_id is not None and all(p.id != patient_id for p in rows):
@@ -156,7 +157,7 @@ def index(request: Request, db: DB, subject: CurrentSubject) -> Response:
 # ------------------------------------------------------------------------------------------ schedules
 
 
-def _schedule_form_ctx(db: Session, inst_id: int) -> dict[str, Any]:
+def _schedule_form_ctx(db: Session, inst_id: Id) -> dict[str, Any]:
     return {"practitioners": repository.practitioners_for_site(db, inst_id),
             "departments": repository.departments_of(db, inst_id),
             "lead_alliances": repository.alliances_of(db, inst_id, lead_only=True),
@@ -200,7 +201,7 @@ async def schedule_create(request: Request, db: DB, subject: CurrentSubject) -> 
     return RedirectResponse(f"/scheduling/schedules/{schedule.id}?created=1", status_code=303)
 
 
-def _own_schedule(db: Session, subject: Subject, schedule_id: int) -> Any:
+def _own_schedule(db: Session, subject: Subject, schedule_id: Id) -> Any:
     inst = _require_scheduler(subject)
     schedule = schedules.get_schedule(db, schedule_id)
     if schedule.institution_id != inst and not subject.is_system_admin:
@@ -239,13 +240,13 @@ def _schedule_page(request: Request, db: Session, subject: Subject, schedule: An
 
 
 @router.get("/scheduling/schedules/{schedule_id}")
-def schedule_view(request: Request, schedule_id: int, db: DB, subject: CurrentSubject) -> Response:
+def schedule_view(request: Request, schedule_id: Id, db: DB, subject: CurrentSubject) -> Response:
     schedule = _own_schedule(db, subject, schedule_id)
     return _schedule_page(request, db, subject, schedule)
 
 
 @router.post("/scheduling/schedules/{schedule_id}/templates")
-async def template_add(request: Request, schedule_id: int, db: DB, subject: CurrentSubject) -> Response:
+async def template_add(request: Request, schedule_id: Id, db: DB, subject: CurrentSubject) -> Response:
     schedule = _own_schedule(db, subject, schedule_id)
     values = await _form(request)
     try:
@@ -261,7 +262,7 @@ async def template_add(request: Request, schedule_id: int, db: DB, subject: Curr
 
 
 @router.post("/scheduling/schedules/{schedule_id}/generate")
-async def sessions_generate(request: Request, schedule_id: int, db: DB, subject: CurrentSubject) -> Response:
+async def sessions_generate(request: Request, schedule_id: Id, db: DB, subject: CurrentSubject) -> Response:
     schedule = _own_schedule(db, subject, schedule_id)
     values = await _form(request)
     try:
@@ -284,7 +285,7 @@ async def sessions_generate(request: Request, schedule_id: int, db: DB, subject:
 
 
 @router.post("/scheduling/schedules/{schedule_id}/closures")
-async def closure_add(request: Request, schedule_id: int, db: DB, subject: CurrentSubject) -> Response:
+async def closure_add(request: Request, schedule_id: Id, db: DB, subject: CurrentSubject) -> Response:
     schedule = _own_schedule(db, subject, schedule_id)
     values = await _form(request)
     try:
@@ -303,7 +304,7 @@ async def closure_add(request: Request, schedule_id: int, db: DB, subject: Curre
 
 
 @router.post("/scheduling/sessions/{session_id}/cancel")
-async def session_cancel(request: Request, session_id: int, db: DB, subject: CurrentSubject) -> Response:
+async def session_cancel(request: Request, session_id: Id, db: DB, subject: CurrentSubject) -> Response:
     values = await _form(request)
     session = schedules.get_session(db, session_id)
     try:
@@ -343,7 +344,7 @@ def book_search(request: Request, db: DB, subject: Clinical, institution_id: str
         "start": d_start.isoformat(), "end": d_end.isoformat(), "expert": _expert})
 
 
-def _session_page(request: Request, db: Session, subject: Subject, session_id: int, status: int = 200,
+def _session_page(request: Request, db: Session, subject: Subject, session_id: Id, status: int = 200,
                   **extra: Any) -> Response:
     av = booking_rules.availability(db, subject, session_id)
     s = av.session
@@ -374,12 +375,12 @@ def _session_page(request: Request, db: Session, subject: Subject, session_id: i
 
 
 @router.get("/scheduling/sessions/{session_id}")
-def session_view(request: Request, session_id: int, db: DB, subject: CurrentSubject) -> Response:
+def session_view(request: Request, session_id: Id, db: DB, subject: CurrentSubject) -> Response:
     return _session_page(request, db, subject, session_id)
 
 
 @router.post("/scheduling/sessions/{session_id}/book")
-async def session_book(request: Request, session_id: int, db: DB, subject: Clinical) -> Response:
+async def session_book(request: Request, session_id: Id, db: DB, subject: Clinical) -> Response:
     values = await _form(request)
     try:
         patient_id = opt_int(values.get("patient_id"))
@@ -403,7 +404,7 @@ async def session_book(request: Request, session_id: int, db: DB, subject: Clini
 # ------------------------------------------------------------------------------------------ bookings
 
 
-def _booking_ctx(request: Request, db: Session, subject: Subject, booking_id: int) -> dict[str, Any]:
+def _booking_ctx(request: Request, db: Session, subject: Subject, booking_id: Id) -> dict[str, Any]:
     booking, session, patient, slot = booking_rules.get_booking(db, subject, booking_id)
     rid = repository.resident_ids(db, [patient.id]).get(patient.id)
     names = repository.institution_names(db, {booking.booked_by_institution_id})
@@ -415,11 +416,11 @@ def _booking_ctx(request: Request, db: Session, subject: Subject, booking_id: in
 
 
 @router.get("/bookings/{booking_id}/slip")
-def booking_slip(request: Request, booking_id: int, db: DB, subject: CurrentSubject) -> Response:
+def booking_slip(request: Request, booking_id: Id, db: DB, subject: CurrentSubject) -> Response:
     return render_page(request, "scheduling/slip.html", _booking_ctx(request, db, subject, booking_id))
 
 
-def _booking_page(request: Request, db: Session, subject: Subject, booking_id: int, status: int = 200,
+def _booking_page(request: Request, db: Session, subject: Subject, booking_id: Id, status: int = 200,
                   **extra: Any) -> Response:
     ctx = _booking_ctx(request, db, subject, booking_id)
     booking, s = ctx["booking"], ctx["s"]
@@ -440,11 +441,11 @@ def _booking_page(request: Request, db: Session, subject: Subject, booking_id: i
 
 
 @router.get("/bookings/{booking_id}")
-def booking_view(request: Request, booking_id: int, db: DB, subject: CurrentSubject) -> Response:
+def booking_view(request: Request, booking_id: Id, db: DB, subject: CurrentSubject) -> Response:
     return _booking_page(request, db, subject, booking_id)
 
 
-async def _booking_action(request: Request, db: Session, subject: Subject, booking_id: int, action: str) -> Response:
+async def _booking_action(request: Request, db: Session, subject: Subject, booking_id: Id, action: str) -> Response:
     values = await _form(request)
     try:
         if action == "cancel":
@@ -474,22 +475,22 @@ async def _booking_action(request: Request, db: Session, subject: Subject, booki
 
 
 @router.post("/bookings/{booking_id}/cancel")
-async def booking_cancel(request: Request, booking_id: int, db: DB, subject: CurrentSubject) -> Response:
+async def booking_cancel(request: Request, booking_id: Id, db: DB, subject: CurrentSubject) -> Response:
     return await _booking_action(request, db, subject, booking_id, "cancel")
 
 
 @router.post("/bookings/{booking_id}/reschedule")
-async def booking_reschedule(request: Request, booking_id: int, db: DB, subject: Clinical) -> Response:
+async def booking_reschedule(request: Request, booking_id: Id, db: DB, subject: Clinical) -> Response:
     return await _booking_action(request, db, subject, booking_id, "reschedule")
 
 
 @router.post("/bookings/{booking_id}/arrive")
-async def booking_arrive(request: Request, booking_id: int, db: DB, subject: CurrentSubject) -> Response:
+async def booking_arrive(request: Request, booking_id: Id, db: DB, subject: CurrentSubject) -> Response:
     return await _booking_action(request, db, subject, booking_id, "arrived")
 
 
 @router.post("/bookings/{booking_id}/no-show")
-async def booking_no_show(request: Request, booking_id: int, db: DB, subject: CurrentSubject) -> Response:
+async def booking_no_show(request: Request, booking_id: Id, db: DB, subject: CurrentSubject) -> Response:
     return await _booking_action(request, db, subject, booking_id, "no_show")
 
 
@@ -574,7 +575,7 @@ async def waitlist_add(request: Request, db: DB, subject: Clinical) -> Response:
 
 
 @router.post("/scheduling/waitlist/{request_id}/book")
-async def waitlist_book(request: Request, request_id: int, db: DB, subject: Clinical) -> Response:
+async def waitlist_book(request: Request, request_id: Id, db: DB, subject: Clinical) -> Response:
     values = await _form(request)
     try:
         session_id = opt_int(values.get("session_id"))
@@ -592,7 +593,7 @@ async def waitlist_book(request: Request, request_id: int, db: DB, subject: Clin
 
 
 @router.post("/scheduling/waitlist/{request_id}/close")
-async def waitlist_close(request: Request, request_id: int, db: DB, subject: Clinical) -> Response:
+async def waitlist_close(request: Request, request_id: Id, db: DB, subject: Clinical) -> Response:
     values = await _form(request)
     try:
         waitlist_rules.close_request(db, subject, request_id, values.get("reason", ""))
@@ -666,7 +667,7 @@ async def ward_create(request: Request, db: DB, subject: CurrentSubject) -> Resp
 
 
 @router.post("/scheduling/wards/{ward_id}/occupied")
-async def ward_occupied(request: Request, ward_id: int, db: DB, subject: CurrentSubject) -> Response:
+async def ward_occupied(request: Request, ward_id: Id, db: DB, subject: CurrentSubject) -> Response:
     values = await _form(request)
     try:
         occupied = opt_int(values.get("occupied"))
@@ -701,7 +702,7 @@ async def bed_reserve(request: Request, db: DB, subject: Clinical) -> Response:
 
 
 @router.post("/scheduling/bed-reservations/{reservation_id}/{action}")
-def bed_reservation_action(request: Request, reservation_id: int, action: str, db: DB,
+def bed_reservation_action(request: Request, reservation_id: Id, action: str, db: DB,
                            subject: CurrentSubject) -> Response:
     if action == "admit":
         beds_rules.admit_reservation(db, subject, reservation_id)

@@ -8,21 +8,22 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from yilianti.kit import clock
+from yilianti.kit.schemas import Id
 from yilianti.models.scheduling import Booking, ClinicSession, Slot
 
 
 class ScheduleIn(BaseModel):
-    institution_id: int
+    institution_id: Id
     kind: Literal["practitioner", "clinic", "device"]
     name: str = Field(min_length=2, max_length=100)
-    practitioner_id: int | None = None
-    department_id: int | None = None
+    practitioner_id: Id | None = None
+    department_id: Id | None = None
     device_type: Literal["CT", "MR", "US", "DR", "ECG"] | None = None
     specialty: str | None = Field(default=None, max_length=64)
     location: str | None = Field(default=None, max_length=200)
     instructions: str | None = Field(default=None, max_length=2000)
     fee_yuan: str | None = Field(default=None, max_length=16)
-    reserve_alliance_id: int | None = None
+    reserve_alliance_id: Id | None = None
     reserve_share: float | None = Field(default=None, ge=0, le=1)
 
     @model_validator(mode="after")
@@ -53,19 +54,19 @@ class TemplateIn(BaseModel):
 
 
 class BookingIn(BaseModel):
-    session_id: int
-    patient_id: int
-    slot_id: int | None = Field(default=None, description="a particular slot; otherwise the first free one")
+    session_id: Id
+    patient_id: Id
+    slot_id: Id | None = Field(default=None, description="a particular slot; otherwise the first free one")
     pool: Literal["reserved", "public"] | None = Field(
         default=None, description="default: the reserved pool when eligible, else public")
     note: str | None = Field(default=None, max_length=300)
-    referral_id: int | None = None
+    referral_id: Id | None = None
 
 
 class WaitRequestIn(BaseModel):
-    patient_id: int
-    target_institution_id: int
-    schedule_id: int | None = None
+    patient_id: Id
+    target_institution_id: Id
+    schedule_id: Id | None = None
     specialty: str | None = Field(default=None, max_length=64)
     earliest: date | None = None
     latest: date | None = None
@@ -74,21 +75,21 @@ class WaitRequestIn(BaseModel):
 
 
 class WardIn(BaseModel):
-    institution_id: int
-    department_id: int | None = None
+    institution_id: Id
+    department_id: Id | None = None
     name: str = Field(min_length=1, max_length=100)
     beds_total: int = Field(ge=0, le=5000)
-    occupied: int = Field(default=0, ge=0)
-    reserve_alliance_id: int | None = None
+    occupied: int = Field(default=0, ge=0, le=5000)
+    reserve_alliance_id: Id | None = None
     reserve_share: float | None = Field(default=None, ge=0, le=1)
 
 
 class BedReservationIn(BaseModel):
-    ward_id: int
-    patient_id: int
+    ward_id: Id
+    patient_id: Id
     hours: int = Field(default=48, ge=1, le=24 * 14)
     note: str | None = Field(default=None, max_length=300)
-    referral_id: int | None = None
+    referral_id: Id | None = None
 
 
 class SessionOut(BaseModel):
@@ -166,8 +167,8 @@ class CancelIn(BaseModel):
 
 
 class RescheduleIn(BaseModel):
-    session_id: int
-    slot_id: int | None = None
+    session_id: Id
+    slot_id: Id | None = None
 
 
 class BookingRequestOut(BaseModel):

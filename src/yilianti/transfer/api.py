@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from yilianti.auth.deps import DB, Clinical
 from yilianti.authz.subject import Subject
+from yilianti.kit.schemas import Id
 from yilianti.models.transfer import CriticalTransfer
 from yilianti.transfer import service
 from yilianti.transfer.schemas import (
@@ -35,7 +36,7 @@ def _out(t: CriticalTransfer) -> TransferOut:
     return TransferOut.model_validate(t, from_attributes=True)
 
 
-def detail(db: Session, subject: Subject, transfer_id: int) -> TransferDetailOut:
+def detail(db: Session, subject: Subject, transfer_id: Id) -> TransferDetailOut:
     v = service.view(db, subject, transfer_id)
     t, m = v["transfer"], v["metrics"]
     since = {leg.kind: leg.minutes_since_previous for leg in m.legs}
@@ -63,29 +64,29 @@ def list_transfers(db: DB, subject: Clinical, direction: str = Query("all", patt
 
 
 @router.get("/transfers/{transfer_id}", response_model=TransferDetailOut)
-def get_transfer(transfer_id: int, db: DB, subject: Clinical) -> TransferDetailOut:
+def get_transfer(transfer_id: Id, db: DB, subject: Clinical) -> TransferDetailOut:
     return detail(db, subject, transfer_id)
 
 
 @router.post("/transfers/{transfer_id}/accept", response_model=TransferDetailOut)
-def accept_transfer(transfer_id: int, data: AcceptIn, db: DB, subject: Clinical) -> TransferDetailOut:
+def accept_transfer(transfer_id: Id, data: AcceptIn, db: DB, subject: Clinical) -> TransferDetailOut:
     service.accept(db, subject, transfer_id, data)
     return detail(db, subject, transfer_id)
 
 
 @router.post("/transfers/{transfer_id}/dispatch", response_model=TransferDetailOut)
-def dispatch_transfer(transfer_id: int, data: DispatchIn, db: DB, subject: Clinical) -> TransferDetailOut:
+def dispatch_transfer(transfer_id: Id, data: DispatchIn, db: DB, subject: Clinical) -> TransferDetailOut:
     service.dispatch(db, subject, transfer_id, data)
     return detail(db, subject, transfer_id)
 
 
 @router.post("/transfers/{transfer_id}/milestones", status_code=201, response_model=TransferDetailOut)
-def record_milestone(transfer_id: int, data: MilestoneIn, db: DB, subject: Clinical) -> TransferDetailOut:
+def record_milestone(transfer_id: Id, data: MilestoneIn, db: DB, subject: Clinical) -> TransferDetailOut:
     service.record_milestone(db, subject, transfer_id, data)
     return detail(db, subject, transfer_id)
 
 
 @router.post("/transfers/{transfer_id}/cancel", response_model=TransferDetailOut)
-def cancel_transfer(transfer_id: int, data: CancelIn, db: DB, subject: Clinical) -> TransferDetailOut:
+def cancel_transfer(transfer_id: Id, data: CancelIn, db: DB, subject: Clinical) -> TransferDetailOut:
     service.cancel(db, subject, transfer_id, data)
     return detail(db, subject, transfer_id)

@@ -17,6 +17,7 @@ from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import AppError, Conflict, InvalidInput, parse_input
 from yilianti.kit import repository as kit
+from yilianti.kit.schemas import Id
 from yilianti.models.patient import Patient
 from yilianti.patients import service as patients
 from yilianti.scheduling import repository as beds
@@ -98,7 +99,7 @@ async def transfer_create(request: Request, db: DB, subject: Clinical) -> Respon
     return RedirectResponse(f"/transfers/{t.id}", status_code=303)
 
 
-def _detail_ctx(db: Session, subject: Subject, transfer_id: int) -> dict[str, Any]:
+def _detail_ctx(db: Session, subject: Subject, transfer_id: Id) -> dict[str, Any]:
     v = service.view(db, subject, transfer_id)
     t = v["transfer"]
     v["inst"] = service.names(db, {t.origin_institution_id, t.destination_institution_id})
@@ -117,13 +118,13 @@ def _detail_ctx(db: Session, subject: Subject, transfer_id: int) -> dict[str, An
 
 
 @router.get("/transfers/{transfer_id}")
-def transfer_detail(request: Request, db: DB, subject: Clinical, transfer_id: int) -> Response:
+def transfer_detail(request: Request, db: DB, subject: Clinical, transfer_id: Id) -> Response:
     return render_page(request, "transfer/detail.html", {**_detail_ctx(db, subject, transfer_id), "errors": {},
                                                          "form": ""})
 
 
 @router.post("/transfers/{transfer_id}/{action}")
-async def transfer_action(request: Request, db: DB, subject: Clinical, transfer_id: int, action: str) -> Response:
+async def transfer_action(request: Request, db: DB, subject: Clinical, transfer_id: Id, action: str) -> Response:
     form = await _form(request)
     try:
         if action == "accept":

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
+from yilianti.kit.schemas import Id
+
 
 class Network(StrEnum):
     general = "general"
@@ -29,17 +31,24 @@ VITAL_RANGES: dict[str, tuple[float, float, str]] = {
 }
 
 
+
+def _vital(name: str, description: str) -> Any:
+    """An optional vital sign; its plausible range (VITAL_RANGES) is published as the schema's bounds."""
+    low, high, _message = VITAL_RANGES[name]
+    return Field(default=None, description=description, json_schema_extra={"minimum": low, "maximum": high})
+
+
 class VitalsIn(BaseModel):
     """Vital signs at the time of the request (all optional; weight matters for neonates)."""
 
-    hr: int | None = Field(default=None, description="heart rate, /min")
-    bp_sys: int | None = Field(default=None, description="systolic blood pressure, mmHg")
-    bp_dia: int | None = Field(default=None, description="diastolic blood pressure, mmHg")
-    spo2: int | None = Field(default=None, description="oxygen saturation, %")
-    rr: int | None = Field(default=None, description="respiratory rate, /min")
-    temp: float | None = Field(default=None, description="temperature, °C")
-    gcs: int | None = Field(default=None, description="Glasgow coma scale, 3–15")
-    weight_kg: float | None = Field(default=None, description="weight, kg")
+    hr: int | None = _vital("hr", "heart rate, /min")
+    bp_sys: int | None = _vital("bp_sys", "systolic blood pressure, mmHg")
+    bp_dia: int | None = _vital("bp_dia", "diastolic blood pressure, mmHg")
+    spo2: int | None = _vital("spo2", "oxygen saturation, %")
+    rr: int | None = _vital("rr", "respiratory rate, /min")
+    temp: float | None = _vital("temp", "temperature, °C")
+    gcs: int | None = _vital("gcs", "Glasgow coma scale, 3–15")
+    weight_kg: float | None = _vital("weight_kg", "weight, kg")
 
     @field_validator("hr", "bp_sys", "bp_dia", "spo2", "rr", "temp", "gcs", "weight_kg")
     @classmethod
@@ -55,12 +64,12 @@ class VitalsIn(BaseModel):
 
 
 class TransferIn(BaseModel):
-    patient_id: int
-    destination_institution_id: int
+    patient_id: Id
+    destination_institution_id: Id
     network: Network = Network.general
     diagnosis: str = Field(min_length=1, max_length=2000)
     vitals: VitalsIn = Field(default_factory=VitalsIn)
-    referral_id: int | None = None
+    referral_id: Id | None = None
 
     @field_validator("diagnosis")
     @classmethod
@@ -72,10 +81,10 @@ class TransferIn(BaseModel):
 
 
 class AcceptIn(BaseModel):
-    accepting_practitioner_id: int | None = None
+    accepting_practitioner_id: Id | None = None
     accepting_physician: str | None = Field(default=None, max_length=64, description="name, when not a practitioner")
-    ward_id: int | None = None
-    bed_reservation_id: int | None = None
+    ward_id: Id | None = None
+    bed_reservation_id: Id | None = None
     bed_note: str | None = Field(default=None, max_length=100, description="e.g. NICU 3 床")
 
 

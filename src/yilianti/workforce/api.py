@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, status
 
 from yilianti.admin import scope
 from yilianti.auth.deps import DB, CurrentSubject
+from yilianti.kit.schemas import Id, Limit, PageNo
 from yilianti.workforce import service
 from yilianti.workforce.schemas import (
     PractitionerIn,
@@ -21,9 +22,9 @@ router = APIRouter(prefix="/api/v1/practitioners", tags=["workforce"])
 
 
 @router.get("", response_model=PractitionerPage)
-def list_practitioners(db: DB, subject: CurrentSubject, q: str | None = None, institution_id: int | None = None,
-                       practises_at: int | None = None, specialty: str | None = None, title: str | None = None,
-                       page: int = 1, per_page: int = 20) -> dict[str, Any]:
+def list_practitioners(db: DB, subject: CurrentSubject, q: str | None = None, institution_id: Id | None = None,
+                       practises_at: Id | None = None, specialty: str | None = None, title: str | None = None,
+                       page: PageNo = 1, per_page: Limit = 20) -> dict[str, Any]:
     """The directory: active practitioners with their practice sites in force from today on.
 
     `practises_at` matches the home institution or a visiting practice site."""
@@ -43,12 +44,12 @@ def create_practitioner(db: DB, subject: CurrentSubject, body: PractitionerIn = 
 
 
 @router.get("/{practitioner_id}", response_model=PractitionerOut)
-def read_practitioner(practitioner_id: int, db: DB, subject: CurrentSubject) -> dict[str, Any]:
+def read_practitioner(practitioner_id: Id, db: DB, subject: CurrentSubject) -> dict[str, Any]:
     return service.practitioner_out(service.get(db, practitioner_id))
 
 
 @router.patch("/{practitioner_id}", response_model=PractitionerOut)
-def update_practitioner(practitioner_id: int, db: DB, subject: CurrentSubject,
+def update_practitioner(practitioner_id: Id, db: DB, subject: CurrentSubject,
                         body: PractitionerPatch = Body()) -> dict[str, Any]:
     """Change the fields sent (`active: false` deactivates)."""
     scope.require_admin(subject)
@@ -57,7 +58,7 @@ def update_practitioner(practitioner_id: int, db: DB, subject: CurrentSubject,
 
 
 @router.post("/{practitioner_id}/sites", status_code=status.HTTP_201_CREATED, response_model=PractitionerOut)
-def add_site(practitioner_id: int, db: DB, subject: CurrentSubject, body: SiteIn = Body()) -> dict[str, Any]:
+def add_site(practitioner_id: Id, db: DB, subject: CurrentSubject, body: SiteIn = Body()) -> dict[str, Any]:
     """Add a weekly session at another member site (多点执业)."""
     scope.require_admin(subject)
     service.add_site(db, subject, practitioner_id, body)
@@ -65,7 +66,7 @@ def add_site(practitioner_id: int, db: DB, subject: CurrentSubject, body: SiteIn
 
 
 @router.post("/{practitioner_id}/sites/{site_id}/end", response_model=PractitionerOut)
-def end_site(practitioner_id: int, site_id: int, db: DB, subject: CurrentSubject) -> dict[str, Any]:
+def end_site(practitioner_id: Id, site_id: Id, db: DB, subject: CurrentSubject) -> dict[str, Any]:
     """End an arrangement today (history is kept)."""
     scope.require_admin(subject)
     service.end_site(db, subject, practitioner_id, site_id)

@@ -7,6 +7,7 @@ from fastapi.responses import Response
 
 from yilianti.auth.deps import DB, CurrentSubject
 from yilianti.kit import clock
+from yilianti.kit.schemas import Id
 from yilianti.web.forms import opt_int
 from yilianti.workforce import service
 from yilianti.workforce.schemas import PERIODS, TITLES, WEEKDAYS
@@ -48,7 +49,7 @@ def directory(request: Request, db: DB, subject: CurrentSubject) -> Response:
 
 
 @router.get("/practitioners/{practitioner_id}")
-def detail(practitioner_id: int, request: Request, db: DB, subject: CurrentSubject) -> Response:
+def detail(practitioner_id: Id, request: Request, db: DB, subject: CurrentSubject) -> Response:
     from yilianti.web.render import render_page
 
     p = service.get(db, practitioner_id)

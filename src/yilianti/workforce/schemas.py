@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, field_validator
 from yilianti.exceptions import parse_input
 from yilianti.kit import clock
 from yilianti.kit import validate as v
+from yilianti.kit.schemas import Id
 from yilianti.models.workforce import Title
 
 M = TypeVar("M", bound=BaseModel)
@@ -37,8 +38,8 @@ class PractitionerIn(BaseModel):
     licence_date: date | None = Field(default=None, description="start of independent practice")
     is_department_head: bool = False
     is_trainee: bool = Field(default=False, description="进修 (a doctor in further training)")
-    home_institution_id: int
-    department_id: int | None = None
+    home_institution_id: Id
+    department_id: Id | None = None
     phone: str | None = None
 
     @field_validator("sex", "specialty", "licence_no", "phone", "department_id", "licence_date", mode="before")
@@ -93,16 +94,17 @@ class PractitionerPatch(BaseModel):
     licence_date: date | None = None
     is_department_head: bool | None = None
     is_trainee: bool | None = None
-    home_institution_id: int | None = None
-    department_id: int | None = None
+    home_institution_id: Id | None = None
+    department_id: Id | None = None
     phone: str | None = None
     active: bool | None = None
 
 
 class SiteIn(BaseModel):
-    institution_id: int
-    department_id: int | None = None
-    weekday: int | None = Field(default=None, description="1=Monday … 7=Sunday; empty = as arranged")
+    institution_id: Id
+    department_id: Id | None = None
+    weekday: int | None = Field(default=None, description="1=Monday … 7=Sunday; empty = as arranged",
+                                json_schema_extra={"minimum": 1, "maximum": 7})
     period: Literal["am", "pm", "all"] = "all"
     starts_on: date | None = None
     ends_on: date | None = None

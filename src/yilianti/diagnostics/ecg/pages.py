@@ -15,6 +15,7 @@ from yilianti.diagnostics.ecg import service as ecg
 from yilianti.diagnostics.imaging import service as imaging
 from yilianti.exceptions import AppError, InvalidInput
 from yilianti.kit import repository as kit
+from yilianti.kit.schemas import Id
 from yilianti.models.alliance import Institution
 from yilianti.models.diagnostics import DiagnosticOrder
 from yilianti.models.diagnostics_media import EcgRecording
@@ -38,7 +39,7 @@ def _context(db: Session, subject: Subject, order: DiagnosticOrder, rec: EcgReco
 
 
 @router.get("/diagnostics/orders/{order_id}/ecg")
-def ecg_page(order_id: int, request: Request, db: DB, subject: Clinical, layout: str = "3x4") -> Response:
+def ecg_page(order_id: Id, request: Request, db: DB, subject: Clinical, layout: str = "3x4") -> Response:
     order = imaging.order_for(db, subject, order_id, "diagnostics.ecg_view")
     rec = ecg.latest(db, order.id) or ecg.import_received(db, order)
     return render_page(request, "diagnostics/ecg.html",
@@ -46,7 +47,7 @@ def ecg_page(order_id: int, request: Request, db: DB, subject: Clinical, layout:
 
 
 @router.get("/diagnostics/orders/{order_id}/ecg.svg")
-def ecg_svg(order_id: int, db: DB, subject: Clinical, layout: str = "3x4") -> Response:
+def ecg_svg(order_id: Id, db: DB, subject: Clinical, layout: str = "3x4") -> Response:
     order = imaging.order_for(db, subject, order_id, "diagnostics.ecg_view")
     rec = ecg.latest(db, order.id) or ecg.import_received(db, order)
     if rec is None:
@@ -55,7 +56,7 @@ def ecg_svg(order_id: int, db: DB, subject: Clinical, layout: str = "3x4") -> Re
 
 
 @router.post("/diagnostics/orders/{order_id}/ecg/import")
-async def ecg_import(order_id: int, request: Request, db: DB, subject: Clinical) -> Response:
+async def ecg_import(order_id: Id, request: Request, db: DB, subject: Clinical) -> Response:
     order = imaging.order_for(db, subject, order_id, "diagnostics.ecg_import")
     form = await request.form()
     upload = form.get("file")
@@ -77,7 +78,7 @@ async def ecg_import(order_id: int, request: Request, db: DB, subject: Clinical)
 
 
 @router.post("/diagnostics/ecg/{rec_id}/reading")
-async def ecg_reading(rec_id: int, request: Request, db: DB, subject: Clinical) -> Response:
+async def ecg_reading(rec_id: Id, request: Request, db: DB, subject: Clinical) -> Response:
     rec, order = ecg.recording_for(db, subject, rec_id, "diagnostics.ecg_view")
     form = await request.form()
     values: dict[str, str | int | None] = {k: str(form.get(k) or "") for k in ecg.MEASURE_LIMITS}
@@ -92,7 +93,7 @@ async def ecg_reading(rec_id: int, request: Request, db: DB, subject: Clinical) 
 
 
 @router.get("/diagnostics/orders/{order_id}/ecg/summary")
-def ecg_summary(order_id: int, request: Request, db: DB, subject: Clinical) -> Response:
+def ecg_summary(order_id: Id, request: Request, db: DB, subject: Clinical) -> Response:
     """The ECG's measurements and conclusion as a fragment for the report editor (loaded by htmx)."""
     order = imaging.order_for(db, subject, order_id, "diagnostics.ecg_view")
     rec = ecg.latest(db, order.id) or ecg.import_received(db, order)

@@ -6,13 +6,16 @@ uint32 LE header length, ASCII JSON header, then the pixels (see diagnostics/ima
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Query, UploadFile
+from fastapi import APIRouter, File, Path, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from yilianti.auth.deps import DB, Clinical
 from yilianti.diagnostics.imaging import service as imaging
+from yilianti.kit.schemas import INT_MAX, Id
+
+FrameNo = Annotated[int, Path(ge=0, le=INT_MAX, description="0-based frame of a multi-frame instance")]
 
 router = APIRouter(prefix="/api/v1/diagnostics", tags=["diagnostics imaging"])
 
@@ -33,7 +36,7 @@ def upload_response(outcome: imaging.UploadOutcome) -> JSONResponse:
 
 
 @router.post("/orders/{order_id}/dicom")
-async def upload_dicom(order_id: int, db: DB, subject: Clinical,
+async def upload_dicom(order_id: Id, db: DB, subject: Clinical,
                        files: list[UploadFile] = File(...)) -> JSONResponse:
     order = imaging.order_for(db, subject, order_id, "diagnostics.dicom_upload")
     payload = [(f.filename or "upload", await f.read()) for f in files]
@@ -41,7 +44,7 @@ async def upload_dicom(order_id: int, db: DB, subject: Clinical,
 
 
 @router.get("/orders/{order_id}/studies")
-def order_studies(order_id: int, db: DB, subject: Clinical) -> list[dict[str, Any]]:
+def order_studies(order_id: Id, db: DB, subject: Clinical) -> list[dict[str, Any]]:
     order = imaging.order_for(db, subject, order_id, "diagnostics.study_view")
     return [{"id": s.id, "study_instance_uid": s.study_instance_uid, "modality": s.modality,
              "description": s.description, "instance_count": s.instance_count,
@@ -50,7 +53,7 @@ def order_studies(order_id: int, db: DB, subject: Clinical) -> list[dict[str, An
 
 
 @router.get("/studies/{study_id}")
-def study(study_id: int, db: DB, subject: Clinical) -> dict[str, Any]:
+def study(study_id: Id, db: DB, subject: Clinical) -> dict[str, Any]:
     s = imaging.study_for(db, subject, study_id)
     return {"id": s.id, "order_id": s.order_id, "study_instance_uid": s.study_instance_uid,
             "modality": s.modality, "description": s.description, "instance_count": s.instance_count,
@@ -58,7 +61,7 @@ def study(study_id: int, db: DB, subject: Clinical) -> dict[str, Any]:
 
 
 @router.get("/instances/{instance_id}/frames/{frame_no}")
-def frame(instance_id: int, frame_no: int, db: DB, subject: Clinical) -> Response:
+def frame(instance_id: Id, frame_no: FrameNo, db: DB, subject: Clinical) -> Response:
     inst = imaging.instance_for(db, subject, instance_id, frame_no)
     header, data = imaging.frame(inst.path, frame_no)
     return Response(imaging.pack(header, data), media_type="application/octet-stream",
@@ -66,7 +69,7 @@ def frame(instance_id: int, frame_no: int, db: DB, subject: Clinical) -> Respons
 
 
 @router.get("/instances/{instance_id}/frames/{frame_no}/preview.png")
-def preview(instance_id: int, frame_no: int, db: DB, subject: Clinical,
+def preview(instance_id: Id, frame_no: FrameNo, db: DB, subject: Clinical,
             wc: float | None = Query(None), ww: float | None = Query(None, gt=0),
             size: int | None = Query(None, ge=16, le=2048)) -> Response:
     inst = imaging.instance_for(db, subject, instance_id, frame_no)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
@@ -13,6 +13,7 @@ from yilianti.auth.deps import DB, Clinical
 from yilianti.authz.subject import Subject
 from yilianti.diagnostics.imaging import service as imaging
 from yilianti.kit import repository as kit
+from yilianti.kit.schemas import Id
 from yilianti.models.alliance import Institution
 from yilianti.models.diagnostics import DiagnosticOrder
 from yilianti.models.patient import Patient
@@ -21,7 +22,7 @@ from yilianti.web.render import render_page
 router = APIRouter(include_in_schema=False)
 
 
-def _context(db: Session, subject: Subject, order: DiagnosticOrder, study_id: int | None) -> dict[str, Any]:
+def _context(db: Session, subject: Subject, order: DiagnosticOrder, study_id: Id | None) -> dict[str, Any]:
     studies = imaging.studies_of_order(db, order.id)
     current = next((s for s in studies if s.id == study_id), studies[0] if studies else None)
     series = imaging.series_json(imaging.series_of(db, current)) if current else []
@@ -36,13 +37,13 @@ def _context(db: Session, subject: Subject, order: DiagnosticOrder, study_id: in
 
 
 @router.get("/diagnostics/orders/{order_id}/images")
-def viewer_page(order_id: int, request: Request, db: DB, subject: Clinical, study: int | None = None) -> Response:
+def viewer_page(order_id: Id, request: Request, db: DB, subject: Clinical, study: Id | None = None) -> Response:
     order = imaging.order_for(db, subject, order_id, "diagnostics.study_view")
     return render_page(request, "diagnostics/viewer.html", _context(db, subject, order, study))
 
 
 @router.post("/diagnostics/orders/{order_id}/images")
-async def upload_page(order_id: int, request: Request, db: DB, subject: Clinical) -> Response:
+async def upload_page(order_id: Id, request: Request, db: DB, subject: Clinical) -> Response:
     order = imaging.order_for(db, subject, order_id, "diagnostics.dicom_upload")
     form = await request.form()
     payload = []
@@ -58,7 +59,7 @@ async def upload_page(order_id: int, request: Request, db: DB, subject: Clinical
 
 
 @router.get("/diagnostics/orders/{order_id}/images/key.png")
-def key_image(order_id: int, db: DB, subject: Clinical, size: int = 256) -> Response:
+def key_image(order_id: Id, db: DB, subject: Clinical, size: int = Query(256, ge=16, le=2048)) -> Response:
     """The middle image of the order's first series, windowed by default (the report editor's thumbnail)."""
     order = imaging.order_for(db, subject, order_id, "diagnostics.image_view")
     for study in imaging.studies_of_order(db, order.id):

@@ -28,12 +28,13 @@ from yilianti.diagnostics.schemas import (
     ReportOut,
     WorklistRow,
 )
+from yilianti.kit.schemas import Id
 
 router = APIRouter(prefix="/api/v1/diagnostics", tags=["diagnostics"])
 
 
 @router.get("/catalogue", response_model=list[ItemOut])
-def api_catalogue(db: DB, subject: Clinical, centre_id: int | None = None) -> list[ItemOut]:
+def api_catalogue(db: DB, subject: Clinical, centre_id: Id | None = None) -> list[ItemOut]:
     return [ItemOut(id=r.item.id, code=r.item.code, name=r.item.name, kind=r.item.kind, modality=r.item.modality,
                     loinc_code=r.item.loinc_code, local_code=r.item.local_code,
                     reading_centre_institution_id=r.item.reading_centre_institution_id, reading_centre_name=r.centre_name,
@@ -54,7 +55,7 @@ def api_orders(db: DB, subject: Clinical, side: Literal["site", "centre"] = "sit
     return [OrderOut.of(r.order) for r in rows]
 
 
-def _detail(db: Any, subject: Any, order_id: int) -> OrderDetail:
+def _detail(db: Any, subject: Any, order_id: Id) -> OrderDetail:
     order, sides = workflow.get(db, subject, order_id)
     report = diagnostics_repo.report_of(db, order.id)
     from yilianti.diagnostics.states import RESULTED, Side
@@ -66,12 +67,12 @@ def _detail(db: Any, subject: Any, order_id: int) -> OrderDetail:
 
 
 @router.get("/orders/{order_id}", response_model=OrderDetail)
-def api_order(order_id: int, db: DB, subject: Clinical) -> OrderDetail:
+def api_order(order_id: Id, db: DB, subject: Clinical) -> OrderDetail:
     return _detail(db, subject, order_id)
 
 
 @router.post("/orders/{order_id}/transitions", response_model=OrderOut)
-def api_move(order_id: int, db: DB, subject: Clinical, data: MoveIn = Body()) -> OrderOut:  # noqa: B008
+def api_move(order_id: Id, db: DB, subject: Clinical, data: MoveIn = Body()) -> OrderOut:  # noqa: B008
     kw = {"expected_status": data.expected_status}
     match data.to_status:
         case "acquired":
@@ -93,30 +94,30 @@ def api_worklist(db: DB, subject: Clinical, include_pending: bool = Query(False)
 
 
 @router.post("/orders/{order_id}/claim", response_model=OrderOut)
-def api_claim(order_id: int, db: DB, subject: Clinical) -> OrderOut:
+def api_claim(order_id: Id, db: DB, subject: Clinical) -> OrderOut:
     return OrderOut.of(reading.claim(db, subject, order_id))
 
 
 @router.post("/orders/{order_id}/assign", response_model=OrderOut)
-def api_assign(order_id: int, db: DB, subject: Clinical, data: AssignIn = Body()) -> OrderOut:  # noqa: B008
+def api_assign(order_id: Id, db: DB, subject: Clinical, data: AssignIn = Body()) -> OrderOut:  # noqa: B008
     """A centre head or administrator hands a received study to one of the centre's readers."""
     return OrderOut.of(reading.assign(db, subject, order_id, data.reader_user_id))
 
 
 @router.post("/orders/{order_id}/release", response_model=OrderOut)
-def api_release(order_id: int, db: DB, subject: Clinical) -> OrderOut:
+def api_release(order_id: Id, db: DB, subject: Clinical) -> OrderOut:
     return OrderOut.of(reading.release(db, subject, order_id))
 
 
 @router.put("/orders/{order_id}/report", response_model=ReportOut)
-def api_report(order_id: int, db: DB, subject: Clinical, data: ReportIn = Body()) -> ReportOut:  # noqa: B008
+def api_report(order_id: Id, db: DB, subject: Clinical, data: ReportIn = Body()) -> ReportOut:  # noqa: B008
     fn = reading.sign if data.sign else reading.save_report
     return ReportOut.of(fn(db, subject, order_id, findings=data.findings, conclusion=data.conclusion,
                            measurements=data.measurements, critical=data.critical))
 
 
 @router.post("/orders/{order_id}/report/second-signature", response_model=ReportOut)
-def api_second_sign(order_id: int, db: DB, subject: Clinical) -> ReportOut:
+def api_second_sign(order_id: Id, db: DB, subject: Clinical) -> ReportOut:
     return ReportOut.of(reading.second_sign(db, subject, order_id))
 
 
@@ -129,11 +130,11 @@ def api_critical(db: DB, subject: Clinical, open_only: bool = True) -> list[dict
 
 
 @router.post("/critical-values/{cv_id}/acknowledge")
-def api_ack(cv_id: int, db: DB, subject: Clinical, body: dict[str, Any] | None = Body(None)) -> dict[str, Any]:  # noqa: B008
+def api_ack(cv_id: Id, db: DB, subject: Clinical, body: dict[str, Any] | None = Body(None)) -> dict[str, Any]:  # noqa: B008
     cv = critical.acknowledge(db, subject, cv_id, (body or {}).get("note"))
     return {"id": cv.id, "acknowledged_at": cv.acknowledged_at}
 
 
 @router.get("/tat")
-def api_tat(db: DB, subject: Clinical, by: Literal["item", "centre"] = "item", months: int = 6) -> list[dict[str, Any]]:
+def api_tat(db: DB, subject: Clinical, by: Literal["item", "centre"] = "item", months: int = Query(6, ge=1, le=36)) -> list[dict[str, Any]]:
     return [r.__dict__ for r in reading.tat_stats(db, subject, by=by, months=max(1, min(months, 24)))]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,7 @@ from yilianti.diagnostics.states import Side, Status
 from yilianti.exceptions import AppError, Forbidden, NotFound
 from yilianti.kit import clock
 from yilianti.kit import repository as kit
+from yilianti.kit.schemas import Id
 from yilianti.models.diagnostics import DiagnosticItem, DiagnosticOrder
 from yilianti.models.patient import Patient
 from yilianti.models.workforce import Practitioner
@@ -72,7 +73,7 @@ def diagnostics_home(db: DB, subject: CurrentSubject) -> Response:
 # ------------------------------------------------------------------------------------- catalogue
 
 
-def _can_admin(subject: Subject, centre_id: int | None = None) -> bool:
+def _can_admin(subject: Subject, centre_id: Id | None = None) -> bool:
     return subject.is_system_admin or bool(subject.alliance_admin_of) or (
         subject.has("institution_admin") and (centre_id is None or subject.acting_institution_id == centre_id))
 
@@ -112,7 +113,7 @@ def item_new(request: Request, db: DB, subject: CurrentSubject) -> Response:
 
 
 @router.get("/diagnostics/catalogue/{item_id}")
-def item_edit(request: Request, item_id: int, db: DB, subject: CurrentSubject) -> Response:
+def item_edit(request: Request, item_id: Id, db: DB, subject: CurrentSubject) -> Response:
     item = kit.get_or_404(db, DiagnosticItem, item_id)
     if not _can_admin(subject, item.reading_centre_institution_id):
         raise Forbidden("只有管理员可以维护检查项目目录")
@@ -146,7 +147,7 @@ async def item_save(request: Request, db: DB, subject: CurrentSubject) -> Respon
 
 
 @router.post("/diagnostics/catalogue/{item_id}/prices")
-async def item_price(request: Request, item_id: int, db: DB, subject: CurrentSubject) -> Response:
+async def item_price(request: Request, item_id: Id, db: DB, subject: CurrentSubject) -> Response:
     form = await request.form()
     raw = str(form.get("price_yuan", "") or "").strip()
     try:
@@ -267,7 +268,7 @@ def order_list(request: Request, db: DB, subject: Clinical, status: str = "", vi
 # ------------------------------------------------------------------------------------- detail and moves
 
 
-def _detail_context(db: Session, subject: Subject, order_id: int, error: str | None = None) -> dict[str, Any]:
+def _detail_context(db: Session, subject: Subject, order_id: Id, error: str | None = None) -> dict[str, Any]:
     order, sides = workflow.get(db, subject, order_id)
     report = repository.report_of(db, order.id)
     names = alliances.all_institution_names(db)
@@ -313,7 +314,7 @@ def _hr_mark(db: Session, order: DiagnosticOrder) -> str:
 
 
 @router.get("/diagnostics/orders/{order_id}")
-def order_detail(request: Request, order_id: int, db: DB, subject: Clinical) -> Response:
+def order_detail(request: Request, order_id: Id, db: DB, subject: Clinical) -> Response:
     return render_page(request, "diagnostics/detail.html", _detail_context(db, subject, order_id))
 
 
@@ -323,7 +324,7 @@ def _assigners(db: Session, subject: Subject) -> list[tuple[int, str]]:
     return [(u.id, u.display_name) for u in reading.readers_of(db, subject.acting_institution_id or 0)]
 
 
-def _row_response(request: Request, db: Session, subject: Subject, order_id: int, error: str | None) -> HTMLResponse:
+def _row_response(request: Request, db: Session, subject: Subject, order_id: Id, error: str | None) -> HTMLResponse:
     rows = [r for r in reading.worklist(db, subject) if r.order.id == order_id]
     return render_page(request, "diagnostics/_worklist_row.html", _ctx({
         "r": rows[0] if rows else None, "order_id": order_id, "error": error, "me": subject.user_id,
@@ -333,7 +334,7 @@ def _row_response(request: Request, db: Session, subject: Subject, order_id: int
 ORDER_ACTIONS = ("acquire", "transmit", "receive", "claim", "assign", "release", "cancel")
 
 
-async def order_action(request: Request, order_id: int, db: DB, subject: Clinical) -> Response:
+async def order_action(request: Request, order_id: Id, db: DB, subject: Clinical) -> Response:
     """One handler for each explicit action path (explicit, so other routes under an order stay reachable)."""
     action = request.url.path.rstrip("/").rsplit("/", 1)[-1]
     form = await request.form()
@@ -420,7 +421,7 @@ def _ecg_measurements(db: Session, order: DiagnosticOrder) -> str:
     return "\n".join(ecg.report_lines(rec)) if rec else ""
 
 
-def _editor(request: Request, db: Session, subject: Subject, order_id: int, values: dict[str, str] | None = None,
+def _editor(request: Request, db: Session, subject: Subject, order_id: Id, values: dict[str, str] | None = None,
             errors: dict[str, str] | None = None, status: int = 200) -> HTMLResponse:
     ctx = _detail_context(db, subject, order_id)
     order, report = ctx["order"], repository.report_of(db, order_id)
@@ -446,12 +447,12 @@ def _editor(request: Request, db: Session, subject: Subject, order_id: int, valu
 
 
 @router.get("/diagnostics/orders/{order_id}/report")
-def report_editor(request: Request, order_id: int, db: DB, subject: Clinical) -> Response:
+def report_editor(request: Request, order_id: Id, db: DB, subject: Clinical) -> Response:
     return _editor(request, db, subject, order_id)
 
 
 @router.post("/diagnostics/orders/{order_id}/report")
-async def report_save(request: Request, order_id: int, db: DB, subject: Clinical) -> Response:
+async def report_save(request: Request, order_id: Id, db: DB, subject: Clinical) -> Response:
     form = await request.form()
     values = {k: str(form.get(k, "") or "") for k in ("findings", "conclusion", "measurements", "critical",
                                                       "reason", "action")}
@@ -481,7 +482,7 @@ async def report_save(request: Request, order_id: int, db: DB, subject: Clinical
 
 
 @router.get("/diagnostics/orders/{order_id}/print")
-def report_print(request: Request, order_id: int, db: DB, subject: Clinical) -> Response:
+def report_print(request: Request, order_id: Id, db: DB, subject: Clinical) -> Response:
     ctx = _detail_context(db, subject, order_id)
     if ctx["report"] is None or ctx["order"].status not in states.RESULTED | {Status.reported}:
         raise NotFound("该检查尚无可打印的报告")
@@ -492,7 +493,7 @@ def report_print(request: Request, order_id: int, db: DB, subject: Clinical) -> 
 
 
 @router.get("/diagnostics/tat")
-def tat_page(request: Request, db: DB, subject: Clinical, by: str = "item", months: int = 6) -> Response:
+def tat_page(request: Request, db: DB, subject: Clinical, by: str = "item", months: int = Query(6, ge=1, le=36)) -> Response:
     by = "centre" if by == "centre" else "item"
     months = max(1, min(months, 24))
     rows = reading.tat_stats(db, subject, by=by, months=months)
@@ -513,7 +514,7 @@ def critical_page(request: Request, db: DB, subject: Clinical, show: str = "open
 
 
 @router.post("/diagnostics/critical/{cv_id}/ack")
-async def critical_ack(request: Request, cv_id: int, db: DB, subject: Clinical) -> Response:
+async def critical_ack(request: Request, cv_id: Id, db: DB, subject: Clinical) -> Response:
     form = await request.form()
     try:
         with db.begin_nested():
@@ -567,7 +568,7 @@ def _quarantine_action(request: Request, db: Session, subject: Subject, done: st
 
 
 @router.post("/diagnostics/quarantine/{inbound_id}/resolve")
-async def quarantine_resolve(request: Request, inbound_id: int, db: DB, subject: Clinical) -> Response:
+async def quarantine_resolve(request: Request, inbound_id: Id, db: DB, subject: Clinical) -> Response:
     form = await request.form()
     order_id = opt_int(str(form.get("order_id", "") or ""))
     if order_id is None:
@@ -592,7 +593,7 @@ def quarantine_reprocess(request: Request, inbound_id: int, db: DB, subject: Cli
 
 
 @router.post("/diagnostics/quarantine/{inbound_id}/reject")
-async def quarantine_reject(request: Request, inbound_id: int, db: DB, subject: Clinical) -> Response:
+async def quarantine_reject(request: Request, inbound_id: Id, db: DB, subject: Clinical) -> Response:
     form = await request.form()
     reason = str(form.get("reason", "") or "")
     return _quarantine_action(request, db, subject, "reject",

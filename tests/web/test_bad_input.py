@@ -1,0 +1,94 @@
+"""No 500 from any input (issue 18 item 1): each case a schemathesis run or a reviewer found, on both databases.
+
+Every answer here is a 4xx with the contract's error body {"error", "message", "fields"?}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests import builders as b
+from yilianti.auth import service as auth_service
+
+HUGE = "9223372036854775808"  # 2**63: beyond every integer column
+
+
+def _contract(r: Any, status: int) -> dict[str, Any]:
+    assert r.status_code == status, (r.status_code, r.text)
+    assert r.headers["content-type"].startswith("application/json"), r.headers["content-type"]
+    body = r.json()
+    assert set(body) <= {"error", "message", "fields"} and isinstance(body["error"], str), body
+    assert isinstance(body["message"], str) and body["message"], body
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in body.get("fields", {}).items()), body
+    return body
+
+
+@pytest.fixture
+def admin_csrf(db, client) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    admin = b.user(db, None, "system_admin")
+    return {"X-CSRF-Token": b.login(client, admin.username)}
+
+
+@pytest.fixture
+def doctor_token(db) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    inst = b.institution(db, "坏输入测试医院")
+    doctor = b.user(db, inst, "doctor")
+    admin = b.subject_for(db, b.user(db, None, "system_admin"))
+    _row, token = auth_service.issue_api_token(db, admin, doctor.id, inst.id, "HIS")
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_ids_beyond_64_bits_in_path_query_and_body(client, doctor_token) -> None:  # type: ignore[no-untyped-def]
+    body = _contract(client.get(f"/api/v1/patients/{HUGE}", headers=doctor_token), 422)
+    assert "patient_id" in body["fields"]
+    _contract(client.get(f"/api/v1/patients/{HUGE}/consents", headers=doctor_token), 422)
+    _contract(client.get("/api/v1/referrals", params={"patient_id": HUGE}, headers=doctor_token), 422)
+    body = _contract(client.post("/api/v1/bookings", headers=doctor_token,
+                                 json={"session_id": int(HUGE), "patient_id": 1}), 422)
+    assert "session_id" in body["fields"]
+    _contract(client.get("/api/v1/patients/0", headers=doctor_token), 422)
+
+
+def test_limits_and_counts_are_bounded(client, doctor_token, admin_csrf) -> None:  # type: ignore[no-untyped-def]
+    body = _contract(client.get("/api/v1/patients", params={"limit": "34596801754567316"},
+                                headers=doctor_token), 422)
+    assert "limit" in body["fields"]
+    _contract(client.get("/api/v1/patients", params={"offset": HUGE}, headers=doctor_token), 422)
+    body = _contract(client.put("/api/v1/recognition/rules", headers=admin_csrf,
+                                json={"item_code": "TFT", "scope_code": "JJJ", "valid_days": 3858635891}), 422)
+    assert "valid_days" in body["fields"]
+
+
+def test_every_integer_of_every_request_is_bounded_in_the_openapi(app) -> None:  # type: ignore[no-untyped-def]
+    """A client (and schemathesis) reads the bounds from the published schema: no integer without a maximum."""
+    spec = app.openapi()
+    comps = spec["components"]["schemas"]
+    unbounded: set[str] = set()
+
+    def walk(s: Any, where: str, seen: frozenset[str], bounded: bool = False) -> None:
+        if not isinstance(s, dict):
+            return
+        if "$ref" in s:
+            name = s["$ref"].split("/")[-1]
+            if name not in seen:
+                walk(comps[name], f"{where}->{name}", seen | {name})
+            return
+        bounded = bounded or ("maximum" in s and "minimum" in s) or "enum" in s or "const" in s
+        if s.get("type") == "integer" and not bounded:
+            unbounded.add(where)
+        for key in ("anyOf", "oneOf", "allOf"):  # `int | None`: the bounds may be given once for the whole field
+            for sub in s.get(key, []):
+                walk(sub, where, seen, bounded)
+        walk(s.get("items"), f"{where}[]", seen)
+        for name, sub in s.get("properties", {}).items():
+            walk(sub, f"{where}.{name}", seen)
+
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            for p in op.get("parameters", []):
+                walk(p.get("schema"), f"{method.upper()} {path} {p['in']}:{p['name']}", frozenset())
+            for content in op.get("requestBody", {}).get("content", {}).values():
+                walk(content.get("schema"), f"{method.upper()} {path} body", frozenset())
+    assert not unbounded, sorted(unbounded)
