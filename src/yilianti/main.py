@@ -24,6 +24,7 @@ from yilianti.scheduling.fastpath import BookingRoute
 from yilianti.web.edge import SESSION_COOKIE, Edge
 from yilianti.web.errors import install_handlers
 from yilianti.web.limit import InflightLimit
+from yilianti.web.nul import RefuseNul
 
 STATIC = Path(__file__).parent / "web" / "static"
 log = logging.getLogger("yilianti")
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
     app.add_middleware(ReferralMoveRoute)  # and POST /api/v1/referrals/{id}/transition (referral/fastpath.py)
     app.add_middleware(RecognitionRoute)  # likewise GET /api/v1/recognition/lookup (recognition/fastpath.py)
     app.add_middleware(RecordRoute)  # and GET /api/v1/patients/{id}/record (record/fastpath.py)
+    app.add_middleware(RefuseNul)  # no NUL character reaches a route, a hot path or the database (web/nul.py)
     app.add_middleware(Edge, settings=settings)  # outermost: security headers on every response, whoever served it (web/edge.py)
     install_handlers(app)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")

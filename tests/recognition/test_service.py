@@ -207,7 +207,7 @@ def test_catalogue_import_is_all_or_nothing_with_row_errors(db):
     with pytest.raises(InvalidInput) as e:
         catalogue.import_catalogue(db, None, catalogue.read_rows(bad.encode()))
     assert set(e.value.fields) == {"第3行", "第4行", "第5行"}
-    assert "大于 0" in e.value.fields["第3行"] and "不在互认范围" in e.value.fields["第5行"]
+    assert "1–3650" in e.value.fields["第3行"] and "不在互认范围" in e.value.fields["第5行"]
     assert db.scalar(select(RecognitionItem.id).where(RecognitionItem.code == "FT9")) is None
 
 

@@ -92,3 +92,49 @@ def test_every_integer_of_every_request_is_bounded_in_the_openapi(app) -> None: 
             for content in op.get("requestBody", {}).get("content", {}).values():
                 walk(content.get("schema"), f"{method.upper()} {path} body", frozenset())
     assert not unbounded, sorted(unbounded)
+
+
+NUL = "不能包含空字符（NUL）"
+
+
+def test_nul_in_a_query_string_is_refused_with_the_parameter_named(client, doctor_token) -> None:  # type: ignore[no-untyped-def]
+    body = _contract(client.get("/api/v1/patients?q=%00", headers=doctor_token), 422)
+    assert body["fields"] == {"q": NUL}
+    body = _contract(client.get("/api/v1/patients?q=ab%00c", headers={**doctor_token, "Accept-Language": "en"}),
+                     422)
+    assert body["fields"] == {"q": "must not contain a NUL character"}
+    _contract(client.get("/api/v1/recognition/lookup?patient_id=1&item_code=T%00", headers=doctor_token), 422)
+    assert client.get("/patients?q=%00").status_code == 422  # a page: the error page, same status
+
+
+def test_nul_inside_a_json_string_is_refused(db, client, doctor_token) -> None:  # type: ignore[no-untyped-def]
+    person = {"name": "王小明", "sex": "男", "birth_date": "2015-03-08", "address": "天津市河西区\u0000桃园街"}
+    body = _contract(client.post("/api/v1/patients", headers=doctor_token, json=person), 422)
+    assert body["fields"] == {"body": NUL}
+    # a backslash written before "u0000" is text, not a NUL: the registration goes through
+    r = client.post("/api/v1/patients", headers=doctor_token, json={**person, "address": "天津市\\u0000桃园街"})
+    assert r.status_code == 201, r.text
+
+
+def test_nul_in_a_form_is_refused(db, client) -> None:  # type: ignore[no-untyped-def]
+    r = client.post("/login", content=b"username=a%00b&password=x", headers={
+        "Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 422 and "NUL" in r.text
+
+
+def test_invalid_json_names_the_body_not_a_character_offset(client, doctor_token) -> None:  # type: ignore[no-untyped-def]
+    for raw in (b".", b"\x05", '{"name": "王小明",'.encode(), b"Oo"):
+        body = _contract(client.post("/api/v1/patients", headers={**doctor_token, "Content-Type": "application/json"},
+                                     content=raw), 422)
+        assert body["fields"] == {"body": "JSON 格式不正确"}, raw
+
+
+def test_a_wrong_method_is_405_in_the_contract_with_allow(client, doctor_token) -> None:  # type: ignore[no-untyped-def]
+    r = client.put("/api/v1/patients", headers=doctor_token, json={})
+    body = _contract(r, 405)
+    assert body["error"] == "method_not_allowed"
+    assert set(r.headers["allow"].replace(" ", "").split(",")) == {"GET", "POST"}
+    r = client.delete("/api/v1/patients/1/consents", headers=doctor_token)
+    assert _contract(r, 405) and "GET" in r.headers["allow"]
+    r = client.put("/login")  # a page: the error page, with Allow too
+    assert r.status_code == 405 and "GET" in r.headers["allow"]

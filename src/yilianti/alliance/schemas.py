@@ -199,7 +199,7 @@ class InstitutionPatch(BaseModel):
     name: str | None = None
     short_name: str | None = None
     code: str | None = None
-    level: Literal[1, 2, 3] | str | None = None  # InstitutionIn decides
+    level: int | str | None = Field(default=None, json_schema_extra={"minimum": 1, "maximum": 3})  # InstitutionIn decides
     kind: str | None = None
     province: str | None = None
     city: str | None = None

@@ -17,7 +17,8 @@ INT_MAX = 2**31 - 1  # an INTEGER column
 
 Id = Annotated[int, Interval(ge=1, le=ID_MAX)]
 """A row id in a path, query or body: 1 … ID_MAX (0, negative or larger ids are 422 before any query)."""
-Limit = Annotated[int, Interval(ge=1, le=500)]
+LIMIT_MAX = 500
+Limit = Annotated[int, Interval(ge=1, le=LIMIT_MAX)]
 """How many rows a list answers at most."""
 Offset = Annotated[int, Interval(ge=0, le=INT_MAX)]
 """How many rows a list skips."""

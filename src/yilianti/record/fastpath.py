@@ -43,7 +43,7 @@ from yilianti.fastdb.pool import fetchrow, on_postgresql
 from yilianti.fastdb.route import FastRoute
 from yilianti.fastdb.subject import client_ip, route_subject
 from yilianti.kit import clock
-from yilianti.kit.schemas import parse_id
+from yilianti.kit.schemas import LIMIT_MAX, parse_id
 from yilianti.kit.sqlcompile import Params, sql
 from yilianti.recognition import fastpath as recognition_fast
 from yilianti.recognition.service import RETEST_REASONS, source_of
@@ -276,10 +276,10 @@ def _query(scope: Scope) -> tuple[list[str], int] | None:
     values = query.get("limit")
     if values:
         raw = values[-1]
-        if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
-            return None
+        if not raw.isascii() or not raw.isdigit() or len(raw) > 9 or not 1 <= int(raw) <= LIMIT_MAX:
+            return None  # the route answers 422 (kit.schemas.Limit)
         limit = int(raw)
-    return service.parse_kinds([k for part in query.get("kind", []) for k in part.split(",")]), min(max(limit, 1), 500)
+    return service.parse_kinds([k for part in query.get("kind", []) for k in part.split(",")]), limit
 
 
 class RecordRoute(FastRoute):

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from yilianti.exceptions import AppError, error_body, field_message, wants_json
 from yilianti.web.faults import RETRY_AFTER_SECONDS, fault_of
@@ -29,6 +30,16 @@ def render_error(request: Request, status: int, body: dict[str, Any]) -> Respons
     return render_page(request, "error.html", {"status": status, "body": body}, status_code=status)
 
 
+def _allowed(request: Request) -> str:
+    """Every method the path answers (Starlette's 405 names only the first route of the path)."""
+    allowed = []
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> Response:
@@ -39,20 +50,29 @@ def install_handlers(app: FastAPI) -> None:
         fields: dict[str, str] = {}
         for err in exc.errors():
             loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form")]
-            name = ".".join(loc) or "body"
+            # a body that is not JSON: the field is the body, not the character offset FastAPI puts in its loc
+            name = "body" if err.get("type") == "json_invalid" else ".".join(loc) or "body"
             fields.setdefault(name, field_message(err))
         body = error_body(request, "invalid_input", "输入有误，请检查标出的字段", fields)
         return render_error(request, 422, body)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        error = getattr(exc, "error", None)  # raised while a body was read (web/nul.py): the AppError it carries
+        if isinstance(error, AppError):
+            return await _app_error(request, error)
         code, message = {
             404: ("not_found", "未找到该资源，或您无权查看"),
             405: ("method_not_allowed", "不支持该请求方法"),
             401: ("unauthenticated", "请先登录"),
             403: ("forbidden", "您没有执行此操作的权限"),
         }.get(exc.status_code, ("http_error", str(exc.detail)))
-        return render_error(request, exc.status_code, error_body(request, code, message))
+        response = render_error(request, exc.status_code, error_body(request, code, message))
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        if exc.status_code == 405:
+            response.headers["Allow"] = _allowed(request)
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
