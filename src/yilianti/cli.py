@@ -289,7 +289,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         return 2
     engine = make_engine(_settings().database_url)
     with Session(engine) as db:
-        report = chain.verify(db, args.head, out=sys.stderr)
+        report = chain.verify(db, args.head, out=sys.stderr, from_link=args.from_link)
     engine.dispose()
     for problem in report.problems:
         print(f"FAIL {problem}")
@@ -344,6 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     av = audit_sub.add_parser("verify", help="walk the hash chain; exit 1 naming each removed or altered row")
     av.add_argument("--head", help="file holding the external heads (default: YILIANTI_AUDIT_HEAD; a syslog file "
                                    "works too)")
+    av.add_argument("--from-link", type=int, default=1, metavar="N",
+                    help="start at link N (the links before it were verified by an earlier run)")
     av.set_defaults(fn=cmd_audit_verify)
     audit_sub.add_parser("seal", help="seal every committed audit row now (the job runner does it continuously)"
                          ).set_defaults(fn=cmd_audit_seal)

@@ -226,3 +226,19 @@ def test_the_job_runner_seals_and_the_head_can_go_to_syslog(chained, monkeypatch
     assert code == 0, output
     code, output = _cli("audit", "verify")
     assert code == 1 and "give the syslog file with --head" in output
+
+
+def test_verify_from_a_link_checks_only_what_follows_it(chained) -> None:  # type: ignore[no-untyped-def]
+    early = _audit(chained, 5)
+    chain.seal_all(chained)
+    late = _audit(chained, 5, start=20)
+    chain.seal_all(chained)
+    _tamper(chained, "DELETE FROM audit_event WHERE id = :id", id=early[0])  # before link 2
+    _tamper(chained, "UPDATE audit_event SET ip = '10.9.9.9' WHERE id = :id", id=late[1])
+    code, output = _cli("audit", "verify", "--from-link", "2")
+    assert code == 1
+    assert f"FAIL row {late[1]}: altered since link 2" in output and f"row {early[0]}" not in output
+    assert "1 links, 5 rows sealed" in output and "checked from link 2" in output
+    assert f"row {early[0]}: deleted" in _cli("audit", "verify")[1]
+    code, output = _cli("audit", "verify", "--from-link", "9")
+    assert code == 1 and "link 9 is missing" in output

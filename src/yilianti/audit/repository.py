@@ -134,6 +134,10 @@ def newest_sealed_id(db: Session) -> int:
     return db.scalar(select(func.max(AuditSeal.to_id))) or 0
 
 
+def link(db: Session, link_id: int) -> AuditSeal | None:
+    return db.get(AuditSeal, link_id)
+
+
 def newest_link_id(db: Session) -> int:
     return db.scalar(select(func.max(AuditSeal.id))) or 0
 
@@ -142,8 +146,7 @@ def links_after(db: Session, link_id: int) -> list[AuditSeal]:
     return list(db.scalars(select(AuditSeal).where(AuditSeal.id > link_id).order_by(AuditSeal.id)))
 
 
-def _chunks(db: Session, stmt: Any, key: Any, size: int) -> Iterator[Row[Any]]:
-    last = 0
+def _chunks(db: Session, stmt: Any, key: Any, size: int, last: int = 0) -> Iterator[Row[Any]]:
     while True:
         batch = db.execute(stmt.where(key > last).order_by(key).limit(size)).all()
         yield from batch
@@ -152,14 +155,14 @@ def _chunks(db: Session, stmt: Any, key: Any, size: int) -> Iterator[Row[Any]]:
         last = batch[-1][0]
 
 
-def all_chain_rows(db: Session, size: int = 10_000) -> Iterator[Row[Any]]:
-    """Every audit row (CHAIN_COLUMNS) in id order, read in pages."""
-    return _chunks(db, select(*CHAIN_COLUMNS), _T.id, size)
+def all_chain_rows(db: Session, after: int = 0, size: int = 10_000) -> Iterator[Row[Any]]:
+    """Every audit row (CHAIN_COLUMNS) with an id above `after`, in id order, read in pages."""
+    return _chunks(db, select(*CHAIN_COLUMNS), _T.id, size, after)
 
 
-def all_links(db: Session, size: int = 1_000) -> Iterator[AuditSeal]:
-    """Every link in id order, read in pages."""
-    last = 0
+def all_links(db: Session, after: int = 0, size: int = 1_000) -> Iterator[AuditSeal]:
+    """Every link with an id above `after`, in id order, read in pages."""
+    last = after
     while True:
         batch = list(db.scalars(select(AuditSeal).where(AuditSeal.id > last).order_by(AuditSeal.id).limit(size)))
         yield from batch
