@@ -296,3 +296,33 @@ def test_gbk_bytes_from_an_unconfigured_sender_are_ar_and_kept(committed, receiv
     assert str(ack.segment("MSA")[1]) == "AR" and "字符集" in str(ack.segment("MSA")[3])
     [row] = _inbound(committed, "MSGGBK2")
     assert row.status == "rejected" and row.reason_code == "charset_invalid" and row.raw_bytes == data
+
+
+def test_content_the_database_refuses_is_ar_and_kept_only_an_unreachable_database_says_resend(  # type: ignore[no-untyped-def]
+        committed, monkeypatch):
+    """The two answers when storing fails (hl7_rules): the bytes kept → AR 207; nothing can be written → AE 207."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import DataError
+
+    from yilianti.diagnostics.receivers.mllp import decode
+
+    make_order(committed, "LAB20261123DBX", resident_id="110105196501010150")
+    data = oru("LAB20261123DBX", "MSGDBX1", rid="110105196501010150").encode()
+    real = ingest.ingest_hl7
+
+    def refused(db, raw, **kw):  # type: ignore[no-untyped-def]
+        if getattr(raw, "problem", None) is None:
+            raise DataError("INSERT", {}, Exception("invalid byte sequence"))
+        return real(db, raw, **kw)
+
+    monkeypatch.setattr(ingest, "ingest_hl7", refused)
+    ack = hl7.parse(ingest.process_hl7(committed, decode(data), "peer"))
+    assert str(ack.segment("MSA")[1]) == "AR" and str(ack.segment("MSA")[2]) == "MSGDBX1"
+    assert str(ack.segment("ERR")[3][0][0]) == "207"
+    [row] = _inbound(committed, "MSGDBX1")
+    assert (row.status, row.reason_code, row.raw_bytes) == ("rejected", "store_failed", data)
+
+    unreachable = sessionmaker(bind=create_engine("sqlite:////nonexistent-dir/ylt/down.db"))  # cannot connect
+    ack = hl7.parse(ingest.process_hl7(unreachable, decode(data), "peer"))
+    assert str(ack.segment("MSA")[1]) == "AE" and "resend" in str(ack.segment("MSA")[3])
+    assert str(ack.segment("MSA")[2]) == "MSGDBX1"
