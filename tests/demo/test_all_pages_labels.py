@@ -5,6 +5,8 @@ workbench (tests/labelcheck.py: one page per URL shape)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy.orm import Session
 
@@ -59,3 +61,12 @@ def test_every_page_shows_labels_not_codes(db: Session, client, monkeypatch, loc
     assert not problems, "\n".join(problems)
     assert not unlabelled, f"coded values without a label: {unlabelled}"
     assert not missing, f"{len(missing)} messages missing from locale/en/*.json: {missing[:60]}"
+
+
+def test_a_page_reached_after_a_change_says_what_was_done(db: Session, client) -> None:  # type: ignore[no-untyped-def]
+    b.login(client, "tj-lead-doctor", loader.DEMO_PASSWORD)
+    page = client.get("/diagnostics/critical?done=ack").text
+    assert re.search(r'class="alert ok">危急值已确认', page)
+    client.cookies.set("lang", "en")
+    assert "Critical value acknowledged" in client.get("/diagnostics/critical?done=ack").text
+    assert 'class="alert ok"' not in client.get("/diagnostics/critical?done=nonsense").text

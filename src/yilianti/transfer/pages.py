@@ -96,7 +96,7 @@ async def transfer_create(request: Request, db: DB, subject: Clinical) -> Respon
         db.rollback()
         return render_page(request, "transfer/new.html", _new_ctx(db, subject, form, errors_of(request, exc)),
                            status_code=422)
-    return RedirectResponse(f"/transfers/{t.id}", status_code=303)
+    return RedirectResponse(f"/transfers/{t.id}?done=created", status_code=303)
 
 
 def _detail_ctx(db: Session, subject: Subject, transfer_id: Id) -> dict[str, Any]:
@@ -147,4 +147,4 @@ async def transfer_action(request: Request, db: DB, subject: Clinical, transfer_
                                                              "form": action, "values": form}, status_code=status)
     except AppError:
         raise
-    return RedirectResponse(f"/transfers/{transfer_id}", status_code=303)
+    return RedirectResponse(f"/transfers/{transfer_id}?done={action}", status_code=303)

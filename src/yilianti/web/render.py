@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 
 from yilianti.exceptions import request_locale
 from yilianti.kit import clock
-from yilianti.kit.i18n import label, translate
+from yilianti.kit.i18n import find_label, label, translate
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -104,6 +104,10 @@ def render_page(request: Request, template: str, context: dict[str, Any] | None 
     }
     if context:
         ctx.update(context)
+    done = request.query_params.get("done")
+    if done and "flash" not in ctx:  # after a POST the page says what was done (locale/*/done.json)
+        section = request.url.path.strip("/").split("/")[0]
+        ctx["flash"] = find_label(f"done.{section}", done, locale) or find_label("done", done, locale)
     html = env.get_template(template).render(ctx)
     return HTMLResponse(html, status_code=status_code)
 

@@ -19,9 +19,7 @@
       var key = (e.key || '').toLowerCase();
       if (key === 'm') {
         e.preventDefault();
-        if (window.confirm(decisions.getAttribute('data-confirm') || 'Merge?')) {
-          submit(document.getElementById('confirm-form'));
-        }
+        submit(document.getElementById('confirm-form'));  // the form's data-confirm asks first (app.js)
       } else if (key === 'n') {
         e.preventDefault();
         submit(document.getElementById('reject-form'));
