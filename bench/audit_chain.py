@@ -43,7 +43,7 @@ def main() -> int:
     url = make_url(normalise_db_url(args.url)).set(database=DBNAME).render_as_string(hide_password=False)
     try:
         upgrade(url)
-        engine = make_engine(url)
+        engine = make_engine(url, timeouts=False)  # a 200,000-row INSERT and a whole-log walk
         with engine.begin() as c:
             c.execute(text(
                 "INSERT INTO audit_event (at, user_id, username, acting_institution_id, action, resource_type, "

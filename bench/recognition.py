@@ -100,7 +100,7 @@ def setup(base_url: str, patients: int, results: int) -> tuple[str, str, dict[st
     from yilianti.models import ApiToken, Institution
     from yilianti.recognition import catalogue, service
 
-    engine = make_engine(url)
+    engine = make_engine(url, timeouts=False)  # the bulk load runs past the request timeouts
     with sessionmaker(bind=engine)() as db:
         xh = Institution(name="香河县人民医院", kind="general", province="河北", city="廊坊")
         lf = Institution(name="廊坊市人民医院", kind="general", province="河北", city="廊坊")

@@ -67,7 +67,7 @@ def lead_token(url: str, lead_id: int) -> str:
     from yilianti.db import make_engine
     from yilianti.models import ApiToken
 
-    engine = make_engine(url)
+    engine = make_engine(url, timeouts=False)  # the bulk load runs past the request timeouts
     with sessionmaker(bind=engine)() as db:
         user = auth.create_user(db, None, "bench-specialist", "Bench2026!", "基准专家", [("doctor", lead_id, None)])
         token, prefix, hashed = new_api_token()

@@ -116,7 +116,7 @@ def load(url: str, n: int, g: Gen) -> tuple[list[dict[str, Any]], dict[str, int]
     """COPY n persons, CHUNK at a time; returns a sample of the persons (with their patient ids) and the
     institution ids."""
     started = time.monotonic()
-    engine = dbmod.make_engine(url)
+    engine = dbmod.make_engine(url, timeouts=False)  # the bulk load runs past the request timeouts
     with sessionmaker(bind=engine)() as db:
         insts = {}
         for name in SOURCES:
