@@ -242,3 +242,16 @@ def test_verify_from_a_link_checks_only_what_follows_it(chained) -> None:  # typ
     assert f"row {early[0]}: deleted" in _cli("audit", "verify")[1]
     code, output = _cli("audit", "verify", "--from-link", "9")
     assert code == 1 and "link 9 is missing" in output
+
+
+def test_a_rotated_head_file_starts_again_at_the_newest_link(chained) -> None:  # type: ignore[no-untyped-def]
+    for n in range(3):
+        _audit(chained, 2, start=10 * n)
+        chain.seal_all(chained)
+    head = Path(get_settings().audit_head)
+    assert [h["link"] for h in chain.read_heads(head)] == [1, 2, 3]
+    head.rename(head.with_suffix(".log.1"))  # logrotate
+    _audit(chained, 2, start=100)
+    chain.seal_all(chained)
+    assert [h["link"] for h in chain.read_heads(head)] == [4]  # not the whole history again
+    assert _verify(chained).ok

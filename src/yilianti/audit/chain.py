@@ -236,8 +236,8 @@ def publish_new(db: Session) -> int:
             handler.setFormatter(logging.Formatter("yilianti: %(message)s"))
             _syslog.addHandler(handler)
         last = _syslog_last if _syslog_last is not None else newest - 1
-    else:
-        last = _last_in_file(Path(target))
+    else:  # an empty or missing file (first run, or rotated by logrotate) starts at the newest link
+        last = _last_in_file(Path(target)) or max(newest - 1, 0)
     links = repository.links_after(db, last)
     if not links:
         return 0
