@@ -27,8 +27,10 @@ from yilianti.exceptions import NotFound
 from yilianti.models.alliance import Institution
 from yilianti.models.audit import AuditEvent
 from yilianti.models.auth import User
+from yilianti.models.diagnostics import DiagnosticOrder, DiagnosticReport, LabObservation
 from yilianti.models.patient import CareRelationship, Patient
-from yilianti.record.sources import SOURCES, Entry
+from yilianti.record import repository
+from yilianti.record.sources import SOURCES, Entry, order_institutions
 
 PER_SOURCE = 200
 READ_ACTIONS = ("read", "search", "export", "print")
@@ -77,7 +79,7 @@ def arrange(rows_of: Callable[[str], list[Entry]], wanted: list[str], inst: int,
     hidden = 0
     for kind in wanted:
         for entry in rows_of(kind):
-            if shared or inst in entry.institutions:
+            if visible(entry.institutions, inst, shared):
                 entries.append(entry)
             else:
                 hidden += 1
@@ -85,6 +87,12 @@ def arrange(rows_of: Callable[[str], list[Entry]], wanted: list[str], inst: int,
     entries = entries[:limit]
     others = sorted({e.source_institution_id for e in entries if inst not in e.institutions})
     return entries, hidden, others
+
+
+def visible(institutions: frozenset[int], inst: int, shared: bool) -> bool:
+    """The record's rule for one entry: the viewer's institution is involved in it, or the viewer has the
+    shared record (consent in force, break-glass...) — for the list and for every detail opened from it."""
+    return shared or inst in institutions
 
 
 def read_audit(access_basis: str, wanted: list[str], entries: list[Entry], others: list[int],
@@ -158,3 +166,101 @@ def parse_kinds(value: str | list[str] | None) -> list[str]:
         return []
     parts = value if isinstance(value, list) else value.split(",")
     return [p.strip() for p in parts if p.strip() in SOURCES]
+
+
+# ------------------------------------------------------------------------------ details opened from the record
+
+
+@dataclass
+class OrderDetail:
+    """A result or report opened from the record: read-only, through the record's access decision."""
+
+    patient: Patient
+    order: DiagnosticOrder
+    report: DiagnosticReport | None
+    observations: list[LabObservation]
+    studies: int
+    ecgs: int
+    names: dict[int, str]
+    basis: str
+
+
+def _record_access(db: Session, subject: Subject, patient_id: int) -> tuple[Patient, policy.PatientAccess, int]:
+    access = policy.decide(db, subject, patient_id)
+    patient = db.get(Patient, patient_id)
+    if access is None or patient is None or subject.acting_institution_id is None:
+        raise NotFound()
+    return patient, access, subject.acting_institution_id
+
+
+def open_order(db: Session, subject: Subject, patient_id: int, order_id: int, *, view: str = "report") -> OrderDetail:
+    """Another member's (or one's own) result as the record shows it: the full signed report, the lab values,
+    whether images and an ECG exist. 404 unless the record would show this order's entries to the viewer
+    (`visible`); each opening is audited (`view`: report | images | ecg), basis `shared` for another
+    member's data."""
+    patient, access, inst = _record_access(db, subject, patient_id)
+    order = repository.order_of_patient(db, patient_id, order_id)
+    involved = order_institutions(order) if order is not None else frozenset()
+    if order is None or not visible(involved, inst, access.shared):
+        raise NotFound()
+    basis = "shared" if access.basis == "own" and inst not in involved else access.basis
+    audit.record(db, subject, "read", "diagnostic_order", order.id, patient_id=patient_id, basis=basis,
+                 detail={"view": f"shared_record.{view}", "grant_id": access.grant_id})
+    studies, ecgs = repository.media_of(db, order.id)
+    ids = {i for i in (order.ordering_institution_id, order.reading_centre_institution_id) if i}
+    names = {i: n for i, n in db.execute(select(Institution.id, Institution.name).where(Institution.id.in_(ids)))}
+    return OrderDetail(patient, order, repository.signed_report(db, order.id), repository.observations_of(db, order.id),
+                       studies, ecgs, names, basis)
+
+
+@dataclass
+class TrendPoint:
+    at: Any
+    value: float | None
+    text: str
+    units: str
+    reference_range: str
+    flags: str
+    institution: str
+    order_id: int
+
+
+@dataclass
+class Trend:
+    patient: Patient
+    code: str
+    name: str
+    units: str
+    points: list[TrendPoint]
+    hidden: int  # values at other members not shown (no shared record)
+
+
+def lab_trend(db: Session, subject: Subject, patient_id: int, code: str) -> Trend:
+    """One lab test's values over time, as far as the record shows them to the viewer; audited."""
+    patient, access, inst = _record_access(db, subject, patient_id)
+    rows = repository.lab_series(db, patient_id, code)
+    shown = [(ob, o) for ob, o in rows if visible(order_institutions(o), inst, access.shared)]
+    others = sorted({o.reading_centre_institution_id or o.ordering_institution_id for _ob, o in shown
+                     if inst not in order_institutions(o)})
+    basis = "shared" if access.basis == "own" and others else access.basis
+    audit.record(db, subject, "read", "lab_trend", code[:64], patient_id=patient_id, basis=basis,
+                 detail={"code": code, "points": len(shown), "other_institutions": others})
+    ids = {o.reading_centre_institution_id or o.ordering_institution_id for _ob, o in shown}
+    names = {i: n for i, n in db.execute(select(Institution.id, Institution.name).where(Institution.id.in_(ids)))} \
+        if ids else {}
+    points = [TrendPoint(ob.observed_at or ob.created_at, number(ob.value), ob.value or "", ob.units or "",
+                         ob.reference_range or "", ob.abnormal_flags or "",
+                         names.get(o.reading_centre_institution_id or o.ordering_institution_id, ""), o.id)
+              for ob, o in shown]
+    name = next((ob.name for ob, _o in reversed(shown) if ob.name), code)
+    units = next((p.units for p in reversed(points) if p.units), "")
+    return Trend(patient, code, name, units, points, len(rows) - len(shown))
+
+
+def number(value: str | None) -> float | None:
+    """A lab value as a number ("4.8", "<0.01" → 0.01, "阴性" → None)."""
+    text = (value or "").strip().lstrip("<>≤≥=~").strip()
+    try:
+        return float(text)
+    except ValueError:
+        return None

@@ -120,6 +120,12 @@ def transfers(db: Session, patient_id: int, limit: int) -> list[Entry]:
                   extra={"destination_institution_id": t.destination_institution_id}) for t in rows]
 
 
+def order_institutions(order: dx.DiagnosticOrder) -> frozenset[int]:
+    """The institutions a result or report of this order belongs to: the ordering site and the centre
+    (the record shows it to them, and to every member with the shared record)."""
+    return ids_of(order.ordering_institution_id, order.reading_centre_institution_id)
+
+
 def _hr(db: Session, orders: list[dx.DiagnosticOrder]) -> dict[int, str]:
     """HR mark label per order id ("HR 京津冀", or "") — recognition decides it on the result's date."""
     from yilianti.recognition import service as recognition  # recognition builds on diagnostics
@@ -149,10 +155,11 @@ def lab_results(db: Session, patient_id: int, limit: int) -> list[Entry]:
         ordering, centre = order.ordering_institution_id, order.reading_centre_institution_id
         value = " ".join(x for x in (ob.value, ob.units) if x)
         flag = f" [{ob.abnormal_flags}]" if ob.abnormal_flags else ""
-        out.append(Entry("lab_result", ob.observed_at or ob.created_at, centre or ordering, ids_of(ordering, centre),
+        out.append(Entry("lab_result", ob.observed_at or ob.created_at, centre or ordering, order_institutions(order),
                          f"{ob.name or ob.code}: {value}{flag}", detail=order.item_name,
                          status=ob.result_status, ref=f"lab_observation:{ob.id}",
-                         extra={"reference_range": ob.reference_range, "hr": hr.get(order.id, "")}))
+                         extra={"reference_range": ob.reference_range, "hr": hr.get(order.id, ""),
+                                "order_id": order.id, "code": ob.code}))
     return out
 
 
@@ -167,8 +174,8 @@ def reports(db: Session, patient_id: int, limit: int) -> list[Entry]:
     out = []
     for rp, order in rows:
         ordering, centre = order.ordering_institution_id, order.reading_centre_institution_id
-        out.append(Entry("report", rp.signed_at or rp.created_at, centre or ordering, ids_of(ordering, centre),
+        out.append(Entry("report", rp.signed_at or rp.created_at, centre or ordering, order_institutions(order),
                          order.item_name, detail=(rp.conclusion or "")[:200], status=rp.status,
                          ref=f"diagnostic_report:{rp.id}",
-                         extra={"critical": rp.critical, "hr": hr.get(order.id, "")}))
+                         extra={"critical": rp.critical, "hr": hr.get(order.id, ""), "order_id": order.id}))
     return out

@@ -22,7 +22,7 @@ from yilianti.web.render import render_page
 router = APIRouter(include_in_schema=False)
 
 
-def _context(db: Session, subject: Subject, order: DiagnosticOrder, study_id: Id | None) -> dict[str, Any]:
+def viewer_context(db: Session, subject: Subject, order: DiagnosticOrder, study_id: Id | None) -> dict[str, Any]:
     studies = imaging.studies_of_order(db, order.id)
     current = next((s for s in studies if s.id == study_id), studies[0] if studies else None)
     series = imaging.series_json(imaging.series_of(db, current)) if current else []
@@ -39,7 +39,7 @@ def _context(db: Session, subject: Subject, order: DiagnosticOrder, study_id: Id
 @router.get("/diagnostics/orders/{order_id}/images")
 def viewer_page(order_id: Id, request: Request, db: DB, subject: Clinical, study: Id | None = None) -> Response:
     order = imaging.order_for(db, subject, order_id, "diagnostics.study_view")
-    return render_page(request, "diagnostics/viewer.html", _context(db, subject, order, study))
+    return render_page(request, "diagnostics/viewer.html", viewer_context(db, subject, order, study))
 
 
 @router.post("/diagnostics/orders/{order_id}/images")
@@ -51,7 +51,7 @@ async def upload_page(order_id: Id, request: Request, db: DB, subject: Clinical)
         if isinstance(item, UploadFile) and item.filename:
             payload.append((item.filename, await item.read()))
     outcome = imaging.ingest_upload(db, subject, order, payload) if payload else imaging.UploadOutcome()
-    ctx = _context(db, subject, order, None)
+    ctx = viewer_context(db, subject, order, None)
     ctx["results"] = outcome.results
     ctx["no_files"] = not payload
     status = 422 if outcome.rejected or not payload else 200
