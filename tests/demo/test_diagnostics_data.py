@@ -57,3 +57,6 @@ def test_two_months_of_reports_give_tat_and_open_work(db: Session) -> None:
     q = db.scalars(select(InboundMessage).where(InboundMessage.status == "quarantined",
                                                 InboundMessage.suggested_patient_id.is_not(None))).all()
     assert q, "a quarantined message with a suggested patient"
+    refused = db.scalar(select(InboundMessage).where(InboundMessage.control_id == "DEMO-GBK-1"))
+    assert refused is not None and (refused.status, refused.reason_code) == ("rejected", "charset_invalid")
+    assert "渠口镇卫生院".encode("gbk") in (refused.raw_bytes or b"")

@@ -14,7 +14,8 @@ items ...) and that "患者按乡镇卫生院收费标准交费". So:
   second signature;
 - open work: received studies on the worklist (one STAT), one claimed by 马文静, two orders not
   yet transmitted; one open critical value (serum potassium 6.8 mmol/L HH from the county LIS over
-  HL7, not yet acknowledged) and one quarantined HL7 message whose patient ID matches exactly.
+  HL7, not yet acknowledged) and one quarantined HL7 message whose patient ID matches exactly, and one
+  GBK message refused for its character set (re-processable once the sender's charset is configured).
 
 `load(db)` flushes, never commits, and records the marker audit event ("demo_load_diagnostics").
 """
@@ -33,7 +34,7 @@ from yilianti.authz.subject import Subject
 from yilianti.demo import loader
 from yilianti.diagnostics.orders import workflow
 from yilianti.diagnostics.reading import service as reading
-from yilianti.diagnostics.receivers import ingest
+from yilianti.diagnostics.receivers import ingest, mllp
 from yilianti.kit import clock
 from yilianti.models.alliance import Institution
 from yilianti.models.audit import AuditEvent
@@ -307,6 +308,16 @@ def load(db: Session) -> dict[str, int]:
                 "OBR|1|XH-LIS-20231|XH-LAB-Q1|LAB-TSH^促甲状腺激素",
                 "OBX|1|NM|3016-3^促甲状腺激素^LN||5.9|mIU/L|0.27-4.2|H|||F",
             ]))
+        # the township's LIS sends GBK without MSH-18: refused (AR), its bytes kept; configuring
+        # YILIANTI_HL7_CHARSETS='{"QK-LIS": "GBK"}' and re-processing it on the quarantine page reads it
+        # (then AE: its own accession number, the patient suggested by the resident ID, to attach)
+        with clock.frozen(clock.now() - timedelta(minutes=12)):
+            ingest.ingest_hl7(db, mllp.decode("\r".join([
+                "MSH|^~\\&|QK-LIS|渠口镇卫生院|YILIANTI|XHXRMYY|20261123084000||ORU^R01|DEMO-GBK-1|P|2.5.1",
+                f"PID|1||{rid or ''}^^^CN-RIC||患者",
+                "OBR|1|QK-LIS-3301|QK-LAB-G1|LAB-ELEC^电解质",
+                "OBX|1|NM|2951-2^血钠^LN||136|mmol/L|137-147|L|||P",
+            ]).encode("gbk")), sender="QK-LIS@渠口镇卫生院")
     audit.record(db, None, MARKER_ACTION, loader.MARKER_RESOURCE, "v1", channel="cli",
                  detail={"items": len(items), "reported_orders": done, "open_orders": len(open_orders)})
     db.flush()
