@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests import builders as b
-from tests.browser.conftest import login
+from tests.browser.conftest import login, pick_patient
 from tests.scheduling.helpers import world
 from yilianti.scheduling import booking
 from yilianti.scheduling.schemas import BookingIn
@@ -23,10 +23,10 @@ def test_last_reserved_slot_is_gone_for_the_next_doctor(live_server, browser, pa
     url = f"{base}/scheduling/sessions/{seeded['session']}"
 
     login(page, base, seeded["doc1"], b.PASSWORD)
-    page.goto(f"{url}?q=王小虎")
+    page.goto(url)
     assert page.inner_text("#free-reserved") == "1" and page.inner_text("#free-public") == "4"
     assert "太阳宫社区卫生服务中心" in page.inner_text("header")
-    page.check("#book-form input[name=patient_id]")
+    pick_patient(page, "wxh", "王小虎")
     page.select_option("#f-pool", "reserved")
     page.click("#book-button")
     page.wait_for_selector("#booking-number")

@@ -103,9 +103,11 @@ def test_community_doctor_books_from_session_page_and_cancel_frees_the_slot(db, 
     assert '<td class="free-reserved">2</td>' in row and '<td class="free-public">4</td>' in row
     assert "预留号" in row  # this grassroots site may use the reserve
 
-    page = client.get(f"/scheduling/sessions/{w.session.id}", params={"q": "王小虎"}).text
+    page = client.get(f"/scheduling/sessions/{w.session.id}").text
     assert _by_id(page, "free-reserved") == "2" and _by_id(page, "free-public") == "4"
-    assert 'id="book-form"' in page and f'id="patient-{patient.id}"' in page
+    assert 'id="book-form"' in page and 'id="pick-patient_id"' in page  # the type-ahead picker
+    chosen = client.get(f"/scheduling/sessions/{w.session.id}", params={"patient_id": patient.id}).text
+    assert f'id="f-patient_id" value="{patient.id}"' in chosen and "王小虎" in chosen
 
     # no patient chosen: a field error, nothing booked
     r = client.post(f"/scheduling/sessions/{w.session.id}/book", data={"csrf_token": csrf})

@@ -360,7 +360,7 @@ def _session_page(request: Request, db: Session, subject: Subject, session_id: I
         "av": av, "s": s, "schedule": s.schedule, "expert": _expert(s.schedule), "usable_pools": usable,
         "free_slots": repository.free_slots(db, session_id, usable) if usable and bookable else [],
         "reserve_text": _reserve_text(request, s), "bookable": bookable, "can_book": can_book,
-        "patients": _patient_choices(db, subject, q, patient_id) if can_book and bookable else [],
+        "patient": patients.picked(db, subject, patient_id) if can_book and bookable else None,
         "q": q, "values": values, "patient_id": patient_id, "errors": {}, "book_error": None,
         "offer_wait": False, "site_staff": site_staff, "is_scheduler": _is_scheduler(subject),
         "cancel_errors": {}, "bookings": [], "slots": {},
