@@ -127,11 +127,12 @@ def test_pages_request_accept_dispatch_and_bad_forms(db: Session, client: TestCl
     w = tworld(db)
     csrf = b.login(client, w.lf_doc_username)
     form = client.get("/transfers/new")
-    assert "张宝宝" in form.text and "首都儿科研究所附属儿童医院" in form.text and "联盟外医院" not in form.text
+    assert 'id="pick-patient_id"' in form.text and "首都儿科研究所附属儿童医院" in form.text and "联盟外医院" not in form.text
     base = {"csrf_token": csrf, "patient_id": str(w.patient.id), "destination_institution_id": str(w.capital.id),
             "network": "neonatal", "diagnosis": "新生儿呼吸窘迫综合征"}
     bad = client.post("/transfers/new", data={**base, "vitals.spo2": "150", "vitals.hr": "160"})
     assert bad.status_code == 422 and "血氧饱和度应在 30–100% 之间" in bad.text
+    assert "张宝宝" in bad.text and 'name="vitals.spo2"' in bad.text  # the chosen patient and values kept
     assert db.scalar(select(func.count()).select_from(CriticalTransfer)) == 0
     r = client.post("/transfers/new", data={**base, "vitals.spo2": "86", "vitals.weight_kg": "1.65"},
                     follow_redirects=False)

@@ -13,7 +13,6 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from yilianti.auth.deps import DB, Clinical
-from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import AppError, Conflict, InvalidInput, parse_input
 from yilianti.kit import repository as kit
@@ -60,27 +59,22 @@ def transfer_list(request: Request, db: DB, subject: Clinical, direction: str = 
         "rows": rows, "inst": inst, "pats": pats, "direction": direction, "final": service.FINAL})
 
 
-def _new_ctx(db: Session, subject: Subject, values: dict[str, Any], errors: dict[str, str], q: str = "") -> dict[str, Any]:
-    rows = patients.search(db, subject, q, limit=50)
-    chosen = values.get("patient_id")
+def _new_ctx(db: Session, subject: Subject, values: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
     # only a patient this institution may see: an id in the URL must not reveal anyone else
-    if (chosen and str(chosen).isdigit() and all(p.id != int(chosen) for p in rows)
-            and policy.decide(db, subject, int(chosen)) is not None):
-        p = kit.get(db, Patient, int(chosen))
-        if p is not None:
-            rows.insert(0, p)
-    return {"values": values, "errors": errors, "q": q, "patients": rows,
+    chosen = values.get("patient_id")
+    patient = patients.picked(db, subject, int(chosen)) if chosen and str(chosen).isdigit() else None
+    return {"values": values, "errors": errors, "patient": patient,
             "destinations": service.destinations(db, subject), "networks": [n.value for n in Network],
             "vital_labels": VITAL_LABELS, "vital_ranges": VITAL_RANGES}
 
 
 @router.get("/transfers/new")
-def transfer_new(request: Request, db: DB, subject: Clinical, q: str = "", patient_id: str = "",
+def transfer_new(request: Request, db: DB, subject: Clinical, patient_id: str = "",
                  network: str = "general", referral_id: str = "", destination_institution_id: str = "") -> Response:
     values = {"patient_id": patient_id, "network": network if network in {n.value for n in Network} else "general",
               "referral_id": referral_id if referral_id.isdigit() else "",
               "destination_institution_id": destination_institution_id}
-    return render_page(request, "transfer/new.html", _new_ctx(db, subject, values, {}, q))
+    return render_page(request, "transfer/new.html", _new_ctx(db, subject, values, {}))
 
 
 @router.post("/transfers/new")
