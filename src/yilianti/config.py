@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     orthanc_password: str = ""
     # diagnostics: an unacknowledged critical value (危急值) goes to the department head after this
     critical_value_escalate_minutes: int = 10
+    # how often an open page asks for the workbench counts, the 通知 badge and the critical-value banner
+    poll_seconds: int = Field(default=30, ge=5, le=3600)
 
     # authentication
     session_max_age_hours: int = 12

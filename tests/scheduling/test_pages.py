@@ -24,7 +24,7 @@ def _by_id(html: str, element_id: str) -> str:
 
 
 def _table(html: str, table_id: str) -> str:
-    m = re.search(rf'<table id="{table_id}">(.*?)</table>', html, re.S)
+    m = re.search(rf'<table id="{table_id}"[^>]*>(.*?)</table>', html, re.S)
     assert m, f"no table {table_id}"
     return m.group(1)
 

@@ -67,13 +67,22 @@ def events_matching(db: Session, subject: Subject, f: AuditFilter, page: int = 1
 
 
 def break_glass_to_review(db: Session, subject: Subject, include_reviewed: bool = False) -> list[AccessGrant]:
+    return list(db.scalars(break_glass_statement(db, subject, include_reviewed)))
+
+
+def count_break_glass_for(db: Session, subject: Subject) -> int:
+    """Break-glass grants in the subject's audit scope still waiting for review (the list's own count)."""
+    return kit.count(db, break_glass_statement(db, subject))
+
+
+def break_glass_statement(db: Session, subject: Subject, include_reviewed: bool = False) -> Select[Any]:
     scope = visible_scope(db, subject)
     stmt = select(AccessGrant).where(AccessGrant.kind == "break_glass")
     if not include_reviewed:
         stmt = stmt.where(AccessGrant.reviewed_at.is_(None))
     if scope is not None:
         stmt = stmt.where(or_(AccessGrant.institution_id.in_(scope), and_(AccessGrant.institution_id.is_(None))))
-    return list(db.scalars(stmt.order_by(AccessGrant.starts_at.desc()).limit(200)))
+    return stmt.order_by(AccessGrant.starts_at.desc())
 
 
 def grant_scoped(db: Session, subject: Subject, grant_id: int) -> AccessGrant | None:
@@ -86,11 +95,6 @@ def grant_scoped(db: Session, subject: Subject, grant_id: int) -> AccessGrant | 
         return None
     return grant
 
-
-def count_break_glass_to_review(db: Session) -> int:
-    """Break-glass grants across the platform still waiting for an auditor's review."""
-    return db.scalar(select(func.count()).select_from(AccessGrant).where(
-        AccessGrant.needs_review.is_(True), AccessGrant.reviewed_at.is_(None))) or 0
 
 
 # ---------------------------------------------------------------- the hash chain's queries (audit/chain.py)

@@ -7,6 +7,7 @@ stale page answers 409 with the message on the case page and nothing changed.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -36,11 +37,13 @@ from yilianti.consultation.states import (
     STATUS_LABELS,
     URGENCY_LABELS,
     Side,
+    Status,
 )
 from yilianti.diagnostics import repository as diagnostics_repo
 from yilianti.exceptions import AppError, InvalidInput, parse_input
 from yilianti.kit import clock
 from yilianti.kit import repository as kit
+from yilianti.kit.listing import ListParams
 from yilianti.kit.schemas import Id
 from yilianti.models.alliance import Department
 from yilianti.models.patient import Patient
@@ -48,7 +51,7 @@ from yilianti.patients import service as patients
 from yilianti.patients.repository import patients_by_id as patient_rows_by_id
 from yilianti.scheduling import repository as sched_repo
 from yilianti.web.forms import errors_of, opt_int
-from yilianti.web.render import render_page, t
+from yilianti.web.render import render_page, t, xlsx_response
 from yilianti.workforce import repository as workforce
 
 router = APIRouter(include_in_schema=False)
@@ -78,12 +81,22 @@ def consultation_list(request: Request, db: DB, subject: Clinical, side: str = "
     side_ = Side(side)
     if bucket not in service.BUCKETS:
         bucket = "open"
-    rows = service.worklist(db, subject, service.WorklistFilter(side_, bucket))
+    lp = replace(ListParams.of(request.query_params), extra=(("side", side), ("bucket", bucket)))
+    pg = service.worklist_page(db, subject, service.WorklistFilter(side_, bucket), lp)
+    rows = pg.items
+    names = _names(db, [i for r in rows for i in (r.requesting_institution_id, r.consulted_institution_id)])
+    people = _patients(db, {r.patient_id for r in rows})
+    if lp.export:
+        head = ("会诊编号", "类型", "患者", "申请机构", "会诊机构", "紧急程度", "状态", "申请时间", "当前步骤截止")
+        body = [(r.case_no, t(request, KIND_LABELS.get(r.kind, r.kind)),
+                 people[r.patient_id].name if r.patient_id in people else "", names.get(r.requesting_institution_id, ""),
+                 names.get(r.consulted_institution_id, ""), t(request, URGENCY_LABELS.get(r.urgency, r.urgency)),
+                 t(request, STATUS_LABELS.get(Status(r.status), r.status)), r.created_at, r.due_at) for r in rows]
+        return xlsx_response(t(request, "远程会诊"), [t(request, h) for h in head], body, "consultations")
     return render_page(request, "consultation/list.html", {
-        "rows": rows, "side": side, "bucket": bucket, "buckets": BUCKET_LABELS,
+        "rows": rows, "pg": pg, "lp": lp, "side": side, "bucket": bucket, "buckets": BUCKET_LABELS,
         "counts": service.worklist_counts(db, subject, side_), "now": clock.now(), "FINAL": FINAL,
-        "names": _names(db, [i for r in rows for i in (r.requesting_institution_id, r.consulted_institution_id)]),
-        "patients": _patients(db, {r.patient_id for r in rows}), "labels": LABELS})
+        "names": names, "patients": people, "labels": LABELS, "statuses": list(STATUS_LABELS.items())})
 
 
 # ------------------------------------------------------------------------------------- new

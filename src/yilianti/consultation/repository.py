@@ -298,7 +298,7 @@ def worklist_statement(inst: int | None, requester: bool, expert_user_id: int | 
     return q
 
 
-def worklist_rows(db: Session, stmt: Select[Any], done: bool, limit: int) -> list[Consultation]:
+def worklist_rows(db: Session, stmt: Select[Any], done: bool, limit: int | None = None) -> list[Consultation]:
     """The worklist in its order: the finished by last change, newest first; the others by due time."""
     order = (Consultation.updated_at.desc(),) if done else (Consultation.due_at.asc(), Consultation.id)
     return list(db.scalars(stmt.order_by(*order).limit(limit)))

@@ -37,6 +37,8 @@ from yilianti.consultation.states import FINAL, OUTCOME_LABELS, STATUS_LABELS, S
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
 from yilianti.kit import repository as kit
+from yilianti.kit.listing import ListParams, export_rows
+from yilianti.kit.repository import Page, page
 from yilianti.kit.workflow import Step, Workflow, move_detail
 from yilianti.models.alliance import Department, Institution
 from yilianti.models.auth import User
@@ -50,7 +52,7 @@ from yilianti.models.consultation import (
     ParticipantRole,
 )
 from yilianti.models.diagnostics import DiagnosticOrder
-from yilianti.models.patient import GrantKind
+from yilianti.models.patient import GrantKind, Patient
 from yilianti.models.workforce import Practitioner, Title
 from yilianti.notifications.service import notify
 from yilianti.scheduling.rules import share_alliance
@@ -540,12 +542,28 @@ def _worklist_query(subject: Subject, f: WorklistFilter, now: datetime) -> Selec
                                    FINAL, Status.requested)
 
 
-def worklist(db: Session, subject: Subject, f: WorklistFilter, limit: int = 200) -> list[Consultation]:
+def worklist(db: Session, subject: Subject, f: WorklistFilter, limit: int | None = None) -> list[Consultation]:
     if not subject.is_clinical:
         return []
     if f.bucket not in BUCKETS:
         raise InvalidInput(fields={"bucket": "取值不在允许范围内"})
     return repo.worklist_rows(db, _worklist_query(subject, f, clock.now()), f.bucket == "done", limit)
+
+
+def worklist_page(db: Session, subject: Subject, f: WorklistFilter, lp: ListParams) -> Page[Consultation]:
+    """One page of the worklist under the list's filters (patient name or case number, requested dates,
+    status), with its total; for an export (`lp.export`) every filtered row on one page."""
+    if not subject.is_clinical:
+        return Page([], 0, 1, lp.per_page)
+    q = lp.only(STATUS_LABELS).apply(
+        _worklist_query(subject, f, clock.now()).join(Patient, Patient.id == Consultation.patient_id),
+        search=(Patient.name, Consultation.case_no), day=Consultation.created_at, status=Consultation.status)
+    q = q.order_by(*((Consultation.updated_at.desc(),) if f.bucket == "done"
+                     else (Consultation.due_at.asc(), Consultation.id)))
+    if lp.export:
+        rows = export_rows(db, q)
+        return Page(rows, len(rows), 1, max(len(rows), 1))
+    return page(db, q, lp.page, lp.per_page)
 
 
 def worklist_counts(db: Session, subject: Subject, side: Side) -> dict[str, int]:

@@ -122,14 +122,16 @@ def site_orders(db: Session, institution_id: int | None, readable: ColumnElement
 
 
 def centre_orders(db: Session, centre_id: int | None, readable: ColumnElement[bool], *,
-                  statuses: Iterable[str] | None = None, newest_first: bool = True,
-                  limit: int = 300) -> list[tuple[DiagnosticOrder, str]]:
+                  statuses: Iterable[str] | None = None, priority: str | None = None, newest_first: bool = True,
+                  limit: int | None = None) -> list[tuple[DiagnosticOrder, str]]:
     """(order, patient name) of the orders the centre reads (in these statuses) that `readable` lets the
     subject see; newest first, or unordered (the caller sorts)."""
     stmt = (select(DiagnosticOrder, Patient.name).join(Patient, Patient.id == DiagnosticOrder.patient_id)
             .where(DiagnosticOrder.reading_centre_institution_id == centre_id))
     if statuses is not None:
         stmt = stmt.where(DiagnosticOrder.status.in_(set(statuses)))
+    if priority:
+        stmt = stmt.where(DiagnosticOrder.priority == priority)
     stmt = stmt.where(readable)
     if newest_first:
         stmt = stmt.order_by(DiagnosticOrder.created_at.desc(), DiagnosticOrder.id.desc())

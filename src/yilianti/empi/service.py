@@ -175,6 +175,11 @@ def queue(db: Session, subject: Subject, status: str = "open", *, institution_id
     return kit.Page(views, result.total, result.page, result.per_page, result.more)
 
 
+def queue_count(db: Session, subject: Subject, status: str = "open") -> int:
+    """How many pairs the review queue holds for the subject (its list's total; not audited: no rows read)."""
+    return kit.count(db, _queue_stmt(steward_institutions(db, subject), status))
+
+
 def next_open(db: Session, subject: Subject, after: MatchCandidate, *, institution_id: int | None = None,
               band: str | None = None) -> int | None:
     """The open pair after `after` in the queue's order (wrapping round to the first), None when none is left."""

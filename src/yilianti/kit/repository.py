@@ -42,6 +42,14 @@ def get_many(db: Session, model: type[M], idents: Sequence[Any]) -> list[M | Non
     return [get(db, model, i) for i in idents]
 
 
+def count(db: Session, stmt: Select[Any]) -> int:
+    """How many rows `stmt` gives (its ordering dropped): the number a workbench shows for a list."""
+    return int(db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0)
+
+
+_count = count  # `page` has a parameter of that name
+
+
 @dataclass
 class Page(Generic[T]):
     """One page of a list. `total` is None when the list was paged without counting (`count=False`):
@@ -80,7 +88,7 @@ def page(db: Session, stmt: Select[Any], page: int = 1, per_page: int = 20, *, c
     page, per_page = bounds(page, per_page, max_per_page)
     offset = (page - 1) * per_page
     if count:
-        total = db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+        total = _count(db, stmt)
         window = stmt.limit(per_page).offset(offset)
         items = list(db.scalars(window)) if scalars else [tuple(r) for r in db.execute(window)]
         return Page(items, int(total), page, per_page)

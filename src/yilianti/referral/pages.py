@@ -7,6 +7,7 @@ answers 409 with the message rendered on the detail page and nothing changed.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -22,8 +23,9 @@ from yilianti.auth.deps import DB, Clinical
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError, InvalidInput, parse_input
-from yilianti.kit import clock
+from yilianti.kit import clock, listing
 from yilianti.kit import repository as kit
+from yilianti.kit.listing import ListParams
 from yilianti.kit.schemas import Id
 from yilianti.models.alliance import Department
 from yilianti.models.patient import Patient
@@ -38,7 +40,7 @@ from yilianti.referral.states import FINAL, REJECT_LABELS, Side, Status
 from yilianti.scheduling import repository as sched_repo
 from yilianti.transfer import repository as transfer_repo
 from yilianti.web.forms import errors_of, opt_int
-from yilianti.web.render import render_page, t
+from yilianti.web.render import render_page, t, xlsx_response
 
 router = APIRouter(include_in_schema=False)
 
@@ -67,23 +69,62 @@ def _patients(db: Session, ids: set[int]) -> dict[int, Patient]:
 # ------------------------------------------------------------------------------------- worklist
 
 
+# the buckets that hold this side's own work, in the order the list opens on the first with rows
+WORK_BUCKETS = {Side.receiver: ("to_triage", "awaiting_booking", "awaiting_arrival", "awaiting_outcome"),
+                Side.sender: ("overdue", "drafts")}
+LIST_PARAMS = ("side", "bucket", "direction", "priority")
+
+
+def _opening_tab(counts: dict[Side, dict[str, int]]) -> tuple[Side, str]:
+    """Where the list opens when the URL names no tab: the first bucket with work for this user."""
+    for side, buckets in WORK_BUCKETS.items():
+        for bucket in buckets:
+            if counts[side][bucket]:
+                return side, bucket
+    return Side.sender, "all"
+
+
 @router.get("/referrals")
-def referral_list(request: Request, db: DB, subject: Clinical, side: str = "sender", bucket: str = "to_triage",
+def referral_list(request: Request, db: DB, subject: Clinical, side: str = "", bucket: str = "",
                   direction: str = "", priority: str = "") -> Response:
-    side_ = Side.receiver if side == "receiver" else Side.sender
+    counts = {s: service.worklist_counts(db, subject, s) for s in (Side.receiver, Side.sender)}
+    if not side and not bucket:
+        side_, bucket = _opening_tab(counts)
+    else:
+        side_ = Side.receiver if side == "receiver" else Side.sender
     if bucket not in service.BUCKETS:
         bucket = "all"
     f = service.WorklistFilter(side_, bucket, direction if direction in ("up", "down") else None,
                                priority if priority in ("routine", "urgent", "emergency") else None)
-    rows = service.worklist(db, subject, f)
+    lp = ListParams.of(request.query_params, keep=LIST_PARAMS)
+    lp = replace(lp, extra=(("side", side_.value), ("bucket", bucket),
+                            *((k, v) for k, v in lp.extra if k in ("direction", "priority"))))
+    if lp.export:
+        return _export(request, db, subject, f, lp)
+    pg = service.worklist_page(db, subject, f, lp)
+    rows = pg.items
     now = clock.now()
     return render_page(request, "referral/list.html", {
-        "rows": rows, "side": side_.value, "bucket": bucket, "direction": f.direction or "",
-        "priority": f.priority or "", "counts": service.worklist_counts(db, subject, side_),
+        "rows": rows, "pg": pg, "lp": lp, "side": side_.value, "bucket": bucket, "direction": f.direction or "",
+        "priority": f.priority or "", "counts": counts[side_], "statuses": list(states.STATUS_LABELS.items()),
+        "side_counts": {s.value: c["all"] - c["closed"] - (c["drafts"] if s == Side.receiver else 0)
+                        for s, c in counts.items()},
         "buckets": BUCKET_LABELS, "names": _names(db, [i for r in rows for i in (r.from_institution_id,
                                                                                r.to_institution_id)]),
         "patients": _patients(db, {r.patient_id for r in rows}), "now": now, "FINAL": FINAL,
         "tasks": service.follow_up_tasks(db, subject) if side_ == Side.receiver else []})
+
+
+def _export(request: Request, db: Session, subject: Subject, f: service.WorklistFilter, lp: ListParams) -> Response:
+    rows = listing.export_rows(db, service.worklist_statement(subject, f, lp)) if subject.is_clinical else []
+    names = _names(db, [i for r in rows for i in (r.from_institution_id, r.to_institution_id)])
+    people = _patients(db, {r.patient_id for r in rows})
+    headers = [t(request, h) for h in ("编号", "方向", "患者", "发起机构", "接收机构", "优先级", "状态", "创建时间",
+                                        "当前步骤截止")]
+    body = [(r.id, t(request, r.direction), people[r.patient_id].name if r.patient_id in people else "",
+             names.get(r.from_institution_id, ""), names.get(r.to_institution_id, ""), t(request, r.priority),
+             t(request, r.status), r.created_at, r.due_at) for r in rows]
+    return xlsx_response(t(request, "双向转诊"), headers, body, "referrals")
 
 
 # ------------------------------------------------------------------------------------- new

@@ -22,12 +22,14 @@ from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
+from yilianti.kit.listing import ListParams
+from yilianti.kit.repository import Page, page
 from yilianti.kit.sqlcompile import as_text
 from yilianti.kit.workflow import Step, Workflow, move_detail
 from yilianti.models.alliance import Department, Institution
 from yilianti.models.attachment import Attachment
 from yilianti.models.outbox import OutboxMessage
-from yilianti.models.patient import GrantKind
+from yilianti.models.patient import GrantKind, Patient
 from yilianti.models.referral import FollowUpTask, Referral, ReferralHistory
 from yilianti.models.scheduling import BedReservation, Booking, ClinicSession
 from yilianti.models.workforce import Practitioner
@@ -474,6 +476,23 @@ def worklist(db: Session, subject: Subject, f: WorklistFilter, limit: int = 200)
     q = _worklist_query(subject, f, clock.now())
     order = (Referral.due_at.asc(), Referral.id.asc()) if f.bucket != "closed" else (Referral.updated_at.desc(),)
     return list(db.scalars(q.order_by(*order).limit(limit)))
+
+
+def worklist_statement(subject: Subject, f: WorklistFilter, lp: ListParams) -> Select[Any]:
+    """The worklist as the list page shows it: `lp`'s search (patient name, referral number), dates (created)
+    and status on top of the bucket, in the worklist's order — the statement the page pages and exports."""
+    q = _worklist_query(subject, f, clock.now()).join(Patient, Patient.id == Referral.patient_id)
+    q = lp.only(STATUS_LABELS).apply(q, search=(Patient.name,), exact=(Referral.id,), day=Referral.created_at,
+                                     status=Referral.status)
+    order = (Referral.due_at.asc(), Referral.id.asc()) if f.bucket != "closed" else (Referral.updated_at.desc(),)
+    return q.order_by(*order)
+
+
+def worklist_page(db: Session, subject: Subject, f: WorklistFilter, lp: ListParams) -> Page[Referral]:
+    """One page of the filtered worklist, with its total."""
+    if not subject.is_clinical:
+        return Page([], 0, 1, lp.per_page)
+    return page(db, worklist_statement(subject, f, lp), lp.page, lp.per_page)
 
 
 def worklist_counts(db: Session, subject: Subject, side: Side) -> dict[str, int]:

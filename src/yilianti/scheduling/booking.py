@@ -26,6 +26,7 @@ from yilianti.authz.subject import Subject
 from yilianti.exceptions import Conflict, Forbidden, NotFound
 from yilianti.kit import clock
 from yilianti.kit import repository as kit
+from yilianti.kit.listing import ListParams
 from yilianti.models.patient import Patient
 from yilianti.models.scheduling import (
     Booking,
@@ -245,15 +246,39 @@ def release_reserves(db: Session, now: datetime | None = None) -> int:
 # ---------------------------------------------------------------------------------------- lists
 
 
-def bookings_of_site(db: Session, subject: Subject, *, made_here: bool = True, day: date | None = None,
-                     status: str | None = None, limit: int = 200) -> list[tuple[Booking, ClinicSession, Patient]]:
-    """Bookings made by the acting institution (made_here) or to be received by it."""
-    rows = repo.site_bookings(db, subject.acting_institution_id, made_here=made_here, day=day, status=status,
-                              limit=limit)
+def _audit_search(db: Session, subject: Subject, made_here: bool, rows: list[Any]) -> None:
     if rows:
         audit.record(db, subject, "search", "booking", None,
                      detail={"made_here": made_here, "patients": sorted({p.id for _, _, p in rows})[:200]})
+
+
+def bookings_of_site(db: Session, subject: Subject, *, made_here: bool = True, day: date | None = None,
+                     status: str | None = None, limit: int | None = None) -> list[tuple[Booking, ClinicSession, Patient]]:
+    """Bookings made by the acting institution (made_here) or to be received by it."""
+    rows = repo.site_bookings(db, subject.acting_institution_id, made_here=made_here, day=day, status=status,
+                              limit=limit)
+    _audit_search(db, subject, made_here, rows)
     return rows
+
+
+def count_site_bookings(db: Session, subject: Subject, *, made_here: bool = True, day: date | None = None,
+                        status: str | None = None) -> int:
+    """How many rows `bookings_page` shows for these filters (the workbench's count; not a search: not audited)."""
+    return repo.count_site_bookings(db, subject.acting_institution_id, made_here=made_here, day=day, status=status)
+
+
+def bookings_page(db: Session, subject: Subject, lp: ListParams, *, made_here: bool = True,
+                  day: date | None = None) -> kit.Page[tuple[Booking, ClinicSession, Patient]]:
+    """One page of the site's bookings under the list's filters (audited as a search of the rows shown)."""
+    result = repo.site_bookings_page(db, subject.acting_institution_id, lp, made_here=made_here, day=day)
+    _audit_search(db, subject, made_here, result.items)
+    return result
+
+
+def site_booking_counts(db: Session, subject: Subject, lp: ListParams, *, made_here: bool = True,
+                        day: date | None = None) -> dict[str, int]:
+    """Bookings per status under the list's other filters (the figures above the list)."""
+    return repo.site_booking_counts(db, subject.acting_institution_id, lp, made_here=made_here, day=day)
 
 
 def get_booking(db: Session, subject: Subject, booking_id: int) -> tuple[Booking, ClinicSession, Patient, Slot]:

@@ -3,15 +3,30 @@ services, pages and API; the rules they apply are clauses from rules.py."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, Integer, and_, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Integer,
+    Select,
+    and_,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, joinedload
 
 from yilianti.alliance.repository import alliances_in_region, current_on
 from yilianti.authz.subject import Subject
-from yilianti.kit import clock
+from yilianti.kit import clock, listing
+from yilianti.kit import repository as kit
+from yilianti.kit.listing import ListParams
 from yilianti.models.alliance import Alliance, Department, Institution, MemberRole, Membership
 from yilianti.models.auth import Role
 from yilianti.models.patient import Patient
@@ -295,24 +310,64 @@ def release_reserved(db: Session, session_id: int) -> int:
     return (result.rowcount if isinstance(result, CursorResult) else 0) or 0
 
 
-def site_bookings(db: Session, institution_id: int | None, *, made_here: bool, day: date | None = None,
-                  status: str | None = None, limit: int = 200) -> list[tuple[Booking, ClinicSession, Patient]]:
-    """Bookings made by the institution (made_here) or to be received by it, latest session first."""
-    stmt = (select(Booking, ClinicSession, Patient)
+def site_bookings_statement(institution_id: int | None, *, made_here: bool = True, day: date | None = None,
+                            status: str | None = None, lp: ListParams | None = None,
+                            columns: tuple[Any, ...] = (Booking, ClinicSession, Patient)) -> Select[Any]:
+    """Bookings made by the institution (made_here) or to be received by it, latest session first; `lp` adds
+    the list's search (patient name, booking number), visit-date range and status."""
+    stmt = (select(*columns).select_from(Booking)
             .join(ClinicSession, ClinicSession.id == Booking.session_id)
             .join(Schedule, Schedule.id == ClinicSession.schedule_id)
             .join(Patient, Patient.id == Booking.patient_id)
-            .options(joinedload(ClinicSession.schedule).joinedload(Schedule.institution),
-                     joinedload(ClinicSession.schedule).joinedload(Schedule.practitioner),
-                     joinedload(ClinicSession.schedule).joinedload(Schedule.department))
-            .order_by(ClinicSession.starts_at.desc(), Booking.id.desc()).limit(limit))
+            .order_by(ClinicSession.starts_at.desc(), Booking.id.desc()))
     stmt = stmt.where(Booking.booked_by_institution_id == institution_id if made_here
                       else Schedule.institution_id == institution_id)
     if day:
         stmt = stmt.where(ClinicSession.day == day)
     if status:
         stmt = stmt.where(Booking.status == status)
-    return [(b, s, p) for b, s, p in db.execute(stmt).unique()]
+    if lp is not None:
+        stmt = lp.apply(stmt, search=(Patient.name, Booking.number), day=ClinicSession.day, status=Booking.status)
+    return stmt
+
+
+def _with_schedules(stmt: Select[Any]) -> Select[Any]:
+    return stmt.options(joinedload(ClinicSession.schedule).joinedload(Schedule.institution),
+                        joinedload(ClinicSession.schedule).joinedload(Schedule.practitioner),
+                        joinedload(ClinicSession.schedule).joinedload(Schedule.department))
+
+
+def site_bookings(db: Session, institution_id: int | None, *, made_here: bool, day: date | None = None,
+                  status: str | None = None, limit: int | None = None) -> list[tuple[Booking, ClinicSession, Patient]]:
+    """Bookings made by the institution (made_here) or to be received by it, latest session first."""
+    stmt = _with_schedules(site_bookings_statement(institution_id, made_here=made_here, day=day, status=status))
+    return [(b, s, p) for b, s, p in db.execute(stmt.limit(limit)).unique()]
+
+
+def count_site_bookings(db: Session, institution_id: int | None, *, made_here: bool = True, day: date | None = None,
+                        status: str | None = None) -> int:
+    return kit.count(db, site_bookings_statement(institution_id, made_here=made_here, day=day, status=status))
+
+
+def site_bookings_page(db: Session, institution_id: int | None, lp: ListParams, *, made_here: bool = True,
+                       day: date | None = None) -> kit.Page[tuple[Booking, ClinicSession, Patient]]:
+    """One page of the site's bookings under the list's filters, with the total (an export: every row)."""
+    plain = site_bookings_statement(institution_id, made_here=made_here, day=day, lp=lp)
+    stmt = _with_schedules(plain)
+    if lp.export:
+        rows = [(b, s, p) for b, s, p in db.execute(stmt.limit(listing.EXPORT_MAX_ROWS)).unique()]
+        return kit.Page(rows, len(rows), 1, max(len(rows), 1))
+    page_no, per_page = kit.bounds(lp.page, lp.per_page)
+    window = stmt.limit(per_page).offset((page_no - 1) * per_page)
+    return kit.Page([(b, s, p) for b, s, p in db.execute(window).unique()], kit.count(db, plain), page_no, per_page)
+
+
+def site_booking_counts(db: Session, institution_id: int | None, lp: ListParams, *, made_here: bool = True,
+                        day: date | None = None) -> dict[str, int]:
+    """Bookings per status under the list's other filters (the figures above the list)."""
+    stmt = site_bookings_statement(institution_id, made_here=made_here, day=day, lp=replace(lp, status=""),
+                                   columns=(Booking.status, func.count()))
+    return {status: n for status, n in db.execute(stmt.group_by(Booking.status).order_by(None))}
 
 
 # ------------------------------------------------------------------------------------- schedules and sessions
@@ -457,7 +512,7 @@ def waitlist(db: Session, institution_id: int | None, *, incoming: bool = True,
             .where(col == institution_id).order_by(BookingRequest.contact_by))
     if status:
         stmt = stmt.where(BookingRequest.status == status)
-    return [(r, p) for r, p in db.execute(stmt.limit(300))]
+    return [(r, p) for r, p in db.execute(stmt)]
 
 
 def overdue_requests(db: Session, now: datetime, limit: int = 500) -> list[BookingRequest]:

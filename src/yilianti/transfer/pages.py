@@ -49,14 +49,15 @@ async def _form(request: Request) -> dict[str, Any]:
 
 
 @router.get("/transfers")
-def transfer_list(request: Request, db: DB, subject: Clinical, direction: str = "all") -> Response:
+def transfer_list(request: Request, db: DB, subject: Clinical, direction: str = "all", open: str = "") -> Response:
     if direction not in ("all", "incoming", "outgoing"):
         direction = "all"
-    rows = service.list_for(db, subject, direction=direction)
+    rows = service.list_for(db, subject, direction=direction, include_closed=open != "1")
     inst = service.names(db, {r.origin_institution_id for r in rows} | {r.destination_institution_id for r in rows})
     pats = service.patient_names(db, {r.patient_id for r in rows})
     return render_page(request, "transfer/list.html", {
-        "rows": rows, "inst": inst, "pats": pats, "direction": direction, "final": service.FINAL})
+        "rows": rows, "inst": inst, "pats": pats, "direction": direction, "final": service.FINAL,
+        "open_only": open == "1"})
 
 
 def _new_ctx(db: Session, subject: Subject, values: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:

@@ -326,7 +326,7 @@ def cancel(db: Session, subject: Subject, transfer_id: int, data: CancelIn) -> C
 
 
 def list_for(db: Session, subject: Subject, *, direction: str = "all", include_closed: bool = True,
-             limit: int = 200) -> list[CriticalTransfer]:
+             limit: int | None = None) -> list[CriticalTransfer]:
     """Transfers of the acting institution, both directions, open ones first, newest first."""
     if not subject.is_clinical:
         return []

@@ -9,10 +9,11 @@ from typing import Any
 
 import jinja2
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
+from yilianti.config import get_settings
 from yilianti.exceptions import request_locale
-from yilianti.kit import clock
+from yilianti.kit import clock, listing
 from yilianti.kit.i18n import find_label, label, translate
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -101,6 +102,7 @@ def render_page(request: Request, template: str, context: dict[str, Any] | None 
         "csrf_token": request.session.get("csrf", "") if "session" in request.scope else "",
         "path": request.url.path,
         "unread": getattr(request.state, "unread", 0),
+        "poll_seconds": get_settings().poll_seconds,
     }
     if context:
         ctx.update(context)
@@ -114,3 +116,10 @@ def render_page(request: Request, template: str, context: dict[str, Any] | None 
 
 def t(request: Request, text: str, **params: object) -> str:
     return translate(text, request_locale(request), **params)
+
+
+def xlsx_response(title: str, headers: list[str], rows: list[Any] | list[tuple[Any, ...]], name: str) -> Response:
+    """A list's filtered rows as an .xlsx download (kit/listing.py builds the workbook)."""
+    stamp = clock.to_local(clock.now()).strftime("%Y%m%d-%H%M")
+    return Response(listing.xlsx(title, headers, rows), media_type=listing.XLSX_TYPE,
+                    headers={"Content-Disposition": f'attachment; filename="{name}-{stamp}.xlsx"'})

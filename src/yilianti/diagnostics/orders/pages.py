@@ -384,10 +384,11 @@ for _action in ORDER_ACTIONS:
 
 
 @router.get("/diagnostics/worklist")
-def worklist_page(request: Request, db: DB, subject: Clinical, pending: str = "") -> Response:
-    rows = reading.worklist(db, subject, include_pending=pending == "1")
+def worklist_page(request: Request, db: DB, subject: Clinical, pending: str = "", priority: str = "") -> Response:
+    priority = priority if priority in states.PRIORITY_RANK else ""
+    rows = reading.worklist(db, subject, include_pending=pending == "1", priority=priority or None)
     return render_page(request, "diagnostics/worklist.html", _ctx({
-        "rows": rows, "pending": pending == "1", "me": subject.user_id, "readers": _assigners(db, subject)}))
+        "rows": rows, "pending": pending == "1", "priority": priority, "me": subject.user_id, "readers": _assigners(db, subject)}))
 
 
 # ------------------------------------------------------------------------------------- report

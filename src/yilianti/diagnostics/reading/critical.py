@@ -148,7 +148,7 @@ class CriticalRow:
     can_acknowledge: bool
 
 
-def list_for(db: Session, subject: Subject, *, open_only: bool = True, limit: int = 200) -> list[CriticalRow]:
+def list_for(db: Session, subject: Subject, *, open_only: bool = True, limit: int | None = None) -> list[CriticalRow]:
     """Critical values of orders the subject's institution placed or reads."""
     if not subject.is_clinical:
         raise NotFound()

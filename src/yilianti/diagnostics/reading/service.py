@@ -209,13 +209,14 @@ def amend(db: Session, subject: Subject, order_id: int, *, findings: str | None,
 # ------------------------------------------------------------------------------------- worklist
 
 
-def worklist(db: Session, subject: Subject, *, include_pending: bool = False, limit: int = 300) -> list[OrderRow]:
+def worklist(db: Session, subject: Subject, *, include_pending: bool = False, priority: str | None = None,
+             limit: int | None = None) -> list[OrderRow]:
     """The centre's reading worklist: stat first, then urgent, then the longest waiting."""
     if not subject.is_clinical:
         raise NotFound()
     statuses = set(states.WORKLIST) | (set(states.BEFORE_RECEIPT) if include_pending else set())
     rows = order_rows(db, repo.centre_orders(db, subject.acting_institution_id, policy.readable(subject),
-                                             statuses=statuses, newest_first=False, limit=limit))
+                                             statuses=statuses, priority=priority, newest_first=False, limit=limit))
     rows.sort(key=lambda r: (states.PRIORITY_RANK.get(r.order.priority, 9), -r.waiting_minutes))
     return rows
 

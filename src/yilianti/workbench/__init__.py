@@ -1,0 +1,1 @@
+"""The workbench (工作台): the work waiting for the acting user, as counts linking to the filtered lists."""
