@@ -31,7 +31,8 @@ def test_every_count_is_the_rows_of_its_list(db: Session, client, account: loade
     home = client.get("/")
     assert home.status_code == 200
     counts = COUNT.findall(home.text)
-    assert counts, f"{account.username}: no counts on the workbench"
+    # every role with work in the platform's channels has counts (a 卫健委 sees cockpits, not work items)
+    assert counts or account.role == "health_commission", f"{account.username}: no counts on the workbench"
     for href, key, count, target in counts:
         url = unescape(href).split("#")[0]
         page = client.get(url)
