@@ -34,6 +34,7 @@ def test_lookup_offers_other_members_result_with_days_left(db):
     audits = db.scalars(select(AuditEvent).where(AuditEvent.resource_type == "recognition_lookup",
                                                  AuditEvent.patient_id == w.patient_id)).all()
     assert audits and audits[-1].acting_institution_id == w.beijing.id
+    assert audits[-1].access_basis == "grant"
 
 
 def test_lookup_newest_first_and_expired_results_dropped(db):
@@ -279,6 +280,29 @@ def test_without_consent_own_institution_results_still_show(db):
     found = service.lookup(db, w.bj, w.patient_id, "TFT")
     assert [r.order_id for r in found.results] == [own.id] and found.results[0].own
     assert found.consent_missing
+
+
+def test_lookup_audit_names_basis_shared_when_another_members_result_is_shown(db):
+    """As the shared record's read: the patient's own institution shown another member's result reads `shared`."""
+    w = world(db)
+
+    def last_basis() -> str | None:
+        row = db.scalars(select(AuditEvent).where(AuditEvent.resource_type == "recognition_lookup")
+                         .order_by(AuditEvent.id.desc())).first()
+        return row.access_basis if row else None
+
+    thyroid(db, w, days_ago(3), "XH")
+    assert all(r.own for r in service.lookup(db, w.xh, w.patient_id, "TFT").results)
+    assert last_basis() == "own"
+    catalogue.import_catalogue(db, None, catalogue.read_rows(
+        ("item_code,item_name,kind,scope_code,valid_days,institution,qc_from,qc_to\n"
+         f"TFT,甲状腺功能（FT3/FT4/TSH）,lab,JJJ,30,{w.beijing.name},2026-01-01,2026-12-31\n").encode()))
+    import_external_result(db, w.bj, ExternalResultIn(
+        patient_id=w.patient_id, item_code="TFT", external_id="BJ-1", reported_at=days_ago(1),
+        observations=[ObservationIn(code="3016-3", name="TSH", value="2.0", units="mIU/L")]))
+    found = service.lookup(db, w.xh, w.patient_id, "TFT")
+    assert any(not r.own for r in found.results)
+    assert last_basis() == "shared"
 
 
 def test_unqualified_source_is_not_recognised(db):

@@ -8,6 +8,7 @@ from datetime import date
 from tests import builders as b
 from tests.workforce.helpers import tianjin
 from yilianti.kit import clock
+from yilianti.models.alliance import Institution
 from yilianti.models.workforce import PracticeSite, Practitioner
 from yilianti.workforce import service
 
@@ -117,3 +118,27 @@ def test_service_helpers_for_other_domains(db):  # type: ignore[no-untyped-def]
     assert service.is_qualified_expert(young, on=date(2026, 7, 1))  # exactly three years
     t.expert.is_trainee = True
     assert not service.is_qualified_expert(t.expert)  # a 进修 doctor does not answer as the expert
+
+
+def test_contact_details_only_for_the_practitioner_and_their_administrators(db, client):  # type: ignore[no-untyped-def]
+    """The directory does not hand a practitioner's mobile and licence number to every account or token."""
+    t = tianjin(db)
+    t.expert.phone, t.expert.licence_no = "13912345678", "110120000012345"
+    db.flush()
+    b.user(db, t.community, "doctor", username="nosy")
+    b.user(db, db.get(Institution, t.expert.home_institution_id), "institution_admin", username="hradmin")
+    b.user(db, None, "doctor", username="self", practitioner_id=t.expert.id)
+
+    def seen(username: str) -> tuple[object, object, bool]:
+        client.cookies.clear()
+        b.login(client, username)
+        one = client.get(f"/api/v1/practitioners/{t.expert.id}").json()
+        listed = [i for i in client.get("/api/v1/practitioners", params={"q": "刘建华"}).json()["items"]
+                  if i["id"] == t.expert.id][0]
+        assert (listed["phone"], listed["licence_no"]) == (one["phone"], one["licence_no"])
+        page = client.get(f"/practitioners/{t.expert.id}").text
+        return one["phone"], one["licence_no"], "110120000012345" in page
+
+    assert seen("nosy") == (None, None, False)
+    assert seen("hradmin") == ("13912345678", "110120000012345", True)
+    assert seen("self")[:2] == ("13912345678", "110120000012345")

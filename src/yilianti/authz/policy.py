@@ -100,6 +100,12 @@ def shared_of(basis: str, includes_shared: bool, consent: bool) -> bool:
     return bool(includes_shared) and (basis == "break_glass" or bool(consent))
 
 
+def read_basis(access_basis: str, shows_others: bool) -> str:
+    """The basis a read's audit row names: `shared` when an institution reading its own patient was shown
+    other members' data (the shared record, recognised results), else the access basis itself."""
+    return "shared" if access_basis == "own" and shows_others else access_basis
+
+
 def grant_basis(kind: str) -> str:
     return "break_glass" if kind == GrantKind.break_glass else "grant"
 

@@ -43,7 +43,7 @@ from starlette.types import Scope
 
 from yilianti.audit import batch
 from yilianti.authz import policy
-from yilianti.authz.policy import shared_of
+from yilianti.authz.policy import read_basis, shared_of
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.diagnostics.states import RESULTED
@@ -316,9 +316,10 @@ async def lookup(subject: Subject, patient_id: int, item_code: str, locale: str,
         return None  # not visible: the reference answers 404
     basis = row["basis"]
     shared = shared_of(basis, row["includes_shared"], row["consent"])
-    batch.read(subject, "recognition_lookup", item[1], patient_id=patient_id, basis=basis,
-               detail={"item_code": item_code}, ip=ip, at=now)
     decided = _decide(cat, item, inst_id, shared, json.loads(row["orders"]), today)
+    shows_others = any(not r["own_institution"] for r in decided["results"])
+    batch.read(subject, "recognition_lookup", item[1], patient_id=patient_id, basis=read_basis(basis, shows_others),
+               detail={"item_code": item_code}, ip=ip, at=now)
     return {"patient_id": patient_id, "item_code": item[1], "item_name": item[2], "kind": item[3],
             "in_scope": decided["in_scope"], "scopes": decided["scopes"],
             "consent_missing": decided["consent_missing"],

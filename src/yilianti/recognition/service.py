@@ -403,11 +403,16 @@ def lookup(db: Session, subject: Subject, patient_id: int, item_code: str, *, au
     if not subject.is_clinical:
         raise Forbidden("此功能仅限临床人员（医生、护士、诊断医师、转诊协调员）")
     item = require_item(db, item_code)
-    access = policy.require_patient(db, subject, patient_id, action=audit_action, resource_type="recognition_lookup",
-                                    resource_id=item.code, detail={"item_code": item_code})
+    access = policy.decide(db, subject, patient_id)
+    if access is None:
+        raise NotFound()
     inst_id = subject.acting_institution_id
     assert inst_id is not None
-    return _lookup(db, patient_id, item, inst_id, shared=access.shared)
+    found = _lookup(db, patient_id, item, inst_id, shared=access.shared)
+    audit.record(db, subject, audit_action, "recognition_lookup", item.code, patient_id=patient_id,
+                 basis=policy.read_basis(access.basis, any(not r.own for r in found.results)),
+                 detail={"item_code": item_code})
+    return found
 
 
 def _reported_on(order: DiagnosticOrder) -> date:

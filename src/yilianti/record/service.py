@@ -98,7 +98,7 @@ def visible(institutions: frozenset[int], inst: int, shared: bool) -> bool:
 def read_audit(access_basis: str, wanted: list[str], entries: list[Entry], others: list[int],
                grant_id: int | None) -> tuple[str, dict[str, Any]]:
     """The basis and detail of a record read's audit row (`shared` when other members' entries were shown)."""
-    basis = "shared" if access_basis == "own" and others else access_basis
+    basis = policy.read_basis(access_basis, bool(others))
     return basis, {"kinds": wanted, "entries": len(entries), "other_institutions": others, "grant_id": grant_id}
 
 

@@ -31,7 +31,7 @@ def list_practitioners(db: DB, subject: CurrentSubject, q: str | None = None, in
     f = service.Filters(institution_id=institution_id, specialty=specialty, title=title, q=q,
                         practises_at=practises_at)
     result = service.search(db, f, page, per_page)
-    return {"items": [service.practitioner_out(p) for p in result.items], "total": result.total,
+    return {"items": [service.practitioner_out(p, subject) for p in result.items], "total": result.total,
             "page": result.page, "per_page": result.per_page}
 
 
@@ -40,12 +40,12 @@ def create_practitioner(db: DB, subject: CurrentSubject, body: PractitionerIn = 
     """system_admin, or institution_admin for the institution they act for."""
     scope.require_admin(subject)
     p = service.create_practitioner(db, subject, body)
-    return service.practitioner_out(service.get(db, p.id))
+    return service.practitioner_out(service.get(db, p.id), subject)
 
 
 @router.get("/{practitioner_id}", response_model=PractitionerOut)
 def read_practitioner(practitioner_id: Id, db: DB, subject: CurrentSubject) -> dict[str, Any]:
-    return service.practitioner_out(service.get(db, practitioner_id))
+    return service.practitioner_out(service.get(db, practitioner_id), subject)
 
 
 @router.patch("/{practitioner_id}", response_model=PractitionerOut)
@@ -54,7 +54,7 @@ def update_practitioner(practitioner_id: Id, db: DB, subject: CurrentSubject,
     """Change the fields sent (`active: false` deactivates)."""
     scope.require_admin(subject)
     service.update_practitioner(db, subject, practitioner_id, body.model_dump(exclude_unset=True))
-    return service.practitioner_out(service.get(db, practitioner_id))
+    return service.practitioner_out(service.get(db, practitioner_id), subject)
 
 
 @router.post("/{practitioner_id}/sites", status_code=status.HTTP_201_CREATED, response_model=PractitionerOut)
@@ -62,7 +62,7 @@ def add_site(practitioner_id: Id, db: DB, subject: CurrentSubject, body: SiteIn 
     """Add a weekly session at another member site (多点执业)."""
     scope.require_admin(subject)
     service.add_site(db, subject, practitioner_id, body)
-    return service.practitioner_out(service.get(db, practitioner_id))
+    return service.practitioner_out(service.get(db, practitioner_id), subject)
 
 
 @router.post("/{practitioner_id}/sites/{site_id}/end", response_model=PractitionerOut)
@@ -70,4 +70,4 @@ def end_site(practitioner_id: Id, site_id: Id, db: DB, subject: CurrentSubject) 
     """End an arrangement today (history is kept)."""
     scope.require_admin(subject)
     service.end_site(db, subject, practitioner_id, site_id)
-    return service.practitioner_out(service.get(db, practitioner_id))
+    return service.practitioner_out(service.get(db, practitioner_id), subject)

@@ -58,4 +58,5 @@ def detail(practitioner_id: Id, request: Request, db: DB, subject: CurrentSubjec
     return render_page(request, "workforce/practitioner.html", {
         "p": p, "sites": sites, "week": service.weekly_table(sites), "weekdays": WEEKDAYS, "periods": PERIODS,
         "today": today, "qualified": service.is_qualified_expert(p, on=today),
+        "show_contact": service.may_see_contact(subject, p),
     })

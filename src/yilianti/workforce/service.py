@@ -361,8 +361,15 @@ def site_out(s: PracticeSite) -> dict[str, Any]:
             "weekday": s.weekday, "period": s.period, "starts_on": s.starts_on, "ends_on": s.ends_on, "note": s.note}
 
 
-def practitioner_out(p: Practitioner, on: date | None = None) -> dict[str, Any]:
+def may_see_contact(viewer: Subject, p: Practitioner) -> bool:
+    """A practitioner's mobile and licence number are for the practitioner and the administrators who manage
+    them (admin.scope.can_write on the home institution), not for every account or API token."""
+    return viewer.practitioner_id == p.id or (scope.is_admin(viewer) and scope.can_write(viewer, p.home_institution_id))
+
+
+def practitioner_out(p: Practitioner, viewer: Subject, on: date | None = None) -> dict[str, Any]:
     today = on or clock.today_local()
+    hidden = {} if may_see_contact(viewer, p) else {"phone": None, "licence_no": None}
     return {
         **{k: getattr(p, k) for k in ("id", "name", "sex", "title", "specialty", "licence_no", "licence_date",
                                       "is_department_head", "is_trainee", "home_institution_id", "department_id",
@@ -371,4 +378,5 @@ def practitioner_out(p: Practitioner, on: date | None = None) -> dict[str, Any]:
         "home_institution_name": p.home_institution.name,
         "department_name": p.department.name if p.department else None,
         "sites": [site_out(s) for s in current_sites(p, today)],
+        **hidden,
     }
