@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date
 
 from tests import builders as b
-from tests.browser.conftest import login
+from tests.browser.conftest import login, pick_patient
 from yilianti.models.diagnostics import DiagnosticOrder
 
 
@@ -40,14 +40,15 @@ def test_request_answer_convert(live_server, browser, page) -> None:  # type: ig
     # 1. the community doctor asks, with the ECG attached; first without the consent box
     login(page, base, "taoyuan-consult", b.PASSWORD)
     page.goto(f"{base}/consultations/new")
-    page.select_option("#r-patient", str(seeded["patient"]))
+    page.fill("#f-question", "8岁患儿心悸2周，心电图示频发室性早搏，是否需要转诊？")  # typed first: kept below
+    pick_patient(page, "qxl", "钱小乐")
+    page.wait_for_selector(f"#orders input[value='{seeded['order']}']")  # the patient's results, in place
     page.select_option("#r-target", str(seeded["lead"]))
-    page.click("#reload-button")
-    page.wait_for_selector(f"#experts input[value='{seeded['expert']}']")
+    page.wait_for_selector(f"#experts input[value='{seeded['expert']}']")  # institution → experts, in place
     page.check(f"#experts input[value='{seeded['expert']}']")
     page.check(f"#orders input[value='{seeded['order']}']")
     page.select_option("#f-urgency", "urgent")
-    page.fill("#f-question", "8岁患儿心悸2周，心电图示频发室性早搏，是否需要转诊？")
+    assert page.input_value("#f-question").startswith("8岁患儿心悸2周")
     page.click("#submit-consultation")
     page.wait_for_selector("#err-consent_confirmed")
     assert "知情同意" in page.inner_text("#err-consent_confirmed")

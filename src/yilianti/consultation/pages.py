@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from yilianti.alliance import repository as alliances
 from yilianti.auth import repository as accounts
 from yilianti.auth.deps import DB, Clinical, CurrentSubject
-from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.consultation import flows, repository, service, states
 from yilianti.consultation.reports import report_period as _period
@@ -102,33 +101,63 @@ def consultation_list(request: Request, db: DB, subject: Clinical, side: str = "
 # ------------------------------------------------------------------------------------- new
 
 
-def _new_context(db: Session, subject: Subject, values: dict[str, Any], errors: dict[str, str],
-                 q: str = "") -> dict[str, Any]:
+def _target_context(db: Session, subject: Subject, values: dict[str, Any]) -> dict[str, Any]:
+    """Consulted institution → its departments → its qualified experts (of the department when one is chosen)."""
     own = subject.acting_institution_id
     targets = [i for i in sched_repo.partner_institutions(db, own) if i.id != own]
     target = opt_int(str(values.get("consulted_institution_id") or ""))
+    if target is not None and all(i.id != target for i in targets):
+        target, values["consulted_institution_id"] = None, ""
     departments = alliances.departments_of(db, target, include_inactive=False) if target else []
-    experts = service.qualified_experts(db, target) if target else []
-    patient_rows = patients.search(db, subject, q, limit=30) if q or not values.get("patient_id") else []
-    chosen = opt_int(str(values.get("patient_id") or ""))
-    orders = []
-    if chosen is not None and policy.decide(db, subject, chosen) is not None:
-        if all(p.id != chosen for p in patient_rows):
-            p = kit.get(db, Patient, chosen)
-            if p is not None:
-                patient_rows = [p, *patient_rows]
-        orders = repository.patient_orders(db, chosen)
-    return {"values": values, "errors": errors, "targets": targets, "departments": departments, "experts": experts,
-            "patients": patient_rows, "q": q, "orders": orders, "labels": LABELS}
+    dept = opt_int(str(values.get("department_id") or ""))
+    if dept is not None and all(d.id != dept for d in departments):
+        dept, values["department_id"] = None, ""
+    experts = (service.qualified_experts(db, target, dept) or service.qualified_experts(db, target)) if target else []
+    return {"values": values, "targets": targets, "departments": departments, "experts": experts}
+
+
+def _orders_context(db: Session, subject: Subject, values: dict[str, Any]) -> dict[str, Any]:
+    patient = patients.picked(db, subject, opt_int(str(values.get("patient_id") or "")))
+    orders = repository.patient_orders(db, patient.id) if patient is not None else []
+    return {"values": values, "orders": orders, "patient": patient}
+
+
+def _new_context(db: Session, subject: Subject, values: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
+    ctx: dict[str, Any] = {"errors": errors, "labels": LABELS}
+    ctx.update(_target_context(db, subject, values))
+    ctx.update(_orders_context(db, subject, values))
+    return ctx
+
+
+def _fragment_values(request: Request) -> dict[str, Any]:
+    params = request.query_params
+    values: dict[str, Any] = {k: str(params.get(k, "") or "") for k in FORM_FIELDS}
+    values["expert_ids"] = [str(v) for v in params.getlist("expert_ids")]
+    values["order_ids"] = [str(v) for v in params.getlist("order_ids")]
+    return values
 
 
 @router.get("/consultations/new")
-def consultation_new(request: Request, db: DB, subject: Clinical, q: str = "", patient_id: str = "",
+def consultation_new(request: Request, db: DB, subject: Clinical, patient_id: str = "",
                      consulted_institution_id: str = "", kind: str = "econsult") -> Response:
     values: dict[str, Any] = {"patient_id": patient_id, "consulted_institution_id": consulted_institution_id,
                               "kind": kind if kind in KIND_LABELS else "econsult", "urgency": "routine",
                               "expert_ids": [], "order_ids": []}
-    return render_page(request, "consultation/new.html", _new_context(db, subject, values, {}, q))
+    return render_page(request, "consultation/new.html", _new_context(db, subject, values, {}))
+
+
+@router.get("/consultations/new/target")
+def consultation_new_target(request: Request, db: DB, subject: Clinical) -> Response:
+    """Fragment: the consulted institution's departments and experts, filled in place."""
+    ctx = _target_context(db, subject, _fragment_values(request))
+    return render_page(request, "consultation/_target.html", {**ctx, "errors": {}})
+
+
+@router.get("/consultations/new/orders")
+def consultation_new_orders(request: Request, db: DB, subject: Clinical) -> Response:
+    """Fragment: the chosen patient's results that can go with the request."""
+    ctx = _orders_context(db, subject, _fragment_values(request))
+    return render_page(request, "consultation/_orders.html", {**ctx, "errors": {}})
 
 
 def parse_form(values: dict[str, Any]) -> ConsultationIn:
