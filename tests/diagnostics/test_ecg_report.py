@@ -83,6 +83,10 @@ def test_editor_starts_from_the_ecg_and_keeps_the_readers_edit(db: Session, clie
     printed = client.get(f"/diagnostics/orders/{order.id}/print").text
     assert "HR: 64 · PR: 161 · QRS: 75 · QT: 368 · QTc: 370 · Axis: 52" in printed
     assert "窦性心律，正常心电图" in printed
+    # and with its waveform: the 12 leads on the paper grid, through the same access decision as the ECG page
+    assert f'<img src="/diagnostics/orders/{order.id}/ecg.svg?layout=3x4"' in printed
+    svg = client.get(f"/diagnostics/orders/{order.id}/ecg.svg?layout=3x4")
+    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml") and "<svg" in svg.text
 
 
 def test_editor_without_a_waveform_or_with_saved_measurements_is_not_prefilled(db: Session,

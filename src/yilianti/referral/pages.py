@@ -348,7 +348,9 @@ def _detail_context(db: Session, subject: Subject, referral_id: Id) -> dict[str,
         candidates = routing.candidates(db, ref.from_institution_id, spec, ref.direction,
                                         kit.get(db, Patient, ref.patient_id))
     transfers = transfer_repo.transfers_of_referral(db, ref.id)
-    return {"ref": ref, "side": side.value, "history": history, "durations": _durations(history),
+    linked = sched_repo.booking_with_site(db, ref.booking_id) if ref.booking_id else None
+    linked_booking = (linked[0], sched_repo.session_loaded(db, linked[0].session_id)) if linked else None
+    return {"ref": ref, "linked_booking": linked_booking, "side": side.value, "history": history, "durations": _durations(history),
             "users": users, "names": names, "moves": [ACTIONS[m] for m in moves], "bookings": bookings,
             "forward_targets": forward_targets, "tasks": tasks, "department": dept,
             "patient": kit.get(db, Patient, ref.patient_id), "reject_labels": REJECT_LABELS,

@@ -38,6 +38,7 @@ from yilianti.audit import service as audit
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import Forbidden, InvalidInput
 from yilianti.kit import clock
+from yilianti.kit.i18n import code_table
 from yilianti.models.diagnostics import DiagnosticOrder, ImagingInstance, ImagingStudy
 from yilianti.models.diagnostics_media import EcgRecording
 
@@ -50,8 +51,8 @@ MAX_ABS_UV = 100_000.0  # 100 mV: anything beyond is not an ECG
 GRID_3X4 = [["I", "aVR", "V1", "V4"], ["II", "aVL", "V2", "V5"], ["III", "aVF", "V3", "V6"]]
 MEASURE_LIMITS = {"heart_rate": (15, 350), "pr_ms": (40, 500), "qrs_ms": (30, 300), "qt_ms": (150, 800),
                   "qtc_ms": (150, 900), "axis_deg": (-180, 180)}
-MEASURE_LABELS = {"heart_rate": "心率", "pr_ms": "PR 间期", "qrs_ms": "QRS 时限", "qt_ms": "QT 间期",
-                  "qtc_ms": "QTc", "axis_deg": "电轴"}
+MEASURE_LABELS = code_table("report.measure", {"heart_rate": "心率", "pr_ms": "PR 间期", "qrs_ms": "QRS 时限",
+                                                "qt_ms": "QT 间期", "qtc_ms": "QTc", "axis_deg": "电轴"})
 
 
 @dataclass
