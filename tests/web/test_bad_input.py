@@ -8,9 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from tests import builders as b
 from yilianti.auth import service as auth_service
+from yilianti.models.scheduling import Slot
 
 HUGE = "9223372036854775808"  # 2**63: beyond every integer column
 
@@ -138,3 +140,57 @@ def test_a_wrong_method_is_405_in_the_contract_with_allow(client, doctor_token) 
     assert _contract(r, 405) and "GET" in r.headers["allow"]
     r = client.put("/login")  # a page: the error page, with Allow too
     assert r.status_code == 405 and "GET" in r.headers["allow"]
+
+
+def test_a_slot_that_does_not_exist_is_404_not_slot_full(db, client) -> None:  # type: ignore[no-untyped-def]
+    from tests.scheduling.helpers import world
+
+    w = world(db, capacity=4)
+    patient = b.patient(db, w.comm_doc, name="王小虎")
+    h = {"X-CSRF-Token": b.login(client, w.comm_doc.username)}
+    body = _contract(client.post("/api/v1/bookings", headers=h, json={
+        "session_id": w.session.id, "patient_id": patient.id, "slot_id": 987654321}), 404)
+    assert body["error"] == "not_found"
+    other = world(db, capacity=2, tag="乙")  # a slot of another session is not this session's slot
+    their_slot = db.scalar(select(Slot.id).where(Slot.session_id == other.session.id))
+    _contract(client.post("/api/v1/bookings", headers=h, json={
+        "session_id": w.session.id, "patient_id": patient.id, "slot_id": their_slot}), 404)
+    public = next(s for s in client.get(f"/api/v1/sessions/{w.session.id}/slots").json() if s["pool"] == "public")
+    assert client.post("/api/v1/bookings", headers=h, json={
+        "session_id": w.session.id, "patient_id": patient.id, "slot_id": public["id"]}).status_code == 201
+    second = b.patient(db, w.comm_doc, name="李小龙", resident_id=b.resident_id(seq=7))
+    body = _contract(client.post("/api/v1/bookings", headers=h, json={
+        "session_id": w.session.id, "patient_id": second.id, "slot_id": public["id"]}), 409)
+    assert body["error"] == "slot_full"
+
+
+def test_a_ward_of_an_institution_that_does_not_exist_is_422(db, client, admin_csrf) -> None:  # type: ignore[no-untyped-def]
+    body = _contract(client.post("/api/v1/wards", headers=admin_csrf, json={
+        "institution_id": 987654321, "name": "儿科一病区", "beds_total": 30}), 422)
+    assert body["fields"] == {"institution_id": "机构不存在"}
+    here, there = b.institution(db, "病区医院"), b.institution(db, "别处医院")
+    dept = b.department(db, there)
+    body = _contract(client.post("/api/v1/wards", headers=admin_csrf, json={
+        "institution_id": here.id, "department_id": dept.id, "name": "儿科一病区", "beds_total": 30}), 422)
+    assert body["fields"] == {"department_id": "该科室不属于所选机构"}
+    body = _contract(client.post("/api/v1/wards", headers=admin_csrf, json={
+        "institution_id": here.id, "department_id": 987654321, "name": "儿科一病区", "beds_total": 30}), 422)
+    assert body["fields"] == {"department_id": "科室不存在"}
+    assert client.post("/api/v1/wards", headers=admin_csrf, json={
+        "institution_id": here.id, "name": "儿科一病区", "beds_total": 30}).status_code == 201
+
+
+def test_re_adding_a_member_on_the_day_it_left_is_422(db, client, admin_csrf) -> None:  # type: ignore[no-untyped-def]
+    lead, member = b.institution(db, "牵头医院"), b.institution(db, "成员中心")
+    alliance = b.alliance(db, (lead, "lead"), name="重加入医联体")
+    joined = {"institution_id": member.id, "role": "member", "joined_on": "2024-06-01"}
+    r = client.post(f"/api/v1/alliances/{alliance.id}/members", headers=admin_csrf, json=joined)
+    assert r.status_code == 201, r.text
+    ended = client.post(f"/api/v1/memberships/{r.json()['membership_id']}/end", headers=admin_csrf,
+                        json={"left_on": "2024-06-01"})
+    assert ended.status_code == 200, ended.text
+    body = _contract(client.post(f"/api/v1/alliances/{alliance.id}/members", headers=admin_csrf, json=joined), 422)
+    assert body["fields"] == {"institution_id": "该机构在此期间已是本医联体成员"}
+    again = client.post(f"/api/v1/alliances/{alliance.id}/members", headers=admin_csrf,
+                        json={**joined, "joined_on": "2024-06-02"})
+    assert again.status_code == 201, again.text

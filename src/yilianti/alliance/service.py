@@ -322,9 +322,11 @@ def set_alliance_active(db: Session, subject: Subject, alliance_id: int, active:
 
 
 def _overlaps(a_from: date | None, a_to: date | None, b_from: date | None, b_to: date | None) -> bool:
+    """Two membership periods [joined, left) share a day — or start on the same day: a membership ended on the
+    day it began is empty, yet holds its start (one membership of a pair and role per joining day)."""
     start_a, end_a = a_from or date.min, a_to or date.max
     start_b, end_b = b_from or date.min, b_to or date.max
-    return start_a < end_b and start_b < end_a
+    return (start_a < end_b and start_b < end_a) or start_a == start_b
 
 
 def add_member(db: Session, subject: Subject, alliance_id: int, data: MembershipIn | dict[str, Any]) -> Membership:

@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from yilianti.exceptions import NotFound
+from yilianti.exceptions import InvalidInput, NotFound
 
 T = TypeVar("T")
 M = TypeVar("M")
@@ -34,6 +34,15 @@ def get_or_404(db: Session, model: type[M], ident: Any, message: str | None = No
     row = get(db, model, ident)
     if row is None:
         raise NotFound(message)
+    return row
+
+
+def get_or_422(db: Session, model: type[M], ident: Any, field: str, message: str = "所选记录不存在") -> M:
+    """The row a request names by id in its body (a ward's institution, a booking's slot...); InvalidInput (422)
+    on that field when there is none — a foreign key the database would refuse with a 500."""
+    row = get(db, model, ident)
+    if row is None:
+        raise InvalidInput(fields={field: message})
     return row
 
 

@@ -15,6 +15,8 @@ from yilianti.kit import clock
 from yilianti.kit import repository as kit
 from yilianti.models.alliance import (
     Alliance,
+    Department,
+    Institution,
     MemberRole,
 )
 from yilianti.models.patient import GrantKind, Patient
@@ -41,6 +43,11 @@ from yilianti.scheduling.schemas import (
 
 def create_ward(db: Session, subject: Subject, data: WardIn) -> Ward:
     _require_scheduler(subject, data.institution_id)
+    kit.get_or_422(db, Institution, data.institution_id, "institution_id", "机构不存在")
+    if data.department_id is not None:
+        department = kit.get_or_422(db, Department, data.department_id, "department_id", "科室不存在")
+        if department.institution_id != data.institution_id:
+            raise InvalidInput(fields={"department_id": "该科室不属于所选机构"})
     share = data.reserve_share
     if data.reserve_alliance_id is not None:
         m = membership_in_force(db, data.reserve_alliance_id, data.institution_id, clock.today_local())

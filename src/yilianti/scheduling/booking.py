@@ -139,6 +139,11 @@ def book(db: Session, subject: Subject, data: BookingIn, *, rescheduled_from: in
             break
     if claimed is None:
         if data.slot_id is not None:
+            slot = kit.get(db, Slot, data.slot_id)
+            if slot is None or slot.session_id != session.id:
+                raise NotFound("该号不存在")
+            if slot.pool not in pools and not slot.booked:
+                raise Forbidden("本机构不能使用该号源池")
             raise SlotFull("该号已被预约，请选择其他号")
         raise SlotFull()
     booking = _insert_booking(db, dict(

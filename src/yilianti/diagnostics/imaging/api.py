@@ -8,39 +8,41 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Path, Query, UploadFile
+from fastapi import APIRouter, File, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from yilianti.auth.deps import DB, Clinical
 from yilianti.diagnostics.imaging import service as imaging
+from yilianti.exceptions import error_body
 from yilianti.kit.schemas import INT_MAX, Id
 
 FrameNo = Annotated[int, Path(ge=0, le=INT_MAX, description="0-based frame of a multi-frame instance")]
 
 router = APIRouter(prefix="/api/v1/diagnostics", tags=["diagnostics imaging"])
+REJECTED = "部分文件不是有效的 DICOM 文件，已拒收并放入待处理列表；已保存 {stored} 个，待匹配 {quarantined} 个"
 
 
-def upload_response(outcome: imaging.UploadOutcome) -> JSONResponse:
-    """200 when every file was stored or quarantined; 422 naming the rejected files otherwise.
+def upload_response(request: Request, outcome: imaging.UploadOutcome) -> JSONResponse:
+    """200 with each file's result when every file was stored or quarantined; otherwise 422 in the contract's
+    body, naming the rejected files in `fields` and counting the others in the message.
 
-    Rejected files are kept in quarantine either way (the response is returned, not raised, so
-    the unit of work commits them).
+    Rejected files are kept in quarantine either way, and the others stored (the response is returned, not
+    raised, so the unit of work commits them).
     """
-    body: dict[str, Any] = {"results": [r.as_dict() for r in outcome.results], "counts": outcome.counts()}
+    counts = outcome.counts()
     if outcome.rejected:
-        body.update(error="dicom_rejected",
-                    message="部分文件不是有效的 DICOM 文件，已拒收并放入待处理列表",
-                    fields={r.filename: r.reason or "" for r in outcome.rejected})
+        body = error_body(request, "dicom_rejected", REJECTED, {r.filename: r.reason or "" for r in outcome.rejected},
+                          {"stored": counts["stored"], "quarantined": counts["quarantined"]})
         return JSONResponse(body, status_code=422)
-    return JSONResponse(body)
+    return JSONResponse({"results": [r.as_dict() for r in outcome.results], "counts": counts})
 
 
 @router.post("/orders/{order_id}/dicom")
-async def upload_dicom(order_id: Id, db: DB, subject: Clinical,
+async def upload_dicom(order_id: Id, request: Request, db: DB, subject: Clinical,
                        files: list[UploadFile] = File(...)) -> JSONResponse:
     order = imaging.order_for(db, subject, order_id, "diagnostics.dicom_upload")
     payload = [(f.filename or "upload", await f.read()) for f in files]
-    return upload_response(imaging.ingest_upload(db, subject, order, payload))
+    return upload_response(request, imaging.ingest_upload(db, subject, order, payload))
 
 
 @router.get("/orders/{order_id}/studies")
