@@ -194,3 +194,19 @@ def test_re_adding_a_member_on_the_day_it_left_is_422(db, client, admin_csrf) ->
     again = client.post(f"/api/v1/alliances/{alliance.id}/members", headers=admin_csrf,
                         json={**joined, "joined_on": "2024-06-02"})
     assert again.status_code == 201, again.text
+
+
+def test_times_with_an_impossible_offset_are_422(db, client) -> None:  # type: ignore[no-untyped-def]
+    from tests.scheduling.helpers import world
+
+    w = world(db, capacity=4)
+    h = {"X-CSRF-Token": b.login(client, w.lead_coord.username)}
+    template = {"weekday": 2, "start_time": "09:36:40+17:23", "end_time": "11:30", "capacity": 10}
+    body = _contract(client.post(f"/api/v1/schedules/{w.schedule.id}/templates", headers=h, json=template), 422)
+    assert body["fields"] == {"start_time": "时间应为北京时间 HH:MM（不带时区）"}
+    r = client.post(f"/api/v1/schedules/{w.schedule.id}/templates", headers=h,
+                    json={**template, "start_time": "08:00:00+08:00"})
+    assert r.status_code == 201 and r.json()["start_time"] == "08:00:00", r.text
+    for moment in ("2026-01-01T09:00:00+17:23", "0001-01-01T00:00:00+08:00", "9999-12-31T23:59:59-11:00"):
+        r = client.post("/api/v1/transfers/987654321/milestones", headers=h, json={"kind": "door", "at": moment})
+        assert "at" in _contract(r, 422)["fields"], moment

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from yilianti.kit.schemas import HistoryOut, Id
+from yilianti.kit.schemas import HistoryOut, Id, Instant
 
 
 def _text(value: str, message: str) -> str:
@@ -30,7 +30,7 @@ class ConsultationIn(BaseModel):
     urgency: Literal["routine", "urgent", "emergency"] = "routine"
     consent_confirmed: bool = Field(default=False, description="the patient (or guardian) agreed to the consultation")
     consent_note: str | None = Field(default=None, max_length=200)
-    scheduled_at: datetime | None = Field(default=None, description="MDT session time")
+    scheduled_at: Instant | None = Field(default=None, description="MDT session time")
     video_url: str | None = Field(default=None, max_length=500)
     order_ids: list[Id] = Field(default_factory=list, max_length=30,
                                  description="diagnostic orders (results, images, ECG) of the same patient")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Annotated, Any
 
 from annotated_types import Interval
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel, WithJsonSchema
 
 # Every integer a client sends is bounded here, so that none reaches the database out of its column's range
 # (an id beyond 64 bits was a 500 on both databases). Ids are BIGINT; their bound is the largest integer a
@@ -26,6 +26,38 @@ PageNo = Annotated[int, Interval(ge=1, le=1_000_000)]
 """A page number (kit.repository.page)."""
 Count = Annotated[int, Interval(ge=0, le=INT_MAX)]
 """A non-negative count or amount stored in an INTEGER column."""
+
+BEIJING = timedelta(hours=8)
+_OFFSET_MIN, _OFFSET_MAX = timedelta(hours=-12), timedelta(hours=14)  # the offsets the world's clocks use
+
+
+def _local_time(value: time) -> time:
+    if value.tzinfo is not None:
+        if value.utcoffset() != BEIJING:
+            raise ValueError("时间应为北京时间 HH:MM（不带时区）")
+        value = value.replace(tzinfo=None)
+    return value
+
+
+LocalTime = Annotated[time, AfterValidator(_local_time), WithJsonSchema(
+    {"type": "string", "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(\+08:00)?$",
+     "description": "a time of day in Beijing time, HH:MM[:SS]", "examples": ["08:00"]})]
+"""A time of day on the platform's clock (Asia/Shanghai): no offset, or +08:00 (dropped). Another offset
+("09:36:40+17:23") is 422 — it was a 500 on PostgreSQL."""
+
+
+def _instant(value: datetime) -> datetime:
+    offset = value.utcoffset()
+    if offset is not None and not _OFFSET_MIN <= offset <= _OFFSET_MAX:
+        raise ValueError("时区偏移应在 -12:00 到 +14:00 之间")
+    if not 1900 <= value.year <= 2199:
+        raise ValueError("日期时间应在 1900–2199 年之间")
+    return value
+
+
+Instant = Annotated[datetime, AfterValidator(_instant)]
+"""A moment a client sends: an offset that clocks use (-12:00 … +14:00; none = Beijing time by each service's
+rule) and a year in 1900–2199, so that converting it to UTC or Beijing time cannot overflow."""
 
 
 class HistoryOut(BaseModel):

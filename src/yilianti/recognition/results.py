@@ -12,7 +12,7 @@ refused with nothing stored.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
@@ -23,7 +23,7 @@ from yilianti.authz.subject import Subject
 from yilianti.diagnostics.repository import order_id_by_accession
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput
 from yilianti.kit import clock
-from yilianti.kit.schemas import Id
+from yilianti.kit.schemas import Id, Instant
 from yilianti.models.diagnostics import (
     DiagnosticOrder,
     DiagnosticOrderHistory,
@@ -50,7 +50,7 @@ class ExternalResultIn(BaseModel):
     patient_id: Id
     item_code: str = Field(min_length=1, max_length=64)
     external_id: str = Field(min_length=1, max_length=40, description="the member's own report / specimen number")
-    reported_at: datetime
+    reported_at: Instant
     observations: list[ObservationIn] = Field(default_factory=list)
     conclusion: str | None = Field(default=None, max_length=4000, description="imaging: the findings text")
 

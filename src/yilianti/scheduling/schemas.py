@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from yilianti.kit import clock
-from yilianti.kit.schemas import Id
+from yilianti.kit.schemas import Id, LocalTime
 from yilianti.models.scheduling import Booking, ClinicSession, Slot
 
 
@@ -37,8 +37,8 @@ class ScheduleIn(BaseModel):
 
 class TemplateIn(BaseModel):
     weekday: int = Field(ge=1, le=7)
-    start_time: time
-    end_time: time
+    start_time: LocalTime
+    end_time: LocalTime
     capacity: int = Field(ge=1, le=500)
     timed: bool = True
     valid_from: date | None = None

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from yilianti.kit.schemas import Id
+from yilianti.kit.schemas import Id, Instant
 
 
 class Network(StrEnum):
@@ -99,7 +99,7 @@ MilestoneKind = Literal["team_departed", "arrived_at_origin", "assessed", "depar
 
 class MilestoneIn(BaseModel):
     kind: MilestoneKind
-    at: datetime | None = Field(default=None, description="defaults to now; late entry allowed, never in the future")
+    at: Instant | None = Field(default=None, description="defaults to now; late entry allowed, never in the future")
     note: str | None = Field(default=None, max_length=300)
 
 
