@@ -210,3 +210,18 @@ def test_times_with_an_impossible_offset_are_422(db, client) -> None:  # type: i
     for moment in ("2026-01-01T09:00:00+17:23", "0001-01-01T00:00:00+08:00", "9999-12-31T23:59:59-11:00"):
         r = client.post("/api/v1/transfers/987654321/milestones", headers=h, json={"kind": "door", "at": moment})
         assert "at" in _contract(r, 422)["fields"], moment
+
+
+def test_the_openapi_publishes_the_contract_error_body_for_every_api_error(client) -> None:  # type: ignore[no-untyped-def]
+    spec = client.get("/api/openapi.json").json()
+    error = spec["components"]["schemas"]["Error"]
+    assert set(error["properties"]) == {"error", "message", "fields"} and set(error["required"]) == {"error", "message"}
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    operations = [(path, method, op) for path, item in spec["paths"].items() if path.startswith("/api/v1/")
+                  for method, op in item.items()]
+    assert len(operations) > 100
+    for path, method, op in operations:
+        for status in ("400", "401", "403", "404", "409", "422", "503"):
+            schema = op["responses"][status]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/Error"}, (method, path, status)
+        assert ("413" in op["responses"]) == ("requestBody" in op), (method, path)

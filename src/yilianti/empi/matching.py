@@ -36,6 +36,7 @@ from typing import Any
 from rapidfuzz.distance import Levenshtein
 
 from yilianti.empi.normalise import Record
+from yilianti.kit.validate import is_han
 
 HARD_NEGATIVE = -1000.0
 
@@ -161,7 +162,7 @@ def _name(rules: Rules, a: Record, b: Record, exact_weight: float) -> float:
         return exact_weight
     if a.surname_py == b.surname_py and a.given_py == b.given_py and a.given_py:
         return rules.name_homophone
-    if not ("\u3400" <= a.name[0] <= "\u9fff") and Levenshtein.distance(a.name, b.name) <= 1:
+    if not is_han(a.name[0]) and Levenshtein.distance(a.name, b.name) <= 1:
         return rules.name_latin_close
     if a.surname_py == b.surname_py:
         return rules.name_surname_only

@@ -15,7 +15,8 @@ from functools import lru_cache
 
 from pypinyin import Style, lazy_pinyin
 
-from yilianti.kit.validate import Invalid, resident_id
+from yilianti.kit.validate import Invalid, has_han, is_han, resident_id, unify_dots
+from yilianti.kit.validate import birth_date as valid_birth_date
 
 # Traditional → simplified characters common in names and addresses (NFKC does not do this).
 _TRAD = (
@@ -53,14 +54,14 @@ def nfkc(value: str) -> str:
 
 
 def _is_cjk(ch: str) -> bool:
-    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
+    return is_han(ch)
 
 
 def name(value: str) -> str:
-    """NFKC, traditional → simplified, spaces removed inside Chinese names, dots unified."""
+    """NFKC, traditional → simplified, spaces removed inside Chinese names, dots unified (kit.validate)."""
     text = nfkc(value).translate(_TRAD_TABLE)
-    if any(_is_cjk(c) for c in text):
-        return _SPACE_RE.sub("", text).replace("•", "·").replace(".", "·")
+    if has_han(text):
+        return unify_dots(_SPACE_RE.sub("", text))
     return _SPACE_RE.sub(" ", text).lower()
 
 
@@ -105,7 +106,7 @@ def name_initials(text: str) -> str | None:
 
 
 def birth_date(value: str, today: date | None = None) -> str | None:
-    """'YYYYMMDD' or None when impossible (bad calendar date, before 1900, in the future)."""
+    """'YYYYMMDD' or None when impossible (a bad calendar date, or one kit.validate.birth_date refuses)."""
     text = nfkc(value)
     for rx in _DATE_RES:
         m = rx.fullmatch(text) or (rx.match(text) if rx is _DATE_RES[0] else None)
@@ -114,9 +115,10 @@ def birth_date(value: str, today: date | None = None) -> str | None:
                 d = date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
             except ValueError:
                 return None
-            if d.year < 1900 or d > (today or date.today()):
+            try:
+                return valid_birth_date(d, today).strftime("%Y%m%d")
+            except Invalid:
                 return None
-            return d.strftime("%Y%m%d")
     return None
 
 

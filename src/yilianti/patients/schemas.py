@@ -7,7 +7,6 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from yilianti.kit import clock
 from yilianti.kit import validate as v
 from yilianti.kit.schemas import Id
 
@@ -64,9 +63,7 @@ class RegistrationIn(BaseModel):
     @field_validator("birth_date")
     @classmethod
     def _birth(cls, value: date | None) -> date | None:
-        if value is not None and (value > clock.today_local() or value.year < 1890):
-            raise ValueError("出生日期不合理")
-        return value
+        return None if value is None else v.birth_date(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> RegistrationIn:
