@@ -21,7 +21,7 @@ from yilianti.recognition.fastpath import RecognitionRoute
 from yilianti.record.fastpath import RecordRoute
 from yilianti.referral.fastpath import ReferralMoveRoute
 from yilianti.scheduling.fastpath import BookingRoute
-from yilianti.web import openapi
+from yilianti.web import openapi_errors
 from yilianti.web.edge import SESSION_COOKIE, Edge
 from yilianti.web.errors import install_handlers
 from yilianti.web.limit import InflightLimit
@@ -112,5 +112,5 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     for router in discover_routers():
         app.include_router(router)
-    openapi.install(app)  # the contract's error body for every /api/v1 error (web/openapi.py)
+    openapi_errors.install(app)  # the contract's error body for every /api/v1 error (web/openapi_errors.py)
     return app
