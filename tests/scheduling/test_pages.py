@@ -244,8 +244,9 @@ def test_beds_page_creates_ward_and_reserves_for_member(db, client) -> None:  # 
 
     patient = b.patient(db, w.comm_doc, name="住院甲")
     csrf = b.login(client, w.comm_doc.username)
-    page = client.get("/scheduling/beds", params={"q": "住院甲"}).text
+    page = client.get("/scheduling/beds").text
     assert "儿内一病区" in _table(page, "partner-wards") and 'id="reserve-form"' in page
+    assert 'id="pick-patient_id"' in page  # the type-ahead picker
     ward_id = int(re.search(r'<tr id="pward-(\d+)"', page).group(1))  # type: ignore[union-attr]
     r = client.post("/scheduling/bed-reservations", data={"csrf_token": csrf, "patient_id": str(patient.id),
                                                           "ward_id": str(ward_id), "hours": "48"},

@@ -125,18 +125,6 @@ def _expert(schedule: Any) -> str:
     return str(schedule.name)
 
 
-def _patient_choices(db: Session, subject: Subject, q: str, patient_id: Id | None) -> list[Any]:
-    """Patients readable by the acting institution (a search), with a chosen one kept on top."""
-    rows = patients.search(db, subject, q, limit=20) if (q or patient_id is None) else []
-    if patient_id is not None and all(p.id != patient_id for p in rows):
-        try:
-            chosen, _ = patients.get_patient(db, subject, patient_id)
-            rows = [chosen, *rows]
-        except AppError:
-            pass
-    return rows
-
-
 def _context_common(subject: Subject) -> dict[str, Any]:
     return {"is_scheduler": _is_scheduler(subject), "is_clinical": subject.is_clinical}
 
@@ -547,7 +535,7 @@ def _waitlist_page(request: Request, db: Session, subject: Subject, status: int 
         "choices": choices, "now": clock.now(), "as_utc": clock.as_utc, "expert": _expert,
         "partners": [p for p in repository.partner_institutions(db, subject.acting_institution_id)
                      if p.id != subject.acting_institution_id],
-        "patients": _patient_choices(db, subject, q, opt_int(values.get("patient_id"))) if q else [],
+        "patient": patients.picked(db, subject, opt_int(values.get("patient_id"))),
         "q": q, "values": values, "errors": {}, "row_errors": {},
     }
     if request.query_params.get("created"):
@@ -636,7 +624,7 @@ def _beds_page(request: Request, db: Session, subject: Subject, status: int = 20
         "is_scheduler": _is_scheduler(subject), "can_reserve": can_reserve,
         "lead_alliances": repository.alliances_of(db, inst, lead_only=True), "departments":
         repository.departments_of(db, inst) if inst else [], "free_of": _free_beds,
-        "patients": _patient_choices(db, subject, q, opt_int(values.get("patient_id"))) if can_reserve and q else [],
+        "patient": patients.picked(db, subject, opt_int(values.get("patient_id"))) if can_reserve else None,
         "q": q, "values": values, "ward_values": extra.pop("ward_values", {}), "ward_errors": {}, "res_errors": {},
         "occ_errors": {},
     }
