@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import NotFound
 from yilianti.kit import clock
+from yilianti.kit import repository as kit
 from yilianti.models.outbox import Notification
+from yilianti.notifications import repository
 from yilianti.worker.outbox import enqueue
 
 
@@ -38,24 +39,30 @@ def enqueue_notice(db: Session, notice: dict[str, Any], *, dedupe_key: str | Non
     enqueue(db, "notify", notice, dedupe_key=dedupe_key)
 
 
-def _mine(subject: Subject):  # type: ignore[no-untyped-def]
-    return or_(Notification.user_id == subject.user_id,
-               (Notification.user_id.is_(None)) & (Notification.institution_id == subject.acting_institution_id))
-
-
 def unread_count(db: Session, subject: Subject) -> int:
-    return db.scalar(select(func.count()).select_from(Notification).where(
-        _mine(subject), Notification.read_at.is_(None))) or 0
+    return repository.unread_count(db, subject)
 
 
 def list_for(db: Session, subject: Subject, limit: int = 100) -> list[Notification]:
-    return list(db.scalars(select(Notification).where(_mine(subject))
-                           .order_by(Notification.created_at.desc()).limit(limit)))
+    return kit.page(db, repository.newest_first(subject), 1, limit, count=False, max_per_page=limit).items
 
 
-def mark_read(db: Session, subject: Subject, notification_id: int) -> None:
-    row = db.scalar(select(Notification).where(Notification.id == notification_id, _mine(subject)))
+def page_for(db: Session, subject: Subject, page: int = 1, per_page: int = 20, *,
+             unread_only: bool = False) -> kit.Page[Notification]:
+    """One page of the reader's notifications, newest first, with the total."""
+    return kit.page(db, repository.newest_first(subject, unread_only=unread_only), page, per_page, max_per_page=100)
+
+
+def mark_read(db: Session, subject: Subject, notification_id: int) -> Notification:
+    row = repository.one_of_mine(db, subject, notification_id)
     if row is None:
         raise NotFound()
     if row.read_at is None:
         row.read_at = clock.now()
+        db.flush()
+    return row
+
+
+def mark_all_read(db: Session, subject: Subject) -> int:
+    """Every unread notification of the reader marked read; how many were."""
+    return repository.mark_all_read(db, subject, clock.now())

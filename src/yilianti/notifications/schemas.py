@@ -1,0 +1,34 @@
+"""Notification API shapes (GET /api/v1/notifications …)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+
+class NotificationOut(BaseModel):
+    """One notification, its title and body in the reader's language (Accept-Language)."""
+
+    id: int
+    created_at: datetime
+    kind: str
+    title: str
+    body: str | None
+    link: str | None
+    urgent: bool
+    read_at: datetime | None
+
+
+class NotificationPage(BaseModel):
+    unread: int
+    total: int
+    page: int
+    per_page: int
+    pages: int
+    items: list[NotificationOut]
+
+
+class ReadAllOut(BaseModel):
+    marked: int
+    unread: int
