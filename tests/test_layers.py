@@ -112,7 +112,6 @@ SERVICES_STILL_QUERYING = frozenset({
     "diagnostics/reading/critical.py",
     "diagnostics/receivers/ingest.py",
     "empi/backfill.py",
-    "notifications/service.py",
     "patients/keys.py",
     "record/service.py",
     "record/sources.py",
