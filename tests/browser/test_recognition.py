@@ -53,7 +53,7 @@ def test_thyroid_panel_from_xianghe_is_offered_in_beijing(live_server, page) -> 
     login(page, base, "bj-doc", b.PASSWORD)
     # ordering the panel from the referral: the lookup offers 香河's result with its HR mark
     page.goto(f"{base}/recognition?referral_id={s['referral']}")
-    assert page.input_value("#l-patient") == str(s["patient"])  # the referral's patient is preselected
+    assert page.input_value("#f-patient_id") == str(s["patient"])  # the referral's patient is preselected
     page.select_option("#l-item", "TFT")
     page.click("#lookup-button")
     row = page.locator(f"#result-{s['order']}")

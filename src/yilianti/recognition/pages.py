@@ -29,6 +29,7 @@ from yilianti.models.recognition import (
     RecognitionScope,
 )
 from yilianti.models.referral import Referral
+from yilianti.patients import service as patients
 from yilianti.recognition import admin, catalogue, repository, service
 from yilianti.recognition.api import require_catalogue_admin
 from yilianti.web.forms import errors_of, opt_int
@@ -39,10 +40,6 @@ router = APIRouter(include_in_schema=False)
 
 def _items(db: Session) -> list[RecognitionItem]:
     return repository.active_items(db)
-
-
-def _patients(db: Session, subject: Subject) -> list[Patient]:
-    return repository.readable_patients(db, subject)
 
 
 def _lookup_page(request: Request, db: Session, subject: Subject, values: dict[str, Any],
@@ -62,7 +59,7 @@ def _lookup_page(request: Request, db: Session, subject: Subject, values: dict[s
     departments = alliances.departments_of(db, subject.acting_institution_id, include_inactive=False) \
         if subject.acting_institution_id is not None else []
     return render_page(request, "recognition/lookup.html", {
-        "items": _items(db), "patients": _patients(db, subject), "values": values, "found": found,
+        "items": _items(db), "picked": patients.picked(db, subject, pid), "values": values, "found": found,
         "patient": patient, "errors": errors or {}, "lookup_error": lookup_error or {},
         "reasons": service.RETEST_REASONS, "departments": departments,
     }, status_code=status_code)

@@ -14,8 +14,6 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from yilianti.alliance.repository import current_on
-from yilianti.authz import policy
-from yilianti.authz.subject import Subject
 from yilianti.diagnostics.states import RESULTED
 from yilianti.models.alliance import Department, Institution, Membership
 from yilianti.models.auth import User
@@ -94,11 +92,6 @@ def local_codes_of_item(db: Session, item_id: int) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------ decisions
-
-
-def readable_patients(db: Session, subject: Subject, limit: int = 200) -> list[Patient]:
-    """The newest patients the subject may see (`policy.readable`), for the lookup form."""
-    return list(db.scalars(select(Patient).where(policy.readable(subject)).order_by(Patient.id.desc()).limit(limit)))
 
 
 @dataclass
