@@ -15,7 +15,6 @@ from yilianti.authz.subject import Subject
 from yilianti.consultation import joint, repository
 from yilianti.exceptions import AppError, InvalidInput
 from yilianti.kit.schemas import Id
-from yilianti.patients import service as patients
 from yilianti.scheduling import repository as sched_repo
 from yilianti.web.forms import errors_of, opt_int
 from yilianti.web.render import render_page, t
@@ -65,7 +64,7 @@ def _ward_context(db: Session, subject: Subject, ward_id: Id) -> dict[str, Any]:
         if subject.has(*joint.MANAGER_ROLES) else []
     return {"ward": ward, "team": team, "members": repository.ward_members(db, ward.id), "admissions": rows, "rounds": rounds,
             "users": users, "names": _names(db, {ward.institution_id, ward.lead_institution_id}),
-            "patients": patients.search(db, subject, "", limit=50) if team == "local" and subject.is_clinical else [],
+            "can_admit": team == "local" and subject.is_clinical,
             "candidates": candidates, "is_manager": subject.has(*joint.MANAGER_ROLES), "errors": {}, "error": None}
 
 
