@@ -15,7 +15,7 @@ from yilianti.exceptions import Conflict
 from yilianti.kit import clock
 from yilianti.models.patient import Patient
 from yilianti.models.referral import Referral
-from yilianti.models.scheduling import Booking, Slot, Ward
+from yilianti.models.scheduling import BedReservation, Booking, Slot, Ward
 from yilianti.referral import flows, routing, service
 from yilianti.scheduling import beds as beds_rules
 from yilianti.scheduling import booking, schedules
@@ -160,6 +160,10 @@ def test_bed_from_inside_the_referral_and_a_full_ward(db: Session) -> None:
     assert ref.status == "scheduled" and ref.bed_reservation_id is not None
     db.refresh(ward)
     assert ward.reserved_held == 1
+    # the bed comes from the sending member's reserve: it is attributed to that member, as a booking is
+    res = db.get(BedReservation, ref.bed_reservation_id)
+    assert res is not None and res.pool == "reserved"
+    assert res.requested_by_institution_id == ref.from_institution_id != w.lead.id
     # a second referral finds the reserve gone: 409 and unchanged
     p2 = b.patient(db, w.comm_doc, name="第二位")
     ward.occupied = 3 - ward.public_held

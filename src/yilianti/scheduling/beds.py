@@ -115,7 +115,8 @@ def reserve_bed(db: Session, subject: Subject, data: BedReservationIn, *,
     db.refresh(ward)
     assert subject.acting_institution_id is not None
     res = BedReservation(ward_id=ward.id, patient_id=data.patient_id, pool=held,
-                         requested_by_institution_id=subject.acting_institution_id,
+                         # whose reserve it uses, as a booking's booked_by (a referral's origin)
+                         requested_by_institution_id=pool_institution_id or subject.acting_institution_id,
                          requested_by_user_id=subject.user_id, note=data.note, referral_id=data.referral_id,
                          expires_at=clock.now() + timedelta(hours=data.hours))
     db.add(res)
