@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     break_glass_hours: int = 4
     grant_default_days: int = 30
 
+    # chronic care follow-ups (国家基本公共卫生服务规范 第三版: ≥ 4 a year; re-check within 2 weeks)
+    chronic_routine_days: int = Field(default=90, ge=1, le=366)
+    chronic_recheck_days: int = Field(default=14, ge=1, le=90)
+    chronic_first_follow_up_days: int = Field(default=14, ge=0, le=90)
+
     # jobs
     run_jobs_in_process: bool = True
     job_poll_seconds: float = 1.0

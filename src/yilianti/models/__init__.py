@@ -5,6 +5,13 @@ from yilianti.models.attachment import Attachment
 from yilianti.models.audit import AuditEvent, AuditSeal
 from yilianti.models.auth import ApiToken, LoginSession, RoleAssignment, User
 from yilianti.models.base import Base
+from yilianti.models.chronic import (
+    ChronicFollowUp,
+    ChronicRegistration,
+    FamilyDoctorContract,
+    FamilyDoctorTeam,
+    TeamMember,
+)
 from yilianti.models.cockpit import AssistanceRecord, Indicator, IndicatorFigure, IndicatorTarget
 from yilianti.models.consultation import (
     Consultation,
@@ -82,4 +89,5 @@ __all__ = [
     "EcgRecording", "OrthancForward",
     "DoNotMatch", "MatchCandidate", "MergeEvent", "PatientRecord",
     "AssistanceRecord", "Indicator", "IndicatorFigure", "IndicatorTarget",
+    "ChronicFollowUp", "ChronicRegistration", "FamilyDoctorContract", "FamilyDoctorTeam", "TeamMember",
 ]

@@ -1,0 +1,264 @@
+"""Chronic care: family-doctor teams sign contracts with residents, enrol them in a condition's registry,
+and follow them up by the national basic public-health rules (国家基本公共卫生服务规范 第三版).
+
+The rules in one place (`classify`): a follow-up's values classify it, and the classification sets the next
+follow-up's date — controlled: the next routine visit (`chronic_routine_days`, ≥ 4 a year); first
+uncontrolled: re-check within `chronic_recheck_days`; uncontrolled twice in a row: refer, follow up within
+`chronic_recheck_days`; urgent (SBP ≥ 180 or DBP ≥ 110; glucose ≥ 16.7 or ≤ 3.9 mmol/L): urgent referral,
+follow up within `chronic_recheck_days`. Every read or write of a patient goes through `require_patient`.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from sqlalchemy.orm import Session
+
+from yilianti.audit import service as audit
+from yilianti.authz.policy import require_patient
+from yilianti.authz.subject import Subject
+from yilianti.chronic import repository
+from yilianti.config import get_settings
+from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
+from yilianti.kit import clock
+from yilianti.kit import repository as kit
+from yilianti.kit.i18n import code_table
+from yilianti.models.chronic import (
+    ChronicFollowUp,
+    ChronicRegistration,
+    FamilyDoctorContract,
+    FamilyDoctorTeam,
+    TeamMember,
+)
+from yilianti.models.patient import CareKind, CareRelationship, Patient
+
+CONDITIONS = code_table("chronic.condition", {"hypertension": "高血压", "diabetes_t2": "2型糖尿病"})
+ICD10 = {"hypertension": "I10", "diabetes_t2": "E11"}
+CLASSIFICATIONS = code_table("chronic.classification", {
+    "controlled": "控制满意", "uncontrolled": "控制不满意", "refer": "两次控制不满意，转诊", "urgent": "紧急转诊"})
+REASONS = code_table("chronic.reason", {"first": "首次随访", "routine": "常规随访", "recheck": "2周内复查",
+                                        "after_referral": "转诊后2周内随访"})
+PACKAGES = code_table("chronic.package", {"basic": "基础服务包", "personalised": "个性化服务包"})
+ROLES = code_table("chronic.role", {"gp": "全科医生", "nurse": "护士", "public_health": "公共卫生人员",
+                                    "specialist": "牵头医院专科医生"})
+
+# thresholds (mmHg, mmol/L)
+URGENT_SBP, URGENT_DBP = 180, 110
+TARGET_SBP, TARGET_DBP = 140, 90
+URGENT_GLUCOSE_HIGH, URGENT_GLUCOSE_LOW = 16.7, 3.9
+TARGET_GLUCOSE = 7.0
+
+
+def _require_staff(subject: Subject, institution_id: int) -> None:
+    if subject.acting_institution_id != institution_id or not subject.has("doctor", "nurse", "institution_admin"):
+        raise Forbidden("只有本机构的医护人员可以管理家庭医生团队")
+
+
+def require_team(db: Session, subject: Subject, team_id: int) -> FamilyDoctorTeam:
+    """The team, seen by staff acting at its institution; 404 for everyone else."""
+    team = kit.get(db, FamilyDoctorTeam, team_id)
+    if team is None or team.institution_id != subject.acting_institution_id or not subject.is_clinical:
+        raise NotFound()
+    return team
+
+
+def create_team(db: Session, subject: Subject, name: str, village: str | None,
+                members: list[tuple[int, str]]) -> FamilyDoctorTeam:
+    inst = subject.acting_institution_id
+    if inst is None:
+        raise Forbidden()
+    _require_staff(subject, inst)
+    errors = {}
+    if not name.strip():
+        errors["name"] = "请填写团队名称"
+    if any(role not in ROLES for _, role in members):
+        errors["members"] = "成员角色无效"
+    if errors:
+        raise InvalidInput(fields=errors)
+    team = FamilyDoctorTeam(institution_id=inst, name=name.strip(), village=(village or "").strip() or None)
+    db.add(team)
+    db.flush()
+    for user_id, role in members:
+        db.add(TeamMember(team_id=team.id, user_id=user_id, role=role))
+    db.flush()
+    audit.record(db, subject, "create", "family_doctor_team", team.id, detail={"members": len(members)})
+    return team
+
+
+def sign_contract(db: Session, subject: Subject, team_id: int, patient_id: int, package: str,
+                  start_on: date | None = None, months: int = 12) -> FamilyDoctorContract:
+    """A resident signs with the team: the team's institution cares for the patient while the contract runs."""
+    team = require_team(db, subject, team_id)
+    _require_staff(subject, team.institution_id)
+    require_patient(db, subject, patient_id, action="contract", resource_type="family_doctor_team",
+                    resource_id=team.id)
+    if package not in PACKAGES:
+        raise InvalidInput(fields={"package": "请选择服务包"})
+    start = start_on or clock.today_local()
+    if repository.active_contract(db, patient_id, team.id, start) is not None:
+        raise Conflict("该居民已与本团队签约")
+    month = start.month - 1 + months
+    year, month = start.year + month // 12, month % 12 + 1
+    anniversary = date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
+    end = anniversary - timedelta(days=1)  # a one-year contract from 2026-03-02 runs to 2027-03-01
+    contract = FamilyDoctorContract(patient_id=patient_id, team_id=team.id, package=package, start_on=start,
+                                    end_on=end, status="active", signed_by_user_id=subject.user_id)
+    db.add(contract)
+    db.flush()
+    db.add(CareRelationship(patient_id=patient_id, institution_id=team.institution_id, kind=CareKind.contract,
+                            source_type="family_doctor_contract", source_id=contract.id, started_at=clock.now()))
+    audit.record(db, subject, "create", "family_doctor_contract", contract.id, patient_id=patient_id,
+                 detail={"team_id": team.id, "package": package, "end_on": end.isoformat()})
+    return contract
+
+
+def enrol(db: Session, subject: Subject, patient_id: int, condition: str, *, team_id: int | None = None,
+          enrolled_on: date | None = None) -> ChronicRegistration:
+    """Enrol the patient in a condition's registry at the acting institution; the first follow-up is due
+    `chronic_first_follow_up_days` later."""
+    inst = subject.acting_institution_id
+    if inst is None:
+        raise Forbidden()
+    _require_staff(subject, inst)
+    if team_id is not None:
+        require_team(db, subject, team_id)
+    if condition not in CONDITIONS:
+        raise InvalidInput(fields={"condition": "请选择病种"})
+    require_patient(db, subject, patient_id, action="enrol", resource_type="chronic_registration")
+    if repository.registration_under_care(db, patient_id, condition) is not None:
+        raise Conflict("该患者已在此病种的管理中")
+    day = enrolled_on or clock.today_local()
+    reg = ChronicRegistration(patient_id=patient_id, condition=condition, icd10=ICD10[condition], enrolled_on=day,
+                              institution_id=inst, team_id=team_id, responsible_user_id=subject.user_id,
+                              status="under_care")
+    db.add(reg)
+    db.flush()
+    _plan(db, reg, day + timedelta(days=get_settings().chronic_first_follow_up_days), "first")
+    audit.record(db, subject, "create", "chronic_registration", reg.id, patient_id=patient_id,
+                 detail={"condition": condition, "team_id": team_id})
+    return reg
+
+
+def _plan(db: Session, reg: ChronicRegistration, due_on: date, reason: str) -> ChronicFollowUp:
+    task = ChronicFollowUp(registration_id=reg.id, patient_id=reg.patient_id, institution_id=reg.institution_id,
+                           team_id=reg.team_id, due_on=due_on, reason=reason, status="open")
+    db.add(task)
+    db.flush()
+    return task
+
+
+def classify(condition: str, sbp: int | None, dbp: int | None, glucose: float | None,
+             previous: str | None) -> str:
+    """controlled | uncontrolled | refer | urgent, by the rules in the module's docstring."""
+    urgent = (sbp is not None and sbp >= URGENT_SBP) or (dbp is not None and dbp >= URGENT_DBP)
+    if condition == "diabetes_t2" and glucose is not None:
+        urgent = urgent or glucose >= URGENT_GLUCOSE_HIGH or glucose <= URGENT_GLUCOSE_LOW
+        controlled = glucose < TARGET_GLUCOSE
+    else:
+        controlled = sbp is not None and dbp is not None and sbp < TARGET_SBP and dbp < TARGET_DBP
+    if urgent:
+        return "urgent"
+    if controlled:
+        return "controlled"
+    return "refer" if previous in ("uncontrolled", "refer") else "uncontrolled"
+
+
+def next_due(classification: str, visited_on: date) -> tuple[date, str]:
+    s = get_settings()
+    if classification == "controlled":
+        return visited_on + timedelta(days=s.chronic_routine_days), "routine"
+    if classification == "uncontrolled":
+        return visited_on + timedelta(days=s.chronic_recheck_days), "recheck"
+    return visited_on + timedelta(days=s.chronic_recheck_days), "after_referral"
+
+
+@dataclass
+class VisitIn:
+    done_on: date | None = None
+    sbp: int | None = None
+    dbp: int | None = None
+    fasting_glucose: float | None = None
+    note: str | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def _check(reg: ChronicRegistration, data: VisitIn, today: date) -> dict[str, str]:
+    errors = dict(data.errors)
+    if data.done_on is None:
+        errors.setdefault("done_on", "请填写随访日期")
+    elif data.done_on > today:
+        errors["done_on"] = "随访日期不能晚于今天"
+    if data.sbp is not None and not 50 <= data.sbp <= 300:
+        errors["sbp"] = "应在 50–300 mmHg 之间"
+    if data.dbp is not None and not 30 <= data.dbp <= 200:
+        errors["dbp"] = "应在 30–200 mmHg 之间"
+    if data.fasting_glucose is not None and not 1.0 <= data.fasting_glucose <= 40.0:
+        errors["fasting_glucose"] = "应在 1.0–40.0 mmol/L 之间"
+    if reg.condition == "hypertension" and (data.sbp is None or data.dbp is None):
+        errors.setdefault("sbp", "高血压随访须记录收缩压和舒张压")
+    if reg.condition == "diabetes_t2" and data.fasting_glucose is None:
+        errors.setdefault("fasting_glucose", "糖尿病随访须记录空腹血糖")
+    return errors
+
+
+def open_task(db: Session, subject: Subject, follow_up_id: int) -> tuple[ChronicFollowUp, ChronicRegistration]:
+    """A follow-up of the acting institution, its patient's read authorised and audited."""
+    task = kit.get(db, ChronicFollowUp, follow_up_id)
+    if task is None or task.institution_id != subject.acting_institution_id:
+        raise NotFound()
+    require_patient(db, subject, task.patient_id, resource_type="chronic_follow_up", resource_id=task.id)
+    reg = kit.get(db, ChronicRegistration, task.registration_id)
+    assert reg is not None
+    return task, reg
+
+
+def record_follow_up(db: Session, subject: Subject, follow_up_id: int, data: VisitIn) -> ChronicFollowUp:
+    """Record the visit on an open follow-up: classify it, close it and plan the next. Returns the next."""
+    task, reg = open_task(db, subject, follow_up_id)
+    _require_staff(subject, task.institution_id)
+    if task.status != "open":
+        raise Conflict("该随访已记录")
+    errors = _check(reg, data, clock.today_local())
+    if errors:
+        raise InvalidInput(fields=errors)
+    assert data.done_on is not None
+    previous = repository.last_done(db, reg.id)
+    cls = classify(reg.condition, data.sbp, data.dbp, data.fasting_glucose,
+                   previous.classification if previous else None)
+    task.status, task.done_on, task.done_at, task.recorded_by_user_id = "done", data.done_on, clock.now(), subject.user_id
+    task.sbp, task.dbp, task.fasting_glucose, task.classification = data.sbp, data.dbp, data.fasting_glucose, cls
+    task.note = (data.note or "").strip() or None
+    due, reason = next_due(cls, data.done_on)
+    nxt = _plan(db, reg, due, reason)
+    audit.record(db, subject, "complete", "chronic_follow_up", task.id, patient_id=task.patient_id,
+                 detail={"classification": cls, "next_id": nxt.id, "next_due_on": due.isoformat()})
+    return nxt
+
+
+@dataclass
+class DueRow:
+    task: ChronicFollowUp
+    registration: ChronicRegistration
+    patient: Patient
+    days_overdue: int
+
+
+@dataclass
+class DueList:
+    rows: list[DueRow]
+    overdue: int
+    today: int
+    upcoming: int
+
+
+def due_list(db: Session, subject: Subject, team_id: int, horizon_days: int = 7) -> DueList:
+    """The team's open follow-ups due within `horizon_days`, with the counts overdue, due today, upcoming."""
+    require_team(db, subject, team_id)
+    today = clock.today_local()
+    rows = [DueRow(f, r, p, (today - f.due_on).days)
+            for f, r, p in repository.open_follow_ups(db, subject, team_id, today + timedelta(days=horizon_days))]
+    return DueList(rows, overdue=sum(1 for r in rows if r.days_overdue > 0),
+                   today=sum(1 for r in rows if r.days_overdue == 0),
+                   upcoming=sum(1 for r in rows if r.days_overdue < 0))

@@ -1,0 +1,90 @@
+"""Chronic disease management (慢病管理, issue 20): family-doctor teams, their contracts with residents,
+the chronic-disease registry and the follow-ups it plans.
+
+A follow-up row is first a task (due_on, status open) and becomes the visit when it is recorded (done_on,
+values, classification); recording it plans the next one (`yilianti.chronic.service.record_follow_up`).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Date, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from yilianti.models.base import Base, BigId, CreatedMixin, IdMixin
+
+
+class FamilyDoctorTeam(IdMixin, CreatedMixin, Base):
+    """A family-doctor team (家庭医生团队) of a grassroots institution."""
+
+    __tablename__ = "family_doctor_team"
+
+    institution_id: Mapped[int] = mapped_column(BigId, ForeignKey("institution.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    village: Mapped[str | None] = mapped_column(String(100))  # the villages/communities it serves
+
+
+class TeamMember(IdMixin, CreatedMixin, Base):
+    __tablename__ = "family_doctor_team_member"
+    __table_args__ = (Index("ix_team_member_team", "team_id", "user_id", unique=True),)
+
+    team_id: Mapped[int] = mapped_column(BigId, ForeignKey("family_doctor_team.id"))
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("app_user.id"))
+    role: Mapped[str] = mapped_column(String(24))  # gp | nurse | public_health | specialist
+
+
+class FamilyDoctorContract(IdMixin, CreatedMixin, Base):
+    """A resident's signed contract (家庭医生签约) with a team for a period and a service package."""
+
+    __tablename__ = "family_doctor_contract"
+    __table_args__ = (Index("ix_contract_team", "team_id", "status"), Index("ix_contract_patient", "patient_id"))
+
+    patient_id: Mapped[int] = mapped_column(BigId, ForeignKey("patient.id"))
+    team_id: Mapped[int] = mapped_column(BigId, ForeignKey("family_doctor_team.id"))
+    package: Mapped[str] = mapped_column(String(24))  # basic | personalised
+    start_on: Mapped[date] = mapped_column(Date)
+    end_on: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | terminated
+    signed_by_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("app_user.id"))
+
+
+class ChronicRegistration(IdMixin, CreatedMixin, Base):
+    """One patient enrolled in the registry of one condition (hypertension, type 2 diabetes)."""
+
+    __tablename__ = "chronic_registration"
+    __table_args__ = (Index("ix_chronic_registration_patient", "patient_id", "condition"),
+                      Index("ix_chronic_registration_inst", "institution_id", "status"))
+
+    patient_id: Mapped[int] = mapped_column(BigId, ForeignKey("patient.id"))
+    condition: Mapped[str] = mapped_column(String(24))  # hypertension | diabetes_t2
+    icd10: Mapped[str] = mapped_column(String(16))
+    enrolled_on: Mapped[date] = mapped_column(Date)
+    institution_id: Mapped[int] = mapped_column(BigId, ForeignKey("institution.id"))  # the managing centre
+    team_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("family_doctor_team.id"))
+    responsible_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("app_user.id"))
+    status: Mapped[str] = mapped_column(String(16), default="under_care")
+
+
+class ChronicFollowUp(IdMixin, CreatedMixin, Base):
+    """A planned follow-up (open, due_on) and, once recorded, the visit itself (done)."""
+
+    __tablename__ = "chronic_follow_up"
+    __table_args__ = (Index("ix_chronic_follow_up_team", "team_id", "status", "due_on"),
+                      Index("ix_chronic_follow_up_inst", "institution_id", "status", "due_on"))
+
+    registration_id: Mapped[int] = mapped_column(BigId, ForeignKey("chronic_registration.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(BigId, ForeignKey("patient.id"))
+    institution_id: Mapped[int] = mapped_column(BigId, ForeignKey("institution.id"))
+    team_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("family_doctor_team.id"))
+    due_on: Mapped[date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(String(24))  # first | routine | recheck | after_referral
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | done
+    done_on: Mapped[date | None] = mapped_column(Date)
+    done_at: Mapped[datetime | None] = mapped_column()
+    recorded_by_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("app_user.id"))
+    sbp: Mapped[int | None] = mapped_column(Integer)
+    dbp: Mapped[int | None] = mapped_column(Integer)
+    fasting_glucose: Mapped[float | None] = mapped_column(Float)  # mmol/L
+    classification: Mapped[str | None] = mapped_column(String(24))  # controlled | uncontrolled | refer | urgent
+    note: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,173 @@
+"""Chronic care: a family-doctor team signs a resident, enrols them for hypertension or type 2 diabetes, sees
+the follow-ups due with their counts, and records visits whose values plan the next follow-up by the national
+basic public-health rules; another institution sees none of it."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from tests import builders as b
+from tests.labelcheck import untranslated
+from yilianti.chronic import service
+from yilianti.exceptions import Conflict, InvalidInput, NotFound
+from yilianti.kit import clock, i18n
+from yilianti.models.audit import AuditEvent
+from yilianti.models.chronic import ChronicFollowUp
+from yilianti.models.patient import CareKind, CareRelationship
+from yilianti.web import render
+
+D = date(2026, 3, 2)
+
+
+def _at(day: date) -> datetime:
+    return clock.as_utc(datetime.combine(day, time(9), clock.SHANGHAI))
+
+
+@pytest.fixture
+def world(db):  # type: ignore[no-untyped-def]
+    centre = b.institution(db, "沙县区总医院高桥分院", kind="community", level=1)
+    other = b.institution(db, "三明市第一医院", level=3)
+    doctor = b.user(db, centre, "doctor", username="gqdoctor")
+    nurse = b.user(db, centre, "nurse", username="gqnurse")
+    stranger = b.user(db, other, "doctor", username="smdoctor")
+    db.flush()
+    sub = b.subject_for(db, doctor)
+    wang = b.patient(db, sub, "王辉煌", birth=date(1960, 5, 1))
+    li = b.patient(db, sub, "李秀英", birth=date(1955, 8, 9))
+    return {"centre": centre, "doctor": doctor, "nurse": nurse, "stranger": stranger, "sub": sub, "wang": wang,
+            "li": li}
+
+
+def test_rules_classify_and_plan_the_next_follow_up() -> None:
+    assert service.classify("hypertension", 138, 88, None, None) == "controlled"
+    assert service.classify("hypertension", 150, 85, None, None) == "uncontrolled"
+    assert service.classify("hypertension", 150, 85, None, "uncontrolled") == "refer"
+    assert service.classify("hypertension", 180, 100, None, None) == "urgent"
+    assert service.classify("hypertension", 170, 110, None, "controlled") == "urgent"
+    assert service.classify("diabetes_t2", 130, 80, 6.9, None) == "controlled"
+    assert service.classify("diabetes_t2", 130, 80, 7.0, None) == "uncontrolled"
+    assert service.classify("diabetes_t2", None, None, 16.7, None) == "urgent"
+    assert service.classify("diabetes_t2", None, None, 3.9, None) == "urgent"
+    assert service.classify("diabetes_t2", 185, 90, 6.0, None) == "urgent"
+    assert service.next_due("controlled", D) == (D + timedelta(days=90), "routine")
+    assert service.next_due("uncontrolled", D) == (D + timedelta(days=14), "recheck")
+    assert service.next_due("refer", D) == (D + timedelta(days=14), "after_referral")
+    assert service.next_due("urgent", D) == (D + timedelta(days=14), "after_referral")
+
+
+def test_contract_enrolment_due_list_and_visits(db, world) -> None:  # type: ignore[no-untyped-def]
+    sub, wang = world["sub"], world["wang"]
+    with clock.frozen(_at(D)):
+        team = service.create_team(db, sub, "高桥家庭医生一队", "高桥村", [(world["doctor"].id, "gp"),
+                                                                   (world["nurse"].id, "nurse")])
+        contract = service.sign_contract(db, sub, team.id, wang.id, "basic")
+        assert contract.end_on == date(2027, 3, 1)
+        assert db.scalar(select(CareRelationship).where(
+            CareRelationship.source_type == "family_doctor_contract", CareRelationship.source_id == contract.id,
+            CareRelationship.kind == CareKind.contract, CareRelationship.institution_id == world["centre"].id))
+        with pytest.raises(Conflict):
+            service.sign_contract(db, sub, team.id, wang.id, "basic")
+        reg = service.enrol(db, sub, wang.id, "diabetes_t2", team_id=team.id)
+        assert reg.icd10 == "E11"
+        with pytest.raises(Conflict):
+            service.enrol(db, sub, wang.id, "diabetes_t2", team_id=team.id)
+        service.enrol(db, sub, world["li"].id, "hypertension", team_id=team.id, enrolled_on=D - timedelta(days=13))
+        due = service.due_list(db, sub, team.id)
+        # 李秀英's first follow-up is due tomorrow, 王辉煌's in 14 days: only the first is within the week
+        assert (due.overdue, due.today, due.upcoming) == (0, 0, 1)
+        assert [r.patient.name for r in due.rows] == ["李秀英"]
+
+    with clock.frozen(_at(D + timedelta(days=20))):
+        due = service.due_list(db, sub, team.id)
+        assert (due.overdue, due.today, due.upcoming) == (2, 0, 0)
+        first = next(r.task for r in due.rows if r.patient.name == "王辉煌")
+        assert first.due_on == D + timedelta(days=14) and first.reason == "first"
+        with pytest.raises(InvalidInput) as e:
+            service.record_follow_up(db, sub, first.id, service.VisitIn(done_on=D + timedelta(days=20)))
+        assert "fasting_glucose" in e.value.fields
+        day = D + timedelta(days=20)
+        nxt = service.record_follow_up(db, sub, first.id, service.VisitIn(done_on=day, fasting_glucose=8.2))
+        assert first.status == "done" and first.classification == "uncontrolled"
+        assert (nxt.due_on, nxt.reason, nxt.status) == (day + timedelta(days=14), "recheck", "open")
+        with pytest.raises(Conflict):
+            service.record_follow_up(db, sub, first.id, service.VisitIn(done_on=day, fasting_glucose=6.0))
+        again = service.record_follow_up(db, sub, nxt.id, service.VisitIn(done_on=day, fasting_glucose=8.0))
+        assert nxt.classification == "refer" and again.reason == "after_referral"
+        last = service.record_follow_up(db, sub, again.id, service.VisitIn(done_on=day, fasting_glucose=6.1))
+        assert again.classification == "controlled"
+        assert (last.due_on, last.reason) == (day + timedelta(days=90), "routine")
+        # one open follow-up per registration at any time
+        assert db.scalar(select(func.count()).select_from(ChronicFollowUp).where(
+            ChronicFollowUp.registration_id == reg.id, ChronicFollowUp.status == "open")) == 1
+        # another institution's doctor does not see the team nor the follow-up
+        stranger = b.subject_for(db, world["stranger"])
+        with pytest.raises(NotFound):
+            service.due_list(db, stranger, team.id)
+        with pytest.raises(NotFound):
+            service.record_follow_up(db, stranger, last.id, service.VisitIn(done_on=day, fasting_glucose=6.0))
+
+
+def test_pages_sign_enrol_list_and_record(db, client, world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    wang = world["wang"]
+    with clock.frozen(_at(D)):
+        csrf = b.login(client, "gqdoctor")
+        assert "本机构还没有家庭医生团队" in client.get("/chronic").text
+        r = client.post("/chronic/teams", data={"csrf_token": csrf, "name": " "}, follow_redirects=False)
+        assert r.status_code == 422 and "请填写团队名称" in r.text
+        r = client.post("/chronic/teams", data={"csrf_token": csrf, "name": "高桥家庭医生一队", "village": "高桥村"},
+                        follow_redirects=False)
+        assert r.status_code == 303
+        team_id = int(re.search(r"team_id=(\d+)", r.headers["location"]).group(1))  # type: ignore[union-attr]
+        r = client.post(f"/chronic/teams/{team_id}/contracts",
+                        data={"csrf_token": csrf, "patient_id": str(wang.id), "package": "basic",
+                              "start_on": (D - timedelta(days=14)).isoformat(), "condition": ["hypertension"]},
+                        follow_redirects=False)
+        assert r.status_code == 303, r.text
+    with clock.frozen(_at(D + timedelta(days=14))):
+        page = client.get(f"/chronic?team_id={team_id}")
+        assert page.status_code == 200
+        assert re.search(r'id="count-today">1<', page.text) and re.search(r'id="count-overdue">0<', page.text)
+        assert "王辉煌" in page.text and "高血压" in page.text and "首次随访" in page.text
+        task_id = int(re.search(r"/chronic/follow-ups/(\d+)", page.text).group(1))  # type: ignore[union-attr]
+        form = client.get(f"/chronic/follow-ups/{task_id}")
+        assert form.status_code == 200 and "王辉煌" in form.text
+        assert db.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.resource_type == "chronic_follow_up", AuditEvent.resource_id == str(task_id),
+            AuditEvent.patient_id == wang.id)) >= 1
+        today = (D + timedelta(days=14)).isoformat()
+        r = client.post(f"/chronic/follow-ups/{task_id}", data={"csrf_token": csrf, "done_on": today, "sbp": "150"},
+                        follow_redirects=False)
+        assert r.status_code == 422 and "高血压随访须记录收缩压和舒张压" in r.text
+        r = client.post(f"/chronic/follow-ups/{task_id}",
+                        data={"csrf_token": csrf, "done_on": today, "sbp": "150", "dbp": "95"}, follow_redirects=False)
+        assert r.status_code == 303
+        page = client.get(r.headers["location"])
+        assert "随访已记录" in page.text
+        assert re.search(r'id="count-upcoming">0<', page.text)  # the re-check is due in 14 days: not this week
+
+        # English: every message and coded value of the two pages has its English label
+        asked: set[str] = set()
+        real = render.translate
+
+        def recording(text: str, loc: str, **params: object) -> str:
+            if loc == "en" and text not in i18n.catalogue("en"):
+                asked.add(text)
+            return real(text, loc, **params)
+
+        monkeypatch.setattr(render, "translate", recording)
+        i18n.MISSING_LABELS.clear()
+        client.cookies.set("lang", "en")
+        en = client.get(f"/chronic?team_id={team_id}").text
+        assert "Chronic care follow-ups" in en and "Hypertension" in en
+        assert client.get(f"/chronic/follow-ups/{task_id}").status_code == 200
+        client.cookies.delete("lang")
+        assert not untranslated(asked) and not {m for m in i18n.MISSING_LABELS if m.startswith("chronic")}
+
+        client.post("/logout", data={"csrf_token": csrf})
+        b.login(client, "smdoctor")
+        assert client.get(f"/chronic/follow-ups/{task_id}").status_code == 404
+        assert "王辉煌" not in client.get(f"/chronic?team_id={team_id}").text
