@@ -225,3 +225,22 @@ def test_the_openapi_publishes_the_contract_error_body_for_every_api_error(clien
             schema = op["responses"][status]["content"]["application/json"]["schema"]
             assert schema == {"$ref": "#/components/schemas/Error"}, (method, path, status)
         assert ("413" in op["responses"]) == ("requestBody" in op), (method, path)
+
+
+def test_a_schedule_of_an_institution_that_does_not_exist_is_422(client, admin_csrf) -> None:  # type: ignore[no-untyped-def]
+    body = _contract(client.post("/api/v1/schedules", headers=admin_csrf, json={
+        "institution_id": 7351, "kind": "clinic", "name": "普通门诊"}), 422)
+    assert body["fields"] == {"institution_id": "机构不存在"}
+
+
+def test_a_reference_no_service_checked_is_422_not_500(app, client, caplog) -> None:  # type: ignore[no-untyped-def]
+    """The safety net: a foreign key the database refuses is the client's input (logged as an error to fix)."""
+    from sqlalchemy.exc import IntegrityError
+
+    @app.get("/api/_test_integrity")
+    def _raise() -> None:
+        raise IntegrityError("INSERT ...", {}, Exception("FOREIGN KEY constraint failed"))
+
+    body = _contract(client.get("/api/_test_integrity"), 422)
+    assert body["error"] == "invalid_input"
+    assert any("integrity error on GET /api/_test_integrity" in r.getMessage() for r in caplog.records)

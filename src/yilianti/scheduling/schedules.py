@@ -17,6 +17,7 @@ from yilianti.kit import repository as kit
 from yilianti.models.alliance import (
     Alliance,
     Department,
+    Institution,
     MemberRole,
 )
 from yilianti.models.scheduling import (
@@ -45,6 +46,8 @@ from yilianti.scheduling.schemas import (
 def create_schedule(db: Session, subject: Subject, data: ScheduleIn) -> Schedule:
     _require_scheduler(subject, data.institution_id)
     fields: dict[str, str] = {}
+    if kit.get(db, Institution, data.institution_id) is None:
+        fields["institution_id"] = "机构不存在"
     if data.practitioner_id is not None and kit.get(db, Practitioner, data.practitioner_id) is None:
         fields["practitioner_id"] = "医师不存在"
     if data.department_id is not None:
