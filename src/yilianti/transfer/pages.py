@@ -16,6 +16,7 @@ from yilianti.auth.deps import DB, Clinical
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import AppError, Conflict, InvalidInput, parse_input
 from yilianti.kit import repository as kit
+from yilianti.kit.listing import ListParams
 from yilianti.kit.schemas import Id
 from yilianti.models.patient import Patient
 from yilianti.patients import service as patients
@@ -30,8 +31,9 @@ from yilianti.transfer.schemas import (
     Network,
     TransferIn,
 )
+from yilianti.transfer.states import Status
 from yilianti.web.forms import errors_of
-from yilianti.web.render import render_page
+from yilianti.web.render import render_page, t, xlsx_response
 from yilianti.workforce import repository as workforce
 
 router = APIRouter(include_in_schema=False)
@@ -52,12 +54,21 @@ async def _form(request: Request) -> dict[str, Any]:
 def transfer_list(request: Request, db: DB, subject: Clinical, direction: str = "all", open: str = "") -> Response:
     if direction not in ("all", "incoming", "outgoing"):
         direction = "all"
-    rows = service.list_for(db, subject, direction=direction, include_closed=open != "1")
+    lp = ListParams.of(request.query_params, keep=("direction", "open"))
+    pg = service.list_page(db, subject, lp, direction=direction, include_closed=open != "1")
+    rows = pg.items
     inst = service.names(db, {r.origin_institution_id for r in rows} | {r.destination_institution_id for r in rows})
     pats = service.patient_names(db, {r.patient_id for r in rows})
+    if lp.export:
+        head = ("病例号", "患者", "申请医院", "接收医院", "网络", "状态", "申请时间")
+        body = [(r.case_no, pats.get(r.patient_id, ""), inst.get(r.origin_institution_id, ""),
+                 inst.get(r.destination_institution_id, ""), t(request, "transfer.network." + r.network),
+                 t(request, "transfer.status." + r.status), r.created_at) for r in rows]
+        return xlsx_response(t(request, "重症转运"), [t(request, h) for h in head], body, "transfers")
     return render_page(request, "transfer/list.html", {
-        "rows": rows, "inst": inst, "pats": pats, "direction": direction, "final": service.FINAL,
-        "open_only": open == "1"})
+        "rows": rows, "pg": pg, "lp": lp, "inst": inst, "pats": pats, "direction": direction,
+        "final": service.FINAL, "open_only": open == "1",
+        "statuses": [(s.value, "transfer.status." + s.value) for s in Status]})
 
 
 def _new_ctx(db: Session, subject: Subject, values: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,8 @@ from yilianti.config import get_settings
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
 from yilianti.kit.i18n import code_table
+from yilianti.kit.listing import ListParams, export_rows
+from yilianti.kit.repository import Page, page
 from yilianti.kit.workflow import Workflow
 from yilianti.models.alliance import Institution
 from yilianti.models.patient import GrantKind, Patient
@@ -37,7 +39,7 @@ from yilianti.models.transfer import CriticalTransfer, TransferMilestone
 from yilianti.models.workforce import Practitioner
 from yilianti.notifications.service import notify
 from yilianti.scheduling.rules import share_alliance
-from yilianti.transfer import states
+from yilianti.transfer import repository, states
 from yilianti.transfer.schemas import AcceptIn, CancelIn, DispatchIn, MilestoneIn, Network, TransferIn
 from yilianti.transfer.states import Side, Status
 
@@ -330,17 +332,23 @@ def list_for(db: Session, subject: Subject, *, direction: str = "all", include_c
     """Transfers of the acting institution, both directions, open ones first, newest first."""
     if not subject.is_clinical:
         return []
-    inst = subject.acting_institution_id
-    where = {"outgoing": CriticalTransfer.origin_institution_id == inst,
-             "incoming": CriticalTransfer.destination_institution_id == inst}.get(
-        direction, or_(CriticalTransfer.origin_institution_id == inst,
-                       CriticalTransfer.destination_institution_id == inst))
-    stmt = select(CriticalTransfer).where(where)
-    if not include_closed:
-        stmt = stmt.where(CriticalTransfer.status.in_(OPEN))
-    closed_last = case((CriticalTransfer.status.in_(FINAL), 1), else_=0)
-    return list(db.scalars(stmt.order_by(closed_last, CriticalTransfer.created_at.desc(),
-                                         CriticalTransfer.id.desc()).limit(limit)))
+    stmt = repository.transfers_statement(subject.acting_institution_id, direction=direction,
+                                          open_statuses=None if include_closed else OPEN, final=FINAL)
+    return list(db.scalars(stmt.limit(limit)))
+
+
+def list_page(db: Session, subject: Subject, lp: ListParams, *, direction: str = "all",
+              include_closed: bool = True) -> Page[CriticalTransfer]:
+    """One page of the transfer list under the list's filters, with its total (an export: every row)."""
+    if not subject.is_clinical:
+        return Page([], 0, 1, lp.per_page)
+    stmt = repository.transfers_statement(subject.acting_institution_id, direction=direction,
+                                          open_statuses=None if include_closed else OPEN, final=FINAL,
+                                          lp=lp.only(Status))
+    if lp.export:
+        rows = export_rows(db, stmt)
+        return Page(rows, len(rows), 1, max(len(rows), 1))
+    return page(db, stmt, lp.page, lp.per_page)
 
 
 def destinations(db: Session, subject: Subject) -> list[Institution]:

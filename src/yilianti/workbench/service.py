@@ -134,7 +134,7 @@ def _consultations(db: Session, subject: Subject) -> list[Item]:
 def _transfers(db: Session, subject: Subject) -> list[Item]:
     open_ = transfer.list_for(db, subject, direction="incoming", include_closed=False)
     return [Item("transfer.incoming", "重症转运", "转运途中的患者（转入）", len(open_),
-                 _url("/transfers", direction="incoming", open="1"), target="transfers", tone="warn")]
+                 _url("/transfers", direction="incoming", open="1"), tone="warn")]
 
 
 def _reading(db: Session, subject: Subject) -> list[Item]:
