@@ -7,6 +7,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from tests import builders as b
+from yilianti.audit import service as audit_service
+from yilianti.audit.repository import AuditFilter
+from yilianti.exceptions import NotFound
 from yilianti.models.audit import AuditEvent
 
 
@@ -71,3 +74,41 @@ def test_break_glass_review_by_another_admin(db, client):  # type: ignore[no-unt
     db.refresh(grant)
     assert grant.reviewed_at is not None and grant.revoked_at is not None
     assert policy.decide(db, er_doc, patient.id) is None
+
+
+def test_auditors_are_scoped_to_their_institution_or_alliance(db, client):  # type: ignore[no-untyped-def]
+    """An auditor sees the audit and access logs of its institution; an alliance auditor its members'; a
+    platform auditor (the role for no institution or alliance) everything. An invisible patient's access log
+    is a 404 like a missing one."""
+    from yilianti.models.auth import RoleAssignment
+    from yilianti.record import service as record
+
+    one = b.institution(db, "甲医院")
+    two = b.institution(db, "乙医院")
+    outside = b.institution(db, "丙医院")
+    alliance = b.alliance(db, (one, "lead"), (two, "member"))
+    doc_two = b.user(db, two, "doctor", username="doc-two")
+    doc_out = b.user(db, outside, "doctor", username="doc-out")
+    p_two = b.patient(db, b.subject_for(db, doc_two), name="乙病人")
+    p_out = b.patient(db, b.subject_for(db, doc_out), name="丙病人")
+    at_one = b.subject_for(db, b.user(db, one, "auditor"))
+    of_alliance = b.user(db, None, "doctor")  # a placeholder role, replaced by the alliance auditor role
+    db.add(RoleAssignment(user_id=of_alliance.id, role="auditor", alliance_id=alliance.id))
+    db.flush()
+    alliance_auditor = b.subject_for(db, of_alliance)
+    platform = b.subject_for(db, b.user(db, None, "auditor"))
+
+    def institutions_seen(subject) -> set[int | None]:  # type: ignore[no-untyped-def]
+        return {e.acting_institution_id for e in audit_service.search(db, subject, AuditFilter(), 1, 500).items}
+
+    assert institutions_seen(at_one) <= {one.id}
+    assert two.id in institutions_seen(alliance_auditor) and outside.id not in institutions_seen(alliance_auditor)
+    assert {two.id, outside.id} <= institutions_seen(platform)
+
+    assert record.access_log(db, alliance_auditor, p_two.id, reads_only=False)[1]
+    for auditor, patient_id in ((at_one, p_two.id), (alliance_auditor, p_out.id)):
+        with pytest.raises(NotFound):
+            record.access_log(db, auditor, patient_id)
+    with pytest.raises(NotFound):
+        record.access_log(db, at_one, 10**9)  # missing: the same answer
+    assert record.access_log(db, platform, p_out.id, reads_only=False)[1]

@@ -32,13 +32,17 @@ class AuditFilter:
 
 def visible_scope(db: Session, subject: Subject) -> Select | None:  # type: ignore[type-arg]
     """None = everything; otherwise a select of institution ids whose events may be seen."""
-    if subject.has("system_admin", "auditor"):
+    if subject.audits_everything:
         return None
-    if subject.has("alliance_admin") and subject.alliance_admin_of:
-        return select(Membership.institution_id).where(Membership.alliance_id.in_(subject.alliance_admin_of))
-    if subject.has("institution_admin") and subject.acting_institution_id:
-        return select(Institution.id).where(Institution.id == subject.acting_institution_id)
-    raise Forbidden()
+    alliances = (subject.alliance_admin_of if subject.has("alliance_admin") else frozenset()) \
+        | subject.auditor_of_alliances
+    # an auditor's role without an alliance was given at the acting institution (a platform one audits_everything)
+    own = subject.acting_institution_id if subject.has("institution_admin") or (
+        subject.has("auditor") and not subject.auditor_of_alliances) else None
+    if not alliances and own is None:
+        raise Forbidden()
+    within = [Institution.id.in_(select(Membership.institution_id).where(Membership.alliance_id.in_(alliances)))]
+    return select(Institution.id).where(or_(*within, *([Institution.id == own] if own is not None else [])))
 
 
 def events_matching(db: Session, subject: Subject, f: AuditFilter, page: int = 1,

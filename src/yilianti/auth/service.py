@@ -196,6 +196,11 @@ def build_subject(db: Session, user: User, acting_institution_id: int | None, *,
         via_token=via_token,
         all_roles=frozenset(ra.role for ra, _ in assignments),
         ip=ip,
+        auditor_of_alliances=frozenset(
+            ra.alliance_id for ra, _ in assignments if ra.role == Role.auditor and ra.alliance_id
+        ),
+        platform_auditor=any(ra.role == Role.auditor and ra.institution_id is None and ra.alliance_id is None
+                             for ra, _ in assignments),
     )
 
 

@@ -27,6 +27,14 @@ class Subject:
     via_token: bool = False
     all_roles: frozenset[str] = field(default_factory=frozenset)
     ip: str | None = None
+    # an auditor sees the audit of the institution it holds the role at; an auditor role given for an alliance
+    # sees its members', one given for neither (a platform auditor) everything (audit/repository.visible_scope)
+    auditor_of_alliances: frozenset[int] = frozenset()
+    platform_auditor: bool = False
+
+    @property
+    def audits_everything(self) -> bool:
+        return self.is_system_admin or self.platform_auditor
 
     @property
     def is_system_admin(self) -> bool:

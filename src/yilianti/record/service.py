@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from yilianti.audit import repository as audit_repo
 from yilianti.audit import service as audit
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
@@ -119,8 +120,12 @@ class AccessLogRow:
 
 
 def _may_see_access_log(db: Session, subject: Subject, patient_id: int) -> bool:
-    if subject.has("system_admin", "auditor"):
+    if subject.audits_everything:
         return True
+    if subject.has("auditor"):  # the patients cared for inside the auditor's scope
+        scope = audit_repo.visible_scope(db, subject)
+        return scope is None or db.scalar(select(CareRelationship.id).where(
+            CareRelationship.patient_id == patient_id, CareRelationship.institution_id.in_(scope)).limit(1)) is not None
     inst = subject.acting_institution_id
     if inst is None:
         return False
@@ -154,7 +159,7 @@ def access_log(db: Session, subject: Subject, patient_id: int, reads_only: bool 
     users = {i: n for i, n in db.execute(select(User.id, User.display_name).where(User.id.in_(user_ids)))} \
         if user_ids else {}
     audit.record(db, subject, "read", "access_log", patient_id, patient_id=patient_id,
-                 basis="auditor" if subject.has("system_admin", "auditor") else "own",
+                 basis="auditor" if subject.audits_everything or subject.has("auditor") else "own",
                  detail={"events": len(events)})
     rows = [AccessLogRow(e, names.get(e.acting_institution_id or 0, ""),
                          users.get(e.user_id or 0, e.username or "")) for e in events]
