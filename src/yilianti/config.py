@@ -97,6 +97,7 @@ class Settings(BaseSettings):
     chronic_routine_days: int = Field(default=90, ge=1, le=366)
     chronic_recheck_days: int = Field(default=14, ge=1, le=90)
     chronic_first_follow_up_days: int = Field(default=14, ge=0, le=90)
+    chronic_down_referral_days: int = Field(default=14, ge=0, le=90)  # a down-referred patient's first follow-up
 
     # jobs
     run_jobs_in_process: bool = True

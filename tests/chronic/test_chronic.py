@@ -12,12 +12,15 @@ from sqlalchemy import func, select
 
 from tests import builders as b
 from tests.labelcheck import untranslated
+from tests.referral.helpers import drive, setup
 from yilianti.chronic import service
 from yilianti.exceptions import Conflict, InvalidInput, NotFound
 from yilianti.kit import clock, i18n
 from yilianti.models.audit import AuditEvent
 from yilianti.models.chronic import ChronicFollowUp
 from yilianti.models.patient import CareKind, CareRelationship
+from yilianti.referral import service as referrals
+from yilianti.referral.schemas import ReferralIn
 from yilianti.web import render
 
 D = date(2026, 3, 2)
@@ -171,3 +174,25 @@ def test_pages_sign_enrol_list_and_record(db, client, world, monkeypatch) -> Non
         b.login(client, "smdoctor")
         assert client.get(f"/chronic/follow-ups/{task_id}").status_code == 404
         assert "王辉煌" not in client.get(f"/chronic?team_id={team_id}").text
+
+
+def test_a_down_referred_hypertensive_patient_arrives_with_a_follow_up_due_in_two_weeks(db) -> None:  # type: ignore[no-untyped-def]
+    with clock.frozen(_at(D)):
+        w, patient = setup(db)
+        up = drive(db, w, patient, "outcome_returned")
+        down = referrals.draft_and_submit(db, w.lead_doc, ReferralIn.model_validate({
+            "direction": "down", "patient_id": patient.id, "to_institution_id": w.community.id,
+            "linked_referral_id": up.id, "reason": "血压稳定，回社区管理",
+            "summary": {"diagnoses": [{"icd10": "I10.x00", "text": "原发性高血压"},
+                                      {"icd10": "J18.9", "text": "肺炎"}]}}))
+        referrals.receive(db, w.comm_doc, down.id)
+        referrals.accept(db, w.comm_doc, down.id)
+        tasks = list(db.scalars(select(ChronicFollowUp).where(ChronicFollowUp.patient_id == patient.id)))
+        assert [(t.due_on, t.reason, t.institution_id) for t in tasks] == [
+            (D + timedelta(days=14), "after_referral", w.community.id)]
+    with clock.frozen(_at(D + timedelta(days=3))):  # the patient arrives three days later
+        referrals.arrive(db, w.comm_doc, down.id, mode="walk_in")
+        db.refresh(tasks[0])
+        assert tasks[0].due_on == D + timedelta(days=17) and tasks[0].status == "open"
+        # one registration (hypertension, I10), however often the referral is seen
+        assert service.condition_of("I10.x00") == "hypertension" and service.condition_of("J18.9") is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from yilianti.authz.policy import readable
@@ -63,8 +63,10 @@ def open_follow_ups(db: Session, subject: Subject, team_id: int, until: date,
         select(ChronicFollowUp, ChronicRegistration, Patient)
         .join(ChronicRegistration, ChronicRegistration.id == ChronicFollowUp.registration_id)
         .join(Patient, Patient.id == ChronicFollowUp.patient_id)
-        .where(ChronicFollowUp.team_id == team_id, ChronicFollowUp.status == "open", ChronicFollowUp.due_on <= until,
-               readable(subject))
+        .where(or_(ChronicFollowUp.team_id == team_id,  # and the institution's follow-ups no team holds yet
+                   and_(ChronicFollowUp.team_id.is_(None), ChronicFollowUp.institution_id == select(
+                       FamilyDoctorTeam.institution_id).where(FamilyDoctorTeam.id == team_id).scalar_subquery())),
+               ChronicFollowUp.status == "open", ChronicFollowUp.due_on <= until, readable(subject))
         .order_by(ChronicFollowUp.due_on, ChronicFollowUp.id))]
 
 
@@ -75,3 +77,17 @@ def history(db: Session, registration_id: int) -> list[ChronicFollowUp]:
 
 def patient_of(db: Session, patient_id: int) -> Patient | None:
     return db.get(Patient, patient_id)
+
+
+def open_follow_up(db: Session, registration_id: int) -> ChronicFollowUp | None:
+    return db.scalar(select(ChronicFollowUp).where(ChronicFollowUp.registration_id == registration_id,
+                                                   ChronicFollowUp.status == "open").limit(1))
+
+
+def contract_team(db: Session, patient_id: int, institution_id: int, on: date) -> int | None:
+    """The team of the patient's contract in force at the institution, if any."""
+    return db.scalar(select(FamilyDoctorContract.team_id).join(
+        FamilyDoctorTeam, FamilyDoctorTeam.id == FamilyDoctorContract.team_id).where(
+        FamilyDoctorContract.patient_id == patient_id, FamilyDoctorTeam.institution_id == institution_id,
+        FamilyDoctorContract.status == "active", FamilyDoctorContract.start_on <= on,
+        FamilyDoctorContract.end_on >= on).limit(1))

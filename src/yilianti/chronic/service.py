@@ -13,6 +13,7 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -139,6 +140,45 @@ def enrol(db: Session, subject: Subject, patient_id: int, condition: str, *, tea
     audit.record(db, subject, "create", "chronic_registration", reg.id, patient_id=patient_id,
                  detail={"condition": condition, "team_id": team_id})
     return reg
+
+
+def condition_of(icd10: str) -> str | None:
+    """The registry an ICD-10 code belongs to: I10–I13, I15 hypertension; E11 type 2 diabetes."""
+    code = icd10.strip().upper()
+    if code[:3] in ("I10", "I11", "I12", "I13", "I15"):
+        return "hypertension"
+    return "diabetes_t2" if code[:3] == "E11" else None
+
+
+def enrol_from_down_referral(db: Session, subject: Subject, patient_id: int, institution_id: int,
+                             diagnoses: list[dict[str, Any]], referral_id: int, *,
+                             arrived: bool = False) -> list[ChronicFollowUp]:
+    """A down-referral accepted at `institution_id` with a hypertension or diabetes diagnosis: the patient is
+    enrolled there (or stays enrolled) and a follow-up is due `chronic_down_referral_days` later; when the
+    patient's arrival is recorded (`arrived`), the open after-referral follow-up is due that many days after
+    it. The caller (referral.service accept/arrive) holds the receiving institution's access."""
+    today = clock.today_local()
+    due = today + timedelta(days=get_settings().chronic_down_referral_days)
+    planned = []
+    for condition in dict.fromkeys(c for d in diagnoses if (c := condition_of(str(d.get("icd10") or "")))):
+        reg = repository.registration_under_care(db, patient_id, condition)
+        if reg is None or reg.institution_id != institution_id:
+            reg = ChronicRegistration(patient_id=patient_id, condition=condition, icd10=ICD10[condition],
+                                      enrolled_on=today, institution_id=institution_id,
+                                      team_id=repository.contract_team(db, patient_id, institution_id, today),
+                                      responsible_user_id=None, status="under_care")
+            db.add(reg)
+            db.flush()
+            audit.record(db, subject, "create", "chronic_registration", reg.id, patient_id=patient_id,
+                         detail={"condition": condition, "referral_id": referral_id})
+        task = repository.open_follow_up(db, reg.id)
+        if task is None:
+            task = _plan(db, reg, due, "after_referral")
+        elif task.due_on > due or (arrived and task.reason == "after_referral"):
+            task.due_on, task.reason = due, "after_referral"
+        planned.append(task)
+    db.flush()
+    return planned
 
 
 def _plan(db: Session, reg: ChronicRegistration, due_on: date, reason: str) -> ChronicFollowUp:

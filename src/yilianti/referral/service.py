@@ -20,6 +20,7 @@ from yilianti.attachments import service as attachments
 from yilianti.audit import service as audit
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
+from yilianti.chronic import service as chronic
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
 from yilianti.kit.listing import ListParams
@@ -237,6 +238,9 @@ def accept(db: Session, subject: Subject, referral_id: int, *, note: str | None 
             db.add(FollowUpTask(referral_id=ref.id, patient_id=ref.patient_id, institution_id=ref.to_institution_id,
                                 due_on=today + timedelta(days=int(item["due_in_days"])), text=item["text"]))
         db.flush()
+    if ref.direction == "down":  # a hypertensive or diabetic patient arrives into the chronic registry
+        chronic.enrol_from_down_referral(db, subject, ref.patient_id, ref.to_institution_id,
+                                         list((ref.summary or {}).get("diagnoses") or []), ref.id)
     return ref
 
 
@@ -316,8 +320,11 @@ def arrive(db: Session, subject: Subject, referral_id: int, *, mode: str | None 
             raise Conflict("上转患者须先预约号源或床位，再登记到诊", code=states.STATE_CONFLICT)
         if mode not in states.UNBOOKED_ARRIVAL:
             raise InvalidInput(fields={"arrival_mode": "请选择到诊方式：直接到诊或家庭医生上门"})
-        return transition(db, subject, referral_id, Status.arrived, expected_status=expected_status,
-                          detail={"mode": mode})
+        ref = transition(db, subject, referral_id, Status.arrived, expected_status=expected_status,
+                         detail={"mode": mode})
+        chronic.enrol_from_down_referral(db, subject, ref.patient_id, ref.to_institution_id,
+                                         list((ref.summary or {}).get("diagnoses") or []), ref.id, arrived=True)
+        return ref
     # on the booked slot or bed: nothing but the move (referral/fastpath.py makes it the same way)
     return transition(db, subject, referral_id, Status.arrived, expected_status=expected_status)
 
