@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from yilianti.diagnostics import states
+from yilianti.kit import listing
+from yilianti.kit import repository as kit
+from yilianti.kit.listing import ListParams
 from yilianti.models.alliance import Institution
 from yilianti.models.auth import RoleAssignment, User
 from yilianti.models.diagnostics import (
@@ -182,3 +186,20 @@ def reported_tats(db: Session, since: datetime, institution_id: int | None = Non
         stmt = stmt.where(or_(DiagnosticOrder.reading_centre_institution_id == institution_id,
                               DiagnosticOrder.ordering_institution_id == institution_id))
     return [tuple(r) for r in db.execute(stmt)]  # type: ignore[misc]
+
+
+def orders_page(db: Session, institution_id: int | None, readable: ColumnElement[bool], lp: ListParams, *,
+                centre: bool) -> kit.Page[tuple[DiagnosticOrder, str]]:
+    """(order, patient name) of the orders the site placed (or the centre reads), newest first, under the list's
+    search (patient name, accession number, item), order dates and status; with the total (an export: every row)."""
+    column = DiagnosticOrder.reading_centre_institution_id if centre else DiagnosticOrder.ordering_institution_id
+    columns: tuple[Any, ...] = (DiagnosticOrder, Patient.name)
+    stmt = (select(*columns).join(Patient, Patient.id == DiagnosticOrder.patient_id)
+            .where(column == institution_id, readable))
+    stmt = lp.apply(stmt, search=(Patient.name, DiagnosticOrder.accession_number, DiagnosticOrder.item_name),
+                    day=DiagnosticOrder.created_at, status=DiagnosticOrder.status)
+    stmt = stmt.order_by(DiagnosticOrder.created_at.desc(), DiagnosticOrder.id.desc())
+    if lp.export:
+        rows = listing.export_rows(db, stmt, scalars=False)
+        return kit.Page(rows, len(rows), 1, max(len(rows), 1))
+    return kit.page(db, stmt, lp.page, lp.per_page, scalars=False)

@@ -8,6 +8,7 @@ page that was acted on (403/409/422), 404 stays a 404.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -29,6 +30,7 @@ from yilianti.diagnostics.states import Side, Status
 from yilianti.exceptions import AppError, Forbidden, NotFound
 from yilianti.kit import clock
 from yilianti.kit import repository as kit
+from yilianti.kit.listing import ListParams
 from yilianti.kit.schemas import Id
 from yilianti.models.diagnostics import DiagnosticItem, DiagnosticOrder
 from yilianti.models.patient import Patient
@@ -38,7 +40,7 @@ from yilianti.recognition import ordering
 from yilianti.recognition import service as recognition
 from yilianti.scheduling import repository as sched_repo
 from yilianti.web.forms import errors_of, opt_int
-from yilianti.web.render import render_page, t
+from yilianti.web.render import render_page, t, xlsx_response
 from yilianti.workforce import repository as workforce
 
 router = APIRouter(include_in_schema=False)
@@ -255,11 +257,20 @@ async def order_create(request: Request, db: DB, subject: Clinical) -> Response:
 @router.get("/diagnostics/orders")
 def order_list(request: Request, db: DB, subject: Clinical, status: str = "", view: str = "site",
                placed: str = "", reused: str = "") -> Response:
-    centre = view == "centre"
-    rows = reading.centre_orders(db, subject) if centre else \
-        workflow.site_orders(db, subject, status=status if status in states.STATUS_LABELS else None)
+    centre = view == "centre" and _is_centre(db, subject)
+    lp = replace(ListParams.of(request.query_params), extra=(("view", "centre" if centre else "site"),))
+    pg = workflow.orders_page(db, subject, lp, centre=centre)
+    rows = pg.items
+    if lp.export:
+        head = ("检查号", "患者", "检查项目", "申请机构", "阅片中心", "优先级", "状态", "申请时间", "报告时间")
+        body = [(r.order.accession_number, r.patient_name, r.order.item_name, r.ordering_name, r.centre_name,
+                 t(request, LABELS["priority"].get(r.order.priority, r.order.priority)),
+                 t(request, LABELS["status"].get(r.order.status, r.order.status)), r.order.created_at,
+                 r.order.reported_at) for r in rows]
+        return xlsx_response(t(request, "检查申请"), [t(request, h) for h in head], body, "orders")
     return render_page(request, "diagnostics/orders.html", _ctx({
-        "rows": rows, "status": status, "view": "centre" if centre else "site",
+        "rows": rows, "pg": pg, "lp": lp, "status": lp.status, "view": "centre" if centre else "site",
+        "statuses": list(states.STATUS_LABELS.items()),
         "is_centre": _is_centre(db, subject),
         "flash": t(request, "已开具{n}项检查申请，{m}项采用互认结果（不再检查）", n=opt_int(placed) or 0,
                    m=opt_int(reused) or 0) if placed or reused else None}))

@@ -29,6 +29,8 @@ from yilianti.diagnostics.states import STATUS_LABELS, Side, Status
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
 from yilianti.kit import repository as kit
+from yilianti.kit.listing import ListParams
+from yilianti.kit.repository import Page
 from yilianti.kit.sqlcompile import as_text
 from yilianti.kit.workflow import Step, Workflow, move_detail
 from yilianti.models.alliance import Institution
@@ -396,6 +398,15 @@ def site_orders(db: Session, subject: Subject, *, status: str | None = None, lim
     if not subject.is_clinical:
         raise NotFound()
     return order_rows(db, repo.site_orders(db, subject.acting_institution_id, policy.readable(subject), status, limit))
+
+
+def orders_page(db: Session, subject: Subject, lp: ListParams, *, centre: bool = False) -> Page[OrderRow]:
+    """One page of the orders the site placed (or, `centre`, the centre reads) under the list's filters."""
+    if not subject.is_clinical:
+        raise NotFound()
+    raw = repo.orders_page(db, subject.acting_institution_id, policy.readable(subject), lp.only(states.STATUS_LABELS),
+                           centre=centre)
+    return Page(order_rows(db, raw.items), raw.total, raw.page, raw.per_page)
 
 
 def patient_orders(db: Session, subject: Subject, patient_id: int) -> list[DiagnosticOrder]:
