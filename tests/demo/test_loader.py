@@ -104,7 +104,8 @@ def test_every_alliance_institution_and_membership_of_the_yaml_is_there(db: Sess
 
 def test_institutions_named_in_two_alliances_are_one_institution(db: Session) -> None:
     names = [i["name"] for a in loader.alliances_data()["alliances"] for i in a.get("institutions") or []]
-    assert db.scalar(select(func.count()).select_from(Institution)) == len(set(names)) + 1  # + 垂杨柳医院
+    # + 垂杨柳医院, + 廊坊市卫生健康委员会 (the health authority of the cockpit's demo: it treats no one)
+    assert db.scalar(select(func.count()).select_from(Institution)) == len(set(names)) + 2
     for name, alliances in {
         "首都医科大学附属北京儿童医院": {("bch-group", "lead"), ("baoding-trusteeship", "lead")},
         "中日友好医院": {("chaoyang-pediatric", "member"), ("chaoyang-east", "lead"), ("chaoyang-district", "lead")},
@@ -128,9 +129,10 @@ def test_departments_and_practitioners_fit_the_kind_of_institution(db: Session) 
     assert depts("渠口镇卫生院") == {"全科", "预防保健科", "中医科"}
     assert {"儿保科", "妇产科"} <= depts("株洲市妇幼保健院")
     assert depts("廊坊市120卫生急救中心") == {"院前急救科"}
-    # every institution has staff; every hospital department has one head
+    # every institution that treats patients has staff (a health authority has none); every hospital department
+    # has one head
     staffed = set(db.scalars(select(Practitioner.home_institution_id).distinct()))
-    assert staffed == set(db.scalars(select(Institution.id)))
+    assert staffed == set(db.scalars(select(Institution.id).where(Institution.kind != "health_authority")))
     heads = Counter(db.scalars(select(Practitioner.department_id).where(Practitioner.is_department_head)))
     assert heads and max(heads.values()) == 1
     lead_depts = db.scalars(select(Department.id).where(Department.institution_id == _inst(db, "天津市儿童医院").id))
@@ -188,7 +190,7 @@ def test_loading_again_creates_nothing(db: Session) -> None:
 def test_demo_accounts_cover_every_role_and_every_tier(db: Session) -> None:
     accounts = loader.demo_accounts()
     assert {a.role for a in accounts} == {"system_admin", "alliance_admin", "institution_admin", "doctor", "nurse",
-                                          "reader", "coordinator", "auditor"}
+                                          "reader", "coordinator", "auditor", "health_commission"}
     assert len({a.username for a in accounts}) == len(accounts)
     leads = set(db.scalars(select(Institution.name).join(Membership).where(Membership.role == "lead")))
     tiers: dict[str, set[str]] = {"lead": set(), "secondary": set(), "grassroots": set()}

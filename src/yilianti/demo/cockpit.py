@@ -1,9 +1,19 @@
-"""The cockpit's part of the demo (behind its own marker): the county-level supervisor — 廊坊市卫生健康委员会, a
-health authority of its own kind — and its account, which sees the cockpits of the alliances led from 廊坊
-(香河, 固安, 霸州, 广阳, the chest-pain and stroke networks) and no patient."""
+"""The cockpit's part of the demo (behind its own marker).
+
+- The county-level supervisor — 廊坊市卫生健康委员会, a health authority of its own kind — and its account, which sees
+  the cockpits of the alliances led from 廊坊 (香河, 固安, 霸州, 广阳, the chest-pain and stroke networks), no patient.
+- Three years of the Baoding trusteeship, made by driving the referral workflow's own services under a frozen
+  clock (not numbers painted into tables): up-referrals 保定 → 北京儿童医院 rising while 保定 cannot yet treat
+  what it sends, then falling as the experts posted there build its departments; down-referrals rising. With them
+  the help sent down (postings of Beijing experts as department directors, clinics, surgeries guided, lectures,
+  trainees, techniques first done in 保定), entered through the assistance service, and targets set by the
+  alliance's administrator.
+- 香河县医共体's national indicators for 2025 and the first half of 2026, imported as the 卫健委 would.
+"""
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -11,10 +21,14 @@ from sqlalchemy.orm import Session
 
 from yilianti.audit import service as audit
 from yilianti.auth import service as auth_service
-from yilianti.demo import loader
-from yilianti.models.alliance import Institution, InstitutionKind
+from yilianti.cockpit import assistance, service
+from yilianti.demo import loader, referrals
+from yilianti.kit import clock
+from yilianti.models.alliance import Alliance, Institution, InstitutionKind
 from yilianti.models.audit import AuditEvent
 from yilianti.models.auth import User
+from yilianti.models.scheduling import Ward
+from yilianti.scheduling import beds
 
 MARKER_ACTION = "demo_load_cockpit"
 COMMISSION = "廊坊市卫生健康委员会"
@@ -36,7 +50,142 @@ def load(db: Session) -> dict[str, Any]:
         if db.scalar(select(User.id).where(User.username == spec.username)) is None:
             auth_service.create_user(db, None, spec.username, loader.DEMO_PASSWORD, spec.display_name,
                                      [(str(spec.role), authority.id, None)])
-    detail = {"authority": authority.id}
+    detail = {"authority": authority.id, **_baoding_history(db), **_xianghe_figures(db)}
     audit.record(db, None, MARKER_ACTION, loader.MARKER_RESOURCE, "cockpit", channel="cli", detail=detail)
     db.flush()
     return detail
+
+
+# --------------------------------------------------------------------------------- Baoding, three years
+
+BAODING_KEY = "baoding-trusteeship"
+BCH, BAODING = referrals.BCH, referrals.BAODING
+# up-referrals per month, oldest first (36 months ending five months ago, where the referral demo's own recent
+# months begin): rising while 保定 sends what it cannot treat, falling as the co-built departments take over
+UPS = (2, 3, 3, 4, 4, 5, 5, 6, 6, 6, 6, 5, 5, 5, 4, 4, 4, 3, 3, 3, 3, 2, 2, 2, 2, 2, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1)
+DOWNS = (0, 0, 1, 0, 1, 1, 1, 1, 2, 1, 2, 2, 2, 2, 2, 2, 3, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 3, 3, 2, 3, 3)
+CASES = (("Q21.0", "室间隔缺损", "先天性心脏病需介入封堵，保定院区暂不能开展"),
+         ("C91.0", "急性淋巴细胞白血病", "初诊白血病，转北京儿童医院血液肿瘤中心诱导化疗"),
+         ("G40.9", "癫痫（药物难治性）", "两种抗癫痫药物足量治疗仍频繁发作，请术前评估"),
+         ("N04.9", "肾病综合征（激素耐药）", "激素耐药，请肾内科行肾穿刺活检"))
+
+
+def _month_start(months_ago: int) -> date:
+    today = clock.today_local()
+    y, m = today.year, today.month - months_ago
+    while m <= 0:
+        y, m = y - 1, m + 12
+    return date(y, m, 1)
+
+
+def _baoding_history(db: Session) -> dict[str, Any]:
+    alliance = db.scalar(select(Alliance).where(Alliance.key == BAODING_KEY))
+    if alliance is None or db.scalar(select(User.id).where(User.username == "baoding-doctor")) is None:
+        return {}
+    ctx = referrals._Ctx(db)
+    ctx.mrn = 9000  # after the referral demo's record numbers
+    kids = referrals._register(ctx, "baoding-doctor", BAODING, BAODING_KEY, 24, 1.0, ("130602",))
+    bch_ward = db.scalar(select(Ward).where(Ward.name == "儿内科二病区（京保转诊）"))
+    bd_ward = db.scalar(select(Ward).where(Ward.name == "儿内科病区", Ward.institution_id == ctx.inst[BAODING].id))
+    assert bch_ward is not None and bd_ward is not None
+    bch, bd = ctx.inst[BCH].id, ctx.inst[BAODING].id
+    admin = ctx.subject("admin")
+    census = {w.id: w.occupied for w in (bch_ward, bd_ward)}
+
+    def discharged(ward: Ward) -> None:
+        """The ward's census back to its usual level once the child has gone home (the ward's daily census)."""
+        db.refresh(ward)
+        beds.set_occupied(db, admin, ward.id, census[ward.id])
+    n_up = n_down = 0
+    treated: list[tuple[int, int, int]] = []  # (up-referral, patient, case) treated in Beijing, not yet sent back
+    for i, (ups, downs) in enumerate(zip(UPS, DOWNS, strict=True)):
+        first = _month_start(len(UPS) + 5 - i)
+        for k in range(ups):
+            case = (i + k) % len(CASES)
+            code, text, reason = CASES[case]
+            p = kids[(i * 3 + k) % len(kids)]
+            start = datetime.combine(first + timedelta(days=1 + k * 4), time(9), clock.SHANGHAI)
+            up = referrals._refer(ctx, "baoding-doctor", start, direction="up", patient_id=p, to_institution_id=bch,
+                                  priority="routine", target_service="儿内科", reason=reason,
+                                  summary={"diagnoses": referrals._dx(code, text)})
+            referrals._bed_loop(ctx, up, p, "baoding-doctor", "bch-doctor", bch_ward, start,
+                                f"{text}：在北京儿童医院完成诊治，病情稳定出院", stay_days=5)
+            discharged(bch_ward)
+            treated.append((up, p, case))
+            n_up += 1
+        # children treated in Beijing this month or before come back to 保定 for the rest of their care
+        for k in range(min(downs, len(treated))):
+            up, p, case = treated.pop(0)
+            code, text, _ = CASES[case]
+            d_start = datetime.combine(first + timedelta(days=20 + k), time(10), clock.SHANGHAI)
+            down = referrals._refer(ctx, "bch-doctor", d_start, direction="down", patient_id=p,
+                                    to_institution_id=bd, linked_referral_id=up, priority="routine",
+                                    target_service="儿内科", reason="北京诊治阶段完成，转回保定院区继续治疗与随访",
+                                    summary={"diagnoses": referrals._dx(code, text)})
+            referrals._bed_loop(ctx, down, p, "bch-doctor", "baoding-doctor", bd_ward, d_start,
+                                "保定院区继续治疗完成，已出院，按计划随访", stay_days=3)
+            discharged(bd_ward)
+            n_down += 1
+    _baoding_assistance(db, ctx, alliance.id, bch, bd)
+    service.set_target(db, admin, alliance.id, code="referral.down_rate", value=0.5,
+                       source="京保托管协议年度考核指标（演示）", effective_from=_month_start(len(UPS) + 5))
+    return {"baoding_up": n_up, "baoding_down": n_down}
+
+
+def _baoding_assistance(db: Session, ctx: Any, alliance_id: int, bch: int, bd: int) -> None:
+    rows = []
+    experts = (("儿内科", "钱主任", "主任医师", "儿内科执行主任"), ("新生儿科", "孙主任", "主任医师", "新生儿科执行主任"),
+               ("心脏外科", "周教授", "主任医师", "心脏中心副主任"), ("血液肿瘤科", "吴主任", "副主任医师", "血液科副主任"))
+    for n, (dept, person, title, post) in enumerate(experts):
+        for half in range(0, 6, 2):  # three years, a new six-month posting each year
+            begin = _month_start(len(UPS) + 5 - half * 6 - n * 2)
+            rows.append(assistance.AssistanceIn(kind="posting", from_institution_id=bch, to_institution_id=bd,
+                                                start_date=begin, end_date=begin + timedelta(days=181),
+                                                person=person, title=title, post=post, subject=dept))
+    for i in range(len(UPS)):
+        first = _month_start(len(UPS) + 5 - i)
+        rows.append(assistance.AssistanceIn(kind="clinic", from_institution_id=bch, to_institution_id=bd,
+                                            start_date=first + timedelta(days=3), sessions=4 + i // 6,
+                                            patients=60 + 4 * i, subject="北京专家周四坐诊"))
+        if i >= 6:
+            rows.append(assistance.AssistanceIn(kind="surgery", from_institution_id=bch, to_institution_id=bd,
+                                                start_date=first + timedelta(days=10), surgeries=2 + i // 4,
+                                                surgeries_grade34=1 + i // 6, subject="带教手术"))
+        if i % 3 == 0:
+            rows.append(assistance.AssistanceIn(kind="lecture", from_institution_id=bch, to_institution_id=bd,
+                                                start_date=first + timedelta(days=15), sessions=2, patients=80,
+                                                subject="儿科急危重症识别与处置"))
+            rows.append(assistance.AssistanceIn(kind="trainee", from_institution_id=bd, to_institution_id=bch,
+                                                start_date=first, end_date=first + timedelta(days=90),
+                                                person=f"保定进修医师{i // 3 + 1}", patients=2, subject="进修"))
+    for months_ago, technique in ((30, "小儿先天性心脏病介入封堵术"), (22, "儿童纤维支气管镜检查"),
+                                  (14, "儿童白血病规范化化疗"), (8, "新生儿亚低温治疗")):
+        rows.append(assistance.AssistanceIn(kind="technique", from_institution_id=bch, to_institution_id=bd,
+                                            start_date=_month_start(months_ago) + timedelta(days=12),
+                                            subject=technique))
+    rows.append(assistance.AssistanceIn(kind="department", from_institution_id=bch, to_institution_id=bd,
+                                        start_date=_month_start(len(UPS) + 4), subject="儿童心脏中心（共建）"))
+    rows.append(assistance.AssistanceIn(kind="equipment", from_institution_id=bch, to_institution_id=bd,
+                                        start_date=_month_start(20), amount_yuan=1_800_000, subject="新生儿转运暖箱"))
+    assistance.import_rows(db, ctx.subject("admin"), alliance_id, rows)
+
+
+def _xianghe_figures(db: Session) -> dict[str, Any]:
+    alliance = db.scalar(select(Alliance).where(Alliance.key == "xianghe-county"))
+    if alliance is None:
+        return {}
+    admin = referrals._Ctx(db).subject("admin")
+    src = "廊坊市卫生健康委员会统计直报（演示数据）"
+    periods = ((date(2025, 1, 1), date(2025, 12, 31)), (date(2026, 1, 1), date(2026, 6, 30)))
+    values = {"national.01_resources": (1, 1), "national.02_governance": (1, 1), "national.03_coordination": (0, 1),
+              "national.04_seconded_doctors": (0.82, 0.95), "national.05b_ecg_village": (0.41, 0.63),
+              "national.06_income_ratio": (0.78, 0.83), "national.07_grassroots_visits": (0.58, 0.61),
+              "national.08_fund_in_county": (0.71, 0.74), "national.09_fund_grassroots": (0.19, 0.21),
+              "national.10_inpatient_cost": (6120, 6240), "national.10b_inpatient_cost_growth": (0.031, 0.02),
+              "national.11_inpatients_in_county": (0.83, 0.86), "national.12_tcm_share": (0.17, 0.18),
+              "national.13_chronic_admissions": (0.092, 0.085), "national.14_premature_mortality": (0.158, 0.153)}
+    rows = [service.FigureIn(code, start, end, v[n], src,
+                             "县域医共体管理委员会文件（演示）" if code.startswith("national.0") and v[n] in (0, 1) else None)
+            for code, v in values.items() for n, (start, end) in enumerate(periods)]
+    service.import_figures(db, admin, alliance.id, rows)
+    return {"xianghe_figures": len(rows)}
