@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -84,7 +85,10 @@ def _baoding_history(db: Session) -> dict[str, Any]:
         return {}
     ctx = referrals._Ctx(db)
     ctx.mrn = 9000  # after the referral demo's record numbers
+    ctx.r = random.Random(loader.SEED + 19)  # other children than the referral demo's (same seed = same people)
+    ctx.people = loader._People(ctx.r)
     kids = referrals._register(ctx, "baoding-doctor", BAODING, BAODING_KEY, 24, 1.0, ("130602",))
+    walk_ins = referrals._register(ctx, "bch-doctor", BCH, BAODING_KEY, 12, 1.0, ("130602",))
     bch_ward = db.scalar(select(Ward).where(Ward.name == "儿内科二病区（京保转诊）"))
     bd_ward = db.scalar(select(Ward).where(Ward.name == "儿内科病区", Ward.institution_id == ctx.inst[BAODING].id))
     assert bch_ward is not None and bd_ward is not None
@@ -97,13 +101,13 @@ def _baoding_history(db: Session) -> dict[str, Any]:
         db.refresh(ward)
         beds.set_occupied(db, admin, ward.id, census[ward.id])
     n_up = n_down = 0
-    treated: list[tuple[int, int, int]] = []  # (up-referral, patient, case) treated in Beijing, not yet sent back
+    treated: list[tuple[int, int, int, datetime]] = []  # (up-referral, patient, case, start) not yet sent back
     for i, (ups, downs) in enumerate(zip(UPS, DOWNS, strict=True)):
         first = _month_start(len(UPS) + 5 - i)
         for k in range(ups):
             case = (i + k) % len(CASES)
             code, text, reason = CASES[case]
-            p = kids[(i * 3 + k) % len(kids)]
+            p = kids[n_up % len(kids)]
             start = datetime.combine(first + timedelta(days=1 + k * 4), time(9), clock.SHANGHAI)
             up = referrals._refer(ctx, "baoding-doctor", start, direction="up", patient_id=p, to_institution_id=bch,
                                   priority="routine", target_service="儿内科", reason=reason,
@@ -111,13 +115,22 @@ def _baoding_history(db: Session) -> dict[str, Any]:
             referrals._bed_loop(ctx, up, p, "baoding-doctor", "bch-doctor", bch_ward, start,
                                 f"{text}：在北京儿童医院完成诊治，病情稳定出院", stay_days=5)
             discharged(bch_ward)
-            treated.append((up, p, case))
+            # a child sent up again is no longer waiting to come back from the earlier stay (and a down-referral
+            # accepted in 保定 ends Beijing's access: only the newest stay can be sent back)
+            treated = [t for t in treated if t[1] != p] + [(up, p, case, start)]
             n_up += 1
         # children treated in Beijing this month or before come back to 保定 for the rest of their care
-        for k in range(min(downs, len(treated))):
-            up, p, case = treated.pop(0)
+        # (within the month after the stay: the Beijing team's access to the child ends 30 days after acceptance)
+        d_first = datetime.combine(first + timedelta(days=26), time(10), clock.SHANGHAI)
+        treated = [t for t in treated if d_first - t[3] < timedelta(days=28)]
+        for k in range(downs):
+            up: int | None
+            if treated:
+                up, p, case, _ = treated.pop(0)
+            else:  # a 保定 child who went to Beijing on the family's own (no up-referral), registered there
+                up, p, case = None, walk_ins[n_down % len(walk_ins)], k % len(CASES)
             code, text, _ = CASES[case]
-            d_start = datetime.combine(first + timedelta(days=20 + k), time(10), clock.SHANGHAI)
+            d_start = d_first + timedelta(hours=k)
             down = referrals._refer(ctx, "bch-doctor", d_start, direction="down", patient_id=p,
                                     to_institution_id=bd, linked_referral_id=up, priority="routine",
                                     target_service="儿内科", reason="北京诊治阶段完成，转回保定院区继续治疗与随访",
