@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from tests import builders as b
 from yilianti.auth.service import build_subject
+from yilianti.demo import cockpit as demo_cockpit
 from yilianti.demo import dataset, loader, recognition, referrals
 from yilianti.demo import empi as demo_empi
 from yilianti.demo import scheduling as demo_scheduling
@@ -48,7 +49,8 @@ from yilianti.models.scheduling import (
     Ward,
 )
 
-PATIENTS = 300 + 36 + referrals.PATIENTS + recognition.PATIENTS + demo_empi.PATIENTS  # first data set, 36 at 太阳宫 (booking), referral, recognition data
+PATIENTS = (300 + 36 + referrals.PATIENTS + recognition.PATIENTS + demo_empi.PATIENTS
+            + demo_cockpit.PATIENTS)  # first data set, 36 at 太阳宫 (booking), referral, recognition data
 
 
 def _inst(db: Session, name: str) -> Institution:

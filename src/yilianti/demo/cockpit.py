@@ -32,6 +32,7 @@ from yilianti.models.scheduling import Ward
 from yilianti.scheduling import beds
 
 MARKER_ACTION = "demo_load_cockpit"
+PATIENTS = 24 + 12  # 保定's children sent up, and those who went to Beijing on their own
 COMMISSION = "廊坊市卫生健康委员会"
 
 
@@ -124,15 +125,15 @@ def _baoding_history(db: Session) -> dict[str, Any]:
         d_first = datetime.combine(first + timedelta(days=26), time(10), clock.SHANGHAI)
         treated = [t for t in treated if d_first - t[3] < timedelta(days=28)]
         for k in range(downs):
-            up: int | None
+            closes: int | None = None
             if treated:
-                up, p, case, _ = treated.pop(0)
+                closes, p, case, _ = treated.pop(0)
             else:  # a 保定 child who went to Beijing on the family's own (no up-referral), registered there
-                up, p, case = None, walk_ins[n_down % len(walk_ins)], k % len(CASES)
+                p, case = walk_ins[n_down % len(walk_ins)], k % len(CASES)
             code, text, _ = CASES[case]
             d_start = d_first + timedelta(hours=k)
             down = referrals._refer(ctx, "bch-doctor", d_start, direction="down", patient_id=p,
-                                    to_institution_id=bd, linked_referral_id=up, priority="routine",
+                                    to_institution_id=bd, linked_referral_id=closes, priority="routine",
                                     target_service="儿内科", reason="北京诊治阶段完成，转回保定院区继续治疗与随访",
                                     summary={"diagnoses": referrals._dx(code, text)})
             referrals._bed_loop(ctx, down, p, "bch-doctor", "baoding-doctor", bd_ward, d_start,
