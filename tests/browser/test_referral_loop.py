@@ -96,8 +96,8 @@ def test_referral_full_loop_up_and_back_down(live_server, browser, page) -> None
         assert _status(spec) == "已同意"
 
         # 3. books the expert session for the child through the booking page, then links the booking
-        spec.goto(f"{base}/scheduling/sessions/{seeded['session']}?q=赵乐乐")
-        spec.check("#book-form input[name=patient_id]")
+        spec.goto(f"{base}/scheduling/sessions/{seeded['session']}")
+        pick_patient(spec, "zll", "赵乐乐")
         spec.click("#book-button")
         spec.wait_for_selector("#booking-number")
         number = spec.inner_text("#booking-number").strip()
