@@ -10,8 +10,6 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from sqlalchemy import or_, select
-
 
 def _settings():  # type: ignore[no-untyped-def]
     from yilianti.config import get_settings
@@ -197,18 +195,16 @@ def cmd_worker(_args: argparse.Namespace) -> int:
 
 
 def cmd_create_user(args: argparse.Namespace) -> int:
+    from yilianti.alliance.repository import institution_by_name_or_id
     from yilianti.auth.service import create_user
     from yilianti.db import session_factory
     from yilianti.exceptions import AppError
-    from yilianti.models.alliance import Institution
 
     password = args.password or os.environ.get("YILIANTI_NEW_USER_PASSWORD") or getpass.getpass("password: ")
     with session_factory()() as db:
         inst_id = None
         if args.institution:
-            inst = db.scalar(select(Institution).where(or_(
-                Institution.name == args.institution,
-                Institution.id == (int(args.institution) if args.institution.isdigit() else -1))))
+            inst = institution_by_name_or_id(db, args.institution)
             if inst is None:
                 print(f"error: unknown institution {args.institution!r}", file=sys.stderr)
                 return 2

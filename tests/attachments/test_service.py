@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from tests import builders as b
 from tests.attachments.helpers import DICOM, EXE, JPEG, PDF, PNG
-from yilianti.attachments import service
+from yilianti.attachments import repository, service
 from yilianti.config import get_settings
 from yilianti.exceptions import Forbidden, InvalidInput, NotFound
 from yilianti.models.attachment import Attachment
@@ -46,7 +46,7 @@ def test_bad_files_are_refused_and_nothing_is_stored(db: Session, site, data: by
     with pytest.raises(InvalidInput) as exc:
         service.store(db, doc, patient.id, "referral", 2, "evil.pdf", "application/pdf", data)
     assert (exc.value.code, exc.value.status) == (code, status)
-    assert service.list_for(db, "referral", 2) == []
+    assert repository.attachments_of(db, "referral", 2) == []
 
 
 def test_size_limit_is_a_setting(db: Session, site, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
@@ -55,7 +55,7 @@ def test_size_limit_is_a_setting(db: Session, site, monkeypatch: pytest.MonkeyPa
     with pytest.raises(InvalidInput) as exc:
         service.store(db, doc, patient.id, "referral", 3, "big.pdf", None, PDF)
     assert exc.value.code == "attachment_too_large"
-    assert service.list_for(db, "referral", 3) == []
+    assert repository.attachments_of(db, "referral", 3) == []
     monkeypatch.setattr(get_settings(), "attachment_max_bytes", len(PDF))
     assert service.store(db, doc, patient.id, "referral", 3, "big.pdf", None, PDF).id
 
@@ -86,7 +86,7 @@ def test_delete_is_soft_audited_and_only_by_the_uploader(db: Session, site) -> N
         service.delete(db, other_doc, att.id)
     colleague = b.subject_for(db, b.user(db, _inst(db, doc), "nurse"))  # same site, another person
     service.delete(db, colleague, att.id)
-    assert service.list_for(db, "referral", 6) == []
+    assert repository.attachments_of(db, "referral", 6) == []
     row = db.get(Attachment, att.id)
     assert row is not None and row.deleted_at is not None
     assert db.scalar(select(AuditEvent.id).where(AuditEvent.action == "delete",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -114,7 +114,9 @@ def test_report_counts_answered_avoided_and_converted(db: Session, client: TestC
     from yilianti.consultation.schemas import CloseOutIn
 
     w = world(db)
-    now = clock.now()
+    # 09:00 in Shanghai today: the cases made up to five hours later stay within today's report (from the
+    # real time, after 19:00 in Shanghai they fell on tomorrow and the month's figures missed them)
+    now = datetime.combine(clock.today_local(), time(9), clock.SHANGHAI).astimezone(UTC)
     with clock.frozen(now):
         first = answered(db, w)
     with clock.frozen(now + timedelta(hours=1)):
@@ -144,7 +146,7 @@ def test_report_counts_answered_avoided_and_converted(db: Session, client: TestC
 
 
 def test_uploaded_file_reaches_the_expert_and_the_referral(db: Session, client: TestClient) -> None:
-    from yilianti.attachments import service as attachments
+    from yilianti.attachments import repository as attachments_repo
     from yilianti.consultation import flows
 
     w = world(db)
@@ -158,12 +160,12 @@ def test_uploaded_file_reaches_the_expert_and_the_referral(db: Session, client: 
     bad = client.post(f"/consultations/{c.id}/upload", data={"csrf_token": _csrf(page)},
                       files={"file": ("x.exe", b"MZ\x90\x00", "application/octet-stream")})
     assert bad.status_code == 415 and 'id="err-upload-file"' in bad.text
-    [att] = attachments.list_for(db, "consultation", c.id)
+    [att] = attachments_repo.attachments_of(db, "consultation", c.id)
     assert att.kind == "pdf"
     client.post("/logout", data={"csrf_token": _csrf(page)})
     b.login(client, w.expert_doc.username)
     got = client.get(f"/consultations/{c.id}/attachments/{att.id}")
     assert got.status_code == 200 and got.content == pdf
     _, ref = flows.convert_to_referral(db, w.comm_doc, c.id)
-    [copied] = attachments.list_for(db, "referral", ref.id)
+    [copied] = attachments_repo.attachments_of(db, "referral", ref.id)
     assert copied.sha256 == att.sha256 and "心电图报告.pdf" in (ref.summary["key_results"] or "")

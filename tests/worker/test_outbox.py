@@ -7,7 +7,8 @@ from sqlalchemy.orm import sessionmaker
 
 from tests import builders as b
 from yilianti.models.outbox import Notification, OutboxMessage
-from yilianti.notifications.service import notify, unread_count
+from yilianti.notifications.repository import unread_count
+from yilianti.notifications.service import notify
 from yilianti.worker.runner import HANDLERS, handler, run_pending
 
 

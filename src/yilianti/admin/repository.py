@@ -87,10 +87,6 @@ def username_linked_to(db: Session, practitioner_id: int, other_than: int | None
                                                  User.id != (other_than or -1)))
 
 
-def user_id_named(db: Session, username: str) -> int | None:
-    return db.scalar(select(User.id).where(User.username == username))
-
-
 def assignments_of(db: Session, user_id: int | None) -> list[RoleAssignment]:
     """The user's role assignments (institution and alliance loaded), oldest first."""
     return list(db.scalars(select(RoleAssignment).where(RoleAssignment.user_id == user_id)

@@ -18,6 +18,7 @@ from yilianti.admin import repository as repo
 from yilianti.admin import scope
 from yilianti.admin.schemas import INSTITUTION_ROLES, ROLE_CODES, RoleIn, UserIn
 from yilianti.audit import service as audit
+from yilianti.auth import repository as auth_repo
 from yilianti.auth import service as auth
 from yilianti.auth.security import hash_password
 from yilianti.authz.subject import Subject
@@ -160,7 +161,7 @@ def create_user(db: Session, actor: Subject, data: UserIn) -> User:
         fields["role"] = "请至少分配一个角色"
     try:
         name = valid_username(data.username)
-        if repo.user_id_named(db, name) is not None:
+        if auth_repo.user_id_named(db, name) is not None:
             fields["username"] = "用户名已存在"
     except Invalid as exc:
         fields["username"] = exc.message

@@ -265,3 +265,9 @@ def membership_in_force(db: Session, alliance_id: int, institution_id: int, on: 
     return db.scalar(select(Membership).where(
         Membership.alliance_id == alliance_id, Membership.institution_id == institution_id,
         current_on(on)).limit(1))
+
+
+def institution_by_name_or_id(db: Session, key: str) -> Institution | None:
+    """The institution with this name, or with this id when `key` is a number."""
+    return db.scalar(select(Institution).where(or_(
+        Institution.name == key, Institution.id == (int(key) if key.isdigit() else -1))))

@@ -29,6 +29,7 @@ from yilianti.audit import service as audit
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
+from yilianti.kit import repository as kit
 from yilianti.models.alliance import (
     GRASSROOTS_KINDS,
     Alliance,
@@ -83,7 +84,7 @@ def member_tier(db: Session, alliance_id: int, institution_id: int, on: date | N
     rows = [m for m in repo.memberships_of_pair(db, alliance_id, institution_id) if m.is_current(day)]
     if not rows:
         return None
-    inst = db.get(Institution, institution_id)
+    inst = kit.get(db, Institution, institution_id)
     assert inst is not None
     return tier_of(inst, rows[0].role)
 
@@ -165,7 +166,7 @@ def list_alliances(db: Session, *, model: str | None = None, q: str | None = Non
 
 
 def get_alliance(db: Session, alliance_id: int) -> Alliance:
-    alliance = db.get(Alliance, alliance_id)
+    alliance = kit.get(db, Alliance, alliance_id)
     if alliance is None:
         raise NotFound()
     return alliance
@@ -191,7 +192,7 @@ def alliance_view(db: Session, alliance_id: int, on: date | None = None) -> Alli
 
 
 def get_institution(db: Session, institution_id: int) -> Institution:
-    inst = db.get(Institution, institution_id)
+    inst = kit.get(db, Institution, institution_id)
     if inst is None:
         raise NotFound()
     return inst
@@ -335,7 +336,7 @@ def add_member(db: Session, subject: Subject, alliance_id: int, data: Membership
     _require(can_manage_alliance(subject, alliance_id))
     if isinstance(data, dict):
         data = parse(MembershipIn, data)
-    inst = db.get(Institution, data.institution_id)
+    inst = kit.get(db, Institution, data.institution_id)
     if inst is None:
         raise InvalidInput(fields={"institution_id": "机构不存在"})
     if not inst.active:
@@ -356,7 +357,7 @@ def add_member(db: Session, subject: Subject, alliance_id: int, data: Membership
 
 
 def get_membership(db: Session, membership_id: int) -> Membership:
-    membership = db.get(Membership, membership_id)
+    membership = kit.get(db, Membership, membership_id)
     if membership is None:
         raise NotFound()
     return membership
@@ -478,7 +479,7 @@ def add_department(db: Session, subject: Subject, institution_id: int,
 
 
 def get_department(db: Session, department_id: int) -> Department:
-    dept = db.get(Department, department_id)
+    dept = kit.get(db, Department, department_id)
     if dept is None:
         raise NotFound()
     return dept

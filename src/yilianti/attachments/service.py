@@ -29,15 +29,16 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from yilianti.attachments import repository
 from yilianti.audit import service as audit
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
+from yilianti.kit import repository as kit
 from yilianti.models.attachment import Attachment
 
 KINDS: dict[str, tuple[str, str]] = {  # kind -> (content type, file extension)
@@ -136,12 +137,6 @@ def store(db: Session, subject: Subject, patient_id: int, owner_type: str, owner
     return att
 
 
-def list_for(db: Session, owner_type: str, owner_id: int) -> list[Attachment]:
-    return list(db.scalars(select(Attachment).where(
-        Attachment.owner_type == owner_type, Attachment.owner_id == owner_id,
-        Attachment.deleted_at.is_(None)).order_by(Attachment.created_at, Attachment.id)))
-
-
 def copy_all(db: Session, source: tuple[str, int], target: tuple[str, int]) -> list[Attachment]:
     """The live attachments of `source` attached to `target` too: a row of its own for each, the same stored
     file (content-addressed, nothing written to storage), uploader and institution kept."""
@@ -149,7 +144,7 @@ def copy_all(db: Session, source: tuple[str, int], target: tuple[str, int]) -> l
                          institution_id=att.institution_id, uploaded_by_user_id=att.uploaded_by_user_id,
                          filename=att.filename, kind=att.kind, content_type=att.content_type,
                          size_bytes=att.size_bytes, sha256=att.sha256, storage_key=att.storage_key)
-              for att in list_for(db, *source)]
+              for att in repository.attachments_of(db, *source)]
     db.add_all(copies)
     return copies
 
@@ -170,7 +165,7 @@ class Download:
 
 
 def _get_live(db: Session, attachment_id: int, owner: tuple[str, int] | None) -> Attachment:
-    att = db.get(Attachment, attachment_id)
+    att = kit.get(db, Attachment, attachment_id)
     if att is None or att.deleted_at is not None:
         raise NotFound()
     if owner is not None and (att.owner_type, att.owner_id) != owner:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -177,3 +177,21 @@ def all_links(db: Session, after: int = 0, size: int = 1_000) -> Iterator[AuditS
         if len(batch) < size:
             return
         last = batch[-1].id
+
+
+def recorded_since(db: Session, since: datetime, *, user_id: int | None, action: str, resource_type: str,
+                   resource_id: str, patient_id: int | None) -> bool:
+    """Whether this user's action on this resource (of this patient) was audited since `since`."""
+    return db.scalar(select(AuditEvent.id).where(
+        AuditEvent.patient_id == patient_id, AuditEvent.at >= since,
+        AuditEvent.user_id == user_id, AuditEvent.action == action,
+        AuditEvent.resource_type == resource_type, AuditEvent.resource_id == resource_id).limit(1)) is not None
+
+
+def events_of_patients(db: Session, patient_ids: Iterable[int], actions: Iterable[str] | None = None,
+                       limit: int = 200, offset: int = 0) -> list[AuditEvent]:
+    """Audit events about these patients (of these actions), newest first."""
+    stmt = select(AuditEvent).where(AuditEvent.patient_id.in_(set(patient_ids)))
+    if actions is not None:
+        stmt = stmt.where(AuditEvent.action.in_(tuple(actions)))
+    return list(db.scalars(stmt.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit).offset(offset)))

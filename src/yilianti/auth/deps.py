@@ -13,6 +13,7 @@ from yilianti.auth import service
 from yilianti.authz.subject import Subject
 from yilianti.db import get_db
 from yilianti.exceptions import AppError, Forbidden, Unauthenticated
+from yilianti.notifications import repository as notifications
 
 DB = Annotated[Session, Depends(get_db, scope="function")]
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -76,9 +77,7 @@ def optional_subject(request: Request, db: DB, _csrf: None = Depends(csrf_protec
     subject = resolve_subject(db, request)
     if subject is None or subject.via_token:
         return subject
-    from yilianti.notifications.service import unread_count
-
-    request.state.unread = unread_count(db, subject)
+    request.state.unread = notifications.unread_count(db, subject)
     return subject
 
 

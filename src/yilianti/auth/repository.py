@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.orm import Session
 
-from yilianti.models.auth import LoginSession, User
+from yilianti.models.alliance import Institution
+from yilianti.models.auth import ApiToken, LoginSession, RoleAssignment, User
+from yilianti.models.workforce import Practitioner
 
 
 def display_names(db: Session, ids: Iterable[int | None]) -> dict[int, str]:
@@ -36,3 +38,42 @@ def delete_expired_sessions(db: Session, user_id: int, before: datetime) -> None
     db.execute(delete(LoginSession).where(
         LoginSession.user_id == user_id,
         (LoginSession.expires_at < before) | (LoginSession.ended_at < before)))
+
+
+def user_named(db: Session, username: str) -> User | None:
+    return db.scalar(select(User).where(User.username == username))
+
+
+def user_id_named(db: Session, username: str) -> int | None:
+    return db.scalar(select(User.id).where(User.username == username))
+
+
+def roles_with_institution_name(db: Session, user_id: int) -> list[tuple[RoleAssignment, str | None]]:
+    """The user's role assignments, each with its institution's name (None for a role without one)."""
+    return [(ra, n) for ra, n in db.execute(
+        select(RoleAssignment, Institution.name)
+        .outerjoin(Institution, Institution.id == RoleAssignment.institution_id)
+        .where(RoleAssignment.user_id == user_id))]
+
+
+def home_institution_of(db: Session, practitioner_id: int) -> int | None:
+    return db.scalar(select(Practitioner.home_institution_id).where(Practitioner.id == practitioner_id))
+
+
+def has_role_at(db: Session, user_id: int, institution_id: int) -> bool:
+    """Whether the user holds any role at the institution."""
+    return db.scalar(select(RoleAssignment.id).where(
+        RoleAssignment.user_id == user_id, RoleAssignment.institution_id == institution_id).limit(1)) is not None
+
+
+def token_with_hash(db: Session, hashed: str) -> ApiToken | None:
+    return db.scalar(select(ApiToken).where(ApiToken.token_hash == hashed))
+
+
+def touch_token(conn: Connection, token_id: int, now: datetime) -> None:
+    """On a connection of its own: record the token's last use unless another worker is recording it (the row is
+    skipped when locked), and commit."""
+    locked = conn.execute(select(ApiToken.id).where(ApiToken.id == token_id).with_for_update(skip_locked=True)).first()
+    if locked is not None:
+        conn.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
+    conn.commit()

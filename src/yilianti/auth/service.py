@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from yilianti.audit import service as audit
@@ -21,11 +21,11 @@ from yilianti.authz.subject import InstitutionChoice, Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import Conflict, InvalidInput, NotFound, Unauthenticated
 from yilianti.kit import clock
+from yilianti.kit import repository as kit
 from yilianti.kit.validate import Invalid
 from yilianti.kit.validate import username as valid_username
 from yilianti.models.alliance import Institution
 from yilianti.models.auth import ApiToken, LoginSession, Role, RoleAssignment, User
-from yilianti.models.workforce import Practitioner
 
 BAD_CREDENTIALS = "用户名或密码不正确（连续失败 {failures} 次，账号将锁定 {minutes} 分钟）"
 
@@ -41,7 +41,7 @@ def _refused() -> Unauthenticated:
 def authenticate(db: Session, username: str, password: str, ip: str | None = None) -> User:
     settings = get_settings()
     name = username.strip().lower()
-    user = db.scalar(select(User).where(User.username == name))
+    user = auth_repo.user_named(db, name)
     now = clock.now()
     if user is None or not user.active:
         verify_password(password, dummy_hash())
@@ -104,7 +104,7 @@ def check_password_strength(password: str) -> None:
 
 
 def change_password(db: Session, subject: Subject, current: str, new: str) -> None:
-    user = db.get(User, subject.user_id)
+    user = kit.get(db, User, subject.user_id)
     if user is None:
         raise NotFound()
     if not verify_password(current, user.password_hash)[0]:
@@ -143,9 +143,9 @@ def create_user(
     for role, inst, _alliance in roles:
         if role not in Role.__members__:
             fields["role"] = "未知角色"
-        if inst is not None and db.get(Institution, inst) is None:
+        if inst is not None and kit.get(db, Institution, inst) is None:
             fields["institution_id"] = "机构不存在"
-    if not fields and db.scalar(select(User.id).where(User.username == name)) is not None:
+    if not fields and auth_repo.user_id_named(db, name) is not None:
         fields["username"] = "用户名已存在"
     if fields:
         raise InvalidInput(fields=fields)
@@ -163,20 +163,16 @@ def create_user(
 
 def build_subject(db: Session, user: User, acting_institution_id: int | None, *, via_token: bool = False,
                   ip: str | None = None) -> Subject:
-    assignments = db.execute(
-        select(RoleAssignment, Institution.name)
-        .outerjoin(Institution, Institution.id == RoleAssignment.institution_id)
-        .where(RoleAssignment.user_id == user.id)
-    ).all()
+    assignments = auth_repo.roles_with_institution_name(db, user.id)
     choices: dict[int, str] = {}
     for ra, inst_name in assignments:
         if ra.institution_id is not None:
-            choices[ra.institution_id] = inst_name
+            choices[ra.institution_id] = inst_name or ""  # set whenever the role has an institution
     if acting_institution_id not in choices:
         acting_institution_id = min(choices) if choices else None
         if user.practitioner_id and choices:
             # the default acting site is the practitioner's home institution
-            home = db.scalar(select(Practitioner.home_institution_id).where(Practitioner.id == user.practitioner_id))
+            home = auth_repo.home_institution_of(db, user.practitioner_id)
             if home in choices:
                 acting_institution_id = home
     roles = {ra.role for ra, _ in assignments if ra.institution_id == acting_institution_id and ra.institution_id}
@@ -206,12 +202,10 @@ def build_subject(db: Session, user: User, acting_institution_id: int | None, *,
 
 def issue_api_token(db: Session, actor: Subject, user_id: int, institution_id: int, name: str,
                     days: int | None = 365) -> tuple[ApiToken, str]:
-    user = db.get(User, user_id)
+    user = kit.get(db, User, user_id)
     if user is None:
         raise NotFound()
-    has_role = db.scalar(select(RoleAssignment.id).where(
-        RoleAssignment.user_id == user_id, RoleAssignment.institution_id == institution_id))
-    if has_role is None:
+    if not auth_repo.has_role_at(db, user_id, institution_id):
         raise InvalidInput(fields={"institution_id": "该用户在此机构没有角色"})
     token, prefix, hashed = new_api_token()
     row = ApiToken(user_id=user_id, institution_id=institution_id, name=name.strip() or "api", prefix=prefix,
@@ -223,11 +217,11 @@ def issue_api_token(db: Session, actor: Subject, user_id: int, institution_id: i
 
 
 def resolve_api_token(db: Session, token: str) -> tuple[User, ApiToken]:
-    row = db.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(token)))
+    row = auth_repo.token_with_hash(db, token_hash(token))
     now = clock.now()
     if row is None or row.revoked_at is not None or (row.expires_at and clock.as_utc(row.expires_at) <= now):
         raise Unauthenticated("API 令牌无效或已过期", code="bad_token")
-    user = db.get(User, row.user_id)
+    user = kit.get(db, User, row.user_id)
     if user is None or not user.active:
         raise Unauthenticated("API 令牌无效或已过期", code="bad_token")
     if row.last_used_at is None or (now - clock.as_utc(row.last_used_at)) > timedelta(minutes=5):
@@ -255,15 +249,11 @@ def _touch_token(db: Session, row: ApiToken, now: datetime) -> None:
         row.last_used_at = now
         return
     with bind.connect() as conn:
-        locked = conn.execute(select(ApiToken.id).where(ApiToken.id == row.id)
-                              .with_for_update(skip_locked=True)).first()
-        if locked is not None:
-            conn.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
-        conn.commit()
+        auth_repo.touch_token(conn, row.id, now)
 
 
 def revoke_api_token(db: Session, actor: Subject, token_id: int) -> None:
-    row = db.get(ApiToken, token_id)
+    row = kit.get(db, ApiToken, token_id)
     if row is None:
         raise NotFound()
     if row.revoked_at is not None:

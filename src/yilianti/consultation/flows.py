@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from yilianti.attachments import repository as attachments_repo
 from yilianti.attachments import service as attachments
 from yilianti.audit import service as audit
 from yilianti.authz import policy
@@ -34,7 +35,7 @@ def referral_draft(db: Session, c: Consultation) -> dict[str, Any]:
     if latest is not None:
         parts.append(f"会诊意见（{OUTCOME_LABELS.get(latest.outcome, latest.outcome)}）：{latest.text}")
     linked = repository.orders(db, c.id)
-    files = sorted(attachments.list_for(db, SOURCE, c.id), key=lambda f: f.id)
+    files = sorted(attachments_repo.attachments_of(db, SOURCE, c.id), key=lambda f: f.id)
     results = [f"{o.item_name}（{o.accession_number}）" for _, o in linked]
     key_results = "\n".join(filter(None, [
         c.clinical_summary or "", ("会诊附带检查：" + "；".join(results)) if results else "",

@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from yilianti.alliance import repository as alliances
+from yilianti.attachments import repository as attachments_repo
 from yilianti.auth import repository as accounts
 from yilianti.auth.deps import DB, Clinical, CurrentSubject
 from yilianti.authz.subject import Subject
@@ -216,9 +217,8 @@ def _case_context(db: Session, subject: Subject, consultation_id: Id) -> dict[st
     users = accounts.display_names(db, {h.user_id for h in hist} | {m.user_id for m in msgs})
     mine = service.my_participation(db, subject, c)
     moves = [m.value for m in states.next_moves(c.status, side)]
-    from yilianti.attachments import service as attachments
 
-    files = attachments.list_for(db, service.SOURCE, c.id)
+    files = attachments_repo.attachments_of(db, service.SOURCE, c.id)
     return {
         "c": c, "side": side.value, "history": hist, "participants": parts, "practitioners": practitioners,
         "opinions": ops, "messages": msgs, "users": users, "orders": repository.orders(db, c.id), "files": files,

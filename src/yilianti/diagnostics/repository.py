@@ -16,15 +16,20 @@ from yilianti.kit.listing import ListParams
 from yilianti.models.alliance import Institution
 from yilianti.models.auth import RoleAssignment, User
 from yilianti.models.diagnostics import (
+    CriticalValue,
     DiagnosticItem,
     DiagnosticOrder,
     DiagnosticOrderHistory,
     DiagnosticReport,
+    ImagingInstance,
+    ImagingStudy,
+    InboundMessage,
     ItemPrice,
     LabObservation,
 )
-from yilianti.models.diagnostics_media import EcgRecording
+from yilianti.models.diagnostics_media import EcgRecording, OrthancForward
 from yilianti.models.patient import Patient
+from yilianti.models.workforce import Practitioner
 
 
 def is_reading_centre(db: Session, institution_id: int | None) -> bool:
@@ -203,3 +208,172 @@ def orders_page(db: Session, institution_id: int | None, readable: ColumnElement
         rows = listing.export_rows(db, stmt, scalars=False)
         return kit.Page(rows, len(rows), 1, max(len(rows), 1))
     return kit.page(db, stmt, lp.page, lp.per_page, scalars=False)
+
+
+# ------------------------------------------------------------------------------------- critical values
+
+
+def critical_value_of_report(db: Session, report_id: int) -> int | None:
+    return db.scalar(select(CriticalValue.id).where(CriticalValue.report_id == report_id))
+
+
+def lock_critical_value(db: Session, cv_id: int) -> CriticalValue | None:
+    return db.scalar(select(CriticalValue).where(CriticalValue.id == cv_id).with_for_update())
+
+
+def department_head(db: Session, institution_id: int, *, department_id: int | None = None,
+                    not_practitioner: int | None = None) -> User | None:
+    """The (first) account of an active head of department at the institution (of this department), other than
+    the practitioner `not_practitioner`."""
+    stmt = select(User).join(Practitioner, Practitioner.id == User.practitioner_id).where(
+        Practitioner.is_department_head.is_(True), Practitioner.active.is_(True),
+        Practitioner.home_institution_id == institution_id)
+    if not_practitioner is not None:
+        stmt = stmt.where(Practitioner.id != not_practitioner)
+    if department_id is not None:
+        stmt = stmt.where(Practitioner.department_id == department_id)
+    return db.scalar(stmt.order_by(User.id).limit(1))
+
+
+def unacknowledged_critical_values(db: Session, notified_before: datetime) -> list[CriticalValue]:
+    """Critical values neither acknowledged nor escalated, notified before the time; locked, skipping those
+    another worker holds."""
+    return list(db.scalars(select(CriticalValue).where(
+        CriticalValue.acknowledged_at.is_(None), CriticalValue.escalated_at.is_(None),
+        CriticalValue.notified_at <= notified_before).with_for_update(skip_locked=True)))
+
+
+def critical_values_at(db: Session, institution_id: int | None, readable: ColumnElement[bool], *, open_only: bool,
+                       limit: int | None) -> list[tuple[CriticalValue, DiagnosticOrder, str]]:
+    """(critical value, order, patient name) of orders the institution placed or reads that `readable` lets the
+    subject see (unacknowledged only, with `open_only`), newest first."""
+    stmt = (select(CriticalValue, DiagnosticOrder, Patient.name)
+            .join(DiagnosticOrder, DiagnosticOrder.id == CriticalValue.order_id)
+            .join(Patient, Patient.id == CriticalValue.patient_id)
+            .where(or_(DiagnosticOrder.ordering_institution_id == institution_id,
+                       DiagnosticOrder.reading_centre_institution_id == institution_id), readable))
+    if open_only:
+        stmt = stmt.where(CriticalValue.acknowledged_at.is_(None))
+    return [(cv, o, n) for cv, o, n in db.execute(stmt.order_by(CriticalValue.notified_at.desc()).limit(limit))]
+
+
+# ------------------------------------------------------------------------------------- ECG
+
+
+def latest_ecg(db: Session, order_id: int) -> EcgRecording | None:
+    return db.scalar(select(EcgRecording).where(EcgRecording.order_id == order_id)
+                     .order_by(EcgRecording.id.desc()).limit(1))
+
+
+def instances_of_order(db: Session, order_id: int) -> list[ImagingInstance]:
+    """The DICOM instances received for the order's studies, as received."""
+    return list(db.scalars(select(ImagingInstance).join(ImagingStudy, ImagingStudy.id == ImagingInstance.study_id)
+                           .where(ImagingStudy.order_id == order_id).order_by(ImagingInstance.id)))
+
+
+def ecg_instance_ids(db: Session, order_id: int) -> set[int | None]:
+    """The DICOM instances the order's ECG recordings were made from."""
+    return set(db.scalars(select(EcgRecording.imaging_instance_id).where(EcgRecording.order_id == order_id)))
+
+
+# ------------------------------------------------------------------------------------- receivers
+
+
+def order_with_accession(db: Session, accession_number: str) -> DiagnosticOrder | None:
+    return db.scalar(select(DiagnosticOrder).where(DiagnosticOrder.accession_number == accession_number))
+
+
+def earlier_hl7_with_control_id(db: Session, control_id: str, other_than: int | None,
+                                limit: int = 20) -> list[InboundMessage]:
+    """Stored (or resolved) HL7 messages with this MSH-10, other than `other_than`, oldest first."""
+    return list(db.scalars(select(InboundMessage).where(
+        InboundMessage.channel == "hl7", InboundMessage.control_id == control_id,
+        InboundMessage.status.in_(("stored", "resolved")),
+        InboundMessage.id != (other_than or 0)).order_by(InboundMessage.id).limit(limit)))
+
+
+def study_with_uid(db: Session, study_uid: str) -> ImagingStudy | None:
+    return db.scalar(select(ImagingStudy).where(ImagingStudy.study_instance_uid == study_uid))
+
+
+def instance_with_uid(db: Session, sop_uid: str) -> ImagingInstance | None:
+    return db.scalar(select(ImagingInstance).where(ImagingInstance.sop_instance_uid == sop_uid))
+
+
+def inbound_to_resolve(db: Session, statuses: Iterable[str], channel: str | None = None,
+                       limit: int = 200) -> list[InboundMessage]:
+    """Inbound messages in these statuses (of one channel), newest first."""
+    stmt = select(InboundMessage).where(InboundMessage.status.in_(tuple(statuses)))
+    if channel:
+        stmt = stmt.where(InboundMessage.channel == channel)
+    return list(db.scalars(stmt.order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc()).limit(limit)))
+
+
+def lock_inbound(db: Session, inbound_id: int) -> InboundMessage | None:
+    return db.scalar(select(InboundMessage).where(InboundMessage.id == inbound_id).with_for_update())
+
+
+def open_orders_of_patient_at_centre(db: Session, patient_id: int, centre_id: int, statuses: Iterable[str],
+                                     limit: int = 20) -> list[DiagnosticOrder]:
+    """The patient's orders in these statuses that the centre reads, newest first."""
+    return list(db.scalars(select(DiagnosticOrder).where(
+        DiagnosticOrder.patient_id == patient_id, DiagnosticOrder.reading_centre_institution_id == centre_id,
+        DiagnosticOrder.status.in_(tuple(statuses))).order_by(DiagnosticOrder.created_at.desc()).limit(limit)))
+
+
+# ------------------------------------------------------------------------------------- imaging
+
+
+def studies_of_order(db: Session, order_id: int) -> list[ImagingStudy]:
+    """The order's studies as received."""
+    return list(db.scalars(select(ImagingStudy).where(ImagingStudy.order_id == order_id)
+                           .order_by(ImagingStudy.received_at, ImagingStudy.id)))
+
+
+def instances_of_study(db: Session, study_id: int) -> list[ImagingInstance]:
+    return list(db.scalars(select(ImagingInstance).where(ImagingInstance.study_id == study_id)))
+
+
+def orthanc_study_of(db: Session, study_id: int) -> str | None:
+    """Orthanc's id of the study, once one of its instances was forwarded."""
+    return db.scalar(
+        select(OrthancForward.orthanc_study_id).join(ImagingInstance, ImagingInstance.id == OrthancForward.instance_id)
+        .where(ImagingInstance.study_id == study_id, OrthancForward.status == "sent").limit(1))
+
+
+def instances_to_forward(db: Session, max_attempts: int, limit: int) -> list[ImagingInstance]:
+    """Instances neither sent to Orthanc nor given up on (after `max_attempts`), oldest first."""
+    done = select(OrthancForward.instance_id).where(
+        (OrthancForward.status == "sent") | (OrthancForward.attempts >= max_attempts))
+    return list(db.scalars(select(ImagingInstance).where(ImagingInstance.id.not_in(done))
+                           .order_by(ImagingInstance.id).limit(limit)))
+
+
+def forward_mark(db: Session, instance_id: int) -> OrthancForward | None:
+    return db.scalar(select(OrthancForward).where(OrthancForward.instance_id == instance_id))
+
+
+# ------------------------------------------------------------------------------------- the shared record
+
+
+def orders_of_patient(db: Session, patient_id: int, limit: int) -> list[DiagnosticOrder]:
+    """The patient's orders, newest first."""
+    return list(db.scalars(select(DiagnosticOrder).where(DiagnosticOrder.patient_id == patient_id)
+                           .order_by(DiagnosticOrder.created_at.desc()).limit(limit)))
+
+
+def observations_of_patient(db: Session, patient_id: int, limit: int) -> list[tuple[LabObservation, DiagnosticOrder]]:
+    """(observation, its order) of the patient's lab results, newest first."""
+    o, obs = DiagnosticOrder, LabObservation
+    return [(ob, order) for ob, order in db.execute(
+        select(obs, o).join(o, o.id == obs.order_id).where(o.patient_id == patient_id)
+        .order_by(obs.created_at.desc()).limit(limit))]
+
+
+def signed_reports_of_patient(db: Session, patient_id: int, limit: int) -> list[tuple[DiagnosticReport, DiagnosticOrder]]:
+    """(report, its order) of the patient's signed reports, newest first."""
+    o, report = DiagnosticOrder, DiagnosticReport
+    return [(rp, order) for rp, order in db.execute(
+        select(report, o).join(o, o.id == report.order_id)
+        .where(o.patient_id == patient_id, report.status.in_(sorted(states.SIGNED)))
+        .order_by(report.created_at.desc()).limit(limit))]

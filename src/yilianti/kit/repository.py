@@ -7,7 +7,6 @@ knows how a list is cut into pages.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -44,11 +43,6 @@ def get_or_422(db: Session, model: type[M], ident: Any, field: str, message: str
     if row is None:
         raise InvalidInput(fields={field: message})
     return row
-
-
-def get_many(db: Session, model: type[M], idents: Sequence[Any]) -> list[M | None]:
-    """`get` for several keys, in their order (rows already in the session cost no query)."""
-    return [get(db, model, i) for i in idents]
 
 
 def count(db: Session, stmt: Select[Any]) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, false, func, select, union
 from sqlalchemy.orm import Session, selectinload
@@ -128,3 +129,30 @@ def care_of(db: Session, patient_id: int) -> list[tuple[CareRelationship, str]]:
                                           .join(Institution, Institution.id == CareRelationship.institution_id)
                                           .where(CareRelationship.patient_id == patient_id)
                                           .order_by(CareRelationship.started_at))]
+
+
+def identifier_pairs(db: Session, patient_id: int) -> list[tuple[str, str | None]]:
+    """(authority, value) of each of the person's identifiers."""
+    return [(a, v) for a, v in db.execute(select(PatientIdentifier.authority, PatientIdentifier.value)
+                                          .where(PatientIdentifier.patient_id == patient_id))]
+
+
+def holders_of(db: Session, value: str, authority: str | None = None, limit: int = 3) -> list[int]:
+    """Ids of persons holding an identifier with this value (of this authority, when given), at most `limit`."""
+    stmt = select(PatientIdentifier.patient_id).where(PatientIdentifier.value == value)
+    if authority:
+        stmt = stmt.where(PatientIdentifier.authority == authority)
+    return list(db.scalars(stmt.limit(limit)))
+
+
+def in_care_of(db: Session, patient_id: int, institution_id: int) -> bool:
+    """Whether the institution has an open care relationship (of any kind) with the person."""
+    return db.scalar(select(CareRelationship.id).where(
+        CareRelationship.patient_id == patient_id, CareRelationship.institution_id == institution_id,
+        CareRelationship.ended_at.is_(None)).limit(1)) is not None
+
+
+def in_care_of_any(db: Session, patient_id: int, institutions: Any) -> bool:
+    """Whether one of the institutions (ids, or a select of ids) has a care relationship with the person."""
+    return db.scalar(select(CareRelationship.id).where(
+        CareRelationship.patient_id == patient_id, CareRelationship.institution_id.in_(institutions)).limit(1)) is not None

@@ -16,20 +16,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from yilianti.alliance.repository import institution_names
 from yilianti.audit import repository as audit_repo
 from yilianti.audit import service as audit
+from yilianti.auth.repository import display_names
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.empi import repository as empi_repo
 from yilianti.exceptions import NotFound
-from yilianti.models.alliance import Institution
+from yilianti.kit import repository as kit
 from yilianti.models.audit import AuditEvent
-from yilianti.models.auth import User
 from yilianti.models.diagnostics import DiagnosticOrder, DiagnosticReport, LabObservation
-from yilianti.models.patient import CareRelationship, Patient
+from yilianti.models.patient import Patient
+from yilianti.patients import repository as patients_repo
 from yilianti.record import repository
 from yilianti.record.sources import SOURCES, Entry, order_institutions
 
@@ -50,7 +51,7 @@ class RecordView:
 def shared_record(db: Session, subject: Subject, patient_id: int, kinds: list[str] | None = None,
                   limit: int = 200) -> RecordView:
     access = policy.decide(db, subject, patient_id)
-    patient = db.get(Patient, patient_id)
+    patient = kit.get(db, Patient, patient_id)
     if access is None or patient is None:
         raise NotFound()
     wanted = wanted_kinds(kinds)
@@ -62,8 +63,7 @@ def shared_record(db: Session, subject: Subject, patient_id: int, kinds: list[st
     audit.record(db, subject, "read", "shared_record", patient_id, patient_id=patient_id, basis=basis,
                  detail=detail)
     ids = {e.source_institution_id for e in entries} | {i for e in entries for i in e.institutions}
-    names = {i: n for i, n in db.execute(select(Institution.id, Institution.name).where(Institution.id.in_(ids)))} \
-        if ids else {}
+    names = institution_names(db, ids)
     return RecordView(patient, access, entries, names, hidden, wanted)
 
 
@@ -124,8 +124,7 @@ def _may_see_access_log(db: Session, subject: Subject, patient_id: int) -> bool:
         return True
     if subject.has("auditor"):  # the patients cared for inside the auditor's scope
         scope = audit_repo.visible_scope(db, subject)
-        return scope is None or db.scalar(select(CareRelationship.id).where(
-            CareRelationship.patient_id == patient_id, CareRelationship.institution_id.in_(scope)).limit(1)) is not None
+        return scope is None or patients_repo.in_care_of_any(db, patient_id, scope)
     inst = subject.acting_institution_id
     if inst is None:
         return False
@@ -134,30 +133,20 @@ def _may_see_access_log(db: Session, subject: Subject, patient_id: int) -> bool:
         if access is not None and access.basis == "own":
             return True
     if subject.has("institution_admin"):
-        care = db.scalar(select(CareRelationship.id).where(
-            CareRelationship.patient_id == patient_id, CareRelationship.institution_id == inst,
-            CareRelationship.ended_at.is_(None)).limit(1))
-        return care is not None
+        return patients_repo.in_care_of(db, patient_id, inst)
     return False
 
 
 def access_log(db: Session, subject: Subject, patient_id: int, reads_only: bool = True,
                limit: int = 200, offset: int = 0) -> tuple[Patient, list[AccessLogRow]]:
     """Who looked at this patient's data: institution, user, time, basis (for care institutions and auditors)."""
-    patient = db.get(Patient, patient_id)
+    patient = kit.get(db, Patient, patient_id)
     if patient is None or not _may_see_access_log(db, subject, patient_id):
         raise NotFound()
     ids = empi_repo.merged_into(db, [patient_id])  # a merged person's history belongs to the survivor too
-    stmt = select(AuditEvent).where(AuditEvent.patient_id.in_(ids))
-    if reads_only:
-        stmt = stmt.where(AuditEvent.action.in_(READ_ACTIONS))
-    events = list(db.scalars(stmt.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit).offset(offset)))
-    inst_ids = {e.acting_institution_id for e in events if e.acting_institution_id}
-    names = {i: n for i, n in db.execute(select(Institution.id, Institution.name)
-                                         .where(Institution.id.in_(inst_ids)))} if inst_ids else {}
-    user_ids = {e.user_id for e in events if e.user_id}
-    users = {i: n for i, n in db.execute(select(User.id, User.display_name).where(User.id.in_(user_ids)))} \
-        if user_ids else {}
+    events = audit_repo.events_of_patients(db, ids, READ_ACTIONS if reads_only else None, limit, offset)
+    names = institution_names(db, {e.acting_institution_id for e in events})
+    users = display_names(db, {e.user_id for e in events})
     audit.record(db, subject, "read", "access_log", patient_id, patient_id=patient_id,
                  basis="auditor" if subject.audits_everything or subject.has("auditor") else "own",
                  detail={"events": len(events)})
@@ -192,7 +181,7 @@ class OrderDetail:
 
 def _record_access(db: Session, subject: Subject, patient_id: int) -> tuple[Patient, policy.PatientAccess, int]:
     access = policy.decide(db, subject, patient_id)
-    patient = db.get(Patient, patient_id)
+    patient = kit.get(db, Patient, patient_id)
     if access is None or patient is None or subject.acting_institution_id is None:
         raise NotFound()
     return patient, access, subject.acting_institution_id
@@ -212,8 +201,7 @@ def open_order(db: Session, subject: Subject, patient_id: int, order_id: int, *,
     audit.record(db, subject, "read", "diagnostic_order", order.id, patient_id=patient_id, basis=basis,
                  detail={"view": f"shared_record.{view}", "grant_id": access.grant_id})
     studies, ecgs = repository.media_of(db, order.id)
-    ids = {i for i in (order.ordering_institution_id, order.reading_centre_institution_id) if i}
-    names = {i: n for i, n in db.execute(select(Institution.id, Institution.name).where(Institution.id.in_(ids)))}
+    names = institution_names(db, (order.ordering_institution_id, order.reading_centre_institution_id))
     return OrderDetail(patient, order, repository.signed_report(db, order.id), repository.observations_of(db, order.id),
                        studies, ecgs, names, basis)
 
@@ -251,8 +239,7 @@ def lab_trend(db: Session, subject: Subject, patient_id: int, code: str) -> Tren
     audit.record(db, subject, "read", "lab_trend", code[:64], patient_id=patient_id, basis=basis,
                  detail={"code": code, "points": len(shown), "other_institutions": others})
     ids = {o.reading_centre_institution_id or o.ordering_institution_id for _ob, o in shown}
-    names = {i: n for i, n in db.execute(select(Institution.id, Institution.name).where(Institution.id.in_(ids)))} \
-        if ids else {}
+    names = institution_names(db, ids)
     points = [TrendPoint(ob.observed_at or ob.created_at, number(ob.value), ob.value or "", ob.units or "",
                          ob.reference_range or "", ob.abnormal_flags or "",
                          names.get(o.reading_centre_institution_id or o.ordering_institution_id, ""), o.id)

@@ -14,8 +14,7 @@ domain module:
 
     @source("consultation", "远程会诊")
     def consultations(db, patient_id, limit):
-        rows = db.scalars(select(Consultation).where(Consultation.patient_id == patient_id)
-                          .order_by(Consultation.created_at.desc()).limit(limit))
+        rows = repository.consultations_of_patient(db, patient_id, limit)  # the query: in your repository.py
         return [Entry("consultation", c.created_at, c.requesting_institution_id,
                       frozenset({c.requesting_institution_id, c.expert_institution_id}), c.question[:80],
                       status=c.status, ref=f"consultation:{c.id}", link=f"/consultations/{c.id}") for c in rows]
@@ -30,14 +29,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from yilianti.diagnostics.states import SIGNED
+from yilianti.diagnostics import repository as diagnostics_repo
 from yilianti.models import diagnostics as dx
-from yilianti.models.referral import Referral
-from yilianti.models.scheduling import Booking, ClinicSession, Schedule
-from yilianti.models.transfer import CriticalTransfer
+from yilianti.referral import repository as referral_repo
+from yilianti.scheduling import repository as scheduling_repo
+from yilianti.transfer import repository as transfer_repo
 
 
 @dataclass(frozen=True)
@@ -83,12 +81,7 @@ def ids_of(*values: int | None) -> frozenset[int]:
 
 @source("booking", "预约就诊")
 def bookings(db: Session, patient_id: int, limit: int) -> list[Entry]:
-    rows = db.execute(
-        select(Booking, ClinicSession.starts_at, Schedule.name, Schedule.institution_id)
-        .join(ClinicSession, ClinicSession.id == Booking.session_id)
-        .join(Schedule, Schedule.id == ClinicSession.schedule_id)
-        .where(Booking.patient_id == patient_id)
-        .order_by(ClinicSession.starts_at.desc()).limit(limit))
+    rows = scheduling_repo.bookings_of_patient(db, patient_id, limit)
     return [Entry("booking", starts_at, inst, ids_of(inst, bk.booked_by_institution_id), name,
                   detail=bk.number, status=bk.status, ref=f"booking:{bk.id}", link=f"/bookings/{bk.id}/slip")
             for bk, starts_at, name, inst in rows]
@@ -96,8 +89,7 @@ def bookings(db: Session, patient_id: int, limit: int) -> list[Entry]:
 
 @source("referral", "转诊")
 def referrals(db: Session, patient_id: int, limit: int) -> list[Entry]:
-    rows = db.scalars(select(Referral).where(Referral.patient_id == patient_id)
-                      .order_by(Referral.created_at.desc()).limit(limit))
+    rows = referral_repo.referrals_of_patient(db, patient_id, limit)
     out = []
     for r in rows:
         involved = ids_of(r.from_institution_id) if r.status == "draft" else ids_of(r.from_institution_id,
@@ -112,8 +104,7 @@ def referrals(db: Session, patient_id: int, limit: int) -> list[Entry]:
 
 @source("transfer", "重症转运")
 def transfers(db: Session, patient_id: int, limit: int) -> list[Entry]:
-    rows = db.scalars(select(CriticalTransfer).where(CriticalTransfer.patient_id == patient_id)
-                      .order_by(CriticalTransfer.created_at.desc()).limit(limit))
+    rows = transfer_repo.transfers_of_patient(db, patient_id, limit)
     return [Entry("transfer", t.created_at, t.origin_institution_id,
                   ids_of(t.origin_institution_id, t.destination_institution_id), t.diagnosis[:80],
                   detail=t.case_no, status=t.status, ref=f"transfer:{t.id}", link=f"/transfers/{t.id}",
@@ -135,8 +126,7 @@ def _hr(db: Session, orders: list[dx.DiagnosticOrder]) -> dict[int, str]:
 
 @source("diagnostic_order", "检查检验申请")
 def diagnostic_orders(db: Session, patient_id: int, limit: int) -> list[Entry]:
-    rows = list(db.scalars(select(dx.DiagnosticOrder).where(dx.DiagnosticOrder.patient_id == patient_id)
-                           .order_by(dx.DiagnosticOrder.created_at.desc()).limit(limit)))
+    rows = diagnostics_repo.orders_of_patient(db, patient_id, limit)
     hr = _hr(db, rows)
     return [Entry("diagnostic_order", o.ordered_at or o.created_at, o.ordering_institution_id,
                   ids_of(o.ordering_institution_id, o.reading_centre_institution_id, o.performing_institution_id),
@@ -146,9 +136,7 @@ def diagnostic_orders(db: Session, patient_id: int, limit: int) -> list[Entry]:
 
 @source("lab_result", "检验结果")
 def lab_results(db: Session, patient_id: int, limit: int) -> list[Entry]:
-    o, obs = dx.DiagnosticOrder, dx.LabObservation
-    rows = list(db.execute(select(obs, o).join(o, o.id == obs.order_id).where(o.patient_id == patient_id)
-                           .order_by(obs.created_at.desc()).limit(limit)))
+    rows = diagnostics_repo.observations_of_patient(db, patient_id, limit)
     hr = _hr(db, list({order.id: order for _, order in rows}.values()))
     out = []
     for ob, order in rows:
@@ -166,10 +154,7 @@ def lab_results(db: Session, patient_id: int, limit: int) -> list[Entry]:
 @source("report", "检查报告")
 def reports(db: Session, patient_id: int, limit: int) -> list[Entry]:
     """Signed reports only: a trainee's preliminary report waits for its second signature first."""
-    o, report = dx.DiagnosticOrder, dx.DiagnosticReport
-    rows = list(db.execute(select(report, o).join(o, o.id == report.order_id)
-                           .where(o.patient_id == patient_id, report.status.in_(sorted(SIGNED)))
-                           .order_by(report.created_at.desc()).limit(limit)))
+    rows = diagnostics_repo.signed_reports_of_patient(db, patient_id, limit)
     hr = _hr(db, list({order.id: order for _, order in rows}.values()))
     out = []
     for rp, order in rows:

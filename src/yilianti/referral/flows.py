@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import Conflict, InvalidInput, NotFound
+from yilianti.kit import repository as kit
 from yilianti.models.referral import Referral
 from yilianti.models.scheduling import ClinicSession, Schedule, Ward
 from yilianti.referral import service
@@ -38,8 +39,8 @@ def book_slot(db: Session, subject: Subject, referral_id: int, session_id: int, 
 
     `pool` None: the reserve released to the origin when it may use it, else the public pool."""
     ref, _ = service.lock_for_move(db, subject, referral_id, Status.scheduled, expected_status=expected_status)
-    session = db.get(ClinicSession, session_id)
-    schedule = db.get(Schedule, session.schedule_id) if session is not None else None
+    session = kit.get(db, ClinicSession, session_id)
+    schedule = kit.get(db, Schedule, session.schedule_id) if session is not None else None
     if session is None or schedule is None:
         raise InvalidInput(fields={"session_id": "出诊时段不存在"})
     if schedule.institution_id != ref.to_institution_id:
@@ -61,7 +62,7 @@ def reserve_bed(db: Session, subject: Subject, referral_id: int, ward_id: int, *
                 expected_status: str | None = None) -> Referral:
     """Reserve a bed in a ward of the receiving institution and move the referral to scheduled."""
     ref, _ = service.lock_for_move(db, subject, referral_id, Status.scheduled, expected_status=expected_status)
-    ward = db.get(Ward, ward_id)
+    ward = kit.get(db, Ward, ward_id)
     if ward is None or not ward.active:
         raise InvalidInput(fields={"ward_id": "病区不存在"})
     if ward.institution_id != ref.to_institution_id:

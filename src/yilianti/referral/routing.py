@@ -17,17 +17,15 @@ other alliances never count. Read-only: booking is in `flows.py`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from yilianti.alliance.repository import current_on
 from yilianti.config import get_settings
 from yilianti.kit import clock
-from yilianti.models.alliance import Alliance, Department, Institution, MemberRole, Membership
+from yilianti.kit import repository as kit
+from yilianti.models.alliance import Department, Institution, MemberRole
 from yilianti.models.patient import Patient
-from yilianti.models.scheduling import ClinicSession, Pool, Schedule, SessionStatus, Slot, Ward
+from yilianti.referral import repository
 from yilianti.referral.schemas import SessionOptionOut
 
 
@@ -51,36 +49,14 @@ class Candidate:
     wards: list[WardOption] = field(default_factory=list)
 
 
-def _current() -> ColumnElement[bool]:
-    return current_on(clock.today_local())
-
-
 def origin_alliances(db: Session, origin_id: int) -> tuple[list[int], list[int]]:
     """(alliances the origin is in, those whose reserve the origin may use)."""
-    origin = db.get(Institution, origin_id)
-    rows = db.execute(select(Membership.alliance_id, Membership.role, Alliance.reserve_for)
-                      .join(Alliance, Alliance.id == Membership.alliance_id)
-                      .where(Membership.institution_id == origin_id, _current(), Alliance.active.is_(True))).all()
+    origin = kit.get(db, Institution, origin_id)
+    rows = repository.current_alliance_roles(db, origin_id)
     grassroots = bool(origin and origin.is_grassroots)
     all_ids = sorted({r[0] for r in rows})
     reserve_ids = sorted({r[0] for r in rows if r[1] != MemberRole.lead and (r[2] == "members" or grassroots)})
     return all_ids, reserve_ids
-
-
-def _like(spec: str) -> str:
-    return "%" + spec.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def _matches_schedule(spec: str) -> ColumnElement[bool]:
-    pat = _like(spec)
-    return or_(Schedule.specialty.like(pat, escape="\\"), Schedule.name.like(pat, escape="\\"),
-               Department.name.like(pat, escape="\\"), Department.specialty.like(pat, escape="\\"))
-
-
-def _matches_ward(spec: str) -> ColumnElement[bool]:
-    pat = _like(spec)
-    return or_(Ward.name.like(pat, escape="\\"), Department.name.like(pat, escape="\\"),
-               Department.specialty.like(pat, escape="\\"))
 
 
 def session_options(db: Session, origin_id: int, institution_ids: list[int], specialty: str | None,
@@ -94,27 +70,11 @@ def session_options(db: Session, origin_id: int, institution_ids: list[int], spe
         reserve_alliances = origin_alliances(db, origin_id)[1]
     now = clock.now()
     start = clock.today_local()
-    usable_reserve = and_(Slot.pool == Pool.reserved, ClinicSession.reserve_alliance_id.in_(reserve_alliances or [-1]),
-                          ClinicSession.reserve_released_at.is_(None), Schedule.institution_id != origin_id)
-    free_reserved = func.sum(func.cast(and_(Slot.booked.is_(False), usable_reserve), type_=Slot.seq.type))
-    free_public = func.sum(func.cast(and_(Slot.booked.is_(False), Slot.pool == Pool.public), type_=Slot.seq.type))
-    stmt = (select(ClinicSession.id, Schedule.institution_id, Schedule.name, Department.name, Schedule.specialty,
-                   ClinicSession.starts_at, ClinicSession.ends_at, free_reserved, free_public)
-            .join(Schedule, Schedule.id == ClinicSession.schedule_id)
-            .outerjoin(Department, Department.id == Schedule.department_id)
-            .join(Slot, Slot.session_id == ClinicSession.id)
-            .where(Schedule.institution_id.in_(institution_ids), Schedule.active.is_(True),
-                   ClinicSession.status == SessionStatus.open, ClinicSession.starts_at > now,
-                   ClinicSession.day >= start, ClinicSession.day < start + timedelta(days=days))
-            .group_by(ClinicSession.id, Schedule.institution_id, Schedule.name, Department.name, Schedule.specialty,
-                      ClinicSession.starts_at, ClinicSession.ends_at)
-            .order_by(ClinicSession.starts_at, ClinicSession.id))
-    if specialty:
-        stmt = stmt.where(_matches_schedule(specialty))
     return [SessionOptionOut(session_id=r[0], institution_id=r[1], schedule_name=r[2], department=r[3],
                              specialty=r[4], starts_at=r[5], ends_at=r[6], free_reserved=int(r[7] or 0),
                              free_public=int(r[8] or 0))
-            for r in db.execute(stmt)]
+            for r in repository.session_option_rows(db, origin_id, institution_ids, specialty, start, days, now,
+                                                    reserve_alliances)]
 
 
 def ward_options(db: Session, origin_id: int, institution_ids: list[int], specialty: str | None,
@@ -123,12 +83,8 @@ def ward_options(db: Session, origin_id: int, institution_ids: list[int], specia
         return []
     if reserve_alliances is None:
         reserve_alliances = origin_alliances(db, origin_id)[1]
-    stmt = (select(Ward, Department.name).outerjoin(Department, Department.id == Ward.department_id)
-            .where(Ward.institution_id.in_(institution_ids), Ward.active.is_(True)).order_by(Ward.name, Ward.id))
-    if specialty:
-        stmt = stmt.where(_matches_ward(specialty))
     out = []
-    for ward, dept in db.execute(stmt):
+    for ward, dept in repository.wards_at(db, institution_ids, specialty):
         empty = ward.beds_total - ward.occupied - ward.reserved_held - ward.public_held
         usable = (ward.reserve_alliance_id in reserve_alliances and ward.institution_id != origin_id)
         free_reserved = max(0, min(ward.reserved_beds - ward.reserved_held, empty)) if usable else 0
@@ -143,9 +99,7 @@ def candidates(db: Session, origin_id: int, specialty: str | None, direction: st
     all_alliances, reserve_alliances = origin_alliances(db, origin_id)
     if not all_alliances:
         return []
-    member_ids = select(Membership.institution_id).where(Membership.alliance_id.in_(all_alliances), _current())
-    insts = list(db.scalars(select(Institution).where(Institution.id.in_(member_ids), Institution.id != origin_id,
-                                                      Institution.active.is_(True))))
+    insts = repository.partner_candidates(db, all_alliances, origin_id)
     by_id = {i.id: Candidate(i) for i in insts}
     ids = list(by_id)
     for s in session_options(db, origin_id, ids, specialty, days, reserve_alliances):
@@ -158,14 +112,11 @@ def candidates(db: Session, origin_id: int, specialty: str | None, direction: st
         c.free_reserved_beds += w.free_reserved
     if specialty:
         # institutions with the specialty: a matching department, session or ward
-        pat = _like(specialty)
-        with_dept = set(db.scalars(select(Department.institution_id).where(
-            Department.institution_id.in_(ids), Department.active.is_(True),
-            or_(Department.name.like(pat, escape="\\"), Department.specialty.like(pat, escape="\\")))))
+        with_dept = repository.with_department_of(db, ids, specialty)
         keep = [c for c in by_id.values() if c.sessions or c.wards or c.institution.id in with_dept]
     else:
         keep = list(by_id.values())
-    origin = db.get(Institution, origin_id)
+    origin = kit.get(db, Institution, origin_id)
     origin_level = (origin.level if origin else None) or 0
     for c in keep:
         if patient is not None and patient.county and c.institution.county == patient.county:
@@ -190,5 +141,5 @@ def referral_specialty(db: Session, to_department_id: int | None) -> str | None:
     """The requested specialty of a referral: its target department's specialty, else its name."""
     if to_department_id is None:
         return None
-    dept = db.get(Department, to_department_id)
+    dept = kit.get(db, Department, to_department_id)
     return (dept.specialty or dept.name) if dept is not None else None

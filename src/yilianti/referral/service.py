@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
+from yilianti.attachments import repository as attachments_repo
 from yilianti.attachments import service as attachments
 from yilianti.audit import service as audit
 from yilianti.authz import policy
@@ -23,22 +24,23 @@ from yilianti.authz.subject import Subject
 from yilianti.chronic import service as chronic
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
+from yilianti.kit import repository as kit
 from yilianti.kit.listing import ListParams
 from yilianti.kit.repository import Page, page
 from yilianti.kit.sqlcompile import as_text
 from yilianti.kit.workflow import Step, Workflow, move_detail
 from yilianti.models.alliance import Department, Institution
 from yilianti.models.attachment import Attachment
-from yilianti.models.outbox import OutboxMessage
 from yilianti.models.patient import GrantKind, Patient
 from yilianti.models.referral import FollowUpTask, Referral, ReferralHistory
 from yilianti.models.scheduling import BedReservation, Booking, ClinicSession
 from yilianti.models.workforce import Practitioner
 from yilianti.notifications.service import enqueue_notice, notify, payload
-from yilianti.referral import states
+from yilianti.referral import repository, states
 from yilianti.referral.schemas import ReferralIn
 from yilianti.referral.states import FINAL, REJECT_LABELS, STATUS_LABELS, RejectCode, Side, Status
 from yilianti.scheduling.rules import share_alliance
+from yilianti.worker import repository as outbox
 
 ACTING_ROLES = ("doctor", "nurse", "coordinator")
 STATE_CONFLICT = states.STATE_CONFLICT
@@ -58,7 +60,7 @@ def _side(subject: Subject, ref: Referral) -> Side:
 
 def get(db: Session, subject: Subject, referral_id: int) -> tuple[Referral, Side]:
     """The referral and the side the subject acts for; 404 when the subject is on neither side."""
-    ref = db.get(Referral, referral_id)
+    ref = kit.get(db, Referral, referral_id)
     if ref is None or not subject.is_clinical:
         raise NotFound()
     return ref, _side(subject, ref)
@@ -66,8 +68,7 @@ def get(db: Session, subject: Subject, referral_id: int) -> tuple[Referral, Side
 
 def history(db: Session, subject: Subject, referral_id: int) -> list[ReferralHistory]:
     get(db, subject, referral_id)
-    return list(db.scalars(select(ReferralHistory).where(ReferralHistory.referral_id == referral_id)
-                           .order_by(ReferralHistory.at, ReferralHistory.id)))
+    return repository.history(db, referral_id)
 
 
 # ------------------------------------------------------------------------------------- the one transition
@@ -136,7 +137,7 @@ def _require_actor(subject: Subject) -> int:
 
 def _check_target(db: Session, own: int, to_institution_id: int, fields: dict[str, str],
                   name: str = "to_institution_id") -> None:
-    if db.get(Institution, to_institution_id) is None:
+    if kit.get(db, Institution, to_institution_id) is None:
         fields[name] = "目标机构不存在"
     elif to_institution_id == own:
         fields[name] = "不能转诊到本机构"
@@ -150,15 +151,15 @@ def create_draft(db: Session, subject: Subject, data: ReferralIn) -> Referral:
     fields: dict[str, str] = {}
     _check_target(db, own, data.to_institution_id, fields)
     if data.to_department_id is not None:
-        dept = db.get(Department, data.to_department_id)
+        dept = kit.get(db, Department, data.to_department_id)
         if dept is None or dept.institution_id != data.to_institution_id:
             fields["to_department_id"] = "科室不属于目标机构"
-    if data.to_practitioner_id is not None and db.get(Practitioner, data.to_practitioner_id) is None:
+    if data.to_practitioner_id is not None and kit.get(db, Practitioner, data.to_practitioner_id) is None:
         fields["to_practitioner_id"] = "医师不存在"
     if data.follow_up_plan is not None and data.follow_up_plan.items and data.direction != "down":
         fields["follow_up_plan"] = "只有下转单可以填写随访计划"
     if data.linked_referral_id is not None:
-        linked = db.get(Referral, data.linked_referral_id)
+        linked = kit.get(db, Referral, data.linked_referral_id)
         if (linked is None or linked.patient_id != data.patient_id
                 or own not in (linked.from_institution_id, linked.to_institution_id)):
             fields["linked_referral_id"] = "关联的转诊单不存在或不属于该患者"
@@ -287,13 +288,13 @@ def schedule(db: Session, subject: Subject, referral_id: int, *, booking_id: int
     booking: Booking | None = None
     bed: BedReservation | None = None
     if booking_id is not None:
-        booking = db.get(Booking, booking_id)
+        booking = kit.get(db, Booking, booking_id)
         if booking is None or booking.patient_id != ref.patient_id or booking.status != "booked":
             raise InvalidInput(fields={"booking_id": "预约不存在、已取消或不属于该患者"})
-        session = db.get(ClinicSession, booking.session_id)
+        session = kit.get(db, ClinicSession, booking.session_id)
         due = session.ends_at + timedelta(hours=2) if session is not None else None
     else:
-        bed = db.get(BedReservation, bed_reservation_id)
+        bed = kit.get(db, BedReservation, bed_reservation_id)
         if bed is None or bed.patient_id != ref.patient_id or bed.status != "held":
             raise InvalidInput(fields={"bed_reservation_id": "床位预留不存在、已失效或不属于该患者"})
         due = bed.expires_at
@@ -419,7 +420,7 @@ def attach(db: Session, subject: Subject, referral_id: int, filename: str | None
 
 def attachments_of(db: Session, subject: Subject, referral_id: int) -> list[Attachment]:
     get(db, subject, referral_id)
-    return attachments.list_for(db, OWNER, referral_id)
+    return attachments_repo.attachments_of(db, OWNER, referral_id)
 
 
 def open_attachment(db: Session, subject: Subject, referral_id: int, attachment_id: int) -> attachments.Download:
@@ -448,31 +449,8 @@ class WorklistFilter:
 
 
 def _worklist_query(subject: Subject, f: WorklistFilter, now: datetime) -> Select[Any]:
-    inst = subject.acting_institution_id
-    column = Referral.from_institution_id if f.side == Side.sender else Referral.to_institution_id
-    q = select(Referral).where(column == inst)
-    if f.side == Side.receiver:
-        q = q.where(Referral.status != Status.draft)  # drafts are the sender's own
-    by_bucket = {
-        "to_triage": Referral.status.in_((Status.submitted, Status.received)),
-        # an accepted down-referral needs no slot: the grassroots site waits for the patient (or visits)
-        "awaiting_booking": and_(Referral.status == Status.accepted, Referral.direction != "down"),
-        "awaiting_arrival": or_(Referral.status == Status.scheduled,
-                                and_(Referral.status == Status.accepted, Referral.direction == "down")),
-        "awaiting_outcome": Referral.status == Status.arrived,
-        "overdue": and_(Referral.due_at < now, Referral.status.not_in(tuple(FINAL))),
-        "closed": Referral.status.in_(tuple(FINAL)),
-        "drafts": Referral.status == Status.draft,
-    }
-    if f.bucket in by_bucket:
-        q = q.where(by_bucket[f.bucket])
-    if f.direction:
-        q = q.where(Referral.direction == f.direction)
-    if f.priority:
-        q = q.where(Referral.priority == f.priority)
-    if f.patient_id is not None:
-        q = q.where(Referral.patient_id == f.patient_id)
-    return q
+    return repository.worklist_statement(subject.acting_institution_id, f.side == Side.sender, f.bucket, now,
+                                         direction=f.direction, priority=f.priority, patient_id=f.patient_id)
 
 
 def worklist(db: Session, subject: Subject, f: WorklistFilter, limit: int = 200) -> list[Referral]:
@@ -480,9 +458,7 @@ def worklist(db: Session, subject: Subject, f: WorklistFilter, limit: int = 200)
         return []
     if f.bucket not in BUCKETS:
         raise InvalidInput(fields={"bucket": "取值不在允许范围内"})
-    q = _worklist_query(subject, f, clock.now())
-    order = (Referral.due_at.asc(), Referral.id.asc()) if f.bucket != "closed" else (Referral.updated_at.desc(),)
-    return list(db.scalars(q.order_by(*order).limit(limit)))
+    return repository.worklist_rows(db, _worklist_query(subject, f, clock.now()), f.bucket == "closed", limit)
 
 
 def worklist_statement(subject: Subject, f: WorklistFilter, lp: ListParams) -> Select[Any]:
@@ -506,21 +482,18 @@ def worklist_counts(db: Session, subject: Subject, side: Side) -> dict[str, int]
     if not subject.is_clinical:
         return dict.fromkeys(BUCKETS, 0)
     now = clock.now()
-    return {bucket: db.scalar(select(func.count()).select_from(
-        _worklist_query(subject, WorklistFilter(side, bucket), now).subquery())) or 0 for bucket in BUCKETS}
+    return {bucket: repository.count_rows(db, _worklist_query(subject, WorklistFilter(side, bucket), now))
+            for bucket in BUCKETS}
 
 
 def follow_up_tasks(db: Session, subject: Subject, status: str | None = "open") -> list[FollowUpTask]:
     if not subject.is_clinical:
         return []
-    q = select(FollowUpTask).where(FollowUpTask.institution_id == subject.acting_institution_id)
-    if status:
-        q = q.where(FollowUpTask.status == status)
-    return list(db.scalars(q.order_by(FollowUpTask.due_on, FollowUpTask.id)))
+    return repository.follow_up_tasks_at(db, subject.acting_institution_id, status)
 
 
 def complete_task(db: Session, subject: Subject, task_id: int) -> FollowUpTask:
-    task = db.get(FollowUpTask, task_id)
+    task = kit.get(db, FollowUpTask, task_id)
     if task is None or not subject.is_clinical or task.institution_id != subject.acting_institution_id:
         raise NotFound()
     if not subject.has(*ACTING_ROLES):
@@ -538,14 +511,12 @@ def complete_task(db: Session, subject: Subject, task_id: int) -> FollowUpTask:
 def sweep_overdue(db: Session, now: datetime | None = None) -> int:
     """Alert both sides once per overdue step (the outbox dedupe key names the step)."""
     now = now or clock.now()
-    refs = db.scalars(select(Referral).where(Referral.due_at < now, Referral.status.not_in(tuple(FINAL)),
-                                             Referral.status != Status.draft)
-                      .order_by(Referral.due_at).limit(1000)).all()
+    refs = repository.overdue_referrals(db, now)
     alerted = 0
     for ref in refs:
         assert ref.due_at is not None
         step = f"referral-overdue:{ref.id}:{ref.status}:{int(ref.due_at.timestamp())}"
-        if db.scalar(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == f"{step}:from")) is not None:
+        if outbox.queued(db, f"{step}:from"):
             continue
         for suffix, inst in (("from", ref.from_institution_id), ("to", ref.to_institution_id)):
             notify(db, title=f"referral.overdue.{ref.status}", body="referral.overdue.body",

@@ -168,10 +168,6 @@ def slots_by_id(db: Session, ids: list[int]) -> dict[int, Slot]:
     return {s.id: s for s in db.scalars(select(Slot).where(Slot.id.in_(ids)))}
 
 
-def booking_count(db: Session) -> int:
-    return int(db.scalar(select(func.count()).select_from(Booking)) or 0)
-
-
 def requests_with_names(db: Session, rows: list[tuple[BookingRequest, object]]) -> dict[int, str]:
     ids: set[int | None] = set()
     for req, _ in rows:
@@ -184,15 +180,6 @@ def schedule_names(db: Session, ids: set[int | None]) -> dict[int, str]:
     if not wanted:
         return {}
     return {i: n for i, n in db.execute(select(Schedule.id, Schedule.name).where(Schedule.id.in_(wanted)))}
-
-
-def reservation_counts(db: Session, ward_ids: list[int]) -> dict[int, int]:
-    if not ward_ids:
-        return {}
-    return {w: int(n) for w, n in db.execute(
-        select(BedReservation.ward_id, func.count()).where(BedReservation.ward_id.in_(ward_ids),
-                                                           BedReservation.status == "held")
-        .group_by(BedReservation.ward_id))}
 
 
 def wards_of(db: Session, institution_id: int) -> list[Ward]:
@@ -547,3 +534,13 @@ def taken_per_session(db: Session, alliance_id: int, start: date, end: date, *,
                Booking.status.in_(("booked", "arrived", "no_show")),
                ClinicSession.day >= start, ClinicSession.day <= end)
         .group_by(Booking.session_id))}
+
+
+def bookings_of_patient(db: Session, patient_id: int, limit: int) -> list[tuple[Booking, datetime, str, int]]:
+    """(booking, session start, schedule name, site) of the patient's bookings, latest session first."""
+    return [(b, s, n, i) for b, s, n, i in db.execute(
+        select(Booking, ClinicSession.starts_at, Schedule.name, Schedule.institution_id)
+        .join(ClinicSession, ClinicSession.id == Booking.session_id)
+        .join(Schedule, Schedule.id == ClinicSession.schedule_id)
+        .where(Booking.patient_id == patient_id)
+        .order_by(ClinicSession.starts_at.desc()).limit(limit))]

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
+from yilianti.alliance.repository import institution_names
 from yilianti.auth.deps import DB, Clinical
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import AppError, Conflict, InvalidInput, parse_input
@@ -21,7 +22,7 @@ from yilianti.kit.schemas import Id
 from yilianti.models.patient import Patient
 from yilianti.patients import service as patients
 from yilianti.scheduling import repository as beds
-from yilianti.transfer import service
+from yilianti.transfer import repository, service
 from yilianti.transfer.schemas import (
     VITAL_RANGES,
     AcceptIn,
@@ -57,8 +58,8 @@ def transfer_list(request: Request, db: DB, subject: Clinical, direction: str = 
     lp = ListParams.of(request.query_params, keep=("direction", "open"))
     pg = service.list_page(db, subject, lp, direction=direction, include_closed=open != "1")
     rows = pg.items
-    inst = service.names(db, {r.origin_institution_id for r in rows} | {r.destination_institution_id for r in rows})
-    pats = service.patient_names(db, {r.patient_id for r in rows})
+    inst = institution_names(db, {r.origin_institution_id for r in rows} | {r.destination_institution_id for r in rows})
+    pats = repository.patient_names(db, {r.patient_id for r in rows})
     if lp.export:
         head = ("病例号", "患者", "申请医院", "接收医院", "网络", "状态", "申请时间")
         body = [(r.case_no, pats.get(r.patient_id, ""), inst.get(r.origin_institution_id, ""),
@@ -108,7 +109,7 @@ async def transfer_create(request: Request, db: DB, subject: Clinical) -> Respon
 def _detail_ctx(db: Session, subject: Subject, transfer_id: Id) -> dict[str, Any]:
     v = service.view(db, subject, transfer_id)
     t = v["transfer"]
-    v["inst"] = service.names(db, {t.origin_institution_id, t.destination_institution_id})
+    v["inst"] = institution_names(db, {t.origin_institution_id, t.destination_institution_id})
     v["patient"] = kit.get(db, Patient, t.patient_id)
     v["labels"] = service.MILESTONE_LABELS
     v["indicator_labels"] = service.INDICATOR_LABELS

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,12 +26,13 @@ from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
+from yilianti.kit import repository as kit
 from yilianti.kit.i18n import code_table
 from yilianti.kit.listing import ListParams, export_rows
 from yilianti.kit.repository import Page, page
 from yilianti.kit.workflow import Workflow
 from yilianti.models.alliance import Institution
-from yilianti.models.patient import GrantKind, Patient
+from yilianti.models.patient import GrantKind
 from yilianti.models.referral import Referral
 from yilianti.models.scheduling import BedReservation, Ward
 from yilianti.models.transfer import CriticalTransfer, TransferMilestone
@@ -80,10 +80,7 @@ def _side(subject: Subject, t: CriticalTransfer) -> Side | None:
 
 def get(db: Session, subject: Subject, transfer_id: int, *, for_update: bool = False) -> CriticalTransfer:
     """The transfer, for staff of either side; 404 for everyone else (existence does not leak)."""
-    stmt = select(CriticalTransfer).where(CriticalTransfer.id == transfer_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    t = db.scalar(stmt)
+    t = repository.transfer(db, transfer_id, for_update=for_update)
     if t is None or not subject.is_clinical or _side(subject, t) is None:
         raise NotFound()
     return t
@@ -117,7 +114,7 @@ def _notify(db: Session, t: CriticalTransfer, institution_id: int, title: str) -
 
 def _next_case_no(db: Session) -> str:
     prefix = f"ZY{clock.today_local():%Y%m%d}-"
-    last = db.scalar(select(func.max(CriticalTransfer.case_no)).where(CriticalTransfer.case_no.like(prefix + "%")))
+    last = repository.last_case_no(db, prefix)
     seq = int(last.rsplit("-", 1)[1]) + 1 if last else 1
     return f"{prefix}{seq:04d}"
 
@@ -131,11 +128,11 @@ def request(db: Session, subject: Subject, data: TransferIn) -> CriticalTransfer
         policy.require_patient(db, subject, data.patient_id, action="transfer_request")
     except NotFound:
         raise InvalidInput(fields={"patient_id": "未找到该患者，或本院无权查看"}) from None
-    dest = db.get(Institution, data.destination_institution_id)
+    dest = kit.get(db, Institution, data.destination_institution_id)
     if dest is None or dest.id == origin or not share_alliance(db, origin, dest.id):
         raise InvalidInput(fields={"destination_institution_id": "请选择与本院同属一个医联体的接收医院"})
     if data.referral_id is not None:
-        ref = db.get(Referral, data.referral_id)
+        ref = kit.get(db, Referral, data.referral_id)
         if ref is None or ref.patient_id != data.patient_id or origin not in (ref.from_institution_id,
                                                                                ref.to_institution_id):
             raise InvalidInput(fields={"referral_id": "关联的转诊单不存在或不属于该患者"})
@@ -174,22 +171,22 @@ def accept(db: Session, subject: Subject, transfer_id: int, data: AcceptIn) -> C
     physician = (data.accepting_physician or "").strip() or None
     prac_id = data.accepting_practitioner_id
     if prac_id is not None:
-        prac = db.get(Practitioner, prac_id)
+        prac = kit.get(db, Practitioner, prac_id)
         if prac is None or prac.home_institution_id != t.destination_institution_id:
             fields["accepting_practitioner_id"] = "请选择本院的医生"
         else:
             physician = physician or prac.name
     elif physician is None:  # the accepting user themself
         prac_id = subject.practitioner_id
-        own = db.get(Practitioner, prac_id) if prac_id is not None else None
+        own = kit.get(db, Practitioner, prac_id) if prac_id is not None else None
         physician = own.name if own is not None else subject.display_name
     if data.ward_id is not None:
-        ward = db.get(Ward, data.ward_id)
+        ward = kit.get(db, Ward, data.ward_id)
         if ward is None or ward.institution_id != t.destination_institution_id:
             fields["ward_id"] = "请选择本院的病区"
     if data.bed_reservation_id is not None:
-        res = db.get(BedReservation, data.bed_reservation_id)
-        ward_of = db.get(Ward, res.ward_id) if res is not None else None
+        res = kit.get(db, BedReservation, data.bed_reservation_id)
+        ward_of = kit.get(db, Ward, res.ward_id) if res is not None else None
         if res is None or ward_of is None or ward_of.institution_id != t.destination_institution_id \
                 or res.patient_id != t.patient_id or res.status != "held":
             fields["bed_reservation_id"] = "床位预留不存在、已失效或不属于该患者"
@@ -228,9 +225,7 @@ def dispatch(db: Session, subject: Subject, transfer_id: int, data: DispatchIn) 
 
 
 def milestones(db: Session, transfer_id: int) -> list[TransferMilestone]:
-    order = case({k: i for i, k in enumerate(MAIN_CHAIN + NETWORK_KINDS)}, value=TransferMilestone.kind)
-    return list(db.scalars(select(TransferMilestone).where(TransferMilestone.transfer_id == transfer_id)
-                           .order_by(TransferMilestone.at, order, TransferMilestone.id)))
+    return repository.milestones(db, transfer_id, MAIN_CHAIN + NETWORK_KINDS)
 
 
 def next_main(recorded: dict[str, TransferMilestone]) -> str | None:
@@ -334,7 +329,7 @@ def list_for(db: Session, subject: Subject, *, direction: str = "all", include_c
         return []
     stmt = repository.transfers_statement(subject.acting_institution_id, direction=direction,
                                           open_statuses=None if include_closed else OPEN, final=FINAL)
-    return list(db.scalars(stmt.limit(limit)))
+    return repository.rows(db, stmt, limit)
 
 
 def list_page(db: Session, subject: Subject, lp: ListParams, *, direction: str = "all",
@@ -355,20 +350,9 @@ def destinations(db: Session, subject: Subject) -> list[Institution]:
     inst = subject.acting_institution_id
     if inst is None:
         return []
-    rows = db.scalars(select(Institution).where(Institution.id != inst).order_by(Institution.name))
-    return [i for i in rows if share_alliance(db, inst, i.id)]
+    return [i for i in repository.other_institutions(db, inst) if share_alliance(db, inst, i.id)]
 
 
-def names(db: Session, ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    return {i: n for i, n in db.execute(select(Institution.id, Institution.name).where(Institution.id.in_(ids)))}
-
-
-def patient_names(db: Session, ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    return {i: n for i, n in db.execute(select(Patient.id, Patient.name).where(Patient.id.in_(ids)))}
 
 
 # ------------------------------------------------------------------------------------------ metrics

@@ -25,7 +25,7 @@ from yilianti.diagnostics.reading import critical
 from yilianti.diagnostics.reading import service as reading
 from yilianti.empi import service as empi
 from yilianti.kit import clock
-from yilianti.notifications import service as notifications
+from yilianti.notifications import repository as notifications
 from yilianti.referral import service as referral
 from yilianti.referral.states import Side as ReferralSide
 from yilianti.scheduling import booking, waitlist

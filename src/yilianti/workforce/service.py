@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import ColumnElement, and_, exists, func, or_
+from sqlalchemy.orm import Session
 
 from yilianti.admin import scope
 from yilianti.audit import service as audit
@@ -26,6 +26,7 @@ from yilianti.kit import clock
 from yilianti.kit import repository as kit
 from yilianti.models.alliance import Department, Institution
 from yilianti.models.workforce import PracticeSite, Practitioner
+from yilianti.workforce import repository
 from yilianti.workforce.schemas import PERIODS, WEEKDAYS, PractitionerIn, SiteIn, parse
 
 EDITABLE = ("name", "sex", "title", "specialty", "licence_no", "licence_date", "is_department_head", "is_trainee",
@@ -58,15 +59,6 @@ def _site_current_or_future(on: date) -> ColumnElement[bool]:
     return or_(PracticeSite.ends_on.is_(None), PracticeSite.ends_on >= on)
 
 
-def _loaded() -> list[Any]:
-    return [
-        selectinload(Practitioner.home_institution),
-        selectinload(Practitioner.department),
-        selectinload(Practitioner.sites).selectinload(PracticeSite.institution),
-        selectinload(Practitioner.sites).selectinload(PracticeSite.department),
-    ]
-
-
 def _where(f: Filters, today: date) -> list[ColumnElement[bool]]:
     conds: list[ColumnElement[bool]] = []
     if not f.include_inactive:
@@ -95,13 +87,11 @@ def _where(f: Filters, today: date) -> list[ColumnElement[bool]]:
 def search(db: Session, f: Filters, page: int = 1, per_page: int = 20) -> Page:
     today = clock.today_local()
     conds = _where(f, today)
-    return kit.page(db, select(Practitioner).where(*conds).options(*_loaded())
-                    .order_by(Practitioner.name, Practitioner.id), page, per_page)
+    return kit.page(db, repository.directory_statement(*conds), page, per_page)
 
 
 def get(db: Session, practitioner_id: int) -> Practitioner:
-    p = db.scalar(select(Practitioner).where(Practitioner.id == practitioner_id).options(*_loaded())
-                  .execution_options(populate_existing=True))
+    p = repository.practitioner_loaded(db, practitioner_id)
     if p is None:
         raise NotFound()
     return p
@@ -122,11 +112,7 @@ def sessions_of(db: Session, practitioner_id: int, on: date | None = None) -> li
     """Practice sites in force on `on` (or, without a date, from today on), weekly order."""
     today = clock.today_local()
     cond = _site_in_force(on) if on else _site_current_or_future(today)
-    rows = db.scalars(
-        select(PracticeSite).where(PracticeSite.practitioner_id == practitioner_id, cond)
-        .options(selectinload(PracticeSite.institution), selectinload(PracticeSite.department))
-    ).all()
-    return sorted(rows, key=_site_order)
+    return sorted(repository.sites_of(db, practitioner_id, cond), key=_site_order)
 
 
 def practising_at(db: Session, institution_id: int, on: date | None = None) -> list[Practitioner]:
@@ -135,12 +121,7 @@ def practising_at(db: Session, institution_id: int, on: date | None = None) -> l
     on = on or clock.today_local()
     visiting = exists().where(PracticeSite.practitioner_id == Practitioner.id,
                               PracticeSite.institution_id == institution_id, _site_in_force(on))
-    return list(db.scalars(
-        select(Practitioner)
-        .where(Practitioner.active.is_(True), or_(Practitioner.home_institution_id == institution_id, visiting))
-        .options(selectinload(Practitioner.home_institution), selectinload(Practitioner.department))
-        .order_by(Practitioner.name, Practitioner.id)
-    ))
+    return repository.active_practitioners_where(db, or_(Practitioner.home_institution_id == institution_id, visiting))
 
 
 def is_qualified_expert(practitioner: Practitioner, min_years: int = 3, on: date | None = None) -> bool:
@@ -164,18 +145,12 @@ def weekly_table(sites: list[PracticeSite]) -> dict[str, Any]:
 
 
 def filter_options(db: Session) -> dict[str, Any]:
-    institutions = db.execute(
-        select(Institution.id, Institution.name).where(Institution.active.is_(True)).order_by(Institution.name)
-    ).all()
-    specialties = [s for s in db.scalars(
-        select(Practitioner.specialty).where(Practitioner.specialty.is_not(None), Practitioner.active.is_(True))
-        .distinct().order_by(Practitioner.specialty)) if s]
-    return {"institutions": [(i, n) for i, n in institutions], "specialties": specialties}
+    return {"institutions": repository.active_institution_choices(db),
+            "specialties": repository.active_specialties(db)}
 
 
 def departments_of(db: Session, institution_id: int) -> list[Department]:
-    return list(db.scalars(select(Department).where(Department.institution_id == institution_id,
-                                                    Department.active.is_(True)).order_by(Department.name)))
+    return repository.active_departments_of(db, institution_id)
 
 
 # ---------------------------------------------------------------- administration
@@ -187,11 +162,11 @@ def _snapshot(p: Practitioner) -> dict[str, Any]:
 
 def _check_refs(db: Session, data: PractitionerIn) -> None:
     fields: dict[str, str] = {}
-    inst = db.get(Institution, data.home_institution_id)
+    inst = kit.get(db, Institution, data.home_institution_id)
     if inst is None:
         fields["home_institution_id"] = "机构不存在"
     if data.department_id is not None:
-        dept = db.get(Department, data.department_id)
+        dept = kit.get(db, Department, data.department_id)
         if dept is None:
             fields["department_id"] = "科室不存在"
         elif dept.institution_id != data.home_institution_id:
@@ -218,7 +193,7 @@ def create_practitioner(db: Session, actor: Subject, data: PractitionerIn) -> Pr
 
 def update_practitioner(db: Session, actor: Subject, practitioner_id: int, changes: dict[str, Any]) -> Practitioner:
     """Apply changed fields; the result must be valid as a whole (field errors change nothing)."""
-    p = db.get(Practitioner, practitioner_id)
+    p = kit.get(db, Practitioner, practitioner_id)
     if p is None:
         raise NotFound()
     _require_writer(actor, p.home_institution_id)
@@ -259,26 +234,25 @@ def _dates_overlap(a0: date | None, a1: date | None, b0: date | None, b1: date |
 
 
 def add_site(db: Session, actor: Subject, practitioner_id: int, data: SiteIn) -> PracticeSite:
-    p = db.get(Practitioner, practitioner_id)
+    p = kit.get(db, Practitioner, practitioner_id)
     if p is None:
         raise NotFound()
     if not (scope.can_write(actor, p.home_institution_id) or scope.can_write(actor, data.institution_id)):
         raise Forbidden("您只能为本机构的医务人员或在本机构出诊的安排登记多点执业")
     fields: dict[str, str] = {}
-    inst = db.get(Institution, data.institution_id)
+    inst = kit.get(db, Institution, data.institution_id)
     if inst is None:
         fields["institution_id"] = "机构不存在"
     elif inst.id == p.home_institution_id:
         fields["institution_id"] = "多点执业机构不能是本人的第一执业机构"
     if data.department_id is not None:
-        dept = db.get(Department, data.department_id)
+        dept = kit.get(db, Department, data.department_id)
         if dept is None or dept.institution_id != data.institution_id:
             fields["department_id"] = "科室不属于所选机构"
     if data.starts_on and data.ends_on and data.ends_on < data.starts_on:
         fields["ends_on"] = "结束日期不能早于开始日期"
     if not fields:
-        others = db.scalars(select(PracticeSite).where(PracticeSite.practitioner_id == p.id)
-                            .options(selectinload(PracticeSite.institution))).all()
+        others = repository.sites_of(db, p.id)
         for s in others:
             if not _dates_overlap(s.starts_on, s.ends_on, data.starts_on, data.ends_on):
                 continue
@@ -303,10 +277,10 @@ def add_site(db: Session, actor: Subject, practitioner_id: int, data: SiteIn) ->
 
 
 def _site_for_change(db: Session, actor: Subject, practitioner_id: int, site_id: int) -> PracticeSite:
-    site = db.get(PracticeSite, site_id)
+    site = kit.get(db, PracticeSite, site_id)
     if site is None or site.practitioner_id != practitioner_id:
         raise NotFound()
-    p = db.get(Practitioner, practitioner_id)
+    p = kit.get(db, Practitioner, practitioner_id)
     assert p is not None
     if not (scope.can_write(actor, p.home_institution_id) or scope.can_write(actor, site.institution_id)):
         raise Forbidden("您只能管理本机构相关的多点执业安排")

@@ -31,15 +31,16 @@ from typing import Any
 import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yilianti.audit import service as audit
 from yilianti.authz.subject import Subject
+from yilianti.diagnostics import repository as repo
 from yilianti.exceptions import Forbidden, InvalidInput
 from yilianti.kit import clock
+from yilianti.kit import repository as kit
 from yilianti.kit.i18n import code_table
-from yilianti.models.diagnostics import DiagnosticOrder, ImagingInstance, ImagingStudy
+from yilianti.models.diagnostics import DiagnosticOrder
 from yilianti.models.diagnostics_media import EcgRecording
 
 LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
@@ -458,15 +459,13 @@ def waveform_of(rec: EcgRecording) -> Waveform:
 
 
 def latest(db: Session, order_id: int) -> EcgRecording | None:
-    return db.scalar(select(EcgRecording).where(EcgRecording.order_id == order_id)
-                     .order_by(EcgRecording.id.desc()).limit(1))
+    return repo.latest_ecg(db, order_id)
 
 
 def import_received(db: Session, order: DiagnosticOrder) -> EcgRecording | None:
     """A 12-lead waveform that arrived by C-STORE (or DICOM upload) becomes a recording, once."""
-    instances = db.scalars(select(ImagingInstance).join(ImagingStudy, ImagingStudy.id == ImagingInstance.study_id)
-                           .where(ImagingStudy.order_id == order.id).order_by(ImagingInstance.id)).all()
-    done = set(db.scalars(select(EcgRecording.imaging_instance_id).where(EcgRecording.order_id == order.id)))
+    instances = repo.instances_of_order(db, order.id)
+    done = repo.ecg_instance_ids(db, order.id)
     rec = None
     for inst in instances:
         if inst.id in done:
@@ -596,8 +595,8 @@ def recording_for(db: Session, subject: Subject, rec_id: int, action: str) -> tu
     from yilianti.authz import policy
     from yilianti.exceptions import NotFound
 
-    rec = db.get(EcgRecording, rec_id)
-    order = db.get(DiagnosticOrder, rec.order_id) if rec else None
+    rec = kit.get(db, EcgRecording, rec_id)
+    order = kit.get(db, DiagnosticOrder, rec.order_id) if rec else None
     if rec is None or order is None:
         raise NotFound()
     policy.require_patient(db, subject, rec.patient_id, action=action, resource_type="ecg_recording",

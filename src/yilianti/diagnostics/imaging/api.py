@@ -12,6 +12,7 @@ from fastapi import APIRouter, File, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from yilianti.auth.deps import DB, Clinical
+from yilianti.diagnostics import repository as diagnostics_repo
 from yilianti.diagnostics.imaging import service as imaging
 from yilianti.exceptions import error_body
 from yilianti.kit.schemas import INT_MAX, Id
@@ -51,7 +52,7 @@ def order_studies(order_id: Id, db: DB, subject: Clinical) -> list[dict[str, Any
     return [{"id": s.id, "study_instance_uid": s.study_instance_uid, "modality": s.modality,
              "description": s.description, "instance_count": s.instance_count,
              "series": imaging.series_json(imaging.series_of(db, s))}
-            for s in imaging.studies_of_order(db, order.id)]
+            for s in diagnostics_repo.studies_of_order(db, order.id)]
 
 
 @router.get("/studies/{study_id}")

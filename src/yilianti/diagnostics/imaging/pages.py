@@ -11,6 +11,7 @@ from starlette.datastructures import UploadFile
 
 from yilianti.auth.deps import DB, Clinical
 from yilianti.authz.subject import Subject
+from yilianti.diagnostics import repository as diagnostics_repo
 from yilianti.diagnostics.imaging import service as imaging
 from yilianti.kit import repository as kit
 from yilianti.kit.schemas import Id
@@ -23,7 +24,7 @@ router = APIRouter(include_in_schema=False)
 
 
 def viewer_context(db: Session, subject: Subject, order: DiagnosticOrder, study_id: Id | None) -> dict[str, Any]:
-    studies = imaging.studies_of_order(db, order.id)
+    studies = diagnostics_repo.studies_of_order(db, order.id)
     current = next((s for s in studies if s.id == study_id), studies[0] if studies else None)
     series = imaging.series_json(imaging.series_of(db, current)) if current else []
     centre = kit.get(db, Institution, order.reading_centre_institution_id) if order.reading_centre_institution_id else None
@@ -62,7 +63,7 @@ async def upload_page(order_id: Id, request: Request, db: DB, subject: Clinical)
 def key_image(order_id: Id, db: DB, subject: Clinical, size: int = Query(256, ge=16, le=2048)) -> Response:
     """The middle image of the order's first series, windowed by default (the report editor's thumbnail)."""
     order = imaging.order_for(db, subject, order_id, "diagnostics.image_view")
-    for study in imaging.studies_of_order(db, order.id):
+    for study in diagnostics_repo.studies_of_order(db, order.id):
         series = imaging.series_of(db, study)
         if series:
             images = series[0].images

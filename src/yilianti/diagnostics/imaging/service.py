@@ -34,16 +34,18 @@ from typing import Any
 
 import pydicom
 from pydicom.errors import InvalidDicomError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from yilianti.audit import repository as audit_repo
 from yilianti.audit import service as audit
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
+from yilianti.diagnostics import repository as repo
 from yilianti.diagnostics.receivers import ingest
 from yilianti.diagnostics.receivers.dicom import instance_path
 from yilianti.exceptions import AppError
 from yilianti.kit import clock
+from yilianti.kit import repository as kit
 from yilianti.models.diagnostics import DiagnosticOrder, ImagingInstance, ImagingStudy, InboundMessage
 from yilianti.models.diagnostics_media import OrthancForward
 from yilianti.worker.runner import periodic
@@ -260,14 +262,9 @@ class Series:
     images: list[Image]
 
 
-def studies_of_order(db: Session, order_id: int) -> list[ImagingStudy]:
-    return list(db.scalars(select(ImagingStudy).where(ImagingStudy.order_id == order_id)
-                           .order_by(ImagingStudy.received_at, ImagingStudy.id)))
-
-
 def series_of(db: Session, study: ImagingStudy) -> list[Series]:
     """Series of a study, images in InstanceNumber order; a multi-frame instance gives one image per frame."""
-    instances = list(db.scalars(select(ImagingInstance).where(ImagingInstance.study_id == study.id)))
+    instances = repo.instances_of_study(db, study.id)
     groups: dict[str, list[ImagingInstance]] = {}
     for inst in instances:
         groups.setdefault(inst.series_instance_uid or "", []).append(inst)
@@ -423,9 +420,7 @@ def orthanc_link(db: Session, study: ImagingStudy) -> str | None:
     base = (settings.orthanc_public_url or settings.orthanc_url).rstrip("/")
     if not base:
         return None
-    orthanc_study = db.scalar(
-        select(OrthancForward.orthanc_study_id).join(ImagingInstance, ImagingInstance.id == OrthancForward.instance_id)
-        .where(ImagingInstance.study_id == study.id, OrthancForward.status == "sent").limit(1))
+    orthanc_study = repo.orthanc_study_of(db, study.id)
     return f"{base}/app/explorer.html#study?uuid={orthanc_study}" if orthanc_study else None
 
 
@@ -437,15 +432,12 @@ def forward_pending(db: Session, limit: int = 50, max_attempts: int = 5) -> int:
     base = settings.orthanc_url.rstrip("/")
     if not base:
         return 0
-    done = select(OrthancForward.instance_id).where(
-        (OrthancForward.status == "sent") | (OrthancForward.attempts >= max_attempts))
-    pending = list(db.scalars(select(ImagingInstance).where(ImagingInstance.id.not_in(done))
-                              .order_by(ImagingInstance.id).limit(limit)))
+    pending = repo.instances_to_forward(db, max_attempts, limit)
     auth = (settings.orthanc_username, settings.orthanc_password) if settings.orthanc_username else None
     sent = 0
     with httpx.Client(timeout=30.0, auth=auth) as client:
         for inst in pending:
-            mark = db.scalar(select(OrthancForward).where(OrthancForward.instance_id == inst.id))
+            mark = repo.forward_mark(db, inst.id)
             if mark is None:
                 mark = OrthancForward(instance_id=inst.id, status="failed", attempts=0)
                 db.add(mark)
@@ -480,7 +472,7 @@ def order_for(db: Session, subject: Subject, order_id: int, action: str) -> Diag
     from yilianti.authz import policy
     from yilianti.exceptions import NotFound
 
-    order = db.get(DiagnosticOrder, order_id)
+    order = kit.get(db, DiagnosticOrder, order_id)
     if order is None:
         raise NotFound()
     policy.require_patient(db, subject, order.patient_id, action=action, resource_type="diagnostic_order",
@@ -492,8 +484,8 @@ def study_for(db: Session, subject: Subject, study_id: int, action: str = "diagn
     from yilianti.authz import policy
     from yilianti.exceptions import NotFound
 
-    study = db.get(ImagingStudy, study_id)
-    order = db.get(DiagnosticOrder, study.order_id) if study and study.order_id else None
+    study = kit.get(db, ImagingStudy, study_id)
+    order = kit.get(db, DiagnosticOrder, study.order_id) if study and study.order_id else None
     if study is None or order is None:
         raise NotFound()
     policy.require_patient(db, subject, order.patient_id, action=action, resource_type="imaging_study",
@@ -511,25 +503,20 @@ def instance_for(db: Session, subject: Subject, instance_id: int, frame_no: int)
     read is audited once per user and study in a ten-minute window (`diagnostics.image_view`
     on the study, with the first frame seen) — the access check still runs on every frame.
     """
-    from sqlalchemy import select
-
     from yilianti.authz import policy
     from yilianti.exceptions import NotFound
-    from yilianti.models.audit import AuditEvent
 
-    inst = db.get(ImagingInstance, instance_id)
-    study = db.get(ImagingStudy, inst.study_id) if inst else None
-    order = db.get(DiagnosticOrder, study.order_id) if study and study.order_id else None
+    inst = kit.get(db, ImagingInstance, instance_id)
+    study = kit.get(db, ImagingStudy, inst.study_id) if inst else None
+    order = kit.get(db, DiagnosticOrder, study.order_id) if study and study.order_id else None
     if inst is None or study is None or order is None:
         raise NotFound()
     access = policy.decide(db, subject, order.patient_id)
     if access is None:
         raise NotFound()
-    recent = db.scalar(select(AuditEvent.id).where(
-        AuditEvent.patient_id == order.patient_id, AuditEvent.at >= clock.now() - FRAME_AUDIT_WINDOW,
-        AuditEvent.user_id == subject.user_id, AuditEvent.action == "diagnostics.image_view",
-        AuditEvent.resource_type == "imaging_study", AuditEvent.resource_id == str(study.id)).limit(1))
-    if recent is None:
+    if not audit_repo.recorded_since(db, clock.now() - FRAME_AUDIT_WINDOW, user_id=subject.user_id,
+                                     action="diagnostics.image_view", resource_type="imaging_study",
+                                     resource_id=str(study.id), patient_id=order.patient_id):
         audit.record(db, subject, "diagnostics.image_view", "imaging_study", study.id, patient_id=order.patient_id,
                      basis=access.basis, detail={"instance_id": inst.id, "frame": frame_no})
     return inst

@@ -12,16 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from yilianti.audit import service as audit
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
+from yilianti.diagnostics import repository as repo
 from yilianti.exceptions import Conflict, Forbidden, NotFound
 from yilianti.kit import clock
-from yilianti.models.alliance import Institution
+from yilianti.kit import repository as kit
 from yilianti.models.auth import User
 from yilianti.models.diagnostics import CriticalValue, DiagnosticOrder, DiagnosticReport, LabObservation
 from yilianti.models.patient import Patient
@@ -46,7 +46,7 @@ def _raise(db: Session, order: DiagnosticOrder, *, source: str, value_text: str,
                        notified_to_user_id=order.ordering_user_id, notified_at=now)
     db.add(cv)
     db.flush()
-    patient = db.get(Patient, order.patient_id)
+    patient = kit.get(db, Patient, order.patient_id)
     title = f"危急值：{patient.name if patient else ''} {order.item_name} {value_text}"[:200]
     notify(db, title=title, body="请立即处理并确认", link="/diagnostics/critical", user_id=order.ordering_user_id,
            institution_id=order.ordering_institution_id, kind="critical", urgent=True,
@@ -66,16 +66,16 @@ def raise_for_observation(db: Session, order: DiagnosticOrder, obs: LabObservati
 
 
 def raise_for_report(db: Session, order: DiagnosticOrder, report: DiagnosticReport) -> CriticalValue | None:
-    if db.scalar(select(CriticalValue.id).where(CriticalValue.report_id == report.id)) is not None:
+    if repo.critical_value_of_report(db, report.id) is not None:
         return None
     return _raise(db, order, source="reader", value_text=report.conclusion or "报告危急值", report_id=report.id)
 
 
 def acknowledge(db: Session, subject: Subject, cv_id: int, note: str | None = None) -> CriticalValue:
-    cv = db.scalar(select(CriticalValue).where(CriticalValue.id == cv_id).with_for_update())
+    cv = repo.lock_critical_value(db, cv_id)
     if cv is None or not subject.is_clinical:
         raise NotFound()
-    order = db.get(DiagnosticOrder, cv.order_id)
+    order = kit.get(db, DiagnosticOrder, cv.order_id)
     assert order is not None
     inst = subject.acting_institution_id
     # visible (list_for: the ordering or the reading institution, the patient readable) but not one's to
@@ -101,27 +101,23 @@ def acknowledge(db: Session, subject: Subject, cv_id: int, note: str | None = No
 def _head_for(db: Session, order: DiagnosticOrder) -> User | None:
     department_id = order.ordering_department_id
     if department_id is None and order.ordering_practitioner_id:
-        doctor = db.get(Practitioner, order.ordering_practitioner_id)
+        doctor = kit.get(db, Practitioner, order.ordering_practitioner_id)
         department_id = doctor.department_id if doctor else None
-    stmt = select(User).join(Practitioner, Practitioner.id == User.practitioner_id).where(
-        Practitioner.is_department_head.is_(True), Practitioner.active.is_(True),
-        Practitioner.home_institution_id == order.ordering_institution_id)
-    if order.ordering_practitioner_id is not None:  # the head above the doctor, not the doctor again
-        stmt = stmt.where(Practitioner.id != order.ordering_practitioner_id)
+    # the head above the doctor, not the doctor again: of the doctor's department, else of any
     head = None
     if department_id is not None:
-        head = db.scalar(stmt.where(Practitioner.department_id == department_id).order_by(User.id).limit(1))
-    return head or db.scalar(stmt.order_by(User.id).limit(1))
+        head = repo.department_head(db, order.ordering_institution_id, department_id=department_id,
+                                    not_practitioner=order.ordering_practitioner_id)
+    return head or repo.department_head(db, order.ordering_institution_id,
+                                        not_practitioner=order.ordering_practitioner_id)
 
 
 def escalate_overdue(db: Session) -> int:
     """Escalate every critical value unacknowledged for longer than the setting. Returns how many."""
     limit = clock.now() - timedelta(minutes=get_settings().critical_value_escalate_minutes)
-    due = db.scalars(select(CriticalValue).where(
-        CriticalValue.acknowledged_at.is_(None), CriticalValue.escalated_at.is_(None),
-        CriticalValue.notified_at <= limit).with_for_update(skip_locked=True)).all()
+    due = repo.unacknowledged_critical_values(db, limit)
     for cv in due:
-        order = db.get(DiagnosticOrder, cv.order_id)
+        order = kit.get(db, DiagnosticOrder, cv.order_id)
         assert order is not None
         head = _head_for(db, order)
         cv.escalated_at = clock.now()
@@ -153,18 +149,11 @@ def list_for(db: Session, subject: Subject, *, open_only: bool = True, limit: in
     if not subject.is_clinical:
         raise NotFound()
     inst = subject.acting_institution_id
-    stmt = (select(CriticalValue, DiagnosticOrder, Patient.name)
-            .join(DiagnosticOrder, DiagnosticOrder.id == CriticalValue.order_id)
-            .join(Patient, Patient.id == CriticalValue.patient_id)
-            .where(or_(DiagnosticOrder.ordering_institution_id == inst,
-                       DiagnosticOrder.reading_centre_institution_id == inst), policy.readable(subject)))
-    if open_only:
-        stmt = stmt.where(CriticalValue.acknowledged_at.is_(None))
-    rows = db.execute(stmt.order_by(CriticalValue.notified_at.desc()).limit(limit)).all()
+    rows = repo.critical_values_at(db, inst, policy.readable(subject), open_only=open_only, limit=limit)
     ids = {u for cv, _o, _n in rows for u in (cv.notified_to_user_id, cv.acknowledged_by_user_id,
                                               cv.escalated_to_user_id) if u}
-    users = dict(db.execute(select(User.id, User.display_name).where(User.id.in_(ids))).all()) if ids else {}
-    names = dict(db.execute(select(Institution.id, Institution.name)).all())
+    users = repo.user_names(db, ids)
+    names = repo.institution_names(db)
     return [CriticalRow(cv, order, name, users.get(cv.notified_to_user_id or 0), users.get(cv.acknowledged_by_user_id or 0),
                         users.get(cv.escalated_to_user_id or 0), names.get(order.ordering_institution_id, ""),
                         cv.acknowledged_at is None and inst == order.ordering_institution_id

@@ -16,17 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import hl7
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from yilianti.audit import service as audit
 from yilianti.authz.subject import Subject
+from yilianti.diagnostics import repository as repo
 from yilianti.diagnostics.orders import workflow
 from yilianti.diagnostics.reading import critical
 from yilianti.diagnostics.receivers import mllp
 from yilianti.diagnostics.receivers.hl7_rules import RULES, Hl7Problem, kept_as, reason_text
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
+from yilianti.kit import repository as kit
 from yilianti.models.diagnostics import (
     DiagnosticOrder,
     ImagingInstance,
@@ -34,7 +35,8 @@ from yilianti.models.diagnostics import (
     InboundMessage,
     LabObservation,
 )
-from yilianti.models.patient import Patient, PatientIdentifier
+from yilianti.models.patient import Patient
+from yilianti.patients import repository as patients_repo
 
 log = logging.getLogger(__name__)
 
@@ -105,15 +107,14 @@ def _identifiers(pid3: str, rep: str = "~", comp: str = "^") -> list[tuple[str, 
 def _patient_matches(db: Session, patient_id: int, pid3: list[tuple[str, str]], name: str) -> bool:
     """PID-3 identifiers must meet the order's patient; without identifiers the PID-5 name must."""
     if pid3:
-        known = db.execute(select(PatientIdentifier.authority, PatientIdentifier.value)
-                           .where(PatientIdentifier.patient_id == patient_id)).all()
+        known = patients_repo.identifier_pairs(db, patient_id)
         for authority, value in pid3:
             for k_auth, k_value in known:
                 if value == k_value and (not authority or authority == k_auth):
                     return True
         return False
     if name:
-        patient = db.get(Patient, patient_id)
+        patient = kit.get(db, Patient, patient_id)
         return patient is not None and patient.name == name
     return True
 
@@ -122,10 +123,7 @@ def suggest_patient(db: Session, identifiers: list[tuple[str, str]]) -> int | No
     """EMPI-ish: the one patient whose identifier matches exactly (value, and issuer when given)."""
     found: set[int] = set()
     for authority, value in identifiers:
-        stmt = select(PatientIdentifier.patient_id).where(PatientIdentifier.value == value.strip().upper())
-        if authority:
-            stmt = stmt.where(PatientIdentifier.authority == authority)
-        found.update(db.scalars(stmt.limit(3)).all())
+        found.update(patients_repo.holders_of(db, value.strip().upper(), authority))
     return found.pop() if len(found) == 1 else None
 
 
@@ -188,11 +186,8 @@ def ingest_hl7(db: Session, raw: str | mllp.Frame, *, sender: str | None = None,
         # same MSH-10 from the same sending application and facility (MSH-3/4; the TCP peer
         # changes with every connection)
         origin = (outcome.sending_app, outcome.sending_facility)
-        first = next((m for m in db.scalars(select(InboundMessage).where(
-            InboundMessage.channel == "hl7", InboundMessage.control_id == control_id[:64],
-            InboundMessage.status.in_(("stored", "resolved")),
-            InboundMessage.id != (inbound.id or 0)).order_by(InboundMessage.id).limit(20))  # not itself (re-processed)
-            if _msh_origin(m.raw) == origin), None)
+        first = next((m for m in repo.earlier_hl7_with_control_id(db, control_id[:64], inbound.id)  # not itself
+                      if _msh_origin(m.raw) == origin), None)
         if first is not None:
             inbound.status, inbound.reason, inbound.order_id = "duplicate", f"重发的消息，已于 #{first.id} 接收", first.order_id
             inbound.accession_number = first.accession_number
@@ -222,8 +217,7 @@ def ingest_hl7(db: Session, raw: str | mllp.Frame, *, sender: str | None = None,
             accession = _component(_field(seg, 2), 0).strip()
             if order_override is None:
                 inbound.accession_number = accession[:32] or None
-            order = order_override or (db.scalar(
-                select(DiagnosticOrder).where(DiagnosticOrder.accession_number == accession)) if accession else None)
+            order = order_override or (repo.order_with_accession(db, accession) if accession else None)
             if order is None:
                 inbound.suggested_patient_id = suggest_patient(db, pid3)
                 return reject(Hl7Problem.unknown_accession, accession or "(空)")
@@ -393,8 +387,7 @@ def ingest_dicom(db: Session, ds: Any, path: Path, *, calling_ae: str | None = N
     accession = str(ds.get("AccessionNumber", "") or "").strip()
     study_uid = str(ds.get("StudyInstanceUID", "") or "")
     sop_uid = str(ds.get("SOPInstanceUID", "") or "")
-    order = db.scalar(select(DiagnosticOrder).where(DiagnosticOrder.accession_number == accession)) \
-        if accession else None
+    order = repo.order_with_accession(db, accession) if accession else None
     if order_override is not None:
         order = order_override
     patient_identifier = str(ds.get("PatientID", "") or "").strip()
@@ -414,7 +407,7 @@ def ingest_dicom(db: Session, ds: Any, path: Path, *, calling_ae: str | None = N
         db.flush()
         return DicomOutcome("quarantined", path, inbound.id)
     inbound.order_id = order.id
-    study = db.scalar(select(ImagingStudy).where(ImagingStudy.study_instance_uid == study_uid))
+    study = repo.study_with_uid(db, study_uid)
     if study is None:
         study = ImagingStudy(
             order_id=order.id, study_instance_uid=study_uid, accession_number=order.accession_number,
@@ -426,7 +419,7 @@ def ingest_dicom(db: Session, ds: Any, path: Path, *, calling_ae: str | None = N
             received_at=clock.now(), instance_count=0)
         db.add(study)
         db.flush()
-    instance = db.scalar(select(ImagingInstance).where(ImagingInstance.sop_instance_uid == sop_uid))
+    instance = repo.instance_with_uid(db, sop_uid)
     if instance is None:
         number = ds.get("InstanceNumber")
         db.add(ImagingInstance(
@@ -451,11 +444,7 @@ def ingest_dicom(db: Session, ds: Any, path: Path, *, calling_ae: str | None = N
 
 def list_quarantine(db: Session, channel: str | None = None, limit: int = 200) -> list[InboundMessage]:
     """What a person must resolve: quarantined and rejected inbound messages, newest first."""
-    stmt = select(InboundMessage).where(InboundMessage.status.in_(PENDING))
-    if channel:
-        stmt = stmt.where(InboundMessage.channel == channel)
-    return list(db.scalars(stmt.order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
-                           .limit(limit)))
+    return repo.inbound_to_resolve(db, PENDING, channel, limit)
 
 
 QUARANTINE_ROLES = ("reader", "institution_admin", "system_admin")
@@ -469,7 +458,7 @@ def _require_resolver(subject: Subject) -> None:
 def quarantined(db: Session, subject: Subject, inbound_id: int,
                 statuses: tuple[str, ...] = ("quarantined",)) -> InboundMessage:
     _require_resolver(subject)
-    inbound = db.scalar(select(InboundMessage).where(InboundMessage.id == inbound_id).with_for_update())
+    inbound = repo.lock_inbound(db, inbound_id)
     if inbound is None:
         raise NotFound()
     if inbound.status not in statuses:
@@ -506,7 +495,7 @@ def reprocess(db: Session, subject: Subject, inbound_id: int, charsets: mllp.Sen
     if inbound.status == "stored":
         inbound.status = "resolved"
         inbound.resolved_by_user_id, inbound.resolved_at = subject.user_id, clock.now()
-    order = db.get(DiagnosticOrder, inbound.order_id) if inbound.order_id else None
+    order = kit.get(db, DiagnosticOrder, inbound.order_id) if inbound.order_id else None
     audit.record(db, subject, "diagnostics.inbound_reprocessed", "inbound_message", inbound.id,
                  patient_id=order.patient_id if order is not None else None,
                  detail={"before": before, "ack": outcome.code, "reason_code": inbound.reason_code,
@@ -519,17 +508,14 @@ def candidate_orders(db: Session, subject: Subject, inbound: InboundMessage) -> 
     """Open orders of the suggested patient that the subject's centre reads (one click to attach)."""
     if inbound.suggested_patient_id is None or subject.acting_institution_id is None:
         return []
-    return list(db.scalars(select(DiagnosticOrder).where(
-        DiagnosticOrder.patient_id == inbound.suggested_patient_id,
-        DiagnosticOrder.reading_centre_institution_id == subject.acting_institution_id,
-        DiagnosticOrder.status.in_(("ordered", "acquired", "transmitted", "received", "claimed")))
-        .order_by(DiagnosticOrder.created_at.desc()).limit(20)))
+    return repo.open_orders_of_patient_at_centre(db, inbound.suggested_patient_id, subject.acting_institution_id,
+                                                 ("ordered", "acquired", "transmitted", "received", "claimed"))
 
 
 def resolve(db: Session, subject: Subject, inbound_id: int, order_id: int) -> InboundMessage:
     """Attach a quarantined HL7 message / DICOM instance to an order the subject's centre reads."""
     inbound = quarantined(db, subject, inbound_id)
-    order = db.get(DiagnosticOrder, order_id)
+    order = kit.get(db, DiagnosticOrder, order_id)
     if order is None or order.reading_centre_institution_id != subject.acting_institution_id:
         raise InvalidInput(fields={"order_id": "检查单不存在或不属于本阅片中心"})
     if inbound.channel == "hl7":
