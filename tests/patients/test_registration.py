@@ -60,18 +60,24 @@ def test_same_resident_id_at_a_second_member_is_the_same_person(db):  # type: ig
     assert {rid, "QK001", "XH777"} <= values
 
 
-def test_resident_id_with_another_name_is_refused(db):  # type: ignore[no-untyped-def]
-    import pytest
+def test_resident_id_with_another_name_goes_to_identity_review(db):  # type: ignore[no-untyped-def]
+    """Neither linked to the stored person nor an error that reveals whose ID it is: a new person without the
+    ID, and the pair in the EMPI review queue for a steward to decide."""
+    from yilianti.models.empi import MatchCandidate, PatientRecord
 
-    from yilianti.exceptions import InvalidInput
-
-    inst = b.institution(db)
-    doc = b.subject_for(db, b.user(db, inst, "doctor"))
-    rid = b.resident_id(seq=3)
-    b.patient(db, doc, name="孙悦", resident_id=rid)
-    with pytest.raises(InvalidInput) as err:
-        b.patient(db, doc, name="李强", resident_id=rid)  # a typo (孙月) would link
-    assert "resident_id" in err.value.fields
+    one = b.institution(db, "甲院")
+    two = b.institution(db, "乙院")
+    stored = b.patient(db, b.subject_for(db, b.user(db, one, "doctor")), name="孙悦", resident_id=b.resident_id(seq=3))
+    other = b.patient(db, b.subject_for(db, b.user(db, two, "doctor")), name="李强", resident_id=b.resident_id(seq=3))
+    assert other.id != stored.id and other.name == "李强"
+    assert db.scalar(select(func.count()).select_from(PatientIdentifier)
+                     .where(PatientIdentifier.patient_id == other.id, PatientIdentifier.authority == "resident_id")) == 0
+    cares = set(db.scalars(select(CareRelationship.institution_id).where(CareRelationship.patient_id == stored.id)))
+    assert cares == {one.id}  # the stored person did not gain the second institution
+    pair = db.execute(select(MatchCandidate, PatientRecord).join(PatientRecord, PatientRecord.id == MatchCandidate.record_id)
+                      .where(PatientRecord.patient_id == other.id)).first()
+    assert pair is not None and pair[0].status == "open"
+    assert db.get(PatientRecord, pair[0].other_record_id).patient_id == stored.id
 
 
 def test_legacy_15_digit_id_is_upgraded(db):  # type: ignore[no-untyped-def]

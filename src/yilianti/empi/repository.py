@@ -160,6 +160,12 @@ def record_at(db: Session, institution_id: int, patient_id: int) -> PatientRecor
                                                  PatientRecord.patient_id == patient_id).limit(1))
 
 
+def first_record_of(db: Session, patient_id: int) -> PatientRecord | None:
+    """One source record of a person (the oldest): the other side of a review pair raised by an identifier."""
+    return db.scalar(select(PatientRecord).where(PatientRecord.patient_id == patient_id)
+                     .order_by(PatientRecord.id).limit(1))
+
+
 def candidate_between(db: Session, record_id: int, other_record_id: int) -> int | None:
     """The id of a review candidate pairing the two records (either way round), if there is one."""
     return db.scalar(select(MatchCandidate.id).where(

@@ -12,6 +12,7 @@ from yilianti.audit import service as audit
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.empi import online
+from yilianti.empi import repository as empi_repo
 from yilianti.empi import service as empi
 from yilianti.empi.normalise import name_initials
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound, parse_input
@@ -74,14 +75,19 @@ def register(db: Session, subject: Subject, data: RegistrationIn) -> Registered:
     online.lock(db, demo)  # PostgreSQL: the same new person registered twice at once ends as one
     existing: Patient | None = None
     method, score = "new", None
+    disputed: list[online.Scored] = []  # a resident ID already held by a person of another name
     if data.resident_id:
         existing = repo.person_with_identifier(db, Authority.resident_id, data.resident_id)
-        if existing is not None:
-            if not empi.same_name(existing.name, data.name):
-                raise InvalidInput(fields={"resident_id": "该身份证号已登记，但姓名明显不同，请核对"})
+        if existing is not None and not empi.same_name(existing.name, data.name):
+            # neither linked nor revealed (an error here would tell whose ID it is): a new person without the
+            # ID, and the pair goes to identity review (the EMPI review queue) for a steward to decide
+            other = empi_repo.first_record_of(db, existing.id)
+            disputed = [online.Scored(existing.id, other.id, 0.0, {"resident_id": 1.0})] if other else []
+            existing = None
+        elif existing is not None:
             method = "resident_id"
     decision = None
-    if existing is None:
+    if existing is None and not disputed:
         decision = online.decide(db, demo)
         if decision.link_to is not None:
             existing = kit.get(db, Patient, decision.link_to)
@@ -113,7 +119,7 @@ def register(db: Session, subject: Subject, data: RegistrationIn) -> Registered:
         db.add(patient)
         db.flush()
     identifiers: list[tuple[str, str | None]] = [
-        (Authority.resident_id, data.resident_id), (Authority.insurance, data.insurance_no),
+        (Authority.resident_id, None if disputed else data.resident_id), (Authority.insurance, data.insurance_no),
         (Authority.health_card, data.health_card_no), (mrn_authority(inst_id), data.mrn)]
     # a person created just now has no identifiers or care relationships yet: no need to ask
     have = {(i.authority, i.value) for i in repo.identifiers_of(db, patient.id)} if existing else set()
@@ -130,7 +136,7 @@ def register(db: Session, subject: Subject, data: RegistrationIn) -> Registered:
                                                           alliance_id=data.consent_alliance_id))
     db.flush()
     rec = empi.save_record(db, patient.id, inst_id, demo, method, score)
-    queued = empi.queue_candidates(db, rec, decision.review if decision else [])
+    queued = empi.queue_candidates(db, rec, disputed or (decision.review if decision else []))
     audit.record(db, subject, "update" if existing else "create", "patient", patient.id, patient_id=patient.id,
                  basis="own", detail={"registered_at": inst_id, "existing": existing is not None,
                                       "link": method, "score": score, "review_candidates": queued})
