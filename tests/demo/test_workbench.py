@@ -97,3 +97,16 @@ def test_a_filtered_list_exports_exactly_its_rows(db: Session, client) -> None: 
     one = client.get(f"/referrals?side=sender&bucket=all&q={first.group(1)}")
     assert _total(one.text, "pager") == 1
     client.cookies.clear()
+
+
+def test_the_audit_log_exports_what_it_filters(db: Session, client) -> None:  # type: ignore[no-untyped-def]
+    b.login(client, "tj-auditor", loader.DEMO_PASSWORD)
+    client.get("/audit")  # a search of the log is itself audited
+    page = client.get("/audit?action=search").text
+    assert 'href="/audit?action=search' in page and "format=xlsx" in page
+    export = client.get("/audit?action=search&format=xlsx")
+    assert export.status_code == 200
+    rows = _xlsx_rows(export.content)
+    assert rows[0][0] == "时间" and len(rows) > 1
+    assert {r[3] for r in rows[1:]} == {rows[1][3]}  # one action: the filter holds in the export
+    client.cookies.clear()
