@@ -22,6 +22,7 @@ from yilianti.models.patient import CareKind, CareRelationship
 from yilianti.referral import service as referrals
 from yilianti.referral.schemas import ReferralIn
 from yilianti.web import render
+from yilianti.workbench import service as workbench
 
 D = date(2026, 3, 2)
 
@@ -87,6 +88,8 @@ def test_contract_enrolment_due_list_and_visits(db, world) -> None:  # type: ign
     with clock.frozen(_at(D + timedelta(days=20))):
         due = service.due_list(db, sub, team.id)
         assert (due.overdue, due.today, due.upcoming) == (2, 0, 0)
+        item = next(i for i in workbench.for_subject(db, sub).items if i.key == "chronic.due")
+        assert item.count == 2 and item.href == "/chronic#due-table"
         first = next(r.task for r in due.rows if r.patient.name == "王辉煌")
         assert first.due_on == D + timedelta(days=14) and first.reason == "first"
         with pytest.raises(InvalidInput) as e:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from yilianti.authz.policy import readable
@@ -91,3 +91,11 @@ def contract_team(db: Session, patient_id: int, institution_id: int, on: date) -
         FamilyDoctorContract.patient_id == patient_id, FamilyDoctorTeam.institution_id == institution_id,
         FamilyDoctorContract.status == "active", FamilyDoctorContract.start_on <= on,
         FamilyDoctorContract.end_on >= on).limit(1))
+
+
+def count_due(db: Session, subject: Subject, until: date) -> int:
+    """Open follow-ups of the acting institution due on or before `until`, of patients the subject may see."""
+    return db.scalar(select(func.count()).select_from(ChronicFollowUp).join(
+        Patient, Patient.id == ChronicFollowUp.patient_id).where(
+        ChronicFollowUp.institution_id == subject.acting_institution_id, ChronicFollowUp.status == "open",
+        ChronicFollowUp.due_on <= until, readable(subject))) or 0

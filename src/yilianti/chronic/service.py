@@ -302,3 +302,8 @@ def due_list(db: Session, subject: Subject, team_id: int, horizon_days: int = 7)
     return DueList(rows, overdue=sum(1 for r in rows if r.days_overdue > 0),
                    today=sum(1 for r in rows if r.days_overdue == 0),
                    upcoming=sum(1 for r in rows if r.days_overdue < 0))
+
+
+def due_count(db: Session, subject: Subject) -> int:
+    """The workbench's count: the institution's chronic follow-ups due today or overdue."""
+    return repository.count_due(db, subject, clock.today_local())

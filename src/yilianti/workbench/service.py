@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from yilianti.audit import repository as audit
 from yilianti.authz.subject import Subject
+from yilianti.chronic import service as chronic
 from yilianti.consultation import service as consultation
 from yilianti.consultation.states import Side as ConsultationSide
 from yilianti.diagnostics import repository as diagnostics
@@ -173,6 +174,8 @@ def for_subject(db: Session, subject: Subject) -> Workbench:
         if subject.has("doctor", "nurse", "coordinator"):
             wb.items += _referrals(db, subject) + _scheduling(db, subject) + _consultations(db, subject)
             wb.items += _transfers(db, subject)
+            wb.items.append(Item("chronic.due", "慢病随访", "今日到期及逾期的慢病随访", chronic.due_count(db, subject),
+                                 "/chronic", target="due-table", tone="warn"))
         if subject.has("reader") or (subject.has("coordinator")
                                      and diagnostics.is_reading_centre(db, subject.acting_institution_id)):
             wb.items += _reading(db, subject)
