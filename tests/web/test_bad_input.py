@@ -244,3 +244,10 @@ def test_a_reference_no_service_checked_is_422_not_500(app, client, caplog) -> N
     body = _contract(client.get("/api/_test_integrity"), 422)
     assert body["error"] == "invalid_input"
     assert any("integrity error on GET /api/_test_integrity" in r.getMessage() for r in caplog.records)
+
+
+def test_days_beyond_the_calendar_the_platform_uses_are_422(client, doctor_token) -> None:  # type: ignore[no-untyped-def]
+    for day in ("9999-12-31", "0001-01-01"):
+        body = _contract(client.get("/api/v1/sessions", params={"start": day}, headers=doctor_token), 422)
+        assert "start" in body["fields"], day
+    assert client.get("/api/v1/sessions", params={"start": "2199-12-01"}, headers=doctor_token).status_code == 200

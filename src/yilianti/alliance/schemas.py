@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, Field, field_validator
 
 from yilianti.exceptions import parse_input
-from yilianti.kit.schemas import Id
+from yilianti.kit.schemas import Day, Id
 from yilianti.kit.validate import normalise_text
 from yilianti.models.alliance import AllianceModel, InstitutionKind, MemberRole
 
@@ -231,8 +231,8 @@ class InstitutionOut(BaseModel):
 class MembershipIn(BaseModel):
     institution_id: Id
     role: MemberRole = MemberRole.member
-    joined_on: date | None = None
-    left_on: date | None = None
+    joined_on: Day | None = None
+    left_on: Day | None = None
     notes: str | None = None
 
     @field_validator("joined_on", "left_on", "notes", "institution_id", mode="before")
@@ -242,7 +242,7 @@ class MembershipIn(BaseModel):
 
 
 class MembershipEnd(BaseModel):
-    left_on: date | None = Field(default=None, description="defaults to today")
+    left_on: Day | None = Field(default=None, description="defaults to today")
 
     @field_validator("left_on", mode="before")
     @classmethod

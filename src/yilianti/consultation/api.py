@@ -7,7 +7,6 @@ institution, neither its assigner nor an assigned expert); 403 for the wrong sid
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Query
@@ -36,7 +35,7 @@ from yilianti.consultation.schemas import (
     TransitionIn,
 )
 from yilianti.consultation.states import Side
-from yilianti.kit.schemas import Id
+from yilianti.kit.schemas import Day, Id
 
 router = APIRouter(prefix="/api/v1", tags=["consultations"])
 
@@ -75,7 +74,7 @@ def worklist(db: DB, subject: Clinical, side: Side = Side.requester,
 
 @router.get("/consultations/report")
 def report(db: DB, subject: CurrentSubject, by: Literal["month", "expert", "member", "consulted"] = "month",
-           start: date | None = None, end: date | None = None) -> dict[str, Any]:
+           start: Day | None = None, end: Day | None = None) -> dict[str, Any]:
     """Volumes, median answer time, share within deadline, avoided referrals and conversions."""
     require_report_viewer(subject)
     start, end = _period(start, end)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 
 from annotated_types import Interval
@@ -54,6 +54,10 @@ def _instant(value: datetime) -> datetime:
         raise ValueError("日期时间应在 1900–2199 年之间")
     return value
 
+
+Day = Annotated[date, Interval(ge=date(1900, 1, 1), le=date(2199, 12, 31))]
+"""A calendar day a client sends (a range's start or end, a joining day...): years 1900–2199, so that a day
+added to it cannot overflow (9999-12-31 was a 500)."""
 
 Instant = Annotated[datetime, AfterValidator(_instant)]
 """A moment a client sends: an offset that clocks use (-12:00 … +14:00; none = Beijing time by each service's

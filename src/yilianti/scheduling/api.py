@@ -7,7 +7,7 @@ another alliance 403; malformed bodies 422) and change nothing.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request, status
@@ -17,7 +17,7 @@ from yilianti.auth.deps import DB, Clinical, CurrentSubject, csrf_protect, resol
 from yilianti.exceptions import Forbidden, InvalidInput, Unauthenticated
 from yilianti.kit import clock
 from yilianti.kit import repository as kit
-from yilianti.kit.schemas import Id
+from yilianti.kit.schemas import Day, Id
 from yilianti.models.alliance import Alliance
 from yilianti.models.scheduling import (
     BedReservation,
@@ -123,7 +123,7 @@ def _reservation_out(r: BedReservation) -> dict[str, Any]:
 @router.get("/sessions", response_model=list[SessionOut])
 def list_sessions(db: DB, subject: CurrentSubject, institution_id: Id | None = None,
                   schedule_id: Id | None = None, q: str = Query("", description="specialty, expert or department"),
-                  start: date | None = None, end: date | None = None,
+                  start: Day | None = None, end: Day | None = None,
                   limit: int = Query(100, ge=1, le=500)) -> list[dict[str, Any]]:
     """Upcoming sessions at institutions sharing an alliance with the acting one, with free slots per pool."""
     partners = [p.id for p in repository.partner_institutions(db, subject.acting_institution_id)]
@@ -203,7 +203,7 @@ def _book_sync(db: Session, request: Request, body: BookingIn) -> dict[str, Any]
 @router.get("/bookings", response_model=list[BookingOut])
 def list_bookings(db: DB, subject: CurrentSubject,
                   scope: Literal["mine", "incoming"] = Query("mine", description="made here, or to be received here"),
-                  day: date | None = None,
+                  day: Day | None = None,
                   status_: Literal["booked", "arrived", "no_show", "cancelled"] | None = Query(None, alias="status"),
                   limit: int = Query(200, ge=1, le=500)) -> list[dict[str, Any]]:
     if subject.acting_institution_id is None:
@@ -323,8 +323,8 @@ def release(reservation_id: Id, db: DB, subject: CurrentSubject) -> dict[str, An
 
 
 @router.get("/alliances/{alliance_id}/sinking", response_model=list[MonthOut], responses=ERRORS)
-def sinking(alliance_id: Id, db: DB, subject: CurrentSubject, start: date | None = None,
-            end: date | None = None) -> list[dict[str, Any]]:
+def sinking(alliance_id: Id, db: DB, subject: CurrentSubject, start: Day | None = None,
+            end: Day | None = None) -> list[dict[str, Any]]:
     """号源下沉比例 per month: reserved ÷ offered, and reserved booked ÷ reserved."""
     kit.get_or_404(db, Alliance, alliance_id)
     if not repository.can_see_alliance_figures(db, subject, alliance_id):

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from yilianti.kit import clock
-from yilianti.kit.schemas import Id, LocalTime
+from yilianti.kit.schemas import Day, Id, LocalTime
 from yilianti.models.scheduling import Booking, ClinicSession, Slot
 
 
@@ -41,8 +41,8 @@ class TemplateIn(BaseModel):
     end_time: LocalTime
     capacity: int = Field(ge=1, le=500)
     timed: bool = True
-    valid_from: date | None = None
-    valid_to: date | None = None
+    valid_from: Day | None = None
+    valid_to: Day | None = None
 
     @model_validator(mode="after")
     def _order(self) -> TemplateIn:
@@ -68,8 +68,8 @@ class WaitRequestIn(BaseModel):
     target_institution_id: Id
     schedule_id: Id | None = None
     specialty: str | None = Field(default=None, max_length=64)
-    earliest: date | None = None
-    latest: date | None = None
+    earliest: Day | None = None
+    latest: Day | None = None
     contact_by_days: int = Field(default=3, ge=0, le=60)
     note: str | None = Field(default=None, max_length=1000)
 
@@ -217,8 +217,8 @@ class TemplateOut(BaseModel):
 
 
 class GenerateIn(BaseModel):
-    start: date
-    end: date
+    start: Day
+    end: Day
 
 
 class GeneratedOut(BaseModel):

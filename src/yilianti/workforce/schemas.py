@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, field_validator
 from yilianti.exceptions import parse_input
 from yilianti.kit import clock
 from yilianti.kit import validate as v
-from yilianti.kit.schemas import Id
+from yilianti.kit.schemas import Day, Id
 from yilianti.models.workforce import Title
 
 M = TypeVar("M", bound=BaseModel)
@@ -35,7 +35,7 @@ class PractitionerIn(BaseModel):
     title: str = Field(description="职称, one of: " + " / ".join(TITLES))
     specialty: str | None = Field(default=None, max_length=64)
     licence_no: str | None = Field(default=None, max_length=64, description="执业证书编码")
-    licence_date: date | None = Field(default=None, description="start of independent practice")
+    licence_date: Day | None = Field(default=None, description="start of independent practice")
     is_department_head: bool = False
     is_trainee: bool = Field(default=False, description="进修 (a doctor in further training)")
     home_institution_id: Id
@@ -91,7 +91,7 @@ class PractitionerPatch(BaseModel):
     title: str | None = None
     specialty: str | None = None
     licence_no: str | None = None
-    licence_date: date | None = None
+    licence_date: Day | None = None
     is_department_head: bool | None = None
     is_trainee: bool | None = None
     home_institution_id: Id | None = None
@@ -106,8 +106,8 @@ class SiteIn(BaseModel):
     weekday: int | None = Field(default=None, description="1=Monday … 7=Sunday; empty = as arranged",
                                 json_schema_extra={"minimum": 1, "maximum": 7})
     period: Literal["am", "pm", "all"] = "all"
-    starts_on: date | None = None
-    ends_on: date | None = None
+    starts_on: Day | None = None
+    ends_on: Day | None = None
     note: str | None = Field(default=None, max_length=200)
 
     @field_validator("department_id", "weekday", "starts_on", "ends_on", "note", mode="before")
