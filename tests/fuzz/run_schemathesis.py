@@ -233,7 +233,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--examples", type=int, default=int(os.environ.get("FUZZ_EXAMPLES", "25")))
-    parser.add_argument("--max-time", type=int, default=int(os.environ.get("FUZZ_MAX_TIME", "150")),
+    parser.add_argument("--max-time", type=int, default=int(os.environ.get("FUZZ_MAX_TIME", "120")),
                         help="seconds per schemathesis run (two runs per database)")
     parser.add_argument("--workers", type=int, default=1,
                         help="more than 1 trips a CPython 3.11 bug (AST recursion depth mismatch in threads)")
