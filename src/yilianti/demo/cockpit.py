@@ -163,7 +163,7 @@ def _baoding_assistance(db: Session, ctx: Any, alliance_id: int, bch: int, bd: i
             rows.append(assistance.AssistanceIn(kind="posting", from_institution_id=bch, to_institution_id=bd,
                                                 start_date=begin, end_date=begin + timedelta(days=181),
                                                 person=person, title=title, post=post, subject=dept))
-    for i in range(len(UPS)):
+    for i in range(len(UPS) + 5):  # the help goes on to this month
         first = _month_start(len(UPS) + 5 - i)
         rows.append(assistance.AssistanceIn(kind="clinic", from_institution_id=bch, to_institution_id=bd,
                                             start_date=first + timedelta(days=3), sessions=4 + i // 6,
