@@ -158,8 +158,8 @@ def _baoding_assistance(db: Session, ctx: Any, alliance_id: int, bch: int, bd: i
     experts = (("儿内科", "钱主任", "主任医师", "儿内科执行主任"), ("新生儿科", "孙主任", "主任医师", "新生儿科执行主任"),
                ("心脏外科", "周教授", "主任医师", "心脏中心副主任"), ("血液肿瘤科", "吴主任", "副主任医师", "血液科副主任"))
     for n, (dept, person, title, post) in enumerate(experts):
-        for half in range(0, 6, 2):  # three years, a new six-month posting each year
-            begin = _month_start(len(UPS) + 5 - half * 6 - n * 2)
+        for half in range(0, 8, 2):  # a new six-month posting each year, the last one running now
+            begin = _month_start(max(1, len(UPS) + 5 - half * 6 - n * 2))
             rows.append(assistance.AssistanceIn(kind="posting", from_institution_id=bch, to_institution_id=bd,
                                                 start_date=begin, end_date=begin + timedelta(days=181),
                                                 person=person, title=title, post=post, subject=dept))
