@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -42,6 +43,11 @@ import httpx  # noqa: E402
 from yilianti import db as dbmod  # noqa: E402
 from yilianti.config import normalise_db_url  # noqa: E402
 from yilianti.migrate import upgrade  # noqa: E402
+
+# Property tests judge correctness, not speed: a machine busy with the other workers must not fail them on
+# Hypothesis's timing checks (speed lives in bench/).
+settings.register_profile("yilianti", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("yilianti")
 
 BACKEND = os.environ.get("YILIANTI_TEST_BACKEND", "sqlite")
 
