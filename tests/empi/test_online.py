@@ -12,7 +12,7 @@ from tests import builders as b
 from tests.empi.helpers import count, open_candidates, register, world
 from yilianti.empi import service as empi
 from yilianti.empi.matching import RULES_V4 as CURRENT  # this module matches online by v4 (pytestmark)
-from yilianti.exceptions import Conflict, InvalidInput, NotFound
+from yilianti.exceptions import Conflict, NotFound
 from yilianti.models.audit import AuditEvent
 from yilianti.models.diagnostics import DiagnosticOrder
 from yilianti.models.empi import DoNotMatch, MergeEvent, PatientRecord
@@ -44,13 +44,15 @@ def test_same_resident_id_with_a_typo_in_the_name_links(db):  # type: ignore[no-
     assert cares == {w.township.id, w.children.id}
 
 
-def test_same_resident_id_with_a_clearly_different_name_is_refused(db):  # type: ignore[no-untyped-def]
+def test_same_resident_id_with_a_clearly_different_name_goes_to_review(db):  # type: ignore[no-untyped-def]
+    """Neither linked nor refused with an error that would reveal whose ID it is (issue 18): a new person, and
+    the pair open in the identity-review queue."""
     w = world(db)
     rid = b.resident_id(date(2016, 5, 20), region="131024")
-    register(db, w.d_town, "赵一鸣", rid=rid)
-    with pytest.raises(InvalidInput) as err:
-        register(db, w.d_county, "钱多多", rid=rid)
-    assert "resident_id" in err.value.fields
+    first = register(db, w.d_town, "赵一鸣", rid=rid)
+    second = register(db, w.d_county, "钱多多", rid=rid)
+    assert second.patient.id != first.patient.id
+    assert len(open_candidates(db)) == 1
 
 
 def test_same_details_without_an_id_at_another_member_auto_link(db):  # type: ignore[no-untyped-def]

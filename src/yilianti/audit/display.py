@@ -18,6 +18,8 @@ from yilianti.models.audit import AuditEvent
 DOMAIN_OF = {"critical_transfer": "transfer", "diagnostic_order": "diagnostics", "booking": "booking",
              "match_candidate": "empi"}
 CODE = re.compile(r"[a-z][a-z0-9_]*")
+# fields whose values are names people chose, never codes (a username "admin" is not a code to label)
+FREE_TEXT = frozenset({"username", "display_name", "name", "person", "subject", "source", "note", "reason"})
 
 
 @dataclass
@@ -46,7 +48,7 @@ def _value(domain: str, key: str, value: Any, locale: str) -> str:
     if isinstance(value, dict):
         return "；".join(f"{label('audit.field', k, locale)}: {_value(domain, k, v, locale)}" for k, v in value.items())
     text = str(value)
-    if isinstance(value, str) and CODE.fullmatch(text):
+    if isinstance(value, str) and CODE.fullmatch(text) and key not in FREE_TEXT:
         kinds = ([f"{domain}.status"] if key in ("status", "from", "to")
                  else [f"{domain}.{key}", f"{domain}.milestone", key, "audit.code", "access_basis"])
         for kind in kinds:
