@@ -13,6 +13,7 @@ from yilianti.alliance.repository import memberships_of_alliance
 from yilianti.audit import service as audit
 from yilianti.authz.subject import Subject
 from yilianti.cockpit import repository
+from yilianti.cockpit.service import id_span
 from yilianti.exceptions import Forbidden, InvalidInput
 from yilianti.kit import clock
 from yilianti.models.auth import Role
@@ -119,8 +120,8 @@ def import_rows(db: Session, subject: Subject, alliance_id: int, rows: list[Assi
         db.add(row)
         out.append(row)
     db.flush()
-    audit.record(db, subject, "create", "assistance_record", ",".join(str(r.id) for r in out[:50]),
-                 detail={"alliance_id": alliance_id, "rows": len(out)})
+    audit.record(db, subject, "create", "assistance_record", id_span([r.id for r in out]),
+                 detail={"alliance_id": alliance_id, "rows": len(out), "ids": [r.id for r in out]})
     return out
 
 

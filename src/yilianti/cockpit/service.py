@@ -225,6 +225,12 @@ def chart(figures: list[Figure], codes: list[str], locale: str) -> dict[str, Any
 # ------------------------------------------------------------------------------------------ imported figures
 
 
+def id_span(ids: list[int]) -> str:
+    """The audit row's resource id for rows stored together: one id, or first–last (the column holds 64
+    characters; every id is in the detail)."""
+    return str(ids[0]) if len(ids) == 1 else f"{ids[0]}-{ids[-1]}"
+
+
 def can_enter_figures(db: Session, subject: Subject, alliance_id: int) -> bool:
     """The alliance's administrators, and the health commission of its region (which holds the statistics)."""
     return can_set_targets(subject, alliance_id) or (
@@ -294,7 +300,7 @@ def import_figures(db: Session, subject: Subject, alliance_id: int, rows: list[F
         db.add(row)
         out.append(row)
     db.flush()
-    audit.record(db, subject, "create", "indicator_figure", ",".join(str(r.id) for r in out),
-                 detail={"alliance_id": alliance_id, "rows": len(out),
+    audit.record(db, subject, "create", "indicator_figure", id_span([r.id for r in out]),
+                 detail={"alliance_id": alliance_id, "rows": len(out), "ids": [r.id for r in out],
                          "indicators": sorted({d.code for _, d in checked})})
     return out
