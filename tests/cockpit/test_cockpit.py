@@ -270,3 +270,16 @@ def test_assistance_records_feed_the_cockpit(db, client, world) -> None:  # type
     x = client.get(f"/cockpit/assistance/export.xlsx?alliance_id={aid}&start=2026-01&end=2026-03&kind=surgery")
     rows = list(load_workbook(io.BytesIO(x.content)).active.iter_rows(min_row=2, values_only=True))
     assert len(rows) == 1 and rows[0][0] == "带教手术" and rows[0][12] == 10
+
+
+def test_a_malformed_csv_is_a_422_not_a_500(db, client, world) -> None:  # type: ignore[no-untyped-def]
+    """A bare carriage return inside a field broke Python's csv reader into a 500 (schemathesis, recognition
+    catalogue upload): both uploads read CSV with newline="" and answer a file they cannot use with 422."""
+    from yilianti.recognition import catalogue
+
+    with pytest.raises(InvalidInput):
+        catalogue.read_rows(b'a,b\nx\ry,"z', "c.csv")
+    csrf = b.login(client, "cockpitadmin")
+    r = client.post("/cockpit/figures/import", data={"csrf_token": csrf, "alliance_id": str(world["alliance"].id)},
+                    files={"file": ("f.csv", b'x\ry,"z', "text/csv")})
+    assert r.status_code == 422

@@ -209,7 +209,10 @@ def _table_of(filename: str, content: bytes) -> list[list[Any]]:
             text = content.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise InvalidInput(fields={"file": "CSV 文件应为 UTF-8 编码"}) from None
-        table = [list(r) for r in csv.reader(io.StringIO(text))]
+        try:
+            table = [list(r) for r in csv.reader(io.StringIO(text, newline=""))]
+        except csv.Error:
+            raise InvalidInput(fields={"file": "CSV 格式有误"}) from None
     if not table:
         raise InvalidInput(fields={"file": "文件是空的"})
     return table

@@ -75,7 +75,10 @@ def read_rows(content: bytes, filename: str = "") -> list[dict[str, str]]:
             text = content.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise InvalidInput("文件须为 UTF-8 编码的 CSV", fields={"file": "文件须为 UTF-8 编码"}) from exc
-        raw = [list(r) for r in csv.reader(io.StringIO(text))]
+        try:
+            raw = [list(r) for r in csv.reader(io.StringIO(text, newline=""))]
+        except csv.Error as exc:  # a malformed CSV is the sender's file, answered 422 (found by schemathesis)
+            raise InvalidInput("无法读取该 CSV 文件", fields={"file": "CSV 格式有误"}) from exc
     raw = [r for r in raw if any(c not in (None, "") for c in r)]
     if not raw:
         raise InvalidInput("文件是空的", fields={"file": "文件是空的"})
