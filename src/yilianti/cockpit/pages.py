@@ -313,10 +313,9 @@ def _assistance_context(request: Request, db: Any, subject: Subject, alliance_id
     alliance = service.require_view(db, subject, kit.get(db, Alliance, chosen)) if chosen else None
     s, e = _period(start, end)
     members = current_memberships(db, alliance.id, clock.today_local()) if alliance else []
-    names = institution_names(db, {m.institution_id for m in members} |
-                              {i for r in (assistance.listing(db, alliance.id, s, e) if alliance else [])
-                               for i in (r.from_institution_id, r.to_institution_id)})
     rows = assistance.listing(db, alliance.id, s, e, kind) if alliance else []
+    names = institution_names(db, {m.institution_id for m in members} |
+                              {i for r in rows for i in (r.from_institution_id, r.to_institution_id)})
     return {"alliances": alliances, "alliance": alliance, "start": f"{s:%Y-%m}", "end": f"{e:%Y-%m}",
             "kind": kind, "kinds": assistance.LABELS, "rows": rows, "names": names,
             "members": sorted({m.institution_id for m in members}, key=lambda i: names.get(i, "")),

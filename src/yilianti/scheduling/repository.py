@@ -125,10 +125,7 @@ def search_sessions(db: Session, *, institution_ids: list[int], q: str = "", sta
         return []
     start = start or clock.today_local()
     end = end or start + timedelta(days=13)
-    free = (select(Slot.session_id,
-                   func.sum(func.cast(and_(Slot.pool == Pool.reserved, Slot.booked.is_(False)), Integer)).label("fr"),
-                   func.sum(func.cast(and_(Slot.pool == Pool.public, Slot.booked.is_(False)), Integer)).label("fp"))
-            .group_by(Slot.session_id).subquery())
+    free = _free_slots()
     stmt = (select(ClinicSession, free.c.fr, free.c.fp)
             .join(free, free.c.session_id == ClinicSession.id)
             .join(Schedule, Schedule.id == ClinicSession.schedule_id)
@@ -206,6 +203,14 @@ def free_counts(db: Session, session_id: int) -> tuple[dict[str, int], int]:
     return counts, booked
 
 
+def _free_slots() -> Any:
+    """Per session, its free reserved (`fr`) and free public (`fp`) slots: the one count every session list shows."""
+    return (select(Slot.session_id,
+                   func.sum(func.cast(and_(Slot.pool == Pool.reserved, Slot.booked.is_(False)), Integer)).label("fr"),
+                   func.sum(func.cast(and_(Slot.pool == Pool.public, Slot.booked.is_(False)), Integer)).label("fp"))
+            .group_by(Slot.session_id).subquery())
+
+
 def free_slots(db: Session, session_id: int, pools: list[str]) -> list[Slot]:
     """The session's free slots in these pools, in order."""
     return list(db.scalars(select(Slot).where(Slot.session_id == session_id, Slot.booked.is_(False),
@@ -217,10 +222,7 @@ def upcoming_sessions(db: Session, *, institution_id: int | None = None, schedul
                       limit: int = 200) -> list[tuple[ClinicSession, int, int]]:
     """Sessions of active schedules from `start` (today) for `days`, with (free reserved, free public) counts."""
     start = start or clock.today_local()
-    free = (select(Slot.session_id,
-                   func.sum(func.cast(and_(Slot.pool == Pool.reserved, Slot.booked.is_(False)), Integer)).label("fr"),
-                   func.sum(func.cast(and_(Slot.pool == Pool.public, Slot.booked.is_(False)), Integer)).label("fp"))
-            .group_by(Slot.session_id).subquery())
+    free = _free_slots()
     stmt = (select(ClinicSession, free.c.fr, free.c.fp)
             .join(free, free.c.session_id == ClinicSession.id)
             .join(Schedule, Schedule.id == ClinicSession.schedule_id)
