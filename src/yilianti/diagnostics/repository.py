@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select
@@ -377,3 +377,60 @@ def signed_reports_of_patient(db: Session, patient_id: int, limit: int) -> list[
         select(report, o).join(o, o.id == report.order_id)
         .where(o.patient_id == patient_id, report.status.in_(sorted(states.SIGNED)))
         .order_by(report.created_at.desc()).limit(limit))]
+
+
+# ------------------------------------------------------------------------------------- DICOMweb
+# `visible` is orders/workflow.visible(subject): the order page's rule as a clause over DiagnosticOrder and Patient.
+
+
+def studies_matching(db: Session, visible: ColumnElement[bool], *, study_uids: list[str] | None = None,
+                     patient_identifier: str | None = None, patient_name: str | None = None,
+                     accession: str | None = None, modalities: list[str] | None = None,
+                     date_from: date | None = None, date_to: date | None = None, limit: int = 100,
+                     offset: int = 0) -> list[tuple[ImagingStudy, Patient]]:
+    """(study, the order's patient) of the studies the subject may see under QIDO-RS's matching keys, newest
+    first. `patient_name` matches part of the name (the platform's, as the order page shows it)."""
+    stmt = (select(ImagingStudy, Patient).join(DiagnosticOrder, DiagnosticOrder.id == ImagingStudy.order_id)
+            .join(Patient, Patient.id == DiagnosticOrder.patient_id).where(visible))
+    if study_uids:
+        stmt = stmt.where(ImagingStudy.study_instance_uid.in_(study_uids))
+    if patient_identifier:
+        stmt = stmt.where(ImagingStudy.patient_identifier == patient_identifier)
+    if patient_name:
+        stmt = stmt.where(Patient.name.contains(patient_name, autoescape=True))
+    if accession:
+        stmt = stmt.where(ImagingStudy.accession_number == accession)
+    if modalities:
+        stmt = stmt.where(ImagingStudy.modality.in_(modalities))
+    if date_from:
+        stmt = stmt.where(ImagingStudy.study_date >= date_from)
+    if date_to:
+        stmt = stmt.where(ImagingStudy.study_date <= date_to)
+    stmt = stmt.order_by(ImagingStudy.study_date.desc(), ImagingStudy.id.desc()).limit(limit).offset(offset)
+    return [(s, p) for s, p in db.execute(stmt)]
+
+
+def series_counts(db: Session, study_ids: Iterable[int]) -> dict[int, int]:
+    """How many series each study has (distinct SeriesInstanceUID of its instances)."""
+    ids = list(study_ids)
+    if not ids:
+        return {}
+    return {sid: n for sid, n in db.execute(
+        select(ImagingInstance.study_id, func.count(func.distinct(ImagingInstance.series_instance_uid)))
+        .where(ImagingInstance.study_id.in_(ids)).group_by(ImagingInstance.study_id))}
+
+
+def visible_study(db: Session, visible: ColumnElement[bool], study_uid: str,
+                  ) -> tuple[ImagingStudy, DiagnosticOrder, Patient] | None:
+    """The study with this UID, its order and patient, when the subject may see the order."""
+    row = db.execute(select(ImagingStudy, DiagnosticOrder, Patient)
+                     .join(DiagnosticOrder, DiagnosticOrder.id == ImagingStudy.order_id)
+                     .join(Patient, Patient.id == DiagnosticOrder.patient_id)
+                     .where(ImagingStudy.study_instance_uid == study_uid, visible)).first()
+    return (row[0], row[1], row[2]) if row else None
+
+
+def order_is_visible(db: Session, visible: ColumnElement[bool], order_id: int) -> bool:
+    """Whether the subject may open the order."""
+    return db.scalar(select(DiagnosticOrder.id).join(Patient, Patient.id == DiagnosticOrder.patient_id)
+                     .where(DiagnosticOrder.id == order_id, visible)) is not None

@@ -150,7 +150,9 @@ class Edge:
 
     def _limit(self, scope: Scope) -> int:
         content_type = _header(scope, b"content-type") or ""
-        return self.upload_max if content_type.startswith("multipart/form-data") else self.body_max
+        # a form upload, or DICOM instances sent by STOW-RS (multipart/related)
+        return self.upload_max if content_type.startswith(("multipart/form-data", "multipart/related")) \
+            else self.body_max
 
     def _credentials(self, scope: Scope) -> bool:
         """A bearer token, or a session cookie signed by us that names a signed-in user (whether that session

@@ -166,8 +166,9 @@ def expand(files: list[tuple[str, bytes]]) -> list[tuple[str, bytes, str | None]
     return out
 
 
-def _reject(db: Session, subject: Subject, name: str, data: bytes, reason: str,
-            order: DiagnosticOrder | None) -> UploadResult:
+def keep_rejected(db: Session, subject: Subject, name: str, data: bytes, reason: str,
+                  order: DiagnosticOrder | None) -> UploadResult:
+    """What is not DICOM (or not readable) is kept under dicom/rejected/ with a `rejected` InboundMessage."""
     rejected_dir = storage_dir() / "rejected"
     path: Path | None = rejected_dir / f"{clock.now():%Y%m%d%H%M%S}-{uuid.uuid4().hex[:12]}.bin"
     try:
@@ -192,7 +193,7 @@ def ingest_upload(db: Session, subject: Subject, order: DiagnosticOrder,
     outcome = UploadOutcome()
     for name, data, problem in expand(files):
         if problem:
-            outcome.results.append(_reject(db, subject, name, data, problem, order))
+            outcome.results.append(keep_rejected(db, subject, name, data, problem, order))
             continue
         try:
             ds = pydicom.dcmread(io.BytesIO(data))
@@ -201,11 +202,11 @@ def ingest_upload(db: Session, subject: Subject, order: DiagnosticOrder,
             if not study_uid or not sop_uid:
                 raise ValueError("empty UID")
         except InvalidDicomError:
-            outcome.results.append(_reject(db, subject, name, data, "不是 DICOM 文件 (not a DICOM Part 10 file)",
+            outcome.results.append(keep_rejected(db, subject, name, data, "不是 DICOM 文件 (not a DICOM Part 10 file)",
                                            order))
             continue
         except Exception as exc:  # noqa: BLE001 - corrupt data set
-            outcome.results.append(_reject(db, subject, name, data,
+            outcome.results.append(keep_rejected(db, subject, name, data,
                                            f"无法解析的 DICOM 文件 (undecodable DICOM file): {exc}"[:500], order))
             continue
         accession = str(ds.get("AccessionNumber", "") or "").strip()
@@ -215,19 +216,13 @@ def ingest_upload(db: Session, subject: Subject, order: DiagnosticOrder,
             ds.save_as(buf, enforce_file_format=True)
             data = buf.getvalue()
         elif accession != order.accession_number:
-            # kept apart: a stored instance with the same UIDs must not be overwritten by it
-            path = storage_dir() / "quarantine" / f"{uuid.uuid4().hex[:12]}-{instance_path(Path(), '', sop_uid).name}"
-            _write(path, data)
-            inbound = InboundMessage(
-                channel="dicom", status="quarantined", path=str(path), control_id=sop_uid[:64],
-                accession_number=accession[:32], sender=f"web:{subject.username}"[:100],
-                reason=f"检查号 {accession} 与本申请 {order.accession_number} 不符 (accession does not match the order)")
-            db.add(inbound)
-            db.flush()
+            inbound = quarantine_apart(
+                db, data, sop_uid, accession, f"web:{subject.username}",
+                f"检查号 {accession} 与本申请 {order.accession_number} 不符 (accession does not match the order)")
             outcome.results.append(UploadResult(name, "quarantined", inbound.reason, sop_uid, None, inbound.id))
             continue
         path = instance_path(storage_dir(), study_uid, sop_uid)
-        _write(path, data)
+        write_file(path, data)
         done = ingest.ingest_dicom(db, ds, path, calling_ae=f"web:{subject.username}")
         outcome.results.append(UploadResult(name, done.status, None, sop_uid, done.study_id, done.inbound_id))
     audit.record(db, subject, "diagnostics.dicom_upload", "diagnostic_order", order.id, patient_id=order.patient_id,
@@ -236,7 +231,20 @@ def ingest_upload(db: Session, subject: Subject, order: DiagnosticOrder,
     return outcome
 
 
-def _write(path: Path, data: bytes) -> None:
+def quarantine_apart(db: Session, data: bytes, sop_uid: str, accession: str, sender: str,
+                     reason: str) -> InboundMessage:
+    """Keep an instance in the quarantine under a path of its own — a stored instance with the same UIDs (maybe
+    another order's) must not be overwritten by it — for a person to attach or discard. Flushes."""
+    path = storage_dir() / "quarantine" / f"{uuid.uuid4().hex[:12]}-{instance_path(Path(), '', sop_uid).name}"
+    write_file(path, data)
+    inbound = InboundMessage(channel="dicom", status="quarantined", path=str(path), control_id=sop_uid[:64],
+                             accession_number=accession[:32] or None, sender=sender[:100], reason=reason)
+    db.add(inbound)
+    db.flush()
+    return inbound
+
+
+def write_file(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".part")
     tmp.write_bytes(data)
@@ -294,7 +302,7 @@ def series_of(db: Session, study: ImagingStudy) -> list[Series]:
     return out
 
 
-def _pixels(ds: Any, index: int | None = None) -> Any:
+def pixels(ds: Any, index: int | None = None) -> Any:
     """Decoded pixels of the whole instance, or of one frame only (`index`) of a multi-frame one."""
     import numpy as np
     from pydicom.pixels import pixel_array
@@ -324,7 +332,7 @@ def frame(path: str, index: int = 0) -> tuple[dict[str, Any], bytes]:
     spp = int(ds.get("SamplesPerPixel", 1) or 1)
     if not 0 <= index < frames:
         raise NotDecodable(f"帧号超出范围 (frame {index} of {frames})", status=404)
-    arr = _pixels(ds, index if frames > 1 else None)  # one frame decoded, not the whole cine
+    arr = pixels(ds, index if frames > 1 else None)  # one frame decoded, not the whole cine
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     header: dict[str, Any] = {
         "rows": int(ds.Rows), "columns": int(ds.Columns), "frames": frames, "frame": index,
@@ -514,12 +522,19 @@ def instance_for(db: Session, subject: Subject, instance_id: int, frame_no: int)
     access = policy.decide(db, subject, order.patient_id)
     if access is None:
         raise NotFound()
-    if not audit_repo.recorded_since(db, clock.now() - FRAME_AUDIT_WINDOW, user_id=subject.user_id,
-                                     action="diagnostics.image_view", resource_type="imaging_study",
-                                     resource_id=str(study.id), patient_id=order.patient_id):
-        audit.record(db, subject, "diagnostics.image_view", "imaging_study", study.id, patient_id=order.patient_id,
-                     basis=access.basis, detail={"instance_id": inst.id, "frame": frame_no})
+    audit_image_view(db, subject, study.id, order.patient_id, access.basis, {"instance_id": inst.id, "frame": frame_no})
     return inst
+
+
+def audit_image_view(db: Session, subject: Subject, study_id: int, patient_id: int, basis: str,
+                     detail: dict[str, Any], action: str = "diagnostics.image_view") -> None:
+    """Audit a read of a study's images once per user, study and action in FRAME_AUDIT_WINDOW (the browser
+    viewer and DICOMweb clients fetch one request per frame; the access check still runs on each)."""
+    if not audit_repo.recorded_since(db, clock.now() - FRAME_AUDIT_WINDOW, user_id=subject.user_id,
+                                     action=action, resource_type="imaging_study",
+                                     resource_id=str(study_id), patient_id=patient_id):
+        audit.record(db, subject, action, "imaging_study", study_id, patient_id=patient_id, basis=basis,
+                     detail=detail)
 
 
 def series_json(series: list[Series]) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import ColumnElement, and_, false, or_
 from sqlalchemy.orm import Session
 
 from yilianti.audit import service as audit
@@ -169,6 +170,17 @@ def sides_of(subject: Subject | None, order: DiagnosticOrder) -> frozenset[Side]
     if inst is not None and inst == order.reading_centre_institution_id:
         out.add(Side.centre)
     return frozenset(out)
+
+
+def visible(subject: Subject) -> ColumnElement[bool]:
+    """The orders `get` lets the subject open, as one SQL clause over `DiagnosticOrder` joined to `Patient`: its
+    institution placed or reads the order (`sides_of`) and may see the patient (`policy.readable`, the clause of
+    `policy.decide`). DICOMweb's searches and retrievals use it, so an image is seen where its order is."""
+    if not subject.is_clinical:
+        return false()
+    inst = subject.acting_institution_id
+    return and_(or_(DiagnosticOrder.ordering_institution_id == inst, DiagnosticOrder.reading_centre_institution_id == inst),
+                policy.readable(subject))
 
 
 def get(db: Session, subject: Subject, order_id: int, *, audit_read: bool = True) -> tuple[DiagnosticOrder, frozenset[Side]]:

@@ -1,0 +1,1 @@
+"""DICOMweb: QIDO-RS, WADO-RS and STOW-RS at /dicomweb."""

@@ -1,0 +1,285 @@
+"""DICOMweb driven by a real third-party client (dicomweb-client 0.61) against a live server, with pydicom-made CTs.
+
+A township orders a head CT read by the county centre; the modality's instances arrive by STOW-RS, are linked by
+AccessionNumber as C-STORE links them, and are then found (QIDO-RS) and read (WADO-RS) by both sides — and by no
+one else: a doctor of an unrelated hospital finds nothing and reads nothing (404).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pydicom
+import pytest
+from dicomweb_client.api import DICOMwebClient
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+from requests.exceptions import HTTPError
+from sqlalchemy import select
+
+from tests.diagnostics.helpers import dx_world, ordered
+from tests.diagnostics.media_helpers import sample
+from tests.live import api_token, live_server
+from yilianti.models.audit import AuditEvent
+from yilianti.models.diagnostics import DiagnosticOrder, ImagingInstance, ImagingStudy, InboundMessage
+
+
+@dataclass
+class World:
+    base: str
+    factory: object
+    order_id: int
+    accession: str
+    reader: str  # the county reading centre's token
+    site: str  # the ordering township's token
+    outsider: str  # a doctor of an unrelated hospital
+    reader_user: int
+
+
+def ct_series(accession: str, n: int = 3, study_uid: str | None = None, patient_id: str = "QK0001",
+              study_date: str = "20261201") -> list[Dataset]:
+    """n slices of pydicom's CT_small.dcm as one new series of one new study, each slice's pixels distinct."""
+    study_uid = study_uid or generate_uid()
+    series_uid = generate_uid()
+    out: list[Dataset] = []
+    for k in range(n):
+        ds = pydicom.dcmread(sample("CT_small.dcm"))
+        ds.AccessionNumber, ds.PatientID, ds.StudyDate = accession, patient_id, study_date
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study_uid, series_uid, generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: Chinese descriptions
+        ds.InstanceNumber, ds.SeriesNumber, ds.SeriesDescription = k + 1, 2, "头颅平扫"
+        pixels = ds.pixel_array.copy()
+        pixels[0, 0] = 1000 + k  # which slice came back is visible in its pixels
+        ds.PixelData = pixels.tobytes()
+        out.append(ds)
+    return out
+
+
+def client(w: World, token: str) -> DICOMwebClient:
+    return DICOMwebClient(f"{w.base}/dicomweb", headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture(scope="module")
+def world(test_db, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:  # type: ignore[no-untyped-def]
+    with live_server(test_db, var_dir=tmp_path_factory.mktemp("var")) as (base, factory), factory() as db:
+        w = dx_world(db, "DW")
+        order = ordered(db, w)
+        tokens = [api_token(db, s) for s in (w.reader, w.site_doc, w.outsider_doc)]
+        db.commit()
+        reader, site, outsider = tokens
+        yield World(base, factory, order.id, order.accession_number, reader, site, outsider, w.reader.user_id)
+
+
+@pytest.fixture(scope="module")
+def stored(world: World) -> list[Dataset]:
+    """A 3-slice CT stored by the county's modality over STOW-RS."""
+    series = ct_series(world.accession)
+    answer = client(world, world.reader).store_instances(series)
+    refs = answer.ReferencedSOPSequence
+    assert [r.ReferencedSOPInstanceUID for r in refs] == [d.SOPInstanceUID for d in series]
+    assert "FailedSOPSequence" not in answer
+    return series
+
+
+# ------------------------------------------------------------------------------ STOW-RS
+
+
+def test_stow_links_the_instances_to_their_order_like_c_store(world: World, stored: list[Dataset]) -> None:
+    with world.factory() as db:  # type: ignore[operator]
+        study = db.scalar(select(ImagingStudy).where(ImagingStudy.study_instance_uid == stored[0].StudyInstanceUID))
+        assert study is not None and study.order_id == world.order_id and study.instance_count == 3
+        assert study.accession_number == world.accession and study.modality == "CT"
+        order = db.get(DiagnosticOrder, world.order_id)
+        assert order.status == "received"  # the C-STORE receiver's move: the centre's worklist shows it
+        inbound = db.scalars(select(InboundMessage).where(InboundMessage.order_id == world.order_id)).all()
+        assert {m.status for m in inbound} == {"stored"} and len(inbound) == 3
+
+
+def test_stow_of_an_unknown_accession_is_success_and_quarantined(world: World) -> None:
+    series = ct_series("UNKNOWN-DW-1", n=1)
+    answer = client(world, world.reader).store_instances(series)
+    assert answer.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == series[0].SOPInstanceUID
+    assert "RetrieveURL" not in answer.ReferencedSOPSequence[0]  # not linked, so not retrievable
+    with world.factory() as db:  # type: ignore[operator]
+        inbound = db.scalar(select(InboundMessage).where(InboundMessage.control_id == series[0].SOPInstanceUID))
+        assert inbound.status == "quarantined" and inbound.accession_number == "UNKNOWN-DW-1"
+        assert inbound.sender and inbound.sender.startswith("stow:")
+        assert Path(inbound.path).exists()
+
+
+def test_stow_to_another_members_order_is_quarantined_apart(world: World, stored: list[Dataset]) -> None:
+    """An outsider who knows the accession cannot attach images to the order, nor overwrite its instance."""
+    series = ct_series(world.accession, n=1)
+    clash = stored[0].copy()
+    clash.AccessionNumber = "UNKNOWN-DW-2"
+    outsider = client(world, world.outsider)
+    for ds in (series[0], clash):
+        answer = outsider.store_instances([ds])  # success: the answer says nothing of the order
+        assert "FailedSOPSequence" not in answer
+    with world.factory() as db:  # type: ignore[operator]
+        for ds in (series[0], clash):
+            inbound = db.scalar(select(InboundMessage).where(InboundMessage.control_id == ds.SOPInstanceUID,
+                                                             InboundMessage.status == "quarantined"))
+            assert inbound is not None and inbound.order_id is None and "/quarantine/" in inbound.path
+        assert db.scalar(select(ImagingInstance).where(
+            ImagingInstance.sop_instance_uid == series[0].SOPInstanceUID)) is None
+        kept = db.scalar(select(ImagingInstance).where(ImagingInstance.sop_instance_uid == clash.SOPInstanceUID))
+        assert pydicom.dcmread(kept.path).AccessionNumber == world.accession  # not overwritten
+
+
+def test_stow_into_a_study_fails_the_instances_of_another(world: World) -> None:
+    good = ct_series(world.accession, n=1)
+    other = ct_series(world.accession, n=1)
+    answer = client(world, world.reader).store_instances(good + other, study_instance_uid=good[0].StudyInstanceUID)
+    assert [r.ReferencedSOPInstanceUID for r in answer.ReferencedSOPSequence] == [good[0].SOPInstanceUID]
+    failed = answer.FailedSOPSequence
+    assert failed[0].ReferencedSOPInstanceUID == other[0].SOPInstanceUID and failed[0].FailureReason == 0xA900
+    with pytest.raises(HTTPError) as exc:  # none stored: 409
+        client(world, world.reader).store_instances(other, study_instance_uid=good[0].StudyInstanceUID)
+    assert exc.value.response is not None and exc.value.response.status_code == 409
+
+
+def test_stow_of_what_is_not_dicom_fails_and_is_kept(world: World) -> None:
+    body = b"--b1\r\nContent-Type: application/dicom\r\n\r\nnot a dicom file\r\n--b1--\r\n"
+    r = httpx.post(f"{world.base}/dicomweb/studies", content=body,
+                   headers={"Authorization": f"Bearer {world.reader}",
+                            "Content-Type": 'multipart/related; type="application/dicom"; boundary=b1'})
+    assert r.status_code == 409 and r.headers["content-type"].startswith("application/dicom+json")
+    assert r.json()["00081198"]["Value"][0]["00081197"]["Value"] == [0xC000]
+    with world.factory() as db:  # type: ignore[operator]
+        kept = db.scalars(select(InboundMessage).where(InboundMessage.status == "rejected",
+                                                       InboundMessage.sender.like("web:%"))).all()
+        assert any(Path(m.path).read_bytes() == b"not a dicom file" for m in kept if m.path)
+    r = httpx.post(f"{world.base}/dicomweb/studies", content=b"{}",
+                   headers={"Authorization": f"Bearer {world.reader}", "Content-Type": "application/json"})
+    assert r.status_code == 415 and r.json()["error"] == "unsupported_media_type"
+
+
+# ------------------------------------------------------------------------------ QIDO-RS
+
+
+def test_qido_finds_the_study_by_the_keys_people_use(world: World, stored: list[Dataset]) -> None:
+    uid = stored[0].StudyInstanceUID
+    for token in (world.reader, world.site):
+        c = client(world, token)
+        for filters in ({"PatientID": "QK0001"}, {"AccessionNumber": world.accession}, {"StudyInstanceUID": uid},
+                        {"StudyDate": "20261130-20261202"}, {"StudyDate": "20261201"}, {"ModalitiesInStudy": "CT"}):
+            found = [Dataset.from_json(s) for s in c.search_for_studies(search_filters=filters)]
+            assert uid in [s.StudyInstanceUID for s in found], filters
+        for filters in ({"PatientID": "OTHER"}, {"StudyDate": "20250101-20250131"}, {"ModalitiesInStudy": "MR"}):
+            assert uid not in [s["0020000D"]["Value"][0] for s in c.search_for_studies(search_filters=filters)]
+    study = Dataset.from_json(client(world, world.site).search_for_studies(search_filters={"StudyInstanceUID": uid})[0])
+    assert study.AccessionNumber == world.accession and study.PatientName == "赵桂兰" and study.ModalitiesInStudy == "CT"
+    assert study.NumberOfStudyRelatedInstances == 3 and study.NumberOfStudyRelatedSeries == 1
+    assert study.StudyDate == "20261201"
+
+
+def test_qido_pages_with_limit_and_offset(world: World, stored: list[Dataset]) -> None:
+    more = ct_series(world.accession, n=1, study_date="20261202")
+    client(world, world.reader).store_instances(more)
+    c = client(world, world.reader)
+    everything = [s["0020000D"]["Value"][0] for s in c.search_for_studies(search_filters={"AccessionNumber":
+                                                                                          world.accession})]
+    assert len(everything) >= 2 and everything[0] == more[0].StudyInstanceUID  # newest first
+    first = c.search_for_studies(search_filters={"AccessionNumber": world.accession}, limit=1)
+    second = c.search_for_studies(search_filters={"AccessionNumber": world.accession}, limit=1, offset=1)
+    assert [first[0]["0020000D"]["Value"][0], second[0]["0020000D"]["Value"][0]] == everything[:2]
+
+
+def test_qido_series_and_instances(world: World, stored: list[Dataset]) -> None:
+    c = client(world, world.reader)
+    uid = stored[0].StudyInstanceUID
+    series = [Dataset.from_json(s) for s in c.search_for_series(uid)]
+    assert [(s.SeriesInstanceUID, s.Modality, s.SeriesNumber, s.SeriesDescription, s.NumberOfSeriesRelatedInstances)
+            for s in series] == [(stored[0].SeriesInstanceUID, "CT", 2, "头颅平扫", 3)]
+    found = [Dataset.from_json(i) for i in c.search_for_instances(uid, stored[0].SeriesInstanceUID)]
+    assert [i.SOPInstanceUID for i in found] == [d.SOPInstanceUID for d in stored]
+    assert [i.InstanceNumber for i in found] == [1, 2, 3]
+    assert len(c.search_for_instances(uid)) == 3
+
+
+def test_another_members_study_is_invisible(world: World, stored: list[Dataset]) -> None:
+    c = client(world, world.outsider)
+    uid, series_uid = stored[0].StudyInstanceUID, stored[0].SeriesInstanceUID
+    assert c.search_for_studies(search_filters={"AccessionNumber": world.accession}) == []
+    assert c.search_for_studies() == [] or all(s["0020000D"]["Value"][0] != uid for s in c.search_for_studies())
+    for call in (lambda: c.search_for_series(uid), lambda: c.retrieve_study(uid),
+                 lambda: c.retrieve_series_metadata(uid, series_uid),
+                 lambda: c.retrieve_instance_frames(uid, series_uid, stored[0].SOPInstanceUID, [1])):
+        with pytest.raises(HTTPError) as exc:
+            call()
+        assert exc.value.response is not None and exc.value.response.status_code == 404
+        assert exc.value.response.json()["error"] == "not_found"
+
+
+def test_qido_refuses_malformed_keys_in_the_contract_body(world: World) -> None:
+    headers = {"Authorization": f"Bearer {world.reader}"}
+    for params, field in (({"StudyDate": "2026-13-45"}, "StudyDate"), ({"StudyInstanceUID": "1.2.abc"},
+                                                                        "StudyInstanceUID")):
+        r = httpx.get(f"{world.base}/dicomweb/studies", params=params, headers=headers)
+        assert r.status_code == 422 and field in r.json()["fields"], r.text
+    r = httpx.get(f"{world.base}/dicomweb/studies")
+    assert r.status_code == 401 and r.json()["error"] == "unauthenticated"
+
+
+# ------------------------------------------------------------------------------ WADO-RS
+
+
+def test_wado_retrieves_the_instances_as_sent(world: World, stored: list[Dataset]) -> None:
+    c = client(world, world.site)
+    uid, series_uid = stored[0].StudyInstanceUID, stored[0].SeriesInstanceUID
+    got = sorted(c.retrieve_study(uid), key=lambda d: d.InstanceNumber)
+    assert [d.SOPInstanceUID for d in got] == [d.SOPInstanceUID for d in stored]
+    assert [int(d.pixel_array[0, 0]) for d in got] == [1000, 1001, 1002]
+    assert len(c.retrieve_series(uid, series_uid)) == 3
+    one = c.retrieve_instance(uid, series_uid, stored[1].SOPInstanceUID)
+    assert one.SOPInstanceUID == stored[1].SOPInstanceUID and one.AccessionNumber == world.accession
+
+
+def test_wado_metadata_has_bulk_data_uris(world: World, stored: list[Dataset]) -> None:
+    c = client(world, world.reader)
+    uid, series_uid = stored[0].StudyInstanceUID, stored[0].SeriesInstanceUID
+    meta = c.retrieve_series_metadata(uid, series_uid)
+    assert len(meta) == 3 and len(c.retrieve_study_metadata(uid)) == 3
+    first = next(m for m in meta if m["00080018"]["Value"][0] == stored[0].SOPInstanceUID)
+    ds = Dataset.from_json(first, bulk_data_uri_handler=lambda tag, vr, uri: None)
+    assert ds.Rows == 128 and ds.Columns == 128 and ds.Modality == "CT" and ds.AccessionNumber == world.accession
+    uri = first["7FE00010"]["BulkDataURI"]
+    assert uri.endswith(f"/instances/{stored[0].SOPInstanceUID}/bulkdata/7FE00010")
+    # the URI is built from the request's Host header, which dicomweb-client sends without the port (a server
+    # on a default port behind the proxy is unaffected); the test server's port is put back
+    uri = uri.replace("http://127.0.0.1/", f"{world.base}/")
+    assert c.retrieve_bulkdata(uri)[0] == stored[0].PixelData
+    assert c.retrieve_instance_metadata(uid, series_uid, stored[2].SOPInstanceUID)["00200013"]["Value"] == [3]
+
+
+def test_wado_frames_are_the_uncompressed_pixels(world: World, stored: list[Dataset]) -> None:
+    c = client(world, world.reader)
+    uid, series_uid, sop = stored[1].StudyInstanceUID, stored[1].SeriesInstanceUID, stored[1].SOPInstanceUID
+    frames = c.retrieve_instance_frames(uid, series_uid, sop, [1], media_types=("application/octet-stream",))
+    assert frames == [stored[1].PixelData]
+    r = httpx.get(f"{world.base}/dicomweb/studies/{uid}/series/{series_uid}/instances/{sop}/frames/2",
+                  headers={"Authorization": f"Bearer {world.reader}"})
+    assert r.status_code == 404 and r.json()["error"] == "pixel_data_not_decodable"
+    png = c.retrieve_instance_rendered(uid, series_uid, sop, media_types=("image/png",))
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_reads_are_audited(world: World, stored: list[Dataset]) -> None:
+    c = client(world, world.reader)
+    uid = stored[0].StudyInstanceUID
+    c.search_for_studies(search_filters={"StudyInstanceUID": uid})
+    c.retrieve_study(uid)
+    with world.factory() as db:  # type: ignore[operator]
+        study_id = db.scalar(select(ImagingStudy.id).where(ImagingStudy.study_instance_uid == uid))
+        events = db.scalars(select(AuditEvent).where(AuditEvent.user_id == world.reader_user)).all()
+        searches = [e for e in events if e.action == "search" and e.resource_type == "imaging_study"]
+        assert any(study_id in (e.detail or {}).get("results", []) for e in searches)
+        retrieved = [e for e in events if e.action == "diagnostics.dicom_retrieve"]
+        assert retrieved and retrieved[-1].resource_id == str(study_id) and retrieved[-1].channel == "api"
+        assert retrieved[-1].patient_id is not None
+        assert any(e.action == "diagnostics.image_view" for e in events)  # frames, once per window
