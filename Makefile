@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: install demo test test-fast lint typecheck browser-deps clean bench
+.PHONY: install demo test test-fast lint typecheck browser-deps clean bench ohif
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { echo "Python venv missing: apt-get install python3-venv"; exit 1; }
@@ -21,6 +21,11 @@ $(TEST_STAMP): $(STAMP) requirements-test.lock
 
 demo: install
 	$(BIN)/yilianti demo
+
+# Optional: the OHIF viewer (npm @ohif/app, MIT) fetched with the machine's npm into var/ohif (YILIANTI_OHIF_DIR),
+# served at /ohif/ against our /dicomweb; the order page then offers it beside the light viewer.
+ohif: install
+	$(BIN)/python -m yilianti.diagnostics.dicomweb.ohif
 
 # Browser tests need Debian's chromium; install it when we are root (as in CI), otherwise
 # the browser tests skip themselves with a visible notice.

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     audit_seal_seconds: float = 1.0
     var_dir: Path = Path("./var")
     production: bool = False
+    # the OHIF viewer's files, installed by `make ohif` (diagnostics/dicomweb/ohif.py) and served at /ohif/ when present
+    ohif_dir: Path = Path("./var/ohif")
 
     dicom_port: int = 11112
     dicom_ae_title: str = "YILIANTI"

@@ -283,3 +283,30 @@ def test_reads_are_audited(world: World, stored: list[Dataset]) -> None:
         assert retrieved and retrieved[-1].resource_id == str(study_id) and retrieved[-1].channel == "api"
         assert retrieved[-1].patient_id is not None
         assert any(e.action == "diagnostics.image_view" for e in events)  # frames, once per window
+
+
+# ------------------------------------------------------------------------------ OHIF's files
+
+
+def test_ohif_is_served_from_its_directory_only_when_installed(world: World, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from yilianti.config import get_settings
+
+    monkeypatch.setattr(get_settings(), "ohif_dir", tmp_path / "ohif")
+    missing = httpx.get(f"{world.base}/ohif/viewer", headers={"Accept": "application/json"})
+    assert missing.status_code == 404
+    (tmp_path / "ohif").mkdir()
+    (tmp_path / "ohif" / "index.html").write_text("<html>ohif</html>")
+    (tmp_path / "ohif" / "app.js").write_text("window.x = 1;")
+    (tmp_path / "secret.txt").write_text("not served")
+    page = httpx.get(f"{world.base}/ohif/viewer", params={"StudyInstanceUIDs": "1.2.3"})
+    assert page.status_code == 200 and page.text == "<html>ohif</html>"  # OHIF's own routes are its page
+    csp = page.headers["content-security-policy"]
+    assert "'wasm-unsafe-eval'" in csp and "worker-src 'self' blob:" in csp and "connect-src 'self'" in csp
+    assert "frame-ancestors 'none'" in csp
+    script = httpx.get(f"{world.base}/ohif/app.js")
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    assert httpx.get(f"{world.base}/ohif/missing.js").status_code == 404
+    assert httpx.get(f"{world.base}/ohif/..%2Fsecret.txt").text != "not served"
+    # the rest of the app keeps its strict policy
+    assert "unsafe-eval" not in httpx.get(f"{world.base}/login").headers["content-security-policy"]

@@ -43,6 +43,11 @@ CSP = (
 # the offline Swagger UI (fastapi_offline) starts itself with an inline script; it shows no patient data
 DOCS_CSP = CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'")
 DOCS_PATHS = ("/api/docs", "/docs/oauth2-redirect")
+# the OHIF viewer (diagnostics/dicomweb/pages.py) is a vendor build: its page starts with inline scripts, its image
+# codecs are WebAssembly and its workers come from blob: URLs; it still connects to this origin only (/dicomweb)
+OHIF_CSP = CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline' 'unsafe-eval' 'wasm-unsafe-eval' blob:") \
+    .replace("connect-src 'self'", "connect-src 'self' blob: data:") + "; worker-src 'self' blob:"
+OHIF_PATHS = ("/ohif/",)
 
 _COMMON = [
     (b"x-frame-options", b"DENY"),
@@ -51,12 +56,13 @@ _COMMON = [
 ]
 _PAGE = [(b"content-security-policy", CSP.encode()), *_COMMON]
 _DOCS = [(b"content-security-policy", DOCS_CSP.encode()), *_COMMON]
+_OHIF = [(b"content-security-policy", OHIF_CSP.encode()), *_COMMON]
 _NO_STORE = (b"cache-control", b"no-store")
 
 
 def security_headers(path: str, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """The response's headers with the security headers added (a route's own Cache-Control is kept)."""
-    added = _DOCS if path.startswith(DOCS_PATHS) else _PAGE
+    added = _DOCS if path.startswith(DOCS_PATHS) else _OHIF if path.startswith(OHIF_PATHS) else _PAGE
     names = {name.lower() for name, _ in headers}
     out = [*headers, *(h for h in added if h[0] not in names)]
     if b"cache-control" not in names and not path.startswith("/static/"):

@@ -47,7 +47,7 @@ def with_errors(schema: dict[str, Any]) -> dict[str, Any]:
     components[ERROR_SCHEMA] = Error.model_json_schema(ref_template="#/components/schemas/{model}")
     ref = {"$ref": f"#/components/schemas/{ERROR_SCHEMA}"}
     for path, item in schema.get("paths", {}).items():
-        if not path.startswith("/api/v1/"):
+        if not path.startswith(("/api/v1/", "/dicomweb/")):  # DICOMweb errors are the contract's body too
             continue
         for operation in item.values():
             responses = operation.setdefault("responses", {})

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 from yilianti.audit import service as audit
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
+from yilianti.config import get_settings
 from yilianti.diagnostics import repository as repo
 from yilianti.diagnostics.imaging import service as imaging
 from yilianti.diagnostics.orders import workflow
@@ -613,3 +614,20 @@ def store(db: Session, subject: Subject, body: bytes, content_type: str, base: s
     audit.record(db, subject, "diagnostics.dicom_upload", "imaging_study", None,
                  detail={"stored": len(ok), "failed": len(failed)})
     return (200 if not failed else 202 if ok else 409), answer
+
+
+# ------------------------------------------------------------------------------ OHIF
+
+
+def ohif_installed() -> bool:
+    """Whether `make ohif` put the viewer's files where the app serves them (diagnostics/dicomweb/ohif.py)."""
+    return (get_settings().ohif_dir / "index.html").is_file()
+
+
+def ohif_url(db: Session, order: DiagnosticOrder) -> str | None:
+    """The OHIF viewer on the order's studies (access to the order already checked), when OHIF is installed."""
+    if order.kind != "imaging" or not ohif_installed():
+        return None
+    uids = [s.study_instance_uid for s in repo.studies_of_order(db, order.id)]
+    return f"/ohif/viewer?StudyInstanceUIDs={','.join(uids)}" if uids else None
+

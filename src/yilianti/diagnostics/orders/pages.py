@@ -22,6 +22,7 @@ from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.diagnostics import repository, states
+from yilianti.diagnostics.dicomweb import service as dicomweb
 from yilianti.diagnostics.orders import workflow
 from yilianti.diagnostics.reading import critical
 from yilianti.diagnostics.reading import service as reading
@@ -316,7 +317,7 @@ def _detail_context(db: Session, subject: Subject, order_id: Id, error: str | No
         "observations": repository.observations_of(db, order.id), "moves": moves, "can_edit": can_edit,
         "error": error, "overdue": order.due_at is not None and order.reported_at is None and clock.now() > order.due_at,
         "item": kit.get(db, DiagnosticItem, order.item_id) if order.item_id else None,
-        "hr_mark": _hr_mark(db, order)})
+        "hr_mark": _hr_mark(db, order), "ohif_url": dicomweb.ohif_url(db, order)})
 
 
 def _hr_mark(db: Session, order: DiagnosticOrder) -> str:
