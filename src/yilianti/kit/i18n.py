@@ -50,10 +50,6 @@ def code_table(kind: str, labels: Mapping[Any, str]) -> Mapping[Any, str]:
     return labels
 
 
-def code_tables() -> dict[str, dict[str, str]]:
-    return dict(_TABLES)
-
-
 def codes(kind: str) -> list[str]:
     """The codes of one code table: a domain's declared table, or the `kind.*` keys of the Chinese catalogue."""
     if kind in _TABLES:
