@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     chronic_recheck_days: int = Field(default=14, ge=1, le=90)
     chronic_first_follow_up_days: int = Field(default=14, ge=0, le=90)
     chronic_down_referral_days: int = Field(default=14, ge=0, le=90)  # a down-referred patient's first follow-up
+    chronic_reminder_days_before: int = Field(default=3, ge=0, le=30)  # SMS reminder this many days before due
+    chronic_reminder_spool_dir: str = "var/spool/reminders"  # the file adapter's outbox (one file per message)
+    chronic_alarm_escalate_minutes: int = Field(default=60, ge=1, le=10080)  # unacknowledged alarm → the institution
 
     # jobs
     run_jobs_in_process: bool = True

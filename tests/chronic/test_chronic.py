@@ -152,7 +152,8 @@ def test_pages_sign_enrol_list_and_record(db, client, world, monkeypatch) -> Non
                         data={"csrf_token": csrf, "done_on": today, "sbp": "150", "dbp": "95"}, follow_redirects=False)
         assert r.status_code == 303
         page = client.get(r.headers["location"])
-        assert "随访已记录" in page.text
+        assert "随访已记录" in page.text and "2周内复查" in page.text
+        page = client.get(f"/chronic?team_id={team_id}")
         assert re.search(r'id="count-upcoming">0<', page.text)  # the re-check is due in 14 days: not this week
 
         # English: every message and coded value of the two pages has its English label

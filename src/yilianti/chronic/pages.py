@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from yilianti.auth.deps import DB, CurrentSubject
 from yilianti.authz.subject import Subject
-from yilianti.chronic import repository, service
+from yilianti.chronic import reminders, repository, service, visit
 from yilianti.exceptions import AppError, InvalidInput
 from yilianti.web.forms import errors_of, opt_int
 from yilianti.web.render import render_page
@@ -78,12 +78,32 @@ async def sign(request: Request, db: DB, subject: CurrentSubject, team_id: int) 
     return RedirectResponse(f"/chronic?team_id={team_id}&done=signed", status_code=303)
 
 
+MULTI = ("symptoms", "danger")
+
+
 def _visit_context(db: Any, subject: Subject, follow_up_id: int) -> dict[str, Any]:
     task, reg = service.open_task(db, subject, follow_up_id)
+    history = [f for f in repository.history(db, reg.id) if f.status == "done"]
+    alarm = repository.alarm_for(db, f"visit-{history[0].id}") if history else None
     return {"task": task, "registration": reg, "patient": repository.patient_of(db, task.patient_id),
-            "history": [f for f in repository.history(db, reg.id) if f.status == "done"],
+            "history": history, "form": _carried(history[0]) if history else {},
             "conditions": service.CONDITIONS, "reasons": service.REASONS,
-            "classifications": service.CLASSIFICATIONS}
+            "classifications": service.CLASSIFICATIONS, "v": visit,
+            "suggest_referral": f"/chronic/alarms/{alarm.id}/refer" if alarm else None,
+            "calls": repository.calls_of(db, [task.id]).get(task.id, []),
+            "sent": repository.reminders_of(db, [task.id]).get(task.id, []),
+            "outcomes": reminders.OUTCOMES, "reminder_states": reminders.STATUSES}
+
+
+def _carried(last: Any) -> dict[str, Any]:
+    """What a new visit starts from: the last visit's height, lifestyle and medication (the doctor changes
+    what changed)."""
+    detail = last.detail or {}
+    form: dict[str, Any] = {k: ("" if v is None else f"{v:g}" if isinstance(v, float) else str(v))
+                            for k, v in (detail.get("lifestyle") or {}).items()}
+    form.update(height_cm=f"{last.height_cm:g}" if last.height_cm else "",
+                medications="\n".join(detail.get("medications") or []), adherence=last.adherence or "")
+    return form
 
 
 @router.get("/chronic/follow-ups/{follow_up_id}")
@@ -91,44 +111,40 @@ def visit_page(request: Request, db: DB, subject: CurrentSubject, follow_up_id: 
     return render_page(request, "chronic/follow_up.html", _visit_context(db, subject, follow_up_id))
 
 
-def _int(values: dict[str, str], name: str, errors: dict[str, str]) -> int | None:
-    text = values.get(name, "").strip()
-    if not text:
-        return None
-    if not text.isdigit():
-        errors[name] = "请填写整数"
-        return None
-    return int(text)
-
-
-def _float(values: dict[str, str], name: str, errors: dict[str, str]) -> float | None:
-    text = values.get(name, "").strip()
-    if not text:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        errors[name] = "请填写数字"
-        return None
-
-
 @router.post("/chronic/follow-ups/{follow_up_id}")
 async def record_visit(request: Request, db: DB, subject: CurrentSubject, follow_up_id: int) -> Response:
     form = await request.form()
-    values = {k: v for k, v in form.items() if isinstance(v, str)}
-    errors: dict[str, str] = {}
-    data = service.VisitIn(done_on=_date(values.get("done_on", "")), sbp=_int(values, "sbp", errors),
-                           dbp=_int(values, "dbp", errors), fasting_glucose=_float(values, "fasting_glucose", errors),
-                           note=values.get("note"), errors=errors)
-    if values.get("done_on", "").strip() and data.done_on is None:
-        errors["done_on"] = "日期格式应为 YYYY-MM-DD"
+    values: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str) and k not in MULTI}
+    lists = {k: [v for v in form.getlist(k) if isinstance(v, str)] for k in MULTI}
     try:
+        _task, reg = service.open_task(db, subject, follow_up_id)
+        done_on = _date(values.get("done_on", ""))
+        data = visit.read(reg.condition, values, lists, done_on)
+        if values.get("done_on", "").strip() and done_on is None:
+            data.errors["done_on"] = "日期格式应为 YYYY-MM-DD"
         nxt = service.record_follow_up(db, subject, follow_up_id, data)
     except AppError as exc:
         db.rollback()
         if exc.status == 404:
             raise
         ctx = _visit_context(db, subject, follow_up_id)
-        ctx.update(errors=errors_of(request, exc), form=values)
+        ctx.update(errors=errors_of(request, exc), form={**values, **lists})
         return render_page(request, "chronic/follow_up.html", ctx, status_code=exc.status)
-    return RedirectResponse(f"/chronic?team_id={nxt.team_id or ''}&done=recorded", status_code=303)
+    return RedirectResponse(f"/chronic/follow-ups/{nxt.id}?done=recorded", status_code=303)
+
+
+@router.post("/chronic/follow-ups/{follow_up_id}/calls")
+async def log_call(request: Request, db: DB, subject: CurrentSubject, follow_up_id: int) -> Response:
+    """A phone follow-up attempt (电话随访) with its outcome."""
+    form = await request.form()
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    try:
+        reminders.log_call(db, subject, follow_up_id, values.get("outcome", ""), values.get("call_note"))
+    except AppError as exc:
+        db.rollback()
+        if exc.status == 404:
+            raise
+        ctx = _visit_context(db, subject, follow_up_id)
+        ctx.update(call_errors=errors_of(request, exc), call_form=values)
+        return render_page(request, "chronic/follow_up.html", ctx, status_code=exc.status)
+    return RedirectResponse(f"/chronic/follow-ups/{follow_up_id}?done=called#calls", status_code=303)

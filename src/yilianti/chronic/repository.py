@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import replace
+from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from yilianti.authz.policy import readable
 from yilianti.authz.subject import Subject
+from yilianti.kit.listing import ListParams
+from yilianti.models.alliance import Institution
 from yilianti.models.auth import User
 from yilianti.models.chronic import (
+    ChronicAlarm,
+    ChronicCall,
     ChronicFollowUp,
     ChronicRegistration,
+    ChronicReminder,
     FamilyDoctorContract,
     FamilyDoctorTeam,
     TeamMember,
 )
+from yilianti.models.diagnostics import DiagnosticOrder, LabObservation
 from yilianti.models.patient import Patient
+from yilianti.models.scheduling import BedReservation
 
 
 def teams_of(db: Session, institution_id: int) -> list[FamilyDoctorTeam]:
@@ -99,3 +108,181 @@ def count_due(db: Session, subject: Subject, until: date) -> int:
         Patient, Patient.id == ChronicFollowUp.patient_id).where(
         ChronicFollowUp.institution_id == subject.acting_institution_id, ChronicFollowUp.status == "open",
         ChronicFollowUp.due_on <= until, readable(subject))) or 0
+
+
+# ------------------------------------------------------------------ overdue list, reminders, calls (issue 20 §5)
+
+
+def overdue_statement(subject: Subject, today: date, lp: ListParams, *, team_id: int | None = None,
+                      doctor_id: int | None = None, village: str | None = None) -> Select[Any]:
+    """The acting institution's open follow-ups due before `today` (逾期未随访) of patients the subject may
+    see, narrowed by team, responsible doctor, village (the team's), the list kit's search (patient name),
+    due-date range and status (the condition); most overdue first."""
+    stmt = (select(ChronicFollowUp, ChronicRegistration, Patient)
+            .join(ChronicRegistration, ChronicRegistration.id == ChronicFollowUp.registration_id)
+            .join(Patient, Patient.id == ChronicFollowUp.patient_id)
+            .outerjoin(FamilyDoctorTeam, FamilyDoctorTeam.id == ChronicFollowUp.team_id)
+            .where(ChronicFollowUp.institution_id == subject.acting_institution_id,
+                   ChronicFollowUp.status == "open", ChronicFollowUp.due_on < today, readable(subject)))
+    if team_id is not None:
+        stmt = stmt.where(ChronicFollowUp.team_id == team_id)
+    if doctor_id is not None:
+        stmt = stmt.where(ChronicRegistration.responsible_user_id == doctor_id)
+    if village:
+        stmt = stmt.where(FamilyDoctorTeam.village == village)
+    stmt = lp.apply(stmt, search=(Patient.name,), day=ChronicFollowUp.due_on, status=ChronicRegistration.condition)
+    return stmt.order_by(ChronicFollowUp.due_on, ChronicFollowUp.id)
+
+
+def doctors_of(db: Session, institution_id: int) -> list[tuple[int, str]]:
+    """The users responsible for a registration of the institution, with their names (the doctor filter)."""
+    return [(uid, name) for uid, name in db.execute(
+        select(User.id, User.display_name).where(User.id.in_(
+            select(ChronicRegistration.responsible_user_id).where(
+                ChronicRegistration.institution_id == institution_id)))
+        .order_by(User.display_name, User.id))]
+
+
+def reminders_of(db: Session, follow_up_ids: list[int]) -> dict[int, list[ChronicReminder]]:
+    out: dict[int, list[ChronicReminder]] = {}
+    for r in db.scalars(select(ChronicReminder).where(ChronicReminder.follow_up_id.in_(follow_up_ids))
+                        .order_by(ChronicReminder.created_at, ChronicReminder.id)):
+        out.setdefault(r.follow_up_id, []).append(r)
+    return out
+
+
+def calls_of(db: Session, follow_up_ids: list[int]) -> dict[int, list[ChronicCall]]:
+    out: dict[int, list[ChronicCall]] = {}
+    for c in db.scalars(select(ChronicCall).where(ChronicCall.follow_up_id.in_(follow_up_ids))
+                        .order_by(ChronicCall.called_at, ChronicCall.id)):
+        out.setdefault(c.follow_up_id, []).append(c)
+    return out
+
+
+def to_remind(db: Session, first: date, last: date, channel: str, limit: int = 1000,
+              ) -> list[tuple[ChronicFollowUp, ChronicRegistration, Patient]]:
+    """Open follow-ups due in [first, last] without a reminder on `channel` for their current due date."""
+    sent = exists().where(ChronicReminder.follow_up_id == ChronicFollowUp.id,
+                          ChronicReminder.due_on == ChronicFollowUp.due_on, ChronicReminder.channel == channel)
+    return [(f, r, p) for f, r, p in db.execute(
+        select(ChronicFollowUp, ChronicRegistration, Patient)
+        .join(ChronicRegistration, ChronicRegistration.id == ChronicFollowUp.registration_id)
+        .join(Patient, Patient.id == ChronicFollowUp.patient_id)
+        .where(ChronicFollowUp.status == "open", ChronicFollowUp.due_on >= first, ChronicFollowUp.due_on <= last,
+               ChronicRegistration.status == "under_care", ~sent)
+        .order_by(ChronicFollowUp.due_on, ChronicFollowUp.id).limit(limit))]
+
+
+def reminder(db: Session, reminder_id: int) -> ChronicReminder | None:
+    return db.get(ChronicReminder, reminder_id)
+
+
+def institution_name(db: Session, institution_id: int) -> str:
+    return db.scalar(select(Institution.name).where(Institution.id == institution_id)) or ""
+
+
+def reminders_statement(subject: Subject, lp: ListParams) -> Select[Any]:
+    """The acting institution's reminder outbox (patients the subject may see), newest first."""
+    stmt = (select(ChronicReminder, Patient).join(Patient, Patient.id == ChronicReminder.patient_id)
+            .where(ChronicReminder.institution_id == subject.acting_institution_id, readable(subject)))
+    stmt = lp.apply(stmt, search=(Patient.name,), day=ChronicReminder.due_on, status=ChronicReminder.status)
+    return stmt.order_by(ChronicReminder.created_at.desc(), ChronicReminder.id.desc())
+
+
+# ------------------------------------------------------------------ alarms (issue 20 §6)
+
+
+def alarm_keys(db: Session, keys: list[str]) -> set[str]:
+    return set(db.scalars(select(ChronicAlarm.source_key).where(ChronicAlarm.source_key.in_(keys))))
+
+
+def alarm_for(db: Session, source_key: str) -> ChronicAlarm | None:
+    return db.scalar(select(ChronicAlarm).where(ChronicAlarm.source_key == source_key))
+
+
+def alarm(db: Session, alarm_id: int) -> ChronicAlarm | None:
+    return db.get(ChronicAlarm, alarm_id)
+
+
+def alarms_statement(subject: Subject, lp: ListParams) -> Select[Any]:
+    """The acting institution's alarms of patients the subject may see: open first, newest first; the list
+    kit's status is `open` (unacknowledged) or `acknowledged`."""
+    stmt = (select(ChronicAlarm, Patient).join(Patient, Patient.id == ChronicAlarm.patient_id)
+            .where(ChronicAlarm.institution_id == subject.acting_institution_id, readable(subject)))
+    if lp.status == "open":
+        stmt = stmt.where(ChronicAlarm.acknowledged_at.is_(None))
+    elif lp.status == "acknowledged":
+        stmt = stmt.where(ChronicAlarm.acknowledged_at.is_not(None))
+    stmt = replace(lp, status="").apply(stmt, search=(Patient.name, ChronicAlarm.value_text),
+                                        day=ChronicAlarm.measured_at)
+    return stmt.order_by(ChronicAlarm.acknowledged_at.is_not(None), ChronicAlarm.measured_at.desc(),
+                         ChronicAlarm.id.desc())
+
+
+def unacknowledged_alarms(db: Session, before: datetime) -> list[ChronicAlarm]:
+    return list(db.scalars(select(ChronicAlarm).where(
+        ChronicAlarm.acknowledged_at.is_(None), ChronicAlarm.escalated_at.is_(None),
+        ChronicAlarm.created_at < before).order_by(ChronicAlarm.id).limit(500)))
+
+
+def glucose_results_since(db: Session, since: datetime, codes: tuple[str, ...], limit: int = 2000,
+                          ) -> list[tuple[LabObservation, ChronicRegistration]]:
+    """Lab observations stored since `since` with a glucose code, of patients in the diabetes registry
+    (under care), with that registration."""
+    return [(o, r) for o, r in db.execute(
+        select(LabObservation, ChronicRegistration)
+        .join(DiagnosticOrder, DiagnosticOrder.id == LabObservation.order_id)
+        .join(ChronicRegistration, ChronicRegistration.patient_id == DiagnosticOrder.patient_id)
+        .where(LabObservation.created_at >= since, func.upper(LabObservation.code).in_(codes),
+               ChronicRegistration.condition == "diabetes_t2", ChronicRegistration.status == "under_care")
+        .order_by(LabObservation.id).limit(limit))]
+
+
+def order_patient(db: Session, order_id: int) -> int | None:
+    return db.scalar(select(DiagnosticOrder.patient_id).where(DiagnosticOrder.id == order_id))
+
+
+def registration(db: Session, registration_id: int) -> ChronicRegistration | None:
+    return db.get(ChronicRegistration, registration_id)
+
+
+# ------------------------------------------------------------------ outcomes (issue 20 §7)
+
+
+MEASURED = ("hypertension", "diabetes_t2")  # the registries with BP / glucose targets
+
+
+def registrations_managed(db: Session, institutions: list[int], end: date,
+                          ) -> list[tuple[int, int, int, int | None, str, date]]:
+    """Hypertension and diabetes registrations under care at the institutions, enrolled on or before `end`:
+    (id, patient, institution, team, condition, enrolled on)."""
+    return [tuple(r) for r in db.execute(  # type: ignore[misc]
+        select(ChronicRegistration.id, ChronicRegistration.patient_id, ChronicRegistration.institution_id,
+               ChronicRegistration.team_id, ChronicRegistration.condition, ChronicRegistration.enrolled_on)
+        .where(ChronicRegistration.institution_id.in_(institutions), ChronicRegistration.enrolled_on <= end,
+               ChronicRegistration.condition.in_(MEASURED), ChronicRegistration.status == "under_care")
+        .order_by(ChronicRegistration.id))]
+
+
+def visits_between(db: Session, institutions: list[int], start: date, end: date,
+                   ) -> list[tuple[int, date, int | None, int | None, float | None]]:
+    """Recorded follow-ups done in [start, end] at the institutions: (registration, day, SBP, DBP, glucose),
+    in visit order."""
+    return [tuple(r) for r in db.execute(  # type: ignore[misc]
+        select(ChronicFollowUp.registration_id, ChronicFollowUp.done_on, ChronicFollowUp.sbp, ChronicFollowUp.dbp,
+               ChronicFollowUp.fasting_glucose)
+        .where(ChronicFollowUp.institution_id.in_(institutions), ChronicFollowUp.status == "done",
+               ChronicFollowUp.done_on >= start, ChronicFollowUp.done_on <= end)
+        .order_by(ChronicFollowUp.done_on, ChronicFollowUp.id))]
+
+
+def admissions_between(db: Session, patient_ids: list[int], start: datetime, end: datetime,
+                       ) -> list[tuple[int, int, datetime]]:
+    """Admissions of the patients (bed reservations that ended in an admission) made in [start, end):
+    (reservation id, patient, reserved at)."""
+    if not patient_ids:
+        return []
+    return [tuple(r) for r in db.execute(  # type: ignore[misc]
+        select(BedReservation.id, BedReservation.patient_id, BedReservation.created_at)
+        .where(BedReservation.patient_id.in_(patient_ids), BedReservation.status == "admitted",
+               BedReservation.created_at >= start, BedReservation.created_at < end))]

@@ -11,7 +11,7 @@ follow up within `chronic_recheck_days`. Every read or write of a patient goes t
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -20,7 +20,9 @@ from sqlalchemy.orm import Session
 from yilianti.audit import service as audit
 from yilianti.authz.policy import require_patient
 from yilianti.authz.subject import Subject
-from yilianti.chronic import repository
+from yilianti.chronic import alarms, repository, visit
+from yilianti.chronic.rules import controlled, urgent_values
+from yilianti.chronic.visit import VisitIn
 from yilianti.config import get_settings
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
@@ -44,12 +46,6 @@ REASONS = code_table("chronic.reason", {"first": "首次随访", "routine": "常
 PACKAGES = code_table("chronic.package", {"basic": "基础服务包", "personalised": "个性化服务包"})
 ROLES = code_table("chronic.role", {"gp": "全科医生", "nurse": "护士", "public_health": "公共卫生人员",
                                     "specialist": "牵头医院专科医生"})
-
-# thresholds (mmHg, mmol/L)
-URGENT_SBP, URGENT_DBP = 180, 110
-TARGET_SBP, TARGET_DBP = 140, 90
-URGENT_GLUCOSE_HIGH, URGENT_GLUCOSE_LOW = 16.7, 3.9
-TARGET_GLUCOSE = 7.0
 
 
 def _require_staff(subject: Subject, institution_id: int) -> None:
@@ -190,19 +186,28 @@ def _plan(db: Session, reg: ChronicRegistration, due_on: date, reason: str) -> C
 
 
 def classify(condition: str, sbp: int | None, dbp: int | None, glucose: float | None,
-             previous: str | None) -> str:
-    """controlled | uncontrolled | refer | urgent, by the rules in the module's docstring."""
-    urgent = (sbp is not None and sbp >= URGENT_SBP) or (dbp is not None and dbp >= URGENT_DBP)
-    if condition == "diabetes_t2" and glucose is not None:
-        urgent = urgent or glucose >= URGENT_GLUCOSE_HIGH or glucose <= URGENT_GLUCOSE_LOW
-        controlled = glucose < TARGET_GLUCOSE
-    else:
-        controlled = sbp is not None and dbp is not None and sbp < TARGET_SBP and dbp < TARGET_DBP
-    if urgent:
+             previous: str | None, *, danger: bool = False, adverse: str | None = None,
+             complication: bool = False) -> str:
+    """controlled | uncontrolled | refer | urgent, by the rules in the module's docstring: urgent values or
+    danger signs → urgent; a new complication or intolerable side effects → refer; uncontrolled values or
+    side effects → uncontrolled the first time, refer the second time in a row."""
+    if danger or urgent_values(condition, sbp, dbp, glucose):
         return "urgent"
-    if controlled:
+    if complication or adverse == "severe":
+        return "refer"
+    if controlled(condition, sbp, dbp, glucose) and adverse != "present":
         return "controlled"
     return "refer" if previous in ("uncontrolled", "refer") else "uncontrolled"
+
+
+def visit_class(condition: str, sbp: int | None, dbp: int | None, glucose: float | None, *,
+                adverse: str | None = None, complication: bool = False) -> str:
+    """此次随访分类 of the national form: 并发症, else 不良反应, else 控制满意 / 控制不满意 by the values."""
+    if complication:
+        return "complication"
+    if adverse in ("present", "severe"):
+        return "adverse"
+    return "controlled" if controlled(condition, sbp, dbp, glucose) else "uncontrolled"
 
 
 def next_due(classification: str, visited_on: date) -> tuple[date, str]:
@@ -212,35 +217,6 @@ def next_due(classification: str, visited_on: date) -> tuple[date, str]:
     if classification == "uncontrolled":
         return visited_on + timedelta(days=s.chronic_recheck_days), "recheck"
     return visited_on + timedelta(days=s.chronic_recheck_days), "after_referral"
-
-
-@dataclass
-class VisitIn:
-    done_on: date | None = None
-    sbp: int | None = None
-    dbp: int | None = None
-    fasting_glucose: float | None = None
-    note: str | None = None
-    errors: dict[str, str] = field(default_factory=dict)
-
-
-def _check(reg: ChronicRegistration, data: VisitIn, today: date) -> dict[str, str]:
-    errors = dict(data.errors)
-    if data.done_on is None:
-        errors.setdefault("done_on", "请填写随访日期")
-    elif data.done_on > today:
-        errors["done_on"] = "随访日期不能晚于今天"
-    if data.sbp is not None and not 50 <= data.sbp <= 300:
-        errors["sbp"] = "应在 50–300 mmHg 之间"
-    if data.dbp is not None and not 30 <= data.dbp <= 200:
-        errors["dbp"] = "应在 30–200 mmHg 之间"
-    if data.fasting_glucose is not None and not 1.0 <= data.fasting_glucose <= 40.0:
-        errors["fasting_glucose"] = "应在 1.0–40.0 mmol/L 之间"
-    if reg.condition == "hypertension" and (data.sbp is None or data.dbp is None):
-        errors.setdefault("sbp", "高血压随访须记录收缩压和舒张压")
-    if reg.condition == "diabetes_t2" and data.fasting_glucose is None:
-        errors.setdefault("fasting_glucose", "糖尿病随访须记录空腹血糖")
-    return errors
 
 
 def open_task(db: Session, subject: Subject, follow_up_id: int) -> tuple[ChronicFollowUp, ChronicRegistration]:
@@ -260,18 +236,26 @@ def record_follow_up(db: Session, subject: Subject, follow_up_id: int, data: Vis
     _require_staff(subject, task.institution_id)
     if task.status != "open":
         raise Conflict("该随访已记录")
-    errors = _check(reg, data, clock.today_local())
+    errors = visit.check(reg.condition, data, clock.today_local())
     if errors:
         raise InvalidInput(fields=errors)
     assert data.done_on is not None
     previous = repository.last_done(db, reg.id)
     cls = classify(reg.condition, data.sbp, data.dbp, data.fasting_glucose,
-                   previous.classification if previous else None)
+                   previous.classification if previous else None, danger=bool(data.danger), adverse=data.adverse,
+                   complication=data.complication)
     task.status, task.done_on, task.done_at, task.recorded_by_user_id = "done", data.done_on, clock.now(), subject.user_id
     task.sbp, task.dbp, task.fasting_glucose, task.classification = data.sbp, data.dbp, data.fasting_glucose, cls
+    task.visit_class = visit_class(reg.condition, data.sbp, data.dbp, data.fasting_glucose, adverse=data.adverse,
+                                   complication=data.complication)
+    task.visit_mode, task.heart_rate, task.hba1c = data.visit_mode, data.heart_rate, data.hba1c
+    task.weight_kg, task.height_cm, task.bmi = data.weight_kg, data.height_cm, data.bmi
+    task.adherence, task.adverse, task.detail = data.adherence, data.adverse, data.detail()
+    task.referral_reason = data.referral_reason
     task.note = (data.note or "").strip() or None
     due, reason = next_due(cls, data.done_on)
     nxt = _plan(db, reg, due, reason)
+    alarms.raise_for_visit(db, task, reg)
     audit.record(db, subject, "complete", "chronic_follow_up", task.id, patient_id=task.patient_id,
                  detail={"classification": cls, "next_id": nxt.id, "next_due_on": due.isoformat()})
     return nxt

@@ -17,6 +17,7 @@ from statistics import median
 from sqlalchemy.orm import Session
 
 from yilianti.alliance.repository import memberships_of_alliance
+from yilianti.chronic.outcomes import patient_outcomes
 from yilianti.cockpit import repository
 from yilianti.kit import clock
 from yilianti.models.alliance import Membership
@@ -278,6 +279,57 @@ def assistance_money(db: Session, scope: Scope) -> list[Event]:
     return _assistance(db, scope, (AssistanceKind.equipment, AssistanceKind.funds), "amount_yuan")
 
 
+# ------------------------------------------------------------------------------------------ chronic care
+
+
+def _chronic(db: Session, scope: Scope, condition: str | None, flag: str | None, *, people: bool = False) -> list[Event]:
+    """Managed chronic-care registrations of the members (chronic/outcomes.py), one event each dated by its
+    last follow-up in the period (the period's end without one); `flag` keeps those standard, controlled
+    or admitted; `people` counts a patient in several registries once."""
+    out: list[Event] = []
+    seen: set[int] = set()
+    for r in patient_outcomes(db, scope.institutions, scope.start, scope.end):
+        day = r.last_visit or scope.end
+        if (condition is not None and r.condition != condition) or (flag is not None and not getattr(r, flag)) \
+                or not scope.member_on(r.institution_id, day) or (people and r.patient_id in seen):
+            continue
+        seen.add(r.patient_id)
+        out.append(Event(r.registration_id, day))
+    return out
+
+
+def chronic_managed_htn(db: Session, scope: Scope) -> list[Event]:
+    return _chronic(db, scope, "hypertension", None)
+
+
+def chronic_standard_htn(db: Session, scope: Scope) -> list[Event]:
+    return _chronic(db, scope, "hypertension", "standard")
+
+
+def chronic_bp_controlled(db: Session, scope: Scope) -> list[Event]:
+    return _chronic(db, scope, "hypertension", "controlled")
+
+
+def chronic_managed_dm(db: Session, scope: Scope) -> list[Event]:
+    return _chronic(db, scope, "diabetes_t2", None)
+
+
+def chronic_standard_dm(db: Session, scope: Scope) -> list[Event]:
+    return _chronic(db, scope, "diabetes_t2", "standard")
+
+
+def chronic_glucose_controlled(db: Session, scope: Scope) -> list[Event]:
+    return _chronic(db, scope, "diabetes_t2", "controlled")
+
+
+def chronic_managed_people(db: Session, scope: Scope) -> list[Event]:
+    return _chronic(db, scope, None, None, people=True)
+
+
+def chronic_people_admitted(db: Session, scope: Scope) -> list[Event]:
+    return _chronic(db, scope, None, "admitted", people=True)
+
+
 Measure = Callable[[Session, Scope], list[Event]]
 
 # name → (the rows it counts, how its events combine: "sum" or "median")
@@ -309,6 +361,14 @@ MEASURES: dict[str, tuple[Measure, str]] = {
     "assistance_departments": (assistance_departments, "sum"),
     "assistance_techniques": (assistance_techniques, "sum"),
     "assistance_money": (assistance_money, "sum"),
+    "chronic_managed_htn": (chronic_managed_htn, "sum"),
+    "chronic_standard_htn": (chronic_standard_htn, "sum"),
+    "chronic_bp_controlled": (chronic_bp_controlled, "sum"),
+    "chronic_managed_dm": (chronic_managed_dm, "sum"),
+    "chronic_standard_dm": (chronic_standard_dm, "sum"),
+    "chronic_glucose_controlled": (chronic_glucose_controlled, "sum"),
+    "chronic_managed_people": (chronic_managed_people, "sum"),
+    "chronic_people_admitted": (chronic_people_admitted, "sum"),
 }
 
 

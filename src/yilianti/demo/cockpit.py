@@ -204,7 +204,7 @@ def _xianghe_figures(db: Session) -> dict[str, Any]:
               "national.08_fund_in_county": (0.71, 0.74), "national.09_fund_grassroots": (0.19, 0.21),
               "national.10_inpatient_cost": (6120, 6240), "national.10b_inpatient_cost_growth": (0.031, 0.02),
               "national.11_inpatients_in_county": (0.83, 0.86), "national.12_tcm_share": (0.17, 0.18),
-              "national.13_chronic_admissions": (0.092, 0.085), "national.14_premature_mortality": (0.158, 0.153)}
+              "national.14_premature_mortality": (0.158, 0.153)}  # (13) is computed from chronic care
     rows = [service.FigureIn(code, start, end, v[n], src,
                              "县域医共体管理委员会文件（演示）" if code.startswith("national.0") and v[n] in (0, 1) else None)
             for code, v in values.items() for n, (start, end) in enumerate(periods)]

@@ -6,8 +6,11 @@ from yilianti.models.audit import AuditEvent, AuditSeal
 from yilianti.models.auth import ApiToken, LoginSession, RoleAssignment, User
 from yilianti.models.base import Base
 from yilianti.models.chronic import (
+    ChronicAlarm,
+    ChronicCall,
     ChronicFollowUp,
     ChronicRegistration,
+    ChronicReminder,
     FamilyDoctorContract,
     FamilyDoctorTeam,
     TeamMember,
@@ -90,4 +93,5 @@ __all__ = [
     "DoNotMatch", "MatchCandidate", "MergeEvent", "PatientRecord",
     "AssistanceRecord", "Indicator", "IndicatorFigure", "IndicatorTarget",
     "ChronicFollowUp", "ChronicRegistration", "FamilyDoctorContract", "FamilyDoctorTeam", "TeamMember",
+    "ChronicAlarm", "ChronicCall", "ChronicReminder",
 ]

@@ -8,8 +8,9 @@ values, classification); recording it plans the next one (`yilianti.chronic.serv
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import Date, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Date, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yilianti.models.base import Base, BigId, CreatedMixin, IdMixin
@@ -88,3 +89,72 @@ class ChronicFollowUp(IdMixin, CreatedMixin, Base):
     fasting_glucose: Mapped[float | None] = mapped_column(Float)  # mmol/L
     classification: Mapped[str | None] = mapped_column(String(24))  # controlled | uncontrolled | refer | urgent
     note: Mapped[str | None] = mapped_column(Text)
+    # the national visit record (高血压/2型糖尿病患者随访服务记录表); the rest of the form in `detail`
+    visit_mode: Mapped[str | None] = mapped_column(String(16))  # clinic | home | phone
+    heart_rate: Mapped[int | None] = mapped_column(Integer)
+    weight_kg: Mapped[float | None] = mapped_column(Float)
+    height_cm: Mapped[float | None] = mapped_column(Float)
+    bmi: Mapped[float | None] = mapped_column(Float)
+    hba1c: Mapped[float | None] = mapped_column(Float)  # %
+    adherence: Mapped[str | None] = mapped_column(String(16))  # regular | intermittent | none
+    adverse: Mapped[str | None] = mapped_column(String(16))  # none | present | severe
+    visit_class: Mapped[str | None] = mapped_column(String(16))  # 此次随访分类: controlled | uncontrolled | adverse | complication
+    referral_reason: Mapped[str | None] = mapped_column(String(300))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # symptoms, danger signs, lifestyle, medications...
+
+
+class ChronicAlarm(IdMixin, CreatedMixin, Base):
+    """A value past the urgent thresholds (SBP ≥ 180, DBP ≥ 110, glucose ≥ 16.7 or ≤ 3.9 mmol/L) from a visit
+    or a lab result: on the team's workbench until acknowledged, with a prefilled urgent up-referral."""
+
+    __tablename__ = "chronic_alarm"
+    __table_args__ = (Index("ix_chronic_alarm_source", "source_key", unique=True),
+                      Index("ix_chronic_alarm_inst", "institution_id", "acknowledged_at"))
+
+    source_key: Mapped[str] = mapped_column(String(64))  # visit-<follow-up id> | lab-<observation id>: raised once
+    source: Mapped[str] = mapped_column(String(16))  # visit | lab
+    patient_id: Mapped[int] = mapped_column(BigId, ForeignKey("patient.id"), index=True)
+    registration_id: Mapped[int] = mapped_column(BigId, ForeignKey("chronic_registration.id"))
+    institution_id: Mapped[int] = mapped_column(BigId, ForeignKey("institution.id"))
+    team_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("family_doctor_team.id"))
+    responsible_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("app_user.id"))
+    kind: Mapped[str] = mapped_column(String(24))  # bp_high | glucose_high | glucose_low | danger
+    value_text: Mapped[str] = mapped_column(String(300))
+    measured_at: Mapped[datetime] = mapped_column()
+    acknowledged_at: Mapped[datetime | None] = mapped_column()
+    acknowledged_by_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("app_user.id"))
+    ack_note: Mapped[str | None] = mapped_column(String(300))
+    escalated_at: Mapped[datetime | None] = mapped_column()
+
+
+class ChronicReminder(IdMixin, CreatedMixin, Base):
+    """An SMS-style reminder of a follow-up coming due: one per (follow-up, due date, channel), queued in the
+    same transaction that finds it due and delivered after commit (chronic/reminders.py)."""
+
+    __tablename__ = "chronic_reminder"
+    __table_args__ = (Index("ix_chronic_reminder_once", "follow_up_id", "due_on", "channel", unique=True),
+                      Index("ix_chronic_reminder_inst", "institution_id", "status"))
+
+    follow_up_id: Mapped[int] = mapped_column(BigId, ForeignKey("chronic_follow_up.id"))
+    patient_id: Mapped[int] = mapped_column(BigId, ForeignKey("patient.id"))
+    institution_id: Mapped[int] = mapped_column(BigId, ForeignKey("institution.id"))
+    due_on: Mapped[date] = mapped_column(Date)
+    channel: Mapped[str] = mapped_column(String(16))  # sms
+    text: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16))  # queued | sent | failed | no_phone
+    sent_at: Mapped[datetime | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(String(300))
+
+
+class ChronicCall(IdMixin, CreatedMixin, Base):
+    """A phone follow-up attempt (电话随访) on a follow-up, with its outcome."""
+
+    __tablename__ = "chronic_call"
+
+    follow_up_id: Mapped[int] = mapped_column(BigId, ForeignKey("chronic_follow_up.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(BigId, ForeignKey("patient.id"))
+    institution_id: Mapped[int] = mapped_column(BigId, ForeignKey("institution.id"))
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("app_user.id"))
+    called_at: Mapped[datetime] = mapped_column()
+    outcome: Mapped[str] = mapped_column(String(24))  # will_come | visited_elsewhere | refused | no_answer | wrong_number | moved | deceased
+    note: Mapped[str | None] = mapped_column(String(300))

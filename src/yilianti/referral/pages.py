@@ -56,6 +56,7 @@ BY_ACTION = {v: k for k, v in ACTIONS.items()}
 FORM_FIELDS = ("direction", "patient_id", "to_institution_id", "to_department_id", "reason", "priority",
                "target_service", "permanent", "diagnoses", "key_results", "medications", "allergies",
                "follow_up_plan", "linked_referral_id", "specialty")
+PREFILL = ("priority", "reason", "diagnoses", "key_results", "medications", "allergies")
 
 
 def _names(db: Session, ids: Iterable[int | None]) -> dict[int, str]:
@@ -193,6 +194,12 @@ def referral_new(request: Request, db: DB, subject: Clinical, patient_id: str = 
     values = {"direction": "down" if direction == "down" else "up", "patient_id": patient_id,
               "to_institution_id": to_institution_id, "linked_referral_id": linked_referral_id,
               "priority": "routine", "permanent": "1", "specialty": specialty}
+    # a form another page prefills (a chronic-care alarm's urgent up-referral): text the doctor reviews
+    for name in PREFILL:
+        if request.query_params.get(name):
+            values[name] = request.query_params[name][:2000]
+    if values["priority"] not in ("routine", "urgent", "emergency"):
+        values["priority"] = "routine"
     if linked_referral_id and patient_id == "":
         link = kit.get(db, Referral, opt_int(linked_referral_id) or 0)
         if link is not None and subject.acting_institution_id in (link.from_institution_id, link.to_institution_id):

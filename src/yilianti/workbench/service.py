@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from yilianti.audit import repository as audit
 from yilianti.authz.subject import Subject
+from yilianti.chronic import alarms as chronic_alarms
 from yilianti.chronic import service as chronic
 from yilianti.consultation import service as consultation
 from yilianti.consultation.states import Side as ConsultationSide
@@ -176,6 +177,8 @@ def for_subject(db: Session, subject: Subject) -> Workbench:
             wb.items += _transfers(db, subject)
             wb.items.append(Item("chronic.due", "慢病随访", "今日到期及逾期的慢病随访", chronic.due_count(db, subject),
                                  "/chronic", target="due-table", tone="warn"))
+            wb.items.append(Item("chronic.alarms", "慢病随访", "未确认的慢病预警", chronic_alarms.open_count(db, subject),
+                                 "/chronic/alarms?status=open", tone="alert"))
         if subject.has("reader") or (subject.has("coordinator")
                                      and diagnostics.is_reading_centre(db, subject.acting_institution_id)):
             wb.items += _reading(db, subject)

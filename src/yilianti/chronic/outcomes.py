@@ -1,0 +1,106 @@
+"""Outcome measures of chronic care (国家基本公共卫生服务 考核指标), per patient and summed per team, institution
+or alliance (the cockpit's measures use `patient_outcomes` too):
+
+- managed (已管理人数): registrations under care enrolled on or before the period's end;
+- 规范管理 (standard management): at least 4 recorded follow-ups a year, pro rata for the part of the period
+  the patient was enrolled (`expected_visits`: ⌈4 × days enrolled in the period ÷ 365⌉, at least 1);
+- 血压控制 / 血糖控制 (controlled): the last follow-up in the period controlled by `rules.controlled`
+  (BP < 140/90 mmHg; fasting glucose < 7.0 mmol/L); a patient with no follow-up in the period is not
+  controlled;
+- admitted (住院): a bed reservation that ended in an admission during the period.
+
+Rates: standard ÷ managed, controlled ÷ managed, admitted ÷ managed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy.orm import Session
+
+from yilianti.chronic import repository
+from yilianti.chronic.rules import controlled
+from yilianti.kit import clock
+
+VISITS_A_YEAR = 4
+
+
+@dataclass(frozen=True)
+class PatientOutcome:
+    registration_id: int
+    patient_id: int
+    institution_id: int
+    team_id: int | None
+    condition: str
+    visits: int
+    expected: int
+    last_visit: date | None
+    controlled: bool
+    admitted: bool
+
+    @property
+    def standard(self) -> bool:
+        return self.visits >= self.expected
+
+
+def expected_visits(enrolled_on: date, start: date, end: date) -> int:
+    days = (end - max(enrolled_on, start)).days + 1
+    return max(1, math.ceil(VISITS_A_YEAR * days / 365))
+
+
+def _utc(day: date) -> datetime:
+    return clock.as_utc(datetime.combine(day, time(0), clock.SHANGHAI))
+
+
+def patient_outcomes(db: Session, institutions: list[int], start: date, end: date) -> list[PatientOutcome]:
+    """Every managed registration of the institutions with its figures for [start, end]."""
+    regs = repository.registrations_managed(db, institutions, end)
+    visits: dict[int, list[tuple[date, int | None, int | None, float | None]]] = {}
+    for reg_id, day, sbp, dbp, glucose in repository.visits_between(db, institutions, start, end):
+        visits.setdefault(reg_id, []).append((day, sbp, dbp, glucose))
+    admitted = {p for _, p, _ in repository.admissions_between(
+        db, sorted({r[1] for r in regs}), _utc(start), _utc(end + timedelta(days=1)))}
+    out = []
+    for reg_id, patient_id, inst, team, condition, enrolled_on in regs:
+        seen = visits.get(reg_id, [])
+        last = seen[-1] if seen else None
+        out.append(PatientOutcome(
+            reg_id, patient_id, inst, team, condition, len(seen), expected_visits(enrolled_on, start, end),
+            last[0] if last else None, bool(last) and controlled(condition, last[1], last[2], last[3]),
+            patient_id in admitted))
+    return out
+
+
+@dataclass
+class Summary:
+    managed: int = 0
+    standard: int = 0
+    controlled: int = 0
+    admitted: int = 0
+
+    def rate(self, part: int) -> float | None:
+        return part / self.managed if self.managed else None
+
+    @property
+    def standard_rate(self) -> float | None:
+        return self.rate(self.standard)
+
+    @property
+    def control_rate(self) -> float | None:
+        return self.rate(self.controlled)
+
+
+def summarise(rows: Iterable[PatientOutcome], key: Callable[[PatientOutcome], Hashable],
+              ) -> dict[Hashable, Summary]:
+    """The rows summed per `key` (e.g. (team, condition))."""
+    out: dict[Hashable, Summary] = {}
+    for r in rows:
+        s = out.setdefault(key(r), Summary())
+        s.managed += 1
+        s.standard += r.standard
+        s.controlled += r.controlled
+        s.admitted += r.admitted
+    return out

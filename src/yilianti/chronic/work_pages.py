@@ -1,0 +1,153 @@
+"""Chronic care's work lists: the overdue follow-ups (逾期未随访) per team, doctor and village with the reminders
+sent and the calls made; the reminder outbox; the alarms with acknowledgement and the prefilled urgent
+up-referral; the phone-call log on a follow-up. Every list on the list kit (search, dates, status, paging, xlsx)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from yilianti.auth.deps import DB, CurrentSubject
+from yilianti.chronic import alarms, outcomes, reminders, repository, service
+from yilianti.exceptions import NotFound
+from yilianti.kit import clock, listing
+from yilianti.kit.listing import ListParams
+from yilianti.kit.repository import page
+from yilianti.web.forms import opt_int
+from yilianti.web.render import mask_phone, render_page, t, xlsx_response
+
+router = APIRouter(include_in_schema=False)
+
+
+def _clinical(subject: Any) -> None:
+    if not subject.is_clinical or subject.acting_institution_id is None:
+        raise NotFound()
+
+
+def overdue_rows(db: Any, subject: Any, rows: list[tuple[Any, Any, Any]]) -> list[dict[str, Any]]:
+    """The overdue list's rows with the team, the responsible doctor, the reminders and the calls."""
+    today = clock.today_local()
+    ids = [f.id for f, _, _ in rows]
+    sent, calls = repository.reminders_of(db, ids), repository.calls_of(db, ids)
+    teams = {tm.id: tm for tm in repository.teams_of(db, subject.acting_institution_id)}
+    doctors = dict(repository.doctors_of(db, subject.acting_institution_id))
+    return [{"task": f, "registration": r, "patient": p, "days": (today - f.due_on).days,
+             "team": teams.get(f.team_id or 0), "doctor": doctors.get(r.responsible_user_id or 0, ""),
+             "reminder": (sent.get(f.id) or [None])[-1], "calls": calls.get(f.id, [])} for f, r, p in rows]
+
+
+@router.get("/chronic/overdue")
+def overdue(request: Request, db: DB, subject: CurrentSubject, team_id: str = "", doctor_id: str = "",
+            village: str = "") -> Response:
+    _clinical(subject)
+    inst = subject.acting_institution_id
+    assert inst is not None
+    teams = repository.teams_of(db, inst)
+    team, doctor = opt_int(team_id), opt_int(doctor_id)
+    village = village.strip()[:100]
+    lp = ListParams.of(request.query_params, keep=("team_id", "doctor_id", "village")).only(service.CONDITIONS)
+    stmt = repository.overdue_statement(subject, clock.today_local(), lp, team_id=team, doctor_id=doctor,
+                                        village=village or None)
+    if lp.export:
+        rows = overdue_rows(db, subject, listing.export_rows(db, stmt, scalars=False))
+        headers = [t(request, h) for h in ("患者", "联系电话", "病种", "家庭医生团队", "责任医生", "应随访日期",
+                                            "逾期天数", "提醒", "电话随访")]
+        body = [(r["patient"].name, mask_phone(r["patient"].phone), t(request, service.CONDITIONS[r["registration"].condition]),
+                 r["team"].name if r["team"] else "", r["doctor"], r["task"].due_on, r["days"],
+                 t(request, reminders.STATUSES[r["reminder"].status]) if r["reminder"] else "",
+                 t(request, reminders.OUTCOMES[r["calls"][-1].outcome]) if r["calls"] else "") for r in rows]
+        return xlsx_response(t(request, "逾期未随访"), headers, body, "chronic-overdue")
+    pg = page(db, stmt, lp.page, lp.per_page, scalars=False)
+    return render_page(request, "chronic/overdue.html", {
+        "pg": pg, "lp": lp, "rows": overdue_rows(db, subject, pg.items), "teams": teams,
+        "doctors": repository.doctors_of(db, inst), "villages": sorted({tm.village for tm in teams if tm.village}),
+        "team_id": team, "doctor_id": doctor, "village": village,
+        "statuses": [(code, text) for code, text in service.CONDITIONS.items()],
+        "outcomes": reminders.OUTCOMES, "states": reminders.STATUSES})
+
+
+@router.get("/chronic/reminders")
+def reminder_outbox(request: Request, db: DB, subject: CurrentSubject) -> Response:
+    _clinical(subject)
+    lp = ListParams.of(request.query_params).only(reminders.STATUSES)
+    stmt = repository.reminders_statement(subject, lp)
+    if lp.export:
+        rows = listing.export_rows(db, stmt, scalars=False)
+        headers = [t(request, h) for h in ("患者", "应随访日期", "渠道", "状态", "发送时间", "内容")]
+        body = [(p.name, r.due_on, t(request, "短信"), t(request, reminders.STATUSES[r.status]), r.sent_at, r.text)
+                for r, p in rows]
+        return xlsx_response(t(request, "随访提醒"), headers, body, "chronic-reminders")
+    pg = page(db, stmt, lp.page, lp.per_page, scalars=False)
+    return render_page(request, "chronic/reminders.html", {
+        "pg": pg, "lp": lp, "statuses": list(reminders.STATUSES.items())})
+
+
+@router.get("/chronic/alarms")
+def alarm_list(request: Request, db: DB, subject: CurrentSubject) -> Response:
+    _clinical(subject)
+    lp = ListParams.of(request.query_params).only(alarms.STATES)
+    stmt = repository.alarms_statement(subject, lp)
+    if lp.export:
+        rows = listing.export_rows(db, stmt, scalars=False)
+        headers = [t(request, h) for h in ("患者", "预警", "数值", "来源", "测量时间", "状态", "确认时间")]
+        body = [(p.name, t(request, alarms.KINDS[a.kind]), a.value_text, t(request, alarms.SOURCES[a.source]),
+                 a.measured_at, t(request, alarms.STATES["acknowledged" if a.acknowledged_at else "open"]),
+                 a.acknowledged_at) for a, p in rows]
+        return xlsx_response(t(request, "慢病预警"), headers, body, "chronic-alarms")
+    pg = page(db, stmt, lp.page, lp.per_page, scalars=False)
+    return render_page(request, "chronic/alarms.html", {
+        "pg": pg, "lp": lp, "statuses": list(alarms.STATES.items())})
+
+
+@router.post("/chronic/alarms/{alarm_id}/acknowledge")
+async def acknowledge(request: Request, db: DB, subject: CurrentSubject, alarm_id: int) -> Response:
+    form = await request.form()
+    note = form.get("note")
+    alarms.acknowledge(db, subject, alarm_id, note if isinstance(note, str) else None)
+    if form.get("refer") == "1":
+        return RedirectResponse(alarms.referral_url(db, repository.alarm(db, alarm_id)), status_code=303)  # type: ignore[arg-type]
+    return RedirectResponse("/chronic/alarms?status=open&done=acknowledged", status_code=303)
+
+
+@router.get("/chronic/alarms/{alarm_id}/refer")
+def refer(request: Request, db: DB, subject: CurrentSubject, alarm_id: int) -> Response:
+    """The urgent up-referral form of the referral domain, prefilled from the alarm."""
+    alarm = alarms.visible(db, subject, alarm_id)
+    return RedirectResponse(alarms.referral_url(db, alarm), status_code=303)
+
+
+def _day(value: str, default: date) -> date:
+    try:
+        return date.fromisoformat(value.strip()) if value.strip() else default
+    except ValueError:
+        return default
+
+
+@router.get("/chronic/outcomes")
+def outcome_page(request: Request, db: DB, subject: CurrentSubject, start: str = "", end: str = "") -> Response:
+    """The institution's 规范管理率 and 血压/血糖控制率 per team and condition for a period (this year to
+    today by default), and the control rates month by month (each as of that month's end)."""
+    _clinical(subject)
+    inst = subject.acting_institution_id
+    assert inst is not None
+    today = clock.today_local()
+    s = _day(start, date(today.year, 1, 1))
+    e = max(_day(end, today), s)
+    rows = outcomes.patient_outcomes(db, [inst], s, e)
+    teams = repository.teams_of(db, inst)
+    by_team = outcomes.summarise(rows, lambda r: (r.team_id, r.condition))
+    total = outcomes.summarise(rows, lambda r: r.condition)
+    months = []
+    cursor = date(s.year, s.month, 1)
+    while cursor <= e and len(months) < 36:
+        nxt = date(cursor.year + cursor.month // 12, cursor.month % 12 + 1, 1)
+        month_end = min(nxt - timedelta(days=1), e)
+        months.append((cursor.strftime("%Y-%m"), outcomes.summarise(
+            outcomes.patient_outcomes(db, [inst], s, month_end), lambda r: r.condition)))
+        cursor = nxt
+    return render_page(request, "chronic/outcomes.html", {
+        "start": s, "end": e, "teams": teams, "by_team": by_team, "total": total, "months": months,
+        "conditions": {c: service.CONDITIONS[c] for c in repository.MEASURED}})
