@@ -32,11 +32,12 @@ def world(db):  # type: ignore[no-untyped-def]
     with clock.frozen(_at(date(Y, 1, 2))):
         team = service.create_team(db, sub, "高桥家庭医生一队", "高桥村", [(doctor.id, "gp")])
         other = service.create_team(db, sub, "高桥家庭医生二队", "溪口村", [(doctor.id, "gp")])
-        people = [b.patient(db, sub, f"患者{i}", birth=date(1950 + i, 1, 1)) for i in range(6)]
+        people = [b.patient(db, sub, name, birth=date(1950 + i, 1, 1))
+                  for i, name in enumerate(("张建国", "李秀英", "王桂兰", "王辉煌", "陈志强", "刘淑芬"))]
         regs = [service.enrol(db, sub, p.id, cond, team_id=(team if i < 4 else other).id, enrolled_on=date(Y, 1, 2))
                 for i, (p, cond) in enumerate(zip(people, ["hypertension"] * 3 + ["diabetes_t2"] * 3, strict=True))]
-    # 患者0: four controlled visits (standard, controlled); 患者1: two visits, the last uncontrolled;
-    # 患者2: none; 患者3 (diabetes): four visits, last glucose 6.5; 患者4: one visit at 8.0; 患者5: none
+    # 张建国: four controlled visits (standard, controlled); 李秀英: two visits, the last uncontrolled;
+    # 王桂兰: none; 王辉煌 (diabetes): four visits, last glucose 6.5; 陈志强: one visit at 8.0; 刘淑芬: none
     plan = {0: [(130, 80, None)] * 4, 1: [(128, 82, None), (150, 95, None)], 3: [(None, None, 8.0)] * 3 + [(None, None, 6.5)],
             4: [(None, None, 8.0)]}
     for i, visits in plan.items():
@@ -86,12 +87,12 @@ def test_rates_per_team_and_institution_match_a_direct_count(db, client, world) 
         b.login(client, "gqdoctor")
         page = client.get(f"/chronic/outcomes?start={Y}-01-01&end={Y}-12-31").text
         team_row = re.search(rf'id="out-{world["team"].id}-diabetes_t2">(.*?)</tr>', page, re.S).group(1)  # type: ignore[union-attr]
-        assert re.search(r'class="managed">1<', team_row) and "100.0%" in team_row  # 患者3 only
+        assert re.search(r'class="managed">1<', team_row) and "100.0%" in team_row  # 王辉煌 only
         other_row = re.search(rf'id="out-{world["other"].id}-diabetes_t2">(.*?)</tr>', page, re.S).group(1)  # type: ignore[union-attr]
         assert re.search(r'class="managed">2<', other_row) and "0.0%" in other_row
         all_row = re.search(r'id="out-all-hypertension"[^>]*>(.*?)</tr>', page, re.S).group(1)  # type: ignore[union-attr]
         assert "33.3%" in all_row
-        # month by month: at the end of March 患者1's last visit (128/82, February) was controlled, from April on
+        # month by month: at the end of March 李秀英's last visit (128/82, February) was controlled, from April on
         # (150/95) not
         march = re.search(rf'id="month-{Y}-03">(.*?)</tr>', page, re.S).group(1)  # type: ignore[union-attr]
         april = re.search(rf'id="month-{Y}-04">(.*?)</tr>', page, re.S).group(1)  # type: ignore[union-attr]
@@ -104,7 +105,7 @@ def test_the_cockpit_takes_the_alliance_figures(db, world) -> None:  # type: ign
     assert figs["national.13d_glucose_control"].value == pytest.approx(1 / 3)
     assert figs["national.13a_htn_standard"].value == pytest.approx(1 / 3)
     admissions = figs["national.13_chronic_admissions"]
-    assert (admissions.numerator, admissions.denominator) == (1, 6)  # 患者1 admitted at the lead hospital
+    assert (admissions.numerator, admissions.denominator) == (1, 6)  # 李秀英 admitted at the lead hospital
     # each figure's rows are the registrations it counts
     assert admissions.row_ids["chronic_people_admitted"] == [world["regs"][1].id]
     # the period before the visits: nobody controlled yet

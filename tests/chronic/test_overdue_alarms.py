@@ -179,6 +179,7 @@ def test_a_visit_or_a_lab_result_raises_an_alarm_that_becomes_a_prefilled_urgent
         assert "血糖 17.2 mmol/L" in form.text and "二甲双胍 0.5g tid" in form.text and "E11 2型糖尿病" in form.text
         assert re.search(r'<option value="urgent" selected', form.text)
         assert alarms.open_count(db, sub) == 1
+        db.expire_all()
         with pytest.raises(Conflict):
             alarms.acknowledge(db, sub, alarm.id)
         assert db.scalar(select(func.count()).select_from(ChronicAlarm).where(

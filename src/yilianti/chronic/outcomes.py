@@ -69,7 +69,7 @@ def patient_outcomes(db: Session, institutions: list[int], start: date, end: dat
         last = seen[-1] if seen else None
         out.append(PatientOutcome(
             reg_id, patient_id, inst, team, condition, len(seen), expected_visits(enrolled_on, start, end),
-            last[0] if last else None, bool(last) and controlled(condition, last[1], last[2], last[3]),
+            last[0] if last else None, last is not None and controlled(condition, last[1], last[2], last[3]),
             patient_id in admitted))
     return out
 

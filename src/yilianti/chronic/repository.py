@@ -118,7 +118,8 @@ def overdue_statement(subject: Subject, today: date, lp: ListParams, *, team_id:
     """The acting institution's open follow-ups due before `today` (逾期未随访) of patients the subject may
     see, narrowed by team, responsible doctor, village (the team's), the list kit's search (patient name),
     due-date range and status (the condition); most overdue first."""
-    stmt = (select(ChronicFollowUp, ChronicRegistration, Patient)
+    columns: tuple[Any, ...] = (ChronicFollowUp, ChronicRegistration, Patient)
+    stmt = (select(*columns)
             .join(ChronicRegistration, ChronicRegistration.id == ChronicFollowUp.registration_id)
             .join(Patient, Patient.id == ChronicFollowUp.patient_id)
             .outerjoin(FamilyDoctorTeam, FamilyDoctorTeam.id == ChronicFollowUp.team_id)
@@ -183,7 +184,8 @@ def institution_name(db: Session, institution_id: int) -> str:
 
 def reminders_statement(subject: Subject, lp: ListParams) -> Select[Any]:
     """The acting institution's reminder outbox (patients the subject may see), newest first."""
-    stmt = (select(ChronicReminder, Patient).join(Patient, Patient.id == ChronicReminder.patient_id)
+    columns: tuple[Any, ...] = (ChronicReminder, Patient)
+    stmt = (select(*columns).join(Patient, Patient.id == ChronicReminder.patient_id)
             .where(ChronicReminder.institution_id == subject.acting_institution_id, readable(subject)))
     stmt = lp.apply(stmt, search=(Patient.name,), day=ChronicReminder.due_on, status=ChronicReminder.status)
     return stmt.order_by(ChronicReminder.created_at.desc(), ChronicReminder.id.desc())
@@ -207,7 +209,8 @@ def alarm(db: Session, alarm_id: int) -> ChronicAlarm | None:
 def alarms_statement(subject: Subject, lp: ListParams) -> Select[Any]:
     """The acting institution's alarms of patients the subject may see: open first, newest first; the list
     kit's status is `open` (unacknowledged) or `acknowledged`."""
-    stmt = (select(ChronicAlarm, Patient).join(Patient, Patient.id == ChronicAlarm.patient_id)
+    columns: tuple[Any, ...] = (ChronicAlarm, Patient)
+    stmt = (select(*columns).join(Patient, Patient.id == ChronicAlarm.patient_id)
             .where(ChronicAlarm.institution_id == subject.acting_institution_id, readable(subject)))
     if lp.status == "open":
         stmt = stmt.where(ChronicAlarm.acknowledged_at.is_(None))

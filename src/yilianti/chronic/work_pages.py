@@ -36,7 +36,7 @@ def overdue_rows(db: Any, subject: Any, rows: list[tuple[Any, Any, Any]]) -> lis
     doctors = dict(repository.doctors_of(db, subject.acting_institution_id))
     return [{"task": f, "registration": r, "patient": p, "days": (today - f.due_on).days,
              "team": teams.get(f.team_id or 0), "doctor": doctors.get(r.responsible_user_id or 0, ""),
-             "reminder": (sent.get(f.id) or [None])[-1], "calls": calls.get(f.id, [])} for f, r, p in rows]
+             "reminder": sent[f.id][-1] if sent.get(f.id) else None, "calls": calls.get(f.id, [])} for f, r, p in rows]
 
 
 @router.get("/chronic/overdue")
@@ -140,7 +140,7 @@ def outcome_page(request: Request, db: DB, subject: CurrentSubject, start: str =
     teams = repository.teams_of(db, inst)
     by_team = outcomes.summarise(rows, lambda r: (r.team_id, r.condition))
     total = outcomes.summarise(rows, lambda r: r.condition)
-    months = []
+    months: list[tuple[str, dict[Any, outcomes.Summary]]] = []
     cursor = date(s.year, s.month, 1)
     while cursor <= e and len(months) < 36:
         nxt = date(cursor.year + cursor.month // 12, cursor.month % 12 + 1, 1)
