@@ -64,8 +64,18 @@ def test_ohif_opens_the_demo_ct_from_the_order_page(live_server, page, monkeypat
         } catch (e) { return true; }
         return false; })""")
     frames = [(s, u) for s, u in answers if "/frames/" in u]
+    # the patient's other studies (OHIF's priors) are searched by PatientID sent as a tag: ours only
+    priors = [u for s, u in answers if "/studies?" in u and "00100020=QK0001" in u and s == 200]
+    assert priors, answers[:20]
     assert frames and all(s == 200 for s, _ in frames), answers[:20]
     assert any("/metadata" in u and s == 200 for s, u in answers)
     assert not outside, outside[:5]  # no CDN, no public server
     if os.environ.get("YILIANTI_SCREENSHOTS"):
         page.screenshot(path=os.path.join(os.environ["YILIANTI_SCREENSHOTS"], "ohif.png"))
+
+    # OHIF's study list searches our QIDO-RS: the order's study is listed with its patient and description
+    page.goto(f"{base}/ohif/")
+    page.wait_for_selector("text=头颅CT平扫")
+    if os.environ.get("YILIANTI_SCREENSHOTS"):
+        page.screenshot(path=os.path.join(os.environ["YILIANTI_SCREENSHOTS"], "ohif-list.png"))
+

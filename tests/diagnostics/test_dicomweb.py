@@ -52,6 +52,7 @@ def ct_series(accession: str, n: int = 3, study_uid: str | None = None, patient_
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: Chinese descriptions
         ds.InstanceNumber, ds.SeriesNumber, ds.SeriesDescription = k + 1, 2, "头颅平扫"
+        ds.StudyDescription = "头颅CT平扫"
         pixels = ds.pixel_array.copy()
         pixels[0, 0] = 1000 + k  # which slice came back is visible in its pixels
         ds.PixelData = pixels.tobytes()
@@ -167,10 +168,13 @@ def test_qido_finds_the_study_by_the_keys_people_use(world: World, stored: list[
     for token in (world.reader, world.site):
         c = client(world, token)
         for filters in ({"PatientID": "QK0001"}, {"AccessionNumber": world.accession}, {"StudyInstanceUID": uid},
-                        {"StudyDate": "20261130-20261202"}, {"StudyDate": "20261201"}, {"ModalitiesInStudy": "CT"}):
+                        {"StudyDate": "20261130-20261202"}, {"StudyDate": "20261201"}, {"ModalitiesInStudy": "CT"},
+                        {"00100020": "QK0001"}, {"0020000D": uid}, {"PatientName": "*桂兰*"},
+                        {"StudyDescription": "头颅"}):
             found = [Dataset.from_json(s) for s in c.search_for_studies(search_filters=filters)]
             assert uid in [s.StudyInstanceUID for s in found], filters
-        for filters in ({"PatientID": "OTHER"}, {"StudyDate": "20250101-20250131"}, {"ModalitiesInStudy": "MR"}):
+        for filters in ({"PatientID": "OTHER"}, {"StudyDate": "20250101-20250131"}, {"ModalitiesInStudy": "MR"},
+                        {"00100020": "OTHER"}, {"StudyDescription": "胸部"}):
             assert uid not in [s["0020000D"]["Value"][0] for s in c.search_for_studies(search_filters=filters)]
     study = Dataset.from_json(client(world, world.site).search_for_studies(search_filters={"StudyInstanceUID": uid})[0])
     assert study.AccessionNumber == world.accession and study.PatientName == "赵桂兰" and study.ModalitiesInStudy == "CT"

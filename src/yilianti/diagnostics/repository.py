@@ -386,10 +386,10 @@ def signed_reports_of_patient(db: Session, patient_id: int, limit: int) -> list[
 def studies_matching(db: Session, visible: ColumnElement[bool], *, study_uids: list[str] | None = None,
                      patient_identifier: str | None = None, patient_name: str | None = None,
                      accession: str | None = None, modalities: list[str] | None = None,
-                     date_from: date | None = None, date_to: date | None = None, limit: int = 100,
-                     offset: int = 0) -> list[tuple[ImagingStudy, Patient]]:
+                     date_from: date | None = None, date_to: date | None = None, description: str | None = None,
+                     limit: int = 100, offset: int = 0) -> list[tuple[ImagingStudy, Patient]]:
     """(study, the order's patient) of the studies the subject may see under QIDO-RS's matching keys, newest
-    first. `patient_name` matches part of the name (the platform's, as the order page shows it)."""
+    first. `patient_name` (the platform's name, as the order page shows it) and `description` match a part."""
     stmt = (select(ImagingStudy, Patient).join(DiagnosticOrder, DiagnosticOrder.id == ImagingStudy.order_id)
             .join(Patient, Patient.id == DiagnosticOrder.patient_id).where(visible))
     if study_uids:
@@ -402,6 +402,8 @@ def studies_matching(db: Session, visible: ColumnElement[bool], *, study_uids: l
         stmt = stmt.where(ImagingStudy.accession_number == accession)
     if modalities:
         stmt = stmt.where(ImagingStudy.modality.in_(modalities))
+    if description:
+        stmt = stmt.where(ImagingStudy.description.contains(description, autoescape=True))
     if date_from:
         stmt = stmt.where(ImagingStudy.study_date >= date_from)
     if date_to:

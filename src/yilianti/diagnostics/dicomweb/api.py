@@ -47,47 +47,51 @@ def _json(content: Any, status: int = 200) -> JSONResponse:
 # ------------------------------------------------------------------------------ QIDO-RS
 
 
+# The matching keys are declared for the OpenAPI; they are read from the query as keywords or as tags
+# (00100020 = PatientID, as OHIF sends them) by service.matching_keys.
+Key = Annotated[str | None, Query(max_length=200)]
+Keys = Annotated[list[str] | None, Query(max_length=200)]
+
+
 @router.get("/studies", response_class=Response, responses=DICOM_JSON)
 def search_studies(request: Request, db: DB, subject: Clinical,
-                   study_uid: Annotated[list[str] | None, Query(alias="StudyInstanceUID", max_length=200)] = None,
-                   patient_id: Annotated[str | None, Query(alias="PatientID", max_length=200)] = None,
-                   patient_name: Annotated[str | None, Query(alias="PatientName", max_length=200)] = None,
-                   accession: Annotated[str | None, Query(alias="AccessionNumber", max_length=200)] = None,
-                   study_date: Annotated[str | None, Query(alias="StudyDate", max_length=200)] = None,
-                   modalities: Annotated[list[str] | None, Query(alias="ModalitiesInStudy", max_length=200)] = None,
+                   StudyInstanceUID: Keys = None, PatientID: Key = None, PatientName: Key = None,  # noqa: N803
+                   AccessionNumber: Key = None, StudyDate: Key = None, ModalitiesInStudy: Keys = None,  # noqa: N803
+                   StudyDescription: Key = None,  # noqa: N803
                    limit: QLimit = 100, offset: QOffset = 0, includefield: Text = None,
                    fuzzymatching: Text = None) -> Response:
-    """QIDO-RS: the studies the acting institution may open (its orders, placed or read, of patients it may see)."""
-    q = dw.study_query(study_uids=study_uid, patient_id=patient_id, patient_name=patient_name, accession=accession,
-                       study_date=study_date, modalities=modalities, limit=limit, offset=offset)
+    """QIDO-RS: the studies the acting institution may open (its orders, placed or read, of patients it may see).
+    PatientName and StudyDescription match a part; StudyDate is a date or a range (YYYYMMDD-YYYYMMDD)."""
+    q = dw.study_query(dw.matching_keys(request.query_params), limit, offset)
     return _json(dw.search_studies(db, subject, q, _base(request)))
 
 
 @router.get("/studies/{study}/series", response_class=Response, responses=DICOM_JSON)
 def search_series(request: Request, study: StudyUID, db: DB, subject: Clinical,
-                  modality: Annotated[str | None, Query(alias="Modality", max_length=16)] = None,
-                  series_uid: Annotated[str | None, Query(alias="SeriesInstanceUID", max_length=64)] = None,
+                  Modality: Key = None, SeriesInstanceUID: Key = None,  # noqa: N803
                   limit: QLimit = 500, offset: QOffset = 0, includefield: Text = None) -> Response:
     """QIDO-RS: the study's series."""
-    return _json(dw.search_series(db, subject, study, _base(request), modality=modality, series_uid=series_uid,
-                                  limit=limit, offset=offset))
+    keys = dw.matching_keys(request.query_params)
+    return _json(dw.search_series(db, subject, study, _base(request), modality=dw.first_key(keys, "Modality"),
+                                  series_uid=dw.first_key(keys, "SeriesInstanceUID"), limit=limit, offset=offset))
 
 
 @router.get("/studies/{study}/instances", response_class=Response, responses=DICOM_JSON)
 def search_study_instances(request: Request, study: StudyUID, db: DB, subject: Clinical,
-                           sop_uid: Annotated[str | None, Query(alias="SOPInstanceUID", max_length=64)] = None,
+                           SOPInstanceUID: Key = None,  # noqa: N803
                            limit: QLimit = 500, offset: QOffset = 0, includefield: Text = None) -> Response:
     """QIDO-RS: the study's instances."""
-    return _json(dw.search_instances(db, subject, study, _base(request), sop_uid=sop_uid, limit=limit,
-                                     offset=offset))
+    sop = dw.first_key(dw.matching_keys(request.query_params), "SOPInstanceUID")
+    return _json(dw.search_instances(db, subject, study, _base(request), sop_uid=sop, limit=limit, offset=offset))
 
 
 @router.get("/studies/{study}/series/{series}/instances", response_class=Response, responses=DICOM_JSON)
 def search_instances(request: Request, study: StudyUID, series: SeriesUID, db: DB, subject: Clinical,
-                     sop_uid: Annotated[str | None, Query(alias="SOPInstanceUID", max_length=64)] = None,
+                     SOPInstanceUID: Key = None,  # noqa: N803
                      limit: QLimit = 500, offset: QOffset = 0, includefield: Text = None) -> Response:
     """QIDO-RS: the series' instances."""
-    return _json(dw.search_instances(db, subject, study, _base(request), series, sop_uid=sop_uid, limit=limit,
+    sop = dw.first_key(dw.matching_keys(request.query_params), "SOPInstanceUID")
+    return _json(dw.search_instances(db, subject, study, _base(request), series, sop_uid=sop, limit=limit,
                                      offset=offset))
 
 

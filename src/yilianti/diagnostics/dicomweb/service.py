@@ -26,7 +26,7 @@ import io
 import logging
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from sqlalchemy.orm import Session
 
@@ -114,12 +115,14 @@ class StudyQuery:
     date_to: date | None
     limit: int
     offset: int
+    description: str | None = None
 
     def as_text(self) -> str:
         parts = [f"StudyInstanceUID={','.join(self.study_uids)}" if self.study_uids else "",
                  f"PatientID={self.patient_identifier}" if self.patient_identifier else "",
                  f"PatientName={self.patient_name}" if self.patient_name else "",
                  f"AccessionNumber={self.accession}" if self.accession else "",
+                 f"StudyDescription={self.description}" if self.description else "",
                  f"ModalitiesInStudy={','.join(self.modalities)}" if self.modalities else "",
                  f"StudyDate={_da(self.date_from) or ''}-{_da(self.date_to) or ''}"
                  if self.date_from or self.date_to else ""]
@@ -162,16 +165,37 @@ def _values(values: list[str] | None) -> list[str]:
     return [v.strip() for one in values or [] for v in re.split(r"[,\\]", one) if v.strip()]
 
 
-def study_query(*, study_uids: list[str] | None, patient_id: str | None, patient_name: str | None,
-                accession: str | None, study_date: str | None, modalities: list[str] | None, limit: int,
-                offset: int) -> StudyQuery:
-    uids = [check_uid(u, "StudyInstanceUID") for u in _values(study_uids)]
-    first, last = date_range(study_date)
-    mods = [m.upper() for m in _values(modalities)]
+MATCHING_KEYS = ("StudyInstanceUID", "PatientID", "PatientName", "AccessionNumber", "StudyDate", "ModalitiesInStudy",
+                 "StudyDescription", "SeriesInstanceUID", "Modality", "SOPInstanceUID")
+_BY_TAG = {f"{tag_for_keyword(k):08X}": k for k in MATCHING_KEYS}
+
+
+def matching_keys(params: Mapping[str, str] | Any) -> dict[str, list[str]]:
+    """The query's matching keys by keyword, whether sent as keywords (PatientID) or as tags (00100020, as OHIF
+    sends its search for a patient's other studies)."""
+    out: dict[str, list[str]] = {}
+    for name in set(params.keys()):
+        keyword = name if name in MATCHING_KEYS else _BY_TAG.get(name.upper())
+        if keyword:
+            out.setdefault(keyword, []).extend(params.getlist(name) if hasattr(params, "getlist") else [params[name]])
+    return out
+
+
+def first_key(keys: dict[str, list[str]], keyword: str) -> str | None:
+    values = keys.get(keyword) or []
+    return values[0] if values else None
+
+
+def study_query(keys: dict[str, list[str]], limit: int, offset: int) -> StudyQuery:
+    uids = [check_uid(u, "StudyInstanceUID") for u in _values(keys.get("StudyInstanceUID"))]
+    first, last = date_range(first_key(keys, "StudyDate"))
+    mods = [m.upper() for m in _values(keys.get("ModalitiesInStudy"))]
     if any(len(m) > 16 for m in mods):
         raise InvalidInput(fields={"ModalitiesInStudy": "至多 16 个字符"})
-    return StudyQuery(uids, _text(patient_id, "PatientID"), _text(patient_name, "PatientName"),
-                      _text(accession, "AccessionNumber"), mods, first, last, min(limit, LIMIT_MAX), offset)
+    return StudyQuery(uids, _text(first_key(keys, "PatientID"), "PatientID"),
+                      _text(first_key(keys, "PatientName"), "PatientName"),
+                      _text(first_key(keys, "AccessionNumber"), "AccessionNumber"), mods, first, last,
+                      min(limit, LIMIT_MAX), offset, _text(first_key(keys, "StudyDescription"), "StudyDescription"))
 
 
 def _study_url(base: str, study: ImagingStudy) -> str:
@@ -204,7 +228,7 @@ def search_studies(db: Session, subject: Subject, q: StudyQuery, base: str) -> l
     rows = repo.studies_matching(db, workflow.visible(subject), study_uids=q.study_uids,
                                  patient_identifier=q.patient_identifier, patient_name=q.patient_name,
                                  accession=q.accession, modalities=q.modalities, date_from=q.date_from,
-                                 date_to=q.date_to, limit=q.limit, offset=q.offset)
+                                 date_to=q.date_to, description=q.description, limit=q.limit, offset=q.offset)
     counts = repo.series_counts(db, [s.id for s, _ in rows])
     audit.record(db, subject, "search", "imaging_study", None,
                  detail={"q": masked_query(q.as_text()), "results": [s.id for s, _ in rows]})
