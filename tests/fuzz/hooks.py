@@ -12,8 +12,27 @@ from typing import Any
 import schemathesis
 
 
+def fhir_problem(status: int, content_type: str, text: str) -> str | None:
+    """What is wrong with a /fhir error answer, or None when it is an OperationOutcome (CONTRACTS.md)."""
+    if not content_type.startswith("application/fhir+json"):
+        return f"{status} answered as {content_type or 'no content type'}, not application/fhir+json"
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return f"{status} body is not JSON: {text[:200]!r}"
+    if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
+        return f"{status} body is not an OperationOutcome: {text[:300]}"
+    issues = body.get("issue")
+    if not isinstance(issues, list) or not issues or not all(
+            isinstance(i, dict) and i.get("severity") and i.get("code") for i in issues):
+        return f"{status} OperationOutcome without issues (severity, code): {text[:300]}"
+    return None
+
+
 def contract_problem(path: str, status: int, content_type: str, text: str) -> str | None:
-    """What is wrong with an /api/v1 error answer, or None when it is in the contract's shape."""
+    """What is wrong with an /api/v1, /dicomweb or /fhir error answer, or None when it is in the contract's shape."""
+    if (path == "/fhir" or path.startswith("/fhir/")) and status >= 400:
+        return fhir_problem(status, content_type, text)
     if not path.startswith(("/api/v1", "/dicomweb")) or status < 400:
         return None
     if path.startswith("/dicomweb") and status == 409 and content_type.startswith("application/dicom+json"):
@@ -40,7 +59,8 @@ def contract_problem(path: str, status: int, content_type: str, text: str) -> st
 
 @schemathesis.check
 def contract_error_body(ctx: Any, response: Any, case: Any) -> None:
-    """Every /api/v1 and /dicomweb error answer is the contract's JSON body (CONTRACTS.md)."""
+    """Every /api/v1 and /dicomweb error answer is the contract's JSON body, every /fhir one an OperationOutcome
+    (CONTRACTS.md)."""
     problem = contract_problem(case.path, response.status_code, response.headers.get("content-type", [""])[0]
                                if isinstance(response.headers.get("content-type"), list)
                                else response.headers.get("content-type", ""), response.text)

@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from yilianti.auth.deps import DB, Clinical
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
-from yilianti.exceptions import InvalidInput
 from yilianti.kit import repository as kit
 from yilianti.kit.schemas import Id
 from yilianti.referral import flows, routing, service
@@ -34,49 +33,9 @@ from yilianti.referral.schemas import (
     TransitionIn,
     WardOptionOut,
 )
-from yilianti.referral.states import Side, Status
+from yilianti.referral.states import Side
 
 router = APIRouter(prefix="/api/v1", tags=["referrals"])
-
-
-def apply_move(db: Session, subject: Subject, referral_id: int, to_status: str, *, expected_status: str | None,
-               reason: str | None = None, reject_code: str | None = None, booking_id: int | None = None,
-               bed_reservation_id: int | None = None, to_institution_id: int | None = None,
-               arrival_mode: str | None = None) -> Any:
-    """One entry for every move the pages and the API offer; each calls its service function."""
-    kw: dict[str, Any] = {"expected_status": expected_status}
-    text = reason or ""
-    match to_status:
-        case Status.submitted:
-            return service.submit(db, subject, referral_id, **kw)
-        case Status.received:
-            return service.receive(db, subject, referral_id, **kw)
-        case Status.accepted:
-            return service.accept(db, subject, referral_id, note=(text.strip() or None), **kw)
-        case Status.rejected:
-            return service.reject(db, subject, referral_id, reject_code or "", text, **kw)
-        case Status.returned:
-            return service.return_with_advice(db, subject, referral_id, text, **kw)
-        case Status.scheduled:
-            return service.schedule(db, subject, referral_id, booking_id=booking_id,
-                                    bed_reservation_id=bed_reservation_id, **kw)
-        case Status.arrived:
-            return service.arrive(db, subject, referral_id, mode=arrival_mode, **kw)
-        case Status.did_not_attend:
-            return service.did_not_attend(db, subject, referral_id, **kw)
-        case Status.outcome_returned:
-            return service.return_outcome(db, subject, referral_id, text, **kw)
-        case Status.closed:
-            return service.close(db, subject, referral_id, **kw)
-        case Status.cancelled:
-            return service.cancel(db, subject, referral_id, text, **kw)
-        case Status.forwarded:
-            if to_institution_id is None:
-                service.get(db, subject, referral_id)
-                raise InvalidInput(fields={"to_institution_id": "请选择目标机构"})
-            return service.forward(db, subject, referral_id, to_institution_id, text, **kw)
-    service.get(db, subject, referral_id)
-    raise InvalidInput(fields={"to_status": "取值不在允许范围内"})
 
 
 def _detail(db: Session, subject: Subject, referral_id: Id) -> dict[str, Any]:
@@ -119,7 +78,7 @@ def read(referral_id: Id, db: DB, subject: Clinical) -> dict[str, Any]:
 @router.post("/referrals/{referral_id}/transition", response_model=ReferralDetail)
 def transition(referral_id: Id, db: DB, subject: Clinical, body: TransitionIn = Body()) -> dict[str, Any]:
     """Make one move. `expected_status` must equal the current status (optimistic check)."""
-    moved = apply_move(db, subject, referral_id, body.to_status, expected_status=body.expected_status,
+    moved = service.apply_move(db, subject, referral_id, body.to_status, expected_status=body.expected_status,
                        reason=body.reason, reject_code=body.reject_code, booking_id=body.booking_id,
                        bed_reservation_id=body.bed_reservation_id, to_institution_id=body.to_institution_id,
                        arrival_mode=body.arrival_mode)

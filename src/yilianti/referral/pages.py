@@ -34,8 +34,8 @@ from yilianti.models.scheduling import Booking, ClinicSession
 from yilianti.patients import service as patients
 from yilianti.patients.repository import patients_by_id as patient_rows_by_id
 from yilianti.referral import flows, repository, routing, service, states
-from yilianti.referral.api import apply_move
 from yilianti.referral.schemas import ReferralIn, SessionOptionOut
+from yilianti.referral.service import apply_move
 from yilianti.referral.states import FINAL, REJECT_LABELS, Side, Status
 from yilianti.scheduling import repository as sched_repo
 from yilianti.transfer import repository as transfer_repo

@@ -525,3 +525,47 @@ def sweep_overdue(db: Session, now: datetime | None = None) -> int:
         alerted += 1
     db.flush()
     return alerted
+
+
+# ------------------------------------------------------------------------------------- one entry for every move
+
+
+def apply_move(db: Session, subject: Subject, referral_id: int, to_status: str, *, expected_status: str | None,
+               reason: str | None = None, reject_code: str | None = None, booking_id: int | None = None,
+               bed_reservation_id: int | None = None, to_institution_id: int | None = None,
+               arrival_mode: str | None = None) -> Any:
+    """One entry for every move the pages, the JSON API and FHIR (a Task update) offer; each calls its service
+    function."""
+    kw: dict[str, Any] = {"expected_status": expected_status}
+    text = reason or ""
+    match to_status:
+        case Status.submitted:
+            return submit(db, subject, referral_id, **kw)
+        case Status.received:
+            return receive(db, subject, referral_id, **kw)
+        case Status.accepted:
+            return accept(db, subject, referral_id, note=(text.strip() or None), **kw)
+        case Status.rejected:
+            return reject(db, subject, referral_id, reject_code or "", text, **kw)
+        case Status.returned:
+            return return_with_advice(db, subject, referral_id, text, **kw)
+        case Status.scheduled:
+            return schedule(db, subject, referral_id, booking_id=booking_id,
+                                    bed_reservation_id=bed_reservation_id, **kw)
+        case Status.arrived:
+            return arrive(db, subject, referral_id, mode=arrival_mode, **kw)
+        case Status.did_not_attend:
+            return did_not_attend(db, subject, referral_id, **kw)
+        case Status.outcome_returned:
+            return return_outcome(db, subject, referral_id, text, **kw)
+        case Status.closed:
+            return close(db, subject, referral_id, **kw)
+        case Status.cancelled:
+            return cancel(db, subject, referral_id, text, **kw)
+        case Status.forwarded:
+            if to_institution_id is None:
+                get(db, subject, referral_id)
+                raise InvalidInput(fields={"to_institution_id": "请选择目标机构"})
+            return forward(db, subject, referral_id, to_institution_id, text, **kw)
+    get(db, subject, referral_id)
+    raise InvalidInput(fields={"to_status": "取值不在允许范围内"})

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from yilianti.exceptions import AppError, error_body, field_message, wants_json
+from yilianti.fhir.wire import is_fhir_path, outcome_response
 from yilianti.web.faults import RETRY_AFTER_SECONDS, fault_of
 from yilianti.web.render import render_page
 
@@ -24,6 +25,8 @@ log = logging.getLogger("yilianti")
 
 
 def render_error(request: Request, status: int, body: dict[str, Any]) -> Response:
+    if is_fhir_path(request.url.path):  # FHIR clients read an OperationOutcome (fhir/wire.py)
+        return outcome_response(status, body)
     if wants_json(request):
         return JSONResponse(body, status_code=status)
     if status == 401:

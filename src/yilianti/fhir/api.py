@@ -1,0 +1,156 @@
+"""FHIR R4 routes under /fhir (application/fhir+json; errors as OperationOutcome, fhir/wire.py).
+
+Credentials are the platform's own: an API token (Authorization: Bearer) or the session cookie. `metadata`
+answers without them, as the specification allows. Each resource type of service.KINDS gets a search and a
+read route; the CapabilityStatement is read off these routes (capability.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Body, Header, Request
+
+from yilianti.auth.deps import DB, CurrentSubject
+from yilianti.exceptions import AppError
+from yilianti.fhir import capability, service
+from yilianti.fhir.search import parse
+from yilianti.fhir.service import KINDS, Kind
+from yilianti.fhir.wire import BASE, FHIR_JSON, FhirResponse, etag_matches, searchset, versioned
+
+router = APIRouter(prefix=BASE, tags=["fhir"], default_response_class=FhirResponse)
+RESOURCE = {"description": "A FHIR resource", "content": {FHIR_JSON: {"schema": {"type": "object"}}}}
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + BASE
+
+
+def page_url(request: Request, page: int) -> str:
+    """The request's URL with `_page` set: the `next` link of a searchset."""
+    items = [(k, v) for k, v in request.query_params.multi_items() if k != "_page"] + [("_page", str(page))]
+    return f"{base_url(request)}{request.url.path[len(BASE):]}?{urlencode(items)}"
+
+
+@router.get("/metadata", responses={200: RESOURCE}, summary="CapabilityStatement (no credentials needed)")
+def metadata(request: Request) -> FhirResponse:
+    return FhirResponse(capability.statement(router.routes, base_url(request)))
+
+
+def _openapi_params(kind: Kind) -> dict[str, Any]:
+    query = [{"name": p.name, "in": "query", "required": False, "description": p.doc,
+              "schema": {"type": "string", "maxLength": 200}} for p in kind.params.values()]
+    for name, allowed in (("_include", service.INCLUDES.get(kind.type, {})),
+                          ("_revinclude", service.REVINCLUDES.get(kind.type, frozenset()))):
+        if allowed:
+            query.append({"name": name, "in": "query", "required": False, "description": "resources to add",
+                          "schema": {"type": "string", "enum": sorted(allowed)}})
+    query += [{"name": "_count", "in": "query", "required": False, "description": "page size (0–200; 0: the total only)",
+               "schema": {"type": "integer", "minimum": 0, "maximum": 200}},
+              {"name": "_page", "in": "query", "required": False, "description": "page number, from 1",
+               "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000}}]
+    return {"parameters": query}
+
+
+def _search(kind: Kind) -> Callable[..., FhirResponse]:
+    def search(request: Request, db: DB, subject: CurrentSubject) -> FhirResponse:
+        q = parse(list(request.query_params.multi_items()), kind.params, includes=includes, revincludes=revincludes)
+        total_only = q.count == 0
+        if total_only:  # `_count=0`: how many match, no entries
+            q.count, q.page = 1, 1
+        found = kind.search(db, subject, q)
+        found.included = service.included(db, subject, kind.type, found.resources, q)
+        if total_only:
+            found.resources, found.included, found.has_next = [], [], False
+        base = base_url(request)
+        return FhirResponse(searchset(base, page_url(request, q.page), found.resources, total=found.total,
+                                      next_url=page_url(request, q.page + 1) if found.has_next else None,
+                                      included=found.included))
+
+    includes = frozenset(service.INCLUDES.get(kind.type, {}))
+    revincludes = service.REVINCLUDES.get(kind.type, frozenset())
+    search.fhir_params = kind.params  # type: ignore[attr-defined]
+    search.fhir_includes = includes  # type: ignore[attr-defined]
+    search.fhir_revincludes = revincludes  # type: ignore[attr-defined]
+    search.__name__ = f"search_{kind.type}"
+    return search
+
+
+def one(resource: dict[str, Any], status: int = 200, location: str | None = None) -> FhirResponse:
+    """A resource with its version (meta.versionId) and ETag; `location` for a created one."""
+    body, etag = versioned(resource)
+    headers = {"ETag": etag}
+    if location:
+        headers["Location"] = location
+    return FhirResponse(body, status_code=status, headers=headers)
+
+
+def _read(kind: Kind) -> Callable[..., FhirResponse]:
+    def read(id: str, db: DB, subject: CurrentSubject) -> FhirResponse:  # noqa: A002 - FHIR's name
+        return one(kind.read(db, subject, id))
+
+    read.__name__ = f"read_{kind.type}"
+    return read
+
+
+def _create(kind: Kind) -> Callable[..., FhirResponse]:
+    assert kind.create is not None
+    create = kind.create
+
+    def created(request: Request, db: DB, subject: CurrentSubject, body: Any = Body(media_type=FHIR_JSON)
+                ) -> FhirResponse:
+        resource = create(db, subject, body)
+        return one(resource, 201, f"{base_url(request)}/{kind.type}/{resource['id']}")
+
+    created.__name__ = f"create_{kind.type}"
+    return created
+
+
+def _update(kind: Kind) -> Callable[..., FhirResponse]:
+    assert kind.update is not None
+    change = kind.update
+
+    def updated(id: str, db: DB, subject: CurrentSubject, body: Any = Body(media_type=FHIR_JSON),  # noqa: A002
+                if_match: str | None = Header(default=None, max_length=200)) -> FhirResponse:
+        current = versioned(kind.read(db, subject, id))[1]
+        if not etag_matches(if_match, current):
+            raise PreconditionFailed()
+        return one(change(db, subject, id, body))
+
+    updated.__name__ = f"update_{kind.type}"
+    updated.fhir_versioned = True  # type: ignore[attr-defined]
+    return updated
+
+
+class PreconditionFailed(AppError):
+    status, code, default_message = 412, "version_conflict", "资源已被他人修改，请重新读取后再试"
+
+
+@router.post("/Patient/$match", responses={200: RESOURCE}, summary="Patient/$match on the master patient index")
+def match(request: Request, db: DB, subject: CurrentSubject, body: Any = Body(media_type=FHIR_JSON)) -> FhirResponse:
+    """A Parameters resource with `resource` (a Patient), optional `onlyCertainMatches` and `count`: a Bundle of
+    the persons the caller may see, each with its match grade (certain, probable, possible) and score."""
+    return FhirResponse(service.match_bundle(db, service.match_patients(db, subject, body), base_url(request)))
+
+
+@router.get("/Patient/{id}/$everything", responses={200: RESOURCE}, summary="Patient/$everything")
+def everything(id: str, request: Request, db: DB, subject: CurrentSubject) -> FhirResponse:  # noqa: A002
+    """The patient and the resources about them the caller may see (consents, appointments, referrals)."""
+    resources = service.everything(db, subject, id)
+    bundle = searchset(base_url(request), str(request.url), resources, total=len(resources), next_url=None)
+    return FhirResponse(bundle)
+
+
+for _kind in KINDS.values():
+    router.add_api_route(f"/{_kind.type}", _search(_kind), methods=["GET"], responses={200: RESOURCE},
+                         summary=f"Search {_kind.type}: {_kind.doc}", openapi_extra=_openapi_params(_kind))
+    router.add_api_route(f"/{_kind.type}/{{id}}", _read(_kind), methods=["GET"], responses={200: RESOURCE},
+                         summary=f"Read {_kind.type}")
+    if _kind.create:
+        router.add_api_route(f"/{_kind.type}", _create(_kind), methods=["POST"], status_code=201,
+                             responses={201: RESOURCE}, summary=f"Create {_kind.type}")
+    if _kind.update:
+        router.add_api_route(f"/{_kind.type}/{{id}}", _update(_kind), methods=["PUT"], responses={200: RESOURCE},
+                             summary=f"Update {_kind.type} (If-Match: the ETag of the version read)")
