@@ -156,7 +156,8 @@ def referral_url(db: Session, alarm: ChronicAlarm) -> str:
     assert reg is not None
     last = repository.last_done(db, reg.id)
     condition = find_label("chronic.condition", reg.condition, "zh") or reg.condition
-    results = [f"{clock.fmt_local(alarm.measured_at)} {alarm.value_text}"]
+    # a lab result's alarm names the result; a visit's values are the visit line below
+    results = [f"{clock.fmt_local(alarm.measured_at)} {alarm.value_text}"] if alarm.source != "visit" else []
     meds: list[str] = []
     if last is not None:
         values = [f"血压 {last.sbp}/{last.dbp} mmHg" if last.sbp is not None else "",
