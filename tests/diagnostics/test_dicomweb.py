@@ -314,3 +314,19 @@ def test_ohif_is_served_from_its_directory_only_when_installed(world: World, tmp
     assert httpx.get(f"{world.base}/ohif/..%2Fsecret.txt").text != "not served"
     # the rest of the app keeps its strict policy
     assert "unsafe-eval" not in httpx.get(f"{world.base}/login").headers["content-security-policy"]
+
+
+def test_compressed_frames_are_decoded_or_sent_as_stored(world: World) -> None:
+    """A JPEG-LS MR: decoded pixels by default; its codestream as stored when the client takes any syntax (OHIF)."""
+    from pydicom.encaps import generate_frames
+
+    ds = pydicom.dcmread(sample("MR_small_jpeg_ls_lossless.dcm"))
+    ds.AccessionNumber, ds.StudyInstanceUID, ds.SeriesInstanceUID = world.accession, generate_uid(), generate_uid()
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    c = client(world, world.reader)
+    c.store_instances([ds])
+    ids = (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    decoded = c.retrieve_instance_frames(*ids, [1], media_types=("application/octet-stream",))
+    assert decoded == [ds.pixel_array.astype(ds.pixel_array.dtype.newbyteorder("<")).tobytes()]
+    stored = c.retrieve_instance_frames(*ids, [1], media_types=(("application/octet-stream", "*"),))
+    assert stored == [next(generate_frames(ds.PixelData, number_of_frames=1))]

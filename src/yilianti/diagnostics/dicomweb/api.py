@@ -108,9 +108,9 @@ def _files(db: Any, subject: Any, accept: str | None, study: str, series: str | 
                              media_type=f'multipart/related; type="application/dicom"; boundary={boundary}')
 
 
-def _octets(parts: list[bytes]) -> Response:
+def _octets(parts: list[bytes], syntax: str = dw.EXPLICIT_LE) -> Response:
     boundary = dw.new_boundary()
-    body = b"".join(dw.multipart_stream(iter([(f"application/octet-stream; transfer-syntax={dw.EXPLICIT_LE}", p)
+    body = b"".join(dw.multipart_stream(iter([(f"application/octet-stream; transfer-syntax={syntax}", p)
                                               for p in parts]), boundary))
     return Response(body, media_type=f'multipart/related; type="application/octet-stream"; boundary={boundary}',
                     headers={"Cache-Control": "private, max-age=3600"})
@@ -160,10 +160,11 @@ def instance_metadata(request: Request, study: StudyUID, series: SeriesUID, sop:
 def frames(study: StudyUID, series: SeriesUID, sop: SopUID, db: DB, subject: Clinical,
            frames: Annotated[str, Path(max_length=2000, description="1-based frame numbers, e.g. 1,2,3")],
            accept: Accept = None) -> Response:
-    """WADO-RS: frames, uncompressed (explicit VR little endian pixels)."""
+    """WADO-RS: frames, uncompressed (explicit VR little endian pixels); with `transfer-syntax=*` (or the stored
+    syntax) in Accept, a compressed image's frames as stored."""
     if not dw.accepts(accept, "multipart/related", "application/octet-stream"):
         raise dw.NotAcceptable()
-    return _octets(dw.frames(db, subject, study, series, sop, dw.frame_numbers(frames)))
+    return _octets(*dw.frames(db, subject, study, series, sop, dw.frame_numbers(frames), accept))
 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/bulkdata/{tag}", response_class=Response,

@@ -360,8 +360,12 @@ def instances(db: Session, subject: Subject, study_uid: str, series_uid: str | N
     for uid, name in ((series_uid, "series"), (sop_uid, "instance")):
         if uid is not None:
             check_uid(uid, name)
-    found = [i for r in series_rows(db, opened.study, series_uid) for i in r.instances
-             if sop_uid is None or i.sop_instance_uid == sop_uid]
+    if sop_uid is not None:  # one instance (a viewer's frame): looked up by its UID, not among the study's
+        inst = repo.instance_with_uid(db, sop_uid)
+        found = [inst] if inst is not None and inst.study_id == opened.study.id and \
+            (series_uid is None or inst.series_instance_uid == series_uid) else []
+    else:
+        found = [i for r in series_rows(db, opened.study, series_uid) for i in r.instances]
     if not found:
         raise NotFound()
     return opened, found
@@ -456,10 +460,22 @@ def frame_numbers(text: str) -> list[int]:
     return numbers
 
 
-def frames(db: Session, subject: Subject, study_uid: str, series_uid: str, sop_uid: str,
-           numbers: list[int]) -> list[bytes]:
-    """The frames' pixels, uncompressed little endian: as stored for a native transfer syntax, else decoded."""
+def wants_syntax(accept: str | None, syntax: str) -> bool:
+    """Whether the Accept header takes frames in this (compressed) transfer syntax as stored:
+    `multipart/related; type="application/octet-stream"; transfer-syntax=*` (OHIF asks so) or the syntax's UID."""
+    for one in (accept or "").split(","):
+        _, params = media_params(one)
+        if params.get("transfer-syntax") in ("*", syntax):
+            return True
+    return False
+
+
+def frames(db: Session, subject: Subject, study_uid: str, series_uid: str, sop_uid: str, numbers: list[int],
+           accept: str | None = None) -> tuple[list[bytes], str]:
+    """The frames' pixels and their transfer syntax: as stored when native (uncompressed little endian) or when
+    the client takes the stored compressed syntax (its codestreams, no decoding); otherwise decoded."""
     import numpy as np
+    from pydicom.encaps import generate_frames
 
     inst = one_instance(db, subject, study_uid, series_uid, sop_uid, "diagnostics.image_view", frame=numbers[0])
     ds = _read(inst.path)
@@ -473,8 +489,12 @@ def frames(db: Session, subject: Subject, study_uid: str, series_uid: str, sop_u
     if syntax in NATIVE and bits % 8 == 0:
         size = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1) * bits // 8
         data = ds.PixelData
-        return [bytes(data[(n - 1) * size:n * size]) for n in numbers]
-    return [np.ascontiguousarray(imaging.pixels(ds, n - 1 if count > 1 else None)).tobytes() for n in numbers]
+        return [bytes(data[(n - 1) * size:n * size]) for n in numbers], EXPLICIT_LE
+    if syntax not in NATIVE and wants_syntax(accept, syntax):
+        stored = list(generate_frames(ds.PixelData, number_of_frames=count))
+        return [stored[n - 1] for n in numbers], syntax
+    return [np.ascontiguousarray(imaging.pixels(ds, n - 1 if count > 1 else None)).tobytes() for n in numbers], \
+        EXPLICIT_LE
 
 
 def rendered(db: Session, subject: Subject, study_uid: str, series_uid: str, sop_uid: str, number: int = 1,
