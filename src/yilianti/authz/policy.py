@@ -199,6 +199,34 @@ def require_patient(db: Session, subject: Subject, patient_id: int, *, action: s
     return access
 
 
+def entry_visible(involved: frozenset[int], institution: int, shared: bool) -> bool:
+    """The shared record's rule for one entry: the viewer's institution is involved in it (an order's ordering
+    site and reading centre), or the viewer has the shared record (consent in force, break-glass...) — for the
+    record's list and for every detail, image and ECG opened from it or by the entry's own pages."""
+    return shared or institution in involved
+
+
+def entry_access(db: Session, subject: Subject, patient_id: int,
+                 involved: frozenset[int]) -> tuple[PatientAccess, str]:
+    """The access decision for one entry (`entry_visible`) and the basis its read is audited under (`shared`
+    when an institution reading its own patient sees another member's entry); 404 when not visible."""
+    access = decide(db, subject, patient_id)
+    inst = subject.acting_institution_id
+    if access is None or inst is None or not entry_visible(involved, inst, access.shared):
+        raise NotFound()
+    return access, read_basis(access.basis, inst not in involved)
+
+
+def require_entry(db: Session, subject: Subject, patient_id: int, involved: frozenset[int], *, action: str,
+                  resource_type: str, resource_id: object,
+                  detail: dict | None = None) -> tuple[PatientAccess, str]:  # type: ignore[type-arg]
+    """`entry_access`, and the read audited (as `require_patient` does for the patient) with the grant used."""
+    access, basis = entry_access(db, subject, patient_id, involved)
+    audit.record(db, subject, action, resource_type, resource_id, patient_id=patient_id, basis=basis,
+                 detail={**(detail or {}), "grant_id": access.grant_id})
+    return access, basis
+
+
 def grant_access(db: Session, actor: Subject | None, *, patient_id: int, institution_id: int, kind: str,
                  reason: str, expires_in: timedelta | None = None, user_id: int | None = None,
                  source: tuple[str, int] | None = None, includes_shared: bool = True) -> AccessGrant:

@@ -80,7 +80,7 @@ def arrange(rows_of: Callable[[str], list[Entry]], wanted: list[str], inst: int,
     hidden = 0
     for kind in wanted:
         for entry in rows_of(kind):
-            if visible(entry.institutions, inst, shared):
+            if policy.entry_visible(entry.institutions, inst, shared):
                 entries.append(entry)
             else:
                 hidden += 1
@@ -88,12 +88,6 @@ def arrange(rows_of: Callable[[str], list[Entry]], wanted: list[str], inst: int,
     entries = entries[:limit]
     others = sorted({e.source_institution_id for e in entries if inst not in e.institutions})
     return entries, hidden, others
-
-
-def visible(institutions: frozenset[int], inst: int, shared: bool) -> bool:
-    """The record's rule for one entry: the viewer's institution is involved in it, or the viewer has the
-    shared record (consent in force, break-glass...) — for the list and for every detail opened from it."""
-    return shared or inst in institutions
 
 
 def read_audit(access_basis: str, wanted: list[str], entries: list[Entry], others: list[int],
@@ -190,16 +184,15 @@ def _record_access(db: Session, subject: Subject, patient_id: int) -> tuple[Pati
 def open_order(db: Session, subject: Subject, patient_id: int, order_id: int, *, view: str = "report") -> OrderDetail:
     """Another member's (or one's own) result as the record shows it: the full signed report, the lab values,
     whether images and an ECG exist. 404 unless the record would show this order's entries to the viewer
-    (`visible`); each opening is audited (`view`: report | images | ecg), basis `shared` for another
+    (`policy.entry_visible`); each opening is audited (`view`: report | images | ecg), basis `shared` for another
     member's data."""
-    patient, access, inst = _record_access(db, subject, patient_id)
+    patient = kit.get(db, Patient, patient_id)
     order = repository.order_of_patient(db, patient_id, order_id)
-    involved = order_institutions(order) if order is not None else frozenset()
-    if order is None or not visible(involved, inst, access.shared):
+    if patient is None or order is None:
         raise NotFound()
-    basis = "shared" if access.basis == "own" and inst not in involved else access.basis
-    audit.record(db, subject, "read", "diagnostic_order", order.id, patient_id=patient_id, basis=basis,
-                 detail={"view": f"shared_record.{view}", "grant_id": access.grant_id})
+    _access, basis = policy.require_entry(db, subject, patient_id, order_institutions(order), action="read",
+                                          resource_type="diagnostic_order", resource_id=order.id,
+                                          detail={"view": f"shared_record.{view}"})
     studies, ecgs = repository.media_of(db, order.id)
     names = institution_names(db, (order.ordering_institution_id, order.reading_centre_institution_id))
     return OrderDetail(patient, order, repository.signed_report(db, order.id), repository.observations_of(db, order.id),
@@ -232,7 +225,7 @@ def lab_trend(db: Session, subject: Subject, patient_id: int, code: str) -> Tren
     """One lab test's values over time, as far as the record shows them to the viewer; audited."""
     patient, access, inst = _record_access(db, subject, patient_id)
     rows = repository.lab_series(db, patient_id, code)
-    shown = [(ob, o) for ob, o in rows if visible(order_institutions(o), inst, access.shared)]
+    shown = [(ob, o) for ob, o in rows if policy.entry_visible(order_institutions(o), inst, access.shared)]
     others = sorted({o.reading_centre_institution_id or o.ordering_institution_id for _ob, o in shown
                      if inst not in order_institutions(o)})
     basis = "shared" if access.basis == "own" and others else access.basis

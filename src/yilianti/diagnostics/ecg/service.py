@@ -592,15 +592,17 @@ def summary(rec: EcgRecording) -> dict[str, Any]:
 
 
 def recording_for(db: Session, subject: Subject, rec_id: int, action: str) -> tuple[EcgRecording, DiagnosticOrder]:
+    """A recording, by its order's rule (`imaging.order_for`: the shared record's rule for one entry); audited."""
     from yilianti.authz import policy
     from yilianti.exceptions import NotFound
+    from yilianti.record.sources import order_institutions
 
     rec = kit.get(db, EcgRecording, rec_id)
     order = kit.get(db, DiagnosticOrder, rec.order_id) if rec else None
     if rec is None or order is None:
         raise NotFound()
-    policy.require_patient(db, subject, rec.patient_id, action=action, resource_type="ecg_recording",
-                           resource_id=rec.id)
+    policy.require_entry(db, subject, rec.patient_id, order_institutions(order), action=action,
+                         resource_type="ecg_recording", resource_id=rec.id)
     return rec, order
 
 

@@ -38,16 +38,18 @@ from sqlalchemy.orm import Session
 
 from yilianti.audit import repository as audit_repo
 from yilianti.audit import service as audit
+from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.diagnostics import repository as repo
 from yilianti.diagnostics.receivers import ingest
 from yilianti.diagnostics.receivers.dicom import instance_path
-from yilianti.exceptions import AppError
+from yilianti.exceptions import AppError, Forbidden, NotFound
 from yilianti.kit import clock
 from yilianti.kit import repository as kit
 from yilianti.models.diagnostics import DiagnosticOrder, ImagingInstance, ImagingStudy, InboundMessage
 from yilianti.models.diagnostics_media import OrthancForward
+from yilianti.record.sources import order_institutions
 from yilianti.worker.runner import periodic
 
 log = logging.getLogger(__name__)
@@ -475,29 +477,34 @@ def _forward_job(db: Session) -> int:
 # ------------------------------------------------------------------------------ access
 
 
-def order_for(db: Session, subject: Subject, order_id: int, action: str) -> DiagnosticOrder:
-    """The order, if the acting institution may see its patient (404 otherwise); the read is audited."""
-    from yilianti.authz import policy
-    from yilianti.exceptions import NotFound
+UPLOADS = frozenset({"diagnostics.dicom_upload", "diagnostics.ecg_import"})
 
+
+def order_for(db: Session, subject: Subject, order_id: int, action: str) -> DiagnosticOrder:
+    """The order, if the shared record would show its entries to the acting institution (`policy.entry_visible`:
+    the ordering site, the reading centre, or a member with the shared record — consent in force, an including
+    grant, break-glass); 404 otherwise, so patient-level access alone opens no other member's images or ECG.
+    The read is audited (basis `shared` for another member's order). Uploads (`UPLOADS`) are the order's own
+    sides' work: 403 for a member that only sees it."""
     order = kit.get(db, DiagnosticOrder, order_id)
     if order is None:
         raise NotFound()
-    policy.require_patient(db, subject, order.patient_id, action=action, resource_type="diagnostic_order",
-                           resource_id=order.id)
+    involved = order_institutions(order)
+    policy.require_entry(db, subject, order.patient_id, involved, action=action, resource_type="diagnostic_order",
+                         resource_id=order.id)
+    if action in UPLOADS and subject.acting_institution_id not in involved:
+        raise Forbidden("只有开单机构和诊断中心可以上传")
     return order
 
 
 def study_for(db: Session, subject: Subject, study_id: int, action: str = "diagnostics.study_view") -> ImagingStudy:
-    from yilianti.authz import policy
-    from yilianti.exceptions import NotFound
-
+    """A study of an order, by the order's rule (`order_for`); audited on the study."""
     study = kit.get(db, ImagingStudy, study_id)
     order = kit.get(db, DiagnosticOrder, study.order_id) if study and study.order_id else None
     if study is None or order is None:
         raise NotFound()
-    policy.require_patient(db, subject, order.patient_id, action=action, resource_type="imaging_study",
-                           resource_id=study.id)
+    policy.require_entry(db, subject, order.patient_id, order_institutions(order), action=action,
+                         resource_type="imaging_study", resource_id=study.id)
     return study
 
 
@@ -511,18 +518,14 @@ def instance_for(db: Session, subject: Subject, instance_id: int, frame_no: int)
     read is audited once per user and study in a ten-minute window (`diagnostics.image_view`
     on the study, with the first frame seen) — the access check still runs on every frame.
     """
-    from yilianti.authz import policy
-    from yilianti.exceptions import NotFound
-
     inst = kit.get(db, ImagingInstance, instance_id)
     study = kit.get(db, ImagingStudy, inst.study_id) if inst else None
     order = kit.get(db, DiagnosticOrder, study.order_id) if study and study.order_id else None
     if inst is None or study is None or order is None:
         raise NotFound()
-    access = policy.decide(db, subject, order.patient_id)
-    if access is None:
-        raise NotFound()
-    audit_image_view(db, subject, study.id, order.patient_id, access.basis, {"instance_id": inst.id, "frame": frame_no})
+    access, basis = policy.entry_access(db, subject, order.patient_id, order_institutions(order))
+    audit_image_view(db, subject, study.id, order.patient_id, basis,
+                     {"instance_id": inst.id, "frame": frame_no, "grant_id": access.grant_id})
     return inst
 
 
