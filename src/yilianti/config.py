@@ -103,6 +103,14 @@ class Settings(BaseSettings):
     chronic_reminder_days_before: int = Field(default=3, ge=0, le=30)  # SMS reminder this many days before due
     chronic_reminder_spool_dir: str = "var/spool/reminders"  # the file adapter's outbox (one file per message)
     chronic_alarm_escalate_minutes: int = Field(default=60, ge=1, le=10080)  # unacknowledged alarm → the institution
+    # the national thresholds (mmHg, mmol/L): urgent referral at or past `urgent`, controlled below `target`
+    chronic_urgent_sbp: int = Field(default=180, ge=100, le=300)
+    chronic_urgent_dbp: int = Field(default=110, ge=60, le=200)
+    chronic_target_sbp: int = Field(default=140, ge=90, le=200)
+    chronic_target_dbp: int = Field(default=90, ge=50, le=150)
+    chronic_urgent_glucose_high: float = Field(default=16.7, ge=7.0, le=40.0)
+    chronic_urgent_glucose_low: float = Field(default=3.9, ge=1.0, le=7.0)
+    chronic_target_glucose: float = Field(default=7.0, ge=4.0, le=15.0)
 
     # jobs
     run_jobs_in_process: bool = True

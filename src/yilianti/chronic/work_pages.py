@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from yilianti.auth.deps import DB, CurrentSubject
 from yilianti.chronic import alarms, outcomes, reminders, repository, service
+from yilianti.config import get_settings
 from yilianti.exceptions import NotFound
 from yilianti.kit import clock, listing
 from yilianti.kit.listing import ListParams
@@ -99,7 +100,7 @@ def alarm_list(request: Request, db: DB, subject: CurrentSubject) -> Response:
         return xlsx_response(t(request, "慢病预警"), headers, body, "chronic-alarms")
     pg = page(db, stmt, lp.page, lp.per_page, scalars=False)
     return render_page(request, "chronic/alarms.html", {
-        "pg": pg, "lp": lp, "statuses": list(alarms.STATES.items())})
+        "pg": pg, "lp": lp, "statuses": list(alarms.STATES.items()), "limits": get_settings()})
 
 
 @router.post("/chronic/alarms/{alarm_id}/acknowledge")
