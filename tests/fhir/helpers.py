@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import fhirpy
@@ -17,6 +17,9 @@ from tests import builders as b
 from tests.live import api_token, live_server
 from yilianti.kit import clock
 from yilianti.models.alliance import Membership
+from yilianti.models.diagnostics import DiagnosticOrder, LabObservation
+from yilianti.models.diagnostics import DiagnosticReport as DxReport
+from yilianti.models.diagnostics import ImagingStudy as DxImagingStudy
 from yilianti.referral import service as referrals
 from yilianti.referral.schemas import ReferralIn
 from yilianti.scheduling import repository as sched_repo
@@ -81,6 +84,9 @@ class World:
     lead_token: str = ""  # a doctor of the lead hospital
     referral_id: int = 0  # 王小明 sent up from the township to the lead, submitted
     admin_token: str = ""  # the township's institution administrator (audits the township's events)
+    report_id: int = 0  # 王小明's chest CT read by the lead: signed, with a study
+    observation_id: int = 0  # 王小明's white cell count from the township's lab
+    study_id: int = 0
 
     @property
     def fhir(self) -> str:
@@ -149,8 +155,26 @@ def build_world(test_db: Any) -> Iterator[World]:
             referral = referrals.draft_and_submit(db, doc, ReferralIn(
                 patient_id=wang.id, to_institution_id=lead.id, reason="反复胸闷，需心内科评估", priority="urgent",
                 target_service="门诊"))
+            ct = DiagnosticOrder(accession_number="FHIR-CT-1", patient_id=wang.id, ordering_institution_id=township.id,
+                                 reading_centre_institution_id=lead.id, kind="imaging", modality="CT",
+                                 item_code="CT-CHEST", item_name="胸部CT平扫", status="reported",
+                                 ordered_at=datetime(2026, 11, 2, 1, 0, tzinfo=UTC))
+            lab = DiagnosticOrder(accession_number="FHIR-LAB-1", patient_id=wang.id,
+                                  ordering_institution_id=township.id, kind="lab", item_code="CBC",
+                                  item_name="血常规", status="reported", ordered_at=datetime(2026, 10, 1, 1, 0, tzinfo=UTC))
+            db.add_all([ct, lab])
+            db.flush()
+            report = DxReport(order_id=ct.id, findings="两肺纹理增粗", conclusion="支气管炎可能", status="final",
+                              signed_at=datetime(2026, 11, 2, 6, 0, tzinfo=UTC))
+            wbc = LabObservation(order_id=lab.id, code="6690-2", code_system="LN", name="白细胞", value="12.5",
+                                 value_type="NM", units="10^9/L", abnormal_flags="H", result_status="F",
+                                 reference_range="3.5-9.5", observed_at=datetime(2026, 10, 1, 3, 0, tzinfo=UTC))
+            study = DxImagingStudy(order_id=ct.id, study_instance_uid="1.2.826.0.1.3680043.8.498.21", modality="CT",
+                                   accession_number="FHIR-CT-1", study_date=date(2026, 11, 2), instance_count=3)
+            db.add_all([report, wbc, study])
             db.commit()
             world = World(base, lead.id, township.id, outsider.id, alliance.id, other.id, expert.id, site.id,
                           {"wang": wang.id, "zhao": zhao.id, "qian": qian.id, "sun": sun.id, "zhou": zhou.id}, rids, token, out_token,
-                          factory, second.id, second_token, schedule.id, session.id, lead_token, referral.id, admin_token)
+                          factory, second.id, second_token, schedule.id, session.id, lead_token, referral.id, admin_token,
+                          report.id, wbc.id, study.id)
         yield world

@@ -32,6 +32,7 @@ def world(test_db):  # type: ignore[no-untyped-def]
 SAMPLES = {"date": "ge2000-01-01", "reference": "Organization/1", "gender": "male", "active": "true",
            ("Slot", "status"): "free", ("Appointment", "status"): "booked", ("Consent", "status"): "active",
            ("Task", "status"): "requested", ("ServiceRequest", "status"): "active"}
+RECORD_KINDS = {"DiagnosticReport", "Observation", "ImagingStudy"}  # searched per patient (the shared record)
 
 
 def _outcome(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -69,12 +70,14 @@ def test_the_capability_statement_is_what_the_routes_answer(world: World) -> Non
         codes = {i["code"] for i in res["interaction"]}
         token = world.admin_token if type_ == "AuditEvent" else world.token
         if "search-type" in codes:
-            bundle = world.get(f"/{type_}", token, _count=2).json()
+            base = {"patient": f"Patient/{world.patients['wang']}"} if type_ in RECORD_KINDS else {}
+            bundle = world.get(f"/{type_}", token, _count=2, **base).json()
             validate(bundle)
             assert bundle["resourceType"] == "Bundle", bundle
             for p in res.get("searchParam", []):
-                value = SAMPLES.get((type_, p["name"]), SAMPLES.get(p["name"], SAMPLES.get(p["type"], "1")))
-                r = world.get(f"/{type_}", token, **{p["name"]: value})
+                value = base.get(p["name"]) or SAMPLES.get((type_, p["name"]),
+                                                           SAMPLES.get(p["name"], SAMPLES.get(p["type"], "1")))
+                r = world.get(f"/{type_}", token, **{**base, p["name"]: value})
                 assert r.status_code == 200, (type_, p["name"], r.text)
             if "read" in codes and bundle.get("entry"):
                 one = bundle["entry"][0]["resource"]
@@ -107,8 +110,11 @@ def test_patient_search_pages_with_next_links_through_fhirpy(world: World) -> No
     assert ids == sorted(world.patients[k] for k in ("wang", "zhao", "zhou"))  # not 钱女士 of the other alliance
     for p in everyone:
         validate(p.serialize())
-    first = httpx.get(world.fhir + "/Patient", params={"_count": 1}, headers=world.headers()).json()
+    first = httpx.get(world.fhir + "/Patient", params={"_count": 1, "_total": "accurate"},
+                      headers=world.headers()).json()
     assert first["total"] == 3 and [ln["relation"] for ln in first["link"]] == ["self", "next"]
+    # a list of patient data is counted on request only (the next link says whether more follow)
+    assert "total" not in world.get("/Patient", _count=1).json()
     assert client.resources("Patient").count() == 3
 
 
@@ -282,3 +288,27 @@ def test_include_and_revinclude_for_the_common_pairs(world: World) -> None:
     statement = httpx.get(world.fhir + "/metadata").json()
     practitioner = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Practitioner")
     assert practitioner["searchRevInclude"] == ["PractitionerRole:practitioner"]
+
+
+def test_reports_results_and_studies_as_the_shared_record_shows_them(world: World) -> None:
+    wang = f"Patient/{world.patients['wang']}"
+    reports = world.fhirpy().resources("DiagnosticReport").search(patient=wang, category="RAD").fetch_all()
+    assert [int(r.id) for r in reports] == [world.report_id]
+    report = reports[0].serialize()
+    validate(report)
+    assert report["status"] == "final" and "支气管炎可能" in report["conclusion"]
+    assert report["performer"][0]["reference"] == f"Organization/{world.lead_id}"
+    observations = world.fhirpy().resources("Observation").search(patient=wang, code="6690-2").fetch_all()
+    assert [o.valueQuantity.value for o in observations] == [12.5]
+    validate(observations[0].serialize())
+    assert observations[0].interpretation[0].coding[0].code == "H"
+    studies = world.get("/ImagingStudy", patient=wang).json()
+    validate(studies)
+    assert [e["resource"]["id"] for e in studies["entry"]] == [str(world.study_id)]
+    for path in (f"/DiagnosticReport/{world.report_id}", f"/Observation/{world.observation_id}",
+                 f"/ImagingStudy/{world.study_id}"):
+        assert world.get(path).status_code == 200, path
+        assert world.get(path, token=world.outsider_token).status_code == 404, path
+    assert world.fhirpy(world.outsider_token).resources("DiagnosticReport").search(patient=wang).fetch_all() == []
+    assert world.get("/DiagnosticReport", category="RAD").status_code == 400  # which patient's record?
+    assert world.get("/DiagnosticReport", patient=wang, date="lt2026-11-01").json()["total"] == 0

@@ -50,7 +50,10 @@ def _openapi_params(kind: Kind) -> dict[str, Any]:
     query += [{"name": "_count", "in": "query", "required": False, "description": "page size (0–200; 0: the total only)",
                "schema": {"type": "integer", "minimum": 0, "maximum": 200}},
               {"name": "_page", "in": "query", "required": False, "description": "page number, from 1",
-               "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000}}]
+               "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000}},
+              {"name": "_total", "in": "query", "required": False,
+               "description": "accurate: count the matches (Bundle.total; patient data lists count only on request)",
+               "schema": {"type": "string", "enum": ["none", "estimate", "accurate"]}}]
     return {"parameters": query}
 
 
@@ -59,7 +62,7 @@ def _search(kind: Kind) -> Callable[..., FhirResponse]:
         q = parse(list(request.query_params.multi_items()), kind.params, includes=includes, revincludes=revincludes)
         total_only = q.count == 0
         if total_only:  # `_count=0`: how many match, no entries
-            q.count, q.page = 1, 1
+            q.count, q.page, q.total = 1, 1, True
         found = kind.search(db, subject, q)
         found.included = service.included(db, subject, kind.type, found.resources, q)
         if total_only:

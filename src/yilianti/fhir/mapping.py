@@ -8,7 +8,7 @@ systems with the Chinese label as display.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 
 from yilianti.fhir.wire import CODE_SYSTEM
@@ -16,6 +16,9 @@ from yilianti.kit import clock
 from yilianti.kit.i18n import label
 from yilianti.models.alliance import Alliance, Institution, Membership
 from yilianti.models.audit import AuditEvent
+from yilianti.models.diagnostics import DiagnosticOrder, LabObservation
+from yilianti.models.diagnostics import DiagnosticReport as DxReport
+from yilianti.models.diagnostics import ImagingStudy as DxImagingStudy
 from yilianti.models.patient import Authority, Consent, Patient, PatientIdentifier
 from yilianti.models.referral import Referral
 from yilianti.models.scheduling import Booking, ClinicSession, Schedule, Slot
@@ -436,4 +439,100 @@ def audit_event(e: AuditEvent) -> dict[str, Any]:
                    else {"display": "Yilianti"},
                    "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4"}]},
         "entity": entities or None,
+    })
+
+
+# ------------------------------------------------------------------------------ diagnostics (slice 4)
+
+REPORT_CATEGORY = {"imaging": ("RAD", "Radiology"), "ecg": ("EC", "Electrocardiac (e.g., EKG,  EEC, Holter)"),
+                   "lab": ("LAB", "Laboratory")}
+V2_0074 = "http://terminology.hl7.org/CodeSystem/v2-0074"
+OBX_STATUS = {"F": "final", "P": "preliminary", "C": "corrected", "X": "cancelled", "R": "registered",
+              "I": "registered", "D": "entered-in-error", "W": "entered-in-error", "A": "amended"}
+HR_SYSTEM = CODE_SYSTEM + "recognition-mark"
+
+
+def hr_tag(mark: str) -> dict[str, Any]:
+    """The mutual-recognition mark (检查检验结果互认, e.g. "HR 京津冀") as a meta tag, when the result carries one."""
+    return {"tag": [{"system": HR_SYSTEM, "code": "HR", "display": mark}]} if mark else {}
+
+
+def _item_code(order: DiagnosticOrder, loinc: str | None = None) -> dict[str, Any]:
+    codings = [{"system": CODE_SYSTEM + "diagnostic-item", "code": order.item_code, "display": order.item_name}]
+    if loinc:
+        codings.insert(0, {"system": "http://loinc.org", "code": loinc})
+    return {"coding": codings, "text": order.item_name}
+
+
+def diagnostic_report(rp: DxReport, order: DiagnosticOrder, mark: str, observation_ids: list[int]) -> dict[str, Any]:
+    code, display = REPORT_CATEGORY.get(order.kind, ("OTH", "Other"))
+    return compact({
+        "resourceType": "DiagnosticReport", "id": str(rp.id),
+        "meta": {**meta(rp.updated_at), **hr_tag(mark)},
+        "identifier": [{"system": SID + "accession", "value": order.accession_number}],
+        "status": rp.status if rp.status in ("preliminary", "final", "amended") else "partial",
+        "category": [{"coding": [{"system": V2_0074, "code": code, "display": display}]}],
+        "code": _item_code(order),
+        "subject": ref("Patient", order.patient_id),
+        "effectiveDateTime": instant(order.acquired_at or order.ordered_at),
+        "issued": instant(rp.signed_at),
+        "performer": [ref("Organization", order.reading_centre_institution_id or order.ordering_institution_id)],
+        "resultsInterpreter": [ref("Practitioner", p) for p in (rp.signed_by_practitioner_id,
+                                                                  rp.second_signer_practitioner_id) if p] or None,
+        "result": [ref("Observation", i) for i in observation_ids] or None,
+        "conclusion": "\n".join(x for x in (rp.findings and f"检查所见：{rp.findings}",
+                                             rp.conclusion and f"诊断意见：{rp.conclusion}") if x) or None,
+    })
+
+
+def observation(ob: LabObservation, order: DiagnosticOrder, mark: str) -> dict[str, Any]:
+    loinc = ob.code if (ob.code_system or "").upper() in ("LN", "LOINC") else None
+    number = None
+    try:
+        number = float(ob.value) if ob.value and ob.value_type in (None, "NM", "SN") else None
+    except ValueError:
+        number = None
+    value: dict[str, Any] = {}
+    if number is not None:
+        value["valueQuantity"] = compact({"value": number, "unit": ob.units})
+    elif ob.value:
+        value["valueString"] = ob.value
+    coding = [{"system": "http://loinc.org" if loinc else CODE_SYSTEM + "lab-code", "code": ob.code,
+               "display": ob.name}]
+    return compact({
+        "resourceType": "Observation", "id": str(ob.id),
+        "meta": {**meta(ob.created_at), **hr_tag(mark)},
+        "status": OBX_STATUS.get((ob.result_status or "F").upper(), "final"),
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                  "code": "laboratory"}]}],
+        "code": {"coding": [compact(coding[0])], "text": ob.name or ob.code},
+        "subject": ref("Patient", order.patient_id),
+        "effectiveDateTime": instant(ob.observed_at or order.acquired_at),
+        "issued": instant(ob.created_at),
+        "performer": [ref("Organization", order.reading_centre_institution_id or order.ordering_institution_id)],
+        **value,
+        "interpretation": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
+                                        "code": ob.abnormal_flags}]}] if ob.abnormal_flags in ("H", "L", "HH", "LL", "N", "A", "AA") else None,
+        "referenceRange": [{"text": ob.reference_range}] if ob.reference_range else None,
+        "identifier": [{"system": SID + "accession", "value": order.accession_number}],
+    })
+
+
+def imaging_study(s: DxImagingStudy, order: DiagnosticOrder | None, patient_id: int, series: int,
+                  dicomweb: str) -> dict[str, Any]:
+    return compact({
+        "resourceType": "ImagingStudy", "id": str(s.id), "meta": meta(s.received_at),
+        "identifier": [{"system": "urn:dicom:uid", "value": f"urn:oid:{s.study_instance_uid}"},
+                       *([{"system": SID + "accession", "value": s.accession_number}] if s.accession_number else [])],
+        "status": "available",
+        "modality": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": s.modality}]
+        if s.modality else None,
+        "subject": ref("Patient", patient_id),
+        "started": instant(datetime.combine(s.study_date, time(0), tzinfo=clock.SHANGHAI)) if s.study_date else None,
+        "numberOfSeries": series or None,
+        "numberOfInstances": s.instance_count or None,
+        "description": s.description,
+        "procedureCode": [{"text": order.item_name}] if order else None,
+        "location": None,
+        "note": [{"text": f"DICOMweb: {dicomweb}/studies/{s.study_instance_uid}"}],
     })

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, false, or_, select
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from yilianti.alliance.repository import current_on
@@ -19,6 +19,9 @@ from yilianti.authz.subject import Subject
 from yilianti.kit import repository as kit
 from yilianti.models.alliance import Alliance, Department, Institution, Membership
 from yilianti.models.audit import AuditEvent
+from yilianti.models.diagnostics import DiagnosticOrder, ImagingInstance, LabObservation
+from yilianti.models.diagnostics import DiagnosticReport as DxReport
+from yilianti.models.diagnostics import ImagingStudy as DxImagingStudy
 from yilianti.models.patient import Consent, Patient, PatientIdentifier
 from yilianti.models.referral import Referral
 from yilianti.models.scheduling import Booking, ClinicSession, Schedule, Slot
@@ -47,12 +50,12 @@ def two_tables(db: Session, first: Select[Any], second: Select[Any], page: int, 
 # ------------------------------------------------------------------------------------------------ patients
 
 
-def patients_page(db: Session, subject: Subject, where: list[ColumnElement[bool]], page: int, per_page: int
+def patients_page(db: Session, subject: Subject, where: list[ColumnElement[bool]], page: int, per_page: int, count: bool = True
                   ) -> kit.Page[Patient]:
     """Patients the subject may see (policy.readable) matching `where`, identifiers loaded, by id."""
     stmt = (select(Patient).options(selectinload(Patient.identifiers))
             .where(policy.readable(subject), Patient.active.is_(True), *where).order_by(Patient.id))
-    return kit.page(db, stmt, page, per_page)
+    return kit.page(db, stmt, page, per_page, count=count)
 
 
 def holding_identifier(authority: str | None, values: list[str]) -> ColumnElement[bool]:
@@ -162,13 +165,13 @@ def slot_with_session(db: Session, slot_id: int) -> tuple[Slot, ClinicSession] |
 
 
 def appointments_page(db: Session, institution_id: int | None, where: list[ColumnElement[bool]], page: int,
-                      per_page: int) -> kit.Page[tuple[Booking, ClinicSession, Slot, Schedule]]:
+                      per_page: int, count: bool = True) -> kit.Page[tuple[Booking, ClinicSession, Slot, Schedule]]:
     """Bookings the institution made or will receive (the two sides a booking shows to), by session start."""
     stmt: Any = (select(Booking, ClinicSession, Slot, Schedule).join(ClinicSession, ClinicSession.id == Booking.session_id)
             .join(Slot, Slot.id == Booking.slot_id).join(Schedule, Schedule.id == ClinicSession.schedule_id)
             .where(or_(Booking.booked_by_institution_id == institution_id, Schedule.institution_id == institution_id),
                    *where).order_by(ClinicSession.starts_at, Booking.id))
-    return kit.page(db, stmt, page, per_page, scalars=False)
+    return kit.page(db, stmt, page, per_page, scalars=False, count=count)
 
 
 def appointment_parts(db: Session, booking: Booking) -> tuple[ClinicSession, Slot, Schedule]:
@@ -178,11 +181,11 @@ def appointment_parts(db: Session, booking: Booking) -> tuple[ClinicSession, Slo
 
 
 def referrals_page(db: Session, institution_id: int | None, where: list[ColumnElement[bool]], page: int,
-                   per_page: int) -> kit.Page[Referral]:
+                   per_page: int, count: bool = True) -> kit.Page[Referral]:
     """Referrals the institution sent, or receives (not the sender's drafts), as the worklists show them."""
     sides = or_(Referral.from_institution_id == institution_id,
                 and_(Referral.to_institution_id == institution_id, Referral.status != Status.draft))
-    return kit.page(db, select(Referral).where(sides, *where).order_by(Referral.id), page, per_page)
+    return kit.page(db, select(Referral).where(sides, *where).order_by(Referral.id), page, per_page, count=count)
 
 
 def identifiers_by_patient(db: Session, patient_ids: list[int]) -> dict[int, list[PatientIdentifier]]:
@@ -194,12 +197,12 @@ def identifiers_by_patient(db: Session, patient_ids: list[int]) -> dict[int, lis
     return out
 
 
-def consents_page(db: Session, subject: Subject, where: list[ColumnElement[bool]], page: int, per_page: int
+def consents_page(db: Session, subject: Subject, where: list[ColumnElement[bool]], page: int, per_page: int, count: bool = True
                   ) -> kit.Page[Consent]:
     """Consents of the patients the subject may see (policy.readable), by id."""
     visible = select(Patient.id).where(policy.readable(subject))
     return kit.page(db, select(Consent).where(Consent.patient_id.in_(visible), *where).order_by(Consent.id),
-                    page, per_page)
+                    page, per_page, count=count)
 
 
 def audit_event_visible(db: Session, subject: Subject, event_id: int) -> AuditEvent | None:
@@ -209,3 +212,46 @@ def audit_event_visible(db: Session, subject: Subject, event_id: int) -> AuditEv
     if scope is not None:
         stmt = stmt.where(AuditEvent.acting_institution_id.in_(scope))
     return db.scalar(stmt)
+
+
+# ------------------------------------------------------------------------------ diagnostics (slice 4)
+
+
+def reports_with_orders(db: Session, ids: list[int]) -> list[tuple[DxReport, DiagnosticOrder]]:
+    if not ids:
+        return []
+    return [(r, o) for r, o in db.execute(select(DxReport, DiagnosticOrder).join(
+        DiagnosticOrder, DiagnosticOrder.id == DxReport.order_id).where(DxReport.id.in_(ids)).order_by(DxReport.id))]
+
+
+def observations_with_orders(db: Session, ids: list[int]) -> list[tuple[LabObservation, DiagnosticOrder]]:
+    if not ids:
+        return []
+    return [(b, o) for b, o in db.execute(select(LabObservation, DiagnosticOrder).join(
+        DiagnosticOrder, DiagnosticOrder.id == LabObservation.order_id).where(LabObservation.id.in_(ids))
+        .order_by(LabObservation.id))]
+
+
+def observation_ids_of(db: Session, order_ids: list[int]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = defaultdict(list)
+    if order_ids:
+        for oid, obs_id in db.execute(select(LabObservation.order_id, LabObservation.id)
+                                      .where(LabObservation.order_id.in_(order_ids)).order_by(LabObservation.id)):
+            out[oid].append(obs_id)
+    return out
+
+
+def studies_of_orders(db: Session, order_ids: list[int]) -> list[tuple[DxImagingStudy, DiagnosticOrder]]:
+    if not order_ids:
+        return []
+    return [(s, o) for s, o in db.execute(select(DxImagingStudy, DiagnosticOrder).join(
+        DiagnosticOrder, DiagnosticOrder.id == DxImagingStudy.order_id).where(DxImagingStudy.order_id.in_(order_ids))
+        .order_by(DxImagingStudy.id))]
+
+
+def series_counts(db: Session, study_ids: list[int]) -> dict[int, int]:
+    if not study_ids:
+        return {}
+    return {sid: n for sid, n in db.execute(
+        select(ImagingInstance.study_id, func.count(func.distinct(ImagingInstance.series_instance_uid)))
+        .where(ImagingInstance.study_id.in_(study_ids)).group_by(ImagingInstance.study_id))}

@@ -38,7 +38,7 @@ COMMON = (Param("_id", "token", "logical id"),
           Param("_lastUpdated", "date", "when the resource last changed (meta.lastUpdated)"))
 # result parameters that change nothing here: formats, and how to total (the total given is always exact;
 # `_totalMethod` is what fhirpy's count() sends)
-IGNORED = frozenset({"_format", "_pretty", "_total", "_totalMethod"})
+IGNORED = frozenset({"_format", "_pretty", "_totalMethod"})
 DEFAULT_COUNT = 20
 STRING_MODIFIERS = ("contains", "exact")
 
@@ -52,6 +52,7 @@ class Query:
     page: int = 1
     includes: list[str] = field(default_factory=list)
     revincludes: list[str] = field(default_factory=list)
+    total: bool = False  # count the matches (`_total=accurate`, or `_count=0`); else `next` says if more follow
 
     def each(self, name: str) -> list[tuple[str | None, list[str]]]:
         return self.params.get(name, [])
@@ -73,6 +74,10 @@ def parse(items: list[tuple[str, str]], declared: dict[str, Param], *, includes:
             q.count = _int(name, value, 0, MAX_PER_PAGE)  # 0: the total only
         elif name == "_page":
             q.page = _int(name, value, 1, 1_000_000)
+        elif name == "_total":
+            if value not in ("none", "estimate", "accurate"):
+                raise BadSearch("检索参数无效", fields={name: "应为 none、estimate 或 accurate"})
+            q.total = value != "none"
         elif name in IGNORED:
             continue
         elif name in ("_include", "_revinclude"):
@@ -175,3 +180,20 @@ def filters(q: Query, builders: dict[str, Callable[[str | None, list[str]], Colu
             ) -> list[ColumnElement[bool]]:
     """One condition per repetition of each parameter (AND), each the OR of its values."""
     return [builders[name](modifier, values) for name, reps in q.params.items() for modifier, values in reps]
+
+
+def date_matches(value: datetime | None, values: list[str], name: str) -> bool:
+    """`date_clause` for a value in hand (a list already filtered by the record's rules): OR of the values."""
+    if value is None:
+        return False
+    at = clock.as_utc(value)
+    for raw in values:
+        m = _PREFIX.match(raw)
+        assert m is not None
+        prefix, text = m.group(1) or "eq", m.group(2)
+        start, end = _range(text, name)
+        lo, hi = _as(start, True), _as(end, True)
+        if {"eq": lo <= at < hi, "ap": lo <= at < hi, "ne": not lo <= at < hi, "gt": at >= hi, "sa": at >= hi,
+            "ge": at >= lo, "lt": at < lo, "eb": at < lo, "le": at < hi}[prefix]:
+            return True
+    return False

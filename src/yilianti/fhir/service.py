@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
@@ -31,6 +31,7 @@ from yilianti.fhir.search import (
     Param,
     Query,
     date_clause,
+    date_matches,
     filters,
     ids_clause,
     reference,
@@ -41,6 +42,9 @@ from yilianti.kit import clock, validate
 from yilianti.kit import repository as kit
 from yilianti.kit.repository import MAX_PER_PAGE
 from yilianti.models.alliance import Alliance, Institution, Membership
+from yilianti.models.diagnostics import DiagnosticOrder, LabObservation
+from yilianti.models.diagnostics import DiagnosticReport as DxReport
+from yilianti.models.diagnostics import ImagingStudy as DxImagingStudy
 from yilianti.models.patient import Authority, Consent, Patient
 from yilianti.models.referral import Referral
 from yilianti.models.scheduling import Booking, ClinicSession, Schedule, SessionStatus, Slot
@@ -48,6 +52,8 @@ from yilianti.models.workforce import PracticeSite, Practitioner
 from yilianti.patients import repository as patient_repo
 from yilianti.patients import service as patients
 from yilianti.patients.service import masked_query
+from yilianti.recognition import service as recognition
+from yilianti.record import service as record
 from yilianti.referral import service as referrals
 from yilianti.referral.states import Status as ReferralStatus
 from yilianti.scheduling import booking
@@ -162,7 +168,7 @@ def read_patient(db: Session, subject: Subject, id_: str) -> Resource:
 
 
 def search_patients(db: Session, subject: Subject, q: Query) -> Found:
-    page = repository.patients_page(db, subject, filters(q, PATIENT_FILTERS), q.page, q.count)
+    page = repository.patients_page(db, subject, filters(q, PATIENT_FILTERS), q.page, q.count, q.total)
     shown = " ".join(f"{k}={','.join(v)}" for k, reps in q.params.items() for _m, v in reps)
     audit.record(db, subject, "search", "patient", None,
                  detail={"q": masked_query(shown), "results": [p.id for p in page.items]})
@@ -471,7 +477,7 @@ def read_appointment(db: Session, subject: Subject, id_: str) -> Resource:
 
 def search_appointments(db: Session, subject: Subject, q: Query) -> Found:
     where = filters(q, APPOINTMENT_FILTERS) + ([] if subject.is_clinical else [false()])
-    page = repository.appointments_page(db, subject.acting_institution_id, where, q.page, q.count)
+    page = repository.appointments_page(db, subject.acting_institution_id, where, q.page, q.count, q.total)
     if page.items:
         audit.record(db, subject, "search", "booking", None,
                      detail={"patients": sorted({b.patient_id for b, _, _, _ in page.items})[:200]})
@@ -592,7 +598,7 @@ def _referral(db: Session, subject: Subject, id_: str) -> Referral:
 def _search_referrals(db: Session, subject: Subject, q: Query, where: dict[str, Builder],
                       to_resource: Callable[[Referral], Resource]) -> Found:
     conditions = filters(q, where) + ([] if subject.is_clinical else [false()])
-    page = repository.referrals_page(db, subject.acting_institution_id, conditions, q.page, q.count)
+    page = repository.referrals_page(db, subject.acting_institution_id, conditions, q.page, q.count, q.total)
     if page.items:
         audit.record(db, subject, "search", "referral", None,
                      detail={"patients": sorted({r.patient_id for r in page.items})[:200]})
@@ -686,7 +692,7 @@ def read_consent(db: Session, subject: Subject, id_: str) -> Resource:
 
 
 def search_consents(db: Session, subject: Subject, q: Query) -> Found:
-    page = repository.consents_page(db, subject, filters(q, CONSENT_FILTERS), q.page, q.count)
+    page = repository.consents_page(db, subject, filters(q, CONSENT_FILTERS), q.page, q.count, q.total)
     if page.items:
         audit.record(db, subject, "search", "consent", None,
                      detail={"patients": sorted({c.patient_id for c in page.items})[:200]})
@@ -743,6 +749,129 @@ def search_audit_events(db: Session, subject: Subject, q: Query) -> Found:
     _auditor(subject)
     page = audit.search(db, subject, _audit_filter(q), q.page, q.count)
     return Found([mapping.audit_event(e) for e in page.items], page.total, page.has_next)
+
+
+# ------------------------------------------------------------------------------ diagnostics (slice 4)
+# Signed reports, lab results and imaging studies are read as the shared record shows them
+# (record.service: the viewer's own orders, every member's with the patient's sharing consent, break-glass);
+# a search names its patient and reads the record (one audit row with the kinds and entries shown), a read
+# opens the order from the record (record.service.open_order: 404 unless the record would show it; audited).
+
+DIAGNOSTIC_PARAMS = {p.name: p for p in (
+    Param("patient", "reference", "the patient (required: results are read from the patient's record)"),
+    Param("category", "token", "RAD | EC | LAB (v2-0074), or imaging | ecg | lab"),
+    Param("code", "token", "the item's code (diagnostic-item) or, for an Observation, the test code (LOINC or local)"),
+    Param("date", "date", "when the result was issued or observed, with prefixes"),
+)}
+IMAGING_PARAMS = {p.name: p for p in (
+    Param("patient", "reference", "the patient (required: studies are read from the patient's record)"),
+    Param("modality", "token", "CT, MR, DX, US ..."),
+)}
+
+
+def _record_ids(db: Session, subject: Subject, q: Query, kind: str, prefix: str) -> list[int]:
+    """Ids of the entries of one kind the patient's shared record shows the caller ([] when not visible)."""
+    patients_ = [i for _m, values in q.each("patient") for i in (reference(v, "Patient") for v in values) if i]
+    if len(set(patients_)) != 1:
+        raise BadSearch("检索参数无效", fields={"patient": "请指定一位患者"})
+    try:
+        view = record.shared_record(db, subject, patients_[0], kinds=[kind])
+    except NotFound:
+        return []
+    return [int(e.ref.split(":", 1)[1]) for e in view.entries if e.ref.startswith(prefix + ":")]
+
+
+def _marks(db: Session, orders: list[DiagnosticOrder]) -> dict[int, str]:
+    return {oid: mark.label for oid, mark in recognition.hr_marks(db, orders).items()} if orders else {}
+
+
+def _matches(q: Query, checks: dict[str, Callable[[list[str]], bool]]) -> bool:
+    return all(checks[name](values) for name, reps in q.params.items() if name in checks for _m, values in reps)
+
+
+def _codes_in(have: set[str]) -> Callable[[list[str]], bool]:
+    """A token parameter's check against the codes a row has."""
+    return lambda values: bool({token(x)[1] for x in values} & have)
+
+
+def _when(at: datetime | None) -> Callable[[list[str]], bool]:
+    return lambda values: date_matches(at, values, "date")
+
+
+def _page_of(resources: list[Resource], q: Query) -> Found:
+    start = (q.page - 1) * q.count
+    return Found(resources[start:start + q.count], len(resources), start + q.count < len(resources))
+
+
+def _category_of(order: DiagnosticOrder) -> set[str]:
+    return {order.kind, mapping.REPORT_CATEGORY.get(order.kind, ("OTH",))[0]}
+
+
+def _reports(db: Session, rows: list[tuple[DxReport, DiagnosticOrder]]) -> list[Resource]:
+    marks = _marks(db, [o for _, o in rows])
+    results = repository.observation_ids_of(db, [o.id for _, o in rows])
+    return [mapping.diagnostic_report(r, o, marks.get(o.id, ""), results.get(o.id, [])) for r, o in rows]
+
+
+def search_diagnostic_reports(db: Session, subject: Subject, q: Query) -> Found:
+    rows = repository.reports_with_orders(db, _record_ids(db, subject, q, "report", "diagnostic_report"))
+    kept = [(r, o) for r, o in rows if _matches(q, {
+        "category": _codes_in(_category_of(o)), "code": _codes_in({o.item_code}),
+        "date": _when(r.signed_at)})]
+    return _page_of(_reports(db, kept), q)
+
+
+def _opened(db: Session, subject: Subject, order: DiagnosticOrder | None, view: str) -> record.OrderDetail:
+    if order is None:
+        raise NotFound()
+    return record.open_order(db, subject, order.patient_id, order.id, view=view)
+
+
+def read_diagnostic_report(db: Session, subject: Subject, id_: str) -> Resource:
+    rows = repository.reports_with_orders(db, [int_id(id_)])
+    detail = _opened(db, subject, rows[0][1] if rows else None, "report")
+    if detail.report is None or detail.report.id != rows[0][0].id:
+        raise NotFound()  # not signed yet: the record shows signed reports only
+    return _reports(db, rows)[0]
+
+
+def _observations(db: Session, rows: list[tuple[LabObservation, DiagnosticOrder]]) -> list[Resource]:
+    marks = _marks(db, list({o.id: o for _, o in rows}.values()))
+    return [mapping.observation(b, o, marks.get(o.id, "")) for b, o in rows]
+
+
+def search_observations(db: Session, subject: Subject, q: Query) -> Found:
+    rows = repository.observations_with_orders(db, _record_ids(db, subject, q, "lab_result", "lab_observation"))
+    kept = [(b, o) for b, o in rows if _matches(q, {
+        "category": _codes_in(_category_of(o) | {"laboratory"}), "code": _codes_in({b.code, o.item_code}),
+        "date": _when(b.observed_at or b.created_at)})]
+    return _page_of(_observations(db, kept), q)
+
+
+def read_observation(db: Session, subject: Subject, id_: str) -> Resource:
+    rows = repository.observations_with_orders(db, [int_id(id_)])
+    _opened(db, subject, rows[0][1] if rows else None, "report")
+    return _observations(db, rows)[0]
+
+
+def _studies(db: Session, rows: list[tuple[DxImagingStudy, DiagnosticOrder]]) -> list[Resource]:
+    series = repository.series_counts(db, [s.id for s, _ in rows])
+    return [mapping.imaging_study(s, o, o.patient_id, series.get(s.id, 0), "/dicomweb") for s, o in rows]
+
+
+def search_imaging_studies(db: Session, subject: Subject, q: Query) -> Found:
+    orders = _record_ids(db, subject, q, "diagnostic_order", "diagnostic_order")
+    rows = [(s, o) for s, o in repository.studies_of_orders(db, orders)
+            if _matches(q, {"modality": _codes_in({s.modality or ""})})]
+    return _page_of(_studies(db, rows), q)
+
+
+def read_imaging_study(db: Session, subject: Subject, id_: str) -> Resource:
+    study = kit.get_or_404(db, DxImagingStudy, int_id(id_))
+    rows = repository.studies_of_orders(db, [study.order_id] if study.order_id else [])
+    rows = [(s, o) for s, o in rows if s.id == study.id]
+    _opened(db, subject, rows[0][1] if rows else None, "images")  # a study in quarantine has no order: 404
+    return _studies(db, rows)[0]
 
 
 # ------------------------------------------------------------------------------------- Patient/$match
@@ -858,6 +987,12 @@ KINDS: dict[str, Kind] = {k.type: k for k in (
          "status (cancelled, arrived, noshow) with If-Match", create_appointment, update_appointment),
     Kind("Consent", CONSENT_PARAMS, read_consent, search_consents,
          "sharing consents of the patients the caller may see (scope: one alliance or all members)"),
+    Kind("DiagnosticReport", DIAGNOSTIC_PARAMS, read_diagnostic_report, search_diagnostic_reports,
+         "signed reports as the patient's shared record shows them (HR mark as a meta tag)"),
+    Kind("Observation", DIAGNOSTIC_PARAMS, read_observation, search_observations,
+         "lab results as the patient's shared record shows them (HR mark as a meta tag)"),
+    Kind("ImagingStudy", IMAGING_PARAMS, read_imaging_study, search_imaging_studies,
+         "studies of the orders the patient's shared record shows; images at /dicomweb"),
     Kind("AuditEvent", AUDIT_PARAMS, read_audit_event, search_audit_events,
          "the audit log, read-only, for auditors and administrators within their scope (IHE BALP style)"),
     Kind("ServiceRequest", REFERRAL_PARAMS, read_service_request, search_service_requests,
