@@ -46,6 +46,8 @@ def test_ohif_opens_the_demo_ct_from_the_order_page(live_server, page, monkeypat
     page.goto(f"{base}/diagnostics/orders/{ct.order_id}")
     link = page.locator("#media-ohif-link")
     assert link.inner_text().strip() == "在 OHIF 中打开"
+    if os.environ.get("YILIANTI_SCREENSHOTS"):
+        page.screenshot(path=os.path.join(os.environ["YILIANTI_SCREENSHOTS"], "order-ohif-link.png"), full_page=True)
     href = link.get_attribute("href")
     assert href and href.startswith("/ohif/viewer?StudyInstanceUIDs=")
 

@@ -204,6 +204,15 @@ def test_qido_series_and_instances(world: World, stored: list[Dataset]) -> None:
     assert [i.SOPInstanceUID for i in found] == [d.SOPInstanceUID for d in stored]
     assert [i.InstanceNumber for i in found] == [1, 2, 3]
     assert len(c.search_for_instances(uid)) == 3
+    # across studies: series and instances of the studies the subject may see, by study- and series-level keys
+    everywhere = c.search_for_series(search_filters={"AccessionNumber": world.accession, "Modality": "CT"})
+    assert stored[0].SeriesInstanceUID in [s["0020000E"]["Value"][0] for s in everywhere]
+    mr = c.search_for_series(search_filters={"AccessionNumber": world.accession, "Modality": "MR"})
+    assert all(s["00080060"]["Value"] == ["MR"] for s in mr)
+    assert stored[0].SeriesInstanceUID not in [s["0020000E"]["Value"][0] for s in mr]
+    one = c.search_for_instances(search_filters={"SOPInstanceUID": stored[1].SOPInstanceUID})
+    assert [i["00080018"]["Value"][0] for i in one] == [stored[1].SOPInstanceUID]
+    assert client(world, world.outsider).search_for_series(search_filters={"AccessionNumber": world.accession}) == []
 
 
 def test_another_members_study_is_invisible(world: World, stored: list[Dataset]) -> None:

@@ -66,6 +66,26 @@ def search_studies(request: Request, db: DB, subject: Clinical,
     return _json(dw.search_studies(db, subject, q, _base(request)))
 
 
+@router.get("/series", response_class=Response, responses=DICOM_JSON)
+def search_all_series(request: Request, db: DB, subject: Clinical,
+                      StudyInstanceUID: Keys = None, PatientID: Key = None, AccessionNumber: Key = None,  # noqa: N803
+                      StudyDate: Key = None, Modality: Key = None, SeriesInstanceUID: Key = None,  # noqa: N803
+                      limit: QLimit = 100, offset: QOffset = 0, includefield: Text = None) -> Response:
+    """QIDO-RS: series of the studies the acting institution may open (study-level keys match their study)."""
+    return _json(dw.search_all(db, subject, dw.matching_keys(request.query_params), _base(request), "series", limit,
+                               offset))
+
+
+@router.get("/instances", response_class=Response, responses=DICOM_JSON)
+def search_all_instances(request: Request, db: DB, subject: Clinical,
+                         StudyInstanceUID: Keys = None, PatientID: Key = None, AccessionNumber: Key = None,  # noqa: N803
+                         SeriesInstanceUID: Key = None, SOPInstanceUID: Key = None,  # noqa: N803
+                         limit: QLimit = 100, offset: QOffset = 0, includefield: Text = None) -> Response:
+    """QIDO-RS: instances of the studies the acting institution may open."""
+    return _json(dw.search_all(db, subject, dw.matching_keys(request.query_params), _base(request), "instances",
+                               limit, offset))
+
+
 @router.get("/studies/{study}/series", response_class=Response, responses=DICOM_JSON)
 def search_series(request: Request, study: StudyUID, db: DB, subject: Clinical,
                   Modality: Key = None, SeriesInstanceUID: Key = None,  # noqa: N803

@@ -314,17 +314,47 @@ def series_json(base: str, study: ImagingStudy, row: SeriesRow) -> dict[str, Any
     }
 
 
-def search_series(db: Session, subject: Subject, study_uid: str, base: str, *, modality: str | None = None,
-                  series_uid: str | None = None, limit: int = LIMIT_MAX, offset: int = 0) -> list[dict[str, Any]]:
-    opened = open_study(db, subject, study_uid)
+def _series_of(db: Session, base: str, study: ImagingStudy, modality: str | None,
+               series_uid: str | None) -> list[dict[str, Any]]:
     if series_uid:
         check_uid(series_uid, "SeriesInstanceUID")
-    rows = [series_json(base, opened.study, r) for r in series_rows(db, opened.study, series_uid or None)]
+    rows = [series_json(base, study, r) for r in series_rows(db, study, series_uid or None)]
     if modality:
         rows = [r for r in rows if modality.upper() in r["00080060"].get("Value", [])]
     rows.sort(key=lambda r: (r["00200011"].get("Value", [2**31])[0], r["0020000E"]["Value"][0]))
+    return rows
+
+
+def search_series(db: Session, subject: Subject, study_uid: str, base: str, *, modality: str | None = None,
+                  series_uid: str | None = None, limit: int = LIMIT_MAX, offset: int = 0) -> list[dict[str, Any]]:
+    opened = open_study(db, subject, study_uid)
+    rows = _series_of(db, base, opened.study, modality, series_uid)
     _audit_view(db, subject, opened, "diagnostics.study_view")
     return rows[offset:offset + min(limit, LIMIT_MAX)]
+
+
+def search_all(db: Session, subject: Subject, keys: dict[str, list[str]], base: str, level: str, limit: int,
+               offset: int) -> list[dict[str, Any]]:
+    """QIDO-RS /series or /instances: those of the studies the subject may see that match the study-level keys
+    (newest study first), under the series- or instance-level keys; audited as a search."""
+    q = study_query(keys, LIMIT_MAX, 0)
+    studies = repo.studies_matching(db, workflow.visible(subject), study_uids=q.study_uids,
+                                    patient_identifier=q.patient_identifier, patient_name=q.patient_name,
+                                    accession=q.accession, modalities=q.modalities, date_from=q.date_from,
+                                    date_to=q.date_to, description=q.description, limit=LIMIT_MAX)
+    out: list[dict[str, Any]] = []
+    wanted = offset + min(limit, LIMIT_MAX)
+    seen = []
+    for study, _ in studies:
+        if len(out) >= wanted:
+            break
+        seen.append(study.id)
+        out += _series_of(db, base, study, first_key(keys, "Modality"), first_key(keys, "SeriesInstanceUID")) \
+            if level == "series" else _instances_of(db, base, study, first_key(keys, "SeriesInstanceUID"),
+                                                   first_key(keys, "SOPInstanceUID"))
+    audit.record(db, subject, "search", "imaging_study", None,
+                 detail={"q": masked_query(q.as_text()), "results": seen})
+    return out[offset:wanted]
 
 
 def instance_json(base: str, study: ImagingStudy, inst: ImagingInstance) -> dict[str, Any]:
@@ -339,15 +369,20 @@ def instance_json(base: str, study: ImagingStudy, inst: ImagingInstance) -> dict
     }
 
 
+def _instances_of(db: Session, base: str, study: ImagingStudy, series_uid: str | None,
+                  sop_uid: str | None) -> list[dict[str, Any]]:
+    if series_uid:
+        check_uid(series_uid, "series")
+    return [instance_json(base, study, i) for r in series_rows(db, study, series_uid) for i in r.instances
+            if not sop_uid or i.sop_instance_uid == sop_uid]
+
+
 def search_instances(db: Session, subject: Subject, study_uid: str, base: str, series_uid: str | None = None,
                      *, sop_uid: str | None = None, limit: int = LIMIT_MAX, offset: int = 0) -> list[dict[str, Any]]:
     opened = open_study(db, subject, study_uid)
-    if series_uid:
-        check_uid(series_uid, "series")
-    found = [i for r in series_rows(db, opened.study, series_uid) for i in r.instances
-             if not sop_uid or i.sop_instance_uid == sop_uid]
+    found = _instances_of(db, base, opened.study, series_uid, sop_uid)
     _audit_view(db, subject, opened, "diagnostics.study_view")
-    return [instance_json(base, opened.study, i) for i in found[offset:offset + min(limit, LIMIT_MAX)]]
+    return found[offset:offset + min(limit, LIMIT_MAX)]
 
 
 # ------------------------------------------------------------------------------ WADO-RS
