@@ -84,6 +84,7 @@ def test_follow_up_overdue_alarm_and_outcomes_at_desk_and_phone(live_server, pag
     page.wait_for_selector("#calls-table:has-text('无人接听')")
     _shot(page, "chronic-visit-phone")
     for path, name in (("/chronic/alarms?status=open", "alarms"), ("/chronic/reminders", "reminders"),
+                       ("/chronic/readings", "readings"),
                        ("/chronic/outcomes", "outcomes")):
         page.goto(base + path)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, path

@@ -8,7 +8,7 @@ and the medication.
 The thresholds are `chronic.service.urgent_values`, the same rule that classifies a visit as urgent. Lab
 results are checked by a periodic job over the results stored since the last hours (`scan_labs`), so the
 HL7 ingest paths (reference and PostgreSQL fast path) stay as they are; each alarm is raised once per source
-(`source_key`: visit-<follow-up id>, lab-<observation id>, unique).
+(`source_key`: visit-<follow-up id>, lab-<observation id>, reading-<device reading id>, unique).
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ from yilianti.kit import clock
 from yilianti.kit import repository as kit
 from yilianti.kit.i18n import code_table, find_label
 from yilianti.kit.listing import ListParams
-from yilianti.models.chronic import ChronicAlarm, ChronicFollowUp, ChronicRegistration
+from yilianti.models.chronic import ChronicAlarm, ChronicFollowUp, ChronicReading, ChronicRegistration
 from yilianti.notifications.service import notify
 
 KINDS = code_table("chronic.alarm_kind", {"bp_high": "血压达紧急转诊标准", "glucose_high": "血糖过高",
                                           "glucose_low": "血糖过低", "danger": "危急情况"})
-SOURCES = code_table("chronic.alarm_source", {"visit": "随访", "lab": "检验结果"})
+SOURCES = code_table("chronic.alarm_source", {"visit": "随访", "lab": "检验结果", "device": "家用设备"})
 STATES = code_table("chronic.alarm_state", {"open": "未确认", "acknowledged": "已确认"})
 # glucose in a lab result: LOINC fasting glucose (1558-6, 14771-0), glucose in serum/plasma or blood
 # (2345-7, 2339-0, 15074-8) and the local code most analysers send
@@ -75,6 +75,17 @@ def raise_for_visit(db: Session, task: ChronicFollowUp, reg: ChronicRegistration
     return _raise(db, reg, key=f"visit-{task.id}", source="visit", kind=kind, text=text or "；".join(texts),
                   measured_at=task.done_at or clock.now(),
                   responsible=reg.responsible_user_id or task.recorded_by_user_id)
+
+
+def raise_for_reading(db: Session, reading: ChronicReading, reg: ChronicRegistration) -> ChronicAlarm | None:
+    """An uploaded device reading past the thresholds (glucose counts for the diabetes registry only)."""
+    found = urgent_values(reg.condition, reading.sbp, reading.dbp, reading.glucose)
+    if not found:
+        return None
+    kind, text = found[0]
+    return _raise(db, reg, key=f"reading-{reading.id}", source="device", kind=kind,
+                  text=f"{reading.device or '家用设备'} {text}", measured_at=reading.measured_at,
+                  responsible=reg.responsible_user_id)
 
 
 NUMBER = re.compile(r"^\s*[<>]?=?\s*(\d+(?:\.\d+)?)\s*$")

@@ -18,6 +18,7 @@ from yilianti.models.chronic import (
     ChronicAlarm,
     ChronicCall,
     ChronicFollowUp,
+    ChronicReading,
     ChronicRegistration,
     ChronicReminder,
     FamilyDoctorContract,
@@ -289,3 +290,28 @@ def admissions_between(db: Session, patient_ids: list[int], start: datetime, end
         select(BedReservation.id, BedReservation.patient_id, BedReservation.created_at)
         .where(BedReservation.patient_id.in_(patient_ids), BedReservation.status == "admitted",
                BedReservation.created_at >= start, BedReservation.created_at < end))]
+
+
+# ------------------------------------------------------------------ device readings
+
+
+def registrations_under_care_at(db: Session, patient_id: int, institution_id: int) -> list[ChronicRegistration]:
+    return list(db.scalars(select(ChronicRegistration).where(
+        ChronicRegistration.patient_id == patient_id, ChronicRegistration.institution_id == institution_id,
+        ChronicRegistration.status == "under_care").order_by(ChronicRegistration.id)))
+
+
+def reading_exists(db: Session, patient_id: int, kind: str, at: datetime) -> bool:
+    return db.scalar(select(ChronicReading.id).where(
+        ChronicReading.patient_id == patient_id, ChronicReading.kind == kind,
+        ChronicReading.measured_at == at).limit(1)) is not None
+
+
+def readings_statement(subject: Subject, lp: ListParams) -> Select[Any]:
+    """The acting institution's device readings of patients the subject may see, newest first."""
+    columns: tuple[Any, ...] = (ChronicReading, Patient)
+    stmt = (select(*columns).join(Patient, Patient.id == ChronicReading.patient_id)
+            .where(ChronicReading.institution_id == subject.acting_institution_id, readable(subject)))
+    stmt = lp.apply(stmt, search=(Patient.name, ChronicReading.device), day=ChronicReading.measured_at,
+                    status=ChronicReading.kind)
+    return stmt.order_by(ChronicReading.measured_at.desc(), ChronicReading.id.desc())

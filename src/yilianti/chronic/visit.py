@@ -51,6 +51,8 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "hba1c": (3.0, 20.0, "%"), "smoking": (0, 100, "支/日"), "drinking": (0, 50, "两/日"),
     "exercise_times": (0, 21, "次/周"), "exercise_minutes": (0, 600, "分钟/次"), "staple_g": (0, 2000, "克/天"),
 }
+LABELS = {"sbp": "收缩压", "dbp": "舒张压", "fasting_glucose": "血糖", "heart_rate": "心率", "weight_kg": "体重",
+          "height_cm": "身高", "hba1c": "糖化血红蛋白"}
 INTEGERS = ("sbp", "dbp", "heart_rate", "smoking", "exercise_times", "exercise_minutes", "staple_g")
 DECIMALS = ("weight_kg", "height_cm", "fasting_glucose", "hba1c", "drinking")
 LIFESTYLE = ("smoking", "drinking", "exercise_times", "exercise_minutes", "staple_g", "salt", "mental", "compliance")

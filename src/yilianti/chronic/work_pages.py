@@ -11,13 +11,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from yilianti.auth.deps import DB, CurrentSubject
-from yilianti.chronic import alarms, outcomes, reminders, repository, service
+from yilianti.chronic import alarms, outcomes, readings, reminders, repository, service
 from yilianti.config import get_settings
-from yilianti.exceptions import NotFound
+from yilianti.exceptions import AppError, InvalidInput, NotFound
 from yilianti.kit import clock, listing
 from yilianti.kit.listing import ListParams
 from yilianti.kit.repository import page
-from yilianti.web.forms import opt_int
+from yilianti.web.forms import errors_of, opt_int
 from yilianti.web.render import mask_phone, render_page, t, xlsx_response
 
 router = APIRouter(include_in_schema=False)
@@ -152,3 +152,36 @@ def outcome_page(request: Request, db: DB, subject: CurrentSubject, start: str =
     return render_page(request, "chronic/outcomes.html", {
         "start": s, "end": e, "teams": teams, "by_team": by_team, "total": total, "months": months,
         "conditions": {c: service.CONDITIONS[c] for c in repository.MEASURED}})
+
+
+def _readings_context(request: Request, db: Any, subject: Any) -> dict[str, Any]:
+    lp = ListParams.of(request.query_params).only(readings.KINDS)
+    pg = page(db, repository.readings_statement(subject, lp), lp.page, lp.per_page, scalars=False)
+    return {"pg": pg, "lp": lp, "statuses": list(readings.KINDS.items())}
+
+
+@router.get("/chronic/readings")
+def reading_list(request: Request, db: DB, subject: CurrentSubject) -> Response:
+    """Home-device readings: the upload (format on the page) and the institution's readings."""
+    _clinical(subject)
+    return render_page(request, "chronic/readings.html", _readings_context(request, db, subject))
+
+
+@router.post("/chronic/readings")
+async def reading_upload(request: Request, db: DB, subject: CurrentSubject) -> Response:
+    _clinical(subject)
+    form = await request.form()
+    file = form.get("file")
+    result, errors = None, {}
+    try:
+        if file is None or isinstance(file, str) or not file.filename:
+            raise InvalidInput(fields={"file": "请选择要上传的文件"})
+        result = readings.upload(db, subject, await file.read())
+    except AppError as exc:
+        db.rollback()
+        if exc.status not in (403, 422):
+            raise
+        errors = errors_of(request, exc)
+    ctx = _readings_context(request, db, subject)
+    ctx.update(result=result, errors=errors)
+    return render_page(request, "chronic/readings.html", ctx, status_code=422 if errors else 200)

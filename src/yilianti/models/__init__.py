@@ -9,6 +9,7 @@ from yilianti.models.chronic import (
     ChronicAlarm,
     ChronicCall,
     ChronicFollowUp,
+    ChronicReading,
     ChronicRegistration,
     ChronicReminder,
     FamilyDoctorContract,
@@ -93,5 +94,5 @@ __all__ = [
     "DoNotMatch", "MatchCandidate", "MergeEvent", "PatientRecord",
     "AssistanceRecord", "Indicator", "IndicatorFigure", "IndicatorTarget",
     "ChronicFollowUp", "ChronicRegistration", "FamilyDoctorContract", "FamilyDoctorTeam", "TeamMember",
-    "ChronicAlarm", "ChronicCall", "ChronicReminder",
+    "ChronicAlarm", "ChronicCall", "ChronicReading", "ChronicReminder",
 ]

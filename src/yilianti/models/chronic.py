@@ -158,3 +158,23 @@ class ChronicCall(IdMixin, CreatedMixin, Base):
     called_at: Mapped[datetime] = mapped_column()
     outcome: Mapped[str] = mapped_column(String(24))  # will_come | visited_elsewhere | refused | no_answer | wrong_number | moved | deceased
     note: Mapped[str | None] = mapped_column(String(300))
+
+
+class ChronicReading(IdMixin, CreatedMixin, Base):
+    """A measurement from a home device (BP monitor, glucose meter) uploaded for a patient under care: the same
+    thresholds as a visit's raise an alarm (source `device`). One row per patient, kind and moment: a file
+    uploaded twice adds nothing."""
+
+    __tablename__ = "chronic_reading"
+    __table_args__ = (Index("ix_chronic_reading_once", "patient_id", "kind", "measured_at", unique=True),)
+
+    patient_id: Mapped[int] = mapped_column(BigId, ForeignKey("patient.id"))
+    registration_id: Mapped[int] = mapped_column(BigId, ForeignKey("chronic_registration.id"), index=True)
+    institution_id: Mapped[int] = mapped_column(BigId, ForeignKey("institution.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # bp | glucose
+    sbp: Mapped[int | None] = mapped_column(Integer)
+    dbp: Mapped[int | None] = mapped_column(Integer)
+    glucose: Mapped[float | None] = mapped_column(Float)  # mmol/L
+    measured_at: Mapped[datetime] = mapped_column()
+    device: Mapped[str | None] = mapped_column(String(100))
+    uploaded_by_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("app_user.id"))
