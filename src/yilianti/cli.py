@@ -91,7 +91,7 @@ def _serve(run_jobs: bool) -> int:
         return _serve_processes(settings.web_processes, run_jobs)
     app = create_app(settings, run_jobs=run_jobs)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", proxy_headers=False,
-                access_log=settings.access_log)
+                access_log=settings.access_log, log_config=None)  # our handler (ops/logs.py) formats uvicorn's lines
     return 0
 
 
@@ -113,9 +113,11 @@ def _serve_one(index: int, run_jobs: bool) -> None:
     from yilianti.main import create_app
 
     settings = _settings()
+    _configure_logs()
     sock = _reuseport_socket(settings.host, settings.port)
     app = create_app(settings, run_jobs=run_jobs and index == 0)  # periodic jobs run once
-    config = uvicorn.Config(app, log_level="info", proxy_headers=False, access_log=settings.access_log)
+    config = uvicorn.Config(app, log_level="info", proxy_headers=False, access_log=settings.access_log,
+                            log_config=None)
     uvicorn.Server(config).run(sockets=[sock])
 
 
@@ -128,6 +130,10 @@ def _serve_processes(processes: int, run_jobs: bool) -> int:
 
     settings = _settings()
     _reuseport_socket(settings.host, settings.port).close()  # fail fast and clearly if the port is taken
+    from yilianti.ops.metrics import prepare_multiprocess
+
+    # the processes' metrics add up in one directory: /metrics answers for all of them (ops/metrics.py)
+    prepare_multiprocess(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(settings.var_dir / f"metrics-{settings.port}"))
     ctx = multiprocessing.get_context("spawn")
     children = [ctx.Process(target=_serve_one, args=(i, run_jobs), name=f"yilianti-web-{i}")
                 for i in range(processes)]
@@ -175,20 +181,40 @@ def cmd_demo(_args: argparse.Namespace) -> int:
 
 
 def cmd_worker(_args: argparse.Namespace) -> int:
-    from yilianti.db import session_factory
-    from yilianti.diagnostics.receivers.start import start_all
-    from yilianti.worker.runner import JobRunner
-
+    """The job queue's worker (procrastinate on PostgreSQL: run as many as you like, on any machine) and the
+    HL7/DICOM receivers. On SQLite the in-process runner of the demo does the same work."""
     if not _keys_fit():
         return 2
-    runner = JobRunner(session_factory())
-    signal.signal(signal.SIGTERM, lambda *_: runner.stop())
-    print("yilianti worker: delivering outbox messages and running periodic jobs (Ctrl-C stops)", flush=True)
-    receivers = start_all(_settings())
+    settings = _settings()
+    if settings.worker_metrics_port:  # before anything counts: the HL7 child processes count too
+        from yilianti.ops.metrics import prepare_multiprocess, serve_metrics
+
+        prepare_multiprocess(os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+                             or str(settings.var_dir / f"metrics-worker-{settings.worker_metrics_port}"))
+        serve_metrics(settings.host, settings.worker_metrics_port)
+    from yilianti.db import session_factory
+    from yilianti.diagnostics.receivers.start import start_all
+
+    receivers = start_all(settings)
     try:
-        runner.loop()
-    except KeyboardInterrupt:
-        runner.stop()
+        if settings.database_url.startswith("sqlite"):
+            from yilianti.worker.runner import JobRunner
+
+            runner = JobRunner(session_factory())
+            signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+            print("yilianti worker: delivering outbox messages and running periodic jobs (Ctrl-C stops)", flush=True)
+            try:
+                runner.loop()
+            except KeyboardInterrupt:
+                runner.stop()
+        else:
+            import asyncio
+
+            from yilianti.worker.queue import run_worker
+
+            print(f"yilianti worker: procrastinate, {settings.worker_concurrency} jobs at once "
+                  "(SIGTERM / Ctrl-C stops after the running jobs)", flush=True)
+            asyncio.run(run_worker(settings.database_url, session_factory(), settings.worker_concurrency))
     finally:
         receivers.stop()
     return 0
@@ -348,9 +374,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _configure_logs() -> None:
+    from yilianti.ops import logs
+
+    logs.configure(_settings().log_format)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _configure_logs()
     args = build_parser().parse_args(argv)
     return int(args.fn(args) or 0)
 

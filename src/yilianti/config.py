@@ -116,6 +116,14 @@ class Settings(BaseSettings):
     run_jobs_in_process: bool = True
     job_poll_seconds: float = 1.0
     outbox_max_attempts: int = 5
+    # `yilianti worker` on PostgreSQL: jobs one worker process runs at once (procrastinate's concurrency)
+    worker_concurrency: int = 4
+    # /metrics of `yilianti worker` on a port of its own (0: none); the web's /metrics is on the web port
+    worker_metrics_port: int = 0
+    # `text` (with the request id) or `json` (one object a line, for the log collector)
+    log_format: str = "text"
+    # /readyz answers 503 when the oldest due outbox message has waited longer than this (0: never)
+    ready_max_queue_lag_seconds: float = 300.0
 
     # database pool per process (PostgreSQL max_connections defaults to 100: keep workers × 20 below it)
     db_pool_size: int = 5

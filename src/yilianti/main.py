@@ -17,6 +17,8 @@ from starlette.middleware.sessions import SessionMiddleware
 import yilianti
 from yilianti import db as dbmod
 from yilianti.config import Settings, get_settings
+from yilianti.ops.logs import RequestId
+from yilianti.ops.metrics import Timing
 from yilianti.recognition.fastpath import RecognitionRoute
 from yilianti.record.fastpath import RecordRoute
 from yilianti.referral.fastpath import ReferralMoveRoute
@@ -107,7 +109,9 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
     app.add_middleware(RecognitionRoute)  # likewise GET /api/v1/recognition/lookup (recognition/fastpath.py)
     app.add_middleware(RecordRoute)  # and GET /api/v1/patients/{id}/record (record/fastpath.py)
     app.add_middleware(RefuseNul)  # no NUL character reaches a route, a hot path or the database (web/nul.py)
-    app.add_middleware(Edge, settings=settings)  # outermost: security headers on every response, whoever served it (web/edge.py)
+    app.add_middleware(Edge, settings=settings)  # security headers on every response, whoever served it (web/edge.py)
+    app.add_middleware(RequestId)  # X-Request-ID in, out and in every log line of the request (ops/logs.py)
+    app.add_middleware(Timing)  # outermost: latency by route for /metrics, whoever answered (ops/metrics.py)
     install_handlers(app)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     for router in discover_routers():

@@ -9,7 +9,7 @@ from tests import builders as b
 from yilianti.models.outbox import Notification, OutboxMessage
 from yilianti.notifications.repository import unread_count
 from yilianti.notifications.service import notify
-from yilianti.worker.runner import HANDLERS, handler, run_pending
+from yilianti.worker.runner import EXTERNAL, HANDLERS, handler, run_pending
 
 
 def test_rolled_back_transaction_sends_nothing(db):  # type: ignore[no-untyped-def]
@@ -29,7 +29,7 @@ def test_committed_message_is_delivered_once_and_failures_retry(db):  # type: ig
     notify(db, title="转诊已接收", user_id=u.id, dedupe_key="ref-1-accepted")  # deduplicated
     calls = []
 
-    @handler("test.flaky")
+    @handler("test.flaky", external=True)  # an SMS gateway: one message per transaction
     def _flaky(_db, payload):  # type: ignore[no-untyped-def]
         calls.append(payload)
         raise RuntimeError("SMS gateway down")
@@ -51,3 +51,4 @@ def test_committed_message_is_delivered_once_and_failures_retry(db):  # type: ig
         assert len(calls) == 1
     finally:
         HANDLERS.pop("test.flaky", None)
+        EXTERNAL.discard("test.flaky")

@@ -24,6 +24,8 @@ class OutboxMessage(IdMixin, CreatedMixin, Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None] = mapped_column()
     dedupe_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    # the request that queued it (ops/logs.py): the job's log lines carry it too
+    request_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class Notification(IdMixin, CreatedMixin, Base):

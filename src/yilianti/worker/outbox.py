@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from yilianti.kit import clock
 from yilianti.models.outbox import OutboxMessage
+from yilianti.ops import logs
 from yilianti.worker import repository
 
 
@@ -17,7 +18,7 @@ def enqueue(db: Session, topic: str, payload: dict[str, Any], *, dedupe_key: str
         return None
     from datetime import timedelta
 
-    msg = OutboxMessage(topic=topic, payload=payload, dedupe_key=dedupe_key,
+    msg = OutboxMessage(topic=topic, payload=payload, dedupe_key=dedupe_key, request_id=logs.current(),
                         available_at=clock.now() + timedelta(seconds=delay_seconds))
     db.add(msg)
     return msg

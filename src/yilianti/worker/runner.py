@@ -1,8 +1,14 @@
-"""Job runner: delivers outbox messages and runs periodic jobs.
+"""The task definitions (outbox topic handlers and periodic jobs) and the in-process runner.
 
-In the demo it runs in-process (a thread started by the app); in production
-`yilianti worker` runs it beside several web processes. On PostgreSQL several workers
-can run at once: messages are claimed with FOR UPDATE SKIP LOCKED.
+Domains register handlers with `@handler(topic)` and periodic jobs with `@periodic(name, every_seconds)` in
+their tasks.py. Two runners run the same definitions:
+- `yilianti worker` on PostgreSQL: procrastinate workers (worker/queue.py) — LISTEN/NOTIFY, FOR UPDATE SKIP
+  LOCKED, each periodic job once per period across all workers;
+- the demo (SQLite, or `run_jobs_in_process`): `JobRunner`, a thread in the web process.
+Both deliver the outbox with `deliver_batch`: a batch of due messages claimed (SKIP LOCKED on PostgreSQL),
+handled and marked done in one transaction; when a handler fails (or a topic acts outside the database), the
+batch is redone one message per transaction, so a failure is counted on its message (back-off 2^attempts s,
+then `failed`: the failed-jobs page /admin/jobs) and the others are delivered.
 """
 
 from __future__ import annotations
@@ -19,13 +25,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from yilianti.config import get_settings
 from yilianti.kit import clock
-from yilianti.models.outbox import Notification
+from yilianti.models.outbox import Notification, OutboxMessage
+from yilianti.ops import logs, metrics
 from yilianti.worker import repository
 
 log = logging.getLogger("yilianti.worker")
 
 Handler = Callable[[Session, dict[str, Any]], None]
 HANDLERS: dict[str, Handler] = {}
+# topics whose handler acts outside the database (an SMS gateway, e-mail): never redone after it succeeded
+EXTERNAL: set[str] = set()
+BATCH = 200
 
 
 @dataclass
@@ -39,9 +49,14 @@ class Periodic:
 PERIODIC: dict[str, Periodic] = {}
 
 
-def handler(topic: str) -> Callable[[Handler], Handler]:
+def handler(topic: str, *, external: bool = False) -> Callable[[Handler], Handler]:
+    """Registers the handler of an outbox topic. `external=True` for a handler that acts outside the database
+    (sends an SMS): its messages are delivered one per transaction, never inside a batch that may be redone."""
+
     def deco(fn: Handler) -> Handler:
         HANDLERS[topic] = fn
+        if external:
+            EXTERNAL.add(topic)
         return fn
 
     return deco
@@ -80,38 +95,85 @@ def load_job_modules() -> None:
                     raise
 
 
-def run_pending(factory: sessionmaker[Session], batch: int = 50) -> int:
-    """Deliver what is due. Returns how many messages were handled."""
-    settings = get_settings()
+def _handle(db: Session, msg: OutboxMessage) -> None:
+    fn = HANDLERS.get(msg.topic)
+    if fn is None:
+        raise LookupError(f"no handler for topic {msg.topic}")
+    with logs.request_id(msg.request_id):
+        fn(db, msg.payload)
+
+
+def _one_by_one(factory: sessionmaker[Session], ids: list[int]) -> int:
+    """The messages one per transaction: a failure is counted on its message only, and a message whose
+    handler succeeded is committed before the next one runs."""
+    max_attempts = get_settings().outbox_max_attempts
     done = 0
-    with factory() as db:
-        ids = repository.due_ids(db, clock.now(), batch)
-        db.rollback()
     for msg_id in ids:
         with factory() as db:
-            msg = repository.claim(db, msg_id)
-            if msg is None:
+            msg = next(iter(repository.claim_due(db, clock.now(), 1, [msg_id])), None)
+            if msg is None:  # delivered meanwhile by another worker, or given up
                 db.rollback()
                 continue
-            fn = HANDLERS.get(msg.topic)
             try:
-                if fn is None:
-                    raise LookupError(f"no handler for topic {msg.topic}")
                 with db.begin_nested():
-                    fn(db, msg.payload)
-                msg.status = "done"
+                    _handle(db, msg)
+                msg.status = repository.DONE
                 msg.processed_at = clock.now()
                 done += 1
+                metrics.OUTBOX_DELIVERED.inc()
             except Exception as exc:  # a failing handler must not stop the others
-                log.warning("outbox %s (%s) failed: %s", msg.id, msg.topic, exc)
+                log.warning("outbox %s (%s) failed: %s", msg.id, msg.topic, exc, extra={"request_id": msg.request_id})
+                metrics.JOB_FAILURES.labels(msg.topic).inc()
                 msg.attempts += 1
-                msg.last_error = str(exc)[:2000]
-                if msg.attempts >= settings.outbox_max_attempts:
-                    msg.status = "failed"
+                msg.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+                if msg.attempts >= max_attempts:
+                    msg.status = repository.FAILED
                 else:
                     msg.available_at = clock.now() + timedelta(seconds=2 ** msg.attempts)
             db.commit()
     return done
+
+
+def deliver_batch(factory: sessionmaker[Session], limit: int = BATCH) -> tuple[int, int]:
+    """Claim up to `limit` due messages and deliver them. Returns (claimed, delivered)."""
+    with factory() as db:
+        msgs = repository.claim_due(db, clock.now(), limit)
+        if not msgs:
+            db.rollback()
+            return 0, 0
+        ids = [m.id for m in msgs]
+        if any(m.topic in EXTERNAL for m in msgs):
+            db.rollback()
+            return len(ids), _one_by_one(factory, ids)
+        try:
+            for msg in msgs:
+                _handle(db, msg)
+            repository.mark_done(db, ids, clock.now())
+            db.commit()
+            metrics.OUTBOX_DELIVERED.inc(len(ids))
+            return len(ids), len(ids)
+        except Exception:
+            db.rollback()
+    return len(ids), _one_by_one(factory, ids)
+
+
+def run_pending(factory: sessionmaker[Session], batch: int = BATCH) -> int:
+    """Deliver one batch of what is due. Returns how many messages were delivered."""
+    return deliver_batch(factory, batch)[1]
+
+
+def run_job(factory: sessionmaker[Session], job: Periodic) -> Any:
+    """One run of a periodic job in a transaction of its own."""
+    with factory() as db:
+        try:
+            result = job.fn(db)
+            db.commit()
+            return result
+        except Exception:
+            db.rollback()
+            log.exception("periodic job %s failed", job.name)
+            metrics.JOB_FAILURES.labels(job.name).inc()
+            raise
 
 
 def run_periodic(factory: sessionmaker[Session], force: bool = False) -> list[str]:
@@ -120,18 +182,17 @@ def run_periodic(factory: sessionmaker[Session], force: bool = False) -> list[st
     for job in PERIODIC.values():
         if force or now - job.last_run >= job.every_seconds:
             job.last_run = now
-            with factory() as db:
-                try:
-                    job.fn(db)
-                    db.commit()
-                    ran.append(job.name)
-                except Exception:
-                    db.rollback()
-                    log.exception("periodic job %s failed", job.name)
+            try:
+                run_job(factory, job)
+                ran.append(job.name)
+            except Exception:  # logged by run_job; the other jobs still run
+                pass
     return ran
 
 
 class JobRunner:
+    """The in-process runner of the demo: one thread delivering the outbox and running the periodic jobs."""
+
     def __init__(self, factory: sessionmaker[Session], poll_seconds: float | None = None) -> None:
         self.factory = factory
         self.poll = poll_seconds or get_settings().job_poll_seconds
@@ -147,7 +208,8 @@ class JobRunner:
         load_job_modules()
         while not self._stop.is_set():
             try:
-                run_pending(self.factory)
+                while deliver_batch(self.factory)[0] == BATCH and not self._stop.is_set():
+                    pass  # a full batch: more are waiting
                 run_periodic(self.factory)
             except Exception:
                 log.exception("job loop error")

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from yilianti.diagnostics.receivers import ingest
 from yilianti.models.diagnostics import InboundMessage
+from yilianti.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,11 @@ class DicomReceiver:
         self._server: ThreadedAssociationServer | None = None
 
     def _on_store(self, event: Any) -> int:
+        status = self._store(event)
+        metrics.DICOM_INSTANCES.labels("success" if status == SUCCESS else f"0x{status:04X}").inc()
+        return status
+
+    def _store(self, event: Any) -> int:
         calling = str(event.assoc.requestor.ae_title).strip()
         try:
             ds = event.dataset

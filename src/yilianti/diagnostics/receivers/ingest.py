@@ -36,6 +36,7 @@ from yilianti.models.diagnostics import (
     LabObservation,
 )
 from yilianti.models.patient import Patient
+from yilianti.ops import metrics
 from yilianti.patients import repository as patients_repo
 
 log = logging.getLogger(__name__)
@@ -286,7 +287,8 @@ def _escape(text: str) -> str:
 
 def build_ack(outcome: Hl7Outcome, *, app: str = "YILIANTI", facility: str = "YILIANTI") -> str:
     """ACK^R01: MSA-1 AA / AE / AR with the message's control ID; ERR-3 the HL7 table 0357 code and the
-    reason; MSH-18 the message's own character set (the receiver encodes the ACK in it)."""
+    reason; MSH-18 the message's own character set (the receiver encodes the ACK in it). Counted for /metrics."""
+    metrics.HL7_MESSAGES.labels(outcome.code).inc()
     now = clock.now().strftime("%Y%m%d%H%M%S")
     ack_id = f"ACK{clock.now().strftime('%Y%m%d%H%M%S%f')}"[:20]
     segments = [

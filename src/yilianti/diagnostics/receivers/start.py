@@ -12,11 +12,17 @@ from yilianti.config import Settings
 class Receivers:
     parts: list[Any] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
+    ports: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     def stop(self) -> None:
         for part in reversed(self.parts):
             part.stop()
         self.parts.clear()
+        self.ports.clear()
+
+
+# the receivers this process started (/readyz checks that they still accept connections)
+RUNNING = Receivers()
 
 
 def start_all(settings: Settings, *, verbose: bool = True) -> Receivers:
@@ -46,6 +52,8 @@ def start_all(settings: Settings, *, verbose: bool = True) -> Receivers:
         raise
     handle.parts.append(dicom)
     handle.lines.append(f"DICOM receiver AE {settings.dicom_ae_title} on {settings.host}:{dicom.port}")
+    handle.ports.update(hl7=(settings.host, hl7.port), dicom=(settings.host, dicom.port))
+    RUNNING.ports = handle.ports  # the same dict: stopping clears it
     if verbose:
         for line in handle.lines:
             print(line, flush=True)

@@ -1,0 +1,78 @@
+"""The job queue on PostgreSQL: procrastinate's schema (pinned 3.10.0, shipped beside the migrations in
+sql/procrastinate-3.10.0.sql) and a NOTIFY when outbox rows are written, so `yilianti worker` wakes at once;
+the outbox keeps the request id of the request that queued each message (ops/logs.py).
+
+The outbox stays the transactional hand-off (written in the request's transaction); procrastinate runs the
+jobs that deliver it and the periodic jobs (worker/queue.py). SQLite has no procrastinate: the demo's
+in-process runner runs the same task definitions. A later procrastinate release is adopted by a migration
+that applies procrastinate's own files in its sql/migrations newer than 3.10.0.
+
+Revision ID: 0025
+Revises: 0024
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0025'
+down_revision = '0024'
+branch_labels = None
+depends_on = None
+
+SCHEMA = Path(__file__).resolve().parent.parent / "sql" / "procrastinate-3.10.0.sql"
+
+OUTBOX_NOTIFY = """
+CREATE FUNCTION yilianti_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('yilianti_outbox', '');
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER yilianti_outbox_inserted AFTER INSERT ON outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION yilianti_outbox_notify();
+"""
+
+
+def _run_script(sql: str) -> None:
+    """Several statements at once, without parameter parsing (the script has `%` in format strings):
+    psycopg runs a query without parameters as it is, in the migration's transaction."""
+    dbapi = op.get_bind().connection.dbapi_connection
+    assert dbapi is not None
+    with dbapi.cursor() as cur:
+        cur.execute(sql)
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("outbox") as batch:
+        batch.add_column(sa.Column("request_id", sa.String(64), nullable=True))
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    _run_script(SCHEMA.read_text(encoding="utf-8"))
+    _run_script(OUTBOX_NOTIFY)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("outbox") as batch:
+        batch.drop_column("request_id")
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    _run_script("""
+DROP TRIGGER IF EXISTS yilianti_outbox_inserted ON outbox;
+DROP FUNCTION IF EXISTS yilianti_outbox_notify();
+DROP TABLE IF EXISTS procrastinate_events, procrastinate_periodic_defers, procrastinate_jobs,
+    procrastinate_workers CASCADE;
+DO $$
+DECLARE f record;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure AS sig FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname = current_schema() AND p.proname LIKE 'procrastinate\\_%' LOOP
+        EXECUTE 'DROP ROUTINE ' || f.sig || ' CASCADE';
+    END LOOP;
+END;
+$$;
+DROP TYPE IF EXISTS procrastinate_job_to_defer_v1, procrastinate_job_event_type, procrastinate_job_status;
+""")

@@ -1,0 +1,1 @@
+"""Operations: Prometheus metrics (/metrics), structured JSON logs with a request id, readiness details."""

@@ -1,0 +1,95 @@
+"""`yilianti worker` on PostgreSQL (procrastinate): two worker processes against one database deliver every
+outbox row exactly once — rows written before they start and rows committed while they run — and run each
+periodic job once per period across both (procrastinate's periodic lock)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.conftest import BACKEND, TestDatabase
+from yilianti.config import normalise_db_url
+from yilianti.migrate import upgrade
+
+pytestmark = pytest.mark.skipif(BACKEND != "postgresql", reason="procrastinate runs on PostgreSQL")
+
+CLI = [sys.executable, "-c", "import sys; from yilianti.cli import main; sys.exit(main())"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _insert(conn, first: int, n: int) -> None:  # type: ignore[no-untyped-def]
+    conn.execute(text(
+        "INSERT INTO outbox (topic, payload, status, available_at, attempts, created_at) "
+        "SELECT 'notify', json_build_object('title', 'q-' || i, 'kind', 'info'), 'pending', now(), 0, now() "
+        "FROM generate_series(:a, :b) AS i"), {"a": first, "b": first + n - 1})
+
+
+def _start(url: str, var: Path, name: str) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, YILIANTI_DATABASE_URL=url, YILIANTI_VAR_DIR=str(var), YILIANTI_HL7_FAST_PATH="false",
+               YILIANTI_HL7_PORT=str(_free_port()), YILIANTI_DICOM_PORT=str(_free_port()),
+               YILIANTI_WORKER_CONCURRENCY="3")
+    env.pop("YILIANTI_TEST_DATABASE_URL", None)
+    log = (var / f"{name}.log").open("wb")
+    return subprocess.Popen([*CLI, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def test_two_workers_deliver_each_row_once_and_run_each_period_once(test_db: TestDatabase, tmp_path: Path) -> None:
+    url = test_db.new_database_url()
+    upgrade(url)
+    engine = create_engine(normalise_db_url(url))
+    with engine.begin() as conn:
+        _insert(conn, 1, 3000)  # waiting before any worker runs
+    workers = [_start(url, tmp_path, "w1"), _start(url, tmp_path, "w2")]
+    started = time.monotonic()
+    try:
+        for k in range(20):  # committed while they run, each commit waking them
+            with engine.begin() as conn:
+                _insert(conn, 3001 + k * 100, 100)
+            time.sleep(0.2)
+        deadline = time.monotonic() + 120
+        with engine.connect() as conn:
+            while time.monotonic() < deadline:
+                left = conn.execute(text("SELECT count(*) FROM outbox WHERE status <> 'done'")).scalar_one()
+                conn.rollback()
+                if left == 0 and time.monotonic() - started > 15:
+                    break
+                assert all(w.poll() is None for w in workers), (tmp_path / "w1.log").read_text()
+                time.sleep(0.5)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM outbox WHERE status <> 'done'")).scalar_one() == 0
+            per_title = conn.execute(text(
+                "SELECT count(*), count(DISTINCT title), max(n) FROM "
+                "(SELECT title, count(*) AS n FROM notification WHERE title LIKE 'q-%' GROUP BY title) t")).one()
+            assert tuple(per_title) == (5000, 5000, 1)  # every row delivered, none twice
+            # each periodic job once per period: one job per (task, period), all periods succeeded
+            runs = conn.execute(text(
+                "SELECT task_name, args->>'timestamp' AS ts, count(*) AS n, bool_and(status = 'succeeded') AS ok "
+                "FROM procrastinate_jobs WHERE args ? 'timestamp' AND status NOT IN ('todo', 'doing') "
+                "GROUP BY task_name, ts")).all()
+            assert runs and max(r.n for r in runs) == 1, runs
+            seals = [r for r in runs if r.task_name == "audit.seal"]
+            assert len(seals) >= 8 and all(r.ok for r in seals)  # every second, for 15 s and more
+            assert {"outbox.sweep", "diagnostics.orthanc_forward"} <= {r.task_name for r in runs}
+            drains = conn.execute(text(
+                "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'outbox.drain' AND status = 'succeeded'"
+            )).scalar_one()
+            assert drains >= 2
+    finally:
+        for w in workers:
+            w.send_signal(signal.SIGTERM)
+        codes = [w.wait(timeout=60) for w in workers]
+        engine.dispose()
+    assert codes == [0, 0], [(tmp_path / f"w{i}.log").read_text()[-3000:] for i in (1, 2)]
