@@ -19,7 +19,7 @@ from tests.conftest import BACKEND, TestDatabase
 from yilianti.config import normalise_db_url
 from yilianti.migrate import upgrade
 
-pytestmark = pytest.mark.skipif(BACKEND != "postgresql", reason="procrastinate runs on PostgreSQL")
+on_postgresql = pytest.mark.skipif(BACKEND != "postgresql", reason="procrastinate runs on PostgreSQL")
 
 CLI = [sys.executable, "-c", "import sys; from yilianti.cli import main; sys.exit(main())"]
 
@@ -46,6 +46,21 @@ def _start(url: str, var: Path, name: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([*CLI, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
+def test_the_queue_runs_the_demo_runners_task_definitions() -> None:
+    """One set of definitions: every @periodic job is a procrastinate periodic task with its period."""
+    from yilianti.worker.queue import build_app, cron_of
+    from yilianti.worker.runner import PERIODIC
+
+    app = build_app("postgresql://nobody@127.0.0.1:1/none", factory=None)  # type: ignore[arg-type]  # not opened
+    crons = {task.task.name: task.cron for task in app.periodic_registry.periodic_tasks.values()}
+    assert {name: cron_of(job.every_seconds) for name, job in PERIODIC.items()}.items() <= crons.items()
+    assert {"audit.seal", "referral.sweep_overdue", "scheduling.release_reserves", "outbox.sweep"} <= set(crons)
+    assert "outbox.drain" in app.tasks
+    assert [cron_of(s) for s in (1, 10, 60, 300, 3600, 7200)] == [
+        "* * * * * *", "* * * * * */10", "*/1 * * * *", "*/5 * * * *", "0 */1 * * *", "0 */2 * * *"]
+
+
+@on_postgresql
 def test_two_workers_deliver_each_row_once_and_run_each_period_once(test_db: TestDatabase, tmp_path: Path) -> None:
     url = test_db.new_database_url()
     upgrade(url)

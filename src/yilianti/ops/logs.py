@@ -68,25 +68,35 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage(),
         }
-        rid = getattr(record, "request_id", None) or REQUEST_ID.get()
-        if rid:
+        rid = getattr(record, "request_id", None)
+        if rid and rid != "-":
             entry["request_id"] = rid
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
 
 
-class _WithRequestId(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "request_id"):
-            record.request_id = REQUEST_ID.get() or "-"
-        return True
+def _stamp_request_ids() -> None:
+    """Every log record gets the request id current where it is made, whichever handler formats it later."""
+    make = logging.getLogRecordFactory()
+    if getattr(make, "yilianti", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        record.request_id = REQUEST_ID.get() or "-"
+        return record
+
+    factory.yilianti = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+_stamp_request_ids()
 
 
 def configure(fmt: str, level: int = logging.INFO) -> None:
     """The root logger's one handler on stderr: JSON lines, or text with the request id."""
     handler = logging.StreamHandler()
-    handler.addFilter(_WithRequestId())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -122,7 +122,8 @@ def _one_by_one(factory: sessionmaker[Session], ids: list[int]) -> int:
                 done += 1
                 metrics.OUTBOX_DELIVERED.inc()
             except Exception as exc:  # a failing handler must not stop the others
-                log.warning("outbox %s (%s) failed: %s", msg.id, msg.topic, exc, extra={"request_id": msg.request_id})
+                with logs.request_id(msg.request_id):
+                    log.warning("outbox %s (%s) failed: %s", msg.id, msg.topic, exc)
                 metrics.JOB_FAILURES.labels(msg.topic).inc()
                 msg.attempts += 1
                 msg.last_error = f"{type(exc).__name__}: {exc}"[:2000]
