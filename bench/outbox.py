@@ -79,7 +79,7 @@ def main() -> int:
                 c.execute(text(
                     "INSERT INTO outbox (topic, payload, status, available_at, attempts, created_at) "
                     "SELECT 'notify', json_build_object('title', 'b-' || i, 'kind', 'info'), 'pending', now(), 0, "
-                    "now() FROM generate_series(:a, :b) AS i"), {"a": first, "b": first + n - 1})
+                    "now() FROM generate_series(CAST(:a AS integer), CAST(:b AS integer)) AS i"), {"a": first, "b": first + n - 1})
             inserted = time.monotonic() - started
             deadline = time.monotonic() + 600
             while True:

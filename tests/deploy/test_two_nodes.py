@@ -17,6 +17,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -24,7 +25,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from tests import builders as b
-from tests.conftest import BACKEND, TestDatabase
+from tests.conftest import BACKEND
 from tests.live import api_token
 from tests.referral.helpers import submitted_up
 from tests.scheduling.helpers import world
@@ -91,7 +92,7 @@ def _wait(url: str, seconds: float = 90) -> None:
     raise AssertionError(f"{url} did not answer")
 
 
-def test_two_nodes_behind_nginx_and_two_workers_do_each_thing_once(test_db: TestDatabase, tmp_path: Path) -> None:
+def test_two_nodes_behind_nginx_and_two_workers_do_each_thing_once(test_db: Any, tmp_path: Path) -> None:
     nginx = _nginx()
     url = test_db.new_database_url()
     upgrade(url)

@@ -5,20 +5,20 @@ damaged backup, a database that is not empty and a changed restore are refused o
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tests import builders as b
-from tests.conftest import TestDatabase
 from yilianti.config import Settings, get_settings
 from yilianti.db import make_engine
 from yilianti.migrate import upgrade
 from yilianti.ops.backup import BackupError, backup, restore, verify
 
 
-def _installation(test_db: TestDatabase, tmp_path: Path, name: str) -> Settings:
+def _installation(test_db: Any, tmp_path: Path, name: str) -> Settings:
     """A database of its own (committed for real) and an attachments directory; the suite's keys."""
     return get_settings().model_copy(update={"database_url": test_db.new_database_url(),
                                              "attachments_dir": tmp_path / name / "attachments"})
@@ -32,8 +32,8 @@ def _fill(settings: Settings) -> int:
             inst = b.institution(db, "备份测试医院")
             doctor = b.user(db, inst, "doctor")
             subject = b.subject_for(db, doctor)
-            for i in range(3):
-                b.patient(db, subject, name=f"备份{i}", phone=f"1390000000{i}")
+            for i, name in enumerate(("备份甲", "备份乙", "备份丙")):
+                b.patient(db, subject, name=name, phone=f"1390000000{i}", resident_id=b.resident_id(seq=10 + i))
             db.commit()
             patients = int(db.execute(text("SELECT count(*) FROM patient")).scalar_one())
     finally:
@@ -44,7 +44,7 @@ def _fill(settings: Settings) -> int:
     return patients
 
 
-def test_round_trip_restores_rows_files_and_readable_personal_data(test_db: TestDatabase, tmp_path: Path) -> None:
+def test_round_trip_restores_rows_files_and_readable_personal_data(test_db: Any, tmp_path: Path) -> None:
     source = _installation(test_db, tmp_path, "source")
     patients = _fill(source)
     out = tmp_path / "backup"
@@ -78,7 +78,7 @@ def test_round_trip_restores_rows_files_and_readable_personal_data(test_db: Test
     assert any(p.startswith("notification: 1 rows, the backup has 0") for p in problems), problems
 
 
-def test_a_damaged_backup_or_a_used_directory_is_refused(test_db: TestDatabase, tmp_path: Path) -> None:
+def test_a_damaged_backup_or_a_used_directory_is_refused(test_db: Any, tmp_path: Path) -> None:
     source = _installation(test_db, tmp_path, "source")
     _fill(source)
     out = tmp_path / "backup"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yilianti.kit import clock
@@ -26,6 +26,17 @@ class OutboxMessage(IdMixin, CreatedMixin, Base):
     dedupe_key: Mapped[str | None] = mapped_column(String(128), unique=True)
     # the request that queued it (ops/logs.py): the job's log lines carry it too
     request_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class PeriodicRun(Base):
+    """One row per periodic job and period that ran (worker/queue.py): the job's own transaction claims its
+    period, so a period runs once even when a late worker's scheduler defers it a second time."""
+
+    __tablename__ = "periodic_run"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    period: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # the period's start, Unix seconds
+    started_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class Notification(IdMixin, CreatedMixin, Base):

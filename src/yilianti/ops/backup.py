@@ -33,10 +33,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, inspect, select, text
+from sqlalchemy import Engine, Table
 from sqlalchemy.engine import Connection, make_url
 
 from yilianti.config import Settings, normalise_db_url
+from yilianti.ops import repository
 
 FORMAT = "yilianti-backup/1"
 SAMPLE_ROWS = 20
@@ -105,12 +106,6 @@ def _encrypted_columns(table: Table) -> list[str]:
     return [c.name for c in table.columns if isinstance(c.type, Encrypted)]
 
 
-def _counts(conn: Connection, tables: list[Table]) -> dict[str, int]:
-    present = set(inspect(conn).get_table_names())
-    return {t.name: int(conn.execute(select(text("count(*)")).select_from(t)).scalar_one())
-            for t in tables if t.name in present}
-
-
 def _digest(rows: list[Any]) -> str:
     return hashlib.sha256(json.dumps([list(r) for r in rows], ensure_ascii=False, default=str).encode()).hexdigest()
 
@@ -120,27 +115,12 @@ def _samples(conn: Connection, tables: list[Table]) -> dict[str, dict[str, Any]]
     out: dict[str, dict[str, Any]] = {}
     for t in tables:
         columns = _encrypted_columns(t)
-        pk = list(t.primary_key.columns)
-        if not columns or len(pk) != 1:
+        if not columns or len(t.primary_key.columns) != 1:
             continue
-        rows = conn.execute(select(pk[0], *(t.c[c] for c in columns)).order_by(pk[0]).limit(SAMPLE_ROWS)).all()
+        rows = repository.sample(conn, t, columns, limit=SAMPLE_ROWS)
         if rows:
             out[t.name] = {"ids": [r[0] for r in rows], "columns": columns, "sha256": _digest(rows)}
     return out
-
-
-def _sample_again(conn: Connection, t: Table, sample: dict[str, Any]) -> str:
-    pk = next(iter(t.primary_key.columns))
-    rows = conn.execute(select(pk, *(t.c[c] for c in sample["columns"])).where(pk.in_(sample["ids"]))
-                        .order_by(pk)).all()
-    return _digest(rows)
-
-
-def _revision(conn: Connection) -> str | None:
-    try:
-        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    except Exception:
-        return None
 
 
 def _file_dirs(settings: Settings) -> dict[str, Path]:
@@ -181,16 +161,15 @@ def backup(output: Path, settings: Settings) -> dict[str, Any]:
             copy = _engine(f"sqlite:///{target}")
             try:
                 with copy.connect() as conn:
-                    manifest.update(revision=_revision(conn), counts=_counts(conn, tables),
+                    manifest.update(revision=repository.revision(conn), counts=repository.counts(conn, tables),
                                     samples=_samples(conn, tables))
             finally:
                 copy.dispose()
         else:
             manifest["database"] = "postgresql"
             with engine.connect() as conn:
-                conn.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
-                manifest.update(revision=_revision(conn), counts=_counts(conn, tables),
+                snapshot = repository.export_snapshot(conn)
+                manifest.update(revision=repository.revision(conn), counts=repository.counts(conn, tables),
                                 samples=_samples(conn, tables))
                 args, env = _pg_args(url)
                 done = subprocess.run(["pg_dump", "--format=custom", "--no-owner", f"--snapshot={snapshot}",
@@ -201,8 +180,8 @@ def backup(output: Path, settings: Settings) -> dict[str, Any]:
                     raise BackupError(f"pg_dump failed: {done.stderr.strip()}")
     finally:
         engine.dispose()
-    for name, src in _file_dirs(settings).items():
-        _copy_tree(src, output / "files" / name)
+    for name, folder in _file_dirs(settings).items():
+        _copy_tree(folder, output / "files" / name)
     keys = output / "keys"
     keys.mkdir(mode=0o700)
     for name, value in (("data.keys", "\n".join(settings.resolved_data_keys()) + "\n"),
@@ -251,7 +230,7 @@ def _empty(url: str) -> bool:
     engine = _engine(url)
     try:
         with engine.connect() as conn:
-            return not inspect(conn).get_table_names()
+            return not repository.table_names(conn)
     finally:
         engine.dispose()
 
@@ -306,8 +285,8 @@ def restore(source: Path, settings: Settings) -> dict[str, Any]:
                               env=env, capture_output=True, text=True)
         if done.returncode != 0:
             raise BackupError(f"pg_restore failed: {done.stderr.strip()}")
-    for name, dst in _file_dirs(settings).items():
-        _copy_tree(source / "files" / name, dst)
+    for name, folder in _file_dirs(settings).items():
+        _copy_tree(source / "files" / name, folder)
     return {"database": kind, "revision": manifest.get("revision"), "keys_written": _restore_keys(source, settings)}
 
 
@@ -323,9 +302,9 @@ def verify(source: Path, settings: Settings) -> Verification:
     by_name = {t.name: t for t in _tables()}
     try:
         with engine.connect() as conn:
-            if _revision(conn) != manifest.get("revision"):
-                result.problems.append(f"schema revision {_revision(conn)} != {manifest.get('revision')}")
-            counts = _counts(conn, [by_name[n] for n in manifest["counts"] if n in by_name])
+            if repository.revision(conn) != manifest.get("revision"):
+                result.problems.append(f"schema revision {repository.revision(conn)} != {manifest.get('revision')}")
+            counts = repository.counts(conn, [by_name[n] for n in manifest["counts"] if n in by_name])
             for name, expected in manifest["counts"].items():
                 result.tables += 1
                 result.rows += counts.get(name, 0)
@@ -334,7 +313,7 @@ def verify(source: Path, settings: Settings) -> Verification:
             for name, sample in manifest.get("samples", {}).items():
                 result.samples += len(sample["ids"])
                 try:
-                    got = _sample_again(conn, by_name[name], sample)
+                    got = _digest(repository.sample(conn, by_name[name], sample["columns"], sample["ids"]))
                 except Exception as exc:  # e.g. InvalidToken: the keys do not read the data
                     result.problems.append(f"{name}: the encrypted fields cannot be read ({type(exc).__name__})")
                     continue

@@ -8,7 +8,9 @@
   messages, a NOTIFY missed while a worker was down).
 - Every `@periodic` job is a procrastinate periodic task: the period's job is deferred once across all workers
   (procrastinate_periodic_defers is unique per task and timestamp), and `lock` keeps two runs of one task
-  from overlapping.
+  from overlapping. procrastinate forgets a period once the next is deferred, so a worker whose scheduler
+  wakes late (a busy machine) can defer an old period again: the run claims its period in `periodic_run`
+  in its own transaction and skips a period that already ran — once per period is a database constraint.
 - `queue.recover_stalled` (every minute) ends the jobs of workers killed mid-job (no heartbeat for 60 s), so
   their locks are freed; their outbox rows were never committed and are delivered again by the next drain.
 - `queue.remove_old_jobs` (hourly) deletes finished jobs after a day; failures stay for the admin.
@@ -22,6 +24,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -102,6 +105,7 @@ def build_app(database_url: str, factory: sessionmaker[Session], pool_size: int 
     @app.task(name="queue.remove_old_jobs", queueing_lock="queue.remove_old_jobs", pass_context=True)
     async def remove_old_jobs(context: Any, timestamp: int) -> None:
         await builtin_tasks.remove_old_jobs(context, max_hours=24)
+        await asyncio.to_thread(_forget_periods, factory)
 
     for job in PERIODIC.values():
         task = app.task(name=job.name, queueing_lock=job.name, lock=job.name)(_periodic_fn(factory, job))
@@ -112,10 +116,16 @@ def build_app(database_url: str, factory: sessionmaker[Session], pool_size: int 
 
 def _periodic_fn(factory: sessionmaker[Session], job: Periodic) -> Callable[[int], None]:
     def run(timestamp: int) -> None:  # a sync task: procrastinate runs it in a thread
-        run_job(factory, job)
+        run_job(factory, job, period=timestamp)
 
     run.__name__ = job.name.replace(".", "_")
     return run
+
+
+def _forget_periods(factory: sessionmaker[Session]) -> None:
+    with factory() as db:
+        repository.forget_periods(db, clock.now() - timedelta(days=1))
+        db.commit()
 
 
 def _any_due(factory: sessionmaker[Session]) -> bool:

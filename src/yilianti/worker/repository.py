@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from yilianti.kit import clock
-from yilianti.models.outbox import OutboxMessage
+from yilianti.models.outbox import OutboxMessage, PeriodicRun
 
 PENDING, DONE, FAILED, ABANDONED = "pending", "done", "failed", "abandoned"
 
@@ -42,6 +43,18 @@ def mark_done(db: Session, ids: Sequence[int], now: datetime) -> None:
                .values(status=DONE, processed_at=now).execution_options(synchronize_session=False))
 
 
+def claim_period(db: Session, name: str, period: int, now: datetime) -> bool:
+    """Claim one period of a periodic job in the job's transaction: False when it already ran (or runs)."""
+    dialect = db.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(PeriodicRun).values(name=name, period=period, started_at=now).on_conflict_do_nothing()
+    return bool(db.execute(stmt.returning(PeriodicRun.name)).first())
+
+
+def forget_periods(db: Session, before: datetime) -> int:
+    return db.execute(delete(PeriodicRun).where(PeriodicRun.started_at < before)).rowcount or 0  # type: ignore[attr-defined]
+
+
 def any_due(db: Session, now: datetime) -> bool:
     return db.scalar(select(OutboxMessage.id).where(_due(now)).limit(1)) is not None
 
@@ -49,7 +62,7 @@ def any_due(db: Session, now: datetime) -> bool:
 def troubled(db: Session, page: int, per_page: int, status: str | None = None) -> tuple[list[OutboxMessage], bool]:
     """Messages that failed for good, or still pending after a failed attempt (newest first); one page of them
     and whether there is a next one."""
-    where = (OutboxMessage.status == FAILED) | ((OutboxMessage.status == PENDING) & (OutboxMessage.attempts > 0))
+    where: Any = (OutboxMessage.status == FAILED) | ((OutboxMessage.status == PENDING) & (OutboxMessage.attempts > 0))
     if status == FAILED:
         where = OutboxMessage.status == FAILED
     elif status == PENDING:

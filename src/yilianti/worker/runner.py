@@ -163,9 +163,14 @@ def run_pending(factory: sessionmaker[Session], batch: int = BATCH) -> int:
     return deliver_batch(factory, batch)[1]
 
 
-def run_job(factory: sessionmaker[Session], job: Periodic) -> Any:
-    """One run of a periodic job in a transaction of its own."""
+def run_job(factory: sessionmaker[Session], job: Periodic, period: int | None = None) -> Any:
+    """One run of a periodic job in a transaction of its own. With `period` (the queue's runs), the run
+    first claims that period (worker/repository.claim_period): a period that already ran is skipped."""
     with factory() as db:
+        if period is not None and not repository.claim_period(db, job.name, period, clock.now()):
+            db.rollback()
+            log.info("periodic job %s: period %s already ran", job.name, period)
+            return None
         try:
             result = job.fn(db)
             db.commit()

@@ -1,6 +1,7 @@
 """The job queue on PostgreSQL: procrastinate's schema (pinned 3.10.0, shipped beside the migrations in
 sql/procrastinate-3.10.0.sql) and a NOTIFY when outbox rows are written, so `yilianti worker` wakes at once;
-the outbox keeps the request id of the request that queued each message (ops/logs.py).
+the outbox keeps the request id of the request that queued each message (ops/logs.py); `periodic_run` holds
+one row per periodic job and period that ran (a period runs once even when procrastinate defers it twice).
 
 The outbox stays the transactional hand-off (written in the request's transaction); procrastinate runs the
 jobs that deliver it and the periodic jobs (worker/queue.py). SQLite has no procrastinate: the demo's
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import op
+
+from yilianti.models.base import UTCDateTime
 
 revision = '0025'
 down_revision = '0024'
@@ -42,13 +45,23 @@ def _run_script(sql: str) -> None:
     psycopg runs a query without parameters as it is, in the migration's transaction."""
     dbapi = op.get_bind().connection.dbapi_connection
     assert dbapi is not None
-    with dbapi.cursor() as cur:
+    cur = dbapi.cursor()
+    try:
         cur.execute(sql)
+    finally:
+        cur.close()
 
 
 def upgrade() -> None:
     with op.batch_alter_table("outbox") as batch:
         batch.add_column(sa.Column("request_id", sa.String(64), nullable=True))
+    op.create_table(
+        "periodic_run",
+        sa.Column("name", sa.String(128), nullable=False),
+        sa.Column("period", sa.BigInteger(), nullable=False),
+        sa.Column("started_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("name", "period", name=op.f("pk_periodic_run")),
+    )
     if op.get_bind().dialect.name != "postgresql":
         return
     _run_script(SCHEMA.read_text(encoding="utf-8"))
@@ -56,6 +69,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("periodic_run")
     with op.batch_alter_table("outbox") as batch:
         batch.drop_column("request_id")
     if op.get_bind().dialect.name != "postgresql":
