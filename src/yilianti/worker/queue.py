@@ -1,7 +1,7 @@
 """`yilianti worker` on PostgreSQL: procrastinate 3.10 runs the task definitions of worker/runner.py.
 
 - The outbox stays the transactional hand-off: a request writes its rows in its own transaction; a trigger
-  (migration 0026) NOTIFYs `yilianti_outbox` on commit. Each worker listens and defers one `outbox.drain` job
+  (migration 0027) NOTIFYs `yilianti_outbox` on commit. Each worker listens and defers one `outbox.drain` job
   (queueing lock: at most one waits). A drain claims batches with FOR UPDATE SKIP LOCKED (`deliver_batch`);
   when a batch is full it defers another drain first, so every free worker joins in.
 - `outbox.sweep` every 2 s defers a drain when messages are due without a wake-up (back-off retries, delayed

@@ -8,8 +8,8 @@ jobs that deliver it and the periodic jobs (worker/queue.py). SQLite has no proc
 in-process runner runs the same task definitions. A later procrastinate release is adopted by a migration
 that applies procrastinate's own files in its sql/migrations newer than 3.10.0.
 
-Revision ID: 0026
-Revises: 0025
+Revision ID: 0027
+Revises: 0026
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from alembic import op
 
 from yilianti.models.base import UTCDateTime
 
-revision = '0026'
-down_revision = '0025'
+revision = '0027'
+down_revision = '0026'
 branch_labels = None
 depends_on = None
 
