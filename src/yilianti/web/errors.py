@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from yilianti.exceptions import AppError, error_body, field_message, wants_json
+from yilianti.exceptions import AppError, Unauthenticated, error_body, field_message, wants_json
 from yilianti.fhir.wire import is_fhir_path, outcome_response
 from yilianti.web.faults import RETRY_AFTER_SECONDS, fault_of
 from yilianti.web.render import render_page
@@ -49,13 +49,42 @@ def _foreign_key(exc: IntegrityError) -> bool:
     return getattr(exc.orig, "sqlstate", None) == "23503" or "FOREIGN KEY" in str(exc.orig)
 
 
+async def credentials_ended(request: Request) -> AppError | None:
+    """For an /api/v1 request refused before its credentials were checked (a body FastAPI could not read or
+    validate, a CSRF or NUL refusal, a path no route serves): the 401 to answer instead when those credentials
+    are not in force — a session ended by its logout or expiry, a revoked or expired token. The edge (web/edge.py)
+    answers requests without any credentials; whether a signed cookie's session is still in force is a database
+    question, asked here on the error path only. None when the subject was resolved or its credentials hold."""
+    if not request.url.path.startswith("/api/v1/") or getattr(request.state, "subject", None) is not None:
+        return None
+    from starlette.concurrency import run_in_threadpool
+
+    from yilianti import db as dbmod
+    from yilianti.auth.deps import resolve_subject
+
+    def check() -> AppError | None:
+        try:
+            with dbmod.session_factory()() as db:
+                return Unauthenticated() if resolve_subject(db, request) is None else None
+        except Unauthenticated as ended:
+            return ended
+        except Exception:  # noqa: BLE001 - a database fault: the original answer stands
+            return None
+
+    return await run_in_threadpool(check)
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> Response:
+        if exc.status != 401 and (ended := await credentials_ended(request)) is not None:
+            exc = ended
         return render_error(request, exc.status, error_body(request, exc.code, exc.message, exc.fields, exc.params))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        if (ended := await credentials_ended(request)) is not None:
+            return await _app_error(request, ended)
         fields: dict[str, str] = {}
         for err in exc.errors():
             loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form")]
@@ -70,6 +99,8 @@ def install_handlers(app: FastAPI) -> None:
         error = getattr(exc, "error", None)  # raised while a body was read (web/nul.py): the AppError it carries
         if isinstance(error, AppError):
             return await _app_error(request, error)
+        if exc.status_code != 401 and (ended := await credentials_ended(request)) is not None:
+            return await _app_error(request, ended)
         code, message = {
             404: ("not_found", "未找到该资源，或您无权查看"),
             405: ("method_not_allowed", "不支持该请求方法"),
