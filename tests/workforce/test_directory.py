@@ -142,3 +142,28 @@ def test_contact_details_only_for_the_practitioner_and_their_administrators(db, 
     assert seen("nosy") == (None, None, False)
     assert seen("hradmin") == ("13912345678", "110120000012345", True)
     assert seen("self")[:2] == ("13912345678", "110120000012345")
+
+
+def test_the_search_matches_a_licence_number_only_for_those_who_may_see_it(db, client):  # type: ignore[no-untyped-def]
+    """Matching hidden licence numbers would tell anyone whose number it is, one guessed digit at a time: the
+    search (page, API and the administrators' list) finds by licence number exactly where the number is shown."""
+    t = tianjin(db)
+    t.expert.licence_no = "110120000012345"
+    db.flush()
+    home = db.get(Institution, t.expert.home_institution_id)
+    users = {"nosy": b.user(db, t.community, "doctor", username="nosy"),
+             "hradmin": b.user(db, home, "institution_admin", username="hradmin"),
+             "otheradmin": b.user(db, t.community, "institution_admin", username="otheradmin"),
+             "self": b.user(db, None, "doctor", username="self", practitioner_id=t.expert.id)}
+    for username, user in users.items():
+        viewer = b.subject_for(db, user)
+        may = service.may_see_contact(viewer, t.expert)
+        for q in ("110120000012345", "0000123"):
+            found = [p.id for p in service.search(db, viewer, service.Filters(q=q)).items]
+            assert (t.expert.id in found) is may, (username, q)
+        client.cookies.clear()
+        b.login(client, username)
+        items = client.get("/api/v1/practitioners", params={"q": "20000012"}).json()["items"]
+        assert (t.expert.id in [i["id"] for i in items]) is may, username
+        assert (f'data-id="{t.expert.id}"' in client.get("/practitioners", params={"q": "20000012"}).text) is may
+    assert [u for u in users if service.may_see_contact(b.subject_for(db, users[u]), t.expert)] == ["hradmin", "self"]

@@ -6,7 +6,9 @@ request is refused whole, with the contract's 422 body naming the parameter (or 
 
 Pure ASGI and outermost, so that the hot paths' routes (fastdb.route) are covered too. The cost on a request
 without NUL: a substring search of the query string, and of each body chunk of a JSON or URL-encoded body.
-Multipart bodies are left alone (their files are binary; their text fields are validated by their forms).
+Multipart bodies are followed part by part as they stream (python-multipart's parser, the one Starlette uses):
+a NUL in a text field (a part without a filename) or in a part's headers (its field name, its filename) is
+refused the same way; file contents are binary and left alone.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl
 
+from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -45,15 +48,68 @@ def _query_field(query_string: bytes) -> str | None:
     return None
 
 
-def _body_check(scope: Scope) -> re.Pattern[bytes] | bytes | None:
-    """What marks a NUL in this request's body: the JSON escape, `%00` of a form, or nothing to look for."""
+class _MultipartFields:
+    """Follows a multipart body chunk by chunk: the first text field (or part header) holding a NUL, or None.
+    A body the parser cannot follow is left to the app, which answers it as malformed."""
+
+    def __init__(self, boundary: bytes) -> None:
+        self.found: str | None = None
+        self._field, self._value = b"", b""
+        self._name, self._file = "body", False
+        self._parser: MultipartParser | None = MultipartParser(boundary, {
+            "on_part_begin": self._begin, "on_header_field": self._header_field,
+            "on_header_value": self._header_value, "on_header_end": self._header_end,
+            "on_part_data": self._data})
+
+    def feed(self, chunk: bytes) -> str | None:
+        if self._parser is not None and self.found is None:
+            try:
+                self._parser.write(chunk)
+            except MultipartParseError:
+                self._parser = None
+        return self.found
+
+    def _begin(self) -> None:
+        self._name, self._file = "body", False
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field += data[start:end]
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def _header_end(self) -> None:
+        field, value = self._field.lower(), self._value
+        self._field, self._value = b"", b""
+        if field == b"content-disposition":
+            _kind, params = parse_options_header(value)
+            name = params.get(b"name", b"").replace(b"\x00", b"")
+            self._name = name.decode("utf-8", "replace") or "body"
+            self._file = b"filename" in params
+        if b"\x00" in value:
+            self.found = self.found or self._name
+
+    def _data(self, data: bytes, start: int, end: int) -> None:
+        if not self._file and data.find(b"\x00", start, end) != -1:
+            self.found = self.found or self._name
+
+
+Check = re.Pattern[bytes] | bytes | _MultipartFields
+
+
+def _body_check(scope: Scope) -> Check | None:
+    """What marks a NUL in this request's body: the JSON escape, `%00` of a form, a multipart body's text fields,
+    or nothing to look for."""
     for name, value in scope["headers"]:
         if name == b"content-type":
-            kind = value.split(b";", 1)[0].strip().lower()
+            kind, params = parse_options_header(value)
+            kind = kind.lower()
             if kind == b"application/x-www-form-urlencoded":
                 return b"%00"
             if kind == b"application/json" or kind.endswith(b"+json"):
                 return _JSON_NUL
+            if kind == b"multipart/form-data" and params.get(b"boundary"):
+                return _MultipartFields(params[b"boundary"])
             return None
     return _JSON_NUL  # no content type: FastAPI reads the body as JSON
 
@@ -81,13 +137,18 @@ class RefuseNul:
             nonlocal tail
             message = await receive()
             chunk = message.get("body", b"")
-            if chunk:
-                window = tail + chunk
-                found = check in window if isinstance(check, bytes) else (
-                    b"\\u0000" in window and check.search(window) is not None)
-                if found:
-                    raise NulRefused("body")
-                tail = window[-16:]
+            if not chunk:
+                return message
+            if isinstance(check, _MultipartFields):
+                if (field := check.feed(chunk)) is not None:
+                    raise NulRefused(field)
+                return message
+            window = tail + chunk
+            found = check in window if isinstance(check, bytes) else (
+                b"\\u0000" in window and check.search(window) is not None)
+            if found:
+                raise NulRefused("body")
+            tail = window[-16:]
             return message
 
         started = False

@@ -30,7 +30,7 @@ def list_practitioners(db: DB, subject: CurrentSubject, q: str | None = None, in
     `practises_at` matches the home institution or a visiting practice site."""
     f = service.Filters(institution_id=institution_id, specialty=specialty, title=title, q=q,
                         practises_at=practises_at)
-    result = service.search(db, f, page, per_page)
+    result = service.search(db, subject, f, page, per_page)
     return {"items": [service.practitioner_out(p, subject) for p in result.items], "total": result.total,
             "page": result.page, "per_page": result.per_page}
 

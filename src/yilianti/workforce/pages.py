@@ -40,7 +40,7 @@ def directory(request: Request, db: DB, subject: CurrentSubject) -> Response:
     from yilianti.web.render import render_page
 
     f = _filters(request)
-    result = service.search(db, f, opt_int(request.query_params.get("page")) or 1, 20)
+    result = service.search(db, subject, f, opt_int(request.query_params.get("page")) or 1, 20)
     return render_page(request, "workforce/directory.html", {
         "f": f, "result": result, "options": service.filter_options(db), "titles": TITLES,
         "weekdays": WEEKDAYS, "periods": PERIODS, "today": clock.today_local(),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_
+from sqlalchemy import ColumnElement, and_, exists, false, func, or_, true
 from sqlalchemy.orm import Session
 
 from yilianti.admin import scope
@@ -59,7 +59,7 @@ def _site_current_or_future(on: date) -> ColumnElement[bool]:
     return or_(PracticeSite.ends_on.is_(None), PracticeSite.ends_on >= on)
 
 
-def _where(f: Filters, today: date) -> list[ColumnElement[bool]]:
+def _where(f: Filters, today: date, viewer: Subject) -> list[ColumnElement[bool]]:
     conds: list[ColumnElement[bool]] = []
     if not f.include_inactive:
         conds.append(Practitioner.active.is_(True))
@@ -75,8 +75,11 @@ def _where(f: Filters, today: date) -> list[ColumnElement[bool]]:
         like = f"%{f.q.strip().lower()}%"
         dept_match = exists().where(Department.id == Practitioner.department_id,
                                     func.lower(Department.name).like(like))
+        # a licence number is matched only where the viewer may see it: otherwise the search would tell anyone
+        # whose number it is, one guessed digit at a time
+        licence = and_(func.lower(Practitioner.licence_no).like(like), contact_visible(viewer))
         conds.append(or_(func.lower(Practitioner.name).like(like), func.lower(Practitioner.specialty).like(like),
-                         func.lower(Practitioner.licence_no).like(like), dept_match))
+                         licence, dept_match))
     if f.practises_at:
         visiting = exists().where(PracticeSite.practitioner_id == Practitioner.id,
                                   PracticeSite.institution_id == f.practises_at, _site_current_or_future(today))
@@ -84,9 +87,9 @@ def _where(f: Filters, today: date) -> list[ColumnElement[bool]]:
     return conds
 
 
-def search(db: Session, f: Filters, page: int = 1, per_page: int = 20) -> Page:
+def search(db: Session, viewer: Subject, f: Filters, page: int = 1, per_page: int = 20) -> Page:
     today = clock.today_local()
-    conds = _where(f, today)
+    conds = _where(f, today, viewer)
     return kit.page(db, repository.directory_statement(*conds), page, per_page)
 
 
@@ -315,7 +318,7 @@ def admin_list(db: Session, actor: Subject, f: Filters, page: int = 1, per_page:
     scope.require_admin(actor)
     f.institution_ids = scope.readable_institutions(db, actor)
     f.include_inactive = True
-    return search(db, f, page, per_page)
+    return search(db, actor, f, page, per_page)
 
 
 def admin_get(db: Session, actor: Subject, practitioner_id: int) -> Practitioner:
@@ -339,6 +342,15 @@ def may_see_contact(viewer: Subject, p: Practitioner) -> bool:
     """A practitioner's mobile and licence number are for the practitioner and the administrators who manage
     them (admin.scope.can_write on the home institution), not for every account or API token."""
     return viewer.practitioner_id == p.id or (scope.is_admin(viewer) and scope.can_write(viewer, p.home_institution_id))
+
+
+def contact_visible(viewer: Subject) -> ColumnElement[bool]:
+    """`may_see_contact` as a condition on Practitioner (the directory search's licence match)."""
+    own = Practitioner.id == viewer.practitioner_id if viewer.practitioner_id else false()
+    if not scope.is_admin(viewer):
+        return own
+    managed = scope.writable_institutions(viewer)
+    return true() if managed is None else or_(own, Practitioner.home_institution_id.in_(managed or {-1}))
 
 
 def practitioner_out(p: Practitioner, viewer: Subject, on: date | None = None) -> dict[str, Any]:
