@@ -95,7 +95,7 @@ def raw_codes(texts: Iterable[str], codes: frozenset[str]) -> set[str]:
 
 
 SKIP_PATHS = re.compile(r"^/(logout|lang/|static/|api/|switch-institution)|/(export|download|print|attachments)(/|$|\?)"
-                        r"|\.(xlsx|csv|pdf|dcm|png|jpg)$")
+                        r"|\.(xlsx|csv|pdf|dcm|png|jpg)(\?|$)")
 
 
 def shape(path: str) -> str:

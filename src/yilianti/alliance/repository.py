@@ -225,6 +225,14 @@ def institution_names(db: Session, ids: Iterable[int | None]) -> dict[int, str]:
     return {i: n for i, n in db.execute(select(Institution.id, Institution.name).where(Institution.id.in_(wanted)))}
 
 
+def department_names(db: Session, ids: Iterable[int | None]) -> dict[int, str]:
+    """Names of the given departments by id (None ids skipped)."""
+    wanted = sorted({i for i in ids if i is not None})
+    if not wanted:
+        return {}
+    return {i: n for i, n in db.execute(select(Department.id, Department.name).where(Department.id.in_(wanted)))}
+
+
 def all_institution_names(db: Session) -> dict[int, str]:
     """Every institution's name by id."""
     return {i: n for i, n in db.execute(select(Institution.id, Institution.name))}

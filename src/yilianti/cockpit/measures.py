@@ -10,9 +10,10 @@ and the test that recounts each indicator straight from the tables).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from statistics import median
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -29,9 +30,15 @@ from yilianti.scheduling.sinking import sinking_by_month
 
 @dataclass(frozen=True)
 class Event:
+    """One counted row: its id in `table`, the local day that dates it, its value, the member institutions it
+    involves (a referral's two sides; none for a figure of the whole alliance) and its department, if any."""
+
     row_id: int
     day: date
     value: float = 1.0
+    table: str = ""
+    parties: tuple[int, ...] = ()
+    department: int | None = None
 
 
 @dataclass
@@ -42,6 +49,13 @@ class Scope:
     start: date
     end: date
     memberships: dict[int, list[Membership]]
+    memo: dict[str, Any] = field(default_factory=dict)  # rows read once for the measures that share them
+
+    def rows(self, key: str, read: Callable[[], Any]) -> Any:
+        """The rows of `read`, read once per scope (up, down and their splits all read the same referrals)."""
+        if key not in self.memo:
+            self.memo[key] = read()
+        return self.memo[key]
 
     @property
     def institutions(self) -> list[int]:
@@ -73,11 +87,12 @@ def _day(at: datetime) -> date:
 
 def _referrals(db: Session, scope: Scope, direction: str, admitted: bool | None = None) -> list[Event]:
     out = []
-    for rid, d, at, f, t, after_admission in repository.referrals_between(db, *scope.utc_bounds, scope.institutions):
+    for rid, d, at, f, t, after_admission, dep in scope.rows(
+            "referrals", lambda: repository.referrals_between(db, *scope.utc_bounds, scope.institutions)):
         day = _day(at)
         if d == direction and scope.member_on(f, day) and scope.member_on(t, day) \
                 and (admitted is None or after_admission == admitted):
-            out.append(Event(rid, day))
+            out.append(Event(rid, day, 1.0, "referral", (f, t), dep))
     return out
 
 
@@ -98,7 +113,8 @@ def referrals_down_outpatient(db: Session, scope: Scope) -> list[Event]:
 
 
 def referral_loops_closed(db: Session, scope: Scope) -> list[Event]:
-    return [Event(rid, _day(at)) for rid, at, f, t in repository.loops_closed_between(db, *scope.utc_bounds, scope.institutions)
+    return [Event(rid, _day(at), 1.0, "referral", (f, t), dep)
+            for rid, at, f, t, dep in repository.loops_closed_between(db, *scope.utc_bounds, scope.institutions)
             if scope.member_on(f, _day(at)) and scope.member_on(t, _day(at))]
 
 
@@ -108,16 +124,17 @@ def _step_hours(db: Session, scope: Scope, start_moves: set[tuple[str | None, st
     period (dated by its submission)."""
     rows = repository.referral_moves(db, *scope.utc_bounds, scope.institutions, sorted(start_moves | end_moves, key=str))
     first: dict[int, dict[str, datetime]] = {}
-    placed: dict[int, date] = {}
-    for rid, submitted, f, t, a, b, at in rows:
+    placed: dict[int, tuple[date, tuple[int, ...], int | None]] = {}
+    for rid, submitted, f, t, a, b, at, dep in rows:
         day = _day(submitted)
         if not (scope.member_on(f, day) and scope.member_on(t, day)):
             continue
-        placed[rid] = day
+        placed[rid] = (day, (f, t), dep)
         side = "start" if (a, b) in start_moves else "end"
         if side not in first.setdefault(rid, {}) or at < first[rid][side]:
             first[rid][side] = at
-    return [Event(rid, placed[rid], (ends["end"] - ends["start"]).total_seconds() / 3600)
+    return [Event(rid, placed[rid][0], (ends["end"] - ends["start"]).total_seconds() / 3600, "referral",
+                  placed[rid][1], placed[rid][2])
             for rid, ends in sorted(first.items()) if "start" in ends and "end" in ends and ends["end"] >= ends["start"]]
 
 
@@ -159,49 +176,53 @@ def slots_reserved_booked(db: Session, scope: Scope) -> list[Event]:
 # ------------------------------------------------------------------------------------------ shared centres
 
 
-def _reads(db: Session, scope: Scope) -> Iterable[tuple[int, date, int | None, str]]:
-    for oid, at, ordering, _centre, tat, kind in repository.remote_reads_between(db, *scope.utc_bounds, scope.institutions):
+def _reads(db: Session, scope: Scope) -> Iterable[tuple[Event, int | None, str]]:
+    """(the order as an event, its TAT, its kind): the ordering member and the centre are its parties."""
+    for oid, at, ordering, centre, tat, kind, dep in scope.rows(
+            "reads", lambda: repository.remote_reads_between(db, *scope.utc_bounds, scope.institutions)):
         if scope.member_on(ordering, _day(at)):
-            yield oid, _day(at), tat, kind
+            yield Event(oid, _day(at), 1.0, "diagnostic_order", (ordering, centre), dep), tat, kind
 
 
 def remote_reads(db: Session, scope: Scope) -> list[Event]:
-    return [Event(oid, day) for oid, day, _, _ in _reads(db, scope)]
+    return [e for e, _, _ in _reads(db, scope)]
 
 
 def remote_reads_imaging_ecg(db: Session, scope: Scope) -> list[Event]:
     """National indicator (5): the imaging and ECG centres' volume (lab excluded)."""
-    return [Event(oid, day) for oid, day, _, kind in _reads(db, scope) if kind in ("imaging", "ecg")]
+    return [e for e, _, kind in _reads(db, scope) if kind in ("imaging", "ecg")]
 
 
 def remote_read_tat_minutes(db: Session, scope: Scope) -> list[Event]:
-    return [Event(oid, day, float(tat)) for oid, day, tat, _ in _reads(db, scope) if tat is not None]
+    return [replace(e, value=float(tat)) for e, tat, _ in _reads(db, scope) if tat is not None]
 
 
 def consultations(db: Session, scope: Scope) -> list[Event]:
-    return [Event(cid, _day(at)) for cid, at, req, _ in repository.consultations_between(db, *scope.utc_bounds, scope.institutions)
+    return [Event(cid, _day(at), 1.0, "consultation", (req, to) if to else (req,), dep)
+            for cid, at, req, to, dep in repository.consultations_between(db, *scope.utc_bounds, scope.institutions)
             if scope.member_on(req, _day(at))]
 
 
 # ------------------------------------------------------------------------------------------ recognition
 
 
-def _decisions(db: Session, scope: Scope) -> Iterable[tuple[int, date, str, int]]:
-    for did, at, inst, decision, saved in repository.recognition_decisions_between(db, *scope.utc_bounds, scope.institutions):
+def _decisions(db: Session, scope: Scope) -> Iterable[tuple[Event, str, int]]:
+    for did, at, inst, decision, saved, dep in scope.rows(
+            "decisions", lambda: repository.recognition_decisions_between(db, *scope.utc_bounds, scope.institutions)):
         if scope.member_on(inst, _day(at)):
-            yield did, _day(at), decision, saved or 0
+            yield Event(did, _day(at), 1.0, "recognition_decision", (inst,), dep), decision, saved or 0
 
 
 def recognition_decisions(db: Session, scope: Scope) -> list[Event]:
-    return [Event(did, day) for did, day, _, _ in _decisions(db, scope)]
+    return [e for e, _, _ in _decisions(db, scope)]
 
 
 def recognition_reused(db: Session, scope: Scope) -> list[Event]:
-    return [Event(did, day) for did, day, decision, _ in _decisions(db, scope) if decision == "reuse"]
+    return [e for e, decision, _ in _decisions(db, scope) if decision == "reuse"]
 
 
 def recognition_saved_yuan(db: Session, scope: Scope) -> list[Event]:
-    return [Event(did, day, saved / 100) for did, day, decision, saved in _decisions(db, scope) if decision == "reuse"]
+    return [replace(e, value=saved / 100) for e, decision, saved in _decisions(db, scope) if decision == "reuse"]
 
 
 # ------------------------------------------------------------------------------------------ assistance (帮扶)
@@ -225,20 +246,22 @@ def assistance_person_days(db: Session, scope: Scope) -> list[Event]:
         per_day = (r.person_days or span) / span
         for day in _days(max(r.start_date, scope.start), min(last, scope.end)):
             if scope.member_on(r.from_institution_id, day) and scope.member_on(r.to_institution_id, day):
-                out.append(Event(r.id, day, per_day))
+                out.append(Event(r.id, day, per_day, "assistance_record", (r.from_institution_id, r.to_institution_id)))
     for sid, _prac, home, weekday, period, starts, ends, site in repository.rostered_sites(
             db, scope.institutions, scope.start, scope.end):
         for day in _days(max(starts or scope.start, scope.start), min(ends or scope.end, scope.end)):
             if day.isoweekday() == weekday and scope.member_on(home, day) and scope.member_on(site, day):
-                out.append(Event(sid, day, 1.0 if period == "all" else 0.5))
+                out.append(Event(sid, day, 1.0 if period == "all" else 0.5, "practice_site", (home, site)))
     return out
 
 
 def _assistance(db: Session, scope: Scope, kind: str | tuple[str, ...], field: str | None) -> list[Event]:
     """Help of a kind dated by its start day: the field's amount, or one per record (field None)."""
     kinds = (kind,) if isinstance(kind, str) else kind
-    return [Event(r.id, r.start_date, 1.0 if field is None else float(getattr(r, field) or 0))
-            for r in repository.assistance_between(db, scope.alliance_id, scope.start, scope.end)
+    return [Event(r.id, r.start_date, 1.0 if field is None else float(getattr(r, field) or 0), "assistance_record",
+                  (r.from_institution_id, r.to_institution_id))
+            for r in scope.rows("assistance", lambda: repository.assistance_between(db, scope.alliance_id, scope.start,
+                                                                                    scope.end))
             if r.kind in kinds and scope.start <= r.start_date <= scope.end
             and scope.member_on(r.from_institution_id, r.start_date) and scope.member_on(r.to_institution_id, r.start_date)]
 
@@ -370,6 +393,27 @@ MEASURES: dict[str, tuple[Measure, str]] = {
     "chronic_managed_people": (chronic_managed_people, "sum"),
     "chronic_people_admitted": (chronic_people_admitted, "sum"),
 }
+
+
+# how finely a measure's rows can be split: "department" (each row has its member institutions and department),
+# "member" (its member institutions only) or "alliance" (a figure of the whole alliance: the lead's released slots)
+LEVELS: dict[str, str] = {name: "department" for name in MEASURES if name.startswith(("referral", "remote_read",
+                                                                                     "consultations", "recognition"))}
+LEVELS.update({name: "member" for name in MEASURES if name.startswith("assistance")})
+LEVELS.update({name: "alliance" for name in MEASURES if name.startswith("slots")})
+RANK = {"alliance": 0, "member": 1, "department": 2}
+
+
+def splittable(measure: str, member: int | None, department: int | None) -> bool:
+    """Whether the measure's rows can be narrowed to a member (and a department)."""
+    wanted = 2 if department is not None else 1 if member is not None else 0
+    return RANK[LEVELS[measure]] >= wanted
+
+
+def narrow(events: list[Event], member: int | None, department: int | None) -> list[Event]:
+    """The events that involve the member (one of its parties) and, when given, the department."""
+    return [e for e in events if (member is None or member in e.parties)
+            and (department is None or e.department == department)]
 
 
 def combine(values: list[float], how: str) -> float | None:

@@ -20,79 +20,46 @@ from yilianti.alliance.repository import (
 )
 from yilianti.auth.deps import DB, CurrentSubject
 from yilianti.authz.subject import Subject
-from yilianti.cockpit import assistance, repository, service
+from yilianti.cockpit import assistance, drill, report, repository, service
+from yilianti.cockpit.display import CHARTS, GROUPS, fmt
+from yilianti.cockpit.filters import Focus, focus_of, month_start, period
 from yilianti.cockpit.service import Figure
-from yilianti.exceptions import AppError, InvalidInput, request_locale
+from yilianti.exceptions import AppError, InvalidInput, NotFound, request_locale
 from yilianti.kit import clock
 from yilianti.kit import repository as kit
+from yilianti.kit.i18n import code_table, label
+from yilianti.kit.listing import ListParams
 from yilianti.models.alliance import Alliance
-from yilianti.scheduling.repository import can_see_alliance_figures
+from yilianti.scheduling.repository import alliances_with_figures_for
 from yilianti.web.forms import errors_of, opt_int
-from yilianti.web.render import render_page
+from yilianti.web.render import render_page, t, xlsx_response
+from yilianti.workforce.schemas import PERIODS
 
 router = APIRouter(include_in_schema=False)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
-# the charts of the cockpit: (element id, title, indicator codes)
-CHARTS = (
-    ("chart-referral", "双向转诊曲线（上转与下转，按月）", ["referral.up", "referral.down"]),
-    ("chart-sinking", "号源下沉比例与预留号使用率", ["sinking.slot_ratio", "sinking.reserve_use"]),
-    ("chart-centres", "远程诊断量与报告中位时长", ["centres.remote_reads", "centres.tat_median"]),
-    ("chart-recognition", "结果互认率与节省费用", ["recognition.rate", "recognition.saved"]),
-    ("chart-assistance", "帮扶：专家下沉人日与坐诊接诊人次", ["assistance.person_days", "assistance.patients"]),
-)
-GROUPS = (("referral", "双向转诊"), ("sinking", "资源下沉"), ("centres", "共享中心与远程医疗"),
-          ("recognition", "结果互认"), ("assistance", "帮扶"))
-
-
-def _month(value: str | None) -> date | None:
-    try:
-        return date.fromisoformat(value + "-01") if value else None
-    except ValueError:
-        return None
-
-
-def _period(start: str, end: str) -> tuple[date, date]:
-    """From the first day of the start month to the last day of the end month (default: the last 12 months)."""
-    today = clock.today_local()
-    e = _month(end) or today.replace(day=1)
-    s = _month(start) or date(e.year - 1, e.month, 1)
-    if s > e:
-        raise InvalidInput(fields={"start": "开始月份不能晚于结束月份"})
-    nxt = date(e.year + (e.month == 12), e.month % 12 + 1, 1)
-    return s, date.fromordinal(nxt.toordinal() - 1)
-
-
 def visible_alliances(db: Any, subject: Subject) -> list[Alliance]:
-    return [a for a in all_alliances(db) if a.active and can_see_alliance_figures(db, subject, a.id)]
+    ids = alliances_with_figures_for(db, subject)
+    return [a for a in all_alliances(db) if a.active and (ids is None or a.id in ids)]
 
 
-def fmt(value: float | None, unit: str) -> str:
-    if value is None:
-        return "—"
-    if unit == "ratio":
-        return f"{value * 100:.1f}%"
-    if unit == "change":
-        return f"{value * 100:+.1f}%"
-    if unit == "yesno":
-        return "是" if value >= 1 else "否"
-    if unit in ("times", "per10k"):
-        return f"{value:.2f}"
-    if unit in ("hours", "minutes"):
-        return f"{value:.1f}"
-    if unit == "yuan":
-        return f"{value:,.0f}"
-    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
-
-
-def _context(request: Request, db: Any, subject: Subject, alliance_id: str, start: str, end: str) -> dict[str, Any]:
+def _chosen(db: Any, subject: Subject, alliance_id: str) -> tuple[list[Alliance], Alliance | None]:
+    """The alliances the subject may look at, and the one asked for (the first by default)."""
     alliances = visible_alliances(db, subject)
     chosen = opt_int(alliance_id) or (alliances[0].id if alliances else None)
-    alliance = service.require_view(db, subject, kit.get(db, Alliance, chosen)) if chosen else None
-    s, e = _period(start, end)
-    figures = service.compute(db, alliance.id, s, e) if alliance else []
+    return alliances, service.require_view(db, subject, kit.get(db, Alliance, chosen)) if chosen else None
+
+
+def _context(request: Request, db: Any, subject: Subject, alliance_id: str, start: str, end: str,
+             member: str = "", department: str = "") -> dict[str, Any]:
+    alliances, alliance = _chosen(db, subject, alliance_id)
+    s, e = period(start, end)
+    focus = focus_of(db, alliance, member, department)
+    figures = service.compute(db, alliance.id, s, e, member=focus.member, department=focus.department,
+                              rollups=True) if alliance else []
     locale = request_locale(request)
     return {"alliances": alliances, "alliance": alliance, "start": f"{s:%Y-%m}", "end": f"{e:%Y-%m}",
+            "focus": focus, "wall": False, "quarter": f"{e.year}-Q{(e.month - 1) // 3 + 1}",
             "figures": figures, "groups": GROUPS, "fmt": fmt, "months": service.months_between(s, e),
             "charts": [(cid, title, service.chart(figures, codes, locale)) for cid, title, codes in CHARTS],
             "can_set": bool(alliance) and service.can_set_targets(subject, alliance.id) if alliance else False,
@@ -103,8 +70,28 @@ def _context(request: Request, db: Any, subject: Subject, alliance_id: str, star
 
 @router.get("/cockpit")
 def cockpit(request: Request, db: DB, subject: CurrentSubject, alliance_id: str = "", start: str = "",
-            end: str = "") -> Response:
-    return render_page(request, "cockpit/index.html", _context(request, db, subject, alliance_id, start, end))
+            end: str = "", member: str = "", department: str = "") -> Response:
+    return render_page(request, "cockpit/index.html",
+                       _context(request, db, subject, alliance_id, start, end, member, department))
+
+
+# the wall screen's headline tiles (the commission's monitoring room): the figures read from across the room
+WALL_TILES = ("referral.up", "referral.down", "referral.down_rate", "sinking.slot_ratio", "sinking.reserve_use",
+              "centres.remote_reads", "centres.tat_median", "recognition.rate", "recognition.saved",
+              "assistance.person_days")
+
+
+@router.get("/cockpit/wall")
+def wall(request: Request, db: DB, subject: CurrentSubject, alliance_id: str = "", start: str = "", end: str = "",
+         member: str = "", department: str = "", rotate: str = "") -> Response:
+    """The cockpit on a wall screen: full screen, large type, one panel at a time (rotating every `rotate`
+    seconds, 20 by default), the page reloading its figures every five minutes."""
+    ctx = _context(request, db, subject, alliance_id, start, end, member, department)
+    seconds = opt_int(rotate) or 20
+    ctx.update(wall=True, rotate=min(max(seconds, 5), 600), refresh=300,
+               tiles=[f for code in WALL_TILES for f in ctx["figures"] if f.indicator.code == code],
+               now=clock.to_local(clock.now()))
+    return render_page(request, "cockpit/wall.html", ctx)
 
 
 @router.post("/cockpit/targets")
@@ -156,16 +143,131 @@ def workbook(figures: list[Figure], months: list[str], locale: str, title: str) 
     return out.getvalue()
 
 
+def _title(alliance: Alliance | None, focus: Focus, period: str = "") -> str:
+    """The alliance, the member and department filters (and the period), as an export's heading."""
+    parts = [alliance.name if alliance else "", focus.members.get(focus.member or 0, ""),
+             focus.departments.get(focus.department or 0, ""), period]
+    return " ".join(p for p in parts if p)
+
+
 @router.get("/cockpit/export.xlsx")
 def export(request: Request, db: DB, subject: CurrentSubject, alliance_id: str = "", start: str = "",
-           end: str = "") -> Response:
-    ctx = _context(request, db, subject, alliance_id, start, end)
+           end: str = "", member: str = "", department: str = "") -> Response:
+    ctx = _context(request, db, subject, alliance_id, start, end, member, department)
     alliance = ctx["alliance"]
-    title = f"{alliance.name if alliance else ''} {ctx['start']} – {ctx['end']}"
+    title = _title(alliance, ctx["focus"], f"{ctx['start']} – {ctx['end']}")
     body = workbook(ctx["figures"], ctx["months"], request_locale(request), title)
     name = f"cockpit-{alliance.key if alliance else 'none'}-{ctx['start']}-{ctx['end']}.xlsx"
     return Response(body, media_type=XLSX,
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+# ------------------------------------------------------------------------------------------ PDF report
+
+PDF = "application/pdf"
+
+
+def report_period(kind: str, value: str, today: date) -> tuple[date, date, str]:
+    """A month (YYYY-MM) or a quarter (YYYY-Qn) as its first and last day and its label; by default the last one
+    complete before today."""
+    if kind == "quarter":
+        q_now = (today.month - 1) // 3
+        default = (today.year, q_now) if q_now else (today.year - 1, 4)
+        try:
+            y, q = (int(value[:4]), int(value[6:])) if value else default
+            if value and (value[4:6].upper() != "-Q" or not 1 <= q <= 4):
+                raise ValueError(value)
+        except ValueError:
+            raise InvalidInput(fields={"period": "季度格式应为 YYYY-Qn，如 2026-Q3"}) from None
+        s, e = period(f"{y:04d}-{3 * q - 2:02d}", f"{y:04d}-{3 * q:02d}")
+        return s, e, f"{y}年第{q}季度"
+    prev = date.fromordinal(today.replace(day=1).toordinal() - 1)
+    first = month_start(value) if value else prev.replace(day=1)
+    if first is None:
+        raise InvalidInput(fields={"period": "月份格式应为 YYYY-MM"})
+    s, e = period(f"{first:%Y-%m}", f"{first:%Y-%m}")
+    return s, e, f"{first.year}年{first.month}月"
+
+
+@router.get("/cockpit/report.pdf")
+def report_pdf(request: Request, db: DB, subject: CurrentSubject, alliance_id: str = "", kind: str = "month",
+               period: str = "", member: str = "", department: str = "") -> Response:
+    """The cockpit of a month or a quarter as a PDF with its charts, for the assessment meeting."""
+    _alliances, alliance = _chosen(db, subject, alliance_id)
+    if alliance is None:
+        raise NotFound()
+    kind = "quarter" if kind == "quarter" else "month"
+    s, e, label_ = report_period(kind, period, clock.today_local())
+    focus = focus_of(db, alliance, member, department)
+    figures = service.compute(db, alliance.id, s, e, member=focus.member, department=focus.department, rollups=True)
+    h_start = date(e.year - 1, e.month % 12 + 1, 1) if e.month != 12 else date(e.year, 1, 1)
+    history = service.compute(db, alliance.id, h_start, e, member=focus.member, department=focus.department,
+                              rollups=True)
+    locale = request_locale(request)
+    title = _title(alliance, focus)
+    body = report.render(report.ReportInput(title, label_ if locale == "zh" else f"{s:%Y-%m} – {e:%Y-%m}", s, e,
+                                            figures, history, clock.to_local(clock.now()), locale),
+                         lambda text: t(request, text))
+    name = f"cockpit-{alliance.key}-{kind}-{s:%Y-%m}.pdf"
+    return Response(body, media_type=PDF, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+# ------------------------------------------------------------------------------------------ drill-down
+
+DRILL_KEEP = ("alliance_id", "code", "start", "end", "member", "department", "measure")
+TABLE_HEADINGS = {"referral": "转诊单", "diagnostic_order": "远程诊断申请", "consultation": "会诊",
+                  "recognition_decision": "互认决定", "assistance_record": "帮扶记录", "practice_site": "多点执业排班"}
+
+
+DECISIONS = code_table("cockpit.decision", {"reuse": "互认（未重复检查）", "retest": "重新检查"})
+# per table: the code table of the row's "what" column (None: plain text), and of its status column
+ROW_CODES = {"referral": ("referral.direction", "referral.status"), "diagnostic_order": (None, "diagnostics.status"),
+             "consultation": ("consultation.kind", "consultation.status"),
+             "recognition_decision": (None, "cockpit.decision"), "assistance_record": (None, None),
+             "practice_site": (None, None)}
+
+
+def _row_what(request: Request, row: drill.Row) -> str:
+    """A row's coded columns as labels (referral directions, consultation kinds); names and items as they are."""
+    kind = ROW_CODES[row.table][0]
+    if row.table == "recognition_decision" or row.what is None:
+        return ""  # the requested code is the member's own ordering code: the decision says enough
+    return label(kind, row.what, request_locale(request)) if kind else str(row.what)
+
+
+def _row_status(request: Request, row: drill.Row) -> str:
+    if row.status is None:
+        return ""
+    if row.table == "assistance_record":
+        return t(request, assistance.LABELS.get(str(row.status), str(row.status)))
+    if row.table == "practice_site":
+        return t(request, PERIODS.get(str(row.status), str(row.status)))
+    kind = ROW_CODES[row.table][1]
+    return label(kind, row.status, request_locale(request)) if kind else str(row.status)
+
+
+@router.get("/cockpit/rows")
+def drill_page(request: Request, db: DB, subject: CurrentSubject, alliance_id: str = "", code: str = "",
+               start: str = "", end: str = "", member: str = "", department: str = "",
+               measure: str = "") -> Response:
+    """The rows behind one figure: the members it sums, then the rows it counts (paged; xlsx export)."""
+    _alliances, alliance = _chosen(db, subject, alliance_id)
+    if alliance is None:
+        raise NotFound()
+    s, e = period(start, end)
+    focus = focus_of(db, alliance, member, department)
+    lp = ListParams.of(request.query_params, keep=DRILL_KEEP)
+    d = drill.drill(db, subject, alliance, code, s, e, member=focus.member, department=focus.department,
+                    measure=measure or None, lp=lp, everything=lp.export)
+    if lp.export and d.page is not None:
+        head = ["类型", "编号", "日期", "数值", "机构", "科室", "内容", "状态", "患者"]
+        body = [(t(request, TABLE_HEADINGS[r.table]), r.id, r.day, r.value, " → ".join(r.institutions), r.department,
+                 _row_what(request, r), _row_status(request, r), r.patient or "") for r in d.page.items]
+        return xlsx_response(t(request, "指标明细"), [t(request, h) for h in head], body, f"cockpit-rows-{code}")
+    return render_page(request, "cockpit/rows.html", {
+        "alliance": alliance, "d": d, "lp": lp, "focus": focus, "start": f"{s:%Y-%m}", "end": f"{e:%Y-%m}",
+        "fmt": fmt, "headings": TABLE_HEADINGS, "what": lambda r: _row_what(request, r),
+        "status": lambda r: _row_status(request, r), "path": "/cockpit/rows"})
 
 
 # ------------------------------------------------------------------------------------------ imported figures
@@ -308,10 +410,8 @@ def _assistance_in(cells: dict[str, object], names: dict[str, int]) -> assistanc
 
 def _assistance_context(request: Request, db: Any, subject: Subject, alliance_id: str, start: str, end: str,
                         kind: str) -> dict[str, Any]:
-    alliances = visible_alliances(db, subject)
-    chosen = opt_int(alliance_id) or (alliances[0].id if alliances else None)
-    alliance = service.require_view(db, subject, kit.get(db, Alliance, chosen)) if chosen else None
-    s, e = _period(start, end)
+    alliances, alliance = _chosen(db, subject, alliance_id)
+    s, e = period(start, end)
     members = current_memberships(db, alliance.id, clock.today_local()) if alliance else []
     rows = assistance.listing(db, alliance.id, s, e, kind) if alliance else []
     names = institution_names(db, {m.institution_id for m in members} |

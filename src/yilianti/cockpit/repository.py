@@ -12,15 +12,26 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Float, and_, case, cast, delete, func, insert, literal, null, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from yilianti.alliance.repository import current_on
 from yilianti.diagnostics.states import RESULTED
-from yilianti.models.cockpit import AssistanceRecord, Indicator, IndicatorFigure, IndicatorTarget
+from yilianti.kit.sqltime import local_date
+from yilianti.models.alliance import Membership
+from yilianti.models.cockpit import (
+    AssistanceRecord,
+    CockpitRollup,
+    CockpitRollupDay,
+    Indicator,
+    IndicatorFigure,
+    IndicatorTarget,
+)
 from yilianti.models.consultation import Consultation
 from yilianti.models.diagnostics import DiagnosticOrder
+from yilianti.models.patient import Patient
 from yilianti.models.recognition import RecognitionDecision
-from yilianti.models.referral import Referral, ReferralHistory
+from yilianti.models.referral import Direction, Referral, ReferralHistory
 from yilianti.models.workforce import PracticeSite, Practitioner
 from yilianti.referral.states import Status as RS
 
@@ -42,26 +53,27 @@ def targets_of(db: Session, alliance_id: int) -> list[IndicatorTarget]:
 def referrals_between(db: Session, start: datetime, end: datetime,
                       institutions: Sequence[int]) -> list[tuple[Any, ...]]:
     """Submitted referrals between member institutions: (id, direction, submitted_at, from, to, after an
-    admission) — the last says the up-referral a down-referral closes had reserved a bed."""
+    admission, receiving department) — "after an admission" says the up-referral a down-referral closes had
+    reserved a bed."""
     up = aliased(Referral)
     rows = db.execute(
         select(Referral.id, Referral.direction, Referral.submitted_at, Referral.from_institution_id,
-               Referral.to_institution_id, up.bed_reservation_id.is_not(None))
+               Referral.to_institution_id, up.bed_reservation_id.is_not(None), Referral.to_department_id)
         .outerjoin(up, up.id == Referral.linked_referral_id)
         .where(Referral.submitted_at >= start, Referral.submitted_at < end,
                Referral.from_institution_id.in_(institutions), Referral.to_institution_id.in_(institutions)))
-    return [(i, d, at, f, t, bool(adm)) for i, d, at, f, t, adm in rows]
+    return [(i, d, at, f, t, bool(adm), dep) for i, d, at, f, t, adm, dep in rows]
 
 
 def referral_moves(db: Session, start: datetime, end: datetime, institutions: Sequence[int],
                    moves: Sequence[tuple[str | None, str]]) -> list[tuple[Any, ...]]:
     """History steps of referrals submitted in the period between members: (referral id, submitted_at, from,
-    to, from_status, to_status, at) for the given (from_status, to_status) moves."""
+    to, from_status, to_status, at, receiving department) for the given (from_status, to_status) moves."""
     wanted = [and_(ReferralHistory.from_status.is_(None) if a is None else ReferralHistory.from_status == a,
                    ReferralHistory.to_status == b) for a, b in moves]
     rows = db.execute(
         select(Referral.id, Referral.submitted_at, Referral.from_institution_id, Referral.to_institution_id,
-               ReferralHistory.from_status, ReferralHistory.to_status, ReferralHistory.at)
+               ReferralHistory.from_status, ReferralHistory.to_status, ReferralHistory.at, Referral.to_department_id)
         .join(ReferralHistory, ReferralHistory.referral_id == Referral.id)
         .where(Referral.submitted_at >= start, Referral.submitted_at < end,
                Referral.from_institution_id.in_(institutions), Referral.to_institution_id.in_(institutions),
@@ -71,9 +83,11 @@ def referral_moves(db: Session, start: datetime, end: datetime, institutions: Se
 
 def loops_closed_between(db: Session, start: datetime, end: datetime,
                          institutions: Sequence[int]) -> list[tuple[Any, ...]]:
-    """Referrals closed after their outcome came back, by the time of closing: (id, closed at, from, to)."""
+    """Referrals closed after their outcome came back, by the time of closing: (id, closed at, from, to,
+    receiving department)."""
     rows = db.execute(
-        select(Referral.id, ReferralHistory.at, Referral.from_institution_id, Referral.to_institution_id)
+        select(Referral.id, ReferralHistory.at, Referral.from_institution_id, Referral.to_institution_id,
+               Referral.to_department_id)
         .join(ReferralHistory, ReferralHistory.referral_id == Referral.id)
         .where(ReferralHistory.from_status == RS.outcome_returned, ReferralHistory.to_status == RS.closed,
                ReferralHistory.at >= start, ReferralHistory.at < end,
@@ -84,10 +98,11 @@ def loops_closed_between(db: Session, start: datetime, end: datetime,
 def remote_reads_between(db: Session, start: datetime, end: datetime,
                          institutions: Sequence[int]) -> list[tuple[Any, ...]]:
     """Orders read by a shared centre and resulted in the period: (id, reported_at, ordering institution,
-    centre, TAT minutes, kind: imaging | ecg | lab)."""
+    centre, TAT minutes, kind: imaging | ecg | lab, ordering department)."""
     rows = db.execute(
         select(DiagnosticOrder.id, DiagnosticOrder.reported_at, DiagnosticOrder.ordering_institution_id,
-               DiagnosticOrder.reading_centre_institution_id, DiagnosticOrder.tat_minutes, DiagnosticOrder.kind)
+               DiagnosticOrder.reading_centre_institution_id, DiagnosticOrder.tat_minutes, DiagnosticOrder.kind,
+               DiagnosticOrder.ordering_department_id)
         .where(DiagnosticOrder.status.in_(sorted(RESULTED)), DiagnosticOrder.reading_centre_institution_id.is_not(None),
                DiagnosticOrder.reading_centre_institution_id != DiagnosticOrder.ordering_institution_id,
                DiagnosticOrder.reported_at >= start, DiagnosticOrder.reported_at < end,
@@ -99,7 +114,7 @@ def consultations_between(db: Session, start: datetime, end: datetime,
                           institutions: Sequence[int]) -> list[tuple[Any, ...]]:
     rows = db.execute(
         select(Consultation.id, Consultation.created_at, Consultation.requesting_institution_id,
-               Consultation.consulted_institution_id)
+               Consultation.consulted_institution_id, Consultation.department_id)
         .where(Consultation.created_at >= start, Consultation.created_at < end,
                Consultation.requesting_institution_id.in_(institutions)))
     return [tuple(r) for r in rows]
@@ -107,10 +122,10 @@ def consultations_between(db: Session, start: datetime, end: datetime,
 
 def recognition_decisions_between(db: Session, start: datetime, end: datetime,
                                   institutions: Sequence[int]) -> list[tuple[Any, ...]]:
-    """(id, decided at, deciding institution, reuse | retest, money saved in fen)."""
+    """(id, decided at, deciding institution, reuse | retest, money saved in fen, department)."""
     rows = db.execute(
         select(RecognitionDecision.id, RecognitionDecision.decided_at, RecognitionDecision.institution_id,
-               RecognitionDecision.decision, RecognitionDecision.price_saved_fen)
+               RecognitionDecision.decision, RecognitionDecision.price_saved_fen, RecognitionDecision.department_id)
         .where(RecognitionDecision.decided_at >= start, RecognitionDecision.decided_at < end,
                RecognitionDecision.institution_id.in_(institutions)))
     return [tuple(r) for r in rows]
@@ -148,3 +163,130 @@ def rostered_sites(db: Session, institutions: Sequence[int], start: date,
                or_(PracticeSite.starts_on.is_(None), PracticeSite.starts_on <= end),
                or_(PracticeSite.ends_on.is_(None), PracticeSite.ends_on >= start)))
     return [tuple(r) for r in rows]
+
+
+# ------------------------------------------------------------------------------------------ drill-down
+# The rows behind a figure, by table: (id, what, status code, department, patient id or None). The day, value and
+# institutions come from the figure's events; these add what a reader needs to recognise the row.
+
+
+def _detail_statement(table: str, ids: Sequence[int]) -> Any:
+    if table == "referral":
+        return select(Referral.id, Referral.direction, Referral.status, Referral.to_department_id, Referral.patient_id) \
+            .where(Referral.id.in_(ids))
+    if table == "diagnostic_order":
+        return select(DiagnosticOrder.id, DiagnosticOrder.item_name, DiagnosticOrder.status,
+                      DiagnosticOrder.ordering_department_id, DiagnosticOrder.patient_id) \
+            .where(DiagnosticOrder.id.in_(ids))
+    if table == "consultation":
+        return select(Consultation.id, Consultation.kind, Consultation.status, Consultation.department_id,
+                      Consultation.patient_id).where(Consultation.id.in_(ids))
+    if table == "recognition_decision":
+        return select(RecognitionDecision.id, RecognitionDecision.requested_code, RecognitionDecision.decision,
+                      RecognitionDecision.department_id, RecognitionDecision.patient_id) \
+            .where(RecognitionDecision.id.in_(ids))
+    if table == "assistance_record":
+        return select(AssistanceRecord.id, AssistanceRecord.person, AssistanceRecord.kind, null(), null()) \
+            .where(AssistanceRecord.id.in_(ids))
+    if table == "practice_site":
+        return select(PracticeSite.id, Practitioner.name, PracticeSite.period, PracticeSite.department_id, null()) \
+            .join(Practitioner, Practitioner.id == PracticeSite.practitioner_id).where(PracticeSite.id.in_(ids))
+    raise ValueError(table)
+
+
+def row_details(db: Session, table: str, ids: Sequence[int]) -> dict[int, tuple[Any, ...]]:
+    """The drill-down's columns of the given rows of `table`, by id (ids in chunks: an export may ask for many)."""
+    out: dict[int, tuple[Any, ...]] = {}
+    wanted = sorted(set(ids))
+    for i in range(0, len(wanted), 1000):
+        for row in db.execute(_detail_statement(table, wanted[i:i + 1000])):
+            out[row[0]] = tuple(row)
+    return out
+
+
+def readable_patient_names(db: Session, readable: Any, ids: Sequence[int]) -> dict[int, str]:
+    """Names of the patients among `ids` that pass `readable` (authz.policy.readable: the one scoping rule)."""
+    if not ids:
+        return {}
+    return {i: n for i, n in db.execute(select(Patient.id, Patient.name).where(Patient.id.in_(sorted(set(ids))),
+                                                                                 readable))}
+
+
+
+# ------------------------------------------------------------------------------------------ daily rollups
+
+# the referral rollups are keyed finer than the measures (a down-referral counts in "down" and in one of its
+# splits): measure → the keys it sums (cockpit/rollup.py)
+REFERRAL_KEYS = {"referrals_up": ("referral:up",),
+                 "referrals_down": ("referral:down:admitted", "referral:down:outpatient"),
+                 "referrals_down_inpatient": ("referral:down:admitted",),
+                 "referrals_down_outpatient": ("referral:down:outpatient",)}
+
+
+def insert_referral_rollups(db: Session, alliance_ids: Sequence[int], start: datetime, end: datetime) -> int:
+    """The referral rollups of the alliances for referrals submitted in [start, end), in one INSERT … SELECT …
+    GROUP BY: the same rule as `referrals_between` + `measures._referrals` — both sides members of the alliance on
+    the referral's local day (`current_on`, the SQL twin of `Membership.is_current`), an up-referral, or a
+    down-referral split by whether the up-referral it closes had reserved a bed."""
+    day = local_date(Referral.submitted_at)
+    ma, mb = aliased(Membership), aliased(Membership)
+    # the up-referrals that reserved a bed (few): a small hash to join, not a self-join of every referral
+    admitted = select(Referral.id).where(Referral.bed_reservation_id.is_not(None)).subquery()
+    key = case((Referral.direction == Direction.up, literal("referral:up")),
+               (admitted.c.id.is_not(None), literal("referral:down:admitted")),
+               else_=literal("referral:down:outpatient"))
+    rows = (select(ma.alliance_id.label("a"), key.label("k"), day.label("d"), Referral.from_institution_id.label("f"),
+                   Referral.to_institution_id.label("t"), Referral.to_department_id.label("dep"))
+            .select_from(Referral).outerjoin(admitted, admitted.c.id == Referral.linked_referral_id)
+            .join(ma, and_(ma.institution_id == Referral.from_institution_id, current_on(day, ma)))
+            .join(mb, and_(mb.alliance_id == ma.alliance_id, mb.institution_id == Referral.to_institution_id,
+                           current_on(day, mb)))
+            .where(Referral.submitted_at >= start, Referral.submitted_at < end,
+                   Referral.direction.in_([Direction.up, Direction.down]), ma.alliance_id.in_(alliance_ids))
+            .subquery())
+    # grouped outside: PostgreSQL would not match a GROUP BY expression carrying bind parameters of its own
+    columns = (rows.c.a, rows.c.k, rows.c.d, rows.c.f, rows.c.t, rows.c.dep)
+    grouped = select(*columns, func.count(), cast(func.count(), Float)).group_by(*columns)
+    result = db.execute(insert(CockpitRollup).from_select(
+        ["alliance_id", "measure", "day", "party_a", "party_b", "department_id", "n", "total"], grouped))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def delete_rollups(db: Session, alliance_ids: Sequence[int], start: date, end: date) -> None:
+    db.execute(delete(CockpitRollup).where(CockpitRollup.alliance_id.in_(alliance_ids), CockpitRollup.day >= start,
+                                           CockpitRollup.day <= end))
+    db.execute(delete(CockpitRollupDay).where(CockpitRollupDay.alliance_id.in_(alliance_ids),
+                                              CockpitRollupDay.day >= start, CockpitRollupDay.day <= end))
+
+
+def insert_rollups(db: Session, rows: list[dict[str, Any]], days: list[dict[str, Any]]) -> None:
+    """Bulk insert (Core: one statement per batch, no ORM objects)."""
+    if rows:
+        db.execute(insert(CockpitRollup), rows)
+    if days:
+        db.execute(insert(CockpitRollupDay), days)
+
+
+def built_days(db: Session, alliance_id: int, start: date, end: date) -> set[date]:
+    return set(db.scalars(select(CockpitRollupDay.day).where(
+        CockpitRollupDay.alliance_id == alliance_id, CockpitRollupDay.day >= start, CockpitRollupDay.day <= end)))
+
+
+def count_built_days(db: Session, alliance_id: int, start: date, end: date) -> int:
+    return db.scalar(select(func.count()).select_from(CockpitRollupDay).where(
+        CockpitRollupDay.alliance_id == alliance_id, CockpitRollupDay.day >= start, CockpitRollupDay.day <= end)) or 0
+
+
+def rollup_days(db: Session, alliance_id: int, keys: Sequence[str], start: date, end: date, member: int | None,
+                department: int | None) -> list[tuple[Any, ...]]:
+    """(day, sum) of the rollup keys over [start, end], narrowed to the rows involving `member` (either side) and to
+    `department` — summed by the database, so a chart of a year reads one row a day."""
+    stmt = (select(CockpitRollup.day, func.sum(CockpitRollup.total))
+            .where(CockpitRollup.alliance_id == alliance_id, CockpitRollup.measure.in_(keys),
+                   CockpitRollup.day >= start, CockpitRollup.day <= end)
+            .group_by(CockpitRollup.day))
+    if member is not None:
+        stmt = stmt.where(or_(CockpitRollup.party_a == member, CockpitRollup.party_b == member))
+    if department is not None:
+        stmt = stmt.where(CockpitRollup.department_id == department)
+    return [tuple(r) for r in db.execute(stmt)]

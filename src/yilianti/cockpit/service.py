@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from yilianti.audit import service as audit
 from yilianti.authz.subject import Subject
-from yilianti.cockpit import repository
-from yilianti.cockpit.measures import MEASURES, Event, combine, scope_of
+from yilianti.cockpit import repository, rollup
+from yilianti.cockpit.measures import MEASURES, Event, combine, narrow, scope_of, splittable
 from yilianti.exceptions import Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
 from yilianti.models.alliance import Alliance
@@ -51,6 +51,8 @@ class Figure:
     trend: str | None = None  # up | down | flat | None
     row_ids: dict[str, list[int]] = field(default_factory=dict)  # measure → the rows counted
     figure: IndicatorFigure | None = None  # an imported indicator: the entry shown, with its source and evidence
+    note: str | None = None  # why there is no value under a member or department filter
+    events: dict[str, list[Event]] = field(default_factory=dict)  # measure → its events (the drill-down's rows)
 
     @property
     def series(self) -> list[float | None]:
@@ -101,16 +103,28 @@ def _ratio(n: float | None, d: float | None) -> float | None:
     return (n or 0.0) / d if d else None
 
 
-def compute(db: Session, alliance_id: int, start: date, end: date, *, codes: list[str] | None = None) -> list[Figure]:
-    """Every computed indicator of the library (or those in `codes`) for the alliance and period."""
+NOT_BY_MEMBER = "该指标只按医联体整体统计"
+NOT_BY_DEPARTMENT = "该指标不按科室统计"
+WHOLE_ALLIANCE = "医联体整体数据"
+
+
+def compute(db: Session, alliance_id: int, start: date, end: date, *, codes: list[str] | None = None,
+            member: int | None = None, department: int | None = None, rollups: bool = False) -> list[Figure]:
+    """Every indicator of the library (or those in `codes`) for the alliance and period — narrowed, when given,
+    to the rows involving one member (and one of its departments); an indicator whose rows cannot be split so
+    finely has no value there, and says why. With `rollups`, the high-volume sums of past days come from the daily
+    rollups when those days are built (cockpit/rollup.py; the same figures, without the row ids)."""
     scope = scope_of(db, alliance_id, start, end)
+    from_rollups = rollups and rollup.covered(db, scope)
     months = months_between(start, end)
     targets = repository.targets_of(db, alliance_id)
     cache: dict[str, list[Event]] = {}
 
     def events(measure: str) -> list[Event]:
         if measure not in cache:
-            cache[measure] = MEASURES[measure][0](db, scope)
+            raw = rollup.events(db, scope, measure, member, department) if from_rollups and measure in rollup.ROLLED \
+                else MEASURES[measure][0](db, scope)
+            cache[measure] = narrow(raw, member, department)
         return cache[measure]
 
     figures = []
@@ -120,6 +134,14 @@ def compute(db: Session, alliance_id: int, start: date, end: date, *, codes: lis
             continue
         if ind.source != "computed" or ind.numerator is None:
             figures.append(_imported(ind, imported.get(ind.id, []), months, targets, end))
+            figures[-1].note = WHOLE_ALLIANCE if member is not None else None
+            continue
+        if not all(splittable(m, member, department) for m in (ind.numerator, ind.denominator) if m):
+            target, source = target_in_force(ind, targets, end)
+            figures.append(Figure(ind, None, dict.fromkeys(months), target=target, target_source=source,
+                                  note=NOT_BY_DEPARTMENT if all(splittable(m, member, None) for m in
+                                                                (ind.numerator, ind.denominator) if m)
+                                  else NOT_BY_MEMBER))
             continue
         num_how = MEASURES[ind.numerator][1]
         num = events(ind.numerator)
@@ -138,7 +160,8 @@ def compute(db: Session, alliance_id: int, start: date, end: date, *, codes: lis
             value = _ratio(n, d)
         target, source = target_in_force(ind, targets, end)
         figures.append(Figure(ind, value, by_month, n, d, target, source, rag(value, target, ind.direction),
-                              trend(by_month), row_ids))
+                              trend(by_month), row_ids,
+                              events={m: events(m) for m in (ind.numerator, ind.denominator) if m}))
     return figures
 
 

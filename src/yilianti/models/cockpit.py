@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, Float, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import Date, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yilianti.kit import clock
@@ -112,3 +112,31 @@ class AssistanceRecord(IdMixin, Base):
     note: Mapped[str | None] = mapped_column(Text)
     entered_by_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("app_user.id"))
     entered_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class CockpitRollup(IdMixin, Base):
+    """A day's count and sum of one measure's rows for one alliance, per pair of member institutions and department
+    (cockpit/rollup.py): the cockpit reads these for past days instead of the raw rows. Rebuilt, never edited."""
+
+    __tablename__ = "cockpit_rollup"
+    __table_args__ = (Index("ix_cockpit_rollup_alliance_measure_day", "alliance_id", "measure", "day"),)
+
+    alliance_id: Mapped[int] = mapped_column(BigId, ForeignKey("alliance.id"))
+    measure: Mapped[str] = mapped_column(String(64))
+    day: Mapped[date] = mapped_column(Date)
+    party_a: Mapped[int | None] = mapped_column(BigId)  # the member institutions the rows involve
+    party_b: Mapped[int | None] = mapped_column(BigId)
+    department_id: Mapped[int | None] = mapped_column(BigId)
+    n: Mapped[int] = mapped_column(Integer)
+    total: Mapped[float] = mapped_column(Float)
+
+
+class CockpitRollupDay(IdMixin, Base):
+    """A day of an alliance whose rollups are built (a day with no rows has no rollup rows, only this mark)."""
+
+    __tablename__ = "cockpit_rollup_day"
+    __table_args__ = (UniqueConstraint("alliance_id", "day"),)
+
+    alliance_id: Mapped[int] = mapped_column(BigId, ForeignKey("alliance.id"))
+    day: Mapped[date] = mapped_column(Date)
+    built_at: Mapped[datetime] = mapped_column(default=clock.now)

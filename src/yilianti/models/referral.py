@@ -36,6 +36,7 @@ class Referral(IdMixin, CreatedMixin, Base):
         Index("ix_referral_to", "to_institution_id", "status"),
         Index("ix_referral_due", "due_at"),
         Index("ix_referral_patient", "patient_id"),
+        Index("ix_referral_submitted_at", "submitted_at"),  # the cockpit's periods and daily rollups
     )
 
     direction: Mapped[str] = mapped_column(String(8))

@@ -91,6 +91,20 @@ def can_see_alliance_figures(db: Session, subject: Subject, alliance_id: int) ->
                 and alliance_id in alliances_in_region(db, subject.acting_institution_id, clock.today_local())))
 
 
+def alliances_with_figures_for(db: Session, subject: Subject) -> set[int] | None:
+    """Every alliance whose figures `can_see_alliance_figures` lets the subject see, in at most two queries (a list
+    of alliances asks this once, not once per alliance); None: every alliance (a system administrator)."""
+    if subject.is_system_admin:
+        return None
+    out = set(subject.alliance_admin_of)
+    if subject.acting_institution_id is not None:
+        out |= set(db.scalars(select(Membership.alliance_id).where(
+            Membership.institution_id == subject.acting_institution_id, _current_membership())))
+        if subject.has(Role.health_commission):
+            out |= alliances_in_region(db, subject.acting_institution_id, clock.today_local())
+    return out
+
+
 def practitioners_for_site(db: Session, institution_id: int) -> list[tuple[Practitioner, bool]]:
     """Practitioners at home here, then visiting ones (multi-site practice); (practitioner, visiting)."""
     home = list(db.scalars(select(Practitioner).where(Practitioner.home_institution_id == institution_id,

@@ -1,0 +1,237 @@
+"""B5: the cockpit's daily rollups over millions of referrals, as ratios to the raw GROUP BY SQL in the same run.
+
+    python bench/cockpit.py [--referrals 5000000] [--quick] [--pairs 3] [--secs 10]
+
+Data: `--institutions` (100) in alliances of ten (a lead and nine members), `--referrals` referrals over three
+years (up: member → lead, down: lead → member, a fifth with a receiving department), generated set-based on
+PostgreSQL (INSERT … SELECT generate_series).
+
+1. Rebuild: `rollup.rebuild` of the three years for every alliance (what `yilianti cockpit rebuild` runs) against
+   the raw GROUP BY month × institution × direction over the same referrals, interleaved `--pairs` times; the
+   median per-pair ratio. Target ≤ 1.5.
+2. Incremental refresh of one day (every alliance): `rollup.build` of yesterday, repeated; target ≤ 1 s.
+3. Correctness (pass/fail): one alliance's three-year figures read from the rollups equal those computed from the
+   rows (every computed indicator, by month).
+4. Chart API: `GET /api/v1/cockpit/figures` (the referral curves of 12 months, read from the rollups) at 50
+   concurrent viewers with wrk, on 2 uvicorn workers; target p99 ≤ 50 ms.
+Reuses the server start and wrk driver of bench/booking.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import booking as bb  # noqa: E402
+
+DBNAME = "ylt_bench_cockpit"
+RAW = """SELECT date_trunc('month', submitted_at AT TIME ZONE 'Asia/Shanghai') AS month, from_institution_id,
+                direction, count(*)
+           FROM referral GROUP BY 1, 2, 3"""
+LUA = """
+local alliances = {%(alliances)s}
+local token = "%(token)s"
+local threads = {}
+local counts = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) math.randomseed(os.time() * 1000 + math.floor(os.clock() * 1e6)) end
+function request()
+  local a = alliances[math.random(#alliances)]
+  return wrk.format("GET", "/api/v1/cockpit/figures?alliance_id=" .. a ..
+    "&start=%(start)s&end=%(end)s&codes=referral.up,referral.down,referral.down_rate",
+    {["Authorization"] = "Bearer " .. token})
+end
+function response(status, headers, body)
+  counts[status] = (counts[status] or 0) + 1
+end
+function done(summary, latency, requests)
+  local total = {}
+  for _, t in ipairs(threads) do
+    for _, code in ipairs({200, 401, 403, 404, 422, 500, 503}) do
+      local v = t:get("c" .. code)
+      if v then total[code] = (total[code] or 0) + v end
+    end
+  end
+  io.write("STATUS")
+  for code, v in pairs(total) do io.write(" " .. code .. "=" .. v) end
+  io.write("\\n")
+end
+"""
+
+
+def setup(base_url: str, institutions: int, referrals: int, today: date) -> tuple[str, dict[str, object]]:
+    admin = create_engine(base_url + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f"DROP DATABASE IF EXISTS {DBNAME} WITH (FORCE)"))
+        c.execute(text(f"CREATE DATABASE {DBNAME}"))
+    admin.dispose()
+    url = f"{base_url}/{DBNAME}"
+    from yilianti.migrate import upgrade
+
+    upgrade(url)
+    from sqlalchemy.orm import sessionmaker
+
+    from yilianti.auth import service as auth
+    from yilianti.auth.security import new_api_token
+    from yilianti.db import make_engine
+    from yilianti.models import Alliance, ApiToken, Department, Institution, Membership
+
+    engine = make_engine(url, timeouts=False)
+    groups = max(1, institutions // 10)
+    with sessionmaker(bind=engine)() as db:
+        alliance_ids, leads, members, deps = [], [], [], []
+        for g in range(groups):
+            lead = Institution(name=f"基准牵头医院{g}", kind="general", level=3, province="河北")
+            db.add(lead)
+            db.flush()
+            a = Alliance(key=f"bench-{g}", name=f"基准医联体{g}", model="county_community")
+            db.add(a)
+            db.flush()
+            db.add(Membership(alliance_id=a.id, institution_id=lead.id, role="lead"))
+            dep = Department(institution_id=lead.id, name="儿科")
+            db.add(dep)
+            ms = []
+            for k in range(9):
+                m = Institution(name=f"基准成员{g}-{k}", kind="township", level=1, province="河北")
+                db.add(m)
+                db.flush()
+                db.add(Membership(alliance_id=a.id, institution_id=m.id, role="member"))
+                ms.append(m.id)
+            db.flush()
+            alliance_ids.append(a.id)
+            leads.append(lead.id)
+            members.append(ms)
+            deps.append(dep.id)
+        viewer = auth.create_user(db, None, "bench-viewer", "Bench2026!", "基准管理员", [("system_admin", None, None)])
+        token, prefix, hashed = new_api_token()
+        db.add(ApiToken(user_id=viewer.id, institution_id=leads[0], name="bench", prefix=prefix, token_hash=hashed))
+        db.commit()
+    start = datetime.combine(today - timedelta(days=3 * 365), datetime.min.time(), UTC)
+    with engine.begin() as c:
+        c.execute(text("INSERT INTO patient (name, sex, registered_by_institution_id, active, created_at) "
+                       "SELECT '患者' || g, '男', :lead, true, now() FROM generate_series(1, 1000) g"), {"lead": leads[0]})
+        pmin = c.execute(text("SELECT min(id) FROM patient")).scalar()
+        # one row per referral: alliance g % groups, member k, up (60 %) or down, a fifth with the lead's department
+        c.execute(text("""
+            WITH r AS (SELECT s, s % :groups AS g, (s / :groups) % 9 AS k, random() < 0.6 AS up,
+                              :start + (random() * interval '1095 days') AS at FROM generate_series(1, :n) s),
+                 x AS (SELECT r.*, (CAST(:leads AS bigint[]))[r.g + 1] AS lead,
+                              (CAST(:members AS bigint[]))[r.g * 9 + r.k + 1] AS member,
+                              (CAST(:deps AS bigint[]))[r.g + 1] AS dep FROM r)
+            INSERT INTO referral (direction, patient_id, from_institution_id, to_institution_id, to_department_id,
+                                  reason, priority, permanent, summary, status, submitted_at, created_at, updated_at)
+            SELECT CASE WHEN up THEN 'up' ELSE 'down' END, :pmin + s % 1000,
+                   CASE WHEN up THEN member ELSE lead END, CASE WHEN up THEN lead ELSE member END,
+                   CASE WHEN up AND s % 5 = 0 THEN dep END,
+                   '基准', 'routine', true, '{}', 'submitted', at, at, at
+              FROM x"""),
+                  {"leads": leads, "members": [m for ms in members for m in ms], "deps": deps, "groups": groups,
+                   "n": referrals, "start": start, "pmin": pmin})
+        c.execute(text("ANALYZE"))
+    engine.dispose()
+    return url, {"alliances": alliance_ids, "token": token}
+
+
+def timed(fn) -> float:  # type: ignore[no-untyped-def]
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432")
+    ap.add_argument("--referrals", type=int, default=5_000_000)
+    ap.add_argument("--institutions", type=int, default=100)
+    ap.add_argument("--quick", action="store_true", help="500k referrals, 2 pairs, 5 s of load")
+    ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--secs", type=int, default=10)
+    ap.add_argument("--port", type=int, default=8931)
+    args = ap.parse_args()
+    if args.quick:
+        args.referrals, args.pairs, args.secs = min(args.referrals, 500_000), 2, 5
+    from sqlalchemy.orm import Session
+
+    from yilianti.cockpit import rollup, service
+    from yilianti.db import make_engine
+    from yilianti.kit import clock
+
+    today = clock.today_local()
+    began = time.time()
+    print(f"nproc={os.cpu_count()} referrals={args.referrals} institutions={args.institutions} pairs={args.pairs}",
+          flush=True)
+    t0 = time.perf_counter()
+    url, ids = setup(args.url, args.institutions, args.referrals, today)
+    print(f"data: {time.perf_counter() - t0:.0f} s", flush=True)
+    engine = make_engine(url, timeouts=False)
+    raw_engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    first, last = today - timedelta(days=3 * 365 + 1), today - timedelta(days=1)
+
+    def raw() -> None:
+        with raw_engine.connect() as c:
+            c.execute(text(RAW)).fetchall()
+
+    def rebuild() -> None:
+        with Session(engine) as db:
+            rollup.rebuild(db, first, last, progress=lambda line: None, commit=db.commit)
+            db.commit()
+
+    raw()  # warm-up: the referrals in the cache
+    pairs = []
+    for i in range(args.pairs):
+        r, a = timed(raw), timed(rebuild)
+        pairs.append({"raw_s": round(r, 2), "rebuild_s": round(a, 2), "ratio": round(a / r, 2)})
+        print(f"pair {i + 1}: raw GROUP BY {r:.2f} s, rollup rebuild {a:.2f} s, ratio {a / r:.2f}", flush=True)
+    ratio = statistics.median(p["ratio"] for p in pairs)
+
+    day_times = []
+    for _ in range(5):
+        with Session(engine) as db:
+            day_times.append(timed(lambda db=db: (rollup.build(db, ids["alliances"], last, last), db.commit())))
+    print(f"refresh of one day (all alliances): median {statistics.median(day_times):.3f} s, max {max(day_times):.3f} s",
+          flush=True)
+
+    aid = ids["alliances"][0]
+    with Session(engine) as db:
+        t_raw = time.perf_counter()
+        a = {f.indicator.code: (f.value, f.by_month) for f in service.compute(db, aid, first, last)}
+        t_raw = time.perf_counter() - t_raw
+        t_roll = time.perf_counter()
+        b = {f.indicator.code: (f.value, f.by_month) for f in service.compute(db, aid, first, last, rollups=True)}
+        t_roll = time.perf_counter() - t_roll
+    same = a.keys() == b.keys() and all(
+        (a[k][0] is None) == (b[k][0] is None) and (a[k][0] is None or abs(a[k][0] - b[k][0]) < 1e-6) for k in a)
+    print(f"figures from rollups equal the rows: {same} (3 years, one alliance: rows {t_raw:.2f} s, rollups "
+          f"{t_roll:.3f} s)", flush=True)
+
+    server = bb.start_server(url, args.port, 2)
+    try:
+        s, e = f"{today - timedelta(days=365):%Y-%m}", f"{today:%Y-%m}"
+        script = LUA % {"alliances": ",".join(map(str, ids["alliances"])), "token": ids["token"], "start": s, "end": e}
+        bb.wrk(f"http://127.0.0.1:{args.port}", script, 8, 3)  # warm-up
+        load = bb.wrk(f"http://127.0.0.1:{args.port}", script, 50, args.secs)
+    finally:
+        import signal
+
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=20)
+    print(f"chart API, 50 viewers: {load['rps']:.0f} req/s, p50 {load['p50_ms']:.1f} ms, p99 {load['p99_ms']:.1f} ms, "
+          f"status {load['status']}", flush=True)
+    print(f"B5 summary: rebuild/raw median ratio {ratio:.2f} (target ≤ 1.5); day refresh max "
+          f"{max(day_times):.3f} s (≤ 1 s); equal {same}; chart API p99 {load['p99_ms']:.1f} ms (≤ 50 ms); "
+          f"{time.time() - began:.0f} s in all", flush=True)
+    engine.dispose()
+    raw_engine.dispose()
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
