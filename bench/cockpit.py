@@ -110,7 +110,11 @@ def setup(base_url: str, institutions: int, referrals: int, today: date) -> tupl
             leads.append(lead.id)
             members.append(ms)
             deps.append(dep.id)
-        viewer = auth.create_user(db, None, "bench-viewer", "Bench2026!", "基准管理员", [("system_admin", None, None)])
+        # an API token acts for one institution: the viewer administers the lead of the first alliance, and every
+        # alliance (alliance_admin), so it may read each alliance's figures
+        viewer = auth.create_user(db, None, "bench-viewer", "Bench2026!", "基准管理员",
+                                  [("institution_admin", leads[0], None),
+                                   *(("alliance_admin", None, aid) for aid in alliance_ids)])
         token, prefix, hashed = new_api_token()
         db.add(ApiToken(user_id=viewer.id, institution_id=leads[0], name="bench", prefix=prefix, token_hash=hashed))
         db.commit()
@@ -132,7 +136,7 @@ def setup(base_url: str, institutions: int, referrals: int, today: date) -> tupl
                    CASE WHEN up THEN member ELSE lead END, CASE WHEN up THEN lead ELSE member END,
                    CASE WHEN up AND s % 5 = 0 THEN dep END,
                    '基准', 'routine', true, '{}', 'submitted', at, at, at
-              FROM x"""),
+              FROM x ORDER BY at"""),  # appended in time order, as the platform writes them
                   {"leads": leads, "members": [m for ms in members for m in ms], "deps": deps, "groups": groups,
                    "n": referrals, "start": start, "pmin": pmin})
         c.execute(text("ANALYZE"))

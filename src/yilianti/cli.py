@@ -368,8 +368,8 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_cockpit_rebuild(args: argparse.Namespace) -> int:
-    """Rebuild the cockpit's daily rollups of a range of days (default: about three years to yesterday), a month
-    of one alliance at a time, committing each; progress on stderr, a summary on stdout."""
+    """Rebuild the cockpit's daily rollups of a range of days (default: about three years to yesterday), half a
+    year at a time for every alliance, committing each; progress on stderr, a summary on stdout."""
     import time as _time
     from datetime import date, timedelta
 

@@ -124,10 +124,10 @@ def _chart(title: str, data: dict[str, Any], tr: Callable[[str], str]) -> Drawin
     """A line chart of the monthly series (ratios in percent), one colour per indicator, with a legend."""
     months: list[str] = data["months"]
     series: list[dict[str, Any]] = data["series"]
-    width, height = 170 * mm, 62 * mm
+    values = [v for s in series for v in s["data"] if v is not None]
+    width, height = 170 * mm, (62 if months and values else 14) * mm
     d = Drawing(width, height)
     d.add(String(0, height - 10, tr(title), fontName=font(), fontSize=10))
-    values = [v for s in series for v in s["data"] if v is not None]
     if not months or not values:
         d.add(String(0, height - 26, tr("本期无数据"), fontName=font(), fontSize=8, fillColor=colors.grey))
         return d

@@ -33,7 +33,7 @@ BY_SQL = repository.REFERRAL_KEYS  # built by one INSERT … SELECT (the high-vo
 HORIZON_DAYS = 3 * 366 + 31  # the periodic job keeps about three years built; older days read the rows
 LATE_DAYS = 2  # yesterday and the day before are rebuilt on every run
 CHUNK_DAYS = 31  # the periodic job's longest build
-REBUILD_DAYS = 92  # a rebuild's step: a quarter per statement, a line of progress each
+REBUILD_DAYS = 183  # a rebuild's step: half a year per statement, a line of progress each
 MAX_RUNS = 48  # runs of days one refresh builds per alliance (a first run on three years takes a few passes)
 
 
@@ -60,14 +60,14 @@ def build(db: Session, alliance_ids: list[int], start: date, end: date) -> int:
     first = scope_of(db, alliance_ids[0], start, end)
     written = repository.insert_referral_rollups(db, alliance_ids, *first.utc_bounds)
     now = clock.now()
+    rows: list[dict[str, Any]] = []
     for aid in alliance_ids:
         scope = first if aid == alliance_ids[0] else scope_of(db, aid, start, end)
-        rows = [r for m in ROLLED if m not in BY_SQL for r in _grouped(aid, m, MEASURES[m][0](db, scope))]
-        days = [{"alliance_id": aid, "day": start + timedelta(days=i), "built_at": now}
-                for i in range((end - start).days + 1)]
-        repository.insert_rollups(db, rows, days)
-        written += len(rows)
-    return written
+        rows += [r for m in ROLLED if m not in BY_SQL for r in _grouped(aid, m, MEASURES[m][0](db, scope))]
+    days = [{"alliance_id": aid, "day": start + timedelta(days=i), "built_at": now}
+            for aid in alliance_ids for i in range((end - start).days + 1)]
+    repository.insert_rollups(db, rows, days)
+    return written + len(rows)
 
 
 def _chunks(start: date, end: date, days: int) -> list[tuple[date, date]]:
