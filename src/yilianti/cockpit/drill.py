@@ -6,7 +6,8 @@ indicator for the same alliance, period, member and department, and lists exactl
 Who sees which rows (DOMAIN.md §4b, §9):
 - Anyone who may see the cockpit sees the figures and the split by member (aggregates never name a patient).
 - The rows of help sent down (帮扶 records, multi-site rosters) hold no patient data: listed for all of them.
-- The rows about patients (referrals, remote reads, consultations, recognition decisions) are listed only for
+- The rows about patients (referrals, remote reads, consultations, recognition decisions, chronic-care
+  registrations) are listed only for
   the alliance's own people — its administrators, the staff of its current members, system administrators —
   and then without the patient: row id, day, institutions, department, status. The health commission holds
   figures, never rows about patients.
@@ -35,7 +36,8 @@ from yilianti.kit.repository import Page
 from yilianti.models.alliance import Alliance
 from yilianti.scheduling.repository import is_current_member
 
-PATIENT_TABLES = frozenset({"referral", "diagnostic_order", "consultation", "recognition_decision"})
+PATIENT_TABLES = frozenset({"referral", "diagnostic_order", "consultation", "recognition_decision",
+                            "chronic_registration"})
 LINKS = {"referral": "/referrals/{}", "diagnostic_order": "/diagnostics/orders/{}",
          "consultation": "/consultations/{}", "recognition_decision": "/recognition/decisions/{}"}
 

@@ -317,7 +317,7 @@ def _chronic(db: Session, scope: Scope, condition: str | None, flag: str | None,
                 or not scope.member_on(r.institution_id, day) or (people and r.patient_id in seen):
             continue
         seen.add(r.patient_id)
-        out.append(Event(r.registration_id, day))
+        out.append(Event(r.registration_id, day, 1.0, "chronic_registration", (r.institution_id,)))
     return out
 
 
@@ -399,7 +399,7 @@ MEASURES: dict[str, tuple[Measure, str]] = {
 # "member" (its member institutions only) or "alliance" (a figure of the whole alliance: the lead's released slots)
 LEVELS: dict[str, str] = {name: "department" for name in MEASURES if name.startswith(("referral", "remote_read",
                                                                                      "consultations", "recognition"))}
-LEVELS.update({name: "member" for name in MEASURES if name.startswith("assistance")})
+LEVELS.update({name: "member" for name in MEASURES if name.startswith(("assistance", "chronic"))})
 LEVELS.update({name: "alliance" for name in MEASURES if name.startswith("slots")})
 RANK = {"alliance": 0, "member": 1, "department": 2}
 

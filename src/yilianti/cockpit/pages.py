@@ -216,7 +216,8 @@ def report_pdf(request: Request, db: DB, subject: CurrentSubject, alliance_id: s
 
 DRILL_KEEP = ("alliance_id", "code", "start", "end", "member", "department", "measure")
 TABLE_HEADINGS = {"referral": "转诊单", "diagnostic_order": "远程诊断申请", "consultation": "会诊",
-                  "recognition_decision": "互认决定", "assistance_record": "帮扶记录", "practice_site": "多点执业排班"}
+                  "recognition_decision": "互认决定", "assistance_record": "帮扶记录", "practice_site": "多点执业排班",
+                  "chronic_registration": "慢病登记"}
 
 
 DECISIONS = code_table("cockpit.decision", {"reuse": "互认（未重复检查）", "retest": "重新检查"})
@@ -224,6 +225,7 @@ DECISIONS = code_table("cockpit.decision", {"reuse": "互认（未重复检查�
 ROW_CODES = {"referral": ("referral.direction", "referral.status"), "diagnostic_order": (None, "diagnostics.status"),
              "consultation": ("consultation.kind", "consultation.status"),
              "recognition_decision": (None, "cockpit.decision"), "assistance_record": (None, None),
+             "chronic_registration": ("chronic.condition", None),
              "practice_site": (None, None)}
 
 

@@ -19,6 +19,7 @@ from yilianti.alliance.repository import current_on
 from yilianti.diagnostics.states import RESULTED
 from yilianti.kit.sqltime import local_date
 from yilianti.models.alliance import Membership
+from yilianti.models.chronic import ChronicRegistration
 from yilianti.models.cockpit import (
     AssistanceRecord,
     CockpitRollup,
@@ -185,6 +186,9 @@ def _detail_statement(table: str, ids: Sequence[int]) -> Any:
         return select(RecognitionDecision.id, RecognitionDecision.requested_code, RecognitionDecision.decision,
                       RecognitionDecision.department_id, RecognitionDecision.patient_id) \
             .where(RecognitionDecision.id.in_(ids))
+    if table == "chronic_registration":
+        return select(ChronicRegistration.id, ChronicRegistration.condition, null(), null(),
+                      ChronicRegistration.patient_id).where(ChronicRegistration.id.in_(ids))
     if table == "assistance_record":
         return select(AssistanceRecord.id, AssistanceRecord.person, AssistanceRecord.kind, null(), null()) \
             .where(AssistanceRecord.id.in_(ids))

@@ -2,8 +2,8 @@
 the rows counted; the days whose rollups are built; and referrals indexed by their submission (the cockpit's
 periods read them by time).
 
-Revision ID: 0025
-Revises: 0024
+Revision ID: 0026
+Revises: 0025
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from alembic import op
 
 from yilianti.models.base import BigId, UTCDateTime
 
-revision = '0025'
-down_revision = '0024'
+revision = '0026'
+down_revision = '0025'
 branch_labels = None
 depends_on = None
 
