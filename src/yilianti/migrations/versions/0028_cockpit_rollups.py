@@ -2,8 +2,8 @@
 the rows counted; the days whose rollups are built; and referrals indexed by their submission (the cockpit's
 periods read them by time).
 
-Revision ID: 0026
-Revises: 0025
+Revision ID: 0028
+Revises: 0027
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from alembic import op
 
 from yilianti.models.base import BigId, UTCDateTime
 
-revision = '0026'
-down_revision = '0025'
+revision = '0028'
+down_revision = '0027'
 branch_labels = None
 depends_on = None
 
