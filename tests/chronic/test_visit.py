@@ -103,6 +103,8 @@ def test_a_diabetes_visit_on_the_national_form(db, client, enrolled) -> None:  #
         assert nxt.due_on == D + timedelta(days=14) and nxt.reason == "recheck"
         assert re.search(rf'id="next-due">{(D + timedelta(days=14)).isoformat()}<', page.text)
         assert re.search(r'id="last-class">不良反应<', page.text)
+        # the glucose over time, the 8.2 outside the green target band (3.9–7.0)
+        assert 'id="glucose-chart"' in page.text and 'class="pt abn"' in page.text and 'id="sbp-chart"' in page.text
         # the new form starts from the last visit's height and medication
         assert 'value="168"' in page.text and "格列美脲 2mg qd" in page.text
 

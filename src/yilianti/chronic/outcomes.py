@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from yilianti.chronic import repository
 from yilianti.chronic.rules import controlled
+from yilianti.config import get_settings
 from yilianti.kit import clock
 
 VISITS_A_YEAR = 4
@@ -104,3 +105,34 @@ def summarise(rows: Iterable[PatientOutcome], key: Callable[[PatientOutcome], Ha
         s.controlled += r.controlled
         s.admitted += r.admitted
     return out
+
+
+Point = tuple[datetime, float, bool]  # (when, value, outside the target)
+SBP_FLOOR = 90  # the target band's lower edge on the chart: below 90 mmHg is hypotension
+
+
+def series(db: Session, registration_id: int, patient_id: int) -> tuple[list[Point], list[Point]]:
+    """A patient's systolic BP and fasting glucose over time for the charts: the registration's recorded visits
+    (dated at noon of the visit day) and the patient's device readings, oldest first; a point outside the
+    target (`rules`) is marked."""
+    s = get_settings()
+    sbp: list[Point] = []
+    glucose: list[Point] = []
+
+    def add(at: datetime, systolic: int | None, sugar: float | None) -> None:
+        if systolic is not None:
+            sbp.append((at, float(systolic), not SBP_FLOOR <= systolic < s.chronic_target_sbp))
+        if sugar is not None:
+            glucose.append((at, sugar, not s.chronic_urgent_glucose_low < sugar < s.chronic_target_glucose))
+
+    for f in repository.history(db, registration_id):
+        if f.status == "done" and f.done_on is not None:
+            add(clock.as_utc(datetime.combine(f.done_on, time(12), clock.SHANGHAI)), f.sbp, f.fasting_glucose)
+    for r in repository.readings_of(db, patient_id):
+        add(r.measured_at, r.sbp, r.glucose)
+    return sorted(sbp), sorted(glucose)
+
+
+def bands() -> dict[str, tuple[float, float]]:
+    s = get_settings()
+    return {"sbp": (SBP_FLOOR, s.chronic_target_sbp), "glucose": (s.chronic_urgent_glucose_low, s.chronic_target_glucose)}

@@ -11,8 +11,9 @@ from fastapi.responses import RedirectResponse, Response
 
 from yilianti.auth.deps import DB, CurrentSubject
 from yilianti.authz.subject import Subject
-from yilianti.chronic import reminders, repository, service, visit
+from yilianti.chronic import outcomes, reminders, repository, service, visit
 from yilianti.exceptions import AppError, InvalidInput
+from yilianti.web.charts import line_chart
 from yilianti.web.forms import errors_of, opt_int
 from yilianti.web.render import render_page
 
@@ -92,7 +93,15 @@ def _visit_context(db: Any, subject: Subject, follow_up_id: int) -> dict[str, An
             "suggest_referral": f"/chronic/alarms/{alarm.id}/refer" if alarm else None,
             "calls": repository.calls_of(db, [task.id]).get(task.id, []),
             "sent": repository.reminders_of(db, [task.id]).get(task.id, []),
-            "outcomes": reminders.OUTCOMES, "reminder_states": reminders.STATUSES}
+            "outcomes": reminders.OUTCOMES, "reminder_states": reminders.STATUSES, **_charts(db, reg)}
+
+
+def _charts(db: Any, reg: Any) -> dict[str, Any]:
+    """Systolic BP and fasting glucose over time, with the target band (server-drawn SVG)."""
+    sbp, glucose = outcomes.series(db, reg.id, reg.patient_id)
+    bands = outcomes.bands()
+    return {"sbp_chart": line_chart(sbp, bands["sbp"], height=200), "glucose_chart": line_chart(
+        glucose, bands["glucose"], height=200), "bands": bands}
 
 
 def _carried(last: Any) -> dict[str, Any]:

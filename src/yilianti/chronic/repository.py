@@ -315,3 +315,10 @@ def readings_statement(subject: Subject, lp: ListParams) -> Select[Any]:
     stmt = lp.apply(stmt, search=(Patient.name, ChronicReading.device), day=ChronicReading.measured_at,
                     status=ChronicReading.kind)
     return stmt.order_by(ChronicReading.measured_at.desc(), ChronicReading.id.desc())
+
+
+def readings_of(db: Session, patient_id: int, limit: int = 500) -> list[ChronicReading]:
+    """The patient's latest device readings, oldest first."""
+    rows = list(db.scalars(select(ChronicReading).where(ChronicReading.patient_id == patient_id)
+                           .order_by(ChronicReading.measured_at.desc()).limit(limit)))
+    return rows[::-1]
