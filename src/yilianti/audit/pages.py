@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -14,8 +14,9 @@ from yilianti.auth.deps import DB, require
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import AppError, request_locale
 from yilianti.kit import listing
-from yilianti.kit.i18n import label
-from yilianti.kit.schemas import Id, PageNo
+from yilianti.kit.i18n import codes, label
+from yilianti.kit.listing import ListParams
+from yilianti.kit.schemas import Id
 from yilianti.web.forms import errors_of, opt_int
 from yilianti.web.render import render_page, t, xlsx_response
 
@@ -23,22 +24,22 @@ router = APIRouter(include_in_schema=False)
 Auditor = Annotated[Subject, Depends(require("system_admin", "auditor", "alliance_admin", "institution_admin"))]
 
 
-def _date(value: str) -> date | None:
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
+AUDIT_PARAMS = ("username", "action", "resource_type", "patient_id", "institution_id")
 
 
 @router.get("/audit")
 def audit_search(request: Request, db: DB, subject: Auditor, username: str = "", action: str = "",
                  resource_type: str = "", patient_id: str = "", institution_id: str = "",
-                 date_from: str = "", date_to: str = "", page: PageNo = 1, format: str = "") -> Response:
-    f = AuditFilter(username, action, resource_type, opt_int(patient_id), opt_int(institution_id),
-                      _date(date_from), _date(date_to))
-    if format == "xlsx":  # every event the filters match (up to the export limit), as the page labels them
-        events = service.search(db, subject, f, 1, listing.EXPORT_MAX_ROWS).items
-        locale = request_locale(request)
+                 date_from: str = "", date_to: str = "") -> Response:
+    """The audit log on the list kit: `q` (a username or an object's id), the days (`from`/`to`; the older
+    `date_from`/`date_to` links still work), the action, paging with the total and the xlsx export."""
+    lp = ListParams.of(request.query_params, keep=AUDIT_PARAMS)
+    if not lp.start and not lp.end and (date_from or date_to):
+        lp = replace(lp, start=listing.parse_day(date_from), end=listing.parse_day(date_to))
+    f = AuditFilter(username, action, resource_type, opt_int(patient_id), opt_int(institution_id), lp.start, lp.end)
+    locale = request_locale(request)
+    if lp.export:  # every event the filters match (up to the export limit), as the page labels them
+        events = service.search(db, subject, f, 1, listing.EXPORT_MAX_ROWS, q=lp.q).items
         head = ("时间", "用户", "代表机构", "操作", "对象", "患者", "依据", "理由/详情", "IP")
         body = []
         for e in events:
@@ -49,13 +50,13 @@ def audit_search(request: Request, db: DB, subject: Auditor, username: str = "",
                          e.patient_id, label("access_basis", e.access_basis, locale) if e.access_basis else "",
                          " ".join(x for x in (e.reason or "", changes) if x), e.ip or ""))
         return xlsx_response(t(request, "审计日志"), [t(request, h) for h in head], body, "audit")
-    result = service.search(db, subject, f, page)
-    url = request.url.include_query_params(format="xlsx").remove_query_params("page")
-    export = f"{url.path}?{url.query}"
-    return render_page(request, "audit/search.html", {"export_url": export,
-        "events": result.items, "shown": [display.show(e, request_locale(request)) for e in result.items], "f": f, "page": result.page, "has_next": result.has_next,
-        "raw": {"date_from": date_from, "date_to": date_to, "patient_id": patient_id,
-                "institution_id": institution_id}})
+    pg = service.search(db, subject, f, lp.page, lp.per_page, q=lp.q, count=True)
+    actions = [(a, display.action_label(a, locale)) for a in codes("audit.action")]
+    if action and action not in {a for a, _ in actions}:
+        actions.insert(0, (action, display.action_label(action, locale)))
+    return render_page(request, "audit/search.html", {
+        "lp": lp, "pg": pg, "events": pg.items, "shown": [display.show(e, locale) for e in pg.items], "f": f,
+        "actions": actions, "raw": {"patient_id": patient_id, "institution_id": institution_id}})
 
 
 @router.get("/audit/break-glass")

@@ -45,15 +45,16 @@ def visible_scope(db: Session, subject: Subject) -> Select | None:  # type: igno
     return select(Institution.id).where(or_(*within, *([Institution.id == own] if own is not None else [])))
 
 
-def events_matching(db: Session, subject: Subject, f: AuditFilter, page: int = 1,
-                    per_page: int = 100) -> kit.Page[AuditEvent]:
-    """Events the subject may see that match `f`, newest first, one page (not counted: the log is large)."""
+def events_statement(db: Session, subject: Subject, f: AuditFilter, q: str = "") -> Select[Any]:
+    """Events the subject may see that match `f` (and `q`: a username or an object's id), newest first."""
     scope = visible_scope(db, subject)
     stmt = select(AuditEvent)
     if scope is not None:
         stmt = stmt.where(AuditEvent.acting_institution_id.in_(scope))
     if f.username:
         stmt = stmt.where(AuditEvent.username == f.username.strip().lower())
+    if q.strip():
+        stmt = stmt.where(or_(AuditEvent.username == q.strip().lower(), AuditEvent.resource_id == q.strip()))
     if f.action:
         stmt = stmt.where(AuditEvent.action == f.action)
     if f.resource_type:
@@ -67,7 +68,13 @@ def events_matching(db: Session, subject: Subject, f: AuditFilter, page: int = 1
         stmt = stmt.where(AuditEvent.at >= datetime.combine(f.date_from, time.min, tz))
     if f.date_to:
         stmt = stmt.where(AuditEvent.at < datetime.combine(f.date_to + timedelta(days=1), time.min, tz))
-    return kit.page(db, stmt.order_by(AuditEvent.id.desc()), page, per_page, count=False, max_per_page=per_page)
+    return stmt.order_by(AuditEvent.id.desc())
+
+
+def events_matching(db: Session, subject: Subject, f: AuditFilter, page: int = 1, per_page: int = 100, *,
+                    q: str = "", count: bool = False) -> kit.Page[AuditEvent]:
+    """One page of `events_statement`; with `count`, the total too (the list page counts, an export does not)."""
+    return kit.page(db, events_statement(db, subject, f, q), page, per_page, count=count, max_per_page=per_page)
 
 
 def break_glass_to_review(db: Session, subject: Subject, include_reviewed: bool = False) -> list[AccessGrant]:

@@ -64,11 +64,13 @@ def plain(value: Any) -> Any:
 # ---------------------------------------------------------------- the auditor's views
 
 
-def search(db: Session, subject: Subject, f: AuditFilter, page: int = 1, per_page: int = 100) -> Page[AuditEvent]:
-    """One page of the audit log as the subject may see it; the search itself is audited."""
-    result = repository.events_matching(db, subject, f, page, per_page)
+def search(db: Session, subject: Subject, f: AuditFilter, page: int = 1, per_page: int = 100, *, q: str = "",
+           count: bool = False) -> Page[AuditEvent]:
+    """One page of the audit log as the subject may see it (with the total when `count`); the search itself
+    is audited."""
+    result = repository.events_matching(db, subject, f, page, per_page, q=q, count=count)
     record(db, subject, "search", "audit_log", None,
-           detail={k: str(v) for k, v in f.__dict__.items() if v not in (None, "")})
+           detail={k: str(v) for k, v in {**f.__dict__, "q": q}.items() if v not in (None, "")})
     return result
 
 

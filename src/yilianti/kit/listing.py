@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from yilianti.kit import clock
+from yilianti.kit.repository import Page, page
 
 PER_PAGE = 50
 PER_PAGE_CHOICES = (10, 20, 50, 100, 200)
@@ -28,7 +29,8 @@ EXPORT_MAX_ROWS = 100_000  # an xlsx sheet this size is already ~10 MB; beyond i
 PARAMS = ("q", "from", "to", "status", "page", "per_page")
 
 
-def _date(value: str | None) -> date | None:
+def parse_day(value: str | None) -> date | None:
+    """A typed day (YYYY-MM-DD), or None when blank or not a day."""
     try:
         return date.fromisoformat((value or "").strip()) if value and value.strip() else None
     except ValueError:
@@ -62,7 +64,7 @@ class ListParams:
     def of(cls, query: Mapping[str, str], *, keep: Iterable[str] = ()) -> ListParams:
         """From a request's query parameters; `keep` names the list's own parameters to carry along."""
         per_page = _int(query.get("per_page"), PER_PAGE)
-        return cls(q=(query.get("q") or "").strip()[:100], start=_date(query.get("from")), end=_date(query.get("to")),
+        return cls(q=(query.get("q") or "").strip()[:100], start=parse_day(query.get("from")), end=parse_day(query.get("to")),
                    status=(query.get("status") or "").strip(), page=max(_int(query.get("page"), 1), 1),
                    per_page=per_page if per_page in PER_PAGE_CHOICES else PER_PAGE,
                    export=query.get("format") == "xlsx",
@@ -137,6 +139,14 @@ def export_rows(db: Session, stmt: Select[Any], *, scalars: bool = True) -> list
     """Every row of the filtered list for an export (no page cut, at most EXPORT_MAX_ROWS)."""
     window = stmt.limit(EXPORT_MAX_ROWS)
     return list(db.scalars(window)) if scalars else [tuple(r) for r in db.execute(window)]
+
+
+def page_or_export(db: Session, stmt: Select[Any], lp: ListParams, *, scalars: bool = True) -> Page[Any]:
+    """One page of the filtered list with its total, or — for `format=xlsx` — every filtered row as one page."""
+    if lp.export:
+        rows = export_rows(db, stmt, scalars=scalars)
+        return Page(rows, len(rows), 1, max(len(rows), 1))
+    return page(db, stmt, lp.page, lp.per_page, scalars=scalars)
 
 
 def xlsx(title: str, headers: Sequence[str], rows: Iterable[Sequence[Any]],
