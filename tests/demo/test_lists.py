@@ -33,6 +33,38 @@ def _export_link(html: str) -> str:
     return unescape(m.group(1))
 
 
+def test_the_reading_worklist_filters_pages_and_exports(db: Session, client) -> None:  # type: ignore[no-untyped-def]
+    b.login(client, "xianghe-reader", loader.DEMO_PASSWORD)
+    everything = _get(client, "/diagnostics/worklist")
+    total = _total(everything, "pager")
+    assert total > 1 and _total(everything, "worklist") == total
+    # STAT first: once a row is not STAT, no STAT row follows
+    prios = re.findall(r'<tr id="wl-\d+".*?<span class="tag [^"]*">([^<]+)</span>', everything, re.S)
+    assert prios and prios == sorted(prios, key=lambda p: p != "急诊")
+    # one page of two, with the total and a link to the next
+    paged = _get(client, "/diagnostics/worklist?per_page=10")
+    assert len(re.findall(r'<tr id="wl-\d+"', paged)) == min(total, 10)
+    assert ('id="page-next"' in paged) == (total > 10)
+    # the status filter: only the rows waiting to be read
+    received = _get(client, "/diagnostics/worklist?status=received")
+    n = _total(received, "pager")
+    statuses = re.findall(r'<td class="status">([^<·]+)', received)
+    assert len(statuses) == n and {s.strip() for s in statuses} <= {"待阅片"}
+    # a search by accession number finds that one order
+    acc = re.search(r'<a href="/diagnostics/orders/\d+">([^<]+)</a>', everything)
+    assert acc is not None
+    assert _total(_get(client, f"/diagnostics/worklist?q={acc.group(1)}"), "pager") == 1
+    # the export is exactly the filtered rows
+    link = _export_link(received)
+    assert "status=received" in link and "format=xlsx" in link
+    rows = _export(client, link)
+    assert rows[0][0] == "检查号" and len(rows) - 1 == n
+    assert {r[6] for r in rows[1:]} <= {"待阅片"}
+    # a date range before any order leaves nothing
+    assert _total(_get(client, "/diagnostics/worklist?from=2000-01-01&to=2000-01-31"), "pager") == 0
+    client.cookies.clear()
+
+
 def test_the_audit_log_pages_with_its_total(db: Session, client) -> None:  # type: ignore[no-untyped-def]
     b.login(client, "tj-auditor", loader.DEMO_PASSWORD)
     first = _get(client, "/audit?per_page=10")

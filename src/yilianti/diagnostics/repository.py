@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, Select, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from yilianti.diagnostics import states
@@ -147,6 +147,40 @@ def centre_orders(db: Session, centre_id: int | None, readable: ColumnElement[bo
     return [(o, n) for o, n in db.execute(stmt.limit(limit))]
 
 
+def worklist_statement(centre_id: int | None, readable: ColumnElement[bool], *, statuses: Iterable[str],
+                       priority: str | None = None, lp: ListParams | None = None) -> Select[Any]:
+    """(order, patient name) of the centre's reading worklist that `readable` lets the subject see: STAT first,
+    then urgent, then the longest waiting (received, else ordered, else created: the earliest first); `lp`
+    adds the list's search (patient name, accession number, item), order dates and status."""
+    columns: tuple[Any, ...] = (DiagnosticOrder, Patient.name)
+    stmt = (select(*columns).join(Patient, Patient.id == DiagnosticOrder.patient_id)
+            .where(DiagnosticOrder.reading_centre_institution_id == centre_id,
+                   DiagnosticOrder.status.in_(set(statuses)), readable))
+    if priority:
+        stmt = stmt.where(DiagnosticOrder.priority == priority)
+    if lp is not None:
+        stmt = _order_filters(stmt, lp)
+    rank = case(states.PRIORITY_RANK, value=DiagnosticOrder.priority, else_=len(states.PRIORITY_RANK))
+    since = func.coalesce(DiagnosticOrder.received_at, DiagnosticOrder.ordered_at, DiagnosticOrder.created_at)
+    return stmt.order_by(rank, since, DiagnosticOrder.id)
+
+
+def order_pairs(db: Session, stmt: Select[Any], limit: int | None = None) -> list[tuple[DiagnosticOrder, str]]:
+    """The (order, patient name) rows of a `worklist_statement`, the first `limit` of them (all with None)."""
+    return [(o, n) for o, n in db.execute(stmt.limit(limit))]
+
+
+def worklist_page(db: Session, stmt: Select[Any], lp: ListParams) -> kit.Page[tuple[DiagnosticOrder, str]]:
+    """One page of a `worklist_statement` with its total (an export: every row)."""
+    return listing.page_or_export(db, stmt, lp, scalars=False)
+
+
+def _order_filters(stmt: Select[Any], lp: ListParams) -> Select[Any]:
+    """An order list's search (patient name, accession number, item), order dates and status."""
+    return lp.apply(stmt, search=(Patient.name, DiagnosticOrder.accession_number, DiagnosticOrder.item_name),
+                    day=DiagnosticOrder.created_at, status=DiagnosticOrder.status)
+
+
 def institution_names(db: Session) -> dict[int, str]:
     """Every institution's name by id (a small table)."""
     return {i: n for i, n in db.execute(select(Institution.id, Institution.name))}
@@ -201,13 +235,8 @@ def orders_page(db: Session, institution_id: int | None, readable: ColumnElement
     columns: tuple[Any, ...] = (DiagnosticOrder, Patient.name)
     stmt = (select(*columns).join(Patient, Patient.id == DiagnosticOrder.patient_id)
             .where(column == institution_id, readable))
-    stmt = lp.apply(stmt, search=(Patient.name, DiagnosticOrder.accession_number, DiagnosticOrder.item_name),
-                    day=DiagnosticOrder.created_at, status=DiagnosticOrder.status)
-    stmt = stmt.order_by(DiagnosticOrder.created_at.desc(), DiagnosticOrder.id.desc())
-    if lp.export:
-        rows = listing.export_rows(db, stmt, scalars=False)
-        return kit.Page(rows, len(rows), 1, max(len(rows), 1))
-    return kit.page(db, stmt, lp.page, lp.per_page, scalars=False)
+    stmt = _order_filters(stmt, lp).order_by(DiagnosticOrder.created_at.desc(), DiagnosticOrder.id.desc())
+    return listing.page_or_export(db, stmt, lp, scalars=False)
 
 
 # ------------------------------------------------------------------------------------- critical values

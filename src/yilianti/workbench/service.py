@@ -140,9 +140,9 @@ def _transfers(db: Session, subject: Subject) -> list[Item]:
 
 
 def _reading(db: Session, subject: Subject) -> list[Item]:
-    rows = reading.worklist(db, subject)
-    stat = len(reading.worklist(db, subject, priority="stat"))
-    return [Item("reading.worklist", "远程诊断", "待阅片/待签发", len(rows), "/diagnostics/worklist", target="worklist"),
+    waiting = reading.worklist_count(db, subject)
+    stat = reading.worklist_count(db, subject, priority="stat")
+    return [Item("reading.worklist", "远程诊断", "待阅片/待签发", waiting, "/diagnostics/worklist", target="worklist"),
             Item("reading.stat", "远程诊断", "其中急诊（STAT）", stat, "/diagnostics/worklist?priority=stat",
                  target="worklist", tone="alert")]
 

@@ -255,6 +255,16 @@ async def order_create(request: Request, db: DB, subject: Clinical) -> Response:
                             status_code=303)
 
 
+def _orders_sheet(request: Request, rows: list[workflow.OrderRow], title: str, name: str) -> Response:
+    """An order list's filtered rows as the xlsx a user downloads (the order list and the reading worklist)."""
+    head = ("检查号", "患者", "检查项目", "申请机构", "阅片中心", "优先级", "状态", "等待（分钟）", "申请时间", "报告时间")
+    body = [(r.order.accession_number, r.patient_name, r.order.item_name, r.ordering_name, r.centre_name,
+             t(request, LABELS["priority"].get(r.order.priority, r.order.priority)),
+             t(request, LABELS["status"].get(r.order.status, r.order.status)), r.waiting_minutes, r.order.created_at,
+             r.order.reported_at) for r in rows]
+    return xlsx_response(t(request, title), [t(request, h) for h in head], body, name)
+
+
 @router.get("/diagnostics/orders")
 def order_list(request: Request, db: DB, subject: Clinical, status: str = "", view: str = "site",
                placed: str = "", reused: str = "") -> Response:
@@ -263,12 +273,7 @@ def order_list(request: Request, db: DB, subject: Clinical, status: str = "", vi
     pg = workflow.orders_page(db, subject, lp, centre=centre)
     rows = pg.items
     if lp.export:
-        head = ("检查号", "患者", "检查项目", "申请机构", "阅片中心", "优先级", "状态", "申请时间", "报告时间")
-        body = [(r.order.accession_number, r.patient_name, r.order.item_name, r.ordering_name, r.centre_name,
-                 t(request, LABELS["priority"].get(r.order.priority, r.order.priority)),
-                 t(request, LABELS["status"].get(r.order.status, r.order.status)), r.order.created_at,
-                 r.order.reported_at) for r in rows]
-        return xlsx_response(t(request, "检查申请"), [t(request, h) for h in head], body, "orders")
+        return _orders_sheet(request, rows, "检查申请", "orders")
     return render_page(request, "diagnostics/orders.html", _ctx({
         "rows": rows, "pg": pg, "lp": lp, "status": lp.status, "view": "centre" if centre else "site",
         "statuses": list(states.STATUS_LABELS.items()),
@@ -398,9 +403,15 @@ for _action in ORDER_ACTIONS:
 @router.get("/diagnostics/worklist")
 def worklist_page(request: Request, db: DB, subject: Clinical, pending: str = "", priority: str = "") -> Response:
     priority = priority if priority in states.PRIORITY_RANK else ""
-    rows = reading.worklist(db, subject, include_pending=pending == "1", priority=priority or None)
+    lp = ListParams.of(request.query_params, keep=("pending", "priority"))
+    pg = reading.worklist_page(db, subject, lp, include_pending=pending == "1", priority=priority or None)
+    if lp.export:
+        return _orders_sheet(request, pg.items, "阅片工作列表", "worklist")
+    statuses = [s for s in states.STATUS_LABELS.items()
+                if s[0] in states.WORKLIST or (pending == "1" and s[0] in states.BEFORE_RECEIPT)]
     return render_page(request, "diagnostics/worklist.html", _ctx({
-        "rows": rows, "pending": pending == "1", "priority": priority, "me": subject.user_id, "readers": _assigners(db, subject)}))
+        "rows": pg.items, "pg": pg, "lp": lp, "statuses": statuses, "pending": pending == "1", "priority": priority,
+        "me": subject.user_id, "readers": _assigners(db, subject)}))
 
 
 # ------------------------------------------------------------------------------------- report

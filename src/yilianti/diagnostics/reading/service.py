@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from yilianti.authz import policy
@@ -26,6 +27,8 @@ from yilianti.diagnostics.states import Side, Status
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
 from yilianti.kit import repository as kit
+from yilianti.kit.listing import ListParams
+from yilianti.kit.repository import Page
 from yilianti.models.auth import User
 from yilianti.models.diagnostics import DiagnosticOrder, DiagnosticReport
 from yilianti.models.workforce import Practitioner
@@ -209,16 +212,32 @@ def amend(db: Session, subject: Subject, order_id: int, *, findings: str | None,
 # ------------------------------------------------------------------------------------- worklist
 
 
-def worklist(db: Session, subject: Subject, *, include_pending: bool = False, priority: str | None = None,
-             limit: int | None = None) -> list[OrderRow]:
-    """The centre's reading worklist: stat first, then urgent, then the longest waiting."""
+def _worklist_statement(subject: Subject, include_pending: bool, priority: str | None,
+                        lp: ListParams | None = None) -> Select[Any]:
     if not subject.is_clinical:
         raise NotFound()
     statuses = set(states.WORKLIST) | (set(states.BEFORE_RECEIPT) if include_pending else set())
-    rows = order_rows(db, repo.centre_orders(db, subject.acting_institution_id, policy.readable(subject),
-                                             statuses=statuses, priority=priority, newest_first=False, limit=limit))
-    rows.sort(key=lambda r: (states.PRIORITY_RANK.get(r.order.priority, 9), -r.waiting_minutes))
-    return rows
+    return repo.worklist_statement(subject.acting_institution_id, policy.readable(subject), statuses=statuses,
+                                   priority=priority, lp=lp.only(statuses) if lp is not None else None)
+
+
+def worklist(db: Session, subject: Subject, *, include_pending: bool = False, priority: str | None = None,
+             limit: int | None = None) -> list[OrderRow]:
+    """The centre's reading worklist: stat first, then urgent, then the longest waiting."""
+    stmt = _worklist_statement(subject, include_pending, priority)
+    return order_rows(db, repo.order_pairs(db, stmt, limit))
+
+
+def worklist_count(db: Session, subject: Subject, *, priority: str | None = None) -> int:
+    """How many orders the worklist holds (the workbench's figure: the list's own total)."""
+    return kit.count(db, _worklist_statement(subject, False, priority))
+
+
+def worklist_page(db: Session, subject: Subject, lp: ListParams, *, include_pending: bool = False,
+                  priority: str | None = None) -> Page[OrderRow]:
+    """One page of the worklist under the list's filters, with its total (an export: every row)."""
+    raw = repo.worklist_page(db, _worklist_statement(subject, include_pending, priority, lp), lp)
+    return Page(order_rows(db, raw.items), raw.total, raw.page, raw.per_page)
 
 
 def centre_orders(db: Session, subject: Subject, *, limit: int = 300) -> list[OrderRow]:
