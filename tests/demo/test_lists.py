@@ -90,3 +90,33 @@ def test_the_audit_log_pages_with_its_total(db: Session, client) -> None:  # typ
     # the older date_from/date_to links still filter
     assert _total(_get(client, f"/audit?action={action}&date_from=2000-01-01&date_to=2000-01-02"), "pager") == 0
     client.cookies.clear()
+
+
+def test_the_patient_list_filters_pages_and_exports(db: Session, client) -> None:  # type: ignore[no-untyped-def]
+    b.login(client, "tj-community-doctor", loader.DEMO_PASSWORD)
+    everything = _get(client, "/patients?per_page=10")
+    total = _total(everything, "pager")
+    assert total > 10 and 'id="page-next"' in everything
+    assert len(re.findall(r'<tr id="patient-\d+"', everything)) == 10
+    # registered here: every row names the acting institution as where the patient was registered
+    here = _get(client, "/patients?status=here&per_page=200")
+    n_here = _total(here, "pager")
+    places = set(re.findall(r'data-label="登记机构" class="small">([^<]*)</td>', here))
+    assert 0 < n_here <= total and len(places) == 1
+    elsewhere = _total(_get(client, "/patients?status=elsewhere"), "pager")
+    assert n_here + elsewhere == total
+    # a search by name: every row carries it
+    name = re.search(r'<a href="/patients/\d+">([^<]+)</a>', everything)
+    assert name is not None
+    found = _get(client, f"/patients?q={name.group(1)}")
+    assert 1 <= _total(found, "pager") < total
+    assert all(name.group(1) in x for x in re.findall(r'<a href="/patients/\d+">([^<]+)</a>', found))
+    # the export: the same rows, phones and IDs masked
+    rows = _export(client, _export_link(here))
+    assert rows[0][:3] == ("姓名", "性别", "年龄") and len(rows) - 1 == n_here
+    assert {r[7] for r in rows[1:]} == places
+    phones = [str(r[5]) for r in rows[1:] if r[5]]
+    assert phones and all("****" in p for p in phones)
+    # nobody registered before the platform existed
+    assert _total(_get(client, "/patients?from=2000-01-01&to=2000-01-31"), "pager") == 0
+    client.cookies.clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -13,12 +14,13 @@ from yilianti.alliance import repository as alliances
 from yilianti.auth.deps import DB, Clinical
 from yilianti.authz import policy
 from yilianti.exceptions import AppError, InvalidInput
-from yilianti.kit.schemas import Id, PageNo
+from yilianti.kit.listing import ListParams
+from yilianti.kit.schemas import Id
 from yilianti.models.patient import Authority
 from yilianti.patients import repository, service
 from yilianti.patients.schemas import ConsentIn
 from yilianti.web.forms import errors_of, opt_int
-from yilianti.web.render import render_page, t
+from yilianti.web.render import age_parts, mask_id, mask_phone, render_page, t, xlsx_response
 
 router = APIRouter(include_in_schema=False)
 
@@ -32,11 +34,28 @@ def _my_alliances(db: DB, institution_id: Id | None) -> list[tuple[int, str]]:
 
 
 @router.get("/patients")
-def patient_list(request: Request, db: DB, subject: Clinical, q: str = "", page: PageNo = 1) -> Response:
-    page = max(page, 1)
-    rows = service.search(db, subject, q, limit=51, offset=(page - 1) * 50)
-    return render_page(request, "patients/list.html", {"patients": rows[:50], "q": q, "page": page,
-                                                       "has_next": len(rows) > 50})
+def patient_list(request: Request, db: DB, subject: Clinical) -> Response:
+    """The patients the acting institution may see, on the list kit: search (name, 拼音首字母, the last four of
+    the phone or resident ID, a whole identifier), registration days, registered here or elsewhere, paging with
+    the total and an xlsx export of exactly those rows (phones and IDs masked)."""
+    lp = ListParams.of(request.query_params).only(repository.REGISTERED)
+    pg = service.patients_page(db, subject, lp)
+    rids = repository.resident_ids(db, [p.id for p in pg.items])
+    names = alliances.institution_names(db, {p.registered_by_institution_id for p in pg.items})
+    if lp.export:
+        head = ("姓名", "性别", "年龄", "出生日期", "身份证号", "手机号", "住址", "登记机构", "登记时间")
+        body = [(p.name, t(request, p.sex), _age(request, p.birth_date), p.birth_date, mask_id(rids.get(p.id)),
+                 mask_phone(p.phone), p.address or "", names.get(p.registered_by_institution_id, ""), p.created_at)
+                for p in pg.items]
+        return xlsx_response(t(request, "患者"), [t(request, h) for h in head], body, "patients")
+    return render_page(request, "patients/list.html", {
+        "patients": pg.items, "pg": pg, "lp": lp, "rids": rids, "names": names,
+        "statuses": [("here", "本机构登记"), ("elsewhere", "其他机构登记")]})
+
+
+def _age(request: Request, birth: date | None) -> str:
+    parts = age_parts(birth)
+    return t(request, parts[1], n=parts[0]) if parts else ""
 
 
 PICK_LIMIT = 8

@@ -11,7 +11,9 @@ from sqlalchemy.orm import Session, selectinload
 
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
-from yilianti.kit import crypto
+from yilianti.kit import crypto, listing
+from yilianti.kit import repository as kit
+from yilianti.kit.listing import ListParams
 from yilianti.models.alliance import Institution
 from yilianti.models.empi import MergeEvent
 from yilianti.models.patient import Authority, CareKind, CareRelationship, Consent, Patient, PatientIdentifier
@@ -67,6 +69,28 @@ def search_readable(db: Session, subject: Subject, q: str, *, limit: int = 50, o
     if q.strip():
         stmt = stmt.where(search_clause(q))
     return list(db.scalars(stmt.order_by(Patient.id.desc()).limit(limit).offset(offset)))
+
+
+REGISTERED = ("here", "elsewhere")  # the patient list's "status": registered at the acting institution or not
+
+
+def readable_statement(subject: Subject, lp: ListParams) -> Select[Any]:
+    """The patient list: patients the subject may see, found by `lp.q` (search_clause), registered on the days
+    `from`–`to`, here or elsewhere (`status`), newest registration first."""
+    stmt = select(Patient).where(policy.readable(subject))
+    if lp.q:
+        stmt = stmt.where(search_clause(lp.q))
+    stmt = lp.apply(stmt, day=Patient.created_at)
+    if lp.status in REGISTERED:
+        here = Patient.registered_by_institution_id == subject.acting_institution_id
+        stmt = stmt.where(here if lp.status == "here" else ~here)
+    return stmt.order_by(Patient.id.desc())
+
+
+def readable_page(db: Session, subject: Subject, lp: ListParams) -> kit.Page[Patient]:
+    """One page of the patient list with its total (an export: every row, no page cut)."""
+    stmt = readable_statement(subject, lp)
+    return listing.page_or_export(db, stmt, lp)
 
 
 def resident_ids(db: Session, patient_ids: list[int]) -> dict[int, str]:

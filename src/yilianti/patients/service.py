@@ -18,6 +18,7 @@ from yilianti.empi.normalise import name_initials
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound, parse_input
 from yilianti.kit import clock, crypto
 from yilianti.kit import repository as kit
+from yilianti.kit.listing import ListParams
 from yilianti.models.alliance import Institution
 from yilianti.models.patient import (
     Authority,
@@ -224,6 +225,17 @@ def search(db: Session, subject: Subject, q: str = "", limit: int = 50, offset: 
     audit.record(db, subject, "search", "patient", None,
                  detail={"q": masked_query(q), "results": [p.id for p in rows]})
     return rows
+
+
+def patients_page(db: Session, subject: Subject, lp: ListParams) -> kit.Page[Patient]:
+    """The patient list under its filters (search, registration days, registered here or elsewhere), with the
+    total; audited as a search (an export as an export, with how many rows left the platform)."""
+    result = repo.readable_page(db, subject, lp)
+    detail: dict[str, object] = {"q": masked_query(lp.q), "results": [p.id for p in result.items]}
+    if lp.export:
+        detail = {"q": masked_query(lp.q), "rows": len(result.items)}
+    audit.record(db, subject, "export" if lp.export else "search", "patient", None, detail=detail)
+    return result
 
 
 def picked(db: Session, subject: Subject, patient_id: int | None) -> Patient | None:
