@@ -120,3 +120,29 @@ def test_the_patient_list_filters_pages_and_exports(db: Session, client) -> None
     # nobody registered before the platform existed
     assert _total(_get(client, "/patients?from=2000-01-01&to=2000-01-31"), "pager") == 0
     client.cookies.clear()
+
+
+def test_the_identity_review_queue_filters_pages_and_exports(db: Session, client) -> None:  # type: ignore[no-untyped-def]
+    b.login(client, "admin", loader.DEMO_PASSWORD)
+    open_ = _get(client, "/empi/review")
+    n_open = _total(open_, "pager")
+    assert n_open > 1 and _total(open_, "candidates") == n_open
+    every = _total(_get(client, "/empi/review?status=all"), "pager")
+    assert every >= n_open
+    paged = _get(client, "/empi/review?per_page=10")
+    assert len(re.findall(r'<tr id="candidate-\d+"', paged)) == min(n_open, 10)
+    assert ('id="page-next"' in paged) == (n_open > 10)
+    # a name on either record narrows the queue; each pair shown carries it
+    name = re.search(r'<td data-label="新登记">([^ <·]+)', open_)
+    assert name is not None
+    found = _get(client, f"/empi/review?q={name.group(1)}")
+    hits = re.findall(r'<tr id="candidate-\d+">.*?</tr>', found, re.S)
+    assert 1 <= _total(found, "pager") <= n_open and all(name.group(1) in h for h in hits)
+    # the status and the search stay in the page links and in the export
+    link = _export_link(found)
+    assert "status=open" in link and "q=" in link
+    rows = _export(client, link)
+    assert rows[0][0] == "编号" and len(rows) - 1 == _total(found, "pager")
+    assert all(name.group(1) in f"{r[2]} {r[5]}" for r in rows[1:]) and {r[9] for r in rows[1:]} == {"待核对"}
+    assert _total(_get(client, "/empi/review?from=2000-01-01&to=2000-01-31"), "pager") == 0
+    client.cookies.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Annotated
 from urllib.parse import urlencode
@@ -13,9 +14,10 @@ from yilianti.auth.deps import DB, CurrentSubject
 from yilianti.empi import explain, service
 from yilianti.exceptions import AppError
 from yilianti.kit.i18n import code_table
-from yilianti.kit.schemas import Id, PageNo
+from yilianti.kit.listing import ListParams
+from yilianti.kit.schemas import Id
 from yilianti.web.forms import errors_of
-from yilianti.web.render import mask_id, mask_phone, render_page, t
+from yilianti.web.render import mask_id, mask_phone, render_page, t, xlsx_response
 
 router = APIRouter(include_in_schema=False)
 
@@ -47,26 +49,38 @@ def _day(d: date | None) -> str:
 
 
 def _list(request: Request, db: DB, subject: CurrentSubject, status: str, institution: int | None, band: str | None,
-          page: int, bulk: dict[int, str | None] | None = None, bulk_action: str = "",
-          status_code: int = 200) -> Response:
+          bulk: dict[int, str | None] | None = None, bulk_action: str = "", status_code: int = 200) -> Response:
+    """The review queue on the list kit: status, member and probability band, plus a name on either record
+    (`q`), the days the pair was found, paging with the total and the xlsx export of the filtered pairs."""
     if status not in STATUS_LABELS:
         status = "open"
     band = band if band in service.BANDS else ""
-    result = service.queue(db, subject, status, institution_id=institution, band=band or None, page=page)
+    filters = _filters(institution, band)
+    lp = replace(ListParams.of(request.query_params), status=status, extra=tuple(filters.items()))
+    if bulk is not None:
+        lp = replace(lp, page=1, export=False)
+    result = service.queue(db, subject, status, institution_id=institution, band=band or None, lp=lp)
     rows = [(v, explain.probability(v.candidate), explain.strongest(v.candidate.explanation or {}))
             for v in result.items]
-    filters = _filters(institution, band)
+    if lp.export:
+        head = ("编号", "匹配概率", "新登记", "出生日期", "登记机构", "平台已有", "出生日期", "登记机构", "主要依据",
+                "状态", "发现时间")
+        body = [(v.candidate.id, round(p * 100, 1) if p is not None else None, v.record.name, v.record.birth_date,
+                 v.institution, v.other.name, v.other.birth_date, v.other_institution,
+                 "；".join(t(request, r.label) for r in why), t(request, STATUS_LABELS.get(v.candidate.status, "")),
+                 v.candidate.created_at) for v, p, why in rows]
+        return xlsx_response(t(request, "患者身份核对"), [t(request, h) for h in head], body, "identity-review")
     return render_page(request, "empi/review_list.html", {
-        "rows": rows, "result": result, "status": status, "status_labels": STATUS_LABELS,
+        "rows": rows, "result": result, "pg": result, "lp": lp, "status": status, "status_labels": STATUS_LABELS,
         "band": band, "band_labels": BAND_LABELS, "institution": institution,
         "members": service.waiting_by_member(db, subject), "filters": filters, "detail_qs": _qs(filters),
-        "page_query": lambda n: _qs({**filters, "status": status, "page": str(n)}), "bulk": bulk, "bulk_action": bulk_action}, status_code)
+        "bulk": bulk, "bulk_action": bulk_action}, status_code)
 
 
 @router.get("/empi/review")
 def review_list(request: Request, db: DB, subject: CurrentSubject, status: str = "open",
-                institution: Id | None = None, band: str = "", page: PageNo = 1) -> Response:
-    return _list(request, db, subject, status, institution, band, page)
+                institution: Id | None = None, band: str = "") -> Response:
+    return _list(request, db, subject, status, institution, band)
 
 
 @router.post("/empi/review/bulk")
@@ -75,7 +89,7 @@ def review_bulk(request: Request, db: DB, subject: CurrentSubject, action: Annot
                 institution: Annotated[int | None, Form()] = None, band: Annotated[str, Form()] = "") -> Response:
     """Merge / not-a-match several pairs: each through the single decision (audited), per-pair outcome shown."""
     outcome = service.decide_many(db, subject, ids or [], action, note)
-    return _list(request, db, subject, "open", institution, band, 1, outcome, action)
+    return _list(request, db, subject, "open", institution, band, outcome, action)
 
 
 def _detail(request: Request, db: DB, subject: CurrentSubject, candidate_id: Id, errors: dict[str, str] | None = None,

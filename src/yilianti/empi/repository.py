@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 
 from yilianti.kit import clock
+from yilianti.kit.listing import ListParams
 from yilianti.models.alliance import Institution, Membership
 from yilianti.models.empi import CandidateStatus, DoNotMatch, MatchCandidate, MergeEvent, PatientRecord
 from yilianti.models.patient import Authority, Patient, PatientIdentifier
@@ -201,10 +202,16 @@ def in_scope(insts: set[int] | None) -> Any:
 
 
 def queue_statement(insts: set[int] | None, status: str, institution_id: int | None = None,
-                    low: float | None = None, high: float | None = None) -> Select[Any]:
+                    low: float | None = None, high: float | None = None, lp: ListParams | None = None) -> Select[Any]:
     """The review queue in the order an identity team works it: the likeliest match first (then oldest);
-    `low` ≤ score < `high` when given."""
+    `low` ≤ score < `high` when given; `lp` adds a part of a name on either record and the days found."""
     stmt = select(MatchCandidate).where(in_scope(insts))
+    if lp is not None and lp.q:
+        rec = aliased(PatientRecord)
+        stmt = stmt.where(exists().where(rec.id.in_((MatchCandidate.record_id, MatchCandidate.other_record_id)),
+                                         rec.name.contains(lp.q, autoescape=True)))
+    if lp is not None:
+        stmt = lp.apply(stmt, day=MatchCandidate.created_at)
     if status != "all":
         stmt = stmt.where(MatchCandidate.status == status)
     if institution_id is not None:

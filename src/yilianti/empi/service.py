@@ -29,9 +29,10 @@ from yilianti.empi.matching import Rules
 from yilianti.empi.normalise import name as norm_name
 from yilianti.empi.normalise import name_pinyin
 from yilianti.exceptions import AppError, Conflict, Forbidden, InvalidInput, NotFound
-from yilianti.kit import clock
+from yilianti.kit import clock, listing
 from yilianti.kit import repository as kit
 from yilianti.kit.crypto import Encrypted, blind_index
+from yilianti.kit.listing import ListParams
 from yilianti.models.base import Base
 from yilianti.models.empi import CandidateStatus, DoNotMatch, MatchCandidate, MergeEvent, PatientRecord
 from yilianti.models.patient import Patient
@@ -147,11 +148,11 @@ def _odds(p: float) -> float:
 
 
 def _queue_stmt(insts: set[int] | None, status: str, institution_id: int | None = None,
-                band: str | None = None) -> Select[Any]:
+                band: str | None = None, lp: ListParams | None = None) -> Select[Any]:
     """The review queue in the order an identity team works it: the likeliest match first (then oldest)."""
     low, high = BANDS.get(band or "", (None, None))
     return repo.queue_statement(insts, status, institution_id, None if low is None else _odds(low),
-                                None if high is None else _odds(high))
+                                None if high is None else _odds(high), lp=lp)
 
 
 def candidates(db: Session, subject: Subject, status: str = "open", limit: int = 50,
@@ -165,12 +166,14 @@ def candidates(db: Session, subject: Subject, status: str = "open", limit: int =
 
 
 def queue(db: Session, subject: Subject, status: str = "open", *, institution_id: int | None = None,
-          band: str | None = None, page: int = 1, per_page: int = 25) -> kit.Page[CandidateView]:
-    """One page of the review queue (likeliest first), filtered by member institution and probability band."""
-    insts = steward_institutions(db, subject)
-    result = kit.page(db, _queue_stmt(insts, status, institution_id, band), page, per_page)
+          band: str | None = None, page: int = 1, per_page: int = 25,
+          lp: ListParams | None = None) -> kit.Page[CandidateView]:
+    """One page of the review queue (likeliest first), filtered by member institution and probability band;
+    with `lp`, also by a name on either record and the days the pair was found, paged (or exported) by it."""
+    stmt = _queue_stmt(steward_institutions(db, subject), status, institution_id, band, lp)
+    result = listing.page_or_export(db, stmt, lp) if lp is not None else kit.page(db, stmt, page, per_page)
     views = _views(db, result.items)
-    audit.record(db, subject, "search", "match_candidate", None,
+    audit.record(db, subject, "export" if lp is not None and lp.export else "search", "match_candidate", None,
                  detail={"status": status, "results": [v.candidate.id for v in views]})
     return kit.Page(views, result.total, result.page, result.per_page, result.more)
 
