@@ -146,3 +146,18 @@ def test_the_identity_review_queue_filters_pages_and_exports(db: Session, client
     assert all(name.group(1) in f"{r[2]} {r[5]}" for r in rows[1:]) and {r[9] for r in rows[1:]} == {"待核对"}
     assert _total(_get(client, "/empi/review?from=2000-01-01&to=2000-01-31"), "pager") == 0
     client.cookies.clear()
+
+
+def test_the_wait_list_has_tabs_filters_and_export(db: Session, client) -> None:  # type: ignore[no-untyped-def]
+    b.login(client, "chaoyang-lead-coordinator", loader.DEMO_PASSWORD)
+    incoming = _get(client, "/scheduling/waitlist")
+    n = _total(incoming, "pager")
+    assert n >= 1 and 'id="tab-incoming" aria-current="page"' in incoming
+    waiting = _get(client, "/scheduling/waitlist?tab=incoming&status=waiting")
+    assert 1 <= _total(waiting, "pager") <= n
+    assert set(re.findall(r'<td class="wait-status">([^<]+)</td>', waiting)) == {"待安排"}
+    assert _total(_get(client, "/scheduling/waitlist?tab=incoming&status=closed"), "pager") == 0
+    assert _total(_get(client, "/scheduling/waitlist?q=腹痛"), "pager") == 1  # the note is searched
+    rows = _export(client, _export_link(waiting))
+    assert rows[0][0] == "患者" and len(rows) - 1 == _total(waiting, "pager") and rows[1][6] == "待安排"
+    client.cookies.clear()

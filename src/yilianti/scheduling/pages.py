@@ -6,6 +6,7 @@ Every page calls the scheduling rules (schedules, booking, waitlist, beds, sinki
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -16,9 +17,10 @@ from sqlalchemy.orm import Session
 
 from yilianti.auth.deps import DB, Clinical, CurrentSubject
 from yilianti.authz.subject import Subject
-from yilianti.exceptions import AppError, Forbidden, InvalidInput, NotFound, parse_input
+from yilianti.exceptions import AppError, Forbidden, InvalidInput, NotFound, parse_input, request_locale
 from yilianti.kit import clock
 from yilianti.kit import repository as kit
+from yilianti.kit.i18n import label
 from yilianti.kit.listing import ListParams
 from yilianti.kit.schemas import Id
 from yilianti.models.alliance import Alliance
@@ -29,6 +31,7 @@ from yilianti.scheduling import booking as booking_rules
 from yilianti.scheduling import repository, rules, schedules
 from yilianti.scheduling import sinking as sinking_rules
 from yilianti.scheduling import waitlist as waitlist_rules
+from yilianti.scheduling.repository import WAIT_STATUSES
 from yilianti.scheduling.schemas import (
     BedReservationIn,
     BookingIn,
@@ -513,14 +516,32 @@ def site_bookings(request: Request, db: DB, subject: CurrentSubject, tab: str = 
 # ------------------------------------------------------------------------------------------ wait-list
 
 
+WAIT_HEAD = ("患者", "申请机构", "目标医院", "排班 / 专业", "期望日期", "联系时限", "状态", "备注", "申请时间")
+
+
 def _waitlist_page(request: Request, db: Session, subject: Subject, status: int = 200, **extra: Any) -> Response:
-    incoming = waitlist_rules.waitlist(db, subject, incoming=True)
-    outgoing = waitlist_rules.waitlist(db, subject, incoming=False)
-    names = repository.requests_with_names(db, incoming + outgoing)  # type: ignore[arg-type]
-    sched_names = repository.schedule_names(db, {r.schedule_id for r, _ in incoming + outgoing})
+    """The wait-list on the list kit: one tab for the requests to arrange here (incoming), one for those sent
+    (outgoing); search, request days, status, paging with the total and the xlsx export."""
+    lp = ListParams.of(request.query_params, keep=("tab",))
+    tab = "outgoing" if lp.extra == (("tab", "outgoing"),) else "incoming"
+    lp = replace(lp, extra=(("tab", tab),))
+    pg = waitlist_rules.waitlist_page(db, subject, lp, incoming=tab == "incoming")
+    requests = pg.items
+    names = repository.requests_with_names(db, requests)  # type: ignore[arg-type]
+    sched_names = repository.schedule_names(db, {r.schedule_id for r, _ in requests})
+    if lp.export:
+        locale = request_locale(request)
+        body = [(p.name, names.get(r.requested_by_institution_id, ""), names.get(r.target_institution_id, ""),
+                 " ".join(x for x in (sched_names.get(r.schedule_id or 0, ""), label("specialty", r.specialty, locale))
+                          if x), " – ".join(d.isoformat() for d in (r.earliest, r.latest) if d), r.contact_by,
+                 t(request, "waitlist." + r.status), r.note or r.closed_reason or "", r.created_at)
+                for r, p in requests]
+        return xlsx_response(t(request, "候补登记"), [t(request, h) for h in WAIT_HEAD], body, "waitlist")
     choices: dict[int, list[dict[str, Any]]] = {}
     today = clock.today_local()
-    for req, _ in incoming + outgoing:
+    for req, _ in requests:
+        if req.status != "waiting":
+            continue
         start = max(req.earliest or today, today)
         end = max(req.latest or start + timedelta(days=27), start)
         rows = repository.search_sessions(db, institution_ids=[req.target_institution_id], schedule_id=req.schedule_id,
@@ -531,7 +552,8 @@ def _waitlist_page(request: Request, db: Session, subject: Subject, status: int 
     q = extra.pop("q", request.query_params.get("q", ""))
     values = extra.pop("values", {})
     ctx: dict[str, Any] = {
-        "incoming": incoming, "outgoing": outgoing, "names": names, "sched_names": sched_names,
+        "rows": requests, "pg": pg, "lp": lp, "tab": tab, "statuses": [(s, "waitlist." + s) for s in WAIT_STATUSES],
+        "counts": waitlist_rules.waiting_counts(db, subject), "names": names, "sched_names": sched_names,
         "choices": choices, "now": clock.now(), "as_utc": clock.as_utc, "expert": _expert,
         "partners": [p for p in repository.partner_institutions(db, subject.acting_institution_id)
                      if p.id != subject.acting_institution_id],

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     Select,
     and_,
+    case,
     exists,
     func,
     insert,
@@ -507,15 +508,41 @@ def reservations_of(db: Session, institution_id: int | None,
 # ------------------------------------------------------------------------------------- wait-list
 
 
+WAIT_STATUSES = ("waiting", "booked", "closed")
+
+
+def waitlist_statement(institution_id: int | None, *, incoming: bool = True, status: str = "",
+                       lp: ListParams | None = None) -> Select[Any]:
+    """(request, patient) of the wait-list to the institution (incoming) or from it, in `status` when given:
+    the waiting first, then by contact-by time; `lp` adds the list's search (patient name, specialty, note),
+    request days and status."""
+    col = BookingRequest.target_institution_id if incoming else BookingRequest.requested_by_institution_id
+    columns: tuple[Any, ...] = (BookingRequest, Patient)
+    stmt = select(*columns).join(Patient, Patient.id == BookingRequest.patient_id).where(col == institution_id)
+    if status:
+        stmt = stmt.where(BookingRequest.status == status)
+    if lp is not None:
+        stmt = lp.apply(stmt, search=(Patient.name, BookingRequest.specialty, BookingRequest.note),
+                        day=BookingRequest.created_at, status=BookingRequest.status)
+    waiting_first = case((BookingRequest.status == "waiting", 0), else_=1)
+    return stmt.order_by(waiting_first, BookingRequest.contact_by, BookingRequest.id)
+
+
 def waitlist(db: Session, institution_id: int | None, *, incoming: bool = True,
              status: str = "waiting") -> list[tuple[BookingRequest, Patient]]:
     """Wait-list requests to the institution (incoming) or from it (in one status), by contact-by time."""
-    col = BookingRequest.target_institution_id if incoming else BookingRequest.requested_by_institution_id
-    stmt = (select(BookingRequest, Patient).join(Patient, Patient.id == BookingRequest.patient_id)
-            .where(col == institution_id).order_by(BookingRequest.contact_by))
-    if status:
-        stmt = stmt.where(BookingRequest.status == status)
-    return [(r, p) for r, p in db.execute(stmt)]
+    return [(r, p) for r, p in db.execute(waitlist_statement(institution_id, incoming=incoming, status=status))]
+
+
+def waitlist_page(db: Session, institution_id: int | None, lp: ListParams, *,
+                  incoming: bool = True) -> kit.Page[tuple[BookingRequest, Patient]]:
+    """One page of the wait-list under the list's filters, with its total (an export: every row)."""
+    stmt = waitlist_statement(institution_id, incoming=incoming, lp=lp.only(WAIT_STATUSES))
+    return listing.page_or_export(db, stmt, lp, scalars=False)
+
+
+def count_waitlist(db: Session, institution_id: int | None, *, incoming: bool = True, status: str = "waiting") -> int:
+    return kit.count(db, waitlist_statement(institution_id, incoming=incoming, status=status))
 
 
 def overdue_requests(db: Session, now: datetime, limit: int = 500) -> list[BookingRequest]:

@@ -12,6 +12,7 @@ from yilianti.authz.subject import Subject
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
 from yilianti.kit import repository as kit
+from yilianti.kit.listing import ListParams
 from yilianti.models.alliance import (
     Institution,
 )
@@ -60,6 +61,22 @@ def request_wait(db: Session, subject: Subject, data: WaitRequestIn) -> BookingR
 def waitlist(db: Session, subject: Subject, *, incoming: bool = True,
              status: str = "waiting") -> list[tuple[BookingRequest, Patient]]:
     return repo.waitlist(db, subject.acting_institution_id, incoming=incoming, status=status)
+
+
+def waitlist_page(db: Session, subject: Subject, lp: ListParams, *,
+                  incoming: bool = True) -> kit.Page[tuple[BookingRequest, Patient]]:
+    """The wait-list page: requests to the acting institution (incoming) or from it, under the list's filters."""
+    return repo.waitlist_page(db, subject.acting_institution_id, lp, incoming=incoming)
+
+
+def waiting_counts(db: Session, subject: Subject) -> dict[str, int]:
+    """Requests still waiting on each tab of the wait-list (incoming, outgoing)."""
+    return {"incoming": count_waiting(db, subject), "outgoing": count_waiting(db, subject, incoming=False)}
+
+
+def count_waiting(db: Session, subject: Subject, *, incoming: bool = True) -> int:
+    """Requests still waiting to be arranged (the workbench's figure: the list's total with status=waiting)."""
+    return repo.count_waitlist(db, subject.acting_institution_id, incoming=incoming)
 
 
 def _waiting_request(db: Session, subject: Subject, request_id: int) -> BookingRequest:

@@ -115,8 +115,8 @@ def _scheduling(db: Session, subject: Subject) -> list[Item]:
         Item("booking.today", "预约挂号", "今日待就诊的预约", booked,
              _url("/scheduling/bookings", tab="incoming", status="booked", **{"from": today.isoformat(),
                                                                               "to": today.isoformat()})),
-        Item("waitlist.to_contact", "预约挂号", "待联系的候补", len(waitlist.waitlist(db, subject, incoming=True)),
-             "/scheduling/waitlist", target="incoming", tone="warn"),
+        Item("waitlist.to_contact", "预约挂号", "待联系的候补", waitlist.count_waiting(db, subject),
+             _url("/scheduling/waitlist", tab="incoming", status="waiting"), tone="warn"),
     ]
 
 
