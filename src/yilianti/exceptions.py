@@ -81,7 +81,7 @@ def error_body(request: Request, code: str, message: str, fields: dict[str, str]
     locale = request_locale(request)
     body: dict[str, Any] = {"error": code, "message": translate(message, locale, **(params or {}))}
     if fields:
-        body["fields"] = {k: translate(v, locale) for k, v in fields.items()}
+        body["fields"] = {k: translate(v, locale, **(params or {})) for k, v in fields.items()}
     return body
 
 

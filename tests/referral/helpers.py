@@ -81,7 +81,7 @@ def drive(db: Session, w: World, patient: Patient, target: str) -> Referral:
         elif step == "schedule":
             service.schedule(db, w.lead_doc, ref.id, booking_id=book(db, w, patient))
         elif step == "arrive":
-            service.arrive(db, w.lead_doc, ref.id)
+            service.arrive(db, w.lead_doc, ref.id, reason="患儿提前到院")  # the booked day is ahead
         elif step == "dna":
             service.did_not_attend(db, w.lead_doc, ref.id)
         elif step == "outcome":

@@ -41,7 +41,9 @@ def test_api_loop_and_follow_up_tasks(db: Session, client: TestClient) -> None:
     assert _move(client, csrf, up["id"], "accepted", "received").json()["status"] == "accepted"
     booking_id = book(db, w, patient)
     assert _move(client, csrf, up["id"], "scheduled", "accepted", booking_id=booking_id).json()["booking_id"] == booking_id
-    assert _move(client, csrf, up["id"], "arrived", "scheduled").status_code == 200
+    early = _move(client, csrf, up["id"], "arrived", "scheduled")  # before the booked day: a reason is asked
+    assert early.status_code == 422 and "reason" in early.json()["fields"], early.text
+    assert _move(client, csrf, up["id"], "arrived", "scheduled", reason="家长提前带患儿到院").status_code == 200
     done = _move(client, csrf, up["id"], "outcome_returned", "arrived", reason="肺炎好转，建议下转康复").json()
     assert done["outcome_note"] == "肺炎好转，建议下转康复"
     assert [h["to_status"] for h in done["history"]] == ["draft", "submitted", "received", "accepted", "scheduled",

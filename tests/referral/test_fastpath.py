@@ -21,6 +21,7 @@ from tests import builders as b
 from tests.live import api_token, live_server
 from tests.referral.helpers import drive, setup, submitted_up
 from yilianti.config import get_settings
+from yilianti.kit import clock
 from yilianti.models import AuditEvent
 from yilianti.models.outbox import OutboxMessage
 from yilianti.models.referral import Referral, ReferralHistory
@@ -101,6 +102,7 @@ def test_fast_move_writes_the_rows_transition_writes(server):  # type: ignore[no
         emergency = [submitted_up(db, w, patient, priority="emergency").id for _ in range(2)]
         other = b.patient(db, w.comm_doc, name="王小明", resident_id=b.resident_id(seq=77))
         sched = [drive(db, w, p, "scheduled").id for p in (patient, other)]  # one booking per patient and session
+        w.session.day = clock.today_local()  # the booked day has come: arrival needs no reason
         token = _token(db, w.lead_doc)
         db.commit()
     for fast, reference, to, frm in ((fast_id, ref_id, "received", "submitted"),
@@ -289,3 +291,22 @@ def test_moves_that_arrive_together_each_get_their_own_answer(server, monkeypatc
         assert sorted(int(e.resource_id) for e in moved) == ids[:2]
         assert {(e.user_id, e.acting_institution_id, e.ip) for e in moved} == {
             (lead.user_id, lead.acting_institution_id, "10.0.0.7")}
+
+
+def test_an_arrival_before_the_booked_day_goes_to_the_route_which_asks_why(server):  # type: ignore[no-untyped-def]
+    """The fast statement compiles scheduling.rules.booked_day_reached: an early arrival is not moved there; the
+    route answers as the reference does (422 on `reason`), and with a reason the route records it."""
+    base, factory = server
+    with factory() as db:
+        w, patient = setup(db, tag="早")
+        ref_id = drive(db, w, patient, "scheduled").id  # the session is three days ahead
+        token = _token(db, w.lead_doc)
+        db.commit()
+    got = _post(base, ref_id, token, "arrived", "scheduled", fast=True, served=False)
+    assert got.status_code == 422 and "reason" in got.json()["fields"], got.text
+    with factory() as db:
+        assert db.get(Referral, ref_id).status == "scheduled"  # type: ignore[union-attr]
+    r = httpx.post(f"{base}/api/v1/referrals/{ref_id}/transition",
+                   json={"to_status": "arrived", "expected_status": "scheduled", "reason": "家长提前带患儿到院"},
+                   headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200 and r.json()["history"][-1]["reason"] == "家长提前带患儿到院", r.text

@@ -86,8 +86,14 @@ def test_up_loop_through_the_pages(db: Session, client: TestClient) -> None:
     booking_id = book(db, w, patient)
     page = _act(client, ref_id, "schedule", booking_id=str(booking_id))
     assert 'id="ref-status">已预约' in page and f"/bookings/{booking_id}" in page
-    page = _act(client, ref_id, "arrive")
-    assert 'id="ref-status">已到诊' in page
+    # the booked day is three days ahead: arrival asks why, beside the field, keeping what was typed
+    assert 'id="arrive-reason"' in page and w.day.isoformat() in page
+    r = client.post(f"/referrals/{ref_id}/arrive", data={"csrf_token": _csrf(page), "expected_status": "scheduled",
+                                                         "reason": "早"})
+    assert r.status_code == 422 and 'id="err-arrive-reason"' in r.text and 'value="早"' in r.text
+    assert db.get(Referral, ref_id).status == "scheduled"  # type: ignore[union-attr]
+    page = _act(client, ref_id, "arrive", reason="患儿夜间喘憋加重，家长提前带来")
+    assert 'id="ref-status">已到诊' in page and "患儿夜间喘憋加重" in page
     r = client.post(f"/referrals/{ref_id}/outcome", data={"csrf_token": _csrf(page), "expected_status": "arrived",
                                                           "reason": ""})
     assert r.status_code == 422 and 'id="err-outcome-outcome"' in r.text

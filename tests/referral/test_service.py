@@ -44,7 +44,11 @@ def test_full_loop_up_then_down_with_follow_up_tasks(db: Session) -> None:
     service.schedule(db, w.lead_doc, up.id, booking_id=booking_id)
     assert up.booking_id == booking_id
     assert service.worklist_counts(db, w.comm_doc, Side.sender)["awaiting_arrival"] == 1
-    service.arrive(db, w.lead_doc, up.id)
+    with pytest.raises(InvalidInput) as early:  # the booked day is three days ahead: only with a reason
+        service.arrive(db, w.lead_doc, up.id)
+    assert "reason" in early.value.fields and early.value.params["day"] == w.day.isoformat()
+    service.arrive(db, w.lead_doc, up.id, reason="患儿病情加重，家长提前带来就诊")
+    assert service.history(db, w.comm_doc, up.id)[-1].reason == "患儿病情加重，家长提前带来就诊"
     service.return_outcome(db, w.lead_doc, up.id, "社区获得性肺炎，住院7天后好转，建议下转社区康复")
     assert any("已回传结果" in t for t in _notified(db, w.community.id))
     service.close(db, w.comm_doc, up.id)

@@ -141,7 +141,8 @@ def test_cancel_frees_the_slot_and_site_records_arrival(db, client) -> None:  # 
     assert r.status_code == 403 and r.json()["error"] == "forbidden"  # only the session's site
 
     lead_h = _login(client, w.lead_coord)
-    assert client.post(f"/api/v1/bookings/{moved['id']}/arrive", headers=lead_h).status_code == 409  # not the day
+    early = client.post(f"/api/v1/bookings/{moved['id']}/arrive", headers=lead_h)  # not the day: a reason is asked
+    assert early.status_code == 422 and "arrival_reason" in early.json()["fields"], early.text
     with clock.frozen(datetime.combine(later_day, time(8, 40), clock.SHANGHAI)):
         r = client.post(f"/api/v1/bookings/{moved['id']}/arrive", headers=lead_h)
         assert r.status_code == 200 and r.json()["status"] == "arrived" and r.json()["arrived_at"]

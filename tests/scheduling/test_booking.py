@@ -125,8 +125,9 @@ def test_reschedule_and_arrival_and_no_show(db):  # type: ignore[no-untyped-def]
     assert db.get(Booking, first.id).status == "cancelled" and moved.rescheduled_from_id == first.id
     with pytest.raises(Forbidden):  # only the session's site records arrival
         booking_rules.mark_arrived(db, w.comm_doc, moved.id)
-    with pytest.raises(Conflict):  # not the day yet
-        booking_rules.mark_arrived(db, w.lead_coord, moved.id)
+    with pytest.raises(InvalidInput) as early:  # not the day yet: only with a reason
+        booking_rules.mark_arrived(db, w.lead_coord, moved.id, "  ")
+    assert "arrival_reason" in early.value.fields and early.value.params["day"] == later_day.isoformat()
     with clock.frozen(datetime.combine(later_day, time(8, 40), clock.SHANGHAI)):
         assert booking_rules.mark_arrived(db, w.lead_coord, moved.id).status == "arrived"
         with pytest.raises(Conflict):

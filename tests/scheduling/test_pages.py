@@ -277,3 +277,25 @@ def test_site_bookings_name_a_device_schedule_by_its_department(db, client) -> N
     assert r.status_code == 200
     rows = _table(r.text, "bookings")
     assert booking.number in rows and "医学影像科" in rows
+
+
+def test_arrival_before_the_booked_day_asks_why_and_keeps_what_was_typed(db, client) -> None:  # type: ignore[no-untyped-def]
+    from yilianti.models.audit import AuditEvent
+
+    w = world(db, capacity=4)  # the session is three days ahead
+    patient = b.patient(db, w.comm_doc, name="丙三")
+    booking = booking_rules.book(db, w.comm_doc, BookingIn(session_id=w.session.id, patient_id=patient.id))
+    csrf = b.login(client, w.lead_coord.username)
+    page = client.get(f"/bookings/{booking.id}").text
+    assert 'id="f-arrival_reason"' in page and w.day.isoformat() in page
+    r = client.post(f"/bookings/{booking.id}/arrive", data={"csrf_token": csrf, "arrival_reason": "早"})
+    assert r.status_code == 422 and 'id="err-arrival_reason"' in r.text and 'value="早"' in r.text
+    assert w.day.isoformat() in _by_id(r.text, "err-arrival_reason")
+    assert db.get(Booking, booking.id).status == "booked"
+    r = client.post(f"/bookings/{booking.id}/arrive", data={"csrf_token": csrf, "arrival_reason": "患儿高热不退，提前就诊"},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    assert "已登记到诊" in client.get(r.headers["location"]).text
+    event = db.scalars(select(AuditEvent).where(AuditEvent.action == "arrive",
+                                                AuditEvent.resource_id == str(booking.id))).one()
+    assert event.reason == "患儿高热不退，提前就诊" and event.detail == {"early": True}

@@ -61,6 +61,7 @@ from yilianti.referral import service, states
 from yilianti.referral.schemas import ReferralDetail, TransitionIn
 from yilianti.referral.service import ACTING_ROLES, STATE_CONFLICT
 from yilianti.referral.states import STATUS_LABELS, Side, Status
+from yilianti.scheduling.rules import booked_day_reached
 
 PATH = re.compile(r"/api/v1/referrals/([1-9][0-9]{0,17})/transition")
 # the moves apply_move sends to service.transition and nothing else (no reason, grants or extra columns)
@@ -82,7 +83,8 @@ _HISTORY = "id, at, user_id, acting_institution_id, from_status, to_status, reas
 
 # One element per move: $1 referrals, $2 to statuses, $3 acting institutions, $4 expected statuses, $6 sides
 # allowed (comma-separated), $7/$8/$9 the step deadlines for routine/urgent/emergency (NULL: none), $10 users,
-# $11 usernames, $12 audit details (json), $13 ips, $14 channels; for the whole statement $5 now.
+# $11 usernames, $12 audit details (json), $13 ips, $14 channels; for the whole statement $5 now and $15
+# today (the local date: the booked day's rule).
 # Every row of `r` is one move, decided on its own (one referral per statement: fastdb.GroupCommit's key).
 _SIDE = (f"CASE WHEN {{t}}from_institution_id = r.inst THEN {sql(Side.sender)} "
          f"WHEN {{t}}to_institution_id = r.inst THEN {sql(Side.receiver)} END")
@@ -96,6 +98,8 @@ _NOTICE = sql_json(service.notice(
     column("r.to_status", Text), _U, None,
     case((column("u.moved_side") == Side.sender.value, column("u.to_institution_id")),
          else_=column("u.from_institution_id"))))
+# an arrival before the booked day needs a reason (scheduling.rules, one clause): not moved here, the route asks
+_BOOKED_DAY_REACHED = sql(booked_day_reached(column("x.booking_id"), column("$15::date")))
 MOVE = f"""
 WITH r AS (
   SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $6::text[], $7::interval[],
@@ -113,6 +117,7 @@ u AS (
                                                      WHEN 'emergency' THEN r.d_emergency ELSE r.d_routine END
   FROM r
   WHERE x.id = r.id AND x.status = r.expected AND {_SIDE.format(t='x.')} = ANY(string_to_array(r.sides, ','))
+    AND (r.to_status <> {sql(Status.arrived)} OR {_BOOKED_DAY_REACHED})
   RETURNING r.i, {", ".join("x." + c.strip() for c in _REFERRAL.split(","))}, {_SIDE.format(t='x.')} AS moved_side
 ),
 h AS (
@@ -179,7 +184,7 @@ class _Mover(GroupCommit[_Ask]):
             [d[1] for d in deadlines], [d[2] for d in deadlines], [a.user_id for a in items],
             [a.username for a in items],
             [json.dumps(move_detail(a.expected_status.value, a.to_status.value)) for a in items],
-            [a.ip for a in items], [a.channel for a in items])}
+            [a.ip for a in items], [a.channel for a in items], clock.today_local())}
         answers = [(rows[i], rows[i]["current"]) for i in range(1, len(items) + 1)]
         raced = [a.referral_id for a, (row, current) in zip(items, answers, strict=True)
                  if row["id"] is None and row["side"] is not None and Side(row["side"]) in a.sides
@@ -211,7 +216,7 @@ async def move(subject: Subject, referral_id: int, to_status: Status, expected_s
                             current=STATUS_LABELS.get(Status(current), current))
         if Side(row["side"]) not in sides:
             return Forbidden("该操作应由转诊的另一方执行")
-        return None  # not expected: the reference decides
+        return None  # not expected (or an arrival before the booked day, which needs a reason): the reference decides
     side = Side(row["side"])
     out = {k: v for k, v in row.items() if k not in ("ask", "i", "current", "side", "moved_side", "history")}
     for k in ("summary", "follow_up_plan"):

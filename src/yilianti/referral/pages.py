@@ -357,7 +357,9 @@ def _detail_context(db: Session, subject: Subject, referral_id: Id) -> dict[str,
     transfers = transfer_repo.transfers_of_referral(db, ref.id)
     linked = sched_repo.booking_with_site(db, ref.booking_id) if ref.booking_id else None
     linked_booking = (linked[0], sched_repo.session_loaded(db, linked[0].session_id)) if linked else None
-    return {"ref": ref, "linked_booking": linked_booking, "side": side.value, "history": history, "durations": _durations(history),
+    early_day = (linked_booking[1].day if linked_booking and linked_booking[1]
+                 and linked_booking[1].day > clock.today_local() else None)
+    return {"ref": ref, "linked_booking": linked_booking, "early_day": early_day, "posted": {}, "side": side.value, "history": history, "durations": _durations(history),
             "users": users, "names": names, "moves": [ACTIONS[m] for m in moves], "bookings": bookings,
             "forward_targets": forward_targets, "tasks": tasks, "department": dept,
             "patient": kit.get(db, Patient, ref.patient_id), "reject_labels": REJECT_LABELS,
@@ -513,6 +515,7 @@ async def referral_act(request: Request, referral_id: Id, action: str, db: DB, s
         if exc.status == 409:
             ctx["error"] = t(request, exc.message, **exc.params)
         ctx["error_action"] = action
+        ctx["posted"] = {k: str(v) for k, v in form.items() if k != "csrf_token"}  # the typed text stays
         return render_page(request, "referral/detail.html", ctx, exc.status)
     del result
     return RedirectResponse(f"/referrals/{referral_id}?done={action}", status_code=303)

@@ -104,7 +104,8 @@ class TransitionIn(BaseModel):
     to_status: Status
     expected_status: Status = Field(description="The status the client last saw; a different current status → 409")
     reason: str | None = Field(default=None, max_length=2000,
-                               description="note / advice / outcome / cancel or forward reason, by move")
+                               description="note / advice / outcome / cancel or forward reason, or why a patient "
+                                           "arrives before the booked day (required then), by move")
     reject_code: str | None = None
     booking_id: Id | None = None
     bed_reservation_id: Id | None = None

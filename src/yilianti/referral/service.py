@@ -39,7 +39,7 @@ from yilianti.notifications.service import enqueue_notice, notify, payload
 from yilianti.referral import repository, states
 from yilianti.referral.schemas import ReferralIn
 from yilianti.referral.states import FINAL, REJECT_LABELS, STATUS_LABELS, RejectCode, Side, Status
-from yilianti.scheduling.rules import share_alliance
+from yilianti.scheduling.rules import arrival_reason, share_alliance
 from yilianti.worker import repository as outbox
 
 ACTING_ROLES = ("doctor", "nurse", "coordinator")
@@ -312,9 +312,10 @@ def schedule(db: Session, subject: Subject, referral_id: int, *, booking_id: int
 
 
 def arrive(db: Session, subject: Subject, referral_id: int, *, mode: str | None = None,
-           expected_status: str | None = None) -> Referral:
-    """The receiving site records the patient's arrival: on the booked slot or bed, or — for a
-    down-referral at a grassroots site — without one (walk-in, or a family doctor's home visit)."""
+           expected_status: str | None = None, reason: str | None = None) -> Referral:
+    """The receiving site records the patient's arrival: on the booked slot or bed (before the booked day
+    only with a `reason`: scheduling.rules.arrival_reason), or — for a down-referral at a grassroots site —
+    without one (walk-in, or a family doctor's home visit)."""
     ref, side = get(db, subject, referral_id)
     if ref.status == Status.accepted:
         if Status.arrived not in states.moves_for(ref.status, ref.direction, side):
@@ -326,8 +327,11 @@ def arrive(db: Session, subject: Subject, referral_id: int, *, mode: str | None 
         chronic.enrol_from_down_referral(db, subject, ref.patient_id, ref.to_institution_id,
                                          list((ref.summary or {}).get("diagnoses") or []), ref.id, arrived=True)
         return ref
-    # on the booked slot or bed: nothing but the move (referral/fastpath.py makes it the same way)
-    return transition(db, subject, referral_id, Status.arrived, expected_status=expected_status)
+    # on the booked slot or bed: the move, with the reason when the booked day is still ahead (referral/fastpath.py
+    # makes the same move, and leaves an early arrival to this function by the same clause)
+    early = arrival_reason(db, ref.booking_id, reason, field="reason") if ref.status == Status.scheduled else None
+    return transition(db, subject, referral_id, Status.arrived, expected_status=expected_status, reason=early,
+                      detail={"early": True} if early else None)
 
 
 def did_not_attend(db: Session, subject: Subject, referral_id: int, *,
@@ -553,7 +557,7 @@ def apply_move(db: Session, subject: Subject, referral_id: int, to_status: str, 
             return schedule(db, subject, referral_id, booking_id=booking_id,
                                     bed_reservation_id=bed_reservation_id, **kw)
         case Status.arrived:
-            return arrive(db, subject, referral_id, mode=arrival_mode, **kw)
+            return arrive(db, subject, referral_id, mode=arrival_mode, reason=text or None, **kw)
         case Status.did_not_attend:
             return did_not_attend(db, subject, referral_id, **kw)
         case Status.outcome_returned:

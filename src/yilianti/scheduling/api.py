@@ -32,6 +32,7 @@ from yilianti.scheduling import booking as booking_rules
 from yilianti.scheduling import sinking as sinking_rules
 from yilianti.scheduling import waitlist as waitlist_rules
 from yilianti.scheduling.schemas import (
+    ArriveIn,
     AvailabilityOut,
     BedReservationIn,
     BedReservationOut,
@@ -233,9 +234,10 @@ def reschedule_booking(booking_id: Id, db: DB, subject: Clinical, body: Reschedu
 
 
 @router.post("/bookings/{booking_id}/arrive", response_model=BookingOut, responses=ERRORS)
-def arrive(booking_id: Id, db: DB, subject: CurrentSubject) -> dict[str, Any]:
-    """Record arrival (到诊回传); only the session's site, on the day."""
-    booking_rules.mark_arrived(db, subject, booking_id)
+def arrive(booking_id: Id, db: DB, subject: CurrentSubject, body: ArriveIn = Body(ArriveIn())) -> dict[str, Any]:
+    """Record arrival (到诊回传); only the session's site, on or after the booked day — before it only with an
+    `arrival_reason` (422 on that field without one)."""
+    booking_rules.mark_arrived(db, subject, booking_id, body.arrival_reason)
     return _read_booking(db, subject, booking_id)
 
 

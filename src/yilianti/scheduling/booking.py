@@ -44,6 +44,7 @@ from yilianti.scheduling.rules import (
     SessionClosed,
     SlotFull,
     _may_use_reserve,
+    arrival_reason,
     share_alliance,
 )
 from yilianti.scheduling.schedules import get_session
@@ -202,17 +203,16 @@ def reschedule(db: Session, subject: Subject, booking_id: int, session_id: int, 
                                        note=old.note, referral_id=old.referral_id), rescheduled_from=old.id)
 
 
-def mark_arrived(db: Session, subject: Subject, booking_id: int) -> Booking:
+def mark_arrived(db: Session, subject: Subject, booking_id: int, reason: str | None = None) -> Booking:
+    """The site records the patient's arrival; before the booked day only with a reason (rules.arrival_reason)."""
     booking = _booking_for_change(db, subject, booking_id, site_only=True)
     if booking.status != BookingStatus.booked:
         raise Conflict("该预约当前状态不能登记到诊")
-    session = kit.get(db, ClinicSession, booking.session_id)
-    assert session is not None
-    if session.day > clock.today_local():
-        raise Conflict("就诊日尚未到，不能登记到诊")
+    early = arrival_reason(db, booking.id, reason)
     booking.status = BookingStatus.arrived
     booking.arrived_at = clock.now()
-    audit.record(db, subject, "arrive", "booking", booking.id, patient_id=booking.patient_id)
+    audit.record(db, subject, "arrive", "booking", booking.id, patient_id=booking.patient_id, reason=early,
+                 detail={"early": True} if early else None)
     notify(db, title="患者已到诊", body=f"预约号 {booking.number}", institution_id=booking.booked_by_institution_id,
            link=f"/bookings/{booking.id}", kind="booking")
     return booking

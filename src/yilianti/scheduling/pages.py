@@ -422,7 +422,7 @@ def _booking_page(request: Request, db: Session, subject: Subject, booking_id: I
                                           start=clock.today_local(), end=clock.today_local() + timedelta(days=60))
         alternatives = [r for r in _session_rows(request, rows)
                         if r["s"].id != s.id and not r["cancelled"] and not r["started"]]
-    ctx.update({"alternatives": alternatives, "errors": {}, "error": None,
+    ctx.update({"alternatives": alternatives, "errors": {}, "error": None, "values": {}, "today": clock.today_local(),
                 "can_mark": ctx["site_staff"] and booking.status == BookingStatus.booked})
     flash = request.query_params.get("done")
     if flash:
@@ -449,7 +449,7 @@ async def _booking_action(request: Request, db: Session, subject: Subject, booki
                 raise InvalidInput(fields={"session_id": "请选择改约的出诊时段"})
             target = booking_rules.reschedule(db, subject, booking_id, session_id).id
         elif action == "arrived":
-            booking_rules.mark_arrived(db, subject, booking_id)
+            booking_rules.mark_arrived(db, subject, booking_id, values.get("arrival_reason"))
             target = booking_id
         else:
             booking_rules.mark_no_show(db, subject, booking_id)
@@ -460,7 +460,8 @@ async def _booking_action(request: Request, db: Session, subject: Subject, booki
             raise
         errors = errors_of(request, exc)
         return _booking_page(request, db, subject, booking_id, 422 if isinstance(exc, InvalidInput) else exc.status,
-                             errors=errors if exc.fields else {}, error=None if exc.fields else errors["_form"])
+                             errors=errors if exc.fields else {}, error=None if exc.fields else errors["_form"],
+                             values=values)
     if action == "reschedule":
         return RedirectResponse(f"/bookings/{target}/slip", status_code=303)
     return RedirectResponse(f"/bookings/{target}?done={action}", status_code=303)

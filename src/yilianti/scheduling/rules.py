@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, aliased
 
 from yilianti.alliance.repository import current_on
 from yilianti.authz.subject import Subject
-from yilianti.exceptions import Conflict, Forbidden
+from yilianti.exceptions import Conflict, Forbidden, InvalidInput
 from yilianti.kit import clock
 from yilianti.models.alliance import (
     GRASSROOTS_KINDS,
@@ -24,6 +24,7 @@ from yilianti.models.alliance import (
 from yilianti.models.scheduling import (
     ACTIVE_BOOKING,
     Booking,
+    ClinicSession,
 )
 
 
@@ -112,3 +113,31 @@ def _may_use_reserve(db: Session, institution_id: int, alliance_id: int | None, 
     if alliance_id is None or institution_id == site_id:
         return False
     return bool(db.scalar(select(may_use_reserve(institution_id, alliance_id, site_id, clock.today_local()))))
+
+
+# ------------------------------------------------------------------------------ arrival before the booked day
+
+EARLY_ARRIVAL = "预约就诊日（{day}）尚未到：提前登记到诊须填写原因"
+
+
+def booked_day_reached(booking_id: Any, today: Any) -> ColumnElement[bool]:
+    """Arrival on the booking `booking_id` (none: no booking) may be recorded without a reason: its session's
+    day is `today` or past. The one clause of the rule: `arrival_reason` evaluates it for the booking and
+    referral arrival steps, and the referral fast path (referral/fastpath.py) compiles it into its UPDATE, so
+    an early arrival there goes to the route, which asks for the reason."""
+    return ~exists().where(Booking.id == booking_id, ClinicSession.id == Booking.session_id,
+                           ClinicSession.day > today)
+
+
+def arrival_reason(db: Session, booking_id: int | None, reason: str | None, *,
+                   field: str = "arrival_reason") -> str | None:
+    """Arrival before the booked day needs a reason (a patient who came early, a day moved by phone): the
+    reason given (stripped) when the day is still ahead, None on or after it; 422 on `field` without one."""
+    if booking_id is None or db.scalar(select(booked_day_reached(booking_id, clock.today_local()))):
+        return None
+    text = (reason or "").strip()
+    if len(text) < 2:
+        day = db.scalar(select(ClinicSession.day).join(Booking, Booking.session_id == ClinicSession.id)
+                        .where(Booking.id == booking_id))
+        raise InvalidInput(fields={field: EARLY_ARRIVAL}, day=day.isoformat() if day else "")
+    return text[:200]

@@ -166,6 +166,12 @@ class CancelIn(BaseModel):
     reason: str = Field(default="", max_length=200)
 
 
+class ArriveIn(BaseModel):
+    """An arrival; before the booked day only with the reason (scheduling.rules.arrival_reason)."""
+
+    arrival_reason: str = Field(default="", max_length=200)
+
+
 class RescheduleIn(BaseModel):
     session_id: Id
     slot_id: Id | None = None

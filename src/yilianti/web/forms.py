@@ -10,7 +10,7 @@ from yilianti.kit.i18n import translate
 
 def errors_of(request: Request, exc: AppError) -> dict[str, str]:
     locale = request_locale(request)
-    errors = {k: translate(v, locale) for k, v in exc.fields.items()}
+    errors = {k: translate(v, locale, **exc.params) for k, v in exc.fields.items()}  # a field's {day}, {n}...
     if not errors:
         errors["_form"] = translate(exc.message, locale, **exc.params)
     return errors
