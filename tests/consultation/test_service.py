@@ -103,8 +103,13 @@ def test_econsult_loop_with_ecg_grants_and_close_out(db: Session) -> None:
     with pytest.raises(Forbidden):  # the requester keeps the decision: the expert cannot close
         service.close_out(db, w.expert_doc, c.id, CloseOutIn(rating=5, action_taken="x" * 3, avoided_referral=True))
 
+    # answered: waiting for the requester to close it out (the workbench's count of that tab)
+    to_close = service.WorklistFilter(Side.requester, "to_close")
+    assert [x.id for x in service.worklist(db, w.comm_doc, to_close)] == [c.id]
+    assert service.worklist_count(db, w.comm_doc, Side.requester, "to_close") == 1
     service.close_out(db, w.comm_doc, c.id, CloseOutIn(rating=5, action_taken="社区随访，暂不转诊", avoided_referral=True))
     assert (c.status, c.rating, c.avoided_referral) == ("closed", 5, True)
+    assert service.worklist(db, w.comm_doc, to_close) == []
     assert policy.decide(db, w.expert_doc, w.patient.id) is None  # the grant ended with the case
     steps = [(h.from_status, h.to_status) for h in service.history(db, w.comm_doc, c.id)]
     assert steps == [(None, "requested"), ("requested", "assigned"), ("assigned", "acknowledged"),

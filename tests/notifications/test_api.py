@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests import builders as b
@@ -77,3 +80,21 @@ def test_workbench_json(db: Session, client: TestClient) -> None:
     schema = client.get("/api/openapi.json").json()
     assert {"/api/v1/workbench", "/api/v1/notifications", "/api/v1/notifications/{notification_id}/read",
             "/api/v1/notifications/read-all"} <= set(schema["paths"])
+
+
+def test_the_page_marks_every_notification_read_at_once(db: Session, client: TestClient) -> None:
+    inst = b.institution(db, "社区中心")
+    me, other = b.user(db, inst, "doctor"), b.user(db, inst, "doctor")
+    db.add_all([Notification(user_id=me.id, kind="referral", title=f"通知 {i}", body="正文") for i in range(3)]
+               + [Notification(user_id=other.id, kind="info", title="别人的")])
+    db.flush()
+    csrf = b.login(client, me.username)
+    page = client.get("/notifications").text
+    assert 'id="read-all"' in page and "未读 3 条" in page and page.count('type="submit">标为已读</button>') == 3
+    r = client.post("/notifications/read-all", data={"csrf_token": csrf}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/notifications?done=read_all"
+    page = client.get(r.headers["location"]).text
+    assert "已将全部通知标为已读" in page and 'id="read-all"' not in page and 'type="submit">标为已读</button>' not in page
+    assert 'id="unread-badge"' not in page or re.search(r'id="unread-badge"[^>]*>\s*0?\s*<', page)
+    # another reader's notification stays unread
+    assert db.scalar(select(Notification.read_at).where(Notification.user_id == other.id)) is None

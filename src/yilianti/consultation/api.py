@@ -66,7 +66,7 @@ def create(db: DB, subject: Clinical, body: ConsultationIn = Body()) -> dict[str
 
 @router.get("/consultations", response_model=list[ConsultationOut])
 def worklist(db: DB, subject: Clinical, side: Side = Side.requester,
-             bucket: Literal["open", "to_assign", "mine", "overdue", "done", "all"] = "open",
+             bucket: Literal["open", "to_assign", "mine", "overdue", "to_close", "done", "all"] = "open",
              kind: Literal["econsult", "mdt", "cloud"] | None = None,
              limit: int = Query(200, ge=1, le=500)) -> list[Any]:
     return service.worklist(db, subject, service.WorklistFilter(side, bucket, kind), limit)

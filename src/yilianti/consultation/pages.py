@@ -56,8 +56,8 @@ from yilianti.workforce import repository as workforce
 
 router = APIRouter(include_in_schema=False)
 
-BUCKET_LABELS = {"open": "进行中", "to_assign": "待分派", "mine": "分派给我", "overdue": "已超时", "done": "已结束",
-                 "all": "全部"}
+BUCKET_LABELS = {"open": "进行中", "to_assign": "待分派", "mine": "分派给我", "overdue": "已超时", "to_close": "待结案",
+                 "done": "已结束", "all": "全部"}
 FORM_FIELDS = ("patient_id", "consulted_institution_id", "kind", "department_id", "specialty", "question",
                "clinical_summary", "urgency", "consent_confirmed", "consent_note", "scheduled_at", "video_url")
 LABELS = {"status": STATUS_LABELS, "outcome": OUTCOME_LABELS, "kind": KIND_LABELS, "urgency": URGENCY_LABELS}

@@ -266,9 +266,10 @@ def open_grants_of_case(db: Session, source: str, consultation_id: int, user_id:
 
 def worklist_statement(inst: int | None, requester: bool, expert_user_id: int | None, expert_practitioner_id: int | None,
                        only_experts: bool, bucket: str, kind: str | None, now: datetime,
-                       final: Iterable[str], requested: str) -> Select[Any]:
+                       final: Iterable[str], requested: str, answered: str) -> Select[Any]:
     """Cases of the institution on one side (requesting, or consulted — an expert's own only when
-    `only_experts`), cut by worklist bucket and kind."""
+    `only_experts`), cut by worklist bucket (`to_close`: answered, waiting for the requester's close-out)
+    and kind."""
     final = tuple(final)
     if requester:
         q = select(Consultation).where(Consultation.requesting_institution_id == inst)
@@ -289,6 +290,7 @@ def worklist_statement(inst: int | None, requester: bool, expert_user_id: int | 
         "to_assign": Consultation.status == requested,
         "mine": and_(mine, Consultation.status.not_in(final)),
         "overdue": and_(Consultation.due_at < now, Consultation.status.not_in(final)),
+        "to_close": Consultation.status == answered,
         "done": Consultation.status.in_(final),
     }
     if bucket in by_bucket:

@@ -526,7 +526,7 @@ def cancel(db: Session, subject: Subject, consultation_id: int, reason: str, *,
 
 # ------------------------------------------------------------------------------------- worklists
 
-BUCKETS = ("open", "to_assign", "mine", "overdue", "done", "all")
+BUCKETS = ("open", "to_assign", "mine", "overdue", "to_close", "done", "all")
 
 
 @dataclass(frozen=True)
@@ -539,7 +539,7 @@ class WorklistFilter:
 def _worklist_query(subject: Subject, f: WorklistFilter, now: datetime) -> Select[Any]:
     return repo.worklist_statement(subject.acting_institution_id, f.side == Side.requester, subject.user_id,
                                    subject.practitioner_id, not subject.has(*ASSIGNER_ROLES), f.bucket, f.kind, now,
-                                   FINAL, Status.requested)
+                                   FINAL, Status.requested, Status.answered)
 
 
 def worklist(db: Session, subject: Subject, f: WorklistFilter, limit: int | None = None) -> list[Consultation]:
@@ -564,6 +564,13 @@ def worklist_page(db: Session, subject: Subject, f: WorklistFilter, lp: ListPara
         rows = export_rows(db, q)
         return Page(rows, len(rows), 1, max(len(rows), 1))
     return page(db, q, lp.page, lp.per_page)
+
+
+def worklist_count(db: Session, subject: Subject, side: Side, bucket: str) -> int:
+    """How many cases one tab of the worklist holds (a workbench figure: the tab's total)."""
+    if not subject.is_clinical:
+        return 0
+    return repo.count_rows(db, _worklist_query(subject, WorklistFilter(side, bucket), clock.now()))
 
 
 def worklist_counts(db: Session, subject: Subject, side: Side) -> dict[str, int]:

@@ -130,6 +130,9 @@ def _consultations(db: Session, subject: Subject) -> list[Item]:
                       _url("/consultations", side="consultant", bucket="mine")))
     items.append(Item("consultation.overdue", "远程会诊", "已超时的会诊", counts["overdue"],
                       _url("/consultations", side="consultant", bucket="overdue"), tone="warn"))
+    items.append(Item("consultation.to_close", "远程会诊", "已答复待结案的会诊",
+                      consultation.worklist_count(db, subject, ConsultationSide.requester, "to_close"),
+                      _url("/consultations", side="requester", bucket="to_close")))
     return items
 
 
