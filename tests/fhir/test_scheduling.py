@@ -140,3 +140,29 @@ def test_the_capability_statement_declares_booking(world: World) -> None:
     appointment = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Appointment")
     assert {i["code"] for i in appointment["interaction"]} == {"read", "search-type", "create", "update"}
     assert appointment["versioning"] == "versioned-update"
+
+
+def _bundle(*entries: dict[str, Any]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": e, "request": {"method": "POST", "url": "Appointment"}} for e in entries]}
+
+
+def test_a_transaction_bundle_is_all_or_nothing(world: World) -> None:
+    free = _slots(world, status="free")
+    public = [s for s in free if _pool(s) == "public"]
+    assert len(public) >= 2
+    # the second entry wants the slot the first just took: refused, and the first booking is undone too
+    r = httpx.post(world.fhir, json=_bundle(_appointment(public[0]["id"], world.patients["zhou"]),
+                                            _appointment(public[0]["id"], world.patients["zhou"])),
+                   headers=world.headers())
+    assert r.status_code == 409, r.text
+    assert any(i.get("expression") == ["Bundle.entry[1]"] for i in r.json()["issue"])
+    assert {s["id"] for s in _slots(world, status="free")} == {s["id"] for s in free}
+    # a transaction that goes through: booked
+    r = httpx.post(world.fhir, json=_bundle(_appointment(public[0]["id"], world.patients["zhou"])),
+                   headers=world.headers())
+    assert r.status_code == 200, r.text
+    done = r.json()
+    validate(done)
+    assert done["type"] == "transaction-response" and done["entry"][0]["response"]["status"] == "201 Created"
+    assert world.get(f"/Slot/{public[0]['id']}").json()["status"] == "busy"

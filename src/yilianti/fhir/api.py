@@ -14,11 +14,18 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Body, Header, Request
 
 from yilianti.auth.deps import DB, CurrentSubject
-from yilianti.exceptions import AppError
 from yilianti.fhir import capability, service
 from yilianti.fhir.search import parse
 from yilianti.fhir.service import KINDS, Kind
-from yilianti.fhir.wire import BASE, FHIR_JSON, FhirResponse, etag_matches, searchset, versioned
+from yilianti.fhir.wire import (
+    BASE,
+    FHIR_JSON,
+    FhirResponse,
+    PreconditionFailed,
+    etag_matches,
+    searchset,
+    versioned,
+)
 
 router = APIRouter(prefix=BASE, tags=["fhir"], default_response_class=FhirResponse)
 RESOURCE = {"description": "A FHIR resource", "content": {FHIR_JSON: {"schema": {"type": "object"}}}}
@@ -127,8 +134,12 @@ def _update(kind: Kind) -> Callable[..., FhirResponse]:
     return updated
 
 
-class PreconditionFailed(AppError):
-    status, code, default_message = 412, "version_conflict", "资源已被他人修改，请重新读取后再试"
+@router.post("", responses={200: RESOURCE}, summary="transaction Bundle: all entries or none")
+def transaction(db: DB, subject: CurrentSubject, body: Any = Body(media_type=FHIR_JSON)) -> FhirResponse:
+    """A Bundle of type transaction: POST (create) and PUT (update, with request.ifMatch) entries of the types that
+    take them, and GET of one resource; made in one database transaction — any entry refused, nothing is kept,
+    and the answer is that entry's OperationOutcome (its index in the expression)."""
+    return FhirResponse(service.transaction(db, subject, body))
 
 
 @router.post("/Patient/$match", responses={200: RESOURCE}, summary="Patient/$match on the master patient index")

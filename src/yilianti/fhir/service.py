@@ -38,6 +38,7 @@ from yilianti.fhir.search import (
     string_clause,
     token,
 )
+from yilianti.fhir.wire import PreconditionFailed, etag_matches, versioned
 from yilianti.kit import clock, validate
 from yilianti.kit import repository as kit
 from yilianti.kit.repository import MAX_PER_PAGE
@@ -1076,3 +1077,48 @@ def everything(db: Session, subject: Subject, id_: str) -> list[Resource]:
     patient = read_patient(db, subject, id_)
     q = Query(revincludes=sorted(REVINCLUDES["Patient"]))
     return [patient, *included(db, subject, "Patient", [patient], q)]
+
+
+# ------------------------------------------------------------------------------------ transaction Bundle
+
+TRANSACTION_STATUS = {"POST": "201 Created", "PUT": "200 OK", "GET": "200 OK"}
+
+
+def _entry(db: Session, subject: Subject, index: int, entry: Any) -> tuple[str, Resource]:
+    request = entry.get("request") if isinstance(entry, dict) else None
+    if not isinstance(request, dict) or not isinstance(request.get("url"), str):
+        raise BadResource(fields={f"Bundle.entry[{index}].request": "缺少 method 和 url"})
+    method, url = str(request.get("method", "")).upper(), request["url"].split("?")[0].strip("/")
+    parts = url.split("/")[-2:] if "/" in url else [url]
+    kind = KINDS.get(parts[0])
+    id_ = parts[1] if len(parts) == 2 else None
+    if kind is not None and method == "POST" and id_ is None and kind.create:
+        return method, kind.create(db, subject, entry.get("resource"))
+    if kind is not None and method == "PUT" and id_ and kind.update:
+        if_match = request.get("ifMatch")
+        if if_match is not None and not etag_matches(str(if_match), versioned(kind.read(db, subject, id_))[1]):
+            raise PreconditionFailed()
+        return method, kind.update(db, subject, id_, entry.get("resource"))
+    if kind is not None and method == "GET" and id_:
+        return method, kind.read(db, subject, id_)
+    raise BadResource(fields={f"Bundle.entry[{index}].request": "不支持该操作"})
+
+
+def transaction(db: Session, subject: Subject, body: Any) -> Resource:
+    """All entries in the request's one unit of work: the first refused raises, and the session rolls back what
+    the entries before it did (bookings, referral moves); the error names the entry."""
+    bundle = parse_resource(body, "Bundle")
+    if bundle.type != "transaction":
+        raise BadResource(fields={"Bundle.type": "仅支持 transaction"})
+    out = []
+    for index, entry in enumerate(body.get("entry") or []):
+        try:
+            method, resource = _entry(db, subject, index, entry)
+        except AppError as exc:
+            exc.fields = {f"Bundle.entry[{index}]": exc.message, **exc.fields}
+            raise
+        resource, etag = versioned(resource)
+        out.append({"resource": resource, "response": {"status": TRANSACTION_STATUS[method], "etag": etag,
+                                                        "location": f"{resource['resourceType']}/{resource['id']}"}})
+    return {"resourceType": "Bundle", "type": "transaction-response", "entry": out} if out else \
+        {"resourceType": "Bundle", "type": "transaction-response"}

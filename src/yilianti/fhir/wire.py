@@ -13,6 +13,8 @@ from typing import Any
 
 from starlette.responses import Response
 
+from yilianti.exceptions import AppError
+
 FHIR_JSON = "application/fhir+json"
 BASE = "/fhir"
 CODE_SYSTEM = "https://yilianti.org/fhir/CodeSystem/"  # the platform's own code systems (its codes, as stored)
@@ -91,3 +93,7 @@ def etag_matches(if_match: str | None, etag: str) -> bool:
         return True
     wanted = {v.strip().removeprefix("W/") for v in if_match.split(",")}
     return "*" in wanted or etag.removeprefix("W/") in wanted
+
+
+class PreconditionFailed(AppError):
+    status, code, default_message = 412, "version_conflict", "资源已被他人修改，请重新读取后再试"

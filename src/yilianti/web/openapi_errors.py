@@ -84,7 +84,7 @@ def with_errors(schema: dict[str, Any]) -> dict[str, Any]:
     components[OUTCOME_SCHEMA] = outcome
     ref = {"$ref": f"#/components/schemas/{ERROR_SCHEMA}"}
     for path, item in schema.get("paths", {}).items():
-        if path.startswith("/fhir/"):
+        if path == "/fhir" or path.startswith("/fhir/"):
             for operation in item.values():
                 _fhir_errors(operation)
             continue
