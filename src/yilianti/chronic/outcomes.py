@@ -56,22 +56,83 @@ def _utc(day: date) -> datetime:
     return clock.as_utc(datetime.combine(day, time(0), clock.SHANGHAI))
 
 
-def patient_outcomes(db: Session, institutions: list[int], start: date, end: date) -> list[PatientOutcome]:
-    """Every managed registration of the institutions with its figures for [start, end]."""
+Visit = tuple[date, int | None, int | None, float | None]  # (day, SBP, DBP, glucose)
+
+
+@dataclass
+class _Loaded:
+    regs: list[tuple[int, int, int, int | None, str, date]]
+    visits: dict[int, list[Visit]]  # by registration, in visit order
+    admissions: list[tuple[int, date]]  # (patient, local day)
+
+
+def _load(db: Session, institutions: list[int], start: date, end: date) -> _Loaded:
     regs = repository.registrations_managed(db, institutions, end)
-    visits: dict[int, list[tuple[date, int | None, int | None, float | None]]] = {}
+    visits: dict[int, list[Visit]] = {}
     for reg_id, day, sbp, dbp, glucose in repository.visits_between(db, institutions, start, end):
         visits.setdefault(reg_id, []).append((day, sbp, dbp, glucose))
-    admitted = {p for _, p, _ in repository.admissions_between(
-        db, sorted({r[1] for r in regs}), _utc(start), _utc(end + timedelta(days=1)))}
+    admissions = [(p, clock.to_local(at).date()) for _, p, at in repository.admissions_between(
+        db, sorted({r[1] for r in regs}), _utc(start), _utc(end + timedelta(days=1)))]
+    return _Loaded(regs, visits, admissions)
+
+
+def _outcomes(data: _Loaded, start: date, end: date) -> list[PatientOutcome]:
+    """The figures for [start, end] from rows loaded for a period that covers it."""
+    admitted = {p for p, day in data.admissions if start <= day <= end}
     out = []
-    for reg_id, patient_id, inst, team, condition, enrolled_on in regs:
-        seen = visits.get(reg_id, [])
+    for reg_id, patient_id, inst, team, condition, enrolled_on in data.regs:
+        if enrolled_on > end:
+            continue
+        seen = [v for v in data.visits.get(reg_id, ()) if start <= v[0] <= end]
         last = seen[-1] if seen else None
         out.append(PatientOutcome(
             reg_id, patient_id, inst, team, condition, len(seen), expected_visits(enrolled_on, start, end),
             last[0] if last else None, last is not None and controlled(condition, last[1], last[2], last[3]),
             patient_id in admitted))
+    return out
+
+
+def patient_outcomes(db: Session, institutions: list[int], start: date, end: date) -> list[PatientOutcome]:
+    """Every managed registration of the institutions with its figures for [start, end]."""
+    return _outcomes(_load(db, institutions, start, end), start, end)
+
+
+def report(db: Session, institutions: list[int], start: date, end: date,
+           ) -> tuple[list[PatientOutcome], list[tuple[str, dict[str, Summary]]]]:
+    """The figures for [start, end] per registration, and per condition from `start` to each month's end (the
+    last month: to `end`), all from one read of the database."""
+    data = _load(db, institutions, start, end)
+    return _outcomes(data, start, end), _monthly(data, start, end)
+
+
+def _month_ends(start: date, end: date) -> list[tuple[str, date]]:
+    out = []
+    cursor = date(start.year, start.month, 1)
+    while cursor <= end:
+        nxt = date(cursor.year + cursor.month // 12, cursor.month % 12 + 1, 1)
+        out.append((cursor.strftime("%Y-%m"), min(nxt - timedelta(days=1), end)))
+        cursor = nxt
+    return out
+
+
+def _monthly(data: _Loaded, start: date, end: date) -> list[tuple[str, dict[str, Summary]]]:
+    """Managed, standard and controlled per condition as of each month's end: each registration's visits are
+    walked once (the last visit on or before a month's end decides its control then)."""
+    ends = _month_ends(start, end)
+    out: list[tuple[str, dict[str, Summary]]] = [(label, {}) for label, _ in ends]
+    for reg_id, _patient, _inst, _team, condition, enrolled_on in data.regs:
+        flags = [(v[0], controlled(condition, v[1], v[2], v[3])) for v in data.visits.get(reg_id, ())]
+        seen, last = 0, False
+        for k, (_label, month_end) in enumerate(ends):
+            while seen < len(flags) and flags[seen][0] <= month_end:
+                last = flags[seen][1]
+                seen += 1
+            if enrolled_on > month_end:
+                continue
+            summary = out[k][1].setdefault(condition, Summary())
+            summary.managed += 1
+            summary.controlled += last
+            summary.standard += seen >= expected_visits(enrolled_on, start, month_end)
     return out
 
 

@@ -4,7 +4,7 @@ up-referral; the phone-call log on a follow-up. Every list on the list kit (sear
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -137,18 +137,11 @@ def outcome_page(request: Request, db: DB, subject: CurrentSubject, start: str =
     today = clock.today_local()
     s = _day(start, date(today.year, 1, 1))
     e = max(_day(end, today), s)
-    rows = outcomes.patient_outcomes(db, [inst], s, e)
+    s = max(s, date(e.year - 3, e.month, 1))  # at most three years, month by month
+    rows, months = outcomes.report(db, [inst], s, e)
     teams = repository.teams_of(db, inst)
     by_team = outcomes.summarise(rows, lambda r: (r.team_id, r.condition))
     total = outcomes.summarise(rows, lambda r: r.condition)
-    months: list[tuple[str, dict[Any, outcomes.Summary]]] = []
-    cursor = date(s.year, s.month, 1)
-    while cursor <= e and len(months) < 36:
-        nxt = date(cursor.year + cursor.month // 12, cursor.month % 12 + 1, 1)
-        month_end = min(nxt - timedelta(days=1), e)
-        months.append((cursor.strftime("%Y-%m"), outcomes.summarise(
-            outcomes.patient_outcomes(db, [inst], s, month_end), lambda r: r.condition)))
-        cursor = nxt
     return render_page(request, "chronic/outcomes.html", {
         "start": s, "end": e, "teams": teams, "by_team": by_team, "total": total, "months": months,
         "conditions": {c: service.CONDITIONS[c] for c in repository.MEASURED}})
