@@ -82,3 +82,27 @@ def test_rebuild_reports_progress_per_chunk(db, world) -> None:  # type: ignore[
     args = build_parser().parse_args(["cockpit", "rebuild", "--from", "2026-01-01", "--to", "2026-03-31",
                                       "--alliance", str(aid)])
     assert args.alliance == [aid] and args.from_ == "2026-01-01"
+
+
+def test_the_figures_api_answers_from_the_rollups_with_the_page_s_access_rule(db, client, world) -> None:  # type: ignore[no-untyped-def]
+    aid = world["alliance"].id
+    rollup.build(db, [aid], *Q1)
+    service._cache.clear()
+    csrf = b.login(client, "cockpitadmin")
+    r = client.get(f"/api/v1/cockpit/figures?alliance_id={aid}&start=2026-01&end=2026-03"
+                   "&codes=referral.up,referral.down_rate")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    figures = {f["code"]: f for f in body["figures"]}
+    assert figures["referral.up"]["value"] == 3 and figures["referral.up"]["by_month"]["2026-01"] == 2
+    assert abs(figures["referral.down_rate"]["value"] - 1 / 3) < 1e-9 and set(figures) == {"referral.up", "referral.down_rate"}
+    county = db.scalar(select(Institution.id).where(Institution.name == "涞源县医院"))
+    mine = client.get(f"/api/v1/cockpit/figures?alliance_id={aid}&start=2026-01&end=2026-03&member={county}"
+                      "&codes=referral.up").json()
+    assert mine["member"] == county and mine["figures"][0]["value"] == 2
+    assert client.get("/api/v1/cockpit/figures?alliance_id=999999").status_code == 404
+    bad = client.get(f"/api/v1/cockpit/figures?alliance_id={aid}&start=2026-05&end=2026-01")
+    assert bad.status_code == 422 and bad.json()["error"]
+    client.post("/logout", data={"csrf_token": csrf})
+    b.login(client, "cockpitstranger")
+    assert client.get(f"/api/v1/cockpit/figures?alliance_id={aid}").status_code == 403

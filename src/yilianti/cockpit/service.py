@@ -8,6 +8,9 @@ row ids behind them are only handed to the drill-down, which goes through each r
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -162,6 +165,32 @@ def compute(db: Session, alliance_id: int, start: date, end: date, *, codes: lis
         figures.append(Figure(ind, value, by_month, n, d, target, source, rag(value, target, ind.direction),
                               trend(by_month), row_ids,
                               events={m: events(m) for m in (ind.numerator, ind.denominator) if m}))
+    return figures
+
+
+CACHE_SECONDS = 60.0  # a chart viewed by a room of screens is computed once a minute, not once per screen
+CACHE_ENTRIES = 256
+_cache: OrderedDict[tuple[Any, ...], tuple[float, list[Figure]]] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def compute_cached(db: Session, alliance_id: int, start: date, end: date, *, codes: list[str] | None = None,
+                   member: int | None = None, department: int | None = None) -> list[Figure]:
+    """`compute` from the rollups, kept CACHE_SECONDS per process for the same question — for the JSON API and
+    the wall screens, where many viewers ask the same figures (the cockpit page itself always computes: a target
+    just set shows at once). The caller checks access first; the cache holds aggregates only."""
+    key = (alliance_id, start, end, tuple(codes) if codes else None, member, department, clock.today_local())
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None and hit[0] > now:
+            _cache.move_to_end(key)
+            return hit[1]
+    figures = compute(db, alliance_id, start, end, codes=codes, member=member, department=department, rollups=True)
+    with _cache_lock:
+        _cache[key] = (now + CACHE_SECONDS, figures)
+        while len(_cache) > CACHE_ENTRIES:
+            _cache.popitem(last=False)
     return figures
 
 
