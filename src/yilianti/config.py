@@ -111,6 +111,7 @@ class Settings(BaseSettings):
     chronic_urgent_glucose_high: float = Field(default=16.7, ge=7.0, le=40.0)
     chronic_urgent_glucose_low: float = Field(default=3.9, ge=1.0, le=7.0)
     chronic_target_glucose: float = Field(default=7.0, ge=4.0, le=15.0)
+    chronic_tb_first_visit_days: int = Field(default=3, ge=0, le=30)  # TB: first home visit within 72 h of notification
 
     # jobs
     run_jobs_in_process: bool = True

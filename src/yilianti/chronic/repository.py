@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy import Select, and_, case, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from yilianti.authz.policy import readable
 from yilianti.authz.subject import Subject
 from yilianti.kit.listing import ListParams
 from yilianti.models.alliance import Institution
-from yilianti.models.auth import User
+from yilianti.models.auth import Role, RoleAssignment, User
 from yilianti.models.chronic import (
     ChronicAlarm,
     ChronicCall,
@@ -25,9 +26,11 @@ from yilianti.models.chronic import (
     FamilyDoctorTeam,
     TeamMember,
 )
+from yilianti.models.chronic_registry import ChronicRegistrationEvent, ScreeningRecord, ScreeningRound
 from yilianti.models.diagnostics import DiagnosticOrder, LabObservation
-from yilianti.models.patient import Patient
+from yilianti.models.patient import CareRelationship, Patient
 from yilianti.models.scheduling import BedReservation
+from yilianti.scheduling.rules import shares_alliance
 
 
 def teams_of(db: Session, institution_id: int) -> list[FamilyDoctorTeam]:
@@ -41,6 +44,216 @@ def members_of(db: Session, team_id: int) -> list[tuple[TeamMember, str]]:
         select(TeamMember, User.display_name).join(User, User.id == TeamMember.user_id)
         .where(TeamMember.team_id == team_id).order_by(TeamMember.id))]
 
+
+# ------------------------------------------------------------------ teams, contracts, signing rates (teams.py)
+
+def member_candidates(db: Session, institution_id: int, on: date) -> list[tuple[int, str, str, str]]:
+    """Who may join a team of the institution: its doctors and nurses, and the doctors of institutions sharing
+    an alliance with it in force (the lead hospital's specialist) — (user id, name, role, institution name)."""
+    rows = db.execute(
+        select(User.id, User.display_name, RoleAssignment.role, Institution.name)
+        .join(RoleAssignment, RoleAssignment.user_id == User.id)
+        .join(Institution, Institution.id == RoleAssignment.institution_id)
+        .where(User.active.is_(True), or_(
+            and_(RoleAssignment.institution_id == institution_id,
+                 RoleAssignment.role.in_((Role.doctor, Role.nurse))),
+            and_(RoleAssignment.institution_id != institution_id, RoleAssignment.role == Role.doctor,
+                 shares_alliance(RoleAssignment.institution_id, institution_id, on))))
+        .order_by(RoleAssignment.institution_id != institution_id, Institution.name, User.display_name)
+        .limit(500))
+    seen: dict[int, tuple[int, str, str, str]] = {}
+    for uid, name, role, inst in rows:
+        seen.setdefault(uid, (uid, name, str(role), inst))
+    return list(seen.values())
+
+
+def member(db: Session, member_id: int) -> TeamMember | None:
+    return db.get(TeamMember, member_id)
+
+
+def member_of(db: Session, team_id: int, user_id: int) -> TeamMember | None:
+    return db.scalar(select(TeamMember).where(TeamMember.team_id == team_id, TeamMember.user_id == user_id))
+
+
+def user_named(db: Session, user_id: int) -> User | None:
+    return db.get(User, user_id)
+
+
+def contract(db: Session, contract_id: int) -> FamilyDoctorContract | None:
+    return db.get(FamilyDoctorContract, contract_id)
+
+
+def renewal_of(db: Session, contract_id: int) -> FamilyDoctorContract | None:
+    """The contract that renews `contract_id`, unless it was terminated."""
+    return db.scalar(select(FamilyDoctorContract).where(FamilyDoctorContract.renewal_of_id == contract_id,
+                                                        FamilyDoctorContract.status == "active").limit(1))
+
+
+def care_of_contract(db: Session, contract_id: int) -> CareRelationship | None:
+    return db.scalar(select(CareRelationship).where(CareRelationship.source_type == "family_doctor_contract",
+                                                    CareRelationship.source_id == contract_id,
+                                                    CareRelationship.ended_at.is_(None)).limit(1))
+
+
+def contract_rows(subject: Subject, team_id: int, state: str = "", on: date | None = None,
+                  soon: date | None = None) -> Select[Any]:
+    """The team's contracts with their residents the subject may see, newest first (for the list kit); `state`
+    keeps those in that state on `on` (`contract_state`)."""
+    columns: tuple[Any, ...] = (FamilyDoctorContract, Patient)
+    stmt = (select(*columns).join(Patient, Patient.id == FamilyDoctorContract.patient_id)
+            .where(FamilyDoctorContract.team_id == team_id, readable(subject))
+            .order_by(FamilyDoctorContract.start_on.desc(), FamilyDoctorContract.id.desc()))
+    if state and on is not None and soon is not None:
+        stmt = stmt.where(contract_state(on, soon) == state)
+    return stmt
+
+
+def contract_state(on: date, soon: date) -> Any:
+    """A contract's state on `on` as SQL: terminated | expired | expiring (ends by `soon`) | active."""
+    c = FamilyDoctorContract
+    return case((c.status == "terminated", "terminated"), (c.end_on < on, "expired"),
+                (c.start_on > on, "pending"), (c.end_on <= soon, "expiring"), else_="active")
+
+
+def residents(db: Session, institution_id: int) -> list[tuple[int, date | None, str | None]]:
+    """The institution's residents: registered there or in its care now (id, birth date, address)."""
+    in_care = select(CareRelationship.patient_id).where(CareRelationship.institution_id == institution_id,
+                                                        CareRelationship.ended_at.is_(None))
+    return [(pid, birth, address) for pid, birth, address in db.execute(
+        select(Patient.id, Patient.birth_date, Patient.address).where(
+            Patient.active.is_(True),
+            or_(Patient.registered_by_institution_id == institution_id, Patient.id.in_(in_care))))]
+
+
+def contracts_in_force(db: Session, institution_id: int, on: date) -> list[tuple[int, int]]:
+    """(patient id, team id) of every contract in force on `on` with a team of the institution."""
+    return [(pid, tid) for pid, tid in db.execute(
+        select(FamilyDoctorContract.patient_id, FamilyDoctorContract.team_id)
+        .join(FamilyDoctorTeam, FamilyDoctorTeam.id == FamilyDoctorContract.team_id)
+        .where(FamilyDoctorTeam.institution_id == institution_id, FamilyDoctorContract.status == "active",
+               FamilyDoctorContract.start_on <= on, FamilyDoctorContract.end_on >= on))]
+
+
+def registered_conditions(db: Session, institution_id: int) -> list[tuple[int, str, int | None]]:
+    """(patient id, condition, team id) of the institution's registrations under care."""
+    return [(pid, cond, tid) for pid, cond, tid in db.execute(
+        select(ChronicRegistration.patient_id, ChronicRegistration.condition, ChronicRegistration.team_id)
+        .where(ChronicRegistration.institution_id == institution_id,
+               ChronicRegistration.status == "under_care"))]
+
+
+# ------------------------------------------------------------------------------- the registries (registry.py)
+
+def registration(db: Session, registration_id: int) -> ChronicRegistration | None:
+    return db.get(ChronicRegistration, registration_id)
+
+
+def registration_rows(subject: Subject, institution_id: int, *, condition: str = "", risk: str = "",
+                      team_id: int | None = None, status: str = "") -> Select[Any]:
+    """The institution's registrations with their patients the subject may see, newest first."""
+    columns: tuple[Any, ...] = (ChronicRegistration, Patient)
+    stmt = (select(*columns).join(Patient, Patient.id == ChronicRegistration.patient_id)
+            .where(ChronicRegistration.institution_id == institution_id, readable(subject))
+            .order_by(ChronicRegistration.enrolled_on.desc(), ChronicRegistration.id.desc()))
+    if condition:
+        stmt = stmt.where(ChronicRegistration.condition == condition)
+    if risk:
+        stmt = stmt.where(ChronicRegistration.risk_level == risk)
+    if team_id is not None:
+        stmt = stmt.where(ChronicRegistration.team_id == team_id)
+    if status:
+        stmt = stmt.where(ChronicRegistration.status == status)
+    return stmt
+
+
+def registration_events(db: Session, registration_id: int) -> list[tuple[ChronicRegistrationEvent, str | None]]:
+    """A registration's history, newest first, with who made each change."""
+    return [(e, name) for e, name in db.execute(
+        select(ChronicRegistrationEvent, User.display_name).outerjoin(User, User.id == ChronicRegistrationEvent.user_id)
+        .where(ChronicRegistrationEvent.registration_id == registration_id)
+        .order_by(ChronicRegistrationEvent.effective_on.desc(), ChronicRegistrationEvent.id.desc()))]
+
+
+def open_follow_ups_of(db: Session, registration_id: int) -> list[ChronicFollowUp]:
+    return list(db.scalars(select(ChronicFollowUp).where(ChronicFollowUp.registration_id == registration_id,
+                                                         ChronicFollowUp.status == "open")))
+
+
+def patient_contracts_at(db: Session, patient_id: int, institution_id: int) -> list[FamilyDoctorContract]:
+    """The patient's contracts not terminated with teams of the institution."""
+    return list(db.scalars(select(FamilyDoctorContract).join(
+        FamilyDoctorTeam, FamilyDoctorTeam.id == FamilyDoctorContract.team_id).where(
+        FamilyDoctorContract.patient_id == patient_id, FamilyDoctorTeam.institution_id == institution_id,
+        FamilyDoctorContract.status == "active").order_by(FamilyDoctorContract.start_on)))
+
+
+# ------------------------------------------------------------------------------- screening (screening.py)
+
+def screening_round(db: Session, round_id: int) -> ScreeningRound | None:
+    return db.get(ScreeningRound, round_id)
+
+
+def screening_rounds(institution_id: int) -> Select[Any]:
+    return (select(ScreeningRound).where(ScreeningRound.institution_id == institution_id)
+            .order_by(ScreeningRound.held_on.desc(), ScreeningRound.id.desc()))
+
+
+def screening_record(db: Session, record_id: int) -> ScreeningRecord | None:
+    return db.get(ScreeningRecord, record_id)
+
+
+def screened_in_round(db: Session, round_id: int, patient_id: int) -> ScreeningRecord | None:
+    return db.scalar(select(ScreeningRecord).where(ScreeningRecord.round_id == round_id,
+                                                   ScreeningRecord.patient_id == patient_id))
+
+
+def screening_rows(subject: Subject, institution_id: int, *, round_id: int | None = None,
+                   outcome: str = "") -> Select[Any]:
+    """Screening records of the institution (one round's, or the suggestions awaiting a decision) with their
+    patients the subject may see, newest first."""
+    columns: tuple[Any, ...] = (ScreeningRecord, Patient, ScreeningRound)
+    stmt = (select(*columns)
+            .join(ScreeningRound, ScreeningRound.id == ScreeningRecord.round_id)
+            .join(Patient, Patient.id == ScreeningRecord.patient_id)
+            .where(ScreeningRound.institution_id == institution_id, readable(subject))
+            .order_by(ScreeningRecord.measured_on.desc(), ScreeningRecord.id.desc()))
+    if round_id is not None:
+        stmt = stmt.where(ScreeningRecord.round_id == round_id)
+    if outcome:
+        stmt = stmt.where(ScreeningRecord.outcome == outcome)
+    return stmt
+
+
+def round_counts(db: Session, round_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """Per round: residents screened, and those with an abnormal finding."""
+    return {rid: (n, abnormal or 0) for rid, n, abnormal in db.execute(
+        select(ScreeningRecord.round_id, func.count(),
+               func.sum(case((ScreeningRecord.finding != "normal", 1), else_=0)))
+        .where(ScreeningRecord.round_id.in_(round_ids)).group_by(ScreeningRecord.round_id))}
+
+
+def bp_screened_since(db: Session, institution_id: int, since: date) -> set[int]:
+    """Residents whose blood pressure a screening round of the institution measured on or after `since`, or
+    who are in its hypertension registry (managed: measured at every follow-up)."""
+    screened = set(db.scalars(select(ScreeningRecord.patient_id).join(
+        ScreeningRound, ScreeningRound.id == ScreeningRecord.round_id).where(
+        ScreeningRound.institution_id == institution_id, ScreeningRecord.measured_on >= since,
+        ScreeningRecord.sbp.is_not(None))))
+    return screened | set(db.scalars(select(ChronicRegistration.patient_id).where(
+        ChronicRegistration.institution_id == institution_id, ChronicRegistration.condition == "hypertension",
+        ChronicRegistration.status == "under_care")))
+
+
+def patients_named(db: Session, subject: Subject, ids: Iterable[int], limit: int = 500) -> list[Patient]:
+    """The patients among `ids` the subject may see, by name."""
+    wanted = list(ids)
+    if not wanted:
+        return []
+    return list(db.scalars(select(Patient).where(Patient.id.in_(wanted), readable(subject))
+                           .order_by(Patient.name, Patient.id).limit(limit)))
+
+
+# ------------------------------------------------------------------------------------------------ visits
 
 def active_contract(db: Session, patient_id: int, team_id: int, on: date) -> FamilyDoctorContract | None:
     return db.scalar(select(FamilyDoctorContract).where(

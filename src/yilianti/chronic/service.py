@@ -37,8 +37,13 @@ from yilianti.models.chronic import (
 )
 from yilianti.models.patient import CareKind, CareRelationship, Patient
 
-CONDITIONS = code_table("chronic.condition", {"hypertension": "高血压", "diabetes_t2": "2型糖尿病"})
-ICD10 = {"hypertension": "I10", "diabetes_t2": "E11"}
+CONDITIONS = code_table("chronic.condition", {"hypertension": "高血压", "diabetes_t2": "2型糖尿病",
+                                               "smi": "严重精神障碍", "tb": "肺结核"})
+ICD10 = {"hypertension": "I10", "diabetes_t2": "E11", "smi": "F20", "tb": "A16"}
+# the ICD-10 categories of each registry: the six severe mental disorders of the national programme; TB A15–A19
+ICD10_CATEGORIES = {"hypertension": ("I10", "I11", "I12", "I13", "I15"), "diabetes_t2": ("E11",),
+                    "smi": ("F20", "F22", "F25", "F31", "F06", *(f"F7{i}" for i in range(10))),
+                    "tb": ("A15", "A16", "A17", "A18", "A19")}
 CLASSIFICATIONS = code_table("chronic.classification", {
     "controlled": "控制满意", "uncontrolled": "控制不满意", "refer": "两次控制不满意，转诊", "urgent": "紧急转诊"})
 REASONS = code_table("chronic.reason", {"first": "首次随访", "routine": "常规随访", "recheck": "2周内复查",
@@ -139,11 +144,10 @@ def enrol(db: Session, subject: Subject, patient_id: int, condition: str, *, tea
 
 
 def condition_of(icd10: str) -> str | None:
-    """The registry an ICD-10 code belongs to: I10–I13, I15 hypertension; E11 type 2 diabetes."""
-    code = icd10.strip().upper()
-    if code[:3] in ("I10", "I11", "I12", "I13", "I15"):
-        return "hypertension"
-    return "diabetes_t2" if code[:3] == "E11" else None
+    """The registry an ICD-10 code belongs to (ICD10_CATEGORIES): I10–I13, I15 hypertension; E11 type 2
+    diabetes; F20, F22, F25, F31, F06, F70–F79 severe mental disorder; A15–A19 tuberculosis."""
+    code = icd10.strip().upper()[:3]
+    return next((c for c, categories in ICD10_CATEGORIES.items() if code in categories), None)
 
 
 def enrol_from_down_referral(db: Session, subject: Subject, patient_id: int, institution_id: int,

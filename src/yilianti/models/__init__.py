@@ -16,6 +16,7 @@ from yilianti.models.chronic import (
     FamilyDoctorTeam,
     TeamMember,
 )
+from yilianti.models.chronic_registry import ChronicRegistrationEvent, ScreeningRecord, ScreeningRound
 from yilianti.models.cockpit import AssistanceRecord, Indicator, IndicatorFigure, IndicatorTarget
 from yilianti.models.consultation import (
     Consultation,
@@ -95,4 +96,5 @@ __all__ = [
     "AssistanceRecord", "Indicator", "IndicatorFigure", "IndicatorTarget",
     "ChronicFollowUp", "ChronicRegistration", "FamilyDoctorContract", "FamilyDoctorTeam", "TeamMember",
     "ChronicAlarm", "ChronicCall", "ChronicReading", "ChronicReminder",
+    "ChronicRegistrationEvent", "ScreeningRecord", "ScreeningRound",
 ]

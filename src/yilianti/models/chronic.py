@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yilianti.models.base import Base, BigId, CreatedMixin, IdMixin
@@ -33,6 +33,7 @@ class TeamMember(IdMixin, CreatedMixin, Base):
     team_id: Mapped[int] = mapped_column(BigId, ForeignKey("family_doctor_team.id"))
     user_id: Mapped[int] = mapped_column(BigId, ForeignKey("app_user.id"))
     role: Mapped[str] = mapped_column(String(24))  # gp | nurse | public_health | specialist
+    is_lead: Mapped[bool] = mapped_column(Boolean, default=False)  # 团队长: one per team
 
 
 class FamilyDoctorContract(IdMixin, CreatedMixin, Base):
@@ -48,6 +49,10 @@ class FamilyDoctorContract(IdMixin, CreatedMixin, Base):
     end_on: Mapped[date] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | terminated
     signed_by_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("app_user.id"))
+    renewal_of_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("family_doctor_contract.id"))
+    terminated_on: Mapped[date | None] = mapped_column(Date)
+    termination_reason: Mapped[str | None] = mapped_column(String(24))  # moved | deceased | request | other
+    termination_note: Mapped[str | None] = mapped_column(String(300))
 
 
 class ChronicRegistration(IdMixin, CreatedMixin, Base):
@@ -65,6 +70,10 @@ class ChronicRegistration(IdMixin, CreatedMixin, Base):
     team_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("family_doctor_team.id"))
     responsible_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("app_user.id"))
     status: Mapped[str] = mapped_column(String(16), default="under_care")
+    # under_care | lost (失访) | transferred | deceased; each change is a ChronicRegistrationEvent
+    risk_level: Mapped[str | None] = mapped_column(String(16))  # HTN/T2DM: low…very_high; SMI: danger grade 0–5
+    tb_phase: Mapped[str | None] = mapped_column(String(16))  # intensive | continuation | completed
+    notified_on: Mapped[date | None] = mapped_column(Date)  # TB: the notification (first home visit ≤ 72 h)
 
 
 class ChronicFollowUp(IdMixin, CreatedMixin, Base):

@@ -1,0 +1,206 @@
+"""The registries (hypertension, type 2 diabetes, severe mental disorders, tuberculosis): enrolment with the ICD-10
+code, date, team and risk level (hypertension and diabetes: low … very high; SMI: the national danger grade 0–5),
+for TB the notification and the treatment phase; and every later change — status (under care, lost to
+follow-up, transferred, deceased, and back under care), risk level, TB phase — as a history row (who, when,
+from, to, why).
+
+Leaving care cancels the registration's open follow-up (it no longer counts as due or overdue); coming back plans
+one `chronic_recheck_days` later. A death ends the patient's contracts with the institution's teams. A TB
+patient's first home visit is due `chronic_tb_first_visit_days` (3) after the notification; an SMI patient of
+danger grade 3–5 is seen again within `chronic_recheck_days`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy.orm import Session
+
+from yilianti.audit import service as audit
+from yilianti.authz.policy import require_patient
+from yilianti.authz.subject import Subject
+from yilianti.chronic import repository, service, teams
+from yilianti.config import get_settings
+from yilianti.exceptions import Conflict, InvalidInput, NotFound
+from yilianti.kit import clock
+from yilianti.kit.i18n import code_table
+from yilianti.models.chronic import ChronicFollowUp, ChronicRegistration
+from yilianti.models.chronic_registry import ChronicRegistrationEvent
+
+STATUSES = code_table("chronic.registration_status", {"under_care": "在管", "lost": "失访", "transferred": "已转出",
+                                                      "deceased": "已死亡"})
+RISKS = code_table("chronic.risk", {"low": "低危", "medium": "中危", "high": "高危", "very_high": "很高危"})
+SMI_GRADES = code_table("chronic.smi_grade", {str(g): f"{g}级" for g in range(6)})
+TB_PHASES = code_table("chronic.tb_phase", {"intensive": "强化期", "continuation": "继续期", "completed": "疗程结束"})
+EVENT_KINDS = code_table("chronic.event_kind", {"enrolled": "纳入管理", "status": "管理状态", "risk": "危险分层",
+                                               "phase": "治疗阶段"})
+SMI_REFER_GRADE = 3  # danger grade 3–5: refer at once, see again within two weeks
+
+
+def risk_codes(condition: str) -> dict[str, str]:
+    """The risk levels a registry uses: SMI's danger grades, none for TB, the four levels otherwise."""
+    return {"smi": dict(SMI_GRADES), "tb": {}}.get(condition, dict(RISKS))
+
+
+def value_label_kind(kind: str, condition: str) -> str | None:
+    """The code table of an event's from/to values (for labels on the page)."""
+    if kind == "status":
+        return "chronic.registration_status"
+    if kind == "risk":
+        return "chronic.smi_grade" if condition == "smi" else "chronic.risk"
+    return "chronic.tb_phase" if kind == "phase" else None
+
+
+@dataclass
+class EnrolIn:
+    patient_id: int | None
+    condition: str
+    icd10: str = ""
+    enrolled_on: date | None = None
+    team_id: int | None = None
+    risk_level: str | None = None
+    notified_on: date | None = None
+
+
+def _event(db: Session, subject: Subject, reg: ChronicRegistration, kind: str, old: str | None, new: str | None,
+           on: date, reason: str | None) -> ChronicRegistrationEvent:
+    e = ChronicRegistrationEvent(registration_id=reg.id, kind=kind, from_value=old, to_value=new, effective_on=on,
+                                 reason=(reason or "").strip()[:300] or None, user_id=subject.user_id)
+    db.add(e)
+    db.flush()
+    audit.record(db, subject, "update" if kind != "enrolled" else "create", "chronic_registration", reg.id,
+                 patient_id=reg.patient_id, reason=e.reason, detail={"field": kind, "from": old, "to": new})
+    return e
+
+
+def enrol(db: Session, subject: Subject, data: EnrolIn) -> ChronicRegistration:
+    """Enrol with the registry's own details; the first follow-up is planned by `service.enrol`, earlier for a
+    TB notification (home visit in 72 h) and for an SMI patient of danger grade 3–5."""
+    today = clock.today_local()
+    errors: dict[str, str] = {}
+    condition = data.condition
+    if condition not in service.CONDITIONS:
+        errors["condition"] = "请选择病种"
+    icd10 = data.icd10.strip().upper() or service.ICD10.get(condition, "")
+    if condition in service.CONDITIONS and service.condition_of(icd10) != condition:
+        errors["icd10"] = "ICD-10 编码与病种不符"
+    if data.risk_level and data.risk_level not in risk_codes(condition):
+        errors["risk_level"] = "危险分层无效"
+    day = data.enrolled_on or today
+    if day > today:
+        errors["enrolled_on"] = "纳入管理日期不能晚于今天"
+    notified = data.notified_on or (day if condition == "tb" else None)
+    if notified and notified > today:
+        errors["notified_on"] = "报告日期不能晚于今天"
+    if data.patient_id is None:
+        errors["patient_id"] = "请选择患者"
+    if errors:
+        raise InvalidInput(fields=errors)
+    assert data.patient_id is not None
+    reg = service.enrol(db, subject, data.patient_id, condition, team_id=data.team_id, enrolled_on=day)
+    reg.icd10, reg.risk_level, reg.notified_on = icd10[:16], data.risk_level or None, notified
+    reg.tb_phase = "intensive" if condition == "tb" else None
+    s = get_settings()
+    soon = None
+    if notified is not None:
+        soon = notified + timedelta(days=s.chronic_tb_first_visit_days)
+    elif condition == "smi" and data.risk_level and int(data.risk_level) >= SMI_REFER_GRADE:
+        soon = day + timedelta(days=min(s.chronic_recheck_days, s.chronic_first_follow_up_days))
+    for task in repository.open_follow_ups_of(db, reg.id):
+        if soon is not None and soon < task.due_on:
+            task.due_on = soon
+    _event(db, subject, reg, "enrolled", None, "under_care", day, None)
+    return reg
+
+
+def require_registration(db: Session, subject: Subject, registration_id: int) -> ChronicRegistration:
+    """A registration managed at the acting institution, its patient's read audited; 404 otherwise."""
+    reg = repository.registration(db, registration_id)
+    if reg is None or reg.institution_id != subject.acting_institution_id or not subject.is_clinical:
+        raise NotFound()
+    require_patient(db, subject, reg.patient_id, resource_type="chronic_registration", resource_id=reg.id)
+    return reg
+
+
+def _day(on: date | None, reg: ChronicRegistration) -> date:
+    today = clock.today_local()
+    day = on or today
+    if day > today:
+        raise InvalidInput(fields={"effective_on": "日期不能晚于今天"})
+    if day < reg.enrolled_on:
+        raise InvalidInput(fields={"effective_on": "日期不能早于纳入管理日期"})
+    return day
+
+
+def change_status(db: Session, subject: Subject, registration_id: int, status: str, reason: str | None = None,
+                  on: date | None = None) -> ChronicRegistration:
+    """Move a registration between under care, lost to follow-up, transferred and deceased (see the module)."""
+    reg = require_registration(db, subject, registration_id)
+    service._require_staff(subject, reg.institution_id)
+    if status not in STATUSES:
+        raise InvalidInput(fields={"status": "请选择管理状态"})
+    if status == reg.status:
+        raise Conflict("管理状态没有变化")
+    if reg.status == "deceased":
+        raise Conflict("已死亡的患者不能变更管理状态")
+    if status != "under_care" and not (reason or "").strip():
+        raise InvalidInput(fields={"reason": "请说明原因（如失访经过、转至何处）"})
+    day = _day(on, reg)
+    other = repository.registration_under_care(db, reg.patient_id, reg.condition) if status == "under_care" else None
+    if other is not None and other.id != reg.id:
+        raise Conflict("该患者已在此病种的管理中")
+    old, reg.status = reg.status, status
+    if status == "under_care":
+        task = ChronicFollowUp(registration_id=reg.id, patient_id=reg.patient_id, institution_id=reg.institution_id,
+                               team_id=reg.team_id, due_on=day + timedelta(days=get_settings().chronic_recheck_days),
+                               reason="recheck", status="open")
+        db.add(task)
+    else:
+        for task in repository.open_follow_ups_of(db, reg.id):
+            task.status = "cancelled"
+    db.flush()
+    _event(db, subject, reg, "status", old, status, day, reason)
+    if status == "deceased":
+        for c in repository.patient_contracts_at(db, reg.patient_id, reg.institution_id):
+            if c.status == "active":  # a renewal ends with the contract it renews
+                teams.terminate(db, subject, c.id, "deceased", reason, day)
+    return reg
+
+
+def set_risk(db: Session, subject: Subject, registration_id: int, level: str, reason: str | None = None,
+             on: date | None = None) -> ChronicRegistration:
+    """A new risk level or SMI danger grade; an SMI grade of 3–5 brings the open follow-up within two weeks."""
+    reg = require_registration(db, subject, registration_id)
+    service._require_staff(subject, reg.institution_id)
+    if level not in risk_codes(reg.condition):
+        raise InvalidInput(fields={"risk_level": "危险分层无效"})
+    if level == reg.risk_level:
+        raise Conflict("危险分层没有变化")
+    day = _day(on, reg)
+    old, reg.risk_level = reg.risk_level, level
+    if reg.condition == "smi" and int(level) >= SMI_REFER_GRADE:
+        soon = day + timedelta(days=get_settings().chronic_recheck_days)
+        for task in repository.open_follow_ups_of(db, reg.id):
+            task.due_on = min(task.due_on, soon)
+    db.flush()
+    _event(db, subject, reg, "risk", old, level, day, reason)
+    return reg
+
+
+def set_phase(db: Session, subject: Subject, registration_id: int, phase: str, reason: str | None = None,
+              on: date | None = None) -> ChronicRegistration:
+    """A TB patient's treatment phase: intensive → continuation → completed (the closing assessment)."""
+    reg = require_registration(db, subject, registration_id)
+    service._require_staff(subject, reg.institution_id)
+    if reg.condition != "tb":
+        raise NotFound()
+    if phase not in TB_PHASES:
+        raise InvalidInput(fields={"tb_phase": "请选择治疗阶段"})
+    order = list(TB_PHASES)
+    if reg.tb_phase and order.index(phase) <= order.index(reg.tb_phase):
+        raise Conflict("治疗阶段只能向前推进")
+    day = _day(on, reg)
+    old, reg.tb_phase = reg.tb_phase, phase
+    db.flush()
+    _event(db, subject, reg, "phase", old, phase, day, reason)
+    return reg

@@ -1,0 +1,62 @@
+"""Chronic care beyond the visit (issue 20): the history of a registration's status, risk and TB phase, and the
+screening rounds (筛查, 下乡巡诊) whose readings turn into suggested enrolments or referrals."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Date, Float, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from yilianti.models.base import Base, BigId, CreatedMixin, IdMixin
+
+
+class ChronicRegistrationEvent(IdMixin, CreatedMixin, Base):
+    """One change of a registration: its status (under care → lost, transferred, deceased, and back), its risk
+    level or danger grade, or its TB treatment phase — who, when, from, to and why."""
+
+    __tablename__ = "chronic_registration_event"
+
+    registration_id: Mapped[int] = mapped_column(BigId, ForeignKey("chronic_registration.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # enrolled | status | risk | phase
+    from_value: Mapped[str | None] = mapped_column(String(24))
+    to_value: Mapped[str | None] = mapped_column(String(24))
+    effective_on: Mapped[date] = mapped_column(Date)
+    reason: Mapped[str | None] = mapped_column(String(300))
+    user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("app_user.id"))
+
+
+class ScreeningRound(IdMixin, CreatedMixin, Base):
+    """A team's screening round in its villages (BP for residents 35+, the 65+ annual check, glucose)."""
+
+    __tablename__ = "chronic_screening_round"
+    __table_args__ = (Index("ix_screening_round_inst", "institution_id", "held_on"),)
+
+    institution_id: Mapped[int] = mapped_column(BigId, ForeignKey("institution.id"))
+    team_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("family_doctor_team.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # bp35 | elderly65 | glucose
+    village: Mapped[str | None] = mapped_column(String(100))
+    held_on: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | closed
+    created_by_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("app_user.id"))
+
+
+class ScreeningRecord(IdMixin, CreatedMixin, Base):
+    """One resident seen in a round: the readings, what they show, and what the responsible doctor did."""
+
+    __tablename__ = "chronic_screening_record"
+    __table_args__ = (Index("ix_screening_record_round", "round_id", "patient_id", unique=True),
+                      Index("ix_screening_record_patient", "patient_id", "measured_on"))
+
+    round_id: Mapped[int] = mapped_column(BigId, ForeignKey("chronic_screening_round.id"))
+    patient_id: Mapped[int] = mapped_column(BigId, ForeignKey("patient.id"))
+    measured_on: Mapped[date] = mapped_column(Date)
+    sbp: Mapped[int | None] = mapped_column(Integer)
+    dbp: Mapped[int | None] = mapped_column(Integer)
+    fasting_glucose: Mapped[float | None] = mapped_column(Float)
+    finding: Mapped[str] = mapped_column(String(16))  # normal | raised_bp | raised_glucose | urgent
+    suggestion: Mapped[str | None] = mapped_column(String(24))  # enrol_hypertension | enrol_diabetes | refer
+    outcome: Mapped[str] = mapped_column(String(16), default="none")  # none | pending | enrolled | referred | dismissed
+    handled_by_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("app_user.id"))
+    handled_at: Mapped[datetime | None] = mapped_column()
+    recorded_by_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("app_user.id"))
