@@ -1,0 +1,202 @@
+"""API shapes of chronic care: teams and members, contracts, signing rates, registrations with their history,
+screening rounds and records (the routes: chronic/care_api.py)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from yilianti.kit.schemas import Day, Id
+
+Role = Literal["gp", "nurse", "public_health", "specialist"]
+Package = Literal["basic", "personalised"]
+EndReason = Literal["moved", "deceased", "request", "changed_team", "other"]
+Condition = Literal["hypertension", "diabetes_t2", "smi", "tb"]
+Status = Literal["under_care", "lost", "transferred", "deceased"]
+Risk = Literal["low", "medium", "high", "very_high", "0", "1", "2", "3", "4", "5"]
+Phase = Literal["intensive", "continuation", "completed"]
+ScreeningKind = Literal["bp35", "elderly65", "glucose"]
+Decision = Literal["enrol", "refer", "dismiss"]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class MemberIn(BaseModel):
+    user_id: Id
+    role: Role
+    lead: bool = Field(default=False, description="make this member the team lead (团队长)")
+
+
+class MemberOut(_Out):
+    id: int
+    user_id: int
+    role: str
+    is_lead: bool
+    name: str | None = None
+
+
+class TeamOut(_Out):
+    id: int
+    institution_id: int
+    name: str
+    village: str | None
+    members: list[MemberOut] = []
+
+
+class ContractIn(BaseModel):
+    patient_id: Id
+    package: Package = "basic"
+    start_on: Day | None = Field(default=None, description="default today (Asia/Shanghai)")
+
+
+class RenewIn(BaseModel):
+    package: Package | None = Field(default=None, description="default the old contract's package")
+
+
+class TerminateIn(BaseModel):
+    reason: EndReason
+    note: str | None = Field(default=None, max_length=300, description="required when reason is other")
+    terminated_on: Day | None = Field(default=None, description="default today; not in the future")
+
+
+class ContractOut(_Out):
+    id: int
+    patient_id: int
+    team_id: int
+    package: str
+    start_on: date
+    end_on: date
+    status: str
+    state: str = Field(description="active | expiring | pending | expired | terminated, on today")
+    renewal_of_id: int | None
+    terminated_on: date | None
+    termination_reason: str | None
+    termination_note: str | None
+
+
+class RateOut(BaseModel):
+    population: str
+    residents: int
+    signed: int
+    percent: float | None
+
+
+class TeamRatesOut(BaseModel):
+    team_id: int | None = Field(description="null: the whole institution")
+    name: str
+    village: str | None
+    rates: list[RateOut]
+
+
+class EnrolIn(BaseModel):
+    patient_id: Id
+    condition: Condition
+    icd10: str = Field(default="", max_length=16, description="blank: the condition's default code")
+    enrolled_on: Day | None = None
+    team_id: Id | None = None
+    risk_level: Risk | None = Field(default=None, description="HTN/T2DM low…very_high; SMI danger grade 0–5")
+    notified_on: Day | None = Field(default=None, description="TB: the notification (first visit within 72 h)")
+
+
+class ChangeIn(BaseModel):
+    reason: str | None = Field(default=None, max_length=300)
+    effective_on: Day | None = None
+
+
+class StatusIn(ChangeIn):
+    status: Status
+
+
+class RiskIn(ChangeIn):
+    risk_level: Risk
+
+
+class PhaseIn(ChangeIn):
+    tb_phase: Phase
+
+
+class RegistrationOut(_Out):
+    id: int
+    patient_id: int
+    condition: str
+    icd10: str
+    enrolled_on: date
+    institution_id: int
+    team_id: int | None
+    responsible_user_id: int | None
+    status: str
+    risk_level: str | None
+    tb_phase: str | None
+    notified_on: date | None
+
+
+class EventOut(_Out):
+    kind: str
+    from_value: str | None
+    to_value: str | None
+    effective_on: date
+    reason: str | None
+    user_id: int | None
+    created_at: datetime
+
+
+class NextFollowUpOut(_Out):
+    id: int
+    due_on: date
+    reason: str
+
+
+class RegistrationDetailOut(RegistrationOut):
+    events: list[EventOut]
+    next_follow_up: NextFollowUpOut | None
+
+
+class RoundIn(BaseModel):
+    kind: ScreeningKind
+    held_on: Day
+    team_id: Id | None = None
+    village: str | None = Field(default=None, max_length=100)
+
+
+class RoundOut(_Out):
+    id: int
+    institution_id: int
+    team_id: int | None
+    kind: str
+    village: str | None
+    held_on: date
+    status: str
+
+
+class ReadingIn(BaseModel):
+    patient_id: Id
+    sbp: int | None = Field(default=None, ge=50, le=300, description="mmHg")
+    dbp: int | None = Field(default=None, ge=30, le=200, description="mmHg")
+    fasting_glucose: float | None = Field(default=None, ge=1.0, le=40.0, description="mmol/L")
+    measured_on: Day | None = Field(default=None, description="default the round's day")
+
+
+class RecordOut(_Out):
+    id: int
+    round_id: int
+    patient_id: int
+    measured_on: date
+    sbp: int | None
+    dbp: int | None
+    fasting_glucose: float | None
+    finding: str = Field(description="normal | raised_bp | raised_glucose | raised_both | urgent")
+    suggestion: str | None = Field(description="enrol_hypertension | enrol_diabetes | enrol_both | refer")
+    outcome: str = Field(description="none | pending | enrolled | referred | dismissed")
+
+
+class RoundDetailOut(RoundOut):
+    records: list[RecordOut]
+
+
+class DecisionIn(BaseModel):
+    action: Decision
+    note: str | None = Field(default=None, max_length=300, description="required to dismiss")
