@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from tests import builders as b
 from yilianti.auth.service import build_subject
+from yilianti.demo import chronic as demo_chronic
 from yilianti.demo import cockpit as demo_cockpit
 from yilianti.demo import dataset, loader, recognition, referrals
 from yilianti.demo import empi as demo_empi
@@ -50,7 +51,8 @@ from yilianti.models.scheduling import (
 )
 
 PATIENTS = (300 + 36 + referrals.PATIENTS + recognition.PATIENTS + demo_empi.PATIENTS
-            + demo_cockpit.PATIENTS)  # first data set, 36 at 太阳宫 (booking), referral, recognition data
+            + demo_cockpit.PATIENTS + demo_chronic.PATIENTS)  # first data set, 36 at 太阳宫 (booking), referral,
+# recognition, EMPI, cockpit data and 高桥镇's residents (chronic care)
 
 
 def _inst(db: Session, name: str) -> Institution:
@@ -266,7 +268,8 @@ def test_patients_have_valid_resident_ids_matching_birth_date_and_sex(db: Sessio
             assert p.guardian_relation and validate.mobile(p.guardian_phone or "") == p.guardian_phone
         else:
             assert validate.mobile(p.phone or "") == p.phone
-        assert p.address and p.city and p.address.startswith(("天津市", "河北省廊坊市", "北京市朝阳区", "河北省保定市"))
+        assert p.address and p.city and p.address.startswith(("天津市", "河北省廊坊市", "北京市朝阳区", "河北省保定市",
+                                                              "福建省三明市沙县区"))
     children = [p for p in patients if p.birth_date and p.birth_date.year >= 2012]
     assert len(children) > 80 and all(c.guardian_name for c in children)
     # the region codes are in the registering institution's region

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from yilianti.demo import chronic as demo_chronic
 from yilianti.demo import cockpit as demo_cockpit
 from yilianti.demo import consultation as demo_consultation
 from yilianti.demo import diagnostics as demo_diagnostics
@@ -25,7 +26,7 @@ def load_demo(db: Session) -> list[DemoAccount]:
     if not loader.is_loaded(db):
         loader.load_base(db)
     for part in (scheduling, referrals, recognition, empi, demo_consultation, demo_diagnostics, demo_media,
-                 demo_cockpit):
+                 demo_cockpit, demo_chronic):
         if not part.is_loaded(db):
             part.load(db)
     return loader.demo_accounts()

@@ -58,7 +58,7 @@ from yilianti.models.workforce import PracticeSite, Practitioner, Title
 from yilianti.patients import service as patient_service
 
 __all__ = [
-    "DEMO_PASSWORD", "NAMESAKES", "RECOGNITION_ACCOUNTS", "REFERRAL_ACCOUNTS", "SCHEDULING_ACCOUNTS", "TWINS", "DemoAccount", "alliances_data", "demo_accounts",
+    "CHRONIC_ACCOUNTS", "DEMO_PASSWORD", "NAMESAKES", "RECOGNITION_ACCOUNTS", "REFERRAL_ACCOUNTS", "SCHEDULING_ACCOUNTS", "TWINS", "DemoAccount", "alliances_data", "demo_accounts",
     "is_loaded", "resident_id_for",
 ]
 
@@ -160,6 +160,16 @@ DIAGNOSTICS_ACCOUNTS: tuple[_AccountSpec, ...] = (
 )
 
 
+# Added with chronic care (demo/chronic.py creates them behind its own marker): the family-doctor team of
+# 沙县区总医院高桥分院 — its general practitioner (the team lead), nurse and public-health worker — and the
+# endocrinologist of 沙县区总医院 who is the team's specialist. `staff` names the 全科 / specialist department.
+CHRONIC_ACCOUNTS: tuple[_AccountSpec, ...] = (
+    _AccountSpec("gaoqiao-doctor", Role.doctor, "沙县区总医院高桥分院", "", staff="全科"),
+    _AccountSpec("gaoqiao-nurse", Role.nurse, "沙县区总医院高桥分院", "", staff="全科"),
+    _AccountSpec("gaoqiao-phw", Role.nurse, "沙县区总医院高桥分院", "", staff="预防保健科"),
+    _AccountSpec("shaxian-doctor", Role.doctor, "沙县区总医院", "", staff="内分泌科"),
+)
+
 # Added with the cockpit (demo/cockpit.py creates the authority and the account behind its own marker).
 COCKPIT_ACCOUNTS: tuple[_AccountSpec, ...] = (
     _AccountSpec("langfang-commission", Role.health_commission, "廊坊市卫生健康委员会", "廊坊市卫健委医政科"),
@@ -170,7 +180,7 @@ def demo_accounts() -> list[DemoAccount]:
     """The demo accounts (one line each is printed by `make demo`)."""
     return [DemoAccount(a.username, DEMO_PASSWORD, str(a.role), a.institution or PLATFORM)
             for a in (*_ACCOUNTS, *SCHEDULING_ACCOUNTS, *REFERRAL_ACCOUNTS, *RECOGNITION_ACCOUNTS,
-                      *DIAGNOSTICS_ACCOUNTS, *COCKPIT_ACCOUNTS)]
+                      *DIAGNOSTICS_ACCOUNTS, *COCKPIT_ACCOUNTS, *CHRONIC_ACCOUNTS)]
 
 
 @dataclass(frozen=True)
@@ -516,6 +526,7 @@ _REGIONS: dict[str, tuple[str, list[str], bool]] = {
     "131024-v": ("河北省廊坊市香河县渠口镇", ["渠口村", "东营村", "西营村", "南庄村", "北辛庄村"], True),
     "130602": ("河北省保定市竞秀区", ["东风中路", "朝阳北大街", "七一西路", "复兴中路", "天威西路"], False),
     "110105": ("北京市朝阳区", ["太阳宫中路", "太阳宫北街", "西坝河南路", "曙光西里", "芍药居北里", "夏家园"], False),
+    "350427-v": ("福建省三明市沙县区高桥镇", ["高桥村", "上坪村", "新桥村", "官庄村", "上洋村"], True),
 }
 
 
