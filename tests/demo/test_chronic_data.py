@@ -4,8 +4,6 @@ count straight from the tables confirms."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from sqlalchemy import text
 
 from tests import builders as b

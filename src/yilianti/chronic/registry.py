@@ -11,7 +11,7 @@ danger grade 3–5 is seen again within `chronic_recheck_days`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from sqlalchemy.orm import Session
@@ -60,6 +60,7 @@ class EnrolIn:
     team_id: int | None = None
     risk_level: str | None = None
     notified_on: date | None = None
+    errors: dict[str, str] = field(default_factory=dict)  # a form's half-typed values, reported with the rest
 
 
 def _event(db: Session, subject: Subject, reg: ChronicRegistration, kind: str, old: str | None, new: str | None,
@@ -68,8 +69,9 @@ def _event(db: Session, subject: Subject, reg: ChronicRegistration, kind: str, o
                                  reason=(reason or "").strip()[:300] or None, user_id=subject.user_id)
     db.add(e)
     db.flush()
-    audit.record(db, subject, "update" if kind != "enrolled" else "create", "chronic_registration", reg.id,
-                 patient_id=reg.patient_id, reason=e.reason, detail={"field": kind, "from": old, "to": new})
+    if kind != "enrolled":  # the enrolment itself is audited by service.enrol
+        audit.record(db, subject, "update", "chronic_registration", reg.id, patient_id=reg.patient_id,
+                     reason=e.reason, detail={kind: {"from": old, "to": new}})
     return e
 
 
@@ -77,7 +79,7 @@ def enrol(db: Session, subject: Subject, data: EnrolIn) -> ChronicRegistration:
     """Enrol with the registry's own details; the first follow-up is planned by `service.enrol`, earlier for a
     TB notification (home visit in 72 h) and for an SMI patient of danger grade 3–5."""
     today = clock.today_local()
-    errors: dict[str, str] = {}
+    errors: dict[str, str] = dict(data.errors)
     condition = data.condition
     if condition not in service.CONDITIONS:
         errors["condition"] = "请选择病种"

@@ -69,10 +69,8 @@ async def enrol(request: Request, db: DB, subject: Clinical) -> Response:
     data = registry.EnrolIn(patient_id=opt_int(values.get("patient_id")), condition=values.get("condition", ""),
                             icd10=values.get("icd10", ""), enrolled_on=forms.day(values, "enrolled_on", errors),
                             team_id=opt_int(values.get("team_id")), risk_level=values.get("risk_level") or None,
-                            notified_on=forms.day(values, "notified_on", errors))
+                            notified_on=forms.day(values, "notified_on", errors), errors=errors)
     try:
-        if errors:
-            raise InvalidInput(fields=errors)
         reg = registry.enrol(db, subject, data)
     except AppError as exc:
         db.rollback()

@@ -13,8 +13,8 @@ tuberculosis, and whose township doctor phones the patient who forgot the monthl
 - A year of follow-ups, recorded through the services under a frozen clock (the national intervals: a controlled
   patient every 90 days, a re-check within two weeks), with the odd visit missed — those are overdue today.
 - 王辉煌 (上坪村, born 1961): his diabetes found on a glucose screening round 13 months ago (fasting glucose
-  11.2 mmol/L), enrolled and signed that day, seen every quarter since — and his last follow-up, due three weeks
-  ago, missed: he is on the overdue list.
+  11.2 mmol/L), enrolled and signed that day (renewed a year later), seen every quarter since — and his last
+  follow-up, due three weeks ago, missed: he is on the overdue list.
 - A BP screening round in 新桥村 last month: raised readings awaiting the doctor's decision, one urgent referral.
 """
 
@@ -193,8 +193,11 @@ def load(db: Session) -> dict[str, Any]:
                     pid, r.randint(112, 138), r.randint(70, 88), round(r.uniform(4.6, 6.6), 1)))
     with _on(found_on, 15):
         screening.decide(db, d.doctor, rec.id, "enrol")
-        service.sign_contract(db, d.doctor, team_id, wang, "personalised", found_on)
+        contract = service.sign_contract(db, d.doctor, team_id, wang, "personalised", found_on)
+    with _on(contract.end_on - timedelta(days=14)):  # renewed at his visit two weeks before the year ran out
+        teams.renew(db, d.doctor, contract.id)
     d.counts["contracts"] += 1
+    d.counts["renewals"] += 1
     wang_reg = db.scalar(select(ChronicRegistration).where(ChronicRegistration.patient_id == wang))
     assert wang_reg is not None
     with _on(found_on, 15):
@@ -270,7 +273,7 @@ def load(db: Session) -> dict[str, Any]:
             urgent.sbp, urgent.dbp, urgent.finding, urgent.suggestion = 186, 112, "urgent", "refer"
             screening.decide(db, d.doctor, urgent.id, "refer")
 
-    detail = {"team_id": team_id, "patients": PATIENTS, "wang": wang, **d.counts}
+    detail = {"patients": PATIENTS, **d.counts}
     audit.record(db, None, MARKER_ACTION, loader.MARKER_RESOURCE, "chronic", channel="cli", detail=detail)
     db.flush()
     return detail
