@@ -144,10 +144,6 @@ def registered_conditions(db: Session, institution_id: int) -> list[tuple[int, s
 
 # ------------------------------------------------------------------------------- the registries (registry.py)
 
-def registration(db: Session, registration_id: int) -> ChronicRegistration | None:
-    return db.get(ChronicRegistration, registration_id)
-
-
 def registration_rows(subject: Subject, institution_id: int, *, condition: str = "", risk: str = "",
                       team_id: int | None = None, status: str = "") -> Select[Any]:
     """The institution's registrations with their patients the subject may see, newest first."""

@@ -4,8 +4,9 @@ the hypertension or diabetes registry, or refer at once — who enrols, refers o
 names, per village, the residents 35 and over whose blood pressure nobody measured this year (BP for everyone
 35+ at least once a year; the hypertension registry's patients are measured at every follow-up).
 
-Thresholds are the follow-up rules' (chronic/service.py): SBP ≥ 180 or DBP ≥ 110, glucose ≥ 16.7 or ≤ 3.9 mmol/L
-urgent; SBP ≥ 140 or DBP ≥ 90 raised blood pressure; fasting glucose ≥ 7.0 mmol/L raised glucose."""
+Thresholds are the follow-up rules' (chronic/rules.py, settings with the national defaults): SBP ≥ 180 or
+DBP ≥ 110, glucose ≥ 16.7 or ≤ 3.9 mmol/L urgent; SBP ≥ 140 or DBP ≥ 90 raised blood pressure; fasting glucose
+≥ 7.0 mmol/L raised glucose."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 from yilianti.audit import service as audit
 from yilianti.authz.policy import require_patient
 from yilianti.authz.subject import Subject
-from yilianti.chronic import registry, repository, service, teams
+from yilianti.chronic import registry, repository, rules, service, teams
 from yilianti.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
 from yilianti.kit.i18n import code_table
@@ -35,16 +36,14 @@ SUGGESTIONS = code_table("chronic.suggestion", {"enrol_hypertension": "建议纳
 OUTCOMES = code_table("chronic.screening_outcome", {"none": "无需处理", "pending": "待医生处理", "enrolled": "已纳入管理",
                                                     "referred": "已转诊", "dismissed": "医生已排除"})
 SCREEN_AGE = 35
-RAISED_GLUCOSE = service.TARGET_GLUCOSE
 
 
 def finding(sbp: int | None, dbp: int | None, glucose: float | None) -> str:
-    if ((sbp or 0) >= service.URGENT_SBP or (dbp or 0) >= service.URGENT_DBP
-            or (glucose is not None and (glucose >= service.URGENT_GLUCOSE_HIGH
-                                         or glucose <= service.URGENT_GLUCOSE_LOW))):
+    """normal | raised_bp | raised_glucose | raised_both | urgent, by the follow-up rules (chronic/rules.py)."""
+    if rules.urgent_values("diabetes_t2", sbp, dbp, glucose):  # BP for everyone, glucose both ways
         return "urgent"
-    bp = (sbp or 0) >= service.TARGET_SBP or (dbp or 0) >= service.TARGET_DBP
-    glu = glucose is not None and glucose >= RAISED_GLUCOSE
+    bp = (sbp is not None or dbp is not None) and not rules.controlled("hypertension", sbp or 0, dbp or 0, None)
+    glu = glucose is not None and not rules.controlled("diabetes_t2", None, None, glucose)
     return "raised_both" if bp and glu else "raised_bp" if bp else "raised_glucose" if glu else "normal"
 
 

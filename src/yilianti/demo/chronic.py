@@ -166,6 +166,8 @@ class _Demo:
             with _on(day, 10):
                 task = service.record_follow_up(self.db, self.doctor, task.id, service.VisitIn(
                     done_on=day, sbp=sbp, dbp=dbp, fasting_glucose=glucose,
+                    visit_mode=self.r.choice(["clinic", "clinic", "home"]),
+                    adherence="regular" if ok else self.r.choice(["regular", "intermittent"]),
                     note=None if ok else self.r.choice(["调整用药，嘱低盐饮食", "加用药物，两周后复查", "嘱规律服药、适量运动"])))
             self.counts["follow_ups"] += 1
 
