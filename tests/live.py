@@ -6,12 +6,16 @@ asyncpg pool: they are tested as member systems use them — over HTTP with API 
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -89,3 +93,41 @@ def fast_and_reference(url: str, token: str, setting: str, stats: Counter[str],
         setattr(settings, setting, True)
     assert stats["statement"] - before == served  # the reference request did not take the fast path
     return fast, ref, served
+
+
+CLI = [sys.executable, "-c", "import sys; from yilianti.cli import main; sys.exit(main())"]
+
+
+@contextmanager
+def serving(env: dict[str, str], nodes: int = 1) -> Iterator[list[tuple[subprocess.Popen[bytes], str]]]:
+    """`yilianti serve` in `nodes` processes of their own (started together) with these environment variables,
+    ready; yields [(the process, its base URL)]; each stopped with SIGTERM at the end unless already gone. Their
+    output goes to log files beside YILIANTI_AUDIT_JOURNAL_DIR (shown when one does not start)."""
+    started = []
+    for _ in range(nodes):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        log = Path(env["YILIANTI_AUDIT_JOURNAL_DIR"]).parent / f"serve-{port}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen([*CLI, "serve"], env={**env, "YILIANTI_PORT": str(port)}, stdout=out,
+                                    stderr=subprocess.STDOUT)
+        started.append((proc, f"http://127.0.0.1:{port}", log))
+    try:
+        deadline = time.monotonic() + 120  # a loaded machine takes long to import and build the app
+        for proc, base, log in started:
+            while True:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
+                time.sleep(0.2)
+        yield [(proc, base) for proc, base, _log in started]
+    finally:
+        for proc, _base, _log in started:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc, _base, _log in started:
+            proc.wait(timeout=60)

@@ -160,6 +160,12 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = 5.0
     # the hot paths' read audits are written in batches at least this often (DOMAIN.md §4b: ≤ 1 s)
     audit_flush_seconds: float = 1.0
+    # ... and appended to a local journal before the answer is sent, replayed at start after a crash
+    # (audit/batch.py): its directory (empty = var_dir/audit-journal) and when it is fsync'd: "interval" (once
+    # per flush: a killed process loses nothing, a machine that loses power the reads of the last interval) or
+    # "always" (before each answer: nothing lost even then, at the cost of an fsync per read)
+    audit_journal_dir: str = ""
+    audit_journal_fsync: Literal["interval", "always"] = "interval"
 
     # referral routing help: how many days ahead free reserved slots are offered
     referral_routing_days: int = 14

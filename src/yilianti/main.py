@@ -61,6 +61,20 @@ def _routers_of(name: str) -> list[APIRouter]:
     return routers
 
 
+async def _replay_read_audits() -> None:
+    """The read audits a killed web process journaled but did not write (audit/batch.py), written before serving."""
+    from yilianti.audit import batch
+    from yilianti.fastdb import pool as fastpool
+
+    if not fastpool.on_postgresql() or not any(batch.journal_dir().glob("*.jsonl")):
+        return
+    try:
+        await batch.replay()
+    except Exception:
+        logging.getLogger("yilianti").exception("replaying the read-audit journals failed; they are kept for the "
+                                                "next start")
+
+
 def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.resolved_data_keys()  # generated into var/data.keys (0600) on first run
@@ -68,6 +82,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await _replay_read_audits()
         runner = None
         if in_process_jobs:
             from yilianti.worker.runner import JobRunner

@@ -2,7 +2,7 @@
 
 from yilianti.models.alliance import Alliance, Department, Institution, Membership
 from yilianti.models.attachment import Attachment
-from yilianti.models.audit import AuditEvent, AuditSeal
+from yilianti.models.audit import AuditEvent, AuditJournalMark, AuditSeal
 from yilianti.models.auth import ApiToken, LoginSession, RoleAssignment, User
 from yilianti.models.base import Base
 from yilianti.models.chronic import (
@@ -77,7 +77,8 @@ from yilianti.models.transfer import CriticalTransfer, TransferMilestone
 from yilianti.models.workforce import PracticeSite, Practitioner
 
 __all__ = [
-    "AccessGrant", "Alliance", "ApiToken", "AuditEvent", "AuditSeal", "Base", "CareRelationship", "Consent",
+    "AccessGrant", "Alliance", "ApiToken", "AuditEvent",
+    "AuditJournalMark", "AuditSeal", "Base", "CareRelationship", "Consent",
     "Department", "Institution", "Membership", "Notification", "OutboxMessage", "Patient",
     "LoginSession", "PatientIdentifier", "PracticeSite", "Practitioner", "RoleAssignment", "User",
     "BedReservation", "Booking", "BookingRequest", "ClinicSession", "Closure", "Schedule", "ScheduleTemplate",

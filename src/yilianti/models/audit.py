@@ -50,3 +50,14 @@ class AuditSeal(IdMixin, Base):
     algorithm: Mapped[str] = mapped_column(String(16))  # sha256 | sm3
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditJournalMark(Base):
+    """How far the rows of one web process's read-audit journal (audit/batch.py) are in `audit_event`: the
+    journal's last sequence number written, moved in the same transaction as the rows, so that replaying the
+    journal after a crash writes each row exactly once."""
+
+    __tablename__ = "audit_journal_mark"
+
+    journal: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigId)
