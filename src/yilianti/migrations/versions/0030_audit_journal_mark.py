@@ -1,7 +1,7 @@
 """The read-audit journal's marks (audit/batch.py): how far each web process's journal is in audit_event.
 
-Revision ID: 0028
-Revises: 0027
+Revision ID: 0030
+Revises: 0029
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from alembic import op
 
 from yilianti.models.base import BigId
 
-revision = '0028'
-down_revision = '0027'
+revision = '0030'
+down_revision = '0029'
 branch_labels = None
 depends_on = None
 
