@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from typing import Any
 
-from yilianti.fhir.wire import CODE_SYSTEM
+from yilianti.fhir.wire import CODE_SYSTEM, digits
 from yilianti.kit import clock
 from yilianti.kit.i18n import label
 from yilianti.models.alliance import Alliance, Institution, Membership
@@ -85,7 +85,7 @@ def authority_of(system: str) -> str | None:
     for authority, (known, _, _) in AUTHORITIES.items():
         if system == known:
             return str(authority)
-    if system.startswith(SID + "mrn/") and system[len(SID) + 4:].isdigit():
+    if system.startswith(SID + "mrn/") and digits(system[len(SID) + 4:]):
         return MRN_PREFIX + system[len(SID) + 4:]
     return None
 
@@ -96,7 +96,7 @@ def identifier(row: PatientIdentifier) -> dict[str, Any]:
         out = {"use": "usual", "type": {"coding": [{"system": V2_0203, "code": "MR"}], "text": "病案号"},
                "system": identifier_system(authority), "value": row.value}
         inst = authority[len(MRN_PREFIX):]
-        if inst.isdigit():
+        if digits(inst):
             out["assigner"] = ref("Organization", inst)
         return out
     system, type_code, text = AUTHORITIES.get(authority, (identifier_system(authority), "", authority))

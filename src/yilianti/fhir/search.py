@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, false, or_
 
 from yilianti.exceptions import AppError
+from yilianti.fhir.wire import digits
 from yilianti.kit import clock
 from yilianti.kit.repository import MAX_PER_PAGE
 
@@ -59,7 +60,7 @@ class Query:
 
 
 def _int(name: str, value: str, low: int, high: int) -> int:
-    if not value.isdigit() or not low <= int(value) <= high:
+    if not digits(value) or not low <= int(value) <= high:
         raise BadSearch("检索参数无效", fields={name: "应为允许范围内的整数"})
     return int(value)
 
@@ -114,10 +115,11 @@ def reference(value: str, type_: str) -> int | None:
     tail = value.rstrip("/").split("/")
     if len(tail) >= 2 and tail[-2] != type_:
         return None
-    return int(tail[-1]) if tail[-1].isdigit() and len(tail[-1]) < 16 else None
+    return int(tail[-1]) if digits(tail[-1]) and len(tail[-1]) < 16 else None
 
 
 _PREFIX = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb|ap)?(.*)$")
+YEARS = range(1800, 2201)  # dates a search may name: beyond them the arithmetic (a day later, UTC) overflows
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 
 
@@ -127,6 +129,8 @@ def _range(text: str, name: str) -> tuple[date, date] | tuple[datetime, datetime
     try:
         if m:
             y, mo, d = int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1)
+            if y not in YEARS:
+                raise ValueError(text)
             first = date(y, mo, d)
             if m.group(3):
                 return first, first + timedelta(days=1)
@@ -134,6 +138,8 @@ def _range(text: str, name: str) -> tuple[date, date] | tuple[datetime, datetime
                 return first, date(y + (mo == 12), mo % 12 + 1, 1)
             return first, date(y + 1, 1, 1)
         at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if at.year not in YEARS:
+            raise ValueError(text)
     except (ValueError, OverflowError):
         raise BadSearch("日期格式无效", fields={name: text[:50]}) from None
     if at.tzinfo is None:
@@ -172,7 +178,7 @@ def string_clause(column: Any, modifier: str | None, values: list[str]) -> Colum
 
 
 def ids_clause(column: Any, values: list[str]) -> ColumnElement[bool]:
-    ids = [int(v) for v in values if v.isdigit() and len(v) < 16]
+    ids = [int(v) for v in values if digits(v) and len(v) < 16]
     return column.in_(ids) if ids else false()
 
 

@@ -27,6 +27,7 @@ from yilianti.exceptions import AppError, Conflict, Forbidden, InvalidInput, Not
 from yilianti.fhir import mapping, repository
 from yilianti.fhir.search import (
     COMMON,
+    YEARS,
     BadSearch,
     Param,
     Query,
@@ -38,7 +39,7 @@ from yilianti.fhir.search import (
     string_clause,
     token,
 )
-from yilianti.fhir.wire import PreconditionFailed, etag_matches, versioned
+from yilianti.fhir.wire import PreconditionFailed, digits, etag_matches, versioned
 from yilianti.kit import clock, validate
 from yilianti.kit import repository as kit
 from yilianti.kit.repository import MAX_PER_PAGE
@@ -92,7 +93,7 @@ def _params(*extra: Param) -> dict[str, Param]:
 def int_id(value: str, prefix: str = "") -> int:
     """A logical id (`123`, or `<prefix>123`) as the row id; NotFound for anything else."""
     rest = value[len(prefix):] if prefix and value.startswith(prefix) else (None if prefix else value)
-    if rest is None or not rest.isdigit() or len(rest) > 15 or int(rest) == 0:
+    if rest is None or not digits(rest) or len(rest) > 15 or int(rest) == 0:
         raise NotFound()
     return int(rest)
 
@@ -191,7 +192,7 @@ def _alliance_ids(values: list[str]) -> list[int]:
     ids = []
     for v in values:
         tail = v.rstrip("/").split("/")[-1]
-        if tail.startswith(mapping.ALLIANCE_PREFIX) and tail[len(mapping.ALLIANCE_PREFIX):].isdigit():
+        if tail.startswith(mapping.ALLIANCE_PREFIX) and digits(tail[len(mapping.ALLIANCE_PREFIX):]):
             ids.append(int(tail[len(mapping.ALLIANCE_PREFIX):]))
     return ids
 
@@ -322,7 +323,7 @@ ROLE_PARAMS = {p.name: p for p in (
 
 
 def _role_ids(values: list[str], prefix: str) -> list[int]:
-    return [int(v[len(prefix):]) for v in values if v.startswith(prefix) and v[len(prefix):].isdigit()
+    return [int(v[len(prefix):]) for v in values if v.startswith(prefix) and digits(v[len(prefix):])
             and len(v) - len(prefix) < 16]
 
 
@@ -723,6 +724,8 @@ def _audit_filter(q: Query) -> AuditFilter:
                     prefix, day_ = (v[:2], v[2:]) if v[:2] in ("ge", "le", "eq") else ("eq", v)
                     try:
                         when = date.fromisoformat(day_)
+                        if when.year not in YEARS:
+                            raise ValueError(day_)
                     except ValueError:
                         raise BadSearch("日期格式无效", fields={"date": v[:50]}) from None
                     if prefix in ("ge", "eq"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 from starlette.responses import Response
@@ -25,6 +26,14 @@ ISSUE_CODE = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 
               406: "not-supported", 409: "conflict", 410: "deleted", 412: "conflict", 413: "too-costly",
               415: "not-supported", 422: "processing", 423: "security", 428: "required", 429: "throttled",
               503: "transient"}
+
+
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def digits(value: str) -> bool:
+    """ASCII digits only (str.isdigit also takes "¹" and "٣", which int() refuses)."""
+    return _DIGITS.fullmatch(value) is not None
 
 
 def is_fhir_path(path: str) -> bool:
