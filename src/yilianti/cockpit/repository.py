@@ -251,9 +251,9 @@ def insert_referral_rollups(db: Session, alliance_ids: Sequence[int], start: dat
     # grouped outside: PostgreSQL would not match a GROUP BY expression carrying bind parameters of its own
     columns = (rows.c.a, rows.c.k, rows.c.d, rows.c.f, rows.c.t, rows.c.dep)
     grouped = select(*columns, func.count(), cast(func.count(), Float)).group_by(*columns)
-    result = db.execute(insert(CockpitRollup).from_select(
+    result = db.connection().execution_options(preserve_rowcount=True).execute(insert(CockpitRollup).from_select(
         ["alliance_id", "measure", "day", "party_a", "party_b", "department_id", "n", "total"], grouped))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return max(int(result.rowcount or 0), 0)
 
 
 def delete_rollups(db: Session, alliance_ids: Sequence[int], start: date, end: date) -> None:
@@ -264,11 +264,12 @@ def delete_rollups(db: Session, alliance_ids: Sequence[int], start: date, end: d
 
 
 def insert_rollups(db: Session, rows: list[dict[str, Any]], days: list[dict[str, Any]]) -> None:
-    """Bulk insert (Core: one statement per batch, no ORM objects)."""
-    if rows:
-        db.execute(insert(CockpitRollup), rows)
-    if days:
-        db.execute(insert(CockpitRollupDay), days)
+    """Bulk insert as multi-row VALUES statements (a few thousand rows each, under SQLite's 32,766 parameters):
+    one round trip per batch rather than one per row."""
+    conn = db.connection()
+    for model, batch, size in ((CockpitRollup, rows, 3000), (CockpitRollupDay, days, 8000)):
+        for i in range(0, len(batch), size):
+            conn.execute(insert(model).values(batch[i:i + size]))
 
 
 def built_days(db: Session, alliance_id: int, start: date, end: date) -> set[date]:
