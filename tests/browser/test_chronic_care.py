@@ -83,7 +83,7 @@ def test_chronic_care_on_a_phone_and_a_desktop(live_server, page) -> None:  # ty
     page.select_option("#f-condition", "tb")
     page.fill("#f-icd10", "A15.0")
     page.click("#enrol-form button[type=submit]")
-    page.wait_for_url(f"{base}/chronic/registrations/*")
+    page.wait_for_url(f"{base}/chronic/registrations/**")
     assert "强化期" in page.locator("#registration-facts").inner_text()
     _fits(page, 390, "registration")
     _shot(page, "registration-phone")
