@@ -166,6 +166,9 @@ def test_a_visit_or_a_lab_result_raises_an_alarm_that_becomes_a_prefilled_urgent
         assert item.count == 2 and item.url == "/chronic/alarms?status=open"
 
         csrf = b.login(client, "gqdoctor")
+        # the patient's next follow-up shows both open alarms with their buttons
+        visit_page = client.get(f"/chronic/follow-ups/{nxt.id}").text
+        assert 'id="patient-alarms"' in visit_page and visit_page.count("确认并发起紧急上转") == 2
         page = client.get(item.url)
         assert re.search(r'id="list-total">共 2 条', page.text) and "血糖过高" in page.text
         r = client.post(f"/chronic/alarms/{alarm.id}/acknowledge", data={"csrf_token": csrf, "refer": "1"},

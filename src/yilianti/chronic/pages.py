@@ -93,6 +93,7 @@ def _visit_context(db: Any, subject: Subject, follow_up_id: int) -> dict[str, An
             "suggest_referral": f"/chronic/alarms/{alarm.id}/refer" if alarm else None,
             "calls": repository.calls_of(db, [task.id]).get(task.id, []),
             "sent": repository.reminders_of(db, [task.id]).get(task.id, []),
+            "open_alarms": repository.open_alarms_of(db, task.patient_id, task.institution_id),
             "outcomes": reminders.OUTCOMES, "reminder_states": reminders.STATUSES, **_charts(db, reg)}
 
 

@@ -531,3 +531,10 @@ def readings_of(db: Session, patient_id: int, limit: int = 500) -> list[ChronicR
     rows = list(db.scalars(select(ChronicReading).where(ChronicReading.patient_id == patient_id)
                            .order_by(ChronicReading.measured_at.desc()).limit(limit)))
     return rows[::-1]
+
+
+def open_alarms_of(db: Session, patient_id: int, institution_id: int) -> list[ChronicAlarm]:
+    """The patient's unacknowledged alarms at the institution, newest first."""
+    return list(db.scalars(select(ChronicAlarm).where(
+        ChronicAlarm.patient_id == patient_id, ChronicAlarm.institution_id == institution_id,
+        ChronicAlarm.acknowledged_at.is_(None)).order_by(ChronicAlarm.measured_at.desc()).limit(20)))
