@@ -15,6 +15,8 @@ from fhirclient import client as fhirclient
 
 from tests import builders as b
 from tests.live import api_token, live_server
+from yilianti.consultation import service as consultations
+from yilianti.consultation.schemas import ConsultationIn, MessageIn
 from yilianti.kit import clock
 from yilianti.models.alliance import Membership
 from yilianti.models.diagnostics import DiagnosticOrder, LabObservation
@@ -87,6 +89,7 @@ class World:
     report_id: int = 0  # 王小明's chest CT read by the lead: signed, with a study
     observation_id: int = 0  # 王小明's white cell count from the township's lab
     study_id: int = 0
+    message_id: int = 0  # the township's message in its teleconsultation about 王小明 with the lead
 
     @property
     def fhir(self) -> str:
@@ -172,9 +175,13 @@ def build_world(test_db: Any) -> Iterator[World]:
             study = DxImagingStudy(order_id=ct.id, study_instance_uid="1.2.826.0.1.3680043.8.498.21", modality="CT",
                                    accession_number="FHIR-CT-1", study_date=date(2026, 11, 2), instance_count=3)
             db.add_all([report, wbc, study])
+            case = consultations.request(db, doc, ConsultationIn(
+                patient_id=wang.id, consulted_institution_id=lead.id, question="胸部CT提示支气管炎可能，请会诊",
+                consent_confirmed=True, expert_practitioner_ids=[expert.id]))
+            message = consultations.post_message(db, doc, case.id, MessageIn(body="已补充血常规结果"))
             db.commit()
             world = World(base, lead.id, township.id, outsider.id, alliance.id, other.id, expert.id, site.id,
                           {"wang": wang.id, "zhao": zhao.id, "qian": qian.id, "sun": sun.id, "zhou": zhou.id}, rids, token, out_token,
                           factory, second.id, second_token, schedule.id, session.id, lead_token, referral.id, admin_token,
-                          report.id, wbc.id, study.id)
+                          report.id, wbc.id, study.id, message.id)
         yield world

@@ -32,7 +32,7 @@ def world(test_db):  # type: ignore[no-untyped-def]
 SAMPLES = {"date": "ge2000-01-01", "reference": "Organization/1", "gender": "male", "active": "true",
            ("Slot", "status"): "free", ("Appointment", "status"): "booked", ("Consent", "status"): "active",
            ("Task", "status"): "requested", ("ServiceRequest", "status"): "active"}
-RECORD_KINDS = {"DiagnosticReport", "Observation", "ImagingStudy"}  # searched per patient (the shared record)
+RECORD_KINDS = {"DiagnosticReport", "Observation", "ImagingStudy", "Communication"}  # searched per patient (the shared record)
 
 
 def _outcome(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -314,3 +314,14 @@ def test_reports_results_and_studies_as_the_shared_record_shows_them(world: Worl
     assert world.fhirpy(world.outsider_token).resources("DiagnosticReport").search(patient=wang).fetch_all() == []
     assert world.get("/DiagnosticReport", category="RAD").status_code == 400  # which patient's record?
     assert world.get("/DiagnosticReport", patient=wang, date="lt2026-11-01").json()["total"] == 0
+
+
+def test_teleconsultation_messages_for_the_two_sides_only(world: World) -> None:
+    wang = f"Patient/{world.patients['wang']}"
+    messages = world.fhirpy().resources("Communication").search(patient=wang).fetch_all()
+    assert [m.payload[0].contentString for m in messages] == ["已补充血常规结果"]
+    validate(messages[0].serialize())
+    assert messages[0].recipient[0].reference == f"Organization/{world.lead_id}"
+    assert world.get(f"/Communication/{world.message_id}").status_code == 200
+    assert world.get(f"/Communication/{world.message_id}", token=world.outsider_token).status_code == 404
+    assert world.fhirpy(world.outsider_token).resources("Communication").search(patient=wang).fetch_all() == []

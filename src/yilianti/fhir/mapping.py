@@ -16,6 +16,7 @@ from yilianti.kit import clock
 from yilianti.kit.i18n import label
 from yilianti.models.alliance import Alliance, Institution, Membership
 from yilianti.models.audit import AuditEvent
+from yilianti.models.consultation import Consultation, ConsultationMessage
 from yilianti.models.diagnostics import DiagnosticOrder, LabObservation
 from yilianti.models.diagnostics import DiagnosticReport as DxReport
 from yilianti.models.diagnostics import ImagingStudy as DxImagingStudy
@@ -535,4 +536,21 @@ def imaging_study(s: DxImagingStudy, order: DiagnosticOrder | None, patient_id: 
         "procedureCode": [{"text": order.item_name}] if order else None,
         "location": None,
         "note": [{"text": f"DICOMweb: {dicomweb}/studies/{s.study_instance_uid}"}],
+    })
+
+
+def communication(m: ConsultationMessage, c: Consultation) -> dict[str, Any]:
+    """A message of a teleconsultation (远程会诊), between the requesting site and the consulted one."""
+    other = c.consulted_institution_id if m.institution_id == c.requesting_institution_id else c.requesting_institution_id
+    return compact({
+        "resourceType": "Communication", "id": str(m.id), "meta": meta(m.at),
+        "status": "completed",
+        "category": [{"coding": [{"system": CODE_SYSTEM + "communication-category", "code": "consultation"}],
+                      "text": "远程会诊"}],
+        "subject": ref("Patient", c.patient_id),
+        "topic": {"text": c.case_no} if c.case_no else None,
+        "sent": instant(m.at),
+        "sender": ref("Organization", m.institution_id) if m.institution_id else None,
+        "recipient": [ref("Organization", other)],
+        "payload": [{"contentString": m.body}],
     })

@@ -19,6 +19,7 @@ from yilianti.authz.subject import Subject
 from yilianti.kit import repository as kit
 from yilianti.models.alliance import Alliance, Department, Institution, Membership
 from yilianti.models.audit import AuditEvent
+from yilianti.models.consultation import Consultation, ConsultationMessage
 from yilianti.models.diagnostics import DiagnosticOrder, ImagingInstance, LabObservation
 from yilianti.models.diagnostics import DiagnosticReport as DxReport
 from yilianti.models.diagnostics import ImagingStudy as DxImagingStudy
@@ -255,3 +256,15 @@ def series_counts(db: Session, study_ids: list[int]) -> dict[int, int]:
     return {sid: n for sid, n in db.execute(
         select(ImagingInstance.study_id, func.count(func.distinct(ImagingInstance.series_instance_uid)))
         .where(ImagingInstance.study_id.in_(study_ids)).group_by(ImagingInstance.study_id))}
+
+
+def consultation_ids_of_patient(db: Session, patient_id: int, limit: int = 200) -> list[int]:
+    """The patient's teleconsultations, newest first (the caller checks its side of each)."""
+    return list(db.scalars(select(Consultation.id).where(Consultation.patient_id == patient_id)
+                           .order_by(Consultation.id.desc()).limit(limit)))
+
+
+def message_with_case(db: Session, message_id: int) -> tuple[ConsultationMessage, int] | None:
+    row = db.execute(select(ConsultationMessage, ConsultationMessage.consultation_id)
+                     .where(ConsultationMessage.id == message_id)).first()
+    return (row[0], row[1]) if row else None

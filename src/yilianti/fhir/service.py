@@ -22,6 +22,8 @@ from yilianti.audit import service as audit
 from yilianti.audit.repository import AuditFilter
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
+from yilianti.consultation import repository as consultation_repo
+from yilianti.consultation import service as consultations
 from yilianti.empi import matching, online
 from yilianti.exceptions import AppError, Conflict, Forbidden, InvalidInput, NotFound, parse_input
 from yilianti.fhir import mapping, repository
@@ -701,6 +703,46 @@ def search_consents(db: Session, subject: Subject, q: Query) -> Found:
     return Found([mapping.consent(c) for c in page.items], page.total, page.has_next)
 
 
+# ------------------------------------------------------------------------------------------ Communication
+# Teleconsultation messages, as the consultation's two sides see them (consultation.service.read: 404 for
+# anyone else, each case read audited).
+
+COMMUNICATION_PARAMS = {p.name: p for p in (
+    Param("patient", "reference", "the patient (required: the messages of their consultations the caller takes part in)"),
+    Param("sent", "date", "when the message was sent, with prefixes"),
+)}
+
+
+def _case_messages(db: Session, subject: Subject, consultation_id: int) -> list[Resource]:
+    case = consultations.read(db, subject, consultation_id)[0]
+    return [mapping.communication(m, case) for m in consultation_repo.messages(db, consultation_id)]
+
+
+def read_communication(db: Session, subject: Subject, id_: str) -> Resource:
+    row = repository.message_with_case(db, int_id(id_))
+    if row is None:
+        raise NotFound()
+    case = consultations.read(db, subject, row[1])[0]
+    return mapping.communication(row[0], case)
+
+
+def search_communications(db: Session, subject: Subject, q: Query) -> Found:
+    patients_ = {i for _m, values in q.each("patient") for i in (reference(v, "Patient") for v in values) if i}
+    if len(patients_) != 1:
+        raise BadSearch("检索参数无效", fields={"patient": "请指定一位患者"})
+    out: list[Resource] = []
+    for case_id in repository.consultation_ids_of_patient(db, patients_.pop()):
+        try:
+            out += _case_messages(db, subject, case_id)
+        except NotFound:
+            continue  # a case the caller is on neither side of
+    return _page_of([r for r in out if _matches(q, {"sent": _when_text(r.get("sent"))})], q)
+
+
+def _when_text(sent: str | None) -> Callable[[list[str]], bool]:
+    return _when(datetime.fromisoformat(sent.replace("Z", "+00:00")) if sent else None)
+
+
 # -------------------------------------------------------------------------------------------- AuditEvent
 
 AUDIT_PARAMS = {p.name: p for p in (
@@ -997,6 +1039,8 @@ KINDS: dict[str, Kind] = {k.type: k for k in (
          "lab results as the patient's shared record shows them (HR mark as a meta tag)"),
     Kind("ImagingStudy", IMAGING_PARAMS, read_imaging_study, search_imaging_studies,
          "studies of the orders the patient's shared record shows; images at /dicomweb"),
+    Kind("Communication", COMMUNICATION_PARAMS, read_communication, search_communications,
+         "teleconsultation messages, for the consultation's two sides"),
     Kind("AuditEvent", AUDIT_PARAMS, read_audit_event, search_audit_events,
          "the audit log, read-only, for auditors and administrators within their scope (IHE BALP style)"),
     Kind("ServiceRequest", REFERRAL_PARAMS, read_service_request, search_service_requests,
