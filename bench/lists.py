@@ -1,12 +1,14 @@
-"""B7: server time per list page and role (issue 16): p95 ≤ 300 ms at the demo's data size.
+"""B7: server time per list page and role (issue 16): p95 ≤ 300 ms at the demo's data size and at 100k patients.
 
-    python bench/lists.py [--database-url URL] [--repeat 20]
+    python bench/lists.py [--database-url URL] [--repeat 20] [--patients 100000] [--var-dir DIR [--loaded]]
 
 Builds a fresh database (SQLite in a temp directory unless --database-url names an empty PostgreSQL
 database), loads the demo, then for each role's demo account requests every list page it uses — the
 workbench and its polled fragments, each workbench count's linked list, and the lists with a search,
 a date range and an export — `--repeat` times, in process (Starlette's TestClient: the time is the
 server's, with no network), and prints p50 / p95 / max per page and role, and the pages over target.
+`--patients N` adds N generated patients (picker_search.insert_patients) registered at the grassroots
+doctor's centre, all readable by its staff: the worst case of the patient list and of every access rule.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ import sys
 import tempfile
 import time
 from html import unescape
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if sys.path and os.path.abspath(sys.path[0]) == HERE:
+    sys.path.pop(0)  # bench/fhir.py would shadow the fhir.resources package the app imports
 
 TARGET_MS = 300.0
 
@@ -40,10 +46,13 @@ CLINICAL = ["/referrals", "/referrals?side=sender&bucket=all", "/referrals?side=
             "/referrals?side=receiver&bucket=all&from=2026-01-01&to=2026-12-31&status=closed",
             "/referrals?side=sender&bucket=all&format=xlsx", "/consultations?side=consultant&bucket=all",
             "/consultations?side=requester&bucket=all&format=xlsx", "/scheduling/bookings?tab=incoming",
-            "/scheduling/bookings?tab=made&format=xlsx", "/scheduling/waitlist", "/transfers", "/patients",
+            "/scheduling/bookings?tab=made&format=xlsx", "/scheduling/waitlist", "/scheduling/waitlist?tab=outgoing",
+            "/transfers", "/patients", "/patients?q=王", "/patients?status=here&page=3", "/patients?q=王&format=xlsx",
             "/diagnostics/orders", "/diagnostics/critical"]
-READER = ["/diagnostics/worklist", "/diagnostics/worklist?priority=stat"]
-ADMIN = ["/empi/review", "/audit/break-glass", "/audit"]
+READER = ["/diagnostics/worklist", "/diagnostics/worklist?priority=stat", "/diagnostics/worklist?q=CT",
+          "/diagnostics/worklist?status=received&format=xlsx"]
+ADMIN = ["/empi/review", "/empi/review?status=all", "/empi/review?status=all&format=xlsx", "/audit/break-glass",
+         "/audit", "/audit?page=3", "/audit?action=read", "/audit?action=read&format=xlsx"]
 
 
 def _p(values: list[float], q: float) -> float:
@@ -51,12 +60,47 @@ def _p(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, max(0, round(q * (len(values) - 1))))]
 
 
+def _load(patients: int) -> None:
+    """A fresh database: the schema, the demo, then `patients` generated patients at the grassroots doctor's centre."""
+    from sqlalchemy import select
+
+    from yilianti import db as dbmod
+    from yilianti.demo import dataset
+    from yilianti.migrate import upgrade
+    from yilianti.models.auth import RoleAssignment, User
+
+    t0 = time.perf_counter()
+    upgrade(os.environ["YILIANTI_DATABASE_URL"])
+    with dbmod.session_factory()() as db:
+        dataset.load_demo(db)
+        db.commit()
+        home = db.scalar(select(RoleAssignment.institution_id).join(User, User.id == RoleAssignment.user_id)
+                         .where(User.username == ROLES["grassroots doctor"]).limit(1))
+    print(f"demo loaded in {time.perf_counter() - t0:.0f} s ({os.environ['YILIANTI_DATABASE_URL'].split(':')[0]})",
+          file=sys.stderr)
+    if patients:
+        from importlib.util import module_from_spec, spec_from_file_location
+
+        spec = spec_from_file_location("picker_search", os.path.join(HERE, "picker_search.py"))
+        assert spec is not None and spec.loader is not None
+        picker_search = module_from_spec(spec)
+        spec.loader.exec_module(picker_search)
+        insert_patients = picker_search.insert_patients
+        t0 = time.perf_counter()
+        assert home is not None
+        insert_patients(dbmod.get_engine(), home, patients, rid_offset=500_000)
+        print(f"{patients} patients generated in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--database-url", default="")
     ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--patients", type=int, default=0, help="generated patients at the grassroots doctor's centre")
+    ap.add_argument("--loaded", action="store_true", help="the database already holds a run's data: time only")
+    ap.add_argument("--var-dir", default="", help="keep the keys here (a --loaded run needs the loading run's)")
     args = ap.parse_args()
-    var = tempfile.mkdtemp(prefix="ylt-bench-lists-")
+    var = args.var_dir or tempfile.mkdtemp(prefix="ylt-bench-lists-")
     os.environ.setdefault("YILIANTI_VAR_DIR", var)
     os.environ["YILIANTI_DATABASE_URL"] = args.database_url or f"sqlite:///{var}/bench.db"
     os.environ["YILIANTI_RUN_JOBS_IN_PROCESS"] = "false"
@@ -66,18 +110,11 @@ def main() -> int:
 
     from fastapi.testclient import TestClient
 
-    from yilianti import db as dbmod
-    from yilianti.demo import dataset, loader
+    from yilianti.demo import loader
     from yilianti.main import create_app
-    from yilianti.migrate import upgrade
 
-    t0 = time.perf_counter()
-    upgrade(os.environ["YILIANTI_DATABASE_URL"])
-    with dbmod.session_factory()() as db:
-        dataset.load_demo(db)
-        db.commit()
-    print(f"demo loaded in {time.perf_counter() - t0:.0f} s ({os.environ['YILIANTI_DATABASE_URL'].split(':')[0]})",
-          file=sys.stderr)
+    if not args.loaded:
+        _load(args.patients)
     password = loader.DEMO_PASSWORD
     app = create_app(run_jobs=False)
     over: list[str] = []

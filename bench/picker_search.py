@@ -14,9 +14,9 @@ import argparse
 import random
 import statistics
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy import Engine, create_engine, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from yilianti import db as dbmod
@@ -39,28 +39,24 @@ def resident_id(k: int) -> str:
     return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, _W, strict=True)) % 11]
 
 
-def load(url: str, n: int) -> tuple[int, dict[str, str]]:
-    engine = dbmod.make_engine(url)
-    rng = random.Random(16)
+def insert_patients(engine: Engine, inst_id: int, n: int, *, seed: int = 16, rid_offset: int = 0) -> dict[str, str]:
+    """`n` patients registered at `inst_id` (a registered-care relationship each), each with a phone and a resident
+    ID (`rid_offset` keeps them apart from IDs already in the database), ids after the highest one; ANALYZEd.
+    Returns a sample of the keys the picker is typed with (of the middle patient)."""
+    rng = random.Random(seed)
     now = datetime.now(UTC).replace(tzinfo=None)
-    with Session(engine) as db:
-        inst = Institution(name="渠口镇卫生院(基准)", kind="township", level=1, province="河北")
-        db.add(inst)
-        db.commit()
-        user = auth_service.create_user(db, None, "picker-bench", "bench-password-16", "基准医生",
-                                        [("doctor", inst.id, None)])
-        db.commit()
-        inst_id, user_id = inst.id, user.id
     sample: dict[str, str] = {}
     with engine.begin() as conn:
+        first = (conn.scalar(select(func.max(Patient.id))) or 0) + 1
         for start in range(0, n, 5000):
             pats, idents, care = [], [], []
             for k in range(start, min(n, start + 5000)):
-                pid = k + 1
+                pid = first + k
                 name = rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2))))
                 phone = f"13{rng.randrange(10**9):09d}"
-                rid = resident_id(k)
-                pats.append({"id": pid, "name": name, "sex": "女", "birth_date": date(1950, 1, 1),
+                rid = resident_id(k + rid_offset)
+                pats.append({"id": pid, "name": name, "sex": rng.choice("男女"), "birth_date": date(1950, 1, 1)
+                             + timedelta(days=rng.randrange(27_000)),
                              "phone_enc": phone, "phone_bidx": crypto.blind_index("phone", phone),
                              "name_initials": name_initials(name), "phone_tail_bidx": crypto.tail_index(phone),
                              "registered_by_institution_id": inst_id, "active": True, "created_at": now})
@@ -75,9 +71,28 @@ def load(url: str, n: int) -> tuple[int, dict[str, str]]:
             conn.execute(insert(Patient), pats)
             conn.execute(insert(PatientIdentifier), idents)
             conn.execute(insert(CareRelationship), care)
-        conn.execute(text("SELECT setval(pg_get_serial_sequence('patient', 'id'), (SELECT max(id) FROM patient))"))
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("ANALYZE"))
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT setval(pg_get_serial_sequence('patient', 'id'), (SELECT max(id) FROM patient))"))
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ANALYZE"))
+    else:
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+    return sample
+
+
+def load(url: str, n: int) -> tuple[int, dict[str, str]]:
+    engine = dbmod.make_engine(url)
+    with Session(engine) as db:
+        inst = Institution(name="渠口镇卫生院(基准)", kind="township", level=1, province="河北")
+        db.add(inst)
+        db.commit()
+        user = auth_service.create_user(db, None, "picker-bench", "bench-password-16", "基准医生",
+                                        [("doctor", inst.id, None)])
+        db.commit()
+        inst_id, user_id = inst.id, user.id
+    sample = insert_patients(engine, inst_id, n)
     engine.dispose()
     return user_id, sample
 

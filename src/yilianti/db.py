@@ -44,9 +44,12 @@ def make_engine(url: str, *, timeouts: bool = True, **kwargs: Any) -> Engine:
 
 
 def pg_timeouts(settings: Settings) -> dict[str, str]:
-    """PostgreSQL's statement_timeout and lock_timeout of the settings (milliseconds; 0 = none)."""
+    """PostgreSQL's statement_timeout and lock_timeout of the settings (milliseconds; 0 = none), and JIT off:
+    the access rule's hashed sub-plans make the planner's cost of a list over 100k readable patients look huge,
+    and PostgreSQL then spent ~4.6 s compiling a 0.5 s count (B7, docs/benchmarks.md) — short OLTP queries never
+    gain from JIT."""
     return {"statement_timeout": str(int(settings.db_statement_timeout_seconds * 1000)),
-            "lock_timeout": str(int(settings.db_lock_timeout_seconds * 1000))}
+            "lock_timeout": str(int(settings.db_lock_timeout_seconds * 1000)), "jit": "off"}
 
 
 def pg_timeout_options(settings: Settings) -> str:
