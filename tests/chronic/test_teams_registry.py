@@ -281,6 +281,12 @@ def test_pages_keep_input_and_speak_english(db, client, world, monkeypatch) -> N
         assert r.status_code == 303 and "血压升高" in client.get(r.headers["location"]).text
         pending = client.get("/chronic/screening")
         assert re.search(r'id="pending-count">1<', pending.text) and "建议纳入高血压管理" in pending.text
+        record_id = int(re.search(r'/chronic/screening/records/(\d+)/refer', pending.text).group(1))  # type: ignore[union-attr]
+        r = client.post(f"/chronic/screening/records/{record_id}/refer", data={"csrf_token": csrf},
+                        follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith("/referrals/new?")
+        form = client.get(r.headers["location"]).text  # the referral form arrives prefilled with the readings
+        assert "150/95 mmHg" in form and "李秀英" in form
         assert client.get("/chronic/screening/coverage").status_code == 200
 
         asked: set[str] = set()

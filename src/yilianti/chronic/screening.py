@@ -182,6 +182,18 @@ def decide(db: Session, subject: Subject, record_id: int, action: str, note: str
     return rec
 
 
+def referral_prefill(rec: ScreeningRecord) -> dict[str, str]:
+    """The referral form's prefilled fields for a screening result the doctor refers: urgent when the readings
+    are past the urgent thresholds, the reason and the readings as key results (the doctor reviews them)."""
+    values = "；".join(v for v in (f"血压 {rec.sbp}/{rec.dbp} mmHg" if rec.sbp is not None else "",
+                                  f"空腹血糖 {rec.fasting_glucose:g} mmol/L" if rec.fasting_glucose is not None else "")
+                       if v)
+    return {"patient_id": str(rec.patient_id), "direction": "up",
+            "priority": "urgent" if rec.finding == "urgent" else "routine",
+            "reason": f"{rec.measured_on} 筛查发现{FINDINGS.get(rec.finding, '')}：{values}，请上级医院诊治",
+            "key_results": f"{rec.measured_on} 筛查：{values}"}
+
+
 @dataclass
 class VillageCoverage:
     village: str

@@ -4,6 +4,7 @@ readings recorded resident by resident, and the coverage of each village (who 35
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -109,5 +110,5 @@ async def decide(request: Request, db: DB, subject: Clinical, record_id: int, ac
         ctx.update(decide_errors=errors_of(request, exc), decide_form={**values, "record_id": str(record_id)})
         return render_page(request, "chronic/screening.html", ctx, status_code=exc.status)
     if action == "refer":
-        return RedirectResponse(f"/referrals/new?patient_id={rec.patient_id}&direction=up", status_code=303)
+        return RedirectResponse("/referrals/new?" + urlencode(screening.referral_prefill(rec)), status_code=303)
     return RedirectResponse(f"/chronic/screening?done=decided_{action}#pending", status_code=303)
