@@ -36,11 +36,15 @@ def _safe_url(url: str) -> str:
 
 
 def _load_demo() -> list:  # type: ignore[type-arg]
+    from yilianti.archive import service as partitions
     from yilianti.db import session_factory
     from yilianti.demo.dataset import load_demo
+    from yilianti.kit import clock
 
     with session_factory()() as db:
         accounts = load_demo(db)
+        db.commit()
+        partitions.run(db.connection(), clock.now())  # the demo's years of history into their months
         db.commit()
     return accounts
 
@@ -398,6 +402,25 @@ def cmd_cockpit_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_partitions(_args: argparse.Namespace) -> int:
+    from yilianti.archive import service as partitions
+    from yilianti.db import make_engine
+    from yilianti.kit import clock
+
+    engine = make_engine(_settings().database_url)
+    if engine.dialect.name != "postgresql":
+        print("partitions: SQLite keeps its tables whole; nothing to do")
+        return 0
+    with engine.begin() as conn:
+        upkeep = partitions.run(conn, clock.now())
+    engine.dispose()
+    print(f"partitions: {len(upkeep.created)} created ({', '.join(upkeep.created) or '-'}); rows moved out of the "
+          f"default partition for {sum(upkeep.moved.values())} month(s); {len(upkeep.dropped)} month(s) dropped by "
+          f"retention ({', '.join(upkeep.dropped) or '-'}); rows deleted by retention: "
+          + (", ".join(f"{t} {n}" for t, n in upkeep.deleted.items()) or "0"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yilianti", description="Yilianti 医联体协同平台")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -444,6 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
     kr = keys_sub.add_parser("rotate", help="re-encrypt personal data under the newest YILIANTI_DATA_KEYS key")
     kr.add_argument("--reindex", action="store_true", help="also recompute the blind indexes (index key changed)")
     kr.set_defaults(fn=cmd_keys_rotate)
+    sub.add_parser("partitions", help="PostgreSQL: create the coming months' partitions, move rows out of the "
+                   "default partitions, apply the HL7 and outbox retention (the worker does it hourly)"
+                   ).set_defaults(fn=cmd_partitions)
     audit = sub.add_parser("audit", help="the audit log's hash chain")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     av = audit_sub.add_parser("verify", help="walk the hash chain; exit 1 naming each removed or altered row")

@@ -113,6 +113,13 @@ class Settings(BaseSettings):
     chronic_target_glucose: float = Field(default=7.0, ge=4.0, le=15.0)
     chronic_tb_first_visit_days: int = Field(default=3, ge=0, le=30)  # TB: first home visit within 72 h of notification
 
+    # data that grows for years (PostgreSQL, archive/service.py): monthly partitions of the audit log, the
+    # inbound messages and the outbox created this many months ahead; HL7 messages handled and delivered outbox
+    # rows older than the retention (days; 0: kept for ever) removed. The audit log has no retention.
+    partition_months_ahead: int = Field(default=3, ge=1, le=24)
+    hl7_retention_days: int = Field(default=0, ge=0)
+    outbox_retention_days: int = Field(default=0, ge=0)
+
     # jobs
     run_jobs_in_process: bool = True
     job_poll_seconds: float = 1.0

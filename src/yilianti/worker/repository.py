@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from yilianti.archive.repository import OUTBOX_KEY
 from yilianti.kit import clock
 from yilianti.models.outbox import OutboxMessage, PeriodicRun
 
@@ -18,7 +19,10 @@ PENDING, DONE, FAILED, ABANDONED = "pending", "done", "failed", "abandoned"
 
 
 def queued(db: Session, dedupe_key: str) -> bool:
-    """Whether a message with this de-duplication key was ever queued (whatever became of it)."""
+    """Whether a message with this de-duplication key was ever queued (whatever became of it). On PostgreSQL
+    the keys are in `outbox_key` (the outbox is partitioned by month and its old rows may be removed)."""
+    if db.get_bind().dialect.name == "postgresql":
+        return db.scalar(select(OUTBOX_KEY.c.dedupe_key).where(OUTBOX_KEY.c.dedupe_key == dedupe_key)) is not None
     return db.scalar(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key)) is not None
 
 
