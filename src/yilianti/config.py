@@ -120,6 +120,11 @@ class Settings(BaseSettings):
     hl7_retention_days: int = Field(default=0, ge=0)
     outbox_retention_days: int = Field(default=0, ge=0)
 
+    # read scaling (db.py): the cockpit's reads go to this PostgreSQL streaming replica (empty: the primary) while
+    # it is no further behind than the bound (else, or when it does not answer, to the primary); writes never
+    read_replica_url: str = ""
+    read_replica_max_lag_seconds: float = Field(default=30.0, gt=0)
+
     # jobs
     run_jobs_in_process: bool = True
     job_poll_seconds: float = 1.0

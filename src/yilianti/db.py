@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -16,6 +18,9 @@ _factory: sessionmaker[Session] | None = None
 # Request handlers run in a thread pool: without the lock, the first burst of requests each
 # created an engine of its own (one worker was seen holding 52 PostgreSQL connections).
 _init_lock = threading.Lock()
+_replica: Engine | None = None
+_replica_state: tuple[float, float | None] = (0.0, None)  # (checked at, lag seconds or None: not usable)
+REPLICA_CHECK_SECONDS = 5.0
 
 
 def make_engine(url: str, *, timeouts: bool = True, **kwargs: Any) -> Engine:
@@ -124,6 +129,63 @@ def get_db() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def replica_engine() -> Engine | None:
+    """The engine of YILIANTI_READ_REPLICA_URL (None when unset); its sessions say `yilianti-read` to PostgreSQL."""
+    global _replica
+    url = get_settings().read_replica_url
+    if not url:
+        return None
+    with _init_lock:
+        if _replica is None or _replica.url.render_as_string(hide_password=False) != make_engine_url(url):
+            _replica = make_engine(url, connect_args={"application_name": "yilianti-read"})
+    return _replica
+
+
+def make_engine_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(normalise_db_url(url)).render_as_string(hide_password=False)
+
+
+def replica_lag(engine: Engine) -> float | None:
+    """How far the replica is behind (seconds; 0 when it has replayed all it received), None when it does not
+    answer. Checked at most every REPLICA_CHECK_SECONDS per process."""
+    global _replica_state
+    checked, lag = _replica_state
+    if time.monotonic() - checked < REPLICA_CHECK_SECONDS:
+        return lag
+    try:
+        with engine.connect() as conn:
+            lag = float(conn.scalar(text(
+                "SELECT CASE WHEN NOT pg_is_in_recovery() OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() "
+                "THEN 0 ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END")) or 0)
+    except Exception:  # noqa: BLE001 — an unreachable replica: the primary answers
+        lag = None
+    _replica_state = (time.monotonic(), lag)
+    return lag
+
+
+@contextmanager
+def read_session(primary: Session) -> Iterator[Session]:
+    """A session for a page's heavy reads: on the replica when one is set and within the staleness bound (its
+    `info["replica_max_lag"]` says so, for the page's note), else the request's own session on the primary."""
+    engine = replica_engine()
+    if engine is None:
+        yield primary
+        return
+    lag = replica_lag(engine)
+    bound = get_settings().read_replica_max_lag_seconds
+    if lag is None or lag > bound:
+        yield primary
+        return
+    with Session(engine) as session:
+        session.info["replica_max_lag"] = bound
+        try:
+            yield session
+        finally:
+            session.rollback()
 
 
 def ping(db: Session) -> str:

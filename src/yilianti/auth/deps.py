@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -11,11 +11,21 @@ from sqlalchemy.orm import Session
 
 from yilianti.auth import service
 from yilianti.authz.subject import Subject
-from yilianti.db import get_db
+from yilianti.db import get_db, read_session
 from yilianti.exceptions import AppError, Forbidden, Unauthenticated
 from yilianti.notifications import repository as notifications
 
 DB = Annotated[Session, Depends(get_db, scope="function")]
+
+
+def get_read_db(db: DB) -> Iterator[Session]:
+    """The session of a page's heavy reads (the cockpit's figures): the read replica when set and fresh enough
+    (YILIANTI_READ_REPLICA_URL), else the request's own session. Writes and audit rows go through `DB`."""
+    with read_session(db) as session:
+        yield session
+
+
+ReadDB = Annotated[Session, Depends(get_read_db, scope="function")]
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 

@@ -18,7 +18,7 @@ from yilianti.alliance.repository import (
     current_memberships,
     institution_names,
 )
-from yilianti.auth.deps import DB, CurrentSubject
+from yilianti.auth.deps import DB, CurrentSubject, ReadDB
 from yilianti.authz.subject import Subject
 from yilianti.cockpit import assistance, drill, report, repository, service
 from yilianti.cockpit.display import CHARTS, GROUPS, fmt
@@ -51,14 +51,15 @@ def _chosen(db: Any, subject: Subject, alliance_id: str) -> tuple[list[Alliance]
 
 
 def _context(request: Request, db: Any, subject: Subject, alliance_id: str, start: str, end: str,
-             member: str = "", department: str = "") -> dict[str, Any]:
+             member: str = "", department: str = "", reads: Any = None) -> dict[str, Any]:
+    """`reads`: the session the figures are computed on (the read replica when one is set: auth/deps.ReadDB)."""
     alliances, alliance = _chosen(db, subject, alliance_id)
     s, e = period(start, end)
     focus = focus_of(db, alliance, member, department)
-    figures = service.compute(db, alliance.id, s, e, member=focus.member, department=focus.department,
+    figures = service.compute(reads or db, alliance.id, s, e, member=focus.member, department=focus.department,
                               rollups=True) if alliance else []
     locale = request_locale(request)
-    return {"alliances": alliances, "alliance": alliance, "start": f"{s:%Y-%m}", "end": f"{e:%Y-%m}",
+    return {"replica_max_lag": (reads or db).info.get("replica_max_lag"), "alliances": alliances, "alliance": alliance, "start": f"{s:%Y-%m}", "end": f"{e:%Y-%m}",
             "focus": focus, "wall": False, "quarter": f"{e.year}-Q{(e.month - 1) // 3 + 1}",
             "figures": figures, "groups": GROUPS, "fmt": fmt, "months": service.months_between(s, e),
             "charts": [(cid, title, service.chart(figures, codes, locale)) for cid, title, codes in CHARTS],
@@ -69,10 +70,10 @@ def _context(request: Request, db: Any, subject: Subject, alliance_id: str, star
 
 
 @router.get("/cockpit")
-def cockpit(request: Request, db: DB, subject: CurrentSubject, alliance_id: str = "", start: str = "",
-            end: str = "", member: str = "", department: str = "") -> Response:
+def cockpit(request: Request, db: DB, reads: ReadDB, subject: CurrentSubject, alliance_id: str = "",
+            start: str = "", end: str = "", member: str = "", department: str = "") -> Response:
     return render_page(request, "cockpit/index.html",
-                       _context(request, db, subject, alliance_id, start, end, member, department))
+                       _context(request, db, subject, alliance_id, start, end, member, department, reads))
 
 
 # the wall screen's headline tiles (the commission's monitoring room): the figures read from across the room
@@ -82,11 +83,11 @@ WALL_TILES = ("referral.up", "referral.down", "referral.down_rate", "sinking.slo
 
 
 @router.get("/cockpit/wall")
-def wall(request: Request, db: DB, subject: CurrentSubject, alliance_id: str = "", start: str = "", end: str = "",
-         member: str = "", department: str = "", rotate: str = "") -> Response:
+def wall(request: Request, db: DB, reads: ReadDB, subject: CurrentSubject, alliance_id: str = "", start: str = "",
+         end: str = "", member: str = "", department: str = "", rotate: str = "") -> Response:
     """The cockpit on a wall screen: full screen, large type, one panel at a time (rotating every `rotate`
     seconds, 20 by default), the page reloading its figures every five minutes."""
-    ctx = _context(request, db, subject, alliance_id, start, end, member, department)
+    ctx = _context(request, db, subject, alliance_id, start, end, member, department, reads)
     seconds = opt_int(rotate) or 20
     ctx.update(wall=True, rotate=min(max(seconds, 5), 600), refresh=300,
                tiles=[f for code in WALL_TILES for f in ctx["figures"] if f.indicator.code == code],
@@ -151,9 +152,9 @@ def _title(alliance: Alliance | None, focus: Focus, period: str = "") -> str:
 
 
 @router.get("/cockpit/export.xlsx")
-def export(request: Request, db: DB, subject: CurrentSubject, alliance_id: str = "", start: str = "",
+def export(request: Request, db: DB, reads: ReadDB, subject: CurrentSubject, alliance_id: str = "", start: str = "",
            end: str = "", member: str = "", department: str = "") -> Response:
-    ctx = _context(request, db, subject, alliance_id, start, end, member, department)
+    ctx = _context(request, db, subject, alliance_id, start, end, member, department, reads)
     alliance = ctx["alliance"]
     title = _title(alliance, ctx["focus"], f"{ctx['start']} – {ctx['end']}")
     body = workbook(ctx["figures"], ctx["months"], request_locale(request), title)
