@@ -109,7 +109,10 @@ def test_referral_full_loop_up_and_back_down(live_server, browser, page) -> None
         _act(spec, "schedule", base, ref_id, "已关联预约")
         assert _status(spec) == "已预约"
 
-        # 4. arrival, outcome, close
+        # 4. arrival, outcome, close — the booked session is days ahead, so an arrival today asks for a reason
+        if spec.locator("#arrive-reason").count():
+            assert "提前登记到诊须填写原因" in spec.inner_text("#form-arrive")
+            spec.fill("#arrive-reason", "患儿病情加重，专家同意提前接诊")
         _act(spec, "arrive", base, ref_id, "已登记到诊")
         assert _status(spec) == "已到诊"
         spec.fill("#outcome-text", "社区获得性肺炎，经阿奇霉素治疗好转，可回社区继续康复")

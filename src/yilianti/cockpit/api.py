@@ -13,13 +13,14 @@ from yilianti.cockpit.filters import focus_of, period
 from yilianti.cockpit.schemas import FigureOut, FiguresOut
 from yilianti.exceptions import InvalidInput
 from yilianti.kit import repository as kit
+from yilianti.kit.schemas import Id
 from yilianti.models.alliance import Alliance
 
 router = APIRouter(prefix="/api/v1", tags=["cockpit"])
 
 
 @router.get("/cockpit/figures", response_model=FiguresOut)
-def figures(db: DB, subject: CurrentSubject, alliance_id: int, start: str = "", end: str = "", member: str = "",
+def figures(db: DB, subject: CurrentSubject, alliance_id: Id, start: str = "", end: str = "", member: str = "",
             department: str = "", codes: str = "") -> FiguresOut:
     alliance = service.require_view(db, subject, kit.get(db, Alliance, alliance_id))
     s, e = period(start, end)
