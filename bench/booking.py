@@ -131,16 +131,23 @@ def batching(url: str, sessions: list[int], since: datetime) -> dict[str, float]
 # ---------------------------------------------------------------------------------------- data
 
 
-def setup_database(base_url: str, patients: int) -> tuple[str, str, dict[str, int]]:
+def fresh_database(base_url: str, name: str) -> str:
+    """A benchmark's own database, dropped and created again, migrated to head; its URL (booking, recognition
+    and cockpit benchmarks)."""
     admin = create_engine(base_url + "/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
-        c.execute(text(f"DROP DATABASE IF EXISTS {DBNAME} WITH (FORCE)"))
-        c.execute(text(f"CREATE DATABASE {DBNAME}"))
+        c.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        c.execute(text(f"CREATE DATABASE {name}"))
     admin.dispose()
-    url = f"{base_url}/{DBNAME}"
+    url = f"{base_url}/{name}"
     from yilianti.migrate import upgrade
 
     upgrade(url)
+    return url
+
+
+def setup_database(base_url: str, patients: int) -> tuple[str, str, dict[str, int]]:
+    url = fresh_database(base_url, DBNAME)
     from sqlalchemy.orm import sessionmaker
 
     from yilianti.auth import service as auth

@@ -68,15 +68,7 @@ end
 
 
 def setup(base_url: str, institutions: int, referrals: int, today: date) -> tuple[str, dict[str, object]]:
-    admin = create_engine(base_url + "/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f"DROP DATABASE IF EXISTS {DBNAME} WITH (FORCE)"))
-        c.execute(text(f"CREATE DATABASE {DBNAME}"))
-    admin.dispose()
-    url = f"{base_url}/{DBNAME}"
-    from yilianti.migrate import upgrade
-
-    upgrade(url)
+    url = bb.fresh_database(base_url, DBNAME)
     from sqlalchemy.orm import sessionmaker
 
     from yilianti.auth import service as auth
