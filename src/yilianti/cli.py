@@ -184,9 +184,10 @@ def cmd_demo(_args: argparse.Namespace) -> int:
         receivers.stop()
 
 
-def cmd_worker(_args: argparse.Namespace) -> int:
+def cmd_worker(args: argparse.Namespace) -> int:
     """The job queue's worker (procrastinate on PostgreSQL: run as many as you like, on any machine) and the
-    HL7/DICOM receivers. On SQLite the in-process runner of the demo does the same work."""
+    HL7/DICOM receivers (not with `--no-receivers` or YILIANTI_WORKER_RECEIVERS=false: one worker listens on the
+    MLLP/DICOM ports, the others run jobs only). On SQLite the in-process runner of the demo does the same work."""
     if not _keys_fit():
         return 2
     settings = _settings()
@@ -197,9 +198,12 @@ def cmd_worker(_args: argparse.Namespace) -> int:
                              or str(settings.var_dir / f"metrics-worker-{settings.worker_metrics_port}"))
         serve_metrics(settings.host, settings.worker_metrics_port)
     from yilianti.db import session_factory
-    from yilianti.diagnostics.receivers.start import start_all
+    from yilianti.diagnostics.receivers.start import Receivers, start_all
 
-    receivers = start_all(settings)
+    with_receivers = settings.worker_receivers and not getattr(args, "no_receivers", False)
+    receivers = start_all(settings) if with_receivers else Receivers()
+    if not with_receivers:
+        print("yilianti worker: no HL7/DICOM receivers (--no-receivers)", flush=True)
     try:
         if settings.database_url.startswith("sqlite"):
             from yilianti.worker.runner import JobRunner
@@ -427,7 +431,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("demo", help="migrate, load demo data if absent, serve with in-process jobs").set_defaults(
         fn=cmd_demo)
     sub.add_parser("serve", help="web app only").set_defaults(fn=cmd_serve)
-    sub.add_parser("worker", help="background jobs (production)").set_defaults(fn=cmd_worker)
+    wk = sub.add_parser("worker", help="background jobs (production) and the HL7/DICOM receivers")
+    wk.add_argument("--no-receivers", action="store_true",
+                    help="jobs only: leave the MLLP/DICOM ports to another worker (or YILIANTI_WORKER_RECEIVERS=false)")
+    wk.set_defaults(fn=cmd_worker)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(fn=cmd_migrate)
     bk = sub.add_parser("backup", help="database, attachments, DICOM files and keys, with a manifest of checksums")
     bk.add_argument("--output", required=True, metavar="DIR", help="a new (or empty) directory")

@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     worker_concurrency: int = 4
     # /metrics of `yilianti worker` on a port of its own (0: none); the web's /metrics is on the web port
     worker_metrics_port: int = 0
+    # `yilianti worker` also runs the HL7 MLLP and DICOM receivers (false, or `yilianti worker --no-receivers`:
+    # jobs only — the second and further workers, so they do not fight for the MLLP/DICOM ports)
+    worker_receivers: bool = True
     # `text` (with the request id) or `json` (one object a line, for the log collector)
     log_format: str = "text"
     # /readyz answers 503 when the oldest due outbox message has waited longer than this (0: never)

@@ -25,6 +25,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from tests import builders as b
+from tests.attachments.helpers import PDF
 from tests.conftest import BACKEND
 from tests.live import api_token
 from tests.referral.helpers import submitted_up
@@ -107,7 +108,9 @@ def test_two_nodes_behind_nginx_and_two_workers_do_each_thing_once(test_db: Any,
     keys = get_settings()  # the keys the test wrote the patients with
     env = dict(os.environ, YILIANTI_DATABASE_URL=url, YILIANTI_VAR_DIR=str(tmp_path / "var"),
                YILIANTI_DATA_KEYS=",".join(keys.resolved_data_keys()), YILIANTI_INDEX_KEY=keys.resolved_index_key(),
-               YILIANTI_RUN_JOBS_IN_PROCESS="false", YILIANTI_HL7_FAST_PATH="false", YILIANTI_LOG_FORMAT="json")
+               YILIANTI_RUN_JOBS_IN_PROCESS="false", YILIANTI_HL7_FAST_PATH="false", YILIANTI_LOG_FORMAT="json",
+               YILIANTI_SECRET_KEY="two-nodes-share-this-cookie-signing-key",
+               YILIANTI_ATTACHMENTS_DIR=str(tmp_path / "shared-attachments"))
     env.pop("YILIANTI_TEST_DATABASE_URL", None)
     nodes, front = [_free_port(), _free_port()], _free_port()
     procs: list[subprocess.Popen[bytes]] = []
@@ -117,11 +120,12 @@ def test_two_nodes_behind_nginx_and_two_workers_do_each_thing_once(test_db: Any,
         procs.append(subprocess.Popen(args, env={**env, **extra}, stdout=log, stderr=subprocess.STDOUT))
 
     try:
-        for i, port in enumerate(nodes):
-            start([*CLI, "serve"], f"web{i}", YILIANTI_PORT=str(port))
-        for i in range(2):
-            start([*CLI, "worker"], f"worker{i}", YILIANTI_HL7_PORT=str(_free_port()),
-                  YILIANTI_DICOM_PORT=str(_free_port()))
+        for i, port in enumerate(nodes):  # each node its own var dir: only the database and attachments are shared
+            start([*CLI, "serve"], f"web{i}", YILIANTI_PORT=str(port), YILIANTI_VAR_DIR=str(tmp_path / f"var-web{i}"))
+        receiving = {"YILIANTI_HL7_PORT": str(_free_port()), "YILIANTI_DICOM_PORT": str(_free_port())}
+        start([*CLI, "worker"], "worker0", **receiving)
+        # the second worker on the same ports: with --no-receivers it runs jobs and leaves the ports alone
+        start([*CLI, "worker", "--no-receivers"], "worker1", **receiving)
         start([nginx, "-c", str(_nginx_conf(tmp_path, front, nodes)), "-p", str(tmp_path)], "nginx")
         for port in nodes:
             _wait(f"http://127.0.0.1:{port}/readyz")
@@ -147,6 +151,25 @@ def test_two_nodes_behind_nginx_and_two_workers_do_each_thing_once(test_db: Any,
         assert all(r.headers.get("X-Request-ID") for r in bookings + moves)
         served_by = (tmp_path / "nginx-access.log").read_text()
         assert served_by.count("/api/v1/") == 24
+
+        # a cookie session made on node A works on node B; a file uploaded on A downloads from B
+        node_a, node_b = (f"http://127.0.0.1:{port}" for port in nodes)
+        with httpx.Client(base_url=node_a, timeout=60) as a, httpx.Client(base_url=node_b, timeout=60) as b_:
+            csrf = b.login(a, w.comm_doc.username)  # type: ignore[arg-type]
+            b_.cookies = a.cookies
+            assert b_.get("/account").status_code == 200
+            up = a.post(f"/referrals/{referral}/attachments", data={"csrf_token": csrf},
+                        files={"file": ("化验单.pdf", PDF, "application/pdf")})
+            assert up.status_code == 303 and up.headers["location"].endswith("done=attach"), up.text
+            listed = b_.get(f"/api/v1/referrals/{referral}/attachments",
+                            headers={"Authorization": f"Bearer {comm_token}"}).json()
+            got = b_.get(f"/referrals/{referral}/attachments/{listed[0]['id']}")
+            assert got.status_code == 200 and got.content == PDF
+            b_.post("/logout", data={"csrf_token": csrf})  # logged out on B: the session ends on A too
+            assert a.get("/account").status_code in (303, 401)
+        assert procs[3].poll() is None, (tmp_path / "worker1.log").read_text()  # not stopped by a taken port
+        assert "HL7 MLLP receiver" not in (tmp_path / "worker1.log").read_text()
+        assert "HL7 MLLP receiver" in (tmp_path / "worker0.log").read_text()
 
         with engine.connect() as conn:
             deadline = time.monotonic() + 60
