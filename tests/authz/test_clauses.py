@@ -1,4 +1,5 @@
-"""The access rules are one set of clauses (authz.policy): `decide` (ORM), `readable` (lists), the scalar
+"""The access rules are one set of clauses (authz.policy): `decide` (ORM), `readable` (lists), `shared_readable`
+(the shared record over many patients), the scalar
 `basis` of the booking statement and the `access` CTE of the record / recognition statements must agree on
 a matrix of care relationship × grant × booking × consent cases — on SQLite through the ORM, on PostgreSQL
 also as the text the hot paths compile (kit/sqlcompile)."""
@@ -142,6 +143,7 @@ def test_decide_readable_and_the_compiled_clauses_agree(db: Session, world: dict
     inst = subject.acting_institution_id
     cases = {_case(db, world, n, *case): case for n, case in enumerate(_matrix())}
     visible = set(db.scalars(select(Patient.id).where(Patient.id.in_(cases), policy.readable(subject))))
+    sharing = set(db.scalars(select(Patient.id).where(Patient.id.in_(cases), policy.shared_readable(subject))))
     postgres = db.get_bind().dialect.name == "postgresql"
     for pid, case in cases.items():
         basis, shared = _expected(*case)
@@ -149,6 +151,7 @@ def test_decide_readable_and_the_compiled_clauses_agree(db: Session, world: dict
         got = (access.basis, access.shared) if access else (None, False)
         assert got == (basis, shared), case
         assert (pid in visible) == (basis is not None), case
+        assert (pid in sharing) == shared, case  # the record's rule over many patients (DICOMweb's searches)
         scalar = db.scalar(select(policy.basis(pid, inst, subject.user_id, clock.now())))
         assert scalar == basis, case
         rows = [_access_row(db, subject, pid)]

@@ -229,6 +229,83 @@ def test_another_members_study_is_invisible(world: World, stored: list[Dataset])
         assert exc.value.response.json()["error"] == "not_found"
 
 
+def _member_with_care(world: World, name: str) -> tuple[str, int, int]:
+    """A doctor of another member of the alliance whose institution cares for the patient (registered there):
+    (their token, their user id, the patient's id). Neither side of the order."""
+    from tests import builders as b
+    from yilianti.kit import clock
+    from yilianti.models.alliance import Membership
+    from yilianti.models.patient import CareRelationship
+
+    with world.factory() as db:  # type: ignore[operator]
+        order = db.get(DiagnosticOrder, world.order_id)
+        alliance_id = db.scalar(select(Membership.alliance_id).where(
+            Membership.institution_id == order.ordering_institution_id))
+        inst = b.institution(db, f"{name}{world.order_id}", kind="township", level=1)
+        db.add(Membership(alliance_id=alliance_id, institution_id=inst.id, role="member"))
+        db.add(CareRelationship(patient_id=order.patient_id, institution_id=inst.id, kind="registered",
+                                started_at=clock.now()))
+        doc = b.subject_for(db, b.user(db, inst, "doctor"), inst.id)
+        token = api_token(db, doc)
+        db.commit()
+        return token, doc.user_id, order.patient_id
+
+
+def test_a_member_with_the_shared_record_sees_the_study_and_is_audited(world: World, stored: list[Dataset]) -> None:
+    """Issue 21: another member that cares for the patient sees the study through the record's rule — once the
+    patient's sharing consent is in force, and no longer once it is withdrawn; each read audited as `shared`."""
+    from yilianti.kit import clock
+    from yilianti.models.patient import Consent
+
+    token, user_id, patient_id = _member_with_care(world, "东坝社区卫生服务中心")
+    c = client(world, token)
+    uid, series_uid, sop = stored[0].StudyInstanceUID, stored[0].SeriesInstanceUID, stored[0].SOPInstanceUID
+
+    def refused() -> None:
+        assert c.search_for_studies(search_filters={"StudyInstanceUID": uid}) == []
+        assert c.search_for_series(search_filters={"AccessionNumber": world.accession}) == []
+        for call in (lambda: c.search_for_series(uid), lambda: c.retrieve_series_metadata(uid, series_uid),
+                     lambda: c.retrieve_instance(uid, series_uid, sop),
+                     lambda: c.retrieve_instance_frames(uid, series_uid, sop, [1])):
+            with pytest.raises(HTTPError) as exc:
+                call()
+            assert exc.value.response is not None and exc.value.response.status_code == 404
+
+    with world.factory() as db:  # type: ignore[operator]
+        for given in db.scalars(select(Consent).where(Consent.patient_id == patient_id)):
+            given.withdrawn_at = clock.now()  # the patient registered with consent: withdrawn first
+        db.commit()
+    refused()  # a care relationship alone shows its own data only
+    with world.factory() as db:  # type: ignore[operator]
+        consent = Consent(patient_id=patient_id, scope="all", granted_at=clock.now())
+        db.add(consent)
+        db.commit()
+        consent_id = consent.id
+    found = c.search_for_studies(search_filters={"PatientID": "QK0001"})
+    assert uid in [s["0020000D"]["Value"][0] for s in found]
+    assert [s["0020000E"]["Value"][0] for s in c.search_for_series(uid)] == [series_uid]
+    assert len(c.retrieve_series_metadata(uid, series_uid)) == 3
+    assert c.retrieve_instance(uid, series_uid, sop).SOPInstanceUID == sop
+    assert c.retrieve_instance_frames(uid, series_uid, sop, [1]) == [stored[0].PixelData]
+    outsider = client(world, world.outsider)  # consent opens the record to members that may see the patient only
+    assert outsider.search_for_studies(search_filters={"PatientID": "QK0001"}) == []
+    with pytest.raises(HTTPError) as exc:
+        outsider.retrieve_study_metadata(uid)
+    assert exc.value.response is not None and exc.value.response.status_code == 404
+    with world.factory() as db:  # type: ignore[operator]
+        study_id = db.scalar(select(ImagingStudy.id).where(ImagingStudy.study_instance_uid == uid))
+        events = db.scalars(select(AuditEvent).where(AuditEvent.user_id == user_id)).all()
+        search = [e for e in events if e.action == "search" and study_id in (e.detail or {}).get("results", [])]
+        assert search and search[-1].access_basis == "shared" and search[-1].detail["other_institutions"]
+        for action in ("diagnostics.study_view", "diagnostics.dicom_retrieve", "diagnostics.image_view"):
+            read = [e for e in events if e.action == action]
+            assert read and read[-1].access_basis == "shared" and read[-1].resource_id == str(study_id), action
+            assert read[-1].patient_id == patient_id
+        db.get(Consent, consent_id).withdrawn_at = clock.now()
+        db.commit()
+    refused()  # consent withdrawn: nothing again
+
+
 def test_qido_refuses_malformed_keys_in_the_contract_body(world: World) -> None:
     headers = {"Authorization": f"Bearer {world.reader}"}
     for params, field in (({"StudyDate": "2026-13-45"}, "StudyDate"), ({"StudyInstanceUID": "1.2.abc"},

@@ -154,6 +154,28 @@ def readable(subject: Subject) -> ColumnElement[bool]:
                exists().where(*booking(Patient.id, inst, now)))
 
 
+def shared_readable(subject: Subject) -> ColumnElement[bool]:
+    """SQL filter on `Patient`: the patients whose shared record the subject sees — `decide(...).shared` for
+    every row (own: consent; else the grant `decide` takes, the latest to expire: break-glass with
+    includes_shared, any other with includes_shared and consent; else a booking: consent). With
+    `readable` it makes the record's rule (`entry_visible`) a clause for searches over other members' data."""
+    if not subject.is_clinical:
+        return and_(Patient.id.is_(None), Patient.id.is_not(None))  # nothing
+    inst, user, now, today = subject.acting_institution_id, subject.user_id, clock.now(), clock.today_local()
+    own = exists().where(*care(Patient.id, inst))
+    consented = exists().where(*consent(Patient.id, inst, now, today))
+
+    def first(column: Any) -> Any:
+        return (select(column).where(*grant(Patient.id, inst, user, now))
+                .order_by(AccessGrant.expires_at.desc()).limit(1).scalar_subquery())
+
+    kind, includes = first(AccessGrant.kind), first(AccessGrant.includes_shared)
+    return or_(and_(own, consented),
+               and_(not_(own), kind == GrantKind.break_glass, includes.is_(True)),
+               and_(not_(own), kind != GrantKind.break_glass, includes.is_(True), consented),
+               and_(not_(own), kind.is_(None), exists().where(*booking(Patient.id, inst, now)), consented))
+
+
 def consent_in_force(db: Session, patient_id: int, institution_id: int, now: datetime | None = None,
                      today: date | None = None) -> bool:
     return db.scalar(select(Consent.id).where(*consent(patient_id, institution_id, now or clock.now(),

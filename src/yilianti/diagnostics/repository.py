@@ -416,10 +416,11 @@ def studies_matching(db: Session, visible: ColumnElement[bool], *, study_uids: l
                      patient_identifier: str | None = None, patient_name: str | None = None,
                      accession: str | None = None, modalities: list[str] | None = None,
                      date_from: date | None = None, date_to: date | None = None, description: str | None = None,
-                     limit: int = 100, offset: int = 0) -> list[tuple[ImagingStudy, Patient]]:
-    """(study, the order's patient) of the studies the subject may see under QIDO-RS's matching keys, newest
-    first. `patient_name` (the platform's name, as the order page shows it) and `description` match a part."""
-    stmt = (select(ImagingStudy, Patient).join(DiagnosticOrder, DiagnosticOrder.id == ImagingStudy.order_id)
+                     limit: int = 100, offset: int = 0) -> list[tuple[ImagingStudy, DiagnosticOrder, Patient]]:
+    """(study, its order, the order's patient) of the studies the subject may see under QIDO-RS's matching keys,
+    newest first. `patient_name` (the platform's name, as the order page shows it) and `description` match a
+    part."""
+    stmt = (select(ImagingStudy, DiagnosticOrder, Patient).join(DiagnosticOrder, DiagnosticOrder.id == ImagingStudy.order_id)
             .join(Patient, Patient.id == DiagnosticOrder.patient_id).where(visible))
     if study_uids:
         stmt = stmt.where(ImagingStudy.study_instance_uid.in_(study_uids))
@@ -438,7 +439,7 @@ def studies_matching(db: Session, visible: ColumnElement[bool], *, study_uids: l
     if date_to:
         stmt = stmt.where(ImagingStudy.study_date <= date_to)
     stmt = stmt.order_by(ImagingStudy.study_date.desc(), ImagingStudy.id.desc()).limit(limit).offset(offset)
-    return [(s, p) for s, p in db.execute(stmt)]
+    return [(s, o, p) for s, o, p in db.execute(stmt)]
 
 
 def series_counts(db: Session, study_ids: Iterable[int]) -> dict[int, int]:

@@ -13,9 +13,11 @@
   with a foreign accession (nothing of another member's is linked or overwritten, and nothing says it exists).
   The answer is the DICOM JSON store response (ReferencedSOPSequence, FailedSOPSequence with FailureReason).
 
-Access: every request is the order page's rule (`orders.workflow.visible`: the acting institution placed or
-reads the order, and may see the patient) — a study of another member's order is not found (404, or absent
-from a search). Searches are audited as a `search` with the studies found; reads of images and metadata as
+Access: every read is the shared record's rule for one entry (`orders.workflow.in_record` in searches,
+`policy.entry_access` for a study: the acting institution placed or reads the order and may see the patient —
+`orders.workflow.visible`, the order page's rule —, or it sees the patient's shared record: consent in force, an
+including grant, break-glass); any other member's study is not found (404, or absent from a search). STOW-RS
+links only to orders of the sender's own sides (`visible`). Searches are audited as a `search` with the studies found; reads of images and metadata as
 `diagnostics.image_view` / `diagnostics.study_view` once per user and study in ten minutes (a viewer fetches
 one request per frame); downloads of whole files (`diagnostics.dicom_retrieve`) every time.
 """
@@ -52,6 +54,7 @@ from yilianti.kit import repository as kit
 from yilianti.models.diagnostics import DiagnosticOrder, ImagingInstance, ImagingStudy
 from yilianti.models.patient import Patient
 from yilianti.patients.service import masked_query
+from yilianti.record.sources import order_institutions
 
 log = logging.getLogger(__name__)
 
@@ -223,16 +226,31 @@ def study_json(base: str, study: ImagingStudy, patient: Patient, series: int | N
     }
 
 
-def search_studies(db: Session, subject: Subject, q: StudyQuery, base: str) -> list[dict[str, Any]]:
-    """The studies the subject may see under the query; audited as one search with the studies found."""
-    rows = repo.studies_matching(db, workflow.visible(subject), study_uids=q.study_uids,
+def _matching(db: Session, subject: Subject, q: StudyQuery) -> list[tuple[ImagingStudy, DiagnosticOrder, Patient]]:
+    """The studies the shared record shows the subject (`workflow.in_record`) under the query, newest first."""
+    return repo.studies_matching(db, workflow.in_record(subject), study_uids=q.study_uids,
                                  patient_identifier=q.patient_identifier, patient_name=q.patient_name,
                                  accession=q.accession, modalities=q.modalities, date_from=q.date_from,
                                  date_to=q.date_to, description=q.description, limit=q.limit, offset=q.offset)
-    counts = repo.series_counts(db, [s.id for s, _ in rows])
-    audit.record(db, subject, "search", "imaging_study", None,
-                 detail={"q": masked_query(q.as_text()), "results": [s.id for s, _ in rows]})
-    return [study_json(base, s, p, counts.get(s.id, 0)) for s, p in rows]
+
+
+def _audit_search(db: Session, subject: Subject, q: StudyQuery,
+                  rows: list[tuple[ImagingStudy, DiagnosticOrder, Patient]]) -> None:
+    """One `search` row with the studies found; basis `shared` (with the other members) when another member's
+    studies were among them, as the record's read is audited."""
+    others = sorted({i for _s, o, _p in rows if subject.acting_institution_id not in order_institutions(o)
+                     for i in order_institutions(o)})
+    audit.record(db, subject, "search", "imaging_study", None, basis="shared" if others else None,
+                 detail={"q": masked_query(q.as_text()), "results": [s.id for s, _o, _p in rows],
+                         **({"other_institutions": others} if others else {})})
+
+
+def search_studies(db: Session, subject: Subject, q: StudyQuery, base: str) -> list[dict[str, Any]]:
+    """The studies the subject may see under the query; audited as one search with the studies found."""
+    rows = _matching(db, subject, q)
+    counts = repo.series_counts(db, [s.id for s, _o, _p in rows])
+    _audit_search(db, subject, q, rows)
+    return [study_json(base, s, p, counts.get(s.id, 0)) for s, _o, p in rows]
 
 
 @dataclass
@@ -241,19 +259,22 @@ class Opened:
     order: DiagnosticOrder
     patient: Patient
     basis: str
+    grant_id: int | None = None
 
 
 def open_study(db: Session, subject: Subject, study_uid: str) -> Opened:
-    """The study, if the subject may open its order (404 otherwise). Not audited: the caller audits the read."""
+    """The study, if the shared record shows its order to the subject (`policy.entry_access`; 404 otherwise),
+    with the basis its read is audited under (`shared` for another member's). Not audited: the caller audits."""
     check_uid(study_uid, "study")
-    row = repo.visible_study(db, workflow.visible(subject), study_uid)
-    access = policy.decide(db, subject, row[1].patient_id) if row else None
-    if row is None or access is None:
+    row = repo.visible_study(db, workflow.in_record(subject), study_uid)
+    if row is None:
         raise NotFound()
-    return Opened(row[0], row[1], row[2], access.basis)
+    access, basis = policy.entry_access(db, subject, row[1].patient_id, order_institutions(row[1]))
+    return Opened(row[0], row[1], row[2], basis, access.grant_id)
 
 
 def _audit_view(db: Session, subject: Subject, opened: Opened, action: str, **detail: Any) -> None:
+    detail = {**detail, "grant_id": opened.grant_id}
     imaging.audit_image_view(db, subject, opened.study.id, opened.order.patient_id, opened.basis,
                              {k: v for k, v in detail.items() if v is not None}, action=action)
 
@@ -338,22 +359,17 @@ def search_all(db: Session, subject: Subject, keys: dict[str, list[str]], base: 
     """QIDO-RS /series or /instances: those of the studies the subject may see that match the study-level keys
     (newest study first), under the series- or instance-level keys; audited as a search."""
     q = study_query(keys, LIMIT_MAX, 0)
-    studies = repo.studies_matching(db, workflow.visible(subject), study_uids=q.study_uids,
-                                    patient_identifier=q.patient_identifier, patient_name=q.patient_name,
-                                    accession=q.accession, modalities=q.modalities, date_from=q.date_from,
-                                    date_to=q.date_to, description=q.description, limit=LIMIT_MAX)
     out: list[dict[str, Any]] = []
     wanted = offset + min(limit, LIMIT_MAX)
     seen = []
-    for study, _ in studies:
+    for study, order, patient in _matching(db, subject, q):
         if len(out) >= wanted:
             break
-        seen.append(study.id)
+        seen.append((study, order, patient))
         out += _series_of(db, base, study, first_key(keys, "Modality"), first_key(keys, "SeriesInstanceUID")) \
             if level == "series" else _instances_of(db, base, study, first_key(keys, "SeriesInstanceUID"),
                                                    first_key(keys, "SOPInstanceUID"))
-    audit.record(db, subject, "search", "imaging_study", None,
-                 detail={"q": masked_query(q.as_text()), "results": seen})
+    _audit_search(db, subject, q, seen)
     return out[offset:wanted]
 
 
@@ -413,7 +429,8 @@ def retrieve(db: Session, subject: Subject, study_uid: str, series_uid: str | No
     audit.record(db, subject, "diagnostics.dicom_retrieve", "imaging_study", opened.study.id,
                  patient_id=opened.order.patient_id, basis=opened.basis,
                  detail={k: v for k, v in (("series_instance_uid", series_uid), ("sop_instance_uid", sop_uid),
-                                           ("instances", len(found))) if v is not None})
+                                           ("instances", len(found)), ("grant_id", opened.grant_id))
+                         if v is not None})
     return found
 
 

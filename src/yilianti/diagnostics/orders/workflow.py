@@ -183,6 +183,14 @@ def visible(subject: Subject) -> ColumnElement[bool]:
                 policy.readable(subject))
 
 
+def in_record(subject: Subject) -> ColumnElement[bool]:
+    """The orders whose results the shared record shows the subject (`policy.entry_visible` as one SQL clause
+    over `DiagnosticOrder` joined to `Patient`): those it may open (`visible`), and every order of a patient whose
+    shared record it sees (`policy.shared_readable`: consent in force, an including grant, break-glass). Reading
+    such an order's images is `policy.entry_access`'s decision, audited with basis `shared`."""
+    return or_(visible(subject), policy.shared_readable(subject))
+
+
 def get(db: Session, subject: Subject, order_id: int, *, audit_read: bool = True) -> tuple[DiagnosticOrder, frozenset[Side]]:
     """The order and the sides the subject acts for; 404 on neither side or without patient access."""
     order = kit.get(db, DiagnosticOrder, order_id)
