@@ -151,6 +151,11 @@ def test_two_nodes_behind_nginx_and_two_workers_do_each_thing_once(test_db: Any,
         assert all(r.headers.get("X-Request-ID") for r in bookings + moves)
         served_by = (tmp_path / "nginx-access.log").read_text()
         assert served_by.count("/api/v1/") == 24
+        # DICOMweb's links carry the address the client used (nginx's port), not the node's (web/urls.py)
+        stow = httpx.post(f"{base}/dicomweb/studies/1.2.3", content=b"--b\r\n\r\nnot dicom\r\n--b--\r\n",
+                          headers={"Authorization": f"Bearer {lead_token}",
+                                   "Content-Type": 'multipart/related; type="application/dicom"; boundary=b'})
+        assert stow.status_code == 409 and stow.json()["00081190"]["Value"] == [f"{base}/dicomweb/studies/1.2.3"]
 
         # a cookie session made on node A works on node B; a file uploaded on A downloads from B
         node_a, node_b = (f"http://127.0.0.1:{port}" for port in nodes)

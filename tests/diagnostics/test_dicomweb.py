@@ -7,6 +7,7 @@ one else: a doctor of an unrelated hospital finds nothing and reads nothing (404
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -340,11 +341,41 @@ def test_wado_metadata_has_bulk_data_uris(world: World, stored: list[Dataset]) -
     assert ds.Rows == 128 and ds.Columns == 128 and ds.Modality == "CT" and ds.AccessionNumber == world.accession
     uri = first["7FE00010"]["BulkDataURI"]
     assert uri.endswith(f"/instances/{stored[0].SOPInstanceUID}/bulkdata/7FE00010")
-    # the URI is built from the request's Host header, which dicomweb-client sends without the port (a server
-    # on a default port behind the proxy is unaffected); the test server's port is put back
-    uri = uri.replace("http://127.0.0.1/", f"{world.base}/")
+    # dicomweb-client sends its Host header without the port: the connection's port completes it
+    assert uri.startswith(f"{world.base}/dicomweb/studies/{uid}/")
     assert c.retrieve_bulkdata(uri)[0] == stored[0].PixelData
     assert c.retrieve_instance_metadata(uid, series_uid, stored[2].SOPInstanceUID)["00200013"]["Value"] == [3]
+
+
+def test_urls_follow_the_address_the_client_used_behind_the_proxy(world: World, stored: list[Dataset]) -> None:
+    """Behind nginx (another port, https) RetrieveURL and BulkDataURI carry the public address from the
+    forwarded headers, not the address and port the app listens on."""
+    uid, series_uid = stored[0].StudyInstanceUID, stored[0].SeriesInstanceUID
+    proxy = {"Authorization": f"Bearer {world.reader}", "Host": "pacs.example", "X-Forwarded-Proto": "https",
+             "X-Forwarded-Host": "pacs.example:8443", "X-Forwarded-Port": "8443"}
+    public = "https://pacs.example:8443/dicomweb"
+    meta = httpx.get(f"{world.base}/dicomweb/studies/{uid}/series/{series_uid}/metadata", headers=proxy).json()
+    assert all(m["7FE00010"]["BulkDataURI"].startswith(f"{public}/studies/{uid}/series/") for m in meta)
+    found = httpx.get(f"{world.base}/dicomweb/studies", params={"StudyInstanceUID": uid}, headers=proxy).json()
+    assert found[0]["00081190"]["Value"] == [f"{public}/studies/{uid}"]
+    more = ct_series(world.accession, n=1)
+    boundary = "ylt-test"
+    body = (f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + _part10(more[0])
+            + f"\r\n--{boundary}--\r\n".encode())
+    r = httpx.post(f"{world.base}/dicomweb/studies", content=body, headers={
+        **proxy, "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'})
+    assert r.status_code == 200, r.text
+    url = r.json()["00081199"]["Value"][0]["00081190"]["Value"][0]
+    assert url.startswith(f"{public}/studies/{more[0].StudyInstanceUID}/series/")
+    forwarded = {"Authorization": f"Bearer {world.reader}", "Forwarded": 'for=10.1.1.1;proto=https;host=pacs.example'}
+    again = httpx.get(f"{world.base}/dicomweb/studies", params={"StudyInstanceUID": uid}, headers=forwarded).json()
+    assert again[0]["00081190"]["Value"] == [f"https://pacs.example/dicomweb/studies/{uid}"]
+
+
+def _part10(ds: Dataset) -> bytes:
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
 
 
 def test_wado_frames_are_the_uncompressed_pixels(world: World, stored: list[Dataset]) -> None:

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from yilianti.auth.deps import DB, Clinical
 from yilianti.diagnostics.dicomweb import service as dw
 from yilianti.kit.schemas import INT_MAX
+from yilianti.web.urls import public_base
 
 router = APIRouter(prefix="/dicomweb", tags=["DICOMweb"])
 
@@ -37,7 +38,8 @@ PNG: Responses = {200: {"content": {"image/png": {}}, "description": "rendered w
 
 
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    """The address the client used (behind the proxy: its forwarded headers), for RetrieveURL and BulkDataURI."""
+    return public_base(request)
 
 
 def _json(content: Any, status: int = 200) -> JSONResponse:
