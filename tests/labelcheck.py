@@ -15,6 +15,7 @@ import pkgutil
 import re
 from collections.abc import Callable, Iterable
 from html.parser import HTMLParser
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from yilianti.kit.i18n import LOCALE_DIR
@@ -143,3 +144,22 @@ def untranslated(missing: Iterable[str]) -> set[str]:
 def raw_in_english(texts: Iterable[str], codes: frozenset[str]) -> set[str]:
     """In English a code is also an English word ("final", "open"): raw only as a whole text node."""
     return {t for t in texts if t in codes}
+
+
+def record_english(monkeypatch: Any) -> set[str]:
+    """From now on, the texts an English page asks the catalogue for and it lacks go into the returned set (and
+    `i18n.MISSING_LABELS` starts empty): check it with `untranslated` after reading the pages."""
+    from yilianti.kit import i18n
+    from yilianti.web import render
+
+    asked: set[str] = set()
+    real = render.translate
+
+    def recording(text: str, loc: str, **params: object) -> str:
+        if loc == "en" and text not in i18n.catalogue("en"):
+            asked.add(text)
+        return real(text, loc, **params)
+
+    monkeypatch.setattr(render, "translate", recording)
+    i18n.MISSING_LABELS.clear()
+    return asked

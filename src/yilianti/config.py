@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     chronic_urgent_glucose_low: float = Field(default=3.9, ge=1.0, le=7.0)
     chronic_target_glucose: float = Field(default=7.0, ge=4.0, le=15.0)
     chronic_tb_first_visit_days: int = Field(default=3, ge=0, le=30)  # TB: first home visit within 72 h of notification
+    chronic_tb_intensive_days: int = Field(default=10, ge=1, le=60)  # TB: a visit every 10 days, intensive phase
+    chronic_tb_continuation_days: int = Field(default=30, ge=1, le=90)  # TB: monthly in the continuation phase
+    chronic_tb_missed_doses_report: int = Field(default=7, ge=1, le=60)  # TB: missed doses reported upwards
+    chronic_smi_guided_days: int = Field(default=30, ge=1, le=120)  # SMI: still basically stable → a month
 
     # data that grows for years (PostgreSQL, archive/service.py): monthly partitions of the audit log, the
     # inbound messages and the outbox created this many months ahead; HL7 messages handled and delivered outbox

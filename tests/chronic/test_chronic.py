@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import func, select
 
 from tests import builders as b
-from tests.labelcheck import untranslated
+from tests.labelcheck import record_english, untranslated
 from tests.referral.helpers import drive, setup
-from yilianti.chronic import service
+from yilianti.chronic import rules, service
 from yilianti.exceptions import Conflict, InvalidInput, NotFound
 from yilianti.kit import clock, i18n
 from yilianti.models.audit import AuditEvent
@@ -21,7 +21,6 @@ from yilianti.models.chronic import ChronicFollowUp
 from yilianti.models.patient import CareKind, CareRelationship
 from yilianti.referral import service as referrals
 from yilianti.referral.schemas import ReferralIn
-from yilianti.web import render
 from yilianti.workbench import service as workbench
 
 D = date(2026, 3, 2)
@@ -57,10 +56,10 @@ def test_rules_classify_and_plan_the_next_follow_up() -> None:
     assert service.classify("diabetes_t2", None, None, 16.7, None) == "urgent"
     assert service.classify("diabetes_t2", None, None, 3.9, None) == "urgent"
     assert service.classify("diabetes_t2", 185, 90, 6.0, None) == "urgent"
-    assert service.next_due("controlled", D) == (D + timedelta(days=90), "routine")
-    assert service.next_due("uncontrolled", D) == (D + timedelta(days=14), "recheck")
-    assert service.next_due("refer", D) == (D + timedelta(days=14), "after_referral")
-    assert service.next_due("urgent", D) == (D + timedelta(days=14), "after_referral")
+    assert rules.next_visit("hypertension", "controlled", D) == (D + timedelta(days=90), "routine")
+    assert rules.next_visit("hypertension", "uncontrolled", D) == (D + timedelta(days=14), "recheck")
+    assert rules.next_visit("hypertension", "refer", D) == (D + timedelta(days=14), "after_referral")
+    assert rules.next_visit("diabetes_t2", "urgent", D) == (D + timedelta(days=14), "after_referral")
 
 
 def test_contract_enrolment_due_list_and_visits(db, world) -> None:  # type: ignore[no-untyped-def]
@@ -157,16 +156,7 @@ def test_pages_sign_enrol_list_and_record(db, client, world, monkeypatch) -> Non
         assert re.search(r'id="count-upcoming">0<', page.text)  # the re-check is due in 14 days: not this week
 
         # English: every message and coded value of the two pages has its English label
-        asked: set[str] = set()
-        real = render.translate
-
-        def recording(text: str, loc: str, **params: object) -> str:
-            if loc == "en" and text not in i18n.catalogue("en"):
-                asked.add(text)
-            return real(text, loc, **params)
-
-        monkeypatch.setattr(render, "translate", recording)
-        i18n.MISSING_LABELS.clear()
+        asked = record_english(monkeypatch)
         client.cookies.set("lang", "en")
         en = client.get(f"/chronic?team_id={team_id}").text
         assert "Chronic care follow-ups" in en and "Hypertension" in en

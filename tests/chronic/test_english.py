@@ -8,10 +8,9 @@ from datetime import date, timedelta
 
 from tests import builders as b
 from tests.chronic.test_chronic import _at
-from tests.labelcheck import code_values, raw_codes, read, untranslated
+from tests.labelcheck import code_values, raw_codes, read, record_english, untranslated
 from yilianti.chronic import reminders, repository, service
 from yilianti.kit import clock, i18n
-from yilianti.web import render
 
 D = date(2026, 3, 2)
 
@@ -44,16 +43,7 @@ def test_the_work_pages_in_english_and_without_raw_codes(db, client, monkeypatch
             page = client.get(path)
             assert page.status_code == 200, path
             assert not raw_codes(read(page.text)[0], codes), path
-        asked: set[str] = set()
-        real = render.translate
-
-        def recording(text: str, loc: str, **params: object) -> str:
-            if loc == "en" and text not in i18n.catalogue("en"):
-                asked.add(text)
-            return real(text, loc, **params)
-
-        monkeypatch.setattr(render, "translate", recording)
-        i18n.MISSING_LABELS.clear()
+        asked = record_english(monkeypatch)
         client.cookies.set("lang", "en")
         for path in pages:
             assert client.get(path).status_code == 200, path

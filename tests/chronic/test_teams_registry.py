@@ -12,14 +12,13 @@ import pytest
 from sqlalchemy import func, select
 
 from tests import builders as b
-from tests.labelcheck import untranslated
+from tests.labelcheck import record_english, untranslated
 from yilianti.chronic import registry, screening, service, teams
 from yilianti.exceptions import Conflict, InvalidInput, NotFound
 from yilianti.kit import clock, i18n
 from yilianti.models.audit import AuditEvent
 from yilianti.models.chronic import ChronicFollowUp, ChronicRegistration, FamilyDoctorContract
 from yilianti.models.patient import CareRelationship
-from yilianti.web import render
 
 D = date(2026, 3, 2)
 
@@ -289,16 +288,7 @@ def test_pages_keep_input_and_speak_english(db, client, world, monkeypatch) -> N
         assert "150/95 mmHg" in form and "李秀英" in form
         assert client.get("/chronic/screening/coverage").status_code == 200
 
-        asked: set[str] = set()
-        real = render.translate
-
-        def recording(text: str, loc: str, **params: object) -> str:
-            if loc == "en" and text not in i18n.catalogue("en"):
-                asked.add(text)
-            return real(text, loc, **params)
-
-        monkeypatch.setattr(render, "translate", recording)
-        i18n.MISSING_LABELS.clear()
+        asked = record_english(monkeypatch)
         client.cookies.set("lang", "en")
         for url in (f"/chronic/teams/{team.id}", "/chronic/signing", "/chronic/registry", reg_url, "/chronic/screening",
                     round_url, "/chronic/screening/coverage"):

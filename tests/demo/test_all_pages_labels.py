@@ -11,10 +11,18 @@ import pytest
 from sqlalchemy.orm import Session
 
 from tests import builders as b
-from tests.labelcheck import CODE_WORD, code_values, crawl, raw_codes, raw_in_english, read, untranslated
+from tests.labelcheck import (
+    CODE_WORD,
+    code_values,
+    crawl,
+    raw_codes,
+    raw_in_english,
+    read,
+    record_english,
+    untranslated,
+)
 from yilianti.demo import loader
 from yilianti.kit import i18n
-from yilianti.web import render
 
 # one account per role, and the grassroots doctor and nurse whose pages the phone layout is for
 ACCOUNTS = ("admin", "tj-alliance-admin", "tj-lead-admin", "tj-lead-doctor", "tj-lead-coordinator", "tj-lead-reader",
@@ -24,16 +32,7 @@ ACCOUNTS = ("admin", "tj-alliance-admin", "tj-lead-admin", "tj-lead-doctor", "tj
 @pytest.mark.parametrize("locale", ["zh", "en"])
 def test_every_page_shows_labels_not_codes(db: Session, client, monkeypatch, locale: str) -> None:  # type: ignore[no-untyped-def]
     codes = code_values()
-    asked: set[str] = set()
-    real = render.translate
-
-    def recording(text: str, loc: str, **params: object) -> str:
-        if loc == "en" and text not in i18n.catalogue("en"):
-            asked.add(text)
-        return real(text, loc, **params)
-
-    monkeypatch.setattr(render, "translate", recording)
-    i18n.MISSING_LABELS.clear()
+    asked = record_english(monkeypatch)
     problems: list[str] = []
     pages = 0
     seen: set[str] = set()  # a page shape already read for one role is not read again for the next

@@ -68,6 +68,9 @@ def raise_for_visit(db: Session, task: ChronicFollowUp, reg: ChronicRegistration
     """The visit just recorded, if its values or danger signs call for an urgent referral."""
     found = urgent_values(reg.condition, task.sbp, task.dbp, task.fasting_glucose)
     danger = (task.detail or {}).get("danger") or []
+    if task.classification == "unstable":  # a severe mental disorder's unstable visit: refer at once
+        grade = (task.detail or {}).get("danger_grade")
+        found.append(("danger", f"严重精神障碍病情不稳定（危险性 {grade} 级）"))
     if not found and not danger:
         return None
     kind, text = found[0] if found else ("danger", "")

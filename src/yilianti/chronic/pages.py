@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from yilianti.auth.deps import DB, CurrentSubject
 from yilianti.authz.subject import Subject
-from yilianti.chronic import outcomes, reminders, repository, service, visit
+from yilianti.chronic import outcomes, registry, reminders, repository, service, visit
 from yilianti.exceptions import AppError, InvalidInput
 from yilianti.web.charts import line_chart
 from yilianti.web.forms import errors_of, opt_int
@@ -89,7 +89,7 @@ def _visit_context(db: Any, subject: Subject, follow_up_id: int) -> dict[str, An
     return {"task": task, "registration": reg, "patient": repository.patient_of(db, task.patient_id),
             "history": history, "form": _carried(history[0]) if history else {},
             "conditions": service.CONDITIONS, "reasons": service.REASONS,
-            "classifications": service.CLASSIFICATIONS, "v": visit,
+            "classifications": service.CLASSIFICATIONS, "v": visit, "grades": registry.SMI_GRADES,
             "suggest_referral": f"/chronic/alarms/{alarm.id}/refer" if alarm else None,
             "calls": repository.calls_of(db, [task.id]).get(task.id, []),
             "sent": repository.reminders_of(db, [task.id]).get(task.id, []),

@@ -7,7 +7,9 @@ from, to, why).
 Leaving care cancels the registration's open follow-up (it no longer counts as due or overdue); coming back plans
 one `chronic_recheck_days` later. A death ends the patient's contracts with the institution's teams. A TB
 patient's first home visit is due `chronic_tb_first_visit_days` (3) after the notification; an SMI patient of
-danger grade 3–5 is seen again within `chronic_recheck_days`."""
+danger grade 3–5 is seen again within `chronic_recheck_days` (`rules.first_visit_soon`). A TB treatment ends
+with the closing assessment (结案评估, `close_tb`): when and why it stopped, the visits due and made, the doses
+due and taken."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from sqlalchemy.orm import Session
 from yilianti.audit import service as audit
 from yilianti.authz.policy import require_patient
 from yilianti.authz.subject import Subject
-from yilianti.chronic import repository, service, teams
+from yilianti.chronic import repository, rules, service, teams, visit
 from yilianti.config import get_settings
 from yilianti.exceptions import Conflict, InvalidInput, NotFound
 from yilianti.kit import clock
@@ -34,7 +36,6 @@ SMI_GRADES = code_table("chronic.smi_grade", {str(g): f"{g}级" for g in range(6
 TB_PHASES = code_table("chronic.tb_phase", {"intensive": "强化期", "continuation": "继续期", "completed": "疗程结束"})
 EVENT_KINDS = code_table("chronic.event_kind", {"enrolled": "纳入管理", "status": "管理状态", "risk": "危险分层",
                                                "phase": "治疗阶段"})
-SMI_REFER_GRADE = 3  # danger grade 3–5: refer at once, see again within two weeks
 
 
 def risk_codes(condition: str) -> dict[str, str]:
@@ -102,12 +103,7 @@ def enrol(db: Session, subject: Subject, data: EnrolIn) -> ChronicRegistration:
     reg = service.enrol(db, subject, data.patient_id, condition, team_id=data.team_id, enrolled_on=day)
     reg.icd10, reg.risk_level, reg.notified_on = icd10[:16], data.risk_level or None, notified
     reg.tb_phase = "intensive" if condition == "tb" else None
-    s = get_settings()
-    soon = None
-    if notified is not None:
-        soon = notified + timedelta(days=s.chronic_tb_first_visit_days)
-    elif condition == "smi" and data.risk_level and int(data.risk_level) >= SMI_REFER_GRADE:
-        soon = day + timedelta(days=min(s.chronic_recheck_days, s.chronic_first_follow_up_days))
+    soon = rules.first_visit_soon(condition, day, notified_on=notified, grade=data.risk_level)
     for task in repository.open_follow_ups_of(db, reg.id):
         if soon is not None and soon < task.due_on:
             task.due_on = soon
@@ -180,7 +176,7 @@ def set_risk(db: Session, subject: Subject, registration_id: int, level: str, re
         raise Conflict("危险分层没有变化")
     day = _day(on, reg)
     old, reg.risk_level = reg.risk_level, level
-    if reg.condition == "smi" and int(level) >= SMI_REFER_GRADE:
+    if reg.condition == "smi" and int(level) >= rules.SMI_REFER_GRADE:
         soon = day + timedelta(days=get_settings().chronic_recheck_days)
         for task in repository.open_follow_ups_of(db, reg.id):
             task.due_on = min(task.due_on, soon)
@@ -190,14 +186,16 @@ def set_risk(db: Session, subject: Subject, registration_id: int, level: str, re
 
 
 def set_phase(db: Session, subject: Subject, registration_id: int, phase: str, reason: str | None = None,
-              on: date | None = None) -> ChronicRegistration:
-    """A TB patient's treatment phase: intensive → continuation → completed (the closing assessment)."""
+              on: date | None = None, *, closing: bool = False) -> ChronicRegistration:
+    """A TB patient's treatment phase: intensive → continuation → completed (only by `close_tb`)."""
     reg = require_registration(db, subject, registration_id)
     service._require_staff(subject, reg.institution_id)
     if reg.condition != "tb":
         raise NotFound()
     if phase not in TB_PHASES:
         raise InvalidInput(fields={"tb_phase": "请选择治疗阶段"})
+    if phase == "completed" and not closing:
+        raise InvalidInput(fields={"tb_phase": "疗程结束须填写结案评估"})
     order = list(TB_PHASES)
     if reg.tb_phase and order.index(phase) <= order.index(reg.tb_phase):
         raise Conflict("治疗阶段只能向前推进")
@@ -206,3 +204,82 @@ def set_phase(db: Session, subject: Subject, registration_id: int, phase: str, r
     db.flush()
     _event(db, subject, reg, "phase", old, phase, day, reason)
     return reg
+
+
+@dataclass
+class ClosingIn:
+    """The closing assessment of a TB treatment (结案评估) as the doctor enters it from the treatment card."""
+    stopped_on: date | None
+    stop_reason: str
+    doses_due: int | None
+    doses_taken: int | None
+    note: str | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Closing:
+    stopped_on: date
+    stop_reason: str
+    visits_due: int
+    visits_done: int
+    doses_due: int
+    doses_taken: int
+
+    @property
+    def dose_rate(self) -> float:
+        return self.doses_taken / self.doses_due if self.doses_due else 0.0
+
+    @property
+    def regular(self) -> bool:
+        """规则服药: at least `rules.TB_REGULAR_RATE` of the doses due taken."""
+        return self.dose_rate >= rules.TB_REGULAR_RATE
+
+    def text(self) -> str:
+        return (f"{visit.TB_STOP.get(self.stop_reason, self.stop_reason)}；应访视 {self.visits_due} 次，"
+                f"实际 {self.visits_done} 次；应服药 {self.doses_due} 次，实际 {self.doses_taken} 次，"
+                f"服药率 {self.dose_rate:.1%}（{'规则服药' if self.regular else '未规则服药'}）")
+
+
+def close_tb(db: Session, subject: Subject, registration_id: int, data: ClosingIn) -> Closing:
+    """End a TB treatment with its closing assessment: the visits due (follow-ups that fell due by the stop) and
+    made come from the follow-ups, the doses from the treatment card; the phase becomes completed, the open
+    follow-up is cancelled, and a death, a loss or a move to MDR treatment changes the registration's status."""
+    reg = require_registration(db, subject, registration_id)
+    service._require_staff(subject, reg.institution_id)
+    if reg.condition != "tb":
+        raise NotFound()
+    if reg.tb_phase == "completed":
+        raise Conflict("该患者已结案")
+    errors = dict(data.errors)
+    if data.stop_reason not in visit.TB_STOP:
+        errors["stop_reason"] = "请选择停止治疗原因"
+    if data.doses_due is None or data.doses_due < 1:
+        errors.setdefault("doses_due", "请填写应服药次数")
+    if data.doses_taken is None:
+        errors.setdefault("doses_taken", "请填写实际服药次数")
+    elif data.doses_due is not None and data.doses_taken > data.doses_due:
+        errors["doses_taken"] = "实际服药次数不能多于应服药次数"
+    if data.stopped_on is None:
+        errors.setdefault("stopped_on", "请填写停止治疗日期")
+    if errors:
+        raise InvalidInput(fields=errors)
+    assert data.stopped_on is not None and data.doses_due is not None and data.doses_taken is not None
+    day = _day(data.stopped_on, reg)
+    tasks = repository.history(db, reg.id)
+    closing = Closing(day, data.stop_reason, sum(1 for t in tasks if t.due_on <= day and t.status != "cancelled"),
+                      sum(1 for t in tasks if t.status == "done" and t.done_on and t.done_on <= day),
+                      data.doses_due, data.doses_taken)
+    note = closing.text() + (f"；{data.note.strip()}" if data.note and data.note.strip() else "")
+    set_phase(db, subject, reg.id, "completed", note, day, closing=True)
+    status = {"died": "deceased", "lost": "lost", "mdr": "transferred"}.get(data.stop_reason)
+    if status is not None:
+        change_status(db, subject, reg.id, status, note, day)
+    for task in repository.open_follow_ups_of(db, reg.id):
+        task.status = "cancelled"
+    db.flush()
+    audit.record(db, subject, "close", "chronic_registration", reg.id, patient_id=reg.patient_id,
+                 detail={"stop_reason": closing.stop_reason, "visits_due": closing.visits_due,
+                         "visits_done": closing.visits_done, "doses_due": closing.doses_due,
+                         "doses_taken": closing.doses_taken, "regular": closing.regular})
+    return closing

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from yilianti.auth.deps import DB, Clinical
 from yilianti.authz.subject import Subject
-from yilianti.chronic import forms, registry, repository, service
+from yilianti.chronic import forms, registry, repository, service, visit
 from yilianti.exceptions import AppError, InvalidInput, NotFound
 from yilianti.kit import repository as kit
 from yilianti.kit.listing import ListParams, export_rows
@@ -90,12 +90,35 @@ def _detail_context(db: Session, subject: Subject, registration_id: int) -> dict
             "next": repository.open_follow_up(db, reg.id), "team": next(
                 (x for x in repository.teams_of(db, reg.institution_id) if x.id == reg.team_id), None),
             "risk_codes": registry.risk_codes(reg.condition), "risk_kind": registry.value_label_kind("risk", reg.condition),
-            "statuses": registry.STATUSES, "phases": registry.TB_PHASES, "registry": registry}
+            "statuses": registry.STATUSES, "phases": registry.TB_PHASES, "registry": registry,
+            "stop_reasons": visit.TB_STOP}
 
 
 @router.get("/chronic/registrations/{registration_id}")
 def registration_page(request: Request, db: DB, subject: Clinical, registration_id: int) -> Response:
     return render_page(request, "chronic/registration.html", _detail_context(db, subject, registration_id))
+
+
+@router.post("/chronic/registrations/{registration_id}/closing")
+async def close_tb(request: Request, db: DB, subject: Clinical, registration_id: int) -> Response:
+    """A TB treatment's closing assessment (结案评估)."""
+    values = await forms.values(request)
+    errors: dict[str, str] = {}
+    data = registry.ClosingIn(stopped_on=forms.day(values, "stopped_on", errors),
+                              stop_reason=values.get("stop_reason", ""),
+                              doses_due=forms.integer(values, "doses_due", errors),
+                              doses_taken=forms.integer(values, "doses_taken", errors), note=values.get("note"),
+                              errors=errors)
+    try:
+        registry.close_tb(db, subject, registration_id, data)
+    except AppError as exc:
+        db.rollback()
+        if exc.status == 404:
+            raise
+        ctx = _detail_context(db, subject, registration_id)
+        ctx.update(errors=errors_of(request, exc), form=values, change="closing")
+        return render_page(request, "chronic/registration.html", ctx, status_code=exc.status)
+    return RedirectResponse(f"/chronic/registrations/{registration_id}?done=tb_closed", status_code=303)
 
 
 CHANGES = {"status": registry.change_status, "risk": registry.set_risk, "phase": registry.set_phase}

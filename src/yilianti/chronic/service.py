@@ -1,11 +1,14 @@
 """Chronic care: family-doctor teams sign contracts with residents, enrol them in a condition's registry,
 and follow them up by the national basic public-health rules (国家基本公共卫生服务规范 第三版).
 
-The rules in one place (`classify`): a follow-up's values classify it, and the classification sets the next
-follow-up's date — controlled: the next routine visit (`chronic_routine_days`, ≥ 4 a year); first
-uncontrolled: re-check within `chronic_recheck_days`; uncontrolled twice in a row: refer, follow up within
-`chronic_recheck_days`; urgent (SBP ≥ 180 or DBP ≥ 110; glucose ≥ 16.7 or ≤ 3.9 mmol/L): urgent referral,
-follow up within `chronic_recheck_days`. Every read or write of a patient goes through `require_patient`.
+A follow-up's values classify it (`classify_visit`), and the classification sets the next follow-up's date
+(`rules.next_visit`, every interval there). Hypertension and diabetes (`classify`): controlled: the next
+routine visit (`chronic_routine_days`, ≥ 4 a year); first uncontrolled: re-check within
+`chronic_recheck_days`; uncontrolled twice in a row: refer, follow up within `chronic_recheck_days`; urgent
+(SBP ≥ 180 or DBP ≥ 110; glucose ≥ 16.7 or ≤ 3.9 mmol/L): urgent referral, follow up within
+`chronic_recheck_days`. Severe mental disorders by the danger grade, symptoms, insight and social function
+(stable / basically stable / unstable, `rules.smi_class`); tuberculosis by the missed doses and side effects
+in its treatment phase (`rules.tb_class`). Every read or write of a patient goes through `require_patient`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from sqlalchemy.orm import Session
 from yilianti.audit import service as audit
 from yilianti.authz.policy import require_patient
 from yilianti.authz.subject import Subject
-from yilianti.chronic import alarms, repository, visit
+from yilianti.chronic import alarms, repository, rules, visit
 from yilianti.chronic.rules import controlled, urgent_values
 from yilianti.chronic.visit import VisitIn
 from yilianti.config import get_settings
@@ -45,9 +48,11 @@ ICD10_CATEGORIES = {"hypertension": ("I10", "I11", "I12", "I13", "I15"), "diabet
                     "smi": ("F20", "F22", "F25", "F31", "F06", *(f"F7{i}" for i in range(10))),
                     "tb": ("A15", "A16", "A17", "A18", "A19")}
 CLASSIFICATIONS = code_table("chronic.classification", {
-    "controlled": "控制满意", "uncontrolled": "控制不满意", "refer": "两次控制不满意，转诊", "urgent": "紧急转诊"})
+    "controlled": "控制满意", "uncontrolled": "控制不满意", "refer": "两次控制不满意，转诊", "urgent": "紧急转诊",
+    "stable": "稳定，3个月随访", "basically_stable": "基本稳定，观察随访", "unstable": "不稳定，立即转诊",
+    "adherent": "按时服药，继续督导", "missed": "漏服药，加强教育", "missed_report": "漏服药1周以上，报告上级"})
 REASONS = code_table("chronic.reason", {"first": "首次随访", "routine": "常规随访", "recheck": "2周内复查",
-                                        "after_referral": "转诊后2周内随访"})
+                                        "after_referral": "转诊后2周内随访", "guided": "专科指导下1个月随访"})
 PACKAGES = code_table("chronic.package", {"basic": "基础服务包", "personalised": "个性化服务包"})
 ROLES = code_table("chronic.role", {"gp": "全科医生", "nurse": "护士", "public_health": "公共卫生人员",
                                     "specialist": "牵头医院专科医生"})
@@ -204,23 +209,28 @@ def classify(condition: str, sbp: int | None, dbp: int | None, glucose: float | 
     return "refer" if previous in ("uncontrolled", "refer") else "uncontrolled"
 
 
+def classify_visit(condition: str, data: VisitIn, previous: str | None) -> str:
+    """The classification of a visit of any registry: SMI by `rules.smi_class`, TB by `rules.tb_class`,
+    hypertension and diabetes by `classify`."""
+    if condition == "smi":
+        return rules.smi_class(data.danger_grade, symptoms=any(c != "none" for c in data.symptoms),
+                               insight=data.insight, social_poor="poor" in data.social.values(),
+                               adverse=data.adverse, physical=data.complication)
+    if condition == "tb":
+        return rules.tb_class(data.missed_doses, adverse=data.adverse, complication=data.complication)
+    return classify(condition, data.sbp, data.dbp, data.fasting_glucose, previous, danger=bool(data.danger),
+                    adverse=data.adverse, complication=data.complication)
+
+
 def visit_class(condition: str, sbp: int | None, dbp: int | None, glucose: float | None, *,
                 adverse: str | None = None, complication: bool = False) -> str:
-    """此次随访分类 of the national form: 并发症, else 不良反应, else 控制满意 / 控制不满意 by the values."""
+    """此次随访分类 of the hypertension and diabetes forms: 并发症, else 不良反应, else 控制满意 / 控制不满意 by the
+    values (the SMI and TB forms' class is their classification)."""
     if complication:
         return "complication"
     if adverse in ("present", "severe"):
         return "adverse"
     return "controlled" if controlled(condition, sbp, dbp, glucose) else "uncontrolled"
-
-
-def next_due(classification: str, visited_on: date) -> tuple[date, str]:
-    s = get_settings()
-    if classification == "controlled":
-        return visited_on + timedelta(days=s.chronic_routine_days), "routine"
-    if classification == "uncontrolled":
-        return visited_on + timedelta(days=s.chronic_recheck_days), "recheck"
-    return visited_on + timedelta(days=s.chronic_recheck_days), "after_referral"
 
 
 def open_task(db: Session, subject: Subject, follow_up_id: int) -> tuple[ChronicFollowUp, ChronicRegistration]:
@@ -245,19 +255,18 @@ def record_follow_up(db: Session, subject: Subject, follow_up_id: int, data: Vis
         raise InvalidInput(fields=errors)
     assert data.done_on is not None
     previous = repository.last_done(db, reg.id)
-    cls = classify(reg.condition, data.sbp, data.dbp, data.fasting_glucose,
-                   previous.classification if previous else None, danger=bool(data.danger), adverse=data.adverse,
-                   complication=data.complication)
+    before = previous.classification if previous else None
+    cls = classify_visit(reg.condition, data, before)
     task.status, task.done_on, task.done_at, task.recorded_by_user_id = "done", data.done_on, clock.now(), subject.user_id
     task.sbp, task.dbp, task.fasting_glucose, task.classification = data.sbp, data.dbp, data.fasting_glucose, cls
-    task.visit_class = visit_class(reg.condition, data.sbp, data.dbp, data.fasting_glucose, adverse=data.adverse,
-                                   complication=data.complication)
+    task.visit_class = cls if reg.condition in ("smi", "tb") else visit_class(
+        reg.condition, data.sbp, data.dbp, data.fasting_glucose, adverse=data.adverse, complication=data.complication)
     task.visit_mode, task.heart_rate, task.hba1c = data.visit_mode, data.heart_rate, data.hba1c
     task.weight_kg, task.height_cm, task.bmi = data.weight_kg, data.height_cm, data.bmi
     task.adherence, task.adverse, task.detail = data.adherence, data.adverse, data.detail()
     task.referral_reason = data.referral_reason
     task.note = (data.note or "").strip() or None
-    due, reason = next_due(cls, data.done_on)
+    due, reason = rules.next_visit(reg.condition, cls, data.done_on, previous=before, tb_phase=reg.tb_phase)
     nxt = _plan(db, reg, due, reason)
     alarms.raise_for_visit(db, task, reg)
     audit.record(db, subject, "complete", "chronic_follow_up", task.id, patient_id=task.patient_id,

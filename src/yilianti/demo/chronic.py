@@ -163,12 +163,20 @@ class _Demo:
             if reg.condition == "diabetes_t2":
                 glucose = round(self.r.gauss(6.3 if ok else 8.6, 0.35 if ok else 0.9), 1)
                 glucose = min(max(glucose, 4.2), 6.9) if ok else min(max(glucose, 7.1), 15.5)
+            extra: dict[str, Any] = {}
+            if reg.condition == "smi":  # the grade of the registry, insight as good as it is
+                grade = int(reg.risk_level or 0)
+                extra = {"danger_grade": grade, "insight": "complete" if grade == 0 else "partial",
+                         "social": {"self_care": "good", "social": "fair"}, "sleep": "fair", "effect": "improved"}
+            elif reg.condition == "tb":  # supervised by the village doctor, now and then a dose missed
+                extra = {"supervisor": "doctor", "missed_doses": self.r.choice([0, 0, 0, 1])}
             with _on(day, 10):
                 task = service.record_follow_up(self.db, self.doctor, task.id, service.VisitIn(
                     done_on=day, sbp=sbp, dbp=dbp, fasting_glucose=glucose,
                     visit_mode=self.r.choice(["clinic", "clinic", "home"]),
                     adherence="regular" if ok else self.r.choice(["regular", "intermittent"]),
-                    note=None if ok else self.r.choice(["调整用药，嘱低盐饮食", "加用药物，两周后复查", "嘱规律服药、适量运动"])))
+                    note=None if ok else self.r.choice(["调整用药，嘱低盐饮食", "加用药物，两周后复查", "嘱规律服药、适量运动"]),
+                    **extra))
             self.counts["follow_ups"] += 1
 
 
@@ -235,9 +243,10 @@ def load(db: Session) -> dict[str, Any]:
     tb_pid = elderly[50][0]
     notified = d.ago(100)
     tb = d.enrol(tb_pid, "tb", notified, team_id, icd10="A15.0", notified_on=notified)
+    d.follow(tb, 1.0, delay=1, miss=0.0, until=notified + timedelta(days=61))  # every 10 days, intensive phase
     with _on(notified + timedelta(days=61)):
         registry.set_phase(db, d.doctor, tb.id, "continuation", "强化期2个月结束，痰涂片阴转")
-    d.follow(tb, 1.0)
+    d.follow(tb, 1.0)  # monthly from here
 
     # status changes: lost to follow-up, transferred, deceased (their contract ends with them)
     with _on(d.ago(45)):
