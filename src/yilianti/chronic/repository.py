@@ -228,6 +228,14 @@ def round_counts(db: Session, round_ids: list[int]) -> dict[int, tuple[int, int]
         .where(ScreeningRecord.round_id.in_(round_ids)).group_by(ScreeningRecord.round_id))}
 
 
+def elderly_checked_since(db: Session, institution_id: int, since: date) -> set[int]:
+    """Residents a 65+ health-check round (老年人健康体检) of the institution saw on or after `since`."""
+    return set(db.scalars(select(ScreeningRecord.patient_id).join(
+        ScreeningRound, ScreeningRound.id == ScreeningRecord.round_id).where(
+        ScreeningRound.institution_id == institution_id, ScreeningRound.kind == "elderly65",
+        ScreeningRecord.measured_on >= since)))
+
+
 def bp_screened_since(db: Session, institution_id: int, since: date) -> set[int]:
     """Residents whose blood pressure a screening round of the institution measured on or after `since`, or
     who are in its hypertension registry (managed: measured at every follow-up)."""

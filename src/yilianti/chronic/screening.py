@@ -197,24 +197,36 @@ def referral_prefill(rec: ScreeningRecord) -> dict[str, str]:
 @dataclass
 class VillageCoverage:
     village: str
-    residents: int  # aged 35 and over, of the institution, living in the village
+    residents: int  # of the age (35+ for BP, 65+ for the health check), of the institution, living in the village
     screened: int
     unscreened: list[Patient]  # the first of those not screened this year, by name
 
+    @property
+    def percent(self) -> float | None:
+        return round(100.0 * self.screened / self.residents, 1) if self.residents else None
 
-def coverage(db: Session, subject: Subject, year: int | None = None, limit: int = 200) -> list[VillageCoverage]:
-    """Per village the institution's teams serve: residents 35+ whose BP was measured this year, and who not."""
+
+COVERAGE = code_table("chronic.coverage", {"bp35": "35岁及以上居民年度血压测量", "elderly65": "65岁及以上老年人年度健康体检"})
+
+
+def coverage(db: Session, subject: Subject, year: int | None = None, limit: int = 200, *,
+             kind: str = "bp35") -> list[VillageCoverage]:
+    """Per village the institution's teams serve, this year: `bp35` residents 35+ whose BP was measured (or who
+    are in the hypertension registry); `elderly65` residents 65+ who had the annual health check (老年人健康
+    管理率: a 65+ health-check round saw them) — and the first `limit` of those who did not, by name."""
     inst = _staff(subject)
     today = clock.today_local()
     year = year or today.year
     day = today if year == today.year else date(year, 12, 31)
-    born_by = teams.born_by(day, SCREEN_AGE)
-    adults = [(pid, addr or "") for pid, birth, addr in repository.residents(db, inst) if birth and birth <= born_by]
-    screened = repository.bp_screened_since(db, inst, date(year, 1, 1))
+    age, seen = ((teams.ELDERLY_AGE, repository.elderly_checked_since) if kind == "elderly65"
+                 else (SCREEN_AGE, repository.bp_screened_since))
+    born_by = teams.born_by(day, age)
+    people = [(pid, addr or "") for pid, birth, addr in repository.residents(db, inst) if birth and birth <= born_by]
+    screened = seen(db, inst, date(year, 1, 1))
     out = []
     names = dict.fromkeys(v for t in repository.teams_of(db, inst) for v in teams.villages(t.village))
     for village in names:
-        here = [pid for pid, addr in adults if village in addr]
+        here = [pid for pid, addr in people if village in addr]
         missing = [pid for pid in here if pid not in screened]
         out.append(VillageCoverage(village, len(here), len(here) - len(missing),
                                    repository.patients_named(db, subject, missing, limit)))

@@ -65,9 +65,11 @@ def _round_context(db: Session, subject: Subject, round_id: int) -> dict[str, An
 
 
 @router.get("/chronic/screening/coverage")
-def coverage_page(request: Request, db: DB, subject: Clinical) -> Response:
-    return render_page(request, "chronic/coverage.html", {"villages": screening.coverage(db, subject),
-                                                          "year": clock.today_local().year})
+def coverage_page(request: Request, db: DB, subject: Clinical, kind: str = "bp35") -> Response:
+    kind = kind if kind in screening.COVERAGE else "bp35"
+    return render_page(request, "chronic/coverage.html", {"villages": screening.coverage(db, subject, kind=kind),
+                                                          "year": clock.today_local().year, "kind": kind,
+                                                          "kinds": screening.COVERAGE})
 
 
 @router.get("/chronic/screening/{round_id}")

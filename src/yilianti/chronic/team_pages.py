@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from yilianti.auth.deps import DB, Clinical
 from yilianti.authz.subject import Subject
-from yilianti.chronic import forms, repository, service, teams
+from yilianti.chronic import forms, repository, screening, service, teams
 from yilianti.exceptions import AppError, InvalidInput
 from yilianti.kit import clock
 from yilianti.kit import repository as kit
@@ -37,7 +37,14 @@ def _team_context(request: Request, db: Session, subject: Subject, team_id: int)
             "candidates": [c for c in repository.member_candidates(db, team.institution_id, today)
                            if c[0] not in taken],
             "roles": teams.ROLES, "end_reasons": teams.END_REASONS, "packages": teams.PACKAGES,
-            "states": list(teams.CONTRACT_STATES.items()), "state": teams.state}
+            "states": list(teams.CONTRACT_STATES.items()), "state": teams.state,
+            **_village_figures(db, subject, team.id)}
+
+
+def _village_figures(db: Session, subject: Subject, team_id: int | None = None) -> dict[str, Any]:
+    """Per village (of one team, or every team): signing rates and the 65+ annual health-check coverage."""
+    return {"village_rows": teams.village_rates(db, subject, team_id=team_id),
+            "checks": {c.village: c for c in screening.coverage(db, subject, limit=0, kind="elderly65")}}
 
 
 @router.get("/chronic/teams/{team_id}")
@@ -130,4 +137,5 @@ def signing_page(request: Request, db: DB, subject: Clinical) -> Response:
             for x in r.rates.values()] for r in rows]
         return xlsx_response(t(request, "签约率"), head, body, "signing-rates")
     return render_page(request, "chronic/signing.html", {"rows": rows, "populations": teams.POPULATIONS,
-                                                         "today": clock.today_local()})
+                                                         "today": clock.today_local(),
+                                                         **_village_figures(db, subject)})

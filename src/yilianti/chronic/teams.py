@@ -211,13 +211,15 @@ def villages(text: str | None) -> list[str]:
     return [v.strip() for v in re.split(r"[、,，;；/\s]+", text or "") if v.strip()]
 
 
-def signing_rates(db: Session, subject: Subject, on: date | None = None) -> list[TeamRates]:
-    """The signing rate of each team of the acting institution, then of the institution (last row): residents
-    with a contract in force over the residents of each population (all, 65+, each registry)."""
-    inst = subject.acting_institution_id
-    if inst is None or not subject.is_clinical and not subject.has("institution_admin"):
-        raise NotFound()
-    day = on or clock.today_local()
+@dataclass
+class _People:
+    groups: dict[int, set[str]]  # each resident's populations: all, elderly, the registries
+    address: dict[int, str]
+    signed: dict[int, set[int]]  # the teams of the contracts in force
+    reg_team: dict[int, set[int]]  # the teams of the registrations under care
+
+
+def _people(db: Session, inst: int, day: date) -> _People:
     elderly_born_by = born_by(day, ELDERLY_AGE)
     people = repository.residents(db, inst)
     groups: dict[int, set[str]] = {pid: {"all"} | ({"elderly"} if birth and birth <= elderly_born_by else set())
@@ -232,26 +234,66 @@ def signing_rates(db: Session, subject: Subject, on: date | None = None) -> list
     for pid, team_id in repository.contracts_in_force(db, inst, day):
         signed.setdefault(pid, set()).add(team_id)
         groups.setdefault(pid, {"all"})
+    return _People(groups, address, signed, reg_team)
+
+
+def _count(row: TeamRates, pops: set[str], signed: bool) -> None:
+    for pop in pops:
+        row.rates[pop].residents += 1
+        row.rates[pop].signed += signed
+
+
+def _acting(subject: Subject) -> int:
+    inst = subject.acting_institution_id
+    if inst is None or not subject.is_clinical and not subject.has("institution_admin"):
+        raise NotFound()
+    return inst
+
+
+def signing_rates(db: Session, subject: Subject, on: date | None = None) -> list[TeamRates]:
+    """The signing rate of each team of the acting institution, then of the institution (last row): residents
+    with a contract in force over the residents of each population (all, 65+, each registry)."""
+    inst = _acting(subject)
+    p = _people(db, inst, on or clock.today_local())
     out = []
     for team in repository.teams_of(db, inst):
         names = villages(team.village)
         row = TeamRates(team.id, team.name, team.village, {k: Rate(k) for k in POPULATIONS})
-        for pid, pops in groups.items():
-            ours = team.id in signed.get(pid, ()) or team.id in reg_team.get(pid, ())
-            if not (ours or not names or any(v in address.get(pid, "") for v in names)):
-                continue
-            for pop in pops:
-                row.rates[pop].residents += 1
-                row.rates[pop].signed += team.id in signed.get(pid, ())
+        for pid, pops in p.groups.items():
+            ours = team.id in p.signed.get(pid, ()) or team.id in p.reg_team.get(pid, ())
+            if ours or not names or any(v in p.address.get(pid, "") for v in names):
+                _count(row, pops, team.id in p.signed.get(pid, ()))
         out.append(row)
     total = TeamRates(None, "", None, {k: Rate(k) for k in POPULATIONS})
-    for pid, pops in groups.items():
-        for pop in pops:
-            total.rates[pop].residents += 1
-            total.rates[pop].signed += pid in signed
+    for pid, pops in p.groups.items():
+        _count(total, pops, pid in p.signed)
     out.append(total)
     return out
 
 
+def village_rates(db: Session, subject: Subject, on: date | None = None,
+                  team_id: int | None = None) -> list[TeamRates]:
+    """The signing rate of each village the institution's teams serve (of `team_id`'s villages only, when
+    given): its residents (the address names the village) with a contract in force with any team of the
+    institution, per population. A row's `name` is the village, `team_id` the team serving it."""
+    inst = _acting(subject)
+    p = _people(db, inst, on or clock.today_local())
+    out = []
+    seen: set[str] = set()
+    for team in repository.teams_of(db, inst):
+        if team_id is not None and team.id != team_id:
+            continue
+        for village in villages(team.village):
+            if village in seen:
+                continue
+            seen.add(village)
+            row = TeamRates(team.id, village, village, {k: Rate(k) for k in POPULATIONS})
+            for pid, pops in p.groups.items():
+                if village in p.address.get(pid, ""):
+                    _count(row, pops, pid in p.signed)
+            out.append(row)
+    return out
+
+
 __all__ = ["CONTRACT_STATES", "END_REASONS", "PACKAGES", "POPULATIONS", "ROLES", "add_member", "remove_member",
-           "renew", "set_lead", "signing_rates", "state", "terminate"]
+           "renew", "set_lead", "signing_rates", "state", "terminate", "village_rates"]
