@@ -129,6 +129,22 @@ class Settings(BaseSettings):
     read_replica_url: str = ""
     read_replica_max_lag_seconds: float = Field(default=30.0, gt=0)
 
+    # external notification channels (notifications/channels.py), sent by the worker after commit, retried with
+    # back-off through the outbox. SMS (or WeChat template messages) through an HTTP gateway: POST to the URL the
+    # JSON template with {to} {text} {title} {kind} {key} filled in, an `Idempotency-Key` header, and with a
+    # secret an `X-Yilianti-Signature: sha256=<HMAC of the body>` header (empty URL: no SMS). E-mail over SMTP
+    # (empty host: no e-mail).
+    notify_http_url: str = ""
+    notify_http_secret: str = ""
+    notify_http_template: str = '{"to": "{to}", "text": "{text}"}'
+    notify_http_timeout: float = Field(default=10.0, gt=0)
+    notify_smtp_host: str = ""
+    notify_smtp_port: int = 25
+    notify_smtp_from: str = "yilianti@localhost"
+    notify_smtp_username: str = ""
+    notify_smtp_password: str = ""
+    notify_smtp_starttls: bool = False
+
     # jobs
     run_jobs_in_process: bool = True
     job_poll_seconds: float = 1.0

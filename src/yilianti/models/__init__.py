@@ -44,7 +44,7 @@ from yilianti.models.diagnostics import (
 )
 from yilianti.models.diagnostics_media import EcgRecording, OrthancForward
 from yilianti.models.empi import DoNotMatch, MatchCandidate, MergeEvent, PatientRecord
-from yilianti.models.outbox import Notification, OutboxMessage
+from yilianti.models.outbox import Notification, NotificationContact, NotificationPreference, OutboxMessage
 from yilianti.models.patient import (
     AccessGrant,
     CareRelationship,
@@ -79,7 +79,7 @@ from yilianti.models.workforce import PracticeSite, Practitioner
 __all__ = [
     "AccessGrant", "Alliance", "ApiToken", "AuditEvent",
     "AuditJournalMark", "AuditSeal", "Base", "CareRelationship", "Consent",
-    "Department", "Institution", "Membership", "Notification", "OutboxMessage", "Patient",
+    "Department", "Institution", "Membership", "Notification", "NotificationContact", "NotificationPreference", "OutboxMessage", "Patient",
     "LoginSession", "PatientIdentifier", "PracticeSite", "Practitioner", "RoleAssignment", "User",
     "BedReservation", "Booking", "BookingRequest", "ClinicSession", "Closure", "Schedule", "ScheduleTemplate",
     "Slot", "Ward",

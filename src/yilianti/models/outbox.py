@@ -56,3 +56,24 @@ class Notification(IdMixin, CreatedMixin, Base):
     link: Mapped[str | None] = mapped_column(String(300))
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
     read_at: Mapped[datetime | None] = mapped_column()
+
+
+class NotificationPreference(Base):
+    """One external channel (sms, email) a user wants one kind of notification by (in-app is always on)."""
+
+    __tablename__ = "notification_preference"
+    __table_args__ = (Index("ix_notification_preference_kind", "kind", "channel"),)
+
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+
+
+class NotificationContact(Base):
+    """Where a user's external notifications go: a mobile number (else the practitioner's phone) and e-mail."""
+
+    __tablename__ = "notification_contact"
+
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True)
+    phone: Mapped[str | None] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(254))

@@ -10,8 +10,14 @@ from fastapi import APIRouter, Query, Request
 from yilianti.auth.deps import DB, CurrentSubject
 from yilianti.kit.schemas import Id, PageNo
 from yilianti.models.outbox import Notification
-from yilianti.notifications import service
-from yilianti.notifications.schemas import NotificationOut, NotificationPage, ReadAllOut
+from yilianti.notifications import preferences, service
+from yilianti.notifications.schemas import (
+    NotificationOut,
+    NotificationPage,
+    PreferencesIn,
+    PreferencesOut,
+    ReadAllOut,
+)
 from yilianti.web.render import t
 
 router = APIRouter(prefix="/api/v1", tags=["notifications"])
@@ -50,3 +56,26 @@ def read_all(db: DB, subject: CurrentSubject) -> ReadAllOut:
 @router.post("/notifications/{notification_id}/read", response_model=NotificationOut, responses=ERRORS)
 def read_one(request: Request, notification_id: Id, db: DB, subject: CurrentSubject) -> NotificationOut:
     return _out(request, service.mark_read(db, subject, notification_id))
+
+
+def _prefs_out(prefs: preferences.Preferences) -> PreferencesOut:
+    by_kind: dict[str, list[str]] = {}
+    for kind, channel in sorted(prefs.chosen):
+        by_kind.setdefault(kind, []).append(channel)
+    return PreferencesOut(channels=by_kind, phone=prefs.phone or None, email=prefs.email or None,
+                          practitioner_phone=prefs.practitioner_phone or None,
+                          available=list(preferences.configured()))
+
+
+@router.get("/notifications/preferences", response_model=PreferencesOut, responses=ERRORS)
+def get_preferences(db: DB, subject: CurrentSubject) -> PreferencesOut:
+    """The reader's notification preferences (kinds by SMS / e-mail) and contacts."""
+    return _prefs_out(preferences.of(db, subject.user_id))
+
+
+@router.put("/notifications/preferences", response_model=PreferencesOut, responses=ERRORS)
+def put_preferences(body: PreferencesIn, db: DB, subject: CurrentSubject) -> PreferencesOut:
+    """Replace the reader's preferences; 422 naming the field for an unknown kind or channel, a bad number
+    or address."""
+    chosen = [(kind, channel) for kind, chans in body.channels.items() for channel in chans]
+    return _prefs_out(preferences.save(db, subject, chosen, body.phone, body.email))

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from yilianti.authz.subject import Subject
-from yilianti.models.outbox import Notification
+from yilianti.models.auth import RoleAssignment, User
+from yilianti.models.outbox import Notification, NotificationContact, NotificationPreference
+from yilianti.models.workforce import Practitioner
 
 
 def mine(subject: Subject) -> ColumnElement[bool]:
@@ -37,3 +39,48 @@ def mark_all_read(db: Session, subject: Subject, at: datetime) -> int:
     result = db.execute(update(Notification).where(mine(subject), Notification.read_at.is_(None))
                         .values(read_at=at).execution_options(synchronize_session=False))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+# ------------------------------------------------------------------ external channels: preferences and contacts
+def preferences(db: Session, user_id: int) -> set[tuple[str, str]]:
+    """The user's (kind, channel) choices."""
+    return {(k, c) for k, c in db.execute(select(NotificationPreference.kind, NotificationPreference.channel)
+                                          .where(NotificationPreference.user_id == user_id))}
+
+
+def replace_preferences(db: Session, user_id: int, chosen: set[tuple[str, str]]) -> None:
+    db.execute(delete(NotificationPreference).where(NotificationPreference.user_id == user_id))
+    db.add_all([NotificationPreference(user_id=user_id, kind=k, channel=c) for k, c in sorted(chosen)])
+    db.flush()
+
+
+def contact(db: Session, user_id: int) -> NotificationContact | None:
+    return db.get(NotificationContact, user_id)
+
+
+def practitioner_phone(db: Session, user_id: int) -> str | None:
+    return db.scalar(select(Practitioner.phone).join(User, User.practitioner_id == Practitioner.id)
+                     .where(User.id == user_id))
+
+
+def active_user_locale(db: Session, user_id: int) -> tuple[bool, str | None]:
+    """Whether the user is active, and the language they chose (None: Chinese)."""
+    row = db.execute(select(User.active, User.locale).where(User.id == user_id)).first()
+    return (bool(row[0]), row[1]) if row else (False, None)
+
+
+def wanting(db: Session, kind: str, *, user_id: int | None, institution_id: int | None) -> list[tuple[int, str]]:
+    """(user, channel) of the addressees who chose this kind by an external channel: the addressed user, or,
+    for a notice to an institution, every active user holding a role there."""
+    stmt = select(NotificationPreference.user_id, NotificationPreference.channel).join(
+        User, User.id == NotificationPreference.user_id).where(NotificationPreference.kind == kind,
+                                                              User.active.is_(True))
+    if user_id is not None:
+        stmt = stmt.where(NotificationPreference.user_id == user_id)
+    elif institution_id is not None:
+        stmt = stmt.where(NotificationPreference.user_id.in_(
+            select(RoleAssignment.user_id).where(RoleAssignment.institution_id == institution_id)))
+    else:
+        return []
+    return [(int(u), str(c)) for u, c in db.execute(stmt.order_by(NotificationPreference.user_id,
+                                                                  NotificationPreference.channel))]

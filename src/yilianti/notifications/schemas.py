@@ -32,3 +32,20 @@ class NotificationPage(BaseModel):
 class ReadAllOut(BaseModel):
     marked: int
     unread: int
+
+
+class PreferencesIn(BaseModel):
+    """The reader's choices: per kind of notification the external channels (sms, email) it also comes by;
+    in-app is always on, and critical values always come by SMS too."""
+
+    channels: dict[str, list[str]] = {}
+    phone: str | None = None
+    email: str | None = None
+
+
+class PreferencesOut(BaseModel):
+    channels: dict[str, list[str]]
+    phone: str | None
+    email: str | None
+    practitioner_phone: str | None  # used for SMS when no phone is given
+    available: list[str]  # channels this installation sends by

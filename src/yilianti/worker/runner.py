@@ -70,6 +70,11 @@ def periodic(name: str, every_seconds: float) -> Callable[[Callable[[Session], A
     return deco
 
 
+# called with each notification's payload after its in-app row, in the same transaction: other channels queue
+# their deliveries here (notifications/tasks.py: SMS and e-mail by the users' preferences)
+AFTER_NOTIFY: list[Callable[[Session, dict[str, Any]], Any]] = []
+
+
 @handler("notify")
 def _deliver_notification(db: Session, payload: dict[str, Any]) -> None:
     db.add(Notification(
@@ -77,6 +82,8 @@ def _deliver_notification(db: Session, payload: dict[str, Any]) -> None:
         kind=payload.get("kind") or "info", title=payload["title"], body=payload.get("body"),
         link=payload.get("link"), urgent=bool(payload.get("urgent")), params=payload.get("params"),
     ))
+    for after in AFTER_NOTIFY:
+        after(db, payload)
 
 
 def load_job_modules() -> None:

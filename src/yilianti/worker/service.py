@@ -21,7 +21,8 @@ PER_PAGE = 30
 STATUSES = (repository.FAILED, repository.PENDING, repository.ABANDONED)
 STATUS_LABELS = code_table("outbox.status", {repository.PENDING: "待发送", repository.DONE: "已完成",
                                              repository.FAILED: "失败", repository.ABANDONED: "已放弃"})
-TOPIC_LABELS = code_table("outbox.topic", {"notify": "站内通知", "diagnostics.critical_value": "危急值通知"})
+TOPIC_LABELS = code_table("outbox.topic", {"notify": "站内通知", "diagnostics.critical_value": "危急值通知",
+                                           "notify.external": "短信及邮件通知"})
 
 
 @dataclass
