@@ -31,7 +31,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
-REF = ROOT.parent / "shared" / "bench" / "pg_reference.sh"
+# beside the checkout (../shared), or where YLT_PG_REFERENCE says (a worktree elsewhere)
+REF = Path(os.environ.get("YLT_PG_REFERENCE") or ROOT.parent / "shared" / "bench" / "pg_reference.sh")
 DBNAME = "ylt_bench"
 
 

@@ -47,19 +47,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def make_instances(folder: Path, n: int, accession: str) -> int:
-    """n synthetic CT slices of one study; returns the total bytes."""
+def make_instances(folder: Path, n: int, accession: str, size: int = 512) -> int:
+    """n synthetic CT slices (size × size pixels) of one study; returns the total bytes."""
     base = pydicom.dcmread(Path(pydicom.data.__file__).parent / "test_files" / "CT_small.dcm")
     rng = np.random.default_rng(7)
-    yy, xx = np.mgrid[0:512, 0:512]
-    body = ((xx - 256) ** 2 + (yy - 256) ** 2 < 220 ** 2).astype(np.int16)
+    yy, xx = np.mgrid[0:size, 0:size]
+    body = ((xx - size // 2) ** 2 + (yy - size // 2) ** 2 < (size * 220 // 512) ** 2).astype(np.int16)
     study, series = generate_uid(), generate_uid()
     total = 0
     for i in range(n):
         ds = base.copy()
         ds.file_meta = base.file_meta.copy()
-        pixels = (body * (1000 + rng.integers(0, 80, (512, 512)))).astype(np.int16)
-        ds.Rows, ds.Columns = 512, 512
+        pixels = (body * (1000 + rng.integers(0, 80, (size, size)))).astype(np.int16)
+        ds.Rows, ds.Columns = size, size
         ds.PixelData = pixels.tobytes()
         ds.AccessionNumber = accession
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study, series, generate_uid()

@@ -4,16 +4,11 @@ nginx make a booking once and a referral move once, each notification is deliver
 sweep runs once per period though both workers schedule it.
 
 nginx is installed by deploy/nginx/ensure-nginx.sh when missing (Debian, as root); otherwise the test skips
-with the reason."""
+with the reason. The processes are started by tests/deploy/nodes.py (the county-day benchmark uses it too)."""
 
 from __future__ import annotations
 
 import os
-import re
-import shutil
-import signal
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,6 +22,7 @@ from sqlalchemy.orm import Session
 from tests import builders as b
 from tests.attachments.helpers import PDF
 from tests.conftest import BACKEND
+from tests.deploy.nodes import Cluster, nginx_binary
 from tests.live import api_token
 from tests.referral.helpers import submitted_up
 from tests.scheduling.helpers import world
@@ -35,66 +31,10 @@ from yilianti.migrate import upgrade
 
 pytestmark = pytest.mark.skipif(BACKEND != "postgresql", reason="several nodes share one PostgreSQL")
 
-ROOT = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-c", "import sys; from yilianti.cli import main; sys.exit(main())"]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _nginx() -> str:
-    found = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
-    if found:
-        return found
-    done = subprocess.run(["bash", str(ROOT / "deploy" / "nginx" / "ensure-nginx.sh")], capture_output=True,
-                          text=True, timeout=600)
-    if done.returncode != 0:
-        pytest.skip(f"nginx missing and not installable here: {done.stdout[-300:]}{done.stderr[-300:]}")
-    return "/usr/sbin/nginx"
-
-
-def _nginx_conf(tmp: Path, listen: int, nodes: list[int]) -> Path:
-    """The shipped server block with loopback addresses, inside a main config of the test's own."""
-    shipped = (ROOT / "deploy" / "nginx" / "yilianti.conf").read_text(encoding="utf-8")
-    servers = "".join(f"    server 127.0.0.1:{p} max_fails=3 fail_timeout=10s;\n" for p in nodes)
-    site = re.sub(r"(upstream yilianti \{\n)(?:    server [^\n]*\n)+", lambda m: m.group(1) + servers, shipped)
-    site = site.replace("listen 80;", f"listen 127.0.0.1:{listen};")
-    (tmp / "site.conf").write_text(site, encoding="utf-8")
-    main = f"""daemon off;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log warn;
-worker_processes 1;
-events {{ worker_connections 256; }}
-http {{
-    access_log {tmp}/nginx-access.log;
-    client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy; fastcgi_temp_path {tmp}/fcgi;
-    uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
-    include {tmp}/site.conf;
-}}
-"""
-    (tmp / "nginx.conf").write_text(main, encoding="utf-8")
-    return tmp / "nginx.conf"
-
-
-def _wait(url: str, seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{url} did not answer")
-
-
 def test_two_nodes_behind_nginx_and_two_workers_do_each_thing_once(test_db: Any, tmp_path: Path) -> None:
-    nginx = _nginx()
+    nginx, why = nginx_binary()
+    if nginx is None:
+        pytest.skip(why)
     url = test_db.new_database_url()
     upgrade(url)
     engine = create_engine(normalise_db_url(url))
@@ -112,25 +52,16 @@ def test_two_nodes_behind_nginx_and_two_workers_do_each_thing_once(test_db: Any,
                YILIANTI_SECRET_KEY="two-nodes-share-this-cookie-signing-key",
                YILIANTI_ATTACHMENTS_DIR=str(tmp_path / "shared-attachments"))
     env.pop("YILIANTI_TEST_DATABASE_URL", None)
-    nodes, front = [_free_port(), _free_port()], _free_port()
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start(args: list[str], name: str, **extra: str) -> None:
-        log = (tmp_path / f"{name}.log").open("wb")
-        procs.append(subprocess.Popen(args, env={**env, **extra}, stdout=log, stderr=subprocess.STDOUT))
-
+    # each web node its own var dir: only the database and attachments are shared; the second worker on the
+    # first one's ports: with --no-receivers it runs jobs and leaves the ports alone
+    cluster = Cluster(env, tmp_path, nginx, per_node={"web0": {"YILIANTI_VAR_DIR": str(tmp_path / "var-web0")},
+                                                      "web1": {"YILIANTI_VAR_DIR": str(tmp_path / "var-web1")}},
+                      args={"worker1": ["--no-receivers"]})
+    cluster.per_node["worker1"] = {"YILIANTI_HL7_PORT": str(cluster.hl7_ports[0]),
+                                   "YILIANTI_DICOM_PORT": str(cluster.dicom_ports[0])}
     try:
-        for i, port in enumerate(nodes):  # each node its own var dir: only the database and attachments are shared
-            start([*CLI, "serve"], f"web{i}", YILIANTI_PORT=str(port), YILIANTI_VAR_DIR=str(tmp_path / f"var-web{i}"))
-        receiving = {"YILIANTI_HL7_PORT": str(_free_port()), "YILIANTI_DICOM_PORT": str(_free_port())}
-        start([*CLI, "worker"], "worker0", **receiving)
-        # the second worker on the same ports: with --no-receivers it runs jobs and leaves the ports alone
-        start([*CLI, "worker", "--no-receivers"], "worker1", **receiving)
-        start([nginx, "-c", str(_nginx_conf(tmp_path, front, nodes)), "-p", str(tmp_path)], "nginx")
-        for port in nodes:
-            _wait(f"http://127.0.0.1:{port}/readyz")
-        base = f"http://127.0.0.1:{front}"
-        _wait(f"{base}/healthz")
+        cluster.start()
+        base, nodes = cluster.base, cluster.web_ports
 
         def book(_: int) -> httpx.Response:
             return httpx.post(f"{base}/api/v1/bookings", json={"session_id": session_id, "patient_id": patient},
@@ -172,7 +103,8 @@ def test_two_nodes_behind_nginx_and_two_workers_do_each_thing_once(test_db: Any,
             assert got.status_code == 200 and got.content == PDF
             b_.post("/logout", data={"csrf_token": csrf})  # logged out on B: the session ends on A too
             assert a.get("/account").status_code in (303, 401)
-        assert procs[3].poll() is None, (tmp_path / "worker1.log").read_text()  # not stopped by a taken port
+        # not stopped by a taken port
+        assert cluster.procs["worker1"].poll() is None, (tmp_path / "worker1.log").read_text()
         assert "HL7 MLLP receiver" not in (tmp_path / "worker1.log").read_text()
         assert "HL7 MLLP receiver" in (tmp_path / "worker0.log").read_text()
 
@@ -203,11 +135,5 @@ def test_two_nodes_behind_nginx_and_two_workers_do_each_thing_once(test_db: Any,
             assert len(runs) == len(set(runs)) and set(jobs) <= set(runs)
             assert any(n == "referral.sweep_overdue" for n, _ in runs)  # scheduled by both workers at start
     finally:
-        for p in reversed(procs):
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        cluster.stop()
         engine.dispose()
