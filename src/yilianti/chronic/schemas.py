@@ -1,13 +1,15 @@
 """API shapes of chronic care: teams and members, contracts, signing rates, registrations with their history,
-screening rounds and records (the routes: chronic/care_api.py)."""
+screening rounds and records (the routes: chronic/care_api.py); follow-up visits, calls, alarms and device
+readings (chronic/work_api.py)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from yilianti.chronic.visit import RANGES
 from yilianti.kit.schemas import Day, Id
 
 Role = Literal["gp", "nurse", "public_health", "specialist"]
@@ -200,3 +202,146 @@ class RoundDetailOut(RoundOut):
 class DecisionIn(BaseModel):
     action: Decision
     note: str | None = Field(default=None, max_length=300, description="required to dismiss")
+
+
+# ------------------------------------------------------- follow-ups, calls, alarms, readings (routes: work_api.py)
+
+def _ranged(name: str, description: str = "") -> Any:
+    """A visit value's field bounded by the form's own range (`visit.RANGES`, the one place it is said)."""
+    lo, hi, unit = RANGES[name]
+    return Field(default=None, ge=lo, le=hi, description=f"{description} {unit}".strip())
+
+
+Code = Annotated[str, Field(max_length=24)]
+Text = Annotated[str, Field(max_length=1000)]
+
+
+class VisitBody(BaseModel):
+    """A follow-up visit as the national form records it, with the form's codes (chronic/visit.py). Hypertension
+    needs sbp/dbp, diabetes fasting_glucose, SMI danger_grade (0–5), TB missed_doses; a value out of range or an
+    unknown code is a 422 naming the field."""
+    done_on: Day
+    visit_mode: Code | None = Field(default=None, description="clinic | home | phone")
+    sbp: int | None = _ranged("sbp")
+    dbp: int | None = _ranged("dbp")
+    heart_rate: int | None = _ranged("heart_rate")
+    weight_kg: float | None = _ranged("weight_kg")
+    height_cm: float | None = _ranged("height_cm")
+    fasting_glucose: float | None = _ranged("fasting_glucose")
+    hba1c: float | None = _ranged("hba1c")
+    smoking: int | None = _ranged("smoking")
+    drinking: float | None = _ranged("drinking")
+    exercise_times: int | None = _ranged("exercise_times")
+    exercise_minutes: int | None = _ranged("exercise_minutes")
+    staple_g: int | None = _ranged("staple_g")
+    salt: Code | None = None
+    mental: Code | None = None
+    compliance: Code | None = None
+    symptoms: list[Code] = Field(default=[], max_length=20)
+    symptom_other: Text | None = None
+    danger: list[Code] = Field(default=[], max_length=20, description="hypertension/diabetes danger signs")
+    adherence: Code | None = Field(default=None, description="regular | intermittent | none")
+    adverse: Code | None = Field(default=None, description="none | present | severe")
+    adverse_text: Text | None = None
+    hypoglycaemia: Code | None = None
+    foot_pulse: Code | None = None
+    complication: bool = False
+    complication_text: Text | None = None
+    medications: list[Annotated[str, Field(max_length=100)]] = Field(default=[], max_length=20)
+    referral_reason: Text | None = None
+    referral_to: Text | None = None
+    note: Text | None = None
+    danger_grade: int | None = _ranged("danger_grade", "SMI 危险性评估")
+    insight: Code | None = Field(default=None, description="SMI: complete | partial | absent")
+    social: dict[Code, Code] = Field(default={}, description="SMI: self_care/housework/work/learning/social → "
+                                                                 "good | fair | poor")
+    sleep: Code | None = None
+    effect: Code | None = None
+    treatment_month: int | None = _ranged("treatment_month", "TB")
+    supervisor: Code | None = Field(default=None, description="TB: doctor | family | self | other")
+    missed_doses: int | None = _ranged("missed_doses", "TB")
+
+
+class FollowUpOut(_Out):
+    id: int
+    registration_id: int
+    patient_id: int
+    institution_id: int
+    team_id: int | None
+    due_on: date
+    reason: str
+    status: str = Field(description="open | done | cancelled")
+    done_on: date | None
+    sbp: int | None
+    dbp: int | None
+    fasting_glucose: float | None
+    classification: str | None
+    visit_class: str | None
+    detail: dict[str, Any] | None
+
+
+class OverdueOut(_Out):
+    follow_up: FollowUpOut
+    condition: str
+    patient_name: str
+    days_overdue: int
+
+
+class CallIn(BaseModel):
+    outcome: Literal["will_come", "visited_elsewhere", "refused", "no_answer", "wrong_number", "moved", "deceased"]
+    note: str | None = Field(default=None, max_length=300)
+
+
+class CallOut(_Out):
+    id: int
+    follow_up_id: int
+    patient_id: int
+    user_id: int
+    called_at: datetime
+    outcome: str
+    note: str | None
+
+
+class AckIn(BaseModel):
+    note: str | None = Field(default=None, max_length=300)
+
+
+class AlarmOut(_Out):
+    id: int
+    source: str
+    patient_id: int
+    registration_id: int
+    team_id: int | None
+    responsible_user_id: int | None
+    kind: str
+    value_text: str
+    measured_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by_user_id: int | None
+    escalated_at: datetime | None
+    referral_url: str | None = Field(default=None, description="the prefilled urgent up-referral form")
+
+
+class ReadingOut(_Out):
+    id: int
+    patient_id: int
+    registration_id: int
+    kind: str
+    sbp: int | None
+    dbp: int | None
+    glucose: float | None
+    measured_at: datetime
+    device: str | None
+
+
+class RowErrorOut(BaseModel):
+    row: int
+    field: str
+    message: str
+
+
+class UploadOut(BaseModel):
+    imported: int
+    repeats: int
+    alarms: int
+    errors: list[RowErrorOut]
