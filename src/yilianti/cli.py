@@ -340,6 +340,24 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dicom_metadata(args: argparse.Namespace) -> int:
+    """Make the WADO-RS metadata documents of instances stored before they were made at ingest."""
+    from sqlalchemy.orm import Session
+
+    from yilianti.db import make_engine
+    from yilianti.diagnostics.dicomweb.service import backfill_metadata
+
+    engine = make_engine(_settings().database_url)
+    made = failed = 0
+    with Session(engine) as db:
+        for made, failed in backfill_metadata(db, args.batch):
+            print(f"dicom-metadata: {made} made, {failed} unreadable", file=sys.stderr, flush=True)
+    engine.dispose()
+    print(f"dicom-metadata: {made} documents made, {failed} instances unreadable (their files are missing or "
+          "not DICOM; the WADO-RS metadata of those answers 404)")
+    return 0
+
+
 def cmd_audit_seal(_args: argparse.Namespace) -> int:
     from sqlalchemy.orm import sessionmaker
 
@@ -477,6 +495,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("partitions", help="PostgreSQL: create the coming months' partitions, move rows out of the "
                    "default partitions, apply the HL7 and outbox retention (the worker does it hourly)"
                    ).set_defaults(fn=cmd_partitions)
+    dm = sub.add_parser("dicom-metadata", help="make the WADO-RS metadata of DICOM instances stored before it was "
+                        "made at ingest (idempotent; reads serve it from then on)")
+    dm.add_argument("--batch", type=int, default=200, help="instances per transaction")
+    dm.set_defaults(fn=cmd_dicom_metadata)
     audit = sub.add_parser("audit", help="the audit log's hash chain")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     av = audit_sub.add_parser("verify", help="walk the hash chain; exit 1 naming each removed or altered row")

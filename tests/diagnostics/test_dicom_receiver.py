@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -17,8 +18,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.diagnostics.conftest import free_port, make_order
+from yilianti.diagnostics.dicomweb import document
 from yilianti.diagnostics.receivers.dicom import DicomReceiver
-from yilianti.models.diagnostics import DiagnosticOrder, ImagingInstance, ImagingStudy, InboundMessage
+from yilianti.models.diagnostics import (
+    DiagnosticOrder,
+    ImagingInstance,
+    ImagingInstanceMetadata,
+    ImagingStudy,
+    InboundMessage,
+)
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +75,10 @@ def test_known_accession_stores_and_links_the_study(committed, receiver):  # typ
         assert order is not None and order.status == "received"
         inbound = db.scalar(select(InboundMessage).where(InboundMessage.control_id == ds.SOPInstanceUID))
         assert inbound is not None and inbound.status == "stored" and inbound.sender == "QUKOU_CT"
+        # the WADO-RS metadata is made at ingest from the data set received, and is what the stored file gives
+        made = db.get(ImagingInstanceMetadata, instance.id)
+        assert made is not None and json.loads(made.document) == json.loads(document.from_file(str(path)))
+        assert json.loads(made.document)["00080050"]["Value"] == ["CT20261123001"]
 
 
 def test_unknown_accession_is_success_but_quarantined(committed, receiver):  # type: ignore[no-untyped-def]

@@ -378,6 +378,34 @@ def _part10(ds: Dataset) -> bytes:
     return out.getvalue()
 
 
+def test_metadata_is_made_at_ingest_and_backfilled_by_the_command(world: World, stored: list[Dataset]) -> None:
+    """Issue 21: the documents are made when STOW-RS stores the instances (no file is parsed to answer); an
+    instance stored before documents existed gets its own from `yilianti dicom-metadata` (until then: its file)."""
+    from yilianti.cli import main
+    from yilianti.diagnostics.dicomweb import document
+    from yilianti.models.diagnostics import ImagingInstanceMetadata
+
+    c = client(world, world.reader)
+    uid, series_uid = stored[0].StudyInstanceUID, stored[0].SeriesInstanceUID
+    with world.factory() as db:  # type: ignore[operator]
+        ids = list(db.scalars(select(ImagingInstance.id).where(ImagingInstance.series_instance_uid == series_uid)))
+        docs = {i: db.get(ImagingInstanceMetadata, i) for i in ids}
+        assert len(ids) == 3 and all(d is not None and document.URL in d.document for d in docs.values())
+    before = c.retrieve_series_metadata(uid, series_uid)
+    with world.factory() as db:  # type: ignore[operator]
+        for row in db.scalars(select(ImagingInstanceMetadata).where(ImagingInstanceMetadata.instance_id.in_(ids))):
+            db.delete(row)  # as stored before this change
+        db.commit()
+    assert main(["dicom-metadata"]) == 0
+    with world.factory() as db:  # type: ignore[operator]
+        assert all(db.get(ImagingInstanceMetadata, i) is not None for i in ids)
+    assert c.retrieve_series_metadata(uid, series_uid) == before  # the same answer from the backfilled rows
+    with world.factory() as db:  # type: ignore[operator]
+        db.delete(db.get(ImagingInstanceMetadata, ids[0]))
+        db.commit()
+    assert c.retrieve_series_metadata(uid, series_uid) == before  # a missing one is read from its file
+
+
 def test_wado_frames_are_the_uncompressed_pixels(world: World, stored: list[Dataset]) -> None:
     c = client(world, world.reader)
     uid, series_uid, sop = stored[1].StudyInstanceUID, stored[1].SeriesInstanceUID, stored[1].SOPInstanceUID

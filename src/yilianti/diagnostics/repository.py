@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, Select, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from yilianti.diagnostics import states
-from yilianti.kit import listing
+from yilianti.kit import clock, listing
 from yilianti.kit import repository as kit
 from yilianti.kit.listing import ListParams
 from yilianti.models.alliance import Institution
@@ -22,6 +22,7 @@ from yilianti.models.diagnostics import (
     DiagnosticOrderHistory,
     DiagnosticReport,
     ImagingInstance,
+    ImagingInstanceMetadata,
     ImagingStudy,
     InboundMessage,
     ItemPrice,
@@ -466,3 +467,34 @@ def order_is_visible(db: Session, visible: ColumnElement[bool], order_id: int) -
     """Whether the subject may open the order."""
     return db.scalar(select(DiagnosticOrder.id).join(Patient, Patient.id == DiagnosticOrder.patient_id)
                      .where(DiagnosticOrder.id == order_id, visible)) is not None
+
+
+# ------------------------------------------------------------------------------------- WADO-RS metadata
+
+
+def metadata_documents(db: Session, instance_ids: Iterable[int]) -> dict[int, str]:
+    """The stored metadata documents of these instances (those made)."""
+    ids = list(instance_ids)
+    out: dict[int, str] = {}
+    for start in range(0, len(ids), 500):
+        rows = db.execute(select(ImagingInstanceMetadata.instance_id, ImagingInstanceMetadata.document)
+                          .where(ImagingInstanceMetadata.instance_id.in_(ids[start:start + 500])))
+        out.update((instance_id, text) for instance_id, text in rows)
+    return out
+
+
+def save_metadata_document(db: Session, instance_id: int, document: str) -> None:
+    """Keep (or replace: a resent instance) the instance's metadata document."""
+    row = db.get(ImagingInstanceMetadata, instance_id)
+    if row is None:
+        db.add(ImagingInstanceMetadata(instance_id=instance_id, document=document))
+    else:
+        row.document, row.made_at = document, clock.now()
+
+
+def instances_without_metadata(db: Session, after_id: int, limit: int) -> list[ImagingInstance]:
+    """Instances whose metadata document was never made, by id (the backfill's batches)."""
+    made = select(ImagingInstanceMetadata.instance_id)
+    return list(db.scalars(select(ImagingInstance).where(ImagingInstance.id > after_id,
+                                                         ImagingInstance.id.not_in(made))
+                           .order_by(ImagingInstance.id).limit(limit)))

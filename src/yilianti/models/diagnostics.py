@@ -225,6 +225,18 @@ class ImagingInstance(IdMixin, CreatedMixin, Base):
     size_bytes: Mapped[int | None] = mapped_column(Integer)
 
 
+class ImagingInstanceMetadata(Base):
+    """The instance's WADO-RS metadata, made once at ingest (diagnostics/dicomweb/document.py): the DICOM JSON
+    text with a placeholder where its URL goes, so a series' metadata is joined from rows, not parsed files."""
+
+    __tablename__ = "imaging_instance_metadata"
+
+    instance_id: Mapped[int] = mapped_column(BigId, ForeignKey("imaging_instance.id"), primary_key=True,
+                                             autoincrement=False)
+    document: Mapped[str] = mapped_column(Text)
+    made_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
 class InboundMessage(IdMixin, CreatedMixin, Base):
     """Every HL7 message / DICOM instance received; `quarantined` ones are listed for a person."""
 

@@ -42,7 +42,9 @@ def _base(request: Request) -> str:
     return public_base(request)
 
 
-def _json(content: Any, status: int = 200) -> JSONResponse:
+def _json(content: Any, status: int = 200) -> Response:
+    if isinstance(content, bytes):  # already the answer's text (WADO-RS metadata)
+        return Response(content, status_code=status, media_type=dw.DICOM_JSON)
     return JSONResponse(content, status_code=status, media_type=dw.DICOM_JSON)
 
 

@@ -4,7 +4,7 @@
   StudyInstanceUID, PatientID, PatientName (part of the name), AccessionNumber, StudyDate (a date or a range),
   ModalitiesInStudy and, for series, Modality / SeriesInstanceUID; `limit` (at most 500) and `offset`.
 - WADO-RS: a study, series or instance as multipart/related; type="application/dicom" (the files as received),
-  metadata as application/dicom+json with BulkDataURIs, bulk data, frames (uncompressed, little endian,
+  metadata as application/dicom+json with BulkDataURIs (documents made once at ingest: dicomweb/document.py), bulk data, frames (uncompressed, little endian,
   multipart/related; type="application/octet-stream"; compressed images are decoded) and rendered PNGs.
 - STOW-RS: multipart/related; type="application/dicom"; each instance goes through the C-STORE receiver's
   ingest (`receivers.ingest.ingest_dicom`): AccessionNumber links it to its order, an unknown accession keeps it
@@ -45,6 +45,7 @@ from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.diagnostics import repository as repo
+from yilianti.diagnostics.dicomweb import document
 from yilianti.diagnostics.imaging import service as imaging
 from yilianti.diagnostics.orders import workflow
 from yilianti.diagnostics.receivers import ingest
@@ -65,7 +66,6 @@ UID_RE = re.compile(r"[0-9]+(\.[0-9]+)*")
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 NATIVE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})  # uncompressed little endian
 SEX = {"男": "M", "女": "F"}
-BULK_THRESHOLD = 1024
 
 # STOW-RS failure reasons (PS3.18 table I.2-1 / PS3.4 C-STORE statuses)
 CANNOT_UNDERSTAND = 0xC000
@@ -435,40 +435,44 @@ def retrieve(db: Session, subject: Subject, study_uid: str, series_uid: str | No
 
 
 def metadata(db: Session, subject: Subject, base: str, study_uid: str, series_uid: str | None = None,
-             sop_uid: str | None = None) -> list[dict[str, Any]]:
+             sop_uid: str | None = None) -> bytes:
+    """The instances' DICOM JSON (one array, as answered): their documents made at ingest
+    (dicomweb/document.py), each with its URL; an instance stored before them (until `yilianti dicom-metadata`
+    made its document) is read from its file."""
     opened, found = instances(db, subject, study_uid, series_uid, sop_uid)
     _audit_view(db, subject, opened, "diagnostics.study_view", series_instance_uid=series_uid)
-    return [instance_metadata(i.path, instance_url(base, opened.study, i)) for i in found]
+    stored = repo.metadata_documents(db, [i.id for i in found])
+    return document.array([document.with_url(stored.get(i.id) or file_document(i),
+                                             instance_url(base, opened.study, i)) for i in found])
 
 
 def instance_url(base: str, study: ImagingStudy, inst: ImagingInstance) -> str:
     return f"{_study_url(base, study)}/series/{inst.series_instance_uid}/instances/{inst.sop_instance_uid}"
 
 
-@lru_cache(maxsize=2048)
-def _metadata(path: str, mtime_ns: int, url: str) -> dict[str, Any]:
-    ds = pydicom.dcmread(path, stop_before_pixels=True)
-
-    def bulk(el: Any) -> str:
-        return f"{url}/bulkdata/{int(el.tag):08X}"
-
-    out: dict[str, Any] = {}
-    syntax = getattr(ds.file_meta, "TransferSyntaxUID", None) if hasattr(ds, "file_meta") else None
-    if syntax:
-        out["00020010"] = element("UI", str(syntax))
-    out.update(ds.to_json_dict(bulk_data_threshold=BULK_THRESHOLD, bulk_data_element_handler=bulk))
-    if "Rows" in ds and "Columns" in ds:
-        out["7FE00010"] = {"vr": "OW", "BulkDataURI": f"{url}/bulkdata/7FE00010"}
-    return out
-
-
-def instance_metadata(path: str, url: str) -> dict[str, Any]:
-    """The instance's attributes as DICOM JSON; values over 1 KiB (and the pixels) as BulkDataURIs."""
+def file_document(inst: ImagingInstance) -> str:
+    """The document made from the instance's file (the instances stored before documents were made at ingest)."""
     try:
-        return _metadata(path, Path(path).stat().st_mtime_ns, url)
+        return document.from_file(inst.path)
     except (OSError, pydicom.errors.InvalidDicomError) as exc:
-        log.warning("instance %s unreadable: %s", path, exc)
+        log.warning("instance %s unreadable: %s", inst.path, exc)
         raise imaging.NotDecodable(f"无法读取该实例 ({exc})") from exc
+
+
+def backfill_metadata(db: Session, batch: int = 200) -> Iterator[tuple[int, int]]:
+    """Make the documents of every instance without one (`yilianti dicom-metadata`), one transaction per batch:
+    yields (made, unreadable) after each batch."""
+    after, made, failed = 0, 0, 0
+    while rows := repo.instances_without_metadata(db, after, batch):
+        for inst in rows:
+            try:
+                repo.save_metadata_document(db, inst.id, file_document(inst))
+                made += 1
+            except imaging.NotDecodable:
+                failed += 1
+        after = rows[-1].id
+        db.commit()
+        yield made, failed
 
 
 def _read(path: str) -> Dataset:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from yilianti.audit import service as audit
 from yilianti.authz.subject import Subject
 from yilianti.diagnostics import repository as repo
+from yilianti.diagnostics.dicomweb import document
 from yilianti.diagnostics.orders import workflow
 from yilianti.diagnostics.reading import critical
 from yilianti.diagnostics.receivers import mllp
@@ -424,14 +425,17 @@ def ingest_dicom(db: Session, ds: Any, path: Path, *, calling_ae: str | None = N
     instance = repo.instance_with_uid(db, sop_uid)
     if instance is None:
         number = ds.get("InstanceNumber")
-        db.add(ImagingInstance(
+        instance = ImagingInstance(
             study_id=study.id, sop_instance_uid=sop_uid, sop_class_uid=str(ds.get("SOPClassUID", "") or "") or None,
             series_instance_uid=str(ds.get("SeriesInstanceUID", "") or "") or None,
             instance_number=int(number) if number not in (None, "") else None,
-            path=str(path), size_bytes=path.stat().st_size if path.exists() else None))
+            path=str(path), size_bytes=path.stat().st_size if path.exists() else None)
+        db.add(instance)
         study.instance_count += 1
+        db.flush()
     else:  # resent: the file was overwritten in place
         instance.path = str(path)
+    _keep_metadata(db, instance.id, ds)
     workflow.system_received(db, order, channel="dicom")
     db.add(inbound)
     db.flush()
@@ -439,6 +443,17 @@ def ingest_dicom(db: Session, ds: Any, path: Path, *, calling_ae: str | None = N
                  channel="dicom", username=calling_ae or None,
                  detail={"accession_number": accession, "sop_instance_uid": sop_uid})
     return DicomOutcome("stored", path, inbound.id, study.id)
+
+
+def _keep_metadata(db: Session, instance_id: int, ds: Any) -> None:
+    """The instance's WADO-RS metadata document, made from the data set in hand (dicomweb/document.py); a data
+    set it cannot be made of is stored all the same (the first read makes it from the file, or says why not)."""
+    try:
+        text = document.document(ds)
+    except Exception as exc:  # noqa: BLE001 - a malformed attribute must not lose the instance
+        log.warning("metadata of instance %s not made at ingest: %s", instance_id, exc)
+        return
+    repo.save_metadata_document(db, instance_id, text)
 
 
 # ---------------------------------------------------------------- quarantine
