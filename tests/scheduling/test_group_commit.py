@@ -27,6 +27,7 @@ from yilianti.fastdb import pool as fastpool
 from yilianti.models import AuditEvent, Booking, Slot
 from yilianti.scheduling import booking, fastpath, rules, schedules
 from yilianti.scheduling.schemas import BookingIn
+from yilianti.web.faults import fault_of
 
 pytestmark = pytest.mark.skipif(os.environ.get("YILIANTI_TEST_BACKEND") != "postgresql",
                                 reason="the async booking path runs on PostgreSQL only")
@@ -36,6 +37,15 @@ pytestmark = pytest.mark.skipif(os.environ.get("YILIANTI_TEST_BACKEND") != "post
 def live(test_db):  # type: ignore[no-untyped-def]
     with live_server(test_db, booking_fast_path=True) as served:
         yield served
+
+
+def _asyncpg_url() -> str:
+    from sqlalchemy.engine import make_url
+
+    from yilianti.config import normalise_db_url
+
+    url = make_url(normalise_db_url(get_settings().database_url)).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
 
 
 def _drive(asks: list[tuple[Any, int, int]], monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], list[int]]:
@@ -196,3 +206,61 @@ def test_a_booking_that_waited_too_long_is_busy_and_not_booked(live, monkeypatch
     assert fresh["id"] is not None and fresh["seq"] == 1
     with factory() as db:
         assert db.scalars(select(Booking.patient_id).where(Booking.session_id == session_id)).all() == [p[1]]
+
+
+def test_a_connection_cut_mid_batch_answers_every_booking_unavailable_and_is_not_reused(  # type: ignore[no-untyped-def]
+        live, monkeypatch):
+    """PostgreSQL ends the connection under a batch (pg_terminate_backend, as at a connection limit or a restart):
+    every booking of the batch gets the database's failure (503 on the route, after the ORM path meets it too),
+    none is retried alone on the cut connection — asyncpg then raised its own "another operation is in progress",
+    which no rule knew as a database fault: the one 500 the fault burst met (tests/web/test_fault_burst.py) —
+    and the next booking gets a new connection. Nothing of the batch is written."""
+    _, factory = live
+    with factory() as db:
+        ws = [world(db, capacity=2, tag=t) for t in ("断一", "断二", "断三", "断四")]
+        p = [b.patient(db, w.comm_doc, name="断连" + "甲乙丙丁"[i], resident_id=b.resident_id(seq=60 + i)).id
+             for i, w in enumerate(ws)]
+        db.commit()
+        asks = [(w.comm_doc, w.session.id, p[i]) for i, w in enumerate(ws)]
+    execute = fastpath._Booker._execute
+    sizes: list[int] = []
+
+    async def cut_under_the_first(conn: Any, batch: list[Any]) -> list[Any]:
+        sizes.append(len(batch))
+        if len(sizes) == 1:
+            await conn.fetch("SELECT pg_sleep(5) AS cut_here")  # ended by the killer below
+        return await execute(conn, batch)
+
+    monkeypatch.setattr(fastpath._Booker, "_execute", staticmethod(cut_under_the_first))
+
+    async def main() -> tuple[list[Any], Any]:
+        killer = await asyncpg.connect(_asyncpg_url())
+        fastgroup._groups[fastpath._Booker] = (asyncio.get_running_loop(), fastpath._Booker(lanes=1))
+
+        async def kill() -> None:
+            while not await killer.fetch("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                         "WHERE query LIKE 'SELECT pg_sleep(5) AS cut_here%' AND state = 'active'"):
+                await asyncio.sleep(0.05)
+
+        try:
+            killing = asyncio.ensure_future(kill())
+            cut = await asyncio.gather(*(
+                fastpath._statement(subject, BookingIn(session_id=session, patient_id=patient), "10.0.0.9")
+                for subject, session, patient in asks[:3]), return_exceptions=True)
+            await killing
+            subject, session, patient = asks[3]
+            after = await fastpath._statement(subject, BookingIn(session_id=session, patient_id=patient), "10.0.0.9")
+            return cut, after
+        finally:
+            await killer.close()
+            await audit_batch.stop()
+            await fastpool.dispose()
+            fastgroup._groups.pop(fastpath._Booker, None)
+
+    cut, after = asyncio.run(main())
+    assert sizes == [3, 1]  # the cut batch was not run again item by item; the next booking went alone
+    assert all(a is cut[0] for a in cut), cut  # one failure, the batch's: AdminShutdown or the connection gone
+    assert isinstance(cut[0], asyncpg.PostgresError) and fault_of(cut[0]).status == 503  # type: ignore[union-attr]
+    assert after["patient_id"] == p[3] and after["seq"] == 1  # on a new connection
+    with factory() as db:
+        assert db.scalars(select(Booking.patient_id).where(Booking.patient_id.in_(p))).all() == [p[3]]

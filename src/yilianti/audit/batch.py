@@ -185,8 +185,7 @@ async def flush() -> int:
         try:
             if journal is not None:
                 await asyncio.to_thread(journal.sync)
-            connections = await fastpool.pool()
-            async with connections.acquire() as conn:
+            async with fastpool.connection() as conn:  # one the server cut is closed, not handed to a request
                 await _write(conn, batch, journal.name if journal else None, first + len(batch) - 1)
         except BaseException:
             log.exception("writing %d read audit rows failed; they stay queued", len(batch))

@@ -12,6 +12,7 @@ import asyncpg
 
 from yilianti.config import get_settings
 from yilianti.fastdb.pool import Busy, connection
+from yilianti.web.faults import database_unavailable
 
 T = TypeVar("T")
 G = TypeVar("G", bound="GroupCommit[Any]")
@@ -33,7 +34,9 @@ class GroupCommit(Generic[T]):
     that fails as a whole writes nothing; its items are run again one by one, so each gets its own
     answer (`failed_alone` turns an item's own failure into its answer, or raises it to that item
     alone). An item that waited db_pool_timeout is answered Busy (503) unrun, as a request waiting
-    that long for a pooled connection is."""
+    that long for a pooled connection is. A failure of the database itself (web/faults.py) is every unanswered
+    item's answer at once: retrying the items one by one would only meet it again, on a connection that may
+    be gone."""
 
     most = 32
 
@@ -115,6 +118,12 @@ class GroupCommit(Generic[T]):
             try:
                 answers = await self.execute(conn, [e.item for e in entries])
             except asyncpg.PostgresError as exc:
+                if database_unavailable(exc):
+                    # the database's failure, not an item's (its connection cut, no connection allowed, a lock or
+                    # statement timeout): every item still unanswered gets it, and the connection is not used again
+                    # — one cut by the server may still look open for a moment, and a statement sent on it then
+                    # fails inside asyncpg ("another operation is in progress"), which is no database answer
+                    raise
                 if len(entries) > 1:  # which item failed (or met a concurrent one) is for each alone to say
                     pending.extend([e] for e in entries)
                     continue

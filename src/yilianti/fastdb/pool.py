@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from yilianti.config import get_settings, normalise_db_url
 from yilianti.db import pg_timeouts
 from yilianti.exceptions import AppError
+from yilianti.web.faults import database_unavailable
 
 _pool: asyncpg.Pool | None = None
 _pool_loop: asyncio.AbstractEventLoop | None = None
@@ -57,7 +58,9 @@ async def pool() -> asyncpg.Pool:
 @contextlib.asynccontextmanager
 async def connection() -> AsyncIterator[asyncpg.Connection]:
     """A pooled connection for one hot-path request. Raises Busy when every connection stays busy for
-    db_pool_timeout (nothing has been written): FastRoute answers it with 503, as the ORM path does."""
+    db_pool_timeout (nothing has been written): FastRoute answers it with 503, as the ORM path does. A connection
+    whose use failed with the database's failure rather than a statement's own (a unique violation, say) is
+    closed, not reused."""
     connections = await pool()
     try:
         conn = await connections.acquire(timeout=get_settings().db_pool_timeout)
@@ -65,6 +68,13 @@ async def connection() -> AsyncIterator[asyncpg.Connection]:
         raise Busy() from None
     try:
         yield conn
+    except BaseException as exc:
+        if database_unavailable(exc):
+            # the connection may be cut by the server, half-read or mid-operation (a FATAL, a timeout, asyncpg's own
+            # state error): closed instead of handed to the next request; the pool opens a new one
+            with contextlib.suppress(asyncpg.InterfaceError):  # one the server closed is already given back
+                conn.terminate()
+        raise
     finally:
         await connections.release(conn)
 

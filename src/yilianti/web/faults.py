@@ -26,7 +26,11 @@ class BodyTooLarge(AppError):
 _ASYNCPG = (asyncpg.PostgresConnectionError, asyncpg.exceptions.QueryCanceledError,
             asyncpg.exceptions.LockNotAvailableError, asyncpg.exceptions.CannotConnectNowError,
             asyncpg.exceptions.TooManyConnectionsError, asyncpg.exceptions.AdminShutdownError,
-            asyncpg.exceptions.CrashShutdownError, asyncpg.exceptions.InterfaceError)
+            asyncpg.exceptions.CrashShutdownError, asyncpg.exceptions.InterfaceError,
+            # asyncpg's own "cannot switch to state …; another operation is in progress": a statement sent on a
+            # connection the server has just cut (its FATAL read, its close not yet) — each connection here has one
+            # user at a time, so nothing else leaves it mid-operation
+            asyncpg.exceptions.InternalClientError)
 
 
 def fault_of(exc: BaseException) -> AppError | None:
