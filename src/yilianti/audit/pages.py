@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from yilianti.audit import display, repository, service
 from yilianti.audit.repository import AuditFilter
-from yilianti.auth.deps import DB, require
+from yilianti.auth.deps import DB, ReadDB, require
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import AppError, request_locale
 from yilianti.kit import listing
@@ -28,7 +28,7 @@ AUDIT_PARAMS = ("username", "action", "resource_type", "patient_id", "institutio
 
 
 @router.get("/audit")
-def audit_search(request: Request, db: DB, subject: Auditor, username: str = "", action: str = "",
+def audit_search(request: Request, db: DB, reads: ReadDB, subject: Auditor, username: str = "", action: str = "",
                  resource_type: str = "", patient_id: str = "", institution_id: str = "",
                  date_from: str = "", date_to: str = "") -> Response:
     """The audit log on the list kit: `q` (a username or an object's id), the days (`from`/`to`; the older
@@ -39,7 +39,7 @@ def audit_search(request: Request, db: DB, subject: Auditor, username: str = "",
     f = AuditFilter(username, action, resource_type, opt_int(patient_id), opt_int(institution_id), lp.start, lp.end)
     locale = request_locale(request)
     if lp.export:  # every event the filters match (up to the export limit), as the page labels them
-        events = service.search(db, subject, f, 1, listing.EXPORT_MAX_ROWS, q=lp.q).items
+        events = service.search(db, subject, f, 1, listing.EXPORT_MAX_ROWS, q=lp.q, reads=reads).items
         head = ("时间", "用户", "代表机构", "操作", "对象", "患者", "依据", "理由/详情", "IP")
         body = []
         for e in events:
@@ -50,13 +50,14 @@ def audit_search(request: Request, db: DB, subject: Auditor, username: str = "",
                          e.patient_id, label("access_basis", e.access_basis, locale) if e.access_basis else "",
                          " ".join(x for x in (e.reason or "", changes) if x), e.ip or ""))
         return xlsx_response(t(request, "审计日志"), [t(request, h) for h in head], body, "audit")
-    pg = service.search(db, subject, f, lp.page, lp.per_page, q=lp.q, count=True)
+    pg = service.search(db, subject, f, lp.page, lp.per_page, q=lp.q, count=True, reads=reads)
     actions = [(a, display.action_label(a, locale)) for a in codes("audit.action")]
     if action and action not in {a for a, _ in actions}:
         actions.insert(0, (action, display.action_label(action, locale)))
     return render_page(request, "audit/search.html", {
         "lp": lp, "pg": pg, "events": pg.items, "shown": [display.show(e, locale) for e in pg.items], "f": f,
-        "actions": actions, "raw": {"patient_id": patient_id, "institution_id": institution_id}})
+        "actions": actions, "raw": {"patient_id": patient_id, "institution_id": institution_id},
+        "replica_max_lag": reads.info.get("replica_max_lag")})
 
 
 @router.get("/audit/break-glass")

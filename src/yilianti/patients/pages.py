@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from yilianti.alliance import repository as alliances
-from yilianti.auth.deps import DB, Clinical
+from yilianti.auth.deps import DB, Clinical, ReadDB
 from yilianti.authz import policy
 from yilianti.exceptions import AppError, InvalidInput
 from yilianti.kit.listing import ListParams
@@ -34,13 +34,13 @@ def _my_alliances(db: DB, institution_id: Id | None) -> list[tuple[int, str]]:
 
 
 @router.get("/patients")
-def patient_list(request: Request, db: DB, subject: Clinical) -> Response:
+def patient_list(request: Request, db: DB, reads: ReadDB, subject: Clinical) -> Response:
     """The patients the acting institution may see, on the list kit: search (name, 拼音首字母, the last four of
     the phone or resident ID, a whole identifier), registration days, registered here or elsewhere, paging with
     the total and an xlsx export of exactly those rows (phones and IDs masked)."""
     lp = ListParams.of(request.query_params).only(repository.REGISTERED)
-    pg = service.patients_page(db, subject, lp)
-    rids = repository.resident_ids(db, [p.id for p in pg.items])
+    pg = service.patients_page(db, subject, lp, reads=reads)
+    rids = repository.resident_ids(reads, [p.id for p in pg.items])
     names = alliances.institution_names(db, {p.registered_by_institution_id for p in pg.items})
     if lp.export:
         head = ("姓名", "性别", "年龄", "出生日期", "身份证号", "手机号", "住址", "登记机构", "登记时间")
@@ -50,7 +50,8 @@ def patient_list(request: Request, db: DB, subject: Clinical) -> Response:
         return xlsx_response(t(request, "患者"), [t(request, h) for h in head], body, "patients")
     return render_page(request, "patients/list.html", {
         "patients": pg.items, "pg": pg, "lp": lp, "rids": rids, "names": names,
-        "statuses": [("here", "本机构登记"), ("elsewhere", "其他机构登记")]})
+        "statuses": [("here", "本机构登记"), ("elsewhere", "其他机构登记")],
+        "replica_max_lag": reads.info.get("replica_max_lag")})
 
 
 def _age(request: Request, birth: date | None) -> str:

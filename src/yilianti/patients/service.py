@@ -227,10 +227,11 @@ def search(db: Session, subject: Subject, q: str = "", limit: int = 50, offset: 
     return rows
 
 
-def patients_page(db: Session, subject: Subject, lp: ListParams) -> kit.Page[Patient]:
+def patients_page(db: Session, subject: Subject, lp: ListParams, *, reads: Session | None = None) -> kit.Page[Patient]:
     """The patient list under its filters (search, registration days, registered here or elsewhere), with the
-    total; audited as a search (an export as an export, with how many rows left the platform)."""
-    result = repo.readable_page(db, subject, lp)
+    total, read from `reads` (the read replica, auth/deps.ReadDB) when given; audited on the primary as a search
+    (an export as an export, with how many rows left the platform)."""
+    result = repo.readable_page(reads or db, subject, lp)
     detail: dict[str, object] = {"q": masked_query(lp.q), "results": [p.id for p in result.items]}
     if lp.export:
         detail = {"q": masked_query(lp.q), "rows": len(result.items)}

@@ -19,7 +19,7 @@ from starlette.datastructures import UploadFile
 
 from yilianti.alliance import repository as alliances
 from yilianti.auth import repository as accounts
-from yilianti.auth.deps import DB, Clinical
+from yilianti.auth.deps import DB, Clinical, ReadDB
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError, InvalidInput, parse_input
@@ -86,9 +86,10 @@ def _opening_tab(counts: dict[Side, dict[str, int]]) -> tuple[Side, str]:
 
 
 @router.get("/referrals")
-def referral_list(request: Request, db: DB, subject: Clinical, side: str = "", bucket: str = "",
+def referral_list(request: Request, db: DB, reads: ReadDB, subject: Clinical, side: str = "", bucket: str = "",
                   direction: str = "", priority: str = "") -> Response:
-    counts = {s: service.worklist_counts(db, subject, s) for s in (Side.receiver, Side.sender)}
+    """The worklist: its counts and rows read from the read replica when one is set (auth/deps.ReadDB)."""
+    counts = {s: service.worklist_counts(reads, subject, s) for s in (Side.receiver, Side.sender)}
     if not side and not bucket:
         side_, bucket = _opening_tab(counts)
     else:
@@ -101,8 +102,8 @@ def referral_list(request: Request, db: DB, subject: Clinical, side: str = "", b
     lp = replace(lp, extra=(("side", side_.value), ("bucket", bucket),
                             *((k, v) for k, v in lp.extra if k in ("direction", "priority"))))
     if lp.export:
-        return _export(request, db, subject, f, lp)
-    pg = service.worklist_page(db, subject, f, lp)
+        return _export(request, reads, subject, f, lp)
+    pg = service.worklist_page(reads, subject, f, lp)
     rows = pg.items
     now = clock.now()
     return render_page(request, "referral/list.html", {
@@ -112,8 +113,9 @@ def referral_list(request: Request, db: DB, subject: Clinical, side: str = "", b
                         for s, c in counts.items()},
         "buckets": BUCKET_LABELS, "names": _names(db, [i for r in rows for i in (r.from_institution_id,
                                                                                r.to_institution_id)]),
-        "patients": _patients(db, {r.patient_id for r in rows}), "now": now, "FINAL": FINAL,
-        "tasks": service.follow_up_tasks(db, subject) if side_ == Side.receiver else []})
+        "patients": _patients(reads, {r.patient_id for r in rows}), "now": now, "FINAL": FINAL,
+        "tasks": service.follow_up_tasks(db, subject) if side_ == Side.receiver else [],
+        "replica_max_lag": reads.info.get("replica_max_lag")})
 
 
 def _export(request: Request, db: Session, subject: Subject, f: service.WorklistFilter, lp: ListParams) -> Response:

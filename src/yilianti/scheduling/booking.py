@@ -272,10 +272,11 @@ def count_site_bookings(db: Session, subject: Subject, *, made_here: bool = True
     return repo.count_site_bookings(db, subject.acting_institution_id, made_here=made_here, day=day, status=status)
 
 
-def bookings_page(db: Session, subject: Subject, lp: ListParams, *, made_here: bool = True,
-                  day: date | None = None) -> kit.Page[tuple[Booking, ClinicSession, Patient]]:
-    """One page of the site's bookings under the list's filters (audited as a search of the rows shown)."""
-    result = repo.site_bookings_page(db, subject.acting_institution_id, lp, made_here=made_here, day=day)
+def bookings_page(db: Session, subject: Subject, lp: ListParams, *, made_here: bool = True, day: date | None = None,
+                  reads: Session | None = None) -> kit.Page[tuple[Booking, ClinicSession, Patient]]:
+    """One page of the site's bookings under the list's filters, read from `reads` (the read replica) when given
+    (audited on the primary as a search of the rows shown)."""
+    result = repo.site_bookings_page(reads or db, subject.acting_institution_id, lp, made_here=made_here, day=day)
     _audit_search(db, subject, made_here, result.items)
     return result
 

@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from yilianti.auth.deps import DB, Clinical, CurrentSubject
+from yilianti.auth.deps import DB, Clinical, CurrentSubject, ReadDB
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import AppError, Forbidden, InvalidInput, NotFound, parse_input, request_locale
 from yilianti.kit import clock
@@ -488,17 +488,18 @@ async def booking_no_show(request: Request, booking_id: Id, db: DB, subject: Cur
 
 
 @router.get("/scheduling/bookings")
-def site_bookings(request: Request, db: DB, subject: CurrentSubject, tab: str = "made", day: str = "") -> Response:
+def site_bookings(request: Request, db: DB, reads: ReadDB, subject: CurrentSubject, tab: str = "made",
+                  day: str = "") -> Response:
     if subject.acting_institution_id is None:
         raise Forbidden("请先选择执业机构")
     made_here = tab != "incoming"
     tab = "made" if made_here else "incoming"
     d = _opt_date(day)
     lp = ListParams.of(request.query_params, keep=("tab", "day")).only(STATUSES)
-    pg = booking_rules.bookings_page(db, subject, lp, made_here=made_here, day=d)
+    pg = booking_rules.bookings_page(db, subject, lp, made_here=made_here, day=d, reads=reads)
     rows = pg.items
-    slots = repository.slots_by_id(db, [bk.slot_id for bk, _, _ in rows])
-    names = repository.institution_names(db, {bk.booked_by_institution_id for bk, _, _ in rows})
+    slots = repository.slots_by_id(reads, [bk.slot_id for bk, _, _ in rows])
+    names = repository.institution_names(reads, {bk.booked_by_institution_id for bk, _, _ in rows})
     if lp.export:
         head = ["就诊时间", "预约号", "患者", "专家 / 科室", "就诊医院" if made_here else "预约机构", "号源池", "状态"]
         body = [((slots[bk.slot_id].starts_at if bk.slot_id in slots and slots[bk.slot_id].starts_at else s.starts_at),
@@ -506,12 +507,12 @@ def site_bookings(request: Request, db: DB, subject: CurrentSubject, tab: str = 
                  s.schedule.institution.name if made_here else names.get(bk.booked_by_institution_id, ""),
                  t(request, "pool." + bk.pool), t(request, "booking." + bk.status)) for bk, s, p in rows]
         return xlsx_response(t(request, "本院预约"), [t(request, h) for h in head], body, "bookings")
-    counts = booking_rules.site_booking_counts(db, subject, lp, made_here=made_here, day=d)
+    counts = booking_rules.site_booking_counts(reads, subject, lp, made_here=made_here, day=d)
     return render_page(request, "scheduling/bookings.html", {
         "rows": rows, "pg": pg, "lp": lp, "counts": counts, "total": sum(counts.values()), "tab": tab,
         "day": d.isoformat() if d else "", "status": lp.status, "statuses": STATUSES,
         "status_options": [(s, "booking." + s) for s in STATUSES],
-        "slots": slots, "booked_by": names, "expert": _expert})
+        "slots": slots, "booked_by": names, "expert": _expert, "replica_max_lag": reads.info.get("replica_max_lag")})
 
 
 # ------------------------------------------------------------------------------------------ wait-list

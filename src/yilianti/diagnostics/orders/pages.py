@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from yilianti.alliance import repository as alliances
 from yilianti.auth import repository as accounts
-from yilianti.auth.deps import DB, Clinical, CurrentSubject
+from yilianti.auth.deps import DB, Clinical, CurrentSubject, ReadDB
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
@@ -266,18 +266,18 @@ def _orders_sheet(request: Request, rows: list[workflow.OrderRow], title: str, n
 
 
 @router.get("/diagnostics/orders")
-def order_list(request: Request, db: DB, subject: Clinical, status: str = "", view: str = "site",
+def order_list(request: Request, db: DB, reads: ReadDB, subject: Clinical, status: str = "", view: str = "site",
                placed: str = "", reused: str = "") -> Response:
     centre = view == "centre" and _is_centre(db, subject)
     lp = replace(ListParams.of(request.query_params), extra=(("view", "centre" if centre else "site"),))
-    pg = workflow.orders_page(db, subject, lp, centre=centre)
+    pg = workflow.orders_page(reads, subject, lp, centre=centre)
     rows = pg.items
     if lp.export:
         return _orders_sheet(request, rows, "检查申请", "orders")
     return render_page(request, "diagnostics/orders.html", _ctx({
         "rows": rows, "pg": pg, "lp": lp, "status": lp.status, "view": "centre" if centre else "site",
         "statuses": list(states.STATUS_LABELS.items()),
-        "is_centre": _is_centre(db, subject),
+        "is_centre": _is_centre(db, subject), "replica_max_lag": reads.info.get("replica_max_lag"),
         "flash": t(request, "已开具{n}项检查申请，{m}项采用互认结果（不再检查）", n=opt_int(placed) or 0,
                    m=opt_int(reused) or 0) if placed or reused else None}))
 

@@ -421,7 +421,8 @@ def site_orders(db: Session, subject: Subject, *, status: str | None = None, lim
 
 
 def orders_page(db: Session, subject: Subject, lp: ListParams, *, centre: bool = False) -> Page[OrderRow]:
-    """One page of the orders the site placed (or, `centre`, the centre reads) under the list's filters."""
+    """One page of the orders the site placed (or, `centre`, the centre reads) under the list's filters. A pure
+    read: the list page passes the read replica's session (auth/deps.ReadDB)."""
     if not subject.is_clinical:
         raise NotFound()
     raw = repo.orders_page(db, subject.acting_institution_id, policy.readable(subject), lp.only(states.STATUS_LABELS),
