@@ -1,4 +1,4 @@
-"""`yilianti demo | serve | worker | migrate | backup | restore | load-demo | create-user | empi link | keys rotate | audit verify | audit seal` (CONTRACTS.md)."""
+"""`yilianti demo | serve | worker | migrate | backup | restore | load-demo | create-user | archive | partitions | empi link | keys rotate | audit verify | audit seal` (CONTRACTS.md)."""
 
 from __future__ import annotations
 
@@ -443,6 +443,45 @@ def cmd_partitions(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_archive(args: argparse.Namespace) -> int:
+    """Old months of the audit log, inbound messages and outbox moved to the archive schema (or one brought back)."""
+    from datetime import date
+
+    from yilianti.archive import service as partitions
+    from yilianti.db import make_engine
+    from yilianti.kit import clock
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    if engine.dialect.name != "postgresql":
+        print("archive: SQLite keeps its tables whole; nothing to archive")
+        return 0
+    tables = [args.table] if args.table else None
+    try:
+        with engine.begin() as conn:
+            if args.restore:
+                try:
+                    month = date(int(args.restore[:4]), int(args.restore[5:7]), 1)
+                except ValueError:
+                    print("archive: --restore takes a month, YYYY-MM")
+                    return 2
+                done = partitions.restore(conn, month, tables)
+                print(f"archive: {len(done.moved)} partition(s) back in the live tables "
+                      f"({', '.join(done.moved) or '-'})")
+            elif args.list:
+                for tbl, months in partitions.archived_months(conn).items():
+                    print(f"{tbl}: {', '.join(f'{m:%Y-%m}' for m in months) or '-'}")
+            else:
+                after = settings.archive_after_months if args.months is None else args.months
+                done = partitions.archive(conn, clock.now(), after, tables)
+                print(f"archive: {len(done.moved)} month partition(s) older than {after} month(s) archived "
+                      f"({', '.join(done.moved) or '-'}); {len(done.kept)} kept live, holding open rows "
+                      f"({', '.join(done.kept) or '-'})")
+    finally:
+        engine.dispose()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yilianti", description="Yilianti 医联体协同平台")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -499,6 +538,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "made at ingest (idempotent; reads serve it from then on)")
     dm.add_argument("--batch", type=int, default=200, help="instances per transaction")
     dm.set_defaults(fn=cmd_dicom_metadata)
+    ar = sub.add_parser("archive", help="PostgreSQL: move closed months older than the retention out of the live "
+                        "tables into the archive schema (still verified by `audit verify`; --restore brings one back)")
+    ar.add_argument("--months", type=int, help="archive months that ended this many months ago (default: "
+                    "YILIANTI_ARCHIVE_AFTER_MONTHS; 0 archives nothing)")
+    ar.add_argument("--table", choices=["audit_event", "inbound_message", "outbox"], help="only this table")
+    ar.add_argument("--restore", metavar="YYYY-MM", help="bring this archived month back into the live tables")
+    ar.add_argument("--list", action="store_true", help="the archived months per table")
+    ar.set_defaults(fn=cmd_archive)
     audit = sub.add_parser("audit", help="the audit log's hash chain")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     av = audit_sub.add_parser("verify", help="walk the hash chain; exit 1 naming each removed or altered row")

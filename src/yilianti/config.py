@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     # rows older than the retention (days; 0: kept for ever) removed. The audit log has no retention.
     partition_months_ahead: int = Field(default=3, ge=1, le=24)
     hl7_retention_days: int = Field(default=0, ge=0)
+    # `yilianti archive`: months that ended this many months ago (0: none) move to the archive schema, when they
+    # hold no open row (docs/partitioning.md); `--months` overrides
+    archive_after_months: int = Field(default=0, ge=0)
     outbox_retention_days: int = Field(default=0, ge=0)
 
     # read scaling (db.py): the cockpit's reads go to this PostgreSQL streaming replica (empty: the primary) while

@@ -31,20 +31,22 @@ def is_partitioned(conn: Connection, tbl: str) -> bool:
     return conn.scalar(text("SELECT relkind FROM pg_class WHERE oid = to_regclass(:t)"), {"t": tbl}) == "p"
 
 
-def months(conn: Connection, tbl: str) -> list[date]:
-    """The months that have a partition, oldest first."""
+def months(conn: Connection, tbl: str, *, schema: str | None = None) -> list[date]:
+    """The months that have a partition, oldest first (`schema`: of the archive's table)."""
     names = conn.scalars(text(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "WHERE i.inhparent = to_regclass(:t)"), {"t": tbl})
+        "WHERE i.inhparent = to_regclass(:t)"), {"t": f"{schema}.{tbl}" if schema else tbl})
     prefix = f"{tbl}_p"
     return sorted(date(int(n[-6:-2]), int(n[-2:]), 1) for n in names
                   if n.startswith(prefix) and n[len(prefix):].isdigit())
 
 
+def _bounds(month: date) -> str:
+    return f"FOR VALUES FROM ('{month.isoformat()} 00:00:00+00') TO ('{next_month(month).isoformat()} 00:00:00+00')"
+
+
 def create_month(conn: Connection, tbl: str, month: date) -> None:
-    conn.execute(text(
-        f"CREATE TABLE IF NOT EXISTS {partition_name(tbl, month)} PARTITION OF {tbl} "
-        f"FOR VALUES FROM ('{month.isoformat()} 00:00:00+00') TO ('{next_month(month).isoformat()} 00:00:00+00')"))
+    conn.execute(text(f"CREATE TABLE IF NOT EXISTS {partition_name(tbl, month)} PARTITION OF {tbl} {_bounds(month)}"))
 
 
 def create_default(conn: Connection, tbl: str) -> None:
@@ -90,3 +92,40 @@ def delete_rows(conn: Connection, source: str, key: str, before: datetime, remov
     result = conn.execute(text(f"DELETE FROM {source} WHERE {key} < :before AND ({removable})"), {"before": before})
     return int(result.rowcount or 0)
 
+
+
+# ------------------------------------------------------------------------------------------ the archive
+ARCHIVE = "yilianti_archive"  # the schema of the archived months: <schema>.<table>, partitioned like the live one
+
+
+# the live table's guard the archive keeps (migration 0001): archived audit rows stay append-only
+APPEND_ONLY = {"audit_event": "audit_event_append_only"}
+
+
+def ensure_archive(conn: Connection, tbl: str, key: str) -> None:
+    conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {ARCHIVE}"))
+    conn.execute(text(f"CREATE TABLE IF NOT EXISTS {ARCHIVE}.{tbl} (LIKE {tbl} INCLUDING DEFAULTS) "
+                      f"PARTITION BY RANGE ({key})"))
+    if tbl in APPEND_ONLY:
+        conn.execute(text(f"CREATE OR REPLACE TRIGGER {tbl}_no_update BEFORE UPDATE OR DELETE ON {ARCHIVE}.{tbl} "
+                          f"FOR EACH ROW EXECUTE FUNCTION {APPEND_ONLY[tbl]}()"))
+
+
+def archive_exists(conn: Connection, tbl: str) -> bool:
+    return conn.scalar(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": f"{ARCHIVE}.{tbl}"}) is True
+
+
+def move_month(conn: Connection, tbl: str, month: date, *, to_archive: bool) -> None:
+    """A month's partition detached from the live table and attached to the archive's (or back): no row is
+    copied, the rows keep their ids and values (the audit chain still verifies over both)."""
+    part = partition_name(tbl, month)
+    live = str(conn.scalar(text("SELECT current_schema()")))
+    source, target, schema = (tbl, f"{ARCHIVE}.{tbl}", ARCHIVE) if to_archive else (f"{ARCHIVE}.{tbl}", tbl, live)
+    qualified = part if to_archive else f"{ARCHIVE}.{part}"
+    conn.execute(text(f"ALTER TABLE {source} DETACH PARTITION {qualified}"))
+    conn.execute(text(f"ALTER TABLE {qualified} SET SCHEMA {schema}"))
+    conn.execute(text(f"ALTER TABLE {target} ATTACH PARTITION {schema}.{part} {_bounds(month)}"))
+
+
+def month_has(conn: Connection, tbl: str, month: date, condition: str) -> bool:
+    return partition_keeps_rows(conn, partition_name(tbl, month), condition)

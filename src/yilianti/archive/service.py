@@ -86,3 +86,63 @@ def run(conn: Connection, now: datetime) -> Upkeep:
         return Upkeep()
     return apply_retention(conn, now, ensure(conn, now))
 
+
+
+# ------------------------------------------------------------------------------------------ `yilianti archive`
+# rows still open: a month holding any of them stays live (nothing is archived from the middle of a month)
+OPEN: dict[str, str | None] = {
+    "audit_event": None,  # every audit row is closed; the log is archived, never removed
+    "outbox": f"status <> '{DONE}'",  # pending or failed: someone may still retry it
+    # waiting for a person (quarantined, refused), and DICOM rows (they name the stored files)
+    "inbound_message": "status IN ('quarantined', 'rejected') OR channel = 'dicom'",
+}
+
+
+@dataclass
+class Archived:
+    moved: list[str] = field(default_factory=list)  # partitions now in the archive (or back, on restore)
+    kept: list[str] = field(default_factory=list)  # old months left live: they hold open rows
+
+
+def archive(conn: Connection, now: datetime, months: int, tables: list[str] | None = None) -> Archived:
+    """Move each month that ended more than `months` months ago, and holds no open row, from the live table
+    to the archive's (schema `yilianti_archive`, partitioned alike): the live tables, their indexes and every
+    list stop carrying them; the rows stay in the database, unchanged, readable through `restore` and by
+    `yilianti audit verify`, which walks the archived audit rows with the live ones."""
+    done = Archived()
+    if conn.dialect.name != "postgresql" or months <= 0:
+        return done
+    cut = repo.month_start(now.astimezone(UTC).date())
+    for _ in range(months):
+        cut = date(cut.year - (cut.month == 1), (cut.month - 2) % 12 + 1, 1)
+    for tbl in tables or list(repo.PARTITIONED):
+        if not repo.is_partitioned(conn, tbl):
+            continue
+        for month in repo.months(conn, tbl):
+            if month >= cut:
+                break
+            part = repo.partition_name(tbl, month)
+            open_rows = OPEN[tbl]
+            if open_rows and repo.month_has(conn, tbl, month, open_rows):
+                done.kept.append(part)
+                continue
+            repo.ensure_archive(conn, tbl, repo.PARTITIONED[tbl])
+            repo.move_month(conn, tbl, month, to_archive=True)
+            done.moved.append(part)
+    return done
+
+
+def restore(conn: Connection, month: date, tables: list[str] | None = None) -> Archived:
+    """Bring an archived month back into the live tables (an auditor's request for old history): its rows
+    show again on every page; the next `archive` moves it out again."""
+    done = Archived()
+    for tbl in tables or list(repo.PARTITIONED):
+        if repo.archive_exists(conn, tbl) and month in repo.months(conn, tbl, schema=repo.ARCHIVE):
+            repo.move_month(conn, tbl, month, to_archive=False)
+            done.moved.append(repo.partition_name(tbl, month))
+    return done
+
+
+def archived_months(conn: Connection) -> dict[str, list[date]]:
+    return {tbl: repo.months(conn, tbl, schema=repo.ARCHIVE) for tbl in repo.PARTITIONED
+            if conn.dialect.name == "postgresql" and repo.archive_exists(conn, tbl)}

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Select, Text, and_, cast, func, or_, select, text
+from sqlalchemy import MetaData, Row, Select, Table, Text, and_, cast, func, or_, select, text, union_all
 from sqlalchemy.orm import Session
 
+from yilianti.archive import repository as archive
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import Forbidden
 from yilianti.kit import clock
@@ -170,9 +172,27 @@ def _chunks(db: Session, stmt: Any, key: Any, size: int, last: int = 0) -> Itera
         last = batch[-1][0]
 
 
+def _archived_table(db: Session) -> Table | None:
+    """The archive's audit table (`yilianti archive` moved old months there), when there is one."""
+    if db.get_bind().dialect.name != "postgresql":
+        return None
+    name = f"{archive.ARCHIVE}.audit_event"
+    if not db.scalar(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": name}):
+        return None
+    return typing.cast(Table, AuditEvent.__table__).to_metadata(MetaData(), schema=archive.ARCHIVE)
+
+
 def all_chain_rows(db: Session, after: int = 0, size: int = 10_000) -> Iterator[Row[Any]]:
-    """Every audit row (CHAIN_COLUMNS) with an id above `after`, in id order, read in pages."""
-    return _chunks(db, select(*CHAIN_COLUMNS), _T.id, size, after)
+    """Every audit row (CHAIN_COLUMNS) with an id above `after`, in id order, read in pages — the archived
+    months' rows too, so the chain verifies over the whole history."""
+    archived = _archived_table(db)
+    if archived is None:
+        return _chunks(db, select(*CHAIN_COLUMNS), _T.id, size, after)
+    a = archived.c
+    both = union_all(select(*CHAIN_COLUMNS), select(
+        a.id, a.at, a.user_id, a.username, a.acting_institution_id, a.action, a.resource_type, a.resource_id,
+        a.patient_id, a.access_basis, a.reason, cast(a.detail, Text).label("detail"), a.ip, a.channel)).subquery()
+    return _chunks(db, select(both), both.c.id, size, after)
 
 
 def all_links(db: Session, after: int = 0, size: int = 1_000) -> Iterator[AuditSeal]:
