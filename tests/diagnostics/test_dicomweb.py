@@ -8,6 +8,7 @@ one else: a doctor of an unrelated hospital finds nothing and reads nothing (404
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,6 +159,102 @@ def test_stow_of_what_is_not_dicom_fails_and_is_kept(world: World) -> None:
         assert any(Path(m.path).read_bytes() == b"not a dicom file" for m in kept if m.path)
     r = httpx.post(f"{world.base}/dicomweb/studies", content=b"{}",
                    headers={"Authorization": f"Bearer {world.reader}", "Content-Type": "application/json"})
+    assert r.status_code == 415 and r.json()["error"] == "unsupported_media_type"
+
+
+def _json_request(instances: list[tuple[Dataset, str | None]], boundary: str = "ylt-json",
+                  drop_bulk: bool = False) -> tuple[bytes, str]:
+    """A STOW-RS metadata-and-bulk-data request (PS3.18 10.5.1.2.2): the instances' DICOM JSON in one
+    application/dicom+json part, each large value a BulkDataURI naming a part by its Content-Location; the pixels'
+    part says their transfer syntax (given: the stored compressed syntax; None: uncompressed)."""
+    docs, bulk = [], []
+    for ds, syntax in instances:
+        def handler(el: object, ds: Dataset = ds, syntax: str | None = syntax) -> str:
+            uri = f"http://modality.example/bulk/{id(ds)}/{int(el.tag):08X}"  # type: ignore[attr-defined]
+            value = el.value  # type: ignore[attr-defined]
+            if int(el.tag) == 0x7FE00010 and syntax:  # type: ignore[attr-defined]
+                from pydicom.encaps import generate_frames
+
+                value = next(generate_frames(value, number_of_frames=1))
+            bulk.append((uri, f"application/octet-stream; transfer-syntax={syntax}" if syntax and
+                         int(el.tag) == 0x7FE00010 else "application/octet-stream", bytes(value)))  # type: ignore[attr-defined]
+            return uri
+
+        doc = ds.to_json_dict(bulk_data_threshold=256, bulk_data_element_handler=handler)
+        if syntax:
+            doc["00020010"] = {"vr": "UI", "Value": [syntax]}
+        docs.append(doc)
+    body = f"--{boundary}\r\nContent-Type: application/dicom+json\r\n\r\n".encode() + json.dumps(docs).encode()
+    for uri, ctype, value in bulk[:-1] if drop_bulk else bulk:
+        body += f"\r\n--{boundary}\r\nContent-Type: {ctype}\r\nContent-Location: {uri}\r\n\r\n".encode() + value
+    body += f"\r\n--{boundary}--\r\n".encode()
+    return body, f'multipart/related; type="application/dicom+json"; boundary={boundary}'
+
+
+def _stow_json(world: World, body: bytes, content_type: str, study: str = "") -> httpx.Response:
+    return httpx.post(f"{world.base}/dicomweb/studies{'/' + study if study else ''}", content=body,
+                      headers={"Authorization": f"Bearer {world.reader}", "Content-Type": content_type})
+
+
+def test_stow_of_metadata_and_bulk_data_stores_dicom_files(world: World) -> None:
+    """Issue 21: instances sent as DICOM JSON with their bulk data (uncompressed CT slices, a JPEG-LS MR) are
+    stored as the same files a modality would send, linked to the order, and read back whole over WADO-RS."""
+    series = ct_series(world.accession, n=2)
+    mr = pydicom.dcmread(sample("MR_small_jpeg_ls_lossless.dcm"))
+    mr.AccessionNumber, mr.StudyInstanceUID, mr.SeriesInstanceUID = world.accession, generate_uid(), generate_uid()
+    mr.SOPInstanceUID = mr.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    body, ctype = _json_request([(series[0], None), (series[1], None), (mr, str(mr.file_meta.TransferSyntaxUID))])
+    r = _stow_json(world, body, ctype)
+    assert r.status_code == 200, r.text
+    stored = Dataset.from_json(r.json())
+    assert [s.ReferencedSOPInstanceUID for s in stored.ReferencedSOPSequence] == \
+        [series[0].SOPInstanceUID, series[1].SOPInstanceUID, mr.SOPInstanceUID]
+    assert all(s.RetrieveURL.startswith(f"{world.base}/dicomweb/studies/") for s in stored.ReferencedSOPSequence)
+    c = client(world, world.reader)
+    got = c.retrieve_instance(series[1].StudyInstanceUID, series[1].SeriesInstanceUID, series[1].SOPInstanceUID)
+    assert got.AccessionNumber == world.accession and got.StudyDescription == "头颅CT平扫"
+    assert (got.pixel_array == series[1].pixel_array).all() and int(got.pixel_array[0, 0]) == 1001
+    got_mr = c.retrieve_instance(mr.StudyInstanceUID, mr.SeriesInstanceUID, mr.SOPInstanceUID)
+    assert got_mr.file_meta.TransferSyntaxUID == mr.file_meta.TransferSyntaxUID
+    assert (got_mr.pixel_array == mr.pixel_array).all()
+    with world.factory() as db:  # type: ignore[operator]
+        study = db.scalar(select(ImagingStudy).where(ImagingStudy.study_instance_uid == series[0].StudyInstanceUID))
+        assert study is not None and study.order_id == world.order_id and study.instance_count == 2
+
+
+def test_stow_of_bad_metadata_instances_fails_them_by_name(world: World) -> None:
+    """Each instance that cannot be made fails in FailedSOPSequence with its UIDs and a FailureReason; the
+    others are stored (202); none stored is 409; what failed is kept for a person."""
+    good, no_bulk = ct_series(world.accession, n=1), ct_series(world.accession, n=1)
+    body, ctype = _json_request([(good[0], None), (no_bulk[0], None)], drop_bulk=True)  # no_bulk's pixels missing
+    r = _stow_json(world, body, ctype)
+    assert r.status_code == 202, r.text
+    answer = Dataset.from_json(r.json())
+    assert [s.ReferencedSOPInstanceUID for s in answer.ReferencedSOPSequence] == [good[0].SOPInstanceUID]
+    failed = answer.FailedSOPSequence[0]
+    assert failed.ReferencedSOPInstanceUID == no_bulk[0].SOPInstanceUID and failed.FailureReason == 0xC000
+    assert failed.ReferencedSOPClassUID == no_bulk[0].SOPClassUID
+    # no SOP Instance UID: fails naming its class; JSON that is no data set; another study's instance in a study
+    nameless = ct_series(world.accession, n=1)[0]
+    del nameless.SOPInstanceUID
+    other = ct_series(world.accession, n=1)
+    body, ctype = _json_request([(nameless, None), (other[0], None)])
+    r = _stow_json(world, body, ctype, study=good[0].StudyInstanceUID)
+    assert r.status_code == 409, r.text
+    failed = Dataset.from_json(r.json()).FailedSOPSequence
+    assert failed[0].FailureReason == 0xC000 and failed[0].ReferencedSOPClassUID == nameless.SOPClassUID
+    assert failed[1].ReferencedSOPInstanceUID == other[0].SOPInstanceUID and failed[1].FailureReason == 0xA900
+    junk = b"--j\r\nContent-Type: application/dicom+json\r\n\r\n[{\"00080018\": 12\r\n--j--\r\n"
+    r = _stow_json(world, junk, 'multipart/related; type="application/dicom+json"; boundary=j')
+    assert r.status_code == 409 and r.json()["00081198"]["Value"][0]["00081197"]["Value"] == [0xC000]
+    with world.factory() as db:  # type: ignore[operator]
+        kept = db.scalars(select(InboundMessage).where(InboundMessage.status == "rejected")).all()
+        assert any(m.path and no_bulk[0].SOPInstanceUID in Path(m.path).read_text(errors="replace")
+                   for m in kept if m.path and Path(m.path).exists())
+    only_bulk = b"--j\r\nContent-Type: application/octet-stream\r\nContent-Location: x\r\n\r\nabc\r\n--j--\r\n"
+    r = _stow_json(world, only_bulk, 'multipart/related; type="application/dicom+json"; boundary=j')
+    assert r.status_code == 422 and "body" in r.json()["fields"]
+    r = _stow_json(world, only_bulk, 'multipart/related; type="application/dicom+xml"; boundary=j')
     assert r.status_code == 415 and r.json()["error"] == "unsupported_media_type"
 
 

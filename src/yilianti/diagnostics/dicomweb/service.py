@@ -6,7 +6,9 @@
 - WADO-RS: a study, series or instance as multipart/related; type="application/dicom" (the files as received),
   metadata as application/dicom+json with BulkDataURIs (documents made once at ingest: dicomweb/document.py), bulk data, frames (uncompressed, little endian,
   multipart/related; type="application/octet-stream"; compressed images are decoded) and rendered PNGs.
-- STOW-RS: multipart/related; type="application/dicom"; each instance goes through the C-STORE receiver's
+- STOW-RS: multipart/related; type="application/dicom" (the instances' files), or type="application/dicom+json"
+  (PS3.18 10.5.1.2.2: DICOM JSON metadata parts and bulk data parts by Content-Location: dicomweb/stowjson.py,
+  made into the same files); each instance goes through the C-STORE receiver's
   ingest (`receivers.ingest.ingest_dicom`): AccessionNumber links it to its order, an unknown accession keeps it
   in the quarantine (success to the sender, listed for a person). An accession of an order the sender may not
   open, or a SOP Instance UID already stored for such an order, is quarantined apart, as the web upload does
@@ -45,7 +47,8 @@ from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.diagnostics import repository as repo
-from yilianti.diagnostics.dicomweb import document
+from yilianti.diagnostics.dicomweb import document, stowjson
+from yilianti.diagnostics.dicomweb.stowjson import CANNOT_UNDERSTAND, DOES_NOT_MATCH, OUT_OF_RESOURCES
 from yilianti.diagnostics.imaging import service as imaging
 from yilianti.diagnostics.orders import workflow
 from yilianti.diagnostics.receivers import ingest
@@ -67,10 +70,6 @@ EXPLICIT_LE = "1.2.840.10008.1.2.1"
 NATIVE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})  # uncompressed little endian
 SEX = {"男": "M", "女": "F"}
 
-# STOW-RS failure reasons (PS3.18 table I.2-1 / PS3.4 C-STORE statuses)
-CANNOT_UNDERSTAND = 0xC000
-DOES_NOT_MATCH = 0xA900
-OUT_OF_RESOURCES = 0xA700
 
 
 class UnsupportedMediaType(AppError):
@@ -644,18 +643,28 @@ def _apart(db: Session, subject: Subject, data: bytes, sop_uid: str, accession: 
                              f"检查号 {accession or '(空)'} 无法关联 (the accession cannot be linked)")
 
 
+def _uid(value: Any) -> str | None:
+    """A UID as the store response may name it (None when missing or not a UID)."""
+    text = str(value or "").strip()
+    return text if len(text) <= 64 and UID_RE.fullmatch(text) else None
+
+
+def _reject(db: Session, subject: Subject, data: bytes, exc: Exception) -> None:
+    imaging.keep_rejected(db, subject, "stow", data, f"无法解析的 DICOM 数据集 (undecodable data set): {exc}"[:500], None)
+
+
 def store_one(db: Session, subject: Subject, data: bytes, base: str, study_uid: str | None) -> Stored:
-    """One instance of a STOW-RS request, by the C-STORE receiver's rules (module docstring)."""
+    """One instance of a STOW-RS request, by the C-STORE receiver's rules (module docstring). What is not DICOM,
+    or lacks its UIDs, fails (0xC000) naming the UIDs it has, and is kept for a person."""
     try:
         ds = pydicom.dcmread(io.BytesIO(data))
-        sop_uid, suid = str(ds.SOPInstanceUID), str(ds.StudyInstanceUID)
-        sop_class = str(ds.get("SOPClassUID", "") or "") or None
-        check_uid(sop_uid, "SOPInstanceUID")
-        check_uid(suid, "StudyInstanceUID")
-    except Exception as exc:  # noqa: BLE001 - not DICOM, or without its UIDs: refused, and kept for a person
-        imaging.keep_rejected(db, subject, "stow", data, f"无法解析的 DICOM 数据集 (undecodable data set): {exc}"[:500],
-                              None)
+    except Exception as exc:  # noqa: BLE001 - not DICOM: refused, and kept for a person
+        _reject(db, subject, data, exc)
         return Stored(None, None, CANNOT_UNDERSTAND)
+    sop_class, sop_uid, suid = (_uid(ds.get(k)) for k in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID"))
+    if sop_uid is None or suid is None:
+        _reject(db, subject, data, ValueError("SOPInstanceUID / StudyInstanceUID missing or not UIDs"))
+        return Stored(sop_class, sop_uid, CANNOT_UNDERSTAND)
     if study_uid is not None and suid != study_uid:
         return Stored(sop_class, sop_uid, DOES_NOT_MATCH)
     visible = workflow.visible(subject)
@@ -683,21 +692,35 @@ def store_one(db: Session, subject: Subject, data: bytes, base: str, study_uid: 
     return Stored(sop_class, sop_uid, url=url)
 
 
+def _failed_json(db: Session, subject: Subject, data: stowjson.Made) -> Stored:
+    """An instance of a metadata-and-bulk-data request that could not be made into DICOM: kept for a person."""
+    _reject(db, subject, data.source, ValueError(data.reason))
+    return Stored(_uid(data.sop_class), _uid(data.sop_uid), data.failure)
+
+
 def store(db: Session, subject: Subject, body: bytes, content_type: str, base: str,
           study_uid: str | None = None) -> tuple[int, dict[str, Any]]:
     """STOW-RS: (HTTP status, the store response). 200 all stored; 202 some failed; 409 none stored."""
     if study_uid is not None:
         check_uid(study_uid, "study")
     kind, params = media_params(content_type)
-    if kind == "multipart/related" and params.get("type", "application/dicom").lower() != "application/dicom":
-        raise UnsupportedMediaType("只接受 multipart/related; type=\"application/dicom\"")
+    request_type = params.get("type", "application/dicom").lower()
+    if kind == "multipart/related" and request_type not in ("application/dicom", DICOM_JSON):
+        raise UnsupportedMediaType("只接受 multipart/related; type=\"application/dicom\" 或 \"application/dicom+json\"")
+    parts = multipart_parts(body, content_type)
     results = []
-    for headers, data in multipart_parts(body, content_type):
+    if request_type == DICOM_JSON:
+        for one in stowjson.instances([(*media_params(h.get("content-type", "")), h, d) for h, d in parts]):
+            results.append(store_one(db, subject, one.part10, base, study_uid) if one.failure is None
+                           else _failed_json(db, subject, one))
+    for headers, data in parts if request_type != DICOM_JSON else []:
         part_type = media_params(headers.get("content-type", "application/dicom"))[0]
         if part_type not in ("application/dicom", "application/octet-stream"):
             results.append(Stored(None, None, CANNOT_UNDERSTAND))
             continue
         results.append(store_one(db, subject, data, base, study_uid))
+    if not results:
+        raise InvalidInput(fields={"body": "请求中没有实例的元数据 (no metadata part)"})
     ok = [r for r in results if r.failure is None]
     failed = [r for r in results if r.failure is not None]
     answer: dict[str, Any] = {}
