@@ -118,6 +118,16 @@ def test_chronic_care_on_a_phone_and_a_desktop(live_server, page) -> None:  # ty
     page.goto(f"{base}/chronic/signing")
     _fits(page, 390, "signing")
     _shot(page, "signing-phone")
+    # the chronic tabs are one row on the phone, scrolled so the current tab (the last) shows
+    tabs = page.locator("#chronic-tabs")
+    one = page.locator("#chronic-tabs a").first.bounding_box()
+    box = tabs.bounding_box()
+    assert one and box and box["height"] < 2 * one["height"], f"the tabs wrap: {box}"
+    current = page.locator("#chronic-tabs a.current").bounding_box()
+    assert current and box["x"] <= current["x"] and current["x"] + current["width"] <= box["x"] + box["width"] + 1
+    page.goto(f"{base}/chronic/overdue?due=today")
+    _fits(page, 390, "overdue")
+    _shot(page, "overdue-phone")
     # on a desktop the signing rates are a table: 李秀英 is the team's one contract in force of 4 residents
     page.set_viewport_size({"width": 1366, "height": 900})
     page.goto(f"{base}/chronic/signing")

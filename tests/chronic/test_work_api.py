@@ -5,6 +5,7 @@ the contract's error bodies, another institution's 404, and every patient read a
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from typing import Any
 
@@ -116,3 +117,27 @@ def test_follow_ups_calls_alarms_and_readings_through_the_api(db, client: TestCl
         _contract(client.get(f"{API}/alarms/{alarms[0]['id']}"), 404)
         assert client.get(f"{API}/follow-ups/overdue").json() == []
     assert repository.open_follow_up(db, dm.id) is not None and repository.open_follow_up(db, smi.id) is not None
+
+
+def test_the_workbench_count_opens_the_list_of_exactly_its_rows(db, client: TestClient, world) -> None:  # type: ignore[no-untyped-def]
+    """Due today and overdue, across every team and none: the count's link lists those rows and no others."""
+    sub, team = world["sub"], world["team"]
+    other = service.create_team(db, sub, "上坪家庭医生二队", "上坪村", [(world["doctor"].id, "gp")])
+    with clock.frozen(_at(D)):
+        service.enrol(db, sub, world["王辉煌"].id, "hypertension", team_id=team.id)  # due D+14: today
+        service.enrol(db, sub, world["张建国"].id, "hypertension", team_id=other.id,
+                      enrolled_on=D - timedelta(days=3))  # due D+11: overdue
+        service.enrol(db, sub, world["陈美华"].id, "hypertension", enrolled_on=D - timedelta(days=1))  # no team
+        service.enrol(db, sub, world["李秀英"].id, "hypertension", team_id=team.id,
+                      enrolled_on=D + timedelta(days=1))  # due tomorrow: not yet
+    with clock.frozen(_at(D + timedelta(days=14))):
+        b.login(client, "gqdoctor")
+        home = client.get("/").text
+        href, count, target = re.search(r'<a href="([^"]+)" id="wb-chronic-due" class="wb-count[^"]*" '
+                                        r'data-count="(\d+)" data-target="([\w-]+)"', home).groups()  # type: ignore[union-attr]
+        assert (href, count, target) == ("/chronic/overdue?due=today", "3", "pager")
+        page = client.get("/chronic/overdue?due=today").text
+        assert re.search(r'id="pager" data-total="3"', page)
+        assert {n for n in ("王辉煌", "张建国", "陈美华", "李秀英") if n in page} == {"王辉煌", "张建国", "陈美华"}
+        assert "今日到期" in page and "逾期 3 天" in page
+        assert re.search(r'id="pager" data-total="2"', client.get("/chronic/overdue").text)  # overdue only

@@ -320,29 +320,31 @@ def contract_team(db: Session, patient_id: int, institution_id: int, on: date) -
         FamilyDoctorContract.end_on >= on).limit(1))
 
 
-def count_due(db: Session, subject: Subject, until: date) -> int:
-    """Open follow-ups of the acting institution due on or before `until`, of patients the subject may see."""
-    return db.scalar(select(func.count()).select_from(ChronicFollowUp).join(
-        Patient, Patient.id == ChronicFollowUp.patient_id).where(
-        ChronicFollowUp.institution_id == subject.acting_institution_id, ChronicFollowUp.status == "open",
-        ChronicFollowUp.due_on <= until, readable(subject))) or 0
+def count_due(db: Session, subject: Subject, today: date) -> int:
+    """The rows of the overdue list with today's due included (`overdue_statement(..., with_today=True)`)."""
+    stmt = overdue_statement(subject, today, ListParams(), with_today=True).order_by(None)
+    return db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
 
 
 # ------------------------------------------------------------------ overdue list, reminders, calls (issue 20 §5)
 
 
 def overdue_statement(subject: Subject, today: date, lp: ListParams, *, team_id: int | None = None,
-                      doctor_id: int | None = None, village: str | None = None) -> Select[Any]:
-    """The acting institution's open follow-ups due before `today` (逾期未随访) of patients the subject may
-    see, narrowed by team, responsible doctor, village (the team's), the list kit's search (patient name),
-    due-date range and status (the condition); most overdue first."""
+                      doctor_id: int | None = None, village: str | None = None,
+                      with_today: bool = False) -> Select[Any]:
+    """The acting institution's open follow-ups due before `today` (逾期未随访; `with_today`: or on it, the
+    workbench's count) of patients the subject may see, narrowed by team, responsible doctor, village (the
+    team's), the list kit's search (patient name), due-date range and status (the condition); most overdue
+    first."""
     columns: tuple[Any, ...] = (ChronicFollowUp, ChronicRegistration, Patient)
     stmt = (select(*columns)
             .join(ChronicRegistration, ChronicRegistration.id == ChronicFollowUp.registration_id)
             .join(Patient, Patient.id == ChronicFollowUp.patient_id)
             .outerjoin(FamilyDoctorTeam, FamilyDoctorTeam.id == ChronicFollowUp.team_id)
             .where(ChronicFollowUp.institution_id == subject.acting_institution_id,
-                   ChronicFollowUp.status == "open", ChronicFollowUp.due_on < today, readable(subject)))
+                   ChronicFollowUp.status == "open",
+                   ChronicFollowUp.due_on <= today if with_today else ChronicFollowUp.due_on < today,
+                   readable(subject)))
     if team_id is not None:
         stmt = stmt.where(ChronicFollowUp.team_id == team_id)
     if doctor_id is not None:

@@ -42,16 +42,18 @@ def overdue_rows(db: Any, subject: Any, rows: list[tuple[Any, Any, Any]]) -> lis
 
 @router.get("/chronic/overdue")
 def overdue(request: Request, db: DB, subject: CurrentSubject, team_id: str = "", doctor_id: str = "",
-            village: str = "") -> Response:
+            village: str = "", due: str = "") -> Response:
+    """逾期未随访; `due=today`: with the follow-ups due today (the workbench count's list)."""
     _clinical(subject)
     inst = subject.acting_institution_id
     assert inst is not None
     teams = repository.teams_of(db, inst)
     team, doctor = opt_int(team_id), opt_int(doctor_id)
     village = village.strip()[:100]
-    lp = ListParams.of(request.query_params, keep=("team_id", "doctor_id", "village")).only(service.CONDITIONS)
+    lp = ListParams.of(request.query_params, keep=("team_id", "doctor_id", "village", "due")).only(service.CONDITIONS)
+    with_today = due == "today"
     stmt = repository.overdue_statement(subject, clock.today_local(), lp, team_id=team, doctor_id=doctor,
-                                        village=village or None)
+                                        village=village or None, with_today=with_today)
     if lp.export:
         rows = overdue_rows(db, subject, listing.export_rows(db, stmt, scalars=False))
         headers = [t(request, h) for h in ("患者", "联系电话", "病种", "家庭医生团队", "责任医生", "应随访日期",
@@ -65,7 +67,7 @@ def overdue(request: Request, db: DB, subject: CurrentSubject, team_id: str = ""
     return render_page(request, "chronic/overdue.html", {
         "pg": pg, "lp": lp, "rows": overdue_rows(db, subject, pg.items), "teams": teams,
         "doctors": repository.doctors_of(db, inst), "villages": sorted({tm.village for tm in teams if tm.village}),
-        "team_id": team, "doctor_id": doctor, "village": village,
+        "team_id": team, "doctor_id": doctor, "village": village, "with_today": with_today,
         "statuses": [(code, text) for code, text in service.CONDITIONS.items()],
         "outcomes": reminders.OUTCOMES, "states": reminders.STATUSES})
 

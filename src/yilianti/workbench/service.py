@@ -179,7 +179,7 @@ def for_subject(db: Session, subject: Subject) -> Workbench:
             wb.items += _referrals(db, subject) + _scheduling(db, subject) + _consultations(db, subject)
             wb.items += _transfers(db, subject)
             wb.items.append(Item("chronic.due", "慢病随访", "今日到期及逾期的慢病随访", chronic.due_count(db, subject),
-                                 "/chronic", target="due-table", tone="warn"))
+                                 "/chronic/overdue?due=today", target="pager", tone="warn"))
             wb.items.append(Item("chronic.alarms", "慢病随访", "未确认的慢病预警", chronic_alarms.open_count(db, subject),
                                  "/chronic/alarms?status=open", tone="alert"))
         if subject.has("reader") or (subject.has("coordinator")

@@ -1,6 +1,7 @@
 /* Shared page behaviour (ES5, no build step, no inline script: the pages work without it). It adds:
    - the ☰ menu on a phone: the button opens and closes the navigation (aria-expanded kept in step);
    - list tables stacked as cards on a phone: each cell gets its column's heading as data-label;
+   - a row of tabs that scrolls sideways on a phone (nav.tabs-scroll) opens scrolled to its current tab;
    - data-confirm="…" on a form (or a submit button) asks before sending it;
    - data-autosubmit on a select sends its form when the choice changes;
    - data-print on a button prints the page; data-hide-broken on an image hides it when it cannot load;
@@ -17,6 +18,14 @@
       header.className = open ? header.className + ' open' : header.className.replace(' open', '');
       toggle.setAttribute('aria-expanded', open ? 'true' : 'false');
     });
+  }
+
+  var rows = document.querySelectorAll('nav.tabs-scroll');
+  for (var r = 0; r < rows.length; r++) {
+    var current = rows[r].querySelector('.current');
+    if (current && rows[r].scrollWidth > rows[r].clientWidth) {
+      rows[r].scrollLeft = current.offsetLeft - (rows[r].clientWidth - current.offsetWidth) / 2;
+    }
   }
 
   function text(el) { return (el.textContent || '').replace(/\s+/g, ' ').replace(/^ | $/g, ''); }
