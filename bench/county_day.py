@@ -258,7 +258,7 @@ class Load:
                     m.latency = time.perf_counter() - t0
                     stats.add(hl.ack_code(m), m.latency, retry=attempt > 0)
                     break
-                except (OSError, ConnectionError) as exc:
+                except Exception as exc:  # noqa: BLE001 - a lost connection, whatever the library calls it
                     stats.add(type(exc).__name__, time.perf_counter() - t0, retry=attempt > 0)
                     self.hl7_resent.add(m.control)
                     if client is not None:
@@ -294,16 +294,19 @@ class Load:
             k += 1
             for attempt in range(200):
                 t0 = time.perf_counter()
-                if assoc is None or not assoc.is_established:
-                    assoc = ae.associate("127.0.0.1", ports[port_i], ae_title="YILIANTI")
-                status = assoc.send_c_store(ds) if assoc.is_established else None
+                try:
+                    if assoc is None or not assoc.is_established:
+                        assoc = ae.associate("127.0.0.1", ports[port_i], ae_title="YILIANTI")
+                    status = assoc.send_c_store(ds) if assoc.is_established else None
+                except Exception:  # noqa: BLE001 - the association died under it: resend as below
+                    status = None
                 code = getattr(status, "Status", None)
                 stats.add("success" if code == 0 else f"status {code}", time.perf_counter() - t0, retry=attempt > 0)
                 if code == 0:
                     self.dicom_acked.append(str(ds.SOPInstanceUID))
                     break
                 self.dicom_resent += 1
-                if assoc.is_established:
+                if assoc is not None and assoc.is_established:
                     assoc.abort()
                 assoc, port_i = None, (port_i + 1) % len(ports)
                 time.sleep(0.3)
