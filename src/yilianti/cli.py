@@ -1,4 +1,4 @@
-"""`yilianti demo | serve | worker | migrate | backup | restore | load-demo | create-user | archive | partitions | empi link | keys rotate | audit verify | audit seal` (CONTRACTS.md)."""
+"""`yilianti demo | serve | worker | migrate | backup | restore | load-demo | create-user | client add|revoke | archive | partitions | empi link | keys rotate | audit verify | audit seal` (CONTRACTS.md)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -482,6 +483,52 @@ def cmd_archive(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_client_add(args: argparse.Namespace) -> int:
+    from yilianti.alliance.repository import institution_by_name_or_id
+    from yilianti.auth import clients
+    from yilianti.db import session_factory
+    from yilianti.exceptions import AppError
+
+    jwks = Path(args.jwks).read_text(encoding="utf-8") if args.jwks else None
+    with session_factory()() as db:
+        inst = institution_by_name_or_id(db, args.institution)
+        if inst is None:
+            print(f"error: unknown institution {args.institution!r}", file=sys.stderr)
+            return 2
+        try:
+            done = clients.register(db, None, inst.id, args.name, " ".join(args.scope), jwks, args.secret)
+            db.commit()
+        except AppError as exc:
+            print(f"error: {exc.message} {exc.fields}", file=sys.stderr)
+            return 2
+    print(f"client_id: {done.client.client_id}")
+    print(f"institution: {inst.name} (id {inst.id})  scope: {done.client.scope}")
+    if done.secret:
+        print(f"client_secret: {done.secret}  (shown once)")
+    return 0
+
+
+def cmd_client_revoke(args: argparse.Namespace) -> int:
+    from yilianti.auth import clients
+    from yilianti.auth.repository import client_named
+    from yilianti.db import session_factory
+    from yilianti.exceptions import AppError
+
+    with session_factory()() as db:
+        client = client_named(db, args.client_id)
+        if client is None:
+            print(f"error: unknown client {args.client_id!r}", file=sys.stderr)
+            return 2
+        try:
+            clients.revoke(db, None, client)
+            db.commit()
+        except AppError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 2
+    print(f"revoked {args.client_id}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yilianti", description="Yilianti 医联体协同平台")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -510,6 +557,18 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "health_commission"])
     cu.add_argument("--institution", help="institution name or id")
     cu.set_defaults(fn=cmd_create_user)
+    cl = sub.add_parser("client", help="OAuth2 system clients of the FHIR API (SMART Backend Services)")
+    cl_sub = cl.add_subparsers(dest="client_command", required=True)
+    ca = cl_sub.add_parser("add", help="register a member system's client for one institution")
+    ca.add_argument("--institution", required=True, help="institution name or id")
+    ca.add_argument("--name", required=True, help="the connecting system")
+    ca.add_argument("--scope", nargs="+", default=["system/*.read"], help="system/*.read, system/Patient.read …")
+    ca.add_argument("--jwks", metavar="FILE", help="its public keys (JSON Web Key Set) for RS384/ES384 assertions")
+    ca.add_argument("--secret", action="store_true", help="generate a client secret (printed once)")
+    ca.set_defaults(fn=cmd_client_add)
+    cr = cl_sub.add_parser("revoke", help="deactivate a client (its tokens stop at once)")
+    cr.add_argument("client_id")
+    cr.set_defaults(fn=cmd_client_revoke)
     empi = sub.add_parser("empi", help="master patient index tools")
     empi_sub = empi.add_subparsers(dest="empi_command", required=True)
     el = empi_sub.add_parser("link", help="stand-alone batch record linkage of a CSV file")

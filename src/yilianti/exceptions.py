@@ -64,7 +64,7 @@ class Locked(AppError):
 
 def wants_json(request: Request) -> bool:
     path = request.url.path
-    if path.startswith(("/api/", "/fhir/", "/dicomweb/")) or path == "/fhir":
+    if path.startswith(("/api/", "/fhir/", "/dicomweb/", "/oauth/")) or path == "/fhir":
         return True
     accept = request.headers.get("accept", "")
     return "application/json" in accept and "text/html" not in accept

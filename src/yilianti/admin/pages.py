@@ -16,6 +16,7 @@ from yilianti.admin import scope
 from yilianti.admin import service as users
 from yilianti.admin.schemas import RoleIn, UserIn
 from yilianti.alliance import repository as alliances
+from yilianti.auth.api import TOKEN_PATH
 from yilianti.auth.deps import DB, CurrentSubject
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import InvalidInput
@@ -317,6 +318,43 @@ def user_token_issue(user_id: Id, request: Request, db: DB, subject: Admin, form
     response = _user_page(request, db, subject, user_id, issued=issued)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+# ---------------------------------------------------------------- system clients (OAuth2 for the FHIR API)
+
+
+def _clients_page(request: Request, db: DB, subject: Subject, *, errors: dict[str, str] | None = None,
+                  values: dict[str, Any] | None = None, registered: Any = None, status: int = 200) -> Response:
+    return render_page(request, "admin/clients.html", {
+        "clients": users.system_clients(db, subject), "errors": errors or {}, "values": values or {},
+        "registered": registered, "can_write": scope.writable_institutions(subject) != set(),
+        "token_path": TOKEN_PATH, **users.role_choices(db, subject)}, status)
+
+
+@router.get("/admin/clients")
+def clients_list(request: Request, db: DB, subject: Admin) -> Response:
+    return _clients_page(request, db, subject)
+
+
+@router.post("/admin/clients")
+def client_register(request: Request, db: DB, subject: Admin, form: Form) -> Response:
+    values = blank_to_none(form)
+    try:
+        registered = users.register_client(db, subject, opt_int(values.get("institution_id")),
+                                           values.get("name") or "", values.get("scope") or "",
+                                           values.get("jwks"), values.get("secret") == "1")
+    except InvalidInput as exc:
+        return _clients_page(request, db, subject, errors=errors_of(request, exc), values=form, status=422)
+    # the secret is shown once, on this answer only (never stored in clear, never cached)
+    response = _clients_page(request, db, subject, registered=registered)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.post("/admin/clients/{client_pk}/revoke")
+def client_revoke(client_pk: Id, db: DB, subject: Admin) -> Response:
+    users.revoke_client(db, subject, client_pk)
+    return _see_other("/admin/clients")
 
 
 @router.post("/admin/users/{user_id}/tokens/{token_id}/revoke")

@@ -18,6 +18,7 @@ from yilianti.admin import repository as repo
 from yilianti.admin import scope
 from yilianti.admin.schemas import INSTITUTION_ROLES, ROLE_CODES, RoleIn, UserIn
 from yilianti.audit import service as audit
+from yilianti.auth import clients
 from yilianti.auth import repository as auth_repo
 from yilianti.auth import service as auth
 from yilianti.auth.security import hash_password
@@ -315,6 +316,32 @@ def revoke_token(db: Session, actor: Subject, user_id: int, token_id: int) -> No
     if not scope.can_write(actor, row.institution_id):
         raise Forbidden()
     auth.revoke_api_token(db, actor, token_id)
+
+
+# ---------------------------------------------------------------- system clients (OAuth2, the FHIR API)
+
+
+def system_clients(db: Session, actor: Subject) -> list[tuple[Any, str]]:
+    """The clients of the institutions this administrator manages (a system administrator: all)."""
+    writable = scope.writable_institutions(actor)
+    return clients.clients_of(db, writable)
+
+
+def register_client(db: Session, actor: Subject, institution_id: int | None, name: str, scope_text: str,
+                    jwks: str | None, with_secret: bool) -> clients.Registered:
+    """A system client of one of the administrator's institutions (auth/clients.register)."""
+    if institution_id is None:
+        raise InvalidInput(fields={"institution_id": "请选择机构"})
+    if not scope.can_write(actor, institution_id):
+        raise Forbidden("您只能为本机构登记客户端")
+    return clients.register(db, actor, institution_id, name, scope_text, jwks, with_secret)
+
+
+def revoke_client(db: Session, actor: Subject, pk: int) -> None:
+    client = clients.client_by_pk(db, pk)
+    if not scope.can_write(actor, client.institution_id):
+        raise NotFound()
+    clients.revoke(db, actor, client)
 
 
 # ---------------------------------------------------------------- output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -13,6 +14,7 @@ from yilianti.auth import service
 from yilianti.authz.subject import Subject
 from yilianti.db import get_db, read_session
 from yilianti.exceptions import AppError, Forbidden, Unauthenticated
+from yilianti.fhir.wire import is_fhir_path
 from yilianti.notifications import repository as notifications
 
 DB = Annotated[Session, Depends(get_db, scope="function")]
@@ -68,6 +70,10 @@ def resolve_subject(db: Session, request: Request) -> Subject | None:
         subject = service.build_subject(db, user, row.institution_id, via_token=True, ip=_client_ip(request))
         if subject.acting_institution_id != row.institution_id:
             raise Unauthenticated("API 令牌无效或已过期", code="bad_token")
+        if row.scope is not None:  # a system client's access token: the FHIR API only, within its scopes
+            if not is_fhir_path(request.url.path):
+                raise Unauthenticated("该访问令牌仅可用于 FHIR 接口", code="bad_token")
+            subject = replace(subject, scopes=frozenset(row.scope.split()))
         request.state.subject = subject
         return subject
     uid, sid = request.session.get("uid"), request.session.get("sid")

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.orm import Session
 
 from yilianti.models.alliance import Institution
-from yilianti.models.auth import ApiToken, LoginSession, RoleAssignment, User
+from yilianti.models.auth import ApiToken, ClientAssertion, LoginSession, RoleAssignment, SystemClient, User
 from yilianti.models.workforce import Practitioner
 
 
@@ -77,3 +77,36 @@ def touch_token(conn: Connection, token_id: int, now: datetime) -> None:
     if locked is not None:
         conn.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
     conn.commit()
+
+
+# ---------------------------------------------------------------- system clients (auth/clients.py)
+
+
+def client_named(db: Session, client_id: str) -> SystemClient | None:
+    return db.scalar(select(SystemClient).where(SystemClient.client_id == client_id))
+
+
+def clients_with_names(db: Session, institutions: set[int] | None) -> list[tuple[SystemClient, str]]:
+    """The registered clients with their institution's name, of these institutions (None: all), newest first."""
+    q = select(SystemClient, Institution.name).join(Institution, Institution.id == SystemClient.institution_id)
+    if institutions is not None:
+        q = q.where(SystemClient.institution_id.in_(institutions))
+    return [(c, n) for c, n in db.execute(q.order_by(SystemClient.id.desc()))]
+
+
+def live_tokens_of(db: Session, user_id: int) -> list[ApiToken]:
+    return list(db.scalars(select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))))
+
+
+def delete_scoped_tokens_before(db: Session, user_id: int, before: datetime) -> None:
+    """A client's access tokens that expired before `before` (kept a while for the audit trail)."""
+    db.execute(delete(ApiToken).where(ApiToken.user_id == user_id, ApiToken.scope.is_not(None),
+                                      ApiToken.expires_at < before))
+
+
+def delete_assertions_before(db: Session, before: datetime) -> None:
+    db.execute(delete(ClientAssertion).where(ClientAssertion.expires_at < before))
+
+
+def assertion_used(db: Session, key: str) -> bool:
+    return db.get(ClientAssertion, key) is not None

@@ -31,6 +31,8 @@ class Subject:
     # sees its members', one given for neither (a platform auditor) everything (audit/repository.visible_scope)
     auditor_of_alliances: frozenset[int] = frozenset()
     platform_auditor: bool = False
+    # an OAuth2 system client's access token (auth/clients.py): the FHIR scopes it was granted; None otherwise
+    scopes: frozenset[str] | None = None
 
     @property
     def audits_everything(self) -> bool:

@@ -1,7 +1,9 @@
 """FHIR R4 routes under /fhir (application/fhir+json; errors as OperationOutcome, fhir/wire.py).
 
-Credentials are the platform's own: an API token (Authorization: Bearer) or the session cookie. `metadata`
-answers without them, as the specification allows. Each resource type of service.KINDS gets a search and a
+Credentials are the platform's own: an API token (Authorization: Bearer) or the session cookie, or a system
+client's OAuth2 access token (auth/clients.py, SMART Backend Services), whose scopes every route checks
+(`scoped`: 403 OperationOutcome when the token's scopes do not cover the resource type). `metadata` and
+`.well-known/smart-configuration` answer without them, as the specifications allow. Each resource type of service.KINDS gets a search and a
 read route; the CapabilityStatement is read off these routes (capability.py).
 """
 
@@ -11,9 +13,15 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Body, Header, Request
+from fastapi import APIRouter, Body, Depends, Header, Request
+from fastapi.params import Depends as DependsParam
+from fastapi.responses import JSONResponse
 
+from yilianti.auth import clients
+from yilianti.auth.api import token_url
 from yilianti.auth.deps import DB, CurrentSubject
+from yilianti.authz.subject import Subject
+from yilianti.exceptions import Forbidden
 from yilianti.fhir import capability, service
 from yilianti.fhir.search import parse
 from yilianti.fhir.service import KINDS, Kind
@@ -41,9 +49,45 @@ def page_url(request: Request, page: int) -> str:
     return f"{base_url(request)}{request.url.path[len(BASE):]}?{urlencode(items)}"
 
 
+class InsufficientScope(Forbidden):
+    code, default_message = "insufficient_scope", "访问令牌的权限范围不包括此操作：{needed}"
+
+
+def require_scope(subject: Subject, resource_type: str, mode: str) -> None:
+    if not clients.permits(subject.scopes, resource_type, mode):
+        raise InsufficientScope(needed=f"system/{resource_type}.{mode}")
+
+
+def scoped(resource_type: str, mode: str) -> DependsParam:
+    """A route's scope check: a system client's token must carry a scope covering `mode` on the type."""
+    def check(subject: CurrentSubject) -> None:
+        require_scope(subject, resource_type, mode)
+
+    return Depends(check)
+
+
+def readable(subject: Subject, resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The resources whose type the subject's scopes let it read (added ones: includes, $everything)."""
+    return [r for r in resources if clients.permits(subject.scopes, r["resourceType"], "read")]
+
+
 @router.get("/metadata", responses={200: RESOURCE}, summary="CapabilityStatement (no credentials needed)")
 def metadata(request: Request) -> FhirResponse:
-    return FhirResponse(capability.statement(router.routes, base_url(request)))
+    return FhirResponse(capability.statement(router.routes, base_url(request), token_url(request)))
+
+
+@router.get("/.well-known/smart-configuration", summary="SMART configuration: the token endpoint of system clients")
+def smart_configuration(request: Request) -> JSONResponse:
+    """SMART Backend Services discovery: client credentials with a JWT assertion (RS384/ES384) or a secret."""
+    return JSONResponse({
+        "token_endpoint": token_url(request),
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": list(clients.AUTH_METHODS),
+        "token_endpoint_auth_signing_alg_values_supported": list(clients.ALGORITHMS),
+        "scopes_supported": list(clients.SCOPES_SUPPORTED),
+        "capabilities": ["client-confidential-asymmetric", "client-confidential-symmetric", "permission-v1",
+                         "permission-v2"],
+    })
 
 
 def _openapi_params(kind: Kind) -> dict[str, Any]:
@@ -71,7 +115,7 @@ def _search(kind: Kind) -> Callable[..., FhirResponse]:
         if total_only:  # `_count=0`: how many match, no entries
             q.count, q.page, q.total = 1, 1, True
         found = kind.search(db, subject, q)
-        found.included = service.included(db, subject, kind.type, found.resources, q)
+        found.included = readable(subject, service.included(db, subject, kind.type, found.resources, q))
         if total_only:
             found.resources, found.included, found.has_next = [], [], False
         base = base_url(request)
@@ -139,32 +183,43 @@ def transaction(db: DB, subject: CurrentSubject, body: Any = Body(media_type=FHI
     """A Bundle of type transaction: POST (create) and PUT (update, with request.ifMatch) entries of the types that
     take them, and GET of one resource; made in one database transaction — any entry refused, nothing is kept,
     and the answer is that entry's OperationOutcome (its index in the expression)."""
+    entries = body.get("entry") if isinstance(body, dict) else None
+    for item in entries if isinstance(entries, list) else []:
+        request = item.get("request") if isinstance(item, dict) else None
+        if isinstance(request, dict) and isinstance(request.get("url"), str):
+            type_ = request["url"].lstrip("/").split("/")[0].split("?")[0]
+            require_scope(subject, type_, "read" if request.get("method") == "GET" else "write")
     return FhirResponse(service.transaction(db, subject, body))
 
 
-@router.post("/Patient/$match", responses={200: RESOURCE}, summary="Patient/$match on the master patient index")
+@router.post("/Patient/$match", responses={200: RESOURCE}, summary="Patient/$match on the master patient index",
+             dependencies=[scoped("Patient", "read")])
 def match(request: Request, db: DB, subject: CurrentSubject, body: Any = Body(media_type=FHIR_JSON)) -> FhirResponse:
     """A Parameters resource with `resource` (a Patient), optional `onlyCertainMatches` and `count`: a Bundle of
     the persons the caller may see, each with its match grade (certain, probable, possible) and score."""
     return FhirResponse(service.match_bundle(db, service.match_patients(db, subject, body), base_url(request)))
 
 
-@router.get("/Patient/{id}/$everything", responses={200: RESOURCE}, summary="Patient/$everything")
+@router.get("/Patient/{id}/$everything", responses={200: RESOURCE}, summary="Patient/$everything",
+            dependencies=[scoped("Patient", "read")])
 def everything(id: str, request: Request, db: DB, subject: CurrentSubject) -> FhirResponse:  # noqa: A002
     """The patient and the resources about them the caller may see (consents, appointments, referrals)."""
-    resources = service.everything(db, subject, id)
+    resources = readable(subject, service.everything(db, subject, id))
     bundle = searchset(base_url(request), str(request.url), resources, total=len(resources), next_url=None)
     return FhirResponse(bundle)
 
 
 for _kind in KINDS.values():
     router.add_api_route(f"/{_kind.type}", _search(_kind), methods=["GET"], responses={200: RESOURCE},
-                         summary=f"Search {_kind.type}: {_kind.doc}", openapi_extra=_openapi_params(_kind))
+                         summary=f"Search {_kind.type}: {_kind.doc}", openapi_extra=_openapi_params(_kind),
+                         dependencies=[scoped(_kind.type, "read")])
     router.add_api_route(f"/{_kind.type}/{{id}}", _read(_kind), methods=["GET"], responses={200: RESOURCE},
-                         summary=f"Read {_kind.type}")
+                         summary=f"Read {_kind.type}", dependencies=[scoped(_kind.type, "read")])
     if _kind.create:
         router.add_api_route(f"/{_kind.type}", _create(_kind), methods=["POST"], status_code=201,
-                             responses={201: RESOURCE}, summary=f"Create {_kind.type}")
+                             responses={201: RESOURCE}, summary=f"Create {_kind.type}",
+                             dependencies=[scoped(_kind.type, "write")])
     if _kind.update:
         router.add_api_route(f"/{_kind.type}/{{id}}", _update(_kind), methods=["PUT"], responses={200: RESOURCE},
-                             summary=f"Update {_kind.type} (If-Match: the ETag of the version read)")
+                             summary=f"Update {_kind.type} (If-Match: the ETag of the version read)",
+                             dependencies=[scoped(_kind.type, "write")])

@@ -44,7 +44,11 @@ def _search_params(params: dict[str, Param]) -> list[dict[str, Any]]:
     return [{"name": p.name, "type": p.type, "documentation": p.doc} for p in params.values()]
 
 
-def statement(routes: Sequence[BaseRoute], base_url: str) -> dict[str, Any]:
+SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+
+
+def statement(routes: Sequence[BaseRoute], base_url: str, token_url: str) -> dict[str, Any]:
     """The statement of the FHIR router's routes (fhir/api.py's `router`, mounted whole by main.py)."""
     resources: dict[str, dict[str, Any]] = {}
     system: list[str] = []
@@ -53,7 +57,7 @@ def statement(routes: Sequence[BaseRoute], base_url: str) -> dict[str, Any]:
         if not isinstance(route, APIRoute) or not route.path.startswith(BASE + "/") and route.path != BASE:
             continue
         parts = route.path[len(BASE) + 1:].split("/") if route.path != BASE else []
-        if parts == ["metadata"]:
+        if parts == ["metadata"] or parts and parts[0].startswith("."):  # discovery (.well-known)
             continue
         for method in sorted(route.methods or ()):
             type_, code, op = _interactions(parts, method)
@@ -84,9 +88,16 @@ def statement(routes: Sequence[BaseRoute], base_url: str) -> dict[str, Any]:
         "mode": "server",
         "documentation": "The alliance platform's data as FHIR R4: a client sees exactly what its institution "
                          "may see (care relationship, grants, sharing consent); every read of patient data is "
-                         "audited. Credentials: the platform's API tokens (Authorization: Bearer) or a session.",
-        "security": {"cors": False, "description": "Bearer API token issued per member system and institution; "
-                                                   "what is not visible answers 404 (OperationOutcome)."},
+                         "audited. Credentials: the platform's API tokens (Authorization: Bearer), a session, or "
+                         "a system client's OAuth2 access token (SMART Backend Services).",
+        "security": {"cors": False,
+                     "extension": [{"url": OAUTH_URIS, "extension": [{"url": "token", "valueUri": token_url}]}],
+                     "service": [{"coding": [{"system": SECURITY_SERVICE, "code": "SMART-on-FHIR"}],
+                                  "text": "OAuth2 client credentials (SMART Backend Services)"}],
+                     "description": "A system client registered per member institution gets access tokens at the "
+                                    "token endpoint (client assertion signed RS384/ES384, or its secret) with "
+                                    "system/ scopes; a Bearer API token issued per member system and institution "
+                                    "works too. What is not visible answers 404 (OperationOutcome)."},
         "resource": [{k: v for k, v in r.items() if v is not None} for _, r in sorted(resources.items())],
     }
     if system:

@@ -3,7 +3,7 @@
 from yilianti.models.alliance import Alliance, Department, Institution, Membership
 from yilianti.models.attachment import Attachment
 from yilianti.models.audit import AuditEvent, AuditJournalMark, AuditSeal
-from yilianti.models.auth import ApiToken, LoginSession, RoleAssignment, User
+from yilianti.models.auth import ApiToken, ClientAssertion, LoginSession, RoleAssignment, SystemClient, User
 from yilianti.models.base import Base
 from yilianti.models.chronic import (
     ChronicAlarm,
@@ -79,8 +79,10 @@ from yilianti.models.workforce import PracticeSite, Practitioner
 __all__ = [
     "AccessGrant", "Alliance", "ApiToken", "AuditEvent",
     "AuditJournalMark", "AuditSeal", "Base", "CareRelationship", "Consent",
-    "Department", "Institution", "Membership", "Notification", "NotificationContact", "NotificationPreference", "OutboxMessage", "Patient",
-    "LoginSession", "PatientIdentifier", "PracticeSite", "Practitioner", "RoleAssignment", "User",
+    "Department", "Institution", "Membership", "Notification", "NotificationContact", "NotificationPreference",
+    "OutboxMessage", "Patient",
+    "ClientAssertion", "LoginSession", "PatientIdentifier", "PracticeSite", "Practitioner", "RoleAssignment",
+    "SystemClient", "User",
     "BedReservation", "Booking", "BookingRequest", "ClinicSession", "Closure", "Schedule", "ScheduleTemplate",
     "Slot", "Ward",
     "FollowUpTask", "Referral", "ReferralHistory",

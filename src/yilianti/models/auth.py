@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from yilianti.models.alliance import Alliance, Institution
@@ -76,6 +76,35 @@ class ApiToken(IdMixin, CreatedMixin, Base):
     expires_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
     last_used_at: Mapped[datetime | None] = mapped_column()
+    # set: an OAuth2 access token of a system client (auth/clients.py), good for the FHIR API with these scopes
+    # only; NULL: the platform's own token, as its user
+    scope: Mapped[str | None] = mapped_column(String(500))
+
+
+class SystemClient(IdMixin, CreatedMixin, Base):
+    """A member institution's system (HIS, the provincial platform) using the FHIR API with OAuth2 client
+    credentials (SMART Backend Services): it authenticates with a JWT signed by one of its registered public keys
+    (`jwks`) or with a client secret, and acts as its own account (`user_id`) for one institution."""
+
+    __tablename__ = "system_client"
+
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    institution_id: Mapped[int] = mapped_column(BigId, ForeignKey("institution.id"), index=True)
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("app_user.id"))
+    scope: Mapped[str] = mapped_column(String(500))  # the scopes it may be granted, space-separated
+    jwks: Mapped[str | None] = mapped_column(Text)  # JSON Web Key Set of its public keys
+    secret_hash: Mapped[str | None] = mapped_column(String(128))  # sha256 of the client secret
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class ClientAssertion(Base):
+    """A used client assertion (`client_id` + its `jti`), kept until it expires: a replayed one is refused."""
+
+    __tablename__ = "client_assertion"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class LoginSession(Base):

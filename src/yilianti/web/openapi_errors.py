@@ -88,7 +88,7 @@ def with_errors(schema: dict[str, Any]) -> dict[str, Any]:
             for operation in item.values():
                 _fhir_errors(operation)
             continue
-        if not path.startswith(("/api/v1/", "/dicomweb/")):  # DICOMweb errors are the contract's body too
+        if not path.startswith(("/api/v1/", "/dicomweb/", "/oauth/")):  # DICOMweb and OAuth2 errors: the contract body too
             continue
         for operation in item.values():
             responses = operation.setdefault("responses", {})
