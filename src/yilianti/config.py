@@ -192,6 +192,9 @@ class Settings(BaseSettings):
     recognition_fast_path: bool = True
     # GET /api/v1/patients/{id}/record with an API token on PostgreSQL: one async statement (record/fastpath.py)
     record_fast_path: bool = True
+    # GET /api/v1/cockpit/figures with an API token: the route's answer kept per token and query for
+    # auth_cache_seconds, recomputed in the background (cockpit/fastpath.py); any database
+    cockpit_fast_path: bool = True
     # asyncpg connections per process for that statement (PostgreSQL's 100 connections are shared by all workers)
     booking_pool_size: int = 8
     # how long a resolved token/session subject is reused by the fast path (revocation delay)

@@ -16,6 +16,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 import yilianti
 from yilianti import db as dbmod
+from yilianti.cockpit.fastpath import FiguresRoute
 from yilianti.config import Settings, get_settings
 from yilianti.ops.logs import RequestId
 from yilianti.ops.metrics import Timing
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
     app.add_middleware(ReferralMoveRoute)  # and POST /api/v1/referrals/{id}/transition (referral/fastpath.py)
     app.add_middleware(RecognitionRoute)  # likewise GET /api/v1/recognition/lookup (recognition/fastpath.py)
     app.add_middleware(RecordRoute)  # and GET /api/v1/patients/{id}/record (record/fastpath.py)
+    app.add_middleware(FiguresRoute)  # and GET /api/v1/cockpit/figures, cached (cockpit/fastpath.py)
     app.add_middleware(RefuseNul)  # no NUL character reaches a route, a hot path or the database (web/nul.py)
     app.add_middleware(Edge, settings=settings)  # security headers on every response, whoever served it (web/edge.py)
     app.add_middleware(RequestId)  # X-Request-ID in, out and in every log line of the request (ops/logs.py)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, delete, func, insert, literal, null, or_, select
+from sqlalchemy import Float, and_, case, cast, delete, func, insert, literal, null, or_, select, text
 from sqlalchemy.orm import Session, aliased
 
 from yilianti.alliance.repository import current_on
@@ -227,6 +227,9 @@ REFERRAL_KEYS = {"referrals_up": ("referral:up",),
                  "referrals_down_outpatient": ("referral:down:outpatient",)}
 
 
+ROLLUP_WORK_MEM = "64MB"
+
+
 def insert_referral_rollups(db: Session, alliance_ids: Sequence[int], start: datetime, end: datetime) -> int:
     """The referral rollups of the alliances for referrals submitted in [start, end), in one INSERT … SELECT …
     GROUP BY: the same rule as `referrals_between` + `measures._referrals` — both sides members of the alliance on
@@ -234,14 +237,15 @@ def insert_referral_rollups(db: Session, alliance_ids: Sequence[int], start: dat
     down-referral split by whether the up-referral it closes had reserved a bed."""
     day = local_date(Referral.submitted_at)
     ma, mb = aliased(Membership), aliased(Membership)
-    # the up-referrals that reserved a bed (few): a small hash to join, not a self-join of every referral
-    admitted = select(Referral.id).where(Referral.bed_reservation_id.is_not(None)).subquery()
+    # the up-referrals that reserved a bed (few): a hashed subplan probed per down-referral, not a self-join of every
+    # referral (a join the planner, expecting one row, made a nested loop over every referral)
+    admitted = select(Referral.id).where(Referral.bed_reservation_id.is_not(None))
     key = case((Referral.direction == Direction.up, literal("referral:up")),
-               (admitted.c.id.is_not(None), literal("referral:down:admitted")),
+               (Referral.linked_referral_id.in_(admitted.scalar_subquery()), literal("referral:down:admitted")),
                else_=literal("referral:down:outpatient"))
     rows = (select(ma.alliance_id.label("a"), key.label("k"), day.label("d"), Referral.from_institution_id.label("f"),
                    Referral.to_institution_id.label("t"), Referral.to_department_id.label("dep"))
-            .select_from(Referral).outerjoin(admitted, admitted.c.id == Referral.linked_referral_id)
+            .select_from(Referral)
             .join(ma, and_(ma.institution_id == Referral.from_institution_id, current_on(day, ma)))
             .join(mb, and_(mb.alliance_id == ma.alliance_id, mb.institution_id == Referral.to_institution_id,
                            current_on(day, mb)))
@@ -251,6 +255,8 @@ def insert_referral_rollups(db: Session, alliance_ids: Sequence[int], start: dat
     # grouped outside: PostgreSQL would not match a GROUP BY expression carrying bind parameters of its own
     columns = (rows.c.a, rows.c.k, rows.c.d, rows.c.f, rows.c.t, rows.c.dep)
     grouped = select(*columns, func.count(), cast(func.count(), Float)).group_by(*columns)
+    if db.get_bind().dialect.name == "postgresql":  # the groups of half a year fit in memory: no spill to disk
+        db.execute(text(f"SET LOCAL work_mem = '{ROLLUP_WORK_MEM}'"))
     result = db.connection().execution_options(preserve_rowcount=True).execute(insert(CockpitRollup).from_select(
         ["alliance_id", "measure", "day", "party_a", "party_b", "department_id", "n", "total"], grouped))
     return max(int(result.rowcount or 0), 0)
@@ -263,13 +269,27 @@ def delete_rollups(db: Session, alliance_ids: Sequence[int], start: date, end: d
                                               CockpitRollupDay.day >= start, CockpitRollupDay.day <= end))
 
 
-def insert_rollups(db: Session, rows: list[dict[str, Any]], days: list[dict[str, Any]]) -> None:
+def insert_rollups(db: Session, rows: list[dict[str, Any]]) -> None:
     """Bulk insert as multi-row VALUES statements (a few thousand rows each, under SQLite's 32,766 parameters):
     one round trip per batch rather than one per row."""
     conn = db.connection()
-    for model, batch, size in ((CockpitRollup, rows, 3000), (CockpitRollupDay, days, 8000)):
-        for i in range(0, len(batch), size):
-            conn.execute(insert(model).values(batch[i:i + size]))
+    for i in range(0, len(rows), 3000):
+        conn.execute(insert(CockpitRollup).values(rows[i:i + 3000]))
+
+
+def mark_built(db: Session, alliance_ids: Sequence[int], start: date, end: date, at: datetime) -> None:
+    """Each day of [start, end] built for each alliance: one INSERT … SELECT over generate_series on PostgreSQL
+    (VALUES of thousands of parameters took longer to parse than to write), multi-row VALUES on SQLite."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("INSERT INTO cockpit_rollup_day (alliance_id, day, built_at) SELECT a, CAST(d AS date), :at "
+                        "FROM unnest(CAST(:ids AS bigint[])) a, generate_series(CAST(:start AS date), "
+                        "CAST(:end AS date), interval '1 day') d"),
+                   {"ids": list(alliance_ids), "start": start, "end": end, "at": at})
+        return
+    days = [{"alliance_id": a, "day": date.fromordinal(d), "built_at": at} for a in alliance_ids
+            for d in range(start.toordinal(), end.toordinal() + 1)]
+    for i in range(0, len(days), 8000):
+        db.execute(insert(CockpitRollupDay).values(days[i:i + 8000]))
 
 
 def built_days(db: Session, alliance_id: int, start: date, end: date) -> set[date]:

@@ -64,9 +64,8 @@ def build(db: Session, alliance_ids: list[int], start: date, end: date) -> int:
     for aid in alliance_ids:
         scope = first if aid == alliance_ids[0] else scope_of(db, aid, start, end)
         rows += [r for m in ROLLED if m not in BY_SQL for r in _grouped(aid, m, MEASURES[m][0](db, scope))]
-    days = [{"alliance_id": aid, "day": start + timedelta(days=i), "built_at": now}
-            for aid in alliance_ids for i in range((end - start).days + 1)]
-    repository.insert_rollups(db, rows, days)
+    repository.insert_rollups(db, rows)
+    repository.mark_built(db, alliance_ids, start, end, now)
     return written + len(rows)
 
 

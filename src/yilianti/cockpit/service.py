@@ -20,9 +20,13 @@ from sqlalchemy.orm import Session
 from yilianti.audit import service as audit
 from yilianti.authz.subject import Subject
 from yilianti.cockpit import repository, rollup
+from yilianti.cockpit.filters import focus_of, period
 from yilianti.cockpit.measures import MEASURES, Event, combine, narrow, scope_of, splittable
+from yilianti.cockpit.schemas import FigureOut, FiguresOut
+from yilianti.db import read_session
 from yilianti.exceptions import Forbidden, InvalidInput, NotFound
 from yilianti.kit import clock
+from yilianti.kit import repository as kit
 from yilianti.models.alliance import Alliance
 from yilianti.models.auth import Role
 from yilianti.models.cockpit import Indicator, IndicatorFigure, IndicatorTarget
@@ -192,6 +196,36 @@ def compute_cached(db: Session, alliance_id: int, start: date, end: date, *, cod
         while len(_cache) > CACHE_ENTRIES:
             _cache.popitem(last=False)
     return figures
+
+
+MAX_CODES = 50
+
+
+def figures_out(db: Session, subject: Subject, alliance_id: int, start: str = "", end: str = "", member: str = "",
+                department: str = "", codes: str = "") -> FiguresOut:
+    """`GET /api/v1/cockpit/figures`, from its query parameters: the access check, then `figures_of_alliance` — the
+    route's answer, and its cached fast path's (cockpit/fastpath.py) in two parts."""
+    return figures_of_alliance(db, require_view(db, subject, kit.get(db, Alliance, alliance_id)), start, end, member,
+                               department, codes)
+
+
+def figures_of_alliance(db: Session, alliance: Alliance, start: str = "", end: str = "", member: str = "",
+                        department: str = "", codes: str = "") -> FiguresOut:
+    """The figures of an alliance the caller may see, for the query's period, filters and indicators: those of
+    `compute_cached` (read on the replica when one is set)."""
+    s, e = period(start, end)
+    focus = focus_of(db, alliance, member, department)
+    wanted = [c for c in codes.split(",") if c] or None
+    if wanted and len(wanted) > MAX_CODES:
+        raise InvalidInput(fields={"codes": f"一次最多 {MAX_CODES} 个指标"})
+    with read_session(db) as reads:
+        out = compute_cached(reads, alliance.id, s, e, codes=wanted, member=focus.member,
+                             department=focus.department)
+    return FiguresOut(alliance_id=alliance.id, start=f"{s:%Y-%m}", end=f"{e:%Y-%m}", member=focus.member,
+                      department=focus.department,
+                      figures=[FigureOut(code=f.indicator.code, name=f.indicator.name, name_en=f.indicator.name_en,
+                                         unit=f.indicator.unit, value=f.value, target=f.target, status=f.status,
+                                         trend=f.trend, note=f.note, by_month=f.by_month) for f in out])
 
 
 def _latest_figures(db: Session, alliance_id: int, start: date, end: date) -> dict[int, list[IndicatorFigure]]:

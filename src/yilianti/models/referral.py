@@ -11,7 +11,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, Date, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yilianti.kit import clock
@@ -37,6 +37,9 @@ class Referral(IdMixin, CreatedMixin, Base):
         Index("ix_referral_due", "due_at"),
         Index("ix_referral_patient", "patient_id"),
         Index("ix_referral_submitted_at", "submitted_at"),  # the cockpit's periods and daily rollups
+        # the up-referrals that reserved a bed (few): the rollups' inpatient split of down-referrals (cockpit)
+        Index("ix_referral_bed_reservation", "bed_reservation_id", postgresql_where=text("bed_reservation_id IS NOT NULL"),
+              sqlite_where=text("bed_reservation_id IS NOT NULL")),
     )
 
     direction: Mapped[str] = mapped_column(String(8))
