@@ -82,6 +82,38 @@ def test_every_computed_indicator_recounts_from_the_tables(db) -> None:  # type:
     assert checked >= 10
 
 
+def test_the_demo_s_rollups_give_the_figures_of_the_rows(db) -> None:  # type: ignore[no-untyped-def]
+    """The set-based rollups of every family (referrals and closed loops, remote reads, consultations, recognition)
+    equal the measures over the rows: every computed indicator of every demo alliance, by month, last year."""
+    from yilianti.cockpit import rollup
+
+    today = clock.today_local()
+    start, end = date(today.year - 1, today.month, 1), today
+    rolled = set(rollup.ROLLED)
+    savepoint = db.begin_nested()
+    try:
+        alliances = [a for (a,) in db.execute(text("SELECT id FROM alliance ORDER BY id")).all()]
+        assert rollup.build(db, alliances, start, date.fromordinal(today.toordinal() - 1)) > 0
+        counted = Counter()
+        for aid in alliances:
+            rows = {f.indicator.code: f for f in service.compute(db, aid, start, end)}
+            rolls = {f.indicator.code: f for f in service.compute(db, aid, start, end, rollups=True)}
+            for code, f in rows.items():
+                g = rolls[code]
+                assert (f.value is None) == (g.value is None) and (f.value is None or abs(f.value - g.value) < 1e-6), \
+                    (aid, code, f.value, g.value)
+                assert all((f.by_month[m] is None) == (g.by_month[m] is None)
+                           and (f.by_month[m] is None or abs(f.by_month[m] - g.by_month[m]) < 1e-6)
+                           for m in f.by_month), (aid, code)
+                if f.value and f.indicator.numerator in rolled:
+                    counted[f.indicator.numerator] += 1
+        # the demo exercises every family: a non-zero figure of each was compared
+        assert {"referrals_up", "referrals_down", "referral_loops_closed", "remote_reads", "consultations",
+                "recognition_reused"} <= set(counted), counted
+    finally:
+        savepoint.rollback()
+
+
 def test_the_langfang_commission_sees_the_alliances_led_from_langfang(db) -> None:  # type: ignore[no-untyped-def]
     from yilianti.alliance.repository import alliances_in_region
     from yilianti.demo.cockpit import COMMISSION

@@ -190,7 +190,7 @@ def remote_reads(db: Session, scope: Scope) -> list[Event]:
 
 def remote_reads_imaging_ecg(db: Session, scope: Scope) -> list[Event]:
     """National indicator (5): the imaging and ECG centres' volume (lab excluded)."""
-    return [e for e, _, kind in _reads(db, scope) if kind in ("imaging", "ecg")]
+    return [e for e, _, kind in _reads(db, scope) if kind in repository.CENTRE_KINDS]
 
 
 def remote_read_tat_minutes(db: Session, scope: Scope) -> list[Event]:
@@ -218,11 +218,11 @@ def recognition_decisions(db: Session, scope: Scope) -> list[Event]:
 
 
 def recognition_reused(db: Session, scope: Scope) -> list[Event]:
-    return [e for e, decision, _ in _decisions(db, scope) if decision == "reuse"]
+    return [e for e, decision, _ in _decisions(db, scope) if decision == repository.REUSE]
 
 
 def recognition_saved_yuan(db: Session, scope: Scope) -> list[Event]:
-    return [replace(e, value=saved / 100) for e, decision, saved in _decisions(db, scope) if decision == "reuse"]
+    return [replace(e, value=saved / 100) for e, decision, saved in _decisions(db, scope) if decision == repository.REUSE]
 
 
 # ------------------------------------------------------------------------------------------ assistance (帮扶)

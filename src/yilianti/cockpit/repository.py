@@ -12,7 +12,22 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, delete, func, insert, literal, null, or_, select, text
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.orm import Session, aliased
 
 from yilianti.alliance.repository import current_on
@@ -219,47 +234,133 @@ def readable_patient_names(db: Session, readable: Any, ids: Sequence[int]) -> di
 
 # ------------------------------------------------------------------------------------------ daily rollups
 
-# the referral rollups are keyed finer than the measures (a down-referral counts in "down" and in one of its
-# splits): measure → the keys it sums (cockpit/rollup.py)
-REFERRAL_KEYS = {"referrals_up": ("referral:up",),
-                 "referrals_down": ("referral:down:admitted", "referral:down:outpatient"),
-                 "referrals_down_inpatient": ("referral:down:admitted",),
-                 "referrals_down_outpatient": ("referral:down:outpatient",)}
-
-
+# the rollups are keyed finer than some measures (a down-referral counts in "down" and in one of its splits; a
+# recognition decision in "decisions" and, reused, in "reused"): measure → the keys it sums (cockpit/rollup.py);
+# a measure not named here is rolled up under its own name
+ROLLUP_KEYS = {"referrals_up": ("referral:up",),
+               "referrals_down": ("referral:down:admitted", "referral:down:outpatient"),
+               "referrals_down_inpatient": ("referral:down:admitted",),
+               "referrals_down_outpatient": ("referral:down:outpatient",),
+               "remote_reads": ("remote_reads:imaging_ecg", "remote_reads:other"),
+               "remote_reads_imaging_ecg": ("remote_reads:imaging_ecg",),
+               "recognition_decisions": ("recognition:reuse", "recognition:retest"),
+               "recognition_reused": ("recognition:reuse",)}
+CENTRE_KINDS = ("imaging", "ecg")  # national indicator (5): the imaging and ECG centres (lab excluded)
+REUSE = "reuse"
 ROLLUP_WORK_MEM = "64MB"
 
 
-def insert_referral_rollups(db: Session, alliance_ids: Sequence[int], start: datetime, end: datetime) -> int:
-    """The referral rollups of the alliances for referrals submitted in [start, end), in one INSERT … SELECT …
-    GROUP BY: the same rule as `referrals_between` + `measures._referrals` — both sides members of the alliance on
-    the referral's local day (`current_on`, the SQL twin of `Membership.is_current`), an up-referral, or a
-    down-referral split by whether the up-referral it closes had reserved a bed."""
+def _member(alliance_ids: Sequence[int], institution: Any, day: Any, alliance: Any = None) -> tuple[Any, Any]:
+    """A membership alias and its join: `institution` a member, on the row's local `day` (`current_on`, the SQL
+    twin of `Membership.is_current`), of one of the alliances (or of `alliance`, the other side's)."""
+    m = aliased(Membership)
+    which = m.alliance_id.in_(alliance_ids) if alliance is None else m.alliance_id == alliance
+    return m, and_(m.institution_id == institution, current_on(day, m), which)
+
+
+def _referral_rows(ids: Sequence[int], start: datetime, end: datetime) -> Any:
+    """`referrals_between` + `measures._referrals`: both sides members on the referral's local day; an up-referral,
+    or a down-referral split by whether the up-referral it closes had reserved a bed."""
     day = local_date(Referral.submitted_at)
-    ma, mb = aliased(Membership), aliased(Membership)
-    # the up-referrals that reserved a bed (few): a hashed subplan probed per down-referral, not a self-join of every
-    # referral (a join the planner, expecting one row, made a nested loop over every referral)
-    admitted = select(Referral.id).where(Referral.bed_reservation_id.is_not(None))
+    ma, on_a = _member(ids, Referral.from_institution_id, day)
+    mb, on_b = _member(ids, Referral.to_institution_id, day, ma.alliance_id)
+    # the up-referrals that reserved a bed (few, a partial index): a hashed subplan probed per down-referral, not a
+    # self-join of every referral (which the planner, expecting one row, made a nested loop over every referral)
+    admitted = select(Referral.id).where(Referral.bed_reservation_id.is_not(None)).scalar_subquery()
     key = case((Referral.direction == Direction.up, literal("referral:up")),
-               (Referral.linked_referral_id.in_(admitted.scalar_subquery()), literal("referral:down:admitted")),
+               (Referral.linked_referral_id.in_(admitted), literal("referral:down:admitted")),
                else_=literal("referral:down:outpatient"))
-    rows = (select(ma.alliance_id.label("a"), key.label("k"), day.label("d"), Referral.from_institution_id.label("f"),
-                   Referral.to_institution_id.label("t"), Referral.to_department_id.label("dep"))
-            .select_from(Referral)
-            .join(ma, and_(ma.institution_id == Referral.from_institution_id, current_on(day, ma)))
-            .join(mb, and_(mb.alliance_id == ma.alliance_id, mb.institution_id == Referral.to_institution_id,
-                           current_on(day, mb)))
+    return (select(ma.alliance_id.label("a"), key.label("k"), day.label("d"), Referral.from_institution_id.label("f"),
+                   Referral.to_institution_id.label("t"), Referral.to_department_id.label("dep"),
+                   literal(1.0).label("v"))
+            .select_from(Referral).join(ma, on_a).join(mb, on_b)
             .where(Referral.submitted_at >= start, Referral.submitted_at < end,
-                   Referral.direction.in_([Direction.up, Direction.down]), ma.alliance_id.in_(alliance_ids))
-            .subquery())
-    # grouped outside: PostgreSQL would not match a GROUP BY expression carrying bind parameters of its own
-    columns = (rows.c.a, rows.c.k, rows.c.d, rows.c.f, rows.c.t, rows.c.dep)
-    grouped = select(*columns, func.count(), cast(func.count(), Float)).group_by(*columns)
+                   Referral.direction.in_([Direction.up, Direction.down])))
+
+
+def _loop_rows(ids: Sequence[int], start: datetime, end: datetime) -> Any:
+    """`loops_closed_between` + `measures.referral_loops_closed`: dated by the closing, both sides members then."""
+    day = local_date(ReferralHistory.at)
+    ma, on_a = _member(ids, Referral.from_institution_id, day)
+    mb, on_b = _member(ids, Referral.to_institution_id, day, ma.alliance_id)
+    return (select(ma.alliance_id.label("a"), literal("referral_loops_closed").label("k"), day.label("d"),
+                   Referral.from_institution_id.label("f"), Referral.to_institution_id.label("t"),
+                   Referral.to_department_id.label("dep"), literal(1.0).label("v"))
+            .select_from(Referral).join(ReferralHistory, ReferralHistory.referral_id == Referral.id)
+            .join(ma, on_a).join(mb, on_b)
+            .where(ReferralHistory.from_status == RS.outcome_returned, ReferralHistory.to_status == RS.closed,
+                   ReferralHistory.at >= start, ReferralHistory.at < end))
+
+
+def _read_rows(ids: Sequence[int], start: datetime, end: datetime) -> Any:
+    """`remote_reads_between` + `measures._reads`: the ordering side a member on the report's local day."""
+    day = local_date(DiagnosticOrder.reported_at)
+    ma, on_a = _member(ids, DiagnosticOrder.ordering_institution_id, day)
+    key = case((DiagnosticOrder.kind.in_(CENTRE_KINDS), literal("remote_reads:imaging_ecg")),
+               else_=literal("remote_reads:other"))
+    return (select(ma.alliance_id.label("a"), key.label("k"), day.label("d"),
+                   DiagnosticOrder.ordering_institution_id.label("f"),
+                   DiagnosticOrder.reading_centre_institution_id.label("t"),
+                   DiagnosticOrder.ordering_department_id.label("dep"), literal(1.0).label("v"))
+            .select_from(DiagnosticOrder).join(ma, on_a)
+            .where(DiagnosticOrder.status.in_(sorted(RESULTED)), DiagnosticOrder.reading_centre_institution_id.is_not(None),
+                   DiagnosticOrder.reading_centre_institution_id != DiagnosticOrder.ordering_institution_id,
+                   DiagnosticOrder.reported_at >= start, DiagnosticOrder.reported_at < end))
+
+
+def _consultation_rows(ids: Sequence[int], start: datetime, end: datetime) -> Any:
+    """`consultations_between` + `measures.consultations`: the requesting side a member on the request's day."""
+    day = local_date(Consultation.created_at)
+    ma, on_a = _member(ids, Consultation.requesting_institution_id, day)
+    return (select(ma.alliance_id.label("a"), literal("consultations").label("k"), day.label("d"),
+                   Consultation.requesting_institution_id.label("f"), Consultation.consulted_institution_id.label("t"),
+                   Consultation.department_id.label("dep"), literal(1.0).label("v"))
+            .select_from(Consultation).join(ma, on_a)
+            .where(Consultation.created_at >= start, Consultation.created_at < end))
+
+
+def _recognition_rows(ids: Sequence[int], start: datetime, end: datetime) -> Any:
+    """`recognition_decisions_between` + `measures._decisions`: the deciding member on the decision's day; each
+    decision counted under its kind, and a reuse's money saved (yuan) under its own key."""
+    day = local_date(RecognitionDecision.decided_at)
+    ma, on_a = _member(ids, RecognitionDecision.institution_id, day)
+
+    def rows(key: Any, value: Any) -> Any:
+        return (select(ma.alliance_id.label("a"), key.label("k"), day.label("d"),
+                       RecognitionDecision.institution_id.label("f"), cast(null(), BigInteger).label("t"),
+                       RecognitionDecision.department_id.label("dep"), value.label("v"))
+                .select_from(RecognitionDecision).join(ma, on_a)
+                .where(RecognitionDecision.decided_at >= start, RecognitionDecision.decided_at < end))
+
+    saved = cast(func.coalesce(RecognitionDecision.price_saved_fen, 0), Float) / 100
+    return union_all(rows(case((RecognitionDecision.decision == REUSE, literal("recognition:reuse")),
+                               else_=literal("recognition:retest")), literal(1.0)),
+                     rows(literal("recognition_saved_yuan"), saved).where(RecognitionDecision.decision == REUSE))
+
+
+ROLLUP_FAMILIES = (_referral_rows, _loop_rows, _read_rows, _consultation_rows, _recognition_rows)
+
+
+def insert_rollups_by_sql(db: Session, alliance_ids: Sequence[int], start: datetime, end: datetime) -> int:
+    """Every rolled-up measure of the alliances for rows dated in [start, end): one INSERT … SELECT … GROUP BY per
+    family of measures (referrals, closed loops, remote reads, consultations, recognition), each the same rule as
+    its measure's query and filter (tests/cockpit/test_rollup.py, tests/demo/test_cockpit_data.py compare them);
+    the number of rollup rows written."""
+    if not alliance_ids:
+        return 0
     if db.get_bind().dialect.name == "postgresql":  # the groups of half a year fit in memory: no spill to disk
         db.execute(text(f"SET LOCAL work_mem = '{ROLLUP_WORK_MEM}'"))
-    result = db.connection().execution_options(preserve_rowcount=True).execute(insert(CockpitRollup).from_select(
-        ["alliance_id", "measure", "day", "party_a", "party_b", "department_id", "n", "total"], grouped))
-    return max(int(result.rowcount or 0), 0)
+    conn = db.connection().execution_options(preserve_rowcount=True)
+    written = 0
+    for family in ROLLUP_FAMILIES:
+        rows = family(alliance_ids, start, end).subquery()
+        # grouped outside: PostgreSQL would not match a GROUP BY expression carrying bind parameters of its own
+        columns = (rows.c.a, rows.c.k, rows.c.d, rows.c.f, rows.c.t, rows.c.dep)
+        grouped = select(*columns, func.count(), cast(func.sum(rows.c.v), Float)).group_by(*columns)
+        result = conn.execute(insert(CockpitRollup).from_select(
+            ["alliance_id", "measure", "day", "party_a", "party_b", "department_id", "n", "total"], grouped))
+        written += max(int(result.rowcount or 0), 0)
+    return written
 
 
 def delete_rollups(db: Session, alliance_ids: Sequence[int], start: date, end: date) -> None:
@@ -267,14 +368,6 @@ def delete_rollups(db: Session, alliance_ids: Sequence[int], start: date, end: d
                                            CockpitRollup.day <= end))
     db.execute(delete(CockpitRollupDay).where(CockpitRollupDay.alliance_id.in_(alliance_ids),
                                               CockpitRollupDay.day >= start, CockpitRollupDay.day <= end))
-
-
-def insert_rollups(db: Session, rows: list[dict[str, Any]]) -> None:
-    """Bulk insert as multi-row VALUES statements (a few thousand rows each, under SQLite's 32,766 parameters):
-    one round trip per batch rather than one per row."""
-    conn = db.connection()
-    for i in range(0, len(rows), 3000):
-        conn.execute(insert(CockpitRollup).values(rows[i:i + 3000]))
 
 
 def mark_built(db: Session, alliance_ids: Sequence[int], start: date, end: date, at: datetime) -> None:

@@ -3,9 +3,11 @@ rollup rows instead of every referral, read, consultation and recognition decisi
 
 A rollup row is one alliance's count and sum of one measure's events on one local day, per pair of member
 institutions and department — exactly what the member and department filters narrow on, so a figure computed from
-rollups equals the figure computed from the rows (tests/cockpit/test_rollup.py). The rollups are built by the
-measures themselves (cockpit/measures.py: the one place the rules live), grouped; a rebuild replaces a range
-of days. Which measures: the sums split by department — referrals, remote reads, consultations, recognition.
+rollups equals the figure computed from the rows (tests/cockpit/test_rollup.py, tests/demo/test_cockpit_data.py).
+A rebuild replaces a range of days, one INSERT … SELECT … GROUP BY per family of measures
+(repository.insert_rollups_by_sql: each the SQL twin of its measure's query and filter, which the tests compare).
+Which measures: the sums split by department — referrals and closed loops, remote reads, consultations and
+recognition.
 Medians (times) cannot be summed and stay on the rows; the lead's released slots and the help sent down are
 small tables already aggregated per month or record.
 
@@ -19,7 +21,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from datetime import date, timedelta
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -29,7 +30,6 @@ from yilianti.cockpit.measures import LEVELS, MEASURES, Event, Scope, scope_of
 from yilianti.kit import clock
 
 ROLLED = tuple(m for m, (_fn, how) in MEASURES.items() if how == "sum" and LEVELS[m] == "department")
-BY_SQL = repository.REFERRAL_KEYS  # built by one INSERT … SELECT (the high-volume table); the rest from the events
 HORIZON_DAYS = 3 * 366 + 31  # the periodic job keeps about three years built; older days read the rows
 LATE_DAYS = 2  # yesterday and the day before are rebuilt on every run
 CHUNK_DAYS = 31  # the periodic job's longest build
@@ -38,35 +38,18 @@ MAX_RUNS = 48  # runs of days one refresh builds per alliance (a first run on th
 
 
 def keys_of(measure: str) -> tuple[str, ...]:
-    return BY_SQL.get(measure, (measure,))
-
-
-def _grouped(alliance_id: int, measure: str, events: list[Event]) -> list[dict[str, Any]]:
-    groups: dict[tuple[Any, ...], list[float]] = {}
-    for e in events:
-        a, b = (*e.parties, None, None)[:2]
-        g = groups.setdefault((e.day, a, b, e.department), [0, 0.0])
-        g[0] += 1
-        g[1] += e.value
-    return [{"alliance_id": alliance_id, "measure": measure, "day": day, "party_a": a, "party_b": b,
-             "department_id": dep, "n": int(n), "total": total} for (day, a, b, dep), (n, total) in groups.items()]
+    return repository.ROLLUP_KEYS.get(measure, (measure,))
 
 
 def build(db: Session, alliance_ids: list[int], start: date, end: date) -> int:
-    """Rebuild the rollups of [start, end] for the alliances from the rows; the number of rollup rows written."""
+    """Rebuild the rollups of [start, end] for the alliances from the rows — one INSERT … SELECT … GROUP BY per
+    family of measures, all the alliances together; the number of rollup rows written."""
     repository.delete_rollups(db, alliance_ids, start, end)
     if not alliance_ids:
         return 0
-    first = scope_of(db, alliance_ids[0], start, end)
-    written = repository.insert_referral_rollups(db, alliance_ids, *first.utc_bounds)
-    now = clock.now()
-    rows: list[dict[str, Any]] = []
-    for aid in alliance_ids:
-        scope = first if aid == alliance_ids[0] else scope_of(db, aid, start, end)
-        rows += [r for m in ROLLED if m not in BY_SQL for r in _grouped(aid, m, MEASURES[m][0](db, scope))]
-    repository.insert_rollups(db, rows)
-    repository.mark_built(db, alliance_ids, start, end, now)
-    return written + len(rows)
+    written = repository.insert_rollups_by_sql(db, alliance_ids, *scope_of(db, alliance_ids[0], start, end).utc_bounds)
+    repository.mark_built(db, alliance_ids, start, end, clock.now())
+    return written
 
 
 def _chunks(start: date, end: date, days: int) -> list[tuple[date, date]]:
