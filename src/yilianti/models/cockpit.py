@@ -121,7 +121,7 @@ class CockpitRollup(IdMixin, Base):
     __tablename__ = "cockpit_rollup"
     __table_args__ = (Index("ix_cockpit_rollup_alliance_measure_day", "alliance_id", "measure", "day"),)
 
-    alliance_id: Mapped[int] = mapped_column(BigId)  # no foreign key: derived rows, written in bulk (0034)
+    alliance_id: Mapped[int] = mapped_column(BigId)  # no foreign key: derived rows, written in bulk (0035)
     measure: Mapped[str] = mapped_column(String(64))
     day: Mapped[date] = mapped_column(Date)
     party_a: Mapped[int | None] = mapped_column(BigId)  # the member institutions the rows involve

@@ -4,8 +4,8 @@ rebuild's time over millions of referrals (B5). An alliance is never deleted (it
 only writes the ids of the alliances it reads. And a partial index of the up-referrals that reserved a bed (few):
 the rollups split down-referrals by them, which read every referral for each half year rebuilt.
 
-Revision ID: 0034
-Revises: 0033
+Revision ID: 0035
+Revises: 0034
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 from alembic import op
 from sqlalchemy import text
 
-revision = '0034'
-down_revision = '0033'
+revision = '0035'
+down_revision = '0034'
 branch_labels = None
 depends_on = None
 
