@@ -65,7 +65,9 @@ def test_the_capability_statement_is_what_the_routes_answer(world: World) -> Non
         parts = route.path.removeprefix("/fhir/").split("/")  # type: ignore[attr-defined]
         if route.path == "/fhir":  # type: ignore[attr-defined]
             assert statement["rest"][0]["interaction"] == [{"code": "transaction"}]
-        elif parts != ["metadata"] and parts[0][:1] != ".":  # discovery (.well-known): no resource
+        elif parts[0].startswith("$"):  # a system operation ($export)
+            assert parts[0][1:] in {o["name"] for o in statement["rest"][0]["operation"]}, route.path  # type: ignore[attr-defined]
+        elif parts != ["metadata"] and parts[0][:1] not in ("_", "."):  # discovery, bulk export status: no resources
             assert parts[0] in declared, route.path  # type: ignore[attr-defined]
     # ... and every declared interaction and search parameter answers
     for type_, res in declared.items():

@@ -60,4 +60,4 @@ def test_a_malformed_request_is_an_operation_outcome(world: World) -> None:
     assert r.status_code == 400 and r.json()["resourceType"] == "OperationOutcome"
     statement = httpx.get(world.fhir + "/metadata").json()
     patient = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Patient")
-    assert [o["name"] for o in patient["operation"]] == ["match", "everything"]
+    assert [o["name"] for o in patient["operation"]] == ["match", "everything", "export"]

@@ -13,16 +13,16 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Body, Depends, Header, Request
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.params import Depends as DependsParam
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 
 from yilianti.auth import clients
 from yilianti.auth.api import token_url
 from yilianti.auth.deps import DB, CurrentSubject
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import Forbidden
-from yilianti.fhir import capability, service
+from yilianti.fhir import capability, export, service
 from yilianti.fhir.search import parse
 from yilianti.fhir.service import KINDS, Kind
 from yilianti.fhir.wire import (
@@ -34,6 +34,7 @@ from yilianti.fhir.wire import (
     searchset,
     versioned,
 )
+from yilianti.kit.schemas import Id
 
 router = APIRouter(prefix=BASE, tags=["fhir"], default_response_class=FhirResponse)
 RESOURCE = {"description": "A FHIR resource", "content": {FHIR_JSON: {"schema": {"type": "object"}}}}
@@ -207,6 +208,49 @@ def everything(id: str, request: Request, db: DB, subject: CurrentSubject) -> Fh
     resources = readable(subject, service.everything(db, subject, id))
     bundle = searchset(base_url(request), str(request.url), resources, total=len(resources), next_url=None)
     return FhirResponse(bundle)
+
+
+def _kick_off(level: str) -> Callable[..., Response]:
+    def kick_off(request: Request, db: DB, subject: CurrentSubject,
+                 _type: str | None = Query(default=None, max_length=500),
+                 _since: str | None = Query(default=None, max_length=40),
+                 _outputFormat: str | None = Query(default=None, max_length=100),  # noqa: N803 - FHIR's name
+                 prefer: str | None = Header(default=None, max_length=200)) -> Response:
+        row = export.kick_off(db, subject, level, prefer=prefer, types=_type, since=_since,
+                              output_format=_outputFormat, request_url=str(request.url))
+        return Response(status_code=202, headers={"Content-Location": f"{base_url(request)}/_bulk/{row.id}"})
+
+    kick_off.__name__ = f"export_{level}"
+    return kick_off
+
+
+EXPORT_DOC = ("Bulk export for a system client (OAuth2 client credentials): `Prefer: respond-async`; `_type` "
+              "(comma-separated), `_since`; answers 202 with Content-Location, the status URL to poll.")
+router.add_api_route("/$export", _kick_off("system"), methods=["GET"], status_code=202,
+                     summary="$export: everything the client's institution may see", description=EXPORT_DOC)
+router.add_api_route("/Patient/$export", _kick_off("patient"), methods=["GET"], status_code=202,
+                     summary="Patient/$export: the patients the client's institution may see", description=EXPORT_DOC,
+                     dependencies=[scoped("Patient", "read")])
+
+
+@router.get("/_bulk/{export_id}", summary="Bulk export status: 202 with X-Progress, then 200 with the manifest")
+def export_status(export_id: Id, request: Request, db: DB, subject: CurrentSubject) -> Response:
+    row = export.of_client(db, subject, export_id)
+    if row.status in ("queued", "running"):
+        progress = "in the queue" if row.status == "queued" else f"patients {row.progress or '0'}"
+        return Response(status_code=202, headers={"X-Progress": progress, "Retry-After": "2"})
+    return JSONResponse(export.manifest(row, base_url(request)), headers={"Expires": "0"})
+
+
+@router.delete("/_bulk/{export_id}", status_code=202, summary="Cancel a bulk export, or remove its files")
+def export_cancel(export_id: Id, db: DB, subject: CurrentSubject) -> Response:
+    export.cancel(db, subject, export_id)
+    return Response(status_code=202)
+
+
+@router.get("/_bulk/{export_id}/{name}", summary="One file of a finished bulk export (ndjson)")
+def export_file(export_id: Id, name: str, db: DB, subject: CurrentSubject) -> FileResponse:
+    return FileResponse(export.file_of(db, subject, export_id, name), media_type=export.NDJSON)
 
 
 for _kind in KINDS.values():

@@ -57,7 +57,7 @@ def statement(routes: Sequence[BaseRoute], base_url: str, token_url: str) -> dic
         if not isinstance(route, APIRoute) or not route.path.startswith(BASE + "/") and route.path != BASE:
             continue
         parts = route.path[len(BASE) + 1:].split("/") if route.path != BASE else []
-        if parts == ["metadata"] or parts and parts[0].startswith("."):  # discovery (.well-known)
+        if parts == ["metadata"] or parts and parts[0][:1] in ("_", "."):  # discovery, a bulk export's status
             continue
         for method in sorted(route.methods or ()):
             type_, code, op = _interactions(parts, method)

@@ -268,3 +268,8 @@ def message_with_case(db: Session, message_id: int) -> tuple[ConsultationMessage
     row = db.execute(select(ConsultationMessage, ConsultationMessage.consultation_id)
                      .where(ConsultationMessage.id == message_id)).first()
     return (row[0], row[1]) if row else None
+
+
+def readable_patient_ids(db: Session, subject: Subject) -> list[int]:
+    """The ids of every patient the subject may see (policy.readable), in id order: a bulk export's patients."""
+    return list(db.scalars(select(Patient.id).where(policy.readable(subject)).order_by(Patient.id)))

@@ -5,6 +5,7 @@ from yilianti.models.attachment import Attachment
 from yilianti.models.audit import AuditEvent, AuditJournalMark, AuditSeal
 from yilianti.models.auth import ApiToken, ClientAssertion, LoginSession, RoleAssignment, SystemClient, User
 from yilianti.models.base import Base
+from yilianti.models.bulk import BulkExport
 from yilianti.models.chronic import (
     ChronicAlarm,
     ChronicCall,
@@ -77,7 +78,7 @@ from yilianti.models.transfer import CriticalTransfer, TransferMilestone
 from yilianti.models.workforce import PracticeSite, Practitioner
 
 __all__ = [
-    "AccessGrant", "Alliance", "ApiToken", "AuditEvent",
+    "AccessGrant", "Alliance", "ApiToken", "AuditEvent", "BulkExport",
     "AuditJournalMark", "AuditSeal", "Base", "CareRelationship", "Consent",
     "Department", "Institution", "Membership", "Notification", "NotificationContact", "NotificationPreference",
     "OutboxMessage", "Patient",

@@ -1,0 +1,117 @@
+"""Bulk export ($export) for a system client: kick-off with Prefer: respond-async answers 202 and a status URL,
+the job runs from the queue (the outbox drain a worker runs), the status answers 202 with X-Progress and then the
+manifest, the ndjson files are fetched with the same token and hold only what the client's institution may see
+(each line a valid resource), `_type` and `_since` narrow it, DELETE cancels, and all of it is audited."""
+
+from __future__ import annotations
+
+import json
+
+import fhirpy
+import httpx
+import pytest
+from sqlalchemy import select
+
+from tests.fhir.helpers import World, build_world, validate
+from yilianti.auth import clients
+from yilianti.models.audit import AuditEvent
+from yilianti.worker import runner
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+ASYNC = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
+
+
+@pytest.fixture(scope="module")
+def world(test_db):  # type: ignore[no-untyped-def]
+    yield from build_world(test_db)
+
+
+def _client_token(world: World, scope: str = "system/*.read") -> str:
+    with world.factory() as db:
+        done = clients.register(db, None, world.township_id, "县健康信息平台", scope, with_secret=True)
+        db.commit()
+    answer = httpx.post(world.base + "/oauth/token", data={"grant_type": "client_credentials"},
+                        auth=(done.client.client_id, done.secret or ""))
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["access_token"])
+
+
+def _kick_off(world: World, token: str, path: str = "/$export", **params: str) -> httpx.Response:
+    return httpx.get(world.fhir + path, params=params, headers={**ASYNC, "Authorization": f"Bearer {token}"})
+
+
+def _run_queue(world: World) -> None:
+    runner.load_job_modules()
+    runner.run_pending(world.factory)
+
+
+def test_a_system_export_runs_as_a_job_and_holds_only_the_institutions_data(world: World) -> None:
+    token = _client_token(world)
+    auth = {"Authorization": f"Bearer {token}"}
+    kick = _kick_off(world, token)
+    assert kick.status_code == 202, kick.text
+    status_url = kick.headers["content-location"]
+    waiting = httpx.get(status_url, headers=auth)
+    assert waiting.status_code == 202 and waiting.headers["x-progress"] == "in the queue"
+    _run_queue(world)
+    done = httpx.get(status_url, headers=auth)
+    assert done.status_code == 200, done.text
+    manifest = done.json()
+    assert manifest["requiresAccessToken"] is True and manifest["error"] == []
+    files = {o["type"]: o for o in manifest["output"]}
+    assert {"Patient", "Consent", "ServiceRequest", "Task"} <= set(files)
+    patients = httpx.get(files["Patient"]["url"], headers=auth)
+    assert patients.status_code == 200 and patients.headers["content-type"].startswith("application/fhir+ndjson")
+    lines = [json.loads(line) for line in patients.text.splitlines()]
+    assert len(lines) == files["Patient"]["count"]
+    for resource in lines:
+        validate(resource)
+    names = {p["name"][0]["text"] for p in lines}
+    assert {"王小明", "赵老汉", "周阿姨"} <= names and "钱女士" not in names and "孙先生" not in names
+    # the files are the client's: no token, or another client's, gets nothing
+    assert httpx.get(files["Patient"]["url"]).status_code == 401
+    other = _client_token(world)
+    assert httpx.get(files["Patient"]["url"], headers={"Authorization": f"Bearer {other}"}).status_code == 404
+    assert httpx.get(status_url, headers={"Authorization": f"Bearer {other}"}).status_code == 404
+    # DELETE removes the files; the status is gone
+    assert httpx.delete(status_url, headers=auth).status_code == 202
+    assert httpx.get(status_url, headers=auth).status_code == 404
+    with world.factory() as db:
+        actions = set(db.scalars(select(AuditEvent.action).where(AuditEvent.resource_type == "bulk_export")))
+    assert {"export", "download", "cancel"} <= actions
+
+
+def test_type_since_and_refusals(world: World) -> None:
+    token = _client_token(world, "system/Patient.read")
+    auth = {"Authorization": f"Bearer {token}"}
+    kick = _kick_off(world, token, "/Patient/$export", _type="Patient", _since="2000-01-01T00:00:00+08:00")
+    assert kick.status_code == 202, kick.text
+    _run_queue(world)
+    manifest = httpx.get(kick.headers["content-location"], headers=auth).json()
+    assert [o["type"] for o in manifest["output"]] == ["Patient"]
+    # nothing changed after a day in the future
+    later = _kick_off(world, token, _type="Patient", _since="2999-01-01T00:00:00Z")
+    _run_queue(world)
+    assert httpx.get(later.headers["content-location"], headers=auth).json()["output"] == []
+    # refused: types the scopes do not cover, unknown types, no respond-async, a user's API token
+    scoped = _kick_off(world, token, _type="Consent")
+    assert scoped.status_code == 403 and validate(scoped.json()).issue[0].code == "forbidden"
+    unknown = _kick_off(world, token, _type="Binary")
+    assert unknown.status_code == 400 and validate(unknown.json()).issue[0].code == "invalid"
+    sync = httpx.get(world.fhir + "/$export", headers=auth)
+    assert sync.status_code == 400
+    user = _kick_off(world, world.token)
+    assert user.status_code == 403 and validate(user.json()).issue[0].code == "forbidden"
+    # a queued export cancelled before the worker runs it never runs
+    queued = _kick_off(world, token)
+    assert httpx.delete(queued.headers["content-location"], headers=auth).status_code == 202
+    _run_queue(world)
+    assert httpx.get(queued.headers["content-location"], headers=auth).status_code == 404
+
+
+def test_fhirpy_kicks_off_an_export(world: World) -> None:
+    token = _client_token(world)
+    client = fhirpy.SyncFHIRClient(world.fhir, authorization=f"Bearer {token}",
+                                   extra_headers={"Prefer": "respond-async"})
+    _data, status = client._do_request("get", "$export", returning_status=True)  # noqa: SLF001 - no public kick-off
+    assert status == 202
