@@ -58,10 +58,7 @@ def test_old_closed_months_move_to_the_archive_and_come_back_on_request(fresh) -
     assert _cli("archive", "--list")[1].splitlines()[0] == "audit_event: 2024-01, 2024-02"
     assert "0 month partition(s)" in _cli("archive", "--months", "12")[1]  # again: nothing more to move
 
-    # an auditor asks for January 2024: restored, it shows on the audit page again
-    code, out = _cli("archive", "--restore", "2024-01")
-    assert code == 0 and "audit_event_p202401" in out and "outbox_p202401" in out, out
-    assert _count(engine, "SELECT count(*) FROM audit_event") == 3
+    # an auditor searches the archived months on request; January 2024 brought back shows without asking
     settings = get_settings()
     saved = (dbmod._engine, dbmod._factory)
     dbmod.set_session_factory(sessionmaker(bind=engine, expire_on_commit=False), engine)
@@ -72,10 +69,19 @@ def test_old_closed_months_move_to_the_archive_and_come_back_on_request(fresh) -
             name = auditor.username
         from yilianti.main import create_app
 
+        january = "/audit?from=2024-01-01&to=2024-01-31"
         with TestClient(create_app(run_jobs=False), raise_server_exceptions=False) as client:
             b.login(client, name)
-            page = client.get("/audit?from=2024-01-01&to=2024-01-31")
-        assert page.status_code == 200 and page.text.count("doctor1") >= 2, page.text[-800:]
+            live = client.get(january)
+            assert live.status_code == 200 and "doctor1" not in live.text
+            asked = client.get(january + "&archived=1")
+            assert asked.status_code == 200 and asked.text.count(">doctor1<") == 2, asked.text[-800:]
+            assert 'id="f-archived"' in asked.text and "checked" in asked.text.split('id="f-archived"')[1][:20]
+            code, out = _cli("archive", "--restore", "2024-01")
+            assert code == 0 and "audit_event_p202401" in out and "outbox_p202401" in out, out
+            assert _count(engine, "SELECT count(*) FROM audit_event WHERE at < '2024-02-01'") == 2
+            again = client.get(january)
+            assert again.status_code == 200 and again.text.count(">doctor1<") == 2
     finally:
         dbmod._engine, dbmod._factory = saved
     assert settings.database_url == url

@@ -24,13 +24,13 @@ router = APIRouter(include_in_schema=False)
 Auditor = Annotated[Subject, Depends(require("system_admin", "auditor", "alliance_admin", "institution_admin"))]
 
 
-AUDIT_PARAMS = ("username", "action", "resource_type", "patient_id", "institution_id")
+AUDIT_PARAMS = ("username", "action", "resource_type", "patient_id", "institution_id", "archived")
 
 
 @router.get("/audit")
 def audit_search(request: Request, db: DB, reads: ReadDB, subject: Auditor, username: str = "", action: str = "",
                  resource_type: str = "", patient_id: str = "", institution_id: str = "",
-                 date_from: str = "", date_to: str = "") -> Response:
+                 date_from: str = "", date_to: str = "", archived: str = "") -> Response:
     """The audit log on the list kit: `q` (a username or an object's id), the days (`from`/`to`; the older
     `date_from`/`date_to` links still work), the action, paging with the total and the xlsx export."""
     lp = ListParams.of(request.query_params, keep=AUDIT_PARAMS)
@@ -39,7 +39,8 @@ def audit_search(request: Request, db: DB, reads: ReadDB, subject: Auditor, user
     f = AuditFilter(username, action, resource_type, opt_int(patient_id), opt_int(institution_id), lp.start, lp.end)
     locale = request_locale(request)
     if lp.export:  # every event the filters match (up to the export limit), as the page labels them
-        events = service.search(db, subject, f, 1, listing.EXPORT_MAX_ROWS, q=lp.q, reads=reads).items
+        events = service.search(db, subject, f, 1, listing.EXPORT_MAX_ROWS, q=lp.q, reads=reads,
+                                archived=archived == "1").items
         head = ("时间", "用户", "代表机构", "操作", "对象", "患者", "依据", "理由/详情", "IP")
         body = []
         for e in events:
@@ -50,13 +51,15 @@ def audit_search(request: Request, db: DB, reads: ReadDB, subject: Auditor, user
                          e.patient_id, label("access_basis", e.access_basis, locale) if e.access_basis else "",
                          " ".join(x for x in (e.reason or "", changes) if x), e.ip or ""))
         return xlsx_response(t(request, "审计日志"), [t(request, h) for h in head], body, "audit")
-    pg = service.search(db, subject, f, lp.page, lp.per_page, q=lp.q, count=True, reads=reads)
+    pg = service.search(db, subject, f, lp.page, lp.per_page, q=lp.q, count=True, reads=reads,
+                        archived=archived == "1")
     actions = [(a, display.action_label(a, locale)) for a in codes("audit.action")]
     if action and action not in {a for a, _ in actions}:
         actions.insert(0, (action, display.action_label(action, locale)))
     return render_page(request, "audit/search.html", {
         "lp": lp, "pg": pg, "events": pg.items, "shown": [display.show(e, locale) for e in pg.items], "f": f,
         "actions": actions, "raw": {"patient_id": patient_id, "institution_id": institution_id},
+        "archived": archived == "1",
         "replica_max_lag": reads.info.get("replica_max_lag")})
 
 

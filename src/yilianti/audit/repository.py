@@ -9,7 +9,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import MetaData, Row, Select, Table, Text, and_, cast, func, or_, select, text, union_all
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from yilianti.archive import repository as archive
 from yilianti.authz.subject import Subject
@@ -47,36 +47,43 @@ def visible_scope(db: Session, subject: Subject) -> Select | None:  # type: igno
     return select(Institution.id).where(or_(*within, *([Institution.id == own] if own is not None else [])))
 
 
-def events_statement(db: Session, subject: Subject, f: AuditFilter, q: str = "") -> Select[Any]:
-    """Events the subject may see that match `f` (and `q`: a username or an object's id), newest first."""
+def events_statement(db: Session, subject: Subject, f: AuditFilter, q: str = "", *,
+                     archived: bool = False) -> Select[Any]:
+    """Events the subject may see that match `f` (and `q`: a username or an object's id), newest first; with
+    `archived`, the months `yilianti archive` moved out are searched too (asked for: they are many)."""
     scope = visible_scope(db, subject)
-    stmt = select(AuditEvent)
+    E: Any = AuditEvent  # noqa: N806
+    both = _with_archive(db) if archived else None
+    if both is not None:
+        E = aliased(AuditEvent, both)  # noqa: N806
+    stmt = select(E)
     if scope is not None:
-        stmt = stmt.where(AuditEvent.acting_institution_id.in_(scope))
+        stmt = stmt.where(E.acting_institution_id.in_(scope))
     if f.username:
-        stmt = stmt.where(AuditEvent.username == f.username.strip().lower())
+        stmt = stmt.where(E.username == f.username.strip().lower())
     if q.strip():
-        stmt = stmt.where(or_(AuditEvent.username == q.strip().lower(), AuditEvent.resource_id == q.strip()))
+        stmt = stmt.where(or_(E.username == q.strip().lower(), E.resource_id == q.strip()))
     if f.action:
-        stmt = stmt.where(AuditEvent.action == f.action)
+        stmt = stmt.where(E.action == f.action)
     if f.resource_type:
-        stmt = stmt.where(AuditEvent.resource_type == f.resource_type)
+        stmt = stmt.where(E.resource_type == f.resource_type)
     if f.patient_id:
-        stmt = stmt.where(AuditEvent.patient_id == f.patient_id)
+        stmt = stmt.where(E.patient_id == f.patient_id)
     if f.institution_id:
-        stmt = stmt.where(AuditEvent.acting_institution_id == f.institution_id)
+        stmt = stmt.where(E.acting_institution_id == f.institution_id)
     tz = clock.SHANGHAI
     if f.date_from:
-        stmt = stmt.where(AuditEvent.at >= datetime.combine(f.date_from, time.min, tz))
+        stmt = stmt.where(E.at >= datetime.combine(f.date_from, time.min, tz))
     if f.date_to:
-        stmt = stmt.where(AuditEvent.at < datetime.combine(f.date_to + timedelta(days=1), time.min, tz))
-    return stmt.order_by(AuditEvent.id.desc())
+        stmt = stmt.where(E.at < datetime.combine(f.date_to + timedelta(days=1), time.min, tz))
+    return stmt.order_by(E.id.desc())
 
 
 def events_matching(db: Session, subject: Subject, f: AuditFilter, page: int = 1, per_page: int = 100, *,
-                    q: str = "", count: bool = False) -> kit.Page[AuditEvent]:
+                    q: str = "", count: bool = False, archived: bool = False) -> kit.Page[AuditEvent]:
     """One page of `events_statement`; with `count`, the total too (the list page counts, an export does not)."""
-    return kit.page(db, events_statement(db, subject, f, q), page, per_page, count=count, max_per_page=per_page)
+    return kit.page(db, events_statement(db, subject, f, q, archived=archived), page, per_page, count=count,
+                    max_per_page=per_page)
 
 
 def break_glass_to_review(db: Session, subject: Subject, include_reviewed: bool = False) -> list[AccessGrant]:
@@ -180,6 +187,15 @@ def _archived_table(db: Session) -> Table | None:
     if not db.scalar(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": name}):
         return None
     return typing.cast(Table, AuditEvent.__table__).to_metadata(MetaData(), schema=archive.ARCHIVE)
+
+
+def _with_archive(db: Session) -> Any:
+    """The live audit rows and the archived ones as one subquery (None: nothing archived)."""
+    archived = _archived_table(db)
+    if archived is None:
+        return None
+    live = typing.cast(Table, AuditEvent.__table__)
+    return union_all(select(*live.c), select(*archived.c)).subquery("audit_with_archive")
 
 
 def all_chain_rows(db: Session, after: int = 0, size: int = 10_000) -> Iterator[Row[Any]]:

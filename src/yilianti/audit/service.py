@@ -65,12 +65,15 @@ def plain(value: Any) -> Any:
 
 
 def search(db: Session, subject: Subject, f: AuditFilter, page: int = 1, per_page: int = 100, *, q: str = "",
-           count: bool = False, reads: Session | None = None) -> Page[AuditEvent]:
+           count: bool = False, reads: Session | None = None, archived: bool = False) -> Page[AuditEvent]:
     """One page of the audit log as the subject may see it (with the total when `count`), read from `reads`
-    (the read replica, auth/deps.ReadDB) when given; the search itself is audited on the primary."""
-    result = repository.events_matching(reads or db, subject, f, page, per_page, q=q, count=count)
+    (the read replica, auth/deps.ReadDB) when given, the archived months too when asked (`archived`); the search
+    itself is audited on the primary."""
+    result = repository.events_matching(reads or db, subject, f, page, per_page, q=q, count=count,
+                                        archived=archived)
     record(db, subject, "search", "audit_log", None,
-           detail={k: str(v) for k, v in {**f.__dict__, "q": q}.items() if v not in (None, "")})
+           detail={k: str(v) for k, v in {**f.__dict__, "q": q, "archived": archived or None}.items()
+                   if v not in (None, "")})
     return result
 
 
