@@ -1,7 +1,8 @@
 """Chronic-care alarms (慢病预警): a value past the urgent-referral thresholds — from a follow-up visit, or a
 lab result that arrived over HL7 for a patient in the diabetes registry — raises one alarm for the managing
 institution's team: an urgent notification to the responsible doctor, a count on the workbench until someone
-acknowledges it, escalation to the whole institution after `chronic_alarm_escalate_minutes`, and a suggested
+acknowledges it, escalation after `chronic_alarm_escalate_minutes` to the team's head by name (the whole
+institution when the team has none), and a suggested
 urgent up-referral whose form (the referral domain's own) arrives prefilled with the reason, the latest values
 and the medication.
 
@@ -146,19 +147,29 @@ def acknowledge(db: Session, subject: Subject, alarm_id: int, note: str | None =
     return alarm
 
 
+def escalation_target(db: Session, alarm: ChronicAlarm) -> int | None:
+    """Who an unacknowledged alarm goes to: the head (团队长) of the patient's team by name, unless the head is
+    the responsible doctor who already has it or the team has none — then None: the whole institution."""
+    head = repository.team_head(db, alarm.team_id) if alarm.team_id is not None else None
+    return head if head is not None and head != alarm.responsible_user_id else None
+
+
 def escalate_overdue(db: Session) -> int:
-    """Alarms nobody acknowledged within the setting go to every user of the institution."""
+    """Alarms nobody acknowledged within `chronic_alarm_escalate_minutes` go to `escalation_target`: the team
+    head, named on the alarm, or every user of the institution. The periodic job `chronic.escalate_alarms`."""
     due = repository.unacknowledged_alarms(
         db, clock.now() - timedelta(minutes=get_settings().chronic_alarm_escalate_minutes))
     for alarm in due:
-        alarm.escalated_at = clock.now()
+        head = escalation_target(db, alarm)
+        alarm.escalated_at, alarm.escalated_to_user_id = clock.now(), head
         patient = repository.patient_of(db, alarm.patient_id)
         notify(db, title="chronic.alarm.escalated", body="chronic.alarm.body",
                params={"name": patient.name if patient else "", "value": alarm.value_text},
-               link=f"/chronic/alarms?status=open#alarm-{alarm.id}", institution_id=alarm.institution_id,
+               link=f"/chronic/alarms?status=open#alarm-{alarm.id}", user_id=head,
+               institution_id=alarm.institution_id if head is None else None,
                kind="chronic_alarm", urgent=True, dedupe_key=f"chronic-alarm-esc-{alarm.id}")
         audit.record(db, None, "chronic.alarm_escalated", "chronic_alarm", alarm.id, patient_id=alarm.patient_id,
-                     channel="system", detail={"institution_id": alarm.institution_id})
+                     channel="system", detail={"institution_id": alarm.institution_id, "to_user_id": head})
     db.flush()
     return len(due)
 

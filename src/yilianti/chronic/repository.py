@@ -38,6 +38,19 @@ def teams_of(db: Session, institution_id: int) -> list[FamilyDoctorTeam]:
                            .order_by(FamilyDoctorTeam.name, FamilyDoctorTeam.id)))
 
 
+def team_head(db: Session, team_id: int) -> int | None:
+    """The user who leads the team (团队长), if it has one."""
+    return db.scalar(select(TeamMember.user_id).where(TeamMember.team_id == team_id, TeamMember.is_lead.is_(True))
+                     .limit(1))
+
+
+def user_names(db: Session, user_ids: Iterable[int]) -> dict[int, str]:
+    ids = sorted(set(user_ids))
+    if not ids:
+        return {}
+    return {uid: name for uid, name in db.execute(select(User.id, User.display_name).where(User.id.in_(ids)))}
+
+
 def members_of(db: Session, team_id: int) -> list[tuple[TeamMember, str]]:
     """The members with their display names."""
     return [(m, name) for m, name in db.execute(

@@ -102,7 +102,8 @@ def alarm_list(request: Request, db: DB, subject: CurrentSubject) -> Response:
         return xlsx_response(t(request, "慢病预警"), headers, body, "chronic-alarms")
     pg = page(db, stmt, lp.page, lp.per_page, scalars=False)
     return render_page(request, "chronic/alarms.html", {
-        "pg": pg, "lp": lp, "statuses": list(alarms.STATES.items()), "limits": get_settings()})
+        "pg": pg, "lp": lp, "statuses": list(alarms.STATES.items()), "limits": get_settings(),
+        "heads": repository.user_names(db, [a.escalated_to_user_id for a, _ in pg.items if a.escalated_to_user_id])})
 
 
 @router.post("/chronic/alarms/{alarm_id}/acknowledge")

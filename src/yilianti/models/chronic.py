@@ -134,6 +134,7 @@ class ChronicAlarm(IdMixin, CreatedMixin, Base):
     acknowledged_by_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("app_user.id"))
     ack_note: Mapped[str | None] = mapped_column(String(300))
     escalated_at: Mapped[datetime | None] = mapped_column()
+    escalated_to_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("app_user.id"))  # the team head
 
 
 class ChronicReminder(IdMixin, CreatedMixin, Base):
