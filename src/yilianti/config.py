@@ -102,6 +102,7 @@ class Settings(BaseSettings):
     chronic_down_referral_days: int = Field(default=14, ge=0, le=90)  # a down-referred patient's first follow-up
     chronic_reminder_days_before: int = Field(default=3, ge=0, le=30)  # SMS reminder this many days before due
     chronic_reminder_spool_dir: str = "var/spool/reminders"  # the file adapter's outbox (one file per message)
+    chronic_reminder_adapter: Literal["file", "gateway"] = "file"  # gateway: the notify_http_* SMS gateway
     chronic_alarm_escalate_minutes: int = Field(default=60, ge=1, le=10080)  # unacknowledged alarm → the institution
     # the national thresholds (mmHg, mmol/L): urgent referral at or past `urgent`, controlled below `target`
     chronic_urgent_sbp: int = Field(default=180, ge=100, le=300)

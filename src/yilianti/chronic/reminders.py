@@ -29,6 +29,7 @@ from yilianti.exceptions import Forbidden, InvalidInput
 from yilianti.kit import clock
 from yilianti.kit.i18n import code_table
 from yilianti.models.chronic import ChronicCall, ChronicReminder
+from yilianti.notifications import channels
 from yilianti.worker.outbox import enqueue
 
 OVERDUE_DAYS = 30  # a follow-up already overdue this long when first seen gets no reminder (call instead)
@@ -88,11 +89,32 @@ class RecordingDelivery:
         self.sent.append(message)
 
 
+class GatewayDelivery:
+    """Sends through the platform's SMS gateway (notifications.channels: the HTTP gateway configured by
+    `YILIANTI_NOTIFY_HTTP_*`, its JSON template, HMAC signature and timeout), with the reminder's own
+    idempotency key (`chronic-reminder-<id>`): a reminder sent again is recognised by the gateway."""
+
+    def send(self, message: Message) -> None:
+        gateway = channels.channel("sms")
+        if gateway is None:
+            raise DeliveryError("SMS gateway not configured (YILIANTI_NOTIFY_HTTP_URL)")
+        try:
+            gateway.send(channels.Outgoing(key=f"chronic-reminder-{message.reminder_id}", channel="sms",
+                                           to=message.phone, kind="chronic_reminder", title="慢病随访提醒",
+                                           text=message.text))
+        except channels.ChannelError as exc:
+            raise DeliveryError(str(exc)) from exc
+
+
 _delivery: Delivery | None = None
 
 
 def delivery() -> Delivery:
-    return _delivery or FileDelivery(get_settings().chronic_reminder_spool_dir)
+    """The adapter `chronic_reminder_adapter` names: `file` (the spool directory) or `gateway` (SMS)."""
+    if _delivery is not None:
+        return _delivery
+    s = get_settings()
+    return GatewayDelivery() if s.chronic_reminder_adapter == "gateway" else FileDelivery(s.chronic_reminder_spool_dir)
 
 
 def use_delivery(adapter: Delivery | None) -> None:
