@@ -83,6 +83,51 @@ def test_a_database_that_refuses_connections_answers_503(db, client) -> None:  #
     assert client.get("/readyz").json()["status"] == "ready"
 
 
+def test_a_database_that_refuses_connections_is_503_on_every_operation_and_page(db, app) -> None:  # type: ignore[no-untyped-def]
+    """Issue 18 item 4, "on every route": signed in, then the database goes away. Every /api/v1 operation (from
+    the OpenAPI, so later routes are covered) and every page without a path parameter answers 503 with Retry-After —
+    or, where it refuses the request before touching the database, its own 4xx (a page that needs none answers);
+    never a 500 or a reset."""
+    from fastapi.routing import APIRoute
+    from fastapi.testclient import TestClient
+    from sqlalchemy.orm import sessionmaker
+
+    from tests.auth.test_ended_credentials import operations
+
+    inst = b.institution(db)
+    b.user(db, inst, "doctor", username="everydoc")
+    db.commit()
+    pages = sorted({r.path for r in app.routes if isinstance(r, APIRoute) and "GET" in r.methods
+                    and not r.path.startswith(("/api/", "/static")) and "{" not in r.path
+                    and r.path not in ("/healthz", "/login", "/logout")})
+    with TestClient(app, raise_server_exceptions=False) as client:
+        csrf = b.login(client, "everydoc")
+        saved = (dbmod._engine, dbmod._factory)
+        dead = dbmod.make_engine("postgresql://nobody@127.0.0.1:9/none")  # nothing listens on port 9
+        dbmod.set_session_factory(sessionmaker(bind=dead), dead)
+        answers: dict[int, int] = {}
+        try:
+            for method, path, _bad, ctype in operations(app):
+                headers = {"X-CSRF-Token": csrf, "Accept": "application/json"}
+                if ctype:
+                    headers["content-type"] = ctype
+                body = b"{}" if ctype == "application/json" else b""
+                r = client.request(method, path, content=body, headers=headers)
+                answers[r.status_code] = answers.get(r.status_code, 0) + 1
+                assert r.status_code == 503 or 400 <= r.status_code < 500, (method, path, r.status_code, r.text[:300])
+                if r.status_code == 503:
+                    assert r.headers["retry-after"] and r.json()["error"] == "unavailable", (method, path, r.text)
+            for path in pages:
+                r = client.get(path)  # a page that needs no database (the API docs) still answers
+                assert r.status_code == 503 or r.status_code < 500, (path, r.status_code, r.text[:300])
+                assert r.status_code != 503 or (r.headers["retry-after"] and "稍后" in r.text), path
+                answers[r.status_code] = answers.get(r.status_code, 0) + 1
+        finally:
+            dbmod._engine, dbmod._factory = saved
+            dead.dispose()
+    assert answers.get(503, 0) > 0.9 * sum(answers.values()), answers  # nearly all met the database
+
+
 def test_unexpected_error_is_500_in_the_contract_and_keeps_the_connection(test_db, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from yilianti.web import api
 
