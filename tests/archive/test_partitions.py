@@ -130,6 +130,25 @@ def test_months_ahead_are_made_and_default_rows_move_into_their_months(fresh) ->
     assert _cli("partitions")[0] == 0  # again: nothing to do, nothing broken
 
 
+def test_outbox_rows_with_a_dedupe_key_move_out_of_the_default_and_their_key_still_holds(fresh) -> None:  # type: ignore[no-untyped-def]
+    """The demo's back-dated outbox rows (a chronic alarm's reminder, with its dedupe key) sit in the default
+    partition until the first `partitions` run moves them: moving a row is not enqueuing it again, so its key,
+    already in outbox_key, must not stop the move (`yilianti load-demo` failed on PostgreSQL) — and still dedupes."""
+    url, engine = fresh
+    upgrade(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO outbox (topic, payload, status, available_at, attempts, dedupe_key, "
+                          "created_at) VALUES ('notify', '{}', 'done', :at, 1, 'moved-key', :at)"),
+                     {"at": datetime(2023, 5, 2, tzinfo=UTC)})
+    assert _count(engine, "SELECT count(*) FROM outbox_pdefault") == 1
+    code, out = _cli("partitions")
+    assert code == 0, out
+    assert _count(engine, "SELECT count(*) FROM outbox_pdefault") == 0
+    assert _count(engine, "SELECT count(*) FROM outbox_p202305 WHERE dedupe_key = 'moved-key'") == 1
+    with Session(engine) as db:
+        assert outbox.enqueue(db, "notify", {"title": "again"}, dedupe_key="moved-key") is None  # still a duplicate
+
+
 def test_retention_removes_old_delivered_outbox_rows_and_handled_hl7_but_keeps_what_waits(fresh) -> None:  # type: ignore[no-untyped-def]
     url, engine = fresh
     upgrade(url)

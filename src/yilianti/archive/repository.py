@@ -74,6 +74,11 @@ def rehome_default(conn: Connection, tbl: str, key: str) -> list[date]:
     create_default(conn, tbl)
     for month in found:
         create_month(conn, tbl, month)
+    if tbl == "outbox":
+        # its insert trigger registers each dedupe key in outbox_key, where a moved row's key already is: moving a
+        # row is not enqueuing it again (under this lock no enqueue can take the key meanwhile)
+        conn.execute(OUTBOX_KEY.delete().where(OUTBOX_KEY.c.dedupe_key.in_(
+            text(f"SELECT dedupe_key FROM {tbl}_pdefault_moving WHERE dedupe_key IS NOT NULL"))))
     conn.execute(text(f"INSERT INTO {tbl} SELECT * FROM {tbl}_pdefault_moving"))
     conn.execute(text(f"DROP TABLE {tbl}_pdefault_moving"))
     return found
