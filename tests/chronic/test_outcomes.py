@@ -97,6 +97,11 @@ def test_rates_per_team_and_institution_match_a_direct_count(db, client, world) 
         march = re.search(rf'id="month-{Y}-03">(.*?)</tr>', page, re.S).group(1)  # type: ignore[union-attr]
         april = re.search(rf'id="month-{Y}-04">(.*?)</tr>', page, re.S).group(1)  # type: ignore[union-attr]
         assert "66.7%" in march and "33.3%" in april
+        # per responsible doctor: the one doctor who enrolled them all has the institution's figures
+        doctor = world["regs"][0].responsible_user_id
+        doc_row = re.search(rf'id="doc-{doctor}-hypertension">(.*?)</tr>', page, re.S).group(1)  # type: ignore[union-attr]
+        assert re.search(r'class="managed">3<', doc_row) and "33.3%" in doc_row
+        assert {r.doctor_id for r in rows} == {doctor}
 
 
 def test_the_cockpit_takes_the_alliance_figures(db, world) -> None:  # type: ignore[no-untyped-def]

@@ -41,6 +41,7 @@ class PatientOutcome:
     last_visit: date | None
     controlled: bool
     admitted: bool
+    doctor_id: int | None = None  # the responsible doctor (责任医生)
 
     @property
     def standard(self) -> bool:
@@ -61,7 +62,7 @@ Visit = tuple[date, int | None, int | None, float | None]  # (day, SBP, DBP, glu
 
 @dataclass
 class _Loaded:
-    regs: list[tuple[int, int, int, int | None, str, date]]
+    regs: list[tuple[int, int, int, int | None, str, date, int | None]]
     visits: dict[int, list[Visit]]  # by registration, in visit order
     admissions: list[tuple[int, date]]  # (patient, local day)
 
@@ -80,7 +81,7 @@ def _outcomes(data: _Loaded, start: date, end: date) -> list[PatientOutcome]:
     """The figures for [start, end] from rows loaded for a period that covers it."""
     admitted = {p for p, day in data.admissions if start <= day <= end}
     out = []
-    for reg_id, patient_id, inst, team, condition, enrolled_on in data.regs:
+    for reg_id, patient_id, inst, team, condition, enrolled_on, doctor in data.regs:
         if enrolled_on > end:
             continue
         seen = [v for v in data.visits.get(reg_id, ()) if start <= v[0] <= end]
@@ -88,7 +89,7 @@ def _outcomes(data: _Loaded, start: date, end: date) -> list[PatientOutcome]:
         out.append(PatientOutcome(
             reg_id, patient_id, inst, team, condition, len(seen), expected_visits(enrolled_on, start, end),
             last[0] if last else None, last is not None and controlled(condition, last[1], last[2], last[3]),
-            patient_id in admitted))
+            patient_id in admitted, doctor))
     return out
 
 
@@ -120,7 +121,7 @@ def _monthly(data: _Loaded, start: date, end: date) -> list[tuple[str, dict[str,
     walked once (the last visit on or before a month's end decides its control then)."""
     ends = _month_ends(start, end)
     out: list[tuple[str, dict[str, Summary]]] = [(label, {}) for label, _ in ends]
-    for reg_id, _patient, _inst, _team, condition, enrolled_on in data.regs:
+    for reg_id, _patient, _inst, _team, condition, enrolled_on, _doctor in data.regs:
         flags = [(v[0], controlled(condition, v[1], v[2], v[3])) for v in data.visits.get(reg_id, ())]
         seen, last = 0, False
         for k, (_label, month_end) in enumerate(ends):

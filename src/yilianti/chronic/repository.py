@@ -489,12 +489,13 @@ MEASURED = ("hypertension", "diabetes_t2")  # the registries with BP / glucose t
 
 
 def registrations_managed(db: Session, institutions: list[int], end: date,
-                          ) -> list[tuple[int, int, int, int | None, str, date]]:
+                          ) -> list[tuple[int, int, int, int | None, str, date, int | None]]:
     """Hypertension and diabetes registrations under care at the institutions, enrolled on or before `end`:
-    (id, patient, institution, team, condition, enrolled on)."""
+    (id, patient, institution, team, condition, enrolled on, responsible doctor)."""
     return [tuple(r) for r in db.execute(  # type: ignore[misc]
         select(ChronicRegistration.id, ChronicRegistration.patient_id, ChronicRegistration.institution_id,
-               ChronicRegistration.team_id, ChronicRegistration.condition, ChronicRegistration.enrolled_on)
+               ChronicRegistration.team_id, ChronicRegistration.condition, ChronicRegistration.enrolled_on,
+               ChronicRegistration.responsible_user_id)
         .where(ChronicRegistration.institution_id.in_(institutions), ChronicRegistration.enrolled_on <= end,
                ChronicRegistration.condition.in_(MEASURED), ChronicRegistration.status == "under_care")
         .order_by(ChronicRegistration.id))]

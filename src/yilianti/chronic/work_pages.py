@@ -132,8 +132,9 @@ def _day(value: str, default: date) -> date:
 
 @router.get("/chronic/outcomes")
 def outcome_page(request: Request, db: DB, subject: CurrentSubject, start: str = "", end: str = "") -> Response:
-    """The institution's 规范管理率 and 血压/血糖控制率 per team and condition for a period (this year to
-    today by default), and the control rates month by month (each as of that month's end)."""
+    """The institution's 规范管理率 and 血压/血糖控制率 per team and condition, and per responsible doctor, for a
+    period (this year to today by default), and the control rates month by month (each as of that month's
+    end)."""
     _clinical(subject)
     inst = subject.acting_institution_id
     assert inst is not None
@@ -145,8 +146,10 @@ def outcome_page(request: Request, db: DB, subject: CurrentSubject, start: str =
     teams = repository.teams_of(db, inst)
     by_team = outcomes.summarise(rows, lambda r: (r.team_id, r.condition))
     total = outcomes.summarise(rows, lambda r: r.condition)
+    by_doctor = outcomes.summarise(rows, lambda r: (r.doctor_id, r.condition))
     return render_page(request, "chronic/outcomes.html", {
         "start": s, "end": e, "teams": teams, "by_team": by_team, "total": total, "months": months,
+        "by_doctor": by_doctor, "doctors": repository.doctors_of(db, inst),
         "conditions": {c: service.CONDITIONS[c] for c in repository.MEASURED}})
 
 
