@@ -1,8 +1,8 @@
-"""The access rules are one set of clauses (authz.policy): `decide` (ORM), `readable` (lists), `shared_readable`
-(the shared record over many patients), the scalar
-`basis` of the booking statement and the `access` CTE of the record / recognition statements must agree on
-a matrix of care relationship × grant × booking × consent cases — on SQLite through the ORM, on PostgreSQL
-also as the text the hot paths compile (kit/sqlcompile)."""
+"""The access rules are one set of clauses (authz.policy): `decide` (ORM), `readable` (lists), `readable_ids`
+(the readable set counted), `shared_readable` (the shared record over many patients), the scalar `basis` of the
+booking statement and the `access` CTE of the record / recognition statements must agree on a matrix of care
+relationship × grant × booking × consent cases — on SQLite through the ORM, on PostgreSQL also as the text the
+hot paths compile (kit/sqlcompile)."""
 
 from __future__ import annotations
 
@@ -144,6 +144,8 @@ def test_decide_readable_and_the_compiled_clauses_agree(db: Session, world: dict
     cases = {_case(db, world, n, *case): case for n, case in enumerate(_matrix())}
     visible = set(db.scalars(select(Patient.id).where(Patient.id.in_(cases), policy.readable(subject))))
     sharing = set(db.scalars(select(Patient.id).where(Patient.id.in_(cases), policy.shared_readable(subject))))
+    ids = policy.readable_ids(subject).subquery()
+    assert visible == set(db.scalars(select(ids.c[0]).where(ids.c[0].in_(cases))))  # the counted set: the same
     postgres = db.get_bind().dialect.name == "postgresql"
     for pid, case in cases.items():
         basis, shared = _expected(*case)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 from html import unescape
+from io import BytesIO
 
 import pytest
+from openpyxl import load_workbook
 from sqlalchemy.orm import Session
 
 from tests import builders as b
@@ -109,4 +111,21 @@ def test_the_audit_log_exports_what_it_filters(db: Session, client) -> None:  # 
     rows = _xlsx_rows(export.content)
     assert rows[0][0] == "时间" and len(rows) > 1
     assert {r[3] for r in rows[1:]} == {rows[1][3]}  # one action: the filter holds in the export
+    client.cookies.clear()
+
+
+@pytest.mark.parametrize("username", ["tj-community-doctor", "tj-lead-doctor", "qukou-doctor"])
+def test_the_readable_patients_count_is_the_patient_lists_rows(db: Session, client, username: str) -> None:  # type: ignore[no-untyped-def]
+    """The home page's "本机构可查看的患者" and the unfiltered patient list's total count the readable set without
+    reading patients (policy.readable_ids); the list's rows and its filtered totals use `readable`: all agree."""
+    b.login(client, username, loader.DEMO_PASSWORD)
+    count = int(re.search(r'id="patient-count">(\d+)<', client.get("/").text).group(1))  # type: ignore[union-attr]
+    assert count > 0
+    assert _total(client.get("/patients").text, "pager") == count
+    here = _total(client.get("/patients?status=here").text, "pager")
+    elsewhere = _total(client.get("/patients?status=elsewhere").text, "pager")
+    assert here + elsewhere == count
+    rows = client.get("/patients?format=xlsx")
+    assert rows.status_code == 200
+    assert load_workbook(BytesIO(rows.content)).active.max_row - 1 == count  # the header row, then one per patient
     client.cookies.clear()

@@ -20,7 +20,20 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, exists, func, not_, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    and_,
+    case,
+    exists,
+    func,
+    not_,
+    or_,
+    select,
+    true,
+    union,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import CTE
 
@@ -53,25 +66,44 @@ BOOKING_ACCESS = timedelta(days=7)  # a booking lets its site see the patient un
 Arg = Any  # a value, an ORM column, or a SQL expression (a hot path's `$n::type`)
 
 
+# The three sources of access, each in two parts: the conditions on the source row for the institution
+# (`*_at`), and the source's patient column. `care`/`grant`/`booking` ask for one patient (`readable`, `decide`,
+# the hot paths); `readable_ids` asks each source for its patients.
+
+
+def care_at(institution: Arg) -> list[ColumnElement[bool]]:
+    """A care relationship in force with the institution."""
+    return [CareRelationship.institution_id == institution, CareRelationship.ended_at.is_(None)]
+
+
 def care(patient: Arg, institution: Arg) -> list[ColumnElement[bool]]:
     """A care relationship in force between the patient and the institution."""
-    return [CareRelationship.patient_id == patient, CareRelationship.institution_id == institution,
-            CareRelationship.ended_at.is_(None)]
+    return [CareRelationship.patient_id == patient, *care_at(institution)]
 
 
-def grant(patient: Arg, institution: Arg, user: Arg, now: Arg) -> list[ColumnElement[bool]]:
+def grant_at(institution: Arg, user: Arg, now: Arg) -> list[ColumnElement[bool]]:
     """An explicit grant for the institution (or only this user of it), started, unexpired and unrevoked."""
-    return [AccessGrant.patient_id == patient, AccessGrant.institution_id == institution,
+    return [AccessGrant.institution_id == institution,
             or_(AccessGrant.user_id.is_(None), AccessGrant.user_id == user), AccessGrant.revoked_at.is_(None),
             AccessGrant.starts_at <= now, AccessGrant.expires_at > now]
 
 
-def booking(patient: Arg, institution: Arg, now: Arg) -> list[ColumnElement[bool]]:
-    """A booking (not cancelled) of the patient into a session of the institution that ended less than
-    BOOKING_ACCESS ago — what the booking grant row expressed."""
-    return [Booking.patient_id == patient, Booking.status != BookingStatus.cancelled,
+def grant(patient: Arg, institution: Arg, user: Arg, now: Arg) -> list[ColumnElement[bool]]:
+    """`grant_at` for the patient."""
+    return [AccessGrant.patient_id == patient, *grant_at(institution, user, now)]
+
+
+def booking_at(institution: Arg, now: Arg) -> list[ColumnElement[bool]]:
+    """A booking (not cancelled) into a session of the institution that ended less than BOOKING_ACCESS ago —
+    what the booking grant row expressed."""
+    return [Booking.status != BookingStatus.cancelled,
             ClinicSession.id == Booking.session_id, Schedule.id == ClinicSession.schedule_id,
             Schedule.institution_id == institution, ClinicSession.ends_at > minus(now, BOOKING_ACCESS)]
+
+
+def booking(patient: Arg, institution: Arg, now: Arg) -> list[ColumnElement[bool]]:
+    """`booking_at` for the patient."""
+    return [Booking.patient_id == patient, *booking_at(institution, now)]
 
 
 def consent(patient: Arg, institution: Arg, now: Arg, today: Arg) -> list[ColumnElement[bool]]:
@@ -146,7 +178,13 @@ class PatientAccess:
 
 
 def readable(subject: Subject) -> ColumnElement[bool]:
-    """SQL filter on `Patient` for every list or search: the one place scoping is applied."""
+    """SQL filter on `Patient` for every list or search: the one place scoping is applied.
+
+    Each source is its own correlated EXISTS, so for the few rows a list shows the planner probes the
+    sources' indexes per row (an orders or follow-up list of a centre with 100k readable patients: 20–60 ms).
+    Written as `Patient.id IN (readable_ids)` instead, every such list hashed all 100k readable ids first
+    (measured 2026-12-07, 100k patients: the orders list 61 → 515 ms, the critical values 19 → 223 ms). To
+    count or walk the readable set itself, use `readable_ids`."""
     if not subject.is_clinical:
         return and_(Patient.id.is_(None), Patient.id.is_not(None))  # nothing
     inst, now = subject.acting_institution_id, clock.now()
@@ -174,6 +212,20 @@ def shared_readable(subject: Subject) -> ColumnElement[bool]:
                and_(not_(own), kind == GrantKind.break_glass, includes.is_(True)),
                and_(not_(own), kind != GrantKind.break_glass, includes.is_(True), consented),
                and_(not_(own), kind.is_(None), exists().where(*booking(Patient.id, inst, now)), consented))
+
+
+def readable_ids(subject: Subject) -> CompoundSelect:
+    """The ids of the patients the subject may see (the same sources as `readable`), each source asked for
+    its patients on its own, united: for counting the readable set without reading a patient row. A centre
+    that sees 100k patients counts them in one pass over its care relationships (≈0.15 s on the loaded
+    2-core bench machine against 0.2–0.25 s for `readable` over every patient); one that sees a few hundred
+    in under a millisecond (against 50 ms: `readable` visits every patient)."""
+    inst, now = subject.acting_institution_id, clock.now()
+    if not subject.is_clinical:
+        inst = None  # no institution: nothing
+    return union(select(CareRelationship.patient_id).where(*care_at(inst)),
+                 select(AccessGrant.patient_id).where(*grant_at(inst, subject.user_id, now)),
+                 select(Booking.patient_id).where(*booking_at(inst, now)))
 
 
 def consent_in_force(db: Session, patient_id: int, institution_id: int, now: datetime | None = None,

@@ -23,8 +23,9 @@ _TAIL = re.compile(r"[0-9]{3}[0-9Xx]|[0-9]{4}")
 
 
 def count_readable(db: Session, subject: Subject) -> int:
-    """How many patients the subject may see."""
-    return db.scalar(select(func.count()).select_from(Patient).where(policy.readable(subject))) or 0
+    """How many patients the subject may see: the readable ids counted, no patient row read
+    (policy.readable_ids)."""
+    return db.scalar(select(func.count()).select_from(policy.readable_ids(subject).subquery())) or 0
 
 
 def patients_by_id(db: Session, ids: Iterable[int | None]) -> dict[int, Patient]:
@@ -90,7 +91,11 @@ def readable_statement(subject: Subject, lp: ListParams) -> Select[Any]:
 def readable_page(db: Session, subject: Subject, lp: ListParams) -> kit.Page[Patient]:
     """One page of the patient list with its total (an export: every row, no page cut)."""
     stmt = readable_statement(subject, lp)
-    return listing.page_or_export(db, stmt, lp)
+    if lp.export or lp.q or lp.start or lp.end or lp.status in REGISTERED:
+        return listing.page_or_export(db, stmt, lp)
+    # unfiltered: the total is every readable patient, counted without reading them (count_readable)
+    rows = kit.page(db, stmt, lp.page, lp.per_page, count=False)
+    return kit.Page(rows.items, count_readable(db, subject), rows.page, rows.per_page)
 
 
 def resident_ids(db: Session, patient_ids: list[int]) -> dict[int, str]:
