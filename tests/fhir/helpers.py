@@ -30,7 +30,7 @@ from yilianti.scheduling.schemas import ScheduleIn, TemplateIn
 
 GENDERS = {"male", "female", "other", "unknown"}
 ISSUE_SEVERITIES = {"fatal", "error", "warning", "information"}
-BUNDLE_TYPES = {"searchset", "transaction-response", "batch-response", "transaction", "collection"}
+BUNDLE_TYPES = {"searchset", "transaction-response", "batch-response", "transaction", "collection", "history"}
 
 
 def check_codes(resource: dict[str, Any]) -> None:

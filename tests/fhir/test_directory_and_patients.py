@@ -88,6 +88,14 @@ def test_the_capability_statement_is_what_the_routes_answer(world: World) -> Non
                 r = world.get(f"/{type_}/{one['id']}", token)
                 assert r.status_code == 200 and r.json()["id"] == one["id"] and r.headers["etag"].startswith('W/"')
                 assert r.json()["meta"]["versionId"] == r.headers["etag"][3:-1]
+                if "vread" in codes:
+                    version = world.get(f"/{type_}/{one['id']}/_history/{r.json()['meta']['versionId']}", token)
+                    assert version.status_code == 200 and version.json() == r.json()
+                    assert world.get(f"/{type_}/{one['id']}/_history/0000", token).status_code == 404
+                if "history-instance" in codes:
+                    history = world.get(f"/{type_}/{one['id']}/_history", token).json()
+                    validate(history)
+                    assert history["type"] == "history" and history["entry"][0]["resource"] == r.json()
 
 
 def test_errors_are_operation_outcomes(world: World) -> None:

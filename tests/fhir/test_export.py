@@ -59,7 +59,7 @@ def test_a_system_export_runs_as_a_job_and_holds_only_the_institutions_data(worl
     manifest = done.json()
     assert manifest["requiresAccessToken"] is True and manifest["error"] == []
     files = {o["type"]: o for o in manifest["output"]}
-    assert {"Patient", "Consent", "ServiceRequest", "Task"} <= set(files)
+    assert {"Patient", "Consent", "ServiceRequest", "Task", "DiagnosticReport", "Observation", "ImagingStudy"} <= set(files)
     patients = httpx.get(files["Patient"]["url"], headers=auth)
     assert patients.status_code == 200 and patients.headers["content-type"].startswith("application/fhir+ndjson")
     lines = [json.loads(line) for line in patients.text.splitlines()]
@@ -115,3 +115,15 @@ def test_fhirpy_kicks_off_an_export(world: World) -> None:
                                    extra_headers={"Prefer": "respond-async"})
     _data, status = client._do_request("get", "$export", returning_status=True)  # noqa: SLF001 - no public kick-off
     assert status == 202
+
+
+def test_everything_holds_the_results_of_the_shared_record(world: World) -> None:
+    """$everything (and so the export) adds the signed report, the lab result and the study of the patient's record;
+    a client of another member sees none of it (404)."""
+    bundle = world.get(f"/Patient/{world.patients['wang']}/$everything")
+    assert bundle.status_code == 200
+    validate(bundle.json())
+    ids = {(e["resource"]["resourceType"], e["resource"]["id"]) for e in bundle.json()["entry"]}
+    types = {t for t, _ in ids}
+    assert {"Patient", "DiagnosticReport", "Observation", "ImagingStudy", "Consent", "Task"} <= types
+    assert world.get(f"/Patient/{world.patients['wang']}/$everything", world.outsider_token).status_code == 404

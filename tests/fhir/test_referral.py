@@ -84,7 +84,7 @@ def test_task_updates_move_the_referral_through_its_state_machine(world: World) 
     assert task.status == "accepted"
     statement = httpx.get(world.fhir + "/metadata").json()
     declared = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Task")
-    assert {i["code"] for i in declared["interaction"]} == {"read", "search-type", "update"}
+    assert {i["code"] for i in declared["interaction"]} == {"read", "vread", "history-instance", "search-type", "update"}
 
 
 def test_patient_everything_as_the_caller_may_see_it(world: World) -> None:
@@ -92,5 +92,32 @@ def test_patient_everything_as_the_caller_may_see_it(world: World) -> None:
     bundle = world.fhirpy().execute(f"Patient/{wang}/$everything", method="get")
     validate(dict(bundle))
     kinds = sorted(e["resource"]["resourceType"] for e in bundle["entry"])
-    assert kinds == ["Consent", "Patient", "ServiceRequest", "Task"]
+    assert kinds == ["Consent", "DiagnosticReport", "ImagingStudy", "Observation", "Patient", "ServiceRequest", "Task"]
     assert world.get(f"/Patient/{wang}/$everything", token=world.outsider_token).status_code == 404
+
+
+def test_a_tasks_history_holds_each_step_and_vread_answers_them(world: World) -> None:
+    """Each step of the referral's state machine is a version of its Task: _history lists them newest first (the
+    first as its creation), vread answers each by its versionId, with the status of that step."""
+    history = world.get(f"/Task/{world.referral_id}/_history").json()
+    validate(history)
+    entries = history["entry"]
+    assert history["type"] == "history" and len(entries) >= 2 and entries[-1]["request"]["method"] == "POST"
+    current = world.get(f"/Task/{world.referral_id}").json()
+    assert entries[0]["resource"] == current
+    with world.factory() as db:
+        steps = list(db.scalars(select(ReferralHistory.to_status).where(ReferralHistory.referral_id == world.referral_id)
+                                .order_by(ReferralHistory.at, ReferralHistory.id)))
+    assert [e["resource"]["businessStatus"]["coding"][0]["code"] for e in reversed(entries)][:len(steps) - 1] \
+        == steps[:len(steps) - 1]
+    oldest = entries[-1]["resource"]
+    version = world.get(f"/Task/{world.referral_id}/_history/{oldest['meta']['versionId']}")
+    assert version.status_code == 200 and version.json()["businessStatus"] == oldest["businessStatus"]
+    assert version.headers["etag"] == entries[-1]["response"]["etag"]
+    # the other member's client sees no version of it
+    assert world.get(f"/Task/{world.referral_id}/_history", world.outsider_token).status_code == 404
+    assert world.get(f"/Task/{world.referral_id}/_history/{oldest['meta']['versionId']}",
+                     world.outsider_token).status_code == 404
+    statement = httpx.get(world.fhir + "/metadata").json()
+    task = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Task")
+    assert {"vread", "history-instance"} <= {i["code"] for i in task["interaction"]} and task["readHistory"] is True

@@ -138,7 +138,8 @@ def test_appointment_search_and_status_move_with_if_match(world: World) -> None:
 def test_the_capability_statement_declares_booking(world: World) -> None:
     statement = httpx.get(world.fhir + "/metadata").json()
     appointment = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Appointment")
-    assert {i["code"] for i in appointment["interaction"]} == {"read", "search-type", "create", "update"}
+    assert {i["code"] for i in appointment["interaction"]} == {"read", "vread", "history-instance", "search-type",
+                                                               "create", "update"}
     assert appointment["versioning"] == "versioned-update"
 
 

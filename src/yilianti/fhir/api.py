@@ -150,6 +150,31 @@ def _read(kind: Kind) -> Callable[..., FhirResponse]:
     return read
 
 
+def _vread(kind: Kind) -> Callable[..., FhirResponse]:
+    def vread(id: str, vid: str, db: DB, subject: CurrentSubject) -> FhirResponse:  # noqa: A002 - FHIR's name
+        return one(service.vread(db, kind, subject, id, vid))
+
+    vread.__name__ = f"vread_{kind.type}"
+    vread.fhir_past_versions = kind.type in service.PAST_VERSIONS  # type: ignore[attr-defined]
+    return vread
+
+
+def _history(kind: Kind) -> Callable[..., FhirResponse]:
+    def history(id: str, request: Request, db: DB, subject: CurrentSubject) -> FhirResponse:  # noqa: A002
+        found = service.versions(db, kind, subject, id)
+        base = base_url(request)
+        entries = [{"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r,
+                    "request": {"method": "POST" if i == len(found) - 1 else "PUT", "url": f"{kind.type}/{r['id']}"},
+                    "response": {"status": "201 Created" if i == len(found) - 1 else "200 OK",
+                                 "etag": f'W/"{r["meta"]["versionId"]}"', "lastModified": r["meta"].get("lastUpdated")}}
+                   for i, r in enumerate(found)]
+        return FhirResponse({"resourceType": "Bundle", "type": "history", "total": len(entries),
+                             "link": [{"relation": "self", "url": str(request.url)}], "entry": entries})
+
+    history.__name__ = f"history_{kind.type}"
+    return history
+
+
 def _create(kind: Kind) -> Callable[..., FhirResponse]:
     assert kind.create is not None
     create = kind.create
@@ -259,6 +284,12 @@ for _kind in KINDS.values():
                          dependencies=[scoped(_kind.type, "read")])
     router.add_api_route(f"/{_kind.type}/{{id}}", _read(_kind), methods=["GET"], responses={200: RESOURCE},
                          summary=f"Read {_kind.type}", dependencies=[scoped(_kind.type, "read")])
+    router.add_api_route(f"/{_kind.type}/{{id}}/_history", _history(_kind), methods=["GET"],
+                         responses={200: RESOURCE}, summary=f"History of a {_kind.type} (newest first)",
+                         dependencies=[scoped(_kind.type, "read")])
+    router.add_api_route(f"/{_kind.type}/{{id}}/_history/{{vid}}", _vread(_kind), methods=["GET"],
+                         responses={200: RESOURCE}, summary=f"Read one version of a {_kind.type} (vread)",
+                         dependencies=[scoped(_kind.type, "read")])
     if _kind.create:
         router.add_api_route(f"/{_kind.type}", _create(_kind), methods=["POST"], status_code=201,
                              responses={201: RESOURCE}, summary=f"Create {_kind.type}",

@@ -36,7 +36,7 @@ def _interactions(parts: list[str], method: str) -> tuple[str | None, str, str |
     if rest == ["{id}"]:
         return type_, {"GET": "read", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, ""), None
     if rest[1:2] == ["_history"]:
-        return type_, "vread" if len(rest) == 4 else "history-instance", None
+        return type_, "vread" if len(rest) == 3 else "history-instance", None
     return type_, "", None
 
 
@@ -84,6 +84,10 @@ def statement(routes: Sequence[BaseRoute], base_url: str, token_url: str) -> dic
                 res["searchRevInclude"] = sorted(getattr(route.endpoint, "fhir_revincludes", ())) or None
             if code == "update" and getattr(route.endpoint, "fhir_versioned", False):
                 res["versioning"] = "versioned-update"
+            if code == "vread" and res["versioning"] == "no-version":
+                res["versioning"] = "versioned"
+            if code == "vread":
+                res["readHistory"] = bool(getattr(route.endpoint, "fhir_past_versions", False))
     rest: dict[str, Any] = {
         "mode": "server",
         "documentation": "The alliance platform's data as FHIR R4: a client sees exactly what its institution "

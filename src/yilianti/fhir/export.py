@@ -26,7 +26,7 @@ from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError, Forbidden, NotFound
 from yilianti.fhir import repository
-from yilianti.fhir.service import REVINCLUDES, everything
+from yilianti.fhir.service import RECORD_TYPES, REVINCLUDES, everything
 from yilianti.kit import clock
 from yilianti.kit import repository as kit
 from yilianti.models.auth import User
@@ -37,7 +37,7 @@ TOPIC = "fhir.export"
 NDJSON = "application/fhir+ndjson"
 FORMATS = frozenset({NDJSON, "application/ndjson", "ndjson"})
 # what an export holds: each patient and what $everything gives about them
-TYPES = ("Patient", *sorted({r.split(":")[0] for r in REVINCLUDES["Patient"]}))
+TYPES = ("Patient", *sorted({r.split(":")[0] for r in REVINCLUDES["Patient"]} | set(RECORD_TYPES)))
 
 
 class ExportRefused(AppError):

@@ -380,6 +380,16 @@ def task(r: Referral) -> dict[str, Any]:
     })
 
 
+def task_at(current: dict[str, Any], status: str, at: datetime) -> dict[str, Any]:
+    """An earlier version of a referral's Task, from one step of its history (referral_history): the status and
+    business status it had, modified then; the other elements as they are now (the steps record no more)."""
+    earlier = {k: v for k, v in current.items() if k not in ("statusReason", "output", "meta")}
+    return compact({**earlier, "meta": meta(at), "status": TASK_STATUS.get(status, "requested"),
+                    "businessStatus": {"coding": [{"system": REFERRAL_STATUS_SYSTEM, "code": status,
+                                                   "display": label("referral.status", status, "zh")}]},
+                    "lastModified": instant(at)})
+
+
 def consent(c: Consent) -> dict[str, Any]:
     """Sharing consent (共享授权): permit sharing the record with one alliance's members, or with all."""
     actor = None

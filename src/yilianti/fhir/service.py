@@ -58,6 +58,7 @@ from yilianti.patients import service as patients
 from yilianti.patients.service import masked_query
 from yilianti.recognition import service as recognition
 from yilianti.record import service as record
+from yilianti.referral import repository as referral_repo
 from yilianti.referral import service as referrals
 from yilianti.referral.states import Status as ReferralStatus
 from yilianti.scheduling import booking
@@ -1117,13 +1118,56 @@ def included(db: Session, subject: Subject, type_: str, resources: list[Resource
     return [r for key, r in out.items() if key not in mine]
 
 
+RECORD_TYPES = ("DiagnosticReport", "Observation", "ImagingStudy")  # read from the patient's shared record
+
+
 def everything(db: Session, subject: Subject, id_: str) -> list[Resource]:
     """Patient/$everything: the patient and what references them — consents, appointments, referrals (as
-    ServiceRequest and Task) — each read through its own kind's search, so under the same rules and audit as
-    a direct request (the patient itself through policy.require_patient: 404 when not visible)."""
+    ServiceRequest and Task), signed reports, lab results and imaging studies — each read through its own kind's
+    search, so under the same rules and audit as a direct request (the patient itself through
+    policy.require_patient: 404 when not visible; the results through the shared record's rules)."""
     patient = read_patient(db, subject, id_)
     q = Query(revincludes=sorted(REVINCLUDES["Patient"]))
-    return [patient, *included(db, subject, "Patient", [patient], q)]
+    out = [patient, *included(db, subject, "Patient", [patient], q)]
+    for type_ in RECORD_TYPES:
+        page = 1
+        while True:
+            found = KINDS[type_].search(db, subject, Query(params={"patient": [(None, [f"Patient/{patient['id']}"])]},
+                                                           count=MAX_PER_PAGE, page=page))
+            out += found.resources
+            if not found.has_next:
+                break
+            page += 1
+    return out
+
+
+# ------------------------------------------------------------------------------------ versions (vread, _history)
+
+
+PAST_VERSIONS = frozenset({"Task"})  # the types whose earlier versions are kept (vread answers them)
+
+
+def versions(db: Session, kind: Kind, subject: Subject, id_: str) -> list[Resource]:
+    """The versions of a resource the caller may read, newest first, each with its meta.versionId: the current
+    one (every type: the tables keep no older rows), and for a Task its earlier steps from the referral's history
+    (referral_history, append-only)."""
+    current = versioned(kind.read(db, subject, id_))[0]
+    out = [current]
+    if kind.type in PAST_VERSIONS:
+        steps = referral_repo.history(db, int(current["id"]))
+        earlier = steps[:-1] if steps and steps[-1].to_status == current["businessStatus"]["coding"][0]["code"] \
+            else steps
+        out += [versioned(mapping.task_at(current, step.to_status, step.at))[0] for step in reversed(earlier)]
+    return out
+
+
+def vread(db: Session, kind: Kind, subject: Subject, id_: str, version: str) -> Resource:
+    """One version by its versionId, as it was read (without the id: `wire.versioned` sets it again)."""
+    for resource in versions(db, kind, subject, id_):
+        if resource["meta"]["versionId"] == version:
+            meta = {k: v for k, v in resource["meta"].items() if k != "versionId"}
+            return {k: v for k, v in resource.items() if k != "meta"} | ({"meta": meta} if meta else {})
+    raise NotFound("该版本不存在")
 
 
 # ------------------------------------------------------------------------------------ transaction Bundle
