@@ -1,6 +1,7 @@
 """The lead-hospital doctor's morning on the demo, in a real browser: the workbench shows the referrals waiting,
 the count opens the referral list on exactly those rows (the received tab, highlighted, every tab counted), one is
-opened, received and accepted — an outcome — and the count goes down. Screenshots at 1366 px and 390 px
+opened, received and accepted, and the count goes down; from the next count it is booked, the patient arrives, the
+outcome goes back and the referral is closed. Screenshots at 1366 px and 390 px
 (YILIANTI_SCREENSHOTS, a directory, keeps them); at 390 px the page does not scroll sideways."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import os
 
 from tests.browser.conftest import login
+from tests.browser.test_referral_loop import _act
 from yilianti.demo import dataset, loader
 
 
@@ -51,18 +53,41 @@ def test_lead_doctor_works_a_waiting_referral_from_the_workbench(live_server, pa
     ref_url = page.url
     ref_id = int(ref_url.split("/referrals/")[1].split("?")[0])
     if page.inner_text("#ref-status").strip() == "已提交":
-        page.click(f"form[action='/referrals/{ref_id}/receive'] button[type=submit]")
-        page.wait_for_url(f"{base}/referrals/{ref_id}?done=receive")
+        _act(page, "receive", base, ref_id, "已接收")
     assert page.inner_text("#ref-status").strip() == "已接收"
     page.fill("#accept-reason", "安排专家门诊")
-    page.click(f"form[action='/referrals/{ref_id}/accept'] button[type=submit]")
-    page.wait_for_url(f"{base}/referrals/{ref_id}?done=accept")
+    _act(page, "accept", base, ref_id, "已同意接收")
     assert page.inner_text("#ref-status").strip() == "已同意"
 
     # back on the workbench: one fewer to decide, one more to schedule
     page.goto(f"{base}/")
     assert _count(page, "referral-to_triage") == waiting - 1
-    assert _count(page, "referral-awaiting_booking") >= 1
+    to_book = _count(page, "referral-awaiting_booking")
+    assert to_book >= 1
+
+    # the schedule count opens the list with the accepted referral; it is booked from inside the referral
+    page.click("#wb-referral-awaiting_booking")
+    page.wait_for_url(f"{base}/referrals?side=receiver&bucket=awaiting_booking")
+    page.click(f"#referrals a[href^='/referrals/{ref_id}']")
+    page.wait_for_url(f"{base}/referrals/{ref_id}")
+    page.locator("[id^=book-slot-] button[type=submit]").first.click()
+    page.wait_for_url(f"{base}/referrals/{ref_id}?done=book-slot")
+    assert page.inner_text("#ref-status").strip() == "已预约"
+
+    # the patient comes (before the booked day: with the reason), is treated, the outcome goes back, closed
+    if page.locator("#arrive-reason").count():
+        page.fill("#arrive-reason", "病情加重，专家同意提前接诊")
+    _act(page, "arrive", base, ref_id, "已登记到诊")
+    assert page.inner_text("#ref-status").strip() == "已到诊"
+    page.fill("#outcome-text", "诊断明确，已调整治疗方案，建议回基层随访")
+    _act(page, "outcome", base, ref_id, "已回传诊疗结果")
+    assert "建议回基层随访" in page.inner_text("#outcome-note")
+    _act(page, "close", base, ref_id, "已结案")
+    timeline = page.inner_text("#timeline")
+    for step in ("已接收", "已同意", "已预约", "已到诊", "已结案"):
+        assert step in timeline, (step, timeline)
+    page.goto(f"{base}/")
+    assert _count(page, "referral-awaiting_booking") == to_book - 1
 
     # the phone width: the workbench and the list fit without sideways scrolling
     page.set_viewport_size({"width": 390, "height": 844})
