@@ -164,8 +164,8 @@ class _Demo:
                 glucose = round(self.r.gauss(6.3 if ok else 8.6, 0.35 if ok else 0.9), 1)
                 glucose = min(max(glucose, 4.2), 6.9) if ok else min(max(glucose, 7.1), 15.5)
             extra: dict[str, Any] = {}
-            if reg.condition == "smi":  # the grade of the registry, insight as good as it is
-                grade = int(reg.risk_level or 0)
+            if reg.condition == "smi":  # under treatment since enrolment: grade 1 at most at the visits
+                grade = min(int(reg.risk_level or 0), 1)
                 extra = {"danger_grade": grade, "insight": "complete" if grade == 0 else "partial",
                          "social": {"self_care": "good", "social": "fair"}, "sleep": "fair", "effect": "improved"}
             elif reg.condition == "tb":  # supervised by the village doctor, now and then a dose missed
