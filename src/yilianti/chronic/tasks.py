@@ -16,7 +16,7 @@ def queue_reminders(db: Session) -> int:
     return reminders.queue_due(db)
 
 
-@handler(reminders.TOPIC)
+@handler(reminders.TOPIC, external=True)  # the gateway adapter sends an SMS: one per transaction, never redone in a batch
 def deliver_reminder(db: Session, payload: dict[str, Any]) -> None:
     reminders.deliver(db, int(payload["reminder_id"]))
 
