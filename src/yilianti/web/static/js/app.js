@@ -60,8 +60,11 @@
       var col = 0;
       for (var c = 0; c < rows[r].children.length; c++) {
         var cell = rows[r].children[c];
-        if (names[col] && !cell.hasAttribute('data-label')) { cell.setAttribute('data-label', names[col]); }
-        col += parseInt(cell.getAttribute('colspan') || '1', 10);
+        var across = parseInt(cell.getAttribute('colspan') || '1', 10);
+        // a cell across the whole row (a list's "nothing here" line) belongs to no column
+        var name = names.length > 1 && across >= names.length ? '' : names[col];
+        if (name !== undefined && !cell.hasAttribute('data-label')) { cell.setAttribute('data-label', name); }
+        col += across;
       }
     }
   }
