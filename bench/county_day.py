@@ -272,7 +272,7 @@ class Load:
         if client is not None:
             client.close()
 
-    # ---- DICOM: one association at a time, to worker 0 (worker 1 while it does not answer)
+    # ---- DICOM: one association at a time, to worker 1 — the one `--kill` kills (then to worker 0)
     def dicom_sender(self) -> None:
         import pydicom
         from pydicom.uid import generate_uid
@@ -282,7 +282,8 @@ class Load:
         templates = [pydicom.dcmread(p) for p in sorted((WORK / "dicom").glob("*.dcm"))]
         ae = AE(ae_title="COUNTY")
         ae.add_requested_context(CTImageStorage)
-        ports, port_i, assoc = self.cluster.dicom_ports, 0, None
+        ports, assoc = self.cluster.dicom_ports, None
+        port_i = len(ports) - 1
         interval, stats = 1 / (MIX["dicom"] * self.scale), self.kinds["dicom"]
         due, k = time.monotonic(), 0
         while time.monotonic() < self.stop_at:
