@@ -32,7 +32,9 @@ def world(db):  # type: ignore[no-untyped-def]
     with clock.frozen(_at(date(Y, 1, 2))):
         team = service.create_team(db, sub, "高桥家庭医生一队", "高桥村", [(doctor.id, "gp")])
         other = service.create_team(db, sub, "高桥家庭医生二队", "溪口村", [(doctor.id, "gp")])
-        people = [b.patient(db, sub, name, birth=date(1950 + i, 1, 1))
+        homes = ["沙县区高桥镇高桥村3号", "沙县区高桥镇高桥村8号", "沙县区高桥镇溪口村1号", "沙县区高桥镇溪口村5号",
+                 "溪口村12号", "北京市朝阳区测试路1号"]
+        people = [b.patient(db, sub, name, birth=date(1950 + i, 1, 1), address=homes[i])
                   for i, name in enumerate(("张建国", "李秀英", "王桂兰", "王辉煌", "陈志强", "刘淑芬"))]
         regs = [service.enrol(db, sub, p.id, cond, team_id=(team if i < 4 else other).id, enrolled_on=date(Y, 1, 2))
                 for i, (p, cond) in enumerate(zip(people, ["hypertension"] * 3 + ["diabetes_t2"] * 3, strict=True))]
@@ -102,6 +104,15 @@ def test_rates_per_team_and_institution_match_a_direct_count(db, client, world) 
         doc_row = re.search(rf'id="doc-{doctor}-hypertension">(.*?)</tr>', page, re.S).group(1)  # type: ignore[union-attr]
         assert re.search(r'class="managed">3<', doc_row) and "33.3%" in doc_row
         assert {r.doctor_id for r in rows} == {doctor}
+        # per village, by the address: 高桥村 张建国 (controlled) and 李秀英 (not); 溪口村 王桂兰 (no visit) and the
+        # diabetics 王辉煌 (6.5) and 陈志强 (8.0); 刘淑芬 lives outside the villages served
+        village = {key: re.search(rf'id="village-{key}">(.*?)</tr>', page, re.S).group(1)  # type: ignore[union-attr]
+                   for key in ("高桥村-hypertension", "溪口村-hypertension", "溪口村-diabetes_t2", "none-diabetes_t2")}
+        assert re.search(r'class="managed">2<', village["高桥村-hypertension"]) and "50.0%" in village["高桥村-hypertension"]
+        assert re.search(r'class="managed">1<', village["溪口村-hypertension"]) and "0.0%" in village["溪口村-hypertension"]
+        assert re.search(r'class="managed">2<', village["溪口村-diabetes_t2"]) and "50.0%" in village["溪口村-diabetes_t2"]
+        assert re.search(r'class="managed">1<', village["none-diabetes_t2"])
+        assert 'id="village-高桥村-diabetes_t2"' not in page
 
 
 def test_the_cockpit_takes_the_alliance_figures(db, world) -> None:  # type: ignore[no-untyped-def]

@@ -138,6 +138,12 @@ def residents(db: Session, institution_id: int) -> list[tuple[int, date | None, 
             or_(Patient.registered_by_institution_id == institution_id, Patient.id.in_(in_care))))]
 
 
+def addresses(db: Session, patient_ids: set[int]) -> dict[int, str]:
+    """The patients' addresses (the village a figure is counted in is read from them, chronic/teams.village_of)."""
+    return {pid: address or "" for pid, address in db.execute(
+        select(Patient.id, Patient.address).where(Patient.id.in_(sorted(patient_ids))))} if patient_ids else {}
+
+
 def contracts_in_force(db: Session, institution_id: int, on: date) -> list[tuple[int, int]]:
     """(patient id, team id) of every contract in force on `on` with a team of the institution."""
     return [(pid, tid) for pid, tid in db.execute(

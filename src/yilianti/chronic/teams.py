@@ -211,6 +211,11 @@ def villages(text: str | None) -> list[str]:
     return [v.strip() for v in re.split(r"[、,，;；/\s]+", text or "") if v.strip()]
 
 
+def village_of(address: str, names: list[str]) -> str | None:
+    """The first of the villages `names` (the institution's teams' villages, in team order) the address names."""
+    return next((v for v in names if v in address), None)
+
+
 @dataclass
 class _People:
     groups: dict[int, set[str]]  # each resident's populations: all, elderly, the registries
@@ -296,4 +301,4 @@ def village_rates(db: Session, subject: Subject, on: date | None = None,
 
 
 __all__ = ["CONTRACT_STATES", "END_REASONS", "PACKAGES", "POPULATIONS", "ROLES", "add_member", "remove_member",
-           "renew", "set_lead", "signing_rates", "state", "terminate", "village_rates"]
+           "renew", "set_lead", "signing_rates", "state", "terminate", "village_of", "village_rates", "villages"]

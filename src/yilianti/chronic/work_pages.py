@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from yilianti.auth.deps import DB, CurrentSubject
 from yilianti.chronic import alarms, outcomes, readings, reminders, repository, service
+from yilianti.chronic import teams as team_rules
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError, InvalidInput, NotFound
 from yilianti.kit import clock, listing
@@ -132,7 +133,8 @@ def _day(value: str, default: date) -> date:
 
 @router.get("/chronic/outcomes")
 def outcome_page(request: Request, db: DB, subject: CurrentSubject, start: str = "", end: str = "") -> Response:
-    """The institution's 规范管理率 and 血压/血糖控制率 per team and condition, and per responsible doctor, for a
+    """The institution's 规范管理率 and 血压/血糖控制率 per team and condition, per village (the first of the teams' villages the patient's address
+    names) and per responsible doctor, for a
     period (this year to today by default), and the control rates month by month (each as of that month's
     end)."""
     _clinical(subject)
@@ -147,9 +149,14 @@ def outcome_page(request: Request, db: DB, subject: CurrentSubject, start: str =
     by_team = outcomes.summarise(rows, lambda r: (r.team_id, r.condition))
     total = outcomes.summarise(rows, lambda r: r.condition)
     by_doctor = outcomes.summarise(rows, lambda r: (r.doctor_id, r.condition))
+    names = list(dict.fromkeys(v for tm in teams for v in team_rules.villages(tm.village)))
+    address = repository.addresses(db, {r.patient_id for r in rows})
+    by_village = outcomes.summarise(rows, lambda r: (team_rules.village_of(address.get(r.patient_id, ""), names),
+                                                     r.condition))
     return render_page(request, "chronic/outcomes.html", {
         "start": s, "end": e, "teams": teams, "by_team": by_team, "total": total, "months": months,
-        "by_doctor": by_doctor, "doctors": repository.doctors_of(db, inst),
+        "by_doctor": by_doctor, "doctors": repository.doctors_of(db, inst), "by_village": by_village,
+        "villages": names,
         "conditions": {c: service.CONDITIONS[c] for c in repository.MEASURED}})
 
 
