@@ -35,6 +35,10 @@ def test_every_count_is_the_rows_of_its_list(db: Session, client, account: loade
     counts = COUNT.findall(home.text)
     # every role with work in the platform's channels has counts (a 卫健委 sees cockpits, not work items)
     assert counts or account.role == "health_commission", f"{account.username}: no counts on the workbench"
+    # a section whose counts are all 0 says so (on a phone its zero counts are hidden: no empty card)
+    for section in re.findall(r'<section class="wb-group">(.*?)</section>', home.text, re.S):
+        idle = all(n == "0" for n in re.findall(r'data-count="(\d+)"', section))
+        assert ("暂无待办" in section) == idle, section[:200]
     for href, key, count, target in counts:
         url = unescape(href).split("#")[0]
         page = client.get(url)
