@@ -49,6 +49,8 @@ def test_auditor_searches_reads_of_a_patient(db, client):  # type: ignore[no-unt
     page = client.get("/audit", params={"patient_id": patient.id, "action": "read"})
     assert page.status_code == 200
     assert "reader1" in page.text and str(patient.id) in page.text
+    # the acting institution by its name, not its number
+    assert f'data-institution="{inst.id}">测试社区卫生服务中心<' in page.text
     client.cookies.clear()
     b.login(client, "reader1")
     assert client.get("/audit").status_code == 403

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from yilianti.alliance.repository import institution_names
 from yilianti.audit import display, repository, service
 from yilianti.audit.repository import AuditFilter
 from yilianti.auth.deps import DB, ReadDB, require
@@ -42,12 +43,13 @@ def audit_search(request: Request, db: DB, reads: ReadDB, subject: Auditor, user
         events = service.search(db, subject, f, 1, listing.EXPORT_MAX_ROWS, q=lp.q, reads=reads,
                                 archived=archived == "1").items
         head = ("时间", "用户", "代表机构", "操作", "对象", "患者", "依据", "理由/详情", "IP")
+        names = institution_names(db, (e.acting_institution_id for e in events))
         body = []
         for e in events:
             s = display.show(e, locale)
             changes = "; ".join(f"{ln.field}: {ln.before} → {ln.after}" if ln.before is not None
                                 else f"{ln.field}: {ln.after}" for ln in s.lines)
-            body.append((e.at, e.username or "", e.acting_institution_id, s.action, f"{s.resource} {e.resource_id or ''}",
+            body.append((e.at, e.username or "", names.get(e.acting_institution_id or 0, ""), s.action, f"{s.resource} {e.resource_id or ''}",
                          e.patient_id, label("access_basis", e.access_basis, locale) if e.access_basis else "",
                          " ".join(x for x in (e.reason or "", changes) if x), e.ip or ""))
         return xlsx_response(t(request, "审计日志"), [t(request, h) for h in head], body, "audit")
@@ -59,6 +61,7 @@ def audit_search(request: Request, db: DB, reads: ReadDB, subject: Auditor, user
     return render_page(request, "audit/search.html", {
         "lp": lp, "pg": pg, "events": pg.items, "shown": [display.show(e, locale) for e in pg.items], "f": f,
         "actions": actions, "raw": {"patient_id": patient_id, "institution_id": institution_id},
+        "institutions": institution_names(db, (e.acting_institution_id for e in pg.items)),
         "archived": archived == "1",
         "replica_max_lag": reads.info.get("replica_max_lag")})
 
