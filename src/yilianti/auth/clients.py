@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from yilianti.audit import service as audit
 from yilianti.auth import repository as repo
-from yilianti.auth.security import hash_password, token_hash
+from yilianti.auth.security import hash_password, new_api_token, token_hash
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import AppError, Conflict, InvalidInput, NotFound
 from yilianti.kit import clock
@@ -286,10 +286,10 @@ def issue_token(db: Session, form: dict[str, str], token_url: str, authorization
         client = _by_secret(db, basic_id or form.get("client_id"), basic_secret or form.get("client_secret"))
     scopes = granted(form.get("scope"), client.scope)
     now = clock.now()
-    token = "ylt_" + secrets.token_urlsafe(32)
+    token, prefix, hashed = new_api_token()
     repo.delete_scoped_tokens_before(db, client.user_id, now - timedelta(days=1))
     row = ApiToken(user_id=client.user_id, institution_id=client.institution_id, name=f"oauth {client.client_id}",
-                   prefix=token[:12], token_hash=token_hash(token), scope=" ".join(scopes),
+                   prefix=prefix, token_hash=hashed, scope=" ".join(scopes),
                    expires_at=now + timedelta(seconds=ACCESS_SECONDS))
     db.add(row)
     db.flush()

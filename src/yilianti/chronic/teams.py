@@ -266,7 +266,7 @@ def signing_rates(db: Session, subject: Subject, on: date | None = None) -> list
         row = TeamRates(team.id, team.name, team.village, {k: Rate(k) for k in POPULATIONS})
         for pid, pops in p.groups.items():
             ours = team.id in p.signed.get(pid, ()) or team.id in p.reg_team.get(pid, ())
-            if ours or not names or any(v in p.address.get(pid, "") for v in names):
+            if ours or not names or village_of(p.address.get(pid, ""), names) is not None:
                 _count(row, pops, team.id in p.signed.get(pid, ()))
         out.append(row)
     total = TeamRates(None, "", None, {k: Rate(k) for k in POPULATIONS})
