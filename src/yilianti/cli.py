@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -274,8 +275,23 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_create_user(args: argparse.Namespace) -> int:
+def _institution_or_error(db: Any, name: str) -> Any:
+    """The institution named (or numbered) `name`; None after saying so on stderr."""
     from yilianti.alliance.repository import institution_by_name_or_id
+
+    inst = institution_by_name_or_id(db, name)
+    if inst is None:
+        print(f"error: unknown institution {name!r}", file=sys.stderr)
+    return inst
+
+
+def _refused(exc: Any, fields: bool = True) -> int:
+    """An AppError from a command's service call, on stderr; the exit status 2."""
+    print(f"error: {exc.message} {exc.fields}" if fields else f"error: {exc.message}", file=sys.stderr)
+    return 2
+
+
+def cmd_create_user(args: argparse.Namespace) -> int:
     from yilianti.auth.service import create_user
     from yilianti.db import session_factory
     from yilianti.exceptions import AppError
@@ -284,9 +300,8 @@ def cmd_create_user(args: argparse.Namespace) -> int:
     with session_factory()() as db:
         inst_id = None
         if args.institution:
-            inst = institution_by_name_or_id(db, args.institution)
+            inst = _institution_or_error(db, args.institution)
             if inst is None:
-                print(f"error: unknown institution {args.institution!r}", file=sys.stderr)
                 return 2
             inst_id = inst.id
         if args.role != "system_admin" and inst_id is None:
@@ -297,8 +312,7 @@ def cmd_create_user(args: argparse.Namespace) -> int:
                                [(args.role, inst_id, None)])
             db.commit()
         except AppError as exc:
-            print(f"error: {exc.message} {exc.fields}", file=sys.stderr)
-            return 2
+            return _refused(exc)
     print(f"created user {user.username} (id {user.id}) role={args.role}")
     return 0
 
@@ -484,23 +498,20 @@ def cmd_archive(args: argparse.Namespace) -> int:
 
 
 def cmd_client_add(args: argparse.Namespace) -> int:
-    from yilianti.alliance.repository import institution_by_name_or_id
     from yilianti.auth import clients
     from yilianti.db import session_factory
     from yilianti.exceptions import AppError
 
     jwks = Path(args.jwks).read_text(encoding="utf-8") if args.jwks else None
     with session_factory()() as db:
-        inst = institution_by_name_or_id(db, args.institution)
+        inst = _institution_or_error(db, args.institution)
         if inst is None:
-            print(f"error: unknown institution {args.institution!r}", file=sys.stderr)
             return 2
         try:
             done = clients.register(db, None, inst.id, args.name, " ".join(args.scope), jwks, args.secret)
             db.commit()
         except AppError as exc:
-            print(f"error: {exc.message} {exc.fields}", file=sys.stderr)
-            return 2
+            return _refused(exc)
     print(f"client_id: {done.client.client_id}")
     print(f"institution: {inst.name} (id {inst.id})  scope: {done.client.scope}")
     if done.secret:
@@ -523,8 +534,7 @@ def cmd_client_revoke(args: argparse.Namespace) -> int:
             clients.revoke(db, None, client)
             db.commit()
         except AppError as exc:
-            print(f"error: {exc.message}", file=sys.stderr)
-            return 2
+            return _refused(exc, fields=False)
     print(f"revoked {args.client_id}")
     return 0
 
