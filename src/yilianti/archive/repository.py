@@ -130,7 +130,3 @@ def move_month(conn: Connection, tbl: str, month: date, *, to_archive: bool) -> 
     conn.execute(text(f"ALTER TABLE {source} DETACH PARTITION {qualified}"))
     conn.execute(text(f"ALTER TABLE {qualified} SET SCHEMA {schema}"))
     conn.execute(text(f"ALTER TABLE {target} ATTACH PARTITION {schema}.{part} {_bounds(month)}"))
-
-
-def month_has(conn: Connection, tbl: str, month: date, condition: str) -> bool:
-    return partition_keeps_rows(conn, partition_name(tbl, month), condition)

@@ -123,7 +123,7 @@ def archive(conn: Connection, now: datetime, months: int, tables: list[str] | No
                 break
             part = repo.partition_name(tbl, month)
             open_rows = OPEN[tbl]
-            if open_rows and repo.month_has(conn, tbl, month, open_rows):
+            if open_rows and repo.partition_keeps_rows(conn, part, open_rows):
                 done.kept.append(part)
                 continue
             repo.ensure_archive(conn, tbl, repo.PARTITIONED[tbl])
