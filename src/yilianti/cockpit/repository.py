@@ -111,6 +111,13 @@ def loops_closed_between(db: Session, start: datetime, end: datetime,
     return [tuple(r) for r in rows]
 
 
+def _remote_read(start: datetime, end: datetime) -> tuple[Any, ...]:
+    """A remote read in the period: resulted by a shared centre other than the ordering institution."""
+    return (DiagnosticOrder.status.in_(sorted(RESULTED)), DiagnosticOrder.reading_centre_institution_id.is_not(None),
+            DiagnosticOrder.reading_centre_institution_id != DiagnosticOrder.ordering_institution_id,
+            DiagnosticOrder.reported_at >= start, DiagnosticOrder.reported_at < end)
+
+
 def remote_reads_between(db: Session, start: datetime, end: datetime,
                          institutions: Sequence[int]) -> list[tuple[Any, ...]]:
     """Orders read by a shared centre and resulted in the period: (id, reported_at, ordering institution,
@@ -119,10 +126,7 @@ def remote_reads_between(db: Session, start: datetime, end: datetime,
         select(DiagnosticOrder.id, DiagnosticOrder.reported_at, DiagnosticOrder.ordering_institution_id,
                DiagnosticOrder.reading_centre_institution_id, DiagnosticOrder.tat_minutes, DiagnosticOrder.kind,
                DiagnosticOrder.ordering_department_id)
-        .where(DiagnosticOrder.status.in_(sorted(RESULTED)), DiagnosticOrder.reading_centre_institution_id.is_not(None),
-               DiagnosticOrder.reading_centre_institution_id != DiagnosticOrder.ordering_institution_id,
-               DiagnosticOrder.reported_at >= start, DiagnosticOrder.reported_at < end,
-               DiagnosticOrder.ordering_institution_id.in_(institutions)))
+        .where(*_remote_read(start, end), DiagnosticOrder.ordering_institution_id.in_(institutions)))
     return [tuple(r) for r in rows]
 
 
@@ -303,9 +307,7 @@ def _read_rows(ids: Sequence[int], start: datetime, end: datetime) -> Any:
                    DiagnosticOrder.reading_centre_institution_id.label("t"),
                    DiagnosticOrder.ordering_department_id.label("dep"), literal(1.0).label("v"))
             .select_from(DiagnosticOrder).join(ma, on_a)
-            .where(DiagnosticOrder.status.in_(sorted(RESULTED)), DiagnosticOrder.reading_centre_institution_id.is_not(None),
-                   DiagnosticOrder.reading_centre_institution_id != DiagnosticOrder.ordering_institution_id,
-                   DiagnosticOrder.reported_at >= start, DiagnosticOrder.reported_at < end))
+            .where(*_remote_read(start, end)))
 
 
 def _consultation_rows(ids: Sequence[int], start: datetime, end: datetime) -> Any:
