@@ -200,18 +200,14 @@ def shared_readable(subject: Subject) -> ColumnElement[bool]:
     if not subject.is_clinical:
         return and_(Patient.id.is_(None), Patient.id.is_not(None))  # nothing
     inst, user, now, today = subject.acting_institution_id, subject.user_id, clock.now(), clock.today_local()
-    own = exists().where(*care(Patient.id, inst))
+    b = basis(Patient.id, inst, user, now)  # decide's basis; the grant it takes decides includes_shared
+    includes = func.coalesce((select(AccessGrant.includes_shared).where(*grant(Patient.id, inst, user, now))
+                              .order_by(AccessGrant.expires_at.desc()).limit(1).scalar_subquery()), true())
     consented = exists().where(*consent(Patient.id, inst, now, today))
-
-    def first(column: Any) -> Any:
-        return (select(column).where(*grant(Patient.id, inst, user, now))
-                .order_by(AccessGrant.expires_at.desc()).limit(1).scalar_subquery())
-
-    kind, includes = first(AccessGrant.kind), first(AccessGrant.includes_shared)
-    return or_(and_(own, consented),
-               and_(not_(own), kind == GrantKind.break_glass, includes.is_(True)),
-               and_(not_(own), kind != GrantKind.break_glass, includes.is_(True), consented),
-               and_(not_(own), kind.is_(None), exists().where(*booking(Patient.id, inst, now)), consented))
+    # shared_of in SQL: own → consent; a grant (a booking counts as one including the shared record) →
+    # includes_shared and consent; break-glass → includes_shared
+    return or_(and_(b == "own", consented),
+               and_(b.in_(("grant", "break_glass")), includes.is_(True), or_(b == "break_glass", consented)))
 
 
 def readable_ids(subject: Subject) -> CompoundSelect:
