@@ -115,6 +115,9 @@ def test_a_tb_patient_by_phase_with_missed_doses_and_a_closing_assessment(db, wo
         with pytest.raises(InvalidInput) as e:  # the treatment ends only with its closing assessment
             registry.set_phase(db, sub, reg.id, "completed")
         assert "tb_phase" in e.value.fields
+    # the visit planned 10 days after the last one (intensive) moves to a month after it (continuation)
+    db.refresh(nxt)
+    assert (nxt.due_on, nxt.reason, nxt.status) == (day + timedelta(days=30), "routine", "open")
     day = nxt.due_on
     task, nxt = _visit(db, sub, reg.id, day, missed_doses=1)
     assert task.classification == "missed" and nxt.due_on == day + timedelta(days=30)

@@ -201,9 +201,21 @@ def set_phase(db: Session, subject: Subject, registration_id: int, phase: str, r
         raise Conflict("治疗阶段只能向前推进")
     day = _day(on, reg)
     old, reg.tb_phase = reg.tb_phase, phase
+    _replan_for_phase(db, reg)
     db.flush()
     _event(db, subject, reg, "phase", old, phase, day, reason)
     return reg
+
+
+def _replan_for_phase(db: Session, reg: ChronicRegistration) -> None:
+    """The open follow-up planned after the last visit, re-planned by `rules.next_visit` in the new phase (the
+    intensive phase's 10 days become the continuation's month); before a first visit the plan stays."""
+    last = repository.last_done(db, reg.id)
+    if last is None or last.done_on is None or not last.classification:
+        return
+    due, why = rules.next_visit(reg.condition, last.classification, last.done_on, tb_phase=reg.tb_phase)
+    for task in repository.open_follow_ups_of(db, reg.id):
+        task.due_on, task.reason = due, why
 
 
 @dataclass
