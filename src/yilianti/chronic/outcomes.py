@@ -21,7 +21,7 @@ from datetime import date, datetime, time, timedelta
 
 from sqlalchemy.orm import Session
 
-from yilianti.chronic import repository
+from yilianti.chronic import repository, rules
 from yilianti.chronic.rules import controlled
 from yilianti.config import get_settings
 from yilianti.kit import clock
@@ -198,3 +198,125 @@ def series(db: Session, registration_id: int, patient_id: int) -> tuple[list[Poi
 def bands() -> dict[str, tuple[float, float]]:
     s = get_settings()
     return {"sbp": (SBP_FLOOR, s.chronic_target_sbp), "glucose": (s.chronic_urgent_glucose_low, s.chronic_target_glucose)}
+
+
+# ------------------------------------------------- month by month, by the Simple hypertension programme's rules
+# As of each month's end, for the registrations of one registry (hypertension or diabetes) in a group (a team,
+# a village, a member institution, a responsible doctor); windows are calendar months, the month itself counted:
+# - under care: registered within the 12 months, or seen (a recorded follow-up) within them;
+# - lost to follow-up: registered before the 12 months and not seen within them;
+# - the 3-month cohort: under care and registered before the 3 months; each member's 3-month outcome is
+#   controlled (the last measured visit in the 3 months controlled by `rules.controlled`), uncontrolled,
+#   visited without a measurement (`rules.measured`), or missed (no visit in the 3 months);
+# - control rate: controlled ÷ the cohort;
+# - follow-up completion: the follow-ups due in the month (not cancelled) done by its end ÷ those due.
+# A registration counts while under care or marked lost; one transferred or deceased counts no more.
+
+
+@dataclass
+class Month:
+    month: str
+    registered: int = 0
+    under_care: int = 0
+    lost: int = 0
+    cohort: int = 0
+    controlled: int = 0
+    uncontrolled: int = 0
+    unmeasured: int = 0
+    missed: int = 0
+    due: int = 0
+    done: int = 0
+
+    @staticmethod
+    def _share(part: int, whole: int) -> float | None:
+        return part / whole if whole else None
+
+    @property
+    def control_rate(self) -> float | None:
+        return self._share(self.controlled, self.cohort)
+
+    @property
+    def completion(self) -> float | None:
+        return self._share(self.done, self.due)
+
+
+OUTCOME_KINDS = ("controlled", "uncontrolled", "unmeasured", "missed")
+
+
+def month_first(day: date, back: int = 0) -> date:
+    """The first day of `day`'s month, `back` months earlier."""
+    n = day.year * 12 + day.month - 1 - back
+    return date(n // 12, n % 12 + 1, 1)
+
+
+@dataclass
+class Programme:
+    """The rows the monthly figures of one registry are counted from (`programme`)."""
+    regs: list[tuple[int, int, int, int | None, date, int | None]]  # id, patient, institution, team, enrolled, doctor
+    visits: dict[int, list[Visit]]  # by registration, in visit order, from 12 months before the first month
+    due: list[tuple[int, date, str, date | None]]  # follow-ups due in the period: registration, due, status, done
+    ends: list[tuple[str, date]]
+
+
+def programme(db: Session, institutions: list[int], condition: str, start: date, end: date) -> Programme:
+    ends = _month_ends(month_first(start), end)
+    regs = repository.registrations_counted(db, institutions, condition, end)
+    ids = {r[0] for r in regs}
+    visits: dict[int, list[Visit]] = {}
+    for reg_id, day, sbp, dbp, glucose in repository.visits_between(db, institutions, month_first(start, 11), end):
+        if reg_id in ids:
+            visits.setdefault(reg_id, []).append((day, sbp, dbp, glucose))
+    due = [row for row in repository.follow_ups_due(db, institutions, month_first(start), end) if row[0] in ids]
+    return Programme(regs, visits, due, ends)
+
+
+def monthly_by(data: Programme, condition: str, key: Callable[[tuple[int, int, int, int | None, date, int | None]],
+                                                               Hashable]) -> dict[Hashable, list[Month]]:
+    """Each group's figures month by month (`key` names a registration's group; see the rules above): each
+    registration's visits are walked once."""
+    out: dict[Hashable, list[Month]] = {}
+    group_of: dict[int, Hashable] = {}
+    starts = [(month_first(e), month_first(e, 2), month_first(e, 11)) for _, e in data.ends]
+    index = {label: k for k, (label, _) in enumerate(data.ends)}
+    for reg in data.regs:
+        reg_id, enrolled_on = reg[0], reg[4]
+        group_of[reg_id] = g = key(reg)
+        months = out.setdefault(g, [Month(label) for label, _ in data.ends])
+        visits = data.visits.get(reg_id, [])
+        seen: date | None = None  # the last visit so far
+        measured: tuple[date, bool] | None = None  # the last measured visit so far, controlled or not
+        i = 0
+        for k, (_label, month_end) in enumerate(data.ends):
+            while i < len(visits) and visits[i][0] <= month_end:
+                day, sbp, dbp, glucose = visits[i]
+                seen = day
+                if rules.measured(condition, sbp, dbp, glucose):
+                    measured = (day, controlled(condition, sbp, dbp, glucose))
+                i += 1
+            if enrolled_on > month_end:
+                continue
+            _first, three, twelve = starts[k]
+            m = months[k]
+            m.registered += 1
+            if enrolled_on < twelve and (seen is None or seen < twelve):
+                m.lost += 1
+                continue
+            m.under_care += 1
+            if enrolled_on >= three:
+                continue
+            m.cohort += 1
+            if measured is not None and measured[0] >= three:
+                m.controlled += measured[1]
+                m.uncontrolled += not measured[1]
+            elif seen is not None and seen >= three:
+                m.unmeasured += 1
+            else:
+                m.missed += 1
+    for reg_id, due_on, status, done_on in data.due:
+        at = index.get(f"{due_on:%Y-%m}")
+        if at is None or reg_id not in group_of:
+            continue
+        m = out[group_of[reg_id]][at]
+        m.due += 1
+        m.done += status == "done" and done_on is not None and done_on <= data.ends[at][1]
+    return out

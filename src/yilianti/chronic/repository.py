@@ -507,6 +507,27 @@ def registrations_managed(db: Session, institutions: list[int], end: date,
         .order_by(ChronicRegistration.id))]
 
 
+def registrations_counted(db: Session, institutions: list[int], condition: str, end: date,
+                          ) -> list[tuple[int, int, int, int | None, date, int | None]]:
+    """A registry's registrations at the institutions enrolled on or before `end`, under care or marked lost
+    (the monthly programme figures): (id, patient, institution, team, enrolled on, responsible doctor)."""
+    r = ChronicRegistration
+    return [tuple(row) for row in db.execute(  # type: ignore[misc]
+        select(r.id, r.patient_id, r.institution_id, r.team_id, r.enrolled_on, r.responsible_user_id)
+        .where(r.institution_id.in_(institutions), r.condition == condition, r.enrolled_on <= end,
+               r.status.in_(("under_care", "lost")))
+        .order_by(r.id))]
+
+
+def follow_ups_due(db: Session, institutions: list[int], start: date, end: date,
+                   ) -> list[tuple[int, date, str, date | None]]:
+    """Follow-ups at the institutions due in [start, end], not cancelled: (registration, due, status, done on)."""
+    f = ChronicFollowUp
+    return [tuple(row) for row in db.execute(  # type: ignore[misc]
+        select(f.registration_id, f.due_on, f.status, f.done_on)
+        .where(f.institution_id.in_(institutions), f.due_on >= start, f.due_on <= end, f.status != "cancelled"))]
+
+
 def visits_between(db: Session, institutions: list[int], start: date, end: date,
                    ) -> list[tuple[int, date, int | None, int | None, float | None]]:
     """Recorded follow-ups done in [start, end] at the institutions: (registration, day, SBP, DBP, glucose),

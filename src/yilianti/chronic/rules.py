@@ -36,6 +36,13 @@ def controlled(condition: str, sbp: int | None, dbp: int | None, glucose: float 
     return sbp is not None and dbp is not None and sbp < s.chronic_target_sbp and dbp < s.chronic_target_dbp
 
 
+def measured(condition: str, sbp: int | None, dbp: int | None, glucose: float | None) -> bool:
+    """A visit with the values `controlled` judges by (a visit without them is 'visited, not measured')."""
+    if condition == "diabetes_t2" and glucose is not None:
+        return True
+    return sbp is not None and dbp is not None
+
+
 # ------------------------------------------------------------- severe mental disorders (严重精神障碍患者管理服务规范)
 # A visit is 不稳定 with a danger grade of 3–5, no insight (自知力缺失), intolerable side effects or a serious
 # physical illness: refer at once, see again within `chronic_recheck_days`. 基本稳定 with a danger grade of 1–2

@@ -1,0 +1,155 @@
+"""The monthly outcome charts (/chronic/outcomes/monthly) by the Simple hypertension programme's rules: a team's
+control rate and follow-up completion month by month match a count made directly from the tables (written here
+without the outcome code: one query per month), the four 3-month outcomes add up to the cohort, the other
+groupings (village, doctor, member institution) and the xlsx export answer, and bad input falls back rather
+than failing."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import and_, exists, func, or_, select
+
+from tests import builders as b
+from tests.chronic.test_chronic import _at
+from yilianti.chronic import outcomes, service
+from yilianti.kit import clock
+from yilianti.models.chronic import ChronicFollowUp, ChronicRegistration
+
+TODAY = date(2026, 12, 8)
+
+
+@pytest.fixture
+def world(db):  # type: ignore[no-untyped-def]
+    lead = b.institution(db, "沙县区总医院", level=2)
+    centre = b.institution(db, "沙县区总医院高桥分院", kind="community", level=1)
+    b.alliance(db, (lead, "lead"), (centre, "member"), name="沙县区医共体")
+    doctor = b.user(db, centre, "doctor", username="gqdoctor")
+    db.flush()
+    sub = b.subject_for(db, doctor)
+    rnd = random.Random(20)
+    with clock.frozen(_at(date(2024, 1, 2))):
+        teams = [service.create_team(db, sub, "高桥家庭医生一队", "高桥村", [(doctor.id, "gp")]),
+                 service.create_team(db, sub, "高桥家庭医生二队", "溪口村", [(doctor.id, "gp")])]
+    regs = []
+    for i in range(40):
+        team = teams[i % 2]
+        p = b.patient(db, sub, "患者" + "甲乙丙丁戊己庚辛壬癸"[i % 10] + "子丑寅卯"[i // 10],
+                      birth=date(1950, 1, 1) + timedelta(days=i),
+                      address=f"沙县区高桥镇{team.village}{i}号")
+        enrolled = date(2024, 6, 1) + timedelta(days=rnd.randrange(0, 880))
+        reg = ChronicRegistration(patient_id=p.id, condition="hypertension", icd10="I10", enrolled_on=enrolled,
+                                  institution_id=centre.id, team_id=team.id, responsible_user_id=doctor.id,
+                                  status=rnd.choice(["under_care"] * 6 + ["lost", "deceased"]))
+        db.add(reg)
+        db.flush()
+        regs.append(reg)
+        day = enrolled
+        while True:  # a visit every 1–7 months; a few without BP, some missed or cancelled follow-ups
+            due = day + timedelta(days=rnd.choice([14, 30, 60, 90, 90, 120, 200]))
+            if due > TODAY + timedelta(days=30):
+                break
+            kind = rnd.choice(["done"] * 6 + ["late", "open", "cancelled", "nobp"])
+            done_on = due + timedelta(days=rnd.randrange(-5, 6)) if kind in ("done", "nobp") else (
+                due + timedelta(days=rnd.randrange(20, 50)) if kind == "late" else None)
+            if done_on is not None and done_on > TODAY:
+                kind, done_on = "open", None
+            sbp = rnd.randrange(118, 165) if kind in ("done", "late") else None
+            db.add(ChronicFollowUp(registration_id=reg.id, patient_id=p.id, institution_id=centre.id,
+                                   team_id=team.id, due_on=due, reason="routine",
+                                   status="done" if done_on else ("cancelled" if kind == "cancelled" else "open"),
+                                   done_on=done_on, sbp=sbp, dbp=(sbp - 50 if sbp else None)))
+            day = done_on or due
+    db.flush()
+    return {"centre": centre, "teams": teams, "regs": regs, "doctor": doctor}
+
+
+def _first(day: date, back: int) -> date:
+    n = day.year * 12 + day.month - 1 - back
+    return date(n // 12, n % 12 + 1, 1)
+
+
+def _direct(db, team_id: int, month_end: date) -> tuple[int, int, int, int]:  # type: ignore[no-untyped-def]
+    """(cohort, controlled, due, done by the month's end) of the team's hypertension registrations, from the
+    tables: one query each."""
+    r, f = ChronicRegistration, ChronicFollowUp
+    three, twelve = _first(month_end, 2), _first(month_end, 11)
+    seen = exists().where(f.registration_id == r.id, f.status == "done", f.done_on >= twelve, f.done_on <= month_end)
+    counted = and_(r.team_id == team_id, r.condition == "hypertension", r.status.in_(("under_care", "lost")))
+    cohort = db.scalars(select(r.id).where(counted, r.enrolled_on < three, or_(r.enrolled_on >= twelve, seen))).all()
+    controlled = 0
+    for rid in cohort:
+        last = db.execute(select(f.sbp, f.dbp).where(
+            f.registration_id == rid, f.status == "done", f.done_on >= three, f.done_on <= month_end,
+            f.sbp.is_not(None), f.dbp.is_not(None)).order_by(f.done_on.desc(), f.id.desc()).limit(1)).first()
+        controlled += bool(last and last.sbp < 140 and last.dbp < 90)
+    in_month = and_(f.registration_id.in_(select(r.id).where(counted)), f.due_on >= _first(month_end, 0),
+                    f.due_on <= month_end, f.status != "cancelled")
+    due = db.scalar(select(func.count()).where(in_month)) or 0
+    done = db.scalar(select(func.count()).where(in_month, f.status == "done", f.done_on <= month_end)) or 0
+    return len(cohort), controlled, due, done
+
+
+def _chart(page: str, element: str) -> dict:  # type: ignore[type-arg]
+    return json.loads(re.search(rf'data-chart="{element}"[^>]*>(.*?)</script>', page, re.S).group(1))  # type: ignore[union-attr]
+
+
+def test_the_team_control_rate_chart_matches_a_count_from_the_tables(db, client, world) -> None:  # type: ignore[no-untyped-def]
+    team = world["teams"][0]
+    with clock.frozen(_at(TODAY)):
+        b.login(client, "gqdoctor")
+        r = client.get(f"/chronic/outcomes/monthly?by=team&group={team.id}&start=2026-01&end=2026-12")
+    assert r.status_code == 200
+    rate = _chart(r.text, "rate-chart")
+    assert rate["xAxis"]["data"] == [f"2026-{m:02d}" for m in range(1, 13)]
+    control, completion = rate["series"][0]["data"], rate["series"][1]["data"]
+    checked = 0
+    for k, month in enumerate(rate["xAxis"]["data"]):
+        end = min(_first(date.fromisoformat(month + "-01"), -1) - timedelta(days=1), TODAY)
+        cohort, controlled, due, done = _direct(db, team.id, end)
+        assert control[k] == (round(100 * controlled / cohort, 1) if cohort else None), month
+        assert completion[k] == (round(100 * done / due, 1) if due else None), month
+        row = re.search(rf'id="m-{month}">(.*?)</tr>', r.text, re.S).group(1)  # type: ignore[union-attr]
+        assert f'class="cohort">{cohort}<' in row and f'class="controlled">{controlled}<' in row
+        assert f'class="due">{due}<' in row and f'class="done">{done}<' in row
+        checked += bool(cohort and 0 < controlled < cohort and due)
+    assert checked >= 6  # the data exercise the rates, not only empty months
+    # the four 3-month outcomes split the cohort; under care and lost split those registered
+    data = outcomes.programme(db, [world["centre"].id], "hypertension", date(2026, 1, 1), TODAY)
+    for series in outcomes.monthly_by(data, "hypertension", lambda reg: reg[3]).values():
+        for m in series:
+            assert m.controlled + m.uncontrolled + m.unmeasured + m.missed == m.cohort
+            assert m.under_care + m.lost == m.registered
+    assert any(m.unmeasured for s in outcomes.monthly_by(data, "hypertension", lambda reg: 0).values() for m in s)
+
+
+def test_groupings_export_english_and_bad_input(db, client, world) -> None:  # type: ignore[no-untyped-def]
+    with clock.frozen(_at(TODAY)):
+        b.login(client, "gqdoctor")
+        whole = client.get("/chronic/outcomes/monthly").text
+        teams = [client.get(f"/chronic/outcomes/monthly?group={t.id}").text for t in world["teams"]]
+        # the institution's row is the teams' rows added up
+        for month in ("2026-06", "2026-12"):
+            cells = [re.search(rf'id="m-{month}">.*?class="cohort">(\d+)<', p, re.S).group(1)  # type: ignore[union-attr]
+                     for p in (whole, *teams)]
+            assert int(cells[0]) == int(cells[1]) + int(cells[2]) > 0
+        village = client.get("/chronic/outcomes/monthly?by=village").text
+        assert 'id="g-高桥村"' in village and 'id="g-溪口村"' in village
+        doctor = client.get(f"/chronic/outcomes/monthly?by=doctor&group={world['doctor'].id}").text
+        december = [re.search(r'id="m-2026-12">.*?class="cohort">(\d+)<', p, re.S) for p in (doctor, whole)]
+        assert december[0] and december[1] and december[0].group(1) == december[1].group(1)
+        members = client.get("/chronic/outcomes/monthly?by=institution").text
+        assert f'id="g-{world["centre"].id}"' in members
+        xlsx = client.get(f"/chronic/outcomes/monthly?group={world['teams'][0].id}&format=xlsx")
+        assert xlsx.status_code == 200 and xlsx.headers["content-type"].startswith(
+            "application/vnd.openxmlformats") and xlsx.content[:2] == b"PK"
+        for bad in ("by=nothing&group=x", "start=abc&end=2026-99", "condition=smi", "start=1990-01"):
+            assert client.get(f"/chronic/outcomes/monthly?{bad}").status_code == 200
+        client.cookies.set("lang", "en")
+        en = client.get("/chronic/outcomes/monthly").text
+        assert "Outcomes by month" in en and "Follow-up completion" in en and "3-month cohort" in en
+        assert "控制率" not in en and "随访完成率" not in en
