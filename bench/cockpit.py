@@ -1,15 +1,19 @@
 """B5: the cockpit's daily rollups over millions of referrals, as ratios to the raw GROUP BY SQL in the same run.
 
-    python bench/cockpit.py [--referrals 5000000] [--quick] [--pairs 3] [--secs 10]
+    python bench/cockpit.py [--referrals 5000000] [--encounters 5000000] [--quick] [--pairs 3] [--secs 10]
 
 Data: `--institutions` (100) in alliances of ten (a lead and nine members), `--referrals` referrals over three
-years (up: member → lead, down: lead → member, a fifth with a receiving department), generated set-based on
-PostgreSQL (INSERT … SELECT generate_series).
+years (up: member → lead, down: lead → member, a fifth with a receiving department) and `--encounters` encounters
+imported from the members' HIS (outpatient, emergency, a tenth inpatient stays; TCM, costs and the insurance fund's
+share) with an out-of-county register of a fiftieth as many, generated set-based on PostgreSQL (INSERT … SELECT
+generate_series; the bulk load a HIS import would be).
 
 1. Rebuild: `rollup.rebuild` of the three years for every alliance (what `yilianti cockpit rebuild` runs) against
-   the raw GROUP BY month × institution × direction over the same referrals, interleaved `--pairs` times; the
-   median per-pair ratio. Target ≤ 1.5. Also against the GROUP BY at the rollups' own grain (day × both sides ×
-   department × direction), for what the membership rule and the writing cost on top of the grouping.
+   the raw GROUP BY month × institution × direction over the same referrals plus month × institution × kind over the
+   encounters (counts, costs, insurance) and month × alliance × kind over the register, interleaved `--pairs`
+   times; the median per-pair ratio. Target ≤ 1.5. Also against the GROUP BY at the rollups' own grain (day × both
+   sides × department × direction; day × institution × department × kind × TCM), for what the membership rule and
+   the writing cost on top of the grouping.
 2. Incremental refresh of one day (every alliance): `rollup.build` of yesterday, repeated; target ≤ 1 s.
 3. Correctness (pass/fail): one alliance's three-year figures read from the rollups equal those computed from the
    rows (every computed indicator, by month).
@@ -35,14 +39,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import booking as bb  # noqa: E402
 
 DBNAME = "ylt_bench_cockpit"
-RAW = """SELECT date_trunc('month', submitted_at AT TIME ZONE 'Asia/Shanghai') AS month, from_institution_id,
-                direction, count(*)
-           FROM referral GROUP BY 1, 2, 3"""
-# the same referrals grouped at the rollups' grain (local day, both sides, department, direction), without the
-# alliance's membership rule: what any daily rollup of them must at least compute
-GRAIN = """SELECT (submitted_at AT TIME ZONE 'Asia/Shanghai')::date, from_institution_id, to_institution_id,
-                to_department_id, direction, count(*)
-           FROM referral GROUP BY 1, 2, 3, 4, 5"""
+RAW = ("""SELECT date_trunc('month', submitted_at AT TIME ZONE 'Asia/Shanghai') AS month, from_institution_id,
+                 direction, count(*)
+            FROM referral GROUP BY 1, 2, 3""",
+       """SELECT date_trunc('month', day) AS month, institution_id, kind, count(*), sum(total_cost), sum(insurance_paid)
+            FROM encounter GROUP BY 1, 2, 3""",
+       """SELECT date_trunc('month', day) AS month, alliance_id, kind, count(*), sum(insurance_paid)
+            FROM out_of_county_visit GROUP BY 1, 2, 3""")
+# the same rows grouped at the rollups' grain (local day, both sides, department, direction; day, institution,
+# department, kind, TCM), without the alliance's membership rule: what any daily rollup of them must at least compute
+GRAIN = ("""SELECT (submitted_at AT TIME ZONE 'Asia/Shanghai')::date, from_institution_id, to_institution_id,
+                   to_department_id, direction, count(*)
+              FROM referral GROUP BY 1, 2, 3, 4, 5""",
+         """SELECT day, institution_id, department_id, kind, tcm, count(*), sum(total_cost), sum(insurance_paid)
+              FROM encounter GROUP BY 1, 2, 3, 4, 5""",
+         """SELECT day, alliance_id, home_institution_id, kind, count(*), sum(insurance_paid)
+              FROM out_of_county_visit GROUP BY 1, 2, 3, 4""")
 HEALTHZ = """
 function request() return wrk.format("GET", "/healthz") end
 function response(status, headers, body)
@@ -81,7 +93,8 @@ end
 """
 
 
-def setup(base_url: str, institutions: int, referrals: int, today: date) -> tuple[str, dict[str, object]]:
+def setup(base_url: str, institutions: int, referrals: int, today: date,
+          encounters: int = 0) -> tuple[str, dict[str, object]]:
     url = bb.fresh_database(base_url, DBNAME)
     from sqlalchemy.orm import sessionmaker
 
@@ -145,6 +158,35 @@ def setup(base_url: str, institutions: int, referrals: int, today: date) -> tupl
               FROM x ORDER BY at"""),  # appended in time order, as the platform writes them
                   {"leads": leads, "members": [m for ms in members for m in ms], "deps": deps, "groups": groups,
                    "n": referrals, "start": start, "pmin": pmin})
+        # encounters: alliance g % groups, the lead (k = 0, every inpatient stay of a tenth) or member k; a fifth of the
+        # lead's with its department; a stay dated by its discharge (models/encounter.counted_on)
+        c.execute(text("""
+            WITH r AS (SELECT s, s % :groups AS g, (s / :groups) % 10 AS k, random() AS x,
+                              CAST(:first AS date) + CAST(floor(random() * 1095) AS int) AS visit
+                         FROM generate_series(1, :n) s),
+                 x AS (SELECT r.*, CASE WHEN k = 0 THEN (CAST(:leads AS bigint[]))[r.g + 1]
+                                        ELSE (CAST(:members AS bigint[]))[r.g * 9 + r.k] END AS inst,
+                              CASE WHEN x < 0.1 THEN 'inpatient' WHEN x < 0.2 THEN 'emergency' ELSE 'outpatient' END AS kind,
+                              CASE WHEN k = 0 AND s % 5 = 0 THEN (CAST(:deps AS bigint[]))[r.g + 1] END AS dep FROM r),
+                 y AS (SELECT x.*, CASE WHEN kind = 'inpatient' THEN visit + 1 + s % 12 END AS discharge,
+                              CASE WHEN kind = 'inpatient' THEN 3000 + (s % 97) * 100 ELSE 60 + s % 300 END AS cost FROM x)
+            INSERT INTO encounter (institution_id, source_no, kind, department_id, visit_date, discharge_date, day,
+                                   total_cost, insurance_paid, tcm, imported_at)
+            SELECT inst, 'E' || s, kind, dep, visit, discharge, COALESCE(discharge, CASE WHEN kind <> 'inpatient'
+                   THEN visit END), cost, round(cost * 0.6), s % 7 = 0, now()
+              FROM y ORDER BY visit"""),
+                  {"leads": leads, "members": [m for ms in members for m in ms], "deps": deps, "groups": groups,
+                   "n": encounters, "first": start.date()})
+        c.execute(text("""
+            INSERT INTO out_of_county_visit (alliance_id, home_institution_id, settlement_no, kind, hospital, visit_date,
+                                             discharge_date, day, total_cost, insurance_paid, imported_at)
+            SELECT (CAST(:alliances AS bigint[]))[s % :groups + 1], (CAST(:members AS bigint[]))[(s % :groups) * 9 + s % 9 + 1],
+                   'S' || s, CASE WHEN s % 3 = 0 THEN 'inpatient' ELSE 'outpatient' END, '省会三甲医院',
+                   d, CASE WHEN s % 3 = 0 THEN d + 7 END, CASE WHEN s % 3 = 0 THEN d + 7 ELSE d END, 9000, 5400, now()
+              FROM (SELECT s, CAST(:first AS date) + CAST(floor(random() * 1095) AS int) AS d
+                      FROM generate_series(1, :n) s) v"""),
+                  {"alliances": alliance_ids, "members": [m for ms in members for m in ms], "groups": groups,
+                   "n": encounters // 50, "first": start.date()})
         c.execute(text("ANALYZE"))
     engine.dispose()
     return url, {"alliances": alliance_ids, "token": token}
@@ -160,14 +202,16 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432")
     ap.add_argument("--referrals", type=int, default=5_000_000)
+    ap.add_argument("--encounters", type=int, default=5_000_000)
     ap.add_argument("--institutions", type=int, default=100)
-    ap.add_argument("--quick", action="store_true", help="500k referrals, 2 pairs, 5 s of load")
+    ap.add_argument("--quick", action="store_true", help="500k referrals and encounters, 2 pairs, 5 s of load")
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--secs", type=int, default=10)
     ap.add_argument("--port", type=int, default=8931)
     args = ap.parse_args()
     if args.quick:
         args.referrals, args.pairs, args.secs = min(args.referrals, 500_000), 2, 5
+        args.encounters = min(args.encounters, 500_000)
     from sqlalchemy.orm import Session
 
     from yilianti.cockpit import rollup, service
@@ -176,18 +220,19 @@ def main() -> int:
 
     today = clock.today_local()
     began = time.time()
-    print(f"nproc={os.cpu_count()} referrals={args.referrals} institutions={args.institutions} pairs={args.pairs}",
-          flush=True)
+    print(f"nproc={os.cpu_count()} referrals={args.referrals} encounters={args.encounters} "
+          f"institutions={args.institutions} pairs={args.pairs}", flush=True)
     t0 = time.perf_counter()
-    url, ids = setup(args.url, args.institutions, args.referrals, today)
+    url, ids = setup(args.url, args.institutions, args.referrals, today, args.encounters)
     print(f"data: {time.perf_counter() - t0:.0f} s", flush=True)
     engine = make_engine(url, timeouts=False)
     raw_engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     first, last = today - timedelta(days=3 * 365 + 1), today - timedelta(days=1)
 
-    def raw(sql: str = RAW) -> None:
+    def raw(statements: tuple[str, ...] = RAW) -> None:
         with raw_engine.connect() as c:
-            c.execute(text(sql)).fetchall()
+            for sql in statements:
+                c.execute(text(sql)).fetchall()
 
     def rebuild() -> None:
         with Session(engine) as db:

@@ -148,7 +148,7 @@ def test_national_figures_are_entered_and_imported_all_or_nothing(db, client, wo
     aid = world["alliance"].id
     csrf = b.login(client, "cockpitadmin")
     head = ["指标代码", "开始日期", "结束日期", "数值", "出处", "佐证"]
-    bad = _sheet([head, ["national.07_grassroots_visits", "2026-01-01", "2026-06-30", "0.58", "卫健委统计直报", ""],
+    bad = _sheet([head, ["national.05b_ecg_village", "2026-01-01", "2026-06-30", "0.58", "卫健委统计直报", ""],
                   ["national.06_income_ratio", "2026-01-01", "2025-12-31", "0.9", "财务报表", ""],
                   ["referral.up", "2026-01-01", "2026-06-30", "3", "x", ""]])
     r = client.post("/cockpit/figures/import", data={"csrf_token": csrf, "alliance_id": str(aid)},
@@ -156,21 +156,20 @@ def test_national_figures_are_entered_and_imported_all_or_nothing(db, client, wo
     assert r.status_code == 422
     assert "第2行 结束日期不能早于开始日期" in r.text and "第3行 该指标由平台数据计算" in r.text
     assert db.scalar(select(func.count()).select_from(IndicatorFigure)) == 0  # nothing stored
-    good = _sheet([head, ["national.07_grassroots_visits", "2026-01-01", "2026-06-30", "58%", "卫健委统计直报", ""],
+    good = _sheet([head, ["national.05b_ecg_village", "2026-01-01", "2026-06-30", "58%", "卫健委统计直报", ""],
                    ["national.01_resources", "2026-01-01", "2026-06-30", "1", "医共体章程", "人财物统一管理文件（2025）"],
-                   ["national.07_grassroots_visits", "2025-01-01", "2025-12-31", "0.61", "卫健委统计直报", ""]])
+                   ["national.05b_ecg_village", "2025-01-01", "2025-12-31", "0.61", "卫健委统计直报", ""]])
     r = client.post("/cockpit/figures/import", data={"csrf_token": csrf, "alliance_id": str(aid)},
                     files={"file": ("figures.xlsx", good, "application/octet-stream")}, follow_redirects=False)
     assert r.status_code == 303, r.text
     # a correction of the same period, entered by hand, replaces it
-    r = client.post("/cockpit/figures", data={"csrf_token": csrf, "alliance_id": str(aid), "code": "national.07_grassroots_visits",
+    r = client.post("/cockpit/figures", data={"csrf_token": csrf, "alliance_id": str(aid), "code": "national.05b_ecg_village",
                                               "period_start": "2026-01-01", "period_end": "2026-06-30", "value": "0.6",
                                               "source": "卫健委统计直报（更正）"}, follow_redirects=False)
     assert r.status_code == 303
     page = client.get(f"/cockpit?alliance_id={aid}&start=2025-01&end=2026-06").text
-    row = re.search(r'id="nat-national-07_grassroots_visits"[^>]*>(.*?)</tr>', page, re.S).group(1)  # type: ignore[union-attr]
-    assert "60.0%" in row and "更正" in row and "65.0%" in row  # value, source, the national target
-    assert 'id="nat-national-07_grassroots_visits" class="status-amber"' in page  # 60 % against ≥ 65 %: within a tenth
+    row = re.search(r'id="nat-national-05b_ecg_village"[^>]*>(.*?)</tr>', page, re.S).group(1)  # type: ignore[union-attr]
+    assert "60.0%" in row and "更正" in row  # value, source
     res = re.search(r'id="nat-national-01_resources"[^>]*>(.*?)</tr>', page, re.S).group(1)  # type: ignore[union-attr]
     assert "是" in res and "人财物统一管理文件" in res
     # a doctor of a member may look, not enter

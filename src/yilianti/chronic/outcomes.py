@@ -7,7 +7,8 @@ or alliance (the cockpit's measures use `patient_outcomes` too):
 - 血压控制 / 血糖控制 (controlled): the last follow-up in the period controlled by `rules.controlled`
   (BP < 140/90 mmHg; fasting glucose < 7.0 mmol/L); a patient with no follow-up in the period is not
   controlled;
-- admitted (住院): a bed reservation that ended in an admission during the period.
+- admitted (住院): a bed reservation that ended in an admission during the period, or an inpatient stay imported
+  from a member's HIS (matched to the person by resident ID) admitted during the period.
 
 Rates: standard ÷ managed, controlled ÷ managed, admitted ÷ managed.
 """
@@ -72,8 +73,10 @@ def _load(db: Session, institutions: list[int], start: date, end: date) -> _Load
     visits: dict[int, list[Visit]] = {}
     for reg_id, day, sbp, dbp, glucose in repository.visits_between(db, institutions, start, end):
         visits.setdefault(reg_id, []).append((day, sbp, dbp, glucose))
+    people = sorted({r[1] for r in regs})
     admissions = [(p, clock.to_local(at).date()) for _, p, at in repository.admissions_between(
-        db, sorted({r[1] for r in regs}), _utc(start), _utc(end + timedelta(days=1)))]
+        db, people, _utc(start), _utc(end + timedelta(days=1)))]
+    admissions += [(p, day) for _, p, day in repository.inpatient_admissions_between(db, people, start, end)]
     return _Loaded(regs, visits, admissions)
 
 

@@ -28,6 +28,7 @@ from yilianti.models.chronic import (
 )
 from yilianti.models.chronic_registry import ChronicRegistrationEvent, ScreeningRecord, ScreeningRound
 from yilianti.models.diagnostics import DiagnosticOrder, LabObservation
+from yilianti.models.encounter import Encounter, EncounterKind
 from yilianti.models.patient import CareRelationship, Patient
 from yilianti.models.scheduling import BedReservation
 from yilianti.scheduling.rules import shares_alliance
@@ -550,6 +551,18 @@ def admissions_between(db: Session, patient_ids: list[int], start: datetime, end
         select(BedReservation.id, BedReservation.patient_id, BedReservation.created_at)
         .where(BedReservation.patient_id.in_(patient_ids), BedReservation.status == "admitted",
                BedReservation.created_at >= start, BedReservation.created_at < end))]
+
+
+def inpatient_admissions_between(db: Session, patient_ids: list[int], first: date, last: date,
+                                 ) -> list[tuple[int, int, date]]:
+    """Inpatient stays of the patients imported from the members' HIS (matched to the person by resident ID),
+    admitted on a day in [first, last]: (encounter id, patient, admission day)."""
+    if not patient_ids:
+        return []
+    return [tuple(r) for r in db.execute(  # type: ignore[misc]
+        select(Encounter.id, Encounter.patient_id, Encounter.visit_date)
+        .where(Encounter.patient_id.in_(patient_ids), Encounter.kind == EncounterKind.inpatient,
+               Encounter.visit_date >= first, Encounter.visit_date <= last))]
 
 
 # ------------------------------------------------------------------ device readings

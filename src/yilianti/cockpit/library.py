@@ -22,7 +22,7 @@ LIBRARY = Path(__file__).with_name("library.yaml")
 UNITS = ("count", "ratio", "times", "change", "hours", "minutes", "yuan", "per10k", "yesno")
 DIRECTIONS = ("up", "down", "none")
 FIELDS = ("group", "name", "name_en", "definition", "numerator", "denominator", "unit", "direction", "level",
-          "source", "data_source", "default_target", "target_source")
+          "source", "data_source", "default_target", "target_source", "growth_of")
 
 
 @lru_cache
@@ -32,7 +32,7 @@ def entries() -> tuple[dict[str, Any], ...]:
     out = []
     for sort, entry in enumerate(raw):
         e = {"level": "alliance", "source": "computed", "numerator": None, "denominator": None,
-             "default_target": None, "target_source": None, **entry, "sort": sort}
+             "default_target": None, "target_source": None, "growth_of": None, **entry, "sort": sort}
         if e["unit"] not in UNITS or e["direction"] not in DIRECTIONS:
             raise ValueError(f"indicator {e['code']}: unit {e['unit']!r} or direction {e['direction']!r} unknown")
         for m in (e["numerator"], e["denominator"]):

@@ -23,6 +23,7 @@ from yilianti.cockpit import repository
 from yilianti.kit import clock
 from yilianti.models.alliance import Membership
 from yilianti.models.cockpit import AssistanceKind
+from yilianti.models.encounter import EncounterKind
 from yilianti.models.referral import Direction
 from yilianti.referral.states import Status as RS
 from yilianti.scheduling.sinking import sinking_by_month
@@ -353,6 +354,80 @@ def chronic_people_admitted(db: Session, scope: Scope) -> list[Event]:
     return _chronic(db, scope, None, "admitted", people=True)
 
 
+# ------------------------------------------------------------------------------------------ encounters (members' HIS)
+
+
+@dataclass(frozen=True)
+class _Enc:
+    event: Event
+    kind: str
+    tcm: bool
+    cost: float
+    paid: float
+    grassroots: bool
+
+
+def _encounters(db: Session, scope: Scope) -> list[_Enc]:
+    """Encounters imported from the members' HIS, dated by `Encounter.day` (a visit's day, a stay's discharge), at an
+    institution that was a member on that day."""
+    def read() -> list[_Enc]:
+        return [_Enc(Event(eid, day, 1.0, "encounter", (inst,), dep), kind, tcm, cost or 0.0, paid or 0.0, grassroots)
+                for eid, day, inst, dep, kind, tcm, cost, paid, grassroots
+                in repository.encounters_between(db, scope.start, scope.end, scope.institutions)
+                if scope.member_on(inst, day)]
+    return scope.rows("encounters", read)  # type: ignore[no-any-return]
+
+
+def _out_of_county(db: Session, scope: Scope) -> list[tuple[Event, str, float]]:
+    """The alliance's out-of-county register (insurance settlements of its residents outside the county): (the visit
+    as an event, its home member as its party when known; kind; insurance paid)."""
+    return scope.rows("out_of_county", lambda: [  # type: ignore[no-any-return]
+        (Event(vid, day, 1.0, "out_of_county_visit", (home,) if home else ()), kind, paid or 0.0)
+        for vid, day, home, kind, _cost, paid in repository.out_of_county_between(db, [scope.alliance_id], scope.start,
+                                                                                  scope.end)])
+
+
+def encounter_visits(db: Session, scope: Scope) -> list[Event]:
+    """Outpatient and emergency visits (门急诊人次) at the members."""
+    return [e.event for e in _encounters(db, scope) if e.kind in EncounterKind.VISITS]
+
+
+def encounter_visits_grassroots(db: Session, scope: Scope) -> list[Event]:
+    return [e.event for e in _encounters(db, scope) if e.kind in EncounterKind.VISITS and e.grassroots]
+
+
+def encounter_visits_tcm(db: Session, scope: Scope) -> list[Event]:
+    return [e.event for e in _encounters(db, scope) if e.kind in EncounterKind.VISITS and e.tcm]
+
+
+def encounter_stays(db: Session, scope: Scope) -> list[Event]:
+    """Inpatient stays at the members, by discharge day (出院人次)."""
+    return [e.event for e in _encounters(db, scope) if e.kind == EncounterKind.inpatient]
+
+
+def encounter_stay_cost(db: Session, scope: Scope) -> list[Event]:
+    return [replace(e.event, value=e.cost) for e in _encounters(db, scope) if e.kind == EncounterKind.inpatient]
+
+
+def encounter_insurance(db: Session, scope: Scope) -> list[Event]:
+    """The insurance fund's payments for encounters at the members (every kind)."""
+    return [replace(e.event, value=e.paid) for e in _encounters(db, scope)]
+
+
+def encounter_insurance_grassroots(db: Session, scope: Scope) -> list[Event]:
+    return [replace(e.event, value=e.paid) for e in _encounters(db, scope) if e.grassroots]
+
+
+def stays_in_and_out_of_county(db: Session, scope: Scope) -> list[Event]:
+    """Inpatient stays at the members and, from the register, outside the county (the denominator of 11)."""
+    return encounter_stays(db, scope) + [e for e, kind, _ in _out_of_county(db, scope) if kind == EncounterKind.inpatient]
+
+
+def insurance_in_and_out_of_county(db: Session, scope: Scope) -> list[Event]:
+    """The fund's payments at the members and, from the register, outside the county (the denominator of 8)."""
+    return encounter_insurance(db, scope) + [replace(e, value=paid) for e, _, paid in _out_of_county(db, scope)]
+
+
 Measure = Callable[[Session, Scope], list[Event]]
 
 # name → (the rows it counts, how its events combine: "sum" or "median")
@@ -392,14 +467,24 @@ MEASURES: dict[str, tuple[Measure, str]] = {
     "chronic_glucose_controlled": (chronic_glucose_controlled, "sum"),
     "chronic_managed_people": (chronic_managed_people, "sum"),
     "chronic_people_admitted": (chronic_people_admitted, "sum"),
+    "encounter_visits": (encounter_visits, "sum"),
+    "encounter_visits_grassroots": (encounter_visits_grassroots, "sum"),
+    "encounter_visits_tcm": (encounter_visits_tcm, "sum"),
+    "encounter_stays": (encounter_stays, "sum"),
+    "encounter_stay_cost": (encounter_stay_cost, "sum"),
+    "encounter_insurance": (encounter_insurance, "sum"),
+    "encounter_insurance_grassroots": (encounter_insurance_grassroots, "sum"),
+    "stays_in_and_out_of_county": (stays_in_and_out_of_county, "sum"),
+    "insurance_in_and_out_of_county": (insurance_in_and_out_of_county, "sum"),
 }
 
 
 # how finely a measure's rows can be split: "department" (each row has its member institutions and department),
 # "member" (its member institutions only) or "alliance" (a figure of the whole alliance: the lead's released slots)
 LEVELS: dict[str, str] = {name: "department" for name in MEASURES if name.startswith(("referral", "remote_read",
-                                                                                     "consultations", "recognition"))}
-LEVELS.update({name: "member" for name in MEASURES if name.startswith(("assistance", "chronic"))})
+                                                                                     "consultations", "recognition",
+                                                                                     "encounter"))}
+LEVELS.update({name: "member" for name in MEASURES if name.startswith(("assistance", "chronic", "stays_", "insurance_"))})
 LEVELS.update({name: "alliance" for name in MEASURES if name.startswith("slots")})
 RANK = {"alliance": 0, "member": 1, "department": 2}
 

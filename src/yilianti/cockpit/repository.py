@@ -26,14 +26,16 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     union_all,
 )
 from sqlalchemy.orm import Session, aliased
 
 from yilianti.alliance.repository import current_on
 from yilianti.diagnostics.states import RESULTED
+from yilianti.kit import clock
 from yilianti.kit.sqltime import local_date
-from yilianti.models.alliance import Membership
+from yilianti.models.alliance import GRASSROOTS_KINDS, Institution, Membership
 from yilianti.models.chronic import ChronicRegistration
 from yilianti.models.cockpit import (
     AssistanceRecord,
@@ -45,6 +47,7 @@ from yilianti.models.cockpit import (
 )
 from yilianti.models.consultation import Consultation
 from yilianti.models.diagnostics import DiagnosticOrder
+from yilianti.models.encounter import Encounter, EncounterKind, OutOfCountyVisit
 from yilianti.models.patient import Patient
 from yilianti.models.recognition import RecognitionDecision
 from yilianti.models.referral import Direction, Referral, ReferralHistory
@@ -151,6 +154,33 @@ def recognition_decisions_between(db: Session, start: datetime, end: datetime,
     return [tuple(r) for r in rows]
 
 
+def _grassroots() -> Any:
+    """The institution is grassroots (基层) — `alliance.service.is_grassroots` in SQL: by its kind."""
+    return Institution.kind.in_(sorted(GRASSROOTS_KINDS))
+
+
+def encounters_between(db: Session, first: date, last: date, institutions: Sequence[int]) -> list[tuple[Any, ...]]:
+    """Encounters at the institutions dated (`Encounter.day`, models/encounter.counted_on) in [first, last]: (id, day,
+    institution, department, kind, TCM, total cost, insurance paid, grassroots institution)."""
+    rows = db.execute(
+        select(Encounter.id, Encounter.day, Encounter.institution_id, Encounter.department_id, Encounter.kind,
+               Encounter.tcm, Encounter.total_cost, Encounter.insurance_paid, _grassroots())
+        .join(Institution, Institution.id == Encounter.institution_id)
+        .where(Encounter.day >= first, Encounter.day <= last, Encounter.institution_id.in_(institutions)))
+    return [(i, d, inst, dep, k, bool(tcm), cost, paid, bool(g)) for i, d, inst, dep, k, tcm, cost, paid, g in rows]
+
+
+def out_of_county_between(db: Session, alliance_ids: Sequence[int], first: date, last: date) -> list[tuple[Any, ...]]:
+    """The alliances' out-of-county register dated in [first, last]: (id, day, home institution, kind, total cost,
+    insurance paid)."""
+    rows = db.execute(
+        select(OutOfCountyVisit.id, OutOfCountyVisit.day, OutOfCountyVisit.home_institution_id, OutOfCountyVisit.kind,
+               OutOfCountyVisit.total_cost, OutOfCountyVisit.insurance_paid)
+        .where(OutOfCountyVisit.alliance_id.in_(alliance_ids), OutOfCountyVisit.day >= first,
+               OutOfCountyVisit.day <= last))
+    return [tuple(r) for r in rows]
+
+
 def figures_of(db: Session, alliance_id: int, start: date, end: date) -> list[IndicatorFigure]:
     """Imported figures of the alliance whose period ends inside [start, end], newest entry first."""
     return list(db.scalars(select(IndicatorFigure).where(
@@ -211,6 +241,12 @@ def _detail_statement(table: str, ids: Sequence[int]) -> Any:
     if table == "assistance_record":
         return select(AssistanceRecord.id, AssistanceRecord.person, AssistanceRecord.kind, null(), null()) \
             .where(AssistanceRecord.id.in_(ids))
+    if table == "encounter":
+        return select(Encounter.id, Encounter.source_no, Encounter.kind, Encounter.department_id, Encounter.patient_id) \
+            .where(Encounter.id.in_(ids))
+    if table == "out_of_county_visit":
+        return select(OutOfCountyVisit.id, OutOfCountyVisit.hospital, OutOfCountyVisit.kind, null(), null()) \
+            .where(OutOfCountyVisit.id.in_(ids))
     if table == "practice_site":
         return select(PracticeSite.id, Practitioner.name, PracticeSite.period, PracticeSite.department_id, null()) \
             .join(Practitioner, Practitioner.id == PracticeSite.practitioner_id).where(PracticeSite.id.in_(ids))
@@ -248,7 +284,18 @@ ROLLUP_KEYS = {"referrals_up": ("referral:up",),
                "remote_reads": ("remote_reads:imaging_ecg", "remote_reads:other"),
                "remote_reads_imaging_ecg": ("remote_reads:imaging_ecg",),
                "recognition_decisions": ("recognition:reuse", "recognition:retest"),
-               "recognition_reused": ("recognition:reuse",)}
+               "recognition_reused": ("recognition:reuse",),
+               "encounter_visits": ("encounter:visit:grassroots", "encounter:visit:grassroots:tcm", "encounter:visit:other",
+                                    "encounter:visit:other:tcm"),
+               "encounter_visits_grassroots": ("encounter:visit:grassroots", "encounter:visit:grassroots:tcm"),
+               "encounter_visits_tcm": ("encounter:visit:grassroots:tcm", "encounter:visit:other:tcm"),
+               "encounter_stays": ("encounter:stay",),
+               "encounter_stay_cost": ("encounter:stay_cost",),
+               "encounter_insurance": ("encounter:insurance:grassroots", "encounter:insurance:other"),
+               "encounter_insurance_grassroots": ("encounter:insurance:grassroots",),
+               "stays_in_and_out_of_county": ("encounter:stay", "out_of_county:stay"),
+               "insurance_in_and_out_of_county": ("encounter:insurance:grassroots", "encounter:insurance:other",
+                                                  "out_of_county:insurance")}
 CENTRE_KINDS = ("imaging", "ecg")  # national indicator (5): the imaging and ECG centres (lab excluded)
 REUSE = "reuse"
 ROLLUP_WORK_MEM = "64MB"
@@ -340,12 +387,63 @@ def _recognition_rows(ids: Sequence[int], start: datetime, end: datetime) -> Any
                      rows(literal("recognition_saved_yuan"), saved).where(RecognitionDecision.decision == REUSE))
 
 
-ROLLUP_FAMILIES = (_referral_rows, _loop_rows, _read_rows, _consultation_rows, _recognition_rows)
+def _local_days(start: datetime, end: datetime) -> tuple[date, date]:
+    """The local days of [start, end): the first and the one after the last (the imported rows carry local days)."""
+    return clock.to_local(start).date(), clock.to_local(end).date()
+
+
+def _facets() -> Any:
+    """Three rows (i = 1, 2, 3): joined to a row, the three ways an encounter is counted, from one scan of it."""
+    return union_all(*(select(literal(i).label("i")) for i in (1, 2, 3))).subquery("facet")
+
+
+def _encounter_rows(ids: Sequence[int], start: datetime, end: datetime) -> Any:
+    """`encounters_between` + `measures._encounters`: the member on the encounter's day; each encounter counted
+    under its kind (a visit split by grassroots and TCM, or a stay), a stay's cost and every encounter's insurance
+    paid (split by grassroots) under keys of their own — one scan of the encounters, each taken three ways."""
+    first, after = _local_days(start, end)
+    ma, on_a = _member(ids, Encounter.institution_id, Encounter.day)
+    grassroots, facet = _grassroots(), _facets()
+    visit = case((and_(grassroots, Encounter.tcm), literal("encounter:visit:grassroots:tcm")),
+                 (grassroots, literal("encounter:visit:grassroots")),
+                 (Encounter.tcm, literal("encounter:visit:other:tcm")), else_=literal("encounter:visit:other"))
+    stay = Encounter.kind == EncounterKind.inpatient
+    key = case((facet.c.i == 1, case((stay, literal("encounter:stay")), else_=visit)),
+               (facet.c.i == 2, literal("encounter:stay_cost")),
+               (grassroots, literal("encounter:insurance:grassroots")), else_=literal("encounter:insurance:other"))
+    value = case((facet.c.i == 1, literal(1.0)), (facet.c.i == 2, Encounter.total_cost), else_=Encounter.insurance_paid)
+    return (select(ma.alliance_id.label("a"), key.label("k"), Encounter.day.label("d"),
+                   Encounter.institution_id.label("f"), cast(null(), BigInteger).label("t"),
+                   Encounter.department_id.label("dep"), cast(value, Float).label("v"))
+            .select_from(Encounter).join(Institution, Institution.id == Encounter.institution_id).join(ma, on_a)
+            .join(facet, true())
+            .where(Encounter.day >= first, Encounter.day < after, or_(facet.c.i != 2, stay)))
+
+
+def _out_of_county_rows(ids: Sequence[int], start: datetime, end: datetime) -> Any:
+    """`out_of_county_between` + `measures._out_of_county`: the register's stays and insurance paid, by the resident's
+    alliance and home member."""
+    first, after = _local_days(start, end)
+    facet = _facets()
+    stay = OutOfCountyVisit.kind == EncounterKind.inpatient
+    return (select(OutOfCountyVisit.alliance_id.label("a"),
+                   case((facet.c.i == 1, literal("out_of_county:stay")), else_=literal("out_of_county:insurance"))
+                   .label("k"), OutOfCountyVisit.day.label("d"), OutOfCountyVisit.home_institution_id.label("f"),
+                   cast(null(), BigInteger).label("t"), cast(null(), BigInteger).label("dep"),
+                   cast(case((facet.c.i == 1, literal(1.0)), else_=OutOfCountyVisit.insurance_paid), Float).label("v"))
+            .select_from(OutOfCountyVisit).join(facet, true())
+            .where(OutOfCountyVisit.alliance_id.in_(ids), OutOfCountyVisit.day >= first, OutOfCountyVisit.day < after,
+                   facet.c.i != 2, or_(facet.c.i != 1, stay)))
+
+
+ROLLUP_FAMILIES = (_referral_rows, _loop_rows, _read_rows, _consultation_rows, _recognition_rows, _encounter_rows,
+                   _out_of_county_rows)
 
 
 def insert_rollups_by_sql(db: Session, alliance_ids: Sequence[int], start: datetime, end: datetime) -> int:
     """Every rolled-up measure of the alliances for rows dated in [start, end): one INSERT … SELECT … GROUP BY per
-    family of measures (referrals, closed loops, remote reads, consultations, recognition), each the same rule as
+    family of measures (referrals, closed loops, remote reads, consultations, recognition, encounters, the
+    out-of-county register), each the same rule as
     its measure's query and filter (tests/cockpit/test_rollup.py, tests/demo/test_cockpit_data.py compare them);
     the number of rollup rows written."""
     if not alliance_ids:

@@ -6,8 +6,9 @@ institutions and department — exactly what the member and department filters n
 rollups equals the figure computed from the rows (tests/cockpit/test_rollup.py, tests/demo/test_cockpit_data.py).
 A rebuild replaces a range of days, one INSERT … SELECT … GROUP BY per family of measures
 (repository.insert_rollups_by_sql: each the SQL twin of its measure's query and filter, which the tests compare).
-Which measures: the sums split by department — referrals and closed loops, remote reads, consultations and
-recognition.
+Which measures: the sums split by department — referrals and closed loops, remote reads, consultations,
+recognition and the encounters imported from the members' HIS — and the sums of encounters with the out-of-county
+register (split by member only).
 Medians (times) cannot be summed and stay on the rows; the lead's released slots and the help sent down are
 small tables already aggregated per month or record.
 
@@ -29,7 +30,9 @@ from yilianti.cockpit import repository
 from yilianti.cockpit.measures import LEVELS, MEASURES, Event, Scope, scope_of
 from yilianti.kit import clock
 
-ROLLED = tuple(m for m, (_fn, how) in MEASURES.items() if how == "sum" and LEVELS[m] == "department")
+# the sums split by department, and the member-level sums of the families rolled up (the out-of-county register's)
+ROLLED = tuple(m for m, (_fn, how) in MEASURES.items()
+               if how == "sum" and (LEVELS[m] == "department" or m in repository.ROLLUP_KEYS))
 HORIZON_DAYS = 3 * 366 + 31  # the periodic job keeps about three years built; older days read the rows
 LATE_DAYS = 2  # yesterday and the day before are rebuilt on every run
 CHUNK_DAYS = 31  # the periodic job's longest build

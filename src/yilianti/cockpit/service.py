@@ -21,7 +21,7 @@ from yilianti.audit import service as audit
 from yilianti.authz.subject import Subject
 from yilianti.cockpit import repository, rollup
 from yilianti.cockpit.filters import focus_of, period
-from yilianti.cockpit.measures import MEASURES, Event, combine, narrow, scope_of, splittable
+from yilianti.cockpit.measures import MEASURES, Event, Scope, combine, narrow, scope_of, splittable
 from yilianti.cockpit.schemas import FigureOut, FiguresOut
 from yilianti.db import read_session
 from yilianti.exceptions import Forbidden, InvalidInput, NotFound
@@ -110,6 +110,16 @@ def _ratio(n: float | None, d: float | None) -> float | None:
     return (n or 0.0) / d if d else None
 
 
+def _growth(now: float | None, before: float | None) -> float | None:
+    """(now − before) ÷ before: the growth over the same period a year before."""
+    return None if now is None or not before else (now - before) / before
+
+
+def year_before(day: date) -> date:
+    """The same day a year before (29 February → 28 February)."""
+    return day.replace(year=day.year - 1, day=min(day.day, 28) if day.month == 2 else day.day)
+
+
 NOT_BY_MEMBER = "该指标只按医联体整体统计"
 NOT_BY_DEPARTMENT = "该指标不按科室统计"
 WHOLE_ALLIANCE = "医联体整体数据"
@@ -122,17 +132,30 @@ def compute(db: Session, alliance_id: int, start: date, end: date, *, codes: lis
     finely has no value there, and says why. With `rollups`, the high-volume sums of past days come from the daily
     rollups when those days are built (cockpit/rollup.py; the same figures, without the row ids)."""
     scope = scope_of(db, alliance_id, start, end)
-    from_rollups = rollups and rollup.covered(db, scope)
+    covered = {id(scope): rollups and rollup.covered(db, scope)}
+    earlier: list[Scope] = []  # the same period a year before, for a growth (national 10b), read when asked
     months = months_between(start, end)
     targets = repository.targets_of(db, alliance_id)
-    cache: dict[str, list[Event]] = {}
+    cache: dict[tuple[int, str], list[Event]] = {}
 
-    def events(measure: str) -> list[Event]:
-        if measure not in cache:
-            raw = rollup.events(db, scope, measure, member, department) if from_rollups and measure in rollup.ROLLED \
-                else MEASURES[measure][0](db, scope)
-            cache[measure] = narrow(raw, member, department)
-        return cache[measure]
+    def events(measure: str, sc: Scope = scope) -> list[Event]:
+        if (id(sc), measure) not in cache:
+            raw = rollup.events(db, sc, measure, member, department) if covered[id(sc)] and measure in rollup.ROLLED \
+                else MEASURES[measure][0](db, sc)
+            cache[id(sc), measure] = narrow(raw, member, department)
+        return cache[id(sc), measure]
+
+    def quotient(num_m: str, den_m: str | None, sc: Scope, ms: list[str],
+                 ) -> tuple[float | None, dict[str, float | None], float | None, float | None]:
+        """(value, by month, numerator, denominator) of a count or a ratio over the scope."""
+        num_how = MEASURES[num_m][1]
+        num = events(num_m, sc)
+        if den_m is None:
+            return combine([e.value for e in num], num_how), _by_month(num, num_how, ms), None, None
+        den, den_how = events(den_m, sc), MEASURES[den_m][1]
+        nm, dm = _by_month(num, num_how, ms), _by_month(den, den_how, ms)
+        n, d = combine([e.value for e in num], num_how), combine([e.value for e in den], den_how)
+        return _ratio(n, d), {m: _ratio(nm[m], dm[m]) for m in ms}, n, d
 
     figures = []
     imported = _latest_figures(db, alliance_id, start, end)
@@ -150,21 +173,17 @@ def compute(db: Session, alliance_id: int, start: date, end: date, *, codes: lis
                                                                 (ind.numerator, ind.denominator) if m)
                                   else NOT_BY_MEMBER))
             continue
-        num_how = MEASURES[ind.numerator][1]
-        num = events(ind.numerator)
-        row_ids = {ind.numerator: sorted({e.row_id for e in num if e.row_id})}
-        if ind.denominator is None:
-            by_month = _by_month(num, num_how, months)
-            value = combine([e.value for e in num], num_how)
-            n = d = None
-        else:
-            den = events(ind.denominator)
-            den_how = MEASURES[ind.denominator][1]
-            row_ids[ind.denominator] = sorted({e.row_id for e in den if e.row_id})
-            nm, dm = _by_month(num, num_how, months), _by_month(den, den_how, months)
-            by_month = {m: _ratio(nm[m], dm[m]) for m in months}
-            n, d = combine([e.value for e in num], num_how), combine([e.value for e in den], den_how)
-            value = _ratio(n, d)
+        value, by_month, n, d = quotient(ind.numerator, ind.denominator, scope, months)
+        if ind.growth_of:  # this period's against the same period a year before, month by month
+            if not earlier:
+                earlier.append(scope_of(db, alliance_id, year_before(start), year_before(end)))
+                covered[id(earlier[0])] = rollups and rollup.covered(db, earlier[0])
+            before, before_by_month, _, _ = quotient(ind.numerator, ind.denominator, earlier[0],
+                                                     months_between(earlier[0].start, earlier[0].end))
+            value = _growth(value, before)
+            by_month = {m: _growth(v, before_by_month.get(f"{int(m[:4]) - 1:04d}{m[4:]}")) for m, v in by_month.items()}
+            n, d = None, None
+        row_ids = {m: sorted({e.row_id for e in events(m) if e.row_id}) for m in (ind.numerator, ind.denominator) if m}
         target, source = target_in_force(ind, targets, end)
         figures.append(Figure(ind, value, by_month, n, d, target, source, rag(value, target, ind.direction),
                               trend(by_month), row_ids,

@@ -200,11 +200,8 @@ def _xianghe_figures(db: Session) -> dict[str, Any]:
     periods = ((date(2025, 1, 1), date(2025, 12, 31)), (date(2026, 1, 1), date(2026, 6, 30)))
     values = {"national.01_resources": (1, 1), "national.02_governance": (1, 1), "national.03_coordination": (0, 1),
               "national.04_seconded_doctors": (0.82, 0.95), "national.05b_ecg_village": (0.41, 0.63),
-              "national.06_income_ratio": (0.78, 0.83), "national.07_grassroots_visits": (0.58, 0.61),
-              "national.08_fund_in_county": (0.71, 0.74), "national.09_fund_grassroots": (0.19, 0.21),
-              "national.10_inpatient_cost": (6120, 6240), "national.10b_inpatient_cost_growth": (0.031, 0.02),
-              "national.11_inpatients_in_county": (0.83, 0.86), "national.12_tcm_share": (0.17, 0.18),
-              "national.14_premature_mortality": (0.158, 0.153)}  # (13) is computed from chronic care
+              "national.06_income_ratio": (0.78, 0.83),
+              "national.14_premature_mortality": (0.158, 0.153)}  # (7)–(13) are computed from encounters and care
     rows = [service.FigureIn(code, start, end, v[n], src,
                              "县域医共体管理委员会文件（演示）" if code.startswith("national.0") and v[n] in (0, 1) else None)
             for code, v in values.items() for n, (start, end) in enumerate(periods)]

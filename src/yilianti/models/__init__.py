@@ -45,6 +45,7 @@ from yilianti.models.diagnostics import (
 )
 from yilianti.models.diagnostics_media import EcgRecording, OrthancForward
 from yilianti.models.empi import DoNotMatch, MatchCandidate, MergeEvent, PatientRecord
+from yilianti.models.encounter import Encounter, OutOfCountyVisit
 from yilianti.models.outbox import Notification, NotificationContact, NotificationPreference, OutboxMessage
 from yilianti.models.patient import (
     AccessGrant,
@@ -80,7 +81,7 @@ from yilianti.models.workforce import PracticeSite, Practitioner
 __all__ = [
     "AccessGrant", "Alliance", "ApiToken", "AuditEvent", "BulkExport",
     "AuditJournalMark", "AuditSeal", "Base", "CareRelationship", "Consent",
-    "Department", "Institution", "Membership", "Notification", "NotificationContact", "NotificationPreference",
+    "Department", "Encounter", "Institution", "OutOfCountyVisit", "Membership", "Notification", "NotificationContact", "NotificationPreference",
     "OutboxMessage", "Patient",
     "ClientAssertion", "LoginSession", "PatientIdentifier", "PracticeSite", "Practitioner", "RoleAssignment",
     "SystemClient", "User",

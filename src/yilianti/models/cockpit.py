@@ -35,6 +35,8 @@ class Indicator(IdMixin, Base):
     default_target: Mapped[float | None] = mapped_column(Float)
     target_source: Mapped[str | None] = mapped_column(String(200))
     sort: Mapped[int] = mapped_column(default=0)
+    # the code of the indicator whose growth over the same period a year before this one is (national 10b)
+    growth_of: Mapped[str | None] = mapped_column(String(64))
 
 
 class IndicatorTarget(IdMixin, Base):
