@@ -4,6 +4,7 @@ same figures as the rows — for the alliance, a member and a department."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
@@ -94,3 +95,17 @@ def test_encounter_figures_from_rollups_equal_the_rows(db, encounters) -> None: 
     town = {f.indicator.code: f for f in service.compute(db, aid, *Q1, rollups=True, member=encounters["town"].id)}
     assert town["national.11_inpatients_in_county"].value == 0.0  # its resident's stay was outside the county
     assert town["national.07_grassroots_visits"].value == 1.0
+
+
+def test_the_drill_down_lists_the_stays_for_the_alliance_s_people_only(db, client, encounters) -> None:  # type: ignore[no-untyped-def]
+    aid = encounters["alliance"].id
+    b.login(client, "cockpitadmin")
+    url = (f"/cockpit/rows?alliance_id={aid}&code=national.11_inpatients_in_county&start=2026-01&end=2026-03"
+           "&measure=stays_in_and_out_of_county")
+    page = client.get(url).text
+    stays = {n for n in ("L2", "C2") if re.search(rf'id="row-encounter-\d+".*?{n}', page, re.S)}
+    assert stays == {"L2", "C2"} and len(re.findall(r'id="row-out_of_county_visit-\d+"', page)) == 1
+    assert "北京协和医院" in page and "住院" in page and "C3" not in page  # still in hospital: not counted
+    client.cookies.clear()
+    b.login(client, "cockpitstranger")
+    assert client.get(url).status_code in (403, 404)

@@ -7,7 +7,7 @@ Who sees which rows (DOMAIN.md §4b, §9):
 - Anyone who may see the cockpit sees the figures and the split by member (aggregates never name a patient).
 - The rows of help sent down (帮扶 records, multi-site rosters) hold no patient data: listed for all of them.
 - The rows about patients (referrals, remote reads, consultations, recognition decisions, chronic-care
-  registrations) are listed only for
+  registrations, encounters imported from the members' HIS, the out-of-county register) are listed only for
   the alliance's own people — its administrators, the staff of its current members, system administrators —
   and then without the patient: row id, day, institutions, department, status. The health commission holds
   figures, never rows about patients.
@@ -37,7 +37,7 @@ from yilianti.models.alliance import Alliance
 from yilianti.scheduling.repository import is_current_member
 
 PATIENT_TABLES = frozenset({"referral", "diagnostic_order", "consultation", "recognition_decision",
-                            "chronic_registration"})
+                            "chronic_registration", "encounter", "out_of_county_visit"})
 LINKS = {"referral": "/referrals/{}", "diagnostic_order": "/diagnostics/orders/{}",
          "consultation": "/consultations/{}", "recognition_decision": "/recognition/decisions/{}"}
 

@@ -20,7 +20,7 @@ from yilianti.alliance.repository import (
 )
 from yilianti.auth.deps import DB, CurrentSubject, ReadDB
 from yilianti.authz.subject import Subject
-from yilianti.cockpit import assistance, drill, report, repository, service
+from yilianti.cockpit import assistance, drill, encounters, report, repository, service
 from yilianti.cockpit.display import CHARTS, GROUPS, fmt
 from yilianti.cockpit.filters import Focus, focus_of, month_start, period
 from yilianti.cockpit.service import Figure
@@ -218,7 +218,7 @@ def report_pdf(request: Request, db: DB, subject: CurrentSubject, alliance_id: s
 DRILL_KEEP = ("alliance_id", "code", "start", "end", "member", "department", "measure")
 TABLE_HEADINGS = {"referral": "转诊单", "diagnostic_order": "远程诊断申请", "consultation": "会诊",
                   "recognition_decision": "互认决定", "assistance_record": "帮扶记录", "practice_site": "多点执业排班",
-                  "chronic_registration": "慢病登记"}
+                  "chronic_registration": "慢病登记", "encounter": "就诊记录", "out_of_county_visit": "县外就医登记"}
 
 
 DECISIONS = code_table("cockpit.decision", {"reuse": "互认（未重复检查）", "retest": "重新检查"})
@@ -227,7 +227,8 @@ ROW_CODES = {"referral": ("referral.direction", "referral.status"), "diagnostic_
              "consultation": ("consultation.kind", "consultation.status"),
              "recognition_decision": (None, "cockpit.decision"), "assistance_record": (None, None),
              "chronic_registration": ("chronic.condition", None),
-             "practice_site": (None, None)}
+             "practice_site": (None, None), "encounter": (None, encounters.KIND),
+             "out_of_county_visit": (None, encounters.KIND)}
 
 
 def _row_what(request: Request, row: drill.Row) -> str:
