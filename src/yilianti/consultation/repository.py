@@ -21,8 +21,9 @@ from typing import Any
 from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from yilianti.alliance.repository import institution_names
 from yilianti.kit import clock
-from yilianti.models.alliance import Institution, Membership
+from yilianti.models.alliance import Membership
 from yilianti.models.auth import User
 from yilianti.models.consultation import (
     Consultation,
@@ -101,12 +102,6 @@ def _experts(db: Session, case_ids: list[int]) -> dict[int, list[tuple[int, str]
     return out
 
 
-def _names(db: Session, ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    return {int(i): str(n) for i, n in db.execute(select(Institution.id, Institution.name).where(Institution.id.in_(ids)))}
-
-
 def figures(db: Session, start: date, end: date, *, by: str = "month",
             institution_ids: Iterable[int] | None = None) -> list[Figures]:
     """Volumes, median answer time, share within deadline, avoided referrals and conversions per group.
@@ -118,7 +113,7 @@ def figures(db: Session, start: date, end: date, *, by: str = "month",
         raise ValueError(by)
     rows = cases(db, start, end, institution_ids=institution_ids)
     experts = _experts(db, [c.id for c in rows]) if by == "expert" else {}
-    names = _names(db, {c.requesting_institution_id for c in rows} | {c.consulted_institution_id for c in rows}) \
+    names = institution_names(db, {c.requesting_institution_id for c in rows} | {c.consulted_institution_id for c in rows}) \
         if by in ("member", "consulted") else {}
     groups: dict[str, Figures] = {}
 

@@ -182,16 +182,6 @@ def _order_filters(stmt: Select[Any], lp: ListParams) -> Select[Any]:
                     day=DiagnosticOrder.created_at, status=DiagnosticOrder.status)
 
 
-def institution_names(db: Session) -> dict[int, str]:
-    """Every institution's name by id (a small table)."""
-    return {i: n for i, n in db.execute(select(Institution.id, Institution.name))}
-
-
-def user_names(db: Session, ids: set[int]) -> dict[int, str]:
-    """Display names of these users, by id."""
-    return {i: n for i, n in db.execute(select(User.id, User.display_name).where(User.id.in_(ids)))} if ids else {}
-
-
 def resulted_orders_of(db: Session, patient_id: int) -> list[DiagnosticOrder]:
     """The patient's resulted orders, the latest report first."""
     return list(db.scalars(select(DiagnosticOrder).where(

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, aliased
 
 from yilianti.kit import clock
 from yilianti.kit.listing import ListParams
-from yilianti.models.alliance import Institution, Membership
+from yilianti.models.alliance import Membership
 from yilianti.models.empi import CandidateStatus, DoNotMatch, MatchCandidate, MergeEvent, PatientRecord
 from yilianti.models.patient import Authority, Patient, PatientIdentifier
 
@@ -176,12 +176,6 @@ def candidate_between(db: Session, record_id: int, other_record_id: int) -> int 
 
 def records_with_ids(db: Session, ids: set[int]) -> dict[int, PatientRecord]:
     return {r.id: r for r in db.scalars(select(PatientRecord).where(PatientRecord.id.in_(ids)))} if ids else {}
-
-
-def institution_names(db: Session, ids: Iterable[int]) -> dict[int, str]:
-    wanted = set(ids)
-    return {i: n for i, n in db.execute(select(Institution.id, Institution.name)
-                                        .where(Institution.id.in_(wanted)))} if wanted else {}
 
 
 def members_of_alliances(db: Session, alliance_ids: Iterable[int]) -> set[int]:

@@ -21,6 +21,7 @@ from sqlalchemy import Column, Select, Table
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from yilianti.alliance.repository import institution_names
 from yilianti.audit import service as audit
 from yilianti.authz.subject import Subject
 from yilianti.empi import online
@@ -132,7 +133,7 @@ class CandidateView:
 def _views(db: Session, rows: list[MatchCandidate]) -> list[CandidateView]:
     ids = {r.record_id for r in rows} | {r.other_record_id for r in rows}
     recs = repo.records_with_ids(db, ids)
-    names = repo.institution_names(db, {r.institution_id for r in recs.values()})
+    names = institution_names(db, {r.institution_id for r in recs.values()})
     return [CandidateView(c, recs[c.record_id], recs[c.other_record_id], names.get(recs[c.record_id].institution_id, ""),
                           names.get(recs[c.other_record_id].institution_id, "")) for c in rows]
 
@@ -194,7 +195,7 @@ def waiting_by_member(db: Session, subject: Subject) -> list[tuple[int, str, int
     """(institution id, name, open pairs) per member the subject stewards: a pair counts for both its records'
     members (once for a pair within one member), most waiting first."""
     counts = repo.open_by_member(db, steward_institutions(db, subject))
-    names = repo.institution_names(db, counts)
+    names = institution_names(db, counts)
     return sorted(((i, names.get(i, ""), n) for i, n in counts.items()), key=lambda t: (-t[2], t[1]))
 
 

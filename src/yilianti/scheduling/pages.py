@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from yilianti.alliance.repository import institution_names
 from yilianti.auth.deps import DB, Clinical, CurrentSubject, ReadDB
 from yilianti.authz.subject import Subject
 from yilianti.exceptions import AppError, Forbidden, InvalidInput, NotFound, parse_input, request_locale
@@ -361,7 +362,7 @@ def _session_page(request: Request, db: Session, subject: Subject, session_id: I
         bookings = repository.session_bookings(db, session_id)
         ctx["bookings"] = bookings
         ctx["slots"] = repository.slots_by_id(db, [b.slot_id for b in bookings])
-        ctx["booked_by"] = repository.institution_names(db, {b.booked_by_institution_id for b in bookings})
+        ctx["booked_by"] = institution_names(db, {b.booked_by_institution_id for b in bookings})
     ctx.update(extra)
     return render_page(request, "scheduling/session.html", ctx, status)
 
@@ -399,7 +400,7 @@ async def session_book(request: Request, session_id: Id, db: DB, subject: Clinic
 def _booking_ctx(request: Request, db: Session, subject: Subject, booking_id: Id) -> dict[str, Any]:
     booking, session, patient, slot = booking_rules.get_booking(db, subject, booking_id)
     rid = repository.resident_ids(db, [patient.id]).get(patient.id)
-    names = repository.institution_names(db, {booking.booked_by_institution_id})
+    names = institution_names(db, {booking.booked_by_institution_id})
     site = session.schedule.institution
     return {"booking": booking, "s": session, "schedule": session.schedule, "patient": patient, "slot": slot,
             "resident_id": rid, "booked_by": names.get(booking.booked_by_institution_id, ""), "site": site,
@@ -499,7 +500,7 @@ def site_bookings(request: Request, db: DB, reads: ReadDB, subject: CurrentSubje
     pg = booking_rules.bookings_page(db, subject, lp, made_here=made_here, day=d, reads=reads)
     rows = pg.items
     slots = repository.slots_by_id(reads, [bk.slot_id for bk, _, _ in rows])
-    names = repository.institution_names(reads, {bk.booked_by_institution_id for bk, _, _ in rows})
+    names = institution_names(reads, {bk.booked_by_institution_id for bk, _, _ in rows})
     if lp.export:
         head = ["就诊时间", "预约号", "患者", "专家 / 科室", "就诊医院" if made_here else "预约机构", "号源池", "状态"]
         body = [((slots[bk.slot_id].starts_at if bk.slot_id in slots and slots[bk.slot_id].starts_at else s.starts_at),
@@ -639,7 +640,7 @@ def _beds_page(request: Request, db: Session, subject: Subject, status: int = 20
               if w.institution_id in partner_ids]
     reservations = beds_rules.reservations_of(db, subject) if inst else []
     inst_ids: set[int | None] = {r.requested_by_institution_id for r, _, _ in reservations}
-    names = repository.institution_names(db, inst_ids | {w.institution_id for _, w, _ in reservations})
+    names = institution_names(db, inst_ids | {w.institution_id for _, w, _ in reservations})
     q = extra.pop("q", request.query_params.get("q", ""))
     values = extra.pop("values", {})
     can_reserve = subject.is_clinical and subject.has("doctor", "nurse", "coordinator")

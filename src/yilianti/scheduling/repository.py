@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, joinedload
 
-from yilianti.alliance.repository import alliances_in_region, current_on
+from yilianti.alliance.repository import alliances_in_region, current_on, institution_names
 from yilianti.authz.subject import Subject
 from yilianti.kit import clock, listing
 from yilianti.kit import repository as kit
@@ -159,13 +159,6 @@ def search_sessions(db: Session, *, institution_ids: list[int], q: str = "", sta
         stmt = stmt.where(or_(Schedule.name.contains(q), Schedule.specialty.contains(q), Practitioner.name.contains(q),
                               Department.name.contains(q)))
     return [(s, int(fr or 0), int(fp or 0)) for s, fr, fp in db.execute(stmt).unique()]
-
-
-def institution_names(db: Session, ids: set[int | None] | list[int | None]) -> dict[int, str]:
-    wanted = {i for i in ids if i is not None}
-    if not wanted:
-        return {}
-    return {i: n for i, n in db.execute(select(Institution.id, Institution.name).where(Institution.id.in_(wanted)))}
 
 
 def session_bookings(db: Session, session_id: int) -> list[Booking]:

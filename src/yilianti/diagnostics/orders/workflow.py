@@ -21,7 +21,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, false, or_
 from sqlalchemy.orm import Session
 
+from yilianti.alliance.repository import institution_names
 from yilianti.audit import service as audit
+from yilianti.auth.repository import display_names
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.diagnostics import repository as repo
@@ -401,8 +403,9 @@ def order_rows(db: Session, raw: list[tuple[DiagnosticOrder, str]]) -> list[Orde
     """List rows of (order, patient name) pairs: institution and claimer names, waiting time, overdue."""
     now = clock.now()
     out = []
-    inst_names = repo.institution_names(db)
-    users = repo.user_names(db, {o.claimed_by_user_id for o, _ in raw if o.claimed_by_user_id})
+    inst_names = institution_names(db, [i for o, _ in raw for i in (o.ordering_institution_id,
+                                                                    o.reading_centre_institution_id)])
+    users = display_names(db, {o.claimed_by_user_id for o, _ in raw})
     for order, name in raw:
         start = order.received_at or order.ordered_at or order.created_at
         end = order.reported_at if order.reported_at else now

@@ -14,7 +14,9 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
+from yilianti.alliance.repository import institution_names
 from yilianti.audit import service as audit
+from yilianti.auth.repository import display_names
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
@@ -152,8 +154,8 @@ def list_for(db: Session, subject: Subject, *, open_only: bool = True, limit: in
     rows = repo.critical_values_at(db, inst, policy.readable(subject), open_only=open_only, limit=limit)
     ids = {u for cv, _o, _n in rows for u in (cv.notified_to_user_id, cv.acknowledged_by_user_id,
                                               cv.escalated_to_user_id) if u}
-    users = repo.user_names(db, ids)
-    names = repo.institution_names(db)
+    users = display_names(db, ids)
+    names = institution_names(db, {order.ordering_institution_id for _cv, order, _n in rows})
     return [CriticalRow(cv, order, name, users.get(cv.notified_to_user_id or 0), users.get(cv.acknowledged_by_user_id or 0),
                         users.get(cv.escalated_to_user_id or 0), names.get(order.ordering_institution_id, ""),
                         cv.acknowledged_at is None and inst == order.ordering_institution_id

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
+from yilianti.alliance.repository import institution_names
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.diagnostics import repository as repo
@@ -281,9 +282,10 @@ def tat_stats(db: Session, subject: Subject, *, by: str = "item", months: int = 
         raise NotFound()
     since = clock.now() - timedelta(days=31 * months)
     inst = subject.acting_institution_id if not subject.is_system_admin else None
-    names = repo.institution_names(db)
+    reported = repo.reported_tats(db, since, inst)
+    names = institution_names(db, {row[3] for row in reported}) if by == "centre" else {}
     groups: dict[tuple[str, str], list[tuple[int, int | None]]] = {}
-    for reported_at, tat, item_name, centre_id, _due, expected in repo.reported_tats(db, since, inst):
+    for reported_at, tat, item_name, centre_id, _due, expected in reported:
         if reported_at is None or tat is None:
             continue
         month = reported_at.astimezone(clock.SHANGHAI).strftime("%Y-%m")
