@@ -170,7 +170,7 @@ class Settings(BaseSettings):
     db_max_overflow: int = 15
     db_pool_timeout: float = 30.0
     # PostgreSQL: a statement running longer, or waiting for a lock longer, is cancelled and the request gets
-    # 503 with Retry-After (web/faults.py) instead of hanging; migrations run without them; 0 = no limit
+    # 503 with Retry-After (kit/dbfaults.py, web/faults.py) instead of hanging; migrations run without them; 0 = no limit
     db_statement_timeout_seconds: float = Field(default=30.0, ge=0)
     db_lock_timeout_seconds: float = Field(default=5.0, ge=0)
     db_connect_timeout_seconds: int = Field(default=5, ge=1)

@@ -12,7 +12,7 @@ import asyncpg
 
 from yilianti.config import get_settings
 from yilianti.fastdb.pool import Busy, connection
-from yilianti.web.faults import database_unavailable
+from yilianti.kit.dbfaults import database_unavailable
 
 T = TypeVar("T")
 G = TypeVar("G", bound="GroupCommit[Any]")
@@ -34,7 +34,7 @@ class GroupCommit(Generic[T]):
     that fails as a whole writes nothing; its items are run again one by one, so each gets its own
     answer (`failed_alone` turns an item's own failure into its answer, or raises it to that item
     alone). An item that waited db_pool_timeout is answered Busy (503) unrun, as a request waiting
-    that long for a pooled connection is. A failure of the database itself (web/faults.py) is every unanswered
+    that long for a pooled connection is. A failure of the database itself (kit/dbfaults.py) is every unanswered
     item's answer at once: retrying the items one by one would only meet it again, on a connection that may
     be gone."""
 

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from yilianti.config import get_settings, normalise_db_url
 from yilianti.db import pg_timeouts
 from yilianti.exceptions import AppError
-from yilianti.web.faults import database_unavailable
+from yilianti.kit.dbfaults import database_unavailable
 
 _pool: asyncpg.Pool | None = None
 _pool_loop: asyncio.AbstractEventLoop | None = None
