@@ -17,9 +17,7 @@ resolve, and every refusal or error (the route answers it, as before).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -30,6 +28,7 @@ from starlette.types import Scope
 from yilianti.cockpit import service
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError
+from yilianti.fastdb.kept import Kept
 from yilianti.fastdb.route import FastRoute, _sync
 from yilianti.fastdb.subject import route_subject
 from yilianti.kit import clock
@@ -62,56 +61,20 @@ def _query(scope: Scope) -> dict[str, str] | None:
         return None
     return params if parse_id(params["alliance_id"].strip()) is not None else None
 
-class Kept:
-    """Answers kept per key for `ttl()` seconds, recomputed in the background after half of it, one computation
-    per key at a time; a computation that raises forgets the key (None: the route answers)."""
-
-    def __init__(self, ttl: Callable[[], float]) -> None:
-        self.ttl = ttl
-        self.answers: dict[Any, tuple[float, float, Any]] = {}  # key → (refresh after, expires at, answer)
-        self.pending: dict[Any, asyncio.Future[Any]] = {}
-
-    async def get(self, key: Any, compute: Callable[[], Awaitable[Any]]) -> Any:
-        hit = self.answers.get(key)
-        now = time.monotonic()
-        if hit is not None and hit[1] > now:
-            if hit[0] <= now and key not in self.pending:
-                task = asyncio.ensure_future(self._compute(key, compute))
-                _background.add(task)
-                task.add_done_callback(_background.discard)
-            return hit[2]
-        return await self._compute(key, compute)
-
-    async def _compute(self, key: Any, compute: Callable[[], Awaitable[Any]]) -> Any:
-        pending = self.pending.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.pending[key] = future
-        answer = None
-        try:
-            answer = await compute()
-            ttl, now = self.ttl(), time.monotonic()
-            if len(self.answers) >= MAX_ENTRIES:
-                self.answers.clear()
-            self.answers[key] = (now + ttl / 2, now + ttl, answer)
-        except AppError:  # refused or invalid now: the route says so, and nobody is served the old answer
-            self.answers.pop(key, None)
-        except Exception:  # noqa: BLE001 — the route answers (503 on a timeout, as before); the log says why
-            log.warning("cockpit figures fast path failed; the route answers", exc_info=True)
-            self.answers.pop(key, None)
-        finally:
-            future.set_result(answer)
-            self.pending.pop(key, None)
-        return answer
-
-    def clear(self) -> None:
-        self.answers.clear()
+async def _answer(compute: Callable[[], Awaitable[Any]]) -> Any:
+    """The computation's answer, or None when the route is to answer instead: refused or invalid now (the route
+    says so), or failed (503 on a timeout, as before; the log says why). None is not kept (fastdb/kept.py)."""
+    try:
+        return await compute()
+    except AppError:
+        return None
+    except Exception:  # noqa: BLE001
+        log.warning("cockpit figures fast path failed; the route answers", exc_info=True)
+        return None
 
 
-_background: set[asyncio.Future[Any]] = set()
-access = Kept(lambda: get_settings().auth_cache_seconds)  # (token, alliance) → the Alliance row, when it may see it
-figures = Kept(lambda: service.CACHE_SECONDS)  # (query, today) → the body
+access: Kept[Alliance] = Kept(lambda: get_settings().auth_cache_seconds, most=MAX_ENTRIES)  # (token, alliance) → it
+figures: Kept[bytes] = Kept(lambda: service.CACHE_SECONDS, most=MAX_ENTRIES)  # (query, today) → the body
 
 
 def _allowed(db: Any, subject: Any, alliance_id: int) -> Alliance:
@@ -147,12 +110,12 @@ class FiguresRoute(FastRoute):
         if subject is None:
             return None
         alliance_id = int(parse_id(params["alliance_id"].strip()) or 0)
-        alliance = await access.get((token, alliance_id), lambda: _sync(_allowed, subject, alliance_id))
+        alliance = await access.get((token, alliance_id), lambda: _answer(lambda: _sync(_allowed, subject, alliance_id)))
         if alliance is None:
             return None
-        body = await figures.get((tuple(sorted(params.items())), clock.today_local()),
-                                 lambda: _sync(_body, alliance, params))
-        return None if body is None else {"body": body}
+        sent = await figures.get((tuple(sorted(params.items())), clock.today_local()),
+                                 lambda: _answer(lambda: _sync(_body, alliance, params)))
+        return None if sent is None else {"body": sent}
 
 
 def clear() -> None:

@@ -1,16 +1,11 @@
 """Who is acting on a hot path: the API token's or cookie session's subject, cached.
 
-A lookup resolves through the ORM (auth.deps.resolve_subject) in a worker thread; the answer is
-kept for auth_cache_seconds, refreshed in the background under load, and one lookup per token runs
+A lookup resolves through the ORM (auth.deps.resolve_subject) in a worker thread; the answer is kept
+(fastdb/kept.py) for auth_cache_seconds, refreshed in the background under load, and one lookup per key runs
 at a time.
 """
 
 from __future__ import annotations
-
-import asyncio
-import logging
-import time
-from typing import Any
 
 from fastapi import Request
 from starlette.types import Scope
@@ -19,45 +14,18 @@ from yilianti.auth.deps import _bearer, csrf_protect, resolve_subject
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError, Forbidden, Unauthenticated
+from yilianti.fastdb.kept import Kept
 from yilianti.fastdb.route import _sync
 
-_cache: dict[Any, tuple[float, Any]] = {}
-_pending: dict[Any, asyncio.Future[Any]] = {}
-_background: set[asyncio.Future[Any]] = set()
-log = logging.getLogger("yilianti")
-
-
-def _cached(key: Any) -> Any:
-    hit = _cache.get(key)
-    if hit is not None and hit[0] > time.monotonic():
-        return hit[1]
-    return None
-
-
-def _remember(key: Any, value: Any, ttl: float) -> Any:
-    if len(_cache) > 10000:
-        _cache.clear()
-    _cache[key] = (time.monotonic() + ttl, value)
-    return value
+# ("token", token) or ("session", uid, sid, epoch, institution) → the subject, for auth_cache_seconds (a revoked
+# token or ended session stops within that); a lookup that finds nobody, or raises, forgets the key
+subjects: Kept[Subject] = Kept(lambda: get_settings().auth_cache_seconds, most=10000)
 
 
 async def _token_subject(request: Request, token: str) -> Subject | None:
-    """The subject of an API token, cached for auth_cache_seconds (a revoked token stops within that).
-
-    Under load the entry is refreshed in the background once half its time is gone, so requests
-    never queue behind the lookup; when it has expired, requests wait for one shared lookup.
-    """
-    key = ("token", token)
-    hit = _cache.get(key)
-    now = time.monotonic()
-    if hit is not None and hit[0] > now:
-        if hit[0] - now < get_settings().auth_cache_seconds / 2 and key not in _pending:
-            task = asyncio.ensure_future(_resolve(key, request))
-            _background.add(task)
-            task.add_done_callback(_refreshed)
-        subject: Subject | None = hit[1]
-        return subject
-    return await _resolve(key, request)
+    """The subject of an API token, kept for auth_cache_seconds (fastdb/kept.py: refreshed in the background
+    under load, one shared lookup per token when it has expired)."""
+    return await subjects.get(("token", token), lambda: _sync(resolve_subject, request))
 
 
 async def route_subject(scope: Scope, token: str) -> Subject | None:
@@ -74,37 +42,6 @@ def client_ip(scope: Scope) -> str | None:
     return client[0] if client else None
 
 
-def _refreshed(task: asyncio.Future[Any]) -> None:
-    _background.discard(task)
-    exc = None if task.cancelled() else task.exception()
-    if exc is not None and not isinstance(exc, AppError):  # a revoked token is not worth a warning
-        log.warning("refreshing an API token's subject failed: %r", exc)
-
-
-async def _resolve(key: Any, request: Request) -> Subject | None:
-    # one lookup per token at a time: when the entry expires under load, hundreds of requests
-    # would otherwise each take a worker thread and a pooled connection to resolve the same token
-    pending = _pending.get(key)
-    if pending is not None:
-        result: Subject | None = await asyncio.shield(pending)
-        return result
-    future: asyncio.Future[Subject | None] = asyncio.get_running_loop().create_future()
-    _pending[key] = future
-    try:
-        subject = await _sync(resolve_subject, request)
-        if subject is not None:
-            _remember(key, subject, get_settings().auth_cache_seconds)
-        future.set_result(subject)
-    except BaseException as exc:
-        _cache.pop(key, None)  # revoked or expired: nobody keeps using the old subject
-        future.set_exception(exc)
-        future.exception()  # retrieved: no "never retrieved" warning when nobody else waited
-        raise
-    finally:
-        _pending.pop(key, None)
-    return subject
-
-
 async def subject_of(request: Request) -> Subject:
     await csrf_protect(request)
     token = _bearer(request)
@@ -113,11 +50,13 @@ async def subject_of(request: Request) -> Subject:
     else:
         key = ("session", request.session.get("uid"), request.session.get("sid"), request.session.get("epoch"),
                request.session.get("inst"))
-        subject = _cached(key)
+        # resolved by the request itself, not shared nor refreshed in the background: the lookup writes to this
+        # request's cookie session (clears an ended one, records the acting institution)
+        subject = subjects.fresh(key)
         if subject is None:
             subject = await _sync(resolve_subject, request)
             if subject is not None:
-                _remember(key, subject, get_settings().auth_cache_seconds)
+                subjects.keep(key, subject)
     if subject is None:
         raise Unauthenticated()
     request.state.subject = subject
