@@ -132,6 +132,12 @@ def test_a_tb_patient_by_phase_with_missed_doses_and_a_closing_assessment(db, wo
         assert "doses_taken" in e.value.fields
         closing = registry.close_tb(db, sub, reg.id, registry.ClosingIn(stop, "completed", 180, 170))
     assert (closing.visits_due, closing.visits_done, closing.regular) == (5, 4, True)
+    stored = repository.tb_closing(db, reg.id)  # in its own columns, with who assessed it
+    assert stored is not None
+    row, who = stored
+    assert (row.outcome, row.stopped_on, row.visits_due, row.visits_done, row.doses_due, row.doses_taken,
+            row.regular, row.assessed_by_user_id) == ("completed", stop, 5, 4, 180, 170, True, sub.user_id)
+    assert who == repository.user_names(db, [sub.user_id])[sub.user_id]
     assert reg.tb_phase == "completed" and reg.status == "under_care"
     assert repository.open_follow_up(db, reg.id) is None  # nothing due any more
     events = repository.registration_events(db, reg.id)
@@ -176,6 +182,9 @@ def test_the_smi_and_tb_forms_and_the_closing_on_the_pages(db, client, world, mo
         assert r.status_code == 303
         db.refresh(tb)
         assert (tb.tb_phase, tb.status) == ("completed", "lost")
+        reg_page = client.get(f"/chronic/registrations/{tb.id}").text
+        assert '<span id="tb-outcome">丢失</span>' in reg_page and '<span id="tb-doses-taken">20</span>' in reg_page
+        assert "未规则服药" in reg_page.split('id="tb-regular"')[1][:40]
         # in English, every label of the two forms and the closing is translated
         asked = record_english(monkeypatch)
         client.cookies.set("lang", "en")

@@ -8,8 +8,9 @@ Leaving care cancels the registration's open follow-up (it no longer counts as d
 one `chronic_recheck_days` later. A death ends the patient's contracts with the institution's teams. A TB
 patient's first home visit is due `chronic_tb_first_visit_days` (3) after the notification; an SMI patient of
 danger grade 3–5 is seen again within `chronic_recheck_days` (`rules.first_visit_soon`). A TB treatment ends
-with the closing assessment (结案评估, `close_tb`): when and why it stopped, the visits due and made, the doses
-due and taken."""
+with the closing assessment (结案评估, `close_tb`): when and why it stopped (the outcome), the visits due and made,
+the doses due and taken, regular treatment or not — kept in its own row (`TbClosing`), which the TB outcome
+measures count."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from yilianti.exceptions import Conflict, InvalidInput, NotFound
 from yilianti.kit import clock
 from yilianti.kit.i18n import code_table
 from yilianti.models.chronic import ChronicFollowUp, ChronicRegistration
-from yilianti.models.chronic_registry import ChronicRegistrationEvent
+from yilianti.models.chronic_registry import ChronicRegistrationEvent, TbClosing
 
 STATUSES = code_table("chronic.registration_status", {"under_care": "在管", "lost": "失访", "transferred": "已转出",
                                                       "deceased": "已死亡"})
@@ -289,6 +290,11 @@ def close_tb(db: Session, subject: Subject, registration_id: int, data: ClosingI
         change_status(db, subject, reg.id, status, note, day)
     for task in repository.open_follow_ups_of(db, reg.id):
         task.status = "cancelled"
+    db.add(TbClosing(registration_id=reg.id, stopped_on=day, outcome=closing.stop_reason,
+                     visits_due=closing.visits_due, visits_done=closing.visits_done, doses_due=closing.doses_due,
+                     doses_taken=closing.doses_taken, regular=closing.regular,
+                     note=(data.note or "").strip()[:300] or None, assessed_by_user_id=subject.user_id,
+                     assessed_at=clock.now()))
     db.flush()
     audit.record(db, subject, "close", "chronic_registration", reg.id, patient_id=reg.patient_id,
                  detail={"stop_reason": closing.stop_reason, "visits_due": closing.visits_due,

@@ -91,7 +91,8 @@ def _detail_context(db: Session, subject: Subject, registration_id: int) -> dict
                 (x for x in repository.teams_of(db, reg.institution_id) if x.id == reg.team_id), None),
             "risk_codes": registry.risk_codes(reg.condition), "risk_kind": registry.value_label_kind("risk", reg.condition),
             "statuses": registry.STATUSES, "phases": registry.TB_PHASES, "registry": registry,
-            "stop_reasons": visit.TB_STOP}
+            "stop_reasons": visit.TB_STOP,
+            "closing": repository.tb_closing(db, reg.id) if reg.condition == "tb" else None}
 
 
 @router.get("/chronic/registrations/{registration_id}")

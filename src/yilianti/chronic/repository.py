@@ -26,7 +26,12 @@ from yilianti.models.chronic import (
     FamilyDoctorTeam,
     TeamMember,
 )
-from yilianti.models.chronic_registry import ChronicRegistrationEvent, ScreeningRecord, ScreeningRound
+from yilianti.models.chronic_registry import (
+    ChronicRegistrationEvent,
+    ScreeningRecord,
+    ScreeningRound,
+    TbClosing,
+)
 from yilianti.models.diagnostics import DiagnosticOrder, LabObservation
 from yilianti.models.encounter import Encounter, EncounterKind
 from yilianti.models.patient import CareRelationship, Patient
@@ -188,6 +193,13 @@ def registration_events(db: Session, registration_id: int) -> list[tuple[Chronic
         select(ChronicRegistrationEvent, User.display_name).outerjoin(User, User.id == ChronicRegistrationEvent.user_id)
         .where(ChronicRegistrationEvent.registration_id == registration_id)
         .order_by(ChronicRegistrationEvent.effective_on.desc(), ChronicRegistrationEvent.id.desc()))]
+
+
+def tb_closing(db: Session, registration_id: int) -> tuple[TbClosing, str | None] | None:
+    """A TB registration's closing assessment with the name of who made it."""
+    row = db.execute(select(TbClosing, User.display_name).outerjoin(User, User.id == TbClosing.assessed_by_user_id)
+                     .where(TbClosing.registration_id == registration_id)).first()
+    return (row[0], row[1]) if row else None
 
 
 def open_follow_ups_of(db: Session, registration_id: int) -> list[ChronicFollowUp]:

@@ -61,7 +61,8 @@ SOCIAL = code_table("chronic.social", {"self_care": "个人生活料理", "house
 EFFECT = code_table("chronic.effect", {"cured": "痊愈", "improved": "好转", "unchanged": "无变化", "worse": "加重"})
 # tuberculosis (肺结核患者随访服务记录表)
 SUPERVISOR = code_table("chronic.supervisor", {"doctor": "医生", "family": "家属", "self": "自服药", "other": "其他"})
-TB_STOP = code_table("chronic.tb_stop", {"completed": "完成疗程", "died": "死亡", "lost": "丢失",
+TB_STOP = code_table("chronic.tb_stop", {"cured": "治愈", "completed": "完成疗程", "failed": "治疗失败",
+                                         "died": "死亡", "lost": "丢失",
                                          "mdr": "转入耐多药治疗"})
 
 # name → (lowest, highest, unit) accepted on the form; outside the range a value is refused with the range

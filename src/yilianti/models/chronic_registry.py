@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import Boolean, Date, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yilianti.models.base import Base, BigId, CreatedMixin, IdMixin
@@ -24,6 +24,27 @@ class ChronicRegistrationEvent(IdMixin, CreatedMixin, Base):
     effective_on: Mapped[date] = mapped_column(Date)
     reason: Mapped[str | None] = mapped_column(String(300))
     user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("app_user.id"))
+
+
+class TbClosing(IdMixin, CreatedMixin, Base):
+    """A TB treatment's closing assessment (结案评估), one per registration: when and how the treatment ended
+    (the outcome: cured, completed, failed, died, lost, moved to MDR treatment), the visits due and made, the doses
+    planned and taken, whether that was regular treatment (规则服药), and who assessed it when. The TB outcome
+    measures count these rows."""
+
+    __tablename__ = "chronic_tb_closing"
+
+    registration_id: Mapped[int] = mapped_column(BigId, ForeignKey("chronic_registration.id"), unique=True)
+    stopped_on: Mapped[date] = mapped_column(Date)
+    outcome: Mapped[str] = mapped_column(String(16))  # visit.TB_STOP: cured | completed | failed | died | lost | mdr
+    visits_due: Mapped[int | None] = mapped_column(Integer)
+    visits_done: Mapped[int | None] = mapped_column(Integer)
+    doses_due: Mapped[int | None] = mapped_column(Integer)
+    doses_taken: Mapped[int | None] = mapped_column(Integer)
+    regular: Mapped[bool] = mapped_column(Boolean, default=False)
+    note: Mapped[str | None] = mapped_column(String(300))
+    assessed_by_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("app_user.id"))
+    assessed_at: Mapped[datetime] = mapped_column()
 
 
 class ScreeningRound(IdMixin, CreatedMixin, Base):
