@@ -54,7 +54,7 @@ def _canonical(value: Any) -> Any:
 
 
 def row_digest(algorithm: str, row: Sequence[Any]) -> bytes:
-    """The digest of one audit row: every column (repository.CHAIN_COLUMNS), the time as UTC text."""
+    """The digest of one audit row: every column named in repository.CHAIN_COLUMN_NAMES, the time as UTC text."""
     data = json.dumps([_canonical(v) for v in row], ensure_ascii=False, separators=(",", ":"), default=str)
     return crypto.digest(algorithm, data.encode())[:DIGEST_BYTES]
 

@@ -120,10 +120,20 @@ def grant_scoped(db: Session, subject: Subject, grant_id: int) -> AccessGrant | 
 # ---------------------------------------------------------------- the hash chain's queries (audit/chain.py)
 
 _T = AuditEvent.__table__.c
-# every column; the detail as the text stored (JSON, not JSONB, keeps it as written: no parse and re-serialise)
-CHAIN_COLUMNS = (_T.id, _T.at, _T.user_id, _T.username, _T.acting_institution_id, _T.action, _T.resource_type,
-                 _T.resource_id, _T.patient_id, _T.access_basis, _T.reason, cast(_T.detail, Text).label("detail"),
-                 _T.ip, _T.channel)
+# what the chain digests, in this order: a sealed row's digest depends on these names and their order, so the
+# list is written out rather than taken from the table (a column added to the model does not change old digests)
+CHAIN_COLUMN_NAMES = ("id", "at", "user_id", "username", "acting_institution_id", "action", "resource_type",
+                      "resource_id", "patient_id", "access_basis", "reason", "detail", "ip", "channel")
+
+
+def chain_columns(table: Table) -> tuple[Any, ...]:
+    """CHAIN_COLUMN_NAMES of the live audit table or of the archive's copy of it; the detail as the text stored
+    (JSON, not JSONB, keeps it as written: no parse and re-serialise)."""
+    return tuple(cast(table.c.detail, Text).label("detail") if name == "detail" else table.c[name]
+                 for name in CHAIN_COLUMN_NAMES)
+
+
+CHAIN_COLUMNS = chain_columns(typing.cast(Table, AuditEvent.__table__))
 _RUNNING = text("SELECT backend_xid::text::bigint FROM pg_stat_activity WHERE datname = current_database() "
                 "AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()")
 _LAST_ID = text("SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('audit_event', 'id')::regclass), 0)")
@@ -181,12 +191,10 @@ def _chunks(db: Session, stmt: Any, key: Any, size: int, last: int = 0) -> Itera
 
 def _archived_table(db: Session) -> Table | None:
     """The archive's audit table (`yilianti archive` moved old months there), when there is one."""
-    if db.get_bind().dialect.name != "postgresql":
+    live = typing.cast(Table, AuditEvent.__table__)
+    if db.get_bind().dialect.name != "postgresql" or not archive.archive_exists(db.connection(), live.name):
         return None
-    name = f"{archive.ARCHIVE}.audit_event"
-    if not db.scalar(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": name}):
-        return None
-    return typing.cast(Table, AuditEvent.__table__).to_metadata(MetaData(), schema=archive.ARCHIVE)
+    return live.to_metadata(MetaData(), schema=archive.ARCHIVE)
 
 
 def _with_archive(db: Session) -> Any:
@@ -204,10 +212,7 @@ def all_chain_rows(db: Session, after: int = 0, size: int = 10_000) -> Iterator[
     archived = _archived_table(db)
     if archived is None:
         return _chunks(db, select(*CHAIN_COLUMNS), _T.id, size, after)
-    a = archived.c
-    both = union_all(select(*CHAIN_COLUMNS), select(
-        a.id, a.at, a.user_id, a.username, a.acting_institution_id, a.action, a.resource_type, a.resource_id,
-        a.patient_id, a.access_basis, a.reason, cast(a.detail, Text).label("detail"), a.ip, a.channel)).subquery()
+    both = union_all(select(*CHAIN_COLUMNS), select(*chain_columns(archived))).subquery()
     return _chunks(db, select(both), both.c.id, size, after)
 
 
