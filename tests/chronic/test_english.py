@@ -37,7 +37,8 @@ def test_the_work_pages_in_english_and_without_raw_codes(db, client, monkeypatch
         b.login(client, "gqdoctor")
         pages = [f"/chronic/follow-ups/{nxt.id}?done=recorded", "/chronic/overdue", "/chronic/alarms",
                  "/chronic/reminders", "/chronic/readings", "/chronic/outcomes",
-                 f"/chronic/outcomes?start={D.isoformat()}"]
+                 f"/chronic/outcomes?start={D.isoformat()}", "/chronic/outcomes/monthly",
+                 "/chronic/outcomes/monthly?by=village", "/chronic/outcomes/monthly?by=institution"]
         codes = code_values()
         for path in pages:
             page = client.get(path)

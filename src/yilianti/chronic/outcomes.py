@@ -323,3 +323,117 @@ def monthly_by(data: Programme, condition: str, key: Callable[[tuple[int, int, i
         m.due += 1
         m.done += status == "done" and done_on is not None and done_on <= data.ends[at][1]
     return out
+
+
+# ------------------------------------------------------------------ severe mental disorders and tuberculosis
+# 严重精神障碍 (for [start, end], the registrations under care enrolled by its end):
+# - 规范管理 (regular follow-up): at least 4 recorded follow-ups a year, pro rata (`expected_visits`, as above);
+# - 病情稳定 (stable): the last follow-up in the period classified stable (`rules.smi_class`); none: not stable;
+# - 3–5 级及时转诊: of the period's visits with a danger grade of 3–5 (`rules.SMI_REFER_GRADE`), those referred in
+#   time — a referral written on the visit's form, or an up-referral of the patient the institution sent by the
+#   end of the day after the visit (`SMI_REFER_DAYS`).
+# 肺结核 (the registrations in any status — a closed treatment's registration may be lost or deceased):
+# - 72 小时内首次入户访视: of the notifications in the period whose deadline (`rules.first_visit_soon`) fell in it
+#   or was met, those whose first recorded follow-up was on or before the deadline;
+# - 规则服药: of the closing assessments with a stop in the period, those judged regular (`Closing.regular`);
+# - 完成疗程 (treatment success): of those, the ones cured or with the course completed.
+SMI_REFER_DAYS = 1
+TB_SUCCESS = ("cured", "completed")
+
+
+@dataclass(frozen=True)
+class SmiOutcome:
+    registration_id: int
+    patient_id: int
+    institution_id: int
+    team_id: int | None
+    doctor_id: int | None
+    visits: int
+    expected: int
+    last_class: str | None
+    high_grade: int  # visits with a danger grade of 3–5
+    referred: int  # of those, referred in time
+
+    @property
+    def regular(self) -> bool:
+        return self.visits >= self.expected
+
+    @property
+    def stable(self) -> bool:
+        return self.last_class == "stable"
+
+
+def _grade(detail: dict[str, object] | None) -> int | None:
+    value = (detail or {}).get("danger_grade")
+    try:
+        return int(value) if value is not None else None  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+
+
+def smi_outcomes(db: Session, institutions: list[int], start: date, end: date) -> list[SmiOutcome]:
+    regs = repository.registrations_managed(db, institutions, end, ("smi",))
+    visits: dict[int, list[tuple[date, str | None, dict[str, object] | None, str | None]]] = {}
+    for reg_id, day, cls, detail, reason in repository.smi_visits_between(db, institutions, start, end):
+        visits.setdefault(reg_id, []).append((day, cls, detail, reason))
+    referred_on: dict[int, list[date]] = {}
+    last_day = end + timedelta(days=SMI_REFER_DAYS + 1)
+    for patient, at in repository.up_referrals_sent(db, sorted({r[1] for r in regs}), institutions, _utc(start),
+                                                   _utc(last_day)):
+        referred_on.setdefault(patient, []).append(clock.to_local(at).date())
+    out = []
+    for reg_id, patient_id, inst, team, _condition, enrolled_on, doctor in regs:
+        seen = visits.get(reg_id, [])
+        high = [v for v in seen if (_grade(v[2]) or 0) >= rules.SMI_REFER_GRADE]
+        in_time = sum(1 for day, _c, detail, reason in high if (reason or "").strip() or (detail or {}).get("referral_to")
+                      or any(day <= d <= day + timedelta(days=SMI_REFER_DAYS) for d in referred_on.get(patient_id, ())))
+        out.append(SmiOutcome(reg_id, patient_id, inst, team, doctor, len(seen), expected_visits(enrolled_on, start, end),
+                              seen[-1][1] if seen else None, len(high), in_time))
+    return out
+
+
+@dataclass(frozen=True)
+class TbOutcome:
+    registration_id: int
+    patient_id: int
+    institution_id: int
+    team_id: int | None
+    doctor_id: int | None
+    notified: bool  # a notification counted in the period
+    first_in_time: bool  # its first home visit within 72 h
+    closed: bool  # a closing assessment with a stop in the period
+    regular: bool
+    success: bool  # cured or completed
+
+
+def tb_outcomes(db: Session, institutions: list[int], start: date, end: date) -> list[TbOutcome]:
+    regs = repository.registrations_managed(db, institutions, end, ("tb",), under_care=False)
+    ids = [r[0] for r in regs]
+    notified_on = repository.notifications(db, ids)
+    first = repository.first_visits(db, ids)
+    closings = {c.registration_id: c for c in repository.tb_closings_between(db, ids, start, end)}
+    out = []
+    for reg_id, patient_id, inst, team, condition, enrolled_on, doctor in regs:
+        notice = notified_on.get(reg_id)
+        deadline = rules.first_visit_soon(condition, enrolled_on, notified_on=notice, grade=None) if notice else None
+        visited = first.get(reg_id)
+        in_time = deadline is not None and visited is not None and visited <= deadline
+        counted = notice is not None and start <= notice <= end and deadline is not None and (deadline <= end or in_time)
+        c = closings.get(reg_id)
+        if not counted and c is None:
+            continue
+        out.append(TbOutcome(reg_id, patient_id, inst, team, doctor, counted, counted and in_time, c is not None,
+                             c is not None and c.regular, c is not None and c.outcome in TB_SUCCESS))
+    return out
+
+
+def tally(rows: Iterable[object], key: Callable[[object], Hashable], fields: tuple[str, ...],
+          ) -> dict[Hashable, dict[str, int]]:
+    """The rows' `fields` (flags or counts) summed per `key`, with `n` the number of rows."""
+    out: dict[Hashable, dict[str, int]] = {}
+    for r in rows:
+        sums = out.setdefault(key(r), dict.fromkeys(("n", *fields), 0))
+        sums["n"] += 1
+        for name in fields:
+            sums[name] += int(getattr(r, name))
+    return out

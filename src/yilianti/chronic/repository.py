@@ -35,7 +35,9 @@ from yilianti.models.chronic_registry import (
 from yilianti.models.diagnostics import DiagnosticOrder, LabObservation
 from yilianti.models.encounter import Encounter, EncounterKind
 from yilianti.models.patient import CareRelationship, Patient
+from yilianti.models.referral import Direction, Referral
 from yilianti.models.scheduling import BedReservation
+from yilianti.referral.states import Status
 from yilianti.scheduling.rules import shares_alliance
 
 
@@ -507,17 +509,71 @@ def registration(db: Session, registration_id: int) -> ChronicRegistration | Non
 MEASURED = ("hypertension", "diabetes_t2")  # the registries with BP / glucose targets
 
 
-def registrations_managed(db: Session, institutions: list[int], end: date,
-                          ) -> list[tuple[int, int, int, int | None, str, date, int | None]]:
-    """Hypertension and diabetes registrations under care at the institutions, enrolled on or before `end`:
-    (id, patient, institution, team, condition, enrolled on, responsible doctor)."""
-    return [tuple(r) for r in db.execute(  # type: ignore[misc]
-        select(ChronicRegistration.id, ChronicRegistration.patient_id, ChronicRegistration.institution_id,
-               ChronicRegistration.team_id, ChronicRegistration.condition, ChronicRegistration.enrolled_on,
-               ChronicRegistration.responsible_user_id)
-        .where(ChronicRegistration.institution_id.in_(institutions), ChronicRegistration.enrolled_on <= end,
-               ChronicRegistration.condition.in_(MEASURED), ChronicRegistration.status == "under_care")
-        .order_by(ChronicRegistration.id))]
+def registrations_managed(db: Session, institutions: list[int], end: date, conditions: tuple[str, ...] = MEASURED,
+                          *, under_care: bool = True) -> list[tuple[int, int, int, int | None, str, date, int | None]]:
+    """The registries' registrations (hypertension and diabetes unless told) under care (`under_care`; or in any
+    status) at the institutions, enrolled on or before `end`: (id, patient, institution, team, condition, enrolled
+    on, responsible doctor)."""
+    r = ChronicRegistration
+    stmt = (select(r.id, r.patient_id, r.institution_id, r.team_id, r.condition, r.enrolled_on, r.responsible_user_id)
+            .where(r.institution_id.in_(institutions), r.enrolled_on <= end, r.condition.in_(conditions))
+            .order_by(r.id))
+    if under_care:
+        stmt = stmt.where(r.status == "under_care")
+    return [tuple(row) for row in db.execute(stmt)]  # type: ignore[misc]
+
+
+def smi_visits_between(db: Session, institutions: list[int], start: date, end: date,
+                       ) -> list[tuple[int, date, str | None, dict[str, Any] | None, str | None]]:
+    """Severe mental disorders' recorded follow-ups done in [start, end] at the institutions: (registration, day,
+    classification, detail, referral reason), in visit order."""
+    f, r = ChronicFollowUp, ChronicRegistration
+    return [tuple(row) for row in db.execute(  # type: ignore[misc]
+        select(f.registration_id, f.done_on, f.classification, f.detail, f.referral_reason)
+        .join(r, r.id == f.registration_id)
+        .where(f.institution_id.in_(institutions), f.status == "done", f.done_on >= start, f.done_on <= end,
+               r.condition == "smi")
+        .order_by(f.done_on, f.id))]
+
+
+def up_referrals_sent(db: Session, patient_ids: list[int], institutions: list[int], start: datetime, end: datetime,
+                      ) -> list[tuple[int, datetime]]:
+    """Up-referrals of the patients the institutions sent (not drafts, not cancelled) made in [start, end):
+    (patient, made at)."""
+    if not patient_ids:
+        return []
+    return [(p, at) for p, at in db.execute(
+        select(Referral.patient_id, Referral.created_at).where(
+            Referral.patient_id.in_(patient_ids), Referral.from_institution_id.in_(institutions),
+            Referral.direction == Direction.up, Referral.status.not_in((Status.draft, Status.cancelled)),
+            Referral.created_at >= start, Referral.created_at < end))]
+
+
+def notifications(db: Session, registration_ids: list[int]) -> dict[int, date]:
+    """The TB notification day of each registration that has one."""
+    if not registration_ids:
+        return {}
+    r = ChronicRegistration
+    return {rid: day for rid, day in db.execute(
+        select(r.id, r.notified_on).where(r.id.in_(registration_ids), r.notified_on.is_not(None))) if day}
+
+
+def first_visits(db: Session, registration_ids: list[int]) -> dict[int, date]:
+    """Each registration's first recorded follow-up day."""
+    if not registration_ids:
+        return {}
+    f = ChronicFollowUp
+    return {rid: day for rid, day in db.execute(
+        select(f.registration_id, func.min(f.done_on)).where(f.registration_id.in_(registration_ids),
+                                                             f.status == "done").group_by(f.registration_id)) if day}
+
+
+def tb_closings_between(db: Session, registration_ids: list[int], start: date, end: date) -> list[TbClosing]:
+    """The closing assessments of the registrations with a stop in [start, end]."""
+    if not registration_ids:
+        return []
+    return list(db.scalars(select(TbClosing).where(TbClosing.registration_id.in_(registration_ids),
+                                                   TbClosing.stopped_on >= start, TbClosing.stopped_on <= end)))
 
 
 def registrations_counted(db: Session, institutions: list[int], condition: str, end: date,

@@ -5,6 +5,7 @@ up-referral; the phone-call log on a follow-up. Every list on the list kit (sear
 from __future__ import annotations
 
 from datetime import date
+from operator import attrgetter
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -153,7 +154,15 @@ def outcome_page(request: Request, db: DB, subject: CurrentSubject, start: str =
     address = repository.addresses(db, {r.patient_id for r in rows})
     by_village = outcomes.summarise(rows, lambda r: (team_rules.village_of(address.get(r.patient_id, ""), names),
                                                      r.condition))
+    team_of = attrgetter("team_id")
+    smi = outcomes.smi_outcomes(db, [inst], s, e)
+    tb = outcomes.tb_outcomes(db, [inst], s, e)
+    smi_fields = ("regular", "stable", "high_grade", "referred")
+    tb_fields = ("notified", "first_in_time", "closed", "regular", "success")
     return render_page(request, "chronic/outcomes.html", {
+        "smi": outcomes.tally(smi, team_of, smi_fields), "smi_total": outcomes.tally(smi, lambda r: "all", smi_fields),
+        "tb": outcomes.tally(tb, team_of, tb_fields), "tb_total": outcomes.tally(tb, lambda r: "all", tb_fields),
+        "team_keys": [(tm.id, tm.name) for tm in teams],
         "start": s, "end": e, "teams": teams, "by_team": by_team, "total": total, "months": months,
         "by_doctor": by_doctor, "doctors": repository.doctors_of(db, inst), "by_village": by_village,
         "villages": names,
