@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests import builders as b
@@ -250,3 +250,47 @@ def test_settings_page_and_api(db: Session, client: TestClient) -> None:
                        json={"channels": {"lottery": ["carrier_pigeon"]}})
     assert wrong.status_code == 422 and wrong.json()["error"] == "invalid_input", wrong.text
     assert "channels" in wrong.json()["fields"], wrong.text
+
+
+def test_one_query_per_delivery_with_the_practitioners_number_and_the_users_language(
+        db: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`send` runs once per delivery (one transaction each): the user's state, language and addresses come in one
+    query. No number entered: the practitioner's; an English reader gets English; a deactivated user nothing."""
+    load_job_modules()
+    gw = Gateway()
+    try:
+        settings = get_settings()
+        monkeypatch.setattr(settings, "notify_http_url", gw.url)
+        monkeypatch.setattr(settings, "notify_http_secret", "gateway-secret")
+        monkeypatch.setattr(settings, "notify_http_template", TEMPLATE)
+        inst = b.institution(db)
+        practitioner = b.practitioner(db, inst)
+        practitioner.phone = "13900000077"
+        doctor = b.user(db, inst, "doctor", practitioner_id=practitioner.id)
+        doctor.locale = "en"
+        gone = b.user(db, inst, "doctor")
+        _prefs(db, gone, [], phone="13900000078")
+        gone.active = False
+        db.flush()
+        asked: list[str] = []
+        conn = db.connection()
+
+        def count(*args: Any) -> None:
+            asked.append(args[2])
+
+        job = {"key": "k-1", "channel": "sms", "kind": "referral", "title": "referral.notify.received",
+               "params": {"id": 7}}
+        event.listen(conn, "before_cursor_execute", count)
+        try:
+            sent = preferences.send(db, {**job, "user_id": doctor.id})
+            assert len(asked) == 1, asked
+            assert preferences.send(db, {**job, "key": "k-2", "user_id": gone.id}) is False
+            assert preferences.send(db, {**job, "key": "k-3", "user_id": 987654321}) is False
+        finally:
+            event.remove(conn, "before_cursor_execute", count)
+        assert len(asked) == 3
+    finally:
+        gw.close()
+    assert sent is True
+    assert [(m["touser"], m["client_msg_id"]) for m in gw.delivered.values()] == [("13900000077", "k-1")]
+    assert next(iter(gw.delivered.values()))["data"]["first"]["value"] == "Referral #7: received"

@@ -52,9 +52,14 @@ class Preferences:
 
 
 def of(db: Session, user_id: int) -> Preferences:
-    contact = repository.contact(db, user_id)
-    return Preferences(repository.preferences(db, user_id) | ALWAYS, (contact.phone or "") if contact else "",
-                       (contact.email or "") if contact else "", repository.practitioner_phone(db, user_id) or "")
+    found = repository.addresses(db, user_id)
+    return Preferences(repository.preferences(db, user_id) | ALWAYS, *_contact(found))
+
+
+def _contact(found: repository.Addresses | None) -> tuple[str, str, str]:
+    """(phone, e-mail, the practitioner's phone), '' where there is none."""
+    return ((found.phone or "", found.email or "", found.practitioner_phone or "") if found is not None
+            else ("", "", ""))
 
 
 def save(db: Session, subject: Subject, chosen: Iterable[tuple[str, str]], phone: str | None,
@@ -110,16 +115,18 @@ def send(db: Session, job: dict[str, Any]) -> bool:
     to send (the user left, no number or address, the channel switched off); ChannelError makes it retry."""
     user_id, name = int(job["user_id"]), str(job["channel"])
     adapter = channels.channel(name)
-    active, locale = repository.active_user_locale(db, user_id)
-    if adapter is None or not active:
+    if adapter is None:
         return False
-    prefs = of(db, user_id)
-    to = (prefs.phone or prefs.practitioner_phone) if name == "sms" else prefs.email
+    found = repository.addresses(db, user_id)  # the one query of a delivery
+    if found is None or not found.active:
+        return False
+    phone, email, practitioner_phone = _contact(found)
+    to = (phone or practitioner_phone) if name == "sms" else email
     if not to:
         log.info("notification %s by %s: user %s has no address", job.get("key"), name, user_id)
         return False
     params = job.get("params") or {}
-    loc = locale if locale in ("zh", "en") else "zh"
+    loc = found.locale if found.locale in ("zh", "en") else "zh"
     title = translate(str(job.get("title") or ""), loc, **params) if params else str(job.get("title") or "")
     body = job.get("body")
     text = (translate(str(body), loc, **params) if params else str(body)) if body else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -58,15 +59,26 @@ def contact(db: Session, user_id: int) -> NotificationContact | None:
     return db.get(NotificationContact, user_id)
 
 
-def practitioner_phone(db: Session, user_id: int) -> str | None:
-    return db.scalar(select(Practitioner.phone).join(User, User.practitioner_id == Practitioner.id)
-                     .where(User.id == user_id))
+@dataclass(frozen=True)
+class Addresses:
+    """Where a user's external notifications go, and in what language: one row of the user, the contact they
+    entered and their practitioner."""
+
+    active: bool
+    locale: str | None  # None: Chinese
+    phone: str | None  # as entered
+    email: str | None
+    practitioner_phone: str | None  # used when no phone is entered
 
 
-def active_user_locale(db: Session, user_id: int) -> tuple[bool, str | None]:
-    """Whether the user is active, and the language they chose (None: Chinese)."""
-    row = db.execute(select(User.active, User.locale).where(User.id == user_id)).first()
-    return (bool(row[0]), row[1]) if row else (False, None)
+def addresses(db: Session, user_id: int) -> Addresses | None:
+    """The user's addresses in one query (None: no such user)."""
+    row = db.execute(select(User.active, User.locale, NotificationContact.phone, NotificationContact.email,
+                            Practitioner.phone)
+                     .outerjoin(NotificationContact, NotificationContact.user_id == User.id)
+                     .outerjoin(Practitioner, Practitioner.id == User.practitioner_id)
+                     .where(User.id == user_id)).first()
+    return Addresses(bool(row[0]), row[1], row[2], row[3], row[4]) if row else None
 
 
 def wanting(db: Session, kind: str, *, user_id: int | None, institution_id: int | None) -> list[tuple[int, str]]:
