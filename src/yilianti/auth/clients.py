@@ -5,7 +5,7 @@ A client is registered for one institution with the scopes it may be granted and
 Web Key Set: it then signs a client assertion with RS384 or ES384, `private_key_jwt`) or a client secret (shown
 once). It acts as its own account, created with it: a coordinator of the institution, so the patient policy
 (authz/policy.py) shows it that institution's patients and nothing else. An access token is an `api_token` row
-with its `scope` set, good for ACCESS_SECONDS, and only on the FHIR API (auth/deps.resolve_subject).
+with its `scope` set, good for ACCESS_SECONDS, and only on the FHIR API and SYSTEM_API_PATHS (auth/deps.resolve_subject).
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ AUTH_METHODS = ("private_key_jwt", "client_secret_basic", "client_secret_post")
 # system/<type or *>.<read | write | *> (SMART v1) or .<c r u d s letters> (SMART v2: r and s read, c u d write)
 SCOPE = re.compile(r"system/(\*|[A-Z][A-Za-z]{1,63})\.(read|write|\*|c?r?u?d?s?)")
 SCOPES_SUPPORTED = ("system/*.read", "system/*.write", "system/Patient.read", "system/*.rs", "system/*.cruds")
+# the JSON API routes a system client's access token may call besides the FHIR API, each checking the scopes itself:
+# a member's HIS posting its encounters (`system/Encounter.write`, cockpit/encounters.py)
+SYSTEM_API_PATHS = frozenset({"/api/v1/encounters"})
 
 
 class OAuthError(AppError):

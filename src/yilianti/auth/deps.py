@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from yilianti.auth import service
+from yilianti.auth import clients, service
 from yilianti.authz.subject import Subject
 from yilianti.db import get_db, read_session
 from yilianti.exceptions import AppError, Forbidden, Unauthenticated
@@ -70,8 +70,8 @@ def resolve_subject(db: Session, request: Request) -> Subject | None:
         subject = service.build_subject(db, user, row.institution_id, via_token=True, ip=_client_ip(request))
         if subject.acting_institution_id != row.institution_id:
             raise Unauthenticated("API 令牌无效或已过期", code="bad_token")
-        if row.scope is not None:  # a system client's access token: the FHIR API only, within its scopes
-            if not is_fhir_path(request.url.path):
+        if row.scope is not None:  # a system client's access token: the FHIR API (and a few routes), within its scopes
+            if not is_fhir_path(request.url.path) and request.url.path not in clients.SYSTEM_API_PATHS:
                 raise Unauthenticated("该访问令牌仅可用于 FHIR 接口", code="bad_token")
             subject = replace(subject, scopes=frozenset(row.scope.split()))
         request.state.subject = subject

@@ -477,3 +477,136 @@ async def assistance_enter(request: Request, db: DB, subject: CurrentSubject) ->
         ctx.update(errors=errors_of(request, exc), form=values)
         return render_page(request, "cockpit/assistance.html", ctx, status_code=exc.status)
     return RedirectResponse(f"/cockpit/assistance?alliance_id={alliance_id}&entered={len(stored)}", status_code=303)
+
+
+# ------------------------------------------------------------------------------------------ encounters (就诊记录)
+
+ENCOUNTER_COLUMNS = {"就诊号": "source_no", "类型": "kind", "就诊日期": "visit_date", "入院日期": "visit_date",
+                     "出院日期": "discharge_date", "科室": "department", "身份证号": "resident_id",
+                     "总费用（元）": "total_cost", "医保基金支付（元）": "insurance_paid", "中医": "tcm"}
+REGISTER_COLUMNS = {"结算单号": "settlement_no", "类型": "kind", "就医机构": "hospital", "就诊日期": "visit_date",
+                    "入院日期": "visit_date", "出院日期": "discharge_date", "参保地机构": "home",
+                    "总费用（元）": "total_cost", "医保基金支付（元）": "insurance_paid"}
+# the columns of the templates (入院日期 is read as 就诊日期: an inpatient sheet may name it so)
+ENCOUNTER_TEMPLATE = tuple(c for c in ENCOUNTER_COLUMNS if c != "入院日期")
+REGISTER_TEMPLATE = tuple(c for c in REGISTER_COLUMNS if c != "入院日期")
+ENCOUNTER_REQUIRED = ("就诊号", "类型", "就诊日期")
+REGISTER_REQUIRED = ("结算单号", "类型", "就医机构", "就诊日期")
+
+
+def _sheet_rows(filename: str, content: bytes, columns: dict[str, str],
+                required: tuple[str, ...]) -> list[dict[str, object]]:
+    """The rows of an uploaded sheet as {field: cell}, by the Chinese column names of its first row; a date or an
+    amount that cannot be read is an error of its row (the whole file refused, as every import)."""
+    table = _table_of(filename, content)
+    header = [str(c or "").strip() for c in table[0]]
+    missing = [c for c in required if c not in header and not (c == "就诊日期" and "入院日期" in header)]
+    if missing:
+        raise InvalidInput(fields={"file": "缺少列：" + "、".join(missing)})
+    out, errors = [], {}
+    for n, cells in enumerate((r for r in table[1:] if any(c not in (None, "") for c in r)), start=1):
+        row = {columns[h]: cells[i] for i, h in enumerate(header) if h in columns and i < len(cells)}
+        for name in ("visit_date", "discharge_date"):
+            if row.get(name) not in (None, "") and _date(row[name]) is None:
+                errors[f"row{n}.{name}"] = "日期应为 YYYY-MM-DD"
+        for name in ("total_cost", "insurance_paid"):
+            if row.get(name) not in (None, "") and _number(row[name]) is None:
+                errors[f"row{n}.{name}"] = "金额应为数字"
+        out.append(row)
+    if errors:
+        raise InvalidInput(fields=errors)
+    return out
+
+
+def _text(value: object) -> str:
+    return str(value if value is not None else "").strip()
+
+
+def _encounter_in(cells: dict[str, object]) -> encounters.EncounterIn:
+    return encounters.EncounterIn(
+        source_no=_text(cells.get("source_no")), kind=_text(cells.get("kind")), visit_date=_date(cells.get("visit_date")),
+        discharge_date=_date(cells.get("discharge_date")), department=_text(cells.get("department")) or None,
+        resident_id=_text(cells.get("resident_id")) or None, total_cost=_number(cells.get("total_cost")),
+        insurance_paid=_number(cells.get("insurance_paid")), tcm=encounters.flag(cells.get("tcm")))
+
+
+def _register_in(cells: dict[str, object], names: dict[str, int]) -> encounters.OutOfCountyIn:
+    home = _text(cells.get("home"))
+    return encounters.OutOfCountyIn(
+        settlement_no=_text(cells.get("settlement_no")), kind=_text(cells.get("kind")),
+        hospital=_text(cells.get("hospital")), visit_date=_date(cells.get("visit_date")),
+        discharge_date=_date(cells.get("discharge_date")),
+        home_institution_id=(opt_int(home) if home.isdigit() else names.get(home, -1)) if home else None,
+        total_cost=_number(cells.get("total_cost")), insurance_paid=_number(cells.get("insurance_paid")))
+
+
+def _encounters_context(request: Request, db: Any, subject: Subject, alliance_id: str) -> dict[str, Any]:
+    alliances, alliance = _chosen(db, subject, alliance_id)
+    members = sorted({m.institution_id for m in current_memberships(db, alliance.id, clock.today_local())}) \
+        if alliance else []
+    names = institution_names(db, members)
+    return {"alliances": alliances, "alliance": alliance, "names": names,
+            "members": sorted(members, key=lambda i: names.get(i, "")),
+            "summary": repository.encounter_summary(db, members),
+            "register": repository.register_summary(db, alliance.id) if alliance else None,
+            "importable": [i for i in members if encounters.can_import(db, subject, i)],
+            "can_register": alliance is not None and encounters.can_import_register(db, subject, alliance.id),
+            "kinds": encounters.KIND_LABELS, "encounter_columns": ENCOUNTER_TEMPLATE,
+            "register_columns": REGISTER_TEMPLATE, "max_rows": encounters.MAX_ROWS}
+
+
+@router.get("/cockpit/encounters")
+def encounters_page(request: Request, db: DB, subject: CurrentSubject, alliance_id: str = "") -> Response:
+    """What the members' HIS and the insurance settlement data have brought in, and the uploads."""
+    return render_page(request, "cockpit/encounters.html", _encounters_context(request, db, subject, alliance_id))
+
+
+@router.post("/cockpit/encounters")
+async def encounters_upload(request: Request, db: DB, subject: CurrentSubject) -> Response:
+    """An uploaded sheet of one member's encounters (what = encounters) or of the alliance's out-of-county register
+    (what = register), all or nothing."""
+    form = await request.form()
+    values: dict[str, object] = {k: v for k, v in form.items() if isinstance(v, str)}
+    alliance_id = opt_int(str(values.get("alliance_id") or "")) or 0
+    what = "register" if values.get("what") == "register" else "encounters"
+    try:
+        service.require_view(db, subject, kit.get(db, Alliance, alliance_id))
+        file = form.get("file")
+        if file is None or isinstance(file, str) or not file.filename:
+            raise InvalidInput(fields={"file": "请选择要导入的文件"})
+        content = await file.read()
+        if what == "register":
+            names = {n: i for i, n in all_institution_names(db).items()}
+            done = encounters.import_register(db, subject, alliance_id, [
+                _register_in(r, names) for r in _sheet_rows(file.filename, content, REGISTER_COLUMNS, REGISTER_REQUIRED)])
+        else:
+            institution = opt_int(str(values.get("institution_id") or ""))
+            if institution is None:
+                raise InvalidInput(fields={"institution_id": "请选择机构"})
+            done = encounters.import_encounters(db, subject, institution, [
+                _encounter_in(r) for r in _sheet_rows(file.filename, content, ENCOUNTER_COLUMNS, ENCOUNTER_REQUIRED)])
+    except AppError as exc:
+        db.rollback()
+        ctx = _encounters_context(request, db, subject, str(alliance_id))
+        ctx.update(errors=errors_of(request, exc), form=values, what=what)
+        return render_page(request, "cockpit/encounters.html", ctx, status_code=exc.status)
+    return RedirectResponse(f"/cockpit/encounters?alliance_id={alliance_id}&what={what}&created={done.created}"
+                            f"&updated={done.updated}&matched={done.matched}", status_code=303)
+
+
+@router.get("/cockpit/encounters/template.xlsx")
+def encounters_template(subject: CurrentSubject, what: str = "encounters") -> Response:
+    """An empty import sheet with its columns (one row of example)."""
+    wb = Workbook()
+    ws = wb.active
+    if what == "register":
+        ws.append(list(REGISTER_TEMPLATE))
+        ws.append(["YB2026000001", "住院", "福建医科大学附属协和医院", "2026-03-02", "2026-03-09", "", 18600, 11200])
+    else:
+        ws.append(list(ENCOUNTER_TEMPLATE))
+        ws.append(["MZ20260302001", "门诊", "2026-03-02", "", "中医科", "", 86.5, 52, "是"])
+    out = io.BytesIO()
+    wb.save(out)
+    name = "register" if what == "register" else "encounters"
+    return Response(out.getvalue(), media_type=XLSX,
+                    headers={"Content-Disposition": f'attachment; filename="{name}-template.xlsx"'})

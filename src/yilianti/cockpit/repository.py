@@ -181,6 +181,43 @@ def out_of_county_between(db: Session, alliance_ids: Sequence[int], first: date,
     return [tuple(r) for r in rows]
 
 
+def _numbered(db: Session, model: Any, where: Any, column: Any, numbers: Sequence[str]) -> list[Any]:
+    out: list[Any] = []
+    wanted = sorted(set(numbers))
+    for i in range(0, len(wanted), 1000):
+        out += list(db.scalars(select(model).where(where, column.in_(wanted[i:i + 1000]))))
+    return out
+
+
+def encounters_numbered(db: Session, institution_id: int, numbers: Sequence[str]) -> list[Encounter]:
+    """The institution's encounters already imported under these HIS numbers."""
+    return _numbered(db, Encounter, Encounter.institution_id == institution_id, Encounter.source_no, numbers)
+
+
+def register_numbered(db: Session, alliance_id: int, numbers: Sequence[str]) -> list[OutOfCountyVisit]:
+    """The alliance's out-of-county register rows already imported under these settlement numbers."""
+    return _numbered(db, OutOfCountyVisit, OutOfCountyVisit.alliance_id == alliance_id, OutOfCountyVisit.settlement_no,
+                     numbers)
+
+
+def encounter_summary(db: Session, institutions: Sequence[int]) -> dict[int, tuple[Any, ...]]:
+    """Per institution, what has been imported: (encounters, matched to a person, last day counted, last import)."""
+    if not institutions:
+        return {}
+    rows = db.execute(select(Encounter.institution_id, func.count(), func.count(Encounter.patient_id),
+                             func.max(Encounter.day), func.max(Encounter.imported_at))
+                      .where(Encounter.institution_id.in_(institutions)).group_by(Encounter.institution_id))
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def register_summary(db: Session, alliance_id: int) -> tuple[Any, ...]:
+    """The alliance's out-of-county register: (rows, inpatient stays, last day counted, last import)."""
+    row = db.execute(select(func.count(), func.count(case((OutOfCountyVisit.kind == EncounterKind.inpatient, 1))),
+                            func.max(OutOfCountyVisit.day), func.max(OutOfCountyVisit.imported_at))
+                     .where(OutOfCountyVisit.alliance_id == alliance_id)).one()
+    return tuple(row)
+
+
 def figures_of(db: Session, alliance_id: int, start: date, end: date) -> list[IndicatorFigure]:
     """Imported figures of the alliance whose period ends inside [start, end], newest entry first."""
     return list(db.scalars(select(IndicatorFigure).where(

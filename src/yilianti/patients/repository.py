@@ -119,6 +119,18 @@ def identifier_owner(db: Session, authority: str, value: str) -> int | None:
         PatientIdentifier.authority == authority, PatientIdentifier.value == value))
 
 
+def identifier_owners(db: Session, authority: str, values: Iterable[str]) -> dict[str, int]:
+    """`identifier_owner` for many values at once: value → the id of the person holding it (those held)."""
+    wanted = sorted(set(values))
+    out: dict[str, int] = {}
+    for i in range(0, len(wanted), 1000):
+        for ident in db.scalars(select(PatientIdentifier).where(PatientIdentifier.authority == authority,
+                                                                PatientIdentifier.value.in_(wanted[i:i + 1000]))):
+            if ident.value is not None:
+                out[ident.value] = ident.patient_id
+    return out
+
+
 def identifiers_of(db: Session, patient_id: int) -> list[PatientIdentifier]:
     return list(db.scalars(select(PatientIdentifier).where(PatientIdentifier.patient_id == patient_id)))
 
