@@ -32,7 +32,7 @@ def world(test_db):  # type: ignore[no-untyped-def]
 SAMPLES = {"date": "ge2000-01-01", "reference": "Organization/1", "gender": "male", "active": "true",
            ("Slot", "status"): "free", ("Appointment", "status"): "booked", ("Consent", "status"): "active",
            ("Task", "status"): "requested", ("ServiceRequest", "status"): "active"}
-RECORD_KINDS = {"DiagnosticReport", "Observation", "ImagingStudy", "Communication"}  # searched per patient (the shared record)
+RECORD_KINDS = {"DiagnosticReport", "Observation", "ImagingStudy", "Communication", "CarePlan"}  # searched per patient (the shared record)
 
 
 def _outcome(r: httpx.Response, status: int, code: str) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The PostgreSQL shared-record path (record/fastpath.py) answers exactly as the reference route.
 
 A real uvicorn server on a database of its own holding the whole demo data set (bookings, referrals
-both ways, transfers, diagnostic orders, lab results, signed reports, recognition decisions, HR marks,
+both ways, transfers, diagnostic orders, lab results, signed reports, recognition decisions, chronic care plans, HR marks,
 consent and its absence, grants). Every clinical demo account calls `GET /api/v1/patients/{id}/record`
 with its API token for every patient with data — fast path on, then off (the reference
 `record.service.shared_record`) — and the bodies must be equal byte for byte, including 404s.
@@ -22,6 +22,7 @@ from yilianti.authz.subject import CLINICAL_ROLES
 from yilianti.config import get_settings
 from yilianti.models import AuditEvent
 from yilianti.models.auth import RoleAssignment, User
+from yilianti.models.chronic import ChronicRegistration
 from yilianti.models.diagnostics import DiagnosticOrder, DiagnosticReport
 from yilianti.models.patient import Consent
 from yilianti.models.recognition import RecognitionDecision
@@ -60,7 +61,8 @@ def demo(server):  # type: ignore[no-untyped-def]
         db.commit()
         # patients with data of each kind (the few with the most of it first), a dozen in all
         patients: list[int] = []
-        for model in (CriticalTransfer, Referral, RecognitionDecision, DiagnosticReport, Booking, DiagnosticOrder):
+        for model in (CriticalTransfer, Referral, RecognitionDecision, DiagnosticReport, Booking, DiagnosticOrder,
+                      ChronicRegistration):
             column = DiagnosticOrder.patient_id if model is DiagnosticReport else model.patient_id
             stmt = select(column).group_by(column).order_by(func.count().desc(), column).limit(2)
             if model is DiagnosticReport:

@@ -7,8 +7,8 @@ from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, exists, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from yilianti.authz.policy import readable
 from yilianti.authz.subject import Subject
@@ -152,13 +152,19 @@ def addresses(db: Session, patient_ids: set[int]) -> dict[int, str]:
         select(Patient.id, Patient.address).where(Patient.id.in_(sorted(patient_ids))))} if patient_ids else {}
 
 
+def in_force(on: Any) -> list[ColumnElement[bool]]:
+    """A family-doctor contract in force on `on` (a date, or a hot path's placeholder): signed, started, not
+    ended and not terminated."""
+    return [FamilyDoctorContract.status == "active", FamilyDoctorContract.start_on <= on,
+            FamilyDoctorContract.end_on >= on]
+
+
 def contracts_in_force(db: Session, institution_id: int, on: date) -> list[tuple[int, int]]:
     """(patient id, team id) of every contract in force on `on` with a team of the institution."""
     return [(pid, tid) for pid, tid in db.execute(
         select(FamilyDoctorContract.patient_id, FamilyDoctorContract.team_id)
         .join(FamilyDoctorTeam, FamilyDoctorTeam.id == FamilyDoctorContract.team_id)
-        .where(FamilyDoctorTeam.institution_id == institution_id, FamilyDoctorContract.status == "active",
-               FamilyDoctorContract.start_on <= on, FamilyDoctorContract.end_on >= on))]
+        .where(FamilyDoctorTeam.institution_id == institution_id, *in_force(on)))]
 
 
 def registered_conditions(db: Session, institution_id: int) -> list[tuple[int, str, int | None]]:
@@ -350,8 +356,7 @@ def contract_team(db: Session, patient_id: int, institution_id: int, on: date) -
     return db.scalar(select(FamilyDoctorContract.team_id).join(
         FamilyDoctorTeam, FamilyDoctorTeam.id == FamilyDoctorContract.team_id).where(
         FamilyDoctorContract.patient_id == patient_id, FamilyDoctorTeam.institution_id == institution_id,
-        FamilyDoctorContract.status == "active", FamilyDoctorContract.start_on <= on,
-        FamilyDoctorContract.end_on >= on).limit(1))
+        *in_force(on)).limit(1))
 
 
 def count_due(db: Session, subject: Subject, today: date) -> int:
@@ -670,3 +675,64 @@ def open_alarms_of(db: Session, patient_id: int, institution_id: int) -> list[Ch
     return list(db.scalars(select(ChronicAlarm).where(
         ChronicAlarm.patient_id == patient_id, ChronicAlarm.institution_id == institution_id,
         ChronicAlarm.acknowledged_at.is_(None)).order_by(ChronicAlarm.measured_at.desc()).limit(20)))
+
+
+# ------------------------------------------------------------------ plans in the shared record (chronic/record.py)
+# A registration with its follow-ups is the patient's chronic care plan. Involved in it (who reads it as their
+# own, `policy.entry_visible`): the managing institution, the institution of the registration's team, and the
+# institutions of the teams the patient has a contract in force with (the family doctor). Everyone else reads it
+# through the shared record (consent, a grant including it, break-glass). The record fast path compiles these
+# same statements (record/fastpath.py).
+
+
+def plan_rows(patient: Any) -> Select[Any]:
+    """The patient's registrations, newest first: id, created_at, managing institution, the team's institution,
+    condition, ICD-10, status, the next open follow-up's due date."""
+    team = aliased(FamilyDoctorTeam)
+    next_due = (select(func.min(ChronicFollowUp.due_on))
+                .where(ChronicFollowUp.registration_id == ChronicRegistration.id, ChronicFollowUp.status == "open")
+                .scalar_subquery())
+    columns: tuple[Any, ...] = (ChronicRegistration.id, ChronicRegistration.created_at,
+                                ChronicRegistration.institution_id, team.institution_id, ChronicRegistration.condition,
+                                ChronicRegistration.icd10, ChronicRegistration.status, next_due)
+    return (select(*columns)
+            .outerjoin(team, team.id == ChronicRegistration.team_id)
+            .where(ChronicRegistration.patient_id == patient)
+            .order_by(ChronicRegistration.created_at.desc(), ChronicRegistration.id.desc()))
+
+
+def family_doctor_institutions(patient: Any, on: Any) -> Select[Any]:
+    """The institutions of the teams the patient has a contract in force with on `on`."""
+    return (select(FamilyDoctorTeam.institution_id).distinct()
+            .join(FamilyDoctorContract, FamilyDoctorContract.team_id == FamilyDoctorTeam.id)
+            .where(FamilyDoctorContract.patient_id == patient, *in_force(on)))
+
+
+def plans_of_patient(db: Session, patient_id: int, on: date, limit: int) -> tuple[list[Any], list[int]]:
+    """`plan_rows` (at most `limit`) and `family_doctor_institutions` of the patient."""
+    rows = list(db.execute(plan_rows(patient_id).limit(limit)))
+    return rows, sorted(db.scalars(family_doctor_institutions(patient_id, on)))
+
+
+def plan_involved(db: Session, reg: ChronicRegistration, on: date) -> list[int]:
+    """The institutions a registration's plan is their own for (`plan_rows`' rule for one registration)."""
+    team_inst = db.scalar(select(FamilyDoctorTeam.institution_id).where(FamilyDoctorTeam.id == reg.team_id)) \
+        if reg.team_id is not None else None
+    return [i for i in (reg.institution_id, team_inst) if i is not None] + \
+        list(db.scalars(family_doctor_institutions(reg.patient_id, on)))
+
+
+def plan_parts(db: Session, registration_ids: list[int]) -> tuple[
+        dict[int, ChronicRegistration], dict[int, list[ChronicFollowUp]], dict[int, str], dict[int, str]]:
+    """For the FHIR CarePlans of these registrations: the rows, their follow-ups (by due date), the teams' names
+    and the responsible doctors' names."""
+    regs = {r.id: r for r in db.scalars(select(ChronicRegistration).where(ChronicRegistration.id.in_(registration_ids)))}
+    follow: dict[int, list[ChronicFollowUp]] = {i: [] for i in regs}
+    for f in db.scalars(select(ChronicFollowUp).where(ChronicFollowUp.registration_id.in_(list(regs)))
+                        .order_by(ChronicFollowUp.due_on, ChronicFollowUp.id)):
+        follow[f.registration_id].append(f)
+    team_ids = {r.team_id for r in regs.values() if r.team_id is not None}
+    teams = {tid: name for tid, name in db.execute(select(FamilyDoctorTeam.id, FamilyDoctorTeam.name)
+                                                   .where(FamilyDoctorTeam.id.in_(team_ids)))} if team_ids else {}
+    users = user_names(db, {r.responsible_user_id for r in regs.values() if r.responsible_user_id is not None})
+    return regs, follow, teams, users

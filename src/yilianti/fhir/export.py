@@ -114,7 +114,7 @@ def run(db: Session, export_id: int) -> None:
     out: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in row.types.split(",")}
     patients = repository.readable_patient_ids(db, subject)
     for done, patient_id in enumerate(patients, 1):
-        for resource in everything(db, subject, str(patient_id)):
+        for resource in everything(db, subject, str(patient_id), wanted):
             type_ = resource["resourceType"]
             if type_ in wanted and clients.permits(subject.scopes, type_, "read") and \
                     _updated_since(resource, row.since):

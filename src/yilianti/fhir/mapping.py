@@ -16,6 +16,7 @@ from yilianti.kit import clock
 from yilianti.kit.i18n import label
 from yilianti.models.alliance import Alliance, Institution, Membership
 from yilianti.models.audit import AuditEvent
+from yilianti.models.chronic import ChronicFollowUp, ChronicRegistration
 from yilianti.models.consultation import Consultation, ConsultationMessage
 from yilianti.models.diagnostics import DiagnosticOrder, LabObservation
 from yilianti.models.diagnostics import DiagnosticReport as DxReport
@@ -563,4 +564,57 @@ def communication(m: ConsultationMessage, c: Consultation) -> dict[str, Any]:
         "sender": ref("Organization", m.institution_id) if m.institution_id else None,
         "recipient": [ref("Organization", other)],
         "payload": [{"contentString": m.body}],
+    })
+
+
+# ------------------------------------------------------------------------------------------- CarePlan
+# A chronic registry enrolment (chronic.models: ChronicRegistration) and its follow-ups: the patient's chronic
+# care plan. The registry's condition is a contained Condition (ICD-10) the plan addresses; the family-doctor
+# team and the responsible doctor a contained CareTeam, its author.
+
+ICD10_SYSTEM = "http://hl7.org/fhir/sid/icd-10"
+CARE_PLAN_STATUS = {"under_care": "active", "lost": "on-hold", "transferred": "revoked", "deceased": "revoked"}
+FOLLOW_UP_STATUS = {"open": "scheduled", "done": "completed"}
+CHRONIC_CONDITION_SYSTEM = CODE_SYSTEM + "chronic-condition"
+
+
+def care_plan(reg: ChronicRegistration, follow_ups: list[ChronicFollowUp], institution: str, team: str | None,
+              doctor: str | None) -> dict[str, Any]:
+    status = "completed" if reg.condition == "tb" and reg.tb_phase == "completed" \
+        else CARE_PLAN_STATUS.get(reg.status, "unknown")
+    condition = coding("chronic.condition", reg.condition, "chronic.condition")
+    contained: list[dict[str, Any]] = [compact({
+        "resourceType": "Condition", "id": "condition",
+        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                       "code": "active"}]},
+        "code": {"coding": [{"system": ICD10_SYSTEM, "code": reg.icd10, "display": condition["display"]}],
+                 "text": condition["display"]},
+        "subject": ref("Patient", reg.patient_id), "recordedDate": day(reg.enrolled_on)})]
+    if team or doctor:
+        contained.append(compact({
+            "resourceType": "CareTeam", "id": "team", "name": team,
+            "subject": ref("Patient", reg.patient_id),
+            "participant": [{"role": [{"text": "责任医生"}], "member": {"display": doctor}}] if doctor else None,
+            "managingOrganization": [ref("Organization", reg.institution_id, institution)]}))
+    updated = max([reg.created_at, *(f.created_at for f in follow_ups), *(f.done_at for f in follow_ups if f.done_at)])
+    activities = [{"detail": compact({
+        "code": {"coding": [coding("chronic.reason", f.reason, "chronic.reason")]},
+        "status": FOLLOW_UP_STATUS.get(f.status, "unknown"),
+        "scheduledPeriod": {"start": day(f.due_on), "end": day(f.due_on)},
+        "location": None,
+        "description": f"已随访 {day(f.done_on)}" if f.done_on else None,
+        "performer": [ref("Organization", f.institution_id)]})} for f in follow_ups]
+    return compact({
+        "resourceType": "CarePlan", "id": str(reg.id), "meta": meta(updated), "contained": contained,
+        "identifier": [{"system": SID + "chronic-registration", "value": str(reg.id)}],
+        "status": status, "intent": "plan",
+        "category": [{"coding": [condition], "text": condition["display"]}],
+        "title": f"{condition['display']}管理计划",
+        "subject": ref("Patient", reg.patient_id),
+        "period": {"start": day(reg.enrolled_on)},
+        "created": instant(reg.created_at),
+        "author": {"reference": "#team"} if team or doctor else ref("Organization", reg.institution_id, institution),
+        "careTeam": [{"reference": "#team"}] if team or doctor else None,
+        "addresses": [{"reference": "#condition", "display": f"{reg.icd10} {condition['display']}"}],
+        "activity": activities,
     })

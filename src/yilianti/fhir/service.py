@@ -8,9 +8,9 @@ Location, OrganizationAffiliation) are visible to every signed-in user, as the d
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
@@ -20,8 +20,11 @@ from sqlalchemy.orm import Session
 
 from yilianti.audit import service as audit
 from yilianti.audit.repository import AuditFilter
+from yilianti.auth import clients
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
+from yilianti.chronic import record as chronic_record
+from yilianti.chronic import repository as chronic_repo
 from yilianti.consultation import repository as consultation_repo
 from yilianti.consultation import service as consultations
 from yilianti.empi import matching, online
@@ -921,6 +924,50 @@ def read_imaging_study(db: Session, subject: Subject, id_: str) -> Resource:
     return _studies(db, rows)[0]
 
 
+# ------------------------------------------------------------------------------------------- CarePlan
+# A chronic registry enrolment and its follow-ups, as the shared record shows it (chronic/record.py: the managing
+# institution and the patient's family-doctor team read their own; other members with the shared record); a
+# search names its patient and reads the record (one audit row), a read decides on the one plan
+# (policy.require_entry, audited).
+
+CARE_PLAN_PARAMS = {p.name: p for p in (
+    Param("patient", "reference", "the patient (required: plans are read from the patient's record)"),
+    Param("status", "token", "active | on-hold | revoked | completed"),
+    Param("category", "token", "the registry: hypertension | diabetes_t2 | smi | tb"),
+    Param("date", "date", "when the plan started (the enrolment date), with prefixes"),
+)}
+
+
+def _care_plans(db: Session, ids: list[int]) -> list[Resource]:
+    regs, follow_ups, teams, doctors = chronic_repo.plan_parts(db, ids)
+    names = repository.names(db, Institution, {r.institution_id for r in regs.values()})
+    return [mapping.care_plan(r, follow_ups[r.id], names.get(r.institution_id, ""), teams.get(r.team_id or 0),
+                              doctors.get(r.responsible_user_id or 0)) for i in ids if (r := regs.get(i))]
+
+
+def _started(resource: Resource) -> Callable[[list[str]], bool]:
+    """The date check against the plan's start (its Beijing midnight)."""
+    return _when(datetime.combine(date.fromisoformat(resource["period"]["start"]), time(0), tzinfo=clock.SHANGHAI))
+
+
+def search_care_plans(db: Session, subject: Subject, q: Query) -> Found:
+    plans = _care_plans(db, _record_ids(db, subject, q, chronic_record.KIND, "chronic_registration"))
+    kept = [r for r in plans if _matches(q, {
+        "status": _codes_in({r["status"]}), "category": _codes_in({c["code"] for c in r["category"][0]["coding"]}),
+        "date": _started(r)})]
+    return _page_of(kept, q)
+
+
+def read_care_plan(db: Session, subject: Subject, id_: str) -> Resource:
+    reg = chronic_repo.registration(db, int_id(id_))
+    if reg is None:
+        raise NotFound()
+    involved = frozenset(chronic_repo.plan_involved(db, reg, clock.today_local()))
+    policy.require_entry(db, subject, reg.patient_id, involved, action="read", resource_type="chronic_registration",
+                         resource_id=reg.id, detail={"view": "fhir.CarePlan"})
+    return _care_plans(db, [reg.id])[0]
+
+
 # ------------------------------------------------------------------------------------- Patient/$match
 
 GRADE = "http://hl7.org/fhir/StructureDefinition/match-grade"
@@ -1044,6 +1091,9 @@ KINDS: dict[str, Kind] = {k.type: k for k in (
          "teleconsultation messages, for the consultation's two sides"),
     Kind("AuditEvent", AUDIT_PARAMS, read_audit_event, search_audit_events,
          "the audit log, read-only, for auditors and administrators within their scope (IHE BALP style)"),
+    Kind("CarePlan", CARE_PLAN_PARAMS, read_care_plan, search_care_plans,
+         "chronic care plans (registry enrolments) with their planned follow-ups, as the patient's shared record "
+         "shows them"),
     Kind("ServiceRequest", REFERRAL_PARAMS, read_service_request, search_service_requests,
          "referrals (up and down) the caller's institution sent or receives"),
     Kind("Task", REFERRAL_PARAMS, read_task, search_tasks,
@@ -1069,6 +1119,7 @@ INCLUDES: dict[str, dict[str, tuple[str, str]]] = {
     "Task": {"Task:focus": ("focus", "ServiceRequest"), "Task:patient": ("for", "Patient"),
              "Task:owner": ("owner", "Organization")},
     "Consent": {"Consent:patient": ("patient", "Patient")},
+    "CarePlan": {"CarePlan:patient": ("subject", "Patient")},
 }
 # on a search of the key: resources of `Type` whose `param` references a match
 REVINCLUDES: dict[str, frozenset[str]] = {
@@ -1099,6 +1150,8 @@ def included(db: Session, subject: Subject, type_: str, resources: list[Resource
     out: dict[str, Resource] = {}
     for spec in q.includes:
         element, target = INCLUDES[type_][spec]
+        if not clients.permits(subject.scopes, target, "read"):
+            continue  # the token's scopes do not cover the type: not read (nor audited) at all
         for ref_ in dict.fromkeys(r for res in resources for r in _references(res.get(element), target)):
             if ref_ in out:
                 continue
@@ -1111,6 +1164,8 @@ def included(db: Session, subject: Subject, type_: str, resources: list[Resource
         source, param = spec.split(":", 1)
         if not ids:
             break
+        if not clients.permits(subject.scopes, source, "read"):
+            continue
         found = KINDS[source].search(db, subject, Query(params={param: [(None, ids)]}, count=MAX_PER_PAGE))
         for res in found.resources:
             out.setdefault(f"{res['resourceType']}/{res['id']}", res)
@@ -1118,18 +1173,23 @@ def included(db: Session, subject: Subject, type_: str, resources: list[Resource
     return [r for key, r in out.items() if key not in mine]
 
 
-RECORD_TYPES = ("DiagnosticReport", "Observation", "ImagingStudy")  # read from the patient's shared record
+RECORD_TYPES = ("DiagnosticReport", "Observation", "ImagingStudy", "CarePlan")  # read from the patient's shared record
 
 
-def everything(db: Session, subject: Subject, id_: str) -> list[Resource]:
+def everything(db: Session, subject: Subject, id_: str, types: Collection[str] | None = None) -> list[Resource]:
     """Patient/$everything: the patient and what references them — consents, appointments, referrals (as
-    ServiceRequest and Task), signed reports, lab results and imaging studies — each read through its own kind's
-    search, so under the same rules and audit as a direct request (the patient itself through
-    policy.require_patient: 404 when not visible; the results through the shared record's rules)."""
+    ServiceRequest and Task), signed reports, lab results, imaging studies and chronic care plans — each read
+    through its own kind's search, so under the same rules and audit as a direct request (the patient itself
+    through policy.require_patient: 404 when not visible; the results through the shared record's rules).
+    Only the types the subject's scopes cover (and of those, `types` when given) are read at all: a type left out
+    is neither queried nor audited."""
+    def wanted(type_: str) -> bool:
+        return clients.permits(subject.scopes, type_, "read") and (types is None or type_ in types)
+
     patient = read_patient(db, subject, id_)
-    q = Query(revincludes=sorted(REVINCLUDES["Patient"]))
+    q = Query(revincludes=sorted(r for r in REVINCLUDES["Patient"] if wanted(r.split(":")[0])))
     out = [patient, *included(db, subject, "Patient", [patient], q)]
-    for type_ in RECORD_TYPES:
+    for type_ in (t for t in RECORD_TYPES if wanted(t)):
         page = 1
         while True:
             found = KINDS[type_].search(db, subject, Query(params={"patient": [(None, [f"Patient/{patient['id']}"])]},

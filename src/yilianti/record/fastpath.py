@@ -29,13 +29,15 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import asyncpg
-from sqlalchemy import ColumnElement, literal_column, select
+from sqlalchemy import ColumnElement, Select, func, literal_column, select
 from starlette.types import Scope
 
 from yilianti.audit import batch
 from yilianti.authz import policy
 from yilianti.authz.policy import shared_of
 from yilianti.authz.subject import Subject
+from yilianti.chronic import repository
+from yilianti.chronic.record import plan_entry
 from yilianti.config import get_settings
 from yilianti.diagnostics.states import RESULTED, SIGNED
 from yilianti.exceptions import AppError
@@ -104,16 +106,32 @@ KINDS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
+def _plans() -> Select[Any]:
+    """chronic/record.py chronic_plans: its domain's statement (`chronic.repository.plan_rows`), with the
+    family-doctor institutions as one array column."""
+    doctors = repository.family_doctor_institutions(P.patient, P.today).subquery()
+    family = select(func.coalesce(func.array_agg(doctors.c.institution_id), literal_column("'{}'::bigint[]")))
+    return repository.plan_rows(P.patient).add_columns(family.scalar_subquery())
+
+
+# kinds whose source's statement is a Core statement of its domain: compiled here, not restated
+STATEMENTS: dict[str, Select[Any]] = {"chronic_plan": _plans()}
+
+
 def _statement() -> str:
     acc = policy.access(P.patient, P.institution, P.user, P.now, P.today)
     parts: list[ColumnElement[Any]] = []
-    for kind, (columns, rest) in KINDS.items():
-        named = ", ".join(f"{c} AS c{i}" for i, c in enumerate(columns))
-        array = ", ".join(f"x.c{i}" for i in range(len(columns)))
+    sources = {kind: (", ".join(f"{c} AS c{i}" for i, c in enumerate(columns)), f"{rest} LIMIT {PER_SOURCE}",
+                      len(columns)) for kind, (columns, rest) in KINDS.items()}
+    for kind, stmt in STATEMENTS.items():
+        columns = [c.label(f"c{i}") for i, c in enumerate(stmt.selected_columns)]
+        sources[kind] = ("*", f"({sql(stmt.with_only_columns(*columns).limit(PER_SOURCE))}) y", len(columns))
+    for kind, (named, rest, width) in sources.items():
+        array = ", ".join(f"x.c{i}" for i in range(width))
         parts.append(literal_column(
             f"CASE WHEN acc.basis IS NOT NULL AND '{kind}' = ANY({P.text('kinds')}) THEN "
             f"(SELECT coalesce(json_agg(json_build_array({array})), '[]') "
-            f"FROM (SELECT {named} FROM {rest} LIMIT {PER_SOURCE}) x) END").label(kind))
+            f"FROM (SELECT {named} FROM {rest}) x) END").label(kind))
     return sql(select(acc.c.basis, acc.c.includes_shared, acc.c.consent, acc.c.grant_id, *parts).select_from(acc))
 
 
@@ -212,8 +230,13 @@ def _decisions(rows: list[list[Any]], marks: _Marks) -> list[Entry]:
     return out
 
 
+def _plan_entries(rows: list[list[Any]], marks: _Marks) -> list[Entry]:
+    return [plan_entry(rid, _ts(at), inst, team_inst, condition, icd10, status, due, doctors)
+            for rid, at, inst, team_inst, condition, icd10, status, due, doctors in rows]
+
+
 BUILD = {"booking": _bookings, "referral": _referrals, "transfer": _transfers, "diagnostic_order": _orders,
-         "lab_result": _labs, "report": _reports, "recognition": _decisions}
+         "lab_result": _labs, "report": _reports, "recognition": _decisions, "chronic_plan": _plan_entries}
 
 
 def _at(value: datetime) -> str:
@@ -232,7 +255,7 @@ async def record(subject: Subject, patient_id: int, kinds: list[str], limit: int
     if inst_id is None or not subject.is_clinical:
         return None
     wanted = service.wanted_kinds(kinds)
-    if any(k not in KINDS for k in wanted):
+    if any(k not in BUILD for k in wanted):
         return None  # a source registered by another domain that has no statement here
     cat = await recognition_fast.snapshot()  # the same process snapshot the lookup uses
     now, today = clock.now(), clock.today_local()
