@@ -572,3 +572,17 @@ def test_compressed_frames_are_decoded_or_sent_as_stored(world: World) -> None:
     assert decoded == [ds.pixel_array.astype(ds.pixel_array.dtype.newbyteorder("<")).tobytes()]
     stored = c.retrieve_instance_frames(*ids, [1], media_types=(("application/octet-stream", "*"),))
     assert stored == [next(generate_frames(ds.PixelData, number_of_frames=1))]
+
+
+def test_series_attributes_come_from_the_document_made_at_ingest() -> None:
+    """QIDO's series rows read the stored metadata document of the series' first instance, not its file: the row
+    is right even when the file cannot be read; without a document (stored before 0033) the file is read."""
+    from yilianti.diagnostics.dicomweb import document, service
+    from yilianti.models.diagnostics import ImagingInstance
+
+    ds = ct_series("DOC-1", n=1)[0]
+    row = service.SeriesRow(ds.SeriesInstanceUID, [ImagingInstance(id=1, path="/nonexistent/1.dcm",
+                                                                   series_instance_uid=ds.SeriesInstanceUID)])
+    head = service.series_head(row, document.document(ds))
+    assert (head["00080060"], head["0008103E"], int(head["00200011"])) == ("CT", "头颅平扫", 2)
+    assert service.series_head(row, None) == {"00080060": None, "0008103E": None, "00200011": None}

@@ -290,7 +290,6 @@ def issue_token(db: Session, form: dict[str, str], token_url: str, authorization
     scopes = granted(form.get("scope"), client.scope)
     now = clock.now()
     token, prefix, hashed = new_api_token()
-    repo.delete_scoped_tokens_before(db, client.user_id, now - timedelta(days=1))
     row = ApiToken(user_id=client.user_id, institution_id=client.institution_id, name=f"oauth {client.client_id}",
                    prefix=prefix, token_hash=hashed, scope=" ".join(scopes),
                    expires_at=now + timedelta(seconds=ACCESS_SECONDS))
@@ -299,3 +298,12 @@ def issue_token(db: Session, form: dict[str, str], token_url: str, authorization
     audit.record(db, None, "token", "system_client", client.id, channel="api", username=f"client:{client.client_id}",
                  ip=ip, detail={"scope": row.scope, "token_id": row.id})
     return {"access_token": token, "token_type": "bearer", "expires_in": ACCESS_SECONDS, "scope": row.scope}
+
+
+TOKEN_KEPT = timedelta(days=1)  # an expired access token's row stays this long (the audit trail names it)
+
+
+def purge_tokens(db: Session) -> int:
+    """The periodic job (auth/tasks.py): delete the access tokens that expired more than TOKEN_KEPT ago, of every
+    client — also of those that never ask for a token again."""
+    return repo.delete_scoped_tokens_before(db, clock.now() - TOKEN_KEPT)

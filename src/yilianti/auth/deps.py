@@ -14,7 +14,7 @@ from yilianti.auth import clients, service
 from yilianti.authz.subject import Subject
 from yilianti.db import get_db, read_session
 from yilianti.exceptions import AppError, Forbidden, Unauthenticated
-from yilianti.fhir.wire import is_fhir_path
+from yilianti.kit.paths import is_fhir_path
 from yilianti.notifications import repository as notifications
 
 DB = Annotated[Session, Depends(get_db, scope="function")]

@@ -98,10 +98,10 @@ def live_tokens_of(db: Session, user_id: int) -> list[ApiToken]:
     return list(db.scalars(select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))))
 
 
-def delete_scoped_tokens_before(db: Session, user_id: int, before: datetime) -> None:
-    """A client's access tokens that expired before `before` (kept a while for the audit trail)."""
-    db.execute(delete(ApiToken).where(ApiToken.user_id == user_id, ApiToken.scope.is_not(None),
-                                      ApiToken.expires_at < before))
+def delete_scoped_tokens_before(db: Session, before: datetime) -> int:
+    """System clients' access tokens that expired before `before` (kept a while for the audit trail)."""
+    result = db.execute(delete(ApiToken).where(ApiToken.scope.is_not(None), ApiToken.expires_at < before))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def delete_assertions_before(db: Session, before: datetime) -> None:

@@ -15,9 +15,10 @@ from typing import Any
 from starlette.responses import Response
 
 from yilianti.exceptions import AppError
+from yilianti.kit.paths import FHIR_BASE
 
 FHIR_JSON = "application/fhir+json"
-BASE = "/fhir"
+BASE = FHIR_BASE
 CODE_SYSTEM = "https://yilianti.org/fhir/CodeSystem/"  # the platform's own code systems (its codes, as stored)
 ERROR_SYSTEM = CODE_SYSTEM + "error"
 
@@ -34,10 +35,6 @@ _DIGITS = re.compile(r"[0-9]+")
 def digits(value: str) -> bool:
     """ASCII digits only (str.isdigit also takes "¹" and "٣", which int() refuses)."""
     return _DIGITS.fullmatch(value) is not None
-
-
-def is_fhir_path(path: str) -> bool:
-    return path == BASE or path.startswith(BASE + "/")
 
 
 class FhirResponse(Response):

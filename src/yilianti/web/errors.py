@@ -17,7 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from yilianti.exceptions import AppError, Unauthenticated, error_body, field_message, wants_json
-from yilianti.fhir.wire import is_fhir_path, outcome_response
+from yilianti.fhir.wire import outcome_response
+from yilianti.kit.paths import is_fhir_path
 from yilianti.web.faults import RETRY_AFTER_SECONDS, fault_of
 from yilianti.web.render import render_page
 

@@ -56,3 +56,9 @@ def with_url(text: str, url: str) -> str:
 def array(documents: list[str]) -> bytes:
     """The documents as one JSON array, as answered."""
     return ("[" + ",".join(documents) + "]").encode()
+
+
+def first_values(text: str, *tags: str) -> dict[str, Any]:
+    """The first value of each of these attributes (tags as 8 hex digits) in a document; None when it has none."""
+    data = json.loads(text)
+    return {tag: ((data.get(tag) or {}).get("Value") or [None])[0] for tag in tags}

@@ -321,15 +321,27 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def series_json(base: str, study: ImagingStudy, row: SeriesRow) -> dict[str, Any]:
+SERIES_TAGS = {"00080060": "Modality", "0008103E": "SeriesDescription", "00200011": "SeriesNumber"}
+
+
+def series_head(row: SeriesRow, stored: str | None) -> dict[str, Any]:
+    """The series-level attributes of the series' first instance: from its metadata document made at ingest, or
+    (an instance stored before documents were made) from its file's header."""
+    if stored is not None:
+        return document.first_values(stored, *SERIES_TAGS)
     head = header(row.first.path)
+    return {tag: head.get(keyword) for tag, keyword in SERIES_TAGS.items()}
+
+
+def series_json(base: str, study: ImagingStudy, row: SeriesRow, stored: str | None = None) -> dict[str, Any]:
+    head = series_head(row, stored)
     return {
-        "00080060": element("CS", str(head.get("Modality", "") or study.modality or "")),
-        "0008103E": element("LO", str(head.get("SeriesDescription", "") or "")),
+        "00080060": element("CS", str(head["00080060"] or study.modality or "")),
+        "0008103E": element("LO", str(head["0008103E"] or "")),
         "00081190": element("UR", f"{_study_url(base, study)}/series/{row.uid}"),
         "0020000D": element("UI", study.study_instance_uid),
         "0020000E": element("UI", row.uid),
-        "00200011": element("IS", _int(head.get("SeriesNumber"))),
+        "00200011": element("IS", _int(head["00200011"])),
         "00201209": element("IS", len(row.instances)),
     }
 
@@ -338,7 +350,9 @@ def _series_of(db: Session, base: str, study: ImagingStudy, modality: str | None
                series_uid: str | None) -> list[dict[str, Any]]:
     if series_uid:
         check_uid(series_uid, "SeriesInstanceUID")
-    rows = [series_json(base, study, r) for r in series_rows(db, study, series_uid or None)]
+    groups = series_rows(db, study, series_uid or None)
+    stored = repo.metadata_documents(db, [r.first.id for r in groups])
+    rows = [series_json(base, study, r, stored.get(r.first.id)) for r in groups]
     if modality:
         rows = [r for r in rows if modality.upper() in r["00080060"].get("Value", [])]
     rows.sort(key=lambda r: (r["00200011"].get("Value", [2**31])[0], r["0020000E"]["Value"][0]))
