@@ -4,7 +4,7 @@ built and catches rows committed late; the rebuild reports its progress."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import func, select
 
@@ -13,7 +13,7 @@ from tests.cockpit.conftest import _referral
 from yilianti.cli import build_parser
 from yilianti.cockpit import rollup, service
 from yilianti.kit import clock
-from yilianti.models.alliance import Institution
+from yilianti.models.alliance import Institution, Membership
 from yilianti.models.cockpit import CockpitRollup, CockpitRollupDay
 from yilianti.models.referral import Referral
 
@@ -60,7 +60,9 @@ def test_the_periodic_job_builds_missing_days_and_rebuilds_the_last_two(db, worl
     with clock.frozen(datetime.combine(date(2026, 4, 1), time(1), clock.SHANGHAI)):
         rollup.refresh(db)
         built = db.scalar(select(func.count()).select_from(CockpitRollupDay).where(CockpitRollupDay.alliance_id == aid))
-        assert built == rollup.HORIZON_DAYS  # every day of the horizon up to yesterday
+        first = date(2026, 4, 1) - timedelta(days=rollup.HORIZON_DAYS)
+        # every day of the horizon's months up to yesterday (a month is built whole)
+        assert built == (date(2026, 3, 31) - first.replace(day=1)).days + 1
         assert service.compute(db, aid, *Q1, rollups=True, codes=["referral.up"])[0].value == 3
         # a referral of yesterday committed after the job ran: the next run catches it
         _referral(db, type("P", (), {"id": pat})(), county, lead, "up", date(2026, 3, 31))
@@ -75,7 +77,7 @@ def test_the_periodic_job_builds_missing_days_and_rebuilds_the_last_two(db, worl
 def test_rebuild_reports_progress_per_chunk(db, world) -> None:  # type: ignore[no-untyped-def]
     aid = world["alliance"].id
     lines: list[str] = []
-    rollup.rebuild(db, *Q1, [aid], progress=lines.append, step_days=31)
+    rollup.rebuild(db, *Q1, [aid], progress=lines.append, step_months=1)
     assert len(lines) == 3 and all("cockpit rebuild: 1 alliance(s)" in line for line in lines)
     ups = select(func.sum(CockpitRollup.n)).where(CockpitRollup.measure == "referral:up")
     assert db.scalar(ups) == 3
@@ -106,3 +108,32 @@ def test_the_figures_api_answers_from_the_rollups_with_the_page_s_access_rule(db
     client.post("/logout", data={"csrf_token": csrf})
     b.login(client, "cockpitstranger")
     assert client.get(f"/api/v1/cockpit/figures?alliance_id={aid}").status_code == 403
+
+
+def test_a_membership_that_begins_or_ends_inside_a_month_counts_only_its_days(db, world) -> None:  # type: ignore[no-untyped-def]
+    """The rollups are monthly; a member that joins on 2026-01-15 and one that leaves on 2026-02-10 count only for
+    their days in the alliance, as the rows do (those months are grouped by day before the membership rule), and a
+    period that covers a month in part reads that part from the rows."""
+    aid, lead = world["alliance"].id, world["lead"]
+    pat = db.scalar(select(Referral.patient_id).limit(1))
+    p = type("P", (), {"id": pat})()
+    joins, leaves = b.institution(db, "涞水县医院", level=2), b.institution(db, "定兴县医院", level=2)
+    db.add(Membership(alliance_id=aid, institution_id=joins.id, role="member", joined_on=date(2026, 1, 15)))
+    db.add(Membership(alliance_id=aid, institution_id=leaves.id, role="member", left_on=date(2026, 2, 10)))
+    db.flush()
+    for inst in (joins, leaves):
+        for day in (date(2026, 1, 5), date(2026, 1, 20), date(2026, 2, 3), date(2026, 2, 20)):
+            _referral(db, p, inst, lead, "up", day)
+    raw = _figures(db, aid, rollups=False)
+    # January: 涞源 ×2, 涞水 from the 15th ×1, 定兴 ×2; February: 涞水 ×2, 定兴 before the 10th ×1; March: 易县
+    assert raw["referral.up"][1] == {"2026-01": 5, "2026-02": 3, "2026-03": 1}
+    rollup.build(db, [aid], *Q1)
+    _same(_figures(db, aid, rollups=True), raw)
+    for kw in ({"member": joins.id}, {"member": leaves.id}):
+        _same(_figures(db, aid, rollups=True, **kw), _figures(db, aid, rollups=False, **kw))
+    # a period from the middle of a month: its days in January from the rows, February and March from the rollups
+    part = (date(2026, 1, 16), date(2026, 3, 31))
+    rows = service.compute(db, aid, *part, codes=["referral.up"])[0]
+    rolled = service.compute(db, aid, *part, rollups=True, codes=["referral.up"])[0]
+    assert rolled.value == rows.value == 7 and rolled.by_month == rows.by_month
+    assert rolled.row_ids["referrals_up"] and len(rolled.row_ids["referrals_up"]) < len(rows.row_ids["referrals_up"])

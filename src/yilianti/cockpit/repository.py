@@ -8,13 +8,15 @@ left inside the period is counted only for its days in the alliance.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import date, datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Float,
+    Integer,
     and_,
     case,
     cast,
@@ -34,7 +36,7 @@ from sqlalchemy.orm import Session, aliased
 from yilianti.alliance.repository import current_on
 from yilianti.diagnostics.states import RESULTED
 from yilianti.kit import clock
-from yilianti.kit.sqltime import local_date
+from yilianti.kit.sqltime import local_date, month_start
 from yilianti.models.alliance import GRASSROOTS_KINDS, Institution, Membership
 from yilianti.models.chronic import ChronicRegistration
 from yilianti.models.cockpit import (
@@ -79,7 +81,7 @@ def referrals_between(db: Session, start: datetime, end: datetime,
         select(Referral.id, Referral.direction, Referral.submitted_at, Referral.from_institution_id,
                Referral.to_institution_id, up.bed_reservation_id.is_not(None), Referral.to_department_id)
         .outerjoin(up, up.id == Referral.linked_referral_id)
-        .where(Referral.submitted_at >= start, Referral.submitted_at < end,
+        .where(*_referral_submitted(start, end),
                Referral.from_institution_id.in_(institutions), Referral.to_institution_id.in_(institutions)))
     return [(i, d, at, f, t, bool(adm), dep) for i, d, at, f, t, adm, dep in rows]
 
@@ -94,7 +96,7 @@ def referral_moves(db: Session, start: datetime, end: datetime, institutions: Se
         select(Referral.id, Referral.submitted_at, Referral.from_institution_id, Referral.to_institution_id,
                ReferralHistory.from_status, ReferralHistory.to_status, ReferralHistory.at, Referral.to_department_id)
         .join(ReferralHistory, ReferralHistory.referral_id == Referral.id)
-        .where(Referral.submitted_at >= start, Referral.submitted_at < end,
+        .where(*_referral_submitted(start, end),
                Referral.from_institution_id.in_(institutions), Referral.to_institution_id.in_(institutions),
                or_(*wanted)))
     return [tuple(r) for r in rows]
@@ -108,9 +110,7 @@ def loops_closed_between(db: Session, start: datetime, end: datetime,
         select(Referral.id, ReferralHistory.at, Referral.from_institution_id, Referral.to_institution_id,
                Referral.to_department_id)
         .join(ReferralHistory, ReferralHistory.referral_id == Referral.id)
-        .where(ReferralHistory.from_status == RS.outcome_returned, ReferralHistory.to_status == RS.closed,
-               ReferralHistory.at >= start, ReferralHistory.at < end,
-               Referral.from_institution_id.in_(institutions), Referral.to_institution_id.in_(institutions)))
+        .where(*_loop_closed(start, end), Referral.from_institution_id.in_(institutions), Referral.to_institution_id.in_(institutions)))
     return [tuple(r) for r in rows]
 
 
@@ -138,8 +138,7 @@ def consultations_between(db: Session, start: datetime, end: datetime,
     rows = db.execute(
         select(Consultation.id, Consultation.created_at, Consultation.requesting_institution_id,
                Consultation.consulted_institution_id, Consultation.department_id)
-        .where(Consultation.created_at >= start, Consultation.created_at < end,
-               Consultation.requesting_institution_id.in_(institutions)))
+        .where(*_consulted(start, end), Consultation.requesting_institution_id.in_(institutions)))
     return [tuple(r) for r in rows]
 
 
@@ -149,14 +148,23 @@ def recognition_decisions_between(db: Session, start: datetime, end: datetime,
     rows = db.execute(
         select(RecognitionDecision.id, RecognitionDecision.decided_at, RecognitionDecision.institution_id,
                RecognitionDecision.decision, RecognitionDecision.price_saved_fen, RecognitionDecision.department_id)
-        .where(RecognitionDecision.decided_at >= start, RecognitionDecision.decided_at < end,
-               RecognitionDecision.institution_id.in_(institutions)))
+        .where(*_decided(start, end), RecognitionDecision.institution_id.in_(institutions)))
     return [tuple(r) for r in rows]
 
 
 def _grassroots() -> Any:
     """The institution is grassroots (基层) — `alliance.service.is_grassroots` in SQL: by its kind."""
     return Institution.kind.in_(sorted(GRASSROOTS_KINDS))
+
+
+def _encountered(first: date, last: date) -> tuple[Any, ...]:
+    """An encounter dated in [first, last] (`encounters_between`, the rollups)."""
+    return Encounter.day >= first, Encounter.day <= last
+
+
+def _registered(first: date, last: date) -> tuple[Any, ...]:
+    """An out-of-county visit dated in [first, last] (`out_of_county_between`, the rollups)."""
+    return OutOfCountyVisit.day >= first, OutOfCountyVisit.day <= last
 
 
 def encounters_between(db: Session, first: date, last: date, institutions: Sequence[int]) -> list[tuple[Any, ...]]:
@@ -166,7 +174,7 @@ def encounters_between(db: Session, first: date, last: date, institutions: Seque
         select(Encounter.id, Encounter.day, Encounter.institution_id, Encounter.department_id, Encounter.kind,
                Encounter.tcm, Encounter.total_cost, Encounter.insurance_paid, _grassroots())
         .join(Institution, Institution.id == Encounter.institution_id)
-        .where(Encounter.day >= first, Encounter.day <= last, Encounter.institution_id.in_(institutions)))
+        .where(*_encountered(first, last), Encounter.institution_id.in_(institutions)))
     return [(i, d, inst, dep, k, bool(tcm), cost, paid, bool(g)) for i, d, inst, dep, k, tcm, cost, paid, g in rows]
 
 
@@ -176,8 +184,7 @@ def out_of_county_between(db: Session, alliance_ids: Sequence[int], first: date,
     rows = db.execute(
         select(OutOfCountyVisit.id, OutOfCountyVisit.day, OutOfCountyVisit.home_institution_id, OutOfCountyVisit.kind,
                OutOfCountyVisit.total_cost, OutOfCountyVisit.insurance_paid)
-        .where(OutOfCountyVisit.alliance_id.in_(alliance_ids), OutOfCountyVisit.day >= first,
-               OutOfCountyVisit.day <= last))
+        .where(OutOfCountyVisit.alliance_id.in_(alliance_ids), *_registered(first, last)))
     return [tuple(r) for r in rows]
 
 
@@ -309,7 +316,7 @@ def readable_patient_names(db: Session, readable: Any, ids: Sequence[int]) -> di
 
 
 
-# ------------------------------------------------------------------------------------------ daily rollups
+# ------------------------------------------------------------------------------------------ monthly rollups
 
 # the rollups are keyed finer than some measures (a down-referral counts in "down" and in one of its splits; a
 # recognition decision in "decisions" and, reused, in "reused"): measure → the keys it sums (cockpit/rollup.py);
@@ -346,77 +353,94 @@ def _member(alliance_ids: Sequence[int], institution: Any, day: Any, alliance: A
     return m, and_(m.institution_id == institution, current_on(day, m), which)
 
 
-def _referral_rows(ids: Sequence[int], start: datetime, end: datetime) -> Any:
-    """`referrals_between` + `measures._referrals`: both sides members on the referral's local day; an up-referral,
-    or a down-referral split by whether the up-referral it closes had reserved a bed."""
-    day = local_date(Referral.submitted_at)
-    ma, on_a = _member(ids, Referral.from_institution_id, day)
-    mb, on_b = _member(ids, Referral.to_institution_id, day, ma.alliance_id)
+@dataclass(frozen=True)
+class Family:
+    """One INSERT … SELECT … GROUP BY of the rollups: `rows(start, end)` gives the rows a family of measures counts
+    — (k: the rollup key, d: the local day that dates the row, f, t: its institutions, dep, v: its value) — with the
+    filters of `between` (the measures' query) taken from the clause both use, never written twice; `sides`: the
+    institutions that must be members on the row's day (2: both, as a referral's; 1: f; 0: none, the row carries
+    its alliance `a`, as the out-of-county register's); `keys`: the rollup keys
+    it writes (tests/cockpit/test_rollup.py checks every rolled measure has a family, and each clause is shared)."""
+
+    rows: Callable[[datetime, datetime], Any]
+    between: Callable[..., Any]
+    sides: int
+    keys: tuple[str, ...]
+
+
+def _referral_submitted(start: datetime, end: datetime) -> tuple[Any, ...]:
+    """A referral submitted in the period (`referrals_between`, `referral_moves`, the rollups)."""
+    return Referral.submitted_at >= start, Referral.submitted_at < end
+
+
+def _loop_closed(start: datetime, end: datetime) -> tuple[Any, ...]:
+    """A referral closed after its outcome came back, in the period (`loops_closed_between`, the rollups)."""
+    return (ReferralHistory.from_status == RS.outcome_returned, ReferralHistory.to_status == RS.closed,
+            ReferralHistory.at >= start, ReferralHistory.at < end)
+
+
+def _consulted(start: datetime, end: datetime) -> tuple[Any, ...]:
+    """A consultation requested in the period (`consultations_between`, the rollups)."""
+    return Consultation.created_at >= start, Consultation.created_at < end
+
+
+def _decided(start: datetime, end: datetime) -> tuple[Any, ...]:
+    """A recognition decision taken in the period (`recognition_decisions_between`, the rollups)."""
+    return RecognitionDecision.decided_at >= start, RecognitionDecision.decided_at < end
+
+
+def _referral_rows(start: datetime, end: datetime) -> Any:
+    """`referrals_between` + `measures._referrals`: an up-referral, or a down-referral split by whether the
+    up-referral it closes had reserved a bed."""
     # the up-referrals that reserved a bed (few, a partial index): a hashed subplan probed per down-referral, not a
     # self-join of every referral (which the planner, expecting one row, made a nested loop over every referral)
     admitted = select(Referral.id).where(Referral.bed_reservation_id.is_not(None)).scalar_subquery()
     key = case((Referral.direction == Direction.up, literal("referral:up")),
                (Referral.linked_referral_id.in_(admitted), literal("referral:down:admitted")),
                else_=literal("referral:down:outpatient"))
-    return (select(ma.alliance_id.label("a"), key.label("k"), day.label("d"), Referral.from_institution_id.label("f"),
+    return (select(key.label("k"), local_date(Referral.submitted_at).label("d"), Referral.from_institution_id.label("f"),
                    Referral.to_institution_id.label("t"), Referral.to_department_id.label("dep"),
                    literal(1.0).label("v"))
-            .select_from(Referral).join(ma, on_a).join(mb, on_b)
-            .where(Referral.submitted_at >= start, Referral.submitted_at < end,
-                   Referral.direction.in_([Direction.up, Direction.down])))
+            .where(*_referral_submitted(start, end)))
 
 
-def _loop_rows(ids: Sequence[int], start: datetime, end: datetime) -> Any:
-    """`loops_closed_between` + `measures.referral_loops_closed`: dated by the closing, both sides members then."""
-    day = local_date(ReferralHistory.at)
-    ma, on_a = _member(ids, Referral.from_institution_id, day)
-    mb, on_b = _member(ids, Referral.to_institution_id, day, ma.alliance_id)
-    return (select(ma.alliance_id.label("a"), literal("referral_loops_closed").label("k"), day.label("d"),
+def _loop_rows(start: datetime, end: datetime) -> Any:
+    """`loops_closed_between` + `measures.referral_loops_closed`: dated by the closing."""
+    return (select(literal("referral_loops_closed").label("k"), local_date(ReferralHistory.at).label("d"),
                    Referral.from_institution_id.label("f"), Referral.to_institution_id.label("t"),
                    Referral.to_department_id.label("dep"), literal(1.0).label("v"))
             .select_from(Referral).join(ReferralHistory, ReferralHistory.referral_id == Referral.id)
-            .join(ma, on_a).join(mb, on_b)
-            .where(ReferralHistory.from_status == RS.outcome_returned, ReferralHistory.to_status == RS.closed,
-                   ReferralHistory.at >= start, ReferralHistory.at < end))
+            .where(*_loop_closed(start, end)))
 
 
-def _read_rows(ids: Sequence[int], start: datetime, end: datetime) -> Any:
-    """`remote_reads_between` + `measures._reads`: the ordering side a member on the report's local day."""
-    day = local_date(DiagnosticOrder.reported_at)
-    ma, on_a = _member(ids, DiagnosticOrder.ordering_institution_id, day)
+def _read_rows(start: datetime, end: datetime) -> Any:
+    """`remote_reads_between` + `measures._reads`: dated by the report, the ordering side the member."""
     key = case((DiagnosticOrder.kind.in_(CENTRE_KINDS), literal("remote_reads:imaging_ecg")),
                else_=literal("remote_reads:other"))
-    return (select(ma.alliance_id.label("a"), key.label("k"), day.label("d"),
+    return (select(key.label("k"), local_date(DiagnosticOrder.reported_at).label("d"),
                    DiagnosticOrder.ordering_institution_id.label("f"),
                    DiagnosticOrder.reading_centre_institution_id.label("t"),
                    DiagnosticOrder.ordering_department_id.label("dep"), literal(1.0).label("v"))
-            .select_from(DiagnosticOrder).join(ma, on_a)
             .where(*_remote_read(start, end)))
 
 
-def _consultation_rows(ids: Sequence[int], start: datetime, end: datetime) -> Any:
-    """`consultations_between` + `measures.consultations`: the requesting side a member on the request's day."""
-    day = local_date(Consultation.created_at)
-    ma, on_a = _member(ids, Consultation.requesting_institution_id, day)
-    return (select(ma.alliance_id.label("a"), literal("consultations").label("k"), day.label("d"),
+def _consultation_rows(start: datetime, end: datetime) -> Any:
+    """`consultations_between` + `measures.consultations`: the requesting side the member."""
+    return (select(literal("consultations").label("k"), local_date(Consultation.created_at).label("d"),
                    Consultation.requesting_institution_id.label("f"), Consultation.consulted_institution_id.label("t"),
                    Consultation.department_id.label("dep"), literal(1.0).label("v"))
-            .select_from(Consultation).join(ma, on_a)
-            .where(Consultation.created_at >= start, Consultation.created_at < end))
+            .where(*_consulted(start, end)))
 
 
-def _recognition_rows(ids: Sequence[int], start: datetime, end: datetime) -> Any:
-    """`recognition_decisions_between` + `measures._decisions`: the deciding member on the decision's day; each
-    decision counted under its kind, and a reuse's money saved (yuan) under its own key."""
-    day = local_date(RecognitionDecision.decided_at)
-    ma, on_a = _member(ids, RecognitionDecision.institution_id, day)
+def _recognition_rows(start: datetime, end: datetime) -> Any:
+    """`recognition_decisions_between` + `measures._decisions`: the deciding member; each decision counted under its
+    kind, and a reuse's money saved (yuan) under its own key."""
 
     def rows(key: Any, value: Any) -> Any:
-        return (select(ma.alliance_id.label("a"), key.label("k"), day.label("d"),
+        return (select(key.label("k"), local_date(RecognitionDecision.decided_at).label("d"),
                        RecognitionDecision.institution_id.label("f"), cast(null(), BigInteger).label("t"),
                        RecognitionDecision.department_id.label("dep"), value.label("v"))
-                .select_from(RecognitionDecision).join(ma, on_a)
-                .where(RecognitionDecision.decided_at >= start, RecognitionDecision.decided_at < end))
+                .where(*_decided(start, end)))
 
     saved = cast(func.coalesce(RecognitionDecision.price_saved_fen, 0), Float) / 100
     return union_all(rows(case((RecognitionDecision.decision == REUSE, literal("recognition:reuse")),
@@ -434,12 +458,11 @@ def _facets() -> Any:
     return union_all(*(select(literal(i).label("i")) for i in (1, 2, 3))).subquery("facet")
 
 
-def _encounter_rows(ids: Sequence[int], start: datetime, end: datetime) -> Any:
-    """`encounters_between` + `measures._encounters`: the member on the encounter's day; each encounter counted
+def _encounter_rows(start: datetime, end: datetime) -> Any:
+    """`encounters_between` + `measures._encounters`: the institution the member; each encounter counted
     under its kind (a visit split by grassroots and TCM, or a stay), a stay's cost and every encounter's insurance
     paid (split by grassroots) under keys of their own — one scan of the encounters, each taken three ways."""
     first, after = _local_days(start, end)
-    ma, on_a = _member(ids, Encounter.institution_id, Encounter.day)
     grassroots, facet = _grassroots(), _facets()
     visit = case((and_(grassroots, Encounter.tcm), literal("encounter:visit:grassroots:tcm")),
                  (grassroots, literal("encounter:visit:grassroots")),
@@ -449,17 +472,16 @@ def _encounter_rows(ids: Sequence[int], start: datetime, end: datetime) -> Any:
                (facet.c.i == 2, literal("encounter:stay_cost")),
                (grassroots, literal("encounter:insurance:grassroots")), else_=literal("encounter:insurance:other"))
     value = case((facet.c.i == 1, literal(1.0)), (facet.c.i == 2, Encounter.total_cost), else_=Encounter.insurance_paid)
-    return (select(ma.alliance_id.label("a"), key.label("k"), Encounter.day.label("d"),
+    return (select(key.label("k"), Encounter.day.label("d"),
                    Encounter.institution_id.label("f"), cast(null(), BigInteger).label("t"),
                    Encounter.department_id.label("dep"), cast(value, Float).label("v"))
-            .select_from(Encounter).join(Institution, Institution.id == Encounter.institution_id).join(ma, on_a)
-            .join(facet, true())
-            .where(Encounter.day >= first, Encounter.day < after, or_(facet.c.i != 2, stay)))
+            .select_from(Encounter).join(Institution, Institution.id == Encounter.institution_id).join(facet, true())
+            .where(*_encountered(first, after - timedelta(days=1)), or_(facet.c.i != 2, stay)))
 
 
-def _out_of_county_rows(ids: Sequence[int], start: datetime, end: datetime) -> Any:
+def _out_of_county_rows(start: datetime, end: datetime) -> Any:
     """`out_of_county_between` + `measures._out_of_county`: the register's stays and insurance paid, by the resident's
-    alliance and home member."""
+    alliance (the row's own: no membership rule) and home member."""
     first, after = _local_days(start, end)
     facet = _facets()
     stay = OutOfCountyVisit.kind == EncounterKind.inpatient
@@ -469,31 +491,74 @@ def _out_of_county_rows(ids: Sequence[int], start: datetime, end: datetime) -> A
                    cast(null(), BigInteger).label("t"), cast(null(), BigInteger).label("dep"),
                    cast(case((facet.c.i == 1, literal(1.0)), else_=OutOfCountyVisit.insurance_paid), Float).label("v"))
             .select_from(OutOfCountyVisit).join(facet, true())
-            .where(OutOfCountyVisit.alliance_id.in_(ids), OutOfCountyVisit.day >= first, OutOfCountyVisit.day < after,
-                   facet.c.i != 2, or_(facet.c.i != 1, stay)))
+            .where(*_registered(first, after - timedelta(days=1)), facet.c.i != 2, or_(facet.c.i != 1, stay)))
 
 
-ROLLUP_FAMILIES = (_referral_rows, _loop_rows, _read_rows, _consultation_rows, _recognition_rows, _encounter_rows,
-                   _out_of_county_rows)
+ROLLUP_FAMILIES = (
+    Family(_referral_rows, referrals_between, 2, ("referral:up", "referral:down:admitted", "referral:down:outpatient")),
+    Family(_loop_rows, loops_closed_between, 2, ("referral_loops_closed",)),
+    Family(_read_rows, remote_reads_between, 1, ("remote_reads:imaging_ecg", "remote_reads:other")),
+    Family(_consultation_rows, consultations_between, 1, ("consultations",)),
+    Family(_recognition_rows, recognition_decisions_between, 1,
+           ("recognition:reuse", "recognition:retest", "recognition_saved_yuan")),
+    Family(_encounter_rows, encounters_between, 1,
+           ("encounter:visit:grassroots", "encounter:visit:grassroots:tcm", "encounter:visit:other",
+            "encounter:visit:other:tcm", "encounter:stay", "encounter:stay_cost", "encounter:insurance:grassroots",
+            "encounter:insurance:other")),
+    Family(_out_of_county_rows, out_of_county_between, 0, ("out_of_county:stay", "out_of_county:insurance")),
+)
+
+
+def changing_months(db: Session, alliance_ids: Sequence[int]) -> list[date]:
+    """The months in which a membership of the alliances begins or ends: the only months whose members differ from
+    one day to another (elsewhere the members of the month's first day are those of each of its days)."""
+    days = db.execute(select(Membership.joined_on, Membership.left_on).where(Membership.alliance_id.in_(alliance_ids)))
+    return sorted({d.replace(day=1) for row in days for d in row if d is not None})
 
 
 def insert_rollups_by_sql(db: Session, alliance_ids: Sequence[int], start: datetime, end: datetime) -> int:
-    """Every rolled-up measure of the alliances for rows dated in [start, end): one INSERT … SELECT … GROUP BY per
-    family of measures (referrals, closed loops, remote reads, consultations, recognition, encounters, the
-    out-of-county register), each the same rule as
-    its measure's query and filter (tests/cockpit/test_rollup.py, tests/demo/test_cockpit_data.py compare them);
-    the number of rollup rows written."""
+    """Every rolled-up measure of the alliances for rows dated in [start, end), per month: one INSERT … SELECT …
+    GROUP BY per family of measures (referrals, closed loops, remote reads, consultations, recognition), each the
+    same rule as its measure's query and filter (tests/cockpit/test_rollup.py, tests/demo/test_cockpit_data.py
+    compare them); the number of rollup rows written.
+
+    Each family's rows are grouped by month before the membership rule is applied to the groups — the month's first
+    day stands for its days, except in the months where a membership begins or ends (`changing_months`), whose rows
+    are grouped by day and checked on their own day — so the rule is tested per group, not per row."""
     if not alliance_ids:
         return 0
-    if db.get_bind().dialect.name == "postgresql":  # the groups of half a year fit in memory: no spill to disk
+    if db.get_bind().dialect.name == "postgresql":  # the groups of a rebuild fit in memory: no spill to disk
         db.execute(text(f"SET LOCAL work_mem = '{ROLLUP_WORK_MEM}'"))
+    changing = changing_months(db, alliance_ids)
     conn = db.connection().execution_options(preserve_rowcount=True)
     written = 0
     for family in ROLLUP_FAMILIES:
-        rows = family(alliance_ids, start, end).subquery()
+        rows = family.rows(start, end).subquery()
+        month = month_start(rows.c.d)
         # grouped outside: PostgreSQL would not match a GROUP BY expression carrying bind parameters of its own
-        columns = (rows.c.a, rows.c.k, rows.c.d, rows.c.f, rows.c.t, rows.c.dep)
-        grouped = select(*columns, func.count(), cast(func.sum(rows.c.v), Float)).group_by(*columns)
+        own = (rows.c.a,) if family.sides == 0 else ()  # the register's rows carry their alliance
+        bucketed = select(*own, (case((month.in_(changing), rows.c.d), else_=month) if changing and family.sides
+                                 else month).label("b"), rows.c.k, rows.c.f, rows.c.t, rows.c.dep, rows.c.v)
+        if family.sides == 0:
+            bucketed = bucketed.where(rows.c.a.in_(alliance_ids))
+        bucket = bucketed.subquery()
+        keys = (*((bucket.c.a,) if own else ()), bucket.c.b, bucket.c.k, bucket.c.f, bucket.c.t, bucket.c.dep)
+        groups = select(*keys, func.count().label("n"), func.sum(bucket.c.v).label("v")).group_by(*keys).subquery()
+        if family.sides == 0:
+            stmt = select(groups.c.a, groups.c.k, groups.c.b.label("m"), groups.c.f, groups.c.t, groups.c.dep,
+                          groups.c.n, groups.c.v)
+        else:
+            ma, on_a = _member(alliance_ids, groups.c.f, groups.c.b)
+            stmt = select(ma.alliance_id.label("a"), groups.c.k, month_start(groups.c.b).label("m"), groups.c.f,
+                          groups.c.t, groups.c.dep, groups.c.n, groups.c.v).select_from(groups).join(ma, on_a)
+        if family.sides == 2:
+            mb, on_b = _member(alliance_ids, groups.c.t, groups.c.b, ma.alliance_id)
+            stmt = stmt.join(mb, on_b)
+        member_rows = stmt.subquery()
+        columns = (member_rows.c.a, member_rows.c.k, member_rows.c.m, member_rows.c.f, member_rows.c.t,
+                   member_rows.c.dep)
+        grouped = select(*columns, cast(func.sum(member_rows.c.n), Integer),
+                         cast(func.sum(member_rows.c.v), Float)).group_by(*columns)
         result = conn.execute(insert(CockpitRollup).from_select(
             ["alliance_id", "measure", "day", "party_a", "party_b", "department_id", "n", "total"], grouped))
         written += max(int(result.rowcount or 0), 0)
@@ -532,10 +597,10 @@ def count_built_days(db: Session, alliance_id: int, start: date, end: date) -> i
         CockpitRollupDay.alliance_id == alliance_id, CockpitRollupDay.day >= start, CockpitRollupDay.day <= end)) or 0
 
 
-def rollup_days(db: Session, alliance_id: int, keys: Sequence[str], start: date, end: date, member: int | None,
-                department: int | None) -> list[tuple[Any, ...]]:
-    """(day, sum) of the rollup keys over [start, end], narrowed to the rows involving `member` (either side) and to
-    `department` — summed by the database, so a chart of a year reads one row a day."""
+def rollup_months(db: Session, alliance_id: int, keys: Sequence[str], start: date, end: date, member: int | None,
+                  department: int | None) -> list[tuple[Any, ...]]:
+    """(month's first day, sum) of the rollup keys for the months beginning in [start, end], narrowed to the rows
+    involving `member` (either side) and to `department` — summed by the database, one row a month."""
     stmt = (select(CockpitRollup.day, func.sum(CockpitRollup.total))
             .where(CockpitRollup.alliance_id == alliance_id, CockpitRollup.measure.in_(keys),
                    CockpitRollup.day >= start, CockpitRollup.day <= end)

@@ -1,20 +1,22 @@
-"""Daily rollups of the cockpit's high-volume measures, so that a cockpit of three years reads a few thousand
+"""Monthly rollups of the cockpit's high-volume measures, so that a cockpit of three years reads a few thousand
 rollup rows instead of every referral, read, consultation and recognition decision.
 
-A rollup row is one alliance's count and sum of one measure's events on one local day, per pair of member
-institutions and department — exactly what the member and department filters narrow on, so a figure computed from
-rollups equals the figure computed from the rows (tests/cockpit/test_rollup.py, tests/demo/test_cockpit_data.py).
-A rebuild replaces a range of days, one INSERT … SELECT … GROUP BY per family of measures
-(repository.insert_rollups_by_sql: each the SQL twin of its measure's query and filter, which the tests compare).
-Which measures: the sums split by department — referrals and closed loops, remote reads, consultations,
+A rollup row is one alliance's count and sum of one measure's events in one local month, per pair of member
+institutions and department — the grain the cockpit shows (monthly figures of the alliance, a member, a department),
+so a figure computed from rollups equals the figure computed from the rows (tests/cockpit/test_rollup.py,
+tests/demo/test_cockpit_data.py). A build rewrites whole months, one INSERT … SELECT … GROUP BY per family of
+measures (repository.insert_rollups_by_sql: each the SQL twin of its measure's query and filter, which the tests
+compare). Which measures: the sums split by department — referrals and closed loops, remote reads, consultations,
 recognition and the encounters imported from the members' HIS — and the sums of encounters with the out-of-county
 register (split by member only).
 Medians (times) cannot be summed and stay on the rows; the lead's released slots and the help sent down are
 small tables already aggregated per month or record.
 
-Past days only: today's rows still come in, so the cockpit reads today (and any day not built) from the rows.
-The periodic job (cockpit/tasks.py) builds the days not built yet and rebuilds the last two (rows committed
-late); `yilianti cockpit rebuild` rebuilds a range after a change to memberships or a correction of old rows.
+Past days only: today's rows still come in, so the cockpit reads today (and any day not built, and the days of a
+month the period only partly covers) from the rows. The month under way holds its days up to yesterday: the
+periodic job (cockpit/tasks.py) builds the months not built yet and rebuilds the month of the last two days (rows
+committed late); `yilianti cockpit rebuild` rebuilds a range of months after a change to memberships or a
+correction of old rows. Which days a month holds is marked per day (`cockpit_rollup_day`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from datetime import date, timedelta
+from functools import partial
 
 from sqlalchemy.orm import Session
 
@@ -34,76 +37,81 @@ from yilianti.kit import clock
 ROLLED = tuple(m for m, (_fn, how) in MEASURES.items()
                if how == "sum" and (LEVELS[m] == "department" or m in repository.ROLLUP_KEYS))
 HORIZON_DAYS = 3 * 366 + 31  # the periodic job keeps about three years built; older days read the rows
-LATE_DAYS = 2  # yesterday and the day before are rebuilt on every run
-CHUNK_DAYS = 31  # the periodic job's longest build
-REBUILD_DAYS = 183  # a rebuild's step: half a year per statement, a line of progress each
-MAX_RUNS = 48  # runs of days one refresh builds per alliance (a first run on three years takes a few passes)
+LATE_DAYS = 2  # yesterday and the day before are rebuilt on every run (their months)
+MAX_MONTHS = 48  # months one refresh builds (a first run on three years builds them all)
+REBUILD_MONTHS = 120  # a rebuild's step: ten years per statement (a scan of the rows each), a line of progress each
 
 
 def keys_of(measure: str) -> tuple[str, ...]:
     return repository.ROLLUP_KEYS.get(measure, (measure,))
 
 
+def _month(d: date) -> date:
+    return d.replace(day=1)
+
+
+def _month_end(d: date) -> date:
+    return (d.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+
+
 def build(db: Session, alliance_ids: list[int], start: date, end: date) -> int:
-    """Rebuild the rollups of [start, end] for the alliances from the rows — one INSERT … SELECT … GROUP BY per
-    family of measures, all the alliances together; the number of rollup rows written."""
-    repository.delete_rollups(db, alliance_ids, start, end)
-    if not alliance_ids:
+    """Rebuild the rollups of the months of [start, end] (whole months, up to yesterday) for the alliances from the
+    rows — one INSERT … SELECT … GROUP BY per family of measures, all the alliances together; the number of rollup
+    rows written."""
+    yesterday = clock.today_local() - timedelta(days=1)
+    first, last = _month(start), min(_month_end(end), yesterday)
+    if not alliance_ids or first > last:
         return 0
-    written = repository.insert_rollups_by_sql(db, alliance_ids, *scope_of(db, alliance_ids[0], start, end).utc_bounds)
-    repository.mark_built(db, alliance_ids, start, end, clock.now())
+    repository.delete_rollups(db, alliance_ids, first, last)
+    written = repository.insert_rollups_by_sql(db, alliance_ids, *scope_of(db, alliance_ids[0], first, last).utc_bounds)
+    repository.mark_built(db, alliance_ids, first, last, clock.now())
     return written
 
 
-def _chunks(start: date, end: date, days: int) -> list[tuple[date, date]]:
+def _months(start: date, end: date, step: int) -> list[tuple[date, date]]:
+    """[start, end] in runs of `step` months (the first and last may be partial)."""
     out = []
     d = start
     while d <= end:
-        last = min(end, d + timedelta(days=days - 1))
+        last = _month(d)
+        for _ in range(step - 1):
+            last = _month_end(last) + timedelta(days=1)
+        last = min(end, _month_end(last))
         out.append((d, last))
         d = last + timedelta(days=1)
     return out
 
 
-def _runs(days: list[date]) -> list[tuple[date, date]]:
-    """Sorted days as runs of consecutive days, each at most CHUNK_DAYS long."""
-    runs: list[tuple[date, date]] = []
-    for d in days:
-        if runs and d == runs[-1][1] + timedelta(days=1) and (d - runs[-1][0]).days < CHUNK_DAYS:
-            runs[-1] = (runs[-1][0], d)
-        else:
-            runs.append((d, d))
-    return runs
-
-
 def refresh(db: Session, today: date | None = None) -> int:
-    """The periodic job: build the days of the horizon not built yet (newest first, at most MAX_RUNS runs of
-    days per alliance and call) and rebuild the last LATE_DAYS days."""
+    """The periodic job: build the months of the horizon with days not built yet (newest first, at most MAX_MONTHS
+    per call) and rebuild the months of the last LATE_DAYS days — the alliances with the same months together."""
     today = today or clock.today_local()
     yesterday = today - timedelta(days=1)
     first = today - timedelta(days=HORIZON_DAYS)
-    written = 0
+    horizon = {first + timedelta(days=i) for i in range((yesterday - first).days + 1)}
+    late = {yesterday - timedelta(days=i) for i in range(LATE_DAYS)}
+    wanted: dict[tuple[date, ...], list[int]] = {}
     for alliance in all_alliances(db):
-        if not alliance.active:
-            continue
-        built = repository.built_days(db, alliance.id, first, yesterday)
-        late = {yesterday - timedelta(days=i) for i in range(LATE_DAYS)}
-        wanted = sorted(d for d in (first + timedelta(days=i) for i in range((yesterday - first).days + 1))
-                        if d not in built or d in late)
-        for a, b in sorted(_runs(wanted), reverse=True)[:MAX_RUNS]:  # newest first: this year is ready soonest
-            written += build(db, [alliance.id], a, b)
+        if alliance.active:
+            missing = (horizon - repository.built_days(db, alliance.id, first, yesterday)) | late
+            newest = sorted({_month(d) for d in missing}, reverse=True)[:MAX_MONTHS]  # this year is ready soonest
+            wanted.setdefault(tuple(newest), []).append(alliance.id)
+    written = 0
+    for months, ids in wanted.items():
+        for m in months:
+            written += build(db, ids, m, m)
     return written
 
 
 def rebuild(db: Session, start: date, end: date, alliance_ids: list[int] | None = None,
             progress: Callable[[str], None] | None = None, commit: Callable[[], None] | None = None,
-            step_days: int = REBUILD_DAYS) -> int:
-    """Rebuild [start, end] for the alliances (all active ones by default), `step_days` at a time (the
-    alliances together), with a line of progress per chunk (stderr by default) and a commit after each (when
+            step_months: int = REBUILD_MONTHS) -> int:
+    """Rebuild the months of [start, end] for the alliances (all active ones by default), `step_months` at a time
+    (the alliances together), with a line of progress per chunk (stderr by default) and a commit after each (when
     given)."""
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     ids = [a.id for a in all_alliances(db) if a.active and (alliance_ids is None or a.id in alliance_ids)]
-    chunks = _chunks(start, end, step_days)
+    chunks = _months(_month(start), end, step_months)
     written = 0
     for i, (a, b) in enumerate(chunks, start=1):
         rows = build(db, ids, a, b)
@@ -123,18 +131,22 @@ def covered(db: Session, scope: Scope) -> bool:
 
 def events(db: Session, scope: Scope, measure: str, member: int | None = None,
            department: int | None = None) -> list[Event]:
-    """The measure's events over a covered scope, for the member and department filters: from the rollups for its
-    past days (one pseudo-event a day, summed by the database, without row ids; it carries the filters so that
-    `measures.narrow` keeps it) and from the rows for today and after."""
+    """The measure's events over a covered scope, for the member and department filters: from the rollups for the
+    months the scope covers whole (one pseudo-event a month, summed by the database, without row ids; it carries the
+    filters so that `measures.narrow` keeps it) — the month under way up to yesterday — and from the rows for the
+    days of a month it covers in part, and for today and after."""
     past_end = min(scope.end, clock.today_local() - timedelta(days=1))
-    out: list[Event] = []
-    if scope.start <= past_end:
-        parties = (member,) if member is not None else ()
-        out = [Event(0, day, float(total), "", parties, department)
-               for day, total in repository.rollup_days(db, scope.alliance_id, keys_of(measure), scope.start, past_end,
-                                                        member, department)]
-    if past_end < scope.end:
-        tail = scope.rows("tail", lambda: Scope(scope.alliance_id, max(scope.start, past_end + timedelta(days=1)),
-                                                 scope.end, scope.memberships))
-        out += MEASURES[measure][0](db, tail)
+    first = scope.start if scope.start == _month(scope.start) else _month_end(scope.start) + timedelta(days=1)
+    last = _month(past_end) if _month_end(past_end) <= scope.end else _month(past_end) - timedelta(days=1)
+    if first > last:  # no month covered whole: the rows
+        return MEASURES[measure][0](db, scope)
+    parties = (member,) if member is not None else ()
+    out = [Event(0, month, float(total), "", parties, department)
+           for month, total in repository.rollup_months(db, scope.alliance_id, keys_of(measure), first, last, member,
+                                                        department)]
+    rolled_end = min(_month_end(last), past_end)
+    for a, b in ((scope.start, first - timedelta(days=1)), (rolled_end + timedelta(days=1), scope.end)):
+        if a <= b:
+            part: Scope = scope.rows(f"part {a} {b}", partial(Scope, scope.alliance_id, a, b, scope.memberships))
+            out += MEASURES[measure][0](db, part)
     return out

@@ -25,3 +25,22 @@ def _pg(element: local_date, compiler: Any, **kw: Any) -> str:
 @compiles(local_date)
 def _default(element: local_date, compiler: Any, **kw: Any) -> str:  # SQLite
     return f"date({compiler.process(element.clauses, **kw)}, '+8 hours')"
+
+
+class month_start(FunctionElement[Any]):  # noqa: N801 - reads as the SQL function it stands for
+    """The first day of a date's month: the SQL twin of `d.replace(day=1)` for a date expression (a
+    `local_date`)."""
+
+    type = Date()
+    inherit_cache = True
+    name = "month_start"
+
+
+@compiles(month_start, "postgresql")
+def _pg_month(element: month_start, compiler: Any, **kw: Any) -> str:
+    return f"CAST(date_trunc('month', CAST({compiler.process(element.clauses, **kw)} AS timestamp)) AS date)"
+
+
+@compiles(month_start)
+def _default_month(element: month_start, compiler: Any, **kw: Any) -> str:  # SQLite
+    return f"date({compiler.process(element.clauses, **kw)}, 'start of month')"

@@ -117,15 +117,16 @@ class AssistanceRecord(IdMixin, Base):
 
 
 class CockpitRollup(IdMixin, Base):
-    """A day's count and sum of one measure's rows for one alliance, per pair of member institutions and department
-    (cockpit/rollup.py): the cockpit reads these for past days instead of the raw rows. Rebuilt, never edited."""
+    """A month's count and sum of one measure's rows for one alliance, per pair of member institutions and
+    department (cockpit/rollup.py): the cockpit reads these for past months instead of the raw rows. Rebuilt, never
+    edited."""
 
     __tablename__ = "cockpit_rollup"
     __table_args__ = (Index("ix_cockpit_rollup_alliance_measure_day", "alliance_id", "measure", "day"),)
 
     alliance_id: Mapped[int] = mapped_column(BigId)  # no foreign key: derived rows, written in bulk (0035)
     measure: Mapped[str] = mapped_column(String(64))
-    day: Mapped[date] = mapped_column(Date)
+    day: Mapped[date] = mapped_column(Date)  # the month's first day (0040: monthly)
     party_a: Mapped[int | None] = mapped_column(BigId)  # the member institutions the rows involve
     party_b: Mapped[int | None] = mapped_column(BigId)
     department_id: Mapped[int | None] = mapped_column(BigId)
@@ -134,7 +135,7 @@ class CockpitRollup(IdMixin, Base):
 
 
 class CockpitRollupDay(IdMixin, Base):
-    """A day of an alliance whose rollups are built (a day with no rows has no rollup rows, only this mark)."""
+    """A day of an alliance that its month's rollups hold (a day with no rows has no rollup rows, only this mark)."""
 
     __tablename__ = "cockpit_rollup_day"
     __table_args__ = (UniqueConstraint("alliance_id", "day"),)
