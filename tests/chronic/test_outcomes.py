@@ -120,6 +120,12 @@ def test_the_cockpit_takes_the_alliance_figures(db, world) -> None:  # type: ign
     assert figs["national.13b_bp_control"].value == pytest.approx(1 / 3)
     assert figs["national.13d_glucose_control"].value == pytest.approx(1 / 3)
     assert figs["national.13a_htn_standard"].value == pytest.approx(1 / 3)
+    # follow-up completion: the year's follow-ups due (not cancelled) done by the end of their month, from the table
+    due = [f for f in db.scalars(select(ChronicFollowUp).where(ChronicFollowUp.institution_id == world["centre"].id))
+           if f.due_on.year == Y and f.status != "cancelled"]
+    done = [f for f in due if f.status == "done" and f.done_on and (f.done_on.year, f.done_on.month) <= (Y, f.due_on.month)]
+    completion = figs["national.13e_follow_up_completion"]
+    assert (completion.numerator, completion.denominator) == (len(done), len(due)) and 0 < len(done) < len(due)
     admissions = figs["national.13_chronic_admissions"]
     assert (admissions.numerator, admissions.denominator) == (1, 6)  # 李秀英 admitted at the lead hospital
     # each figure's rows are the registrations it counts

@@ -257,7 +257,8 @@ class Programme:
     """The rows the monthly figures of one registry are counted from (`programme`)."""
     regs: list[tuple[int, int, int, int | None, date, int | None]]  # id, patient, institution, team, enrolled, doctor
     visits: dict[int, list[Visit]]  # by registration, in visit order, from 12 months before the first month
-    due: list[tuple[int, date, str, date | None]]  # follow-ups due in the period: registration, due, status, done
+    due: list[tuple[int, date, str, date | None, int, int]]  # follow-ups due in the period: registration, due,
+    # status, done, id, institution
     ends: list[tuple[str, date]]
 
 
@@ -315,14 +316,27 @@ def monthly_by(data: Programme, condition: str, key: Callable[[tuple[int, int, i
                 m.unmeasured += 1
             else:
                 m.missed += 1
-    for reg_id, due_on, status, done_on in data.due:
+    for reg_id, due_on, status, done_on, _id, _inst in data.due:
         at = index.get(f"{due_on:%Y-%m}")
         if at is None or reg_id not in group_of:
             continue
         m = out[group_of[reg_id]][at]
         m.due += 1
-        m.done += status == "done" and done_on is not None and done_on <= data.ends[at][1]
+        m.done += done_in_month(status, due_on, done_on)
     return out
+
+
+def done_in_month(status: str, due_on: date, done_on: date | None) -> bool:
+    """A follow-up counts as completed for the month it fell due in when it was done by that month's end."""
+    return status == "done" and done_on is not None and done_on < month_first(due_on, -1)
+
+
+def follow_up_completion(db: Session, institutions: list[int], start: date, end: date,
+                         ) -> list[tuple[int, int, date, bool]]:
+    """The follow-ups due in [start, end] at the institutions (not cancelled), each done in its month or not:
+    (follow-up id, institution, due on, done in month) — the cockpit's completion rate."""
+    return [(fid, inst, due_on, done_in_month(status, due_on, done_on))
+            for _reg, due_on, status, done_on, fid, inst in repository.follow_ups_due(db, institutions, start, end)]
 
 
 # ------------------------------------------------------------------ severe mental disorders and tuberculosis

@@ -594,11 +594,12 @@ def registrations_counted(db: Session, institutions: list[int], condition: str, 
 
 
 def follow_ups_due(db: Session, institutions: list[int], start: date, end: date,
-                   ) -> list[tuple[int, date, str, date | None]]:
-    """Follow-ups at the institutions due in [start, end], not cancelled: (registration, due, status, done on)."""
+                   ) -> list[tuple[int, date, str, date | None, int, int]]:
+    """Follow-ups at the institutions due in [start, end], not cancelled: (registration, due, status, done on, id,
+    institution)."""
     f = ChronicFollowUp
     return [tuple(row) for row in db.execute(  # type: ignore[misc]
-        select(f.registration_id, f.due_on, f.status, f.done_on)
+        select(f.registration_id, f.due_on, f.status, f.done_on, f.id, f.institution_id)
         .where(f.institution_id.in_(institutions), f.due_on >= start, f.due_on <= end, f.status != "cancelled"))]
 
 

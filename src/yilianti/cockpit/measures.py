@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from yilianti.alliance.repository import memberships_of_alliance
-from yilianti.chronic.outcomes import patient_outcomes
+from yilianti.chronic.outcomes import follow_up_completion, patient_outcomes
 from yilianti.cockpit import repository
 from yilianti.kit import clock
 from yilianti.models.alliance import Membership
@@ -322,6 +322,22 @@ def _chronic(db: Session, scope: Scope, condition: str | None, flag: str | None,
     return out
 
 
+def _chronic_follow_ups(db: Session, scope: Scope, done: bool | None) -> list[Event]:
+    """The members' chronic follow-ups due in the period (not cancelled), dated by the due day; `done`: only those
+    done by the end of the month they fell due in (chronic/outcomes.done_in_month)."""
+    rows = scope.rows("chronic_follow_ups", lambda: follow_up_completion(db, scope.institutions, scope.start, scope.end))
+    return [Event(fid, due_on, 1.0, "chronic_follow_up", (inst,)) for fid, inst, due_on, ok in rows
+            if (done is None or ok == done) and scope.member_on(inst, due_on)]
+
+
+def chronic_follow_ups_due(db: Session, scope: Scope) -> list[Event]:
+    return _chronic_follow_ups(db, scope, None)
+
+
+def chronic_follow_ups_done(db: Session, scope: Scope) -> list[Event]:
+    return _chronic_follow_ups(db, scope, True)
+
+
 def chronic_managed_htn(db: Session, scope: Scope) -> list[Event]:
     return _chronic(db, scope, "hypertension", None)
 
@@ -467,6 +483,8 @@ MEASURES: dict[str, tuple[Measure, str]] = {
     "chronic_glucose_controlled": (chronic_glucose_controlled, "sum"),
     "chronic_managed_people": (chronic_managed_people, "sum"),
     "chronic_people_admitted": (chronic_people_admitted, "sum"),
+    "chronic_follow_ups_due": (chronic_follow_ups_due, "sum"),
+    "chronic_follow_ups_done": (chronic_follow_ups_done, "sum"),
     "encounter_visits": (encounter_visits, "sum"),
     "encounter_visits_grassroots": (encounter_visits_grassroots, "sum"),
     "encounter_visits_tcm": (encounter_visits_tcm, "sum"),
