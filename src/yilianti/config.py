@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     break_glass_hours: int = 4
     grant_default_days: int = 30
 
+    # FHIR bulk export: a finished export's files are removed this long after it finished (its manifest's Expires)
+    fhir_export_hours: int = Field(default=24, ge=1, le=24 * 30)
+
     # chronic care follow-ups (国家基本公共卫生服务规范 第三版: ≥ 4 a year; re-check within 2 weeks)
     chronic_routine_days: int = Field(default=90, ge=1, le=366)
     chronic_recheck_days: int = Field(default=14, ge=1, le=90)

@@ -127,3 +127,54 @@ def test_everything_holds_the_results_of_the_shared_record(world: World) -> None
     types = {t for t, _ in ids}
     assert {"Patient", "DiagnosticReport", "Observation", "ImagingStudy", "Consent", "Task"} <= types
     assert world.get(f"/Patient/{world.patients['wang']}/$everything", world.outsider_token).status_code == 404
+
+
+def test_progress_is_reported_while_the_job_runs_and_files_expire(world: World, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """X-Progress tells the patients done and the resources written while the job runs (before its row commits);
+    the manifest's Expires is fhir_export_hours after it finished, and the periodic job removes the files then."""
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from yilianti.config import get_settings
+    from yilianti.fhir import export
+    from yilianti.kit import clock
+
+    _run_queue(world)  # the exports other tests left queued run first
+    token = _client_token(world, "system/Patient.read system/Consent.read")
+    auth = {"Authorization": f"Bearer {token}"}
+    kick = _kick_off(world, token, _type="Patient,Consent")
+    status_url = kick.headers["content-location"]
+    seen: list[str] = []
+    real = export.everything
+
+    export_id = int(status_url.rsplit("/", 1)[1])
+    assert httpx.get(status_url, headers=auth).headers["x-progress"] == "in the queue"
+
+    def watched(*args, **kwargs):  # type: ignore[no-untyped-def]
+        # what the status URL answers now (asked in-process: on SQLite the job's transaction holds the writer's
+        # lock a request's token check needs; on PostgreSQL the route answers this while the job runs)
+        seen.append(export.progress(SimpleNamespace(id=export_id)))  # type: ignore[arg-type]
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(export, "everything", watched)
+    _run_queue(world)
+    assert seen[0] == f"patients 0/{len(seen)}"
+    assert seen[-1].startswith(f"patients {len(seen) - 1}/{len(seen)}; written: Patient {len(seen) - 1}"), seen
+    done = httpx.get(status_url, headers=auth)
+    assert done.status_code == 200 and [o["type"] for o in done.json()["output"]][0] == "Patient"
+    expires = done.headers["expires"]
+    assert expires.endswith(" GMT")
+    [patients] = [o for o in done.json()["output"] if o["type"] == "Patient"]
+    assert httpx.get(patients["url"], headers=auth).status_code == 200
+    assert not list(export.folder(export_id).glob("*.part")) and not (export.folder(export_id) / "progress").exists()
+    # a day later the periodic job removes the files; the status URL is gone
+    runner.load_job_modules()
+    with world.factory() as db:
+        assert runner.PERIODIC["fhir.expire_exports"].fn(db) == 0
+    later = clock.now() + timedelta(hours=get_settings().fhir_export_hours, minutes=1)
+    with clock.frozen(later), world.factory() as db:
+        assert runner.PERIODIC["fhir.expire_exports"].fn(db) >= 1
+        db.commit()
+    assert not export.folder(export_id).exists()
+    assert httpx.get(status_url, headers=auth).status_code == 404
+    assert httpx.get(patients["url"], headers=auth).status_code == 404

@@ -10,6 +10,7 @@ read route; the CapabilityStatement is read off these routes (capability.py).
 from __future__ import annotations
 
 from collections.abc import Callable
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -34,6 +35,7 @@ from yilianti.fhir.wire import (
     searchset,
     versioned,
 )
+from yilianti.kit import clock
 from yilianti.kit.schemas import Id
 
 router = APIRouter(prefix=BASE, tags=["fhir"], default_response_class=FhirResponse)
@@ -262,9 +264,9 @@ router.add_api_route("/Patient/$export", _kick_off("patient"), methods=["GET"], 
 def export_status(export_id: Id, request: Request, db: DB, subject: CurrentSubject) -> Response:
     row = export.of_client(db, subject, export_id)
     if row.status in ("queued", "running"):
-        progress = "in the queue" if row.status == "queued" else f"patients {row.progress or '0'}"
-        return Response(status_code=202, headers={"X-Progress": progress, "Retry-After": "2"})
-    return JSONResponse(export.manifest(row, base_url(request)), headers={"Expires": "0"})
+        return Response(status_code=202, headers={"X-Progress": export.progress(row), "Retry-After": "2"})
+    return JSONResponse(export.manifest(row, base_url(request)),
+                        headers={"Expires": format_datetime(clock.as_utc(export.expires(row)), usegmt=True)})
 
 
 @router.delete("/_bulk/{export_id}", status_code=202, summary="Cancel a bulk export, or remove its files")

@@ -3,9 +3,13 @@
 The kick-off (`Prefer: respond-async`) records the request — the client's account, institution and scopes — and
 queues an outbox message; the job (fhir/tasks.py, on the procrastinate queue under `yilianti worker`) reads each
 patient the institution may see through Patient/$everything, so under the same policy, consent and audit as a
-direct request, and writes one ndjson file per resource type under var_dir/fhir-export/<id>/. The status URL
-answers 202 with X-Progress until the files are there, then the manifest; the files are fetched with the same
-token; DELETE cancels the export or removes its files. Only the client that asked sees any of it (404 otherwise).
+direct request (asking only for the export's types: nothing else is read or audited), and streams each resource to
+one ndjson file per type under var_dir/fhir-export/<id>/ as it goes (the ids written are remembered, not the
+resources). The status URL answers 202 with X-Progress — the patients done and the resources written so far, from
+the job's progress file — until the files are there, then the manifest with an Expires header; the files are
+fetched with the same token and removed `fhir_export_hours` after the export finished (periodic job
+fhir.expire_exports; the status URL then answers 404); DELETE cancels the export or removes its files at once.
+Only the client that asked sees any of it (404 otherwise).
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
@@ -98,8 +102,59 @@ def _updated_since(resource: dict[str, Any], since: datetime | None) -> bool:
     return datetime.fromisoformat(updated.replace("Z", "+00:00")) >= since
 
 
+PROGRESS = "progress"  # the running job's progress, in the export's folder (its row commits with the files)
+PART = ".part"  # a file being written; renamed when the export is done
+
+
+class _Writer:
+    """The export's files, written as the job goes: each resource appended to its type's file once (the ids
+    written are remembered, the resources not), the progress file rewritten after each patient."""
+
+    def __init__(self, target: Path, types: list[str]) -> None:
+        self.target, self.types = target, types
+        target.mkdir(parents=True, exist_ok=True)
+        self.files: dict[str, IO[str]] = {}
+        self.seen: dict[str, set[str]] = {t: set() for t in types}
+
+    def write(self, resource: dict[str, Any]) -> None:
+        type_, id_ = resource["resourceType"], resource["id"]
+        if id_ in self.seen[type_]:
+            return
+        self.seen[type_].add(id_)
+        out = self.files.get(type_)
+        if out is None:
+            out = self.files[type_] = (self.target / f"{type_}.ndjson{PART}").open("w", encoding="utf-8")
+        out.write(json.dumps(resource, ensure_ascii=False, separators=(",", ":")) + "\n")
+
+    def progress(self, done: int, total: int) -> None:
+        written = ", ".join(f"{t} {len(self.seen[t])}" for t in self.types if self.seen[t])
+        tmp = self.target / f"{PROGRESS}{PART}"
+        tmp.write_text(f"patients {done}/{total}" + (f"; written: {written}" if written else ""), encoding="utf-8")
+        tmp.replace(self.target / PROGRESS)
+
+    def finish(self) -> list[dict[str, Any]]:
+        files = []
+        for type_ in self.types:
+            out = self.files.pop(type_, None)
+            if out is None:
+                continue
+            out.close()
+            path = self.target / f"{type_}.ndjson"
+            (self.target / f"{type_}.ndjson{PART}").replace(path)
+            files.append({"type": type_, "file": path.name, "count": len(self.seen[type_])})
+        (self.target / PROGRESS).unlink(missing_ok=True)
+        return files
+
+    def abandon(self) -> None:
+        for out in self.files.values():
+            out.close()
+        shutil.rmtree(self.target, ignore_errors=True)
+
+
 def run(db: Session, export_id: int) -> None:
-    """The job: every patient the client's institution may see, through $everything, into ndjson files."""
+    """The job: every patient the client's institution may see, through $everything
+    asking only for the export's types, streamed into one ndjson file per type; progress reported in the export's
+    folder as it goes (the row's status commits with the job)."""
     row = kit.get(db, BulkExport, export_id)
     if row is None or row.status != "queued":
         return  # cancelled before it ran, or already done
@@ -110,35 +165,52 @@ def run(db: Session, export_id: int) -> None:
     row.status = "running"
     subject = replace(auth.build_subject(db, user, row.institution_id, via_token=True),
                       scopes=frozenset(row.scope.split()))
-    wanted = set(row.types.split(","))
-    out: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in row.types.split(",")}
+    types = row.types.split(",")
+    wanted = {t for t in types if clients.permits(subject.scopes, t, "read")}
     patients = repository.readable_patient_ids(db, subject)
-    for done, patient_id in enumerate(patients, 1):
-        for resource in everything(db, subject, str(patient_id), wanted):
-            type_ = resource["resourceType"]
-            if type_ in wanted and clients.permits(subject.scopes, type_, "read") and \
-                    _updated_since(resource, row.since):
-                out[type_][resource["id"]] = resource
-        row.progress = f"{done}/{len(patients)}"
-    target = folder(row.id)
-    target.mkdir(parents=True, exist_ok=True)
-    files = []
-    for type_, resources in out.items():
-        if not resources:
-            continue
-        path = target / f"{type_}.ndjson"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n"
-                               for r in resources.values()), encoding="utf-8")
-        tmp.replace(path)
-        files.append({"type": type_, "file": path.name, "count": len(resources)})
-    row.output, row.status, row.finished_at = files, "done", clock.now()
+    writer = _Writer(folder(row.id), types)
+    try:
+        writer.progress(0, len(patients))
+        for done, patient_id in enumerate(patients, 1):
+            for resource in everything(db, subject, str(patient_id), wanted):
+                if resource["resourceType"] in wanted and _updated_since(resource, row.since):
+                    writer.write(resource)
+            writer.progress(done, len(patients))
+        row.output = writer.finish()
+    except BaseException:
+        writer.abandon()
+        raise
+    row.progress = f"patients {len(patients)}/{len(patients)}"
+    row.status, row.finished_at = "done", clock.now()
+
+
+def progress(row: BulkExport) -> str:
+    """X-Progress of an export not done: what the job has written so far, from its folder."""
+    try:
+        return (folder(row.id) / PROGRESS).read_text(encoding="utf-8")[:200]
+    except OSError:
+        return "in the queue"
+
+
+def expires(row: BulkExport) -> datetime:
+    return (row.finished_at or row.created_at) + timedelta(hours=get_settings().fhir_export_hours)
+
+
+def expire(db: Session) -> int:
+    """The periodic job (fhir/tasks.py): remove the files of the exports finished longer than fhir_export_hours
+    ago (the manifest's Expires); their status URL then answers 404."""
+    now = clock.now()
+    rows = repository.exports_finished_before(db, now - timedelta(hours=get_settings().fhir_export_hours))
+    for row in rows:
+        shutil.rmtree(folder(row.id), ignore_errors=True)
+        row.status = "expired"
+    return len(rows)
 
 
 def of_client(db: Session, subject: Subject, export_id: int) -> BulkExport:
     """The export, when the subject's account asked for it (404 for anyone else, as every other resource)."""
     row = kit.get(db, BulkExport, export_id)
-    if row is None or row.user_id != subject.user_id or row.status == "cancelled":
+    if row is None or row.user_id != subject.user_id or row.status in ("cancelled", "expired"):
         raise NotFound()
     return row
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
@@ -19,6 +19,7 @@ from yilianti.authz.subject import Subject
 from yilianti.kit import repository as kit
 from yilianti.models.alliance import Alliance, Department, Institution, Membership
 from yilianti.models.audit import AuditEvent
+from yilianti.models.bulk import BulkExport
 from yilianti.models.consultation import Consultation, ConsultationMessage
 from yilianti.models.diagnostics import DiagnosticOrder, ImagingInstance, LabObservation
 from yilianti.models.diagnostics import DiagnosticReport as DxReport
@@ -274,3 +275,9 @@ def readable_patient_ids(db: Session, subject: Subject) -> list[int]:
     """The ids of every patient the subject may see, in id order: a bulk export's patients (the union of the
     policy's sources, `policy.readable_ids`, rather than testing every patient row)."""
     return sorted(set(db.scalars(policy.readable_ids(subject))))
+
+
+def exports_finished_before(db: Session, before: datetime) -> list[BulkExport]:
+    """Finished exports (done or failed) whose files are due for removal."""
+    return list(db.scalars(select(BulkExport).where(BulkExport.status.in_(("done", "failed")),
+                                                    BulkExport.finished_at < before)))
