@@ -1,4 +1,4 @@
-"""B5: the cockpit's daily rollups over millions of referrals, as ratios to the raw GROUP BY SQL in the same run.
+"""B5: the cockpit's monthly rollups over millions of referrals, as ratios to the raw GROUP BY SQL in the same run.
 
     python bench/cockpit.py [--referrals 5000000] [--encounters 5000000] [--quick] [--pairs 3] [--secs 10]
 
@@ -11,9 +11,9 @@ generate_series; the bulk load a HIS import would be).
 1. Rebuild: `rollup.rebuild` of the three years for every alliance (what `yilianti cockpit rebuild` runs) against
    the raw GROUP BY month × institution × direction over the same referrals plus month × institution × kind over the
    encounters (counts, costs, insurance) and month × alliance × kind over the register, interleaved `--pairs`
-   times; the median per-pair ratio. Target ≤ 1.5. Also against the GROUP BY at the rollups' own grain (day × both
-   sides × department × direction; day × institution × department × kind × TCM), for what the membership rule and
-   the writing cost on top of the grouping.
+   times; the median per-pair ratio. Target ≤ 1.5. Also against the GROUP BY at the rollups' own grain, the one
+   the cockpit shows (month × both sides × department × direction; month × institution × department × kind × TCM),
+   for what the membership rule and the writing cost on top of the grouping.
 2. Incremental refresh of one day (every alliance): `rollup.build` of yesterday, repeated; target ≤ 1 s.
 3. Correctness (pass/fail): one alliance's three-year figures read from the rollups equal those computed from the
    rows (every computed indicator, by month).
@@ -46,14 +46,16 @@ RAW = ("""SELECT date_trunc('month', submitted_at AT TIME ZONE 'Asia/Shanghai') 
             FROM encounter GROUP BY 1, 2, 3""",
        """SELECT date_trunc('month', day) AS month, alliance_id, kind, count(*), sum(insurance_paid)
             FROM out_of_county_visit GROUP BY 1, 2, 3""")
-# the same rows grouped at the rollups' grain (local day, both sides, department, direction; day, institution,
-# department, kind, TCM), without the alliance's membership rule: what any daily rollup of them must at least compute
-GRAIN = ("""SELECT (submitted_at AT TIME ZONE 'Asia/Shanghai')::date, from_institution_id, to_institution_id,
-                   to_department_id, direction, count(*)
+# the same rows grouped at the grain the cockpit shows and the rollups keep (local month, both sides, department,
+# direction; month, institution, department, kind, TCM), without the alliance's membership rule: what any rollup
+# the pages can read must at least compute
+GRAIN = ("""SELECT date_trunc('month', submitted_at AT TIME ZONE 'Asia/Shanghai'), from_institution_id,
+                   to_institution_id, to_department_id, direction, count(*)
               FROM referral GROUP BY 1, 2, 3, 4, 5""",
-         """SELECT day, institution_id, department_id, kind, tcm, count(*), sum(total_cost), sum(insurance_paid)
+         """SELECT date_trunc('month', day), institution_id, department_id, kind, tcm, count(*), sum(total_cost),
+                   sum(insurance_paid)
               FROM encounter GROUP BY 1, 2, 3, 4, 5""",
-         """SELECT day, alliance_id, home_institution_id, kind, count(*), sum(insurance_paid)
+         """SELECT date_trunc('month', day), alliance_id, home_institution_id, kind, count(*), sum(insurance_paid)
               FROM out_of_county_visit GROUP BY 1, 2, 3, 4""")
 HEALTHZ = """
 function request() return wrk.format("GET", "/healthz") end

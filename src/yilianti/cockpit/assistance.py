@@ -18,10 +18,12 @@ from yilianti.exceptions import Forbidden, InvalidInput
 from yilianti.kit import clock
 from yilianti.models.auth import Role
 from yilianti.models.cockpit import AssistanceKind, AssistanceRecord
+from yilianti.models.workforce import Title
 
 LABELS = {"posting": "专家派驻", "clinic": "下沉坐诊", "surgery": "带教手术", "lecture": "讲座培训",
           "rounds": "教学查房", "trainee": "接收进修", "department": "共建科室", "technique": "新技术落地",
           "equipment": "设备投入", "funds": "资金投入"}
+TITLES = tuple(t.value for t in Title)  # 职称: as the workforce register spells them (national indicator 4 reads them)
 NUMBERS = ("person_days", "sessions", "patients", "surgeries", "surgeries_grade34", "amount_yuan")
 
 
@@ -76,6 +78,8 @@ def _check(data: AssistanceIn, members: dict[int, list[Any]]) -> dict[str, str]:
             errors[field] = "不能为负数"
     if (data.surgeries_grade34 or 0) > (data.surgeries or 0):
         errors["surgeries_grade34"] = "三、四级手术台次不能多于手术台次"
+    if (data.title or "").strip() and (data.title or "").strip() not in TITLES:
+        errors["title"] = "职称请填写其中之一：" + "、".join(TITLES)
     if data.kind in ("posting", "trainee") and not (data.person or "").strip():
         errors["person"] = "请填写人员姓名"
     if data.kind in ("technique", "department", "lecture") and not (data.subject or "").strip():

@@ -28,7 +28,7 @@ from yilianti.audit import service as audit
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
 from yilianti.cockpit import repository
-from yilianti.cockpit.measures import MEASURES, Event, combine, scope_of
+from yilianti.cockpit.measures import MEASURES, Event, scope_of, total
 from yilianti.cockpit.service import Figure, compute
 from yilianti.exceptions import NotFound
 from yilianti.kit.listing import ListParams
@@ -96,7 +96,7 @@ def by_member(db: Session, figure: Figure, alliance_id: int, start: date, end: d
     names = institution_names(db, members)
     out = []
     for inst in members:
-        parts = [combine([e.value for e in figure.events[m] if inst in e.parties], MEASURES[m][1]) for m in ms]
+        parts = [total([e for e in figure.events[m] if inst in e.parties], MEASURES[m][1]) for m in ms]
         n, d = parts[0], parts[1] if len(parts) > 1 else None
         value = n if len(parts) == 1 else ((n or 0.0) / d if d else None)
         if (n or 0) or (d or 0):
@@ -110,15 +110,20 @@ def _matches(row: Row, q: str) -> bool:
                                                                  (*row.institutions, row.department, row.what or ""))
 
 
-def rows(db: Session, subject: Subject, events: list[Event], lp: ListParams, *, everything: bool = False) -> Page[Row]:
-    """The rows of the events narrowed by the list's dates and search, newest first, one page (or all of them)."""
+def rows(db: Session, subject: Subject, events: list[Event], lp: ListParams, *, everything: bool = False,
+         how: str = "sum") -> Page[Row]:
+    """The rows of the events narrowed by the list's dates and search, newest first, one page (or all of them); a
+    row counted on several days shows their sum (a measure of sums) or its newest event's value."""
     chosen = [e for e in events if e.table and (lp.start is None or e.day >= lp.start)
               and (lp.end is None or e.day <= lp.end)]
     chosen.sort(key=lambda e: (e.day, e.row_id), reverse=True)
     merged: dict[tuple[str, int], Event] = {}
     for e in chosen:  # a posting spread over its days is one row with their sum
         key = (e.table, e.row_id)
-        merged[key] = replace(merged[key], value=merged[key].value + e.value) if key in merged else e
+        if key not in merged:
+            merged[key] = e
+        elif how == "sum":
+            merged[key] = replace(merged[key], value=merged[key].value + e.value)
     built = [r for r in _build(db, list(merged.values())) if _matches(r, lp.q)]
     start = (lp.page - 1) * lp.per_page
     shown = built if everything else built[start:start + lp.per_page]
@@ -169,5 +174,5 @@ def drill(db: Session, subject: Subject, alliance: Alliance, code: str, start: d
         events = fig.events.get(chosen, [])
         hidden = any(e.table in PATIENT_TABLES for e in events) and not may_list_patient_rows(db, subject, alliance.id)
         if not hidden:
-            page = rows(db, subject, events, lp, everything=everything)
+            page = rows(db, subject, events, lp, everything=everything, how=MEASURES[chosen][1])
     return Drill(fig, chosen, ms, members, hidden, page)

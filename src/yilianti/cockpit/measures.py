@@ -25,6 +25,7 @@ from yilianti.models.alliance import Membership
 from yilianti.models.cockpit import AssistanceKind
 from yilianti.models.encounter import EncounterKind
 from yilianti.models.referral import Direction
+from yilianti.models.workforce import INTERMEDIATE_OR_ABOVE
 from yilianti.referral.states import Status as RS
 from yilianti.scheduling.sinking import sinking_by_month
 
@@ -40,6 +41,7 @@ class Event:
     table: str = ""
     parties: tuple[int, ...] = ()
     department: int | None = None
+    who: Any = None  # the person an event is about, for a measure of distinct people
 
 
 @dataclass
@@ -303,6 +305,50 @@ def assistance_money(db: Session, scope: Scope) -> list[Event]:
     return _assistance(db, scope, (AssistanceKind.equipment, AssistanceKind.funds), "amount_yuan")
 
 
+def assistance_seconded_doctors(db: Session, scope: Scope) -> list[Event]:
+    """National indicator (4)'s numerator: doctors of intermediate title or above (主治医师 and up) posted to a member
+    — an event per posting and month it runs in while both institutions are members, dated by its first such day;
+    the figure counts the distinct people (`who`: the practitioner when the record names one, else the sending
+    institution and the person's name), in the month and over the period."""
+    out: list[Event] = []
+    for r in repository.assistance_between(db, scope.alliance_id, scope.start, scope.end, AssistanceKind.posting):
+        if (r.title or "").strip() not in INTERMEDIATE_OR_ABOVE:
+            continue
+        who = ("practitioner", r.practitioner_id) if r.practitioner_id else \
+            ("person", r.from_institution_id, (r.person or "").strip())
+        months: set[tuple[int, int]] = set()
+        for day in _days(max(r.start_date, scope.start), min(r.end_date or max(r.start_date, scope.end), scope.end)):
+            if (day.year, day.month) not in months and scope.member_on(r.from_institution_id, day) \
+                    and scope.member_on(r.to_institution_id, day):
+                months.add((day.year, day.month))
+                out.append(Event(r.id, day, 1.0, "assistance_record", (r.from_institution_id, r.to_institution_id),
+                                 who=who))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ imported figures
+
+
+RESIDENTS = "county.residents"  # the imported indicator holding the county's resident population (常住人口)
+
+
+def residents_10k(db: Session, scope: Scope) -> list[Event]:
+    """National indicator (4)'s denominator: the county's resident population in ten thousands — for each month of
+    the period, the latest imported 常住人口 figure (`county.residents`) whose period began by the month's end (a
+    correction entered later replaces the figure of its period); an event a month, dated by its first day in the
+    period. The figure takes the latest month's."""
+    figures = repository.figures_in_force(db, scope.alliance_id, RESIDENTS, scope.end)  # oldest period first
+    out: list[Event] = []
+    day = scope.start
+    while day <= scope.end:
+        month_end = min(date(day.year + day.month // 12, day.month % 12 + 1, 1) - timedelta(days=1), scope.end)
+        known = [f for f in figures if f.period_start <= month_end]
+        if known:
+            out.append(Event(known[-1].id, day, known[-1].value / 10000, "indicator_figure"))
+        day = month_end + timedelta(days=1)
+    return out
+
+
 # ------------------------------------------------------------------------------------------ chronic care
 
 
@@ -475,6 +521,8 @@ MEASURES: dict[str, tuple[Measure, str]] = {
     "assistance_departments": (assistance_departments, "sum"),
     "assistance_techniques": (assistance_techniques, "sum"),
     "assistance_money": (assistance_money, "sum"),
+    "assistance_seconded_doctors": (assistance_seconded_doctors, "distinct"),
+    "residents_10k": (residents_10k, "latest"),
     "chronic_managed_htn": (chronic_managed_htn, "sum"),
     "chronic_standard_htn": (chronic_standard_htn, "sum"),
     "chronic_bp_controlled": (chronic_bp_controlled, "sum"),
@@ -504,6 +552,7 @@ LEVELS: dict[str, str] = {name: "department" for name in MEASURES if name.starts
                                                                                      "encounter"))}
 LEVELS.update({name: "member" for name in MEASURES if name.startswith(("assistance", "chronic", "stays_", "insurance_"))})
 LEVELS.update({name: "alliance" for name in MEASURES if name.startswith("slots")})
+LEVELS["residents_10k"] = "alliance"
 RANK = {"alliance": 0, "member": 1, "department": 2}
 
 
@@ -523,3 +572,13 @@ def combine(values: list[float], how: str) -> float | None:
     if not values:
         return 0.0 if how == "sum" else None
     return float(sum(values)) if how == "sum" else float(median(values))
+
+
+def total(events: list[Event], how: str) -> float | None:
+    """The events combined as their measure says: "sum" or "median" of their values, "distinct" people (`who`) or
+    the "latest" event's value."""
+    if how == "distinct":
+        return float(len({e.who for e in events}))
+    if how == "latest":
+        return max(events, key=lambda e: e.day).value if events else None
+    return combine([e.value for e in events], how)

@@ -225,11 +225,32 @@ def register_summary(db: Session, alliance_id: int) -> tuple[Any, ...]:
     return tuple(row)
 
 
+def _newest_entry_first(stmt: Any) -> Any:
+    return stmt.order_by(IndicatorFigure.entered_at.desc(), IndicatorFigure.id.desc())
+
+
 def figures_of(db: Session, alliance_id: int, start: date, end: date) -> list[IndicatorFigure]:
     """Imported figures of the alliance whose period ends inside [start, end], newest entry first."""
-    return list(db.scalars(select(IndicatorFigure).where(
+    return list(db.scalars(_newest_entry_first(select(IndicatorFigure).where(
         IndicatorFigure.alliance_id == alliance_id, IndicatorFigure.period_end >= start,
-        IndicatorFigure.period_end <= end).order_by(IndicatorFigure.entered_at.desc(), IndicatorFigure.id.desc())))
+        IndicatorFigure.period_end <= end))))
+
+
+def in_force(figures: Sequence[IndicatorFigure]) -> list[IndicatorFigure]:
+    """Of imported figures (newest entry first), the one in force per indicator and period — a correction entered
+    later replaces the figure of the same period — oldest period first."""
+    out: dict[tuple[int, date, date], IndicatorFigure] = {}
+    for f in figures:
+        out.setdefault((f.indicator_id, f.period_start, f.period_end), f)
+    return sorted(out.values(), key=lambda f: (f.period_end, f.period_start))
+
+
+def figures_in_force(db: Session, alliance_id: int, code: str, end: date) -> list[IndicatorFigure]:
+    """The figures in force of one imported indicator whose period began by `end`, oldest period first."""
+    return in_force(db.scalars(_newest_entry_first(
+        select(IndicatorFigure).join(Indicator, Indicator.id == IndicatorFigure.indicator_id)
+        .where(IndicatorFigure.alliance_id == alliance_id, Indicator.code == code,
+               IndicatorFigure.period_start <= end))).all())
 
 
 def assistance_between(db: Session, alliance_id: int, start: date, end: date, kind: str | None = None) -> list[AssistanceRecord]:
@@ -291,6 +312,9 @@ def _detail_statement(table: str, ids: Sequence[int]) -> Any:
     if table == "out_of_county_visit":
         return select(OutOfCountyVisit.id, OutOfCountyVisit.hospital, OutOfCountyVisit.kind, null(), null()) \
             .where(OutOfCountyVisit.id.in_(ids))
+    if table == "indicator_figure":
+        return select(IndicatorFigure.id, IndicatorFigure.source, null(), null(), null()) \
+            .where(IndicatorFigure.id.in_(ids))
     if table == "practice_site":
         return select(PracticeSite.id, Practitioner.name, PracticeSite.period, PracticeSite.department_id, null()) \
             .join(Practitioner, Practitioner.id == PracticeSite.practitioner_id).where(PracticeSite.id.in_(ids))

@@ -21,7 +21,7 @@ from yilianti.audit import service as audit
 from yilianti.authz.subject import Subject
 from yilianti.cockpit import repository, rollup
 from yilianti.cockpit.filters import focus_of, period
-from yilianti.cockpit.measures import MEASURES, Event, Scope, combine, narrow, scope_of, splittable
+from yilianti.cockpit.measures import MEASURES, Event, Scope, narrow, scope_of, splittable, total
 from yilianti.cockpit.schemas import FigureOut, FiguresOut
 from yilianti.db import read_session
 from yilianti.exceptions import Forbidden, InvalidInput, NotFound
@@ -98,12 +98,12 @@ def target_in_force(indicator: Indicator, targets: list[IndicatorTarget], on: da
 
 
 def _by_month(events: list[Event], how: str, months: list[str]) -> dict[str, float | None]:
-    buckets: dict[str, list[float]] = {m: [] for m in months}
+    buckets: dict[str, list[Event]] = {m: [] for m in months}
     for e in events:
         key = f"{e.day:%Y-%m}"
         if key in buckets:
-            buckets[key].append(e.value)
-    return {m: combine(v, how) for m, v in buckets.items()}
+            buckets[key].append(e)
+    return {m: total(v, how) for m, v in buckets.items()}
 
 
 def _ratio(n: float | None, d: float | None) -> float | None:
@@ -151,10 +151,10 @@ def compute(db: Session, alliance_id: int, start: date, end: date, *, codes: lis
         num_how = MEASURES[num_m][1]
         num = events(num_m, sc)
         if den_m is None:
-            return combine([e.value for e in num], num_how), _by_month(num, num_how, ms), None, None
+            return total(num, num_how), _by_month(num, num_how, ms), None, None
         den, den_how = events(den_m, sc), MEASURES[den_m][1]
         nm, dm = _by_month(num, num_how, ms), _by_month(den, den_how, ms)
-        n, d = combine([e.value for e in num], num_how), combine([e.value for e in den], den_how)
+        n, d = total(num, num_how), total(den, den_how)
         return _ratio(n, d), {m: _ratio(nm[m], dm[m]) for m in ms}, n, d
 
     figures = []
@@ -250,10 +250,10 @@ def figures_of_alliance(db: Session, alliance: Alliance, start: str = "", end: s
 def _latest_figures(db: Session, alliance_id: int, start: date, end: date) -> dict[int, list[IndicatorFigure]]:
     """Per indicator, the figures in force for each period (a correction entered later replaces the figure of the
     same period), by period end."""
-    out: dict[int, dict[tuple[date, date], IndicatorFigure]] = {}
-    for f in repository.figures_of(db, alliance_id, start, end):  # newest entry first
-        out.setdefault(f.indicator_id, {}).setdefault((f.period_start, f.period_end), f)
-    return {i: sorted(periods.values(), key=lambda f: (f.period_end, f.period_start)) for i, periods in out.items()}
+    out: dict[int, list[IndicatorFigure]] = {}
+    for f in repository.in_force(repository.figures_of(db, alliance_id, start, end)):
+        out.setdefault(f.indicator_id, []).append(f)
+    return out
 
 
 def _imported(ind: Indicator, rows: list[IndicatorFigure], months: list[str], targets: list[IndicatorTarget],

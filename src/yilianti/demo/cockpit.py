@@ -199,9 +199,9 @@ def _xianghe_figures(db: Session) -> dict[str, Any]:
     src = "廊坊市卫生健康委员会统计直报（演示数据）"
     periods = ((date(2025, 1, 1), date(2025, 12, 31)), (date(2026, 1, 1), date(2026, 6, 30)))
     values = {"national.01_resources": (1, 1), "national.02_governance": (1, 1), "national.03_coordination": (0, 1),
-              "national.04_seconded_doctors": (0.82, 0.95), "national.05b_ecg_village": (0.41, 0.63),
+              "county.residents": (405_000, 406_500), "national.05b_ecg_village": (0.41, 0.63),
               "national.06_income_ratio": (0.78, 0.83),
-              "national.14_premature_mortality": (0.158, 0.153)}  # (7)–(13) are computed from encounters and care
+              "national.14_premature_mortality": (0.158, 0.153)}  # (4) and (7)–(13) are computed from the platform's rows
     rows = [service.FigureIn(code, start, end, v[n], src,
                              "县域医共体管理委员会文件（演示）" if code.startswith("national.0") and v[n] in (0, 1) else None)
             for code, v in values.items() for n, (start, end) in enumerate(periods)]

@@ -29,6 +29,10 @@ class Title(StrEnum):
     village_doctor = "乡村医生"
 
 
+# doctors of intermediate title or above (中级及以上职称医师): national indicator (4)
+INTERMEDIATE_OR_ABOVE = frozenset({Title.chief, Title.associate_chief, Title.attending})
+
+
 class Practitioner(IdMixin, CreatedMixin, Base):
     __tablename__ = "practitioner"
 
