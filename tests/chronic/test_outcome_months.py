@@ -16,7 +16,7 @@ from sqlalchemy import and_, exists, func, or_, select
 
 from tests import builders as b
 from tests.chronic.test_chronic import _at
-from yilianti.chronic import outcomes, service
+from yilianti.chronic import outcome_months, outcomes, service
 from yilianti.kit import clock
 from yilianti.models.chronic import ChronicFollowUp, ChronicRegistration
 
@@ -118,6 +118,24 @@ def test_the_team_control_rate_chart_matches_a_count_from_the_tables(db, client,
         assert f'class="due">{due}<' in row and f'class="done">{done}<' in row
         checked += bool(cohort and 0 < controlled < cohort and due)
     assert checked >= 6  # the data exercise the rates, not only empty months
+    # stored by the periodic job's rebuild, the page reads the same figures from the stored rows
+    assert 'id="built-at"' not in r.text
+    with clock.frozen(_at(TODAY)):
+        assert outcome_months.rebuild(db, world["centre"].id) > 0
+        again = client.get(f"/chronic/outcomes/monthly?by=team&group={team.id}&start=2026-01&end=2026-12")
+        assert _chart(again.text, "rate-chart") == rate and 'id="built-at"' in again.text
+        rows = lambda page: re.findall(r'<tr id="m-.*?</tr>', page, re.S)  # noqa: E731
+        assert rows(again.text) == rows(r.text)
+        centre = world["centre"].id
+        for by in ("team", "village", "doctor", "institution"):  # every grouping: stored = computed from the rows
+            stored, built = outcome_months.monthly(db, [centre], "hypertension", by, date(2026, 1, 1), TODAY)
+            data = outcomes.programme(db, [centre], "hypertension", date(2026, 1, 1), TODAY)
+            computed = outcomes.monthly_by(data, "hypertension", outcome_months.key_of(db, by, centre, data.regs))
+            assert built is not None and stored == computed and len(stored) >= (2 if by in ("team", "village") else 1)
+            assert client.get(f"/chronic/outcomes/monthly?by={by}").status_code == 200
+        # a month not stored (the period reaches back past the first build's 36 months): computed from the rows
+        old = client.get("/chronic/outcomes/monthly?start=2023-11&end=2024-10").text
+        assert 'id="built-at"' not in old
     # the four 3-month outcomes split the cohort; under care and lost split those registered
     data = outcomes.programme(db, [world["centre"].id], "hypertension", date(2026, 1, 1), TODAY)
     for series in outcomes.monthly_by(data, "hypertension", lambda reg: reg[3]).values():

@@ -7,7 +7,6 @@ and the table as xlsx."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
 from datetime import date
 from typing import Any
 
@@ -16,7 +15,7 @@ from fastapi.responses import Response
 
 from yilianti.alliance.repository import alliances_with_role_of, current_memberships, institution_names
 from yilianti.auth.deps import DB, CurrentSubject
-from yilianti.chronic import outcomes, repository, service
+from yilianti.chronic import outcome_months, outcomes, repository, service
 from yilianti.chronic import teams as team_rules
 from yilianti.exceptions import NotFound
 from yilianti.kit import clock
@@ -30,7 +29,6 @@ GROUPINGS = code_table("chronic.outcome_grouping", {"team": "家庭医生团队"
 KIND_LABELS = code_table("chronic.outcome_3m", {"controlled": "控制", "uncontrolled": "未控制",
                                                 "unmeasured": "随访未测量", "missed": "3个月内未随访"})
 MAX_MONTHS = 36
-Reg = tuple[int, int, int, int | None, date, int | None]
 
 
 def _month(value: str) -> date | None:
@@ -62,21 +60,16 @@ def _institutions(db: Any, inst: int) -> dict[int, str]:
     return dict(sorted(names.items(), key=lambda kv: (kv[0] != inst, kv[1])))
 
 
-def _groups(db: Any, by: str, inst: int, members: dict[int, str], regs: list[Reg],
-            ) -> tuple[Callable[[Reg], Hashable], list[tuple[str, str]]]:
-    """The registration's group key (as text) and the groups (key, name) in order, the unassigned last."""
+def _groups(db: Any, by: str, inst: int, members: dict[int, str]) -> list[tuple[str, str]]:
+    """The groups (key, name) in order, the unassigned last (keys as `outcome_months.key_of` gives them)."""
     if by == "team":
-        teams = repository.teams_of(db, inst)
-        return (lambda r: str(r[3] or "none")), [(str(tm.id), tm.name) for tm in teams] + [("none", "未分配团队")]
+        return [(str(tm.id), tm.name) for tm in repository.teams_of(db, inst)] + [("none", "未分配团队")]
     if by == "doctor":
-        return (lambda r: str(r[5] or "none")), [(str(u), n) for u, n in repository.doctors_of(db, inst)] + [
-            ("none", "未指定")]
+        return [(str(u), n) for u, n in repository.doctors_of(db, inst)] + [("none", "未指定")]
     if by == "village":
-        names = list(dict.fromkeys(v for tm in repository.teams_of(db, inst) for v in team_rules.villages(tm.village)))
-        address = repository.addresses(db, {r[1] for r in regs})
-        return (lambda r: team_rules.village_of(address.get(r[1], ""), names) or "none"), [
-            (v, v) for v in names] + [("none", "地址未注明服务村")]
-    return (lambda r: str(r[2])), [(str(i), n) for i, n in members.items()]
+        names = dict.fromkeys(v for tm in repository.teams_of(db, inst) for v in team_rules.villages(tm.village))
+        return [(v, v) for v in names] + [("none", "地址未注明服务村")]
+    return [(str(i), n) for i, n in members.items()]
 
 
 def _total(months: list[list[outcomes.Month]], labels: list[str]) -> list[outcomes.Month]:
@@ -107,10 +100,9 @@ def monthly(request: Request, db: DB, subject: CurrentSubject, condition: str = 
     s, e = period(start, end)
     members = _institutions(db, inst)
     scope = list(members) if by == "institution" else [inst]
-    data = outcomes.programme(db, scope, condition, s, e)
-    key, groups = _groups(db, by, inst, members, data.regs)
-    per_group = outcomes.monthly_by(data, condition, key)
-    labels = [label for label, _ in data.ends]
+    per_group, built = outcome_months.monthly(db, scope, condition, by, s, e)
+    groups = _groups(db, by, inst, members)
+    labels = [m.month for m in outcomes.months_of(s, e)]
     groups = [(k, n) for k, n in groups if k in per_group or k != "none"]
     group = group if group in dict(groups) else ""
     series = per_group.get(group) or _total([], labels) if group else _total(list(per_group.values()), labels)
@@ -129,5 +121,5 @@ def monthly(request: Request, db: DB, subject: CurrentSubject, condition: str = 
         "condition": condition, "conditions": {c: service.CONDITIONS[c] for c in repository.MEASURED},
         "by": by, "groupings": GROUPINGS, "group": group, "groups": groups, "name": name, "series": series,
         "chart": chart, "latest": latest, "kinds": KIND_LABELS, "start": f"{s:%Y-%m}", "end": f"{e:%Y-%m}",
-        "headers": HEADERS, "pct": _pct,
+        "headers": HEADERS, "pct": _pct, "built": built,
         "query": f"condition={condition}&by={by}&group={group}&start={s:%Y-%m}&end={e:%Y-%m}"})

@@ -109,6 +109,11 @@ def report(db: Session, institutions: list[int], start: date, end: date,
     return _outcomes(data, start, end), _monthly(data, start, end)
 
 
+def months_of(start: date, end: date) -> list[Month]:
+    """Empty figures for each month from `start`'s to `end`'s."""
+    return [Month(label) for label, _ in _month_ends(month_first(start), end)]
+
+
 def _month_ends(start: date, end: date) -> list[tuple[str, date]]:
     out = []
     cursor = date(start.year, start.month, 1)

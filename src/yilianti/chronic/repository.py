@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, delete, exists, func, insert, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from yilianti.authz.policy import readable
@@ -27,6 +27,7 @@ from yilianti.models.chronic import (
     TeamMember,
 )
 from yilianti.models.chronic_registry import (
+    ChronicOutcomeMonth,
     ChronicRegistrationEvent,
     ScreeningRecord,
     ScreeningRound,
@@ -737,3 +738,33 @@ def plan_parts(db: Session, registration_ids: list[int]) -> tuple[
                                                    .where(FamilyDoctorTeam.id.in_(team_ids)))} if team_ids else {}
     users = user_names(db, {r.responsible_user_id for r in regs.values() if r.responsible_user_id is not None})
     return regs, follow, teams, users
+
+
+# ------------------------------------------------------------------ stored monthly outcome figures
+
+
+def institutions_with_registries(db: Session, conditions: tuple[str, ...] = MEASURED) -> list[int]:
+    """The institutions with a registration in the registries."""
+    return list(db.scalars(select(ChronicRegistration.institution_id).where(
+        ChronicRegistration.condition.in_(conditions)).distinct().order_by(ChronicRegistration.institution_id)))
+
+
+def has_outcome_months(db: Session, institution_id: int) -> bool:
+    return db.scalar(select(ChronicOutcomeMonth.id).where(ChronicOutcomeMonth.institution_id == institution_id)
+                     .limit(1)) is not None
+
+
+def replace_outcome_months(db: Session, institution_id: int, condition: str, months: list[str],
+                           rows: list[dict[str, Any]]) -> None:
+    """The institution's stored figures of the registry for `months`, replaced by `rows`."""
+    m = ChronicOutcomeMonth
+    db.execute(delete(m).where(m.institution_id == institution_id, m.condition == condition, m.month.in_(months)))
+    if rows:
+        db.execute(insert(m), rows)
+
+
+def outcome_months(db: Session, institutions: list[int], condition: str, grouping: str, months: list[str],
+                   ) -> list[ChronicOutcomeMonth]:
+    m = ChronicOutcomeMonth
+    return list(db.scalars(select(m).where(m.institution_id.in_(institutions), m.condition == condition,
+                                           m.grouping == grouping, m.month.in_(months))))

@@ -1,5 +1,5 @@
 """Periodic jobs and outbox handlers of chronic care: reminders queued before due dates and delivered after
-commit, lab results checked for alarms, unacknowledged alarms escalated."""
+commit, lab results checked for alarms, unacknowledged alarms escalated, the monthly outcome figures stored."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from yilianti.chronic import alarms, reminders
+from yilianti.chronic import alarms, outcome_months, reminders
 from yilianti.worker.runner import handler, periodic
 
 
@@ -29,3 +29,9 @@ def scan_labs(db: Session) -> int:
 @periodic("chronic.escalate_alarms", every_seconds=300)
 def escalate_alarms(db: Session) -> int:
     return alarms.escalate_overdue(db)
+
+
+@periodic("chronic.outcome_months", every_seconds=3600)
+def store_outcome_months(db: Session) -> int:
+    """The charts' monthly figures of every institution's registries, rebuilt hourly (the last 13 months)."""
+    return outcome_months.refresh(db)

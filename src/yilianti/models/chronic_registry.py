@@ -47,6 +47,35 @@ class TbClosing(IdMixin, CreatedMixin, Base):
     assessed_at: Mapped[datetime] = mapped_column()
 
 
+class ChronicOutcomeMonth(IdMixin, Base):
+    """One group's outcome figures as of one month's end (chronic/outcomes.Month, the Simple programme's rules),
+    stored by the periodic job (chronic/outcome_months.rebuild) so the monthly charts of a large registry read a
+    few rows: per institution, registry, grouping (all | team | doctor | village) and group (the team or doctor id,
+    the village's name; "none" unassigned; "" for all)."""
+
+    __tablename__ = "chronic_outcome_month"
+    __table_args__ = (Index("ix_chronic_outcome_month", "institution_id", "condition", "grouping", "month",
+                            "group_key", unique=True),)
+
+    institution_id: Mapped[int] = mapped_column(BigId, ForeignKey("institution.id"))
+    condition: Mapped[str] = mapped_column(String(24))
+    grouping: Mapped[str] = mapped_column(String(16))
+    group_key: Mapped[str] = mapped_column(String(100))
+    month: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+    registered: Mapped[int] = mapped_column(Integer)
+    under_care: Mapped[int] = mapped_column(Integer)
+    lost: Mapped[int] = mapped_column(Integer)
+    cohort: Mapped[int] = mapped_column(Integer)
+    controlled: Mapped[int] = mapped_column(Integer)
+    uncontrolled: Mapped[int] = mapped_column(Integer)
+    unmeasured: Mapped[int] = mapped_column(Integer)
+    missed: Mapped[int] = mapped_column(Integer)
+    due: Mapped[int] = mapped_column(Integer)
+    done: Mapped[int] = mapped_column(Integer)
+    as_of: Mapped[date] = mapped_column(Date)  # the day the month's figures are as of (its end, or the build day)
+    computed_at: Mapped[datetime] = mapped_column()
+
+
 class ScreeningRound(IdMixin, CreatedMixin, Base):
     """A team's screening round in its villages (BP for residents 35+, the 65+ annual check, glucose)."""
 
