@@ -1,7 +1,8 @@
 """CarePlan: a chronic registry enrolment with its planned follow-ups, read as the patient's shared record shows it
 (fhirpy drives it; every resource validated with fhir.resources R4B); in $everything and in the bulk export; a
 system client's scopes decide which types are read at all — a type its token does not cover is neither queried
-nor audited."""
+nor audited. Group: a family-doctor team's contracted residents and a member's chronic registries, read-only, and
+Group/{id}/$export of their members for system clients."""
 
 from __future__ import annotations
 
@@ -32,8 +33,10 @@ def world(test_db):  # type: ignore[no-untyped-def]
             team = chronic.create_team(db, doc, "渠口一队", None, [(doc.user_id, "gp")])
             wang = chronic.enrol(db, doc, w.patients["wang"], "hypertension", team_id=team.id)
             zhao = chronic.enrol(db, doc, w.patients["zhao"], "diabetes_t2")
+            chronic.sign_contract(db, doc, team.id, w.patients["wang"], "basic")
             db.commit()
             w.plans = {"wang": wang.id, "zhao": zhao.id}  # type: ignore[attr-defined]
+            w.team_id = team.id  # type: ignore[attr-defined]
         yield w
 
 
@@ -141,3 +144,50 @@ def test_scopes_decide_what_is_read_before_anything_is_queried(world: World) -> 
     types = {e["resource"]["resourceType"] for e in world.get(f"/Patient/{world.patients['wang']}/$everything",
                                                                wider).json()["entry"]}
     assert types == {"Patient", "CarePlan"}
+
+
+def test_groups_of_the_institution_and_their_export(world: World) -> None:
+    team_id = world.team_id  # type: ignore[attr-defined]
+    client = world.fhirpy()
+    found = {g["id"]: g.serialize() for g in client.resources("Group").fetch_all()}
+    assert set(found) == {f"team-{team_id}", f"registry-{world.township_id}-hypertension",
+                          f"registry-{world.township_id}-diabetes-t2"}
+    for group in found.values():
+        validate(group)
+    team = found[f"team-{team_id}"]
+    assert (team["name"], team["quantity"], team["type"], team["actual"]) == ("渠口一队签约居民", 1, "person", True)
+    assert team["member"] == [{"entity": {"reference": f"Patient/{world.patients['wang']}"}}]
+    diabetes = found[f"registry-{world.township_id}-diabetes-t2"]
+    assert diabetes["code"]["coding"][0]["code"] == "diabetes_t2" and diabetes["quantity"] == 1
+    assert [g["id"] for g in client.resources("Group").search(code="hypertension").fetch()] == \
+        [f"registry-{world.township_id}-hypertension"]
+    # listing members is a patient search, audited with the ids shown
+    with world.factory() as db:
+        last = db.scalars(select(AuditEvent).where(AuditEvent.resource_type == "patient", AuditEvent.action == "search")
+                          .order_by(AuditEvent.id.desc())).first()
+    assert last is not None and "Group/" in last.detail["q"] and world.patients["wang"] in last.detail["results"]
+    # another institution's staff: nothing, and 404 on the group
+    assert world.get(f"/Group/team-{team_id}", world.outsider_token).status_code == 404
+    assert world.get("/Group", world.lead_token).json()["total"] == 0
+    assert world.get("/Group/registry-1-unknown").status_code == 404
+    # Group/$export: system clients only, of the group's members only
+    assert httpx.get(f"{world.fhir}/Group/team-{team_id}/$export", headers={
+        "Prefer": "respond-async", **world.headers()}).status_code == 403
+    token = _client_token(world, "system/*.read")
+    auth = {"Authorization": f"Bearer {token}"}
+    kick = httpx.get(f"{world.fhir}/Group/team-{team_id}/$export", params={"_type": "Patient,CarePlan"},
+                     headers={"Prefer": "respond-async", **auth})
+    assert kick.status_code == 202, kick.text
+    assert httpx.get(f"{world.fhir}/Group/team-999999/$export", headers={"Prefer": "respond-async", **auth}
+                     ).status_code == 404
+    runner.load_job_modules()
+    runner.run_pending(world.factory)
+    manifest = httpx.get(kick.headers["content-location"], headers=auth).json()
+    files = {o["type"]: o for o in manifest["output"]}
+    patients = [json.loads(x) for x in httpx.get(files["Patient"]["url"], headers=auth).text.splitlines()]
+    assert [p["id"] for p in patients] == [str(world.patients["wang"])]
+    plans = [json.loads(x) for x in httpx.get(files["CarePlan"]["url"], headers=auth).text.splitlines()]
+    assert [p["id"] for p in plans] == [str(world.plans["wang"])]  # type: ignore[attr-defined]
+    statement = world.get("/metadata").json()
+    group = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Group")
+    assert "export" in {o["name"] for o in group.get("operation", [])}

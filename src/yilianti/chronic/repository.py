@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, case, delete, exists, func, insert, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from yilianti.authz.policy import readable
+from yilianti.authz.policy import readable, readable_ids
 from yilianti.authz.subject import Subject
 from yilianti.kit.listing import ListParams
 from yilianti.models.alliance import Institution
@@ -768,3 +768,32 @@ def outcome_months(db: Session, institutions: list[int], condition: str, groupin
     m = ChronicOutcomeMonth
     return list(db.scalars(select(m).where(m.institution_id.in_(institutions), m.condition == condition,
                                            m.grouping == grouping, m.month.in_(months))))
+
+
+# ------------------------------------------------------------------ groups (FHIR Group: fhir/groups.py)
+
+
+def team(db: Session, team_id: int) -> FamilyDoctorTeam | None:
+    return db.get(FamilyDoctorTeam, team_id)
+
+
+def team_patients(db: Session, subject: Subject, team_id: int, on: date) -> list[int]:
+    """The team's residents with a contract in force on `on` that the subject may see, by id."""
+    return list(db.scalars(select(FamilyDoctorContract.patient_id).distinct().where(
+        FamilyDoctorContract.team_id == team_id, *in_force(on),
+        FamilyDoctorContract.patient_id.in_(readable_ids(subject))).order_by(FamilyDoctorContract.patient_id)))
+
+
+def registry_patients(db: Session, subject: Subject, institution_id: int, condition: str) -> list[int]:
+    """The patients under care in the institution's registry of the condition that the subject may see, by id."""
+    return list(db.scalars(select(ChronicRegistration.patient_id).distinct().where(
+        ChronicRegistration.institution_id == institution_id, ChronicRegistration.condition == condition,
+        ChronicRegistration.status == "under_care",
+        ChronicRegistration.patient_id.in_(readable_ids(subject))).order_by(ChronicRegistration.patient_id)))
+
+
+def registries_of(db: Session, institution_id: int) -> list[str]:
+    """The conditions of the institution's registries with a patient under care."""
+    return list(db.scalars(select(ChronicRegistration.condition).distinct().where(
+        ChronicRegistration.institution_id == institution_id, ChronicRegistration.status == "under_care")
+        .order_by(ChronicRegistration.condition)))

@@ -243,12 +243,17 @@ def _kick_off(level: str) -> Callable[..., Response]:
                  _since: str | None = Query(default=None, max_length=40),
                  _outputFormat: str | None = Query(default=None, max_length=100),  # noqa: N803 - FHIR's name
                  prefer: str | None = Header(default=None, max_length=200)) -> Response:
-        row = export.kick_off(db, subject, level, prefer=prefer, types=_type, since=_since,
-                              output_format=_outputFormat, request_url=str(request.url))
-        return Response(status_code=202, headers={"Content-Location": f"{base_url(request)}/_bulk/{row.id}"})
+        return _kicked(request, db, subject, level, _type, _since, _outputFormat, prefer)
 
     kick_off.__name__ = f"export_{level}"
     return kick_off
+
+
+def _kicked(request: Request, db: Any, subject: Subject, level: str, types: str | None, since: str | None,
+            output_format: str | None, prefer: str | None, group_id: str | None = None) -> Response:
+    row = export.kick_off(db, subject, level, prefer=prefer, types=types, since=since, output_format=output_format,
+                          request_url=str(request.url), group_id=group_id)
+    return Response(status_code=202, headers={"Content-Location": f"{base_url(request)}/_bulk/{row.id}"})
 
 
 EXPORT_DOC = ("Bulk export for a system client (OAuth2 client credentials): `Prefer: respond-async`; `_type` "
@@ -258,6 +263,16 @@ router.add_api_route("/$export", _kick_off("system"), methods=["GET"], status_co
 router.add_api_route("/Patient/$export", _kick_off("patient"), methods=["GET"], status_code=202,
                      summary="Patient/$export: the patients the client's institution may see", description=EXPORT_DOC,
                      dependencies=[scoped("Patient", "read")])
+
+
+@router.get("/Group/{id}/$export", status_code=202, dependencies=[scoped("Group", "read")],
+            summary="Group/$export: the members of one of the client's institution's groups", description=EXPORT_DOC)
+def export_group(id: str, request: Request, db: DB, subject: CurrentSubject,  # noqa: A002 - FHIR's name
+                 _type: str | None = Query(default=None, max_length=500),
+                 _since: str | None = Query(default=None, max_length=40),
+                 _outputFormat: str | None = Query(default=None, max_length=100),  # noqa: N803 - FHIR's name
+                 prefer: str | None = Header(default=None, max_length=200)) -> Response:
+    return _kicked(request, db, subject, "group", _type, _since, _outputFormat, prefer, id[:64])
 
 
 @router.get("/_bulk/{export_id}", summary="Bulk export status: 202 with X-Progress, then 200 with the manifest")

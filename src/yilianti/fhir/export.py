@@ -1,4 +1,5 @@
-"""Bulk data export (FHIR Bulk Data Access: `$export` of the system or of all patients) for system clients.
+"""Bulk data export (FHIR Bulk Data Access: `$export` of the system, of all patients or of a Group's members:
+fhir/groups.py) for system clients.
 
 The kick-off (`Prefer: respond-async`) records the request — the client's account, institution and scopes — and
 queues an outbox message; the job (fhir/tasks.py, on the procrastinate queue under `yilianti worker`) reads each
@@ -29,7 +30,7 @@ from yilianti.auth import service as auth
 from yilianti.authz.subject import Subject
 from yilianti.config import get_settings
 from yilianti.exceptions import AppError, Forbidden, NotFound
-from yilianti.fhir import repository
+from yilianti.fhir import groups, repository
 from yilianti.fhir.service import RECORD_TYPES, REVINCLUDES, everything
 from yilianti.kit import clock
 from yilianti.kit import repository as kit
@@ -72,22 +73,26 @@ def _types(value: str | None, subject: Subject) -> list[str]:
 
 
 def kick_off(db: Session, subject: Subject, level: str, *, prefer: str | None, types: str | None,
-             since: str | None, output_format: str | None, request_url: str) -> BulkExport:
+             since: str | None, output_format: str | None, request_url: str, group_id: str | None = None
+             ) -> BulkExport:
     if subject.scopes is None:
         raise Forbidden("批量导出仅限系统客户端（OAuth2 客户端凭证）")
+    if group_id is not None:
+        groups.find(db, subject, group_id)  # 404 unless the group is the client's institution's
     if not prefer or "respond-async" not in prefer:
         raise ExportRefused(fields={"Prefer": "须为 respond-async"})
     if output_format and output_format not in FORMATS:
         raise ExportRefused(fields={"_outputFormat": "仅支持 application/fhir+ndjson"})
     assert subject.acting_institution_id is not None
     row = BulkExport(user_id=subject.user_id, institution_id=subject.acting_institution_id,
-                     scope=" ".join(sorted(subject.scopes)), level=level, types=",".join(_types(types, subject)),
+                     scope=" ".join(sorted(subject.scopes)), level=level, group_id=group_id,
+                     types=",".join(_types(types, subject)),
                      since=_since(since), request_url=request_url[:2000], status="queued")
     db.add(row)
     db.flush()
     outbox.enqueue(db, TOPIC, {"export_id": row.id})
     audit.record(db, subject, "export", "bulk_export", row.id,
-                 detail={"level": level, "types": row.types, "since": since})
+                 detail={"level": level, "types": row.types, "since": since, "group": group_id})
     return row
 
 
@@ -152,7 +157,7 @@ class _Writer:
 
 
 def run(db: Session, export_id: int) -> None:
-    """The job: every patient the client's institution may see, through $everything
+    """The job: every patient the client's institution may see (or the group's members), through $everything
     asking only for the export's types, streamed into one ndjson file per type; progress reported in the export's
     folder as it goes (the row's status commits with the job)."""
     row = kit.get(db, BulkExport, export_id)
@@ -167,7 +172,12 @@ def run(db: Session, export_id: int) -> None:
                       scopes=frozenset(row.scope.split()))
     types = row.types.split(",")
     wanted = {t for t in types if clients.permits(subject.scopes, t, "read")}
-    patients = repository.readable_patient_ids(db, subject)
+    try:
+        patients = groups.members(db, subject, groups.find(db, subject, row.group_id)) if row.group_id \
+            else repository.readable_patient_ids(db, subject)
+    except NotFound:
+        row.status, row.error, row.finished_at = "failed", "group not found", clock.now()
+        return
     writer = _Writer(folder(row.id), types)
     try:
         writer.progress(0, len(patients))

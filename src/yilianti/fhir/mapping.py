@@ -618,3 +618,18 @@ def care_plan(reg: ChronicRegistration, follow_ups: list[ChronicFollowUp], insti
         "addresses": [{"reference": "#condition", "display": f"{reg.icd10} {condition['display']}"}],
         "activity": activities,
     })
+
+
+# ------------------------------------------------------------------------------------------------ Group
+
+
+def group(id_: str, name: str, institution_id: int, institution: str, condition: str | None,
+          members: list[int]) -> dict[str, Any]:
+    """A group of patients (fhir/groups.py): a family-doctor team's contracted residents, or a registry."""
+    code = coding("chronic.condition", condition, "chronic.condition") if condition else None
+    return compact({
+        "resourceType": "Group", "id": id_, "active": True, "type": "person", "actual": True,
+        "code": {"coding": [code], "text": code["display"]} if code else None, "name": name,
+        "managingEntity": ref("Organization", institution_id, institution), "quantity": len(members),
+        "member": [{"entity": ref("Patient", p)} for p in members],
+    })

@@ -29,7 +29,7 @@ from yilianti.consultation import repository as consultation_repo
 from yilianti.consultation import service as consultations
 from yilianti.empi import matching, online
 from yilianti.exceptions import AppError, Conflict, Forbidden, InvalidInput, NotFound, parse_input
-from yilianti.fhir import mapping, repository
+from yilianti.fhir import groups, mapping, repository
 from yilianti.fhir.search import (
     COMMON,
     YEARS,
@@ -968,6 +968,28 @@ def read_care_plan(db: Session, subject: Subject, id_: str) -> Resource:
     return _care_plans(db, [reg.id])[0]
 
 
+# ------------------------------------------------------------------------------------------------ Group
+# A family-doctor team's contracted residents and an institution's chronic registries (fhir/groups.py), read-only,
+# for its own staff and system clients; `Group/{id}/$export` exports their members.
+
+GROUP_PARAMS = {p.name: p for p in (
+    Param("_id", "token", "logical id (team-<team>, registry-<institution>-<condition>)"),
+    Param("code", "token", "a registry's condition: hypertension | diabetes_t2 | smi | tb"),
+)}
+
+
+def read_group(db: Session, subject: Subject, id_: str) -> Resource:
+    return groups.resources(db, subject, [groups.find(db, subject, id_)])[0]
+
+
+def search_groups(db: Session, subject: Subject, q: Query) -> Found:
+    found = [g for g in groups.of_institution(db, subject)
+             if _matches(q, {"_id": _codes_in({g.id}), "code": _codes_in({g.condition or ""})})]
+    start = (q.page - 1) * q.count
+    page = found[start:start + q.count]
+    return Found(groups.resources(db, subject, page), len(found), start + q.count < len(found))
+
+
 # ------------------------------------------------------------------------------------- Patient/$match
 
 GRADE = "http://hl7.org/fhir/StructureDefinition/match-grade"
@@ -1094,6 +1116,9 @@ KINDS: dict[str, Kind] = {k.type: k for k in (
     Kind("CarePlan", CARE_PLAN_PARAMS, read_care_plan, search_care_plans,
          "chronic care plans (registry enrolments) with their planned follow-ups, as the patient's shared record "
          "shows them"),
+    Kind("Group", GROUP_PARAMS, read_group, search_groups,
+         "patient groups of the caller's institution: a family-doctor team's contracted residents (team-<n>) and a "
+         "chronic registry (registry-<institution>-<condition>); Group/{id}/$export for system clients"),
     Kind("ServiceRequest", REFERRAL_PARAMS, read_service_request, search_service_requests,
          "referrals (up and down) the caller's institution sent or receives"),
     Kind("Task", REFERRAL_PARAMS, read_task, search_tasks,

@@ -20,7 +20,8 @@ class BulkExport(IdMixin, CreatedMixin, Base):
     user_id: Mapped[int] = mapped_column(BigId, ForeignKey("app_user.id"), index=True)
     institution_id: Mapped[int] = mapped_column(BigId, ForeignKey("institution.id"))
     scope: Mapped[str] = mapped_column(String(500))
-    level: Mapped[str] = mapped_column(String(16))  # system | patient
+    level: Mapped[str] = mapped_column(String(16))  # system | patient | group
+    group_id: Mapped[str | None] = mapped_column(String(64))  # the Group's logical id (fhir/groups.py)
     types: Mapped[str] = mapped_column(String(500))  # comma-separated resource types
     since: Mapped[datetime | None] = mapped_column()
     request_url: Mapped[str] = mapped_column(String(2000))
