@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from io import BytesIO
 from typing import Any
 from urllib.parse import urlencode
+from zipfile import ZIP_DEFLATED, ZipFile
 
 from sqlalchemy import Date, DateTime, Select, or_
 from sqlalchemy.orm import Session
@@ -151,32 +152,120 @@ def page_or_export(db: Session, stmt: Select[Any], lp: ListParams, *, scalars: b
 
 def xlsx(title: str, headers: Sequence[str], rows: Iterable[Sequence[Any]],
          cell: Callable[[Any], Any] | None = None) -> bytes:
-    """An .xlsx workbook of one sheet: a bold header row, then `rows` (datetimes in local time)."""
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font
+    """An .xlsx workbook of one sheet: a bold header row, then `rows` (datetimes in local time; dates as dates;
+    numbers as numbers; anything else as its text).
 
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet(title=title[:31] or "Sheet1")
-    header = []
-    for h in headers:
-        c = WriteOnlyCell(ws, value=h)
-        c.font = Font(bold=True)
-        header.append(c)
-    ws.append(header)
-    for row in rows:
-        ws.append([_cell(v if cell is None else cell(v)) for v in row])
+    The sheet's XML is written here, row by row as strings (inline strings, four cell styles), not through
+    openpyxl's cell objects: an export of thousands of rows spent most of its time building and serialising
+    those (2 000 rows × 9 columns: ~190 → ~25 ms)."""
     out = BytesIO()
-    wb.save(out)
+    parts = [f'<c r="{_COLUMNS[i] if i < len(_COLUMNS) else _column(i)}1" s="1" t="inlineStr"><is><t>{_text(str(h))}</t></is></c>'
+             for i, h in enumerate(headers)]
+    body = [_SHEET_HEAD, f'<row r="1">{"".join(parts)}</row>']
+    for n, row in enumerate(rows, start=2):
+        cells = []
+        for i, v in enumerate(row):
+            xml = _xml_cell(v if cell is None else cell(v))
+            if xml:
+                cells.append(f'<c r="{_COLUMNS[i] if i < len(_COLUMNS) else _column(i)}{n}"{xml}</c>')
+        body.append(f'<row r="{n}">{"".join(cells)}</row>')
+    body.append("</sheetData></worksheet>")
+    name = _text(title[:31].translate(_SHEET_NAME_BAD) or "Sheet1")
+    with ZipFile(out, "w", ZIP_DEFLATED, compresslevel=1) as z:
+        z.writestr("[Content_Types].xml", _CONTENT_TYPES)
+        z.writestr("_rels/.rels", _ROOT_RELS)
+        z.writestr("xl/workbook.xml", _WORKBOOK.replace("{name}", name))
+        z.writestr("xl/_rels/workbook.xml.rels", _WORKBOOK_RELS)
+        z.writestr("xl/styles.xml", _STYLES)
+        z.writestr("xl/worksheets/sheet1.xml", "".join(body))
     return out.getvalue()
 
 
-def _cell(value: Any) -> Any:
+def _column(i: int) -> str:
+    """The column letters of the 0-based column `i` (A, B, … Z, AA, …)."""
+    letters = ""
+    i += 1
+    while i:
+        i, r = divmod(i - 1, 26)
+        letters = chr(65 + r) + letters
+    return letters
+
+
+_COLUMNS = [_column(i) for i in range(64)]
+_EPOCH = datetime(1899, 12, 30)
+# XML 1.0 has no place for most control characters (a pasted note may carry one); & < > are escaped
+_TEXT = {**{c: None for c in range(32) if c not in (9, 10, 13)}, ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;"}
+_SHEET_NAME_BAD = {ord(c): "_" for c in "[]:*?/\\"}
+
+
+def _text(value: str) -> str:
+    return value.translate(_TEXT)
+
+
+def _xml_cell(value: Any) -> str:
+    """A cell's attributes and content after `<c r="…"` (empty for no value): style 2 a date, 3 a local time."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bool):
+        return f' t="b"><v>{int(value)}</v>'
+    if isinstance(value, int | float):
+        return f"><v>{value!r}</v>"
     if isinstance(value, datetime):
-        return clock.to_local(value).replace(tzinfo=None)
-    if value is None or isinstance(value, int | float | str | date):
-        return value
-    return str(value)
+        local = clock.to_local(value).replace(tzinfo=None)
+        return f' s="3"><v>{(local - _EPOCH) / timedelta(days=1)!r}</v>'
+    if isinstance(value, date):
+        return f' s="2"><v>{(value - _EPOCH.date()).days}</v>'
+    text = _text(str(value))
+    space = ' xml:space="preserve"' if text[:1].isspace() or text[-1:].isspace() else ""
+    return f' t="inlineStr"><is><t{space}>{text}</t></is>'
+
+
+_SHEET_HEAD = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+               '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>')
+_CONTENT_TYPES = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="xml" ContentType="application/xml"/>'
+    '<Override PartName="/xl/workbook.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+    '<Override PartName="/xl/worksheets/sheet1.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+    '<Override PartName="/xl/styles.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/></Types>')
+_ROOT_RELS = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/'
+    'officeDocument" Target="xl/workbook.xml"/></Relationships>')
+_WORKBOOK = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+    'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+    '<sheets><sheet name="{name}" sheetId="1" r:id="rId1"/></sheets></workbook>')
+_WORKBOOK_RELS = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" '
+    'Target="worksheets/sheet1.xml"/>'
+    '<Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/styles" '
+    'Target="styles.xml"/></Relationships>')
+# cell styles: 0 plain, 1 bold (the header), 2 a date, 3 a date and time (openpyxl's default format for one)
+_STYLES = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    '<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+    '<numFmts count="2"><numFmt numFmtId="164" formatCode="yyyy-mm-dd"/>'
+    '<numFmt numFmtId="165" formatCode="yyyy-mm-dd h:mm:ss"/></numFmts>'
+    '<fonts count="2"><font><sz val="11"/><name val="Calibri"/></font>'
+    '<font><b/><sz val="11"/><name val="Calibri"/></font></fonts>'
+    '<fills count="2"><fill><patternFill patternType="none"/></fill><fill><patternFill patternType="gray125"/></fill>'
+    '</fills><borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
+    '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
+    '<cellXfs count="4"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
+    '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/>'
+    '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+    '<xf numFmtId="165" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/></cellXfs>'
+    '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles></styleSheet>')
 
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

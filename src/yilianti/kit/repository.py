@@ -7,10 +7,13 @@ knows how a list is cut into pages.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import BigInteger, Boolean, ColumnElement, Select, any_, bindparam, func, select
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 
 from yilianti.exceptions import InvalidInput, NotFound
@@ -98,3 +101,32 @@ def page(db: Session, stmt: Select[Any], page: int = 1, per_page: int = 20, *, c
     window = stmt.limit(per_page + 1).offset(offset)
     rows = list(db.scalars(window)) if scalars else [tuple(r) for r in db.execute(window)]
     return Page(rows[:per_page], None, page, per_page, more=len(rows) > per_page)
+
+
+class _InIds(ColumnElement[bool]):
+    """`column IN (ids)`, compiled per dialect (in_ids)."""
+
+    inherit_cache = False  # the ids are rendered at compile time: a statement holding them is not cached
+    type = Boolean()
+
+    def __init__(self, column: ColumnElement[Any], ids: Iterable[int]) -> None:
+        self.column = column
+        self.ids = sorted(set(ids))
+
+
+def in_ids(column: Any, ids: Iterable[int]) -> ColumnElement[bool]:
+    """`column IN ids` for a list that may hold thousands (an export's rows): on PostgreSQL one array parameter,
+    `= ANY(%s)`, so the statement's text is the same whatever the count (psycopg parses a statement of a thousand
+    placeholders anew each time: ~170 ms for the patient export's resident IDs); elsewhere the usual IN."""
+    return _InIds(column, ids)
+
+
+@compiles(_InIds)
+def _in_ids(element: _InIds, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.column.in_(element.ids), **kw))
+
+
+@compiles(_InIds, "postgresql")
+def _in_ids_pg(element: _InIds, compiler: Any, **kw: Any) -> str:
+    array = bindparam(None, element.ids, type_=postgresql.ARRAY(BigInteger()))
+    return str(compiler.process(element.column == any_(array), **kw))

@@ -13,7 +13,8 @@ from fastapi.responses import RedirectResponse, Response
 from yilianti.alliance import repository as alliances
 from yilianti.auth.deps import DB, Clinical, ReadDB
 from yilianti.authz import policy
-from yilianti.exceptions import AppError, InvalidInput
+from yilianti.exceptions import AppError, InvalidInput, request_locale
+from yilianti.kit.i18n import translate
 from yilianti.kit.listing import ListParams
 from yilianti.kit.schemas import Id
 from yilianti.models.patient import Authority
@@ -42,10 +43,12 @@ def patient_list(request: Request, db: DB, reads: ReadDB, subject: Clinical) -> 
     pg = service.patients_page(db, subject, lp, reads=reads)
     rids = repository.resident_ids(reads, [p.id for p in pg.items])
     names = alliances.institution_names(db, {p.registered_by_institution_id for p in pg.items})
-    if lp.export:
+    if lp.export:  # thousands of rows: the locale looked up once, not per cell
+        locale = request_locale(request)
         head = ("姓名", "性别", "年龄", "出生日期", "身份证号", "手机号", "住址", "登记机构", "登记时间")
-        body = [(p.name, t(request, p.sex), _age(request, p.birth_date), p.birth_date, mask_id(rids.get(p.id)),
-                 mask_phone(p.phone), p.address or "", names.get(p.registered_by_institution_id, ""), p.created_at)
+        body = [(p.name, translate(p.sex, locale) if p.sex else "", _age(locale, p.birth_date), p.birth_date,
+                 mask_id(rids.get(p.id)), mask_phone(p.phone), p.address or "",
+                 names.get(p.registered_by_institution_id, ""), p.created_at)
                 for p in pg.items]
         return xlsx_response(t(request, "患者"), [t(request, h) for h in head], body, "patients")
     return render_page(request, "patients/list.html", {
@@ -54,9 +57,9 @@ def patient_list(request: Request, db: DB, reads: ReadDB, subject: Clinical) -> 
         "replica_max_lag": reads.info.get("replica_max_lag")})
 
 
-def _age(request: Request, birth: date | None) -> str:
+def _age(locale: str, birth: date | None) -> str:
     parts = age_parts(birth)
-    return t(request, parts[1], n=parts[0]) if parts else ""
+    return translate(parts[1], locale, n=parts[0]) if parts else ""
 
 
 PICK_LIMIT = 8

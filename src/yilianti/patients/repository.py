@@ -103,7 +103,7 @@ def resident_ids(db: Session, patient_ids: list[int]) -> dict[int, str]:
     if not patient_ids:
         return {}
     rows = db.execute(select(PatientIdentifier.patient_id, PatientIdentifier.value).where(
-        PatientIdentifier.patient_id.in_(patient_ids), PatientIdentifier.authority == Authority.resident_id))
+        kit.in_ids(PatientIdentifier.patient_id, patient_ids), PatientIdentifier.authority == Authority.resident_id))
     return {pid: value for pid, value in rows if value is not None}
 
 
