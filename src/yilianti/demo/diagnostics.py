@@ -259,7 +259,9 @@ def load(db: Session) -> dict[str, int]:
         for code, hh, mm, priority in (("CT-HEAD", 8, 5, "stat"), ("DR-CHEST", 8, 40, "routine"),
                                        ("ECG-12", 9, 10, "urgent"), ("CT-CHEST", 9, 30, "routine"),
                                        ("US-THY", 9, 50, "routine")):
-            at = _at(0, hh, mm) if _at(0, hh, mm) < clock.now() else clock.now() - timedelta(hours=3)
+            # placed an hour before now at the latest: the claims and the trainee's signature below happen 50 to
+            # 15 minutes ago, after the order (a load at 08:40–09:35 placed 08:40's order after its claim: 404)
+            at = _at(0, hh, mm) if _at(0, hh, mm) < clock.now() - timedelta(hours=1) else clock.now() - timedelta(hours=3)
             with clock.frozen(at):
                 order = workflow.place_order(db, site, patient_id=r.choice(patients), item_id=items[code].id,
                                              priority=priority, clinical_question="今日门诊")
