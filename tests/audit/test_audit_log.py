@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
@@ -114,3 +116,60 @@ def test_auditors_are_scoped_to_their_institution_or_alliance(db, client):  # ty
     with pytest.raises(NotFound):
         record.access_log(db, at_one, 10**9)  # missing: the same answer
     assert record.access_log(db, platform, p_out.id, reads_only=False)[1]
+
+
+def test_an_alliance_auditor_filters_by_names_within_its_scope(db, client):  # type: ignore[no-untyped-def]
+    """The audit log's filters take names: the institutions the auditor's alliance covers in a list, the patient
+    through the log's own picker, which finds only patients the auditor's events name (not the clinical reading
+    rule, which an auditor has no part in) and is itself audited. An id in the URL still filters."""
+    from yilianti.models.auth import RoleAssignment
+
+    one = b.institution(db, "甲医院")
+    two = b.institution(db, "乙医院")
+    outside = b.institution(db, "丙医院")
+    alliance = b.alliance(db, (one, "lead"), (two, "member"))
+    p_two = b.patient(db, b.subject_for(db, b.user(db, two, "doctor")), name="乙病人", resident_id=b.resident_id(seq=31))
+    p_out = b.patient(db, b.subject_for(db, b.user(db, outside, "doctor")), name="丙病人")
+    auditor = b.user(db, None, "doctor", username="ally-auditor")
+    db.add(RoleAssignment(user_id=auditor.id, role="auditor", alliance_id=alliance.id))
+    db.flush()
+    b.login(client, "ally-auditor")
+    page = client.get("/audit").text
+    assert re.search(rf'<option value="{two.id}"\s*>乙医院</option>', page)
+    assert re.search(rf'<option value="{one.id}"\s*>甲医院</option>', page)
+    assert "丙医院" not in page and 'name="institution_id" value=' not in page  # no number box
+    found = client.get("/audit/patients/pick", params={"pick_q": "病人"}).text
+    assert f'data-patient="{p_two.id}"' in found and f'data-patient="{p_out.id}"' not in found
+    # by the whole resident ID too; a patient outside the scope is not found by any key
+    assert f'data-patient="{p_two.id}"' in client.get("/audit/patients/pick",
+                                                     params={"pick_q": b.resident_id(seq=31)}).text
+    assert "审计范围内没有符合条件的患者" in client.get("/audit/patients/pick", params={"pick_q": "丙病人"}).text
+    assert "丙病人" not in client.get("/audit/patients/pick/chosen", params={"id": p_out.id}).text
+    chosen = client.get("/audit/patients/pick/chosen", params={"id": p_two.id})
+    assert 'id="picked-patient_id"' in chosen.text and "乙病人" in chosen.text
+    # the filtered page: the patient by name, chosen, and only its events at that institution
+    page = client.get("/audit", params={"patient_id": p_two.id, "institution_id": two.id}).text
+    assert 'id="picked-patient_id"' in page and f'value="{p_two.id}"' in page
+    assert re.search(rf'<option value="{two.id}"\s*selected>乙医院</option>', page)
+    assert f'data-patient="{p_two.id}"' in page and f'data-patient="{p_out.id}"' not in page
+    searches = db.scalars(select(AuditEvent).where(AuditEvent.username == "ally-auditor",
+                                                   AuditEvent.resource_type == "patient")).all()
+    assert any((e.detail or {}).get("view") == "audit" and p_two.id in e.detail["results"] for e in searches)
+    assert all(p_out.id not in (e.detail or {}).get("results", []) for e in searches)
+
+
+def test_audit_details_name_institutions_and_users_and_show_local_minutes(db):  # type: ignore[no-untyped-def]
+    from yilianti.audit import display
+
+    event = AuditEvent(action="grant", resource_type="access_grant", detail={
+        "institution_id": 23, "user_id": 4, "kind": "referral", "expires_at": "2027-01-06T22:34:07.123456+00:00",
+        "to_institution_id": {"from": 23, "to": 24}})
+    wanted = display.refs_wanted([event])
+    assert wanted == {"institution": {23, 24}, "user": {4}}
+    shown = display.show(event, "zh", {"institution": {23: "甲医院", 24: "乙医院"}, "user": {4: "张医生"}})
+    lines = {ln.field: (ln.before, ln.after) for ln in shown.lines}
+    assert lines["机构"] == (None, "甲医院") and lines["用户"] == (None, "张医生")
+    assert lines["到期时间"] == (None, "2027-01-07 06:34")  # Asia/Shanghai, to the minute
+    assert lines["接收机构"] == ("甲医院", "乙医院")
+    # without the names (an id no longer there) the number is still shown rather than nothing
+    assert {ln.field: ln.after for ln in display.show(event, "en").lines}["Institution"] == "23"

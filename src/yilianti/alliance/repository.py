@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from yilianti.kit import clock
@@ -254,8 +254,8 @@ def institutions_by_place(db: Session, limit: int = 2000) -> list[Institution]:
                            .limit(limit)))
 
 
-def institutions_among(db: Session, ids: Iterable[int] | None, limit: int = 300) -> list[Institution]:
-    """The institutions with these ids (None = all), by name."""
+def institutions_among(db: Session, ids: Iterable[int] | Select[Any] | None, limit: int = 300) -> list[Institution]:
+    """The institutions with these ids (or those a select of ids names; None = all), by name."""
     q = select(Institution).order_by(Institution.name)
     if ids is not None:
         q = q.where(Institution.id.in_(ids))

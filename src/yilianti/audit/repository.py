@@ -47,6 +47,16 @@ def visible_scope(db: Session, subject: Subject) -> Select | None:  # type: igno
     return select(Institution.id).where(or_(*within, *([Institution.id == own] if own is not None else [])))
 
 
+def patients_in_scope(db: Session, subject: Subject) -> Select[Any] | None:
+    """The ids of patients named by events the subject may see (None: every patient, for whoever audits
+    everything) — whom the audit log's patient filter may find."""
+    scope = visible_scope(db, subject)
+    if scope is None:
+        return None
+    return select(AuditEvent.patient_id).where(AuditEvent.acting_institution_id.in_(scope),
+                                               AuditEvent.patient_id.is_not(None))
+
+
 def events_statement(db: Session, subject: Subject, f: AuditFilter, q: str = "", *,
                      archived: bool = False) -> Select[Any]:
     """Events the subject may see that match `f` (and `q`: a username or an object's id), newest first; with

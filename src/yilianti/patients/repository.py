@@ -72,6 +72,16 @@ def search_readable(db: Session, subject: Subject, q: str, *, limit: int = 50, o
     return list(db.scalars(stmt.order_by(Patient.id.desc()).limit(limit).offset(offset)))
 
 
+def search_among(db: Session, q: str, among: Select[Any] | None, *, limit: int = 50,
+                 patient_id: int | None = None) -> list[Patient]:
+    """Patients matching `q` (search_clause) — or the one `patient_id` — whose ids `among` selects (None: any),
+    newest registration first: the audit log's picker, where the rule is the auditor's scope, not reading."""
+    stmt = select(Patient).where(search_clause(q) if patient_id is None else Patient.id == patient_id)
+    if among is not None:
+        stmt = stmt.where(Patient.id.in_(among))
+    return list(db.scalars(stmt.order_by(Patient.id.desc()).limit(limit)))
+
+
 REGISTERED = ("here", "elsewhere")  # the patient list's "status": registered at the acting institution or not
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from yilianti.alliance.repository import has_membership
+from yilianti.audit import repository as audit_repo
 from yilianti.audit import service as audit
 from yilianti.authz import policy
 from yilianti.authz.subject import Subject
@@ -224,6 +225,19 @@ def search(db: Session, subject: Subject, q: str = "", limit: int = 50, offset: 
     rows = repo.search_readable(db, subject, q, limit=limit, offset=offset)
     audit.record(db, subject, "search", "patient", None,
                  detail={"q": masked_query(q), "results": [p.id for p in rows]})
+    return rows
+
+
+def find_for_audit(db: Session, subject: Subject, q: str = "", *, patient_id: int | None = None,
+                   limit: int = 50) -> list[Patient]:
+    """Patients an auditor may filter the audit log by: found as the patient search finds them (or the one
+    `patient_id`), among those named by events in the auditor's scope (audit.repository.patients_in_scope) — not
+    the clinical reading rule, which an auditor has no part in. Audited as a search from the audit log."""
+    rows = repo.search_among(db, q.strip(), audit_repo.patients_in_scope(db, subject), limit=limit,
+                             patient_id=patient_id)
+    audit.record(db, subject, "search", "patient", None,
+                 detail={"view": "audit", "q": masked_query(q.strip()) if patient_id is None else None,
+                         "results": [p.id for p in rows]})
     return rows
 
 
