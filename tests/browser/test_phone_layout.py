@@ -4,6 +4,7 @@ with it, and no page scrolls sideways (list tables become cards). Screenshots wi
 from __future__ import annotations
 
 import os
+import re
 
 from tests.browser.conftest import login
 from yilianti.demo import dataset, loader
@@ -38,6 +39,15 @@ def test_township_doctor_works_at_390_px(live_server, page) -> None:  # type: ig
         if where:
             page.screenshot(path=os.path.join(where, f"phone{path.replace('/', '-').replace('?', '_')}.png"),
                             full_page=True)
+    # a patient is a card of at most four lines (name · sex · age · birth / ID · phone / address / registered at),
+    # every value still there
+    page.goto(f"{base}/patients")
+    card = page.locator("#patients tbody tr").first
+    line = float(page.evaluate("parseFloat(getComputedStyle(document.querySelector('#patients tbody td.c-addr')).lineHeight)"))
+    box = card.bounding_box()
+    assert box is not None and box["height"] <= 4 * line + 16, f"{box} for lines of {line} px"
+    texts = [t.strip() for t in card.locator("td").all_inner_texts()]
+    assert all(texts[:4]) and re.fullmatch(r"\d{6}\*+\w{4}", texts[4]) and texts[7], texts
     # a list is a stack of cards, each cell carrying its column's name
     page.goto(f"{base}/diagnostics/orders")
     cell = page.locator("main table.list-table td[data-label]").first
