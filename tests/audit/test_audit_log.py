@@ -163,13 +163,13 @@ def test_audit_details_name_institutions_and_users_and_show_local_minutes(db):  
 
     event = AuditEvent(action="grant", resource_type="access_grant", detail={
         "institution_id": 23, "user_id": 4, "kind": "referral", "expires_at": "2027-01-06T22:34:07.123456+00:00",
-        "to_institution_id": {"from": 23, "to": 24}})
+        "to_institution_id": {"from": 23, "to": 24}, "registered_at": 24})
     wanted = display.refs_wanted([event])
     assert wanted == {"institution": {23, 24}, "user": {4}}
     shown = display.show(event, "zh", {"institution": {23: "甲医院", 24: "乙医院"}, "user": {4: "张医生"}})
     lines = {ln.field: (ln.before, ln.after) for ln in shown.lines}
     assert lines["机构"] == (None, "甲医院") and lines["用户"] == (None, "张医生")
     assert lines["到期时间"] == (None, "2027-01-07 06:34")  # Asia/Shanghai, to the minute
-    assert lines["接收机构"] == ("甲医院", "乙医院")
+    assert lines["接收机构"] == ("甲医院", "乙医院") and lines["登记机构"] == (None, "乙医院")
     # without the names (an id no longer there) the number is still shown rather than nothing
     assert {ln.field: ln.after for ln in display.show(event, "en").lines}["Institution"] == "23"

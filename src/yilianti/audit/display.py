@@ -29,9 +29,14 @@ FREE_TEXT = frozenset({"username", "display_name", "name", "person", "subject", 
 STAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:?\d{2}|Z)?")
 
 
+REF_KEYS = {"registered_at": "institution"}  # detail keys naming an id without saying `…_id`
+
+
 def ref_kind(key: str) -> str | None:
-    """Which names a detail key's ids are: `institution_id`, `to_institution_id` → institution, `user_id`,
-    `to_user_id` → user, `department_id` → department, `alliance_id` → alliance."""
+    """Which names a detail key's ids are: `institution_id`, `to_institution_id` (and REF_KEYS) → institution,
+    `user_id`, `to_user_id` → user, `department_id` → department, `alliance_id` → alliance."""
+    if key in REF_KEYS:
+        return REF_KEYS[key]
     for kind in ("institution", "user", "department", "alliance"):
         if key == f"{kind}_id" or key.endswith(f"_{kind}_id"):
             return kind
