@@ -47,6 +47,7 @@ def test_an_unacknowledged_alarm_goes_to_the_named_team_head(db, client, world) 
     assert ours.escalated_to_user_id == head.user_id and theirs.escalated_to_user_id is None
     sent = {(p.get("user_id"), p.get("institution_id")) for p in _escalations(db)}
     assert sent == {(world["nurse"].id, None), (None, world["centre"].id)}
+    assert sorted(str(p.get("params", {}).get("name")) for p in _escalations(db)) == ["张建国", "王辉煌"]
     assert alarms.escalation_target(db, theirs) is None
 
     with clock.frozen(_at(day) + timedelta(minutes=62)):

@@ -66,6 +66,10 @@ def test_follow_ups_calls_alarms_and_readings_through_the_api(db, client: TestCl
             "done_on": day.isoformat(), "fasting_glucose": 17.0, "visit_mode": "clinic", "symptoms": ["polydipsia"],
             "medications": ["二甲双胍 0.5g tid"], "adherence": "regular"})
         assert r.status_code == 201, r.text
+        reads = db.scalars(select(AuditEvent).where(AuditEvent.resource_type == "chronic_follow_up",
+                                                    AuditEvent.resource_id == str(task["id"]),
+                                                    AuditEvent.action == "read")).all()
+        assert len(reads) == 2  # the GET and the POST that was kept: each checked and audited the read once
         nxt = r.json()
         assert (nxt["due_on"], nxt["reason"], nxt["status"]) == ((day + timedelta(days=14)).isoformat(),
                                                                   "after_referral", "open")

@@ -147,10 +147,13 @@ def acknowledge(db: Session, subject: Subject, alarm_id: int, note: str | None =
     return alarm
 
 
-def escalation_target(db: Session, alarm: ChronicAlarm) -> int | None:
+def escalation_target(db: Session, alarm: ChronicAlarm, heads: dict[int, int] | None = None) -> int | None:
     """Who an unacknowledged alarm goes to: the head (团队长) of the patient's team by name, unless the head is
-    the responsible doctor who already has it or the team has none — then None: the whole institution."""
-    head = repository.team_head(db, alarm.team_id) if alarm.team_id is not None else None
+    the responsible doctor who already has it or the team has none — then None: the whole institution. `heads`:
+    the teams' heads already read (`repository.team_heads`) for a batch of alarms."""
+    if alarm.team_id is None:
+        return None
+    head = heads.get(alarm.team_id) if heads is not None else repository.team_head(db, alarm.team_id)
     return head if head is not None and head != alarm.responsible_user_id else None
 
 
@@ -159,12 +162,13 @@ def escalate_overdue(db: Session) -> int:
     head, named on the alarm, or every user of the institution. The periodic job `chronic.escalate_alarms`."""
     due = repository.unacknowledged_alarms(
         db, clock.now() - timedelta(minutes=get_settings().chronic_alarm_escalate_minutes))
+    heads = repository.team_heads(db, {a.team_id for a in due if a.team_id is not None})
+    names = repository.patient_names(db, {a.patient_id for a in due})
     for alarm in due:
-        head = escalation_target(db, alarm)
+        head = escalation_target(db, alarm, heads)
         alarm.escalated_at, alarm.escalated_to_user_id = clock.now(), head
-        patient = repository.patient_of(db, alarm.patient_id)
         notify(db, title="chronic.alarm.escalated", body="chronic.alarm.body",
-               params={"name": patient.name if patient else "", "value": alarm.value_text},
+               params={"name": names.get(alarm.patient_id, ""), "value": alarm.value_text},
                link=f"/chronic/alarms?status=open#alarm-{alarm.id}", user_id=head,
                institution_id=alarm.institution_id if head is None else None,
                kind="chronic_alarm", urgent=True, dedupe_key=f"chronic-alarm-esc-{alarm.id}")

@@ -127,12 +127,12 @@ async def record_visit(request: Request, db: DB, subject: CurrentSubject, follow
     values: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str) and k not in MULTI}
     lists = {k: [v for v in form.getlist(k) if isinstance(v, str)] for k in MULTI}
     try:
-        _task, reg = service.open_task(db, subject, follow_up_id)
+        task, reg = service.open_task(db, subject, follow_up_id)
         done_on = _date(values.get("done_on", ""))
         data = visit.read(reg.condition, values, lists, done_on)
         if values.get("done_on", "").strip() and done_on is None:
             data.errors["done_on"] = "日期格式应为 YYYY-MM-DD"
-        nxt = service.record_follow_up(db, subject, follow_up_id, data)
+        nxt = service.record_follow_up(db, subject, follow_up_id, data, opened=(task, reg))
     except AppError as exc:
         db.rollback()
         if exc.status == 404:

@@ -53,6 +53,22 @@ def team_head(db: Session, team_id: int) -> int | None:
                      .limit(1))
 
 
+def team_heads(db: Session, team_ids: Iterable[int]) -> dict[int, int]:
+    """The head (团队长) of each of the teams that has one."""
+    ids = sorted(set(team_ids))
+    if not ids:
+        return {}
+    return {tid: uid for tid, uid in db.execute(select(TeamMember.team_id, TeamMember.user_id).where(
+        TeamMember.team_id.in_(ids), TeamMember.is_lead.is_(True)).order_by(TeamMember.id.desc()))}
+
+
+def patient_names(db: Session, patient_ids: Iterable[int]) -> dict[int, str]:
+    ids = sorted(set(patient_ids))
+    if not ids:
+        return {}
+    return {pid: name for pid, name in db.execute(select(Patient.id, Patient.name).where(Patient.id.in_(ids)))}
+
+
 def user_names(db: Session, user_ids: Iterable[int]) -> dict[int, str]:
     ids = sorted(set(user_ids))
     if not ids:

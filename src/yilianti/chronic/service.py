@@ -244,9 +244,12 @@ def open_task(db: Session, subject: Subject, follow_up_id: int) -> tuple[Chronic
     return task, reg
 
 
-def record_follow_up(db: Session, subject: Subject, follow_up_id: int, data: VisitIn) -> ChronicFollowUp:
-    """Record the visit on an open follow-up: classify it, close it and plan the next. Returns the next."""
-    task, reg = open_task(db, subject, follow_up_id)
+def record_follow_up(db: Session, subject: Subject, follow_up_id: int, data: VisitIn, *,
+                     opened: tuple[ChronicFollowUp, ChronicRegistration] | None = None) -> ChronicFollowUp:
+    """Record the visit on an open follow-up: classify it, close it and plan the next. Returns the next.
+    `opened`: what `open_task` gave the caller for this follow-up in the same request (a page or the API reads
+    the registry first to read the form by it), so the patient's read is checked and audited once."""
+    task, reg = opened if opened is not None and opened[0].id == follow_up_id else open_task(db, subject, follow_up_id)
     _require_staff(subject, task.institution_id)
     if task.status != "open":
         raise Conflict("该随访已记录")

@@ -283,21 +283,17 @@ def village_rates(db: Session, subject: Subject, on: date | None = None,
     institution, per population. A row's `name` is the village, `team_id` the team serving it."""
     inst = _acting(subject)
     p = _people(db, inst, on or clock.today_local())
-    out = []
-    seen: set[str] = set()
+    rows: dict[str, TeamRates] = {}  # each village once, with the first team naming it
     for team in repository.teams_of(db, inst):
-        if team_id is not None and team.id != team_id:
-            continue
-        for village in villages(team.village):
-            if village in seen:
-                continue
-            seen.add(village)
-            row = TeamRates(team.id, village, village, {k: Rate(k) for k in POPULATIONS})
-            for pid, pops in p.groups.items():
-                if village in p.address.get(pid, ""):
-                    _count(row, pops, pid in p.signed)
-            out.append(row)
-    return out
+        if team_id is None or team.id == team_id:
+            for village in villages(team.village):
+                rows.setdefault(village, TeamRates(team.id, village, village, {k: Rate(k) for k in POPULATIONS}))
+    if rows:  # the residents walked once, each counted in every village its address names
+        for pid, pops in p.groups.items():
+            address = p.address.get(pid, "")
+            for village in [v for v in rows if v in address] if address else ():
+                _count(rows[village], pops, pid in p.signed)
+    return list(rows.values())
 
 
 __all__ = ["CONTRACT_STATES", "END_REASONS", "PACKAGES", "POPULATIONS", "ROLES", "add_member", "remove_member",

@@ -81,7 +81,7 @@ def read_follow_up(follow_up_id: Id, db: DB, subject: Clinical) -> FollowUpOut:
 @router.post("/follow-ups/{follow_up_id}", status_code=201, response_model=FollowUpOut)
 def record_follow_up(follow_up_id: Id, data: VisitBody, db: DB, subject: Clinical) -> FollowUpOut:
     """Record the visit on an open follow-up; answers the next follow-up it planned (201)."""
-    _task, reg = service.open_task(db, subject, follow_up_id)
+    task, reg = service.open_task(db, subject, follow_up_id)
     values = data.model_dump(exclude={"symptoms", "danger", "social", "done_on", "medications"})
     values.update({f"social_{k}": v for k, v in data.social.items()})
     values["medications"] = data.medications
@@ -89,7 +89,7 @@ def record_follow_up(follow_up_id: Id, data: VisitBody, db: DB, subject: Clinica
         raise InvalidInput(fields={"social": "请从列表中选择"})
     parsed = visit.read(reg.condition, {k: v for k, v in values.items() if v is not None},
                         {"symptoms": data.symptoms, "danger": data.danger}, data.done_on)
-    return FollowUpOut.model_validate(service.record_follow_up(db, subject, follow_up_id, parsed))
+    return FollowUpOut.model_validate(service.record_follow_up(db, subject, follow_up_id, parsed, opened=(task, reg)))
 
 
 @router.get("/follow-ups/{follow_up_id}/calls", response_model=list[CallOut])
