@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -384,12 +385,17 @@ class Family:
     filters of `between` (the measures' query) taken from the clause both use, never written twice; `sides`: the
     institutions that must be members on the row's day (2: both, as a referral's; 1: f; 0: none, the row carries
     its alliance `a`, as the out-of-county register's); `keys`: the rollup keys
-    it writes (tests/cockpit/test_rollup.py checks every rolled measure has a family, and each clause is shared)."""
+    it writes (tests/cockpit/test_rollup.py checks every rolled measure has a family, and each clause is shared).
+    `rows` are grouped by `_groups_of`; a family may group them itself (`groups`)."""
 
-    rows: Callable[[datetime, datetime], Any]
+    rows: Callable[[datetime, datetime], Any] | None
     between: Callable[..., Any]
     sides: int
     keys: tuple[str, ...]
+    # instead of `rows`, the family's rows already grouped by `bucket(day)`: (b, k, f, t, dep, n, v), `a` first when
+    # the rows carry their alliance — for a family that counts each row several ways (one scan, the ways taken per
+    # group, not per row)
+    groups: Callable[[datetime, datetime, Callable[[Any], Any]], Any] | None = None
 
 
 def _referral_submitted(start: datetime, end: datetime) -> tuple[Any, ...]:
@@ -482,25 +488,35 @@ def _facets() -> Any:
     return union_all(*(select(literal(i).label("i")) for i in (1, 2, 3))).subquery("facet")
 
 
-def _encounter_rows(start: datetime, end: datetime) -> Any:
-    """`encounters_between` + `measures._encounters`: the institution the member; each encounter counted
-    under its kind (a visit split by grassroots and TCM, or a stay), a stay's cost and every encounter's insurance
-    paid (split by grassroots) under keys of their own — one scan of the encounters, each taken three ways."""
+def _encounter_groups(start: datetime, end: datetime, bucket: Callable[[Any], Any]) -> Any:
+    """`encounters_between` + `measures._encounters`: the institution the member; each encounter counted under its
+    kind (a visit split by grassroots and TCM, or a stay), a stay's cost and every encounter's insurance paid (split
+    by grassroots) under keys of their own — one scan of the encounters grouped by bucket, institution, department,
+    kind and TCM, each group then taken three ways (and its institution's kind read per group)."""
     first, after = _local_days(start, end)
+    rows = (select(Encounter.day.label("d"), Encounter.institution_id.label("f"), Encounter.department_id.label("dep"),
+                   Encounter.kind.label("kind"), Encounter.tcm.label("tcm"), Encounter.total_cost.label("cost"),
+                   Encounter.insurance_paid.label("paid"))
+            .where(*_encountered(first, after - timedelta(days=1))).subquery())
+    # grouped outside: PostgreSQL would not match a GROUP BY expression carrying bind parameters of its own
+    by = select(bucket(rows.c.d).label("b"), rows.c.f, rows.c.dep, rows.c.kind, rows.c.tcm, rows.c.cost,
+                rows.c.paid).subquery()
+    keys = (by.c.b, by.c.f, by.c.dep, by.c.kind, by.c.tcm)
+    g = select(*keys, func.count().label("n"), func.coalesce(func.sum(by.c.cost), 0).label("cost"),
+               func.coalesce(func.sum(by.c.paid), 0).label("paid")).group_by(*keys).subquery()
     grassroots, facet = _grassroots(), _facets()
-    visit = case((and_(grassroots, Encounter.tcm), literal("encounter:visit:grassroots:tcm")),
+    stay = g.c.kind == EncounterKind.inpatient
+    visit = case((and_(grassroots, g.c.tcm), literal("encounter:visit:grassroots:tcm")),
                  (grassroots, literal("encounter:visit:grassroots")),
-                 (Encounter.tcm, literal("encounter:visit:other:tcm")), else_=literal("encounter:visit:other"))
-    stay = Encounter.kind == EncounterKind.inpatient
+                 (g.c.tcm, literal("encounter:visit:other:tcm")), else_=literal("encounter:visit:other"))
     key = case((facet.c.i == 1, case((stay, literal("encounter:stay")), else_=visit)),
                (facet.c.i == 2, literal("encounter:stay_cost")),
                (grassroots, literal("encounter:insurance:grassroots")), else_=literal("encounter:insurance:other"))
-    value = case((facet.c.i == 1, literal(1.0)), (facet.c.i == 2, Encounter.total_cost), else_=Encounter.insurance_paid)
-    return (select(key.label("k"), Encounter.day.label("d"),
-                   Encounter.institution_id.label("f"), cast(null(), BigInteger).label("t"),
-                   Encounter.department_id.label("dep"), cast(value, Float).label("v"))
-            .select_from(Encounter).join(Institution, Institution.id == Encounter.institution_id).join(facet, true())
-            .where(*_encountered(first, after - timedelta(days=1)), or_(facet.c.i != 2, stay)))
+    value = case((facet.c.i == 1, g.c.n), (facet.c.i == 2, g.c.cost), else_=g.c.paid)
+    return (select(g.c.b, key.label("k"), g.c.f, cast(null(), BigInteger).label("t"), g.c.dep, g.c.n,
+                   cast(value, Float).label("v"))
+            .select_from(g).join(Institution, Institution.id == g.c.f).join(facet, true())
+            .where(or_(facet.c.i != 2, stay)))
 
 
 def _out_of_county_rows(start: datetime, end: datetime) -> Any:
@@ -525,10 +541,10 @@ ROLLUP_FAMILIES = (
     Family(_consultation_rows, consultations_between, 1, ("consultations",)),
     Family(_recognition_rows, recognition_decisions_between, 1,
            ("recognition:reuse", "recognition:retest", "recognition_saved_yuan")),
-    Family(_encounter_rows, encounters_between, 1,
+    Family(None, encounters_between, 1,
            ("encounter:visit:grassroots", "encounter:visit:grassroots:tcm", "encounter:visit:other",
             "encounter:visit:other:tcm", "encounter:stay", "encounter:stay_cost", "encounter:insurance:grassroots",
-            "encounter:insurance:other")),
+            "encounter:insurance:other"), _encounter_groups),
     Family(_out_of_county_rows, out_of_county_between, 0, ("out_of_county:stay", "out_of_county:insurance")),
 )
 
@@ -557,26 +573,20 @@ def insert_rollups_by_sql(db: Session, alliance_ids: Sequence[int], start: datet
     conn = db.connection().execution_options(preserve_rowcount=True)
     written = 0
     for family in ROLLUP_FAMILIES:
-        rows = family.rows(start, end).subquery()
-        month = month_start(rows.c.d)
-        # grouped outside: PostgreSQL would not match a GROUP BY expression carrying bind parameters of its own
-        own = (rows.c.a,) if family.sides == 0 else ()  # the register's rows carry their alliance
-        bucketed = select(*own, (case((month.in_(changing), rows.c.d), else_=month) if changing and family.sides
-                                 else month).label("b"), rows.c.k, rows.c.f, rows.c.t, rows.c.dep, rows.c.v)
-        if family.sides == 0:
-            bucketed = bucketed.where(rows.c.a.in_(alliance_ids))
-        bucket = bucketed.subquery()
-        keys = (*((bucket.c.a,) if own else ()), bucket.c.b, bucket.c.k, bucket.c.f, bucket.c.t, bucket.c.dep)
-        groups = select(*keys, func.count().label("n"), func.sum(bucket.c.v).label("v")).group_by(*keys).subquery()
-        if family.sides == 0:
-            stmt = select(groups.c.a, groups.c.k, groups.c.b.label("m"), groups.c.f, groups.c.t, groups.c.dep,
-                          groups.c.n, groups.c.v)
+        def bucket(d: Any, family: Family = family) -> Any:
+            month = month_start(d)
+            return case((month.in_(changing), d), else_=month) if changing and family.sides else month
+
+        g = (family.groups or partial(_groups_of, family))(start, end, bucket).subquery()
+        if family.sides == 0:  # the register's rows carry their alliance
+            stmt = select(g.c.a, g.c.k, g.c.b.label("m"), g.c.f, g.c.t, g.c.dep, g.c.n, g.c.v).where(
+                g.c.a.in_(alliance_ids))
         else:
-            ma, on_a = _member(alliance_ids, groups.c.f, groups.c.b)
-            stmt = select(ma.alliance_id.label("a"), groups.c.k, month_start(groups.c.b).label("m"), groups.c.f,
-                          groups.c.t, groups.c.dep, groups.c.n, groups.c.v).select_from(groups).join(ma, on_a)
+            ma, on_a = _member(alliance_ids, g.c.f, g.c.b)
+            stmt = select(ma.alliance_id.label("a"), g.c.k, month_start(g.c.b).label("m"), g.c.f, g.c.t, g.c.dep,
+                          g.c.n, g.c.v).select_from(g).join(ma, on_a)
         if family.sides == 2:
-            mb, on_b = _member(alliance_ids, groups.c.t, groups.c.b, ma.alliance_id)
+            mb, on_b = _member(alliance_ids, g.c.t, g.c.b, ma.alliance_id)
             stmt = stmt.join(mb, on_b)
         member_rows = stmt.subquery()
         columns = (member_rows.c.a, member_rows.c.k, member_rows.c.m, member_rows.c.f, member_rows.c.t,
@@ -587,6 +597,18 @@ def insert_rollups_by_sql(db: Session, alliance_ids: Sequence[int], start: datet
             ["alliance_id", "measure", "day", "party_a", "party_b", "department_id", "n", "total"], grouped))
         written += max(int(result.rowcount or 0), 0)
     return written
+
+
+def _groups_of(family: Family, start: datetime, end: datetime, bucket: Callable[[Any], Any]) -> Any:
+    """A family's rows grouped by bucket (the month, or the day where memberships change), key, institutions and
+    department: (b, k, f, t, dep, n, v), `a` first when the rows carry their alliance."""
+    assert family.rows is not None
+    rows = family.rows(start, end).subquery()
+    own = (rows.c.a,) if family.sides == 0 else ()
+    # grouped outside: PostgreSQL would not match a GROUP BY expression carrying bind parameters of its own
+    by = select(*own, bucket(rows.c.d).label("b"), rows.c.k, rows.c.f, rows.c.t, rows.c.dep, rows.c.v).subquery()
+    keys = (*((by.c.a,) if own else ()), by.c.b, by.c.k, by.c.f, by.c.t, by.c.dep)
+    return select(*keys, func.count().label("n"), func.sum(by.c.v).label("v")).group_by(*keys)
 
 
 def delete_rollups(db: Session, alliance_ids: Sequence[int], start: date, end: date) -> None:
