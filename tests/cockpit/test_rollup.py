@@ -137,3 +137,45 @@ def test_a_membership_that_begins_or_ends_inside_a_month_counts_only_its_days(db
     rolled = service.compute(db, aid, *part, rollups=True, codes=["referral.up"])[0]
     assert rolled.value == rows.value == 7 and rolled.by_month == rows.by_month
     assert rolled.row_ids["referrals_up"] and len(rolled.row_ids["referrals_up"]) < len(rows.row_ids["referrals_up"])
+
+
+def test_every_rolled_measure_has_a_sql_family_that_shares_its_query_s_filters() -> None:
+    """A guard: each measure the cockpit reads from the rollups is written by a family (its keys), no family writes a
+    key no measure reads, and no family's SQL re-states a filter its measure's query (`between`) already says — a
+    comparison written in one and again in the other, instead of the clause both take from one function."""
+    import ast
+    import inspect
+    import textwrap
+
+    from yilianti.cockpit import repository
+
+    written = {k for f in repository.ROLLUP_FAMILIES for k in f.keys}
+    read = {k for m in rollup.ROLLED for k in rollup.keys_of(m)}
+    assert read <= written, f"rolled measures without a family: {sorted(read - written)}"
+    assert written <= read, f"keys no measure reads: {sorted(written - read)}"
+
+    def tree(fn):  # type: ignore[no-untyped-def]
+        return ast.parse(textwrap.dedent(inspect.getsource(fn)))
+
+    def filters(node: ast.AST) -> set[str]:
+        """The comparisons and .in_()/.is_()/.is_not() tests written in a function's own body."""
+        return {ast.dump(n) for n in ast.walk(node) if isinstance(n, ast.Compare) or (
+            isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in ("in_", "is_", "is_not"))}
+
+    def helpers(node: ast.AST) -> set[str]:
+        return {n.func.id for n in ast.walk(node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                and n.func.id.startswith("_") and callable(getattr(repository, n.func.id, None))}
+
+    def said(fn) -> set[str]:  # type: ignore[no-untyped-def]
+        """The filters of a function and of the repository helpers it calls (one level: the shared clauses)."""
+        t = tree(fn)
+        return filters(t) | {x for h in helpers(t) for x in filters(tree(getattr(repository, h)))}
+
+    for family in repository.ROLLUP_FAMILIES:
+        sql = family.groups or family.rows
+        assert sql is not None
+        own_sql, own_query = filters(tree(sql)), filters(tree(family.between))
+        assert not own_sql & said(family.between), (sql.__name__, "re-states a filter of", family.between.__name__)
+        assert not own_query & said(sql), (family.between.__name__, "re-states a filter of", sql.__name__)
+        assert helpers(tree(sql)) & helpers(tree(family.between)), (sql.__name__, "shares no clause with",
+                                                                     family.between.__name__)

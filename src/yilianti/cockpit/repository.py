@@ -96,7 +96,7 @@ def referral_moves(db: Session, start: datetime, end: datetime, institutions: Se
     rows = db.execute(
         select(Referral.id, Referral.submitted_at, Referral.from_institution_id, Referral.to_institution_id,
                ReferralHistory.from_status, ReferralHistory.to_status, ReferralHistory.at, Referral.to_department_id)
-        .join(ReferralHistory, ReferralHistory.referral_id == Referral.id)
+        .join(ReferralHistory, _history())
         .where(*_referral_submitted(start, end),
                Referral.from_institution_id.in_(institutions), Referral.to_institution_id.in_(institutions),
                or_(*wanted)))
@@ -110,7 +110,7 @@ def loops_closed_between(db: Session, start: datetime, end: datetime,
     rows = db.execute(
         select(Referral.id, ReferralHistory.at, Referral.from_institution_id, Referral.to_institution_id,
                Referral.to_department_id)
-        .join(ReferralHistory, ReferralHistory.referral_id == Referral.id)
+        .join(ReferralHistory, _history())
         .where(*_loop_closed(start, end), Referral.from_institution_id.in_(institutions), Referral.to_institution_id.in_(institutions)))
     return [tuple(r) for r in rows]
 
@@ -403,6 +403,11 @@ def _referral_submitted(start: datetime, end: datetime) -> tuple[Any, ...]:
     return Referral.submitted_at >= start, Referral.submitted_at < end
 
 
+def _history() -> Any:
+    """A referral's history steps (`referral_moves`, `loops_closed_between`, the rollups)."""
+    return ReferralHistory.referral_id == Referral.id
+
+
 def _loop_closed(start: datetime, end: datetime) -> tuple[Any, ...]:
     """A referral closed after its outcome came back, in the period (`loops_closed_between`, the rollups)."""
     return (ReferralHistory.from_status == RS.outcome_returned, ReferralHistory.to_status == RS.closed,
@@ -439,7 +444,7 @@ def _loop_rows(start: datetime, end: datetime) -> Any:
     return (select(literal("referral_loops_closed").label("k"), local_date(ReferralHistory.at).label("d"),
                    Referral.from_institution_id.label("f"), Referral.to_institution_id.label("t"),
                    Referral.to_department_id.label("dep"), literal(1.0).label("v"))
-            .select_from(Referral).join(ReferralHistory, ReferralHistory.referral_id == Referral.id)
+            .select_from(Referral).join(ReferralHistory, _history())
             .where(*_loop_closed(start, end)))
 
 
