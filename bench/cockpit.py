@@ -14,7 +14,9 @@ generate_series; the bulk load a HIS import would be).
    times; the median per-pair ratio. Target ≤ 1.5. Also against the GROUP BY at the rollups' own grain, the one
    the cockpit shows (month × both sides × department × direction; month × institution × department × kind × TCM),
    for what the membership rule and the writing cost on top of the grouping.
-2. Incremental refresh of one day (every alliance): `rollup.build` of yesterday, repeated; target ≤ 1 s.
+2. Incremental refresh of one day (every alliance): `rollup.build` of yesterday, repeated — it rebuilds the month so
+   far — and of last month's last day (its whole month: the refresh's worst case, on the first of a month); target
+   ≤ 1 s.
 3. Correctness (pass/fail): one alliance's three-year figures read from the rollups equal those computed from the
    rows (every computed indicator, by month).
 4. Chart API: `GET /api/v1/cockpit/figures` (the referral curves of 12 months, read from the rollups) at 50
@@ -252,12 +254,19 @@ def main() -> int:
     ratio = statistics.median(p["ratio"] for p in pairs)
     grain_ratio = statistics.median(p["grain_ratio"] for p in pairs)
 
-    day_times = []
+    # a day's refresh rebuilds its month (rollups are monthly): yesterday's month so far, and — the worst case, on
+    # the first of a month — the whole of last month
+    month_end = last.replace(day=1) - timedelta(days=1)
+    times: dict[str, list[float]] = {"yesterday": [], "last day of last month": []}
     for _ in range(5):
-        with Session(engine) as db:
-            day_times.append(timed(lambda db=db: (rollup.build(db, ids["alliances"], last, last), db.commit())))
-    print(f"refresh of one day (all alliances): median {statistics.median(day_times):.3f} s, max {max(day_times):.3f} s",
-          flush=True)
+        for what, day in (("yesterday", last), ("last day of last month", month_end)):
+            with Session(engine) as db:
+                times[what].append(timed(lambda db=db, day=day: (rollup.build(db, ids["alliances"], day, day),
+                                                                 db.commit())))
+    for what, ts in times.items():
+        print(f"refresh of one day (all alliances), {what}: median {statistics.median(ts):.3f} s, max {max(ts):.3f} s",
+              flush=True)
+    day_times = times["yesterday"] + times["last day of last month"]
 
     aid = ids["alliances"][0]
     with Session(engine) as db:
