@@ -98,7 +98,11 @@ def test_stow_links_the_instances_to_their_order_like_c_store(world: World, stor
         assert study.accession_number == world.accession and study.modality == "CT"
         order = db.get(DiagnosticOrder, world.order_id)
         assert order.status == "received"  # the C-STORE receiver's move: the centre's worklist shows it
-        inbound = db.scalars(select(InboundMessage).where(InboundMessage.order_id == world.order_id)).all()
+        # the fixture's three instances (other tests of the module store more for this order, or send these
+        # again elsewhere, in any order)
+        inbound = db.scalars(select(InboundMessage).where(
+            InboundMessage.order_id == world.order_id,
+            InboundMessage.control_id.in_([d.SOPInstanceUID for d in stored]))).all()
         assert {m.status for m in inbound} == {"stored"} and len(inbound) == 3
 
 
@@ -515,20 +519,40 @@ def test_wado_frames_are_the_uncompressed_pixels(world: World, stored: list[Data
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_reads_are_audited(world: World, stored: list[Dataset]) -> None:
-    c = client(world, world.reader)
-    uid = stored[0].StudyInstanceUID
+@pytest.fixture
+def fresh_reader(world: World) -> tuple[str, int]:
+    """A reader of the reading centre who has read nothing yet: (token, user id). Image reads are audited once per
+    user and study in imaging.FRAME_AUDIT_WINDOW, so a test of that row reads as a user no other test has used —
+    under xdist or random order, another test's read of the module's study would otherwise decide what it sees."""
+    from tests import builders as b
+    from yilianti.models.alliance import Institution
+
+    with world.factory() as db:  # type: ignore[operator]
+        centre = db.get(Institution, db.get(DiagnosticOrder, world.order_id).reading_centre_institution_id)
+        reader = b.subject_for(db, b.user(db, centre, "reader"), centre.id)
+        token = api_token(db, reader)
+        db.commit()
+        return token, reader.user_id
+
+
+def test_reads_are_audited(world: World, stored: list[Dataset], fresh_reader: tuple[str, int]) -> None:
+    token, user_id = fresh_reader
+    c = client(world, token)
+    uid, series_uid, sop = stored[0].StudyInstanceUID, stored[0].SeriesInstanceUID, stored[0].SOPInstanceUID
     c.search_for_studies(search_filters={"StudyInstanceUID": uid})
     c.retrieve_study(uid)
+    for frame in ([1], [1], [1]):  # a viewer scrolling: one request per frame
+        c.retrieve_instance_frames(uid, series_uid, sop, frame)
     with world.factory() as db:  # type: ignore[operator]
         study_id = db.scalar(select(ImagingStudy.id).where(ImagingStudy.study_instance_uid == uid))
-        events = db.scalars(select(AuditEvent).where(AuditEvent.user_id == world.reader_user)).all()
+        events = db.scalars(select(AuditEvent).where(AuditEvent.user_id == user_id)).all()
         searches = [e for e in events if e.action == "search" and e.resource_type == "imaging_study"]
         assert any(study_id in (e.detail or {}).get("results", []) for e in searches)
         retrieved = [e for e in events if e.action == "diagnostics.dicom_retrieve"]
         assert retrieved and retrieved[-1].resource_id == str(study_id) and retrieved[-1].channel == "api"
         assert retrieved[-1].patient_id is not None
-        assert any(e.action == "diagnostics.image_view" for e in events)  # frames, once per window
+        views = [e for e in events if e.action == "diagnostics.image_view"]
+        assert [e.resource_id for e in views] == [str(study_id)]  # the frames, once per window
 
 
 # ------------------------------------------------------------------------------ OHIF's files
