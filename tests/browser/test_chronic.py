@@ -85,10 +85,16 @@ def test_follow_up_overdue_alarm_and_outcomes_at_desk_and_phone(live_server, pag
     _shot(page, "chronic-visit-phone")
     for path, name in (("/chronic/alarms?status=open", "alarms"), ("/chronic/reminders", "reminders"),
                        ("/chronic/readings", "readings"),
-                       ("/chronic/outcomes", "outcomes")):
+                       ("/chronic/outcomes", "outcomes"), ("/chronic/outcomes/monthly", "monthly"),
+                       ("/chronic/outcomes/monthly?by=village", "monthly-village")):
         page.goto(base + path)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
         _shot(page, f"chronic-{name}-phone")
+    # the monthly charts are drawn (echarts from /static, no CDN) at the phone's width
+    page.goto(f"{base}/chronic/outcomes/monthly")
+    page.wait_for_selector("#rate-chart canvas")
+    assert page.locator("#kind-chart canvas").count() == 1
+    assert (page.locator("#rate-chart").bounding_box() or {"width": 999})["width"] <= 390
     page.set_viewport_size({"width": 1366, "height": 900})
     page.goto(f"{base}/chronic/alarms?status=open")
     assert page.locator("#alarms-table tbody tr.alarm-open").count() == 1
