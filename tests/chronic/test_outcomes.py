@@ -134,3 +134,24 @@ def test_the_cockpit_takes_the_alliance_figures(db, world) -> None:  # type: ign
     early = {f.indicator.code: f for f in cockpit.compute(db, world["alliance"].id, date(Y, 1, 1), date(Y, 1, 31),
                                                           codes=["national.13b_bp_control"])}
     assert early["national.13b_bp_control"].value == 0.0
+
+
+def test_an_inpatient_stay_imported_from_the_his_counts_as_an_admission(db, world) -> None:  # type: ignore[no-untyped-def]
+    """A stay sent by the lead hospital's HIS with the resident ID of a managed patient (王桂兰) admits her, as a
+    reserved bed admitted 李秀英; a stay without an ID, or outside the period, admits nobody."""
+    from yilianti.cockpit import encounters
+    from yilianti.models.alliance import Institution
+    from yilianti.patients.repository import resident_ids
+
+    lead_id = db.scalar(select(Institution.id).where(Institution.name == "沙县区总医院"))
+    admin = b.subject_for(db, b.user(db, db.get(Institution, lead_id), "institution_admin", username="sxadmin"))
+    rid = resident_ids(db, [world["regs"][2].patient_id])[world["regs"][2].patient_id]
+    encounters.import_encounters(db, admin, lead_id, [
+        encounters.EncounterIn("ZY1", "住院", date(Y, 6, 3), date(Y, 6, 12), resident_id=rid, total_cost=5000),
+        encounters.EncounterIn("ZY2", "住院", date(Y, 6, 5), date(Y, 6, 9), total_cost=3000),
+        encounters.EncounterIn("ZY3", "住院", date(Y - 1, 6, 5), date(Y - 1, 6, 9), resident_id=rid)])
+    figs = {f.indicator.code: f for f in cockpit.compute(db, world["alliance"].id, date(Y, 1, 1), date(Y, 12, 31))}
+    admissions = figs["national.13_chronic_admissions"]
+    assert (admissions.numerator, admissions.denominator) == (2, 6)
+    assert admissions.row_ids["chronic_people_admitted"] == [world["regs"][1].id, world["regs"][2].id]
+    assert figs["national.10_inpatient_cost"].value == 4000

@@ -78,8 +78,64 @@ def test_every_computed_indicator_recounts_from_the_tables(db) -> None:  # type:
             "SELECT created_at, requesting_institution_id FROM consultation"))
             if start <= _local_day(at) <= end and member(req, _local_day(at)))
         assert figs["centres.consultations"].value == consults
+        _recount_encounters(db, alliance_id, member, start, end, figs)
         checked += 1
     assert checked >= 10
+
+
+GRASSROOTS = ("community_center", "community_station", "township", "village")
+
+
+def _encounter_sums(db, alliance_id, member, start, end) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Visits, grassroots and TCM visits, stays and their cost, the fund's payments (grassroots too) at members on
+    the row's day; stays and payments of the alliance's out-of-county register."""
+    out = dict.fromkeys(("visits", "grassroots", "tcm", "stays", "cost", "paid", "paid_grassroots", "away_stays",
+                         "away_paid"), 0.0)
+    for day, inst, kind, tcm, total, paid, inst_kind in db.execute(text(
+            "SELECT e.day, e.institution_id, e.kind, e.tcm, e.total_cost, e.insurance_paid, i.kind FROM encounter e "
+            "JOIN institution i ON i.id = e.institution_id WHERE e.day IS NOT NULL")):
+        d = date.fromisoformat(str(day)[:10])
+        if not (start <= d <= end and member(inst, d)):
+            continue
+        grassroots = inst_kind in GRASSROOTS
+        out["paid"] += paid
+        out["paid_grassroots"] += paid if grassroots else 0
+        if kind == "inpatient":
+            out["stays"] += 1
+            out["cost"] += total
+        else:
+            out["visits"] += 1
+            out["grassroots"] += grassroots
+            out["tcm"] += bool(tcm)
+    for day, kind, paid in db.execute(text(
+            "SELECT day, kind, insurance_paid FROM out_of_county_visit WHERE alliance_id = :a AND day IS NOT NULL"),
+            {"a": alliance_id}):
+        if start <= date.fromisoformat(str(day)[:10]) <= end:
+            out["away_stays"] += kind == "inpatient"
+            out["away_paid"] += paid
+    return out
+
+
+def _recount_encounters(db, alliance_id, member, start, end, figs) -> None:  # type: ignore[no-untyped-def]
+    """The national indicators 7–12 recounted from the encounter and register rows."""
+    def ratio(n: float, d: float) -> float | None:
+        return n / d if d else None
+
+    def same(code: str, value: float | None) -> None:
+        got = figs[code].value
+        assert (got is None) == (value is None) and (value is None or abs(got - value) < 1e-6), (code, got, value)
+
+    s = _encounter_sums(db, alliance_id, member, start, end)
+    same("national.07_grassroots_visits", ratio(s["grassroots"], s["visits"]))
+    same("national.12_tcm_share", ratio(s["tcm"], s["visits"]))
+    same("national.10_inpatient_cost", ratio(s["cost"], s["stays"]))
+    same("national.11_inpatients_in_county", ratio(s["stays"], s["stays"] + s["away_stays"]))
+    same("national.08_fund_in_county", ratio(s["paid"], s["paid"] + s["away_paid"]))
+    same("national.09_fund_grassroots", ratio(s["paid_grassroots"], s["paid"]))
+    before = _encounter_sums(db, alliance_id, member, start.replace(year=start.year - 1),
+                             end.replace(year=end.year - 1, day=min(end.day, 28) if end.month == 2 else end.day))
+    now, then = ratio(s["cost"], s["stays"]), ratio(before["cost"], before["stays"])
+    same("national.10b_inpatient_cost_growth", None if now is None or not then else (now - then) / then)
 
 
 def test_the_demo_s_rollups_give_the_figures_of_the_rows(db) -> None:  # type: ignore[no-untyped-def]
@@ -109,7 +165,8 @@ def test_the_demo_s_rollups_give_the_figures_of_the_rows(db) -> None:  # type: i
                     counted[f.indicator.numerator] += 1
         # the demo exercises every family: a non-zero figure of each was compared
         assert {"referrals_up", "referrals_down", "referral_loops_closed", "remote_reads", "consultations",
-                "recognition_reused"} <= set(counted), counted
+                "recognition_reused", "encounter_visits_grassroots", "encounter_stays", "encounter_insurance",
+                "encounter_visits_tcm", "encounter_stay_cost"} <= set(counted), counted
     finally:
         savepoint.rollback()
 

@@ -11,6 +11,7 @@ from yilianti.demo import consultation as demo_consultation
 from yilianti.demo import diagnostics as demo_diagnostics
 from yilianti.demo import diagnostics_media as demo_media
 from yilianti.demo import empi, loader, recognition, referrals, scheduling
+from yilianti.demo import encounters as demo_encounters
 from yilianti.demo.loader import DemoAccount
 
 
@@ -26,7 +27,7 @@ def load_demo(db: Session) -> list[DemoAccount]:
     if not loader.is_loaded(db):
         loader.load_base(db)
     for part in (scheduling, referrals, recognition, empi, demo_consultation, demo_diagnostics, demo_media,
-                 demo_cockpit, demo_chronic):
+                 demo_cockpit, demo_chronic, demo_encounters):
         if not part.is_loaded(db):
             part.load(db)
     return loader.demo_accounts()
