@@ -190,28 +190,22 @@ def import_encounters(db: Session, subject: Subject, institution_id: int, rows: 
     ids = {r.resident_id: _resident_id(r.resident_id) for r in rows if r.resident_id}
     owners = patients.identifier_owners(db, Authority.resident_id, [v for v in ids.values() if v])
     existing = {e.source_no: e for e in repository.encounters_numbered(db, institution_id, [r.source_no for r in rows])}
-    out, now, stored = Imported(), clock.now(), []
+    out, now = Imported(), clock.now()
+    new: list[dict[str, Any]] = []
+    ids_of: list[int] = []
     for data in rows:
-        assert data.visit_date is not None
-        row = existing.get(data.source_no)
-        if row is None:
-            row = Encounter(institution_id=institution_id, source_no=data.source_no)
-            db.add(row)
-            out.created += 1
-        else:
-            out.updated += 1
         patient = owners.get(ids.get(data.resident_id or "") or "")
         out.matched += patient is not None
         dept = (data.department or "").strip()[:64] or None
-        row.kind, row.visit_date, row.discharge_date = data.kind, data.visit_date, data.discharge_date
-        row.day = counted_on(data.kind, data.visit_date, data.discharge_date)
-        row.department_name, row.department_id = dept, departments.get(dept or "")
-        row.patient_id, row.tcm = patient, bool(data.tcm)
-        row.total_cost, row.insurance_paid = data.total_cost or 0.0, data.insurance_paid or 0.0
-        row.imported_by_user_id, row.imported_at = subject.user_id, now
-        stored.append(row)
-    db.flush()
-    out.ids = sorted(r.id for r in stored)
+        values = {"kind": data.kind, "visit_date": data.visit_date, "discharge_date": data.discharge_date,
+                  "day": counted_on(data.kind, data.visit_date, data.discharge_date), "department_name": dept,
+                  "department_id": departments.get(dept or ""), "patient_id": patient, "tcm": bool(data.tcm),
+                  "total_cost": data.total_cost or 0.0, "insurance_paid": data.insurance_paid or 0.0,
+                  "imported_by_user_id": subject.user_id, "imported_at": now}
+        _store(existing.get(data.source_no), values, new, ids_of,
+               {"institution_id": institution_id, "source_no": data.source_no})
+    out.created, out.updated = len(new), len(rows) - len(new)
+    out.ids = sorted(ids_of + repository.insert_rows(db, Encounter, new))
     audit.record(db, subject, "import", "encounter", id_span(out.ids),
                  detail={"institution_id": institution_id, "rows": len(rows), "created": out.created,
                          "updated": out.updated, "matched": out.matched})
@@ -224,6 +218,16 @@ def _resident_id(value: str) -> str | None:
         return validate.resident_id(value.strip().upper()).number
     except ValueError:
         return None
+
+
+def _store(row: Any, values: dict[str, Any], new: list[dict[str, Any]], ids_of: list[int], key: dict[str, Any]) -> None:
+    """A row already imported is updated in place; a new one is queued for the batch's one INSERT."""
+    if row is None:
+        new.append({**key, **values})
+        return
+    for name, value in values.items():
+        setattr(row, name, value)
+    ids_of.append(row.id)
 
 
 def import_register(db: Session, subject: Subject, alliance_id: int, rows: list[OutOfCountyIn]) -> Imported:
@@ -250,24 +254,19 @@ def import_register(db: Session, subject: Subject, alliance_id: int, rows: list[
     _raise(problems)
     existing = {v.settlement_no: v for v in repository.register_numbered(db, alliance_id,
                                                                          [r.settlement_no for r in rows])}
-    out, now, stored = Imported(), clock.now(), []
+    out, now = Imported(), clock.now()
+    new: list[dict[str, Any]] = []
+    ids_of: list[int] = []
     for data in rows:
-        assert data.visit_date is not None
-        row = existing.get(data.settlement_no)
-        if row is None:
-            row = OutOfCountyVisit(alliance_id=alliance_id, settlement_no=data.settlement_no)
-            db.add(row)
-            out.created += 1
-        else:
-            out.updated += 1
-        row.kind, row.hospital, row.home_institution_id = data.kind, data.hospital, data.home_institution_id
-        row.visit_date, row.discharge_date = data.visit_date, data.discharge_date
-        row.day = counted_on(data.kind, data.visit_date, data.discharge_date)
-        row.total_cost, row.insurance_paid = data.total_cost or 0.0, data.insurance_paid or 0.0
-        row.imported_by_user_id, row.imported_at = subject.user_id, now
-        stored.append(row)
-    db.flush()
-    out.ids = sorted(r.id for r in stored)
+        values = {"kind": data.kind, "hospital": data.hospital, "home_institution_id": data.home_institution_id,
+                  "visit_date": data.visit_date, "discharge_date": data.discharge_date,
+                  "day": counted_on(data.kind, data.visit_date, data.discharge_date),
+                  "total_cost": data.total_cost or 0.0, "insurance_paid": data.insurance_paid or 0.0,
+                  "imported_by_user_id": subject.user_id, "imported_at": now}
+        _store(existing.get(data.settlement_no), values, new, ids_of,
+               {"alliance_id": alliance_id, "settlement_no": data.settlement_no})
+    out.created, out.updated = len(new), len(rows) - len(new)
+    out.ids = sorted(ids_of + repository.insert_rows(db, OutOfCountyVisit, new))
     audit.record(db, subject, "import", "out_of_county_visit", id_span(out.ids),
                  detail={"alliance_id": alliance_id, "rows": len(rows), "created": out.created,
                          "updated": out.updated})

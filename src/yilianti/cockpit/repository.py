@@ -197,6 +197,14 @@ def _numbered(db: Session, model: Any, where: Any, column: Any, numbers: Sequenc
     return out
 
 
+def insert_rows(db: Session, model: Any, rows: list[dict[str, Any]]) -> list[int]:
+    """New rows of an import in one executemany INSERT … RETURNING id (the batch's ids, for its audit)."""
+    if not rows:
+        return []
+    db.flush()  # the updates of the same batch first
+    return list(db.scalars(insert(model).returning(model.id), rows))
+
+
 def encounters_numbered(db: Session, institution_id: int, numbers: Sequence[str]) -> list[Encounter]:
     """The institution's encounters already imported under these HIS numbers."""
     return _numbered(db, Encounter, Encounter.institution_id == institution_id, Encounter.source_no, numbers)

@@ -2,10 +2,11 @@
 the members' HIS data and of the insurance fund's settlements outside the county, imported month by month through
 the import service (cockpit/encounters.py) as the members' systems would send them — not rows painted into tables.
 
-A sample, not a county's real volume (one row per visit, about a hundredth of it), shaped as the reform reports:
-- 沙县区总医院's county alliance and the Langfang counties (香河, 固安, 霸州), with the urban 广阳 alliance: the
-  grassroots share of visits rising (沙县 46 % → 62 % over the three years), the TCM share steady (townships ~20 %,
-  the county hospital ~6 %), the inpatient cost per stay growing ~3 % a year, winter busier than summer;
+A sample, not a county's real volume (one row per visit, a few a day per institution), shaped as the reform
+reports:
+- 沙县区总医院's county alliance and the Langfang counties (香河, 固安, 霸州): the grassroots share of visits rising
+  (沙县 46 % → 62 % over the three years), the TCM share steady (townships ~20 %, the county hospital ~6 %), the
+  inpatient cost per stay growing ~3 % a year, winter busier than summer;
 - the county alliances' residents' stays outside the county (Fuzhou, Sanming, Beijing, Tianjin) falling as a share:
   the stays inside the county from about 80 % to about 89 %;
 - a few managed hypertension and diabetes patients of 高桥 admitted to 沙县区总医院 in the last year, their stays
@@ -37,15 +38,14 @@ MARKER_ACTION = "demo_load_encounters"
 SEED = loader.SEED + 38
 MONTHS = 37  # three years and the current month
 # alliance key → (grassroots share of visits three years ago, now; in-county share of stays then, now; hospitals
-# outside the county its residents go to — none for an urban alliance, whose residents' register is not kept here)
+# outside the county its residents go to)
 ALLIANCES: dict[str, tuple[float, float, float, float, tuple[str, ...]]] = {
     "shaxian-county": (0.46, 0.62, 0.80, 0.89, ("福建医科大学附属协和医院", "福建省立医院", "三明市第一医院")),
     "xianghe-county": (0.50, 0.61, 0.79, 0.86, ("北京朝阳医院", "首都医科大学附属北京天坛医院", "廊坊市人民医院")),
     "guan-county": (0.48, 0.58, 0.78, 0.85, ("北京大学人民医院", "廊坊市人民医院")),
     "bazhou-county": (0.45, 0.55, 0.76, 0.84, ("天津医科大学总医院", "廊坊市人民医院")),
-    "langfang-guangyang": (0.40, 0.52, 0.0, 0.0, ()),
 }
-LEAD_VISITS, LEAD_EMERGENCY, LEAD_STAYS, TOWN_STAYS = 45, 8, 10, 2  # a month, before the season
+LEAD_VISITS, LEAD_EMERGENCY, LEAD_STAYS, TOWN_STAYS = 30, 5, 6, 1  # a month, before the season
 
 
 def is_loaded(db: Session) -> bool:
@@ -159,7 +159,7 @@ def _visit(r: random.Random, inst: int, kind: str, day: date, depts: list[str], 
 def _stay(r: random.Random, inst: int, admitted: date, today: date, depts: list[str], cost: float,
           insured: float) -> imports.EncounterIn:
     out = admitted + timedelta(days=r.randint(3, 12))
-    total = round(cost * r.uniform(0.6, 1.5), 2)
+    total = round(cost * r.uniform(0.8, 1.25), 2)
     return imports.EncounterIn(source_no=f"ZY{inst}-{next(_serial):07d}", kind="inpatient", visit_date=admitted,
                                discharge_date=out if out < today else None, department=r.choice(depts),
                                total_cost=total, insurance_paid=round(total * insured * r.uniform(0.85, 1.0), 2))
@@ -176,9 +176,9 @@ def _away(r: random.Random, key: str, month: date, k: int, kind: str, day: date,
 
 
 def _chronic_admissions(db: Session, r: random.Random, today: date) -> list[tuple[str, date]]:
-    """Six managed patients of 高桥 (the chronic demo's), each admitted once in the last year: (resident ID, day)."""
+    """Three managed patients of 高桥 (the chronic demo's), each admitted once in the last year: (resident ID, day)."""
     patients = sorted(set(db.scalars(select(ChronicRegistration.patient_id).where(
         ChronicRegistration.status == "under_care"))))
     ids = resident_ids(db, patients[:40])
-    chosen = r.sample(sorted(ids.values()), min(6, len(ids)))
+    chosen = r.sample(sorted(ids.values()), min(3, len(ids)))
     return [(rid, today - timedelta(days=r.randint(20, 330))) for rid in chosen]
