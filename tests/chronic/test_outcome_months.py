@@ -16,9 +16,10 @@ from sqlalchemy import and_, exists, func, or_, select
 
 from tests import builders as b
 from tests.chronic.test_chronic import _at
-from yilianti.chronic import outcome_months, outcomes, service
+from yilianti.chronic import outcome_months, outcomes, registry, service
 from yilianti.kit import clock
 from yilianti.models.chronic import ChronicFollowUp, ChronicRegistration
+from yilianti.models.chronic_registry import ChronicRegistrationEvent
 
 TODAY = date(2026, 12, 8)
 
@@ -65,7 +66,29 @@ def world(db):  # type: ignore[no-untyped-def]
                                    done_on=done_on, sbp=sbp, dbp=(sbp - 50 if sbp else None)))
             day = done_on or due
     db.flush()
-    return {"centre": centre, "teams": teams, "regs": regs, "doctor": doctor}
+    # two patients of the first team seen every month, who leave care through the registry (a history row each):
+    # one transferred in mid-June 2026, one deceased in September — counted in the months before, not after
+    left = {}
+    for name, status, on in (("转出患者", "transferred", date(2026, 6, 15)), ("死亡患者", "deceased", date(2026, 9, 10))):
+        p = b.patient(db, sub, name, birth=date(1948, 3, 1), address="沙县区高桥镇高桥村99号")
+        reg = ChronicRegistration(patient_id=p.id, condition="hypertension", icd10="I10", enrolled_on=date(2025, 1, 10),
+                                  institution_id=centre.id, team_id=teams[0].id, responsible_user_id=doctor.id,
+                                  status="under_care")
+        db.add(reg)
+        db.flush()
+        month = date(2025, 2, 5)
+        while month < on:
+            db.add(ChronicFollowUp(registration_id=reg.id, patient_id=p.id, institution_id=centre.id,
+                                   team_id=teams[0].id, due_on=month, reason="routine", status="done", done_on=month,
+                                   sbp=128, dbp=78))
+            month = date(month.year + month.month // 12, month.month % 12 + 1, 5)
+        db.flush()
+        with clock.frozen(_at(TODAY)):
+            registry.change_status(db, sub, reg.id, status, "迁往三明市区" if status == "transferred" else "脑出血去世",
+                                   on)
+        left[status] = reg
+    db.flush()
+    return {"centre": centre, "teams": teams, "regs": regs, "doctor": doctor, "left": left}
 
 
 def _first(day: date, back: int) -> date:
@@ -79,7 +102,13 @@ def _direct(db, team_id: int, month_end: date) -> tuple[int, int, int, int]:  # 
     r, f = ChronicRegistration, ChronicFollowUp
     three, twelve = _first(month_end, 2), _first(month_end, 11)
     seen = exists().where(f.registration_id == r.id, f.status == "done", f.done_on >= twelve, f.done_on <= month_end)
-    counted = and_(r.team_id == team_id, r.condition == "hypertension", r.status.in_(("under_care", "lost")))
+    e = ChronicRegistrationEvent
+    changes = select(e).where(e.registration_id == r.id, e.kind == "status")
+    then = func.coalesce(  # the status as of the month's end: the last change by then, else before the first
+        changes.with_only_columns(e.to_value).where(e.effective_on <= month_end)
+        .order_by(e.effective_on.desc(), e.id.desc()).limit(1).scalar_subquery(),
+        changes.with_only_columns(e.from_value).order_by(e.effective_on, e.id).limit(1).scalar_subquery(), r.status)
+    counted = and_(r.team_id == team_id, r.condition == "hypertension", then.in_(("under_care", "lost")))
     cohort = db.scalars(select(r.id).where(counted, r.enrolled_on < three, or_(r.enrolled_on >= twelve, seen))).all()
     controlled = 0
     for rid in cohort:
@@ -143,6 +172,13 @@ def test_the_team_control_rate_chart_matches_a_count_from_the_tables(db, client,
             assert m.controlled + m.uncontrolled + m.unmeasured + m.missed == m.cohort
             assert m.under_care + m.lost == m.registered
     assert any(m.unmeasured for s in outcomes.monthly_by(data, "hypertension", lambda reg: 0).values() for m in s)
+    # the patients who left care count, controlled and followed up, until the month they left, not after
+    each = outcomes.monthly_by(data, "hypertension", lambda reg: reg[0])
+    for status, last in (("transferred", 5), ("deceased", 8)):
+        series = each[world["left"][status].id]
+        assert [(m.month, m.registered, m.controlled, m.due) for m in series[last - 2:last + 1]] == [
+            (f"2026-{last - 1:02d}", 1, 1, 1), (f"2026-{last:02d}", 1, 1, 1), (f"2026-{last + 1:02d}", 0, 0, 0)], status
+        assert all(m.registered == 0 for m in series[last:])
 
 
 def test_groupings_export_english_and_bad_input(db, client, world) -> None:  # type: ignore[no-untyped-def]

@@ -23,7 +23,7 @@ STORED = ("all", "team", "doctor", "village")  # the groupings stored; a member 
 REFRESH_MONTHS = 13  # rebuilt on every run: the last year and the month before (late visits move them)
 FIRST_MONTHS = 36  # a first build: three years, the longest period the page shows
 COUNTS = tuple(f.name for f in fields(outcomes.Month) if f.name != "month")
-Reg = tuple[int, int, int, int | None, date, int | None]
+Reg = outcomes.Reg
 
 
 def key_of(db: Session, grouping: str, institution_id: int, regs: list[Reg]) -> Callable[[Reg], Hashable]:

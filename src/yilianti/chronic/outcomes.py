@@ -218,7 +218,8 @@ def bands() -> dict[str, tuple[float, float]]:
 #   visited without a measurement (`rules.measured`), or missed (no visit in the 3 months);
 # - control rate: controlled ÷ the cohort;
 # - follow-up completion: the follow-ups due in the month (not cancelled) done by its end ÷ those due.
-# A registration counts while under care or marked lost; one transferred or deceased counts no more.
+# A registration counts in a month while under care or marked lost as of the month's end — its status then, from
+# the registry's status history (`status_on`): one transferred or deceased counts in the months before, not after.
 
 
 @dataclass
@@ -249,6 +250,22 @@ class Month:
 
 
 OUTCOME_KINDS = ("controlled", "uncontrolled", "unmeasured", "missed")
+COUNTED = ("under_care", "lost")  # the statuses a registration counts in the monthly figures with
+
+Reg = tuple[int, int, int, int | None, date, int | None, str]  # id, patient, institution, team, enrolled, doctor,
+# current status
+Change = tuple[date, str | None, str | None]  # a status change: effective on, from, to
+
+
+def status_on(day: date, current: str, changes: list[Change]) -> str:
+    """A registration's status as of `day`'s end: the last change effective by then; before its first change,
+    the status that change left; with no change recorded, the current status."""
+    status = (changes[0][1] or current) if changes else current
+    for effective_on, _old, new in changes:
+        if effective_on > day:
+            break
+        status = new or status
+    return status
 
 
 def month_first(day: date, back: int = 0) -> date:
@@ -260,7 +277,8 @@ def month_first(day: date, back: int = 0) -> date:
 @dataclass
 class Programme:
     """The rows the monthly figures of one registry are counted from (`programme`)."""
-    regs: list[tuple[int, int, int, int | None, date, int | None]]  # id, patient, institution, team, enrolled, doctor
+    regs: list[Reg]
+    changes: dict[int, list[Change]]  # each registration's status changes, oldest first
     visits: dict[int, list[Visit]]  # by registration, in visit order, from 12 months before the first month
     due: list[tuple[int, date, str, date | None, int, int]]  # follow-ups due in the period: registration, due,
     # status, done, id, institution
@@ -271,24 +289,27 @@ def programme(db: Session, institutions: list[int], condition: str, start: date,
     ends = _month_ends(month_first(start), end)
     regs = repository.registrations_counted(db, institutions, condition, end)
     ids = {r[0] for r in regs}
+    changes: dict[int, list[Change]] = {}
+    for reg_id, effective_on, old, new in repository.status_changes(db, institutions, condition, end):
+        changes.setdefault(reg_id, []).append((effective_on, old, new))
     visits: dict[int, list[Visit]] = {}
     for reg_id, day, sbp, dbp, glucose in repository.visits_between(db, institutions, month_first(start, 11), end):
         if reg_id in ids:
             visits.setdefault(reg_id, []).append((day, sbp, dbp, glucose))
     due = [row for row in repository.follow_ups_due(db, institutions, month_first(start), end) if row[0] in ids]
-    return Programme(regs, visits, due, ends)
+    return Programme(regs, changes, visits, due, ends)
 
 
-def monthly_by(data: Programme, condition: str, key: Callable[[tuple[int, int, int, int | None, date, int | None]],
-                                                               Hashable]) -> dict[Hashable, list[Month]]:
+def monthly_by(data: Programme, condition: str, key: Callable[[Reg], Hashable]) -> dict[Hashable, list[Month]]:
     """Each group's figures month by month (`key` names a registration's group; see the rules above): each
     registration's visits are walked once."""
     out: dict[Hashable, list[Month]] = {}
     group_of: dict[int, Hashable] = {}
+    counted: set[tuple[int, int]] = set()  # (registration, month) counted
     starts = [(month_first(e), month_first(e, 2), month_first(e, 11)) for _, e in data.ends]
     index = {label: k for k, (label, _) in enumerate(data.ends)}
     for reg in data.regs:
-        reg_id, enrolled_on = reg[0], reg[4]
+        reg_id, enrolled_on, changes = reg[0], reg[4], data.changes.get(reg[0], [])
         group_of[reg_id] = g = key(reg)
         months = out.setdefault(g, [Month(label) for label, _ in data.ends])
         visits = data.visits.get(reg_id, [])
@@ -302,8 +323,9 @@ def monthly_by(data: Programme, condition: str, key: Callable[[tuple[int, int, i
                 if rules.measured(condition, sbp, dbp, glucose):
                     measured = (day, controlled(condition, sbp, dbp, glucose))
                 i += 1
-            if enrolled_on > month_end:
+            if enrolled_on > month_end or status_on(month_end, reg[6], changes) not in COUNTED:
                 continue
+            counted.add((reg_id, k))
             _first, three, twelve = starts[k]
             m = months[k]
             m.registered += 1
@@ -323,7 +345,7 @@ def monthly_by(data: Programme, condition: str, key: Callable[[tuple[int, int, i
                 m.missed += 1
     for reg_id, due_on, status, done_on, _id, _inst in data.due:
         at = index.get(f"{due_on:%Y-%m}")
-        if at is None or reg_id not in group_of:
+        if at is None or (reg_id, at) not in counted:
             continue
         m = out[group_of[reg_id]][at]
         m.due += 1

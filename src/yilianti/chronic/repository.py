@@ -599,15 +599,28 @@ def tb_closings_between(db: Session, registration_ids: list[int], start: date, e
 
 
 def registrations_counted(db: Session, institutions: list[int], condition: str, end: date,
-                          ) -> list[tuple[int, int, int, int | None, date, int | None]]:
-    """A registry's registrations at the institutions enrolled on or before `end`, under care or marked lost
-    (the monthly programme figures): (id, patient, institution, team, enrolled on, responsible doctor)."""
+                          ) -> list[tuple[int, int, int, int | None, date, int | None, str]]:
+    """A registry's registrations at the institutions enrolled on or before `end`, in any status (the monthly
+    programme figures count each by its status as of a month's end, `status_changes`): (id, patient,
+    institution, team, enrolled on, responsible doctor, current status)."""
     r = ChronicRegistration
     return [tuple(row) for row in db.execute(  # type: ignore[misc]
-        select(r.id, r.patient_id, r.institution_id, r.team_id, r.enrolled_on, r.responsible_user_id)
-        .where(r.institution_id.in_(institutions), r.condition == condition, r.enrolled_on <= end,
-               r.status.in_(("under_care", "lost")))
+        select(r.id, r.patient_id, r.institution_id, r.team_id, r.enrolled_on, r.responsible_user_id, r.status)
+        .where(r.institution_id.in_(institutions), r.condition == condition, r.enrolled_on <= end)
         .order_by(r.id))]
+
+
+def status_changes(db: Session, institutions: list[int], condition: str, end: date,
+                   ) -> list[tuple[int, date, str | None, str | None]]:
+    """The status history of the registrations `registrations_counted` reads: (registration, effective on, from,
+    to), oldest first."""
+    r, e = ChronicRegistration, ChronicRegistrationEvent
+    return [tuple(row) for row in db.execute(  # type: ignore[misc]
+        select(e.registration_id, e.effective_on, e.from_value, e.to_value)
+        .join(r, r.id == e.registration_id)
+        .where(r.institution_id.in_(institutions), r.condition == condition, r.enrolled_on <= end,
+               e.kind == "status")
+        .order_by(e.registration_id, e.effective_on, e.id))]
 
 
 def follow_ups_due(db: Session, institutions: list[int], start: date, end: date,
