@@ -36,7 +36,7 @@ def _local_day(value) -> date:  # type: ignore[no-untyped-def]
 def test_every_computed_indicator_recounts_from_the_tables(db) -> None:  # type: ignore[no-untyped-def]
     today = clock.today_local()
     start, end = date(today.year - 1, today.month, 1), today
-    checked = 0
+    checked = admitted = stays = 0
     for (alliance_id,) in db.execute(text("SELECT id FROM alliance ORDER BY id")).all():
         member = _members(db, alliance_id)
         figs = {f.indicator.code: f for f in service.compute(db, alliance_id, start, end)}
@@ -78,9 +78,11 @@ def test_every_computed_indicator_recounts_from_the_tables(db) -> None:  # type:
             "SELECT created_at, requesting_institution_id FROM consultation"))
             if start <= _local_day(at) <= end and member(req, _local_day(at)))
         assert figs["centres.consultations"].value == consults
-        _recount_encounters(db, alliance_id, member, start, end, figs)
+        admitted += _recount_encounters(db, alliance_id, member, start, end, figs)
+        stays += figs["national.11_inpatients_in_county"].numerator or 0
         checked += 1
     assert checked >= 10
+    assert admitted > 0 and stays > 0  # the demo has both: the recounts above compared something
 
 
 GRASSROOTS = ("community_center", "community_station", "township", "village")
@@ -116,8 +118,9 @@ def _encounter_sums(db, alliance_id, member, start, end) -> dict[str, float]:  #
     return out
 
 
-def _recount_encounters(db, alliance_id, member, start, end, figs) -> None:  # type: ignore[no-untyped-def]
-    """The national indicators 7–12 recounted from the encounter and register rows."""
+def _recount_encounters(db, alliance_id, member, start, end, figs) -> int:  # type: ignore[no-untyped-def]
+    """The national indicators 7–12 recounted from the encounter and register rows, and (13)'s admitted people among
+    those it counts as managed; the number admitted."""
     def ratio(n: float, d: float) -> float | None:
         return n / d if d else None
 
@@ -136,6 +139,18 @@ def _recount_encounters(db, alliance_id, member, start, end, figs) -> None:  # t
                              end.replace(year=end.year - 1, day=min(end.day, 28) if end.month == 2 else end.day))
     now, then = ratio(s["cost"], s["stays"]), ratio(before["cost"], before["stays"])
     same("national.10b_inpatient_cost_growth", None if now is None or not then else (now - then) / then)
+    # (13): of the managed people the figure counts, those admitted in the period — through a reserved bed, or with an
+    # inpatient stay imported from a member's HIS (admitted on a day of the period)
+    fig = figs["national.13_chronic_admissions"]
+    managed = fig.row_ids.get("chronic_managed_people", [])
+    people = {reg: p for reg, p in db.execute(text("SELECT id, patient_id FROM chronic_registration"))}
+    admitted = {p for p, at in db.execute(text("SELECT patient_id, created_at FROM bed_reservation "
+                                                "WHERE status = 'admitted'")) if start <= _local_day(at) <= end}
+    admitted |= {p for p, day in db.execute(text("SELECT patient_id, visit_date FROM encounter WHERE kind = 'inpatient' "
+                                                 "AND patient_id IS NOT NULL"))
+                 if start <= date.fromisoformat(str(day)[:10]) <= end}
+    assert (fig.numerator or 0) == sum(1 for reg in managed if people[reg] in admitted), alliance_id
+    return int(fig.numerator or 0)
 
 
 def test_the_demo_s_rollups_give_the_figures_of_the_rows(db) -> None:  # type: ignore[no-untyped-def]
