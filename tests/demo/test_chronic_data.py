@@ -50,7 +50,7 @@ def test_registries_history_and_signing_rates_recount_from_the_tables(db) -> Non
     sub = _doctor(db)
     inst = sub.acting_institution_id
     by_condition = dict(db.execute(text("SELECT condition, count(*) FROM chronic_registration "
-                                        "WHERE institution_id = :i GROUP BY condition"), {"i": inst}).tuples().all())
+                                        "WHERE institution_id = :i GROUP BY condition"), {"i": inst}).all())
     assert by_condition["hypertension"] >= 20 and by_condition["diabetes_t2"] >= 10
     assert by_condition["smi"] == 2 and by_condition["tb"] == 1
     statuses = {s for (s,) in db.execute(text("SELECT status FROM chronic_registration WHERE institution_id = :i"),

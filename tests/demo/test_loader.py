@@ -74,7 +74,7 @@ def test_every_alliance_institution_and_membership_of_the_yaml_is_there(db: Sess
             assert alliance.notes and alliance.notes.startswith(entry["notes"])
         members = {(inst_name, role): m for m, inst_name, role in db.execute(
             select(Membership, Institution.name, Membership.role).join(Institution)
-            .where(Membership.alliance_id == alliance.id)).tuples()}
+            .where(Membership.alliance_id == alliance.id))}
         expected = [(i["name"], i["role"]) for i in entry.get("institutions") or []]
         expected += [(name, "lead") for name in entry.get("leads") or []]
         assert set(members) == set(expected), entry["key"]
@@ -91,12 +91,12 @@ def test_every_alliance_institution_and_membership_of_the_yaml_is_there(db: Sess
             assert membership.notes == item.get("notes")
     # joined dates: "2016-06" → first of the month; 2018-10-25 kept as is
     joined = dict(db.execute(select(Institution.name, Membership.joined_on).join(Membership)
-                             .where(Membership.joined_on.is_not(None))).tuples().all())
+                             .where(Membership.joined_on.is_not(None))).all())
     assert joined["乌鲁木齐儿童医院"] == date(2016, 6, 1)
     assert joined["廊坊市儿童医院"] == date(2018, 10, 25)
     assert joined["太阳宫社区卫生服务中心"] == date(2013, 12, 1)
     # the Tianjin pediatric alliance of secondary hospitals shares its reserved pool with every member
-    pools = dict(db.execute(select(Alliance.key, Alliance.reserve_for)).tuples().all())
+    pools = dict(db.execute(select(Alliance.key, Alliance.reserve_for)).all())
     assert pools["tianjin-pediatric"] == "members" and pools["xianghe-county"] == "grassroots"
     # alliances without listed institutions exist on their own
     lone = db.scalar(select(Alliance).where(Alliance.key == "jinjinji-recognition"))
@@ -119,7 +119,7 @@ def test_institutions_named_in_two_alliances_are_one_institution(db: Session) ->
     }.items():
         assert db.scalar(select(func.count()).select_from(Institution).where(Institution.name == name)) == 1
         got = set(db.execute(select(Alliance.key, Membership.role).join(Membership).join(Institution)
-                             .where(Institution.name == name)).tuples())
+                             .where(Institution.name == name)))
         assert got == alliances, name
 
 
@@ -143,7 +143,7 @@ def test_departments_and_practitioners_fit_the_kind_of_institution(db: Session) 
     assert all(heads[d] == 1 for d in lead_depts)
     # specialty follows the department; some residents have under 3 years of independent practice
     for p, dept_specialty in db.execute(select(Practitioner, Department.specialty)
-                                        .join(Department, Department.id == Practitioner.department_id)).tuples():
+                                        .join(Department, Department.id == Practitioner.department_id)):
         assert p.specialty == dept_specialty
     residents = db.scalars(select(Practitioner).where(Practitioner.title == "住院医师")).all()
     assert any(p.years_of_practice(date(2026, 1, 1)) < 3 for p in residents)
@@ -157,7 +157,7 @@ def test_multi_site_practice_follows_the_articles(db: Session) -> None:
         return list(db.execute(
             select(PracticeSite, Practitioner).join(Practitioner)
             .where(Practitioner.home_institution_id == _inst(db, home).id,
-                   PracticeSite.institution_id == _inst(db, site).id)).tuples())
+                   PracticeSite.institution_id == _inst(db, site).id)))
 
     wuhan = sites("武汉市中心医院", "江岸区劳动街社区卫生服务中心")
     assert len(wuhan) == 5 and len({p.id for _, p in wuhan}) == 5
@@ -256,7 +256,7 @@ def test_patients_have_valid_resident_ids_matching_birth_date_and_sex(db: Sessio
     patients = db.scalars(select(Patient)).all()
     assert len(patients) == PATIENTS
     ids = dict(db.execute(select(PatientIdentifier.patient_id, PatientIdentifier.value)
-                          .where(PatientIdentifier.authority == Authority.resident_id)).tuples().all())
+                          .where(PatientIdentifier.authority == Authority.resident_id)).all())
     with_id = PATIENTS - demo_empi.WITHOUT_ID  # the EMPI review-queue pairs were registered without an ID
     assert len(ids) == with_id and len(set(ids.values())) == with_id
     patients = [p for p in patients if p.id in ids]

@@ -56,7 +56,7 @@ def _subject(db: Session, username: str) -> Subject:
 def test_schedules_of_the_three_alliances_and_the_expert_at_the_community_centre(db: Session) -> None:
     rows = db.execute(select(Schedule, Institution.name, Alliance.key)
                       .join(Institution, Institution.id == Schedule.institution_id)
-                      .outerjoin(Alliance, Alliance.id == Schedule.reserve_alliance_id)).tuples().all()
+                      .outerjoin(Alliance, Alliance.id == Schedule.reserve_alliance_id)).all()
     by_site = Counter((name, key) for _, name, key in rows)
     assert by_site[("首都儿科研究所", "chaoyang-pediatric")] == 3
     assert by_site[("天津市儿童医院", "tianjin-pediatric")] == 2
@@ -127,7 +127,7 @@ def test_sinking_ratio_comes_from_real_bookings(db: Session) -> None:
 def test_history_has_arrivals_no_shows_cancellations_and_released_reserves(db: Session) -> None:
     now = clock.now()
     rows = db.execute(select(Booking.status, ClinicSession.starts_at)
-                      .join(ClinicSession, ClinicSession.id == Booking.session_id)).tuples().all()
+                      .join(ClinicSession, ClinicSession.id == Booking.session_id)).all()
     past = Counter(status for status, starts in rows if clock.as_utc(starts) < now)
     assert past["arrived"] > 500 and past["no_show"] > 10 and past["cancelled"] > 5
     assert past["booked"] == 0  # every past booking was settled
@@ -148,7 +148,7 @@ def test_history_has_arrivals_no_shows_cancellations_and_released_reserves(db: S
 
 
 def test_wards_bed_reservations_and_the_wait_list(db: Session) -> None:
-    wards = {(i, w.name): w for w, i in db.execute(select(Ward, Institution.name).join(Institution)).tuples()}
+    wards = {(i, w.name): w for w, i in db.execute(select(Ward, Institution.name).join(Institution))}
     cy = wards[("首都儿科研究所", "儿内科病区")]
     assert (cy.beds_total, cy.occupied, cy.reserved_beds) == (40, 28, 10)
     assert cy.reserve_alliance_id == _alliance(db, "chaoyang-pediatric").id and cy.reserved_held == 2
@@ -156,7 +156,7 @@ def test_wards_bed_reservations_and_the_wait_list(db: Session) -> None:
     assert ("香河县人民医院", "心内科病区") in wards
     held = db.execute(select(BedReservation, Institution.name)
                       .join(Institution, Institution.id == BedReservation.requested_by_institution_id)
-                      .where(BedReservation.status == "held")).tuples().all()
+                      .where(BedReservation.status == "held")).all()
     assert len(held) == 4 and all(r.pool == "reserved" and clock.as_utc(r.expires_at) > clock.now() for r, _ in held)
     assert {name for _, name in held} == {"太阳宫社区卫生服务中心", "河西区桃园街社区卫生服务中心", "渠口镇卫生院"}
     (req,) = db.scalars(select(BookingRequest)).all()

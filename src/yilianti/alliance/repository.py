@@ -70,7 +70,7 @@ def member_counts(db: Session, alliance_ids: Sequence[int], on: date) -> dict[in
         select(Membership.alliance_id, func.count(func.distinct(Membership.institution_id)))
         .where(Membership.alliance_id.in_(alliance_ids), current_on(on))
         .group_by(Membership.alliance_id))
-    return {a: n for a, n in rows.tuples()}
+    return {a: n for a, n in rows}
 
 
 def leads_of(db: Session, alliance_ids: Sequence[int], on: date) -> dict[int, list[Institution]]:
@@ -81,7 +81,7 @@ def leads_of(db: Session, alliance_ids: Sequence[int], on: date) -> dict[int, li
         select(Membership.alliance_id, Institution).join(Institution, Institution.id == Membership.institution_id)
         .where(Membership.alliance_id.in_(alliance_ids), Membership.role == MemberRole.lead, current_on(on))
         .order_by(Institution.level.desc(), Institution.name))
-    for alliance_id, inst in rows.tuples():
+    for alliance_id, inst in rows:
         out[alliance_id].append(inst)
     return out
 
