@@ -83,6 +83,7 @@ def audit_search(request: Request, db: DB, reads: ReadDB, subject: Auditor, user
     if action and action not in {a for a, _ in actions}:
         actions.insert(0, (action, display.action_label(action, locale)))
     refs = _refs(db, pg.items)
+    scoped = [(i.id, i.name) for i in institutions_among(db, repository.visible_scope(db, subject))]
     chosen = patients.find_for_audit(db, subject, patient_id=f.patient_id, limit=1) if f.patient_id else []
     return render_page(request, "audit/search.html", {
         "lp": lp, "pg": pg, "events": pg.items, "shown": [display.show(e, locale, refs) for e in pg.items], "f": f,
@@ -90,7 +91,9 @@ def audit_search(request: Request, db: DB, reads: ReadDB, subject: Auditor, user
         "chosen": chosen[0] if chosen else None, "pick": PICK,
         "patient_names": {i: p.name for i, p in patients_repo.patients_by_id(db, (e.patient_id for e in pg.items)).items()},
         # the institution filter: those the auditor's scope covers, by name (an id in the URL still filters)
-        "scope_institutions": [(i.id, i.name) for i in institutions_among(db, repository.visible_scope(db, subject))],
+        "scope_institutions": scoped,
+        "other_institution": institution_names(db, [f.institution_id]).get(f.institution_id or 0)
+        if f.institution_id and f.institution_id not in {i for i, _ in scoped} else None,
         "institutions": institution_names(db, (e.acting_institution_id for e in pg.items)),
         "archived": archived == "1",
         "replica_max_lag": reads.info.get("replica_max_lag")})
