@@ -16,11 +16,13 @@ order, flushes (never commits) and writes an audit row with a diff in the same t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from yilianti.alliance import repository as repo
@@ -43,6 +45,8 @@ from yilianti.models.workforce import PracticeSite, Practitioner
 TIERS = ("lead", "secondary", "grassroots")
 ALLIANCE_FIELDS = tuple(AllianceIn.model_fields)
 INSTITUTION_FIELDS = tuple(InstitutionIn.model_fields)
+R = TypeVar("R", bound=BaseModel)
+E = TypeVar("E", Alliance, Institution)
 
 
 # =========================================================================== helpers for other domains
@@ -255,67 +259,91 @@ def _text(raw: dict[str, Any], name: str) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
-def _valid_alliance(db: Session, raw: dict[str, Any], self_id: int | None) -> AllianceIn:
-    """Field checks and uniqueness together, so the form shows every problem at once."""
+def _valid(db: Session, schema: type[R], raw: dict[str, Any], self_id: int | None,
+           unique: tuple[tuple[str, Callable[[str], Any], str], ...]) -> R:
+    """Field checks and uniqueness together, so the form shows every problem at once. `unique`: (field, the row
+    holding a value, the message when another row holds it); a field the schema refused is still checked as typed."""
     fields: dict[str, str] = {}
-    data: AllianceIn | None = None
+    data: R | None = None
     try:
-        data = parse(AllianceIn, raw)
+        data = parse(schema, raw)
     except InvalidInput as exc:
         fields = dict(exc.fields)
-    key = data.key if data else (_text(raw, "key") or "").lower() or None
-    name = data.name if data else _text(raw, "name")
-    other = repo.alliance_named(db, key=key) if key else None
-    if other is not None and other.id != self_id:
-        fields["key"] = "该编码已被其他医联体使用"
-    other = repo.alliance_named(db, name=name) if name else None
-    if other is not None and other.id != self_id:
-        fields["name"] = "已有同名医联体"
+    for name, holder, taken in unique:
+        value = getattr(data, name) if data else _text(raw, name)
+        other = holder(value) if value else None
+        if other is not None and other.id != self_id:
+            fields[name] = taken
     if fields or data is None:
         raise InvalidInput(fields=fields)
     return data
 
 
+def _create(db: Session, subject: Subject, model: type[E], resource_type: str, data: BaseModel) -> E:
+    """A new active registry row of the validated `data`, audited with its values."""
+    values = {k: _plain(v) for k, v in data.model_dump().items()}
+    row = model(**values, active=True)
+    db.add(row)
+    db.flush()
+    audit.record(db, subject, "create", resource_type, row.id, detail=audit.diff({}, values))
+    return row
+
+
+def _update(db: Session, subject: Subject, row: Any, resource_type: str, names: tuple[str, ...],
+            changes: dict[str, Any], valid: Callable[[dict[str, Any]], BaseModel],
+            set_active: Callable[[bool], Any]) -> None:
+    """Apply `changes` (any subset of `names`, and `active`); the merged record is validated as a whole, the
+    change audited as its diff, and `active` switched by `set_active` (its own audit action)."""
+    changes = dict(changes)
+    active = changes.pop("active", None)
+    before = _snapshot(row, names)
+    data = valid({**before, **{k: v for k, v in changes.items() if k in names}})
+    after = {k: _plain(v) for k, v in data.model_dump().items()}
+    detail = audit.diff(before, after)
+    for name, value in after.items():
+        setattr(row, name, value)
+    if detail:
+        db.flush()
+        audit.record(db, subject, "update", resource_type, row.id, detail=detail)
+    if active is not None and bool(active) != row.active:
+        set_active(bool(active))
+
+
+def _switch_active(db: Session, subject: Subject, row: Any, resource_type: str, active: bool) -> None:
+    """Deactivate or reactivate a registry row (never delete: referrals and records point at it), audited."""
+    if row.active != active:
+        detail = audit.diff({"active": row.active}, {"active": active})
+        row.active = active
+        db.flush()
+        audit.record(db, subject, "reactivate" if active else "deactivate", resource_type, row.id, detail=detail)
+
+
+def _valid_alliance(db: Session, raw: dict[str, Any], self_id: int | None) -> AllianceIn:
+    return _valid(db, AllianceIn, raw, self_id, (
+        ("key", lambda key: repo.alliance_named(db, key=key.lower()), "该编码已被其他医联体使用"),
+        ("name", lambda name: repo.alliance_named(db, name=name), "已有同名医联体")))
+
+
 def create_alliance(db: Session, subject: Subject, data: AllianceIn | dict[str, Any]) -> Alliance:
     _require_system_admin(subject)
-    data = _valid_alliance(db, data if isinstance(data, dict) else data.model_dump(), None)
-    values = {k: _plain(v) for k, v in data.model_dump().items()}
-    alliance = Alliance(**values, active=True)
-    db.add(alliance)
-    db.flush()
-    audit.record(db, subject, "create", "alliance", alliance.id, detail=audit.diff({}, values))
-    return alliance
+    return _create(db, subject, Alliance, "alliance",
+                   _valid_alliance(db, data if isinstance(data, dict) else data.model_dump(), None))
 
 
 def update_alliance(db: Session, subject: Subject, alliance_id: int, changes: dict[str, Any]) -> Alliance:
     """Apply `changes` (any subset of the fields); the merged record is validated as a whole."""
     alliance = get_alliance(db, alliance_id)
     _require(can_manage_alliance(subject, alliance_id))
-    changes = dict(changes)
-    active = changes.pop("active", None)
-    before = _snapshot(alliance, ALLIANCE_FIELDS)
-    data = _valid_alliance(db, {**before, **{k: v for k, v in changes.items() if k in ALLIANCE_FIELDS}},
-                           alliance_id)
-    after = {k: _plain(v) for k, v in data.model_dump().items()}
-    detail = audit.diff(before, after)
-    for name, value in after.items():
-        setattr(alliance, name, value)
-    if detail:
-        db.flush()
-        audit.record(db, subject, "update", "alliance", alliance.id, detail=detail)
-    if active is not None and bool(active) != alliance.active:
-        set_alliance_active(db, subject, alliance_id, bool(active))
+    _update(db, subject, alliance, "alliance", ALLIANCE_FIELDS, changes,
+            lambda merged: _valid_alliance(db, merged, alliance_id),
+            lambda active: set_alliance_active(db, subject, alliance_id, active))
     return alliance
 
 
 def set_alliance_active(db: Session, subject: Subject, alliance_id: int, active: bool) -> Alliance:
     alliance = get_alliance(db, alliance_id)
     _require_system_admin(subject)
-    if alliance.active != active:
-        detail = audit.diff({"active": alliance.active}, {"active": active})
-        alliance.active = active
-        db.flush()
-        audit.record(db, subject, "reactivate" if active else "deactivate", "alliance", alliance.id, detail=detail)
+    _switch_active(db, subject, alliance, "alliance", active)
     return alliance
 
 
@@ -397,53 +425,23 @@ def parse_date(value: str | None, field_name: str) -> date | None:
 
 
 def _valid_institution(db: Session, raw: dict[str, Any], self_id: int | None) -> InstitutionIn:
-    fields: dict[str, str] = {}
-    data: InstitutionIn | None = None
-    try:
-        data = parse(InstitutionIn, raw)
-    except InvalidInput as exc:
-        fields = dict(exc.fields)
-    name = data.name if data else _text(raw, "name")
-    code = data.code if data else _text(raw, "code")
-    other = repo.institution_where(db, name=name) if name else None
-    if other is not None and other.id != self_id:
-        fields["name"] = "已有同名机构"
-    other = repo.institution_where(db, code=code) if code else None
-    if other is not None and other.id != self_id:
-        fields["code"] = "该登记号已被其他机构使用"
-    if fields or data is None:
-        raise InvalidInput(fields=fields)
-    return data
+    return _valid(db, InstitutionIn, raw, self_id, (
+        ("name", lambda name: repo.institution_where(db, name=name), "已有同名机构"),
+        ("code", lambda code: repo.institution_where(db, code=code), "该登记号已被其他机构使用")))
 
 
 def create_institution(db: Session, subject: Subject, data: InstitutionIn | dict[str, Any]) -> Institution:
     _require_system_admin(subject)
-    data = _valid_institution(db, data if isinstance(data, dict) else data.model_dump(), None)
-    values = {k: _plain(v) for k, v in data.model_dump().items()}
-    inst = Institution(**values, active=True)
-    db.add(inst)
-    db.flush()
-    audit.record(db, subject, "create", "institution", inst.id, detail=audit.diff({}, values))
-    return inst
+    return _create(db, subject, Institution, "institution",
+                   _valid_institution(db, data if isinstance(data, dict) else data.model_dump(), None))
 
 
 def update_institution(db: Session, subject: Subject, institution_id: int, changes: dict[str, Any]) -> Institution:
     inst = get_institution(db, institution_id)
     _require(can_edit_institution(subject, institution_id))
-    changes = dict(changes)
-    active = changes.pop("active", None)
-    before = _snapshot(inst, INSTITUTION_FIELDS)
-    data = _valid_institution(db, {**before, **{k: v for k, v in changes.items() if k in INSTITUTION_FIELDS}},
-                              institution_id)
-    after = {k: _plain(v) for k, v in data.model_dump().items()}
-    detail = audit.diff(before, after)
-    for name, value in after.items():
-        setattr(inst, name, value)
-    if detail:
-        db.flush()
-        audit.record(db, subject, "update", "institution", inst.id, detail=detail)
-    if active is not None and bool(active) != inst.active:
-        set_institution_active(db, subject, institution_id, bool(active))
+    _update(db, subject, inst, "institution", INSTITUTION_FIELDS, changes,
+            lambda merged: _valid_institution(db, merged, institution_id),
+            lambda active: set_institution_active(db, subject, institution_id, active))
     return inst
 
 
@@ -451,11 +449,7 @@ def set_institution_active(db: Session, subject: Subject, institution_id: int, a
     """Deactivate or reactivate (never delete: referrals and records point at institutions)."""
     inst = get_institution(db, institution_id)
     _require_system_admin(subject)
-    if inst.active != active:
-        detail = audit.diff({"active": inst.active}, {"active": active})
-        inst.active = active
-        db.flush()
-        audit.record(db, subject, "reactivate" if active else "deactivate", "institution", inst.id, detail=detail)
+    _switch_active(db, subject, inst, "institution", active)
     return inst
 
 
