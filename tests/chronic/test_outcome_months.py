@@ -207,3 +207,54 @@ def test_groupings_export_english_and_bad_input(db, client, world) -> None:  # t
         en = client.get("/chronic/outcomes/monthly").text
         assert "Outcomes by month" in en and "Follow-up completion" in en and "3-month cohort" in en
         assert "控制率" not in en and "随访完成率" not in en
+
+
+def test_the_monthly_figures_through_the_json_api(db, client, world) -> None:  # type: ignore[no-untyped-def]
+    team = world["teams"][0]
+    url = "/api/v1/chronic/outcomes/monthly"
+    with clock.frozen(_at(TODAY)):
+        assert client.get(url).status_code == 401
+        b.login(client, "gqdoctor")
+        r = client.get(url, params={"by": "team", "group": str(team.id), "start": "2026-01", "end": "2026-12"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert (body["condition"], body["by"], body["group"], body["name"], body["start"], body["end"]) == (
+            "hypertension", "team", str(team.id), team.name, "2026-01", "2026-12")
+        assert body["built_at"] is None and [m["month"] for m in body["months"]] == [f"2026-{m:02d}" for m in range(1, 13)]
+        for m in body["months"]:  # the same count from the tables as the page's
+            end = min(_first(date.fromisoformat(m["month"] + "-01"), -1) - timedelta(days=1), TODAY)
+            cohort, controlled, due, done = _direct(db, team.id, end)
+            assert (m["cohort"], m["controlled"], m["due"], m["done"]) == (cohort, controlled, due, done), m["month"]
+            assert m["control_rate"] == (controlled / cohort if cohort else None)
+            assert m["controlled"] + m["uncontrolled"] + m["unmeasured"] + m["missed"] == m["cohort"]
+        page = client.get(f"/chronic/outcomes/monthly?by=team&group={team.id}&start=2026-01&end=2026-12").text
+        assert _chart(page, "rate-chart")["series"][0]["data"] == [
+            None if m["control_rate"] is None else round(100 * m["control_rate"], 1) for m in body["months"]]
+        assert [g["key"] for g in body["groups"]][:2] == [str(t.id) for t in world["teams"]]
+        latest = {g["key"]: g["latest"] for g in body["groups"]}
+        assert latest[str(team.id)] == body["months"][-1]
+        # the whole institution: the two teams added up; stored figures once built, the same numbers
+        whole = client.get(url, params={"start": "2026-01"}).json()
+        assert whole["group"] == "" and whole["name"] == "本机构合计"
+        assert [m["cohort"] for m in whole["months"]] == [
+            sum(latest["cohort"] for latest in months) for months in zip(*[
+                client.get(url, params={"group": str(t.id), "start": "2026-01"}).json()["months"]
+                for t in world["teams"]], strict=True)]
+        outcome_months.rebuild(db, world["centre"].id)
+        stored = client.get(url, params={"start": "2026-01"}).json()
+        assert stored["built_at"] is not None and stored["months"] == whole["months"]
+        for by in ("village", "doctor", "institution"):
+            assert client.get(url, params={"by": by, "condition": "diabetes_t2"}).status_code == 200
+        # bad filter values: 422 in the contract's body, never a 500 nor a silent fallback
+        for bad, field in ((("by", "nothing"), "by"), (("condition", "smi"), "condition"),
+                           (("start", "2026-13"), "start"), (("end", "abc"), "end"), (("group", "999999"), "group"),
+                           (("start", "2020-01"), "start"), (("end", "2027-03"), "end")):
+            r = client.get(url, params=dict([bad]))
+            assert r.status_code == 422, bad
+            assert r.json()["error"] == "invalid_input" and field in str(r.json()["fields"]), (bad, r.json())
+        r = client.get(url, params={"start": "2026-10", "end": "2026-03"})
+        assert r.status_code == 422 and "start" in r.json()["fields"]
+    spec = client.get("/api/openapi.json").json()
+    op = spec["paths"][url]["get"]
+    assert {p["name"] for p in op["parameters"]} >= {"condition", "by", "group", "start", "end"}
+    assert "OutcomeMonthOut" in spec["components"]["schemas"] and "422" in op["responses"]

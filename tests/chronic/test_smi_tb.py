@@ -196,3 +196,35 @@ def test_the_smi_and_tb_forms_and_the_closing_on_the_pages(db, client, world, mo
             assert client.get(path).status_code == 200, path
         assert not untranslated(asked)
         assert not {m for m in i18n.MISSING_LABELS if m.startswith("chronic")}
+
+
+def test_the_closing_assessment_in_the_registrations_json(db, client, world) -> None:  # type: ignore[no-untyped-def]
+    sub = world["sub"]
+    with clock.frozen(_at(D)):
+        reg = registry.enrol(db, sub, registry.EnrolIn(world["张建国"].id, "tb", icd10="A15.0", notified_on=D,
+                                                       team_id=world["team"].id))
+        htn = registry.enrol(db, sub, registry.EnrolIn(world["李秀英"].id, "hypertension", icd10="I10",
+                                                       risk_level="low", team_id=world["team"].id))
+        b.login(client, "gqdoctor")
+        before = client.get(f"/api/v1/chronic/registrations/{reg.id}")
+        assert before.status_code == 200 and before.json()["tb_closing"] is None
+    stop = D + timedelta(days=60)
+    with clock.frozen(_at(stop)):
+        registry.close_tb(db, sub, reg.id, registry.ClosingIn(stop, "lost", 60, 20, note="外出务工失联"))
+        db.flush()
+        r = client.get(f"/api/v1/chronic/registrations/{reg.id}")
+        assert r.status_code == 200
+        body = r.json()
+        closing = body["tb_closing"]
+        assert (body["status"], body["tb_phase"]) == ("lost", "completed")
+        assert {k: closing[k] for k in ("stopped_on", "outcome", "doses_due", "doses_taken", "regular", "note",
+                                        "assessed_by_user_id")} == {
+            "stopped_on": stop.isoformat(), "outcome": "lost", "doses_due": 60, "doses_taken": 20, "regular": False,
+            "note": "外出务工失联", "assessed_by_user_id": sub.user_id}
+        assert closing["visits_due"] >= 1 and closing["assessed_by"] == repository.user_names(
+            db, [sub.user_id])[sub.user_id]
+        assert client.get(f"/api/v1/chronic/registrations/{htn.id}").json()["tb_closing"] is None
+        missing = client.get("/api/v1/chronic/registrations/99999999")
+        assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    schema = client.get("/api/openapi.json").json()["components"]["schemas"]
+    assert "tb_closing" in schema["RegistrationDetailOut"]["properties"] and "TbClosingOut" in schema

@@ -1,5 +1,6 @@
 """Chronic-care JSON API (/api/v1/chronic/...): family-doctor teams and members, contracts (sign, renew,
-terminate), signing rates, the registries (enrol, status, risk, TB phase, history) and screening rounds with
+terminate), signing rates, the registries (enrol, status, risk, TB phase, history; a TB registration's closing
+assessment with it) and screening rounds with
 their readings and the doctor's decisions. Member HIS systems post through it as the pages do; the rules and
 errors are the services' (404 for another institution's records, 409 for a state conflict, 422 with `fields`)."""
 
@@ -34,6 +35,7 @@ from yilianti.chronic.schemas import (
     RoundIn,
     RoundOut,
     StatusIn,
+    TbClosingOut,
     TeamOut,
     TeamRatesOut,
     TerminateIn,
@@ -135,10 +137,13 @@ def list_registrations(db: DB, subject: Clinical, page: PageNo = 1, per_page: Li
 def _detail(db: Session, subject: Subject, registration_id: int) -> RegistrationDetailOut:
     reg = registry.require_registration(db, subject, registration_id)
     nxt = repository.open_follow_up(db, reg.id)
+    closing = repository.tb_closing(db, reg.id) if reg.condition == "tb" else None
     return RegistrationDetailOut(
         **RegistrationOut.model_validate(reg).model_dump(),
         events=[EventOut.model_validate(e) for e, _ in repository.registration_events(db, reg.id)],
-        next_follow_up=NextFollowUpOut.model_validate(nxt) if nxt else None)
+        next_follow_up=NextFollowUpOut.model_validate(nxt) if nxt else None,
+        tb_closing=TbClosingOut.model_validate(closing[0]).model_copy(update={"assessed_by": closing[1]})
+        if closing else None)
 
 
 @router.post("/registrations", status_code=201, response_model=RegistrationDetailOut)

@@ -10,11 +10,12 @@ Why stored: computed on the fly, the 12 months of a 50,000-patient registry took
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 
 from sqlalchemy.orm import Session
 
+from yilianti.alliance.repository import alliances_with_role_of, current_memberships, institution_names
 from yilianti.chronic import outcomes, repository
 from yilianti.chronic import teams as team_rules
 from yilianti.kit import clock
@@ -96,3 +97,86 @@ def monthly(db: Session, institutions: list[int], condition: str, grouping: str,
         return out, min(r.computed_at for r in marks)
     data = outcomes.programme(db, institutions, condition, start, end)
     return outcomes.monthly_by(data, condition, key_of(db, grouping, institutions[0], data.regs)), None
+
+
+# ------------------------------------------------------------------ what the page and the JSON API show
+
+MAX_MONTHS = 36  # the longest period the charts show
+
+
+def _month(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value.strip() + "-01") if value.strip() else None
+    except ValueError:
+        return None
+
+
+def period(start: str, end: str) -> tuple[date, date]:
+    """From the first of the start month to the end month's last day (today in the current month); the last
+    12 months by default, at most `MAX_MONTHS`."""
+    today = clock.today_local()
+    e = _month(end) or outcomes.month_first(today)
+    e = min(e, outcomes.month_first(today))
+    s = _month(start) or outcomes.month_first(e, 11)
+    s = max(min(s, e), outcomes.month_first(e, MAX_MONTHS - 1))
+    last = min(outcomes.month_first(e, -1).toordinal() - 1, today.toordinal())
+    return s, date.fromordinal(last)
+
+
+def institutions_led(db: Session, inst: int) -> dict[int, str]:
+    """The acting institution, and the members in force of the alliances it leads."""
+    ids = {inst}
+    for alliance, role in alliances_with_role_of(db, inst):
+        if role == "lead":
+            ids |= {m.institution_id for m in current_memberships(db, alliance.id, clock.today_local())}
+    names = institution_names(db, ids)
+    return dict(sorted(names.items(), key=lambda kv: (kv[0] != inst, kv[1])))
+
+
+def groups_of(db: Session, by: str, inst: int, members: dict[int, str]) -> list[tuple[str, str]]:
+    """The groups (key, name) in order, the unassigned last (keys as `key_of` gives them)."""
+    if by == "team":
+        return [(str(tm.id), tm.name) for tm in repository.teams_of(db, inst)] + [("none", "未分配团队")]
+    if by == "doctor":
+        return [(str(u), n) for u, n in repository.doctors_of(db, inst)] + [("none", "未指定")]
+    if by == "village":
+        names = dict.fromkeys(v for tm in repository.teams_of(db, inst) for v in team_rules.villages(tm.village))
+        return [(v, v) for v in names] + [("none", "地址未注明服务村")]
+    return [(str(i), n) for i, n in members.items()]
+
+
+def total(months: list[list[outcomes.Month]], labels: list[str]) -> list[outcomes.Month]:
+    out = [outcomes.Month(label) for label in labels]
+    for series in months:
+        for total, m in zip(out, series, strict=True):
+            for name in ("registered", "under_care", "lost", "cohort", *outcomes.OUTCOME_KINDS, "due", "done"):
+                setattr(total, name, getattr(total, name) + getattr(m, name))
+    return out
+
+
+@dataclass
+class Figures:
+    """One registry's monthly figures as the page and the API show them: each group's series, the groups (key,
+    name) in order, the group asked for ("" for the whole, also when the key names no group) with its name and
+    series, the month labels, and when the stored figures were built (None: computed now)."""
+    per_group: dict[Hashable, list[outcomes.Month]]
+    groups: list[tuple[str, str]]
+    group: str
+    name: str
+    series: list[outcomes.Month]
+    labels: list[str]
+    built: datetime | None
+
+
+def figures(db: Session, inst: int, condition: str, by: str, group: str, start: date, end: date) -> Figures:
+    """The figures of `period` [start, end] grouped `by` team, village, doctor or member institution (a lead
+    institution's alliance members; the others: the institution's own registry)."""
+    members = institutions_led(db, inst)
+    scope = list(members) if by == "institution" else [inst]
+    per_group, built = monthly(db, scope, condition, by, start, end)
+    labels = [m.month for m in outcomes.months_of(start, end)]
+    groups = [(k, n) for k, n in groups_of(db, by, inst, members) if k in per_group or k != "none"]
+    group = group if group in dict(groups) else ""
+    series = per_group.get(group) or total([], labels) if group else total(list(per_group.values()), labels)
+    name = dict(groups).get(group, "") if group else ("全部" if by == "institution" else "本机构合计")
+    return Figures(per_group, groups, group, name, series, labels, built)

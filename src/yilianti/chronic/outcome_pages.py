@@ -7,18 +7,12 @@ and the table as xlsx."""
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from yilianti.alliance.repository import alliances_with_role_of, current_memberships, institution_names
 from yilianti.auth.deps import DB, CurrentSubject
 from yilianti.chronic import outcome_months, outcomes, repository, service
-from yilianti.chronic import teams as team_rules
 from yilianti.exceptions import NotFound
-from yilianti.kit import clock
 from yilianti.kit.i18n import code_table
 from yilianti.web.render import render_page, t, xlsx_response
 
@@ -28,59 +22,6 @@ GROUPINGS = code_table("chronic.outcome_grouping", {"team": "家庭医生团队"
                                                     "institution": "成员机构"})
 KIND_LABELS = code_table("chronic.outcome_3m", {"controlled": "控制", "uncontrolled": "未控制",
                                                 "unmeasured": "随访未测量", "missed": "3个月内未随访"})
-MAX_MONTHS = 36
-
-
-def _month(value: str) -> date | None:
-    try:
-        return date.fromisoformat(value.strip() + "-01") if value.strip() else None
-    except ValueError:
-        return None
-
-
-def period(start: str, end: str) -> tuple[date, date]:
-    """From the first of the start month to the end month's last day (today in the current month); the last
-    12 months by default, at most `MAX_MONTHS`."""
-    today = clock.today_local()
-    e = _month(end) or outcomes.month_first(today)
-    e = min(e, outcomes.month_first(today))
-    s = _month(start) or outcomes.month_first(e, 11)
-    s = max(min(s, e), outcomes.month_first(e, MAX_MONTHS - 1))
-    last = min(outcomes.month_first(e, -1).toordinal() - 1, today.toordinal())
-    return s, date.fromordinal(last)
-
-
-def _institutions(db: Any, inst: int) -> dict[int, str]:
-    """The acting institution, and the members in force of the alliances it leads."""
-    ids = {inst}
-    for alliance, role in alliances_with_role_of(db, inst):
-        if role == "lead":
-            ids |= {m.institution_id for m in current_memberships(db, alliance.id, clock.today_local())}
-    names = institution_names(db, ids)
-    return dict(sorted(names.items(), key=lambda kv: (kv[0] != inst, kv[1])))
-
-
-def _groups(db: Any, by: str, inst: int, members: dict[int, str]) -> list[tuple[str, str]]:
-    """The groups (key, name) in order, the unassigned last (keys as `outcome_months.key_of` gives them)."""
-    if by == "team":
-        return [(str(tm.id), tm.name) for tm in repository.teams_of(db, inst)] + [("none", "未分配团队")]
-    if by == "doctor":
-        return [(str(u), n) for u, n in repository.doctors_of(db, inst)] + [("none", "未指定")]
-    if by == "village":
-        names = dict.fromkeys(v for tm in repository.teams_of(db, inst) for v in team_rules.villages(tm.village))
-        return [(v, v) for v in names] + [("none", "地址未注明服务村")]
-    return [(str(i), n) for i, n in members.items()]
-
-
-def _total(months: list[list[outcomes.Month]], labels: list[str]) -> list[outcomes.Month]:
-    out = [outcomes.Month(label) for label in labels]
-    for series in months:
-        for total, m in zip(out, series, strict=True):
-            for name in ("registered", "under_care", "lost", "cohort", *outcomes.OUTCOME_KINDS, "due", "done"):
-                setattr(total, name, getattr(total, name) + getattr(m, name))
-    return out
-
-
 def _pct(value: float | None) -> float | None:
     return None if value is None else round(100 * value, 1)
 
@@ -97,16 +38,9 @@ def monthly(request: Request, db: DB, subject: CurrentSubject, condition: str = 
     inst = subject.acting_institution_id
     condition = condition if condition in repository.MEASURED else "hypertension"
     by = by if by in GROUPINGS else "team"
-    s, e = period(start, end)
-    members = _institutions(db, inst)
-    scope = list(members) if by == "institution" else [inst]
-    per_group, built = outcome_months.monthly(db, scope, condition, by, s, e)
-    groups = _groups(db, by, inst, members)
-    labels = [m.month for m in outcomes.months_of(s, e)]
-    groups = [(k, n) for k, n in groups if k in per_group or k != "none"]
-    group = group if group in dict(groups) else ""
-    series = per_group.get(group) or _total([], labels) if group else _total(list(per_group.values()), labels)
-    name = dict(groups).get(group) if group else ("全部" if by == "institution" else "本机构合计")
+    s, e = outcome_months.period(start, end)
+    f = outcome_months.figures(db, inst, condition, by, group, s, e)
+    series, groups, group, name, labels, per_group = f.series, f.groups, f.group, f.name, f.labels, f.per_group
     if format == "xlsx":
         rows = [(m.month, m.registered, m.under_care, m.lost, m.cohort, m.controlled, m.uncontrolled, m.unmeasured,
                  m.missed, _pct(m.control_rate), m.due, m.done, _pct(m.completion)) for m in series]
@@ -121,5 +55,5 @@ def monthly(request: Request, db: DB, subject: CurrentSubject, condition: str = 
         "condition": condition, "conditions": {c: service.CONDITIONS[c] for c in repository.MEASURED},
         "by": by, "groupings": GROUPINGS, "group": group, "groups": groups, "name": name, "series": series,
         "chart": chart, "latest": latest, "kinds": KIND_LABELS, "start": f"{s:%Y-%m}", "end": f"{e:%Y-%m}",
-        "headers": HEADERS, "pct": _pct, "built": built,
+        "headers": HEADERS, "pct": _pct, "built": f.built,
         "query": f"condition={condition}&by={by}&group={group}&start={s:%Y-%m}&end={e:%Y-%m}"})

@@ -152,9 +152,26 @@ class NextFollowUpOut(_Out):
     reason: str
 
 
+class TbClosingOut(_Out):
+    """A TB treatment's closing assessment (结案评估): the stop and its outcome (cured | completed | failed | died |
+    lost | mdr), the visits and doses due and made, regular treatment (规则服药: at least 90 % of the doses)."""
+    stopped_on: date
+    outcome: str
+    visits_due: int | None
+    visits_done: int | None
+    doses_due: int | None
+    doses_taken: int | None
+    regular: bool
+    note: str | None
+    assessed_by_user_id: int | None
+    assessed_by: str | None = Field(default=None, description="the assessing user's name")
+    assessed_at: datetime
+
+
 class RegistrationDetailOut(RegistrationOut):
     events: list[EventOut]
     next_follow_up: NextFollowUpOut | None
+    tb_closing: TbClosingOut | None = Field(default=None, description="TB: the closing assessment, once made")
 
 
 class RoundIn(BaseModel):
@@ -345,3 +362,39 @@ class UploadOut(BaseModel):
     repeats: int
     alarms: int
     errors: list[RowErrorOut]
+
+
+class OutcomeMonthOut(BaseModel):
+    """One month's figures as of its end (the Simple hypertension programme's rules, chronic/outcomes.py)."""
+    month: str = Field(description="YYYY-MM")
+    registered: int = Field(description="registrations counted: under care or marked lost as of the month's end")
+    under_care: int = Field(description="registered within 12 months or seen (a recorded follow-up) within them")
+    lost: int = Field(description="registered before the 12 months and not seen within them")
+    cohort: int = Field(description="the 3-month cohort: under care and registered before the 3 months")
+    controlled: int
+    uncontrolled: int
+    unmeasured: int = Field(description="visited in the 3 months without a measurement")
+    missed: int = Field(description="no visit in the 3 months")
+    control_rate: float | None = Field(description="controlled ÷ cohort (0–1); null for an empty cohort")
+    due: int = Field(description="follow-ups due in the month, not cancelled")
+    done: int = Field(description="of those, done by the month's end")
+    completion: float | None = Field(description="done ÷ due (0–1); null when none was due")
+
+
+class MonthlyGroupOut(BaseModel):
+    key: str = Field(description="the group's key for `group`: team or doctor id, village name, institution id, "
+                                 "\"none\" for the unassigned")
+    name: str
+    latest: OutcomeMonthOut | None = Field(description="the group's last month")
+
+
+class MonthlyOut(BaseModel):
+    condition: str
+    by: str
+    group: str = Field(description="the group shown; \"\" for the whole institution (or all members)")
+    name: str
+    start: str = Field(description="YYYY-MM")
+    end: str = Field(description="YYYY-MM")
+    built_at: datetime | None = Field(description="when the stored figures were built; null: computed now")
+    months: list[OutcomeMonthOut]
+    groups: list[MonthlyGroupOut]

@@ -1,7 +1,7 @@
 """Chronic care's work through the JSON API (/api/v1/chronic/...): the overdue follow-ups (per team, doctor,
 village), one follow-up read and its visit recorded (the national form's fields, classified and the next one
 planned by chronic/rules.py), the phone-call log, the alarms with acknowledgement and the prefilled urgent
-up-referral, and device readings (list; upload as CSV in the documented format with per-row errors). Member
+up-referral, device readings, and the monthly outcome figures of the charts (list; upload as CSV in the documented format with per-row errors). Member
 HIS systems and device gateways post here as the pages do: the same services, so the same authorisation
 (`authz.policy.require_patient`, which audits a read of a patient the institution sees through a care
 relationship or grant) and the contract's errors (404, 409, 422 with `fields`)."""
@@ -13,13 +13,16 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from yilianti.auth.deps import DB, Clinical
-from yilianti.chronic import alarms, readings, reminders, repository, service, visit
+from yilianti.chronic import alarms, outcome_months, outcomes, readings, reminders, repository, service, visit
 from yilianti.chronic.schemas import (
     AckIn,
     AlarmOut,
     CallIn,
     CallOut,
     FollowUpOut,
+    MonthlyGroupOut,
+    MonthlyOut,
+    OutcomeMonthOut,
     OverdueOut,
     ReadingOut,
     RowErrorOut,
@@ -139,3 +142,43 @@ async def upload_readings(request: Request, db: DB, subject: Clinical,
     result = readings.upload(db, subject, await request.body(), device=device)
     return UploadOut(imported=result.imported, repeats=result.repeats, alarms=result.alarms,
                      errors=[RowErrorOut(row=n, field=f, message=m) for n, f, m in result.errors])
+
+
+MONTH = "^([0-9]{4}-(0[1-9]|1[0-2]))?$"
+
+
+def _month_out(m: outcomes.Month) -> OutcomeMonthOut:
+    return OutcomeMonthOut(month=m.month, **{name: getattr(m, name) for name in outcome_months.COUNTS},
+                    control_rate=m.control_rate, completion=m.completion)
+
+
+@router.get("/outcomes/monthly", response_model=MonthlyOut)
+def monthly_outcomes(db: DB, subject: Clinical,
+                     condition: str = Query(default="hypertension", pattern="^(hypertension|diabetes_t2)$"),
+                     by: str = Query(default="team", pattern="^(team|village|doctor|institution)$"),
+                     group: str = Query(default="", max_length=100,
+                                        description="a key of `groups` (\"\": the whole institution)"),
+                     start: str = Query(default="", pattern=MONTH, description="YYYY-MM; default 11 months before end"),
+                     end: str = Query(default="", pattern=MONTH, description="YYYY-MM; default the current month"),
+                     ) -> MonthlyOut:
+    """The monthly outcome charts' figures (/chronic/outcomes/monthly) of the acting institution's hypertension or
+    diabetes registry, by the Simple hypertension programme's rules: month by month, for the whole institution or
+    one group (`by` team, village, responsible doctor, or member institution of the alliances it leads), with
+    every group's last month; at most 36 months, the current one to today. Stored figures when built
+    (`built_at`), otherwise computed now."""
+    if subject.acting_institution_id is None:
+        raise NotFound()
+    s, e = outcome_months.period(start, end)
+    if end and f"{e:%Y-%m}" != end:
+        raise InvalidInput(fields={"end": "结束月份不能晚于本月"})
+    if start and start > f"{e:%Y-%m}":
+        raise InvalidInput(fields={"start": "开始月份不能晚于结束月份"})
+    if start and f"{s:%Y-%m}" != start:
+        raise InvalidInput(fields={"start": f"最多查询 {outcome_months.MAX_MONTHS} 个月"})
+    f = outcome_months.figures(db, subject.acting_institution_id, condition, by, group.strip(), s, e)
+    if group.strip() and f.group != group.strip():
+        raise InvalidInput(fields={"group": "没有这个分组"})
+    return MonthlyOut(condition=condition, by=by, group=f.group, name=f.name, start=f"{s:%Y-%m}", end=f"{e:%Y-%m}",
+                      built_at=f.built, months=[_month_out(m) for m in f.series],
+                      groups=[MonthlyGroupOut(key=k, name=n, latest=_month_out(f.per_group[k][-1])
+                                              if f.per_group.get(k) else None) for k, n in f.groups])
