@@ -197,11 +197,8 @@ def import_encounters(db: Session, subject: Subject, institution_id: int, rows: 
         patient = owners.get(ids.get(data.resident_id or "") or "")
         out.matched += patient is not None
         dept = (data.department or "").strip()[:64] or None
-        values = {"kind": data.kind, "visit_date": data.visit_date, "discharge_date": data.discharge_date,
-                  "day": counted_on(data.kind, data.visit_date, data.discharge_date), "department_name": dept,
-                  "department_id": departments.get(dept or ""), "patient_id": patient, "tcm": bool(data.tcm),
-                  "total_cost": data.total_cost or 0.0, "insurance_paid": data.insurance_paid or 0.0,
-                  "imported_by_user_id": subject.user_id, "imported_at": now}
+        values = {**_visit(data, subject.user_id, now), "department_name": dept,
+                  "department_id": departments.get(dept or ""), "patient_id": patient, "tcm": bool(data.tcm)}
         _store(existing.get(data.source_no), values, new, ids_of,
                {"institution_id": institution_id, "source_no": data.source_no})
     out.created, out.updated = len(new), len(rows) - len(new)
@@ -218,6 +215,14 @@ def _resident_id(value: str) -> str | None:
         return validate.resident_id(value.strip().upper()).number
     except ValueError:
         return None
+
+
+def _visit(data: EncounterIn | OutOfCountyIn, user_id: int | None, now: Any) -> dict[str, Any]:
+    """The columns an encounter and an out-of-county visit share: kind, days (and the one that dates it), money, who
+    imported it when."""
+    return {"kind": data.kind, "visit_date": data.visit_date, "discharge_date": data.discharge_date,
+            "day": counted_on(data.kind, data.visit_date, data.discharge_date), "total_cost": data.total_cost or 0.0,
+            "insurance_paid": data.insurance_paid or 0.0, "imported_by_user_id": user_id, "imported_at": now}
 
 
 def _store(row: Any, values: dict[str, Any], new: list[dict[str, Any]], ids_of: list[int], key: dict[str, Any]) -> None:
@@ -258,11 +263,8 @@ def import_register(db: Session, subject: Subject, alliance_id: int, rows: list[
     new: list[dict[str, Any]] = []
     ids_of: list[int] = []
     for data in rows:
-        values = {"kind": data.kind, "hospital": data.hospital, "home_institution_id": data.home_institution_id,
-                  "visit_date": data.visit_date, "discharge_date": data.discharge_date,
-                  "day": counted_on(data.kind, data.visit_date, data.discharge_date),
-                  "total_cost": data.total_cost or 0.0, "insurance_paid": data.insurance_paid or 0.0,
-                  "imported_by_user_id": subject.user_id, "imported_at": now}
+        values = {**_visit(data, subject.user_id, now), "hospital": data.hospital,
+                  "home_institution_id": data.home_institution_id}
         _store(existing.get(data.settlement_no), values, new, ids_of,
                {"alliance_id": alliance_id, "settlement_no": data.settlement_no})
     out.created, out.updated = len(new), len(rows) - len(new)
