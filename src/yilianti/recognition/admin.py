@@ -47,6 +47,22 @@ def _invalidate_snapshot() -> None:
     fastpath.invalidate()
 
 
+def _changed(db: Session, actor: Subject | None, action: str, resource_type: str, row_id: int,
+             detail: dict[str, Any]) -> None:
+    """Every change of the catalogue: flushed, audited, and the lookup's snapshot dropped (a change it missed
+    would keep answering from the old catalogue until the next reload)."""
+    db.flush()
+    audit.record(db, actor, action, resource_type, row_id, detail=detail)
+    _invalidate_snapshot()
+
+
+def _saved(db: Session, actor: Subject | None, resource_type: str, row_id: int, before: dict[str, Any] | None,
+           after: dict[str, Any]) -> None:
+    """A created (`before` None) or updated row, audited with its view before and after."""
+    _changed(db, actor, "create" if before is None else "update", resource_type, row_id,
+             {"before": before, "after": after} if before else {"after": after})
+
+
 def parse_price_yuan(value: str | None) -> tuple[int | None, str | None]:
     """'120' / '120.5' → fen; '' → None. Returns (fen, error)."""
     value = (value or "").strip()
@@ -163,10 +179,7 @@ def save_item(db: Session, actor: Subject | None, data: ItemIn, item_id: int | N
             if (system, c) not in have:
                 db.add(RecognitionItemCode(item_id=item.id, system=system, code=c))
     db.flush()
-    after = _item_view(db, item)
-    audit.record(db, actor, "create" if before is None else "update", "recognition_item", item.id,
-                 detail={"before": before, "after": after} if before else {"after": after})
-    _invalidate_snapshot()
+    _saved(db, actor, "recognition_item", item.id, before, _item_view(db, item))
     return item
 
 
@@ -211,9 +224,7 @@ def remove_rule(db: Session, actor: Subject | None, rule_id: int) -> None:
     detail = {"item": item.code if item else None, "scope": scope.code if scope else None,
               "valid_days": rule.valid_days}
     db.delete(rule)
-    db.flush()
-    audit.record(db, actor, "delete", "recognition_rule", rule_id, detail=detail)
-    _invalidate_snapshot()
+    _changed(db, actor, "delete", "recognition_rule", rule_id, detail)
 
 
 def _int(value: str | int | None) -> int | None:
@@ -285,10 +296,7 @@ def save_qualification(db: Session, actor: Subject | None, data: QualificationIn
         qual.item_id, qual.scope_id, qual.institution_id = item.id, scope.id, inst.id
         qual.qc_from, qual.qc_to, qual.qc_body = qc_from, qc_to, body
     db.flush()
-    after = _qual_view(db, qual)
-    audit.record(db, actor, "create" if before is None else "update", "recognition_qualified", qual.id,
-                 detail={"before": before, "after": after} if before else {"after": after})
-    _invalidate_snapshot()
+    _saved(db, actor, "recognition_qualified", qual.id, before, _qual_view(db, qual))
     return qual
 
 
@@ -306,6 +314,4 @@ def remove_qualification(db: Session, actor: Subject | None, qual_id: int) -> No
         raise NotFound("质控资格不存在")
     detail = _qual_view(db, qual)
     db.delete(qual)
-    db.flush()
-    audit.record(db, actor, "delete", "recognition_qualified", qual_id, detail=detail)
-    _invalidate_snapshot()
+    _changed(db, actor, "delete", "recognition_qualified", qual_id, detail)
