@@ -185,3 +185,16 @@ def build_world(test_db: Any) -> Iterator[World]:
                           factory, second.id, second_token, schedule.id, session.id, lead_token, referral.id, admin_token,
                           report.id, wbc.id, study.id, message.id)
         yield world
+
+
+def client_token(world: World, scope: str = "system/*.read") -> str:
+    """An access token of a new system client of the township (client credentials with its secret)."""
+    from yilianti.auth import clients
+
+    with world.factory() as db:
+        done = clients.register(db, None, world.township_id, "县健康信息平台", scope, with_secret=True)
+        db.commit()
+    answer = httpx.post(world.base + "/oauth/token", data={"grant_type": "client_credentials"},
+                        auth=(done.client.client_id, done.secret or ""))
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["access_token"])

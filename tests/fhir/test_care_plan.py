@@ -13,8 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests import builders as b
-from tests.fhir.helpers import World, build_world, validate
-from yilianti.auth import clients
+from tests.fhir.helpers import World, build_world, client_token, validate
 from yilianti.chronic import service as chronic
 from yilianti.models.alliance import Institution
 from yilianti.models.audit import AuditEvent
@@ -38,16 +37,6 @@ def world(test_db):  # type: ignore[no-untyped-def]
             w.plans = {"wang": wang.id, "zhao": zhao.id}  # type: ignore[attr-defined]
             w.team_id = team.id  # type: ignore[attr-defined]
         yield w
-
-
-def _client_token(world: World, scope: str) -> str:
-    with world.factory() as db:
-        done = clients.register(db, None, world.township_id, "县慢病平台", scope, with_secret=True)
-        db.commit()
-    answer = httpx.post(world.base + "/oauth/token", data={"grant_type": "client_credentials"},
-                        auth=(done.client.client_id, done.secret or ""))
-    assert answer.status_code == 200, answer.text
-    return str(answer.json()["access_token"])
 
 
 def _audit_count(world: World, **where: object) -> int:
@@ -108,7 +97,7 @@ def test_everything_export_and_capability_hold_care_plans(world: World) -> None:
     care_plan = next(r for r in statement.rest[0].resource if r.type == "CarePlan")
     assert {p.name for p in care_plan.searchParam} >= {"patient", "status", "category", "date"}
     assert {i.code for i in care_plan.interaction} >= {"read", "search-type"}
-    token = _client_token(world, "system/*.read")
+    token = client_token(world, "system/*.read")
     auth = {"Authorization": f"Bearer {token}"}
     kick = httpx.get(world.fhir + "/$export", params={"_type": "CarePlan"},
                      headers={"Prefer": "respond-async", **auth})
@@ -126,7 +115,7 @@ def test_everything_export_and_capability_hold_care_plans(world: World) -> None:
 def test_scopes_decide_what_is_read_before_anything_is_queried(world: World) -> None:
     """A token with system/Patient.read only: $everything and _revinclude answer the patient alone, and no read of
     the record (reports, lab results, plans) or of consents is made or audited on its behalf."""
-    token = _client_token(world, "system/Patient.read")
+    token = client_token(world, "system/Patient.read")
     record_reads = _audit_count(world, resource_type="shared_record")
     bundle = world.get(f"/Patient/{world.patients['wang']}/$everything", token)
     assert bundle.status_code == 200
@@ -140,7 +129,7 @@ def test_scopes_decide_what_is_read_before_anything_is_queried(world: World) -> 
         touched = set(db.scalars(select(AuditEvent.resource_type).where(AuditEvent.user_id == client_user)))
     assert touched <= {"patient", "oauth_client", "access_token"}, touched
     # with the record's types too, the same call reads them
-    wider = _client_token(world, "system/Patient.read system/CarePlan.read")
+    wider = client_token(world, "system/Patient.read system/CarePlan.read")
     types = {e["resource"]["resourceType"] for e in world.get(f"/Patient/{world.patients['wang']}/$everything",
                                                                wider).json()["entry"]}
     assert types == {"Patient", "CarePlan"}
@@ -173,7 +162,7 @@ def test_groups_of_the_institution_and_their_export(world: World) -> None:
     # Group/$export: system clients only, of the group's members only
     assert httpx.get(f"{world.fhir}/Group/team-{team_id}/$export", headers={
         "Prefer": "respond-async", **world.headers()}).status_code == 403
-    token = _client_token(world, "system/*.read")
+    token = client_token(world, "system/*.read")
     auth = {"Authorization": f"Bearer {token}"}
     kick = httpx.get(f"{world.fhir}/Group/team-{team_id}/$export", params={"_type": "Patient,CarePlan"},
                      headers={"Prefer": "respond-async", **auth})

@@ -12,8 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.fhir.helpers import World, build_world, validate
-from yilianti.auth import clients
+from tests.fhir.helpers import World, build_world, client_token, validate
 from yilianti.models.audit import AuditEvent
 from yilianti.worker import runner
 
@@ -26,16 +25,6 @@ def world(test_db):  # type: ignore[no-untyped-def]
     yield from build_world(test_db)
 
 
-def _client_token(world: World, scope: str = "system/*.read") -> str:
-    with world.factory() as db:
-        done = clients.register(db, None, world.township_id, "县健康信息平台", scope, with_secret=True)
-        db.commit()
-    answer = httpx.post(world.base + "/oauth/token", data={"grant_type": "client_credentials"},
-                        auth=(done.client.client_id, done.secret or ""))
-    assert answer.status_code == 200, answer.text
-    return str(answer.json()["access_token"])
-
-
 def _kick_off(world: World, token: str, path: str = "/$export", **params: str) -> httpx.Response:
     return httpx.get(world.fhir + path, params=params, headers={**ASYNC, "Authorization": f"Bearer {token}"})
 
@@ -46,7 +35,7 @@ def _run_queue(world: World) -> None:
 
 
 def test_a_system_export_runs_as_a_job_and_holds_only_the_institutions_data(world: World) -> None:
-    token = _client_token(world)
+    token = client_token(world)
     auth = {"Authorization": f"Bearer {token}"}
     kick = _kick_off(world, token)
     assert kick.status_code == 202, kick.text
@@ -70,7 +59,7 @@ def test_a_system_export_runs_as_a_job_and_holds_only_the_institutions_data(worl
     assert {"王小明", "赵老汉", "周阿姨"} <= names and "钱女士" not in names and "孙先生" not in names
     # the files are the client's: no token, or another client's, gets nothing
     assert httpx.get(files["Patient"]["url"]).status_code == 401
-    other = _client_token(world)
+    other = client_token(world)
     assert httpx.get(files["Patient"]["url"], headers={"Authorization": f"Bearer {other}"}).status_code == 404
     assert httpx.get(status_url, headers={"Authorization": f"Bearer {other}"}).status_code == 404
     # DELETE removes the files; the status is gone
@@ -82,7 +71,7 @@ def test_a_system_export_runs_as_a_job_and_holds_only_the_institutions_data(worl
 
 
 def test_type_since_and_refusals(world: World) -> None:
-    token = _client_token(world, "system/Patient.read")
+    token = client_token(world, "system/Patient.read")
     auth = {"Authorization": f"Bearer {token}"}
     kick = _kick_off(world, token, "/Patient/$export", _type="Patient", _since="2000-01-01T00:00:00+08:00")
     assert kick.status_code == 202, kick.text
@@ -110,7 +99,7 @@ def test_type_since_and_refusals(world: World) -> None:
 
 
 def test_fhirpy_kicks_off_an_export(world: World) -> None:
-    token = _client_token(world)
+    token = client_token(world)
     client = fhirpy.SyncFHIRClient(world.fhir, authorization=f"Bearer {token}",
                                    extra_headers={"Prefer": "respond-async"})
     _data, status = client._do_request("get", "$export", returning_status=True)  # noqa: SLF001 - no public kick-off
@@ -140,7 +129,7 @@ def test_progress_is_reported_while_the_job_runs_and_files_expire(world: World, 
     from yilianti.kit import clock
 
     _run_queue(world)  # the exports other tests left queued run first
-    token = _client_token(world, "system/Patient.read system/Consent.read")
+    token = client_token(world, "system/Patient.read system/Consent.read")
     auth = {"Authorization": f"Bearer {token}"}
     kick = _kick_off(world, token, _type="Patient,Consent")
     status_url = kick.headers["content-location"]
