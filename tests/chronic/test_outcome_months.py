@@ -254,6 +254,9 @@ def test_the_monthly_figures_through_the_json_api(db, client, world) -> None:  #
             assert r.json()["error"] == "invalid_input" and field in str(r.json()["fields"]), (bad, r.json())
         r = client.get(url, params={"start": "2026-10", "end": "2026-03"})
         assert r.status_code == 422 and "start" in r.json()["fields"]
+        en = client.get(url, params={"group": "999999"}, headers={"Accept-Language": "en"}).json()
+        assert en["fields"]["group"] == "No such group"
+        assert client.get(url, headers={"Accept-Language": "en"}).json()["name"] == "Institution total"
     spec = client.get("/api/openapi.json").json()
     op = spec["paths"][url]["get"]
     assert {p["name"] for p in op["parameters"]} >= {"condition", "by", "group", "start", "end"}

@@ -35,6 +35,7 @@ from yilianti.kit import repository as kit
 from yilianti.kit.listing import ListParams
 from yilianti.kit.schemas import Id, Limit, PageNo
 from yilianti.models.chronic import ChronicAlarm
+from yilianti.web.render import t
 
 router = APIRouter(prefix="/api/v1/chronic", tags=["chronic care"])
 
@@ -153,7 +154,7 @@ def _month_out(m: outcomes.Month) -> OutcomeMonthOut:
 
 
 @router.get("/outcomes/monthly", response_model=MonthlyOut)
-def monthly_outcomes(db: DB, subject: Clinical,
+def monthly_outcomes(request: Request, db: DB, subject: Clinical,
                      condition: str = Query(default="hypertension", pattern="^(hypertension|diabetes_t2)$"),
                      by: str = Query(default="team", pattern="^(team|village|doctor|institution)$"),
                      group: str = Query(default="", max_length=100,
@@ -174,11 +175,11 @@ def monthly_outcomes(db: DB, subject: Clinical,
     if start and start > f"{e:%Y-%m}":
         raise InvalidInput(fields={"start": "开始月份不能晚于结束月份"})
     if start and f"{s:%Y-%m}" != start:
-        raise InvalidInput(fields={"start": f"最多查询 {outcome_months.MAX_MONTHS} 个月"})
+        raise InvalidInput(fields={"start": "最多查询36个月"})  # outcome_months.MAX_MONTHS
     f = outcome_months.figures(db, subject.acting_institution_id, condition, by, group.strip(), s, e)
     if group.strip() and f.group != group.strip():
         raise InvalidInput(fields={"group": "没有这个分组"})
-    return MonthlyOut(condition=condition, by=by, group=f.group, name=f.name, start=f"{s:%Y-%m}", end=f"{e:%Y-%m}",
+    return MonthlyOut(condition=condition, by=by, group=f.group, name=t(request, f.name), start=f"{s:%Y-%m}", end=f"{e:%Y-%m}",
                       built_at=f.built, months=[_month_out(m) for m in f.series],
-                      groups=[MonthlyGroupOut(key=k, name=n, latest=_month_out(f.per_group[k][-1])
+                      groups=[MonthlyGroupOut(key=k, name=t(request, n), latest=_month_out(f.per_group[k][-1])
                                               if f.per_group.get(k) else None) for k, n in f.groups])
