@@ -5,13 +5,14 @@ is a stored rollup needed?
 
 Data (generated set-based on PostgreSQL, database `ylt_bench_chronic`, dropped and created again): one centre with
 20 family-doctor teams in 20 villages and `--patients` residents, each in the hypertension (4 in 5) or the diabetes
-registry, enrolled over the last three years; a follow-up every 60–120 days from enrolment to today, 85 % done
+registry, enrolled over the last three years, 1 in 50 marked lost, 2 in 25 transferred or deceased (a status
+event on a day since enrolment; follow-ups after it are generated all the same); a follow-up every 60–120 days from enrolment to today, 85 % done
 (within a week of the due date, a BP or glucose each), the rest left open or cancelled.
 
 Measured, interleaved `--runs` times: (a) the page's computation of the hypertension figures for the 12 months to
-today — `outcomes.programme` (three queries: the registry, the visits from 12 months before the first month, the
+today — `outcomes.programme` (four queries: the registry in any status, its status history, the visits from 12 months before the first month, the
 follow-ups due) and `outcomes.monthly_by` per team, as `/chronic/outcomes/monthly` runs it; (b) the same with the
-per-village grouping (the addresses read too); (c) the raw reference: the same three result sets fetched by
+per-village grouping (the addresses read too); (c) the raw reference: the same four result sets fetched by
 psycopg alone, no Python walk; (d) the stored figures (chronic_outcome_month, after one `outcome_months.rebuild`
 of 13 months, timed) read for the same chart. p50 / p95 of each and the ratio of the medians (a)/(c). Decision
 rule (issue 20): if (a) is ≤ 300 ms at p95, no stored rollup — it was not, hence (d).
@@ -53,8 +54,15 @@ def setup(base_url: str, patients: int, today: date) -> tuple[str, int]:
             " SELECT p.id, CASE WHEN p.id % 5 = 0 THEN 'diabetes_t2' ELSE 'hypertension' END,"
             "        CASE WHEN p.id % 5 = 0 THEN 'E11.9' ELSE 'I10' END, CAST(:today AS date) - (p.id * 7919 % 1095)::int,"
             "        :i, (SELECT min(id) FROM family_doctor_team) + p.id % 20,"
-            "        CASE WHEN p.id % 50 = 0 THEN 'lost' ELSE 'under_care' END, now()"
+            "        CASE WHEN p.id % 50 = 0 THEN 'lost' WHEN p.id % 25 = 3 THEN 'transferred'"
+            "             WHEN p.id % 25 = 4 THEN 'deceased' ELSE 'under_care' END, now()"
             " FROM patient p"), {"i": inst, "today": today})
+        c.execute(text(  # the transferred and deceased left care on a day between their enrolment and today
+            "INSERT INTO chronic_registration_event (registration_id, kind, from_value, to_value, effective_on,"
+            " created_at)"
+            " SELECT id, 'status', 'under_care', status,"
+            "        enrolled_on + (id * 131 % GREATEST(CAST(:today AS date) - enrolled_on, 1))::int, now()"
+            " FROM chronic_registration WHERE status IN ('transferred', 'deceased')"), {"today": today})
         c.execute(text(
             "INSERT INTO chronic_follow_up (registration_id, patient_id, institution_id, team_id, due_on, reason,"
             " status, done_on, sbp, dbp, fasting_glucose, created_at)"
@@ -106,9 +114,14 @@ def main() -> int:
 
     def raw() -> None:
         with engine.connect() as c:
-            c.execute(text("SELECT id, patient_id, institution_id, team_id, enrolled_on, responsible_user_id"
+            c.execute(text("SELECT id, patient_id, institution_id, team_id, enrolled_on, responsible_user_id, status"
                            " FROM chronic_registration WHERE institution_id = :i AND condition = 'hypertension'"
-                           " AND enrolled_on <= :e AND status IN ('under_care', 'lost')"), {"i": inst, "e": today}).all()
+                           " AND enrolled_on <= :e"), {"i": inst, "e": today}).all()
+            c.execute(text("SELECT e.registration_id, e.effective_on, e.from_value, e.to_value"
+                           " FROM chronic_registration_event e JOIN chronic_registration r ON r.id = e.registration_id"
+                           " WHERE r.institution_id = :i AND r.condition = 'hypertension' AND r.enrolled_on <= :e"
+                           " AND e.kind = 'status' ORDER BY e.registration_id, e.effective_on, e.id"),
+                      {"i": inst, "e": today}).all()
             c.execute(text("SELECT registration_id, done_on, sbp, dbp, fasting_glucose FROM chronic_follow_up"
                            " WHERE institution_id = :i AND status = 'done' AND done_on >= :s AND done_on <= :e"
                            " ORDER BY done_on, id"), {"i": inst, "s": outcomes.month_first(start, 11), "e": today}).all()
