@@ -101,7 +101,7 @@ def test_the_patient_list_filters_pages_and_exports(db: Session, client) -> None
     # registered here: every row names the acting institution as where the patient was registered
     here = _get(client, "/patients?status=here&per_page=200")
     n_here = _total(here, "pager")
-    places = set(re.findall(r'data-label="登记机构" class="small">([^<]*)</td>', here))
+    places = set(re.findall(r'data-label="登记机构" class="small c-inst">([^<]*)</td>', here))
     assert 0 < n_here <= total and len(places) == 1
     elsewhere = _total(_get(client, "/patients?status=elsewhere"), "pager")
     assert n_here + elsewhere == total
