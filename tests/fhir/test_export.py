@@ -167,3 +167,39 @@ def test_progress_is_reported_while_the_job_runs_and_files_expire(world: World, 
     assert not export.folder(export_id).exists()
     assert httpx.get(status_url, headers=auth).status_code == 404
     assert httpx.get(patients["url"], headers=auth).status_code == 404
+
+
+def test_a_delete_while_the_job_runs_is_not_overwritten_and_its_files_go(world: World, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """DELETE between the job's start and its end: the job's final write finds the export cancelled, leaves it so
+    and removes what it wrote (the status URL stays 404, no file is served)."""
+    from yilianti.fhir import export
+
+    _run_queue(world)  # the exports other tests left queued run first
+    token = client_token(world, "system/Patient.read")
+    auth = {"Authorization": f"Bearer {token}"}
+    kick = _kick_off(world, token, _type="Patient")
+    status_url = kick.headers["content-location"]
+    export_id = int(status_url.rsplit("/", 1)[1])
+    real = export.everything
+    answers: list[int] = []
+
+    def cancelling(db, subject, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not answers:  # the job has started (its folder is there) and has not finished
+            assert export.folder(export_id).exists()
+            if db.get_bind().dialect.name == "postgresql":  # the DELETE on its own connection: not blocked by the job
+                answers.append(httpx.delete(status_url, headers=auth).status_code)
+            else:  # on SQLite the job holds the writer's lock: the DELETE's statements run in the job's transaction
+                export.cancel(db, subject, export_id)
+                answers.append(202)
+        return real(db, subject, *args, **kwargs)
+
+    monkeypatch.setattr(export, "everything", cancelling)
+    _run_queue(world)
+    assert answers == [202]
+    assert httpx.get(status_url, headers=auth).status_code == 404
+    assert httpx.get(f"{status_url}/Patient.ndjson", headers=auth).status_code == 404
+    assert not export.folder(export_id).exists()
+    with world.factory() as db:
+        from yilianti.models.bulk import BulkExport
+        row = db.get(BulkExport, export_id)
+        assert row is not None and row.status == "cancelled" and row.output is None

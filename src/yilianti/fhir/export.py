@@ -159,7 +159,9 @@ class _Writer:
 def run(db: Session, export_id: int) -> None:
     """The job: every patient the client's institution may see (or the group's members), through $everything
     asking only for the export's types, streamed into one ndjson file per type; progress reported in the export's
-    folder as it goes (the row's status commits with the job)."""
+    folder as it goes. The row is not written until the end (no lock held on it while the job runs, so a DELETE
+    answers at once); the final write is conditional (repository.finish_export): an export cancelled meanwhile stays
+    cancelled and the job removes the files it wrote."""
     row = kit.get(db, BulkExport, export_id)
     if row is None or row.status != "queued":
         return  # cancelled before it ran, or already done
@@ -167,7 +169,6 @@ def run(db: Session, export_id: int) -> None:
     if user is None or not user.active:
         row.status, row.error, row.finished_at = "failed", "client deactivated", clock.now()
         return
-    row.status = "running"
     subject = replace(auth.build_subject(db, user, row.institution_id, via_token=True),
                       scopes=frozenset(row.scope.split()))
     types = row.types.split(",")
@@ -186,12 +187,13 @@ def run(db: Session, export_id: int) -> None:
                 if resource["resourceType"] in wanted and _updated_since(resource, row.since):
                     writer.write(resource)
             writer.progress(done, len(patients))
-        row.output = writer.finish()
+        output = writer.finish()
     except BaseException:
         writer.abandon()
         raise
-    row.progress = f"patients {len(patients)}/{len(patients)}"
-    row.status, row.finished_at = "done", clock.now()
+    if not repository.finish_export(db, row.id, output=output, progress=f"patients {len(patients)}/{len(patients)}",
+                                    status="done", finished_at=clock.now()):
+        writer.abandon()  # cancelled while the job ran
 
 
 def progress(row: BulkExport) -> str:
@@ -242,8 +244,11 @@ def file_of(db: Session, subject: Subject, export_id: int, name: str) -> Path:
 
 
 def cancel(db: Session, subject: Subject, export_id: int) -> None:
-    """DELETE on the status URL: a queued export is not run; a finished one's files are removed."""
+    """DELETE on the status URL: a queued export is not run (a running job sees it at its end and removes what it
+    wrote); a finished one's files are removed."""
     row = of_client(db, subject, export_id)
+    finished = row.status != "queued"
     row.status, row.finished_at = "cancelled", clock.now()
-    shutil.rmtree(folder(row.id), ignore_errors=True)
+    if finished:  # a running job's folder is its own until it ends
+        shutil.rmtree(folder(row.id), ignore_errors=True)
     audit.record(db, subject, "cancel", "bulk_export", row.id)

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from yilianti.alliance.repository import current_on
@@ -281,3 +281,11 @@ def exports_finished_before(db: Session, before: datetime) -> list[BulkExport]:
     """Finished exports (done or failed) whose files are due for removal."""
     return list(db.scalars(select(BulkExport).where(BulkExport.status.in_(("done", "failed")),
                                                     BulkExport.finished_at < before)))
+
+
+def finish_export(db: Session, export_id: int, **values: Any) -> bool:
+    """The job's final write, only while the export is still queued (its job's "running" is never committed): a
+    DELETE that committed while the job ran (status cancelled) is not overwritten. False when it was cancelled."""
+    done = db.execute(update(BulkExport).where(BulkExport.id == export_id, BulkExport.status == "queued")
+                      .values(**values).execution_options(synchronize_session="fetch"))
+    return bool(done.rowcount)  # type: ignore[attr-defined]
