@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import random
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import and_, exists, func, or_, select
@@ -88,7 +88,7 @@ def world(db):  # type: ignore[no-untyped-def]
                                    on)
         left[status] = reg
     db.flush()
-    return {"centre": centre, "teams": teams, "regs": regs, "doctor": doctor, "left": left}
+    return {"centre": centre, "teams": teams, "regs": regs, "doctor": doctor, "left": left, "sub": sub}
 
 
 def _first(day: date, back: int) -> date:
@@ -261,3 +261,31 @@ def test_the_monthly_figures_through_the_json_api(db, client, world) -> None:  #
     op = spec["paths"][url]["get"]
     assert {p["name"] for p in op["parameters"]} >= {"condition", "by", "group", "start", "end"}
     assert "OutcomeMonthOut" in spec["components"]["schemas"] and "422" in op["responses"]
+
+
+def test_a_status_change_dated_back_past_the_refresh_rebuilds_its_months(db, world) -> None:  # type: ignore[no-untyped-def]
+    centre = world["centre"].id
+    reg = next(r for r in world["regs"] if r.status == "under_care" and r.enrolled_on < date(2025, 2, 1))
+    at = lambda hour: clock.as_utc(datetime.combine(TODAY, time(hour), clock.SHANGHAI))  # noqa: E731
+
+    def figures() -> tuple[dict, dict]:  # type: ignore[type-arg]
+        stored, built = outcome_months.monthly(db, [centre], "hypertension", "all", date(2025, 2, 1), TODAY)
+        data = outcomes.programme(db, [centre], "hypertension", date(2025, 2, 1), TODAY)
+        assert built is not None
+        return stored, outcomes.monthly_by(data, "hypertension", lambda r: "")
+
+    with clock.frozen(at(9)):
+        outcome_months.rebuild(db, centre)  # the first build: 36 months
+    with clock.frozen(at(10)):
+        before, _ = figures()
+        registry.change_status(db, world["sub"], reg.id, "transferred", "迁往三明市区", date(2025, 3, 10))
+        db.flush()
+        stale, computed = figures()
+        assert stale == before and stale != computed  # the stored 2025 months still count the patient
+    with clock.frozen(at(11)):
+        outcome_months.rebuild(db, centre)  # the hourly job: back to March 2025, not only the last 13 months
+        stored, computed = figures()
+    assert stored == computed
+    march = [m.month for m in stored[""]].index("2025-03")
+    assert stored[""][march].registered == before[""][march].registered - 1
+    assert stored[""][march - 1].registered == before[""][march - 1].registered

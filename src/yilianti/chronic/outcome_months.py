@@ -50,7 +50,7 @@ def rebuild(db: Session, institution_id: int, months: int | None = None, today: 
     `REFRESH_MONTHS`) for each registry and stored grouping; the rows written. The whole institution's series is
     stored for every month, empty or not: a month is stored when it has that row."""
     day = today or clock.today_local()
-    n = months or (REFRESH_MONTHS if repository.has_outcome_months(db, institution_id) else FIRST_MONTHS)
+    n = months or _months_to_rebuild(db, institution_id, day)
     start, now = outcomes.month_first(day, n - 1), clock.now()
     written = 0
     for condition in repository.MEASURED:
@@ -69,6 +69,18 @@ def rebuild(db: Session, institution_id: int, months: int | None = None, today: 
         repository.replace_outcome_months(db, institution_id, condition, labels, rows)
         written += len(rows)
     return written
+
+
+def _months_to_rebuild(db: Session, institution_id: int, day: date) -> int:
+    """A first build: `FIRST_MONTHS`; then `REFRESH_MONTHS`, or back to the month of the earliest status change
+    recorded since the last build when one was dated further back (a registration counts by its status as of each
+    month's end, so a transfer dated two years back changes those months' figures)."""
+    built = repository.outcome_months_built(db, institution_id)
+    if built is None:
+        return FIRST_MONTHS
+    earliest = repository.earliest_status_change_since(db, institution_id, built)
+    back = 0 if earliest is None else (day.year - earliest.year) * 12 + day.month - earliest.month + 1
+    return max(REFRESH_MONTHS, back)
 
 
 def refresh(db: Session) -> int:

@@ -778,9 +778,18 @@ def institutions_with_registries(db: Session, conditions: tuple[str, ...] = MEAS
         ChronicRegistration.condition.in_(conditions)).distinct().order_by(ChronicRegistration.institution_id)))
 
 
-def has_outcome_months(db: Session, institution_id: int) -> bool:
-    return db.scalar(select(ChronicOutcomeMonth.id).where(ChronicOutcomeMonth.institution_id == institution_id)
-                     .limit(1)) is not None
+def outcome_months_built(db: Session, institution_id: int) -> datetime | None:
+    """When the institution's stored figures were last built (None: never)."""
+    return db.scalar(select(func.max(ChronicOutcomeMonth.computed_at))
+                     .where(ChronicOutcomeMonth.institution_id == institution_id))
+
+
+def earliest_status_change_since(db: Session, institution_id: int, since: datetime) -> date | None:
+    """The earliest effective day of the status changes recorded after `since` in the institution's hypertension
+    and diabetes registries (a change may be dated back to the enrolment)."""
+    r, e = ChronicRegistration, ChronicRegistrationEvent
+    return db.scalar(select(func.min(e.effective_on)).join(r, r.id == e.registration_id).where(
+        r.institution_id == institution_id, r.condition.in_(MEASURED), e.kind == "status", e.created_at > since))
 
 
 def replace_outcome_months(db: Session, institution_id: int, condition: str, months: list[str],
