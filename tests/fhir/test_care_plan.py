@@ -73,6 +73,41 @@ def test_fhirpy_searches_a_patients_care_plans(world: World) -> None:
     assert bad.status_code == 400 and validate(bad.json()).issue[0].code == "invalid"
 
 
+def test_an_ended_plan_has_its_end_and_date_searches_its_period(world: World) -> None:
+    """A plan transferred out ends on the day of the transfer (the registry's status history); `date` matches
+    when the period overlaps it (gt/lt the range above/below meets the period, sa/eb after/before it); the status
+    change is in meta.lastUpdated."""
+    from datetime import date, timedelta
+
+    from yilianti.chronic import registry
+    from yilianti.kit import clock
+
+    with world.factory() as db:
+        doctor = b.subject_for(db, b.user(db, db.get(Institution, world.township_id), "doctor"))
+        reg = chronic.enrol(db, doctor, world.patients["zhao"], "hypertension", enrolled_on=date(2026, 1, 10))
+        db.commit()
+        world.plans["ended"] = reg.id  # type: ignore[attr-defined]  # the export's plans (the tests run in any order)
+        before = world.get(f"/CarePlan/{reg.id}").json()
+        assert before["status"] == "active" and before["period"] == {"start": "2026-01-10"}
+        with clock.frozen(clock.now() + timedelta(minutes=5)):  # the change recorded later than the enrolment
+            registry.change_status(db, doctor, reg.id, "transferred", "迁居外县", date(2026, 3, 20))
+            db.commit()
+    client = world.fhirpy()
+    zhao = f"Patient/{world.patients['zhao']}"
+    [plan] = [p.serialize() for p in client.resources("CarePlan").search(patient=zhao, status="revoked").fetch()]
+    model = validate(plan)
+    assert plan["id"] == str(reg.id) and plan["period"] == {"start": "2026-01-10", "end": "2026-03-20"}
+    assert model.period.end is not None and plan["meta"]["lastUpdated"] > before["meta"]["lastUpdated"]
+    for value, found in (("2026-02", True), ("2026-03-20", True), ("2026-03-21", False), ("2025", False),
+                         ("2026-01", True), ("gt2026-03-01", True), ("gt2026-03-20", False), ("lt2026-01-10", False),
+                         ("lt2026-01-11", True), ("sa2025-12-31", True), ("sa2026-01-10", False),
+                         ("eb2026-03-21", True), ("eb2026-03-20", False), ("ne2026-06", True), ("ge2026-03-20", True)):
+        ids = [p["id"] for p in client.resources("CarePlan").search(patient=zhao, status="revoked", date=value).fetch()]
+        assert (ids == [str(reg.id)]) is found, value
+    # the plan still under care has no end: any later date overlaps it
+    assert len(client.resources("CarePlan").search(patient=zhao, status="active", date="2099-01-01").fetch()) == 1
+
+
 def test_a_plan_is_read_under_the_shared_record_rule_and_audited(world: World) -> None:
     pid = world.plans["zhao"]  # type: ignore[attr-defined]
     before = _audit_count(world, resource_type="chronic_registration", resource_id=str(pid), action="read")

@@ -769,6 +769,17 @@ def plan_parts(db: Session, registration_ids: list[int]) -> tuple[
     return regs, follow, teams, users
 
 
+def plan_events(db: Session, registration_ids: list[int]) -> dict[int, list[ChronicRegistrationEvent]]:
+    """For the FHIR CarePlans: each registration's status and TB phase changes, oldest first (its end, its
+    lastUpdated)."""
+    events: dict[int, list[ChronicRegistrationEvent]] = {i: [] for i in registration_ids}
+    e = ChronicRegistrationEvent
+    for row in db.scalars(select(e).where(e.registration_id.in_(registration_ids), e.kind.in_(("status", "phase")))
+                          .order_by(e.effective_on, e.id)):
+        events[row.registration_id].append(row)
+    return events
+
+
 # ------------------------------------------------------------------ stored monthly outcome figures
 
 

@@ -17,6 +17,7 @@ from yilianti.kit.i18n import label
 from yilianti.models.alliance import Alliance, Institution, Membership
 from yilianti.models.audit import AuditEvent
 from yilianti.models.chronic import ChronicFollowUp, ChronicRegistration
+from yilianti.models.chronic_registry import ChronicRegistrationEvent
 from yilianti.models.consultation import Consultation, ConsultationMessage
 from yilianti.models.diagnostics import DiagnosticOrder, LabObservation
 from yilianti.models.diagnostics import DiagnosticReport as DxReport
@@ -579,9 +580,14 @@ CHRONIC_CONDITION_SYSTEM = CODE_SYSTEM + "chronic-condition"
 
 
 def care_plan(reg: ChronicRegistration, follow_ups: list[ChronicFollowUp], institution: str, team: str | None,
-              doctor: str | None) -> dict[str, Any]:
+              doctor: str | None, events: list[ChronicRegistrationEvent]) -> dict[str, Any]:
+    """`events`: the registration's status and phase changes, oldest first. An ended plan (revoked: transferred or
+    deceased; completed: a TB treatment closed) ends on the day of the change that ended it."""
     status = "completed" if reg.condition == "tb" and reg.tb_phase == "completed" \
         else CARE_PLAN_STATUS.get(reg.status, "unknown")
+    ending = {("phase", "completed")} if status == "completed" else {("status", reg.status)} if status == "revoked" \
+        else set()
+    end = max((e.effective_on for e in events if (e.kind, e.to_value) in ending), default=None)
     condition = coding("chronic.condition", reg.condition, "chronic.condition")
     contained: list[dict[str, Any]] = [compact({
         "resourceType": "Condition", "id": "condition",
@@ -596,7 +602,8 @@ def care_plan(reg: ChronicRegistration, follow_ups: list[ChronicFollowUp], insti
             "subject": ref("Patient", reg.patient_id),
             "participant": [{"role": [{"text": "责任医生"}], "member": {"display": doctor}}] if doctor else None,
             "managingOrganization": [ref("Organization", reg.institution_id, institution)]}))
-    updated = max([reg.created_at, *(f.created_at for f in follow_ups), *(f.done_at for f in follow_ups if f.done_at)])
+    updated = max([reg.created_at, *(f.created_at for f in follow_ups), *(f.done_at for f in follow_ups if f.done_at),
+                   *(e.created_at for e in events)])
     activities = [{"detail": compact({
         "code": {"coding": [coding("chronic.reason", f.reason, "chronic.reason")]},
         "status": FOLLOW_UP_STATUS.get(f.status, "unknown"),
@@ -611,7 +618,7 @@ def care_plan(reg: ChronicRegistration, follow_ups: list[ChronicFollowUp], insti
         "category": [{"coding": [condition], "text": condition["display"]}],
         "title": f"{condition['display']}管理计划",
         "subject": ref("Patient", reg.patient_id),
-        "period": {"start": day(reg.enrolled_on)},
+        "period": compact({"start": day(reg.enrolled_on), "end": day(end) if end else None}),
         "created": instant(reg.created_at),
         "author": {"reference": "#team"} if team or doctor else ref("Organization", reg.institution_id, institution),
         "careTeam": [{"reference": "#team"}] if team or doctor else None,

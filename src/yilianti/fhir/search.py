@@ -169,6 +169,24 @@ def date_clause(column: Any, values: list[str], name: str, *, is_date: bool = Fa
     return or_(*parts)
 
 
+def period_matches(start: datetime, end: datetime | None, values: list[str], name: str) -> bool:
+    """A date parameter against a Period [start, end) (end None: still open), as FHIR searches a Period: eq (and
+    ap) when the period overlaps the value's range, gt/ge/lt/le when the range above/below the value meets the
+    period, sa when it starts after the value, eb when it ended before it; OR of the values."""
+    for raw in values:
+        m = _PREFIX.match(raw)
+        assert m is not None
+        prefix, text = m.group(1) or "eq", m.group(2)
+        lo_, hi_ = _range(text, name)
+        lo, hi = _as(lo_, True), _as(hi_, True)
+        overlaps = start < hi and (end is None or end > lo)
+        if {"eq": overlaps, "ap": overlaps, "ne": not overlaps, "gt": end is None or end > hi,
+            "ge": end is None or end > lo, "lt": start < lo, "le": start < hi, "sa": start >= hi,
+            "eb": end is not None and end <= lo}[prefix]:
+            return True
+    return False
+
+
 def string_clause(column: Any, modifier: str | None, values: list[str]) -> ColumnElement[bool]:
     if modifier == "exact":
         return or_(*(column == v for v in values))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
@@ -40,6 +40,7 @@ from yilianti.fhir.search import (
     date_matches,
     filters,
     ids_clause,
+    period_matches,
     reference,
     string_clause,
     token,
@@ -934,27 +935,33 @@ CARE_PLAN_PARAMS = {p.name: p for p in (
     Param("patient", "reference", "the patient (required: plans are read from the patient's record)"),
     Param("status", "token", "active | on-hold | revoked | completed"),
     Param("category", "token", "the registry: hypertension | diabetes_t2 | smi | tb"),
-    Param("date", "date", "when the plan started (the enrolment date), with prefixes"),
+    Param("date", "date", "the plan's period (enrolment to its end when transferred, deceased or closed; open while "
+          "under care) against the date, as FHIR searches a Period (eq: overlaps)"),
 )}
 
 
 def _care_plans(db: Session, ids: list[int]) -> list[Resource]:
     regs, follow_ups, teams, doctors = chronic_repo.plan_parts(db, ids)
+    events = chronic_repo.plan_events(db, list(regs))
     names = repository.names(db, Institution, {r.institution_id for r in regs.values()})
     return [mapping.care_plan(r, follow_ups[r.id], names.get(r.institution_id, ""), teams.get(r.team_id or 0),
-                              doctors.get(r.responsible_user_id or 0)) for i in ids if (r := regs.get(i))]
+                              doctors.get(r.responsible_user_id or 0), events[r.id]) for i in ids if (r := regs.get(i))]
 
 
-def _started(resource: Resource) -> Callable[[list[str]], bool]:
-    """The date check against the plan's start (its Beijing midnight)."""
-    return _when(datetime.combine(date.fromisoformat(resource["period"]["start"]), time(0), tzinfo=clock.SHANGHAI))
+def _in_period(resource: Resource) -> Callable[[list[str]], bool]:
+    """The date check against the plan's period: from its start's Beijing midnight to the midnight after its end."""
+    period = resource["period"]
+    start = datetime.combine(date.fromisoformat(period["start"]), time(0), tzinfo=clock.SHANGHAI)
+    end = datetime.combine(date.fromisoformat(period["end"]) + timedelta(days=1), time(0), tzinfo=clock.SHANGHAI) \
+        if "end" in period else None
+    return lambda values: period_matches(start, end, values, "date")
 
 
 def search_care_plans(db: Session, subject: Subject, q: Query) -> Found:
     plans = _care_plans(db, _record_ids(db, subject, q, chronic_record.KIND, "chronic_registration"))
     kept = [r for r in plans if _matches(q, {
         "status": _codes_in({r["status"]}), "category": _codes_in({c["code"] for c in r["category"][0]["coding"]}),
-        "date": _started(r)})]
+        "date": _in_period(r)})]
     return _page_of(kept, q)
 
 
