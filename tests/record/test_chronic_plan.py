@@ -78,3 +78,22 @@ def test_break_glass_reads_it_and_strangers_do_not(db):  # type: ignore[no-untyp
     view = record.shared_record(db, medic, p.id, ["chronic_plan"])
     assert [r for r, *_ in _plans(view)] == [f"chronic_registration:{reg.id}"]
     assert _last_read(db) == (outside.id, "break_glass", 1)
+
+
+def test_the_plans_link_is_shown_to_who_can_open_it(db, client):  # type: ignore[no-untyped-def]
+    """The entry links to the registry page, which opens for the managing institution only: the family-doctor
+    team at another institution reads the plan in the record without a link that would answer 404."""
+    w, p, reg = _setup(db)
+    team = chronic.create_team(db, w.d_county, "香河一队", None, [(w.d_county.user_id, "gp")])
+    chronic.sign_contract(db, w.d_county, team.id, p.id, "basic")
+    b.user(db, w.county, "doctor", username="county-fd")
+    b.user(db, w.township, "doctor", username="town-cd")
+    db.commit()
+    link = f'href="/chronic/registrations/{reg.id}"'
+    b.login(client, "county-fd")
+    page = client.get(f"/patients/{p.id}/record").text
+    assert "高血压（I10）" in page and link not in page
+    assert client.get(f"/chronic/registrations/{reg.id}").status_code == 404
+    b.login(client, "town-cd")
+    assert link in client.get(f"/patients/{p.id}/record").text
+    assert client.get(f"/chronic/registrations/{reg.id}").status_code == 200

@@ -6,6 +6,8 @@ institution and of the institutions of the family-doctor teams the patient has a
 (`chronic.repository.plan_rows`); any other member reads it as the shared record (`policy.entry_visible`:
 sharing consent with a care relationship or a grant including the shared record, or break-glass), audited with
 the record's read. The record's fast path builds its entries with `plan_entry` from the same statement.
+The entry's link opens the registry page, which only the managing institution's staff open
+(`registry.require_registration`): a family-doctor team at another institution reads the entry without it.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ def plan_entry(reg_id: int, at: datetime, institution_id: int, team_institution_
     return Entry(KIND, at, institution_id, ids_of(institution_id, team_institution_id, *family_doctors),
                  f"{CONDITIONS.get(condition, condition)}（{icd10}）", detail=f"下次随访 {due}" if due else "",
                  status=STATUSES.get(status, status), ref=f"chronic_registration:{reg_id}",
-                 link=f"/chronic/registrations/{reg_id}")
+                 link=f"/chronic/registrations/{reg_id}",
+                 link_institutions=frozenset({institution_id}))  # the registry page: registry.require_registration
 
 
 @source(KIND, "慢病管理计划")

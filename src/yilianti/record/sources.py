@@ -50,6 +50,9 @@ class Entry:
     ref: str = ""
     link: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    # the institutions whose staff the link opens for, when not every institution of the entry (the record page
+    # shows the link to those only)
+    link_institutions: frozenset[int] | None = None
 
 
 SourceFn = Callable[[Session, int, int], list[Entry]]
