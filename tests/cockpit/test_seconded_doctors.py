@@ -1,6 +1,7 @@
 """National indicator (4), 每万名常住人口中级以上职称医师派驻人数: the distinct doctors of intermediate title or above
-posted to members (the help sent down) ÷ the latest imported resident population × 10 000 — recounted here straight
-from the rows (assistance_record, membership, indicator_figure), by month and for the quarter."""
+the lead hospital posts to its grassroots members (牵头医院派驻基层) ÷ the latest imported resident population × 10 000
+— recounted here straight from the rows (assistance_record, membership, institution, indicator_figure), by month and
+for the quarter."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from tests import builders as b
 from yilianti.cockpit import assistance, drill, service
 from yilianti.exceptions import InvalidInput
 from yilianti.kit.listing import ListParams
-from yilianti.models.alliance import Institution
+from yilianti.models.alliance import Institution, Membership
 from yilianti.models.cockpit import AssistanceRecord
 
 Q1 = (date(2026, 1, 1), date(2026, 3, 31))
@@ -31,25 +32,28 @@ def _d(v):  # type: ignore[no-untyped-def]
 
 
 def _recount(db, aid: int, first: date, last: date) -> tuple[int, float]:  # type: ignore[no-untyped-def]
-    """Straight from the tables: distinct people among postings of 主治医师 and up that run some day in [first, last]
-    while both sides are members (membership rows read as they are), and the latest resident figure."""
+    """Straight from the tables: distinct people among postings of 主治医师 and up to a township health centre,
+    community health centre or station or village clinic that run some day in [first, last] while the sending side is
+    the alliance's lead and the receiving side a member (membership rows read as they are), and the latest resident
+    figure."""
     rows = db.execute(text("""
         SELECT r.practitioner_id, r.from_institution_id, r.person, r.start_date, r.end_date, r.from_institution_id,
                r.to_institution_id
-          FROM assistance_record r
-         WHERE r.alliance_id = :a AND r.kind = 'posting' AND r.title IN ('主任医师', '副主任医师', '主治医师')"""),
-                      {"a": aid}).all()
-    members = [(i, _d(j), _d(lft)) for i, j, lft in db.execute(
-        text("SELECT institution_id, joined_on, left_on FROM membership WHERE alliance_id = :a"), {"a": aid})]
+          FROM assistance_record r JOIN institution t ON t.id = r.to_institution_id
+         WHERE r.alliance_id = :a AND r.kind = 'posting' AND r.title IN ('主任医师', '副主任医师', '主治医师')
+           AND t.kind IN ('township', 'community_center', 'community_station', 'village')"""), {"a": aid}).all()
+    members = [(i, role, _d(j), _d(lft)) for i, role, j, lft in db.execute(
+        text("SELECT institution_id, role, joined_on, left_on FROM membership WHERE alliance_id = :a"), {"a": aid})]
 
-    def member(inst: int, day: date) -> bool:
-        return any(i == inst and (j is None or j <= day) and (lft is None or lft > day) for i, j, lft in members)
+    def member(inst: int, day: date, lead: bool = False) -> bool:
+        return any(i == inst and (role == "lead" or not lead) and (j is None or j <= day) and (lft is None or lft > day)
+                   for i, role, j, lft in members)
 
     people = set()
     for prac, frm, person, start, end, f, t in rows:
         day = max(_d(start), first)
         while day <= min(_d(end) or last, last):
-            if member(f, day) and member(t, day):
+            if member(f, day, lead=True) and member(t, day):
                 people.add(("p", prac) if prac else ("n", frm, person))
                 break
             day += timedelta(days=1)
@@ -63,17 +67,27 @@ def _recount(db, aid: int, first: date, last: date) -> tuple[int, float]:  # typ
 
 def test_seconded_doctors_per_10k_residents_recount_from_the_rows(db, world) -> None:  # type: ignore[no-untyped-def]
     aid, lead = world["alliance"].id, world["lead"].id
-    county = db.query(Institution).filter_by(name="涞源县医院").one().id
-    late = db.query(Institution).filter_by(name="易县医院").one().id  # a member from 2026-03-01
+    county = db.query(Institution).filter_by(name="涞源县医院").one().id  # a member, a county hospital: not grassroots
+    town = b.institution(db, "涞源县东团堡乡卫生院", kind="township", level=1)
+    late = b.institution(db, "易县高村乡卫生院", kind="township", level=1)  # a member from 2026-03-01
+    village = b.institution(db, "东团堡村卫生室", kind="village", level=None)
+    db.add_all([Membership(alliance_id=aid, institution_id=town.id, role="member"),
+                Membership(alliance_id=aid, institution_id=late.id, role="member", joined_on=date(2026, 3, 1)),
+                Membership(alliance_id=aid, institution_id=village.id, role="member")])
+    db.flush()
+    town_id, late_id, village_id = town.id, late.id, village.id
     prac = b.practitioner(db, world["lead"], "赵医生", "副主任医师").id
-    _post(db, aid, lead, county, "钱主任", "主任医师", date(2026, 1, 5), date(2026, 2, 10))
-    _post(db, aid, lead, county, "钱主任", "主任医师", date(2026, 3, 1))  # the same person again, still there: once
-    _post(db, aid, lead, late, "孙医生", "主治医师", date(2026, 2, 1), date(2026, 3, 31))  # counts from March only
-    _post(db, aid, lead, county, "李医生", "住院医师", date(2026, 1, 1), date(2026, 3, 31))  # below intermediate
-    _post(db, aid, lead, county, "赵医生", "副主任医师", date(2026, 1, 10), date(2026, 1, 20), practitioner=prac)
-    _post(db, aid, lead, county, "赵 医生", "副主任医师", date(2026, 2, 2), date(2026, 2, 9), practitioner=prac)
-    _post(db, aid, lead, county, "周主任", "主任医师", date(2026, 1, 8), kind="clinic")  # a clinic, not a posting
-    _post(db, aid, lead, county, "吴主任", "主任医师", date(2025, 6, 1), date(2025, 12, 31))  # before the quarter
+    _post(db, aid, lead, town_id, "钱主任", "主任医师", date(2026, 1, 5), date(2026, 2, 10))
+    _post(db, aid, lead, village_id, "钱主任", "主任医师", date(2026, 3, 1))  # the same person again, still there: once
+    _post(db, aid, lead, late_id, "孙医生", "主治医师", date(2026, 2, 1), date(2026, 3, 31))  # counts from March only
+    _post(db, aid, lead, town_id, "李医生", "住院医师", date(2026, 1, 1), date(2026, 3, 31))  # below intermediate
+    _post(db, aid, lead, town_id, "赵医生", "副主任医师", date(2026, 1, 10), date(2026, 1, 20), practitioner=prac)
+    _post(db, aid, lead, town_id, "赵 医生", "副主任医师", date(2026, 2, 2), date(2026, 2, 9), practitioner=prac)
+    _post(db, aid, lead, town_id, "周主任", "主任医师", date(2026, 1, 8), kind="clinic")  # a clinic, not a posting
+    _post(db, aid, lead, town_id, "吴主任", "主任医师", date(2025, 6, 1), date(2025, 12, 31))  # before the quarter
+    # not the lead posting to the grassroots (牵头医院派驻基层): to the county hospital, and from it to a township
+    _post(db, aid, lead, county, "郑主任", "主任医师", date(2026, 1, 5), date(2026, 3, 31))
+    _post(db, aid, county, town_id, "冯医生", "主治医师", date(2026, 1, 5), date(2026, 3, 31))
     db.flush()
     admin = b.subject_for(db, world["admin"])
     service.import_figures(db, admin, aid, [service.FigureIn("county.residents", date(2025, 1, 1), date(2025, 12, 31),
@@ -100,7 +114,7 @@ def test_seconded_doctors_per_10k_residents_recount_from_the_rows(db, world) -> 
     fig = service.compute(db, aid, *Q1, codes=[CODE])[0]
     assert fig.denominator == 52 and _recount(db, aid, *Q1)[1] == 520_000
     # a member filter: the population is the county's, not a member's
-    assert service.compute(db, aid, *Q1, codes=[CODE], member=county)[0].note == service.NOT_BY_MEMBER
+    assert service.compute(db, aid, *Q1, codes=[CODE], member=town_id)[0].note == service.NOT_BY_MEMBER
     # the drill-down lists the postings counted, each once, and the figure it divides by
     d = drill.drill(db, admin, world["alliance"], CODE, *Q1, member=None, department=None, measure=None,
                     lp=ListParams(per_page=100))

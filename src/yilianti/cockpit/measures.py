@@ -21,7 +21,7 @@ from yilianti.alliance.repository import memberships_of_alliance
 from yilianti.chronic.outcomes import follow_up_completion, patient_outcomes
 from yilianti.cockpit import repository
 from yilianti.kit import clock
-from yilianti.models.alliance import Membership
+from yilianti.models.alliance import MemberRole, Membership
 from yilianti.models.cockpit import AssistanceKind
 from yilianti.models.encounter import EncounterKind
 from yilianti.models.referral import Direction
@@ -72,6 +72,14 @@ class Scope:
 
     def member_on(self, institution_id: int | None, day: date) -> bool:
         return any(m.is_current(day) for m in self.memberships.get(institution_id or 0, ()))
+
+    def lead_on(self, institution_id: int | None, day: date) -> bool:
+        """The institution is a lead (牵头医院) of the alliance on the day."""
+        return any(m.role == MemberRole.lead and m.is_current(day) for m in self.memberships.get(institution_id or 0, ()))
+
+    def grassroots(self, institution_id: int | None) -> bool:
+        """The member institution is grassroots (基层: `Institution.is_grassroots`, by its kind)."""
+        return any(m.institution.is_grassroots for m in self.memberships.get(institution_id or 0, ()))
 
 
 def scope_of(db: Session, alliance_id: int, start: date, end: date) -> Scope:
@@ -306,19 +314,20 @@ def assistance_money(db: Session, scope: Scope) -> list[Event]:
 
 
 def assistance_seconded_doctors(db: Session, scope: Scope) -> list[Event]:
-    """National indicator (4)'s numerator: doctors of intermediate title or above (主治医师 and up) posted to a member
-    — an event per posting and month it runs in while both institutions are members, dated by its first such day;
-    the figure counts the distinct people (`who`: the practitioner when the record names one, else the sending
-    institution and the person's name), in the month and over the period."""
+    """National indicator (4)'s numerator: doctors of intermediate title or above (主治医师 and up) the lead posts to
+    the grassroots (牵头医院派驻基层: from an institution that is the alliance's lead on the day to a grassroots
+    member) — an event per posting and month it runs in while both hold, dated by its first such day; the figure
+    counts the distinct people (`who`: the practitioner when the record names one, else the sending institution and
+    the person's name), in the month and over the period."""
     out: list[Event] = []
     for r in repository.assistance_between(db, scope.alliance_id, scope.start, scope.end, AssistanceKind.posting):
-        if (r.title or "").strip() not in INTERMEDIATE_OR_ABOVE:
+        if (r.title or "").strip() not in INTERMEDIATE_OR_ABOVE or not scope.grassroots(r.to_institution_id):
             continue
         who = ("practitioner", r.practitioner_id) if r.practitioner_id else \
             ("person", r.from_institution_id, (r.person or "").strip())
         months: set[tuple[int, int]] = set()
         for day in _days(max(r.start_date, scope.start), min(r.end_date or max(r.start_date, scope.end), scope.end)):
-            if (day.year, day.month) not in months and scope.member_on(r.from_institution_id, day) \
+            if (day.year, day.month) not in months and scope.lead_on(r.from_institution_id, day) \
                     and scope.member_on(r.to_institution_id, day):
                 months.add((day.year, day.month))
                 out.append(Event(r.id, day, 1.0, "assistance_record", (r.from_institution_id, r.to_institution_id),
