@@ -54,3 +54,21 @@ def test_wall_screen_rotates_large_panels_and_figures_drill_down(live_server, pa
     page.wait_for_selector("#drill-rows")
     assert page.locator("#drill-rows tbody tr").count() >= 1
     _shot(page, "drill")
+
+
+def test_the_commission_s_county_cockpit_draws_grassroots_and_in_county_curves(live_server, page) -> None:  # type: ignore[no-untyped-def]
+    """The Langfang commission on a laptop (1366 px) opens its cockpit on a county alliance: the chart of national
+    (7) and (11) is drawn (a canvas), with both series and their target lines."""
+    live_server.seed(_seed)
+    base = live_server.url
+    page.set_viewport_size({"width": 1366, "height": 900})
+    login(page, base, "langfang-commission", loader.DEMO_PASSWORD)
+    page.goto(f"{base}/cockpit")
+    page.wait_for_selector("#chart-grassroots canvas")
+    page.locator("#chart-grassroots").scroll_into_view_if_needed()
+    page.wait_for_timeout(800)
+    option = page.evaluate("echarts.getInstanceByDom(document.getElementById('chart-grassroots')).getOption()")
+    assert [len([v for v in s["data"] if v is not None]) >= 10 for s in option["series"]] == [True, True]
+    assert all(s["markLine"]["data"] for s in option["series"])  # the targets, dashed
+    assert page.locator("#row-national-07_grassroots_visits").count() == 1
+    _shot(page, "grassroots")

@@ -40,7 +40,7 @@ def test_the_quarterly_report_holds_the_indicators_their_figures_and_charts(db, 
     compact = re.sub(r"\s+", "", text)
     # the indicators by their Chinese names, with the quarter's figures: 3 up, 1 down, 1/3 down-referral rate
     for name in ("医联体驾驶舱报告", "保定托管医联体", "2026年第1季度", "上转人次", "下转人次", "下转率（下转÷上转）",
-                 "号源下沉比例", "国家紧密型县域医共体监测指标", "双向转诊曲线"):
+                 "号源下沉比例", "国家紧密型县域医共体监测指标", "双向转诊曲线", "基层就诊与县域内住院"):
         assert name in compact, name
     assert re.search(r"上转人次\s*3\b", text) and re.search(r"下转人次\s*1\b", text)
     assert "33.3%" in text and "达标" in text
@@ -83,7 +83,8 @@ def test_wall_screen_is_full_screen_with_rotating_panels(db, client, world) -> N
     assert page.status_code == 200
     html = page.text
     assert 'class="wall"' in html and 'data-rotate="7"' in html and 'http-equiv="refresh"' in html
-    assert html.count('<section class="wall-panel') == 7  # the headline tiles, five charts, the national set
+    assert html.count('<section class="wall-panel') == 8  # the headline tiles, six charts (the grassroots one too), the national set
+    assert 'id="panel-chart-grassroots"' in html
     assert 'id="tile-referral-up"' in html and "main-nav" not in html  # no page chrome
     assert client.get(f"/cockpit/wall?alliance_id={aid}&rotate=1").text.count('data-rotate="5"') == 1  # at least 5 s
     assert f'/cockpit/wall?alliance_id={aid}' in client.get(f"/cockpit?alliance_id={aid}").text

@@ -195,3 +195,39 @@ def test_the_langfang_commission_sees_the_alliances_led_from_langfang(db) -> Non
         ",".join(str(i) for i in alliances_in_region(db, authority, clock.today_local())) or "0")))}
     assert {"xianghe-county", "guan-county", "langfang-chest-pain"} <= keys
     assert not keys & {"baoding-trusteeship", "tianjin-pediatric", "chaoyang-pediatric"}
+
+
+def test_the_commission_lands_on_a_county_cockpit_with_its_grassroots_and_in_county_curves(db, client) -> None:  # type: ignore[no-untyped-def]
+    """The Langfang commission's cockpit opens on a county alliance of its region: the chart 基层就诊与县域内住院
+    draws national (7) and (11) month by month (in percent) with their targets, the same numbers as the figures,
+    and the table behind the charts has both rows."""
+    import json
+    import re
+
+    from tests import builders as b
+    from yilianti.cockpit.display import fmt
+    from yilianti.cockpit.filters import period
+    from yilianti.demo import encounters, loader
+
+    b.login(client, "langfang-commission", loader.DEMO_PASSWORD)
+    page = client.get("/cockpit")
+    assert page.status_code == 200
+    key, aid = db.execute(text("SELECT key, id FROM alliance WHERE name = :n"), {"n": re.search(
+        r"<option value=\"\d+\" selected>([^<]+)</option>", page.text).group(1).strip()}).one()  # type: ignore[union-attr]
+    assert key in encounters.ALLIANCES  # a county alliance with the members' HIS data
+    s, e = period("", "")
+    figs = {f.indicator.code: f for f in service.compute(db, aid, s, e)}
+    data = json.loads(re.search(r'id="chart-grassroots-data">(.*?)</script>', page.text, re.S).group(1))  # type: ignore[union-attr]
+    codes = ["national.07_grassroots_visits", "national.11_inpatients_in_county"]
+    assert [x["code"] for x in data["series"]] == codes
+    assert data["months"] == list(figs[codes[0]].by_month)
+    for x in data["series"]:
+        f = figs[x["code"]]
+        assert x["data"] == [None if v is None else round(v * 100, 1) for v in f.by_month.values()]
+        assert x["target"] == f.target and f.target is not None  # the dashed line of the target
+        assert sum(1 for v in x["data"] if v) >= 10  # a year of curves, not zeros
+        row = re.search(rf'id="row-{x["code"].replace(".", "-")}">(.*?)</tr>', page.text, re.S).group(1)  # type: ignore[union-attr]
+        assert [fmt(v, "ratio") for v in f.by_month.values()] == re.findall(r">(—|[\d.]+%)<", row)[2:]
+    # the demo's shape: about half the visits at the grassroots (below the 65 % target), most stays in the county
+    assert all(30 < v < 65 for v in data["series"][0]["data"] if v is not None)
+    assert all(70 < v <= 100 for v in data["series"][1]["data"] if v is not None)

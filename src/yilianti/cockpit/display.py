@@ -10,7 +10,10 @@ CHARTS = (
     ("chart-centres", "远程诊断量与报告中位时长", ["centres.remote_reads", "centres.tat_median"]),
     ("chart-recognition", "结果互认率与节省费用", ["recognition.rate", "recognition.saved"]),
     ("chart-assistance", "帮扶：专家下沉人日与坐诊接诊人次", ["assistance.person_days", "assistance.patients"]),
+    ("chart-grassroots", "基层就诊与县域内住院", ["national.07_grassroots_visits", "national.11_inpatients_in_county"]),
 )
+# the indicators some chart draws: their rows are in the table of the numbers behind the charts
+CHARTED = frozenset(code for _cid, _title, codes in CHARTS for code in codes)
 GROUPS = (("referral", "双向转诊"), ("sinking", "资源下沉"), ("centres", "共享中心与远程医疗"),
           ("recognition", "结果互认"), ("assistance", "帮扶"))
 

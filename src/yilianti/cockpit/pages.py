@@ -21,7 +21,7 @@ from yilianti.alliance.repository import (
 from yilianti.auth.deps import DB, CurrentSubject, ReadDB
 from yilianti.authz.subject import Subject
 from yilianti.cockpit import assistance, drill, encounters, report, repository, service
-from yilianti.cockpit.display import CHARTS, GROUPS, fmt
+from yilianti.cockpit.display import CHARTED, CHARTS, GROUPS, fmt
 from yilianti.cockpit.filters import Focus, focus_of, month_start, period
 from yilianti.cockpit.service import Figure
 from yilianti.exceptions import AppError, InvalidInput, NotFound, request_locale
@@ -63,6 +63,7 @@ def _context(request: Request, db: Any, subject: Subject, alliance_id: str, star
             "focus": focus, "wall": False, "quarter": f"{e.year}-Q{(e.month - 1) // 3 + 1}",
             "figures": figures, "groups": GROUPS, "fmt": fmt, "months": service.months_between(s, e),
             "charts": [(cid, title, service.chart(figures, codes, locale)) for cid, title, codes in CHARTS],
+            "charted": CHARTED,
             "can_set": bool(alliance) and service.can_set_targets(subject, alliance.id) if alliance else False,
             "targets": repository.targets_of(db, alliance.id) if alliance else [],
             "can_enter": bool(alliance) and service.can_enter_figures(db, subject, alliance.id) if alliance else False,

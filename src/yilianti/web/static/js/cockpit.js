@@ -25,7 +25,7 @@
                  lineStyle: {width: wall ? 4 : 2}, symbolSize: wall ? 10 : 4};
       if (s.target !== null && s.target !== undefined) {
         var t = s.unit === 'ratio' ? Math.round(s.target * 1000) / 10 : s.target;
-        out.markLine = {symbol: 'none', lineStyle: {type: 'dashed'}, label: {fontSize: size, formatter: s.name + ' ' + t},
+        out.markLine = {symbol: 'none', lineStyle: {type: 'dashed'}, label: {fontSize: size, position: 'insideEndTop', formatter: s.name + ' ' + t + (s.unit === 'ratio' ? '%' : '')},
                         data: [{yAxis: t}]};
       }
       return out;
