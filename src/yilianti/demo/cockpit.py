@@ -2,6 +2,9 @@
 
 - The county-level supervisor — 廊坊市卫生健康委员会, a health authority of its own kind — and its account, which sees
   the cockpits of the alliances led from 廊坊 (香河, 固安, 霸州, 广阳, the chest-pain and stroke networks), no patient.
+  Its cockpit opens on the first of them by name, 固安县医共体: no referral history there (its referral curves are
+  zeros; 广阳's city alliance holds the region's referrals), but its members' HIS data and the register draw the
+  curves of national (7) and (11) (demo/encounters.py).
 - Three years of the Baoding trusteeship, made by driving the referral workflow's own services under a frozen
   clock (not numbers painted into tables): up-referrals 保定 → 北京儿童医院 rising while 保定 cannot yet treat
   what it sends, then falling as the experts posted there build its departments; down-referrals rising. With them
