@@ -131,9 +131,10 @@ def test_the_cockpit_reads_from_the_replica_and_says_how_stale_it_may_be(cluster
         replica = dbmod.replica_engine()
         assert replica is not None
         deadline = time.monotonic() + 30
-        while True:  # the replica has replayed the alliance
+        while True:  # the replica has replayed the schema (until then: no such table) and the alliance
             with replica.connect() as conn:
-                if conn.scalar(text("SELECT count(*) FROM alliance WHERE id = :a"), {"a": aid}):
+                replayed = conn.scalar(text("SELECT to_regclass('alliance') IS NOT NULL"))
+                if replayed and conn.scalar(text("SELECT count(*) FROM alliance WHERE id = :a"), {"a": aid}):
                     assert conn.scalar(text("SELECT pg_is_in_recovery()")) is True
                     break
             assert time.monotonic() < deadline, "the replica did not catch up in 30 s"
