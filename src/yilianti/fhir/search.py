@@ -118,7 +118,7 @@ def reference(value: str, type_: str) -> int | None:
     return int(tail[-1]) if digits(tail[-1]) and len(tail[-1]) < 16 else None
 
 
-_PREFIX = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb|ap)?(.*)$")
+_PREFIX = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb|ap)?(.*)$", re.DOTALL)  # any text: a line break is the date's 400
 YEARS = range(1800, 2201)  # dates a search may name: beyond them the arithmetic (a day later, UTC) overflows
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 
@@ -147,6 +147,13 @@ def _range(text: str, name: str) -> tuple[date, date] | tuple[datetime, datetime
     return at, at + timedelta(seconds=1)
 
 
+def _prefixed(raw: str) -> tuple[str, str]:
+    """A date parameter's comparison prefix (eq when none) and the rest, which _range then judges."""
+    m = _PREFIX.match(raw)
+    assert m is not None  # (.*) under DOTALL matches every text
+    return m.group(1) or "eq", m.group(2)
+
+
 def _as(value: date, instant: bool) -> Any:
     """A day as the column compares it: itself for a DATE, its Beijing midnight for an instant."""
     if isinstance(value, datetime):
@@ -158,9 +165,7 @@ def date_clause(column: Any, values: list[str], name: str, *, is_date: bool = Fa
     """OR of the values against a DATE column (`is_date`) or an instant (timezone-aware) column."""
     parts = []
     for raw in values:
-        m = _PREFIX.match(raw)
-        assert m is not None
-        prefix, text = m.group(1) or "eq", m.group(2)
+        prefix, text = _prefixed(raw)
         start, end = _range(text, name)
         lo, hi = _as(start, not is_date), _as(end, not is_date)
         parts.append({"eq": and_(column >= lo, column < hi), "ap": and_(column >= lo, column < hi),
@@ -174,9 +179,7 @@ def period_matches(start: datetime, end: datetime | None, values: list[str], nam
     ap) when the period overlaps the value's range, gt/ge/lt/le when the range above/below the value meets the
     period, sa when it starts after the value, eb when it ended before it; OR of the values."""
     for raw in values:
-        m = _PREFIX.match(raw)
-        assert m is not None
-        prefix, text = m.group(1) or "eq", m.group(2)
+        prefix, text = _prefixed(raw)
         lo_, hi_ = _range(text, name)
         lo, hi = _as(lo_, True), _as(hi_, True)
         overlaps = start < hi and (end is None or end > lo)
@@ -212,9 +215,7 @@ def date_matches(value: datetime | None, values: list[str], name: str) -> bool:
         return False
     at = clock.as_utc(value)
     for raw in values:
-        m = _PREFIX.match(raw)
-        assert m is not None
-        prefix, text = m.group(1) or "eq", m.group(2)
+        prefix, text = _prefixed(raw)
         start, end = _range(text, name)
         lo, hi = _as(start, True), _as(end, True)
         if {"eq": lo <= at < hi, "ap": lo <= at < hi, "ne": not lo <= at < hi, "gt": at >= hi, "sa": at >= hi,
