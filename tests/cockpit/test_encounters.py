@@ -4,7 +4,6 @@ same figures as the rows — for the alliance, a member and a department."""
 
 from __future__ import annotations
 
-import io
 import re
 from datetime import date
 
@@ -12,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests import builders as b
+from tests.cockpit.test_cockpit import _sheet
 from tests.cockpit.test_rollup import _figures, _same
 from yilianti.cockpit import rollup, service
 from yilianti.models.alliance import Institution, Membership
@@ -115,14 +115,6 @@ def test_the_drill_down_lists_the_stays_for_the_alliance_s_people_only(db, clien
 # ------------------------------------------------------------------------------------------ imports
 
 
-def _sheet(rows) -> bytes:  # type: ignore[no-untyped-def]
-    from openpyxl import Workbook
-    wb = Workbook()
-    for r in rows:
-        wb.active.append(r)
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()
 
 
 HEAD = ["就诊号", "类型", "就诊日期", "出院日期", "科室", "身份证号", "总费用（元）", "医保基金支付（元）", "中医"]

@@ -21,6 +21,7 @@ Who imports:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -191,22 +192,17 @@ def import_encounters(db: Session, subject: Subject, institution_id: int, rows: 
     owners = patients.identifier_owners(db, Authority.resident_id, [v for v in ids.values() if v])
     existing = {e.source_no: e for e in repository.encounters_numbered(db, institution_id, [r.source_no for r in rows])}
     out, now = Imported(), clock.now()
-    new: list[dict[str, Any]] = []
-    ids_of: list[int] = []
+    keyed = []
     for data in rows:
         patient = owners.get(ids.get(data.resident_id or "") or "")
         out.matched += patient is not None
         dept = (data.department or "").strip()[:64] or None
         values = {**_visit(data, subject.user_id, now), "department_name": dept,
                   "department_id": departments.get(dept or ""), "patient_id": patient, "tcm": bool(data.tcm)}
-        _store(existing.get(data.source_no), values, new, ids_of,
-               {"institution_id": institution_id, "source_no": data.source_no})
-    out.created, out.updated = len(new), len(rows) - len(new)
-    out.ids = sorted(ids_of + repository.insert_rows(db, Encounter, new))
-    audit.record(db, subject, "import", "encounter", id_span(out.ids),
-                 detail={"institution_id": institution_id, "rows": len(rows), "created": out.created,
-                         "updated": out.updated, "matched": out.matched})
-    return out
+        keyed.append((existing.get(data.source_no), values, {"institution_id": institution_id,
+                                                            "source_no": data.source_no}))
+    return _write(db, subject, Encounter, "encounter", keyed, out, {"institution_id": institution_id},
+                  lambda: {"matched": out.matched})
 
 
 def _resident_id(value: str) -> str | None:
@@ -235,6 +231,22 @@ def _store(row: Any, values: dict[str, Any], new: list[dict[str, Any]], ids_of: 
     ids_of.append(row.id)
 
 
+def _write(db: Session, subject: Subject, model: Any, resource: str,
+           keyed: list[tuple[Any, dict[str, Any], dict[str, Any]]], out: Imported, detail: dict[str, Any],
+           more: Callable[[], dict[str, Any]] = dict) -> Imported:
+    """Both imports' last step: each (existing row or None, values, key) updated in place or inserted in one
+    statement, then the batch audited once with what it did."""
+    new: list[dict[str, Any]] = []
+    ids_of: list[int] = []
+    for row, values, key in keyed:
+        _store(row, values, new, ids_of, key)
+    out.created, out.updated = len(new), len(keyed) - len(new)
+    out.ids = sorted(ids_of + repository.insert_rows(db, model, new))
+    audit.record(db, subject, "import", resource, id_span(out.ids),
+                 detail={**detail, "rows": len(keyed), "created": out.created, "updated": out.updated, **more()})
+    return out
+
+
 def import_register(db: Session, subject: Subject, alliance_id: int, rows: list[OutOfCountyIn]) -> Imported:
     """The out-of-county register of the alliance's residents, all or nothing, keyed by settlement number."""
     if not can_import_register(db, subject, alliance_id):
@@ -259,17 +271,9 @@ def import_register(db: Session, subject: Subject, alliance_id: int, rows: list[
     _raise(problems)
     existing = {v.settlement_no: v for v in repository.register_numbered(db, alliance_id,
                                                                          [r.settlement_no for r in rows])}
-    out, now = Imported(), clock.now()
-    new: list[dict[str, Any]] = []
-    ids_of: list[int] = []
-    for data in rows:
-        values = {**_visit(data, subject.user_id, now), "hospital": data.hospital,
-                  "home_institution_id": data.home_institution_id}
-        _store(existing.get(data.settlement_no), values, new, ids_of,
-               {"alliance_id": alliance_id, "settlement_no": data.settlement_no})
-    out.created, out.updated = len(new), len(rows) - len(new)
-    out.ids = sorted(ids_of + repository.insert_rows(db, OutOfCountyVisit, new))
-    audit.record(db, subject, "import", "out_of_county_visit", id_span(out.ids),
-                 detail={"alliance_id": alliance_id, "rows": len(rows), "created": out.created,
-                         "updated": out.updated})
-    return out
+    now = clock.now()
+    keyed = [(existing.get(data.settlement_no),
+              {**_visit(data, subject.user_id, now), "hospital": data.hospital,
+               "home_institution_id": data.home_institution_id},
+              {"alliance_id": alliance_id, "settlement_no": data.settlement_no}) for data in rows]
+    return _write(db, subject, OutOfCountyVisit, "out_of_county_visit", keyed, Imported(), {"alliance_id": alliance_id})
