@@ -62,7 +62,9 @@ def test_a_failed_referral_submit_keeps_every_value(live_server, browser, page) 
     assert page.input_value("#f-to_department_id") == str(seeded["dept"])
     assert page.url == url and page.input_value("#f-reason").startswith("喘息反复发作")
     assert page.input_value("#f-patient_id") == patient_id
-    # institution → departments: the other institution has none of these departments
+    # institution → departments: the other institution has none of these departments (once the choice's swap has
+    # settled: a select htmx has not yet processed sends no request on change)
+    settled(page)
     page.select_option("#f-to_institution_id", str(seeded["second"]))
     expect(page.locator("#f-to_department_id option")).to_have_count(1)
     settled(page)
